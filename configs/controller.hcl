@@ -1,0 +1,43 @@
+# regent-controller, one node of a three-node production cluster (node 1 of ctl1..ctl3).
+#   regent-controller server -config /etc/regent/controller.hcl   (see deploy/regent-controller.service)
+# Copy to each node and change node_id, the addresses and the certificate paths.
+# Every attribute is also a flag: node_id -> -node-id. Flags override this file.
+
+node_id  = "ctl1"
+data_dir = "/var/lib/regent"
+
+http_addr = "10.0.0.1:8080" # HTTPS API and /metrics
+raft_addr = "10.0.0.1:8300" # raft + leader forwarding, mutual TLS; must be reachable from peers
+dns_addr  = "10.0.0.1:53"   # authoritative DNS (the unit grants CAP_NET_BIND_SERVICE)
+
+# Forming the cluster: start ctl1 once with bootstrap = true (it becomes a one-node cluster),
+# then start ctl2 and ctl3 with `join` pointing at any running member's HTTP address.
+# bootstrap is ignored once the data dir holds raft state; keep join set on ctl2/ctl3.
+bootstrap = true
+# join    = "https://10.0.0.1:8080"
+
+# Shared secret a joining node presents; the same value on every node. Keep this file 0640 root:regent.
+cluster_token = "REPLACE-WITH-OUTPUT-OF: head -c32 /dev/urandom | base64"
+
+log_level = "info"
+log_json  = true
+
+# TLS for the HTTP API (clients, agents, regentctl).
+http_tls_cert = "/etc/regent/tls/ctl1-http.crt"
+http_tls_key  = "/etc/regent/tls/ctl1-http.key"
+
+# Mutual TLS between controller nodes: each node presents raft_tls_cert and requires a peer
+# certificate signed by raft_tls_ca.
+raft_tls_cert = "/etc/regent/tls/ctl1-raft.crt"
+raft_tls_key  = "/etc/regent/tls/ctl1-raft.key"
+raft_tls_ca   = "/etc/regent/tls/cluster-ca.crt"
+
+heartbeat_timeout    = "500ms"
+election_timeout     = "500ms"
+leader_lease_timeout = "250ms"
+
+# Autopilot-style cleanup: a server unreachable this long is removed from the raft configuration.
+dead_server_cleanup = "5m"
+
+# IPAM: how long a released address stays out of the free pool.
+keep_deallocated_ips_for = "48h"

@@ -1,0 +1,113 @@
+// Package api is the HTTP front of a controller node: routing, the request
+// pipeline (metrics, forwarding to the leader, authentication, body
+// decoding, errors), and the one generic list/read/create/update/delete path
+// that every CloudCIX-style service is registered through. The dialects live
+// in subpackages (membership, iaas, melange) that register their services
+// on an *API; the operator routes live here.
+package api
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/regentcloud/regent/controller/auth"
+	"github.com/regentcloud/regent/controller/cluster"
+	"github.com/regentcloud/regent/controller/state"
+)
+
+// Cluster is what the API needs of the raft layer.
+type Cluster interface {
+	NodeID() string
+	Apply(ctx context.Context, cmd []byte) (any, uint64, error)
+	IsLeader() bool
+	Leader() (id, raftAddr string)
+	WaitForLeader(ctx context.Context) (string, error)
+	VerifyLeader(ctx context.Context) error
+	LastContact() time.Duration
+	AppliedIndex() uint64
+	AddVoter(id, addr string) error
+	RemoveServer(id string) error
+	Servers() ([]cluster.Server, error)
+	SnapshotSave(ctx context.Context, w io.Writer) error
+	SnapshotRestore(ctx context.Context, r io.Reader, validate cluster.SnapshotValidator) error
+}
+
+// Config carries what the API needs besides the cluster and the store.
+type Config struct {
+	// ClusterToken authorises POST /v1/operator/join.
+	ClusterToken string
+	// ApplyTimeout bounds how long a write waits for a leader (default 5s).
+	ApplyTimeout time.Duration
+	// OpenAPI is the JSON rendering of pkg/api/openapi.yaml, served at /openapi.json.
+	OpenAPI []byte
+	// Now is the clock; tests may replace it.
+	Now func() time.Time
+	// ForwardTLS is the client TLS config for forwarding to a leader over HTTPS.
+	ForwardTLS *tls.Config
+	// Health reports extra health conditions for /healthz (nil = healthy).
+	Health func() error
+}
+
+// API is one node's HTTP handler.
+type API struct {
+	cfg     Config
+	cluster Cluster
+	store   *state.Store
+	log     hclog.Logger
+	perms   auth.Table
+	mux     *http.ServeMux
+	metrics *httpMetrics
+	proxy   *forwarder
+	reg     prometheus.Gatherer
+}
+
+// New builds the API and registers the core routes (operator, health,
+// metrics, OpenAPI). Services are added with Register.
+func New(cfg Config, c Cluster, store *state.Store, log hclog.Logger, reg *prometheus.Registry) *API {
+	if cfg.ApplyTimeout == 0 {
+		cfg.ApplyTimeout = 5 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	a := &API{cfg: cfg, cluster: c, store: store, log: log.Named("http"), perms: auth.Permissions(),
+		mux: http.NewServeMux(), reg: reg}
+	a.metrics = newHTTPMetrics(reg)
+	a.proxy = newForwarder(a)
+	a.registerCore()
+	return a
+}
+
+// Store returns the state store.
+func (a *API) Store() *state.Store { return a.store }
+
+// Now returns the API clock's time, in UTC.
+func (a *API) Now() time.Time { return a.cfg.Now().UTC() }
+
+// Permissions returns the permission table, for the matrix test and docs.
+func (a *API) Permissions() auth.Table { return a.perms }
+
+// Handle registers a route. pattern is a Go ServeMux pattern with a method;
+// a pattern ending in "/" is also registered without the slash.
+func (a *API) Handle(pattern string, h http.HandlerFunc) {
+	a.mux.HandleFunc(pattern, h)
+	if strings.HasSuffix(pattern, "/") && !strings.HasSuffix(pattern, "{$}") && strings.Count(pattern, "/") > 1 {
+		a.mux.HandleFunc(strings.TrimSuffix(pattern, "/"), h)
+	}
+}
+
+// Handler returns the complete HTTP handler of the node.
+func (a *API) Handler() http.Handler {
+	return a.proxy.wrap(a.mux)
+}
+
+// Authenticate resolves the request's token to a principal.
+func (a *API) Authenticate(r *http.Request) (*auth.Principal, error) {
+	return auth.Authenticate(a.store.Read(), auth.FromRequest(r), a.Now())
+}

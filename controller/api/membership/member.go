@@ -1,0 +1,64 @@
+package membership
+
+import (
+	"github.com/regentcloud/regent/controller/api"
+	"github.com/regentcloud/regent/controller/api/query"
+	"github.com/regentcloud/regent/controller/fsm"
+	"github.com/regentcloud/regent/controller/state"
+	wire "github.com/regentcloud/regent/pkg/api"
+)
+
+type memberInput struct {
+	Name        *string `json:"name"`
+	SelfManaged *bool   `json:"self_managed"`
+}
+
+func (in *memberInput) validate(q *api.Request, full bool) error {
+	fe := wire.FieldErrors{}
+	text(fe, q, "name", in.Name, full, 100, 101)
+	if in.SelfManaged != nil && !q.P.Global() {
+		return forbidden(q, 202, "Only global users may change self_managed.")
+	}
+	return fe.Err()
+}
+
+func registerMember(a *api.API) {
+	api.Register(a, api.Service[*wire.Member]{
+		App: "membership", Name: "member", Tables: []string{state.Members},
+		Query: query.Spec{Fields: fields(map[string]query.FieldType{"name": query.String, "self_managed": query.Bool}),
+			Ordering: []string{"id", "name", "created", "updated"}},
+		All: (*state.ReadTxn).MemberList,
+		Get: (*state.ReadTxn).Member,
+		Visible: func(q *api.Request, m *wire.Member) bool {
+			return q.P.Global() || m.ID == q.P.MemberID
+		},
+		Create: func(q *api.Request) (*fsm.Command, error) {
+			var in memberInput
+			if err := q.Decode(&in); err != nil {
+				return nil, err
+			}
+			if err := in.validate(q, true); err != nil {
+				return nil, err
+			}
+			m := &wire.Member{Name: *in.Name}
+			set(&m.SelfManaged, in.SelfManaged)
+			return q.Command(fsm.MemberCreateType, m)
+		},
+		Update: func(q *api.Request, cur *wire.Member, partial bool) (*fsm.Command, error) {
+			var in memberInput
+			if err := q.Decode(&in); err != nil {
+				return nil, err
+			}
+			if err := in.validate(q, !partial); err != nil {
+				return nil, err
+			}
+			m := *cur
+			set(&m.Name, in.Name)
+			set(&m.SelfManaged, in.SelfManaged)
+			return q.Command(fsm.MemberUpdateType, &m)
+		},
+		Delete: func(q *api.Request, cur *wire.Member) (*fsm.Command, error) {
+			return q.Command(fsm.MemberDeleteType, fsm.IDPayload{ID: cur.ID})
+		},
+	})
+}

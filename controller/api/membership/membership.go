@@ -1,0 +1,65 @@
+// Package membership serves the /membership/ services: members (tenants),
+// users, tokens and regions, through the generic service path of package api.
+package membership
+
+import (
+	"net/http"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/regentcloud/regent/controller/api"
+	"github.com/regentcloud/regent/controller/api/query"
+	wire "github.com/regentcloud/regent/pkg/api"
+)
+
+// Register adds the membership services to a.
+func Register(a *api.API) {
+	registerMember(a)
+	registerUser(a)
+	registerToken(a)
+	registerRegion(a)
+}
+
+var meta = map[string]query.FieldType{"id": query.Number, "created": query.Date, "updated": query.Date,
+	"created_index": query.Number, "modified_index": query.Number}
+
+func fields(extra map[string]query.FieldType) map[string]query.FieldType {
+	out := map[string]query.FieldType{}
+	for k, v := range meta {
+		out[k] = v
+	}
+	for k, v := range extra {
+		out[k] = v
+	}
+	return out
+}
+
+// text validates a required (on create and PUT) or optional string field.
+func text(fe wire.FieldErrors, q *api.Request, field string, v *string, required bool, max int, n int) {
+	if v == nil {
+		if required {
+			fe.Add(field, q.Code(n), "This field is required.")
+		}
+		return
+	}
+	*v = strings.TrimSpace(*v)
+	switch {
+	case required && *v == "":
+		fe.Add(field, q.Code(n), "This field may not be blank.")
+	case utf8.RuneCountInString(*v) > max:
+		fe.Add(field, q.Code(n), "Ensure this field has no more than %d characters.", max)
+	}
+}
+
+var usernameRE = regexp.MustCompile(`^[A-Za-z0-9@.+_-]+$`)
+
+func forbidden(q *api.Request, n int, format string, args ...any) error {
+	return wire.Errorf(http.StatusForbidden, q.Code(n), format, args...)
+}
+
+func set[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}

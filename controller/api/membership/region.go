@@ -1,0 +1,85 @@
+package membership
+
+import (
+	"github.com/regentcloud/regent/controller/api"
+	"github.com/regentcloud/regent/controller/api/query"
+	"github.com/regentcloud/regent/controller/auth"
+	"github.com/regentcloud/regent/controller/fsm"
+	"github.com/regentcloud/regent/controller/state"
+	wire "github.com/regentcloud/regent/pkg/api"
+)
+
+type regionInput struct {
+	Name      *string   `json:"name"`
+	Customers *[]uint64 `json:"customers"`
+}
+
+func (in *regionInput) validate(q *api.Request, full bool) error {
+	fe := wire.FieldErrors{}
+	text(fe, q, "name", in.Name, full, 100, 101)
+	if in.Customers != nil {
+		seen := map[uint64]bool{}
+		for _, c := range *in.Customers {
+			if seen[c] {
+				fe.Add("customers", q.Code(103), "Member %d is listed twice.", c)
+			}
+			seen[c] = true
+		}
+	}
+	return fe.Err()
+}
+
+func registerRegion(a *api.API) {
+	api.Register(a, api.Service[*wire.Region]{
+		App: "membership", Name: "region", Tables: []string{state.Regions},
+		Query: query.Spec{Fields: fields(map[string]query.FieldType{"name": query.String, "customers": query.Number}),
+			Ordering: []string{"id", "name", "created", "updated"}},
+		All: (*state.ReadTxn).RegionList,
+		Get: (*state.ReadTxn).Region,
+		Visible: func(q *api.Request, r *wire.Region) bool {
+			switch q.P.Role {
+			case auth.Global:
+				return true
+			case auth.Robot:
+				return r.ID == q.P.RegionID
+			}
+			for _, c := range r.Customers {
+				if c == q.P.MemberID {
+					return true
+				}
+			}
+			return false
+		},
+		Create: func(q *api.Request) (*fsm.Command, error) {
+			var in regionInput
+			if err := q.Decode(&in); err != nil {
+				return nil, err
+			}
+			if err := in.validate(q, true); err != nil {
+				return nil, err
+			}
+			r := &wire.Region{Name: *in.Name, Customers: []uint64{}}
+			set(&r.Customers, in.Customers)
+			return q.Command(fsm.RegionCreateType, r)
+		},
+		Update: func(q *api.Request, cur *wire.Region, partial bool) (*fsm.Command, error) {
+			var in regionInput
+			if err := q.Decode(&in); err != nil {
+				return nil, err
+			}
+			if err := in.validate(q, !partial); err != nil {
+				return nil, err
+			}
+			r := *cur
+			if !partial {
+				r.Customers = []uint64{}
+			}
+			set(&r.Name, in.Name)
+			set(&r.Customers, in.Customers)
+			return q.Command(fsm.RegionUpdateType, &r)
+		},
+		Delete: func(q *api.Request, cur *wire.Region) (*fsm.Command, error) {
+			return q.Command(fsm.RegionDeleteType, fsm.IDPayload{ID: cur.ID})
+		},
+	})
+}

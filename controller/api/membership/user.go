@@ -1,0 +1,134 @@
+package membership
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/regentcloud/regent/controller/api"
+	"github.com/regentcloud/regent/controller/api/query"
+	"github.com/regentcloud/regent/controller/auth"
+	"github.com/regentcloud/regent/controller/fsm"
+	"github.com/regentcloud/regent/controller/state"
+	wire "github.com/regentcloud/regent/pkg/api"
+)
+
+type userInput struct {
+	MemberID      *uint64 `json:"member_id"`
+	Username      *string `json:"username"`
+	Email         *string `json:"email"`
+	FirstName     *string `json:"first_name"`
+	Surname       *string `json:"surname"`
+	Administrator *bool   `json:"administrator"`
+	GlobalActive  *bool   `json:"global_active"`
+}
+
+func (in *userInput) validate(q *api.Request, full bool) error {
+	fe := wire.FieldErrors{}
+	text(fe, q, "username", in.Username, full, 150, 103)
+	if in.Username != nil && *in.Username != "" && !usernameRE.MatchString(*in.Username) {
+		fe.Add("username", q.Code(103), "Use letters, digits and @.+-_ only.")
+	}
+	text(fe, q, "email", in.Email, false, 254, 105)
+	if in.Email != nil && *in.Email != "" && !strings.Contains(*in.Email, "@") {
+		fe.Add("email", q.Code(105), "Enter a valid email address.")
+	}
+	text(fe, q, "first_name", in.FirstName, false, 100, 106)
+	text(fe, q, "surname", in.Surname, false, 100, 107)
+	return fe.Err()
+}
+
+// privileges enforces who may set the administrator and global_active flags.
+func (in *userInput) privileges(q *api.Request, memberID uint64, cur *wire.User) error {
+	if in.GlobalActive != nil && (cur == nil || *in.GlobalActive != cur.GlobalActive) {
+		if !q.P.Global() {
+			return forbidden(q, 203, "Only global users may set global_active.")
+		}
+		if *in.GlobalActive && memberID != wire.GlobalMemberID {
+			fe := wire.FieldErrors{}
+			fe.Add("global_active", q.Code(108), "Only users of the global member can be global.")
+			return fe.Err()
+		}
+	}
+	if in.Administrator != nil && (cur == nil || *in.Administrator != cur.Administrator) && q.P.Role == auth.User {
+		return forbidden(q, 204, "Only administrators may set administrator.")
+	}
+	return nil
+}
+
+func registerUser(a *api.API) {
+	api.Register(a, api.Service[*wire.User]{
+		App: "membership", Name: "user", Tables: []string{state.Users},
+		Query: query.Spec{Fields: fields(map[string]query.FieldType{"member_id": query.Number, "username": query.String,
+			"email": query.String, "first_name": query.String, "surname": query.String,
+			"administrator": query.Bool, "global_active": query.Bool}),
+			Ordering: []string{"id", "username", "member_id", "surname", "created", "updated"}},
+		All: (*state.ReadTxn).UserList,
+		Get: (*state.ReadTxn).User,
+		Visible: func(q *api.Request, u *wire.User) bool {
+			return q.P.Global() || u.MemberID == q.P.MemberID
+		},
+		Create: func(q *api.Request) (*fsm.Command, error) {
+			var in userInput
+			if err := q.Decode(&in); err != nil {
+				return nil, err
+			}
+			if err := in.validate(q, true); err != nil {
+				return nil, err
+			}
+			memberID := q.P.MemberID
+			if in.MemberID != nil {
+				memberID = *in.MemberID
+			}
+			if memberID != q.P.MemberID && !q.P.Global() {
+				return nil, forbidden(q, 202, "You may only create users in your own member.")
+			}
+			if err := in.privileges(q, memberID, nil); err != nil {
+				return nil, err
+			}
+			u := &wire.User{MemberID: memberID, Username: *in.Username}
+			set(&u.Email, in.Email)
+			set(&u.FirstName, in.FirstName)
+			set(&u.Surname, in.Surname)
+			set(&u.Administrator, in.Administrator)
+			set(&u.GlobalActive, in.GlobalActive)
+			return q.Command(fsm.UserCreateType, u)
+		},
+		Update: func(q *api.Request, cur *wire.User, partial bool) (*fsm.Command, error) {
+			if q.P.Role == auth.User && cur.ID != q.P.UserID {
+				return nil, forbidden(q, 202, "You may only update your own user.")
+			}
+			var in userInput
+			if err := q.Decode(&in); err != nil {
+				return nil, err
+			}
+			if err := in.validate(q, !partial); err != nil {
+				return nil, err
+			}
+			if in.MemberID != nil && *in.MemberID != cur.MemberID {
+				fe := wire.FieldErrors{}
+				fe.Add("member_id", q.Code(101), "A user cannot move to another member.")
+				return nil, fe.Err()
+			}
+			if err := in.privileges(q, cur.MemberID, cur); err != nil {
+				return nil, err
+			}
+			u := *cur
+			if !partial { // PUT: fields left out are cleared
+				u.Email, u.FirstName, u.Surname = "", "", ""
+			}
+			set(&u.Username, in.Username)
+			set(&u.Email, in.Email)
+			set(&u.FirstName, in.FirstName)
+			set(&u.Surname, in.Surname)
+			set(&u.Administrator, in.Administrator)
+			set(&u.GlobalActive, in.GlobalActive)
+			return q.Command(fsm.UserUpdateType, &u)
+		},
+		Delete: func(q *api.Request, cur *wire.User) (*fsm.Command, error) {
+			if cur.ID == q.P.UserID {
+				return nil, wire.Errorf(http.StatusBadRequest, q.Code(101), "You cannot delete your own user.")
+			}
+			return q.Command(fsm.UserDeleteType, fsm.IDPayload{ID: cur.ID})
+		},
+	})
+}

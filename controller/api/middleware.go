@@ -1,0 +1,291 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/regentcloud/regent/controller/cluster"
+	wire "github.com/regentcloud/regent/pkg/api"
+)
+
+// respWriter records the status for metrics, adds X-Regent-Index to every
+// response, and turns the mux's plain-text 404/405 into the JSON error shape.
+type respWriter struct {
+	http.ResponseWriter
+	a       *API
+	status  int
+	swallow bool
+}
+
+func (w *respWriter) WriteHeader(code int) {
+	if w.status != 0 {
+		return
+	}
+	w.status = code
+	h := w.Header()
+	if h.Get("X-Regent-Index") == "" {
+		h.Set("X-Regent-Index", strconv.FormatUint(w.a.cluster.AppliedIndex(), 10))
+	}
+	if (code == http.StatusNotFound || code == http.StatusMethodNotAllowed) && strings.HasPrefix(h.Get("Content-Type"), "text/plain") {
+		w.swallow = true
+		h.Del("X-Content-Type-Options")
+		e := &wire.Error{Status: code, ErrorCode: wire.CodeNotFoundRoute, Detail: "No such route."}
+		if code == http.StatusMethodNotAllowed {
+			e.ErrorCode, e.Detail = wire.CodeMethodNotAllowed, "Method not allowed on this route; allowed: "+h.Get("Allow")+"."
+		}
+		h.Set("Content-Type", "application/json")
+		w.ResponseWriter.WriteHeader(code)
+		body, _ := jsonMarshal(e)
+		w.ResponseWriter.Write(body)
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *respWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.swallow {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *respWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *respWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+type httpMetrics struct {
+	dur      *prometheus.HistogramVec
+	inflight prometheus.Gauge
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
+	m := &httpMetrics{
+		dur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "regent_http_request_duration_seconds",
+			Help:    "HTTP request latency by route pattern, method and status code.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route", "method", "code"}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "regent_http_requests_in_flight", Help: "HTTP requests being served.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.dur, m.inflight)
+	}
+	return m
+}
+
+func (m *httpMetrics) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		m.inflight.Inc()
+		rw, ok := w.(*respWriter)
+		if !ok {
+			panic("api: metrics must wrap the forwarder")
+		}
+		defer func() {
+			m.inflight.Dec()
+			route := r.Pattern
+			if route == "" {
+				route = "unmatched"
+				if rw.Header().Get("X-Regent-Forwarded-To") != "" {
+					route = "forwarded"
+				}
+			} else if i := strings.IndexByte(route, ' '); i >= 0 {
+				route = route[i+1:]
+			}
+			status := rw.status
+			if status == 0 {
+				status = http.StatusOK
+			}
+			m.dur.WithLabelValues(route, r.Method, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// forwarder sends requests that must be served by the leader to the leader.
+// Local: /healthz, /metrics, /openapi.json and GET/HEAD with ?stale=true.
+type forwarder struct {
+	a         *API
+	transport *http.Transport
+}
+
+func newForwarder(a *API) *forwarder {
+	return &forwarder{a: a, transport: &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        512,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+		TLSClientConfig:     a.cfg.ForwardTLS,
+	}}
+}
+
+func localOnly(r *http.Request) bool {
+	switch r.URL.Path {
+	case "/healthz", "/metrics", "/openapi.json":
+		return true
+	}
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		if v := r.URL.Query().Get("stale"); v == "true" || v == "1" {
+			return true
+		}
+	}
+	return false
+}
+
+const forwardedHeader = "X-Regent-Forwarded-By"
+
+func (f *forwarder) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w0 http.ResponseWriter, r *http.Request) {
+		w := &respWriter{ResponseWriter: w0, a: f.a}
+		if localOnly(r) {
+			if r.URL.Query().Get("stale") != "" {
+				f.staleHeaders(w)
+			}
+			f.a.metrics.wrap(next).ServeHTTP(w, r)
+			return
+		}
+		if f.a.cluster.IsLeader() {
+			if v := r.URL.Query().Get("consistent"); v == "true" || v == "1" {
+				if err := f.a.cluster.VerifyLeader(r.Context()); err != nil {
+					WriteError(w, noLeader("Leadership could not be verified: "+err.Error()))
+					return
+				}
+			}
+			f.a.metrics.wrap(next).ServeHTTP(w, r)
+			return
+		}
+		f.a.metrics.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			f.forward(w.(*respWriter), r)
+		})).ServeHTTP(w, r)
+	})
+}
+
+func (f *forwarder) staleHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("X-Regent-Last-Contact", strconv.FormatInt(f.a.cluster.LastContact().Milliseconds(), 10))
+	id, _ := f.a.cluster.Leader()
+	h.Set("X-Regent-Known-Leader", strconv.FormatBool(id != ""))
+}
+
+func noLeader(detail string) *wire.Error {
+	return &wire.Error{Status: http.StatusServiceUnavailable, ErrorCode: wire.CodeNoLeader, Detail: detail, RetryAfter: 1}
+}
+
+// leaderURL waits (bounded by ctx) for a leader other than this node and
+// returns its HTTP base URL; "" with nil error means this node is the leader.
+func (f *forwarder) leaderURL(ctx context.Context, avoid string) (string, error) {
+	for {
+		id, _ := f.a.cluster.Leader()
+		if id == f.a.cluster.NodeID() {
+			return "", nil
+		}
+		if id != "" && id != avoid {
+			if n, ok := f.a.store.Read().Node(id); ok && n.HTTPAddr != "" {
+				return n.HTTPAddr, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return "", noLeader("No leader is available: the cluster is electing one or has lost quorum. Retry shortly.")
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}
+
+func (f *forwarder) forward(w *respWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+	if err != nil {
+		WriteError(w, wire.Errorf(http.StatusRequestEntityTooLarge, wire.CodeBodyTooLarge, "The request body is larger than %d bytes.", MaxBodyBytes))
+		return
+	}
+	// The deadline bounds the wait for a leader only, not the request itself
+	// (a blocking query may legitimately take minutes).
+	deadline := time.Now().Add(f.a.cfg.ApplyTimeout)
+	avoid := ""
+	for {
+		ctx, cancel := context.WithDeadline(r.Context(), deadline)
+		base, err := f.leaderURL(ctx, avoid)
+		cancel()
+		if err != nil {
+			WriteError(w, err)
+			return
+		}
+		if base == "" { // we became the leader while waiting
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			f.a.mux.ServeHTTP(w, r)
+			return
+		}
+		if r.Header.Get(forwardedHeader) != "" {
+			WriteError(w, noLeader("Leadership is changing; retry shortly."))
+			return
+		}
+		resp, err := f.roundTrip(r, base, body)
+		if err != nil {
+			if isDialError(err) && time.Now().Before(deadline) {
+				// Nothing was sent: safe to try the next leader.
+				id, _ := f.a.cluster.Leader()
+				avoid = id
+				continue
+			}
+			f.a.log.Warn("forward to leader failed", "leader", base, "error", err)
+			WriteError(w, &wire.Error{Status: http.StatusServiceUnavailable, ErrorCode: wire.CodeForwardFailed,
+				Detail: "The request could not be completed by the leader; its outcome is unknown. Check, then retry.", RetryAfter: 1})
+			return
+		}
+		defer resp.Body.Close()
+		for k, vs := range resp.Header {
+			w.Header()[k] = vs
+		}
+		w.Header().Set("X-Regent-Forwarded-To", base)
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, bufio.NewReader(resp.Body))
+		return
+	}
+}
+
+func (f *forwarder) roundTrip(r *http.Request, base string, body []byte) (*http.Response, error) {
+	out, err := http.NewRequestWithContext(r.Context(), r.Method, strings.TrimSuffix(base, "/")+r.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	for k, vs := range r.Header {
+		out.Header[k] = vs
+	}
+	out.Header.Set(forwardedHeader, f.a.cluster.NodeID())
+	out.ContentLength = int64(len(body))
+	return f.transport.RoundTrip(out)
+}
+
+func isDialError(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// isNotLeader reports raft errors meaning the command was never submitted.
+func isNotLeader(err error) bool {
+	var nl *cluster.ErrNotLeader
+	return errors.As(err, &nl)
+}

@@ -1,0 +1,256 @@
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/regentcloud/regent/controller/auth"
+	"github.com/regentcloud/regent/controller/fsm"
+	"github.com/regentcloud/regent/controller/state"
+	wire "github.com/regentcloud/regent/pkg/api"
+)
+
+// MaxSnapshotBytes bounds an uploaded snapshot.
+const MaxSnapshotBytes = 4 << 30
+
+// JoinRequest is the body of POST /v1/operator/join.
+type JoinRequest struct {
+	NodeID       string `json:"node_id"`
+	RaftAddr     string `json:"raft_addr"`
+	HTTPAddr     string `json:"http_addr"`
+	ClusterToken string `json:"cluster_token,omitempty"`
+}
+
+// LeaderInfo is the body of GET /v1/operator/leader.
+type LeaderInfo struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr"`
+}
+
+func (a *API) registerCore() {
+	a.mux.HandleFunc("GET /healthz", a.healthz)
+	a.mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
+	a.mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(a.cfg.OpenAPI)
+	})
+	a.mux.HandleFunc("GET /v1/operator/members", a.route("regent", "operator", auth.List, a.members))
+	a.mux.HandleFunc("GET /v1/operator/leader", a.route("regent", "operator", auth.Read, a.leader))
+	a.mux.HandleFunc("DELETE /v1/operator/members/{id}", a.route("regent", "operator", auth.Delete, a.removeMember))
+	a.mux.HandleFunc("GET /v1/operator/snapshot", a.route("regent", "operator", auth.Read, a.snapshotSave))
+	a.mux.HandleFunc("PUT /v1/operator/snapshot", a.route("regent", "operator", auth.Update, a.snapshotRestore))
+	a.mux.HandleFunc("POST /v1/operator/join", a.join)
+}
+
+func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
+	id, _ := a.cluster.Leader()
+	status := http.StatusOK
+	body := map[string]any{"status": "ok", "node_id": a.cluster.NodeID(), "leader": id, "is_leader": a.cluster.IsLeader(),
+		"applied_index": a.cluster.AppliedIndex()}
+	if id == "" {
+		status, body["status"] = http.StatusServiceUnavailable, "no leader"
+	}
+	if a.cfg.Health != nil {
+		if err := a.cfg.Health(); err != nil {
+			status, body["status"] = http.StatusServiceUnavailable, err.Error()
+		}
+	}
+	WriteJSON(w, status, body)
+}
+
+func (a *API) members(q *Request) error {
+	servers, err := a.cluster.Servers()
+	if err != nil {
+		return &wire.Error{Status: http.StatusServiceUnavailable, ErrorCode: wire.CodeNoLeader, Detail: err.Error(), RetryAfter: 1}
+	}
+	out := make([]wire.ClusterMember, len(servers))
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		m := wire.ClusterMember{ID: s.ID, RaftAddr: s.Address, Suffrage: s.Suffrage, Leader: s.Leader}
+		if n, ok := q.Txn.Node(s.ID); ok {
+			m.HTTPAddr = n.HTTPAddr
+		}
+		out[i] = m
+		wg.Add(1)
+		go func(m *wire.ClusterMember) {
+			defer wg.Done()
+			m.Healthy = m.ID == a.cluster.NodeID() || a.probe(q, m.HTTPAddr)
+		}(&out[i])
+	}
+	wg.Wait()
+	WriteJSON(q.W, http.StatusOK, wire.Item[[]wire.ClusterMember]{Content: out})
+	return nil
+}
+
+// probe asks a peer's /healthz, briefly.
+func (a *API) probe(q *Request, base string) bool {
+	if base == "" {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(q.Context(), time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/healthz", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := a.proxy.transport.RoundTrip(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+func (a *API) leader(q *Request) error {
+	id, addr := a.cluster.Leader()
+	if id == "" {
+		return noLeader("There is no leader at the moment.")
+	}
+	info := LeaderInfo{ID: id, RaftAddr: addr}
+	if n, ok := q.Txn.Node(id); ok {
+		info.HTTPAddr = n.HTTPAddr
+	}
+	WriteJSON(q.W, http.StatusOK, wire.Item[LeaderInfo]{Content: info})
+	return nil
+}
+
+// join adds a node as a voter. It is authorised by the cluster token, not a
+// user token, because the joining node has no state yet.
+func (a *API) join(w http.ResponseWriter, r *http.Request) {
+	var req JoinRequest
+	if err := DecodeBody(r, &req); err != nil {
+		WriteError(w, err)
+		return
+	}
+	tok := r.Header.Get("X-Regent-Cluster-Token")
+	if tok == "" {
+		tok = req.ClusterToken
+	}
+	if a.cfg.ClusterToken == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(a.cfg.ClusterToken)) != 1 {
+		WriteError(w, wire.Errorf(http.StatusForbidden, "regent_operator_join_201", "The cluster token is missing or wrong."))
+		return
+	}
+	fe := wire.FieldErrors{}
+	if req.NodeID == "" {
+		fe.Add("node_id", "regent_operator_join_101", "This field is required.")
+	}
+	if !validHostPort(req.RaftAddr) {
+		fe.Add("raft_addr", "regent_operator_join_102", "Expected host:port with a routable host, got %q.", req.RaftAddr)
+	}
+	if !strings.HasPrefix(req.HTTPAddr, "http://") && !strings.HasPrefix(req.HTTPAddr, "https://") {
+		fe.Add("http_addr", "regent_operator_join_103", "Expected an http:// or https:// base URL, got %q.", req.HTTPAddr)
+	}
+	if err := fe.Err(); err != nil {
+		WriteError(w, err)
+		return
+	}
+	q := &Request{Request: r, W: w, API: a, P: &auth.Principal{}, App: "regent", Service: "operator", Action: "join"}
+	cmd, err := fsm.NewCommand(fsm.NodeUpsertType, a.Now(), fsm.Actor{}, &state.Node{ID: req.NodeID, RaftAddr: req.RaftAddr, HTTPAddr: req.HTTPAddr})
+	if err == nil {
+		_, _, err = a.Apply(q, cmd)
+	}
+	if err == nil {
+		err = a.cluster.AddVoter(req.NodeID, req.RaftAddr)
+	}
+	if err != nil {
+		a.writeErr(w, r, asUnavailable(err))
+		return
+	}
+	a.log.Info("node joined", "node_id", req.NodeID, "raft_addr", req.RaftAddr, "http_addr", req.HTTPAddr)
+	WriteJSON(w, http.StatusOK, wire.Item[JoinRequest]{Content: JoinRequest{NodeID: req.NodeID, RaftAddr: req.RaftAddr, HTTPAddr: req.HTTPAddr}})
+}
+
+func asUnavailable(err error) error {
+	var e *wire.Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return &wire.Error{Status: http.StatusServiceUnavailable, ErrorCode: wire.CodeNoLeader, Detail: err.Error(), RetryAfter: 1}
+}
+
+func validHostPort(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	return err == nil && host != "" && port != "" && host != "0.0.0.0" && host != "::"
+}
+
+func (a *API) removeMember(q *Request) error {
+	id := q.PathValue("id")
+	servers, err := a.cluster.Servers()
+	if err != nil {
+		return asUnavailable(err)
+	}
+	found := false
+	for _, s := range servers {
+		found = found || s.ID == id
+	}
+	if !found {
+		return wire.NotFound("regent_operator_delete_001")
+	}
+	if err := a.cluster.RemoveServer(id); err != nil {
+		return asUnavailable(err)
+	}
+	cmd, err := q.Command(fsm.NodeDeleteType, &state.Node{ID: id})
+	if err != nil {
+		return err
+	}
+	if _, index, err := a.Apply(q, cmd); err != nil {
+		return err
+	} else {
+		setIndex(q.W, index)
+	}
+	a.log.Info("node removed", "node_id", id)
+	q.W.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) snapshotSave(q *Request) error {
+	q.W.Header().Set("Content-Type", "application/octet-stream")
+	q.W.Header().Set("Content-Disposition", `attachment; filename="regent.snap"`)
+	// Stream into the response; a failure after the first byte can only be
+	// reported by cutting the stream, which the trailer check will catch.
+	pw := &lazyWriter{w: q.W}
+	if err := a.cluster.SnapshotSave(q.Context(), pw); err != nil {
+		if pw.started {
+			a.log.Error("snapshot save failed mid-stream", "error", err)
+			return nil
+		}
+		return asUnavailable(err)
+	}
+	return nil
+}
+
+type lazyWriter struct {
+	w       http.ResponseWriter
+	started bool
+}
+
+func (l *lazyWriter) Write(b []byte) (int, error) {
+	l.started = true
+	return l.w.Write(b)
+}
+
+func (a *API) snapshotRestore(q *Request) error {
+	body := http.MaxBytesReader(nil, q.Body, MaxSnapshotBytes)
+	err := a.cluster.SnapshotRestore(q.Context(), body, state.Validate)
+	if err != nil {
+		if errors.Is(err, state.ErrBadSnapshot) {
+			return wire.Errorf(http.StatusBadRequest, "regent_operator_snapshot_101", "The snapshot was refused and nothing changed: %v.", err)
+		}
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return wire.Errorf(http.StatusRequestEntityTooLarge, wire.CodeBodyTooLarge, "The snapshot is larger than %d bytes.", MaxSnapshotBytes)
+		}
+		return asUnavailable(err)
+	}
+	a.log.Info("snapshot restored")
+	WriteJSON(q.W, http.StatusOK, map[string]any{"content": map[string]any{"restored": true, "index": a.cluster.AppliedIndex()}})
+	return nil
+}

@@ -1,0 +1,134 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/regentcloud/regent/controller/fsm"
+	wire "github.com/regentcloud/regent/pkg/api"
+)
+
+// MaxBodyBytes is the largest request body accepted (413 above it).
+const MaxBodyBytes = 1 << 20
+
+func jsonMarshal(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	return append(b, '\n'), err
+}
+
+// WriteJSON writes v as the response body with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status, body = http.StatusInternalServerError, []byte(`{"detail":"The response could not be encoded.","error_code":"regent_internal_001"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(body, '\n'))
+}
+
+// WriteError writes err in the CloudCIX error shape. Errors that are not
+// *wire.Error are internal: logged by the caller and reported as 500.
+func WriteError(w http.ResponseWriter, err error) {
+	var e *wire.Error
+	if !errors.As(err, &e) {
+		e = &wire.Error{Status: http.StatusInternalServerError, ErrorCode: wire.CodeInternal, Detail: "Internal error."}
+	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
+	WriteJSON(w, e.Status, e)
+}
+
+// resultErr unwraps an FSM result.
+func resultErr(v any) (any, error) {
+	if r, ok := v.(fsm.Result); ok {
+		return r.Value, r.Err
+	}
+	return v, nil
+}
+
+// DecodeBody decodes a JSON object body into dst, strictly: unknown fields,
+// wrong types, trailing data and bodies over MaxBodyBytes are rejected with a
+// 4xx carrying an error_code.
+func DecodeBody(r *http.Request, dst any) error {
+	// The Content-Type is not checked: the body must be JSON whatever it says
+	// (curl -d sends form-urlencoded by default).
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return wire.Errorf(http.StatusRequestEntityTooLarge, wire.CodeBodyTooLarge, "The request body is larger than %d bytes.", MaxBodyBytes)
+		}
+		return wire.Errorf(http.StatusBadRequest, wire.CodeMalformedJSON, "The request body could not be read: %v.", err)
+	}
+	return decodeJSON(body, dst)
+}
+
+func decodeJSON(body []byte, dst any) error {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return wire.Errorf(http.StatusBadRequest, wire.CodeMalformedJSON, "The request body is empty: send a JSON object.")
+	}
+	if trimmed[0] != '{' {
+		return wire.Errorf(http.StatusBadRequest, wire.CodeMalformedJSON, "The request body must be a JSON object.")
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return jsonError(err)
+	}
+	if dec.More() {
+		return wire.Errorf(http.StatusBadRequest, wire.CodeMalformedJSON, "Malformed JSON: unexpected data after the object.")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return wire.Errorf(http.StatusBadRequest, wire.CodeMalformedJSON, "Malformed JSON: unexpected data after the object.")
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			field = "non_field_errors"
+		}
+		fe := wire.FieldErrors{}
+		fe.Add(field, wire.CodeWrongType, "Expected %s, got JSON %s.", describeType(typeErr.Type.String()), typeErr.Value)
+		return fe.Err()
+	case errors.As(err, &syntaxErr):
+		return wire.Errorf(http.StatusBadRequest, wire.CodeMalformedJSON, "Malformed JSON at byte %d: %v.", syntaxErr.Offset, err)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		fe := wire.FieldErrors{}
+		fe.Add(name, wire.CodeUnknownField, "Unknown field %q.", name)
+		return fe.Err()
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return wire.Errorf(http.StatusBadRequest, wire.CodeMalformedJSON, "Malformed JSON: the body ends early.")
+	}
+	return wire.Errorf(http.StatusBadRequest, wire.CodeMalformedJSON, "Malformed JSON: %v.", err)
+}
+
+func describeType(t string) string {
+	t = strings.TrimPrefix(t, "*")
+	switch {
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"), strings.HasPrefix(t, "float"):
+		return "a number"
+	case t == "string":
+		return "a string"
+	case t == "bool":
+		return "a boolean"
+	}
+	return fmt.Sprintf("a %s", t)
+}

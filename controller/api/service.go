@@ -1,0 +1,335 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/regentcloud/regent/controller/api/query"
+	"github.com/regentcloud/regent/controller/auth"
+	"github.com/regentcloud/regent/controller/cluster"
+	"github.com/regentcloud/regent/controller/fsm"
+	"github.com/regentcloud/regent/controller/state"
+	wire "github.com/regentcloud/regent/pkg/api"
+)
+
+// Request is one authenticated API request as a service sees it.
+type Request struct {
+	*http.Request
+	W   http.ResponseWriter
+	API *API
+	// P is the caller.
+	P *auth.Principal
+	// Txn is a consistent read view taken after authentication.
+	Txn *state.ReadTxn
+	// Service and Action name the route, for error codes.
+	App, Service string
+	Action       auth.Action
+	// Created, when a Create function sets it, renders the created object
+	// instead of the service's View (a token's secret is shown only then).
+	Created func(any) any
+}
+
+// Code builds a CloudCIX error code for this route: <app>_<service>_<method>_<nnn>.
+func (q *Request) Code(n int) string {
+	return fmt.Sprintf("%s_%s_%s_%03d", q.App, q.Service, q.Action, n)
+}
+
+// Decode reads the JSON body strictly into dst.
+func (q *Request) Decode(dst any) error { return DecodeBody(q.Request, dst) }
+
+// Command builds a replicated command stamped with the leader's clock and
+// the caller's identity.
+func (q *Request) Command(t fsm.MessageType, payload any) (*fsm.Command, error) {
+	actor := fsm.Actor{TokenID: q.P.TokenID, UserID: q.P.UserID, MemberID: q.P.MemberID}
+	return fsm.NewCommand(t, q.API.Now(), actor, payload)
+}
+
+// Service describes a CloudCIX-style service over stored objects of type T.
+// Register turns it into list, create, read, update and delete routes that
+// share authentication, permissions, filtering, paging, the envelope,
+// blocking queries, compare-and-swap updates and error handling.
+type Service[T wire.Object] struct {
+	App, Name string
+	// Tables drive X-Regent-Index and blocking queries.
+	Tables []string
+	// Query declares the searchable fields and allowed orderings.
+	Query query.Spec
+	All   func(*state.ReadTxn) []T
+	Get   func(*state.ReadTxn, uint64) (T, bool)
+	// Visible hides other members' objects (they are 404); nil shows all.
+	Visible func(*Request, T) bool
+	// View projects a stored object to its response form; nil sends T.
+	View func(T) any
+	// Create, Update and Delete validate the request and build the command;
+	// a nil function means the route does not exist.
+	Create func(*Request) (*fsm.Command, error)
+	Update func(q *Request, cur T, partial bool) (*fsm.Command, error)
+	Delete func(q *Request, cur T) (*fsm.Command, error)
+}
+
+// Register adds the routes of s under /<app>/<name>/.
+func Register[T wire.Object](a *API, s Service[T]) {
+	base := "/" + s.App + "/" + s.Name + "/"
+	if s.View == nil {
+		s.View = func(v T) any { return v }
+	}
+	a.Handle("GET "+base+"{$}", a.route(s.App, s.Name, auth.List, func(q *Request) error { return s.list(q) }))
+	a.Handle("GET "+base+"{id}/", a.route(s.App, s.Name, auth.Read, func(q *Request) error { return s.read(q) }))
+	if s.Create != nil {
+		a.Handle("POST "+base+"{$}", a.route(s.App, s.Name, auth.Create, func(q *Request) error { return s.create(q) }))
+	}
+	if s.Update != nil {
+		a.Handle("PUT "+base+"{id}/", a.route(s.App, s.Name, auth.Update, func(q *Request) error { return s.update(q, false) }))
+		a.Handle("PATCH "+base+"{id}/", a.route(s.App, s.Name, auth.Update, func(q *Request) error { return s.update(q, true) }))
+	}
+	if s.Delete != nil {
+		a.Handle("DELETE "+base+"{id}/", a.route(s.App, s.Name, auth.Delete, func(q *Request) error { return s.del(q) }))
+	}
+}
+
+// route authenticates, checks the permission table and runs fn; an error
+// returned by fn is written in the CloudCIX shape.
+func (a *API) route(app, service string, action auth.Action, fn func(*Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		q, err := a.newRequest(w, r, app, service, action)
+		if err == nil {
+			err = fn(q)
+		}
+		if err != nil {
+			a.writeErr(w, r, err)
+		}
+	}
+}
+
+func (a *API) newRequest(w http.ResponseWriter, r *http.Request, app, service string, action auth.Action) (*Request, error) {
+	p, err := a.Authenticate(r)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.perms.Check(p, app, service, action); err != nil {
+		return nil, err
+	}
+	return &Request{Request: r, W: w, API: a, P: p, Txn: a.store.Read(), App: app, Service: service, Action: action}, nil
+}
+
+func (a *API) writeErr(w http.ResponseWriter, r *http.Request, err error) {
+	var e *wire.Error
+	if !errors.As(err, &e) {
+		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+	}
+	WriteError(w, err)
+}
+
+// Apply replicates cmd and returns the FSM's result and the raft index.
+func (a *API) Apply(q *Request, cmd *fsm.Command) (any, uint64, error) {
+	data, err := cmd.Encode()
+	if err != nil {
+		return nil, 0, err
+	}
+	resp, index, err := a.cluster.Apply(q.Context(), data)
+	if err != nil {
+		switch {
+		case isNotLeader(err), errors.Is(err, cluster.ErrLeadershipTransferInProgress):
+			return nil, 0, noLeader("Leadership moved to another node before the write was submitted; retry.")
+		case errors.Is(err, cluster.ErrNoLeader):
+			return nil, 0, noLeader("No leader is available: the cluster is electing one or has lost quorum. Retry shortly.")
+		case errors.Is(err, cluster.ErrLeadershipLost):
+			return nil, 0, &wire.Error{Status: http.StatusServiceUnavailable, ErrorCode: wire.CodeForwardFailed,
+				Detail: "Leadership was lost while the write was being committed; its outcome is unknown. Check, then retry.", RetryAfter: 1}
+		}
+		return nil, 0, &wire.Error{Status: http.StatusServiceUnavailable, ErrorCode: wire.CodeNoLeader,
+			Detail: "The write could not be committed: " + err.Error(), RetryAfter: 1}
+	}
+	v, err := resultErr(resp)
+	return v, index, err
+}
+
+func setIndex(w http.ResponseWriter, index uint64) {
+	w.Header().Set("X-Regent-Index", strconv.FormatUint(index, 10))
+}
+
+// Blocking waits, for ?index=N&wait=D, until the tables pass index N, and
+// then refreshes q.Txn. Without ?index it returns at once.
+func (q *Request) Blocking(tables ...string) error {
+	raw := q.URL.Query().Get("index")
+	if raw == "" {
+		return nil
+	}
+	min, err := strconv.ParseUint(raw, 10, 64)
+	if err != nil {
+		return wire.Errorf(http.StatusBadRequest, wire.CodeBadQuery, "index must be a non-negative integer, got %q.", raw)
+	}
+	wait := 5 * time.Minute
+	if w := q.URL.Query().Get("wait"); w != "" {
+		d, err := time.ParseDuration(w)
+		if err != nil || d < 0 {
+			return wire.Errorf(http.StatusBadRequest, wire.CodeBadQuery, "wait must be a duration such as 30s or 5m, got %q.", w)
+		}
+		wait = min2(d, 10*time.Minute)
+	}
+	ctx, cancel := context.WithTimeout(q.Context(), wait)
+	defer cancel()
+	q.API.store.Wait(ctx, min, tables...)
+	q.Txn = q.API.store.Read()
+	return nil
+}
+
+func min2(a, b time.Duration) time.Duration {
+	if a < b {
+		return a
+	}
+	return b
+}
+
+func (s *Service[T]) visible(q *Request, v T) bool { return s.Visible == nil || s.Visible(q, v) }
+
+func (s *Service[T]) list(q *Request) error {
+	if err := q.Blocking(s.Tables...); err != nil {
+		return err
+	}
+	var items []T
+	for _, v := range s.All(q.Txn) {
+		if s.visible(q, v) {
+			items = append(items, v)
+		}
+	}
+	qry := query.Parse(s.Query, q.URL.Query())
+	page, total := query.Apply(qry, items)
+	out := make([]any, 0, len(page))
+	for _, v := range page {
+		out = append(out, s.View(v))
+	}
+	w := q.W
+	setIndex(w, q.Txn.MaxIndex(s.Tables...))
+	warnings := qry.Warnings
+	if warnings == nil {
+		warnings = []string{}
+	}
+	WriteJSON(w, http.StatusOK, wire.List[any]{Content: out, Metadata: wire.ListMetadata{
+		Page: qry.Page, Limit: qry.Limit, Order: qry.Order, TotalRecords: total, Warnings: warnings}})
+	return nil
+}
+
+// lookup finds the object named by the {id} path value, or 404.
+func (s *Service[T]) lookup(q *Request) (T, error) {
+	var zero T
+	id, err := strconv.ParseUint(q.PathValue("id"), 10, 64)
+	if err == nil {
+		if v, ok := s.Get(q.Txn, id); ok && s.visible(q, v) {
+			return v, nil
+		}
+	}
+	return zero, wire.NotFound(q.Code(1))
+}
+
+func (s *Service[T]) read(q *Request) error {
+	if err := q.Blocking(s.Tables...); err != nil {
+		return err
+	}
+	v, err := s.lookup(q)
+	if err != nil {
+		return err
+	}
+	w := q.W
+	setIndex(w, v.GetMeta().ModifiedIndex)
+	w.Header().Set("ETag", strconv.Quote(strconv.FormatUint(v.GetMeta().ModifiedIndex, 10)))
+	WriteJSON(w, http.StatusOK, wire.Item[any]{Content: s.View(v)})
+	return nil
+}
+
+func (s *Service[T]) create(q *Request) error {
+	cmd, err := s.Create(q)
+	if err != nil {
+		return err
+	}
+	v, index, err := q.API.Apply(q, cmd)
+	if err != nil {
+		return err
+	}
+	w := q.W
+	setIndex(w, index)
+	view := s.View(v.(T))
+	if q.Created != nil {
+		view = q.Created(v)
+	}
+	WriteJSON(w, http.StatusCreated, wire.Item[any]{Content: view})
+	return nil
+}
+
+// update retries on a concurrent modification unless the client asked for
+// compare-and-swap itself with If-Match.
+func (s *Service[T]) update(q *Request, partial bool) error {
+	ifMatch, err := parseIfMatch(q.Request)
+	if err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		cur, err := s.lookup(q)
+		if err != nil {
+			return err
+		}
+		cmd, err := s.Update(q, cur, partial)
+		if err != nil {
+			return err
+		}
+		cmd.Expect = cur.GetMeta().ModifiedIndex
+		if ifMatch != 0 {
+			cmd.Expect = ifMatch
+		}
+		v, index, err := q.API.Apply(q, cmd)
+		var e *wire.Error
+		if err != nil && ifMatch == 0 && attempt < 5 && errors.As(err, &e) && e.Status == http.StatusConflict && e.ErrorCode == q.Code(2) {
+			q.Txn = q.API.store.Read()
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		w := q.W
+		setIndex(w, index)
+		WriteJSON(w, http.StatusOK, wire.Item[any]{Content: s.View(v.(T))})
+		return nil
+	}
+}
+
+func parseIfMatch(r *http.Request) (uint64, error) {
+	h := r.Header.Get("If-Match")
+	if h == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(trimQuotes(h), 10, 64)
+	if err != nil {
+		return 0, wire.Errorf(http.StatusBadRequest, wire.CodeBadQuery, "If-Match must be the object's modified_index, got %q.", h)
+	}
+	return n, nil
+}
+
+func trimQuotes(s string) string {
+	if u, err := strconv.Unquote(s); err == nil {
+		return u
+	}
+	return s
+}
+
+func (s *Service[T]) del(q *Request) error {
+	cur, err := s.lookup(q)
+	if err != nil {
+		return err
+	}
+	cmd, err := s.Delete(q, cur)
+	if err != nil {
+		return err
+	}
+	_, index, err := q.API.Apply(q, cmd)
+	if err != nil {
+		return err
+	}
+	w := q.W
+	setIndex(w, index)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,132 @@
+// Package auth turns an API token into a Principal and decides what a
+// principal may do. Tokens are random secrets; the store keeps only their
+// SHA-256. Permissions are a table (see Table) keyed by service and action,
+// plus per-object visibility rules: another member's object is not found,
+// never forbidden with details.
+package auth
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/hex"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/regentcloud/regent/controller/state"
+	"github.com/regentcloud/regent/pkg/api"
+)
+
+// Role is what a principal is, for the permission table.
+type Role int
+
+// Roles, from most to least powerful. A member admin and a member user of
+// another member than an object's owner see that object as missing.
+const (
+	None Role = iota
+	Global
+	Admin
+	User
+	Robot
+)
+
+func (r Role) String() string {
+	switch r {
+	case Global:
+		return "global"
+	case Admin:
+		return "admin"
+	case User:
+		return "user"
+	case Robot:
+		return "robot"
+	}
+	return "none"
+}
+
+// Principal is the authenticated caller.
+type Principal struct {
+	Role     Role
+	TokenID  uint64
+	UserID   uint64
+	MemberID uint64
+	// RegionID and ServerID bind robot tokens.
+	RegionID uint64
+	ServerID uint64
+}
+
+// Global reports whether the caller acts for the whole region.
+func (p *Principal) Global() bool { return p != nil && p.Role == Global }
+
+// SecretPrefix starts every token secret, so that leaked tokens are easy to grep for.
+const SecretPrefix = "rgt_"
+
+// NewSecret returns a fresh random token secret (160 bits).
+func NewSecret() (string, error) {
+	b := make([]byte, 20)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return SecretPrefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)), nil
+}
+
+// Hash is the stored form of a secret.
+func Hash(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// Prefix is the part of a secret shown in listings.
+func Prefix(secret string) string {
+	if len(secret) > len(SecretPrefix)+4 {
+		return secret[:len(SecretPrefix)+4]
+	}
+	return secret
+}
+
+// FromRequest extracts the token from X-Auth-Token or Authorization: Bearer.
+func FromRequest(r *http.Request) string {
+	if t := r.Header.Get("X-Auth-Token"); t != "" {
+		return strings.TrimSpace(t)
+	}
+	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// Authenticate resolves a secret against the state.
+func Authenticate(rt *state.ReadTxn, secret string, now time.Time) (*Principal, error) {
+	if secret == "" {
+		return nil, &api.Error{Status: http.StatusUnauthorized, ErrorCode: api.CodeAuthMissing,
+			Detail: "Authentication credentials were not provided: send X-Auth-Token or Authorization: Bearer."}
+	}
+	invalid := &api.Error{Status: http.StatusUnauthorized, ErrorCode: api.CodeAuthInvalid,
+		Detail: "The token is invalid, revoked or expired."}
+	tok, ok := rt.TokenByHash(Hash(secret))
+	if !ok {
+		return nil, invalid
+	}
+	if tok.Expires != "" {
+		if exp, err := time.Parse(time.RFC3339, tok.Expires); err == nil && now.After(exp) {
+			return nil, invalid
+		}
+	}
+	u, ok := rt.User(tok.UserID)
+	if !ok {
+		return nil, invalid
+	}
+	p := &Principal{TokenID: tok.ID, UserID: u.ID, MemberID: u.MemberID}
+	switch {
+	case tok.Kind == api.TokenKindRobot:
+		p.Role, p.RegionID, p.ServerID = Robot, tok.RegionID, tok.ServerID
+	case u.MemberID == api.GlobalMemberID && u.GlobalActive:
+		p.Role = Global
+	case u.Administrator:
+		p.Role = Admin
+	default:
+		p.Role = User
+	}
+	return p, nil
+}

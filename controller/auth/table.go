@@ -1,0 +1,49 @@
+package auth
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/regentcloud/regent/pkg/api"
+)
+
+// Action is what a route does to a service.
+type Action string
+
+// Actions.
+const (
+	List   Action = "list"
+	Read   Action = "read"
+	Create Action = "create"
+	Update Action = "update"
+	Delete Action = "delete"
+)
+
+// Table says which roles may perform each action on each service. A role not
+// listed gets 403; visibility of single objects is decided by the service.
+type Table map[string]map[Action][]Role
+
+// Permissions is the permission table of every route of the API. It is data,
+// tested as a matrix; services add their rows as they are written.
+func Permissions() Table {
+	all := []Role{Global, Admin, User}
+	return Table{
+		"member": {List: all, Read: all, Create: {Global}, Update: {Global, Admin}, Delete: {Global}},
+		"user":   {List: all, Read: all, Create: {Global, Admin}, Update: all, Delete: {Global, Admin}},
+		"token":  {List: all, Read: all, Create: all, Delete: all},
+		"region": {List: {Global, Admin, User, Robot}, Read: {Global, Admin, User, Robot}, Create: {Global}, Update: {Global}, Delete: {Global}},
+		// operator routes: cluster administration, global users only
+		"operator": {List: {Global}, Read: {Global}, Create: {Global}, Update: {Global}, Delete: {Global}},
+	}
+}
+
+// Check returns a 403 error when p may not perform action on service.
+func (t Table) Check(p *Principal, app, service string, action Action) error {
+	for _, r := range t[service][action] {
+		if r == p.Role {
+			return nil
+		}
+	}
+	return &api.Error{Status: http.StatusForbidden, ErrorCode: fmt.Sprintf("%s_%s_%s_201", app, service, action),
+		Detail: fmt.Sprintf("You do not have permission to %s %s objects.", action, service)}
+}

@@ -1,0 +1,67 @@
+package fsm
+
+import (
+	"fmt"
+
+	"github.com/regentcloud/regent/controller/state"
+)
+
+// BootstrapPayload creates the global member, root user and root token.
+type BootstrapPayload struct {
+	MemberName string             `json:"member_name"`
+	Username   string             `json:"username"`
+	Token      *state.TokenRecord `json:"token"`
+}
+
+var typeNames = map[MessageType]string{
+	BootstrapType: "bootstrap", MemberCreateType: "member_create", MemberUpdateType: "member_update",
+	MemberDeleteType: "member_delete", UserCreateType: "user_create", UserUpdateType: "user_update",
+	UserDeleteType: "user_delete", TokenCreateType: "token_create", TokenDeleteType: "token_delete",
+	RegionCreateType: "region_create", RegionUpdateType: "region_update", RegionDeleteType: "region_delete",
+	NodeUpsertType: "node_upsert", NodeDeleteType: "node_delete", NoopType: "noop",
+}
+
+func typeName(t MessageType) string {
+	if n, ok := typeNames[t]; ok {
+		return n
+	}
+	return fmt.Sprintf("type_%d", t)
+}
+
+func handlers() map[MessageType]handler {
+	return map[MessageType]handler{
+		BootstrapType: func(t *state.Txn, c *Command) (any, error) {
+			p, err := decode[BootstrapPayload](c)
+			if err != nil {
+				return nil, err
+			}
+			return t.Bootstrap(p.MemberName, p.Username, p.Token)
+		},
+		MemberCreateType: create((*state.Txn).MemberCreate),
+		MemberUpdateType: update((*state.Txn).MemberUpdate),
+		MemberDeleteType: del((*state.Txn).MemberDelete),
+		UserCreateType:   create((*state.Txn).UserCreate),
+		UserUpdateType:   update((*state.Txn).UserUpdate),
+		UserDeleteType:   del((*state.Txn).UserDelete),
+		TokenCreateType:  create((*state.Txn).TokenCreate),
+		TokenDeleteType:  del((*state.Txn).TokenDelete),
+		RegionCreateType: create((*state.Txn).RegionCreate),
+		RegionUpdateType: update((*state.Txn).RegionUpdate),
+		RegionDeleteType: del((*state.Txn).RegionDelete),
+		NodeUpsertType: func(t *state.Txn, c *Command) (any, error) {
+			n, err := decode[*state.Node](c)
+			if err != nil {
+				return nil, err
+			}
+			return n, t.NodeUpsert(n)
+		},
+		NodeDeleteType: func(t *state.Txn, c *Command) (any, error) {
+			n, err := decode[state.Node](c)
+			if err != nil {
+				return nil, err
+			}
+			return nil, t.NodeDelete(n.ID)
+		},
+		NoopType: func(*state.Txn, *Command) (any, error) { return nil, nil },
+	}
+}

@@ -1,0 +1,189 @@
+// Command regent-controller runs a Regent controller node (`server`) and the
+// operator subcommands that talk to a running cluster.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/regentcloud/regent/controller/server"
+)
+
+const usage = `Usage: regent-controller <command> [flags]
+
+Commands:
+  server                  run a controller node (-dev for a single-node development cluster)
+  members                 list the cluster's nodes
+  join ADDR               ask the cluster at ADDR to add a node (normally done by server -join)
+  leave [NODE_ID]         remove a node (default: the node at -addr) from the cluster
+  snapshot save FILE      download a snapshot of the whole state
+  snapshot restore FILE   replace the whole state with a snapshot
+  token create            create an API token (-user, -name, -robot-region, -server)
+
+Run 'regent-controller <command> -h' for the flags of a command.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
+	case "server":
+		err = runServer(args)
+	case "-h", "-help", "--help", "help":
+		fmt.Print(usage)
+	default:
+		err = runOperator(cmd, args)
+	}
+	if err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(os.Stderr, "regent-controller: %v\n\n%s", err, usage)
+			os.Exit(2)
+		}
+		fmt.Fprintf(os.Stderr, "regent-controller: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+type usageError struct{ msg string }
+
+func (u usageError) Error() string { return u.msg }
+
+func runServer(args []string) error {
+	cfg := server.Defaults()
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	configFile := fs.String("config", "", "HCL config `file`; flags given on the command line override it")
+	var flags server.Config
+	fs.BoolVar(&flags.Dev, "dev", false, "single-node development cluster: bootstraps itself, data in ./data")
+	fs.StringVar(&flags.NodeID, "node-id", "", "stable unique node id (default: hostname, or \"dev\" with -dev)")
+	fs.StringVar(&flags.DataDir, "data-dir", "", "directory for raft state, snapshots and root.token")
+	fs.StringVar(&flags.HTTPAddr, "http-addr", cfg.HTTPAddr, "HTTP API listen address")
+	fs.StringVar(&flags.RaftAddr, "raft-addr", cfg.RaftAddr, "raft listen and advertise address")
+	fs.StringVar(&flags.DNSAddr, "dns-addr", cfg.DNSAddr, "authoritative DNS listen address (UDP and TCP)")
+	fs.StringVar(&flags.AdvertiseHTTP, "advertise-http", "", "base URL peers use to reach this node's API (default http(s)://<http-addr>)")
+	fs.BoolVar(&flags.Bootstrap, "bootstrap", false, "bootstrap a new cluster with this node (ignored once raft state exists)")
+	fs.StringVar(&flags.Join, "join", "", "HTTP `address` of any cluster member to join")
+	fs.StringVar(&flags.ClusterToken, "cluster-token", "", "shared secret a node must present to join")
+	fs.StringVar(&flags.LogLevel, "log-level", cfg.LogLevel, "trace, debug, info, warn or error")
+	fs.BoolVar(&flags.LogJSON, "log-json", false, "log as JSON lines")
+	fs.StringVar(&flags.HTTPTLSCert, "http-tls-cert", "", "TLS certificate for the HTTP API")
+	fs.StringVar(&flags.HTTPTLSKey, "http-tls-key", "", "TLS key for the HTTP API")
+	fs.StringVar(&flags.HTTPTLSCA, "http-tls-ca", "", "CA that signs peers' HTTPS certificates (forwarding, join)")
+	fs.StringVar(&flags.RaftTLSCert, "raft-tls-cert", "", "certificate for mutual TLS between nodes")
+	fs.StringVar(&flags.RaftTLSKey, "raft-tls-key", "", "key for mutual TLS between nodes")
+	fs.StringVar(&flags.RaftTLSCA, "raft-tls-ca", "", "CA for mutual TLS between nodes")
+	fs.Var(&flags.HeartbeatTimeout, "heartbeat-timeout", "raft heartbeat timeout (default 500ms)")
+	fs.Var(&flags.ElectionTimeout, "election-timeout", "raft election timeout (default 500ms)")
+	fs.Var(&flags.LeaderLeaseTimeout, "leader-lease-timeout", "raft leader lease timeout (default 250ms)")
+	fs.Var(&flags.DeadServerCleanup, "dead-server-cleanup", "remove a node unreachable this long; 0 disables (default 5m)")
+	fs.Var(&flags.KeepDeallocatedIPsFor, "keep-deallocated-ips-for", "how long released IP addresses are kept before purge (default 48h)")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("server takes no arguments, got %q", fs.Args())}
+	}
+	if *configFile != "" {
+		if err := server.LoadFile(*configFile, &cfg); err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+	}
+	// Flags given on the command line override the file.
+	fs.Visit(func(f *flag.Flag) { overlay(&cfg, &flags, f.Name) })
+
+	s, err := server.New(cfg, os.Stdout)
+	if err != nil {
+		return err
+	}
+	if cfg.Dev {
+		printDevBanner(s, s.Config())
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	<-sig
+	fmt.Fprintln(os.Stderr, "shutting down")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	return s.Shutdown(ctx)
+}
+
+func overlay(cfg, flags *server.Config, name string) {
+	switch name {
+	case "dev":
+		cfg.Dev = flags.Dev
+	case "node-id":
+		cfg.NodeID = flags.NodeID
+	case "data-dir":
+		cfg.DataDir = flags.DataDir
+	case "http-addr":
+		cfg.HTTPAddr = flags.HTTPAddr
+	case "raft-addr":
+		cfg.RaftAddr = flags.RaftAddr
+	case "dns-addr":
+		cfg.DNSAddr = flags.DNSAddr
+	case "advertise-http":
+		cfg.AdvertiseHTTP = flags.AdvertiseHTTP
+	case "bootstrap":
+		cfg.Bootstrap = flags.Bootstrap
+	case "join":
+		cfg.Join = flags.Join
+	case "cluster-token":
+		cfg.ClusterToken = flags.ClusterToken
+	case "log-level":
+		cfg.LogLevel = flags.LogLevel
+	case "log-json":
+		cfg.LogJSON = flags.LogJSON
+	case "http-tls-cert":
+		cfg.HTTPTLSCert = flags.HTTPTLSCert
+	case "http-tls-key":
+		cfg.HTTPTLSKey = flags.HTTPTLSKey
+	case "http-tls-ca":
+		cfg.HTTPTLSCA = flags.HTTPTLSCA
+	case "raft-tls-cert":
+		cfg.RaftTLSCert = flags.RaftTLSCert
+	case "raft-tls-key":
+		cfg.RaftTLSKey = flags.RaftTLSKey
+	case "raft-tls-ca":
+		cfg.RaftTLSCA = flags.RaftTLSCA
+	case "heartbeat-timeout":
+		cfg.HeartbeatTimeout = flags.HeartbeatTimeout
+	case "election-timeout":
+		cfg.ElectionTimeout = flags.ElectionTimeout
+	case "leader-lease-timeout":
+		cfg.LeaderLeaseTimeout = flags.LeaderLeaseTimeout
+	case "dead-server-cleanup":
+		cfg.DeadServerCleanup = flags.DeadServerCleanup
+	case "keep-deallocated-ips-for":
+		cfg.KeepDeallocatedIPsFor = flags.KeepDeallocatedIPsFor
+	}
+}
+
+// printDevBanner waits for the dev node to be ready and tells the operator
+// how to use it.
+func printDevBanner(s *server.Server, cfg server.Config) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s.WaitReady(ctx)
+	tokenPath := filepath.Join(cfg.DataDir, server.RootTokenFile)
+	tok := "$(cat " + tokenPath + ")"
+	if b, err := os.ReadFile(tokenPath); err == nil && len(b) > 0 {
+		tok = string(b[:len(b)-1])
+	}
+	fmt.Printf(`Regent controller (dev mode) is serving %[1]s
+  data dir:   %[2]s
+  root token: %[3]s (in %[4]s)
+  try:        curl -s -H "X-Auth-Token: %[3]s" %[1]s/membership/member/
+  metrics:    %[1]s/metrics    health: %[1]s/healthz
+Press Ctrl-C to stop.
+`, s.URL(), cfg.DataDir, tok, tokenPath)
+}

@@ -1,0 +1,135 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"github.com/hashicorp/hcl/v2/hclsimple"
+)
+
+// Config is one node's configuration. Every field is a flag of
+// `regent-controller server` and an attribute of the HCL config file (the
+// flag name with underscores).
+type Config struct {
+	Dev          bool   `hcl:"dev,optional"`
+	NodeID       string `hcl:"node_id,optional"`
+	DataDir      string `hcl:"data_dir,optional"`
+	HTTPAddr     string `hcl:"http_addr,optional"`
+	RaftAddr     string `hcl:"raft_addr,optional"`
+	DNSAddr      string `hcl:"dns_addr,optional"`
+	Bootstrap    bool   `hcl:"bootstrap,optional"`
+	Join         string `hcl:"join,optional"`
+	ClusterToken string `hcl:"cluster_token,optional"`
+	// AdvertiseHTTP is the base URL peers forward requests to; default
+	// http(s)://<http_addr>.
+	AdvertiseHTTP string `hcl:"advertise_http,optional"`
+
+	LogLevel string `hcl:"log_level,optional"`
+	LogJSON  bool   `hcl:"log_json,optional"`
+
+	HTTPTLSCert string `hcl:"http_tls_cert,optional"`
+	HTTPTLSKey  string `hcl:"http_tls_key,optional"`
+	// HTTPTLSCA verifies peers' HTTPS certificates when forwarding; default system roots.
+	HTTPTLSCA   string `hcl:"http_tls_ca,optional"`
+	RaftTLSCert string `hcl:"raft_tls_cert,optional"`
+	RaftTLSKey  string `hcl:"raft_tls_key,optional"`
+	RaftTLSCA   string `hcl:"raft_tls_ca,optional"`
+
+	HeartbeatTimeout      Duration `hcl:"heartbeat_timeout,optional"`
+	ElectionTimeout       Duration `hcl:"election_timeout,optional"`
+	LeaderLeaseTimeout    Duration `hcl:"leader_lease_timeout,optional"`
+	DeadServerCleanup     Duration `hcl:"dead_server_cleanup,optional"`
+	KeepDeallocatedIPsFor Duration `hcl:"keep_deallocated_ips_for,optional"`
+}
+
+// Duration is a time.Duration written as "500ms" in HCL and on flags.
+type Duration string
+
+// D parses the duration; an empty string is 0.
+func (d Duration) D() time.Duration {
+	v, _ := time.ParseDuration(string(d))
+	return v
+}
+
+// Set implements flag.Value.
+func (d *Duration) Set(s string) error {
+	if _, err := time.ParseDuration(s); err != nil {
+		return fmt.Errorf("%q is not a duration (e.g. 500ms, 5m): %w", s, err)
+	}
+	*d = Duration(s)
+	return nil
+}
+
+func (d *Duration) String() string { return string(*d) }
+
+// Defaults returns the built-in configuration.
+func Defaults() Config {
+	return Config{
+		HTTPAddr: "127.0.0.1:8080", RaftAddr: "127.0.0.1:8300", DNSAddr: "127.0.0.1:8053",
+		LogLevel: "info", DeadServerCleanup: "5m", KeepDeallocatedIPsFor: "48h",
+		HeartbeatTimeout: "500ms", ElectionTimeout: "500ms", LeaderLeaseTimeout: "250ms",
+	}
+}
+
+// LoadFile reads an HCL config file over cfg: attributes present in the file
+// replace cfg's values.
+func LoadFile(path string, cfg *Config) error {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	fileCfg := *cfg
+	if err := hclsimple.Decode(path, src, nil, &fileCfg); err != nil {
+		return err
+	}
+	*cfg = fileCfg
+	return nil
+}
+
+// Finish applies -dev and the derived defaults, and validates.
+func (c *Config) Finish() error {
+	if c.Dev {
+		c.Bootstrap = true
+		if c.NodeID == "" {
+			c.NodeID = "dev"
+		}
+		if c.DataDir == "" {
+			c.DataDir = "./data"
+		}
+	}
+	if c.NodeID == "" {
+		if h, err := os.Hostname(); err == nil {
+			c.NodeID = h
+		}
+	}
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("-data-dir is required (or use -dev)"))
+	}
+	for name, addr := range map[string]string{"-http-addr": c.HTTPAddr, "-raft-addr": c.RaftAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %v", name, addr, err))
+		}
+	}
+	for name, d := range map[string]Duration{"heartbeat_timeout": c.HeartbeatTimeout, "election_timeout": c.ElectionTimeout,
+		"leader_lease_timeout": c.LeaderLeaseTimeout, "dead_server_cleanup": c.DeadServerCleanup, "keep_deallocated_ips_for": c.KeepDeallocatedIPsFor} {
+		if d != "" {
+			if _, err := time.ParseDuration(string(d)); err != nil {
+				errs = append(errs, fmt.Errorf("%s %q is not a duration", name, d))
+			}
+		}
+	}
+	if (c.HTTPTLSCert == "") != (c.HTTPTLSKey == "") {
+		errs = append(errs, errors.New("http_tls_cert and http_tls_key go together"))
+	}
+	if (c.RaftTLSCert != "" || c.RaftTLSKey != "" || c.RaftTLSCA != "") && (c.RaftTLSCert == "" || c.RaftTLSKey == "" || c.RaftTLSCA == "") {
+		errs = append(errs, errors.New("raft_tls_cert, raft_tls_key and raft_tls_ca go together"))
+	}
+	if c.Join != "" && c.Bootstrap && !c.Dev {
+		errs = append(errs, errors.New("-join and -bootstrap exclude each other: bootstrap one node, join the others"))
+	}
+	return errors.Join(errs...)
+}

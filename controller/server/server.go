@@ -1,0 +1,375 @@
+// Package server wires one controller node together: state store, FSM,
+// raft cluster, HTTP API with its services, metrics, and the lifecycle
+// (bootstrap of a new cluster, joining an existing one, shutdown).
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/regentcloud/regent/controller/api"
+	"github.com/regentcloud/regent/controller/api/membership"
+	"github.com/regentcloud/regent/controller/cluster"
+	"github.com/regentcloud/regent/controller/fsm"
+	"github.com/regentcloud/regent/controller/state"
+	wire "github.com/regentcloud/regent/pkg/api"
+)
+
+// RootTokenFile is the file, in the data dir, that holds the root token
+// written at bootstrap (mode 0600).
+const RootTokenFile = "root.token"
+
+// Server is one running controller node.
+type Server struct {
+	cfg      Config
+	log      hclog.Logger
+	out      io.Writer
+	store    *state.Store
+	cluster  *cluster.Cluster
+	api      *api.API
+	registry *prometheus.Registry
+	httpLn   net.Listener
+	http     *http.Server
+	httpURL  string
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New starts a node: raft, the HTTP listener, and the background loops that
+// bootstrap or join. out receives the one-time banner (root token).
+func New(cfg Config, out io.Writer) (*Server, error) {
+	if err := cfg.Finish(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "regent", Level: hclog.LevelFromString(cfg.LogLevel),
+		JSONFormat: cfg.LogJSON, Output: os.Stderr, IncludeLocation: false})
+	s := &Server{cfg: cfg, log: log, out: out, registry: prometheus.NewRegistry()}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := cluster.InstallMetrics(s.registry); err != nil {
+		log.Warn("raft metrics unavailable", "error", err)
+	}
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("http listen: %w", err)
+	}
+	s.httpLn = ln
+	scheme := "http"
+	if cfg.HTTPTLSCert != "" {
+		scheme = "https"
+	}
+	s.httpURL = fmt.Sprintf("%s://%s", scheme, ln.Addr().String())
+	if cfg.AdvertiseHTTP == "" {
+		cfg.AdvertiseHTTP = s.httpURL
+		s.cfg.AdvertiseHTTP = s.httpURL
+	}
+
+	raftTLS, err := raftTLSConfig(cfg)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s.store = state.New()
+	machine := fsm.New(s.store, log, s.registry)
+	s.cluster, err = cluster.New(cluster.Config{
+		NodeID: cfg.NodeID, DataDir: cfg.DataDir, RaftAddr: cfg.RaftAddr, Bootstrap: cfg.Bootstrap, TLS: raftTLS,
+		HeartbeatTimeout: cfg.HeartbeatTimeout.D(), ElectionTimeout: cfg.ElectionTimeout.D(),
+		LeaderLeaseTimeout: cfg.LeaderLeaseTimeout.D(), DeadServerCleanup: cfg.DeadServerCleanup.D(), Logger: log,
+	}, machine)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s.registerGauges()
+
+	openapiJSON, err := OpenAPIJSON()
+	if err != nil {
+		s.cluster.Shutdown()
+		ln.Close()
+		return nil, err
+	}
+	forwardTLS, err := forwardTLSConfig(cfg)
+	if err != nil {
+		s.cluster.Shutdown()
+		ln.Close()
+		return nil, err
+	}
+	s.api = api.New(api.Config{ClusterToken: cfg.ClusterToken, OpenAPI: openapiJSON, ForwardTLS: forwardTLS},
+		s.cluster, s.store, log, s.registry)
+	membership.Register(s.api)
+
+	s.http = &http.Server{Handler: s.api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		var err error
+		if cfg.HTTPTLSCert != "" {
+			err = s.http.ServeTLS(ln, cfg.HTTPTLSCert, cfg.HTTPTLSKey)
+		} else {
+			err = s.http.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", "error", err)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.leaderLoop()
+	}()
+	if cfg.Join != "" && s.cluster.LastIndex() == 0 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.joinLoop()
+		}()
+	}
+	log.Info("controller started", "node_id", cfg.NodeID, "http", s.httpURL, "raft", s.cluster.Addr(), "data_dir", cfg.DataDir)
+	return s, nil
+}
+
+// Config is the node's effective configuration.
+func (s *Server) Config() Config { return s.cfg }
+
+// URL is the base URL of the node's HTTP API.
+func (s *Server) URL() string { return s.httpURL }
+
+// Cluster exposes the raft layer (tests, operator tooling).
+func (s *Server) Cluster() *cluster.Cluster { return s.cluster }
+
+// Store exposes the state store (tests).
+func (s *Server) Store() *state.Store { return s.store }
+
+// API exposes the HTTP API (tests: the permission table).
+func (s *Server) API() *api.API { return s.api }
+
+// Shutdown stops the node: HTTP first (in-flight requests finish), then raft.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.cancel()
+	err := s.http.Shutdown(ctx)
+	s.wg.Wait()
+	return errors.Join(err, s.cluster.Shutdown())
+}
+
+func (s *Server) registerGauges() {
+	s.registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "regent_raft_leader", Help: "1 if this node is the raft leader."},
+			func() float64 {
+				if s.cluster.IsLeader() {
+					return 1
+				}
+				return 0
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "regent_raft_applied_index", Help: "Last raft index applied to the state store."},
+			func() float64 { return float64(s.cluster.AppliedIndex()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "regent_raft_last_contact_seconds", Help: "Time since this follower last heard from the leader (0 on the leader)."},
+			func() float64 { return s.cluster.LastContact().Seconds() }),
+	)
+}
+
+// leaderLoop runs the leader's duties each time this node gains leadership:
+// record its own HTTP address for forwarding, and bootstrap a new cluster.
+func (s *Server) leaderLoop() {
+	for {
+		changed := s.cluster.LeaderChangeCh()
+		if s.cluster.IsLeader() {
+			if err := s.establishLeadership(); err != nil && s.ctx.Err() == nil {
+				s.log.Warn("leader duties failed; retrying", "error", err)
+				select {
+				case <-s.ctx.Done():
+					return
+				case <-time.After(500 * time.Millisecond):
+				}
+				continue
+			}
+		}
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-changed:
+		}
+	}
+}
+
+func (s *Server) establishLeadership() error {
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
+	if err := s.cluster.Barrier(ctx); err != nil {
+		return err
+	}
+	rt := s.store.Read()
+	self := &state.Node{ID: s.cfg.NodeID, RaftAddr: s.cluster.Addr(), HTTPAddr: s.cfg.AdvertiseHTTP}
+	if n, ok := rt.Node(self.ID); !ok || *n != *self {
+		if _, err := s.apply(ctx, fsm.NodeUpsertType, self); err != nil {
+			return err
+		}
+	}
+	if _, ok := rt.Member(wire.GlobalMemberID); !ok && s.cfg.Bootstrap {
+		return s.bootstrap(ctx)
+	}
+	return nil
+}
+
+func (s *Server) apply(ctx context.Context, t fsm.MessageType, payload any) (any, error) {
+	cmd, err := fsm.NewCommand(t, time.Now(), fsm.Actor{}, payload)
+	if err != nil {
+		return nil, err
+	}
+	data, err := cmd.Encode()
+	if err != nil {
+		return nil, err
+	}
+	resp, _, err := s.cluster.Apply(ctx, data)
+	if err != nil {
+		return nil, err
+	}
+	r := resp.(fsm.Result)
+	return r.Value, r.Err
+}
+
+// bootstrap creates the global member, the root user and the root token,
+// writes the token to the data dir and prints it once.
+func (s *Server) bootstrap(ctx context.Context) error {
+	rec, secret, err := membership.NewTokenRecord(wire.Token{Name: "root", Kind: wire.TokenKindUser})
+	if err != nil {
+		return err
+	}
+	if _, err := s.apply(ctx, fsm.BootstrapType, fsm.BootstrapPayload{MemberName: "CIX", Username: "root", Token: rec}); err != nil {
+		return err
+	}
+	path := filepath.Join(s.cfg.DataDir, RootTokenFile)
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write root token: %w", err)
+	}
+	s.log.Info("cluster bootstrapped; root token written", "path", path)
+	fmt.Fprintf(s.out, "\nRegent controller bootstrapped. Root token (shown once, saved in %s):\n\n    %s\n\n", path, secret)
+	return nil
+}
+
+// joinLoop asks an existing member to add this node, until it succeeds.
+func (s *Server) joinLoop() {
+	body, _ := json.Marshal(api.JoinRequest{NodeID: s.cfg.NodeID, RaftAddr: s.cluster.Addr(), HTTPAddr: s.cfg.AdvertiseHTTP})
+	target := s.cfg.Join
+	if !strings.Contains(target, "://") {
+		target = "http://" + target
+	}
+	client := &http.Client{Timeout: 15 * time.Second}
+	if tlsCfg, _ := forwardTLSConfig(s.cfg); tlsCfg != nil {
+		client.Transport = &http.Transport{TLSClientConfig: tlsCfg}
+	}
+	for attempt := 1; ; attempt++ {
+		req, _ := http.NewRequestWithContext(s.ctx, http.MethodPost, strings.TrimSuffix(target, "/")+"/v1/operator/join", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Regent-Cluster-Token", s.cfg.ClusterToken)
+		resp, err := client.Do(req)
+		if err == nil {
+			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				s.log.Info("joined cluster", "via", target)
+				return
+			}
+			err = fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(msg))
+			if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusBadRequest {
+				s.log.Error("join refused; fix the configuration", "via", target, "error", err)
+			}
+		}
+		if s.ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("join failed; retrying", "via", target, "attempt", attempt, "error", err)
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func raftTLSConfig(cfg Config) (*tls.Config, error) {
+	if cfg.RaftTLSCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.RaftTLSCert, cfg.RaftTLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("raft tls: %w", err)
+	}
+	pool, err := loadPool(cfg.RaftTLSCA)
+	if err != nil {
+		return nil, fmt.Errorf("raft tls: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, ClientCAs: pool,
+		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}, nil
+}
+
+func forwardTLSConfig(cfg Config) (*tls.Config, error) {
+	if cfg.HTTPTLSCA == "" {
+		return nil, nil
+	}
+	pool, err := loadPool(cfg.HTTPTLSCA)
+	if err != nil {
+		return nil, fmt.Errorf("http tls ca: %w", err)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}
+
+func loadPool(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificates", path)
+	}
+	return pool, nil
+}
+
+// OpenAPIJSON loads pkg/api/openapi.yaml, validates it and renders it as JSON.
+func OpenAPIJSON() ([]byte, error) {
+	doc, err := openapi3.NewLoader().LoadFromData(wire.OpenAPIYAML)
+	if err != nil {
+		return nil, fmt.Errorf("openapi.yaml: %w", err)
+	}
+	return json.Marshal(doc)
+}
+
+// WaitReady waits until the node has a leader and, on a bootstrapping node,
+// the global member exists; it returns false if ctx ends first.
+func (s *Server) WaitReady(ctx context.Context) bool {
+	for {
+		if id, _ := s.cluster.Leader(); id != "" {
+			if _, ok := s.store.Read().Member(wire.GlobalMemberID); ok || !s.cfg.Bootstrap {
+				return true
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,71 @@
+package state
+
+import (
+	"github.com/hashicorp/go-memdb"
+	"github.com/regentcloud/regent/pkg/api"
+)
+
+// Table names. The order of Tables is the order of records in a snapshot.
+const (
+	tableIndex = "index"
+	Members    = "members"
+	Users      = "users"
+	Tokens     = "tokens"
+	Regions    = "regions"
+	Nodes      = "nodes"
+)
+
+// IndexEntry tracks, per table, the raft index of its last change and the
+// last id handed out.
+type IndexEntry struct {
+	Key    string `json:"key"`
+	Index  uint64 `json:"index"`
+	LastID uint64 `json:"last_id"`
+}
+
+// TokenRecord is a stored token: the API view plus the hash of its secret.
+type TokenRecord struct {
+	api.Token
+	Hash string `json:"hash"`
+}
+
+// Node is a controller node known to the cluster: its raft identity and the
+// HTTP address followers forward requests to.
+type Node struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr"`
+}
+
+func idIndex() *memdb.IndexSchema {
+	return &memdb.IndexSchema{Name: "id", Unique: true, Indexer: &memdb.UintFieldIndex{Field: "ID"}}
+}
+
+func schema() *memdb.DBSchema {
+	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
+		tableIndex: {Name: tableIndex, Indexes: map[string]*memdb.IndexSchema{
+			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
+		}},
+		Members: {Name: Members, Indexes: map[string]*memdb.IndexSchema{
+			"id":   idIndex(),
+			"name": {Name: "name", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name", Lowercase: true}},
+		}},
+		Users: {Name: Users, Indexes: map[string]*memdb.IndexSchema{
+			"id":       idIndex(),
+			"username": {Name: "username", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Username", Lowercase: true}},
+			"member":   {Name: "member", Indexer: &memdb.UintFieldIndex{Field: "MemberID"}},
+		}},
+		Tokens: {Name: Tokens, Indexes: map[string]*memdb.IndexSchema{
+			"id":   idIndex(),
+			"hash": {Name: "hash", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Hash"}},
+			"user": {Name: "user", Indexer: &memdb.UintFieldIndex{Field: "UserID"}},
+		}},
+		Regions: {Name: Regions, Indexes: map[string]*memdb.IndexSchema{
+			"id":   idIndex(),
+			"name": {Name: "name", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name", Lowercase: true}},
+		}},
+		Nodes: {Name: Nodes, Indexes: map[string]*memdb.IndexSchema{
+			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+		}},
+	}}
+}

@@ -1,0 +1,212 @@
+package state
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+	"github.com/regentcloud/regent/pkg/api"
+)
+
+// Store holds the memdb database. Restore swaps the whole database at once;
+// readers that hold an older transaction keep a consistent view of it.
+type Store struct {
+	mu      sync.RWMutex
+	db      *memdb.MemDB
+	abandon chan struct{} // closed when db is replaced by a restore
+}
+
+// New returns an empty store.
+func New() *Store {
+	db, err := memdb.NewMemDB(schema())
+	if err != nil {
+		panic(fmt.Sprintf("state: invalid schema: %v", err)) // programming error
+	}
+	return &Store{db: db, abandon: make(chan struct{})}
+}
+
+func (s *Store) current() (*memdb.MemDB, chan struct{}) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.db, s.abandon
+}
+
+// Read opens a read transaction: a consistent snapshot of the whole state.
+func (s *Store) Read() *ReadTxn {
+	db, _ := s.current()
+	return &ReadTxn{txn: db.Txn(false)}
+}
+
+// Write opens the write transaction for the raft entry at index, stamped with
+// the command's time. Only the FSM calls it.
+func (s *Store) Write(index uint64, now time.Time) *Txn {
+	db, _ := s.current()
+	return &Txn{ReadTxn: ReadTxn{txn: db.Txn(true)}, Index: index, Now: now.UTC()}
+}
+
+// ReadTxn is a read-only view of the state.
+type ReadTxn struct {
+	txn *memdb.Txn
+}
+
+// Txn is the write transaction of one command.
+type Txn struct {
+	ReadTxn
+	Index uint64
+	Now   time.Time
+}
+
+// Commit makes the transaction's changes visible.
+func (t *Txn) Commit() { t.txn.Commit() }
+
+// Abort discards the transaction's changes.
+func (t *Txn) Abort() { t.txn.Abort() }
+
+func (t *Txn) stamp() string { return t.Now.Format(time.RFC3339Nano) }
+
+// TableIndex is the raft index that last modified table, 0 if never.
+func (r *ReadTxn) TableIndex(table string) uint64 {
+	raw, err := r.txn.First(tableIndex, "id", table)
+	if err != nil || raw == nil {
+		return 0
+	}
+	return raw.(*IndexEntry).Index
+}
+
+// MaxIndex is the highest TableIndex over tables.
+func (r *ReadTxn) MaxIndex(tables ...string) uint64 {
+	var max uint64
+	for _, t := range tables {
+		if i := r.TableIndex(t); i > max {
+			max = i
+		}
+	}
+	return max
+}
+
+// Wait blocks until one of tables has been modified past minIndex, ctx ends,
+// or the store is restored. It returns the current max index of the tables.
+// This is the engine of blocking queries (?index=N&wait=D).
+func (s *Store) Wait(ctx context.Context, minIndex uint64, tables ...string) uint64 {
+	for {
+		db, abandon := s.current()
+		txn := db.Txn(false)
+		ws := memdb.NewWatchSet()
+		var max uint64
+		for _, t := range tables {
+			ch, raw, err := txn.FirstWatch(tableIndex, "id", t)
+			if err != nil {
+				continue
+			}
+			ws.Add(ch)
+			if raw != nil && raw.(*IndexEntry).Index > max {
+				max = raw.(*IndexEntry).Index
+			}
+		}
+		if max > minIndex {
+			return max
+		}
+		ws.Add(abandon)
+		if err := ws.WatchCtx(ctx); err != nil {
+			return max
+		}
+	}
+}
+
+// bump records that table changed at the transaction's index and returns
+// the next id for the table when alloc is set.
+func (t *Txn) bump(table string, alloc bool) (uint64, error) {
+	raw, err := t.txn.First(tableIndex, "id", table)
+	if err != nil {
+		return 0, err
+	}
+	e := &IndexEntry{Key: table}
+	if raw != nil {
+		e.LastID = raw.(*IndexEntry).LastID
+	}
+	e.Index = t.Index
+	if alloc {
+		e.LastID++
+	}
+	if err := t.txn.Insert(tableIndex, e); err != nil {
+		return 0, err
+	}
+	return e.LastID, nil
+}
+
+// insertNew stores a new object: assigns the next id of its table and stamps
+// its timestamps and indexes.
+func insertNew[T api.Object](t *Txn, table string, obj T) error {
+	id, err := t.bump(table, true)
+	if err != nil {
+		return err
+	}
+	m := obj.GetMeta()
+	m.ID = id
+	m.Created, m.Updated = t.stamp(), t.stamp()
+	m.CreatedIndex, m.ModifiedIndex = t.Index, t.Index
+	return t.txn.Insert(table, obj)
+}
+
+// replace stores a new version of an existing object. expect, when not zero,
+// must equal the stored object's modified_index (compare-and-swap).
+func replace[T api.Object](t *Txn, table string, obj T, expect uint64, code string) error {
+	m := obj.GetMeta()
+	raw, err := t.txn.First(table, "id", m.ID)
+	if err != nil {
+		return err
+	}
+	if raw == nil {
+		return api.NotFound(code + "_001")
+	}
+	old := raw.(api.Object).GetMeta()
+	if expect != 0 && old.ModifiedIndex != expect {
+		return api.Errorf(409, code+"_002", "The object was modified by another request (modified_index %d, expected %d).", old.ModifiedIndex, expect)
+	}
+	m.Created, m.CreatedIndex = old.Created, old.CreatedIndex
+	m.Updated, m.ModifiedIndex = t.stamp(), t.Index
+	if _, err := t.bump(table, false); err != nil {
+		return err
+	}
+	return t.txn.Insert(table, obj)
+}
+
+// remove deletes the object with id from table.
+func remove(t *Txn, table string, id uint64, code string) error {
+	raw, err := t.txn.First(table, "id", id)
+	if err != nil {
+		return err
+	}
+	if raw == nil {
+		return api.NotFound(code + "_001")
+	}
+	if _, err := t.bump(table, false); err != nil {
+		return err
+	}
+	return t.txn.Delete(table, raw)
+}
+
+// get returns the object with id in table.
+func get[T any](r *ReadTxn, table string, id uint64) (T, bool) {
+	var zero T
+	raw, err := r.txn.First(table, "id", id)
+	if err != nil || raw == nil {
+		return zero, false
+	}
+	return raw.(T), true
+}
+
+// all returns every object of table ordered by id.
+func all[T any](r *ReadTxn, table, index string, args ...any) []T {
+	it, err := r.txn.Get(table, index, args...)
+	if err != nil {
+		return nil
+	}
+	var out []T
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, raw.(T))
+	}
+	return out
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Regent's tests and dev tools need. Idempotent: when everything
+# is present it only runs dpkg-query (no network, well under a second).
+# Not root: prints what is missing and exits 0 (tests then skip their system parts).
+set -euo pipefail
+
+PACKAGES=(
+  # build and test tooling
+  git make curl jq
+  # networking used by router/system tests: ip netns/veth/bridge/vxlan, nft, sysctl/pgrep/fuser
+  iproute2 nftables procps psmisc
+  # --- added by the agent/DNS issues (uncomment there) ---
+  # VMs: libvirtd + QEMU (TCG here, no /dev/kvm), cloud-init seed ISOs
+  # libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils libvirt-clients genisoimage
+  # VPN: strongSwan charon over VICI, userspace ESP (kernel-libipsec)
+  # charon-systemd strongswan-swanctl libcharon-extra-plugins
+  # DNS: dig/kdig, load tests, reference server, conformance
+  # bind9-dnsutils knot-dnsutils dnsperf nsd zonemaster-cli
+)
+
+log() { echo "setup-deps: $*"; }
+
+if command -v go >/dev/null; then
+  log "$(go version)"
+else
+  log "WARNING: go not found in PATH (Go 1.26 is required)"
+fi
+
+if ! command -v dpkg-query >/dev/null; then
+  log "not a Debian system: install by hand: ${PACKAGES[*]}"
+  exit 0
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ $status == "install ok installed" ]] || missing+=("$p")
+done
+
+if ((${#missing[@]} == 0)); then
+  log "all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+if ((EUID != 0)); then
+  log "missing (not root, not installing): ${missing[*]}"
+  log "run as root: apt-get install -y --no-install-recommends ${missing[*]}"
+  log "tests that need these skip their system parts"
+  exit 0
+fi
+
+log "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends -o Acquire::Retries=3 "${missing[@]}"
