@@ -1,0 +1,382 @@
+// Package query is the one generic list engine of the CloudCIX-style HTTP
+// API. Parse reads the filter (search[...] and exclude[...]), ordering and
+// paging parameters of a list request against the Spec a list handler
+// declares; Apply runs the result over an in-memory slice of Go structs,
+// whose fields are found by their json tags.
+//
+// As in CloudCIX, nothing here fails: a filter naming an unknown field or
+// operator, or carrying a value that does not parse, is skipped and explained
+// in Query.Warnings; a bad limit, page or order silently falls back to its
+// default.
+package query
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Paging limits of every list.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 100
+)
+
+// FieldType says how a searchable field is compared and which operators it
+// accepts.
+type FieldType int
+
+// Field types. The operators each accepts, besides exact match (the bare
+// search[field]=v, or search[field__exact]=v), are:
+//
+//	String: in, iexact, icontains, istartswith, iendswith
+//	Number: gt, gte, lt, lte, in, range, isnull (also for FK ids)
+//	Date:   gt, gte, lt, lte, in, range, isnull (RFC 3339 or 2006-01-02 values)
+//	Bool:   isnull
+//
+// String fields are Go strings; Number fields any integer or float kind; Date
+// fields time.Time (zero is null) or RFC 3339 strings (empty is null); Bool
+// fields bool. Pointers (nil is null) and slices (any element matches; empty
+// is null) of these work too.
+const (
+	String FieldType = iota
+	Number
+	Date
+	Bool
+)
+
+func (t FieldType) String() string {
+	switch t {
+	case String:
+		return "string"
+	case Number:
+		return "number"
+	case Date:
+		return "date"
+	case Bool:
+		return "boolean"
+	}
+	return "FieldType(" + strconv.Itoa(int(t)) + ")"
+}
+
+// Operator names.
+const (
+	opExact       = "exact"
+	opIExact      = "iexact"
+	opIContains   = "icontains"
+	opIStartsWith = "istartswith"
+	opIEndsWith   = "iendswith"
+	opIn          = "in"
+	opGt          = "gt"
+	opGte         = "gte"
+	opLt          = "lt"
+	opLte         = "lte"
+	opRange       = "range"
+	opIsNull      = "isnull"
+)
+
+// operators lists the operators a field type accepts; exact is always first.
+func operators(t FieldType) []string {
+	switch t {
+	case String:
+		return []string{opExact, opIContains, opIEndsWith, opIExact, opIn, opIStartsWith}
+	case Number, Date:
+		return []string{opExact, opGt, opGte, opIn, opIsNull, opLt, opLte, opRange}
+	case Bool:
+		return []string{opExact, opIsNull}
+	}
+	return nil
+}
+
+// Spec is what one list endpoint declares.
+type Spec struct {
+	// Fields maps the json name of every searchable field to its type.
+	Fields map[string]FieldType
+	// Ordering lists the json names allowed in order=; the first is the
+	// default. An entry may start with "-" to make the default descending.
+	Ordering []string
+	// Reserved names query parameters that are neither filters nor paging and
+	// must be ignored, in addition to the ones every list ignores: limit, page,
+	// order, stale, consistent, index, wait, include_related and format.
+	Reserved []string
+}
+
+// Query is a parsed list request.
+type Query struct {
+	Page  int    // 0-based page number as applied
+	Limit int    // page size as applied, in [1, MaxLimit]
+	Order string // ordering as applied, e.g. "name" or "-id"; "" if the Spec allows none
+	// Warnings explains every filter that was skipped, and every use of the
+	// deprecated filter syntax. It is never nil, so it encodes as [].
+	Warnings []string
+
+	filters   []filter
+	orderBy   string
+	desc      bool
+	orderType FieldType
+	orderTyp  bool // orderType is declared by the Spec
+}
+
+// filter is one parsed and validated filter.
+type filter struct {
+	param   string // the parameter as the client wrote it, for warnings
+	exclude bool
+	field   string
+	op      string
+	typ     FieldType
+	vals    []key  // 1 value; in: any number; range: exactly 2
+	lower   string // lower-cased value of the case-insensitive string ops
+	null    bool   // value of isnull
+}
+
+func (f *filter) warnPrefix() string {
+	if f.exclude {
+		return "ExcludeFilterWarning"
+	}
+	return "SearchFilterWarning"
+}
+
+// defaultReserved reports whether name is a parameter every list ignores.
+func defaultReserved(name string) bool {
+	switch name {
+	case "limit", "page", "order", "stale", "consistent", "index", "wait", "include_related", "format":
+		return true
+	}
+	return false
+}
+
+// Parse reads a list request's query parameters. It never fails: see the
+// package documentation. When a parameter is repeated its last value counts,
+// as with Django's QueryDict.
+func Parse(spec Spec, v url.Values) *Query {
+	q := &Query{Limit: DefaultLimit, Warnings: []string{}}
+	if s, ok := last(v, "limit"); ok {
+		if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && n >= 1 && n <= MaxLimit {
+			q.Limit = n
+		}
+	}
+	if s, ok := last(v, "page"); ok {
+		if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && n > 0 {
+			q.Page = n
+		}
+	}
+	order, _ := last(v, "order")
+	q.setOrder(spec, order)
+
+	keys := make([]string, 0, len(v))
+	for k, vals := range v {
+		if len(vals) > 0 && !defaultReserved(k) && !slices.Contains(spec.Reserved, k) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		q.parseParam(spec, k, v[k][len(v[k])-1])
+	}
+	return q
+}
+
+func last(v url.Values, name string) (string, bool) {
+	vals := v[name]
+	if len(vals) == 0 {
+		return "", false
+	}
+	return vals[len(vals)-1], true
+}
+
+func (q *Query) setOrder(spec Spec, raw string) {
+	allowed := func(name string) bool {
+		for _, o := range spec.Ordering {
+			if strings.TrimPrefix(o, "-") == name {
+				return true
+			}
+		}
+		return false
+	}
+	raw = strings.TrimSpace(raw)
+	desc := strings.HasPrefix(raw, "-")
+	name := strings.TrimPrefix(raw, "-")
+	if name == "" || !allowed(name) {
+		if len(spec.Ordering) == 0 {
+			return
+		}
+		desc = strings.HasPrefix(spec.Ordering[0], "-")
+		name = strings.TrimPrefix(spec.Ordering[0], "-")
+		if name == "" {
+			return
+		}
+	}
+	q.orderBy, q.desc = name, desc
+	q.Order = name
+	if desc {
+		q.Order = "-" + name
+	}
+	q.orderType, q.orderTyp = spec.Fields[name]
+}
+
+func (q *Query) warn(prefix, format string, args ...any) {
+	w := prefix + ": " + fmt.Sprintf(format, args...)
+	if !slices.Contains(q.Warnings, w) {
+		q.Warnings = append(q.Warnings, w)
+	}
+}
+
+// parseParam handles one query parameter that is not reserved.
+func (q *Query) parseParam(spec Spec, key, value string) {
+	var (
+		exclude bool
+		expr    string
+	)
+	switch {
+	case strings.HasPrefix(key, "search[") || strings.HasPrefix(key, "exclude["):
+		exclude = strings.HasPrefix(key, "exclude[")
+		open := strings.IndexByte(key, '[')
+		inner, ok := strings.CutSuffix(key[open+1:], "]")
+		if !ok || inner == "" || strings.ContainsAny(inner, "[]") {
+			prefix := "SearchFilterWarning"
+			if exclude {
+				prefix = "ExcludeFilterWarning"
+			}
+			q.warn(prefix, "%s is not a valid filter parameter; expected %s[<field>__<operator>]; the filter is ignored.",
+				quote(key), key[:open])
+			return
+		}
+		expr = inner
+	default:
+		// The deprecated forms: <field>__<op>=v, exclude__<field>__<op>=v
+		// and <field>=v for a declared search field.
+		var isExclude bool
+		expr, isExclude = strings.CutPrefix(key, "exclude__")
+		_, declared := spec.Fields[key]
+		if !isExclude && !declared && !strings.Contains(key, "__") {
+			return // not a filter: ignore it, like any unknown parameter
+		}
+		exclude = isExclude
+		modern := "search[" + expr + "]"
+		if exclude {
+			modern = "exclude[" + expr + "]"
+		}
+		q.warn("DeprecationWarning", "the filter syntax %s is deprecated; use %s instead.", quote(key), quote(modern))
+		if expr == "" {
+			q.warn("ExcludeFilterWarning", "%s names no field; the filter is ignored.", quote(key))
+			return
+		}
+	}
+
+	f := filter{param: key, exclude: exclude, field: expr, op: opExact}
+	if _, ok := spec.Fields[expr]; !ok {
+		if i := strings.LastIndex(expr, "__"); i >= 0 {
+			f.field, f.op = expr[:i], expr[i+2:]
+		}
+	}
+	typ, ok := spec.Fields[f.field]
+	if !ok {
+		q.warn(f.warnPrefix(), "%s: %s is not a searchable field of this list; the filter is ignored.",
+			f.param, quote(f.field))
+		return
+	}
+	f.typ = typ
+	ops := operators(typ)
+	if !slices.Contains(ops, f.op) {
+		q.warn(f.warnPrefix(), "%s: operator %s is not supported on the %s field %s (supported: %s); the filter is ignored.",
+			f.param, quote(f.op), typ, quote(f.field), strings.Join(ops, ", "))
+		return
+	}
+	if q.parseValue(&f, value) {
+		q.filters = append(q.filters, f)
+	}
+}
+
+// parseValue converts a filter's raw value for its field type and operator,
+// or warns and reports false.
+func (q *Query) parseValue(f *filter, raw string) bool {
+	switch f.op {
+	case opIsNull:
+		b, ok := parseBool(raw)
+		if !ok {
+			q.warn(f.warnPrefix(), "%s: isnull expects true or false, not %s; the filter is ignored.", f.param, quote(raw))
+			return false
+		}
+		f.null = b
+		return true
+	case opIn, opRange:
+		items := splitList(raw)
+		if f.op == opRange && len(items) != 2 {
+			q.warn(f.warnPrefix(), "%s: range expects exactly 2 values, got %d in %s; the filter is ignored.",
+				f.param, len(items), quote(raw))
+			return false
+		}
+		f.vals = make([]key, 0, len(items))
+		for _, item := range items {
+			k, ok := parseKey(f.typ, item)
+			if !ok {
+				q.warn(f.warnPrefix(), "%s: %s is not a valid %s for field %s; the filter is ignored.",
+					f.param, quote(item), valueNoun(f.typ), quote(f.field))
+				return false
+			}
+			f.vals = append(f.vals, k)
+		}
+		return true
+	}
+	k, ok := parseKey(f.typ, raw)
+	if !ok {
+		q.warn(f.warnPrefix(), "%s: %s is not a valid %s for field %s; the filter is ignored.",
+			f.param, quote(raw), valueNoun(f.typ), quote(f.field))
+		return false
+	}
+	f.vals = []key{k}
+	f.lower = strings.ToLower(k.s)
+	return true
+}
+
+func valueNoun(t FieldType) string {
+	switch t {
+	case Number:
+		return "number"
+	case Date:
+		return "date (RFC 3339 or YYYY-MM-DD)"
+	case Bool:
+		return "boolean (true or false)"
+	}
+	return "string"
+}
+
+// splitList reads the value of in and range: surrounding brackets and
+// parentheses are stripped, the rest is split on commas, each item is
+// trimmed of spaces, quotes and brackets, and blank items are dropped.
+func splitList(s string) []string {
+	s = strings.Trim(s, "[]() \t\r\n")
+	var out []string
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.Trim(item, "[]()\"' \t\r\n"); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// parseBool accepts true and false in any case, and 1/0 and t/f as Django's
+// BooleanField does.
+func parseBool(s string) (bool, bool) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "true", "t", "1":
+		return true, true
+	case "false", "f", "0":
+		return false, true
+	}
+	return false, false
+}
+
+// quote quotes client input for a warning, shortening what is very long.
+func quote(s string) string {
+	const limit = 80
+	if len(s) > limit {
+		r := []rune(s)
+		if len(r) > limit {
+			s = string(r[:limit]) + "…"
+		}
+	}
+	return strconv.Quote(s)
+}
