@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/regentcloud/regent/controller/auth"
+	"github.com/regentcloud/regent/controller/cluster"
 	"github.com/regentcloud/regent/controller/fsm"
 	"github.com/regentcloud/regent/controller/state"
 	wire "github.com/regentcloud/regent/pkg/api"
@@ -19,21 +20,6 @@ import (
 
 // MaxSnapshotBytes bounds an uploaded snapshot.
 const MaxSnapshotBytes = 4 << 30
-
-// JoinRequest is the body of POST /v1/operator/join.
-type JoinRequest struct {
-	NodeID       string `json:"node_id"`
-	RaftAddr     string `json:"raft_addr"`
-	HTTPAddr     string `json:"http_addr"`
-	ClusterToken string `json:"cluster_token,omitempty"`
-}
-
-// LeaderInfo is the body of GET /v1/operator/leader.
-type LeaderInfo struct {
-	ID       string `json:"id"`
-	RaftAddr string `json:"raft_addr"`
-	HTTPAddr string `json:"http_addr"`
-}
 
 func (a *API) registerCore() {
 	a.mux.HandleFunc("GET /healthz", a.healthz)
@@ -52,18 +38,18 @@ func (a *API) registerCore() {
 
 func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
 	id, _ := a.cluster.Leader()
+	h := wire.Health{Status: "ok", NodeID: a.cluster.NodeID(), Leader: id, IsLeader: a.cluster.IsLeader(),
+		AppliedIndex: a.cluster.AppliedIndex()}
 	status := http.StatusOK
-	body := map[string]any{"status": "ok", "node_id": a.cluster.NodeID(), "leader": id, "is_leader": a.cluster.IsLeader(),
-		"applied_index": a.cluster.AppliedIndex()}
 	if id == "" {
-		status, body["status"] = http.StatusServiceUnavailable, "no leader"
+		status, h.Status = http.StatusServiceUnavailable, "no leader"
 	}
 	if a.cfg.Health != nil {
 		if err := a.cfg.Health(); err != nil {
-			status, body["status"] = http.StatusServiceUnavailable, err.Error()
+			status, h.Status = http.StatusServiceUnavailable, err.Error()
 		}
 	}
-	WriteJSON(w, status, body)
+	WriteJSON(w, status, h)
 }
 
 func (a *API) members(q *Request) error {
@@ -114,18 +100,18 @@ func (a *API) leader(q *Request) error {
 	if id == "" {
 		return noLeader("There is no leader at the moment.")
 	}
-	info := LeaderInfo{ID: id, RaftAddr: addr}
+	info := wire.LeaderInfo{ID: id, RaftAddr: addr}
 	if n, ok := q.Txn.Node(id); ok {
 		info.HTTPAddr = n.HTTPAddr
 	}
-	WriteJSON(q.W, http.StatusOK, wire.Item[LeaderInfo]{Content: info})
+	WriteJSON(q.W, http.StatusOK, wire.Item[wire.LeaderInfo]{Content: info})
 	return nil
 }
 
 // join adds a node as a voter. It is authorised by the cluster token, not a
 // user token, because the joining node has no state yet.
 func (a *API) join(w http.ResponseWriter, r *http.Request) {
-	var req JoinRequest
+	var req wire.JoinRequest
 	if err := DecodeBody(r, &req); err != nil {
 		WriteError(w, err)
 		return
@@ -158,14 +144,19 @@ func (a *API) join(w http.ResponseWriter, r *http.Request) {
 		_, _, err = a.Apply(q, cmd)
 	}
 	if err == nil {
-		err = a.cluster.AddVoter(req.NodeID, req.RaftAddr)
+		if err = a.cluster.AddVoter(req.NodeID, req.RaftAddr); err != nil {
+			// Do not leave a record for a node that is not in the cluster.
+			if undo, uerr := fsm.NewCommand(fsm.NodeDeleteType, a.Now(), fsm.Actor{}, &state.Node{ID: req.NodeID}); uerr == nil {
+				a.Apply(q, undo)
+			}
+		}
 	}
 	if err != nil {
 		a.writeErr(w, r, asUnavailable(err))
 		return
 	}
 	a.log.Info("node joined", "node_id", req.NodeID, "raft_addr", req.RaftAddr, "http_addr", req.HTTPAddr)
-	WriteJSON(w, http.StatusOK, wire.Item[JoinRequest]{Content: JoinRequest{NodeID: req.NodeID, RaftAddr: req.RaftAddr, HTTPAddr: req.HTTPAddr}})
+	WriteJSON(w, http.StatusOK, wire.Item[wire.JoinRequest]{Content: wire.JoinRequest{NodeID: req.NodeID, RaftAddr: req.RaftAddr, HTTPAddr: req.HTTPAddr}})
 }
 
 func asUnavailable(err error) error {
@@ -194,18 +185,20 @@ func (a *API) removeMember(q *Request) error {
 	if !found {
 		return wire.NotFound("regent_operator_delete_001")
 	}
-	if err := a.cluster.RemoveServer(id); err != nil {
-		return asUnavailable(err)
-	}
+	// Forget the node's address first: removing the leader itself makes it
+	// step down, after which this node can no longer write.
 	cmd, err := q.Command(fsm.NodeDeleteType, &state.Node{ID: id})
 	if err != nil {
 		return err
 	}
-	if _, index, err := a.Apply(q, cmd); err != nil {
+	_, index, err := a.Apply(q, cmd)
+	if err != nil {
 		return err
-	} else {
-		setIndex(q.W, index)
 	}
+	if err := a.cluster.RemoveServer(id); err != nil {
+		return asUnavailable(err)
+	}
+	setIndex(q.W, index)
 	a.log.Info("node removed", "node_id", id)
 	q.W.WriteHeader(http.StatusNoContent)
 	return nil
@@ -241,7 +234,7 @@ func (a *API) snapshotRestore(q *Request) error {
 	body := http.MaxBytesReader(nil, q.Body, MaxSnapshotBytes)
 	err := a.cluster.SnapshotRestore(q.Context(), body, state.Validate)
 	if err != nil {
-		if errors.Is(err, state.ErrBadSnapshot) {
+		if errors.Is(err, state.ErrBadSnapshot) || errors.Is(err, cluster.ErrInvalidSnapshot) {
 			return wire.Errorf(http.StatusBadRequest, "regent_operator_snapshot_101", "The snapshot was refused and nothing changed: %v.", err)
 		}
 		var mbe *http.MaxBytesError
@@ -251,6 +244,6 @@ func (a *API) snapshotRestore(q *Request) error {
 		return asUnavailable(err)
 	}
 	a.log.Info("snapshot restored")
-	WriteJSON(q.W, http.StatusOK, map[string]any{"content": map[string]any{"restored": true, "index": a.cluster.AppliedIndex()}})
+	WriteJSON(q.W, http.StatusOK, wire.Item[wire.SnapshotRestoreResult]{Content: wire.SnapshotRestoreResult{Restored: true, Index: a.cluster.AppliedIndex()}})
 	return nil
 }

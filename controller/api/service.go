@@ -148,7 +148,12 @@ func (a *API) Apply(q *Request, cmd *fsm.Command) (any, uint64, error) {
 	return v, index, err
 }
 
+// setIndex sets X-Regent-Index. It is never 0, which would mean "do not
+// block" to a client that passes it back as ?index.
 func setIndex(w http.ResponseWriter, index uint64) {
+	if index == 0 {
+		index = 1
+	}
 	w.Header().Set("X-Regent-Index", strconv.FormatUint(index, 10))
 }
 
@@ -235,7 +240,7 @@ func (s *Service[T]) read(q *Request) error {
 		return err
 	}
 	w := q.W
-	setIndex(w, v.GetMeta().ModifiedIndex)
+	setIndex(w, q.Txn.MaxIndex(s.Tables...))
 	w.Header().Set("ETag", strconv.Quote(strconv.FormatUint(v.GetMeta().ModifiedIndex, 10)))
 	WriteJSON(w, http.StatusOK, wire.Item[any]{Content: s.View(v)})
 	return nil

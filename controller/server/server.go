@@ -271,7 +271,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 
 // joinLoop asks an existing member to add this node, until it succeeds.
 func (s *Server) joinLoop() {
-	body, _ := json.Marshal(api.JoinRequest{NodeID: s.cfg.NodeID, RaftAddr: s.cluster.Addr(), HTTPAddr: s.cfg.AdvertiseHTTP})
+	body, _ := json.Marshal(wire.JoinRequest{NodeID: s.cfg.NodeID, RaftAddr: s.cluster.Addr(), HTTPAddr: s.cfg.AdvertiseHTTP})
 	target := s.cfg.Join
 	if !strings.Contains(target, "://") {
 		target = "http://" + target
@@ -362,7 +362,12 @@ func OpenAPIJSON() ([]byte, error) {
 func (s *Server) WaitReady(ctx context.Context) bool {
 	for {
 		if id, _ := s.cluster.Leader(); id != "" {
-			if _, ok := s.store.Read().Member(wire.GlobalMemberID); ok || !s.cfg.Bootstrap {
+			if !s.cfg.Bootstrap {
+				return true
+			}
+			// A bootstrapping node is ready once the root token is on disk.
+			_, err := os.Stat(filepath.Join(s.cfg.DataDir, RootTokenFile))
+			if _, ok := s.store.Read().Member(wire.GlobalMemberID); ok && err == nil {
 				return true
 			}
 		}

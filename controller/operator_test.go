@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/regentcloud/regent/controller/server"
+	"github.com/regentcloud/regent/pkg/api"
+)
+
+// node starts a controller for one test; bootstrap makes it a new cluster's
+// first node, and its root token is returned.
+func node(t *testing.T, id string, bootstrap bool, clusterToken string) (*server.Server, string) {
+	t.Helper()
+	dir := t.TempDir()
+	s, err := server.New(server.Config{
+		NodeID: id, DataDir: dir, HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", Bootstrap: bootstrap,
+		ClusterToken: clusterToken, LogLevel: "off",
+		HeartbeatTimeout: "50ms", ElectionTimeout: "50ms", LeaderLeaseTimeout: "50ms",
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+	})
+	if !bootstrap {
+		return s, ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if !s.WaitReady(ctx) {
+		t.Fatal("controller not ready")
+	}
+	for ctx.Err() == nil {
+		if b, err := os.ReadFile(filepath.Join(dir, server.RootTokenFile)); err == nil && bytes.HasSuffix(b, []byte("\n")) {
+			return s, strings.TrimSpace(string(b))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("no root token")
+	return nil, ""
+}
+
+// op runs an operator command and returns its stdout and stderr.
+func op(t *testing.T, cmd string, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	err := operator(ctx, cmd, args, &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+func mustOp(t *testing.T, cmd string, args ...string) string {
+	t.Helper()
+	out, _, err := op(t, cmd, args...)
+	if err != nil {
+		t.Fatalf("%s %q: %v", cmd, args, err)
+	}
+	return out
+}
+
+func TestOperatorCommands(t *testing.T) {
+	s1, tok := node(t, "node1", true, "join-secret")
+	auth := []string{"-addr", s1.URL(), "-token", tok}
+
+	out := mustOp(t, "members", auth...)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || strings.Join(strings.Fields(lines[0]), " ") != "ID RAFT ADDR HTTP ADDR SUFFRAGE LEADER HEALTHY" {
+		t.Fatalf("members table:\n%s", out)
+	}
+	if f := strings.Fields(lines[1]); f[0] != "node1" || f[2] != s1.URL() || f[3] != "voter" || f[4] != "yes" || f[5] != "yes" {
+		t.Fatalf("members row: %q", lines[1])
+	}
+
+	// A second node, started without -bootstrap or -join, is added by join
+	// and taken out by leave (its id found through -addr).
+	s2, _ := node(t, "node2", false, "join-secret")
+	_, _, err := op(t, "join", s1.URL(), "-node-id", "node2", "-raft-addr", s2.Cluster().Addr(), "-http-addr", s2.URL(), "-cluster-token", "wrong")
+	if err == nil || !strings.Contains(err.Error(), "regent_operator_join_201") || !strings.Contains(err.Error(), "HTTP 403") {
+		t.Fatalf("join with a wrong cluster token: %v", err)
+	}
+	out = mustOp(t, "join", s1.URL(), "-node-id", "node2", "-raft-addr", s2.Cluster().Addr(), "-http-addr", s2.URL(), "-cluster-token", "join-secret")
+	if !strings.Contains(out, "Node node2") {
+		t.Fatalf("join: %s", out)
+	}
+	var members []api.ClusterMember
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out = mustOp(t, "members", append(auth, "-o", "json")...)
+		members = nil
+		if err := json.Unmarshal([]byte(out), &members); err != nil {
+			t.Fatalf("members -o json: %v\n%s", err, out)
+		}
+		if len(members) == 2 && members[1].Healthy || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(members) != 2 || members[1].ID != "node2" || members[1].HTTPAddr != s2.URL() || !members[1].Healthy || members[1].Leader {
+		t.Fatalf("members after join: %+v", members)
+	}
+	out = mustOp(t, "leave", "-addr", s2.URL(), "-token", tok)
+	if out != "Node node2 was removed from the cluster.\n" {
+		t.Fatalf("leave: %q", out)
+	}
+	out = mustOp(t, "members", append(auth, "-o", "json")...)
+	if members = nil; json.Unmarshal([]byte(out), &members) != nil || len(members) != 1 {
+		t.Fatalf("members after leave: %s", out)
+	}
+	_, _, err = op(t, "leave", append(auth, "ghost")...)
+	if err == nil || !strings.Contains(err.Error(), "regent_operator_delete_001") || !strings.Contains(err.Error(), "HTTP 404") {
+		t.Fatalf("leave ghost: %v", err)
+	}
+
+	// token create: the secret alone on stdout, the rest on stderr.
+	secret, info, err := op(t, "token", append([]string{"create", "-name", "ci", "-expires", "2099-01-02T03:04:05Z"}, auth...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret = strings.TrimSpace(secret)
+	if !strings.HasPrefix(secret, "rgt_") || strings.Contains(secret, "\n") || !strings.Contains(info, `"ci"`) || !strings.Contains(info, "2099-01-02T03:04:05Z") {
+		t.Fatalf("token create: stdout %q stderr %q", secret, info)
+	}
+	// The new token works (it is the root user's, so global), read from a file.
+	tf := filepath.Join(t.TempDir(), "tok")
+	os.WriteFile(tf, []byte(secret+"\n"), 0o600)
+	mustOp(t, "members", "-addr", s1.URL(), "-token-file", tf)
+	out = mustOp(t, "token", "create", "-o", "json", "-addr", s1.URL(), "-token-file", tf)
+	var created api.Token
+	if err := json.Unmarshal([]byte(out), &created); err != nil || created.Secret == "" || created.Kind != api.TokenKindUser {
+		t.Fatalf("token create -o json: %v %s", err, out)
+	}
+	_, _, err = op(t, "token", append([]string{"create", "-robot-region", "999"}, auth...)...)
+	if err == nil || !strings.Contains(err.Error(), "region_id: Region 999 does not exist.") {
+		t.Fatalf("robot token for a missing region: %v", err)
+	}
+
+	// snapshot save writes atomically with mode 0600; restore reads it back.
+	dir := t.TempDir()
+	file := filepath.Join(dir, "regent.snap")
+	out = mustOp(t, "snapshot", append([]string{"save", file}, auth...)...)
+	fi, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 || fi.Size() == 0 || !strings.Contains(out, file) {
+		t.Fatalf("snapshot save: %s, mode %v, %d bytes", out, fi.Mode(), fi.Size())
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("snapshot save left %d files in the directory", len(entries))
+	}
+	out = mustOp(t, "snapshot", "restore", file, "-o", "json", "-addr", s1.URL(), "-token", tok)
+	var res struct {
+		Bytes    int64 `json:"bytes"`
+		Restored bool  `json:"restored"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || !res.Restored || res.Bytes != fi.Size() {
+		t.Fatalf("snapshot restore: %v %s", err, out)
+	}
+	// A failed save leaves the old file alone and no temporary file behind.
+	os.WriteFile(file, []byte("old"), 0o600)
+	if _, _, err := op(t, "snapshot", "save", file, "-addr", s1.URL(), "-token", "wrong"); err == nil || !strings.Contains(err.Error(), "regent_auth_002") {
+		t.Fatalf("snapshot save with a bad token: %v", err)
+	}
+	if b, _ := os.ReadFile(file); string(b) != "old" {
+		t.Fatalf("failed save changed the file: %q", b)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("failed save left %d files", len(entries))
+	}
+	garbage := filepath.Join(dir, "garbage")
+	os.WriteFile(garbage, []byte("not a snapshot"), 0o600)
+	if _, _, err := op(t, "snapshot", append([]string{"restore", garbage}, auth...)...); err == nil || !strings.Contains(err.Error(), "regent_operator_snapshot_101") {
+		t.Fatalf("restore garbage: %v", err)
+	}
+}
+
+func TestOperatorLeaveSelf(t *testing.T) {
+	// leave without an id asks /healthz of -addr for the node id.
+	var deleted string
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == "/healthz":
+			io.WriteString(w, `{"status":"ok","node_id":"ctl-3","leader":"ctl-1","is_leader":false,"applied_index":9}`)
+		case r.Method == http.MethodDelete && strings.HasPrefix(r.URL.Path, "/v1/operator/members/"):
+			if r.Header.Get("X-Auth-Token") != "tk" {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			deleted = strings.TrimPrefix(r.URL.Path, "/v1/operator/members/")
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer ts.Close()
+	out := mustOp(t, "leave", "-addr", ts.URL, "-token", "tk", "-o", "json")
+	if deleted != "ctl-3" || strings.TrimSpace(out) != `{
+  "removed": "ctl-3"
+}` {
+		t.Fatalf("deleted %q, output %q", deleted, out)
+	}
+}
+
+func TestOperatorUsage(t *testing.T) {
+	for _, tc := range []struct {
+		cmd  string
+		args []string
+		want string
+	}{
+		{"frobnicate", nil, `unknown command "frobnicate"`},
+		{"snapshot", nil, "save FILE or restore FILE"},
+		{"snapshot", []string{"load", "x"}, `unknown snapshot subcommand "load"`},
+		{"snapshot", []string{"save"}, "exactly one FILE"},
+		{"token", []string{"delete"}, "create"},
+		{"token", []string{"create", "-server", "3"}, "-server needs -robot-region"},
+		{"token", []string{"create", "-expires", "tomorrow"}, "RFC 3339"},
+		{"join", []string{"http://x", "-node-id", "n"}, "join needs -http-addr, -raft-addr"},
+		{"join", nil, "exactly one ADDR"},
+		{"members", []string{"-o", "yaml"}, "-o must be table or json"},
+		{"members", []string{"-bogus"}, "flag provided but not defined: -bogus"},
+		{"leave", []string{"a", "b"}, "at most one NODE_ID"},
+	} {
+		_, _, err := op(t, tc.cmd, tc.args...)
+		var ue usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s %q: %v, want a usage error containing %q", tc.cmd, tc.args, err, tc.want)
+		}
+	}
+	out, _, err := op(t, "snapshot", "save", "-h")
+	if err != nil || !strings.Contains(out, "Usage: regent-controller snapshot save FILE") || !strings.Contains(out, "-addr") {
+		t.Fatalf("snapshot save -h: %v\n%s", err, out)
+	}
+	// A transport error names the address.
+	_, _, err = op(t, "members", "-addr", "http://127.0.0.1:1", "-token", "x")
+	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Fatalf("members against nothing: %v", err)
+	}
+}

@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/regentcloud/regent/controller/server"
+	"github.com/regentcloud/regent/pkg/api"
+)
+
+type ctl struct {
+	t    *testing.T
+	addr string
+	tok  string
+}
+
+func start(t *testing.T) *ctl {
+	t.Helper()
+	dir := t.TempDir()
+	s, err := server.New(server.Config{
+		NodeID: "node1", DataDir: dir, HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", Bootstrap: true, LogLevel: "off",
+		HeartbeatTimeout: "50ms", ElectionTimeout: "50ms", LeaderLeaseTimeout: "50ms",
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+	})
+	if !s.WaitReady(ctx) {
+		t.Fatal("controller not ready")
+	}
+	for ctx.Err() == nil {
+		if b, err := os.ReadFile(filepath.Join(dir, server.RootTokenFile)); err == nil && bytes.HasSuffix(b, []byte("\n")) {
+			return &ctl{t: t, addr: s.URL(), tok: strings.TrimSpace(string(b))}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("no root token")
+	return nil
+}
+
+// run runs regentctl with the global flags first.
+func (c *ctl) run(args ...string) (code int, stdout, stderr string) {
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	code = run(ctx, append([]string{"-addr", c.addr, "-token", c.tok}, args...), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func (c *ctl) ok(args ...string) string {
+	c.t.Helper()
+	code, out, errOut := c.run(args...)
+	if code != 0 {
+		c.t.Fatalf("regentctl %q: exit %d\n%s", args, code, errOut)
+	}
+	return out
+}
+
+func (c *ctl) json(v any, args ...string) {
+	c.t.Helper()
+	out := c.ok(append(args, "-o", "json")...)
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		c.t.Fatalf("regentctl %q: %v\n%s", args, err, out)
+	}
+}
+
+func (c *ctl) fail(wantCode int, wantErr string, args ...string) {
+	c.t.Helper()
+	code, _, errOut := c.run(args...)
+	if code != wantCode || !strings.Contains(errOut, wantErr) {
+		c.t.Fatalf("regentctl %q: exit %d, stderr:\n%s\nwant exit %d and %q", args, code, errOut, wantCode, wantErr)
+	}
+}
+
+// field returns the value of a FIELD VALUE table row.
+func field(out, name string) string {
+	for line := range strings.SplitSeq(out, "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == name {
+			return strings.Join(f[1:], " ")
+		}
+	}
+	return ""
+}
+
+func TestRegentctl(t *testing.T) {
+	c := start(t)
+
+	// Members.
+	out := c.ok("member", "create", "-name", "Acme")
+	if field(out, "NAME") != "Acme" || field(out, "ID") == "" || field(out, "SELF") != "MANAGED no" {
+		t.Fatalf("member create:\n%s", out)
+	}
+	id := field(out, "ID")
+	var m api.Member
+	c.json(&m, "member", "get", id)
+	if fmt.Sprint(m.ID) != id || m.Name != "Acme" {
+		t.Fatalf("member get: %+v", m)
+	}
+	c.fail(1, "name: A member named \"Acme\" already exists. [membership_member_create_101]", "member", "create", "-name", "Acme")
+	c.fail(1, "This field is required. [membership_member_create_101]", "member", "create")
+	c.fail(1, "[membership_member_update_002, HTTP 409]", "member", "update", id, "-name", "Acme2", "-if-match", "1")
+	c.json(&m, "member", "update", id, "-name", "Acme Ltd", "-if-match", fmt.Sprint(m.ModifiedIndex))
+	if m.Name != "Acme Ltd" {
+		t.Fatalf("member update: %+v", m)
+	}
+	var members api.List[api.Member]
+	c.json(&members, "member", "list", "-search", "name__icontains=acme", "-order", "-name")
+	if len(members.Content) != 1 || members.Content[0].Name != "Acme Ltd" || members.Metadata.Order != "-name" {
+		t.Fatalf("member list: %+v", members)
+	}
+	// Global flags after the command, a warning for an unknown filter, and
+	// the table.
+	code, out, errOut := c.run("member", "list", "-search", "colour=red", "-limit", "1")
+	if code != 0 || !strings.Contains(errOut, "warning: SearchFilterWarning") || !strings.Contains(errOut, "(page 0: 1 of 2 members") {
+		t.Fatalf("member list with a bad filter: %d\n%s\n%s", code, out, errOut)
+	}
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 2 || !strings.HasPrefix(lines[0], "ID") || !strings.Contains(lines[1], "CIX") {
+		t.Fatalf("member list table:\n%s", out)
+	}
+	c.json(&members, "member", "list", "-all", "-limit", "1")
+	if len(members.Content) != 2 || members.Metadata.TotalRecords != 2 {
+		t.Fatalf("member list -all: %+v", members)
+	}
+
+	// Users.
+	var u api.User
+	c.json(&u, "user", "create", "-username", "alice", "-member", id, "-email", "alice@example.com", "-first-name", "Alice", "-admin")
+	if u.Username != "alice" || fmt.Sprint(u.MemberID) != id || !u.Administrator || u.Email != "alice@example.com" {
+		t.Fatalf("user create: %+v", u)
+	}
+	uid := fmt.Sprint(u.ID)
+	out = c.ok("user", "update", uid, "-surname", "Liddell", "-admin=false")
+	if field(out, "NAME") != "Alice Liddell" || field(out, "ADMIN") != "no" || field(out, "EMAIL") != "alice@example.com" {
+		t.Fatalf("user update:\n%s", out)
+	}
+	var users api.List[api.User]
+	c.json(&users, "user", "list", "-search", "member_id="+id)
+	if len(users.Content) != 1 || users.Content[0].ID != u.ID {
+		t.Fatalf("user list: %+v", users)
+	}
+	c.fail(1, "username: Use letters, digits and @.+-_ only.", "user", "create", "-username", "bad name")
+
+	// Tokens.
+	var tok api.Token
+	c.json(&tok, "token", "create", "-name", "ci", "-user", uid)
+	if tok.Secret == "" || tok.UserID != u.ID || tok.Name != "ci" {
+		t.Fatalf("token create: %+v", tok)
+	}
+	out = c.ok("token", "create", "-name", "table")
+	if !strings.Contains(out, "SECRET  rgt_") {
+		t.Fatalf("token create table:\n%s", out)
+	}
+	// alice's token works and sees only her member.
+	alice := &ctl{t: t, addr: c.addr, tok: tok.Secret}
+	alice.json(&members, "member", "list")
+	if len(members.Content) != 1 || fmt.Sprint(members.Content[0].ID) != id {
+		t.Fatalf("alice's members: %+v", members)
+	}
+	alice.fail(1, "[membership_member_create_201, HTTP 403]", "member", "create", "-name", "Other")
+	var toks api.List[api.Token]
+	c.json(&toks, "token", "list", "-search", "user_id="+uid)
+	if len(toks.Content) != 1 || toks.Content[0].Secret != "" {
+		t.Fatalf("token list: %+v", toks)
+	}
+	c.ok("token", "delete", fmt.Sprint(tok.ID))
+	alice.fail(1, "[regent_auth_002, HTTP 401]", "member", "list")
+
+	// Regions.
+	var r api.Region
+	c.json(&r, "region", "create", "-name", "eu-west-1", "-customers", id+",1")
+	if len(r.Customers) != 2 {
+		t.Fatalf("region create: %+v", r)
+	}
+	rid := fmt.Sprint(r.ID)
+	out = c.ok("region", "update", rid, "-customers", "")
+	if field(out, "CUSTOMERS") != "-" || field(out, "NAME") != "eu-west-1" {
+		t.Fatalf("region update:\n%s", out)
+	}
+	c.fail(1, "customers: Member 999 does not exist.", "region", "update", rid, "-customers", "999")
+	if out = c.ok("region", "delete", rid); out != "Deleted region "+rid+".\n" {
+		t.Fatalf("region delete: %q", out)
+	}
+	c.fail(1, "[membership_region_read_001, HTTP 404]", "region", "get", rid)
+
+	// Clean up in dependency order.
+	c.fail(1, "membership_member_delete_102", "member", "delete", id)
+	c.ok("user", "delete", uid)
+	c.ok("member", "delete", id)
+}
+
+func TestRegentctlUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "no resource given"},
+		{[]string{"widget", "list"}, `unknown resource "widget"`},
+		{[]string{"member"}, "member needs a command: list, get, create, update, delete"},
+		{[]string{"token", "update", "1"}, `unknown command "update" for token (list, get, create, delete)`},
+		{[]string{"member", "get"}, "usage: regentctl member get ID"},
+		{[]string{"member", "get", "x1"}, `member ID must be a positive integer, not "x1"`},
+		{[]string{"member", "update", "3"}, "nothing to change"},
+		{[]string{"member", "list", "-search", "name"}, "expected FIELD[__OP]=VALUE"},
+		{[]string{"member", "list", "-o", "yaml"}, "-o must be table or json"},
+		{[]string{"member", "list", "-nope"}, "flag provided but not defined: -nope"},
+		{[]string{"token", "create", "-server", "1"}, "-server needs -robot-region"},
+	} {
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), append([]string{"-addr", "http://127.0.0.1:1", "-token", "x"}, tc.args...), &out, &errOut)
+		if code != 2 || !strings.Contains(errOut.String(), tc.want) {
+			t.Errorf("regentctl %q: exit %d, stderr:\n%s\nwant exit 2 and %q", tc.args, code, errOut.String(), tc.want)
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"user", "create", "-h"}, &out, &errOut); code != 0 ||
+		!strings.Contains(out.String(), "Usage: regentctl user create -username NAME") || !strings.Contains(out.String(), "-first-name") {
+		t.Fatalf("user create -h: %d\n%s%s", code, out.String(), errOut.String())
+	}
+	// The token is never shown as a flag default.
+	out.Reset()
+	run(context.Background(), []string{"-token", "rgt_secret", "member", "list", "-h"}, &out, &errOut)
+	if strings.Contains(out.String(), "rgt_secret") {
+		t.Fatalf("-h shows the token:\n%s", out.String())
+	}
+	// A transport error exits 1 and names the address.
+	out.Reset()
+	errOut.Reset()
+	if code := run(context.Background(), []string{"-addr", "http://127.0.0.1:1", "member", "list"}, &out, &errOut); code != 1 ||
+		!strings.Contains(errOut.String(), "127.0.0.1:1") {
+		t.Fatalf("unreachable: %d %s", code, errOut.String())
+	}
+}

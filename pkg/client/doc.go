@@ -1,0 +1,43 @@
+// Package client is the Go SDK of the Regent API, used by the agent, the
+// regentctl and regent-controller command-line tools, and tests.
+//
+// A Client talks to any controller node (followers forward to the leader)
+// and authenticates with an API token sent as X-Auth-Token:
+//
+//	c := client.New("http://127.0.0.1:8080", os.Getenv(client.EnvToken))
+//
+//	m, _, err := c.Members().Create(ctx, &client.MemberInput{Name: new("Acme")})
+//	if err != nil {
+//		var e *api.Error // every non-2xx answer is an *api.Error
+//		if errors.As(err, &e) && e.Errors["name"].ErrorCode != "" {
+//			log.Fatalf("bad name: %s", e.Errors["name"].Detail)
+//		}
+//		log.Fatal(err)
+//	}
+//
+//	// PATCH only the fields that are set; If-Match makes it compare-and-swap.
+//	m, _, err = c.Members().Update(ctx, m.ID, &client.MemberInput{Name: new("Acme Ltd")},
+//		&client.WriteOptions{IfMatch: m.ModifiedIndex})
+//	if client.IsConflict(err) {
+//		// someone else changed it first: read it again and retry
+//	}
+//
+//	// Filter, order and page; ListAll follows the pages.
+//	page, meta, err := c.Members().List(ctx, &client.ListOptions{
+//		Search: map[string]string{"name__istartswith": "acme"}, Order: "-created", Limit: 20})
+//
+//	// Blocking query: returns once the member list changes after the read
+//	// above, or after Wait.
+//	page, meta, err = c.Members().List(ctx, &client.ListOptions{Index: meta.LastIndex, Wait: 30 * time.Second})
+//
+// Services are typed Service values over the generic functions List,
+// ListAll, Get, Create, Update, Replace and Delete, which any path of the
+// CloudCIX-style API can use directly:
+//
+//	regions, _, err := client.ListAll[*api.Region](ctx, c, client.RegionPath, nil)
+//
+// Every call returns a *Meta besides its result: X-Regent-Index as
+// LastIndex (chain it into QueryOptions.Index or ListOptions.Index), and the
+// stale-read headers. The cluster administration API is c.Operator(), and
+// c.Health() asks one node for its health.
+package client
