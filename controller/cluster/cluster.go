@@ -1,0 +1,447 @@
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+)
+
+// Defaults for zero Config fields. The timeouts are tuned for a LAN (raft's
+// own defaults are for WANs and double them).
+const (
+	DefaultHeartbeatTimeout   = 500 * time.Millisecond
+	DefaultElectionTimeout    = 500 * time.Millisecond
+	DefaultLeaderLeaseTimeout = 250 * time.Millisecond
+	DefaultSnapshotThreshold  = 8192
+	DefaultSnapshotInterval   = 2 * time.Minute
+	DefaultApplyTimeout       = 5 * time.Second
+
+	logCacheSize     = 512
+	snapshotsRetain  = 2
+	maxAppendEntries = 512
+	trailingLogs     = 10240
+	boltOpenTimeout  = time.Second
+)
+
+// Config configures one node. NodeID, DataDir and RaftAddr are required.
+type Config struct {
+	// NodeID is this node's raft server ID; it must be stable across restarts
+	// and unique in the cluster.
+	NodeID string
+	// DataDir holds raft/raft.db and raft/snapshots/.
+	DataDir string
+	// RaftAddr is the host:port raft binds and advertises to peers. The host
+	// must be reachable by peers (0.0.0.0 and :: are refused). Port 0 picks a
+	// free port (tests); Addr reports the result.
+	RaftAddr string
+	// Bootstrap makes this node a new single-voter cluster if it has no raft
+	// state yet. It is ignored when state exists, so it is safe to leave set.
+	Bootstrap bool
+	// TLS, when set, makes raft traffic mutual TLS. It needs this node's
+	// certificate (used as server and as client certificate) and the CA pool
+	// that signs its peers' certificates (RootCAs and/or ClientCAs; either
+	// fills in for the other). ClientAuth must be RequireAndVerifyClientCert
+	// (zero is taken to mean it); MinVersion defaults to TLS 1.3. Peers'
+	// certificates must be valid for the host part of their RaftAddr unless
+	// ServerName is set, in which case every node's certificate must carry
+	// that name.
+	TLS *tls.Config
+
+	// Raft timing; zero means the LAN defaults above (CommitTimeout: raft's).
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+
+	// Snapshot policy; zero means DefaultSnapshotThreshold / DefaultSnapshotInterval.
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+
+	// DeadServerCleanup, when positive, makes the leader remove a server that
+	// has failed every heartbeat for this long, as long as a healthy majority
+	// of the remaining configuration is left. 0 disables it.
+	DeadServerCleanup time.Duration
+
+	// ApplyTimeout is how long Apply (and the other leader-only writes) wait
+	// for this node to become leader when there is no leader. 0 means
+	// DefaultApplyTimeout.
+	ApplyTimeout time.Duration
+
+	// Logger receives every log line; raft logs under Named("raft"). Nil
+	// means hclog.Default().
+	Logger hclog.Logger
+}
+
+// Cluster is one node's raft layer. Build it with New and stop it with
+// Shutdown. All methods are safe for concurrent use.
+type Cluster struct {
+	cfg       Config
+	logger    hclog.Logger
+	fsm       raft.FSM
+	raft      *raft.Raft
+	store     *raftboltdb.BoltStore
+	snaps     *raft.FileSnapshotStore
+	stream    *streamLayer
+	transport *raft.NetworkTransport
+	advertise string
+	dir       string // <DataDir>/raft
+
+	observer *raft.Observer
+	obsCh    chan raft.Observation
+	changes  notifier
+	health   *peerHealth
+	removed  atomic.Uint64
+
+	stopCh       chan struct{}
+	wg           sync.WaitGroup
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// New opens (or creates) the node's raft state under cfg.DataDir, starts raft
+// with fsm, and bootstraps a single-voter cluster when cfg.Bootstrap is set
+// and there is no state yet. It does not wait for a leader: use
+// WaitForLeader.
+func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
+	if cfg.NodeID == "" {
+		return nil, errors.New("cluster: NodeID is required")
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("cluster: DataDir is required")
+	}
+	if cfg.RaftAddr == "" {
+		return nil, errors.New("cluster: RaftAddr is required")
+	}
+	if fsm == nil {
+		return nil, errors.New("cluster: FSM is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.Default()
+	}
+	if cfg.ApplyTimeout <= 0 {
+		cfg.ApplyTimeout = DefaultApplyTimeout
+	}
+	tlsConfig, err := prepareTLS(cfg.TLS)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := raftConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+
+	c := &Cluster{
+		cfg:    cfg,
+		logger: cfg.Logger.Named("cluster"),
+		fsm:    fsm,
+		dir:    filepath.Join(cfg.DataDir, "raft"),
+		stopCh: make(chan struct{}),
+		health: newPeerHealth(),
+	}
+	c.changes.init()
+
+	// Everything opened below is closed again if a later step fails.
+	ok := false
+	var closers []func()
+	defer func() {
+		if !ok {
+			for i := len(closers) - 1; i >= 0; i-- {
+				closers[i]()
+			}
+		}
+	}()
+
+	if err := os.MkdirAll(c.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cluster: create raft dir: %w", err)
+	}
+	dbPath := filepath.Join(c.dir, "raft.db")
+	c.store, err = raftboltdb.New(raftboltdb.Options{
+		Path:        dbPath,
+		BoltOptions: &bbolt.Options{Timeout: boltOpenTimeout},
+	})
+	if err != nil {
+		if errors.Is(err, bbolt.ErrTimeout) {
+			return nil, fmt.Errorf("cluster: open %s: locked (is another controller using this data dir?): %w", dbPath, err)
+		}
+		return nil, fmt.Errorf("cluster: open %s: %w", dbPath, err)
+	}
+	closers = append(closers, func() { _ = c.store.Close() })
+
+	logs, err := raft.NewLogCache(logCacheSize, c.store)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: log cache: %w", err)
+	}
+	c.snaps, err = raft.NewFileSnapshotStoreWithLogger(c.dir, snapshotsRetain, rc.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: snapshot store: %w", err)
+	}
+
+	ln, adv, err := listen(cfg.RaftAddr)
+	if err != nil {
+		return nil, err
+	}
+	c.advertise = string(adv)
+	c.stream = &streamLayer{Listener: ln, advertise: adv, tlsConfig: tlsConfig}
+	c.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  c.stream,
+		MaxPool: transportMaxPool,
+		Timeout: transportTimeout,
+		Logger:  rc.Logger.Named("net"),
+	})
+	closers = append(closers, func() { _ = c.transport.Close() })
+
+	hasState, err := raft.HasExistingState(logs, c.store, c.snaps)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: inspect raft state: %w", err)
+	}
+
+	c.raft, err = raft.NewRaft(rc, fsm, logs, c.store, c.snaps, c.transport)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: start raft: %w", err)
+	}
+	closers = append(closers, func() { _ = c.raft.Shutdown().Error() })
+
+	switch {
+	case cfg.Bootstrap && hasState:
+		c.logger.Info("existing raft state found; not bootstrapping", "dir", c.dir)
+	case cfg.Bootstrap:
+		c.logger.Info("bootstrapping a new single-voter cluster", "id", cfg.NodeID, "addr", c.advertise)
+		f := c.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
+			Suffrage: raft.Voter,
+			ID:       raft.ServerID(cfg.NodeID),
+			Address:  raft.ServerAddress(c.advertise),
+		}}})
+		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			return nil, fmt.Errorf("cluster: bootstrap: %w", err)
+		}
+	case !hasState:
+		c.logger.Info("no raft state; waiting to be added to a cluster", "id", cfg.NodeID, "addr", c.advertise)
+	}
+
+	c.startObserver()
+	ok = true
+	c.logger.Info("raft started", "id", cfg.NodeID, "addr", c.advertise, "tls", tlsConfig != nil)
+	return c, nil
+}
+
+// raftConfig applies the package defaults and throughput tuning.
+func raftConfig(cfg Config) (*raft.Config, error) {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.Logger = cfg.Logger.Named("raft")
+
+	rc.HeartbeatTimeout = orDefault(cfg.HeartbeatTimeout, DefaultHeartbeatTimeout)
+	rc.ElectionTimeout = orDefault(cfg.ElectionTimeout, max(DefaultElectionTimeout, rc.HeartbeatTimeout))
+	rc.LeaderLeaseTimeout = orDefault(cfg.LeaderLeaseTimeout, min(DefaultLeaderLeaseTimeout, rc.HeartbeatTimeout))
+	rc.CommitTimeout = orDefault(cfg.CommitTimeout, rc.CommitTimeout)
+	rc.SnapshotInterval = orDefault(cfg.SnapshotInterval, DefaultSnapshotInterval)
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	if rc.SnapshotThreshold == 0 {
+		rc.SnapshotThreshold = DefaultSnapshotThreshold
+	}
+
+	rc.MaxAppendEntries = maxAppendEntries
+	rc.BatchApplyCh = true
+	rc.TrailingLogs = trailingLogs
+	// A removed node stays up as a follower outside the configuration, so an
+	// operator can add it back without a restart.
+	rc.ShutdownOnRemove = false
+	// Per-peer metrics as labels only, not also as name suffixes.
+	rc.NoLegacyTelemetry = true
+
+	if err := raft.ValidateConfig(rc); err != nil {
+		return nil, fmt.Errorf("cluster: raft config: %w", err)
+	}
+	return rc, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// Shutdown stops the node: the package's goroutines, raft (which closes the
+// transport) and the bolt file. It does not leave the cluster (see Leave).
+// It is safe to call more than once; later calls return the first result.
+func (c *Cluster) Shutdown() error {
+	c.shutdownOnce.Do(func() {
+		close(c.stopCh)
+		c.changes.notify() // wake waiters promptly
+		c.wg.Wait()
+		c.raft.DeregisterObserver(c.observer)
+		var errs []error
+		if err := c.raft.Shutdown().Error(); err != nil {
+			errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
+		}
+		// raft closes the transport when it shuts down; closing again is a
+		// no-op, but makes sure the listener is gone even on odd paths.
+		if err := c.transport.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("transport close: %w", err))
+		}
+		if err := c.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("raft store close: %w", err))
+		}
+		c.shutdownErr = errors.Join(errs...)
+		c.logger.Info("raft stopped", "id", c.cfg.NodeID)
+	})
+	return c.shutdownErr
+}
+
+// NodeID returns this node's raft server ID.
+func (c *Cluster) NodeID() string { return c.cfg.NodeID }
+
+// Addr returns the raft address this node advertises to its peers.
+func (c *Cluster) Addr() string { return c.advertise }
+
+// Raft returns the underlying raft instance. It is an escape hatch for tests
+// and diagnostics; production code should use Cluster's methods.
+func (c *Cluster) Raft() *raft.Raft { return c.raft }
+
+// IsLeader reports whether this node is the leader right now. A leader that
+// has just been partitioned away still reports true until its lease expires;
+// use VerifyLeader for a linearizable check.
+func (c *Cluster) IsLeader() bool { return c.raft.State() == raft.Leader }
+
+// Leader returns the ID and raft address of the leader as this node knows it,
+// or empty strings when there is none.
+func (c *Cluster) Leader() (id, raftAddr string) {
+	addr, sid := c.raft.LeaderWithID()
+	return string(sid), string(addr)
+}
+
+// LeaderChangeCh returns a channel that is closed at the next change of the
+// known leader or of this node's raft state (and at Shutdown). It fires once:
+// call LeaderChangeCh again, then look at IsLeader/Leader. Any number of
+// goroutines may wait on it. Notifications are best effort (raft may drop an
+// observation under extreme load), so long-lived waiters should also re-check
+// on a slow timer.
+func (c *Cluster) LeaderChangeCh() <-chan struct{} { return c.changes.wait() }
+
+// WaitForLeader blocks until some node (possibly this one) is known to be the
+// leader and returns its ID, or returns ctx's error.
+func (c *Cluster) WaitForLeader(ctx context.Context) (string, error) {
+	recheck := time.NewTicker(recheckInterval)
+	defer recheck.Stop()
+	for {
+		ch := c.changes.wait()
+		if _, id := c.raft.LeaderWithID(); id != "" {
+			return string(id), nil
+		}
+		select {
+		case <-ch:
+		case <-recheck.C:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-c.stopCh:
+			return "", ErrShutdown
+		}
+	}
+}
+
+// VerifyLeader confirms with a quorum that this node is still the leader, for
+// linearizable reads. It returns *ErrNotLeader or ErrNoLeader when it is not.
+// ctx is checked before the round trip, which itself is bounded by raft
+// (the leader steps down when it cannot reach a quorum within its lease).
+func (c *Cluster) VerifyLeader(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !c.IsLeader() {
+		return c.notLeaderErr()
+	}
+	return c.mapRaftErr(c.raft.VerifyLeader().Error())
+}
+
+// Barrier waits until every entry committed before the call has been applied
+// to the FSM on the leader. A new leader should call it before serving reads
+// of its FSM. Leader only.
+func (c *Cluster) Barrier(ctx context.Context) error {
+	if !c.IsLeader() {
+		return c.notLeaderErr()
+	}
+	return c.mapRaftErr(c.raft.Barrier(enqueueTimeout(ctx)).Error())
+}
+
+// LastContact returns how long ago this node last heard from the leader: 0 on
+// the leader, and math.MaxInt64 (effectively infinite) when it never has, so
+// that staleness checks fail safe.
+func (c *Cluster) LastContact() time.Duration {
+	if c.IsLeader() {
+		return 0
+	}
+	last := c.raft.LastContact()
+	if last.IsZero() {
+		return math.MaxInt64
+	}
+	return time.Since(last)
+}
+
+// AppliedIndex returns raft's applied index: the last entry raft has handed
+// to the FSM. The FSM may still be applying it, and it may trail Apply's
+// return by a moment; a response header that must match FSM contents should
+// use an index the FSM records itself.
+func (c *Cluster) AppliedIndex() uint64 { return c.raft.AppliedIndex() }
+
+// LastIndex returns the index of the last entry in this node's log (or of
+// its latest snapshot).
+func (c *Cluster) LastIndex() uint64 { return c.raft.LastIndex() }
+
+// State returns raft's state: "Follower", "Candidate", "Leader" or "Shutdown".
+func (c *Cluster) State() string { return c.raft.State().String() }
+
+// Stats returns raft's stats map plus "dead_servers_removed".
+func (c *Cluster) Stats() map[string]string {
+	st := c.raft.Stats()
+	st["dead_servers_removed"] = fmt.Sprint(c.removed.Load())
+	return st
+}
+
+// DeadServersRemoved returns how many servers this node removed through dead
+// server cleanup while it was leader.
+func (c *Cluster) DeadServersRemoved() uint64 { return c.removed.Load() }
+
+// enqueueTimeout turns ctx's deadline into raft's enqueue timeout (0 = none).
+func enqueueTimeout(ctx context.Context) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		if d := time.Until(dl); d > 0 {
+			return d
+		}
+		return time.Nanosecond
+	}
+	return 0
+}
+
+// notifier is a broadcast: wait returns a channel that notify closes.
+type notifier struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (n *notifier) init() { n.ch = make(chan struct{}) }
+
+func (n *notifier) wait() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ch
+}
+
+func (n *notifier) notify() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	close(n.ch)
+	n.ch = make(chan struct{})
+}

@@ -1,0 +1,30 @@
+// Package cluster is the raft layer of one regent controller node.
+//
+// It wires hashicorp/raft to durable storage and the network and gives the
+// rest of the controller a small, typed API:
+//
+//   - storage: one raft-boltdb/v2 file, <DataDir>/raft/raft.db, serves as both
+//     the log store (behind a 512-entry raft.LogCache) and the stable store;
+//     FSM snapshots live in <DataDir>/raft/snapshots (the two newest are kept);
+//   - transport: raft's NetworkTransport over a TCP stream layer bound to
+//     Config.RaftAddr, which is also the address advertised to peers. With
+//     Config.TLS set every raft connection is mutual TLS (both ends present a
+//     certificate signed by a CA the other end trusts);
+//   - writes: Apply commits a command on the leader and returns the FSM's
+//     response and the raft index. On a follower it returns *ErrNotLeader
+//     naming the leader, so the HTTP layer can forward the request; during an
+//     election it waits up to Config.ApplyTimeout for this node to win;
+//   - membership: AddVoter, RemoveServer, Servers and Leave;
+//   - backup: SnapshotSave streams the FSM's own snapshot bytes, and
+//     SnapshotRestore validates such a stream before handing it to raft (see
+//     SnapshotRestore for why validation must happen first);
+//   - dead server cleanup: with Config.DeadServerCleanup set, the leader
+//     removes a server that has failed every heartbeat for that long, but only
+//     while a healthy majority of the remaining configuration stays (an
+//     autopilot-style rule; see deadserver.go);
+//   - metrics: InstallMetrics routes raft's go-metrics into Prometheus.
+//
+// The FSM is the caller's: this package sees only raft.FSM and opaque bytes.
+// Everything a Cluster starts (raft, its transport, the bolt file and the
+// package's own goroutines) is stopped by Cluster.Shutdown.
+package cluster

@@ -1,0 +1,177 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// probeTimeout bounds AddVoter's reachability check of a new server.
+const probeTimeout = 3 * time.Second
+
+// Server is one entry of the raft configuration.
+type Server struct {
+	ID       string `json:"id"`
+	Address  string `json:"address"`
+	Suffrage string `json:"suffrage"` // "voter", "nonvoter" or "staging"
+	Leader   bool   `json:"leader"`
+}
+
+// Servers returns the latest raft configuration as this node knows it
+// (including uncommitted changes on the leader), in configuration order.
+func (c *Cluster) Servers() ([]Server, error) {
+	f := c.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, c.mapRaftErr(err)
+	}
+	_, leader := c.raft.LeaderWithID()
+	cfg := f.Configuration()
+	out := make([]Server, 0, len(cfg.Servers))
+	for _, s := range cfg.Servers {
+		out = append(out, Server{
+			ID:       string(s.ID),
+			Address:  string(s.Address),
+			Suffrage: strings.ToLower(s.Suffrage.String()),
+			Leader:   s.ID == leader,
+		})
+	}
+	return out, nil
+}
+
+// AddVoter adds a voting server; leader only (*ErrNotLeader otherwise).
+//
+// It is idempotent: a server already present with the same ID and address is
+// left alone (a non-voter is promoted). A server with the same ID but another
+// address is removed and added back with the new address. An address already
+// used by a server with another ID is refused.
+//
+// Before changing the configuration AddVoter dials addr over the raft stream
+// layer (TCP connect, plus the full TLS handshake with mTLS), so a wrong
+// address, a node that is not running or a certificate this cluster does not
+// trust is refused up front: adding an unreachable voter to a one-node
+// cluster would otherwise cost it its quorum.
+func (c *Cluster) AddVoter(id, addr string) error {
+	if id == "" || addr == "" {
+		return errors.New("cluster: AddVoter needs an id and an address")
+	}
+	if !c.IsLeader() {
+		return c.notLeaderErr()
+	}
+	cf := c.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return c.mapRaftErr(err)
+	}
+	prev := cf.Index()
+	var replace *raft.Server // same ID at another address
+	for _, s := range cf.Configuration().Servers {
+		switch {
+		case string(s.ID) == id && string(s.Address) == addr:
+			if s.Suffrage == raft.Voter {
+				return nil
+			}
+			// Present as non-voter: AddVoter below promotes it.
+		case string(s.ID) == id:
+			if id == c.cfg.NodeID {
+				return fmt.Errorf("cluster: cannot change this node's own address (%s -> %s)", s.Address, addr)
+			}
+			replace = &s
+		case string(s.Address) == addr:
+			return fmt.Errorf("cluster: address %s is already used by server %q; remove it first", addr, s.ID)
+		}
+	}
+	// Probe before touching the configuration, so a failed probe leaves it as
+	// it was.
+	if err := c.probe(addr); err != nil {
+		return fmt.Errorf("cluster: not adding %s: cannot reach %s over raft transport: %w", id, addr, err)
+	}
+	if replace != nil {
+		c.logger.Info("server changed address; replacing it", "id", id, "old", replace.Address, "new", addr)
+		f := c.raft.RemoveServer(replace.ID, prev, 0)
+		if err := f.Error(); err != nil {
+			return c.mapRaftErr(err)
+		}
+		prev = f.Index()
+	}
+	c.logger.Info("adding voter", "id", id, "addr", addr)
+	if err := c.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), prev, 0).Error(); err != nil {
+		return c.mapRaftErr(err)
+	}
+	return nil
+}
+
+// probe checks that addr accepts a raft stream connection from this node.
+func (c *Cluster) probe(addr string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	conn, err := c.stream.dialContext(ctx, addr)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
+
+// RemoveServer removes a server from the configuration; leader only. An ID
+// that is not present is not an error. Removing the leader itself makes it
+// step down once the change commits (see Leave).
+func (c *Cluster) RemoveServer(id string) error {
+	if id == "" {
+		return errors.New("cluster: RemoveServer needs an id")
+	}
+	if !c.IsLeader() {
+		return c.notLeaderErr()
+	}
+	cf := c.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return c.mapRaftErr(err)
+	}
+	found := false
+	for _, s := range cf.Configuration().Servers {
+		if string(s.ID) == id {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return nil
+	}
+	c.logger.Info("removing server", "id", id)
+	return c.mapRaftErr(c.raft.RemoveServer(raft.ServerID(id), cf.Index(), 0).Error())
+}
+
+// Leave takes this node out of the cluster gracefully.
+//
+// On the leader with other voters, the leader removes itself: raft commits
+// the new configuration with the remaining voters' quorum and then the leader
+// steps down; the others elect a new leader after an election timeout. (The
+// removal has to be committed by a leader; handing leadership over first
+// would leave this node a follower that cannot remove itself.) The last voter
+// cannot leave.
+//
+// On a follower Leave returns an error wrapping *ErrNotLeader (or
+// ErrNoLeader): a follower is removed by the leader, so the caller forwards
+// the removal (DELETE of this member) to the leader.
+func (c *Cluster) Leave() error {
+	if !c.IsLeader() {
+		return fmt.Errorf("cluster: leave: a follower must be removed by the leader: %w", c.notLeaderErr())
+	}
+	cf := c.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return c.mapRaftErr(err)
+	}
+	self := raft.ServerID(c.cfg.NodeID)
+	others := 0
+	for _, s := range cf.Configuration().Servers {
+		if s.ID != self && s.Suffrage == raft.Voter {
+			others++
+		}
+	}
+	if others == 0 {
+		return errors.New("cluster: leave: this node is the only voter; a cluster cannot leave itself")
+	}
+	c.logger.Info("leaving the cluster: removing self as leader", "id", self)
+	return c.mapRaftErr(c.raft.RemoveServer(self, cf.Index(), 0).Error())
+}

@@ -1,0 +1,157 @@
+package cluster
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"maps"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+func TestSnapshotSaveRestoreIntoFreshNode(t *testing.T) {
+	src := startNode(t, "src", true, nil)
+	waitLeader(t, src)
+	for _, kv := range [][2]string{{"a", "1"}, {"b", "2"}, {"c", "3"}} {
+		set(t, src, kv[0], kv[1])
+	}
+	_, srcIdx := set(t, src, "a", "4")
+	want := src.fsm.all()
+
+	var buf bytes.Buffer
+	if err := src.SnapshotSave(ctxT(t, 10*time.Second), &buf); err != nil {
+		t.Fatalf("SnapshotSave: %v", err)
+	}
+	saved := bytes.Clone(buf.Bytes())
+	// The bytes are the FSM's own format.
+	if s, err := decodeKV(bytes.NewReader(saved)); err != nil || !maps.Equal(s.KV, want) {
+		t.Fatalf("saved snapshot %q: %v", saved, err)
+	}
+	// Saving again with nothing new still works.
+	buf.Reset()
+	if err := src.SnapshotSave(ctxT(t, 10*time.Second), &buf); err != nil {
+		t.Fatalf("second SnapshotSave: %v", err)
+	}
+
+	// Restore into a freshly bootstrapped node that has state of its own.
+	dst := startNode(t, "dst", true, nil)
+	waitLeader(t, dst)
+	set(t, dst, "dst-only", "x")
+	validate := func(r io.Reader) (uint64, error) { return dst.fsm.ValidateSnapshot(r) }
+	if err := dst.SnapshotRestore(ctxT(t, 10*time.Second), bytes.NewReader(saved), validate); err != nil {
+		t.Fatalf("SnapshotRestore: %v", err)
+	}
+	if got := dst.fsm.all(); !maps.Equal(got, want) {
+		t.Fatalf("after restore %v, want %v", got, want)
+	}
+	// Indexes keep moving forward past the source's.
+	r, idx := set(t, dst, "d", "5")
+	if idx <= srcIdx || r.Index != idx {
+		t.Fatalf("apply after restore at %d, source was at %d", idx, srcIdx)
+	}
+
+	// The restored state survives a restart (it is the newest raft snapshot).
+	cfg, addr := dst.cfg, dst.Addr()
+	if err := dst.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.RaftAddr = addr
+	dst2 := startNodeCfg(t, cfg)
+	waitLeader(t, dst2)
+	waitFor(t, 5*time.Second, "replay", func() bool { return dst2.AppliedIndex() >= idx })
+	want["d"] = "5"
+	if got := dst2.fsm.all(); !maps.Equal(got, want) {
+		t.Fatalf("after restart %v, want %v", got, want)
+	}
+}
+
+func TestSnapshotRestoreRefusesGarbage(t *testing.T) {
+	n := startNode(t, "g", true, nil)
+	waitLeader(t, n)
+	set(t, n, "a", "1")
+	_, idx := set(t, n, "b", "2")
+	before := n.fsm.all()
+	last := n.LastIndex()
+
+	for name, data := range map[string]string{
+		"garbage":   "this is not a snapshot\x00\xff",
+		"truncated": `{"index":3,"kv":{"a":"1"`,
+		"empty":     "",
+	} {
+		// nil validator: the FSM's ValidateSnapshot is used.
+		err := n.SnapshotRestore(ctxT(t, 10*time.Second), strings.NewReader(data), nil)
+		if !errors.Is(err, ErrInvalidSnapshot) {
+			t.Fatalf("%s: restore returned %v, want ErrInvalidSnapshot", name, err)
+		}
+		t.Logf("%s: %v", name, err)
+	}
+	if got := n.fsm.all(); !maps.Equal(got, before) {
+		t.Fatalf("state changed: %v, want %v", got, before)
+	}
+	if n.LastIndex() != last {
+		t.Fatalf("raft moved: last %d -> %d", last, n.LastIndex())
+	}
+	waitFor(t, 5*time.Second, "applied index", func() bool { return n.AppliedIndex() >= idx })
+	if !n.IsLeader() {
+		t.Fatal("node lost leadership")
+	}
+	set(t, n, "c", "3") // still working
+
+	// Without any validator the restore is refused.
+	p, err := New(Config{NodeID: "p", DataDir: t.TempDir(), RaftAddr: "127.0.0.1:0", Bootstrap: true,
+		Logger: testLogger(t, "p")}, plainFSM{newKV()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Shutdown()
+	if err := p.SnapshotRestore(ctxT(t, 5*time.Second), strings.NewReader("{}"), nil); err == nil ||
+		!strings.Contains(err.Error(), "no snapshot validator") {
+		t.Fatalf("restore without validator: %v", err)
+	}
+}
+
+// plainFSM hides kvFSM's ValidateSnapshot.
+type plainFSM struct{ raft.FSM }
+
+func TestSnapshotRestoreOnThreeNodeLeader(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	leader := nodes[0]
+	set(t, leader, "old", "x")
+	snap := []byte(`{"index":100000,"kv":{"r1":"a","r2":"b"}}` + "\n")
+	if err := leader.SnapshotRestore(ctxT(t, 10*time.Second), bytes.NewReader(snap), nil); err != nil {
+		t.Fatalf("SnapshotRestore: %v", err)
+	}
+	want := map[string]string{"r1": "a", "r2": "b"}
+	if got := leader.fsm.all(); !maps.Equal(got, want) {
+		t.Fatalf("leader after restore %v", got)
+	}
+	_, idx := set(t, leader, "r3", "c")
+	if idx <= 100000 {
+		t.Fatalf("index after restore %d, want > snapshot index", idx)
+	}
+	want["r3"] = "c"
+	for _, n := range nodes[1:] {
+		waitFor(t, 10*time.Second, n.NodeID()+" to install the restored snapshot", func() bool {
+			return n.AppliedIndex() >= idx
+		})
+		if got := n.fsm.all(); !maps.Equal(got, want) {
+			t.Fatalf("%s after restore %v", n.NodeID(), got)
+		}
+	}
+	// A follower refuses and names the leader; so does SnapshotSave's barrier path.
+	var nl *ErrNotLeader
+	if err := nodes[1].SnapshotRestore(ctxT(t, 5*time.Second), bytes.NewReader(snap), nil); !errors.As(err, &nl) {
+		t.Fatalf("restore on follower: %v", err)
+	}
+	// A follower can still save what it has.
+	var buf bytes.Buffer
+	if err := nodes[1].SnapshotSave(ctxT(t, 10*time.Second), &buf); err != nil {
+		t.Fatalf("SnapshotSave on follower: %v", err)
+	}
+	if s, err := decodeKV(&buf); err != nil || !maps.Equal(s.KV, want) {
+		t.Fatalf("follower snapshot %v %v", s, err)
+	}
+}
