@@ -496,7 +496,7 @@ func opTokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return usageError{fmt.Sprintf("-expires %q is not an RFC 3339 time such as 2030-01-02T15:04:05Z", expires)}
 		}
 	}
-	in := &client.TokenInput{}
+	in := &api.TokenInput{}
 	if name != "" {
 		in.Name = &name
 	}

@@ -308,8 +308,8 @@ func (f *memberFlags) register(c *cmd, update bool) {
 	}
 }
 
-func (f *memberFlags) input(set map[string]bool) *client.MemberInput {
-	in := &client.MemberInput{}
+func (f *memberFlags) input(set map[string]bool) *api.MemberInput {
+	in := &api.MemberInput{}
 	if set["name"] {
 		in.Name = &f.name
 	}
@@ -348,7 +348,7 @@ var memberUpdate = verb{run: func(c *cmd, args []string) error {
 		return err
 	}
 	in := f.input(c.set())
-	if *in == (client.MemberInput{}) {
+	if *in == (api.MemberInput{}) {
 		return usageError{"member update: nothing to change; give -name or -self-managed"}
 	}
 	cl, err := c.g.client()
@@ -399,8 +399,8 @@ func (f *userFlags) register(c *cmd, update bool) {
 	}
 }
 
-func (f *userFlags) input(set map[string]bool) *client.UserInput {
-	in := &client.UserInput{}
+func (f *userFlags) input(set map[string]bool) *api.UserInput {
+	in := &api.UserInput{}
 	if set["member"] {
 		in.MemberID = &f.member
 	}
@@ -454,7 +454,7 @@ var userUpdate = verb{run: func(c *cmd, args []string) error {
 		return err
 	}
 	in := f.input(c.set())
-	if *in == (client.UserInput{}) {
+	if *in == (api.UserInput{}) {
 		return usageError{"user update: nothing to change; give at least one field flag"}
 	}
 	cl, err := c.g.client()
@@ -495,8 +495,8 @@ func (f *regionFlags) register(c *cmd, update bool) {
 	}
 }
 
-func (f *regionFlags) input(set map[string]bool) *client.RegionInput {
-	in := &client.RegionInput{}
+func (f *regionFlags) input(set map[string]bool) *api.RegionInput {
+	in := &api.RegionInput{}
 	if set["name"] {
 		in.Name = &f.name
 	}
@@ -584,7 +584,7 @@ var tokenCreate = verb{run: func(c *cmd, args []string) error {
 		return usageError{"token create: -server needs -robot-region"}
 	}
 	set := c.set()
-	in := &client.TokenInput{}
+	in := &api.TokenInput{}
 	if set["name"] {
 		in.Name = &name
 	}

@@ -130,7 +130,7 @@ func TestMemberCRUD(t *testing.T) {
 	t.Parallel()
 	ctx, c := ctxT(t), root()
 	name := uniq("acme")
-	m, meta, err := c.Members().Create(ctx, &client.MemberInput{Name: new(name)})
+	m, meta, err := c.Members().Create(ctx, &api.MemberInput{Name: new(name)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestMemberCRUD(t *testing.T) {
 	}
 
 	// PATCH leaves out what is not set; If-Match with the current index wins.
-	upd, _, err := c.Members().Update(ctx, m.ID, &client.MemberInput{SelfManaged: new(true)}, &client.WriteOptions{IfMatch: m.ModifiedIndex})
+	upd, _, err := c.Members().Update(ctx, m.ID, &api.MemberInput{SelfManaged: new(true)}, &client.WriteOptions{IfMatch: m.ModifiedIndex})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,13 +166,13 @@ func TestMemberCRUD(t *testing.T) {
 		t.Fatalf("updated %+v", upd)
 	}
 	// ... and with a stale one it is a conflict.
-	_, _, err = c.Members().Update(ctx, m.ID, &client.MemberInput{Name: new(name + "-x")}, &client.WriteOptions{IfMatch: m.ModifiedIndex})
+	_, _, err = c.Members().Update(ctx, m.ID, &api.MemberInput{Name: new(name + "-x")}, &client.WriteOptions{IfMatch: m.ModifiedIndex})
 	if !client.IsConflict(err) {
 		t.Fatalf("stale If-Match: %v, want 409", err)
 	}
 
 	// PUT resets what is left out.
-	rep, _, err := c.Members().Replace(ctx, m.ID, &client.MemberInput{Name: new(name + "-2")}, nil)
+	rep, _, err := c.Members().Replace(ctx, m.ID, &api.MemberInput{Name: new(name + "-2")}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,12 +195,12 @@ func TestMemberCRUD(t *testing.T) {
 func TestUserCRUD(t *testing.T) {
 	t.Parallel()
 	ctx, c := ctxT(t), root()
-	m, _, err := c.Members().Create(ctx, &client.MemberInput{Name: new(uniq("users"))})
+	m, _, err := c.Members().Create(ctx, &api.MemberInput{Name: new(uniq("users"))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	username := uniq("alice")
-	u, _, err := c.Users().Create(ctx, &client.UserInput{MemberID: &m.ID, Username: new(username),
+	u, _, err := c.Users().Create(ctx, &api.UserInput{MemberID: &m.ID, Username: new(username),
 		Email: new("alice@example.com"), FirstName: new("Alice"), Surname: new("Liddell"), Administrator: new(true)})
 	if err != nil {
 		t.Fatal(err)
@@ -208,14 +208,14 @@ func TestUserCRUD(t *testing.T) {
 	if u.MemberID != m.ID || u.Username != username || u.Email != "alice@example.com" || !u.Administrator || u.GlobalActive {
 		t.Fatalf("created %+v", u)
 	}
-	upd, _, err := c.Users().Update(ctx, u.ID, &client.UserInput{Surname: new("Pleasance")}, nil)
+	upd, _, err := c.Users().Update(ctx, u.ID, &api.UserInput{Surname: new("Pleasance")}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if upd.Surname != "Pleasance" || upd.Email != "alice@example.com" || upd.FirstName != "Alice" {
 		t.Fatalf("patched %+v", upd)
 	}
-	rep, _, err := c.Users().Replace(ctx, u.ID, &client.UserInput{Username: new(username)}, nil)
+	rep, _, err := c.Users().Replace(ctx, u.ID, &api.UserInput{Username: new(username)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func TestUserCRUD(t *testing.T) {
 		t.Fatalf("users of member %d: %+v", m.ID, list.Content)
 	}
 	// A user cannot move to another member: a field error.
-	_, _, err = c.Users().Update(ctx, u.ID, &client.UserInput{MemberID: new(uint64(api.GlobalMemberID))}, nil)
+	_, _, err = c.Users().Update(ctx, u.ID, &api.UserInput{MemberID: new(uint64(api.GlobalMemberID))}, nil)
 	if e := apiErr(t, err, http.StatusBadRequest); e.Errors["member_id"].ErrorCode == "" {
 		t.Fatalf("move user: %+v", e)
 	}
@@ -245,16 +245,16 @@ func TestUserCRUD(t *testing.T) {
 func TestTokenCRUD(t *testing.T) {
 	t.Parallel()
 	ctx, c := ctxT(t), root()
-	m, _, err := c.Members().Create(ctx, &client.MemberInput{Name: new(uniq("tokens"))})
+	m, _, err := c.Members().Create(ctx, &api.MemberInput{Name: new(uniq("tokens"))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, _, err := c.Users().Create(ctx, &client.UserInput{MemberID: &m.ID, Username: new(uniq("bob"))})
+	u, _, err := c.Users().Create(ctx, &api.UserInput{MemberID: &m.ID, Username: new(uniq("bob"))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	exp := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
-	tok, _, err := c.Tokens().Create(ctx, &client.TokenInput{Name: new("ci"), UserID: &u.ID, Expires: &exp})
+	tok, _, err := c.Tokens().Create(ctx, &api.TokenInput{Name: new("ci"), UserID: &u.ID, Expires: &exp})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +283,7 @@ func TestTokenCRUD(t *testing.T) {
 		t.Fatalf("bob reads the global member: %v", err)
 	}
 	// A member user may not create members: 403 with an error code.
-	_, _, err = bob.Members().Create(ctx, &client.MemberInput{Name: new(uniq("nope"))})
+	_, _, err = bob.Members().Create(ctx, &api.MemberInput{Name: new(uniq("nope"))})
 	if e := apiErr(t, err, http.StatusForbidden); e.ErrorCode != "membership_member_create_201" {
 		t.Fatalf("forbidden: %+v", e)
 	}
@@ -305,7 +305,7 @@ func TestTokenCRUD(t *testing.T) {
 	}
 
 	// Robot tokens are bound to an existing region.
-	_, _, err = c.Tokens().Create(ctx, &client.TokenInput{Kind: new(api.TokenKindRobot)})
+	_, _, err = c.Tokens().Create(ctx, &api.TokenInput{Kind: new(api.TokenKindRobot)})
 	if e := apiErr(t, err, http.StatusBadRequest); e.Errors["region_id"].ErrorCode == "" {
 		t.Fatalf("robot without region: %+v", e)
 	}
@@ -320,12 +320,12 @@ func TestTokenCRUD(t *testing.T) {
 func TestRegionCRUD(t *testing.T) {
 	t.Parallel()
 	ctx, c := ctxT(t), root()
-	m, _, err := c.Members().Create(ctx, &client.MemberInput{Name: new(uniq("customer"))})
+	m, _, err := c.Members().Create(ctx, &api.MemberInput{Name: new(uniq("customer"))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	name := uniq("eu-west")
-	r, _, err := c.Regions().Create(ctx, &client.RegionInput{Name: new(name), Customers: &[]uint64{m.ID}})
+	r, _, err := c.Regions().Create(ctx, &api.RegionInput{Name: new(name), Customers: &[]uint64{m.ID}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +338,7 @@ func TestRegionCRUD(t *testing.T) {
 		t.Fatalf("delete customer: %+v", e)
 	}
 	// PATCH with an empty list clears the customers; the name stays.
-	upd, _, err := c.Regions().Update(ctx, r.ID, &client.RegionInput{Customers: &[]uint64{}}, nil)
+	upd, _, err := c.Regions().Update(ctx, r.ID, &api.RegionInput{Customers: &[]uint64{}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,10 +364,10 @@ func TestErrors(t *testing.T) {
 	t.Parallel()
 	ctx, c := ctxT(t), root()
 	name := uniq("dup")
-	if _, _, err := c.Members().Create(ctx, &client.MemberInput{Name: new(name)}); err != nil {
+	if _, _, err := c.Members().Create(ctx, &api.MemberInput{Name: new(name)}); err != nil {
 		t.Fatal(err)
 	}
-	_, meta, err := c.Members().Create(ctx, &client.MemberInput{Name: new(name)})
+	_, meta, err := c.Members().Create(ctx, &api.MemberInput{Name: new(name)})
 	e := apiErr(t, err, http.StatusBadRequest)
 	if fe, ok := e.Errors["name"]; !ok || fe.ErrorCode != "membership_member_create_101" || fe.Detail == "" {
 		t.Fatalf("duplicate name: %+v", e)
@@ -377,7 +377,7 @@ func TestErrors(t *testing.T) {
 	}
 
 	// Required field.
-	_, _, err = c.Members().Create(ctx, &client.MemberInput{})
+	_, _, err = c.Members().Create(ctx, &api.MemberInput{})
 	if e := apiErr(t, err, http.StatusBadRequest); e.Errors["name"].ErrorCode != "membership_member_create_101" {
 		t.Fatalf("missing name: %+v", e)
 	}
@@ -425,7 +425,7 @@ func TestListAllPaging(t *testing.T) {
 	const n = 130
 	ids := map[uint64]bool{}
 	for i := range n {
-		m, _, err := c.Members().Create(ctx, &client.MemberInput{Name: new(fmt.Sprintf("%s%03d", prefix, i))})
+		m, _, err := c.Members().Create(ctx, &api.MemberInput{Name: new(fmt.Sprintf("%s%03d", prefix, i))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -485,7 +485,7 @@ func TestBlockingQuery(t *testing.T) {
 	ctx, c := ctxT(t), root()
 	// A table never written to has index 0, which is not a blocking index:
 	// make sure the regions table has been written.
-	first, _, err := c.Regions().Create(ctx, &client.RegionInput{Name: new(uniq("first"))})
+	first, _, err := c.Regions().Create(ctx, &api.RegionInput{Name: new(uniq("first"))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -504,7 +504,7 @@ func TestBlockingQuery(t *testing.T) {
 	created := make(chan error, 1)
 	go func() {
 		time.Sleep(300 * time.Millisecond)
-		_, _, err := c.Regions().Create(ctx, &client.RegionInput{Name: new(name)})
+		_, _, err := c.Regions().Create(ctx, &api.RegionInput{Name: new(name)})
 		created <- err
 	}()
 	begin := time.Now()
@@ -600,15 +600,15 @@ func TestOperator(t *testing.T) {
 		t.Fatalf("remove unknown member: %v", err)
 	}
 	// Operator routes are for global users only, not even member admins.
-	m, _, err := c.Members().Create(ctx, &client.MemberInput{Name: new("tenant")})
+	m, _, err := c.Members().Create(ctx, &api.MemberInput{Name: new("tenant")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, _, err := c.Users().Create(ctx, &client.UserInput{MemberID: &m.ID, Username: new("tenant-admin"), Administrator: new(true)})
+	u, _, err := c.Users().Create(ctx, &api.UserInput{MemberID: &m.ID, Username: new("tenant-admin"), Administrator: new(true)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ut, _, err := c.Tokens().Create(ctx, &client.TokenInput{UserID: &u.ID})
+	ut, _, err := c.Tokens().Create(ctx, &api.TokenInput{UserID: &u.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -622,7 +622,7 @@ func TestSnapshotSaveRestore(t *testing.T) {
 	ctx := ctxT(t)
 	_, c := startOwn(t, "")
 
-	keep, _, err := c.Members().Create(ctx, &client.MemberInput{Name: new("kept")})
+	keep, _, err := c.Members().Create(ctx, &api.MemberInput{Name: new("kept")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -635,7 +635,7 @@ func TestSnapshotSaveRestore(t *testing.T) {
 		t.Fatalf("snapshot of %d bytes, buffer %d", n, snap.Len())
 	}
 
-	later, _, err := c.Members().Create(ctx, &client.MemberInput{Name: new("later")})
+	later, _, err := c.Members().Create(ctx, &api.MemberInput{Name: new("later")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -730,7 +730,7 @@ func TestOptions(t *testing.T) {
 		t.Errorf("meta %+v", meta)
 	}
 
-	if _, _, err := c.Members().Update(ctx, 1, &client.MemberInput{Name: new("b")}, &client.WriteOptions{IfMatch: 7}); err != nil {
+	if _, _, err := c.Members().Update(ctx, 1, &api.MemberInput{Name: new("b")}, &client.WriteOptions{IfMatch: 7}); err != nil {
 		t.Fatal(err)
 	}
 	if got.Method != http.MethodPatch || got.Header.Get("If-Match") != `"7"` || got.URL.Path != "/membership/member/1/" {

@@ -6,7 +6,7 @@
 //
 //	c := client.New("http://127.0.0.1:8080", os.Getenv(client.EnvToken))
 //
-//	m, _, err := c.Members().Create(ctx, &client.MemberInput{Name: new("Acme")})
+//	m, _, err := c.Members().Create(ctx, &api.MemberInput{Name: new("Acme")})
 //	if err != nil {
 //		var e *api.Error // every non-2xx answer is an *api.Error
 //		if errors.As(err, &e) && e.Errors["name"].ErrorCode != "" {
@@ -16,7 +16,7 @@
 //	}
 //
 //	// PATCH only the fields that are set; If-Match makes it compare-and-swap.
-//	m, _, err = c.Members().Update(ctx, m.ID, &client.MemberInput{Name: new("Acme Ltd")},
+//	m, _, err = c.Members().Update(ctx, m.ID, &api.MemberInput{Name: new("Acme Ltd")},
 //		&client.WriteOptions{IfMatch: m.ModifiedIndex})
 //	if client.IsConflict(err) {
 //		// someone else changed it first: read it again and retry

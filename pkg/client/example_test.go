@@ -18,7 +18,7 @@ func Example() {
 	ctx := context.Background()
 	c := client.New("http://127.0.0.1:8080", os.Getenv(client.EnvToken))
 
-	m, _, err := c.Members().Create(ctx, &client.MemberInput{Name: new("Acme")})
+	m, _, err := c.Members().Create(ctx, &api.MemberInput{Name: new("Acme")})
 	if err != nil {
 		var e *api.Error
 		if errors.As(err, &e) && e.Errors["name"].ErrorCode != "" {
@@ -26,7 +26,7 @@ func Example() {
 		}
 		log.Fatal(err)
 	}
-	m, _, err = c.Members().Update(ctx, m.ID, &client.MemberInput{Name: new("Acme Ltd")},
+	m, _, err = c.Members().Update(ctx, m.ID, &api.MemberInput{Name: new("Acme Ltd")},
 		&client.WriteOptions{IfMatch: m.ModifiedIndex})
 	if client.IsConflict(err) {
 		log.Print("changed meanwhile; read it again and retry")

@@ -8,12 +8,7 @@ import (
 	wire "github.com/regentcloud/regent/pkg/api"
 )
 
-type memberInput struct {
-	Name        *string `json:"name"`
-	SelfManaged *bool   `json:"self_managed"`
-}
-
-func (in *memberInput) validate(q *api.Request, full bool) error {
+func validateMember(q *api.Request, in *wire.MemberInput, full bool) error {
 	fe := wire.FieldErrors{}
 	text(fe, q, "name", in.Name, full, 100, 101)
 	if in.SelfManaged != nil && !q.P.Global() {
@@ -33,11 +28,11 @@ func registerMember(a *api.API) {
 			return q.P.Global() || m.ID == q.P.MemberID
 		},
 		Create: func(q *api.Request) (*fsm.Command, error) {
-			var in memberInput
+			var in wire.MemberInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
-			if err := in.validate(q, true); err != nil {
+			if err := validateMember(q, &in, true); err != nil {
 				return nil, err
 			}
 			m := &wire.Member{Name: *in.Name}
@@ -45,11 +40,11 @@ func registerMember(a *api.API) {
 			return q.Command(fsm.MemberCreateType, m)
 		},
 		Update: func(q *api.Request, cur *wire.Member, partial bool) (*fsm.Command, error) {
-			var in memberInput
+			var in wire.MemberInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
-			if err := in.validate(q, !partial); err != nil {
+			if err := validateMember(q, &in, !partial); err != nil {
 				return nil, err
 			}
 			m := *cur

@@ -9,12 +9,7 @@ import (
 	wire "github.com/regentcloud/regent/pkg/api"
 )
 
-type regionInput struct {
-	Name      *string   `json:"name"`
-	Customers *[]uint64 `json:"customers"`
-}
-
-func (in *regionInput) validate(q *api.Request, full bool) error {
+func validateRegion(q *api.Request, in *wire.RegionInput, full bool) error {
 	fe := wire.FieldErrors{}
 	text(fe, q, "name", in.Name, full, 100, 101)
 	if in.Customers != nil {
@@ -51,11 +46,11 @@ func registerRegion(a *api.API) {
 			return false
 		},
 		Create: func(q *api.Request) (*fsm.Command, error) {
-			var in regionInput
+			var in wire.RegionInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
-			if err := in.validate(q, true); err != nil {
+			if err := validateRegion(q, &in, true); err != nil {
 				return nil, err
 			}
 			r := &wire.Region{Name: *in.Name, Customers: []uint64{}}
@@ -63,11 +58,11 @@ func registerRegion(a *api.API) {
 			return q.Command(fsm.RegionCreateType, r)
 		},
 		Update: func(q *api.Request, cur *wire.Region, partial bool) (*fsm.Command, error) {
-			var in regionInput
+			var in wire.RegionInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
-			if err := in.validate(q, !partial); err != nil {
+			if err := validateRegion(q, &in, !partial); err != nil {
 				return nil, err
 			}
 			r := *cur

@@ -11,15 +11,6 @@ import (
 	wire "github.com/regentcloud/regent/pkg/api"
 )
 
-type tokenInput struct {
-	Name     *string `json:"name"`
-	UserID   *uint64 `json:"user_id"`
-	Kind     *string `json:"kind"`
-	RegionID *uint64 `json:"region_id"`
-	ServerID *uint64 `json:"server_id"`
-	Expires  *string `json:"expires"`
-}
-
 // NewTokenRecord makes a token with a fresh secret; the secret is returned
 // separately and never stored.
 func NewTokenRecord(t wire.Token) (*state.TokenRecord, string, error) {
@@ -52,7 +43,7 @@ func registerToken(a *api.API) {
 		},
 		View: tokenView,
 		Create: func(q *api.Request) (*fsm.Command, error) {
-			var in tokenInput
+			var in wire.TokenInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}

@@ -12,17 +12,7 @@ import (
 	wire "github.com/regentcloud/regent/pkg/api"
 )
 
-type userInput struct {
-	MemberID      *uint64 `json:"member_id"`
-	Username      *string `json:"username"`
-	Email         *string `json:"email"`
-	FirstName     *string `json:"first_name"`
-	Surname       *string `json:"surname"`
-	Administrator *bool   `json:"administrator"`
-	GlobalActive  *bool   `json:"global_active"`
-}
-
-func (in *userInput) validate(q *api.Request, full bool) error {
+func validateUser(q *api.Request, in *wire.UserInput, full bool) error {
 	fe := wire.FieldErrors{}
 	text(fe, q, "username", in.Username, full, 150, 103)
 	if in.Username != nil && *in.Username != "" && !usernameRE.MatchString(*in.Username) {
@@ -38,7 +28,7 @@ func (in *userInput) validate(q *api.Request, full bool) error {
 }
 
 // privileges enforces who may set the administrator and global_active flags.
-func (in *userInput) privileges(q *api.Request, memberID uint64, cur *wire.User) error {
+func userPrivileges(q *api.Request, in *wire.UserInput, memberID uint64, cur *wire.User) error {
 	if in.GlobalActive != nil && (cur == nil || *in.GlobalActive != cur.GlobalActive) {
 		if !q.P.Global() {
 			return forbidden(q, 203, "Only global users may set global_active.")
@@ -68,11 +58,11 @@ func registerUser(a *api.API) {
 			return q.P.Global() || u.MemberID == q.P.MemberID
 		},
 		Create: func(q *api.Request) (*fsm.Command, error) {
-			var in userInput
+			var in wire.UserInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
-			if err := in.validate(q, true); err != nil {
+			if err := validateUser(q, &in, true); err != nil {
 				return nil, err
 			}
 			memberID := q.P.MemberID
@@ -82,7 +72,7 @@ func registerUser(a *api.API) {
 			if memberID != q.P.MemberID && !q.P.Global() {
 				return nil, forbidden(q, 202, "You may only create users in your own member.")
 			}
-			if err := in.privileges(q, memberID, nil); err != nil {
+			if err := userPrivileges(q, &in, memberID, nil); err != nil {
 				return nil, err
 			}
 			u := &wire.User{MemberID: memberID, Username: *in.Username}
@@ -97,11 +87,11 @@ func registerUser(a *api.API) {
 			if q.P.Role == auth.User && cur.ID != q.P.UserID {
 				return nil, forbidden(q, 202, "You may only update your own user.")
 			}
-			var in userInput
+			var in wire.UserInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
-			if err := in.validate(q, !partial); err != nil {
+			if err := validateUser(q, &in, !partial); err != nil {
 				return nil, err
 			}
 			if in.MemberID != nil && *in.MemberID != cur.MemberID {
@@ -109,7 +99,7 @@ func registerUser(a *api.API) {
 				fe.Add("member_id", q.Code(101), "A user cannot move to another member.")
 				return nil, fe.Err()
 			}
-			if err := in.privileges(q, cur.MemberID, cur); err != nil {
+			if err := userPrivileges(q, &in, cur.MemberID, cur); err != nil {
 				return nil, err
 			}
 			u := *cur
