@@ -93,12 +93,13 @@ func (a *API) Now() time.Time { return a.cfg.Now().UTC() }
 // Permissions returns the permission table, for the matrix test and docs.
 func (a *API) Permissions() auth.Table { return a.perms }
 
-// Handle registers a route. pattern is a Go ServeMux pattern with a method;
-// a pattern ending in "/" is also registered without the slash.
+// Handle registers a route. pattern is a Go ServeMux pattern with a method.
+// A pattern ending in "/{$}" matches exactly that path and is also
+// registered without the trailing slash, so both /x/ and /x are served.
 func (a *API) Handle(pattern string, h http.HandlerFunc) {
 	a.mux.HandleFunc(pattern, h)
-	if strings.HasSuffix(pattern, "/") && !strings.HasSuffix(pattern, "{$}") && strings.Count(pattern, "/") > 1 {
-		a.mux.HandleFunc(strings.TrimSuffix(pattern, "/"), h)
+	if base, ok := strings.CutSuffix(pattern, "/{$}"); ok && strings.Count(base, "/") > 1 {
+		a.mux.HandleFunc(base, h)
 	}
 }
 

@@ -111,17 +111,31 @@ func (a *API) leader(q *Request) error {
 // join adds a node as a voter. It is authorised by the cluster token, not a
 // user token, because the joining node has no state yet.
 func (a *API) join(w http.ResponseWriter, r *http.Request) {
-	var req wire.JoinRequest
-	if err := DecodeBody(r, &req); err != nil {
-		WriteError(w, err)
+	refuse := func() {
+		WriteError(w, wire.Errorf(http.StatusForbidden, "regent_operator_join_201", "The cluster token is missing or wrong."))
+	}
+	matches := func(tok string) bool {
+		return a.cfg.ClusterToken != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(a.cfg.ClusterToken)) == 1
+	}
+	// The token is checked before the body is parsed, so an unauthorised
+	// caller learns nothing and costs little; it may also come in the body.
+	tok := r.Header.Get("X-Regent-Cluster-Token")
+	if tok != "" && !matches(tok) {
+		refuse()
 		return
 	}
-	tok := r.Header.Get("X-Regent-Cluster-Token")
-	if tok == "" {
-		tok = req.ClusterToken
+	r.Body = http.MaxBytesReader(nil, r.Body, 4096)
+	var req wire.JoinRequest
+	if err := DecodeBody(r, &req); err != nil {
+		if tok == "" {
+			refuse()
+		} else {
+			WriteError(w, err)
+		}
+		return
 	}
-	if a.cfg.ClusterToken == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(a.cfg.ClusterToken)) != 1 {
-		WriteError(w, wire.Errorf(http.StatusForbidden, "regent_operator_join_201", "The cluster token is missing or wrong."))
+	if tok == "" && !matches(req.ClusterToken) {
+		refuse()
 		return
 	}
 	fe := wire.FieldErrors{}

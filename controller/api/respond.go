@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -90,7 +92,69 @@ func decodeJSON(body []byte, dst any) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return wire.Errorf(http.StatusBadRequest, wire.CodeMalformedJSON, "Malformed JSON: unexpected data after the object.")
 	}
-	return nil
+	return exactKeys(trimmed, dst)
+}
+
+// exactKeys rejects keys that encoding/json matched to a field only
+// case-insensitively ("NAME" for "name"): field names are exact.
+func exactKeys(body []byte, dst any) error {
+	t := reflect.TypeOf(dst)
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct {
+		return nil
+	}
+	names := map[string]bool{}
+	jsonNames(t, names)
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return nil // already decoded strictly; nothing more to say
+	}
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		if !names[k] {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	sort.Strings(keys)
+	fe := wire.FieldErrors{}
+	for _, k := range keys {
+		fe.Add(fieldName(k), wire.CodeUnknownField, "Unknown field %q.", k)
+	}
+	return fe.Err()
+}
+
+func jsonNames(t reflect.Type, out map[string]bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if f.Anonymous && name == "" && ft.Kind() == reflect.Struct {
+			jsonNames(ft, out)
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out[name] = true
+	}
+}
+
+func fieldName(k string) string {
+	if k == "" {
+		return "non_field_errors"
+	}
+	return k
 }
 
 func jsonError(err error) error {
@@ -98,19 +162,19 @@ func jsonError(err error) error {
 	var syntaxErr *json.SyntaxError
 	switch {
 	case errors.As(err, &typeErr):
-		field := typeErr.Field
-		if field == "" {
-			field = "non_field_errors"
-		}
+		field := fieldName(typeErr.Field)
 		fe := wire.FieldErrors{}
 		fe.Add(field, wire.CodeWrongType, "Expected %s, got JSON %s.", describeType(typeErr.Type.String()), typeErr.Value)
 		return fe.Err()
 	case errors.As(err, &syntaxErr):
 		return wire.Errorf(http.StatusBadRequest, wire.CodeMalformedJSON, "Malformed JSON at byte %d: %v.", syntaxErr.Offset, err)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		name := strings.TrimPrefix(err.Error(), "json: unknown field ")
+		if u, err := strconv.Unquote(name); err == nil {
+			name = u
+		}
 		fe := wire.FieldErrors{}
-		fe.Add(name, wire.CodeUnknownField, "Unknown field %q.", name)
+		fe.Add(fieldName(name), wire.CodeUnknownField, "Unknown field %q.", name)
 		return fe.Err()
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return wire.Errorf(http.StatusBadRequest, wire.CodeMalformedJSON, "Malformed JSON: the body ends early.")

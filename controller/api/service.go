@@ -78,16 +78,16 @@ func Register[T wire.Object](a *API, s Service[T]) {
 		s.View = func(v T) any { return v }
 	}
 	a.Handle("GET "+base+"{$}", a.route(s.App, s.Name, auth.List, func(q *Request) error { return s.list(q) }))
-	a.Handle("GET "+base+"{id}/", a.route(s.App, s.Name, auth.Read, func(q *Request) error { return s.read(q) }))
+	a.Handle("GET "+base+"{id}/{$}", a.route(s.App, s.Name, auth.Read, func(q *Request) error { return s.read(q) }))
 	if s.Create != nil {
 		a.Handle("POST "+base+"{$}", a.route(s.App, s.Name, auth.Create, func(q *Request) error { return s.create(q) }))
 	}
 	if s.Update != nil {
-		a.Handle("PUT "+base+"{id}/", a.route(s.App, s.Name, auth.Update, func(q *Request) error { return s.update(q, false) }))
-		a.Handle("PATCH "+base+"{id}/", a.route(s.App, s.Name, auth.Update, func(q *Request) error { return s.update(q, true) }))
+		a.Handle("PUT "+base+"{id}/{$}", a.route(s.App, s.Name, auth.Update, func(q *Request) error { return s.update(q, false) }))
+		a.Handle("PATCH "+base+"{id}/{$}", a.route(s.App, s.Name, auth.Update, func(q *Request) error { return s.update(q, true) }))
 	}
 	if s.Delete != nil {
-		a.Handle("DELETE "+base+"{id}/", a.route(s.App, s.Name, auth.Delete, func(q *Request) error { return s.del(q) }))
+		a.Handle("DELETE "+base+"{id}/{$}", a.route(s.App, s.Name, auth.Delete, func(q *Request) error { return s.del(q) }))
 	}
 }
 

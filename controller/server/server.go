@@ -351,6 +351,9 @@ func loadPool(path string) (*x509.CertPool, error) {
 // OpenAPIJSON loads pkg/api/openapi.yaml, validates it and renders it as JSON.
 func OpenAPIJSON() ([]byte, error) {
 	doc, err := openapi3.NewLoader().LoadFromData(wire.OpenAPIYAML)
+	if err == nil {
+		err = doc.Validate(context.Background())
+	}
 	if err != nil {
 		return nil, fmt.Errorf("openapi.yaml: %w", err)
 	}

@@ -63,3 +63,10 @@ func set[T any](dst *T, v *T) {
 		*dst = *v
 	}
 }
+
+// protected reports whether target is a global user, whom only global users
+// may change, delete or mint tokens for. Without this rule an administrator
+// of the global member could take over the region.
+func protected(q *api.Request, target *wire.User) bool {
+	return !q.P.Global() && target.GlobalActive
+}

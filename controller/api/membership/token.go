@@ -37,7 +37,8 @@ func registerToken(a *api.API) {
 			case auth.Global:
 				return true
 			case auth.Admin:
-				return t.MemberID == q.P.MemberID
+				u, ok := q.Txn.User(t.UserID)
+				return t.MemberID == q.P.MemberID && (t.UserID == q.P.UserID || (ok && !protected(q, u)))
 			}
 			return t.UserID == q.P.UserID
 		},
@@ -59,7 +60,7 @@ func registerToken(a *api.API) {
 				u, ok := q.Txn.User(*in.UserID)
 				switch {
 				case q.P.Global():
-				case q.P.Role == auth.Admin && ok && u.MemberID == q.P.MemberID:
+				case q.P.Role == auth.Admin && ok && u.MemberID == q.P.MemberID && !protected(q, u):
 				default:
 					return nil, forbidden(q, 202, "You may not create tokens for user %d.", *in.UserID)
 				}

@@ -87,6 +87,9 @@ func registerUser(a *api.API) {
 			if q.P.Role == auth.User && cur.ID != q.P.UserID {
 				return nil, forbidden(q, 202, "You may only update your own user.")
 			}
+			if protected(q, cur) {
+				return nil, forbidden(q, 205, "Only global users may change a global user.")
+			}
 			var in wire.UserInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
@@ -117,6 +120,9 @@ func registerUser(a *api.API) {
 		Delete: func(q *api.Request, cur *wire.User) (*fsm.Command, error) {
 			if cur.ID == q.P.UserID {
 				return nil, wire.Errorf(http.StatusBadRequest, q.Code(101), "You cannot delete your own user.")
+			}
+			if protected(q, cur) {
+				return nil, forbidden(q, 202, "Only global users may delete a global user.")
 			}
 			return q.Command(fsm.UserDeleteType, fsm.IDPayload{ID: cur.ID})
 		},
