@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 
+	"github.com/regentcloud/regent/controller/internal/cli"
 	"github.com/regentcloud/regent/pkg/api"
 	"github.com/regentcloud/regent/pkg/client"
 )
@@ -35,17 +35,17 @@ type kind[T any] struct {
 }
 
 func init() {
-	resources["member"] = withCRUD(memberKind, memberCreate, memberUpdate)
-	resources["user"] = withCRUD(userKind, userCreate, userUpdate)
-	resources["region"] = withCRUD(regionKind, regionCreate, regionUpdate)
+	resources["member"] = withCRUD(memberKind, memberEditor.create(), memberEditor.update())
+	resources["user"] = withCRUD(userKind, userEditor.create(), userEditor.update())
+	resources["region"] = withCRUD(regionKind, regionEditor.create(), regionEditor.update())
 	resources["token"] = withCRUD(tokenKind, tokenCreate, verb{})
 }
 
 func withCRUD[T any](k kind[T], create, update verb) resource {
 	r := resource{
-		"list":   {run: k.list},
-		"get":    {run: k.get},
-		"delete": {run: k.del},
+		"list":   {synopsis: "[flags]", run: k.list},
+		"get":    {synopsis: "ID [flags]", run: k.get},
+		"delete": {synopsis: "ID [flags]", run: k.del},
 	}
 	if create.run != nil {
 		r["create"] = create
@@ -54,6 +54,84 @@ func withCRUD[T any](k kind[T], create, update verb) resource {
 		r["update"] = update
 	}
 	return r
+}
+
+// writeService is what create and update need of a typed SDK service whose
+// request body is In.
+type writeService[T, In any] interface {
+	Create(context.Context, *In) (T, *client.Meta, error)
+	Update(context.Context, uint64, *In, *client.WriteOptions) (T, *client.Meta, error)
+}
+
+// fieldFlags registers the flags of a resource's fields on fs and returns
+// what builds the request body from them: only the fields whose flags were
+// given (set) are sent.
+type fieldFlags[In any] func(fs *flag.FlagSet) (input func(set map[string]bool) *In)
+
+// ifSet returns v if the flag name was given (is in set), else nil: a field
+// of a request body that is sent only when given.
+func ifSet[V any](set map[string]bool, name string, v *V) *V {
+	if set[name] {
+		return v
+	}
+	return nil
+}
+
+// editor makes the create and update commands of a resource.
+type editor[T any, In comparable] struct {
+	kind           kind[T]
+	svc            func(*client.Client) writeService[T, In]
+	flags          fieldFlags[In]
+	createSynopsis string
+	updateSynopsis string
+	updateHint     string // the flags update asks for when none is given
+}
+
+func (e editor[T, In]) create() verb {
+	return verb{synopsis: e.createSynopsis, run: func(c *cmd, args []string) error {
+		input := e.flags(c.fs)
+		if _, err := c.parse(args, 0); err != nil {
+			return err
+		}
+		cl, err := c.conn.Client()
+		if err != nil {
+			return err
+		}
+		v, _, err := e.svc(cl).Create(c.ctx, input(c.set()))
+		if err != nil {
+			return err
+		}
+		return e.kind.show(c, v)
+	}}
+}
+
+func (e editor[T, In]) update() verb {
+	return verb{synopsis: e.updateSynopsis, run: func(c *cmd, args []string) error {
+		input := e.flags(c.fs)
+		var ifMatch uint64
+		c.fs.Uint64Var(&ifMatch, "if-match", 0, "update only if the "+e.kind.name+"'s modified_index is still `N`")
+		pos, err := c.parse(args, 1)
+		if err != nil {
+			return err
+		}
+		id, err := parseID(e.kind.name, pos[0])
+		if err != nil {
+			return err
+		}
+		in := input(c.set())
+		if *in == *new(In) { // no field flag given
+			return cli.UsageError(e.kind.name + " update: nothing to change; give " + e.updateHint)
+		}
+		cl, err := c.conn.Client()
+		if err != nil {
+			return err
+		}
+		v, _, err := e.svc(cl).Update(c.ctx, id, in, &client.WriteOptions{IfMatch: ifMatch})
+		if err != nil {
+			return err
+		}
+		return e.kind.show(c, v)
+	}}
 }
 
 // multi is a repeatable flag.
@@ -70,7 +148,7 @@ func filters(kind string, vals multi) (map[string]string, error) {
 	for _, v := range vals {
 		field, value, ok := strings.Cut(v, "=")
 		if !ok || field == "" {
-			return nil, usageError{fmt.Sprintf("-%s %q: expected FIELD[__OP]=VALUE, e.g. name__icontains=acme", kind, v)}
+			return nil, cli.UsageError(fmt.Sprintf("-%s %q: expected FIELD[__OP]=VALUE, e.g. name__icontains=acme", kind, v))
 		}
 		out[field] = value
 	}
@@ -90,7 +168,7 @@ func (k kind[T]) list(c *cmd, args []string) error {
 	c.fs.StringVar(&order, "order", "", "order by `FIELD`; -FIELD for descending")
 	c.fs.BoolVar(&all, "all", false, "fetch every page")
 	c.fs.BoolVar(&stale, "stale", false, "let any node answer from its local state")
-	if _, err := c.parse(args, "[flags]", 0); err != nil {
+	if _, err := c.parse(args, 0); err != nil {
 		return err
 	}
 	opts := &client.ListOptions{Limit: limit, Page: page, Order: order, Stale: stale}
@@ -101,7 +179,7 @@ func (k kind[T]) list(c *cmd, args []string) error {
 	if opts.Exclude, err = filters("exclude", exclude); err != nil {
 		return err
 	}
-	cl, err := c.g.client()
+	cl, err := c.conn.Client()
 	if err != nil {
 		return err
 	}
@@ -118,8 +196,8 @@ func (k kind[T]) list(c *cmd, args []string) error {
 	for _, w := range res.Metadata.Warnings {
 		fmt.Fprintf(c.stderr, "warning: %s\n", w)
 	}
-	if c.g.output == "json" {
-		return printJSON(c.stdout, res)
+	if c.conn.JSON() {
+		return cli.PrintJSON(c.stdout, res)
 	}
 	if err := k.table(c.stdout, res.Content); err != nil {
 		return err
@@ -134,13 +212,13 @@ func (k kind[T]) list(c *cmd, args []string) error {
 func parseID(kind, s string) (uint64, error) {
 	id, err := strconv.ParseUint(s, 10, 64)
 	if err != nil || id == 0 {
-		return 0, usageError{fmt.Sprintf("%s ID must be a positive integer, not %q", kind, s)}
+		return 0, cli.UsageError(fmt.Sprintf("%s ID must be a positive integer, not %q", kind, s))
 	}
 	return id, nil
 }
 
 func (k kind[T]) get(c *cmd, args []string) error {
-	pos, err := c.parse(args, "ID [flags]", 1)
+	pos, err := c.parse(args, 1)
 	if err != nil {
 		return err
 	}
@@ -148,7 +226,7 @@ func (k kind[T]) get(c *cmd, args []string) error {
 	if err != nil {
 		return err
 	}
-	cl, err := c.g.client()
+	cl, err := c.conn.Client()
 	if err != nil {
 		return err
 	}
@@ -160,7 +238,7 @@ func (k kind[T]) get(c *cmd, args []string) error {
 }
 
 func (k kind[T]) del(c *cmd, args []string) error {
-	pos, err := c.parse(args, "ID [flags]", 1)
+	pos, err := c.parse(args, 1)
 	if err != nil {
 		return err
 	}
@@ -168,15 +246,15 @@ func (k kind[T]) del(c *cmd, args []string) error {
 	if err != nil {
 		return err
 	}
-	cl, err := c.g.client()
+	cl, err := c.conn.Client()
 	if err != nil {
 		return err
 	}
 	if _, err := k.svc(cl).Delete(c.ctx, id); err != nil {
 		return err
 	}
-	if c.g.output == "json" {
-		return printJSON(c.stdout, map[string]any{"deleted": k.name, "id": id})
+	if c.conn.JSON() {
+		return cli.PrintJSON(c.stdout, map[string]any{"deleted": k.name, "id": id})
 	}
 	fmt.Fprintf(c.stdout, "Deleted %s %d.\n", k.name, id)
 	return nil
@@ -184,47 +262,28 @@ func (k kind[T]) del(c *cmd, args []string) error {
 
 // show prints one object: JSON, or a two-column FIELD VALUE table.
 func (k kind[T]) show(c *cmd, v T) error {
-	if c.g.output == "json" {
-		return printJSON(c.stdout, v)
+	if c.conn.JSON() {
+		return cli.PrintJSON(c.stdout, v)
 	}
-	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	for _, col := range k.cols {
-		fmt.Fprintf(tw, "%s\t%s\n", col.name, col.get(v))
-	}
-	return tw.Flush()
-}
-
-func (k kind[T]) table(w io.Writer, items []T) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	names := make([]string, len(k.cols))
+	rows := make([][]string, len(k.cols))
 	for i, col := range k.cols {
-		names[i] = col.name
+		rows[i] = []string{col.name, col.get(v)}
 	}
-	fmt.Fprintln(tw, strings.Join(names, "\t"))
-	for _, v := range items {
-		cells := make([]string, len(k.cols))
-		for i, col := range k.cols {
-			cells[i] = col.get(v)
+	return cli.Table(c.stdout, rows)
+}
+
+// table prints items as a table, one column a field.
+func (k kind[T]) table(w io.Writer, items []T) error {
+	rows := make([][]string, 1+len(items))
+	for _, col := range k.cols {
+		rows[0] = append(rows[0], col.name)
+	}
+	for i, v := range items {
+		for _, col := range k.cols {
+			rows[1+i] = append(rows[1+i], col.get(v))
 		}
-		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
-	return tw.Flush()
-}
-
-func printJSON(w io.Writer, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
-	return err
-}
-
-func yesNo(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "no"
+	return cli.Table(w, rows)
 }
 
 func num(n uint64) string {
@@ -288,79 +347,31 @@ var memberKind = kind[*api.Member]{
 	cols: []column[*api.Member]{
 		{"ID", func(m *api.Member) string { return num(m.ID) }},
 		{"NAME", func(m *api.Member) string { return m.Name }},
-		{"SELF MANAGED", func(m *api.Member) string { return yesNo(m.SelfManaged) }},
+		{"SELF MANAGED", func(m *api.Member) string { return cli.YesNo(m.SelfManaged) }},
 		{"CREATED", func(m *api.Member) string { return m.Created }},
 		{"UPDATED", func(m *api.Member) string { return m.Updated }},
 	},
 }
 
-type memberFlags struct {
-	name        string
-	selfManaged bool
-	ifMatch     uint64
+var memberEditor = editor[*api.Member, api.MemberInput]{
+	kind: memberKind,
+	svc:  func(c *client.Client) writeService[*api.Member, api.MemberInput] { return c.Members() },
+	flags: func(fs *flag.FlagSet) func(map[string]bool) *api.MemberInput {
+		var name string
+		var selfManaged bool
+		fs.StringVar(&name, "name", "", "the member's `name` (unique)")
+		fs.BoolVar(&selfManaged, "self-managed", false, "the member manages its own cloud (global users only)")
+		return func(set map[string]bool) *api.MemberInput {
+			return &api.MemberInput{
+				Name:        ifSet(set, "name", &name),
+				SelfManaged: ifSet(set, "self-managed", &selfManaged),
+			}
+		}
+	},
+	createSynopsis: "-name NAME [-self-managed] [flags]",
+	updateSynopsis: "ID [-name NAME] [-self-managed=true|false] [-if-match N] [flags]",
+	updateHint:     "-name or -self-managed",
 }
-
-func (f *memberFlags) register(c *cmd, update bool) {
-	c.fs.StringVar(&f.name, "name", "", "the member's `name` (unique)")
-	c.fs.BoolVar(&f.selfManaged, "self-managed", false, "the member manages its own cloud (global users only)")
-	if update {
-		c.fs.Uint64Var(&f.ifMatch, "if-match", 0, "update only if the member's modified_index is still `N`")
-	}
-}
-
-func (f *memberFlags) input(set map[string]bool) *api.MemberInput {
-	in := &api.MemberInput{}
-	if set["name"] {
-		in.Name = &f.name
-	}
-	if set["self-managed"] {
-		in.SelfManaged = &f.selfManaged
-	}
-	return in
-}
-
-var memberCreate = verb{run: func(c *cmd, args []string) error {
-	var f memberFlags
-	f.register(c, false)
-	if _, err := c.parse(args, "-name NAME [-self-managed] [flags]", 0); err != nil {
-		return err
-	}
-	cl, err := c.g.client()
-	if err != nil {
-		return err
-	}
-	m, _, err := cl.Members().Create(c.ctx, f.input(c.set()))
-	if err != nil {
-		return err
-	}
-	return memberKind.show(c, m)
-}}
-
-var memberUpdate = verb{run: func(c *cmd, args []string) error {
-	var f memberFlags
-	f.register(c, true)
-	pos, err := c.parse(args, "ID [-name NAME] [-self-managed=true|false] [-if-match N] [flags]", 1)
-	if err != nil {
-		return err
-	}
-	id, err := parseID("member", pos[0])
-	if err != nil {
-		return err
-	}
-	in := f.input(c.set())
-	if *in == (api.MemberInput{}) {
-		return usageError{"member update: nothing to change; give -name or -self-managed"}
-	}
-	cl, err := c.g.client()
-	if err != nil {
-		return err
-	}
-	m, _, err := cl.Members().Update(c.ctx, id, in, &client.WriteOptions{IfMatch: f.ifMatch})
-	if err != nil {
-		return err
-	}
-	return memberKind.show(c, m)
-}}
 
 // --- users ---
 
@@ -373,100 +384,42 @@ var userKind = kind[*api.User]{
 		{"USERNAME", func(u *api.User) string { return u.Username }},
 		{"EMAIL", func(u *api.User) string { return orDash(u.Email) }},
 		{"NAME", func(u *api.User) string { return orDash(strings.TrimSpace(u.FirstName + " " + u.Surname)) }},
-		{"ADMIN", func(u *api.User) string { return yesNo(u.Administrator) }},
-		{"GLOBAL", func(u *api.User) string { return yesNo(u.GlobalActive) }},
+		{"ADMIN", func(u *api.User) string { return cli.YesNo(u.Administrator) }},
+		{"GLOBAL", func(u *api.User) string { return cli.YesNo(u.GlobalActive) }},
 		{"CREATED", func(u *api.User) string { return u.Created }},
 	},
 }
 
-type userFlags struct {
-	member                              uint64
-	username, email, firstName, surname string
-	admin, global                       bool
-	ifMatch                             uint64
+var userEditor = editor[*api.User, api.UserInput]{
+	kind: userKind,
+	svc:  func(c *client.Client) writeService[*api.User, api.UserInput] { return c.Users() },
+	flags: func(fs *flag.FlagSet) func(map[string]bool) *api.UserInput {
+		var member uint64
+		var username, email, firstName, surname string
+		var admin, global bool
+		fs.Uint64Var(&member, "member", 0, "member `id` of the user (default: the caller's member)")
+		fs.StringVar(&username, "username", "", "login `name` (letters, digits and @.+-_)")
+		fs.StringVar(&email, "email", "", "email `address`")
+		fs.StringVar(&firstName, "first-name", "", "first `name`")
+		fs.StringVar(&surname, "surname", "", "`surname`")
+		fs.BoolVar(&admin, "admin", false, "administrator of the member")
+		fs.BoolVar(&global, "global-active", false, "global user (users of the global member only; global users only)")
+		return func(set map[string]bool) *api.UserInput {
+			return &api.UserInput{
+				MemberID:      ifSet(set, "member", &member),
+				Username:      ifSet(set, "username", &username),
+				Email:         ifSet(set, "email", &email),
+				FirstName:     ifSet(set, "first-name", &firstName),
+				Surname:       ifSet(set, "surname", &surname),
+				Administrator: ifSet(set, "admin", &admin),
+				GlobalActive:  ifSet(set, "global-active", &global),
+			}
+		}
+	},
+	createSynopsis: "-username NAME [-member ID] [-email E] [-first-name F] [-surname S] [-admin] [-global-active] [flags]",
+	updateSynopsis: "ID [-username NAME] [-email E] [-first-name F] [-surname S] [-admin=true|false] [-global-active=true|false] [-if-match N] [flags]",
+	updateHint:     "at least one field flag",
 }
-
-func (f *userFlags) register(c *cmd, update bool) {
-	c.fs.Uint64Var(&f.member, "member", 0, "member `id` of the user (default: the caller's member)")
-	c.fs.StringVar(&f.username, "username", "", "login `name` (letters, digits and @.+-_)")
-	c.fs.StringVar(&f.email, "email", "", "email `address`")
-	c.fs.StringVar(&f.firstName, "first-name", "", "first `name`")
-	c.fs.StringVar(&f.surname, "surname", "", "`surname`")
-	c.fs.BoolVar(&f.admin, "admin", false, "administrator of the member")
-	c.fs.BoolVar(&f.global, "global-active", false, "global user (users of the global member only; global users only)")
-	if update {
-		c.fs.Uint64Var(&f.ifMatch, "if-match", 0, "update only if the user's modified_index is still `N`")
-	}
-}
-
-func (f *userFlags) input(set map[string]bool) *api.UserInput {
-	in := &api.UserInput{}
-	if set["member"] {
-		in.MemberID = &f.member
-	}
-	if set["username"] {
-		in.Username = &f.username
-	}
-	if set["email"] {
-		in.Email = &f.email
-	}
-	if set["first-name"] {
-		in.FirstName = &f.firstName
-	}
-	if set["surname"] {
-		in.Surname = &f.surname
-	}
-	if set["admin"] {
-		in.Administrator = &f.admin
-	}
-	if set["global-active"] {
-		in.GlobalActive = &f.global
-	}
-	return in
-}
-
-var userCreate = verb{run: func(c *cmd, args []string) error {
-	var f userFlags
-	f.register(c, false)
-	if _, err := c.parse(args, "-username NAME [-member ID] [-email E] [-first-name F] [-surname S] [-admin] [-global-active] [flags]", 0); err != nil {
-		return err
-	}
-	cl, err := c.g.client()
-	if err != nil {
-		return err
-	}
-	u, _, err := cl.Users().Create(c.ctx, f.input(c.set()))
-	if err != nil {
-		return err
-	}
-	return userKind.show(c, u)
-}}
-
-var userUpdate = verb{run: func(c *cmd, args []string) error {
-	var f userFlags
-	f.register(c, true)
-	pos, err := c.parse(args, "ID [-username NAME] [-email E] [-first-name F] [-surname S] [-admin=true|false] [-global-active=true|false] [-if-match N] [flags]", 1)
-	if err != nil {
-		return err
-	}
-	id, err := parseID("user", pos[0])
-	if err != nil {
-		return err
-	}
-	in := f.input(c.set())
-	if *in == (api.UserInput{}) {
-		return usageError{"user update: nothing to change; give at least one field flag"}
-	}
-	cl, err := c.g.client()
-	if err != nil {
-		return err
-	}
-	u, _, err := cl.Users().Update(c.ctx, id, in, &client.WriteOptions{IfMatch: f.ifMatch})
-	if err != nil {
-		return err
-	}
-	return userKind.show(c, u)
-}}
 
 // --- regions ---
 
@@ -481,74 +434,25 @@ var regionKind = kind[*api.Region]{
 	},
 }
 
-type regionFlags struct {
-	name      string
-	customers idList
-	ifMatch   uint64
+var regionEditor = editor[*api.Region, api.RegionInput]{
+	kind: regionKind,
+	svc:  func(c *client.Client) writeService[*api.Region, api.RegionInput] { return c.Regions() },
+	flags: func(fs *flag.FlagSet) func(map[string]bool) *api.RegionInput {
+		var name string
+		var customers idList
+		fs.StringVar(&name, "name", "", "the region's `name` (unique)")
+		fs.Var(&customers, "customers", "comma-separated member `ids` that may use the region (\"\" for none)")
+		return func(set map[string]bool) *api.RegionInput {
+			return &api.RegionInput{
+				Name:      ifSet(set, "name", &name),
+				Customers: ifSet(set, "customers", &customers.v),
+			}
+		}
+	},
+	createSynopsis: "-name NAME [-customers ID,ID] [flags]",
+	updateSynopsis: "ID [-name NAME] [-customers ID,ID] [-if-match N] [flags]",
+	updateHint:     "-name or -customers",
 }
-
-func (f *regionFlags) register(c *cmd, update bool) {
-	c.fs.StringVar(&f.name, "name", "", "the region's `name` (unique)")
-	c.fs.Var(&f.customers, "customers", "comma-separated member `ids` that may use the region (\"\" for none)")
-	if update {
-		c.fs.Uint64Var(&f.ifMatch, "if-match", 0, "update only if the region's modified_index is still `N`")
-	}
-}
-
-func (f *regionFlags) input(set map[string]bool) *api.RegionInput {
-	in := &api.RegionInput{}
-	if set["name"] {
-		in.Name = &f.name
-	}
-	if f.customers.set {
-		in.Customers = &f.customers.v
-	}
-	return in
-}
-
-var regionCreate = verb{run: func(c *cmd, args []string) error {
-	var f regionFlags
-	f.register(c, false)
-	if _, err := c.parse(args, "-name NAME [-customers ID,ID] [flags]", 0); err != nil {
-		return err
-	}
-	cl, err := c.g.client()
-	if err != nil {
-		return err
-	}
-	in := f.input(c.set())
-	r, _, err := cl.Regions().Create(c.ctx, in)
-	if err != nil {
-		return err
-	}
-	return regionKind.show(c, r)
-}}
-
-var regionUpdate = verb{run: func(c *cmd, args []string) error {
-	var f regionFlags
-	f.register(c, true)
-	pos, err := c.parse(args, "ID [-name NAME] [-customers ID,ID] [-if-match N] [flags]", 1)
-	if err != nil {
-		return err
-	}
-	id, err := parseID("region", pos[0])
-	if err != nil {
-		return err
-	}
-	in := f.input(c.set())
-	if in.Name == nil && in.Customers == nil {
-		return usageError{"region update: nothing to change; give -name or -customers"}
-	}
-	cl, err := c.g.client()
-	if err != nil {
-		return err
-	}
-	r, _, err := cl.Regions().Update(c.ctx, id, in, &client.WriteOptions{IfMatch: f.ifMatch})
-	if err != nil {
-		return err
-	}
-	return regionKind.show(c, r)
-}}
 
 // --- tokens ---
 
@@ -569,7 +473,7 @@ var tokenKind = kind[*api.Token]{
 	},
 }
 
-var tokenCreate = verb{run: func(c *cmd, args []string) error {
+var tokenCreate = verb{synopsis: "[-name NAME] [-user ID] [-robot-region ID [-server ID]] [-expires TIME] [flags]", run: func(c *cmd, args []string) error {
 	var name, expires string
 	var user, region, srv uint64
 	c.fs.StringVar(&name, "name", "", "a `name` to tell the token apart")
@@ -577,19 +481,17 @@ var tokenCreate = verb{run: func(c *cmd, args []string) error {
 	c.fs.Uint64Var(&region, "robot-region", 0, "make a robot (agent) token bound to region `id` (global users only)")
 	c.fs.Uint64Var(&srv, "server", 0, "bind the robot token to server `id` too")
 	c.fs.StringVar(&expires, "expires", "", "expiry `time`, RFC 3339 such as 2030-01-02T15:04:05Z (default: never)")
-	if _, err := c.parse(args, "[-name NAME] [-user ID] [-robot-region ID [-server ID]] [-expires TIME] [flags]", 0); err != nil {
+	if _, err := c.parse(args, 0); err != nil {
 		return err
 	}
 	if srv != 0 && region == 0 {
-		return usageError{"token create: -server needs -robot-region"}
+		return cli.UsageError("token create: -server needs -robot-region")
 	}
 	set := c.set()
-	in := &api.TokenInput{}
-	if set["name"] {
-		in.Name = &name
-	}
-	if set["user"] {
-		in.UserID = &user
+	in := &api.TokenInput{
+		Name:    ifSet(set, "name", &name),
+		UserID:  ifSet(set, "user", &user),
+		Expires: ifSet(set, "expires", &expires),
 	}
 	if region != 0 {
 		in.Kind, in.RegionID = new(api.TokenKindRobot), &region
@@ -597,10 +499,7 @@ var tokenCreate = verb{run: func(c *cmd, args []string) error {
 			in.ServerID = &srv
 		}
 	}
-	if set["expires"] {
-		in.Expires = &expires
-	}
-	cl, err := c.g.client()
+	cl, err := c.conn.Client()
 	if err != nil {
 		return err
 	}
@@ -608,8 +507,8 @@ var tokenCreate = verb{run: func(c *cmd, args []string) error {
 	if err != nil {
 		return err
 	}
-	if c.g.output == "json" {
-		return printJSON(c.stdout, t)
+	if c.conn.JSON() {
+		return cli.PrintJSON(c.stdout, t)
 	}
 	if err := tokenKind.show(c, t); err != nil {
 		return err
