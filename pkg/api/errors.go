@@ -85,5 +85,4 @@ const (
 	CodeMethodNotAllowed = "regent_request_006"
 	CodeNotFoundRoute    = "regent_request_007"
 	CodeInternal         = "regent_internal_001"
-	CodeTimeout          = "regent_request_009"
 )
