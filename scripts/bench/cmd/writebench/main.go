@@ -1,0 +1,372 @@
+// Command writebench is the load generator of scripts/bench/writes: it
+// creates members (unique names) with POST /membership/member/ against a
+// running Regent cluster and reports writes/s and latency percentiles for
+// several numbers of concurrent clients.
+//
+//	writebench -nodes http://127.0.0.1:8081,http://127.0.0.1:8082,http://127.0.0.1:8083 \
+//	    -token-file data/node1/root.token -clients 1,16,64 -spread 64 -duration 10s
+//
+// Every phase runs against the leader (found with GET /v1/operator/leader);
+// the client counts listed in -spread run once more with the clients spread
+// round-robin over all nodes (followers forward writes to the leader). Each
+// phase has a warm-up whose requests are not counted.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+type config struct {
+	nodes        []string
+	token        string
+	clients      []int
+	spread       []int
+	duration     time.Duration
+	warmup       time.Duration
+	prefix       string
+	leaderPprof  string // base URL of the leader's pprof handler, optional
+	profileAt    int    // client count of the phase to profile the leader in
+	profileOut   string
+	jsonOut      string
+	requestLimit time.Duration
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "writebench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var cfg config
+	var nodes, clients, spread, tokenFile, cpuprofile string
+	flag.StringVar(&nodes, "nodes", "", "comma-separated base URLs of the cluster's nodes (required)")
+	flag.StringVar(&cfg.token, "token", "", "API token (root); or -token-file")
+	flag.StringVar(&tokenFile, "token-file", "", "file holding the API token")
+	flag.StringVar(&clients, "clients", "1,16,64", "client counts to run against the leader")
+	flag.StringVar(&spread, "spread", "64", "client counts to run once more spread over all nodes (empty: none)")
+	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured time per phase")
+	flag.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "unmeasured warm-up before each phase")
+	flag.StringVar(&cfg.prefix, "prefix", "", "member name prefix (default: bench-<unix time>)")
+	flag.StringVar(&cpuprofile, "cpuprofile", "", "write this load generator's CPU profile to `file`")
+	flag.StringVar(&cfg.leaderPprof, "leader-pprof", "", "base URL of a net/http/pprof handler in the leader process (optional)")
+	flag.IntVar(&cfg.profileAt, "profile-clients", 64, "with -leader-pprof: profile the leader during the phase with this many clients (leader only)")
+	flag.StringVar(&cfg.profileOut, "leader-profile", "leader.cpu.pprof", "with -leader-pprof: where to write the leader's CPU profile")
+	flag.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to `file`")
+	flag.DurationVar(&cfg.requestLimit, "timeout", 10*time.Second, "per-request timeout")
+	flag.Parse()
+
+	for _, n := range strings.Split(nodes, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			cfg.nodes = append(cfg.nodes, strings.TrimSuffix(n, "/"))
+		}
+	}
+	if len(cfg.nodes) == 0 {
+		return errors.New("-nodes is required")
+	}
+	if tokenFile != "" {
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return err
+		}
+		cfg.token = strings.TrimSpace(string(b))
+	}
+	if cfg.token == "" {
+		return errors.New("-token or -token-file is required")
+	}
+	var err error
+	if cfg.clients, err = ints(clients); err != nil {
+		return fmt.Errorf("-clients: %w", err)
+	}
+	if cfg.spread, err = ints(spread); err != nil {
+		return fmt.Errorf("-spread: %w", err)
+	}
+	if cfg.prefix == "" {
+		cfg.prefix = fmt.Sprintf("bench-%d", time.Now().UnixNano())
+	}
+	if cpuprofile != "" {
+		f, err := os.Create(cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+
+	maxClients := 1
+	for _, c := range append(slices.Clone(cfg.clients), cfg.spread...) {
+		maxClients = max(maxClients, c)
+	}
+	hc := &http.Client{
+		Timeout: cfg.requestLimit,
+		Transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        4 * maxClients * len(cfg.nodes),
+			MaxIdleConnsPerHost: 2 * maxClients,
+			MaxConnsPerHost:     0,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+			ForceAttemptHTTP2:   false,
+		},
+	}
+	b := &bench{cfg: cfg, hc: hc}
+	leader, err := b.leader()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("leader: %s; phases of %s after %s warm-up; creating members with POST /membership/member/\n\n", leader, cfg.duration, cfg.warmup)
+	fmt.Printf("%-22s %8s %10s %8s %8s %8s %7s\n", "target", "clients", "writes/s", "p50_ms", "p90_ms", "p99_ms", "errors")
+	var results []result
+	for _, n := range cfg.clients {
+		r := b.phase(fmt.Sprintf("c%d", n), n, []string{leader}, "leader", cfg.leaderPprof != "" && n == cfg.profileAt)
+		results = append(results, r)
+		r.print()
+	}
+	for _, n := range cfg.spread {
+		r := b.phase(fmt.Sprintf("s%d", n), n, cfg.nodes, fmt.Sprintf("all %d nodes", len(cfg.nodes)), false)
+		results = append(results, r)
+		r.print()
+	}
+	if cfg.jsonOut != "" {
+		j, _ := json.MarshalIndent(results, "", "  ")
+		if err := os.WriteFile(cfg.jsonOut, append(j, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	for _, r := range results {
+		if r.Errors > 0 {
+			fmt.Printf("\nfirst errors (%s, %d clients): %s\n", r.Target, r.Clients, strings.Join(r.SampleErrors, " | "))
+		}
+	}
+	return nil
+}
+
+func ints(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive number", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+type bench struct {
+	cfg config
+	hc  *http.Client
+}
+
+type result struct {
+	Target       string   `json:"target"`
+	Clients      int      `json:"clients"`
+	Writes       int      `json:"writes"`
+	Seconds      float64  `json:"seconds"`
+	WritesPerSec float64  `json:"writes_per_sec"`
+	P50ms        float64  `json:"p50_ms"`
+	P90ms        float64  `json:"p90_ms"`
+	P99ms        float64  `json:"p99_ms"`
+	MaxMs        float64  `json:"max_ms"`
+	Errors       int      `json:"errors"`
+	SampleErrors []string `json:"sample_errors,omitempty"`
+}
+
+func (r result) print() {
+	fmt.Printf("%-22s %8d %10.0f %8.2f %8.2f %8.2f %7d\n", r.Target, r.Clients, r.WritesPerSec, r.P50ms, r.P90ms, r.P99ms, r.Errors)
+}
+
+// leader asks the nodes for the leader's HTTP address.
+func (b *bench) leader() (string, error) {
+	var lastErr error
+	for range 50 {
+		for _, n := range b.cfg.nodes {
+			req, _ := http.NewRequest(http.MethodGet, n+"/v1/operator/leader", nil)
+			req.Header.Set("X-Auth-Token", b.cfg.token)
+			resp, err := b.hc.Do(req)
+			if err != nil {
+				lastErr = err
+				continue
+			}
+			var v struct {
+				Content struct {
+					HTTPAddr string `json:"http_addr"`
+				} `json:"content"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&v)
+			resp.Body.Close()
+			if err == nil && resp.StatusCode == http.StatusOK && v.Content.HTTPAddr != "" {
+				return strings.TrimSuffix(v.Content.HTTPAddr, "/"), nil
+			}
+			lastErr = fmt.Errorf("%s: %s", n, resp.Status)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return "", fmt.Errorf("no leader: %v", lastErr)
+}
+
+// phase runs n clients against targets (client i uses targets[i%len]) for
+// the warm-up and then the measured duration.
+func (b *bench) phase(tag string, n int, targets []string, label string, profile bool) result {
+	var seq atomic.Uint64
+	type clientStats struct {
+		lat    []time.Duration
+		errors int
+		sample []string
+	}
+	stats := make([]clientStats, n)
+	var measuring atomic.Bool
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st := &stats[i]
+			target := targets[i%len(targets)] + "/membership/member/"
+			body := make([]byte, 0, 128)
+			for ctx.Err() == nil {
+				id := seq.Add(1)
+				body = append(body[:0], `{"name":"`...)
+				body = append(body, b.cfg.prefix...)
+				body = append(body, '-')
+				body = append(body, tag...)
+				body = append(body, '-')
+				body = strconv.AppendUint(body, id, 10)
+				body = append(body, `"}`...)
+				counted := measuring.Load()
+				start := time.Now()
+				err := b.post(target, body)
+				took := time.Since(start)
+				if !counted || !measuring.Load() { // warm-up, or finished after the end
+					continue
+				}
+				if err != nil {
+					st.errors++
+					if len(st.sample) < 3 {
+						st.sample = append(st.sample, err.Error())
+					}
+					continue
+				}
+				st.lat = append(st.lat, took)
+			}
+		}()
+	}
+	time.Sleep(b.cfg.warmup)
+	var prof chan error
+	if profile {
+		prof = make(chan error, 1)
+		go func() { prof <- b.fetchProfile(b.cfg.duration) }()
+	}
+	measuring.Store(true)
+	start := time.Now()
+	time.Sleep(b.cfg.duration)
+	measuring.Store(false)
+	elapsed := time.Since(start)
+	cancel()
+	wg.Wait()
+
+	var all []time.Duration
+	r := result{Target: label, Clients: n, Seconds: elapsed.Seconds()}
+	for _, st := range stats {
+		all = append(all, st.lat...)
+		r.Errors += st.errors
+		for _, s := range st.sample {
+			if len(r.SampleErrors) < 5 {
+				r.SampleErrors = append(r.SampleErrors, s)
+			}
+		}
+	}
+	slices.Sort(all)
+	r.Writes = len(all)
+	r.WritesPerSec = float64(len(all)) / elapsed.Seconds()
+	r.P50ms, r.P90ms, r.P99ms = ms(pct(all, 50)), ms(pct(all, 90)), ms(pct(all, 99))
+	if len(all) > 0 {
+		r.MaxMs = ms(all[len(all)-1])
+	}
+	if prof != nil {
+		if err := <-prof; err != nil {
+			fmt.Fprintln(os.Stderr, "writebench: leader profile:", err)
+		} else {
+			fmt.Fprintf(os.Stderr, "writebench: leader CPU profile of the %d-client phase written to %s\n", n, b.cfg.profileOut)
+		}
+	}
+	return r
+}
+
+func (b *bench) post(url string, body []byte) error {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-Auth-Token", b.cfg.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := b.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
+		return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(msg))
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	return err
+}
+
+// fetchProfile records the leader's CPU profile for d (its pprof handler).
+func (b *bench) fetchProfile(d time.Duration) error {
+	secs := max(1, int(d.Seconds())-1)
+	c := &http.Client{Timeout: d + 30*time.Second}
+	resp, err := c.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", strings.TrimSuffix(b.cfg.leaderPprof, "/"), secs))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("pprof: %s", resp.Status)
+	}
+	f, err := os.Create(b.cfg.profileOut)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func pct(sorted []time.Duration, p int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := (len(sorted)*p + 99) / 100
+	return sorted[min(max(i-1, 0), len(sorted)-1)]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
