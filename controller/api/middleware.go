@@ -195,12 +195,15 @@ func noLeader(detail string) *wire.Error {
 // returns its HTTP base URL; "" with nil error means this node is the leader.
 func (f *forwarder) leaderURL(ctx context.Context, avoid string) (string, error) {
 	for {
-		id, _ := f.a.cluster.Leader()
+		id, raftAddr := f.a.cluster.Leader()
 		if id == f.a.cluster.NodeID() {
 			return "", nil
 		}
 		if id != "" && id != avoid {
-			if n, ok := f.a.store.Read().Node(id); ok && n.HTTPAddr != "" {
+			// The record must describe the leader raft knows: a node table
+			// from another cluster (say, restored from its snapshot) must
+			// never send writes elsewhere.
+			if n, ok := f.a.store.Read().Node(id); ok && n.HTTPAddr != "" && n.RaftAddr == raftAddr {
 				return n.HTTPAddr, nil
 			}
 		}

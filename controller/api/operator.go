@@ -245,6 +245,7 @@ func (l *lazyWriter) Write(b []byte) (int, error) {
 }
 
 func (a *API) snapshotRestore(q *Request) error {
+	before := q.Txn.NodeList()
 	body := http.MaxBytesReader(nil, q.Body, MaxSnapshotBytes)
 	err := a.cluster.SnapshotRestore(q.Context(), body, state.Validate)
 	if err != nil {
@@ -257,7 +258,46 @@ func (a *API) snapshotRestore(q *Request) error {
 		}
 		return asUnavailable(err)
 	}
+	if err := a.restoreNodes(q, before); err != nil {
+		return err
+	}
 	a.log.Info("snapshot restored")
 	WriteJSON(q.W, http.StatusOK, wire.Item[wire.SnapshotRestoreResult]{Content: wire.SnapshotRestoreResult{Restored: true, Index: a.cluster.AppliedIndex()}})
+	return nil
+}
+
+// restoreNodes puts back this cluster's node records after a restore: the
+// snapshot may come from another cluster, whose nodes are not ours.
+func (a *API) restoreNodes(q *Request, ours []*state.Node) error {
+	servers, err := a.cluster.Servers()
+	if err != nil {
+		return asUnavailable(err)
+	}
+	inConfig := map[string]bool{}
+	for _, s := range servers {
+		inConfig[s.ID] = true
+	}
+	rt := a.store.Read()
+	apply := func(t fsm.MessageType, n *state.Node) error {
+		cmd, err := q.Command(t, n)
+		if err == nil {
+			_, _, err = a.Apply(q, cmd)
+		}
+		return err
+	}
+	for _, n := range rt.NodeList() {
+		if !inConfig[n.ID] {
+			if err := apply(fsm.NodeDeleteType, n); err != nil {
+				return err
+			}
+		}
+	}
+	for _, n := range ours {
+		if cur, ok := rt.Node(n.ID); inConfig[n.ID] && (!ok || *cur != *n) {
+			if err := apply(fsm.NodeUpsertType, n); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }

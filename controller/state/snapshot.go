@@ -145,6 +145,7 @@ func load(r io.Reader) (*memdb.MemDB, error) {
 	txn := db.Txn(true)
 	defer txn.Abort()
 	n := 0
+	perTable := map[string]int{}
 	for lineNo := 2; ; lineNo++ {
 		line, err := hr.r.ReadBytes('\n')
 		if err == io.EOF {
@@ -169,6 +170,9 @@ func load(r io.Reader) (*memdb.MemDB, error) {
 			if _, err := hr.r.ReadByte(); err != io.EOF {
 				return nil, bad("data after trailer")
 			}
+			if err := checkUnique(txn, perTable); err != nil {
+				return nil, bad("%v", err)
+			}
 			txn.Commit()
 			return db, nil
 		}
@@ -183,6 +187,32 @@ func load(r io.Reader) (*memdb.MemDB, error) {
 		if err := txn.Insert(rec.T, obj); err != nil {
 			return nil, bad("line %d: %v", lineNo, err)
 		}
+		perTable[rec.T]++
 		n++
 	}
+}
+
+// checkUnique verifies that no record overwrote another: memdb replaces a row
+// with the same id and does not enforce unique secondary indexes, so every
+// unique index must hold exactly as many rows as were loaded.
+func checkUnique(txn *memdb.Txn, loaded map[string]int) error {
+	for table, ts := range schema().Tables {
+		for name, idx := range ts.Indexes {
+			if !idx.Unique {
+				continue
+			}
+			it, err := txn.Get(table, name)
+			if err != nil {
+				return err
+			}
+			n := 0
+			for raw := it.Next(); raw != nil; raw = it.Next() {
+				n++
+			}
+			if n != loaded[table] {
+				return fmt.Errorf("table %s: %d records but %d distinct values of unique index %q", table, loaded[table], n, name)
+			}
+		}
+	}
+	return nil
 }

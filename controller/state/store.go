@@ -112,6 +112,13 @@ func (s *Store) Wait(ctx context.Context, minIndex uint64, tables ...string) uin
 		if err := ws.WatchCtx(ctx); err != nil {
 			return max
 		}
+		select {
+		case <-abandon:
+			// The state was replaced by a restore: its indexes may be lower
+			// than minIndex, so report them rather than wait for them.
+			return s.Read().MaxIndex(tables...)
+		default:
+		}
 	}
 }
 
