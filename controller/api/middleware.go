@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -157,6 +158,19 @@ const forwardedHeader = "X-Regent-Forwarded-By"
 func (f *forwarder) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w0 http.ResponseWriter, r *http.Request) {
 		w := &respWriter{ResponseWriter: w0, a: f.a}
+		defer func() {
+			// A bug must not take the connection down silently: log it with
+			// its stack and answer in the error shape if nothing was sent.
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				f.a.log.Error("handler panic", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				if w.status == 0 {
+					WriteError(w, nil)
+				}
+			}
+		}()
 		if localOnly(r) {
 			if r.URL.Query().Get("stale") != "" {
 				f.staleHeaders(w)
