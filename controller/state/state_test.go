@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -487,5 +488,141 @@ func TestSnapshotLoadRejectsCorruptInput(t *testing.T) {
 				t.Fatal("a refused restore changed the state")
 			}
 		})
+	}
+}
+
+// A restore to a younger state (table indexes below a blocking query's
+// minIndex) must still wake the query, reporting the restored index, rather
+// than leave it waiting for an index the new state may never reach.
+func TestRestoreOfYoungerStateWakesBlockingQueries(t *testing.T) {
+	young := newFixture(t)
+	young.bootstrap()
+	young.member("Acme")
+	snap := young.snapshot()
+	want := young.s.Read().TableIndex(Members)
+
+	f, _ := populated(t)
+	min := f.s.Read().TableIndex(Members)
+	if want >= min {
+		t.Fatalf("test setup: younger state's members index %d is not below %d", want, min)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	done := make(chan uint64, 1)
+	go func() { done <- f.s.Wait(ctx, min, Members) }()
+	time.Sleep(20 * time.Millisecond)
+	select {
+	case got := <-done:
+		t.Fatalf("Wait returned %d before anything changed", got)
+	default:
+	}
+	if err := f.s.Restore(bytes.NewReader(snap)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-done:
+		if got != want {
+			t.Errorf("Wait returned %d after the restore, want the restored index %d", got, want)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("a blocking query was not woken by a restore to a younger state")
+	}
+}
+
+// A snapshot with a valid checksum whose records collide (the same id twice
+// in a table, or the same value of a unique index) is refused: loading it
+// would silently drop records or break uniqueness.
+func TestSnapshotLoadRejectsDuplicates(t *testing.T) {
+	_, snap := populated(t)
+	header, records, _ := snapParts(t, snap)
+	find := func(prefix string) int {
+		t.Helper()
+		for i, r := range records {
+			if strings.HasPrefix(r, prefix) {
+				return i
+			}
+		}
+		t.Fatalf("no record starting with %s", prefix)
+		return -1
+	}
+	// after returns the records with line inserted right after records[i].
+	after := func(i int, line string) []string {
+		out := append([]string(nil), records[:i+1]...)
+		out = append(out, line)
+		return append(out, records[i+1:]...)
+	}
+	// variant re-encodes records[i] with change applied to its value.
+	variant := func(i int, change func(v map[string]any)) string {
+		t.Helper()
+		var rec struct {
+			T string         `json:"t"`
+			V map[string]any `json:"v"`
+		}
+		if err := json.Unmarshal([]byte(records[i]), &rec); err != nil {
+			t.Fatal(err)
+		}
+		change(rec.V)
+		b, err := json.Marshal(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b) + "\n"
+	}
+	member := find(`{"t":"members","v":{"id":2,`) // member-0
+	user := find(`{"t":"users"`)
+	token := find(`{"t":"tokens"`)
+	region := find(`{"t":"regions"`)
+	node := find(`{"t":"nodes"`)
+	lastMember := find(`{"t":"users"`) - 1
+
+	cases := []struct {
+		name    string
+		records []string
+	}{
+		{"member id twice", after(member, variant(member, func(v map[string]any) { v["name"] = "someone else" }))},
+		{"member id twice, identical records", after(member, records[member])},
+		{"member name twice, other case", after(lastMember, variant(member, func(v map[string]any) {
+			v["id"] = 99
+			v["name"] = strings.ToUpper(v["name"].(string))
+		}))},
+		{"member name twice, same case", after(lastMember, variant(member, func(v map[string]any) { v["id"] = 99 }))},
+		{"user id twice", after(user, variant(user, func(v map[string]any) { v["username"] = "another" }))},
+		{"username twice", after(user, variant(user, func(v map[string]any) {
+			v["id"] = 99
+			v["username"] = strings.ToUpper(v["username"].(string))
+		}))},
+		{"token id twice", after(token, variant(token, func(v map[string]any) { v["hash"] = "another" }))},
+		{"token hash twice", after(token, variant(token, func(v map[string]any) { v["id"] = 99 }))},
+		{"region name twice", after(region, variant(region, func(v map[string]any) { v["id"] = 99 }))},
+		{"node id twice", after(node, variant(node, func(v map[string]any) { v["http_addr"] = "http://10.0.0.1:8080" }))},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			in := seal(header, tc.records, -1)
+			_, err := Validate(bytes.NewReader(in))
+			if err == nil {
+				t.Fatal("Validate accepted it")
+			}
+			if !errors.Is(err, ErrBadSnapshot) {
+				t.Errorf("Validate error does not wrap ErrBadSnapshot: %v", err)
+			}
+			f, _ := populated(t)
+			before := f.snapshot()
+			if err := f.s.Restore(bytes.NewReader(in)); err == nil {
+				t.Fatal("Restore accepted it")
+			} else if !errors.Is(err, ErrBadSnapshot) {
+				t.Errorf("Restore error does not wrap ErrBadSnapshot: %v", err)
+			}
+			if after := f.snapshot(); !bytes.Equal(before, after) {
+				t.Fatal("a refused restore changed the state")
+			}
+		})
+	}
+	// The helpers themselves produce a snapshot that loads.
+	if _, err := Validate(bytes.NewReader(seal(header, after(lastMember, variant(member, func(v map[string]any) {
+		v["id"] = 99
+		v["name"] = "unique"
+	})), -1))); err != nil {
+		t.Fatalf("a snapshot with an extra, distinct member was refused: %v", err)
 	}
 }
