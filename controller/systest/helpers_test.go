@@ -29,6 +29,10 @@ var binPath string
 func TestMain(m *testing.M) {
 	flag.Parse()
 	if testing.Short() {
+		if os.Getenv("REGENT_SYSTEM_TESTS") == "1" {
+			fmt.Fprintln(os.Stderr, "systest: -short given but REGENT_SYSTEM_TESTS=1: system tests must run")
+			os.Exit(1)
+		}
 		fmt.Println("systest: skipped in -short mode (these tests run real controller processes)")
 		os.Exit(0)
 	}
