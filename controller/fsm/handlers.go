@@ -19,6 +19,12 @@ var typeNames = map[MessageType]string{
 	UserDeleteType: "user_delete", TokenCreateType: "token_create", TokenDeleteType: "token_delete",
 	RegionCreateType: "region_create", RegionUpdateType: "region_update", RegionDeleteType: "region_delete",
 	NodeUpsertType: "node_upsert", NodeDeleteType: "node_delete", NoopType: "noop",
+	IPBlockCreateType: "ip_block_create", IPBlockUpdateType: "ip_block_update", IPBlockDeleteType: "ip_block_delete",
+	IPAddressAllocateType: "ip_address_allocate", IPAddressReleaseType: "ip_address_release",
+	IPAddressRestoreType: "ip_address_restore", IPAddressPurgeType: "ip_address_purge",
+	IPPolicyCreateType: "ip_policy_create", IPPolicyUpdateType: "ip_policy_update", IPPolicyDeleteType: "ip_policy_delete",
+	MACRangeCreateType: "mac_range_create", MACRangeDeleteType: "mac_range_delete",
+	ASNCreateType: "asn_create", ASNDeleteType: "asn_delete",
 }
 
 func typeName(t MessageType) string {
@@ -29,7 +35,7 @@ func typeName(t MessageType) string {
 }
 
 func handlers() map[MessageType]handler {
-	return map[MessageType]handler{
+	return withHandlers(ipamHandlers(), map[MessageType]handler{
 		BootstrapType: func(t *state.Txn, c *Command) (any, error) {
 			p, err := decode[BootstrapPayload](c)
 			if err != nil {
@@ -63,5 +69,5 @@ func handlers() map[MessageType]handler {
 			return nil, t.NodeDelete(n.ID)
 		},
 		NoopType: func(*state.Txn, *Command) (any, error) { return nil, nil },
-	}
+	})
 }

@@ -56,6 +56,11 @@ func (t *Txn) MemberDelete(id uint64) error {
 	if u := all[*api.User](&t.ReadTxn, Users, "member", id); len(u) > 0 {
 		return api.Errorf(http.StatusBadRequest, "membership_member_delete_102", "The member still has %d user(s); delete them first.", len(u))
 	}
+	for _, table := range []string{ASNs, IPPolicies, IPBlocks, IPAddresses} {
+		if it, err := t.txn.Get(table, "member", id); err == nil && it.Next() != nil {
+			return api.Errorf(http.StatusBadRequest, "membership_member_delete_104", "The member still owns IPAM objects (%s); delete them first.", table)
+		}
+	}
 	for _, r := range t.RegionList() {
 		for _, c := range r.Customers {
 			if c == id {

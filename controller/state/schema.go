@@ -13,6 +13,12 @@ const (
 	Tokens     = "tokens"
 	Regions    = "regions"
 	Nodes      = "nodes"
+
+	ASNs        = "ipam_asns"
+	IPPolicies  = "ipam_policies"
+	IPBlocks    = "ipam_blocks"
+	IPAddresses = "ipam_addresses"
+	MACRanges   = "ipam_mac_ranges"
 )
 
 // IndexEntry tracks, per table, the raft index of its last change and the
@@ -42,7 +48,7 @@ func idIndex() *memdb.IndexSchema {
 }
 
 func schema() *memdb.DBSchema {
-	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
+	db := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
 		tableIndex: {Name: tableIndex, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
 		}},
@@ -68,4 +74,8 @@ func schema() *memdb.DBSchema {
 			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
 		}},
 	}}
+	for name, ts := range ipamSchema() {
+		db.Tables[name] = ts
+	}
+	return db
 }

@@ -21,7 +21,8 @@ import (
 const snapshotHeader = "REGENT-SNAPSHOT 1\n"
 
 // snapshotTables is the order of tables in a snapshot; append-only.
-var snapshotTables = []string{tableIndex, Members, Users, Tokens, Regions, Nodes}
+var snapshotTables = []string{tableIndex, Members, Users, Tokens, Regions, Nodes,
+	ASNs, IPPolicies, IPBlocks, IPAddresses, MACRanges}
 
 func newRecord(table string) (any, bool) {
 	switch table {
@@ -37,6 +38,16 @@ func newRecord(table string) (any, bool) {
 		return &api.Region{}, true
 	case Nodes:
 		return &Node{}, true
+	case ASNs:
+		return &api.ASN{}, true
+	case IPPolicies:
+		return &api.IPPolicy{}, true
+	case IPBlocks:
+		return &BlockRecord{}, true
+	case IPAddresses:
+		return &api.IPAddress{}, true
+	case MACRanges:
+		return &api.MACRange{}, true
 	}
 	return nil, false
 }
@@ -172,6 +183,10 @@ func load(r io.Reader) (*memdb.MemDB, error) {
 			}
 			if err := checkUnique(txn, perTable); err != nil {
 				return nil, bad("%v", err)
+			}
+			// Derived state that is not serialised: the IPAM engines.
+			if err := rebuildIPAM(txn); err != nil {
+				return nil, bad("ipam: %v", err)
 			}
 			txn.Commit()
 			return db, nil

@@ -1,0 +1,1000 @@
+package state
+
+// IPAM state: blocks (Melange ip_blocks and subnets, CloudCIX allocations and
+// subnets), addresses, policies, MAC ranges and ASNs. The model and its
+// mapping onto both dialects is docs/ipam-model.md.
+//
+// Engine placement. Each stored block row (*BlockRecord) carries its
+// allocation engine (*ipam.Block) in an unexported field. Every change
+// clones the engine (O(1)), mutates the clone and inserts a new row holding
+// it, inside the command's memdb transaction. So:
+//   - a read transaction sees the engine that matches the address rows of
+//     its own MVCC snapshot, with no lock;
+//   - an aborted transaction (a failed command, or a batch that ApplyBatch
+//     drops and replays) discards the engine change together with the rows:
+//     there is no side table to roll back or to keep in step;
+//   - snapshots never contain the engine (it is not serialised); load
+//     rebuilds it from the block, policy and address rows with ipam.Load.
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+	"github.com/regentcloud/regent/controller/ipam"
+	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/netx"
+)
+
+// ipamSeed keys the engine's treaps. Any fixed value is deterministic; the
+// engine is never serialised, so it can change between releases.
+const ipamSeed = 0x5265_6765_6e74_4950
+
+// ipPolicyEntries is the sequence (a key of the index table, not a table)
+// that numbers unusable ranges and octets.
+const ipPolicyEntries = "ipam_policy_entries"
+
+// BlockRecord is a stored block: the API view plus its allocation engine,
+// which is derived state (see the file comment) and never serialised.
+type BlockRecord struct {
+	api.IPBlock
+	engine *ipam.Block
+}
+
+// IPRef names an address by id, or by block and address.
+type IPRef struct {
+	ID      uint64 `json:"id,omitempty"`
+	BlockID uint64 `json:"block_id,omitempty"`
+	Address string `json:"address,omitempty"`
+}
+
+// addrIndexer indexes addresses by (block id, address) in numeric address
+// order: 8 bytes of block id then the 16-byte address (IPv4 mapped).
+type addrIndexer struct{}
+
+func addrIndexKey(block uint64, a netip.Addr) []byte {
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, 24), block)
+	a16 := a.As16()
+	return append(b, a16[:]...)
+}
+
+func (addrIndexer) FromObject(raw any) (bool, []byte, error) {
+	a, ok := raw.(*api.IPAddress)
+	if !ok {
+		return false, nil, fmt.Errorf("address index: unexpected %T", raw)
+	}
+	ip, err := netip.ParseAddr(a.Address)
+	if err != nil {
+		return false, nil, fmt.Errorf("address index: %w", err)
+	}
+	return true, addrIndexKey(a.BlockID, ip), nil
+}
+
+func (addrIndexer) FromArgs(args ...any) ([]byte, error) {
+	if len(args) != 2 {
+		return nil, fmt.Errorf("address index: want (block id, address), got %d args", len(args))
+	}
+	block, ok := args[0].(uint64)
+	if !ok {
+		return nil, fmt.Errorf("address index: block id must be uint64, got %T", args[0])
+	}
+	ip, ok := args[1].(netip.Addr)
+	if !ok {
+		return nil, fmt.Errorf("address index: address must be netip.Addr, got %T", args[1])
+	}
+	return addrIndexKey(block, ip), nil
+}
+
+func (addrIndexer) PrefixFromArgs(args ...any) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("address index: want (block id), got %d args", len(args))
+	}
+	block, ok := args[0].(uint64)
+	if !ok {
+		return nil, fmt.Errorf("address index: block id must be uint64, got %T", args[0])
+	}
+	return binary.BigEndian.AppendUint64(nil, block), nil
+}
+
+func uintIndex(name, field string) *memdb.IndexSchema {
+	return &memdb.IndexSchema{Name: name, Indexer: &memdb.UintFieldIndex{Field: field}}
+}
+
+func ipamSchema() map[string]*memdb.TableSchema {
+	return map[string]*memdb.TableSchema{
+		ASNs: {Name: ASNs, Indexes: map[string]*memdb.IndexSchema{
+			"id":     idIndex(),
+			"number": {Name: "number", Unique: true, Indexer: &memdb.UintFieldIndex{Field: "Number"}},
+			"member": uintIndex("member", "MemberID"),
+		}},
+		IPPolicies: {Name: IPPolicies, Indexes: map[string]*memdb.IndexSchema{
+			"id":     idIndex(),
+			"member": uintIndex("member", "MemberID"),
+		}},
+		IPBlocks: {Name: IPBlocks, Indexes: map[string]*memdb.IndexSchema{
+			"id":     idIndex(),
+			"member": uintIndex("member", "MemberID"),
+			"parent": uintIndex("parent", "ParentID"),
+			"policy": uintIndex("policy", "PolicyID"),
+			"asn":    uintIndex("asn", "ASNID"),
+		}},
+		IPAddresses: {Name: IPAddresses, Indexes: map[string]*memdb.IndexSchema{
+			"id":      idIndex(),
+			"block":   uintIndex("block", "BlockID"),
+			"address": {Name: "address", Unique: true, Indexer: addrIndexer{}},
+			"member":  uintIndex("member", "MemberID"),
+		}},
+		MACRanges: {Name: MACRanges, Indexes: map[string]*memdb.IndexSchema{
+			"id": idIndex(),
+		}},
+	}
+}
+
+// --- conversions to the engine ---
+
+func engineDialect(s string) (ipam.Dialect, bool) {
+	switch s {
+	case api.DialectMelange:
+		return ipam.Melange, true
+	case api.DialectCloudCIX:
+		return ipam.CloudCIX, true
+	}
+	return 0, false
+}
+
+func engineGenerator(s string) (ipam.Generator, bool) {
+	switch s {
+	case api.GeneratorSequential:
+		return ipam.Sequential, true
+	case api.GeneratorEUI64:
+		return ipam.EUI64, true
+	case api.GeneratorTenantHash:
+		return ipam.TenantHash, true
+	}
+	return 0, false
+}
+
+func enginePolicy(p *api.IPPolicy) ipam.Policy {
+	var out ipam.Policy
+	if p == nil {
+		return out
+	}
+	for _, r := range p.UnusableRanges {
+		out.Ranges = append(out.Ranges, ipam.Range{Offset: r.Offset, Length: r.Length})
+	}
+	for _, o := range p.UnusableOctets {
+		out.Octets = append(out.Octets, o.Octet)
+	}
+	return out
+}
+
+// newEngine builds the empty engine of a block whose fields are valid.
+func newEngine(b *api.IPBlock, pol *api.IPPolicy) (*ipam.Block, error) {
+	p, err := netx.ParsePrefix(b.CIDR)
+	if err != nil {
+		return nil, err
+	}
+	cfg := ipam.Config{Prefix: p, Policy: enginePolicy(pol), Seed: ipamSeed}
+	if b.Gateway != "" {
+		if cfg.Gateway, err = netx.ParseAddr(b.Gateway); err != nil {
+			return nil, err
+		}
+	}
+	var ok bool
+	if cfg.Dialect, ok = engineDialect(b.Dialect); !ok {
+		return nil, fmt.Errorf("unknown dialect %q", b.Dialect)
+	}
+	if cfg.Generator, ok = engineGenerator(b.Generator); !ok {
+		return nil, fmt.Errorf("unknown generator %q", b.Generator)
+	}
+	return ipam.NewBlock(cfg)
+}
+
+func parseStamp(s string) (time.Time, error) { return time.Parse(time.RFC3339Nano, s) }
+
+// rebuildIPAM attaches an engine to every block loaded from a snapshot,
+// from the block, its policy and its address rows. It refuses addresses of
+// unknown blocks, outside their block, or held twice.
+func rebuildIPAM(txn *memdb.Txn) error {
+	r := &ReadTxn{txn: txn}
+	for _, a := range all[*api.IPAddress](r, IPAddresses, "id") {
+		if _, ok := get[*BlockRecord](r, IPBlocks, a.BlockID); !ok {
+			return fmt.Errorf("address %d: block %d does not exist", a.ID, a.BlockID)
+		}
+	}
+	for _, rec := range all[*BlockRecord](r, IPBlocks, "id") {
+		var pol *api.IPPolicy
+		if rec.PolicyID != 0 {
+			p, ok := get[*api.IPPolicy](r, IPPolicies, rec.PolicyID)
+			if !ok {
+				return fmt.Errorf("block %d: policy %d does not exist", rec.ID, rec.PolicyID)
+			}
+			pol = p
+		}
+		eng, err := newEngine(&rec.IPBlock, pol)
+		if err != nil {
+			return fmt.Errorf("block %d: %v", rec.ID, err)
+		}
+		var allocated []netip.Addr
+		var released []ipam.Released
+		for _, a := range all[*api.IPAddress](r, IPAddresses, "address_prefix", rec.ID) {
+			ip, err := netx.ParseAddr(a.Address)
+			if err != nil {
+				return fmt.Errorf("address %d: %v", a.ID, err)
+			}
+			if !a.Deallocated {
+				allocated = append(allocated, ip)
+				continue
+			}
+			at, err := parseStamp(a.DeallocatedAt)
+			if err != nil {
+				return fmt.Errorf("address %d: deallocated_at: %v", a.ID, err)
+			}
+			released = append(released, ipam.Released{Addr: ip, At: at})
+		}
+		if err := eng.Load(allocated, released); err != nil {
+			return fmt.Errorf("block %d: %v", rec.ID, err)
+		}
+		// rec was decoded from this snapshot and is seen by nobody else.
+		rec.engine = eng
+	}
+	return nil
+}
+
+// --- reads ---
+
+// IPBlock returns the block with id.
+func (r *ReadTxn) IPBlock(id uint64) (*api.IPBlock, bool) {
+	rec, ok := get[*BlockRecord](r, IPBlocks, id)
+	if !ok {
+		return nil, false
+	}
+	return &rec.IPBlock, true
+}
+
+// IPBlockList returns all blocks ordered by id.
+func (r *ReadTxn) IPBlockList() []*api.IPBlock {
+	return blockViews(all[*BlockRecord](r, IPBlocks, "id"))
+}
+
+// IPBlockChildren returns the subnets of block id ordered by id.
+func (r *ReadTxn) IPBlockChildren(id uint64) []*api.IPBlock {
+	return blockViews(all[*BlockRecord](r, IPBlocks, "parent", id))
+}
+
+func blockViews(recs []*BlockRecord) []*api.IPBlock {
+	out := make([]*api.IPBlock, len(recs))
+	for i, rec := range recs {
+		out[i] = &rec.IPBlock
+	}
+	return out
+}
+
+// IPBlockUtilisation returns the address counts of block id.
+func (r *ReadTxn) IPBlockUtilisation(id uint64) (ipam.Utilisation, bool) {
+	rec, ok := get[*BlockRecord](r, IPBlocks, id)
+	if !ok {
+		return ipam.Utilisation{}, false
+	}
+	return rec.engine.Utilisation(), true
+}
+
+// IPBlockNextFree returns the address an allocation in block id would get
+// now, without allocating it.
+func (r *ReadTxn) IPBlockNextFree(id uint64, req ipam.Request) (netip.Addr, error) {
+	rec, ok := get[*BlockRecord](r, IPBlocks, id)
+	if !ok {
+		return netip.Addr{}, api.NotFound("ipam_block_read_001")
+	}
+	return rec.engine.NextFree(req)
+}
+
+// IPBlockSubnetSpace returns the free and used space of block id among its
+// subnets (CloudCIX subnet_space).
+func (r *ReadTxn) IPBlockSubnetSpace(id uint64) ([]ipam.SpaceEntry, bool) {
+	rec, ok := get[*BlockRecord](r, IPBlocks, id)
+	if !ok {
+		return nil, false
+	}
+	var used []netip.Prefix
+	for _, c := range r.IPBlockChildren(id) {
+		used = append(used, netip.MustParsePrefix(c.CIDR))
+	}
+	return ipam.SubnetSpaceAll(netip.MustParsePrefix(rec.CIDR), used), true
+}
+
+// IPAddress returns the address row with id.
+func (r *ReadTxn) IPAddress(id uint64) (*api.IPAddress, bool) {
+	return get[*api.IPAddress](r, IPAddresses, id)
+}
+
+// IPAddressIn returns the row of addr in block.
+func (r *ReadTxn) IPAddressIn(block uint64, addr string) (*api.IPAddress, bool) {
+	ip, err := netx.ParseAddr(addr)
+	if err != nil {
+		return nil, false
+	}
+	raw, err := r.txn.First(IPAddresses, "address", block, ip)
+	if err != nil || raw == nil {
+		return nil, false
+	}
+	return raw.(*api.IPAddress), true
+}
+
+// IPAddressList returns the addresses of block in address order.
+func (r *ReadTxn) IPAddressList(block uint64) []*api.IPAddress {
+	return all[*api.IPAddress](r, IPAddresses, "address_prefix", block)
+}
+
+// IPAddressListByMember returns the addresses owned by member, by id.
+func (r *ReadTxn) IPAddressListByMember(member uint64) []*api.IPAddress {
+	return all[*api.IPAddress](r, IPAddresses, "member", member)
+}
+
+// IPPolicy returns the policy with id.
+func (r *ReadTxn) IPPolicy(id uint64) (*api.IPPolicy, bool) {
+	return get[*api.IPPolicy](r, IPPolicies, id)
+}
+
+// IPPolicyList returns all policies ordered by id.
+func (r *ReadTxn) IPPolicyList() []*api.IPPolicy { return all[*api.IPPolicy](r, IPPolicies, "id") }
+
+// MACRange returns the MAC range with id.
+func (r *ReadTxn) MACRange(id uint64) (*api.MACRange, bool) {
+	return get[*api.MACRange](r, MACRanges, id)
+}
+
+// MACRangeList returns all MAC ranges ordered by id (Melange's order of use).
+func (r *ReadTxn) MACRangeList() []*api.MACRange { return all[*api.MACRange](r, MACRanges, "id") }
+
+// ASN returns the ASN with id.
+func (r *ReadTxn) ASN(id uint64) (*api.ASN, bool) { return get[*api.ASN](r, ASNs, id) }
+
+// ASNList returns all ASNs ordered by id.
+func (r *ReadTxn) ASNList() []*api.ASN { return all[*api.ASN](r, ASNs, "id") }
+
+// --- blocks ---
+
+// putEngine stores a new version of rec carrying eng. The block's own
+// fields are unchanged, so its modified_index and the table index stay.
+func (t *Txn) putEngine(rec *BlockRecord, eng *ipam.Block) error {
+	n := *rec
+	n.engine = eng
+	return t.txn.Insert(IPBlocks, &n)
+}
+
+func (t *Txn) blockRecord(id uint64) (*BlockRecord, bool) {
+	return get[*BlockRecord](&t.ReadTxn, IPBlocks, id)
+}
+
+// IPBlockCreate stores a new block (a Melange block or subnet, a CloudCIX
+// allocation or subnet) after the dialect's CIDR rules. Request defaults
+// (Melange's gateway and IPv6 generator, DNS servers) are the dialect's job;
+// here an empty generator means sequential and an empty type private.
+func (t *Txn) IPBlockCreate(b *api.IPBlock) (*api.IPBlock, error) {
+	const method = "create"
+	c := func(n int) string { return code("ipam", "block", method, n) }
+	fe := api.FieldErrors{}
+	var parent *BlockRecord
+	if b.ParentID != 0 {
+		p, ok := t.blockRecord(b.ParentID)
+		if !ok || (b.Dialect != "" && p.Dialect != b.Dialect) {
+			return nil, fieldErr("parent_id", c(107), "IpBlock with id = '%d' doesn't exist", b.ParentID)
+		}
+		parent = p
+		// Forced from the parent (melange-facts §3); tenant and network default to it.
+		b.Dialect, b.Type, b.ASNID = p.Dialect, p.Type, p.ASNID
+		if b.MemberID == 0 {
+			b.MemberID = p.MemberID
+		}
+		if b.NetworkID == "" {
+			b.NetworkID = p.NetworkID
+		} else if p.NetworkID != "" && p.NetworkID != b.NetworkID {
+			fe.Add("network_id", c(108), "network_id should be same as that of parent")
+		}
+		if len(t.IPAddressList(p.ID)) > 0 {
+			fe.Add("parent_id", c(109), "parent is not subnettable since it has allocated ips")
+		}
+	}
+	if b.Type == "" {
+		b.Type = api.BlockPrivate
+	}
+	if b.Generator == "" {
+		b.Generator = api.GeneratorSequential
+	}
+	t.blockFieldChecks(b, method, fe)
+	prefix, perr := netx.ParsePrefixRaw(b.CIDR)
+	if perr != nil {
+		fe.Add("cidr", c(102), "cidr is invalid")
+	} else {
+		b.CIDR = prefix.Masked().String()
+	}
+	if b.Type != api.BlockPublic && b.Type != api.BlockPrivate {
+		fe.Add("type", c(103), "type should be one among public, private")
+	}
+	if _, ok := engineDialect(b.Dialect); !ok {
+		fe.Add("dialect", c(104), "dialect should be one among melange, cloudcix")
+	}
+	if b.Dialect == api.DialectMelange {
+		b.ASNID = 0
+	}
+	if b.Dialect == api.DialectCloudCIX && parent == nil {
+		if a, ok := t.ASN(b.ASNID); !ok || a.MemberID != b.MemberID {
+			fe.Add("asn_id", c(110), "ASN with id = '%d' doesn't exist", b.ASNID)
+		}
+	}
+	if err := fe.Err(); err != nil {
+		return nil, err
+	}
+	gw := netip.Addr{}
+	if b.Gateway != "" {
+		gw, _ = netx.ParseAddr(b.Gateway)
+	}
+	if err := t.blockOverlaps(b, parent, prefix, gw); err != nil {
+		return nil, err
+	}
+	pol, _ := t.IPPolicy(b.PolicyID)
+	eng, err := newEngine(b, pol)
+	if err != nil {
+		return nil, fieldErr("generator", c(105), "The block cannot be built: %v", err)
+	}
+	rec := &BlockRecord{IPBlock: *b, engine: eng}
+	if err := insertNew(t, IPBlocks, rec); err != nil {
+		return nil, err
+	}
+	return &rec.IPBlock, nil
+}
+
+// blockFieldChecks validates the fields a create and an update share:
+// member, gateway, generator, policy and the type-per-network rule.
+func (t *Txn) blockFieldChecks(b *api.IPBlock, method string, fe api.FieldErrors) {
+	c := func(n int) string { return code("ipam", "block", method, n) }
+	if _, ok := t.Member(b.MemberID); !ok {
+		fe.Add("member_id", c(101), "Member %d does not exist.", b.MemberID)
+	}
+	prefix, perr := netx.ParsePrefixRaw(b.CIDR)
+	if b.Gateway != "" {
+		gw, err := netx.ParseAddr(b.Gateway)
+		if err != nil || (perr == nil && gw.BitLen() != prefix.Addr().BitLen()) {
+			fe.Add("gateway", c(106), "Gateway is not a valid address")
+		} else {
+			b.Gateway = gw.String()
+		}
+	}
+	if g, ok := engineGenerator(b.Generator); !ok {
+		fe.Add("generator", c(105), "generator should be one among sequential, eui64, tenant-hash")
+	} else if g != ipam.Sequential && perr == nil && !prefix.Addr().Is6() {
+		fe.Add("generator", c(105), "The %s generator needs an IPv6 block.", b.Generator)
+	}
+	if b.PolicyID != 0 {
+		if p, ok := t.IPPolicy(b.PolicyID); !ok || p.MemberID != b.MemberID {
+			fe.Add("policy_id", c(111), "Policy with id = '%d' doesn't exist", b.PolicyID)
+		}
+	}
+	if b.NetworkID != "" {
+		for _, o := range all[*BlockRecord](&t.ReadTxn, IPBlocks, "id") {
+			if o.ID != b.ID && o.Dialect == b.Dialect && o.NetworkID == b.NetworkID && o.Type != b.Type {
+				fe.Add("type", c(112), "type should be same within a network")
+				break
+			}
+		}
+	}
+}
+
+// blockOverlaps applies the dialect's CIDR rules: Melange rules 3–6
+// (melange-facts §3), CloudCIX's subnet rules, and for CloudCIX allocations
+// no overlap within one ASN nor between public allocations.
+func (t *Txn) blockOverlaps(b *api.IPBlock, parent *BlockRecord, raw netip.Prefix, gw netip.Addr) error {
+	c := func(n int) string { return code("ipam", "block", "create", n) }
+	cidr := raw.Masked()
+	var others []*BlockRecord
+	for _, o := range all[*BlockRecord](&t.ReadTxn, IPBlocks, "id") {
+		if o.Dialect == b.Dialect {
+			others = append(others, o)
+		}
+	}
+	pfx := func(o *BlockRecord) netip.Prefix { return netip.MustParsePrefix(o.CIDR) }
+	if b.Dialect == api.DialectMelange {
+		chk := ipam.MelangeCIDRCheck{CIDR: cidr, Public: b.Type == api.BlockPublic,
+			TopLevelInNetwork: parent == nil || parent.NetworkID != b.NetworkID}
+		if parent != nil {
+			chk.Parent = pfx(parent)
+		}
+		for _, o := range others {
+			if o.ParentID == 0 && o.Type == api.BlockPublic {
+				chk.PublicRoots = append(chk.PublicRoots, pfx(o))
+			}
+			if parent != nil && o.ParentID == parent.ID {
+				chk.Siblings = append(chk.Siblings, pfx(o))
+			}
+			if chk.TopLevelInNetwork && b.NetworkID != "" && o.NetworkID == b.NetworkID &&
+				(parent == nil || o.ID != parent.ID) && t.topLevel(o) {
+				chk.NetworkTopLevel = append(chk.NetworkTopLevel, pfx(o))
+			}
+		}
+		if errs := chk.Errors(); len(errs) > 0 {
+			return fieldErr("cidr", c(113), "%s", errs[0])
+		}
+		return nil
+	}
+	if parent == nil { // a CloudCIX allocation
+		for _, o := range others {
+			if o.ParentID != 0 || !netx.Overlaps(cidr, pfx(o)) {
+				continue
+			}
+			if o.ASNID == b.ASNID || (o.Type == api.BlockPublic && b.Type == api.BlockPublic) {
+				return fieldErr("cidr", c(114), "cidr overlaps with allocation %s", o.CIDR)
+			}
+		}
+		return nil
+	}
+	rawOf := func(o *api.IPBlock) netip.Prefix {
+		p := netip.MustParsePrefix(o.CIDR)
+		if o.Gateway != "" {
+			if g, err := netip.ParseAddr(o.Gateway); err == nil && p.Contains(g) {
+				return netip.PrefixFrom(g, p.Bits())
+			}
+		}
+		return p
+	}
+	cand := cidr
+	if gw.IsValid() && cidr.Contains(gw) {
+		cand = netip.PrefixFrom(gw, cidr.Bits())
+	}
+	var siblings []netip.Prefix
+	for _, o := range others {
+		if o.ParentID == parent.ID {
+			siblings = append(siblings, rawOf(&o.IPBlock))
+		}
+	}
+	switch r := ipam.CheckCloudCIXSubnet(cand, rawOf(&parent.IPBlock), parent.ParentID != 0, siblings); r {
+	case ipam.SubnetOK:
+		return nil
+	default:
+		return fieldErr("cidr", c(114+int(r)), "The address range is refused: %s.", r)
+	}
+}
+
+// topLevel: a block without parent, or whose network differs from its
+// parent's (melange-facts §3 rule 6).
+func (t *Txn) topLevel(o *BlockRecord) bool {
+	if o.ParentID == 0 {
+		return true
+	}
+	p, ok := t.blockRecord(o.ParentID)
+	return !ok || p.NetworkID != o.NetworkID
+}
+
+// IPBlockUpdate replaces the mutable fields of a block: gateway, generator,
+// policy, network and the descriptive fields. CIDR, type, parent, dialect,
+// owner and ASN are kept from the stored block (Melange ignores them too).
+func (t *Txn) IPBlockUpdate(b *api.IPBlock, expect uint64) (*api.IPBlock, error) {
+	const method = "update"
+	old, ok := t.blockRecord(b.ID)
+	if !ok {
+		return nil, api.NotFound(code("ipam", "block", method, 1))
+	}
+	b.CIDR, b.Type, b.ParentID, b.Dialect, b.MemberID, b.ASNID = old.CIDR, old.Type, old.ParentID, old.Dialect, old.MemberID, old.ASNID
+	if b.Generator == "" {
+		b.Generator = old.Generator
+	}
+	fe := api.FieldErrors{}
+	if old.ParentID != 0 && b.NetworkID != old.NetworkID {
+		if p, ok := t.blockRecord(old.ParentID); ok && p.NetworkID != "" && p.NetworkID != b.NetworkID {
+			fe.Add("network_id", code("ipam", "block", method, 108), "network_id should be same as that of parent")
+		}
+	}
+	t.blockFieldChecks(b, method, fe)
+	if err := fe.Err(); err != nil {
+		return nil, err
+	}
+	eng := old.engine.Clone()
+	gw := netip.Addr{}
+	if b.Gateway != "" {
+		gw = netip.MustParseAddr(b.Gateway)
+	}
+	gen, _ := engineGenerator(b.Generator)
+	pol, _ := t.IPPolicy(b.PolicyID)
+	if err := errors.Join(eng.SetGateway(gw), eng.SetGenerator(gen), eng.SetPolicy(enginePolicy(pol))); err != nil {
+		return nil, fieldErr("generator", code("ipam", "block", method, 105), "The block cannot be reconfigured: %v", err)
+	}
+	rec := &BlockRecord{IPBlock: *b, engine: eng}
+	if err := replace(t, IPBlocks, rec, expect, "ipam_block_update"); err != nil {
+		return nil, err
+	}
+	return &rec.IPBlock, nil
+}
+
+// IPBlockDelete removes a block that has no subnets and holds no address
+// (allocated or soft-deallocated).
+func (t *Txn) IPBlockDelete(id uint64) error {
+	if _, ok := t.blockRecord(id); !ok {
+		return api.NotFound("ipam_block_delete_001")
+	}
+	if n := len(t.IPBlockChildren(id)); n > 0 {
+		return api.Errorf(http.StatusBadRequest, "ipam_block_delete_101", "The block has %d subnet(s); delete them first.", n)
+	}
+	if n := len(t.IPAddressList(id)); n > 0 {
+		return api.Errorf(http.StatusBadRequest, "ipam_block_delete_102", "The block holds %d address(es); release and purge them first.", n)
+	}
+	return remove(t, IPBlocks, id, "ipam_block_delete")
+}
+
+// --- addresses ---
+
+// AllocateNext stores the block's next free address for the request in a
+// (MAC, used_by_tenant, interface, ...).
+func (t *Txn) AllocateNext(blockID uint64, a *api.IPAddress) (*api.IPAddress, error) {
+	a.BlockID, a.Address = blockID, ""
+	return t.IPAddressCreate(a)
+}
+
+// AllocateAddress stores the specific address addr of the block.
+func (t *Txn) AllocateAddress(blockID uint64, addr string, a *api.IPAddress) (*api.IPAddress, error) {
+	if addr == "" {
+		return nil, fieldErr("address", "ipam_ip_address_create_105", "address is invalid")
+	}
+	a.BlockID, a.Address = blockID, addr
+	return t.IPAddressCreate(a)
+}
+
+// IPAddressCreate allocates a.Address in block a.BlockID, or the block's
+// next free address when a.Address is empty, and stores the row.
+// Errors (melange-facts §4, §5, §7): 404 unknown block; 422 subnetted block,
+// block full, address outside the block, disallowed by the policy; 409
+// address held (also soft-deallocated) or reserved; 400 malformed address or
+// MAC, or the MAC an IPv6 generator needs is missing.
+func (t *Txn) IPAddressCreate(a *api.IPAddress) (*api.IPAddress, error) {
+	c := func(n int) string { return code("ipam", "ip_address", "create", n) }
+	rec, ok := t.blockRecord(a.BlockID)
+	if !ok {
+		return nil, api.NotFound(c(1))
+	}
+	if len(t.IPBlockChildren(rec.ID)) > 0 {
+		return nil, api.Errorf(http.StatusUnprocessableEntity, c(101), "Subnetted block cannot allocate IPAddress")
+	}
+	req := ipam.Request{Tenant: a.UsedByTenant}
+	if a.MACAddress != "" {
+		m, err := netx.ParseMAC(a.MACAddress)
+		if err != nil {
+			return nil, fieldErr("mac_address", c(102), "mac_address is invalid")
+		}
+		req.MAC, req.HasMAC, a.MACAddress = m, true, m.String()
+	}
+	eng := rec.engine.Clone()
+	var ip netip.Addr
+	if a.Address == "" {
+		var err error
+		if ip, err = eng.AllocateNext(req); err != nil {
+			switch {
+			case errors.Is(err, ipam.ErrMACRequired):
+				return nil, fieldErr("mac_address", c(103), "Required params are missing: mac_address")
+			case errors.Is(err, ipam.ErrFull):
+				return nil, api.Errorf(http.StatusUnprocessableEntity, c(104), "IpBlock is full")
+			}
+			return nil, err
+		}
+	} else {
+		var err error
+		if ip, err = netx.ParseAddr(a.Address); err != nil {
+			return nil, fieldErr("address", c(105), "address is invalid")
+		}
+		if err := eng.Allocate(ip); err != nil {
+			switch {
+			case errors.Is(err, ipam.ErrOutside):
+				return nil, api.Errorf(http.StatusUnprocessableEntity, c(106), "Address does not belong to IpBlock")
+			case errors.Is(err, ipam.ErrInUse), errors.Is(err, ipam.ErrReserved):
+				return nil, api.Errorf(http.StatusConflict, c(107), "Address is already allocated")
+			case errors.Is(err, ipam.ErrPolicy):
+				return nil, api.Errorf(http.StatusUnprocessableEntity, c(108), "Block policy does not allow this address")
+			}
+			return nil, err
+		}
+	}
+	a.Address, a.MemberID = ip.String(), rec.MemberID
+	a.Version = 4
+	if ip.Is6() {
+		a.Version = 6
+	}
+	a.Deallocated, a.DeallocatedAt = false, ""
+	if err := insertNew(t, IPAddresses, a); err != nil {
+		return nil, err
+	}
+	return a, t.putEngine(rec, eng)
+}
+
+func (t *Txn) ipRow(ref IPRef, c string) (*api.IPAddress, *BlockRecord, error) {
+	var row *api.IPAddress
+	var ok bool
+	if ref.ID != 0 {
+		row, ok = t.IPAddress(ref.ID)
+	} else {
+		row, ok = t.IPAddressIn(ref.BlockID, ref.Address)
+	}
+	if !ok || (ref.BlockID != 0 && row.BlockID != ref.BlockID) {
+		return nil, nil, api.NotFound(c + "_001")
+	}
+	rec, ok := t.blockRecord(row.BlockID)
+	if !ok {
+		return nil, nil, fmt.Errorf("state: address %d in missing block %d", row.ID, row.BlockID)
+	}
+	return row, rec, nil
+}
+
+// IPAddressRelease soft-deallocates an address at the command's time: the
+// row stays (the address is still taken) and loses its interface link
+// (melange-facts §8) until it is restored or purged.
+func (t *Txn) IPAddressRelease(ref IPRef) (*api.IPAddress, error) {
+	const c = "ipam_ip_address_delete"
+	row, rec, err := t.ipRow(ref, c)
+	if err != nil {
+		return nil, err
+	}
+	if row.Deallocated {
+		return nil, api.Errorf(http.StatusConflict, c+"_101", "Address %s is already deallocated.", row.Address)
+	}
+	eng := rec.engine.Clone()
+	if err := eng.Release(netip.MustParseAddr(row.Address), t.Now); err != nil {
+		return nil, err
+	}
+	n := *row
+	n.Deallocated, n.DeallocatedAt, n.InterfaceID = true, t.stamp(), ""
+	if err := replace(t, IPAddresses, &n, 0, c); err != nil {
+		return nil, err
+	}
+	return &n, t.putEngine(rec, eng)
+}
+
+// IPAddressRestore turns a soft-deallocated address back into an allocated
+// one; the interface link is not restored.
+func (t *Txn) IPAddressRestore(ref IPRef) (*api.IPAddress, error) {
+	const c = "ipam_ip_address_restore"
+	row, rec, err := t.ipRow(ref, c)
+	if err != nil {
+		return nil, err
+	}
+	if !row.Deallocated {
+		return nil, api.Errorf(http.StatusConflict, c+"_101", "Address %s is not deallocated.", row.Address)
+	}
+	eng := rec.engine.Clone()
+	if err := eng.Restore(netip.MustParseAddr(row.Address)); err != nil {
+		return nil, err
+	}
+	n := *row
+	n.Deallocated, n.DeallocatedAt = false, ""
+	if err := replace(t, IPAddresses, &n, 0, c); err != nil {
+		return nil, err
+	}
+	return &n, t.putEngine(rec, eng)
+}
+
+// IPAddressPurge deletes every soft-deallocated address released at or
+// before cutoff (inclusive; the leader proposes now − keep on a timer), in
+// block blockID or, when 0, in every block. The addresses become free.
+func (t *Txn) IPAddressPurge(blockID uint64, cutoff time.Time) (*api.IPPurgeResult, error) {
+	recs := all[*BlockRecord](&t.ReadTxn, IPBlocks, "id")
+	if blockID != 0 {
+		rec, ok := t.blockRecord(blockID)
+		if !ok {
+			return nil, api.NotFound("ipam_ip_address_purge_001")
+		}
+		recs = []*BlockRecord{rec}
+	}
+	res := &api.IPPurgeResult{}
+	for _, rec := range recs {
+		if rec.engine.Utilisation().Deallocated.IsZero() {
+			continue
+		}
+		eng := rec.engine.Clone()
+		gone := eng.Purge(cutoff)
+		if len(gone) == 0 {
+			continue
+		}
+		for _, g := range gone {
+			raw, err := t.txn.First(IPAddresses, "address", rec.ID, g.Addr)
+			if err != nil || raw == nil {
+				return nil, fmt.Errorf("state: purged address %s of block %d has no row", g.Addr, rec.ID)
+			}
+			if err := remove(t, IPAddresses, raw.(*api.IPAddress).ID, "ipam_ip_address_purge"); err != nil {
+				return nil, err
+			}
+		}
+		res.Purged += len(gone)
+		if err := t.putEngine(rec, eng); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// --- policies ---
+
+// IPPolicyCreate stores a policy; its unusable ranges and octets get ids.
+func (t *Txn) IPPolicyCreate(p *api.IPPolicy) (*api.IPPolicy, error) {
+	for i := range p.UnusableRanges {
+		p.UnusableRanges[i].ID = 0
+	}
+	for i := range p.UnusableOctets {
+		p.UnusableOctets[i].ID = 0
+	}
+	if err := t.policyChecks(p, nil, "create"); err != nil {
+		return nil, err
+	}
+	if err := t.numberPolicyEntries(p); err != nil {
+		return nil, err
+	}
+	return p, insertNew(t, IPPolicies, p)
+}
+
+// IPPolicyUpdate replaces a policy's name, description, ranges and octets
+// (entries with id 0 are new; others must exist in the stored policy) and
+// re-applies it to every block that uses it.
+func (t *Txn) IPPolicyUpdate(p *api.IPPolicy, expect uint64) (*api.IPPolicy, error) {
+	old, ok := t.IPPolicy(p.ID)
+	if !ok {
+		return nil, api.NotFound("ipam_policy_update_001")
+	}
+	p.MemberID = old.MemberID
+	if err := t.policyChecks(p, old, "update"); err != nil {
+		return nil, err
+	}
+	if err := t.numberPolicyEntries(p); err != nil {
+		return nil, err
+	}
+	if err := replace(t, IPPolicies, p, expect, "ipam_policy_update"); err != nil {
+		return nil, err
+	}
+	pol := enginePolicy(p)
+	for _, rec := range all[*BlockRecord](&t.ReadTxn, IPBlocks, "policy", p.ID) {
+		eng := rec.engine.Clone()
+		if err := eng.SetPolicy(pol); err != nil {
+			return nil, err
+		}
+		if err := t.putEngine(rec, eng); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func (t *Txn) policyChecks(p, old *api.IPPolicy, method string) error {
+	c := func(n int) string { return code("ipam", "policy", method, n) }
+	fe := api.FieldErrors{}
+	if _, ok := t.Member(p.MemberID); !ok {
+		fe.Add("member_id", c(101), "Member %d does not exist.", p.MemberID)
+	}
+	if p.Name == "" {
+		fe.Add("name", c(102), "name should be present")
+	}
+	for _, r := range p.UnusableRanges {
+		if r.Length < 0 {
+			fe.Add("unusable_ranges", c(103), "length should be a positive integer")
+		}
+	}
+	if old != nil {
+		known := map[uint64]bool{}
+		for _, r := range old.UnusableRanges {
+			known[r.ID] = true
+		}
+		for _, o := range old.UnusableOctets {
+			known[o.ID] = true
+		}
+		seen := map[uint64]bool{}
+		check := func(field string, id uint64) {
+			if id == 0 {
+				return
+			}
+			if !known[id] || seen[id] {
+				fe.Add(field, c(104), "Entry %d does not exist in this policy or is listed twice.", id)
+			}
+			seen[id] = true
+		}
+		for _, r := range p.UnusableRanges {
+			check("unusable_ranges", r.ID)
+		}
+		for _, o := range p.UnusableOctets {
+			check("unusable_octets", o.ID)
+		}
+	}
+	return fe.Err()
+}
+
+func (t *Txn) numberPolicyEntries(p *api.IPPolicy) error {
+	next := func() (uint64, error) { return t.bump(ipPolicyEntries, true) }
+	for i := range p.UnusableRanges {
+		if p.UnusableRanges[i].ID == 0 {
+			id, err := next()
+			if err != nil {
+				return err
+			}
+			p.UnusableRanges[i].ID = id
+		}
+	}
+	for i := range p.UnusableOctets {
+		if p.UnusableOctets[i].ID == 0 {
+			id, err := next()
+			if err != nil {
+				return err
+			}
+			p.UnusableOctets[i].ID = id
+		}
+	}
+	if p.UnusableRanges == nil {
+		p.UnusableRanges = []api.UnusableRange{}
+	}
+	if p.UnusableOctets == nil {
+		p.UnusableOctets = []api.UnusableOctet{}
+	}
+	return nil
+}
+
+// IPPolicyDelete removes a policy; the blocks that used it lose it
+// (Melange nulls their policy_id) and their engines drop its rules.
+func (t *Txn) IPPolicyDelete(id uint64) error {
+	if _, ok := t.IPPolicy(id); !ok {
+		return api.NotFound("ipam_policy_delete_001")
+	}
+	for _, rec := range all[*BlockRecord](&t.ReadTxn, IPBlocks, "policy", id) {
+		eng := rec.engine.Clone()
+		if err := eng.SetPolicy(ipam.Policy{}); err != nil {
+			return err
+		}
+		n := &BlockRecord{IPBlock: rec.IPBlock, engine: eng}
+		n.PolicyID = 0
+		if err := replace(t, IPBlocks, n, 0, "ipam_block_update"); err != nil {
+			return err
+		}
+	}
+	return remove(t, IPPolicies, id, "ipam_policy_delete")
+}
+
+// --- MAC ranges ---
+
+// MACRangeCreate stores a MAC range; its CIDR is normalised.
+func (t *Txn) MACRangeCreate(m *api.MACRange) (*api.MACRange, error) {
+	r, err := netx.ParseMACRange(m.CIDR)
+	if err != nil {
+		return nil, fieldErr("cidr", "ipam_mac_address_range_create_101", "cidr is invalid")
+	}
+	m.CIDR = r.String()
+	return m, insertNew(t, MACRanges, m)
+}
+
+// MACRangeDelete removes a MAC range.
+func (t *Txn) MACRangeDelete(id uint64) error {
+	return remove(t, MACRanges, id, "ipam_mac_address_range_delete")
+}
+
+// --- ASNs ---
+
+// ASNCreate stores an ASN of an existing member; numbers are unique.
+func (t *Txn) ASNCreate(a *api.ASN) (*api.ASN, error) {
+	fe := api.FieldErrors{}
+	if _, ok := t.Member(a.MemberID); !ok {
+		fe.Add("member_id", "ipam_asn_create_101", "Member %d does not exist.", a.MemberID)
+	}
+	if a.Number == 0 {
+		fe.Add("number", "ipam_asn_create_102", "number should be a positive integer")
+	} else if raw, _ := t.txn.First(ASNs, "number", a.Number); raw != nil {
+		fe.Add("number", "ipam_asn_create_103", "ASN %d already exists.", a.Number)
+	}
+	if err := fe.Err(); err != nil {
+		return nil, err
+	}
+	return a, insertNew(t, ASNs, a)
+}
+
+// ASNDelete removes an ASN that has no allocations.
+func (t *Txn) ASNDelete(id uint64) error {
+	if _, ok := t.ASN(id); !ok {
+		return api.NotFound("ipam_asn_delete_001")
+	}
+	if n := len(all[*BlockRecord](&t.ReadTxn, IPBlocks, "asn", id)); n > 0 {
+		return api.Errorf(http.StatusBadRequest, "ipam_asn_delete_101", "The ASN has %d allocation(s) or subnet(s); delete them first.", n)
+	}
+	return remove(t, ASNs, id, "ipam_asn_delete")
+}

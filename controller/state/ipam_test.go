@@ -1,0 +1,386 @@
+package state
+
+import (
+	"bytes"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/regentcloud/regent/controller/ipam"
+	"github.com/regentcloud/regent/pkg/api"
+)
+
+func (f *fixture) block(b *api.IPBlock) *api.IPBlock {
+	f.t.Helper()
+	var out *api.IPBlock
+	f.ok("create block "+b.CIDR, func(t *Txn) (err error) { out, err = t.IPBlockCreate(b); return })
+	return out
+}
+
+func (f *fixture) alloc(block uint64, addr string) (*api.IPAddress, error) {
+	var out *api.IPAddress
+	err := f.do(func(t *Txn) (err error) {
+		out, err = t.IPAddressCreate(&api.IPAddress{BlockID: block, Address: addr})
+		return
+	})
+	return out, err
+}
+
+func (f *fixture) mustAlloc(block uint64, addr string) string {
+	f.t.Helper()
+	a, err := f.alloc(block, addr)
+	if err != nil {
+		f.t.Fatalf("allocate %q in block %d: %v", addr, block, err)
+	}
+	return a.Address
+}
+
+func ipamFixture(t *testing.T) (*fixture, *api.Member) {
+	f := newFixture(t)
+	f.bootstrap()
+	return f, f.member("acme")
+}
+
+func TestIPBlockCreateRules(t *testing.T) {
+	f, m := ipamFixture(t)
+	mel := func(cidr string) *api.IPBlock {
+		return &api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: cidr}
+	}
+	root := f.block(&api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "10.0.0.1/16", Type: api.BlockPublic, NetworkID: "n1"})
+	if root.CIDR != "10.0.0.0/16" || root.Generator != api.GeneratorSequential || root.CreatedIndex == 0 {
+		t.Fatalf("root not normalised: %+v", root)
+	}
+	cases := []struct {
+		name  string
+		b     *api.IPBlock
+		field string
+		code  string
+	}{
+		{"bad cidr", mel("10.../8"), "cidr", "ipam_block_create_102"},
+		{"bad type", &api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "11.0.0.0/8", Type: "weird"}, "type", "ipam_block_create_103"},
+		{"bad dialect", &api.IPBlock{MemberID: m.ID, Dialect: "x", CIDR: "11.0.0.0/8"}, "dialect", "ipam_block_create_104"},
+		{"no member", &api.IPBlock{MemberID: 99, Dialect: api.DialectMelange, CIDR: "11.0.0.0/8"}, "member_id", "ipam_block_create_101"},
+		{"bad gateway", &api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "11.0.0.0/8", Gateway: "::1"}, "gateway", "ipam_block_create_106"},
+		{"v6 generator on v4", &api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "11.0.0.0/8", Generator: api.GeneratorEUI64}, "generator", "ipam_block_create_105"},
+		{"no policy", &api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "11.0.0.0/8", PolicyID: 7}, "policy_id", "ipam_block_create_111"},
+		{"public overlap", &api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "10.0.5.0/24", Type: api.BlockPublic}, "cidr", "ipam_block_create_113"},
+		{"network overlap", &api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "10.0.5.0/24", Type: api.BlockPublic, NetworkID: "n1"}, "cidr", "ipam_block_create_113"},
+		{"type within network", &api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "12.0.0.0/8", Type: api.BlockPrivate, NetworkID: "n1"}, "type", "ipam_block_create_112"},
+		{"no parent", &api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "10.0.1.0/24", ParentID: 99}, "parent_id", "ipam_block_create_107"},
+		{"outside parent", &api.IPBlock{Dialect: api.DialectMelange, CIDR: "11.0.1.0/24", ParentID: root.ID}, "cidr", "ipam_block_create_113"},
+		{"parent network", &api.IPBlock{Dialect: api.DialectMelange, CIDR: "10.0.1.0/24", ParentID: root.ID, NetworkID: "n2"}, "network_id", "ipam_block_create_108"},
+		{"cloudcix allocation without asn", &api.IPBlock{MemberID: m.ID, Dialect: api.DialectCloudCIX, CIDR: "10.0.0.0/8"}, "asn_id", "ipam_block_create_110"},
+	}
+	for _, c := range cases {
+		err := f.do(func(t *Txn) error { _, err := t.IPBlockCreate(c.b); return err })
+		wantErr(t, c.name, err, http.StatusBadRequest, c.field, c.code)
+	}
+	// Subnets inherit type, network and owner; siblings must not overlap.
+	sub := f.block(&api.IPBlock{Dialect: api.DialectMelange, CIDR: "10.0.1.0/24", ParentID: root.ID})
+	if sub.Type != api.BlockPublic || sub.NetworkID != "n1" || sub.MemberID != m.ID {
+		t.Fatalf("subnet did not inherit: %+v", sub)
+	}
+	err := f.do(func(t *Txn) error {
+		_, err := t.IPBlockCreate(&api.IPBlock{CIDR: "10.0.1.128/25", ParentID: root.ID})
+		return err
+	})
+	wantErr(t, "sibling overlap", err, 400, "cidr", "ipam_block_create_113")
+	// A parent that holds addresses cannot be subnetted; a subnetted block cannot allocate.
+	leaf := f.block(mel("192.168.0.0/24"))
+	f.mustAlloc(leaf.ID, "")
+	err = f.do(func(t *Txn) error {
+		_, err := t.IPBlockCreate(&api.IPBlock{CIDR: "192.168.0.128/25", ParentID: leaf.ID})
+		return err
+	})
+	wantErr(t, "parent with ips", err, 400, "parent_id", "ipam_block_create_109")
+	_, err = f.alloc(root.ID, "")
+	wantErr(t, "subnetted", err, http.StatusUnprocessableEntity, "", "ipam_ip_address_create_101")
+}
+
+func TestCloudCIXAllocationsAndSubnets(t *testing.T) {
+	f, m := ipamFixture(t)
+	var asn1, asn2 *api.ASN
+	f.ok("asn", func(t *Txn) (err error) {
+		asn1, err = t.ASNCreate(&api.ASN{MemberID: m.ID, Number: api.PseudoASNBase + 1})
+		return
+	})
+	f.ok("asn", func(t *Txn) (err error) {
+		asn2, err = t.ASNCreate(&api.ASN{MemberID: m.ID, Number: api.PseudoASNBase + 2})
+		return
+	})
+	if !asn1.IsPseudo() {
+		t.Fatal("pseudo ASN not recognised")
+	}
+	err := f.do(func(t *Txn) error { _, err := t.ASNCreate(&api.ASN{MemberID: m.ID, Number: asn1.Number}); return err })
+	wantErr(t, "duplicate asn", err, 400, "number", "ipam_asn_create_103")
+	err = f.do(func(t *Txn) error { _, err := t.ASNCreate(&api.ASN{MemberID: m.ID}); return err })
+	wantErr(t, "zero asn", err, 400, "number", "ipam_asn_create_102")
+
+	cix := func(asn uint64, cidr string) *api.IPBlock {
+		return &api.IPBlock{MemberID: m.ID, Dialect: api.DialectCloudCIX, CIDR: cidr, ASNID: asn}
+	}
+	a1 := f.block(cix(asn1.ID, "10.0.0.0/8"))
+	f.block(cix(asn2.ID, "10.0.0.0/8")) // private ranges repeat across projects
+	err = f.do(func(t *Txn) error { _, err := t.IPBlockCreate(cix(asn1.ID, "10.1.0.0/16")); return err })
+	wantErr(t, "same-asn overlap", err, 400, "cidr", "ipam_block_create_114")
+
+	sub := f.block(&api.IPBlock{Dialect: api.DialectCloudCIX, CIDR: "10.0.0.1/24", Gateway: "10.0.0.1", ParentID: a1.ID})
+	if sub.CIDR != "10.0.0.0/24" || sub.ASNID != asn1.ID {
+		t.Fatalf("subnet: %+v", sub)
+	}
+	for _, c := range []struct{ cidr, gw, code string }{
+		{"10.0.0.1/24", "10.0.0.1", "ipam_block_create_118"}, // duplicate
+		{"10.0.0.1/25", "10.0.0.1", "ipam_block_create_119"}, // overlap
+		{"11.0.0.1/24", "11.0.0.1", "ipam_block_create_117"}, // outside
+	} {
+		err := f.do(func(t *Txn) error {
+			_, err := t.IPBlockCreate(&api.IPBlock{Dialect: api.DialectCloudCIX, CIDR: c.cidr, Gateway: c.gw, ParentID: a1.ID})
+			return err
+		})
+		wantErr(t, c.cidr, err, 400, "cidr", c.code)
+	}
+	// CloudCIX reserves network, gateway and broadcast.
+	if got := f.mustAlloc(sub.ID, ""); got != "10.0.0.2" {
+		t.Fatalf("first CloudCIX address %s", got)
+	}
+	_, err = f.alloc(sub.ID, "10.0.0.0")
+	wantErr(t, "network address", err, http.StatusConflict, "", "ipam_ip_address_create_107")
+	space, _ := f.s.Read().IPBlockSubnetSpace(a1.ID)
+	if len(space) == 0 || space[0].Prefix.String() != "10.0.0.0/24" || space[0].Free {
+		t.Fatalf("subnet space: %+v", space)
+	}
+	err = f.do(func(t *Txn) error { return t.ASNDelete(asn1.ID) })
+	wantErr(t, "asn in use", err, 400, "", "ipam_asn_delete_101")
+}
+
+func TestIPAllocationLifecycle(t *testing.T) {
+	f, m := ipamFixture(t)
+	b := f.block(&api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "10.0.0.0/30", Gateway: "10.0.0.1"})
+	// /30 with gateway .1: .0 and .2, then full (broadcast .3 is skipped).
+	if a := f.mustAlloc(b.ID, ""); a != "10.0.0.0" {
+		t.Fatalf("first %s", a)
+	}
+	if a := f.mustAlloc(b.ID, ""); a != "10.0.0.2" {
+		t.Fatalf("second %s", a)
+	}
+	_, err := f.alloc(b.ID, "")
+	wantErr(t, "full", err, http.StatusUnprocessableEntity, "", "ipam_ip_address_create_104")
+	_, err = f.alloc(b.ID, "10.0.0.2")
+	wantErr(t, "taken", err, http.StatusConflict, "", "ipam_ip_address_create_107")
+	_, err = f.alloc(b.ID, "10.0.0.1")
+	wantErr(t, "gateway", err, http.StatusConflict, "", "ipam_ip_address_create_107")
+	_, err = f.alloc(b.ID, "10.0.1.1")
+	wantErr(t, "outside", err, http.StatusUnprocessableEntity, "", "ipam_ip_address_create_106")
+	_, err = f.alloc(b.ID, "10.0.0.x")
+	wantErr(t, "bad address", err, 400, "address", "ipam_ip_address_create_105")
+	_, err = f.alloc(99, "")
+	wantErr(t, "no block", err, 404, "", "ipam_ip_address_create_001")
+
+	// Release keeps the address taken; restore; release again; purge frees it.
+	rel := func(ref IPRef) (*api.IPAddress, error) {
+		var out *api.IPAddress
+		err := f.do(func(t *Txn) (err error) { out, err = t.IPAddressRelease(ref); return })
+		return out, err
+	}
+	r, err := rel(IPRef{BlockID: b.ID, Address: "10.0.0.2"})
+	if err != nil || !r.Deallocated || r.DeallocatedAt == "" {
+		t.Fatalf("release: %+v %v", r, err)
+	}
+	_, err = rel(IPRef{BlockID: b.ID, Address: "10.0.0.2"})
+	wantErr(t, "release twice", err, http.StatusConflict, "", "ipam_ip_address_delete_101")
+	_, err = rel(IPRef{BlockID: b.ID, Address: "10.0.0.3"})
+	wantErr(t, "release unknown", err, 404, "", "ipam_ip_address_delete_001")
+	_, err = f.alloc(b.ID, "10.0.0.2")
+	wantErr(t, "deallocated is taken", err, http.StatusConflict, "", "ipam_ip_address_create_107")
+	f.ok("restore", func(t *Txn) error { _, err := t.IPAddressRestore(IPRef{ID: r.ID}); return err })
+	err = f.do(func(t *Txn) error { _, err := t.IPAddressRestore(IPRef{ID: r.ID}); return err })
+	wantErr(t, "restore allocated", err, http.StatusConflict, "", "ipam_ip_address_restore_101")
+	r, _ = rel(IPRef{ID: r.ID})
+	at, _ := time.Parse(time.RFC3339Nano, r.DeallocatedAt)
+
+	purge := func(cutoff time.Time) int {
+		var res *api.IPPurgeResult
+		f.ok("purge", func(t *Txn) (err error) { res, err = t.IPAddressPurge(0, cutoff); return })
+		return res.Purged
+	}
+	if n := purge(at.Add(-time.Nanosecond)); n != 0 {
+		t.Fatalf("purged %d before the cutoff", n)
+	}
+	if n := purge(at); n != 1 { // inclusive
+		t.Fatalf("purged %d at the cutoff", n)
+	}
+	if _, ok := f.s.Read().IPAddressIn(b.ID, "10.0.0.2"); ok {
+		t.Fatal("purged row still there")
+	}
+	if a := f.mustAlloc(b.ID, ""); a != "10.0.0.2" {
+		t.Fatalf("after purge %s", a)
+	}
+	err = f.do(func(t *Txn) error { _, err := t.IPAddressPurge(99, at); return err })
+	wantErr(t, "purge unknown block", err, 404, "", "ipam_ip_address_purge_001")
+
+	// Delete only when empty.
+	err = f.do(func(t *Txn) error { return t.IPBlockDelete(b.ID) })
+	wantErr(t, "delete non-empty", err, 400, "", "ipam_block_delete_102")
+	err = f.do(func(t *Txn) error { return t.IPBlockDelete(99) })
+	wantErr(t, "delete unknown", err, 404, "", "ipam_block_delete_001")
+}
+
+func TestIPv6Generators(t *testing.T) {
+	f, m := ipamFixture(t)
+	b := f.block(&api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "fe::/64", Generator: api.GeneratorTenantHash})
+	_, err := f.alloc(b.ID, "")
+	wantErr(t, "mac required", err, 400, "mac_address", "ipam_ip_address_create_103")
+	var a *api.IPAddress
+	f.ok("alloc v6", func(t *Txn) (err error) {
+		a, err = t.AllocateNext(b.ID, &api.IPAddress{MACAddress: "00:FF:12:89:67:34", UsedByTenant: "1234"})
+		return
+	})
+	if a.Address != "fe::7110:eda4:ff89:6734" || a.Version != 6 || a.MACAddress != "00:ff:12:89:67:34" {
+		t.Fatalf("tenant-hash address: %+v", a)
+	}
+	err = f.do(func(t *Txn) error {
+		_, err := t.AllocateNext(b.ID, &api.IPAddress{MACAddress: "zz"})
+		return err
+	})
+	wantErr(t, "bad mac", err, 400, "mac_address", "ipam_ip_address_create_102")
+}
+
+func TestIPPolicies(t *testing.T) {
+	f, m := ipamFixture(t)
+	err := f.do(func(t *Txn) error { _, err := t.IPPolicyCreate(&api.IPPolicy{MemberID: m.ID}); return err })
+	wantErr(t, "no name", err, 400, "name", "ipam_policy_create_102")
+	err = f.do(func(t *Txn) error {
+		_, err := t.IPPolicyCreate(&api.IPPolicy{MemberID: m.ID, Name: "p", UnusableRanges: []api.UnusableRange{{Length: -1}}})
+		return err
+	})
+	wantErr(t, "negative length", err, 400, "unusable_ranges", "ipam_policy_create_103")
+	var p *api.IPPolicy
+	f.ok("policy", func(t *Txn) (err error) {
+		p, err = t.IPPolicyCreate(&api.IPPolicy{MemberID: m.ID, Name: "p", UnusableRanges: []api.UnusableRange{{Offset: 0, Length: 1}}})
+		return
+	})
+	if p.UnusableRanges[0].ID == 0 {
+		t.Fatal("range has no id")
+	}
+	b := f.block(&api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "10.0.0.0/29", Gateway: "10.0.0.7", PolicyID: p.ID})
+	if a := f.mustAlloc(b.ID, ""); a != "10.0.0.1" {
+		t.Fatalf("policy ignored: %s", a)
+	}
+	_, err = f.alloc(b.ID, "10.0.0.0")
+	wantErr(t, "disallowed", err, http.StatusUnprocessableEntity, "", "ipam_ip_address_create_108")
+
+	// A read transaction opened now keeps its engine after the update.
+	before := f.s.Read()
+	upd := &api.IPPolicy{Meta: api.Meta{ID: p.ID}, Name: "p", UnusableRanges: []api.UnusableRange{p.UnusableRanges[0]},
+		UnusableOctets: []api.UnusableOctet{{Octet: 2}, {Octet: 3}}}
+	f.ok("update", func(t *Txn) (err error) { p, err = t.IPPolicyUpdate(upd, p.ModifiedIndex); return })
+	if a := f.mustAlloc(b.ID, ""); a != "10.0.0.4" {
+		t.Fatalf("octets not re-applied: %s", a)
+	}
+	if a, _ := before.IPBlockNextFree(b.ID, ipam.Request{}); a.String() != "10.0.0.2" {
+		t.Fatalf("old read transaction sees %s", a)
+	}
+	bad := &api.IPPolicy{Meta: api.Meta{ID: p.ID}, Name: "p", UnusableOctets: []api.UnusableOctet{{ID: 999, Octet: 1}}}
+	err = f.do(func(t *Txn) error { _, err := t.IPPolicyUpdate(bad, 0); return err })
+	wantErr(t, "unknown entry", err, 400, "unusable_octets", "ipam_policy_update_104")
+	err = f.do(func(t *Txn) error { _, err := t.IPPolicyUpdate(upd, 1); return err })
+	wantErr(t, "stale", err, http.StatusConflict, "", "ipam_policy_update_002")
+
+	// Delete drops the policy from the block.
+	f.ok("delete policy", func(t *Txn) error { return t.IPPolicyDelete(p.ID) })
+	if bb, _ := f.s.Read().IPBlock(b.ID); bb.PolicyID != 0 {
+		t.Fatal("block keeps a deleted policy")
+	}
+	if a := f.mustAlloc(b.ID, ""); a != "10.0.0.0" {
+		t.Fatalf("policy not dropped: %s", a)
+	}
+	err = f.do(func(t *Txn) error { return t.IPPolicyDelete(p.ID) })
+	wantErr(t, "delete twice", err, 404, "", "ipam_policy_delete_001")
+}
+
+func TestIPBlockUpdate(t *testing.T) {
+	f, m := ipamFixture(t)
+	b := f.block(&api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "10.0.0.0/29"})
+	upd := *b
+	upd.Gateway, upd.CIDR, upd.Name = "10.0.0.0", "99.0.0.0/8", "renamed"
+	var got *api.IPBlock
+	f.ok("update", func(t *Txn) (err error) { got, err = t.IPBlockUpdate(&upd, b.ModifiedIndex); return })
+	if got.CIDR != "10.0.0.0/29" || got.Name != "renamed" {
+		t.Fatalf("update: %+v", got)
+	}
+	if a := f.mustAlloc(b.ID, ""); a != "10.0.0.1" {
+		t.Fatalf("new gateway ignored: %s", a)
+	}
+	upd.Gateway = "nope"
+	err := f.do(func(t *Txn) error { _, err := t.IPBlockUpdate(&upd, 0); return err })
+	wantErr(t, "bad gateway", err, 400, "gateway", "ipam_block_update_106")
+}
+
+func TestMACRanges(t *testing.T) {
+	f, _ := ipamFixture(t)
+	var r *api.MACRange
+	f.ok("mac range", func(t *Txn) (err error) {
+		r, err = t.MACRangeCreate(&api.MACRange{CIDR: "BC:76:4E:20:00:01/27"})
+		return
+	})
+	if r.CIDR != "bc:76:4e:20:00:00/27" {
+		t.Fatalf("range %s", r.CIDR)
+	}
+	err := f.do(func(t *Txn) error { _, err := t.MACRangeCreate(&api.MACRange{CIDR: "x/2"}); return err })
+	wantErr(t, "bad range", err, 400, "cidr", "ipam_mac_address_range_create_101")
+	f.ok("delete", func(t *Txn) error { return t.MACRangeDelete(r.ID) })
+	err = f.do(func(t *Txn) error { return t.MACRangeDelete(r.ID) })
+	wantErr(t, "delete twice", err, 404, "", "ipam_mac_address_range_delete_001")
+}
+
+func TestIPAMSnapshotRebuildsEngines(t *testing.T) {
+	f, m := ipamFixture(t)
+	b := f.block(&api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "10.0.0.0/24", Gateway: "10.0.0.1"})
+	for range 5 {
+		f.mustAlloc(b.ID, "")
+	}
+	f.ok("release", func(t *Txn) error {
+		_, err := t.IPAddressRelease(IPRef{BlockID: b.ID, Address: "10.0.0.2"})
+		return err
+	})
+	snap := f.snapshot()
+	s2 := New()
+	if err := s2.Restore(bytes.NewReader(snap)); err != nil {
+		t.Fatal(err)
+	}
+	u1, _ := f.s.Read().IPBlockUtilisation(b.ID)
+	u2, _ := s2.Read().IPBlockUtilisation(b.ID)
+	if u1 != u2 || u2.Deallocated.Lo != 1 || u2.Allocated.Lo != 4 {
+		t.Fatalf("utilisation %+v vs restored %+v", u1, u2)
+	}
+	n1, _ := f.s.Read().IPBlockNextFree(b.ID, ipam.Request{})
+	n2, _ := s2.Read().IPBlockNextFree(b.ID, ipam.Request{})
+	if n1 != n2 || n1.String() != "10.0.0.6" {
+		t.Fatalf("next free %s vs restored %s", n1, n2)
+	}
+	var again bytes.Buffer
+	if err := s2.Read().Persist(&again); err != nil || !bytes.Equal(again.Bytes(), snap) {
+		t.Fatalf("snapshot after restore differs: %v", err)
+	}
+	// An address outside its block makes the snapshot invalid.
+	header, recs, _ := snapParts(t, snap)
+	for i, r := range recs {
+		if bytes.Contains([]byte(r), []byte(`"10.0.0.3"`)) {
+			recs[i] = string(bytes.Replace([]byte(r), []byte(`"10.0.0.3"`), []byte(`"10.9.0.3"`), 1))
+		}
+	}
+	if _, err := Validate(bytes.NewReader(seal(header, recs, len(recs)))); err == nil {
+		t.Fatal("snapshot with an address outside its block validated")
+	}
+}
+
+func TestMemberDeleteRefusedWhileOwningIPAM(t *testing.T) {
+	f, m := ipamFixture(t)
+	b := f.block(&api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "10.9.0.0/24"})
+	err := f.do(func(t *Txn) error { return t.MemberDelete(m.ID) })
+	if e, ok := err.(*api.Error); !ok || e.ErrorCode != "membership_member_delete_104" {
+		t.Fatalf("delete of a member owning a block: %v", err)
+	}
+	f.ok("delete block", func(t *Txn) error { return t.IPBlockDelete(b.ID) })
+	f.ok("delete member", func(t *Txn) error { return t.MemberDelete(m.ID) })
+}
