@@ -10,11 +10,23 @@
 // the client counts listed in -spread run once more with the clients spread
 // round-robin over all nodes (followers forward writes to the leader). Each
 // phase has a warm-up whose requests are not counted.
+//
+// With -target etcd the same phases run against an etcd cluster instead:
+// -nodes are the members' client URLs, the leader is found with
+// POST /v3/maintenance/status on each member, and every write is a JSON
+// POST /v3/kv/put through etcd's gRPC gateway with a unique 16-byte key and
+// a 128-byte value (a write counts when it returns 200). Clients, durations,
+// warm-up, HTTP transport and the measurement are the same as for Regent.
+//
+// -report a.json,b.json prints one table from the -json files of several
+// runs (e.g. Regent and etcd), with the ratio of each Regent row's writes/s
+// to etcd's at the same number of clients.
 package main
 
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -33,6 +45,7 @@ import (
 )
 
 type config struct {
+	target       string // "regent" or "etcd"
 	nodes        []string
 	token        string
 	clients      []int
@@ -56,8 +69,9 @@ func main() {
 
 func run() error {
 	var cfg config
-	var nodes, clients, spread, tokenFile, cpuprofile string
-	flag.StringVar(&nodes, "nodes", "", "comma-separated base URLs of the cluster's nodes (required)")
+	var nodes, clients, spread, tokenFile, cpuprofile, report string
+	flag.StringVar(&cfg.target, "target", "regent", "what to load: regent (POST /membership/member/) or etcd (POST /v3/kv/put via the gRPC gateway)")
+	flag.StringVar(&nodes, "nodes", "", "comma-separated base URLs of the cluster's nodes (required; for etcd the client URLs)")
 	flag.StringVar(&cfg.token, "token", "", "API token (root); or -token-file")
 	flag.StringVar(&tokenFile, "token-file", "", "file holding the API token")
 	flag.StringVar(&clients, "clients", "1,16,64", "client counts to run against the leader")
@@ -71,7 +85,15 @@ func run() error {
 	flag.StringVar(&cfg.profileOut, "leader-profile", "leader.cpu.pprof", "with -leader-pprof: where to write the leader's CPU profile")
 	flag.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to `file`")
 	flag.DurationVar(&cfg.requestLimit, "timeout", 10*time.Second, "per-request timeout")
+	flag.StringVar(&report, "report", "", "only print one combined table from these comma-separated -json `files`")
 	flag.Parse()
+
+	if report != "" {
+		return printReport(strings.Split(report, ","))
+	}
+	if cfg.target != "regent" && cfg.target != "etcd" {
+		return fmt.Errorf("-target %q: want regent or etcd", cfg.target)
+	}
 
 	for _, n := range strings.Split(nodes, ",") {
 		if n = strings.TrimSpace(n); n != "" {
@@ -88,7 +110,7 @@ func run() error {
 		}
 		cfg.token = strings.TrimSpace(string(b))
 	}
-	if cfg.token == "" {
+	if cfg.token == "" && cfg.target == "regent" {
 		return errors.New("-token or -token-file is required")
 	}
 	var err error
@@ -131,20 +153,28 @@ func run() error {
 		},
 	}
 	b := &bench{cfg: cfg, hc: hc}
-	leader, err := b.leader()
+	what := "creating members with POST /membership/member/"
+	var leader string
+	if cfg.target == "etcd" {
+		what = fmt.Sprintf("etcd puts with POST /v3/kv/put (%d-byte keys, %d-byte values)", etcdKeyLen, etcdValueLen)
+		b.etcdValue = etcdValue()
+		leader, err = b.etcdLeader()
+	} else {
+		leader, err = b.leader()
+	}
 	if err != nil {
 		return err
 	}
-	fmt.Printf("leader: %s; phases of %s after %s warm-up; creating members with POST /membership/member/\n\n", leader, cfg.duration, cfg.warmup)
+	fmt.Printf("%s leader: %s; phases of %s after %s warm-up; %s\n\n", cfg.target, leader, cfg.duration, cfg.warmup, what)
 	fmt.Printf("%-22s %8s %10s %8s %8s %8s %7s\n", "target", "clients", "writes/s", "p50_ms", "p90_ms", "p99_ms", "errors")
 	var results []result
 	for _, n := range cfg.clients {
-		r := b.phase(fmt.Sprintf("c%d", n), n, []string{leader}, "leader", cfg.leaderPprof != "" && n == cfg.profileAt)
+		r := b.phase(fmt.Sprintf("c%d", n), n, []string{leader}, "leader", "leader", cfg.leaderPprof != "" && n == cfg.profileAt)
 		results = append(results, r)
 		r.print()
 	}
 	for _, n := range cfg.spread {
-		r := b.phase(fmt.Sprintf("s%d", n), n, cfg.nodes, fmt.Sprintf("all %d nodes", len(cfg.nodes)), false)
+		r := b.phase(fmt.Sprintf("s%d", n), n, cfg.nodes, fmt.Sprintf("all %d nodes", len(cfg.nodes)), "spread", false)
 		results = append(results, r)
 		r.print()
 	}
@@ -178,11 +208,15 @@ func ints(s string) ([]int, error) {
 }
 
 type bench struct {
-	cfg config
-	hc  *http.Client
+	cfg       config
+	hc        *http.Client
+	phases    int    // phases started so far (part of etcd keys)
+	etcdValue string // base64 of the value every etcd put writes
 }
 
 type result struct {
+	System       string   `json:"system"` // regent or etcd
+	Mode         string   `json:"mode"`   // leader or spread
 	Target       string   `json:"target"`
 	Clients      int      `json:"clients"`
 	Writes       int      `json:"writes"`
@@ -231,8 +265,14 @@ func (b *bench) leader() (string, error) {
 
 // phase runs n clients against targets (client i uses targets[i%len]) for
 // the warm-up and then the measured duration.
-func (b *bench) phase(tag string, n int, targets []string, label string, profile bool) result {
+func (b *bench) phase(tag string, n int, targets []string, label, mode string, profile bool) result {
 	var seq atomic.Uint64
+	b.phases++
+	phaseNo := b.phases
+	path, want := "/membership/member/", http.StatusCreated
+	if b.cfg.target == "etcd" {
+		path, want = "/v3/kv/put", http.StatusOK
+	}
 	type clientStats struct {
 		lat    []time.Duration
 		errors int
@@ -247,20 +287,30 @@ func (b *bench) phase(tag string, n int, targets []string, label string, profile
 		go func() {
 			defer wg.Done()
 			st := &stats[i]
-			target := targets[i%len(targets)] + "/membership/member/"
-			body := make([]byte, 0, 128)
+			target := targets[i%len(targets)] + path
+			body := make([]byte, 0, 256)
+			key := make([]byte, 0, etcdKeyLen)
 			for ctx.Err() == nil {
 				id := seq.Add(1)
-				body = append(body[:0], `{"name":"`...)
-				body = append(body, b.cfg.prefix...)
-				body = append(body, '-')
-				body = append(body, tag...)
-				body = append(body, '-')
-				body = strconv.AppendUint(body, id, 10)
-				body = append(body, `"}`...)
+				if b.cfg.target == "etcd" {
+					key = etcdKey(key[:0], phaseNo, id)
+					body = append(body[:0], `{"key":"`...)
+					body = base64.StdEncoding.AppendEncode(body, key)
+					body = append(body, `","value":"`...)
+					body = append(body, b.etcdValue...)
+					body = append(body, `"}`...)
+				} else {
+					body = append(body[:0], `{"name":"`...)
+					body = append(body, b.cfg.prefix...)
+					body = append(body, '-')
+					body = append(body, tag...)
+					body = append(body, '-')
+					body = strconv.AppendUint(body, id, 10)
+					body = append(body, `"}`...)
+				}
 				counted := measuring.Load()
 				start := time.Now()
-				err := b.post(target, body)
+				err := b.post(target, body, want)
 				took := time.Since(start)
 				if !counted || !measuring.Load() { // warm-up, or finished after the end
 					continue
@@ -291,7 +341,7 @@ func (b *bench) phase(tag string, n int, targets []string, label string, profile
 	wg.Wait()
 
 	var all []time.Duration
-	r := result{Target: label, Clients: n, Seconds: elapsed.Seconds()}
+	r := result{System: b.cfg.target, Mode: mode, Target: label, Clients: n, Seconds: elapsed.Seconds()}
 	for _, st := range stats {
 		all = append(all, st.lat...)
 		r.Errors += st.errors
@@ -318,19 +368,21 @@ func (b *bench) phase(tag string, n int, targets []string, label string, profile
 	return r
 }
 
-func (b *bench) post(url string, body []byte) error {
+func (b *bench) post(url string, body []byte, want int) error {
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
-	req.Header.Set("X-Auth-Token", b.cfg.token)
+	if b.cfg.token != "" {
+		req.Header.Set("X-Auth-Token", b.cfg.token)
+	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := b.hc.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
+	if resp.StatusCode != want {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
 		return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(msg))
 	}
