@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/regentcloud/regent/controller/api/query"
@@ -287,7 +288,7 @@ func (s *Service[T]) update(q *Request, partial bool) error {
 		}
 		v, index, err := q.API.Apply(q, cmd)
 		var e *wire.Error
-		if err != nil && ifMatch == 0 && attempt < 5 && errors.As(err, &e) && e.Status == http.StatusConflict && e.ErrorCode == q.Code(2) {
+		if err != nil && ifMatch == 0 && attempt < 5 && errors.As(err, &e) && e.Status == http.StatusConflict && strings.HasSuffix(e.ErrorCode, "_update_002") {
 			q.Txn = q.API.store.Read()
 			continue
 		}

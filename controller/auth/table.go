@@ -27,11 +27,20 @@ type Table map[string]map[Action][]Role
 // tested as a matrix; services add their rows as they are written.
 func Permissions() Table {
 	all := []Role{Global, Admin, User}
+	read := []Role{Global, Admin, User, Robot}
 	return Table{
 		"member": {List: all, Read: all, Create: {Global}, Update: {Global, Admin}, Delete: {Global}},
 		"user":   {List: all, Read: all, Create: {Global, Admin}, Update: all, Delete: {Global, Admin}},
 		"token":  {List: all, Read: all, Create: all, Delete: all},
 		"region": {List: {Global, Admin, User, Robot}, Read: {Global, Admin, User, Robot}, Create: {Global}, Update: {Global}, Delete: {Global}},
+		// iaas (CloudCIX IPAM): every role reads, robots included; which
+		// objects a member sees is decided by the services.
+		"asn":          {List: read, Read: read, Create: {Global}, Delete: {Global}},
+		"allocation":   {List: read, Read: read, Create: {Global}, Update: {Global}, Delete: {Global}},
+		"subnet":       {List: read, Read: read, Create: {Global, Admin}, Update: all, Delete: all},
+		"ip_address":   {List: read, Read: read, Create: all, Delete: all},
+		"subnet_space": {List: read},
+		"ip_validator": {List: read},
 		// operator routes: cluster administration, global users only
 		"operator": {List: {Global}, Read: {Global}, Create: {Global}, Update: {Global}, Delete: {Global}},
 	}

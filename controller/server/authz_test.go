@@ -73,6 +73,46 @@ var matrix = []matrixRow{
 	{"PATCH", "/membership/region/{id}/", "region", auth.Update, "region R", w(200, 403, 403, 403, 403, 401), patchRegionR},
 	{"DELETE", "/membership/region/{id}/", "region", auth.Delete, "new region of member A", w(204, 403, 403, 403, 403, 401), newRegion},
 
+	// iaas (CloudCIX IPAM); objects: "ASN A", "allocation A" (of ASN A, member
+	// A), "subnet S" in allocation A and "IP A" in subnet S, see iaasOf.
+	{"GET", "/iaas/asn/", "asn", auth.List, "", w(200, 200, 200, 200, 200, 401), static("/iaas/asn/")},
+	{"POST", "/iaas/asn/", "asn", auth.Create, "for member A", w(201, 403, 403, 403, 403, 401), newASNBody},
+	{"GET", "/iaas/asn/{id}/", "asn", auth.Read, "ASN A", w(200, 200, 200, 404, 200, 401), asnA},
+	{"HEAD", "/iaas/asn/{id}/", "asn", auth.Read, "ASN A", w(200, 200, 200, 404, 200, 401), asnA},
+	{"PUT", "/iaas/asn/{id}/", "", "", "ASNs have no update", w(405, 405, 405, 405, 405, 405), asnA},
+	{"PATCH", "/iaas/asn/{id}/", "", "", "ASNs have no update", w(405, 405, 405, 405, 405, 405), asnA},
+	{"DELETE", "/iaas/asn/{id}/", "asn", auth.Delete, "new empty ASN of member A", w(204, 403, 403, 403, 403, 401), newASN},
+
+	{"GET", "/iaas/allocation/", "allocation", auth.List, "", w(200, 200, 200, 200, 200, 401), static("/iaas/allocation/")},
+	{"POST", "/iaas/allocation/", "allocation", auth.Create, "in ASN A", w(201, 403, 403, 403, 403, 401), newAllocationBody},
+	{"GET", "/iaas/allocation/{id}/", "allocation", auth.Read, "allocation A", w(200, 200, 200, 404, 200, 401), allocationA},
+	{"HEAD", "/iaas/allocation/{id}/", "allocation", auth.Read, "allocation A", w(200, 200, 200, 404, 200, 401), allocationA},
+	{"PUT", "/iaas/allocation/{id}/", "allocation", auth.Update, "allocation A", w(200, 403, 403, 403, 403, 401), renameAllocationA},
+	{"PATCH", "/iaas/allocation/{id}/", "allocation", auth.Update, "allocation A", w(200, 403, 403, 403, 403, 401), renameAllocationA},
+	{"DELETE", "/iaas/allocation/{id}/", "allocation", auth.Delete, "new empty allocation of ASN A", w(204, 403, 403, 403, 403, 401), newAllocation},
+
+	// other: its role may create subnets, but not in member A's allocation (400 allocation_id).
+	{"GET", "/iaas/subnet/", "subnet", auth.List, "", w(200, 200, 200, 200, 200, 401), static("/iaas/subnet/")},
+	{"POST", "/iaas/subnet/", "subnet", auth.Create, "in allocation A", w(201, 201, 403, 400, 403, 401), newSubnetBody},
+	{"GET", "/iaas/subnet/{id}/", "subnet", auth.Read, "subnet S", w(200, 200, 200, 404, 200, 401), subnetS},
+	{"HEAD", "/iaas/subnet/{id}/", "subnet", auth.Read, "subnet S", w(200, 200, 200, 404, 200, 401), subnetS},
+	{"PUT", "/iaas/subnet/{id}/", "subnet", auth.Update, "subnet S", w(200, 200, 200, 404, 403, 401), putSubnetS},
+	{"PATCH", "/iaas/subnet/{id}/", "subnet", auth.Update, "subnet S", w(200, 200, 200, 404, 403, 401), patchSubnetS},
+	{"DELETE", "/iaas/subnet/{id}/", "subnet", auth.Delete, "new empty subnet of allocation A", w(204, 204, 204, 404, 403, 401), newSubnet},
+
+	// other: may create addresses, but not in member A's subnet (400 subnet_id).
+	{"GET", "/iaas/ip_address/", "ip_address", auth.List, "", w(200, 200, 200, 200, 200, 401), static("/iaas/ip_address/")},
+	{"POST", "/iaas/ip_address/", "ip_address", auth.Create, "in subnet S", w(201, 201, 201, 400, 403, 401), newIPBody},
+	{"GET", "/iaas/ip_address/{id}/", "ip_address", auth.Read, "IP A", w(200, 200, 200, 404, 200, 401), ipA},
+	{"HEAD", "/iaas/ip_address/{id}/", "ip_address", auth.Read, "IP A", w(200, 200, 200, 404, 200, 401), ipA},
+	{"PUT", "/iaas/ip_address/{id}/", "", "", "IP addresses have no update", w(405, 405, 405, 405, 405, 405), ipA},
+	{"PATCH", "/iaas/ip_address/{id}/", "", "", "IP addresses have no update", w(405, 405, 405, 405, 405, 405), ipA},
+	{"DELETE", "/iaas/ip_address/{id}/", "ip_address", auth.Delete, "new IP in subnet S", w(204, 204, 204, 404, 403, 401), newIP},
+
+	// another member's allocation is 400 here, as in CloudCIX.
+	{"GET", "/iaas/subnet_space/{allocation_id}/", "subnet_space", auth.List, "allocation A", w(200, 200, 200, 400, 200, 401), subnetSpaceA},
+	{"GET", "/iaas/ip_validator/", "ip_validator", auth.List, "", w(200, 200, 200, 200, 200, 401), static("/iaas/ip_validator/?address_ranges=10.0.0.0/24&ip_addresses=10.0.0.1")},
+
 	{"GET", "/v1/operator/members", "operator", auth.List, "", w(200, 403, 403, 403, 403, 401), static("/v1/operator/members")},
 	{"DELETE", "/v1/operator/members/{id}", "operator", auth.Delete, "unknown node", w(404, 403, 403, 403, 403, 401), static("/v1/operator/members/no-such-node")},
 	{"GET", "/v1/operator/leader", "operator", auth.Read, "", w(200, 403, 403, 403, 403, 401), static("/v1/operator/leader")},

@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/regentcloud/regent/controller/api"
+	"github.com/regentcloud/regent/controller/api/iaas"
 	"github.com/regentcloud/regent/controller/api/membership"
 	"github.com/regentcloud/regent/controller/cluster"
 	"github.com/regentcloud/regent/controller/fsm"
@@ -120,6 +121,7 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 	s.api = api.New(api.Config{ClusterToken: cfg.ClusterToken, OpenAPI: openapiJSON, ForwardTLS: forwardTLS},
 		s.cluster, s.store, log, s.registry)
 	membership.Register(s.api)
+	iaas.Register(s.api)
 
 	s.http = &http.Server{Handler: s.api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}

@@ -1,0 +1,137 @@
+package iaas
+
+import (
+	"net/http"
+
+	"github.com/regentcloud/regent/controller/api"
+	"github.com/regentcloud/regent/controller/api/query"
+	"github.com/regentcloud/regent/controller/fsm"
+	"github.com/regentcloud/regent/controller/state"
+	wire "github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/netx"
+)
+
+// AllocationInput is the body of allocation create and update. On update
+// address_range, asn_id and type may be sent only with their current value.
+type AllocationInput struct {
+	AddressRange *string `json:"address_range"`
+	ASNID        *uint64 `json:"asn_id"`
+	Name         *string `json:"name"`
+	Type         *string `json:"type"`
+}
+
+// AllocationView is an allocation as the API shows it.
+type AllocationView struct {
+	wire.Meta
+	AddressRange string `json:"address_range"`
+	ASNID        uint64 `json:"asn_id"`
+	MemberID     uint64 `json:"member_id"`
+	Name         string `json:"name"`
+	Type         string `json:"type"`
+	SubnetsInUse int    `json:"subnets_in_use"`
+}
+
+func allocationView(a *api.API) func(*wire.IPBlock) any {
+	return func(b *wire.IPBlock) any {
+		return &AllocationView{Meta: b.Meta, AddressRange: b.CIDR, ASNID: b.ASNID, MemberID: b.MemberID,
+			Name: b.Name, Type: b.Type, SubnetsInUse: len(a.Store().Read().IPBlockChildren(b.ID))}
+	}
+}
+
+// Codes (create and update): 101 address_range, 102 asn_id, 103 overlap,
+// 104 type, 105 name, 106 a field that cannot change.
+func registerAllocation(a *api.API) {
+	api.Register(a, api.Service[*wire.IPBlock]{
+		App: App, Name: "allocation", Tables: []string{state.IPBlocks},
+		Query: query.Spec{Fields: fields(map[string]query.FieldType{"name": query.String, "asn_id": query.Number,
+			"member_id": query.Number, "type": query.String, "cidr": query.String}),
+			Ordering: []string{"id", "name", "asn_id", "created", "updated"}},
+		All: func(r *state.ReadTxn) []*wire.IPBlock { return blocks(r, isAllocation) },
+		Get: allocation,
+		Visible: func(q *api.Request, b *wire.IPBlock) bool {
+			return owns(q, b.MemberID)
+		},
+		View: allocationView(a),
+		Create: func(q *api.Request) (*fsm.Command, error) {
+			var in AllocationInput
+			if err := q.Decode(&in); err != nil {
+				return nil, err
+			}
+			fe := wire.FieldErrors{}
+			b := &wire.IPBlock{Dialect: wire.DialectCloudCIX, Type: wire.BlockPrivate, Generator: wire.GeneratorSequential}
+			if required(fe, q, "address_range", in.AddressRange != nil, 101) {
+				p, err := netx.ParsePrefixRaw(*in.AddressRange)
+				switch {
+				case err != nil:
+					fe.Add("address_range", q.Code(101), "address_range %q is not a valid CIDR network.", *in.AddressRange)
+				case p != p.Masked():
+					fe.Add("address_range", q.Code(101), "address_range must be a network address, such as %s.", p.Masked())
+				default:
+					b.CIDR = p.String()
+				}
+			}
+			if required(fe, q, "asn_id", in.ASNID != nil, 102) {
+				asn, ok := q.Txn.ASN(*in.ASNID)
+				if !ok || !owns(q, asn.MemberID) {
+					fe.Add("asn_id", q.Code(102), "ASN with id = '%d' doesn't exist", *in.ASNID)
+				} else {
+					b.ASNID, b.MemberID = asn.ID, asn.MemberID
+				}
+			}
+			set(&b.Type, in.Type)
+			if b.Type != wire.BlockPublic && b.Type != wire.BlockPrivate {
+				fe.Add("type", q.Code(104), "type should be one among public, private")
+			}
+			text(fe, q, "name", in.Name, 64, 105)
+			set(&b.Name, in.Name)
+			if err := fe.Err(); err != nil {
+				return nil, err
+			}
+			cidr := netipPrefix(b.CIDR)
+			for _, o := range blocks(q.Txn, isAllocation) {
+				if netx.Overlaps(cidr, netipPrefix(o.CIDR)) && (o.ASNID == b.ASNID || (o.Type == wire.BlockPublic && b.Type == wire.BlockPublic)) {
+					fe.Add("address_range", q.Code(103), "address_range overlaps with allocation %s", o.CIDR)
+					return nil, fe.Err()
+				}
+			}
+			return q.Command(fsm.IPBlockCreateType, b)
+		},
+		Update: func(q *api.Request, cur *wire.IPBlock, partial bool) (*fsm.Command, error) {
+			var in AllocationInput
+			if err := q.Decode(&in); err != nil {
+				return nil, err
+			}
+			fe := wire.FieldErrors{}
+			if in.AddressRange != nil {
+				if p, err := netx.ParsePrefixRaw(*in.AddressRange); err != nil || p.String() != cur.CIDR {
+					fe.Add("address_range", q.Code(106), "The address_range of an allocation cannot be changed.")
+				}
+			}
+			if in.ASNID != nil && *in.ASNID != cur.ASNID {
+				fe.Add("asn_id", q.Code(106), "The asn_id of an allocation cannot be changed.")
+			}
+			if in.Type != nil && *in.Type != cur.Type {
+				fe.Add("type", q.Code(106), "The type of an allocation cannot be changed.")
+			}
+			text(fe, q, "name", in.Name, 64, 105)
+			if err := fe.Err(); err != nil {
+				return nil, err
+			}
+			b := *cur
+			if !partial {
+				b.Name = ""
+			}
+			set(&b.Name, in.Name)
+			return q.Command(fsm.IPBlockUpdateType, &b)
+		},
+		Delete: func(q *api.Request, cur *wire.IPBlock) (*fsm.Command, error) {
+			if n := len(q.Txn.IPBlockChildren(cur.ID)); n > 0 {
+				return nil, wire.Errorf(http.StatusBadRequest, q.Code(101), "The allocation has %d subnet(s); delete them first.", n)
+			}
+			if n := len(q.Txn.IPAddressList(cur.ID)); n > 0 {
+				return nil, wire.Errorf(http.StatusBadRequest, q.Code(102), "The allocation holds %d address(es); delete them first.", n)
+			}
+			return q.Command(fsm.IPBlockDeleteType, fsm.IDPayload{ID: cur.ID})
+		},
+	})
+}

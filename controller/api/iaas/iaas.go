@@ -1,0 +1,154 @@
+// Package iaas serves the CloudCIX IPAM services under /iaas/: ASNs,
+// allocations, subnets and IP addresses through the generic service path of
+// package api, and the subnet_space and ip_validator utilities on routes of
+// their own. All of them read and write the one IPAM model of package state
+// (docs/ipam-model.md): an allocation is a root cloudcix block, a subnet a
+// cloudcix block with a parent, an IP address an address row of a subnet.
+//
+// Error codes are iaas_<service>_<method>_<nnn>. The checks that depend on
+// state are made here against the request's read view first, so that the
+// usual failures carry iaas codes; state repeats them inside the command,
+// and a request that loses a race gets state's ipam_… code instead.
+package iaas
+
+import (
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/regentcloud/regent/controller/api"
+	"github.com/regentcloud/regent/controller/api/query"
+	"github.com/regentcloud/regent/controller/auth"
+	"github.com/regentcloud/regent/controller/state"
+	wire "github.com/regentcloud/regent/pkg/api"
+)
+
+// App is the application name of every route of this package.
+const App = "iaas"
+
+// Register adds the iaas services to a.
+func Register(a *api.API) {
+	registerASN(a)
+	registerAllocation(a)
+	registerSubnet(a)
+	registerIPAddress(a)
+	registerSubnetSpace(a)
+	registerIPValidator(a)
+}
+
+var meta = map[string]query.FieldType{"id": query.Number, "created": query.Date, "updated": query.Date,
+	"created_index": query.Number, "modified_index": query.Number}
+
+func fields(extra map[string]query.FieldType) map[string]query.FieldType {
+	out := map[string]query.FieldType{}
+	for k, v := range meta {
+		out[k] = v
+	}
+	for k, v := range extra {
+		out[k] = v
+	}
+	return out
+}
+
+// seesAll: global users and robots (which build what the region serves) see
+// every member's IPAM objects; anyone else their member's only.
+func seesAll(q *api.Request) bool {
+	return q.P.Global() || q.P.Role == auth.Robot
+}
+
+func owns(q *api.Request, member uint64) bool { return seesAll(q) || member == q.P.MemberID }
+
+// text validates an optional string field (trimmed) against a maximum length.
+func text(fe wire.FieldErrors, q *api.Request, field string, v *string, max int, n int) {
+	if v == nil {
+		return
+	}
+	*v = strings.TrimSpace(*v)
+	if utf8.RuneCountInString(*v) > max {
+		fe.Add(field, q.Code(n), "Ensure this field has no more than %d characters.", max)
+	}
+}
+
+func required(fe wire.FieldErrors, q *api.Request, field string, present bool, n int) bool {
+	if !present {
+		fe.Add(field, q.Code(n), "This field is required.")
+	}
+	return present
+}
+
+func set[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+// --- lookups of the cloudcix block kinds ---
+
+func isAllocation(b *wire.IPBlock) bool {
+	return b.Dialect == wire.DialectCloudCIX && b.ParentID == 0
+}
+
+func isSubnet(b *wire.IPBlock) bool {
+	return b.Dialect == wire.DialectCloudCIX && b.ParentID != 0
+}
+
+func allocation(r *state.ReadTxn, id uint64) (*wire.IPBlock, bool) {
+	b, ok := r.IPBlock(id)
+	if !ok || !isAllocation(b) {
+		return nil, false
+	}
+	return b, true
+}
+
+func subnet(r *state.ReadTxn, id uint64) (*wire.IPBlock, bool) {
+	b, ok := r.IPBlock(id)
+	if !ok || !isSubnet(b) {
+		return nil, false
+	}
+	return b, true
+}
+
+// allocationOf returns the allocation a subnet lies in (its root block).
+func allocationOf(r *state.ReadTxn, b *wire.IPBlock) uint64 {
+	for i := 0; b.ParentID != 0 && i < 256; i++ {
+		p, ok := r.IPBlock(b.ParentID)
+		if !ok {
+			return 0
+		}
+		b = p
+	}
+	return b.ID
+}
+
+func blocks(r *state.ReadTxn, keep func(*wire.IPBlock) bool) []*wire.IPBlock {
+	var out []*wire.IPBlock
+	for _, b := range r.IPBlockList() {
+		if keep(b) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// --- routes of their own (subnet_space, ip_validator) ---
+
+// handle registers a GET route that authenticates and checks the permission
+// table like the generic service path, then runs fn.
+func handle(a *api.API, pattern, service string, action auth.Action, fn func(*api.Request) error) {
+	a.Handle(pattern, func(w http.ResponseWriter, r *http.Request) {
+		err := func() error {
+			p, err := a.Authenticate(r)
+			if err != nil {
+				return err
+			}
+			if err := a.Permissions().Check(p, App, service, action); err != nil {
+				return err
+			}
+			q := &api.Request{Request: r, W: w, API: a, P: p, Txn: a.Store().Read(), App: App, Service: service, Action: action}
+			return fn(q)
+		}()
+		if err != nil {
+			api.WriteError(w, err)
+		}
+	})
+}

@@ -1,0 +1,199 @@
+package iaas
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/regentcloud/regent/controller/api"
+	"github.com/regentcloud/regent/controller/api/query"
+	"github.com/regentcloud/regent/controller/fsm"
+	"github.com/regentcloud/regent/controller/ipam"
+	"github.com/regentcloud/regent/controller/state"
+	wire "github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/netx"
+)
+
+// IPAddressInput is the body of POST /iaas/ip_address/. Without address
+// the subnet's next free address is allocated.
+type IPAddressInput struct {
+	SubnetID   *uint64 `json:"subnet_id"`
+	Address    *string `json:"address"`
+	Name       *string `json:"name"`
+	MACAddress *string `json:"mac_address"`
+	VMID       *uint64 `json:"vm_id"`
+	PublicIPID *uint64 `json:"public_ip_id"`
+}
+
+// IPAddressView is an IP address as the API shows it.
+type IPAddressView struct {
+	wire.Meta
+	Address    string `json:"address"`
+	Version    int    `json:"version"`
+	SubnetID   uint64 `json:"subnet_id"`
+	MemberID   uint64 `json:"member_id"`
+	Name       string `json:"name"`
+	MACAddress string `json:"mac_address"`
+	VMID       uint64 `json:"vm_id"`
+	PublicIPID uint64 `json:"public_ip_id"`
+}
+
+func ipAddressView(ip *wire.IPAddress) any {
+	return &IPAddressView{Meta: ip.Meta, Address: ip.Address, Version: ip.Version, SubnetID: ip.BlockID,
+		MemberID: ip.MemberID, Name: ip.Name, MACAddress: ip.MACAddress, VMID: ip.VMID, PublicIPID: ip.PublicIPID}
+}
+
+// cloudcixIP returns the live (not soft-deallocated) address id of a
+// cloudcix subnet.
+func cloudcixIP(r *state.ReadTxn, id uint64) (*wire.IPAddress, bool) {
+	ip, ok := r.IPAddress(id)
+	if !ok || ip.Deallocated {
+		return nil, false
+	}
+	if _, ok := subnet(r, ip.BlockID); !ok {
+		return nil, false
+	}
+	return ip, true
+}
+
+// purgeLeftovers purges the soft-deallocated rows of a cloudcix subnet.
+// Deletes release and purge in two commands; should the purge have failed,
+// the released row would still hold its address and keep the subnet from
+// being deleted, invisible to the API. This finishes such a delete, then
+// refreshes the request's read view.
+func purgeLeftovers(q *api.Request, blockID uint64) error {
+	for _, ip := range q.Txn.IPAddressList(blockID) {
+		if !ip.Deallocated {
+			continue
+		}
+		cmd, err := q.Command(fsm.IPAddressPurgeType, fsm.IPPurgePayload{BlockID: blockID, Cutoff: q.API.Now()})
+		if err != nil {
+			return err
+		}
+		if _, _, err := q.API.Apply(q, cmd); err != nil {
+			return err
+		}
+		q.Txn = q.API.Store().Read()
+		return nil
+	}
+	return nil
+}
+
+// IP addresses have no update: the state model has no address update
+// command. Delete releases the address and purges it at once (CloudCIX
+// deletes are final; the soft deallocation is Melange's).
+//
+// Codes (create): 101 subnet_id, 102 address, 103 mac_address, 104 name,
+// 105 public_ip_id; 422 106 the subnet has child subnets, 107 the subnet is
+// full; 409 108 the address is held, 109 reserved (network, broadcast,
+// gateway).
+func registerIPAddress(a *api.API) {
+	api.Register(a, api.Service[*wire.IPAddress]{
+		App: App, Name: "ip_address", Tables: []string{state.IPAddresses},
+		Query: query.Spec{Fields: fields(map[string]query.FieldType{"address": query.String, "block_id": query.Number,
+			"member_id": query.Number, "name": query.String, "mac_address": query.String, "vm_id": query.Number,
+			"version": query.Number, "public_ip_id": query.Number}),
+			Ordering: []string{"id", "address", "name", "created", "updated"}},
+		All: func(r *state.ReadTxn) []*wire.IPAddress {
+			var out []*wire.IPAddress
+			for _, b := range blocks(r, isSubnet) {
+				for _, ip := range r.IPAddressList(b.ID) {
+					if !ip.Deallocated {
+						out = append(out, ip)
+					}
+				}
+			}
+			return out
+		},
+		Get: cloudcixIP,
+		Visible: func(q *api.Request, ip *wire.IPAddress) bool {
+			return owns(q, ip.MemberID)
+		},
+		View: ipAddressView,
+		Create: func(q *api.Request) (*fsm.Command, error) {
+			var in IPAddressInput
+			if err := q.Decode(&in); err != nil {
+				return nil, err
+			}
+			fe := wire.FieldErrors{}
+			var sn *wire.IPBlock
+			if required(fe, q, "subnet_id", in.SubnetID != nil, 101) {
+				if b, ok := subnet(q.Txn, *in.SubnetID); ok && owns(q, b.MemberID) {
+					sn = b
+				} else {
+					fe.Add("subnet_id", q.Code(101), "Subnet with id = '%d' doesn't exist", *in.SubnetID)
+				}
+			}
+			ip := &wire.IPAddress{}
+			if in.MACAddress != nil && *in.MACAddress != "" {
+				m, err := netx.ParseMAC(*in.MACAddress)
+				if err != nil {
+					fe.Add("mac_address", q.Code(103), "mac_address %q is not a valid MAC address.", *in.MACAddress)
+				} else {
+					ip.MACAddress = m.String()
+				}
+			}
+			text(fe, q, "name", in.Name, 64, 104)
+			set(&ip.Name, in.Name)
+			set(&ip.VMID, in.VMID)
+			if in.PublicIPID != nil && *in.PublicIPID != 0 {
+				if p, ok := cloudcixIP(q.Txn, *in.PublicIPID); !ok || !owns(q, p.MemberID) {
+					fe.Add("public_ip_id", q.Code(105), "IP address with id = '%d' doesn't exist", *in.PublicIPID)
+				} else {
+					ip.PublicIPID = p.ID
+				}
+			}
+			if in.Address != nil && *in.Address != "" && sn != nil {
+				addr, err := netx.ParseAddr(*in.Address)
+				cidr := netipPrefix(sn.CIDR)
+				switch {
+				case err != nil:
+					fe.Add("address", q.Code(102), "address %q is not a valid IP address.", *in.Address)
+				case addr.BitLen() != cidr.Addr().BitLen():
+					fe.Add("address", q.Code(102), "address %s is not of the IP version of subnet %s.", addr, cidr)
+				case !cidr.Contains(addr):
+					fe.Add("address", q.Code(102), "address %s is not inside subnet %s.", addr, cidr)
+				default:
+					ip.Address = addr.String()
+				}
+			}
+			if err := fe.Err(); err != nil {
+				return nil, err
+			}
+			if err := purgeLeftovers(q, sn.ID); err != nil {
+				return nil, err
+			}
+			if n := len(q.Txn.IPBlockChildren(sn.ID)); n > 0 {
+				return nil, wire.Errorf(http.StatusUnprocessableEntity, q.Code(106), "Subnet %d has %d child subnet(s); IP addresses go into the children.", sn.ID, n)
+			}
+			if ip.Address == "" {
+				if _, err := q.Txn.IPBlockNextFree(sn.ID, ipam.Request{}); errors.Is(err, ipam.ErrFull) {
+					return nil, wire.Errorf(http.StatusUnprocessableEntity, q.Code(107), "Subnet %s has no free address.", rawRange(sn))
+				}
+			} else {
+				cidr := netipPrefix(sn.CIDR)
+				addr := netipAddr(ip.Address)
+				res := ipam.CloudCIX.Reservation(cidr)
+				if ip.Address == sn.Gateway || (res.Network && addr == netx.First(cidr)) || (res.Broadcast && addr == netx.Last(cidr)) {
+					return nil, wire.Errorf(http.StatusConflict, q.Code(109), "Address %s is reserved in subnet %s (network, broadcast or gateway).", addr, rawRange(sn))
+				}
+				if _, held := q.Txn.IPAddressIn(sn.ID, ip.Address); held {
+					return nil, wire.Errorf(http.StatusConflict, q.Code(108), "Address %s is already allocated.", addr)
+				}
+			}
+			ip.BlockID = sn.ID
+			return q.Command(fsm.IPAddressAllocateType, ip)
+		},
+		Delete: func(q *api.Request, cur *wire.IPAddress) (*fsm.Command, error) {
+			rel, err := q.Command(fsm.IPAddressReleaseType, state.IPRef{ID: cur.ID})
+			if err != nil {
+				return nil, err
+			}
+			if _, _, err := q.API.Apply(q, rel); err != nil {
+				return nil, err
+			}
+			// The cutoff is the release's own time: only this subnet's
+			// released rows, all of which are deletes, are purged.
+			return q.Command(fsm.IPAddressPurgeType, fsm.IPPurgePayload{BlockID: cur.BlockID, Cutoff: rel.Time})
+		},
+	})
+}

@@ -1,0 +1,141 @@
+package iaas
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+
+	"github.com/regentcloud/regent/controller/api"
+	"github.com/regentcloud/regent/controller/auth"
+	"github.com/regentcloud/regent/controller/ipam"
+	wire "github.com/regentcloud/regent/pkg/api"
+)
+
+// RangeDetails are the details of a valid address range; BroadcastAddress
+// is null for ranges with fewer than two host bits.
+type RangeDetails struct {
+	IPv4             bool    `json:"ipv4"`
+	IPv6             bool    `json:"ipv6"`
+	NetworkAddress   string  `json:"network_address"`
+	NetmaskAddress   string  `json:"netmask_address"`
+	HostmaskAddress  string  `json:"hostmask_address"`
+	BroadcastAddress *string `json:"broadcast_address"`
+	CIDR             string  `json:"cidr"`
+	Reference        string  `json:"reference"`
+	PresentUse       string  `json:"present_use"`
+}
+
+// AddressDetails are the details of a valid address; ParentNetwork is null
+// when no range of the request contains it.
+type AddressDetails struct {
+	IPv4          bool    `json:"ipv4"`
+	IPv6          bool    `json:"ipv6"`
+	IsPrivate     bool    `json:"is_private"`
+	IsReserved    bool    `json:"is_reserved"`
+	IsLoopback    bool    `json:"is_loopback"`
+	ParentNetwork *string `json:"parent_network"`
+}
+
+// ValidatorItem is the result for one range or address: details when
+// valid, error when not.
+type ValidatorItem struct {
+	Valid   bool                 `json:"valid"`
+	Error   *ipam.ValidatorError `json:"error"`
+	Details any                  `json:"details"`
+}
+
+// ordered is a JSON object that keeps its keys in input order.
+type ordered struct {
+	keys []string
+	vals []ValidatorItem
+}
+
+func (o ordered) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, k := range o.keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		kb, _ := json.Marshal(k)
+		vb, err := json.Marshal(o.vals[i])
+		if err != nil {
+			return nil, err
+		}
+		b.Write(kb)
+		b.WriteByte(':')
+		b.Write(vb)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// ValidatorResponse is the body of ip_validator: not wrapped in content,
+// keyed by the input strings in first-occurrence order.
+type ValidatorResponse struct {
+	AddressRanges ordered `json:"address_ranges"`
+	IPAddresses   ordered `json:"ip_addresses"`
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// registerIPValidator serves GET /iaas/ip_validator/?address_ranges=…&ip_addresses=…
+// (comma-separated). Neither parameter, or no item at all, is 400
+// iaas_ip_validator_001; items that are all invalid are 400 with the
+// per-item errors keyed address_ranges.<input> and ip_addresses.<input>;
+// otherwise 200 with every item.
+func registerIPValidator(a *api.API) {
+	handle(a, "GET /iaas/ip_validator/{$}", "ip_validator", auth.List, func(q *api.Request) error {
+		param := func(name string) *string {
+			v, ok := q.URL.Query()[name]
+			if !ok {
+				return nil
+			}
+			return &v[len(v)-1]
+		}
+		res, err := ipam.ValidateIPs(param("address_ranges"), param("ip_addresses"))
+		if err != nil || len(res.AddressRanges)+len(res.IPAddresses) == 0 {
+			return wire.Errorf(http.StatusBadRequest, ipam.CodeValidatorNoParams, "%s", ipam.ValidatorMessage(ipam.CodeValidatorNoParams))
+		}
+		var out ValidatorResponse
+		fe := wire.FieldErrors{}
+		valid := 0
+		for _, r := range res.AddressRanges {
+			item := ValidatorItem{Valid: r.Valid, Error: r.Error}
+			if r.Valid {
+				valid++
+				d := r.Details
+				item.Details = &RangeDetails{IPv4: d.IPv4, IPv6: d.IPv6, NetworkAddress: d.NetworkAddress,
+					NetmaskAddress: d.NetmaskAddress, HostmaskAddress: d.HostmaskAddress,
+					BroadcastAddress: optional(d.BroadcastAddress), CIDR: d.CIDR, Reference: d.Reference, PresentUse: d.PresentUse}
+			} else if r.Error != nil {
+				fe.Add("address_ranges."+r.Input, r.Error.Code, "%s", r.Error.Detail)
+			}
+			out.AddressRanges.keys = append(out.AddressRanges.keys, r.Input)
+			out.AddressRanges.vals = append(out.AddressRanges.vals, item)
+		}
+		for _, r := range res.IPAddresses {
+			item := ValidatorItem{Valid: r.Valid, Error: r.Error}
+			if r.Valid {
+				valid++
+				d := r.Details
+				item.Details = &AddressDetails{IPv4: d.IPv4, IPv6: d.IPv6, IsPrivate: d.IsPrivate, IsReserved: d.IsReserved,
+					IsLoopback: d.IsLoopback, ParentNetwork: optional(d.ParentNetwork)}
+			} else if r.Error != nil {
+				fe.Add("ip_addresses."+r.Input, r.Error.Code, "%s", r.Error.Detail)
+			}
+			out.IPAddresses.keys = append(out.IPAddresses.keys, r.Input)
+			out.IPAddresses.vals = append(out.IPAddresses.vals, item)
+		}
+		if valid == 0 {
+			return fe.Err()
+		}
+		api.WriteJSON(q.W, http.StatusOK, &out)
+		return nil
+	})
+}

@@ -1,0 +1,260 @@
+package iaas
+
+import (
+	"net/http"
+	"net/netip"
+
+	"github.com/regentcloud/regent/controller/api"
+	"github.com/regentcloud/regent/controller/api/query"
+	"github.com/regentcloud/regent/controller/fsm"
+	"github.com/regentcloud/regent/controller/ipam"
+	"github.com/regentcloud/regent/controller/state"
+	wire "github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/netx"
+)
+
+// SubnetInput is the body of subnet create and update. address_range is in
+// gateway notation ("10.0.0.1/24": the network 10.0.0.0/24, gateway
+// 10.0.0.1). allocation_id is required on create; parent_id names a parent
+// subnet of the same allocation. On update allocation_id and parent_id may
+// be sent only with their current value, and address_range may change its
+// gateway (host part) only.
+type SubnetInput struct {
+	AddressRange    *string `json:"address_range"`
+	AllocationID    *uint64 `json:"allocation_id"`
+	ParentID        *uint64 `json:"parent_id"`
+	Name            *string `json:"name"`
+	VLAN            *uint32 `json:"vlan"`
+	VXLAN           *uint32 `json:"vxlan"`
+	VirtualRouterID *uint64 `json:"virtual_router_id"`
+	RouterID        *uint64 `json:"router_id"`
+}
+
+// SubnetView is a subnet as the API shows it.
+type SubnetView struct {
+	wire.Meta
+	AddressRange    string `json:"address_range"`
+	Gateway         string `json:"gateway"`
+	AllocationID    uint64 `json:"allocation_id"`
+	ParentID        uint64 `json:"parent_id,omitempty"`
+	MemberID        uint64 `json:"member_id"`
+	Name            string `json:"name"`
+	VLAN            uint32 `json:"vlan"`
+	VXLAN           uint32 `json:"vxlan"`
+	VirtualRouterID uint64 `json:"virtual_router_id"`
+	RouterID        uint64 `json:"router_id"`
+	IPsInUse        int    `json:"ips_in_use"`
+	SubnetsInUse    int    `json:"subnets_in_use"`
+}
+
+func netipPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+// rawRange is a block's address_range as a prefix keeping the gateway as
+// host part (the block's network when it has no gateway inside it).
+func rawRange(b *wire.IPBlock) netip.Prefix {
+	p := netipPrefix(b.CIDR)
+	if b.Gateway != "" {
+		if g, err := netip.ParseAddr(b.Gateway); err == nil && p.Contains(g) {
+			return netip.PrefixFrom(g, p.Bits())
+		}
+	}
+	return p
+}
+
+func subnetView(r *state.ReadTxn, b *wire.IPBlock) *SubnetView {
+	parent := b.ParentID
+	if p, ok := r.IPBlock(parent); ok && isAllocation(p) {
+		parent = 0
+	}
+	ips := 0
+	for _, ip := range r.IPAddressList(b.ID) {
+		if !ip.Deallocated {
+			ips++
+		}
+	}
+	return &SubnetView{Meta: b.Meta, AddressRange: rawRange(b).String(), Gateway: b.Gateway,
+		AllocationID: allocationOf(r, b), ParentID: parent, MemberID: b.MemberID, Name: b.Name,
+		VLAN: b.VLAN, VXLAN: b.VXLAN, VirtualRouterID: b.VirtualRouterID, RouterID: b.RouterID,
+		IPsInUse: ips, SubnetsInUse: len(r.IPBlockChildren(b.ID))}
+}
+
+// parseRange parses an address_range in gateway notation; the gateway must
+// be a usable address of the range (not its network or broadcast address
+// when it has two or more host bits).
+func parseRange(fe wire.FieldErrors, q *api.Request, s string, n int) (netip.Prefix, bool) {
+	raw, err := netx.ParsePrefixRaw(s)
+	if err != nil {
+		fe.Add("address_range", q.Code(n), "address_range %q is not a valid CIDR in gateway notation, such as 10.0.0.1/24.", s)
+		return netip.Prefix{}, false
+	}
+	res := ipam.CloudCIX.Reservation(raw.Masked())
+	if (res.Network && raw.Addr() == netx.First(raw)) || (res.Broadcast && raw.Addr() == netx.Last(raw)) {
+		fe.Add("address_range", q.Code(n), "The host part of address_range is the gateway; it must not be the network or broadcast address of the range.")
+		return netip.Prefix{}, false
+	}
+	return raw, true
+}
+
+// Codes (create): 101 address_range, 102 allocation_id, 103 parent_id,
+// 104 name, 105 vlan, 106 vxlan, 107 the parent holds addresses; 113–116
+// address_range refused inside the allocation (version, outside,
+// duplicate, overlap), 117–121 inside the parent subnet (version, same as
+// parent, outside, duplicate, overlap). Update: 101, 104–106, 108 a field
+// that cannot change.
+func registerSubnet(a *api.API) {
+	api.Register(a, api.Service[*wire.IPBlock]{
+		App: App, Name: "subnet", Tables: []string{state.IPBlocks, state.IPAddresses},
+		Query: query.Spec{Fields: fields(map[string]query.FieldType{"name": query.String, "member_id": query.Number,
+			"parent_id": query.Number, "cidr": query.String, "gateway": query.String, "vlan": query.Number,
+			"vxlan": query.Number, "virtual_router_id": query.Number, "router_id": query.Number}),
+			Ordering: []string{"id", "name", "cidr", "vlan", "created", "updated"}},
+		All: func(r *state.ReadTxn) []*wire.IPBlock { return blocks(r, isSubnet) },
+		Get: subnet,
+		Visible: func(q *api.Request, b *wire.IPBlock) bool {
+			return owns(q, b.MemberID)
+		},
+		View: func(b *wire.IPBlock) any { return subnetView(a.Store().Read(), b) },
+		Create: func(q *api.Request) (*fsm.Command, error) {
+			var in SubnetInput
+			if err := q.Decode(&in); err != nil {
+				return nil, err
+			}
+			fe := wire.FieldErrors{}
+			var raw netip.Prefix
+			rawOK := false
+			if required(fe, q, "address_range", in.AddressRange != nil, 101) {
+				raw, rawOK = parseRange(fe, q, *in.AddressRange, 101)
+			}
+			var alloc, container *wire.IPBlock
+			if required(fe, q, "allocation_id", in.AllocationID != nil, 102) {
+				if b, ok := allocation(q.Txn, *in.AllocationID); ok && owns(q, b.MemberID) {
+					alloc, container = b, b
+				} else {
+					fe.Add("allocation_id", q.Code(102), "Allocation with id = '%d' doesn't exist", *in.AllocationID)
+				}
+			}
+			if in.ParentID != nil && alloc != nil {
+				if p, ok := subnet(q.Txn, *in.ParentID); ok && allocationOf(q.Txn, p) == alloc.ID {
+					container = p
+				} else {
+					fe.Add("parent_id", q.Code(103), "Subnet with id = '%d' doesn't exist in allocation %d", *in.ParentID, alloc.ID)
+				}
+			}
+			text(fe, q, "name", in.Name, 128, 104)
+			validVLAN(fe, q, in.VLAN, in.VXLAN)
+			if err := fe.Err(); err != nil || !rawOK {
+				return nil, err
+			}
+			if container != alloc && len(q.Txn.IPAddressList(container.ID)) > 0 {
+				fe.Add("parent_id", q.Code(107), "The parent subnet holds IP addresses and cannot be subnetted.")
+				return nil, fe.Err()
+			}
+			var siblings []netip.Prefix
+			for _, s := range q.Txn.IPBlockChildren(container.ID) {
+				siblings = append(siblings, rawRange(s))
+			}
+			isParent := container != alloc
+			if r := ipam.CheckCloudCIXSubnet(raw, rawRange(container), isParent, siblings); r != ipam.SubnetOK {
+				n := 113 + int(r) - int(ipam.SubnetVersion)
+				if r > ipam.SubnetSameAsParent {
+					n-- // an allocation has no same-as-parent rule
+				}
+				if isParent {
+					n = 117 + int(r) - int(ipam.SubnetVersion)
+				}
+				fe.Add("address_range", q.Code(n), "address_range %s is refused inside %s: %s.", raw, rawRange(container), reason(r))
+				return nil, fe.Err()
+			}
+			b := &wire.IPBlock{Dialect: wire.DialectCloudCIX, ParentID: container.ID, MemberID: alloc.MemberID,
+				CIDR: raw.Masked().String(), Gateway: raw.Addr().String(), Generator: wire.GeneratorSequential}
+			set(&b.Name, in.Name)
+			set(&b.VLAN, in.VLAN)
+			set(&b.VXLAN, in.VXLAN)
+			set(&b.VirtualRouterID, in.VirtualRouterID)
+			set(&b.RouterID, in.RouterID)
+			return q.Command(fsm.IPBlockCreateType, b)
+		},
+		Update: func(q *api.Request, cur *wire.IPBlock, partial bool) (*fsm.Command, error) {
+			var in SubnetInput
+			if err := q.Decode(&in); err != nil {
+				return nil, err
+			}
+			fe := wire.FieldErrors{}
+			b := *cur
+			if !partial {
+				b.Name, b.VLAN, b.VXLAN, b.VirtualRouterID, b.RouterID = "", 0, 0, 0, 0
+			}
+			if in.AddressRange != nil {
+				if raw, ok := parseRange(fe, q, *in.AddressRange, 101); ok {
+					if raw.Masked().String() != cur.CIDR {
+						fe.Add("address_range", q.Code(108), "Only the gateway (host part) of address_range can change, not the network %s.", cur.CIDR)
+					} else {
+						b.Gateway = raw.Addr().String()
+					}
+				}
+			} else if !partial {
+				fe.Add("address_range", q.Code(101), "This field is required.")
+			}
+			if in.AllocationID != nil && *in.AllocationID != allocationOf(q.Txn, cur) {
+				fe.Add("allocation_id", q.Code(108), "A subnet cannot move to another allocation.")
+			}
+			if in.ParentID != nil && *in.ParentID != cur.ParentID {
+				fe.Add("parent_id", q.Code(108), "A subnet cannot move to another parent.")
+			}
+			text(fe, q, "name", in.Name, 128, 104)
+			validVLAN(fe, q, in.VLAN, in.VXLAN)
+			if err := fe.Err(); err != nil {
+				return nil, err
+			}
+			if b.Gateway != cur.Gateway {
+				if ip, ok := q.Txn.IPAddressIn(cur.ID, b.Gateway); ok {
+					fe.Add("address_range", q.Code(109), "The new gateway %s is held by IP address %d.", b.Gateway, ip.ID)
+					return nil, fe.Err()
+				}
+			}
+			set(&b.Name, in.Name)
+			set(&b.VLAN, in.VLAN)
+			set(&b.VXLAN, in.VXLAN)
+			set(&b.VirtualRouterID, in.VirtualRouterID)
+			set(&b.RouterID, in.RouterID)
+			return q.Command(fsm.IPBlockUpdateType, &b)
+		},
+		Delete: func(q *api.Request, cur *wire.IPBlock) (*fsm.Command, error) {
+			if err := purgeLeftovers(q, cur.ID); err != nil {
+				return nil, err
+			}
+			if n := len(q.Txn.IPBlockChildren(cur.ID)); n > 0 {
+				return nil, wire.Errorf(http.StatusBadRequest, q.Code(101), "The subnet has %d child subnet(s); delete them first.", n)
+			}
+			if n := len(q.Txn.IPAddressList(cur.ID)); n > 0 {
+				return nil, wire.Errorf(http.StatusBadRequest, q.Code(102), "The subnet holds %d IP address(es); delete them first.", n)
+			}
+			return q.Command(fsm.IPBlockDeleteType, fsm.IDPayload{ID: cur.ID})
+		},
+	})
+}
+
+func validVLAN(fe wire.FieldErrors, q *api.Request, vlan, vxlan *uint32) {
+	if vlan != nil && *vlan > 4094 {
+		fe.Add("vlan", q.Code(105), "vlan must be between 0 and 4094.")
+	}
+	if vxlan != nil && *vxlan > 1<<24-1 {
+		fe.Add("vxlan", q.Code(106), "vxlan must be between 0 and 16777215.")
+	}
+}
+
+func reason(r ipam.CloudCIXSubnetReason) string {
+	switch r {
+	case ipam.SubnetVersion:
+		return "it is not of the same IP version"
+	case ipam.SubnetSameAsParent:
+		return "it is the same as the parent subnet"
+	case ipam.SubnetOutside:
+		return "it is not inside the range"
+	case ipam.SubnetDuplicate:
+		return "another subnet has the same address_range"
+	}
+	return "it overlaps another subnet"
+}
+
+func netipAddr(s string) netip.Addr { return netip.MustParseAddr(s) }

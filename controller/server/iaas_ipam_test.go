@@ -1,0 +1,493 @@
+package server_test
+
+import (
+	"bytes"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/regentcloud/regent/controller/api/iaas"
+	"github.com/regentcloud/regent/controller/internal/apitest"
+	"github.com/regentcloud/regent/controller/ipam"
+)
+
+// --- objects of the auth matrix rows of the iaas services ---
+
+// iaasFixture: ASN A of member A, allocation A (10.200.0.0/16) in it,
+// subnet S (10.200.255.1/24) in allocation A and IP A in subnet S.
+type iaasFixture struct{ asn, alloc, subnet, ip uint64 }
+
+var (
+	iaasMu  sync.Mutex
+	iaasFix = map[*fixture]*iaasFixture{}
+	iaasSeq atomic.Uint64
+)
+
+func create(c *apitest.Client, token, path string, body any) uint64 {
+	return c.Do("POST", path, body, token).Expect(201).ID()
+}
+
+func iaasOf(f *fixture) *iaasFixture {
+	iaasMu.Lock()
+	defer iaasMu.Unlock()
+	if x, ok := iaasFix[f]; ok {
+		return x
+	}
+	x := &iaasFixture{}
+	x.asn = create(f.c, f.root, "/iaas/asn/", map[string]any{"member_id": f.r.MemberA, "number": 64500 + iaasSeq.Add(1)})
+	x.alloc = create(f.c, f.root, "/iaas/allocation/", map[string]any{"asn_id": x.asn, "address_range": "10.200.0.0/16", "name": "allocation A"})
+	x.subnet = create(f.c, f.root, "/iaas/subnet/", map[string]any{"allocation_id": x.alloc, "address_range": "10.200.255.1/24", "name": "subnet S"})
+	x.ip = create(f.c, f.root, "/iaas/ip_address/", map[string]any{"subnet_id": x.subnet, "name": "IP A"})
+	iaasFix[f] = x
+	return x
+}
+
+func asnA(f *fixture) request { return request{path: apitest.Path("/iaas/asn/", iaasOf(f).asn)} }
+func allocationA(f *fixture) request {
+	return request{path: apitest.Path("/iaas/allocation/", iaasOf(f).alloc)}
+}
+func subnetS(f *fixture) request {
+	return request{path: apitest.Path("/iaas/subnet/", iaasOf(f).subnet)}
+}
+func ipA(f *fixture) request { return request{path: apitest.Path("/iaas/ip_address/", iaasOf(f).ip)} }
+
+func subnetSpaceA(f *fixture) request {
+	return request{path: apitest.Path("/iaas/subnet_space/", iaasOf(f).alloc)}
+}
+
+func newASNBody(f *fixture) request {
+	return request{path: "/iaas/asn/", body: map[string]any{"member_id": f.r.MemberA, "number": 4_200_000_000 + iaasSeq.Add(1)}}
+}
+
+func newASN(f *fixture) request {
+	return request{path: apitest.Path("/iaas/asn/", create(f.c, f.root, newASNBody(f).path, newASNBody(f).body))}
+}
+
+// freshRange is a /24 of 172.16.0.0/12 not used before in this process.
+func freshRange() string {
+	n := iaasSeq.Add(1)
+	return fmt.Sprintf("172.%d.%d.0/24", 16+(n/256)%16, n%256)
+}
+
+func newAllocationBody(f *fixture) request {
+	return request{path: "/iaas/allocation/", body: map[string]any{"asn_id": iaasOf(f).asn, "address_range": freshRange()}}
+}
+
+func newAllocation(f *fixture) request {
+	b := newAllocationBody(f)
+	return request{path: apitest.Path("/iaas/allocation/", create(f.c, f.root, b.path, b.body))}
+}
+
+func renameAllocationA(f *fixture) request {
+	r := allocationA(f)
+	r.body = map[string]any{"name": f.n.Unique("allocation-a")}
+	return r
+}
+
+// freshSubnet is a /28 of allocation A below subnet S, in gateway notation.
+func freshSubnet() string {
+	n := iaasSeq.Add(1) % 4000
+	return fmt.Sprintf("10.200.%d.%d/28", n/16, n%16*16+1)
+}
+
+func newSubnetBody(f *fixture) request {
+	return request{path: "/iaas/subnet/", body: map[string]any{"allocation_id": iaasOf(f).alloc, "address_range": freshSubnet()}}
+}
+
+func newSubnet(f *fixture) request {
+	b := newSubnetBody(f)
+	return request{path: apitest.Path("/iaas/subnet/", create(f.c, f.root, b.path, b.body))}
+}
+
+func putSubnetS(f *fixture) request {
+	r := subnetS(f)
+	r.body = map[string]any{"address_range": "10.200.255.1/24", "name": f.n.Unique("subnet-s"), "vlan": 100}
+	return r
+}
+
+func patchSubnetS(f *fixture) request {
+	r := subnetS(f)
+	r.body = map[string]any{"name": f.n.Unique("subnet-s")}
+	return r
+}
+
+func newIPBody(f *fixture) request {
+	return request{path: "/iaas/ip_address/", body: map[string]any{"subnet_id": iaasOf(f).subnet}}
+}
+
+func newIP(f *fixture) request {
+	b := newIPBody(f)
+	return request{path: apitest.Path("/iaas/ip_address/", create(f.c, f.root, b.path, b.body))}
+}
+
+// --- API tests ---
+
+// iaasState is everything of the iaas services a global user can see, and
+// the table indexes: a refused request must not change it.
+func iaasState(t *testing.T, c *apitest.Client, token string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, svc := range []string{"asn", "allocation", "subnet", "ip_address"} {
+		r := c.Do("GET", "/iaas/"+svc+"/?limit=100", nil, token).Expect(200)
+		fmt.Fprintf(&b, "%s index %s: %s\n", svc, r.Header.Get("X-Regent-Index"), r.Body)
+	}
+	return b.String()
+}
+
+func num(v any) uint64 { f, _ := v.(float64); return uint64(f) }
+
+type iaasEnv struct {
+	n    *apitest.Node
+	c    *apitest.Client
+	r    *apitest.Roles
+	root string
+}
+
+func newIaaSEnv(t *testing.T) *iaasEnv {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	return &iaasEnv{n: n, c: c, r: c.Roles(), root: n.RootToken}
+}
+
+func (e *iaasEnv) tok(r apitest.Role) string { return e.r.Token(r) }
+
+// base creates an ASN of member A and the /24 allocation 10.0.0.0/24 in it.
+func (e *iaasEnv) base(t *testing.T) (asn, alloc uint64) {
+	c := e.c.For(t)
+	asn = create(c, e.root, "/iaas/asn/", map[string]any{"member_id": e.r.MemberA, "number": 65001})
+	alloc = create(c, e.root, "/iaas/allocation/", map[string]any{"asn_id": asn, "address_range": "10.0.0.0/24", "name": "lab"})
+	return asn, alloc
+}
+
+func TestIaaSCRUD(t *testing.T) {
+	e := newIaaSEnv(t)
+	c := e.c
+	admin, user, other := e.tok(apitest.MemberAdmin), e.tok(apitest.MemberUser), e.tok(apitest.OtherMember)
+
+	// ASN
+	asnResp := c.Do("POST", "/iaas/asn/", map[string]any{"member_id": e.r.MemberA, "number": 65001}, e.root).Expect(201)
+	asn := asnResp.Content()
+	check(t, num(asn["member_id"]) == e.r.MemberA && num(asn["number"]) == 65001 && asn["is_pseudo"] == false, "asn %v", asn)
+	asnID := num(asn["id"])
+	pseudo := c.Do("POST", "/iaas/asn/", map[string]any{"member_id": e.r.MemberA, "number": 1_000_000_000_007}, e.root).Expect(201).Content()
+	check(t, pseudo["is_pseudo"] == true, "pseudo ASN %v", pseudo)
+	got := c.Do("POST", "/iaas/asn/", map[string]any{"member_id": e.r.MemberA, "number": 65001}, e.root).Expect(400).FieldCode("number")
+	check(t, got == "iaas_asn_create_103", "duplicate ASN: %s", got)
+	got = c.Do("POST", "/iaas/asn/", map[string]any{"member_id": 999999, "number": 65002}, e.root).Expect(400).FieldCode("member_id")
+	check(t, got == "iaas_asn_create_101", "unknown member: %s", got)
+	check(t, slices.Equal(c.Do("GET", "/iaas/asn/", nil, other).Expect(200).List().IDs(), []uint64{}), "member B sees member A's ASNs")
+	c.Do("GET", apitest.Path("/iaas/asn/", asnID), nil, user).Expect(200)
+
+	// Allocation
+	alloc := c.Do("POST", "/iaas/allocation/", map[string]any{"asn_id": asnID, "address_range": "10.0.0.0/24", "name": "lab"}, e.root).Expect(201).Content()
+	allocID := num(alloc["id"])
+	check(t, alloc["address_range"] == "10.0.0.0/24" && num(alloc["member_id"]) == e.r.MemberA && alloc["type"] == "private" &&
+		num(alloc["subnets_in_use"]) == 0, "allocation %v", alloc)
+	got = c.Do("POST", "/iaas/allocation/", map[string]any{"asn_id": asnID, "address_range": "10.0.0.128/25"}, e.root).Expect(400).FieldCode("address_range")
+	check(t, got == "iaas_allocation_create_103", "overlapping allocation: %s", got)
+	got = c.Do("POST", "/iaas/allocation/", map[string]any{"asn_id": asnID, "address_range": "10.1.0.1/24"}, e.root).Expect(400).FieldCode("address_range")
+	check(t, got == "iaas_allocation_create_101", "allocation with host bits: %s", got)
+	check(t, slices.Equal(c.Do("GET", "/iaas/allocation/", nil, admin).Expect(200).List().IDs(), []uint64{allocID}), "admin A lists its allocation")
+	got = c.Do("GET", apitest.Path("/iaas/allocation/", allocID), nil, other).Expect(404).ErrorCode()
+	check(t, got == "iaas_allocation_read_001", "other member reads allocation: %s", got)
+	upd := c.Do("PATCH", apitest.Path("/iaas/allocation/", allocID), map[string]any{"name": "renamed"}, e.root).Expect(200).Content()
+	check(t, upd["name"] == "renamed" && upd["address_range"] == "10.0.0.0/24", "renamed allocation %v", upd)
+	got = c.Do("PATCH", apitest.Path("/iaas/allocation/", allocID), map[string]any{"address_range": "10.9.0.0/24"}, e.root).Expect(400).FieldCode("address_range")
+	check(t, got == "iaas_allocation_update_106", "allocation range change: %s", got)
+	c.Do("PATCH", apitest.Path("/iaas/allocation/", allocID), map[string]any{"name": "x"}, admin).Expect(403)
+
+	// Subnets
+	s1 := c.Do("POST", "/iaas/subnet/", map[string]any{"allocation_id": allocID, "address_range": "10.0.0.65/26", "name": "web", "vlan": 10}, admin).Expect(201).Content()
+	s1ID := num(s1["id"])
+	check(t, s1["address_range"] == "10.0.0.65/26" && s1["gateway"] == "10.0.0.65" && num(s1["allocation_id"]) == allocID &&
+		num(s1["member_id"]) == e.r.MemberA && num(s1["vlan"]) == 10 && s1["parent_id"] == nil, "subnet %v", s1)
+	s2ID := create(c, admin, "/iaas/subnet/", map[string]any{"allocation_id": allocID, "address_range": "10.0.0.193/27"})
+	rd := c.Do("GET", apitest.Path("/iaas/subnet/", s1ID), nil, user).Expect(200).Content()
+	check(t, rd["name"] == "web", "read subnet %v", rd)
+	c.Do("GET", apitest.Path("/iaas/subnet/", s1ID), nil, other).Expect(404)
+	check(t, len(c.Do("GET", "/iaas/subnet/", nil, other).Expect(200).List().Content) == 0, "member B lists member A's subnets")
+	put := c.Do("PUT", apitest.Path("/iaas/subnet/", s2ID), map[string]any{"address_range": "10.0.0.222/27", "name": "db"}, user).Expect(200).Content()
+	check(t, put["address_range"] == "10.0.0.222/27" && put["gateway"] == "10.0.0.222" && put["name"] == "db", "PUT subnet %v", put)
+	got = c.Do("PATCH", apitest.Path("/iaas/subnet/", s2ID), map[string]any{"address_range": "10.0.0.1/27"}, user).Expect(400).FieldCode("address_range")
+	check(t, got == "iaas_subnet_update_108", "subnet network change: %s", got)
+	alloc = c.Do("GET", apitest.Path("/iaas/allocation/", allocID), nil, user).Expect(200).Content()
+	check(t, num(alloc["subnets_in_use"]) == 2, "subnets_in_use %v", alloc)
+
+	// IP addresses
+	ip1 := c.Do("POST", "/iaas/ip_address/", map[string]any{"subnet_id": s1ID, "name": "vm1", "mac_address": "52:54:00:12:34:56"}, user).Expect(201).Content()
+	check(t, ip1["address"] == "10.0.0.66" && num(ip1["subnet_id"]) == s1ID && num(ip1["version"]) == 4 && ip1["mac_address"] == "52:54:00:12:34:56",
+		"first free address skips network and gateway: %v", ip1)
+	ip2 := c.Do("POST", "/iaas/ip_address/", map[string]any{"subnet_id": s1ID, "address": "10.0.0.70"}, user).Expect(201).Content()
+	check(t, ip2["address"] == "10.0.0.70", "explicit address %v", ip2)
+	got = c.Do("POST", "/iaas/ip_address/", map[string]any{"subnet_id": s1ID, "address": "10.0.0.70"}, user).Expect(409).ErrorCode()
+	check(t, got == "iaas_ip_address_create_108", "held address: %s", got)
+	got = c.Do("POST", "/iaas/ip_address/", map[string]any{"subnet_id": s1ID, "address": "10.0.0.65"}, user).Expect(409).ErrorCode()
+	check(t, got == "iaas_ip_address_create_109", "gateway address: %s", got)
+	got = c.Do("POST", "/iaas/ip_address/", map[string]any{"subnet_id": s1ID, "address": "10.0.0.127"}, user).Expect(409).ErrorCode()
+	check(t, got == "iaas_ip_address_create_109", "broadcast address: %s", got)
+	got = c.Do("POST", "/iaas/ip_address/", map[string]any{"subnet_id": s1ID, "address": "10.0.0.5"}, user).Expect(400).FieldCode("address")
+	check(t, got == "iaas_ip_address_create_102", "address outside the subnet: %s", got)
+	got = c.Do("POST", "/iaas/ip_address/", map[string]any{"subnet_id": s1ID}, other).Expect(400).FieldCode("subnet_id")
+	check(t, got == "iaas_ip_address_create_101", "other member's subnet: %s", got)
+	ips := c.Do("GET", "/iaas/ip_address/?order=address", nil, user).Expect(200).List()
+	check(t, slices.Equal(ips.Strings("address"), []string{"10.0.0.66", "10.0.0.70"}), "addresses %v", ips.Strings("address"))
+	c.Do("GET", apitest.Path("/iaas/ip_address/", num(ip1["id"])), nil, other).Expect(404)
+	sub := c.Do("GET", apitest.Path("/iaas/subnet/", s1ID), nil, user).Expect(200).Content()
+	check(t, num(sub["ips_in_use"]) == 2, "ips_in_use %v", sub)
+
+	// Deletes only when empty.
+	got = c.Do("DELETE", apitest.Path("/iaas/subnet/", s1ID), nil, admin).Expect(400).ErrorCode()
+	check(t, got == "iaas_subnet_delete_102", "delete subnet with addresses: %s", got)
+	got = c.Do("DELETE", apitest.Path("/iaas/allocation/", allocID), nil, e.root).Expect(400).ErrorCode()
+	check(t, got == "iaas_allocation_delete_101", "delete allocation with subnets: %s", got)
+	got = c.Do("DELETE", apitest.Path("/iaas/asn/", asnID), nil, e.root).Expect(400).ErrorCode()
+	check(t, got == "iaas_asn_delete_101", "delete ASN with allocations: %s", got)
+	c.Do("DELETE", apitest.Path("/iaas/ip_address/", num(ip1["id"])), nil, other).Expect(404)
+	for _, ip := range []map[string]any{ip1, ip2} {
+		c.Do("DELETE", apitest.Path("/iaas/ip_address/", num(ip["id"])), nil, user).Expect(204)
+		c.Do("GET", apitest.Path("/iaas/ip_address/", num(ip["id"])), nil, user).Expect(404)
+	}
+	// A deleted address is free again at once.
+	again := c.Do("POST", "/iaas/ip_address/", map[string]any{"subnet_id": s1ID, "address": "10.0.0.70"}, user).Expect(201).Content()
+	c.Do("DELETE", apitest.Path("/iaas/ip_address/", num(again["id"])), nil, user).Expect(204)
+	c.Do("DELETE", apitest.Path("/iaas/subnet/", s1ID), nil, other).Expect(404)
+	c.Do("DELETE", apitest.Path("/iaas/subnet/", s1ID), nil, admin).Expect(204)
+	c.Do("DELETE", apitest.Path("/iaas/subnet/", s2ID), nil, user).Expect(204)
+	c.Do("DELETE", apitest.Path("/iaas/allocation/", allocID), nil, admin).Expect(403)
+	c.Do("DELETE", apitest.Path("/iaas/allocation/", allocID), nil, e.root).Expect(204)
+	c.Do("DELETE", apitest.Path("/iaas/asn/", asnID), nil, e.root).Expect(204)
+	c.Do("GET", apitest.Path("/iaas/asn/", asnID), nil, e.root).Expect(404)
+}
+
+func TestIaaSNestedSubnets(t *testing.T) {
+	e := newIaaSEnv(t)
+	c := e.c
+	_, alloc := e.base(t)
+	parent := create(c, e.root, "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": "10.0.0.1/25"})
+	child := c.Do("POST", "/iaas/subnet/", map[string]any{"allocation_id": alloc, "parent_id": parent, "address_range": "10.0.0.65/26"}, e.root).Expect(201).Content()
+	check(t, num(child["parent_id"]) == parent && num(child["allocation_id"]) == alloc, "child subnet %v", child)
+	cases := []struct {
+		body map[string]any
+		code string
+	}{
+		{map[string]any{"allocation_id": alloc, "parent_id": parent, "address_range": "10.0.0.1/25"}, "iaas_subnet_create_118"},
+		{map[string]any{"allocation_id": alloc, "parent_id": parent, "address_range": "10.0.0.129/26"}, "iaas_subnet_create_119"},
+		{map[string]any{"allocation_id": alloc, "parent_id": parent, "address_range": "10.0.0.65/26"}, "iaas_subnet_create_120"},
+		{map[string]any{"allocation_id": alloc, "parent_id": parent, "address_range": "10.0.0.97/27"}, "iaas_subnet_create_121"},
+		{map[string]any{"allocation_id": alloc, "parent_id": parent, "address_range": "fd00::1/64"}, "iaas_subnet_create_117"},
+	}
+	for _, tc := range cases {
+		got := c.Do("POST", "/iaas/subnet/", tc.body, e.root).Expect(400).FieldCode("address_range")
+		check(t, got == tc.code, "%v: %s, want %s", tc.body["address_range"], got, tc.code)
+	}
+	got := c.Do("POST", "/iaas/ip_address/", map[string]any{"subnet_id": parent}, e.root).Expect(422).ErrorCode()
+	check(t, got == "iaas_ip_address_create_106", "address in a subnetted subnet: %s", got)
+	got = c.Do("DELETE", apitest.Path("/iaas/subnet/", parent), nil, e.root).Expect(400).ErrorCode()
+	check(t, got == "iaas_subnet_delete_101", "delete subnet with children: %s", got)
+	create(c, e.root, "/iaas/ip_address/", map[string]any{"subnet_id": num(child["id"])})
+	got = c.Do("POST", "/iaas/subnet/", map[string]any{"allocation_id": alloc, "parent_id": num(child["id"]), "address_range": "10.0.0.97/27"}, e.root).Expect(400).FieldCode("parent_id")
+	check(t, got == "iaas_subnet_create_107", "subnet of a subnet with addresses: %s", got)
+}
+
+func TestIaaSSubnetSpace(t *testing.T) {
+	e := newIaaSEnv(t)
+	c := e.c
+	_, alloc := e.base(t)
+	create(c, e.root, "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": "10.0.0.65/26", "name": "a"})
+	create(c, e.root, "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": "10.0.0.193/27", "name": "b"})
+	space := apitest.Path("/iaas/subnet_space/", alloc)
+	user := e.tok(apitest.MemberUser)
+	ranges := func(q string) (List apitest.List) {
+		return c.For(t).Do("GET", space+q, nil, user).Expect(200).List()
+	}
+	all := ranges("")
+	check(t, slices.Equal(all.Strings("address_range"), []string{"10.0.0.0/26", "10.0.0.65/26", "10.0.0.128/26", "10.0.0.193/27", "10.0.0.224/27"}),
+		"all: %v", all.Strings("address_range"))
+	check(t, all.Metadata.TotalRecords == 5 && all.Content[1]["name"] == "a" && all.Content[0]["id"] == nil, "all: %+v", all)
+	free := ranges("?search[space_type]=free")
+	check(t, slices.Equal(free.Strings("address_range"), []string{"10.0.0.0/26", "10.0.0.128/26", "10.0.0.224/27"}), "free: %v", free.Strings("address_range"))
+	existing := ranges("?search[space_type]=existing")
+	check(t, slices.Equal(existing.Strings("address_range"), []string{"10.0.0.65/26", "10.0.0.193/27"}), "existing: %v", existing.Strings("address_range"))
+	page := ranges("?limit=2&page=1")
+	check(t, slices.Equal(page.Strings("address_range"), []string{"10.0.0.128/26", "10.0.0.193/27"}) && page.Metadata.TotalRecords == 5, "page 1: %+v", page)
+	got := c.Do("GET", space+"?search[space_type]=nonsense", nil, user).Expect(400).ErrorCode()
+	check(t, got == "iaas_subnet_space_list_002", "bad space_type: %s", got)
+	for _, tc := range []struct {
+		path, tok string
+	}{{space, e.tok(apitest.OtherMember)}, {"/iaas/subnet_space/999999/", user}, {"/iaas/subnet_space/abc/", user}} {
+		got := c.Do("GET", tc.path, nil, tc.tok).Expect(400).ErrorCode()
+		check(t, got == "iaas_subnet_space_list_001", "%s: %s", tc.path, got)
+	}
+}
+
+func TestIaaSIPValidator(t *testing.T) {
+	e := newIaaSEnv(t)
+	c := e.c
+	tok := e.tok(apitest.MemberUser)
+	r := c.Do("GET", "/iaas/ip_validator/?address_ranges=10.0.0.0/24,192.168.0.1/33,2001:db8::/32&ip_addresses=10.0.0.5,foo,8.8.8.8", nil, tok).Expect(200)
+	m := r.Map()
+	ar := m["address_ranges"].(map[string]any)
+	ia := m["ip_addresses"].(map[string]any)
+	ok := ar["10.0.0.0/24"].(map[string]any)
+	d := ok["details"].(map[string]any)
+	check(t, ok["valid"] == true && ok["error"] == nil && d["network_address"] == "10.0.0.0" && d["broadcast_address"] == "10.0.0.255" &&
+		d["netmask_address"] == "255.255.255.0" && d["ipv4"] == true, "10.0.0.0/24: %v", ok)
+	bad := ar["192.168.0.1/33"].(map[string]any)
+	check(t, bad["valid"] == false && bad["details"] == nil && bad["error"].(map[string]any)["error_code"] == "iaas_ip_validator_104", "/33: %v", bad)
+	check(t, ar["2001:db8::/32"].(map[string]any)["details"].(map[string]any)["ipv6"] == true, "v6 range: %v", ar["2001:db8::/32"])
+	a := ia["10.0.0.5"].(map[string]any)["details"].(map[string]any)
+	check(t, a["parent_network"] == "10.0.0.0/24" && a["is_private"] == true, "10.0.0.5: %v", a)
+	g := ia["8.8.8.8"].(map[string]any)["details"].(map[string]any)
+	check(t, g["parent_network"] == nil && g["is_private"] == false, "8.8.8.8: %v", g)
+	check(t, ia["foo"].(map[string]any)["error"].(map[string]any)["error_code"] == "iaas_ip_validator_106", "foo: %v", ia["foo"])
+	// Keys keep the input order.
+	check(t, bytes.Index(r.Body, []byte(`"10.0.0.0/24"`)) < bytes.Index(r.Body, []byte(`"192.168.0.1/33"`)) &&
+		bytes.Index(r.Body, []byte(`"192.168.0.1/33"`)) < bytes.Index(r.Body, []byte(`"2001:db8::/32"`)), "key order: %s", r.Body)
+
+	got := c.Do("GET", "/iaas/ip_validator/", nil, tok).Expect(400).ErrorCode()
+	check(t, got == "iaas_ip_validator_001", "no parameters: %s", got)
+	nv := c.Do("GET", "/iaas/ip_validator/?address_ranges=10.0.0.0/33&ip_addresses=nope", nil, tok).Expect(400)
+	check(t, nv.FieldCode("address_ranges.10.0.0.0/33") == "iaas_ip_validator_104" && nv.FieldCode("ip_addresses.nope") == "iaas_ip_validator_106",
+		"nothing valid: %s", nv)
+	c.Do("GET", "/iaas/ip_validator/?ip_addresses=10.1.1.1", nil, e.tok(apitest.Robot)).Expect(200)
+}
+
+func TestIaaSExhaustion(t *testing.T) {
+	e := newIaaSEnv(t)
+	c := e.c
+	_, alloc := e.base(t)
+	// 10.0.0.128/30: network .128 and broadcast .131 are reserved, .129 is
+	// the gateway: one address is left.
+	sn := create(c, e.root, "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": "10.0.0.129/30"})
+	ip := c.Do("POST", "/iaas/ip_address/", map[string]any{"subnet_id": sn}, e.tok(apitest.MemberAdmin)).Expect(201).Content()
+	check(t, ip["address"] == "10.0.0.130", "last address %v", ip)
+	before := iaasState(t, c, e.root)
+	got := c.Do("POST", "/iaas/ip_address/", map[string]any{"subnet_id": sn}, e.tok(apitest.MemberAdmin)).Expect(422).ErrorCode()
+	check(t, got == "iaas_ip_address_create_107", "full subnet: %s", got)
+	check(t, iaasState(t, c, e.root) == before, "a refused allocation changed state")
+}
+
+func TestIaaSBadInput(t *testing.T) {
+	e := newIaaSEnv(t)
+	c := e.c
+	asn, alloc := e.base(t)
+	sn := create(c, e.root, "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": "10.0.0.65/26"})
+	admin := e.tok(apitest.MemberAdmin)
+	cases := []struct {
+		name   string
+		method string
+		path   string
+		body   any
+		want   int
+		code   string // top-level error_code, or "field:code"
+	}{
+		{"invalid CIDR /33", "POST", "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": "10.0.0.1/33"}, 400, "address_range:iaas_subnet_create_101"},
+		{"not a CIDR", "POST", "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": "banana"}, 400, "address_range:iaas_subnet_create_101"},
+		{"gateway is the network address", "POST", "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": "10.0.0.128/26"}, 400, "address_range:iaas_subnet_create_101"},
+		{"gateway is the broadcast address", "POST", "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": "10.0.0.191/26"}, 400, "address_range:iaas_subnet_create_101"},
+		{"v6 subnet in a v4 allocation", "POST", "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": "2001:db8::1/64"}, 400, "address_range:iaas_subnet_create_113"},
+		{"subnet outside the allocation", "POST", "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": "10.0.1.1/26"}, 400, "address_range:iaas_subnet_create_114"},
+		{"duplicate subnet", "POST", "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": "10.0.0.65/26"}, 400, "address_range:iaas_subnet_create_115"},
+		{"overlapping subnet", "POST", "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": "10.0.0.97/27"}, 400, "address_range:iaas_subnet_create_116"},
+		{"missing allocation", "POST", "/iaas/subnet/", map[string]any{"address_range": "10.0.0.129/26"}, 400, "allocation_id:iaas_subnet_create_102"},
+		{"unknown allocation", "POST", "/iaas/subnet/", map[string]any{"allocation_id": 999999, "address_range": "10.0.0.129/26"}, 400, "allocation_id:iaas_subnet_create_102"},
+		{"vlan out of range", "POST", "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": "10.0.0.129/26", "vlan": 5000}, 400, "vlan:iaas_subnet_create_105"},
+		{"wrong type of address_range", "POST", "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": 10}, 400, "address_range:regent_request_004"},
+		{"wrong type of allocation_id", "POST", "/iaas/subnet/", map[string]any{"allocation_id": "one", "address_range": "10.0.0.129/26"}, 400, "allocation_id:regent_request_004"},
+		{"unknown field", "POST", "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": "10.0.0.129/26", "colour": "red"}, 400, "colour:regent_request_003"},
+		{"v6 address in a v4 subnet", "POST", "/iaas/ip_address/", map[string]any{"subnet_id": sn, "address": "2001:db8::5"}, 400, "address:iaas_ip_address_create_102"},
+		{"malformed address", "POST", "/iaas/ip_address/", map[string]any{"subnet_id": sn, "address": "10.0.0.300"}, 400, "address:iaas_ip_address_create_102"},
+		{"malformed MAC", "POST", "/iaas/ip_address/", map[string]any{"subnet_id": sn, "mac_address": "zz:zz"}, 400, "mac_address:iaas_ip_address_create_103"},
+		{"wrong type of subnet_id", "POST", "/iaas/ip_address/", map[string]any{"subnet_id": "x"}, 400, "subnet_id:regent_request_004"},
+		{"allocation CIDR /33", "POST", "/iaas/allocation/", map[string]any{"asn_id": asn, "address_range": "10.9.0.0/33"}, 400, "address_range:iaas_allocation_create_101"},
+		{"allocation of an unknown ASN", "POST", "/iaas/allocation/", map[string]any{"asn_id": 999999, "address_range": "10.9.0.0/24"}, 400, "asn_id:iaas_allocation_create_102"},
+		{"allocation type", "POST", "/iaas/allocation/", map[string]any{"asn_id": asn, "address_range": "10.9.0.0/24", "type": "shared"}, 400, "type:iaas_allocation_create_104"},
+		{"ASN number zero", "POST", "/iaas/asn/", map[string]any{"member_id": e.r.MemberA, "number": 0}, 400, "number:iaas_asn_create_102"},
+		{"ASN number negative", "POST", "/iaas/asn/", map[string]any{"member_id": e.r.MemberA, "number": -5}, 400, "number:regent_request_004"},
+		{"malformed JSON", "POST", "/iaas/subnet/", "{", 400, "regent_request_002"},
+		{"subnet PUT without address_range", "PUT", apitest.Path("/iaas/subnet/", sn), map[string]any{"name": "x"}, 400, "address_range:iaas_subnet_update_101"},
+		{"subnet gateway to the network address", "PATCH", apitest.Path("/iaas/subnet/", sn), map[string]any{"address_range": "10.0.0.64/26"}, 400, "address_range:iaas_subnet_update_101"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := c.For(t)
+			tok := admin
+			if strings.HasPrefix(tc.path, "/iaas/allocation/") || strings.HasPrefix(tc.path, "/iaas/asn/") {
+				tok = e.root
+			}
+			before := iaasState(t, c, e.root)
+			resp := c.Do(tc.method, tc.path, tc.body, tok)
+			if !resp.Check(tc.want) {
+				return
+			}
+			if field, code, ok := strings.Cut(tc.code, ":"); ok {
+				if got := resp.FieldCode(field); got != code {
+					t.Errorf("%s: errors[%s].error_code = %q, want %q", resp, field, got, code)
+				}
+			} else if got := resp.ErrorCode(); got != tc.code {
+				t.Errorf("%s: error_code = %q, want %q", resp, got, tc.code)
+			}
+			if after := iaasState(t, c, e.root); after != before {
+				t.Errorf("a refused request changed state:\nbefore %s\nafter  %s", before, after)
+			}
+		})
+	}
+}
+
+// TestIaaSSchemasMatchViews is TestOpenAPISchemasMatchWireTypes for the
+// iaas views and inputs: every field is a property, a field without
+// omitempty is required (responses), and there is nothing else.
+func TestIaaSSchemasMatchViews(t *testing.T) {
+	spec, err := apitest.LoadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	schemas := spec.Doc.Components.Schemas
+	cases := []struct {
+		name     string
+		typ      reflect.Type
+		response bool
+	}{
+		{"ASN", reflect.TypeFor[iaas.ASNView](), true},
+		{"Allocation", reflect.TypeFor[iaas.AllocationView](), true},
+		{"Subnet", reflect.TypeFor[iaas.SubnetView](), true},
+		{"IPAddress", reflect.TypeFor[iaas.IPAddressView](), true},
+		{"FreeSpace", reflect.TypeFor[iaas.FreeSpace](), true},
+		{"RangeDetails", reflect.TypeFor[iaas.RangeDetails](), true},
+		{"AddressDetails", reflect.TypeFor[iaas.AddressDetails](), true},
+		{"RangeResult", reflect.TypeFor[iaas.ValidatorItem](), true},
+		{"AddressResult", reflect.TypeFor[iaas.ValidatorItem](), true},
+		{"ValidatorError", reflect.TypeFor[ipam.ValidatorError](), true},
+		{"ASNInput", reflect.TypeFor[iaas.ASNInput](), false},
+		{"AllocationInput", reflect.TypeFor[iaas.AllocationInput](), false},
+		{"SubnetInput", reflect.TypeFor[iaas.SubnetInput](), false},
+		{"IPAddressInput", reflect.TypeFor[iaas.IPAddressInput](), false},
+	}
+	for _, tc := range cases {
+		ref := schemas[tc.name]
+		if ref == nil {
+			t.Errorf("openapi.yaml has no schema %s", tc.name)
+			continue
+		}
+		s := ref.Value
+		fields := jsonFields(tc.typ)
+		for name, omitempty := range fields {
+			if s.Properties[name] == nil {
+				t.Errorf("%s: %s.%s is not a property", tc.name, tc.typ.Name(), name)
+				continue
+			}
+			if required := slices.Contains(s.Required, name); tc.response && required == omitempty {
+				t.Errorf("%s.%s: required is %v, but the field is omitempty=%v", tc.name, name, required, omitempty)
+			}
+		}
+		for name := range s.Properties {
+			if _, ok := fields[name]; !ok {
+				t.Errorf("%s.%s: no such field in %s", tc.name, name, tc.typ.Name())
+			}
+		}
+	}
+}
