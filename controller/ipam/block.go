@@ -711,3 +711,13 @@ func (b *Block) Utilisation() Utilisation {
 		Usable:      b.d.usable,
 	}
 }
+
+// OldestRelease returns when the longest-held soft-deallocated address was
+// released; ok is false when there is none. It costs O(log n).
+func (b *Block) OldestRelease() (at time.Time, ok bool) {
+	b.dealloc.byTime.walk(func(k timeKey, _ struct{}) bool {
+		at, ok = k.at, true
+		return false
+	})
+	return at, ok
+}

@@ -43,6 +43,10 @@ type Config struct {
 	LeaderLeaseTimeout    Duration `hcl:"leader_lease_timeout,optional"`
 	DeadServerCleanup     Duration `hcl:"dead_server_cleanup,optional"`
 	KeepDeallocatedIPsFor Duration `hcl:"keep_deallocated_ips_for,optional"`
+
+	// PurgeInterval is how often the leader looks for released IP addresses
+	// past KeepDeallocatedIPsFor (default 1m; tests shorten it).
+	PurgeInterval time.Duration
 }
 
 // Duration is a time.Duration written as "500ms" in HCL and on flags.

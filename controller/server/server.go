@@ -142,6 +142,11 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		defer s.wg.Done()
 		s.leaderLoop()
 	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.purgeLoop()
+	}()
 	if cfg.Join != "" && s.cluster.LastIndex() == 0 {
 		s.wg.Add(1)
 		go func() {
@@ -233,6 +238,42 @@ func (s *Server) establishLeadership() error {
 		return s.bootstrap(ctx)
 	}
 	return nil
+}
+
+// purgeLoop makes the leader purge released IP addresses once they have
+// been kept for keep_deallocated_ips_for. The cutoff is computed here, on the
+// leader, and travels in the command: Apply never reads the clock.
+func (s *Server) purgeLoop() {
+	every := s.cfg.PurgeInterval
+	if every <= 0 {
+		every = time.Minute
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !s.cluster.IsLeader() {
+			continue
+		}
+		cutoff := time.Now().Add(-s.cfg.KeepDeallocatedIPsFor.D())
+		if !s.store.Read().IPPurgeDue(cutoff) {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+		res, err := s.apply(ctx, fsm.IPAddressPurgeType, fsm.IPPurgePayload{Cutoff: cutoff.UTC()})
+		cancel()
+		if err != nil {
+			s.log.Warn("purge of released IP addresses failed", "error", err)
+			continue
+		}
+		if r, ok := res.(*wire.IPPurgeResult); ok {
+			s.log.Info("purged released IP addresses", "count", r.Purged, "released_before", cutoff.UTC().Format(time.RFC3339))
+		}
+	}
 }
 
 func (s *Server) apply(ctx context.Context, t fsm.MessageType, payload any) (any, error) {

@@ -772,6 +772,18 @@ func (t *Txn) IPAddressRestore(ref IPRef) (*api.IPAddress, error) {
 	return &n, t.putEngine(rec, eng)
 }
 
+// IPPurgeDue reports whether some block holds a soft-deallocated address
+// released at or before cutoff, so the leader proposes a purge only when
+// there is something to purge.
+func (r *ReadTxn) IPPurgeDue(cutoff time.Time) bool {
+	for _, rec := range all[*BlockRecord](r, IPBlocks, "id") {
+		if at, ok := rec.engine.OldestRelease(); ok && !at.After(cutoff) {
+			return true
+		}
+	}
+	return false
+}
+
 // IPAddressPurge deletes every soft-deallocated address released at or
 // before cutoff (inclusive; the leader proposes now − keep on a timer), in
 // block blockID or, when 0, in every block. The addresses become free.

@@ -28,6 +28,8 @@ type Options struct {
 	ClusterToken string
 	// LogLevel of the node's logger (on stderr); default "error".
 	LogLevel string
+	// Configure, when set, adjusts the node's configuration before it starts.
+	Configure func(*server.Config)
 }
 
 // ClusterToken is the cluster token of a node started with default Options.
@@ -71,6 +73,9 @@ func Start(t testing.TB, opts Options) *Node {
 	cfg.LogLevel = opts.LogLevel
 	// A single node elects itself after one heartbeat timeout.
 	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = "200ms", "200ms", "100ms"
+	if opts.Configure != nil {
+		opts.Configure(&cfg)
+	}
 
 	srv, err := server.New(cfg, io.Discard)
 	if err != nil {
