@@ -105,6 +105,7 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		return nil, err
 	}
 	s.registerGauges()
+	s.registry.MustRegister(newIPAMCollector(s.store))
 
 	openapiJSON, err := OpenAPIJSON()
 	if err != nil {
