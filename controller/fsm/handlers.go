@@ -24,7 +24,7 @@ var typeNames = map[MessageType]string{
 	IPAddressRestoreType: "ip_address_restore", IPAddressPurgeType: "ip_address_purge",
 	IPPolicyCreateType: "ip_policy_create", IPPolicyUpdateType: "ip_policy_update", IPPolicyDeleteType: "ip_policy_delete",
 	MACRangeCreateType: "mac_range_create", MACRangeDeleteType: "mac_range_delete",
-	ASNCreateType: "asn_create", ASNDeleteType: "asn_delete",
+	ASNCreateType: "asn_create", ASNDeleteType: "asn_delete", IPAddressDeleteType: "ip_address_delete",
 }
 
 func typeName(t MessageType) string {

@@ -23,6 +23,7 @@ const (
 	MACRangeDeleteType    MessageType = 27
 	ASNCreateType         MessageType = 28
 	ASNDeleteType         MessageType = 29
+	IPAddressDeleteType   MessageType = 30 // payload state.IPRef; frees the address at once (CloudCIX delete)
 )
 
 // IPPurgePayload purges the soft-deallocated addresses released at or
@@ -50,6 +51,9 @@ func ipamHandlers() map[MessageType]handler {
 		IPAddressAllocateType: create((*state.Txn).IPAddressCreate),
 		IPAddressReleaseType: ref(func(t *state.Txn, r state.IPRef) (any, error) {
 			return t.IPAddressRelease(r)
+		}),
+		IPAddressDeleteType: ref(func(t *state.Txn, r state.IPRef) (any, error) {
+			return nil, t.IPAddressDelete(r)
 		}),
 		IPAddressRestoreType: ref(func(t *state.Txn, r state.IPRef) (any, error) {
 			return t.IPAddressRestore(r)

@@ -506,6 +506,20 @@ func (b *Block) heldAddr(op string, a netip.Addr) (netx.U128, error) {
 	return x, nil
 }
 
+// Free frees one held address at once, allocated or soft-deallocated: the
+// hard delete of the CloudCIX dialect, where there is no retention.
+func (b *Block) Free(a netip.Addr) error {
+	x, err := b.heldAddr("free", a)
+	if err != nil {
+		return err
+	}
+	if _, ok := b.dealloc.get(x); ok {
+		b.dealloc = b.dealloc.remove(x)
+	}
+	b.free(x)
+	return nil
+}
+
 // Released is a soft-deallocated address and the time it was released.
 type Released struct {
 	Addr netip.Addr

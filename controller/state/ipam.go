@@ -749,6 +749,24 @@ func (t *Txn) IPAddressRelease(ref IPRef) (*api.IPAddress, error) {
 	return &n, t.putEngine(rec, eng)
 }
 
+// IPAddressDelete frees an address at once and removes its row, in one
+// transaction: the CloudCIX delete, which keeps nothing for restore.
+func (t *Txn) IPAddressDelete(ref IPRef) error {
+	const c = "ipam_ip_address_delete"
+	row, rec, err := t.ipRow(ref, c)
+	if err != nil {
+		return err
+	}
+	eng := rec.engine.Clone()
+	if err := eng.Free(netip.MustParseAddr(row.Address)); err != nil {
+		return err
+	}
+	if err := remove(t, IPAddresses, row.ID, c); err != nil {
+		return err
+	}
+	return t.putEngine(rec, eng)
+}
+
 // IPAddressRestore turns a soft-deallocated address back into an allocated
 // one; the interface link is not restored.
 func (t *Txn) IPAddressRestore(ref IPRef) (*api.IPAddress, error) {

@@ -384,3 +384,23 @@ func TestMemberDeleteRefusedWhileOwningIPAM(t *testing.T) {
 	f.ok("delete block", func(t *Txn) error { return t.IPBlockDelete(b.ID) })
 	f.ok("delete member", func(t *Txn) error { return t.MemberDelete(m.ID) })
 }
+
+func TestIPAddressDeleteFreesAtOnce(t *testing.T) {
+	f, m := ipamFixture(t)
+	b := f.block(&api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "10.9.1.0/29"})
+	first, err := f.alloc(b.ID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mustAlloc(b.ID, "")
+	f.ok("delete", func(t *Txn) error { return t.IPAddressDelete(IPRef{ID: first.ID}) })
+	if _, ok := f.s.Read().IPAddress(first.ID); ok {
+		t.Fatal("the deleted address still has a row")
+	}
+	if got := f.mustAlloc(b.ID, ""); got != first.Address {
+		t.Fatalf("after delete the next free address is %s, want %s", got, first.Address)
+	}
+	if err := f.do(func(t *Txn) error { return t.IPAddressDelete(IPRef{ID: first.ID}) }); err == nil {
+		t.Fatal("deleting a deleted address must fail")
+	}
+}

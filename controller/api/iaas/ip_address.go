@@ -55,31 +55,8 @@ func cloudcixIP(r *state.ReadTxn, id uint64) (*wire.IPAddress, bool) {
 	return ip, true
 }
 
-// purgeLeftovers purges the soft-deallocated rows of a cloudcix subnet.
-// Deletes release and purge in two commands; should the purge have failed,
-// the released row would still hold its address and keep the subnet from
-// being deleted, invisible to the API. This finishes such a delete, then
-// refreshes the request's read view.
-func purgeLeftovers(q *api.Request, blockID uint64) error {
-	for _, ip := range q.Txn.IPAddressList(blockID) {
-		if !ip.Deallocated {
-			continue
-		}
-		cmd, err := q.Command(fsm.IPAddressPurgeType, fsm.IPPurgePayload{BlockID: blockID, Cutoff: q.API.Now()})
-		if err != nil {
-			return err
-		}
-		if _, _, err := q.API.Apply(q, cmd); err != nil {
-			return err
-		}
-		q.Txn = q.API.Store().Read()
-		return nil
-	}
-	return nil
-}
-
 // IP addresses have no update: the state model has no address update
-// command. Delete releases the address and purges it at once (CloudCIX
+// command. Delete frees the address at once in one command (CloudCIX
 // deletes are final; the soft deallocation is Melange's).
 //
 // Codes (create): 101 subnet_id, 102 address, 103 mac_address, 104 name,
@@ -159,9 +136,6 @@ func registerIPAddress(a *api.API) {
 			if err := fe.Err(); err != nil {
 				return nil, err
 			}
-			if err := purgeLeftovers(q, sn.ID); err != nil {
-				return nil, err
-			}
 			if n := len(q.Txn.IPBlockChildren(sn.ID)); n > 0 {
 				return nil, wire.Errorf(http.StatusUnprocessableEntity, q.Code(106), "Subnet %d has %d child subnet(s); IP addresses go into the children.", sn.ID, n)
 			}
@@ -184,16 +158,8 @@ func registerIPAddress(a *api.API) {
 			return q.Command(fsm.IPAddressAllocateType, ip)
 		},
 		Delete: func(q *api.Request, cur *wire.IPAddress) (*fsm.Command, error) {
-			rel, err := q.Command(fsm.IPAddressReleaseType, state.IPRef{ID: cur.ID})
-			if err != nil {
-				return nil, err
-			}
-			if _, _, err := q.API.Apply(q, rel); err != nil {
-				return nil, err
-			}
-			// The cutoff is the release's own time: only this subnet's
-			// released rows, all of which are deletes, are purged.
-			return q.Command(fsm.IPAddressPurgeType, fsm.IPPurgePayload{BlockID: cur.BlockID, Cutoff: rel.Time})
+			// One command frees the address and removes its row.
+			return q.Command(fsm.IPAddressDeleteType, state.IPRef{ID: cur.ID})
 		},
 	})
 }

@@ -220,9 +220,6 @@ func registerSubnet(a *api.API) {
 			return q.Command(fsm.IPBlockUpdateType, &b)
 		},
 		Delete: func(q *api.Request, cur *wire.IPBlock) (*fsm.Command, error) {
-			if err := purgeLeftovers(q, cur.ID); err != nil {
-				return nil, err
-			}
 			if n := len(q.Txn.IPBlockChildren(cur.ID)); n > 0 {
 				return nil, wire.Errorf(http.StatusBadRequest, q.Code(101), "The subnet has %d child subnet(s); delete them first.", n)
 			}

@@ -18,6 +18,12 @@
 // a 128-byte value (a write counts when it returns 200). Clients, durations,
 // warm-up, HTTP transport and the measurement are the same as for Regent.
 //
+// With -target regent-ipam every request is an IP allocation instead:
+// POST /iaas/ip_address/ {"subnet_id":N} with no address, so the subnet's
+// next free address is allocated (a request counts when it returns 201).
+// -subnet-id names the CloudCIX subnet, which must be large enough never to
+// fill during the run (scripts/bench/allocs creates a /12).
+//
 // -report a.json,b.json prints one table from the -json files of several
 // runs (e.g. Regent and etcd), with the ratio of each Regent row's writes/s
 // to etcd's at the same number of clients.
@@ -45,7 +51,8 @@ import (
 )
 
 type config struct {
-	target       string // "regent" or "etcd"
+	target       string // "regent", "regent-ipam" or "etcd"
+	subnetID     uint64 // -target regent-ipam: the subnet to allocate from
 	nodes        []string
 	token        string
 	clients      []int
@@ -70,7 +77,8 @@ func main() {
 func run() error {
 	var cfg config
 	var nodes, clients, spread, tokenFile, cpuprofile, report string
-	flag.StringVar(&cfg.target, "target", "regent", "what to load: regent (POST /membership/member/) or etcd (POST /v3/kv/put via the gRPC gateway)")
+	flag.StringVar(&cfg.target, "target", "regent", "what to load: regent (POST /membership/member/), regent-ipam (POST /iaas/ip_address/ into -subnet-id) or etcd (POST /v3/kv/put via the gRPC gateway)")
+	flag.Uint64Var(&cfg.subnetID, "subnet-id", 0, "with -target regent-ipam: id of the CloudCIX subnet to allocate addresses from (required)")
 	flag.StringVar(&nodes, "nodes", "", "comma-separated base URLs of the cluster's nodes (required; for etcd the client URLs)")
 	flag.StringVar(&cfg.token, "token", "", "API token (root); or -token-file")
 	flag.StringVar(&tokenFile, "token-file", "", "file holding the API token")
@@ -91,8 +99,14 @@ func run() error {
 	if report != "" {
 		return printReport(strings.Split(report, ","))
 	}
-	if cfg.target != "regent" && cfg.target != "etcd" {
-		return fmt.Errorf("-target %q: want regent or etcd", cfg.target)
+	switch cfg.target {
+	case "regent", "etcd":
+	case "regent-ipam":
+		if cfg.subnetID == 0 {
+			return errors.New("-target regent-ipam needs -subnet-id")
+		}
+	default:
+		return fmt.Errorf("-target %q: want regent, regent-ipam or etcd", cfg.target)
 	}
 
 	for _, n := range strings.Split(nodes, ",") {
@@ -110,7 +124,7 @@ func run() error {
 		}
 		cfg.token = strings.TrimSpace(string(b))
 	}
-	if cfg.token == "" && cfg.target == "regent" {
+	if cfg.token == "" && cfg.target != "etcd" {
 		return errors.New("-token or -token-file is required")
 	}
 	var err error
@@ -155,6 +169,11 @@ func run() error {
 	b := &bench{cfg: cfg, hc: hc}
 	what := "creating members with POST /membership/member/"
 	var leader string
+	unit := "writes/s"
+	if cfg.target == "regent-ipam" {
+		what = fmt.Sprintf("allocating the next free address of subnet %d with POST /iaas/ip_address/", cfg.subnetID)
+		unit = "allocs/s"
+	}
 	if cfg.target == "etcd" {
 		what = fmt.Sprintf("etcd puts with POST /v3/kv/put (%d-byte keys, %d-byte values)", etcdKeyLen, etcdValueLen)
 		b.etcdValue = etcdValue()
@@ -166,7 +185,7 @@ func run() error {
 		return err
 	}
 	fmt.Printf("%s leader: %s; phases of %s after %s warm-up; %s\n\n", cfg.target, leader, cfg.duration, cfg.warmup, what)
-	fmt.Printf("%-22s %8s %10s %8s %8s %8s %7s\n", "target", "clients", "writes/s", "p50_ms", "p90_ms", "p99_ms", "errors")
+	fmt.Printf("%-22s %8s %10s %8s %8s %8s %7s\n", "target", "clients", unit, "p50_ms", "p90_ms", "p99_ms", "errors")
 	var results []result
 	for _, n := range cfg.clients {
 		r := b.phase(fmt.Sprintf("c%d", n), n, []string{leader}, "leader", "leader", cfg.leaderPprof != "" && n == cfg.profileAt)
@@ -215,7 +234,7 @@ type bench struct {
 }
 
 type result struct {
-	System       string   `json:"system"` // regent or etcd
+	System       string   `json:"system"` // regent, regent-ipam or etcd
 	Mode         string   `json:"mode"`   // leader or spread
 	Target       string   `json:"target"`
 	Clients      int      `json:"clients"`
@@ -270,8 +289,11 @@ func (b *bench) phase(tag string, n int, targets []string, label, mode string, p
 	b.phases++
 	phaseNo := b.phases
 	path, want := "/membership/member/", http.StatusCreated
-	if b.cfg.target == "etcd" {
+	switch b.cfg.target {
+	case "etcd":
 		path, want = "/v3/kv/put", http.StatusOK
+	case "regent-ipam":
+		path = "/iaas/ip_address/"
 	}
 	type clientStats struct {
 		lat    []time.Duration
@@ -292,14 +314,19 @@ func (b *bench) phase(tag string, n int, targets []string, label, mode string, p
 			key := make([]byte, 0, etcdKeyLen)
 			for ctx.Err() == nil {
 				id := seq.Add(1)
-				if b.cfg.target == "etcd" {
+				switch b.cfg.target {
+				case "regent-ipam":
+					body = append(body[:0], `{"subnet_id":`...)
+					body = strconv.AppendUint(body, b.cfg.subnetID, 10)
+					body = append(body, '}')
+				case "etcd":
 					key = etcdKey(key[:0], phaseNo, id)
 					body = append(body[:0], `{"key":"`...)
 					body = base64.StdEncoding.AppendEncode(body, key)
 					body = append(body, `","value":"`...)
 					body = append(body, b.etcdValue...)
 					body = append(body, `"}`...)
-				} else {
+				default:
 					body = append(body[:0], `{"name":"`...)
 					body = append(body, b.cfg.prefix...)
 					body = append(body, '-')
