@@ -25,7 +25,7 @@ func TestSingleNodeBootstrapApply(t *testing.T) {
 	}
 	// raft advances AppliedIndex just after handing entries to the FSM, so
 	// it may trail Apply's return for a moment.
-	waitFor(t, 5*time.Second, "applied index", func() bool { return n.AppliedIndex() >= idx2 })
+	waitFor(t, 5*time.Second, "applied index", func() bool { return n.fsm.applied() >= idx2 })
 	if n.LastIndex() < idx2 {
 		t.Fatalf("last index %d, want >= %d", n.LastIndex(), idx2)
 	}
@@ -79,7 +79,7 @@ func TestThreeNodesFollowerFailover(t *testing.T) {
 
 	_, idx := set(t, leader, "k", "v1")
 	for _, n := range nodes[1:] {
-		waitFor(t, 5*time.Second, n.NodeID()+" to apply", func() bool { return n.AppliedIndex() >= idx })
+		waitFor(t, 5*time.Second, n.NodeID()+" to apply", func() bool { return n.fsm.applied() >= idx })
 		if v, _ := n.fsm.get("k"); v != "v1" {
 			t.Fatalf("%s: k=%q", n.NodeID(), v)
 		}
@@ -201,7 +201,7 @@ func TestRestartKeepsData(t *testing.T) {
 	cfg.RaftAddr = addr // same port: the configuration records it
 	n2 := startNodeCfg(t, cfg)
 	waitLeader(t, n2)
-	waitFor(t, 5*time.Second, "replay", func() bool { return n2.AppliedIndex() >= idx })
+	waitFor(t, 5*time.Second, "replay", func() bool { return n2.fsm.applied() >= idx })
 	if got := n2.fsm.all(); got["a"] != "1" || got["b"] != "2" || len(got) != 2 {
 		t.Fatalf("after restart: %v", got)
 	}
@@ -256,7 +256,7 @@ func TestMembershipChanges(t *testing.T) {
 		t.Fatalf("servers after address change: %+v", ss)
 	}
 	_, idx := set(t, leader, "k", "v2")
-	waitFor(t, 10*time.Second, "n3 to catch up at its new address", func() bool { return n3b.AppliedIndex() >= idx })
+	waitFor(t, 10*time.Second, "n3 to catch up at its new address", func() bool { return n3b.fsm.applied() >= idx })
 
 	// RemoveServer is idempotent.
 	if err := leader.RemoveServer("n3"); err != nil {

@@ -87,7 +87,7 @@ func TestDeadServerCleanup(t *testing.T) {
 	}
 	// n2 learns the new configuration and the cluster keeps working.
 	_, idx := set(t, leader, "k", "v2")
-	waitFor(t, 5*time.Second, "n2 to apply", func() bool { return nodes[1].AppliedIndex() >= idx })
+	waitFor(t, 5*time.Second, "n2 to apply", func() bool { return nodes[1].fsm.applied() >= idx })
 	if ids := serverIDs(t, nodes[1]); !slices.Equal(ids, []string{"n1", "n2"}) {
 		t.Fatalf("n2 sees %v", ids)
 	}

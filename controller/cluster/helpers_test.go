@@ -100,6 +100,15 @@ func (f *kvFSM) get(k string) (string, bool) {
 	return v, ok
 }
 
+// applied is the last index the FSM itself has applied. raft's
+// AppliedIndex moves when entries are handed to the FSM, just before they
+// are applied, so tests that then read the FSM wait on this instead.
+func (f *kvFSM) applied() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.index
+}
+
 func (f *kvFSM) all() map[string]string {
 	f.mu.Lock()
 	defer f.mu.Unlock()

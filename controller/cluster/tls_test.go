@@ -98,7 +98,7 @@ func TestMutualTLSCluster(t *testing.T) {
 		t.Fatalf("AddVoter over mTLS: %v", err)
 	}
 	_, idx := set(t, a, "k", "v")
-	waitFor(t, 10*time.Second, "b to replicate over mTLS", func() bool { return b.AppliedIndex() >= idx })
+	waitFor(t, 10*time.Second, "b to replicate over mTLS", func() bool { return b.fsm.applied() >= idx })
 	if v, _ := b.fsm.get("k"); v != "v" {
 		t.Fatalf("b: k=%q", v)
 	}
@@ -158,7 +158,7 @@ func TestMutualTLSRejectsForeignCA(t *testing.T) {
 		t.Fatalf("raw AddNonvoter: %v", err)
 	}
 	_, idx := set(t, a, "k", "v")
-	waitFor(t, 5*time.Second, "b to apply", func() bool { return b.AppliedIndex() >= idx })
+	waitFor(t, 5*time.Second, "b to apply", func() bool { return b.fsm.applied() >= idx })
 	time.Sleep(2 * time.Second)
 	if c.LastIndex() != 0 || c.AppliedIndex() != 0 {
 		t.Fatalf("c received raft data: last %d applied %d", c.LastIndex(), c.AppliedIndex())
