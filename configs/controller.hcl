@@ -8,7 +8,7 @@ data_dir = "/var/lib/regent"
 
 http_addr = "10.0.0.1:8080" # HTTPS API and /metrics
 raft_addr = "10.0.0.1:8300" # raft + leader forwarding, mutual TLS; must be reachable from peers
-dns_addr  = "10.0.0.1:53"   # authoritative DNS (the unit grants CAP_NET_BIND_SERVICE)
+dns_addr  = "10.0.0.1:53"   # authoritative DNS (not served yet: DNS issue; the unit grants CAP_NET_BIND_SERVICE)
 
 # Forming the cluster: start ctl1 once with bootstrap = true (it becomes a one-node cluster),
 # then start ctl2 and ctl3 with `join` pointing at any running member's HTTP address.

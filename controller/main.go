@@ -69,7 +69,7 @@ func runServer(args []string) error {
 	fs.StringVar(&flags.DataDir, "data-dir", "", "directory for raft state, snapshots and root.token")
 	fs.StringVar(&flags.HTTPAddr, "http-addr", cfg.HTTPAddr, "HTTP API listen address")
 	fs.StringVar(&flags.RaftAddr, "raft-addr", cfg.RaftAddr, "raft listen and advertise address")
-	fs.StringVar(&flags.DNSAddr, "dns-addr", cfg.DNSAddr, "authoritative DNS listen address (UDP and TCP)")
+	fs.StringVar(&flags.DNSAddr, "dns-addr", cfg.DNSAddr, "authoritative DNS listen address, UDP and TCP (reserved: the DNS server is not built yet)")
 	fs.StringVar(&flags.AdvertiseHTTP, "advertise-http", "", "base URL peers use to reach this node's API (default http(s)://<http-addr>)")
 	fs.BoolVar(&flags.Bootstrap, "bootstrap", false, "bootstrap a new cluster with this node (ignored once raft state exists)")
 	fs.StringVar(&flags.Join, "join", "", "HTTP `address` of any cluster member to join")

@@ -41,6 +41,12 @@ func Permissions() Table {
 		"ip_address":   {List: read, Read: read, Create: all, Delete: all},
 		"subnet_space": {List: read},
 		"ip_validator": {List: read},
+		// melange (/v0.1/ipam): tenant routes; the tenant of the URL must
+		// be the caller's member unless the caller is global (403), so
+		// robots, bound to no tenant, are refused here.
+		"melange_ip_block":   {List: all, Read: all, Create: all, Update: all, Delete: all},
+		"melange_subnet":     {List: all, Create: all},
+		"melange_ip_address": {List: all, Read: all, Create: all, Update: all, Delete: all},
 		// operator routes: cluster administration, global users only
 		"operator": {List: {Global}, Read: {Global}, Create: {Global}, Update: {Global}, Delete: {Global}},
 	}

@@ -113,6 +113,23 @@ var matrix = []matrixRow{
 	{"GET", "/iaas/subnet_space/{allocation_id}/", "subnet_space", auth.List, "allocation A", w(200, 200, 200, 400, 200, 401), subnetSpaceA},
 	{"GET", "/iaas/ip_validator/", "ip_validator", auth.List, "", w(200, 200, 200, 200, 200, 401), static("/iaas/ip_validator/?address_ranges=10.0.0.0/24&ip_addresses=10.0.0.1")},
 
+	// melange (/v0.1/ipam); tenant A is member A; objects: "block M" of
+	// tenant A holding "address M", "block P" (subnets go there), see
+	// melangeOf. Another member's tenant URL is 403 (melange-facts §15).
+	{"GET", "/v0.1/ipam", "", "", "public", w(200, 200, 200, 200, 200, 200), static("/v0.1/ipam")},
+	{"GET", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks", "melange_ip_block", auth.List, "tenant A", w(200, 200, 200, 403, 403, 401), melangeBlocksA},
+	{"POST", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks", "melange_ip_block", auth.Create, "in tenant A", w(201, 201, 201, 403, 403, 401), newMelangeBlockBody},
+	{"GET", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks/{id}", "melange_ip_block", auth.Read, "block M", w(200, 200, 200, 403, 403, 401), melangeBlockM},
+	{"PUT", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks/{id}", "melange_ip_block", auth.Update, "block M", w(200, 200, 200, 403, 403, 401), putMelangeBlockM},
+	{"DELETE", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks/{id}", "melange_ip_block", auth.Delete, "new empty block of tenant A", w(200, 200, 200, 403, 403, 401), newMelangeBlock},
+	{"GET", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks/{id}/subnets", "melange_subnet", auth.List, "block P", w(200, 200, 200, 403, 403, 401), melangeSubnetsP},
+	{"POST", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks/{id}/subnets", "melange_subnet", auth.Create, "in block P", w(201, 201, 201, 403, 403, 401), newMelangeSubnetBody},
+	{"GET", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks/{id}/ip_addresses", "melange_ip_address", auth.List, "block M", w(200, 200, 200, 403, 403, 401), melangeAddressesM},
+	{"POST", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks/{id}/ip_addresses", "melange_ip_address", auth.Create, "in block M", w(201, 201, 201, 403, 403, 401), newMelangeAddressBody},
+	{"GET", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks/{id}/ip_addresses/{address}", "melange_ip_address", auth.Read, "address M", w(200, 200, 200, 403, 403, 401), melangeAddressM},
+	{"DELETE", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks/{id}/ip_addresses/{address}", "melange_ip_address", auth.Delete, "new address in block M", w(200, 200, 200, 403, 403, 401), newMelangeAddress},
+	{"PUT", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks/{id}/ip_addresses/{address}/restore", "melange_ip_address", auth.Update, "new deallocated address in block M", w(200, 200, 200, 403, 403, 401), newDeallocatedMelangeAddress},
+
 	{"GET", "/v1/operator/members", "operator", auth.List, "", w(200, 403, 403, 403, 403, 401), static("/v1/operator/members")},
 	{"DELETE", "/v1/operator/members/{id}", "operator", auth.Delete, "unknown node", w(404, 403, 403, 403, 403, 401), static("/v1/operator/members/no-such-node")},
 	{"GET", "/v1/operator/leader", "operator", auth.Read, "", w(200, 403, 403, 403, 403, 401), static("/v1/operator/leader")},

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/regentcloud/regent/controller/api"
 	"github.com/regentcloud/regent/controller/api/iaas"
+	"github.com/regentcloud/regent/controller/api/melange"
 	"github.com/regentcloud/regent/controller/api/membership"
 	"github.com/regentcloud/regent/controller/cluster"
 	"github.com/regentcloud/regent/controller/fsm"
@@ -123,6 +124,7 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		s.cluster, s.store, log, s.registry)
 	membership.Register(s.api)
 	iaas.Register(s.api)
+	melange.Register(s.api)
 
 	s.http = &http.Server{Handler: s.api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
