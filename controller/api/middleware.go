@@ -288,6 +288,7 @@ func (f *forwarder) roundTrip(r *http.Request, base string, body []byte) (*http.
 	for k, vs := range r.Header {
 		out.Header[k] = vs
 	}
+	out.Host = r.Host // links the leader builds must name the host the client used
 	out.Header.Set(forwardedHeader, f.a.cluster.NodeID())
 	out.ContentLength = int64(len(body))
 	return f.transport.RoundTrip(out)

@@ -118,11 +118,17 @@ func (a *API) newRequest(w http.ResponseWriter, r *http.Request, app, service st
 }
 
 func (a *API) writeErr(w http.ResponseWriter, r *http.Request, err error) {
+	a.LogUnexpected(r, err)
+	WriteError(w, err)
+}
+
+// LogUnexpected logs err when it is not an *api.Error, i.e. when it will be
+// answered as a 500: dialects that render errors themselves call it too.
+func (a *API) LogUnexpected(r *http.Request, err error) {
 	var e *wire.Error
 	if !errors.As(err, &e) {
 		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 	}
-	WriteError(w, err)
 }
 
 // Apply replicates cmd and returns the FSM's result and the raft index.

@@ -44,6 +44,7 @@ func Permissions() Table {
 		// melange (/v0.1/ipam): tenant routes; the tenant of the URL must
 		// be the caller's member unless the caller is global (403), so
 		// robots, bound to no tenant, are refused here.
+		"melange_version":    {Read: read},
 		"melange_ip_block":   {List: all, Read: all, Create: all, Update: all, Delete: all},
 		"melange_subnet":     {List: all, Create: all},
 		"melange_ip_address": {List: all, Read: all, Create: all, Update: all, Delete: all},

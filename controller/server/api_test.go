@@ -34,6 +34,7 @@ func TestOpenAPIDocument(t *testing.T) {
 		t.Fatalf("the server cannot load the document: %v", err)
 	}
 	errSchema := spec.Doc.Components.Schemas["Error"].Value
+	melangeErr := spec.Doc.Components.Schemas["MelangeError"].Value
 	ids := map[string]string{}
 	for _, op := range spec.Operations() {
 		name := op.Method + " " + op.Path
@@ -59,9 +60,13 @@ func TestOpenAPIDocument(t *testing.T) {
 			if status < 400 || op.Method == http.MethodHead || op.Path == "/healthz" {
 				continue
 			}
+			want, wantName := errSchema, "Error"
+			if strings.HasPrefix(op.Path, "/v0.1/") {
+				want, wantName = melangeErr, "MelangeError" // the Melange dialect's own error shape
+			}
 			mt := resp.Content.Get("application/json")
-			if mt == nil || mt.Schema == nil || mt.Schema.Value != errSchema {
-				t.Errorf("%s %s: an error response must be application/json #/components/schemas/Error", name, code)
+			if mt == nil || mt.Schema == nil || mt.Schema.Value != want {
+				t.Errorf("%s %s: an error response must be application/json #/components/schemas/%s", name, code, wantName)
 			}
 		}
 		public := op.Path == "/healthz" || op.Path == "/metrics" || op.Path == "/openapi.json" || op.Path == "/v1/operator/join"

@@ -116,7 +116,7 @@ var matrix = []matrixRow{
 	// melange (/v0.1/ipam); tenant A is member A; objects: "block M" of
 	// tenant A holding "address M", "block P" (subnets go there), see
 	// melangeOf. Another member's tenant URL is 403 (melange-facts §15).
-	{"GET", "/v0.1/ipam", "", "", "public", w(200, 200, 200, 200, 200, 200), static("/v0.1/ipam")},
+	{"GET", "/v0.1/ipam", "melange_version", auth.Read, "", w(200, 200, 200, 200, 200, 401), static("/v0.1/ipam")},
 	{"GET", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks", "melange_ip_block", auth.List, "tenant A", w(200, 200, 200, 403, 403, 401), melangeBlocksA},
 	{"POST", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks", "melange_ip_block", auth.Create, "in tenant A", w(201, 201, 201, 403, 403, 401), newMelangeBlockBody},
 	{"GET", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks/{id}", "melange_ip_block", auth.Read, "block M", w(200, 200, 200, 403, 403, 401), melangeBlockM},
@@ -129,6 +129,16 @@ var matrix = []matrixRow{
 	{"GET", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks/{id}/ip_addresses/{address}", "melange_ip_address", auth.Read, "address M", w(200, 200, 200, 403, 403, 401), melangeAddressM},
 	{"DELETE", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks/{id}/ip_addresses/{address}", "melange_ip_address", auth.Delete, "new address in block M", w(200, 200, 200, 403, 403, 401), newMelangeAddress},
 	{"PUT", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks/{id}/ip_addresses/{address}/restore", "melange_ip_address", auth.Update, "new deallocated address in block M", w(200, 200, 200, 403, 403, 401), newDeallocatedMelangeAddress},
+
+	// the .json suffix of the routes ending in a literal
+	{"GET", "/v0.1/ipam.json", "melange_version", auth.Read, "", w(200, 200, 200, 200, 200, 401), static("/v0.1/ipam.json")},
+	{"GET", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks.json", "melange_ip_block", auth.List, "tenant A", w(200, 200, 200, 403, 403, 401), jsonSuffix(melangeBlocksA)},
+	{"POST", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks.json", "melange_ip_block", auth.Create, "in tenant A", w(201, 201, 201, 403, 403, 401), jsonSuffix(newMelangeBlockBody)},
+	{"GET", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks/{id}/subnets.json", "melange_subnet", auth.List, "block P", w(200, 200, 200, 403, 403, 401), jsonSuffix(melangeSubnetsP)},
+	{"POST", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks/{id}/subnets.json", "melange_subnet", auth.Create, "in block P", w(201, 201, 201, 403, 403, 401), jsonSuffix(newMelangeSubnetBody)},
+	{"GET", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks/{id}/ip_addresses.json", "melange_ip_address", auth.List, "block M", w(200, 200, 200, 403, 403, 401), jsonSuffix(melangeAddressesM)},
+	{"POST", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks/{id}/ip_addresses.json", "melange_ip_address", auth.Create, "in block M", w(201, 201, 201, 403, 403, 401), jsonSuffix(newMelangeAddressBody)},
+	{"PUT", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks/{id}/ip_addresses/{address}/restore.json", "melange_ip_address", auth.Update, "new deallocated address in block M", w(200, 200, 200, 403, 403, 401), jsonSuffix(newDeallocatedMelangeAddress)},
 
 	{"GET", "/v1/operator/members", "operator", auth.List, "", w(200, 403, 403, 403, 403, 401), static("/v1/operator/members")},
 	{"DELETE", "/v1/operator/members/{id}", "operator", auth.Delete, "unknown node", w(404, 403, 403, 403, 403, 401), static("/v1/operator/members/no-such-node")},

@@ -1,0 +1,284 @@
+package melange
+
+import (
+	"net/http"
+	"net/netip"
+	"strconv"
+
+	"github.com/regentcloud/regent/controller/api"
+	"github.com/regentcloud/regent/controller/auth"
+	"github.com/regentcloud/regent/controller/fsm"
+	wire "github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/netx"
+)
+
+// BlockView is a Melange ip_block (or subnet) as the API shows it.
+type BlockView struct {
+	ID        string  `json:"id"`
+	CIDR      string  `json:"cidr"`
+	NetworkID *string `json:"network_id"`
+	PolicyID  *string `json:"policy_id"`
+	TenantID  string  `json:"tenant_id"`
+	Gateway   *string `json:"gateway"`
+	ParentID  *string `json:"parent_id"`
+	Type      string  `json:"type"`
+	DNS1      *string `json:"dns1"`
+	DNS2      *string `json:"dns2"`
+	Broadcast string  `json:"broadcast"`
+	Netmask   string  `json:"netmask"`
+	CreatedAt string  `json:"created_at"`
+	UpdatedAt string  `json:"updated_at"`
+}
+
+func blockView(b *wire.IPBlock) any {
+	v := &BlockView{ID: idString(b.ID), CIDR: b.CIDR, NetworkID: optional(b.NetworkID), PolicyID: optionalID(b.PolicyID),
+		TenantID: idString(b.MemberID), Gateway: optional(b.Gateway), ParentID: optionalID(b.ParentID), Type: b.Type,
+		DNS1: optional(b.DNS1), DNS2: optional(b.DNS2), CreatedAt: b.Created, UpdatedAt: b.Updated}
+	if p, err := netip.ParsePrefix(b.CIDR); err == nil {
+		v.Broadcast = netx.Last(p).String()
+		if p.Addr().Is4() {
+			var mask [4]byte
+			for i := 0; i < p.Bits(); i++ {
+				mask[i/8] |= 0x80 >> (i % 8)
+			}
+			v.Netmask = netip.AddrFrom4(mask).String()
+		} else {
+			v.Netmask = strconv.Itoa(p.Bits())
+		}
+	}
+	return v
+}
+
+func blockID(b *wire.IPBlock) uint64 { return b.ID }
+
+// block finds the {id} block of the URL tenant: another tenant's block, a
+// CloudCIX block or a missing one is 404 IpBlock Not Found.
+func (q *request) block() (*wire.IPBlock, error) {
+	id, err := strconv.ParseUint(q.PathValue("id"), 10, 64)
+	if err == nil {
+		if b, ok := q.Txn.IPBlock(id); ok && b.Dialect == wire.DialectMelange && b.MemberID == q.tenant {
+			return b, nil
+		}
+	}
+	return nil, fault(http.StatusNotFound, "IpBlock Not Found")
+}
+
+func registerIPBlocks(a *api.API) {
+	const blocks = "/tenants/{tenant_id}/ip_blocks"
+	handle(a, "GET", blocks, ServiceIPBlock, auth.List, listBlocks)
+	handle(a, "POST", blocks, ServiceIPBlock, auth.Create, createBlock)
+	handle(a, "GET", blocks+"/{id}", ServiceIPBlock, auth.Read, readBlock)
+	handle(a, "PUT", blocks+"/{id}", ServiceIPBlock, auth.Update, updateBlock)
+	handle(a, "DELETE", blocks+"/{id}", ServiceIPBlock, auth.Delete, deleteBlock)
+	handle(a, "GET", blocks+"/{id}/subnets", ServiceSubnet, auth.List, listSubnets)
+	handle(a, "POST", blocks+"/{id}/subnets", ServiceSubnet, auth.Create, createSubnet)
+}
+
+// listBlocks: the tenant's blocks, subnets included, filtered by ?type.
+func listBlocks(q *request) error {
+	typ := q.URL.Query().Get("type")
+	var items []*wire.IPBlock
+	for _, b := range q.Txn.IPBlockList() {
+		if b.Dialect == wire.DialectMelange && b.MemberID == q.tenant && (typ == "" || b.Type == typ) {
+			items = append(items, b)
+		}
+	}
+	res, err := page(q, "ip_blocks", items, blockID, blockView)
+	if err != nil {
+		return err
+	}
+	reply(q.W, http.StatusOK, 0, res)
+	return nil
+}
+
+func readBlock(q *request) error {
+	b, err := q.block()
+	if err != nil {
+		return err
+	}
+	reply(q.W, http.StatusOK, 0, map[string]any{"ip_block": blockView(b)})
+	return nil
+}
+
+// blockFields reads the fields a create accepts (melange-facts §3: the
+// body's tenant_id and parent_id are ignored on a block create).
+func blockFields(b body, in *wire.IPBlock) error {
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{"cidr", &in.CIDR}, {"type", &in.Type}, {"network_id", &in.NetworkID}, {"gateway", &in.Gateway},
+		{"dns1", &in.DNS1}, {"dns2", &in.DNS2}} {
+		v, _, err := b.str(f.name)
+		if err != nil {
+			return err
+		}
+		*f.dst = v
+	}
+	pol, _, err := b.str("policy_id")
+	if err != nil {
+		return err
+	}
+	if in.PolicyID, err = parsePolicy(pol); err != nil {
+		return err
+	}
+	defaults(in)
+	return nil
+}
+
+func parsePolicy(s string) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || n == 0 {
+		return 0, invalid("policy_id", "Policy with id = '"+s+"' doesn't exist")
+	}
+	return n, nil
+}
+
+// defaults applies Melange's request defaults: the gateway is the second
+// address of the block (melange-api-spec; the spec wins over the 2012
+// code), and IPv6 blocks use the tenant-based generator.
+func defaults(in *wire.IPBlock) {
+	p, err := netx.ParsePrefixRaw(in.CIDR)
+	if err != nil {
+		return
+	}
+	p = p.Masked()
+	if in.Gateway == "" && p.Bits() < p.Addr().BitLen() {
+		in.Gateway = p.Addr().Next().String()
+	}
+	if p.Addr().Is6() {
+		in.Generator = wire.GeneratorTenantHash
+	}
+}
+
+func createBlock(q *request) error {
+	b, err := decode(q, "ip_block")
+	if err != nil {
+		return err
+	}
+	in := &wire.IPBlock{Dialect: wire.DialectMelange, MemberID: q.tenant}
+	if err := blockFields(b, in); err != nil {
+		return err
+	}
+	v, index, err := apply(q, fsm.IPBlockCreateType, in, 0)
+	if err != nil {
+		return err
+	}
+	reply(q.W, http.StatusCreated, index, map[string]any{"ip_block": blockView(v.(*wire.IPBlock))})
+	return nil
+}
+
+// updateBlock changes network_id, policy_id, dns1 and dns2; cidr, type,
+// tenant_id and parent_id in the body are ignored (melange-facts §3).
+func updateBlock(q *request) error {
+	b, err := decode(q, "ip_block")
+	if err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		cur, err := q.block()
+		if err != nil {
+			return err
+		}
+		in := *cur
+		for _, f := range []struct {
+			name string
+			dst  *string
+		}{{"network_id", &in.NetworkID}, {"dns1", &in.DNS1}, {"dns2", &in.DNS2}} {
+			v, present, err := b.str(f.name)
+			if err != nil {
+				return err
+			}
+			if present {
+				*f.dst = v
+			}
+		}
+		if pol, present, err := b.str("policy_id"); err != nil {
+			return err
+		} else if present {
+			if in.PolicyID, err = parsePolicy(pol); err != nil {
+				return err
+			}
+		}
+		v, index, err := apply(q, fsm.IPBlockUpdateType, &in, cur.ModifiedIndex)
+		if err != nil && stale(err) && attempt < 5 {
+			q.Txn = q.API.Store().Read()
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		reply(q.W, http.StatusOK, index, map[string]any{"ip_block": blockView(v.(*wire.IPBlock))})
+		return nil
+	}
+}
+
+// deleteBlock: 200 with an empty body. State refuses a block with subnets
+// or addresses (400); Melange cascades.
+func deleteBlock(q *request) error {
+	cur, err := q.block()
+	if err != nil {
+		return err
+	}
+	_, index, err := apply(q, fsm.IPBlockDeleteType, fsm.IDPayload{ID: cur.ID}, 0)
+	if err != nil {
+		return err
+	}
+	empty(q.W, index)
+	return nil
+}
+
+// listSubnets: the children of the block, whoever owns them.
+func listSubnets(q *request) error {
+	parent, err := q.block()
+	if err != nil {
+		return err
+	}
+	res, err := page(q, "subnets", q.Txn.IPBlockChildren(parent.ID), blockID, blockView)
+	if err != nil {
+		return err
+	}
+	reply(q.W, http.StatusOK, 0, res)
+	return nil
+}
+
+// createSubnet: type and parent_id come from the parent; network_id and
+// tenant_id may be given (default: the parent's). Only a global caller may
+// give the subnet to another tenant.
+func createSubnet(q *request) error {
+	parent, err := q.block()
+	if err != nil {
+		return err
+	}
+	b, err := decode(q, "subnet")
+	if err != nil {
+		return err
+	}
+	in := &wire.IPBlock{Dialect: wire.DialectMelange}
+	if err := blockFields(b, in); err != nil {
+		return err
+	}
+	in.ParentID, in.Type = parent.ID, parent.Type
+	t, _, err := b.str("tenant_id")
+	if err != nil {
+		return err
+	}
+	if t != "" {
+		n, perr := strconv.ParseUint(t, 10, 64)
+		if perr != nil || n == 0 {
+			return invalid("tenant_id", "tenant_id is invalid")
+		}
+		if n != q.tenant && !q.P.Global() {
+			return fault(http.StatusForbidden, "User with tenant id %d cannot create subnets for tenant %d", q.P.MemberID, n)
+		}
+		in.MemberID = n
+	}
+	v, index, err := apply(q, fsm.IPBlockCreateType, in, 0)
+	if err != nil {
+		return err
+	}
+	reply(q.W, http.StatusCreated, index, map[string]any{"subnet": blockView(v.(*wire.IPBlock))})
+	return nil
+}

@@ -1,0 +1,363 @@
+// Package melange serves the OpenStack Melange IPAM dialect under
+// /v0.1/ipam (reference/melange-facts.md, melange-api-spec.rst): tenant
+// ip_blocks and their subnets, and the ip_addresses of a block with soft
+// deallocation and restore. It reads and writes the one IPAM model of
+// package state (docs/ipam-model.md): a Melange block is an IPBlock of the
+// melange dialect, a subnet one with a parent.
+//
+// It reuses the request pipeline of package api (authentication, the
+// permission table, replicated commands) but not the CloudCIX envelope:
+// bodies are Melange's ({"ip_block": {...}}, {"ip_blocks": [...]}, with
+// limit/marker paging and "<collection>_links"), and so are errors:
+// {"<Name>": {"code", "message", "detail"}} (wire.MelangeFault).
+//
+// Tenants are members: {tenant_id} is a member id. A global caller may act
+// for any tenant; anyone else only for their own member (another tenant's
+// URL is 403), and inside it another tenant's objects are 404. Ids are the
+// store's numeric ids, rendered as strings as Melange's uuids were.
+//
+// JSON only: the .json path suffix is served, XML (the Accept header and
+// the .xml suffix) is not yet.
+package melange
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/regentcloud/regent/controller/api"
+	"github.com/regentcloud/regent/controller/auth"
+	"github.com/regentcloud/regent/controller/fsm"
+	wire "github.com/regentcloud/regent/pkg/api"
+)
+
+// App is the application name of the routes (error codes, permissions).
+const App = "melange"
+
+// Prefix is the path every route of the dialect starts with.
+const Prefix = "/v0.1/ipam"
+
+// Permission-table services of the dialect.
+const (
+	ServiceVersion   = "melange_version"
+	ServiceIPBlock   = "melange_ip_block"
+	ServiceSubnet    = "melange_subnet"
+	ServiceIPAddress = "melange_ip_address"
+)
+
+// DefaultLimit is the page size without ?limit (melange-facts §13).
+const DefaultLimit = 200
+
+// Register adds the Melange routes to a.
+func Register(a *api.API) {
+	handle(a, "GET", "", ServiceVersion, auth.Read, version)
+	registerIPBlocks(a)
+	registerIPAddresses(a)
+}
+
+// request is one authenticated Melange request.
+type request struct {
+	*api.Request
+	// tenant is the {tenant_id} of the URL, a member id (0 when the URL
+	// has none or it is not a number).
+	tenant uint64
+}
+
+// handle registers method Prefix+path: authenticate, check the permission
+// table, then the tenant of the URL (melange-facts §15), then run fn. Any
+// error is written in the Melange shape.
+//
+// Every route also answers with a ".json" suffix (melange-facts §2): a
+// route ending in a literal is registered twice, one ending in a wildcard
+// strips the suffix from its value.
+func handle(a *api.API, method, path, service string, action auth.Action, fn func(*request) error) {
+	last := ""
+	if i := strings.LastIndexByte(path, '/'); i >= 0 && strings.HasPrefix(path[i+1:], "{") {
+		last = strings.Trim(path[i+1:], "{}")
+	}
+	h := func(w http.ResponseWriter, r *http.Request) {
+		if last != "" {
+			r.SetPathValue(last, strings.TrimSuffix(r.PathValue(last), ".json"))
+		}
+		err := func() error {
+			p, err := a.Authenticate(r)
+			if err != nil {
+				return err
+			}
+			if err := a.Permissions().Check(p, App, service, action); err != nil {
+				return err
+			}
+			q := &request{Request: &api.Request{Request: r, W: w, API: a, P: p, Txn: a.Store().Read(),
+				App: App, Service: service, Action: action}}
+			if raw := r.PathValue("tenant_id"); raw != "" {
+				t, perr := strconv.ParseUint(raw, 10, 64)
+				if perr == nil {
+					q.tenant = t
+				}
+				if !p.Global() && (perr != nil || t != p.MemberID) {
+					return fault(http.StatusForbidden, "User with tenant id %d cannot access this resource", p.MemberID)
+				}
+			}
+			return fn(q)
+		}()
+		if err != nil {
+			var f *faultError
+			if !errors.As(err, &f) {
+				a.LogUnexpected(r, err)
+			}
+			writeError(w, err)
+		}
+	}
+	a.Handle(method+" "+Prefix+path, h)
+	if last == "" {
+		a.Handle(method+" "+Prefix+path+".json", h)
+	}
+}
+
+// --- errors ---
+
+// faultError is an error already in Melange terms.
+type faultError struct {
+	status int
+	detail string
+}
+
+func (e *faultError) Error() string { return fmt.Sprintf("%d %s", e.status, e.detail) }
+
+func fault(status int, format string, args ...any) error {
+	return &faultError{status: status, detail: fmt.Sprintf(format, args...)}
+}
+
+// invalid is Melange's 400 for a failing model (melange-facts §3).
+func invalid(field, msg string) error {
+	return fault(http.StatusBadRequest, "The following values are invalid: {'%s': ['%s']}", field, msg)
+}
+
+// fieldNames maps state's field names to Melange's.
+var fieldNames = map[string]string{"member_id": "tenant_id", "block_id": "ip_block_id"}
+
+// writeError writes err as a Melange error. Regent's own errors (auth,
+// state, the cluster) keep their status and become the detail.
+func writeError(w http.ResponseWriter, err error) {
+	status, detail := http.StatusInternalServerError, "Internal error."
+	var f *faultError
+	var e *wire.Error
+	switch {
+	case errors.As(err, &f):
+		status, detail = f.status, f.detail
+	case errors.As(err, &e):
+		status, detail = e.Status, e.Detail
+		if e.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+		}
+		switch {
+		case len(e.Errors) > 0:
+			detail = "The following values are invalid: " + pyDict(e.Errors)
+		case status == http.StatusNotFound && strings.HasPrefix(e.ErrorCode, "ipam_block"):
+			detail = "IpBlock Not Found"
+		case status == http.StatusNotFound && strings.HasPrefix(e.ErrorCode, "ipam_ip_address"):
+			detail = "IpAddress Not Found"
+		}
+	}
+	api.WriteJSON(w, status, wire.NewMelangeError(status, detail))
+}
+
+// pyDict renders field errors as Melange's message does (a Python dict).
+func pyDict(errs map[string]wire.FieldError) string {
+	keys := make([]string, 0, len(errs))
+	for k := range errs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		name := k
+		if n, ok := fieldNames[k]; ok {
+			name = n
+		}
+		parts = append(parts, fmt.Sprintf("'%s': ['%s']", name, errs[k].Detail))
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
+}
+
+// --- bodies ---
+
+// body is a decoded request body: the object under its key. Melange
+// ignores fields it does not know, and so do we.
+type body map[string]json.RawMessage
+
+// decode reads {"<key>": {...}}. An empty body, or one without key, is an
+// empty object; anything else that is not a JSON object is a 400.
+func decode(q *request, key string) (body, error) {
+	raw, err := io.ReadAll(http.MaxBytesReader(nil, q.Body, api.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, fault(http.StatusRequestEntityTooLarge, "The request body is larger than %d bytes.", api.MaxBodyBytes)
+		}
+		return nil, fault(http.StatusBadRequest, "The request body could not be read.")
+	}
+	if strings.TrimSpace(string(raw)) == "" {
+		return body{}, nil
+	}
+	var outer map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &outer); err != nil {
+		return nil, fault(http.StatusBadRequest, "Malformed request body: %v", err)
+	}
+	inner, ok := outer[key]
+	if !ok || string(inner) == "null" {
+		return body{}, nil
+	}
+	var b body
+	if err := json.Unmarshal(inner, &b); err != nil {
+		return nil, fault(http.StatusBadRequest, "Malformed request body: %s should be an object", key)
+	}
+	return b, nil
+}
+
+// str returns field as a string: JSON strings as they are, numbers as
+// their text. present is false when the field is absent; null is present
+// and "".
+func (b body) str(field string) (v string, present bool, err error) {
+	raw, ok := b[field]
+	if !ok {
+		return "", false, nil
+	}
+	var x any
+	if err := json.Unmarshal(raw, &x); err != nil {
+		return "", true, invalid(field, field+" is invalid")
+	}
+	switch t := x.(type) {
+	case nil:
+		return "", true, nil
+	case string:
+		return strings.TrimSpace(t), true, nil
+	case float64:
+		return strings.TrimSpace(string(raw)), true, nil
+	}
+	return "", true, invalid(field, field+" is invalid")
+}
+
+func idString(id uint64) string { return strconv.FormatUint(id, 10) }
+
+// optional is a nullable string in a view.
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func optionalID(id uint64) *string {
+	if id == 0 {
+		return nil
+	}
+	s := idString(id)
+	return &s
+}
+
+// --- replies ---
+
+func reply(w http.ResponseWriter, status int, index uint64, v any) {
+	if index != 0 {
+		w.Header().Set("X-Regent-Index", strconv.FormatUint(index, 10))
+	}
+	api.WriteJSON(w, status, v)
+}
+
+// empty is Melange's 200 with an empty body (delete, restore).
+func empty(w http.ResponseWriter, index uint64) {
+	if index != 0 {
+		w.Header().Set("X-Regent-Index", strconv.FormatUint(index, 10))
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// apply replicates a command built by q.
+func apply(q *request, t fsm.MessageType, payload any, expect uint64) (any, uint64, error) {
+	cmd, err := q.Command(t, payload)
+	if err != nil {
+		return nil, 0, err
+	}
+	cmd.Expect = expect
+	return q.API.Apply(q.Request, cmd)
+}
+
+// stale reports the compare-and-swap failure of an update.
+func stale(err error) bool {
+	var e *wire.Error
+	return errors.As(err, &e) && e.Status == http.StatusConflict && strings.HasSuffix(e.ErrorCode, "_update_002")
+}
+
+// --- paging (melange-facts §13) ---
+
+// page returns the items (sorted by id) after ?marker, at most ?limit of
+// them, as {key: [...]} plus key_links with a next link when more remain.
+func page[T any](q *request, key string, items []T, id func(T) uint64, view func(T) any) (map[string]any, error) {
+	qs := q.URL.Query()
+	limit := DefaultLimit
+	if raw := qs.Get("limit"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n <= 0 {
+			return nil, fault(http.StatusBadRequest, "limit should be a positive integer")
+		}
+		limit = n
+	}
+	var marker uint64
+	if raw := qs.Get("marker"); raw != "" {
+		n, err := strconv.ParseUint(raw, 10, 64)
+		if err != nil {
+			return nil, fault(http.StatusBadRequest, "marker should be the id of an object")
+		}
+		marker = n
+	}
+	sort.Slice(items, func(i, j int) bool { return id(items[i]) < id(items[j]) })
+	start := sort.Search(len(items), func(i int) bool { return id(items[i]) > marker })
+	items = items[start:]
+	more := len(items) > limit
+	if more {
+		items = items[:limit]
+	}
+	out := make([]any, 0, len(items))
+	for _, v := range items {
+		out = append(out, view(v))
+	}
+	res := map[string]any{key: out}
+	if more {
+		qs.Set("marker", idString(id(items[len(items)-1])))
+		res[key+"_links"] = []link{{Rel: "next", Href: requestURL(q.Request.Request, qs)}}
+	}
+	return res, nil
+}
+
+type link struct {
+	Rel  string `json:"rel"`
+	Href string `json:"href"`
+}
+
+// requestURL is the absolute URL of r with query qs.
+func requestURL(r *http.Request, qs url.Values) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	u := url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path, RawQuery: qs.Encode()}
+	return u.String()
+}
+
+// --- discovery ---
+
+// version lists the API version (melange-api-spec "List versions").
+func version(q *request) error {
+	self := strings.TrimSuffix(requestURL(q.Request.Request, url.Values{}), "/ipam")
+	reply(q.W, http.StatusOK, 0, map[string]any{"versions": []map[string]any{{
+		"name": "v0.1", "status": "CURRENT", "links": []link{{Rel: "self", Href: self}},
+	}}})
+	return nil
+}

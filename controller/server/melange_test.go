@@ -1,0 +1,611 @@
+package server_test
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/regentcloud/regent/controller/internal/apitest"
+)
+
+// --- objects of the auth matrix rows of the Melange dialect ---
+
+// melangeFixture: block M (10.220.0.0/16, private) of tenant A holding
+// address M (its first address, 10.220.0.0), and block P (10.221.0.0/16)
+// that the subnet rows create subnets in.
+type melangeFixture struct {
+	blockM, blockP uint64
+	addrM          string
+}
+
+var (
+	melangeMu  sync.Mutex
+	melangeFix = map[*fixture]*melangeFixture{}
+	melangeSeq atomic.Uint64
+)
+
+func melangeBlocks(tenant uint64) string {
+	return fmt.Sprintf("/v0.1/ipam/tenants/%d/ip_blocks", tenant)
+}
+
+func melangeBlock(tenant, block uint64) string {
+	return fmt.Sprintf("%s/%d", melangeBlocks(tenant), block)
+}
+
+// melangeCreate POSTs body to path and returns the object under key.
+func melangeCreate(c *apitest.Client, token, path, key string, body any) map[string]any {
+	m := c.Do("POST", path, body, token).Expect(201).Map()
+	obj, _ := m[key].(map[string]any)
+	if obj == nil { // Expect has reported the failure
+		obj = map[string]any{"id": "0", "address": ""}
+	}
+	return obj
+}
+
+func melangeID(obj map[string]any) uint64 {
+	var id uint64
+	s, _ := obj["id"].(string)
+	fmt.Sscan(s, &id)
+	return id
+}
+
+func melangeOf(f *fixture) *melangeFixture {
+	melangeMu.Lock()
+	defer melangeMu.Unlock()
+	if x, ok := melangeFix[f]; ok {
+		return x
+	}
+	x := &melangeFixture{}
+	a := f.r.MemberA
+	x.blockM = melangeID(melangeCreate(f.c, f.root, melangeBlocks(a), "ip_block", map[string]any{"ip_block": map[string]any{"cidr": "10.220.0.0/16", "type": "private"}}))
+	x.blockP = melangeID(melangeCreate(f.c, f.root, melangeBlocks(a), "ip_block", map[string]any{"ip_block": map[string]any{"cidr": "10.221.0.0/16", "type": "private"}}))
+	x.addrM = melangeCreate(f.c, f.root, melangeBlock(a, x.blockM)+"/ip_addresses", "ip_address", map[string]any{})["address"].(string)
+	melangeFix[f] = x
+	return x
+}
+
+func melangeBlocksA(f *fixture) request { return request{path: melangeBlocks(f.r.MemberA)} }
+
+func newMelangeBlockBody(f *fixture) request {
+	return request{path: melangeBlocks(f.r.MemberA), body: map[string]any{"ip_block": map[string]any{"cidr": "10.230.0.0/24", "type": "private"}}}
+}
+
+func melangeBlockM(f *fixture) request {
+	return request{path: melangeBlock(f.r.MemberA, melangeOf(f).blockM)}
+}
+
+func putMelangeBlockM(f *fixture) request {
+	r := melangeBlockM(f)
+	r.body = map[string]any{"ip_block": map[string]any{"dns1": "192.0.2.53"}}
+	return r
+}
+
+func newMelangeBlock(f *fixture) request {
+	b := newMelangeBlockBody(f)
+	return request{path: melangeBlock(f.r.MemberA, melangeID(melangeCreate(f.c, f.root, b.path, "ip_block", b.body)))}
+}
+
+func melangeSubnetsP(f *fixture) request {
+	return request{path: melangeBlock(f.r.MemberA, melangeOf(f).blockP) + "/subnets"}
+}
+
+func newMelangeSubnetBody(f *fixture) request {
+	r := melangeSubnetsP(f)
+	r.body = map[string]any{"subnet": map[string]any{"cidr": fmt.Sprintf("10.221.%d.0/24", melangeSeq.Add(1)%256)}}
+	return r
+}
+
+func melangeAddressesM(f *fixture) request {
+	return request{path: melangeBlock(f.r.MemberA, melangeOf(f).blockM) + "/ip_addresses"}
+}
+
+func newMelangeAddressBody(f *fixture) request {
+	r := melangeAddressesM(f)
+	r.body = map[string]any{"ip_address": map[string]any{"used_by_device": "vm-1"}}
+	return r
+}
+
+func melangeAddressM(f *fixture) request {
+	return request{path: melangeAddressesM(f).path + "/" + melangeOf(f).addrM}
+}
+
+func newMelangeAddress(f *fixture) request {
+	b := newMelangeAddressBody(f)
+	addr := melangeCreate(f.c, f.root, b.path, "ip_address", b.body)["address"].(string)
+	return request{path: b.path + "/" + addr}
+}
+
+func newDeallocatedMelangeAddress(f *fixture) request {
+	r := newMelangeAddress(f)
+	f.c.Do("DELETE", r.path, nil, f.root).Expect(200)
+	return request{path: r.path + "/restore"}
+}
+
+// --- API tests, named after the checklist of melange-facts §16 ---
+
+// melangeEnv: a node, tenants A and B (members A and B) and their callers.
+type melangeEnv struct {
+	c    *apitest.Client
+	n    *apitest.Node
+	r    *apitest.Roles
+	root string
+}
+
+func newMelangeEnv(t *testing.T) *melangeEnv {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	return &melangeEnv{c: c, n: n, r: c.Roles(), root: n.RootToken}
+}
+
+func (e *melangeEnv) tok(role apitest.Role) string { return e.r.Token(role) }
+
+// block creates a block of tenant with the fields of body (as root).
+func (e *melangeEnv) block(t *testing.T, tenant uint64, fields map[string]any) map[string]any {
+	t.Helper()
+	return melangeCreate(e.c.For(t), e.root, melangeBlocks(tenant), "ip_block", map[string]any{"ip_block": fields})
+}
+
+// melangeFault returns the single fault of a Melange error body and its name.
+func melangeFault(t *testing.T, r *apitest.Response) (string, map[string]any) {
+	t.Helper()
+	m := r.Map()
+	if len(m) != 1 {
+		t.Errorf("%s: want one fault, got %v", r, m)
+	}
+	for name, v := range m {
+		f, _ := v.(map[string]any)
+		return name, f
+	}
+	return "", nil
+}
+
+// wantFault checks status, fault name and that detail contains want.
+func wantFault(t *testing.T, r *apitest.Response, status int, name, want string) {
+	t.Helper()
+	if !r.Check(status) {
+		return
+	}
+	got, f := melangeFault(t, r)
+	if got != name {
+		t.Errorf("%s: fault %q, want %q", r, got, name)
+	}
+	if code, _ := f["code"].(float64); int(code) != status {
+		t.Errorf("%s: code %v, want %d", r, f["code"], status)
+	}
+	if d, _ := f["detail"].(string); !strings.Contains(d, want) {
+		t.Errorf("%s: detail %q, want it to contain %q", r, d, want)
+	}
+}
+
+func obj(t *testing.T, r *apitest.Response, key string) map[string]any {
+	t.Helper()
+	m, _ := r.Map()[key].(map[string]any)
+	if m == nil {
+		t.Fatalf("%s: no %q", r, key)
+	}
+	return m
+}
+
+func items(t *testing.T, r *apitest.Response, key string) []map[string]any {
+	t.Helper()
+	raw, ok := r.Map()[key].([]any)
+	if !ok {
+		t.Fatalf("%s: no list %q", r, key)
+	}
+	out := make([]map[string]any, len(raw))
+	for i, v := range raw {
+		out[i], _ = v.(map[string]any)
+	}
+	return out
+}
+
+func strs(list []map[string]any, field string) []string {
+	out := make([]string, len(list))
+	for i, m := range list {
+		out[i], _ = m[field].(string)
+	}
+	return out
+}
+
+// Checklist 1: POST block → 201, echo with the URL tenant and the given dns values.
+func TestMelange_CreateBlock(t *testing.T) {
+	e := newMelangeEnv(t)
+	r := e.c.Do("POST", melangeBlocks(e.r.MemberA), map[string]any{"ip_block": map[string]any{
+		"network_id": "net-1", "cidr": "10.1.1.0/24", "type": "public", "dns1": "10.0.0.1", "dns2": "10.0.0.2"}}, e.tok(apitest.MemberUser)).Expect(201)
+	b := obj(t, r, "ip_block")
+	want := map[string]any{"tenant_id": fmt.Sprint(e.r.MemberA), "cidr": "10.1.1.0/24", "type": "public", "network_id": "net-1",
+		"dns1": "10.0.0.1", "dns2": "10.0.0.2", "broadcast": "10.1.1.255", "netmask": "255.255.255.0", "gateway": "10.1.1.1", "parent_id": nil, "policy_id": nil}
+	for k, v := range want {
+		if b[k] != v {
+			t.Errorf("%s = %v, want %v", k, b[k], v)
+		}
+	}
+	// Normalised to the network address, IPv6 netmask is the prefix length.
+	v6 := e.block(t, e.r.MemberA, map[string]any{"cidr": "fe::1/64"})
+	if v6["cidr"] != "fe::/64" || v6["netmask"] != "64" || v6["broadcast"] != "fe::ffff:ffff:ffff:ffff" {
+		t.Errorf("IPv6 block %v", v6)
+	}
+}
+
+// Checklist 2: a bad CIDR → 400 containing "cidr is invalid".
+func TestMelange_CreateBlockBadCIDR(t *testing.T) {
+	e := newMelangeEnv(t)
+	for _, cidr := range []string{"10...", "10.1.1.1////", "10.0.0.0/33"} {
+		r := e.c.Do("POST", melangeBlocks(e.r.MemberA), map[string]any{"ip_block": map[string]any{"cidr": cidr, "type": "private"}}, e.root)
+		wantFault(t, r, 400, "BadRequest", "cidr is invalid")
+	}
+	r := e.c.Do("POST", melangeBlocks(e.r.MemberA), map[string]any{"ip_block": map[string]any{"cidr": "10.0.0.0/24", "type": "shared"}}, e.root)
+	wantFault(t, r, 400, "BadRequest", "type should be one among public, private")
+}
+
+// Checklist 3: POST block ignores body tenant_id and parent_id.
+func TestMelange_CreateBlockIgnoresTenantAndParent(t *testing.T) {
+	e := newMelangeEnv(t)
+	p := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.2.0.0/16"})
+	b := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.3.0.0/16", "tenant_id": fmt.Sprint(e.r.MemberB), "parent_id": p["id"]})
+	if b["tenant_id"] != fmt.Sprint(e.r.MemberA) || b["parent_id"] != nil {
+		t.Errorf("block %v: want tenant %d and no parent", b, e.r.MemberA)
+	}
+}
+
+// Checklist 4: GET block → 200 {"ip_block": {...}}.
+func TestMelange_GetBlock(t *testing.T) {
+	e := newMelangeEnv(t)
+	b := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.4.0.0/24"})
+	got := obj(t, e.c.Do("GET", melangeBlock(e.r.MemberA, melangeID(b)), nil, e.tok(apitest.MemberAdmin)).Expect(200), "ip_block")
+	if got["id"] != b["id"] || got["cidr"] != "10.4.0.0/24" || got["type"] != "private" {
+		t.Errorf("got %v, created %v", got, b)
+	}
+}
+
+// Checklist 5 (network_id part; policies are not served yet) and 6: PUT
+// changes network_id and ignores cidr, type, tenant_id and parent_id.
+func TestMelange_UpdateBlock(t *testing.T) {
+	e := newMelangeEnv(t)
+	p := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.5.0.0/16"})
+	b := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.6.0.0/24", "network_id": "n1"})
+	path := melangeBlock(e.r.MemberA, melangeID(b))
+	got := obj(t, e.c.Do("PUT", path, map[string]any{"ip_block": map[string]any{"network_id": "n2", "cidr": "10.7.0.0/24",
+		"type": "public", "tenant_id": fmt.Sprint(e.r.MemberB), "parent_id": p["id"]}}, e.tok(apitest.MemberUser)).Expect(200), "ip_block")
+	if got["network_id"] != "n2" || got["cidr"] != "10.6.0.0/24" || got["type"] != "private" || got["tenant_id"] != fmt.Sprint(e.r.MemberA) || got["parent_id"] != nil {
+		t.Errorf("updated %v", got)
+	}
+	if read := obj(t, e.c.Do("GET", path, nil, e.root).Expect(200), "ip_block"); read["network_id"] != "n2" {
+		t.Errorf("read after PUT: %v", read)
+	}
+	r := e.c.Do("PUT", path, map[string]any{"ip_block": map[string]any{"policy_id": "999999"}}, e.root)
+	wantFault(t, r, 400, "BadRequest", "Policy with id = '999999' doesn't exist")
+}
+
+// Checklist 7: DELETE block → 200 with an empty body; the block is gone.
+func TestMelange_DeleteBlock(t *testing.T) {
+	e := newMelangeEnv(t)
+	b := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.8.0.0/24"})
+	path := melangeBlock(e.r.MemberA, melangeID(b))
+	if r := e.c.Do("DELETE", path, nil, e.tok(apitest.MemberUser)).Expect(200); len(r.Body) != 0 {
+		t.Errorf("delete body %q", r.Body)
+	}
+	wantFault(t, e.c.Do("GET", path, nil, e.root), 404, "NotFound", "IpBlock Not Found")
+	wantFault(t, e.c.Do("DELETE", path, nil, e.root), 404, "NotFound", "IpBlock Not Found")
+}
+
+// Checklist 8 and 12: the list holds the tenant's blocks only; ?type filters.
+func TestMelange_ListBlocksTenantScopedAndTypeFilter(t *testing.T) {
+	e := newMelangeEnv(t)
+	a1 := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.9.0.0/24", "type": "private"})
+	a2 := e.block(t, e.r.MemberA, map[string]any{"cidr": "192.0.2.0/24", "type": "public"})
+	e.block(t, e.r.MemberB, map[string]any{"cidr": "10.9.0.0/24", "type": "private"})
+	all := strs(items(t, e.c.Do("GET", melangeBlocks(e.r.MemberA), nil, e.tok(apitest.MemberUser)).Expect(200), "ip_blocks"), "id")
+	if !slices.Equal(all, []string{a1["id"].(string), a2["id"].(string)}) {
+		t.Errorf("tenant A lists %v", all)
+	}
+	priv := strs(items(t, e.c.Do("GET", melangeBlocks(e.r.MemberA)+"?type=private", nil, e.root).Expect(200), "ip_blocks"), "id")
+	if !slices.Equal(priv, []string{a1["id"].(string)}) {
+		t.Errorf("?type=private lists %v", priv)
+	}
+}
+
+// Checklist 9 and 11: limit/marker paging by id, a next link with the last
+// item's id as marker, and no ip_blocks_links on the last page.
+func TestMelange_ListBlocksPagination(t *testing.T) {
+	e := newMelangeEnv(t)
+	var ids []string
+	for i := 0; i < 5; i++ {
+		ids = append(ids, e.block(t, e.r.MemberA, map[string]any{"cidr": fmt.Sprintf("10.10.%d.0/24", i)})["id"].(string))
+	}
+	r := e.c.Do("GET", melangeBlocks(e.r.MemberA)+"?limit=2&marker="+ids[1], nil, e.root).Expect(200)
+	m := r.Map()
+	if got := strs(items(t, r, "ip_blocks"), "id"); !slices.Equal(got, ids[2:4]) {
+		t.Errorf("page after %s: %v, want %v", ids[1], got, ids[2:4])
+	}
+	links, _ := m["ip_blocks_links"].([]any)
+	if len(links) != 1 {
+		t.Fatalf("links %v", m["ip_blocks_links"])
+	}
+	l := links[0].(map[string]any)
+	u, err := url.Parse(l["href"].(string))
+	if l["rel"] != "next" || err != nil || u.Query().Get("marker") != ids[3] || u.Query().Get("limit") != "2" || u.Path != melangeBlocks(e.r.MemberA) {
+		t.Errorf("next link %v", l)
+	}
+	last := e.c.Do("GET", melangeBlocks(e.r.MemberA)+"?limit=2&marker="+ids[3], nil, e.root).Expect(200)
+	if _, ok := last.Map()["ip_blocks_links"]; ok {
+		t.Errorf("last page has links: %s", last)
+	}
+	if got := strs(items(t, last, "ip_blocks"), "id"); !slices.Equal(got, ids[4:]) {
+		t.Errorf("last page %v", got)
+	}
+	wantFault(t, e.c.Do("GET", melangeBlocks(e.r.MemberA)+"?limit=x", nil, e.root), 400, "BadRequest", "limit")
+}
+
+// Checklist 13: GET/PUT/DELETE of another tenant's block under one's own
+// tenant → 404 IpBlock Not Found.
+func TestMelange_OtherTenantsBlockNotFound(t *testing.T) {
+	e := newMelangeEnv(t)
+	b := e.block(t, e.r.MemberB, map[string]any{"cidr": "10.11.0.0/24"})
+	path := melangeBlock(e.r.MemberA, melangeID(b))
+	tok := e.tok(apitest.MemberAdmin)
+	wantFault(t, e.c.Do("GET", path, nil, tok), 404, "NotFound", "IpBlock Not Found")
+	wantFault(t, e.c.Do("PUT", path, map[string]any{"ip_block": map[string]any{"network_id": "x"}}, tok), 404, "NotFound", "IpBlock Not Found")
+	wantFault(t, e.c.Do("DELETE", path, nil, tok), 404, "NotFound", "IpBlock Not Found")
+	wantFault(t, e.c.Do("GET", path+"/subnets", nil, tok), 404, "NotFound", "IpBlock Not Found")
+}
+
+// §15: a member token on another tenant's URL is 403; a global token acts
+// for any tenant.
+func TestMelange_TenantAuthorisation(t *testing.T) {
+	e := newMelangeEnv(t)
+	b := e.block(t, e.r.MemberB, map[string]any{"cidr": "10.12.0.0/24"})
+	for _, p := range []string{melangeBlocks(e.r.MemberB), melangeBlock(e.r.MemberB, melangeID(b)), melangeBlock(e.r.MemberB, melangeID(b)) + "/ip_addresses", "/v0.1/ipam/tenants/x/ip_blocks"} {
+		wantFault(t, e.c.Do("GET", p, nil, e.tok(apitest.MemberUser)), 403, "Forbidden", fmt.Sprintf("User with tenant id %d cannot access this resource", e.r.MemberA))
+	}
+	wantFault(t, e.c.Do("POST", melangeBlocks(e.r.MemberB), map[string]any{"ip_block": map[string]any{"cidr": "10.13.0.0/24"}}, e.tok(apitest.MemberAdmin)),
+		403, "Forbidden", "cannot access this resource")
+	e.c.Do("GET", melangeBlock(e.r.MemberB, melangeID(b)), nil, e.root).Expect(200)
+	wantFault(t, e.c.Do("GET", melangeBlocks(e.r.MemberA), nil, ""), 401, "Unauthorized", "")
+}
+
+// Checklist 14, 15 and 16: subnets are listed under their parent; a subnet
+// keeps the given network_id and tenant_id and takes type and parent from
+// the parent.
+func TestMelange_Subnets(t *testing.T) {
+	e := newMelangeEnv(t)
+	p := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.14.0.0/16", "type": "public"})
+	base := melangeBlock(e.r.MemberA, melangeID(p)) + "/subnets"
+	s := obj(t, e.c.Do("POST", base, map[string]any{"subnet": map[string]any{"cidr": "10.14.1.0/24", "network_id": "n-sub",
+		"tenant_id": fmt.Sprint(e.r.MemberB), "type": "private", "parent_id": "12345"}}, e.root).Expect(201), "subnet")
+	if s["network_id"] != "n-sub" || s["tenant_id"] != fmt.Sprint(e.r.MemberB) || s["type"] != "public" || s["parent_id"] != p["id"] {
+		t.Errorf("subnet %v", s)
+	}
+	s2 := obj(t, e.c.Do("POST", base, map[string]any{"subnet": map[string]any{"cidr": "10.14.2.0/24"}}, e.tok(apitest.MemberUser)).Expect(201), "subnet")
+	if s2["tenant_id"] != fmt.Sprint(e.r.MemberA) || s2["gateway"] != "10.14.2.1" {
+		t.Errorf("subnet with defaults %v", s2)
+	}
+	if got := strs(items(t, e.c.Do("GET", base, nil, e.tok(apitest.MemberUser)).Expect(200), "subnets"), "id"); !slices.Equal(got, []string{s["id"].(string), s2["id"].(string)}) {
+		t.Errorf("subnets %v", got)
+	}
+	wantFault(t, e.c.Do("POST", base, map[string]any{"subnet": map[string]any{"cidr": "10.15.0.0/24"}}, e.root), 400, "BadRequest", "cidr should be within parent block's cidr")
+	wantFault(t, e.c.Do("POST", base, map[string]any{"subnet": map[string]any{"cidr": "10.14.1.128/25"}}, e.root), 400, "BadRequest", "cidr overlaps with sibling")
+	wantFault(t, e.c.Do("POST", base, map[string]any{"subnet": map[string]any{"cidr": "10.14.3.0/24", "tenant_id": fmt.Sprint(e.r.MemberB)}}, e.tok(apitest.MemberAdmin)), 403, "Forbidden", "")
+}
+
+// Checklist 17, 18 and 20: the first address of 10.1.1.0/28 is 10.1.1.0; a
+// specific address is honoured; body tenant_id is the lessee
+// (used_by_tenant, default the block's tenant).
+func TestMelange_AllocateAddresses(t *testing.T) {
+	e := newMelangeEnv(t)
+	b := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.1.1.0/28"})
+	base := melangeBlock(e.r.MemberA, melangeID(b)) + "/ip_addresses"
+	first := obj(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"interface_id": "vif-1", "used_by_device": "dev-1"}}, e.tok(apitest.MemberUser)).Expect(201), "ip_address")
+	want := map[string]any{"address": "10.1.1.0", "interface_id": "vif-1", "used_by_device": "dev-1", "used_by_tenant": fmt.Sprint(e.r.MemberA),
+		"ip_block_id": b["id"], "version": float64(4)}
+	for k, v := range want {
+		if first[k] != v {
+			t.Errorf("%s = %v, want %v", k, first[k], v)
+		}
+	}
+	second := obj(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"address": "10.1.1.2", "tenant_id": "lessee"}}, e.root).Expect(201), "ip_address")
+	if second["address"] != "10.1.1.2" || second["used_by_tenant"] != "lessee" {
+		t.Errorf("specific address %v", second)
+	}
+	// No body at all: the next free address (.1 is the default gateway).
+	if third := obj(t, e.c.Do("POST", base, nil, e.root).Expect(201), "ip_address"); third["address"] != "10.1.1.3" {
+		t.Errorf("third address %v", third)
+	}
+}
+
+// Checklist 22 and 23: an IPv6 block needs a MAC (400 Required params are
+// missing: mac_address); with one, the tenant-based generator uses the
+// used_by_tenant and the MAC (melange-facts §7 vector), shown expanded.
+func TestMelange_AllocateIPv6(t *testing.T) {
+	e := newMelangeEnv(t)
+	b := e.block(t, e.r.MemberA, map[string]any{"cidr": "fe::/64"})
+	base := melangeBlock(e.r.MemberA, melangeID(b)) + "/ip_addresses"
+	wantFault(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{}}, e.root), 400, "BadRequest", "Required params are missing: mac_address")
+	ip := obj(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"mac_address": "00:ff:12:89:67:34", "tenant_id": "1234"}}, e.root).Expect(201), "ip_address")
+	if ip["address"] != "00fe:0000:0000:0000:7110:eda4:ff89:6734" || ip["version"] != float64(6) {
+		t.Errorf("IPv6 address %v", ip)
+	}
+	// Look-ups normalise the address.
+	e.c.Do("GET", base+"/fe::7110:eda4:ff89:6734", nil, e.root).Expect(200)
+}
+
+// Checklist 26: GET address → 200 {"ip_address": ...}; unknown → 404
+// IpAddress Not Found.
+func TestMelange_GetAddress(t *testing.T) {
+	e := newMelangeEnv(t)
+	b := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.16.0.0/24"})
+	base := melangeBlock(e.r.MemberA, melangeID(b)) + "/ip_addresses"
+	ip := obj(t, e.c.Do("POST", base, nil, e.root).Expect(201), "ip_address")
+	got := obj(t, e.c.Do("GET", base+"/10.16.0.0", nil, e.tok(apitest.MemberUser)).Expect(200), "ip_address")
+	if got["id"] != ip["id"] {
+		t.Errorf("got %v, created %v", got, ip)
+	}
+	wantFault(t, e.c.Do("GET", base+"/10.16.0.9", nil, e.root), 404, "NotFound", "IpAddress Not Found")
+	wantFault(t, e.c.Do("GET", base+"/nonsense", nil, e.root), 404, "NotFound", "IpAddress Not Found")
+}
+
+// Checklist 27 and 29 (and §8): DELETE soft-deallocates (200, empty body):
+// the row stays, the address is still taken (409); restore → 200 and the
+// address is allocated again.
+func TestMelange_DeallocateAndRestore(t *testing.T) {
+	e := newMelangeEnv(t)
+	b := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.17.0.0/24"})
+	base := melangeBlock(e.r.MemberA, melangeID(b)) + "/ip_addresses"
+	e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"address": "10.17.0.5", "interface_id": "vif"}}, e.root).Expect(201)
+	path := base + "/10.17.0.5"
+	wantFault(t, e.c.Do("PUT", path+"/restore", nil, e.root), 409, "Conflict", "not deallocated")
+	if r := e.c.Do("DELETE", path, nil, e.tok(apitest.MemberUser)).Expect(200); len(r.Body) != 0 {
+		t.Errorf("delete body %q", r.Body)
+	}
+	got := obj(t, e.c.Do("GET", path, nil, e.root).Expect(200), "ip_address")
+	if got["interface_id"] != nil {
+		t.Errorf("deallocated address keeps its interface: %v", got)
+	}
+	if l := items(t, e.c.Do("GET", base, nil, e.root).Expect(200), "ip_addresses"); len(l) != 1 {
+		t.Errorf("list after deallocation %v", l)
+	}
+	wantFault(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"address": "10.17.0.5"}}, e.root), 409, "Conflict", "Address is already allocated")
+	wantFault(t, e.c.Do("DELETE", path, nil, e.root), 409, "Conflict", "already deallocated")
+	if r := e.c.Do("PUT", path+"/restore", nil, e.tok(apitest.MemberAdmin)).Expect(200); len(r.Body) != 0 {
+		t.Errorf("restore body %q", r.Body)
+	}
+	e.c.Do("DELETE", path, nil, e.root).Expect(200) // allocated again, so it can be deallocated again
+}
+
+// Checklist 28: addresses are listed by id, paged with ip_addresses_links.
+func TestMelange_ListAddressesPagination(t *testing.T) {
+	e := newMelangeEnv(t)
+	b := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.18.0.0/24"})
+	base := melangeBlock(e.r.MemberA, melangeID(b)) + "/ip_addresses"
+	var ids []string
+	for _, a := range []string{"10.18.0.9", "10.18.0.3", "10.18.0.7", "10.18.0.4", "10.18.0.5"} {
+		ids = append(ids, obj(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"address": a}}, e.root).Expect(201), "ip_address")["id"].(string))
+	}
+	all := items(t, e.c.Do("GET", base, nil, e.root).Expect(200), "ip_addresses")
+	if got := strs(all, "id"); !slices.Equal(got, ids) {
+		t.Errorf("ids %v, want creation (id) order %v", got, ids)
+	}
+	r := e.c.Do("GET", base+"?limit=2&marker="+ids[1], nil, e.root).Expect(200)
+	if got := strs(items(t, r, "ip_addresses"), "id"); !slices.Equal(got, ids[2:4]) {
+		t.Errorf("page %v", got)
+	}
+	links, _ := r.Map()["ip_addresses_links"].([]any)
+	if len(links) != 1 || !strings.Contains(links[0].(map[string]any)["href"].(string), "marker="+ids[3]) {
+		t.Errorf("links %v", links)
+	}
+	if _, ok := e.c.Do("GET", base+"?limit=5", nil, e.root).Expect(200).Map()["ip_addresses_links"]; ok {
+		t.Errorf("a complete page has links")
+	}
+}
+
+// Checklist 30: every ip_address action under another tenant's block is 404
+// IpBlock Not Found.
+func TestMelange_AddressActionsOnOtherTenantsBlock(t *testing.T) {
+	e := newMelangeEnv(t)
+	b := e.block(t, e.r.MemberB, map[string]any{"cidr": "10.19.0.0/24"})
+	e.c.Do("POST", melangeBlock(e.r.MemberB, melangeID(b))+"/ip_addresses", nil, e.root).Expect(201)
+	base := melangeBlock(e.r.MemberA, melangeID(b)) + "/ip_addresses"
+	tok := e.tok(apitest.MemberUser)
+	for _, mp := range [][2]string{{"GET", base}, {"POST", base}, {"GET", base + "/10.19.0.0"}, {"DELETE", base + "/10.19.0.0"}, {"PUT", base + "/10.19.0.0/restore"}} {
+		wantFault(t, e.c.Do(mp[0], mp[1], nil, tok), 404, "NotFound", "IpBlock Not Found")
+	}
+}
+
+// Checklist 74 (the parts these routes reach), 75 and 76: a /30 with the
+// default gateway yields .0 and .2, then 422 IpBlock is full; gateway and
+// broadcast are 409; an address outside the block 422; a subnetted block
+// cannot allocate (422).
+func TestMelange_AllocationErrors(t *testing.T) {
+	e := newMelangeEnv(t)
+	b := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.20.0.0/30"})
+	base := melangeBlock(e.r.MemberA, melangeID(b)) + "/ip_addresses"
+	wantFault(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"address": "10.20.0.1"}}, e.root), 409, "Conflict", "Address is already allocated")
+	wantFault(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"address": "10.20.0.3"}}, e.root), 409, "Conflict", "Address is already allocated")
+	wantFault(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"address": "10.21.0.1"}}, e.root), 422, "UnprocessableEntity", "Address does not belong to IpBlock")
+	wantFault(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"address": "bogus"}}, e.root), 400, "BadRequest", "address is invalid")
+	var got []string
+	for i := 0; i < 2; i++ {
+		got = append(got, obj(t, e.c.Do("POST", base, nil, e.root).Expect(201), "ip_address")["address"].(string))
+	}
+	if !slices.Equal(got, []string{"10.20.0.0", "10.20.0.2"}) {
+		t.Errorf("/30 gave %v", got)
+	}
+	wantFault(t, e.c.Do("POST", base, nil, e.root), 422, "UnprocessableEntity", "IpBlock is full")
+
+	p := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.22.0.0/16"})
+	pb := melangeBlock(e.r.MemberA, melangeID(p))
+	e.c.Do("POST", pb+"/subnets", map[string]any{"subnet": map[string]any{"cidr": "10.22.0.0/24"}}, e.root).Expect(201)
+	wantFault(t, e.c.Do("POST", pb+"/ip_addresses", nil, e.root), 422, "UnprocessableEntity", "Subnetted block cannot allocate IPAddress")
+}
+
+// The version document, for any authenticated caller.
+func TestMelange_Versions(t *testing.T) {
+	e := newMelangeEnv(t)
+	m := e.c.Do("GET", "/v0.1/ipam", nil, e.tok(apitest.Robot)).Expect(200).Map()
+	v, _ := m["versions"].([]any)
+	if len(v) != 1 || v[0].(map[string]any)["name"] != "v0.1" {
+		t.Errorf("versions %v", m)
+	}
+}
+
+// jsonSuffix adds the .json suffix to the path of a matrix request.
+func jsonSuffix(req func(*fixture) request) func(*fixture) request {
+	return func(f *fixture) request {
+		r := req(f)
+		r.path += ".json"
+		return r
+	}
+}
+
+// Checklist 26 (the .json form) and §2: every route answers with a .json
+// suffix, on literal and on wildcard endings alike; next links keep it.
+func TestMelange_JSONSuffix(t *testing.T) {
+	e := newMelangeEnv(t)
+	tok := e.tok(apitest.MemberUser)
+	b := obj(t, e.c.Do("POST", melangeBlocks(e.r.MemberA)+".json", map[string]any{"ip_block": map[string]any{"cidr": "10.30.0.0/24"}}, tok).Expect(201), "ip_block")
+	e.block(t, e.r.MemberA, map[string]any{"cidr": "10.31.0.0/24"})
+	path := melangeBlock(e.r.MemberA, melangeID(b))
+	if got := obj(t, e.c.Do("GET", path+".json", nil, tok).Expect(200), "ip_block"); got["id"] != b["id"] {
+		t.Errorf("GET .json: %v", got)
+	}
+	r := e.c.Do("GET", melangeBlocks(e.r.MemberA)+".json?limit=1", nil, tok).Expect(200)
+	links, _ := r.Map()["ip_blocks_links"].([]any)
+	if len(links) != 1 || !strings.Contains(links[0].(map[string]any)["href"].(string), "/ip_blocks.json?") {
+		t.Errorf("links %v", links)
+	}
+	e.c.Do("POST", path+"/ip_addresses.json", map[string]any{"ip_address": map[string]any{"address": "10.30.0.7"}}, tok).Expect(201)
+	if got := obj(t, e.c.Do("GET", path+"/ip_addresses/10.30.0.7.json", nil, tok).Expect(200), "ip_address"); got["address"] != "10.30.0.7" {
+		t.Errorf("GET address .json: %v", got)
+	}
+	wantFault(t, e.c.Do("GET", path+"/ip_addresses/10.30.0.8.json", nil, tok), 404, "NotFound", "IpAddress Not Found")
+	e.c.Do("DELETE", path+"/ip_addresses/10.30.0.7.json", nil, tok).Expect(200)
+	e.c.Do("PUT", path+"/ip_addresses/10.30.0.7/restore.json", nil, tok).Expect(200)
+	e.c.Do("GET", path+"/subnets.json", nil, tok).Expect(200)
+	e.c.Do("GET", "/v0.1/ipam.json", nil, tok).Expect(200)
+	e.c.Do("DELETE", melangeBlock(e.r.MemberA, melangeID(e.block(t, e.r.MemberA, map[string]any{"cidr": "10.32.0.0/24"})))+".json", nil, tok).Expect(200)
+}
+
+// Malformed bodies and queries are 4xx in the Melange shape, never 5xx.
+func TestMelange_NoServerErrors(t *testing.T) {
+	e := newMelangeEnv(t)
+	b := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.40.0.0/24"})
+	path := melangeBlock(e.r.MemberA, melangeID(b))
+	bodies := []string{``, `{}`, `[]`, `"x"`, `{"ip_block":[]}`, `{"ip_block":"x"}`, `{"ip_block":{"cidr":1}}`, `{"ip_block":{"cidr":{"a":1}}}`,
+		`{"ip_block":{"cidr":1e400}}`, `{"ip_block":{"policy_id":"abc"}}`, `{"subnet":{"tenant_id":"-1"}}`, `{"ip_address":{"address":[1]}}`,
+		`{"ip_address":{"mac_address":"zz"}}`, `{"a":{"b":[` + strings.Repeat("[", 5000) + `]}}`, "{\"ip_block\":{\"cidr\":\"\xff\xfe\"}}"}
+	for _, body := range bodies {
+		for _, mp := range [][2]string{{"POST", melangeBlocks(e.r.MemberA)}, {"PUT", path}, {"POST", path + "/subnets"}, {"POST", path + "/ip_addresses"}} {
+			r := e.c.Do(mp[0], mp[1], body, e.root)
+			if r.Status >= 500 {
+				t.Errorf("%s", r)
+			}
+		}
+	}
+	for _, q := range []string{"?limit=0", "?limit=-1", "?marker=abc", "?limit=99999999999999999999"} {
+		wantFault(t, e.c.Do("GET", melangeBlocks(e.r.MemberA)+q, nil, e.root), 400, "BadRequest", "")
+	}
+}
