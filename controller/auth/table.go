@@ -48,6 +48,9 @@ func Permissions() Table {
 		"melange_ip_block":   {List: all, Read: all, Create: all, Update: all, Delete: all},
 		"melange_subnet":     {List: all, Create: all},
 		"melange_ip_address": {List: all, Read: all, Create: all, Update: all, Delete: all},
+		"melange_policy":     {List: all, Read: all, Create: all, Update: all, Delete: all},
+		"melange_ip_range":   {List: all, Read: all, Create: all, Update: all, Delete: all},
+		"melange_ip_octet":   {List: all, Read: all, Create: all, Update: all, Delete: all},
 		// operator routes: cluster administration, global users only
 		"operator": {List: {Global}, Read: {Global}, Create: {Global}, Update: {Global}, Delete: {Global}},
 	}

@@ -113,7 +113,8 @@ var matrix = []matrixRow{
 	{"GET", "/iaas/subnet_space/{allocation_id}/", "subnet_space", auth.List, "allocation A", w(200, 200, 200, 400, 200, 401), subnetSpaceA},
 	{"GET", "/iaas/ip_validator/", "ip_validator", auth.List, "", w(200, 200, 200, 200, 200, 401), static("/iaas/ip_validator/?address_ranges=10.0.0.0/24&ip_addresses=10.0.0.1")},
 
-	// melange (/v0.1/ipam); tenant A is member A; objects: "block M" of
+	// melange (/v0.1/ipam); tenant A is member A; objects: "policy M" of
+	// tenant A with "range M" and "octet M"; "block M" of
 	// tenant A holding "address M", "block P" (subnets go there), see
 	// melangeOf. Another member's tenant URL is 403 (melange-facts §15).
 	{"GET", "/v0.1/ipam", "melange_version", auth.Read, "", w(200, 200, 200, 200, 200, 401), static("/v0.1/ipam")},
@@ -129,6 +130,21 @@ var matrix = []matrixRow{
 	{"GET", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks/{id}/ip_addresses/{address}", "melange_ip_address", auth.Read, "address M", w(200, 200, 200, 403, 403, 401), melangeAddressM},
 	{"DELETE", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks/{id}/ip_addresses/{address}", "melange_ip_address", auth.Delete, "new address in block M", w(200, 200, 200, 403, 403, 401), newMelangeAddress},
 	{"PUT", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks/{id}/ip_addresses/{address}/restore", "melange_ip_address", auth.Update, "new deallocated address in block M", w(200, 200, 200, 403, 403, 401), newDeallocatedMelangeAddress},
+	{"GET", "/v0.1/ipam/tenants/{tenant_id}/policies", "melange_policy", auth.List, "tenant A", w(200, 200, 200, 403, 403, 401), melangePoliciesA},
+	{"POST", "/v0.1/ipam/tenants/{tenant_id}/policies", "melange_policy", auth.Create, "in tenant A", w(201, 201, 201, 403, 403, 401), newMelangePolicyBody},
+	{"GET", "/v0.1/ipam/tenants/{tenant_id}/policies/{id}", "melange_policy", auth.Read, "policy M", w(200, 200, 200, 403, 403, 401), melangePolicyM},
+	{"PUT", "/v0.1/ipam/tenants/{tenant_id}/policies/{id}", "melange_policy", auth.Update, "policy M", w(200, 200, 200, 403, 403, 401), putMelangePolicyM},
+	{"DELETE", "/v0.1/ipam/tenants/{tenant_id}/policies/{id}", "melange_policy", auth.Delete, "new policy of tenant A", w(200, 200, 200, 403, 403, 401), newMelangePolicy},
+	{"GET", "/v0.1/ipam/tenants/{tenant_id}/policies/{policy_id}/unusable_ip_ranges", "melange_ip_range", auth.List, "policy M", w(200, 200, 200, 403, 403, 401), melangeRangesM},
+	{"POST", "/v0.1/ipam/tenants/{tenant_id}/policies/{policy_id}/unusable_ip_ranges", "melange_ip_range", auth.Create, "in policy M", w(201, 201, 201, 403, 403, 401), newMelangeRangeBody},
+	{"GET", "/v0.1/ipam/tenants/{tenant_id}/policies/{policy_id}/unusable_ip_ranges/{id}", "melange_ip_range", auth.Read, "range M", w(200, 200, 200, 403, 403, 401), melangeRangeM},
+	{"PUT", "/v0.1/ipam/tenants/{tenant_id}/policies/{policy_id}/unusable_ip_ranges/{id}", "melange_ip_range", auth.Update, "range M", w(200, 200, 200, 403, 403, 401), putMelangeRangeM},
+	{"DELETE", "/v0.1/ipam/tenants/{tenant_id}/policies/{policy_id}/unusable_ip_ranges/{id}", "melange_ip_range", auth.Delete, "new range in policy M", w(200, 200, 200, 403, 403, 401), newMelangeRange},
+	{"GET", "/v0.1/ipam/tenants/{tenant_id}/policies/{policy_id}/unusable_ip_octets", "melange_ip_octet", auth.List, "policy M", w(200, 200, 200, 403, 403, 401), melangeOctetsM},
+	{"POST", "/v0.1/ipam/tenants/{tenant_id}/policies/{policy_id}/unusable_ip_octets", "melange_ip_octet", auth.Create, "in policy M", w(201, 201, 201, 403, 403, 401), newMelangeOctetBody},
+	{"GET", "/v0.1/ipam/tenants/{tenant_id}/policies/{policy_id}/unusable_ip_octets/{id}", "melange_ip_octet", auth.Read, "octet M", w(200, 200, 200, 403, 403, 401), melangeOctetM},
+	{"PUT", "/v0.1/ipam/tenants/{tenant_id}/policies/{policy_id}/unusable_ip_octets/{id}", "melange_ip_octet", auth.Update, "octet M", w(200, 200, 200, 403, 403, 401), putMelangeOctetM},
+	{"DELETE", "/v0.1/ipam/tenants/{tenant_id}/policies/{policy_id}/unusable_ip_octets/{id}", "melange_ip_octet", auth.Delete, "new octet in policy M", w(200, 200, 200, 403, 403, 401), newMelangeOctet},
 
 	// the .json suffix of the routes ending in a literal
 	{"GET", "/v0.1/ipam.json", "melange_version", auth.Read, "", w(200, 200, 200, 200, 200, 401), static("/v0.1/ipam.json")},
@@ -139,6 +155,12 @@ var matrix = []matrixRow{
 	{"GET", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks/{id}/ip_addresses.json", "melange_ip_address", auth.List, "block M", w(200, 200, 200, 403, 403, 401), jsonSuffix(melangeAddressesM)},
 	{"POST", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks/{id}/ip_addresses.json", "melange_ip_address", auth.Create, "in block M", w(201, 201, 201, 403, 403, 401), jsonSuffix(newMelangeAddressBody)},
 	{"PUT", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks/{id}/ip_addresses/{address}/restore.json", "melange_ip_address", auth.Update, "new deallocated address in block M", w(200, 200, 200, 403, 403, 401), jsonSuffix(newDeallocatedMelangeAddress)},
+	{"GET", "/v0.1/ipam/tenants/{tenant_id}/policies.json", "melange_policy", auth.List, "tenant A", w(200, 200, 200, 403, 403, 401), jsonSuffix(melangePoliciesA)},
+	{"POST", "/v0.1/ipam/tenants/{tenant_id}/policies.json", "melange_policy", auth.Create, "in tenant A", w(201, 201, 201, 403, 403, 401), jsonSuffix(newMelangePolicyBody)},
+	{"GET", "/v0.1/ipam/tenants/{tenant_id}/policies/{policy_id}/unusable_ip_ranges.json", "melange_ip_range", auth.List, "policy M", w(200, 200, 200, 403, 403, 401), jsonSuffix(melangeRangesM)},
+	{"POST", "/v0.1/ipam/tenants/{tenant_id}/policies/{policy_id}/unusable_ip_ranges.json", "melange_ip_range", auth.Create, "in policy M", w(201, 201, 201, 403, 403, 401), jsonSuffix(newMelangeRangeBody)},
+	{"GET", "/v0.1/ipam/tenants/{tenant_id}/policies/{policy_id}/unusable_ip_octets.json", "melange_ip_octet", auth.List, "policy M", w(200, 200, 200, 403, 403, 401), jsonSuffix(melangeOctetsM)},
+	{"POST", "/v0.1/ipam/tenants/{tenant_id}/policies/{policy_id}/unusable_ip_octets.json", "melange_ip_octet", auth.Create, "in policy M", w(201, 201, 201, 403, 403, 401), jsonSuffix(newMelangeOctetBody)},
 
 	{"GET", "/v1/operator/members", "operator", auth.List, "", w(200, 403, 403, 403, 403, 401), static("/v1/operator/members")},
 	{"DELETE", "/v1/operator/members/{id}", "operator", auth.Delete, "unknown node", w(404, 403, 403, 403, 403, 401), static("/v1/operator/members/no-such-node")},

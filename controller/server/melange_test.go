@@ -20,6 +20,8 @@ import (
 type melangeFixture struct {
 	blockM, blockP uint64
 	addrM          string
+	// policy M of tenant A with range M and octet M.
+	policyM, rangeM, octetM uint64
 }
 
 var (
@@ -64,6 +66,9 @@ func melangeOf(f *fixture) *melangeFixture {
 	x.blockM = melangeID(melangeCreate(f.c, f.root, melangeBlocks(a), "ip_block", map[string]any{"ip_block": map[string]any{"cidr": "10.220.0.0/16", "type": "private"}}))
 	x.blockP = melangeID(melangeCreate(f.c, f.root, melangeBlocks(a), "ip_block", map[string]any{"ip_block": map[string]any{"cidr": "10.221.0.0/16", "type": "private"}}))
 	x.addrM = melangeCreate(f.c, f.root, melangeBlock(a, x.blockM)+"/ip_addresses", "ip_address", map[string]any{})["address"].(string)
+	x.policyM = melangeID(melangeCreate(f.c, f.root, melangePolicies(a), "policy", map[string]any{"policy": map[string]any{"name": "policy M"}}))
+	x.rangeM = melangeID(melangeCreate(f.c, f.root, melangePolicy(a, x.policyM)+"/unusable_ip_ranges", "ip_range", map[string]any{"ip_range": map[string]any{"offset": 0, "length": 1}}))
+	x.octetM = melangeID(melangeCreate(f.c, f.root, melangePolicy(a, x.policyM)+"/unusable_ip_octets", "ip_octet", map[string]any{"ip_octet": map[string]any{"octet": 255}}))
 	melangeFix[f] = x
 	return x
 }
@@ -123,6 +128,85 @@ func newDeallocatedMelangeAddress(f *fixture) request {
 	r := newMelangeAddress(f)
 	f.c.Do("DELETE", r.path, nil, f.root).Expect(200)
 	return request{path: r.path + "/restore"}
+}
+
+func melangePolicies(tenant uint64) string {
+	return fmt.Sprintf("/v0.1/ipam/tenants/%d/policies", tenant)
+}
+
+func melangePolicy(tenant, policy uint64) string {
+	return fmt.Sprintf("%s/%d", melangePolicies(tenant), policy)
+}
+
+func melangePoliciesA(f *fixture) request { return request{path: melangePolicies(f.r.MemberA)} }
+
+func newMelangePolicyBody(f *fixture) request {
+	return request{path: melangePolicies(f.r.MemberA), body: map[string]any{"policy": map[string]any{"name": "p", "description": "d"}}}
+}
+
+func melangePolicyM(f *fixture) request {
+	return request{path: melangePolicy(f.r.MemberA, melangeOf(f).policyM)}
+}
+
+func putMelangePolicyM(f *fixture) request {
+	r := melangePolicyM(f)
+	r.body = map[string]any{"policy": map[string]any{"description": "changed"}}
+	return r
+}
+
+func newMelangePolicy(f *fixture) request {
+	b := newMelangePolicyBody(f)
+	return request{path: melangePolicy(f.r.MemberA, melangeID(melangeCreate(f.c, f.root, b.path, "policy", b.body)))}
+}
+
+func melangeRangesM(f *fixture) request {
+	return request{path: melangePolicyM(f).path + "/unusable_ip_ranges"}
+}
+
+func newMelangeRangeBody(f *fixture) request {
+	r := melangeRangesM(f)
+	r.body = map[string]any{"ip_range": map[string]any{"offset": "10", "length": "2"}}
+	return r
+}
+
+func melangeRangeM(f *fixture) request {
+	return request{path: fmt.Sprintf("%s/%d", melangeRangesM(f).path, melangeOf(f).rangeM)}
+}
+
+func putMelangeRangeM(f *fixture) request {
+	r := melangeRangeM(f)
+	r.body = map[string]any{"ip_range": map[string]any{"length": 2}}
+	return r
+}
+
+func newMelangeRange(f *fixture) request {
+	b := newMelangeRangeBody(f)
+	return request{path: fmt.Sprintf("%s/%d", b.path, melangeID(melangeCreate(f.c, f.root, b.path, "ip_range", b.body)))}
+}
+
+func melangeOctetsM(f *fixture) request {
+	return request{path: melangePolicyM(f).path + "/unusable_ip_octets"}
+}
+
+func newMelangeOctetBody(f *fixture) request {
+	r := melangeOctetsM(f)
+	r.body = map[string]any{"ip_octet": map[string]any{"octet": 7}}
+	return r
+}
+
+func melangeOctetM(f *fixture) request {
+	return request{path: fmt.Sprintf("%s/%d", melangeOctetsM(f).path, melangeOf(f).octetM)}
+}
+
+func putMelangeOctetM(f *fixture) request {
+	r := melangeOctetM(f)
+	r.body = map[string]any{"ip_octet": map[string]any{"octet": 254}}
+	return r
+}
+
+func newMelangeOctet(f *fixture) request {
+	b := newMelangeOctetBody(f)
+	return request{path: fmt.Sprintf("%s/%d", b.path, melangeID(melangeCreate(f.c, f.root, b.path, "ip_octet", b.body)))}
 }
 
 // --- API tests, named after the checklist of melange-facts §16 ---
@@ -262,7 +346,7 @@ func TestMelange_GetBlock(t *testing.T) {
 	}
 }
 
-// Checklist 5 (network_id part; policies are not served yet) and 6: PUT
+// Checklist 5 (network_id part; policy_id in TestMelange_PolicyAppliesToAllocation) and 6: PUT
 // changes network_id and ignores cidr, type, tenant_id and parent_id.
 func TestMelange_UpdateBlock(t *testing.T) {
 	e := newMelangeEnv(t)
@@ -607,5 +691,273 @@ func TestMelange_NoServerErrors(t *testing.T) {
 	}
 	for _, q := range []string{"?limit=0", "?limit=-1", "?marker=abc", "?limit=99999999999999999999"} {
 		wantFault(t, e.c.Do("GET", melangeBlocks(e.r.MemberA)+q, nil, e.root), 400, "BadRequest", "")
+	}
+}
+
+// --- policies and unusable ip ranges and octets ---
+
+// policy creates a policy of tenant with the fields of body (as root).
+func (e *melangeEnv) policy(t *testing.T, tenant uint64, fields map[string]any) map[string]any {
+	t.Helper()
+	return melangeCreate(e.c.For(t), e.root, melangePolicies(tenant), "policy", map[string]any{"policy": fields})
+}
+
+// Checklist 44: the policy list is tenant-scoped; POST → 201 with the URL
+// tenant, body tenant_id ignored; a policy needs a name (400).
+func TestMelange_Policies(t *testing.T) {
+	e := newMelangeEnv(t)
+	tok := e.tok(apitest.MemberUser)
+	p := obj(t, e.c.Do("POST", melangePolicies(e.r.MemberA), map[string]any{"policy": map[string]any{"name": "rax_policy",
+		"description": "policy_desc", "tenant_id": fmt.Sprint(e.r.MemberB)}}, tok).Expect(201), "policy")
+	if p["name"] != "rax_policy" || p["description"] != "policy_desc" || p["tenant_id"] != fmt.Sprint(e.r.MemberA) || p["created_at"] == "" {
+		t.Errorf("created %v", p)
+	}
+	p2 := e.policy(t, e.r.MemberA, map[string]any{"name": "second"})
+	if p2["description"] != nil {
+		t.Errorf("no description should be null: %v", p2)
+	}
+	e.policy(t, e.r.MemberB, map[string]any{"name": "b's"})
+	if got := strs(items(t, e.c.Do("GET", melangePolicies(e.r.MemberA), nil, tok).Expect(200), "policies"), "id"); !slices.Equal(got, []string{p["id"].(string), p2["id"].(string)}) {
+		t.Errorf("tenant A lists %v", got)
+	}
+	r := e.c.Do("GET", melangePolicies(e.r.MemberA)+".json?limit=1", nil, tok).Expect(200)
+	links, _ := r.Map()["policies_links"].([]any)
+	if len(links) != 1 || !strings.Contains(links[0].(map[string]any)["href"].(string), "marker="+p["id"].(string)) {
+		t.Errorf("policies_links %v", links)
+	}
+	wantFault(t, e.c.Do("POST", melangePolicies(e.r.MemberA), map[string]any{"policy": map[string]any{"description": "x"}}, tok), 400, "BadRequest", "'name': ['name should be present']")
+	wantFault(t, e.c.Do("GET", melangePolicies(e.r.MemberB), nil, tok), 403, "Forbidden", "cannot access this resource")
+}
+
+// Checklist 45: GET/PUT/DELETE policy → 200; PUT cannot change the
+// tenant; another tenant's policy → 404 Policy Not Found.
+func TestMelange_PolicyGetUpdateDelete(t *testing.T) {
+	e := newMelangeEnv(t)
+	tok := e.tok(apitest.MemberAdmin)
+	p := e.policy(t, e.r.MemberA, map[string]any{"name": "p1", "description": "d1"})
+	path := melangePolicy(e.r.MemberA, melangeID(p))
+	if got := obj(t, e.c.Do("GET", path+".json", nil, tok).Expect(200), "policy"); got["id"] != p["id"] || got["name"] != "p1" {
+		t.Errorf("read %v", got)
+	}
+	got := obj(t, e.c.Do("PUT", path, map[string]any{"policy": map[string]any{"name": "p2", "tenant_id": fmt.Sprint(e.r.MemberB)}}, tok).Expect(200), "policy")
+	if got["name"] != "p2" || got["description"] != "d1" || got["tenant_id"] != fmt.Sprint(e.r.MemberA) {
+		t.Errorf("updated %v", got)
+	}
+	wantFault(t, e.c.Do("PUT", path, map[string]any{"policy": map[string]any{"name": ""}}, tok), 400, "BadRequest", "name should be present")
+
+	b := e.policy(t, e.r.MemberB, map[string]any{"name": "b"})
+	other := melangePolicy(e.r.MemberA, melangeID(b))
+	wantFault(t, e.c.Do("GET", other, nil, tok), 404, "NotFound", "Policy Not Found")
+	wantFault(t, e.c.Do("PUT", other, map[string]any{"policy": map[string]any{"name": "x"}}, tok), 404, "NotFound", "Policy Not Found")
+	wantFault(t, e.c.Do("DELETE", other, nil, tok), 404, "NotFound", "Policy Not Found")
+	wantFault(t, e.c.Do("GET", melangePolicies(e.r.MemberA)+"/nonsense", nil, tok), 404, "NotFound", "Policy Not Found")
+
+	if r := e.c.Do("DELETE", path+".json", nil, tok).Expect(200); len(r.Body) != 0 {
+		t.Errorf("delete body %q", r.Body)
+	}
+	wantFault(t, e.c.Do("GET", path, nil, tok), 404, "NotFound", "Policy Not Found")
+	wantFault(t, e.c.Do("GET", path+"/unusable_ip_ranges", nil, tok), 404, "NotFound", "Policy Not Found")
+}
+
+// Checklist 46 and 47 (and §3 rules 14 and 15): POST range {offset: "10",
+// length: "2"} → 201 with integers; GET/PUT/DELETE → 200, PUT ignores
+// policy_id; unknown policy → 404 Policy Not Found, unknown range → 404
+// IpRange Not Found; non-integers and a negative length → 400; a negative
+// offset is allowed.
+func TestMelange_UnusableIPRanges(t *testing.T) {
+	e := newMelangeEnv(t)
+	tok := e.tok(apitest.MemberUser)
+	p := e.policy(t, e.r.MemberA, map[string]any{"name": "p"})
+	p2 := e.policy(t, e.r.MemberA, map[string]any{"name": "p2"})
+	base := melangePolicy(e.r.MemberA, melangeID(p)) + "/unusable_ip_ranges"
+	r := obj(t, e.c.Do("POST", base, map[string]any{"ip_range": map[string]any{"offset": "10", "length": "2", "policy_id": p2["id"]}}, tok).Expect(201), "ip_range")
+	if r["offset"] != float64(10) || r["length"] != float64(2) || r["policy_id"] != p["id"] || r["id"] == "" {
+		t.Errorf("created %v", r)
+	}
+	path := fmt.Sprintf("%s/%s", base, r["id"])
+	if got := obj(t, e.c.Do("GET", path+".json", nil, tok).Expect(200), "ip_range"); got["id"] != r["id"] || got["offset"] != float64(10) {
+		t.Errorf("read %v", got)
+	}
+	got := obj(t, e.c.Do("PUT", path, map[string]any{"ip_range": map[string]any{"offset": -3, "policy_id": p2["id"]}}, tok).Expect(200), "ip_range")
+	if got["offset"] != float64(-3) || got["length"] != float64(2) || got["policy_id"] != p["id"] {
+		t.Errorf("updated %v", got)
+	}
+	r2 := obj(t, e.c.Do("POST", base+".json", map[string]any{"ip_range": map[string]any{"offset": 0, "length": 0}}, tok).Expect(201), "ip_range")
+	if got := strs(items(t, e.c.Do("GET", base, nil, tok).Expect(200), "ip_ranges"), "id"); !slices.Equal(got, []string{r["id"].(string), r2["id"].(string)}) {
+		t.Errorf("list %v", got)
+	}
+	if l := items(t, e.c.Do("GET", melangePolicy(e.r.MemberA, melangeID(p2))+"/unusable_ip_ranges", nil, tok).Expect(200), "ip_ranges"); len(l) != 0 {
+		t.Errorf("policy_id in the body moved a range: %v", l)
+	}
+	for _, bad := range []struct {
+		body map[string]any
+		want string
+	}{
+		{map[string]any{"offset": "abc", "length": 1}, "'offset': ['offset should be of type integer']"},
+		{map[string]any{"offset": 1.5, "length": 1}, "offset should be of type integer"},
+		{map[string]any{"offset": 1, "length": "x"}, "length should be of type integer"},
+		{map[string]any{"offset": 1, "length": -1}, "'length': ['length should be a positive integer']"},
+		{map[string]any{"length": 1}, "offset should be of type integer"},
+		{map[string]any{"offset": 1}, "length should be of type integer"},
+	} {
+		wantFault(t, e.c.Do("POST", base, map[string]any{"ip_range": bad.body}, tok), 400, "BadRequest", bad.want)
+	}
+	wantFault(t, e.c.Do("PUT", path, map[string]any{"ip_range": map[string]any{"length": -2}}, tok), 400, "BadRequest", "length should be a positive integer")
+	wantFault(t, e.c.Do("GET", base+"/999999", nil, tok), 404, "NotFound", "IpRange Not Found")
+	wantFault(t, e.c.Do("PUT", base+"/999999", map[string]any{"ip_range": map[string]any{"length": 1}}, tok), 404, "NotFound", "IpRange Not Found")
+	wantFault(t, e.c.Do("DELETE", base+"/x", nil, tok), 404, "NotFound", "IpRange Not Found")
+	unknown := melangePolicies(e.r.MemberA) + "/999999/unusable_ip_ranges"
+	wantFault(t, e.c.Do("POST", unknown, map[string]any{"ip_range": map[string]any{"offset": 1, "length": 1}}, tok), 404, "NotFound", "Policy Not Found")
+	wantFault(t, e.c.Do("GET", unknown, nil, tok), 404, "NotFound", "Policy Not Found")
+	b := e.policy(t, e.r.MemberB, map[string]any{"name": "b"})
+	wantFault(t, e.c.Do("GET", fmt.Sprintf("%s/%s", melangePolicy(e.r.MemberA, melangeID(b))+"/unusable_ip_ranges", r["id"]), nil, tok), 404, "NotFound", "Policy Not Found")
+
+	if resp := e.c.Do("DELETE", path+".json", nil, tok).Expect(200); len(resp.Body) != 0 {
+		t.Errorf("delete body %q", resp.Body)
+	}
+	wantFault(t, e.c.Do("GET", path, nil, tok), 404, "NotFound", "IpRange Not Found")
+}
+
+// Checklist 48: the same for octets (IpOctet Not Found; 0-255); lists
+// paginate with ip_octets_links.
+func TestMelange_UnusableIPOctets(t *testing.T) {
+	e := newMelangeEnv(t)
+	tok := e.tok(apitest.MemberUser)
+	p := e.policy(t, e.r.MemberA, map[string]any{"name": "p"})
+	base := melangePolicy(e.r.MemberA, melangeID(p)) + "/unusable_ip_octets"
+	var ids []string
+	for _, o := range []any{"123", 124, 0, 255} {
+		got := obj(t, e.c.Do("POST", base, map[string]any{"ip_octet": map[string]any{"octet": o, "policy_id": "1"}}, tok).Expect(201), "ip_octet")
+		if got["policy_id"] != p["id"] || fmt.Sprint(got["octet"]) != fmt.Sprint(o) {
+			t.Errorf("created %v from %v", got, o)
+		}
+		ids = append(ids, got["id"].(string))
+	}
+	path := base + "/" + ids[0]
+	if got := obj(t, e.c.Do("GET", path+".json", nil, tok).Expect(200), "ip_octet"); got["octet"] != float64(123) {
+		t.Errorf("read %v", got)
+	}
+	if got := obj(t, e.c.Do("PUT", path, map[string]any{"ip_octet": map[string]any{"octet": 200}}, tok).Expect(200), "ip_octet"); got["octet"] != float64(200) || got["id"] != ids[0] {
+		t.Errorf("updated %v", got)
+	}
+	r := e.c.Do("GET", base+".json?limit=2&marker="+ids[0], nil, tok).Expect(200)
+	if got := strs(items(t, r, "ip_octets"), "id"); !slices.Equal(got, ids[1:3]) {
+		t.Errorf("page %v, want %v", got, ids[1:3])
+	}
+	links, _ := r.Map()["ip_octets_links"].([]any)
+	if len(links) != 1 || !strings.Contains(links[0].(map[string]any)["href"].(string), "marker="+ids[2]) {
+		t.Errorf("links %v", links)
+	}
+	for _, bad := range []struct {
+		octet any
+		want  string
+	}{{256, "octet should be between 0 and 255"}, {-1, "octet should be between 0 and 255"}, {"x", "'octet': ['octet should be of type integer']"}, {nil, "octet should be of type integer"}} {
+		wantFault(t, e.c.Do("POST", base, map[string]any{"ip_octet": map[string]any{"octet": bad.octet}}, tok), 400, "BadRequest", bad.want)
+	}
+	wantFault(t, e.c.Do("POST", base, map[string]any{"ip_octet": map[string]any{}}, tok), 400, "BadRequest", "octet should be of type integer")
+	wantFault(t, e.c.Do("PUT", path, map[string]any{"ip_octet": map[string]any{"octet": 300}}, tok), 400, "BadRequest", "octet should be between 0 and 255")
+	wantFault(t, e.c.Do("GET", base+"/999999", nil, tok), 404, "NotFound", "IpOctet Not Found")
+	wantFault(t, e.c.Do("PUT", base+"/999999", map[string]any{"ip_octet": map[string]any{"octet": 1}}, tok), 404, "NotFound", "IpOctet Not Found")
+	wantFault(t, e.c.Do("POST", melangePolicies(e.r.MemberA)+"/999999/unusable_ip_octets", map[string]any{"ip_octet": map[string]any{"octet": 1}}, tok), 404, "NotFound", "Policy Not Found")
+	e.c.Do("DELETE", path, nil, tok).Expect(200)
+	wantFault(t, e.c.Do("DELETE", path, nil, tok), 404, "NotFound", "IpOctet Not Found")
+	if l := items(t, e.c.Do("GET", base, nil, tok).Expect(200), "ip_octets"); len(l) != 3 {
+		t.Errorf("after delete %v", l)
+	}
+}
+
+// Checklist 5 (policy_id part), 76 (policy-disallowed → 422) and 77 (the
+// §6 table): a block with a policy skips its unusable addresses on
+// allocation — octet 1 skips x.x.x.1; the range (-3, 2) of a /29 takes .5
+// and .6 — and refuses them when asked for (422). Editing the policy's
+// ranges and octets re-applies it to the block at once; deleting the policy
+// frees the block (policy_id null).
+func TestMelange_PolicyAppliesToAllocation(t *testing.T) {
+	e := newMelangeEnv(t)
+	tok := e.tok(apitest.MemberUser)
+	p := e.policy(t, e.r.MemberA, map[string]any{"name": "p"})
+	ppath := melangePolicy(e.r.MemberA, melangeID(p))
+	oct := obj(t, e.c.Do("POST", ppath+"/unusable_ip_octets", map[string]any{"ip_octet": map[string]any{"octet": 1}}, tok).Expect(201), "ip_octet")
+	// The gateway is put at .6 so that .1 is free but for the policy.
+	b := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.50.0.0/29", "gateway": "10.50.0.6"})
+	bpath := melangeBlock(e.r.MemberA, melangeID(b))
+	if got := obj(t, e.c.Do("PUT", bpath, map[string]any{"ip_block": map[string]any{"policy_id": p["id"]}}, tok).Expect(200), "ip_block"); got["policy_id"] != p["id"] {
+		t.Fatalf("PUT policy_id: %v", got)
+	}
+	alloc := func() *apitest.Response { return e.c.Do("POST", bpath+"/ip_addresses", nil, tok) }
+	var got []string
+	for i := 0; i < 2; i++ {
+		got = append(got, obj(t, alloc().Expect(201), "ip_address")["address"].(string))
+	}
+	if !slices.Equal(got, []string{"10.50.0.0", "10.50.0.2"}) {
+		t.Errorf("with octet 1 unusable: %v, want .0 .2", got)
+	}
+	specific := func(a string) *apitest.Response {
+		return e.c.Do("POST", bpath+"/ip_addresses", map[string]any{"ip_address": map[string]any{"address": a}}, tok)
+	}
+	wantFault(t, specific("10.50.0.1"), 422, "UnprocessableEntity", "policy")
+
+	// A new range applies to the block at once: .5 and .6 go.
+	e.c.Do("POST", ppath+"/unusable_ip_ranges", map[string]any{"ip_range": map[string]any{"offset": -3, "length": 2}}, tok).Expect(201)
+	wantFault(t, specific("10.50.0.5"), 422, "UnprocessableEntity", "policy")
+	got = nil
+	for i := 0; i < 2; i++ {
+		got = append(got, obj(t, alloc().Expect(201), "ip_address")["address"].(string))
+	}
+	if !slices.Equal(got, []string{"10.50.0.3", "10.50.0.4"}) {
+		t.Errorf("next: %v, want .3 .4", got)
+	}
+	wantFault(t, alloc(), 422, "UnprocessableEntity", "")
+
+	// Deleting the octet frees .1.
+	e.c.Do("DELETE", fmt.Sprintf("%s/unusable_ip_octets/%s", ppath, oct["id"]), nil, tok).Expect(200)
+	specific("10.50.0.1").Expect(201)
+
+	// Deleting the policy nulls the block's policy_id and frees .5.
+	e.c.Do("DELETE", ppath, nil, tok).Expect(200)
+	if got := obj(t, e.c.Do("GET", bpath, nil, tok).Expect(200), "ip_block"); got["policy_id"] != nil {
+		t.Errorf("block keeps a deleted policy: %v", got)
+	}
+	specific("10.50.0.5").Expect(201)
+
+	// A block created with a policy uses it from the start; §6 table rows.
+	p2 := e.policy(t, e.r.MemberA, map[string]any{"name": "p2"})
+	p2path := melangePolicy(e.r.MemberA, melangeID(p2))
+	for _, rg := range [][2]int{{0, 2}, {3, 2}} {
+		e.c.Do("POST", p2path+"/unusable_ip_ranges", map[string]any{"ip_range": map[string]any{"offset": rg[0], "length": rg[1]}}, tok).Expect(201)
+	}
+	b2 := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.51.0.0/29", "gateway": "10.51.0.7", "policy_id": p2["id"]})
+	b2path := melangeBlock(e.r.MemberA, melangeID(b2))
+	for a, want := range map[string]int{"10.51.0.1": 422, "10.51.0.4": 422, "10.51.0.2": 201, "10.51.0.6": 201} {
+		e.c.Do("POST", b2path+"/ip_addresses", map[string]any{"ip_address": map[string]any{"address": a}}, tok).Expect(want)
+	}
+	if a := obj(t, e.c.Do("POST", b2path+"/ip_addresses", nil, tok).Expect(201), "ip_address")["address"]; a != "10.51.0.5" {
+		t.Errorf("(0,2)+(3,2): next %v, want 10.51.0.5", a)
+	}
+}
+
+// Malformed policy, range and octet bodies are 4xx, never 5xx.
+func TestMelange_PolicyNoServerErrors(t *testing.T) {
+	e := newMelangeEnv(t)
+	p := e.policy(t, e.r.MemberA, map[string]any{"name": "p"})
+	pp := melangePolicy(e.r.MemberA, melangeID(p))
+	rg := melangeCreate(e.c.For(t), e.root, pp+"/unusable_ip_ranges", "ip_range", map[string]any{"ip_range": map[string]any{"offset": 1, "length": 1}})
+	oc := melangeCreate(e.c.For(t), e.root, pp+"/unusable_ip_octets", "ip_octet", map[string]any{"ip_octet": map[string]any{"octet": 1}})
+	bodies := []string{``, `{}`, `[]`, `"x"`, `{"policy":[]}`, `{"policy":{"name":1}}`, `{"policy":{"name":{"a":1}}}`, `{"ip_range":"x"}`,
+		`{"ip_range":{"offset":1e400,"length":1}}`, `{"ip_range":{"offset":"99999999999999999999","length":1}}`, `{"ip_range":{"offset":null,"length":null}}`,
+		`{"ip_octet":{"octet":1e3}}`, `{"ip_octet":{"octet":[1]}}`, `{"ip_octet":{"octet":true}}`, `{"a":{"b":[` + strings.Repeat("[", 5000) + `]}}`}
+	routes := [][2]string{{"POST", melangePolicies(e.r.MemberA)}, {"PUT", pp}, {"POST", pp + "/unusable_ip_ranges"}, {"PUT", fmt.Sprintf("%s/unusable_ip_ranges/%s", pp, rg["id"])},
+		{"POST", pp + "/unusable_ip_octets"}, {"PUT", fmt.Sprintf("%s/unusable_ip_octets/%s", pp, oc["id"])}}
+	for _, body := range bodies {
+		for _, mp := range routes {
+			if r := e.c.Do(mp[0], mp[1], body, e.root); r.Status >= 500 {
+				t.Errorf("%s", r)
+			}
+		}
+	}
+	for _, q := range []string{"?limit=0", "?marker=abc"} {
+		for _, path := range []string{melangePolicies(e.r.MemberA), pp + "/unusable_ip_ranges", pp + "/unusable_ip_octets"} {
+			wantFault(t, e.c.Do("GET", path+q, nil, e.root), 400, "BadRequest", "")
+		}
 	}
 }

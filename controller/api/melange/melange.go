@@ -1,7 +1,8 @@
 // Package melange serves the OpenStack Melange IPAM dialect under
 // /v0.1/ipam (reference/melange-facts.md, melange-api-spec.rst): tenant
-// ip_blocks and their subnets, and the ip_addresses of a block with soft
-// deallocation and restore. It reads and writes the one IPAM model of
+// ip_blocks and their subnets, the ip_addresses of a block with soft
+// deallocation and restore, and policies with their unusable ip ranges
+// and octets. It reads and writes the one IPAM model of
 // package state (docs/ipam-model.md): a Melange block is an IPBlock of the
 // melange dialect, a subnet one with a parent.
 //
@@ -49,6 +50,9 @@ const (
 	ServiceIPBlock   = "melange_ip_block"
 	ServiceSubnet    = "melange_subnet"
 	ServiceIPAddress = "melange_ip_address"
+	ServicePolicy    = "melange_policy"
+	ServiceIPRange   = "melange_ip_range"
+	ServiceIPOctet   = "melange_ip_octet"
 )
 
 // DefaultLimit is the page size without ?limit (melange-facts §13).
@@ -59,6 +63,7 @@ func Register(a *api.API) {
 	handle(a, "GET", "", ServiceVersion, auth.Read, version)
 	registerIPBlocks(a)
 	registerIPAddresses(a)
+	registerPolicies(a)
 }
 
 // request is one authenticated Melange request.
@@ -163,6 +168,8 @@ func writeError(w http.ResponseWriter, err error) {
 			detail = "IpBlock Not Found"
 		case status == http.StatusNotFound && strings.HasPrefix(e.ErrorCode, "ipam_ip_address"):
 			detail = "IpAddress Not Found"
+		case status == http.StatusNotFound && strings.HasPrefix(e.ErrorCode, "ipam_policy"):
+			detail = "Policy Not Found"
 		}
 	}
 	api.WriteJSON(w, status, wire.NewMelangeError(status, detail))
