@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"encoding/xml"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -960,4 +962,271 @@ func TestMelange_PolicyNoServerErrors(t *testing.T) {
 			wantFault(t, e.c.Do("GET", path+q, nil, e.root), 400, "BadRequest", "")
 		}
 	}
+}
+
+func xmlSuffix(req func(*fixture) request) func(*fixture) request {
+	return func(f *fixture) request {
+		r := req(f)
+		r.path += ".xml"
+		return r
+	}
+}
+
+// --- XML (melange-facts §14) ---
+
+// xnode is an XML element read back generically.
+type xnode struct {
+	XMLName xml.Name
+	Attrs   []xml.Attr `xml:",any,attr"`
+	Nodes   []xnode    `xml:",any"`
+	Text    string     `xml:",chardata"`
+}
+
+func (n xnode) attr(name string) (string, bool) {
+	for _, a := range n.Attrs {
+		if a.Name.Local == name {
+			return a.Value, true
+		}
+	}
+	return "", false
+}
+
+func (n xnode) children(name string) []xnode {
+	var out []xnode
+	for _, c := range n.Nodes {
+		if c.XMLName.Local == name {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// xmlRoot checks that r is an XML response with root element name.
+func xmlRoot(t *testing.T, r *apitest.Response, name string) xnode {
+	t.Helper()
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/xml") {
+		t.Fatalf("%s: Content-Type %q, want application/xml", r, ct)
+	}
+	if !strings.HasPrefix(string(r.Body), "<?xml") {
+		t.Errorf("%s: no XML declaration", r)
+	}
+	var n xnode
+	if err := xml.Unmarshal(r.Body, &n); err != nil {
+		t.Fatalf("%s: %v", r, err)
+	}
+	if n.XMLName.Local != name {
+		t.Fatalf("%s: root <%s>, want <%s>", r, n.XMLName.Local, name)
+	}
+	return n
+}
+
+// wantXMLFault checks an XML Melange error: <Name code="status" ...
+// detail="...want..."/>.
+func wantXMLFault(t *testing.T, r *apitest.Response, status int, name, want string) {
+	t.Helper()
+	if !r.Check(status) {
+		return
+	}
+	n := xmlRoot(t, r, name)
+	if code, _ := n.attr("code"); code != fmt.Sprint(status) {
+		t.Errorf("%s: code %q, want %d", r, code, status)
+	}
+	if msg, _ := n.attr("message"); msg == "" {
+		t.Errorf("%s: no message", r)
+	}
+	if d, _ := n.attr("detail"); !strings.Contains(d, want) {
+		t.Errorf("%s: detail %q, want it to contain %q", r, d, want)
+	}
+}
+
+func hdr(token string, kv ...string) http.Header {
+	h := http.Header{}
+	if token != "" {
+		h.Set("X-Auth-Token", token)
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		h.Set(kv[i], kv[i+1])
+	}
+	return h
+}
+
+func isJSON(t *testing.T, r *apitest.Response) {
+	t.Helper()
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("%s: Content-Type %q, want application/json", r, ct)
+	}
+}
+
+// Checklist 10: pagination with .xml: <ip_blocks> of <ip_block> elements
+// and an Atom next link with the same href rule as JSON (the path keeps
+// its .xml suffix); the last page has no link.
+func TestMelange_XMLListBlocksPagination(t *testing.T) {
+	e := newMelangeEnv(t)
+	var ids []string
+	for i := 0; i < 5; i++ {
+		ids = append(ids, e.block(t, e.r.MemberA, map[string]any{"cidr": fmt.Sprintf("10.50.%d.0/24", i)})["id"].(string))
+	}
+	path := melangeBlocks(e.r.MemberA) + ".xml"
+	root := xmlRoot(t, e.c.Do("GET", path+"?limit=2&marker="+ids[1], nil, e.root).Expect(200), "ip_blocks")
+	var got []string
+	for _, b := range root.children("ip_block") {
+		id, _ := b.attr("id")
+		got = append(got, id)
+		if cidr, _ := b.attr("cidr"); !strings.HasPrefix(cidr, "10.50.") {
+			t.Errorf("block %s cidr %q", id, cidr)
+		}
+		if tenant, _ := b.attr("tenant_id"); tenant != fmt.Sprint(e.r.MemberA) {
+			t.Errorf("block %s tenant %q", id, tenant)
+		}
+		if _, ok := b.attr("parent_id"); ok {
+			t.Errorf("block %s: a null field is an attribute", id)
+		}
+	}
+	if !slices.Equal(got, ids[2:4]) {
+		t.Errorf("page after %s: %v, want %v", ids[1], got, ids[2:4])
+	}
+	links := root.children("link")
+	if len(links) != 1 {
+		t.Fatalf("links %+v", root)
+	}
+	l := links[0]
+	if l.XMLName.Space != "http://www.w3.org/2005/Atom" {
+		t.Errorf("link namespace %q", l.XMLName.Space)
+	}
+	rel, _ := l.attr("rel")
+	href, _ := l.attr("href")
+	u, err := url.Parse(href)
+	if rel != "next" || err != nil || u.Query().Get("marker") != ids[3] || u.Query().Get("limit") != "2" || u.Path != path {
+		t.Errorf("next link rel=%q href=%q", rel, href)
+	}
+	last := xmlRoot(t, e.c.Do("GET", path+"?limit=2&marker="+ids[3], nil, e.root).Expect(200), "ip_blocks")
+	if len(last.children("link")) != 0 || len(last.children("ip_block")) != 1 {
+		t.Errorf("last page %+v", last)
+	}
+	wantXMLFault(t, e.c.Do("GET", path+"?limit=x", nil, e.root), 400, "BadRequest", "limit")
+}
+
+// Checklist 27 with .xml: DELETE address.xml → 200 with an empty body; the
+// address stays (listed, taken) until restored.
+func TestMelange_XMLDeallocate(t *testing.T) {
+	e := newMelangeEnv(t)
+	b := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.51.0.0/24"})
+	base := melangeBlock(e.r.MemberA, melangeID(b)) + "/ip_addresses"
+	e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"address": "10.51.0.5", "interface_id": "vif"}}, e.root).Expect(201)
+	path := base + "/10.51.0.5"
+	if r := e.c.Do("DELETE", path+".xml", nil, e.tok(apitest.MemberUser)).Expect(200); len(r.Body) != 0 {
+		t.Errorf("delete body %q", r.Body)
+	}
+	ip := xmlRoot(t, e.c.Do("GET", path+".xml", nil, e.root).Expect(200), "ip_address")
+	if a, _ := ip.attr("address"); a != "10.51.0.5" {
+		t.Errorf("address %q", a)
+	}
+	if _, ok := ip.attr("interface_id"); ok {
+		t.Errorf("deallocated address keeps its interface: %+v", ip)
+	}
+	list := xmlRoot(t, e.c.Do("GET", base+".xml", nil, e.root).Expect(200), "ip_addresses")
+	if l := list.children("ip_address"); len(l) != 1 {
+		t.Errorf("list after deallocation %+v", list)
+	}
+	wantXMLFault(t, e.c.Do("DELETE", path+".xml", nil, e.root), 409, "Conflict", "already deallocated")
+	e.c.Do("PUT", path+"/restore.xml", nil, e.root).Expect(200)
+	wantXMLFault(t, e.c.Do("GET", base+"/10.51.0.99.xml", nil, e.root), 404, "NotFound", "IpAddress Not Found")
+}
+
+// §14: without a suffix, Accept chooses; JSON is the default and wins ties.
+func TestMelange_XMLAcceptHeader(t *testing.T) {
+	e := newMelangeEnv(t)
+	b := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.52.0.0/24", "dns1": "8.8.8.8"})
+	path := melangeBlock(e.r.MemberA, melangeID(b))
+	for _, accept := range []string{"application/xml", "text/xml", "application/json;q=0.5, application/xml", "application/xml, */*"} {
+		n := xmlRoot(t, e.c.DoHeader("GET", path, nil, hdr(e.root, "Accept", accept)).Expect(200), "ip_block")
+		if id, _ := n.attr("id"); id != b["id"] {
+			t.Errorf("Accept %q: id %q", accept, id)
+		}
+		if d, _ := n.attr("dns1"); d != "8.8.8.8" {
+			t.Errorf("Accept %q: dns1 %q", accept, d)
+		}
+	}
+	for _, accept := range []string{"", "application/json", "*/*", "application/json, application/xml", "application/xml;q=0.1, application/json"} {
+		r := e.c.DoHeader("GET", path, nil, hdr(e.root, "Accept", accept)).Expect(200)
+		isJSON(t, r)
+		obj(t, r, "ip_block")
+	}
+	v := xmlRoot(t, e.c.DoHeader("GET", "/v0.1/ipam", nil, hdr(e.root, "Accept", "application/xml")).Expect(200), "versions")
+	vs := v.children("version")
+	if len(vs) != 1 {
+		t.Fatalf("versions %+v", v)
+	}
+	if name, _ := vs[0].attr("name"); name != "v0.1" || len(vs[0].children("link")) != 1 {
+		t.Errorf("version %+v", vs[0])
+	}
+	list := xmlRoot(t, e.c.DoHeader("GET", melangeBlocks(e.r.MemberA), nil, hdr(e.root, "Accept", "application/xml")).Expect(200), "ip_blocks")
+	if len(list.children("ip_block")) != 1 {
+		t.Errorf("list %+v", list)
+	}
+}
+
+// §14: a .xml or .json suffix wins over Accept, on literal and wildcard
+// endings alike.
+func TestMelange_XMLSuffixOverridesAccept(t *testing.T) {
+	e := newMelangeEnv(t)
+	b := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.53.0.0/24"})
+	path := melangeBlock(e.r.MemberA, melangeID(b))
+	n := xmlRoot(t, e.c.DoHeader("GET", path+".xml", nil, hdr(e.root, "Accept", "application/json")).Expect(200), "ip_block")
+	if id, _ := n.attr("id"); id != b["id"] {
+		t.Errorf("id %q", id)
+	}
+	xmlRoot(t, e.c.DoHeader("GET", melangeBlocks(e.r.MemberA)+".xml", nil, hdr(e.root, "Accept", "application/json")).Expect(200), "ip_blocks")
+	r := e.c.DoHeader("GET", path+".json", nil, hdr(e.root, "Accept", "application/xml")).Expect(200)
+	isJSON(t, r)
+	if got := obj(t, r, "ip_block"); got["id"] != b["id"] {
+		t.Errorf("json %v", got)
+	}
+	r = e.c.DoHeader("GET", melangeBlocks(e.r.MemberA)+".json", nil, hdr(e.root, "Accept", "application/xml")).Expect(200)
+	isJSON(t, r)
+	items(t, r, "ip_blocks")
+	wantFault(t, e.c.DoHeader("GET", melangeBlock(e.r.MemberA, 999999)+".json", nil, hdr(e.root, "Accept", "application/xml")), 404, "NotFound", "IpBlock Not Found")
+}
+
+// §14: XML request bodies, by Content-Type (or, without one, the .xml
+// suffix); fields as attributes or child elements.
+func TestMelange_XMLCreateBody(t *testing.T) {
+	e := newMelangeEnv(t)
+	tok := e.tok(apitest.MemberUser)
+	body := `<?xml version="1.0"?><ip_block cidr="10.54.0.0/24" type="private" tenant_id="999"><dns1>8.8.8.8</dns1><network_id>net-1</network_id></ip_block>`
+	r := e.c.DoHeader("POST", melangeBlocks(e.r.MemberA), body, hdr(tok, "Content-Type", "application/xml")).Expect(201)
+	isJSON(t, r)
+	got := obj(t, r, "ip_block")
+	if got["cidr"] != "10.54.0.0/24" || got["type"] != "private" || got["dns1"] != "8.8.8.8" || got["network_id"] != "net-1" || got["tenant_id"] != fmt.Sprint(e.r.MemberA) {
+		t.Errorf("created %v", got)
+	}
+	n := xmlRoot(t, e.c.DoHeader("POST", melangeBlocks(e.r.MemberA)+".xml", `<ip_block cidr="10.55.0.0/24"/>`, hdr(tok)).Expect(201), "ip_block")
+	if cidr, _ := n.attr("cidr"); cidr != "10.55.0.0/24" {
+		t.Errorf("created %+v", n)
+	}
+	if gw, _ := n.attr("gateway"); gw != "10.55.0.1" {
+		t.Errorf("gateway %q", gw)
+	}
+	id, _ := n.attr("id")
+	addr := xmlRoot(t, e.c.DoHeader("POST", melangeBlocks(e.r.MemberA)+"/"+id+"/ip_addresses", `<ip_address address="10.55.0.7" interface_id="vif-x"/>`,
+		hdr(tok, "Content-Type", "application/xml; charset=utf-8", "Accept", "application/xml")).Expect(201), "ip_address")
+	if a, _ := addr.attr("address"); a != "10.55.0.7" {
+		t.Errorf("address %+v", addr)
+	}
+	wantXMLFault(t, e.c.DoHeader("POST", melangeBlocks(e.r.MemberA)+".xml", `<ip_block cidr="10..."/>`, hdr(tok, "Content-Type", "application/xml")), 400, "BadRequest", "cidr is invalid")
+	wantXMLFault(t, e.c.DoHeader("POST", melangeBlocks(e.r.MemberA)+".xml", `<ip_block cidr=`, hdr(tok, "Content-Type", "application/xml")), 400, "BadRequest", "Malformed request body")
+	// A JSON body to a .xml path is read by its Content-Type.
+	e.c.DoHeader("POST", melangeBlocks(e.r.MemberA)+".xml", `{"ip_block": {"cidr": "10.56.0.0/24"}}`, hdr(tok, "Content-Type", "application/json")).Expect(201)
+}
+
+// §14: errors are XML when XML was asked for, the code an attribute of the
+// fault element; authentication and tenant errors included.
+func TestMelange_XMLErrors(t *testing.T) {
+	e := newMelangeEnv(t)
+	missing := melangeBlock(e.r.MemberA, 999999)
+	wantXMLFault(t, e.c.Do("GET", missing+".xml", nil, e.root), 404, "NotFound", "IpBlock Not Found")
+	wantXMLFault(t, e.c.DoHeader("GET", missing, nil, hdr(e.root, "Accept", "application/xml")), 404, "NotFound", "IpBlock Not Found")
+	wantXMLFault(t, e.c.Do("GET", melangeBlocks(e.r.MemberA)+".xml", nil, ""), 401, "Unauthorized", "")
+	wantXMLFault(t, e.c.Do("GET", melangeBlocks(e.r.MemberB)+".xml", nil, e.tok(apitest.MemberUser)), 403, "Forbidden", "cannot access this resource")
+	wantFault(t, e.c.Do("GET", missing, nil, e.root), 404, "NotFound", "IpBlock Not Found")
 }

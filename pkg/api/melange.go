@@ -9,6 +9,11 @@ import (
 // under the name of its HTTP error class (MelangeErrorName):
 //
 //	{"NotFound": {"code": 404, "message": "The resource could not be found.", "detail": "IpBlock Not Found"}}
+//
+// In XML (a .xml suffix or Accept: application/xml) the fields are
+// attributes of the element named after the class:
+//
+//	<NotFound code="404" message="The resource could not be found." detail="IpBlock Not Found"></NotFound>
 type MelangeFault struct {
 	Code    int    `json:"code"`
 	Message string `json:"message"`

@@ -70,7 +70,7 @@ func listAddresses(q *request) error {
 	if err != nil {
 		return err
 	}
-	reply(q.W, http.StatusOK, 0, res)
+	reply(q, http.StatusOK, 0, res)
 	return nil
 }
 
@@ -79,7 +79,7 @@ func readAddress(q *request) error {
 	if err != nil {
 		return err
 	}
-	reply(q.W, http.StatusOK, 0, map[string]any{"ip_address": addressView(ip)})
+	reply(q, http.StatusOK, 0, map[string]any{"ip_address": addressView(ip)})
 	return nil
 }
 
@@ -114,7 +114,7 @@ func createAddress(q *request) error {
 	if err != nil {
 		return err
 	}
-	reply(q.W, http.StatusCreated, index, map[string]any{"ip_address": addressView(v.(*wire.IPAddress))})
+	reply(q, http.StatusCreated, index, map[string]any{"ip_address": addressView(v.(*wire.IPAddress))})
 	return nil
 }
 

@@ -87,7 +87,7 @@ func listBlocks(q *request) error {
 	if err != nil {
 		return err
 	}
-	reply(q.W, http.StatusOK, 0, res)
+	reply(q, http.StatusOK, 0, res)
 	return nil
 }
 
@@ -96,7 +96,7 @@ func readBlock(q *request) error {
 	if err != nil {
 		return err
 	}
-	reply(q.W, http.StatusOK, 0, map[string]any{"ip_block": blockView(b)})
+	reply(q, http.StatusOK, 0, map[string]any{"ip_block": blockView(b)})
 	return nil
 }
 
@@ -166,7 +166,7 @@ func createBlock(q *request) error {
 	if err != nil {
 		return err
 	}
-	reply(q.W, http.StatusCreated, index, map[string]any{"ip_block": blockView(v.(*wire.IPBlock))})
+	reply(q, http.StatusCreated, index, map[string]any{"ip_block": blockView(v.(*wire.IPBlock))})
 	return nil
 }
 
@@ -210,7 +210,7 @@ func updateBlock(q *request) error {
 		if err != nil {
 			return err
 		}
-		reply(q.W, http.StatusOK, index, map[string]any{"ip_block": blockView(v.(*wire.IPBlock))})
+		reply(q, http.StatusOK, index, map[string]any{"ip_block": blockView(v.(*wire.IPBlock))})
 		return nil
 	}
 }
@@ -240,7 +240,7 @@ func listSubnets(q *request) error {
 	if err != nil {
 		return err
 	}
-	reply(q.W, http.StatusOK, 0, res)
+	reply(q, http.StatusOK, 0, res)
 	return nil
 }
 
@@ -279,6 +279,6 @@ func createSubnet(q *request) error {
 	if err != nil {
 		return err
 	}
-	reply(q.W, http.StatusCreated, index, map[string]any{"subnet": blockView(v.(*wire.IPBlock))})
+	reply(q, http.StatusCreated, index, map[string]any{"subnet": blockView(v.(*wire.IPBlock))})
 	return nil
 }

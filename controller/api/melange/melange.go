@@ -17,8 +17,11 @@
 // URL is 403), and inside it another tenant's objects are 404. Ids are the
 // store's numeric ids, rendered as strings as Melange's uuids were.
 //
-// JSON only: the .json path suffix is served, XML (the Accept header and
-// the .xml suffix) is not yet.
+// JSON is the default; XML is served when the path ends in .xml or, without
+// a suffix, when Accept prefers application/xml (melange-facts §14; a .json
+// or .xml suffix wins over the header). XML request bodies are read when
+// Content-Type says XML (or, without a Content-Type, the path ends in .xml).
+// Both are done once, here and in xml.go, from the same views as JSON.
 package melange
 
 import (
@@ -72,23 +75,28 @@ type request struct {
 	// tenant is the {tenant_id} of the URL, a member id (0 when the URL
 	// has none or it is not a number).
 	tenant uint64
+	// xml is true when the response is to be XML (wantXML).
+	xml bool
 }
 
 // handle registers method Prefix+path: authenticate, check the permission
 // table, then the tenant of the URL (melange-facts §15), then run fn. Any
 // error is written in the Melange shape.
 //
-// Every route also answers with a ".json" suffix (melange-facts §2): a
-// route ending in a literal is registered twice, one ending in a wildcard
-// strips the suffix from its value.
+// Every route also answers with a ".json" and an ".xml" suffix
+// (melange-facts §2): a route ending in a literal is registered three
+// times, one ending in a wildcard strips the suffix from its value. The
+// response format is chosen before anything else (wantXML), so that every
+// error is in the format asked for.
 func handle(a *api.API, method, path, service string, action auth.Action, fn func(*request) error) {
 	last := ""
 	if i := strings.LastIndexByte(path, '/'); i >= 0 && strings.HasPrefix(path[i+1:], "{") {
 		last = strings.Trim(path[i+1:], "{}")
 	}
 	h := func(w http.ResponseWriter, r *http.Request) {
+		asXML := wantXML(r)
 		if last != "" {
-			r.SetPathValue(last, strings.TrimSuffix(r.PathValue(last), ".json"))
+			r.SetPathValue(last, trimFormat(r.PathValue(last)))
 		}
 		err := func() error {
 			p, err := a.Authenticate(r)
@@ -99,7 +107,7 @@ func handle(a *api.API, method, path, service string, action auth.Action, fn fun
 				return err
 			}
 			q := &request{Request: &api.Request{Request: r, W: w, API: a, P: p, Txn: a.Store().Read(),
-				App: App, Service: service, Action: action}}
+				App: App, Service: service, Action: action}, xml: asXML}
 			if raw := r.PathValue("tenant_id"); raw != "" {
 				t, perr := strconv.ParseUint(raw, 10, 64)
 				if perr == nil {
@@ -116,12 +124,13 @@ func handle(a *api.API, method, path, service string, action auth.Action, fn fun
 			if !errors.As(err, &f) {
 				a.LogUnexpected(r, err)
 			}
-			writeError(w, err)
+			writeError(w, asXML, err)
 		}
 	}
 	a.Handle(method+" "+Prefix+path, h)
 	if last == "" {
 		a.Handle(method+" "+Prefix+path+".json", h)
+		a.Handle(method+" "+Prefix+path+".xml", h)
 	}
 }
 
@@ -147,9 +156,10 @@ func invalid(field, msg string) error {
 // fieldNames maps state's field names to Melange's.
 var fieldNames = map[string]string{"member_id": "tenant_id", "block_id": "ip_block_id"}
 
-// writeError writes err as a Melange error. Regent's own errors (auth,
-// state, the cluster) keep their status and become the detail.
-func writeError(w http.ResponseWriter, err error) {
+// writeError writes err as a Melange error, in XML when asXML. Regent's
+// own errors (auth, state, the cluster) keep their status and become the
+// detail.
+func writeError(w http.ResponseWriter, asXML bool, err error) {
 	status, detail := http.StatusInternalServerError, "Internal error."
 	var f *faultError
 	var e *wire.Error
@@ -172,7 +182,7 @@ func writeError(w http.ResponseWriter, err error) {
 			detail = "Policy Not Found"
 		}
 	}
-	api.WriteJSON(w, status, wire.NewMelangeError(status, detail))
+	render(w, asXML, status, wire.NewMelangeError(status, detail))
 }
 
 // pyDict renders field errors as Melange's message does (a Python dict).
@@ -199,8 +209,9 @@ func pyDict(errs map[string]wire.FieldError) string {
 // ignores fields it does not know, and so do we.
 type body map[string]json.RawMessage
 
-// decode reads {"<key>": {...}}. An empty body, or one without key, is an
-// empty object; anything else that is not a JSON object is a 400.
+// decode reads {"<key>": {...}}, or <key .../> when the body is XML
+// (xmlBody). An empty body, or one without key, is an empty object;
+// anything else that is not a JSON object is a 400.
 func decode(q *request, key string) (body, error) {
 	raw, err := io.ReadAll(http.MaxBytesReader(nil, q.Body, api.MaxBodyBytes))
 	if err != nil {
@@ -212,6 +223,9 @@ func decode(q *request, key string) (body, error) {
 	}
 	if strings.TrimSpace(string(raw)) == "" {
 		return body{}, nil
+	}
+	if xmlBody(q.Request.Request) {
+		return decodeXML(raw, key)
 	}
 	var outer map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &outer); err != nil {
@@ -271,11 +285,12 @@ func optionalID(id uint64) *string {
 
 // --- replies ---
 
-func reply(w http.ResponseWriter, status int, index uint64, v any) {
+// reply writes v in the format of q (render).
+func reply(q *request, status int, index uint64, v any) {
 	if index != 0 {
-		w.Header().Set("X-Regent-Index", strconv.FormatUint(index, 10))
+		q.W.Header().Set("X-Regent-Index", strconv.FormatUint(index, 10))
 	}
-	api.WriteJSON(w, status, v)
+	render(q.W, q.xml, status, v)
 }
 
 // empty is Melange's 200 with an empty body (delete, restore).
@@ -362,8 +377,8 @@ func requestURL(r *http.Request, qs url.Values) string {
 
 // version lists the API version (melange-api-spec "List versions").
 func version(q *request) error {
-	self := strings.TrimSuffix(requestURL(q.Request.Request, url.Values{}), "/ipam")
-	reply(q.W, http.StatusOK, 0, map[string]any{"versions": []map[string]any{{
+	self := strings.TrimSuffix(trimFormat(requestURL(q.Request.Request, url.Values{})), "/ipam")
+	reply(q, http.StatusOK, 0, map[string]any{"versions": []map[string]any{{
 		"name": "v0.1", "status": "CURRENT", "links": []link{{Rel: "self", Href: self}},
 	}}})
 	return nil

@@ -160,7 +160,7 @@ func listPolicies(q *request) error {
 	if err != nil {
 		return err
 	}
-	reply(q.W, http.StatusOK, 0, res)
+	reply(q, http.StatusOK, 0, res)
 	return nil
 }
 
@@ -169,7 +169,7 @@ func readPolicy(q *request) error {
 	if err != nil {
 		return err
 	}
-	reply(q.W, http.StatusOK, 0, map[string]any{"policy": policyView(p)})
+	reply(q, http.StatusOK, 0, map[string]any{"policy": policyView(p)})
 	return nil
 }
 
@@ -204,7 +204,7 @@ func createPolicy(q *request) error {
 	if err != nil {
 		return err
 	}
-	reply(q.W, http.StatusCreated, index, map[string]any{"policy": policyView(v.(*wire.IPPolicy))})
+	reply(q, http.StatusCreated, index, map[string]any{"policy": policyView(v.(*wire.IPPolicy))})
 	return nil
 }
 
@@ -218,7 +218,7 @@ func updatePolicy(q *request) error {
 	if err != nil {
 		return err
 	}
-	reply(q.W, http.StatusOK, index, map[string]any{"policy": policyView(v)})
+	reply(q, http.StatusOK, index, map[string]any{"policy": policyView(v)})
 	return nil
 }
 
@@ -274,7 +274,7 @@ func listRanges(q *request) error {
 	if err != nil {
 		return err
 	}
-	reply(q.W, http.StatusOK, 0, res)
+	reply(q, http.StatusOK, 0, res)
 	return nil
 }
 
@@ -291,7 +291,7 @@ func readRange(q *request) error {
 	if i < 0 {
 		return errRangeNotFound
 	}
-	reply(q.W, http.StatusOK, 0, map[string]any{"ip_range": rangeView(p)(p.UnusableRanges[i])})
+	reply(q, http.StatusOK, 0, map[string]any{"ip_range": rangeView(p)(p.UnusableRanges[i])})
 	return nil
 }
 
@@ -314,7 +314,7 @@ func createRange(q *request) error {
 	if err != nil {
 		return err
 	}
-	reply(q.W, http.StatusCreated, index, map[string]any{"ip_range": rangeView(v)(v.UnusableRanges[len(v.UnusableRanges)-1])})
+	reply(q, http.StatusCreated, index, map[string]any{"ip_range": rangeView(v)(v.UnusableRanges[len(v.UnusableRanges)-1])})
 	return nil
 }
 
@@ -334,7 +334,7 @@ func updateRange(q *request) error {
 	if err != nil {
 		return err
 	}
-	reply(q.W, http.StatusOK, index, map[string]any{"ip_range": rangeView(v)(v.UnusableRanges[findRange(v, id)])})
+	reply(q, http.StatusOK, index, map[string]any{"ip_range": rangeView(v)(v.UnusableRanges[findRange(v, id)])})
 	return nil
 }
 
@@ -388,7 +388,7 @@ func listOctets(q *request) error {
 	if err != nil {
 		return err
 	}
-	reply(q.W, http.StatusOK, 0, res)
+	reply(q, http.StatusOK, 0, res)
 	return nil
 }
 
@@ -405,7 +405,7 @@ func readOctet(q *request) error {
 	if i < 0 {
 		return errOctetNotFound
 	}
-	reply(q.W, http.StatusOK, 0, map[string]any{"ip_octet": octetView(p)(p.UnusableOctets[i])})
+	reply(q, http.StatusOK, 0, map[string]any{"ip_octet": octetView(p)(p.UnusableOctets[i])})
 	return nil
 }
 
@@ -428,7 +428,7 @@ func createOctet(q *request) error {
 	if err != nil {
 		return err
 	}
-	reply(q.W, http.StatusCreated, index, map[string]any{"ip_octet": octetView(v)(v.UnusableOctets[len(v.UnusableOctets)-1])})
+	reply(q, http.StatusCreated, index, map[string]any{"ip_octet": octetView(v)(v.UnusableOctets[len(v.UnusableOctets)-1])})
 	return nil
 }
 
@@ -448,7 +448,7 @@ func updateOctet(q *request) error {
 	if err != nil {
 		return err
 	}
-	reply(q.W, http.StatusOK, index, map[string]any{"ip_octet": octetView(v)(v.UnusableOctets[findOctet(v, id)])})
+	reply(q, http.StatusOK, index, map[string]any{"ip_octet": octetView(v)(v.UnusableOctets[findOctet(v, id)])})
 	return nil
 }
 

@@ -17,6 +17,7 @@ func TestCheckResponse(t *testing.T) {
 	const token = `{"id":2,"created":"2026-01-02T03:04:05Z","updated":"2026-01-02T03:04:05Z","created_index":6,"modified_index":6,"user_id":1,"member_id":1,"name":"","kind":"user","prefix":"rgt_abcd"`
 	const meta = `"_metadata":{"page":0,"limit":50,"order":"id","total_records":1,"warnings":[]}`
 	json := http.Header{"Content-Type": {"application/json"}, "X-Regent-Index": {"6"}}
+	xml := http.Header{"Content-Type": {"application/xml"}, "X-Regent-Index": {"6"}}
 	item := http.Header{"Content-Type": {"application/json"}, "X-Regent-Index": {"6"}, "Etag": {`"6"`}}
 	cases := []struct {
 		name         string
@@ -58,6 +59,16 @@ func TestCheckResponse(t *testing.T) {
 		{"delete", "DELETE", "/membership/member/2/", 204, http.Header{"X-Regent-Index": {"7"}}, ``, true},
 		{"metrics", "GET", "/metrics", 200, http.Header{"Content-Type": {"text/plain; version=0.0.4; charset=utf-8"}, "X-Regent-Index": {"7"}}, "# HELP x\n", true},
 		{"snapshot", "GET", "/v1/operator/snapshot", 200, http.Header{"Content-Type": {"application/octet-stream"}, "X-Regent-Index": {"7"}}, "REGENT", true},
+		// XML (Melange): status and headers checked, the body only for being
+		// well-formed XML of a documented content type.
+		{"melange xml", "GET", "/v0.1/ipam/tenants/1/ip_blocks.xml", 200, xml, `<?xml version="1.0"?><ip_blocks></ip_blocks>`, true},
+		{"melange xml by Accept", "GET", "/v0.1/ipam/tenants/1/ip_blocks/2", 200, xml, `<ip_block id="2"/>`, true},
+		{"melange xml error", "GET", "/v0.1/ipam/tenants/1/ip_blocks/2.xml", 404, xml, `<NotFound code="404" message="m" detail="d"/>`, true},
+		{"melange xml, malformed", "GET", "/v0.1/ipam/tenants/1/ip_blocks.xml", 200, xml, `<ip_blocks>`, false},
+		{"melange xml, two roots", "GET", "/v0.1/ipam/tenants/1/ip_blocks.xml", 200, xml, `<a/><b/>`, false},
+		{"melange xml, undocumented status", "GET", "/v0.1/ipam/tenants/1/ip_blocks.xml", 201, xml, `<ip_blocks/>`, false},
+		{"melange xml, no index header", "GET", "/v0.1/ipam/tenants/1/ip_blocks.xml", 200, http.Header{"Content-Type": {"application/xml"}}, `<ip_blocks/>`, false},
+		{"xml where only json is documented", "GET", "/membership/member/2/", 200, http.Header{"Content-Type": {"application/xml"}, "X-Regent-Index": {"6"}, "Etag": {`"6"`}}, `<member/>`, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
