@@ -345,3 +345,21 @@ func (s *Service[T]) del(q *Request) error {
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
+
+// MetaFields returns the searchable fields every stored object has (id,
+// timestamps and raft indexes) together with a service's own.
+func MetaFields(own map[string]query.FieldType) map[string]query.FieldType {
+	out := map[string]query.FieldType{"id": query.Number, "created": query.Date, "updated": query.Date,
+		"created_index": query.Number, "modified_index": query.Number}
+	for k, v := range own {
+		out[k] = v
+	}
+	return out
+}
+
+// Set copies *v into *dst when v is not nil: how PATCH applies a field.
+func Set[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}

@@ -43,7 +43,7 @@ func allocationView(a *api.API) func(*wire.IPBlock) any {
 func registerAllocation(a *api.API) {
 	api.Register(a, api.Service[*wire.IPBlock]{
 		App: App, Name: "allocation", Tables: []string{state.IPBlocks},
-		Query: query.Spec{Fields: fields(map[string]query.FieldType{"name": query.String, "asn_id": query.Number,
+		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"name": query.String, "asn_id": query.Number,
 			"member_id": query.Number, "type": query.String, "cidr": query.String}),
 			Ordering: []string{"id", "name", "asn_id", "created", "updated"}},
 		All: func(r *state.ReadTxn) []*wire.IPBlock { return blocks(r, isAllocation) },
@@ -78,12 +78,12 @@ func registerAllocation(a *api.API) {
 					b.ASNID, b.MemberID = asn.ID, asn.MemberID
 				}
 			}
-			set(&b.Type, in.Type)
+			api.Set(&b.Type, in.Type)
 			if b.Type != wire.BlockPublic && b.Type != wire.BlockPrivate {
 				fe.Add("type", q.Code(104), "type should be one among public, private")
 			}
 			text(fe, q, "name", in.Name, 64, 105)
-			set(&b.Name, in.Name)
+			api.Set(&b.Name, in.Name)
 			if err := fe.Err(); err != nil {
 				return nil, err
 			}
@@ -121,7 +121,7 @@ func registerAllocation(a *api.API) {
 			if !partial {
 				b.Name = ""
 			}
-			set(&b.Name, in.Name)
+			api.Set(&b.Name, in.Name)
 			return q.Command(fsm.IPBlockUpdateType, &b)
 		},
 		Delete: func(q *api.Request, cur *wire.IPBlock) (*fsm.Command, error) {

@@ -33,7 +33,7 @@ func asnView(a *wire.ASN) any {
 func registerASN(a *api.API) {
 	api.Register(a, api.Service[*wire.ASN]{
 		App: App, Name: "asn", Tables: []string{state.ASNs},
-		Query: query.Spec{Fields: fields(map[string]query.FieldType{"member_id": query.Number, "number": query.Number}),
+		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"member_id": query.Number, "number": query.Number}),
 			Ordering: []string{"id", "number", "member_id", "created"}},
 		All: (*state.ReadTxn).ASNList,
 		Get: (*state.ReadTxn).ASN,

@@ -17,7 +17,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/regentcloud/regent/controller/api"
-	"github.com/regentcloud/regent/controller/api/query"
 	"github.com/regentcloud/regent/controller/auth"
 	"github.com/regentcloud/regent/controller/state"
 	wire "github.com/regentcloud/regent/pkg/api"
@@ -34,20 +33,6 @@ func Register(a *api.API) {
 	registerIPAddress(a)
 	registerSubnetSpace(a)
 	registerIPValidator(a)
-}
-
-var meta = map[string]query.FieldType{"id": query.Number, "created": query.Date, "updated": query.Date,
-	"created_index": query.Number, "modified_index": query.Number}
-
-func fields(extra map[string]query.FieldType) map[string]query.FieldType {
-	out := map[string]query.FieldType{}
-	for k, v := range meta {
-		out[k] = v
-	}
-	for k, v := range extra {
-		out[k] = v
-	}
-	return out
 }
 
 // seesAll: global users and robots (which build what the region serves) see
@@ -74,12 +59,6 @@ func required(fe wire.FieldErrors, q *api.Request, field string, present bool, n
 		fe.Add(field, q.Code(n), "This field is required.")
 	}
 	return present
-}
-
-func set[T any](dst *T, v *T) {
-	if v != nil {
-		*dst = *v
-	}
 }
 
 // --- lookups of the cloudcix block kinds ---

@@ -66,7 +66,7 @@ func cloudcixIP(r *state.ReadTxn, id uint64) (*wire.IPAddress, bool) {
 func registerIPAddress(a *api.API) {
 	api.Register(a, api.Service[*wire.IPAddress]{
 		App: App, Name: "ip_address", Tables: []string{state.IPAddresses},
-		Query: query.Spec{Fields: fields(map[string]query.FieldType{"address": query.String, "block_id": query.Number,
+		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"address": query.String, "block_id": query.Number,
 			"member_id": query.Number, "name": query.String, "mac_address": query.String, "vm_id": query.Number,
 			"version": query.Number, "public_ip_id": query.Number}),
 			Ordering: []string{"id", "address", "name", "created", "updated"}},
@@ -110,8 +110,8 @@ func registerIPAddress(a *api.API) {
 				}
 			}
 			text(fe, q, "name", in.Name, 64, 104)
-			set(&ip.Name, in.Name)
-			set(&ip.VMID, in.VMID)
+			api.Set(&ip.Name, in.Name)
+			api.Set(&ip.VMID, in.VMID)
 			if in.PublicIPID != nil && *in.PublicIPID != 0 {
 				if p, ok := cloudcixIP(q.Txn, *in.PublicIPID); !ok || !owns(q, p.MemberID) {
 					fe.Add("public_ip_id", q.Code(105), "IP address with id = '%d' doesn't exist", *in.PublicIPID)

@@ -104,7 +104,7 @@ func parseRange(fe wire.FieldErrors, q *api.Request, s string, n int) (netip.Pre
 func registerSubnet(a *api.API) {
 	api.Register(a, api.Service[*wire.IPBlock]{
 		App: App, Name: "subnet", Tables: []string{state.IPBlocks, state.IPAddresses},
-		Query: query.Spec{Fields: fields(map[string]query.FieldType{"name": query.String, "member_id": query.Number,
+		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"name": query.String, "member_id": query.Number,
 			"parent_id": query.Number, "cidr": query.String, "gateway": query.String, "vlan": query.Number,
 			"vxlan": query.Number, "virtual_router_id": query.Number, "router_id": query.Number}),
 			Ordering: []string{"id", "name", "cidr", "vlan", "created", "updated"}},
@@ -167,11 +167,11 @@ func registerSubnet(a *api.API) {
 			}
 			b := &wire.IPBlock{Dialect: wire.DialectCloudCIX, ParentID: container.ID, MemberID: alloc.MemberID,
 				CIDR: raw.Masked().String(), Gateway: raw.Addr().String(), Generator: wire.GeneratorSequential}
-			set(&b.Name, in.Name)
-			set(&b.VLAN, in.VLAN)
-			set(&b.VXLAN, in.VXLAN)
-			set(&b.VirtualRouterID, in.VirtualRouterID)
-			set(&b.RouterID, in.RouterID)
+			api.Set(&b.Name, in.Name)
+			api.Set(&b.VLAN, in.VLAN)
+			api.Set(&b.VXLAN, in.VXLAN)
+			api.Set(&b.VirtualRouterID, in.VirtualRouterID)
+			api.Set(&b.RouterID, in.RouterID)
 			return q.Command(fsm.IPBlockCreateType, b)
 		},
 		Update: func(q *api.Request, cur *wire.IPBlock, partial bool) (*fsm.Command, error) {
@@ -212,11 +212,11 @@ func registerSubnet(a *api.API) {
 					return nil, fe.Err()
 				}
 			}
-			set(&b.Name, in.Name)
-			set(&b.VLAN, in.VLAN)
-			set(&b.VXLAN, in.VXLAN)
-			set(&b.VirtualRouterID, in.VirtualRouterID)
-			set(&b.RouterID, in.RouterID)
+			api.Set(&b.Name, in.Name)
+			api.Set(&b.VLAN, in.VLAN)
+			api.Set(&b.VXLAN, in.VXLAN)
+			api.Set(&b.VirtualRouterID, in.VirtualRouterID)
+			api.Set(&b.RouterID, in.RouterID)
 			return q.Command(fsm.IPBlockUpdateType, &b)
 		},
 		Delete: func(q *api.Request, cur *wire.IPBlock) (*fsm.Command, error) {

@@ -20,7 +20,7 @@ func validateMember(q *api.Request, in *wire.MemberInput, full bool) error {
 func registerMember(a *api.API) {
 	api.Register(a, api.Service[*wire.Member]{
 		App: "membership", Name: "member", Tables: []string{state.Members},
-		Query: query.Spec{Fields: fields(map[string]query.FieldType{"name": query.String, "self_managed": query.Bool}),
+		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"name": query.String, "self_managed": query.Bool}),
 			Ordering: []string{"id", "name", "created", "updated"}},
 		All: (*state.ReadTxn).MemberList,
 		Get: (*state.ReadTxn).Member,
@@ -36,7 +36,7 @@ func registerMember(a *api.API) {
 				return nil, err
 			}
 			m := &wire.Member{Name: *in.Name}
-			set(&m.SelfManaged, in.SelfManaged)
+			api.Set(&m.SelfManaged, in.SelfManaged)
 			return q.Command(fsm.MemberCreateType, m)
 		},
 		Update: func(q *api.Request, cur *wire.Member, partial bool) (*fsm.Command, error) {
@@ -48,8 +48,8 @@ func registerMember(a *api.API) {
 				return nil, err
 			}
 			m := *cur
-			set(&m.Name, in.Name)
-			set(&m.SelfManaged, in.SelfManaged)
+			api.Set(&m.Name, in.Name)
+			api.Set(&m.SelfManaged, in.SelfManaged)
 			return q.Command(fsm.MemberUpdateType, &m)
 		},
 		Delete: func(q *api.Request, cur *wire.Member) (*fsm.Command, error) {

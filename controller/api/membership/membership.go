@@ -9,7 +9,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/regentcloud/regent/controller/api"
-	"github.com/regentcloud/regent/controller/api/query"
 	wire "github.com/regentcloud/regent/pkg/api"
 )
 
@@ -19,20 +18,6 @@ func Register(a *api.API) {
 	registerUser(a)
 	registerToken(a)
 	registerRegion(a)
-}
-
-var meta = map[string]query.FieldType{"id": query.Number, "created": query.Date, "updated": query.Date,
-	"created_index": query.Number, "modified_index": query.Number}
-
-func fields(extra map[string]query.FieldType) map[string]query.FieldType {
-	out := map[string]query.FieldType{}
-	for k, v := range meta {
-		out[k] = v
-	}
-	for k, v := range extra {
-		out[k] = v
-	}
-	return out
 }
 
 // text validates a required (on create and PUT) or optional string field.
@@ -56,12 +41,6 @@ var usernameRE = regexp.MustCompile(`^[A-Za-z0-9@.+_-]+$`)
 
 func forbidden(q *api.Request, n int, format string, args ...any) error {
 	return wire.Errorf(http.StatusForbidden, q.Code(n), format, args...)
-}
-
-func set[T any](dst *T, v *T) {
-	if v != nil {
-		*dst = *v
-	}
 }
 
 // protected reports whether target is a global user, whom only global users

@@ -27,7 +27,7 @@ func validateRegion(q *api.Request, in *wire.RegionInput, full bool) error {
 func registerRegion(a *api.API) {
 	api.Register(a, api.Service[*wire.Region]{
 		App: "membership", Name: "region", Tables: []string{state.Regions},
-		Query: query.Spec{Fields: fields(map[string]query.FieldType{"name": query.String, "customers": query.Number}),
+		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"name": query.String, "customers": query.Number}),
 			Ordering: []string{"id", "name", "created", "updated"}},
 		All: (*state.ReadTxn).RegionList,
 		Get: (*state.ReadTxn).Region,
@@ -54,7 +54,7 @@ func registerRegion(a *api.API) {
 				return nil, err
 			}
 			r := &wire.Region{Name: *in.Name, Customers: []uint64{}}
-			set(&r.Customers, in.Customers)
+			api.Set(&r.Customers, in.Customers)
 			return q.Command(fsm.RegionCreateType, r)
 		},
 		Update: func(q *api.Request, cur *wire.Region, partial bool) (*fsm.Command, error) {
@@ -69,8 +69,8 @@ func registerRegion(a *api.API) {
 			if !partial {
 				r.Customers = []uint64{}
 			}
-			set(&r.Name, in.Name)
-			set(&r.Customers, in.Customers)
+			api.Set(&r.Name, in.Name)
+			api.Set(&r.Customers, in.Customers)
 			return q.Command(fsm.RegionUpdateType, &r)
 		},
 		Delete: func(q *api.Request, cur *wire.Region) (*fsm.Command, error) {

@@ -27,7 +27,7 @@ func tokenView(t *state.TokenRecord) any { return &t.Token }
 func registerToken(a *api.API) {
 	api.Register(a, api.Service[*state.TokenRecord]{
 		App: "membership", Name: "token", Tables: []string{state.Tokens},
-		Query: query.Spec{Fields: fields(map[string]query.FieldType{"user_id": query.Number, "member_id": query.Number,
+		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"user_id": query.Number, "member_id": query.Number,
 			"name": query.String, "kind": query.String, "region_id": query.Number, "server_id": query.Number}),
 			Ordering: []string{"id", "name", "user_id", "created"}},
 		All: (*state.ReadTxn).TokenList,
@@ -51,8 +51,8 @@ func registerToken(a *api.API) {
 			fe := wire.FieldErrors{}
 			text(fe, q, "name", in.Name, false, 100, 101)
 			t := wire.Token{UserID: q.P.UserID, Kind: wire.TokenKindUser}
-			set(&t.Name, in.Name)
-			set(&t.Kind, in.Kind)
+			api.Set(&t.Name, in.Name)
+			api.Set(&t.Kind, in.Kind)
 			if t.Kind != wire.TokenKindUser && t.Kind != wire.TokenKindRobot {
 				fe.Add("kind", q.Code(104), "Expected %q or %q.", wire.TokenKindUser, wire.TokenKindRobot)
 			}
@@ -75,7 +75,7 @@ func registerToken(a *api.API) {
 				} else {
 					t.RegionID = *in.RegionID
 				}
-				set(&t.ServerID, in.ServerID)
+				api.Set(&t.ServerID, in.ServerID)
 			} else if in.RegionID != nil || in.ServerID != nil {
 				fe.Add("region_id", q.Code(105), "Only robot tokens are bound to a region or server.")
 			}

@@ -48,7 +48,7 @@ func userPrivileges(q *api.Request, in *wire.UserInput, memberID uint64, cur *wi
 func registerUser(a *api.API) {
 	api.Register(a, api.Service[*wire.User]{
 		App: "membership", Name: "user", Tables: []string{state.Users},
-		Query: query.Spec{Fields: fields(map[string]query.FieldType{"member_id": query.Number, "username": query.String,
+		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"member_id": query.Number, "username": query.String,
 			"email": query.String, "first_name": query.String, "surname": query.String,
 			"administrator": query.Bool, "global_active": query.Bool}),
 			Ordering: []string{"id", "username", "member_id", "surname", "created", "updated"}},
@@ -76,11 +76,11 @@ func registerUser(a *api.API) {
 				return nil, err
 			}
 			u := &wire.User{MemberID: memberID, Username: *in.Username}
-			set(&u.Email, in.Email)
-			set(&u.FirstName, in.FirstName)
-			set(&u.Surname, in.Surname)
-			set(&u.Administrator, in.Administrator)
-			set(&u.GlobalActive, in.GlobalActive)
+			api.Set(&u.Email, in.Email)
+			api.Set(&u.FirstName, in.FirstName)
+			api.Set(&u.Surname, in.Surname)
+			api.Set(&u.Administrator, in.Administrator)
+			api.Set(&u.GlobalActive, in.GlobalActive)
 			return q.Command(fsm.UserCreateType, u)
 		},
 		Update: func(q *api.Request, cur *wire.User, partial bool) (*fsm.Command, error) {
@@ -109,12 +109,12 @@ func registerUser(a *api.API) {
 			if !partial { // PUT: fields left out are cleared
 				u.Email, u.FirstName, u.Surname = "", "", ""
 			}
-			set(&u.Username, in.Username)
-			set(&u.Email, in.Email)
-			set(&u.FirstName, in.FirstName)
-			set(&u.Surname, in.Surname)
-			set(&u.Administrator, in.Administrator)
-			set(&u.GlobalActive, in.GlobalActive)
+			api.Set(&u.Username, in.Username)
+			api.Set(&u.Email, in.Email)
+			api.Set(&u.FirstName, in.FirstName)
+			api.Set(&u.Surname, in.Surname)
+			api.Set(&u.Administrator, in.Administrator)
+			api.Set(&u.GlobalActive, in.GlobalActive)
 			return q.Command(fsm.UserUpdateType, &u)
 		},
 		Delete: func(q *api.Request, cur *wire.User) (*fsm.Command, error) {
