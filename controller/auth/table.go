@@ -51,6 +51,9 @@ func Permissions() Table {
 		"melange_policy":     {List: all, Read: all, Create: all, Update: all, Delete: all},
 		"melange_ip_range":   {List: all, Read: all, Create: all, Update: all, Delete: all},
 		"melange_ip_octet":   {List: all, Read: all, Create: all, Update: all, Delete: all},
+		// MAC address ranges are provider routes, not tenant-scoped:
+		// Melange's admin only (melange-facts §9, §15), global here.
+		"melange_mac_address_range": {List: {Global}, Read: {Global}, Create: {Global}, Delete: {Global}},
 		// operator routes: cluster administration, global users only
 		"operator": {List: {Global}, Read: {Global}, Create: {Global}, Update: {Global}, Delete: {Global}},
 	}

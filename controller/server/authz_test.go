@@ -146,6 +146,13 @@ var matrix = []matrixRow{
 	{"PUT", "/v0.1/ipam/tenants/{tenant_id}/policies/{policy_id}/unusable_ip_octets/{id}", "melange_ip_octet", auth.Update, "octet M", w(200, 200, 200, 403, 403, 401), putMelangeOctetM},
 	{"DELETE", "/v0.1/ipam/tenants/{tenant_id}/policies/{policy_id}/unusable_ip_octets/{id}", "melange_ip_octet", auth.Delete, "new octet in policy M", w(200, 200, 200, 403, 403, 401), newMelangeOctet},
 
+	// provider routes, not tenant-scoped: global only (melange-facts §9, §15);
+	// "range K" is a MAC range made by root, see melangeOf.
+	{"GET", "/v0.1/ipam/mac_address_ranges", "melange_mac_address_range", auth.List, "", w(200, 403, 403, 403, 403, 401), static("/v0.1/ipam/mac_address_ranges")},
+	{"POST", "/v0.1/ipam/mac_address_ranges", "melange_mac_address_range", auth.Create, "", w(201, 403, 403, 403, 403, 401), newMelangeMACRangeBody},
+	{"GET", "/v0.1/ipam/mac_address_ranges/{id}", "melange_mac_address_range", auth.Read, "range K", w(200, 403, 403, 403, 403, 401), melangeMACRangeK},
+	{"DELETE", "/v0.1/ipam/mac_address_ranges/{id}", "melange_mac_address_range", auth.Delete, "new MAC range", w(200, 403, 403, 403, 403, 401), newMelangeMACRange},
+
 	// the .json suffix of the routes ending in a literal
 	{"GET", "/v0.1/ipam.json", "melange_version", auth.Read, "", w(200, 200, 200, 200, 200, 401), static("/v0.1/ipam.json")},
 	{"GET", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks.json", "melange_ip_block", auth.List, "tenant A", w(200, 200, 200, 403, 403, 401), jsonSuffix(melangeBlocksA)},
@@ -161,6 +168,8 @@ var matrix = []matrixRow{
 	{"POST", "/v0.1/ipam/tenants/{tenant_id}/policies/{policy_id}/unusable_ip_ranges.json", "melange_ip_range", auth.Create, "in policy M", w(201, 201, 201, 403, 403, 401), jsonSuffix(newMelangeRangeBody)},
 	{"GET", "/v0.1/ipam/tenants/{tenant_id}/policies/{policy_id}/unusable_ip_octets.json", "melange_ip_octet", auth.List, "policy M", w(200, 200, 200, 403, 403, 401), jsonSuffix(melangeOctetsM)},
 	{"POST", "/v0.1/ipam/tenants/{tenant_id}/policies/{policy_id}/unusable_ip_octets.json", "melange_ip_octet", auth.Create, "in policy M", w(201, 201, 201, 403, 403, 401), jsonSuffix(newMelangeOctetBody)},
+	{"GET", "/v0.1/ipam/mac_address_ranges.json", "melange_mac_address_range", auth.List, "", w(200, 403, 403, 403, 403, 401), static("/v0.1/ipam/mac_address_ranges.json")},
+	{"POST", "/v0.1/ipam/mac_address_ranges.json", "melange_mac_address_range", auth.Create, "", w(201, 403, 403, 403, 403, 401), jsonSuffix(newMelangeMACRangeBody)},
 	// the .xml suffix of the routes ending in a literal (XML responses)
 	{"GET", "/v0.1/ipam.xml", "melange_version", auth.Read, "", w(200, 200, 200, 200, 200, 401), static("/v0.1/ipam.xml")},
 	{"GET", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks.xml", "melange_ip_block", auth.List, "tenant A", w(200, 200, 200, 403, 403, 401), xmlSuffix(melangeBlocksA)},
@@ -176,6 +185,8 @@ var matrix = []matrixRow{
 	{"POST", "/v0.1/ipam/tenants/{tenant_id}/policies/{policy_id}/unusable_ip_ranges.xml", "melange_ip_range", auth.Create, "in policy M", w(201, 201, 201, 403, 403, 401), xmlSuffix(newMelangeRangeBody)},
 	{"GET", "/v0.1/ipam/tenants/{tenant_id}/policies/{policy_id}/unusable_ip_octets.xml", "melange_ip_octet", auth.List, "policy M", w(200, 200, 200, 403, 403, 401), xmlSuffix(melangeOctetsM)},
 	{"POST", "/v0.1/ipam/tenants/{tenant_id}/policies/{policy_id}/unusable_ip_octets.xml", "melange_ip_octet", auth.Create, "in policy M", w(201, 201, 201, 403, 403, 401), xmlSuffix(newMelangeOctetBody)},
+	{"GET", "/v0.1/ipam/mac_address_ranges.xml", "melange_mac_address_range", auth.List, "", w(200, 403, 403, 403, 403, 401), static("/v0.1/ipam/mac_address_ranges.xml")},
+	{"POST", "/v0.1/ipam/mac_address_ranges.xml", "melange_mac_address_range", auth.Create, "", w(201, 403, 403, 403, 403, 401), xmlSuffix(newMelangeMACRangeBody)},
 
 	{"GET", "/v1/operator/members", "operator", auth.List, "", w(200, 403, 403, 403, 403, 401), static("/v1/operator/members")},
 	{"DELETE", "/v1/operator/members/{id}", "operator", auth.Delete, "unknown node", w(404, 403, 403, 403, 403, 401), static("/v1/operator/members/no-such-node")},

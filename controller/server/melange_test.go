@@ -24,6 +24,8 @@ type melangeFixture struct {
 	addrM          string
 	// policy M of tenant A with range M and octet M.
 	policyM, rangeM, octetM uint64
+	// MAC range K (a provider object, made by root).
+	macRangeK uint64
 }
 
 var (
@@ -71,8 +73,26 @@ func melangeOf(f *fixture) *melangeFixture {
 	x.policyM = melangeID(melangeCreate(f.c, f.root, melangePolicies(a), "policy", map[string]any{"policy": map[string]any{"name": "policy M"}}))
 	x.rangeM = melangeID(melangeCreate(f.c, f.root, melangePolicy(a, x.policyM)+"/unusable_ip_ranges", "ip_range", map[string]any{"ip_range": map[string]any{"offset": 0, "length": 1}}))
 	x.octetM = melangeID(melangeCreate(f.c, f.root, melangePolicy(a, x.policyM)+"/unusable_ip_octets", "ip_octet", map[string]any{"ip_octet": map[string]any{"octet": 255}}))
+	x.macRangeK = melangeID(melangeCreate(f.c, f.root, melangeMACRanges, "mac_address_range", map[string]any{"mac_address_range": map[string]any{"cidr": "02:00:00:00:00:00/40"}}))
 	melangeFix[f] = x
 	return x
+}
+
+const melangeMACRanges = "/v0.1/ipam/mac_address_ranges"
+
+// newMelangeMACRangeBody: a fresh range each call (ranges may overlap).
+func newMelangeMACRangeBody(f *fixture) request {
+	n := melangeSeq.Add(1)
+	return request{path: melangeMACRanges, body: map[string]any{"mac_address_range": map[string]any{"cidr": fmt.Sprintf("06:00:00:%02x:00:00/40", n%256)}}}
+}
+
+func melangeMACRangeK(f *fixture) request {
+	return request{path: fmt.Sprintf("%s/%d", melangeMACRanges, melangeOf(f).macRangeK)}
+}
+
+func newMelangeMACRange(f *fixture) request {
+	b := newMelangeMACRangeBody(f)
+	return request{path: fmt.Sprintf("%s/%d", melangeMACRanges, melangeID(melangeCreate(f.c, f.root, melangeMACRanges, "mac_address_range", b.body)))}
 }
 
 func melangeBlocksA(f *fixture) request { return request{path: melangeBlocks(f.r.MemberA)} }
@@ -1229,4 +1249,145 @@ func TestMelange_XMLErrors(t *testing.T) {
 	wantXMLFault(t, e.c.Do("GET", melangeBlocks(e.r.MemberA)+".xml", nil, ""), 401, "Unauthorized", "")
 	wantXMLFault(t, e.c.Do("GET", melangeBlocks(e.r.MemberB)+".xml", nil, e.tok(apitest.MemberUser)), 403, "Forbidden", "cannot access this resource")
 	wantFault(t, e.c.Do("GET", missing, nil, e.root), 404, "NotFound", "IpBlock Not Found")
+}
+
+// --- MAC address ranges (melange-facts §9; provider routes, §15) ---
+
+// Checklist 70: POST {cidr: "ab-bc-cd-12-23-34/40"} → 201; GET, list and
+// DELETE → 200; an unknown range → 404 MacAddressRange Not Found.
+func TestMelange_MACRanges(t *testing.T) {
+	e := newMelangeEnv(t)
+	r := e.c.Do("POST", melangeMACRanges, map[string]any{"mac_address_range": map[string]any{"cidr": "ab-bc-cd-12-23-34/40"}}, e.root).Expect(201)
+	m := obj(t, r, "mac_address_range")
+	if m["id"] == "" || m["cidr"] == nil || m["cidr"] == "" {
+		t.Fatalf("created %v", m)
+	}
+	path := fmt.Sprintf("%s/%d", melangeMACRanges, melangeID(m))
+	if got := obj(t, e.c.Do("GET", path, nil, e.root).Expect(200), "mac_address_range"); got["id"] != m["id"] || got["cidr"] != m["cidr"] {
+		t.Errorf("GET %v, want %v", got, m)
+	}
+	if got := strs(items(t, e.c.Do("GET", melangeMACRanges, nil, e.root).Expect(200), "mac_address_ranges"), "id"); !slices.Contains(got, m["id"].(string)) {
+		t.Errorf("list %v lacks %v", got, m["id"])
+	}
+	if r := e.c.Do("DELETE", path, nil, e.root).Expect(200); len(r.Body) != 0 {
+		t.Errorf("delete body %q", r.Body)
+	}
+	wantFault(t, e.c.Do("GET", path, nil, e.root), 404, "NotFound", "MacAddressRange Not Found")
+	wantFault(t, e.c.Do("DELETE", path, nil, e.root), 404, "NotFound", "MacAddressRange Not Found")
+	wantFault(t, e.c.Do("GET", melangeMACRanges+"/abc", nil, e.root), 404, "NotFound", "MacAddressRange Not Found")
+	if got := items(t, e.c.Do("GET", melangeMACRanges, nil, e.root).Expect(200), "mac_address_ranges"); len(got) != 0 {
+		t.Errorf("list after delete %v", got)
+	}
+}
+
+// §9: the cidr is normalised to the range's base; any MAC form is read.
+func TestMelange_MACRangeNormalised(t *testing.T) {
+	e := newMelangeEnv(t)
+	for _, c := range []struct{ in, want string }{
+		{"BC:76:4E:20:00:00/27", "bc:76:4e:20:00:00/27"},
+		{"AD:BC:CE:0:0:0/24", "ad:bc:ce:00:00:00/24"},
+		{"bc:76:4e:20:00:07/48", "bc:76:4e:20:00:07/48"},
+	} {
+		m := obj(t, e.c.Do("POST", melangeMACRanges, map[string]any{"mac_address_range": map[string]any{"cidr": c.in}}, e.root).Expect(201), "mac_address_range")
+		if !strings.EqualFold(m["cidr"].(string), c.want) {
+			t.Errorf("%s: cidr %v, want %s", c.in, m["cidr"], c.want)
+		}
+	}
+}
+
+// §3/§9: malformed MACs and MAC ranges → 400 "cidr is invalid"; a missing
+// cidr → 400; nothing is created.
+func TestMelange_MACRangeBadCIDR(t *testing.T) {
+	e := newMelangeEnv(t)
+	for _, cidr := range []string{"zz:76:4e:20:00:00/27", "bc:76:4e:20:00/27", "bc:76:4e:20:00:00:00/27", "bc:76:4e:20:00:00/49",
+		"bc:76:4e:20:00:00/-1", "bc:76:4e:20:00:00/", "bc:76:4e:20:00:00", "bc:76:4e:20:00:00/abc", "10.0.0.0/24", "bc:76:4e:20:100:00/40", "/40"} {
+		r := e.c.Do("POST", melangeMACRanges, map[string]any{"mac_address_range": map[string]any{"cidr": cidr}}, e.root)
+		wantFault(t, r, 400, "BadRequest", "cidr is invalid")
+	}
+	for _, body := range []any{map[string]any{}, map[string]any{"mac_address_range": map[string]any{}}, map[string]any{"mac_address_range": map[string]any{"cidr": ""}}} {
+		wantFault(t, e.c.Do("POST", melangeMACRanges, body, e.root), 400, "BadRequest", "cidr should be present")
+	}
+	for _, body := range []string{`[]`, `{"mac_address_range":"x"}`, `{"mac_address_range":{"cidr":[1]}}`, `{"mac_address_range":{"cidr":{"a":1}}}`} {
+		if r := e.c.Do("POST", melangeMACRanges, body, e.root); r.Status != 400 {
+			t.Errorf("%s: want 400", r)
+		}
+	}
+	if got := items(t, e.c.Do("GET", melangeMACRanges, nil, e.root).Expect(200), "mac_address_ranges"); len(got) != 0 {
+		t.Errorf("bad requests created %v", got)
+	}
+}
+
+// §15: the range routes are not tenant-scoped, so only a global (provider)
+// caller may use them; anyone else gets 403 in Melange's shape.
+func TestMelange_MACRangeProviderOnly(t *testing.T) {
+	e := newMelangeEnv(t)
+	m := obj(t, e.c.Do("POST", melangeMACRanges, map[string]any{"mac_address_range": map[string]any{"cidr": "bc:76:4e:20:00:00/27"}}, e.root).Expect(201), "mac_address_range")
+	path := fmt.Sprintf("%s/%d", melangeMACRanges, melangeID(m))
+	for _, role := range []apitest.Role{apitest.MemberAdmin, apitest.MemberUser} {
+		tok := e.tok(role)
+		wantFault(t, e.c.Do("POST", melangeMACRanges, map[string]any{"mac_address_range": map[string]any{"cidr": "bc:76:4e:30:00:00/27"}}, tok), 403, "Forbidden", "")
+		wantFault(t, e.c.Do("GET", melangeMACRanges, nil, tok), 403, "Forbidden", "")
+		wantFault(t, e.c.Do("GET", path, nil, tok), 403, "Forbidden", "")
+		wantFault(t, e.c.Do("DELETE", path, nil, tok), 403, "Forbidden", "")
+		// a malformed body from a non-provider is still 403, not 400
+		wantFault(t, e.c.Do("POST", melangeMACRanges, map[string]any{"mac_address_range": map[string]any{"cidr": "zz"}}, tok), 403, "Forbidden", "")
+	}
+	if got := items(t, e.c.Do("GET", melangeMACRanges, nil, e.root).Expect(200), "mac_address_ranges"); len(got) != 1 {
+		t.Errorf("ranges %v, want only the root's", got)
+	}
+	e.c.Do("GET", path, nil, e.root).Expect(200)
+}
+
+// §13: the list is ordered by id and paged with limit and marker.
+func TestMelange_MACRangesPagination(t *testing.T) {
+	e := newMelangeEnv(t)
+	var ids []string
+	for i := 0; i < 5; i++ {
+		m := obj(t, e.c.Do("POST", melangeMACRanges, map[string]any{"mac_address_range": map[string]any{"cidr": fmt.Sprintf("bc:76:4e:%02x:00:00/32", i)}}, e.root).Expect(201), "mac_address_range")
+		ids = append(ids, m["id"].(string))
+	}
+	r := e.c.Do("GET", melangeMACRanges+"?limit=2", nil, e.root).Expect(200)
+	if got := strs(items(t, r, "mac_address_ranges"), "id"); !slices.Equal(got, ids[:2]) {
+		t.Errorf("page 1 %v, want %v", got, ids[:2])
+	}
+	links, _ := r.Map()["mac_address_ranges_links"].([]any)
+	if len(links) != 1 {
+		t.Fatalf("links %v", links)
+	}
+	href := links[0].(map[string]any)["href"].(string)
+	if !strings.Contains(href, "marker="+ids[1]) {
+		t.Errorf("next %s", href)
+	}
+	r = e.c.Do("GET", melangeMACRanges+"?limit=2&marker="+ids[3], nil, e.root).Expect(200)
+	if got := strs(items(t, r, "mac_address_ranges"), "id"); !slices.Equal(got, ids[4:]) {
+		t.Errorf("last page %v, want %v", got, ids[4:])
+	}
+	if _, ok := r.Map()["mac_address_ranges_links"]; ok {
+		t.Errorf("last page has links: %v", r.Map())
+	}
+	for _, q := range []string{"?limit=0", "?marker=abc"} {
+		wantFault(t, e.c.Do("GET", melangeMACRanges+q, nil, e.root), 400, "BadRequest", "")
+	}
+}
+
+// §2, §14: .json and .xml variants, XML faults included.
+func TestMelange_MACRangeSuffixes(t *testing.T) {
+	e := newMelangeEnv(t)
+	m := obj(t, e.c.Do("POST", melangeMACRanges+".json", map[string]any{"mac_address_range": map[string]any{"cidr": "bc:76:4e:20:00:00/40"}}, e.root).Expect(201), "mac_address_range")
+	path := fmt.Sprintf("%s/%d", melangeMACRanges, melangeID(m))
+	if got := obj(t, e.c.Do("GET", path+".json", nil, e.root).Expect(200), "mac_address_range"); got["id"] != m["id"] {
+		t.Errorf("GET .json %v", got)
+	}
+	x := xmlRoot(t, e.c.Do("GET", path+".xml", nil, e.root).Expect(200), "mac_address_range")
+	if id, _ := x.attr("id"); id != m["id"] {
+		t.Errorf("GET .xml %+v", x)
+	}
+	list := xmlRoot(t, e.c.Do("GET", melangeMACRanges+".xml", nil, e.root).Expect(200), "mac_address_ranges")
+	if l := list.children("mac_address_range"); len(l) != 1 {
+		t.Errorf("XML list %+v", list)
+	}
+	wantXMLFault(t, e.c.Do("POST", melangeMACRanges+".xml", map[string]any{"mac_address_range": map[string]any{"cidr": "bc:76"}}, e.root), 400, "BadRequest", "cidr is invalid")
+	wantXMLFault(t, e.c.Do("GET", melangeMACRanges+".xml", nil, e.tok(apitest.MemberAdmin)), 403, "Forbidden", "")
+	e.c.Do("DELETE", path+".xml", nil, e.root).Expect(200)
+	wantXMLFault(t, e.c.Do("GET", path+".xml", nil, e.root), 404, "NotFound", "MacAddressRange Not Found")
 }

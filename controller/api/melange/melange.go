@@ -2,7 +2,8 @@
 // /v0.1/ipam (reference/melange-facts.md, melange-api-spec.rst): tenant
 // ip_blocks and their subnets, the ip_addresses of a block with soft
 // deallocation and restore, and policies with their unusable ip ranges
-// and octets. It reads and writes the one IPAM model of
+// and octets, and the provider's mac_address_ranges (global callers
+// only, mac_range.go). It reads and writes the one IPAM model of
 // package state (docs/ipam-model.md): a Melange block is an IPBlock of the
 // melange dialect, a subnet one with a parent.
 //
@@ -67,6 +68,7 @@ func Register(a *api.API) {
 	registerIPBlocks(a)
 	registerIPAddresses(a)
 	registerPolicies(a)
+	registerMACRanges(a)
 }
 
 // request is one authenticated Melange request.
