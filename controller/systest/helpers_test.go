@@ -592,9 +592,15 @@ func (c *cluster) followers(l *node) []*node {
 // e.g. "stale=true") and returns the content arrays concatenated, as raw
 // JSON objects, ordered by id.
 func (c *cluster) listAll(n *node, token, service, query string) ([]json.RawMessage, error) {
+	return c.listCollection(n, token, "/membership/"+service+"/", query)
+}
+
+// listCollection pages through any CloudCIX-style collection (e.g.
+// "/iaas/ip_address/") on n and returns the content arrays concatenated.
+func (c *cluster) listCollection(n *node, token, collection, query string) ([]json.RawMessage, error) {
 	var out []json.RawMessage
 	for page := 0; ; page++ {
-		path := fmt.Sprintf("/membership/%s/?order=id&limit=100&page=%d", service, page)
+		path := fmt.Sprintf("%s?order=id&limit=100&page=%d", collection, page)
 		if query != "" {
 			path += "&" + query
 		}
@@ -603,7 +609,7 @@ func (c *cluster) listAll(n *node, token, service, query string) ([]json.RawMess
 			return nil, r.Err
 		}
 		if r.Status != http.StatusOK {
-			return nil, fmt.Errorf("list %s on %s: %s", service, n.name, r)
+			return nil, fmt.Errorf("list %s on %s: %s", collection, n.name, r)
 		}
 		var v struct {
 			Content  []json.RawMessage `json:"content"`

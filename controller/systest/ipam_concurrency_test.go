@@ -212,7 +212,7 @@ func TestIPAMConcurrentExhaustion(t *testing.T) {
 
 	// The final listing (paged, through the leader's view on node1) holds
 	// exactly the acknowledged allocations.
-	listed, err := c.listIAAS(n1, "ip_address")
+	listed, err := c.listCollection(n1, c.token, "/iaas/ip_address/", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,31 +257,4 @@ func (c *cluster) mustCreate(n *node, path string, obj any) uint64 {
 		c.t.Fatalf("create %s: %v in %s", path, err, r.Body)
 	}
 	return id
-}
-
-// listIAAS pages through GET /iaas/<service>/ on n as root.
-func (c *cluster) listIAAS(n *node, service string) ([]json.RawMessage, error) {
-	var out []json.RawMessage
-	for page := 0; ; page++ {
-		r := c.do(n, http.MethodGet, fmt.Sprintf("/iaas/%s/?order=id&limit=100&page=%d", service, page), nil)
-		if r.Err != nil {
-			return nil, r.Err
-		}
-		if r.Status != http.StatusOK {
-			return nil, fmt.Errorf("list %s on %s: %s", service, n.name, r)
-		}
-		var v struct {
-			Content  []json.RawMessage `json:"content"`
-			Metadata struct {
-				TotalRecords int `json:"total_records"`
-			} `json:"_metadata"`
-		}
-		if err := json.Unmarshal(r.Body, &v); err != nil {
-			return nil, err
-		}
-		out = append(out, v.Content...)
-		if len(v.Content) == 0 || len(out) >= v.Metadata.TotalRecords {
-			return out, nil
-		}
-	}
 }
