@@ -218,16 +218,7 @@ func updateBlock(q *request) error {
 // deleteBlock: 200 with an empty body. State refuses a block with subnets
 // or addresses (400); Melange cascades.
 func deleteBlock(q *request) error {
-	cur, err := q.block()
-	if err != nil {
-		return err
-	}
-	_, index, err := apply(q, fsm.IPBlockDeleteType, fsm.IDPayload{ID: cur.ID}, 0)
-	if err != nil {
-		return err
-	}
-	empty(q.W, index)
-	return nil
+	return deleteObject(q, fsm.IPBlockDeleteType, func() (wire.Object, error) { return q.block() })
 }
 
 // listSubnets: the children of the block, whoever owns them.

@@ -96,14 +96,5 @@ func createMACRange(q *request) error {
 
 // deleteMACRange: 200 with an empty body.
 func deleteMACRange(q *request) error {
-	cur, err := q.macRange()
-	if err != nil {
-		return err
-	}
-	_, index, err := apply(q, fsm.MACRangeDeleteType, fsm.IDPayload{ID: cur.ID}, 0)
-	if err != nil {
-		return err
-	}
-	empty(q.W, index)
-	return nil
+	return deleteObject(q, fsm.MACRangeDeleteType, func() (wire.Object, error) { return q.macRange() })
 }

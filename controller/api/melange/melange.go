@@ -385,3 +385,19 @@ func version(q *request) error {
 	}}})
 	return nil
 }
+
+// deleteObject is Melange's delete of a whole object: look it up (404 if it
+// is not there or not the caller's), apply the delete command, answer 200
+// with an empty body.
+func deleteObject(q *request, t fsm.MessageType, lookup func() (wire.Object, error)) error {
+	cur, err := lookup()
+	if err != nil {
+		return err
+	}
+	_, index, err := apply(q, t, fsm.IDPayload{ID: cur.GetMeta().ID}, 0)
+	if err != nil {
+		return err
+	}
+	empty(q.W, index)
+	return nil
+}

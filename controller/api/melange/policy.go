@@ -225,16 +225,7 @@ func updatePolicy(q *request) error {
 // deletePolicy: 200 with an empty body; its ranges and octets go with it
 // and the blocks using it lose it.
 func deletePolicy(q *request) error {
-	p, err := q.policy("id")
-	if err != nil {
-		return err
-	}
-	_, index, err := apply(q, fsm.IPPolicyDeleteType, fsm.IDPayload{ID: p.ID}, 0)
-	if err != nil {
-		return err
-	}
-	empty(q.W, index)
-	return nil
+	return deleteObject(q, fsm.IPPolicyDeleteType, func() (wire.Object, error) { return q.policy("id") })
 }
 
 // --- unusable ip ranges ---
