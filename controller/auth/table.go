@@ -41,6 +41,11 @@ func Permissions() Table {
 		"ip_address":   {List: read, Read: read, Create: all, Delete: all},
 		"subnet_space": {List: read},
 		"ip_validator": {List: read},
+		// iaas DNS: any member user manages its member's domains and
+		// records (domain create also needs a self-managed member).
+		"domain":     {List: all, Read: all, Create: all, Delete: all},
+		"record":     {List: all, Read: all, Create: all, Update: all, Delete: all},
+		"ptr_record": {List: all, Read: all, Create: all, Update: all, Delete: all},
 		// melange (/v0.1/ipam): tenant routes; the tenant of the URL must
 		// be the caller's member unless the caller is global (403), so
 		// robots, bound to no tenant, are refused here.

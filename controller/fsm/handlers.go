@@ -25,6 +25,8 @@ var typeNames = map[MessageType]string{
 	IPPolicyCreateType: "ip_policy_create", IPPolicyUpdateType: "ip_policy_update", IPPolicyDeleteType: "ip_policy_delete",
 	MACRangeCreateType: "mac_range_create", MACRangeDeleteType: "mac_range_delete",
 	ASNCreateType: "asn_create", ASNDeleteType: "asn_delete", IPAddressDeleteType: "ip_address_delete",
+	DomainCreateType: "domain_create", DomainDeleteType: "domain_delete", RecordCreateType: "record_create",
+	RecordUpdateType: "record_update", RecordDeleteType: "record_delete", PTRCreateType: "ptr_create",
 }
 
 func typeName(t MessageType) string {
@@ -35,7 +37,7 @@ func typeName(t MessageType) string {
 }
 
 func handlers() map[MessageType]handler {
-	return withHandlers(ipamHandlers(), map[MessageType]handler{
+	return withHandlers(withHandlers(ipamHandlers(), dnsHandlers()), map[MessageType]handler{
 		BootstrapType: func(t *state.Txn, c *Command) (any, error) {
 			p, err := decode[BootstrapPayload](c)
 			if err != nil {

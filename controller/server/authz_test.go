@@ -113,6 +113,31 @@ var matrix = []matrixRow{
 	{"GET", "/iaas/subnet_space/{allocation_id}/", "subnet_space", auth.List, "allocation A", w(200, 200, 200, 400, 200, 401), subnetSpaceA},
 	{"GET", "/iaas/ip_validator/", "ip_validator", auth.List, "", w(200, 200, 200, 200, 200, 401), static("/iaas/ip_validator/?address_ranges=10.0.0.0/24&ip_addresses=10.0.0.1")},
 
+	// DNS: "domain A" of member A (self-managed) with "record A"; "PTR A"
+	// names an address of member A. Robots have no DNS rights; another
+	// member gets 404 for member A's objects and 400 for its domain id.
+	{"GET", "/iaas/domain/", "domain", auth.List, "", w(200, 200, 200, 200, 403, 401), static("/iaas/domain/")},
+	{"POST", "/iaas/domain/", "domain", auth.Create, "member not self-managed for other", w(201, 201, 201, 403, 403, 401), newDomainBody},
+	{"GET", "/iaas/domain/{id}/", "domain", auth.Read, "domain A", w(200, 200, 200, 404, 403, 401), domainA},
+	{"HEAD", "/iaas/domain/{id}/", "domain", auth.Read, "domain A", w(200, 200, 200, 404, 403, 401), domainA},
+	{"PUT", "/iaas/domain/{id}/", "", "", "domains are immutable", w(405, 405, 405, 405, 405, 405), domainA},
+	{"PATCH", "/iaas/domain/{id}/", "", "", "domains are immutable", w(405, 405, 405, 405, 405, 405), domainA},
+	{"DELETE", "/iaas/domain/{id}/", "domain", auth.Delete, "new domain of member A", w(204, 204, 204, 404, 403, 401), newDomain},
+	{"GET", "/iaas/record/", "record", auth.List, "", w(200, 200, 200, 200, 403, 401), static("/iaas/record/")},
+	{"POST", "/iaas/record/", "record", auth.Create, "in domain A", w(201, 201, 201, 400, 403, 401), newRecordBody},
+	{"GET", "/iaas/record/{id}/", "record", auth.Read, "record A", w(200, 200, 200, 404, 403, 401), recordA},
+	{"HEAD", "/iaas/record/{id}/", "record", auth.Read, "record A", w(200, 200, 200, 404, 403, 401), recordA},
+	{"PUT", "/iaas/record/{id}/", "record", auth.Update, "record A", w(200, 200, 200, 404, 403, 401), putRecordA},
+	{"PATCH", "/iaas/record/{id}/", "record", auth.Update, "record A", w(200, 200, 200, 404, 403, 401), putRecordA},
+	{"DELETE", "/iaas/record/{id}/", "record", auth.Delete, "new record in domain A", w(204, 204, 204, 404, 403, 401), newRecord},
+	{"GET", "/iaas/ptr_record/", "ptr_record", auth.List, "", w(200, 200, 200, 200, 403, 401), static("/iaas/ptr_record/")},
+	{"POST", "/iaas/ptr_record/", "ptr_record", auth.Create, "new address of member A", w(201, 201, 201, 400, 403, 401), func(f *fixture) request { return newPTRBody(f) }},
+	{"GET", "/iaas/ptr_record/{id}/", "ptr_record", auth.Read, "PTR A", w(200, 200, 200, 404, 403, 401), ptrA},
+	{"HEAD", "/iaas/ptr_record/{id}/", "ptr_record", auth.Read, "PTR A", w(200, 200, 200, 404, 403, 401), ptrA},
+	{"PUT", "/iaas/ptr_record/{id}/", "ptr_record", auth.Update, "PTR A", w(200, 200, 200, 404, 403, 401), putPTRA},
+	{"PATCH", "/iaas/ptr_record/{id}/", "ptr_record", auth.Update, "PTR A", w(200, 200, 200, 404, 403, 401), putPTRA},
+	{"DELETE", "/iaas/ptr_record/{id}/", "ptr_record", auth.Delete, "new PTR of member A", w(204, 204, 204, 404, 403, 401), newPTR},
+
 	// melange (/v0.1/ipam); tenant A is member A; objects: "policy M" of
 	// tenant A with "range M" and "octet M"; "block M" of
 	// tenant A holding "address M", "block P" (subnets go there), see

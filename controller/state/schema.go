@@ -74,8 +74,10 @@ func schema() *memdb.DBSchema {
 			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
 		}},
 	}}
-	for name, ts := range ipamSchema() {
-		db.Tables[name] = ts
+	for _, extra := range []map[string]*memdb.TableSchema{ipamSchema(), dnsSchema()} {
+		for name, ts := range extra {
+			db.Tables[name] = ts
+		}
 	}
 	return db
 }

@@ -22,7 +22,7 @@ const snapshotHeader = "REGENT-SNAPSHOT 1\n"
 
 // snapshotTables is the order of tables in a snapshot; append-only.
 var snapshotTables = []string{tableIndex, Members, Users, Tokens, Regions, Nodes,
-	ASNs, IPPolicies, IPBlocks, IPAddresses, MACRanges}
+	ASNs, IPPolicies, IPBlocks, IPAddresses, MACRanges, Domains, Records}
 
 func newRecord(table string) (any, bool) {
 	switch table {
@@ -48,6 +48,10 @@ func newRecord(table string) (any, bool) {
 		return &api.IPAddress{}, true
 	case MACRanges:
 		return &api.MACRange{}, true
+	case Domains:
+		return &api.Domain{}, true
+	case Records:
+		return &api.Record{}, true
 	}
 	return nil, false
 }
@@ -224,10 +228,38 @@ func checkUnique(txn *memdb.Txn, loaded map[string]int) error {
 			for raw := it.Next(); raw != nil; raw = it.Next() {
 				n++
 			}
-			if n != loaded[table] {
-				return fmt.Errorf("table %s: %d records but %d distinct values of unique index %q", table, loaded[table], n, name)
+			want := loaded[table]
+			if idx.AllowMissing {
+				// Only the rows that have a value are in the index.
+				if want, err = indexed(txn, table, idx); err != nil {
+					return err
+				}
+			}
+			if n != want {
+				return fmt.Errorf("table %s: %d records but %d distinct values of unique index %q", table, want, n, name)
 			}
 		}
 	}
 	return nil
+}
+
+// indexed counts the rows of table that have a value for idx.
+func indexed(txn *memdb.Txn, table string, idx *memdb.IndexSchema) (int, error) {
+	single, ok := idx.Indexer.(memdb.SingleIndexer)
+	if !ok {
+		return 0, fmt.Errorf("table %s: index %q is not a single-value index", table, idx.Name)
+	}
+	it, err := txn.Get(table, "id")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if has, _, err := single.FromObject(raw); err != nil {
+			return 0, err
+		} else if has {
+			n++
+		}
+	}
+	return n, nil
 }

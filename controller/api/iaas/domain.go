@@ -1,0 +1,86 @@
+package iaas
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/regentcloud/regent/controller/api"
+	"github.com/regentcloud/regent/controller/api/query"
+	"github.com/regentcloud/regent/controller/dns/rdata"
+	"github.com/regentcloud/regent/controller/fsm"
+	"github.com/regentcloud/regent/controller/state"
+	wire "github.com/regentcloud/regent/pkg/api"
+)
+
+// DomainInput is the body of POST /iaas/domain/.
+type DomainInput struct {
+	Name *string `json:"name"`
+}
+
+// dnsOwns: DNS objects are visible to their member and to global users
+// (robots have no business with DNS).
+func dnsOwns(q *api.Request, member uint64) bool { return q.P.Global() || member == q.P.MemberID }
+
+// isReverse reports whether a zone name is under in-addr.arpa or ip6.arpa.
+func isReverse(name string) bool {
+	return strings.HasSuffix(name, ".in-addr.arpa") || strings.HasSuffix(name, ".ip6.arpa") ||
+		name == "in-addr.arpa" || name == "ip6.arpa"
+}
+
+// Codes (create): 101 name missing, 102 name invalid, 103 reverse zones
+// are the region's (PTR records create them), 104 unknown member, 105
+// name taken, 106 overlaps another member's domain; 201 the member is not
+// self-managed. A domain is immutable: no update. Delete removes its
+// records too.
+func registerDomain(a *api.API) {
+	api.Register(a, api.Service[*wire.Domain]{
+		App: App, Name: "domain", Tables: []string{state.Domains},
+		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"name": query.String, "member_id": query.Number,
+			"serial": query.Number}),
+			Ordering: []string{"name", "id", "created", "updated"}},
+		All: (*state.ReadTxn).DomainList,
+		Get: (*state.ReadTxn).Domain,
+		Visible: func(q *api.Request, d *wire.Domain) bool {
+			return dnsOwns(q, d.MemberID)
+		},
+		Create: func(q *api.Request) (*fsm.Command, error) {
+			var in DomainInput
+			if err := q.Decode(&in); err != nil {
+				return nil, err
+			}
+			if !q.P.Global() {
+				if m, ok := q.Txn.Member(q.P.MemberID); !ok || !m.SelfManaged {
+					return nil, wire.Errorf(http.StatusForbidden, q.Code(201), "Only self-managed members may create domains.")
+				}
+			}
+			fe := wire.FieldErrors{}
+			if !required(fe, q, "name", in.Name != nil, 101) {
+				return nil, fe.Err()
+			}
+			name, err := rdata.Zone(*in.Name)
+			if err != nil {
+				fe.Add("name", q.Code(102), "%s.", capitalise(err.Error()))
+				return nil, fe.Err()
+			}
+			if isReverse(name) && !q.P.Global() {
+				fe.Add("name", q.Code(103), "Reverse zones belong to the region; create PTR records through ptr_record instead.")
+				return nil, fe.Err()
+			}
+			if _, ok := q.Txn.DomainByName(name); ok {
+				fe.Add("name", q.Code(105), "The domain %s already exists.", name)
+				return nil, fe.Err()
+			}
+			return q.Command(fsm.DomainCreateType, &wire.Domain{MemberID: q.P.MemberID, Name: name, ModifiedBy: q.P.UserID})
+		},
+		Delete: func(q *api.Request, cur *wire.Domain) (*fsm.Command, error) {
+			return q.Command(fsm.DomainDeleteType, fsm.IDPayload{ID: cur.ID})
+		},
+	})
+}
+
+func capitalise(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}

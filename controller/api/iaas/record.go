@@ -1,0 +1,204 @@
+package iaas
+
+import (
+	"strings"
+
+	"github.com/regentcloud/regent/controller/api"
+	"github.com/regentcloud/regent/controller/api/query"
+	"github.com/regentcloud/regent/controller/dns/rdata"
+	"github.com/regentcloud/regent/controller/fsm"
+	"github.com/regentcloud/regent/controller/state"
+	wire "github.com/regentcloud/regent/pkg/api"
+)
+
+// RecordInput is the body of record create and update. The TTL may be
+// sent as ttl or, as older CloudCIX clients do, time_to_live.
+type RecordInput struct {
+	DomainID        *uint64 `json:"domain_id"`
+	Name            *string `json:"name"`
+	Type            *string `json:"type"`
+	Content         *string `json:"content"`
+	TTL             *int64  `json:"ttl"`
+	TimeToLive      *int64  `json:"time_to_live"`
+	Priority        *int64  `json:"priority"`
+	Failover        *bool   `json:"failover"`
+	FailoverContent *string `json:"failover_content"`
+	Georegion       *int    `json:"georegion"`
+}
+
+func (in *RecordInput) ttl() *int64 { return ttlOf(in.TTL, in.TimeToLive) }
+
+// checkTTL validates a TTL (codes n: below the minimum, n-1 out of range).
+func checkTTL(fe wire.FieldErrors, q *api.Request, v *int64, n int) uint32 {
+	if v == nil {
+		return wire.RecordDefaultTTL
+	}
+	if *v < wire.RecordMinTTL {
+		fe.Add("ttl", q.Code(n), "ttl must be at least %d seconds.", wire.RecordMinTTL)
+		return 0
+	}
+	if *v > wire.RecordMaxTTL {
+		fe.Add("ttl", q.Code(n-1), "ttl must be at most %d seconds.", wire.RecordMaxTTL)
+		return 0
+	}
+	return uint32(*v)
+}
+
+func isRecordType(t string) bool {
+	for _, x := range wire.RecordTypes {
+		if x == t {
+			return true
+		}
+	}
+	return false
+}
+
+// Codes (create), in CloudCIX's order: 101 domain_id missing, 103 no such
+// domain (or not the caller's), 105 type missing, 106 type unknown, 107
+// PTR (use ptr_record), 108 name missing, 109 name invalid or outside the
+// domain, 110 content missing, 111 content invalid for the type, 112 ttl
+// too large, 113 ttl below 180, 115 priority out of range, 117
+// failover_content too long; state adds 118 CNAME conflict and 119
+// duplicate. Update uses the same numbers, plus 106 when type would change.
+func registerRecord(a *api.API) {
+	api.Register(a, api.Service[*wire.Record]{
+		App: App, Name: "record", Tables: []string{state.Records},
+		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"name": query.String, "content": query.String,
+			"type": query.String, "ttl": query.Number, "priority": query.Number, "domain_id": query.Number,
+			"member_id": query.Number, "failover": query.Bool, "failover_content": query.String}),
+			Ordering: []string{"name", "content", "type", "ttl", "priority", "domain_id", "failover", "id", "created", "updated"}},
+		All: func(r *state.ReadTxn) []*wire.Record {
+			var out []*wire.Record
+			for _, rec := range r.RecordList() {
+				if rec.Type != "PTR" {
+					out = append(out, rec)
+				}
+			}
+			return out
+		},
+		Get: func(r *state.ReadTxn, id uint64) (*wire.Record, bool) {
+			rec, ok := r.Record(id)
+			return rec, ok && rec.Type != "PTR"
+		},
+		Visible: func(q *api.Request, r *wire.Record) bool { return dnsOwns(q, r.MemberID) },
+		Create: func(q *api.Request) (*fsm.Command, error) {
+			var in RecordInput
+			if err := q.Decode(&in); err != nil {
+				return nil, err
+			}
+			fe := wire.FieldErrors{}
+			var dom *wire.Domain
+			if required(fe, q, "domain_id", in.DomainID != nil, 101) {
+				if d, ok := q.Txn.Domain(*in.DomainID); ok && dnsOwns(q, d.MemberID) && !isReverse(d.Name) {
+					dom = d
+				} else {
+					fe.Add("domain_id", q.Code(103), "Domain with id = '%d' doesn't exist.", *in.DomainID)
+				}
+			}
+			typ := ""
+			if required(fe, q, "type", in.Type != nil, 105) {
+				typ = strings.ToUpper(strings.TrimSpace(*in.Type))
+				switch {
+				case typ == "PTR":
+					fe.Add("type", q.Code(107), "PTR records are managed through ptr_record.")
+					typ = ""
+				case !isRecordType(typ):
+					fe.Add("type", q.Code(106), "type must be one of %s.", strings.Join(wire.RecordTypes, ", "))
+					typ = ""
+				}
+			}
+			rec := &wire.Record{Type: typ, ModifiedBy: q.P.UserID}
+			if dom != nil {
+				rec.DomainID, rec.MemberID = dom.ID, dom.MemberID
+			}
+			recordFields(fe, q, dom, rec, &in, false)
+			if err := fe.Err(); err != nil {
+				return nil, err
+			}
+			return q.Command(fsm.RecordCreateType, rec)
+		},
+		Update: func(q *api.Request, cur *wire.Record, partial bool) (*fsm.Command, error) {
+			var in RecordInput
+			if err := q.Decode(&in); err != nil {
+				return nil, err
+			}
+			fe := wire.FieldErrors{}
+			if in.Type != nil && !strings.EqualFold(strings.TrimSpace(*in.Type), cur.Type) {
+				fe.Add("type", q.Code(106), "The type of a record cannot change; delete it and create a %s record.", strings.ToUpper(*in.Type))
+			}
+			if in.DomainID != nil && *in.DomainID != cur.DomainID {
+				fe.Add("domain_id", q.Code(103), "A record cannot move to another domain.")
+			}
+			dom, _ := q.Txn.Domain(cur.DomainID)
+			rec := *cur
+			rec.ModifiedBy = q.P.UserID
+			recordFields(fe, q, dom, &rec, &in, partial)
+			if err := fe.Err(); err != nil {
+				return nil, err
+			}
+			return q.Command(fsm.RecordUpdateType, &rec)
+		},
+		Delete: func(q *api.Request, cur *wire.Record) (*fsm.Command, error) {
+			return q.Command(fsm.RecordDeleteType, fsm.IDPayload{ID: cur.ID})
+		},
+	})
+}
+
+// recordFields validates name, content, ttl, priority and the failover
+// fields of in into rec. On create and PUT (partial false) a missing field
+// takes its default (name and content are required); on PATCH it keeps
+// its value.
+func recordFields(fe wire.FieldErrors, q *api.Request, dom *wire.Domain, rec *wire.Record, in *RecordInput, partial bool) {
+	if in.Name != nil {
+		if dom != nil {
+			if n, err := rdata.Owner(dom.Name, *in.Name); err != nil {
+				fe.Add("name", q.Code(109), "%s.", capitalise(err.Error()))
+			} else {
+				rec.Name = n
+			}
+		}
+	} else if !partial {
+		fe.Add("name", q.Code(108), "This field is required.")
+	}
+	if in.Content != nil {
+		rec.Content = strings.TrimSpace(*in.Content)
+		if rec.Content == "" {
+			fe.Add("content", q.Code(110), "This field may not be blank.")
+		}
+	} else if !partial {
+		fe.Add("content", q.Code(110), "This field is required.")
+	}
+	if v := in.ttl(); v != nil || !partial {
+		rec.TTL = checkTTL(fe, q, v, 113)
+	}
+	if in.Priority != nil {
+		if *in.Priority < 0 || *in.Priority > 65535 {
+			fe.Add("priority", q.Code(115), "priority must be between 0 and 65535.")
+		} else {
+			rec.Priority = uint32(*in.Priority)
+		}
+	} else if !partial {
+		rec.Priority = wire.RecordDefaultPriority
+	}
+	if in.Failover != nil || !partial {
+		rec.Failover = in.Failover != nil && *in.Failover
+	}
+	if in.FailoverContent != nil || !partial {
+		rec.FailoverContent = ""
+		text(fe, q, "failover_content", in.FailoverContent, 255, 117)
+		api.Set(&rec.FailoverContent, in.FailoverContent)
+	}
+	rec.Georegion = 0 // only Global (0) exists
+	if dom == nil || rec.Type == "" || rec.Name == "" || rec.Content == "" {
+		return
+	}
+	if _, bad := fe["name"]; bad {
+		return
+	}
+	if _, bad := fe["content"]; bad {
+		return
+	}
+	if err := rdata.Check(dom.Name, rec.Name, rec.Type, rec.Priority, rec.Content); err != nil {
+		fe.Add("content", q.Code(111), "%s.", capitalise(err.Error()))
+	}
+}

@@ -1,0 +1,135 @@
+package rdata
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestOwner(t *testing.T) {
+	for _, c := range []struct{ in, want, err string }{
+		{"@", "example.com", ""},
+		{"", "example.com", ""},
+		{"WWW.Example.com.", "www.example.com", ""},
+		{"*.wild.example.com", "*.wild.example.com", ""},
+		{"_sip._tcp.example.com", "_sip._tcp.example.com", ""},
+		{"www", "", "outside the domain"},
+		{"www.example.org", "", "outside the domain"},
+		{"badexample.com", "", "outside the domain"},
+		{"a..example.com", "", "empty label"},
+		{"a.*.example.com", "", "not valid"},
+		{"-a.example.com", "", "not valid"},
+		{strings.Repeat("a", 64) + ".example.com", "", "limit is 63"},
+	} {
+		got, err := Owner("example.com", c.in)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("Owner(%q) = %q, %v; want error containing %q", c.in, got, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("Owner(%q) = %q, %v; want %q", c.in, got, err, c.want)
+		}
+	}
+}
+
+func TestZone(t *testing.T) {
+	for in, ok := range map[string]bool{"Example.COM.": true, "a.b.c": true, "com": false, "": false,
+		"ex ample.com": false, strings.Repeat("a.", 121) + "com": false, "2.0.192.in-addr.arpa": true} {
+		if _, err := Zone(in); (err == nil) != ok {
+			t.Errorf("Zone(%q) error = %v, want ok=%v", in, err, ok)
+		}
+	}
+}
+
+func TestCheck(t *testing.T) {
+	const z = "example.com"
+	for _, c := range []struct {
+		name, typ string
+		prio      uint32
+		content   string
+		ok        bool
+	}{
+		{"www.example.com", "A", 1, "192.0.2.1", true},
+		{"www.example.com", "A", 1, "2001:db8::1", false},
+		{"www.example.com", "A", 1, "192.0.2.1 ; comment", false},
+		{"www.example.com", "A", 1, "banana", false},
+		{"www.example.com", "AAAA", 1, "2001:db8::1", true},
+		{"www.example.com", "AAAA", 1, "192.0.2.1", false},
+		{"www.example.com", "AAAA", 1, "::ffff:192.0.2.1", false},
+		{"sub.example.com", "NS", 1, "ns1.example.net", true},
+		{"sub.example.com", "NS", 1, "ns_1.example.net", false},
+		{"www.example.com", "CNAME", 1, "host1.example.com.", true},
+		{"example.com", "CNAME", 1, "host1.example.com", false},
+		{"www.example.com", "CNAME", 1, "a..b", false},
+		{"example.com", "MX", 10, "mail.example.com", true},
+		{"example.com", "MX", 0, ".", true},
+		{"example.com", "MX", 70000, "mail.example.com", false},
+		{"example.com", "MX", 10, "10 mail.example.com", false},
+		{"example.com", "TXT", 1, "v=spf1 -all", true},
+		{"example.com", "TXT", 1, `"one" "two"`, true},
+		{"example.com", "TXT", 1, strings.Repeat("x", 600), true},
+		{"example.com", "TXT", 1, `"unterminated`, false},
+		{"example.com", "SPF", 1, "v=spf1 mx -all", true},
+		{"_sip._tcp.example.com", "SRV", 10, "5 5060 sip.example.com", true},
+		{"_sip._tcp.example.com", "SRV", 10, "10 5 5060 sip.example.com", false},
+		{"_sip._tcp.example.com", "SRV", 10, "5 70000 sip.example.com", false},
+		{"sip.example.com", "SRV", 10, "5 5060 sip.example.com", false},
+		{"host.example.com", "SSHFP", 1, "4 2 " + strings.Repeat("ab", 32), true},
+		{"host.example.com", "SSHFP", 1, "4 2 xyz", false},
+		{"host.example.com", "SSHFP", 1, "5 2 " + strings.Repeat("ab", 32), false},
+		{"host.example.com", "SSHFP", 1, "1 1 " + strings.Repeat("ab", 32), false},
+		{"example.com", "LOC", 1, "52 22 23.000 N 4 53 32.000 E -2.00m 0.00m 10000m 10m", true},
+		{"example.com", "LOC", 1, "95 22 23.000 N 4 53 32.000 E", false},
+		{"example.com", "NAPTR", 1, `100 10 "U" "E2U+sip" "!^.*$!sip:info@example.com!" .`, true},
+		{"example.com", "NAPTR", 1, `100 10 U E2U+sip x .`, false},
+		{"www.example.com", "PTR", 1, "host.example.com", true},
+		{"www.example.com", "SOA", 1, "a b 1 2 3 4 5", false},
+		{"www.example.com", "A", 1, "", false},
+		{"www.example.com", "A", 1, "1.2.3.4\n5.6.7.8", false},
+	} {
+		err := Check(z, c.name, c.typ, c.prio, c.content)
+		if (err == nil) != c.ok {
+			t.Errorf("Check(%s %s %d %q) = %v, want ok=%v", c.name, c.typ, c.prio, c.content, err, c.ok)
+		}
+	}
+}
+
+func TestRRPriorityAndQuoting(t *testing.T) {
+	rr, err := RR("example.com", "MX", 300, 10, "mail.example.com")
+	if err != nil || rr.String() != "example.com.\t300\tIN\tMX\t10 mail.example.com." {
+		t.Fatalf("MX = %v, %v", rr, err)
+	}
+	rr, err = RR("_sip._tcp.example.com", "SRV", 300, 10, "5 5060 sip.example.com.")
+	if err != nil || rr.String() != "_sip._tcp.example.com.\t300\tIN\tSRV\t10 5 5060 sip.example.com." {
+		t.Fatalf("SRV = %v, %v", rr, err)
+	}
+	rr, err = RR("example.com", "TXT", 300, 1, `say "hi"`)
+	if err != nil || rr.String() != "example.com.\t300\tIN\tTXT\t\"say \\\"hi\\\"\"" {
+		t.Fatalf("TXT = %v, %v", rr, err)
+	}
+}
+
+// FuzzCheck feeds arbitrary content to every type: Check must not panic,
+// and whatever it accepts must build and pack.
+func FuzzCheck(f *testing.F) {
+	for _, s := range []string{"192.0.2.1", "2001:db8::1", "mail.example.com", `"a" "b"`, "4 2 ab",
+		"5 5060 sip.example.com", `100 10 "U" "E2U+sip" "!^.*$!sip:x@example.com!" .`, "52 N 4 E 2m", "\\", `"`} {
+		f.Add("www.example.com", s, uint32(10))
+	}
+	types := []string{"NS", "A", "AAAA", "CNAME", "MX", "TXT", "SRV", "SPF", "SSHFP", "LOC", "NAPTR", "PTR"}
+	f.Fuzz(func(t *testing.T, name, content string, prio uint32) {
+		owner, err := Owner("example.com", name)
+		if err != nil {
+			return
+		}
+		for _, typ := range types {
+			if Check("example.com", owner, typ, prio, content) != nil {
+				continue
+			}
+			if _, err := RR(owner, typ, 3600, prio, content); err != nil {
+				t.Fatalf("%s %q accepted by Check but RR fails: %v", typ, content, err)
+			}
+		}
+	})
+}

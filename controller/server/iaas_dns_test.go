@@ -1,0 +1,298 @@
+package server_test
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/regentcloud/regent/controller/internal/apitest"
+)
+
+// --- objects of the auth matrix rows of the DNS services ---
+
+// dnsFixture: member A is self-managed and owns domain A with record A;
+// public subnet P (45.x.y.1/24, allocation A's ASN) holds an address of
+// member A that PTR A names.
+type dnsFixture struct {
+	domain     uint64
+	domainName string
+	record     uint64
+	pubSubnet  uint64
+	ptr        uint64
+}
+
+var (
+	dnsMu  sync.Mutex
+	dnsFix = map[*fixture]*dnsFixture{}
+)
+
+func dnsOf(f *fixture) *dnsFixture {
+	dnsMu.Lock()
+	defer dnsMu.Unlock()
+	if x, ok := dnsFix[f]; ok {
+		return x
+	}
+	x := &dnsFixture{}
+	f.c.Do("PATCH", apitest.Path("/membership/member/", f.r.MemberA), map[string]any{"self_managed": true}, f.root).Expect(200)
+	x.domainName = f.n.Unique("zone-a") + ".example"
+	x.domain = create(f.c, f.r.Token(apitest.MemberAdmin), "/iaas/domain/", map[string]any{"name": x.domainName})
+	x.record = create(f.c, f.r.Token(apitest.MemberAdmin), "/iaas/record/", map[string]any{
+		"domain_id": x.domain, "name": "www." + x.domainName, "type": "A", "content": "192.0.2.10"})
+	n := iaasSeq.Add(1)
+	alloc := create(f.c, f.root, "/iaas/allocation/", map[string]any{"asn_id": iaasOf(f).asn,
+		"address_range": fmt.Sprintf("45.%d.%d.0/24", 1+n/256%200, n%256)})
+	x.pubSubnet = create(f.c, f.root, "/iaas/subnet/", map[string]any{"allocation_id": alloc,
+		"address_range": fmt.Sprintf("45.%d.%d.1/24", 1+n/256%200, n%256)})
+	x.ptr = create(f.c, f.r.Token(apitest.MemberAdmin), "/iaas/ptr_record/", newPTRBody(f, x).body)
+	dnsFix[f] = x
+	return x
+}
+
+func domainA(f *fixture) request {
+	return request{path: apitest.Path("/iaas/domain/", dnsOf(f).domain)}
+}
+func recordA(f *fixture) request {
+	return request{path: apitest.Path("/iaas/record/", dnsOf(f).record)}
+}
+func ptrA(f *fixture) request { return request{path: apitest.Path("/iaas/ptr_record/", dnsOf(f).ptr)} }
+
+func newDomainBody(f *fixture) request {
+	dnsOf(f)
+	return request{path: "/iaas/domain/", body: map[string]any{"name": f.n.Unique("new") + ".example"}}
+}
+
+func newDomain(f *fixture) request {
+	b := newDomainBody(f)
+	return request{path: apitest.Path("/iaas/domain/", create(f.c, f.r.Token(apitest.MemberAdmin), b.path, b.body))}
+}
+
+func newRecordBody(f *fixture) request {
+	x := dnsOf(f)
+	return request{path: "/iaas/record/", body: map[string]any{"domain_id": x.domain,
+		"name": f.n.Unique("host") + "." + x.domainName, "type": "AAAA", "content": "2001:db8::1", "ttl": 300}}
+}
+
+func newRecord(f *fixture) request {
+	b := newRecordBody(f)
+	return request{path: apitest.Path("/iaas/record/", create(f.c, f.root, b.path, b.body))}
+}
+
+func putRecordA(f *fixture) request {
+	r := recordA(f)
+	x := dnsOf(f)
+	r.body = map[string]any{"name": "www." + x.domainName, "content": "192.0.2.11", "ttl": 600}
+	return r
+}
+
+// newPTRBody allocates a new address of member A in the public subnet and
+// names it.
+func newPTRBody(f *fixture, x ...*dnsFixture) request {
+	var d *dnsFixture
+	if len(x) > 0 {
+		d = x[0]
+	} else {
+		d = dnsOf(f)
+	}
+	addr := f.c.Do("POST", "/iaas/ip_address/", map[string]any{"subnet_id": d.pubSubnet}, f.root).Expect(201).Content()["address"]
+	return request{path: "/iaas/ptr_record/", body: map[string]any{"ip_address": addr, "content": f.n.Unique("host") + ".example.com"}}
+}
+
+func newPTR(f *fixture) request {
+	b := newPTRBody(f)
+	return request{path: apitest.Path("/iaas/ptr_record/", create(f.c, f.r.Token(apitest.MemberAdmin), b.path, b.body))}
+}
+
+func putPTRA(f *fixture) request {
+	r := ptrA(f)
+	r.body = map[string]any{"content": "renamed.example.com", "ttl": 900}
+	return r
+}
+
+// --- API tests ---
+
+func TestDNS_RecordTypesValidated(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	f := newFixture(t, n)
+	x := dnsOf(f)
+	tok := f.r.Token(apitest.MemberUser)
+	z := x.domainName
+	for _, tc := range []struct {
+		name, typ, content string
+		prio               int
+		code               string // "" = 201
+	}{
+		{"a." + z, "A", "192.0.2.1", 1, ""},
+		{"a." + z, "A", "2001:db8::1", 1, "content:iaas_record_create_111"},
+		{"a6." + z, "AAAA", "2001:db8::1", 1, ""},
+		{"a6." + z, "AAAA", "192.0.2.1", 1, "content:iaas_record_create_111"},
+		{"sub." + z, "NS", "ns1.example.net", 1, ""},
+		{"sub." + z, "NS", "not a host", 1, "content:iaas_record_create_111"},
+		{"alias." + z, "CNAME", "a." + z, 1, ""},
+		{"@", "CNAME", "a." + z, 1, "content:iaas_record_create_111"},
+		{"@", "MX", "mail." + z, 10, ""},
+		{"@", "MX", "mail." + z, 70000, "priority:iaas_record_create_115"},
+		{"@", "TXT", "v=spf1 -all", 1, ""},
+		{"@", "TXT", `"unterminated`, 1, "content:iaas_record_create_111"},
+		{"@", "SPF", "v=spf1 mx -all", 1, ""},
+		{"_sip._tcp." + z, "SRV", "5 5060 sip." + z, 10, ""},
+		{"_sip._tcp." + z, "SRV", "5060 sip." + z, 10, "content:iaas_record_create_111"},
+		{"host." + z, "SSHFP", "4 2 " + strings.Repeat("0f", 32), 1, ""},
+		{"host." + z, "SSHFP", "4 2 xyz", 1, "content:iaas_record_create_111"},
+		{"@", "LOC", "52 22 23.000 N 4 53 32.000 E -2.00m 0.00m 10000m 10m", 1, ""},
+		{"@", "LOC", "95 0 0 N 0 0 0 E 0m", 1, "content:iaas_record_create_111"},
+		{"@", "NAPTR", `100 10 "U" "E2U+sip" "!^.*$!sip:info@example.com!" .`, 1, ""},
+		{"@", "NAPTR", `100 10 U sip x .`, 1, "content:iaas_record_create_111"},
+		{"www.elsewhere.org", "A", "192.0.2.1", 1, "name:iaas_record_create_109"},
+		{"x." + z, "PTR", "a.example.com", 1, "type:iaas_record_create_107"},
+		{"x." + z, "DNAME", "a.example.com", 1, "type:iaas_record_create_106"},
+		// CNAME exclusivity, both ways, and duplicates
+		{"a." + z, "CNAME", "b." + z, 1, "type:iaas_record_create_118"},
+		{"alias." + z, "A", "192.0.2.9", 1, "type:iaas_record_create_118"},
+		{"a." + z, "A", "192.0.2.1", 1, "content:iaas_record_create_119"},
+	} {
+		body := map[string]any{"domain_id": x.domain, "name": tc.name, "type": tc.typ, "content": tc.content, "priority": tc.prio}
+		r := c.Do("POST", "/iaas/record/", body, tok)
+		if tc.code == "" {
+			r.Expect(201)
+			continue
+		}
+		r.Expect(400)
+		field, code, _ := strings.Cut(tc.code, ":")
+		if got := r.FieldCode(field); got != code {
+			t.Errorf("%s %s %q: error %s, want %s:%s", tc.name, tc.typ, tc.content, r, field, code)
+		}
+	}
+	// TTL below the minimum, and the default
+	r := c.Do("POST", "/iaas/record/", map[string]any{"domain_id": x.domain, "name": "t." + z, "type": "A", "content": "192.0.2.3", "ttl": 179}, tok).Expect(400)
+	if r.FieldCode("ttl") != "iaas_record_create_113" {
+		t.Errorf("ttl 179: %s", r)
+	}
+	rec := c.Do("POST", "/iaas/record/", map[string]any{"domain_id": x.domain, "name": "T." + z + ".", "type": "a", "content": "192.0.2.3", "time_to_live": 180}, tok).Expect(201).Content()
+	if rec["ttl"] != float64(180) || rec["name"] != "t."+z || rec["type"] != "A" {
+		t.Errorf("record normalised to %v", rec)
+	}
+}
+
+func TestDNS_RecordOwnership(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	f := newFixture(t, n)
+	x := dnsOf(f)
+	other := f.r.Token(apitest.OtherMember)
+	// another member cannot see or use member A's domain
+	r := c.Do("POST", "/iaas/record/", map[string]any{"domain_id": x.domain, "name": "evil." + x.domainName, "type": "A", "content": "192.0.2.66"}, other).Expect(400)
+	if r.FieldCode("domain_id") != "iaas_record_create_103" {
+		t.Errorf("other member's domain: %s", r)
+	}
+	c.Do("GET", apitest.Path("/iaas/record/", x.record), nil, other).Expect(404)
+	c.Do("GET", apitest.Path("/iaas/domain/", x.domain), nil, other).Expect(404)
+	if l := c.Do("GET", "/iaas/record/", nil, other).Expect(200).List(); len(l.Content) != 0 {
+		t.Errorf("other member lists %d records", len(l.Content))
+	}
+	// nor create a domain inside member A's
+	f.c.Do("PATCH", apitest.Path("/membership/member/", f.r.MemberB), map[string]any{"self_managed": true}, f.root).Expect(200)
+	r = c.Do("POST", "/iaas/domain/", map[string]any{"name": "sub." + x.domainName}, other).Expect(400)
+	if r.FieldCode("name") != "iaas_domain_create_106" {
+		t.Errorf("nested domain of another member: %s", r)
+	}
+	// type is immutable
+	r = c.Do("PATCH", apitest.Path("/iaas/record/", x.record), map[string]any{"type": "AAAA"}, f.r.Token(apitest.MemberUser)).Expect(400)
+	if r.FieldCode("type") != "iaas_record_update_106" {
+		t.Errorf("type change: %s", r)
+	}
+}
+
+func TestDNS_DomainDeleteRemovesRecords(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	f := newFixture(t, n)
+	d := newDomain(f)
+	dom := c.Do("GET", d.path, nil, f.root).Expect(200).Content()
+	name := dom["name"].(string)
+	id := create(c, f.root, "/iaas/record/", map[string]any{"domain_id": dom["id"], "name": "x." + name, "type": "TXT", "content": "hello"})
+	c.Do("DELETE", d.path, nil, f.r.Token(apitest.MemberUser)).Expect(204)
+	c.Do("GET", apitest.Path("/iaas/record/", id), nil, f.root).Expect(404)
+}
+
+func TestDNS_PTR(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	f := newFixture(t, n)
+	dnsOf(f)
+	admin := f.r.Token(apitest.MemberAdmin)
+	b := newPTRBody(f)
+	addr := b.body.(map[string]any)["ip_address"].(string)
+	ptr := c.Do("POST", "/iaas/ptr_record/", b.body, admin).Expect(201).Content()
+	parts := strings.Split(addr, ".")
+	wantName := fmt.Sprintf("%s.%s.%s.%s.in-addr.arpa", parts[3], parts[2], parts[1], parts[0])
+	if ptr["name"] != wantName || ptr["type"] != "PTR" || ptr["ip_address"] != addr {
+		t.Fatalf("ptr = %v, want name %s", ptr, wantName)
+	}
+	// the /24 reverse zone was created for the region (member 1)
+	dom := c.Do("GET", apitest.Path("/iaas/domain/", uint64(ptr["domain_id"].(float64))), nil, f.root).Expect(200).Content()
+	if dom["name"] != strings.SplitN(wantName, ".", 2)[1] || dom["member_id"] != float64(1) {
+		t.Errorf("reverse zone = %v", dom)
+	}
+	// PTRs are not forward records
+	c.Do("GET", apitest.Path("/iaas/record/", uint64(ptr["id"].(float64))), nil, admin).Expect(404)
+	// one PTR per address
+	r := c.Do("POST", "/iaas/ptr_record/", b.body, admin).Expect(400)
+	if r.FieldCode("ip_address") != "iaas_ptr_record_create_110" {
+		t.Errorf("second PTR: %s", r)
+	}
+	// bad input
+	for _, tc := range []struct {
+		body map[string]any
+		code string
+	}{
+		{map[string]any{"content": "a.example.com"}, "ip_address:iaas_ptr_record_create_101"},
+		{map[string]any{"ip_address": "banana", "content": "a.example.com"}, "ip_address:iaas_ptr_record_create_102"},
+		{map[string]any{"ip_address": "10.0.0.1", "content": "a.example.com"}, "ip_address:iaas_ptr_record_create_103"},
+		{map[string]any{"ip_address": "127.0.0.1", "content": "a.example.com"}, "ip_address:iaas_ptr_record_create_103"},
+		{map[string]any{"ip_address": "8.8.8.8", "content": "a.example.com"}, "ip_address:iaas_ptr_record_create_109"},
+		{map[string]any{"ip_address": addr, "content": ""}, "content:iaas_ptr_record_create_104"},
+		{map[string]any{"ip_address": addr, "content": strings.Repeat("a", 241)}, "content:iaas_ptr_record_create_105"},
+		{map[string]any{"ip_address": addr, "content": "not a host"}, "content:iaas_ptr_record_create_106"},
+		{map[string]any{"ip_address": addr, "content": "a.example.com", "ttl": 10}, "ttl:iaas_ptr_record_create_108"},
+	} {
+		r := c.Do("POST", "/iaas/ptr_record/", tc.body, admin).Expect(400)
+		field, code, _ := strings.Cut(tc.code, ":")
+		if r.FieldCode(field) != code {
+			t.Errorf("%v: %s, want %s", tc.body, r, tc.code)
+		}
+	}
+	// another member may not name member A's address; the list is scoped
+	other := f.r.Token(apitest.OtherMember)
+	b2 := newPTRBody(f)
+	r = c.Do("POST", "/iaas/ptr_record/", b2.body, other).Expect(400)
+	if r.FieldCode("ip_address") != "iaas_ptr_record_create_109" {
+		t.Errorf("other member's address: %s", r)
+	}
+	if l := c.Do("GET", "/iaas/ptr_record/", nil, other).Expect(200).List(); len(l.Content) != 0 {
+		t.Errorf("other member lists %d PTR records", len(l.Content))
+	}
+}
+
+// TestDNS_PTRLongestReverseZone: an operator's reverse zone that encloses
+// the address is used instead of creating the CloudCIX /24.
+func TestDNS_PTRLongestReverseZone(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	f := newFixture(t, n)
+	dnsOf(f)
+	zone := create(c, f.root, "/iaas/domain/", map[string]any{"name": "46.in-addr.arpa"})
+	alloc := create(c, f.root, "/iaas/allocation/", map[string]any{"asn_id": iaasOf(f).asn, "address_range": "46.1.2.0/24"})
+	sub := create(c, f.root, "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": "46.1.2.1/24"})
+	addr := c.Do("POST", "/iaas/ip_address/", map[string]any{"subnet_id": sub}, f.root).Expect(201).Content()["address"]
+	ptr := c.Do("POST", "/iaas/ptr_record/", map[string]any{"ip_address": addr, "content": "h.example.com"}, f.r.Token(apitest.MemberAdmin)).Expect(201).Content()
+	if ptr["domain_id"] != float64(zone) {
+		t.Errorf("PTR in domain %v, want the operator's zone %d", ptr["domain_id"], zone)
+	}
+	// members cannot create reverse zones themselves
+	r := c.Do("POST", "/iaas/domain/", map[string]any{"name": "47.in-addr.arpa"}, f.r.Token(apitest.MemberAdmin)).Expect(400)
+	if r.FieldCode("name") != "iaas_domain_create_103" {
+		t.Errorf("member reverse zone: %s", r)
+	}
+}

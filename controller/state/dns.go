@@ -1,0 +1,256 @@
+package state
+
+import (
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/hashicorp/go-memdb"
+	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/netx"
+)
+
+// DNS tables.
+const (
+	Domains = "dns_domains"
+	Records = "dns_records"
+)
+
+func dnsSchema() map[string]*memdb.TableSchema {
+	return map[string]*memdb.TableSchema{
+		Domains: {Name: Domains, Indexes: map[string]*memdb.IndexSchema{
+			"id":     idIndex(),
+			"name":   {Name: "name", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name", Lowercase: true}},
+			"member": uintIndex("member", "MemberID"),
+		}},
+		Records: {Name: Records, Indexes: map[string]*memdb.IndexSchema{
+			"id":     idIndex(),
+			"domain": uintIndex("domain", "DomainID"),
+			"member": uintIndex("member", "MemberID"),
+			"owner": {Name: "owner", Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
+				&memdb.UintFieldIndex{Field: "DomainID"},
+				&memdb.StringFieldIndex{Field: "Name", Lowercase: true},
+			}}},
+			"ptr": {Name: "ptr", Unique: true, AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "IPAddress"}},
+		}},
+	}
+}
+
+// Domain returns a domain by id.
+func (r *ReadTxn) Domain(id uint64) (*api.Domain, bool) { return get[*api.Domain](r, Domains, id) }
+
+// DomainByName returns a domain by its name (lower case, no trailing dot).
+func (r *ReadTxn) DomainByName(name string) (*api.Domain, bool) {
+	raw, err := r.txn.First(Domains, "name", name)
+	if err != nil || raw == nil {
+		return nil, false
+	}
+	return raw.(*api.Domain), true
+}
+
+// DomainList returns every domain, by id.
+func (r *ReadTxn) DomainList() []*api.Domain { return all[*api.Domain](r, Domains, "id") }
+
+// Record returns a record by id.
+func (r *ReadTxn) Record(id uint64) (*api.Record, bool) { return get[*api.Record](r, Records, id) }
+
+// RecordList returns every record, PTR records included, by id.
+func (r *ReadTxn) RecordList() []*api.Record { return all[*api.Record](r, Records, "id") }
+
+// DomainRecords returns the records of a domain, by id.
+func (r *ReadTxn) DomainRecords(domain uint64) []*api.Record {
+	return all[*api.Record](r, Records, "domain", domain)
+}
+
+// PTRFor returns the PTR record of an address (canonical text), if any.
+func (r *ReadTxn) PTRFor(addr string) (*api.Record, bool) {
+	raw, err := r.txn.First(Records, "ptr", addr)
+	if err != nil || raw == nil {
+		return nil, false
+	}
+	return raw.(*api.Record), true
+}
+
+// DomainCreate stores a new zone. Its name must be free, and it may not
+// nest inside, or enclose, a domain of another member: that would let one
+// tenant take over part of another's name space.
+func (t *Txn) DomainCreate(d *api.Domain) (*api.Domain, error) {
+	if _, ok := t.Member(d.MemberID); !ok {
+		return nil, fieldErr("member_id", "iaas_domain_create_104", "Member %d does not exist.", d.MemberID)
+	}
+	if _, ok := t.DomainByName(d.Name); ok {
+		return nil, fieldErr("name", "iaas_domain_create_105", "The domain %s already exists.", d.Name)
+	}
+	for _, o := range t.DomainList() {
+		if o.MemberID == d.MemberID {
+			continue
+		}
+		if strings.HasSuffix(d.Name, "."+o.Name) || strings.HasSuffix(o.Name, "."+d.Name) {
+			return nil, fieldErr("name", "iaas_domain_create_106", "%s overlaps the domain %s of another member.", d.Name, o.Name)
+		}
+	}
+	d.Serial = t.Index
+	return d, insertNew(t, Domains, d)
+}
+
+// DomainDelete removes a zone and every record in it.
+func (t *Txn) DomainDelete(id uint64) error {
+	if _, ok := t.Domain(id); !ok {
+		return api.NotFound("iaas_domain_delete_001")
+	}
+	recs := t.DomainRecords(id)
+	for _, r := range recs {
+		if err := t.txn.Delete(Records, r); err != nil {
+			return err
+		}
+	}
+	if len(recs) > 0 {
+		if _, err := t.bump(Records, false); err != nil {
+			return err
+		}
+	}
+	return remove(t, Domains, id, "iaas_domain_delete")
+}
+
+// touchZone moves a zone's serial to this command's index.
+func (t *Txn) touchZone(id uint64) error {
+	d, ok := t.Domain(id)
+	if !ok {
+		return api.NotFound("iaas_domain_001")
+	}
+	n := *d
+	n.Serial = t.Index
+	if _, err := t.bump(Domains, false); err != nil {
+		return err
+	}
+	return t.txn.Insert(Domains, &n)
+}
+
+// recordConflict enforces what depends on the other records of the owner
+// name: CNAME exclusivity and no duplicate content. self is the record
+// being updated (0 on create).
+func (t *Txn) recordConflict(r *api.Record, self uint64, op string) error {
+	it, err := t.txn.Get(Records, "owner", r.DomainID, r.Name)
+	if err != nil {
+		return err
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		o := raw.(*api.Record)
+		if o.ID == self {
+			continue
+		}
+		if r.Type == "CNAME" || o.Type == "CNAME" {
+			return fieldErr("type", "iaas_record_"+op+"_118", "%s already has a %s record (id %d); a CNAME record cannot share its name with any other record.", r.Name, o.Type, o.ID)
+		}
+		if o.Type == r.Type && strings.EqualFold(strings.TrimSuffix(o.Content, "."), strings.TrimSuffix(r.Content, ".")) && o.Priority == r.Priority {
+			return fieldErr("content", "iaas_record_"+op+"_119", "%s already has this %s record (id %d).", r.Name, r.Type, o.ID)
+		}
+	}
+	return nil
+}
+
+// RecordCreate stores a record in its domain. The API has validated the
+// record's own fields; what depends on other records is checked here.
+func (t *Txn) RecordCreate(r *api.Record) (*api.Record, error) {
+	d, ok := t.Domain(r.DomainID)
+	if !ok {
+		return nil, fieldErr("domain_id", "iaas_record_create_103", "Domain with id = '%d' doesn't exist", r.DomainID)
+	}
+	if r.Type != "PTR" {
+		r.MemberID = d.MemberID
+	}
+	if err := t.recordConflict(r, 0, "create"); err != nil {
+		return nil, err
+	}
+	if err := insertNew(t, Records, r); err != nil {
+		return nil, err
+	}
+	return r, t.touchZone(d.ID)
+}
+
+// RecordUpdate replaces a record; its domain, type and (PTR) address do
+// not change.
+func (t *Txn) RecordUpdate(r *api.Record, expect uint64) (*api.Record, error) {
+	cur, ok := t.Record(r.ID)
+	if !ok {
+		return nil, api.NotFound("iaas_record_update_001")
+	}
+	if r.DomainID != cur.DomainID || r.Type != cur.Type || r.IPAddress != cur.IPAddress || r.MemberID != cur.MemberID {
+		return nil, api.Errorf(http.StatusBadRequest, "iaas_record_update_120", "The domain, type and address of a record cannot change.")
+	}
+	if err := t.recordConflict(r, r.ID, "update"); err != nil {
+		return nil, err
+	}
+	if err := replace(t, Records, r, expect, "iaas_record_update"); err != nil {
+		return nil, err
+	}
+	return r, t.touchZone(r.DomainID)
+}
+
+// RecordDelete removes a record.
+func (t *Txn) RecordDelete(id uint64) error {
+	cur, ok := t.Record(id)
+	if !ok {
+		return api.NotFound("iaas_record_delete_001")
+	}
+	if err := remove(t, Records, id, "iaas_record_delete"); err != nil {
+		return err
+	}
+	return t.touchZone(cur.DomainID)
+}
+
+// PTRCreate stores the PTR record of r.IPAddress (canonical text) with
+// owner name r.Name (its reverse name). Unless anyOwner, r.MemberID must
+// own the address in IPAM. The record goes into the longest existing
+// reverse domain that encloses its name; when there is none, the CloudCIX
+// reverse zone (/24 for IPv4, /48 for IPv6) is created for the region,
+// owned by the global member.
+func (t *Txn) PTRCreate(r *api.Record, anyOwner bool) (*api.Record, error) {
+	addr, err := netip.ParseAddr(r.IPAddress)
+	if err != nil || strings.TrimSuffix(netx.ReverseName(addr), ".") != r.Name {
+		return nil, fieldErr("ip_address", "iaas_ptr_record_create_102", "ip_address %q is not an IP address.", r.IPAddress)
+	}
+	if !anyOwner && !t.ownsAddress(r.MemberID, addr) {
+		return nil, fieldErr("ip_address", "iaas_ptr_record_create_109", "Your member does not hold the IP address %s in IPAM.", addr)
+	}
+	if o, ok := t.PTRFor(r.IPAddress); ok {
+		return nil, fieldErr("ip_address", "iaas_ptr_record_create_110", "%s already has a PTR record (id %d); update it instead.", addr, o.ID)
+	}
+	zone := t.reverseZone(r.Name)
+	if zone == nil {
+		zone = &api.Domain{MemberID: api.GlobalMemberID, Name: netx.CloudCIXReverseZone(addr), ModifiedBy: r.ModifiedBy}
+		if _, err := t.DomainCreate(zone); err != nil {
+			return nil, err
+		}
+	}
+	r.DomainID = zone.ID
+	return t.RecordCreate(r)
+}
+
+// reverseZone is the longest domain enclosing the reverse name n.
+func (t *Txn) reverseZone(n string) *api.Domain {
+	for rest := n; ; {
+		i := strings.IndexByte(rest, '.')
+		if i < 0 {
+			return nil
+		}
+		rest = rest[i+1:]
+		if !strings.Contains(rest, ".") {
+			return nil // never serve a bare "arpa"
+		}
+		if d, ok := t.DomainByName(rest); ok {
+			return d
+		}
+	}
+}
+
+// ownsAddress reports whether member holds addr (allocated, not released)
+// in any of its IPAM blocks.
+func (t *Txn) ownsAddress(member uint64, addr netip.Addr) bool {
+	for _, ip := range t.IPAddressListByMember(member) {
+		if a, err := netip.ParseAddr(ip.Address); err == nil && a == addr && !ip.Deallocated {
+			return true
+		}
+	}
+	return false
+}
