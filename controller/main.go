@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -57,6 +58,21 @@ func main() {
 
 type usageError struct{ msg string }
 
+// listFlag is a comma-separated list flag.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(s string) error {
+	*l = nil
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			*l = append(*l, v)
+		}
+	}
+	return nil
+}
+
 func (u usageError) Error() string { return u.msg }
 
 func runServer(args []string) error {
@@ -69,7 +85,11 @@ func runServer(args []string) error {
 	fs.StringVar(&flags.DataDir, "data-dir", "", "directory for raft state, snapshots and root.token")
 	fs.StringVar(&flags.HTTPAddr, "http-addr", cfg.HTTPAddr, "HTTP API listen address")
 	fs.StringVar(&flags.RaftAddr, "raft-addr", cfg.RaftAddr, "raft listen and advertise address")
-	fs.StringVar(&flags.DNSAddr, "dns-addr", cfg.DNSAddr, "authoritative DNS listen address, UDP and TCP (reserved: the DNS server is not built yet)")
+	fs.StringVar(&flags.DNSAddr, "dns-addr", cfg.DNSAddr, "authoritative DNS listen address, UDP and TCP (\"off\" disables)")
+	fs.Var((*listFlag)(&flags.DNSNameservers), "dns-nameservers", "comma-separated apex NS names of every zone (default localhost.)")
+	fs.StringVar(&flags.DNSHostmaster, "dns-hostmaster", "", "SOA contact, e.g. hostmaster@example.net (default hostmaster.<zone>)")
+	fs.Var((*listFlag)(&flags.DNSAllowTransfer), "dns-allow-transfer", "comma-separated addresses or CIDRs allowed to AXFR/IXFR")
+	fs.Var((*listFlag)(&flags.DNSNotify), "dns-notify", "comma-separated secondaries (host:port) to NOTIFY on every change")
 	fs.StringVar(&flags.AdvertiseHTTP, "advertise-http", "", "base URL peers use to reach this node's API (default http(s)://<http-addr>)")
 	fs.BoolVar(&flags.Bootstrap, "bootstrap", false, "bootstrap a new cluster with this node (ignored once raft state exists)")
 	fs.StringVar(&flags.Join, "join", "", "HTTP `address` of any cluster member to join")
@@ -131,6 +151,14 @@ func overlay(cfg, flags *server.Config, name string) {
 		cfg.RaftAddr = flags.RaftAddr
 	case "dns-addr":
 		cfg.DNSAddr = flags.DNSAddr
+	case "dns-nameservers":
+		cfg.DNSNameservers = flags.DNSNameservers
+	case "dns-hostmaster":
+		cfg.DNSHostmaster = flags.DNSHostmaster
+	case "dns-allow-transfer":
+		cfg.DNSAllowTransfer = flags.DNSAllowTransfer
+	case "dns-notify":
+		cfg.DNSNotify = flags.DNSNotify
 	case "advertise-http":
 		cfg.AdvertiseHTTP = flags.AdvertiseHTTP
 	case "bootstrap":

@@ -44,6 +44,21 @@ type Config struct {
 	DeadServerCleanup     Duration `hcl:"dead_server_cleanup,optional"`
 	KeepDeallocatedIPsFor Duration `hcl:"keep_deallocated_ips_for,optional"`
 
+	// DNS: the authoritative server on DNSAddr ("" or "off": none).
+	// DNSNameservers are the apex NS names of every zone (default
+	// "localhost." for a dev node; set them in production).
+	DNSNameservers []string `hcl:"dns_nameservers,optional"`
+	// DNSHostmaster is the SOA contact, as hostmaster@example.net or
+	// hostmaster.example.net (default hostmaster.<zone>).
+	DNSHostmaster string `hcl:"dns_hostmaster,optional"`
+	// DNSAllowTransfer lists the addresses or CIDRs that may AXFR/IXFR.
+	DNSAllowTransfer []string `hcl:"dns_allow_transfer,optional"`
+	// DNSNotify lists secondaries (host:port) sent a NOTIFY on each change.
+	DNSNotify []string `hcl:"dns_notify,optional"`
+	// DNSTSIGKeys maps TSIG key names to base64 secrets; when set, zone
+	// transfers must be signed and NOTIFYs are.
+	DNSTSIGKeys map[string]string `hcl:"dns_tsig_keys,optional"`
+
 	// PurgeInterval is how often the leader looks for released IP addresses
 	// past KeepDeallocatedIPsFor (default 1m; tests shorten it).
 	PurgeInterval time.Duration
@@ -113,7 +128,11 @@ func (c *Config) Finish() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("-data-dir is required (or use -dev)"))
 	}
-	for name, addr := range map[string]string{"-http-addr": c.HTTPAddr, "-raft-addr": c.RaftAddr} {
+	addrs := map[string]string{"-http-addr": c.HTTPAddr, "-raft-addr": c.RaftAddr}
+	if c.dnsEnabled() {
+		addrs["-dns-addr"] = c.DNSAddr
+	}
+	for name, addr := range addrs {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			errs = append(errs, fmt.Errorf("%s %q: %v", name, addr, err))
 		}

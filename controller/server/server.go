@@ -29,6 +29,7 @@ import (
 	"github.com/regentcloud/regent/controller/api/melange"
 	"github.com/regentcloud/regent/controller/api/membership"
 	"github.com/regentcloud/regent/controller/cluster"
+	"github.com/regentcloud/regent/controller/dns"
 	"github.com/regentcloud/regent/controller/fsm"
 	"github.com/regentcloud/regent/controller/state"
 	wire "github.com/regentcloud/regent/pkg/api"
@@ -49,6 +50,7 @@ type Server struct {
 	registry *prometheus.Registry
 	httpLn   net.Listener
 	http     *http.Server
+	dns      *dns.Server
 	httpURL  string
 
 	ctx    context.Context
@@ -126,6 +128,22 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 	iaas.Register(s.api)
 	melange.Register(s.api)
 
+	if cfg.dnsEnabled() {
+		dcfg, err := cfg.dnsConfig(log)
+		if err == nil {
+			dcfg.Registerer = s.registry
+			s.dns, err = dns.New(dcfg, dnsSource{store: s.store, log: log})
+		}
+		if err == nil {
+			err = s.dns.Start(s.ctx)
+		}
+		if err != nil {
+			s.cluster.Shutdown()
+			ln.Close()
+			return nil, fmt.Errorf("dns: %w", err)
+		}
+	}
+
 	s.http = &http.Server{Handler: s.api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
 	s.wg.Add(2)
@@ -157,7 +175,7 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 			s.joinLoop()
 		}()
 	}
-	log.Info("controller started", "node_id", cfg.NodeID, "http", s.httpURL, "raft", s.cluster.Addr(), "data_dir", cfg.DataDir)
+	log.Info("controller started", "node_id", cfg.NodeID, "http", s.httpURL, "raft", s.cluster.Addr(), "dns", s.DNSAddr(), "data_dir", cfg.DataDir)
 	return s, nil
 }
 
@@ -166,6 +184,14 @@ func (s *Server) Config() Config { return s.cfg }
 
 // URL is the base URL of the node's HTTP API.
 func (s *Server) URL() string { return s.httpURL }
+
+// DNSAddr is the address the DNS server is bound to ("" when off).
+func (s *Server) DNSAddr() string {
+	if s.dns == nil {
+		return ""
+	}
+	return s.dns.Addr()
+}
 
 // Cluster exposes the raft layer (tests, operator tooling).
 func (s *Server) Cluster() *cluster.Cluster { return s.cluster }
@@ -180,6 +206,9 @@ func (s *Server) API() *api.API { return s.api }
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.cancel()
 	err := s.http.Shutdown(ctx)
+	if s.dns != nil {
+		err = errors.Join(err, s.dns.Shutdown(ctx))
+	}
 	s.wg.Wait()
 	return errors.Join(err, s.cluster.Shutdown())
 }

@@ -278,15 +278,25 @@ func randomHex(n int) string {
 // killed at the end of the test; the logs are printed if the test failed.
 func startCluster(t *testing.T, size int) *cluster {
 	t.Helper()
+	return startClusterWith(t, size, nil)
+}
+
+// startClusterWith is startCluster with extra flags for node i (1-based),
+// which override the defaults (e.g. -dns-addr).
+func startClusterWith(t *testing.T, size int, extra func(i int) []string) *cluster {
+	t.Helper()
+	if extra == nil {
+		extra = func(int) []string { return nil }
+	}
 	c := &cluster{t: t, base: t.TempDir(), hc: newClient(16)}
 	t.Cleanup(c.cleanup)
 	ct := "systest-" + randomHex(12)
-	n1 := newNode(t, c.base, "node1", "-bootstrap", "-cluster-token", ct)
+	n1 := newNode(t, c.base, "node1", append([]string{"-bootstrap", "-cluster-token", ct}, extra(1)...)...)
 	c.nodes = append(c.nodes, n1)
 	n1.start()
 	c.token = waitRootToken(t, n1, 30*time.Second)
 	for i := 2; i <= size; i++ {
-		n := newNode(t, c.base, fmt.Sprintf("node%d", i), "-join", n1.httpAddr, "-cluster-token", ct)
+		n := newNode(t, c.base, fmt.Sprintf("node%d", i), append([]string{"-join", n1.httpAddr, "-cluster-token", ct}, extra(i)...)...)
 		c.nodes = append(c.nodes, n)
 		n.start()
 	}

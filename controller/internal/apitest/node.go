@@ -68,6 +68,7 @@ func Start(t testing.TB, opts Options) *Node {
 	cfg.DataDir = t.TempDir()
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.RaftAddr = "127.0.0.1:0"
+	cfg.DNSAddr = "127.0.0.1:0"
 	cfg.Bootstrap = true
 	cfg.ClusterToken = opts.ClusterToken
 	cfg.LogLevel = opts.LogLevel

@@ -1,0 +1,225 @@
+package dns
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+
+	mdns "github.com/miekg/dns"
+)
+
+// maxChase is the longest in-zone CNAME chain we follow; a longer one (or a
+// loop) is answered SERVFAIL, as CoreDNS does.
+const maxChase = 8
+
+// reqInfo is what respond needs to know about how a request arrived.
+type reqInfo struct {
+	tcp    bool
+	remote netip.Addr
+	// tsigStatus is the result of verifying the request's TSIG, if signed.
+	tsigStatus error
+}
+
+// respond builds the response to a parsed request, or returns nil when the
+// request must be dropped (it is itself a response). It does not handle
+// zone transfers over TCP (see transfer); over UDP they are refused (AXFR)
+// or answered with the SOA (IXFR, RFC 1995 §2). The caller applies the size
+// limit and, when the response carries a TSIG record, signs it.
+func (s *Server) respond(zs *zoneSet, req *mdns.Msg, ri reqInfo) *mdns.Msg {
+	if req.Response {
+		return nil
+	}
+	m := new(mdns.Msg)
+	m.SetReply(req)
+	opt := req.IsEdns0()
+	finish := func() *mdns.Msg {
+		if opt != nil {
+			m.SetEdns0(uint16(s.cfg.UDPSize), opt.Do())
+		}
+		return m
+	}
+	if opt != nil && opt.Version() != 0 {
+		m.Rcode = mdns.RcodeBadVers
+		return finish()
+	}
+	switch req.Opcode {
+	case mdns.OpcodeQuery:
+	case mdns.OpcodeNotify:
+		// We are never a secondary: refuse like NSD does.
+		m.Rcode = mdns.RcodeRefused
+		return finish()
+	default:
+		m.Rcode = mdns.RcodeNotImplemented
+		return finish()
+	}
+	if len(req.Question) != 1 {
+		m.Rcode = mdns.RcodeFormatError
+		return finish()
+	}
+	if t := req.IsTsig(); t != nil {
+		if ri.tsigStatus != nil || s.cfg.tsigSecrets == nil {
+			m.Rcode = mdns.RcodeNotAuth
+			return finish()
+		}
+		defer m.SetTsig(t.Hdr.Name, t.Algorithm, t.Fudge, time.Now().Unix())
+	}
+	q := req.Question[0]
+	if q.Qclass != mdns.ClassINET && q.Qclass != mdns.ClassANY {
+		m.Rcode = mdns.RcodeRefused
+		return finish()
+	}
+	qname := strings.ToLower(q.Name)
+	switch q.Qtype {
+	case mdns.TypeAXFR, mdns.TypeIXFR:
+		// Only reached over UDP (TCP transfers are streamed by transfer).
+		z := zs.zones[qname]
+		if q.Qtype == mdns.TypeAXFR || z == nil || !s.transferAllowed(ri.remote, req) {
+			m.Rcode = mdns.RcodeRefused
+			return finish()
+		}
+		m.Authoritative = true
+		m.Answer = append(m.Answer, z.soa)
+		return finish()
+	}
+	z := zs.find(qname)
+	if z == nil {
+		m.Rcode = mdns.RcodeRefused
+		return finish()
+	}
+	m.Authoritative = true
+	z.answer(m, qname, q.Qtype)
+	return finish()
+}
+
+// answer fills m with the authoritative answer for qname/qtype in z.
+func (z *zone) answer(m *mdns.Msg, qname string, qtype uint16) {
+	name := qname
+	for i := 0; ; i++ {
+		n, wild, cut := z.lookup(name, qtype)
+		if cut != nil {
+			if i == 0 {
+				m.Authoritative = false
+			}
+			ns := cut.sets[mdns.TypeNS]
+			m.Ns = append(m.Ns, ns...)
+			z.addGlue(m, ns)
+			return
+		}
+		if n == nil {
+			m.Rcode = mdns.RcodeNameError
+			m.Ns = append(m.Ns, z.negSOA)
+			return
+		}
+		if n.cname != nil && qtype != mdns.TypeCNAME {
+			if i >= maxChase {
+				m.Rcode = mdns.RcodeServerFailure
+				m.Answer = nil
+				return
+			}
+			m.Answer = append(m.Answer, synth(n.cname, name, wild))
+			target := strings.ToLower(n.cname.Target)
+			if !mdns.IsSubDomain(z.name, target) {
+				return
+			}
+			name = target
+			continue
+		}
+		if qtype == mdns.TypeANY && len(n.sets) > 0 {
+			for _, rrs := range n.sets {
+				for _, rr := range rrs {
+					m.Answer = append(m.Answer, synth(rr, name, wild))
+				}
+			}
+			return
+		}
+		rrs := n.sets[qtype]
+		if len(rrs) == 0 {
+			m.Ns = append(m.Ns, z.negSOA)
+			return
+		}
+		for _, rr := range rrs {
+			m.Answer = append(m.Answer, synth(rr, name, wild))
+		}
+		switch qtype {
+		case mdns.TypeSOA:
+			if n == z.apex {
+				m.Ns = append(m.Ns, z.ns...)
+			}
+		case mdns.TypeNS:
+			z.addGlue(m, rrs)
+		case mdns.TypeMX, mdns.TypeSRV:
+			z.addGlue(m, rrs)
+		}
+		return
+	}
+}
+
+// synth returns rr, or for a wildcard match a copy owned by name.
+func synth(rr mdns.RR, name string, wild bool) mdns.RR {
+	if !wild {
+		return rr
+	}
+	c := mdns.Copy(rr)
+	c.Header().Name = name
+	return c
+}
+
+// addGlue appends in-zone A/AAAA records of the NS, MX or SRV targets in rrs
+// to the additional section.
+func (z *zone) addGlue(m *mdns.Msg, rrs []mdns.RR) {
+	for i, rr := range rrs {
+		var t string
+		switch v := rr.(type) {
+		case *mdns.NS:
+			t = v.Ns
+		case *mdns.MX:
+			t = v.Mx
+		case *mdns.SRV:
+			t = v.Target
+		default:
+			continue
+		}
+		t = strings.ToLower(t)
+		if !mdns.IsSubDomain(z.name, t) {
+			continue
+		}
+		seen := false
+		for _, p := range rrs[:i] {
+			if strings.EqualFold(target(p), t) {
+				seen = true
+				break
+			}
+		}
+		if seen {
+			continue
+		}
+		if n := z.nodes[t]; n != nil {
+			m.Extra = append(m.Extra, n.sets[mdns.TypeA]...)
+			m.Extra = append(m.Extra, n.sets[mdns.TypeAAAA]...)
+		}
+	}
+}
+
+func target(rr mdns.RR) string {
+	switch v := rr.(type) {
+	case *mdns.NS:
+		return v.Ns
+	case *mdns.MX:
+		return v.Mx
+	case *mdns.SRV:
+		return v.Target
+	}
+	return ""
+}
+
+// transferAllowed reports whether remote may transfer zones (ACL only; TSIG
+// is checked by the caller when keys are configured).
+func (s *Server) transferAllowed(remote netip.Addr, req *mdns.Msg) bool {
+	remote = remote.Unmap()
+	for _, p := range s.cfg.AllowTransfer {
+		if p.Contains(remote) {
+			return s.cfg.tsigSecrets == nil || req.IsTsig() != nil
+		}
+	}
+	return false
+}

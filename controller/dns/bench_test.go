@@ -1,0 +1,178 @@
+package dns
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	mdns "github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// benchZone is the dns-facts §8 benchmark zone: SOA, NS, MX, TXT, CNAME
+// www, SRV, a wildcard and 10,000 A records hostN.
+func benchZone(t testing.TB) *Zone {
+	lines := []string{
+		"ns1.example.test. 3600 IN A 127.0.0.1",
+		"ns2.example.test. 3600 IN A 127.0.0.2",
+		"example.test. 3600 IN MX 10 mail.example.test.",
+		"mail.example.test. 3600 IN A 192.0.2.25",
+		`example.test. 3600 IN TXT "v=spf1 -all"`,
+		"www.example.test. 3600 IN CNAME host1.example.test.",
+		"_sip._tcp.example.test. 3600 IN SRV 10 5 5060 host2.example.test.",
+		"*.wild.example.test. 3600 IN A 192.0.2.99",
+	}
+	z := &Zone{Name: "example.test.", Serial: 1, RRs: rrs(t, lines...)}
+	for i := range 10000 {
+		z.RRs = append(z.RRs, &mdns.A{
+			Hdr: mdns.RR_Header{Name: fmt.Sprintf("host%d.example.test.", i), Rrtype: mdns.TypeA, Class: mdns.ClassINET, Ttl: 3600},
+			A:   []byte{10, byte(i >> 16), byte(i >> 8), byte(i)},
+		})
+	}
+	return z
+}
+
+func benchConfig() Config {
+	return Config{Addr: "127.0.0.1:0", NS: []string{"ns1.example.test.", "ns2.example.test."}}
+}
+
+// benchQueries is the §8 mix: 60% existing A, 10% NXDOMAIN, 10% www
+// (CNAME chase), 10% AAAA NODATA, 10% MX at the apex.
+func benchQueries(n int) [][]byte {
+	var out [][]byte
+	for i := range n {
+		m := new(mdns.Msg)
+		switch i % 10 {
+		case 0, 1, 2, 3, 4, 5:
+			m.SetQuestion(fmt.Sprintf("host%d.example.test.", (i*7919)%10000), mdns.TypeA)
+		case 6:
+			m.SetQuestion(fmt.Sprintf("nx%d.example.test.", i%1000), mdns.TypeA)
+		case 7:
+			m.SetQuestion("www.example.test.", mdns.TypeA)
+		case 8:
+			m.SetQuestion(fmt.Sprintf("host%d.example.test.", i%10000), mdns.TypeAAAA)
+		case 9:
+			m.SetQuestion("example.test.", mdns.TypeMX)
+		}
+		b, _ := m.Pack()
+		out = append(out, b)
+	}
+	return out
+}
+
+func newBenchServer(b *testing.B, cacheEntries int) (*Server, *zoneSet) {
+	cfg := benchConfig()
+	cfg.CacheEntries = cacheEntries
+	s, err := New(cfg, newFakeSource(benchZone(b)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.reload()
+	return s, s.snap.Load()
+}
+
+// BenchmarkHandleUDP measures the packet handler without sockets: the fast
+// path (cache hits after warm-up) and the full miekg path (cache off).
+func BenchmarkHandleUDP(b *testing.B) {
+	qs := benchQueries(20000)
+	remote := netip.MustParseAddrPort("127.0.0.1:5353")
+	for _, bc := range []struct {
+		name  string
+		cache int
+	}{{"fast", 0}, {"full", -1}} {
+		b.Run(bc.name, func(b *testing.B) {
+			s, zs := newBenchServer(b, bc.cache)
+			out := make([]byte, 65536)
+			b.ReportAllocs()
+			b.ResetTimer()
+			i := 0
+			for b.Loop() {
+				if s.handleUDP(zs, qs[i%len(qs)], out, remote) == nil {
+					b.Fatal("no response")
+				}
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkServeUDP measures round trips over loopback sockets.
+func BenchmarkServeUDP(b *testing.B) {
+	s := startServer(b, benchConfig(), newFakeSource(benchZone(b)))
+	qs := benchQueries(20000)
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := (&mdns.Client{}).Dial(s.Addr())
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 4096)
+		i := 0
+		for pb.Next() {
+			if _, err := c.Write(qs[i%len(qs)]); err != nil {
+				b.Error(err)
+				return
+			}
+			if _, err := c.Read(buf); err != nil {
+				b.Error(err)
+				return
+			}
+			i++
+		}
+	})
+}
+
+// TestBenchServer serves the benchmark zone for external load generators
+// (dnsperf) when REGENT_DNS_BENCH_ADDR is set, until SIGINT/SIGTERM.
+// REGENT_DNS_BENCH_MODE=plain serves a minimal miekg/dns map-lookup server
+// instead, for comparison.
+func TestBenchServer(t *testing.T) {
+	addr := os.Getenv("REGENT_DNS_BENCH_ADDR")
+	if addr == "" {
+		t.Skip("set REGENT_DNS_BENCH_ADDR to serve the benchmark zone")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	z := benchZone(t)
+	if os.Getenv("REGENT_DNS_BENCH_MODE") == "plain" {
+		byName := map[string][]mdns.RR{}
+		for _, rr := range z.RRs {
+			k := strings.ToLower(rr.Header().Name) + "/" + mdns.TypeToString[rr.Header().Rrtype]
+			byName[k] = append(byName[k], rr)
+		}
+		h := mdns.HandlerFunc(func(w mdns.ResponseWriter, r *mdns.Msg) {
+			m := new(mdns.Msg)
+			m.SetReply(r)
+			m.Authoritative = true
+			q := r.Question[0]
+			m.Answer = byName[strings.ToLower(q.Name)+"/"+mdns.TypeToString[q.Qtype]]
+			_ = w.WriteMsg(m)
+		})
+		srv := &mdns.Server{Addr: addr, Net: "udp", Handler: h}
+		go func() { <-ctx.Done(); _ = srv.Shutdown() }()
+		t.Log(srv.ListenAndServe())
+		return
+	}
+	cfg := benchConfig()
+	cfg.Addr = addr
+	if os.Getenv("REGENT_DNS_BENCH_METRICS") == "1" {
+		cfg.Registerer = prometheus.NewRegistry()
+	}
+	if n, err := strconv.Atoi(os.Getenv("REGENT_DNS_BENCH_SOCKETS")); err == nil {
+		cfg.UDPSockets = n
+	}
+	s, err := New(cfg, newFakeSource(z))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ListenAndServe(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,42 @@
+// Package dns is Regent's authoritative DNS server.
+//
+// It serves the zones of the replicated state (read through Source) over UDP
+// and TCP, answers AXFR/IXFR to allowed secondaries and sends them NOTIFY when
+// a zone's serial changes. It never recurses and never acts as a secondary.
+//
+// # Data flow
+//
+// A goroutine owned by the Server follows Source.Wait. On every change it
+// compares the zone serials with the ones it serves and rebuilds only the
+// zones whose serial changed into an immutable lookup structure (owner name →
+// type → RRset, plus every existing name including empty non-terminals,
+// delegation points and wildcards). The complete set of zones is swapped in
+// with an atomic pointer, so queries never take a lock on zone data.
+//
+// # Answers
+//
+// Answers follow RFC 1034 §4.3.2 as refined by RFC 2308 (negative answers:
+// SOA in authority with TTL min(SOA TTL, MINIMUM)), RFC 4592 (wildcards, with
+// closest-encloser matching; a wildcard below a delegation never applies),
+// RFC 6891 (EDNS0; version ≠ 0 is answered BADVERS) and RFC 1995/5936
+// (IXFR/AXFR over TCP only). In-zone CNAMEs are chased up to 8 links; a longer
+// chain is answered SERVFAIL. Queries for type ANY return every RRset at the
+// name (no RFC 8482 minimisation: the zones are small and not signed). An apex
+// SOA answer carries the NS set in authority; apex NS answers, referrals and
+// MX/SRV answers carry in-zone A/AAAA in the additional section.
+//
+// # UDP fast path
+//
+// UDP is served by our own read loops (one SO_REUSEPORT socket per
+// GOMAXPROCS on Linux) rather than miekg/dns's server. A plain query (opcode
+// QUERY, one question, no answer/authority records, at most a bare EDNS0 OPT
+// record without options) is answered from a cache of packed responses keyed
+// by the lower-cased question, the EDNS presence, the effective UDP size and
+// the DO bit; a hit copies the bytes and patches the message ID, the RD/CD
+// flags and the question's original spelling. Everything else (misses,
+// TSIG, NOTIFY, EDNS options, malformed packets) goes through the full
+// miekg/dns path. The cache hangs off the zone snapshot, so a zone swap
+// invalidates it, and it is bounded in size.
+//
+// TCP is served by miekg/dns's server with unlimited queries per connection.
+package dns

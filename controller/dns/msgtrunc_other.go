@@ -1,0 +1,5 @@
+//go:build !linux
+
+package dns
+
+const msgTrunc = 0

@@ -1,0 +1,249 @@
+package dns
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"net"
+	"net/netip"
+	"time"
+
+	mdns "github.com/miekg/dns"
+)
+
+// keyMax bounds a fast-path key: a wire name (≤ 255) plus type, class,
+// EDNS flag, UDP size and DO.
+const keyMax = 255 + 4 + 4
+
+// parseFast recognises a plain query: opcode QUERY, QR=0, one question with
+// an uncompressed name, no answer or authority records, and either no
+// additional record or one EDNS0 version-0 OPT without options, with nothing
+// after it. It writes the cache key into key (lower-cased wire name, qtype,
+// qclass, EDNS flag, effective UDP size, DO) and returns the wire length of
+// the name and of the key. Anything else returns ok=false and takes the
+// full path.
+func parseFast(req, key []byte, maxUDP int) (qlen, klen int, ok bool) {
+	if len(req) < 12+5 || req[2]&0xf8 != 0 {
+		return 0, 0, false
+	}
+	if req[4] != 0 || req[5] != 1 || req[6]|req[7]|req[8]|req[9]|req[10] != 0 || req[11] > 1 {
+		return 0, 0, false
+	}
+	off := 12
+	for {
+		if off >= len(req) {
+			return 0, 0, false
+		}
+		l := int(req[off])
+		if l == 0 {
+			key[off-12] = 0
+			off++
+			break
+		}
+		if l > 63 || off+1+l >= len(req) || off+1+l-12 >= 255 {
+			return 0, 0, false
+		}
+		key[off-12] = byte(l)
+		for i := off + 1; i <= off+l; i++ {
+			c := req[i]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			key[i-12] = c
+		}
+		off += 1 + l
+	}
+	qlen = off - 12
+	if off+4 > len(req) {
+		return 0, 0, false
+	}
+	if t := binary.BigEndian.Uint16(req[off:]); t == mdns.TypeAXFR || t == mdns.TypeIXFR {
+		return 0, 0, false
+	}
+	k := copy(key[qlen:], req[off:off+4]) + qlen
+	off += 4
+	size, edns, do := 512, byte(0), byte(0)
+	if req[11] == 1 {
+		// OPT: root owner, type 41, class = UDP size, TTL = ext-rcode,
+		// version, flags; RDLENGTH 0.
+		if off+11 != len(req) || req[off] != 0 || req[off+1] != 0 || req[off+2] != byte(mdns.TypeOPT) {
+			return 0, 0, false
+		}
+		if req[off+6] != 0 || req[off+9]|req[off+10] != 0 {
+			return 0, 0, false
+		}
+		edns, do = 1, req[off+7]&0x80
+		size = min(max(512, int(binary.BigEndian.Uint16(req[off+3:]))), maxUDP)
+	} else if off != len(req) {
+		return 0, 0, false
+	}
+	key[k], key[k+1], key[k+2], key[k+3] = edns, byte(size>>8), byte(size), do
+	return qlen, k + 4, true
+}
+
+// handleUDP answers one UDP datagram into out and returns the response, or
+// nil to send nothing.
+func (s *Server) handleUDP(zs *zoneSet, req, out []byte, remote netip.AddrPort) []byte {
+	var kb [keyMax]byte
+	qlen, klen, ok := parseFast(req, kb[:], s.cfg.UDPSize)
+	if !ok || zs.cache == nil {
+		return s.slowUDP(zs, req, out, remote)
+	}
+	key := kb[:klen]
+	e := zs.cache.get(key)
+	if e == nil {
+		e = s.fill(zs, req, qlen, key, remote)
+		if e == nil {
+			return s.slowUDP(zs, req, out, remote)
+		}
+	}
+	resp := append(out[:0], e.b...)
+	resp[0], resp[1] = req[0], req[1]
+	resp[2] = resp[2]&^0x01 | req[2]&0x01 // RD
+	resp[3] = resp[3]&^0x10 | req[3]&0x10 // CD
+	copy(resp[12:12+qlen], req[12:12+qlen])
+	if e.counter != nil {
+		e.counter.Inc()
+	}
+	return resp
+}
+
+// fill answers a normalised copy of a plain query (ID 0, RD=CD=0, lower
+// case name) through the full path and caches the packed result.
+func (s *Server) fill(zs *zoneSet, req []byte, qlen int, key []byte, remote netip.AddrPort) (e *cacheEntry) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic answering query", "panic", r)
+			e = nil
+		}
+	}()
+	norm := bytes.Clone(req)
+	norm[0], norm[1] = 0, 0
+	norm[2] &^= 0x01
+	norm[3] &^= 0x10
+	copy(norm[12:], key[:qlen])
+	r := new(mdns.Msg)
+	if err := r.Unpack(norm); err != nil || len(r.Question) != 1 {
+		return nil
+	}
+	m := s.respond(zs, r, reqInfo{remote: remote.Addr()})
+	if m == nil {
+		return nil
+	}
+	size := int(key[len(key)-3])<<8 | int(key[len(key)-2])
+	m.Truncate(size)
+	b, err := m.Pack()
+	if err != nil || len(b) < 12+qlen || !bytes.Equal(b[12:12+qlen], key[:qlen]) {
+		return nil
+	}
+	e = &cacheEntry{b: b, qlen: qlen, counter: s.metrics.queryCounter(r.Question[0].Qtype, m.Rcode)}
+	zs.cache.put(key, e)
+	return e
+}
+
+// slowUDP answers a datagram through miekg/dns parsing, with TSIG.
+func (s *Server) slowUDP(zs *zoneSet, req, out []byte, remote netip.AddrPort) (resp []byte) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic answering query", "panic", r)
+			resp = nil
+		}
+	}()
+	if len(req) < 12 || req[2]&0x80 != 0 {
+		return nil // too short to answer, or a response
+	}
+	r := new(mdns.Msg)
+	if err := r.Unpack(req); err != nil {
+		// Answer FORMERR from the header alone.
+		m := new(mdns.Msg)
+		m.Id = binary.BigEndian.Uint16(req)
+		m.Response = true
+		m.Opcode = int(req[2]>>3) & 0xf
+		m.Rcode = mdns.RcodeFormatError
+		s.metrics.query(0, m.Rcode)
+		b, err := m.PackBuffer(out)
+		if err != nil {
+			return nil
+		}
+		return b
+	}
+	ri := reqInfo{remote: remote.Addr()}
+	var secret string
+	t := r.IsTsig()
+	if t != nil {
+		var ok bool
+		if secret, ok = s.cfg.tsigSecrets[mdns.CanonicalName(t.Hdr.Name)]; !ok {
+			ri.tsigStatus = mdns.ErrSecret
+		} else {
+			ri.tsigStatus = mdns.TsigVerify(req, secret, "", false)
+		}
+	}
+	m := s.respond(zs, r, ri)
+	if m == nil {
+		return nil
+	}
+	var qtype uint16
+	if len(r.Question) > 0 {
+		qtype = r.Question[0].Qtype
+	}
+	s.metrics.query(qtype, m.Rcode)
+	size := 512
+	if opt := r.IsEdns0(); opt != nil {
+		size = min(max(512, int(opt.UDPSize())), s.cfg.UDPSize)
+	}
+	if m.IsTsig() != nil {
+		b, _, err := mdns.TsigGenerate(m, secret, t.MAC, false)
+		if err == nil && len(b) > size {
+			m.Answer, m.Ns = nil, nil
+			extra := m.Extra[:0]
+			for _, rr := range m.Extra {
+				if rr.Header().Rrtype == mdns.TypeOPT || rr.Header().Rrtype == mdns.TypeTSIG {
+					extra = append(extra, rr)
+				}
+			}
+			m.Extra = extra
+			m.Truncated = true
+			b, _, err = mdns.TsigGenerate(m, secret, t.MAC, false)
+		}
+		if err != nil {
+			return nil
+		}
+		return b
+	}
+	m.Truncate(size)
+	b, err := m.PackBuffer(out)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// serveUDP is one read loop on one socket.
+func (s *Server) serveUDP(conn *net.UDPConn) {
+	buf := make([]byte, 65536)
+	out := make([]byte, 65536)
+	for {
+		n, addr, err := conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.log.Debug("udp read", "error", err)
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		var start time.Time
+		if s.metrics != nil {
+			start = time.Now()
+		}
+		resp := s.handleUDP(s.snap.Load(), buf[:n], out, addr)
+		if resp != nil {
+			if _, err := conn.WriteToUDPAddrPort(resp, addr); err != nil && errors.Is(err, net.ErrClosed) {
+				return
+			}
+		}
+		if s.metrics != nil {
+			s.metrics.observe(protoUDP, time.Since(start).Seconds())
+		}
+	}
+}

@@ -1,0 +1,86 @@
+package dns
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+
+	mdns "github.com/miekg/dns"
+)
+
+// xfrChunk bounds the uncompressed size of the records in one AXFR message.
+const xfrChunk = 16 << 10
+
+// serialGE reports a ≥ b in RFC 1982 serial number arithmetic.
+func serialGE(a, b uint32) bool { return a == b || int32(a-b) > 0 }
+
+// transfer answers AXFR and IXFR over TCP: only to AllowTransfer networks
+// and, when TSIG keys are configured, only to requests validly signed by one
+// of them (and then signs every message). IXFR from a serial at or past ours
+// gets a single SOA; any older serial gets a full AXFR-style answer (we keep
+// no journal, RFC 1995 §4).
+func (s *Server) transfer(w mdns.ResponseWriter, r *mdns.Msg, zs *zoneSet, remote netip.Addr) {
+	q := r.Question[0]
+	fail := func(rcode int, why string) {
+		m := new(mdns.Msg)
+		m.SetRcode(r, rcode)
+		_ = w.WriteMsg(m)
+		s.metrics.transferred(resultRefused)
+		s.log.Info("zone transfer refused", "zone", q.Name, "remote", remote, "reason", why)
+	}
+	z := zs.zones[strings.ToLower(q.Name)]
+	if z == nil {
+		fail(mdns.RcodeRefused, "not a zone of ours")
+		return
+	}
+	if !s.transferAllowed(remote, r) {
+		fail(mdns.RcodeRefused, "not allowed")
+		return
+	}
+	t := r.IsTsig()
+	if t != nil && (s.cfg.tsigSecrets == nil || w.TsigStatus() != nil) {
+		fail(mdns.RcodeNotAuth, "bad TSIG")
+		return
+	}
+	var chunks [][]mdns.RR
+	if q.Qtype == mdns.TypeIXFR && len(r.Ns) > 0 {
+		if soa, ok := r.Ns[0].(*mdns.SOA); ok && serialGE(soa.Serial, z.serial) {
+			chunks = [][]mdns.RR{{z.soa}}
+		}
+	}
+	if chunks == nil {
+		cur := []mdns.RR{z.soa}
+		size := mdns.Len(z.soa)
+		for _, rr := range z.xfr {
+			l := mdns.Len(rr)
+			if size+l > xfrChunk && len(cur) > 0 {
+				chunks = append(chunks, cur)
+				cur, size = nil, 0
+			}
+			cur = append(cur, rr)
+			size += l
+		}
+		chunks = append(chunks, append(cur, z.soa))
+	}
+	for i, rrs := range chunks {
+		m := new(mdns.Msg)
+		m.SetReply(r)
+		m.Authoritative = true
+		m.Compress = true
+		m.Answer = rrs
+		if t != nil {
+			m.SetTsig(t.Hdr.Name, t.Algorithm, t.Fudge, time.Now().Unix())
+		}
+		if err := w.WriteMsg(m); err != nil {
+			s.metrics.transferred(resultFailure)
+			s.log.Warn("zone transfer failed", "zone", z.name, "remote", remote, "error", err)
+			return
+		}
+		if i == 0 {
+			w.TsigTimersOnly(true)
+		}
+	}
+	w.TsigTimersOnly(false)
+	s.metrics.transferred(resultSuccess)
+	s.log.Info("zone transferred", "zone", z.name, "serial", z.serial, "type", mdns.TypeToString[q.Qtype], "remote", remote, "messages", len(chunks))
+}

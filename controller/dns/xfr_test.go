@@ -1,0 +1,296 @@
+package dns
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	mdns "github.com/miekg/dns"
+)
+
+const testKey = "xfr-key."
+const testSecret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTAxMjM0NQ=="
+
+func axfr(t *testing.T, addr string, m *mdns.Msg, secrets map[string]string) ([]mdns.RR, error) {
+	t.Helper()
+	tr := &mdns.Transfer{TsigSecret: secrets}
+	ch, err := tr.In(m, addr)
+	if err != nil {
+		return nil, err
+	}
+	var out []mdns.RR
+	for env := range ch {
+		if env.Error != nil {
+			return out, env.Error
+		}
+		out = append(out, env.RR...)
+	}
+	return out, nil
+}
+
+func TestAXFR(t *testing.T) {
+	z := testZone(t, 42)
+	s := startServer(t, testConfig(), newFakeSource(z))
+	m := new(mdns.Msg)
+	m.SetAxfr("example.test.")
+	got, err := axfr(t, s.Addr(), m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// SOA, 3 apex NS, every record except the merged apex NS, SOA.
+	if want := 1 + 3 + len(z.RRs) - 1 + 1; len(got) != want {
+		t.Fatalf("AXFR gave %d records, want %d", len(got), want)
+	}
+	if got[0].Header().Rrtype != mdns.TypeSOA || got[len(got)-1].Header().Rrtype != mdns.TypeSOA || got[0].(*mdns.SOA).Serial != 42 {
+		t.Fatalf("AXFR not framed by SOA: %v ... %v", got[0], got[len(got)-1])
+	}
+
+	// Not a zone of ours, and over UDP: REFUSED.
+	m.SetAxfr("host1.example.test.")
+	if r := exchange(t, s.Addr(), "tcp", m); r.Rcode != mdns.RcodeRefused {
+		t.Errorf("AXFR of a non-apex: %s", mdns.RcodeToString[r.Rcode])
+	}
+	m.SetAxfr("example.test.")
+	if r := exchange(t, s.Addr(), "udp", m); r.Rcode != mdns.RcodeRefused {
+		t.Errorf("AXFR over UDP: %s", mdns.RcodeToString[r.Rcode])
+	}
+}
+
+func TestAXFRRefused(t *testing.T) {
+	cfg := testConfig()
+	cfg.AllowTransfer = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+	s := startServer(t, cfg, newFakeSource(testZone(t, 1)))
+	m := new(mdns.Msg)
+	m.SetAxfr("example.test.")
+	if r := exchange(t, s.Addr(), "tcp", m); r.Rcode != mdns.RcodeRefused || len(r.Answer) != 0 {
+		t.Fatalf("AXFR from a foreign network: %v", r)
+	}
+	cfg.AllowTransfer = nil
+	cfg.Addr = "127.0.0.1:0"
+	s2 := startServer(t, cfg, newFakeSource(testZone(t, 1)))
+	if r := exchange(t, s2.Addr(), "tcp", m); r.Rcode != mdns.RcodeRefused {
+		t.Fatalf("AXFR with an empty AllowTransfer: %v", r)
+	}
+}
+
+func TestAXFRTSIG(t *testing.T) {
+	cfg := testConfig()
+	cfg.TSIGKeys = map[string]string{testKey: testSecret}
+	s := startServer(t, cfg, newFakeSource(testZone(t, 5)))
+	secrets := map[string]string{testKey: testSecret}
+
+	m := new(mdns.Msg)
+	m.SetAxfr("example.test.")
+	if r := exchange(t, s.Addr(), "tcp", m); r.Rcode != mdns.RcodeRefused {
+		t.Fatalf("unsigned AXFR with keys configured: %s", mdns.RcodeToString[r.Rcode])
+	}
+
+	m.SetTsig(testKey, mdns.HmacSHA256, 300, time.Now().Unix())
+	got, err := axfr(t, s.Addr(), m, secrets) // In verifies every message's TSIG
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) < 10 || got[0].Header().Rrtype != mdns.TypeSOA {
+		t.Fatalf("signed AXFR: %d records", len(got))
+	}
+
+	// Wrong secret: NOTAUTH.
+	bad := new(mdns.Msg)
+	bad.SetAxfr("example.test.")
+	bad.SetTsig(testKey, mdns.HmacSHA256, 300, time.Now().Unix())
+	c := &mdns.Client{Net: "tcp", TsigSecret: map[string]string{testKey: "d3Jvbmc="}}
+	r, _, err := c.Exchange(bad, s.Addr())
+	if err == nil && r.Rcode != mdns.RcodeNotAuth {
+		t.Fatalf("badly signed AXFR: %v", r)
+	}
+	if r != nil && len(r.Answer) != 0 {
+		t.Fatal("records sent for a badly signed AXFR")
+	}
+
+	// Signed ordinary query over UDP and TCP: answered and signed.
+	for _, network := range []string{"udp", "tcp"} {
+		q := new(mdns.Msg)
+		q.SetQuestion("host1.example.test.", mdns.TypeA)
+		q.SetTsig(testKey, mdns.HmacSHA256, 300, time.Now().Unix())
+		c := &mdns.Client{Net: network, TsigSecret: secrets}
+		r, _, err := c.Exchange(q, s.Addr())
+		if err != nil {
+			t.Fatalf("%s signed query: %v", network, err)
+		}
+		if r.IsTsig() == nil || len(r.Answer) != 1 {
+			t.Fatalf("%s signed query: unsigned or empty answer %v", network, r)
+		}
+	}
+}
+
+func TestIXFR(t *testing.T) {
+	s := startServer(t, testConfig(), newFakeSource(testZone(t, 50)))
+	ixfr := func(serial uint32) *mdns.Msg {
+		m := new(mdns.Msg)
+		m.SetIxfr("example.test.", serial, "ns1.example.test.", "hostmaster.example.net.")
+		return m
+	}
+	// Up to date (equal or newer): one SOA.
+	for _, serial := range []uint32{50, 51} {
+		got, err := axfr(t, s.Addr(), ixfr(serial), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].(*mdns.SOA).Serial != 50 {
+			t.Fatalf("IXFR from %d: %v", serial, got)
+		}
+	}
+	// Older: a full AXFR-style answer.
+	got, err := axfr(t, s.Addr(), ixfr(10), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) < 10 || got[0].Header().Rrtype != mdns.TypeSOA || got[len(got)-1].Header().Rrtype != mdns.TypeSOA {
+		t.Fatalf("IXFR fallback: %d records", len(got))
+	}
+	// Over UDP: the SOA only.
+	r := exchange(t, s.Addr(), "udp", ixfr(10))
+	if r.Rcode != 0 || len(r.Answer) != 1 || r.Answer[0].Header().Rrtype != mdns.TypeSOA {
+		t.Fatalf("IXFR over UDP: %v", r)
+	}
+}
+
+func TestZoneUpdate(t *testing.T) {
+	src := newFakeSource(testZone(t, 1))
+	s := startServer(t, testConfig(), src)
+	if r := ask(t, s.Addr(), "udp", "new.example.test.", mdns.TypeAAAA); len(r.Answer) != 0 {
+		t.Fatalf("unexpected answer %v", r)
+	}
+	z := testZone(t, 2)
+	z.RRs = append(z.RRs, rrs(t, "new.example.test. 60 IN AAAA 2001:db8::99")...)
+	src.put(z)
+	src.put(deepZone(t))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r := ask(t, s.Addr(), "udp", "new.example.test.", mdns.TypeAAAA)
+		soa := ask(t, s.Addr(), "udp", "example.test.", mdns.TypeSOA)
+		deep := ask(t, s.Addr(), "udp", "x.deep.example.test.", mdns.TypeA)
+		if len(r.Answer) == 1 && soa.Answer[0].(*mdns.SOA).Serial == 2 && len(deep.Answer) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("update not picked up: %v", r)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Zone removed.
+	src.mu.Lock()
+	delete(src.zones, "deep.example.test.")
+	src.mu.Unlock()
+	src.put(testZone(t, 3))
+	for {
+		r := ask(t, s.Addr(), "udp", "x.deep.example.test.", mdns.TypeA)
+		if len(r.Answer) == 0 && r.Ns[0].(*mdns.SOA).Serial == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("zone removal not picked up: %v", r)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestNotifyOut(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	got := make(chan *mdns.Msg, 16)
+	srv := &mdns.Server{PacketConn: pc, TsigSecret: map[string]string{testKey: testSecret},
+		Handler: mdns.HandlerFunc(func(w mdns.ResponseWriter, r *mdns.Msg) {
+			if w.TsigStatus() != nil {
+				return // drop: the sender must retry
+			}
+			got <- r
+			m := new(mdns.Msg)
+			m.SetReply(r)
+			m.Authoritative = true
+			if tsig := r.IsTsig(); tsig != nil {
+				m.SetTsig(tsig.Hdr.Name, tsig.Algorithm, 300, time.Now().Unix())
+			}
+			_ = w.WriteMsg(m)
+		})}
+	go func() { _ = srv.ActivateAndServe() }()
+	defer func() { _ = srv.Shutdown() }()
+
+	cfg := testConfig()
+	cfg.Notify = []string{pc.LocalAddr().String()}
+	cfg.TSIGKeys = map[string]string{testKey: testSecret}
+	cfg.notifyBackoff = 20 * time.Millisecond
+	src := newFakeSource(testZone(t, 1))
+	startServer(t, cfg, src)
+	wait := func(serial uint32) {
+		t.Helper()
+		timeout := time.After(5 * time.Second)
+		for {
+			select {
+			case m := <-got:
+				if m.Opcode != mdns.OpcodeNotify || m.Question[0].Name != "example.test." || m.IsTsig() == nil {
+					t.Fatalf("bad NOTIFY %v", m)
+				}
+				if soa, ok := m.Answer[0].(*mdns.SOA); ok && soa.Serial == serial {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("no NOTIFY for serial %d", serial)
+			}
+		}
+	}
+	wait(1) // first load
+	src.put(testZone(t, 9))
+	wait(9)
+}
+
+func TestShutdownWithContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := New(testConfig(), newFakeSource(testZone(t, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(ctx); err == nil {
+		t.Fatal("second Start succeeded")
+	}
+	addr := s.Addr()
+	cancel()
+	sctx, c2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer c2()
+	if err := s.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	// The port is free again.
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		t.Fatalf("port still bound: %v", err)
+	}
+	pc.Close()
+}
+
+func TestBindError(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	cfg := testConfig()
+	cfg.Addr = pc.LocalAddr().String()
+	cfg.UDPSockets = 1
+	s, err := New(cfg, newFakeSource())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err == nil {
+		_ = s.Shutdown(context.Background())
+		t.Fatal("Start on a busy port succeeded")
+	}
+}
