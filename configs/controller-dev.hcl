@@ -11,7 +11,8 @@ bootstrap = true
 
 http_addr = "127.0.0.1:8080" # HTTP API (CloudCIX + Melange dialects) and /metrics
 raft_addr = "127.0.0.1:8300"
-dns_addr  = "127.0.0.1:8053" # authoritative DNS, UDP and TCP (not served yet: DNS issue)
+dns_addr  = "127.0.0.1:8053" # authoritative DNS, UDP and TCP: dig @127.0.0.1 -p 8053 <name>
+dns_nameservers = ["localhost."] # apex NS of every zone
 
 log_level = "debug"
 log_json  = false

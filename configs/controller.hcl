@@ -8,7 +8,17 @@ data_dir = "/var/lib/regent"
 
 http_addr = "10.0.0.1:8080" # HTTPS API and /metrics
 raft_addr = "10.0.0.1:8300" # raft + leader forwarding, mutual TLS; must be reachable from peers
-dns_addr  = "10.0.0.1:53"   # authoritative DNS (not served yet: DNS issue; the unit grants CAP_NET_BIND_SERVICE)
+dns_addr  = "10.0.0.1:53"   # authoritative DNS, UDP and TCP (the unit grants CAP_NET_BIND_SERVICE)
+
+# DNS: every node serves every zone. The apex NS set of every zone: one name per node,
+# matching the delegation in the parent zone.
+dns_nameservers = ["ns1.region.example.net.", "ns2.region.example.net.", "ns3.region.example.net."]
+dns_hostmaster  = "hostmaster@example.net"
+# External secondaries: who may AXFR, and who gets a NOTIFY on every change.
+dns_allow_transfer = ["192.0.2.53/32"]
+dns_notify         = ["192.0.2.53:53"]
+# Optional TSIG: transfers must be signed with one of these keys; NOTIFYs are signed.
+# dns_tsig_keys = { "xfr-key." = "REPLACE-WITH-OUTPUT-OF: head -c32 /dev/urandom | base64" }
 
 # Forming the cluster: start ctl1 once with bootstrap = true (it becomes a one-node cluster),
 # then start ctl2 and ctl3 with `join` pointing at any running member's HTTP address.

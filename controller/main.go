@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -196,6 +197,14 @@ func overlay(cfg, flags *server.Config, name string) {
 	}
 }
 
+func dnsHint(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "off"
+	}
+	return fmt.Sprintf("%s (UDP and TCP): dig @%s -p %s <name>", addr, host, port)
+}
+
 // printDevBanner waits for the dev node to be ready and tells the operator
 // how to use it.
 func printDevBanner(s *server.Server, cfg server.Config) {
@@ -212,6 +221,7 @@ func printDevBanner(s *server.Server, cfg server.Config) {
   root token: %[3]s (in %[4]s)
   try:        curl -s -H "X-Auth-Token: %[3]s" %[1]s/membership/member/
   metrics:    %[1]s/metrics    health: %[1]s/healthz
+  dns:        %[5]s
 Press Ctrl-C to stop.
-`, s.URL(), cfg.DataDir, tok, tokenPath)
+`, s.URL(), cfg.DataDir, tok, tokenPath, dnsHint(s.DNSAddr()))
 }

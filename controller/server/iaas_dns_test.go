@@ -296,3 +296,87 @@ func TestDNS_PTRLongestReverseZone(t *testing.T) {
 		t.Errorf("member reverse zone: %s", r)
 	}
 }
+
+func dnsState(t *testing.T, c *apitest.Client, token string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, svc := range []string{"domain", "record", "ptr_record", "ip_address"} {
+		r := c.Do("GET", "/iaas/"+svc+"/?limit=1000", nil, token).Expect(200)
+		fmt.Fprintf(&b, "%s index %s: %s\n", svc, r.Header.Get("X-Regent-Index"), r.Body)
+	}
+	return b.String()
+}
+
+// TestDNS_BadInputChangesNothing: every refused request is a 4xx with an
+// error code and leaves the state (and its indexes) as it was.
+func TestDNS_BadInputChangesNothing(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	f := newFixture(t, n)
+	x := dnsOf(f)
+	z := x.domainName
+	create(c, f.root, "/iaas/record/", map[string]any{"domain_id": x.domain, "name": "cname." + z, "type": "CNAME", "content": "www." + z})
+	before := dnsState(t, c, f.root)
+	user := f.r.Token(apitest.MemberUser)
+	other := f.r.Token(apitest.OtherMember)
+	huge := make([]any, 10000)
+	for i := range huge {
+		huge[i] = map[string]any{"x": i}
+	}
+	rec := func(kv ...any) map[string]any {
+		m := map[string]any{"domain_id": x.domain, "name": "bad." + z, "type": "A", "content": "192.0.2.1"}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i].(string)] = kv[i+1]
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		method, path string
+		body         any
+		token        string
+	}{
+		{"POST", "/iaas/record/", rec("content", "999.1.1.1"), user},
+		{"POST", "/iaas/record/", rec("type", "AAAA", "content", "1.2.3.4"), user},
+		{"POST", "/iaas/record/", rec("type", "MX", "content", "mail."+z, "priority", -1), user},
+		{"POST", "/iaas/record/", rec("type", "TXT", "content", `"a" "b`), user},
+		{"POST", "/iaas/record/", rec("type", "SRV", "name", "srv."+z, "content", "1 2 x."+z), user},
+		{"POST", "/iaas/record/", rec("type", "SSHFP", "content", "1 1 abc"), user},
+		{"POST", "/iaas/record/", rec("type", "LOC", "content", "north pole"), user},
+		{"POST", "/iaas/record/", rec("type", "NAPTR", "content", "1 2 3"), user},
+		{"POST", "/iaas/record/", rec("type", "CNAME", "name", "@", "content", "www."+z), user},
+		{"POST", "/iaas/record/", rec("name", "www.example.org"), user},
+		{"POST", "/iaas/record/", rec("name", "cname."+z), user},
+		{"POST", "/iaas/record/", rec("ttl", 179), user},
+		{"POST", "/iaas/record/", rec("ttl", "3600"), user},
+		{"POST", "/iaas/record/", rec("domain_id", 999999), user},
+		{"POST", "/iaas/record/", rec(), other},
+		{"POST", "/iaas/record/", rec("content", strings.Repeat("1", 300)), user},
+		{"POST", "/iaas/record/", huge, user},
+		{"POST", "/iaas/record/", rec("surprise", true), user},
+		{"PATCH", apitest.Path("/iaas/record/", x.record), map[string]any{"content": "not-an-ip"}, user},
+		{"PATCH", apitest.Path("/iaas/record/", x.record), map[string]any{"name": "elsewhere.org"}, user},
+		{"PUT", apitest.Path("/iaas/record/", x.record), map[string]any{"content": "192.0.2.1"}, user},
+		{"POST", "/iaas/domain/", map[string]any{"name": "bad..name"}, user},
+		{"POST", "/iaas/domain/", map[string]any{"name": "com"}, user},
+		{"POST", "/iaas/domain/", map[string]any{"name": z}, user},
+		{"POST", "/iaas/domain/", map[string]any{}, user},
+		{"POST", "/iaas/domain/", map[string]any{"name": "x.example"}, other},
+		{"POST", "/iaas/ptr_record/", map[string]any{"ip_address": "8.8.4.4", "content": "h.example.com"}, user},
+		{"POST", "/iaas/ptr_record/", map[string]any{"ip_address": "192.168.1.1", "content": "h.example.com"}, user},
+		{"POST", "/iaas/ptr_record/", map[string]any{"ip_address": "2001:db8::1", "content": "bad host"}, user},
+		{"PATCH", apitest.Path("/iaas/ptr_record/", x.ptr), map[string]any{"ip_address": "8.8.8.8"}, f.r.Token(apitest.MemberAdmin)},
+		{"PATCH", apitest.Path("/iaas/ptr_record/", x.ptr), map[string]any{"ttl": 1}, f.r.Token(apitest.MemberAdmin)},
+	} {
+		r := c.Do(tc.method, tc.path, tc.body, tc.token)
+		if r.Status < 400 || r.Status >= 500 {
+			t.Errorf("%s %s %v: %s, want a 4xx", tc.method, tc.path, tc.body, r)
+			continue
+		}
+		if r.ErrorCode() == "" && len(r.Err().Errors) == 0 {
+			t.Errorf("%s %s: no error code in %s", tc.method, tc.path, r)
+		}
+	}
+	if after := dnsState(t, c, f.root); after != before {
+		t.Errorf("refused requests changed the state:\nbefore %s\nafter  %s", before, after)
+	}
+}

@@ -132,7 +132,7 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		dcfg, err := cfg.dnsConfig(log)
 		if err == nil {
 			dcfg.Registerer = s.registry
-			s.dns, err = dns.New(dcfg, dnsSource{store: s.store, log: log})
+			s.dns, err = dns.New(dcfg, newDNSSource(s.store, log))
 		}
 		if err == nil {
 			err = s.dns.Start(s.ctx)
