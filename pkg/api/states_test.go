@@ -1,0 +1,104 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// The transition tables of cloudcix-facts §2.2, written out edge by edge
+// independently of RobotMap/UserMap, so that a typo in either shows.
+var robotEdges = `1>2 1>3 2>3 2>4 3>1 3>5 3>7 3>8 3>10 3>15 5>12 7>13 8>14 8>17 9>17 10>11
+11>3 11>4 12>3 12>6 13>3 13>4 14>3 14>9 15>16 16>3 16>6 17>3 17>99`
+var userEdges = `4>5 4>8 4>10 6>7 6>8 6>15 9>7`
+var backupUserEdges = `4>10 4>8`
+
+func edges(s string) map[[2]int]bool {
+	out := map[[2]int]bool{}
+	var from, to int
+	for _, f := range strings.Fields(s) {
+		if _, err := fmt.Sscanf(f, "%d>%d", &from, &to); err != nil {
+			panic(f)
+		}
+		out[[2]int{from, to}] = true
+	}
+	return out
+}
+
+// TestTransitionEveryTriple covers every (from, to, actor) triple for every
+// kind: allowed edges succeed, the same state is a no-op, everything else is
+// a 400 with the right code. The domain of "to" includes values outside
+// VALID_RANGE (-1, 18, 100).
+func TestTransitionEveryTriple(t *testing.T) {
+	targets := append(append([]int{}, AllStates...), 18, 100, -5)
+	n := 0
+	for _, kind := range []string{KindVM, KindVirtualRouter, KindSnapshot, KindBackup} {
+		for _, actor := range []string{ActorUser, ActorRobot} {
+			allowed := edges(userEdges)
+			switch {
+			case actor == ActorRobot:
+				allowed = edges(robotEdges)
+			case kind == KindSnapshot || kind == KindBackup:
+				allowed = edges(backupUserEdges)
+			}
+			froms := map[int]bool{}
+			for e := range allowed {
+				froms[e[0]] = true
+			}
+			for _, from := range AllStates {
+				for _, to := range targets {
+					n++
+					changed, err := Transition(kind, kind, actor, from, to)
+					name := fmt.Sprintf("%s %s %d→%d", kind, actor, from, to)
+					switch {
+					case !ValidState(to):
+						wantCode(t, name, err, fmt.Sprintf("iaas_%s_update_105", kind))
+					case from == to:
+						if err != nil || changed {
+							t.Errorf("%s: same state must be a no-op, got changed=%v err=%v", name, changed, err)
+						}
+					case allowed[[2]int{from, to}]:
+						if err != nil || !changed {
+							t.Errorf("%s: allowed, got changed=%v err=%v", name, changed, err)
+						}
+					case !froms[from]:
+						wantCode(t, name, err, fmt.Sprintf("iaas_%s_update_106", kind))
+					default:
+						wantCode(t, name, err, fmt.Sprintf("iaas_%s_update_107", kind))
+					}
+				}
+			}
+		}
+	}
+	if n != 4*2*len(AllStates)*(len(AllStates)+3) {
+		t.Fatalf("covered %d triples", n)
+	}
+}
+
+func wantCode(t *testing.T, name string, err error, code string) {
+	t.Helper()
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Errorf("%s: want 400 %s, got %v", name, code, err)
+		return
+	}
+	if e.Status != 400 || e.Errors["state"].ErrorCode != code {
+		t.Errorf("%s: want 400 state:%s, got %d %+v", name, code, e.Status, e.Errors)
+	}
+}
+
+func TestStateSetsAreValid(t *testing.T) {
+	for _, set := range [][]int{RobotProcessStates, StableStates, ScrubStates, SendEmailStates, BOMCreateStates} {
+		for _, s := range set {
+			if !ValidState(s) {
+				t.Errorf("state %d in a set is not valid", s)
+			}
+		}
+	}
+	for from, to := range InProgress {
+		if _, err := Transition("vm", KindVM, ActorRobot, from, to); err != nil {
+			t.Errorf("in-progress %d→%d refused by the robot map: %v", from, to, err)
+		}
+	}
+}
