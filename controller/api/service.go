@@ -45,7 +45,7 @@ func (q *Request) Decode(dst any) error { return DecodeBody(q.Request, dst) }
 // Command builds a replicated command stamped with the leader's clock and
 // the caller's identity.
 func (q *Request) Command(t fsm.MessageType, payload any) (*fsm.Command, error) {
-	actor := fsm.Actor{TokenID: q.P.TokenID, UserID: q.P.UserID, MemberID: q.P.MemberID}
+	actor := fsm.Actor{TokenID: q.P.TokenID, UserID: q.P.UserID, MemberID: q.P.MemberID, Robot: q.P.Role == auth.Robot}
 	return fsm.NewCommand(t, q.API.Now(), actor, payload)
 }
 

@@ -44,6 +44,8 @@ type Actor struct {
 	TokenID  uint64 `json:"token_id,omitempty"`
 	UserID   uint64 `json:"user_id,omitempty"`
 	MemberID uint64 `json:"member_id,omitempty"`
+	// Robot is set when the caller used a robot token (an agent).
+	Robot bool `json:"robot,omitempty"`
 }
 
 // Command is one replicated write. The leader stamps Time (and any random

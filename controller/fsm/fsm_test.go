@@ -483,7 +483,7 @@ func TestUnknownCommandTypes(t *testing.T) {
 		}()
 		f.Apply(&raft.Log{Index: next, Type: raft.LogCommand, Data: data})
 	}
-	for _, typ := range []fsm.MessageType{0, 0x40, 0x7f} {
+	for _, typ := range []fsm.MessageType{0, 0x60, 0x7f} {
 		mustPanic(fmt.Sprintf("unknown type %#x", uint8(typ)), command(t, typ, map[string]any{"x": 1}))
 	}
 	mustPanic("empty entry", nil)

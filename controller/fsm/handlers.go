@@ -27,6 +27,15 @@ var typeNames = map[MessageType]string{
 	ASNCreateType: "asn_create", ASNDeleteType: "asn_delete", IPAddressDeleteType: "ip_address_delete",
 	DomainCreateType: "domain_create", DomainDeleteType: "domain_delete", RecordCreateType: "record_create",
 	RecordUpdateType: "record_update", RecordDeleteType: "record_delete", PTRCreateType: "ptr_create",
+	ProjectCreateType: "project_create", ProjectUpdateType: "project_update", CloudCreateType: "cloud_create",
+	CloudUpdateType: "cloud_update", VMCreateType: "vm_create", VMUpdateType: "vm_update",
+	StateChangeType: "state_change", StorageCreateType: "storage_create",
+	StorageTypeCreateType: "storage_type_create", StorageTypeUpdateType: "storage_type_update",
+	ImageCreateType: "image_create", ImageUpdateType: "image_update",
+	RegionImageCreateType: "region_image_create", RegionImageDeleteType: "region_image_delete",
+	ServerCreateType: "server_create", ServerUpdateType: "server_update",
+	InterfaceCreateType: "interface_create", InterfaceUpdateType: "interface_update", InterfaceDeleteType: "interface_delete",
+	RouterCreateType: "router_create", RouterUpdateType: "router_update",
 }
 
 func typeName(t MessageType) string {
@@ -37,7 +46,7 @@ func typeName(t MessageType) string {
 }
 
 func handlers() map[MessageType]handler {
-	return withHandlers(withHandlers(ipamHandlers(), dnsHandlers()), map[MessageType]handler{
+	return withHandlers(withHandlers(withHandlers(ipamHandlers(), dnsHandlers()), computeHandlers()), map[MessageType]handler{
 		BootstrapType: func(t *state.Txn, c *Command) (any, error) {
 			p, err := decode[BootstrapPayload](c)
 			if err != nil {

@@ -22,7 +22,8 @@ const snapshotHeader = "REGENT-SNAPSHOT 1\n"
 
 // snapshotTables is the order of tables in a snapshot; append-only.
 var snapshotTables = []string{tableIndex, Members, Users, Tokens, Regions, Nodes,
-	ASNs, IPPolicies, IPBlocks, IPAddresses, MACRanges, Domains, Records}
+	ASNs, IPPolicies, IPBlocks, IPAddresses, MACRanges, Domains, Records,
+	StorageTypes, Images, RegionImages, Servers, Interfaces, Routers, Projects, VirtualRouters, VMs, Storages, VMHistories}
 
 func newRecord(table string) (any, bool) {
 	switch table {
@@ -52,6 +53,28 @@ func newRecord(table string) (any, bool) {
 		return &api.Domain{}, true
 	case Records:
 		return &api.Record{}, true
+	case StorageTypes:
+		return &api.StorageType{}, true
+	case Images:
+		return &api.Image{}, true
+	case RegionImages:
+		return &api.RegionImage{}, true
+	case Servers:
+		return &api.Server{}, true
+	case Interfaces:
+		return &api.Interface{}, true
+	case Routers:
+		return &api.Router{}, true
+	case Projects:
+		return &api.Project{}, true
+	case VirtualRouters:
+		return &api.VirtualRouter{}, true
+	case VMs:
+		return &api.VM{}, true
+	case Storages:
+		return &api.Storage{}, true
+	case VMHistories:
+		return &api.VMHistory{}, true
 	}
 	return nil, false
 }

@@ -1,0 +1,88 @@
+package fsm
+
+import (
+	"github.com/regentcloud/regent/controller/state"
+)
+
+// Compute command types, 64 onwards (41–63 are reserved for IPAM work).
+// Never renumber.
+const (
+	ProjectCreateType     MessageType = 64 // payload state.ProjectSpec; also creates the VR, pseudo-ASN and allocations
+	ProjectUpdateType     MessageType = 65 // payload api.Project
+	CloudCreateType       MessageType = 66 // payload state.CloudSpec: the whole project, atomically
+	CloudUpdateType       MessageType = 67 // payload state.CloudSpec (ProjectID set)
+	VMCreateType          MessageType = 68 // payload state.VMCreatePayload
+	VMUpdateType          MessageType = 69 // payload state.VMUpdatePayload: a spec change
+	StateChangeType       MessageType = 70 // payload state.StateChange: VM or virtual router, per-actor map, CAS
+	StorageCreateType     MessageType = 71 // payload state.StorageCreatePayload
+	StorageTypeCreateType MessageType = 72
+	StorageTypeUpdateType MessageType = 73
+	ImageCreateType       MessageType = 74
+	ImageUpdateType       MessageType = 75
+	RegionImageCreateType MessageType = 76
+	RegionImageDeleteType MessageType = 77
+	ServerCreateType      MessageType = 78
+	ServerUpdateType      MessageType = 79
+	InterfaceCreateType   MessageType = 80
+	InterfaceUpdateType   MessageType = 81
+	InterfaceDeleteType   MessageType = 82
+	RouterCreateType      MessageType = 83
+	RouterUpdateType      MessageType = 84
+)
+
+// stateActor is the command's caller as state records it.
+func stateActor(c *Command) state.Actor {
+	return state.Actor{UserID: c.Actor.UserID, TokenID: c.Actor.TokenID, MemberID: c.Actor.MemberID, Robot: c.Actor.Robot}
+}
+
+// withActor decodes a payload whose Actor field the command's actor
+// overwrites: the caller is what the leader authenticated, never what the
+// body says.
+func withActor[T any](op func(*state.Txn, *T, uint64) (any, error), set func(*T, state.Actor)) handler {
+	return func(t *state.Txn, c *Command) (any, error) {
+		v, err := decode[T](c)
+		if err != nil {
+			return nil, err
+		}
+		set(&v, stateActor(c))
+		return op(t, &v, c.Expect)
+	}
+}
+
+func computeHandlers() map[MessageType]handler {
+	return map[MessageType]handler{
+		ProjectCreateType: func(t *state.Txn, c *Command) (any, error) {
+			v, err := decode[state.ProjectSpec](c)
+			if err != nil {
+				return nil, err
+			}
+			return t.ProjectCreate(&v)
+		},
+		ProjectUpdateType: update((*state.Txn).ProjectUpdate),
+		CloudCreateType: withActor(func(t *state.Txn, s *state.CloudSpec, _ uint64) (any, error) { return t.CloudCreate(s) },
+			func(s *state.CloudSpec, a state.Actor) { s.Actor = a }),
+		CloudUpdateType: withActor(func(t *state.Txn, s *state.CloudSpec, e uint64) (any, error) { return t.CloudUpdate(s, e) },
+			func(s *state.CloudSpec, a state.Actor) { s.Actor = a }),
+		VMCreateType: withActor(func(t *state.Txn, s *state.VMCreatePayload, _ uint64) (any, error) { return t.VMCreate(s) },
+			func(s *state.VMCreatePayload, a state.Actor) { s.Actor = a }),
+		VMUpdateType: withActor(func(t *state.Txn, s *state.VMUpdatePayload, e uint64) (any, error) { return t.VMUpdate(s, e) },
+			func(s *state.VMUpdatePayload, a state.Actor) { s.Actor = a }),
+		StateChangeType: withActor(func(t *state.Txn, s *state.StateChange, _ uint64) (any, error) { return t.SetState(s) },
+			func(s *state.StateChange, a state.Actor) { s.Actor = a }),
+		StorageCreateType: withActor(func(t *state.Txn, s *state.StorageCreatePayload, _ uint64) (any, error) { return t.StorageCreate(s) },
+			func(s *state.StorageCreatePayload, a state.Actor) { s.Actor = a }),
+		StorageTypeCreateType: create((*state.Txn).StorageTypeCreate),
+		StorageTypeUpdateType: update((*state.Txn).StorageTypeUpdate),
+		ImageCreateType:       create((*state.Txn).ImageCreate),
+		ImageUpdateType:       update((*state.Txn).ImageUpdate),
+		RegionImageCreateType: create((*state.Txn).RegionImageCreate),
+		RegionImageDeleteType: del((*state.Txn).RegionImageDelete),
+		ServerCreateType:      create((*state.Txn).ServerCreate),
+		ServerUpdateType:      update((*state.Txn).ServerUpdate),
+		InterfaceCreateType:   create((*state.Txn).InterfaceCreate),
+		InterfaceUpdateType:   update((*state.Txn).InterfaceUpdate),
+		InterfaceDeleteType:   del((*state.Txn).InterfaceDelete),
+		RouterCreateType:      create((*state.Txn).RouterCreate),
+		RouterUpdateType:      update((*state.Txn).RouterUpdate),
+	}
+}

@@ -1,0 +1,1184 @@
+package state
+
+// Project, cloud and VM operations. Each runs inside the one memdb
+// transaction of its command: a validation error anywhere aborts the whole
+// transaction, so a cloud create that fails on its last VM leaves nothing
+// behind (no project, router, ASN, allocation, subnet, address or VM).
+// Everything chosen here is deterministic: routers, servers, VLANs, VNIs,
+// public addresses and MACs are the lowest or best candidates in id order.
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/netx"
+)
+
+// Actor is who caused a change, recorded in histories.
+type Actor struct {
+	UserID   uint64 `json:"user_id,omitempty"`
+	TokenID  uint64 `json:"token_id,omitempty"`
+	MemberID uint64 `json:"member_id,omitempty"`
+	Robot    bool   `json:"robot,omitempty"`
+}
+
+// ProjectSpec is a project to create (the API has validated its fields).
+type ProjectSpec struct {
+	MemberID    uint64 `json:"member_id"`
+	RegionID    uint64 `json:"region_id"`
+	Name        string `json:"name"`
+	Note        string `json:"note,omitempty"`
+	GracePeriod int    `json:"grace_period"`
+	ManagerID   uint64 `json:"manager_id,omitempty"`
+	ResellerID  uint64 `json:"reseller_id,omitempty"`
+}
+
+// SubnetSpec is a project subnet of a cloud create or update. ID set:
+// an existing subnet (only its name changes).
+type SubnetSpec struct {
+	ID           uint64 `json:"id,omitempty"`
+	Name         string `json:"name"`
+	AddressRange string `json:"address_range"`
+}
+
+// StorageSpec is a disk of a VM. ID set (update): an existing disk, which
+// may only grow.
+type StorageSpec struct {
+	ID      uint64 `json:"id,omitempty"`
+	Name    string `json:"name"`
+	GB      int    `json:"gb"`
+	Primary bool   `json:"primary"`
+}
+
+// IPSpec is a private address of a VM; NAT asks for a public address.
+type IPSpec struct {
+	Address string `json:"address"`
+	NAT     bool   `json:"nat"`
+}
+
+// VMSpec is a VM to create (ID 0) or, in a cloud update, to change. The API
+// has checked the shape of every field; what depends on state is checked
+// here, in the documented order.
+type VMSpec struct {
+	ID            uint64        `json:"id,omitempty"`
+	ProjectID     uint64        `json:"project_id,omitempty"`
+	Name          string        `json:"name"`
+	ImageID       uint64        `json:"image_id"`
+	StorageTypeID uint64        `json:"storage_type_id"`
+	Storages      []StorageSpec `json:"storages"`
+	CPU           int           `json:"cpu"`
+	RAM           int           `json:"ram"`
+	GPU           int           `json:"gpu,omitempty"`
+	DNS           string        `json:"dns"`
+	PublicKey     string        `json:"public_key,omitempty"`
+	GatewaySubnet string        `json:"gateway_subnet"`
+	IPAddresses   []IPSpec      `json:"ip_addresses"`
+	Userdata      string        `json:"userdata,omitempty"`
+	// GUID is random material stamped by the leader.
+	GUID string `json:"guid"`
+}
+
+// CloudSpec is the payload of a cloud create (Project set) or update
+// (ProjectID set). FirewallRules nil on update keeps the rules.
+type CloudSpec struct {
+	Project       *ProjectSpec         `json:"project,omitempty"`
+	ProjectID     uint64               `json:"project_id,omitempty"`
+	Subnets       []SubnetSpec         `json:"subnets"`
+	VMs           []VMSpec             `json:"vms"`
+	FirewallRules *[]api.FirewallRule  `json:"firewall_rules,omitempty"`
+	Placement     api.PlacementFactors `json:"placement"`
+	Actor         Actor                `json:"actor"`
+}
+
+// CloudResult is what a cloud create or update returns.
+type CloudResult struct {
+	Project       *api.Project       `json:"project"`
+	VirtualRouter *api.VirtualRouter `json:"virtual_router"`
+	Subnets       []*api.IPBlock     `json:"subnets"`
+	VMs           []*api.VM          `json:"vms"`
+}
+
+// GetMeta makes a CloudResult an api.Object (the project's meta).
+func (c *CloudResult) GetMeta() *api.Meta { return c.Project.GetMeta() }
+
+// privateRanges are the allocations every project gets (cloudcix-facts §5.9).
+var privateRanges = []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"}
+
+// ProjectCreate creates a project with its pseudo-ASN, its three private
+// allocations and its virtual router (REQUESTED) on a router of the region.
+func (t *Txn) ProjectCreate(s *ProjectSpec) (*api.Project, error) {
+	p, _, err := t.projectCreate(s, "project")
+	return p, err
+}
+
+func (t *Txn) projectCreate(s *ProjectSpec, service string) (*api.Project, *api.VirtualRouter, error) {
+	c := func(n int) string { return code("iaas", service, "create", n) }
+	fe := api.FieldErrors{}
+	reg, ok := t.Region(s.RegionID)
+	if !ok {
+		fe.Add("region_id", c(103), "Region %d does not exist.", s.RegionID)
+	} else if s.MemberID != api.GlobalMemberID && !slices.Contains(reg.Customers, s.MemberID) {
+		fe.Add("region_id", c(104), "Your member is not a customer of region %d.", s.RegionID)
+	}
+	for _, o := range all[*api.Project](&t.ReadTxn, Projects, "member", s.MemberID) {
+		if !o.Closed && strings.EqualFold(o.Name, s.Name) {
+			fe.Add("name", c(107), "A project named %q already exists.", s.Name)
+		}
+	}
+	if err := fe.Err(); err != nil {
+		return nil, nil, err
+	}
+	router, err := t.pickRouter(s.RegionID, c(108))
+	if err != nil {
+		return nil, nil, err
+	}
+	p := &api.Project{MemberID: s.MemberID, RegionID: s.RegionID, Name: s.Name, Note: s.Note,
+		GracePeriod: s.GracePeriod, ManagerID: s.ManagerID, ResellerID: s.ResellerID, AllocationIDs: []uint64{}}
+	if err := insertNew(t, Projects, p); err != nil {
+		return nil, nil, err
+	}
+	asn, err := t.ASNCreate(&api.ASN{MemberID: s.MemberID, Number: api.PseudoASNBase + p.ID})
+	if err != nil {
+		return nil, nil, err
+	}
+	p.ASNID, p.ASN = asn.ID, asn.Number
+	for i, cidr := range privateRanges {
+		b, err := t.IPBlockCreate(&api.IPBlock{MemberID: s.MemberID, Dialect: api.DialectCloudCIX, CIDR: cidr,
+			Type: api.BlockPrivate, ASNID: asn.ID, Name: fmt.Sprintf("Private Range %d", i+1)})
+		if err != nil {
+			return nil, nil, err
+		}
+		p.AllocationIDs = append(p.AllocationIDs, b.ID)
+	}
+	pub, err := t.floatingAddress(router, &api.IPAddress{Name: fmt.Sprintf("virtual router of project %d", p.ID)}, c(109))
+	if err != nil {
+		return nil, nil, err
+	}
+	vr := &api.VirtualRouter{ProjectID: p.ID, MemberID: p.MemberID, RegionID: p.RegionID, RouterID: router.ID,
+		IPAddressID: pub.ID, IPAddress: pub.Address, State: api.StateRequested, Generation: 1,
+		FirewallRules: []api.FirewallRule{}}
+	if err := insertNew(t, VirtualRouters, vr); err != nil {
+		return nil, nil, err
+	}
+	p.VirtualRouterID = vr.ID
+	if err := t.txn.Insert(Projects, p); err != nil {
+		return nil, nil, err
+	}
+	return p, vr, nil
+}
+
+// pickRouter is CloudCIX's choice (§6.4): a phantom router of the region
+// if there is one (lowest id), else the enabled router with the most
+// capacity available (≥ 1; ties: lowest id).
+func (t *Txn) pickRouter(region uint64, errCode string) (*api.Router, error) {
+	var best *api.Router
+	bestAvail := 0
+	for _, r := range t.RoutersInRegion(region) {
+		if !r.Enabled {
+			continue
+		}
+		avail, limited := t.RouterCapacityAvailable(r)
+		if !limited {
+			return r, nil
+		}
+		if avail >= 1 && (best == nil || avail > bestAvail) {
+			best, bestAvail = r, avail
+		}
+	}
+	if best == nil {
+		return nil, fieldErr("region_id", errCode, "No router of region %d has room for another virtual router.", region)
+	}
+	return best, nil
+}
+
+// floatingAddress takes the lowest free address of the router's floating
+// subnets, in their order, for a (VMID, Name...). It never races: Apply is
+// serial.
+func (t *Txn) floatingAddress(r *api.Router, a *api.IPAddress, errCode string) (*api.IPAddress, error) {
+	for _, sid := range r.FloatingSubnetIDs {
+		row := *a
+		got, err := t.AllocateNext(sid, &row)
+		var e *api.Error
+		if err != nil && errors.As(err, &e) && (e.Status == http.StatusUnprocessableEntity || e.Status == http.StatusNotFound) {
+			continue // full (or gone): try the next subnet
+		}
+		if err != nil {
+			return nil, err
+		}
+		return got, nil
+	}
+	return nil, api.Errorf(http.StatusBadRequest, errCode, "Router %d has no free public address left.", r.ID)
+}
+
+// cloudCtx carries what a cloud command computes once and updates as it
+// allocates: the project, its router and the region's used segments.
+type cloudCtx struct {
+	t       *Txn
+	p       *api.Project
+	vr      *api.VirtualRouter
+	router  *api.Router
+	vlans   map[uint32]bool
+	vnis    map[uint32]bool
+	subnets []*api.IPBlock
+	factors api.PlacementFactors
+	actor   Actor
+	// vrChanged: subnets, NAT or rules changed; the router must be rebuilt.
+	vrChanged bool
+}
+
+func (t *Txn) newCloudCtx(p *api.Project, vr *api.VirtualRouter, place api.PlacementFactors, a Actor) (*cloudCtx, error) {
+	router, ok := t.Router(vr.RouterID)
+	if !ok {
+		return nil, fmt.Errorf("virtual router %d: router %d does not exist", vr.ID, vr.RouterID)
+	}
+	x := &cloudCtx{t: t, p: p, vr: vr, router: router, vlans: map[uint32]bool{}, vnis: map[uint32]bool{},
+		factors: place, actor: a}
+	for _, o := range t.VirtualRoutersInRegion(p.RegionID) {
+		op, ok := t.Project(o.ProjectID)
+		if !ok {
+			continue
+		}
+		for _, s := range t.ProjectSubnets(op) {
+			x.vlans[s.VLAN], x.vnis[s.VXLAN] = true, true
+		}
+	}
+	x.subnets = t.ProjectSubnets(p)
+	return x, nil
+}
+
+func (x *cloudCtx) freeSegment(used map[uint32]bool, lo, hi uint32) (uint32, bool) {
+	for v := lo; v <= hi; v++ {
+		if !used[v] {
+			used[v] = true
+			return v, true
+		}
+	}
+	return 0, false
+}
+
+// CloudCreate creates a whole project in one command: the project (with
+// its router, ASN and allocations), its subnets (each with the lowest free
+// VLAN of the region, 1000–2000, and VNI), its VMs (placed, addressed,
+// NATed) and its firewall rules. Any error aborts everything.
+func (t *Txn) CloudCreate(s *CloudSpec) (*CloudResult, error) {
+	if s.Project == nil {
+		return nil, api.Errorf(http.StatusBadRequest, "iaas_cloud_create_101", "project is required.")
+	}
+	p, vr, err := t.projectCreate(s.Project, "cloud")
+	if err != nil {
+		return nil, prefixErr(err, "project.")
+	}
+	x, err := t.newCloudCtx(p, vr, s.Placement, s.Actor)
+	if err != nil {
+		return nil, err
+	}
+	return x.apply(s, "create")
+}
+
+// CloudUpdate changes a project in one command: subnets with an id are
+// renamed, without one created; VMs with an id are updated (cpu, ram,
+// storages), without one created; firewall_rules, when sent, replace the
+// router's rules. When subnets, NAT or rules change the virtual router
+// moves to RUNNING_UPDATE (QUIESCED_UPDATE when stopped) and its
+// generation is bumped.
+func (t *Txn) CloudUpdate(s *CloudSpec, expect uint64) (*CloudResult, error) {
+	p, ok := t.Project(s.ProjectID)
+	if !ok {
+		return nil, api.NotFound("iaas_cloud_update_001")
+	}
+	if expect != 0 && p.ModifiedIndex != expect {
+		return nil, api.Errorf(http.StatusConflict, "iaas_cloud_update_002", "The project was modified by another request.")
+	}
+	if p.Closed {
+		return nil, api.Errorf(http.StatusBadRequest, "iaas_cloud_update_102", "The project is closed.")
+	}
+	vr, ok := t.VirtualRouter(p.VirtualRouterID)
+	if !ok {
+		return nil, fmt.Errorf("project %d has no virtual router", p.ID)
+	}
+	x, err := t.newCloudCtx(p, vr, s.Placement, s.Actor)
+	if err != nil {
+		return nil, err
+	}
+	return x.apply(s, "update")
+}
+
+func (x *cloudCtx) apply(s *CloudSpec, method string) (*CloudResult, error) {
+	t := x.t
+	res := &CloudResult{}
+	fe := api.FieldErrors{}
+	for i, ss := range s.Subnets {
+		b, err := x.subnet(ss, method)
+		if err != nil {
+			if !isAPIErr(err) {
+				return nil, err
+			}
+			mergeErr(fe, err, fmt.Sprintf("subnets[%d].", i))
+			continue
+		}
+		res.Subnets = append(res.Subnets, b)
+	}
+	if err := fe.Err(); err != nil {
+		return nil, err
+	}
+	for i := range s.VMs {
+		vs := &s.VMs[i]
+		var vm *api.VM
+		var err error
+		if vs.ID != 0 {
+			vm, err = x.updateVM(vs)
+		} else {
+			vs.ProjectID = x.p.ID
+			vm, err = x.createVM(vs, "vm", "create")
+		}
+		if err != nil {
+			if !isAPIErr(err) {
+				return nil, err
+			}
+			mergeErr(fe, err, fmt.Sprintf("vms[%d].", i))
+			continue
+		}
+		res.VMs = append(res.VMs, vm)
+	}
+	if err := fe.Err(); err != nil {
+		return nil, err
+	}
+	vr := *x.vr
+	if s.FirewallRules != nil {
+		rules := slices.Clone(*s.FirewallRules)
+		if err := x.checkRules(rules, method); err != nil {
+			return nil, err
+		}
+		slices.SortStableFunc(rules, func(a, b api.FirewallRule) int { return a.Order - b.Order })
+		if !slices.Equal(rules, vr.FirewallRules) {
+			vr.FirewallRules = rules
+			x.vrChanged = true
+		}
+	}
+	if method == "update" && x.vrChanged {
+		vr.Generation++
+		switch vr.State {
+		case api.StateRunning:
+			vr.State = api.StateRunningUpdate
+		case api.StateQuiesced:
+			vr.State = api.StateQuiescedUpdate
+		}
+	}
+	if vr.FirewallRules == nil {
+		vr.FirewallRules = []api.FirewallRule{}
+	}
+	if err := replace(t, VirtualRouters, &vr, 0, "iaas_virtual_router_update"); err != nil {
+		return nil, err
+	}
+	p := *x.p
+	if err := replace(t, Projects, &p, 0, "iaas_project_update"); err != nil {
+		return nil, err
+	}
+	res.Project, res.VirtualRouter = &p, &vr
+	return res, nil
+}
+
+// subnet creates or renames a project subnet.
+func (x *cloudCtx) subnet(ss SubnetSpec, method string) (*api.IPBlock, error) {
+	t := x.t
+	c := func(n int) string { return code("iaas", "cloud", method, n) }
+	if ss.ID != 0 {
+		for _, b := range x.subnets {
+			if b.ID != ss.ID {
+				continue
+			}
+			if ss.AddressRange != "" && ss.AddressRange != netx.FormatGatewayPrefix(netip.MustParsePrefix(b.CIDR), netip.MustParseAddr(b.Gateway)) {
+				return nil, fieldErr("address_range", c(112), "The address_range of a subnet cannot change.")
+			}
+			n := *b
+			n.Name = ss.Name
+			return t.IPBlockUpdate(&n, 0)
+		}
+		return nil, fieldErr("id", c(111), "Subnet %d is not a subnet of this project.", ss.ID)
+	}
+	prefix, gw, err := netx.ParseGatewayPrefix(ss.AddressRange)
+	if err != nil || !prefix.Addr().Is4() {
+		return nil, fieldErr("address_range", c(113), "address_range %q is not an IPv4 CIDR in gateway notation (e.g. 10.0.0.1/24).", ss.AddressRange)
+	}
+	if gw == prefix.Addr() || !prefix.Contains(gw) {
+		return nil, fieldErr("address_range", c(114), "The host part of address_range is the gateway; %s is the network address.", gw)
+	}
+	var alloc uint64
+	for i, r := range privateRanges {
+		if netx.Overlaps(netip.MustParsePrefix(r), prefix) && netip.MustParsePrefix(r).Bits() <= prefix.Bits() {
+			alloc = x.p.AllocationIDs[i]
+		}
+	}
+	if alloc == 0 {
+		return nil, fieldErr("address_range", c(115), "%s is not inside a private range (RFC 1918).", prefix)
+	}
+	vlan, ok := x.freeSegment(x.vlans, api.VLANMin, api.VLANMax)
+	if !ok {
+		return nil, fieldErr("address_range", c(116), "No VLAN is free in region %d (%d–%d).", x.p.RegionID, api.VLANMin, api.VLANMax)
+	}
+	vni, ok := x.freeSegment(x.vnis, api.VNIMin, api.VNIMax)
+	if !ok {
+		return nil, fieldErr("address_range", c(117), "No VXLAN VNI is free in region %d.", x.p.RegionID)
+	}
+	b, err := t.IPBlockCreate(&api.IPBlock{MemberID: x.p.MemberID, Dialect: api.DialectCloudCIX, ParentID: alloc,
+		CIDR: prefix.String(), Gateway: gw.String(), Type: api.BlockPrivate, Name: ss.Name,
+		VLAN: vlan, VXLAN: vni, VirtualRouterID: x.vr.ID, RouterID: x.vr.RouterID})
+	if err != nil {
+		return nil, relabel(err, "cidr", "address_range")
+	}
+	x.subnets = append(x.subnets, b)
+	x.vrChanged = true
+	return b, nil
+}
+
+// checkRules validates firewall rules against the project's subnets:
+// exactly one side is a project subnet, the other public (or "*"), both of
+// one IP version.
+func (x *cloudCtx) checkRules(rules []api.FirewallRule, method string) error {
+	c := func(n int) string { return code("iaas", "cloud", method, n) }
+	fe := api.FieldErrors{}
+	inProject := func(p netip.Prefix) bool {
+		for _, s := range x.subnets {
+			if netip.MustParsePrefix(s.CIDR).Bits() <= p.Bits() && netip.MustParsePrefix(s.CIDR).Contains(p.Addr()) {
+				return true
+			}
+		}
+		return false
+	}
+	for i, r := range rules {
+		f := fmt.Sprintf("firewall_rules[%d].", i)
+		var src, dst netip.Prefix
+		var err error
+		if r.Source != "*" {
+			if src, err = netx.ParsePrefixOrAddr(r.Source); err != nil {
+				fe.Add(f+"source", c(121), "source %q is not an address, a CIDR or *.", r.Source)
+				continue
+			}
+		}
+		if r.Destination != "*" {
+			if dst, err = netx.ParsePrefixOrAddr(r.Destination); err != nil {
+				fe.Add(f+"destination", c(122), "destination %q is not an address, a CIDR or *.", r.Destination)
+				continue
+			}
+		}
+		srcProj := src.IsValid() && inProject(src)
+		dstProj := dst.IsValid() && inProject(dst)
+		if srcProj == dstProj {
+			fe.Add(f+"source", c(123), "Exactly one of source and destination must be a project subnet.")
+			continue
+		}
+		other := dst
+		if dstProj {
+			other = src
+		}
+		if other.IsValid() && other.Addr().IsPrivate() {
+			fe.Add(f+"source", c(124), "The side that is not a project subnet must be public or *.")
+			continue
+		}
+		if src.IsValid() && dst.IsValid() && src.Addr().Is4() != dst.Addr().Is4() {
+			fe.Add(f+"destination", c(125), "source and destination must be of the same IP version.")
+		}
+	}
+	return fe.Err()
+}
+
+// --- VMs ---
+
+// VMCreate creates a VM in an existing project (POST /iaas/vm/). The
+// virtual router is moved to an update state when the VM has NAT.
+func (t *Txn) VMCreate(s *VMCreatePayload) (*api.VM, error) {
+	p, ok := t.Project(s.VM.ProjectID)
+	if !ok || (s.Actor.MemberID != api.GlobalMemberID && p.MemberID != s.Actor.MemberID) {
+		return nil, fieldErr("project_id", "iaas_vm_create_103", "Project %d does not exist.", s.VM.ProjectID)
+	}
+	if p.Closed {
+		return nil, fieldErr("project_id", "iaas_vm_create_104", "Project %d is closed.", p.ID)
+	}
+	vr, ok := t.VirtualRouter(p.VirtualRouterID)
+	if !ok {
+		return nil, fmt.Errorf("project %d has no virtual router", p.ID)
+	}
+	x, err := t.newCloudCtx(p, vr, s.Placement, s.Actor)
+	if err != nil {
+		return nil, err
+	}
+	vm, err := x.createVM(&s.VM, "vm", "create")
+	if err != nil {
+		return nil, err
+	}
+	if x.vrChanged {
+		if err := t.touchVR(vr.ID); err != nil {
+			return nil, err
+		}
+	}
+	return vm, nil
+}
+
+// VMCreatePayload is the payload of a VM create.
+type VMCreatePayload struct {
+	VM        VMSpec               `json:"vm"`
+	Placement api.PlacementFactors `json:"placement"`
+	Actor     Actor                `json:"actor"`
+}
+
+// touchVR bumps a virtual router's generation and moves it to its update
+// state when it is stable (RUNNING or QUIESCED).
+func (t *Txn) touchVR(id uint64) error {
+	cur, ok := t.VirtualRouter(id)
+	if !ok {
+		return api.NotFound("iaas_virtual_router_update_001")
+	}
+	vr := *cur
+	vr.Generation++
+	switch vr.State {
+	case api.StateRunning:
+		vr.State = api.StateRunningUpdate
+	case api.StateQuiesced:
+		vr.State = api.StateQuiescedUpdate
+	}
+	return replace(t, VirtualRouters, &vr, 0, "iaas_virtual_router_update")
+}
+
+// createVM validates a new VM in the documented order (cloudcix-facts
+// §5.3; the shape was checked by the API) and creates it with its disks,
+// addresses, MACs, NAT addresses and a first history row.
+func (x *cloudCtx) createVM(s *VMSpec, service, method string) (*api.VM, error) {
+	t := x.t
+	c := func(n int) string { return code("iaas", service, method, n) }
+	fe := api.FieldErrors{}
+	img, ok := t.Image(s.ImageID)
+	if !ok {
+		fe.Add("image_id", c(107), "Image %d does not exist.", s.ImageID)
+	} else if !t.ImageInRegion(x.p.RegionID, img.ID) {
+		fe.Add("image_id", c(108), "Image %d is not available in region %d.", img.ID, x.p.RegionID)
+		img = nil
+	}
+	if _, ok := t.StorageType(s.StorageTypeID); !ok {
+		fe.Add("storage_type_id", c(111), "Storage type %d does not exist.", s.StorageTypeID)
+	}
+	totalGB := 0
+	for _, st := range s.Storages {
+		totalGB += st.GB
+		if img != nil && img.Windows && st.Primary && st.GB < 32 {
+			fe.Add("storages", c(116), "A Windows image needs a primary storage of at least 32 GB.")
+		}
+	}
+	var server *api.Server
+	if len(fe) == 0 {
+		server = x.place(img, s.StorageTypeID, s.RAM, totalGB, s.CPU)
+		if server == nil {
+			fe.Add("server", c(123), "No server in region %d can hold a VM of %d CPU, %d GB RAM and %d GB of storage.", x.p.RegionID, s.CPU, s.RAM, totalGB)
+		}
+	}
+	for _, o := range t.VMsOfProject(x.p.ID) {
+		if o.State != api.StateClosed && o.Name == s.Name {
+			fe.Add("name", c(128), "A VM named %q already exists in the project.", s.Name)
+		}
+	}
+	var gateway *api.IPBlock
+	for _, b := range x.subnets {
+		if netx.FormatGatewayPrefix(netip.MustParsePrefix(b.CIDR), netip.MustParseAddr(b.Gateway)) == s.GatewaySubnet {
+			gateway = b
+		}
+	}
+	if gateway == nil {
+		fe.Add("gateway_subnet", c(131), "%q is not a subnet of the project.", s.GatewaySubnet)
+	}
+	if len(s.IPAddresses) > 1 && img != nil && !img.MultipleIPs {
+		fe.Add("ip_addresses", c(134), "Image %d does not support more than one IP address.", img.ID)
+	}
+	if s.Userdata != "" && img != nil && !img.CloudInit {
+		fe.Add("userdata", c(143), "Image %d does not support cloud-init userdata.", img.ID)
+	}
+	if err := fe.Err(); err != nil {
+		return nil, err
+	}
+	vm := &api.VM{ProjectID: x.p.ID, MemberID: x.p.MemberID, RegionID: x.p.RegionID, ServerID: server.ID,
+		ImageID: img.ID, StorageTypeID: s.StorageTypeID, GatewaySubnetID: gateway.ID, Name: s.Name,
+		CPU: s.CPU, RAM: s.RAM, GPU: s.GPU, DNS: s.DNS, PublicKey: s.PublicKey, Userdata: s.Userdata,
+		GUID: s.GUID, State: api.StateRequested, Generation: 1}
+	if err := insertNew(t, VMs, vm); err != nil {
+		return nil, err
+	}
+	if err := x.addresses(vm, s.IPAddresses, gateway, c); err != nil {
+		return nil, err
+	}
+	for _, st := range s.Storages {
+		if err := insertNew(t, Storages, &api.Storage{VMID: vm.ID, ProjectID: vm.ProjectID, MemberID: vm.MemberID,
+			StorageTypeID: vm.StorageTypeID, Name: st.Name, GB: st.GB, Primary: st.Primary}); err != nil {
+			return nil, err
+		}
+	}
+	if vm.NATCount > 0 {
+		if err := t.txn.Insert(VMs, vm); err != nil {
+			return nil, err
+		}
+	}
+	return vm, t.vmHistory(vm, x.actor)
+}
+
+// addresses allocates the VM's private addresses in the project's subnets,
+// with one locally administered unicast MAC per subnet, and for each NAT
+// entry the lowest free public address of the router's floating subnets.
+func (x *cloudCtx) addresses(vm *api.VM, ips []IPSpec, gateway *api.IPBlock, c func(int) string) error {
+	t := x.t
+	fe := api.FieldErrors{}
+	seen := map[netip.Addr]bool{}
+	macs := map[uint64]netx.MAC{}
+	for i, spec := range ips {
+		field := fmt.Sprintf("ip_addresses[%d]", i)
+		a, err := netip.ParseAddr(spec.Address)
+		if err != nil {
+			fe.Add(field, c(135), "%q is not an IP address.", spec.Address)
+			continue
+		}
+		if seen[a] {
+			fe.Add(field, c(133), "%s is listed twice.", a)
+			continue
+		}
+		seen[a] = true
+		if !a.IsPrivate() || !a.Is4() {
+			fe.Add(field, c(136), "%s is not a private (RFC 1918) address.", a)
+			continue
+		}
+		var sub *api.IPBlock
+		for _, b := range x.subnets {
+			if netip.MustParsePrefix(b.CIDR).Contains(a) {
+				sub = b
+			}
+		}
+		if sub == nil {
+			fe.Add(field, c(137), "%s is not inside a subnet of the project.", a)
+			continue
+		}
+		pfx := netip.MustParsePrefix(sub.CIDR)
+		if a == pfx.Addr() || a == netx.Last(pfx) || a.String() == sub.Gateway {
+			fe.Add(field, c(138), "%s is the network, broadcast or gateway address of %s.", a, sub.CIDR)
+			continue
+		}
+		if _, used := t.IPAddressIn(sub.ID, a.String()); used {
+			fe.Add(field, c(139), "%s is already in use.", a)
+			continue
+		}
+		if spec.NAT && sub.ID != gateway.ID {
+			fe.Add(field, c(140), "Only addresses of the gateway subnet can be NATed.")
+			continue
+		}
+		mac, ok := macs[sub.ID]
+		if !ok {
+			mac = t.freeMAC(sub.ID, vm.ID)
+			macs[sub.ID] = mac
+		}
+		row := &api.IPAddress{VMID: vm.ID, MACAddress: mac.String(), Name: vm.Name}
+		if spec.NAT {
+			pub, err := t.floatingAddress(x.router, &api.IPAddress{VMID: vm.ID, Name: "NAT of " + a.String()}, c(142))
+			if err != nil {
+				return prefixErr(err, field+".")
+			}
+			row.PublicIPID = pub.ID
+			vm.NATCount++
+			x.vrChanged = true
+		}
+		if _, err := t.AllocateAddress(sub.ID, a.String(), row); err != nil {
+			fe.Add(field, c(139), "%s cannot be allocated: %v", a, err)
+		}
+	}
+	return fe.Err()
+}
+
+// freeMAC returns the MAC of a VM's NIC on a subnet: 02:xx:xx:xx:xx:xx,
+// locally administered and unicast (never CloudCIX's multicast bug), the
+// low 40 bits the VM id and a counter, the first one no address of the
+// subnet already uses.
+func (t *Txn) freeMAC(subnet, vm uint64) netx.MAC {
+	used := map[string]bool{}
+	for _, a := range t.IPAddressList(subnet) {
+		if a.VMID != vm && a.MACAddress != "" {
+			used[a.MACAddress] = true
+		}
+	}
+	const low = 1<<40 - 1
+	base := (vm << 4) & low
+	for k := uint64(0); ; k++ {
+		m := netx.MAC(0x02<<40 | (base+k)&low)
+		if !used[m.String()] {
+			return m
+		}
+	}
+}
+
+// place is the CloudCIX placement (§6.1): among the enabled servers of
+// the region of the image's server type and the storage type, the one
+// whose remaining vector S = [ram, gb, cpu] best fits the requirement V by
+// direction, V·S/|S|; a server where V does not fit scores −∞; ties go to
+// the lowest id. Scores are compared exactly (integers), so every node
+// chooses the same server.
+func (x *cloudCtx) place(img *api.Image, storageType uint64, ram, gb, cpu int) *api.Server {
+	t := x.t
+	v := [3]int64{int64(ram), int64(gb), int64(cpu)}
+	var best *api.Server
+	var bestNum, bestDen *big.Int // score² = num/den
+	for _, s := range t.ServersInRegion(x.p.RegionID) {
+		if !s.Enabled || s.TypeID != img.ServerTypeID || s.StorageTypeID != storageType {
+			continue
+		}
+		rem := t.Remaining(s, x.factors, false)
+		fits := true
+		var dot, norm int64
+		for i := range v {
+			if v[i] > rem[i] {
+				fits = false
+			}
+			dot += v[i] * rem[i]
+			norm += rem[i] * rem[i]
+		}
+		if !fits {
+			continue
+		}
+		num := new(big.Int).Mul(big.NewInt(dot), big.NewInt(dot))
+		den := big.NewInt(norm)
+		if norm == 0 {
+			den = big.NewInt(1)
+		}
+		// num/den > bestNum/bestDen ⇔ num·bestDen > bestNum·den
+		if best == nil || new(big.Int).Mul(num, bestDen).Cmp(new(big.Int).Mul(bestNum, den)) > 0 {
+			best, bestNum, bestDen = s, num, den
+		}
+	}
+	return best
+}
+
+// Remaining is a server's remaining [ram GB, storage GB, vCPU] for a new VM
+// (update false: the create limits) or a resize (update true: ram 0.95,
+// disk 0.9, cpu 1.0), after its non-CLOSED VMs.
+func (r *ReadTxn) Remaining(s *api.Server, f api.PlacementFactors, update bool) [3]int64 {
+	rf, df, cf := f.RAMFactor, f.DiskFactor, f.CPUFactor
+	if update {
+		rf, df, cf = 0.95, 0.9, 1.0
+	}
+	ceil := func(n int, factor float64) int64 { return int64(math.Ceil(float64(float64(n) * factor))) }
+	out := [3]int64{
+		ceil(s.RAM-f.RAMReserveGB, rf),
+		ceil(s.GB-f.DiskReserveGB, df),
+		ceil(s.Cores*f.CPUOversubscription, cf),
+	}
+	for _, vm := range r.VMsOnServer(s.ID) {
+		if vm.State == api.StateClosed {
+			continue
+		}
+		out[0] -= int64(vm.RAM)
+		out[2] -= int64(vm.CPU)
+		for _, st := range r.StoragesOfVM(vm.ID) {
+			out[1] -= int64(st.GB)
+		}
+	}
+	return out
+}
+
+// updateVM applies a spec change (cpu, ram, storages) of a cloud update.
+func (x *cloudCtx) updateVM(s *VMSpec) (*api.VM, error) {
+	cur, ok := x.t.VM(s.ID)
+	if !ok || cur.ProjectID != x.p.ID {
+		return nil, fieldErr("id", "iaas_cloud_update_118", "VM %d is not a VM of this project.", s.ID)
+	}
+	return x.t.vmSpecChange(cur, &VMChange{CPU: &s.CPU, RAM: &s.RAM, Storages: s.Storages}, x.factors, x.actor, "cloud")
+}
+
+// VMChange is a change of a VM's spec; nil fields are unchanged. Storages,
+// when not empty, lists disks: with an id to grow, without one to add.
+type VMChange struct {
+	ID       uint64        `json:"id"`
+	CPU      *int          `json:"cpu,omitempty"`
+	RAM      *int          `json:"ram,omitempty"`
+	GPU      *int          `json:"gpu,omitempty"`
+	Name     *string       `json:"name,omitempty"`
+	DNS      *string       `json:"dns,omitempty"`
+	Storages []StorageSpec `json:"storages,omitempty"`
+}
+
+// VMUpdatePayload is the payload of a VM spec update.
+type VMUpdatePayload struct {
+	Change    VMChange             `json:"change"`
+	Placement api.PlacementFactors `json:"placement"`
+	Actor     Actor                `json:"actor"`
+}
+
+// VMUpdate changes a VM's spec (PATCH /iaas/vm/<id>/ without state).
+func (t *Txn) VMUpdate(p *VMUpdatePayload, expect uint64) (*api.VM, error) {
+	cur, ok := t.VM(p.Change.ID)
+	if !ok {
+		return nil, api.NotFound("iaas_vm_update_001")
+	}
+	if expect != 0 && cur.ModifiedIndex != expect {
+		return nil, api.Errorf(http.StatusConflict, "iaas_vm_update_002", "The VM was modified by another request.")
+	}
+	return t.vmSpecChange(cur, &p.Change, p.Placement, p.Actor, "vm")
+}
+
+// vmSpecChange applies a change. A change of cpu, ram, gpu or storages
+// (a spec change the hypervisor must apply) bumps the generation and moves
+// RUNNING → RUNNING_UPDATE, QUIESCED → QUIESCED_UPDATE; in any other state
+// it is refused (118). Growth must fit the server's update limits (119).
+func (t *Txn) vmSpecChange(cur *api.VM, ch *VMChange, f api.PlacementFactors, a Actor, service string) (*api.VM, error) {
+	c := func(n int) string { return code("iaas", service, "update", n) }
+	vm := *cur
+	setIf(&vm.CPU, ch.CPU)
+	setIf(&vm.RAM, ch.RAM)
+	setIf(&vm.GPU, ch.GPU)
+	setIf(&vm.Name, ch.Name)
+	setIf(&vm.DNS, ch.DNS)
+	disks := t.StoragesOfVM(cur.ID)
+	var grow []*api.Storage
+	var add []StorageSpec
+	addGB := 0
+	for _, st := range ch.Storages {
+		if st.ID == 0 {
+			add = append(add, st)
+			addGB += st.GB
+			continue
+		}
+		i := slices.IndexFunc(disks, func(d *api.Storage) bool { return d.ID == st.ID })
+		if i < 0 {
+			return nil, fieldErr("storages", c(120), "Storage %d is not a disk of VM %d.", st.ID, cur.ID)
+		}
+		if st.GB < disks[i].GB {
+			return nil, fieldErr("storages", c(121), "Storage %d cannot shrink from %d to %d GB.", st.ID, disks[i].GB, st.GB)
+		}
+		if st.GB > disks[i].GB {
+			n := *disks[i]
+			addGB += st.GB - n.GB
+			n.GB = st.GB
+			grow = append(grow, &n)
+		}
+	}
+	if slices.ContainsFunc(add, func(s StorageSpec) bool { return s.Primary }) {
+		return nil, fieldErr("storages", c(122), "A VM has exactly one primary storage; added storages cannot be primary.")
+	}
+	spec := vm.CPU != cur.CPU || vm.RAM != cur.RAM || vm.GPU != cur.GPU || len(grow) > 0 || len(add) > 0
+	if spec {
+		switch cur.State {
+		case api.StateRunning:
+			vm.State = api.StateRunningUpdate
+		case api.StateQuiesced:
+			vm.State = api.StateQuiescedUpdate
+		default:
+			return nil, api.Errorf(http.StatusBadRequest, c(118), "The spec of a VM can only change while it is RUNNING or QUIESCED; it is %s.", api.StateNames[cur.State])
+		}
+		vm.Generation++
+		if s, ok := t.Server(vm.ServerID); ok {
+			rem := t.Remaining(s, f, true)
+			if d := [3]int{vm.RAM - cur.RAM, addGB, vm.CPU - cur.CPU}; int64(d[0]) > rem[0] || int64(d[1]) > rem[1] || int64(d[2]) > rem[2] {
+				return nil, api.Errorf(http.StatusBadRequest, c(119), "Server %d has no room for this change.", s.ID)
+			}
+		}
+	}
+	if vm.Name != cur.Name {
+		for _, o := range t.VMsOfProject(vm.ProjectID) {
+			if o.ID != vm.ID && o.State != api.StateClosed && o.Name == vm.Name {
+				return nil, fieldErr("name", c(128), "A VM named %q already exists in the project.", vm.Name)
+			}
+		}
+	}
+	for _, n := range grow {
+		if err := replace(t, Storages, n, 0, "iaas_storage_update"); err != nil {
+			return nil, err
+		}
+	}
+	for _, st := range add {
+		if err := insertNew(t, Storages, &api.Storage{VMID: vm.ID, ProjectID: vm.ProjectID, MemberID: vm.MemberID,
+			StorageTypeID: vm.StorageTypeID, Name: st.Name, GB: st.GB}); err != nil {
+			return nil, err
+		}
+	}
+	if err := replace(t, VMs, &vm, 0, "iaas_vm_update"); err != nil {
+		return nil, err
+	}
+	if vm.State != cur.State {
+		return &vm, t.vmHistory(&vm, a)
+	}
+	return &vm, nil
+}
+
+// StorageCreatePayload adds a disk to a VM (POST /iaas/storage/).
+type StorageCreatePayload struct {
+	VMID      uint64               `json:"vm_id"`
+	Storage   StorageSpec          `json:"storage"`
+	Placement api.PlacementFactors `json:"placement"`
+	Actor     Actor                `json:"actor"`
+}
+
+// StorageCreate adds a disk to a VM: a spec change of the VM.
+func (t *Txn) StorageCreate(p *StorageCreatePayload) (*api.Storage, error) {
+	vm, ok := t.VM(p.VMID)
+	if !ok {
+		return nil, fieldErr("vm_id", "iaas_storage_create_103", "VM %d does not exist.", p.VMID)
+	}
+	if _, err := t.vmSpecChange(vm, &VMChange{ID: vm.ID, Storages: []StorageSpec{p.Storage}}, p.Placement, p.Actor, "storage"); err != nil {
+		return nil, err
+	}
+	disks := t.StoragesOfVM(vm.ID)
+	return disks[len(disks)-1], nil
+}
+
+// vmHistory writes a history row of the VM as it is now.
+func (t *Txn) vmHistory(vm *api.VM, a Actor) error {
+	h := &api.VMHistory{VMID: vm.ID, ProjectID: vm.ProjectID, MemberID: vm.MemberID, ProjectVMName: vm.Name,
+		State: vm.State, CPU: vm.CPU, RAM: vm.RAM, GPU: vm.GPU, ImageID: vm.ImageID, NATQuantity: vm.NATCount,
+		Storages: []api.StorageHistory{}, UserID: a.UserID, TokenID: a.TokenID, Robot: a.Robot}
+	for _, s := range t.StoragesOfVM(vm.ID) {
+		h.Storages = append(h.Storages, api.StorageHistory{StorageID: s.ID, Name: s.Name, GB: s.GB})
+	}
+	return insertNew(t, VMHistories, h)
+}
+
+// --- state changes ---
+
+// StateChange asks for a state change of a VM or virtual router. Robots
+// must send Expected (compare-and-swap: a mismatch is 409); they may report
+// the generation they built (ObservedGeneration) and, with UNRESOURCED,
+// why (ErrorCode, ErrorDetail).
+type StateChange struct {
+	Kind               string  `json:"kind"`
+	ID                 uint64  `json:"id"`
+	To                 int     `json:"to"`
+	Expected           *int    `json:"expected,omitempty"`
+	ObservedGeneration *uint64 `json:"observed_generation,omitempty"`
+	ErrorCode          string  `json:"error_code,omitempty"`
+	ErrorDetail        string  `json:"error_detail,omitempty"`
+	Actor              Actor   `json:"actor"`
+}
+
+// CodeStateConflict is the suffix of the 409 of a failed compare-and-swap
+// on the state (iaas_<kind>_update_004).
+const CodeStateConflict = "_update_004"
+
+// SetState applies a state change after the actor's transition map (a
+// robot: the ROBOT map and compare-and-swap on Expected). Sending the
+// current state is a no-op, except that a robot's observed generation is
+// recorded. A VM's change writes a history row; a VM that becomes CLOSED
+// frees its addresses and, when it had NAT, moves its virtual router to an
+// update state.
+func (t *Txn) SetState(ch *StateChange) (api.Object, error) {
+	actor := api.ActorUser
+	if ch.Actor.Robot {
+		actor = api.ActorRobot
+	}
+	c := func(n int) string { return code("iaas", ch.Kind, "update", n) }
+	var cur int
+	var gen uint64
+	switch ch.Kind {
+	case api.KindVM:
+		vm, ok := t.VM(ch.ID)
+		if !ok {
+			return nil, api.NotFound(c(1))
+		}
+		cur, gen = vm.State, vm.Generation
+	case api.KindVirtualRouter:
+		vr, ok := t.VirtualRouter(ch.ID)
+		if !ok {
+			return nil, api.NotFound(c(1))
+		}
+		cur, gen = vr.State, vr.Generation
+	default:
+		return nil, fmt.Errorf("state change of unknown kind %q", ch.Kind)
+	}
+	if ch.Actor.Robot && ch.Expected == nil {
+		return nil, fieldErr("expected_state", c(111), "A robot must send expected_state with a state change.")
+	}
+	if ch.Expected != nil && *ch.Expected != cur {
+		return nil, api.Errorf(http.StatusConflict, "iaas_"+ch.Kind+CodeStateConflict,
+			"The %s is in state %d (%s), not the expected %d: another agent or user changed it.", ch.Kind, cur, api.StateNames[cur], *ch.Expected)
+	}
+	changed, err := api.Transition(ch.Kind, ch.Kind, actor, cur, ch.To)
+	if err != nil {
+		return nil, err
+	}
+	if ch.ObservedGeneration != nil && *ch.ObservedGeneration > gen {
+		return nil, fieldErr("observed_generation", c(112), "observed_generation %d is ahead of generation %d.", *ch.ObservedGeneration, gen)
+	}
+	if ch.ErrorCode != "" && ch.To != api.StateUnresourced {
+		return nil, fieldErr("error_code", c(113), "error_code is only kept with state 3 (UNRESOURCED).")
+	}
+	switch ch.Kind {
+	case api.KindVM:
+		return t.setVMState(ch, changed)
+	default:
+		return t.setVRState(ch, changed)
+	}
+}
+
+func (t *Txn) setVMState(ch *StateChange, changed bool) (api.Object, error) {
+	cur, _ := t.VM(ch.ID)
+	vm := *cur
+	if ch.ObservedGeneration != nil {
+		vm.ObservedGeneration = *ch.ObservedGeneration
+	}
+	if !changed {
+		if vm.ObservedGeneration == cur.ObservedGeneration {
+			return cur, nil
+		}
+		return &vm, replace(t, VMs, &vm, 0, "iaas_vm_update")
+	}
+	if ch.To == api.StateScrub && vm.GPU > 0 {
+		return nil, fieldErr("state", "iaas_vm_update_108", "A VM with GPUs cannot be scrubbed.")
+	}
+	vm.State = ch.To
+	vm.ErrorCode, vm.ErrorDetail = "", ""
+	if ch.To == api.StateUnresourced {
+		vm.ErrorCode, vm.ErrorDetail = ch.ErrorCode, ch.ErrorDetail
+	}
+	if ch.To == api.StateClosed {
+		priv, pub := t.VMAddresses(cur)
+		for _, a := range priv {
+			if err := t.IPAddressDelete(IPRef{ID: a.ID}); err != nil {
+				return nil, err
+			}
+		}
+		for _, a := range priv {
+			if p, ok := pub[a.ID]; ok {
+				if err := t.IPAddressDelete(IPRef{ID: p.ID}); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if len(pub) > 0 {
+			if p, ok := t.Project(vm.ProjectID); ok {
+				if err := t.touchVR(p.VirtualRouterID); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	if err := replace(t, VMs, &vm, 0, "iaas_vm_update"); err != nil {
+		return nil, err
+	}
+	return &vm, t.vmHistory(&vm, ch.Actor)
+}
+
+func (t *Txn) setVRState(ch *StateChange, changed bool) (api.Object, error) {
+	cur, _ := t.VirtualRouter(ch.ID)
+	vr := *cur
+	if ch.ObservedGeneration != nil {
+		vr.ObservedGeneration = *ch.ObservedGeneration
+	}
+	if !changed {
+		if vr.ObservedGeneration == cur.ObservedGeneration {
+			return cur, nil
+		}
+		return &vr, replace(t, VirtualRouters, &vr, 0, "iaas_virtual_router_update")
+	}
+	if ch.To == api.StateScrub || ch.To == api.StateScrubbing {
+		for _, vm := range t.VMsOfProject(vr.ProjectID) {
+			if vm.State != api.StateClosed {
+				return nil, fieldErr("state", "iaas_virtual_router_update_003", "The virtual router cannot be scrubbed while VM %d of the project is not CLOSED.", vm.ID)
+			}
+		}
+	}
+	vr.State = ch.To
+	vr.ErrorCode, vr.ErrorDetail = "", ""
+	if ch.To == api.StateUnresourced {
+		vr.ErrorCode, vr.ErrorDetail = ch.ErrorCode, ch.ErrorDetail
+	}
+	if ch.To == api.StateClosed {
+		if err := t.IPAddressDelete(IPRef{ID: vr.IPAddressID}); err != nil && !isNotFound(err) {
+			return nil, err
+		}
+		if p, ok := t.Project(vr.ProjectID); ok {
+			n := *p
+			n.Closed = true
+			if err := replace(t, Projects, &n, 0, "iaas_project_update"); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return &vr, replace(t, VirtualRouters, &vr, 0, "iaas_virtual_router_update")
+}
+
+func isNotFound(err error) bool {
+	var e *api.Error
+	return errors.As(err, &e) && e.Status == http.StatusNotFound
+}
+
+// --- projects ---
+
+// ProjectUpdate replaces a project's name, note, grace period and manager.
+func (t *Txn) ProjectUpdate(p *api.Project, expect uint64) (*api.Project, error) {
+	cur, ok := t.Project(p.ID)
+	if !ok {
+		return nil, api.NotFound("iaas_project_update_001")
+	}
+	n := *cur
+	n.Name, n.Note, n.GracePeriod, n.ManagerID = p.Name, p.Note, p.GracePeriod, p.ManagerID
+	for _, o := range all[*api.Project](&t.ReadTxn, Projects, "member", n.MemberID) {
+		if o.ID != n.ID && !o.Closed && strings.EqualFold(o.Name, n.Name) {
+			return nil, fieldErr("name", "iaas_project_update_107", "A project named %q already exists.", n.Name)
+		}
+	}
+	return &n, replace(t, Projects, &n, expect, "iaas_project_update")
+}
+
+// --- error helpers ---
+
+// prefixErr prefixes the field names of a validation error.
+func prefixErr(err error, prefix string) error {
+	var e *api.Error
+	if !errors.As(err, &e) || len(e.Errors) == 0 {
+		return err
+	}
+	fe := api.FieldErrors{}
+	for k, v := range e.Errors {
+		fe[prefix+k] = v
+	}
+	return fe.Err()
+}
+
+// mergeErr adds err's field errors, prefixed, to fe; any other error is
+// recorded under the prefix itself.
+func mergeErr(fe api.FieldErrors, err error, prefix string) {
+	var e *api.Error
+	if errors.As(err, &e) && len(e.Errors) > 0 {
+		for k, v := range e.Errors {
+			if _, ok := fe[prefix+k]; !ok {
+				fe[prefix+k] = v
+			}
+		}
+		return
+	}
+	if errors.As(err, &e) {
+		fe[strings.TrimSuffix(prefix, ".")] = api.FieldError{ErrorCode: e.ErrorCode, Detail: e.Detail}
+		return
+	}
+	fe[strings.TrimSuffix(prefix, ".")] = api.FieldError{ErrorCode: "regent_internal_001", Detail: err.Error()}
+}
+
+// relabel renames a field of a validation error.
+func relabel(err error, from, to string) error {
+	var e *api.Error
+	if !errors.As(err, &e) || len(e.Errors) == 0 {
+		return err
+	}
+	if v, ok := e.Errors[from]; ok {
+		fe := api.FieldErrors{to: v}
+		return fe.Err()
+	}
+	return err
+}
+
+func isAPIErr(err error) bool {
+	var e *api.Error
+	return errors.As(err, &e)
+}
+
+// setIf copies *v into *dst when v is not nil.
+func setIf[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}

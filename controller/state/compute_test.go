@@ -1,0 +1,275 @@
+package state
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/netx"
+)
+
+// computeFixture is a region with a customer, a KVM image, an SSD storage
+// type, servers and a router whose floating subnet is 45.0.0.1/29
+// (usable 45.0.0.2–45.0.0.6).
+type computeFixture struct {
+	*fixture
+	member   *api.Member
+	region   *api.Region
+	image    *api.Image
+	st       *api.StorageType
+	router   *api.Router
+	floating *api.IPBlock
+	servers  []*api.Server
+}
+
+func newComputeFixture(t *testing.T, servers ...[3]int) *computeFixture {
+	f := newFixture(t)
+	f.bootstrap()
+	x := &computeFixture{fixture: f, member: f.member("acme")}
+	f.ok("region", func(t *Txn) (err error) {
+		x.region, err = t.RegionCreate(&api.Region{Name: "r1", Customers: []uint64{x.member.ID}})
+		return
+	})
+	f.ok("catalogue", func(t *Txn) (err error) {
+		if x.st, err = t.StorageTypeCreate(&api.StorageType{Name: "SSD"}); err != nil {
+			return err
+		}
+		if x.image, err = t.ImageCreate(&api.Image{DisplayName: "Ubuntu", ServerTypeID: api.ServerTypeKVM, CloudInit: true, MultipleIPs: true}); err != nil {
+			return err
+		}
+		_, err = t.RegionImageCreate(&api.RegionImage{RegionID: x.region.ID, ImageID: x.image.ID})
+		return err
+	})
+	f.ok("floating", func(t *Txn) error {
+		asn, err := t.ASNCreate(&api.ASN{MemberID: api.GlobalMemberID, Number: 64512})
+		if err != nil {
+			return err
+		}
+		alloc, err := t.IPBlockCreate(&api.IPBlock{MemberID: api.GlobalMemberID, Dialect: api.DialectCloudCIX, CIDR: "45.0.0.0/24", Type: api.BlockPublic, ASNID: asn.ID})
+		if err != nil {
+			return err
+		}
+		x.floating, err = t.IPBlockCreate(&api.IPBlock{MemberID: api.GlobalMemberID, Dialect: api.DialectCloudCIX, ParentID: alloc.ID, CIDR: "45.0.0.0/29", Gateway: "45.0.0.1"})
+		return err
+	})
+	capacity := 10
+	f.ok("router", func(t *Txn) (err error) {
+		x.router, err = t.RouterCreate(&api.Router{RegionID: x.region.ID, Capacity: &capacity, Enabled: true, FloatingSubnetIDs: []uint64{x.floating.ID}})
+		return
+	})
+	for _, s := range servers {
+		f.ok("server", func(t *Txn) error {
+			srv, err := t.ServerCreate(&api.Server{RegionID: x.region.ID, TypeID: api.ServerTypeKVM, StorageTypeID: x.st.ID, RAM: s[0], GB: s[1], Cores: s[2], Enabled: true})
+			x.servers = append(x.servers, srv)
+			return err
+		})
+	}
+	return x
+}
+
+func (x *computeFixture) vm(name, ip string, nat bool) VMSpec {
+	return VMSpec{Name: name, ImageID: x.image.ID, StorageTypeID: x.st.ID, CPU: 2, RAM: 4, DNS: "1.1.1.1",
+		Storages: []StorageSpec{{Name: "root", GB: 20, Primary: true}}, GatewaySubnet: "10.0.0.1/24",
+		IPAddresses: []IPSpec{{Address: ip, NAT: nat}}, GUID: "guid-" + name}
+}
+
+func (x *computeFixture) cloud(name string, vms ...VMSpec) *CloudSpec {
+	rules := []api.FirewallRule{{Order: 1, Allow: true, Source: "*", Destination: "10.0.0.0/24", Protocol: "tcp", Port: "22"}}
+	return &CloudSpec{
+		Project:       &ProjectSpec{MemberID: x.member.ID, RegionID: x.region.ID, Name: name, GracePeriod: 168},
+		Subnets:       []SubnetSpec{{Name: "a", AddressRange: "10.0.0.1/24"}, {Name: "b", AddressRange: "10.0.1.1/24"}},
+		VMs:           vms,
+		FirewallRules: &rules,
+		Placement:     api.DefaultPlacement,
+		Actor:         Actor{UserID: 1, MemberID: x.member.ID},
+	}
+}
+
+func (x *computeFixture) create(s *CloudSpec) (*CloudResult, error) {
+	var res *CloudResult
+	err := x.do(func(t *Txn) (err error) { res, err = t.CloudCreate(s); return })
+	return res, err
+}
+
+// counts is the size of every table a cloud create writes to.
+func (x *computeFixture) counts() string {
+	r := x.s.Read()
+	return fmt.Sprintf("projects=%d vrs=%d vms=%d storages=%d histories=%d asns=%d blocks=%d addresses=%d",
+		len(r.ProjectList()), len(r.VirtualRouterList()), len(r.VMList()), len(r.StorageList()),
+		len(r.VMHistoryList()), len(r.ASNList()), len(r.IPBlockList()), len(all[*api.IPAddress](r, IPAddresses, "id")))
+}
+
+// TestCloudCreateIsAtomic: a cloud create with 2 subnets, 3 VMs and
+// firewall rules whose last VM is invalid leaves nothing behind.
+func TestCloudCreateIsAtomic(t *testing.T) {
+	x := newComputeFixture(t, [3]int{64, 1000, 16})
+	before := x.counts()
+	bad := x.vm("c", "10.0.1.20", false)
+	bad.ImageID = 999
+	_, err := x.create(x.cloud("p", x.vm("a", "10.0.0.10", true), x.vm("b", "10.0.0.11", false), bad))
+	wantErr(t, "cloud with a bad last VM", err, http.StatusBadRequest, "vms[2].image_id", "iaas_vm_create_107")
+	if after := x.counts(); after != before {
+		t.Fatalf("a failed cloud create left objects behind:\nbefore %s\nafter  %s", before, after)
+	}
+	// A last VM with no capacity, or a bad rule, leaves nothing either.
+	big := x.vm("c", "10.0.1.20", false)
+	big.RAM = 10000
+	_, err = x.create(x.cloud("p", x.vm("a", "10.0.0.10", true), x.vm("b", "10.0.0.11", false), big))
+	wantErr(t, "no capacity", err, http.StatusBadRequest, "vms[2].server", "iaas_vm_create_123")
+	if after := x.counts(); after != before {
+		t.Fatalf("no-capacity cloud create left objects:\n%s\n%s", before, after)
+	}
+
+	// The same cloud, valid, creates everything.
+	res, err := x.create(x.cloud("p", x.vm("a", "10.0.0.10", true), x.vm("b", "10.0.0.11", false), x.vm("c", "10.0.1.20", false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Subnets) != 2 || len(res.VMs) != 3 || len(res.VirtualRouter.FirewallRules) != 1 {
+		t.Fatalf("result: %+v", res)
+	}
+	r := x.s.Read()
+	p := res.Project
+	if p.ASN != api.PseudoASNBase+p.ID || len(p.AllocationIDs) != 3 {
+		t.Errorf("project: %+v", p)
+	}
+	if res.VirtualRouter.IPAddress != "45.0.0.2" || res.VirtualRouter.State != api.StateRequested {
+		t.Errorf("virtual router: %+v", res.VirtualRouter)
+	}
+	if res.Subnets[0].VLAN != api.VLANMin || res.Subnets[1].VLAN != api.VLANMin+1 || res.Subnets[0].VXLAN == res.Subnets[1].VXLAN {
+		t.Errorf("segments: %d/%d %d/%d", res.Subnets[0].VLAN, res.Subnets[0].VXLAN, res.Subnets[1].VLAN, res.Subnets[1].VXLAN)
+	}
+	priv, pub := r.VMAddresses(res.VMs[0])
+	if len(priv) != 1 || pub[priv[0].ID] == nil || pub[priv[0].ID].Address != "45.0.0.3" {
+		t.Fatalf("NAT: the first VM's public address must be the lowest free, 45.0.0.3: %+v %+v", priv, pub)
+	}
+	for _, vm := range res.VMs {
+		if vm.State != api.StateRequested || len(r.VMHistoryOf(vm.ID)) != 1 {
+			t.Errorf("vm %d: state %d, %d history rows", vm.ID, vm.State, len(r.VMHistoryOf(vm.ID)))
+		}
+		priv, _ := r.VMAddresses(vm)
+		m, err := netx.ParseMAC(priv[0].MACAddress)
+		if err != nil || !m.IsLocalUnicast() {
+			t.Errorf("vm %d: MAC %q is not locally administered unicast", vm.ID, priv[0].MACAddress)
+		}
+	}
+	// A second project gets the next VLANs of the region.
+	res2, err := x.create(x.cloud("q", x.vm("a", "10.0.0.10", false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res2.Subnets[0].VLAN != api.VLANMin+2 {
+		t.Errorf("second project VLAN %d, want %d", res2.Subnets[0].VLAN, api.VLANMin+2)
+	}
+}
+
+// TestPlacementScoring: the best fit by direction wins, a server where the
+// VM does not fit never does, ties go to the lowest id.
+func TestPlacementScoring(t *testing.T) {
+	// remaining [ram, gb, cpu]: A ram-heavy, B disk-heavy, C too small.
+	x := newComputeFixture(t, [3]int{208, 200, 4}, [3]int{20, 2000, 4}, [3]int{10, 120, 1})
+	r := x.s.Read()
+	for i, want := range [][3]int64{{170, 77, 25}, {11, 1463, 25}, {2, 16, 7}} {
+		if got := r.Remaining(x.servers[i], api.DefaultPlacement, false); got != want {
+			t.Errorf("server %d remaining %v, want %v", i, got, want)
+		}
+	}
+	ram := x.vm("ram", "10.0.0.10", false)
+	ram.RAM, ram.CPU, ram.Storages[0].GB = 8, 1, 10
+	disk := x.vm("disk", "10.0.0.11", false)
+	disk.RAM, disk.CPU, disk.Storages[0].GB = 1, 1, 500
+	res, err := x.create(x.cloud("p", ram, disk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.VMs[0].ServerID != x.servers[0].ID || res.VMs[1].ServerID != x.servers[1].ID {
+		t.Errorf("placement: ram VM on %d (want %d), disk VM on %d (want %d)", res.VMs[0].ServerID, x.servers[0].ID, res.VMs[1].ServerID, x.servers[1].ID)
+	}
+	// Custom factors change the limits: no RAM reserve gives more room.
+	f := api.DefaultPlacement
+	f.RAMReserveGB = 0
+	if got := r.Remaining(x.servers[2], f, false); got[0] != 9 {
+		t.Errorf("with no RAM reserve: %v", got)
+	}
+}
+
+// TestStateChangeCAS: robots must compare-and-swap; one of two claims wins.
+func TestStateChangeCAS(t *testing.T) {
+	x := newComputeFixture(t, [3]int{64, 1000, 16})
+	res, err := x.create(x.cloud("p", x.vm("a", "10.0.0.10", true)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := res.VMs[0]
+	robot := Actor{UserID: 1, TokenID: 7, Robot: true}
+	set := func(to int, expected *int, a Actor, extra ...func(*StateChange)) error {
+		ch := &StateChange{Kind: api.KindVM, ID: vm.ID, To: to, Expected: expected, Actor: a}
+		for _, e := range extra {
+			e(ch)
+		}
+		return x.do(func(t *Txn) error { _, err := t.SetState(ch); return err })
+	}
+	req, bld := api.StateRequested, api.StateBuilding
+	wantErr(t, "robot without expected", set(bld, nil, robot), 400, "expected_state", "iaas_vm_update_111")
+	if err := set(bld, &req, robot); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "second claim", set(bld, &req, robot), 409, "", "iaas_vm_update_004")
+	wantErr(t, "user cannot build", set(api.StateRunning, nil, Actor{UserID: 2}), 400, "state", "iaas_vm_update_106")
+	err = set(api.StateUnresourced, &bld, robot, func(c *StateChange) { c.ErrorCode, c.ErrorDetail = "disk_full", "no space" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := x.s.Read().VM(vm.ID)
+	if got.State != api.StateUnresourced || got.ErrorCode != "disk_full" || got.ErrorDetail != "no space" {
+		t.Errorf("unresourced: %+v", got)
+	}
+	h := x.s.Read().VMHistoryOf(vm.ID)
+	if len(h) != 3 || !h[2].Robot || h[2].TokenID != 7 || h[2].State != api.StateUnresourced {
+		t.Errorf("history: %+v", h)
+	}
+	// Retry, build, run; a user stops and scrubs; the robot closes: the
+	// addresses are freed and the router must drop the NAT.
+	un := api.StateUnresourced
+	for _, step := range []struct {
+		to  int
+		exp *int
+		a   Actor
+	}{{api.StateRequested, &un, robot}, {api.StateBuilding, &req, robot}, {api.StateRunning, &bld, robot},
+		{api.StateScrub, nil, Actor{UserID: 2}}, {api.StateScrubbing, ptr(api.StateScrub), robot}, {api.StateClosed, ptr(api.StateScrubbing), robot}} {
+		if err := set(step.to, step.exp, step.a); err != nil {
+			t.Fatalf("→ %d: %v", step.to, err)
+		}
+	}
+	r := x.s.Read()
+	if priv, _ := r.VMAddresses(vm); len(priv) != 0 {
+		t.Errorf("a closed VM keeps addresses %+v", priv)
+	}
+	if vr, _ := r.VirtualRouter(res.VirtualRouter.ID); vr.Generation != 2 {
+		t.Errorf("closing a NATed VM must bump the router's generation: %+v", vr)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestComputeSnapshotRoundTrip(t *testing.T) {
+	x := newComputeFixture(t, [3]int{64, 1000, 16})
+	if _, err := x.create(x.cloud("p", x.vm("a", "10.0.0.10", true))); err != nil {
+		t.Fatal(err)
+	}
+	snap := x.snapshot()
+	s := New()
+	if err := s.Restore(bytes.NewReader(snap)); err != nil {
+		t.Fatal(err)
+	}
+	var again []byte
+	{
+		f := &fixture{t: t, s: s}
+		again = f.snapshot()
+	}
+	if string(again) != string(snap) {
+		t.Fatal("compute snapshot does not round-trip")
+	}
+}
