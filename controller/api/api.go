@@ -19,6 +19,7 @@ import (
 	"github.com/regentcloud/regent/controller/auth"
 	"github.com/regentcloud/regent/controller/cluster"
 	"github.com/regentcloud/regent/controller/state"
+	wire "github.com/regentcloud/regent/pkg/api"
 )
 
 // Cluster is what the API needs of the raft layer.
@@ -52,6 +53,9 @@ type Config struct {
 	ForwardTLS *tls.Config
 	// Health reports extra health conditions for /healthz (nil = healthy).
 	Health func() error
+	// Placement overrides the factors of the CloudCIX VM placement score
+	// (nil: wire.DefaultPlacement). The leader stamps them into commands.
+	Placement *wire.PlacementFactors
 }
 
 // API is one node's HTTP handler.
@@ -82,6 +86,14 @@ func New(cfg Config, c Cluster, store *state.Store, log hclog.Logger, reg *prome
 	a.proxy = newForwarder(a)
 	a.registerCore()
 	return a
+}
+
+// Placement returns the placement factors stamped into VM commands.
+func (a *API) Placement() wire.PlacementFactors {
+	if a.cfg.Placement != nil {
+		return *a.cfg.Placement
+	}
+	return wire.DefaultPlacement
 }
 
 // Store returns the state store.

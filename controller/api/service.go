@@ -65,6 +65,11 @@ type Service[T wire.Object] struct {
 	Visible func(*Request, T) bool
 	// View projects a stored object to its response form; nil sends T.
 	View func(T) any
+	// Expand, when set, replaces View for views that include related
+	// objects; it reads them from r (after a write: the state the write made).
+	Expand func(r *state.ReadTxn, v T) any
+	// NoList and NoRead leave out the list and the read route.
+	NoList, NoRead bool
 	// Create, Update and Delete validate the request and build the command;
 	// a nil function means the route does not exist.
 	Create func(*Request) (*fsm.Command, error)
@@ -78,8 +83,12 @@ func Register[T wire.Object](a *API, s Service[T]) {
 	if s.View == nil {
 		s.View = func(v T) any { return v }
 	}
-	a.Handle("GET "+base+"{$}", a.route(s.App, s.Name, auth.List, func(q *Request) error { return s.list(q) }))
-	a.Handle("GET "+base+"{id}/{$}", a.route(s.App, s.Name, auth.Read, func(q *Request) error { return s.read(q) }))
+	if !s.NoList {
+		a.Handle("GET "+base+"{$}", a.route(s.App, s.Name, auth.List, func(q *Request) error { return s.list(q) }))
+	}
+	if !s.NoRead {
+		a.Handle("GET "+base+"{id}/{$}", a.route(s.App, s.Name, auth.Read, func(q *Request) error { return s.read(q) }))
+	}
 	if s.Create != nil {
 		a.Handle("POST "+base+"{$}", a.route(s.App, s.Name, auth.Create, func(q *Request) error { return s.create(q) }))
 	}
@@ -213,7 +222,7 @@ func (s *Service[T]) list(q *Request) error {
 	page, total := query.Apply(qry, items)
 	out := make([]any, 0, len(page))
 	for _, v := range page {
-		out = append(out, s.View(v))
+		out = append(out, s.render(q.Txn, v))
 	}
 	w := q.W
 	setIndex(w, q.Txn.MaxIndex(s.Tables...))
@@ -249,8 +258,16 @@ func (s *Service[T]) read(q *Request) error {
 	w := q.W
 	setIndex(w, q.Txn.MaxIndex(s.Tables...))
 	w.Header().Set("ETag", strconv.Quote(strconv.FormatUint(v.GetMeta().ModifiedIndex, 10)))
-	WriteJSON(w, http.StatusOK, wire.Item[any]{Content: s.View(v)})
+	WriteJSON(w, http.StatusOK, wire.Item[any]{Content: s.render(q.Txn, v)})
 	return nil
+}
+
+// render is the response form of v, read in r when the service expands.
+func (s *Service[T]) render(r *state.ReadTxn, v T) any {
+	if s.Expand != nil {
+		return s.Expand(r, v)
+	}
+	return s.View(v)
 }
 
 func (s *Service[T]) create(q *Request) error {
@@ -264,7 +281,7 @@ func (s *Service[T]) create(q *Request) error {
 	}
 	w := q.W
 	setIndex(w, index)
-	view := s.View(v.(T))
+	view := s.render(q.API.store.Read(), v.(T))
 	if q.Created != nil {
 		view = q.Created(v)
 	}
@@ -303,7 +320,7 @@ func (s *Service[T]) update(q *Request, partial bool) error {
 		}
 		w := q.W
 		setIndex(w, index)
-		WriteJSON(w, http.StatusOK, wire.Item[any]{Content: s.View(v.(T))})
+		WriteJSON(w, http.StatusOK, wire.Item[any]{Content: s.render(q.API.store.Read(), v.(T))})
 		return nil
 	}
 }

@@ -46,6 +46,24 @@ func Permissions() Table {
 		"domain":     {List: all, Read: all, Create: all, Delete: all},
 		"record":     {List: all, Read: all, Create: all, Update: all, Delete: all},
 		"ptr_record": {List: all, Read: all, Create: all, Update: all, Delete: all},
+		// iaas compute. Tenants manage their member's projects and what
+		// hangs off them; robots (agents) read their region's and change
+		// states; the catalogue is read by all and written by global users;
+		// hardware (servers, interfaces, routers) belongs to global users
+		// and the robots of its region.
+		"project":        {List: read, Read: read, Create: all, Update: all},
+		"cloud":          {Read: read, Create: all, Update: all},
+		"virtual_router": {List: read, Read: read, Update: read},
+		"vm":             {List: read, Read: read, Create: all, Update: read},
+		"vm_history":     {List: read},
+		"storage":        {List: read, Read: read, Create: {Global, Admin}},
+		"storage_type":   {List: read, Read: read, Create: {Global}, Update: {Global}},
+		"image":          {List: read, Read: read, Create: {Global}, Update: {Global}},
+		"region_image":   {List: read, Read: read, Create: {Global, Robot}, Delete: {Global, Robot}},
+		"server_type":    {List: read, Read: read},
+		"server":         {List: {Global, Robot}, Read: {Global, Robot}, Create: {Global, Robot}, Update: {Global, Robot}},
+		"interface":      {List: {Global, Robot}, Read: {Global, Robot}, Create: {Global, Robot}, Update: {Global, Robot}, Delete: {Global, Robot}},
+		"router":         {List: {Global, Robot}, Read: {Global, Robot}, Create: {Global, Robot}, Update: {Global, Robot}},
 		// melange (/v0.1/ipam): tenant routes; the tenant of the URL must
 		// be the caller's member unless the caller is global (403), so
 		// robots, bound to no tenant, are refused here.

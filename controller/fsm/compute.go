@@ -59,9 +59,9 @@ func computeHandlers() map[MessageType]handler {
 			return t.ProjectCreate(&v)
 		},
 		ProjectUpdateType: update((*state.Txn).ProjectUpdate),
-		CloudCreateType: withActor(func(t *state.Txn, s *state.CloudSpec, _ uint64) (any, error) { return t.CloudCreate(s) },
+		CloudCreateType: withActor(cloudResult(func(t *state.Txn, s *state.CloudSpec, _ uint64) (*state.CloudResult, error) { return t.CloudCreate(s) }),
 			func(s *state.CloudSpec, a state.Actor) { s.Actor = a }),
-		CloudUpdateType: withActor(func(t *state.Txn, s *state.CloudSpec, e uint64) (any, error) { return t.CloudUpdate(s, e) },
+		CloudUpdateType: withActor(cloudResult((*state.Txn).CloudUpdate),
 			func(s *state.CloudSpec, a state.Actor) { s.Actor = a }),
 		VMCreateType: withActor(func(t *state.Txn, s *state.VMCreatePayload, _ uint64) (any, error) { return t.VMCreate(s) },
 			func(s *state.VMCreatePayload, a state.Actor) { s.Actor = a }),
@@ -84,5 +84,17 @@ func computeHandlers() map[MessageType]handler {
 		InterfaceDeleteType:   del((*state.Txn).InterfaceDelete),
 		RouterCreateType:      create((*state.Txn).RouterCreate),
 		RouterUpdateType:      update((*state.Txn).RouterUpdate),
+	}
+}
+
+// cloudResult answers a cloud command with its project: the API renders
+// the whole cloud from the state the command made.
+func cloudResult(op func(*state.Txn, *state.CloudSpec, uint64) (*state.CloudResult, error)) func(*state.Txn, *state.CloudSpec, uint64) (any, error) {
+	return func(t *state.Txn, s *state.CloudSpec, e uint64) (any, error) {
+		res, err := op(t, s, e)
+		if err != nil {
+			return nil, err
+		}
+		return res.Project, nil
 	}
 }

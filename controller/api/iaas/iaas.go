@@ -36,6 +36,19 @@ func Register(a *api.API) {
 	registerDomain(a)
 	registerRecord(a)
 	registerPTRRecord(a)
+	registerStorageType(a)
+	registerImage(a)
+	registerRegionImage(a)
+	registerServerType(a)
+	registerServer(a)
+	registerInterface(a)
+	registerRouter(a)
+	registerProject(a)
+	registerCloud(a)
+	registerVirtualRouter(a)
+	registerVM(a)
+	registerVMHistory(a)
+	registerStorage(a)
 }
 
 // seesAll: global users and robots (which build what the region serves) see

@@ -1,0 +1,410 @@
+package iaas
+
+// Shared pieces of the compute services: who sees what, the shape checks of
+// a VM (shared by vm and cloud), and the expanded views.
+//
+// Visibility: a tenant sees its member's projects and what hangs off them;
+// a robot sees the objects of the region its token is bound to; global
+// users see everything. Another member's object is 404.
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/regentcloud/regent/controller/api"
+	"github.com/regentcloud/regent/controller/auth"
+	"github.com/regentcloud/regent/controller/state"
+	wire "github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/netx"
+)
+
+// seesTenant: may the caller see an object of member in region?
+func seesTenant(q *api.Request, member, region uint64) bool {
+	switch {
+	case q.P.Global():
+		return true
+	case q.P.Role == auth.Robot:
+		return region == q.P.RegionID
+	}
+	return member == q.P.MemberID
+}
+
+// seesRegion: may the caller see hardware of region? Global users all,
+// robots their region's; tenants none.
+func seesRegion(q *api.Request, region uint64) bool {
+	return q.P.Global() || (q.P.Role == auth.Robot && region == q.P.RegionID)
+}
+
+// denyRegion is the 403 of a robot writing hardware of another region.
+func denyRegion(q *api.Request, region uint64) error {
+	if seesRegion(q, region) {
+		return nil
+	}
+	return wire.Errorf(http.StatusForbidden, q.Code(202), "You may only manage the hardware of your own region.")
+}
+
+// newGUID is a random (version 4) UUID, stamped by the leader.
+func newGUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+// StorageInput is a disk in a VM body.
+type StorageInput struct {
+	ID      *uint64 `json:"id"`
+	Name    *string `json:"name"`
+	GB      *int    `json:"gb"`
+	Primary *bool   `json:"primary"`
+}
+
+// IPInput is an address in a VM body.
+type IPInput struct {
+	Address *string `json:"address"`
+	NAT     *bool   `json:"nat"`
+}
+
+// VMInput is the body of a VM create (and a VM of a cloud body).
+type VMInput struct {
+	ID            *uint64        `json:"id"`
+	ProjectID     *uint64        `json:"project_id"`
+	Name          *string        `json:"name"`
+	ImageID       *uint64        `json:"image_id"`
+	StorageTypeID *uint64        `json:"storage_type_id"`
+	Storages      []StorageInput `json:"storages"`
+	CPU           *int           `json:"cpu"`
+	RAM           *int           `json:"ram"`
+	GPU           *int           `json:"gpu"`
+	DNS           *string        `json:"dns"`
+	PublicKey     *string        `json:"public_key"`
+	GatewaySubnet *string        `json:"gateway_subnet"`
+	IPAddresses   []IPInput      `json:"ip_addresses"`
+	Userdata      *string        `json:"userdata"`
+}
+
+// userdataPrefixes are the starts cloud-init accepts (besides MIME multipart).
+var userdataPrefixes = []string{"#!", "#include", "#cloud-config", "#upstart-job", "#cloud-boothook"}
+
+// vmShape checks the fields of a new VM that need no state, in the
+// documented order, with iaas_vm_create codes; field names get prefix.
+func vmShape(fe wire.FieldErrors, prefix string, in *VMInput) state.VMSpec {
+	c := func(n int) string { return fmt.Sprintf("iaas_vm_create_%03d", n) }
+	add := func(field string, n int, format string, args ...any) { fe.Add(prefix+field, c(n), format, args...) }
+	s := state.VMSpec{GUID: newGUID()}
+	if in.ImageID == nil {
+		add("image_id", 105, "This field is required.")
+	} else {
+		s.ImageID = *in.ImageID
+	}
+	if in.StorageTypeID == nil {
+		add("storage_type_id", 109, "This field is required.")
+	} else {
+		s.StorageTypeID = *in.StorageTypeID
+	}
+	if len(in.Storages) == 0 {
+		add("storages", 112, "At least one storage is required.")
+	}
+	primaries := 0
+	for i, st := range in.Storages {
+		if st.Name == nil || strings.TrimSpace(*st.Name) == "" || utf8.RuneCountInString(*st.Name) > 50 || st.GB == nil || *st.GB < 1 {
+			add("storages", 113, "storages[%d] needs a name (at most 50 characters) and gb ≥ 1.", i)
+			continue
+		}
+		p := st.Primary != nil && *st.Primary
+		if p {
+			primaries++
+		}
+		s.Storages = append(s.Storages, state.StorageSpec{Name: strings.TrimSpace(*st.Name), GB: *st.GB, Primary: p})
+	}
+	if len(in.Storages) > 0 {
+		switch {
+		case primaries == 0:
+			add("storages", 114, "Exactly one storage must be primary; none is.")
+		case primaries > 1:
+			add("storages", 115, "Exactly one storage must be primary; %d are.", primaries)
+		}
+	}
+	positive := func(field string, v *int, missing, bad int) int {
+		switch {
+		case v == nil:
+			add(field, missing, "This field is required.")
+		case *v < 1:
+			add(field, bad, "%s must be a positive integer.", field)
+		default:
+			return *v
+		}
+		return 0
+	}
+	s.CPU = positive("cpu", in.CPU, 117, 119)
+	s.RAM = positive("ram", in.RAM, 120, 122)
+	if in.GPU != nil && *in.GPU != 0 {
+		add("gpu", 146, "No GPU devices are available: gpu must be 0.")
+	}
+	if in.DNS == nil || strings.TrimSpace(*in.DNS) == "" {
+		add("dns", 124, "This field is required.")
+	} else {
+		var parts []string
+		for _, d := range strings.Split(*in.DNS, ",") {
+			a, err := netip.ParseAddr(strings.TrimSpace(d))
+			if err != nil {
+				add("dns", 125, "%q is not an IP address.", strings.TrimSpace(d))
+				break
+			}
+			parts = append(parts, a.String())
+		}
+		s.DNS = strings.Join(parts, ",")
+	}
+	if in.Name == nil || strings.TrimSpace(*in.Name) == "" {
+		add("name", 126, "This field is required.")
+	} else if s.Name = strings.TrimSpace(*in.Name); utf8.RuneCountInString(s.Name) > 128 {
+		add("name", 127, "Ensure this field has no more than 128 characters.")
+	}
+	if in.PublicKey != nil && strings.TrimSpace(*in.PublicKey) != "" {
+		if err := checkSSHKey(*in.PublicKey); err != nil {
+			add("public_key", 129, "public_key is not a valid SSH public key: %v.", err)
+		} else {
+			s.PublicKey = strings.TrimSpace(*in.PublicKey)
+		}
+	}
+	if in.GatewaySubnet == nil {
+		add("gateway_subnet", 130, "This field is required.")
+	} else if p, gw, err := netx.ParseGatewayPrefix(*in.GatewaySubnet); err != nil || !p.Contains(gw) {
+		add("gateway_subnet", 130, "gateway_subnet %q is not an address range such as 10.0.0.1/24.", *in.GatewaySubnet)
+	} else {
+		s.GatewaySubnet = netx.FormatGatewayPrefix(p, gw)
+	}
+	if len(in.IPAddresses) == 0 {
+		add("ip_addresses", 132, "At least one IP address is required.")
+	}
+	for i, ip := range in.IPAddresses {
+		if ip.Address == nil {
+			add(fmt.Sprintf("ip_addresses[%d]", i), 141, "address is required.")
+			continue
+		}
+		s.IPAddresses = append(s.IPAddresses, state.IPSpec{Address: strings.TrimSpace(*ip.Address), NAT: ip.NAT != nil && *ip.NAT})
+	}
+	if in.Userdata != nil && *in.Userdata != "" {
+		u := *in.Userdata
+		ok := strings.HasPrefix(u, "Content-Type: multipart/") || strings.HasPrefix(u, "MIME-Version:")
+		for _, p := range userdataPrefixes {
+			ok = ok || strings.HasPrefix(u, p)
+		}
+		switch {
+		case len(u) > wire.UserdataMax:
+			add("userdata", 144, "userdata is %d bytes; at most %d are allowed.", len(u), wire.UserdataMax)
+		case !ok:
+			add("userdata", 145, "userdata must start with #!, #include, #cloud-config, #upstart-job or #cloud-boothook, or be MIME multipart.")
+		default:
+			s.Userdata = u
+		}
+	}
+	return s
+}
+
+// parseState reads a state value: an integer, else 104.
+func parseState(fe wire.FieldErrors, q *api.Request, field string, raw json.RawMessage) (int, bool) {
+	n, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil {
+		fe.Add(field, q.Code(104), "%s must be an integer.", field)
+		return 0, false
+	}
+	return n, true
+}
+
+// StateInput carries the state fields of a VM or virtual router update.
+type StateInput struct {
+	State              json.RawMessage `json:"state"`
+	ExpectedState      json.RawMessage `json:"expected_state"`
+	ObservedGeneration *uint64         `json:"observed_generation"`
+	ErrorCode          *string         `json:"error_code"`
+	ErrorDetail        *string         `json:"error_detail"`
+}
+
+func (s *StateInput) present() bool {
+	return s.State != nil || s.ExpectedState != nil || s.ObservedGeneration != nil || s.ErrorCode != nil || s.ErrorDetail != nil
+}
+
+// stateCommand builds the state change of a VM or virtual router: users
+// the USER map, robots the ROBOT map with compare-and-swap on
+// expected_state (required). Robots alone report observed_generation and
+// the error of UNRESOURCED.
+func stateCommand(q *api.Request, kind string, id uint64, in *StateInput) (*state.StateChange, error) {
+	fe := wire.FieldErrors{}
+	robot := q.P.Role == auth.Robot
+	ch := &state.StateChange{Kind: kind, ID: id}
+	if in.State == nil {
+		if in.ObservedGeneration == nil {
+			fe.Add("state", q.Code(104), "state is required with expected_state, error_code or error_detail.")
+			return nil, fe.Err()
+		}
+	}
+	if !robot && (in.ObservedGeneration != nil || in.ErrorCode != nil || in.ErrorDetail != nil) {
+		return nil, wire.Errorf(http.StatusForbidden, q.Code(203), "Only robots report observed_generation, error_code and error_detail.")
+	}
+	if in.State != nil {
+		if to, ok := parseState(fe, q, "state", in.State); ok {
+			ch.To = to
+		}
+	}
+	if in.ExpectedState != nil {
+		if e, ok := parseState(fe, q, "expected_state", in.ExpectedState); ok {
+			ch.Expected = &e
+		}
+	}
+	if robot && ch.Expected == nil && in.State != nil {
+		fe.Add("expected_state", q.Code(111), "A robot must send expected_state with a state change (compare-and-swap).")
+	}
+	if err := fe.Err(); err != nil {
+		return nil, err
+	}
+	ch.ObservedGeneration = in.ObservedGeneration
+	if in.ErrorCode != nil {
+		ch.ErrorCode = truncate(*in.ErrorCode, 64)
+	}
+	if in.ErrorDetail != nil {
+		ch.ErrorDetail = truncate(*in.ErrorDetail, 1024)
+	}
+	return ch, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// --- views ---
+
+// IPView is an address of a VM.
+type IPView struct {
+	ID         uint64  `json:"id"`
+	Address    string  `json:"address"`
+	MACAddress string  `json:"mac_address"`
+	SubnetID   uint64  `json:"subnet_id"`
+	PublicIP   *PubRef `json:"public_ip"`
+}
+
+// PubRef is a NAT public address.
+type PubRef struct {
+	ID      uint64 `json:"id"`
+	Address string `json:"address"`
+}
+
+// VMView is a VM with its disks and addresses.
+type VMView struct {
+	*wire.VM
+	Stable      bool            `json:"stable"`
+	Storages    []*wire.Storage `json:"storages"`
+	IPAddresses []IPView        `json:"ip_addresses"`
+}
+
+func vmView(r *state.ReadTxn, vm *wire.VM) any {
+	v := VMView{VM: vm, Stable: wire.IsStable(vm.State), Storages: r.StoragesOfVM(vm.ID), IPAddresses: []IPView{}}
+	if v.Storages == nil {
+		v.Storages = []*wire.Storage{}
+	}
+	priv, pub := r.VMAddresses(vm)
+	for _, a := range priv {
+		iv := IPView{ID: a.ID, Address: a.Address, MACAddress: a.MACAddress, SubnetID: a.BlockID}
+		if p, ok := pub[a.ID]; ok {
+			iv.PublicIP = &PubRef{ID: p.ID, Address: p.Address}
+		}
+		v.IPAddresses = append(v.IPAddresses, iv)
+	}
+	return v
+}
+
+// SubnetRef is a project subnet as a router or cloud view shows it.
+type SubnetRef struct {
+	ID           uint64 `json:"id"`
+	Name         string `json:"name"`
+	AddressRange string `json:"address_range"`
+	VLAN         uint32 `json:"vlan"`
+	VXLAN        uint32 `json:"vxlan"`
+}
+
+func subnetRefs(r *state.ReadTxn, p *wire.Project) []SubnetRef {
+	out := []SubnetRef{}
+	for _, b := range r.ProjectSubnets(p) {
+		out = append(out, SubnetRef{ID: b.ID, Name: b.Name, VLAN: b.VLAN, VXLAN: b.VXLAN,
+			AddressRange: netx.FormatGatewayPrefix(netip.MustParsePrefix(b.CIDR), netip.MustParseAddr(b.Gateway))})
+	}
+	return out
+}
+
+// VRView is a virtual router with its subnets.
+type VRView struct {
+	*wire.VirtualRouter
+	Stable  bool        `json:"stable"`
+	Subnets []SubnetRef `json:"subnets"`
+}
+
+func vrView(r *state.ReadTxn, vr *wire.VirtualRouter) any {
+	v := VRView{VirtualRouter: vr, Stable: wire.IsStable(vr.State), Subnets: []SubnetRef{}}
+	if p, ok := r.Project(vr.ProjectID); ok {
+		v.Subnets = subnetRefs(r, p)
+	}
+	return v
+}
+
+// ProjectView is a project with its derived state (cloudcix-facts §2.6).
+type ProjectView struct {
+	*wire.Project
+	Stable   bool `json:"stable"`
+	MinState int  `json:"min_state"`
+	ShutDown bool `json:"shut_down"`
+}
+
+func projectView(r *state.ReadTxn, p *wire.Project) any {
+	v := ProjectView{Project: p, Stable: true, ShutDown: true, MinState: wire.StateClosed}
+	states := []int{}
+	if vr, ok := r.VirtualRouter(p.VirtualRouterID); ok {
+		states = append(states, vr.State)
+	}
+	for _, vm := range r.VMsOfProject(p.ID) {
+		states = append(states, vm.State)
+	}
+	for _, s := range states {
+		v.MinState = min(v.MinState, s)
+		v.Stable = v.Stable && wire.IsStable(s)
+		v.ShutDown = v.ShutDown && containsInt(wire.ShutDownStates, s)
+	}
+	return v
+}
+
+func containsInt(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func parseAddr(s string) (string, error) {
+	a, err := netx.ParseAddr(strings.TrimSpace(s))
+	if err != nil {
+		return "", err
+	}
+	return a.String(), nil
+}
+
+func parseMAC(s string) (string, error) {
+	m, err := netx.ParseMAC(strings.TrimSpace(s))
+	if err != nil {
+		return "", err
+	}
+	return m.String(), nil
+}

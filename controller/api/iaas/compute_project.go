@@ -1,0 +1,579 @@
+package iaas
+
+// project, cloud, virtual_router, vm, vm_history and storage.
+//
+// Each write is one command; the checks that depend on state (placement,
+// addresses, uniqueness, transitions) run inside Apply, so cloud create and
+// update are atomic: any error leaves nothing behind.
+
+import (
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/regentcloud/regent/controller/api"
+	"github.com/regentcloud/regent/controller/api/query"
+	"github.com/regentcloud/regent/controller/auth"
+	"github.com/regentcloud/regent/controller/fsm"
+	"github.com/regentcloud/regent/controller/state"
+	wire "github.com/regentcloud/regent/pkg/api"
+)
+
+// ProjectInput is the body of a project create or update (and the project
+// of a cloud create).
+type ProjectInput struct {
+	Name        *string `json:"name"`
+	RegionID    *uint64 `json:"region_id"`
+	Note        *string `json:"note"`
+	GracePeriod *int    `json:"grace_period"`
+	ManagerID   *uint64 `json:"manager_id"`
+}
+
+// projectShape checks a new project: 101 name missing, 102 name too long,
+// 103 region missing or unknown, 104 not a customer of the region, 105
+// negative grace period, 106 note too long; state adds 107 (name taken),
+// 108 (no router has room) and 109 (no public address left).
+func projectShape(fe wire.FieldErrors, q *api.Request, prefix, service string, in *ProjectInput) *state.ProjectSpec {
+	c := func(n int) string { return fmt.Sprintf("iaas_%s_create_%03d", service, n) }
+	s := &state.ProjectSpec{MemberID: q.P.MemberID, GracePeriod: wire.ProjectDefaultGrace}
+	if in.Name == nil || strings.TrimSpace(*in.Name) == "" {
+		fe.Add(prefix+"name", c(101), "This field is required.")
+	} else if s.Name = strings.TrimSpace(*in.Name); utf8.RuneCountInString(s.Name) > 100 {
+		fe.Add(prefix+"name", c(102), "Ensure this field has no more than 100 characters.")
+	}
+	if in.RegionID == nil {
+		fe.Add(prefix+"region_id", c(103), "This field is required.")
+	} else if reg, ok := q.Txn.Region(*in.RegionID); !ok {
+		fe.Add(prefix+"region_id", c(103), "Region %d does not exist.", *in.RegionID)
+	} else if !q.P.Global() && !containsU64(reg.Customers, q.P.MemberID) {
+		fe.Add(prefix+"region_id", c(104), "Your member is not a customer of region %d.", reg.ID)
+	} else {
+		s.RegionID = reg.ID
+	}
+	if in.GracePeriod != nil {
+		if *in.GracePeriod < 0 {
+			fe.Add(prefix+"grace_period", c(105), "grace_period must be ≥ 0 hours.")
+		}
+		s.GracePeriod = *in.GracePeriod
+	}
+	if in.Note != nil {
+		if len(*in.Note) > 10000 {
+			fe.Add(prefix+"note", c(106), "note is at most 10000 characters.")
+		}
+		s.Note = *in.Note
+	}
+	api.Set(&s.ManagerID, in.ManagerID)
+	if s.ManagerID == 0 {
+		s.ManagerID = q.P.UserID
+	}
+	return s
+}
+
+func containsU64(s []uint64, v uint64) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func registerProject(a *api.API) {
+	api.Register(a, api.Service[*wire.Project]{
+		App: App, Name: "project", Tables: []string{state.Projects, state.VirtualRouters, state.VMs},
+		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"name": query.String, "member_id": query.Number,
+			"region_id": query.Number, "closed": query.Bool, "grace_period": query.Number, "manager_id": query.Number}),
+			Ordering: []string{"name", "id", "region_id", "created", "updated"}},
+		All:     (*state.ReadTxn).ProjectList,
+		Get:     (*state.ReadTxn).Project,
+		Visible: func(q *api.Request, p *wire.Project) bool { return seesTenant(q, p.MemberID, p.RegionID) },
+		Expand:  projectView,
+		Create: func(q *api.Request) (*fsm.Command, error) {
+			var in ProjectInput
+			if err := q.Decode(&in); err != nil {
+				return nil, err
+			}
+			fe := wire.FieldErrors{}
+			s := projectShape(fe, q, "", "project", &in)
+			if err := fe.Err(); err != nil {
+				return nil, err
+			}
+			return q.Command(fsm.ProjectCreateType, s)
+		},
+		Update: func(q *api.Request, cur *wire.Project, partial bool) (*fsm.Command, error) {
+			var in ProjectInput
+			if err := q.Decode(&in); err != nil {
+				return nil, err
+			}
+			fe := wire.FieldErrors{}
+			p := *cur
+			if in.RegionID != nil && *in.RegionID != cur.RegionID {
+				fe.Add("region_id", q.Code(103), "A project cannot move to another region.")
+			}
+			if in.Name != nil {
+				p.Name = strings.TrimSpace(*in.Name)
+				if p.Name == "" || utf8.RuneCountInString(p.Name) > 100 {
+					fe.Add("name", q.Code(102), "name must be 1 to 100 characters.")
+				}
+			} else if !partial {
+				fe.Add("name", q.Code(101), "This field is required.")
+			}
+			if in.GracePeriod != nil {
+				if *in.GracePeriod < 0 {
+					fe.Add("grace_period", q.Code(105), "grace_period must be ≥ 0 hours.")
+				}
+				p.GracePeriod = *in.GracePeriod
+			} else if !partial {
+				p.GracePeriod = wire.ProjectDefaultGrace
+			}
+			if in.Note != nil || !partial {
+				p.Note = ""
+				api.Set(&p.Note, in.Note)
+			}
+			api.Set(&p.ManagerID, in.ManagerID)
+			if err := fe.Err(); err != nil {
+				return nil, err
+			}
+			return q.Command(fsm.ProjectUpdateType, &p)
+		},
+	})
+}
+
+// --- cloud ---
+
+// SubnetSpecInput is a subnet of a cloud body.
+type SubnetSpecInput struct {
+	ID           *uint64 `json:"id"`
+	Name         *string `json:"name"`
+	AddressRange *string `json:"address_range"`
+}
+
+// RuleInput is a firewall rule of a cloud body.
+type RuleInput struct {
+	Order        *int    `json:"order"`
+	Allow        *bool   `json:"allow"`
+	Source       *string `json:"source"`
+	Destination  *string `json:"destination"`
+	Protocol     *string `json:"protocol"`
+	Port         *string `json:"port"`
+	Description  *string `json:"description"`
+	PCILogging   *bool   `json:"pci_logging"`
+	DebugLogging *bool   `json:"debug_logging"`
+}
+
+// CloudInput is the body of a cloud create or update.
+type CloudInput struct {
+	Project       *ProjectInput     `json:"project"`
+	Subnets       []SubnetSpecInput `json:"subnets"`
+	VMs           []VMInput         `json:"vms"`
+	FirewallRules *[]RuleInput      `json:"firewall_rules"`
+}
+
+// CloudView is a whole project: its router, subnets and VMs.
+type CloudView struct {
+	Project       any         `json:"project"`
+	VirtualRouter any         `json:"virtual_router"`
+	Subnets       []SubnetRef `json:"subnets"`
+	VMs           []any       `json:"vms"`
+}
+
+func cloudView(r *state.ReadTxn, p *wire.Project) any {
+	v := CloudView{Project: projectView(r, p), Subnets: subnetRefs(r, p), VMs: []any{}}
+	if vr, ok := r.VirtualRouter(p.VirtualRouterID); ok {
+		v.VirtualRouter = vrView(r, vr)
+	}
+	for _, vm := range r.VMsOfProject(p.ID) {
+		v.VMs = append(v.VMs, vmView(r, vm))
+	}
+	return v
+}
+
+var portRe = regexp.MustCompile(`^([0-9]{1,5})(?:-([0-9]{1,5}))?$`)
+
+// rulesShape checks firewall rules (cloudcix-facts §5.10): 126 protocol
+// not any/icmp/tcp/udp, 127 port missing or malformed for tcp/udp (N or
+// N-M within 1–65535), or sent for another protocol, 128 pci_logging
+// without allow, 129 source or destination missing, 130 description too
+// long. State checks the sides against the project's subnets (121–125).
+func rulesShape(fe wire.FieldErrors, q *api.Request, in []RuleInput) []wire.FirewallRule {
+	out := []wire.FirewallRule{}
+	for i, r := range in {
+		f := fmt.Sprintf("firewall_rules[%d].", i)
+		rule := wire.FirewallRule{Order: i, Allow: r.Allow != nil && *r.Allow, Protocol: "any"}
+		api.Set(&rule.Order, r.Order)
+		if r.Protocol != nil {
+			rule.Protocol = strings.ToLower(strings.TrimSpace(*r.Protocol))
+		}
+		switch rule.Protocol {
+		case "any", "icmp", "tcp", "udp":
+		default:
+			fe.Add(f+"protocol", q.Code(126), "protocol must be any, icmp, tcp or udp.")
+		}
+		if r.Port != nil {
+			rule.Port = strings.TrimSpace(*r.Port)
+		}
+		if rule.Protocol == "tcp" || rule.Protocol == "udp" {
+			m := portRe.FindStringSubmatch(rule.Port)
+			ok := m != nil
+			if ok {
+				lo, _ := strconv.Atoi(m[1])
+				hi := lo
+				if m[2] != "" {
+					hi, _ = strconv.Atoi(m[2])
+				}
+				ok = lo >= 1 && hi <= 65535 && lo <= hi
+			}
+			if !ok {
+				fe.Add(f+"port", q.Code(127), "port must be N or N-M within 1–65535 for %s.", rule.Protocol)
+			}
+		} else if rule.Port != "" {
+			fe.Add(f+"port", q.Code(127), "port is only allowed for tcp and udp.")
+		}
+		rule.PCILogging = r.PCILogging != nil && *r.PCILogging
+		rule.DebugLogging = r.DebugLogging != nil && *r.DebugLogging
+		if rule.PCILogging && !rule.Allow {
+			fe.Add(f+"pci_logging", q.Code(128), "pci_logging is only allowed on allow rules.")
+		}
+		if r.Source == nil || r.Destination == nil {
+			fe.Add(f+"source", q.Code(129), "source and destination are required.")
+		} else {
+			rule.Source, rule.Destination = strings.TrimSpace(*r.Source), strings.TrimSpace(*r.Destination)
+		}
+		if r.Description != nil {
+			if utf8.RuneCountInString(*r.Description) > 255 {
+				fe.Add(f+"description", q.Code(130), "description is at most 255 characters.")
+			}
+			rule.Description = *r.Description
+		}
+		out = append(out, rule)
+	}
+	return out
+}
+
+func subnetsShape(fe wire.FieldErrors, q *api.Request, in []SubnetSpecInput, update bool) []state.SubnetSpec {
+	var out []state.SubnetSpec
+	for i, s := range in {
+		f := fmt.Sprintf("subnets[%d].", i)
+		spec := state.SubnetSpec{}
+		api.Set(&spec.ID, s.ID)
+		if s.Name == nil || strings.TrimSpace(*s.Name) == "" || utf8.RuneCountInString(*s.Name) > 128 {
+			fe.Add(f+"name", q.Code(110), "name is required, at most 128 characters.")
+		} else {
+			spec.Name = strings.TrimSpace(*s.Name)
+		}
+		if s.AddressRange != nil {
+			spec.AddressRange = strings.TrimSpace(*s.AddressRange)
+		} else if spec.ID == 0 {
+			fe.Add(f+"address_range", q.Code(113), "This field is required.")
+		}
+		if spec.ID != 0 && !update {
+			fe.Add(f+"id", q.Code(111), "A cloud create makes new subnets; id is not allowed.")
+		}
+		out = append(out, spec)
+	}
+	return out
+}
+
+func registerCloud(a *api.API) {
+	api.Register(a, api.Service[*wire.Project]{
+		App: App, Name: "cloud", NoList: true, Tables: state.ComputeTables,
+		Get:     (*state.ReadTxn).Project,
+		All:     (*state.ReadTxn).ProjectList,
+		Visible: func(q *api.Request, p *wire.Project) bool { return seesTenant(q, p.MemberID, p.RegionID) },
+		Expand:  cloudView,
+		Create: func(q *api.Request) (*fsm.Command, error) {
+			var in CloudInput
+			if err := q.Decode(&in); err != nil {
+				return nil, err
+			}
+			fe := wire.FieldErrors{}
+			spec := &state.CloudSpec{Placement: q.API.Placement()}
+			if in.Project == nil {
+				fe.Add("project", q.Code(101), "This field is required.")
+			} else {
+				spec.Project = projectShape(fe, q, "project.", "cloud", in.Project)
+			}
+			spec.Subnets = subnetsShape(fe, q, in.Subnets, false)
+			for i := range in.VMs {
+				if in.VMs[i].ID != nil || in.VMs[i].ProjectID != nil {
+					fe.Add(fmt.Sprintf("vms[%d].id", i), q.Code(118), "A cloud create makes new VMs; id and project_id are not allowed.")
+					continue
+				}
+				spec.VMs = append(spec.VMs, vmShape(fe, fmt.Sprintf("vms[%d].", i), &in.VMs[i]))
+			}
+			rules := []wire.FirewallRule{}
+			if in.FirewallRules != nil {
+				rules = rulesShape(fe, q, *in.FirewallRules)
+			}
+			spec.FirewallRules = &rules
+			if err := fe.Err(); err != nil {
+				return nil, err
+			}
+			return q.Command(fsm.CloudCreateType, spec)
+		},
+		Update: func(q *api.Request, cur *wire.Project, _ bool) (*fsm.Command, error) {
+			var in CloudInput
+			if err := q.Decode(&in); err != nil {
+				return nil, err
+			}
+			fe := wire.FieldErrors{}
+			if in.Project != nil {
+				fe.Add("project", q.Code(103), "Change the project itself through /iaas/project/.")
+			}
+			spec := &state.CloudSpec{ProjectID: cur.ID, Placement: q.API.Placement()}
+			spec.Subnets = subnetsShape(fe, q, in.Subnets, true)
+			for i := range in.VMs {
+				v := &in.VMs[i]
+				if v.ID != nil {
+					// An existing VM: cpu, ram and storages may change.
+					s := state.VMSpec{ID: *v.ID}
+					vm, ok := q.Txn.VM(*v.ID)
+					if !ok || vm.ProjectID != cur.ID {
+						fe.Add(fmt.Sprintf("vms[%d].id", i), q.Code(118), "VM %d is not a VM of this project.", *v.ID)
+						continue
+					}
+					s.CPU, s.RAM = vm.CPU, vm.RAM
+					api.Set(&s.CPU, v.CPU)
+					api.Set(&s.RAM, v.RAM)
+					if s.CPU < 1 || s.RAM < 1 {
+						fe.Add(fmt.Sprintf("vms[%d].cpu", i), "iaas_vm_update_117", "cpu and ram must be positive integers.")
+					}
+					for _, st := range v.Storages {
+						ss := state.StorageSpec{}
+						api.Set(&ss.ID, st.ID)
+						api.Set(&ss.Name, st.Name)
+						api.Set(&ss.GB, st.GB)
+						if ss.GB < 1 || (ss.ID == 0 && ss.Name == "") {
+							fe.Add(fmt.Sprintf("vms[%d].storages", i), "iaas_vm_update_113", "A storage needs gb ≥ 1, and a name when it is new.")
+						}
+						s.Storages = append(s.Storages, ss)
+					}
+					spec.VMs = append(spec.VMs, s)
+					continue
+				}
+				spec.VMs = append(spec.VMs, vmShape(fe, fmt.Sprintf("vms[%d].", i), v))
+			}
+			if in.FirewallRules != nil {
+				rules := rulesShape(fe, q, *in.FirewallRules)
+				spec.FirewallRules = &rules
+			}
+			if err := fe.Err(); err != nil {
+				return nil, err
+			}
+			return q.Command(fsm.CloudUpdateType, spec)
+		},
+	})
+}
+
+// --- virtual router ---
+
+func registerVirtualRouter(a *api.API) {
+	api.Register(a, api.Service[*wire.VirtualRouter]{
+		App: App, Name: "virtual_router", Tables: []string{state.VirtualRouters, state.IPBlocks},
+		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"project_id": query.Number, "member_id": query.Number,
+			"region_id": query.Number, "router_id": query.Number, "state": query.Number, "ip_address": query.String,
+			"generation": query.Number, "observed_generation": query.Number}),
+			Ordering: []string{"id", "project_id", "state", "created", "updated"}},
+		All:     (*state.ReadTxn).VirtualRouterList,
+		Get:     (*state.ReadTxn).VirtualRouter,
+		Visible: func(q *api.Request, v *wire.VirtualRouter) bool { return seesTenant(q, v.MemberID, v.RegionID) },
+		Expand:  vrView,
+		Update: func(q *api.Request, cur *wire.VirtualRouter, _ bool) (*fsm.Command, error) {
+			var in StateInput
+			if err := q.Decode(&in); err != nil {
+				return nil, err
+			}
+			if !in.present() {
+				fe := wire.FieldErrors{}
+				fe.Add("state", q.Code(104), "state is required; subnets and firewall rules change through /iaas/cloud/.")
+				return nil, fe.Err()
+			}
+			ch, err := stateCommand(q, wire.KindVirtualRouter, cur.ID, &in)
+			if err != nil {
+				return nil, err
+			}
+			return q.Command(fsm.StateChangeType, ch)
+		},
+	})
+}
+
+// --- vm ---
+
+// VMUpdateInput is the body of a VM update: a state change (state,
+// expected_state and, from robots, observed_generation, error_code,
+// error_detail) or a spec change (cpu, ram, gpu, name, dns, storages), not
+// both at once.
+type VMUpdateInput struct {
+	StateInput
+	CPU      *int           `json:"cpu"`
+	RAM      *int           `json:"ram"`
+	GPU      *int           `json:"gpu"`
+	Name     *string        `json:"name"`
+	DNS      *string        `json:"dns"`
+	Storages []StorageInput `json:"storages"`
+}
+
+func registerVM(a *api.API) {
+	api.Register(a, api.Service[*wire.VM]{
+		App: App, Name: "vm", Tables: []string{state.VMs, state.Storages, state.IPAddresses},
+		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"project_id": query.Number, "member_id": query.Number,
+			"region_id": query.Number, "server_id": query.Number, "image_id": query.Number, "state": query.Number,
+			"name": query.String, "cpu": query.Number, "ram": query.Number, "generation": query.Number,
+			"observed_generation": query.Number, "guid": query.String}),
+			Ordering: []string{"name", "id", "project_id", "state", "created", "updated"}},
+		All:     (*state.ReadTxn).VMList,
+		Get:     (*state.ReadTxn).VM,
+		Visible: func(q *api.Request, v *wire.VM) bool { return seesTenant(q, v.MemberID, v.RegionID) },
+		Expand:  vmView,
+		Create: func(q *api.Request) (*fsm.Command, error) {
+			var in VMInput
+			if err := q.Decode(&in); err != nil {
+				return nil, err
+			}
+			fe := wire.FieldErrors{}
+			var project uint64
+			if required(fe, q, "project_id", in.ProjectID != nil, 101) {
+				if p, ok := q.Txn.Project(*in.ProjectID); !ok || !seesTenant(q, p.MemberID, p.RegionID) {
+					fe.Add("project_id", q.Code(103), "Project %d does not exist.", *in.ProjectID)
+				} else if p.Closed {
+					fe.Add("project_id", q.Code(104), "Project %d is closed.", p.ID)
+				} else {
+					project = p.ID
+				}
+			}
+			if in.ID != nil {
+				fe.Add("id", q.Code(100), "id is not allowed on create.")
+			}
+			s := vmShape(fe, "", &in)
+			if err := fe.Err(); err != nil {
+				return nil, err
+			}
+			s.ProjectID = project
+			return q.Command(fsm.VMCreateType, &state.VMCreatePayload{VM: s, Placement: q.API.Placement()})
+		},
+		Update: func(q *api.Request, cur *wire.VM, _ bool) (*fsm.Command, error) {
+			var in VMUpdateInput
+			if err := q.Decode(&in); err != nil {
+				return nil, err
+			}
+			spec := in.CPU != nil || in.RAM != nil || in.GPU != nil || in.Name != nil || in.DNS != nil || in.Storages != nil
+			if in.present() {
+				if spec {
+					return nil, wire.Errorf(http.StatusBadRequest, q.Code(116), "Change the state or the spec of a VM, not both in one request.")
+				}
+				ch, err := stateCommand(q, wire.KindVM, cur.ID, &in.StateInput)
+				if err != nil {
+					return nil, err
+				}
+				return q.Command(fsm.StateChangeType, ch)
+			}
+			if q.P.Role == auth.Robot {
+				return nil, wire.Errorf(http.StatusForbidden, q.Code(203), "Robots change the state of a VM, not its spec.")
+			}
+			fe := wire.FieldErrors{}
+			ch := state.VMChange{ID: cur.ID, CPU: in.CPU, RAM: in.RAM, GPU: in.GPU}
+			if in.CPU != nil && *in.CPU < 1 {
+				fe.Add("cpu", q.Code(117), "cpu must be a positive integer.")
+			}
+			if in.RAM != nil && *in.RAM < 1 {
+				fe.Add("ram", q.Code(120), "ram must be a positive integer.")
+			}
+			if in.GPU != nil && *in.GPU != 0 {
+				fe.Add("gpu", q.Code(146), "No GPU devices are available: gpu must be 0.")
+			}
+			if in.Name != nil {
+				n := strings.TrimSpace(*in.Name)
+				if n == "" || utf8.RuneCountInString(n) > 128 {
+					fe.Add("name", q.Code(127), "name must be 1 to 128 characters.")
+				}
+				ch.Name = &n
+			}
+			if in.DNS != nil {
+				tmp := VMInput{DNS: in.DNS}
+				sub := wire.FieldErrors{}
+				s := vmShape(sub, "", &tmp)
+				if e, bad := sub["dns"]; bad {
+					fe["dns"] = wire.FieldError{ErrorCode: strings.Replace(e.ErrorCode, "create", "update", 1), Detail: e.Detail}
+				}
+				ch.DNS = &s.DNS
+			}
+			for _, st := range in.Storages {
+				ss := state.StorageSpec{}
+				api.Set(&ss.ID, st.ID)
+				api.Set(&ss.Name, st.Name)
+				api.Set(&ss.GB, st.GB)
+				if ss.GB < 1 || (ss.ID == 0 && ss.Name == "") {
+					fe.Add("storages", q.Code(113), "A storage needs gb ≥ 1, and a name when it is new.")
+				}
+				ch.Storages = append(ch.Storages, ss)
+			}
+			if err := fe.Err(); err != nil {
+				return nil, err
+			}
+			return q.Command(fsm.VMUpdateType, &state.VMUpdatePayload{Change: ch, Placement: q.API.Placement()})
+		},
+	})
+}
+
+func registerVMHistory(a *api.API) {
+	api.Register(a, api.Service[*wire.VMHistory]{
+		App: App, Name: "vm_history", NoRead: true, Tables: []string{state.VMHistories},
+		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"vm_id": query.Number, "project_id": query.Number,
+			"member_id": query.Number, "state": query.Number, "user_id": query.Number, "robot": query.Bool}),
+			Ordering: []string{"id", "vm_id", "created"}},
+		All: (*state.ReadTxn).VMHistoryList,
+		Get: (*state.ReadTxn).VMHistory,
+		Visible: func(q *api.Request, h *wire.VMHistory) bool {
+			vm, ok := q.Txn.VM(h.VMID)
+			return ok && seesTenant(q, h.MemberID, vm.RegionID)
+		},
+	})
+}
+
+// StorageCreateInput is the body of a storage create: a disk added to a VM.
+type StorageCreateInput struct {
+	VMID *uint64 `json:"vm_id"`
+	Name *string `json:"name"`
+	GB   *int    `json:"gb"`
+}
+
+func registerStorage(a *api.API) {
+	api.Register(a, api.Service[*wire.Storage]{
+		App: App, Name: "storage", Tables: []string{state.Storages},
+		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"vm_id": query.Number, "project_id": query.Number,
+			"member_id": query.Number, "name": query.String, "gb": query.Number, "primary": query.Bool}),
+			Ordering: []string{"id", "vm_id", "name", "created", "updated"}},
+		All: (*state.ReadTxn).StorageList,
+		Get: (*state.ReadTxn).Storage,
+		Visible: func(q *api.Request, s *wire.Storage) bool {
+			vm, ok := q.Txn.VM(s.VMID)
+			return ok && seesTenant(q, s.MemberID, vm.RegionID)
+		},
+		Create: func(q *api.Request) (*fsm.Command, error) {
+			var in StorageCreateInput
+			if err := q.Decode(&in); err != nil {
+				return nil, err
+			}
+			fe := wire.FieldErrors{}
+			if required(fe, q, "vm_id", in.VMID != nil, 101) {
+				if vm, ok := q.Txn.VM(*in.VMID); !ok || !seesTenant(q, vm.MemberID, vm.RegionID) {
+					fe.Add("vm_id", q.Code(103), "VM %d does not exist.", *in.VMID)
+				}
+			}
+			if in.Name == nil || strings.TrimSpace(*in.Name) == "" || utf8.RuneCountInString(*in.Name) > 50 {
+				fe.Add("name", q.Code(104), "name is required, at most 50 characters.")
+			}
+			if in.GB == nil || *in.GB < 1 {
+				fe.Add("gb", q.Code(105), "gb must be a positive integer.")
+			}
+			if err := fe.Err(); err != nil {
+				return nil, err
+			}
+			return q.Command(fsm.StorageCreateType, &state.StorageCreatePayload{VMID: *in.VMID,
+				Storage: state.StorageSpec{Name: strings.TrimSpace(*in.Name), GB: *in.GB}, Placement: q.API.Placement()})
+		},
+	})
+}

@@ -1,0 +1,520 @@
+package server_test
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/regentcloud/regent/controller/internal/apitest"
+)
+
+// --- objects of the auth matrix rows of the compute services ---
+
+// computeFixture lives in region R (customer: member A): storage type ST,
+// image IMG available there (region image RI), server SRV with interface
+// IF, a phantom router RT whose floating subnet FS is a public /24, and
+// project P of member A (made by a cloud create) with its virtual router
+// VR, subnet 10.0.0.1/24 and VM V with storage D. robotR is a robot token
+// bound to region R (the matrix robot is bound to another region).
+type computeFixture struct {
+	st, img, ri, srv, itf, rt, fs uint64
+	project, vr, vm, disk         uint64
+	robotR                        string
+}
+
+var (
+	computeMu  sync.Mutex
+	computeFix = map[*fixture]*computeFixture{}
+	computeSeq atomic.Uint64
+)
+
+// sshKey is a well-formed ed25519 public key.
+const sshKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA test@regent"
+
+func computeOf(f *fixture) *computeFixture {
+	computeMu.Lock()
+	defer computeMu.Unlock()
+	if x, ok := computeFix[f]; ok {
+		return x
+	}
+	x := newComputeRegion(f.c, f.root, f.reg)
+	x.project = cloudID(f.c.Do("POST", "/iaas/cloud/", cloudBody(f.n.Unique("p"), f.reg, x, 1), f.r.Token(apitest.MemberAdmin)).Expect(201))
+	cloud := f.c.Do("GET", apitest.Path("/iaas/cloud/", x.project), nil, f.root).Expect(200).Content()
+	x.vr = uint64(cloud["virtual_router"].(map[string]any)["id"].(float64))
+	vm := cloud["vms"].([]any)[0].(map[string]any)
+	x.vm = uint64(vm["id"].(float64))
+	x.disk = uint64(vm["storages"].([]any)[0].(map[string]any)["id"].(float64))
+	computeFix[f] = x
+	return x
+}
+
+// newComputeRegion fills region reg with a catalogue and hardware.
+func newComputeRegion(c *apitest.Client, root string, reg uint64) *computeFixture {
+	x := &computeFixture{}
+	n := computeSeq.Add(1)
+	x.st = create(c, root, "/iaas/storage_type/", map[string]any{"name": fmt.Sprintf("SSD-%d", n)})
+	x.img = create(c, root, "/iaas/image/", map[string]any{"display_name": "Ubuntu 24.04", "server_type_id": 2,
+		"cloud_init": true, "multiple_ips": true, "filename": "noble.qcow2"})
+	x.ri = create(c, root, "/iaas/region_image/", map[string]any{"region_id": reg, "image_id": x.img})
+	x.srv = create(c, root, "/iaas/server/", map[string]any{"region_id": reg, "type_id": 2, "storage_type_id": x.st,
+		"cores": 64, "ram": 2048, "gb": 100000})
+	x.itf = create(c, root, "/iaas/interface/", map[string]any{"server_id": x.srv, "hostname": "hv1", "ip_address": "2001:db8::10", "mac_address": "52:54:00:00:00:01"})
+	asn := create(c, root, "/iaas/asn/", map[string]any{"member_id": 1, "number": 4_100_000_000 + n})
+	alloc := create(c, root, "/iaas/allocation/", map[string]any{"asn_id": asn, "address_range": fmt.Sprintf("100.%d.%d.0/24", 64+n/256%64, n%256), "type": "public"})
+	x.fs = create(c, root, "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": fmt.Sprintf("100.%d.%d.1/24", 64+n/256%64, n%256)})
+	x.rt = create(c, root, "/iaas/router/", map[string]any{"region_id": reg, "phantom": true, "floating_subnet_ids": []uint64{x.fs}})
+	_, x.robotR = c.CreateRobotToken(root, reg)
+	return x
+}
+
+// vmBody is a VM of the cloud's 10.0.0.1/24 subnet with address 10.0.0.<host>.
+func vmBody(name string, x *computeFixture, host int, nat bool) map[string]any {
+	return map[string]any{"name": name, "image_id": x.img, "storage_type_id": x.st, "cpu": 2, "ram": 4,
+		"dns": "1.1.1.1,8.8.8.8", "gateway_subnet": "10.0.0.1/24", "public_key": sshKey,
+		"storages":     []any{map[string]any{"name": "root", "gb": 20, "primary": true}},
+		"ip_addresses": []any{map[string]any{"address": fmt.Sprintf("10.0.0.%d", host), "nat": nat}}}
+}
+
+func cloudBody(name string, region uint64, x *computeFixture, vms int) map[string]any {
+	var list []any
+	for i := 0; i < vms; i++ {
+		list = append(list, vmBody(fmt.Sprintf("vm-%d", i), x, 10+i, i == 0))
+	}
+	return map[string]any{
+		"project": map[string]any{"name": name, "region_id": region},
+		"subnets": []any{map[string]any{"name": "a", "address_range": "10.0.0.1/24"}, map[string]any{"name": "b", "address_range": "10.0.1.1/24"}},
+		"vms":     list,
+		"firewall_rules": []any{map[string]any{"allow": true, "source": "*", "destination": "10.0.0.0/24", "protocol": "tcp", "port": "22"},
+			map[string]any{"allow": false, "source": "10.0.1.0/24", "destination": "203.0.113.0/24", "protocol": "any"}},
+	}
+}
+
+func storageTypeA(f *fixture) request {
+	return request{path: apitest.Path("/iaas/storage_type/", computeOf(f).st)}
+}
+func imageA(f *fixture) request { return request{path: apitest.Path("/iaas/image/", computeOf(f).img)} }
+func regionImageA(f *fixture) request {
+	return request{path: apitest.Path("/iaas/region_image/", computeOf(f).ri)}
+}
+func serverA(f *fixture) request {
+	return request{path: apitest.Path("/iaas/server/", computeOf(f).srv)}
+}
+func interfaceA(f *fixture) request {
+	return request{path: apitest.Path("/iaas/interface/", computeOf(f).itf)}
+}
+func routerA(f *fixture) request {
+	return request{path: apitest.Path("/iaas/router/", computeOf(f).rt)}
+}
+func projectP(f *fixture) request {
+	return request{path: apitest.Path("/iaas/project/", computeOf(f).project)}
+}
+func cloudP(f *fixture) request {
+	return request{path: apitest.Path("/iaas/cloud/", computeOf(f).project)}
+}
+func vrP(f *fixture) request {
+	return request{path: apitest.Path("/iaas/virtual_router/", computeOf(f).vr), body: map[string]any{"state": 1}}
+}
+func vmV(f *fixture) request {
+	return request{path: apitest.Path("/iaas/vm/", computeOf(f).vm), body: map[string]any{"state": 1}}
+}
+func storageD(f *fixture) request {
+	return request{path: apitest.Path("/iaas/storage/", computeOf(f).disk)}
+}
+func serverType2(*fixture) request { return request{path: "/iaas/server_type/2/"} }
+
+func newStorageTypeBody(f *fixture) request {
+	computeOf(f)
+	return request{path: "/iaas/storage_type/", body: map[string]any{"name": f.n.Unique("HDD")}}
+}
+func renameStorageTypeA(f *fixture) request {
+	r := storageTypeA(f)
+	r.body = map[string]any{"name": f.n.Unique("SSD")}
+	return r
+}
+func newImageBody(f *fixture) request {
+	computeOf(f)
+	return request{path: "/iaas/image/", body: map[string]any{"display_name": "Debian", "server_type_id": 2}}
+}
+func putImageA(f *fixture) request {
+	r := imageA(f)
+	r.body = map[string]any{"display_name": "Ubuntu 24.04", "server_type_id": 2, "cloud_init": true, "multiple_ips": true, "filename": "noble.qcow2"}
+	return r
+}
+func newRegionImageBody(f *fixture) request {
+	img := create(f.c, f.root, "/iaas/image/", map[string]any{"display_name": "Alma", "server_type_id": 2})
+	return request{path: "/iaas/region_image/", body: map[string]any{"region_id": f.reg, "image_id": img}}
+}
+func newRegionImage(f *fixture) request {
+	b := newRegionImageBody(f)
+	return request{path: apitest.Path("/iaas/region_image/", create(f.c, f.root, b.path, b.body))}
+}
+func newServerBody(f *fixture) request {
+	return request{path: "/iaas/server/", body: map[string]any{"region_id": f.reg, "type_id": 2, "storage_type_id": computeOf(f).st,
+		"cores": 8, "ram": 64, "gb": 1000}}
+}
+func patchServerA(f *fixture) request {
+	r := serverA(f)
+	r.body = map[string]any{"model": f.n.Unique("model")}
+	return r
+}
+func putServerA(f *fixture) request {
+	r := serverA(f)
+	r.body = map[string]any{"type_id": 2, "storage_type_id": computeOf(f).st, "cores": 64, "ram": 2048, "gb": 100000, "model": f.n.Unique("model")}
+	return r
+}
+func newInterfaceBody(f *fixture) request {
+	return request{path: "/iaas/interface/", body: map[string]any{"server_id": computeOf(f).srv, "hostname": f.n.Unique("nic")}}
+}
+func patchInterfaceA(f *fixture) request {
+	r := interfaceA(f)
+	r.body = map[string]any{"details": f.n.Unique("details")}
+	return r
+}
+func newInterface(f *fixture) request {
+	b := newInterfaceBody(f)
+	return request{path: apitest.Path("/iaas/interface/", create(f.c, f.root, b.path, b.body))}
+}
+func newRouterBody(f *fixture) request {
+	computeOf(f)
+	return request{path: "/iaas/router/", body: map[string]any{"region_id": f.reg, "capacity": 5}}
+}
+func patchRouterA(f *fixture) request {
+	r := routerA(f)
+	r.body = map[string]any{"model": f.n.Unique("podnet")}
+	return r
+}
+func newProjectBody(f *fixture) request {
+	computeOf(f)
+	return request{path: "/iaas/project/", body: map[string]any{"name": f.n.Unique("project"), "region_id": f.reg}}
+}
+func patchProjectP(f *fixture) request {
+	r := projectP(f)
+	r.body = map[string]any{"name": f.n.Unique("p"), "note": "renamed"}
+	return r
+}
+func newCloudBody(f *fixture) request {
+	return request{path: "/iaas/cloud/", body: cloudBody(f.n.Unique("cloud"), f.reg, computeOf(f), 1)}
+}
+func putCloudP(f *fixture) request {
+	r := cloudP(f)
+	r.body = map[string]any{"firewall_rules": []any{map[string]any{"allow": true, "source": "*", "destination": "10.0.0.0/24", "protocol": "icmp"}}}
+	return r
+}
+func newVMBody(f *fixture) request {
+	x := computeOf(f)
+	host := 20 + int(computeSeq.Add(1)%200)
+	b := vmBody(f.n.Unique("vm"), x, host, false)
+	b["project_id"] = x.project
+	return request{path: "/iaas/vm/", body: b}
+}
+
+// runningVM makes a new VM of project P and drives it to RUNNING with the
+// region's robot.
+func runningVM(f *fixture) uint64 {
+	x := computeOf(f)
+	b := newVMBody(f)
+	id := create(f.c, f.root, b.path, b.body)
+	path := apitest.Path("/iaas/vm/", id)
+	f.c.Do("PATCH", path, map[string]any{"state": 2, "expected_state": 1}, x.robotR).Expect(200)
+	f.c.Do("PATCH", path, map[string]any{"state": 4, "expected_state": 2}, x.robotR).Expect(200)
+	return id
+}
+
+func newStorageBody(f *fixture) request {
+	return request{path: "/iaas/storage/", body: map[string]any{"vm_id": runningVM(f), "name": "data", "gb": 10}}
+}
+
+// cloudID is the project id of a cloud response.
+func cloudID(r *apitest.Response) uint64 {
+	return uint64(r.Content()["project"].(map[string]any)["id"].(float64))
+}
+
+// --- named API tests of the compute services ---
+
+func computeSetup(t *testing.T) (*apitest.Node, *fixture, *computeFixture) {
+	n := apitest.Start(t, apitest.Options{})
+	f := newFixture(t, n)
+	return n, f, computeOf(f)
+}
+
+func TestComputeCloudCreateReadUpdate(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	id := cloudID(c.Do("POST", "/iaas/cloud/", cloudBody(f.n.Unique("full"), f.reg, x, 3), admin).Expect(201))
+	cloud := c.Do("GET", apitest.Path("/iaas/cloud/", id), nil, admin).Expect(200).Content()
+	vms := cloud["vms"].([]any)
+	subnets := cloud["subnets"].([]any)
+	vr := cloud["virtual_router"].(map[string]any)
+	if len(vms) != 3 || len(subnets) != 2 || len(vr["firewall_rules"].([]any)) != 2 {
+		t.Fatalf("cloud: %v", cloud)
+	}
+	p := cloud["project"].(map[string]any)
+	if p["asn"].(float64) != 1e12+float64(id) || len(p["allocation_ids"].([]any)) != 3 {
+		t.Errorf("project: %v", p)
+	}
+	for _, s := range subnets {
+		if v := s.(map[string]any)["vlan"].(float64); v < 1000 || v > 2000 {
+			t.Errorf("subnet VLAN %v outside 1000-2000", v)
+		}
+	}
+	vm0 := vms[0].(map[string]any)
+	ip := vm0["ip_addresses"].([]any)[0].(map[string]any)
+	if ip["public_ip"] == nil || !strings.HasPrefix(ip["mac_address"].(string), "02:") || vm0["state"].(float64) != 1 || vm0["server_id"].(float64) != float64(x.srv) {
+		t.Errorf("vm 0: %v", vm0)
+	}
+	// update: a new subnet, a new VM, the rules replaced; the router's generation moves.
+	upd := map[string]any{
+		"subnets": []any{map[string]any{"name": "c", "address_range": "192.168.5.1/24"}},
+		"vms": []any{func() map[string]any {
+			v := vmBody("late", x, 50, false)
+			v["gateway_subnet"] = "192.168.5.1/24"
+			v["ip_addresses"] = []any{map[string]any{"address": "192.168.5.9"}}
+			return v
+		}()},
+		"firewall_rules": []any{},
+	}
+	after := c.Do("PUT", apitest.Path("/iaas/cloud/", id), upd, admin).Expect(200).Content()
+	avr := after["virtual_router"].(map[string]any)
+	if len(after["vms"].([]any)) != 4 || len(after["subnets"].([]any)) != 3 || len(avr["firewall_rules"].([]any)) != 0 || avr["generation"].(float64) != 2 {
+		t.Errorf("after update: %v", after)
+	}
+}
+
+// TestComputeCloudCreateAtomic: 2 subnets, 3 VMs and rules; the last VM is
+// invalid; nothing is created (no project, router, IPs, VMs).
+func TestComputeCloudCreateAtomic(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	count := func(path string) float64 {
+		return c.Do("GET", path, nil, f.root).Expect(200).Map()["_metadata"].(map[string]any)["total_records"].(float64)
+	}
+	paths := []string{"/iaas/project/", "/iaas/virtual_router/", "/iaas/vm/", "/iaas/storage/", "/iaas/ip_address/", "/iaas/subnet/", "/iaas/allocation/", "/iaas/asn/", "/iaas/vm_history/"}
+	before := map[string]float64{}
+	for _, p := range paths {
+		before[p] = count(p)
+	}
+	for _, tc := range []struct {
+		name  string
+		spoil func(vm map[string]any)
+		field string
+		code  string
+	}{
+		{"address outside the subnets", func(vm map[string]any) {
+			vm["ip_addresses"] = []any{map[string]any{"address": "10.9.9.9"}}
+		}, "vms[2].ip_addresses[0]", "iaas_vm_create_137"},
+		{"address taken by an earlier VM", func(vm map[string]any) {
+			vm["ip_addresses"] = []any{map[string]any{"address": "10.0.0.10"}}
+		}, "vms[2].ip_addresses[0]", "iaas_vm_create_139"},
+		{"unknown image", func(vm map[string]any) { vm["image_id"] = 999999 }, "vms[2].image_id", "iaas_vm_create_107"},
+		{"no capacity", func(vm map[string]any) { vm["ram"] = 100000 }, "vms[2].server", "iaas_vm_create_123"},
+		{"duplicate name", func(vm map[string]any) { vm["name"] = "vm-0" }, "vms[2].name", "iaas_vm_create_128"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := cloudBody(f.n.Unique("atomic"), f.reg, x, 3)
+			tc.spoil(body["vms"].([]any)[2].(map[string]any))
+			resp := c.For(t).Do("POST", "/iaas/cloud/", body, admin).Expect(400)
+			if got := resp.FieldCode(tc.field); got != tc.code {
+				t.Errorf("errors[%s] = %q, want %q\n%s", tc.field, got, tc.code, resp)
+			}
+			for _, p := range paths {
+				if got := count(p); got != before[p] {
+					t.Errorf("%s: %v objects after a failed cloud create, %v before", p, got, before[p])
+				}
+			}
+		})
+	}
+}
+
+func TestComputeVMBadInput(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	unknownST := vmBody("st", x, 70, false)
+	unknownST["storage_type_id"] = 999999
+	cases := []struct {
+		name  string
+		edit  func(b map[string]any)
+		field string
+		code  string
+	}{
+		{"missing project", func(b map[string]any) { delete(b, "project_id") }, "project_id", "iaas_vm_create_101"},
+		{"unknown image", func(b map[string]any) { b["image_id"] = 999999 }, "image_id", "iaas_vm_create_107"},
+		{"unknown storage type", func(b map[string]any) { b["storage_type_id"] = 999999 }, "storage_type_id", "iaas_vm_create_111"},
+		{"no storages", func(b map[string]any) { b["storages"] = []any{} }, "storages", "iaas_vm_create_112"},
+		{"two primaries", func(b map[string]any) {
+			b["storages"] = []any{map[string]any{"name": "a", "gb": 10, "primary": true}, map[string]any{"name": "b", "gb": 10, "primary": true}}
+		}, "storages", "iaas_vm_create_115"},
+		{"zero cpu", func(b map[string]any) { b["cpu"] = 0 }, "cpu", "iaas_vm_create_119"},
+		{"no capacity", func(b map[string]any) { b["cpu"] = 100000 }, "server", "iaas_vm_create_123"},
+		{"bad dns", func(b map[string]any) { b["dns"] = "1.1.1.1,not-an-ip" }, "dns", "iaas_vm_create_125"},
+		{"invalid ssh key", func(b map[string]any) { b["public_key"] = "ssh-rsa AAAAB3Nza trash" }, "public_key", "iaas_vm_create_129"},
+		{"truncated ed25519 key", func(b map[string]any) { b["public_key"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAA" }, "public_key", "iaas_vm_create_129"},
+		{"foreign gateway subnet", func(b map[string]any) { b["gateway_subnet"] = "10.50.0.1/24" }, "gateway_subnet", "iaas_vm_create_131"},
+		{"public address", func(b map[string]any) { b["ip_addresses"] = []any{map[string]any{"address": "8.8.8.8"}} }, "ip_addresses[0]", "iaas_vm_create_136"},
+		{"gateway address", func(b map[string]any) { b["ip_addresses"] = []any{map[string]any{"address": "10.0.0.1"}} }, "ip_addresses[0]", "iaas_vm_create_138"},
+		{"nat outside gateway subnet", func(b map[string]any) {
+			b["ip_addresses"] = []any{map[string]any{"address": "10.0.0.71"}, map[string]any{"address": "10.0.1.71", "nat": true}}
+		}, "ip_addresses[1]", "iaas_vm_create_140"},
+		{"oversized userdata", func(b map[string]any) { b["userdata"] = "#cloud-config\n" + strings.Repeat("x", 16<<10) }, "userdata", "iaas_vm_create_144"},
+		{"wrongly prefixed userdata", func(b map[string]any) { b["userdata"] = "runcmd: [ls]" }, "userdata", "iaas_vm_create_145"},
+		{"gpu", func(b map[string]any) { b["gpu"] = 1 }, "gpu", "iaas_vm_create_146"},
+	}
+	before := c.Do("GET", "/iaas/vm/", nil, f.root).Expect(200).List().Metadata.TotalRecords
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := vmBody(f.n.Unique("bad"), x, 70, false)
+			b["project_id"] = x.project
+			tc.edit(b)
+			resp := c.For(t).Do("POST", "/iaas/vm/", b, admin).Expect(400)
+			if got := resp.FieldCode(tc.field); got != tc.code {
+				t.Errorf("errors[%s] = %q, want %q\n%s", tc.field, got, tc.code, resp)
+			}
+		})
+	}
+	if after := c.Do("GET", "/iaas/vm/", nil, f.root).Expect(200).List().Metadata.TotalRecords; after != before {
+		t.Errorf("bad input created VMs: %d → %d", before, after)
+	}
+	// userdata on an image without cloud-init
+	img := create(c, f.root, "/iaas/image/", map[string]any{"display_name": "Win", "server_type_id": 2})
+	create(c, f.root, "/iaas/region_image/", map[string]any{"region_id": f.reg, "image_id": img})
+	b := vmBody(f.n.Unique("ud"), x, 72, false)
+	b["project_id"], b["image_id"], b["userdata"] = x.project, img, "#cloud-config\n"
+	if got := c.Do("POST", "/iaas/vm/", b, admin).Expect(400).FieldCode("userdata"); got != "iaas_vm_create_143" {
+		t.Errorf("userdata on a non-cloud-init image: %q", got)
+	}
+}
+
+// TestComputeStateChanges: users follow the USER map, robots the ROBOT map
+// with compare-and-swap; two robots racing for one transition: one wins,
+// the other gets 409; histories record the actor.
+func TestComputeStateChanges(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	b := newVMBody(f)
+	id := create(c, admin, b.path, b.body)
+	path := apitest.Path("/iaas/vm/", id)
+	if got := c.Do("PATCH", path, map[string]any{"state": 2}, admin).Expect(400).FieldCode("state"); got != "iaas_vm_update_106" {
+		t.Errorf("user builds: %q", got)
+	}
+	if got := c.Do("PATCH", path, map[string]any{"state": "two"}, admin).Expect(400).FieldCode("state"); got != "iaas_vm_update_104" {
+		t.Errorf("non-integer state: %q", got)
+	}
+	if got := c.Do("PATCH", path, map[string]any{"state": 2}, x.robotR).Expect(400).FieldCode("expected_state"); got != "iaas_vm_update_111" {
+		t.Errorf("robot without expected_state: %q", got)
+	}
+	// The matrix robot is bound to another region: the VM is not there.
+	c.Do("PATCH", path, map[string]any{"state": 2, "expected_state": 1}, f.r.Token(apitest.Robot)).Expect(404)
+	// Two robots race: exactly one claims the build.
+	_, robot2 := c.CreateRobotToken(f.root, f.reg)
+	var wg sync.WaitGroup
+	status := make([]int, 2)
+	for i, tok := range []string{x.robotR, robot2} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			status[i] = f.c.Unchecked().Do("PATCH", path, map[string]any{"state": 2, "expected_state": 1}, tok).Status
+		}()
+	}
+	wg.Wait()
+	if !(status[0] == 200 && status[1] == 409 || status[0] == 409 && status[1] == 200) {
+		t.Fatalf("racing claims: %v, want one 200 and one 409", status)
+	}
+	resp := c.Do("PATCH", path, map[string]any{"state": 2, "expected_state": 1}, x.robotR).Expect(409)
+	if resp.ErrorCode() != "iaas_vm_update_004" {
+		t.Errorf("CAS mismatch code %q", resp.ErrorCode())
+	}
+	// Failure with detail, retry, success.
+	vm := c.Do("PATCH", path, map[string]any{"state": 3, "expected_state": 2, "error_code": "image_missing", "error_detail": "noble.qcow2 not found"}, x.robotR).Expect(200).Content()
+	if vm["error_code"] != "image_missing" || vm["error_detail"] != "noble.qcow2 not found" {
+		t.Errorf("unresourced: %v", vm)
+	}
+	if got := c.Do("PATCH", path, map[string]any{"state": 3, "error_code": "x"}, admin).Expect(403).ErrorCode(); got != "iaas_vm_update_203" {
+		t.Errorf("user reports an error: %q", got)
+	}
+	for _, s := range [][2]int{{1, 3}, {2, 1}, {4, 2}} {
+		c.Do("PATCH", path, map[string]any{"state": s[0], "expected_state": s[1], "observed_generation": 1}, x.robotR).Expect(200)
+	}
+	vm = c.Do("GET", path, nil, admin).Expect(200).Content()
+	if vm["state"].(float64) != 4 || vm["error_code"] != "" || vm["observed_generation"].(float64) != 1 || vm["stable"] != true {
+		t.Errorf("running: %v", vm)
+	}
+	// A spec change: RUNNING → RUNNING_UPDATE, generation 2.
+	vm = c.Do("PATCH", path, map[string]any{"ram": 8, "storages": []any{map[string]any{"name": "data", "gb": 5}}}, admin).Expect(200).Content()
+	if vm["state"].(float64) != 10 || vm["generation"].(float64) != 2 || len(vm["storages"].([]any)) != 2 {
+		t.Errorf("spec change: %v", vm)
+	}
+	if got := c.Do("PATCH", path, map[string]any{"cpu": 4}, admin).Expect(400).ErrorCode(); got != "iaas_vm_update_118" {
+		t.Errorf("spec change while updating: %q", got)
+	}
+	if got := c.Do("PATCH", path, map[string]any{"cpu": 4}, x.robotR).Expect(403).ErrorCode(); got != "iaas_vm_update_203" {
+		t.Errorf("robot spec change: %q", got)
+	}
+	hist := c.Do("GET", fmt.Sprintf("/iaas/vm_history/?search[vm_id]=%d&order=id", id), nil, admin).Expect(200).List()
+	if len(hist.Content) != 7 {
+		t.Fatalf("history rows %d: %v", len(hist.Content), hist.Content)
+	}
+	if h := hist.Content[1]; h["robot"] != true || h["state"].(float64) != 2 {
+		t.Errorf("history of the claim: %v", h)
+	}
+	if h := hist.Content[6]; h["robot"] != false || h["state"].(float64) != 10 || h["user_id"].(float64) != float64(f.r.AdminA) {
+		t.Errorf("history of the spec change: %v", h)
+	}
+}
+
+// TestComputeVisibility: another member sees none of member A's compute
+// objects; a robot sees its region's; hardware is hidden from tenants.
+func TestComputeVisibility(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c := f.c.For(t)
+	for _, path := range []string{"/iaas/project/", "/iaas/vm/", "/iaas/virtual_router/", "/iaas/storage/", "/iaas/vm_history/"} {
+		if l := c.Do("GET", path, nil, f.r.Token(apitest.OtherMember)).Expect(200).List(); len(l.Content) != 0 {
+			t.Errorf("%s: another member sees %v", path, l.IDs())
+		}
+		if l := c.Do("GET", path, nil, x.robotR).Expect(200).List(); len(l.Content) == 0 {
+			t.Errorf("%s: the region's robot sees nothing", path)
+		}
+		if l := c.Do("GET", path, nil, f.r.Token(apitest.Robot)).Expect(200).List(); len(l.Content) != 0 {
+			t.Errorf("%s: another region's robot sees %v", path, l.IDs())
+		}
+	}
+	if l := c.Do("GET", "/iaas/server/", nil, x.robotR).Expect(200).List(); len(l.Content) != 1 {
+		t.Errorf("the region's robot sees servers %v", l.IDs())
+	}
+	c.Do("GET", "/iaas/server/", nil, f.r.Token(apitest.MemberAdmin)).Expect(403)
+	// A robot may create hardware in its region only.
+	body := map[string]any{"type_id": 2, "storage_type_id": x.st, "cores": 4, "ram": 16, "gb": 500}
+	if got := c.Do("POST", "/iaas/server/", body, x.robotR).Expect(201).Content()["region_id"].(float64); got != float64(f.reg) {
+		t.Errorf("robot server in region %v", got)
+	}
+	body["region_id"] = f.r.RobotRegion
+	c.Do("POST", "/iaas/server/", body, x.robotR).Expect(403)
+}
+
+// TestComputeProjectCreate: the virtual router, pseudo-ASN and private
+// allocations come with the project; name rules.
+func TestComputeProjectCreate(t *testing.T) {
+	_, f, _ := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	name := f.n.Unique("proj")
+	p := c.Do("POST", "/iaas/project/", map[string]any{"name": name, "region_id": f.reg}, admin).Expect(201).Content()
+	if p["virtual_router_id"].(float64) == 0 || p["grace_period"].(float64) != 168 || p["asn"].(float64) != 1e12+p["id"].(float64) {
+		t.Errorf("project: %v", p)
+	}
+	vr := c.Do("GET", apitest.Path("/iaas/virtual_router/", uint64(p["virtual_router_id"].(float64))), nil, admin).Expect(200).Content()
+	if vr["state"].(float64) != 1 || vr["ip_address"] == "" {
+		t.Errorf("virtual router: %v", vr)
+	}
+	for _, a := range p["allocation_ids"].([]any) {
+		c.Do("GET", apitest.Path("/iaas/allocation/", uint64(a.(float64))), nil, admin).Expect(200)
+	}
+	if got := c.Do("POST", "/iaas/project/", map[string]any{"name": name, "region_id": f.reg}, admin).Expect(400).FieldCode("name"); got != "iaas_project_create_107" {
+		t.Errorf("duplicate name: %q", got)
+	}
+	if got := c.Do("POST", "/iaas/project/", map[string]any{"name": "x", "region_id": f.reg}, f.r.Token(apitest.OtherMember)).Expect(400).FieldCode("region_id"); got != "iaas_project_create_104" {
+		t.Errorf("not a customer: %q", got)
+	}
+	if got := c.Do("POST", "/iaas/project/", map[string]any{"name": "x", "region_id": f.reg, "grace_period": -1}, admin).Expect(400).FieldCode("grace_period"); got != "iaas_project_create_105" {
+		t.Errorf("negative grace: %q", got)
+	}
+}
