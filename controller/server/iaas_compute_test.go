@@ -518,3 +518,31 @@ func TestComputeProjectCreate(t *testing.T) {
 		t.Errorf("negative grace: %q", got)
 	}
 }
+
+// TestComputeProjectState: a stable project is deleted (8) as a whole.
+func TestComputeProjectState(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	id := cloudID(c.Do("POST", "/iaas/cloud/", cloudBody(f.n.Unique("st"), f.reg, x, 1), admin).Expect(201))
+	cloud := c.Do("GET", apitest.Path("/iaas/cloud/", id), nil, admin).Expect(200).Content()
+	vm := apitest.Path("/iaas/vm/", uint64(cloud["vms"].([]any)[0].(map[string]any)["id"].(float64)))
+	vr := apitest.Path("/iaas/virtual_router/", uint64(cloud["virtual_router"].(map[string]any)["id"].(float64)))
+	path := apitest.Path("/iaas/project/", id)
+	if got := c.Do("PATCH", path, map[string]any{"state": 8}, admin).Expect(400).FieldCode("state"); got != "iaas_project_update_109" {
+		t.Errorf("unstable project: %q", got)
+	}
+	for _, p := range []string{vm, vr} {
+		c.Do("PATCH", p, map[string]any{"state": 2, "expected_state": 1}, x.robotR).Expect(200)
+		c.Do("PATCH", p, map[string]any{"state": 4, "expected_state": 2}, x.robotR).Expect(200)
+	}
+	if got := c.Do("PATCH", path, map[string]any{"state": 8, "name": "x"}, admin).Expect(400).ErrorCode(); got != "iaas_project_update_110" {
+		t.Errorf("state with fields: %q", got)
+	}
+	p := c.Do("PATCH", path, map[string]any{"state": 8}, admin).Expect(200).Content()
+	if p["shut_down"] != true || p["min_state"].(float64) != 8 {
+		t.Errorf("project after delete: %v", p)
+	}
+	if s := c.Do("GET", vm, nil, admin).Expect(200).Content()["state"].(float64); s != 8 {
+		t.Errorf("vm state %v after project delete", s)
+	}
+}

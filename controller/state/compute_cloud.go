@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/regentcloud/regent/pkg/api"
 	"github.com/regentcloud/regent/pkg/netx"
@@ -162,7 +163,7 @@ func (t *Txn) projectCreate(s *ProjectSpec, service string) (*api.Project, *api.
 		return nil, nil, err
 	}
 	vr := &api.VirtualRouter{ProjectID: p.ID, MemberID: p.MemberID, RegionID: p.RegionID, RouterID: router.ID,
-		IPAddressID: pub.ID, IPAddress: pub.Address, State: api.StateRequested, Generation: 1,
+		IPAddressID: pub.ID, IPAddress: pub.Address, State: api.StateRequested, StateChanged: t.stamp(), Generation: 1,
 		FirewallRules: []api.FirewallRule{}}
 	if err := insertNew(t, VirtualRouters, vr); err != nil {
 		return nil, nil, err
@@ -364,11 +365,8 @@ func (x *cloudCtx) apply(s *CloudSpec, method string) (*CloudResult, error) {
 	}
 	if method == "update" && x.vrChanged {
 		vr.Generation++
-		switch vr.State {
-		case api.StateRunning:
-			vr.State = api.StateRunningUpdate
-		case api.StateQuiesced:
-			vr.State = api.StateQuiescedUpdate
+		if s := updateState(vr.State); s != vr.State {
+			vr.State, vr.StateChanged = s, t.stamp()
 		}
 	}
 	if vr.FirewallRules == nil {
@@ -537,11 +535,9 @@ func (t *Txn) touchVR(id uint64) error {
 	}
 	vr := *cur
 	vr.Generation++
-	switch vr.State {
-	case api.StateRunning:
-		vr.State = api.StateRunningUpdate
-	case api.StateQuiesced:
-		vr.State = api.StateQuiescedUpdate
+	vr.State = updateState(vr.State)
+	if vr.State != cur.State {
+		vr.StateChanged = t.stamp()
 	}
 	return replace(t, VirtualRouters, &vr, 0, "iaas_virtual_router_update")
 }
@@ -603,7 +599,7 @@ func (x *cloudCtx) createVM(s *VMSpec, service, method string) (*api.VM, error) 
 	vm := &api.VM{ProjectID: x.p.ID, MemberID: x.p.MemberID, RegionID: x.p.RegionID, ServerID: server.ID,
 		ImageID: img.ID, StorageTypeID: s.StorageTypeID, GatewaySubnetID: gateway.ID, Name: s.Name,
 		CPU: s.CPU, RAM: s.RAM, GPU: s.GPU, DNS: s.DNS, PublicKey: s.PublicKey, Userdata: s.Userdata,
-		GUID: s.GUID, State: api.StateRequested, Generation: 1}
+		GUID: s.GUID, State: api.StateRequested, StateChanged: t.stamp(), Generation: 1}
 	if err := insertNew(t, VMs, vm); err != nil {
 		return nil, err
 	}
@@ -673,7 +669,7 @@ func (x *cloudCtx) addresses(vm *api.VM, ips []IPSpec, gateway *api.IPBlock, c f
 		}
 		mac, ok := macs[sub.ID]
 		if !ok {
-			mac = t.freeMAC(sub.ID, vm.ID)
+			mac = t.freeMAC(sub.ID, vm.ID, macs)
 			macs[sub.ID] = mac
 		}
 		row := &api.IPAddress{VMID: vm.ID, MACAddress: mac.String(), Name: vm.Name}
@@ -694,21 +690,25 @@ func (x *cloudCtx) addresses(vm *api.VM, ips []IPSpec, gateway *api.IPBlock, c f
 }
 
 // freeMAC returns the MAC of a VM's NIC on a subnet: 02:xx:xx:xx:xx:xx,
-// locally administered and unicast (never CloudCIX's multicast bug), the
-// low 40 bits the VM id and a counter, the first one no address of the
-// subnet already uses.
-func (t *Txn) freeMAC(subnet, vm uint64) netx.MAC {
-	used := map[string]bool{}
+// locally administered and unicast (never CloudCIX's multicast bug). The
+// low 40 bits are the VM id × 16 plus the NIC's ordinal, so VMs never
+// share a MAC; the first candidate that no address of the subnet uses and
+// no other NIC of the VM (mine) has is taken, so the MAC is unique on its
+// segment and within the guest (cloud-init matches NICs by MAC).
+func (t *Txn) freeMAC(subnet, vm uint64, mine map[uint64]netx.MAC) netx.MAC {
+	used := map[netx.MAC]bool{}
+	for _, m := range mine {
+		used[m] = true
+	}
 	for _, a := range t.IPAddressList(subnet) {
-		if a.VMID != vm && a.MACAddress != "" {
-			used[a.MACAddress] = true
+		if m, err := netx.ParseMAC(a.MACAddress); err == nil && a.VMID != vm {
+			used[m] = true
 		}
 	}
 	const low = 1<<40 - 1
-	base := (vm << 4) & low
-	for k := uint64(0); ; k++ {
-		m := netx.MAC(0x02<<40 | (base+k)&low)
-		if !used[m.String()] {
+	for k := uint64(len(mine)); ; k++ {
+		m := netx.MAC(0x02<<40 | (vm<<4+k)&low)
+		if !used[m] {
 			return m
 		}
 	}
@@ -863,14 +863,10 @@ func (t *Txn) vmSpecChange(cur *api.VM, ch *VMChange, f api.PlacementFactors, a 
 	}
 	spec := vm.CPU != cur.CPU || vm.RAM != cur.RAM || vm.GPU != cur.GPU || len(grow) > 0 || len(add) > 0
 	if spec {
-		switch cur.State {
-		case api.StateRunning:
-			vm.State = api.StateRunningUpdate
-		case api.StateQuiesced:
-			vm.State = api.StateQuiescedUpdate
-		default:
+		if vm.State = updateState(cur.State); vm.State == cur.State {
 			return nil, api.Errorf(http.StatusBadRequest, c(118), "The spec of a VM can only change while it is RUNNING or QUIESCED; it is %s.", api.StateNames[cur.State])
 		}
+		vm.StateChanged = t.stamp()
 		vm.Generation++
 		if s, ok := t.Server(vm.ServerID); ok {
 			rem := t.Remaining(s, f, true)
@@ -974,6 +970,8 @@ func (t *Txn) SetState(ch *StateChange) (api.Object, error) {
 	var cur int
 	var gen uint64
 	switch ch.Kind {
+	case KindProject:
+		return t.setProjectState(ch)
 	case api.KindVM:
 		vm, ok := t.VM(ch.ID)
 		if !ok {
@@ -1006,6 +1004,9 @@ func (t *Txn) SetState(ch *StateChange) (api.Object, error) {
 	if ch.ErrorCode != "" && ch.To != api.StateUnresourced {
 		return nil, fieldErr("error_code", c(113), "error_code is only kept with state 3 (UNRESOURCED).")
 	}
+	if changed && cur == api.StateScrubQueue && ch.To == api.StateScrubbing && !t.scrubDue(ch) {
+		return nil, fieldErr("state", c(114), "The %s is in its project's grace period; it cannot be scrubbed before it ends.", ch.Kind)
+	}
 	switch ch.Kind {
 	case api.KindVM:
 		return t.setVMState(ch, changed)
@@ -1029,7 +1030,7 @@ func (t *Txn) setVMState(ch *StateChange, changed bool) (api.Object, error) {
 	if ch.To == api.StateScrub && vm.GPU > 0 {
 		return nil, fieldErr("state", "iaas_vm_update_108", "A VM with GPUs cannot be scrubbed.")
 	}
-	vm.State = ch.To
+	vm.State, vm.StateChanged = ch.To, t.stamp()
 	vm.ErrorCode, vm.ErrorDetail = "", ""
 	if ch.To == api.StateUnresourced {
 		vm.ErrorCode, vm.ErrorDetail = ch.ErrorCode, ch.ErrorDetail
@@ -1081,7 +1082,7 @@ func (t *Txn) setVRState(ch *StateChange, changed bool) (api.Object, error) {
 			}
 		}
 	}
-	vr.State = ch.To
+	vr.State, vr.StateChanged = ch.To, t.stamp()
 	vr.ErrorCode, vr.ErrorDetail = "", ""
 	if ch.To == api.StateUnresourced {
 		vr.ErrorCode, vr.ErrorDetail = ch.ErrorCode, ch.ErrorDetail
@@ -1099,6 +1100,106 @@ func (t *Txn) setVRState(ch *StateChange, changed bool) (api.Object, error) {
 		}
 	}
 	return &vr, replace(t, VirtualRouters, &vr, 0, "iaas_virtual_router_update")
+}
+
+// KindProject is the StateChange kind of a whole project.
+const KindProject = "project"
+
+// setProjectState is CloudCIX's project-level state (§2.6): only 8 (scrub
+// everything) or 4 (restore), only when the project is stable and its
+// min_state ≥ RUNNING. 8 moves every RUNNING or QUIESCED VM and the
+// virtual router to SCRUB; 4 moves every VM and the router in SCRUB_QUEUE
+// to RESTART. A user action: robots are refused.
+func (t *Txn) setProjectState(ch *StateChange) (api.Object, error) {
+	c := func(n int) string { return code("iaas", "project", "update", n) }
+	p, ok := t.Project(ch.ID)
+	if !ok {
+		return nil, api.NotFound(c(1))
+	}
+	if ch.Actor.Robot {
+		return nil, api.Errorf(http.StatusForbidden, c(203), "Robots change the state of VMs and virtual routers, not of projects.")
+	}
+	if ch.To != api.StateRunning && ch.To != api.StateScrub {
+		return nil, fieldErr("state", c(108), "A project's state can only be set to 4 (restore) or 8 (delete).")
+	}
+	vr, ok := t.VirtualRouter(p.VirtualRouterID)
+	if !ok {
+		return nil, fmt.Errorf("project %d has no virtual router", p.ID)
+	}
+	vms := t.VMsOfProject(p.ID)
+	for _, s := range append([]int{vr.State}, vmStates(vms)...) {
+		if !api.IsStable(s) || s < api.StateRunning {
+			return nil, fieldErr("state", c(109), "The project must be stable, with everything RUNNING, QUIESCED, in SCRUB_QUEUE or CLOSED; something is in state %d (%s).", s, api.StateNames[s])
+		}
+	}
+	move := func(from int) (int, bool) {
+		if ch.To == api.StateScrub && (from == api.StateRunning || from == api.StateQuiesced) {
+			return api.StateScrub, true
+		}
+		if ch.To == api.StateRunning && from == api.StateScrubQueue {
+			return api.StateRestart, true
+		}
+		return 0, false
+	}
+	for _, cur := range vms {
+		if to, ok := move(cur.State); ok {
+			vm := *cur
+			if to == api.StateScrub && vm.GPU > 0 {
+				return nil, fieldErr("state", "iaas_vm_update_108", "VM %d has GPUs and cannot be scrubbed.", vm.ID)
+			}
+			vm.State, vm.StateChanged = to, t.stamp()
+			if err := replace(t, VMs, &vm, 0, "iaas_vm_update"); err != nil {
+				return nil, err
+			}
+			if err := t.vmHistory(&vm, ch.Actor); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if to, ok := move(vr.State); ok {
+		n := *vr
+		n.State, n.StateChanged = to, t.stamp()
+		if err := replace(t, VirtualRouters, &n, 0, "iaas_virtual_router_update"); err != nil {
+			return nil, err
+		}
+	}
+	n := *p
+	return &n, replace(t, Projects, &n, 0, "iaas_project_update")
+}
+
+// scrubDue: has the object of ch waited out its grace period at the
+// command's time?
+func (t *Txn) scrubDue(ch *StateChange) bool {
+	switch ch.Kind {
+	case api.KindVM:
+		vm, ok := t.VM(ch.ID)
+		return ok && t.VMScrubDue(vm, t.Now)
+	case api.KindVirtualRouter:
+		vr, ok := t.VirtualRouter(ch.ID)
+		return ok && t.VirtualRouterScrubDue(vr, t.Now)
+	}
+	return false
+}
+
+func vmStates(vms []*api.VM) []int {
+	out := make([]int, len(vms))
+	for i, v := range vms {
+		out[i] = v.State
+	}
+	return out
+}
+
+// VMScrubDue reports whether a VM in SCRUB_QUEUE has waited out its
+// project's grace period at now (a robot may take it to SCRUBBING).
+func (r *ReadTxn) VMScrubDue(vm *api.VM, now time.Time) bool {
+	p, ok := r.Project(vm.ProjectID)
+	return ok && api.ScrubDue(vm.State, vm.StateChanged, p.GracePeriod, now)
+}
+
+// VirtualRouterScrubDue is VMScrubDue for a virtual router.
+func (r *ReadTxn) VirtualRouterScrubDue(vr *api.VirtualRouter, now time.Time) bool {
+	p, ok := r.Project(vr.ProjectID)
+	return ok && api.ScrubDue(vr.State, vr.StateChanged, p.GracePeriod, now)
 }
 
 func isNotFound(err error) bool {
@@ -1169,6 +1270,19 @@ func relabel(err error, from, to string) error {
 		return fe.Err()
 	}
 	return err
+}
+
+// updateState is the state a spec change moves a stable object to:
+// RUNNING → RUNNING_UPDATE, QUIESCED → QUIESCED_UPDATE; others keep theirs
+// (an agent busy with it sees the generation move).
+func updateState(s int) int {
+	switch s {
+	case api.StateRunning:
+		return api.StateRunningUpdate
+	case api.StateQuiesced:
+		return api.StateQuiescedUpdate
+	}
+	return s
 }
 
 func isAPIErr(err error) bool {

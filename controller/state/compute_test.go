@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/regentcloud/regent/pkg/api"
 	"github.com/regentcloud/regent/pkg/netx"
@@ -271,5 +272,146 @@ func TestComputeSnapshotRoundTrip(t *testing.T) {
 	}
 	if string(again) != string(snap) {
 		t.Fatal("compute snapshot does not round-trip")
+	}
+}
+
+// TestScrubQueueGracePeriod: a robot cannot take a VM from SCRUB_QUEUE to
+// SCRUBBING before the project's grace period (hours since the VM entered
+// SCRUB_QUEUE) is over; a user can restore it meanwhile.
+func TestScrubQueueGracePeriod(t *testing.T) {
+	x := newComputeFixture(t, [3]int{64, 1000, 16})
+	spec := x.cloud("p", x.vm("a", "10.0.0.10", false), x.vm("b", "10.0.0.11", false))
+	spec.Project.GracePeriod = 2
+	res, err := x.create(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	robot := Actor{Robot: true, TokenID: 9}
+	// The fixture's clock: command n runs at t0 + n seconds; at allows
+	// a command at a chosen time.
+	at := func(when time.Time, ch *StateChange) error {
+		x.index++
+		txn := x.s.Write(x.index, when)
+		if _, err := txn.SetState(ch); err != nil {
+			txn.Abort()
+			return err
+		}
+		txn.Commit()
+		return nil
+	}
+	now := t0.Add(time.Hour)
+	for _, vm := range res.VMs {
+		for _, s := range [][2]int{{2, 1}, {4, 2}, {8, 4}, {14, 8}, {9, 14}} {
+			a := robot
+			exp := ptr(s[1])
+			if s[0] == api.StateScrub {
+				a, exp = Actor{UserID: 2}, nil
+			}
+			if err := at(now, &StateChange{Kind: api.KindVM, ID: vm.ID, To: s[0], Expected: exp, Actor: a}); err != nil {
+				t.Fatalf("vm %d → %d: %v", vm.ID, s[0], err)
+			}
+		}
+	}
+	a, b := res.VMs[0], res.VMs[1]
+	q := ptr(api.StateScrubQueue)
+	err = at(now.Add(119*time.Minute), &StateChange{Kind: api.KindVM, ID: a.ID, To: api.StateScrubbing, Expected: q, Actor: robot})
+	wantErr(t, "scrub inside the grace period", err, 400, "state", "iaas_vm_update_114")
+	r := x.s.Read()
+	cur, _ := r.VM(a.ID)
+	if r.VMScrubDue(cur, now.Add(119*time.Minute)) || !r.VMScrubDue(cur, now.Add(121*time.Minute)) {
+		t.Error("VMScrubDue does not follow the 2 h grace period")
+	}
+	// restore b inside the grace period; scrub a after it.
+	if err := at(now.Add(time.Hour), &StateChange{Kind: api.KindVM, ID: b.ID, To: api.StateRestart, Actor: Actor{UserID: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := at(now.Add(121*time.Minute), &StateChange{Kind: api.KindVM, ID: a.ID, To: api.StateScrubbing, Expected: q, Actor: robot}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestProjectStateScrubAndRestore: 8 sends everything to SCRUB, 4 restores
+// what waits in SCRUB_QUEUE; refused unless the project is stable.
+func TestProjectStateScrubAndRestore(t *testing.T) {
+	x := newComputeFixture(t, [3]int{64, 1000, 16})
+	res, err := x.create(x.cloud("p", x.vm("a", "10.0.0.10", false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := Actor{UserID: 2}
+	set := func(ch *StateChange) error {
+		return x.do(func(t *Txn) error { _, err := t.SetState(ch); return err })
+	}
+	proj := func(to int) error {
+		return set(&StateChange{Kind: KindProject, ID: res.Project.ID, To: to, Actor: user})
+	}
+	wantErr(t, "project not stable", proj(api.StateScrub), 400, "state", "iaas_project_update_109")
+	wantErr(t, "bad project state", proj(api.StateQuiesce), 400, "state", "iaas_project_update_108")
+	robot := Actor{Robot: true}
+	for _, s := range [][2]int{{2, 1}, {4, 2}} {
+		if err := set(&StateChange{Kind: api.KindVM, ID: res.VMs[0].ID, To: s[0], Expected: ptr(s[1]), Actor: robot}); err != nil {
+			t.Fatal(err)
+		}
+		if err := set(&StateChange{Kind: api.KindVirtualRouter, ID: res.VirtualRouter.ID, To: s[0], Expected: ptr(s[1]), Actor: robot}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := proj(api.StateScrub); err != nil {
+		t.Fatal(err)
+	}
+	r := x.s.Read()
+	vm, _ := r.VM(res.VMs[0].ID)
+	vr, _ := r.VirtualRouter(res.VirtualRouter.ID)
+	if vm.State != api.StateScrub || vr.State != api.StateScrub {
+		t.Fatalf("after project delete: vm %d, vr %d", vm.State, vr.State)
+	}
+	for _, s := range [][2]int{{14, 8}, {9, 14}} {
+		if err := set(&StateChange{Kind: api.KindVM, ID: vm.ID, To: s[0], Expected: ptr(s[1]), Actor: robot}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantErr(t, "VR still scrubbing", proj(api.StateRunning), 400, "state", "iaas_project_update_109")
+	for _, s := range [][2]int{{14, 8}, {9, 14}} {
+		// The router's scrub waits for the VMs to be CLOSED; SCRUB_PREP is fine.
+		if err := set(&StateChange{Kind: api.KindVirtualRouter, ID: vr.ID, To: s[0], Expected: ptr(s[1]), Actor: robot}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := proj(api.StateRunning); err != nil {
+		t.Fatal(err)
+	}
+	r = x.s.Read()
+	vm, _ = r.VM(vm.ID)
+	vr, _ = r.VirtualRouter(vr.ID)
+	if vm.State != api.StateRestart || vr.State != api.StateRestart {
+		t.Fatalf("after restore: vm %d, vr %d", vm.State, vr.State)
+	}
+}
+
+// TestMACsPerNIC: a VM with addresses in two subnets gets two different
+// locally administered unicast MACs; two addresses in one subnet share one.
+func TestMACsPerNIC(t *testing.T) {
+	x := newComputeFixture(t, [3]int{64, 1000, 16})
+	v := x.vm("multi", "10.0.0.10", false)
+	v.IPAddresses = []IPSpec{{Address: "10.0.0.10"}, {Address: "10.0.0.11"}, {Address: "10.0.1.10"}}
+	res, err := x.create(x.cloud("p", v, x.vm("other", "10.0.0.12", false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, _ := x.s.Read().VMAddresses(res.VMs[0])
+	if len(priv) != 3 || priv[0].MACAddress != priv[1].MACAddress || priv[0].MACAddress == priv[2].MACAddress {
+		t.Fatalf("MACs: %s %s %s", priv[0].MACAddress, priv[1].MACAddress, priv[2].MACAddress)
+	}
+	other, _ := x.s.Read().VMAddresses(res.VMs[1])
+	seen := map[string]bool{}
+	for _, a := range append(priv, other...) {
+		m, _ := netx.ParseMAC(a.MACAddress)
+		if !m.IsLocalUnicast() {
+			t.Errorf("%s is not locally administered unicast", m)
+		}
+		seen[a.MACAddress] = true
+	}
+	if len(seen) != 3 {
+		t.Errorf("distinct MACs %v, want 3", seen)
 	}
 }

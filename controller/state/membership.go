@@ -61,6 +61,9 @@ func (t *Txn) MemberDelete(id uint64) error {
 			return api.Errorf(http.StatusBadRequest, "membership_member_delete_104", "The member still owns IPAM objects (%s); delete them first.", table)
 		}
 	}
+	if it, err := t.txn.Get(Projects, "member", id); err == nil && it.Next() != nil {
+		return api.Errorf(http.StatusBadRequest, "membership_member_delete_105", "The member still has cloud projects.")
+	}
 	for _, r := range t.RegionList() {
 		for _, c := range r.Customers {
 			if c == id {
@@ -191,6 +194,11 @@ func (t *Txn) RegionDelete(id uint64) error {
 	for _, tok := range t.TokenList() {
 		if tok.Kind == api.TokenKindRobot && tok.RegionID == id {
 			return api.Errorf(http.StatusBadRequest, "membership_region_delete_101", "Robot token %d is bound to this region; revoke it first.", tok.ID)
+		}
+	}
+	for _, table := range []string{Projects, Servers, Routers} {
+		if it, err := t.txn.Get(table, "region", id); err == nil && it.Next() != nil {
+			return api.Errorf(http.StatusBadRequest, "membership_region_delete_102", "The region still has %s; remove them first.", table[len("compute_"):])
 		}
 	}
 	return remove(t, Regions, id, "membership_region_delete")

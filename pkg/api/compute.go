@@ -1,5 +1,7 @@
 package api
 
+import "time"
+
 // Compute wire types: the CloudCIX project, cloud, virtual router, VM,
 // storage, image, server and router services (cloudcix-facts §5). An
 // object with a state also carries:
@@ -47,6 +49,20 @@ const (
 	UserdataMax = 16 << 10
 )
 
+// ScrubDue reports whether an object that entered SCRUB_QUEUE at
+// stateChanged has waited out the project's grace period at now (CloudCIX:
+// changed + grace hours < now). Robots scrub only such objects.
+func ScrubDue(state int, stateChanged string, graceHours int, now time.Time) bool {
+	if state != StateScrubQueue {
+		return false
+	}
+	at, err := time.Parse(time.RFC3339Nano, stateChanged)
+	if err != nil {
+		return false
+	}
+	return at.Add(time.Duration(graceHours) * time.Hour).Before(now)
+}
+
 // Project is a tenant's cloud project in a region. Creating one also
 // creates its virtual router, its pseudo-ASN (PseudoASNBase + id) and its
 // three private allocations.
@@ -93,6 +109,7 @@ type VirtualRouter struct {
 	IPAddressID        uint64         `json:"ip_address_id"`
 	IPAddress          string         `json:"ip_address"`
 	State              int            `json:"state"`
+	StateChanged       string         `json:"state_changed"`
 	Generation         uint64         `json:"generation"`
 	ObservedGeneration uint64         `json:"observed_generation"`
 	ErrorCode          string         `json:"error_code"`
@@ -119,8 +136,11 @@ type VM struct {
 	Userdata        string `json:"userdata"`
 	GUID            string `json:"guid"`
 	// NATCount is how many of its addresses have a NAT public address.
-	NATCount           int    `json:"nat_count"`
-	State              int    `json:"state"`
+	NATCount int `json:"nat_count"`
+	State    int `json:"state"`
+	// StateChanged is when the state last changed (RFC 3339): the start
+	// of the grace period in SCRUB_QUEUE.
+	StateChanged       string `json:"state_changed"`
 	Generation         uint64 `json:"generation"`
 	ObservedGeneration uint64 `json:"observed_generation"`
 	ErrorCode          string `json:"error_code"`

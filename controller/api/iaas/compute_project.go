@@ -7,6 +7,7 @@ package iaas
 // update are atomic: any error leaves nothing behind.
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -81,6 +82,13 @@ func containsU64(s []uint64, v uint64) bool {
 	return false
 }
 
+// ProjectUpdateInput is the body of a project update: its fields, or a
+// state alone (8 deletes everything, 4 restores it).
+type ProjectUpdateInput struct {
+	ProjectInput
+	State json.RawMessage `json:"state"`
+}
+
 func registerProject(a *api.API) {
 	api.Register(a, api.Service[*wire.Project]{
 		App: App, Name: "project", Tables: []string{state.Projects, state.VirtualRouters, state.VMs},
@@ -104,11 +112,21 @@ func registerProject(a *api.API) {
 			return q.Command(fsm.ProjectCreateType, s)
 		},
 		Update: func(q *api.Request, cur *wire.Project, partial bool) (*fsm.Command, error) {
-			var in ProjectInput
+			var in ProjectUpdateInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
 			fe := wire.FieldErrors{}
+			if in.State != nil {
+				if in.Name != nil || in.Note != nil || in.GracePeriod != nil || in.ManagerID != nil || in.RegionID != nil {
+					return nil, wire.Errorf(http.StatusBadRequest, q.Code(110), "Change the state of a project alone.")
+				}
+				to, ok := parseState(fe, q, "state", in.State)
+				if !ok {
+					return nil, fe.Err()
+				}
+				return q.Command(fsm.StateChangeType, &state.StateChange{Kind: state.KindProject, ID: cur.ID, To: to})
+			}
 			p := *cur
 			if in.RegionID != nil && *in.RegionID != cur.RegionID {
 				fe.Add("region_id", q.Code(103), "A project cannot move to another region.")
@@ -460,6 +478,9 @@ func registerVM(a *api.API) {
 				return nil, err
 			}
 			spec := in.CPU != nil || in.RAM != nil || in.GPU != nil || in.Name != nil || in.DNS != nil || in.Storages != nil
+			if q.P.Role == auth.Robot && q.P.ServerID != 0 && cur.ServerID != q.P.ServerID {
+				return nil, wire.Errorf(http.StatusForbidden, q.Code(204), "This robot token is bound to server %d; VM %d is on server %d.", q.P.ServerID, cur.ID, cur.ServerID)
+			}
 			if in.present() {
 				if spec {
 					return nil, wire.Errorf(http.StatusBadRequest, q.Code(116), "Change the state or the spec of a VM, not both in one request.")
