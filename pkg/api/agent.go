@@ -98,3 +98,50 @@ type MetadataAddress struct {
 	MAC       string `json:"mac"`
 	Gateway   string `json:"gateway"`
 }
+
+// Agent roles.
+const (
+	RoleHypervisor = "hypervisor"
+	RoleNetwork    = "network"
+)
+
+// AgentRegistration is the body of POST /v1/agent/register: the agent's
+// server, its network interfaces and its capacity.
+type AgentRegistration struct {
+	Hostname   string           `json:"hostname"`
+	Roles      []string         `json:"roles"`
+	VTEP       string           `json:"vtep,omitempty"`
+	Version    string           `json:"version"`
+	Interfaces []AgentInterface `json:"interfaces"`
+	Capacity   Capacity         `json:"capacity"`
+}
+
+// AgentInterface is one network interface of a server.
+type AgentInterface struct {
+	Name      string   `json:"name"`
+	MAC       string   `json:"mac_address"`
+	Addresses []string `json:"ip_addresses"`
+	Up        bool     `json:"up"`
+}
+
+// Capacity is what a server has for guests.
+type Capacity struct {
+	CPUCores int               `json:"cpu_cores"`
+	RAMMB    uint64            `json:"ram_mb"`
+	Storage  []StorageCapacity `json:"storage"`
+}
+
+// StorageCapacity is the disk space of one storage type on a server.
+type StorageCapacity struct {
+	Type    string `json:"type"`
+	TotalGB uint64 `json:"total_gb"`
+	FreeGB  uint64 `json:"free_gb"`
+}
+
+// Heartbeat is the body of POST /v1/agent/heartbeat.
+type Heartbeat struct {
+	Capacity Capacity `json:"capacity"`
+	// Health is "ok" or "degraded"; Detail says why.
+	Health string `json:"health"`
+	Detail string `json:"detail,omitempty"`
+}
