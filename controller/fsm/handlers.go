@@ -25,6 +25,11 @@ var typeNames = map[MessageType]string{
 	IPPolicyCreateType: "ip_policy_create", IPPolicyUpdateType: "ip_policy_update", IPPolicyDeleteType: "ip_policy_delete",
 	MACRangeCreateType: "mac_range_create", MACRangeDeleteType: "mac_range_delete",
 	ASNCreateType: "asn_create", ASNDeleteType: "asn_delete", IPAddressDeleteType: "ip_address_delete",
+	InterfaceCreateType: "interface_create", InterfaceDeleteType: "interface_delete",
+	IPAddressAllocateOnIfaceType: "ip_address_allocate_on_interface", NetworkAllocateType: "network_allocate",
+	NetworkDeallocateType: "network_deallocate", InstanceInterfacesReplaceType: "instance_interfaces_replace",
+	InstanceInterfacesDeleteType: "instance_interfaces_delete", IPRouteCreateType: "ip_route_create",
+	IPRouteUpdateType: "ip_route_update", IPRouteDeleteType: "ip_route_delete",
 }
 
 func typeName(t MessageType) string {
@@ -35,7 +40,7 @@ func typeName(t MessageType) string {
 }
 
 func handlers() map[MessageType]handler {
-	return withHandlers(ipamHandlers(), map[MessageType]handler{
+	return withHandlers(withHandlers(ipamHandlers(), interfaceHandlers()), map[MessageType]handler{
 		BootstrapType: func(t *state.Txn, c *Command) (any, error) {
 			p, err := decode[BootstrapPayload](c)
 			if err != nil {

@@ -19,6 +19,8 @@ const (
 	IPBlocks    = "ipam_blocks"
 	IPAddresses = "ipam_addresses"
 	MACRanges   = "ipam_mac_ranges"
+	IPRoutes    = "ipam_routes"
+	Interfaces  = "ipam_interfaces"
 )
 
 // IndexEntry tracks, per table, the raft index of its last change and the
@@ -75,6 +77,9 @@ func schema() *memdb.DBSchema {
 		}},
 	}}
 	for name, ts := range ipamSchema() {
+		db.Tables[name] = ts
+	}
+	for name, ts := range interfaceSchema() {
 		db.Tables[name] = ts
 	}
 	return db

@@ -22,7 +22,7 @@ const snapshotHeader = "REGENT-SNAPSHOT 1\n"
 
 // snapshotTables is the order of tables in a snapshot; append-only.
 var snapshotTables = []string{tableIndex, Members, Users, Tokens, Regions, Nodes,
-	ASNs, IPPolicies, IPBlocks, IPAddresses, MACRanges}
+	ASNs, IPPolicies, IPBlocks, IPAddresses, MACRanges, IPRoutes, Interfaces}
 
 func newRecord(table string) (any, bool) {
 	switch table {
@@ -48,6 +48,10 @@ func newRecord(table string) (any, bool) {
 		return &api.IPAddress{}, true
 	case MACRanges:
 		return &api.MACRange{}, true
+	case IPRoutes:
+		return &api.IPRoute{}, true
+	case Interfaces:
+		return &api.Interface{}, true
 	}
 	return nil, false
 }
@@ -186,6 +190,9 @@ func load(r io.Reader) (*memdb.MemDB, error) {
 			}
 			// Derived state that is not serialised: the IPAM engines.
 			if err := rebuildIPAM(txn); err != nil {
+				return nil, bad("ipam: %v", err)
+			}
+			if err := rebuildInterfaces(txn); err != nil {
 				return nil, bad("ipam: %v", err)
 			}
 			txn.Commit()

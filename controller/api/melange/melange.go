@@ -69,6 +69,8 @@ func Register(a *api.API) {
 	registerIPAddresses(a)
 	registerPolicies(a)
 	registerMACRanges(a)
+	registerInterfaces(a)
+	registerIPRoutes(a)
 }
 
 // request is one authenticated Melange request.
@@ -182,6 +184,8 @@ func writeError(w http.ResponseWriter, asXML bool, err error) {
 			detail = "IpAddress Not Found"
 		case status == http.StatusNotFound && strings.HasPrefix(e.ErrorCode, "ipam_policy"):
 			detail = "Policy Not Found"
+		case status == http.StatusNotFound && strings.HasPrefix(e.ErrorCode, "ipam_ip_route"):
+			detail = "IpRoute Not Found"
 		}
 	}
 	render(w, asXML, status, wire.NewMelangeError(status, detail))
