@@ -57,6 +57,8 @@ func Permissions() Table {
 		// them are provider routes (below in spirit: global only).
 		"melange_interface":    {Read: all, Create: {Global}, Delete: {Global}},
 		"melange_allocated_ip": {List: all},
+		"melange_nat":          {List: all, Create: all, Delete: all},
+		"melange_allowed_ip":   {List: all, Read: all, Create: all, Delete: all},
 		// MAC address ranges are provider routes, not tenant-scoped:
 		// Melange's admin only (melange-facts §9, §15), global here.
 		"melange_mac_address_range":     {List: {Global}, Read: {Global}, Create: {Global}, Delete: {Global}},

@@ -30,6 +30,8 @@ var typeNames = map[MessageType]string{
 	NetworkDeallocateType: "network_deallocate", InstanceInterfacesReplaceType: "instance_interfaces_replace",
 	InstanceInterfacesDeleteType: "instance_interfaces_delete", IPRouteCreateType: "ip_route_create",
 	IPRouteUpdateType: "ip_route_update", IPRouteDeleteType: "ip_route_delete",
+	NATLinkType: "nat_link", NATUnlinkType: "nat_unlink", AllowedIPCreateType: "allowed_ip_create",
+	AllowedIPDeleteType: "allowed_ip_delete",
 }
 
 func typeName(t MessageType) string {

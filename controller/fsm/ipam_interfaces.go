@@ -19,7 +19,31 @@ const (
 	IPRouteCreateType             MessageType = 48
 	IPRouteUpdateType             MessageType = 49
 	IPRouteDeleteType             MessageType = 50
+	NATLinkType                   MessageType = 51 // payload NATPayload
+	NATUnlinkType                 MessageType = 52 // payload NATUnlinkPayload
+	AllowedIPCreateType           MessageType = 53 // payload AllowedIPPayload
+	AllowedIPDeleteType           MessageType = 54 // payload AllowedIPPayload
 )
+
+// NATPayload links every address of Locals to every address of Globals
+// (address row ids).
+type NATPayload struct {
+	Locals  []uint64 `json:"locals"`
+	Globals []uint64 `json:"globals"`
+}
+
+// NATUnlinkPayload removes the link LocalID–GlobalID; a zero side means
+// every partner of the other.
+type NATUnlinkPayload struct {
+	LocalID  uint64 `json:"local_id,omitempty"`
+	GlobalID uint64 `json:"global_id,omitempty"`
+}
+
+// AllowedIPPayload allows (or disallows) address AddressID on interface VIF.
+type AllowedIPPayload struct {
+	VIF       string `json:"vif"`
+	AddressID uint64 `json:"address_id"`
+}
 
 // InterfaceCreatePayload creates Interface and, with Network, allocates
 // its addresses there.
@@ -118,5 +142,33 @@ func interfaceHandlers() map[MessageType]handler {
 		IPRouteCreateType: create((*state.Txn).IPRouteCreate),
 		IPRouteUpdateType: update((*state.Txn).IPRouteUpdate),
 		IPRouteDeleteType: del((*state.Txn).IPRouteDelete),
+		NATLinkType: func(t *state.Txn, c *Command) (any, error) {
+			p, err := decode[NATPayload](c)
+			if err != nil {
+				return nil, err
+			}
+			return nil, t.NATLink(p.Locals, p.Globals)
+		},
+		NATUnlinkType: func(t *state.Txn, c *Command) (any, error) {
+			p, err := decode[NATUnlinkPayload](c)
+			if err != nil {
+				return nil, err
+			}
+			return nil, t.NATUnlink(p.LocalID, p.GlobalID)
+		},
+		AllowedIPCreateType: func(t *state.Txn, c *Command) (any, error) {
+			p, err := decode[AllowedIPPayload](c)
+			if err != nil {
+				return nil, err
+			}
+			return t.AllowIP(p.VIF, p.AddressID)
+		},
+		AllowedIPDeleteType: func(t *state.Txn, c *Command) (any, error) {
+			p, err := decode[AllowedIPPayload](c)
+			if err != nil {
+				return nil, err
+			}
+			return nil, t.DisallowIP(p.VIF, p.AddressID)
+		},
 	}
 }

@@ -31,7 +31,7 @@ func TestInterfaceDeterminism(t *testing.T) {
 			}
 			vif := func() string { return fmt.Sprint("vif-", g.rng.IntN(12)) }
 			net := func() string { return fmt.Sprint("n", 1+g.rng.IntN(3)) }
-			for range 800 {
+			for range 1000 {
 				switch n := g.rng.IntN(100); {
 				case n < 20:
 					p := fsm.InterfaceCreatePayload{Interface: api.Interface{VIF: vif(), TenantID: tenant, DeviceID: fmt.Sprint("d", g.rng.IntN(3))}}
@@ -61,6 +61,18 @@ func TestInterfaceDeterminism(t *testing.T) {
 					g.emit(fsm.InstanceInterfacesDeleteType, fsm.InstanceInterfacesPayload{DeviceID: fmt.Sprint("d", g.rng.IntN(3))}, 0)
 				case n < 95:
 					g.emit(fsm.IPRouteCreateType, &api.IPRoute{BlockID: g.blocks[g.rng.IntN(len(g.blocks))].ID, Destination: "0.0.0.0", Gateway: "172.16.0.1"}, 0)
+				case n < 97:
+					id := func() uint64 { return uint64(1 + g.rng.IntN(40)) }
+					switch g.rng.IntN(4) {
+					case 0:
+						g.emit(fsm.NATLinkType, fsm.NATPayload{Locals: []uint64{id()}, Globals: []uint64{id(), id()}}, 0)
+					case 1:
+						g.emit(fsm.NATUnlinkType, fsm.NATUnlinkPayload{LocalID: id()}, 0)
+					case 2:
+						g.emit(fsm.AllowedIPCreateType, fsm.AllowedIPPayload{VIF: vif(), AddressID: id()}, 0)
+					default:
+						g.emit(fsm.AllowedIPDeleteType, fsm.AllowedIPPayload{VIF: vif(), AddressID: id()}, 0)
+					}
 				default:
 					g.emit(fsm.IPAddressPurgeType, fsm.IPPurgePayload{Cutoff: g.now}, 0)
 				}

@@ -18,6 +18,9 @@ import (
 type melangeIfaceFixture struct {
 	blockN uint64
 	routeR uint64
+	// addrJ: an address of net-M on interface vif-J (tenant A), allowed on
+	// interface I.
+	addrJ string
 }
 
 var (
@@ -46,6 +49,9 @@ func melangeIfaceOf(f *fixture) *melangeIfaceFixture {
 	melangeCreate(f.c, f.root, melangeIfaces, "interface", map[string]any{"interface": map[string]any{"id": melangeVIF,
 		"tenant_id": fmt.Sprint(a), "device_id": melangeDevice, "network": map[string]any{"id": melangeNet, "tenant_id": fmt.Sprint(a)}}})
 	x.routeR = melangeID(melangeCreate(f.c, f.root, melangeBlock(a, m.blockM)+"/ip_routes", "ip_route", map[string]any{"ip_route": map[string]any{"destination": "192.168.0.0", "netmask": "255.255.255.0", "gateway": "10.220.0.1"}}))
+	j := f.c.Do("POST", melangeAllocations(a, melangeNet, "vif-J"), nil, f.root).Expect(201).Map()["ip_addresses"].([]any)
+	x.addrJ = j[0].(map[string]any)["address"].(string)
+	f.c.Do("POST", melangeAllowed(a, melangeVIF), map[string]any{"allowed_ip": map[string]any{"network_id": melangeNet, "ip_address": x.addrJ}}, f.root).Expect(201)
 	melangeIfaceFix[f] = x
 	return x
 }
@@ -657,9 +663,12 @@ func TestMelange_InterfaceNoServerErrors(t *testing.T) {
 		`{"instance":{"tenant_id":"t","interfaces":"x"}}`, `{"instance":{"tenant_id":"t","interfaces":[1]}}`, `{"instance":{"tenant_id":"t","interfaces":[{"network":1}]}}`,
 		`{"instance":{"tenant_id":"t","interfaces":[{"network":{"id":"n","tenant_id":"` + a + `"}},{"network":{"id":"n","tenant_id":"` + a + `"}, "id": "dup"},{"id":"dup"}]}}`,
 		`{"ip_route":[]}`, `{"ip_route":{"destination":{"a":1}}}`, `{"ip_address":{"interface_id":{"a":1}}}`, `{"ip_address":{"interface_id":"v9","mac_address":"zz"}}`,
-		"{\"interface\":{\"id\":\"\xff\xfe\"}}"}
+		`{"ip_addresses":"x"}`, `{"ip_addresses":[1]}`, `{"ip_addresses":[{"ip_block_id":{"a":1},"ip_address":"x"}]}`, `{"allowed_ip":{"network_id":[],"ip_address":"x"}}`,
+		`{"allowed_ip":{"network_id":"n","ip_address":"bogus"}}`, "{\"interface\":{\"id\":\"\xff\xfe\"}}"}
 	paths := [][2]string{{"POST", melangeIfaces}, {"POST", melangeAllocations(e.r.MemberA, "n", "vif")}, {"PUT", melangeInstance("vm")},
-		{"POST", melangeBlock(e.r.MemberA, melangeID(b)) + "/ip_routes"}, {"POST", melangeBlock(e.r.MemberA, melangeID(b)) + "/ip_addresses"}}
+		{"POST", melangeBlock(e.r.MemberA, melangeID(b)) + "/ip_routes"}, {"POST", melangeBlock(e.r.MemberA, melangeID(b)) + "/ip_addresses"},
+		{"POST", melangeBlock(e.r.MemberA, melangeID(b)) + "/ip_addresses/10.41.0.0/inside_globals"}, {"POST", melangeAllowed(e.r.MemberA, "vif0")}}
+	e.c.Do("POST", melangeAllocations(e.r.MemberA, "n", "vif0"), map[string]any{"network": map[string]any{"addresses": []string{"10.41.0.0"}}}, e.root).Expect(201)
 	for _, body := range bodies {
 		for _, mp := range paths {
 			if r := e.c.Do(mp[0], mp[1], body, e.root); r.Status >= 500 {
@@ -670,5 +679,168 @@ func TestMelange_InterfaceNoServerErrors(t *testing.T) {
 	for _, q := range []string{"?limit=0", "?marker=abc"} {
 		wantFault(t, e.c.Do("GET", melangeAllocAll+q, nil, e.root), 400, "BadRequest", "")
 		wantFault(t, e.c.Do("GET", melangeNetwork(e.r.MemberA, "n")+q, nil, e.root), 400, "BadRequest", "")
+	}
+}
+
+func melangeAllowed(tenant uint64, vif string) string {
+	return fmt.Sprintf("/v0.1/ipam/tenants/%d/interfaces/%s/allowed_ips", tenant, vif)
+}
+
+func melangeAllowedI(f *fixture) request {
+	melangeIfaceOf(f)
+	return request{path: melangeAllowed(f.r.MemberA, melangeVIF)}
+}
+
+func newMelangeAllowedBody(f *fixture) request {
+	r := melangeAllowedI(f)
+	r.body = map[string]any{"allowed_ip": map[string]any{"network_id": melangeNet, "ip_address": melangeIfaceOf(f).addrJ}}
+	return r
+}
+
+func melangeAllowedJ(f *fixture) request {
+	return request{path: melangeAllowedI(f).path + "/" + melangeIfaceOf(f).addrJ}
+}
+
+func newMelangeAllowed(f *fixture) request {
+	b := newMelangeAllocationBody(f)
+	addr := f.c.Do("POST", b.path, b.body, f.root).Expect(201).Map()["ip_addresses"].([]any)[0].(map[string]any)["address"].(string)
+	r := melangeAllowedI(f)
+	f.c.Do("POST", r.path, map[string]any{"allowed_ip": map[string]any{"network_id": melangeNet, "ip_address": addr}}, f.root).Expect(201)
+	return request{path: r.path + "/" + addr}
+}
+
+func melangeNATM(dir string) func(f *fixture) request {
+	return func(f *fixture) request { return request{path: melangeAddressM(f).path + "/" + dir} }
+}
+
+// newMelangeNATBody links a new address of block M to address M.
+func newMelangeNATBody(dir string) func(f *fixture) request {
+	return func(f *fixture) request {
+		addr := newMelangeAddress(f).path
+		addr = addr[strings.LastIndexByte(addr, '/')+1:]
+		return request{path: melangeAddressM(f).path + "/" + dir, body: map[string]any{"ip_addresses": []any{
+			map[string]any{"ip_block_id": fmt.Sprint(melangeOf(f).blockM), "ip_address": addr}}}}
+	}
+}
+
+func newMelangeNATLink(dir string) func(f *fixture) request {
+	return func(f *fixture) request {
+		b := newMelangeNATBody(dir)(f)
+		f.c.Do("POST", b.path, b.body, f.root).Expect(200)
+		addr := b.body.(map[string]any)["ip_addresses"].([]any)[0].(map[string]any)["ip_address"].(string)
+		return request{path: b.path + "/" + addr}
+	}
+}
+
+func natRef(block map[string]any, addr string) map[string]any {
+	return map[string]any{"ip_block_id": block["id"], "ip_address": addr}
+}
+
+// Checklist 39, 40, 41, 42 and 43: POST links → 200 and both directions
+// see them; lists page; unknown or other tenant's blocks 404 IpBlock Not
+// Found, unknown addresses 404 IpAddress Not Found, a soft-deallocated
+// address 422 Address is locked; DELETE all and DELETE one.
+func TestMelange_NAT(t *testing.T) {
+	e := newMelangeEnv(t)
+	tok := e.tok(apitest.MemberUser)
+	priv := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.39.0.0/24"})
+	pub := e.block(t, e.r.MemberA, map[string]any{"cidr": "192.0.2.0/24", "type": "public"})
+	privBase := melangeBlock(e.r.MemberA, melangeID(priv)) + "/ip_addresses"
+	pubBase := melangeBlock(e.r.MemberA, melangeID(pub)) + "/ip_addresses"
+	e.c.Do("POST", privBase, map[string]any{"ip_address": map[string]any{"address": "10.39.0.5"}}, e.root).Expect(201)
+	for _, a := range []string{"192.0.2.10", "192.0.2.11", "192.0.2.12"} {
+		e.c.Do("POST", pubBase, map[string]any{"ip_address": map[string]any{"address": a}}, e.root).Expect(201)
+	}
+	globals := privBase + "/10.39.0.5/inside_globals"
+	if r := e.c.Do("POST", globals, map[string]any{"ip_addresses": []any{natRef(pub, "192.0.2.10"), natRef(pub, "192.0.2.11"), natRef(pub, "192.0.2.12")}}, tok).Expect(200); len(r.Body) != 0 {
+		t.Errorf("body %q", r.Body)
+	}
+	if got := strs(items(t, e.c.Do("GET", globals, nil, tok).Expect(200), "ip_addresses"), "address"); !slices.Equal(got, []string{"192.0.2.10", "192.0.2.11", "192.0.2.12"}) {
+		t.Errorf("globals %v", got)
+	}
+	r := e.c.Do("GET", globals+"?limit=2", nil, tok).Expect(200)
+	if l := items(t, r, "ip_addresses"); len(l) != 2 || r.Map()["ip_addresses_links"] == nil {
+		t.Errorf("page %v", r)
+	}
+	locals := pubBase + "/192.0.2.11/inside_locals"
+	if got := strs(items(t, e.c.Do("GET", locals, nil, tok).Expect(200), "ip_addresses"), "address"); !slices.Equal(got, []string{"10.39.0.5"}) {
+		t.Errorf("locals of a global %v", got)
+	}
+	// inside_locals is the mirror: a second local for .10.
+	e.c.Do("POST", privBase, map[string]any{"ip_address": map[string]any{"address": "10.39.0.6"}}, e.root).Expect(201)
+	e.c.Do("POST", pubBase+"/192.0.2.10/inside_locals", map[string]any{"ip_addresses": []any{natRef(priv, "10.39.0.6")}}, tok).Expect(200)
+	if got := strs(items(t, e.c.Do("GET", pubBase+"/192.0.2.10/inside_locals", nil, tok).Expect(200), "ip_addresses"), "address"); !slices.Equal(got, []string{"10.39.0.5", "10.39.0.6"}) {
+		t.Errorf("locals %v", got)
+	}
+	// Errors (40, 42).
+	other := e.block(t, e.r.MemberB, map[string]any{"cidr": "198.51.100.0/24", "type": "public"})
+	e.c.Do("POST", melangeBlock(e.r.MemberB, melangeID(other))+"/ip_addresses", nil, e.root).Expect(201)
+	wantFault(t, e.c.Do("POST", globals, map[string]any{"ip_addresses": []any{natRef(other, "198.51.100.0")}}, e.root), 404, "NotFound", "IpBlock Not Found")
+	wantFault(t, e.c.Do("POST", globals, map[string]any{"ip_addresses": []any{natRef(pub, "192.0.2.99")}}, e.root), 404, "NotFound", "IpAddress Not Found")
+	wantFault(t, e.c.Do("POST", globals, map[string]any{"ip_addresses": []any{map[string]any{"ip_block_id": "999", "ip_address": "1.2.3.4"}}}, e.root), 404, "NotFound", "IpBlock Not Found")
+	wantFault(t, e.c.Do("POST", globals, map[string]any{"ip_addresses": []any{map[string]any{"ip_address": "1.2.3.4"}}}, e.root), 400, "BadRequest", "Required params are missing")
+	wantFault(t, e.c.Do("GET", privBase+"/10.39.0.77/inside_globals", nil, tok), 404, "NotFound", "IpAddress Not Found")
+	wantFault(t, e.c.Do("GET", melangeBlock(e.r.MemberA, melangeID(other))+"/ip_addresses/198.51.100.0/inside_globals", nil, e.root), 404, "NotFound", "IpBlock Not Found")
+	e.c.Do("DELETE", pubBase+"/192.0.2.12", nil, e.root).Expect(200)
+	wantFault(t, e.c.Do("GET", pubBase+"/192.0.2.12/inside_locals", nil, tok), 422, "UnprocessableEntity", "Address is locked")
+	wantFault(t, e.c.Do("POST", pubBase+"/10.39.0.6/inside_locals", nil, tok), 404, "NotFound", "IpAddress Not Found")
+	// DELETE one leaves the others; DELETE all removes every link (43).
+	e.c.Do("DELETE", globals+"/192.0.2.11", nil, tok).Expect(200)
+	if got := strs(items(t, e.c.Do("GET", globals, nil, tok).Expect(200), "ip_addresses"), "address"); !slices.Equal(got, []string{"192.0.2.10", "192.0.2.12"}) {
+		t.Errorf("after deleting one %v", got)
+	}
+	wantFault(t, e.c.Do("DELETE", globals+"/192.0.2.11", nil, tok), 404, "NotFound", "IpAddress Not Found")
+	e.c.Do("DELETE", globals, nil, tok).Expect(200)
+	if l := items(t, e.c.Do("GET", globals, nil, tok).Expect(200), "ip_addresses"); len(l) != 0 {
+		t.Errorf("after deleting all %v", l)
+	}
+	if got := strs(items(t, e.c.Do("GET", pubBase+"/192.0.2.10/inside_locals", nil, tok).Expect(200), "ip_addresses"), "address"); !slices.Equal(got, []string{"10.39.0.6"}) {
+		t.Errorf("the other local's link went too: %v", got)
+	}
+}
+
+// Checklist 71, 72 and 73: allowed IPs = explicit ∪ allocated; POST → 201
+// {"ip_address": ...}; an address not used by the tenant in that network
+// → 404; not plugged into its network → 422; GET/DELETE of an address not
+// allowed → 404 Ip Address ... hasnt been allowed on interface ...
+func TestMelange_AllowedIPs(t *testing.T) {
+	e := newMelangeEnv(t)
+	a := fmt.Sprint(e.r.MemberA)
+	tok := e.tok(apitest.MemberUser)
+	e.block(t, e.r.MemberA, map[string]any{"cidr": "10.71.0.0/24", "network_id": "n71"})
+	e.block(t, e.r.MemberA, map[string]any{"cidr": "10.72.0.0/24", "network_id": "n72"})
+	e.c.Do("POST", melangeAllocations(e.r.MemberA, "n71", "vif_id"), nil, e.root).Expect(201) // 10.71.0.0
+	e.c.Do("POST", melangeAllocations(e.r.MemberA, "n71", "vif-2"), nil, e.root).Expect(201)  // 10.71.0.2 (.1 is the gateway)
+	e.c.Do("POST", melangeAllocations(e.r.MemberA, "n72", "vif-3"), nil, e.root).Expect(201)  // 10.72.0.0
+	e.c.Do("POST", melangeAllocations(e.r.MemberA, "n71", "vif-4"), map[string]any{"network": map[string]any{"tenant_id": "other"}}, e.root).Expect(201)
+	base := melangeAllowed(e.r.MemberA, "vif_id")
+	ip := obj(t, e.c.Do("POST", base, map[string]any{"allowed_ip": map[string]any{"network_id": "n71", "ip_address": "10.71.0.2"}}, tok).Expect(201), "ip_address")
+	if ip["address"] != "10.71.0.2" || ip["interface_id"] != "vif-2" {
+		t.Errorf("allowed %v", ip)
+	}
+	if got := strs(items(t, e.c.Do("GET", base, nil, tok).Expect(200), "ip_addresses"), "address"); !slices.Equal(got, []string{"10.71.0.0", "10.71.0.2"}) {
+		t.Errorf("allowed list %v", got)
+	}
+	e.c.Do("GET", base+"/10.71.0.2", nil, tok).Expect(200)
+	e.c.Do("GET", base+"/10.71.0.0", nil, tok).Expect(200)
+	wantFault(t, e.c.Do("POST", base, map[string]any{"allowed_ip": map[string]any{"network_id": "n71", "ip_address": "10.71.0.3"}}, tok),
+		404, "NotFound", "IpAddress with {'used_by_tenant_id': '"+a+"', 'address': '10.71.0.3'} for network n71 not found")
+	wantFault(t, e.c.Do("POST", base, map[string]any{"allowed_ip": map[string]any{"network_id": "n72", "ip_address": "10.72.0.0"}}, tok),
+		422, "UnprocessableEntity", "Ip 10.72.0.0 cannot be allowed on interface vif_id as interface is not configured for ip's network")
+	wantFault(t, e.c.Do("GET", base+"/10.1.1.1", nil, tok), 404, "NotFound", "Ip Address 10.1.1.1 hasnt been allowed on interface vif_id")
+	wantFault(t, e.c.Do("DELETE", base+"/10.1.1.1", nil, tok), 404, "NotFound", "Ip Address 10.1.1.1 hasnt been allowed on interface vif_id")
+	wantFault(t, e.c.Do("DELETE", base+"/10.71.0.0", nil, tok), 404, "NotFound", "hasnt been allowed on interface vif_id")
+	wantFault(t, e.c.Do("GET", melangeAllowed(e.r.MemberA, "nope"), nil, tok), 404, "NotFound", "Interface Not Found")
+	wantFault(t, e.c.Do("GET", melangeAllowed(e.r.MemberB, "vif_id"), nil, e.root), 404, "NotFound", "Interface Not Found")
+	e.c.Do("DELETE", base+"/10.71.0.2", nil, tok).Expect(200)
+	if got := strs(items(t, e.c.Do("GET", base, nil, tok).Expect(200), "ip_addresses"), "address"); !slices.Equal(got, []string{"10.71.0.0"}) {
+		t.Errorf("after delete %v", got)
+	}
+	// Deleting the interface removes its allowances with it.
+	e.c.Do("POST", base, map[string]any{"allowed_ip": map[string]any{"network_id": "n71", "ip_address": "10.71.0.2"}}, tok).Expect(201)
+	e.c.Do("DELETE", melangeIfaces+"/vif_id", nil, e.root).Expect(200)
+	e.c.Do("POST", melangeAllocations(e.r.MemberA, "n71", "vif_id"), map[string]any{"network": map[string]any{"addresses": []string{"10.71.0.9"}}}, e.root).Expect(201)
+	if got := strs(items(t, e.c.Do("GET", base, nil, tok).Expect(200), "ip_addresses"), "address"); !slices.Equal(got, []string{"10.71.0.9"}) {
+		t.Errorf("a re-created interface inherited allowances: %v", got)
 	}
 }

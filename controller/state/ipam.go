@@ -778,6 +778,9 @@ func (t *Txn) IPAddressDelete(ref IPRef) error {
 	if err := eng.Free(netip.MustParseAddr(row.Address)); err != nil {
 		return err
 	}
+	if err := t.dropAddressRefs(row.ID); err != nil {
+		return err
+	}
 	if err := remove(t, IPAddresses, row.ID, c); err != nil {
 		return err
 	}
@@ -845,6 +848,9 @@ func (t *Txn) IPAddressPurge(blockID uint64, cutoff time.Time) (*api.IPPurgeResu
 			raw, err := t.txn.First(IPAddresses, "address", rec.ID, g.Addr)
 			if err != nil || raw == nil {
 				return nil, fmt.Errorf("state: purged address %s of block %d has no row", g.Addr, rec.ID)
+			}
+			if err := t.dropAddressRefs(raw.(*api.IPAddress).ID); err != nil {
+				return nil, err
 			}
 			if err := remove(t, IPAddresses, raw.(*api.IPAddress).ID, "ipam_ip_address_purge"); err != nil {
 				return nil, err

@@ -282,6 +282,9 @@ func (t *Txn) interfaceDelete(ifc *api.Interface) error {
 			return err
 		}
 	}
+	if err := t.dropInterfaceRefs(ifc.ID); err != nil {
+		return err
+	}
 	return remove(t, Interfaces, ifc.ID, "ipam_interface_delete")
 }
 

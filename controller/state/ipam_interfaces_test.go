@@ -114,3 +114,55 @@ func TestIPRoutesBelongToTheirBlock(t *testing.T) {
 		t.Fatal("the route of a deleted block remains")
 	}
 }
+
+func TestNATAndAllowedIPsFollowTheirAddresses(t *testing.T) {
+	f, m := ipamFixture(t)
+	b := f.block(&api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "10.2.0.0/24", NetworkID: "n"})
+	var local, global *api.IPAddress
+	var err error
+	if local, err = f.alloc(b.ID, "10.2.0.5"); err != nil {
+		t.Fatal(err)
+	}
+	if global, err = f.alloc(b.ID, "10.2.0.6"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.iface(api.Interface{VIF: "v", TenantID: "t"}, &NetworkRef{ID: "n", MemberID: m.ID}); err != nil {
+		t.Fatal(err)
+	}
+	f.ok("link", func(t *Txn) error { return t.NATLink([]uint64{local.ID}, []uint64{global.ID, global.ID}) })
+	f.ok("allow", func(t *Txn) error { _, err := t.AllowIP("v", global.ID); return err })
+	r := f.s.Read()
+	if len(r.InsideGlobals(local.ID)) != 1 || len(r.InsideLocals(global.ID)) != 1 || len(r.AllowedIPs("v")) != 1 {
+		t.Fatal("links or allowance missing")
+	}
+	snap := f.snapshot()
+	// A soft-deallocated address is locked for new links.
+	f.ok("release", func(t *Txn) error { _, err := t.IPAddressRelease(IPRef{ID: global.ID}); return err })
+	err = f.do(func(t *Txn) error { return t.NATLink([]uint64{local.ID}, []uint64{global.ID}) })
+	wantErr(t, "locked", err, 422, "", "ipam_nat_create_101")
+	// A purge removes the row and everything that pointed at it.
+	f.ok("purge", func(t *Txn) error { _, err := t.IPAddressPurge(0, t.Now); return err })
+	r = f.s.Read()
+	if len(r.InsideGlobals(local.ID)) != 0 || len(r.AllowedIPs("v")) != 0 {
+		t.Fatal("a purged address left links or allowances")
+	}
+	var again bytes.Buffer
+	if err := r.Persist(&again); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Validate(bytes.NewReader(again.Bytes())); err != nil {
+		t.Fatalf("state after purge does not validate: %v", err)
+	}
+	// A snapshot whose link names a missing address does not restore.
+	header, recs, _ := snapParts(t, snap)
+	var bad []string
+	for _, rec := range recs {
+		if strings.Contains(rec, `"t":"ipam_addresses"`) && strings.Contains(rec, `"10.2.0.6"`) {
+			continue
+		}
+		bad = append(bad, rec)
+	}
+	if _, err := Validate(bytes.NewReader(seal(header, bad, -1))); err == nil {
+		t.Fatal("a snapshot with a dangling NAT link validated")
+	}
+}

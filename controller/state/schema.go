@@ -21,6 +21,8 @@ const (
 	MACRanges   = "ipam_mac_ranges"
 	IPRoutes    = "ipam_routes"
 	Interfaces  = "ipam_interfaces"
+	IPNats      = "ipam_nats"
+	AllowedIPs  = "ipam_allowed_ips"
 )
 
 // IndexEntry tracks, per table, the raft index of its last change and the
@@ -80,6 +82,9 @@ func schema() *memdb.DBSchema {
 		db.Tables[name] = ts
 	}
 	for name, ts := range interfaceSchema() {
+		db.Tables[name] = ts
+	}
+	for name, ts := range natSchema() {
 		db.Tables[name] = ts
 	}
 	return db

@@ -22,7 +22,7 @@ const snapshotHeader = "REGENT-SNAPSHOT 1\n"
 
 // snapshotTables is the order of tables in a snapshot; append-only.
 var snapshotTables = []string{tableIndex, Members, Users, Tokens, Regions, Nodes,
-	ASNs, IPPolicies, IPBlocks, IPAddresses, MACRanges, IPRoutes, Interfaces}
+	ASNs, IPPolicies, IPBlocks, IPAddresses, MACRanges, IPRoutes, Interfaces, IPNats, AllowedIPs}
 
 func newRecord(table string) (any, bool) {
 	switch table {
@@ -52,6 +52,10 @@ func newRecord(table string) (any, bool) {
 		return &api.IPRoute{}, true
 	case Interfaces:
 		return &api.Interface{}, true
+	case IPNats:
+		return &api.IPNat{}, true
+	case AllowedIPs:
+		return &api.AllowedIP{}, true
 	}
 	return nil, false
 }
@@ -193,6 +197,9 @@ func load(r io.Reader) (*memdb.MemDB, error) {
 				return nil, bad("ipam: %v", err)
 			}
 			if err := rebuildInterfaces(txn); err != nil {
+				return nil, bad("ipam: %v", err)
+			}
+			if err := rebuildNAT(txn); err != nil {
 				return nil, bad("ipam: %v", err)
 			}
 			txn.Commit()

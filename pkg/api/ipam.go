@@ -164,3 +164,19 @@ type IPRoute struct {
 	Netmask     string `json:"netmask,omitempty"`
 	Gateway     string `json:"gateway"`
 }
+
+// IPNat links an inside local address to an inside global one (Melange
+// NAT, meant for floating IPs); the pair is unique and the link symmetric.
+type IPNat struct {
+	Meta
+	LocalID  uint64 `json:"local_id"`
+	GlobalID uint64 `json:"global_id"`
+}
+
+// AllowedIP allows an address on an interface besides the ones allocated
+// on it (Melange allowed_ips); the pair is unique.
+type AllowedIP struct {
+	Meta
+	InterfaceID uint64 `json:"interface_id"`
+	AddressID   uint64 `json:"address_id"`
+}

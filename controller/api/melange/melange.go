@@ -71,6 +71,7 @@ func Register(a *api.API) {
 	registerMACRanges(a)
 	registerInterfaces(a)
 	registerIPRoutes(a)
+	registerNAT(a)
 }
 
 // request is one authenticated Melange request.
