@@ -64,6 +64,7 @@ func Permissions() Table {
 		"melange_mac_address_range":     {List: {Global}, Read: {Global}, Create: {Global}, Delete: {Global}},
 		"melange_instance":              {Read: {Global}, Update: {Global}, Delete: {Global}},
 		"melange_provider_allocated_ip": {List: {Global}},
+		"melange_provider_nat":          {List: {Global}, Create: {Global}, Delete: {Global}},
 		// operator routes: cluster administration, global users only
 		"operator": {List: {Global}, Read: {Global}, Create: {Global}, Update: {Global}, Delete: {Global}},
 	}

@@ -844,3 +844,83 @@ func TestMelange_AllowedIPs(t *testing.T) {
 		t.Errorf("a re-created interface inherited allowances: %v", got)
 	}
 }
+
+func newMelangeNetworkInterfaceBody(f *fixture) request {
+	melangeIfaceOf(f)
+	return request{path: melangeNetwork(f.r.MemberA, melangeNet) + "/interfaces", body: map[string]any{"interface": map[string]any{"id": f.n.Unique("vif"), "device_id": "dev"}}}
+}
+
+func melangeNetworkInterfaceI(f *fixture) request {
+	melangeIfaceOf(f)
+	return request{path: melangeNetwork(f.r.MemberA, melangeNet) + "/interfaces/" + melangeVIF}
+}
+
+func newMelangeNetworkInterface(f *fixture) request {
+	b := newMelangeNetworkInterfaceBody(f)
+	return request{path: b.path + "/" + melangeCreate(f.c, f.root, b.path, "interface", b.body)["id"].(string)}
+}
+
+// melange-api-spec "Interfaces" (the tenant-scoped forms of checklist 58,
+// 61, 64 and 65): POST in the URL tenant's network → 201, owner the URL
+// tenant unless tenant_id, an address of the network; GET; DELETE → 200
+// and the addresses soft-deallocated; other tenants' interfaces are 404.
+func TestMelange_NetworkInterfaces(t *testing.T) {
+	e := newMelangeEnv(t)
+	a := fmt.Sprint(e.r.MemberA)
+	tok := e.tok(apitest.MemberUser)
+	e.block(t, e.r.MemberA, map[string]any{"cidr": "10.58.0.0/24", "network_id": "n58"})
+	base := melangeNetwork(e.r.MemberA, "n58") + "/interfaces"
+	r := obj(t, e.c.Do("POST", base, map[string]any{"interface": map[string]any{"id": "virt_iface", "device_id": "instance"}}, tok).Expect(201), "interface")
+	addrs := ifaceAddrs(r)
+	if r["id"] != "virt_iface" || r["tenant_id"] != a || r["device_id"] != "instance" || len(addrs) != 1 || addrs[0]["address"] != "10.58.0.0" {
+		t.Errorf("interface %v", r)
+	}
+	r = obj(t, e.c.Do("POST", base, map[string]any{"interface": map[string]any{"id": "v2", "network": map[string]any{"addresses": []string{"10.58.0.9"}}}}, tok).Expect(201), "interface")
+	if addrs := ifaceAddrs(r); len(addrs) != 1 || addrs[0]["address"] != "10.58.0.9" {
+		t.Errorf("given address %v", r)
+	}
+	if got := obj(t, e.c.Do("GET", base+"/virt_iface", nil, tok).Expect(200), "interface"); got["id"] != "virt_iface" || len(ifaceAddrs(got)) != 1 {
+		t.Errorf("GET %v", got)
+	}
+	wantFault(t, e.c.Do("POST", melangeNetwork(e.r.MemberA, "nope")+"/interfaces", map[string]any{"interface": map[string]any{"id": "v3"}}, tok), 404, "NotFound", "Network nope not found")
+	wantFault(t, e.c.Do("POST", base, map[string]any{"interface": map[string]any{"id": "v2"}}, tok), 400, "BadRequest", "Virtual Interface v2 already exists")
+	e.c.Do("POST", melangeIfaces, map[string]any{"interface": map[string]any{"id": "b-vif", "tenant_id": fmt.Sprint(e.r.MemberB)}}, e.root).Expect(201)
+	wantFault(t, e.c.Do("GET", base+"/b-vif", nil, tok), 404, "NotFound", "Interface Not Found")
+	wantFault(t, e.c.Do("DELETE", base+"/b-vif", nil, tok), 404, "NotFound", "Interface Not Found")
+	e.c.Do("DELETE", base+"/virt_iface", nil, tok).Expect(200)
+	wantFault(t, e.c.Do("GET", base+"/virt_iface", nil, tok), 404, "NotFound", "Interface Not Found")
+	if l := items(t, e.c.Do("GET", fmt.Sprintf("/v0.1/ipam/tenants/%s/allocated_ip_addresses", a), nil, tok).Expect(200), "ip_addresses"); len(l) != 1 || l[0]["address"] != "10.58.0.9" {
+		t.Errorf("allocated after delete %v", l)
+	}
+}
+
+// providerNAT turns a tenant NAT request into the spec's provider form
+// (/ipam/ip_blocks/...: no tenant in the URL).
+func providerNAT(req func(*fixture) request) func(*fixture) request {
+	return func(f *fixture) request {
+		r := req(f)
+		r.path = strings.Replace(r.path, fmt.Sprintf("/tenants/%d/ip_blocks/", f.r.MemberA), "/ip_blocks/", 1)
+		return r
+	}
+}
+
+// The spec's NAT paths (/ipam/ip_blocks/{id}/ip_addresses/{a}/inside_*):
+// global callers only; addresses are found in any tenant's blocks.
+func TestMelange_ProviderNAT(t *testing.T) {
+	e := newMelangeEnv(t)
+	pa := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.42.0.0/24"})
+	pb := e.block(t, e.r.MemberB, map[string]any{"cidr": "192.0.2.0/24", "type": "public"})
+	e.c.Do("POST", melangeBlock(e.r.MemberA, melangeID(pa))+"/ip_addresses", nil, e.root).Expect(201)
+	e.c.Do("POST", melangeBlock(e.r.MemberB, melangeID(pb))+"/ip_addresses", nil, e.root).Expect(201)
+	globals := fmt.Sprintf("/v0.1/ipam/ip_blocks/%d/ip_addresses/10.42.0.0/inside_globals", melangeID(pa))
+	e.c.Do("POST", globals, map[string]any{"ip_addresses": []any{natRef(pb, "192.0.2.0")}}, e.root).Expect(200)
+	if got := strs(items(t, e.c.Do("GET", fmt.Sprintf("/v0.1/ipam/ip_blocks/%d/ip_addresses/192.0.2.0/inside_locals", melangeID(pb)), nil, e.root).Expect(200), "ip_addresses"), "address"); !slices.Equal(got, []string{"10.42.0.0"}) {
+		t.Errorf("locals %v", got)
+	}
+	wantFault(t, e.c.Do("GET", globals, nil, e.tok(apitest.MemberAdmin)), 403, "Forbidden", "")
+	wantFault(t, e.c.Do("GET", "/v0.1/ipam/ip_blocks/999/ip_addresses/10.42.0.0/inside_globals", nil, e.root), 404, "NotFound", "IpBlock Not Found")
+	e.c.Do("DELETE", globals+"/192.0.2.0", nil, e.root).Expect(200)
+	if l := items(t, e.c.Do("GET", globals, nil, e.root).Expect(200), "ip_addresses"); len(l) != 0 {
+		t.Errorf("after delete %v", l)
+	}
+}

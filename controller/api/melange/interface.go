@@ -110,6 +110,10 @@ func registerInterfaces(a *api.API) {
 	handle(a, "POST", net+"/interfaces/{vif}/ip_allocations", ServiceNetwork, auth.Create, allocateInNetwork)
 	handle(a, "GET", net+"/interfaces/{vif}/ip_allocations", ServiceNetwork, auth.List, listNetworkAllocations)
 	handle(a, "DELETE", net+"/interfaces/{vif}/ip_allocations", ServiceNetwork, auth.Delete, deallocateInNetwork)
+	// melange-api-spec "Interfaces": the tenant-scoped forms.
+	handle(a, "POST", net+"/interfaces", ServiceNetwork, auth.Create, createNetworkInterface)
+	handle(a, "GET", net+"/interfaces/{vif}", ServiceNetwork, auth.Read, readInterface)
+	handle(a, "DELETE", net+"/interfaces/{vif}", ServiceNetwork, auth.Delete, deleteTenantInterface)
 
 	const inst = "/instances/{device_id}/interfaces"
 	handle(a, "PUT", inst, ServiceInstance, auth.Update, putInstanceInterfaces)
@@ -238,6 +242,64 @@ func deleteInterface(q *request) error {
 		return fault(http.StatusNotFound, "Interface Not Found")
 	}
 	_, index, err := apply(q, fsm.InterfaceDeleteType, fsm.VIFPayload{VIF: vif}, 0)
+	if err != nil {
+		return err
+	}
+	empty(q.W, index)
+	return nil
+}
+
+// createNetworkInterface is createInterface in the URL tenant's network
+// {network_id} (melange-api-spec "Create an Interface and allocate ips on
+// the network"): body {"interface": {id, tenant_id, device_id, mac_address,
+// network: {addresses}}}; the owner defaults to the URL tenant. 404 Network
+// <id> not found when the tenant has no block in it.
+func createNetworkInterface(q *request) error {
+	net := q.PathValue("network_id")
+	b, err := decode(q, "interface")
+	if err != nil {
+		return err
+	}
+	var in wire.Interface
+	if err := b.fields(map[string]*string{"id": &in.VIF, "tenant_id": &in.TenantID, "device_id": &in.DeviceID, "mac_address": &in.MACAddress}); err != nil {
+		return err
+	}
+	if in.VIF == "" {
+		return invalid("virtual_interface_id", "virtual_interface_id should be present")
+	}
+	if in.TenantID == "" {
+		in.TenantID = idString(q.tenant)
+	}
+	ref := &state.NetworkRef{ID: net, MemberID: q.tenant}
+	nb, err := b.obj("network")
+	if err != nil {
+		return err
+	}
+	if nb != nil {
+		if ref.Addresses, err = nb.strs("addresses"); err != nil {
+			return err
+		}
+	}
+	if len(q.Txn.NetworkBlocks(q.tenant, net)) == 0 {
+		return fault(http.StatusNotFound, "Network %s not found", net)
+	}
+	v, index, err := apply(q, fsm.InterfaceCreateType, fsm.InterfaceCreatePayload{Interface: in, Network: ref}, 0)
+	if err != nil {
+		return err
+	}
+	d := v.(*state.InterfaceDetail)
+	reply(q, http.StatusCreated, index, map[string]any{"interface": interfaceView(q.current(), d.Interface, d.Addresses)})
+	return nil
+}
+
+// deleteTenantInterface deletes {vif} owned by the URL tenant (as DELETE
+// /ipam/interfaces/{vif}).
+func deleteTenantInterface(q *request) error {
+	ifc, err := q.tenantInterface()
+	if err != nil {
+		return err
+	}
+	_, index, err := apply(q, fsm.InterfaceDeleteType, fsm.VIFPayload{VIF: ifc.VIF}, 0)
 	if err != nil {
 		return err
 	}

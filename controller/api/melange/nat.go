@@ -21,18 +21,27 @@ import (
 
 // Permission-table services of these routes.
 const (
-	ServiceNAT       = "melange_nat"
-	ServiceAllowedIP = "melange_allowed_ip"
+	ServiceNAT = "melange_nat"
+	// ServiceProviderNAT: the spec's NAT paths without a tenant (global
+	// callers only); addresses are resolved in any tenant's blocks.
+	ServiceProviderNAT = "melange_provider_nat"
+	ServiceAllowedIP   = "melange_allowed_ip"
 )
 
 func registerNAT(a *api.API) {
-	const base = "/tenants/{tenant_id}/ip_blocks/{id}/ip_addresses/{address}"
-	for _, dir := range []string{"inside_globals", "inside_locals"} {
-		globals := dir == "inside_globals"
-		handle(a, "GET", base+"/"+dir, ServiceNAT, auth.List, func(q *request) error { return listNAT(q, globals) })
-		handle(a, "POST", base+"/"+dir, ServiceNAT, auth.Create, func(q *request) error { return createNAT(q, globals) })
-		handle(a, "DELETE", base+"/"+dir, ServiceNAT, auth.Delete, func(q *request) error { return deleteNAT(q, globals, false) })
-		handle(a, "DELETE", base+"/"+dir+"/{partner}", ServiceNAT, auth.Delete, func(q *request) error { return deleteNAT(q, globals, true) })
+	// The fact sheet's tenant paths and the spec's provider paths.
+	for _, r := range []struct{ base, service string }{
+		{"/tenants/{tenant_id}/ip_blocks/{id}/ip_addresses/{address}", ServiceNAT},
+		{"/ip_blocks/{id}/ip_addresses/{address}", ServiceProviderNAT},
+	} {
+		base, svc := r.base, r.service
+		for _, dir := range []string{"inside_globals", "inside_locals"} {
+			globals := dir == "inside_globals"
+			handle(a, "GET", base+"/"+dir, svc, auth.List, func(q *request) error { return listNAT(q, globals) })
+			handle(a, "POST", base+"/"+dir, svc, auth.Create, func(q *request) error { return createNAT(q, globals) })
+			handle(a, "DELETE", base+"/"+dir, svc, auth.Delete, func(q *request) error { return deleteNAT(q, globals, false) })
+			handle(a, "DELETE", base+"/"+dir+"/{partner}", svc, auth.Delete, func(q *request) error { return deleteNAT(q, globals, true) })
+		}
 	}
 	const allowed = "/tenants/{tenant_id}/interfaces/{vif}/allowed_ips"
 	handle(a, "GET", allowed, ServiceAllowedIP, auth.List, listAllowedIPs)
@@ -127,7 +136,7 @@ func createNAT(q *request, globals bool) error {
 		}
 		id, perr := strconv.ParseUint(blockRef, 10, 64)
 		b, ok := q.Txn.IPBlock(id)
-		if perr != nil || !ok || b.Dialect != wire.DialectMelange || b.MemberID != q.tenant {
+		if perr != nil || !ok || b.Dialect != wire.DialectMelange || !q.ownsBlock(b) {
 			return fault(http.StatusNotFound, "IpBlock Not Found")
 		}
 		p, ok := q.Txn.IPAddressIn(b.ID, addr)
