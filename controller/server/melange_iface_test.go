@@ -7,6 +7,7 @@ import (
 
 	"fmt"
 	"github.com/regentcloud/regent/controller/internal/apitest"
+	"github.com/regentcloud/regent/controller/server"
 	"sync"
 )
 
@@ -923,4 +924,35 @@ func TestMelange_ProviderNAT(t *testing.T) {
 	if l := items(t, e.c.Do("GET", globals, nil, e.root).Expect(200), "ip_addresses"); len(l) != 0 {
 		t.Errorf("after delete %v", l)
 	}
+}
+
+// Checklist 55 and 63: with melange_default_cidr configured, an unknown
+// network gets a private block with that CIDR, the network id and the
+// network's tenant, created in the same command as the allocation.
+func TestMelange_DefaultCIDR(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{Configure: func(c *server.Config) { c.MelangeDefaultCIDR = "10.99.0.0/24" }})
+	c := n.Client(t)
+	e := &melangeEnv{c: c, n: n, r: c.Roles(), root: n.RootToken}
+	a, b := fmt.Sprint(e.r.MemberA), fmt.Sprint(e.r.MemberB)
+	l := items(t, e.c.Do("POST", melangeAllocations(e.r.MemberA, "fresh", "vif-55"), nil, e.tok(apitest.MemberUser)).Expect(201), "ip_addresses")
+	if len(l) != 1 || l[0]["address"] != "10.99.0.0" {
+		t.Fatalf("allocations %v", l)
+	}
+	blk := items(t, e.c.Do("GET", melangeNetwork(e.r.MemberA, "fresh"), nil, e.root).Expect(200), "ip_blocks")
+	if len(blk) != 1 || blk[0]["cidr"] != "10.99.0.0/24" || blk[0]["type"] != "private" || blk[0]["tenant_id"] != a || blk[0]["network_id"] != "fresh" {
+		t.Errorf("default block %v", blk)
+	}
+	// POST /ipam/interfaces: the block belongs to the network's tenant.
+	r := obj(t, e.c.Do("POST", melangeIfaces, map[string]any{"interface": map[string]any{"id": "vif-63", "tenant_id": a,
+		"network": map[string]any{"id": "other", "tenant_id": b}}}, e.root).Expect(201), "interface")
+	if addrs := ifaceAddrs(r); len(addrs) != 1 || addrs[0]["address"] != "10.99.0.0" {
+		t.Errorf("interface %v", r)
+	}
+	if blk := items(t, e.c.Do("GET", melangeNetwork(e.r.MemberB, "other"), nil, e.root).Expect(200), "ip_blocks"); len(blk) != 1 || blk[0]["tenant_id"] != b {
+		t.Errorf("default block of tenant B %v", blk)
+	}
+	// A tenant that is no member cannot own the block: 400, nothing made.
+	wantFault(t, e.c.Do("POST", melangeIfaces, map[string]any{"interface": map[string]any{"id": "vif-64", "tenant_id": a,
+		"network": map[string]any{"id": "x", "tenant_id": "999999"}}}, e.root), 400, "BadRequest", "tenant_id")
+	wantFault(t, e.c.Do("GET", fmt.Sprintf("/v0.1/ipam/tenants/%s/interfaces/vif-64", a), nil, e.root), 404, "NotFound", "Interface Not Found")
 }

@@ -124,7 +124,7 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		s.cluster, s.store, log, s.registry)
 	membership.Register(s.api)
 	iaas.Register(s.api)
-	melange.Register(s.api)
+	melange.Register(s.api, melange.Options{DefaultCIDR: cfg.MelangeDefaultCIDR})
 
 	s.http = &http.Server{Handler: s.api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}

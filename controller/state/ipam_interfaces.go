@@ -184,6 +184,28 @@ type NetworkRef struct {
 	ID        string   `json:"id"`
 	MemberID  uint64   `json:"member_id"`
 	Addresses []string `json:"addresses,omitempty"`
+	// DefaultBlock, when set and the network has no block, is created
+	// (for MemberID, in network ID) before allocating: Melange's
+	// default_cidr. The proposer fills in the dialect's defaults.
+	DefaultBlock *api.IPBlock `json:"default_block,omitempty"`
+}
+
+// networkBlocks returns the blocks of net, creating its default block when
+// it has none and one is given; 404 Network <id> not found otherwise.
+func (t *Txn) networkBlocks(net NetworkRef, method string) ([]*api.IPBlock, error) {
+	blocks := t.NetworkBlocks(net.MemberID, net.ID)
+	if len(blocks) == 0 && net.DefaultBlock != nil && net.ID != "" {
+		b := *net.DefaultBlock
+		b.Meta, b.MemberID, b.NetworkID, b.Dialect, b.Type, b.ParentID = api.Meta{}, net.MemberID, net.ID, api.DialectMelange, api.BlockPrivate, 0
+		if _, err := t.IPBlockCreate(&b); err != nil {
+			return nil, err
+		}
+		blocks = t.NetworkBlocks(net.MemberID, net.ID)
+	}
+	if len(blocks) == 0 {
+		return nil, networkNotFound(method, net.ID)
+	}
+	return blocks, nil
 }
 
 func ifcNotFound(method string) error {
@@ -409,8 +431,8 @@ func networkNotFound(method, net string) error {
 // NetworkAllocate allocates addresses of network net on the interface
 // in.VIF, creating the interface from in when it does not exist.
 func (t *Txn) NetworkAllocate(in api.Interface, net NetworkRef) (*InterfaceDetail, error) {
-	if len(t.NetworkBlocks(net.MemberID, net.ID)) == 0 {
-		return nil, networkNotFound("allocate", net.ID)
+	if _, err := t.networkBlocks(net, "allocate"); err != nil {
+		return nil, err
 	}
 	ifc, err := t.ensureInterface(in)
 	if err != nil {
@@ -429,9 +451,9 @@ func (t *Txn) NetworkAllocate(in api.Interface, net NetworkRef) (*InterfaceDetai
 // is not full (melange-facts §4). Blocks with subnets are passed over.
 func (t *Txn) networkAllocate(ifc *api.Interface, net NetworkRef, mac string) ([]*api.IPAddress, error) {
 	c := func(n int) string { return code("ipam", "network", "allocate", n) }
-	blocks := t.NetworkBlocks(net.MemberID, net.ID)
-	if len(blocks) == 0 {
-		return nil, networkNotFound("allocate", net.ID)
+	blocks, err := t.networkBlocks(net, "allocate")
+	if err != nil {
+		return nil, err
 	}
 	var leaves []*api.IPBlock
 	for _, b := range blocks {

@@ -100,23 +100,46 @@ func interfaceView(r *state.ReadTxn, ifc *wire.Interface, ips []*wire.IPAddress)
 // current is a read transaction that sees the command just applied.
 func (q *request) current() *state.ReadTxn { return q.API.Store().Read() }
 
-func registerInterfaces(a *api.API) {
-	handle(a, "POST", "/interfaces", ServiceInterface, auth.Create, createInterface)
+// ifaces are the handlers that may create a network's default block.
+type ifaces struct {
+	defaultCIDR string
+}
+
+// defaultBlock is the block created for an unknown network (nil when no
+// default CIDR is configured): private, with the dialect's defaults.
+func (h *ifaces) defaultBlock() *wire.IPBlock {
+	if h.defaultCIDR == "" {
+		return nil
+	}
+	b := &wire.IPBlock{Dialect: wire.DialectMelange, CIDR: h.defaultCIDR, Type: wire.BlockPrivate}
+	defaults(b)
+	return b
+}
+
+// known reports whether the URL tenant's network net exists or would be
+// created.
+func (h *ifaces) known(q *request, net string) bool {
+	return h.defaultCIDR != "" || len(q.Txn.NetworkBlocks(q.tenant, net)) > 0
+}
+
+func registerInterfaces(a *api.API, opts Options) {
+	h := &ifaces{defaultCIDR: opts.DefaultCIDR}
+	handle(a, "POST", "/interfaces", ServiceInterface, auth.Create, h.createInterface)
 	handle(a, "DELETE", "/interfaces/{vif}", ServiceInterface, auth.Delete, deleteInterface)
 	handle(a, "GET", "/tenants/{tenant_id}/interfaces/{vif}", ServiceInterface, auth.Read, readInterface)
 
 	const net = "/tenants/{tenant_id}/networks/{network_id}"
 	handle(a, "GET", net, ServiceNetwork, auth.Read, readNetwork)
-	handle(a, "POST", net+"/interfaces/{vif}/ip_allocations", ServiceNetwork, auth.Create, allocateInNetwork)
+	handle(a, "POST", net+"/interfaces/{vif}/ip_allocations", ServiceNetwork, auth.Create, h.allocateInNetwork)
 	handle(a, "GET", net+"/interfaces/{vif}/ip_allocations", ServiceNetwork, auth.List, listNetworkAllocations)
 	handle(a, "DELETE", net+"/interfaces/{vif}/ip_allocations", ServiceNetwork, auth.Delete, deallocateInNetwork)
 	// melange-api-spec "Interfaces": the tenant-scoped forms.
-	handle(a, "POST", net+"/interfaces", ServiceNetwork, auth.Create, createNetworkInterface)
+	handle(a, "POST", net+"/interfaces", ServiceNetwork, auth.Create, h.createNetworkInterface)
 	handle(a, "GET", net+"/interfaces/{vif}", ServiceNetwork, auth.Read, readInterface)
 	handle(a, "DELETE", net+"/interfaces/{vif}", ServiceNetwork, auth.Delete, deleteTenantInterface)
 
 	const inst = "/instances/{device_id}/interfaces"
-	handle(a, "PUT", inst, ServiceInstance, auth.Update, putInstanceInterfaces)
+	handle(a, "PUT", inst, ServiceInstance, auth.Update, h.putInstanceInterfaces)
 	handle(a, "GET", inst, ServiceInstance, auth.Read, readInstanceInterfaces)
 	handle(a, "DELETE", inst, ServiceInstance, auth.Delete, deleteInstanceInterfaces)
 }
@@ -200,7 +223,7 @@ func newVIF() string {
 
 // createInterface: body {"interface": {id, tenant_id, device_id,
 // mac_address, network: {id, tenant_id, addresses}}} → 201.
-func createInterface(q *request) error {
+func (h *ifaces) createInterface(q *request) error {
 	b, err := decode(q, "interface")
 	if err != nil {
 		return err
@@ -224,6 +247,7 @@ func createInterface(q *request) error {
 		if p.Network, err = networkRef(nb, in.TenantID); err != nil {
 			return err
 		}
+		p.Network.DefaultBlock = h.defaultBlock()
 	}
 	v, index, err := apply(q, fsm.InterfaceCreateType, p, 0)
 	if err != nil {
@@ -254,7 +278,7 @@ func deleteInterface(q *request) error {
 // the network"): body {"interface": {id, tenant_id, device_id, mac_address,
 // network: {addresses}}}; the owner defaults to the URL tenant. 404 Network
 // <id> not found when the tenant has no block in it.
-func createNetworkInterface(q *request) error {
+func (h *ifaces) createNetworkInterface(q *request) error {
 	net := q.PathValue("network_id")
 	b, err := decode(q, "interface")
 	if err != nil {
@@ -270,7 +294,7 @@ func createNetworkInterface(q *request) error {
 	if in.TenantID == "" {
 		in.TenantID = idString(q.tenant)
 	}
-	ref := &state.NetworkRef{ID: net, MemberID: q.tenant}
+	ref := &state.NetworkRef{ID: net, MemberID: q.tenant, DefaultBlock: h.defaultBlock()}
 	nb, err := b.obj("network")
 	if err != nil {
 		return err
@@ -280,7 +304,7 @@ func createNetworkInterface(q *request) error {
 			return err
 		}
 	}
-	if len(q.Txn.NetworkBlocks(q.tenant, net)) == 0 {
+	if !h.known(q, net) {
 		return fault(http.StatusNotFound, "Network %s not found", net)
 	}
 	v, index, err := apply(q, fsm.InterfaceCreateType, fsm.InterfaceCreatePayload{Interface: in, Network: ref}, 0)
@@ -346,7 +370,7 @@ func readNetwork(q *request) error {
 // used_by_device}} → 201 {"ip_addresses": [allocation view...]}. The
 // interface {vif} is created when missing, owned by tenant_id (default the
 // URL tenant).
-func allocateInNetwork(q *request) error {
+func (h *ifaces) allocateInNetwork(q *request) error {
 	net := q.PathValue("network_id")
 	b, err := decode(q, "network")
 	if err != nil {
@@ -363,11 +387,11 @@ func allocateInNetwork(q *request) error {
 	if err != nil {
 		return err
 	}
-	if len(q.Txn.NetworkBlocks(q.tenant, net)) == 0 {
+	if !h.known(q, net) {
 		return fault(http.StatusNotFound, "Network %s not found", net)
 	}
 	v, index, err := apply(q, fsm.NetworkAllocateType, fsm.NetworkAllocatePayload{Interface: in,
-		Network: state.NetworkRef{ID: net, MemberID: q.tenant, Addresses: addrs}}, 0)
+		Network: state.NetworkRef{ID: net, MemberID: q.tenant, Addresses: addrs, DefaultBlock: h.defaultBlock()}}, 0)
 	if err != nil {
 		return err
 	}
@@ -414,7 +438,7 @@ func instanceView(r *state.ReadTxn, ds []*state.InterfaceDetail) map[string]any 
 // [{id?, mac_address?, network: {id, tenant_id, addresses}}]}} replaces
 // every interface of the device (the old ones are deleted as by DELETE
 // /interfaces/{vif}) → 200 {"instance": {"interfaces": [...]}}.
-func putInstanceInterfaces(q *request) error {
+func (h *ifaces) putInstanceInterfaces(q *request) error {
 	b, err := decode(q, "instance")
 	if err != nil {
 		return err
@@ -448,6 +472,7 @@ func putInstanceInterfaces(q *request) error {
 			if ii.Network, err = networkRef(nb, p.TenantID); err != nil {
 				return err
 			}
+			ii.Network.DefaultBlock = h.defaultBlock()
 		}
 		p.Interfaces = append(p.Interfaces, ii)
 	}
