@@ -27,6 +27,13 @@ var typeNames = map[MessageType]string{
 	ASNCreateType: "asn_create", ASNDeleteType: "asn_delete", IPAddressDeleteType: "ip_address_delete",
 	DomainCreateType: "domain_create", DomainDeleteType: "domain_delete", RecordCreateType: "record_create",
 	RecordUpdateType: "record_update", RecordDeleteType: "record_delete", PTRCreateType: "ptr_create",
+	InterfaceCreateType: "interface_create", InterfaceDeleteType: "interface_delete",
+	IPAddressAllocateOnIfaceType: "ip_address_allocate_on_interface", NetworkAllocateType: "network_allocate",
+	NetworkDeallocateType: "network_deallocate", InstanceInterfacesReplaceType: "instance_interfaces_replace",
+	InstanceInterfacesDeleteType: "instance_interfaces_delete", IPRouteCreateType: "ip_route_create",
+	IPRouteUpdateType: "ip_route_update", IPRouteDeleteType: "ip_route_delete",
+	NATLinkType: "nat_link", NATUnlinkType: "nat_unlink", AllowedIPCreateType: "allowed_ip_create",
+	AllowedIPDeleteType: "allowed_ip_delete",
 }
 
 func typeName(t MessageType) string {
@@ -37,7 +44,7 @@ func typeName(t MessageType) string {
 }
 
 func handlers() map[MessageType]handler {
-	return withHandlers(withHandlers(ipamHandlers(), dnsHandlers()), map[MessageType]handler{
+	return withHandlers(withHandlers(withHandlers(ipamHandlers(), dnsHandlers()), interfaceHandlers()), map[MessageType]handler{
 		BootstrapType: func(t *state.Txn, c *Command) (any, error) {
 			p, err := decode[BootstrapPayload](c)
 			if err != nil {

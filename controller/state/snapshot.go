@@ -22,7 +22,7 @@ const snapshotHeader = "REGENT-SNAPSHOT 1\n"
 
 // snapshotTables is the order of tables in a snapshot; append-only.
 var snapshotTables = []string{tableIndex, Members, Users, Tokens, Regions, Nodes,
-	ASNs, IPPolicies, IPBlocks, IPAddresses, MACRanges, Domains, Records}
+	ASNs, IPPolicies, IPBlocks, IPAddresses, MACRanges, Domains, Records, IPRoutes, Interfaces, IPNats, AllowedIPs}
 
 func newRecord(table string) (any, bool) {
 	switch table {
@@ -52,6 +52,14 @@ func newRecord(table string) (any, bool) {
 		return &api.Domain{}, true
 	case Records:
 		return &api.Record{}, true
+	case IPRoutes:
+		return &api.IPRoute{}, true
+	case Interfaces:
+		return &api.Interface{}, true
+	case IPNats:
+		return &api.IPNat{}, true
+	case AllowedIPs:
+		return &api.AllowedIP{}, true
 	}
 	return nil, false
 }
@@ -190,6 +198,12 @@ func load(r io.Reader) (*memdb.MemDB, error) {
 			}
 			// Derived state that is not serialised: the IPAM engines.
 			if err := rebuildIPAM(txn); err != nil {
+				return nil, bad("ipam: %v", err)
+			}
+			if err := rebuildInterfaces(txn); err != nil {
+				return nil, bad("ipam: %v", err)
+			}
+			if err := rebuildNAT(txn); err != nil {
 				return nil, bad("ipam: %v", err)
 			}
 			txn.Commit()
