@@ -51,3 +51,6 @@ dead_server_cleanup = "5m"
 
 # IPAM: how long a released address stays out of the free pool.
 keep_deallocated_ips_for = "48h"
+
+# Melange: the CIDR of the block created for an unknown network (unset: 404).
+# melange_default_cidr = "10.0.0.0/16"

@@ -74,9 +74,20 @@ func Permissions() Table {
 		"melange_policy":     {List: all, Read: all, Create: all, Update: all, Delete: all},
 		"melange_ip_range":   {List: all, Read: all, Create: all, Update: all, Delete: all},
 		"melange_ip_octet":   {List: all, Read: all, Create: all, Update: all, Delete: all},
+		"melange_ip_route":   {List: all, Read: all, Create: all, Update: all, Delete: all},
+		"melange_network":    {List: all, Read: all, Create: all, Delete: all},
+		// interfaces: reading one is a tenant route; creating and deleting
+		// them are provider routes (below in spirit: global only).
+		"melange_interface":    {Read: all, Create: {Global}, Delete: {Global}},
+		"melange_allocated_ip": {List: all},
+		"melange_nat":          {List: all, Create: all, Delete: all},
+		"melange_allowed_ip":   {List: all, Read: all, Create: all, Delete: all},
 		// MAC address ranges are provider routes, not tenant-scoped:
 		// Melange's admin only (melange-facts §9, §15), global here.
-		"melange_mac_address_range": {List: {Global}, Read: {Global}, Create: {Global}, Delete: {Global}},
+		"melange_mac_address_range":     {List: {Global}, Read: {Global}, Create: {Global}, Delete: {Global}},
+		"melange_instance":              {Read: {Global}, Update: {Global}, Delete: {Global}},
+		"melange_provider_allocated_ip": {List: {Global}},
+		"melange_provider_nat":          {List: {Global}, Create: {Global}, Delete: {Global}},
 		// operator routes: cluster administration, global users only
 		"operator": {List: {Global}, Read: {Global}, Create: {Global}, Update: {Global}, Delete: {Global}},
 	}

@@ -11,7 +11,7 @@ import (
 func TestAnswers(t *testing.T) {
 	src := newFakeSource(testZone(t, 100), deepZone(t))
 	s := startServer(t, testConfig(), src)
-	soaLine := "example.test. SOA ns1.example.test. hostmaster.example.net. 100 3600 900 1209600 300"
+	soaLine := "example.test. SOA ns1.example.test. hostmaster.example.net. 100 14400 3600 1209600 300"
 	cases := []struct {
 		name   string
 		qname  string
@@ -77,7 +77,7 @@ func TestAnswers(t *testing.T) {
 		{name: "longest zone", qname: "x.deep.example.test.", qtype: mdns.TypeA, aa: true,
 			answer: []string{"x.deep.example.test. A 198.51.100.1"}},
 		{name: "longest zone NXDOMAIN", qname: "y.deep.example.test.", qtype: mdns.TypeA, rcode: mdns.RcodeNameError, aa: true,
-			ns: []string{"deep.example.test. SOA ns1.example.test. hostmaster.example.net. 7 3600 900 1209600 300"}},
+			ns: []string{"deep.example.test. SOA ns1.example.test. hostmaster.example.net. 7 14400 3600 1209600 300"}},
 		{name: "out of zone", qname: "example.org.", qtype: mdns.TypeA, rcode: mdns.RcodeRefused},
 		{name: "root", qname: ".", qtype: mdns.TypeNS, rcode: mdns.RcodeRefused},
 	}
@@ -236,5 +236,26 @@ func TestCaseEcho(t *testing.T) {
 				t.Errorf("%s: answer %v", network, r.Answer)
 			}
 		}
+	}
+}
+
+func TestSourceRecordsNotModified(t *testing.T) {
+	z := testZone(t, 1)
+	var mixed mdns.RR
+	for _, rr := range z.RRs {
+		if strings.HasPrefix(rr.Header().Name, "MiXeD") {
+			mixed = rr
+		}
+	}
+	s, err := New(testConfig(), newFakeSource(z))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.reload()
+	if mixed.Header().Name != "MiXeD.Example.Test." {
+		t.Fatalf("source record changed to %q", mixed.Header().Name)
+	}
+	if n := s.snap.Load().zones["example.test."].nodes["mixed.example.test."]; n == nil {
+		t.Fatal("owner not folded to lower case")
 	}
 }

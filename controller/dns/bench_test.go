@@ -165,6 +165,9 @@ func TestBenchServer(t *testing.T) {
 	if os.Getenv("REGENT_DNS_BENCH_METRICS") == "1" {
 		cfg.Registerer = prometheus.NewRegistry()
 	}
+	if n, err := strconv.Atoi(os.Getenv("REGENT_DNS_BENCH_CACHE")); err == nil {
+		cfg.CacheEntries = n
+	}
 	if n, err := strconv.Atoi(os.Getenv("REGENT_DNS_BENCH_SOCKETS")); err == nil {
 		cfg.UDPSockets = n
 	}

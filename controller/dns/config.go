@@ -15,16 +15,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Defaults applied by New to zero Config fields. The SOA timers follow
-// RFC 1912 §2.2 for zones that change often and are served by hidden
-// primaries that NOTIFY their secondaries: secondaries re-check hourly,
-// retry every 15 minutes and keep serving for two weeks without contact.
+// Defaults applied by New to zero Config fields. The SOA timers are the
+// lowest values Zonemaster accepts without a notice (refresh 4 h, retry
+// 1 h): secondaries learn of changes by NOTIFY, so the refresh timer is
+// only a fallback, and they keep serving for two weeks without contact.
 // The negative-caching TTL (MINIMUM, RFC 2308) is short because tenants
 // create names through an API and expect them to resolve soon after.
 const (
 	DefaultTTL     = 3600
-	DefaultRefresh = 3600
-	DefaultRetry   = 900
+	DefaultRefresh = 14400
+	DefaultRetry   = 3600
 	DefaultExpire  = 1209600
 	DefaultMinimum = 300
 	// DefaultUDPSize is the EDNS0 UDP payload size we advertise and the cap

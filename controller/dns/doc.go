@@ -28,7 +28,8 @@
 // # UDP fast path
 //
 // UDP is served by our own read loops (one SO_REUSEPORT socket per
-// GOMAXPROCS on Linux) rather than miekg/dns's server. A plain query (opcode
+// GOMAXPROCS on Linux, each moving up to 32 datagrams per recvmmsg/sendmmsg
+// call) rather than miekg/dns's server. A plain query (opcode
 // QUERY, one question, no answer/authority records, at most a bare EDNS0 OPT
 // record without options) is answered from a cache of packed responses keyed
 // by the lower-cased question, the EDNS presence, the effective UDP size and
@@ -38,5 +39,13 @@
 // miekg/dns path. The cache hangs off the zone snapshot, so a zone swap
 // invalidates it, and it is bounded in size.
 //
-// TCP is served by miekg/dns's server with unlimited queries per connection.
+// TCP is served by miekg/dns's server with unlimited queries per connection
+// (MaxTCPQueries -1) and a 10 s idle timeout.
+//
+// # Lifecycle
+//
+// New validates the Config; Start loads the zones, binds (errors are
+// returned synchronously; port 0 is allowed, see Addr) and starts the owned
+// goroutines: socket loops, the zone follower and NOTIFY senders. They stop
+// when Start's context ends or Shutdown is called; Shutdown waits for them.
 package dns

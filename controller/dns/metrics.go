@@ -61,7 +61,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "regent_dns_request_duration_seconds",
-		Help:    "Time to answer a DNS request, by transport.",
+		Help:    "Time to answer a DNS request, by transport (UDP: handling only, without socket I/O).",
 		Buckets: []float64{5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 0.025, 0.1, 1},
 	}, []string{"proto"})
 	for _, c := range []prometheus.Collector{m.queries, m.zones, m.notify, m.transfers, dur} {

@@ -255,7 +255,17 @@ func (s *Server) follow(ctx context.Context, idx uint64) {
 			case <-time.After(100 * time.Millisecond):
 			}
 		}
+		start := time.Now()
 		idx = max(next, s.reload())
+		// Pace rebuilds under a stream of changes: wait as long as the
+		// rebuild took (at most 250 ms), so rebuilding a large zone after
+		// every write cannot take more than half a core, and the writes
+		// that arrive meanwhile are picked up by one rebuild.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(min(time.Since(start), 250*time.Millisecond)):
+		}
 	}
 }
 
@@ -307,6 +317,11 @@ type tcpHandler struct{ s *Server }
 
 func (h tcpHandler) ServeDNS(w mdns.ResponseWriter, r *mdns.Msg) {
 	s := h.s
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("panic answering tcp request", "panic", p)
+		}
+	}()
 	var start time.Time
 	if s.metrics != nil {
 		start = time.Now()

@@ -3,10 +3,7 @@ package dns
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
-	"net"
 	"net/netip"
-	"time"
 
 	mdns "github.com/miekg/dns"
 )
@@ -175,7 +172,8 @@ func (s *Server) slowUDP(zs *zoneSet, req, out []byte, remote netip.AddrPort) (r
 		if secret, ok = s.cfg.tsigSecrets[mdns.CanonicalName(t.Hdr.Name)]; !ok {
 			ri.tsigStatus = mdns.ErrSecret
 		} else {
-			ri.tsigStatus = mdns.TsigVerify(req, secret, "", false)
+			// TsigVerify rewrites ARCOUNT in place: verify a copy.
+			ri.tsigStatus = mdns.TsigVerify(bytes.Clone(req), secret, "", false)
 		}
 	}
 	m := s.respond(zs, r, ri)
@@ -216,34 +214,4 @@ func (s *Server) slowUDP(zs *zoneSet, req, out []byte, remote netip.AddrPort) (r
 		return nil
 	}
 	return b
-}
-
-// serveUDP is one read loop on one socket.
-func (s *Server) serveUDP(conn *net.UDPConn) {
-	buf := make([]byte, 65536)
-	out := make([]byte, 65536)
-	for {
-		n, addr, err := conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			s.log.Debug("udp read", "error", err)
-			time.Sleep(time.Millisecond)
-			continue
-		}
-		var start time.Time
-		if s.metrics != nil {
-			start = time.Now()
-		}
-		resp := s.handleUDP(s.snap.Load(), buf[:n], out, addr)
-		if resp != nil {
-			if _, err := conn.WriteToUDPAddrPort(resp, addr); err != nil && errors.Is(err, net.ErrClosed) {
-				return
-			}
-		}
-		if s.metrics != nil {
-			s.metrics.observe(protoUDP, time.Since(start).Seconds())
-		}
-	}
 }

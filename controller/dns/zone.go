@@ -70,13 +70,17 @@ func buildZone(src *Zone, st *settings, log hclog.Logger) *zone {
 			skipped++
 			continue
 		}
-		rr = mdns.Copy(rr)
+		// The Source's records are never modified: copy the few that
+		// need a lower-case owner or a class.
 		h := rr.Header()
-		h.Name = strings.ToLower(mdns.Fqdn(h.Name))
-		if h.Class == 0 {
-			h.Class = mdns.ClassINET
+		if owner := strings.ToLower(mdns.Fqdn(h.Name)); owner != h.Name || h.Class == 0 {
+			rr = mdns.Copy(rr)
+			h = rr.Header()
+			h.Name = owner
+			if h.Class == 0 {
+				h.Class = mdns.ClassINET
+			}
 		}
-		h.Rrtype = rr.Header().Rrtype
 		if h.Rrtype == mdns.TypeSOA || h.Rrtype == mdns.TypeOPT || h.Rrtype == mdns.TypeTSIG || !mdns.IsSubDomain(name, h.Name) {
 			skipped++
 			continue

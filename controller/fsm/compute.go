@@ -23,9 +23,9 @@ const (
 	RegionImageDeleteType MessageType = 77
 	ServerCreateType      MessageType = 78
 	ServerUpdateType      MessageType = 79
-	InterfaceCreateType   MessageType = 80
-	InterfaceUpdateType   MessageType = 81
-	InterfaceDeleteType   MessageType = 82
+	ServerInterfaceCreateType   MessageType = 80
+	ServerInterfaceUpdateType   MessageType = 81
+	ServerInterfaceDeleteType   MessageType = 82
 	RouterCreateType      MessageType = 83
 	RouterUpdateType      MessageType = 84
 )
@@ -79,9 +79,9 @@ func computeHandlers() map[MessageType]handler {
 		RegionImageDeleteType: del((*state.Txn).RegionImageDelete),
 		ServerCreateType:      create((*state.Txn).ServerCreate),
 		ServerUpdateType:      update((*state.Txn).ServerUpdate),
-		InterfaceCreateType:   create((*state.Txn).InterfaceCreate),
-		InterfaceUpdateType:   update((*state.Txn).InterfaceUpdate),
-		InterfaceDeleteType:   del((*state.Txn).InterfaceDelete),
+		ServerInterfaceCreateType:   create((*state.Txn).ServerInterfaceCreate),
+		ServerInterfaceUpdateType:   update((*state.Txn).ServerInterfaceUpdate),
+		ServerInterfaceDeleteType:   del((*state.Txn).ServerInterfaceDelete),
 		RouterCreateType:      create((*state.Txn).RouterCreate),
 		RouterUpdateType:      update((*state.Txn).RouterUpdate),
 	}

@@ -27,15 +27,23 @@ var typeNames = map[MessageType]string{
 	ASNCreateType: "asn_create", ASNDeleteType: "asn_delete", IPAddressDeleteType: "ip_address_delete",
 	DomainCreateType: "domain_create", DomainDeleteType: "domain_delete", RecordCreateType: "record_create",
 	RecordUpdateType: "record_update", RecordDeleteType: "record_delete", PTRCreateType: "ptr_create",
-	ProjectCreateType: "project_create", ProjectUpdateType: "project_update", CloudCreateType: "cloud_create",
+	InterfaceCreateType: "interface_create", InterfaceDeleteType: "interface_delete",
+	IPAddressAllocateOnIfaceType: "ip_address_allocate_on_interface", NetworkAllocateType: "network_allocate",
+	NetworkDeallocateType: "network_deallocate", InstanceInterfacesReplaceType: "instance_interfaces_replace",
+	InstanceInterfacesDeleteType: "instance_interfaces_delete", IPRouteCreateType: "ip_route_create",
+	IPRouteUpdateType: "ip_route_update", IPRouteDeleteType: "ip_route_delete",
+	NATLinkType: "nat_link", NATUnlinkType: "nat_unlink", AllowedIPCreateType: "allowed_ip_create",
+	AllowedIPDeleteType: "allowed_ip_delete",
+	ProjectCreateType:   "project_create", ProjectUpdateType: "project_update", CloudCreateType: "cloud_create",
 	CloudUpdateType: "cloud_update", VMCreateType: "vm_create", VMUpdateType: "vm_update",
 	StateChangeType: "state_change", StorageCreateType: "storage_create",
 	StorageTypeCreateType: "storage_type_create", StorageTypeUpdateType: "storage_type_update",
 	ImageCreateType: "image_create", ImageUpdateType: "image_update",
 	RegionImageCreateType: "region_image_create", RegionImageDeleteType: "region_image_delete",
 	ServerCreateType: "server_create", ServerUpdateType: "server_update",
-	InterfaceCreateType: "interface_create", InterfaceUpdateType: "interface_update", InterfaceDeleteType: "interface_delete",
-	RouterCreateType: "router_create", RouterUpdateType: "router_update",
+	ServerInterfaceCreateType: "server_interface_create", ServerInterfaceUpdateType: "server_interface_update",
+	ServerInterfaceDeleteType: "server_interface_delete",
+	RouterCreateType:          "router_create", RouterUpdateType: "router_update",
 }
 
 func typeName(t MessageType) string {
@@ -46,7 +54,7 @@ func typeName(t MessageType) string {
 }
 
 func handlers() map[MessageType]handler {
-	return withHandlers(withHandlers(withHandlers(ipamHandlers(), dnsHandlers()), computeHandlers()), map[MessageType]handler{
+	return withHandlers(withHandlers(withHandlers(withHandlers(ipamHandlers(), dnsHandlers()), interfaceHandlers()), computeHandlers()), map[MessageType]handler{
 		BootstrapType: func(t *state.Txn, c *Command) (any, error) {
 			p, err := decode[BootstrapPayload](c)
 			if err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"time"
 
@@ -43,6 +44,11 @@ type Config struct {
 	LeaderLeaseTimeout    Duration `hcl:"leader_lease_timeout,optional"`
 	DeadServerCleanup     Duration `hcl:"dead_server_cleanup,optional"`
 	KeepDeallocatedIPsFor Duration `hcl:"keep_deallocated_ips_for,optional"`
+	// MelangeDefaultCIDR, when set, is the CIDR of the private block
+	// Melange creates for a tenant's unknown network on an interface or
+	// ip_allocations request (Melange's default_cidr); unset, an unknown
+	// network is 404.
+	MelangeDefaultCIDR string `hcl:"melange_default_cidr,optional"`
 
 	// DNS: the authoritative server on DNSAddr ("" or "off": none).
 	// DNSNameservers are the apex NS names of every zone (default
@@ -143,6 +149,11 @@ func (c *Config) Finish() error {
 			if _, err := time.ParseDuration(string(d)); err != nil {
 				errs = append(errs, fmt.Errorf("%s %q is not a duration", name, d))
 			}
+		}
+	}
+	if c.MelangeDefaultCIDR != "" {
+		if _, err := netip.ParsePrefix(c.MelangeDefaultCIDR); err != nil {
+			errs = append(errs, fmt.Errorf("melange_default_cidr %q is not a CIDR", c.MelangeDefaultCIDR))
 		}
 	}
 	if (c.HTTPTLSCert == "") != (c.HTTPTLSKey == "") {

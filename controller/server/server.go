@@ -126,7 +126,7 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		s.cluster, s.store, log, s.registry)
 	membership.Register(s.api)
 	iaas.Register(s.api)
-	melange.Register(s.api)
+	melange.Register(s.api, melange.Options{DefaultCIDR: cfg.MelangeDefaultCIDR})
 
 	if cfg.dnsEnabled() {
 		dcfg, err := cfg.dnsConfig(log)

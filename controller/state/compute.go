@@ -23,7 +23,7 @@ const (
 	Images         = "compute_images"
 	RegionImages   = "compute_region_images"
 	Servers        = "compute_servers"
-	Interfaces     = "compute_interfaces"
+	ServerInterfaces     = "compute_interfaces"
 	Routers        = "compute_routers"
 	VMHistories    = "compute_vm_histories"
 )
@@ -31,7 +31,7 @@ const (
 // ComputeTables are every compute table: what a blocking query on "any
 // compute change" (an agent's work feed) watches.
 var ComputeTables = []string{Projects, VirtualRouters, VMs, Storages, StorageTypes, Images, RegionImages,
-	Servers, Interfaces, Routers, VMHistories}
+	Servers, ServerInterfaces, Routers, VMHistories}
 
 func computeSchema() map[string]*memdb.TableSchema {
 	return map[string]*memdb.TableSchema{
@@ -64,7 +64,7 @@ func computeSchema() map[string]*memdb.TableSchema {
 		Servers: {Name: Servers, Indexes: map[string]*memdb.IndexSchema{
 			"id": idIndex(), "region": uintIndex("region", "RegionID"),
 		}},
-		Interfaces: {Name: Interfaces, Indexes: map[string]*memdb.IndexSchema{
+		ServerInterfaces: {Name: ServerInterfaces, Indexes: map[string]*memdb.IndexSchema{
 			"id": idIndex(), "server": uintIndex("server", "ServerID"),
 		}},
 		Routers: {Name: Routers, Indexes: map[string]*memdb.IndexSchema{
@@ -178,16 +178,16 @@ func (r *ReadTxn) ServersInRegion(region uint64) []*api.Server {
 }
 
 // Interface returns a server interface by id.
-func (r *ReadTxn) Interface(id uint64) (*api.Interface, bool) {
-	return get[*api.Interface](r, Interfaces, id)
+func (r *ReadTxn) ServerInterface(id uint64) (*api.ServerInterface, bool) {
+	return get[*api.ServerInterface](r, ServerInterfaces, id)
 }
 
 // InterfaceList returns every interface, by id.
-func (r *ReadTxn) InterfaceList() []*api.Interface { return all[*api.Interface](r, Interfaces, "id") }
+func (r *ReadTxn) ServerInterfaceList() []*api.ServerInterface { return all[*api.ServerInterface](r, ServerInterfaces, "id") }
 
 // InterfacesOfServer returns the interfaces of a server, by id.
-func (r *ReadTxn) InterfacesOfServer(server uint64) []*api.Interface {
-	return all[*api.Interface](r, Interfaces, "server", server)
+func (r *ReadTxn) InterfacesOfServer(server uint64) []*api.ServerInterface {
+	return all[*api.ServerInterface](r, ServerInterfaces, "server", server)
 }
 
 // Router returns a physical router by id.
@@ -344,28 +344,28 @@ func (t *Txn) ServerUpdate(s *api.Server, expect uint64) (*api.Server, error) {
 }
 
 // InterfaceCreate stores an interface of an existing server, in its region.
-func (t *Txn) InterfaceCreate(i *api.Interface) (*api.Interface, error) {
+func (t *Txn) ServerInterfaceCreate(i *api.ServerInterface) (*api.ServerInterface, error) {
 	s, ok := t.Server(i.ServerID)
 	if !ok {
 		return nil, fieldErr("server_id", "iaas_interface_create_102", "Server %d does not exist.", i.ServerID)
 	}
 	i.RegionID = s.RegionID
-	return i, insertNew(t, Interfaces, i)
+	return i, insertNew(t, ServerInterfaces, i)
 }
 
 // InterfaceUpdate replaces an interface; it never moves to another server.
-func (t *Txn) InterfaceUpdate(i *api.Interface, expect uint64) (*api.Interface, error) {
-	old, ok := t.Interface(i.ID)
+func (t *Txn) ServerInterfaceUpdate(i *api.ServerInterface, expect uint64) (*api.ServerInterface, error) {
+	old, ok := t.ServerInterface(i.ID)
 	if !ok {
 		return nil, api.NotFound("iaas_interface_update_001")
 	}
 	i.ServerID, i.RegionID = old.ServerID, old.RegionID
-	return i, replace(t, Interfaces, i, expect, "iaas_interface_update")
+	return i, replace(t, ServerInterfaces, i, expect, "iaas_interface_update")
 }
 
 // InterfaceDelete removes an interface.
-func (t *Txn) InterfaceDelete(id uint64) error {
-	return remove(t, Interfaces, id, "iaas_interface_delete")
+func (t *Txn) ServerInterfaceDelete(id uint64) error {
+	return remove(t, ServerInterfaces, id, "iaas_interface_delete")
 }
 
 func (t *Txn) routerChecks(r *api.Router, method string) error {

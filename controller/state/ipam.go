@@ -123,10 +123,11 @@ func ipamSchema() map[string]*memdb.TableSchema {
 			"asn":    uintIndex("asn", "ASNID"),
 		}},
 		IPAddresses: {Name: IPAddresses, Indexes: map[string]*memdb.IndexSchema{
-			"id":      idIndex(),
-			"block":   uintIndex("block", "BlockID"),
-			"address": {Name: "address", Unique: true, Indexer: addrIndexer{}},
-			"member":  uintIndex("member", "MemberID"),
+			"id":        idIndex(),
+			"block":     uintIndex("block", "BlockID"),
+			"address":   {Name: "address", Unique: true, Indexer: addrIndexer{}},
+			"member":    uintIndex("member", "MemberID"),
+			"interface": {Name: "interface", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "InterfaceID"}},
 		}},
 		MACRanges: {Name: MACRanges, Indexes: map[string]*memdb.IndexSchema{
 			"id": idIndex(),
@@ -328,6 +329,11 @@ func (r *ReadTxn) IPAddressIn(block uint64, addr string) (*api.IPAddress, bool) 
 // IPAddressList returns the addresses of block in address order.
 func (r *ReadTxn) IPAddressList(block uint64) []*api.IPAddress {
 	return all[*api.IPAddress](r, IPAddresses, "address_prefix", block)
+}
+
+// IPAddressListAll returns every address, by id.
+func (r *ReadTxn) IPAddressListAll() []*api.IPAddress {
+	return all[*api.IPAddress](r, IPAddresses, "id")
 }
 
 // IPAddressListByMember returns the addresses owned by member, by id.
@@ -621,6 +627,12 @@ func (t *Txn) IPBlockDelete(id uint64) error {
 	if n := len(t.IPAddressList(id)); n > 0 {
 		return api.Errorf(http.StatusBadRequest, "ipam_block_delete_102", "The block holds %d address(es); release and purge them first.", n)
 	}
+	// The block's static routes are part of it.
+	for _, rt := range t.IPRouteList(id) {
+		if err := remove(t, IPRoutes, rt.ID, "ipam_ip_route_delete"); err != nil {
+			return err
+		}
+	}
 	return remove(t, IPBlocks, id, "ipam_block_delete")
 }
 
@@ -653,6 +665,11 @@ func (t *Txn) IPAddressCreate(a *api.IPAddress) (*api.IPAddress, error) {
 	rec, ok := t.blockRecord(a.BlockID)
 	if !ok {
 		return nil, api.NotFound(c(1))
+	}
+	if a.InterfaceID != "" {
+		if _, ok := t.InterfaceByVIF(a.InterfaceID); !ok {
+			return nil, fieldErr("interface_id", c(109), "Interface with id = '%s' doesn't exist", a.InterfaceID)
+		}
 	}
 	if len(t.IPBlockChildren(rec.ID)) > 0 {
 		return nil, api.Errorf(http.StatusUnprocessableEntity, c(101), "Subnetted block cannot allocate IPAddress")
@@ -761,6 +778,9 @@ func (t *Txn) IPAddressDelete(ref IPRef) error {
 	if err := eng.Free(netip.MustParseAddr(row.Address)); err != nil {
 		return err
 	}
+	if err := t.dropAddressRefs(row.ID); err != nil {
+		return err
+	}
 	if err := remove(t, IPAddresses, row.ID, c); err != nil {
 		return err
 	}
@@ -828,6 +848,9 @@ func (t *Txn) IPAddressPurge(blockID uint64, cutoff time.Time) (*api.IPPurgeResu
 			raw, err := t.txn.First(IPAddresses, "address", rec.ID, g.Addr)
 			if err != nil || raw == nil {
 				return nil, fmt.Errorf("state: purged address %s of block %d has no row", g.Addr, rec.ID)
+			}
+			if err := t.dropAddressRefs(raw.(*api.IPAddress).ID); err != nil {
+				return nil, err
 			}
 			if err := remove(t, IPAddresses, raw.(*api.IPAddress).ID, "ipam_ip_address_purge"); err != nil {
 				return nil, err

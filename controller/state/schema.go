@@ -19,6 +19,10 @@ const (
 	IPBlocks    = "ipam_blocks"
 	IPAddresses = "ipam_addresses"
 	MACRanges   = "ipam_mac_ranges"
+	IPRoutes    = "ipam_routes"
+	Interfaces  = "ipam_interfaces"
+	IPNats      = "ipam_nats"
+	AllowedIPs  = "ipam_allowed_ips"
 )
 
 // IndexEntry tracks, per table, the raft index of its last change and the
@@ -78,6 +82,12 @@ func schema() *memdb.DBSchema {
 		for name, ts := range extra {
 			db.Tables[name] = ts
 		}
+	}
+	for name, ts := range interfaceSchema() {
+		db.Tables[name] = ts
+	}
+	for name, ts := range natSchema() {
+		db.Tables[name] = ts
 	}
 	return db
 }

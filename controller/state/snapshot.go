@@ -22,8 +22,8 @@ const snapshotHeader = "REGENT-SNAPSHOT 1\n"
 
 // snapshotTables is the order of tables in a snapshot; append-only.
 var snapshotTables = []string{tableIndex, Members, Users, Tokens, Regions, Nodes,
-	ASNs, IPPolicies, IPBlocks, IPAddresses, MACRanges, Domains, Records,
-	StorageTypes, Images, RegionImages, Servers, Interfaces, Routers, Projects, VirtualRouters, VMs, Storages, VMHistories}
+	ASNs, IPPolicies, IPBlocks, IPAddresses, MACRanges, Domains, Records, IPRoutes, Interfaces, IPNats, AllowedIPs,
+	StorageTypes, Images, RegionImages, Servers, ServerInterfaces, Routers, Projects, VirtualRouters, VMs, Storages, VMHistories}
 
 func newRecord(table string) (any, bool) {
 	switch table {
@@ -53,6 +53,14 @@ func newRecord(table string) (any, bool) {
 		return &api.Domain{}, true
 	case Records:
 		return &api.Record{}, true
+	case IPRoutes:
+		return &api.IPRoute{}, true
+	case Interfaces:
+		return &api.Interface{}, true
+	case IPNats:
+		return &api.IPNat{}, true
+	case AllowedIPs:
+		return &api.AllowedIP{}, true
 	case StorageTypes:
 		return &api.StorageType{}, true
 	case Images:
@@ -61,8 +69,8 @@ func newRecord(table string) (any, bool) {
 		return &api.RegionImage{}, true
 	case Servers:
 		return &api.Server{}, true
-	case Interfaces:
-		return &api.Interface{}, true
+	case ServerInterfaces:
+		return &api.ServerInterface{}, true
 	case Routers:
 		return &api.Router{}, true
 	case Projects:
@@ -213,6 +221,12 @@ func load(r io.Reader) (*memdb.MemDB, error) {
 			}
 			// Derived state that is not serialised: the IPAM engines.
 			if err := rebuildIPAM(txn); err != nil {
+				return nil, bad("ipam: %v", err)
+			}
+			if err := rebuildInterfaces(txn); err != nil {
+				return nil, bad("ipam: %v", err)
+			}
+			if err := rebuildNAT(txn); err != nil {
 				return nil, bad("ipam: %v", err)
 			}
 			txn.Commit()

@@ -202,7 +202,7 @@ type Server struct {
 }
 
 // Interface is a network interface of a Server.
-type Interface struct {
+type ServerInterface struct {
 	Meta
 	ServerID   uint64 `json:"server_id"`
 	RegionID   uint64 `json:"region_id"`

@@ -139,3 +139,44 @@ func (a *ASN) IsPseudo() bool { return a.Number > PseudoASNBase }
 type IPPurgeResult struct {
 	Purged int `json:"purged"`
 }
+
+// Interface is a Melange interface: a virtual NIC of a device, named by the
+// caller's virtual interface id (VIF, unique). Its addresses are the
+// IPAddress rows whose InterfaceID is its VIF. MACAddress is allocated from
+// the MAC ranges (lowest free MAC of the first range with room) when the
+// caller gives none and a range exists; it is freed with the interface.
+type Interface struct {
+	Meta
+	VIF string `json:"vif"`
+	// TenantID is the owner (Melange's lessee tenant; a member id for
+	// interfaces made through a tenant URL, any string otherwise).
+	TenantID string `json:"tenant_id"`
+	DeviceID string `json:"device_id,omitempty"`
+	// MACAddress is canonical (lower case, colons), or empty.
+	MACAddress string `json:"mac_address,omitempty"`
+}
+
+// IPRoute is a Melange static route of a block.
+type IPRoute struct {
+	Meta
+	BlockID     uint64 `json:"block_id"`
+	Destination string `json:"destination"`
+	Netmask     string `json:"netmask,omitempty"`
+	Gateway     string `json:"gateway"`
+}
+
+// IPNat links an inside local address to an inside global one (Melange
+// NAT, meant for floating IPs); the pair is unique and the link symmetric.
+type IPNat struct {
+	Meta
+	LocalID  uint64 `json:"local_id"`
+	GlobalID uint64 `json:"global_id"`
+}
+
+// AllowedIP allows an address on an interface besides the ones allocated
+// on it (Melange allowed_ips); the pair is unique.
+type AllowedIP struct {
+	Meta
+	InterfaceID uint64 `json:"interface_id"`
+	AddressID   uint64 `json:"address_id"`
+}

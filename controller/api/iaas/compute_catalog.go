@@ -305,7 +305,7 @@ type InterfaceInput struct {
 	Details    *string `json:"details"`
 }
 
-func interfaceFields(fe wire.FieldErrors, q *api.Request, i *wire.Interface, in *InterfaceInput) {
+func interfaceFields(fe wire.FieldErrors, q *api.Request, i *wire.ServerInterface, in *InterfaceInput) {
 	text(fe, q, "hostname", in.Hostname, 253, 103)
 	text(fe, q, "details", in.Details, 1024, 106)
 	api.Set(&i.Hostname, in.Hostname)
@@ -328,21 +328,21 @@ func interfaceFields(fe wire.FieldErrors, q *api.Request, i *wire.Interface, in 
 }
 
 func registerInterface(a *api.API) {
-	api.Register(a, api.Service[*wire.Interface]{
-		App: App, Name: "interface", Tables: []string{state.Interfaces},
+	api.Register(a, api.Service[*wire.ServerInterface]{
+		App: App, Name: "interface", Tables: []string{state.ServerInterfaces},
 		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"server_id": query.Number, "region_id": query.Number,
 			"hostname": query.String, "ip_address": query.String, "mac_address": query.String, "enabled": query.Bool}),
 			Ordering: []string{"id", "server_id", "hostname", "created", "updated"}},
-		All:     (*state.ReadTxn).InterfaceList,
-		Get:     (*state.ReadTxn).Interface,
-		Visible: func(q *api.Request, i *wire.Interface) bool { return seesRegion(q, i.RegionID) },
+		All:     (*state.ReadTxn).ServerInterfaceList,
+		Get:     (*state.ReadTxn).ServerInterface,
+		Visible: func(q *api.Request, i *wire.ServerInterface) bool { return seesRegion(q, i.RegionID) },
 		Create: func(q *api.Request) (*fsm.Command, error) {
 			var in InterfaceInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
 			fe := wire.FieldErrors{}
-			i := &wire.Interface{Enabled: true}
+			i := &wire.ServerInterface{Enabled: true}
 			if required(fe, q, "server_id", in.ServerID != nil, 101) {
 				if s, ok := q.Txn.Server(*in.ServerID); !ok || !seesRegion(q, s.RegionID) {
 					fe.Add("server_id", q.Code(102), "Server %d does not exist.", *in.ServerID)
@@ -354,9 +354,9 @@ func registerInterface(a *api.API) {
 			if err := fe.Err(); err != nil {
 				return nil, err
 			}
-			return q.Command(fsm.InterfaceCreateType, i)
+			return q.Command(fsm.ServerInterfaceCreateType, i)
 		},
-		Update: func(q *api.Request, cur *wire.Interface, partial bool) (*fsm.Command, error) {
+		Update: func(q *api.Request, cur *wire.ServerInterface, partial bool) (*fsm.Command, error) {
 			var in InterfaceInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
@@ -373,10 +373,10 @@ func registerInterface(a *api.API) {
 			if err := fe.Err(); err != nil {
 				return nil, err
 			}
-			return q.Command(fsm.InterfaceUpdateType, &i)
+			return q.Command(fsm.ServerInterfaceUpdateType, &i)
 		},
-		Delete: func(q *api.Request, cur *wire.Interface) (*fsm.Command, error) {
-			return q.Command(fsm.InterfaceDeleteType, fsm.IDPayload{ID: cur.ID})
+		Delete: func(q *api.Request, cur *wire.ServerInterface) (*fsm.Command, error) {
+			return q.Command(fsm.ServerInterfaceDeleteType, fsm.IDPayload{ID: cur.ID})
 		},
 	})
 }

@@ -85,7 +85,10 @@ func readAddress(q *request) error {
 
 // createAddress allocates body address, or the block's next free address.
 // tenant_id is the lessee (used_by_tenant; default the block's tenant).
-// Interfaces are not modelled yet: interface_id is stored as given.
+// With interface_id the address goes on that interface, which is created
+// when missing (owner tenant_id, device used_by_device, MAC mac_address or
+// one from the MAC ranges) in the same command; an existing interface
+// keeps its owner and MAC, and an IPv6 generator gets its MAC.
 func createAddress(q *request) error {
 	b, err := q.block()
 	if err != nil {
@@ -110,7 +113,12 @@ func createAddress(q *request) error {
 	if ip.UsedByTenant == "" {
 		ip.UsedByTenant = idString(b.MemberID)
 	}
-	v, index, err := apply(q, fsm.IPAddressAllocateType, ip, 0)
+	t, payload := fsm.IPAddressAllocateType, any(ip)
+	if ip.InterfaceID != "" {
+		t, payload = fsm.IPAddressAllocateOnIfaceType, fsm.InterfaceAllocatePayload{BlockID: b.ID, Address: ip.Address,
+			Interface: wire.Interface{VIF: ip.InterfaceID, TenantID: ip.UsedByTenant, DeviceID: ip.UsedByDevice, MACAddress: ip.MACAddress}}
+	}
+	v, index, err := apply(q, t, payload, 0)
 	if err != nil {
 		return err
 	}

@@ -51,12 +51,18 @@ func blockView(b *wire.IPBlock) any {
 
 func blockID(b *wire.IPBlock) uint64 { return b.ID }
 
+// ownsBlock: b is the URL tenant's, or the route has no tenant (a
+// provider route, global callers only) and any tenant's block will do.
+func (q *request) ownsBlock(b *wire.IPBlock) bool {
+	return b.MemberID == q.tenant || (q.tenant == 0 && q.PathValue("tenant_id") == "")
+}
+
 // block finds the {id} block of the URL tenant: another tenant's block, a
 // CloudCIX block or a missing one is 404 IpBlock Not Found.
 func (q *request) block() (*wire.IPBlock, error) {
 	id, err := strconv.ParseUint(q.PathValue("id"), 10, 64)
 	if err == nil {
-		if b, ok := q.Txn.IPBlock(id); ok && b.Dialect == wire.DialectMelange && b.MemberID == q.tenant {
+		if b, ok := q.Txn.IPBlock(id); ok && b.Dialect == wire.DialectMelange && q.ownsBlock(b) {
 			return b, nil
 		}
 	}

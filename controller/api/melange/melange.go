@@ -3,7 +3,10 @@
 // ip_blocks and their subnets, the ip_addresses of a block with soft
 // deallocation and restore, and policies with their unusable ip ranges
 // and octets, and the provider's mac_address_ranges (global callers
-// only, mac_range.go). It reads and writes the one IPAM model of
+// only, mac_range.go); interfaces with their MACs, networks and their
+// ip_allocations, instance interfaces (interface.go); static routes and
+// the allocated-address listings (ip_route.go); NAT and allowed IPs
+// (nat.go). It reads and writes the one IPAM model of
 // package state (docs/ipam-model.md): a Melange block is an IPBlock of the
 // melange dialect, a subnet one with a parent.
 //
@@ -62,13 +65,25 @@ const (
 // DefaultLimit is the page size without ?limit (melange-facts §13).
 const DefaultLimit = 200
 
+// Options configure the dialect.
+type Options struct {
+	// DefaultCIDR, when set, is the CIDR of the private block created for a
+	// tenant's unknown network by an interface or ip_allocations request
+	// (Melange's default_cidr, melange-facts §4); unset, such a network is
+	// 404 Network <id> not found.
+	DefaultCIDR string
+}
+
 // Register adds the Melange routes to a.
-func Register(a *api.API) {
+func Register(a *api.API, opts Options) {
 	handle(a, "GET", "", ServiceVersion, auth.Read, version)
 	registerIPBlocks(a)
 	registerIPAddresses(a)
 	registerPolicies(a)
 	registerMACRanges(a)
+	registerInterfaces(a, opts)
+	registerIPRoutes(a)
+	registerNAT(a)
 }
 
 // request is one authenticated Melange request.
@@ -182,6 +197,8 @@ func writeError(w http.ResponseWriter, asXML bool, err error) {
 			detail = "IpAddress Not Found"
 		case status == http.StatusNotFound && strings.HasPrefix(e.ErrorCode, "ipam_policy"):
 			detail = "Policy Not Found"
+		case status == http.StatusNotFound && strings.HasPrefix(e.ErrorCode, "ipam_ip_route"):
+			detail = "IpRoute Not Found"
 		}
 	}
 	render(w, asXML, status, wire.NewMelangeError(status, detail))

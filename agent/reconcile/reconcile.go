@@ -1,0 +1,196 @@
+// Package reconcile is the agent's level-triggered loop: it keeps what a
+// host has equal to what the controller wants. Each desired object gets a
+// worker of its own that applies the object with the handler's idempotent
+// Apply, retrying with backoff until it succeeds; a newer version of the
+// object replaces the one a worker is retrying. After a complete fetch of
+// the desired set, objects the handler owns on the host but nobody wants
+// any more are removed. A failure of one object never holds up another.
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Handler builds one kind of object on the host. Apply and Remove must be
+// idempotent: the loop calls them again after a failure, after a restart
+// of the agent, and whenever the object changes.
+type Handler[T any] interface {
+	// Apply makes the host match obj (which may ask for its removal, e.g.
+	// a SCRUB state).
+	Apply(ctx context.Context, obj T) error
+	// Owned lists the keys of the objects of this kind present on the
+	// host and tagged as this agent's.
+	Owned(ctx context.Context) ([]string, error)
+	// Remove deletes a leftover object that is no longer desired.
+	Remove(ctx context.Context, key string) error
+}
+
+// Config tunes a Loop.
+type Config[T any] struct {
+	// Key identifies an object; Version changes whenever the object does
+	// (e.g. "<state>/<generation>").
+	Key     func(T) string
+	Version func(T) string
+	Handler Handler[T]
+	// Result, if set, is called after every attempt (err nil on success).
+	Result func(obj T, err error, took time.Duration)
+	// MinBackoff and MaxBackoff bound the retry delay (defaults 1s and 1m).
+	MinBackoff, MaxBackoff time.Duration
+	Logger                 hclog.Logger
+}
+
+// Loop runs the workers of one kind of object.
+type Loop[T any] struct {
+	cfg    Config[T]
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	workers map[string]*worker[T]
+}
+
+type worker[T any] struct {
+	mu      sync.Mutex
+	want    T
+	version string
+	done    string // version applied successfully
+	wake    chan struct{}
+	stop    context.CancelFunc
+}
+
+// New starts a loop; Stop ends it.
+func New[T any](ctx context.Context, cfg Config[T]) *Loop[T] {
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = time.Second
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = max(time.Minute, cfg.MinBackoff)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	l := &Loop[T]{cfg: cfg, workers: map[string]*worker[T]{}}
+	l.ctx, l.cancel = context.WithCancel(ctx)
+	return l
+}
+
+// Sync hands the loop the desired objects. With complete set (the fetch
+// returned everything desired for this agent), objects the handler owns
+// but that are not in objs are removed, and workers of objects that
+// disappeared stop. A partial list only adds and updates.
+func (l *Loop[T]) Sync(objs []T, complete bool) {
+	seen := map[string]bool{}
+	l.mu.Lock()
+	for _, o := range objs {
+		k := l.cfg.Key(o)
+		seen[k] = true
+		w := l.workers[k]
+		if w == nil {
+			ctx, cancel := context.WithCancel(l.ctx)
+			w = &worker[T]{wake: make(chan struct{}, 1), stop: cancel}
+			l.workers[k] = w
+			l.wg.Add(1)
+			go func() {
+				defer l.wg.Done()
+				l.run(ctx, k, w)
+			}()
+		}
+		w.mu.Lock()
+		v := l.cfg.Version(o)
+		changed := v != w.version
+		w.want, w.version = o, v
+		w.mu.Unlock()
+		if changed {
+			select {
+			case w.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+	if complete {
+		for k, w := range l.workers {
+			if !seen[k] {
+				w.stop()
+				delete(l.workers, k)
+			}
+		}
+	}
+	l.mu.Unlock()
+	if complete {
+		l.collect(seen)
+	}
+}
+
+// collect removes owned objects that are not desired.
+func (l *Loop[T]) collect(desired map[string]bool) {
+	owned, err := l.cfg.Handler.Owned(l.ctx)
+	if err != nil {
+		l.cfg.Logger.Warn("listing owned objects failed; garbage collection skipped", "error", err)
+		return
+	}
+	sort.Strings(owned)
+	for _, k := range owned {
+		if desired[k] {
+			continue
+		}
+		l.cfg.Logger.Info("removing leftover object", "key", k)
+		if err := l.cfg.Handler.Remove(l.ctx, k); err != nil && !errors.Is(err, context.Canceled) {
+			l.cfg.Logger.Warn("removing leftover object failed; will retry after the next complete fetch", "key", k, "error", err)
+		}
+	}
+}
+
+func (l *Loop[T]) run(ctx context.Context, key string, w *worker[T]) {
+	backoff := l.cfg.MinBackoff
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.wake:
+		}
+		for {
+			w.mu.Lock()
+			obj, version := w.want, w.version
+			w.mu.Unlock()
+			if version == w.done {
+				break
+			}
+			start := time.Now()
+			err := l.cfg.Handler.Apply(ctx, obj)
+			took := time.Since(start)
+			if ctx.Err() != nil {
+				return
+			}
+			if l.cfg.Result != nil {
+				l.cfg.Result(obj, err, took)
+			}
+			if err == nil {
+				w.done = version
+				backoff = l.cfg.MinBackoff
+				l.cfg.Logger.Debug("object applied", "key", key, "version", version, "took", took)
+				continue // a newer version may have arrived meanwhile
+			}
+			l.cfg.Logger.Warn("apply failed; retrying", "key", key, "version", version, "error", err, "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+				return
+			case <-w.wake: // a newer version: try it at once
+			case <-time.After(backoff):
+				backoff = min(2*backoff, l.cfg.MaxBackoff)
+			}
+		}
+	}
+}
+
+// Stop ends every worker and waits for them.
+func (l *Loop[T]) Stop() {
+	l.cancel()
+	l.wg.Wait()
+}

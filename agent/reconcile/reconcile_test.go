@@ -1,0 +1,163 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+type obj struct {
+	key     string
+	version int
+}
+
+// fakeHost is a Handler over an in-memory host; failN makes the first N
+// applies of a key fail.
+type fakeHost struct {
+	mu      sync.Mutex
+	built   map[string]int
+	applies map[string]int
+	failN   map[string]int
+	removed []string
+}
+
+func newFakeHost() *fakeHost {
+	return &fakeHost{built: map[string]int{}, applies: map[string]int{}, failN: map[string]int{}}
+}
+
+func (h *fakeHost) Apply(_ context.Context, o obj) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.applies[o.key]++
+	if h.failN[o.key] > 0 {
+		h.failN[o.key]--
+		return errors.New("boom")
+	}
+	h.built[o.key] = o.version
+	return nil
+}
+
+func (h *fakeHost) Owned(context.Context) ([]string, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for k := range h.built {
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+func (h *fakeHost) Remove(_ context.Context, k string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.built, k)
+	h.removed = append(h.removed, k)
+	return nil
+}
+
+func (h *fakeHost) state() map[string]int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return maps(h.built)
+}
+
+func maps(m map[string]int) map[string]int {
+	out := map[string]int{}
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func newLoop(t *testing.T, h *fakeHost) *Loop[obj] {
+	l := New(context.Background(), Config[obj]{
+		Key:        func(o obj) string { return o.key },
+		Version:    func(o obj) string { return fmt.Sprint(o.version) },
+		Handler:    h,
+		MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+	})
+	t.Cleanup(l.Stop)
+	return l
+}
+
+func eventually(t *testing.T, f func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestAppliesAndRetries(t *testing.T) {
+	h := newFakeHost()
+	h.failN["b"] = 3
+	l := newLoop(t, h)
+	l.Sync([]obj{{"a", 1}, {"b", 1}}, true)
+	eventually(t, func() bool { s := h.state(); return s["a"] == 1 && s["b"] == 1 }, "a and b built")
+	h.mu.Lock()
+	if h.applies["b"] != 4 || h.applies["a"] != 1 {
+		t.Errorf("applies = %v, want a once and b four times", h.applies)
+	}
+	h.mu.Unlock()
+	// the same versions again: nothing to do
+	l.Sync([]obj{{"a", 1}, {"b", 1}}, true)
+	time.Sleep(30 * time.Millisecond)
+	h.mu.Lock()
+	if h.applies["a"] != 1 {
+		t.Errorf("a re-applied without a change: %d", h.applies["a"])
+	}
+	h.mu.Unlock()
+}
+
+func TestNewerVersionReplacesRetry(t *testing.T) {
+	h := newFakeHost()
+	h.failN["a"] = 1000 // version 1 never succeeds
+	l := newLoop(t, h)
+	l.Sync([]obj{{"a", 1}}, true)
+	eventually(t, func() bool { h.mu.Lock(); defer h.mu.Unlock(); return h.applies["a"] >= 2 }, "retries")
+	h.mu.Lock()
+	h.failN["a"] = 0
+	h.mu.Unlock()
+	l.Sync([]obj{{"a", 2}}, true)
+	eventually(t, func() bool { return h.state()["a"] == 2 }, "version 2 built")
+}
+
+func TestCompleteFetchCollectsLeftovers(t *testing.T) {
+	h := newFakeHost()
+	h.built["stale"] = 7 // from a previous run of the agent
+	l := newLoop(t, h)
+	// a partial list never removes anything
+	l.Sync([]obj{{"a", 1}}, false)
+	eventually(t, func() bool { return h.state()["a"] == 1 }, "a built")
+	if _, ok := h.state()["stale"]; !ok {
+		t.Fatal("partial sync removed a leftover")
+	}
+	l.Sync([]obj{{"a", 1}}, true)
+	if s := h.state(); !slices.Equal(h.removed, []string{"stale"}) || s["a"] != 1 {
+		t.Errorf("after complete sync: host %v, removed %v", s, h.removed)
+	}
+	// a no longer desired object is removed after the next complete fetch
+	l.Sync(nil, true)
+	if _, ok := h.state()["a"]; ok {
+		t.Errorf("a still built: %v", h.state())
+	}
+}
+
+func TestOneFailureDoesNotBlockOthers(t *testing.T) {
+	h := newFakeHost()
+	h.failN["bad"] = 1 << 30
+	l := newLoop(t, h)
+	var objs []obj
+	for i := 0; i < 20; i++ {
+		objs = append(objs, obj{fmt.Sprintf("o%d", i), 1})
+	}
+	l.Sync(append([]obj{{"bad", 1}}, objs...), true)
+	eventually(t, func() bool { return len(h.state()) == 20 }, "20 good objects built")
+}

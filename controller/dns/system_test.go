@@ -1,0 +1,85 @@
+package dns
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// requireTool skips when a binary is missing, unless REGENT_SYSTEM_TESTS=1
+// demands the system tests run.
+func requireTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("REGENT_SYSTEM_TESTS") == "1" {
+			t.Fatalf("%s not found and REGENT_SYSTEM_TESTS=1: install bind9-dnsutils and knot-dnsutils", name)
+		}
+		t.Skipf("%s not installed (bind9-dnsutils / knot-dnsutils); set REGENT_SYSTEM_TESTS=1 to require it", name)
+	}
+	return p
+}
+
+func runTool(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", bin, args, err, out)
+	}
+	return string(out)
+}
+
+func TestDig(t *testing.T) {
+	dig := requireTool(t, "dig")
+	s := startServer(t, testConfig(), newFakeSource(testZone(t, 77)))
+	host, port, _ := net.SplitHostPort(s.Addr())
+	base := []string{"@" + host, "-p", port, "+time=2", "+tries=1"}
+	cases := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"+edns=1", "+noednsneg", "host1.example.test", "A"}, []string{"status: BADVERS", "EDNS: version: 0"}},
+		{[]string{"www.example.test", "A"}, []string{"status: NOERROR", "flags: qr aa rd;", "host1.example.test.", "192.0.2.10"}},
+		{[]string{"+tcp", "nope.host1.example.test", "A"}, []string{"status: NXDOMAIN", "flags: qr aa", "SOA"}},
+		{[]string{"example.org", "A"}, []string{"status: REFUSED"}},
+		{[]string{"+noedns", "+ignore", "big.example.test", "TXT"}, []string{"flags: qr aa tc", "MSG SIZE  rcvd: 4"}},
+		{[]string{"+opcode=notify", "example.test", "SOA"}, []string{"status: REFUSED"}},
+		{[]string{"ExAmPlE.tEsT", "MX"}, []string{";ExAmPlE.tEsT.", "mail.example.test."}},
+		{[]string{"AXFR", "example.test"}, []string{"XFR size: 44 records", "hostmaster.example.net. 77"}},
+	}
+	for _, tc := range cases {
+		out := runTool(t, dig, append(base, tc.args...)...)
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("dig %v: missing %q in\n%s", tc.args, w, out)
+			}
+		}
+	}
+}
+
+func TestKdigTransfers(t *testing.T) {
+	kdig := requireTool(t, "kdig")
+	s := startServer(t, testConfig(), newFakeSource(testZone(t, 77)))
+	host, port, _ := net.SplitHostPort(s.Addr())
+	out := runTool(t, kdig, "@"+host, "-p", port, "+tcp", "example.test", "AXFR")
+	if !strings.Contains(out, "example.test.") || !strings.Contains(out, "SOA") || strings.Contains(out, "failed") {
+		t.Fatalf("kdig AXFR:\n%s", out)
+	}
+	if strings.Count(out, "\tSOA\t") != 2 {
+		t.Errorf("AXFR should hold the SOA twice:\n%s", out)
+	}
+	out = runTool(t, kdig, "@"+host, "-p", port, "+tcp", "example.test", "IXFR=77")
+	if strings.Count(out, "\tSOA\t") != 1 || strings.Contains(out, "isn't SOA") {
+		t.Errorf("kdig IXFR up to date:\n%s", out)
+	}
+	out = runTool(t, kdig, "@"+host, "-p", port, "+tcp", "example.test", "IXFR=1")
+	if strings.Contains(out, "isn't SOA") || strings.Contains(out, "failed") || !strings.Contains(out, "192.0.2.10") {
+		t.Errorf("kdig IXFR fallback:\n%s", out)
+	}
+}

@@ -1,0 +1,147 @@
+package api
+
+// Agent work specs: the desired state the controller hands to regent-agent
+// (GET /v1/agent/work). They are complete, so an agent never needs a second
+// request to build an object, and they carry the object's state and
+// generation for compare-and-swap reports.
+
+// RouterSpec is a project's virtual router, for agents with the network role.
+type RouterSpec struct {
+	ID         uint64 `json:"id"`
+	ProjectID  uint64 `json:"project_id"`
+	State      int    `json:"state"`
+	Generation uint64 `json:"generation"`
+	// PublicIP is the router's address on the region's floating subnet, with
+	// that subnet's prefix length ("203.0.113.10/24"); PublicGateway is the
+	// floating subnet's gateway (the default route of the namespace).
+	PublicIP      string `json:"public_ip"`
+	PublicGateway string `json:"public_gateway"`
+	// NAT are the 1:1 NAT pairs: traffic to Public is sent to Private, and
+	// Private leaves as Public. Everything else leaves SNATed to PublicIP.
+	NAT     []NATSpec          `json:"nat"`
+	Subnets []RouterSubnetSpec `json:"subnets"`
+	// FirewallRules in ascending Order. Inbound traffic (towards a private
+	// subnet) is dropped unless an allow rule matches; outbound traffic is
+	// accepted unless a block rule matches. Established traffic and DNS are
+	// always allowed.
+	FirewallRules []FirewallRuleSpec `json:"firewall_rules"`
+	// Metadata is what the router's metadata service (169.254.169.254)
+	// answers to each VM, selected by the VM's private address.
+	Metadata []MetadataSpec `json:"metadata"`
+}
+
+// NATSpec is one 1:1 NAT pair.
+type NATSpec struct {
+	Private string `json:"private"`
+	Public  string `json:"public"`
+}
+
+// RouterSubnetSpec is one project subnet behind the router.
+type RouterSubnetSpec struct {
+	ID uint64 `json:"id"`
+	// AddressRange is in gateway notation: "10.0.0.1/24" puts 10.0.0.1 on
+	// the router's side of the segment.
+	AddressRange string `json:"address_range"`
+	VLAN         uint32 `json:"vlan"`
+	VNI          uint32 `json:"vni"`
+	// VTEPs are the VXLAN tunnel endpoints of the other hosts that serve
+	// this segment (hypervisors with VMs on it); the agent points the
+	// segment's FDB at them.
+	VTEPs []string `json:"vteps"`
+	// DNS servers handed out by DHCP.
+	DNS []string `json:"dns"`
+	// DHCP are the static MAC → address bindings of the segment.
+	DHCP []DHCPHostSpec `json:"dhcp"`
+}
+
+// DHCPHostSpec is one static DHCP binding.
+type DHCPHostSpec struct {
+	MAC      string `json:"mac"`
+	IP       string `json:"ip"`
+	Hostname string `json:"hostname,omitempty"`
+}
+
+// FirewallRuleSpec is one CloudCIX firewall rule. Exactly one of Source and
+// Destination is a project subnet; the other is a public address, prefix or
+// "*" (any). A rule whose destination is private is inbound.
+type FirewallRuleSpec struct {
+	Order       int    `json:"order"`
+	Allow       bool   `json:"allow"`
+	Protocol    string `json:"protocol"` // any, icmp, tcp, udp
+	Source      string `json:"source"`
+	Destination string `json:"destination"`
+	Port        string `json:"port,omitempty"` // "N" or "N-M" for tcp and udp
+	// Log sends matching packets to the router's policy log (nflog).
+	Log         bool   `json:"log,omitempty"`
+	Description string `json:"description,omitempty"`
+}
+
+// MetadataSpec is what one VM is told about itself by the metadata service
+// and the NoCloud seed: the CloudCIX cloud-init datasource reads
+// /v1/metadata (JSON) and /v1/userdata.
+type MetadataSpec struct {
+	// Address is the VM's private address the request comes from.
+	Address    string   `json:"address"`
+	InstanceID string   `json:"instance_id"` // "<project>_<vm>"
+	Hostname   string   `json:"hostname"`
+	PublicKeys []string `json:"public_keys,omitempty"`
+	Userdata   string   `json:"userdata,omitempty"`
+	// IPAddresses are the VM's addresses with their NAT partners.
+	IPAddresses []MetadataAddress `json:"ip_addresses"`
+}
+
+// MetadataAddress is one address of a VM as the metadata service shows it.
+type MetadataAddress struct {
+	PrivateIP string `json:"private_ip"`
+	PublicIP  string `json:"public_ip,omitempty"`
+	Subnet    string `json:"subnet"`
+	MAC       string `json:"mac"`
+	Gateway   string `json:"gateway"`
+}
+
+// Agent roles.
+const (
+	RoleHypervisor = "hypervisor"
+	RoleNetwork    = "network"
+)
+
+// AgentRegistration is the body of POST /v1/agent/register: the agent's
+// server, its network interfaces and its capacity.
+type AgentRegistration struct {
+	Hostname   string           `json:"hostname"`
+	Roles      []string         `json:"roles"`
+	VTEP       string           `json:"vtep,omitempty"`
+	Version    string           `json:"version"`
+	Interfaces []AgentInterface `json:"interfaces"`
+	Capacity   Capacity         `json:"capacity"`
+}
+
+// AgentInterface is one network interface of a server.
+type AgentInterface struct {
+	Name      string   `json:"name"`
+	MAC       string   `json:"mac_address"`
+	Addresses []string `json:"ip_addresses"`
+	Up        bool     `json:"up"`
+}
+
+// Capacity is what a server has for guests.
+type Capacity struct {
+	CPUCores int               `json:"cpu_cores"`
+	RAMMB    uint64            `json:"ram_mb"`
+	Storage  []StorageCapacity `json:"storage"`
+}
+
+// StorageCapacity is the disk space of one storage type on a server.
+type StorageCapacity struct {
+	Type    string `json:"type"`
+	TotalGB uint64 `json:"total_gb"`
+	FreeGB  uint64 `json:"free_gb"`
+}
+
+// Heartbeat is the body of POST /v1/agent/heartbeat.
+type Heartbeat struct {
+	Capacity Capacity `json:"capacity"`
+	// Health is "ok" or "degraded"; Detail says why.
+	Health string `json:"health"`
+	Detail string `json:"detail,omitempty"`
+}
