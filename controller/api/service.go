@@ -101,6 +101,13 @@ func Register[T wire.Object](a *API, s Service[T]) {
 	}
 }
 
+// Route is route for packages that add routes of their own (agent
+// protocol, utilities): authentication, the permission table, errors in the
+// CloudCIX shape.
+func (a *API) Route(app, service string, action auth.Action, fn func(*Request) error) http.HandlerFunc {
+	return a.route(app, service, action, fn)
+}
+
 // route authenticates, checks the permission table and runs fn; an error
 // returned by fn is written in the CloudCIX shape.
 func (a *API) route(app, service string, action auth.Action, fn func(*Request) error) http.HandlerFunc {

@@ -88,6 +88,9 @@ func Permissions() Table {
 		"melange_instance":              {Read: {Global}, Update: {Global}, Delete: {Global}},
 		"melange_provider_allocated_ip": {List: {Global}},
 		"melange_provider_nat":          {List: {Global}, Create: {Global}, Delete: {Global}},
+		// agent protocol (/v1/agent/) and CloudCIX run_robot: robots only
+		"agent":     {Read: {Robot}, Create: {Robot}, Update: {Robot}},
+		"run_robot": {List: {Robot}, Create: {Robot}},
 		// operator routes: cluster administration, global users only
 		"operator": {List: {Global}, Read: {Global}, Create: {Global}, Update: {Global}, Delete: {Global}},
 	}

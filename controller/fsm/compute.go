@@ -7,27 +7,27 @@ import (
 // Compute command types, 64 onwards (41–63 are reserved for IPAM work).
 // Never renumber.
 const (
-	ProjectCreateType     MessageType = 64 // payload state.ProjectSpec; also creates the VR, pseudo-ASN and allocations
-	ProjectUpdateType     MessageType = 65 // payload api.Project
-	CloudCreateType       MessageType = 66 // payload state.CloudSpec: the whole project, atomically
-	CloudUpdateType       MessageType = 67 // payload state.CloudSpec (ProjectID set)
-	VMCreateType          MessageType = 68 // payload state.VMCreatePayload
-	VMUpdateType          MessageType = 69 // payload state.VMUpdatePayload: a spec change
-	StateChangeType       MessageType = 70 // payload state.StateChange: VM or virtual router, per-actor map, CAS
-	StorageCreateType     MessageType = 71 // payload state.StorageCreatePayload
-	StorageTypeCreateType MessageType = 72
-	StorageTypeUpdateType MessageType = 73
-	ImageCreateType       MessageType = 74
-	ImageUpdateType       MessageType = 75
-	RegionImageCreateType MessageType = 76
-	RegionImageDeleteType MessageType = 77
-	ServerCreateType      MessageType = 78
-	ServerUpdateType      MessageType = 79
-	ServerInterfaceCreateType   MessageType = 80
-	ServerInterfaceUpdateType   MessageType = 81
-	ServerInterfaceDeleteType   MessageType = 82
-	RouterCreateType      MessageType = 83
-	RouterUpdateType      MessageType = 84
+	ProjectCreateType         MessageType = 64 // payload state.ProjectSpec; also creates the VR, pseudo-ASN and allocations
+	ProjectUpdateType         MessageType = 65 // payload api.Project
+	CloudCreateType           MessageType = 66 // payload state.CloudSpec: the whole project, atomically
+	CloudUpdateType           MessageType = 67 // payload state.CloudSpec (ProjectID set)
+	VMCreateType              MessageType = 68 // payload state.VMCreatePayload
+	VMUpdateType              MessageType = 69 // payload state.VMUpdatePayload: a spec change
+	StateChangeType           MessageType = 70 // payload state.StateChange: VM or virtual router, per-actor map, CAS
+	StorageCreateType         MessageType = 71 // payload state.StorageCreatePayload
+	StorageTypeCreateType     MessageType = 72
+	StorageTypeUpdateType     MessageType = 73
+	ImageCreateType           MessageType = 74
+	ImageUpdateType           MessageType = 75
+	RegionImageCreateType     MessageType = 76
+	RegionImageDeleteType     MessageType = 77
+	ServerCreateType          MessageType = 78
+	ServerUpdateType          MessageType = 79
+	ServerInterfaceCreateType MessageType = 80
+	ServerInterfaceUpdateType MessageType = 81
+	ServerInterfaceDeleteType MessageType = 82
+	RouterCreateType          MessageType = 83
+	RouterUpdateType          MessageType = 84
 )
 
 // stateActor is the command's caller as state records it.
@@ -71,19 +71,19 @@ func computeHandlers() map[MessageType]handler {
 			func(s *state.StateChange, a state.Actor) { s.Actor = a }),
 		StorageCreateType: withActor(func(t *state.Txn, s *state.StorageCreatePayload, _ uint64) (any, error) { return t.StorageCreate(s) },
 			func(s *state.StorageCreatePayload, a state.Actor) { s.Actor = a }),
-		StorageTypeCreateType: create((*state.Txn).StorageTypeCreate),
-		StorageTypeUpdateType: update((*state.Txn).StorageTypeUpdate),
-		ImageCreateType:       create((*state.Txn).ImageCreate),
-		ImageUpdateType:       update((*state.Txn).ImageUpdate),
-		RegionImageCreateType: create((*state.Txn).RegionImageCreate),
-		RegionImageDeleteType: del((*state.Txn).RegionImageDelete),
-		ServerCreateType:      create((*state.Txn).ServerCreate),
-		ServerUpdateType:      update((*state.Txn).ServerUpdate),
-		ServerInterfaceCreateType:   create((*state.Txn).ServerInterfaceCreate),
-		ServerInterfaceUpdateType:   update((*state.Txn).ServerInterfaceUpdate),
-		ServerInterfaceDeleteType:   del((*state.Txn).ServerInterfaceDelete),
-		RouterCreateType:      create((*state.Txn).RouterCreate),
-		RouterUpdateType:      update((*state.Txn).RouterUpdate),
+		StorageTypeCreateType:     create((*state.Txn).StorageTypeCreate),
+		StorageTypeUpdateType:     update((*state.Txn).StorageTypeUpdate),
+		ImageCreateType:           create((*state.Txn).ImageCreate),
+		ImageUpdateType:           update((*state.Txn).ImageUpdate),
+		RegionImageCreateType:     create((*state.Txn).RegionImageCreate),
+		RegionImageDeleteType:     del((*state.Txn).RegionImageDelete),
+		ServerCreateType:          create((*state.Txn).ServerCreate),
+		ServerUpdateType:          update((*state.Txn).ServerUpdate),
+		ServerInterfaceCreateType: create((*state.Txn).ServerInterfaceCreate),
+		ServerInterfaceUpdateType: update((*state.Txn).ServerInterfaceUpdate),
+		ServerInterfaceDeleteType: del((*state.Txn).ServerInterfaceDelete),
+		RouterCreateType:          create((*state.Txn).RouterCreate),
+		RouterUpdateType:          update((*state.Txn).RouterUpdate),
 	}
 }
 

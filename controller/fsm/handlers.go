@@ -54,7 +54,7 @@ func typeName(t MessageType) string {
 }
 
 func handlers() map[MessageType]handler {
-	return withHandlers(withHandlers(withHandlers(withHandlers(ipamHandlers(), dnsHandlers()), interfaceHandlers()), computeHandlers()), map[MessageType]handler{
+	return withHandlers(withHandlers(withHandlers(withHandlers(withHandlers(ipamHandlers(), dnsHandlers()), interfaceHandlers()), computeHandlers()), agentHandlers()), map[MessageType]handler{
 		BootstrapType: func(t *state.Txn, c *Command) (any, error) {
 			p, err := decode[BootstrapPayload](c)
 			if err != nil {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/regentcloud/regent/controller/auth"
@@ -385,6 +386,14 @@ var matrix = []matrixRow{
 	{"GET", "/iaas/storage/{id}/", "storage", auth.Read, "D", w(200, 200, 200, 404, 404, 401), storageD},
 	{"HEAD", "/iaas/storage/{id}/", "storage", auth.Read, "D", w(200, 200, 200, 404, 404, 401), storageD},
 
+	// agent protocol and run_robot: robot tokens only
+	{"POST", "/v1/agent/register", "agent", auth.Create, "network role, new hostname", w(403, 403, 403, 403, 200, 401), agentRegisterBody},
+	{"POST", "/v1/agent/heartbeat", "agent", auth.Update, "the robot's router", w(403, 403, 403, 403, 204, 401), agentHeartbeatBody},
+	{"GET", "/v1/agent/work", "agent", auth.Read, "the robot's router", w(403, 403, 403, 403, 200, 401), agentWork},
+	{"GET", "/iaas/run_robot/", "run_robot", auth.List, "", w(403, 403, 403, 403, 200, 401), static("/iaas/run_robot/")},
+	{"POST", "/iaas/run_robot/", "run_robot", auth.Create, "", w(403, 403, 403, 403, 200, 401), func(*fixture) request {
+		return request{path: "/iaas/run_robot/", body: map[string]any{"project_ids": []int{}}}
+	}},
 	{"GET", "/v1/operator/members", "operator", auth.List, "", w(200, 403, 403, 403, 403, 401), static("/v1/operator/members")},
 	{"DELETE", "/v1/operator/members/{id}", "operator", auth.Delete, "unknown node", w(404, 403, 403, 403, 403, 401), static("/v1/operator/members/no-such-node")},
 	{"GET", "/v1/operator/leader", "operator", auth.Read, "", w(200, 403, 403, 403, 403, 401), static("/v1/operator/leader")},
@@ -834,4 +843,32 @@ func TestAuthKnownBugs(t *testing.T) {
 		resp := c.For(t).Do("DELETE", apitest.Path("/membership/user/", rootUser), nil, tok)
 		check(t, resp.Status == 403, "a non-global administrator of member 1 must not delete a global user\n%s", resp)
 	})
+}
+
+// --- agent protocol rows: the matrix robot (bound to its own region)
+// registers the network role of a host named per fixture. ---
+
+var agentRouters sync.Map // *fixture → router id
+
+func agentRouter(f *fixture) uint64 {
+	if id, ok := agentRouters.Load(f); ok {
+		return id.(uint64)
+	}
+	r := f.c.Do("POST", "/v1/agent/register", map[string]any{"hostname": f.n.Unique("podnet"), "roles": []string{"network"},
+		"vtep": "192.0.2.7", "version": "test"}, f.r.Token(apitest.Robot)).Expect(200)
+	id := uint64(r.Content()["router_id"].(float64))
+	agentRouters.Store(f, id)
+	return id
+}
+
+func agentRegisterBody(f *fixture) request {
+	return request{path: "/v1/agent/register", body: map[string]any{"hostname": f.n.Unique("podnet"), "roles": []string{"network"}, "version": "test"}}
+}
+
+func agentHeartbeatBody(f *fixture) request {
+	return request{path: "/v1/agent/heartbeat", body: map[string]any{"router_id": agentRouter(f), "health": "ok"}}
+}
+
+func agentWork(f *fixture) request {
+	return request{path: fmt.Sprintf("/v1/agent/work?router_id=%d", agentRouter(f))}
 }

@@ -65,6 +65,12 @@ type Config struct {
 	// transfers must be signed and NOTIFYs are.
 	DNSTSIGKeys map[string]string `hcl:"dns_tsig_keys,optional"`
 
+	// AgentHeartbeat is the heartbeat interval agents are told to use
+	// (default 10s); an agent silent for AgentDownAfter (default 3
+	// intervals) is marked down.
+	AgentHeartbeat Duration `hcl:"agent_heartbeat,optional"`
+	AgentDownAfter Duration `hcl:"agent_down_after,optional"`
+
 	// PurgeInterval is how often the leader looks for released IP addresses
 	// past KeepDeallocatedIPsFor (default 1m; tests shorten it).
 	PurgeInterval time.Duration
@@ -144,7 +150,7 @@ func (c *Config) Finish() error {
 		}
 	}
 	for name, d := range map[string]Duration{"heartbeat_timeout": c.HeartbeatTimeout, "election_timeout": c.ElectionTimeout,
-		"leader_lease_timeout": c.LeaderLeaseTimeout, "dead_server_cleanup": c.DeadServerCleanup, "keep_deallocated_ips_for": c.KeepDeallocatedIPsFor} {
+		"leader_lease_timeout": c.LeaderLeaseTimeout, "agent_heartbeat": c.AgentHeartbeat, "agent_down_after": c.AgentDownAfter, "dead_server_cleanup": c.DeadServerCleanup, "keep_deallocated_ips_for": c.KeepDeallocatedIPsFor} {
 		if d != "" {
 			if _, err := time.ParseDuration(string(d)); err != nil {
 				errs = append(errs, fmt.Errorf("%s %q is not a duration", name, d))

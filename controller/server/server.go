@@ -25,12 +25,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/regentcloud/regent/controller/api"
+	"github.com/regentcloud/regent/controller/api/agent"
 	"github.com/regentcloud/regent/controller/api/iaas"
 	"github.com/regentcloud/regent/controller/api/melange"
 	"github.com/regentcloud/regent/controller/api/membership"
 	"github.com/regentcloud/regent/controller/cluster"
 	"github.com/regentcloud/regent/controller/dns"
 	"github.com/regentcloud/regent/controller/fsm"
+	"github.com/regentcloud/regent/controller/robot"
 	"github.com/regentcloud/regent/controller/state"
 	wire "github.com/regentcloud/regent/pkg/api"
 )
@@ -51,7 +53,9 @@ type Server struct {
 	httpLn   net.Listener
 	http     *http.Server
 	dns      *dns.Server
-	httpURL  string
+
+	heartbeats *robot.Heartbeats
+	httpURL    string
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -127,6 +131,8 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 	membership.Register(s.api)
 	iaas.Register(s.api)
 	melange.Register(s.api, melange.Options{DefaultCIDR: cfg.MelangeDefaultCIDR})
+	s.heartbeats = robot.NewHeartbeats(cfg.agentDownAfter())
+	agent.Register(s.api, agent.Config{Heartbeats: s.heartbeats, HeartbeatInterval: cfg.agentHeartbeat(), Logger: log})
 
 	if cfg.dnsEnabled() {
 		dcfg, err := cfg.dnsConfig(log)
@@ -163,10 +169,14 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		defer s.wg.Done()
 		s.leaderLoop()
 	}()
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		s.purgeLoop()
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.heartbeatLoop()
 	}()
 	if cfg.Join != "" && s.cluster.LastIndex() == 0 {
 		s.wg.Add(1)
@@ -455,4 +465,57 @@ func (s *Server) WaitReady(ctx context.Context) bool {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// heartbeatLoop is the leader's judge of agents: those that beat come up,
+// those silent past the deadline go down (one raft write per change, none
+// per heartbeat). A node that becomes leader forgets what it knew and
+// gives every agent a full deadline first.
+func (s *Server) heartbeatLoop() {
+	every := min(s.cfg.agentHeartbeat(), 5*time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	leader := false
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !s.cluster.IsLeader() {
+			leader = false
+			continue
+		}
+		now := time.Now()
+		if !leader {
+			s.heartbeats.Reset(now)
+			leader = true
+		}
+		change := s.heartbeats.Changes(s.store.Read(), now)
+		if change == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+		_, err := s.apply(ctx, fsm.AgentStatusType, change)
+		cancel()
+		if err != nil {
+			s.log.Warn("agent status update failed", "error", err)
+			continue
+		}
+		s.log.Info("agent status changed", "servers", change.Servers, "routers", change.Routers)
+	}
+}
+
+func (c *Config) agentHeartbeat() time.Duration {
+	if d := c.AgentHeartbeat.D(); d > 0 {
+		return d
+	}
+	return 10 * time.Second
+}
+
+func (c *Config) agentDownAfter() time.Duration {
+	if d := c.AgentDownAfter.D(); d > 0 {
+		return d
+	}
+	return 3 * c.agentHeartbeat()
 }

@@ -15,17 +15,17 @@ import (
 
 // Compute tables.
 const (
-	Projects       = "compute_projects"
-	VirtualRouters = "compute_virtual_routers"
-	VMs            = "compute_vms"
-	Storages       = "compute_storages"
-	StorageTypes   = "compute_storage_types"
-	Images         = "compute_images"
-	RegionImages   = "compute_region_images"
-	Servers        = "compute_servers"
-	ServerInterfaces     = "compute_interfaces"
-	Routers        = "compute_routers"
-	VMHistories    = "compute_vm_histories"
+	Projects         = "compute_projects"
+	VirtualRouters   = "compute_virtual_routers"
+	VMs              = "compute_vms"
+	Storages         = "compute_storages"
+	StorageTypes     = "compute_storage_types"
+	Images           = "compute_images"
+	RegionImages     = "compute_region_images"
+	Servers          = "compute_servers"
+	ServerInterfaces = "compute_interfaces"
+	Routers          = "compute_routers"
+	VMHistories      = "compute_vm_histories"
 )
 
 // ComputeTables are every compute table: what a blocking query on "any
@@ -183,7 +183,9 @@ func (r *ReadTxn) ServerInterface(id uint64) (*api.ServerInterface, bool) {
 }
 
 // InterfaceList returns every interface, by id.
-func (r *ReadTxn) ServerInterfaceList() []*api.ServerInterface { return all[*api.ServerInterface](r, ServerInterfaces, "id") }
+func (r *ReadTxn) ServerInterfaceList() []*api.ServerInterface {
+	return all[*api.ServerInterface](r, ServerInterfaces, "id")
+}
 
 // InterfacesOfServer returns the interfaces of a server, by id.
 func (r *ReadTxn) InterfacesOfServer(server uint64) []*api.ServerInterface {

@@ -138,10 +138,87 @@ type StorageCapacity struct {
 	FreeGB  uint64 `json:"free_gb"`
 }
 
-// Heartbeat is the body of POST /v1/agent/heartbeat.
+// Heartbeat is the body of POST /v1/agent/heartbeat: the ids the
+// registration returned, and the server's capacity now.
 type Heartbeat struct {
+	ServerID uint64   `json:"server_id,omitempty"`
+	RouterID uint64   `json:"router_id,omitempty"`
 	Capacity Capacity `json:"capacity"`
 	// Health is "ok" or "degraded"; Detail says why.
 	Health string `json:"health"`
 	Detail string `json:"detail,omitempty"`
 }
+
+// AgentRegistered is the answer to a registration: the records the agent
+// acts for (0 for a role it does not have) and how often to heartbeat.
+type AgentRegistered struct {
+	ServerID          uint64 `json:"server_id"`
+	RouterID          uint64 `json:"router_id"`
+	HeartbeatInterval int    `json:"heartbeat_interval"` // seconds
+}
+
+// Work is the answer to GET /v1/agent/work: everything the controller
+// wants built on the caller's server (VMs) and router (virtual routers),
+// in any state but CLOSED. It is complete: an object the agent built that
+// is not listed must go.
+type Work struct {
+	Index   uint64       `json:"index"`
+	Routers []RouterSpec `json:"routers"`
+	VMs     []VMSpec     `json:"vms"`
+}
+
+// VMSpec is a VM, for agents with the hypervisor role.
+type VMSpec struct {
+	ID         uint64 `json:"id"`
+	ProjectID  uint64 `json:"project_id"`
+	Name       string `json:"name"`
+	State      int    `json:"state"`
+	Generation uint64 `json:"generation"`
+	CPU        int    `json:"cpu"`
+	RAMMB      int    `json:"ram_mb"`
+	// Image is what the primary disk is cloned from.
+	Image       ImageSpec     `json:"image"`
+	StorageType string        `json:"storage_type"`
+	Storages    []StorageSpec `json:"storages"`
+	// NICs in order: the gateway subnet's first.
+	NICs     []NICSpec    `json:"nics"`
+	Metadata MetadataSpec `json:"metadata"`
+}
+
+// ImageSpec is an image a VM is built from.
+type ImageSpec struct {
+	ID        uint64 `json:"id"`
+	Filename  string `json:"filename"`
+	OSVariant string `json:"os_variant"`
+	CloudInit bool   `json:"cloud_init"`
+	Windows   bool   `json:"windows"`
+}
+
+// StorageSpec is one disk of a VM.
+type StorageSpec struct {
+	ID      uint64 `json:"id"`
+	Name    string `json:"name"`
+	GB      int    `json:"gb"`
+	Primary bool   `json:"primary"`
+}
+
+// NICSpec is one network interface of a VM, on one project subnet.
+type NICSpec struct {
+	SubnetID uint64 `json:"subnet_id"`
+	MAC      string `json:"mac"`
+	// Addresses are the VM's addresses on the subnet with its prefix
+	// length ("10.0.0.2/24").
+	Addresses []string `json:"addresses"`
+	Gateway   string   `json:"gateway"`
+	VLAN      uint32   `json:"vlan"`
+	VNI       uint32   `json:"vni"`
+	// VTEPs of the other hosts on the segment: the network agent of the
+	// project's router and hypervisors with VMs on it.
+	VTEPs []string `json:"vteps"`
+}
+
+// Agent liveness (Server.Status, Router.Status).
+const (
+	AgentUp   = "up"
+	AgentDown = "down"
+)

@@ -199,6 +199,13 @@ type Server struct {
 	Enabled       bool   `json:"enabled"`
 	AssetTag      string `json:"asset_tag"`
 	Model         string `json:"model"`
+	// Set by the agent that registers it (POST /v1/agent/register).
+	Hostname     string `json:"hostname,omitempty"`
+	VTEP         string `json:"vtep,omitempty"`
+	AgentVersion string `json:"agent_version,omitempty"`
+	// Status is the agent's liveness as the leader last judged it from
+	// heartbeats: "up" or "down" ("" before its first registration).
+	Status string `json:"status,omitempty"`
 }
 
 // Interface is a network interface of a Server.
@@ -231,6 +238,13 @@ type Router struct {
 	PublicInterface     string   `json:"public_interface"`
 	PrivateInterface    string   `json:"private_interface"`
 	OOBInterface        string   `json:"oob_interface"`
+	// Set by the agent that registers it (POST /v1/agent/register).
+	Hostname     string `json:"hostname,omitempty"`
+	VTEP         string `json:"vtep,omitempty"`
+	AgentVersion string `json:"agent_version,omitempty"`
+	// Status is the agent's liveness as the leader last judged it from
+	// heartbeats: "up" or "down" ("" before its first registration).
+	Status string `json:"status,omitempty"`
 }
 
 // StorageHistory is a disk of a VM as a history row records it.

@@ -12,7 +12,6 @@
 package iaas
 
 import (
-	"net/http"
 	"strings"
 	"unicode/utf8"
 
@@ -127,23 +126,8 @@ func blocks(r *state.ReadTxn, keep func(*wire.IPBlock) bool) []*wire.IPBlock {
 
 // --- routes of their own (subnet_space, ip_validator) ---
 
-// handle registers a GET route that authenticates and checks the permission
-// table like the generic service path, then runs fn.
+// handle registers a route of its own that authenticates and checks the
+// permission table like the generic service path, then runs fn.
 func handle(a *api.API, pattern, service string, action auth.Action, fn func(*api.Request) error) {
-	a.Handle(pattern, func(w http.ResponseWriter, r *http.Request) {
-		err := func() error {
-			p, err := a.Authenticate(r)
-			if err != nil {
-				return err
-			}
-			if err := a.Permissions().Check(p, App, service, action); err != nil {
-				return err
-			}
-			q := &api.Request{Request: r, W: w, API: a, P: p, Txn: a.Store().Read(), App: App, Service: service, Action: action}
-			return fn(q)
-		}()
-		if err != nil {
-			api.WriteError(w, err)
-		}
-	})
+	a.Handle(pattern, a.Route(App, service, action, fn))
 }

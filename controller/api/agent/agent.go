@@ -1,0 +1,243 @@
+// Package agent serves the agent protocol under /v1/agent/ (register,
+// heartbeat, work) and the CloudCIX run_robot listing under
+// /iaas/run_robot/. Every route takes a robot token, bound to a region and
+// optionally to one server; state changes go through the CloudCIX
+// services (PATCH /iaas/vm/{id}/ with expected_state).
+package agent
+
+import (
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/regentcloud/regent/controller/api"
+	"github.com/regentcloud/regent/controller/auth"
+	"github.com/regentcloud/regent/controller/fsm"
+	"github.com/regentcloud/regent/controller/robot"
+	"github.com/regentcloud/regent/controller/state"
+	wire "github.com/regentcloud/regent/pkg/api"
+)
+
+// App names the error codes of the agent routes (agent_<route>_<nnn>).
+const App = "agent"
+
+// Config wires the routes to the node.
+type Config struct {
+	Heartbeats *robot.Heartbeats
+	// HeartbeatInterval is what agents are told to use.
+	HeartbeatInterval time.Duration
+	Now               func() time.Time
+	Logger            hclog.Logger
+}
+
+type routes struct {
+	a   *api.API
+	cfg Config
+}
+
+// Register adds the agent routes to a.
+func Register(a *api.API, cfg Config) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	r := &routes{a: a, cfg: cfg}
+	a.Handle("POST /v1/agent/register", a.Route(App, "agent", auth.Create, r.register))
+	a.Handle("POST /v1/agent/heartbeat", a.Route(App, "agent", auth.Update, r.heartbeat))
+	a.Handle("GET /v1/agent/work", a.Route(App, "agent", auth.Read, r.work))
+	a.Handle("GET /iaas/run_robot/{$}", a.Route("iaas", "run_robot", auth.List, r.runRobotList))
+	a.Handle("POST /iaas/run_robot/{$}", a.Route("iaas", "run_robot", auth.Create, r.runRobotAck))
+}
+
+func bad(code, format string, args ...any) error {
+	return wire.Errorf(http.StatusBadRequest, code, format, args...)
+}
+
+// validateRegistration checks what an agent reports about itself.
+func validateRegistration(in *wire.AgentRegistration) error {
+	fe := wire.FieldErrors{}
+	in.Hostname = strings.ToLower(strings.TrimSpace(in.Hostname))
+	if in.Hostname == "" || len(in.Hostname) > 253 || strings.ContainsAny(in.Hostname, " /\\\t\n") {
+		fe.Add("hostname", "agent_register_105", "hostname is required: the host's name, at most 253 characters, no spaces.")
+	}
+	if len(in.Roles) == 0 {
+		fe.Add("roles", "agent_register_106", "roles must list hypervisor, network or both.")
+	}
+	for _, r := range in.Roles {
+		if r != wire.RoleHypervisor && r != wire.RoleNetwork {
+			fe.Add("roles", "agent_register_106", "Unknown role %q: roles are hypervisor and network.", r)
+		}
+	}
+	if in.VTEP != "" {
+		if _, err := netip.ParseAddr(in.VTEP); err != nil {
+			fe.Add("vtep", "agent_register_107", "vtep %q is not an IP address.", in.VTEP)
+		}
+	}
+	if c := in.Capacity; c.CPUCores < 0 || len(c.Storage) > 16 {
+		fe.Add("capacity", "agent_register_108", "capacity: cpu_cores must not be negative and at most 16 storage types may be listed.")
+	}
+	for _, s := range in.Capacity.Storage {
+		if strings.TrimSpace(s.Type) == "" || s.FreeGB > s.TotalGB {
+			fe.Add("capacity", "agent_register_108", "capacity: every storage entry needs a type and free_gb at most total_gb.")
+			break
+		}
+	}
+	if len(in.Interfaces) > 512 {
+		fe.Add("interfaces", "agent_register_109", "At most 512 interfaces may be reported.")
+	}
+	return fe.Err()
+}
+
+func (r *routes) register(q *api.Request) error {
+	var in wire.AgentRegistration
+	if err := q.Decode(&in); err != nil {
+		return err
+	}
+	if err := validateRegistration(&in); err != nil {
+		return err
+	}
+	cmd, err := q.Command(fsm.AgentRegisterType, &state.AgentRegistration{RegionID: q.P.RegionID, ServerID: q.P.ServerID, Agent: in})
+	if err != nil {
+		return err
+	}
+	res, index, err := r.a.Apply(q, cmd)
+	if err != nil {
+		return err
+	}
+	out := *res.(*wire.AgentRegistered)
+	out.HeartbeatInterval = int(r.cfg.HeartbeatInterval / time.Second)
+	r.cfg.Heartbeats.Beat(out.ServerID, out.RouterID, r.cfg.Now())
+	q.W.Header().Set("X-Regent-Index", strconv.FormatUint(index, 10))
+	api.WriteJSON(q.W, http.StatusOK, wire.Item[wire.AgentRegistered]{Content: out})
+	return nil
+}
+
+// ids checks that the server and router ids an agent names are in its
+// token's region (and are its bound server).
+func ids(q *api.Request, server, router uint64, code string) error {
+	if server != 0 {
+		s, ok := q.Txn.Server(server)
+		if !ok || s.RegionID != q.P.RegionID || (q.P.ServerID != 0 && q.P.ServerID != server) {
+			return bad(code, "Server %d is not a server of this robot token's region; register first.", server)
+		}
+	}
+	if router != 0 {
+		rt, ok := q.Txn.Router(router)
+		if !ok || rt.RegionID != q.P.RegionID {
+			return bad(code, "Router %d is not a router of this robot token's region; register first.", router)
+		}
+	}
+	if server == 0 && router == 0 {
+		return bad(code, "Name the server_id and/or router_id that registration returned.")
+	}
+	return nil
+}
+
+func (r *routes) heartbeat(q *api.Request) error {
+	var in wire.Heartbeat
+	if err := q.Decode(&in); err != nil {
+		return err
+	}
+	if err := ids(q, in.ServerID, in.RouterID, "agent_heartbeat_101"); err != nil {
+		return err
+	}
+	if in.Health != "" && in.Health != "ok" && in.Health != "degraded" {
+		return bad("agent_heartbeat_102", "health is ok or degraded, got %q.", in.Health)
+	}
+	now := r.cfg.Now()
+	r.cfg.Heartbeats.Beat(in.ServerID, in.RouterID, now)
+	change := r.cfg.Heartbeats.Changes(q.Txn, now)
+	if s, ok := q.Txn.Server(in.ServerID); ok && in.Capacity.CPUCores > 0 {
+		st, _ := q.Txn.StorageType(s.StorageTypeID)
+		name := ""
+		if st != nil {
+			name = st.Name
+		}
+		if robot.CapacityChanged(s, in.Capacity, name) {
+			if change == nil {
+				change = &state.AgentStatus{}
+			}
+			change.Capacity = map[uint64]wire.Capacity{s.ID: in.Capacity}
+		}
+	}
+	if change != nil {
+		cmd, err := q.Command(fsm.AgentStatusType, change)
+		if err != nil {
+			return err
+		}
+		if _, _, err := r.a.Apply(q, cmd); err != nil {
+			return err
+		}
+	}
+	q.W.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func parseID(q *api.Request, name, code string) (uint64, error) {
+	v := q.URL.Query().Get(name)
+	if v == "" {
+		return 0, nil
+	}
+	id, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, bad(code, "%s must be a positive integer, got %q.", name, v)
+	}
+	return id, nil
+}
+
+// work answers the complete desired state for the caller's server and
+// router; with ?index=N&wait=D it blocks until something it depends on
+// changes past N.
+func (r *routes) work(q *api.Request) error {
+	server, err := parseID(q, "server_id", "agent_work_101")
+	if err != nil {
+		return err
+	}
+	router, err := parseID(q, "router_id", "agent_work_101")
+	if err != nil {
+		return err
+	}
+	if err := ids(q, server, router, "agent_work_101"); err != nil {
+		return err
+	}
+	if err := q.Blocking(robot.WorkTables...); err != nil {
+		return err
+	}
+	w := robot.Work(q.Txn, server, router)
+	q.W.Header().Set("X-Regent-Index", strconv.FormatUint(max(w.Index, 1), 10))
+	api.WriteJSON(q.W, http.StatusOK, wire.Item[wire.Work]{Content: w})
+	return nil
+}
+
+func (r *routes) runRobotList(q *api.Request) error {
+	if err := q.Blocking(robot.RunRobotTables...); err != nil {
+		return err
+	}
+	out := robot.ListRunRobot(q.Txn, q.P.RegionID, r.cfg.Now())
+	q.W.Header().Set("X-Regent-Index", strconv.FormatUint(max(q.Txn.MaxIndex(robot.RunRobotTables...), 1), 10))
+	api.WriteJSON(q.W, http.StatusOK, wire.Item[robot.RunRobot]{Content: out})
+	return nil
+}
+
+// runRobotAck accepts CloudCIX's acknowledgement. Work here is derived
+// from states, not from a flag, so an acknowledgement changes nothing and
+// cannot hide a change made after the listing was read.
+func (r *routes) runRobotAck(q *api.Request) error {
+	var in struct {
+		ProjectIDs []uint64 `json:"project_ids"`
+	}
+	if err := q.Decode(&in); err != nil {
+		return err
+	}
+	if in.ProjectIDs == nil {
+		return &wire.Error{Status: http.StatusBadRequest, Detail: "Invalid data.",
+			Errors: map[string]wire.FieldError{"project_ids": {Detail: "This field is required.", ErrorCode: "iaas_run_robot_create_101"}}}
+	}
+	q.W.WriteHeader(http.StatusOK)
+	return nil
+}

@@ -1,0 +1,114 @@
+package robot
+
+import (
+	"sync"
+	"time"
+
+	"github.com/regentcloud/regent/controller/state"
+	"github.com/regentcloud/regent/pkg/api"
+)
+
+// Heartbeats is the leader's memory of agent heartbeats. Heartbeats are
+// not raft writes: only a change of an agent's status (up or down) or a
+// material change of a server's capacity is. A new leader starts with an
+// empty memory and gives every agent a full deadline before judging it.
+type Heartbeats struct {
+	mu       sync.Mutex
+	since    time.Time // when this node started judging (became leader)
+	servers  map[uint64]time.Time
+	routers  map[uint64]time.Time
+	Deadline time.Duration
+}
+
+// NewHeartbeats returns a tracker that marks an agent down after deadline
+// without a heartbeat.
+func NewHeartbeats(deadline time.Duration) *Heartbeats {
+	return &Heartbeats{Deadline: deadline, servers: map[uint64]time.Time{}, routers: map[uint64]time.Time{}}
+}
+
+// Reset forgets every heartbeat: call it when this node becomes leader.
+func (h *Heartbeats) Reset(now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.since = now
+	h.servers, h.routers = map[uint64]time.Time{}, map[uint64]time.Time{}
+}
+
+// Beat records a heartbeat of the agent acting for server and router
+// (0 for a role it does not have).
+func (h *Heartbeats) Beat(server, router uint64, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if server != 0 {
+		h.servers[server] = now
+	}
+	if router != 0 {
+		h.routers[router] = now
+	}
+}
+
+// Changes compares what the agents last said with the stored records and
+// returns the status command to propose, or nil when nothing changed:
+// agents that beat but are not "up" come up, agents that are "up" but
+// silent past the deadline go down.
+func (h *Heartbeats) Changes(r *state.ReadTxn, now time.Time) *state.AgentStatus {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st := &state.AgentStatus{Servers: map[uint64]string{}, Routers: map[uint64]string{}}
+	judge := now.Sub(h.since) >= h.Deadline
+	for _, s := range r.ServerList() {
+		if s.Status == "" {
+			continue // never registered: not an agent's server
+		}
+		last, beat := h.servers[s.ID]
+		switch {
+		case beat && now.Sub(last) < h.Deadline && s.Status != api.AgentUp:
+			st.Servers[s.ID] = api.AgentUp
+		case judge && s.Status == api.AgentUp && (!beat || now.Sub(last) >= h.Deadline):
+			st.Servers[s.ID] = api.AgentDown
+		}
+	}
+	for _, rt := range r.RouterList() {
+		if rt.Status == "" {
+			continue
+		}
+		last, beat := h.routers[rt.ID]
+		switch {
+		case beat && now.Sub(last) < h.Deadline && rt.Status != api.AgentUp:
+			st.Routers[rt.ID] = api.AgentUp
+		case judge && rt.Status == api.AgentUp && (!beat || now.Sub(last) >= h.Deadline):
+			st.Routers[rt.ID] = api.AgentDown
+		}
+	}
+	if len(st.Servers) == 0 && len(st.Routers) == 0 {
+		return nil
+	}
+	return st
+}
+
+// CapacityChanged reports whether a heartbeat's capacity differs
+// materially from the server record: other cores, or RAM or disk off by
+// more than 5 %.
+func CapacityChanged(s *api.Server, c api.Capacity, storageType string) bool {
+	if c.CPUCores != s.Cores {
+		return true
+	}
+	off := func(a, b int) bool { return a != b && (b == 0 || abs(a-b)*20 > b) }
+	if off(int(c.RAMMB/1024), s.RAM) {
+		return true
+	}
+	gb := 0
+	for _, sc := range c.Storage {
+		if sc.Type == storageType {
+			gb += int(sc.TotalGB)
+		}
+	}
+	return gb > 0 && off(gb, s.GB)
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}

@@ -1,0 +1,143 @@
+package robot
+
+import (
+	"sort"
+	"time"
+
+	"github.com/regentcloud/regent/controller/state"
+	"github.com/regentcloud/regent/pkg/api"
+)
+
+// Bucket is CloudCIX's run_robot bucket: object ids by what to do.
+type Bucket struct {
+	Build          []uint64 `json:"build"`
+	Quiesce        []uint64 `json:"quiesce"`
+	Restart        []uint64 `json:"restart"`
+	Scrub          []uint64 `json:"scrub"`
+	ScrubPrep      []uint64 `json:"scrubprep"`
+	UpdateQuiesced []uint64 `json:"updatequiesced"`
+	UpdateRunning  []uint64 `json:"updaterunning"`
+	QuiescedUpdate []uint64 `json:"quiesced_update"`
+	RunningUpdate  []uint64 `json:"running_update"`
+}
+
+func newBucket() *Bucket {
+	return &Bucket{Build: []uint64{}, Quiesce: []uint64{}, Restart: []uint64{}, Scrub: []uint64{}, ScrubPrep: []uint64{},
+		UpdateQuiesced: []uint64{}, UpdateRunning: []uint64{}, QuiescedUpdate: []uint64{}, RunningUpdate: []uint64{}}
+}
+
+// add files id by state; it reports whether the state asks for work.
+func (b *Bucket) add(id uint64, s int, scrubDue bool) bool {
+	switch s {
+	case api.StateRequested:
+		b.Build = append(b.Build, id)
+	case api.StateQuiesce:
+		b.Quiesce = append(b.Quiesce, id)
+	case api.StateRestart:
+		b.Restart = append(b.Restart, id)
+	case api.StateScrub:
+		b.ScrubPrep = append(b.ScrubPrep, id)
+		b.Scrub = append(b.Scrub, id)
+	case api.StateScrubQueue:
+		if !scrubDue {
+			return false
+		}
+		b.Scrub = append(b.Scrub, id)
+	case api.StateQuiescedUpdate:
+		b.UpdateQuiesced = append(b.UpdateQuiesced, id)
+		b.QuiescedUpdate = append(b.QuiescedUpdate, id)
+	case api.StateRunningUpdate:
+		b.UpdateRunning = append(b.UpdateRunning, id)
+		b.RunningUpdate = append(b.RunningUpdate, id)
+	default:
+		return false
+	}
+	return true
+}
+
+func (b *Bucket) merge(o *Bucket) {
+	b.Build = append(b.Build, o.Build...)
+	b.Quiesce = append(b.Quiesce, o.Quiesce...)
+	b.Restart = append(b.Restart, o.Restart...)
+	b.Scrub = append(b.Scrub, o.Scrub...)
+	b.ScrubPrep = append(b.ScrubPrep, o.ScrubPrep...)
+	b.UpdateQuiesced = append(b.UpdateQuiesced, o.UpdateQuiesced...)
+	b.UpdateRunning = append(b.UpdateRunning, o.UpdateRunning...)
+	b.QuiescedUpdate = append(b.QuiescedUpdate, o.QuiescedUpdate...)
+	b.RunningUpdate = append(b.RunningUpdate, o.RunningUpdate...)
+}
+
+// RunRobot is the CloudCIX run_robot listing: per-driver buckets under
+// resource, and the legacy merged keys.
+type RunRobot struct {
+	ProjectIDs     []uint64           `json:"project_ids"`
+	Resource       map[string]*Bucket `json:"resource"`
+	VirtualRouters *Bucket            `json:"virtual_routers"`
+	VMs            *Bucket            `json:"vms"`
+	Snapshots      *Bucket            `json:"snapshots"`
+	Backups        *Bucket            `json:"backups"`
+	Ceph           *Bucket            `json:"ceph"`
+}
+
+// RunRobotTables are what the listing depends on (blocking queries).
+var RunRobotTables = []string{state.VMs, state.VirtualRouters, state.Projects}
+
+// ListRunRobot lists what the robots of a region have to do, derived from
+// object states alone (level-triggered: nothing is cleared by reading, so
+// nothing can be lost between a read and an acknowledgement). Objects in
+// SCRUB_QUEUE are listed once the project's grace period has passed at now.
+func ListRunRobot(r *state.ReadTxn, region uint64, now time.Time) RunRobot {
+	res := map[string]*Bucket{}
+	for _, k := range []string{"virtual_router", "virtual_router_phantom", "vm_kvm", "vm_hyperv", "vm_phantom",
+		"snapshot_kvm", "snapshot_hyperv", "backup_kvm", "backup_hyperv", "ceph", "gpu"} {
+		res[k] = newBucket()
+	}
+	projects := map[uint64]bool{}
+	for _, p := range r.ProjectList() {
+		if p.RegionID != region {
+			continue
+		}
+		if vr, ok := r.VirtualRouter(p.VirtualRouterID); ok {
+			key := "virtual_router"
+			if rt, ok := r.Router(vr.RouterID); ok && rt.Capacity == nil {
+				key = "virtual_router_phantom"
+			}
+			if res[key].add(vr.ID, vr.State, api.ScrubDue(vr.State, vr.StateChanged, p.GracePeriod, now)) {
+				projects[p.ID] = true
+			}
+		}
+		for _, vm := range r.VMsOfProject(p.ID) {
+			key := "vm_kvm"
+			if s, ok := r.Server(vm.ServerID); ok {
+				switch s.TypeID {
+				case api.ServerTypeHyperV:
+					key = "vm_hyperv"
+				case api.ServerTypePhantom:
+					key = "vm_phantom"
+				}
+			}
+			if res[key].add(vm.ID, vm.State, api.ScrubDue(vm.State, vm.StateChanged, p.GracePeriod, now)) {
+				projects[p.ID] = true
+			}
+		}
+	}
+	out := RunRobot{ProjectIDs: []uint64{}, Resource: res, VirtualRouters: newBucket(), VMs: newBucket(),
+		Snapshots: newBucket(), Backups: newBucket(), Ceph: newBucket()}
+	for id := range projects {
+		out.ProjectIDs = append(out.ProjectIDs, id)
+	}
+	sort.Slice(out.ProjectIDs, func(i, j int) bool { return out.ProjectIDs[i] < out.ProjectIDs[j] })
+	out.VirtualRouters.merge(res["virtual_router"])
+	out.VirtualRouters.merge(res["virtual_router_phantom"])
+	for _, k := range []string{"vm_kvm", "vm_hyperv", "vm_phantom"} {
+		out.VMs.merge(res[k])
+	}
+	for _, k := range []string{"snapshot_kvm", "snapshot_hyperv"} {
+		out.Snapshots.merge(res[k])
+	}
+	for _, k := range []string{"backup_kvm", "backup_hyperv"} {
+		out.Backups.merge(res[k])
+	}
+	out.Ceph.merge(res["ceph"])
+	return out
+}
