@@ -1,0 +1,220 @@
+package server_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/regentcloud/regent/controller/internal/apitest"
+	"github.com/regentcloud/regent/controller/server"
+	wire "github.com/regentcloud/regent/pkg/api"
+)
+
+// agentEnv is a region with a catalogue, one server and one router, both
+// known to an agent "hv1" that registered with the region's robot token.
+type agentEnv struct {
+	c        *apitest.Client
+	f        *fixture
+	x        *computeFixture
+	robot    string
+	stName   string
+	server   uint64
+	router   uint64
+	register map[string]any
+}
+
+func newAgentEnv(t *testing.T) *agentEnv {
+	n := apitest.Start(t, apitest.Options{Configure: func(c *server.Config) {
+		c.AgentHeartbeat, c.AgentDownAfter = "100ms", "600ms"
+	}})
+	c := n.Client(t)
+	f := newFixture(t, n)
+	x := newComputeRegion(c, f.root, f.reg)
+	e := &agentEnv{c: c, f: f, x: x, robot: x.robotR}
+	e.stName = c.Do("GET", apitest.Path("/iaas/storage_type/", x.st), nil, f.root).Expect(200).Content()["name"].(string)
+	c.Do("PATCH", apitest.Path("/iaas/server/", x.srv), map[string]any{"asset_tag": "hv1"}, f.root).Expect(200)
+	c.Do("PATCH", apitest.Path("/iaas/router/", x.rt), map[string]any{"asset_tag": "hv1"}, f.root).Expect(200)
+	e.register = map[string]any{"hostname": "hv1", "roles": []string{"hypervisor", "network"}, "vtep": "192.0.2.10", "version": "test",
+		"capacity": map[string]any{"cpu_cores": 64, "ram_mb": 2048 * 1024,
+			"storage": []any{map[string]any{"type": e.stName, "total_gb": 100000, "free_gb": 90000}}},
+		"interfaces": []any{map[string]any{"name": "eth0", "mac_address": "52:54:00:00:00:01", "ip_addresses": []string{"192.0.2.10/24"}, "up": true}}}
+	reg := c.Do("POST", "/v1/agent/register", e.register, e.robot).Expect(200).Content()
+	e.server, e.router = uint64(reg["server_id"].(float64)), uint64(reg["router_id"].(float64))
+	if e.server != x.srv || e.router != x.rt {
+		t.Fatalf("registration matched server %d router %d, want %d and %d (by asset tag)", e.server, e.router, x.srv, x.rt)
+	}
+	return e
+}
+
+func (e *agentEnv) work(t *testing.T, query string) (wire.Work, string) {
+	t.Helper()
+	r := e.c.For(t).Do("GET", fmt.Sprintf("/v1/agent/work?server_id=%d&router_id=%d%s", e.server, e.router, query), nil, e.robot).Expect(200)
+	var w wire.Item[wire.Work]
+	r.JSON(&w)
+	return w.Content, r.Header.Get("X-Regent-Index")
+}
+
+func TestAgent_RegisterIsIdempotentAndRecordsTheHost(t *testing.T) {
+	e := newAgentEnv(t)
+	again := e.c.Do("POST", "/v1/agent/register", e.register, e.robot).Expect(200).Content()
+	if uint64(again["server_id"].(float64)) != e.server || again["heartbeat_interval"] != float64(0) && again["heartbeat_interval"] == nil {
+		t.Errorf("second registration = %v", again)
+	}
+	s := e.c.Do("GET", apitest.Path("/iaas/server/", e.server), nil, e.f.root).Expect(200).Content()
+	if s["hostname"] != "hv1" || s["vtep"] != "192.0.2.10" || s["status"] != "up" || s["cores"] != float64(64) {
+		t.Errorf("server after registration: %v", s)
+	}
+	ifs := e.c.Do("GET", fmt.Sprintf("/iaas/interface/?search[server_id]=%d", e.server), nil, e.f.root).Expect(200).List()
+	if len(ifs.Content) != 1 || ifs.Content[0]["mac_address"] != "52:54:00:00:00:01" {
+		t.Errorf("interfaces = %v (the reported ones replace the server's)", ifs.Content)
+	}
+	// bad input: 400 with a code, nothing created
+	for _, body := range []map[string]any{
+		{"roles": []string{"hypervisor"}},
+		{"hostname": "x", "roles": []string{"chef"}},
+		{"hostname": "x", "roles": []string{"network"}, "vtep": "not-an-ip"},
+		{"hostname": "new-hv", "roles": []string{"hypervisor"}, "capacity": map[string]any{"cpu_cores": 4, "ram_mb": 8192,
+			"storage": []any{map[string]any{"type": "NO-SUCH-TYPE", "total_gb": 100, "free_gb": 50}}}},
+		{"hostname": "new-hv", "roles": []string{"hypervisor"}},
+	} {
+		r := e.c.Do("POST", "/v1/agent/register", body, e.robot).Expect(400)
+		if r.ErrorCode() == "" && len(r.Err().Errors) == 0 {
+			t.Errorf("%v: no error code in %s", body, r)
+		}
+	}
+	if l := e.c.Do("GET", "/iaas/server/?search[hostname]=new-hv", nil, e.f.root).Expect(200).List(); len(l.Content) != 0 {
+		t.Errorf("a refused registration created a server: %v", l.Content)
+	}
+	// another region's robot cannot name this server
+	_, other := e.c.CreateRobotToken(e.f.root, e.c.CreateRegion(e.f.root, e.f.n.Unique("other-region")))
+	e.c.Do("POST", "/v1/agent/heartbeat", map[string]any{"server_id": e.server}, other).Expect(400)
+	e.c.Do("GET", fmt.Sprintf("/v1/agent/work?server_id=%d", e.server), nil, other).Expect(400)
+}
+
+func TestAgent_WorkIsCompleteAndBlocks(t *testing.T) {
+	e := newAgentEnv(t)
+	c, f, x := e.c, e.f, e.x
+	w, idx := e.work(t, "")
+	if len(w.VMs) != 0 || len(w.Routers) != 0 {
+		t.Fatalf("work before any cloud: %+v", w)
+	}
+	// a blocking query wakes when a cloud is created
+	type result struct {
+		w   wire.Work
+		err error
+	}
+	done := make(chan wire.Work, 1)
+	go func() {
+		w, _ := e.work(t, "&index="+idx+"&wait=10s")
+		done <- w
+	}()
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	project := cloudID(c.Do("POST", "/iaas/cloud/", cloudBody(f.n.Unique("p"), f.reg, x, 2), f.r.Token(apitest.MemberAdmin)).Expect(201))
+	var got wire.Work
+	select {
+	case got = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the blocking work query did not return after a cloud create")
+	}
+	t.Logf("blocking work query returned %s after the cloud create", time.Since(start).Round(time.Millisecond))
+	if len(got.VMs) != 2 || len(got.Routers) != 1 {
+		t.Fatalf("work after cloud create: %d VMs, %d routers", len(got.VMs), len(got.Routers))
+	}
+	vm := got.VMs[0]
+	if vm.State != wire.StateRequested || vm.ProjectID != project || vm.CPU != 2 || vm.RAMMB != 4096 || vm.StorageType != e.stName ||
+		len(vm.Storages) != 1 || !vm.Storages[0].Primary || vm.Image.Filename != "noble.qcow2" {
+		t.Errorf("vm spec = %+v", vm)
+	}
+	if len(vm.NICs) == 0 || vm.NICs[0].MAC == "" || vm.NICs[0].VNI == 0 || vm.NICs[0].Gateway != "10.0.0.1" ||
+		len(vm.NICs[0].Addresses) == 0 || vm.NICs[0].Addresses[0] != "10.0.0.10/24" {
+		t.Errorf("vm NICs = %+v", vm.NICs)
+	}
+	if vm.Metadata.InstanceID != fmt.Sprintf("%d_%d", project, vm.ID) || vm.Metadata.Address != "10.0.0.10" || len(vm.Metadata.PublicKeys) != 1 {
+		t.Errorf("vm metadata = %+v", vm.Metadata)
+	}
+	rt := got.Routers[0]
+	if rt.ProjectID != project || rt.PublicIP == "" || rt.PublicGateway == "" || len(rt.Subnets) != 2 || len(rt.FirewallRules) != 2 ||
+		len(rt.NAT) != 1 || rt.NAT[0].Private != "10.0.0.10" || len(rt.Metadata) != 2 {
+		t.Errorf("router spec = %+v", rt)
+	}
+	dhcp := 0
+	for _, s := range rt.Subnets {
+		dhcp += len(s.DHCP)
+		if s.VNI == 0 || s.AddressRange == "" {
+			t.Errorf("subnet spec %+v", s)
+		}
+	}
+	if dhcp != 2 {
+		t.Errorf("router DHCP bindings = %d, want one per VM", dhcp)
+	}
+	// run_robot lists the same work in CloudCIX's shape
+	rr := c.Do("GET", "/iaas/run_robot/", nil, e.robot).Expect(200).Content()
+	vms := rr["vms"].(map[string]any)["build"].([]any)
+	if len(vms) != 2 || len(rr["project_ids"].([]any)) != 1 || len(rr["virtual_routers"].(map[string]any)["build"].([]any)) != 1 {
+		t.Errorf("run_robot = %v", rr)
+	}
+	// racing claims: exactly one robot wins the build, the other gets 409
+	var wg sync.WaitGroup
+	codes := make([]int, 2)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i] = c.Do("PATCH", apitest.Path("/iaas/vm/", vm.ID), map[string]any{"state": wire.StateBuilding, "expected_state": wire.StateRequested}, e.robot).Status
+		}()
+	}
+	wg.Wait()
+	if !(codes[0] == 200 && codes[1] == 409 || codes[0] == 409 && codes[1] == 200) {
+		t.Errorf("racing claims answered %v, want one 200 and one 409", codes)
+	}
+	c.Do("PATCH", apitest.Path("/iaas/vm/", vm.ID), map[string]any{"state": wire.StateRunning, "expected_state": wire.StateBuilding, "observed_generation": vm.Generation}, e.robot).Expect(200)
+	// a spec change bumps the generation, and the agent sees it
+	c.Do("PATCH", apitest.Path("/iaas/vm/", vm.ID), map[string]any{"cpu": 4}, f.r.Token(apitest.MemberAdmin)).Expect(200)
+	w, _ = e.work(t, "")
+	for _, v := range w.VMs {
+		if v.ID == vm.ID && (v.Generation <= vm.Generation || v.CPU != 4 || v.State != wire.StateRunningUpdate) {
+			t.Errorf("after the spec change: %+v (generation was %d)", v, vm.Generation)
+		}
+	}
+}
+
+func TestAgent_HeartbeatsAndDeadline(t *testing.T) {
+	e := newAgentEnv(t)
+	status := func() string {
+		return e.c.Do("GET", apitest.Path("/iaas/server/", e.server), nil, e.f.root).Expect(200).Content()["status"].(string)
+	}
+	// heartbeats keep it up; silence marks it down; a heartbeat brings it back
+	beat := map[string]any{"server_id": e.server, "router_id": e.router, "health": "ok"}
+	for i := 0; i < 10; i++ {
+		e.c.Do("POST", "/v1/agent/heartbeat", beat, e.robot).Expect(204)
+		time.Sleep(100 * time.Millisecond)
+	}
+	if s := status(); s != "up" {
+		t.Fatalf("status while beating = %q", s)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for status() != "down" {
+		if time.Now().After(deadline) {
+			t.Fatal("a silent agent was not marked down")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	rt := e.c.Do("GET", apitest.Path("/iaas/router/", e.router), nil, e.f.root).Expect(200).Content()
+	if rt["status"] != "down" {
+		t.Errorf("router status = %v", rt["status"])
+	}
+	e.c.Do("POST", "/v1/agent/heartbeat", beat, e.robot).Expect(204)
+	if s := status(); s != "up" {
+		t.Errorf("status after a heartbeat = %q", s)
+	}
+	// a material capacity change is written; bad heartbeats are 400
+	beat["capacity"] = map[string]any{"cpu_cores": 32, "ram_mb": 2048 * 1024, "storage": []any{map[string]any{"type": e.stName, "total_gb": 100000, "free_gb": 1}}}
+	e.c.Do("POST", "/v1/agent/heartbeat", beat, e.robot).Expect(204)
+	if s := e.c.Do("GET", apitest.Path("/iaas/server/", e.server), nil, e.f.root).Expect(200).Content(); s["cores"] != float64(32) {
+		t.Errorf("cores after the capacity change = %v", s["cores"])
+	}
+	e.c.Do("POST", "/v1/agent/heartbeat", map[string]any{}, e.robot).Expect(400)
+	e.c.Do("POST", "/v1/agent/heartbeat", map[string]any{"server_id": e.server, "health": "bad"}, e.robot).Expect(400)
+}
