@@ -109,3 +109,5 @@ func TestRenderRule(t *testing.T) {
 		}
 	}
 }
+
+func newFakeNft() *knftables.Fake { return knftables.NewFake(knftables.InetFamily, tableName) }

@@ -1,0 +1,418 @@
+package netrouter
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/regentcloud/regent/pkg/api"
+	"github.com/vishvananda/netlink"
+)
+
+// TestRouterEndToEnd builds a router with one subnet and checks DHCP,
+// forwarding, SNAT, 1:1 NAT with an inbound allow rule toggled by Ensure,
+// an atomic firewall swap under a 20 pps ping, idempotence, metadata and
+// Scrub.
+func TestRouterEndToEnd(t *testing.T) {
+	e := newSysenv(t)
+	ctx := context.Background()
+	spec := e.spec(e.projectID())
+	ns := e.b.names.namespace(spec.ProjectID)
+
+	res := e.ensure(e.b, spec)
+	t.Logf("build: %v, %d changes", res.Duration, len(res.Changes))
+
+	// The "internet": a host on the public bridge.
+	e.addHost(e.prefix+"inet", e.cfg.PublicBridge, "", e.net3+".50/24")
+	inet := e.prefix + "inet"
+	// Two VMs on the segment bridge with the spec's MACs, addressed by DHCP.
+	seg := e.b.names.vxlanBridge(spec.Subnets[0].VNI)
+	vm5, vm6 := e.prefix+"vm5", e.prefix+"vm6"
+	e.addHost(vm5, seg, "02:00:00:aa:00:05", "")
+	e.addHost(vm6, seg, "02:00:00:aa:00:06", "")
+
+	t.Run("dhcp", func(t *testing.T) {
+		e.dhcp(vm5)
+		e.dhcp(vm6)
+		for host, want := range map[string]string{vm5: e.priv3 + ".5/24", vm6: e.priv3 + ".6/24"} {
+			if out := e.sh("ip", "-n", host, "-4", "-br", "addr", "show", "eth0"); !strings.Contains(out, want) {
+				t.Fatalf("%s: want %s by DHCP, have %s", host, want, out)
+			}
+			if out := e.sh("ip", "-n", host, "route"); !strings.Contains(out, "default via "+e.priv3+".1") {
+				t.Fatalf("%s: no default route via the gateway: %s", host, out)
+			}
+		}
+	})
+
+	t.Run("ping", func(t *testing.T) {
+		for _, c := range [][2]string{{vm5, e.priv3 + ".6"}, {vm6, e.priv3 + ".5"}, {vm5, e.priv3 + ".1"}, {vm6, e.priv3 + ".1"}, {vm6, e.net3 + ".50"}} {
+			if sent, recv := e.ping(c[0], c[1], 3, "0.1"); recv != sent {
+				t.Errorf("ping %s from %s: %d/%d", c[1], c[0], recv, sent)
+			}
+		}
+	})
+
+	t.Run("snat", func(t *testing.T) {
+		peers := e.listen(inet, e.net3+".50:8080")
+		if err := dialFrom(vm6, e.net3+".50:8080", 2*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if got := <-peers; got != e.net3+".10" {
+			t.Errorf("VM without NAT left as %s, want the router address %s.10", got, e.net3)
+		}
+		if err := dialFrom(vm5, e.net3+".50:8080", 2*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if got := <-peers; got != e.net3+".20" {
+			t.Errorf("VM with 1:1 NAT left as %s, want %s.20", got, e.net3)
+		}
+		// The block rule (outbound tcp/25) holds.
+		e.listen(inet, e.net3+".50:25")
+		if err := dialFrom(vm6, e.net3+".50:25", 500*time.Millisecond); err == nil {
+			t.Error("outbound tcp/25 passed a block rule")
+		}
+	})
+
+	t.Run("inbound allow rule", func(t *testing.T) {
+		peers := e.listen(vm5, "0.0.0.0:2222")
+		target := e.net3 + ".20:2222"
+		if err := dialFrom(inet, target, 500*time.Millisecond); err == nil {
+			t.Fatal("inbound TCP reached the VM without an allow rule")
+		}
+		allow := api.FirewallRuleSpec{Order: 5, Allow: true, Protocol: "tcp", Source: "*", Destination: e.priv3 + ".5", Port: "2222"}
+		spec.FirewallRules = append(spec.FirewallRules, allow)
+		e.ensure(e.b, spec)
+		if err := dialFrom(inet, target, 2*time.Second); err != nil {
+			t.Fatalf("inbound TCP with an allow rule: %v", err)
+		}
+		if got := <-peers; got != e.net3+".50" {
+			t.Errorf("inbound connection came from %s, want the public host", got)
+		}
+		spec.FirewallRules = spec.FirewallRules[:1]
+		e.ensure(e.b, spec)
+		if err := dialFrom(inet, target, 500*time.Millisecond); err == nil {
+			t.Fatal("inbound TCP reached the VM after the allow rule was removed")
+		}
+	})
+
+	t.Run("firewall update under 20 pps ping loses nothing", func(t *testing.T) {
+		cmd := exec.Command("ip", "netns", "exec", vm5, "ping", "-n", "-q", "-c", "80", "-i", "0.05", "-W", "1", e.net3+".50")
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		updates := 0
+		var worst time.Duration
+		for i := 0; i < 12; i++ {
+			time.Sleep(250 * time.Millisecond)
+			s := *spec
+			s.FirewallRules = slices.Clone(spec.FirewallRules)
+			if i%2 == 0 {
+				s.FirewallRules = append(s.FirewallRules, api.FirewallRuleSpec{Order: 9, Allow: true, Protocol: "icmp", Source: "*", Destination: e.priv3 + ".0/24"})
+			}
+			r := e.ensure(e.b, &s)
+			if len(r.Changes) == 0 {
+				t.Fatal("a firewall change made no change")
+			}
+			worst = max(worst, r.Duration)
+			updates++
+		}
+		_ = cmd.Wait()
+		m := pingStats.FindStringSubmatch(out.String())
+		if m == nil {
+			t.Fatalf("ping: %s", out.String())
+		}
+		t.Logf("20 pps ping during %d firewall updates (slowest %v): %s transmitted, %s received", updates, worst, m[1], m[2])
+		if m[1] != m[2] {
+			t.Errorf("lost %s-%s packets during firewall updates", m[1], m[2])
+		}
+	})
+
+	t.Run("metadata", func(t *testing.T) {
+		code, body, err := httpGetFrom(vm5, "http://169.254.169.254/v1/metadata")
+		if err != nil || code != 200 {
+			t.Fatalf("metadata from VM: %d %v %s", code, err, body)
+		}
+		var doc map[string]any
+		if err := json.Unmarshal([]byte(body), &doc); err != nil || doc["instance-id"] != spec.Metadata[0].InstanceID {
+			t.Fatalf("metadata document: %s", body)
+		}
+		if code, body, _ := httpGetFrom(vm5, "http://169.254.169.254/v1/userdata"); code != 200 || body != "#cloud-config\n" {
+			t.Fatalf("userdata: %d %q", code, body)
+		}
+		if code, _, _ := httpGetFrom(vm6, "http://169.254.169.254/v1/metadata"); code != 404 {
+			t.Fatalf("VM without metadata got %d", code)
+		}
+	})
+
+	t.Run("ensure twice changes nothing", func(t *testing.T) {
+		e.ensure(e.b, spec)
+		before := e.snapshot(spec)
+		rules := e.nftRuleCount(spec)
+		if r := e.ensure(e.b, spec); len(r.Changes) != 0 {
+			t.Fatalf("second Ensure changed: %q", r.Changes)
+		}
+		if after := e.snapshot(spec); after != before {
+			t.Fatalf("host changed by a no-op Ensure:\n%s\n---\n%s", before, after)
+		}
+		if got := e.nftRuleCount(spec); got != rules {
+			t.Fatalf("rules %d → %d", rules, got)
+		}
+	})
+
+	t.Run("dhcp hosts reload and dnsmasq restart", func(t *testing.T) {
+		conf := filepath.Join(e.b.routerDir(spec.ID), dnsmasqConf)
+		spec.Subnets[0].DHCP = append(spec.Subnets[0].DHCP, api.DHCPHostSpec{MAC: "02:00:00:aa:00:07", IP: e.priv3 + ".7"})
+		r := e.ensure(e.b, spec)
+		if !slices.Contains(r.Changes, "dhcp hosts reloaded") || slices.Contains(r.Changes, "dhcp started") {
+			t.Fatalf("a new binding should be a SIGHUP, not a restart: %q", r.Changes)
+		}
+		rs, _ := e.b.state(spec.ID)
+		pid := rs.dhcp.pid()
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		eventually(t, "dnsmasq restarted", 5*time.Second, func() bool { p := rs.dhcp.pid(); return p != 0 && p != pid })
+		if n := dnsmasqCount(conf); n != 1 {
+			t.Fatalf("%d dnsmasq processes", n)
+		}
+	})
+
+	t.Run("list and scrub", func(t *testing.T) {
+		rs, err := e.b.List(ctx)
+		if err != nil || len(rs) != 1 || rs[0].ID != spec.ID || rs[0].Namespace != ns {
+			t.Fatalf("List: %+v %v", rs, err)
+		}
+		conf := filepath.Join(e.b.routerDir(spec.ID), dnsmasqConf)
+		// A port that is not the router's keeps the segment bridge.
+		if err := e.b.Scrub(ctx, spec.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := netlink.LinkByName(e.b.names.vxlanBridge(spec.Subnets[0].VNI)); err != nil {
+			t.Fatalf("segment bridge with VM ports removed: %v", err)
+		}
+		// Without the VMs, a second scrub (repeatable) removes it too.
+		e.sh("ip", "link", "del", e.prefix+"h2")
+		e.sh("ip", "link", "del", e.prefix+"h3")
+		if err := e.b.Scrub(ctx, spec.ID); err != nil {
+			t.Fatal(err)
+		}
+		e.assertScrubbed(spec, conf)
+	})
+}
+
+func (e *sysenv) assertScrubbed(spec *api.RouterSpec, conf string) {
+	t := e.t
+	t.Helper()
+	ns := e.b.names.namespace(spec.ProjectID)
+	if _, err := os.Stat(nsPath(ns)); !os.IsNotExist(err) {
+		t.Errorf("namespace %s left behind", ns)
+	}
+	links, _ := netlink.LinkList()
+	for _, l := range links {
+		name := l.Attrs().Name
+		// What remains of ours may only be the public bridge and the test's own host veths.
+		if strings.HasPrefix(name, e.prefix) && name != e.cfg.PublicBridge && !strings.HasPrefix(name, e.prefix+"h") {
+			t.Errorf("link %s (%s, alias %q) left behind", name, l.Type(), l.Attrs().Alias)
+		}
+		if strings.HasPrefix(l.Attrs().Alias, "regent:"+e.prefix+":router:") {
+			t.Errorf("tagged link %s left behind", name)
+		}
+	}
+	if n := dnsmasqCount(conf); n != 0 {
+		t.Errorf("%d dnsmasq processes left behind", n)
+	}
+	if _, err := os.Stat(e.b.routerDir(spec.ID)); !os.IsNotExist(err) {
+		t.Errorf("state dir left behind")
+	}
+	if rs, _ := e.b.List(context.Background()); len(rs) != 0 {
+		t.Errorf("List after scrub: %+v", rs)
+	}
+}
+
+// TestRouterUpdateIsADiff changes VTEPs, NAT, subnets and checks that the
+// FDB and addresses follow, stale links go, and the namespace's public
+// veth is never recreated.
+func TestRouterUpdateIsADiff(t *testing.T) {
+	e := newSysenv(t)
+	spec := e.spec(e.projectID())
+	e.ensure(e.b, spec)
+	ns := e.b.names.namespace(spec.ProjectID)
+	pubIndex := func() int {
+		out := e.sh("ip", "-n", ns, "-o", "link", "show", nsPublicIf)
+		return len(out) // index and name prefix; changes when recreated
+	}
+	idx0 := e.sh("ip", "-n", ns, "-o", "link", "show", nsPublicIf)
+	_ = pubIndex
+
+	// Stale state a crashed or older build could leave: an extra tagged
+	// veth of this router, an extra FDB entry and an extra address.
+	e.sh("ip", "link", "add", e.prefix+"s999", "type", "veth", "peer", "name", e.prefix+"s999p")
+	e.sh("ip", "link", "set", e.prefix+"s999", "alias", e.b.names.routerTag(spec.ID, spec.ProjectID))
+	e.sh("ip", "-n", ns, "addr", "add", e.net3+".99/24", "dev", nsPublicIf)
+
+	spec.Subnets[0].VTEPs = []string{e.net3 + ".78", e.net3 + ".79"}
+	spec.NAT = append(spec.NAT, api.NATSpec{Private: e.priv3 + ".6", Public: e.net3 + ".21"})
+	spec.Subnets = append(spec.Subnets, api.RouterSubnetSpec{ID: spec.ProjectID + 3, AddressRange: "10.255.1.1/24", VNI: e.vni + 1})
+	r := e.ensure(e.b, spec)
+	t.Logf("update: %v: %q", r.Duration, r.Changes)
+
+	vx := e.b.names.vxlanDev(e.vni)
+	fdb := e.sh("bridge", "fdb", "show", "dev", vx)
+	if strings.Contains(fdb, e.net3+".77") || !strings.Contains(fdb, e.net3+".78") || !strings.Contains(fdb, e.net3+".79") {
+		t.Errorf("fdb not reconciled:\n%s", fdb)
+	}
+	addrs := e.sh("ip", "-n", ns, "-4", "-o", "addr", "show", nsPublicIf)
+	if strings.Contains(addrs, ".99/") || !strings.Contains(addrs, e.net3+".21/24") || !strings.Contains(addrs, e.net3+".10/24") {
+		t.Errorf("public addresses not reconciled:\n%s", addrs)
+	}
+	if _, err := netlink.LinkByName(e.prefix + "s999"); err == nil {
+		t.Error("stale tagged link survived")
+	}
+	if idx := e.sh("ip", "-n", ns, "-o", "link", "show", nsPublicIf); strings.Fields(idx)[0] != strings.Fields(idx0)[0] {
+		t.Errorf("public veth was recreated by an update: %s → %s", idx0, idx)
+	}
+	// Removing the second subnet removes its veth and its (now unused) segment bridge.
+	spec.Subnets = spec.Subnets[:1]
+	e.ensure(e.b, spec)
+	if _, err := netlink.LinkByName(e.b.names.vxlanBridge(e.vni + 1)); err == nil {
+		t.Error("unused segment bridge survived")
+	}
+	if r := e.ensure(e.b, spec); len(r.Changes) != 0 {
+		t.Errorf("no-op Ensure after update changed: %q", r.Changes)
+	}
+}
+
+// TestRouterKillMidBuild runs Ensure in a child process and SIGKILLs it at
+// each build step, then Ensure in this process must converge to exactly
+// the router a clean build gives: no duplicate links or rules, one dnsmasq.
+func TestRouterKillMidBuild(t *testing.T) {
+	e := newSysenv(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stop := range []string{"namespace", "public-veth", "segments", "nftables", "metadata"} {
+		t.Run(stop, func(t *testing.T) {
+			spec := e.spec(e.projectID())
+			ready := filepath.Join(e.cfg.StateDir, "ready-"+stop)
+			cfg := e.cfg
+			cfg.Logger = nil
+			arg, err := json.Marshal(helperArgs{Config: cfg, Spec: spec, Stop: stop, Ready: ready})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(exe, "-test.run=^TestKillMidBuildHelper$")
+			cmd.Env = append(os.Environ(), "REGENT_NETROUTER_HELPER="+string(arg))
+			var out strings.Builder
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan struct{})
+			go func() { _ = cmd.Wait(); close(exited) }()
+			eventually(t, "helper to reach "+stop, 15*time.Second, func() bool {
+				select {
+				case <-exited:
+					t.Fatalf("helper exited early:\n%s", out.String())
+				default:
+				}
+				_, err := os.Stat(ready)
+				return err == nil
+			})
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			<-exited
+
+			r := e.ensure(e.b, spec)
+			t.Logf("converged after a kill at %q with %d changes in %v", stop, len(r.Changes), r.Duration)
+			if r := e.ensure(e.b, spec); len(r.Changes) != 0 {
+				t.Fatalf("not converged: %q", r.Changes)
+			}
+			ns := e.b.names.namespace(spec.ProjectID)
+			nsLinks := strings.Fields(e.sh("ip", "-n", ns, "-o", "-br", "link"))
+			var names []string
+			for _, f := range nsLinks {
+				if f == "lo" || f == nsPublicIf+"@if" || strings.HasPrefix(f, nsPublicIf+"@") || strings.HasPrefix(f, nsSubnetIf) {
+					names = append(names, strings.SplitN(f, "@", 2)[0])
+				}
+			}
+			slices.Sort(names)
+			if want := []string{"lo", nsPublicIf, nsSubnetName(spec.Subnets[0].ID)}; !slices.Equal(names, want) {
+				t.Errorf("namespace links %q, want %q", names, want)
+			}
+			tagged := 0
+			links, _ := netlink.LinkList()
+			for _, l := range links {
+				if l.Attrs().Alias == e.b.names.routerTag(spec.ID, spec.ProjectID) {
+					tagged++
+				}
+			}
+			if tagged != 2 {
+				t.Errorf("%d tagged host links, want 2 (public and subnet veth)", tagged)
+			}
+			conf := filepath.Join(e.b.routerDir(spec.ID), dnsmasqConf)
+			if n := dnsmasqCount(conf); n != 1 {
+				t.Errorf("%d dnsmasq processes, want 1", n)
+			}
+			d, _ := plan(spec, e.b.names, ModeVXLAN)
+			if got, want := e.nftRuleCount(spec), expectedRules(d); got != want {
+				t.Errorf("%d nft rules, want %d", got, want)
+			}
+			if code, _, err := httpGetFrom(ns, "http://169.254.169.254/v1/metadata"); err != nil || code != 404 {
+				t.Errorf("metadata service not answering in the namespace: %d %v", code, err)
+			}
+			if err := e.b.Scrub(context.Background(), spec.ID); err != nil {
+				t.Fatal(err)
+			}
+			e.assertScrubbed(spec, conf)
+		})
+	}
+}
+
+func expectedRules(d *desired) int {
+	fake := newFakeNft()
+	tx := fake.NewTransaction()
+	renderRuleset(tx, d, rulesetOpts{nflogGroup: 100})
+	_ = fake.Run(context.Background(), tx)
+	rules, _ := fake.ListRules(context.Background(), "")
+	return len(rules)
+}
+
+type helperArgs struct {
+	Config Config
+	Spec   *api.RouterSpec
+	Stop   string
+	Ready  string
+}
+
+// TestKillMidBuildHelper is the child of TestRouterKillMidBuild: it builds
+// until the step named in its arguments, reports, and waits to be killed.
+func TestKillMidBuildHelper(t *testing.T) {
+	raw := os.Getenv("REGENT_NETROUTER_HELPER")
+	if raw == "" {
+		t.Skip("helper process of TestRouterKillMidBuild")
+	}
+	var a helperArgs
+	if err := json.Unmarshal([]byte(raw), &a); err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(a.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.hook = func(step string) error {
+		if step == a.Stop {
+			_ = os.WriteFile(a.Ready, nil, 0o644)
+			select {}
+		}
+		return nil
+	}
+	_, err = b.Ensure(context.Background(), a.Spec)
+	t.Fatalf("helper reached the end of Ensure: %v", err)
+}
