@@ -417,9 +417,10 @@ func (b *Builder) Quiesce(ctx context.Context, spec *api.RouterSpec) error {
 // namespace (with its nftables table), links, segment bridges nothing else
 // uses, and files. Missing pieces are fine.
 func (b *Builder) Scrub(ctx context.Context, id uint64) error {
+	// A closed builder still scrubs: it just has nothing running.
 	rs, err := b.state(id)
 	if err != nil {
-		return err
+		rs = &running{}
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()

@@ -120,12 +120,14 @@ func (e *sysenv) newBuilder() *Builder {
 
 func (e *sysenv) cleanup() {
 	ctx := context.Background()
-	_ = e.b.Close(ctx)
 	if rs, err := e.b.List(ctx); err == nil {
 		for _, r := range rs {
-			_ = e.b.Scrub(ctx, r.ID)
+			if err := e.b.Scrub(ctx, r.ID); err != nil {
+				e.t.Errorf("cleanup: %v", err)
+			}
 		}
 	}
+	_ = e.b.Close(ctx)
 	for _, h := range e.hosts {
 		killPidFile(filepath.Join(e.cfg.StateDir, h+".dhclient.pid"))
 		_ = exec.Command("ip", "netns", "del", h).Run()
