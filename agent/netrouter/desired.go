@@ -48,6 +48,7 @@ type subnet struct {
 	bridge   string // segment bridge
 	segDev   string // vxlan device or vlan sub-interface
 	segTag   string
+	mtu      int // of the segment device, learnt while building
 }
 
 type dhcpHost struct {

@@ -44,6 +44,9 @@ func renderDnsmasq(d *desired, dir string) (conf, hosts []byte) {
 		fmt.Fprintf(&c, "interface=%s\n", s.nsVeth)
 		fmt.Fprintf(&c, "dhcp-range=set:%s,%s,static,%s,12h\n", tag, s.network.Addr(), mask)
 		fmt.Fprintf(&c, "dhcp-option=tag:%s,option:router,%s\n", tag, s.gateway.Addr())
+		if s.mtu > 0 && s.mtu < 1500 {
+			fmt.Fprintf(&c, "dhcp-option=tag:%s,option:mtu,%d\n", tag, s.mtu)
+		}
 		if len(s.dns) > 0 {
 			var dns []string
 			for _, a := range s.dns {

@@ -95,14 +95,26 @@ func (b *Builder) ensureLinks(_ context.Context, d *desired, c *changes) error {
 	}
 	b.segMu.Lock()
 	defer b.segMu.Unlock()
-	for _, s := range d.subnets {
-		br, err := b.ensureSegment(root, s, c)
+	for i := range d.subnets {
+		s := &d.subnets[i]
+		br, dev, err := b.ensureSegment(root, *s, c)
 		if err != nil {
 			return fmt.Errorf("segment of subnet %d: %w", s.id, err)
 		}
 		in, err := ensureVeth(root, ns, int(nsh), s.hostVeth, s.nsVeth, d.tag, br, c)
 		if err != nil {
 			return fmt.Errorf("subnet %d veth: %w", s.id, err)
+		}
+		// The segment's MTU (VXLAN: underlay minus 50) on both veth ends;
+		// DHCP hands it to the VMs.
+		s.mtu = dev.Attrs().MTU
+		if err := ensureMTU(ns, in, s.mtu, c); err != nil {
+			return err
+		}
+		if hl, err := root.LinkByName(s.hostVeth); err != nil {
+			return err
+		} else if err := ensureMTU(root, hl, s.mtu, c); err != nil {
+			return err
 		}
 		if err := ensureAddrs(ns, in, []netip.Prefix{s.gateway}, false, c); err != nil {
 			return err
@@ -213,7 +225,16 @@ func segmentMatches(have, want netlink.Link) bool {
 	return false
 }
 
-func (b *Builder) ensureSegment(root linkOps, s subnet, c *changes) (netlink.Link, error) {
+func (b *Builder) ensureSegment(root linkOps, s subnet, c *changes) (br, dev netlink.Link, err error) {
+	br, err = b.ensureSegmentBridge(root, s, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	dev, err = b.ensureSegmentDevice(root, s, br, c)
+	return br, dev, err
+}
+
+func (b *Builder) ensureSegmentBridge(root linkOps, s subnet, c *changes) (netlink.Link, error) {
 	br, err := root.LinkByName(s.bridge)
 	if isNotFound(err) {
 		if err := root.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: s.bridge}}); err != nil && !errors.Is(err, unix.EEXIST) {
@@ -235,7 +256,10 @@ func (b *Builder) ensureSegment(root linkOps, s subnet, c *changes) (netlink.Lin
 	if err := ensureUp(root, br, c); err != nil {
 		return nil, err
 	}
+	return br, nil
+}
 
+func (b *Builder) ensureSegmentDevice(root linkOps, s subnet, br netlink.Link, c *changes) (netlink.Link, error) {
 	underlay := 0
 	if b.cfg.UnderlayDevice != "" {
 		u, err := root.LinkByName(b.cfg.UnderlayDevice)
@@ -281,10 +305,23 @@ func (b *Builder) ensureSegment(root linkOps, s subnet, c *changes) (netlink.Lin
 			return nil, err
 		}
 	}
-	return br, nil
+	return dev, nil
 }
 
-var zeroMAC = net.HardwareAddr{0, 0, 0, 0, 0, 0}
+func ensureMTU(h linkOps, l netlink.Link, mtu int, c *changes) error {
+	if mtu <= 0 || l.Attrs().MTU == mtu {
+		return nil
+	}
+	if err := h.LinkSetMTU(l, mtu); err != nil {
+		return fmt.Errorf("mtu %d on %s: %w", mtu, l.Attrs().Name, err)
+	}
+	c.add("mtu %d on %s", mtu, l.Attrs().Name)
+	return nil
+}
+
+func isZeroMAC(m net.HardwareAddr) bool {
+	return len(m) == 6 && m[0]|m[1]|m[2]|m[3]|m[4]|m[5] == 0
+}
 
 // ensureFDB makes the VXLAN device's default (all-zero MAC) forwarding
 // entries point at exactly the wanted VTEPs (head-end replication).
@@ -300,7 +337,7 @@ func ensureFDB(h linkOps, dev netlink.Link, vteps []netip.Addr, c *changes) erro
 			State:        netlink.NUD_PERMANENT | netlink.NUD_NOARP,
 			Flags:        netlink.NTF_SELF,
 			IP:           net.IP(a.AsSlice()),
-			HardwareAddr: zeroMAC,
+			HardwareAddr: net.HardwareAddr{0, 0, 0, 0, 0, 0},
 		}
 	}
 	for _, a := range vteps {
@@ -330,7 +367,7 @@ func fdbVTEPs(h linkOps, dev netlink.Link) ([]netip.Addr, error) {
 	}
 	var out []netip.Addr
 	for _, n := range neighs {
-		if n.LinkIndex != dev.Attrs().Index || n.IP == nil || !slices.Equal(n.HardwareAddr, zeroMAC) {
+		if n.LinkIndex != dev.Attrs().Index || n.IP == nil || !isZeroMAC(n.HardwareAddr) {
 			continue
 		}
 		if a, ok := netip.AddrFromSlice(n.IP); ok {

@@ -224,7 +224,7 @@ func (e *sysenv) dhcp(host string) {
 		e.t.Fatal(err)
 	}
 	conf := filepath.Join(e.cfg.StateDir, host+".dhclient.conf")
-	if err := os.WriteFile(conf, []byte("timeout 20;\nretry 1;\ninitial-interval 1;\n"), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte("timeout 20;\nretry 1;\ninitial-interval 1;\nrequest subnet-mask, broadcast-address, routers, interface-mtu;\n"), 0o644); err != nil {
 		e.t.Fatal(err)
 	}
 	e.sh("ip", "netns", "exec", host, "dhclient", "-4", "-1", "-cf", conf,

@@ -48,6 +48,10 @@ func TestRouterEndToEnd(t *testing.T) {
 			if out := e.sh("ip", "-n", host, "route"); !strings.Contains(out, "default via "+e.priv3+".1") {
 				t.Fatalf("%s: no default route via the gateway: %s", host, out)
 			}
+			// The VXLAN segment's MTU (underlay 1500 - 50) comes with the lease.
+			if out := e.sh("ip", "-n", host, "link", "show", "eth0"); !strings.Contains(out, "mtu 1450") {
+				t.Errorf("%s: segment MTU not handed out by DHCP: %s", host, out)
+			}
 		}
 	})
 
@@ -181,6 +185,24 @@ func TestRouterEndToEnd(t *testing.T) {
 		eventually(t, "dnsmasq restarted", 5*time.Second, func() bool { p := rs.dhcp.pid(); return p != 0 && p != pid })
 		if n := dnsmasqCount(conf); n != 1 {
 			t.Fatalf("%d dnsmasq processes", n)
+		}
+	})
+
+	t.Run("quiesce and restart", func(t *testing.T) {
+		e.listen(inet, e.net3+".50:8081")
+		if err := e.b.Quiesce(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+		if err := dialFrom(vm6, e.net3+".50:8081", 500*time.Millisecond); err == nil {
+			t.Fatal("a quiesced router forwards")
+		}
+		if n := dnsmasqCount(filepath.Join(e.b.routerDir(spec.ID), dnsmasqConf)); n != 0 {
+			t.Fatalf("%d dnsmasq processes in a quiesced router", n)
+		}
+		r := e.ensure(e.b, spec)
+		t.Logf("restart: %v: %q", r.Duration, r.Changes)
+		if err := dialFrom(vm6, e.net3+".50:8081", 2*time.Second); err != nil {
+			t.Fatalf("restarted router does not forward: %v", err)
 		}
 	})
 
