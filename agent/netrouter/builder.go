@@ -46,6 +46,8 @@ type Config struct {
 	StateDir string
 	// NFLogGroup is the nflog group of rules with logging on (100).
 	NFLogGroup uint16
+	// PolicyLogSize is how many policy log entries are kept per router (256).
+	PolicyLogSize int
 	// Dnsmasq is the dnsmasq binary ("dnsmasq" from PATH).
 	Dnsmasq string
 	Logger  hclog.Logger
@@ -78,6 +80,7 @@ type running struct {
 	dhcpConf []byte
 	meta     *metadata
 	metaSrv  *metadataServer
+	plog     *policyLog
 }
 
 // Result says what an Ensure changed; an empty Changes means the host
@@ -126,6 +129,9 @@ func New(cfg Config) (*Builder, error) {
 	}
 	if cfg.NFLogGroup == 0 {
 		cfg.NFLogGroup = 100
+	}
+	if cfg.PolicyLogSize <= 0 {
+		cfg.PolicyLogSize = 256
 	}
 	if cfg.Dnsmasq == "" {
 		cfg.Dnsmasq = "dnsmasq"
@@ -230,6 +236,7 @@ func (b *Builder) ensure(ctx context.Context, d *desired, rs *running, c *change
 		{"nftables", func() error { return b.ensureNft(ctx, d, c) }},
 		{"dhcp", func() error { return b.ensureDHCP(ctx, d, dir, rs, c) }},
 		{"metadata", func() error { return b.ensureMetadata(d, rs, c) }},
+		{"policylog", func() error { return b.ensurePolicyLog(d, rs, c) }},
 	}
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
@@ -383,6 +390,39 @@ func (b *Builder) ensureMetadata(d *desired, rs *running, c *changes) error {
 	return nil
 }
 
+func (b *Builder) ensurePolicyLog(d *desired, rs *running, c *changes) error {
+	if rs.plog != nil {
+		return nil
+	}
+	log := b.log.Named("policylog").With("router", d.routerID)
+	p, err := startPolicyLog(log, nsPath(d.namespace), b.cfg.NFLogGroup, b.cfg.PolicyLogSize)
+	if err != nil {
+		// The router works without its log: report, retry on the next Ensure.
+		log.Warn("policy log unavailable", "error", err)
+		return nil
+	}
+	rs.plog = p
+	c.add("policy log started")
+	return nil
+}
+
+// PolicyLog returns the most recent packets that matched a logging rule
+// of router id, oldest first (nil when the router does not run here).
+func (b *Builder) PolicyLog(id uint64) []PolicyLogEntry {
+	b.mu.Lock()
+	rs := b.routers[id]
+	b.mu.Unlock()
+	if rs == nil {
+		return nil
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.plog == nil {
+		return nil
+	}
+	return rs.plog.entries()
+}
+
 // stopRunning stops the router's processes and servers in this process.
 func (rs *running) stop(ctx context.Context) {
 	if rs.dhcp != nil {
@@ -392,6 +432,10 @@ func (rs *running) stop(ctx context.Context) {
 	if rs.metaSrv != nil {
 		_ = rs.metaSrv.Stop(ctx)
 		rs.metaSrv = nil
+	}
+	if rs.plog != nil {
+		rs.plog.Stop()
+		rs.plog = nil
 	}
 }
 

@@ -82,6 +82,16 @@ func TestRouterEndToEnd(t *testing.T) {
 		if err := dialFrom(vm6, e.net3+".50:25", 500*time.Millisecond); err == nil {
 			t.Error("outbound tcp/25 passed a block rule")
 		}
+		// The block rule logs: its packets are in the policy log.
+		eventually(t, "policy log entry of the block rule", 3*time.Second, func() bool {
+			for _, l := range e.b.PolicyLog(spec.ID) {
+				if l.Direction == "out" && l.Order == 1 && l.Action == "block" && l.Protocol == "tcp" &&
+					l.Source.String() == e.priv3+".6" && l.DestinationPort == 25 {
+					return true
+				}
+			}
+			return false
+		})
 	})
 
 	t.Run("inbound allow rule", func(t *testing.T) {
@@ -90,7 +100,7 @@ func TestRouterEndToEnd(t *testing.T) {
 		if err := dialFrom(inet, target, 500*time.Millisecond); err == nil {
 			t.Fatal("inbound TCP reached the VM without an allow rule")
 		}
-		allow := api.FirewallRuleSpec{Order: 5, Allow: true, Protocol: "tcp", Source: "*", Destination: e.priv3 + ".5", Port: "2222"}
+		allow := api.FirewallRuleSpec{Order: 5, Allow: true, Protocol: "tcp", Source: "*", Destination: e.priv3 + ".5", Port: "2222", Log: true}
 		spec.FirewallRules = append(spec.FirewallRules, allow)
 		e.ensure(e.b, spec)
 		if err := dialFrom(inet, target, 2*time.Second); err != nil {
@@ -99,6 +109,15 @@ func TestRouterEndToEnd(t *testing.T) {
 		if got := <-peers; got != e.net3+".50" {
 			t.Errorf("inbound connection came from %s, want the public host", got)
 		}
+		eventually(t, "policy log entry of the allow rule", 3*time.Second, func() bool {
+			for _, l := range e.b.PolicyLog(spec.ID) {
+				if l.Direction == "in" && l.Order == 5 && l.Action == "allow" && l.Destination.String() == e.priv3+".5" &&
+					l.DestinationPort == 2222 && l.Source.String() == e.net3+".50" {
+					return true
+				}
+			}
+			return false
+		})
 		spec.FirewallRules = spec.FirewallRules[:1]
 		e.ensure(e.b, spec)
 		if err := dialFrom(inet, target, 500*time.Millisecond); err == nil {
