@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -136,6 +137,9 @@ func New(cfg Config) (*Builder, error) {
 	if cfg.Dnsmasq == "" {
 		cfg.Dnsmasq = "dnsmasq"
 	}
+	if _, err := exec.LookPath(cfg.Dnsmasq); err != nil {
+		return nil, fmt.Errorf("netrouter: dnsmasq: %w", err)
+	}
 	if cfg.SegmentMode == ModeVLAN && cfg.UnderlayDevice == "" {
 		return nil, errors.New("netrouter: vlan mode needs an underlay device")
 	}
@@ -231,7 +235,7 @@ func (b *Builder) ensure(ctx context.Context, d *desired, rs *running, c *change
 		fn   func() error
 	}{
 		{"state", func() error { return b.ensureStateDir(dir, d, c) }},
-		{"namespace", func() error { return b.ensureNamespace(d, c) }},
+		{"namespace", func() error { return b.ensureNamespace(ctx, d, rs, c) }},
 		{"links", func() error { return b.ensureLinks(ctx, d, c) }},
 		{"nftables", func() error { return b.ensureNft(ctx, d, c) }},
 		{"dhcp", func() error { return b.ensureDHCP(ctx, d, dir, rs, c) }},
@@ -272,10 +276,12 @@ func (b *Builder) ensureStateDir(dir string, d *desired, c *changes) error {
 	return err
 }
 
-func (b *Builder) ensureNamespace(d *desired, c *changes) error {
+func (b *Builder) ensureNamespace(ctx context.Context, d *desired, rs *running, c *changes) error {
 	created, err := ensureNamespace(d.namespace)
 	if created {
 		c.add("namespace %s", d.namespace)
+		// Servers still running belong to a namespace that is gone.
+		rs.stop(ctx)
 	}
 	if err != nil {
 		return err
@@ -378,7 +384,7 @@ func (b *Builder) ensureDHCP(ctx context.Context, d *desired, dir string, rs *ru
 
 func (b *Builder) ensureMetadata(d *desired, rs *running, c *changes) error {
 	rs.meta.set(d)
-	if rs.metaSrv != nil {
+	if rs.metaSrv != nil && rs.metaSrv.alive() {
 		return nil
 	}
 	srv, err := startMetadataServer(b.log.Named("metadata").With("router", d.routerID), nsPath(d.namespace), rs.meta)
@@ -391,7 +397,7 @@ func (b *Builder) ensureMetadata(d *desired, rs *running, c *changes) error {
 }
 
 func (b *Builder) ensurePolicyLog(d *desired, rs *running, c *changes) error {
-	if rs.plog != nil {
+	if rs.plog != nil && rs.plog.alive() {
 		return nil
 	}
 	log := b.log.Named("policylog").With("router", d.routerID)

@@ -172,6 +172,15 @@ func startMetadataServer(log hclog.Logger, nsPath string, h http.Handler) (*meta
 	return s, nil
 }
 
+func (s *metadataServer) alive() bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+		return true
+	}
+}
+
 func (s *metadataServer) Stop(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()

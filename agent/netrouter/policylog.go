@@ -218,6 +218,15 @@ func (p *policyLog) entries() []PolicyLogEntry {
 	return append(append([]PolicyLogEntry(nil), p.ring[p.next:]...), p.ring[:p.next]...)
 }
 
+func (p *policyLog) alive() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
 func (p *policyLog) Stop() {
 	_ = p.f.Close()
 	<-p.done

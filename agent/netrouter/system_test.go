@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -327,6 +328,62 @@ func TestRouterUpdateIsADiff(t *testing.T) {
 	}
 	if r := e.ensure(e.b, spec); len(r.Changes) != 0 {
 		t.Errorf("no-op Ensure after update changed: %q", r.Changes)
+	}
+
+	// The namespace deleted behind the builder's back: Ensure rebuilds it
+	// and moves DHCP and metadata into the new one.
+	e.sh("ip", "netns", "del", ns)
+	r = e.ensure(e.b, spec)
+	if !slices.Contains(r.Changes, "namespace "+ns) || !slices.Contains(r.Changes, "metadata server started") {
+		t.Fatalf("namespace not rebuilt: %q", r.Changes)
+	}
+	if code, _, err := httpGetFrom(ns, "http://169.254.169.254/v1/metadata"); err != nil || code != 404 {
+		t.Errorf("metadata service not answering in the new namespace: %d %v", code, err)
+	}
+	if n := dnsmasqCount(filepath.Join(e.b.routerDir(spec.ID), dnsmasqConf)); n != 1 {
+		t.Errorf("%d dnsmasq processes after the rebuild", n)
+	}
+	if r := e.ensure(e.b, spec); len(r.Changes) != 0 {
+		t.Errorf("no-op Ensure after the rebuild changed: %q", r.Changes)
+	}
+}
+
+// TestRouterVXLANRemoteHost puts a VM on another "host" (a namespace with
+// its own VTEP on the underlay): it reaches the router over VXLAN, gets its
+// address by DHCP and pings the gateway and a VM on the router's host.
+func TestRouterVXLANRemoteHost(t *testing.T) {
+	e := newSysenv(t)
+	spec := e.spec(e.projectID())
+	remote := e.net3 + ".60"
+	spec.Subnets[0].VTEPs = []string{remote}
+	e.ensure(e.b, spec)
+
+	hostB, vmB, vmA := e.prefix+"hostb", e.prefix+"vmb", e.prefix+"vma"
+	e.addHost(hostB, e.cfg.PublicBridge, "", remote+"/24")
+	e.addHost(vmA, e.b.names.vxlanBridge(e.vni), "02:00:00:aa:00:05", "")
+	vni := strconv.FormatUint(uint64(e.vni), 10)
+	e.sh("ip", "-n", hostB, "link", "add", "vx0", "type", "vxlan", "id", vni, "local", remote, "dev", "eth0", "dstport", "4789", "nolearning")
+	e.sh("ip", "-n", hostB, "link", "add", "br0", "type", "bridge")
+	e.sh("ip", "-n", hostB, "link", "set", "vx0", "master", "br0", "up")
+	e.sh("ip", "-n", hostB, "link", "set", "br0", "up")
+	e.sh("ip", "netns", "exec", hostB, "bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "vx0", "dst", e.cfg.VTEPAddr)
+	e.hosts = append(e.hosts, vmB)
+	e.sh("ip", "netns", "add", vmB)
+	e.sh("ip", "-n", hostB, "link", "add", "vm0", "type", "veth", "peer", "name", "eth0", "netns", vmB)
+	e.sh("ip", "-n", hostB, "link", "set", "vm0", "master", "br0", "up")
+	e.sh("ip", "-n", vmB, "link", "set", "eth0", "address", "02:00:00:aa:00:06")
+	e.sh("ip", "-n", vmB, "link", "set", "eth0", "up")
+	e.sh("ip", "-n", vmB, "link", "set", "lo", "up")
+
+	e.dhcp(vmB)
+	e.dhcp(vmA)
+	if out := e.sh("ip", "-n", vmB, "-4", "-br", "addr", "show", "eth0"); !strings.Contains(out, e.priv3+".6/24") {
+		t.Fatalf("remote VM has no DHCP address: %s", out)
+	}
+	for _, dst := range []string{e.priv3 + ".1", e.priv3 + ".5"} {
+		if sent, recv := e.ping(vmB, dst, 3, "0.1"); recv != sent {
+			t.Errorf("remote VM → %s over VXLAN: %d/%d", dst, recv, sent)
+		}
 	}
 }
 
