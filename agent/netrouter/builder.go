@@ -82,6 +82,9 @@ type running struct {
 	meta     *metadata
 	metaSrv  *metadataServer
 	plog     *policyLog
+	// nftDigest is the ruleset digest this process last applied or saw
+	// in the kernel ("" unknown).
+	nftDigest string
 }
 
 // Result says what an Ensure changed; an empty Changes means the host
@@ -237,7 +240,7 @@ func (b *Builder) ensure(ctx context.Context, d *desired, rs *running, c *change
 		{"state", func() error { return b.ensureStateDir(dir, d, c) }},
 		{"namespace", func() error { return b.ensureNamespace(ctx, d, rs, c) }},
 		{"links", func() error { return b.ensureLinks(ctx, d, c) }},
-		{"nftables", func() error { return b.ensureNft(ctx, d, c) }},
+		{"nftables", func() error { return b.ensureNft(ctx, d, rs, c) }},
 		{"dhcp", func() error { return b.ensureDHCP(ctx, d, dir, rs, c) }},
 		{"metadata", func() error { return b.ensureMetadata(d, rs, c) }},
 		{"policylog", func() error { return b.ensurePolicyLog(d, rs, c) }},
@@ -282,6 +285,7 @@ func (b *Builder) ensureNamespace(ctx context.Context, d *desired, rs *running, 
 		c.add("namespace %s", d.namespace)
 		// Servers still running belong to a namespace that is gone.
 		rs.stop(ctx)
+		rs.nftDigest = ""
 	}
 	if err != nil {
 		return err
@@ -321,16 +325,23 @@ func setSysctl(key, val string) (bool, error) {
 	return true, os.WriteFile(path, []byte(val), 0o644)
 }
 
-func (b *Builder) ensureNft(ctx context.Context, d *desired, c *changes) error {
+func (b *Builder) ensureNft(ctx context.Context, d *desired, rs *running, c *changes) error {
 	tx := b.nft.NewTransaction()
 	digest := renderRuleset(tx, d, rulesetOpts{nflogGroup: b.cfg.NFLogGroup})
 	return withNetnsPath(nsPath(d.namespace), func() error {
-		if appliedDigest(ctx, b.nft) == digest {
-			return nil
+		// Reading the table back costs an nft run: skip it when this
+		// process applied a different ruleset last (a change is certain).
+		if rs.nftDigest == "" || rs.nftDigest == digest {
+			if appliedDigest(ctx, b.nft) == digest {
+				rs.nftDigest = digest
+				return nil
+			}
 		}
+		rs.nftDigest = ""
 		if err := b.nft.Run(ctx, tx); err != nil {
 			return err
 		}
+		rs.nftDigest = digest
 		c.add("nftables ruleset %s", digest)
 		return nil
 	})

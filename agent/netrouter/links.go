@@ -624,7 +624,7 @@ func (b *Builder) removeRouterLinks(r Router) error {
 	}
 	// Veth halves in the namespace without a tag yet (interrupted build).
 	if r.Namespace != "" && isNamespace(nsPath(r.Namespace)) {
-		if _, ns, nsh, err := openNS(r.Namespace); err == nil {
+		if root, ns, nsh, err := openNS(r.Namespace); err == nil {
 			if ls, err := ns.LinkList(); err == nil {
 				for _, l := range ls {
 					if l.Type() == "veth" {
@@ -632,6 +632,7 @@ func (b *Builder) removeRouterLinks(r Router) error {
 					}
 				}
 			}
+			root.Close()
 			ns.Close()
 			nsh.Close()
 		}
