@@ -19,4 +19,13 @@
 // the comment of the nftables table. List finds the routers it owns from
 // those tags, and Scrub removes all of one router, shared host objects
 // (segment bridges) only when nothing else uses them.
+//
+// Lifecycle mapping for the agent's loop: build, update and restart are
+// Ensure; quiesce is Quiesce (public side down, services stopped); scrub is
+// Scrub; garbage collection after a complete fetch scrubs what List returns
+// and the controller no longer wants. Rules with logging on feed an nflog
+// group that the builder reads per namespace (PolicyLog).
+//
+// See docs/netrouter.md for the layout, the nft chains and the measured
+// build and update times.
 package netrouter

@@ -514,3 +514,60 @@ func TestKillMidBuildHelper(t *testing.T) {
 	_, err = b.Ensure(context.Background(), a.Spec)
 	t.Fatalf("helper reached the end of Ensure: %v", err)
 }
+
+// TestTwoRoutersConcurrently builds two routers at once on one public
+// bridge; scrubbing one leaves the other working.
+func TestTwoRoutersConcurrently(t *testing.T) {
+	e := newSysenv(t)
+	a, b := e.spec(e.projectID()), e.spec(e.projectID())
+	b.PublicIP, b.NAT = e.net3+".11/24", []api.NATSpec{{Private: "10.254.7.5", Public: e.net3 + ".22"}}
+	b.Subnets[0].AddressRange, b.Subnets[0].VNI = "10.254.7.1/24", e.vni+7
+	b.Subnets[0].DHCP = []api.DHCPHostSpec{{MAC: "02:00:00:bb:00:05", IP: "10.254.7.5"}}
+	b.FirewallRules, b.Metadata = nil, nil
+	errs := make(chan error, 2)
+	for _, s := range []*api.RouterSpec{a, b} {
+		go func() { _, err := e.b.Ensure(context.Background(), s); errs <- err }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range []*api.RouterSpec{a, b} {
+		if r := e.ensure(e.b, s); len(r.Changes) != 0 {
+			t.Fatalf("router %d not converged: %q", s.ID, r.Changes)
+		}
+	}
+	if rs, _ := e.b.List(context.Background()); len(rs) != 2 {
+		t.Fatalf("List: %+v", rs)
+	}
+	if err := e.b.Scrub(context.Background(), a.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.assertScrubbedRouterOnly(a)
+	if r := e.ensure(e.b, b); len(r.Changes) != 0 {
+		t.Fatalf("scrubbing router A changed router B: %q", r.Changes)
+	}
+	if sent, recv := e.ping(e.b.names.namespace(b.ProjectID), e.net3+".1", 3, "0.1"); recv != sent {
+		t.Fatalf("router B lost its public side: %d/%d", recv, sent)
+	}
+}
+
+// assertScrubbedRouterOnly checks that nothing of spec's router is left
+// (other routers of the builder may remain).
+func (e *sysenv) assertScrubbedRouterOnly(spec *api.RouterSpec) {
+	t := e.t
+	t.Helper()
+	if _, err := os.Stat(nsPath(e.b.names.namespace(spec.ProjectID))); !os.IsNotExist(err) {
+		t.Error("namespace left behind")
+	}
+	links, _ := netlink.LinkList()
+	for _, l := range links {
+		if id, _, ok := e.b.names.parseRouterTag(l.Attrs().Alias); ok && id == spec.ID {
+			t.Errorf("link %s left behind", l.Attrs().Name)
+		}
+		if l.Attrs().Name == e.b.names.vxlanBridge(spec.Subnets[0].VNI) {
+			t.Errorf("segment bridge %s left behind", l.Attrs().Name)
+		}
+	}
+}
