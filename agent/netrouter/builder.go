@@ -316,6 +316,9 @@ func (b *Builder) ensureNamespace(ctx context.Context, d *desired, rs *running, 
 func setSysctl(key, val string) (bool, error) {
 	path := filepath.Join("/proc/sys", key)
 	old, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && strings.HasPrefix(key, "net/ipv6/") {
+		return false, nil // IPv6 disabled on this host
+	}
 	if err != nil {
 		return false, err
 	}
