@@ -1,0 +1,596 @@
+package netrouter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/regentcloud/regent/pkg/api"
+	"sigs.k8s.io/knftables"
+)
+
+// Config configures a Builder.
+type Config struct {
+	// PublicBridge is the host bridge of the region's floating subnet; it
+	// is created when missing.
+	PublicBridge string
+	// PublicBridgeAddr, when set ("198.51.100.1/24"), is put on the public
+	// bridge: for tests and for hosts that are the floating gateway.
+	PublicBridgeAddr string
+	// SegmentMode is ModeVXLAN (default) or ModeVLAN.
+	SegmentMode string
+	// VTEPAddr is the local VXLAN tunnel endpoint and UnderlayDevice the
+	// link it lives on (VXLAN); in vlan mode UnderlayDevice is the parent
+	// of the 802.1Q sub-interfaces.
+	VTEPAddr       string
+	UnderlayDevice string
+	// VXLANPort is the VXLAN UDP port (4789).
+	VXLANPort int
+	// Prefix starts every host link name the builder creates ("rg") and
+	// scopes its ownership tags; at most 4 characters.
+	Prefix string
+	// NamespacePrefix starts router namespace names ("P": P<project_id>).
+	NamespacePrefix string
+	// StateDir keeps per-router files (dnsmasq configuration and leases).
+	StateDir string
+	// NFLogGroup is the nflog group of rules with logging on (100).
+	NFLogGroup uint16
+	// PolicyLogSize is how many policy log entries are kept per router (256).
+	PolicyLogSize int
+	// Dnsmasq is the dnsmasq binary ("dnsmasq" from PATH).
+	Dnsmasq string
+	Logger  hclog.Logger
+}
+
+// Builder reconciles virtual routers on this host. Its methods are safe
+// for concurrent use; calls for the same router are serialised.
+type Builder struct {
+	cfg   Config
+	names naming
+	log   hclog.Logger
+	nft   nftables
+	vtep  netip.Addr
+
+	// hook, when set (tests), runs before each build step and can stop
+	// the build there.
+	hook func(step string) error
+
+	segMu sync.Mutex // shared segment bridges: create/attach versus garbage collection
+
+	mu      sync.Mutex
+	routers map[uint64]*running
+	closed  bool
+}
+
+// running is what the builder runs for one router in this process.
+type running struct {
+	mu       sync.Mutex
+	dhcp     *process
+	dhcpConf []byte
+	meta     *metadata
+	metaSrv  *metadataServer
+	plog     *policyLog
+	// nftDigest is the ruleset digest this process last applied or saw
+	// in the kernel ("" unknown).
+	nftDigest string
+}
+
+// Result says what an Ensure changed; an empty Changes means the host
+// already matched the spec.
+type Result struct {
+	Changes  []string
+	Duration time.Duration
+}
+
+// Router is a router this builder owns on the host.
+type Router struct {
+	ID        uint64
+	ProjectID uint64
+	Namespace string
+}
+
+// New validates cfg and returns a Builder. It does not touch the host
+// apart from checking that nft is usable.
+func New(cfg Config) (*Builder, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.SegmentMode == "" {
+		cfg.SegmentMode = ModeVXLAN
+	}
+	if cfg.SegmentMode != ModeVXLAN && cfg.SegmentMode != ModeVLAN {
+		return nil, fmt.Errorf("netrouter: segment mode %q is not %s or %s", cfg.SegmentMode, ModeVXLAN, ModeVLAN)
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "rg"
+	}
+	if len(cfg.Prefix) > 4 {
+		return nil, fmt.Errorf("netrouter: prefix %q is longer than 4 characters", cfg.Prefix)
+	}
+	if cfg.NamespacePrefix == "" {
+		cfg.NamespacePrefix = "P"
+	}
+	if cfg.PublicBridge == "" || len(cfg.PublicBridge) > maxIfName {
+		return nil, fmt.Errorf("netrouter: public bridge name %q is empty or too long", cfg.PublicBridge)
+	}
+	if cfg.StateDir == "" {
+		return nil, errors.New("netrouter: state dir is required")
+	}
+	if cfg.VXLANPort == 0 {
+		cfg.VXLANPort = 4789
+	}
+	if cfg.NFLogGroup == 0 {
+		cfg.NFLogGroup = 100
+	}
+	if cfg.PolicyLogSize <= 0 {
+		cfg.PolicyLogSize = 256
+	}
+	if cfg.Dnsmasq == "" {
+		cfg.Dnsmasq = "dnsmasq"
+	}
+	if _, err := exec.LookPath(cfg.Dnsmasq); err != nil {
+		return nil, fmt.Errorf("netrouter: dnsmasq: %w", err)
+	}
+	if cfg.SegmentMode == ModeVLAN && cfg.UnderlayDevice == "" {
+		return nil, errors.New("netrouter: vlan mode needs an underlay device")
+	}
+	b := &Builder{
+		cfg:     cfg,
+		names:   naming{prefix: cfg.Prefix, nsPrefix: cfg.NamespacePrefix},
+		log:     cfg.Logger.Named("netrouter"),
+		routers: map[uint64]*running{},
+	}
+	if cfg.VTEPAddr != "" {
+		a, err := netip.ParseAddr(cfg.VTEPAddr)
+		if err != nil {
+			return nil, fmt.Errorf("netrouter: VTEP address: %w", err)
+		}
+		b.vtep = a
+	}
+	if cfg.PublicBridgeAddr != "" {
+		if _, err := netip.ParsePrefix(cfg.PublicBridgeAddr); err != nil {
+			return nil, fmt.Errorf("netrouter: public bridge address: %w", err)
+		}
+	}
+	nft, err := knftables.New(knftables.InetFamily, tableName)
+	if err != nil {
+		return nil, fmt.Errorf("netrouter: nftables: %w", err)
+	}
+	b.nft = nft
+	return b, nil
+}
+
+func (b *Builder) routerDir(id uint64) string {
+	return filepath.Join(b.cfg.StateDir, "router-"+strconv.FormatUint(id, 10))
+}
+
+func (b *Builder) state(id uint64) (*running, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, errors.New("netrouter: builder closed")
+	}
+	r := b.routers[id]
+	if r == nil {
+		r = &running{meta: newMetadata()}
+		b.routers[id] = r
+	}
+	return r, nil
+}
+
+func (b *Builder) step(name string) error {
+	if b.hook != nil {
+		return b.hook(name)
+	}
+	return nil
+}
+
+// Ensure makes the host match spec, changing only what differs. It is safe
+// to call again after any failure or crash. A *SpecError means the spec
+// itself is invalid.
+func (b *Builder) Ensure(ctx context.Context, spec *api.RouterSpec) (Result, error) {
+	start := time.Now()
+	d, err := plan(spec, b.names, b.cfg.SegmentMode)
+	if err != nil {
+		return Result{}, err
+	}
+	rs, err := b.state(d.routerID)
+	if err != nil {
+		return Result{}, err
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+
+	c := &changes{}
+	err = b.ensure(ctx, d, rs, c)
+	res := Result{Changes: c.list, Duration: time.Since(start)}
+	log := b.log.With("router", d.routerID, "namespace", d.namespace)
+	if err != nil {
+		log.Error("ensure failed", "error", err, "changes", len(c.list))
+		return res, fmt.Errorf("router %d: %w", d.routerID, err)
+	}
+	if len(c.list) > 0 {
+		log.Info("router reconciled", "changes", strings.Join(c.list, "; "), "duration", res.Duration)
+	}
+	return res, nil
+}
+
+type changes struct{ list []string }
+
+func (c *changes) add(format string, a ...any) { c.list = append(c.list, fmt.Sprintf(format, a...)) }
+
+func (b *Builder) ensure(ctx context.Context, d *desired, rs *running, c *changes) error {
+	dir := b.routerDir(d.routerID)
+	steps := []struct {
+		name string
+		fn   func() error
+	}{
+		{"state", func() error { return b.ensureStateDir(dir, d, c) }},
+		{"namespace", func() error { return b.ensureNamespace(ctx, d, rs, c) }},
+		{"links", func() error { return b.ensureLinks(ctx, d, c) }},
+		{"nftables", func() error { return b.ensureNft(ctx, d, rs, c) }},
+		{"dhcp", func() error { return b.ensureDHCP(ctx, d, dir, rs, c) }},
+		{"metadata", func() error { return b.ensureMetadata(d, rs, c) }},
+		{"policylog", func() error { return b.ensurePolicyLog(d, rs, c) }},
+	}
+	for _, s := range steps {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := b.step(s.name); err != nil {
+			return err
+		}
+		if err := s.fn(); err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	return nil
+}
+
+// stateFile records which router a state dir belongs to, written before
+// anything else is built so a crash leaves a findable trace.
+type stateFile struct {
+	RouterID  uint64 `json:"router_id"`
+	ProjectID uint64 `json:"project_id"`
+	Namespace string `json:"namespace"`
+}
+
+func (b *Builder) ensureStateDir(dir string, d *desired, c *changes) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	data, _ := json.Marshal(stateFile{RouterID: d.routerID, ProjectID: d.projectID, Namespace: d.namespace})
+	wrote, err := writeIfChanged(filepath.Join(dir, "router.json"), data)
+	if wrote {
+		c.add("state file")
+	}
+	return err
+}
+
+func (b *Builder) ensureNamespace(ctx context.Context, d *desired, rs *running, c *changes) error {
+	created, err := ensureNamespace(d.namespace)
+	if created {
+		c.add("namespace %s", d.namespace)
+		// Servers still running belong to a namespace that is gone.
+		rs.stop(ctx)
+		rs.nftDigest = ""
+	}
+	if err != nil {
+		return err
+	}
+	// Forwarding and secondary promotion (so removing a NAT address never
+	// takes the others with it).
+	return withNetnsPath(nsPath(d.namespace), func() error {
+		for _, s := range []struct{ key, val string }{
+			{"net/ipv4/ip_forward", "1"},
+			{"net/ipv6/conf/all/forwarding", "1"},
+			{"net/ipv4/conf/all/promote_secondaries", "1"},
+			{"net/ipv4/conf/default/promote_secondaries", "1"},
+		} {
+			changed, err := setSysctl(s.key, s.val)
+			if err != nil {
+				return err
+			}
+			if changed {
+				c.add("sysctl %s=%s", s.key, s.val)
+			}
+		}
+		return nil
+	})
+}
+
+// setSysctl writes /proc/sys/<key> of the calling thread's namespace when
+// it differs.
+func setSysctl(key, val string) (bool, error) {
+	path := filepath.Join("/proc/sys", key)
+	old, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && strings.HasPrefix(key, "net/ipv6/") {
+		return false, nil // IPv6 disabled on this host
+	}
+	if err != nil {
+		return false, err
+	}
+	if strings.TrimSpace(string(old)) == val {
+		return false, nil
+	}
+	return true, os.WriteFile(path, []byte(val), 0o644)
+}
+
+func (b *Builder) ensureNft(ctx context.Context, d *desired, rs *running, c *changes) error {
+	tx := b.nft.NewTransaction()
+	digest := renderRuleset(tx, d, rulesetOpts{nflogGroup: b.cfg.NFLogGroup})
+	return withNetnsPath(nsPath(d.namespace), func() error {
+		// Reading the table back costs an nft run: skip it when this
+		// process applied a different ruleset last (a change is certain).
+		if rs.nftDigest == "" || rs.nftDigest == digest {
+			if appliedDigest(ctx, b.nft) == digest {
+				rs.nftDigest = digest
+				return nil
+			}
+		}
+		rs.nftDigest = ""
+		if err := b.nft.Run(ctx, tx); err != nil {
+			return err
+		}
+		rs.nftDigest = digest
+		c.add("nftables ruleset %s", digest)
+		return nil
+	})
+}
+
+func (b *Builder) ensureDHCP(ctx context.Context, d *desired, dir string, rs *running, c *changes) error {
+	confPath := filepath.Join(dir, dnsmasqConf)
+	if len(d.subnets) == 0 {
+		if rs.dhcp != nil {
+			_ = rs.dhcp.Stop(ctx)
+			rs.dhcp, rs.dhcpConf = nil, nil
+			c.add("dhcp stopped")
+		}
+		return nil
+	}
+	conf, hosts := renderDnsmasq(d, dir)
+	hostsChanged, err := writeIfChanged(filepath.Join(dir, dnsmasqHosts), hosts)
+	if err != nil {
+		return err
+	}
+	confChanged, err := writeIfChanged(confPath, conf)
+	if err != nil {
+		return err
+	}
+	if rs.dhcp != nil && (confChanged || !slices.Equal(rs.dhcpConf, conf)) {
+		_ = rs.dhcp.Stop(ctx)
+		rs.dhcp = nil
+		c.add("dhcp configuration changed: restart")
+	}
+	if rs.dhcp == nil {
+		// A dnsmasq left by an earlier agent process serves the old
+		// configuration and is not ours to supervise: replace it.
+		if killed, err := killStale(filepath.Join(dir, dnsmasqPid), confPath); err != nil {
+			return err
+		} else if killed {
+			c.add("dhcp: replaced dnsmasq of an earlier agent")
+		}
+		argv := []string{b.cfg.Dnsmasq, "--keep-in-foreground", "--conf-file=" + confPath}
+		rs.dhcp = startProcess(b.log.Named("dnsmasq").With("router", d.routerID), nsPath(d.namespace), argv)
+		rs.dhcpConf = conf
+		c.add("dhcp started")
+		return nil
+	}
+	if hostsChanged {
+		if rs.dhcp.signal(syscall.SIGHUP) {
+			c.add("dhcp hosts reloaded")
+		}
+	}
+	return nil
+}
+
+func (b *Builder) ensureMetadata(d *desired, rs *running, c *changes) error {
+	rs.meta.set(d)
+	if rs.metaSrv != nil && rs.metaSrv.alive() {
+		return nil
+	}
+	srv, err := startMetadataServer(b.log.Named("metadata").With("router", d.routerID), nsPath(d.namespace), rs.meta)
+	if err != nil {
+		return err
+	}
+	rs.metaSrv = srv
+	c.add("metadata server started")
+	return nil
+}
+
+func (b *Builder) ensurePolicyLog(d *desired, rs *running, c *changes) error {
+	if rs.plog != nil && rs.plog.alive() {
+		return nil
+	}
+	log := b.log.Named("policylog").With("router", d.routerID)
+	p, err := startPolicyLog(log, nsPath(d.namespace), b.cfg.NFLogGroup, b.cfg.PolicyLogSize)
+	if err != nil {
+		// The router works without its log: report, retry on the next Ensure.
+		log.Warn("policy log unavailable", "error", err)
+		return nil
+	}
+	rs.plog = p
+	c.add("policy log started")
+	return nil
+}
+
+// PolicyLog returns the most recent packets that matched a logging rule
+// of router id, oldest first (nil when the router does not run here).
+func (b *Builder) PolicyLog(id uint64) []PolicyLogEntry {
+	b.mu.Lock()
+	rs := b.routers[id]
+	b.mu.Unlock()
+	if rs == nil {
+		return nil
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.plog == nil {
+		return nil
+	}
+	return rs.plog.entries()
+}
+
+// stopRunning stops the router's processes and servers in this process.
+func (rs *running) stop(ctx context.Context) {
+	if rs.dhcp != nil {
+		_ = rs.dhcp.Stop(ctx)
+		rs.dhcp, rs.dhcpConf = nil, nil
+	}
+	if rs.metaSrv != nil {
+		_ = rs.metaSrv.Stop(ctx)
+		rs.metaSrv = nil
+	}
+	if rs.plog != nil {
+		rs.plog.Stop()
+		rs.plog = nil
+	}
+}
+
+// Quiesce stops a router without removing it: the public veth goes down
+// (no traffic in or out) and DHCP and metadata stop. Ensure restarts it.
+func (b *Builder) Quiesce(ctx context.Context, spec *api.RouterSpec) error {
+	d, err := plan(spec, b.names, b.cfg.SegmentMode)
+	if err != nil {
+		return err
+	}
+	rs, err := b.state(d.routerID)
+	if err != nil {
+		return err
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.stop(ctx)
+	_, _ = killStale(filepath.Join(b.routerDir(d.routerID), dnsmasqPid), filepath.Join(b.routerDir(d.routerID), dnsmasqConf))
+	return b.setPublicDown(d)
+}
+
+// Scrub removes everything of router id from the host: processes,
+// namespace (with its nftables table), links, segment bridges nothing else
+// uses, and files. Missing pieces are fine.
+func (b *Builder) Scrub(ctx context.Context, id uint64) error {
+	// A closed builder still scrubs: it just has nothing running.
+	rs, err := b.state(id)
+	if err != nil {
+		rs = &running{}
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.stop(ctx)
+
+	dir := b.routerDir(id)
+	var errs []error
+	if _, err := killStale(filepath.Join(dir, dnsmasqPid), filepath.Join(dir, dnsmasqConf)); err != nil {
+		errs = append(errs, err)
+	}
+	routers, err := b.List(ctx)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, r := range routers {
+		if r.ID != id {
+			continue
+		}
+		if err := b.removeRouterLinks(r); err != nil {
+			errs = append(errs, err)
+		}
+		if r.Namespace != "" {
+			if err := deleteNamespace(r.Namespace); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := b.gcSegments(nil); err != nil {
+		errs = append(errs, err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		errs = append(errs, err)
+	}
+	b.mu.Lock()
+	delete(b.routers, id)
+	b.mu.Unlock()
+	if len(errs) > 0 {
+		return fmt.Errorf("scrub router %d: %w", id, errors.Join(errs...))
+	}
+	b.log.Info("router scrubbed", "router", id)
+	return nil
+}
+
+// List returns the routers this builder owns on the host: namespaces whose
+// loopback carries its tag, host links with its router tags and its state
+// directories (so half-built routers are found too).
+func (b *Builder) List(ctx context.Context) ([]Router, error) {
+	found := map[uint64]Router{}
+	merge := func(r Router) {
+		old := found[r.ID]
+		if r.Namespace == "" {
+			r.Namespace = old.Namespace
+		}
+		if r.ProjectID == 0 {
+			r.ProjectID = old.ProjectID
+		}
+		found[r.ID] = r
+	}
+	ents, err := os.ReadDir(b.cfg.StateDir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), "router-") {
+			continue
+		}
+		var sf stateFile
+		data, err := os.ReadFile(filepath.Join(b.cfg.StateDir, e.Name(), "router.json"))
+		if err == nil && json.Unmarshal(data, &sf) == nil && sf.RouterID != 0 {
+			merge(Router{ID: sf.RouterID, ProjectID: sf.ProjectID, Namespace: sf.Namespace})
+		}
+	}
+	nsRouters, err := b.listNamespaceRouters()
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range nsRouters {
+		merge(r)
+	}
+	linkRouters, err := b.listLinkRouters()
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range linkRouters {
+		merge(r)
+	}
+	out := make([]Router, 0, len(found))
+	for _, r := range found {
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b Router) int { return cmpU64(a.ID, b.ID) })
+	return out, ctx.Err()
+}
+
+// Close stops the processes and servers of every router; what is built
+// on the host stays.
+func (b *Builder) Close(ctx context.Context) error {
+	b.mu.Lock()
+	b.closed = true
+	routers := b.routers
+	b.routers = map[uint64]*running{}
+	b.mu.Unlock()
+	for _, rs := range routers {
+		rs.mu.Lock()
+		rs.stop(ctx)
+		rs.mu.Unlock()
+	}
+	return nil
+}

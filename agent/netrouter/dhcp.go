@@ -1,0 +1,235 @@
+package netrouter
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// DHCP is dnsmasq inside the namespace: DNS off (port=0), one static range
+// per subnet and a hosts file of MAC → address bindings. A hosts change is
+// a SIGHUP; a configuration change (subnets) is a restart.
+
+const (
+	dnsmasqConf   = "dnsmasq.conf"
+	dnsmasqHosts  = "dhcp-hosts"
+	dnsmasqPid    = "dnsmasq.pid"
+	dnsmasqLeases = "dhcp.leases"
+)
+
+// renderDnsmasq returns the configuration and hosts file of a router whose
+// files live in dir.
+func renderDnsmasq(d *desired, dir string) (conf, hosts []byte) {
+	var c, h bytes.Buffer
+	fmt.Fprintf(&c, "# %s: written by regent-agent, do not edit\n", d.tag)
+	c.WriteString("port=0\nno-resolv\nno-hosts\nuser=root\ndhcp-authoritative\nexcept-interface=lo\nlog-facility=-\n")
+	fmt.Fprintf(&c, "dhcp-hostsfile=%s\n", filepath.Join(dir, dnsmasqHosts))
+	fmt.Fprintf(&c, "dhcp-leasefile=%s\n", filepath.Join(dir, dnsmasqLeases))
+	fmt.Fprintf(&c, "pid-file=%s\n", filepath.Join(dir, dnsmasqPid))
+	for _, s := range d.subnets {
+		tag := s.nsVeth
+		mask := net.IP(net.CIDRMask(s.network.Bits(), 32)).String()
+		fmt.Fprintf(&c, "interface=%s\n", s.nsVeth)
+		fmt.Fprintf(&c, "dhcp-range=set:%s,%s,static,%s,12h\n", tag, s.network.Addr(), mask)
+		fmt.Fprintf(&c, "dhcp-option=tag:%s,option:router,%s\n", tag, s.gateway.Addr())
+		if s.mtu > 0 && s.mtu < 1500 {
+			fmt.Fprintf(&c, "dhcp-option=tag:%s,option:mtu,%d\n", tag, s.mtu)
+		}
+		if len(s.dns) > 0 {
+			var dns []string
+			for _, a := range s.dns {
+				dns = append(dns, a.String())
+			}
+			fmt.Fprintf(&c, "dhcp-option=tag:%s,option:dns-server,%s\n", tag, strings.Join(dns, ","))
+		}
+		for _, b := range s.dhcp {
+			fmt.Fprintf(&h, "%s,%s", b.mac, b.ip)
+			if b.hostname != "" {
+				fmt.Fprintf(&h, ",%s", b.hostname)
+			}
+			h.WriteByte('\n')
+		}
+	}
+	return c.Bytes(), h.Bytes()
+}
+
+// writeIfChanged writes data atomically when it differs from the file and
+// reports whether it wrote.
+func writeIfChanged(path string, data []byte) (bool, error) {
+	old, err := os.ReadFile(path)
+	if err == nil && bytes.Equal(old, data) {
+		return false, nil
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return false, err
+	}
+	return true, os.Rename(tmp, path)
+}
+
+// process is a child the builder owns: started inside a namespace,
+// restarted with backoff when it dies, stopped with SIGTERM.
+type process struct {
+	log    hclog.Logger
+	nsPath string
+	argv   []string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	stop chan struct{}
+	done chan struct{}
+}
+
+func startProcess(log hclog.Logger, nsPath string, argv []string) *process {
+	p := &process{log: log, nsPath: nsPath, argv: argv, stop: make(chan struct{}), done: make(chan struct{})}
+	go p.run()
+	return p
+}
+
+func (p *process) run() {
+	defer close(p.done)
+	backoff := 200 * time.Millisecond
+	for {
+		started := time.Now()
+		cmd := exec.Command(p.argv[0], p.argv[1:]...)
+		cmd.Stdout = hclogWriter{p.log}
+		cmd.Stderr = hclogWriter{p.log}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		err := withNetnsPath(p.nsPath, cmd.Start)
+		if err == nil {
+			p.mu.Lock()
+			p.cmd = cmd
+			p.mu.Unlock()
+			p.log.Debug("started", "pid", cmd.Process.Pid)
+			err = cmd.Wait()
+			p.mu.Lock()
+			p.cmd = nil
+			p.mu.Unlock()
+		}
+		select {
+		case <-p.stop:
+			return
+		default:
+		}
+		if time.Since(started) > 10*time.Second {
+			backoff = 200 * time.Millisecond
+		}
+		p.log.Warn("process exited, restarting", "error", err, "backoff", backoff)
+		select {
+		case <-p.stop:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// signal sends sig to the running child; false when none runs.
+func (p *process) signal(sig os.Signal) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return false
+	}
+	return p.cmd.Process.Signal(sig) == nil
+}
+
+func (p *process) pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// Stop terminates the child and waits for the supervisor to exit.
+func (p *process) Stop(ctx context.Context) error {
+	select {
+	case <-p.stop:
+	default:
+		close(p.stop)
+	}
+	p.signal(syscall.SIGTERM)
+	t := time.NewTimer(3 * time.Second)
+	defer t.Stop()
+	select {
+	case <-p.done:
+		return nil
+	case <-t.C:
+		p.signal(syscall.SIGKILL)
+	case <-ctx.Done():
+		p.signal(syscall.SIGKILL)
+	}
+	<-p.done
+	return nil
+}
+
+// killStale stops a process of an earlier agent that left its pid in
+// pidFile, if its command line still names marker (so a recycled pid of
+// someone else is never touched).
+func killStale(pidFile, marker string) (bool, error) {
+	b, err := os.ReadFile(pidFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return false, nil
+	}
+	if !cmdlineContains(pid, marker) {
+		return false, nil
+	}
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	for i := 0; i < 50 && cmdlineContains(pid, marker); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if cmdlineContains(pid, marker) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		for i := 0; i < 50 && cmdlineContains(pid, marker); i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return true, nil
+}
+
+func cmdlineContains(pid int, marker string) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		// A zombie (state Z) is gone for our purposes.
+		if i := bytes.LastIndexByte(st, ')'); i > 0 && i+2 < len(st) && st[i+2] == 'Z' {
+			return false
+		}
+	}
+	return bytes.Contains(b, []byte(marker))
+}
+
+// hclogWriter forwards a child's output lines to the logger.
+type hclogWriter struct{ log hclog.Logger }
+
+func (w hclogWriter) Write(b []byte) (int, error) {
+	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		if line != "" {
+			w.log.Debug(line)
+		}
+	}
+	return len(b), nil
+}

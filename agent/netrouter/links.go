@@ -1,0 +1,687 @@
+package netrouter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// linkOps are the netlink calls on one namespace.
+type linkOps = *netlink.Handle
+
+func isNotFound(err error) bool {
+	var lnf netlink.LinkNotFoundError
+	return errors.As(err, &lnf)
+}
+
+// openNS returns netlink handles for the root namespace and the router's.
+func openNS(name string) (root, ns *netlink.Handle, nsh netns.NsHandle, err error) {
+	root, err = netlink.NewHandle()
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	nsh, err = netns.GetFromPath(nsPath(name))
+	if err != nil {
+		root.Close()
+		return nil, nil, 0, err
+	}
+	ns, err = netlink.NewHandleAt(nsh)
+	if err != nil {
+		root.Close()
+		nsh.Close()
+		return nil, nil, 0, err
+	}
+	return root, ns, nsh, nil
+}
+
+func (b *Builder) ensureLinks(_ context.Context, d *desired, c *changes) error {
+	root, ns, nsh, err := openNS(d.namespace)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	defer ns.Close()
+	defer nsh.Close()
+
+	// Loopback: up, carries the router's tag and the metadata address.
+	lo, err := ns.LinkByName("lo")
+	if err != nil {
+		return err
+	}
+	if err := ensureAlias(ns, lo, d.tag, c); err != nil {
+		return err
+	}
+	if err := ensureUp(ns, lo, c); err != nil {
+		return err
+	}
+	if err := ensureAddrs(ns, lo, []netip.Prefix{netip.MustParsePrefix(MetadataAddr + "/32")}, true, c); err != nil {
+		return err
+	}
+
+	// Public side.
+	pubBr, err := b.ensurePublicBridge(root, c)
+	if err != nil {
+		return err
+	}
+	if err := b.step("public-veth"); err != nil {
+		return err
+	}
+	pub, err := ensureVeth(root, ns, int(nsh), d.publicVeth, nsPublicIf, d.tag, pubBr, c)
+	if err != nil {
+		return fmt.Errorf("public veth: %w", err)
+	}
+	want := []netip.Prefix{d.publicAddr}
+	for _, n := range d.nat {
+		want = append(want, netip.PrefixFrom(n.public, d.publicAddr.Bits()))
+	}
+	if err := ensureAddrs(ns, pub, want, false, c); err != nil {
+		return err
+	}
+	if err := ensureDefaultRoute(ns, pub, d.publicGW, c); err != nil {
+		return err
+	}
+
+	// Private side, one segment per subnet.
+	if err := b.step("segments"); err != nil {
+		return err
+	}
+	b.segMu.Lock()
+	defer b.segMu.Unlock()
+	for i := range d.subnets {
+		s := &d.subnets[i]
+		br, dev, err := b.ensureSegment(root, *s, c)
+		if err != nil {
+			return fmt.Errorf("segment of subnet %d: %w", s.id, err)
+		}
+		in, err := ensureVeth(root, ns, int(nsh), s.hostVeth, s.nsVeth, d.tag, br, c)
+		if err != nil {
+			return fmt.Errorf("subnet %d veth: %w", s.id, err)
+		}
+		// The segment's MTU (VXLAN: underlay minus 50) on both veth ends;
+		// DHCP hands it to the VMs.
+		s.mtu = dev.Attrs().MTU
+		if err := ensureMTU(ns, in, s.mtu, c); err != nil {
+			return err
+		}
+		if hl, err := root.LinkByName(s.hostVeth); err != nil {
+			return err
+		} else if err := ensureMTU(root, hl, s.mtu, c); err != nil {
+			return err
+		}
+		if err := ensureAddrs(ns, in, []netip.Prefix{s.gateway}, false, c); err != nil {
+			return err
+		}
+	}
+
+	// Leftovers: links of this router that the spec no longer has.
+	keepNS := map[string]bool{"lo": true, nsPublicIf: true}
+	keepRoot := map[string]bool{d.publicVeth: true}
+	for _, s := range d.subnets {
+		keepNS[s.nsVeth] = true
+		keepRoot[s.hostVeth] = true
+	}
+	nsLinks, err := ns.LinkList()
+	if err != nil {
+		return err
+	}
+	for _, l := range nsLinks {
+		if !keepNS[l.Attrs().Name] {
+			if err := ns.LinkDel(l); err != nil && !isNotFound(err) {
+				return err
+			}
+			c.add("removed namespace link %s", l.Attrs().Name)
+		}
+	}
+	rootLinks, err := root.LinkList()
+	if err != nil {
+		return err
+	}
+	for _, l := range rootLinks {
+		if l.Attrs().Alias == d.tag && !keepRoot[l.Attrs().Name] {
+			if err := root.LinkDel(l); err != nil && !isNotFound(err) {
+				return err
+			}
+			c.add("removed link %s", l.Attrs().Name)
+		}
+	}
+	keepSeg := map[string]bool{}
+	for _, s := range d.subnets {
+		keepSeg[s.bridge] = true
+	}
+	return b.gcSegmentsLocked(root, keepSeg, c)
+}
+
+func (b *Builder) ensurePublicBridge(root linkOps, c *changes) (netlink.Link, error) {
+	br, err := root.LinkByName(b.cfg.PublicBridge)
+	if isNotFound(err) {
+		nb := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: b.cfg.PublicBridge}}
+		if err := root.LinkAdd(nb); err != nil && !errors.Is(err, unix.EEXIST) {
+			return nil, fmt.Errorf("create public bridge: %w", err)
+		}
+		c.add("public bridge %s", b.cfg.PublicBridge)
+		if br, err = root.LinkByName(b.cfg.PublicBridge); err != nil {
+			return nil, err
+		}
+		if err := root.LinkSetAlias(br, b.names.publicTag()); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	if err := ensureUp(root, br, c); err != nil {
+		return nil, err
+	}
+	if b.cfg.PublicBridgeAddr != "" {
+		p := netip.MustParsePrefix(b.cfg.PublicBridgeAddr)
+		if err := ensureAddrs(root, br, []netip.Prefix{p}, true, c); err != nil {
+			return nil, err
+		}
+	}
+	return br, nil
+}
+
+// segmentLink is the link that carries a segment off the host: a VXLAN
+// device (VNI, local VTEP, underlay, no learning: the FDB is managed) or an
+// 802.1Q sub-interface of the underlay.
+func segmentLink(mode string, s subnet, underlayIndex int, vtep netip.Addr, port int) netlink.Link {
+	if mode == ModeVLAN {
+		return &netlink.Vlan{
+			LinkAttrs: netlink.LinkAttrs{Name: s.segDev, ParentIndex: underlayIndex},
+			VlanId:    int(s.vlan),
+		}
+	}
+	v := &netlink.Vxlan{
+		LinkAttrs:    netlink.LinkAttrs{Name: s.segDev},
+		VxlanId:      int(s.vni),
+		VtepDevIndex: underlayIndex,
+		Port:         port,
+		Learning:     false,
+	}
+	if vtep.IsValid() {
+		v.SrcAddr = net.IP(vtep.AsSlice())
+	}
+	return v
+}
+
+// segmentMatches reports whether an existing segment link has the wanted
+// identity (a different VNI or VLAN means delete and recreate).
+func segmentMatches(have, want netlink.Link) bool {
+	switch w := want.(type) {
+	case *netlink.Vxlan:
+		h, ok := have.(*netlink.Vxlan)
+		return ok && h.VxlanId == w.VxlanId && h.Port == w.Port && h.SrcAddr.Equal(w.SrcAddr) && h.VtepDevIndex == w.VtepDevIndex
+	case *netlink.Vlan:
+		h, ok := have.(*netlink.Vlan)
+		return ok && h.VlanId == w.VlanId && h.ParentIndex == w.ParentIndex
+	}
+	return false
+}
+
+func (b *Builder) ensureSegment(root linkOps, s subnet, c *changes) (br, dev netlink.Link, err error) {
+	br, err = b.ensureSegmentBridge(root, s, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	dev, err = b.ensureSegmentDevice(root, s, br, c)
+	return br, dev, err
+}
+
+func (b *Builder) ensureSegmentBridge(root linkOps, s subnet, c *changes) (netlink.Link, error) {
+	br, err := root.LinkByName(s.bridge)
+	if isNotFound(err) {
+		if err := root.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: s.bridge}}); err != nil && !errors.Is(err, unix.EEXIST) {
+			return nil, fmt.Errorf("create bridge %s: %w", s.bridge, err)
+		}
+		c.add("segment bridge %s", s.bridge)
+		if br, err = root.LinkByName(s.bridge); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	if _, ok := br.(*netlink.Bridge); !ok {
+		return nil, fmt.Errorf("%s exists and is a %s, not a bridge", s.bridge, br.Type())
+	}
+	if err := ensureAlias(root, br, s.segTag, c); err != nil {
+		return nil, err
+	}
+	if err := ensureUp(root, br, c); err != nil {
+		return nil, err
+	}
+	return br, nil
+}
+
+func (b *Builder) ensureSegmentDevice(root linkOps, s subnet, br netlink.Link, c *changes) (netlink.Link, error) {
+	underlay := 0
+	if b.cfg.UnderlayDevice != "" {
+		u, err := root.LinkByName(b.cfg.UnderlayDevice)
+		if err != nil {
+			return nil, fmt.Errorf("underlay %s: %w", b.cfg.UnderlayDevice, err)
+		}
+		underlay = u.Attrs().Index
+	}
+	want := segmentLink(b.cfg.SegmentMode, s, underlay, b.vtep, b.cfg.VXLANPort)
+	dev, err := root.LinkByName(s.segDev)
+	if err == nil && !segmentMatches(dev, want) {
+		if err := root.LinkDel(dev); err != nil {
+			return nil, err
+		}
+		c.add("replaced segment device %s", s.segDev)
+		dev, err = nil, netlink.LinkNotFoundError{}
+	}
+	if dev == nil || isNotFound(err) {
+		if err := root.LinkAdd(want); err != nil {
+			return nil, fmt.Errorf("create %s: %w", s.segDev, err)
+		}
+		c.add("segment device %s", s.segDev)
+		if dev, err = root.LinkByName(s.segDev); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	if err := ensureAlias(root, dev, s.segTag, c); err != nil {
+		return nil, err
+	}
+	if dev.Attrs().MasterIndex != br.Attrs().Index {
+		if err := root.LinkSetMaster(dev, br); err != nil {
+			return nil, err
+		}
+		c.add("%s into %s", s.segDev, s.bridge)
+	}
+	if err := ensureUp(root, dev, c); err != nil {
+		return nil, err
+	}
+	if b.cfg.SegmentMode == ModeVXLAN {
+		if err := ensureFDB(root, dev, s.vteps, c); err != nil {
+			return nil, err
+		}
+	}
+	return dev, nil
+}
+
+func ensureMTU(h linkOps, l netlink.Link, mtu int, c *changes) error {
+	if mtu <= 0 || l.Attrs().MTU == mtu {
+		return nil
+	}
+	if err := h.LinkSetMTU(l, mtu); err != nil {
+		return fmt.Errorf("mtu %d on %s: %w", mtu, l.Attrs().Name, err)
+	}
+	c.add("mtu %d on %s", mtu, l.Attrs().Name)
+	return nil
+}
+
+func isZeroMAC(m net.HardwareAddr) bool {
+	return len(m) == 6 && m[0]|m[1]|m[2]|m[3]|m[4]|m[5] == 0
+}
+
+// ensureFDB makes the VXLAN device's default (all-zero MAC) forwarding
+// entries point at exactly the wanted VTEPs (head-end replication).
+func ensureFDB(h linkOps, dev netlink.Link, vteps []netip.Addr, c *changes) error {
+	have, err := fdbVTEPs(h, dev)
+	if err != nil {
+		return err
+	}
+	entry := func(a netip.Addr) *netlink.Neigh {
+		return &netlink.Neigh{
+			LinkIndex:    dev.Attrs().Index,
+			Family:       unix.AF_BRIDGE,
+			State:        netlink.NUD_PERMANENT | netlink.NUD_NOARP,
+			Flags:        netlink.NTF_SELF,
+			IP:           net.IP(a.AsSlice()),
+			HardwareAddr: net.HardwareAddr{0, 0, 0, 0, 0, 0},
+		}
+	}
+	for _, a := range vteps {
+		if !slices.Contains(have, a) {
+			if err := h.NeighAppend(entry(a)); err != nil {
+				return fmt.Errorf("fdb %s → %s: %w", dev.Attrs().Name, a, err)
+			}
+			c.add("fdb %s → %s", dev.Attrs().Name, a)
+		}
+	}
+	for _, a := range have {
+		if !slices.Contains(vteps, a) {
+			if err := h.NeighDel(entry(a)); err != nil {
+				return fmt.Errorf("remove fdb %s → %s: %w", dev.Attrs().Name, a, err)
+			}
+			c.add("removed fdb %s → %s", dev.Attrs().Name, a)
+		}
+	}
+	return nil
+}
+
+// fdbVTEPs lists the VTEPs of a VXLAN device's all-zero FDB entries.
+func fdbVTEPs(h linkOps, dev netlink.Link) ([]netip.Addr, error) {
+	neighs, err := h.NeighList(dev.Attrs().Index, unix.AF_BRIDGE)
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for _, n := range neighs {
+		if n.LinkIndex != dev.Attrs().Index || n.IP == nil || !isZeroMAC(n.HardwareAddr) {
+			continue
+		}
+		if a, ok := netip.AddrFromSlice(n.IP); ok {
+			out = append(out, a.Unmap())
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out), nil
+}
+
+// ensureVeth makes the veth pair host (root namespace, in master) ↔ peer
+// (router namespace) exist, tagged and up, and returns the peer. A half of
+// a pair whose partner is missing or elsewhere is deleted and recreated.
+func ensureVeth(root, ns linkOps, nsFd int, host, peer, tag string, master netlink.Link, c *changes) (netlink.Link, error) {
+	hl, herr := root.LinkByName(host)
+	pl, perr := ns.LinkByName(peer)
+	if herr != nil && !isNotFound(herr) {
+		return nil, herr
+	}
+	if perr != nil && !isNotFound(perr) {
+		return nil, perr
+	}
+	paired := herr == nil && perr == nil && hl.Type() == "veth" && pl.Type() == "veth" && hl.Attrs().ParentIndex == pl.Attrs().Index
+	if !paired {
+		if herr == nil {
+			if err := root.LinkDel(hl); err != nil && !isNotFound(err) {
+				return nil, err
+			}
+			c.add("removed unpaired %s", host)
+		}
+		if perr == nil {
+			// Deleting the host half may already have taken it.
+			if l, err := ns.LinkByName(peer); err == nil {
+				if err := ns.LinkDel(l); err != nil && !isNotFound(err) {
+					return nil, err
+				}
+			}
+		}
+		v := &netlink.Veth{
+			LinkAttrs:     netlink.LinkAttrs{Name: host},
+			PeerName:      peer,
+			PeerNamespace: netlink.NsFd(nsFd),
+		}
+		if err := root.LinkAdd(v); err != nil {
+			return nil, fmt.Errorf("create veth %s/%s: %w", host, peer, err)
+		}
+		c.add("veth %s ↔ %s", host, peer)
+		var err error
+		if hl, err = root.LinkByName(host); err != nil {
+			return nil, err
+		}
+		if pl, err = ns.LinkByName(peer); err != nil {
+			return nil, err
+		}
+	}
+	if err := ensureAlias(root, hl, tag, c); err != nil {
+		return nil, err
+	}
+	if err := ensureAlias(ns, pl, tag, c); err != nil {
+		return nil, err
+	}
+	if hl.Attrs().MasterIndex != master.Attrs().Index {
+		if err := root.LinkSetMaster(hl, master); err != nil {
+			return nil, err
+		}
+		c.add("%s into %s", host, master.Attrs().Name)
+	}
+	if err := ensureUp(root, hl, c); err != nil {
+		return nil, err
+	}
+	if err := ensureUp(ns, pl, c); err != nil {
+		return nil, err
+	}
+	return pl, nil
+}
+
+func ensureAlias(h linkOps, l netlink.Link, alias string, c *changes) error {
+	if l.Attrs().Alias == alias {
+		return nil
+	}
+	if err := h.LinkSetAlias(l, alias); err != nil {
+		return fmt.Errorf("alias %s: %w", l.Attrs().Name, err)
+	}
+	c.add("alias %s", l.Attrs().Name)
+	return nil
+}
+
+func ensureUp(h linkOps, l netlink.Link, c *changes) error {
+	if l.Attrs().Flags&net.FlagUp != 0 {
+		return nil
+	}
+	if err := h.LinkSetUp(l); err != nil {
+		return fmt.Errorf("up %s: %w", l.Attrs().Name, err)
+	}
+	c.add("up %s", l.Attrs().Name)
+	return nil
+}
+
+// ensureAddrs makes the IPv4 addresses of l exactly want (in order, so the
+// first is primary); with keepOthers it only adds.
+func ensureAddrs(h linkOps, l netlink.Link, want []netip.Prefix, keepOthers bool, c *changes) error {
+	have, err := h.AddrList(l, netlink.FAMILY_V4)
+	if err != nil {
+		return err
+	}
+	haveSet := map[netip.Prefix]bool{}
+	for _, a := range have {
+		if p, ok := ipnetPrefix(a.IPNet); ok {
+			haveSet[p] = true
+		}
+	}
+	for _, p := range want {
+		if haveSet[p] {
+			continue
+		}
+		if err := h.AddrAdd(l, &netlink.Addr{IPNet: prefixIPNet(p)}); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("address %s on %s: %w", p, l.Attrs().Name, err)
+		}
+		c.add("address %s on %s", p, l.Attrs().Name)
+	}
+	if keepOthers {
+		return nil
+	}
+	for _, a := range have {
+		p, ok := ipnetPrefix(a.IPNet)
+		if !ok || slices.Contains(want, p) {
+			continue
+		}
+		if err := h.AddrDel(l, &a); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+			return fmt.Errorf("remove address %s from %s: %w", p, l.Attrs().Name, err)
+		}
+		c.add("removed address %s from %s", p, l.Attrs().Name)
+	}
+	return nil
+}
+
+func ensureDefaultRoute(h linkOps, l netlink.Link, gw netip.Addr, c *changes) error {
+	routes, err := h.RouteList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return err
+	}
+	for _, r := range routes {
+		isDefault := r.Dst == nil || (r.Dst.IP.IsUnspecified() && isZeroMask(r.Dst.Mask))
+		if isDefault && r.LinkIndex == l.Attrs().Index && r.Gw != nil && r.Gw.Equal(net.IP(gw.AsSlice())) {
+			return nil
+		}
+	}
+	if err := h.RouteReplace(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: net.IP(gw.AsSlice())}); err != nil {
+		return fmt.Errorf("default route via %s: %w", gw, err)
+	}
+	c.add("default route via %s", gw)
+	return nil
+}
+
+func isZeroMask(m net.IPMask) bool {
+	ones, _ := m.Size()
+	return ones == 0
+}
+
+func ipnetPrefix(n *net.IPNet) (netip.Prefix, bool) {
+	if n == nil {
+		return netip.Prefix{}, false
+	}
+	a, ok := netip.AddrFromSlice(n.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	ones, _ := n.Mask.Size()
+	return netip.PrefixFrom(a.Unmap(), ones), true
+}
+
+func prefixIPNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// gcSegments removes segment bridges of this builder that nothing uses
+// any more (no ports besides their own segment device), except keep.
+func (b *Builder) gcSegments(keep map[string]bool) error {
+	root, err := netlink.NewHandle()
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	b.segMu.Lock()
+	defer b.segMu.Unlock()
+	return b.gcSegmentsLocked(root, keep, &changes{})
+}
+
+func (b *Builder) gcSegmentsLocked(root linkOps, keep map[string]bool, c *changes) error {
+	links, err := root.LinkList()
+	if err != nil {
+		return err
+	}
+	for _, br := range links {
+		if _, ok := br.(*netlink.Bridge); !ok || !b.names.isSegmentTag(br.Attrs().Alias) || keep[br.Attrs().Name] {
+			continue
+		}
+		var ports []netlink.Link
+		used := false
+		for _, l := range links {
+			if l.Attrs().MasterIndex != br.Attrs().Index {
+				continue
+			}
+			if l.Attrs().Alias == br.Attrs().Alias {
+				ports = append(ports, l)
+			} else {
+				used = true
+			}
+		}
+		if used {
+			continue
+		}
+		for _, p := range ports {
+			if err := root.LinkDel(p); err != nil && !isNotFound(err) {
+				return err
+			}
+			c.add("removed segment device %s", p.Attrs().Name)
+		}
+		if err := root.LinkDel(br); err != nil && !isNotFound(err) {
+			return err
+		}
+		c.add("removed segment bridge %s", br.Attrs().Name)
+	}
+	return nil
+}
+
+// setPublicDown takes the router off the public network (quiesce).
+func (b *Builder) setPublicDown(d *desired) error {
+	l, err := netlink.LinkByName(d.publicVeth)
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return netlink.LinkSetDown(l)
+}
+
+// removeRouterLinks deletes the host links tagged with r's tag (deleting a
+// veth half deletes its partner in the namespace).
+func (b *Builder) removeRouterLinks(r Router) error {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return err
+	}
+	tag := b.names.routerTag(r.ID, r.ProjectID)
+	var errs []error
+	for _, l := range links {
+		if rid, _, ok := b.names.parseRouterTag(l.Attrs().Alias); ok && rid == r.ID || l.Attrs().Alias == tag {
+			if err := netlink.LinkDel(l); err != nil && !isNotFound(err) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	// Veth halves in the namespace without a tag yet (interrupted build).
+	if r.Namespace != "" && isNamespace(nsPath(r.Namespace)) {
+		if root, ns, nsh, err := openNS(r.Namespace); err == nil {
+			if ls, err := ns.LinkList(); err == nil {
+				for _, l := range ls {
+					if l.Type() == "veth" {
+						_ = ns.LinkDel(l)
+					}
+				}
+			}
+			root.Close()
+			ns.Close()
+			nsh.Close()
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (b *Builder) listNamespaceRouters() ([]Router, error) {
+	names, err := listNamespaces(b.names.nsPrefix)
+	if err != nil {
+		return nil, err
+	}
+	var out []Router
+	for _, name := range names {
+		if !isNamespace(nsPath(name)) {
+			continue
+		}
+		nsh, err := netns.GetFromPath(nsPath(name))
+		if err != nil {
+			continue
+		}
+		h, err := netlink.NewHandleAt(nsh)
+		nsh.Close()
+		if err != nil {
+			continue
+		}
+		lo, err := h.LinkByName("lo")
+		h.Close()
+		if err != nil {
+			continue
+		}
+		if id, proj, ok := b.names.parseRouterTag(lo.Attrs().Alias); ok {
+			out = append(out, Router{ID: id, ProjectID: proj, Namespace: name})
+		}
+	}
+	return out, nil
+}
+
+func (b *Builder) listLinkRouters() ([]Router, error) {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil, err
+	}
+	var out []Router
+	for _, l := range links {
+		if id, proj, ok := b.names.parseRouterTag(l.Attrs().Alias); ok {
+			out = append(out, Router{ID: id, ProjectID: proj, Namespace: b.names.namespace(proj)})
+		}
+	}
+	_ = strings.TrimSpace
+	return out, nil
+}
