@@ -251,9 +251,11 @@ func startCluster(t *testing.T, n int, mod func(*Config)) []*node {
 	waitLeader(t, nodes[0])
 	for i := 2; i <= n; i++ {
 		nd := startNode(t, fmt.Sprintf("n%d", i), false, mod)
-		if err := nodes[0].AddVoter(nd.NodeID(), nd.Addr()); err != nil {
-			t.Fatalf("AddVoter(%s): %v", nd.NodeID(), err)
-		}
+		// On a loaded machine n1 can lose leadership for a moment while the
+		// configuration grows; retry until it has it again.
+		waitFor(t, 15*time.Second, "AddVoter("+nd.NodeID()+")", func() bool {
+			return nodes[0].AddVoter(nd.NodeID(), nd.Addr()) == nil
+		})
 		nodes = append(nodes, nd)
 	}
 	for _, nd := range nodes[1:] {

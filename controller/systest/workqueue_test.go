@@ -332,4 +332,3 @@ func (c *cluster) vmByName(n *node, x *computeRegion, name string) uint64 {
 	}
 	return v.ID
 }
-
