@@ -33,7 +33,9 @@ var typeNames = map[MessageType]string{
 	InstanceInterfacesDeleteType: "instance_interfaces_delete", IPRouteCreateType: "ip_route_create",
 	IPRouteUpdateType: "ip_route_update", IPRouteDeleteType: "ip_route_delete",
 	NATLinkType: "nat_link", NATUnlinkType: "nat_unlink", AllowedIPCreateType: "allowed_ip_create",
-	AllowedIPDeleteType: "allowed_ip_delete",
+	AllowedIPDeleteType: "allowed_ip_delete", ASNUpdateType: "asn_update", IPAddressUpdateType: "ip_address_update",
+	CIXBlacklistCreateType: "cix_blacklist_create", CIXBlacklistDeleteType: "cix_blacklist_delete",
+	CIXWhitelistCreateType: "cix_whitelist_create", CIXWhitelistDeleteType: "cix_whitelist_delete",
 }
 
 func typeName(t MessageType) string {
@@ -44,7 +46,7 @@ func typeName(t MessageType) string {
 }
 
 func handlers() map[MessageType]handler {
-	return withHandlers(withHandlers(withHandlers(ipamHandlers(), dnsHandlers()), interfaceHandlers()), map[MessageType]handler{
+	return withHandlers(withHandlers(withHandlers(withHandlers(ipamHandlers(), dnsHandlers()), interfaceHandlers()), ipamRESTHandlers()), map[MessageType]handler{
 		BootstrapType: func(t *state.Txn, c *Command) (any, error) {
 			p, err := decode[BootstrapPayload](c)
 			if err != nil {

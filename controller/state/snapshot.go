@@ -22,7 +22,8 @@ const snapshotHeader = "REGENT-SNAPSHOT 1\n"
 
 // snapshotTables is the order of tables in a snapshot; append-only.
 var snapshotTables = []string{tableIndex, Members, Users, Tokens, Regions, Nodes,
-	ASNs, IPPolicies, IPBlocks, IPAddresses, MACRanges, Domains, Records, IPRoutes, Interfaces, IPNats, AllowedIPs}
+	ASNs, IPPolicies, IPBlocks, IPAddresses, MACRanges, Domains, Records, IPRoutes, Interfaces, IPNats, AllowedIPs,
+	CIXBlacklist, CIXWhitelist}
 
 func newRecord(table string) (any, bool) {
 	switch table {
@@ -60,6 +61,8 @@ func newRecord(table string) (any, bool) {
 		return &api.IPNat{}, true
 	case AllowedIPs:
 		return &api.AllowedIP{}, true
+	case CIXBlacklist, CIXWhitelist:
+		return &api.CIXListEntry{}, true
 	}
 	return nil, false
 }

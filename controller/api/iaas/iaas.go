@@ -33,6 +33,7 @@ func Register(a *api.API) {
 	registerIPAddress(a)
 	registerSubnetSpace(a)
 	registerIPValidator(a)
+	registerCIXLists(a)
 	registerDomain(a)
 	registerRecord(a)
 	registerPTRRecord(a)
