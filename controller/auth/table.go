@@ -54,6 +54,7 @@ func Permissions() Table {
 		// be the caller's member unless the caller is global (403), so
 		// robots, bound to no tenant, are refused here.
 		"melange_version":    {Read: read},
+		"melange_extension":  {List: read, Read: read},
 		"melange_ip_block":   {List: all, Read: all, Create: all, Update: all, Delete: all},
 		"melange_subnet":     {List: all, Create: all},
 		"melange_ip_address": {List: all, Read: all, Create: all, Update: all, Delete: all},

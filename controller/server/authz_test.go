@@ -162,6 +162,10 @@ var matrix = []matrixRow{
 	// tenant A holding "address M", "block P" (subnets go there), see
 	// melangeOf. Another member's tenant URL is 403 (melange-facts §15).
 	{"GET", "/v0.1/ipam", "melange_version", auth.Read, "", w(200, 200, 200, 200, 200, 401), static("/v0.1/ipam")},
+	{"GET", "/v0.1/extensions", "melange_extension", auth.List, "", w(200, 200, 200, 200, 200, 401), static("/v0.1/extensions")},
+	{"GET", "/v0.1/extensions.json", "melange_extension", auth.List, "", w(200, 200, 200, 200, 200, 401), static("/v0.1/extensions.json")},
+	{"GET", "/v0.1/extensions.xml", "melange_extension", auth.List, "", w(200, 200, 200, 200, 200, 401), static("/v0.1/extensions.xml")},
+	{"GET", "/v0.1/extensions/{alias}", "melange_extension", auth.Read, "there are none", w(404, 404, 404, 404, 404, 401), static("/v0.1/extensions/RAX-PIE")},
 	{"GET", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks", "melange_ip_block", auth.List, "tenant A", w(200, 200, 200, 403, 403, 401), melangeBlocksA},
 	{"POST", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks", "melange_ip_block", auth.Create, "in tenant A", w(201, 201, 201, 403, 403, 401), newMelangeBlockBody},
 	{"GET", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks/{id}", "melange_ip_block", auth.Read, "block M", w(200, 200, 200, 403, 403, 401), melangeBlockM},

@@ -71,6 +71,9 @@ func TestASNUpdateRules(t *testing.T) {
 	if got, _ := f.s.Read().ASN(b.ID); got.MemberID != other.ID || got.Number != 65003 || got.CreatedIndex != b.CreatedIndex {
 		t.Fatalf("updated ASN %+v", got)
 	}
-	err := f.do(func(t *Txn) error { _, err := t.ASNUpdate(&api.ASN{Meta: a.Meta, MemberID: m.ID, Number: 65009}, a.ModifiedIndex+1); return err })
+	err := f.do(func(t *Txn) error {
+		_, err := t.ASNUpdate(&api.ASN{Meta: a.Meta, MemberID: m.ID, Number: 65009}, a.ModifiedIndex+1)
+		return err
+	})
 	wantErr(t, "stale expect", err, http.StatusConflict, "", "ipam_asn_update_002")
 }
