@@ -77,3 +77,24 @@ func TestASNUpdateRules(t *testing.T) {
 	})
 	wantErr(t, "stale expect", err, http.StatusConflict, "", "ipam_asn_update_002")
 }
+
+// FuzzCanonicalCIDR: canonicalisation is idempotent, never panics and
+// yields at most 49 characters with the host bits clear.
+func FuzzCanonicalCIDR(f *testing.F) {
+	for _, s := range []string{"10.0.0.0/8", "10.1.2.3/8", "192.0.2.1", "::ffff:10.0.0.1/104", "2001:db8::1/32", "10.0.0.0/33", "10.0.0.0/-1", "fe80::1%eth0", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, ok := CanonicalCIDR(s)
+		if !ok {
+			return
+		}
+		if p != p.Masked() || len(p.String()) > 49 {
+			t.Fatalf("%q → %s: not canonical", s, p)
+		}
+		q, ok := CanonicalCIDR(p.String())
+		if !ok || q != p {
+			t.Fatalf("%q → %s → %v %v: not idempotent", s, p, q, ok)
+		}
+	})
+}
