@@ -61,6 +61,13 @@ type Service[T wire.Object] struct {
 	Query query.Spec
 	All   func(*state.ReadTxn) []T
 	Get   func(*state.ReadTxn, uint64) (T, bool)
+	// Key, when set, also finds an item by a path value that is not a
+	// numeric id (a CIX list entry by its CIDR).
+	Key func(*state.ReadTxn, string) (T, bool)
+	// SlashKey: a Key holds one "/" (a CIDR), so each item route is also
+	// served as <base>/{id}/{id2}/, read as the key "{id}/{id2}"; the
+	// escaped form <base>/10.0.0.0%2F8/ matches the plain item route.
+	SlashKey bool
 	// Visible hides other members' objects (they are 404); nil shows all.
 	Visible func(*Request, T) bool
 	// View projects a stored object to its response form; nil sends T.
@@ -98,6 +105,18 @@ func Register[T wire.Object](a *API, s Service[T]) {
 	}
 	if s.Delete != nil {
 		a.Handle("DELETE "+base+"{id}/{$}", a.route(s.App, s.Name, auth.Delete, func(q *Request) error { return s.del(q) }))
+	}
+	if s.SlashKey {
+		joined := func(fn func(*Request) error) func(*Request) error {
+			return func(q *Request) error {
+				q.SetPathValue("id", q.PathValue("id")+"/"+q.PathValue("id2"))
+				return fn(q)
+			}
+		}
+		a.Handle("GET "+base+"{id}/{id2}/{$}", a.route(s.App, s.Name, auth.Read, joined(s.read)))
+		if s.Delete != nil {
+			a.Handle("DELETE "+base+"{id}/{id2}/{$}", a.route(s.App, s.Name, auth.Delete, joined(s.del)))
+		}
 	}
 }
 
@@ -245,9 +264,14 @@ func (s *Service[T]) list(q *Request) error {
 // lookup finds the object named by the {id} path value, or 404.
 func (s *Service[T]) lookup(q *Request) (T, error) {
 	var zero T
-	id, err := strconv.ParseUint(q.PathValue("id"), 10, 64)
+	raw := q.PathValue("id")
+	id, err := strconv.ParseUint(raw, 10, 64)
 	if err == nil {
 		if v, ok := s.Get(q.Txn, id); ok && s.visible(q, v) {
+			return v, nil
+		}
+	} else if s.Key != nil {
+		if v, ok := s.Key(q.Txn, raw); ok && s.visible(q, v) {
 			return v, nil
 		}
 	}

@@ -35,12 +35,16 @@ func Permissions() Table {
 		"region": {List: {Global, Admin, User, Robot}, Read: {Global, Admin, User, Robot}, Create: {Global}, Update: {Global}, Delete: {Global}},
 		// iaas (CloudCIX IPAM): every role reads, robots included; which
 		// objects a member sees is decided by the services.
-		"asn":          {List: read, Read: read, Create: {Global}, Delete: {Global}},
+		"asn":          {List: read, Read: read, Create: {Global}, Update: {Global}, Delete: {Global}},
 		"allocation":   {List: read, Read: read, Create: {Global}, Update: {Global}, Delete: {Global}},
 		"subnet":       {List: read, Read: read, Create: {Global, Admin}, Update: all, Delete: all},
-		"ip_address":   {List: read, Read: read, Create: all, Delete: all},
+		"ip_address":   {List: read, Read: read, Create: all, Update: all, Delete: all},
 		"subnet_space": {List: read},
 		"ip_validator": {List: read},
+		// the CIX lists: everyone reads (appliances pull them), the
+		// operator (a global user) fills them.
+		"cix_blacklist": {List: read, Read: read, Create: {Global}, Delete: {Global}},
+		"cix_whitelist": {List: read, Read: read, Create: {Global}, Delete: {Global}},
 		// iaas DNS: any member user manages its member's domains and
 		// records (domain create also needs a self-managed member).
 		"domain":     {List: all, Read: all, Create: all, Delete: all},
@@ -68,6 +72,7 @@ func Permissions() Table {
 		// be the caller's member unless the caller is global (403), so
 		// robots, bound to no tenant, are refused here.
 		"melange_version":    {Read: read},
+		"melange_extension":  {List: read, Read: read},
 		"melange_ip_block":   {List: all, Read: all, Create: all, Update: all, Delete: all},
 		"melange_subnet":     {List: all, Create: all},
 		"melange_ip_address": {List: all, Read: all, Create: all, Update: all, Delete: all},

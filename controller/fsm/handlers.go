@@ -44,6 +44,10 @@ var typeNames = map[MessageType]string{
 	ServerInterfaceCreateType: "server_interface_create", ServerInterfaceUpdateType: "server_interface_update",
 	ServerInterfaceDeleteType: "server_interface_delete",
 	RouterCreateType:          "router_create", RouterUpdateType: "router_update",
+	ASNUpdateType: "asn_update", IPAddressUpdateType: "ip_address_update",
+	CIXBlacklistCreateType: "cix_blacklist_create", CIXBlacklistDeleteType: "cix_blacklist_delete",
+	CIXWhitelistCreateType: "cix_whitelist_create", CIXWhitelistDeleteType: "cix_whitelist_delete",
+	AgentRegisterType: "agent_register", AgentStatusType: "agent_status",
 }
 
 func typeName(t MessageType) string {
@@ -54,7 +58,7 @@ func typeName(t MessageType) string {
 }
 
 func handlers() map[MessageType]handler {
-	return withHandlers(withHandlers(withHandlers(withHandlers(withHandlers(ipamHandlers(), dnsHandlers()), interfaceHandlers()), computeHandlers()), agentHandlers()), map[MessageType]handler{
+	return withHandlers(withHandlers(withHandlers(withHandlers(withHandlers(withHandlers(ipamHandlers(), dnsHandlers()), interfaceHandlers()), ipamRESTHandlers()), computeHandlers()), agentHandlers()), map[MessageType]handler{
 		BootstrapType: func(t *state.Txn, c *Command) (any, error) {
 			p, err := decode[BootstrapPayload](c)
 			if err != nil {

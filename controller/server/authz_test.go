@@ -80,8 +80,8 @@ var matrix = []matrixRow{
 	{"POST", "/iaas/asn/", "asn", auth.Create, "for member A", w(201, 403, 403, 403, 403, 401), newASNBody},
 	{"GET", "/iaas/asn/{id}/", "asn", auth.Read, "ASN A", w(200, 200, 200, 404, 200, 401), asnA},
 	{"HEAD", "/iaas/asn/{id}/", "asn", auth.Read, "ASN A", w(200, 200, 200, 404, 200, 401), asnA},
-	{"PUT", "/iaas/asn/{id}/", "", "", "ASNs have no update", w(405, 405, 405, 405, 405, 405), asnA},
-	{"PATCH", "/iaas/asn/{id}/", "", "", "ASNs have no update", w(405, 405, 405, 405, 405, 405), asnA},
+	{"PUT", "/iaas/asn/{id}/", "asn", auth.Update, "new ASN of member A", w(200, 403, 403, 403, 403, 401), putNewASN},
+	{"PATCH", "/iaas/asn/{id}/", "asn", auth.Update, "new ASN of member A", w(200, 403, 403, 403, 403, 401), patchNewASN},
 	{"DELETE", "/iaas/asn/{id}/", "asn", auth.Delete, "new empty ASN of member A", w(204, 403, 403, 403, 403, 401), newASN},
 
 	{"GET", "/iaas/allocation/", "allocation", auth.List, "", w(200, 200, 200, 200, 200, 401), static("/iaas/allocation/")},
@@ -106,13 +106,32 @@ var matrix = []matrixRow{
 	{"POST", "/iaas/ip_address/", "ip_address", auth.Create, "in subnet S", w(201, 201, 201, 400, 403, 401), newIPBody},
 	{"GET", "/iaas/ip_address/{id}/", "ip_address", auth.Read, "IP A", w(200, 200, 200, 404, 200, 401), ipA},
 	{"HEAD", "/iaas/ip_address/{id}/", "ip_address", auth.Read, "IP A", w(200, 200, 200, 404, 200, 401), ipA},
-	{"PUT", "/iaas/ip_address/{id}/", "", "", "IP addresses have no update", w(405, 405, 405, 405, 405, 405), ipA},
-	{"PATCH", "/iaas/ip_address/{id}/", "", "", "IP addresses have no update", w(405, 405, 405, 405, 405, 405), ipA},
+	{"PUT", "/iaas/ip_address/{id}/", "ip_address", auth.Update, "IP A", w(200, 200, 200, 404, 403, 401), renameIPA},
+	{"PATCH", "/iaas/ip_address/{id}/", "ip_address", auth.Update, "IP A", w(200, 200, 200, 404, 403, 401), renameIPA},
 	{"DELETE", "/iaas/ip_address/{id}/", "ip_address", auth.Delete, "new IP in subnet S", w(204, 204, 204, 404, 403, 401), newIP},
 
 	// another member's allocation is 400 here, as in CloudCIX.
 	{"GET", "/iaas/subnet_space/{allocation_id}/", "subnet_space", auth.List, "allocation A", w(200, 200, 200, 400, 200, 401), subnetSpaceA},
 	{"GET", "/iaas/ip_validator/", "ip_validator", auth.List, "", w(200, 200, 200, 200, 200, 401), static("/iaas/ip_validator/?address_ranges=10.0.0.0/24&ip_addresses=10.0.0.1")},
+
+	// cix_blacklist: "entry C" is 198.51.100.0/24; read by id, by the escaped CIDR and by CloudCIX's /a/b/ form.
+	{"GET", "/iaas/cix_blacklist/", "cix_blacklist", auth.List, "", w(200, 200, 200, 200, 200, 401), static("/iaas/cix_blacklist/")},
+	{"POST", "/iaas/cix_blacklist/", "cix_blacklist", auth.Create, "new CIDR", w(201, 403, 403, 403, 403, 401), newCIXBody("cix_blacklist")},
+	{"GET", "/iaas/cix_blacklist/{key}/", "cix_blacklist", auth.Read, "entry C by escaped CIDR", w(200, 200, 200, 200, 200, 401), cixC("cix_blacklist", "198.51.100.0%2F24")},
+	{"HEAD", "/iaas/cix_blacklist/{key}/", "cix_blacklist", auth.Read, "entry C by id", w(200, 200, 200, 200, 200, 401), cixCByID("cix_blacklist")},
+	{"DELETE", "/iaas/cix_blacklist/{key}/", "cix_blacklist", auth.Delete, "new entry by id", w(204, 403, 403, 403, 403, 401), newCIX("cix_blacklist", false)},
+	{"GET", "/iaas/cix_blacklist/{address}/{prefix_length}/", "cix_blacklist", auth.Read, "entry C", w(200, 200, 200, 200, 200, 401), cixC("cix_blacklist", "198.51.100.0/24")},
+	{"HEAD", "/iaas/cix_blacklist/{address}/{prefix_length}/", "cix_blacklist", auth.Read, "entry C", w(200, 200, 200, 200, 200, 401), cixC("cix_blacklist", "198.51.100.0/24")},
+	{"DELETE", "/iaas/cix_blacklist/{address}/{prefix_length}/", "cix_blacklist", auth.Delete, "new entry by CIDR", w(204, 403, 403, 403, 403, 401), newCIX("cix_blacklist", true)},
+	// cix_whitelist: "entry C" is 198.51.100.0/24; read by id, by the escaped CIDR and by CloudCIX's /a/b/ form.
+	{"GET", "/iaas/cix_whitelist/", "cix_whitelist", auth.List, "", w(200, 200, 200, 200, 200, 401), static("/iaas/cix_whitelist/")},
+	{"POST", "/iaas/cix_whitelist/", "cix_whitelist", auth.Create, "new CIDR", w(201, 403, 403, 403, 403, 401), newCIXBody("cix_whitelist")},
+	{"GET", "/iaas/cix_whitelist/{key}/", "cix_whitelist", auth.Read, "entry C by escaped CIDR", w(200, 200, 200, 200, 200, 401), cixC("cix_whitelist", "198.51.100.0%2F24")},
+	{"HEAD", "/iaas/cix_whitelist/{key}/", "cix_whitelist", auth.Read, "entry C by id", w(200, 200, 200, 200, 200, 401), cixCByID("cix_whitelist")},
+	{"DELETE", "/iaas/cix_whitelist/{key}/", "cix_whitelist", auth.Delete, "new entry by id", w(204, 403, 403, 403, 403, 401), newCIX("cix_whitelist", false)},
+	{"GET", "/iaas/cix_whitelist/{address}/{prefix_length}/", "cix_whitelist", auth.Read, "entry C", w(200, 200, 200, 200, 200, 401), cixC("cix_whitelist", "198.51.100.0/24")},
+	{"HEAD", "/iaas/cix_whitelist/{address}/{prefix_length}/", "cix_whitelist", auth.Read, "entry C", w(200, 200, 200, 200, 200, 401), cixC("cix_whitelist", "198.51.100.0/24")},
+	{"DELETE", "/iaas/cix_whitelist/{address}/{prefix_length}/", "cix_whitelist", auth.Delete, "new entry by CIDR", w(204, 403, 403, 403, 403, 401), newCIX("cix_whitelist", true)},
 
 	// DNS: "domain A" of member A (self-managed) with "record A"; "PTR A"
 	// names an address of member A. Robots have no DNS rights; another
@@ -144,6 +163,10 @@ var matrix = []matrixRow{
 	// tenant A holding "address M", "block P" (subnets go there), see
 	// melangeOf. Another member's tenant URL is 403 (melange-facts §15).
 	{"GET", "/v0.1/ipam", "melange_version", auth.Read, "", w(200, 200, 200, 200, 200, 401), static("/v0.1/ipam")},
+	{"GET", "/v0.1/extensions", "melange_extension", auth.List, "", w(200, 200, 200, 200, 200, 401), static("/v0.1/extensions")},
+	{"GET", "/v0.1/extensions.json", "melange_extension", auth.List, "", w(200, 200, 200, 200, 200, 401), static("/v0.1/extensions.json")},
+	{"GET", "/v0.1/extensions.xml", "melange_extension", auth.List, "", w(200, 200, 200, 200, 200, 401), static("/v0.1/extensions.xml")},
+	{"GET", "/v0.1/extensions/{alias}", "melange_extension", auth.Read, "there are none", w(404, 404, 404, 404, 404, 401), static("/v0.1/extensions/RAX-PIE")},
 	{"GET", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks", "melange_ip_block", auth.List, "tenant A", w(200, 200, 200, 403, 403, 401), melangeBlocksA},
 	{"POST", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks", "melange_ip_block", auth.Create, "in tenant A", w(201, 201, 201, 403, 403, 401), newMelangeBlockBody},
 	{"GET", "/v0.1/ipam/tenants/{tenant_id}/ip_blocks/{id}", "melange_ip_block", auth.Read, "block M", w(200, 200, 200, 403, 403, 401), melangeBlockM},

@@ -128,6 +128,7 @@ func ipamSchema() map[string]*memdb.TableSchema {
 			"address":   {Name: "address", Unique: true, Indexer: addrIndexer{}},
 			"member":    uintIndex("member", "MemberID"),
 			"interface": {Name: "interface", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "InterfaceID"}},
+			"public_ip": uintIndex("public_ip", "PublicIPID"),
 		}},
 		MACRanges: {Name: MACRanges, Indexes: map[string]*memdb.IndexSchema{
 			"id": idIndex(),
@@ -674,6 +675,13 @@ func (t *Txn) IPAddressCreate(a *api.IPAddress) (*api.IPAddress, error) {
 	if len(t.IPBlockChildren(rec.ID)) > 0 {
 		return nil, api.Errorf(http.StatusUnprocessableEntity, c(101), "Subnetted block cannot allocate IPAddress")
 	}
+	if a.PublicIPID != 0 {
+		if p, ok := t.IPAddress(a.PublicIPID); !ok || p.Deallocated {
+			return nil, fieldErr("public_ip_id", c(110), "IP address with id = '%d' doesn't exist", a.PublicIPID)
+		} else if o, taken := t.publicIPTaken(p.ID, 0); taken {
+			return nil, fieldErr("public_ip_id", c(111), "IP address %s is already the public IP of address %d.", p.Address, o)
+		}
+	}
 	req := ipam.Request{Tenant: a.UsedByTenant}
 	if a.MACAddress != "" {
 		m, err := netx.ParseMAC(a.MACAddress)
@@ -1050,4 +1058,106 @@ func (t *Txn) ASNDelete(id uint64) error {
 		return api.Errorf(http.StatusBadRequest, "ipam_asn_delete_101", "The ASN has %d allocation(s) or subnet(s); delete them first.", n)
 	}
 	return remove(t, ASNs, id, "ipam_asn_delete")
+}
+
+// ASNUpdate changes an ASN's member and number. The number stays positive
+// and unique. An ASN whose allocations exist cannot move to another member:
+// the allocations, their subnets and addresses carry the ASN's member as
+// their owner, and moving them silently would hand a member's addresses to
+// another one. Move (or delete) the allocations first.
+func (t *Txn) ASNUpdate(a *api.ASN, expect uint64) (*api.ASN, error) {
+	const c = "ipam_asn_update"
+	old, ok := t.ASN(a.ID)
+	if !ok {
+		return nil, api.NotFound(c + "_001")
+	}
+	fe := api.FieldErrors{}
+	if a.MemberID != old.MemberID {
+		if _, ok := t.Member(a.MemberID); !ok {
+			fe.Add("member_id", c+"_101", "Member %d does not exist.", a.MemberID)
+		} else if n := len(all[*BlockRecord](&t.ReadTxn, IPBlocks, "asn", a.ID)); n > 0 {
+			fe.Add("member_id", c+"_104", "The ASN has %d allocation(s); it cannot move to another member.", n)
+		}
+	}
+	if a.Number == 0 {
+		fe.Add("number", c+"_102", "number should be a positive integer")
+	} else if raw, _ := t.txn.First(ASNs, "number", a.Number); raw != nil && raw.(*api.ASN).ID != a.ID {
+		fe.Add("number", c+"_103", "ASN %d already exists.", a.Number)
+	}
+	if err := fe.Err(); err != nil {
+		return nil, err
+	}
+	n := &api.ASN{Meta: old.Meta, MemberID: a.MemberID, Number: a.Number}
+	return n, replace(t, ASNs, n, expect, c)
+}
+
+// IPAddressUpdate changes the descriptive fields of an address: name,
+// mac_address, vm_id and public_ip_id. The address, its block, version,
+// owner, Melange fields and deallocation state are kept from the stored
+// row (they are not updatable). public_ip_id, when set, must name another
+// live address that is not already the public IP of a third one (CloudCIX's
+// public_ip is one-to-one).
+func (t *Txn) IPAddressUpdate(a *api.IPAddress, expect uint64) (*api.IPAddress, error) {
+	const c = "ipam_ip_address_update"
+	old, ok := t.IPAddress(a.ID)
+	if !ok || old.Deallocated {
+		return nil, api.NotFound(c + "_001")
+	}
+	n := *old
+	n.Name, n.VMID, n.PublicIPID = a.Name, a.VMID, a.PublicIPID
+	fe := api.FieldErrors{}
+	n.MACAddress = ""
+	if a.MACAddress != "" {
+		m, err := netx.ParseMAC(a.MACAddress)
+		if err != nil {
+			fe.Add("mac_address", c+"_103", "mac_address %q is not a valid MAC address.", a.MACAddress)
+		} else {
+			n.MACAddress = m.String()
+		}
+	}
+	if n.PublicIPID != 0 {
+		p, ok := t.IPAddress(n.PublicIPID)
+		switch {
+		case !ok || p.Deallocated:
+			fe.Add("public_ip_id", c+"_105", "IP address with id = '%d' doesn't exist", n.PublicIPID)
+		case p.ID == n.ID:
+			fe.Add("public_ip_id", c+"_105", "An IP address cannot be its own public IP.")
+		default:
+			if o, taken := t.publicIPTaken(p.ID, n.ID); taken {
+				fe.Add("public_ip_id", c+"_106", "IP address %s is already the public IP of address %d.", p.Address, o)
+			}
+		}
+	}
+	if err := fe.Err(); err != nil {
+		return nil, err
+	}
+	return &n, replace(t, IPAddresses, &n, expect, c)
+}
+
+// clearPublicIP unsets public_ip_id on the addresses whose public IP is
+// address id (CloudCIX's on_delete=SET_NULL).
+func (t *Txn) clearPublicIP(id uint64) error {
+	for _, o := range all[*api.IPAddress](&t.ReadTxn, IPAddresses, "public_ip", id) {
+		n := *o
+		n.PublicIPID = 0
+		if err := replace(t, IPAddresses, &n, 0, "ipam_ip_address_update"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// IPAddressesByPublicIP returns the addresses whose public_ip_id is id.
+func (r *ReadTxn) IPAddressesByPublicIP(id uint64) []*api.IPAddress {
+	return all[*api.IPAddress](r, IPAddresses, "public_ip", id)
+}
+
+// publicIPTaken reports an address other than self whose public IP is id.
+func (r *ReadTxn) publicIPTaken(id, self uint64) (uint64, bool) {
+	for _, o := range r.IPAddressesByPublicIP(id) {
+		if o.ID != self {
+			return o.ID, true
+		}
+	}
+	return 0, false
 }

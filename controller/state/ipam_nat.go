@@ -228,6 +228,9 @@ func (t *Txn) DisallowIP(vif string, id uint64) error {
 // dropAddressRefs removes the NAT links and allowances of address id (the
 // row is going away).
 func (t *Txn) dropAddressRefs(id uint64) error {
+	if err := t.clearPublicIP(id); err != nil {
+		return err
+	}
 	if err := t.NATUnlink(id, 0); err != nil {
 		return err
 	}

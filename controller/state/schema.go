@@ -89,5 +89,8 @@ func schema() *memdb.DBSchema {
 	for name, ts := range natSchema() {
 		db.Tables[name] = ts
 	}
+	for name, ts := range cixListSchema() {
+		db.Tables[name] = ts
+	}
 	return db
 }

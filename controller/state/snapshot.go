@@ -23,6 +23,7 @@ const snapshotHeader = "REGENT-SNAPSHOT 1\n"
 // snapshotTables is the order of tables in a snapshot; append-only.
 var snapshotTables = []string{tableIndex, Members, Users, Tokens, Regions, Nodes,
 	ASNs, IPPolicies, IPBlocks, IPAddresses, MACRanges, Domains, Records, IPRoutes, Interfaces, IPNats, AllowedIPs,
+	CIXBlacklist, CIXWhitelist,
 	StorageTypes, Images, RegionImages, Servers, ServerInterfaces, Routers, Projects, VirtualRouters, VMs, Storages, VMHistories}
 
 func newRecord(table string) (any, bool) {
@@ -83,6 +84,8 @@ func newRecord(table string) (any, bool) {
 		return &api.Storage{}, true
 	case VMHistories:
 		return &api.VMHistory{}, true
+	case CIXBlacklist, CIXWhitelist:
+		return &api.CIXListEntry{}, true
 	}
 	return nil, false
 }

@@ -180,3 +180,14 @@ type AllowedIP struct {
 	InterfaceID uint64 `json:"interface_id"`
 	AddressID   uint64 `json:"address_id"`
 }
+
+// CIXListEntry is a record of the CIX blacklist (CIDRs CIX recognises as
+// malicious) or the CIX whitelist (recognised as trustworthy). CIDR is
+// canonical (host bits cleared) and unique within its list.
+type CIXListEntry struct {
+	Meta
+	CIDR    string `json:"cidr"`
+	Comment string `json:"comment"`
+	// ModifiedBy is the id of the user who last wrote the record.
+	ModifiedBy uint64 `json:"modified_by"`
+}

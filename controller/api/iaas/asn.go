@@ -10,7 +10,7 @@ import (
 	wire "github.com/regentcloud/regent/pkg/api"
 )
 
-// ASNInput is the body of POST /iaas/asn/.
+// ASNInput is the body of ASN create and update.
 type ASNInput struct {
 	MemberID *uint64 `json:"member_id"`
 	Number   *uint64 `json:"number"`
@@ -28,8 +28,10 @@ func asnView(a *wire.ASN) any {
 	return &ASNView{Meta: a.Meta, MemberID: a.MemberID, Number: a.Number, IsPseudo: a.IsPseudo()}
 }
 
-// ASNs have no update: the state model has no ASN update command (an ASN
-// is a number owned by a member; to change either, delete and recreate it).
+// Codes (create and update): 101 member_id, 102 number, 103 number taken;
+// update also 104: an ASN with allocations cannot move to another member
+// (its allocations, subnets and addresses are owned through it). Delete:
+// 101 the ASN has allocations.
 func registerASN(a *api.API) {
 	api.Register(a, api.Service[*wire.ASN]{
 		App: App, Name: "asn", Tables: []string{state.ASNs},
@@ -68,17 +70,58 @@ func registerASN(a *api.API) {
 			}
 			return q.Command(fsm.ASNCreateType, &wire.ASN{MemberID: *in.MemberID, Number: *in.Number})
 		},
-		Delete: func(q *api.Request, cur *wire.ASN) (*fsm.Command, error) {
-			n := 0
-			for _, b := range q.Txn.IPBlockList() {
-				if b.ASNID == cur.ID {
-					n++
+		Update: func(q *api.Request, cur *wire.ASN, partial bool) (*fsm.Command, error) {
+			var in ASNInput
+			if err := q.Decode(&in); err != nil {
+				return nil, err
+			}
+			fe := wire.FieldErrors{}
+			n := *cur
+			if in.MemberID != nil || !partial {
+				if required(fe, q, "member_id", in.MemberID != nil, 101) && *in.MemberID != cur.MemberID {
+					if _, ok := q.Txn.Member(*in.MemberID); !ok {
+						fe.Add("member_id", q.Code(101), "Member %d does not exist.", *in.MemberID)
+					} else if k := asnBlocks(q, cur.ID); k > 0 {
+						fe.Add("member_id", q.Code(104), "The ASN has %d allocation(s); it cannot move to another member.", k)
+					}
+					n.MemberID = *in.MemberID
 				}
 			}
-			if n > 0 {
+			if in.Number != nil || !partial {
+				if required(fe, q, "number", in.Number != nil, 102) {
+					if *in.Number == 0 {
+						fe.Add("number", q.Code(102), "number should be a positive integer")
+					}
+					for _, o := range q.Txn.ASNList() {
+						if o.Number == *in.Number && o.ID != cur.ID {
+							fe.Add("number", q.Code(103), "ASN %d already exists.", *in.Number)
+							break
+						}
+					}
+					n.Number = *in.Number
+				}
+			}
+			if err := fe.Err(); err != nil {
+				return nil, err
+			}
+			return q.Command(fsm.ASNUpdateType, &n)
+		},
+		Delete: func(q *api.Request, cur *wire.ASN) (*fsm.Command, error) {
+			if n := asnBlocks(q, cur.ID); n > 0 {
 				return nil, wire.Errorf(http.StatusBadRequest, q.Code(101), "The ASN has %d allocation(s) or subnet(s); delete them first.", n)
 			}
 			return q.Command(fsm.ASNDeleteType, fsm.IDPayload{ID: cur.ID})
 		},
 	})
+}
+
+// asnBlocks counts the blocks (allocations) of ASN id.
+func asnBlocks(q *api.Request, id uint64) int {
+	n := 0
+	for _, b := range q.Txn.IPBlockList() {
+		if b.ASNID == id {
+			n++
+		}
+	}
+	return n
 }

@@ -1,7 +1,8 @@
 // Package iaas serves the CloudCIX IPAM and DNS services under /iaas/:
 // ASNs, allocations, subnets, IP addresses, domains, records and PTR
-// records through the generic service path of package api, and the
-// subnet_space and ip_validator utilities on routes of their own. All of them read and write the one IPAM model of package state
+// records, and the CIX blacklist and whitelist (read by id or CIDR),
+// through the generic service path of package api, and the subnet_space
+// and ip_validator utilities on routes of their own. All of them read and write the one IPAM model of package state
 // (docs/ipam-model.md): an allocation is a root cloudcix block, a subnet a
 // cloudcix block with a parent, an IP address an address row of a subnet.
 //
@@ -32,6 +33,7 @@ func Register(a *api.API) {
 	registerIPAddress(a)
 	registerSubnetSpace(a)
 	registerIPValidator(a)
+	registerCIXLists(a)
 	registerDomain(a)
 	registerRecord(a)
 	registerPTRRecord(a)

@@ -55,14 +55,18 @@ func cloudcixIP(r *state.ReadTxn, id uint64) (*wire.IPAddress, bool) {
 	return ip, true
 }
 
-// IP addresses have no update: the state model has no address update
-// command. Delete frees the address at once in one command (CloudCIX
+// Update (PUT, PATCH) changes name, mac_address, vm_id and public_ip_id;
+// subnet_id and address are immutable and may be sent only with their
+// current value (110). Delete frees the address at once in one command (CloudCIX
 // deletes are final; the soft deallocation is Melange's).
 //
 // Codes (create): 101 subnet_id, 102 address, 103 mac_address, 104 name,
-// 105 public_ip_id; 422 106 the subnet has child subnets, 107 the subnet is
+// 105 public_ip_id, 110 public_ip_id already the public IP of another
+// address (public_ip is one-to-one); 422 106 the subnet has child subnets, 107 the subnet is
 // full; 409 108 the address is held, 109 reserved (network, broadcast,
-// gateway).
+// gateway). Update: 103 mac_address, 104 name, 105 public_ip_id (unknown,
+// not the caller's, or the address itself), 106 public_ip_id already the
+// public IP of another address, 110 subnet_id or address changed.
 func registerIPAddress(a *api.API) {
 	api.Register(a, api.Service[*wire.IPAddress]{
 		App: App, Name: "ip_address", Tables: []string{state.IPAddresses},
@@ -115,6 +119,8 @@ func registerIPAddress(a *api.API) {
 			if in.PublicIPID != nil && *in.PublicIPID != 0 {
 				if p, ok := cloudcixIP(q.Txn, *in.PublicIPID); !ok || !owns(q, p.MemberID) {
 					fe.Add("public_ip_id", q.Code(105), "IP address with id = '%d' doesn't exist", *in.PublicIPID)
+				} else if o := q.Txn.IPAddressesByPublicIP(p.ID); len(o) > 0 {
+					fe.Add("public_ip_id", q.Code(110), "IP address %s is already the public IP of address %d.", p.Address, o[0].ID)
 				} else {
 					ip.PublicIPID = p.ID
 				}
@@ -157,9 +163,71 @@ func registerIPAddress(a *api.API) {
 			ip.BlockID = sn.ID
 			return q.Command(fsm.IPAddressAllocateType, ip)
 		},
+		Update: func(q *api.Request, cur *wire.IPAddress, partial bool) (*fsm.Command, error) {
+			var in IPAddressInput
+			if err := q.Decode(&in); err != nil {
+				return nil, err
+			}
+			fe := wire.FieldErrors{}
+			if in.SubnetID != nil && *in.SubnetID != cur.BlockID {
+				fe.Add("subnet_id", q.Code(110), "The subnet of an IP address cannot be changed; delete it and create one in the other subnet.")
+			}
+			if in.Address != nil {
+				if a, err := netx.ParseAddr(*in.Address); err != nil || a.String() != cur.Address {
+					fe.Add("address", q.Code(110), "The address of an IP address cannot be changed; delete it and create another.")
+				}
+			}
+			ip := *cur
+			if !partial {
+				ip.Name, ip.MACAddress, ip.VMID, ip.PublicIPID = "", "", 0, 0
+			}
+			text(fe, q, "name", in.Name, 64, 104)
+			api.Set(&ip.Name, in.Name)
+			api.Set(&ip.VMID, in.VMID)
+			if in.MACAddress != nil {
+				ip.MACAddress = ""
+				if *in.MACAddress != "" {
+					if m, err := netx.ParseMAC(*in.MACAddress); err != nil {
+						fe.Add("mac_address", q.Code(103), "mac_address %q is not a valid MAC address.", *in.MACAddress)
+					} else {
+						ip.MACAddress = m.String()
+					}
+				}
+			}
+			if in.PublicIPID != nil {
+				ip.PublicIPID = 0
+				if id := *in.PublicIPID; id != 0 {
+					p, ok := cloudcixIP(q.Txn, id)
+					switch {
+					case !ok || !owns(q, p.MemberID):
+						fe.Add("public_ip_id", q.Code(105), "IP address with id = '%d' doesn't exist", id)
+					case id == cur.ID:
+						fe.Add("public_ip_id", q.Code(105), "An IP address cannot be its own public IP.")
+					case publicIPOf(q, id, cur.ID) != 0:
+						fe.Add("public_ip_id", q.Code(106), "IP address %s is already the public IP of address %d.", p.Address, publicIPOf(q, id, cur.ID))
+					default:
+						ip.PublicIPID = id
+					}
+				}
+			}
+			if err := fe.Err(); err != nil {
+				return nil, err
+			}
+			return q.Command(fsm.IPAddressUpdateType, &ip)
+		},
 		Delete: func(q *api.Request, cur *wire.IPAddress) (*fsm.Command, error) {
 			// One command frees the address and removes its row.
 			return q.Command(fsm.IPAddressDeleteType, state.IPRef{ID: cur.ID})
 		},
 	})
+}
+
+// publicIPOf returns an address other than self whose public IP is id, or 0.
+func publicIPOf(q *api.Request, id, self uint64) uint64 {
+	for _, o := range q.Txn.IPAddressesByPublicIP(id) {
+		if o.ID != self {
+			return o.ID
+		}
+	}
+	return 0
 }

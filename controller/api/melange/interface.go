@@ -484,10 +484,16 @@ func (h *ifaces) putInstanceInterfaces(q *request) error {
 	return nil
 }
 
+// readInstanceInterfaces: 200 {"instance": {"interfaces": [...]}}, or 404
+// Interface Not Found when the device has none (melange-api-spec "Get
+// interfaces of an instance").
 func readInstanceInterfaces(q *request) error {
 	var ds []*state.InterfaceDetail
 	for _, ifc := range q.Txn.InterfacesOfDevice(q.PathValue("device_id")) {
 		ds = append(ds, &state.InterfaceDetail{Interface: ifc, Addresses: q.Txn.InterfaceAddresses(ifc.VIF)})
+	}
+	if len(ds) == 0 {
+		return fault(http.StatusNotFound, "Interface Not Found")
 	}
 	reply(q, http.StatusOK, 0, instanceView(q.Txn, ds))
 	return nil

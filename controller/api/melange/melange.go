@@ -24,7 +24,9 @@
 // JSON is the default; XML is served when the path ends in .xml or, without
 // a suffix, when Accept prefers application/xml (melange-facts §14; a .json
 // or .xml suffix wins over the header). XML request bodies are read when
-// Content-Type says XML (or, without a Content-Type, the path ends in .xml).
+// Content-Type says XML (or, without a Content-Type, the path ends in .xml),
+// nested objects and lists included (xml.go). /v0.1/extensions lists no
+// extensions: Regent implements none.
 // Both are done once, here and in xml.go, from the same views as JSON.
 package melange
 
@@ -60,6 +62,7 @@ const (
 	ServicePolicy    = "melange_policy"
 	ServiceIPRange   = "melange_ip_range"
 	ServiceIPOctet   = "melange_ip_octet"
+	ServiceExtension = "melange_extension"
 )
 
 // DefaultLimit is the page size without ?limit (melange-facts §13).
@@ -77,6 +80,8 @@ type Options struct {
 // Register adds the Melange routes to a.
 func Register(a *api.API, opts Options) {
 	handle(a, "GET", "", ServiceVersion, auth.Read, version)
+	handleAt(a, "GET", "/v0.1/extensions", ServiceExtension, auth.List, listExtensions)
+	handleAt(a, "GET", "/v0.1/extensions/{alias}", ServiceExtension, auth.Read, readExtension)
 	registerIPBlocks(a)
 	registerIPAddresses(a)
 	registerPolicies(a)
@@ -106,6 +111,12 @@ type request struct {
 // response format is chosen before anything else (wantXML), so that every
 // error is in the format asked for.
 func handle(a *api.API, method, path, service string, action auth.Action, fn func(*request) error) {
+	handleAt(a, method, Prefix+path, service, action, fn)
+}
+
+// handleAt is handle for a full path, for the few routes of /v0.1 that are
+// not under /ipam (extensions).
+func handleAt(a *api.API, method, path, service string, action auth.Action, fn func(*request) error) {
 	last := ""
 	if i := strings.LastIndexByte(path, '/'); i >= 0 && strings.HasPrefix(path[i+1:], "{") {
 		last = strings.Trim(path[i+1:], "{}")
@@ -144,10 +155,10 @@ func handle(a *api.API, method, path, service string, action auth.Action, fn fun
 			writeError(w, asXML, err)
 		}
 	}
-	a.Handle(method+" "+Prefix+path, h)
+	a.Handle(method+" "+path, h)
 	if last == "" {
-		a.Handle(method+" "+Prefix+path+".json", h)
-		a.Handle(method+" "+Prefix+path+".xml", h)
+		a.Handle(method+" "+path+".json", h)
+		a.Handle(method+" "+path+".xml", h)
 	}
 }
 
@@ -401,6 +412,20 @@ func version(q *request) error {
 		"name": "v0.1", "status": "CURRENT", "links": []link{{Rel: "self", Href: self}},
 	}}})
 	return nil
+}
+
+// listExtensions lists the API extensions (melange-api-spec "Extensions"):
+// Regent implements none, so the list is empty: {"extensions": []}, or
+// <extensions/> in XML.
+func listExtensions(q *request) error {
+	reply(q, http.StatusOK, 0, map[string]any{"extensions": []any{}})
+	return nil
+}
+
+// readExtension shows one extension by alias: there are none, so every
+// alias is 404 in Melange's error shape.
+func readExtension(q *request) error {
+	return fault(http.StatusNotFound, "Extension %s not found", q.PathValue("alias"))
 }
 
 // deleteObject is Melange's delete of a whole object: look it up (404 if it

@@ -84,7 +84,8 @@ func listNAT(q *request, globals bool) error {
 	return nil
 }
 
-// rawBody reads a JSON request body as an object of raw fields.
+// rawBody reads a request body as an object of raw fields; an XML body is
+// read by decodeXMLRaw.
 func rawBody(q *request) (map[string]json.RawMessage, error) {
 	raw, err := io.ReadAll(http.MaxBytesReader(nil, q.Body, api.MaxBodyBytes))
 	if err != nil {
@@ -94,12 +95,12 @@ func rawBody(q *request) (map[string]json.RawMessage, error) {
 		}
 		return nil, fault(http.StatusBadRequest, "The request body could not be read.")
 	}
-	if xmlBody(q.Request.Request) {
-		return nil, fault(http.StatusBadRequest, "This request body must be JSON.")
-	}
 	out := map[string]json.RawMessage{}
 	if strings.TrimSpace(string(raw)) == "" {
 		return out, nil
+	}
+	if xmlBody(q.Request.Request) {
+		return decodeXMLRaw(raw)
 	}
 	if err := json.Unmarshal(raw, &out); err != nil {
 		return nil, fault(http.StatusBadRequest, "Malformed request body: %v", err)

@@ -29,9 +29,13 @@ import (
 //   - an error {"NotFound": {"code", "message", "detail"}} is
 //     <NotFound code="404" message="..." detail="..."/>.
 //
-// Request bodies are read back the same way: the root element must be the
-// body key; its attributes and the text of its simple child elements are
-// the fields, all as strings (Melange's XML had no types either).
+// Request bodies are read back by the same rules: the root element must be
+// the body key; its attributes and the text of its simple child elements
+// are the fields, all as strings (Melange's XML had no types either); a
+// child element with attributes or children is a nested object, one whose
+// children are all its items (interfaces/interface) a list, and an empty
+// one null (decodeXML). NAT bodies, whose root is the list itself
+// (<ip_addresses>), are read by decodeXMLRaw.
 
 // atomNS is the namespace of link elements.
 const atomNS = "http://www.w3.org/2005/Atom"
@@ -321,69 +325,157 @@ func writeLinks(enc *xml.Encoder, links []any) error {
 
 // --- the reader ---
 
-// decodeXML reads an XML request body <key a="..."><b>...</b></key> into
-// the fields of a body. A root element other than key is an empty body,
-// as a JSON body without key is.
-func decodeXML(raw []byte, key string) (body, error) {
+// maxXMLDepth bounds the nesting of XML request bodies (the deepest real
+// body, instance interfaces, is four levels).
+const maxXMLDepth = 32
+
+// xelem is an element of an XML request body.
+type xelem struct {
+	name     string
+	attrs    []xml.Attr
+	children []*xelem
+	text     strings.Builder
+}
+
+// readXML parses an XML document into its root element; nil when the
+// document has none.
+func readXML(raw []byte) (*xelem, error) {
 	malformed := func(err error) error {
 		return fault(http.StatusBadRequest, "Malformed request body: %v", err)
 	}
 	dec := xml.NewDecoder(bytes.NewReader(raw))
-	var root *xml.StartElement
-	for root == nil {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			return body{}, nil
-		}
-		if err != nil {
-			return nil, malformed(err)
-		}
-		if se, ok := tok.(xml.StartElement); ok {
-			root = &se
-		}
-	}
-	b := body{}
-	set := func(name, value string) {
-		s, _ := json.Marshal(value)
-		b[name] = s
-	}
-	for _, a := range root.Attr {
-		if a.Name.Space != "xmlns" && a.Name.Local != "xmlns" {
-			set(a.Name.Local, a.Value)
-		}
-	}
-	// Child elements: <field>text</field>; deeper structure is skipped.
-	depth := 0
-	var field string
-	var text strings.Builder
+	var stack []*xelem
+	var root *xelem
 	for {
 		tok, err := dec.Token()
+		if err == io.EOF {
+			if len(stack) > 0 {
+				return nil, malformed(io.ErrUnexpectedEOF)
+			}
+			return root, nil
+		}
 		if err != nil {
 			return nil, malformed(err)
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
-			depth++
-			if depth == 1 {
-				field = t.Name.Local
-				text.Reset()
+			if root != nil && len(stack) == 0 {
+				return nil, malformed(errors.New("more than one root element"))
 			}
+			if len(stack) >= maxXMLDepth {
+				return nil, malformed(errors.New("elements nested too deep"))
+			}
+			e := &xelem{name: t.Name.Local}
+			for _, a := range t.Attr {
+				if a.Name.Space != "xmlns" && a.Name.Local != "xmlns" {
+					e.attrs = append(e.attrs, a)
+				}
+			}
+			if len(stack) == 0 {
+				root = e
+			} else {
+				p := stack[len(stack)-1]
+				p.children = append(p.children, e)
+			}
+			stack = append(stack, e)
 		case xml.CharData:
-			if depth == 1 {
-				text.Write(t)
+			if len(stack) > 0 {
+				stack[len(stack)-1].text.Write(t)
 			}
 		case xml.EndElement:
-			if depth == 0 {
-				// The end of the root: the document is read.
-				if root.Name.Local != key {
-					return body{}, nil
-				}
-				return b, nil
-			}
-			if depth == 1 {
-				set(field, text.String())
-			}
-			depth--
+			stack = stack[:len(stack)-1]
 		}
 	}
+}
+
+// isList: an element without attributes whose children (at least one) are
+// all named as an item of it (interfaces/interface, ip_addresses/ip_address,
+// addresses/address) is a list, as the writer renders lists.
+func (e *xelem) isList() bool {
+	if len(e.attrs) > 0 || len(e.children) == 0 {
+		return false
+	}
+	item := singular(e.name)
+	for _, c := range e.children {
+		if c.name != item {
+			return false
+		}
+	}
+	return true
+}
+
+// object renders e as a JSON object: its attributes and its child elements
+// (later children of one name win).
+func (e *xelem) object() map[string]any {
+	o := make(map[string]any, len(e.attrs)+len(e.children))
+	for _, a := range e.attrs {
+		o[a.Name.Local] = a.Value
+	}
+	for _, c := range e.children {
+		o[c.name] = c.value()
+	}
+	return o
+}
+
+// value renders e as JSON: a list (isList), an object when it has
+// attributes or children, else its text as a string (fields are strings
+// in XML, as they were in Melange's), or null when it is empty.
+func (e *xelem) value() any {
+	switch {
+	case e.isList():
+		l := make([]any, 0, len(e.children))
+		for _, c := range e.children {
+			l = append(l, c.value())
+		}
+		return l
+	case len(e.attrs) > 0 || len(e.children) > 0:
+		return e.object()
+	case e.text.Len() == 0:
+		return nil
+	}
+	return e.text.String()
+}
+
+// toBody converts an object to a body.
+func toBody(o map[string]any) (body, error) {
+	b := body{}
+	for k, v := range o {
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		b[k] = raw
+	}
+	return b, nil
+}
+
+// decodeXML reads an XML request body <key a="..."><b>...</b></key> into
+// the fields of a body: attributes and simple child elements are string
+// fields; child elements with attributes or children of their own are
+// nested objects (interface <network id=".." tenant_id=".."/>); a child
+// element whose children are all its items is a list (instance
+// <interfaces><interface>..</interface></interfaces>, network
+// <addresses><address>10.0.0.2</address></addresses>); an empty element is
+// null. A root element other than key is an empty body, as a JSON body
+// without key is.
+func decodeXML(raw []byte, key string) (body, error) {
+	root, err := readXML(raw)
+	if err != nil {
+		return nil, err
+	}
+	if root == nil || root.name != key {
+		return body{}, nil
+	}
+	return toBody(root.object())
+}
+
+// decodeXMLRaw reads an XML request body whose root is itself the only
+// field, as {"<root>": value} (NAT: <ip_addresses><ip_address
+// ip_block_id=".." ip_address=".."/></ip_addresses>).
+func decodeXMLRaw(raw []byte) (map[string]json.RawMessage, error) {
+	root, err := readXML(raw)
+	if err != nil || root == nil {
+		return map[string]json.RawMessage{}, err
+	}
+	return toBody(map[string]any{root.name: root.value()})
 }

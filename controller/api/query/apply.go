@@ -257,6 +257,16 @@ func (f *filter) test(k key) bool {
 		return cmpKey(k, f.vals[0]) <= 0
 	case opRange:
 		return cmpKey(k, f.vals[0]) >= 0 && cmpKey(k, f.vals[1]) <= 0
+	case opContains, opWithin:
+		field, ok := parseCIDR(k.s)
+		operand, _ := parseCIDR(f.vals[0].s)
+		if !ok {
+			return false
+		}
+		if f.op == opContains {
+			return cidrContains(field, operand)
+		}
+		return cidrContains(operand, field)
 	}
 	return false
 }
@@ -351,7 +361,7 @@ func filterable(ft reflect.Type, t FieldType) bool {
 		return true
 	}
 	switch t {
-	case String:
+	case String, CIDR:
 		return ft.Kind() == reflect.String
 	case Number:
 		switch ft.Kind() {

@@ -35,16 +35,21 @@ type FieldType int
 //	Number: gt, gte, lt, lte, in, range, isnull (also for FK ids)
 //	Date:   gt, gte, lt, lte, in, range, isnull (RFC 3339 or 2006-01-02 values)
 //	Bool:   isnull
+//	CIDR:   in, contains, within
 //
 // String fields are Go strings; Number fields any integer or float kind; Date
 // fields time.Time (zero is null) or RFC 3339 strings (empty is null); Bool
-// fields bool. Pointers (nil is null) and slices (any element matches; empty
+// fields bool; CIDR fields are strings holding a canonical prefix
+// (10.0.0.0/8), and their operands are prefixes or addresses (an address is
+// its /32 or /128): contains matches a field whose network holds the whole
+// operand, within one that lies inside it. Pointers (nil is null) and slices (any element matches; empty
 // is null) of these work too.
 const (
 	String FieldType = iota
 	Number
 	Date
 	Bool
+	CIDR
 )
 
 func (t FieldType) String() string {
@@ -57,6 +62,8 @@ func (t FieldType) String() string {
 		return "date"
 	case Bool:
 		return "boolean"
+	case CIDR:
+		return "cidr"
 	}
 	return "FieldType(" + strconv.Itoa(int(t)) + ")"
 }
@@ -75,6 +82,8 @@ const (
 	opLte         = "lte"
 	opRange       = "range"
 	opIsNull      = "isnull"
+	opContains    = "contains"
+	opWithin      = "within"
 )
 
 // operators lists the operators a field type accepts; exact is always first.
@@ -86,6 +95,8 @@ func operators(t FieldType) []string {
 		return []string{opExact, opGt, opGte, opIn, opIsNull, opLt, opLte, opRange}
 	case Bool:
 		return []string{opExact, opIsNull}
+	case CIDR:
+		return []string{opExact, opContains, opIn, opWithin}
 	}
 	return nil
 }
@@ -339,6 +350,8 @@ func valueNoun(t FieldType) string {
 		return "date (RFC 3339 or YYYY-MM-DD)"
 	case Bool:
 		return "boolean (true or false)"
+	case CIDR:
+		return "CIDR or IP address"
 	}
 	return "string"
 }

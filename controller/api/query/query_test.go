@@ -897,3 +897,40 @@ func BenchmarkApply(b *testing.B) {
 		}
 	}
 }
+
+func TestCIDRFilters(t *testing.T) {
+	type entry struct {
+		ID   uint64 `json:"id"`
+		CIDR string `json:"cidr"`
+	}
+	items := []entry{{1, "10.0.0.0/8"}, {2, "192.0.2.7/32"}, {3, "2001:db8::/32"}, {4, "10.1.0.0/16"}}
+	spec := Spec{Fields: map[string]FieldType{"id": Number, "cidr": CIDR}, Ordering: []string{"id"}}
+	for _, tc := range []struct {
+		q    string
+		want []uint64
+		warn bool
+	}{
+		{"search[cidr]=10.9.9.9/8", []uint64{1}, false},
+		{"search[cidr]=192.0.2.7", []uint64{2}, false},
+		{"search[cidr__contains]=10.1.2.3", []uint64{1, 4}, false},
+		{"search[cidr__contains]=10.2.0.0/16", []uint64{1}, false},
+		{"search[cidr__contains]=0.0.0.0/0", nil, false},
+		{"search[cidr__within]=10.0.0.0/8", []uint64{1, 4}, false},
+		{"search[cidr__within]=2001::/16", []uint64{3}, false},
+		{"exclude[cidr__within]=10.0.0.0/8", []uint64{2, 3}, false},
+		{"search[cidr__in]=(10.0.0.0/8, 2001:db8::1/32)", []uint64{1, 3}, false},
+		{"search[cidr__contains]=10.0.0.0/33", []uint64{1, 2, 3, 4}, true},
+		{"search[cidr__icontains]=10", []uint64{1, 2, 3, 4}, true},
+	} {
+		v, _ := url.ParseQuery(tc.q)
+		q := Parse(spec, v)
+		page, _ := Apply(q, slices.Clone(items))
+		var got []uint64
+		for _, e := range page {
+			got = append(got, e.ID)
+		}
+		if !slices.Equal(got, tc.want) || (len(q.Warnings) > 0) != tc.warn {
+			t.Errorf("?%s: %v (warnings %q), want %v (warning %v)", tc.q, got, q.Warnings, tc.want, tc.warn)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package query
 import (
 	"cmp"
 	"math"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -129,8 +130,30 @@ func parseKey(t FieldType, s string) (key, bool) {
 	case Bool:
 		b, ok := parseBool(s)
 		return key{kind: kBool, b: b}, ok
+	case CIDR:
+		p, ok := parseCIDR(s)
+		return key{kind: kString, s: p.String()}, ok
 	}
 	return key{}, false
+}
+
+// parseCIDR reads a prefix (host bits cleared) or an address (its /32 or
+// /128).
+func parseCIDR(s string) (netip.Prefix, bool) {
+	s = strings.TrimSpace(s)
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), true
+	}
+	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
+		return netip.PrefixFrom(a, a.BitLen()), true
+	}
+	return netip.Prefix{}, false
+}
+
+// cidrContains reports whether prefix outer holds all of inner (same IP
+// version).
+func cidrContains(outer, inner netip.Prefix) bool {
+	return outer.Bits() <= inner.Bits() && outer.Contains(inner.Addr())
 }
 
 // parseNum accepts decimal integers of any size up to 64 bits and finite
