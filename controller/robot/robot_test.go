@@ -1,0 +1,52 @@
+package robot
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/regentcloud/regent/pkg/api"
+)
+
+func TestBucketFilesEveryRobotState(t *testing.T) {
+	b := newBucket()
+	for id, s := range map[uint64]int{1: api.StateRequested, 2: api.StateQuiesce, 3: api.StateRestart, 4: api.StateScrub,
+		5: api.StateScrubQueue, 6: api.StateRunningUpdate, 7: api.StateQuiescedUpdate} {
+		if !b.add(id, s, true) {
+			t.Errorf("state %d not listed", s)
+		}
+	}
+	for _, s := range []int{api.StateBuilding, api.StateRunning, api.StateQuiesced, api.StateUnresourced, api.StateClosed} {
+		if b.add(99, s, true) {
+			t.Errorf("state %d listed", s)
+		}
+	}
+	if b.add(98, api.StateScrubQueue, false) {
+		t.Error("SCRUB_QUEUE listed before its grace period passed")
+	}
+	// CloudCIX lists SCRUB in both scrub buckets and mirrors the update buckets
+	if !slices.Equal(b.ScrubPrep, []uint64{4}) || !slices.Contains(b.Scrub, 4) || !slices.Contains(b.Scrub, 5) ||
+		!slices.Equal(b.UpdateRunning, b.RunningUpdate) || !slices.Equal(b.UpdateQuiesced, b.QuiescedUpdate) {
+		t.Errorf("bucket = %+v", b)
+	}
+}
+
+func TestCapacityChanged(t *testing.T) {
+	s := &api.Server{Cores: 16, RAM: 64, GB: 1000}
+	c := func(cores int, ramGB, disk uint64) api.Capacity {
+		return api.Capacity{CPUCores: cores, RAMMB: ramGB * 1024, Storage: []api.StorageCapacity{{Type: "SSD", TotalGB: disk}}}
+	}
+	for _, tc := range []struct {
+		c    api.Capacity
+		want bool
+	}{
+		{c(16, 64, 1000), false},
+		{c(16, 66, 1030), false}, // within 5 %
+		{c(8, 64, 1000), true},
+		{c(16, 80, 1000), true},
+		{c(16, 64, 2000), true},
+	} {
+		if got := CapacityChanged(s, tc.c, "SSD"); got != tc.want {
+			t.Errorf("CapacityChanged(%+v) = %v, want %v", tc.c, got, tc.want)
+		}
+	}
+}
