@@ -162,20 +162,25 @@ func (h *routerHandler) apply(ctx context.Context, spec *api.RouterSpec) (string
 	if err != nil {
 		return resultError, err
 	}
-	if p.stable == 0 {
-		return resultOK, nil
+	to := p.stable
+	if to == 0 {
+		// A stable state: report the generation now on the host (a
+		// no-op for the controller when it already has it).
+		to = from
 	}
 	gen := spec.Generation
-	err = h.report.SetRouterState(ctx, spec.ID, client.StateReport{State: p.stable, Expected: from, ObservedGeneration: &gen})
+	err = h.report.SetRouterState(ctx, spec.ID, client.StateReport{State: to, Expected: from, ObservedGeneration: &gen})
 	switch {
 	case err == nil:
-		log.Info("reported", "to", api.StateNames[p.stable])
+		if to != from {
+			log.Info("reported", "to", api.StateNames[to])
+		}
 		return resultOK, nil
 	case client.IsConflict(err):
 		log.Debug("report lost: the state moved on; the next work fetch decides", "error", err)
 		return resultConflict, nil
 	default:
-		return resultError, fmt.Errorf("report %d→%d: %w", from, p.stable, err)
+		return resultError, fmt.Errorf("report %d→%d: %w", from, to, err)
 	}
 }
 
@@ -234,19 +239,24 @@ func (h *routerHandler) unresourced(ctx context.Context, spec *api.RouterSpec, f
 }
 
 // gracePeriod reports whether err is the controller refusing SCRUBBING
-// because the project's grace period has not passed
-// (iaas_virtual_router_update_114).
+// for now: the project's grace period has not passed
+// (iaas_virtual_router_update_114) or a VM of the project is not CLOSED
+// yet (_003).
 func gracePeriod(err error) bool {
 	var e *api.Error
 	if !errors.As(err, &e) || e.Status != http.StatusBadRequest {
 		return false
 	}
+	codes := []string{e.ErrorCode}
 	for _, fe := range e.Errors {
-		if strings.HasSuffix(fe.ErrorCode, "_114") {
+		codes = append(codes, fe.ErrorCode)
+	}
+	for _, c := range codes {
+		if strings.HasSuffix(c, "_114") || strings.HasSuffix(c, "_003") {
 			return true
 		}
 	}
-	return strings.HasSuffix(e.ErrorCode, "_114")
+	return false
 }
 
 // Owned implements reconcile.Handler: the routers the builder finds on

@@ -89,7 +89,10 @@ func (f *fakeController) SetRouterState(_ context.Context, id uint64, r client.S
 	if r.Expected == api.StateScrubQueue && f.refuse != nil {
 		return f.refuse
 	}
-	if _, err := api.Transition("virtual_router", api.KindVirtualRouter, api.ActorRobot, r.Expected, r.State); err != nil {
+	if changed, err := api.Transition("virtual_router", api.KindVirtualRouter, api.ActorRobot, r.Expected, r.State); err != nil {
+		return err
+	} else if !changed && r.ObservedGeneration == nil {
+		return errors.New("a no-op report without a generation")
 		return err
 	}
 	f.states[id] = r.State
