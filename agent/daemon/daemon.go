@@ -123,7 +123,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			defer c()
 			_ = b.Close(cctx)
 		}()
-		h := &routerHandler{b: b, report: d.ctl, metrics: d.metrics, log: d.log.Named("router")}
+		h := &routerHandler{vtep: d.cfg.VTEPAddr, b: b, report: d.ctl, metrics: d.metrics, log: d.log.Named("router")}
 		d.routers = reconcile.New(ctx, reconcile.Config[api.RouterSpec]{
 			Key: routerKey, Version: routerVersion, Handler: h,
 			MinBackoff: d.minRetry, MaxBackoff: time.Minute, Logger: d.log.Named("reconcile"),

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -47,6 +48,9 @@ var errNotYet = errors.New("in the project's grace period: not scrubbed yet")
 // acted on and reported. A lost CAS (409) drops the object: the next work
 // fetch carries the truth.
 type routerHandler struct {
+	// vtep is this host's VTEP address: a segment's FDB never points at
+	// it (a hypervisor on the same host shares the segment bridge).
+	vtep    string
 	b       routerBuilder
 	report  stateReporter
 	metrics *Metrics
@@ -104,6 +108,7 @@ var routerPlans = map[int]statePlan{
 
 // Apply implements reconcile.Handler.
 func (h *routerHandler) Apply(ctx context.Context, spec api.RouterSpec) error {
+	spec = h.localize(spec)
 	res, err := h.apply(ctx, &spec)
 	h.metrics.reconciled(api.KindVirtualRouter, res)
 	return err
@@ -182,6 +187,21 @@ func (h *routerHandler) apply(ctx context.Context, spec *api.RouterSpec) (string
 	default:
 		return resultError, fmt.Errorf("report %d→%d: %w", from, to, err)
 	}
+}
+
+// localize drops this host's own VTEP from the segments' remote VTEPs
+// (a copy: the spec the loop keeps is not changed).
+func (h *routerHandler) localize(spec api.RouterSpec) api.RouterSpec {
+	if h.vtep == "" {
+		return spec
+	}
+	subs := make([]api.RouterSubnetSpec, len(spec.Subnets))
+	for i, s := range spec.Subnets {
+		s.VTEPs = slices.DeleteFunc(slices.Clone(s.VTEPs), func(v string) bool { return v == h.vtep })
+		subs[i] = s
+	}
+	spec.Subnets = subs
+	return spec
 }
 
 func (h *routerHandler) ensure(ctx context.Context, spec *api.RouterSpec, log hclog.Logger) error {

@@ -257,3 +257,12 @@ func (s *selectiveBuilder) Ensure(ctx context.Context, spec *api.RouterSpec) (ne
 	}
 	return s.fakeBuilder.Ensure(ctx, spec)
 }
+
+func TestLocalizeDropsOwnVTEP(t *testing.T) {
+	h := &routerHandler{vtep: "192.0.2.1"}
+	in := api.RouterSpec{Subnets: []api.RouterSubnetSpec{{VTEPs: []string{"192.0.2.1", "192.0.2.2"}}}}
+	out := h.localize(in)
+	if !slices.Equal(out.Subnets[0].VTEPs, []string{"192.0.2.2"}) || len(in.Subnets[0].VTEPs) != 2 {
+		t.Errorf("localize: %v (input now %v)", out.Subnets[0].VTEPs, in.Subnets[0].VTEPs)
+	}
+}
