@@ -37,8 +37,9 @@ const (
 	codeInvalidSpec = "agent_router_invalid_spec"
 )
 
-// errNotYet is a SCRUB_QUEUE router still in its project's grace period.
-var errNotYet = errors.New("in the project's grace period: not scrubbed yet")
+// errNotYet is a SCRUB_QUEUE router the controller does not let go yet
+// (the project's grace period, or VMs of the project not CLOSED).
+var errNotYet = errors.New("SCRUB_QUEUE: the controller does not allow scrubbing yet (grace period, or VMs not CLOSED); retrying")
 
 // routerHandler drives virtual routers through the ROBOT state machine,
 // level-triggered: whatever the state in the spec, it does what that state

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -217,6 +218,11 @@ func (e *env) addHost(name, bridge, mac, addr string) {
 }
 
 func (e *env) delHost(name string) {
+	if i := slices.Index(e.hosts, name); i >= 0 {
+		// Deleting the namespace frees its veth asynchronously: delete
+		// the host side now, so the segment bridge is free at once.
+		_, _ = try("ip", "link", "del", e.prefix+"h"+strconv.Itoa(i+1))
+	}
 	killPidFile(filepath.Join(e.dir, name+".dhclient.pid"))
 	_, _ = try("ip", "netns", "del", name)
 	_ = os.RemoveAll(filepath.Join("/etc/netns", name))
@@ -284,7 +290,7 @@ func (e *env) hostState(ns string) string {
 	out := strings.Join(lines, "\n") + "\n"
 	out += sh(e.t, "ip", "-n", ns, "-br", "addr") + sh(e.t, "ip", "-n", ns, "route")
 	out += fmt.Sprintf("nft rules: %d\n", e.nftRules(ns))
-	out += fmt.Sprintf("dnsmasq: %d\n", len(processes(filepath.Join(e.dir, "agent"))))
+	out += fmt.Sprintf("dnsmasq: %d\n", len(processes(filepath.Join(e.dir, "agent", "routers"))))
 	return out
 }
 
@@ -312,7 +318,7 @@ func (e *env) cleanup() {
 	if e.ctl != nil {
 		e.ctl.signal(syscall.SIGKILL, 5*time.Second)
 	}
-	for _, pid := range processes(filepath.Join(e.dir, "agent")) {
+	for _, pid := range processes(filepath.Join(e.dir, "agent", "routers")) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	for _, h := range e.hosts {
@@ -482,12 +488,37 @@ func TestAgentEndToEnd(t *testing.T) {
 
 	t.Run("SIGKILL mid-update and restart", func(t *testing.T) {
 		before := e.hostState(ns)
-		e.setFirewall(project, allow)
-		time.Sleep(time.Duration(rand.IntN(40)) * time.Millisecond)
-		if !e.agent.signal(syscall.SIGKILL, 10*time.Second) {
-			t.Fatal("agent survived SIGKILL")
+		// Change the rules until the agent is caught building
+		// (RUNNING_UPDATING): kill it there.
+		extra := map[string]any{"allow": true, "source": "*", "destination": e.priv3 + ".0/24", "protocol": "tcp", "port": "2223"}
+		killedIn := 0
+		for attempt := 0; attempt < 20 && killedIn != api.StateRunningUpdating; attempt++ {
+			rules := allow
+			if attempt%2 == 1 {
+				rules = append(slices.Clone(allow), extra)
+			}
+			e.setFirewall(project, rules)
+			deadline := time.Now().Add(5 * time.Second)
+			for time.Now().Before(deadline) {
+				st := num(e.vr(vrID)["state"])
+				if st == api.StateRunningUpdating {
+					if !e.agent.signal(syscall.SIGKILL, 10*time.Second) {
+						t.Fatal("agent survived SIGKILL")
+					}
+					killedIn = int(st)
+					break
+				}
+				if st == api.StateRunning {
+					break
+				}
+			}
 		}
-		t.Logf("killed the agent in state %d", num(e.vr(vrID)["state"]))
+		if killedIn == 0 {
+			e.agent.signal(syscall.SIGKILL, 10*time.Second)
+			t.Log("never caught the agent in RUNNING_UPDATING in 20 updates; killed it in RUNNING")
+		} else {
+			t.Logf("killed the agent (SIGKILL) in state %d (%s)", killedIn, api.StateNames[killedIn])
+		}
 		e.startAgent(config)
 		took := e.converged(vrID, 60*time.Second)
 		t.Logf("converged %v after the restart", took.Round(time.Millisecond))
@@ -523,8 +554,14 @@ func TestAgentEndToEnd(t *testing.T) {
 		for _, h := range names {
 			e.delHost(h)
 		}
+		// Nobody builds VMs yet: the test plays their robot (a project
+		// changes state only when everything in it is stable).
+		for _, id := range vmIDs {
+			for _, step := range [][2]int{{1, 2}, {2, 4}} {
+				e.api.must(e.robot, "PATCH", fmt.Sprintf("/iaas/vm/%d/", id), map[string]any{"state": step[1], "expected_state": step[0]}, 200)
+			}
+		}
 		e.api.must(e.root, "PATCH", fmt.Sprintf("/iaas/project/%d/", project), map[string]any{"state": api.StateScrub}, 200)
-		// Nobody builds VMs yet: the test plays their robot.
 		for _, id := range vmIDs {
 			for _, step := range [][2]int{{8, 14}, {14, 9}, {9, 17}, {17, 99}} {
 				e.api.must(e.robot, "PATCH", fmt.Sprintf("/iaas/vm/%d/", id), map[string]any{"state": step[1], "expected_state": step[0]}, 200)
@@ -542,11 +579,11 @@ func TestAgentEndToEnd(t *testing.T) {
 			if strings.HasPrefix(a.Alias, "regent:"+e.prefix+":router") || strings.HasPrefix(a.Alias, "regent:"+e.prefix+":segment") {
 				t.Errorf("link %s (%s) left behind", a.Name, a.Alias)
 			}
-			if strings.HasPrefix(a.Name, e.prefix) && a.Name != e.prefix+"pub" && a.Name != e.prefix+"h1" {
+			if strings.HasPrefix(a.Name, e.prefix) && a.Name != e.prefix+"pub" && a.Name != e.prefix+"h1" /* inet */ {
 				t.Errorf("link %s left behind", a.Name)
 			}
 		}
-		if n := len(processes(filepath.Join(e.dir, "agent"))); n != 0 {
+		if n := len(processes(filepath.Join(e.dir, "agent", "routers"))); n != 0 {
 			t.Errorf("%d dnsmasq processes left", n)
 		}
 		if _, err := os.Stat(filepath.Join(e.dir, "agent", "routers", "router-"+strconv.FormatUint(spec.ID, 10))); err == nil {

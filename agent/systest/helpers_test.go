@@ -127,7 +127,8 @@ func (p *proc) start() {
 	fmt.Fprintf(f, "==== start %s: %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(p.args, " "))
 	cmd := exec.Command(p.args[0], p.args[1:]...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// No Pdeathsig: it fires when the forking OS thread exits, and the
+	// namespace helpers end locked threads. Cleanup kills the processes.
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		p.t.Fatalf("%s: %v", p.name, err)
