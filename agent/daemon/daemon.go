@@ -40,6 +40,7 @@ type Daemon struct {
 	metrics *Metrics
 
 	registered atomic.Bool
+	regMu      sync.Mutex
 	reg        api.AgentRegistered
 
 	// set at Run for the network role
@@ -195,7 +196,9 @@ func (d *Daemon) register(ctx context.Context) bool {
 			return false
 		}
 		if err == nil {
+			d.regMu.Lock()
 			d.reg = *out
+			d.regMu.Unlock()
 			d.registered.Store(true)
 			d.metrics.registered.Set(1)
 			d.log.Info("registered", "hostname", d.cfg.Hostname, "roles", d.cfg.Roles,
@@ -214,9 +217,16 @@ func (d *Daemon) register(ctx context.Context) bool {
 	}
 }
 
+// registration returns what the last registration answered.
+func (d *Daemon) registration() api.AgentRegistered {
+	d.regMu.Lock()
+	defer d.regMu.Unlock()
+	return d.reg
+}
+
 func (d *Daemon) heartbeatInterval() time.Duration {
-	if d.reg.HeartbeatInterval > 0 {
-		return time.Duration(d.reg.HeartbeatInterval) * time.Second
+	if r := d.registration(); r.HeartbeatInterval > 0 {
+		return time.Duration(r.HeartbeatInterval) * time.Second
 	}
 	return 10 * time.Second
 }
@@ -225,7 +235,8 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 	every := d.heartbeatInterval()
 	failing := false
 	for sleep(ctx, every) {
-		hb := api.Heartbeat{ServerID: d.reg.ServerID, RouterID: d.reg.RouterID, Capacity: d.capacity(), Health: "ok"}
+		reg := d.registration()
+		hb := api.Heartbeat{ServerID: reg.ServerID, RouterID: reg.RouterID, Capacity: d.capacity(), Health: "ok"}
 		err := d.ctl.do(ctx, func(c *client.Client) error { return c.Agent().Heartbeat(ctx, hb) })
 		switch {
 		case ctx.Err() != nil:
@@ -249,8 +260,9 @@ func (d *Daemon) workLoop(ctx context.Context) {
 	for ctx.Err() == nil {
 		var w *api.Work
 		var meta *client.Meta
+		reg := d.registration()
 		err := d.ctl.do(ctx, func(c *client.Client) (err error) {
-			w, meta, err = c.Agent().Work(ctx, d.reg.ServerID, d.reg.RouterID, index, wait)
+			w, meta, err = c.Agent().Work(ctx, reg.ServerID, reg.RouterID, index, wait)
 			return err
 		})
 		if ctx.Err() != nil {

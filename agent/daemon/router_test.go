@@ -93,7 +93,6 @@ func (f *fakeController) SetRouterState(_ context.Context, id uint64, r client.S
 		return err
 	} else if !changed && r.ObservedGeneration == nil {
 		return errors.New("a no-op report without a generation")
-		return err
 	}
 	f.states[id] = r.State
 	f.reports = append(f.reports, r)
