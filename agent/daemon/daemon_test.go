@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -177,5 +178,61 @@ func TestFailoverAndRegistration(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not stop")
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestUnreachableControllerIsLoggedAndRetried: with no controller the
+// agent keeps retrying with backoff and says so; it stops on cancel.
+func TestUnreachableControllerIsLoggedAndRetried(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	c := validConfig(t)
+	c.Controllers = []string{addr}
+	c.MetricsAddr = "off"
+	c.Roles = []string{"hypervisor"}
+	c.Storage = map[string]string{"SSD": t.TempDir()}
+	if err := c.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuf
+	d, err := New(c, hclog.New(&hclog.LoggerOptions{Output: &logs}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.minRetry = 10 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- d.Run(ctx) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for strings.Count(logs.String(), "controller unreachable, retrying in") < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no retries logged:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "retrying in 20ms") {
+		t.Errorf("no backoff in the log:\n%s", logs.String())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
