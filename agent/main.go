@@ -102,6 +102,7 @@ func parse(args []string, stderr io.Writer) (daemon.Config, error) {
 		return nil
 	})
 	str("work-wait", "how long one blocking work query waits", func(c *daemon.Config) *string { return &c.WorkWait })
+	str("resync-interval", "how often every object is applied again (drift repair)", func(c *daemon.Config) *string { return &c.ResyncInterval })
 
 	cfg := daemon.Defaults()
 	if err := fs.Parse(args); err != nil {

@@ -39,4 +39,5 @@ underlay_device = "eth1"       # link of the VTEP (vxlan) or VLAN parent (vlan)
 metrics_addr = "0.0.0.0:8090" # Prometheus /metrics and /healthz ("off": none)
 log_level    = "info"
 log_json     = false
-# work_wait  = "5m"           # one blocking work query
+# work_wait       = "5m"      # one blocking work query
+# resync_interval = "5m"      # re-apply every router although unchanged (drift repair)

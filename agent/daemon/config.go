@@ -59,17 +59,21 @@ type Config struct {
 
 	// WorkWait is how long one blocking work query waits (default 5m).
 	WorkWait string `hcl:"work_wait,optional"`
+	// ResyncInterval is how often every object is applied again although
+	// its spec did not change: drift repair (default 5m).
+	ResyncInterval string `hcl:"resync_interval,optional"`
 }
 
 // Defaults returns the configuration before the file and flags.
 func Defaults() Config {
 	return Config{
-		DataDir:      "/var/lib/regent-agent",
-		SegmentMode:  "vxlan",
-		PublicBridge: "br-public",
-		MetricsAddr:  "127.0.0.1:8090",
-		LogLevel:     "info",
-		WorkWait:     "5m",
+		DataDir:        "/var/lib/regent-agent",
+		SegmentMode:    "vxlan",
+		PublicBridge:   "br-public",
+		MetricsAddr:    "127.0.0.1:8090",
+		LogLevel:       "info",
+		WorkWait:       "5m",
+		ResyncInterval: "5m",
 	}
 }
 
@@ -94,6 +98,12 @@ func (c *Config) HasRole(r string) bool { return slices.Contains(c.Roles, r) }
 // WorkWaitDuration is WorkWait parsed (valid after Finish).
 func (c *Config) WorkWaitDuration() time.Duration {
 	d, _ := time.ParseDuration(c.WorkWait)
+	return d
+}
+
+// ResyncDuration is ResyncInterval parsed (valid after Finish).
+func (c *Config) ResyncDuration() time.Duration {
+	d, _ := time.ParseDuration(c.ResyncInterval)
 	return d
 }
 
@@ -209,6 +219,9 @@ func (c *Config) Finish() error {
 	}
 	if d, err := time.ParseDuration(c.WorkWait); err != nil || d < time.Second || d > 10*time.Minute {
 		bad("work_wait: %q must be a duration from 1s to 10m", c.WorkWait)
+	}
+	if d, err := time.ParseDuration(c.ResyncInterval); err != nil || d < time.Second {
+		bad("resync_interval: %q must be a duration of at least 1s", c.ResyncInterval)
 	}
 	return errors.Join(errs...)
 }

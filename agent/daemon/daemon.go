@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +47,9 @@ type Daemon struct {
 	// set at Run for the network role
 	builder *netrouter.Builder
 	routers *reconcile.Loop[api.RouterSpec]
+	// epoch is part of every object's version: bumping it makes the loop
+	// apply everything again (drift repair every resync interval).
+	epoch atomic.Uint64
 
 	// timing knobs (tests shorten them)
 	minRetry, maxRetry time.Duration
@@ -126,7 +130,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}()
 		h := &routerHandler{vtep: d.cfg.VTEPAddr, b: b, report: d.ctl, metrics: d.metrics, log: d.log.Named("router")}
 		d.routers = reconcile.New(ctx, reconcile.Config[api.RouterSpec]{
-			Key: routerKey, Version: routerVersion, Handler: h,
+			Key: routerKey, Handler: h,
+			Version: func(s api.RouterSpec) string {
+				return routerVersion(s) + "/" + strconv.FormatUint(d.epoch.Load(), 10)
+			},
 			MinBackoff: d.minRetry, MaxBackoff: time.Minute, Logger: d.log.Named("reconcile"),
 		})
 		defer d.routers.Stop()
@@ -255,9 +262,16 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 // keeps everything built and retries with backoff.
 func (d *Daemon) workLoop(ctx context.Context) {
 	bo := backoff{min: d.minRetry, max: d.maxRetry}
-	wait := d.cfg.WorkWaitDuration()
+	resync := d.cfg.ResyncDuration()
+	wait := min(d.cfg.WorkWaitDuration(), resync)
+	lastResync := time.Now()
 	var index uint64
 	for ctx.Err() == nil {
+		if time.Since(lastResync) >= resync {
+			// The next Sync applies every object again.
+			d.epoch.Add(1)
+			lastResync = time.Now()
+		}
 		var w *api.Work
 		var meta *client.Meta
 		reg := d.registration()

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -56,6 +57,11 @@ type routerHandler struct {
 	report  stateReporter
 	metrics *Metrics
 	log     hclog.Logger
+
+	// reported is the generation last reported per router in a stable
+	// state, so a drift-repair pass does not report it again.
+	mu       sync.Mutex
+	reported map[uint64]uint64
 }
 
 func routerKey(s api.RouterSpec) string { return strconv.FormatUint(s.ID, 10) }
@@ -169,18 +175,21 @@ func (h *routerHandler) apply(ctx context.Context, spec *api.RouterSpec) (string
 		return resultError, err
 	}
 	to := p.stable
-	if to == 0 {
-		// A stable state: report the generation now on the host (a
-		// no-op for the controller when it already has it).
-		to = from
-	}
 	gen := spec.Generation
+	if to == 0 {
+		// A stable state: report the generation now on the host, once.
+		to = from
+		if h.lastReported(spec.ID) == gen {
+			return resultOK, nil
+		}
+	}
 	err = h.report.SetRouterState(ctx, spec.ID, client.StateReport{State: to, Expected: from, ObservedGeneration: &gen})
 	switch {
 	case err == nil:
 		if to != from {
 			log.Info("reported", "to", api.StateNames[to])
 		}
+		h.setReported(spec.ID, gen)
 		return resultOK, nil
 	case client.IsConflict(err):
 		log.Debug("report lost: the state moved on; the next work fetch decides", "error", err)
@@ -188,6 +197,21 @@ func (h *routerHandler) apply(ctx context.Context, spec *api.RouterSpec) (string
 	default:
 		return resultError, fmt.Errorf("report %d→%d: %w", from, to, err)
 	}
+}
+
+func (h *routerHandler) lastReported(id uint64) uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.reported[id]
+}
+
+func (h *routerHandler) setReported(id, gen uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.reported == nil {
+		h.reported = map[uint64]uint64{}
+	}
+	h.reported[id] = gen
 }
 
 // localize drops this host's own VTEP from the segments' remote VTEPs
@@ -304,6 +328,9 @@ func (h *routerHandler) Remove(ctx context.Context, key string) error {
 	err = h.b.Scrub(ctx, id)
 	h.metrics.built(api.KindVirtualRouter, "scrub", time.Since(start))
 	if err == nil {
+		h.mu.Lock()
+		delete(h.reported, id)
+		h.mu.Unlock()
 		h.metrics.reconciled(api.KindVirtualRouter, resultRemoved)
 	}
 	return err

@@ -122,6 +122,7 @@ namespace_prefix = %q
 metrics_addr = %q
 log_level = "debug"
 work_wait = "30s"
+resync_interval = "2s"
 `, e.api.base, e.robot, e.hostname, filepath.Join(e.dir, "agent"), "SSD"+e.prefix, disks,
 		e.prefix+"pub", e.net3, e.net3, e.prefix+"pub", e.prefix, e.prefix+"P", e.metrics)
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
@@ -535,6 +536,22 @@ func TestAgentEndToEnd(t *testing.T) {
 			if s, r := ping(t, c[0], c[1], 3); r != s {
 				t.Errorf("after restart: ping %s from %s: %d/%d", c[1], c[0], r, s)
 			}
+		}
+	})
+
+	t.Run("drift repair", func(t *testing.T) {
+		// Someone removes the router's nft table and takes its public
+		// veth down: the next resync (2 s here) puts both back.
+		rules := e.nftRules(ns)
+		sh(t, "ip", "netns", "exec", ns, "nft", "delete", "table", "inet", "regent")
+		sh(t, "ip", "link", "set", e.prefix+"p"+strconv.FormatUint(project, 10), "down")
+		took := eventually(t, "the nft table and the public veth repaired", 15*time.Second, func() bool {
+			out, _ := try("ip", "-br", "link", "show", e.prefix+"p"+strconv.FormatUint(project, 10))
+			return e.nftRules(ns) == rules && strings.Contains(out, "UP")
+		})
+		t.Logf("drift repaired in %v", took.Round(time.Millisecond))
+		if s, r := ping(t, plainHost, e.net3+".50", 3); r != s {
+			t.Errorf("after drift repair: ping the public host %d/%d", r, s)
 		}
 	})
 
