@@ -1,25 +1,43 @@
-# regent-agent configuration — read by regent-agent (agent issue). Placeholder: the schema is
-# settled by that issue; names follow the controller's (flat attributes, flag = -name-with-dashes).
+# regent-agent configuration.
 #   regent-agent -config /etc/regent/agent.hcl   (see deploy/regent-agent.service)
+# Every attribute is also a flag (-name-with-dashes); flags override the file.
 
-# Controller HTTP addresses; the agent tries them in order and follows leader forwarding.
+# Controller HTTP base URLs. The agent uses one and fails over to the next on
+# transport errors and 502/503/504 (followers forward to the leader).
 controllers = ["https://10.0.0.1:8080", "https://10.0.0.2:8080", "https://10.0.0.3:8080"]
-ca_file     = "/etc/regent/tls/cluster-ca.crt" # verifies the controllers' HTTP certificates
+ca_file     = "/etc/regent/tls/cluster-ca.crt" # verifies the controllers' HTTPS certificates
 
-# Per-server robot token (regent-controller token create ...), file mode 0600.
+# The region's robot token (POST /membership/token/ {"kind":"robot","region_id":N}),
+# file mode 0600. Or: token = "..." (not both).
 token_file = "/etc/regent/agent.token"
 
-# hypervisor: builds VMs with libvirt; network: virtual routers and VPNs. One or both.
+# How the controller finds this host's server (hypervisor) and router (network)
+# records: their hostname, or their asset_tag. Default: os.Hostname().
+# hostname = "edge-1"
+
+# hypervisor: registers the server and reports capacity (VMs are built by a later
+# agent version); network: builds the project virtual routers. One or both.
 roles = ["hypervisor", "network"]
 
 data_dir = "/var/lib/regent-agent"
 
-# Tenant segments: "vxlan" (default) or "vlan".
-segment_mode  = "vxlan"
-public_bridge = "br-public"   # bridge the routers' public veths attach to
-vtep_addr     = "10.0.1.11"   # local VXLAN tunnel endpoint address
+# Storage type (as named in /iaas/storage_type/) → directory of its disks; the
+# hypervisor role reports the size and free space of each directory's file system.
+storage = {
+  SSD = "/var/lib/regent-agent/disks"
+}
 
-metrics_addr = "0.0.0.0:8090" # Prometheus /metrics
+# Network role. Tenant segments: "vxlan" (default) or "vlan".
+segment_mode    = "vxlan"
+public_bridge   = "br-public"  # bridge of the region's floating subnet (created if missing)
+# public_bridge_addr = "198.51.100.1/24" # only on a host that is the floating gateway
+vtep_addr       = "10.0.1.11"  # local VXLAN tunnel endpoint address
+underlay_device = "eth1"       # link of the VTEP (vxlan) or VLAN parent (vlan)
+# link_prefix      = "rg"      # host link names and ownership tags (<= 4 chars)
+# namespace_prefix = "P"       # router namespaces are P<project_id>
 
-# libvirt_uri = "qemu:///system"
-# domain_type = "kvm"         # "qemu" where there is no /dev/kvm
+metrics_addr = "0.0.0.0:8090" # Prometheus /metrics and /healthz ("off": none)
+log_level    = "info"
+log_json     = false
+# work_wait       = "5m"      # one blocking work query
+# resync_interval = "5m"      # re-apply every router although unchanged (drift repair)

@@ -1,0 +1,227 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2/hclsimple"
+	"github.com/regentcloud/regent/pkg/api"
+)
+
+// Config is the agent's configuration. Every field is an attribute of the
+// HCL config file and a flag of regent-agent (the attribute name with
+// dashes).
+type Config struct {
+	// Controllers are the controllers' HTTP base URLs; the agent uses one
+	// and fails over to the next on transport errors and 502/503/504.
+	Controllers []string `hcl:"controllers,optional"`
+	// CAFile verifies https controllers (default: system roots).
+	CAFile string `hcl:"ca_file,optional"`
+	// Token is the robot token; TokenFile a file holding it (one of them).
+	Token     string `hcl:"token,optional"`
+	TokenFile string `hcl:"token_file,optional"`
+	// Hostname is how the controller matches this host to its server and
+	// router records (hostname or asset_tag); default os.Hostname().
+	Hostname string `hcl:"hostname,optional"`
+	// Roles: hypervisor and/or network.
+	Roles   []string `hcl:"roles,optional"`
+	DataDir string   `hcl:"data_dir,optional"`
+
+	// Network role.
+	SegmentMode      string `hcl:"segment_mode,optional"` // vxlan (default) or vlan
+	PublicBridge     string `hcl:"public_bridge,optional"`
+	PublicBridgeAddr string `hcl:"public_bridge_addr,optional"`
+	VTEPAddr         string `hcl:"vtep_addr,optional"`
+	UnderlayDevice   string `hcl:"underlay_device,optional"`
+	// LinkPrefix starts every host link the agent creates and scopes its
+	// ownership tags (default "rg", at most 4 characters);
+	// NamespacePrefix starts router namespaces (default "P").
+	LinkPrefix      string `hcl:"link_prefix,optional"`
+	NamespacePrefix string `hcl:"namespace_prefix,optional"`
+
+	// Storage maps a storage type (as named in the controller) to a
+	// directory on the file system that holds its disks.
+	Storage map[string]string `hcl:"storage,optional"`
+
+	MetricsAddr string `hcl:"metrics_addr,optional"`
+	LogLevel    string `hcl:"log_level,optional"`
+	LogJSON     bool   `hcl:"log_json,optional"`
+
+	// WorkWait is how long one blocking work query waits (default 5m).
+	WorkWait string `hcl:"work_wait,optional"`
+	// ResyncInterval is how often every object is applied again although
+	// its spec did not change: drift repair (default 5m).
+	ResyncInterval string `hcl:"resync_interval,optional"`
+}
+
+// Defaults returns the configuration before the file and flags.
+func Defaults() Config {
+	return Config{
+		DataDir:        "/var/lib/regent-agent",
+		SegmentMode:    "vxlan",
+		PublicBridge:   "br-public",
+		MetricsAddr:    "127.0.0.1:8090",
+		LogLevel:       "info",
+		WorkWait:       "5m",
+		ResyncInterval: "5m",
+	}
+}
+
+// LoadFile reads an HCL config file over cfg: attributes present in the
+// file replace cfg's values.
+func LoadFile(path string, cfg *Config) error {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	fileCfg := *cfg
+	if err := hclsimple.Decode(filepath.Base(path)+".hcl", src, nil, &fileCfg); err != nil {
+		return err
+	}
+	*cfg = fileCfg
+	return nil
+}
+
+// HasRole reports whether the agent has role r.
+func (c *Config) HasRole(r string) bool { return slices.Contains(c.Roles, r) }
+
+// WorkWaitDuration is WorkWait parsed (valid after Finish).
+func (c *Config) WorkWaitDuration() time.Duration {
+	d, _ := time.ParseDuration(c.WorkWait)
+	return d
+}
+
+// ResyncDuration is ResyncInterval parsed (valid after Finish).
+func (c *Config) ResyncDuration() time.Duration {
+	d, _ := time.ParseDuration(c.ResyncInterval)
+	return d
+}
+
+// Finish fills derived defaults (hostname, the token from token_file) and
+// validates everything, returning every problem at once.
+func (c *Config) Finish() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+
+	if len(c.Controllers) == 0 {
+		bad("controllers: at least one controller URL is required")
+	}
+	for i, u := range c.Controllers {
+		s := strings.TrimSpace(u)
+		if !strings.Contains(s, "://") {
+			s = "http://" + s
+		}
+		p, err := url.Parse(s)
+		if err != nil || p.Host == "" || (p.Scheme != "http" && p.Scheme != "https") {
+			bad("controllers: %q is not an http(s) URL", u)
+			continue
+		}
+		c.Controllers[i] = strings.TrimRight(s, "/")
+	}
+	if c.CAFile != "" {
+		if _, err := os.Stat(c.CAFile); err != nil {
+			bad("ca_file: %v", err)
+		}
+	}
+	switch {
+	case c.Token != "" && c.TokenFile != "":
+		bad("token and token_file: give one, not both")
+	case c.TokenFile != "":
+		b, err := os.ReadFile(c.TokenFile)
+		if err != nil {
+			bad("token_file: %v", err)
+		} else if c.Token = strings.TrimSpace(string(b)); c.Token == "" {
+			bad("token_file: %s is empty", c.TokenFile)
+		}
+	case c.Token == "":
+		bad("token or token_file: the region's robot token is required")
+	}
+	if c.Hostname == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			bad("hostname: not set and os.Hostname failed: %v", err)
+		}
+		c.Hostname = h
+	}
+	c.Hostname = strings.ToLower(strings.TrimSpace(c.Hostname))
+	if c.Hostname == "" || strings.ContainsAny(c.Hostname, " /\\\t\n") || len(c.Hostname) > 253 {
+		bad("hostname: %q is not a host name", c.Hostname)
+	}
+	if len(c.Roles) == 0 {
+		bad("roles: list hypervisor, network or both")
+	}
+	seen := map[string]bool{}
+	for _, r := range c.Roles {
+		if r != api.RoleHypervisor && r != api.RoleNetwork {
+			bad("roles: unknown role %q (roles are %s and %s)", r, api.RoleHypervisor, api.RoleNetwork)
+		}
+		if seen[r] {
+			bad("roles: %q listed twice", r)
+		}
+		seen[r] = true
+	}
+	sort.Strings(c.Roles)
+	if c.DataDir == "" || !filepath.IsAbs(c.DataDir) {
+		bad("data_dir: %q must be an absolute path", c.DataDir)
+	}
+	if c.SegmentMode != "vxlan" && c.SegmentMode != "vlan" {
+		bad("segment_mode: %q is not vxlan or vlan", c.SegmentMode)
+	}
+	if c.HasRole(api.RoleNetwork) {
+		if c.PublicBridge == "" || len(c.PublicBridge) > 15 {
+			bad("public_bridge: %q must be an interface name of 1-15 characters", c.PublicBridge)
+		}
+		if c.PublicBridgeAddr != "" {
+			if _, err := netip.ParsePrefix(c.PublicBridgeAddr); err != nil {
+				bad("public_bridge_addr: %q is not an address with prefix length (198.51.100.1/24)", c.PublicBridgeAddr)
+			}
+		}
+		if c.SegmentMode == "vxlan" && c.VTEPAddr == "" {
+			bad("vtep_addr: required with segment_mode vxlan and the network role")
+		}
+		if c.SegmentMode == "vlan" && c.UnderlayDevice == "" {
+			bad("underlay_device: required with segment_mode vlan (the parent of the VLAN sub-interfaces)")
+		}
+		if len(c.LinkPrefix) > 4 {
+			bad("link_prefix: %q is longer than 4 characters", c.LinkPrefix)
+		}
+	}
+	if c.VTEPAddr != "" {
+		if _, err := netip.ParseAddr(c.VTEPAddr); err != nil {
+			bad("vtep_addr: %q is not an IP address", c.VTEPAddr)
+		}
+	}
+	if c.HasRole(api.RoleHypervisor) && len(c.Storage) == 0 {
+		bad("storage: the hypervisor role needs at least one storage type → directory")
+	}
+	for t, dir := range c.Storage {
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			bad("storage: type %q: %q is not a directory", t, dir)
+		}
+	}
+	if c.MetricsAddr != "" && c.MetricsAddr != "off" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			bad("metrics_addr: %q is not host:port (or \"off\")", c.MetricsAddr)
+		}
+	}
+	if hclog.LevelFromString(c.LogLevel) == hclog.NoLevel {
+		bad("log_level: %q is not trace, debug, info, warn or error", c.LogLevel)
+	}
+	if d, err := time.ParseDuration(c.WorkWait); err != nil || d < time.Second || d > 10*time.Minute {
+		bad("work_wait: %q must be a duration from 1s to 10m", c.WorkWait)
+	}
+	if d, err := time.ParseDuration(c.ResyncInterval); err != nil || d < time.Second {
+		bad("resync_interval: %q must be a duration of at least 1s", c.ResyncInterval)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,100 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/regentcloud/regent/pkg/client"
+)
+
+// controllers is the agent's view of the controller cluster: one client
+// per configured URL. A call goes to the controller that answered last and
+// fails over to the next on a transport error or 502/503/504 (a node
+// without a leader or shutting down); any other answer is final.
+type controllers struct {
+	clients []*client.Client
+	log     hclog.Logger
+
+	mu  sync.Mutex
+	cur int
+}
+
+func newControllers(urls []string, token string, log hclog.Logger, opts ...client.Option) *controllers {
+	c := &controllers{log: log}
+	for _, u := range urls {
+		c.clients = append(c.clients, client.New(u, token, opts...))
+	}
+	return c
+}
+
+// unavailable reports whether err means "try another controller".
+func unavailable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	switch client.StatusCode(err) {
+	case 0, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// do runs fn against each controller in turn, starting with the current
+// one, until one answers (successfully or with a final error).
+func (c *controllers) do(ctx context.Context, fn func(*client.Client) error) error {
+	c.mu.Lock()
+	start := c.cur
+	c.mu.Unlock()
+	var err error
+	for i := range c.clients {
+		idx := (start + i) % len(c.clients)
+		err = fn(c.clients[idx])
+		if !unavailable(err) || ctx.Err() != nil {
+			if idx != start {
+				c.mu.Lock()
+				c.cur = idx
+				c.mu.Unlock()
+				c.log.Info("using controller", "url", c.clients[idx].BaseURL())
+			}
+			return err
+		}
+		if len(c.clients) > 1 {
+			c.log.Debug("controller unavailable, trying the next", "url", c.clients[idx].BaseURL(), "error", err)
+		}
+	}
+	return err
+}
+
+func (c *controllers) SetRouterState(ctx context.Context, id uint64, r client.StateReport) error {
+	return c.do(ctx, func(cl *client.Client) error { return cl.Agent().SetRouterState(ctx, id, r) })
+}
+
+// backoff is an exponential delay between min and max.
+type backoff struct{ min, max, cur time.Duration }
+
+func (b *backoff) next() time.Duration {
+	if b.cur < b.min {
+		b.cur = b.min
+	} else {
+		b.cur = min(2*b.cur, b.max)
+	}
+	return b.cur
+}
+
+func (b *backoff) reset() { b.cur = 0 }
+
+// sleep waits d or until ctx ends (false).
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

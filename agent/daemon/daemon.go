@@ -1,0 +1,313 @@
+// Package daemon is regent-agent's main loop: it registers the host with
+// the controller, heartbeats its capacity, long-polls its work and hands
+// the virtual routers to a reconcile loop whose handler drives each one
+// through the ROBOT state machine with agent/netrouter. Everything hangs
+// off a Daemon; Run owns every goroutine and stops them when its context
+// ends.
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/regentcloud/regent/agent/hostinfo"
+	"github.com/regentcloud/regent/agent/netrouter"
+	"github.com/regentcloud/regent/agent/reconcile"
+	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/client"
+)
+
+// Version is reported at registration.
+const Version = "0.1.0"
+
+// Daemon is one regent-agent.
+type Daemon struct {
+	cfg     Config
+	log     hclog.Logger
+	ctl     *controllers
+	metrics *Metrics
+
+	registered atomic.Bool
+	regMu      sync.Mutex
+	reg        api.AgentRegistered
+
+	// set at Run for the network role
+	builder *netrouter.Builder
+	routers *reconcile.Loop[api.RouterSpec]
+	// epoch is part of every object's version: bumping it makes the loop
+	// apply everything again (drift repair every resync interval).
+	epoch atomic.Uint64
+
+	// timing knobs (tests shorten them)
+	minRetry, maxRetry time.Duration
+}
+
+// New checks cfg (already Finish-ed) and builds a Daemon; it does not
+// touch the host or the network.
+func New(cfg Config, log hclog.Logger) (*Daemon, error) {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	var opts []client.Option
+	opts = append(opts, client.WithUserAgent("regent-agent/"+Version))
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca_file: %s holds no PEM certificate", cfg.CAFile)
+		}
+		opts = append(opts, client.WithTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
+	}
+	d := &Daemon{cfg: cfg, log: log, metrics: NewMetrics(), minRetry: time.Second, maxRetry: 30 * time.Second}
+	d.ctl = newControllers(cfg.Controllers, cfg.Token, log.Named("controller"), opts...)
+	return d, nil
+}
+
+// Metrics returns the daemon's metrics.
+func (d *Daemon) Metrics() *Metrics { return d.metrics }
+
+// Run runs the agent until ctx ends. It returns an error only when it
+// cannot start (metrics listener, router builder); controller trouble is
+// retried forever.
+func (d *Daemon) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	if d.cfg.MetricsAddr != "" && d.cfg.MetricsAddr != "off" {
+		ln, err := net.Listen("tcp", d.cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics_addr: %w", err)
+		}
+		srv := &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		d.log.Info("metrics listening", "addr", ln.Addr().String())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				d.log.Error("metrics server", "error", err)
+			}
+		}()
+		defer func() {
+			sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+			defer c()
+			_ = srv.Shutdown(sctx)
+		}()
+	}
+
+	if d.cfg.HasRole(api.RoleNetwork) {
+		b, err := netrouter.New(netrouter.Config{
+			PublicBridge: d.cfg.PublicBridge, PublicBridgeAddr: d.cfg.PublicBridgeAddr,
+			SegmentMode: d.cfg.SegmentMode, VTEPAddr: d.cfg.VTEPAddr, UnderlayDevice: d.cfg.UnderlayDevice,
+			Prefix: d.cfg.LinkPrefix, NamespacePrefix: d.cfg.NamespacePrefix,
+			StateDir: filepath.Join(d.cfg.DataDir, "routers"), Logger: d.log.Named("netrouter"),
+		})
+		if err != nil {
+			return err
+		}
+		d.builder = b
+		defer func() {
+			cctx, c := context.WithTimeout(context.Background(), 10*time.Second)
+			defer c()
+			_ = b.Close(cctx)
+		}()
+		h := &routerHandler{vtep: d.cfg.VTEPAddr, b: b, report: d.ctl, metrics: d.metrics, log: d.log.Named("router")}
+		d.routers = reconcile.New(ctx, reconcile.Config[api.RouterSpec]{
+			Key: routerKey, Handler: h,
+			Version: func(s api.RouterSpec) string {
+				return routerVersion(s) + "/" + strconv.FormatUint(d.epoch.Load(), 10)
+			},
+			MinBackoff: d.minRetry, MaxBackoff: time.Minute, Logger: d.log.Named("reconcile"),
+		})
+		defer d.routers.Stop()
+	}
+	if d.cfg.HasRole(api.RoleHypervisor) {
+		d.log.Warn("the hypervisor role registers this server and reports its capacity; VMs are not built by this agent version")
+	}
+
+	if !d.register(ctx) {
+		return nil
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.heartbeatLoop(ctx)
+	}()
+	if d.routers != nil {
+		d.workLoop(ctx)
+	} else {
+		<-ctx.Done()
+	}
+	return nil
+}
+
+// Handler serves /metrics and /healthz.
+func (d *Daemon) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{Registry: d.metrics.Registry}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if !d.registered.Load() {
+			http.Error(w, "not registered with a controller yet", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	return mux
+}
+
+func (d *Daemon) capacity() api.Capacity {
+	c, err := hostinfo.Capacity(d.cfg.Storage)
+	if err != nil {
+		d.log.Warn("reading capacity", "error", err)
+	}
+	d.metrics.setCapacity(c)
+	return c
+}
+
+// register registers until it succeeds or ctx ends (false).
+func (d *Daemon) register(ctx context.Context) bool {
+	bo := backoff{min: d.minRetry, max: d.maxRetry}
+	for {
+		ifs, err := hostinfo.Interfaces()
+		if err != nil {
+			d.log.Warn("listing interfaces", "error", err)
+		}
+		if ifs == nil {
+			ifs = []api.AgentInterface{}
+		}
+		reg := api.AgentRegistration{Hostname: d.cfg.Hostname, Roles: d.cfg.Roles, VTEP: d.cfg.VTEPAddr,
+			Version: Version, Interfaces: ifs, Capacity: d.capacity()}
+		var out *api.AgentRegistered
+		err = d.ctl.do(ctx, func(c *client.Client) (err error) {
+			out, err = c.Agent().Register(ctx, reg)
+			return err
+		})
+		if ctx.Err() != nil {
+			return false
+		}
+		if err == nil {
+			d.regMu.Lock()
+			d.reg = *out
+			d.regMu.Unlock()
+			d.registered.Store(true)
+			d.metrics.registered.Set(1)
+			d.log.Info("registered", "hostname", d.cfg.Hostname, "roles", d.cfg.Roles,
+				"server_id", out.ServerID, "router_id", out.RouterID, "heartbeat_interval", out.HeartbeatInterval)
+			return true
+		}
+		wait := bo.next()
+		if unavailable(err) {
+			d.log.Warn(fmt.Sprintf("controller unreachable, retrying in %s", wait), "error", err)
+		} else {
+			d.log.Error(fmt.Sprintf("registration refused, retrying in %s", wait), "error", err)
+		}
+		if !sleep(ctx, wait) {
+			return false
+		}
+	}
+}
+
+// registration returns what the last registration answered.
+func (d *Daemon) registration() api.AgentRegistered {
+	d.regMu.Lock()
+	defer d.regMu.Unlock()
+	return d.reg
+}
+
+func (d *Daemon) heartbeatInterval() time.Duration {
+	if r := d.registration(); r.HeartbeatInterval > 0 {
+		return time.Duration(r.HeartbeatInterval) * time.Second
+	}
+	return 10 * time.Second
+}
+
+func (d *Daemon) heartbeatLoop(ctx context.Context) {
+	every := d.heartbeatInterval()
+	failing := false
+	for sleep(ctx, every) {
+		reg := d.registration()
+		hb := api.Heartbeat{ServerID: reg.ServerID, RouterID: reg.RouterID, Capacity: d.capacity(), Health: "ok"}
+		err := d.ctl.do(ctx, func(c *client.Client) error { return c.Agent().Heartbeat(ctx, hb) })
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil && !failing:
+			failing = true
+			d.log.Warn(fmt.Sprintf("heartbeat failed (controller unreachable?), retrying in %s", every), "error", err)
+		case err == nil && failing:
+			failing = false
+			d.log.Info("heartbeat delivered again")
+		}
+	}
+}
+
+// workLoop long-polls the work and syncs the routers with it. A failure
+// keeps everything built and retries with backoff.
+func (d *Daemon) workLoop(ctx context.Context) {
+	bo := backoff{min: d.minRetry, max: d.maxRetry}
+	resync := d.cfg.ResyncDuration()
+	wait := min(d.cfg.WorkWaitDuration(), resync)
+	lastResync := time.Now()
+	var index uint64
+	for ctx.Err() == nil {
+		if time.Since(lastResync) >= resync {
+			// The next Sync applies every object again.
+			d.epoch.Add(1)
+			lastResync = time.Now()
+		}
+		var w *api.Work
+		var meta *client.Meta
+		reg := d.registration()
+		err := d.ctl.do(ctx, func(c *client.Client) (err error) {
+			w, meta, err = c.Agent().Work(ctx, reg.ServerID, reg.RouterID, index, wait)
+			return err
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			d.metrics.fetchErrors.Inc()
+			delay := bo.next()
+			if unavailable(err) {
+				d.log.Warn(fmt.Sprintf("controller unreachable, retrying in %s (what is built stays)", delay), "error", err)
+			} else {
+				d.log.Error(fmt.Sprintf("work fetch refused, retrying in %s", delay), "error", err)
+				if client.StatusCode(err) == http.StatusBadRequest {
+					// The controller no longer knows our ids (a new
+					// cluster?): register again.
+					d.register(ctx)
+				}
+			}
+			index = 0
+			sleep(ctx, delay)
+			continue
+		}
+		bo.reset()
+		d.metrics.lastFetch.SetToCurrentTime()
+		next := max(w.Index, meta.LastIndex)
+		if next < index {
+			next = 0 // the controller's index went back (restored cluster): start over
+		}
+		index = next
+		d.log.Debug("work", "index", index, "routers", len(w.Routers), "vms", len(w.VMs))
+		// The work is complete: what is not in it goes.
+		d.routers.Sync(w.Routers, true)
+	}
+}

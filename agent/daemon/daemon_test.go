@@ -1,0 +1,239 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/regentcloud/regent/pkg/api"
+)
+
+func TestMetricsLintAndCapacity(t *testing.T) {
+	m := NewMetrics()
+	m.setCapacity(api.Capacity{CPUCores: 8, RAMMB: 1024, Storage: []api.StorageCapacity{{Type: "SSD", TotalGB: 10, FreeGB: 4}}})
+	m.reconciled(api.KindVirtualRouter, resultOK)
+	m.built(api.KindVirtualRouter, "ensure", 50*time.Millisecond)
+	m.lastFetch.SetToCurrentTime()
+	problems, err := testutil.CollectAndLint(m.Registry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+	if v := testutil.ToFloat64(m.memory); v != 1<<30 {
+		t.Errorf("memory = %v", v)
+	}
+	if v := testutil.ToFloat64(m.diskFree.WithLabelValues("SSD")); v != 4<<30 {
+		t.Errorf("disk free = %v", v)
+	}
+}
+
+func validConfig(t *testing.T) Config {
+	c := Defaults()
+	c.Controllers = []string{"127.0.0.1:1"}
+	c.Token = "t"
+	c.Roles = []string{"network"}
+	c.VTEPAddr = "192.0.2.1"
+	c.DataDir = t.TempDir()
+	c.Hostname = "Host-A"
+	return c
+}
+
+func TestConfigFinish(t *testing.T) {
+	c := validConfig(t)
+	if err := c.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Controllers[0] != "http://127.0.0.1:1" || c.Hostname != "host-a" {
+		t.Errorf("finished: %+v", c)
+	}
+	for name, spoil := range map[string]func(*Config){
+		"controllers":     func(c *Config) { c.Controllers = nil },
+		"token":           func(c *Config) { c.Token = "" },
+		"roles":           func(c *Config) { c.Roles = []string{"chef"} },
+		"segment_mode":    func(c *Config) { c.SegmentMode = "gre" },
+		"vtep_addr":       func(c *Config) { c.VTEPAddr = "" },
+		"storage":         func(c *Config) { c.Roles = []string{"hypervisor"} },
+		"data_dir":        func(c *Config) { c.DataDir = "relative" },
+		"log_level":       func(c *Config) { c.LogLevel = "loud" },
+		"metrics_addr":    func(c *Config) { c.MetricsAddr = "nope" },
+		"work_wait":       func(c *Config) { c.WorkWait = "1h" },
+		"resync_interval": func(c *Config) { c.ResyncInterval = "10ms" },
+		"token_file":      func(c *Config) { c.Token, c.TokenFile = "", "/nonexistent/token" },
+	} {
+		c := validConfig(t)
+		spoil(&c)
+		err := c.Finish()
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: error %v does not name the field", name, err)
+		}
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "tok")
+	os.WriteFile(tok, []byte("secret\n"), 0o600)
+	path := filepath.Join(dir, "agent.hcl")
+	os.WriteFile(path, []byte(`controllers = ["http://a:1", "http://b:2"]
+token_file = "`+tok+`"
+roles = ["network", "hypervisor"]
+data_dir = "`+dir+`"
+vtep_addr = "10.0.0.1"
+storage = { SSD = "`+dir+`" }
+`), 0o644)
+	c := Defaults()
+	if err := LoadFile(path, &c); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Token != "secret" || len(c.Controllers) != 2 || c.Storage["SSD"] != dir || !c.HasRole("hypervisor") || c.PublicBridge != "br-public" {
+		t.Errorf("loaded %+v", c)
+	}
+}
+
+// TestFailoverAndRegistration: the first controller is down (503), the
+// second answers; the agent registers, heartbeats and serves /healthz.
+func TestFailoverAndRegistration(t *testing.T) {
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"detail":"no leader"}`, http.StatusServiceUnavailable)
+	}))
+	defer down.Close()
+	var beats atomic.Int32
+	var mu sync.Mutex
+	var reg api.AgentRegistration
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/agent/register":
+			mu.Lock()
+			json.NewDecoder(r.Body).Decode(&reg)
+			mu.Unlock()
+			w.Write([]byte(`{"content":{"server_id":5,"router_id":0,"heartbeat_interval":1}}`))
+		case "/v1/agent/heartbeat":
+			beats.Add(1)
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer up.Close()
+	dir := t.TempDir()
+	c := Defaults()
+	c.Controllers = []string{down.URL, up.URL}
+	c.Token, c.Roles, c.DataDir, c.Hostname = "t", []string{"hypervisor"}, dir, "hv9"
+	c.Storage = map[string]string{"SSD": dir}
+	c.MetricsAddr = "off"
+	if err := c.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(c, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- d.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for beats.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no heartbeat through the second controller")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	if reg.Hostname != "hv9" || reg.Capacity.CPUCores == 0 || len(reg.Capacity.Storage) != 1 {
+		t.Errorf("registration = %+v", reg)
+	}
+	mu.Unlock()
+	rec := httptest.NewRecorder()
+	d.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	if rec.Code != 200 {
+		t.Errorf("/healthz = %d", rec.Code)
+	}
+	rec = httptest.NewRecorder()
+	d.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	if !strings.Contains(string(body), "regent_agent_capacity_cpu_cores") || !strings.Contains(string(body), `regent_agent_capacity_disk_total_bytes{storage_type="SSD"}`) {
+		t.Errorf("/metrics lacks capacity:\n%s", body)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not stop")
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestUnreachableControllerIsLoggedAndRetried: with no controller the
+// agent keeps retrying with backoff and says so; it stops on cancel.
+func TestUnreachableControllerIsLoggedAndRetried(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	c := validConfig(t)
+	c.Controllers = []string{addr}
+	c.MetricsAddr = "off"
+	c.Roles = []string{"hypervisor"}
+	c.Storage = map[string]string{"SSD": t.TempDir()}
+	if err := c.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuf
+	d, err := New(c, hclog.New(&hclog.LoggerOptions{Output: &logs}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.minRetry = 10 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- d.Run(ctx) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for strings.Count(logs.String(), "controller unreachable, retrying in") < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no retries logged:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "retrying in 20ms") {
+		t.Errorf("no backoff in the log:\n%s", logs.String())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

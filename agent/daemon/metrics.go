@@ -1,0 +1,81 @@
+package daemon
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/regentcloud/regent/pkg/api"
+)
+
+// Reconcile results, the result label of regent_agent_reconcile_total.
+const (
+	resultOK       = "ok"       // the object matches its spec (state reported)
+	resultError    = "error"    // a host or controller error: retried with backoff
+	resultConflict = "conflict" // a CAS report lost: the next work fetch decides
+	resultInvalid  = "invalid"  // the spec is invalid: UNRESOURCED
+	resultWaiting  = "waiting"  // SCRUB_QUEUE within the grace period
+	resultRemoved  = "removed"  // a leftover nobody wants, scrubbed after a complete fetch
+)
+
+// Metrics are the agent's Prometheus metrics, on a registry of their own.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	cores       prometheus.Gauge
+	memory      prometheus.Gauge
+	diskTotal   *prometheus.GaugeVec
+	diskFree    *prometheus.GaugeVec
+	reconciles  *prometheus.CounterVec
+	buildTime   *prometheus.HistogramVec
+	lastFetch   prometheus.Gauge
+	fetchErrors prometheus.Counter
+	registered  prometheus.Gauge
+}
+
+// NewMetrics creates the metrics and registers them (and the Go and
+// process collectors) on a new registry.
+func NewMetrics() *Metrics {
+	m := &Metrics{Registry: prometheus.NewRegistry()}
+	m.cores = prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_agent_capacity_cpu_cores",
+		Help: "CPU cores of this server."})
+	m.memory = prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_agent_capacity_memory_bytes",
+		Help: "Memory of this server in bytes."})
+	m.diskTotal = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regent_agent_capacity_disk_total_bytes",
+		Help: "Size of the file system of each storage type in bytes."}, []string{"storage_type"})
+	m.diskFree = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regent_agent_capacity_disk_free_bytes",
+		Help: "Free space of the file system of each storage type in bytes."}, []string{"storage_type"})
+	m.reconciles = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "regent_agent_reconcile_total",
+		Help: "Reconcile attempts by object kind and result (ok, error, conflict, invalid, waiting, removed)."}, []string{"kind", "result"})
+	m.buildTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "regent_agent_build_duration_seconds",
+		Help:    "Duration of host changes by object kind and action (ensure, quiesce, scrub).",
+		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}, []string{"kind", "action"})
+	m.lastFetch = prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_agent_last_work_fetch_timestamp_seconds",
+		Help: "Unix time of the last successful work fetch."})
+	m.fetchErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "regent_agent_work_fetch_errors_total",
+		Help: "Failed work fetches."})
+	m.registered = prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_agent_registered",
+		Help: "1 once the agent has registered with a controller."})
+	m.Registry.MustRegister(m.cores, m.memory, m.diskTotal, m.diskFree, m.reconciles, m.buildTime,
+		m.lastFetch, m.fetchErrors, m.registered,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, r := range []string{resultOK, resultError, resultConflict, resultInvalid, resultWaiting, resultRemoved} {
+		m.reconciles.WithLabelValues(api.KindVirtualRouter, r)
+	}
+	return m
+}
+
+func (m *Metrics) setCapacity(c api.Capacity) {
+	m.cores.Set(float64(c.CPUCores))
+	m.memory.Set(float64(c.RAMMB) * (1 << 20))
+	for _, s := range c.Storage {
+		m.diskTotal.WithLabelValues(s.Type).Set(float64(s.TotalGB) * (1 << 30))
+		m.diskFree.WithLabelValues(s.Type).Set(float64(s.FreeGB) * (1 << 30))
+	}
+}
+
+func (m *Metrics) reconciled(kind, result string) { m.reconciles.WithLabelValues(kind, result).Inc() }
+
+func (m *Metrics) built(kind, action string, took time.Duration) {
+	m.buildTime.WithLabelValues(kind, action).Observe(took.Seconds())
+}

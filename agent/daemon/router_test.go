@@ -1,0 +1,267 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/regentcloud/regent/agent/netrouter"
+	"github.com/regentcloud/regent/agent/reconcile"
+	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/client"
+)
+
+// fakeBuilder records calls; errs makes a call fail.
+type fakeBuilder struct {
+	mu    sync.Mutex
+	calls []string
+	built map[uint64]bool
+	errs  map[string]error // "ensure", "quiesce", "scrub"
+}
+
+func (f *fakeBuilder) rec(c string, id uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf("%s %d", c, id))
+	return f.errs[c]
+}
+
+func (f *fakeBuilder) Ensure(_ context.Context, s *api.RouterSpec) (netrouter.Result, error) {
+	if err := f.rec("ensure", s.ID); err != nil {
+		return netrouter.Result{}, err
+	}
+	f.mu.Lock()
+	f.built[s.ID] = true
+	f.mu.Unlock()
+	return netrouter.Result{Changes: []string{"x"}, Duration: time.Millisecond}, nil
+}
+func (f *fakeBuilder) Quiesce(_ context.Context, s *api.RouterSpec) error {
+	return f.rec("quiesce", s.ID)
+}
+func (f *fakeBuilder) Scrub(_ context.Context, id uint64) error {
+	if err := f.rec("scrub", id); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	delete(f.built, id)
+	f.mu.Unlock()
+	return nil
+}
+func (f *fakeBuilder) List(context.Context) ([]netrouter.Router, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []netrouter.Router
+	for id := range f.built {
+		out = append(out, netrouter.Router{ID: id})
+	}
+	return out, nil
+}
+
+func (f *fakeBuilder) log() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+// fakeController keeps router states and applies CAS reports like the
+// controller does (409 on a mismatch).
+type fakeController struct {
+	mu      sync.Mutex
+	states  map[uint64]int
+	reports []client.StateReport
+	refuse  error // returned for 9→17
+}
+
+func (f *fakeController) SetRouterState(_ context.Context, id uint64, r client.StateReport) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.states[id] != r.Expected {
+		return &api.Error{Status: http.StatusConflict, ErrorCode: "iaas_virtual_router_update_409", Detail: "moved"}
+	}
+	if r.Expected == api.StateScrubQueue && f.refuse != nil {
+		return f.refuse
+	}
+	if changed, err := api.Transition("virtual_router", api.KindVirtualRouter, api.ActorRobot, r.Expected, r.State); err != nil {
+		return err
+	} else if !changed && r.ObservedGeneration == nil {
+		return errors.New("a no-op report without a generation")
+	}
+	f.states[id] = r.State
+	f.reports = append(f.reports, r)
+	return nil
+}
+
+func (f *fakeController) state(id uint64) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.states[id]
+}
+
+func newHandler() (*routerHandler, *fakeBuilder, *fakeController) {
+	b := &fakeBuilder{built: map[uint64]bool{}, errs: map[string]error{}}
+	c := &fakeController{states: map[uint64]int{}}
+	return &routerHandler{b: b, report: c, metrics: NewMetrics(), log: hclog.NewNullLogger()}, b, c
+}
+
+func TestRouterStateMachine(t *testing.T) {
+	for _, tc := range []struct {
+		from, want int
+		calls      []string
+	}{
+		{api.StateRequested, api.StateRunning, []string{"ensure 7"}},
+		{api.StateBuilding, api.StateRunning, []string{"ensure 7"}}, // resumed after a restart
+		{api.StateRunningUpdate, api.StateRunning, []string{"ensure 7"}},
+		{api.StateRunningUpdating, api.StateRunning, []string{"ensure 7"}},
+		{api.StateRestart, api.StateRunning, []string{"ensure 7"}},
+		{api.StateRestarting, api.StateRunning, []string{"ensure 7"}},
+		{api.StateQuiesce, api.StateQuiesced, []string{"quiesce 7"}},
+		{api.StateQuiescing, api.StateQuiesced, []string{"quiesce 7"}},
+		{api.StateQuiescedUpdate, api.StateQuiesced, []string{"ensure 7", "quiesce 7"}},
+		{api.StateQuiescedUpdating, api.StateQuiesced, []string{"ensure 7", "quiesce 7"}},
+		{api.StateScrub, api.StateScrubQueue, []string{"quiesce 7"}},
+		{api.StateScrubPrep, api.StateScrubQueue, []string{"quiesce 7"}},
+		{api.StateScrubQueue, api.StateClosed, []string{"quiesce 7", "scrub 7"}},
+		{api.StateScrubbing, api.StateClosed, []string{"scrub 7"}},
+		{api.StateRunning, api.StateRunning, []string{"ensure 7"}},
+		{api.StateQuiesced, api.StateQuiesced, []string{"quiesce 7"}},
+		{api.StateUnresourced, api.StateUnresourced, nil},
+	} {
+		t.Run(api.StateNames[tc.from], func(t *testing.T) {
+			h, b, c := newHandler()
+			c.states[7] = tc.from
+			if err := h.Apply(context.Background(), api.RouterSpec{ID: 7, ProjectID: 3, State: tc.from, Generation: 4}); err != nil {
+				t.Fatal(err)
+			}
+			if got := c.state(7); got != tc.want {
+				t.Errorf("state %d → %d, want %d", tc.from, got, tc.want)
+			}
+			if got := b.log(); !slices.Equal(got, tc.calls) {
+				t.Errorf("builder calls %q, want %q", got, tc.calls)
+			}
+			if n := len(c.reports); n > 0 && tc.from != tc.want {
+				last := c.reports[n-1]
+				if last.ObservedGeneration == nil || *last.ObservedGeneration != 4 {
+					t.Errorf("stable report without observed_generation 4: %+v", last)
+				}
+			}
+		})
+	}
+}
+
+func TestRouterConflictDrops(t *testing.T) {
+	h, b, c := newHandler()
+	c.states[7] = api.StateBuilding // another agent claimed it
+	if err := h.Apply(context.Background(), api.RouterSpec{ID: 7, State: api.StateRequested}); err != nil {
+		t.Fatalf("a lost claim must not be retried: %v", err)
+	}
+	if len(b.log()) != 0 || c.state(7) != api.StateBuilding {
+		t.Errorf("lost claim acted: %q, state %d", b.log(), c.state(7))
+	}
+	if v := testutil.ToFloat64(h.metrics.reconciles.WithLabelValues(api.KindVirtualRouter, resultConflict)); v != 1 {
+		t.Errorf("conflict counter = %v", v)
+	}
+}
+
+func TestRouterSpecErrorGoesUnresourced(t *testing.T) {
+	h, b, c := newHandler()
+	b.errs["ensure"] = &netrouter.SpecError{Err: errors.New("subnet 10.0.0.1/33 is not a prefix")}
+	c.states[7] = api.StateRequested
+	if err := h.Apply(context.Background(), api.RouterSpec{ID: 7, State: api.StateRequested}); err != nil {
+		t.Fatal(err)
+	}
+	last := c.reports[len(c.reports)-1]
+	if c.state(7) != api.StateUnresourced || last.ErrorCode != codeInvalidSpec || !strings.Contains(last.ErrorDetail, "10.0.0.1/33") {
+		t.Errorf("state %d, report %+v", c.state(7), last)
+	}
+	// a host error is retried (returned), no state change
+	b.errs["ensure"] = errors.New("netlink: busy")
+	c.states[8] = api.StateRequested
+	if err := h.Apply(context.Background(), api.RouterSpec{ID: 8, State: api.StateRequested}); err == nil {
+		t.Error("a host error was not returned for a retry")
+	}
+	if c.state(8) != api.StateBuilding {
+		t.Errorf("state after a host error = %d, want BUILDING (resumed on retry)", c.state(8))
+	}
+}
+
+func TestRouterScrubQueueWaitsForGrace(t *testing.T) {
+	h, b, c := newHandler()
+	c.states[7] = api.StateScrubQueue
+	c.refuse = &api.Error{Status: http.StatusBadRequest, Detail: "Invalid data.",
+		Errors: map[string]api.FieldError{"state": {ErrorCode: "iaas_virtual_router_update_114", Detail: "grace"}}}
+	err := h.Apply(context.Background(), api.RouterSpec{ID: 7, State: api.StateScrubQueue})
+	if !errors.Is(err, errNotYet) {
+		t.Fatalf("within the grace period: %v", err)
+	}
+	if slices.Contains(b.log(), "scrub 7") {
+		t.Fatal("scrubbed within the grace period")
+	}
+	c.refuse = nil
+	if err := h.Apply(context.Background(), api.RouterSpec{ID: 7, State: api.StateScrubQueue}); err != nil {
+		t.Fatal(err)
+	}
+	if c.state(7) != api.StateClosed {
+		t.Errorf("state = %d", c.state(7))
+	}
+}
+
+// TestLoopWithHandler: the reconcile loop with the router handler — one
+// bad router goes UNRESOURCED while another builds, and a complete sync
+// without a router scrubs it.
+func TestLoopWithHandler(t *testing.T) {
+	h, b, c := newHandler()
+	bad := &netrouter.SpecError{Err: errors.New("bad")}
+	c.states[1], c.states[2] = api.StateRequested, api.StateRequested
+	h.b = &selectiveBuilder{fakeBuilder: b, bad: map[uint64]error{2: bad}}
+	l := reconcile.New(context.Background(), reconcile.Config[api.RouterSpec]{Key: routerKey, Version: routerVersion,
+		Handler: h, MinBackoff: 10 * time.Millisecond})
+	defer l.Stop()
+	l.Sync([]api.RouterSpec{{ID: 1, State: api.StateRequested}, {ID: 2, State: api.StateRequested}}, true)
+	deadline := time.Now().Add(5 * time.Second)
+	for c.state(1) != api.StateRunning || c.state(2) != api.StateUnresourced {
+		if time.Now().After(deadline) {
+			t.Fatalf("states %d %d", c.state(1), c.state(2))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	l.Sync([]api.RouterSpec{{ID: 2, State: api.StateUnresourced}}, true)
+	if !slices.Contains(b.log(), "scrub 1") {
+		t.Errorf("router 1 not in a complete fetch was not scrubbed: %q", b.log())
+	}
+	// a changed spec of the same state is a new version
+	s := api.RouterSpec{ID: 9, State: api.StateRunning}
+	v1 := routerVersion(s)
+	s.FirewallRules = []api.FirewallRuleSpec{{Order: 1, Allow: true}}
+	if routerVersion(s) == v1 {
+		t.Error("a firewall change did not change the version")
+	}
+}
+
+type selectiveBuilder struct {
+	*fakeBuilder
+	bad map[uint64]error
+}
+
+func (s *selectiveBuilder) Ensure(ctx context.Context, spec *api.RouterSpec) (netrouter.Result, error) {
+	if err := s.bad[spec.ID]; err != nil {
+		return netrouter.Result{}, err
+	}
+	return s.fakeBuilder.Ensure(ctx, spec)
+}
+
+func TestLocalizeDropsOwnVTEP(t *testing.T) {
+	h := &routerHandler{vtep: "192.0.2.1"}
+	in := api.RouterSpec{Subnets: []api.RouterSubnetSpec{{VTEPs: []string{"192.0.2.1", "192.0.2.2"}}}}
+	out := h.localize(in)
+	if !slices.Equal(out.Subnets[0].VTEPs, []string{"192.0.2.2"}) || len(in.Subnets[0].VTEPs) != 2 {
+		t.Errorf("localize: %v (input now %v)", out.Subnets[0].VTEPs, in.Subnets[0].VTEPs)
+	}
+}

@@ -1,0 +1,148 @@
+// Command regent-agent is the Regent daemon on every hypervisor and
+// network appliance: it registers the server with the controllers,
+// heartbeats its capacity, and builds the work it is given (virtual
+// routers for the network role).
+//
+//	regent-agent -config /etc/regent/agent.hcl [flags]
+//
+// Every attribute of the HCL file is also a flag (the attribute name with
+// dashes); a flag given on the command line overrides the file.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/regentcloud/regent/agent/daemon"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "regent-agent:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+// listFlag splits a comma-separated list.
+func listFlag(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// parse reads the flags and the config file into a finished Config.
+func parse(args []string, stderr io.Writer) (daemon.Config, error) {
+	fs := flag.NewFlagSet("regent-agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configFile := fs.String("config", "", "HCL config file (see configs/agent.hcl)")
+	// Flags are applied after the file, in command-line order.
+	var set []func(*daemon.Config) error
+	str := func(name, usage string, field func(*daemon.Config) *string) {
+		fs.Func(name, usage, func(v string) error {
+			set = append(set, func(c *daemon.Config) error { *field(c) = v; return nil })
+			return nil
+		})
+	}
+	list := func(name, usage string, field func(*daemon.Config) *[]string) {
+		fs.Func(name, usage+" (comma-separated)", func(v string) error {
+			set = append(set, func(c *daemon.Config) error { *field(c) = listFlag(v); return nil })
+			return nil
+		})
+	}
+	list("controllers", "controller base URLs, tried in order", func(c *daemon.Config) *[]string { return &c.Controllers })
+	str("ca-file", "PEM CA that verifies https controllers", func(c *daemon.Config) *string { return &c.CAFile })
+	str("token", "robot token (prefer -token-file)", func(c *daemon.Config) *string { return &c.Token })
+	str("token-file", "file holding the robot token", func(c *daemon.Config) *string { return &c.TokenFile })
+	str("hostname", "host name the controller knows this server/router by (default os.Hostname)", func(c *daemon.Config) *string { return &c.Hostname })
+	list("roles", "roles: hypervisor, network", func(c *daemon.Config) *[]string { return &c.Roles })
+	str("data-dir", "state directory", func(c *daemon.Config) *string { return &c.DataDir })
+	str("segment-mode", "tenant segments: vxlan or vlan", func(c *daemon.Config) *string { return &c.SegmentMode })
+	str("public-bridge", "bridge of the region's floating subnet", func(c *daemon.Config) *string { return &c.PublicBridge })
+	str("public-bridge-addr", "address/len put on the public bridge (optional)", func(c *daemon.Config) *string { return &c.PublicBridgeAddr })
+	str("vtep-addr", "local VXLAN tunnel endpoint address", func(c *daemon.Config) *string { return &c.VTEPAddr })
+	str("underlay-device", "link of the VTEP (vxlan) or parent of VLAN sub-interfaces (vlan)", func(c *daemon.Config) *string { return &c.UnderlayDevice })
+	str("link-prefix", "prefix of host links the agent creates (at most 4 characters)", func(c *daemon.Config) *string { return &c.LinkPrefix })
+	str("namespace-prefix", "prefix of router namespaces", func(c *daemon.Config) *string { return &c.NamespacePrefix })
+	fs.Func("storage", "storage type=directory (repeatable)", func(v string) error {
+		t, dir, ok := strings.Cut(v, "=")
+		if !ok || t == "" || dir == "" {
+			return fmt.Errorf("want TYPE=DIR, got %q", v)
+		}
+		set = append(set, func(c *daemon.Config) error {
+			if c.Storage == nil {
+				c.Storage = map[string]string{}
+			}
+			c.Storage[t] = dir
+			return nil
+		})
+		return nil
+	})
+	str("metrics-addr", "listen address of /metrics and /healthz (\"off\": none)", func(c *daemon.Config) *string { return &c.MetricsAddr })
+	str("log-level", "trace, debug, info, warn, error", func(c *daemon.Config) *string { return &c.LogLevel })
+	fs.BoolFunc("log-json", "log JSON lines", func(v string) error {
+		b := v == "true" || v == "1"
+		if !b && v != "false" && v != "0" {
+			return fmt.Errorf("want a boolean, got %q", v)
+		}
+		set = append(set, func(c *daemon.Config) error { c.LogJSON = b; return nil })
+		return nil
+	})
+	str("work-wait", "how long one blocking work query waits", func(c *daemon.Config) *string { return &c.WorkWait })
+	str("resync-interval", "how often every object is applied again (drift repair)", func(c *daemon.Config) *string { return &c.ResyncInterval })
+
+	cfg := daemon.Defaults()
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *configFile != "" {
+		if err := daemon.LoadFile(*configFile, &cfg); err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+	}
+	for _, f := range set {
+		if err := f(&cfg); err != nil {
+			return cfg, err
+		}
+	}
+	if err := cfg.Finish(); err != nil {
+		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return cfg, nil
+}
+
+func run(args []string, stderr io.Writer) error {
+	cfg, err := parse(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "regent-agent", Level: hclog.LevelFromString(cfg.LogLevel),
+		JSONFormat: cfg.LogJSON, Output: stderr})
+	d, err := daemon.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	log.Info("starting", "version", daemon.Version, "hostname", cfg.Hostname, "roles", cfg.Roles,
+		"controllers", cfg.Controllers)
+	err = d.Run(ctx)
+	log.Info("stopped")
+	return err
+}
