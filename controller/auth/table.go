@@ -63,6 +63,8 @@ func Permissions() Table {
 		"server_type":    {List: read, Read: read},
 		"server":         {List: {Global, Robot}, Read: {Global, Robot}, Create: {Global, Robot}, Update: {Global, Robot}},
 		"interface":      {List: {Global, Robot}, Read: {Global, Robot}, Create: {Global, Robot}, Update: {Global, Robot}, Delete: {Global, Robot}},
+		"capacity":       {List: read},
+		"metrics":        {Read: {Global, Robot}},
 		"router":         {List: {Global, Robot}, Read: {Global, Robot}, Create: {Global, Robot}, Update: {Global, Robot}},
 		// melange (/v0.1/ipam): tenant routes; the tenant of the URL must
 		// be the caller's member unless the caller is global (403), so

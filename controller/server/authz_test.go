@@ -287,6 +287,10 @@ var matrix = []matrixRow{
 	{"GET", "/iaas/storage/{id}/", "storage", auth.Read, "D", w(200, 200, 200, 404, 404, 401), storageD},
 	{"HEAD", "/iaas/storage/{id}/", "storage", auth.Read, "D", w(200, 200, 200, 404, 404, 401), storageD},
 
+	// capacity: customers of region R, its robots and global users; else 400.
+	{"GET", "/iaas/capacity/{region_id}/", "capacity", auth.List, "region R", w(200, 200, 200, 400, 400, 401), capacityR},
+	{"GET", "/iaas/metrics/{region_id}/", "metrics", auth.Read, "region R, force=true", w(200, 403, 403, 403, 404, 401), metricsR},
+
 	{"GET", "/v1/operator/members", "operator", auth.List, "", w(200, 403, 403, 403, 403, 401), static("/v1/operator/members")},
 	{"DELETE", "/v1/operator/members/{id}", "operator", auth.Delete, "unknown node", w(404, 403, 403, 403, 403, 401), static("/v1/operator/members/no-such-node")},
 	{"GET", "/v1/operator/leader", "operator", auth.Read, "", w(200, 403, 403, 403, 403, 401), static("/v1/operator/leader")},

@@ -546,3 +546,65 @@ func TestComputeProjectState(t *testing.T) {
 		t.Errorf("vm state %v after project delete", s)
 	}
 }
+
+func capacityR(f *fixture) request {
+	computeOf(f)
+	return request{path: fmt.Sprintf("/iaas/capacity/%d/", f.reg)}
+}
+func metricsR(f *fixture) request {
+	computeOf(f)
+	return request{path: fmt.Sprintf("/iaas/metrics/%d/?force=true", f.reg)}
+}
+
+// TestComputeCapacity: the Pareto front of the servers' remaining
+// capacity, per server type and storage type, storage capped at 2000 GB.
+func TestComputeCapacity(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	f := newFixture(t, n)
+	c := f.c.For(t)
+	reg := c.CreateRegion(f.root, n.Unique("cap"), f.r.MemberA)
+	x := newComputeRegion(c, f.root, reg) // server: 2048 GB RAM, 100000 GB disk, 64 cores
+	srv := func(ram, gb, cores int) {
+		create(c, f.root, "/iaas/server/", map[string]any{"region_id": reg, "type_id": 2, "storage_type_id": x.st, "cores": cores, "ram": ram, "gb": gb})
+	}
+	srv(108, 300, 2)   // [85, 154, 13]: dominated by the first server
+	srv(10000, 200, 1) // [8494, 77, 7]: more RAM, less of the rest: on the front
+	create(c, f.root, "/iaas/server/", map[string]any{"region_id": reg, "type_id": 3, "storage_type_id": x.st, "cores": 1, "ram": 100, "gb": 200}) // phantom: never listed
+	got := c.Do("GET", fmt.Sprintf("/iaas/capacity/%d/", reg), nil, f.r.Token(apitest.MemberUser)).Expect(200).Content()
+	entries := got["KVM"].(map[string]any)
+	var list []any
+	for _, v := range entries {
+		list = v.([]any)
+	}
+	if len(got) != 1 || len(entries) != 1 || len(list) != 2 {
+		t.Fatalf("capacity: %v", got)
+	}
+	first := list[0].(map[string]any)
+	if first["ram"].(float64) != 1734 || first["storage"].(float64) != 2000 || first["cpu"].(float64) != 395 {
+		t.Errorf("first server: %v", first)
+	}
+	if second := list[1].(map[string]any); second["ram"].(float64) != 8494 || second["storage"].(float64) != 77 {
+		t.Errorf("second server: %v", second)
+	}
+	c.Do("GET", fmt.Sprintf("/iaas/capacity/%d/", reg), nil, f.r.Token(apitest.OtherMember)).Expect(400)
+}
+
+// TestComputeMetrics204: metrics answer 204 when nothing changed in the
+// region since the last answer, unless force=true.
+func TestComputeMetrics204(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c := f.c.For(t)
+	path := fmt.Sprintf("/iaas/metrics/%d/", f.reg)
+	m := c.Do("GET", path, nil, x.robotR).Expect(200).Content()
+	if m["servers"].(float64) != 1 || m["projects"].(float64) != 1 || len(m["vms"].([]any)) != 1 {
+		t.Errorf("metrics: %v", m)
+	}
+	c.Do("GET", path, nil, x.robotR).Expect(204)
+	c.Do("GET", path+"?force=true", nil, x.robotR).Expect(200)
+	c.Do("GET", path, nil, x.robotR).Expect(204)
+	c.Do("PATCH", apitest.Path("/iaas/vm/", x.vm), map[string]any{"state": 2, "expected_state": 1}, x.robotR).Expect(200)
+	c.Do("GET", path, nil, x.robotR).Expect(200)
+	c.Do("GET", path, nil, x.robotR).Expect(204)
+	// Another region's robot: 404.
+	c.Do("GET", path, nil, f.r.Token(apitest.Robot)).Expect(404)
+}

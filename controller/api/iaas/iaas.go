@@ -49,6 +49,8 @@ func Register(a *api.API) {
 	registerVM(a)
 	registerVMHistory(a)
 	registerStorage(a)
+	registerCapacity(a)
+	registerMetrics(a)
 }
 
 // seesAll: global users and robots (which build what the region serves) see
