@@ -567,8 +567,8 @@ func TestComputeCapacity(t *testing.T) {
 	srv := func(ram, gb, cores int) {
 		create(c, f.root, "/iaas/server/", map[string]any{"region_id": reg, "type_id": 2, "storage_type_id": x.st, "cores": cores, "ram": ram, "gb": gb})
 	}
-	srv(108, 300, 2)   // [85, 154, 13]: dominated by the first server
-	srv(10000, 200, 1) // [8494, 77, 7]: more RAM, less of the rest: on the front
+	srv(108, 300, 2)                                                                                                                               // [85, 154, 13]: dominated by the first server
+	srv(10000, 200, 1)                                                                                                                             // [8494, 77, 7]: more RAM, less of the rest: on the front
 	create(c, f.root, "/iaas/server/", map[string]any{"region_id": reg, "type_id": 3, "storage_type_id": x.st, "cores": 1, "ram": 100, "gb": 200}) // phantom: never listed
 	got := c.Do("GET", fmt.Sprintf("/iaas/capacity/%d/", reg), nil, f.r.Token(apitest.MemberUser)).Expect(200).Content()
 	entries := got["KVM"].(map[string]any)
