@@ -63,6 +63,8 @@ func Permissions() Table {
 		"server_type":    {List: read, Read: read},
 		"server":         {List: {Global, Robot}, Read: {Global, Robot}, Create: {Global, Robot}, Update: {Global, Robot}},
 		"interface":      {List: {Global, Robot}, Read: {Global, Robot}, Create: {Global, Robot}, Update: {Global, Robot}, Delete: {Global, Robot}},
+		"vpn":            {List: read, Read: read, Create: all, Update: all, Delete: all},
+		"vpn_history":    {List: read},
 		"capacity":       {List: read},
 		"metrics":        {Read: {Global, Robot}},
 		"router":         {List: {Global, Robot}, Read: {Global, Robot}, Create: {Global, Robot}, Update: {Global, Robot}},

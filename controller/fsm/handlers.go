@@ -36,6 +36,7 @@ var typeNames = map[MessageType]string{
 	ServerCreateType: "server_create", ServerUpdateType: "server_update",
 	InterfaceCreateType: "interface_create", InterfaceUpdateType: "interface_update", InterfaceDeleteType: "interface_delete",
 	RouterCreateType: "router_create", RouterUpdateType: "router_update",
+	VPNCreateType: "vpn_create", VPNUpdateType: "vpn_update", VPNDeleteType: "vpn_delete",
 }
 
 func typeName(t MessageType) string {

@@ -287,6 +287,15 @@ var matrix = []matrixRow{
 	{"GET", "/iaas/storage/{id}/", "storage", auth.Read, "D", w(200, 200, 200, 404, 404, 401), storageD},
 	{"HEAD", "/iaas/storage/{id}/", "storage", auth.Read, "D", w(200, 200, 200, 404, 404, 401), storageD},
 
+	// VPN V of VR (project P); other: the router is not visible (400).
+	{"GET", "/iaas/vpn/", "vpn", auth.List, "", w(200, 200, 200, 200, 200, 401), static("/iaas/vpn/")},
+	{"POST", "/iaas/vpn/", "vpn", auth.Create, "on VR", w(201, 201, 201, 400, 403, 401), newVPNBody},
+	{"GET", "/iaas/vpn/{id}/", "vpn", auth.Read, "VPN V", w(200, 200, 200, 404, 404, 401), vpnV},
+	{"HEAD", "/iaas/vpn/{id}/", "vpn", auth.Read, "VPN V", w(200, 200, 200, 404, 404, 401), vpnV},
+	{"PUT", "/iaas/vpn/{id}/", "vpn", auth.Update, "VPN V", w(200, 200, 200, 404, 403, 401), putVPNV},
+	{"PATCH", "/iaas/vpn/{id}/", "vpn", auth.Update, "VPN V", w(200, 200, 200, 404, 403, 401), patchVPNV},
+	{"DELETE", "/iaas/vpn/{id}/", "vpn", auth.Delete, "new VPN on VR", w(204, 204, 204, 404, 403, 401), newVPN},
+	{"GET", "/iaas/vpn_history/", "vpn_history", auth.List, "", w(200, 200, 200, 200, 200, 401), static("/iaas/vpn_history/")},
 	// capacity: customers of region R, its robots and global users; else 400.
 	{"GET", "/iaas/capacity/{region_id}/", "capacity", auth.List, "region R", w(200, 200, 200, 400, 400, 401), capacityR},
 	{"GET", "/iaas/metrics/{region_id}/", "metrics", auth.Read, "region R, force=true", w(200, 403, 403, 403, 404, 401), metricsR},

@@ -608,3 +608,123 @@ func TestComputeMetrics204(t *testing.T) {
 	// Another region's robot: 404.
 	c.Do("GET", path, nil, f.r.Token(apitest.Robot)).Expect(404)
 }
+
+// --- VPNs ---
+
+var (
+	vpnMu  sync.Mutex
+	vpnFix = map[*fixture]uint64{}
+)
+
+const testPSK = "s3cr3tKEYnobodySEES"
+
+// vpnBody is a VPN of VR (project P) to the remote network 198.18.<n>.0/24.
+func vpnBody(f *fixture) map[string]any {
+	x := computeOf(f)
+	subnets := f.c.Do("GET", apitest.Path("/iaas/cloud/", x.project), nil, f.root).Expect(200).Content()["subnets"].([]any)
+	local := subnets[0].(map[string]any)["id"]
+	n := computeSeq.Add(1)
+	return map[string]any{"virtual_router_id": x.vr, "ike_gateway_value": "203.0.113.7", "ike_pre_shared_key": testPSK,
+		"routes": []any{map[string]any{"local_subnet_id": local, "remote_subnet": fmt.Sprintf("198.18.%d.0/24", n%250)}}}
+}
+
+func vpnOf(f *fixture) uint64 {
+	vpnMu.Lock()
+	defer vpnMu.Unlock()
+	if id, ok := vpnFix[f]; ok {
+		return id
+	}
+	id := create(f.c, f.r.Token(apitest.MemberAdmin), "/iaas/vpn/", vpnBody(f))
+	vpnFix[f] = id
+	return id
+}
+
+func vpnV(f *fixture) request { return request{path: apitest.Path("/iaas/vpn/", vpnOf(f))} }
+func newVPNBody(f *fixture) request {
+	return request{path: "/iaas/vpn/", body: vpnBody(f)}
+}
+func newVPN(f *fixture) request {
+	return request{path: apitest.Path("/iaas/vpn/", create(f.c, f.root, "/iaas/vpn/", vpnBody(f)))}
+}
+func putVPNV(f *fixture) request {
+	r := vpnV(f)
+	b := vpnBody(f)
+	delete(b, "virtual_router_id")
+	r.body = b
+	return r
+}
+func patchVPNV(f *fixture) request {
+	r := vpnV(f)
+	r.body = map[string]any{"description": f.n.Unique("tunnel"), "ike_dh_groups": "group20,group19,group20"}
+	return r
+}
+
+// TestComputeVPN: defaults, sets, stif numbers, the router update, and a
+// pre-shared key that never comes back.
+func TestComputeVPN(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	vrBefore := c.Do("GET", apitest.Path("/iaas/virtual_router/", x.vr), nil, admin).Expect(200).Content()["generation"].(float64)
+	resp := c.Do("POST", "/iaas/vpn/", vpnBody(f), admin).Expect(201)
+	v := resp.Content()
+	if v["stif_number"].(float64) != 10000 || v["ike_version"] != "v2-only" || v["ike_lifetime"].(float64) != 28800 ||
+		v["ipsec_lifetime"].(float64) != 3600 || v["ipsec_pfs_groups"] != "group20" || v["vpn_type"] != "site_to_site" {
+		t.Errorf("defaults: %v", v)
+	}
+	id := uint64(v["id"].(float64))
+	second := c.Do("POST", "/iaas/vpn/", vpnBody(f), admin).Expect(201).Content()
+	if second["stif_number"].(float64) != 10001 {
+		t.Errorf("second stif %v", second["stif_number"])
+	}
+	if g := c.Do("GET", apitest.Path("/iaas/virtual_router/", x.vr), nil, admin).Expect(200).Content()["generation"].(float64); g != vrBefore+2 {
+		t.Errorf("router generation %v, want %v", g, vrBefore+2)
+	}
+	p := c.Do("PATCH", apitest.Path("/iaas/vpn/", id), map[string]any{"ike_encryption": "aes-256-cbc, aes-128-cbc,aes-256-cbc"}, admin).Expect(200).Content()
+	if p["ike_encryption"] != "aes-128-cbc,aes-256-cbc" {
+		t.Errorf("set: %v", p["ike_encryption"])
+	}
+	bodies := []string{string(resp.Body), string(c.Do("GET", "/iaas/vpn/", nil, admin).Expect(200).Body),
+		string(c.Do("GET", apitest.Path("/iaas/vpn/", id), nil, x.robotR).Expect(200).Body),
+		string(c.Do("GET", "/iaas/vpn_history/", nil, admin).Expect(200).Body)}
+	for _, b := range bodies {
+		if strings.Contains(b, testPSK) || strings.Contains(b, "pre_shared_key") {
+			t.Fatalf("a response carries the pre-shared key: %s", b)
+		}
+	}
+	bad := func(edit func(b map[string]any)) *apitest.Response {
+		b := vpnBody(f)
+		edit(b)
+		return c.Do("POST", "/iaas/vpn/", b, admin).Expect(400)
+	}
+	for _, tc := range []struct {
+		name  string
+		edit  func(b map[string]any)
+		field string
+		code  string
+	}{
+		{"forbidden psk character", func(b map[string]any) { b["ike_pre_shared_key"] = "abc=" + testPSK }, "ike_pre_shared_key", "iaas_vpn_create_117"},
+		{"psk too long", func(b map[string]any) { b["ike_pre_shared_key"] = strings.Repeat("k", 256) }, "ike_pre_shared_key", "iaas_vpn_create_116"},
+		{"no psk", func(b map[string]any) { delete(b, "ike_pre_shared_key") }, "ike_pre_shared_key", "iaas_vpn_create_115"},
+		{"dynamic", func(b map[string]any) { b["vpn_type"] = "dynamic_secure_connect" }, "vpn_type", "iaas_vpn_create_104"},
+		{"unknown algorithm", func(b map[string]any) { b["ike_authentication"] = "md5" }, "ike_authentication", "iaas_vpn_create_108"},
+		{"lifetime", func(b map[string]any) { b["ipsec_lifetime"] = 100 }, "ipsec_lifetime", "iaas_vpn_create_122"},
+		{"private gateway", func(b map[string]any) { b["ike_gateway_value"] = "10.1.1.1" }, "ike_gateway_value", "iaas_vpn_create_113"},
+		{"no routes", func(b map[string]any) { b["routes"] = []any{} }, "routes", "iaas_vpn_create_123"},
+		{"remote overlaps the project", func(b map[string]any) {
+			b["routes"].([]any)[0].(map[string]any)["remote_subnet"] = "10.0.0.0/16"
+		}, "routes[0].remote_subnet", "iaas_vpn_create_126"},
+	} {
+		resp := bad(tc.edit)
+		if got := resp.FieldCode(tc.field); got != tc.code {
+			t.Errorf("%s: errors[%s] = %q, want %q\n%s", tc.name, tc.field, got, tc.code, resp)
+		}
+		if strings.Contains(string(resp.Body), testPSK) {
+			t.Errorf("%s: the error echoes the key", tc.name)
+		}
+	}
+	c.Do("DELETE", apitest.Path("/iaas/vpn/", id), nil, admin).Expect(204)
+	hist := c.Do("GET", fmt.Sprintf("/iaas/vpn_history/?search[vpn_id]=%d&order=id", id), nil, admin).Expect(200).List()
+	if got := hist.Strings("action"); len(got) != 3 || got[0] != "create" || got[2] != "delete" {
+		t.Errorf("history %v", got)
+	}
+}

@@ -23,7 +23,8 @@ const snapshotHeader = "REGENT-SNAPSHOT 1\n"
 // snapshotTables is the order of tables in a snapshot; append-only.
 var snapshotTables = []string{tableIndex, Members, Users, Tokens, Regions, Nodes,
 	ASNs, IPPolicies, IPBlocks, IPAddresses, MACRanges, Domains, Records,
-	StorageTypes, Images, RegionImages, Servers, Interfaces, Routers, Projects, VirtualRouters, VMs, Storages, VMHistories}
+	StorageTypes, Images, RegionImages, Servers, Interfaces, Routers, Projects, VirtualRouters, VMs, Storages, VMHistories,
+	VPNs, VPNHistories}
 
 func newRecord(table string) (any, bool) {
 	switch table {
@@ -75,6 +76,10 @@ func newRecord(table string) (any, bool) {
 		return &api.Storage{}, true
 	case VMHistories:
 		return &api.VMHistory{}, true
+	case VPNs:
+		return &VPNRecord{}, true
+	case VPNHistories:
+		return &api.VPNHistory{}, true
 	}
 	return nil, false
 }

@@ -51,6 +51,7 @@ func Register(a *api.API) {
 	registerStorage(a)
 	registerCapacity(a)
 	registerMetrics(a)
+	registerVPN(a)
 }
 
 // seesAll: global users and robots (which build what the region serves) see
