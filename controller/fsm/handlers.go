@@ -37,6 +37,7 @@ var typeNames = map[MessageType]string{
 	InterfaceCreateType: "interface_create", InterfaceUpdateType: "interface_update", InterfaceDeleteType: "interface_delete",
 	RouterCreateType: "router_create", RouterUpdateType: "router_update",
 	VPNCreateType: "vpn_create", VPNUpdateType: "vpn_update", VPNDeleteType: "vpn_delete",
+	SnapshotCreateType: "snapshot_create", BackupCreateType: "backup_create",
 }
 
 func typeName(t MessageType) string {

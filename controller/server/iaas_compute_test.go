@@ -728,3 +728,114 @@ func TestComputeVPN(t *testing.T) {
 		t.Errorf("history %v", got)
 	}
 }
+
+// --- snapshots and backups ---
+
+type snapFixture struct{ vm, snapshot, backup uint64 }
+
+var (
+	snapMu  sync.Mutex
+	snapFix = map[*fixture]*snapFixture{}
+)
+
+func snapOf(f *fixture) *snapFixture {
+	snapMu.Lock()
+	defer snapMu.Unlock()
+	if x, ok := snapFix[f]; ok {
+		return x
+	}
+	x := &snapFixture{vm: runningVM(f)}
+	admin := f.r.Token(apitest.MemberAdmin)
+	x.snapshot = create(f.c, admin, "/iaas/snapshot/", map[string]any{"vm_id": x.vm, "name": "S"})
+	x.backup = create(f.c, admin, "/iaas/backup/", map[string]any{"vm_id": x.vm, "name": "B"})
+	snapFix[f] = x
+	return x
+}
+
+func snapshotS(f *fixture) request {
+	return request{path: apitest.Path("/iaas/snapshot/", snapOf(f).snapshot), body: map[string]any{"state": 1}}
+}
+func backupB(f *fixture) request {
+	return request{path: apitest.Path("/iaas/backup/", snapOf(f).backup), body: map[string]any{"state": 1}}
+}
+func snapshotTreeS(f *fixture) request {
+	return request{path: fmt.Sprintf("/iaas/snapshot_tree/%d/", snapOf(f).vm)}
+}
+func newSnapshotBody(f *fixture) request {
+	return request{path: "/iaas/snapshot/", body: map[string]any{"vm_id": runningVM(f), "name": f.n.Unique("snap")}}
+}
+func newBackupBody(f *fixture) request {
+	return request{path: "/iaas/backup/", body: map[string]any{"vm_id": runningVM(f), "name": f.n.Unique("backup"), "repository": 2}}
+}
+
+// TestComputeSnapshotTree: parents, the active snapshot, revert, close with
+// re-parenting, the tree view, and the VM guards.
+func TestComputeSnapshotTree(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	vm := runningVM(f)
+	snap := func(name string) uint64 {
+		id := create(c, admin, "/iaas/snapshot/", map[string]any{"vm_id": vm, "name": name})
+		p := apitest.Path("/iaas/snapshot/", id)
+		c.Do("PATCH", p, map[string]any{"state": 2, "expected_state": 1}, x.robotR).Expect(200)
+		c.Do("PATCH", p, map[string]any{"state": 4, "expected_state": 2}, x.robotR).Expect(200)
+		return id
+	}
+	get := func(id uint64) map[string]any {
+		return c.Do("GET", apitest.Path("/iaas/snapshot/", id), nil, admin).Expect(200).Content()
+	}
+	a := snap("a")
+	// While a snapshot is being built, the VM's state cannot change (110).
+	busy := create(c, admin, "/iaas/snapshot/", map[string]any{"vm_id": vm, "name": "busy"})
+	if got := c.Do("PATCH", apitest.Path("/iaas/vm/", vm), map[string]any{"state": 5}, admin).Expect(400).FieldCode("state"); got != "iaas_vm_update_110" {
+		t.Errorf("VM change with a busy snapshot: %q", got)
+	}
+	if got := c.Do("POST", "/iaas/snapshot/", map[string]any{"vm_id": vm, "name": "x"}, admin).Expect(400).FieldCode("vm_id"); got != "iaas_snapshot_create_107" {
+		t.Errorf("snapshot under a busy active snapshot: %q", got)
+	}
+	for _, s := range [][2]int{{2, 1}, {4, 2}} {
+		c.Do("PATCH", apitest.Path("/iaas/snapshot/", busy), map[string]any{"state": s[0], "expected_state": s[1]}, x.robotR).Expect(200)
+	}
+	if g := get(busy); g["parent_id"].(float64) != float64(a) || g["active"] != true || get(a)["active"] != false {
+		t.Fatalf("parent and active: %v / %v", g, get(a))
+	}
+	// Revert to a: it becomes active again; c is then taken under a.
+	c.Do("PATCH", apitest.Path("/iaas/snapshot/", a), map[string]any{"state": 10}, admin).Expect(200)
+	if get(a)["active"] != true || get(busy)["active"] != false {
+		t.Fatal("revert did not move the active snapshot")
+	}
+	for _, s := range [][2]int{{11, 10}, {4, 11}} {
+		c.Do("PATCH", apitest.Path("/iaas/snapshot/", a), map[string]any{"state": s[0], "expected_state": s[1]}, x.robotR).Expect(200)
+	}
+	cc := snap("c")
+	tree := c.Do("GET", fmt.Sprintf("/iaas/snapshot_tree/%d/", vm), nil, admin).Expect(200).Content()["branches"].([]any)
+	if len(tree) != 1 || len(tree[0].(map[string]any)["children"].([]any)) != 2 {
+		t.Fatalf("tree: %v", tree)
+	}
+	// Close a without its subtree: busy and c become roots; c stays active.
+	if got := c.Do("PATCH", apitest.Path("/iaas/vm/", vm), map[string]any{"state": 8}, admin).Expect(400).FieldCode("state"); got != "iaas_vm_update_109" {
+		t.Errorf("VM scrub with snapshots: %q", got)
+	}
+	c.Do("PATCH", apitest.Path("/iaas/snapshot/", a), map[string]any{"state": 8}, admin).Expect(200)
+	for _, s := range [][2]int{{17, 8}, {99, 17}} {
+		c.Do("PATCH", apitest.Path("/iaas/snapshot/", a), map[string]any{"state": s[0], "expected_state": s[1]}, x.robotR).Expect(200)
+	}
+	tree = c.Do("GET", fmt.Sprintf("/iaas/snapshot_tree/%d/", vm), nil, admin).Expect(200).Content()["branches"].([]any)
+	if len(tree) != 2 || get(cc)["active"] != true || get(cc)["parent_id"].(float64) != 0 {
+		t.Fatalf("after closing a: tree %v, c %v", tree, get(cc))
+	}
+	hist := c.Do("GET", fmt.Sprintf("/iaas/snapshot_history/?search[object_id]=%d", a), nil, admin).Expect(200).List()
+	if len(hist.Content) != 9 { // 1 2 4 10 11 4 8 17 99
+		t.Errorf("history of a: %d rows", len(hist.Content))
+	}
+	// A backup: time_valid when built.
+	b := create(c, admin, "/iaas/backup/", map[string]any{"vm_id": vm, "name": "nightly"})
+	bp := apitest.Path("/iaas/backup/", b)
+	c.Do("PATCH", bp, map[string]any{"state": 2, "expected_state": 1}, x.robotR).Expect(200)
+	if bk := c.Do("PATCH", bp, map[string]any{"state": 4, "expected_state": 2}, x.robotR).Expect(200).Content(); bk["time_valid"] == "" || bk["repository"].(float64) != 1 {
+		t.Errorf("backup: %v", bk)
+	}
+	if got := c.Do("PATCH", bp, map[string]any{"state": 5}, admin).Expect(400).FieldCode("state"); got != "iaas_backup_update_107" {
+		t.Errorf("backup quiesce: %q", got)
+	}
+}

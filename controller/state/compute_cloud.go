@@ -948,7 +948,9 @@ type StateChange struct {
 	ObservedGeneration *uint64 `json:"observed_generation,omitempty"`
 	ErrorCode          string  `json:"error_code,omitempty"`
 	ErrorDetail        string  `json:"error_detail,omitempty"`
-	Actor              Actor   `json:"actor"`
+	// RemoveSubtree (snapshots, users) is set together with the change.
+	RemoveSubtree *bool `json:"remove_subtree,omitempty"`
+	Actor         Actor `json:"actor"`
 }
 
 // CodeStateConflict is the suffix of the 409 of a failed compare-and-swap
@@ -984,6 +986,18 @@ func (t *Txn) SetState(ch *StateChange) (api.Object, error) {
 			return nil, api.NotFound(c(1))
 		}
 		cur, gen = vr.State, vr.Generation
+	case api.KindSnapshot:
+		sn, ok := t.Snapshot(ch.ID)
+		if !ok {
+			return nil, api.NotFound(c(1))
+		}
+		cur, gen = sn.State, sn.Generation
+	case api.KindBackup:
+		b, ok := t.Backup(ch.ID)
+		if !ok {
+			return nil, api.NotFound(c(1))
+		}
+		cur, gen = b.State, b.Generation
 	default:
 		return nil, fmt.Errorf("state change of unknown kind %q", ch.Kind)
 	}
@@ -1010,6 +1024,10 @@ func (t *Txn) SetState(ch *StateChange) (api.Object, error) {
 	switch ch.Kind {
 	case api.KindVM:
 		return t.setVMState(ch, changed)
+	case api.KindSnapshot:
+		return t.setSnapshotState(ch, changed)
+	case api.KindBackup:
+		return t.setBackupState(ch, changed)
 	default:
 		return t.setVRState(ch, changed)
 	}
@@ -1029,6 +1047,16 @@ func (t *Txn) setVMState(ch *StateChange, changed bool) (api.Object, error) {
 	}
 	if ch.To == api.StateScrub && vm.GPU > 0 {
 		return nil, fieldErr("state", "iaas_vm_update_108", "A VM with GPUs cannot be scrubbed.")
+	}
+	if !ch.Actor.Robot {
+		for _, sn := range t.SnapshotsOfVM(vm.ID) {
+			if ch.To == api.StateScrub && sn.State != api.StateClosed {
+				return nil, fieldErr("state", "iaas_vm_update_109", "VM %d has snapshot %d; delete its snapshots first.", vm.ID, sn.ID)
+			}
+			if sn.State != api.StateRunning && sn.State != api.StateClosed {
+				return nil, fieldErr("state", "iaas_vm_update_110", "Snapshot %d of the VM is busy (state %d); wait until it is RUNNING.", sn.ID, sn.State)
+			}
+		}
 	}
 	vm.State, vm.StateChanged = ch.To, t.stamp()
 	vm.ErrorCode, vm.ErrorDetail = "", ""

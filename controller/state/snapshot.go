@@ -24,7 +24,7 @@ const snapshotHeader = "REGENT-SNAPSHOT 1\n"
 var snapshotTables = []string{tableIndex, Members, Users, Tokens, Regions, Nodes,
 	ASNs, IPPolicies, IPBlocks, IPAddresses, MACRanges, Domains, Records,
 	StorageTypes, Images, RegionImages, Servers, Interfaces, Routers, Projects, VirtualRouters, VMs, Storages, VMHistories,
-	VPNs, VPNHistories}
+	VPNs, VPNHistories, Snapshots, Backups, SnapshotHistories, BackupHistories}
 
 func newRecord(table string) (any, bool) {
 	switch table {
@@ -80,6 +80,12 @@ func newRecord(table string) (any, bool) {
 		return &VPNRecord{}, true
 	case VPNHistories:
 		return &api.VPNHistory{}, true
+	case Snapshots:
+		return &api.Snapshot{}, true
+	case Backups:
+		return &api.Backup{}, true
+	case SnapshotHistories, BackupHistories:
+		return &api.ObjectHistory{}, true
 	}
 	return nil, false
 }

@@ -52,6 +52,8 @@ func Register(a *api.API) {
 	registerCapacity(a)
 	registerMetrics(a)
 	registerVPN(a)
+	registerSnapshot(a)
+	registerBackup(a)
 }
 
 // seesAll: global users and robots (which build what the region serves) see
