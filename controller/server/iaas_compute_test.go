@@ -839,3 +839,50 @@ func TestComputeSnapshotTree(t *testing.T) {
 		t.Errorf("backup quiesce: %q", got)
 	}
 }
+
+// TestComputeFirewallRules: every rule check answers with its code, and a
+// cloud update with bad rules changes nothing.
+func TestComputeFirewallRules(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	path := apitest.Path("/iaas/cloud/", x.project)
+	before := c.Do("GET", path, nil, admin).Expect(200).Content()["virtual_router"].(map[string]any)
+	rule := func(src, dst, proto, port string, allow, pci bool) map[string]any {
+		r := map[string]any{"source": src, "destination": dst, "protocol": proto, "allow": allow, "pci_logging": pci}
+		if port != "" {
+			r["port"] = port
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		name string
+		rule map[string]any
+		code string
+	}{
+		{"both sides outside the project", rule("*", "203.0.113.0/24", "any", "", true, false), "source:iaas_cloud_update_123"},
+		{"both sides in the project", rule("10.0.0.0/24", "10.0.1.5", "any", "", true, false), "source:iaas_cloud_update_123"},
+		{"private other side", rule("192.168.9.0/24", "10.0.0.0/24", "any", "", true, false), "source:iaas_cloud_update_124"},
+		{"mixed versions", rule("2001:db8::/32", "10.0.0.0/24", "any", "", true, false), "destination:iaas_cloud_update_125"},
+		{"bad source", rule("nonsense", "10.0.0.0/24", "any", "", true, false), "source:iaas_cloud_update_121"},
+		{"bad protocol", rule("*", "10.0.0.0/24", "gre", "", true, false), "protocol:iaas_cloud_update_126"},
+		{"tcp without port", rule("*", "10.0.0.0/24", "tcp", "", true, false), "port:iaas_cloud_update_127"},
+		{"port out of range", rule("*", "10.0.0.0/24", "udp", "0-70000", true, false), "port:iaas_cloud_update_127"},
+		{"port on icmp", rule("*", "10.0.0.0/24", "icmp", "22", true, false), "port:iaas_cloud_update_127"},
+		{"pci logging on a block rule", rule("10.0.0.0/24", "*", "any", "", false, true), "pci_logging:iaas_cloud_update_128"},
+	} {
+		resp := c.Do("PATCH", path, map[string]any{"firewall_rules": []any{tc.rule}}, admin).Expect(400)
+		field, code, _ := strings.Cut(tc.code, ":")
+		if got := resp.FieldCode("firewall_rules[0]." + field); got != code {
+			t.Errorf("%s: errors[firewall_rules[0].%s] = %q, want %q\n%s", tc.name, field, got, code, resp)
+		}
+	}
+	after := c.Do("GET", path, nil, admin).Expect(200).Content()["virtual_router"].(map[string]any)
+	if after["generation"] != before["generation"] || len(after["firewall_rules"].([]any)) != len(before["firewall_rules"].([]any)) {
+		t.Errorf("bad rules changed the router: %v → %v", before, after)
+	}
+	good := []any{rule("*", "10.0.0.0/24", "tcp", "80-443", true, true), rule("10.0.1.0/24", "*", "any", "", false, false)}
+	vr := c.Do("PATCH", path, map[string]any{"firewall_rules": good}, admin).Expect(200).Content()["virtual_router"].(map[string]any)
+	if len(vr["firewall_rules"].([]any)) != 2 || vr["generation"].(float64) != before["generation"].(float64)+1 {
+		t.Errorf("rules replaced: %v", vr)
+	}
+}

@@ -675,8 +675,13 @@ func (x *cloudCtx) addresses(vm *api.VM, ips []IPSpec, gateway *api.IPBlock, c f
 		row := &api.IPAddress{VMID: vm.ID, MACAddress: mac.String(), Name: vm.Name}
 		if spec.NAT {
 			pub, err := t.floatingAddress(x.router, &api.IPAddress{VMID: vm.ID, Name: "NAT of " + a.String()}, c(142))
+			var e *api.Error
+			if errors.As(err, &e) && e.ErrorCode == c(142) {
+				fe.Add(field, c(142), "%s", e.Detail)
+				continue
+			}
 			if err != nil {
-				return prefixErr(err, field+".")
+				return err
 			}
 			row.PublicIPID = pub.ID
 			vm.NATCount++
