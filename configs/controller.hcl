@@ -51,3 +51,17 @@ dead_server_cleanup = "5m"
 
 # IPAM: how long a released address stays out of the free pool.
 keep_deallocated_ips_for = "48h"
+
+# VM placement (CloudCIX scoring, cloudcix-facts §6.1). A server offers new
+# VMs ceil((ram - ram_reserve_gb) x ram_factor) GB of RAM,
+# ceil((gb - disk_reserve_gb) x disk_factor) GB of disk and
+# ceil(cores x cpu_oversubscription x cpu_factor) vCPUs. These are CloudCIX's
+# values; leave out what you do not change.
+placement {
+  cpu_oversubscription = 8
+  ram_reserve_gb       = 8
+  disk_reserve_gb      = 100
+  ram_factor           = 0.85
+  disk_factor          = 0.77
+  cpu_factor           = 0.77
+}
