@@ -886,3 +886,27 @@ func TestComputeFirewallRules(t *testing.T) {
 		t.Errorf("rules replaced: %v", vr)
 	}
 }
+
+// TestComputeIPAMGuards: the IPAM services cannot pull a cloud project's
+// addresses or subnets from under it.
+func TestComputeIPAMGuards(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	cloud := c.Do("GET", apitest.Path("/iaas/cloud/", x.project), nil, admin).Expect(200).Content()
+	sub := uint64(cloud["subnets"].([]any)[0].(map[string]any)["id"].(float64))
+	ip := uint64(cloud["vms"].([]any)[0].(map[string]any)["ip_addresses"].([]any)[0].(map[string]any)["id"].(float64))
+	if got := c.Do("DELETE", apitest.Path("/iaas/ip_address/", ip), nil, admin).Expect(400).ErrorCode(); got != "iaas_ip_address_delete_103" {
+		t.Errorf("delete a VM's address: %q", got)
+	}
+	vrIP := uint64(cloud["virtual_router"].(map[string]any)["ip_address_id"].(float64))
+	if got := c.Do("DELETE", apitest.Path("/iaas/ip_address/", vrIP), nil, f.root).Expect(400).ErrorCode(); got != "iaas_ip_address_delete_103" {
+		t.Errorf("delete a router's address: %q", got)
+	}
+	if got := c.Do("DELETE", apitest.Path("/iaas/subnet/", sub), nil, admin).Expect(400).ErrorCode(); got != "iaas_subnet_delete_103" {
+		t.Errorf("delete a project subnet: %q", got)
+	}
+	if got := c.Do("PATCH", apitest.Path("/iaas/subnet/", sub), map[string]any{"vlan": 7}, admin).Expect(400).ErrorCode(); got != "iaas_subnet_update_110" {
+		t.Errorf("change a project subnet's VLAN: %q", got)
+	}
+	c.Do("PATCH", apitest.Path("/iaas/subnet/", sub), map[string]any{"name": "renamed"}, admin).Expect(200)
+}
