@@ -910,3 +910,25 @@ func TestComputeIPAMGuards(t *testing.T) {
 	}
 	c.Do("PATCH", apitest.Path("/iaas/subnet/", sub), map[string]any{"name": "renamed"}, admin).Expect(200)
 }
+
+// TestComputeCloudUpdateVM: an existing VM of a cloud grows through cloud
+// update; other fields of it are refused.
+func TestComputeCloudUpdateVM(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	path := apitest.Path("/iaas/cloud/", x.project)
+	if got := c.Do("PATCH", path, map[string]any{"vms": []any{map[string]any{"id": x.vm, "name": "x"}}}, admin).Expect(400).FieldCode("vms[0].id"); got != "iaas_cloud_update_119" {
+		t.Errorf("name of an existing VM: %q", got)
+	}
+	if got := c.Do("PATCH", path, map[string]any{"vms": []any{map[string]any{"id": x.vm, "cpu": 4}}}, admin).Expect(400).FieldCode("vms[0]"); got != "iaas_vm_update_118" {
+		t.Errorf("grow a REQUESTED VM: %q", got)
+	}
+	vm := apitest.Path("/iaas/vm/", x.vm)
+	c.Do("PATCH", vm, map[string]any{"state": "2", "expected_state": 1}, x.robotR).Expect(200)
+	c.Do("PATCH", vm, map[string]any{"state": 4, "expected_state": "2"}, x.robotR).Expect(200)
+	after := c.Do("PATCH", path, map[string]any{"vms": []any{map[string]any{"id": x.vm, "cpu": 4, "storages": []any{map[string]any{"id": x.disk, "gb": 40}}}}}, admin).Expect(200).Content()
+	v := after["vms"].([]any)[0].(map[string]any)
+	if v["cpu"].(float64) != 4 || v["state"].(float64) != 10 || v["storages"].([]any)[0].(map[string]any)["gb"].(float64) != 40 {
+		t.Errorf("after growth: %v", v)
+	}
+}

@@ -793,7 +793,7 @@ func (x *cloudCtx) updateVM(s *VMSpec) (*api.VM, error) {
 	if !ok || cur.ProjectID != x.p.ID {
 		return nil, fieldErr("id", "iaas_cloud_update_118", "VM %d is not a VM of this project.", s.ID)
 	}
-	return x.t.vmSpecChange(cur, &VMChange{CPU: &s.CPU, RAM: &s.RAM, Storages: s.Storages}, x.factors, x.actor, "cloud")
+	return x.t.vmSpecChange(cur, &VMChange{CPU: &s.CPU, RAM: &s.RAM, Storages: s.Storages}, x.factors, x.actor, "vm")
 }
 
 // VMChange is a change of a VM's spec; nil fields are unchanged. Storages,
