@@ -1210,6 +1210,16 @@ func (t *Txn) scrubDue(ch *StateChange) bool {
 	case api.KindVirtualRouter:
 		vr, ok := t.VirtualRouter(ch.ID)
 		return ok && t.VirtualRouterScrubDue(vr, t.Now)
+	case api.KindSnapshot:
+		if s, ok := t.Snapshot(ch.ID); ok {
+			p, ok := t.Project(s.ProjectID)
+			return ok && api.ScrubDue(s.State, s.StateChanged, p.GracePeriod, t.Now)
+		}
+	case api.KindBackup:
+		if b, ok := t.Backup(ch.ID); ok {
+			p, ok := t.Project(b.ProjectID)
+			return ok && api.ScrubDue(b.State, b.StateChanged, p.GracePeriod, t.Now)
+		}
 	}
 	return false
 }
