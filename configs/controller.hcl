@@ -54,3 +54,17 @@ keep_deallocated_ips_for = "48h"
 
 # Melange: the CIDR of the block created for an unknown network (unset: 404).
 # melange_default_cidr = "10.0.0.0/16"
+
+# VM placement (CloudCIX scoring, cloudcix-facts §6.1). A server offers new
+# VMs ceil((ram - ram_reserve_gb) x ram_factor) GB of RAM,
+# ceil((gb - disk_reserve_gb) x disk_factor) GB of disk and
+# ceil(cores x cpu_oversubscription x cpu_factor) vCPUs. These are CloudCIX's
+# values; leave out what you do not change.
+placement {
+  cpu_oversubscription = 8
+  ram_reserve_gb       = 8
+  disk_reserve_gb      = 100
+  ram_factor           = 0.85
+  disk_factor          = 0.77
+  cpu_factor           = 0.77
+}

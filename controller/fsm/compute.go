@@ -28,6 +28,11 @@ const (
 	ServerInterfaceDeleteType MessageType = 82
 	RouterCreateType          MessageType = 83
 	RouterUpdateType          MessageType = 84
+	VPNCreateType             MessageType = 85 // payload state.VPNPayload (carries the pre-shared key)
+	VPNUpdateType             MessageType = 86 // payload state.VPNPayload; an empty key keeps the key
+	VPNDeleteType             MessageType = 87 // payload state.VPNDeletePayload
+	SnapshotCreateType        MessageType = 88 // payload state.SnapshotCreatePayload
+	BackupCreateType          MessageType = 89 // payload state.BackupCreatePayload
 )
 
 // stateActor is the command's caller as state records it.
@@ -84,6 +89,16 @@ func computeHandlers() map[MessageType]handler {
 		ServerInterfaceDeleteType: del((*state.Txn).ServerInterfaceDelete),
 		RouterCreateType:          create((*state.Txn).RouterCreate),
 		RouterUpdateType:          update((*state.Txn).RouterUpdate),
+		VPNCreateType: withActor(func(t *state.Txn, p *state.VPNPayload, _ uint64) (any, error) { return t.VPNCreate(p) },
+			func(p *state.VPNPayload, a state.Actor) { p.Actor = a }),
+		VPNUpdateType: withActor(func(t *state.Txn, p *state.VPNPayload, e uint64) (any, error) { return t.VPNUpdate(p, e) },
+			func(p *state.VPNPayload, a state.Actor) { p.Actor = a }),
+		SnapshotCreateType: withActor(func(t *state.Txn, p *state.SnapshotCreatePayload, _ uint64) (any, error) { return t.SnapshotCreate(p) },
+			func(p *state.SnapshotCreatePayload, a state.Actor) { p.Actor = a }),
+		BackupCreateType: withActor(func(t *state.Txn, p *state.BackupCreatePayload, _ uint64) (any, error) { return t.BackupCreate(p) },
+			func(p *state.BackupCreatePayload, a state.Actor) { p.Actor = a }),
+		VPNDeleteType: withActor(func(t *state.Txn, p *state.VPNDeletePayload, _ uint64) (any, error) { return nil, t.VPNDelete(p) },
+			func(p *state.VPNDeletePayload, a state.Actor) { p.Actor = a }),
 	}
 }
 

@@ -48,6 +48,8 @@ var typeNames = map[MessageType]string{
 	CIXBlacklistCreateType: "cix_blacklist_create", CIXBlacklistDeleteType: "cix_blacklist_delete",
 	CIXWhitelistCreateType: "cix_whitelist_create", CIXWhitelistDeleteType: "cix_whitelist_delete",
 	AgentRegisterType: "agent_register", AgentStatusType: "agent_status",
+	VPNCreateType: "vpn_create", VPNUpdateType: "vpn_update", VPNDeleteType: "vpn_delete",
+	SnapshotCreateType: "snapshot_create", BackupCreateType: "backup_create",
 }
 
 func typeName(t MessageType) string {

@@ -417,6 +417,37 @@ var matrix = []matrixRow{
 	{"POST", "/iaas/run_robot/", "run_robot", auth.Create, "", w(403, 403, 403, 403, 200, 401), func(*fixture) request {
 		return request{path: "/iaas/run_robot/", body: map[string]any{"project_ids": []int{}}}
 	}},
+	// VPN V of VR (project P); other: the router is not visible (400).
+	{"GET", "/iaas/vpn/", "vpn", auth.List, "", w(200, 200, 200, 200, 200, 401), static("/iaas/vpn/")},
+	{"POST", "/iaas/vpn/", "vpn", auth.Create, "on VR", w(201, 201, 201, 400, 403, 401), newVPNBody},
+	{"GET", "/iaas/vpn/{id}/", "vpn", auth.Read, "VPN V", w(200, 200, 200, 404, 404, 401), vpnV},
+	{"HEAD", "/iaas/vpn/{id}/", "vpn", auth.Read, "VPN V", w(200, 200, 200, 404, 404, 401), vpnV},
+	{"PUT", "/iaas/vpn/{id}/", "vpn", auth.Update, "VPN V", w(200, 200, 200, 404, 403, 401), putVPNV},
+	{"PATCH", "/iaas/vpn/{id}/", "vpn", auth.Update, "VPN V", w(200, 200, 200, 404, 403, 401), patchVPNV},
+	{"DELETE", "/iaas/vpn/{id}/", "vpn", auth.Delete, "new VPN on VR", w(204, 204, 204, 404, 403, 401), newVPN},
+	{"GET", "/iaas/vpn_history/", "vpn_history", auth.List, "", w(200, 200, 200, 200, 200, 401), static("/iaas/vpn_history/")},
+	// snapshot S and backup B of a running VM of P; creates need a new
+	// running VM; other: the VM is not visible (400). Updates send the
+	// current state (a no-op).
+	{"GET", "/iaas/snapshot/", "snapshot", auth.List, "", w(200, 200, 200, 200, 200, 401), static("/iaas/snapshot/")},
+	{"POST", "/iaas/snapshot/", "snapshot", auth.Create, "of a new running VM", w(201, 201, 201, 400, 403, 401), newSnapshotBody},
+	{"GET", "/iaas/snapshot/{id}/", "snapshot", auth.Read, "S", w(200, 200, 200, 404, 404, 401), snapshotS},
+	{"HEAD", "/iaas/snapshot/{id}/", "snapshot", auth.Read, "S", w(200, 200, 200, 404, 404, 401), snapshotS},
+	{"PUT", "/iaas/snapshot/{id}/", "snapshot", auth.Update, "S", w(200, 200, 200, 404, 404, 401), snapshotS},
+	{"PATCH", "/iaas/snapshot/{id}/", "snapshot", auth.Update, "S", w(200, 200, 200, 404, 404, 401), snapshotS},
+	{"GET", "/iaas/snapshot_history/", "snapshot_history", auth.List, "", w(200, 200, 200, 200, 200, 401), static("/iaas/snapshot_history/")},
+	{"GET", "/iaas/snapshot_tree/{vm_id}/", "snapshot_tree", auth.Read, "the VM of S", w(200, 200, 200, 404, 404, 401), snapshotTreeS},
+	{"GET", "/iaas/backup/", "backup", auth.List, "", w(200, 200, 200, 200, 200, 401), static("/iaas/backup/")},
+	{"POST", "/iaas/backup/", "backup", auth.Create, "of a new running VM", w(201, 201, 201, 400, 403, 401), newBackupBody},
+	{"GET", "/iaas/backup/{id}/", "backup", auth.Read, "B", w(200, 200, 200, 404, 404, 401), backupB},
+	{"HEAD", "/iaas/backup/{id}/", "backup", auth.Read, "B", w(200, 200, 200, 404, 404, 401), backupB},
+	{"PUT", "/iaas/backup/{id}/", "backup", auth.Update, "B", w(200, 200, 200, 404, 404, 401), backupB},
+	{"PATCH", "/iaas/backup/{id}/", "backup", auth.Update, "B", w(200, 200, 200, 404, 404, 401), backupB},
+	{"GET", "/iaas/backup_history/", "backup_history", auth.List, "", w(200, 200, 200, 200, 200, 401), static("/iaas/backup_history/")},
+	// capacity: customers of region R, its robots and global users; else 400.
+	{"GET", "/iaas/capacity/{region_id}/", "capacity", auth.List, "region R", w(200, 200, 200, 400, 400, 401), capacityR},
+	{"GET", "/iaas/metrics/{region_id}/", "metrics", auth.Read, "region R, force=true", w(200, 403, 403, 403, 404, 401), metricsR},
+
 	{"GET", "/v1/operator/members", "operator", auth.List, "", w(200, 403, 403, 403, 403, 401), static("/v1/operator/members")},
 	{"DELETE", "/v1/operator/members/{id}", "operator", auth.Delete, "unknown node", w(404, 403, 403, 403, 403, 401), static("/v1/operator/members/no-such-node")},
 	{"GET", "/v1/operator/leader", "operator", auth.Read, "", w(200, 403, 403, 403, 403, 401), static("/v1/operator/leader")},

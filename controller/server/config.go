@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2/hclsimple"
+	wire "github.com/regentcloud/regent/pkg/api"
 )
 
 // Config is one node's configuration. Every field is a flag of
@@ -71,9 +72,51 @@ type Config struct {
 	AgentHeartbeat Duration `hcl:"agent_heartbeat,optional"`
 	AgentDownAfter Duration `hcl:"agent_down_after,optional"`
 
+	// Placement overrides factors of the CloudCIX VM placement score
+	// (cloudcix-facts §6.1); absent attributes keep CloudCIX's values.
+	Placement *PlacementConfig `hcl:"placement,block"`
+
 	// PurgeInterval is how often the leader looks for released IP addresses
 	// past KeepDeallocatedIPsFor (default 1m; tests shorten it).
 	PurgeInterval time.Duration
+}
+
+// PlacementConfig is the placement block: a server offers new VMs
+// ceil((ram − ram_reserve_gb) × ram_factor) GB of RAM,
+// ceil((gb − disk_reserve_gb) × disk_factor) GB of disk and
+// ceil(cores × cpu_oversubscription × cpu_factor) vCPUs.
+type PlacementConfig struct {
+	CPUOversubscription *int     `hcl:"cpu_oversubscription,optional"`
+	RAMReserveGB        *int     `hcl:"ram_reserve_gb,optional"`
+	DiskReserveGB       *int     `hcl:"disk_reserve_gb,optional"`
+	RAMFactor           *float64 `hcl:"ram_factor,optional"`
+	DiskFactor          *float64 `hcl:"disk_factor,optional"`
+	CPUFactor           *float64 `hcl:"cpu_factor,optional"`
+}
+
+// Factors returns the placement factors: the defaults with the block's
+// attributes applied.
+func (c *Config) Factors() wire.PlacementFactors {
+	f := wire.DefaultPlacement
+	if p := c.Placement; p != nil {
+		for _, v := range []struct {
+			dst *int
+			src *int
+		}{{&f.CPUOversubscription, p.CPUOversubscription}, {&f.RAMReserveGB, p.RAMReserveGB}, {&f.DiskReserveGB, p.DiskReserveGB}} {
+			if v.src != nil {
+				*v.dst = *v.src
+			}
+		}
+		for _, v := range []struct {
+			dst *float64
+			src *float64
+		}{{&f.RAMFactor, p.RAMFactor}, {&f.DiskFactor, p.DiskFactor}, {&f.CPUFactor, p.CPUFactor}} {
+			if v.src != nil {
+				*v.dst = *v.src
+			}
+		}
+	}
+	return f
 }
 
 // Duration is a time.Duration written as "500ms" in HCL and on flags.
@@ -167,6 +210,10 @@ func (c *Config) Finish() error {
 	}
 	if (c.RaftTLSCert != "" || c.RaftTLSKey != "" || c.RaftTLSCA != "") && (c.RaftTLSCert == "" || c.RaftTLSKey == "" || c.RaftTLSCA == "") {
 		errs = append(errs, errors.New("raft_tls_cert, raft_tls_key and raft_tls_ca go together"))
+	}
+	if f := c.Factors(); f.CPUOversubscription < 1 || f.RAMReserveGB < 0 || f.DiskReserveGB < 0 ||
+		!(f.RAMFactor > 0 && f.RAMFactor <= 1) || !(f.DiskFactor > 0 && f.DiskFactor <= 1) || !(f.CPUFactor > 0 && f.CPUFactor <= 1) {
+		errs = append(errs, errors.New("placement: cpu_oversubscription ≥ 1, reserves ≥ 0 and factors in (0, 1]"))
 	}
 	if c.Join != "" && c.Bootstrap && !c.Dev {
 		errs = append(errs, errors.New("-join and -bootstrap exclude each other: bootstrap one node, join the others"))

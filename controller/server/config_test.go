@@ -29,3 +29,26 @@ func TestExampleConfigsLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestPlacementConfig: the placement block overrides the CloudCIX factors
+// one by one and is validated.
+func TestPlacementConfig(t *testing.T) {
+	cfg := Defaults()
+	if f := cfg.Factors(); f.RAMFactor != 0.85 || f.CPUOversubscription != 8 {
+		t.Fatalf("defaults: %+v", f)
+	}
+	ram, over := 0.9, 4
+	cfg.Placement = &PlacementConfig{RAMFactor: &ram, CPUOversubscription: &over}
+	if f := cfg.Factors(); f.RAMFactor != 0.9 || f.CPUOversubscription != 4 || f.DiskFactor != 0.77 {
+		t.Fatalf("overrides: %+v", f)
+	}
+	cfg.DataDir = t.TempDir()
+	if err := cfg.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	bad := 1.5
+	cfg.Placement.DiskFactor = &bad
+	if err := cfg.Finish(); err == nil {
+		t.Fatal("a disk factor of 1.5 was accepted")
+	}
+}

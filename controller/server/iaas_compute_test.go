@@ -546,3 +546,389 @@ func TestComputeProjectState(t *testing.T) {
 		t.Errorf("vm state %v after project delete", s)
 	}
 }
+
+func capacityR(f *fixture) request {
+	computeOf(f)
+	return request{path: fmt.Sprintf("/iaas/capacity/%d/", f.reg)}
+}
+func metricsR(f *fixture) request {
+	computeOf(f)
+	return request{path: fmt.Sprintf("/iaas/metrics/%d/?force=true", f.reg)}
+}
+
+// TestComputeCapacity: the Pareto front of the servers' remaining
+// capacity, per server type and storage type, storage capped at 2000 GB.
+func TestComputeCapacity(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	f := newFixture(t, n)
+	c := f.c.For(t)
+	reg := c.CreateRegion(f.root, n.Unique("cap"), f.r.MemberA)
+	x := newComputeRegion(c, f.root, reg) // server: 2048 GB RAM, 100000 GB disk, 64 cores
+	srv := func(ram, gb, cores int) {
+		create(c, f.root, "/iaas/server/", map[string]any{"region_id": reg, "type_id": 2, "storage_type_id": x.st, "cores": cores, "ram": ram, "gb": gb})
+	}
+	srv(108, 300, 2)                                                                                                                               // [85, 154, 13]: dominated by the first server
+	srv(10000, 200, 1)                                                                                                                             // [8494, 77, 7]: more RAM, less of the rest: on the front
+	create(c, f.root, "/iaas/server/", map[string]any{"region_id": reg, "type_id": 3, "storage_type_id": x.st, "cores": 1, "ram": 100, "gb": 200}) // phantom: never listed
+	got := c.Do("GET", fmt.Sprintf("/iaas/capacity/%d/", reg), nil, f.r.Token(apitest.MemberUser)).Expect(200).Content()
+	entries := got["KVM"].(map[string]any)
+	var list []any
+	for _, v := range entries {
+		list = v.([]any)
+	}
+	if len(got) != 1 || len(entries) != 1 || len(list) != 2 {
+		t.Fatalf("capacity: %v", got)
+	}
+	first := list[0].(map[string]any)
+	if first["ram"].(float64) != 1734 || first["storage"].(float64) != 2000 || first["cpu"].(float64) != 395 {
+		t.Errorf("first server: %v", first)
+	}
+	if second := list[1].(map[string]any); second["ram"].(float64) != 8494 || second["storage"].(float64) != 77 {
+		t.Errorf("second server: %v", second)
+	}
+	c.Do("GET", fmt.Sprintf("/iaas/capacity/%d/", reg), nil, f.r.Token(apitest.OtherMember)).Expect(400)
+}
+
+// TestComputeMetrics204: metrics answer 204 when nothing changed in the
+// region since the last answer, unless force=true.
+func TestComputeMetrics204(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c := f.c.For(t)
+	path := fmt.Sprintf("/iaas/metrics/%d/", f.reg)
+	m := c.Do("GET", path, nil, x.robotR).Expect(200).Content()
+	if m["servers"].(float64) != 1 || m["projects"].(float64) != 1 || len(m["vms"].([]any)) != 1 {
+		t.Errorf("metrics: %v", m)
+	}
+	c.Do("GET", path, nil, x.robotR).Expect(204)
+	c.Do("GET", path+"?force=true", nil, x.robotR).Expect(200)
+	c.Do("GET", path, nil, x.robotR).Expect(204)
+	c.Do("PATCH", apitest.Path("/iaas/vm/", x.vm), map[string]any{"state": 2, "expected_state": 1}, x.robotR).Expect(200)
+	c.Do("GET", path, nil, x.robotR).Expect(200)
+	c.Do("GET", path, nil, x.robotR).Expect(204)
+	// Another region's robot: 404.
+	c.Do("GET", path, nil, f.r.Token(apitest.Robot)).Expect(404)
+}
+
+// --- VPNs ---
+
+var (
+	vpnMu  sync.Mutex
+	vpnFix = map[*fixture]uint64{}
+)
+
+const testPSK = "s3cr3tKEYnobodySEES"
+
+// vpnBody is a VPN of VR (project P) to the remote network 198.18.<n>.0/24.
+func vpnBody(f *fixture) map[string]any {
+	x := computeOf(f)
+	subnets := f.c.Do("GET", apitest.Path("/iaas/cloud/", x.project), nil, f.root).Expect(200).Content()["subnets"].([]any)
+	local := subnets[0].(map[string]any)["id"]
+	n := computeSeq.Add(1)
+	return map[string]any{"virtual_router_id": x.vr, "ike_gateway_value": "203.0.113.7", "ike_pre_shared_key": testPSK,
+		"routes": []any{map[string]any{"local_subnet_id": local, "remote_subnet": fmt.Sprintf("198.18.%d.0/24", n%250)}}}
+}
+
+func vpnOf(f *fixture) uint64 {
+	vpnMu.Lock()
+	defer vpnMu.Unlock()
+	if id, ok := vpnFix[f]; ok {
+		return id
+	}
+	id := create(f.c, f.r.Token(apitest.MemberAdmin), "/iaas/vpn/", vpnBody(f))
+	vpnFix[f] = id
+	return id
+}
+
+func vpnV(f *fixture) request { return request{path: apitest.Path("/iaas/vpn/", vpnOf(f))} }
+func newVPNBody(f *fixture) request {
+	return request{path: "/iaas/vpn/", body: vpnBody(f)}
+}
+func newVPN(f *fixture) request {
+	return request{path: apitest.Path("/iaas/vpn/", create(f.c, f.root, "/iaas/vpn/", vpnBody(f)))}
+}
+func putVPNV(f *fixture) request {
+	r := vpnV(f)
+	b := vpnBody(f)
+	delete(b, "virtual_router_id")
+	r.body = b
+	return r
+}
+func patchVPNV(f *fixture) request {
+	r := vpnV(f)
+	r.body = map[string]any{"description": f.n.Unique("tunnel"), "ike_dh_groups": "group20,group19,group20"}
+	return r
+}
+
+// TestComputeVPN: defaults, sets, stif numbers, the router update, and a
+// pre-shared key that never comes back.
+func TestComputeVPN(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	vrBefore := c.Do("GET", apitest.Path("/iaas/virtual_router/", x.vr), nil, admin).Expect(200).Content()["generation"].(float64)
+	resp := c.Do("POST", "/iaas/vpn/", vpnBody(f), admin).Expect(201)
+	v := resp.Content()
+	if v["stif_number"].(float64) != 10000 || v["ike_version"] != "v2-only" || v["ike_lifetime"].(float64) != 28800 ||
+		v["ipsec_lifetime"].(float64) != 3600 || v["ipsec_pfs_groups"] != "group20" || v["vpn_type"] != "site_to_site" {
+		t.Errorf("defaults: %v", v)
+	}
+	id := uint64(v["id"].(float64))
+	second := c.Do("POST", "/iaas/vpn/", vpnBody(f), admin).Expect(201).Content()
+	if second["stif_number"].(float64) != 10001 {
+		t.Errorf("second stif %v", second["stif_number"])
+	}
+	if g := c.Do("GET", apitest.Path("/iaas/virtual_router/", x.vr), nil, admin).Expect(200).Content()["generation"].(float64); g != vrBefore+2 {
+		t.Errorf("router generation %v, want %v", g, vrBefore+2)
+	}
+	p := c.Do("PATCH", apitest.Path("/iaas/vpn/", id), map[string]any{"ike_encryption": "aes-256-cbc, aes-128-cbc,aes-256-cbc"}, admin).Expect(200).Content()
+	if p["ike_encryption"] != "aes-128-cbc,aes-256-cbc" {
+		t.Errorf("set: %v", p["ike_encryption"])
+	}
+	bodies := []string{string(resp.Body), string(c.Do("GET", "/iaas/vpn/", nil, admin).Expect(200).Body),
+		string(c.Do("GET", apitest.Path("/iaas/vpn/", id), nil, x.robotR).Expect(200).Body),
+		string(c.Do("GET", "/iaas/vpn_history/", nil, admin).Expect(200).Body)}
+	for _, b := range bodies {
+		if strings.Contains(b, testPSK) || strings.Contains(b, "pre_shared_key") {
+			t.Fatalf("a response carries the pre-shared key: %s", b)
+		}
+	}
+	bad := func(edit func(b map[string]any)) *apitest.Response {
+		b := vpnBody(f)
+		edit(b)
+		return c.Do("POST", "/iaas/vpn/", b, admin).Expect(400)
+	}
+	for _, tc := range []struct {
+		name  string
+		edit  func(b map[string]any)
+		field string
+		code  string
+	}{
+		{"forbidden psk character", func(b map[string]any) { b["ike_pre_shared_key"] = "abc=" + testPSK }, "ike_pre_shared_key", "iaas_vpn_create_117"},
+		{"psk too long", func(b map[string]any) { b["ike_pre_shared_key"] = strings.Repeat("k", 256) }, "ike_pre_shared_key", "iaas_vpn_create_116"},
+		{"no psk", func(b map[string]any) { delete(b, "ike_pre_shared_key") }, "ike_pre_shared_key", "iaas_vpn_create_115"},
+		{"dynamic", func(b map[string]any) { b["vpn_type"] = "dynamic_secure_connect" }, "vpn_type", "iaas_vpn_create_104"},
+		{"unknown algorithm", func(b map[string]any) { b["ike_authentication"] = "md5" }, "ike_authentication", "iaas_vpn_create_108"},
+		{"lifetime", func(b map[string]any) { b["ipsec_lifetime"] = 100 }, "ipsec_lifetime", "iaas_vpn_create_122"},
+		{"private gateway", func(b map[string]any) { b["ike_gateway_value"] = "10.1.1.1" }, "ike_gateway_value", "iaas_vpn_create_113"},
+		{"no routes", func(b map[string]any) { b["routes"] = []any{} }, "routes", "iaas_vpn_create_123"},
+		{"remote overlaps the project", func(b map[string]any) {
+			b["routes"].([]any)[0].(map[string]any)["remote_subnet"] = "10.0.0.0/16"
+		}, "routes[0].remote_subnet", "iaas_vpn_create_126"},
+	} {
+		resp := bad(tc.edit)
+		if got := resp.FieldCode(tc.field); got != tc.code {
+			t.Errorf("%s: errors[%s] = %q, want %q\n%s", tc.name, tc.field, got, tc.code, resp)
+		}
+		if strings.Contains(string(resp.Body), testPSK) {
+			t.Errorf("%s: the error echoes the key", tc.name)
+		}
+	}
+	c.Do("DELETE", apitest.Path("/iaas/vpn/", id), nil, admin).Expect(204)
+	hist := c.Do("GET", fmt.Sprintf("/iaas/vpn_history/?search[vpn_id]=%d&order=id", id), nil, admin).Expect(200).List()
+	if got := hist.Strings("action"); len(got) != 3 || got[0] != "create" || got[2] != "delete" {
+		t.Errorf("history %v", got)
+	}
+}
+
+// --- snapshots and backups ---
+
+type snapFixture struct{ vm, snapshot, backup uint64 }
+
+var (
+	snapMu  sync.Mutex
+	snapFix = map[*fixture]*snapFixture{}
+)
+
+func snapOf(f *fixture) *snapFixture {
+	snapMu.Lock()
+	defer snapMu.Unlock()
+	if x, ok := snapFix[f]; ok {
+		return x
+	}
+	x := &snapFixture{vm: runningVM(f)}
+	admin := f.r.Token(apitest.MemberAdmin)
+	x.snapshot = create(f.c, admin, "/iaas/snapshot/", map[string]any{"vm_id": x.vm, "name": "S"})
+	x.backup = create(f.c, admin, "/iaas/backup/", map[string]any{"vm_id": x.vm, "name": "B"})
+	snapFix[f] = x
+	return x
+}
+
+func snapshotS(f *fixture) request {
+	return request{path: apitest.Path("/iaas/snapshot/", snapOf(f).snapshot), body: map[string]any{"state": 1}}
+}
+func backupB(f *fixture) request {
+	return request{path: apitest.Path("/iaas/backup/", snapOf(f).backup), body: map[string]any{"state": 1}}
+}
+func snapshotTreeS(f *fixture) request {
+	return request{path: fmt.Sprintf("/iaas/snapshot_tree/%d/", snapOf(f).vm)}
+}
+func newSnapshotBody(f *fixture) request {
+	return request{path: "/iaas/snapshot/", body: map[string]any{"vm_id": runningVM(f), "name": f.n.Unique("snap")}}
+}
+func newBackupBody(f *fixture) request {
+	return request{path: "/iaas/backup/", body: map[string]any{"vm_id": runningVM(f), "name": f.n.Unique("backup"), "repository": 2}}
+}
+
+// TestComputeSnapshotTree: parents, the active snapshot, revert, close with
+// re-parenting, the tree view, and the VM guards.
+func TestComputeSnapshotTree(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	vm := runningVM(f)
+	snap := func(name string) uint64 {
+		id := create(c, admin, "/iaas/snapshot/", map[string]any{"vm_id": vm, "name": name})
+		p := apitest.Path("/iaas/snapshot/", id)
+		c.Do("PATCH", p, map[string]any{"state": 2, "expected_state": 1}, x.robotR).Expect(200)
+		c.Do("PATCH", p, map[string]any{"state": 4, "expected_state": 2}, x.robotR).Expect(200)
+		return id
+	}
+	get := func(id uint64) map[string]any {
+		return c.Do("GET", apitest.Path("/iaas/snapshot/", id), nil, admin).Expect(200).Content()
+	}
+	a := snap("a")
+	// While a snapshot is being built, the VM's state cannot change (110).
+	busy := create(c, admin, "/iaas/snapshot/", map[string]any{"vm_id": vm, "name": "busy"})
+	if got := c.Do("PATCH", apitest.Path("/iaas/vm/", vm), map[string]any{"state": 5}, admin).Expect(400).FieldCode("state"); got != "iaas_vm_update_110" {
+		t.Errorf("VM change with a busy snapshot: %q", got)
+	}
+	if got := c.Do("POST", "/iaas/snapshot/", map[string]any{"vm_id": vm, "name": "x"}, admin).Expect(400).FieldCode("vm_id"); got != "iaas_snapshot_create_107" {
+		t.Errorf("snapshot under a busy active snapshot: %q", got)
+	}
+	for _, s := range [][2]int{{2, 1}, {4, 2}} {
+		c.Do("PATCH", apitest.Path("/iaas/snapshot/", busy), map[string]any{"state": s[0], "expected_state": s[1]}, x.robotR).Expect(200)
+	}
+	if g := get(busy); g["parent_id"].(float64) != float64(a) || g["active"] != true || get(a)["active"] != false {
+		t.Fatalf("parent and active: %v / %v", g, get(a))
+	}
+	// Revert to a: it becomes active again; c is then taken under a.
+	c.Do("PATCH", apitest.Path("/iaas/snapshot/", a), map[string]any{"state": 10}, admin).Expect(200)
+	if get(a)["active"] != true || get(busy)["active"] != false {
+		t.Fatal("revert did not move the active snapshot")
+	}
+	for _, s := range [][2]int{{11, 10}, {4, 11}} {
+		c.Do("PATCH", apitest.Path("/iaas/snapshot/", a), map[string]any{"state": s[0], "expected_state": s[1]}, x.robotR).Expect(200)
+	}
+	cc := snap("c")
+	tree := c.Do("GET", fmt.Sprintf("/iaas/snapshot_tree/%d/", vm), nil, admin).Expect(200).Content()["branches"].([]any)
+	if len(tree) != 1 || len(tree[0].(map[string]any)["children"].([]any)) != 2 {
+		t.Fatalf("tree: %v", tree)
+	}
+	// Close a without its subtree: busy and c become roots; c stays active.
+	if got := c.Do("PATCH", apitest.Path("/iaas/vm/", vm), map[string]any{"state": 8}, admin).Expect(400).FieldCode("state"); got != "iaas_vm_update_109" {
+		t.Errorf("VM scrub with snapshots: %q", got)
+	}
+	c.Do("PATCH", apitest.Path("/iaas/snapshot/", a), map[string]any{"state": 8}, admin).Expect(200)
+	for _, s := range [][2]int{{17, 8}, {99, 17}} {
+		c.Do("PATCH", apitest.Path("/iaas/snapshot/", a), map[string]any{"state": s[0], "expected_state": s[1]}, x.robotR).Expect(200)
+	}
+	tree = c.Do("GET", fmt.Sprintf("/iaas/snapshot_tree/%d/", vm), nil, admin).Expect(200).Content()["branches"].([]any)
+	if len(tree) != 2 || get(cc)["active"] != true || get(cc)["parent_id"].(float64) != 0 {
+		t.Fatalf("after closing a: tree %v, c %v", tree, get(cc))
+	}
+	hist := c.Do("GET", fmt.Sprintf("/iaas/snapshot_history/?search[object_id]=%d", a), nil, admin).Expect(200).List()
+	if len(hist.Content) != 9 { // 1 2 4 10 11 4 8 17 99
+		t.Errorf("history of a: %d rows", len(hist.Content))
+	}
+	// A backup: time_valid when built.
+	b := create(c, admin, "/iaas/backup/", map[string]any{"vm_id": vm, "name": "nightly"})
+	bp := apitest.Path("/iaas/backup/", b)
+	c.Do("PATCH", bp, map[string]any{"state": 2, "expected_state": 1}, x.robotR).Expect(200)
+	if bk := c.Do("PATCH", bp, map[string]any{"state": 4, "expected_state": 2}, x.robotR).Expect(200).Content(); bk["time_valid"] == "" || bk["repository"].(float64) != 1 {
+		t.Errorf("backup: %v", bk)
+	}
+	if got := c.Do("PATCH", bp, map[string]any{"state": 5}, admin).Expect(400).FieldCode("state"); got != "iaas_backup_update_107" {
+		t.Errorf("backup quiesce: %q", got)
+	}
+}
+
+// TestComputeFirewallRules: every rule check answers with its code, and a
+// cloud update with bad rules changes nothing.
+func TestComputeFirewallRules(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	path := apitest.Path("/iaas/cloud/", x.project)
+	before := c.Do("GET", path, nil, admin).Expect(200).Content()["virtual_router"].(map[string]any)
+	rule := func(src, dst, proto, port string, allow, pci bool) map[string]any {
+		r := map[string]any{"source": src, "destination": dst, "protocol": proto, "allow": allow, "pci_logging": pci}
+		if port != "" {
+			r["port"] = port
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		name string
+		rule map[string]any
+		code string
+	}{
+		{"both sides outside the project", rule("*", "203.0.113.0/24", "any", "", true, false), "source:iaas_cloud_update_123"},
+		{"both sides in the project", rule("10.0.0.0/24", "10.0.1.5", "any", "", true, false), "source:iaas_cloud_update_123"},
+		{"private other side", rule("192.168.9.0/24", "10.0.0.0/24", "any", "", true, false), "source:iaas_cloud_update_124"},
+		{"mixed versions", rule("2001:db8::/32", "10.0.0.0/24", "any", "", true, false), "destination:iaas_cloud_update_125"},
+		{"bad source", rule("nonsense", "10.0.0.0/24", "any", "", true, false), "source:iaas_cloud_update_121"},
+		{"bad protocol", rule("*", "10.0.0.0/24", "gre", "", true, false), "protocol:iaas_cloud_update_126"},
+		{"tcp without port", rule("*", "10.0.0.0/24", "tcp", "", true, false), "port:iaas_cloud_update_127"},
+		{"port out of range", rule("*", "10.0.0.0/24", "udp", "0-70000", true, false), "port:iaas_cloud_update_127"},
+		{"port on icmp", rule("*", "10.0.0.0/24", "icmp", "22", true, false), "port:iaas_cloud_update_127"},
+		{"pci logging on a block rule", rule("10.0.0.0/24", "*", "any", "", false, true), "pci_logging:iaas_cloud_update_128"},
+	} {
+		resp := c.Do("PATCH", path, map[string]any{"firewall_rules": []any{tc.rule}}, admin).Expect(400)
+		field, code, _ := strings.Cut(tc.code, ":")
+		if got := resp.FieldCode("firewall_rules[0]." + field); got != code {
+			t.Errorf("%s: errors[firewall_rules[0].%s] = %q, want %q\n%s", tc.name, field, got, code, resp)
+		}
+	}
+	after := c.Do("GET", path, nil, admin).Expect(200).Content()["virtual_router"].(map[string]any)
+	if after["generation"] != before["generation"] || len(after["firewall_rules"].([]any)) != len(before["firewall_rules"].([]any)) {
+		t.Errorf("bad rules changed the router: %v → %v", before, after)
+	}
+	good := []any{rule("*", "10.0.0.0/24", "tcp", "80-443", true, true), rule("10.0.1.0/24", "*", "any", "", false, false)}
+	vr := c.Do("PATCH", path, map[string]any{"firewall_rules": good}, admin).Expect(200).Content()["virtual_router"].(map[string]any)
+	if len(vr["firewall_rules"].([]any)) != 2 || vr["generation"].(float64) != before["generation"].(float64)+1 {
+		t.Errorf("rules replaced: %v", vr)
+	}
+}
+
+// TestComputeIPAMGuards: the IPAM services cannot pull a cloud project's
+// addresses or subnets from under it.
+func TestComputeIPAMGuards(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	cloud := c.Do("GET", apitest.Path("/iaas/cloud/", x.project), nil, admin).Expect(200).Content()
+	sub := uint64(cloud["subnets"].([]any)[0].(map[string]any)["id"].(float64))
+	ip := uint64(cloud["vms"].([]any)[0].(map[string]any)["ip_addresses"].([]any)[0].(map[string]any)["id"].(float64))
+	if got := c.Do("DELETE", apitest.Path("/iaas/ip_address/", ip), nil, admin).Expect(400).ErrorCode(); got != "iaas_ip_address_delete_103" {
+		t.Errorf("delete a VM's address: %q", got)
+	}
+	vrIP := uint64(cloud["virtual_router"].(map[string]any)["ip_address_id"].(float64))
+	if got := c.Do("DELETE", apitest.Path("/iaas/ip_address/", vrIP), nil, f.root).Expect(400).ErrorCode(); got != "iaas_ip_address_delete_103" {
+		t.Errorf("delete a router's address: %q", got)
+	}
+	if got := c.Do("DELETE", apitest.Path("/iaas/subnet/", sub), nil, admin).Expect(400).ErrorCode(); got != "iaas_subnet_delete_103" {
+		t.Errorf("delete a project subnet: %q", got)
+	}
+	if got := c.Do("PATCH", apitest.Path("/iaas/subnet/", sub), map[string]any{"vlan": 7}, admin).Expect(400).ErrorCode(); got != "iaas_subnet_update_110" {
+		t.Errorf("change a project subnet's VLAN: %q", got)
+	}
+	c.Do("PATCH", apitest.Path("/iaas/subnet/", sub), map[string]any{"name": "renamed"}, admin).Expect(200)
+}
+
+// TestComputeCloudUpdateVM: an existing VM of a cloud grows through cloud
+// update; other fields of it are refused.
+func TestComputeCloudUpdateVM(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	path := apitest.Path("/iaas/cloud/", x.project)
+	if got := c.Do("PATCH", path, map[string]any{"vms": []any{map[string]any{"id": x.vm, "name": "x"}}}, admin).Expect(400).FieldCode("vms[0].id"); got != "iaas_cloud_update_119" {
+		t.Errorf("name of an existing VM: %q", got)
+	}
+	if got := c.Do("PATCH", path, map[string]any{"vms": []any{map[string]any{"id": x.vm, "cpu": 4}}}, admin).Expect(400).FieldCode("vms[0]"); got != "iaas_vm_update_118" {
+		t.Errorf("grow a REQUESTED VM: %q", got)
+	}
+	vm := apitest.Path("/iaas/vm/", x.vm)
+	c.Do("PATCH", vm, map[string]any{"state": "2", "expected_state": 1}, x.robotR).Expect(200)
+	c.Do("PATCH", vm, map[string]any{"state": 4, "expected_state": "2"}, x.robotR).Expect(200)
+	after := c.Do("PATCH", path, map[string]any{"vms": []any{map[string]any{"id": x.vm, "cpu": 4, "storages": []any{map[string]any{"id": x.disk, "gb": 40}}}}}, admin).Expect(200).Content()
+	v := after["vms"].([]any)[0].(map[string]any)
+	if v["cpu"].(float64) != 4 || v["state"].(float64) != 10 || v["storages"].([]any)[0].(map[string]any)["gb"].(float64) != 40 {
+		t.Errorf("after growth: %v", v)
+	}
+}

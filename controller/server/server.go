@@ -126,7 +126,8 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
-	s.api = api.New(api.Config{ClusterToken: cfg.ClusterToken, OpenAPI: openapiJSON, ForwardTLS: forwardTLS},
+	factors := cfg.Factors()
+	s.api = api.New(api.Config{ClusterToken: cfg.ClusterToken, OpenAPI: openapiJSON, ForwardTLS: forwardTLS, Placement: &factors},
 		s.cluster, s.store, log, s.registry)
 	membership.Register(s.api)
 	iaas.Register(s.api)

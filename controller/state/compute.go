@@ -31,7 +31,7 @@ const (
 // ComputeTables are every compute table: what a blocking query on "any
 // compute change" (an agent's work feed) watches.
 var ComputeTables = []string{Projects, VirtualRouters, VMs, Storages, StorageTypes, Images, RegionImages,
-	Servers, ServerInterfaces, Routers, VMHistories}
+	Servers, ServerInterfaces, Routers, VMHistories, VPNs, VPNHistories, Snapshots, Backups, SnapshotHistories, BackupHistories}
 
 func computeSchema() map[string]*memdb.TableSchema {
 	return map[string]*memdb.TableSchema{

@@ -675,8 +675,13 @@ func (x *cloudCtx) addresses(vm *api.VM, ips []IPSpec, gateway *api.IPBlock, c f
 		row := &api.IPAddress{VMID: vm.ID, MACAddress: mac.String(), Name: vm.Name}
 		if spec.NAT {
 			pub, err := t.floatingAddress(x.router, &api.IPAddress{VMID: vm.ID, Name: "NAT of " + a.String()}, c(142))
+			var e *api.Error
+			if errors.As(err, &e) && e.ErrorCode == c(142) {
+				fe.Add(field, c(142), "%s", e.Detail)
+				continue
+			}
 			if err != nil {
-				return prefixErr(err, field+".")
+				return err
 			}
 			row.PublicIPID = pub.ID
 			vm.NATCount++
@@ -788,7 +793,7 @@ func (x *cloudCtx) updateVM(s *VMSpec) (*api.VM, error) {
 	if !ok || cur.ProjectID != x.p.ID {
 		return nil, fieldErr("id", "iaas_cloud_update_118", "VM %d is not a VM of this project.", s.ID)
 	}
-	return x.t.vmSpecChange(cur, &VMChange{CPU: &s.CPU, RAM: &s.RAM, Storages: s.Storages}, x.factors, x.actor, "cloud")
+	return x.t.vmSpecChange(cur, &VMChange{CPU: &s.CPU, RAM: &s.RAM, Storages: s.Storages}, x.factors, x.actor, "vm")
 }
 
 // VMChange is a change of a VM's spec; nil fields are unchanged. Storages,
@@ -948,7 +953,9 @@ type StateChange struct {
 	ObservedGeneration *uint64 `json:"observed_generation,omitempty"`
 	ErrorCode          string  `json:"error_code,omitempty"`
 	ErrorDetail        string  `json:"error_detail,omitempty"`
-	Actor              Actor   `json:"actor"`
+	// RemoveSubtree (snapshots, users) is set together with the change.
+	RemoveSubtree *bool `json:"remove_subtree,omitempty"`
+	Actor         Actor `json:"actor"`
 }
 
 // CodeStateConflict is the suffix of the 409 of a failed compare-and-swap
@@ -984,6 +991,18 @@ func (t *Txn) SetState(ch *StateChange) (api.Object, error) {
 			return nil, api.NotFound(c(1))
 		}
 		cur, gen = vr.State, vr.Generation
+	case api.KindSnapshot:
+		sn, ok := t.Snapshot(ch.ID)
+		if !ok {
+			return nil, api.NotFound(c(1))
+		}
+		cur, gen = sn.State, sn.Generation
+	case api.KindBackup:
+		b, ok := t.Backup(ch.ID)
+		if !ok {
+			return nil, api.NotFound(c(1))
+		}
+		cur, gen = b.State, b.Generation
 	default:
 		return nil, fmt.Errorf("state change of unknown kind %q", ch.Kind)
 	}
@@ -1010,6 +1029,10 @@ func (t *Txn) SetState(ch *StateChange) (api.Object, error) {
 	switch ch.Kind {
 	case api.KindVM:
 		return t.setVMState(ch, changed)
+	case api.KindSnapshot:
+		return t.setSnapshotState(ch, changed)
+	case api.KindBackup:
+		return t.setBackupState(ch, changed)
 	default:
 		return t.setVRState(ch, changed)
 	}
@@ -1029,6 +1052,16 @@ func (t *Txn) setVMState(ch *StateChange, changed bool) (api.Object, error) {
 	}
 	if ch.To == api.StateScrub && vm.GPU > 0 {
 		return nil, fieldErr("state", "iaas_vm_update_108", "A VM with GPUs cannot be scrubbed.")
+	}
+	if !ch.Actor.Robot {
+		for _, sn := range t.SnapshotsOfVM(vm.ID) {
+			if ch.To == api.StateScrub && sn.State != api.StateClosed {
+				return nil, fieldErr("state", "iaas_vm_update_109", "VM %d has snapshot %d; delete its snapshots first.", vm.ID, sn.ID)
+			}
+			if sn.State != api.StateRunning && sn.State != api.StateClosed {
+				return nil, fieldErr("state", "iaas_vm_update_110", "Snapshot %d of the VM is busy (state %d); wait until it is RUNNING.", sn.ID, sn.State)
+			}
+		}
 	}
 	vm.State, vm.StateChanged = ch.To, t.stamp()
 	vm.ErrorCode, vm.ErrorDetail = "", ""
@@ -1177,6 +1210,16 @@ func (t *Txn) scrubDue(ch *StateChange) bool {
 	case api.KindVirtualRouter:
 		vr, ok := t.VirtualRouter(ch.ID)
 		return ok && t.VirtualRouterScrubDue(vr, t.Now)
+	case api.KindSnapshot:
+		if s, ok := t.Snapshot(ch.ID); ok {
+			p, ok := t.Project(s.ProjectID)
+			return ok && api.ScrubDue(s.State, s.StateChanged, p.GracePeriod, t.Now)
+		}
+	case api.KindBackup:
+		if b, ok := t.Backup(ch.ID); ok {
+			p, ok := t.Project(b.ProjectID)
+			return ok && api.ScrubDue(b.State, b.StateChanged, p.GracePeriod, t.Now)
+		}
 	}
 	return false
 }

@@ -415,3 +415,207 @@ func TestMACsPerNIC(t *testing.T) {
 		t.Errorf("distinct MACs %v, want 3", seen)
 	}
 }
+
+// TestFloatingAddressesRunOut: the router's floating /29 has five usable
+// addresses: the virtual router takes the first, NAT the next ones, lowest
+// first; the sixth request is 142 and leaves nothing behind.
+func TestFloatingAddressesRunOut(t *testing.T) {
+	x := newComputeFixture(t, [3]int{256, 5000, 64})
+	var vms []VMSpec
+	for i := 0; i < 5; i++ {
+		vms = append(vms, x.vm(fmt.Sprintf("v%d", i), fmt.Sprintf("10.0.0.%d", 10+i), true))
+	}
+	before := x.counts()
+	_, err := x.create(x.cloud("p", vms...))
+	wantErr(t, "sixth floating address", err, 400, "vms[4].ip_addresses[0]", "iaas_vm_create_142")
+	if after := x.counts(); after != before {
+		t.Fatalf("left behind:\n%s\n%s", before, after)
+	}
+	res, err := x.create(x.cloud("p", vms[:4]...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := x.s.Read()
+	for i, vm := range res.VMs {
+		priv, pub := r.VMAddresses(vm)
+		if want := fmt.Sprintf("45.0.0.%d", 3+i); pub[priv[0].ID].Address != want {
+			t.Errorf("vm %d NAT %s, want %s", i, pub[priv[0].ID].Address, want)
+		}
+	}
+	// No address left for another project's virtual router.
+	_, err = x.create(x.cloud("q"))
+	wantErr(t, "no address for a router", err, 400, "", "iaas_cloud_create_109")
+}
+
+// TestVLANPool: a region hands out every VLAN of 1000–2000 (1001 of them,
+// CloudCIX's off-by-one fixed), lowest first, and then refuses.
+func TestVLANPool(t *testing.T) {
+	x := newComputeFixture(t, [3]int{64, 1000, 16})
+	spec := x.cloud("p")
+	spec.FirewallRules = nil
+	spec.Subnets = nil
+	for i := 0; i < 1002; i++ {
+		spec.Subnets = append(spec.Subnets, SubnetSpec{Name: "s", AddressRange: fmt.Sprintf("10.%d.%d.1/24", i/256, i%256)})
+	}
+	_, err := x.create(spec)
+	wantErr(t, "1002 subnets", err, 400, "subnets[1001].address_range", "iaas_cloud_create_116")
+	spec.Subnets = spec.Subnets[:1001]
+	res, err := x.create(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Subnets[0].VLAN != 1000 || res.Subnets[1000].VLAN != 2000 {
+		t.Errorf("VLANs %d..%d", res.Subnets[0].VLAN, res.Subnets[1000].VLAN)
+	}
+}
+
+// TestComputeApplyDeterministic: the same commands on two stores give
+// byte-identical snapshots (no map order, clock or randomness in Apply).
+func TestComputeApplyDeterministic(t *testing.T) {
+	var snaps [2][]byte
+	for i := range snaps {
+		x := newComputeFixture(t, [3]int{64, 1000, 16}, [3]int{128, 2000, 32})
+		v := x.vm("a", "10.0.0.10", true)
+		v.IPAddresses = append(v.IPAddresses, IPSpec{Address: "10.0.1.10"})
+		res, err := x.create(x.cloud("p", v, x.vm("b", "10.0.0.11", true), x.vm("c", "10.0.1.11", false)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		x.ok("vpn", func(t *Txn) error {
+			_, err := t.VPNCreate(&VPNPayload{VPN: api.VPN{VirtualRouterID: res.VirtualRouter.ID,
+				Routes: []api.VPNRoute{{LocalSubnetID: res.Subnets[0].ID, RemoteSubnet: "198.18.0.0/24"}}}, PreSharedKey: "k"})
+			return err
+		})
+		snaps[i] = x.snapshot()
+	}
+	if string(snaps[0]) != string(snaps[1]) {
+		t.Fatal("two stores applying the same commands differ")
+	}
+}
+
+// TestSetStateEveryTriple: the state machine as Apply enforces it, for a
+// VM, a virtual router, a snapshot and a backup: every (from, to, actor)
+// triple. Allowed changes succeed, the same state is a no-op, everything
+// else is a 400 with the code of api.Transition.
+func TestSetStateEveryTriple(t *testing.T) {
+	x := newComputeFixture(t, [3]int{64, 1000, 16})
+	res, err := x.create(x.cloud("p", x.vm("a", "10.0.0.10", false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vmID, vrID := res.VMs[0].ID, res.VirtualRouter.ID
+	var snapID, backupID uint64
+	x.ok("snapshot and backup", func(t *Txn) error {
+		vm, _ := t.VM(vmID)
+		n := *vm
+		n.State = api.StateRunning
+		if err := t.txn.Insert(VMs, &n); err != nil {
+			return err
+		}
+		s, err := t.SnapshotCreate(&SnapshotCreatePayload{VMID: vmID, Name: "s"})
+		if err != nil {
+			return err
+		}
+		b, err := t.BackupCreate(&BackupCreatePayload{VMID: vmID, Name: "b", Repository: 1})
+		snapID, backupID = s.ID, b.ID
+		return err
+	})
+	long := t0.Add(-365 * 24 * time.Hour).Format(time.RFC3339Nano) // grace long over
+	// force puts an object in a state, outside the state machine.
+	force := func(t *Txn, kind string, id uint64, st int) error {
+		switch kind {
+		case api.KindVM:
+			v, _ := t.VM(id)
+			n := *v
+			n.State, n.StateChanged = st, long
+			return t.txn.Insert(VMs, &n)
+		case api.KindVirtualRouter:
+			v, _ := t.VirtualRouter(id)
+			n := *v
+			n.State, n.StateChanged = st, long
+			return t.txn.Insert(VirtualRouters, &n)
+		case api.KindSnapshot:
+			v, _ := t.Snapshot(id)
+			n := *v
+			n.State, n.StateChanged = st, long
+			return t.txn.Insert(Snapshots, &n)
+		}
+		v, _ := t.Backup(id)
+		n := *v
+		n.State, n.StateChanged = st, long
+		return t.txn.Insert(Backups, &n)
+	}
+	objects := []struct {
+		kind string
+		id   uint64
+	}{{api.KindVM, vmID}, {api.KindVirtualRouter, vrID}, {api.KindSnapshot, snapID}, {api.KindBackup, backupID}}
+	n := 0
+	for _, o := range objects {
+		for _, robot := range []bool{false, true} {
+			actor := api.ActorUser
+			if robot {
+				actor = api.ActorRobot
+			}
+			for _, from := range api.AllStates {
+				for _, to := range append(append([]int{}, api.AllStates...), 18, 100) {
+					n++
+					// The guards that depend on other objects are tested
+					// elsewhere: here the snapshot and VM never block each other.
+					x.ok("reset", func(t *Txn) error {
+						if o.kind == api.KindVM {
+							// a VM with a live snapshot cannot be scrubbed (109)
+							if err := force(t, api.KindSnapshot, snapID, api.StateClosed); err != nil {
+								return err
+							}
+						}
+						if o.kind == api.KindVirtualRouter {
+							// a router cannot be scrubbed while a VM is not CLOSED (003)
+							if err := force(t, api.KindVM, vmID, api.StateClosed); err != nil {
+								return err
+							}
+						}
+						return force(t, o.kind, o.id, from)
+					})
+					ch := &StateChange{Kind: o.kind, ID: o.id, To: to, Actor: Actor{Robot: robot, UserID: 1}}
+					if robot {
+						ch.Expected = ptr(from)
+					}
+					err := x.do(func(t *Txn) error { _, err := t.SetState(ch); return err })
+					changed, want := api.Transition(o.kind, o.kind, actor, from, to)
+					name := fmt.Sprintf("%s %s %d→%d", o.kind, actor, from, to)
+					switch {
+					case want != nil:
+						if err == nil || err.Error() != want.Error() {
+							t.Errorf("%s: want %v, got %v", name, want, err)
+						}
+					case err != nil:
+						t.Errorf("%s: allowed (changed=%v), got %v", name, changed, err)
+					default:
+						var got int
+						r := x.s.Read()
+						switch o.kind {
+						case api.KindVM:
+							v, _ := r.VM(o.id)
+							got = v.State
+						case api.KindVirtualRouter:
+							v, _ := r.VirtualRouter(o.id)
+							got = v.State
+						case api.KindSnapshot:
+							v, _ := r.Snapshot(o.id)
+							got = v.State
+						default:
+							v, _ := r.Backup(o.id)
+							got = v.State
+						}
+						if got != to {
+							t.Errorf("%s: state %d after an allowed change", name, got)
+						}
+					}
+				}
+			}
+		}
+	}
+	if n != 4*2*20*22 {
+		t.Fatalf("covered %d triples", n)
+	}
+}

@@ -78,7 +78,7 @@ func schema() *memdb.DBSchema {
 			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
 		}},
 	}}
-	for _, extra := range []map[string]*memdb.TableSchema{ipamSchema(), dnsSchema(), computeSchema()} {
+	for _, extra := range []map[string]*memdb.TableSchema{ipamSchema(), dnsSchema(), computeSchema(), vpnSchema(), snapshotSchema()} {
 		for name, ts := range extra {
 			db.Tables[name] = ts
 		}

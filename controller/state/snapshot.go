@@ -24,7 +24,8 @@ const snapshotHeader = "REGENT-SNAPSHOT 1\n"
 var snapshotTables = []string{tableIndex, Members, Users, Tokens, Regions, Nodes,
 	ASNs, IPPolicies, IPBlocks, IPAddresses, MACRanges, Domains, Records, IPRoutes, Interfaces, IPNats, AllowedIPs,
 	CIXBlacklist, CIXWhitelist,
-	StorageTypes, Images, RegionImages, Servers, ServerInterfaces, Routers, Projects, VirtualRouters, VMs, Storages, VMHistories}
+	StorageTypes, Images, RegionImages, Servers, ServerInterfaces, Routers, Projects, VirtualRouters, VMs, Storages, VMHistories,
+	VPNs, VPNHistories, Snapshots, Backups, SnapshotHistories, BackupHistories}
 
 func newRecord(table string) (any, bool) {
 	switch table {
@@ -86,6 +87,16 @@ func newRecord(table string) (any, bool) {
 		return &api.VMHistory{}, true
 	case CIXBlacklist, CIXWhitelist:
 		return &api.CIXListEntry{}, true
+	case VPNs:
+		return &VPNRecord{}, true
+	case VPNHistories:
+		return &api.VPNHistory{}, true
+	case Snapshots:
+		return &api.Snapshot{}, true
+	case Backups:
+		return &api.Backup{}, true
+	case SnapshotHistories, BackupHistories:
+		return &api.ObjectHistory{}, true
 	}
 	return nil, false
 }

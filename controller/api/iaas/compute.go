@@ -211,7 +211,11 @@ func vmShape(fe wire.FieldErrors, prefix string, in *VMInput) state.VMSpec {
 
 // parseState reads a state value: an integer, else 104.
 func parseState(fe wire.FieldErrors, q *api.Request, field string, raw json.RawMessage) (int, bool) {
-	n, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	text := strings.TrimSpace(string(raw))
+	if u, err := strconv.Unquote(text); err == nil {
+		text = strings.TrimSpace(u) // "4" as CloudCIX clients send it
+	}
+	n, err := strconv.Atoi(text)
 	if err != nil {
 		fe.Add(field, q.Code(104), "%s must be an integer.", field)
 		return 0, false

@@ -347,6 +347,11 @@ func registerCloud(a *api.API) {
 				v := &in.VMs[i]
 				if v.ID != nil {
 					// An existing VM: cpu, ram and storages may change.
+					if v.ProjectID != nil || v.Name != nil || v.ImageID != nil || v.StorageTypeID != nil || v.GPU != nil || v.DNS != nil ||
+						v.PublicKey != nil || v.GatewaySubnet != nil || v.IPAddresses != nil || v.Userdata != nil {
+						fe.Add(fmt.Sprintf("vms[%d].id", i), q.Code(119), "Only cpu, ram and storages of an existing VM change through cloud update.")
+						continue
+					}
 					s := state.VMSpec{ID: *v.ID}
 					vm, ok := q.Txn.VM(*v.ID)
 					if !ok || vm.ProjectID != cur.ID {

@@ -50,6 +50,11 @@ func Register(a *api.API) {
 	registerVM(a)
 	registerVMHistory(a)
 	registerStorage(a)
+	registerCapacity(a)
+	registerMetrics(a)
+	registerVPN(a)
+	registerSnapshot(a)
+	registerBackup(a)
 }
 
 // seesAll: global users and robots (which build what the region serves) see

@@ -216,6 +216,16 @@ func registerIPAddress(a *api.API) {
 			return q.Command(fsm.IPAddressUpdateType, &ip)
 		},
 		Delete: func(q *api.Request, cur *wire.IPAddress) (*fsm.Command, error) {
+			// A VM's address, a NAT address and a virtual router's address
+			// go with their owner (closing it frees them).
+			if cur.VMID != 0 {
+				return nil, wire.Errorf(http.StatusBadRequest, q.Code(103), "IP address %d belongs to VM %d; it is freed when the VM is closed.", cur.ID, cur.VMID)
+			}
+			for _, vr := range q.Txn.VirtualRouterList() {
+				if vr.IPAddressID == cur.ID && vr.State != wire.StateClosed {
+					return nil, wire.Errorf(http.StatusBadRequest, q.Code(103), "IP address %d belongs to virtual router %d.", cur.ID, vr.ID)
+				}
+			}
 			// One command frees the address and removes its row.
 			return q.Command(fsm.IPAddressDeleteType, state.IPRef{ID: cur.ID})
 		},

@@ -206,6 +206,11 @@ func registerSubnet(a *api.API) {
 			if err := fe.Err(); err != nil {
 				return nil, err
 			}
+			if cur.VirtualRouterID != 0 && (b.Gateway != cur.Gateway || (in.VLAN != nil && *in.VLAN != cur.VLAN) ||
+				(in.VXLAN != nil && *in.VXLAN != cur.VXLAN) || (in.VirtualRouterID != nil && *in.VirtualRouterID != cur.VirtualRouterID) ||
+				(in.RouterID != nil && *in.RouterID != cur.RouterID) || (!partial && (in.VLAN == nil || in.VXLAN == nil || in.VirtualRouterID == nil))) {
+				return nil, wire.Errorf(http.StatusBadRequest, q.Code(110), "Subnet %d belongs to the virtual router of a cloud project: its gateway and segment are managed through /iaas/cloud/ (only its name changes here).", cur.ID)
+			}
 			if b.Gateway != cur.Gateway {
 				if ip, ok := q.Txn.IPAddressIn(cur.ID, b.Gateway); ok {
 					fe.Add("address_range", q.Code(109), "The new gateway %s is held by IP address %d.", b.Gateway, ip.ID)
@@ -220,6 +225,9 @@ func registerSubnet(a *api.API) {
 			return q.Command(fsm.IPBlockUpdateType, &b)
 		},
 		Delete: func(q *api.Request, cur *wire.IPBlock) (*fsm.Command, error) {
+			if cur.VirtualRouterID != 0 {
+				return nil, wire.Errorf(http.StatusBadRequest, q.Code(103), "Subnet %d belongs to the virtual router of a cloud project.", cur.ID)
+			}
 			if n := len(q.Txn.IPBlockChildren(cur.ID)); n > 0 {
 				return nil, wire.Errorf(http.StatusBadRequest, q.Code(101), "The subnet has %d child subnet(s); delete them first.", n)
 			}
