@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/regentcloud/regent/pkg/api"
 )
 
 // systemTests reports whether system tests must run (a skip is a failure).
@@ -161,4 +163,9 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// StorageSpecForTest is an extra (non-primary) storage.
+func StorageSpecForTest(id uint64, gb int) api.StorageSpec {
+	return api.StorageSpec{ID: id, Name: fmt.Sprintf("disk%d", id), GB: gb}
 }
