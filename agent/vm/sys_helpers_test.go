@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -168,4 +169,31 @@ func (w testWriter) Write(p []byte) (int, error) {
 // StorageSpecForTest is an extra (non-primary) storage.
 func StorageSpecForTest(id uint64, gb int) api.StorageSpec {
 	return api.StorageSpec{ID: id, Name: fmt.Sprintf("disk%d", id), GB: gb}
+}
+
+// restartLibvirtd stops libvirtd by its pid file and starts it again.
+func restartLibvirtd(t *testing.T) {
+	t.Helper()
+	pidb, err := os.ReadFile("/run/libvirtd.pid")
+	if err != nil {
+		t.Skipf("libvirtd was not started by scripts/libvirtd-up.sh (no /run/libvirtd.pid): %v", err)
+	}
+	var pid int
+	fmt.Sscan(strings.TrimSpace(string(pidb)), &pid)
+	if p, err := os.FindProcess(pid); err == nil {
+		_ = p.Signal(syscall.SIGTERM)
+	}
+	for i := 0; i < 100; i++ {
+		if err := syscall.Kill(pid, 0); err != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	out, err := exec.Command("bash", "../../scripts/libvirtd-up.sh").CombinedOutput()
+	if err != nil {
+		t.Fatalf("restart libvirtd: %v\n%s", err, out)
+	}
+	if now, _ := os.ReadFile("/run/libvirtd.pid"); strings.TrimSpace(string(now)) == strings.TrimSpace(string(pidb)) {
+		t.Fatalf("libvirtd pid %s did not change", now)
+	}
 }

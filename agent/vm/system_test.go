@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/regentcloud/regent/agent/netrouter"
 	"github.com/regentcloud/regent/pkg/api"
 )
@@ -99,6 +101,45 @@ func TestSystemLifecycle(t *testing.T) {
 	}
 	if _, err := os.Stat(b.consoleLog(name)); err != nil {
 		t.Errorf("console log: %v", err)
+	}
+
+	// Capacity and metrics.
+	capa, err := b.Capacity(ctx)
+	if err != nil || capa.CPUCores < 1 || capa.RAMMB < 512 {
+		t.Errorf("capacity %+v: %v", capa, err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(b.Collector())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "domain" && l.GetValue() == name {
+					seen[mf.GetName()] = true
+				}
+			}
+		}
+	}
+	for _, want := range []string{"regent_vm_cpu_seconds_total", "regent_vm_memory_bytes", "regent_vm_block_read_bytes_total",
+		"regent_vm_network_receive_bytes_total", "regent_vm_domain_state"} {
+		if !seen[want] {
+			t.Errorf("metric %s missing for %s (have %v)", want, name, seen)
+		}
+	}
+
+	// libvirtd restarts under the builder: the connection comes back, the
+	// domain kept running, and building again makes no duplicate.
+	restartLibvirtd(t)
+	if err := b.Build(ctx, spec); err != nil {
+		t.Fatalf("build after libvirtd restart: %v", err)
+	}
+	wantState(t, ctx, b, spec, StateRunning)
+	if doms, _ := b.Domains(ctx); len(doms) != 1 || doms[0] != name {
+		t.Errorf("domains after libvirtd restart: %v", doms)
 	}
 
 	// Quiesce: the guest does not boot an OS, ignores ACPI, and is destroyed
