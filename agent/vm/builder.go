@@ -335,7 +335,7 @@ func (b *Builder) converge(ctx context.Context, spec *api.VMSpec, start bool) er
 			return err
 		}
 	}
-	if start || restart {
+	if start && cur.live == nil || restart {
 		if err := done(b.lv.StartDomain(ctx, p.Name), errOperationInvalid); err != nil {
 			return lv(err, "start %s", p.Name)
 		}
