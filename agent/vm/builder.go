@@ -408,6 +408,15 @@ func (b *Builder) Scrub(ctx context.Context, spec *api.VMSpec) error {
 	return b.scrub(ctx, b.DomainName(spec))
 }
 
+// ScrubDomain scrubs a domain by name: garbage collection of a domain that
+// Domains lists but the complete work no longer has.
+func (b *Builder) ScrubDomain(ctx context.Context, name string) error {
+	if !strings.HasPrefix(name, b.cfg.NamePrefix) {
+		return fmt.Errorf("vm: %s is not a domain of this builder", name)
+	}
+	return b.scrub(ctx, name)
+}
+
 func (b *Builder) scrub(ctx context.Context, name string) error {
 	if err := done(b.lv.DestroyDomain(ctx, name), errOperationInvalid, errNoDomain); err != nil {
 		return lv(err, "destroy %s", name)

@@ -60,10 +60,7 @@ func (c *Conn) client(ctx context.Context) (*libvirt.Libvirt, error) {
 	if c.l != nil && c.l.IsConnected() {
 		return c.l, nil
 	}
-	if c.l != nil {
-		_ = c.l.Disconnect()
-		c.l = nil
-	}
+	c.l = nil // disconnected already: nothing to close
 	timeout := 10 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
@@ -85,7 +82,7 @@ func connectionLost(l *libvirt.Libvirt, err error) bool {
 	if err == nil || libvirtCode(err) >= 0 && !isCode(err, 1 /* internal error: connection closed */) {
 		return false
 	}
-	if !l.IsConnected() {
+	if !l.IsConnected() || errors.Is(err, libvirt.ErrInterrupted) {
 		return true
 	}
 	var ne net.Error
@@ -115,11 +112,14 @@ func (c *Conn) do(ctx context.Context, f func(l *libvirt.Libvirt) error) error {
 		err = f(l)
 		if attempt < 1 && connectionLost(l, err) {
 			c.mu.Lock()
-			if c.l == l {
-				_ = l.Disconnect()
+			drop := c.l == l
+			if drop {
 				c.l = nil
 			}
 			c.mu.Unlock()
+			if drop && l.IsConnected() {
+				_ = l.Disconnect() // the socket looked alive: close it
+			}
 			continue
 		}
 		return err

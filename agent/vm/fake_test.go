@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/xml"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,6 +31,7 @@ type fakeLibvirt struct {
 	acpi     bool              // guests obey ACPI shutdown
 	calls    []string
 	failNext map[string]error
+	budget   int // when > 0, the budget-th call from now fails ("killed")
 }
 
 type fakeDomain struct {
@@ -52,6 +55,12 @@ func lverr(code int, msg string) error { return libvirt.Error{Code: uint32(code)
 
 func (f *fakeLibvirt) call(op string, args ...any) error {
 	f.calls = append(f.calls, strings.TrimSpace(op+" "+fmt.Sprint(args...)))
+	if f.budget > 0 {
+		f.budget--
+		if f.budget == 0 {
+			return fmt.Errorf("killed before %s", op)
+		}
+	}
 	if err := f.failNext[op]; err != nil {
 		delete(f.failNext, op)
 		return err
@@ -228,7 +237,9 @@ func (f *fakeLibvirt) DefinePool(_ context.Context, x string) error {
 	if err := xml.Unmarshal([]byte(x), &p); err != nil {
 		return err
 	}
-	f.call("definepool", p.Name)
+	if err := f.call("definepool", p.Name); err != nil {
+		return err
+	}
 	f.pools[p.Name] = &fakePool{path: p.Path}
 	return nil
 }
@@ -244,6 +255,9 @@ func (f *fakeLibvirt) pool(name string) (*fakePool, error) {
 func (f *fakeLibvirt) StartPool(_ context.Context, name string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.call("startpool", name); err != nil {
+		return err
+	}
 	p, err := f.pool(name)
 	if err != nil {
 		return err
@@ -283,7 +297,9 @@ func (f *fakeLibvirt) CreateVolume(_ context.Context, pool, x string) error {
 	if err := xml.Unmarshal([]byte(x), &v); err != nil {
 		return err
 	}
-	f.call("createvol", v.Name)
+	if err := f.call("createvol", v.Name); err != nil {
+		return err
+	}
 	path := filepath.Join(p.path, v.Name)
 	if _, err := os.Stat(path); err == nil {
 		return lverr(errStorageVolExist, "storage volume exists")
@@ -377,7 +393,7 @@ func TestFakeBuildIdempotent(t *testing.T) {
 	if n := f.count("createvol"); n != 3 {
 		t.Errorf("%d volumes created, want 3 (once each)", n)
 	}
-	if n := f.count("start"); n != 1 {
+	if n := f.count("start 42_7"); n != 1 {
 		t.Errorf("started %d times", n)
 	}
 	// The image was imported once, under its digest.
@@ -479,13 +495,13 @@ func TestFakeQuiesceRestartScrub(t *testing.T) {
 		t.Error("update started a quiesced domain")
 	}
 	b.Restart(ctx, spec)
-	starts := f.count("start")
+	starts := f.count("start 42_7")
 	spec.CPU = 3
 	spec.Storages[0].GB = 9 // grows vdc (storage 30) live
 	if err := b.Update(ctx, spec); err != nil {
 		t.Fatal(err)
 	}
-	if f.count("start") != starts+1 || f.domains["42_7"].state != StateRunning {
+	if f.count("start 42_7") != starts+1 || f.domains["42_7"].state != StateRunning {
 		t.Errorf("update with new vcpus did not restart")
 	}
 	if f.count("blockresize 42_7 vdc") != 0 && f.count("resizevol") == 0 {
@@ -538,5 +554,68 @@ func TestParseStats(t *testing.T) {
 	}
 	if len(s.Block) != 2 || s.Block[0] != (BlockStats{Device: "vda", ReadBytes: 30, WriteBytes: 40}) || s.Block[1].Device != "hdc" {
 		t.Errorf("block %+v", s.Block)
+	}
+}
+
+// TestFakeInterruptedBuildConverges stops a build at every libvirt call in
+// turn (as a SIGKILL of the agent would) and checks that the next build
+// converges to one running domain with exactly its volumes, and that a
+// scrub then leaves nothing of the VM.
+func TestFakeInterruptedBuildConverges(t *testing.T) {
+	ctx := context.Background()
+	for n := 1; ; n++ {
+		b, f, spec := fakeEnv(t)
+		f.budget = n
+		err := b.Build(ctx, spec)
+		f.budget = 0
+		if err == nil {
+			if n < 4 {
+				t.Fatalf("build made only %d calls", n)
+			}
+			break
+		}
+		if err := b.Build(ctx, spec); err != nil {
+			t.Fatalf("interrupted at call %d: rebuild: %v", n, err)
+		}
+		if len(f.domains) != 1 || f.domains["42_7"].state != StateRunning {
+			t.Fatalf("interrupted at call %d: domains %+v", n, f.domains)
+		}
+		vols, _ := filepath.Glob(filepath.Join(b.cfg.StorageRoot, "ssd", "*"))
+		hidden, _ := filepath.Glob(filepath.Join(b.cfg.StorageRoot, "ssd", ".*"))
+		if len(vols) != 4 || len(hidden) != 0 {
+			t.Fatalf("interrupted at call %d: pool holds %v %v", n, vols, hidden)
+		}
+		if err := b.Scrub(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+		vols, _ = filepath.Glob(filepath.Join(b.cfg.StorageRoot, "ssd", "42_7*"))
+		if len(vols) != 0 || len(f.domains) != 0 {
+			t.Fatalf("interrupted at call %d: after scrub %v %v", n, vols, f.domains)
+		}
+	}
+}
+
+// TestFakeImageFromURL imports an image over HTTP.
+func TestFakeImageFromURL(t *testing.T) {
+	b, f, spec := fakeEnv(t)
+	data, _ := os.ReadFile(spec.Image.Source)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/img.qcow2" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(data)
+	}))
+	defer srv.Close()
+	spec.Image.Source = srv.URL + "/img.qcow2"
+	if err := b.Build(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	if f.domains["42_7"] == nil {
+		t.Fatal("no domain")
+	}
+	spec.Image.ID, spec.Image.Source = 4, srv.URL+"/missing"
+	if err := b.Build(context.Background(), spec); ErrorCode(err) != CodeImageMissing {
+		t.Errorf("missing URL: %v", err)
 	}
 }
