@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -617,5 +618,33 @@ func TestFakeImageFromURL(t *testing.T) {
 	spec.Image.ID, spec.Image.Source = 4, srv.URL+"/missing"
 	if err := b.Build(context.Background(), spec); ErrorCode(err) != CodeImageMissing {
 		t.Errorf("missing URL: %v", err)
+	}
+}
+
+// TestFakePoolFull imports an image into a pool on a 1 MiB tmpfs.
+func TestFakePoolFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		skipOrFail(t, "needs root to mount a tmpfs")
+	}
+	b, _, spec := fakeEnv(t)
+	if err := os.MkdirAll(b.cfg.StorageRoot, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", b.cfg.StorageRoot).CombinedOutput(); err != nil {
+		skipOrFail(t, "mount tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", b.cfg.StorageRoot).Run() })
+	big := make([]byte, 2<<20)
+	copy(big, "QFI\xfb")
+	if err := os.WriteFile(spec.Image.Source, big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(big)
+	spec.Image.SHA256 = hex.EncodeToString(sum[:])
+	if err := b.Build(context.Background(), spec); ErrorCode(err) != CodePoolFull {
+		t.Fatalf("full pool: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(b.cfg.StorageRoot, "ssd", ".*")); len(left) != 0 {
+		t.Errorf("partial import left: %v", left)
 	}
 }
