@@ -26,7 +26,7 @@ type Libvirt interface {
 	DomainXML(ctx context.Context, name string, inactive bool) (string, error)
 	ListDomains(ctx context.Context) ([]string, error)
 	SetAutostart(ctx context.Context, name string, on bool) error
-	// AttachDisk attaches a device to the running domain only (its
+	// AttachDevice attaches a device to the running domain only (its
 	// persistent config is rewritten by DefineDomain).
 	AttachDevice(ctx context.Context, name, xml string) error
 	// BlockResize grows a disk of a running domain to size bytes.
