@@ -13,7 +13,7 @@ PACKAGES=(
   dnsmasq-base isc-dhcp-client iputils-ping
   # --- added by the agent/DNS issues (uncomment there) ---
   # VMs: libvirtd + QEMU (TCG here, no /dev/kvm), cloud-init seed ISOs
-  # libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils libvirt-clients genisoimage
+  libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils libvirt-clients genisoimage
   # VPN: strongSwan charon over VICI, userspace ESP (kernel-libipsec)
   # charon-systemd strongswan-swanctl libcharon-extra-plugins
   # DNS: dig/kdig, load tests, reference server (NSD), conformance (zonemaster)
@@ -21,6 +21,12 @@ PACKAGES=(
 )
 
 log() { echo "setup-deps: $*"; }
+
+# start_daemons starts virtlogd + libvirtd (no systemd here) when they are installed and not
+# running; idempotent. Root only.
+start_daemons() {
+  if ((EUID == 0)); then bash "$(dirname "${BASH_SOURCE[0]}")/libvirtd-up.sh"; fi
+}
 
 if command -v go >/dev/null; then
   log "$(go version)"
@@ -41,6 +47,7 @@ done
 
 if ((${#missing[@]} == 0)); then
   log "all ${#PACKAGES[@]} packages present"
+  start_daemons
   exit 0
 fi
 
@@ -55,3 +62,4 @@ log "installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends -o Acquire::Retries=3 "${missing[@]}"
+start_daemons

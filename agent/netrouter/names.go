@@ -95,3 +95,17 @@ func (n naming) parseRouterTag(tag string) (routerID, projectID uint64, ok bool)
 func (n naming) isSegmentTag(tag string) bool {
 	return strings.HasPrefix(tag, fmt.Sprintf("regent:%s:segment:", n.prefix))
 }
+
+// SegmentBridge is the name of the host bridge the builder with link prefix
+// prefix ("" is the default "rg") creates for a tenant segment: id is the
+// VNI in ModeVXLAN and the VLAN in ModeVLAN. agent/vm puts VM taps on it.
+func SegmentBridge(prefix, mode string, id uint32) string {
+	if prefix == "" {
+		prefix = "rg"
+	}
+	n := naming{prefix: prefix}
+	if mode == ModeVLAN {
+		return n.vlanBridge(id)
+	}
+	return n.vxlanBridge(id)
+}

@@ -192,6 +192,13 @@ type ImageSpec struct {
 	OSVariant string `json:"os_variant"`
 	CloudInit bool   `json:"cloud_init"`
 	Windows   bool   `json:"windows"`
+	// Source is where the agent imports the image from: an absolute path
+	// on the hypervisor, a path relative to the agent's image directory, or
+	// a file://, http:// or https:// URL.
+	Source string `json:"source"`
+	// SHA256 is the hex digest of the image file; the agent refuses an
+	// import that does not match.
+	SHA256 string `json:"sha256"`
 }
 
 // StorageSpec is one disk of a VM.

@@ -1,0 +1,468 @@
+package vm
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/regentcloud/regent/agent/netrouter"
+	"github.com/regentcloud/regent/pkg/api"
+)
+
+// Config is the builder's configuration. Zero fields take the defaults
+// documented on each.
+type Config struct {
+	// DomainType is "kvm", or "qemu" (TCG) where there is no /dev/kvm;
+	// "" picks kvm when /dev/kvm exists.
+	DomainType string
+	// Machine is the QEMU machine type ("" lets libvirt choose).
+	Machine string
+	// NamePrefix starts every domain name: <prefix><project>_<vm>.
+	NamePrefix string
+	// PoolPrefix starts every storage pool name ("regent-").
+	PoolPrefix string
+	// StorageRoot holds one pool directory per storage type
+	// (/var/lib/regent/pools).
+	StorageRoot string
+	// StorageTypes are reported by Capacity even before a VM uses them.
+	StorageTypes []string
+	// ImageDir resolves relative image sources (/var/lib/regent/images).
+	ImageDir string
+	// SeedDir holds the NoCloud seed ISOs (/var/lib/regent/seeds).
+	SeedDir string
+	// ConsoleLogDir holds each domain's serial console log
+	// (/var/log/regent/console).
+	ConsoleLogDir string
+	// BackupDir receives backups (/var/lib/regent/backups).
+	BackupDir string
+	// BridgePrefix and SegmentMode are the virtual router's
+	// (netrouter.Config Prefix and SegmentMode): a NIC's tap goes on the
+	// bridge netrouter.SegmentBridge names.
+	BridgePrefix string
+	SegmentMode  string
+	// ShutdownTimeout bounds the ACPI shutdown of Quiesce before the
+	// domain is destroyed (2 minutes).
+	ShutdownTimeout time.Duration
+	// HTTPClient fetches http(s) image sources (http.DefaultClient).
+	HTTPClient *http.Client
+}
+
+// Builder builds VMs. It keeps no state of its own beyond a few locks:
+// libvirt and the pool directories are the truth, so it survives restarts.
+type Builder struct {
+	cfg Config
+	lv  Libvirt
+	log hclog.Logger
+
+	poolMu   sync.Mutex
+	importMu sync.Mutex
+}
+
+// New returns a builder over a libvirt connection.
+func New(cfg Config, l Libvirt, log hclog.Logger) (*Builder, error) {
+	if cfg.DomainType == "" {
+		cfg.DomainType = "qemu"
+		if _, err := os.Stat("/dev/kvm"); err == nil {
+			cfg.DomainType = "kvm"
+		}
+	}
+	if cfg.DomainType != "kvm" && cfg.DomainType != "qemu" {
+		return nil, fmt.Errorf("vm: domain type %q is not kvm or qemu", cfg.DomainType)
+	}
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&cfg.PoolPrefix, "regent-")
+	def(&cfg.StorageRoot, "/var/lib/regent/pools")
+	def(&cfg.ImageDir, "/var/lib/regent/images")
+	def(&cfg.SeedDir, "/var/lib/regent/seeds")
+	def(&cfg.ConsoleLogDir, "/var/log/regent/console")
+	def(&cfg.BackupDir, "/var/lib/regent/backups")
+	def(&cfg.SegmentMode, netrouter.ModeVXLAN)
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 2 * time.Minute
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = http.DefaultClient
+	}
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return &Builder{cfg: cfg, lv: l, log: log.Named("vm")}, nil
+}
+
+// DomainName is the libvirt domain of a VM.
+func (b *Builder) DomainName(spec *api.VMSpec) string {
+	return fmt.Sprintf("%s%d_%d", b.cfg.NamePrefix, spec.ProjectID, spec.ID)
+}
+
+func (b *Builder) seedPath(domain string) string {
+	return filepath.Join(b.cfg.SeedDir, domain+"-seed.iso")
+}
+
+func (b *Builder) consoleLog(domain string) string {
+	return filepath.Join(b.cfg.ConsoleLogDir, domain+"-serial.log")
+}
+
+// bridge is the segment bridge of a NIC, the same one the virtual router
+// creates for the subnet.
+func (b *Builder) bridge(n api.NICSpec) string {
+	if b.cfg.SegmentMode == netrouter.ModeVLAN {
+		return netrouter.SegmentBridge(b.cfg.BridgePrefix, netrouter.ModeVLAN, n.VLAN)
+	}
+	return netrouter.SegmentBridge(b.cfg.BridgePrefix, netrouter.ModeVXLAN, n.VNI)
+}
+
+// plan validates a spec and lays out its domain (disk paths are filled
+// in by ensureStorage).
+func (b *Builder) plan(spec *api.VMSpec) (domainPlan, error) {
+	p := domainPlan{
+		Type: b.cfg.DomainType, Name: b.DomainName(spec), Machine: b.cfg.Machine,
+		VMID: spec.ID, ProjectID: spec.ProjectID, Generation: spec.Generation, ImageID: spec.Image.ID,
+		CPU: spec.CPU,
+	}
+	p.ConsoleLog = b.consoleLog(p.Name)
+	if spec.CPU <= 0 {
+		return p, newError(CodeBadSpec, "cpu %d is not positive", spec.CPU)
+	}
+	if spec.RAMMB <= 0 {
+		return p, newError(CodeBadSpec, "ram_mb %d is not positive", spec.RAMMB)
+	}
+	p.MemoryMiB = uint64(spec.RAMMB)
+	var primary *api.StorageSpec
+	var extras []api.StorageSpec
+	for i := range spec.Storages {
+		s := spec.Storages[i]
+		if s.GB <= 0 {
+			return p, newError(CodeBadSpec, "storage %d: gb %d is not positive", s.ID, s.GB)
+		}
+		if s.Primary {
+			if primary != nil {
+				return p, newError(CodeBadSpec, "storages %d and %d are both primary", primary.ID, s.ID)
+			}
+			primary = &spec.Storages[i]
+			continue
+		}
+		extras = append(extras, s)
+	}
+	if primary == nil {
+		return p, newError(CodeBadSpec, "no primary storage")
+	}
+	sort.Slice(extras, func(i, j int) bool { return extras[i].ID < extras[j].ID })
+	all := append([]api.StorageSpec{*primary}, extras...)
+	for i, s := range all {
+		p.Disks = append(p.Disks, disk{StorageID: s.ID, Target: diskTarget(i), Volume: volumeName(p.Name, s.ID),
+			Bytes: uint64(s.GB) << 30, Primary: s.Primary})
+	}
+	for i, n := range spec.NICs {
+		hw, err := net.ParseMAC(n.MAC)
+		if err != nil || len(hw) != 6 {
+			return p, newError(CodeBadSpec, "nics[%d]: mac %q", i, n.MAC)
+		}
+		if b.cfg.SegmentMode == netrouter.ModeVLAN && n.VLAN == 0 || b.cfg.SegmentMode != netrouter.ModeVLAN && n.VNI == 0 {
+			return p, newError(CodeBadSpec, "nics[%d]: no %s segment id", i, b.cfg.SegmentMode)
+		}
+		p.NICs = append(p.NICs, nic{MAC: hw.String(), Bridge: b.bridge(n)})
+	}
+	p.SeedPath = b.seedPath(p.Name)
+	return p, nil
+}
+
+// current is what libvirt has of a domain now.
+type current struct {
+	defined bool
+	state   DomainState
+	live    *domainXML // nil unless active
+}
+
+func (b *Builder) current(ctx context.Context, name string) (current, error) {
+	st, err := b.lv.DomainState(ctx, name)
+	if isCode(err, errNoDomain) {
+		return current{}, nil
+	}
+	if err != nil {
+		return current{}, lv(err, "state of %s", name)
+	}
+	c := current{defined: true, state: st}
+	if st.Active() {
+		x, err := b.lv.DomainXML(ctx, name, false)
+		if isCode(err, errNoDomain) {
+			return current{}, nil
+		}
+		if err != nil {
+			return c, lv(err, "xml of %s", name)
+		}
+		if c.live, err = parseDomainXML(x); err != nil {
+			return c, lv(err, "xml of %s", name)
+		}
+	}
+	return c, nil
+}
+
+// liveDisk finds a disk of the running domain by target.
+func (c current) liveDisk(target string) *diskXML {
+	if c.live == nil {
+		return nil
+	}
+	for i, d := range c.live.Devices.Disks {
+		if d.Target.Dev == target && d.Device == "disk" {
+			return &c.live.Devices.Disks[i]
+		}
+	}
+	return nil
+}
+
+// ensureStorage makes the pool, the image and every disk volume, growing
+// disks that are smaller than the spec (live through QEMU when the domain
+// runs with the disk attached). It fills in the disk paths.
+func (b *Builder) ensureStorage(ctx context.Context, spec *api.VMSpec, p *domainPlan, cur current) error {
+	pool, err := b.ensurePool(ctx, spec.StorageType)
+	if err != nil {
+		return err
+	}
+	img, imgFormat, err := b.ensureImage(ctx, pool, spec.StorageType, spec.Image)
+	if err != nil {
+		return err
+	}
+	for i := range p.Disks {
+		dk := &p.Disks[i]
+		var backing *volBackingXML
+		if dk.Primary {
+			backing = &volBackingXML{Path: img.Path, Format: volFormatXML{Type: imgFormat}}
+			if dk.Bytes < img.Capacity {
+				dk.Bytes = img.Capacity // never smaller than the image
+			}
+		}
+		grow := func(ctx context.Context, have uint64) error {
+			if cur.liveDisk(dk.Target) != nil {
+				b.log.Info("growing disk of running domain", "domain", p.Name, "disk", dk.Target, "from", have, "to", dk.Bytes)
+				return lv(b.lv.BlockResize(ctx, p.Name, dk.Target, dk.Bytes), "grow %s of %s", dk.Target, p.Name)
+			}
+			b.log.Info("growing volume", "volume", dk.Volume, "from", have, "to", dk.Bytes)
+			err := b.lv.ResizeVolume(ctx, pool, dk.Volume, dk.Bytes)
+			if isNoSpace(err) {
+				return newError(CodePoolFull, "grow %s: %v", dk.Volume, err)
+			}
+			return lv(err, "grow volume %s", dk.Volume)
+		}
+		vi, err := b.ensureVolume(ctx, pool, dk.Volume, dk.Bytes, backing, grow)
+		if err != nil {
+			return err
+		}
+		dk.Path = vi.Path
+	}
+	return nil
+}
+
+// Build makes a VM exist and run as its spec says: pool, image, volumes,
+// seed ISO, domain definition, start, autostart. It is idempotent and is
+// also how a spec change is applied (see Update).
+func (b *Builder) Build(ctx context.Context, spec *api.VMSpec) error {
+	return b.converge(ctx, spec, true)
+}
+
+// Update applies a changed spec. Everything lands in the persistent
+// definition first (vCPUs, RAM, disk sizes, added disks). A running domain
+// then gets what QEMU can take live: grown disks (block resize) and added
+// disks (hot attach). A vCPU or RAM change cannot be hot-applied with the
+// static topology the builder defines, so a running domain with one is
+// restarted: ACPI shutdown with the quiesce timeout, destroy, start. A
+// domain that is shut off stays shut off.
+func (b *Builder) Update(ctx context.Context, spec *api.VMSpec) error {
+	return b.converge(ctx, spec, false)
+}
+
+func (b *Builder) converge(ctx context.Context, spec *api.VMSpec, start bool) error {
+	p, err := b.plan(spec)
+	if err != nil {
+		return err
+	}
+	cur, err := b.current(ctx, p.Name)
+	if err != nil {
+		return err
+	}
+	if err := b.ensureStorage(ctx, spec, &p, cur); err != nil {
+		return err
+	}
+	iso, err := seedISO(spec)
+	if err != nil {
+		return newError(CodeBadSpec, "seed: %v", err)
+	}
+	if err := writeFileAtomic(p.SeedPath, iso, 0o644); err != nil {
+		return lv(err, "write seed of %s", p.Name)
+	}
+	if err := os.MkdirAll(b.cfg.ConsoleLogDir, 0o755); err != nil {
+		return lv(err, "console log dir")
+	}
+	x, err := domainXMLFor(p)
+	if err != nil {
+		return lv(err, "domain xml of %s", p.Name)
+	}
+	if err := b.lv.DefineDomain(ctx, string(x)); err != nil {
+		return lv(err, "define %s", p.Name)
+	}
+	restart := false
+	if cur.live != nil {
+		for _, dk := range p.Disks {
+			if cur.liveDisk(dk.Target) != nil {
+				continue
+			}
+			dx, _ := diskDeviceXML(dk)
+			b.log.Info("attaching disk to running domain", "domain", p.Name, "disk", dk.Target)
+			if err := b.lv.AttachDevice(ctx, p.Name, string(dx)); err != nil {
+				return lv(err, "attach %s to %s", dk.Target, p.Name)
+			}
+		}
+		if cur.live.VCPU.Value != p.CPU || cur.live.Memory.bytes() != p.MemoryMiB<<20 {
+			b.log.Info("vcpu or memory changed: restarting", "domain", p.Name,
+				"vcpu", cur.live.VCPU.Value, "want_vcpu", p.CPU, "memory", cur.live.Memory.bytes(), "want_memory", p.MemoryMiB<<20)
+			restart = true
+		}
+	}
+	if restart {
+		if err := b.stop(ctx, p.Name); err != nil {
+			return err
+		}
+	}
+	if start && cur.live == nil || restart {
+		if err := done(b.lv.StartDomain(ctx, p.Name), errOperationInvalid); err != nil {
+			return lv(err, "start %s", p.Name)
+		}
+		if err := b.lv.SetAutostart(ctx, p.Name, true); err != nil {
+			return lv(err, "autostart %s", p.Name)
+		}
+	}
+	return nil
+}
+
+// Quiesce shuts a VM down: ACPI shutdown, then destroy when it has not
+// stopped within Config.ShutdownTimeout. Autostart is turned off so it
+// stays down across host reboots. A missing domain is already quiesced.
+func (b *Builder) Quiesce(ctx context.Context, spec *api.VMSpec) error {
+	name := b.DomainName(spec)
+	if err := b.stop(ctx, name); err != nil {
+		return err
+	}
+	return lv(done(b.lv.SetAutostart(ctx, name, false), errNoDomain), "autostart %s", name)
+}
+
+// stop is ACPI shutdown with a timeout, then destroy.
+func (b *Builder) stop(ctx context.Context, name string) error {
+	st, err := b.lv.DomainState(ctx, name)
+	if isCode(err, errNoDomain) {
+		return nil
+	}
+	if err != nil {
+		return lv(err, "state of %s", name)
+	}
+	if !st.Active() {
+		return nil
+	}
+	if err := done(b.lv.ShutdownDomain(ctx, name), errOperationInvalid, errNoDomain); err != nil {
+		return lv(err, "shutdown %s", name)
+	}
+	deadline := time.Now().Add(b.cfg.ShutdownTimeout)
+	for time.Now().Before(deadline) {
+		st, err := b.lv.DomainState(ctx, name)
+		if isCode(err, errNoDomain) || err == nil && !st.Active() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	b.log.Info("ACPI shutdown timed out: destroying", "domain", name, "timeout", b.cfg.ShutdownTimeout)
+	return lv(done(b.lv.DestroyDomain(ctx, name), errOperationInvalid, errNoDomain), "destroy %s", name)
+}
+
+// Restart starts a quiesced VM (building it when its domain is gone).
+func (b *Builder) Restart(ctx context.Context, spec *api.VMSpec) error {
+	name := b.DomainName(spec)
+	err := b.lv.StartDomain(ctx, name)
+	if isCode(err, errNoDomain) {
+		return b.Build(ctx, spec)
+	}
+	if err := done(err, errOperationInvalid); err != nil {
+		return lv(err, "start %s", name)
+	}
+	return lv(b.lv.SetAutostart(ctx, name, true), "autostart %s", name)
+}
+
+// Scrub removes everything of a VM: the domain (destroyed, undefined with
+// its nvram and snapshot metadata), its volumes in every pool, its seed ISO
+// and console log. It is idempotent.
+func (b *Builder) Scrub(ctx context.Context, spec *api.VMSpec) error {
+	return b.scrub(ctx, b.DomainName(spec))
+}
+
+// ScrubDomain scrubs a domain by name: garbage collection of a domain that
+// Domains lists but the complete work no longer has.
+func (b *Builder) ScrubDomain(ctx context.Context, name string) error {
+	if !strings.HasPrefix(name, b.cfg.NamePrefix) {
+		return fmt.Errorf("vm: %s is not a domain of this builder", name)
+	}
+	return b.scrub(ctx, name)
+}
+
+func (b *Builder) scrub(ctx context.Context, name string) error {
+	if err := done(b.lv.DestroyDomain(ctx, name), errOperationInvalid, errNoDomain); err != nil {
+		return lv(err, "destroy %s", name)
+	}
+	if err := done(b.lv.UndefineDomain(ctx, name), errNoDomain); err != nil {
+		return lv(err, "undefine %s", name)
+	}
+	if err := b.removeDomainVolumes(ctx, name); err != nil {
+		return err
+	}
+	for _, f := range []string{b.seedPath(name), b.consoleLog(name)} {
+		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
+			return lv(err, "scrub %s", name)
+		}
+	}
+	return nil
+}
+
+// State is the libvirt state of a VM's domain; ok is false when there is
+// no domain.
+func (b *Builder) State(ctx context.Context, spec *api.VMSpec) (st DomainState, ok bool, err error) {
+	st, err = b.lv.DomainState(ctx, b.DomainName(spec))
+	if isCode(err, errNoDomain) {
+		return 0, false, nil
+	}
+	return st, err == nil, err
+}
+
+// Domains lists the domains this builder owns (by name prefix and shape),
+// for garbage collection after a complete fetch of the work.
+func (b *Builder) Domains(ctx context.Context) ([]string, error) {
+	names, err := b.lv.ListDomains(ctx)
+	if err != nil {
+		return nil, lv(err, "list domains")
+	}
+	var out []string
+	for _, n := range names {
+		rest, ok := strings.CutPrefix(n, b.cfg.NamePrefix)
+		if !ok {
+			continue
+		}
+		var p, v uint64
+		if _, err := fmt.Sscanf(rest, "%d_%d", &p, &v); err == nil && fmt.Sprintf("%d_%d", p, v) == rest {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}

@@ -1,0 +1,138 @@
+package vm
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/regentcloud/regent/pkg/api"
+)
+
+// Capacity is what the hypervisor has for guests: cores from libvirt's
+// node info; memory from /proc/meminfo when readable (libvirt's node
+// figures are unreliable on nested virtual machines), node info otherwise;
+// storage from the pool of each configured storage type (pools are
+// created on the way).
+func (b *Builder) Capacity(ctx context.Context) (api.Capacity, error) {
+	var c api.Capacity
+	ni, err := b.lv.NodeInfo(ctx)
+	if err != nil {
+		return c, lv(err, "node info")
+	}
+	c.CPUCores = ni.CPUs
+	c.RAMMB = ni.MemoryKiB >> 10
+	if kb, err := memTotalKiB("/proc/meminfo"); err == nil {
+		if d := int64(kb) - int64(ni.MemoryKiB); d > int64(kb)/20 || -d > int64(kb)/20 {
+			b.log.Debug("libvirt node memory differs from /proc/meminfo: using meminfo",
+				"libvirt_kib", ni.MemoryKiB, "meminfo_kib", kb)
+		}
+		c.RAMMB = kb >> 10
+	}
+	types := append([]string(nil), b.cfg.StorageTypes...)
+	sort.Strings(types)
+	for _, t := range types {
+		pool, err := b.ensurePool(ctx, t)
+		if err != nil {
+			return c, err
+		}
+		if err := b.lv.RefreshPool(ctx, pool); err != nil {
+			return c, lv(err, "refresh pool %s", pool)
+		}
+		pi, err := b.lv.PoolInfo(ctx, pool)
+		if err != nil {
+			return c, lv(err, "pool %s", pool)
+		}
+		c.Storage = append(c.Storage, api.StorageCapacity{Type: t, TotalGB: pi.Capacity >> 30, FreeGB: pi.Available >> 30})
+	}
+	return c, nil
+}
+
+func memTotalKiB(path string) (uint64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		fields := strings.Fields(s.Text())
+		if len(fields) >= 2 && fields[0] == "MemTotal:" {
+			return strconv.ParseUint(fields[1], 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("%s: no MemTotal", path)
+}
+
+// Collector exports per-domain metrics in base units, named after the
+// community libvirt exporter: CPU seconds, memory bytes, block and
+// network bytes, and the domain state. Only the builder's domains (by name
+// prefix) are exported; a failed scrape sets regent_vm_libvirt_up to 0.
+type Collector struct {
+	b       *Builder
+	timeout time.Duration
+
+	up, state, cpu, mem, rd, wr, rx, tx *prometheus.Desc
+}
+
+// Collector returns the builder's prometheus.Collector.
+func (b *Builder) Collector() *Collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, append([]string{"domain"}, labels...), nil)
+	}
+	return &Collector{
+		b: b, timeout: 5 * time.Second,
+		up:    prometheus.NewDesc("regent_vm_libvirt_up", "Whether the last scrape of libvirt succeeded.", nil, nil),
+		state: d("regent_vm_domain_state", "libvirt domain state (virDomainState: 1 running, 3 paused, 5 shut off)."),
+		cpu:   d("regent_vm_cpu_seconds_total", "CPU time used by the domain."),
+		mem:   d("regent_vm_memory_bytes", "Memory currently assigned to the domain (balloon)."),
+		rd:    d("regent_vm_block_read_bytes_total", "Bytes read from a disk.", "device"),
+		wr:    d("regent_vm_block_write_bytes_total", "Bytes written to a disk.", "device"),
+		rx:    d("regent_vm_network_receive_bytes_total", "Bytes received on an interface.", "device"),
+		tx:    d("regent_vm_network_transmit_bytes_total", "Bytes transmitted on an interface.", "device"),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.up, c.state, c.cpu, c.mem, c.rd, c.wr, c.rx, c.tx} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	stats, err := c.b.lv.DomainStats(ctx)
+	if err != nil {
+		c.b.log.Warn("domain stats", "error", err)
+		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 1)
+	for _, s := range stats {
+		if !strings.HasPrefix(s.Name, c.b.cfg.NamePrefix) {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, float64(s.State), s.Name)
+		ch <- prometheus.MustNewConstMetric(c.cpu, prometheus.CounterValue, s.CPUSeconds, s.Name)
+		ch <- prometheus.MustNewConstMetric(c.mem, prometheus.GaugeValue, float64(s.MemoryBytes), s.Name)
+		for _, bl := range s.Block {
+			ch <- prometheus.MustNewConstMetric(c.rd, prometheus.CounterValue, float64(bl.ReadBytes), s.Name, bl.Device)
+			ch <- prometheus.MustNewConstMetric(c.wr, prometheus.CounterValue, float64(bl.WriteBytes), s.Name, bl.Device)
+		}
+		for _, n := range s.Net {
+			ch <- prometheus.MustNewConstMetric(c.rx, prometheus.CounterValue, float64(n.RxBytes), s.Name, n.Device)
+			ch <- prometheus.MustNewConstMetric(c.tx, prometheus.CounterValue, float64(n.TxBytes), s.Name, n.Device)
+		}
+	}
+}
+
+var _ prometheus.Collector = (*Collector)(nil)

@@ -1,0 +1,133 @@
+package vm
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/regentcloud/regent/agent/netrouter"
+)
+
+// TestSystemSnapshotsAndBackup takes internal snapshots of a running
+// domain as a tree, reverts and deletes them, and backs the domain up with
+// an external snapshot, copy and block commit.
+func TestSystemSnapshotsAndBackup(t *testing.T) {
+	c := needLibvirt(t)
+	e := newTestEnv(t)
+	e.vni++
+	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
+	defer cancel()
+	b, err := New(e.config(), c, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleanupLibvirt(t, c, b, e.prefix)
+	addBridge(t, netrouter.SegmentBridge(e.bridgePfx, netrouter.ModeVXLAN, e.vni))
+	spec := testSpec(e)
+	spec.ID = 8
+	spec.NICs[0].MAC = "52:54:00:ab:cd:08"
+	spec.Storages = append(spec.Storages, StorageSpecForTest(13, 1))
+	if err := b.Build(ctx, spec); err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	name := b.DomainName(spec)
+
+	for _, s := range []string{"a", "b"} {
+		if err := b.SnapshotCreate(ctx, spec, s); err != nil {
+			t.Fatalf("snapshot %s: %v", s, err)
+		}
+	}
+	if err := b.SnapshotCreate(ctx, spec, "b"); err != nil {
+		t.Fatalf("snapshot b again: %v", err)
+	}
+	if err := b.SnapshotRevert(ctx, spec, "a"); err != nil {
+		t.Fatalf("revert a: %v", err)
+	}
+	wantState(t, ctx, b, spec, StateRunning)
+	if err := b.SnapshotCreate(ctx, spec, "c"); err != nil {
+		t.Fatalf("snapshot c: %v", err)
+	}
+	tree, err := b.SnapshotTree(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := treeString(tree); got != "a(b,c*)" {
+		t.Errorf("tree %s, want a(b,c*)", got)
+	}
+	out := run(t, "virsh", "-c", "qemu:///system", "snapshot-list", name, "--tree")
+	if !strings.Contains(out, "a") || !strings.Contains(out, "c") {
+		t.Errorf("virsh snapshot-list:\n%s", out)
+	}
+	if err := b.SnapshotDelete(ctx, spec, "a", false); err != nil {
+		t.Fatalf("delete a: %v", err)
+	}
+	if err := b.SnapshotDelete(ctx, spec, "a", false); err != nil {
+		t.Fatalf("delete a again: %v", err)
+	}
+	tree, _ = b.SnapshotTree(ctx, spec)
+	if got := treeString(tree); got != "b,c*" {
+		t.Errorf("tree after deleting a: %s, want b,c*", got)
+	}
+	if err := b.SnapshotDelete(ctx, spec, "b", true); err != nil {
+		t.Fatalf("delete b: %v", err)
+	}
+
+	// Backup of the running domain.
+	dir, err := b.Backup(ctx, spec, "nightly")
+	if err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	var m BackupManifest
+	mj, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil || json.Unmarshal(mj, &m) != nil {
+		t.Fatalf("manifest: %v %s", err, mj)
+	}
+	if len(m.Disks) != 2 || m.Disks[0].Target != "vda" || !strings.Contains(m.Disks[0].BackingFile, "image_3_") {
+		t.Errorf("manifest disks: %+v", m.Disks)
+	}
+	for _, f := range []string{"vda.qcow2", "vdb.qcow2", name + ".xml"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("backup file: %v", err)
+		}
+	}
+	run(t, "qemu-img", "info", "-U", filepath.Join(dir, "vdb.qcow2"))
+	// The domain is back on its own volumes, and the overlays are gone.
+	d := liveXML(t, ctx, c, name)
+	for _, dk := range d.Devices.Disks {
+		if dk.Source != nil && strings.HasSuffix(dk.Source.File, overlaySuffix) {
+			t.Errorf("disk %s still on overlay %s", dk.Target.Dev, dk.Source.File)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(e.root, "pools", "ssd", "*"+overlaySuffix)); len(left) > 0 {
+		t.Errorf("overlays left: %v", left)
+	}
+	wantState(t, ctx, b, spec, StateRunning)
+	if again, err := b.Backup(ctx, spec, "nightly"); err != nil || again != dir {
+		t.Errorf("second backup: %v %s", err, again)
+	}
+	if err := b.BackupDelete(ctx, spec, "nightly"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Scrub(ctx, spec); err != nil {
+		t.Fatalf("scrub: %v", err)
+	}
+}
+
+func treeString(ns []*SnapshotNode) string {
+	var parts []string
+	for _, n := range ns {
+		s := n.Name
+		if n.Current {
+			s += "*"
+		}
+		if len(n.Children) > 0 {
+			s += "(" + treeString(n.Children) + ")"
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, ",")
+}
