@@ -209,6 +209,26 @@ func vmShape(fe wire.FieldErrors, prefix string, in *VMInput) state.VMSpec {
 	return s
 }
 
+// vmPrecheck repeats, against the request's read view, the checks of a new
+// VM that depend on state but not on other new objects: the image (107
+// unknown, 108 not in the region) and the storage type (111), so that they
+// are reported together with the shape errors. Apply checks them again.
+func vmPrecheck(fe wire.FieldErrors, q *api.Request, prefix string, s *state.VMSpec, region uint64) {
+	c := func(n int) string { return fmt.Sprintf("iaas_vm_create_%03d", n) }
+	if _, bad := fe[prefix+"image_id"]; !bad && s.ImageID != 0 {
+		if _, ok := q.Txn.Image(s.ImageID); !ok {
+			fe.Add(prefix+"image_id", c(107), "Image %d does not exist.", s.ImageID)
+		} else if region != 0 && !q.Txn.ImageInRegion(region, s.ImageID) {
+			fe.Add(prefix+"image_id", c(108), "Image %d is not available in region %d.", s.ImageID, region)
+		}
+	}
+	if _, bad := fe[prefix+"storage_type_id"]; !bad && s.StorageTypeID != 0 {
+		if _, ok := q.Txn.StorageType(s.StorageTypeID); !ok {
+			fe.Add(prefix+"storage_type_id", c(111), "Storage type %d does not exist.", s.StorageTypeID)
+		}
+	}
+}
+
 // parseState reads a state value: an integer, else 104.
 func parseState(fe wire.FieldErrors, q *api.Request, field string, raw json.RawMessage) (int, bool) {
 	text := strings.TrimSpace(string(raw))

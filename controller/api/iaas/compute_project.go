@@ -320,7 +320,11 @@ func registerCloud(a *api.API) {
 					fe.Add(fmt.Sprintf("vms[%d].id", i), q.Code(118), "A cloud create makes new VMs; id and project_id are not allowed.")
 					continue
 				}
-				spec.VMs = append(spec.VMs, vmShape(fe, fmt.Sprintf("vms[%d].", i), &in.VMs[i]))
+				vs := vmShape(fe, fmt.Sprintf("vms[%d].", i), &in.VMs[i])
+				if spec.Project != nil {
+					vmPrecheck(fe, q, fmt.Sprintf("vms[%d].", i), &vs, spec.Project.RegionID)
+				}
+				spec.VMs = append(spec.VMs, vs)
 			}
 			rules := []wire.FirewallRule{}
 			if in.FirewallRules != nil {
@@ -377,7 +381,9 @@ func registerCloud(a *api.API) {
 					spec.VMs = append(spec.VMs, s)
 					continue
 				}
-				spec.VMs = append(spec.VMs, vmShape(fe, fmt.Sprintf("vms[%d].", i), v))
+				vs := vmShape(fe, fmt.Sprintf("vms[%d].", i), v)
+				vmPrecheck(fe, q, fmt.Sprintf("vms[%d].", i), &vs, cur.RegionID)
+				spec.VMs = append(spec.VMs, vs)
 			}
 			if in.FirewallRules != nil {
 				rules := rulesShape(fe, q, *in.FirewallRules)
@@ -457,20 +463,21 @@ func registerVM(a *api.API) {
 				return nil, err
 			}
 			fe := wire.FieldErrors{}
-			var project uint64
+			var project, region uint64
 			if required(fe, q, "project_id", in.ProjectID != nil, 101) {
 				if p, ok := q.Txn.Project(*in.ProjectID); !ok || !seesTenant(q, p.MemberID, p.RegionID) {
 					fe.Add("project_id", q.Code(103), "Project %d does not exist.", *in.ProjectID)
 				} else if p.Closed {
 					fe.Add("project_id", q.Code(104), "Project %d is closed.", p.ID)
 				} else {
-					project = p.ID
+					project, region = p.ID, p.RegionID
 				}
 			}
 			if in.ID != nil {
 				fe.Add("id", q.Code(100), "id is not allowed on create.")
 			}
 			s := vmShape(fe, "", &in)
+			vmPrecheck(fe, q, "", &s, region)
 			if err := fe.Err(); err != nil {
 				return nil, err
 			}
