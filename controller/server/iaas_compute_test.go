@@ -932,3 +932,18 @@ func TestComputeCloudUpdateVM(t *testing.T) {
 		t.Errorf("after growth: %v", v)
 	}
 }
+
+// TestComputeVMErrorsTogether: shape errors and the image / storage type
+// checks are reported in one answer, one error per field.
+func TestComputeVMErrorsTogether(t *testing.T) {
+	_, f, x := computeSetup(t)
+	b := vmBody(f.n.Unique("many"), x, 90, false)
+	b["project_id"], b["image_id"], b["storage_type_id"], b["cpu"], b["dns"] = x.project, 999999, 999999, 0, "x"
+	resp := f.c.For(t).Do("POST", "/iaas/vm/", b, f.r.Token(apitest.MemberAdmin)).Expect(400)
+	for field, code := range map[string]string{"image_id": "iaas_vm_create_107", "storage_type_id": "iaas_vm_create_111",
+		"cpu": "iaas_vm_create_119", "dns": "iaas_vm_create_125"} {
+		if got := resp.FieldCode(field); got != code {
+			t.Errorf("errors[%s] = %q, want %q", field, got, code)
+		}
+	}
+}

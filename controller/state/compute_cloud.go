@@ -490,7 +490,8 @@ func (x *cloudCtx) checkRules(rules []api.FirewallRule, method string) error {
 // --- VMs ---
 
 // VMCreate creates a VM in an existing project (POST /iaas/vm/). The
-// virtual router is moved to an update state when the VM has NAT.
+// virtual router is moved to an update state: it serves the DHCP entries
+// (MAC → address), metadata and NAT of its VMs.
 func (t *Txn) VMCreate(s *VMCreatePayload) (*api.VM, error) {
 	p, ok := t.Project(s.VM.ProjectID)
 	if !ok || (s.Actor.MemberID != api.GlobalMemberID && p.MemberID != s.Actor.MemberID) {
@@ -689,7 +690,10 @@ func (x *cloudCtx) addresses(vm *api.VM, ips []IPSpec, gateway *api.IPBlock, c f
 		}
 		if _, err := t.AllocateAddress(sub.ID, a.String(), row); err != nil {
 			fe.Add(field, c(139), "%s cannot be allocated: %v", a, err)
+			continue
 		}
+		// The router serves DHCP (MAC → address) and metadata by address.
+		x.vrChanged = true
 	}
 	return fe.Err()
 }
@@ -966,8 +970,8 @@ const CodeStateConflict = "_update_004"
 // robot: the ROBOT map and compare-and-swap on Expected). Sending the
 // current state is a no-op, except that a robot's observed generation is
 // recorded. A VM's change writes a history row; a VM that becomes CLOSED
-// frees its addresses and, when it had NAT, moves its virtual router to an
-// update state.
+// frees its addresses and moves its virtual router to an update state (the
+// router serves its DHCP entries and NAT).
 func (t *Txn) SetState(ch *StateChange) (api.Object, error) {
 	actor := api.ActorUser
 	if ch.Actor.Robot {
@@ -1082,7 +1086,7 @@ func (t *Txn) setVMState(ch *StateChange, changed bool) (api.Object, error) {
 				}
 			}
 		}
-		if len(pub) > 0 {
+		if len(priv) > 0 { // its DHCP entries, metadata and NAT go
 			if p, ok := t.Project(vm.ProjectID); ok {
 				if err := t.touchVR(p.VirtualRouterID); err != nil {
 					return nil, err

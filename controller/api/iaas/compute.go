@@ -58,44 +58,12 @@ func newGUID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
-// StorageInput is a disk in a VM body.
-type StorageInput struct {
-	ID      *uint64 `json:"id"`
-	Name    *string `json:"name"`
-	GB      *int    `json:"gb"`
-	Primary *bool   `json:"primary"`
-}
-
-// IPInput is an address in a VM body.
-type IPInput struct {
-	Address *string `json:"address"`
-	NAT     *bool   `json:"nat"`
-}
-
-// VMInput is the body of a VM create (and a VM of a cloud body).
-type VMInput struct {
-	ID            *uint64        `json:"id"`
-	ProjectID     *uint64        `json:"project_id"`
-	Name          *string        `json:"name"`
-	ImageID       *uint64        `json:"image_id"`
-	StorageTypeID *uint64        `json:"storage_type_id"`
-	Storages      []StorageInput `json:"storages"`
-	CPU           *int           `json:"cpu"`
-	RAM           *int           `json:"ram"`
-	GPU           *int           `json:"gpu"`
-	DNS           *string        `json:"dns"`
-	PublicKey     *string        `json:"public_key"`
-	GatewaySubnet *string        `json:"gateway_subnet"`
-	IPAddresses   []IPInput      `json:"ip_addresses"`
-	Userdata      *string        `json:"userdata"`
-}
-
 // userdataPrefixes are the starts cloud-init accepts (besides MIME multipart).
 var userdataPrefixes = []string{"#!", "#include", "#cloud-config", "#upstart-job", "#cloud-boothook"}
 
 // vmShape checks the fields of a new VM that need no state, in the
 // documented order, with iaas_vm_create codes; field names get prefix.
-func vmShape(fe wire.FieldErrors, prefix string, in *VMInput) state.VMSpec {
+func vmShape(fe wire.FieldErrors, prefix string, in *wire.VMInput) state.VMSpec {
 	c := func(n int) string { return fmt.Sprintf("iaas_vm_create_%03d", n) }
 	add := func(field string, n int, format string, args ...any) { fe.Add(prefix+field, c(n), format, args...) }
 	s := state.VMSpec{GUID: newGUID()}
@@ -209,6 +177,26 @@ func vmShape(fe wire.FieldErrors, prefix string, in *VMInput) state.VMSpec {
 	return s
 }
 
+// vmPrecheck repeats, against the request's read view, the checks of a new
+// VM that depend on state but not on other new objects: the image (107
+// unknown, 108 not in the region) and the storage type (111), so that they
+// are reported together with the shape errors. Apply checks them again.
+func vmPrecheck(fe wire.FieldErrors, q *api.Request, prefix string, s *state.VMSpec, region uint64) {
+	c := func(n int) string { return fmt.Sprintf("iaas_vm_create_%03d", n) }
+	if _, bad := fe[prefix+"image_id"]; !bad && s.ImageID != 0 {
+		if _, ok := q.Txn.Image(s.ImageID); !ok {
+			fe.Add(prefix+"image_id", c(107), "Image %d does not exist.", s.ImageID)
+		} else if region != 0 && !q.Txn.ImageInRegion(region, s.ImageID) {
+			fe.Add(prefix+"image_id", c(108), "Image %d is not available in region %d.", s.ImageID, region)
+		}
+	}
+	if _, bad := fe[prefix+"storage_type_id"]; !bad && s.StorageTypeID != 0 {
+		if _, ok := q.Txn.StorageType(s.StorageTypeID); !ok {
+			fe.Add(prefix+"storage_type_id", c(111), "Storage type %d does not exist.", s.StorageTypeID)
+		}
+	}
+}
+
 // parseState reads a state value: an integer, else 104.
 func parseState(fe wire.FieldErrors, q *api.Request, field string, raw json.RawMessage) (int, bool) {
 	text := strings.TrimSpace(string(raw))
@@ -291,88 +279,47 @@ func truncate(s string, n int) string {
 
 // --- views ---
 
-// IPView is an address of a VM.
-type IPView struct {
-	ID         uint64  `json:"id"`
-	Address    string  `json:"address"`
-	MACAddress string  `json:"mac_address"`
-	SubnetID   uint64  `json:"subnet_id"`
-	PublicIP   *PubRef `json:"public_ip"`
-}
+func vmView(r *state.ReadTxn, vm *wire.VM) any { return vmDetail(r, vm) }
 
-// PubRef is a NAT public address.
-type PubRef struct {
-	ID      uint64 `json:"id"`
-	Address string `json:"address"`
-}
-
-// VMView is a VM with its disks and addresses.
-type VMView struct {
-	*wire.VM
-	Stable      bool            `json:"stable"`
-	Storages    []*wire.Storage `json:"storages"`
-	IPAddresses []IPView        `json:"ip_addresses"`
-}
-
-func vmView(r *state.ReadTxn, vm *wire.VM) any {
-	v := VMView{VM: vm, Stable: wire.IsStable(vm.State), Storages: r.StoragesOfVM(vm.ID), IPAddresses: []IPView{}}
+func vmDetail(r *state.ReadTxn, vm *wire.VM) wire.VMView {
+	v := wire.VMView{VM: vm, Stable: wire.IsStable(vm.State), Storages: r.StoragesOfVM(vm.ID), IPAddresses: []wire.IPView{}}
 	if v.Storages == nil {
 		v.Storages = []*wire.Storage{}
 	}
 	priv, pub := r.VMAddresses(vm)
 	for _, a := range priv {
-		iv := IPView{ID: a.ID, Address: a.Address, MACAddress: a.MACAddress, SubnetID: a.BlockID}
+		iv := wire.IPView{ID: a.ID, Address: a.Address, MACAddress: a.MACAddress, SubnetID: a.BlockID}
 		if p, ok := pub[a.ID]; ok {
-			iv.PublicIP = &PubRef{ID: p.ID, Address: p.Address}
+			iv.PublicIP = &wire.PubRef{ID: p.ID, Address: p.Address}
 		}
 		v.IPAddresses = append(v.IPAddresses, iv)
 	}
 	return v
 }
 
-// SubnetRef is a project subnet as a router or cloud view shows it.
-type SubnetRef struct {
-	ID           uint64 `json:"id"`
-	Name         string `json:"name"`
-	AddressRange string `json:"address_range"`
-	VLAN         uint32 `json:"vlan"`
-	VXLAN        uint32 `json:"vxlan"`
-}
-
-func subnetRefs(r *state.ReadTxn, p *wire.Project) []SubnetRef {
-	out := []SubnetRef{}
+func subnetRefs(r *state.ReadTxn, p *wire.Project) []wire.SubnetRef {
+	out := []wire.SubnetRef{}
 	for _, b := range r.ProjectSubnets(p) {
-		out = append(out, SubnetRef{ID: b.ID, Name: b.Name, VLAN: b.VLAN, VXLAN: b.VXLAN,
+		out = append(out, wire.SubnetRef{ID: b.ID, Name: b.Name, VLAN: b.VLAN, VXLAN: b.VXLAN,
 			AddressRange: netx.FormatGatewayPrefix(netip.MustParsePrefix(b.CIDR), netip.MustParseAddr(b.Gateway))})
 	}
 	return out
 }
 
-// VRView is a virtual router with its subnets.
-type VRView struct {
-	*wire.VirtualRouter
-	Stable  bool        `json:"stable"`
-	Subnets []SubnetRef `json:"subnets"`
-}
+func vrView(r *state.ReadTxn, vr *wire.VirtualRouter) any { return vrDetail(r, vr) }
 
-func vrView(r *state.ReadTxn, vr *wire.VirtualRouter) any {
-	v := VRView{VirtualRouter: vr, Stable: wire.IsStable(vr.State), Subnets: []SubnetRef{}}
+func vrDetail(r *state.ReadTxn, vr *wire.VirtualRouter) wire.VRView {
+	v := wire.VRView{VirtualRouter: vr, Stable: wire.IsStable(vr.State), Subnets: []wire.SubnetRef{}}
 	if p, ok := r.Project(vr.ProjectID); ok {
 		v.Subnets = subnetRefs(r, p)
 	}
 	return v
 }
 
-// ProjectView is a project with its derived state (cloudcix-facts §2.6).
-type ProjectView struct {
-	*wire.Project
-	Stable   bool `json:"stable"`
-	MinState int  `json:"min_state"`
-	ShutDown bool `json:"shut_down"`
-}
+func projectView(r *state.ReadTxn, p *wire.Project) any { return projectDetail(r, p) }
 
-func projectView(r *state.ReadTxn, p *wire.Project) any {
-	v := ProjectView{Project: p, Stable: true, ShutDown: true, MinState: wire.StateClosed}
+func projectDetail(r *state.ReadTxn, p *wire.Project) wire.ProjectView {
+	v := wire.ProjectView{Project: p, Stable: true, ShutDown: true, MinState: wire.StateClosed}
 	states := []int{}
 	if vr, ok := r.VirtualRouter(p.VirtualRouterID); ok {
 		states = append(states, vr.State)

@@ -14,11 +14,6 @@ import (
 	wire "github.com/regentcloud/regent/pkg/api"
 )
 
-// NameInput is the body of a storage type create or update.
-type NameInput struct {
-	Name *string `json:"name"`
-}
-
 func nameField(fe wire.FieldErrors, q *api.Request, dst *string, v *string, partial bool) {
 	if v == nil {
 		if !partial {
@@ -42,7 +37,7 @@ func registerStorageType(a *api.API) {
 		All: (*state.ReadTxn).StorageTypeList,
 		Get: (*state.ReadTxn).StorageType,
 		Create: func(q *api.Request) (*fsm.Command, error) {
-			var in NameInput
+			var in wire.NameInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
@@ -55,7 +50,7 @@ func registerStorageType(a *api.API) {
 			return q.Command(fsm.StorageTypeCreateType, s)
 		},
 		Update: func(q *api.Request, cur *wire.StorageType, partial bool) (*fsm.Command, error) {
-			var in NameInput
+			var in wire.NameInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
@@ -70,20 +65,7 @@ func registerStorageType(a *api.API) {
 	})
 }
 
-// ImageInput is the body of an image create or update.
-type ImageInput struct {
-	DisplayName    *string `json:"display_name"`
-	Filename       *string `json:"filename"`
-	AnswerFileName *string `json:"answer_file_name"`
-	CloudInit      *bool   `json:"cloud_init"`
-	MultipleIPs    *bool   `json:"multiple_ips"`
-	OSVariant      *string `json:"os_variant"`
-	Public         *bool   `json:"public"`
-	Windows        *bool   `json:"windows"`
-	ServerTypeID   *uint64 `json:"server_type_id"`
-}
-
-func imageFields(fe wire.FieldErrors, q *api.Request, img *wire.Image, in *ImageInput, partial bool) {
+func imageFields(fe wire.FieldErrors, q *api.Request, img *wire.Image, in *wire.ImageInput, partial bool) {
 	if !partial {
 		*img = wire.Image{Meta: img.Meta, OSVariant: "rhel6"}
 		if in.DisplayName == nil {
@@ -117,7 +99,7 @@ func registerImage(a *api.API) {
 		All: (*state.ReadTxn).ImageList,
 		Get: (*state.ReadTxn).Image,
 		Create: func(q *api.Request) (*fsm.Command, error) {
-			var in ImageInput
+			var in wire.ImageInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
@@ -130,7 +112,7 @@ func registerImage(a *api.API) {
 			return q.Command(fsm.ImageCreateType, img)
 		},
 		Update: func(q *api.Request, cur *wire.Image, partial bool) (*fsm.Command, error) {
-			var in ImageInput
+			var in wire.ImageInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
@@ -145,12 +127,6 @@ func registerImage(a *api.API) {
 	})
 }
 
-// RegionImageInput is the body of a region image create.
-type RegionImageInput struct {
-	RegionID *uint64 `json:"region_id"`
-	ImageID  *uint64 `json:"image_id"`
-}
-
 func registerRegionImage(a *api.API) {
 	api.Register(a, api.Service[*wire.RegionImage]{
 		App: App, Name: "region_image", Tables: []string{state.RegionImages},
@@ -159,7 +135,7 @@ func registerRegionImage(a *api.API) {
 		All: (*state.ReadTxn).RegionImageList,
 		Get: (*state.ReadTxn).RegionImage,
 		Create: func(q *api.Request) (*fsm.Command, error) {
-			var in RegionImageInput
+			var in wire.RegionImageInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
@@ -200,20 +176,7 @@ func registerServerType(a *api.API) {
 	})
 }
 
-// ServerInput is the body of a server create or update.
-type ServerInput struct {
-	RegionID      *uint64 `json:"region_id"`
-	TypeID        *uint64 `json:"type_id"`
-	StorageTypeID *uint64 `json:"storage_type_id"`
-	Cores         *int    `json:"cores"`
-	RAM           *int    `json:"ram"`
-	GB            *int    `json:"gb"`
-	Enabled       *bool   `json:"enabled"`
-	AssetTag      *string `json:"asset_tag"`
-	Model         *string `json:"model"`
-}
-
-func serverFields(fe wire.FieldErrors, q *api.Request, s *wire.Server, in *ServerInput, create, partial bool) {
+func serverFields(fe wire.FieldErrors, q *api.Request, s *wire.Server, in *wire.ServerInput, create, partial bool) {
 	if create || !partial {
 		for _, f := range []struct {
 			name    string
@@ -257,7 +220,7 @@ func registerServer(a *api.API) {
 		Get:     (*state.ReadTxn).Server,
 		Visible: func(q *api.Request, s *wire.Server) bool { return seesRegion(q, s.RegionID) },
 		Create: func(q *api.Request) (*fsm.Command, error) {
-			var in ServerInput
+			var in wire.ServerInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
@@ -278,7 +241,7 @@ func registerServer(a *api.API) {
 			return q.Command(fsm.ServerCreateType, s)
 		},
 		Update: func(q *api.Request, cur *wire.Server, partial bool) (*fsm.Command, error) {
-			var in ServerInput
+			var in wire.ServerInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
@@ -296,17 +259,7 @@ func registerServer(a *api.API) {
 	})
 }
 
-// InterfaceInput is the body of an interface create or update.
-type InterfaceInput struct {
-	ServerID   *uint64 `json:"server_id"`
-	Hostname   *string `json:"hostname"`
-	IPAddress  *string `json:"ip_address"`
-	MACAddress *string `json:"mac_address"`
-	Enabled    *bool   `json:"enabled"`
-	Details    *string `json:"details"`
-}
-
-func interfaceFields(fe wire.FieldErrors, q *api.Request, i *wire.ServerInterface, in *InterfaceInput) {
+func interfaceFields(fe wire.FieldErrors, q *api.Request, i *wire.ServerInterface, in *wire.InterfaceInput) {
 	text(fe, q, "hostname", in.Hostname, 253, 103)
 	text(fe, q, "details", in.Details, 1024, 106)
 	api.Set(&i.Hostname, in.Hostname)
@@ -338,7 +291,7 @@ func registerInterface(a *api.API) {
 		Get:     (*state.ReadTxn).ServerInterface,
 		Visible: func(q *api.Request, i *wire.ServerInterface) bool { return seesRegion(q, i.RegionID) },
 		Create: func(q *api.Request) (*fsm.Command, error) {
-			var in InterfaceInput
+			var in wire.InterfaceInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
@@ -358,7 +311,7 @@ func registerInterface(a *api.API) {
 			return q.Command(fsm.ServerInterfaceCreateType, i)
 		},
 		Update: func(q *api.Request, cur *wire.ServerInterface, partial bool) (*fsm.Command, error) {
-			var in InterfaceInput
+			var in wire.InterfaceInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
@@ -382,24 +335,7 @@ func registerInterface(a *api.API) {
 	})
 }
 
-// RouterInput is the body of a router create or update. capacity null
-// makes a phantom router (unlimited).
-type RouterInput struct {
-	RegionID            *uint64   `json:"region_id"`
-	Capacity            *int      `json:"capacity"`
-	Phantom             *bool     `json:"phantom"`
-	Enabled             *bool     `json:"enabled"`
-	FloatingSubnetIDs   *[]uint64 `json:"floating_subnet_ids"`
-	AssetTag            *string   `json:"asset_tag"`
-	Model               *string   `json:"model"`
-	Username            *string   `json:"username"`
-	ManagementInterface *string   `json:"management_interface"`
-	PublicInterface     *string   `json:"public_interface"`
-	PrivateInterface    *string   `json:"private_interface"`
-	OOBInterface        *string   `json:"oob_interface"`
-}
-
-func routerFields(fe wire.FieldErrors, q *api.Request, r *wire.Router, in *RouterInput) {
+func routerFields(fe wire.FieldErrors, q *api.Request, r *wire.Router, in *wire.RouterInput) {
 	if in.Phantom != nil && *in.Phantom {
 		if in.Capacity != nil {
 			fe.Add("capacity", q.Code(105), "A phantom router has no capacity.")
@@ -440,7 +376,7 @@ func registerRouter(a *api.API) {
 		Get:     (*state.ReadTxn).Router,
 		Visible: func(q *api.Request, r *wire.Router) bool { return seesRegion(q, r.RegionID) },
 		Create: func(q *api.Request) (*fsm.Command, error) {
-			var in RouterInput
+			var in wire.RouterInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
@@ -464,7 +400,7 @@ func registerRouter(a *api.API) {
 			return q.Command(fsm.RouterCreateType, r)
 		},
 		Update: func(q *api.Request, cur *wire.Router, partial bool) (*fsm.Command, error) {
-			var in RouterInput
+			var in wire.RouterInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}

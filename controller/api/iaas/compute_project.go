@@ -23,21 +23,11 @@ import (
 	wire "github.com/regentcloud/regent/pkg/api"
 )
 
-// ProjectInput is the body of a project create or update (and the project
-// of a cloud create).
-type ProjectInput struct {
-	Name        *string `json:"name"`
-	RegionID    *uint64 `json:"region_id"`
-	Note        *string `json:"note"`
-	GracePeriod *int    `json:"grace_period"`
-	ManagerID   *uint64 `json:"manager_id"`
-}
-
 // projectShape checks a new project: 101 name missing, 102 name too long,
 // 103 region missing or unknown, 104 not a customer of the region, 105
 // negative grace period, 106 note too long; state adds 107 (name taken),
 // 108 (no router has room) and 109 (no public address left).
-func projectShape(fe wire.FieldErrors, q *api.Request, prefix, service string, in *ProjectInput) *state.ProjectSpec {
+func projectShape(fe wire.FieldErrors, q *api.Request, prefix, service string, in *wire.ProjectInput) *state.ProjectSpec {
 	c := func(n int) string { return fmt.Sprintf("iaas_%s_create_%03d", service, n) }
 	s := &state.ProjectSpec{MemberID: q.P.MemberID, GracePeriod: wire.ProjectDefaultGrace}
 	if in.Name == nil || strings.TrimSpace(*in.Name) == "" {
@@ -85,7 +75,7 @@ func containsU64(s []uint64, v uint64) bool {
 // ProjectUpdateInput is the body of a project update: its fields, or a
 // state alone (8 deletes everything, 4 restores it).
 type ProjectUpdateInput struct {
-	ProjectInput
+	wire.ProjectInput
 	State json.RawMessage `json:"state"`
 }
 
@@ -100,7 +90,7 @@ func registerProject(a *api.API) {
 		Visible: func(q *api.Request, p *wire.Project) bool { return seesTenant(q, p.MemberID, p.RegionID) },
 		Expand:  projectView,
 		Create: func(q *api.Request) (*fsm.Command, error) {
-			var in ProjectInput
+			var in wire.ProjectInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
@@ -162,49 +152,14 @@ func registerProject(a *api.API) {
 
 // --- cloud ---
 
-// SubnetSpecInput is a subnet of a cloud body.
-type SubnetSpecInput struct {
-	ID           *uint64 `json:"id"`
-	Name         *string `json:"name"`
-	AddressRange *string `json:"address_range"`
-}
-
-// RuleInput is a firewall rule of a cloud body.
-type RuleInput struct {
-	Order        *int    `json:"order"`
-	Allow        *bool   `json:"allow"`
-	Source       *string `json:"source"`
-	Destination  *string `json:"destination"`
-	Protocol     *string `json:"protocol"`
-	Port         *string `json:"port"`
-	Description  *string `json:"description"`
-	PCILogging   *bool   `json:"pci_logging"`
-	DebugLogging *bool   `json:"debug_logging"`
-}
-
-// CloudInput is the body of a cloud create or update.
-type CloudInput struct {
-	Project       *ProjectInput     `json:"project"`
-	Subnets       []SubnetSpecInput `json:"subnets"`
-	VMs           []VMInput         `json:"vms"`
-	FirewallRules *[]RuleInput      `json:"firewall_rules"`
-}
-
-// CloudView is a whole project: its router, subnets and VMs.
-type CloudView struct {
-	Project       any         `json:"project"`
-	VirtualRouter any         `json:"virtual_router"`
-	Subnets       []SubnetRef `json:"subnets"`
-	VMs           []any       `json:"vms"`
-}
-
 func cloudView(r *state.ReadTxn, p *wire.Project) any {
-	v := CloudView{Project: projectView(r, p), Subnets: subnetRefs(r, p), VMs: []any{}}
+	v := wire.CloudView{Project: projectDetail(r, p), Subnets: subnetRefs(r, p), VMs: []wire.VMView{}}
 	if vr, ok := r.VirtualRouter(p.VirtualRouterID); ok {
-		v.VirtualRouter = vrView(r, vr)
+		d := vrDetail(r, vr)
+		v.VirtualRouter = &d
 	}
 	for _, vm := range r.VMsOfProject(p.ID) {
-		v.VMs = append(v.VMs, vmView(r, vm))
+		v.VMs = append(v.VMs, vmDetail(r, vm))
 	}
 	return v
 }
@@ -216,7 +171,7 @@ var portRe = regexp.MustCompile(`^([0-9]{1,5})(?:-([0-9]{1,5}))?$`)
 // N-M within 1–65535), or sent for another protocol, 128 pci_logging
 // without allow, 129 source or destination missing, 130 description too
 // long. State checks the sides against the project's subnets (121–125).
-func rulesShape(fe wire.FieldErrors, q *api.Request, in []RuleInput) []wire.FirewallRule {
+func rulesShape(fe wire.FieldErrors, q *api.Request, in []wire.RuleInput) []wire.FirewallRule {
 	out := []wire.FirewallRule{}
 	for i, r := range in {
 		f := fmt.Sprintf("firewall_rules[%d].", i)
@@ -271,7 +226,7 @@ func rulesShape(fe wire.FieldErrors, q *api.Request, in []RuleInput) []wire.Fire
 	return out
 }
 
-func subnetsShape(fe wire.FieldErrors, q *api.Request, in []SubnetSpecInput, update bool) []state.SubnetSpec {
+func subnetsShape(fe wire.FieldErrors, q *api.Request, in []wire.SubnetSpecInput, update bool) []state.SubnetSpec {
 	var out []state.SubnetSpec
 	for i, s := range in {
 		f := fmt.Sprintf("subnets[%d].", i)
@@ -303,7 +258,7 @@ func registerCloud(a *api.API) {
 		Visible: func(q *api.Request, p *wire.Project) bool { return seesTenant(q, p.MemberID, p.RegionID) },
 		Expand:  cloudView,
 		Create: func(q *api.Request) (*fsm.Command, error) {
-			var in CloudInput
+			var in wire.CloudInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
@@ -320,7 +275,11 @@ func registerCloud(a *api.API) {
 					fe.Add(fmt.Sprintf("vms[%d].id", i), q.Code(118), "A cloud create makes new VMs; id and project_id are not allowed.")
 					continue
 				}
-				spec.VMs = append(spec.VMs, vmShape(fe, fmt.Sprintf("vms[%d].", i), &in.VMs[i]))
+				vs := vmShape(fe, fmt.Sprintf("vms[%d].", i), &in.VMs[i])
+				if spec.Project != nil {
+					vmPrecheck(fe, q, fmt.Sprintf("vms[%d].", i), &vs, spec.Project.RegionID)
+				}
+				spec.VMs = append(spec.VMs, vs)
 			}
 			rules := []wire.FirewallRule{}
 			if in.FirewallRules != nil {
@@ -333,7 +292,7 @@ func registerCloud(a *api.API) {
 			return q.Command(fsm.CloudCreateType, spec)
 		},
 		Update: func(q *api.Request, cur *wire.Project, _ bool) (*fsm.Command, error) {
-			var in CloudInput
+			var in wire.CloudInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
@@ -377,7 +336,9 @@ func registerCloud(a *api.API) {
 					spec.VMs = append(spec.VMs, s)
 					continue
 				}
-				spec.VMs = append(spec.VMs, vmShape(fe, fmt.Sprintf("vms[%d].", i), v))
+				vs := vmShape(fe, fmt.Sprintf("vms[%d].", i), v)
+				vmPrecheck(fe, q, fmt.Sprintf("vms[%d].", i), &vs, cur.RegionID)
+				spec.VMs = append(spec.VMs, vs)
 			}
 			if in.FirewallRules != nil {
 				rules := rulesShape(fe, q, *in.FirewallRules)
@@ -431,12 +392,12 @@ func registerVirtualRouter(a *api.API) {
 // both at once.
 type VMUpdateInput struct {
 	StateInput
-	CPU      *int           `json:"cpu"`
-	RAM      *int           `json:"ram"`
-	GPU      *int           `json:"gpu"`
-	Name     *string        `json:"name"`
-	DNS      *string        `json:"dns"`
-	Storages []StorageInput `json:"storages"`
+	CPU      *int                `json:"cpu"`
+	RAM      *int                `json:"ram"`
+	GPU      *int                `json:"gpu"`
+	Name     *string             `json:"name"`
+	DNS      *string             `json:"dns"`
+	Storages []wire.StorageInput `json:"storages"`
 }
 
 func registerVM(a *api.API) {
@@ -452,25 +413,26 @@ func registerVM(a *api.API) {
 		Visible: func(q *api.Request, v *wire.VM) bool { return seesTenant(q, v.MemberID, v.RegionID) },
 		Expand:  vmView,
 		Create: func(q *api.Request) (*fsm.Command, error) {
-			var in VMInput
+			var in wire.VMInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
 			fe := wire.FieldErrors{}
-			var project uint64
+			var project, region uint64
 			if required(fe, q, "project_id", in.ProjectID != nil, 101) {
 				if p, ok := q.Txn.Project(*in.ProjectID); !ok || !seesTenant(q, p.MemberID, p.RegionID) {
 					fe.Add("project_id", q.Code(103), "Project %d does not exist.", *in.ProjectID)
 				} else if p.Closed {
 					fe.Add("project_id", q.Code(104), "Project %d is closed.", p.ID)
 				} else {
-					project = p.ID
+					project, region = p.ID, p.RegionID
 				}
 			}
 			if in.ID != nil {
 				fe.Add("id", q.Code(100), "id is not allowed on create.")
 			}
 			s := vmShape(fe, "", &in)
+			vmPrecheck(fe, q, "", &s, region)
 			if err := fe.Err(); err != nil {
 				return nil, err
 			}
@@ -518,7 +480,7 @@ func registerVM(a *api.API) {
 				ch.Name = &n
 			}
 			if in.DNS != nil {
-				tmp := VMInput{DNS: in.DNS}
+				tmp := wire.VMInput{DNS: in.DNS}
 				sub := wire.FieldErrors{}
 				s := vmShape(sub, "", &tmp)
 				if e, bad := sub["dns"]; bad {
@@ -559,13 +521,6 @@ func registerVMHistory(a *api.API) {
 	})
 }
 
-// StorageCreateInput is the body of a storage create: a disk added to a VM.
-type StorageCreateInput struct {
-	VMID *uint64 `json:"vm_id"`
-	Name *string `json:"name"`
-	GB   *int    `json:"gb"`
-}
-
 func registerStorage(a *api.API) {
 	api.Register(a, api.Service[*wire.Storage]{
 		App: App, Name: "storage", Tables: []string{state.Storages},
@@ -579,7 +534,7 @@ func registerStorage(a *api.API) {
 			return ok && seesTenant(q, s.MemberID, vm.RegionID)
 		},
 		Create: func(q *api.Request) (*fsm.Command, error) {
-			var in StorageCreateInput
+			var in wire.StorageCreateInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}

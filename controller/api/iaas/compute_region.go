@@ -18,13 +18,6 @@ import (
 // CloudCIX does.
 const CapacityMaxStorage = 2000
 
-// CapacityEntry is the largest VM one server can still build.
-type CapacityEntry struct {
-	RAM     int64 `json:"ram"`
-	Storage int64 `json:"storage"`
-	CPU     int64 `json:"cpu"`
-}
-
 // regionOf reads the {region_id} path value and checks that the caller may
 // see the region: a customer of it, its robot, or a global user.
 func regionOf(q *api.Request, code int) (*wire.Region, error) {
@@ -41,9 +34,9 @@ func regionOf(q *api.Request, code int) (*wire.Region, error) {
 // region can still build: the remaining [ram, storage, cpu] of every
 // enabled, non-phantom server after its VMs (placement create limits),
 // storage capped at 2000 GB, keeping only vectors no other dominates.
-func Capacity(r *state.ReadTxn, region uint64, f wire.PlacementFactors) map[string]map[string][]CapacityEntry {
+func Capacity(r *state.ReadTxn, region uint64, f wire.PlacementFactors) map[string]map[string][]wire.CapacityEntry {
 	type key struct{ typ, st string }
-	groups := map[key][]CapacityEntry{}
+	groups := map[key][]wire.CapacityEntry{}
 	var order []key
 	for _, s := range r.ServersInRegion(region) {
 		if !s.Enabled || s.TypeID == wire.ServerTypePhantom {
@@ -60,16 +53,16 @@ func Capacity(r *state.ReadTxn, region uint64, f wire.PlacementFactors) map[stri
 			}
 		}
 		rem := r.Remaining(s, f, false)
-		e := CapacityEntry{RAM: max(rem[0], 0), Storage: min(max(rem[1], 0), CapacityMaxStorage), CPU: max(rem[2], 0)}
+		e := wire.CapacityEntry{RAM: max(rem[0], 0), Storage: min(max(rem[1], 0), CapacityMaxStorage), CPU: max(rem[2], 0)}
 		k := key{typ, st.Name}
 		if _, seen := groups[k]; !seen {
 			order = append(order, k)
 		}
 		groups[k] = append(groups[k], e)
 	}
-	out := map[string]map[string][]CapacityEntry{}
+	out := map[string]map[string][]wire.CapacityEntry{}
 	for _, k := range order {
-		var front []CapacityEntry
+		var front []wire.CapacityEntry
 		all := groups[k]
 		for i, e := range all {
 			dominated := false
@@ -88,7 +81,7 @@ func Capacity(r *state.ReadTxn, region uint64, f wire.PlacementFactors) map[stri
 			}
 		}
 		if out[k.typ] == nil {
-			out[k.typ] = map[string][]CapacityEntry{}
+			out[k.typ] = map[string][]wire.CapacityEntry{}
 		}
 		out[k.typ][k.st] = front
 	}
@@ -111,48 +104,19 @@ func registerCapacity(a *api.API) {
 	})
 }
 
-// Metrics is what /iaas/metrics/<region_id>/ reports.
-type Metrics struct {
-	RegionID uint64 `json:"region_id"`
-	// Index is the raft index of the region's last compute change.
-	Index          uint64        `json:"index"`
-	Projects       int           `json:"projects"`
-	Servers        int           `json:"servers"`
-	Routers        int           `json:"routers"`
-	Subnets        int           `json:"subnets"`
-	VMs            []StateCount  `json:"vms"`
-	VirtualRouters []StateCount  `json:"virtual_routers"`
-	Capacity       []ServerUsage `json:"server_usage"`
-}
-
-// StateCount is how many VMs (virtual routers) of a host are in a state.
-type StateCount struct {
-	HostID uint64 `json:"host_id"`
-	State  int    `json:"state"`
-	Count  int    `json:"count"`
-}
-
-// ServerUsage is a server's remaining create capacity.
-type ServerUsage struct {
-	ServerID uint64 `json:"server_id"`
-	RAM      int64  `json:"ram"`
-	Storage  int64  `json:"storage"`
-	CPU      int64  `json:"cpu"`
-}
-
 // regionMetrics computes the metrics of a region and the index of its last
 // compute change (the highest modified_index of its objects).
-func regionMetrics(r *state.ReadTxn, region uint64, f wire.PlacementFactors) *Metrics {
-	m := &Metrics{RegionID: region, VMs: []StateCount{}, VirtualRouters: []StateCount{}, Capacity: []ServerUsage{}}
+func regionMetrics(r *state.ReadTxn, region uint64, f wire.PlacementFactors) *wire.Metrics {
+	m := &wire.Metrics{RegionID: region, VMs: []wire.StateCount{}, VirtualRouters: []wire.StateCount{}, Capacity: []wire.ServerUsage{}}
 	see := func(meta *wire.Meta) { m.Index = max(m.Index, meta.ModifiedIndex) }
-	count := func(list *[]StateCount, host uint64, st int) {
+	count := func(list *[]wire.StateCount, host uint64, st int) {
 		for i := range *list {
 			if (*list)[i].HostID == host && (*list)[i].State == st {
 				(*list)[i].Count++
 				return
 			}
 		}
-		*list = append(*list, StateCount{HostID: host, State: st, Count: 1})
+		*list = append(*list, wire.StateCount{HostID: host, State: st, Count: 1})
 	}
 	for _, vm := range r.VMsInRegion(region) {
 		see(&vm.Meta)
@@ -171,7 +135,7 @@ func regionMetrics(r *state.ReadTxn, region uint64, f wire.PlacementFactors) *Me
 		see(&s.Meta)
 		m.Servers++
 		rem := r.Remaining(s, f, false)
-		m.Capacity = append(m.Capacity, ServerUsage{ServerID: s.ID, RAM: rem[0], Storage: rem[1], CPU: rem[2]})
+		m.Capacity = append(m.Capacity, wire.ServerUsage{ServerID: s.ID, RAM: rem[0], Storage: rem[1], CPU: rem[2]})
 	}
 	for _, rt := range r.RoutersInRegion(region) {
 		see(&rt.Meta)

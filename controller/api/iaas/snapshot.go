@@ -17,13 +17,6 @@ import (
 	wire "github.com/regentcloud/regent/pkg/api"
 )
 
-// SnapshotInput is the body of a snapshot or backup create.
-type SnapshotInput struct {
-	VMID       *uint64 `json:"vm_id"`
-	Name       *string `json:"name"`
-	Repository *int    `json:"repository"`
-}
-
 // SnapshotUpdateInput is the body of a snapshot or backup update: a state
 // change; snapshots also take remove_subtree.
 type SnapshotUpdateInput struct {
@@ -34,7 +27,7 @@ type SnapshotUpdateInput struct {
 // snapshotShape checks vm_id (101 missing, 102 unknown) and name (103);
 // state adds 104 (VM not RUNNING), 105 (GPUs), and for snapshots 106/107
 // (the active snapshot is not unique or busy).
-func snapshotShape(q *api.Request, in *SnapshotInput) (uint64, string, error) {
+func snapshotShape(q *api.Request, in *wire.SnapshotInput) (uint64, string, error) {
 	fe := wire.FieldErrors{}
 	var vm uint64
 	if required(fe, q, "vm_id", in.VMID != nil, 101) {
@@ -89,7 +82,7 @@ func registerSnapshot(a *api.API) {
 		Get:     (*state.ReadTxn).Snapshot,
 		Visible: func(q *api.Request, s *wire.Snapshot) bool { return seesTenant(q, s.MemberID, s.RegionID) },
 		Create: func(q *api.Request) (*fsm.Command, error) {
-			var in SnapshotInput
+			var in wire.SnapshotInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
@@ -156,7 +149,7 @@ func registerBackup(a *api.API) {
 		Get:     (*state.ReadTxn).Backup,
 		Visible: func(q *api.Request, b *wire.Backup) bool { return seesTenant(q, b.MemberID, b.RegionID) },
 		Create: func(q *api.Request) (*fsm.Command, error) {
-			var in SnapshotInput
+			var in wire.SnapshotInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}

@@ -20,38 +20,6 @@ import (
 	"github.com/regentcloud/regent/pkg/netx"
 )
 
-// RouteInput is a route of a VPN body.
-type RouteInput struct {
-	LocalSubnetID *uint64 `json:"local_subnet_id"`
-	RemoteSubnet  *string `json:"remote_subnet"`
-}
-
-// VPNInput is the body of a VPN create or update.
-type VPNInput struct {
-	VirtualRouterID     *uint64       `json:"virtual_router_id"`
-	VPNType             *string       `json:"vpn_type"`
-	Description         *string       `json:"description"`
-	DNS                 *string       `json:"dns"`
-	SendEmail           *bool         `json:"send_email"`
-	TrafficSelector     *bool         `json:"traffic_selector"`
-	IKEVersion          *string       `json:"ike_version"`
-	IKEAuthentication   *string       `json:"ike_authentication"`
-	IKEEncryption       *string       `json:"ike_encryption"`
-	IKEDHGroups         *string       `json:"ike_dh_groups"`
-	IKELifetime         *int          `json:"ike_lifetime"`
-	IKEGatewayType      *string       `json:"ike_gateway_type"`
-	IKEGatewayValue     *string       `json:"ike_gateway_value"`
-	IKELocalIdentifier  *string       `json:"ike_local_identifier"`
-	IKERemoteIdentifier *string       `json:"ike_remote_identifier"`
-	IKEPreSharedKey     *string       `json:"ike_pre_shared_key"`
-	IPSecAuthentication *string       `json:"ipsec_authentication"`
-	IPSecEncryption     *string       `json:"ipsec_encryption"`
-	IPSecPFSGroups      *string       `json:"ipsec_pfs_groups"`
-	IPSecEstablishTime  *string       `json:"ipsec_establish_time"`
-	IPSecLifetime       *int          `json:"ipsec_lifetime"`
-	Routes              *[]RouteInput `json:"routes"`
-}
-
 // algoSet parses a comma-separated set against the allowed values: it is
 // stored sorted and without duplicates; empty is refused unless mayBeEmpty.
 func algoSet(fe wire.FieldErrors, q *api.Request, field string, v *string, dst *string, allowed []string, mayBeEmpty bool, n int) {
@@ -129,7 +97,7 @@ func checkPSK(fe wire.FieldErrors, q *api.Request, v string) string {
 // ike_gateway_type, 113 ike_gateway_value, 114 identifiers, 115–117 the
 // key, 118–120 the IPsec sets, 121 ipsec_establish_time, 122
 // ipsec_lifetime, 123 routes missing or empty, 124 a malformed route.
-func vpnFields(fe wire.FieldErrors, q *api.Request, v *wire.VPN, in *VPNInput, partial bool) {
+func vpnFields(fe wire.FieldErrors, q *api.Request, v *wire.VPN, in *wire.VPNInput, partial bool) {
 	if !partial {
 		d := wire.VPNDefaults
 		d.Meta, d.VirtualRouterID, d.ProjectID, d.MemberID, d.RegionID, d.STIFNumber =
@@ -220,7 +188,7 @@ func registerVPN(a *api.API) {
 		Get:     (*state.ReadTxn).VPN,
 		Visible: func(q *api.Request, v *wire.VPN) bool { return seesTenant(q, v.MemberID, v.RegionID) },
 		Create: func(q *api.Request) (*fsm.Command, error) {
-			var in VPNInput
+			var in wire.VPNInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
@@ -246,7 +214,7 @@ func registerVPN(a *api.API) {
 			return q.Command(fsm.VPNCreateType, &state.VPNPayload{VPN: *v, PreSharedKey: psk})
 		},
 		Update: func(q *api.Request, cur *wire.VPN, partial bool) (*fsm.Command, error) {
-			var in VPNInput
+			var in wire.VPNInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}

@@ -1,0 +1,89 @@
+package client_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/client"
+)
+
+// TestComputeSDK: a region's hardware, a whole cloud and a robot's
+// compare-and-swap through the typed SDK.
+func TestComputeSDK(t *testing.T) {
+	t.Parallel()
+	ctx, c := ctxT(t), root()
+	reg, _, err := c.Regions().Create(ctx, &api.RegionInput{Name: new(uniq("compute")), Customers: &[]uint64{1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _, err := c.StorageTypes().Create(ctx, &api.NameInput{Name: new(uniq("ssd"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _, err := c.Images().Create(ctx, &api.ImageInput{DisplayName: new("Ubuntu"), ServerTypeID: new(uint64(api.ServerTypeKVM)), CloudInit: new(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.RegionImages().Create(ctx, &api.RegionImageInput{RegionID: &reg.ID, ImageID: &img.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Servers().Create(ctx, &api.ServerInput{RegionID: &reg.ID, TypeID: new(uint64(api.ServerTypeKVM)),
+		StorageTypeID: &st.ID, Cores: new(32), RAM: new(256), GB: new(4000)}); err != nil {
+		t.Fatal(err)
+	}
+	n := seq.Add(1)
+	asn, err := createID(t, c, "/iaas/asn/", map[string]any{"member_id": 1, "number": 4_200_000_000 + n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alloc, err := createID(t, c, "/iaas/allocation/", map[string]any{"asn_id": asn, "address_range": fmt.Sprintf("100.%d.%d.0/24", 100+n/256%27, n%256), "type": "public"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := createID(t, c, "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": fmt.Sprintf("100.%d.%d.1/24", 100+n/256%27, n%256)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Routers().Create(ctx, &api.RouterInput{RegionID: &reg.ID, Phantom: new(true), FloatingSubnetIDs: &[]uint64{fs}}); err != nil {
+		t.Fatal(err)
+	}
+	cloud, _, err := c.Clouds().Create(ctx, &api.CloudInput{
+		Project: &api.ProjectInput{Name: new(uniq("p")), RegionID: &reg.ID},
+		Subnets: []api.SubnetSpecInput{{Name: new("a"), AddressRange: new("10.1.0.1/24")}},
+		VMs: []api.VMInput{{Name: new("web"), ImageID: &img.ID, StorageTypeID: &st.ID, CPU: new(2), RAM: new(4), DNS: new("1.1.1.1"),
+			GatewaySubnet: new("10.1.0.1/24"), Storages: []api.StorageInput{{Name: new("root"), GB: new(20), Primary: new(true)}},
+			IPAddresses: []api.IPInput{{Address: new("10.1.0.10"), NAT: new(true)}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cloud.VMs) != 1 || cloud.VirtualRouter == nil || len(cloud.VMs[0].IPAddresses) != 1 || cloud.VMs[0].IPAddresses[0].PublicIP == nil {
+		t.Fatalf("cloud: %+v", cloud)
+	}
+	vm := cloud.VMs[0]
+	tok, _, err := c.Tokens().Create(ctx, &api.TokenInput{Kind: new(api.TokenKindRobot), RegionID: &reg.ID, Name: new("agent")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	robot := client.New(shared.srv.URL(), tok.Secret)
+	got, _, err := robot.SetVMState(ctx, vm.ID, api.StateBuilding, new(api.StateRequested))
+	if err != nil || got.State != api.StateBuilding {
+		t.Fatalf("claim: %v %+v", err, got)
+	}
+	if _, _, err := robot.SetVMState(ctx, vm.ID, api.StateBuilding, new(api.StateRequested)); !client.IsConflict(err) {
+		t.Fatalf("second claim: %v, want a 409", err)
+	}
+	mine, _, err := robot.VMs().List(ctx, &client.ListOptions{Search: map[string]string{"state": "2"}})
+	if err != nil || len(mine.Content) != 1 || mine.Content[0].ID != vm.ID {
+		t.Fatalf("robot's building VMs: %v %+v", err, mine)
+	}
+}
+
+func createID(t *testing.T, c *client.Client, path string, body map[string]any) (uint64, error) {
+	m, _, err := client.Create[map[string]any](ctxT(t), c, path, body)
+	if err != nil {
+		return 0, err
+	}
+	return uint64(m["id"].(float64)), nil
+}
