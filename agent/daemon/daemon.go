@@ -45,8 +45,9 @@ type Daemon struct {
 	reg        api.AgentRegistered
 
 	// set at Run for the network role
-	builder *netrouter.Builder
-	routers *reconcile.Loop[api.RouterSpec]
+	builder   *netrouter.Builder
+	policyLog policyLogCursor
+	routers   *reconcile.Loop[api.RouterSpec]
 	// epoch is part of every object's version: bumping it makes the loop
 	// apply everything again (drift repair every resync interval).
 	epoch atomic.Uint64
@@ -243,7 +244,8 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 	failing := false
 	for sleep(ctx, every) {
 		reg := d.registration()
-		hb := api.Heartbeat{ServerID: reg.ServerID, RouterID: reg.RouterID, Capacity: d.capacity(), Health: "ok"}
+		hb := api.Heartbeat{ServerID: reg.ServerID, RouterID: reg.RouterID, Capacity: d.capacity(), Health: "ok",
+			PolicyLog: d.policyLog.newEntries(ctx, d.builder, 4096)}
 		err := d.ctl.do(ctx, func(c *client.Client) error { return c.Agent().Heartbeat(ctx, hb) })
 		switch {
 		case ctx.Err() != nil:

@@ -105,6 +105,8 @@ func Permissions() Table {
 		// agent protocol (/v1/agent/) and CloudCIX run_robot: robots only
 		"agent":     {Read: {Robot}, Create: {Robot}, Update: {Robot}},
 		"run_robot": {List: {Robot}, Create: {Robot}},
+		// the firewall log of a project's virtual router, from its agent
+		"policy_log": {List: all},
 		// operator routes: cluster administration, global users only
 		"operator": {List: {Global}, Read: {Global}, Create: {Global}, Update: {Global}, Delete: {Global}},
 	}

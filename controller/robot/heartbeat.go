@@ -17,7 +17,42 @@ type Heartbeats struct {
 	since    time.Time // when this node started judging (became leader)
 	servers  map[uint64]time.Time
 	routers  map[uint64]time.Time
+	policy   map[uint64][]api.PolicyLogEntry // virtual router → recent entries, oldest first
 	Deadline time.Duration
+}
+
+// PolicyLogSize is how many policy log entries the leader keeps per
+// virtual router.
+const PolicyLogSize = 100
+
+// AddPolicyLog keeps the entries an agent reported, the last
+// PolicyLogSize per virtual router. Like heartbeats they live in the
+// leader's memory: a new leader starts with an empty log.
+func (h *Heartbeats) AddPolicyLog(entries []api.PolicyLogEntry) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.policy == nil {
+		h.policy = map[uint64][]api.PolicyLogEntry{}
+	}
+	for _, e := range entries {
+		l := append(h.policy[e.VirtualRouterID], e)
+		if len(l) > PolicyLogSize {
+			l = l[len(l)-PolicyLogSize:]
+		}
+		h.policy[e.VirtualRouterID] = l
+	}
+}
+
+// PolicyLog returns the recent entries of a virtual router, newest first.
+func (h *Heartbeats) PolicyLog(vr uint64) []api.PolicyLogEntry {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	l := h.policy[vr]
+	out := make([]api.PolicyLogEntry, len(l))
+	for i, e := range l {
+		out[len(l)-1-i] = e
+	}
+	return out
 }
 
 // NewHeartbeats returns a tracker that marks an agent down after deadline
@@ -32,6 +67,7 @@ func (h *Heartbeats) Reset(now time.Time) {
 	defer h.mu.Unlock()
 	h.since = now
 	h.servers, h.routers = map[uint64]time.Time{}, map[uint64]time.Time{}
+	h.policy = map[uint64][]api.PolicyLogEntry{}
 }
 
 // Beat records a heartbeat of the agent acting for server and router

@@ -218,3 +218,20 @@ func TestAgent_HeartbeatsAndDeadline(t *testing.T) {
 	e.c.Do("POST", "/v1/agent/heartbeat", map[string]any{}, e.robot).Expect(400)
 	e.c.Do("POST", "/v1/agent/heartbeat", map[string]any{"server_id": e.server, "health": "bad"}, e.robot).Expect(400)
 }
+
+func TestAgent_PolicyLog(t *testing.T) {
+	e := newAgentEnv(t)
+	c, f, x := e.c, e.f, e.x
+	project := cloudID(c.Do("POST", "/iaas/cloud/", cloudBody(f.n.Unique("p"), f.reg, x, 1), f.r.Token(apitest.MemberAdmin)).Expect(201))
+	vr := uint64(c.Do("GET", apitest.Path("/iaas/cloud/", project), nil, f.root).Expect(200).Content()["virtual_router"].(map[string]any)["id"].(float64))
+	entry := func(i int, router uint64) map[string]any {
+		return map[string]any{"time": fmt.Sprintf("2026-11-22T10:00:%02dZ", i), "virtual_router_id": router, "direction": "in",
+			"order": 1, "action": "allow", "protocol": "tcp", "source": "203.0.113.9", "destination": "10.0.0.10", "destination_port": 22}
+	}
+	c.Do("POST", "/v1/agent/heartbeat", map[string]any{"router_id": e.router, "policy_log": []any{entry(1, vr), entry(2, vr), entry(3, 999999)}}, e.robot).Expect(204)
+	l := c.Do("GET", apitest.Path("/iaas/policy_log/", project), nil, f.r.Token(apitest.MemberUser)).Expect(200).List()
+	if len(l.Content) != 2 || l.Content[0]["time"] != "2026-11-22T10:00:02Z" {
+		t.Errorf("policy log = %v, want the two entries of the project's router, newest first", l.Content)
+	}
+	c.Do("GET", apitest.Path("/iaas/policy_log/", project), nil, f.r.Token(apitest.OtherMember)).Expect(404)
+}

@@ -448,6 +448,9 @@ var matrix = []matrixRow{
 	{"GET", "/iaas/capacity/{region_id}/", "capacity", auth.List, "region R", w(200, 200, 200, 400, 400, 401), capacityR},
 	{"GET", "/iaas/metrics/{region_id}/", "metrics", auth.Read, "region R, force=true", w(200, 403, 403, 403, 404, 401), metricsR},
 
+	{"GET", "/iaas/policy_log/{project_id}/", "policy_log", auth.List, "project P", w(200, 200, 200, 404, 403, 401), func(f *fixture) request {
+		return request{path: apitest.Path("/iaas/policy_log/", computeOf(f).project)}
+	}},
 	{"GET", "/v1/operator/members", "operator", auth.List, "", w(200, 403, 403, 403, 403, 401), static("/v1/operator/members")},
 	{"DELETE", "/v1/operator/members/{id}", "operator", auth.Delete, "unknown node", w(404, 403, 403, 403, 403, 401), static("/v1/operator/members/no-such-node")},
 	{"GET", "/v1/operator/leader", "operator", auth.Read, "", w(200, 403, 403, 403, 403, 401), static("/v1/operator/leader")},

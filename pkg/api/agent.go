@@ -144,6 +144,9 @@ type Heartbeat struct {
 	ServerID uint64   `json:"server_id,omitempty"`
 	RouterID uint64   `json:"router_id,omitempty"`
 	Capacity Capacity `json:"capacity"`
+	// PolicyLog are the firewall log entries (rules with logging on) the
+	// agent's routers recorded since its last heartbeat.
+	PolicyLog []PolicyLogEntry `json:"policy_log,omitempty"`
 	// Health is "ok" or "degraded"; Detail says why.
 	Health string `json:"health"`
 	Detail string `json:"detail,omitempty"`
@@ -229,3 +232,18 @@ const (
 	AgentUp   = "up"
 	AgentDown = "down"
 )
+
+// PolicyLogEntry is one packet that matched a firewall rule with logging
+// on (GET /iaas/policy_log/{project_id}/).
+type PolicyLogEntry struct {
+	Time            string `json:"time"` // RFC 3339
+	VirtualRouterID uint64 `json:"virtual_router_id"`
+	Direction       string `json:"direction"` // in or out
+	Order           int    `json:"order"`     // the rule's order
+	Action          string `json:"action"`    // allow or block
+	Protocol        string `json:"protocol"`
+	Source          string `json:"source"`
+	Destination     string `json:"destination"`
+	SourcePort      int    `json:"source_port,omitempty"`
+	DestinationPort int    `json:"destination_port,omitempty"`
+}

@@ -52,6 +52,7 @@ func Register(a *api.API, cfg Config) {
 	a.Handle("GET /v1/agent/work", a.Route(App, "agent", auth.Read, r.work))
 	a.Handle("GET /iaas/run_robot/{$}", a.Route("iaas", "run_robot", auth.List, r.runRobotList))
 	a.Handle("POST /iaas/run_robot/{$}", a.Route("iaas", "run_robot", auth.Create, r.runRobotAck))
+	a.Handle("GET /iaas/policy_log/{project_id}/{$}", a.Route("iaas", "policy_log", auth.List, r.policyLog))
 }
 
 func bad(code, format string, args ...any) error {
@@ -149,6 +150,17 @@ func (r *routes) heartbeat(q *api.Request) error {
 	if in.Health != "" && in.Health != "ok" && in.Health != "degraded" {
 		return bad("agent_heartbeat_102", "health is ok or degraded, got %q.", in.Health)
 	}
+	if len(in.PolicyLog) > 4096 {
+		return bad("agent_heartbeat_103", "At most 4096 policy log entries per heartbeat, got %d.", len(in.PolicyLog))
+	}
+	var logs []wire.PolicyLogEntry
+	for _, e := range in.PolicyLog {
+		// only the agent's own router's virtual routers
+		if vr, ok := q.Txn.VirtualRouter(e.VirtualRouterID); ok && in.RouterID != 0 && vr.RouterID == in.RouterID {
+			logs = append(logs, e)
+		}
+	}
+	r.cfg.Heartbeats.AddPolicyLog(logs)
 	now := r.cfg.Now()
 	r.cfg.Heartbeats.Beat(in.ServerID, in.RouterID, now)
 	change := r.cfg.Heartbeats.Changes(q.Txn, now)
@@ -239,5 +251,21 @@ func (r *routes) runRobotAck(q *api.Request) error {
 			Errors: map[string]wire.FieldError{"project_ids": {Detail: "This field is required.", ErrorCode: "iaas_run_robot_create_101"}}}
 	}
 	q.W.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// policyLog lists the recent firewall log entries of a project's virtual
+// router (rules with pci_logging or debug_logging), newest first, as its
+// network agent reported them. Another member's project is 404.
+func (r *routes) policyLog(q *api.Request) error {
+	id, err := strconv.ParseUint(q.PathValue("project_id"), 10, 64)
+	p, ok := q.Txn.Project(id)
+	if err != nil || !ok || !(q.P.Global() || p.MemberID == q.P.MemberID) {
+		return wire.NotFound("iaas_policy_log_list_001")
+	}
+	entries := r.cfg.Heartbeats.PolicyLog(p.VirtualRouterID)
+	q.W.Header().Set("X-Regent-Index", strconv.FormatUint(max(q.Txn.MaxIndex(state.Projects), 1), 10))
+	api.WriteJSON(q.W, http.StatusOK, wire.List[wire.PolicyLogEntry]{Content: entries,
+		Metadata: wire.ListMetadata{Limit: robot.PolicyLogSize, Order: "-time", TotalRecords: len(entries), Warnings: []string{}}})
 	return nil
 }
