@@ -107,6 +107,7 @@ func newSysenv(t testing.TB) *sysenv {
 	}
 	e.cfg.UnderlayDevice = e.cfg.PublicBridge
 	e.b.cfg.UnderlayDevice = e.cfg.PublicBridge
+	e.b.seg.cfg.UnderlayDevice = e.cfg.PublicBridge
 	return e
 }
 
