@@ -36,6 +36,10 @@ type env struct {
 	agent    *proc
 	metrics  string
 	hosts    []string
+	// httpHost is the controller's HTTP listen address (default
+	// 127.0.0.1); others are further agents cleanup stops.
+	httpHost string
+	others   []*proc
 
 	region, st, img, router uint64
 }
@@ -62,6 +66,9 @@ func (e *env) startController() {
 	t := e.t
 	data := filepath.Join(e.dir, "controller")
 	httpAddr := freeAddr(t)
+	if e.httpHost != "" {
+		httpAddr = freeAddrOn(t, e.httpHost)
+	}
 	e.ctl = &proc{t: t, name: "controller", logPath: filepath.Join(e.dir, "controller.log"),
 		args: []string{bins.controller, "server", "-bootstrap", "-node-id", "n1", "-data-dir", data,
 			"-http-addr", httpAddr, "-raft-addr", freeAddr(t), "-dns-addr", "off"}}
@@ -313,8 +320,10 @@ func (e *env) nftRules(ns string) int {
 }
 
 func (e *env) cleanup() {
-	if e.agent != nil && !e.agent.signal(syscall.SIGTERM, 15*time.Second) {
-		e.agent.signal(syscall.SIGKILL, 5*time.Second)
+	for _, a := range append([]*proc{e.agent}, e.others...) {
+		if a != nil && !a.signal(syscall.SIGTERM, 15*time.Second) {
+			a.signal(syscall.SIGKILL, 5*time.Second)
+		}
 	}
 	if e.ctl != nil {
 		e.ctl.signal(syscall.SIGKILL, 5*time.Second)
@@ -340,8 +349,10 @@ func (e *env) cleanup() {
 		}
 	}
 	if e.t.Failed() {
-		if e.agent != nil {
-			e.t.Logf("==== agent log ====\n%s", e.agent.log())
+		for _, a := range append([]*proc{e.agent}, e.others...) {
+			if a != nil {
+				e.t.Logf("==== %s log ====\n%s", a.name, a.log())
+			}
 		}
 		if e.ctl != nil {
 			e.t.Logf("==== controller log (tail) ====\n%s", tail(e.ctl.log(), 16<<10))
