@@ -17,6 +17,18 @@ import (
 // linkOps are the netlink calls on one namespace.
 type linkOps = *netlink.Handle
 
+// dumpRetry repeats a netlink dump the kernel interrupted because the
+// dumped set changed meanwhile (NLM_F_DUMP_INTR: other links come and go on
+// a busy host); its partial result is never used.
+func dumpRetry[T any](dump func() (T, error)) (T, error) {
+	for i := 0; ; i++ {
+		v, err := dump()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) || i == 9 {
+			return v, err
+		}
+	}
+}
+
 func isNotFound(err error) bool {
 	var lnf netlink.LinkNotFoundError
 	return errors.As(err, &lnf)
@@ -128,7 +140,7 @@ func (b *Builder) ensureLinks(_ context.Context, d *desired, c *changes) error {
 		keepNS[s.nsVeth] = true
 		keepRoot[s.hostVeth] = true
 	}
-	nsLinks, err := ns.LinkList()
+	nsLinks, err := dumpRetry(ns.LinkList)
 	if err != nil {
 		return err
 	}
@@ -140,7 +152,7 @@ func (b *Builder) ensureLinks(_ context.Context, d *desired, c *changes) error {
 			c.add("removed namespace link %s", l.Attrs().Name)
 		}
 	}
-	rootLinks, err := root.LinkList()
+	rootLinks, err := dumpRetry(root.LinkList)
 	if err != nil {
 		return err
 	}
@@ -241,7 +253,7 @@ func ensureFDB(h linkOps, dev netlink.Link, vteps []netip.Addr, c *changes) erro
 
 // fdbVTEPs lists the VTEPs of a VXLAN device's all-zero FDB entries.
 func fdbVTEPs(h linkOps, dev netlink.Link) ([]netip.Addr, error) {
-	neighs, err := h.NeighList(dev.Attrs().Index, unix.AF_BRIDGE)
+	neighs, err := dumpRetry(func() ([]netlink.Neigh, error) { return h.NeighList(dev.Attrs().Index, unix.AF_BRIDGE) })
 	if err != nil {
 		return nil, err
 	}
@@ -438,7 +450,7 @@ func (b *Builder) setPublicDown(d *desired) error {
 // removeRouterLinks deletes the host links tagged with r's tag (deleting a
 // veth half deletes its partner in the namespace).
 func (b *Builder) removeRouterLinks(r Router) error {
-	links, err := netlink.LinkList()
+	links, err := dumpRetry(netlink.LinkList)
 	if err != nil {
 		return err
 	}
@@ -501,7 +513,7 @@ func (b *Builder) listNamespaceRouters() ([]Router, error) {
 }
 
 func (b *Builder) listLinkRouters() ([]Router, error) {
-	links, err := netlink.LinkList()
+	links, err := dumpRetry(netlink.LinkList)
 	if err != nil {
 		return nil, err
 	}

@@ -242,7 +242,7 @@ func (s *Segments) List(ctx context.Context) ([]Segment, error) {
 		return nil, err
 	}
 	defer root.Close()
-	links, err := root.LinkList()
+	links, err := dumpRetry(root.LinkList)
 	if err != nil {
 		return nil, err
 	}
@@ -418,7 +418,7 @@ func (s *Segments) gc(keep map[string]bool) error {
 }
 
 func (s *Segments) gcLocked(root linkOps, keep map[string]bool, c *changes) error {
-	links, err := root.LinkList()
+	links, err := dumpRetry(root.LinkList)
 	if err != nil {
 		return err
 	}

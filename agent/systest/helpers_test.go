@@ -5,6 +5,7 @@ package systest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -23,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
 
@@ -367,4 +369,15 @@ func eventually(t *testing.T, what string, timeout time.Duration, ok func() bool
 
 func randomPrefix() string {
 	return "z" + strconv.FormatUint(uint64(rand.IntN(36*36*36)+36*36*36), 36)[1:]
+}
+
+// linkList lists the root namespace's links, repeating a dump the kernel
+// interrupted (links of concurrent tests come and go).
+func linkList() []netlink.Link {
+	for i := 0; ; i++ {
+		links, err := netlink.LinkList()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) || i == 9 {
+			return links
+		}
+	}
 }
