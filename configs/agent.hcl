@@ -15,8 +15,9 @@ token_file = "/etc/regent/agent.token"
 # records: their hostname, or their asset_tag. Default: os.Hostname().
 # hostname = "edge-1"
 
-# hypervisor: registers the server and reports capacity (VMs are built by a later
-# agent version); network: builds the project virtual routers. One or both.
+# hypervisor: registers the server, reports capacity and keeps the network segments of
+# its VMs (VMs are built by a later agent version); network: builds the project virtual
+# routers. One or both.
 roles = ["hypervisor", "network"]
 
 data_dir = "/var/lib/regent-agent"
@@ -27,11 +28,11 @@ storage = {
   SSD = "/var/lib/regent-agent/disks"
 }
 
-# Network role. Tenant segments: "vxlan" (default) or "vlan".
+# Tenant segments (both roles): "vxlan" (default) or "vlan".
 segment_mode    = "vxlan"
 public_bridge   = "br-public"  # bridge of the region's floating subnet (created if missing)
 # public_bridge_addr = "198.51.100.1/24" # only on a host that is the floating gateway
-vtep_addr       = "10.0.1.11"  # local VXLAN tunnel endpoint address
+vtep_addr       = "10.0.1.11"  # local VXLAN tunnel endpoint address (required with vxlan)
 underlay_device = "eth1"       # link of the VTEP (vxlan) or VLAN parent (vlan)
 # link_prefix      = "rg"      # host link names and ownership tags (<= 4 chars)
 # namespace_prefix = "P"       # router namespaces are P<project_id>

@@ -37,7 +37,7 @@ type Config struct {
 	Roles   []string `hcl:"roles,optional"`
 	DataDir string   `hcl:"data_dir,optional"`
 
-	// Network role.
+	// Tenant segments (both roles) and the network role's public side.
 	SegmentMode      string `hcl:"segment_mode,optional"` // vxlan (default) or vlan
 	PublicBridge     string `hcl:"public_bridge,optional"`
 	PublicBridgeAddr string `hcl:"public_bridge_addr,optional"`
@@ -186,15 +186,16 @@ func (c *Config) Finish() error {
 				bad("public_bridge_addr: %q is not an address with prefix length (198.51.100.1/24)", c.PublicBridgeAddr)
 			}
 		}
-		if c.SegmentMode == "vxlan" && c.VTEPAddr == "" {
-			bad("vtep_addr: required with segment_mode vxlan and the network role")
-		}
-		if c.SegmentMode == "vlan" && c.UnderlayDevice == "" {
-			bad("underlay_device: required with segment_mode vlan (the parent of the VLAN sub-interfaces)")
-		}
-		if len(c.LinkPrefix) > 4 {
-			bad("link_prefix: %q is longer than 4 characters", c.LinkPrefix)
-		}
+	}
+	// Both roles build tenant segments (a router's, a VM's).
+	if c.SegmentMode == "vxlan" && c.VTEPAddr == "" {
+		bad("vtep_addr: required with segment_mode vxlan (the controller points the other hosts' segments at it)")
+	}
+	if c.SegmentMode == "vlan" && c.UnderlayDevice == "" {
+		bad("underlay_device: required with segment_mode vlan (the parent of the VLAN sub-interfaces)")
+	}
+	if len(c.LinkPrefix) > 4 {
+		bad("link_prefix: %q is longer than 4 characters", c.LinkPrefix)
 	}
 	if c.VTEPAddr != "" {
 		if _, err := netip.ParseAddr(c.VTEPAddr); err != nil {

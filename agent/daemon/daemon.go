@@ -44,6 +44,11 @@ type Daemon struct {
 	regMu      sync.Mutex
 	reg        api.AgentRegistered
 
+	// set at Run for the hypervisor role: the segments of its VMs, and
+	// the latest wanted set (capacity 1, the latest wins)
+	segments *netrouter.Segments
+	segWant  chan []netrouter.Segment
+
 	// set at Run for the network role
 	builder   *netrouter.Builder
 	policyLog policyLogCursor
@@ -113,12 +118,25 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}()
 	}
 
+	if d.cfg.HasRole(api.RoleHypervisor) {
+		// VMs are not built by this agent version (issue 7), but the
+		// segments their taps will join are: bridge and VXLAN device per
+		// VNI, FDB to the NICs' VTEPs.
+		s, err := netrouter.NewSegments(netrouter.SegmentsConfig{SegmentMode: d.cfg.SegmentMode, VTEPAddr: d.cfg.VTEPAddr,
+			UnderlayDevice: d.cfg.UnderlayDevice, Prefix: d.cfg.LinkPrefix, Logger: d.log.Named("netrouter")})
+		if err != nil {
+			return err
+		}
+		d.segments, d.segWant = s, make(chan []netrouter.Segment, 1)
+		d.log.Warn("the hypervisor role registers this server, reports its capacity and keeps the network segments of its VMs; VMs themselves are not built by this agent version")
+	}
 	if d.cfg.HasRole(api.RoleNetwork) {
 		b, err := netrouter.New(netrouter.Config{
 			PublicBridge: d.cfg.PublicBridge, PublicBridgeAddr: d.cfg.PublicBridgeAddr,
 			SegmentMode: d.cfg.SegmentMode, VTEPAddr: d.cfg.VTEPAddr, UnderlayDevice: d.cfg.UnderlayDevice,
 			Prefix: d.cfg.LinkPrefix, NamespacePrefix: d.cfg.NamespacePrefix,
 			StateDir: filepath.Join(d.cfg.DataDir, "routers"), Logger: d.log.Named("netrouter"),
+			Segments: d.segments, // nil without the hypervisor role
 		})
 		if err != nil {
 			return err
@@ -139,9 +157,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 		})
 		defer d.routers.Stop()
 	}
-	if d.cfg.HasRole(api.RoleHypervisor) {
-		d.log.Warn("the hypervisor role registers this server and reports its capacity; VMs are not built by this agent version")
-	}
 
 	if !d.register(ctx) {
 		return nil
@@ -151,11 +166,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer wg.Done()
 		d.heartbeatLoop(ctx)
 	}()
-	if d.routers != nil {
-		d.workLoop(ctx)
-	} else {
-		<-ctx.Done()
+	if d.segments != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.segmentLoop(ctx, d.segments)
+		}()
 	}
+	d.workLoop(ctx)
 	return nil
 }
 
@@ -260,8 +278,9 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 	}
 }
 
-// workLoop long-polls the work and syncs the routers with it. A failure
-// keeps everything built and retries with backoff.
+// workLoop long-polls the work and syncs the routers and the VMs'
+// segments with it. A failure keeps everything built and retries with
+// backoff.
 func (d *Daemon) workLoop(ctx context.Context) {
 	bo := backoff{min: d.minRetry, max: d.maxRetry}
 	resync := d.cfg.ResyncDuration()
@@ -310,6 +329,11 @@ func (d *Daemon) workLoop(ctx context.Context) {
 		index = next
 		d.log.Debug("work", "index", index, "routers", len(w.Routers), "vms", len(w.VMs))
 		// The work is complete: what is not in it goes.
-		d.routers.Sync(w.Routers, true)
+		if d.routers != nil {
+			d.routers.Sync(w.Routers, true)
+		}
+		if d.segWant != nil {
+			d.wantSegments(segmentsOf(w.VMs))
+		}
 	}
 }

@@ -136,6 +136,7 @@ func TestFailoverAndRegistration(t *testing.T) {
 	c := Defaults()
 	c.Controllers = []string{down.URL, up.URL}
 	c.Token, c.Roles, c.DataDir, c.Hostname = "t", []string{"hypervisor"}, dir, "hv9"
+	c.VTEPAddr = "192.0.2.9"
 	c.Storage = map[string]string{"SSD": dir}
 	c.MetricsAddr = "off"
 	if err := c.Finish(); err != nil {

@@ -52,6 +52,12 @@ type Config struct {
 	// Dnsmasq is the dnsmasq binary ("dnsmasq" from PATH).
 	Dnsmasq string
 	Logger  hclog.Logger
+	// Segments, when set, is the host's Segments of a hypervisor agent in
+	// the same process: the builder then creates and garbage-collects
+	// segment bridges with it (same lock, and the hypervisor's segments
+	// are never collected). Its mode and prefix must be the builder's;
+	// nil: the builder makes its own from the fields above.
+	Segments *Segments `json:"-"`
 }
 
 // Builder reconciles virtual routers on this host. Its methods are safe
@@ -61,13 +67,12 @@ type Builder struct {
 	names naming
 	log   hclog.Logger
 	nft   nftables
-	vtep  netip.Addr
 
 	// hook, when set (tests), runs before each build step and can stop
 	// the build there.
 	hook func(step string) error
 
-	segMu sync.Mutex // shared segment bridges: create/attach versus garbage collection
+	seg *Segments // segment bridges and devices, shared with a hypervisor
 
 	mu      sync.Mutex
 	routers map[uint64]*running
@@ -152,17 +157,21 @@ func New(cfg Config) (*Builder, error) {
 		log:     cfg.Logger.Named("netrouter"),
 		routers: map[uint64]*running{},
 	}
-	if cfg.VTEPAddr != "" {
-		a, err := netip.ParseAddr(cfg.VTEPAddr)
-		if err != nil {
-			return nil, fmt.Errorf("netrouter: VTEP address: %w", err)
-		}
-		b.vtep = a
-	}
 	if cfg.PublicBridgeAddr != "" {
 		if _, err := netip.ParsePrefix(cfg.PublicBridgeAddr); err != nil {
 			return nil, fmt.Errorf("netrouter: public bridge address: %w", err)
 		}
+	}
+	var err error
+	if b.seg = cfg.Segments; b.seg == nil {
+		b.seg, err = NewSegments(SegmentsConfig{SegmentMode: cfg.SegmentMode, VTEPAddr: cfg.VTEPAddr,
+			UnderlayDevice: cfg.UnderlayDevice, VXLANPort: cfg.VXLANPort, Prefix: cfg.Prefix, Logger: cfg.Logger})
+		if err != nil {
+			return nil, err
+		}
+	} else if b.seg.cfg.SegmentMode != cfg.SegmentMode || b.seg.cfg.Prefix != cfg.Prefix {
+		return nil, fmt.Errorf("netrouter: the shared segments have mode %s and prefix %q, the builder %s and %q",
+			b.seg.cfg.SegmentMode, b.seg.cfg.Prefix, cfg.SegmentMode, cfg.Prefix)
 	}
 	nft, err := knftables.New(knftables.InetFamily, tableName)
 	if err != nil {
@@ -512,7 +521,7 @@ func (b *Builder) Scrub(ctx context.Context, id uint64) error {
 			}
 		}
 	}
-	if err := b.gcSegments(nil); err != nil {
+	if err := b.seg.gc(nil); err != nil {
 		errs = append(errs, err)
 	}
 	if err := os.RemoveAll(dir); err != nil {

@@ -34,21 +34,17 @@ type natPair struct {
 }
 
 type subnet struct {
+	segment // the subnet's segment: bridge, device, tag, VNI or VLAN, VTEPs
+
 	id      uint64
 	gateway netip.Prefix // gateway address with the subnet's length
 	network netip.Prefix // masked
-	vni     uint32
-	vlan    uint32
-	vteps   []netip.Addr
 	dns     []netip.Addr
 	dhcp    []dhcpHost
 
 	hostVeth string // root namespace side, in the segment bridge
 	nsVeth   string // namespace side, carries the gateway
-	bridge   string // segment bridge
-	segDev   string // vxlan device or vlan sub-interface
-	segTag   string
-	mtu      int // of the segment device, learnt while building
+	mtu      int    // of the segment device, learnt while building
 }
 
 type dhcpHost struct {
@@ -124,7 +120,7 @@ func plan(spec *api.RouterSpec, n naming, mode string) (*desired, error) {
 
 	seenSeg := map[uint32]bool{}
 	for i, s := range spec.Subnets {
-		sn := subnet{id: s.ID, vni: s.VNI, vlan: s.VLAN, hostVeth: n.subnetVeth(s.ID), nsVeth: nsSubnetName(s.ID)}
+		sn := subnet{segment: segment{vni: s.VNI, vlan: s.VLAN}, id: s.ID, hostVeth: n.subnetVeth(s.ID), nsVeth: nsSubnetName(s.ID)}
 		if s.ID == 0 {
 			bad("subnets[%d].id: required", i)
 		}

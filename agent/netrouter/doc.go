@@ -26,6 +26,12 @@
 // and the controller no longer wants. Rules with logging on feed an nflog
 // group that the builder reads per namespace (PolicyLog).
 //
+// Segments is the segment half on its own, for the hypervisor role: it
+// keeps the bridge and VXLAN (or VLAN) device of every segment the host's
+// VMs use, named and tagged as a router's, and collects those no VM and
+// no router uses any more. A Builder given the hypervisor's Segments
+// (Config.Segments) shares its lock and never collects its segments.
+//
 // See docs/netrouter.md for the layout, the nft chains and the measured
 // build and update times.
 package netrouter

@@ -17,6 +17,18 @@ import (
 // linkOps are the netlink calls on one namespace.
 type linkOps = *netlink.Handle
 
+// dumpRetry repeats a netlink dump the kernel interrupted because the
+// dumped set changed meanwhile (NLM_F_DUMP_INTR: other links come and go on
+// a busy host); its partial result is never used.
+func dumpRetry[T any](dump func() (T, error)) (T, error) {
+	for i := 0; ; i++ {
+		v, err := dump()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) || i == 9 {
+			return v, err
+		}
+	}
+}
+
 func isNotFound(err error) bool {
 	var lnf netlink.LinkNotFoundError
 	return errors.As(err, &lnf)
@@ -93,11 +105,11 @@ func (b *Builder) ensureLinks(_ context.Context, d *desired, c *changes) error {
 	if err := b.step("segments"); err != nil {
 		return err
 	}
-	b.segMu.Lock()
-	defer b.segMu.Unlock()
+	b.seg.mu.Lock()
+	defer b.seg.mu.Unlock()
 	for i := range d.subnets {
 		s := &d.subnets[i]
-		br, dev, err := b.ensureSegment(root, *s, c)
+		br, dev, err := b.seg.ensureLocked(root, s.segment, c)
 		if err != nil {
 			return fmt.Errorf("segment of subnet %d: %w", s.id, err)
 		}
@@ -128,7 +140,7 @@ func (b *Builder) ensureLinks(_ context.Context, d *desired, c *changes) error {
 		keepNS[s.nsVeth] = true
 		keepRoot[s.hostVeth] = true
 	}
-	nsLinks, err := ns.LinkList()
+	nsLinks, err := dumpRetry(ns.LinkList)
 	if err != nil {
 		return err
 	}
@@ -140,7 +152,7 @@ func (b *Builder) ensureLinks(_ context.Context, d *desired, c *changes) error {
 			c.add("removed namespace link %s", l.Attrs().Name)
 		}
 	}
-	rootLinks, err := root.LinkList()
+	rootLinks, err := dumpRetry(root.LinkList)
 	if err != nil {
 		return err
 	}
@@ -156,7 +168,7 @@ func (b *Builder) ensureLinks(_ context.Context, d *desired, c *changes) error {
 	for _, s := range d.subnets {
 		keepSeg[s.bridge] = true
 	}
-	return b.gcSegmentsLocked(root, keepSeg, c)
+	return b.seg.gcLocked(root, keepSeg, c)
 }
 
 func (b *Builder) ensurePublicBridge(root linkOps, c *changes) (netlink.Link, error) {
@@ -186,126 +198,6 @@ func (b *Builder) ensurePublicBridge(root linkOps, c *changes) (netlink.Link, er
 		}
 	}
 	return br, nil
-}
-
-// segmentLink is the link that carries a segment off the host: a VXLAN
-// device (VNI, local VTEP, underlay, no learning: the FDB is managed) or an
-// 802.1Q sub-interface of the underlay.
-func segmentLink(mode string, s subnet, underlayIndex int, vtep netip.Addr, port int) netlink.Link {
-	if mode == ModeVLAN {
-		return &netlink.Vlan{
-			LinkAttrs: netlink.LinkAttrs{Name: s.segDev, ParentIndex: underlayIndex},
-			VlanId:    int(s.vlan),
-		}
-	}
-	v := &netlink.Vxlan{
-		LinkAttrs:    netlink.LinkAttrs{Name: s.segDev},
-		VxlanId:      int(s.vni),
-		VtepDevIndex: underlayIndex,
-		Port:         port,
-		Learning:     false,
-	}
-	if vtep.IsValid() {
-		v.SrcAddr = net.IP(vtep.AsSlice())
-	}
-	return v
-}
-
-// segmentMatches reports whether an existing segment link has the wanted
-// identity (a different VNI or VLAN means delete and recreate).
-func segmentMatches(have, want netlink.Link) bool {
-	switch w := want.(type) {
-	case *netlink.Vxlan:
-		h, ok := have.(*netlink.Vxlan)
-		return ok && h.VxlanId == w.VxlanId && h.Port == w.Port && h.SrcAddr.Equal(w.SrcAddr) && h.VtepDevIndex == w.VtepDevIndex
-	case *netlink.Vlan:
-		h, ok := have.(*netlink.Vlan)
-		return ok && h.VlanId == w.VlanId && h.ParentIndex == w.ParentIndex
-	}
-	return false
-}
-
-func (b *Builder) ensureSegment(root linkOps, s subnet, c *changes) (br, dev netlink.Link, err error) {
-	br, err = b.ensureSegmentBridge(root, s, c)
-	if err != nil {
-		return nil, nil, err
-	}
-	dev, err = b.ensureSegmentDevice(root, s, br, c)
-	return br, dev, err
-}
-
-func (b *Builder) ensureSegmentBridge(root linkOps, s subnet, c *changes) (netlink.Link, error) {
-	br, err := root.LinkByName(s.bridge)
-	if isNotFound(err) {
-		if err := root.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: s.bridge}}); err != nil && !errors.Is(err, unix.EEXIST) {
-			return nil, fmt.Errorf("create bridge %s: %w", s.bridge, err)
-		}
-		c.add("segment bridge %s", s.bridge)
-		if br, err = root.LinkByName(s.bridge); err != nil {
-			return nil, err
-		}
-	} else if err != nil {
-		return nil, err
-	}
-	if _, ok := br.(*netlink.Bridge); !ok {
-		return nil, fmt.Errorf("%s exists and is a %s, not a bridge", s.bridge, br.Type())
-	}
-	if err := ensureAlias(root, br, s.segTag, c); err != nil {
-		return nil, err
-	}
-	if err := ensureUp(root, br, c); err != nil {
-		return nil, err
-	}
-	return br, nil
-}
-
-func (b *Builder) ensureSegmentDevice(root linkOps, s subnet, br netlink.Link, c *changes) (netlink.Link, error) {
-	underlay := 0
-	if b.cfg.UnderlayDevice != "" {
-		u, err := root.LinkByName(b.cfg.UnderlayDevice)
-		if err != nil {
-			return nil, fmt.Errorf("underlay %s: %w", b.cfg.UnderlayDevice, err)
-		}
-		underlay = u.Attrs().Index
-	}
-	want := segmentLink(b.cfg.SegmentMode, s, underlay, b.vtep, b.cfg.VXLANPort)
-	dev, err := root.LinkByName(s.segDev)
-	if err == nil && !segmentMatches(dev, want) {
-		if err := root.LinkDel(dev); err != nil {
-			return nil, err
-		}
-		c.add("replaced segment device %s", s.segDev)
-		dev, err = nil, netlink.LinkNotFoundError{}
-	}
-	if dev == nil || isNotFound(err) {
-		if err := root.LinkAdd(want); err != nil {
-			return nil, fmt.Errorf("create %s: %w", s.segDev, err)
-		}
-		c.add("segment device %s", s.segDev)
-		if dev, err = root.LinkByName(s.segDev); err != nil {
-			return nil, err
-		}
-	} else if err != nil {
-		return nil, err
-	}
-	if err := ensureAlias(root, dev, s.segTag, c); err != nil {
-		return nil, err
-	}
-	if dev.Attrs().MasterIndex != br.Attrs().Index {
-		if err := root.LinkSetMaster(dev, br); err != nil {
-			return nil, err
-		}
-		c.add("%s into %s", s.segDev, s.bridge)
-	}
-	if err := ensureUp(root, dev, c); err != nil {
-		return nil, err
-	}
-	if b.cfg.SegmentMode == ModeVXLAN {
-		if err := ensureFDB(root, dev, s.vteps, c); err != nil {
-			return nil, err
-		}
-	}
-	return dev, nil
 }
 
 func ensureMTU(h linkOps, l netlink.Link, mtu int, c *changes) error {
@@ -361,7 +253,7 @@ func ensureFDB(h linkOps, dev netlink.Link, vteps []netip.Addr, c *changes) erro
 
 // fdbVTEPs lists the VTEPs of a VXLAN device's all-zero FDB entries.
 func fdbVTEPs(h linkOps, dev netlink.Link) ([]netip.Addr, error) {
-	neighs, err := h.NeighList(dev.Attrs().Index, unix.AF_BRIDGE)
+	neighs, err := dumpRetry(func() ([]netlink.Neigh, error) { return h.NeighList(dev.Attrs().Index, unix.AF_BRIDGE) })
 	if err != nil {
 		return nil, err
 	}
@@ -543,57 +435,6 @@ func prefixIPNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
 
-// gcSegments removes segment bridges of this builder that nothing uses
-// any more (no ports besides their own segment device), except keep.
-func (b *Builder) gcSegments(keep map[string]bool) error {
-	root, err := netlink.NewHandle()
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	b.segMu.Lock()
-	defer b.segMu.Unlock()
-	return b.gcSegmentsLocked(root, keep, &changes{})
-}
-
-func (b *Builder) gcSegmentsLocked(root linkOps, keep map[string]bool, c *changes) error {
-	links, err := root.LinkList()
-	if err != nil {
-		return err
-	}
-	for _, br := range links {
-		if _, ok := br.(*netlink.Bridge); !ok || !b.names.isSegmentTag(br.Attrs().Alias) || keep[br.Attrs().Name] {
-			continue
-		}
-		var ports []netlink.Link
-		used := false
-		for _, l := range links {
-			if l.Attrs().MasterIndex != br.Attrs().Index {
-				continue
-			}
-			if l.Attrs().Alias == br.Attrs().Alias {
-				ports = append(ports, l)
-			} else {
-				used = true
-			}
-		}
-		if used {
-			continue
-		}
-		for _, p := range ports {
-			if err := root.LinkDel(p); err != nil && !isNotFound(err) {
-				return err
-			}
-			c.add("removed segment device %s", p.Attrs().Name)
-		}
-		if err := root.LinkDel(br); err != nil && !isNotFound(err) {
-			return err
-		}
-		c.add("removed segment bridge %s", br.Attrs().Name)
-	}
-	return nil
-}
-
 // setPublicDown takes the router off the public network (quiesce).
 func (b *Builder) setPublicDown(d *desired) error {
 	l, err := netlink.LinkByName(d.publicVeth)
@@ -609,7 +450,7 @@ func (b *Builder) setPublicDown(d *desired) error {
 // removeRouterLinks deletes the host links tagged with r's tag (deleting a
 // veth half deletes its partner in the namespace).
 func (b *Builder) removeRouterLinks(r Router) error {
-	links, err := netlink.LinkList()
+	links, err := dumpRetry(netlink.LinkList)
 	if err != nil {
 		return err
 	}
@@ -672,7 +513,7 @@ func (b *Builder) listNamespaceRouters() ([]Router, error) {
 }
 
 func (b *Builder) listLinkRouters() ([]Router, error) {
-	links, err := netlink.LinkList()
+	links, err := dumpRetry(netlink.LinkList)
 	if err != nil {
 		return nil, err
 	}

@@ -119,7 +119,7 @@ func TestSegmentLinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := segmentLink(ModeVLAN, d.subnets[0], 4, d.publicGW, 4789)
+	l := segmentLink(ModeVLAN, d.subnets[0].segment, 4, d.publicGW, 4789)
 	v, ok := l.(*netlink.Vlan)
 	if !ok || v.VlanId != 103 || v.ParentIndex != 4 || v.Name != "rgv103" {
 		t.Fatalf("vlan link: %#v", l)
@@ -131,7 +131,7 @@ func TestSegmentLinks(t *testing.T) {
 		t.Fatal("other VLAN id matches")
 	}
 	d, _ = plan(sampleSpec(), testNames, ModeVXLAN)
-	x, ok := segmentLink(ModeVXLAN, d.subnets[0], 2, d.publicGW, 4789).(*netlink.Vxlan)
+	x, ok := segmentLink(ModeVXLAN, d.subnets[0].segment, 2, d.publicGW, 4789).(*netlink.Vxlan)
 	if !ok || x.VxlanId != 5003 || x.Learning || x.VtepDevIndex != 2 || x.Port != 4789 || x.SrcAddr.String() != "198.51.100.1" {
 		t.Fatalf("vxlan link: %#v", x)
 	}

@@ -107,6 +107,7 @@ func newSysenv(t testing.TB) *sysenv {
 	}
 	e.cfg.UnderlayDevice = e.cfg.PublicBridge
 	e.b.cfg.UnderlayDevice = e.cfg.PublicBridge
+	e.b.seg.cfg.UnderlayDevice = e.cfg.PublicBridge
 	return e
 }
 
@@ -133,7 +134,7 @@ func (e *sysenv) cleanup() {
 		_ = exec.Command("ip", "netns", "del", h).Run()
 		_ = os.RemoveAll(filepath.Join("/etc/netns", h))
 	}
-	if links, err := netlink.LinkList(); err == nil {
+	if links, err := dumpRetry(netlink.LinkList); err == nil {
 		for _, l := range links {
 			if strings.HasPrefix(l.Attrs().Name, e.prefix) {
 				_ = netlink.LinkDel(l)
@@ -332,7 +333,7 @@ func (e *sysenv) snapshot(s *api.RouterSpec) string {
 	e.t.Helper()
 	ns := e.b.names.namespace(s.ProjectID)
 	var b strings.Builder
-	links, _ := netlink.LinkList()
+	links, _ := dumpRetry(netlink.LinkList)
 	for _, l := range links {
 		if strings.HasPrefix(l.Attrs().Name, e.prefix) {
 			fmt.Fprintf(&b, "root %s %s master=%d alias=%s\n", l.Type(), l.Attrs().Name, l.Attrs().MasterIndex, l.Attrs().Alias)

@@ -256,7 +256,7 @@ func (e *sysenv) assertScrubbed(spec *api.RouterSpec, conf string) {
 	if _, err := os.Stat(nsPath(ns)); !os.IsNotExist(err) {
 		t.Errorf("namespace %s left behind", ns)
 	}
-	links, _ := netlink.LinkList()
+	links, _ := dumpRetry(netlink.LinkList)
 	for _, l := range links {
 		name := l.Attrs().Name
 		// What remains of ours may only be the public bridge and the test's own host veths.
@@ -445,7 +445,7 @@ func TestRouterKillMidBuild(t *testing.T) {
 				t.Errorf("namespace links %q, want %q", names, want)
 			}
 			tagged := 0
-			links, _ := netlink.LinkList()
+			links, _ := dumpRetry(netlink.LinkList)
 			for _, l := range links {
 				if l.Attrs().Alias == e.b.names.routerTag(spec.ID, spec.ProjectID) {
 					tagged++
@@ -561,7 +561,7 @@ func (e *sysenv) assertScrubbedRouterOnly(spec *api.RouterSpec) {
 	if _, err := os.Stat(nsPath(e.b.names.namespace(spec.ProjectID))); !os.IsNotExist(err) {
 		t.Error("namespace left behind")
 	}
-	links, _ := netlink.LinkList()
+	links, _ := dumpRetry(netlink.LinkList)
 	for _, l := range links {
 		if id, _, ok := e.b.names.parseRouterTag(l.Attrs().Alias); ok && id == spec.ID {
 			t.Errorf("link %s left behind", l.Attrs().Name)

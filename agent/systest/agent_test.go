@@ -1,12 +1,15 @@
 package systest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -18,6 +21,9 @@ import (
 	"github.com/regentcloud/regent/pkg/api"
 	"github.com/vishvananda/netlink"
 )
+
+// digestRe finds the ruleset digest the builder keeps in chain regent_meta.
+var digestRe = regexp.MustCompile(`digest:[0-9a-f]+`)
 
 const sshKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA test@regent"
 
@@ -36,6 +42,10 @@ type env struct {
 	agent    *proc
 	metrics  string
 	hosts    []string
+	// httpHost is the controller's HTTP listen address (default
+	// 127.0.0.1); others are further agents cleanup stops.
+	httpHost string
+	others   []*proc
 
 	region, st, img, router uint64
 }
@@ -62,6 +72,9 @@ func (e *env) startController() {
 	t := e.t
 	data := filepath.Join(e.dir, "controller")
 	httpAddr := freeAddr(t)
+	if e.httpHost != "" {
+		httpAddr = freeAddrOn(t, e.httpHost)
+	}
 	e.ctl = &proc{t: t, name: "controller", logPath: filepath.Join(e.dir, "controller.log"),
 		args: []string{bins.controller, "server", "-bootstrap", "-node-id", "n1", "-data-dir", data,
 			"-http-addr", httpAddr, "-raft-addr", freeAddr(t), "-dns-addr", "off"}}
@@ -276,7 +289,7 @@ func processes(s string) []int {
 // the number of nft rules and of dnsmasq processes.
 func (e *env) hostState(ns string) string {
 	var lines []string
-	links, _ := netlink.LinkList()
+	links := linkList()
 	names := map[int]string{}
 	for _, l := range links {
 		names[l.Attrs().Index] = l.Attrs().Name
@@ -313,8 +326,10 @@ func (e *env) nftRules(ns string) int {
 }
 
 func (e *env) cleanup() {
-	if e.agent != nil && !e.agent.signal(syscall.SIGTERM, 15*time.Second) {
-		e.agent.signal(syscall.SIGKILL, 5*time.Second)
+	for _, a := range append([]*proc{e.agent}, e.others...) {
+		if a != nil && !a.signal(syscall.SIGTERM, 15*time.Second) {
+			a.signal(syscall.SIGKILL, 5*time.Second)
+		}
 	}
 	if e.ctl != nil {
 		e.ctl.signal(syscall.SIGKILL, 5*time.Second)
@@ -332,16 +347,16 @@ func (e *env) cleanup() {
 			}
 		}
 	}
-	if links, err := netlink.LinkList(); err == nil {
-		for _, l := range links {
-			if strings.HasPrefix(l.Attrs().Name, e.prefix) {
-				_ = netlink.LinkDel(l)
-			}
+	for _, l := range linkList() {
+		if strings.HasPrefix(l.Attrs().Name, e.prefix) {
+			_ = netlink.LinkDel(l)
 		}
 	}
 	if e.t.Failed() {
-		if e.agent != nil {
-			e.t.Logf("==== agent log ====\n%s", e.agent.log())
+		for _, a := range append([]*proc{e.agent}, e.others...) {
+			if a != nil {
+				e.t.Logf("==== %s log ====\n%s", a.name, a.log())
+			}
 		}
 		if e.ctl != nil {
 			e.t.Logf("==== controller log (tail) ====\n%s", tail(e.ctl.log(), 16<<10))
@@ -487,6 +502,65 @@ func TestAgentEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("firewall updates under a 20 pps ping", func(t *testing.T) {
+		// Done-when 2: the ruleset swaps in one nft transaction, so a
+		// flow through the router (VM → public host: forward chain and
+		// SNAT) loses nothing while the firewall changes again and again.
+		const count = 200 // 10 s at 20 pps
+		cmd := exec.Command("ip", "netns", "exec", plainHost, "ping", "-n", "-q", "-i", "0.05", "-W", "1",
+			"-c", strconv.Itoa(count), e.net3+".50")
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		var waitErr error
+		go func() { waitErr = cmd.Wait(); close(done) }()
+		defer func() {
+			_ = cmd.Process.Kill() // when the test fails early; harmless after the exit
+			<-done
+		}()
+		priv := e.priv3 + ".0/24"
+		block := map[string]any{"allow": false, "source": priv, "destination": "*", "protocol": "tcp", "port": "25", "debug_logging": true}
+		icmp := map[string]any{"allow": true, "source": "*", "destination": priv, "protocol": "icmp"}
+		rulesets := [][]any{allow, {block}, append(slices.Clone(allow), block, icmp), {}}
+		time.Sleep(time.Second) // the ping is under way
+		start := time.Now()
+		changes := 0
+		digests := map[string]bool{} // of the ruleset in the router's namespace
+		for i := 0; i < 12; i++ {
+			e.setFirewall(project, rulesets[i%len(rulesets)])
+			e.converged(vrID, 30*time.Second)
+			changes++
+			digests[digestRe.FindString(sh(t, "ip", "netns", "exec", ns, "nft", "list", "chain", "inet", "regent", "regent_meta"))] = true
+		}
+		took := time.Since(start)
+		if len(digests) != len(rulesets) || digests[""] {
+			t.Errorf("the router's ruleset digest took %d values across %d different rule sets: the updates did not all reach nftables", len(digests), len(rulesets))
+		}
+		select {
+		case <-done:
+			t.Fatalf("the ping ended before the %d updates did (%v): lengthen it\n%s", changes, took, out.String())
+		default:
+		}
+		<-done
+		if waitErr != nil {
+			t.Logf("ping: %v", waitErr)
+		}
+		m := pingStats.FindStringSubmatch(out.String())
+		if m == nil {
+			t.Fatalf("ping output: %s", out.String())
+		}
+		sent, _ := strconv.Atoi(m[1])
+		recv, _ := strconv.Atoi(m[2])
+		t.Logf("firewall under traffic: %d firewall changes (PUT → RUNNING each) in %v during a 20 pps ping VM → public host: %d of %d packets lost",
+			changes, took.Round(time.Millisecond), sent-recv, sent)
+		if sent != count || recv != sent {
+			t.Errorf("lost %d of %d pings across %d firewall changes (want 0)", sent-recv, sent, changes)
+		}
+	})
+
 	t.Run("SIGKILL mid-update and restart", func(t *testing.T) {
 		before := e.hostState(ns)
 		// Change the rules until the agent is caught building
@@ -590,7 +664,7 @@ func TestAgentEndToEnd(t *testing.T) {
 			out, _ := try("ip", "netns", "list")
 			return !strings.Contains(out, ns)
 		})
-		links, _ := netlink.LinkList()
+		links := linkList()
 		for _, l := range links {
 			a := l.Attrs()
 			if strings.HasPrefix(a.Alias, "regent:"+e.prefix+":router") || strings.HasPrefix(a.Alias, "regent:"+e.prefix+":segment") {

@@ -5,6 +5,7 @@ package systest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -23,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
 
@@ -98,7 +100,13 @@ func requireSystem(t *testing.T) {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return freeAddrOn(t, "127.0.0.1")
+}
+
+// freeAddrOn returns host:port with a port free on host.
+func freeAddrOn(t *testing.T, host string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,4 +369,15 @@ func eventually(t *testing.T, what string, timeout time.Duration, ok func() bool
 
 func randomPrefix() string {
 	return "z" + strconv.FormatUint(uint64(rand.IntN(36*36*36)+36*36*36), 36)[1:]
+}
+
+// linkList lists the root namespace's links, repeating a dump the kernel
+// interrupted (links of concurrent tests come and go).
+func linkList() []netlink.Link {
+	for i := 0; ; i++ {
+		links, err := netlink.LinkList()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) || i == 9 {
+			return links
+		}
+	}
 }
