@@ -1,6 +1,13 @@
 # regent-agent configuration for deploy/docker-compose.yml (see configs/agent.hcl for the reference).
 controllers   = ["http://172.28.0.11:8080", "http://172.28.0.12:8080", "http://172.28.0.13:8080"]
-token_file    = "/var/lib/regent-controller1/root.token" # demo only: root token of controller1
+# The agent needs a robot token bound to a region (the root token is refused by /v1/agent).
+# Once the controllers are up, create a region and a robot token, and put the secret here:
+#   T=$(docker compose -f deploy/docker-compose.yml exec controller1 cat /var/lib/regent/root.token)
+#   curl -s -H "X-Auth-Token: $T" -X POST http://127.0.0.1:8081/membership/region/ -d '{"name":"demo"}'
+#   curl -s -H "X-Auth-Token: $T" -X POST http://127.0.0.1:8081/membership/token/ \
+#        -d '{"kind":"robot","region_id":<id>,"name":"agent1"}'     # prints "token" once
+#   docker compose -f deploy/docker-compose.yml exec agent1 sh -c 'echo <token> > /var/lib/regent-agent/robot.token'
+token_file    = "/var/lib/regent-agent/robot.token"
 roles         = ["network"]
 data_dir      = "/var/lib/regent-agent"
 segment_mode  = "vxlan"
