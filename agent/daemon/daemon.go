@@ -1,7 +1,8 @@
 // Package daemon is regent-agent's main loop: it registers the host with
 // the controller, heartbeats its capacity, long-polls its work and hands
-// the virtual routers to a reconcile loop whose handler drives each one
-// through the ROBOT state machine with agent/netrouter. Everything hangs
+// the virtual routers (network role) and the VMs (hypervisor role) to
+// reconcile loops whose handlers drive each one through the ROBOT state
+// machine with agent/netrouter and agent/vm. Everything hangs
 // off a Daemon; Run owns every goroutine and stops them when its context
 // ends.
 package daemon
@@ -26,6 +27,7 @@ import (
 	"github.com/regentcloud/regent/agent/hostinfo"
 	"github.com/regentcloud/regent/agent/netrouter"
 	"github.com/regentcloud/regent/agent/reconcile"
+	"github.com/regentcloud/regent/agent/vm"
 	"github.com/regentcloud/regent/pkg/api"
 	"github.com/regentcloud/regent/pkg/client"
 )
@@ -47,6 +49,9 @@ type Daemon struct {
 	// set at Run for the network role
 	builder *netrouter.Builder
 	routers *reconcile.Loop[api.RouterSpec]
+	// set at Run for the hypervisor role (vm.go)
+	vmBuilder *vm.Builder
+	vms       *reconcile.Loop[api.VMSpec]
 	// epoch is part of every object's version: bumping it makes the loop
 	// apply everything again (drift repair every resync interval).
 	epoch atomic.Uint64
@@ -128,7 +133,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			defer c()
 			_ = b.Close(cctx)
 		}()
-		h := &routerHandler{vtep: d.cfg.VTEPAddr, b: b, report: d.ctl, metrics: d.metrics, log: d.log.Named("router")}
+		h := newRouterHandler(d.cfg.VTEPAddr, b, d.ctl, d.metrics, d.log.Named("router"))
 		d.routers = reconcile.New(ctx, reconcile.Config[api.RouterSpec]{
 			Key: routerKey, Handler: h,
 			Version: func(s api.RouterSpec) string {
@@ -139,7 +144,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer d.routers.Stop()
 	}
 	if d.cfg.HasRole(api.RoleHypervisor) {
-		d.log.Warn("the hypervisor role registers this server and reports its capacity; VMs are not built by this agent version")
+		stop, err := d.startVMs(ctx)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 
 	if !d.register(ctx) {
@@ -150,7 +159,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer wg.Done()
 		d.heartbeatLoop(ctx)
 	}()
-	if d.routers != nil {
+	if d.routers != nil || d.vms != nil {
 		d.workLoop(ctx)
 	} else {
 		<-ctx.Done()
@@ -173,9 +182,12 @@ func (d *Daemon) Handler() http.Handler {
 }
 
 func (d *Daemon) capacity() api.Capacity {
-	c, err := hostinfo.Capacity(d.cfg.Storage)
-	if err != nil {
-		d.log.Warn("reading capacity", "error", err)
+	c, ok := d.vmCapacity()
+	if !ok {
+		var err error
+		if c, err = hostinfo.Capacity(d.cfg.Storage); err != nil {
+			d.log.Warn("reading capacity", "error", err)
+		}
 	}
 	d.metrics.setCapacity(c)
 	return c
@@ -308,6 +320,11 @@ func (d *Daemon) workLoop(ctx context.Context) {
 		index = next
 		d.log.Debug("work", "index", index, "routers", len(w.Routers), "vms", len(w.VMs))
 		// The work is complete: what is not in it goes.
-		d.routers.Sync(w.Routers, true)
+		if d.routers != nil {
+			d.routers.Sync(w.Routers, true)
+		}
+		if d.vms != nil {
+			d.vms.Sync(w.VMs, true)
+		}
 	}
 }

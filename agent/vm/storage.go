@@ -72,6 +72,9 @@ func (b *Builder) poolName(storageType string) string {
 }
 
 func (b *Builder) poolPath(storageType string) string {
+	if p := b.cfg.PoolPaths[storageType]; p != "" {
+		return p
+	}
 	return filepath.Join(b.cfg.StorageRoot, storageDir(storageType))
 }
 
