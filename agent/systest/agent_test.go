@@ -29,7 +29,6 @@ type env struct {
 	priv3    string // project subnet /24 "10.C.D"
 	dir      string
 	disks    string // the storage type's directory ("": <dir>/disks)
-	segMode  string // segment_mode ("": vxlan)
 	hostname string
 	api      *apiClient
 	root     string
@@ -111,10 +110,6 @@ func (e *env) writeAgentConfig(roles, extra string) string {
 		disks = filepath.Join(e.dir, "disks")
 	}
 	os.MkdirAll(disks, 0o755)
-	segMode := e.segMode
-	if segMode == "" {
-		segMode = "vxlan"
-	}
 	e.metrics = freeAddr(e.t)
 	path := filepath.Join(e.dir, "agent.hcl")
 	cfg := fmt.Sprintf(`controllers = ["http://127.0.0.1:1", %q]
@@ -123,7 +118,7 @@ hostname = %q
 roles = %s
 data_dir = %q
 storage = { %q = %q }
-segment_mode = %q
+segment_mode = "vxlan"
 public_bridge = %q
 public_bridge_addr = "%s.1/24"
 vtep_addr = "%s.1"
@@ -134,7 +129,7 @@ metrics_addr = %q
 log_level = "debug"
 work_wait = "30s"
 resync_interval = "2s"
-%s`, e.api.base, e.robot, e.hostname, roles, filepath.Join(e.dir, "agent"), "SSD"+e.prefix, disks, segMode,
+%s`, e.api.base, e.robot, e.hostname, roles, filepath.Join(e.dir, "agent"), "SSD"+e.prefix, disks,
 		e.prefix+"pub", e.net3, e.net3, e.prefix+"pub", e.prefix, e.prefix+"P", e.metrics, extra)
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		e.t.Fatal(err)
