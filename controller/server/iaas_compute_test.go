@@ -136,11 +136,13 @@ func renameStorageTypeA(f *fixture) request {
 }
 func newImageBody(f *fixture) request {
 	computeOf(f)
-	return request{path: "/iaas/image/", body: map[string]any{"display_name": "Debian", "server_type_id": 2}}
+	return request{path: "/iaas/image/", body: map[string]any{"display_name": "Debian", "server_type_id": 2,
+		"source": "debian-12.qcow2", "sha256": testImageSHA256}}
 }
 func putImageA(f *fixture) request {
 	r := imageA(f)
-	r.body = map[string]any{"display_name": "Ubuntu 24.04", "server_type_id": 2, "cloud_init": true, "multiple_ips": true, "filename": "noble.qcow2"}
+	r.body = map[string]any{"display_name": "Ubuntu 24.04", "server_type_id": 2, "cloud_init": true, "multiple_ips": true, "filename": "noble.qcow2",
+		"source": "https://cloud-images.example/noble.qcow2", "sha256": testImageSHA256}
 	return r
 }
 func newRegionImageBody(f *fixture) request {
