@@ -310,6 +310,29 @@ shutdown_timeout = "3s"
 		}
 	})
 
+	t.Run("agent restart adopts the domain", func(t *testing.T) {
+		// SIGKILL and restart: the running domain is neither duplicated
+		// nor restarted (same domain id), and the VM stays RUNNING.
+		id := strings.TrimSpace(virsh(t, "domid", domain))
+		if !e.agent.signal(syscall.SIGKILL, 10*time.Second) {
+			t.Fatal("agent survived SIGKILL")
+		}
+		e.startAgent(e.agent.args[2])
+		time.Sleep(3 * time.Second) // a resync (2 s) re-ensures it
+		e.vmAt(vmID, api.StateRunning, 30*time.Second)
+		if now := strings.TrimSpace(virsh(t, "domid", domain)); now != id {
+			t.Errorf("domain id %s → %s: the restarted agent restarted the domain", id, now)
+		}
+		n := 0
+		for _, d := range strings.Fields(virsh(t, "list", "--all", "--name")) {
+			if strings.HasPrefix(d, domPrefix) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%d domains with the test's prefix after the restart, want 1", n)
+		}
+	})
 	t.Run("quiesce", func(t *testing.T) {
 		e.api.must(e.root, "PATCH", fmt.Sprintf("/iaas/vm/%d/", vmID), map[string]any{"state": api.StateQuiesce}, 200)
 		took := e.vmAt(vmID, api.StateQuiesced, 2*time.Minute)
