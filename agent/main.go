@@ -1,7 +1,8 @@
 // Command regent-agent is the Regent daemon on every hypervisor and
 // network appliance: it registers the server with the controllers,
 // heartbeats its capacity, and builds the work it is given (virtual
-// routers for the network role).
+// routers for the network role, VMs through libvirtd for the hypervisor
+// role).
 //
 //	regent-agent -config /etc/regent/agent.hcl [flags]
 //
@@ -91,6 +92,15 @@ func parse(args []string, stderr io.Writer) (daemon.Config, error) {
 		})
 		return nil
 	})
+	str("libvirt-socket", "libvirtd's unix socket (hypervisor role)", func(c *daemon.Config) *string { return &c.LibvirtSocket })
+	str("domain-type", "libvirt domain type: kvm or qemu (default: kvm where /dev/kvm exists)", func(c *daemon.Config) *string { return &c.DomainType })
+	str("domain-prefix", "prefix of the libvirt domains (and pools) of this agent's VMs", func(c *daemon.Config) *string { return &c.DomainPrefix })
+	str("storage-root", "directory of the pools of storage types not in -storage", func(c *daemon.Config) *string { return &c.StorageRoot })
+	str("image-dir", "directory that relative image sources are resolved in", func(c *daemon.Config) *string { return &c.ImageDir })
+	str("seed-dir", "directory of the VMs' NoCloud seed ISOs", func(c *daemon.Config) *string { return &c.SeedDir })
+	str("backup-dir", "directory of VM backups", func(c *daemon.Config) *string { return &c.BackupDir })
+	str("console-log-dir", "directory of the VMs' serial console logs", func(c *daemon.Config) *string { return &c.ConsoleLogDir })
+	str("shutdown-timeout", "ACPI shutdown wait before a quiesce destroys the domain", func(c *daemon.Config) *string { return &c.ShutdownTimeout })
 	str("metrics-addr", "listen address of /metrics and /healthz (\"off\": none)", func(c *daemon.Config) *string { return &c.MetricsAddr })
 	str("log-level", "trace, debug, info, warn, error", func(c *daemon.Config) *string { return &c.LogLevel })
 	fs.BoolFunc("log-json", "log JSON lines", func(v string) error {

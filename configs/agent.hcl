@@ -15,18 +15,31 @@ token_file = "/etc/regent/agent.token"
 # records: their hostname, or their asset_tag. Default: os.Hostname().
 # hostname = "edge-1"
 
-# hypervisor: registers the server, reports capacity and keeps the network segments of
-# its VMs (VMs are built by a later agent version); network: builds the project virtual
-# routers. One or both.
+# hypervisor: builds the VMs through libvirtd, keeps their network segments (bridge + VXLAN
+# per VNI) and reports the server's capacity; network: builds the project virtual routers.
+# One or both.
 roles = ["hypervisor", "network"]
 
 data_dir = "/var/lib/regent-agent"
 
-# Storage type (as named in /iaas/storage_type/) → directory of its disks; the
-# hypervisor role reports the size and free space of each directory's file system.
+# Storage type (as named in /iaas/storage_type/) → directory of its disks. The
+# hypervisor role makes each one a libvirt dir pool (regent-<domain_prefix><type>)
+# and reports its size and free space. QEMU (libvirt-qemu) must reach it.
 storage = {
   SSD = "/var/lib/regent-agent/disks"
 }
+
+# Hypervisor role: VMs through libvirtd (docs/vm.md).
+# libvirt_socket   = "/var/run/libvirt/libvirt-sock"
+# domain_type      = "kvm"      # or "qemu" (TCG) where there is no /dev/kvm; default: kvm if /dev/kvm exists
+# domain_prefix    = ""         # domains are <prefix><project_id>_<vm_id>; the agent owns (and
+#                               # garbage-collects) every domain of that shape
+# storage_root     = "/var/lib/regent-agent/pools"   # pools of storage types not in `storage`
+# image_dir        = "/var/lib/regent-agent/images"  # resolves relative image sources
+# seed_dir         = "/var/lib/regent-agent/seeds"   # NoCloud seed ISOs
+# console_log_dir  = "/var/lib/regent-agent/console" # serial console logs
+# backup_dir       = "/var/lib/regent-agent/backups"
+# shutdown_timeout = "2m"       # ACPI shutdown wait before quiesce destroys the domain
 
 # Tenant segments (both roles): "vxlan" (default) or "vlan".
 segment_mode    = "vxlan"
@@ -41,4 +54,4 @@ metrics_addr = "0.0.0.0:8090" # Prometheus /metrics and /healthz ("off": none)
 log_level    = "info"
 log_json     = false
 # work_wait       = "5m"      # one blocking work query
-# resync_interval = "5m"      # re-apply every router although unchanged (drift repair)
+# resync_interval = "5m"      # re-apply every router and VM although unchanged (drift repair)

@@ -50,8 +50,20 @@ type Config struct {
 	NamespacePrefix string `hcl:"namespace_prefix,optional"`
 
 	// Storage maps a storage type (as named in the controller) to a
-	// directory on the file system that holds its disks.
+	// directory on the file system that holds its disks (the hypervisor
+	// role's libvirt pool of that type).
 	Storage map[string]string `hcl:"storage,optional"`
+
+	// Hypervisor role: VMs through libvirtd (see vm.go).
+	LibvirtSocket   string `hcl:"libvirt_socket,optional"`
+	DomainType      string `hcl:"domain_type,optional"`
+	DomainPrefix    string `hcl:"domain_prefix,optional"`
+	StorageRoot     string `hcl:"storage_root,optional"`
+	ImageDir        string `hcl:"image_dir,optional"`
+	SeedDir         string `hcl:"seed_dir,optional"`
+	BackupDir       string `hcl:"backup_dir,optional"`
+	ConsoleLogDir   string `hcl:"console_log_dir,optional"`
+	ShutdownTimeout string `hcl:"shutdown_timeout,optional"`
 
 	MetricsAddr string `hcl:"metrics_addr,optional"`
 	LogLevel    string `hcl:"log_level,optional"`
@@ -202,6 +214,7 @@ func (c *Config) Finish() error {
 			bad("vtep_addr: %q is not an IP address", c.VTEPAddr)
 		}
 	}
+	errs = append(errs, c.finishVM()...)
 	if c.HasRole(api.RoleHypervisor) && len(c.Storage) == 0 {
 		bad("storage: the hypervisor role needs at least one storage type → directory")
 	}

@@ -1,7 +1,8 @@
 // Package daemon is regent-agent's main loop: it registers the host with
 // the controller, heartbeats its capacity, long-polls its work and hands
-// the virtual routers to a reconcile loop whose handler drives each one
-// through the ROBOT state machine with agent/netrouter. Everything hangs
+// the virtual routers (network role) and the VMs (hypervisor role) to
+// reconcile loops whose handlers drive each one through the ROBOT state
+// machine with agent/netrouter and agent/vm. Everything hangs
 // off a Daemon; Run owns every goroutine and stops them when its context
 // ends.
 package daemon
@@ -26,6 +27,7 @@ import (
 	"github.com/regentcloud/regent/agent/hostinfo"
 	"github.com/regentcloud/regent/agent/netrouter"
 	"github.com/regentcloud/regent/agent/reconcile"
+	"github.com/regentcloud/regent/agent/vm"
 	"github.com/regentcloud/regent/pkg/api"
 	"github.com/regentcloud/regent/pkg/client"
 )
@@ -53,6 +55,9 @@ type Daemon struct {
 	builder   *netrouter.Builder
 	policyLog policyLogCursor
 	routers   *reconcile.Loop[api.RouterSpec]
+	// set at Run for the hypervisor role (vm.go)
+	vmBuilder *vm.Builder
+	vms       *reconcile.Loop[api.VMSpec]
 	// epoch is part of every object's version: bumping it makes the loop
 	// apply everything again (drift repair every resync interval).
 	epoch atomic.Uint64
@@ -119,8 +124,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 
 	if d.cfg.HasRole(api.RoleHypervisor) {
-		// VMs are not built by this agent version (issue 7), but the
-		// segments their taps will join are: bridge and VXLAN device per
+		// The segments the VMs' taps join: bridge and VXLAN device per
 		// VNI, FDB to the NICs' VTEPs.
 		s, err := netrouter.NewSegments(netrouter.SegmentsConfig{SegmentMode: d.cfg.SegmentMode, VTEPAddr: d.cfg.VTEPAddr,
 			UnderlayDevice: d.cfg.UnderlayDevice, Prefix: d.cfg.LinkPrefix, Logger: d.log.Named("netrouter")})
@@ -128,7 +132,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return err
 		}
 		d.segments, d.segWant = s, make(chan []netrouter.Segment, 1)
-		d.log.Warn("the hypervisor role registers this server, reports its capacity and keeps the network segments of its VMs; VMs themselves are not built by this agent version")
 	}
 	if d.cfg.HasRole(api.RoleNetwork) {
 		b, err := netrouter.New(netrouter.Config{
@@ -147,7 +150,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			defer c()
 			_ = b.Close(cctx)
 		}()
-		h := &routerHandler{vtep: d.cfg.VTEPAddr, b: b, report: d.ctl, metrics: d.metrics, log: d.log.Named("router")}
+		h := newRouterHandler(d.cfg.VTEPAddr, b, d.ctl, d.metrics, d.log.Named("router"))
 		d.routers = reconcile.New(ctx, reconcile.Config[api.RouterSpec]{
 			Key: routerKey, Handler: h,
 			Version: func(s api.RouterSpec) string {
@@ -156,6 +159,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 			MinBackoff: d.minRetry, MaxBackoff: time.Minute, Logger: d.log.Named("reconcile"),
 		})
 		defer d.routers.Stop()
+	}
+	if d.cfg.HasRole(api.RoleHypervisor) {
+		stop, err := d.startVMs(ctx)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 
 	if !d.register(ctx) {
@@ -192,9 +202,12 @@ func (d *Daemon) Handler() http.Handler {
 }
 
 func (d *Daemon) capacity() api.Capacity {
-	c, err := hostinfo.Capacity(d.cfg.Storage)
-	if err != nil {
-		d.log.Warn("reading capacity", "error", err)
+	c, ok := d.vmCapacity()
+	if !ok {
+		var err error
+		if c, err = hostinfo.Capacity(d.cfg.Storage); err != nil {
+			d.log.Warn("reading capacity", "error", err)
+		}
 	}
 	d.metrics.setCapacity(c)
 	return c
@@ -334,6 +347,9 @@ func (d *Daemon) workLoop(ctx context.Context) {
 		}
 		if d.segWant != nil {
 			d.wantSegments(segmentsOf(w.VMs))
+		}
+		if d.vms != nil {
+			d.vms.Sync(w.VMs, true)
 		}
 	}
 }

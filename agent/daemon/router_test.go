@@ -108,7 +108,7 @@ func (f *fakeController) state(id uint64) int {
 func newHandler() (*routerHandler, *fakeBuilder, *fakeController) {
 	b := &fakeBuilder{built: map[uint64]bool{}, errs: map[string]error{}}
 	c := &fakeController{states: map[uint64]int{}}
-	return &routerHandler{b: b, report: c, metrics: NewMetrics(), log: hclog.NewNullLogger()}, b, c
+	return newRouterHandler("", b, c, NewMetrics(), hclog.NewNullLogger()), b, c
 }
 
 func TestRouterStateMachine(t *testing.T) {

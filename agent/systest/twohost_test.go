@@ -235,19 +235,27 @@ func TestTwoHosts(t *testing.T) {
 	t.Run("closed VM: segment collected on host A", func(t *testing.T) {
 		// The tap goes first (a used bridge is never collected).
 		sh(t, "ip", "-n", hostA.ns, "link", "del", tap)
-		// Nobody builds VMs yet: the test plays their robot, then scrubs the project.
-		for _, step := range [][2]int{{1, 2}, {2, 4}} {
-			e.api.must(e.robot, "PATCH", fmt.Sprintf("/iaas/vm/%d/", vmID), map[string]any{"state": step[1], "expected_state": step[0]}, 200)
+		// Host A's agent builds the VM: here it has no image to build from,
+		// so the VM ends UNRESOURCED (or RUNNING where it could build it).
+		vmState := func() int {
+			return int(num(e.api.must(e.root, "GET", fmt.Sprintf("/iaas/vm/%d/", vmID), nil, 200)["state"]))
 		}
+		eventually(t, "host A's agent to act on the VM", 60*time.Second, func() bool {
+			s := vmState()
+			return s == api.StateUnresourced || s == api.StateRunning
+		})
 		// Still on host A while the VM is not CLOSED.
 		time.Sleep(500 * time.Millisecond)
 		if v := fdb(hostA.ns, vxlan); len(v) != 1 {
-			t.Fatalf("the segment of a RUNNING VM went away on host A: %v", v)
+			t.Fatalf("the segment of a VM that is not CLOSED went away on host A: %v", v)
+		}
+		if vmState() == api.StateUnresourced {
+			// the operator's retry path: UNRESOURCED → SCRUB; the agent scrubs it
+			e.api.must(e.robot, "PATCH", fmt.Sprintf("/iaas/vm/%d/", vmID), map[string]any{"state": api.StateScrub, "expected_state": api.StateUnresourced}, 200)
+			eventually(t, "the VM CLOSED by host A's agent", 90*time.Second, func() bool { return vmState() == api.StateClosed })
 		}
 		e.api.must(e.root, "PATCH", fmt.Sprintf("/iaas/project/%d/", project), map[string]any{"state": api.StateScrub}, 200)
-		for _, step := range [][2]int{{8, 14}, {14, 9}, {9, 17}, {17, 99}} {
-			e.api.must(e.robot, "PATCH", fmt.Sprintf("/iaas/vm/%d/", vmID), map[string]any{"state": step[1], "expected_state": step[0]}, 200)
-		}
+		eventually(t, "the VM CLOSED", 90*time.Second, func() bool { return vmState() == api.StateClosed })
 		took := eventually(t, "host A's segment removed", 30*time.Second, func() bool {
 			_, err := try("ip", "-n", hostA.ns, "link", "show", bridge)
 			return err != nil

@@ -33,6 +33,9 @@ type Config struct {
 	// StorageRoot holds one pool directory per storage type
 	// (/var/lib/regent/pools).
 	StorageRoot string
+	// PoolPaths puts the pool of a storage type in a directory of its own
+	// instead of <StorageRoot>/<storage type>.
+	PoolPaths map[string]string
 	// StorageTypes are reported by Capacity even before a VM uses them.
 	StorageTypes []string
 	// ImageDir resolves relative image sources (/var/lib/regent/images).

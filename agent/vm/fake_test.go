@@ -648,3 +648,25 @@ func TestFakePoolFull(t *testing.T) {
 		t.Errorf("partial import left: %v", left)
 	}
 }
+
+// TestFakePoolPathsScrub: a storage type's pool in a directory of its own
+// (Config.PoolPaths) gets the volumes, and scrub removes them there.
+func TestFakePoolPathsScrub(t *testing.T) {
+	ctx := context.Background()
+	b, _, spec := fakeEnv(t)
+	own := filepath.Join(t.TempDir(), "ssd-disks")
+	b.cfg.PoolPaths = map[string]string{spec.StorageType: own}
+	if err := b.Build(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	vols, _ := filepath.Glob(filepath.Join(own, b.DomainName(spec)+"_*.qcow2"))
+	if len(vols) == 0 {
+		t.Fatalf("no volumes in %s", own)
+	}
+	if err := b.Scrub(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(own, b.DomainName(spec)+"_*")); len(left) != 0 {
+		t.Errorf("volumes left after scrub: %v", left)
+	}
+}

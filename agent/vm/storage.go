@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 
 	"github.com/regentcloud/regent/pkg/api"
@@ -72,6 +73,9 @@ func (b *Builder) poolName(storageType string) string {
 }
 
 func (b *Builder) poolPath(storageType string) string {
+	if p := b.cfg.PoolPaths[storageType]; p != "" {
+		return p
+	}
 	return filepath.Join(b.cfg.StorageRoot, storageDir(storageType))
 }
 
@@ -290,34 +294,51 @@ func (b *Builder) ensureVolume(ctx context.Context, pool, name string, size uint
 // and backup overlays left by an interrupted backup.
 func (b *Builder) removeDomainVolumes(ctx context.Context, domain string) error {
 	re := regexp.MustCompile(`^` + regexp.QuoteMeta(domain) + `_[0-9]+\.qcow2(\.backup-[0-9a-z-]+)?$`)
+	// The pools: every directory under StorageRoot, and those PoolPaths
+	// puts elsewhere.
+	type poolDir struct{ name, dir string }
+	var pools []poolDir
+	seen := map[string]bool{}
 	dirs, err := os.ReadDir(b.cfg.StorageRoot)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return lv(err, "scrub %s", domain)
 	}
 	for _, d := range dirs {
-		if !d.IsDir() {
+		if d.IsDir() {
+			dir := filepath.Join(b.cfg.StorageRoot, d.Name())
+			pools, seen[dir] = append(pools, poolDir{b.cfg.PoolPrefix + d.Name(), dir}), true
+		}
+	}
+	types := make([]string, 0, len(b.cfg.PoolPaths))
+	for t := range b.cfg.PoolPaths {
+		types = append(types, t)
+	}
+	sort.Strings(types)
+	for _, t := range types {
+		if dir := b.poolPath(t); !seen[dir] {
+			pools, seen[dir] = append(pools, poolDir{b.poolName(t), dir}), true
+		}
+	}
+	for _, p := range pools {
+		files, err := os.ReadDir(p.dir)
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		files, err := os.ReadDir(filepath.Join(b.cfg.StorageRoot, d.Name()))
 		if err != nil {
 			return lv(err, "scrub %s", domain)
 		}
-		pool := b.cfg.PoolPrefix + d.Name()
 		refreshed := false
 		for _, f := range files {
 			if !re.MatchString(f.Name()) {
 				continue
 			}
 			if !refreshed {
-				_ = b.lv.RefreshPool(ctx, pool)
+				_ = b.lv.RefreshPool(ctx, p.name)
 				refreshed = true
 			}
-			err := b.lv.DeleteVolume(ctx, pool, f.Name())
+			err := b.lv.DeleteVolume(ctx, p.name, f.Name())
 			if isCode(err, errNoStorageVol, errNoStoragePool) {
-				err = os.Remove(filepath.Join(b.cfg.StorageRoot, d.Name(), f.Name()))
+				err = os.Remove(filepath.Join(p.dir, f.Name()))
 				if errors.Is(err, fs.ErrNotExist) {
 					err = nil
 				}

@@ -203,7 +203,8 @@ func VMSpec(r *state.ReadTxn, vm *api.VM) api.VMSpec {
 		CPU: vm.CPU, RAMMB: vm.RAM * 1024, Storages: []api.StorageSpec{}, NICs: []api.NICSpec{},
 		Metadata: api.MetadataSpec{IPAddresses: []api.MetadataAddress{}}}
 	if img, ok := r.Image(vm.ImageID); ok {
-		spec.Image = api.ImageSpec{ID: img.ID, Filename: img.Filename, OSVariant: img.OSVariant, CloudInit: img.CloudInit, Windows: img.Windows}
+		spec.Image = api.ImageSpec{ID: img.ID, Filename: img.Filename, OSVariant: img.OSVariant, CloudInit: img.CloudInit, Windows: img.Windows,
+			Source: img.Source, SHA256: img.SHA256}
 	}
 	if st, ok := r.StorageType(vm.StorageTypeID); ok {
 		spec.StorageType = st.Name

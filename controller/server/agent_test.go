@@ -124,7 +124,8 @@ func TestAgent_WorkIsCompleteAndBlocks(t *testing.T) {
 	}
 	vm := got.VMs[0]
 	if vm.State != wire.StateRequested || vm.ProjectID != project || vm.CPU != 2 || vm.RAMMB != 4096 || vm.StorageType != e.stName ||
-		len(vm.Storages) != 1 || !vm.Storages[0].Primary || vm.Image.Filename != "noble.qcow2" {
+		len(vm.Storages) != 1 || !vm.Storages[0].Primary || vm.Image.Filename != "noble.qcow2" ||
+		vm.Image.Source != "https://cloud-images.example/noble.qcow2" || vm.Image.SHA256 != testImageSHA256 {
 		t.Errorf("vm spec = %+v", vm)
 	}
 	if len(vm.NICs) == 0 || vm.NICs[0].MAC == "" || vm.NICs[0].VNI == 0 || vm.NICs[0].Gateway != "10.0.0.1" ||

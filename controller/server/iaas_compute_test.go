@@ -56,7 +56,8 @@ func newComputeRegion(c *apitest.Client, root string, reg uint64) *computeFixtur
 	n := computeSeq.Add(1)
 	x.st = create(c, root, "/iaas/storage_type/", map[string]any{"name": fmt.Sprintf("SSD-%d", n)})
 	x.img = create(c, root, "/iaas/image/", map[string]any{"display_name": "Ubuntu 24.04", "server_type_id": 2,
-		"cloud_init": true, "multiple_ips": true, "filename": "noble.qcow2"})
+		"cloud_init": true, "multiple_ips": true, "filename": "noble.qcow2",
+		"source": "https://cloud-images.example/noble.qcow2", "sha256": testImageSHA256})
 	x.ri = create(c, root, "/iaas/region_image/", map[string]any{"region_id": reg, "image_id": x.img})
 	x.srv = create(c, root, "/iaas/server/", map[string]any{"region_id": reg, "type_id": 2, "storage_type_id": x.st,
 		"cores": 64, "ram": 2048, "gb": 100000})
@@ -135,11 +136,13 @@ func renameStorageTypeA(f *fixture) request {
 }
 func newImageBody(f *fixture) request {
 	computeOf(f)
-	return request{path: "/iaas/image/", body: map[string]any{"display_name": "Debian", "server_type_id": 2}}
+	return request{path: "/iaas/image/", body: map[string]any{"display_name": "Debian", "server_type_id": 2,
+		"source": "debian-12.qcow2", "sha256": testImageSHA256}}
 }
 func putImageA(f *fixture) request {
 	r := imageA(f)
-	r.body = map[string]any{"display_name": "Ubuntu 24.04", "server_type_id": 2, "cloud_init": true, "multiple_ips": true, "filename": "noble.qcow2"}
+	r.body = map[string]any{"display_name": "Ubuntu 24.04", "server_type_id": 2, "cloud_init": true, "multiple_ips": true, "filename": "noble.qcow2",
+		"source": "https://cloud-images.example/noble.qcow2", "sha256": testImageSHA256}
 	return r
 }
 func newRegionImageBody(f *fixture) request {
@@ -388,6 +391,46 @@ func TestComputeVMBadInput(t *testing.T) {
 // TestComputeStateChanges: users follow the USER map, robots the ROBOT map
 // with compare-and-swap; two robots racing for one transition: one wins,
 // the other gets 409; histories record the actor.
+// testImageSHA256 is the digest the fixtures' image carries.
+const testImageSHA256 = "5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
+
+// TestComputeImageSource: an image's source and sha256 are validated on
+// create and update and kept (sha256 in lower case).
+func TestComputeImageSource(t *testing.T) {
+	_, f, _ := computeSetup(t)
+	c := f.c.For(t)
+	id := create(c, f.root, "/iaas/image/", map[string]any{"display_name": "Src", "server_type_id": 2,
+		"source": " /var/lib/regent/images/src.qcow2 ", "sha256": strings.ToUpper(testImageSHA256)})
+	got := c.Do("GET", apitest.Path("/iaas/image/", id), nil, f.root).Expect(200).Content()
+	if got["source"] != "/var/lib/regent/images/src.qcow2" || got["sha256"] != testImageSHA256 {
+		t.Errorf("image = %v", got)
+	}
+	for _, tc := range []struct {
+		body  map[string]any
+		field string
+		code  string
+	}{
+		{map[string]any{"source": "ftp://example.com/x.qcow2"}, "source", "iaas_image_update_108"},
+		{map[string]any{"source": "https:///x.qcow2"}, "source", "iaas_image_update_108"},
+		{map[string]any{"source": "/x/" + strings.Repeat("a", 1000)}, "source", "iaas_image_update_108"},
+		{map[string]any{"sha256": "abc"}, "sha256", "iaas_image_update_109"},
+		{map[string]any{"sha256": strings.Repeat("g", 64)}, "sha256", "iaas_image_update_109"},
+	} {
+		if code := c.Do("PATCH", apitest.Path("/iaas/image/", id), tc.body, f.root).Expect(400).FieldCode(tc.field); code != tc.code {
+			t.Errorf("%v: errors[%s] = %q, want %q", tc.body, tc.field, code, tc.code)
+		}
+	}
+	if code := c.Do("POST", "/iaas/image/", map[string]any{"display_name": "Bad", "server_type_id": 2, "sha256": "xyz"}, f.root).
+		Expect(400).FieldCode("sha256"); code != "iaas_image_create_109" {
+		t.Errorf("create with a bad sha256: %q", code)
+	}
+	c.Do("PATCH", apitest.Path("/iaas/image/", id), map[string]any{"source": "http://mirror.example/src.qcow2"}, f.root).Expect(200)
+	got = c.Do("GET", apitest.Path("/iaas/image/", id), nil, f.root).Expect(200).Content()
+	if got["source"] != "http://mirror.example/src.qcow2" || got["sha256"] != testImageSHA256 {
+		t.Errorf("image after PATCH source = %v", got)
+	}
+}
+
 func TestComputeStateChanges(t *testing.T) {
 	_, f, x := computeSetup(t)
 	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)

@@ -178,6 +178,11 @@ type Image struct {
 	// Windows images need a primary disk of at least 32 GB.
 	Windows      bool   `json:"windows"`
 	ServerTypeID uint64 `json:"server_type_id"`
+	// Source is where hypervisors import the image from: an absolute
+	// path, a path relative to the agent's image directory, or a file://,
+	// http:// or https:// URL. SHA256 is the hex digest of the file.
+	Source string `json:"source"`
+	SHA256 string `json:"sha256"`
 }
 
 // RegionImage says an image is available in a region.

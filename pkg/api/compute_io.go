@@ -101,6 +101,8 @@ type ImageInput struct {
 	Public         *bool   `json:"public,omitempty"`
 	Windows        *bool   `json:"windows,omitempty"`
 	ServerTypeID   *uint64 `json:"server_type_id,omitempty"`
+	Source         *string `json:"source"`
+	SHA256         *string `json:"sha256"`
 }
 
 // RegionImageInput is the body of a region image create.

@@ -5,6 +5,8 @@ package iaas
 // validation, 201 the permission table, 202 another region's hardware.
 
 import (
+	"encoding/hex"
+	"net/url"
 	"strings"
 
 	"github.com/regentcloud/regent/controller/api"
@@ -88,6 +90,53 @@ func imageFields(fe wire.FieldErrors, q *api.Request, img *wire.Image, in *wire.
 	api.Set(&img.Public, in.Public)
 	api.Set(&img.Windows, in.Windows)
 	api.Set(&img.ServerTypeID, in.ServerTypeID)
+	if in.Source != nil {
+		*in.Source = strings.TrimSpace(*in.Source)
+		if !validImageSource(*in.Source) {
+			fe.Add("source", q.Code(108), "Enter a file path or a file://, http:// or https:// URL of at most 1000 characters.")
+		}
+	}
+	if in.SHA256 != nil {
+		*in.SHA256 = strings.ToLower(strings.TrimSpace(*in.SHA256))
+		if *in.SHA256 != "" && !validSHA256(*in.SHA256) {
+			fe.Add("sha256", q.Code(109), "Enter the SHA-256 digest of the image as 64 hexadecimal digits.")
+		}
+	}
+	api.Set(&img.Source, in.Source)
+	api.Set(&img.SHA256, in.SHA256)
+}
+
+// validImageSource accepts "" (no source yet), a file path (absolute, or
+// relative to the agent's image directory) and file, http and https URLs.
+func validImageSource(s string) bool {
+	if s == "" {
+		return true
+	}
+	if len(s) > 1000 || strings.ContainsAny(s, "\x00\n\r") {
+		return false
+	}
+	if !strings.Contains(s, "://") {
+		return true
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return false
+	}
+	switch u.Scheme {
+	case "file":
+		return u.Path != ""
+	case "http", "https":
+		return u.Host != ""
+	}
+	return false
+}
+
+func validSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
 }
 
 func registerImage(a *api.API) {

@@ -1,0 +1,196 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/client"
+)
+
+// machine is the ROBOT state machine that virtual routers and VMs share,
+// level-triggered: whatever the state in the spec, it does what that state
+// asks (statePlans) and reports the next stable state by compare-and-swap.
+// A request state is claimed first (1→2, 10→11, 5→12, 7→13, 15→16, 8→14,
+// 9→17); an in-progress state (after a restart, or a claim whose report
+// was lost) is acted on and reported. A lost CAS (409) drops the object:
+// the next work fetch carries the truth.
+type machine struct {
+	kind string
+	set  func(ctx context.Context, id uint64, r client.StateReport) error
+
+	// reported is the generation last reported per object in a stable
+	// state, so a drift-repair pass does not report it again.
+	mu       sync.Mutex
+	reported map[uint64]uint64
+}
+
+// object is what the machine needs of one object's spec.
+type object struct {
+	id, generation uint64
+	state          int
+}
+
+// steps are one object's host actions.
+type steps struct {
+	// do makes the host as act asks.
+	do func(ctx context.Context, act action) error
+	// failed classifies a failed action: a non-empty code puts the object
+	// UNRESOURCED with that error_code and the error as error_detail; ""
+	// retries with backoff.
+	failed func(err error) (code string)
+}
+
+// run drives o one step and returns the reconcile result.
+func (m *machine) run(ctx context.Context, o object, s steps, log hclog.Logger) (string, error) {
+	p, ok := statePlans[o.state]
+	if !ok {
+		// IN_API, IGNORE, UNRESOURCED, CLOSED: nothing to do; what is
+		// built stays until a state asks otherwise.
+		return resultOK, nil
+	}
+	from := o.state
+	if p.claim != 0 {
+		if p.act == actScrub {
+			// SCRUB_QUEUE: keep it down while it waits out the grace period.
+			if err := s.do(ctx, actQuiesce); err != nil {
+				return resultError, err
+			}
+		}
+		err := m.set(ctx, o.id, client.StateReport{State: p.claim, Expected: from})
+		switch {
+		case err == nil:
+			log.Info("claimed", "to", api.StateNames[p.claim])
+		case client.IsConflict(err):
+			log.Debug("claim lost: the state moved on; the next work fetch decides", "error", err)
+			return resultConflict, nil
+		case p.act == actScrub && gracePeriod(err):
+			return resultWaiting, errNotYet
+		default:
+			return resultError, fmt.Errorf("claim %d→%d: %w", from, p.claim, err)
+		}
+		from = p.claim
+	}
+	if err := s.do(ctx, p.act); err != nil {
+		return m.failure(ctx, o, from, p, s, err, log)
+	}
+	to := p.stable
+	gen := o.generation
+	if to == 0 {
+		// A stable state: report the generation now on the host, once.
+		to = from
+		if m.lastReported(o.id) == gen {
+			return resultOK, nil
+		}
+	}
+	err := m.set(ctx, o.id, client.StateReport{State: to, Expected: from, ObservedGeneration: &gen})
+	switch {
+	case err == nil:
+		if to != from {
+			log.Info("reported", "to", api.StateNames[to])
+		}
+		m.setReported(o.id, gen)
+		return resultOK, nil
+	case client.IsConflict(err):
+		log.Debug("report lost: the state moved on; the next work fetch decides", "error", err)
+		return resultConflict, nil
+	default:
+		return resultError, fmt.Errorf("report %d→%d: %w", from, to, err)
+	}
+}
+
+// failure handles a failed action: retried, or UNRESOURCED with the code
+// the object's classifier gives. From a stable state (which the ROBOT map
+// cannot leave for UNRESOURCED) it is logged and left alone until the
+// spec changes.
+func (m *machine) failure(ctx context.Context, o object, from int, p statePlan, s steps, cause error, log hclog.Logger) (string, error) {
+	code := ""
+	if ctx.Err() == nil {
+		code = s.failed(cause)
+	}
+	if code == "" {
+		return resultError, cause
+	}
+	if p.stable == 0 {
+		log.Error(fmt.Sprintf("%s cannot be made as its spec says; left as it is until the spec changes", m.kind),
+			"error_code", code, "error", cause)
+		return resultInvalid, nil
+	}
+	detail := cause.Error()
+	if len(detail) > 1000 {
+		detail = detail[:1000]
+	}
+	err := m.set(ctx, o.id, client.StateReport{State: api.StateUnresourced, Expected: from, ErrorCode: code, ErrorDetail: detail})
+	switch {
+	case err == nil:
+		log.Error("UNRESOURCED", "error_code", code, "error", cause)
+		return resultInvalid, nil
+	case client.IsConflict(err):
+		return resultConflict, nil
+	default:
+		return resultError, fmt.Errorf("report UNRESOURCED: %w", err)
+	}
+}
+
+func (m *machine) lastReported(id uint64) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.reported[id]
+}
+
+func (m *machine) setReported(id, gen uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.reported == nil {
+		m.reported = map[uint64]uint64{}
+	}
+	m.reported[id] = gen
+}
+
+// forget drops what is known of a removed object.
+func (m *machine) forget(id uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.reported, id)
+}
+
+// action is what a state asks of the host.
+type action int
+
+const (
+	actNone    action = iota
+	actEnsure         // build, update, restart
+	actQuiesce        // quiesce; also the first step of a scrub
+	actQuiescedUpdate
+	actScrub
+)
+
+// plan is one state's work: the claim (in-progress state, 0 for none), the
+// action and the stable state to report (0 for no report).
+type statePlan struct {
+	claim  int
+	act    action
+	stable int
+}
+
+var statePlans = map[int]statePlan{
+	api.StateRequested:        {api.StateBuilding, actEnsure, api.StateRunning},
+	api.StateBuilding:         {0, actEnsure, api.StateRunning},
+	api.StateRunningUpdate:    {api.StateRunningUpdating, actEnsure, api.StateRunning},
+	api.StateRunningUpdating:  {0, actEnsure, api.StateRunning},
+	api.StateQuiesce:          {api.StateQuiescing, actQuiesce, api.StateQuiesced},
+	api.StateQuiescing:        {0, actQuiesce, api.StateQuiesced},
+	api.StateRestart:          {api.StateRestarting, actEnsure, api.StateRunning},
+	api.StateRestarting:       {0, actEnsure, api.StateRunning},
+	api.StateQuiescedUpdate:   {api.StateQuiescedUpdating, actQuiescedUpdate, api.StateQuiesced},
+	api.StateQuiescedUpdating: {0, actQuiescedUpdate, api.StateQuiesced},
+	api.StateScrub:            {api.StateScrubPrep, actQuiesce, api.StateScrubQueue},
+	api.StateScrubPrep:        {0, actQuiesce, api.StateScrubQueue},
+	api.StateScrubQueue:       {api.StateScrubbing, actScrub, api.StateClosed},
+	api.StateScrubbing:        {0, actScrub, api.StateClosed},
+	// Stable states: keep the host as the state says (drift repair), no report.
+	api.StateRunning:  {0, actEnsure, 0},
+	api.StateQuiesced: {0, actQuiesce, 0},
+}

@@ -1,0 +1,304 @@
+package daemon
+
+// The hypervisor role: VMs through agent/vm and libvirtd, driven by the
+// same ROBOT state machine as the virtual routers.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/regentcloud/regent/agent/netrouter"
+	"github.com/regentcloud/regent/agent/reconcile"
+	"github.com/regentcloud/regent/agent/vm"
+	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/client"
+)
+
+// vmBuilder is what the VM handler needs of agent/vm.
+type vmBuilder interface {
+	DomainName(spec *api.VMSpec) string
+	Build(ctx context.Context, spec *api.VMSpec) error
+	Update(ctx context.Context, spec *api.VMSpec) error
+	Quiesce(ctx context.Context, spec *api.VMSpec) error
+	Scrub(ctx context.Context, spec *api.VMSpec) error
+	Domains(ctx context.Context) ([]string, error)
+	ScrubDomain(ctx context.Context, name string) error
+}
+
+// vmReporter makes the compare-and-swap VM state reports.
+type vmReporter interface {
+	SetVMState(ctx context.Context, id uint64, r client.StateReport) error
+}
+
+// SetVMState reports a VM's state change to the controllers.
+func (c *controllers) SetVMState(ctx context.Context, id uint64, r client.StateReport) error {
+	return c.do(ctx, func(cl *client.Client) error { return cl.Agent().SetVMState(ctx, id, r) })
+}
+
+// maxLibvirtFailures is how many attempts in a row may fail with a plain
+// libvirt error (vm_libvirt) before the VM goes UNRESOURCED: a libvirtd
+// restart or a busy host is retried, a persistent failure is reported.
+const maxLibvirtFailures = 5
+
+// errNoSegment: a NIC's segment bridge is not on this host yet (the
+// virtual router, or the hypervisor's segment set-up, makes it); retried.
+type errNoSegment struct{ bridges []string }
+
+func (e *errNoSegment) Error() string {
+	return fmt.Sprintf("segment bridge %v not on this host yet; retrying", e.bridges)
+}
+
+// vmHandler drives VMs through the ROBOT state machine with agent/vm:
+// build, update and restart converge the domain and keep it running
+// (Build), quiesce shuts it down, an update while quiesced is applied to
+// the shut-off domain (Quiesce, Update), scrub removes the domain, its
+// volumes and its seed. Failures carrying an agent/vm code (bad spec,
+// missing image, checksum, full pool; libvirt errors after
+// maxLibvirtFailures attempts) put the VM UNRESOURCED with error_code and
+// error_detail.
+type vmHandler struct {
+	m       *machine
+	b       vmBuilder
+	metrics *Metrics
+	log     hclog.Logger
+	// missing returns the segment bridges of spec that are not on the
+	// host (nil: no check).
+	missing func(spec *api.VMSpec) []string
+
+	mu       sync.Mutex
+	failures map[uint64]int // consecutive vm_libvirt failures per VM
+}
+
+func newVMHandler(b vmBuilder, report vmReporter, metrics *Metrics, log hclog.Logger) *vmHandler {
+	return &vmHandler{m: &machine{kind: "VM", set: report.SetVMState}, b: b, metrics: metrics, log: log,
+		failures: map[uint64]int{}}
+}
+
+// vmVersion is a digest of the whole spec: any change reaches the host.
+func vmVersion(s api.VMSpec) string {
+	b, _ := json.Marshal(s)
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:12])
+}
+
+// Key is the VM's domain name: the key Owned lists after a restart.
+func (h *vmHandler) Key(s api.VMSpec) string { return h.b.DomainName(&s) }
+
+// Apply implements reconcile.Handler.
+func (h *vmHandler) Apply(ctx context.Context, spec api.VMSpec) error {
+	log := h.log.With("vm", spec.ID, "project", spec.ProjectID, "state", spec.State, "generation", spec.Generation)
+	res, err := h.m.run(ctx, object{id: spec.ID, generation: spec.Generation, state: spec.State}, steps{
+		do:     func(ctx context.Context, act action) error { return h.do(ctx, &spec, act, log) },
+		failed: func(err error) string { return h.failed(spec.ID, err) },
+	}, log)
+	if err == nil {
+		h.mu.Lock()
+		delete(h.failures, spec.ID)
+		h.mu.Unlock()
+	}
+	h.metrics.reconciled(api.KindVM, res)
+	return err
+}
+
+func (h *vmHandler) do(ctx context.Context, spec *api.VMSpec, act action, log hclog.Logger) error {
+	start := time.Now()
+	var name string
+	var err error
+	switch act {
+	case actEnsure:
+		name = "build"
+		if h.missing != nil {
+			if br := h.missing(spec); len(br) > 0 {
+				return &errNoSegment{bridges: br}
+			}
+		}
+		err = h.b.Build(ctx, spec)
+	case actQuiesce:
+		name = "quiesce"
+		err = h.b.Quiesce(ctx, spec)
+	case actQuiescedUpdate:
+		// Down first, so a vCPU or RAM change does not restart it.
+		name = "update"
+		if err = h.b.Quiesce(ctx, spec); err == nil {
+			err = h.b.Update(ctx, spec)
+		}
+	case actScrub:
+		name = "scrub"
+		err = h.b.Scrub(ctx, spec)
+	default:
+		return nil
+	}
+	took := time.Since(start)
+	h.metrics.built(api.KindVM, name, took)
+	if err == nil && (act != actEnsure || took > 100*time.Millisecond) {
+		log.Info("vm "+name, "domain", h.b.DomainName(spec), "took", took.Round(time.Millisecond))
+	}
+	return err
+}
+
+// failed classifies a failure: the agent/vm code of a VM that cannot be
+// built as its spec says; "" (retry) for a missing segment, a lost
+// libvirtd connection and the first plain libvirt errors.
+func (h *vmHandler) failed(id uint64, err error) string {
+	var ve *vm.Error
+	if !errors.As(err, &ve) {
+		return ""
+	}
+	code := vm.ErrorCode(err)
+	if code != vm.CodeLibvirt {
+		return code
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		return "" // libvirtd is away: wait for it
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.failures[id]++
+	if h.failures[id] < maxLibvirtFailures {
+		return ""
+	}
+	delete(h.failures, id)
+	return code
+}
+
+// Owned implements reconcile.Handler: the domains the builder owns.
+func (h *vmHandler) Owned(ctx context.Context) ([]string, error) { return h.b.Domains(ctx) }
+
+// Remove implements reconcile.Handler: a domain no VM in the complete work
+// wants is scrubbed with its volumes.
+func (h *vmHandler) Remove(ctx context.Context, name string) error {
+	start := time.Now()
+	err := h.b.ScrubDomain(ctx, name)
+	h.metrics.built(api.KindVM, "scrub", time.Since(start))
+	if err == nil {
+		h.log.Info("scrubbed a domain no VM wants", "domain", name)
+		h.metrics.reconciled(api.KindVM, resultRemoved)
+	}
+	return err
+}
+
+// finishVM fills the hypervisor settings' defaults and validates them.
+func (c *Config) finishVM() []error {
+	var errs []error
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&c.LibvirtSocket, vm.DefaultSocket)
+	def(&c.StorageRoot, filepath.Join(c.DataDir, "pools"))
+	def(&c.ImageDir, filepath.Join(c.DataDir, "images"))
+	def(&c.SeedDir, filepath.Join(c.DataDir, "seeds"))
+	def(&c.BackupDir, filepath.Join(c.DataDir, "backups"))
+	def(&c.ConsoleLogDir, filepath.Join(c.DataDir, "console"))
+	def(&c.ShutdownTimeout, "2m")
+	if c.DomainType != "" && c.DomainType != "kvm" && c.DomainType != "qemu" {
+		errs = append(errs, fmt.Errorf("domain_type: %q is not kvm or qemu (empty: kvm where /dev/kvm exists)", c.DomainType))
+	}
+	for _, d := range []struct{ name, v string }{{"storage_root", c.StorageRoot}, {"image_dir", c.ImageDir},
+		{"seed_dir", c.SeedDir}, {"backup_dir", c.BackupDir}, {"console_log_dir", c.ConsoleLogDir}} {
+		if !filepath.IsAbs(d.v) {
+			errs = append(errs, fmt.Errorf("%s: %q must be an absolute path", d.name, d.v))
+		}
+	}
+	if d, err := time.ParseDuration(c.ShutdownTimeout); err != nil || d < time.Second {
+		errs = append(errs, fmt.Errorf("shutdown_timeout: %q must be a duration of at least 1s", c.ShutdownTimeout))
+	}
+	return errs
+}
+
+// vmConfig is the builder's configuration.
+func (c *Config) vmConfig(log hclog.Logger) vm.Config {
+	timeout, _ := time.ParseDuration(c.ShutdownTimeout)
+	types := make([]string, 0, len(c.Storage))
+	for t := range c.Storage {
+		types = append(types, t)
+	}
+	slices.Sort(types)
+	return vm.Config{DomainType: c.DomainType, NamePrefix: c.DomainPrefix, PoolPrefix: "regent-" + c.DomainPrefix,
+		StorageRoot: c.StorageRoot, PoolPaths: c.Storage, StorageTypes: types,
+		ImageDir: c.ImageDir, SeedDir: c.SeedDir, ConsoleLogDir: c.ConsoleLogDir, BackupDir: c.BackupDir,
+		BridgePrefix: c.LinkPrefix, SegmentMode: c.SegmentMode, ShutdownTimeout: timeout}
+}
+
+// startVMs sets up the hypervisor role: the builder over libvirtd, its
+// domain metrics and the VM reconcile loop. The returned stop ends them.
+func (d *Daemon) startVMs(ctx context.Context) (stop func(), err error) {
+	conn := vm.NewConn(d.cfg.LibvirtSocket)
+	b, err := vm.New(d.cfg.vmConfig(d.log), conn, d.log.Named("vm"))
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if err := d.metrics.Registry.Register(b.Collector()); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("vm metrics: %w", err)
+	}
+	d.vmBuilder = b
+	h := newVMHandler(b, d.ctl, d.metrics, d.log.Named("vm"))
+	h.missing = func(spec *api.VMSpec) []string { return missingBridges(d.cfg.LinkPrefix, d.cfg.SegmentMode, spec) }
+	for _, r := range []string{resultOK, resultError, resultConflict, resultInvalid, resultWaiting, resultRemoved} {
+		d.metrics.reconciles.WithLabelValues(api.KindVM, r)
+	}
+	d.vms = reconcile.New(ctx, reconcile.Config[api.VMSpec]{
+		Key: h.Key, Handler: h,
+		Version: func(s api.VMSpec) string {
+			return vmVersion(s) + "/" + strconv.FormatUint(d.epoch.Load(), 10)
+		},
+		MinBackoff: d.minRetry, MaxBackoff: time.Minute, Logger: d.log.Named("reconcile"),
+	})
+	d.log.Info("hypervisor role: building VMs through libvirtd", "socket", d.cfg.LibvirtSocket,
+		"domain_type", d.cfg.DomainType, "storage", d.cfg.Storage)
+	return func() {
+		d.vms.Stop()
+		conn.Close()
+	}, nil
+}
+
+// missingBridges lists the segment bridges of spec's NICs that are not on
+// the host.
+func missingBridges(prefix, mode string, spec *api.VMSpec) []string {
+	var out []string
+	for _, n := range spec.NICs {
+		id := n.VNI
+		if mode == netrouter.ModeVLAN {
+			id = n.VLAN
+		}
+		br := netrouter.SegmentBridge(prefix, mode, id)
+		if _, err := net.InterfaceByName(br); err != nil && !slices.Contains(out, br) {
+			out = append(out, br)
+		}
+	}
+	return out
+}
+
+// vmCapacity is the hypervisor's capacity from libvirt (node info, pools);
+// ok is false without the hypervisor role or when libvirtd does not answer.
+func (d *Daemon) vmCapacity() (api.Capacity, bool) {
+	if d.vmBuilder == nil {
+		return api.Capacity{}, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := d.vmBuilder.Capacity(ctx)
+	if err != nil {
+		d.log.Warn("capacity from libvirt (falling back to the host's figures)", "error", err)
+		return c, false
+	}
+	return c, true
+}
