@@ -128,7 +128,9 @@ func transient(err error) bool {
 func (a *testAgent) run(ctx context.Context, build bool) {
 	var index uint64
 	for ctx.Err() == nil {
-		w, meta, err := a.client().Agent().Work(ctx, a.server, 0, index, 30*time.Second)
+		// A short wait: a report that failed during the election is
+		// retried at the next answer even when nothing else changes.
+		w, meta, err := a.client().Agent().Work(ctx, a.server, 0, index, 2*time.Second)
 		if err != nil {
 			if ctx.Err() == nil {
 				a.failover()
@@ -157,7 +159,7 @@ func (a *testAgent) build(ctx context.Context, vm api.VMSpec) {
 		for attempt := 0; ; attempt++ {
 			gen := vm.Generation
 			err := a.client().Agent().SetVMState(ctx, vm.ID, client.StateReport{State: to, Expected: from, ObservedGeneration: &gen})
-			if err == nil || !transient(err) || attempt > 50 || ctx.Err() != nil {
+			if err == nil || !transient(err) || attempt > 200 || ctx.Err() != nil {
 				return err
 			}
 			a.failover()
