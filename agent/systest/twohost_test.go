@@ -254,6 +254,9 @@ func TestTwoHosts(t *testing.T) {
 			e.api.must(e.robot, "PATCH", fmt.Sprintf("/iaas/vm/%d/", vmID), map[string]any{"state": api.StateScrub, "expected_state": api.StateUnresourced}, 200)
 			eventually(t, "the VM CLOSED by host A's agent", 90*time.Second, func() bool { return vmState() == api.StateClosed })
 		}
+		// Closing the VM freed its address, so the router is updated; the
+		// project can be deleted once everything is stable again.
+		eventually(t, "the virtual router RUNNING again", 60*time.Second, func() bool { return num(e.vr(vrID)["state"]) == api.StateRunning })
 		e.api.must(e.root, "PATCH", fmt.Sprintf("/iaas/project/%d/", project), map[string]any{"state": api.StateScrub}, 200)
 		eventually(t, "the VM CLOSED", 90*time.Second, func() bool { return vmState() == api.StateClosed })
 		took := eventually(t, "host A's segment removed", 30*time.Second, func() bool {
