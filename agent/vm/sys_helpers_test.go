@@ -176,7 +176,7 @@ func restartLibvirtd(t *testing.T) {
 	t.Helper()
 	pidb, err := os.ReadFile("/run/libvirtd.pid")
 	if err != nil {
-		t.Skipf("libvirtd was not started by scripts/libvirtd-up.sh (no /run/libvirtd.pid): %v", err)
+		skipOrFail(t, "libvirtd was not started by scripts/libvirtd-up.sh (no /run/libvirtd.pid): %v", err)
 	}
 	var pid int
 	fmt.Sscan(strings.TrimSpace(string(pidb)), &pid)

@@ -1,18 +1,11 @@
 package dns
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
-	"os"
-	"os/signal"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 
 	mdns "github.com/miekg/dns"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // benchZone is the dns-facts §8 benchmark zone: SOA, NS, MX, TXT, CNAME
@@ -127,55 +120,4 @@ func BenchmarkServeUDP(b *testing.B) {
 			i++
 		}
 	})
-}
-
-// TestBenchServer serves the benchmark zone for external load generators
-// (dnsperf) when REGENT_DNS_BENCH_ADDR is set, until SIGINT/SIGTERM.
-// REGENT_DNS_BENCH_MODE=plain serves a minimal miekg/dns map-lookup server
-// instead, for comparison.
-func TestBenchServer(t *testing.T) {
-	addr := os.Getenv("REGENT_DNS_BENCH_ADDR")
-	if addr == "" {
-		t.Skip("set REGENT_DNS_BENCH_ADDR to serve the benchmark zone")
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	z := benchZone(t)
-	if os.Getenv("REGENT_DNS_BENCH_MODE") == "plain" {
-		byName := map[string][]mdns.RR{}
-		for _, rr := range z.RRs {
-			k := strings.ToLower(rr.Header().Name) + "/" + mdns.TypeToString[rr.Header().Rrtype]
-			byName[k] = append(byName[k], rr)
-		}
-		h := mdns.HandlerFunc(func(w mdns.ResponseWriter, r *mdns.Msg) {
-			m := new(mdns.Msg)
-			m.SetReply(r)
-			m.Authoritative = true
-			q := r.Question[0]
-			m.Answer = byName[strings.ToLower(q.Name)+"/"+mdns.TypeToString[q.Qtype]]
-			_ = w.WriteMsg(m)
-		})
-		srv := &mdns.Server{Addr: addr, Net: "udp", Handler: h}
-		go func() { <-ctx.Done(); _ = srv.Shutdown() }()
-		t.Log(srv.ListenAndServe())
-		return
-	}
-	cfg := benchConfig()
-	cfg.Addr = addr
-	if os.Getenv("REGENT_DNS_BENCH_METRICS") == "1" {
-		cfg.Registerer = prometheus.NewRegistry()
-	}
-	if n, err := strconv.Atoi(os.Getenv("REGENT_DNS_BENCH_CACHE")); err == nil {
-		cfg.CacheEntries = n
-	}
-	if n, err := strconv.Atoi(os.Getenv("REGENT_DNS_BENCH_SOCKETS")); err == nil {
-		cfg.UDPSockets = n
-	}
-	s, err := New(cfg, newFakeSource(z))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.ListenAndServe(ctx); err != nil {
-		t.Fatal(err)
-	}
 }

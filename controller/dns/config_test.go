@@ -91,6 +91,12 @@ func TestMetrics(t *testing.T) {
 	if got := value(t, s.metrics.zones); got != 2 {
 		t.Errorf("zones = %v", got)
 	}
+	// The server counts a transfer after writing its last message, which
+	// the client may have read already: wait for the count.
+	deadline := time.Now().Add(2 * time.Second)
+	for value(t, s.metrics.transfers.WithLabelValues(resultSuccess)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if got := value(t, s.metrics.transfers.WithLabelValues(resultSuccess)); got != 1 {
 		t.Errorf("transfers = %v", got)
 	}
