@@ -55,6 +55,10 @@ keep_deallocated_ips_for = "48h"
 # Melange: the CIDR of the block created for an unknown network (unset: 404).
 # melange_default_cidr = "10.0.0.0/16"
 
+# Agents: the heartbeat interval they are told to use, and how long a silent agent stays "up".
+agent_heartbeat  = "10s"
+agent_down_after = "30s"
+
 # VM placement (CloudCIX scoring, cloudcix-facts §6.1). A server offers new
 # VMs ceil((ram - ram_reserve_gb) x ram_factor) GB of RAM,
 # ceil((gb - disk_reserve_gb) x disk_factor) GB of disk and

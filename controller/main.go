@@ -108,6 +108,9 @@ func runServer(args []string) error {
 	fs.Var(&flags.LeaderLeaseTimeout, "leader-lease-timeout", "raft leader lease timeout (default 250ms)")
 	fs.Var(&flags.DeadServerCleanup, "dead-server-cleanup", "remove a node unreachable this long; 0 disables (default 5m)")
 	fs.Var(&flags.KeepDeallocatedIPsFor, "keep-deallocated-ips-for", "how long released IP addresses are kept before purge (default 48h)")
+	fs.StringVar(&flags.MelangeDefaultCIDR, "melange-default-cidr", "", "Melange: CIDR of the block created for an unknown network (default: none, 404)")
+	fs.Var(&flags.AgentHeartbeat, "agent-heartbeat", "heartbeat interval agents are told to use (default 10s)")
+	fs.Var(&flags.AgentDownAfter, "agent-down-after", "mark an agent down after this long without a heartbeat (default 3 heartbeats)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -150,6 +153,12 @@ func overlay(cfg, flags *server.Config, name string) {
 		cfg.HTTPAddr = flags.HTTPAddr
 	case "raft-addr":
 		cfg.RaftAddr = flags.RaftAddr
+	case "melange-default-cidr":
+		cfg.MelangeDefaultCIDR = flags.MelangeDefaultCIDR
+	case "agent-heartbeat":
+		cfg.AgentHeartbeat = flags.AgentHeartbeat
+	case "agent-down-after":
+		cfg.AgentDownAfter = flags.AgentDownAfter
 	case "dns-addr":
 		cfg.DNSAddr = flags.DNSAddr
 	case "dns-nameservers":
