@@ -130,6 +130,17 @@ func (c *Conn) domain(l *libvirt.Libvirt, name string) (libvirt.Domain, error) {
 	return l.DomainLookupByName(name)
 }
 
+// onDomain runs f on the domain called name, on a live connection.
+func (c *Conn) onDomain(ctx context.Context, name string, f func(*libvirt.Libvirt, libvirt.Domain) error) error {
+	return c.do(ctx, func(l *libvirt.Libvirt) error {
+		d, err := c.domain(l, name)
+		if err != nil {
+			return err
+		}
+		return f(l, d)
+	})
+}
+
 // DefineDomain implements Libvirt.
 func (c *Conn) DefineDomain(ctx context.Context, xml string) error {
 	return c.do(ctx, func(l *libvirt.Libvirt) error {
@@ -140,44 +151,28 @@ func (c *Conn) DefineDomain(ctx context.Context, xml string) error {
 
 // StartDomain implements Libvirt.
 func (c *Conn) StartDomain(ctx context.Context, name string) error {
-	return c.do(ctx, func(l *libvirt.Libvirt) error {
-		d, err := c.domain(l, name)
-		if err != nil {
-			return err
-		}
+	return c.onDomain(ctx, name, func(l *libvirt.Libvirt, d libvirt.Domain) error {
 		return l.DomainCreate(d)
 	})
 }
 
 // ShutdownDomain implements Libvirt.
 func (c *Conn) ShutdownDomain(ctx context.Context, name string) error {
-	return c.do(ctx, func(l *libvirt.Libvirt) error {
-		d, err := c.domain(l, name)
-		if err != nil {
-			return err
-		}
+	return c.onDomain(ctx, name, func(l *libvirt.Libvirt, d libvirt.Domain) error {
 		return l.DomainShutdown(d)
 	})
 }
 
 // DestroyDomain implements Libvirt.
 func (c *Conn) DestroyDomain(ctx context.Context, name string) error {
-	return c.do(ctx, func(l *libvirt.Libvirt) error {
-		d, err := c.domain(l, name)
-		if err != nil {
-			return err
-		}
+	return c.onDomain(ctx, name, func(l *libvirt.Libvirt, d libvirt.Domain) error {
 		return l.DomainDestroyFlags(d, 0)
 	})
 }
 
 // UndefineDomain implements Libvirt.
 func (c *Conn) UndefineDomain(ctx context.Context, name string) error {
-	return c.do(ctx, func(l *libvirt.Libvirt) error {
-		d, err := c.domain(l, name)
-		if err != nil {
-			return err
-		}
+	return c.onDomain(ctx, name, func(l *libvirt.Libvirt, d libvirt.Domain) error {
 		return l.DomainUndefineFlags(d, libvirt.DomainUndefineNvram|libvirt.DomainUndefineSnapshotsMetadata|
 			libvirt.DomainUndefineCheckpointsMetadata|libvirt.DomainUndefineManagedSave)
 	})
@@ -232,11 +227,7 @@ func (c *Conn) ListDomains(ctx context.Context) ([]string, error) {
 
 // SetAutostart implements Libvirt.
 func (c *Conn) SetAutostart(ctx context.Context, name string, on bool) error {
-	return c.do(ctx, func(l *libvirt.Libvirt) error {
-		d, err := c.domain(l, name)
-		if err != nil {
-			return err
-		}
+	return c.onDomain(ctx, name, func(l *libvirt.Libvirt, d libvirt.Domain) error {
 		v := int32(0)
 		if on {
 			v = 1
@@ -247,22 +238,14 @@ func (c *Conn) SetAutostart(ctx context.Context, name string, on bool) error {
 
 // AttachDevice implements Libvirt.
 func (c *Conn) AttachDevice(ctx context.Context, name, xml string) error {
-	return c.do(ctx, func(l *libvirt.Libvirt) error {
-		d, err := c.domain(l, name)
-		if err != nil {
-			return err
-		}
+	return c.onDomain(ctx, name, func(l *libvirt.Libvirt, d libvirt.Domain) error {
 		return l.DomainAttachDeviceFlags(d, xml, uint32(libvirt.DomainAffectLive))
 	})
 }
 
 // BlockResize implements Libvirt.
 func (c *Conn) BlockResize(ctx context.Context, name, disk string, size uint64) error {
-	return c.do(ctx, func(l *libvirt.Libvirt) error {
-		d, err := c.domain(l, name)
-		if err != nil {
-			return err
-		}
+	return c.onDomain(ctx, name, func(l *libvirt.Libvirt, d libvirt.Domain) error {
 		return l.DomainBlockResize(d, disk, size, libvirt.DomainBlockResizeBytes)
 	})
 }
