@@ -3,6 +3,7 @@ package netrouter
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -406,7 +407,7 @@ func TestRouterKillMidBuild(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.Command(exe, "-test.run=^TestKillMidBuildHelper$")
+			cmd := exec.Command(exe, "-test.run=^$")
 			cmd.Env = append(os.Environ(), "REGENT_NETROUTER_HELPER="+string(arg))
 			var out strings.Builder
 			cmd.Stdout, cmd.Stderr = &out, &out
@@ -489,20 +490,27 @@ type helperArgs struct {
 	Ready  string
 }
 
-// TestKillMidBuildHelper is the child of TestRouterKillMidBuild: it builds
-// until the step named in its arguments, reports, and waits to be killed.
-func TestKillMidBuildHelper(t *testing.T) {
-	raw := os.Getenv("REGENT_NETROUTER_HELPER")
-	if raw == "" {
-		t.Skip("helper process of TestRouterKillMidBuild")
+// TestMain runs the child of TestRouterKillMidBuild when
+// REGENT_NETROUTER_HELPER is set, and the tests otherwise.
+func TestMain(m *testing.M) {
+	if raw := os.Getenv("REGENT_NETROUTER_HELPER"); raw != "" {
+		killMidBuildHelper(raw)
 	}
+	os.Exit(m.Run())
+}
+
+// killMidBuildHelper builds until the step named in its arguments,
+// reports, and waits to be killed; it exits 1 on any other outcome.
+func killMidBuildHelper(raw string) {
 	var a helperArgs
 	if err := json.Unmarshal([]byte(raw), &a); err != nil {
-		t.Fatal(err)
+		fmt.Fprintln(os.Stderr, "helper:", err)
+		os.Exit(1)
 	}
 	b, err := New(a.Config)
 	if err != nil {
-		t.Fatal(err)
+		fmt.Fprintln(os.Stderr, "helper:", err)
+		os.Exit(1)
 	}
 	b.hook = func(step string) error {
 		if step == a.Stop {
@@ -512,7 +520,8 @@ func TestKillMidBuildHelper(t *testing.T) {
 		return nil
 	}
 	_, err = b.Ensure(context.Background(), a.Spec)
-	t.Fatalf("helper reached the end of Ensure: %v", err)
+	fmt.Fprintln(os.Stderr, "helper reached the end of Ensure:", err)
+	os.Exit(1)
 }
 
 // TestTwoRoutersConcurrently builds two routers at once on one public
