@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regentcloud/regent/pkg/systemtest"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -91,11 +92,7 @@ func requireSystem(t *testing.T) {
 	if len(missing) == 0 {
 		return
 	}
-	msg := "agent system test needs " + strings.Join(missing, ", ") + " (scripts/setup-deps.sh installs the tools; run as root)"
-	if os.Getenv("REGENT_SYSTEM_TESTS") == "1" {
-		t.Fatal(msg + "; REGENT_SYSTEM_TESTS=1 makes this a failure")
-	}
-	t.Skip(msg)
+	systemtest.Skip(t, "agent system test needs %s (scripts/setup-deps.sh installs the tools; run as root)", strings.Join(missing, ", "))
 }
 
 func freeAddr(t *testing.T) string {

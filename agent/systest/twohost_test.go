@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/systemtest"
 	"github.com/vishvananda/netlink"
 )
 
@@ -118,10 +119,7 @@ func bridgePorts(t *testing.T, ns, bridge string) []string {
 func TestTwoHosts(t *testing.T) {
 	requireSystem(t)
 	if _, err := exec.LookPath("nsenter"); err != nil {
-		if os.Getenv("REGENT_SYSTEM_TESTS") == "1" {
-			t.Fatal("nsenter (util-linux) is required; REGENT_SYSTEM_TESTS=1 makes this a failure")
-		}
-		t.Skip("nsenter (util-linux) is required")
+		systemtest.Skip(t, "nsenter (util-linux) is required")
 	}
 	r := rand.Uint32()
 	e := &env{t: t, prefix: randomPrefix(),

@@ -16,18 +16,16 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/systemtest"
 )
 
 // systemTests reports whether system tests must run (a skip is a failure).
-func systemTests() bool { return os.Getenv("REGENT_SYSTEM_TESTS") == "1" }
+func systemTests() bool { return systemtest.Required() }
 
 // skipOrFail skips, or fails under REGENT_SYSTEM_TESTS=1.
 func skipOrFail(t *testing.T, format string, args ...any) {
 	t.Helper()
-	if systemTests() {
-		t.Fatalf("REGENT_SYSTEM_TESTS=1 but: "+format, args...)
-	}
-	t.Skipf(format, args...)
+	systemtest.Skip(t, format, args...)
 }
 
 // needLibvirt returns a connection to a running libvirtd, starting the

@@ -2,8 +2,8 @@ package dns
 
 import (
 	"context"
+	"github.com/regentcloud/regent/pkg/systemtest"
 	"net"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -16,10 +16,7 @@ func requireTool(t *testing.T, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		if os.Getenv("REGENT_SYSTEM_TESTS") == "1" {
-			t.Fatalf("%s not found and REGENT_SYSTEM_TESTS=1: install bind9-dnsutils and knot-dnsutils", name)
-		}
-		t.Skipf("%s not installed (bind9-dnsutils / knot-dnsutils); set REGENT_SYSTEM_TESTS=1 to require it", name)
+		systemtest.Skip(t, "%s not installed (scripts/setup-deps.sh installs bind9-dnsutils and knot-dnsutils)", name)
 	}
 	return p
 }

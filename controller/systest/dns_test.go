@@ -14,6 +14,7 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+	"github.com/regentcloud/regent/pkg/systemtest"
 )
 
 // requireSystem skips the test with reason unless REGENT_SYSTEM_TESTS=1,
@@ -23,10 +24,7 @@ func requireSystem(t *testing.T, ok bool, reason string) {
 	if ok {
 		return
 	}
-	if os.Getenv("REGENT_SYSTEM_TESTS") == "1" {
-		t.Fatalf("REGENT_SYSTEM_TESTS=1 but %s", reason)
-	}
-	t.Skip(reason)
+	systemtest.Skip(t, "%s", reason)
 }
 
 func requireTool(t *testing.T, name string) string {

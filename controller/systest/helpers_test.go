@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/regentcloud/regent/pkg/systemtest"
 	"io"
 	"net"
 	"net/http"
@@ -29,7 +30,7 @@ var binPath string
 func TestMain(m *testing.M) {
 	flag.Parse()
 	if testing.Short() {
-		if os.Getenv("REGENT_SYSTEM_TESTS") == "1" {
+		if systemtest.Required() {
 			fmt.Fprintln(os.Stderr, "systest: -short given but REGENT_SYSTEM_TESTS=1: system tests must run")
 			os.Exit(1)
 		}
