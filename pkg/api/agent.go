@@ -28,6 +28,82 @@ type RouterSpec struct {
 	// Metadata is what the router's metadata service (169.254.169.254)
 	// answers to each VM, selected by the VM's private address.
 	Metadata []MetadataSpec `json:"metadata"`
+	// VPNs are the router's site-to-site IPsec tunnels. They have no state
+	// of their own: a VPN change moves the router to RUNNING_UPDATE.
+	VPNs []VPNSpec `json:"vpns"`
+}
+
+// VPNSpec is one site-to-site VPN of a virtual router, with everything
+// needed to load it into strongSwan. Algorithm fields carry the API
+// values (comma-separated sets, cloudcix-facts §5.11); the agent maps them
+// to strongSwan keywords. The router's end is RouterSpec.PublicIP.
+type VPNSpec struct {
+	ID         uint64 `json:"id"`
+	STIFNumber int    `json:"stif_number"`
+	IKEVersion string `json:"ike_version"` // v1-only or v2-only
+	// IKEAuthentication, IKEEncryption and IKEDHGroups are API value sets
+	// such as "sha-256,sha-384".
+	IKEAuthentication string `json:"ike_authentication"`
+	IKEEncryption     string `json:"ike_encryption"`
+	IKEDHGroups       string `json:"ike_dh_groups"`
+	IKELifetime       int    `json:"ike_lifetime"` // seconds
+	// IKEGatewayValue is the remote peer: an IPv4 address or a host name.
+	IKEGatewayType      string `json:"ike_gateway_type"`
+	IKEGatewayValue     string `json:"ike_gateway_value"`
+	IKELocalIdentifier  string `json:"ike_local_identifier,omitempty"`
+	IKERemoteIdentifier string `json:"ike_remote_identifier,omitempty"`
+	// PreSharedKey is only ever sent to robots of the VPN's region. It
+	// must never be logged.
+	PreSharedKey        string `json:"pre_shared_key"`
+	IPSecAuthentication string `json:"ipsec_authentication"`
+	IPSecEncryption     string `json:"ipsec_encryption"`
+	IPSecPFSGroups      string `json:"ipsec_pfs_groups"`
+	IPSecEstablishTime  string `json:"ipsec_establish_time"` // immediately or on-traffic
+	IPSecLifetime       int    `json:"ipsec_lifetime"`       // seconds
+	// TrafficSelector: narrow the child SAs to the routes' subnets;
+	// otherwise both selectors are 0.0.0.0/0 and routes steer traffic.
+	TrafficSelector bool           `json:"traffic_selector"`
+	Routes          []VPNRouteSpec `json:"routes"`
+}
+
+// VPNRouteSpec is one route of a VPN: a project subnet (CIDR) and the
+// remote network reached through the tunnel.
+type VPNRouteSpec struct {
+	LocalSubnet  string `json:"local_subnet"`
+	RemoteSubnet string `json:"remote_subnet"`
+}
+
+// VPNStatus is the live IPsec state of one VPN as its agent read it from
+// strongSwan (list-sas): GET /iaas/vpn_status/{vpn_id}/ answers the latest
+// report. An agent reports every VPN of its routers on each heartbeat.
+type VPNStatus struct {
+	VPNID           uint64 `json:"vpn_id"`
+	VirtualRouterID uint64 `json:"virtual_router_id"`
+	// Time is when the agent read the state (RFC 3339).
+	Time string `json:"time"`
+	// IKEState is strongSwan's IKE_SA state (ESTABLISHED, CONNECTING, …),
+	// or DOWN when there is no IKE SA.
+	IKEState    string `json:"ike_state"`
+	IKEVersion  int    `json:"ike_version,omitempty"`
+	LocalHost   string `json:"local_host,omitempty"`
+	RemoteHost  string `json:"remote_host,omitempty"`
+	Established int64  `json:"established_seconds,omitempty"`
+	// Children are the IPsec (child) SAs.
+	Children []VPNChildStatus `json:"children"`
+	// Error says why the VPN could not be loaded or read, if it could not.
+	Error string `json:"error,omitempty"`
+}
+
+// VPNChildStatus is one IPsec SA of a VPN.
+type VPNChildStatus struct {
+	Name       string   `json:"name"`
+	State      string   `json:"state"` // INSTALLED, REKEYING, …
+	LocalTS    []string `json:"local_ts"`
+	RemoteTS   []string `json:"remote_ts"`
+	BytesIn    uint64   `json:"bytes_in"`
+	BytesOut   uint64   `json:"bytes_out"`
+	PacketsIn  uint64   `json:"packets_in"`
+	PacketsOut uint64   `json:"packets_out"`
 }
 
 // NATSpec is one 1:1 NAT pair.
@@ -147,6 +223,8 @@ type Heartbeat struct {
 	// PolicyLog are the firewall log entries (rules with logging on) the
 	// agent's routers recorded since its last heartbeat.
 	PolicyLog []PolicyLogEntry `json:"policy_log,omitempty"`
+	// VPNStatus is the current state of every VPN on the agent's routers.
+	VPNStatus []VPNStatus `json:"vpn_status,omitempty"`
 	// Health is "ok" or "degraded"; Detail says why.
 	Health string `json:"health"`
 	Detail string `json:"detail,omitempty"`
@@ -186,6 +264,35 @@ type VMSpec struct {
 	// NICs in order: the gateway subnet's first.
 	NICs     []NICSpec    `json:"nics"`
 	Metadata MetadataSpec `json:"metadata"`
+	// Snapshots and Backups of the VM that are not CLOSED, by id. The agent
+	// reports their state changes like a VM's (PATCH /iaas/snapshot/{id}/
+	// and /iaas/backup/{id}/ with expected_state).
+	Snapshots []SnapshotSpec `json:"snapshots"`
+	Backups   []BackupSpec   `json:"backups"`
+}
+
+// SnapshotSpec is one snapshot of a VM. The VM's snapshots form a tree by
+// ParentID; the Active one is what the VM runs from. REQUESTED means take
+// it, RUNNING_UPDATE revert the VM to it, SCRUB delete it (and with
+// RemoveSubtree its descendants).
+type SnapshotSpec struct {
+	ID            uint64 `json:"id"`
+	Name          string `json:"name"`
+	ParentID      uint64 `json:"parent_id"`
+	Active        bool   `json:"active"`
+	RemoveSubtree bool   `json:"remove_subtree"`
+	State         int    `json:"state"`
+	Generation    uint64 `json:"generation"`
+}
+
+// BackupSpec is one backup of a VM: REQUESTED means copy the VM's disks
+// into the repository, SCRUB delete the copy.
+type BackupSpec struct {
+	ID         uint64 `json:"id"`
+	Name       string `json:"name"`
+	Repository int    `json:"repository"`
+	State      int    `json:"state"`
+	Generation uint64 `json:"generation"`
 }
 
 // ImageSpec is an image a VM is built from.
