@@ -320,3 +320,51 @@ func TestAgent_VPNsInWorkAndVPNStatus(t *testing.T) {
 		t.Errorf("a refused report changed the status: %+v", st)
 	}
 }
+
+// syncBuffer is a log sink the node writes from many goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// A VPN's pre-shared key reaches no log line, even at trace level, on its
+// way through create, update, a refused create and the agent's work.
+func TestVPNKeyIsNeverLogged(t *testing.T) {
+	var logs syncBuffer
+	n := apitest.Start(t, apitest.Options{LogLevel: "trace", LogOutput: &logs})
+	c := n.Client(t)
+	f := newFixture(t, n)
+	x := newComputeRegion(c, f.root, f.reg)
+	admin := f.r.Token(apitest.MemberAdmin)
+	id := create(c, admin, "/iaas/vpn/", vpnBody(f))
+	const second = "an0therSECRETkey"
+	c.Do("PATCH", apitest.Path("/iaas/vpn/", id), map[string]any{"ike_pre_shared_key": second}, admin).Expect(200)
+	b := vpnBody(f)
+	b["ike_pre_shared_key"] = "bad=" + testPSK
+	c.Do("POST", "/iaas/vpn/", b, admin).Expect(400)
+	work := c.Do("GET", "/v1/agent/work?router_id="+fmt.Sprint(x.rt), nil, x.robotR).Expect(200)
+	if !strings.Contains(string(work.Body), second) {
+		t.Errorf("the router's work does not carry the updated key")
+	}
+	out := logs.String()
+	if out == "" {
+		t.Fatal("no log captured: the test proves nothing")
+	}
+	for _, k := range []string{testPSK, second} {
+		if strings.Contains(out, k) {
+			t.Errorf("the log carries a pre-shared key:\n%s", out)
+		}
+	}
+}
