@@ -20,6 +20,9 @@ import (
 type machine struct {
 	kind string
 	set  func(ctx context.Context, id uint64, r client.StateReport) error
+	// plans are the object kind's state plans (nil: statePlans, the VMs'
+	// and virtual routers').
+	plans map[int]statePlan
 
 	// reported is the generation last reported per object in a stable
 	// state, so a drift-repair pass does not report it again.
@@ -45,7 +48,11 @@ type steps struct {
 
 // run drives o one step and returns the reconcile result.
 func (m *machine) run(ctx context.Context, o object, s steps, log hclog.Logger) (string, error) {
-	p, ok := statePlans[o.state]
+	plans := m.plans
+	if plans == nil {
+		plans = statePlans
+	}
+	p, ok := plans[o.state]
 	if !ok {
 		// IN_API, IGNORE, UNRESOURCED, CLOSED: nothing to do; what is
 		// built stays until a state asks otherwise.
