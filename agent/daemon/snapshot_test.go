@@ -104,3 +104,39 @@ func TestBackupFailure(t *testing.T) {
 		t.Errorf("after %d libvirt failures: %d", maxLibvirtFailures, c.state(303))
 	}
 }
+
+// TestSnapshotStaleSpec: a spec fetched between the claim and the report
+// (RUNNING_UPDATING) does not revert the VM a second time; a new revert
+// (a new generation) does.
+func TestSnapshotStaleSpec(t *testing.T) {
+	h, b, c := newVMTest()
+	c.states[7], c.states[101] = api.StateRunning, api.StateRunningUpdate
+	spec := api.VMSpec{ID: 7, State: api.StateRunning, Generation: 1,
+		Snapshots: []api.SnapshotSpec{{ID: 101, State: api.StateRunningUpdate, Generation: 2}}}
+	if err := h.Apply(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	spec.Snapshots[0].State = api.StateRunningUpdating // the claim's index
+	if err := h.Apply(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	reverts := func() (n int) {
+		for _, c := range b.log() {
+			if c == "snapshot-revert 7 snapshot-101" {
+				n++
+			}
+		}
+		return n
+	}
+	if n := reverts(); n != 1 || c.state(101) != api.StateRunning {
+		t.Fatalf("%d reverts, state %d; want 1 and RUNNING", n, c.state(101))
+	}
+	c.states[101] = api.StateRunningUpdate
+	spec.Snapshots[0] = api.SnapshotSpec{ID: 101, State: api.StateRunningUpdate, Generation: 3}
+	if err := h.Apply(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	if n := reverts(); n != 2 {
+		t.Errorf("a second revert request: %d reverts, want 2", n)
+	}
+}
