@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -156,6 +157,9 @@ func TestAgentSnapshots(t *testing.T) {
 			t.Errorf("domain is %q after the revert", st)
 		}
 		e.vmAt(w.vmID, api.StateRunning, 30*time.Second)
+		if n := strings.Count(e.agent.log(), "snapshot revert:"); n != 1 {
+			t.Errorf("the agent reverted %d times, want once", n)
+		}
 	})
 	t.Run("delete the second", func(t *testing.T) {
 		a.must(e.root, "PATCH", fmt.Sprintf("/iaas/snapshot/%d/", s2), map[string]any{"state": api.StateScrub}, 200)
@@ -169,6 +173,28 @@ func TestAgentSnapshots(t *testing.T) {
 		tree := a.must(e.root, "GET", fmt.Sprintf("/iaas/snapshot_tree/%d/", w.vmID), nil, 200)["branches"].([]any)
 		if len(tree) != 1 || len(tree[0].(map[string]any)["children"].([]any)) != 0 {
 			t.Errorf("snapshot_tree after the delete: %v", tree)
+		}
+	})
+
+	t.Run("agent restart mid-step converges", func(t *testing.T) {
+		// The agent dies after its claim and after libvirt took the
+		// snapshot, before its report: the restarted agent finds the
+		// snapshot taken and reports it.
+		if !e.agent.signal(syscall.SIGKILL, 10*time.Second) {
+			t.Fatal("agent survived SIGKILL")
+		}
+		s3 := a.create(e.root, "/iaas/snapshot/", map[string]any{"vm_id": w.vmID, "name": "interrupted"})
+		a.must(e.robot, "PATCH", fmt.Sprintf("/iaas/snapshot/%d/", s3), map[string]any{"state": api.StateBuilding, "expected_state": api.StateRequested}, 200)
+		virsh(t, "snapshot-create-as", w.domain, snapName(s3))
+		e.startAgent(e.agent.args[2])
+		_, took := e.objAt("snapshot", s3, api.StateRunning, 2*time.Minute)
+		t.Logf("restarted agent, BUILDING with the snapshot already taken → RUNNING: %v", took.Round(time.Millisecond))
+		list := strings.Fields(virsh(t, "snapshot-list", w.domain, "--name"))
+		if !slices.Equal(list, []string{snapName(s1), snapName(s3)}) && !slices.Equal(list, []string{snapName(s3), snapName(s1)}) {
+			t.Errorf("libvirt snapshots after the restart: %v", list)
+		}
+		if p := strings.TrimSpace(virsh(t, "snapshot-parent", w.domain, snapName(s3))); p != snapName(s1) {
+			t.Errorf("libvirt parent of %s is %q, want %s", snapName(s3), p, snapName(s1))
 		}
 	})
 
