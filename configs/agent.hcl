@@ -38,7 +38,10 @@ storage = {
 # image_dir        = "/var/lib/regent-agent/images"  # resolves relative image sources
 # seed_dir         = "/var/lib/regent-agent/seeds"   # NoCloud seed ISOs
 # console_log_dir  = "/var/lib/regent-agent/console" # serial console logs
-# backup_dir       = "/var/lib/regent-agent/backups"
+# backup_dir       = "/var/lib/regent-agent/backups" # VM backups: <backup_dir>/<domain>/backup-<id>/
+#                               # (one qcow2 per disk, the domain XML, manifest.json); created if
+#                               # missing; if it cannot be made or written the backup goes
+#                               # UNRESOURCED with error_code vm_backup_dir
 # shutdown_timeout = "2m"       # ACPI shutdown wait before quiesce destroys the domain
 
 # Tenant segments (both roles): "vxlan" (default) or "vlan".

@@ -20,11 +20,25 @@ import (
 type machine struct {
 	kind string
 	set  func(ctx context.Context, id uint64, r client.StateReport) error
+	// plans are the object kind's state plans (nil: statePlans, the VMs'
+	// and virtual routers').
+	plans map[int]statePlan
 
 	// reported is the generation last reported per object in a stable
 	// state, so a drift-repair pass does not report it again.
 	mu       sync.Mutex
 	reported map[uint64]uint64
+	// finished is the in-progress state and generation per object whose
+	// step this process finished and reported (to a stable state or
+	// UNRESOURCED): a spec fetched before that report (the claim's index)
+	// still shows the in-progress state, and acting on it again would
+	// repeat the step (a second snapshot revert). A claim clears it.
+	finished map[uint64]finishedStep
+}
+
+type finishedStep struct {
+	state      int
+	generation uint64
 }
 
 // object is what the machine needs of one object's spec.
@@ -45,14 +59,23 @@ type steps struct {
 
 // run drives o one step and returns the reconcile result.
 func (m *machine) run(ctx context.Context, o object, s steps, log hclog.Logger) (string, error) {
-	p, ok := statePlans[o.state]
+	plans := m.plans
+	if plans == nil {
+		plans = statePlans
+	}
+	p, ok := plans[o.state]
 	if !ok {
 		// IN_API, IGNORE, UNRESOURCED, CLOSED: nothing to do; what is
 		// built stays until a state asks otherwise.
 		return resultOK, nil
 	}
 	from := o.state
+	if p.claim == 0 && p.stable != 0 && m.wasFinished(o.id, finishedStep{o.state, o.generation}) {
+		log.Debug("stale spec: this step is done and reported; the next work fetch carries the new state")
+		return resultOK, nil
+	}
 	if p.claim != 0 {
+		m.setFinished(o.id, nil)
 		if p.act == actScrub {
 			// SCRUB_QUEUE: keep it down while it waits out the grace period.
 			if err := s.do(ctx, actQuiesce); err != nil {
@@ -90,6 +113,7 @@ func (m *machine) run(ctx context.Context, o object, s steps, log hclog.Logger) 
 	case err == nil:
 		if to != from {
 			log.Info("reported", "to", api.StateNames[to])
+			m.setFinished(o.id, &finishedStep{from, gen})
 		}
 		m.setReported(o.id, gen)
 		return resultOK, nil
@@ -126,6 +150,7 @@ func (m *machine) failure(ctx context.Context, o object, from int, p statePlan, 
 	switch {
 	case err == nil:
 		log.Error("UNRESOURCED", "error_code", code, "error", cause)
+		m.setFinished(o.id, &finishedStep{from, o.generation})
 		return resultInvalid, nil
 	case client.IsConflict(err):
 		return resultConflict, nil
@@ -149,11 +174,33 @@ func (m *machine) setReported(id, gen uint64) {
 	m.reported[id] = gen
 }
 
+func (m *machine) wasFinished(id uint64, f finishedStep) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	got, ok := m.finished[id]
+	return ok && got == f
+}
+
+// setFinished records (f) or clears (nil) the finished step of id.
+func (m *machine) setFinished(id uint64, f *finishedStep) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if f == nil {
+		delete(m.finished, id)
+		return
+	}
+	if m.finished == nil {
+		m.finished = map[uint64]finishedStep{}
+	}
+	m.finished[id] = *f
+}
+
 // forget drops what is known of a removed object.
 func (m *machine) forget(id uint64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.reported, id)
+	delete(m.finished, id)
 }
 
 // action is what a state asks of the host.

@@ -36,11 +36,20 @@ type vmBuilder interface {
 	Scrub(ctx context.Context, spec *api.VMSpec) error
 	Domains(ctx context.Context) ([]string, error)
 	ScrubDomain(ctx context.Context, name string) error
+	// Snapshots and backups (snapshot.go).
+	SnapshotCreate(ctx context.Context, spec *api.VMSpec, name string) error
+	SnapshotRevert(ctx context.Context, spec *api.VMSpec, name string) error
+	SnapshotDelete(ctx context.Context, spec *api.VMSpec, name string, subtree bool) error
+	Backup(ctx context.Context, spec *api.VMSpec, name string) (string, error)
+	BackupDelete(ctx context.Context, spec *api.VMSpec, name string) error
 }
 
-// vmReporter makes the compare-and-swap VM state reports.
+// vmReporter makes the compare-and-swap state reports of VMs and their
+// snapshots and backups.
 type vmReporter interface {
 	SetVMState(ctx context.Context, id uint64, r client.StateReport) error
+	SetSnapshotState(ctx context.Context, id uint64, r client.StateReport) error
+	SetBackupState(ctx context.Context, id uint64, r client.StateReport) error
 }
 
 // SetVMState reports a VM's state change to the controllers.
@@ -71,6 +80,8 @@ func (e *errNoSegment) Error() string {
 // error_detail.
 type vmHandler struct {
 	m       *machine
+	snaps   *machine // the VMs' snapshots (snapshot.go)
+	backups *machine // and backups
 	b       vmBuilder
 	metrics *Metrics
 	log     hclog.Logger
@@ -79,12 +90,14 @@ type vmHandler struct {
 	missing func(spec *api.VMSpec) []string
 
 	mu       sync.Mutex
-	failures map[uint64]int // consecutive vm_libvirt failures per VM
+	failures map[string]int // consecutive vm_libvirt failures per "vm/<id>", "snapshot/<id>", "backup/<id>"
 }
 
 func newVMHandler(b vmBuilder, report vmReporter, metrics *Metrics, log hclog.Logger) *vmHandler {
-	return &vmHandler{m: &machine{kind: "VM", set: report.SetVMState}, b: b, metrics: metrics, log: log,
-		failures: map[uint64]int{}}
+	return &vmHandler{m: &machine{kind: "VM", set: report.SetVMState},
+		snaps:   &machine{kind: "snapshot", set: report.SetSnapshotState, plans: snapshotPlans},
+		backups: &machine{kind: "backup", set: report.SetBackupState, plans: backupPlans},
+		b:       b, metrics: metrics, log: log, failures: map[string]int{}}
 }
 
 // vmVersion is a digest of the whole spec: any change reaches the host.
@@ -100,17 +113,26 @@ func (h *vmHandler) Key(s api.VMSpec) string { return h.b.DomainName(&s) }
 // Apply implements reconcile.Handler.
 func (h *vmHandler) Apply(ctx context.Context, spec api.VMSpec) error {
 	log := h.log.With("vm", spec.ID, "project", spec.ProjectID, "state", spec.State, "generation", spec.Generation)
+	key := fmt.Sprintf("vm/%d", spec.ID)
 	res, err := h.m.run(ctx, object{id: spec.ID, generation: spec.Generation, state: spec.State}, steps{
 		do:     func(ctx context.Context, act action) error { return h.do(ctx, &spec, act, log) },
-		failed: func(err error) string { return h.failed(spec.ID, err) },
+		failed: func(err error) string { return h.failedKey(key, err) },
 	}, log)
 	if err == nil {
-		h.mu.Lock()
-		delete(h.failures, spec.ID)
-		h.mu.Unlock()
+		h.clearFailures(key)
 	}
 	h.metrics.reconciled(api.KindVM, res)
-	return err
+	if err != nil || res != resultOK {
+		return err
+	}
+	// The domain is as the VM's state says: now its snapshots and backups.
+	return h.applySnapshots(ctx, &spec, log)
+}
+
+func (h *vmHandler) clearFailures(key string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.failures, key)
 }
 
 func (h *vmHandler) do(ctx context.Context, spec *api.VMSpec, act action, log hclog.Logger) error {
@@ -149,10 +171,11 @@ func (h *vmHandler) do(ctx context.Context, spec *api.VMSpec, act action, log hc
 	return err
 }
 
-// failed classifies a failure: the agent/vm code of a VM that cannot be
-// built as its spec says; "" (retry) for a missing segment, a lost
-// libvirtd connection and the first plain libvirt errors.
-func (h *vmHandler) failed(id uint64, err error) string {
+// failedKey classifies a failure of the VM, snapshot or backup key: the
+// agent/vm code of one that cannot be made as its spec says; "" (retry)
+// for a missing segment, a lost libvirtd connection and the first plain
+// libvirt errors.
+func (h *vmHandler) failedKey(id string, err error) string {
 	var ve *vm.Error
 	if !errors.As(err, &ve) {
 		return ""

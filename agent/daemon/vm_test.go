@@ -73,6 +73,27 @@ func (f *fakeVMs) ScrubDomain(_ context.Context, name string) error {
 	delete(f.domains, name)
 	return nil
 }
+func (f *fakeVMs) recName(c string, s *api.VMSpec, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf("%s %d %s", c, s.ID, name))
+	return f.errs[c]
+}
+func (f *fakeVMs) SnapshotCreate(_ context.Context, s *api.VMSpec, name string) error {
+	return f.recName("snapshot-create", s, name)
+}
+func (f *fakeVMs) SnapshotRevert(_ context.Context, s *api.VMSpec, name string) error {
+	return f.recName("snapshot-revert", s, name)
+}
+func (f *fakeVMs) SnapshotDelete(_ context.Context, s *api.VMSpec, name string, subtree bool) error {
+	return f.recName(fmt.Sprintf("snapshot-delete(subtree=%v)", subtree), s, name)
+}
+func (f *fakeVMs) Backup(_ context.Context, s *api.VMSpec, name string) (string, error) {
+	return "/backups/" + name, f.recName("backup", s, name)
+}
+func (f *fakeVMs) BackupDelete(_ context.Context, s *api.VMSpec, name string) error {
+	return f.recName("backup-delete", s, name)
+}
 func (f *fakeVMs) log() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -83,6 +104,15 @@ func (f *fakeVMs) log() []string {
 type vmController struct{ *fakeController }
 
 func (c vmController) SetVMState(ctx context.Context, id uint64, r client.StateReport) error {
+	return c.SetRouterState(ctx, id, r)
+}
+
+// Snapshots and backups share the fake's states: tests give them ids
+// apart from the VMs'.
+func (c vmController) SetSnapshotState(ctx context.Context, id uint64, r client.StateReport) error {
+	return c.SetRouterState(ctx, id, r)
+}
+func (c vmController) SetBackupState(ctx context.Context, id uint64, r client.StateReport) error {
 	return c.SetRouterState(ctx, id, r)
 }
 

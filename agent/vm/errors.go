@@ -12,6 +12,9 @@ const (
 	CodeImageChecksum = "vm_image_checksum"
 	CodePoolFull      = "vm_pool_full"
 	CodeLibvirt       = "vm_libvirt"
+	// CodeBackupDir: the backup directory cannot be made or written (not
+	// a directory, read-only, no permission). Retrying does not help.
+	CodeBackupDir = "vm_backup_dir"
 )
 
 // Error is a build failure the controller should see: Code goes to the

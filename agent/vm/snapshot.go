@@ -39,6 +39,15 @@ type snapshotDiskXML struct {
 
 var snapshotNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 
+// SnapshotName is the libvirt name of the controller's snapshot id:
+// stable (the user's name may change and need not be a valid libvirt
+// name), so a restarted agent finds what it took.
+func SnapshotName(id uint64) string { return fmt.Sprintf("snapshot-%d", id) }
+
+// BackupName is the directory name of the controller's backup id, under
+// <BackupDir>/<domain>/.
+func BackupName(id uint64) string { return fmt.Sprintf("backup-%d", id) }
+
 func checkSnapshotName(name string) error {
 	if !snapshotNameRe.MatchString(name) {
 		return newError(CodeBadSpec, "snapshot name %q: letters, digits, _ . - only, at most 128", name)
@@ -193,11 +202,20 @@ func (b *Builder) Backup(ctx context.Context, spec *api.VMSpec, name string) (st
 	}
 	tmpDir := dir + ".partial"
 	if err := os.RemoveAll(tmpDir); err != nil {
-		return "", lv(err, "backup %s", dom)
+		return "", newError(CodeBackupDir, "backup %s: %v", dom, err)
 	}
 	if err := os.MkdirAll(tmpDir, 0o750); err != nil {
-		return "", lv(err, "backup %s", dom)
+		return "", newError(CodeBackupDir, "backup %s: %v", dom, err)
 	}
+	// Probe the directory before the disks are frozen: a read-only or
+	// foreign directory fails here, with the domain untouched.
+	probe, err := os.CreateTemp(tmpDir, ".probe-*")
+	if err != nil {
+		os.RemoveAll(tmpDir)
+		return "", newError(CodeBackupDir, "backup %s: %v", dom, err)
+	}
+	probe.Close()
+	os.Remove(probe.Name())
 
 	frozen := cur.live != nil
 	if frozen {

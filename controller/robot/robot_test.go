@@ -50,3 +50,13 @@ func TestCapacityChanged(t *testing.T) {
 		}
 	}
 }
+
+func TestBucketFilesSnapshotScrubUnderScrubOnly(t *testing.T) {
+	b := newBucket()
+	if !b.addObject(1, api.StateScrub, false) || !b.addObject(2, api.StateRequested, false) || b.addObject(3, api.StateRunning, true) {
+		t.Fatal("addObject listed the wrong states")
+	}
+	if !slices.Equal(b.Scrub, []uint64{1}) || len(b.ScrubPrep) != 0 || !slices.Equal(b.Build, []uint64{2}) {
+		t.Errorf("bucket = %+v", b)
+	}
+}

@@ -55,6 +55,16 @@ func (b *Bucket) add(id uint64, s int, scrubDue bool) bool {
 	return true
 }
 
+// addObject files a snapshot, backup or ceph id: like add, but SCRUB goes
+// to scrub alone (CloudCIX lists scrubprep for VMs and routers only).
+func (b *Bucket) addObject(id uint64, s int, scrubDue bool) bool {
+	if s == api.StateScrub {
+		b.Scrub = append(b.Scrub, id)
+		return true
+	}
+	return b.add(id, s, scrubDue)
+}
+
 func (b *Bucket) merge(o *Bucket) {
 	b.Build = append(b.Build, o.Build...)
 	b.Quiesce = append(b.Quiesce, o.Quiesce...)
@@ -80,7 +90,7 @@ type RunRobot struct {
 }
 
 // RunRobotTables are what the listing depends on (blocking queries).
-var RunRobotTables = []string{state.VMs, state.VirtualRouters, state.Projects}
+var RunRobotTables = []string{state.VMs, state.VirtualRouters, state.Projects, state.Snapshots, state.Backups}
 
 // ListRunRobot lists what the robots of a region have to do, derived from
 // object states alone (level-triggered: nothing is cleared by reading, so
@@ -118,6 +128,23 @@ func ListRunRobot(r *state.ReadTxn, region uint64, now time.Time) RunRobot {
 			}
 			if res[key].add(vm.ID, vm.State, api.ScrubDue(vm.State, vm.StateChanged, p.GracePeriod, now)) {
 				projects[p.ID] = true
+			}
+			// Snapshots and backups go by their VM's driver; they have no
+			// phantom bucket (a phantom VM's are filed as KVM's) and, with
+			// no delete queue, SCRUB is listed under scrub only.
+			driver := "_kvm"
+			if key == "vm_hyperv" {
+				driver = "_hyperv"
+			}
+			for _, s := range r.SnapshotsOfVM(vm.ID) {
+				if res["snapshot"+driver].addObject(s.ID, s.State, api.ScrubDue(s.State, s.StateChanged, p.GracePeriod, now)) {
+					projects[p.ID] = true
+				}
+			}
+			for _, b := range r.BackupsOfVM(vm.ID) {
+				if res["backup"+driver].addObject(b.ID, b.State, api.ScrubDue(b.State, b.StateChanged, p.GracePeriod, now)) {
+					projects[p.ID] = true
+				}
 			}
 		}
 	}

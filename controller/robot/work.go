@@ -5,6 +5,7 @@
 package robot
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -18,7 +19,7 @@ import (
 // WorkTables are the tables a work query depends on: a blocking query
 // on them wakes when anything an agent builds from changes.
 var WorkTables = []string{state.VMs, state.VirtualRouters, state.Storages, state.IPAddresses, state.IPBlocks,
-	state.Projects, state.Servers, state.Routers, state.Images, state.StorageTypes, state.VPNs}
+	state.Projects, state.Servers, state.Routers, state.Images, state.StorageTypes, state.VPNs, state.Snapshots, state.Backups}
 
 // Work returns everything that is not CLOSED on a server (its VMs) and a
 // router (its virtual routers). A zero id stands for a role the caller
@@ -230,8 +231,22 @@ func metadata(r *state.ReadTxn, vm *api.VM) (api.MetadataSpec, bool) {
 func VMSpec(r *state.ReadTxn, vm *api.VM) api.VMSpec {
 	spec := api.VMSpec{ID: vm.ID, ProjectID: vm.ProjectID, Name: vm.Name, State: vm.State, Generation: vm.Generation,
 		CPU: vm.CPU, RAMMB: vm.RAM * 1024, Storages: []api.StorageSpec{}, NICs: []api.NICSpec{},
-		Snapshots: []api.SnapshotSpec{}, Backups: []api.BackupSpec{},
-		Metadata: api.MetadataSpec{IPAddresses: []api.MetadataAddress{}}}
+		Metadata:  api.MetadataSpec{IPAddresses: []api.MetadataAddress{}},
+		Snapshots: []api.SnapshotSpec{}, Backups: []api.BackupSpec{}}
+	for _, s := range r.SnapshotsOfVM(vm.ID) {
+		if s.State != api.StateClosed {
+			spec.Snapshots = append(spec.Snapshots, api.SnapshotSpec{ID: s.ID, Name: s.Name, ParentID: s.ParentID,
+				Active: s.Active, RemoveSubtree: s.RemoveSubtree, State: s.State, Generation: s.Generation})
+		}
+	}
+	for _, b := range r.BackupsOfVM(vm.ID) {
+		if b.State != api.StateClosed {
+			spec.Backups = append(spec.Backups, api.BackupSpec{ID: b.ID, Name: b.Name, Repository: b.Repository,
+				State: b.State, Generation: b.Generation})
+		}
+	}
+	slices.SortFunc(spec.Snapshots, func(a, b api.SnapshotSpec) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(spec.Backups, func(a, b api.BackupSpec) int { return cmp.Compare(a.ID, b.ID) })
 	if img, ok := r.Image(vm.ImageID); ok {
 		spec.Image = api.ImageSpec{ID: img.ID, Filename: img.Filename, OSVariant: img.OSVariant, CloudInit: img.CloudInit, Windows: img.Windows,
 			Source: img.Source, SHA256: img.SHA256}

@@ -56,6 +56,15 @@ func (e *agentEnv) work(t *testing.T, query string) (wire.Work, string) {
 	return w.Content, r.Header.Get("X-Regent-Index")
 }
 
+// vmWork is the work of the server alone (the hypervisor role).
+func (e *agentEnv) vmWork(t *testing.T, query string) (wire.Work, string) {
+	t.Helper()
+	r := e.c.For(t).Do("GET", fmt.Sprintf("/v1/agent/work?server_id=%d%s", e.server, query), nil, e.robot).Expect(200)
+	var w wire.Item[wire.Work]
+	r.JSON(&w)
+	return w.Content, r.Header.Get("X-Regent-Index")
+}
+
 func TestAgent_RegisterIsIdempotentAndRecordsTheHost(t *testing.T) {
 	e := newAgentEnv(t)
 	again := e.c.Do("POST", "/v1/agent/register", e.register, e.robot).Expect(200).Content()
@@ -366,5 +375,124 @@ func TestVPNKeyIsNeverLogged(t *testing.T) {
 		if strings.Contains(out, k) {
 			t.Errorf("the log carries a pre-shared key:\n%s", out)
 		}
+	}
+}
+
+// TestAgent_SnapshotsAndBackupsInWork: a VM's spec carries its snapshots
+// and backups that are not CLOSED (never null), a blocking work query wakes
+// on them, run_robot lists them, and the region's robot moves their states
+// by compare-and-swap like a VM's (409 on a mismatch, 404 for another
+// region's robot).
+func TestAgent_SnapshotsAndBackupsInWork(t *testing.T) {
+	e := newAgentEnv(t)
+	c, f, x := e.c, e.f, e.x
+	admin := f.r.Token(apitest.MemberAdmin)
+	cloudID(c.Do("POST", "/iaas/cloud/", cloudBody(f.n.Unique("p"), f.reg, x, 1), admin).Expect(201))
+	w, _ := e.vmWork(t, "")
+	if len(w.VMs) != 1 {
+		t.Fatalf("work: %d VMs", len(w.VMs))
+	}
+	vm := w.VMs[0]
+	vmPath := apitest.Path("/iaas/vm/", vm.ID)
+	c.Do("PATCH", vmPath, map[string]any{"state": wire.StateBuilding, "expected_state": wire.StateRequested}, e.robot).Expect(200)
+	c.Do("PATCH", vmPath, map[string]any{"state": wire.StateRunning, "expected_state": wire.StateBuilding}, e.robot).Expect(200)
+	raw := c.Do("GET", fmt.Sprintf("/v1/agent/work?server_id=%d", e.server), nil, e.robot).Expect(200)
+	if !strings.Contains(string(raw.Body), `"snapshots":[]`) || !strings.Contains(string(raw.Body), `"backups":[]`) {
+		t.Errorf("a VM without snapshots or backups must carry empty lists, not null: %s", raw.Body)
+	}
+
+	// A blocking work query wakes on a new snapshot.
+	_, idx := e.vmWork(t, "")
+	done := make(chan wire.Work, 1)
+	go func() {
+		w, _ := e.vmWork(t, "&index="+idx+"&wait=10s")
+		done <- w
+	}()
+	time.Sleep(50 * time.Millisecond)
+	s1 := create(c, admin, "/iaas/snapshot/", map[string]any{"vm_id": vm.ID, "name": "first one"})
+	select {
+	case w = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the blocking work query did not return after a snapshot create")
+	}
+	if got := w.VMs[0].Snapshots; len(got) != 1 || got[0].ID != s1 || got[0].State != wire.StateRequested || !got[0].Active ||
+		got[0].Name != "first one" || got[0].Generation != 1 {
+		t.Fatalf("snapshots in the spec: %+v", got)
+	}
+	b1 := create(c, admin, "/iaas/backup/", map[string]any{"vm_id": vm.ID, "name": "nightly", "repository": 2})
+
+	// run_robot lists both, under the VM's driver.
+	rr := c.Do("GET", "/iaas/run_robot/", nil, e.robot).Expect(200).Content()
+	ids := func(m map[string]any, bucket, key string) []any { return m[bucket].(map[string]any)[key].([]any) }
+	res := rr["resource"].(map[string]any)
+	if s := ids(rr, "snapshots", "build"); len(s) != 1 || s[0] != float64(s1) || len(ids(res, "snapshot_kvm", "build")) != 1 {
+		t.Errorf("run_robot snapshots: %v", rr["snapshots"])
+	}
+	if b := ids(rr, "backups", "build"); len(b) != 1 || b[0] != float64(b1) || len(ids(res, "backup_kvm", "build")) != 1 {
+		t.Errorf("run_robot backups: %v", rr["backups"])
+	}
+	if p := rr["project_ids"].([]any); len(p) != 1 {
+		t.Errorf("run_robot project_ids: %v", p)
+	}
+
+	// Compare-and-swap by the region's robot.
+	sp, bp := apitest.Path("/iaas/snapshot/", s1), apitest.Path("/iaas/backup/", b1)
+	c.Do("PATCH", sp, map[string]any{"state": wire.StateBuilding, "expected_state": wire.StateRequested}, e.robot).Expect(200)
+	if got := c.Do("PATCH", sp, map[string]any{"state": wire.StateBuilding, "expected_state": wire.StateRequested}, e.robot).Expect(409).ErrorCode(); got != "iaas_snapshot_update_004" {
+		t.Errorf("a lost claim: %q", got)
+	}
+	if got := c.Do("PATCH", sp, map[string]any{"state": wire.StateRunning}, e.robot).Expect(400).FieldCode("expected_state"); got != "iaas_snapshot_update_111" {
+		t.Errorf("a robot change without expected_state: %q", got)
+	}
+	_, other := c.CreateRobotToken(f.root, c.CreateRegion(f.root, f.n.Unique("other-region")))
+	c.Do("PATCH", sp, map[string]any{"state": wire.StateRunning, "expected_state": wire.StateBuilding}, other).Expect(404)
+	c.Do("PATCH", bp, map[string]any{"state": wire.StateBuilding, "expected_state": wire.StateRequested}, other).Expect(404)
+	gen := uint64(1)
+	s := c.Do("PATCH", sp, map[string]any{"state": wire.StateRunning, "expected_state": wire.StateBuilding, "observed_generation": gen}, e.robot).Expect(200).Content()
+	if s["state"] != float64(wire.StateRunning) || s["observed_generation"] != float64(1) {
+		t.Errorf("snapshot after the build: %v", s)
+	}
+	// A failed backup keeps its error; the backup leaves the build bucket.
+	c.Do("PATCH", bp, map[string]any{"state": wire.StateBuilding, "expected_state": wire.StateRequested}, e.robot).Expect(200)
+	if got := c.Do("PATCH", bp, map[string]any{"state": wire.StateRunning, "expected_state": wire.StateRequested}, e.robot).Expect(409).ErrorCode(); got != "iaas_backup_update_004" {
+		t.Errorf("backup CAS mismatch: %q", got)
+	}
+	b := c.Do("PATCH", bp, map[string]any{"state": wire.StateUnresourced, "expected_state": wire.StateBuilding,
+		"error_code": "vm_backup", "error_detail": "backup dir is not writable"}, e.robot).Expect(200).Content()
+	if b["state"] != float64(wire.StateUnresourced) || b["error_code"] != "vm_backup" || b["error_detail"] != "backup dir is not writable" || b["time_valid"] != "" {
+		t.Errorf("backup after a failure: %v", b)
+	}
+	// A user cannot send the robot's fields.
+	if got := c.Do("PATCH", sp, map[string]any{"state": wire.StateRunningUpdate, "error_code": "x"}, admin).Expect(403).ErrorCode(); got != "iaas_snapshot_update_203" {
+		t.Errorf("a user's error_code: %q", got)
+	}
+
+	// Revert and delete go through the spec; a CLOSED snapshot leaves it.
+	c.Do("PATCH", sp, map[string]any{"state": wire.StateRunningUpdate}, admin).Expect(200)
+	w, _ = e.vmWork(t, "")
+	if got := w.VMs[0].Snapshots; len(got) != 1 || got[0].State != wire.StateRunningUpdate || got[0].Generation != 2 {
+		t.Errorf("snapshot to revert: %+v", got)
+	}
+	if got := w.VMs[0].Backups; len(got) != 1 || got[0].ID != b1 || got[0].State != wire.StateUnresourced || got[0].Repository != 2 {
+		t.Errorf("backups in the spec: %+v", got)
+	}
+	for _, st := range [][2]int{{wire.StateRunningUpdating, wire.StateRunningUpdate}, {wire.StateRunning, wire.StateRunningUpdating}} {
+		c.Do("PATCH", sp, map[string]any{"state": st[0], "expected_state": st[1], "observed_generation": 2}, e.robot).Expect(200)
+	}
+	c.Do("PATCH", sp, map[string]any{"state": wire.StateScrub, "remove_subtree": true}, admin).Expect(200)
+	rr = c.Do("GET", "/iaas/run_robot/", nil, e.robot).Expect(200).Content()
+	if s := ids(rr, "snapshots", "scrub"); len(s) != 1 || len(ids(rr, "snapshots", "scrubprep")) != 0 {
+		t.Errorf("a snapshot to delete is listed under scrub alone: %v", rr["snapshots"])
+	}
+	w, _ = e.vmWork(t, "")
+	if got := w.VMs[0].Snapshots; len(got) != 1 || got[0].State != wire.StateScrub || !got[0].RemoveSubtree {
+		t.Errorf("snapshot to delete: %+v", got)
+	}
+	for _, st := range [][2]int{{wire.StateScrubbing, wire.StateScrub}, {wire.StateClosed, wire.StateScrubbing}} {
+		c.Do("PATCH", sp, map[string]any{"state": st[0], "expected_state": st[1]}, e.robot).Expect(200)
+	}
+	w, _ = e.vmWork(t, "")
+	if got := w.VMs[0].Snapshots; len(got) != 0 {
+		t.Errorf("a CLOSED snapshot is still in the spec: %+v", got)
 	}
 }

@@ -52,7 +52,7 @@ func (a *AgentService) Work(ctx context.Context, serverID, routerID, index uint6
 	return &out.Content, meta, nil
 }
 
-// StateReport is a robot's state change of a VM or virtual router:
+// StateReport is a robot's state change of a VM, virtual router, snapshot or backup:
 // compare-and-swap from Expected to State (a mismatch is a 409, see
 // IsConflict), with the generation it built and, for UNRESOURCED, why.
 type StateReport struct {
@@ -72,5 +72,19 @@ func (a *AgentService) SetVMState(ctx context.Context, id uint64, r StateReport)
 // SetRouterState reports a virtual router's state change.
 func (a *AgentService) SetRouterState(ctx context.Context, id uint64, r StateReport) error {
 	_, err := a.c.do(ctx, &request{method: http.MethodPatch, path: "/iaas/virtual_router/" + strconv.FormatUint(id, 10) + "/", body: r}, nil)
+	return err
+}
+
+// SetSnapshotState reports a snapshot's state change (the same
+// compare-and-swap as a VM's).
+func (a *AgentService) SetSnapshotState(ctx context.Context, id uint64, r StateReport) error {
+	_, err := a.c.do(ctx, &request{method: http.MethodPatch, path: "/iaas/snapshot/" + strconv.FormatUint(id, 10) + "/", body: r}, nil)
+	return err
+}
+
+// SetBackupState reports a backup's state change (the same
+// compare-and-swap as a VM's).
+func (a *AgentService) SetBackupState(ctx context.Context, id uint64, r StateReport) error {
+	_, err := a.c.do(ctx, &request{method: http.MethodPatch, path: "/iaas/backup/" + strconv.FormatUint(id, 10) + "/", body: r}, nil)
 	return err
 }

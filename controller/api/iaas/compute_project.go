@@ -445,8 +445,8 @@ func registerVM(a *api.API) {
 				return nil, err
 			}
 			spec := in.CPU != nil || in.RAM != nil || in.GPU != nil || in.Name != nil || in.DNS != nil || in.Storages != nil
-			if q.P.Role == auth.Robot && q.P.ServerID != 0 && cur.ServerID != q.P.ServerID {
-				return nil, wire.Errorf(http.StatusForbidden, q.Code(204), "This robot token is bound to server %d; VM %d is on server %d.", q.P.ServerID, cur.ID, cur.ServerID)
+			if err := robotOnServer(q, cur); err != nil {
+				return nil, err
 			}
 			if in.present() {
 				if spec {

@@ -46,9 +46,17 @@ func snapshotShape(q *api.Request, in *wire.SnapshotInput) (uint64, string, erro
 	return vm, name, fe.Err()
 }
 
-// snapshotStateCommand builds the state change of a snapshot or backup;
-// remove_subtree alone (snapshots, users) keeps the state and sets the flag.
-func snapshotStateCommand(q *api.Request, kind string, id uint64, curState int, in *SnapshotUpdateInput) (*fsm.Command, error) {
+// snapshotStateCommand builds the state change of a snapshot or backup of
+// vm with the same generic path as a VM's (stateCommand, then SetState:
+// robots the ROBOT map with compare-and-swap, observed_generation and the
+// error of UNRESOURCED); remove_subtree alone (snapshots, users) keeps the
+// state and sets the flag.
+func snapshotStateCommand(q *api.Request, kind string, id, vm uint64, curState int, in *SnapshotUpdateInput) (*fsm.Command, error) {
+	if v, ok := q.Txn.VM(vm); ok {
+		if err := robotOnServer(q, v); err != nil {
+			return nil, err
+		}
+	}
 	if in.RemoveSubtree != nil && kind != wire.KindSnapshot {
 		return nil, wire.Errorf(http.StatusBadRequest, q.Code(115), "remove_subtree is a snapshot field.")
 	}
@@ -100,7 +108,7 @@ func registerSnapshot(a *api.API) {
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
-			return snapshotStateCommand(q, wire.KindSnapshot, cur.ID, cur.State, &in)
+			return snapshotStateCommand(q, wire.KindSnapshot, cur.ID, cur.VMID, cur.State, &in)
 		},
 	})
 	handle(a, "GET /iaas/snapshot_tree/{vm_id}/{$}", "snapshot_tree", auth.Read, func(q *api.Request) error {
@@ -173,7 +181,7 @@ func registerBackup(a *api.API) {
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
-			return snapshotStateCommand(q, wire.KindBackup, cur.ID, cur.State, &in)
+			return snapshotStateCommand(q, wire.KindBackup, cur.ID, cur.VMID, cur.State, &in)
 		},
 	})
 	api.Register(a, api.Service[*wire.ObjectHistory]{

@@ -1,0 +1,142 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/regentcloud/regent/agent/vm"
+	"github.com/regentcloud/regent/pkg/api"
+)
+
+// TestSnapshotStateMachine: a RUNNING VM's snapshots and backups go
+// through the ROBOT map with libvirt names from their ids; stable ones
+// are left alone.
+func TestSnapshotStateMachine(t *testing.T) {
+	h, b, c := newVMTest()
+	c.states[7] = api.StateRunning
+	spec := api.VMSpec{ID: 7, ProjectID: 3, State: api.StateRunning, Generation: 1,
+		Snapshots: []api.SnapshotSpec{
+			{ID: 101, State: api.StateRequested, Generation: 1},
+			{ID: 102, State: api.StateRunningUpdate, Generation: 2},
+			{ID: 103, State: api.StateScrub, RemoveSubtree: true, Generation: 1},
+			{ID: 104, State: api.StateBuilding, Generation: 1}, // resumed after a restart
+			{ID: 105, State: api.StateRunning, Generation: 1},
+			{ID: 106, State: api.StateUnresourced, Generation: 1},
+		},
+		Backups: []api.BackupSpec{
+			{ID: 201, State: api.StateRequested, Generation: 1},
+			{ID: 202, State: api.StateScrub, Generation: 1},
+			{ID: 203, State: api.StateScrubbing, Generation: 1},
+		}}
+	want := map[uint64]int{101: api.StateRunning, 102: api.StateRunning, 103: api.StateClosed, 104: api.StateRunning,
+		105: api.StateRunning, 106: api.StateUnresourced, 201: api.StateRunning, 202: api.StateClosed, 203: api.StateClosed}
+	for _, s := range spec.Snapshots {
+		c.states[s.ID] = s.State
+	}
+	for _, bk := range spec.Backups {
+		c.states[bk.ID] = bk.State
+	}
+	if err := h.Apply(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	for id, st := range want {
+		if got := c.state(id); got != st {
+			t.Errorf("%d: state %d, want %d", id, got, st)
+		}
+	}
+	wantCalls := []string{"build 7", "snapshot-create 7 snapshot-101", "snapshot-revert 7 snapshot-102",
+		"snapshot-delete(subtree=true) 7 snapshot-103", "snapshot-create 7 snapshot-104",
+		"backup 7 backup-201", "backup-delete 7 backup-202", "backup-delete 7 backup-203"}
+	if got := b.log(); !slices.Equal(got, wantCalls) {
+		t.Errorf("builder calls\n%q\nwant\n%q", got, wantCalls)
+	}
+	// A VM that is not built yet leaves its snapshots alone.
+	h, b, c = newVMTest()
+	c.states[8], c.states[111] = api.StateRequested, api.StateRequested
+	if err := h.Apply(context.Background(), api.VMSpec{ID: 8, State: api.StateRequested, Generation: 1,
+		Snapshots: []api.SnapshotSpec{{ID: 111, State: api.StateRequested}}}); err != nil {
+		t.Fatal(err)
+	}
+	if c.state(111) != api.StateRequested || slices.Contains(b.log(), "snapshot-create 8 snapshot-111") {
+		t.Errorf("a snapshot of an unbuilt VM was taken: %v", b.log())
+	}
+}
+
+// TestBackupFailure: an unwritable backup directory puts the backup
+// UNRESOURCED with its code at once; a plain libvirt error is retried; the
+// VM and its other objects are not affected.
+func TestBackupFailure(t *testing.T) {
+	h, b, c := newVMTest()
+	c.states[7], c.states[301], c.states[302] = api.StateRunning, api.StateRequested, api.StateRequested
+	b.errs["backup"] = &vm.Error{Code: vm.CodeBackupDir, Err: errors.New("mkdir /backups/x: not a directory")}
+	spec := api.VMSpec{ID: 7, State: api.StateRunning, Generation: 1,
+		Snapshots: []api.SnapshotSpec{{ID: 302, State: api.StateRequested, Generation: 1}},
+		Backups:   []api.BackupSpec{{ID: 301, State: api.StateRequested, Generation: 1}}}
+	if err := h.Apply(context.Background(), spec); err != nil {
+		t.Fatalf("an UNRESOURCED backup is not a retry: %v", err)
+	}
+	if c.state(301) != api.StateUnresourced || c.state(302) != api.StateRunning || c.state(7) != api.StateRunning {
+		t.Fatalf("states: backup %d snapshot %d vm %d", c.state(301), c.state(302), c.state(7))
+	}
+	last := c.reports[len(c.reports)-1]
+	if last.ErrorCode != vm.CodeBackupDir || last.ErrorDetail == "" {
+		t.Errorf("report %+v", last)
+	}
+	// A plain libvirt error: retried (BUILDING kept) until maxLibvirtFailures.
+	c.states[303] = api.StateRequested
+	b.errs["backup"] = &vm.Error{Code: vm.CodeLibvirt, Err: errors.New("virDomainSnapshotCreateXML: busy")}
+	spec.Backups = []api.BackupSpec{{ID: 303, State: api.StateRequested, Generation: 1}}
+	for i := 1; i < maxLibvirtFailures; i++ {
+		if err := h.Apply(context.Background(), spec); err == nil {
+			t.Fatalf("attempt %d: no error to retry", i)
+		}
+		spec.Backups[0].State = c.state(303)
+		if c.state(303) != api.StateBuilding {
+			t.Fatalf("attempt %d: state %d", i, c.state(303))
+		}
+	}
+	if err := h.Apply(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	if c.state(303) != api.StateUnresourced {
+		t.Errorf("after %d libvirt failures: %d", maxLibvirtFailures, c.state(303))
+	}
+}
+
+// TestSnapshotStaleSpec: a spec fetched between the claim and the report
+// (RUNNING_UPDATING) does not revert the VM a second time; a new revert
+// (a new generation) does.
+func TestSnapshotStaleSpec(t *testing.T) {
+	h, b, c := newVMTest()
+	c.states[7], c.states[101] = api.StateRunning, api.StateRunningUpdate
+	spec := api.VMSpec{ID: 7, State: api.StateRunning, Generation: 1,
+		Snapshots: []api.SnapshotSpec{{ID: 101, State: api.StateRunningUpdate, Generation: 2}}}
+	if err := h.Apply(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	spec.Snapshots[0].State = api.StateRunningUpdating // the claim's index
+	if err := h.Apply(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	reverts := func() (n int) {
+		for _, c := range b.log() {
+			if c == "snapshot-revert 7 snapshot-101" {
+				n++
+			}
+		}
+		return n
+	}
+	if n := reverts(); n != 1 || c.state(101) != api.StateRunning {
+		t.Fatalf("%d reverts, state %d; want 1 and RUNNING", n, c.state(101))
+	}
+	c.states[101] = api.StateRunningUpdate
+	spec.Snapshots[0] = api.SnapshotSpec{ID: 101, State: api.StateRunningUpdate, Generation: 3}
+	if err := h.Apply(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	if n := reverts(); n != 2 {
+		t.Errorf("a second revert request: %d reverts, want 2", n)
+	}
+}

@@ -1,0 +1,263 @@
+package systest
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/regentcloud/regent/agent/netrouter"
+	"github.com/regentcloud/regent/pkg/api"
+)
+
+// vmWorld is a controller, a hypervisor agent over libvirtd (QEMU TCG)
+// and one RUNNING VM, as TestAgentVMs sets them up.
+type vmWorld struct {
+	e         *env
+	root      string // the agent's directories
+	backups   string // its backup_dir
+	domPrefix string
+	vmID      uint64
+	domain    string
+}
+
+func newVMWorld(t *testing.T) *vmWorld {
+	e := newEnv(t)
+	requireLibvirt(t)
+	w := &vmWorld{e: e, root: vmTestRoot(t, e.prefix), domPrefix: e.prefix + "-"}
+	e.cleanupDomains(w.domPrefix)
+	e.disks = filepath.Join(w.root, "pool-ssd")
+	w.backups = filepath.Join(w.root, "backups")
+	images := filepath.Join(w.root, "images")
+	os.MkdirAll(images, 0o755)
+	image := filepath.Join(images, "tiny.qcow2")
+	sh(t, "qemu-img", "create", "-q", "-f", "qcow2", image, "64M")
+	data, err := os.ReadFile(image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	e.startController()
+	e.catalogue()
+	e.api.must(e.root, "PATCH", fmt.Sprintf("/iaas/image/%d/", e.img), map[string]any{"source": image, "sha256": hex.EncodeToString(sum[:])}, 200)
+	extra := fmt.Sprintf(`domain_type = "qemu"
+domain_prefix = %q
+storage_root = %q
+image_dir = %q
+seed_dir = %q
+console_log_dir = %q
+backup_dir = %q
+shutdown_timeout = "3s"
+`, w.domPrefix, filepath.Join(w.root, "pools"), images, filepath.Join(w.root, "seeds"), filepath.Join(w.root, "console"), w.backups)
+	e.startAgent(e.writeAgentConfig(`["hypervisor"]`, extra))
+	bridge := netrouter.SegmentBridge(e.prefix, netrouter.ModeVXLAN, api.VNIMin)
+	sh(t, "ip", "link", "add", bridge, "type", "bridge")
+	sh(t, "ip", "link", "set", bridge, "up")
+	t.Cleanup(func() { _, _ = try("ip", "link", "del", bridge) })
+
+	cloud := e.api.must(e.root, "POST", "/iaas/cloud/", map[string]any{
+		"project": map[string]any{"name": "p-" + e.prefix, "region_id": e.region, "grace_period": 0},
+		"subnets": []any{map[string]any{"name": "a", "address_range": e.priv3 + ".1/24"}},
+		"vms": []any{map[string]any{"name": "vm-a", "image_id": e.img, "storage_type_id": e.st, "cpu": 1, "ram": 1,
+			"dns": "1.1.1.1", "gateway_subnet": e.priv3 + ".1/24", "public_key": sshKey,
+			"storages":     []any{map[string]any{"name": "root", "gb": 1, "primary": true}},
+			"ip_addresses": []any{map[string]any{"address": e.priv3 + ".10", "nat": false}}}},
+		"firewall_rules": []any{},
+	}, 201)
+	project := num(cloud["project"].(map[string]any)["id"])
+	w.vmID = num(cloud["vms"].([]any)[0].(map[string]any)["id"])
+	e.vmAt(w.vmID, api.StateRunning, 3*time.Minute)
+	w.domain = fmt.Sprintf("%s%d_%d", w.domPrefix, project, w.vmID)
+	return w
+}
+
+// objAt waits until the snapshot or backup (service "snapshot" or
+// "backup") id is in state at its current generation; UNRESOURCED fails
+// the test unless it is the state waited for.
+func (e *env) objAt(service string, id uint64, state int, timeout time.Duration) (map[string]any, time.Duration) {
+	var last map[string]any
+	took := eventually(e.t, fmt.Sprintf("%s %d %s", service, id, api.StateNames[state]), timeout, func() bool {
+		last = e.api.must(e.root, "GET", fmt.Sprintf("/iaas/%s/%d/", service, id), nil, 200)
+		st := num(last["state"])
+		if st == api.StateUnresourced && state != api.StateUnresourced {
+			e.t.Fatalf("%s %d UNRESOURCED: %s: %s\nagent log:\n%s", service, id, last["error_code"], last["error_detail"], tail(e.agent.log(), 40))
+		}
+		if state == api.StateClosed || state == api.StateUnresourced {
+			return st == uint64(state)
+		}
+		return st == uint64(state) && num(last["observed_generation"]) == num(last["generation"])
+	})
+	return last, took
+}
+
+func snapName(id uint64) string { return fmt.Sprintf("snapshot-%d", id) }
+
+// TestAgentSnapshots: snapshots and backups through the API, the
+// controller, the agent and libvirt. Two snapshots of a RUNNING VM become
+// RUNNING and are in libvirt as a chain (the second's parent is the
+// first), as GET snapshot_tree shows; a revert to the first (PATCH 10)
+// makes it libvirt's current snapshot; a delete (8) of the second ends
+// CLOSED with the snapshot gone from libvirt. A backup ends RUNNING with
+// time_valid, its disk copies in the agent's backup_dir and the domain's
+// disk back on its own volume (block commit pivoted); its delete removes
+// the copy. A backup into a directory that cannot be made ends UNRESOURCED
+// with error_code vm_backup_dir while the VM stays RUNNING.
+func TestAgentSnapshots(t *testing.T) {
+	w := newVMWorld(t)
+	e, a := w.e, w.e.api
+	vmPath := fmt.Sprintf("/iaas/vm/%d/", w.vmID)
+
+	var s1, s2 uint64
+	t.Run("take two", func(t *testing.T) {
+		start := time.Now()
+		s1 = a.create(e.root, "/iaas/snapshot/", map[string]any{"vm_id": w.vmID, "name": "before the upgrade"})
+		_, took := e.objAt("snapshot", s1, api.StateRunning, 2*time.Minute)
+		t.Logf("snapshot of a running VM (1 GiB RAM, TCG), POST → RUNNING: %v", took.Round(time.Millisecond))
+		fmt.Printf("BENCH snapshot_create_seconds %.3f\n", time.Since(start).Seconds())
+		s2 = a.create(e.root, "/iaas/snapshot/", map[string]any{"vm_id": w.vmID, "name": "after"})
+		e.objAt("snapshot", s2, api.StateRunning, 2*time.Minute)
+		list := strings.Fields(virsh(t, "snapshot-list", w.domain, "--name"))
+		if !slices.Contains(list, snapName(s1)) || !slices.Contains(list, snapName(s2)) {
+			t.Fatalf("libvirt snapshots %v, want %s and %s", list, snapName(s1), snapName(s2))
+		}
+		if p := strings.TrimSpace(virsh(t, "snapshot-parent", w.domain, snapName(s2))); p != snapName(s1) {
+			t.Errorf("libvirt parent of %s is %q, want %s", snapName(s2), p, snapName(s1))
+		}
+		if st := domState(w.domain); st != "running" {
+			t.Errorf("domain is %q after the snapshots", st)
+		}
+		tree := a.must(e.root, "GET", fmt.Sprintf("/iaas/snapshot_tree/%d/", w.vmID), nil, 200)["branches"].([]any)
+		if len(tree) != 1 {
+			t.Fatalf("snapshot_tree: %v", tree)
+		}
+		root := tree[0].(map[string]any)
+		kids := root["children"].([]any)
+		if num(root["id"]) != s1 || len(kids) != 1 || num(kids[0].(map[string]any)["id"]) != s2 || kids[0].(map[string]any)["active"] != true {
+			t.Errorf("snapshot_tree: %v", tree)
+		}
+	})
+	if s2 == 0 {
+		t.FailNow()
+	}
+	t.Run("revert to the first", func(t *testing.T) {
+		a.must(e.root, "PATCH", fmt.Sprintf("/iaas/snapshot/%d/", s1), map[string]any{"state": api.StateRunningUpdate}, 200)
+		_, took := e.objAt("snapshot", s1, api.StateRunning, 2*time.Minute)
+		t.Logf("revert, PATCH 10 → RUNNING: %v", took.Round(time.Millisecond))
+		fmt.Printf("BENCH snapshot_revert_seconds %.3f\n", took.Seconds())
+		if cur := strings.TrimSpace(virsh(t, "snapshot-current", w.domain, "--name")); cur != snapName(s1) {
+			t.Errorf("libvirt's current snapshot is %q, want %s", cur, snapName(s1))
+		}
+		if st := domState(w.domain); st != "running" {
+			t.Errorf("domain is %q after the revert", st)
+		}
+		e.vmAt(w.vmID, api.StateRunning, 30*time.Second)
+		if n := strings.Count(e.agent.log(), "snapshot revert:"); n != 1 {
+			t.Errorf("the agent reverted %d times, want once", n)
+		}
+	})
+	t.Run("delete the second", func(t *testing.T) {
+		a.must(e.root, "PATCH", fmt.Sprintf("/iaas/snapshot/%d/", s2), map[string]any{"state": api.StateScrub}, 200)
+		_, took := e.objAt("snapshot", s2, api.StateClosed, 2*time.Minute)
+		t.Logf("snapshot delete, PATCH 8 → CLOSED: %v", took.Round(time.Millisecond))
+		fmt.Printf("BENCH snapshot_delete_seconds %.3f\n", took.Seconds())
+		list := strings.Fields(virsh(t, "snapshot-list", w.domain, "--name"))
+		if slices.Contains(list, snapName(s2)) || !slices.Contains(list, snapName(s1)) {
+			t.Errorf("libvirt snapshots after the delete: %v", list)
+		}
+		tree := a.must(e.root, "GET", fmt.Sprintf("/iaas/snapshot_tree/%d/", w.vmID), nil, 200)["branches"].([]any)
+		if len(tree) != 1 || len(tree[0].(map[string]any)["children"].([]any)) != 0 {
+			t.Errorf("snapshot_tree after the delete: %v", tree)
+		}
+	})
+
+	t.Run("agent restart mid-step converges", func(t *testing.T) {
+		// The agent dies after its claim and after libvirt took the
+		// snapshot, before its report: the restarted agent finds the
+		// snapshot taken and reports it.
+		if !e.agent.signal(syscall.SIGKILL, 10*time.Second) {
+			t.Fatal("agent survived SIGKILL")
+		}
+		s3 := a.create(e.root, "/iaas/snapshot/", map[string]any{"vm_id": w.vmID, "name": "interrupted"})
+		a.must(e.robot, "PATCH", fmt.Sprintf("/iaas/snapshot/%d/", s3), map[string]any{"state": api.StateBuilding, "expected_state": api.StateRequested}, 200)
+		virsh(t, "snapshot-create-as", w.domain, snapName(s3))
+		e.startAgent(e.agent.args[2])
+		_, took := e.objAt("snapshot", s3, api.StateRunning, 2*time.Minute)
+		t.Logf("restarted agent, BUILDING with the snapshot already taken → RUNNING: %v", took.Round(time.Millisecond))
+		list := strings.Fields(virsh(t, "snapshot-list", w.domain, "--name"))
+		if !slices.Equal(list, []string{snapName(s1), snapName(s3)}) && !slices.Equal(list, []string{snapName(s3), snapName(s1)}) {
+			t.Errorf("libvirt snapshots after the restart: %v", list)
+		}
+		if p := strings.TrimSpace(virsh(t, "snapshot-parent", w.domain, snapName(s3))); p != snapName(s1) {
+			t.Errorf("libvirt parent of %s is %q, want %s", snapName(s3), p, snapName(s1))
+		}
+	})
+
+	t.Run("backup", func(t *testing.T) {
+		before := dumpXML(t, w.domain).disks()
+		b := a.create(e.root, "/iaas/backup/", map[string]any{"vm_id": w.vmID, "name": "nightly"})
+		rec, took := e.objAt("backup", b, api.StateRunning, 3*time.Minute)
+		t.Logf("backup of a running VM (external snapshot, copy, block commit), POST → RUNNING: %v", took.Round(time.Millisecond))
+		fmt.Printf("BENCH backup_create_seconds %.3f\n", took.Seconds())
+		if rec["time_valid"] == "" || rec["time_valid"] == nil {
+			t.Errorf("backup without time_valid: %v", rec)
+		}
+		dir := filepath.Join(w.backups, w.domain, fmt.Sprintf("backup-%d", b))
+		for _, f := range []string{"vda.qcow2", "manifest.json", w.domain + ".xml"} {
+			if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+				t.Errorf("backup file %s: %v", f, err)
+			}
+		}
+		sh(t, "qemu-img", "info", "-U", filepath.Join(dir, "vda.qcow2"))
+		after := dumpXML(t, w.domain).disks()
+		if after["vda"] != before["vda"] || len(after) != len(before) {
+			t.Errorf("disks after the backup %v, before %v: the block commit did not pivot back", after, before)
+		}
+		if left, _ := filepath.Glob(filepath.Join(e.disks, "*.backup-overlay")); len(left) > 0 {
+			t.Errorf("overlays left: %v", left)
+		}
+		if st := domState(w.domain); st != "running" {
+			t.Errorf("domain is %q after the backup", st)
+		}
+		a.must(e.root, "PATCH", fmt.Sprintf("/iaas/backup/%d/", b), map[string]any{"state": api.StateScrub}, 200)
+		_, took = e.objAt("backup", b, api.StateClosed, 2*time.Minute)
+		t.Logf("backup delete, PATCH 8 → CLOSED: %v", took.Round(time.Millisecond))
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("backup directory still there after the delete: %v", err)
+		}
+	})
+
+	t.Run("backup into an unusable dir", func(t *testing.T) {
+		// The domain's backup directory is a file: it cannot be made.
+		dom := filepath.Join(w.backups, w.domain)
+		if err := os.RemoveAll(dom); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dom, []byte("not a directory\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b := a.create(e.root, "/iaas/backup/", map[string]any{"vm_id": w.vmID, "name": "doomed"})
+		rec, took := e.objAt("backup", b, api.StateUnresourced, 2*time.Minute)
+		t.Logf("unusable backup dir, POST → UNRESOURCED: %v", took.Round(time.Millisecond))
+		if rec["error_code"] != "vm_backup_dir" || !strings.Contains(fmt.Sprint(rec["error_detail"]), "not a directory") {
+			t.Errorf("failed backup: error_code %v error_detail %v", rec["error_code"], rec["error_detail"])
+		}
+		if v := e.vmRecord(w.vmID); num(v["state"]) != api.StateRunning {
+			t.Errorf("VM state %v after the failed backup", v["state"])
+		}
+		if st := domState(w.domain); st != "running" {
+			t.Errorf("domain is %q after the failed backup", st)
+		}
+		if d := dumpXML(t, w.domain).disks(); strings.HasSuffix(d["vda"], ".backup-overlay") {
+			t.Errorf("the failed backup left the disk on an overlay: %v", d)
+		}
+		// The VM is still served: a state change goes through.
+		a.must(e.root, "PATCH", vmPath, map[string]any{"state": api.StateQuiesce}, 200)
+		e.vmAt(w.vmID, api.StateQuiesced, 2*time.Minute)
+	})
+}
