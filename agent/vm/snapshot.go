@@ -196,7 +196,23 @@ func (b *Builder) Backup(ctx context.Context, spec *api.VMSpec, name string) (st
 			continue
 		}
 		if strings.HasSuffix(d.Source.File, overlaySuffix) {
-			return "", newError(CodeLibvirt, "backup %s: disk %s is still on a backup overlay %s", dom, d.Target.Dev, d.Source.File)
+			// A backup was interrupted (the agent was killed) after it
+			// froze the disk: fold the overlay back first. A domain that
+			// was shut off since needs an operator (its persistent XML
+			// names the overlay).
+			if cur.live == nil {
+				return "", newError(CodeLibvirt, "backup %s: disk %s is still on a backup overlay %s and the domain is not running", dom, d.Target.Dev, d.Source.File)
+			}
+			if err := b.lv.CommitActive(ctx, dom, d.Target.Dev); err != nil {
+				return "", lv(err, "block commit of the leftover overlay of %s of %s", d.Target.Dev, dom)
+			}
+			if err := os.Remove(d.Source.File); err != nil && !os.IsNotExist(err) {
+				return "", lv(err, "remove leftover overlay of %s", d.Target.Dev)
+			}
+			b.log.Warn("folded back the overlay of an interrupted backup", "domain", dom, "disk", d.Target.Dev, "overlay", d.Source.File)
+			src := *d.Source
+			src.File = strings.TrimSuffix(src.File, overlaySuffix)
+			d.Source = &src
 		}
 		disks = append(disks, d)
 	}

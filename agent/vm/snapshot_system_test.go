@@ -112,6 +112,42 @@ func TestSystemSnapshotsAndBackup(t *testing.T) {
 	if err := b.BackupDelete(ctx, spec, "nightly"); err != nil {
 		t.Fatal(err)
 	}
+
+	// An agent killed mid-backup leaves the disks on their overlays (the
+	// state just after the freezing snapshot): the next backup folds them
+	// back first, then backs up as usual.
+	live := liveXML(t, ctx, c, name)
+	args := []string{"virsh", "-c", "qemu:///system", "snapshot-create-as", name, "regent-backup-killed", "--disk-only", "--no-metadata", "--atomic"}
+	var overlays []string
+	for _, dk := range live.Devices.Disks {
+		switch {
+		case dk.Device == "disk" && dk.Source != nil:
+			args = append(args, "--diskspec", dk.Target.Dev+",snapshot=external,file="+dk.Source.File+overlaySuffix)
+			overlays = append(overlays, dk.Source.File+overlaySuffix)
+		default:
+			args = append(args, "--diskspec", dk.Target.Dev+",snapshot=no")
+		}
+	}
+	run(t, args[0], args[1:]...)
+	if d := liveXML(t, ctx, c, name); !strings.HasSuffix(d.Devices.Disks[0].Source.File, overlaySuffix) {
+		t.Fatalf("the simulated interrupted backup did not move vda to its overlay: %+v", d.Devices.Disks[0].Source)
+	}
+	if dir, err := b.Backup(ctx, spec, "after-crash"); err != nil {
+		t.Fatalf("backup after an interrupted one: %v", err)
+	} else if _, err := os.Stat(filepath.Join(dir, "manifest.json")); err != nil {
+		t.Errorf("no manifest after the backup that followed an interrupted one: %v", err)
+	}
+	for _, dk := range liveXML(t, ctx, c, name).Devices.Disks {
+		if dk.Source != nil && strings.HasSuffix(dk.Source.File, overlaySuffix) {
+			t.Errorf("disk %s still on overlay %s after the next backup", dk.Target.Dev, dk.Source.File)
+		}
+	}
+	for _, o := range overlays {
+		if _, err := os.Stat(o); err == nil {
+			t.Errorf("overlay %s left after the next backup", o)
+		}
+	}
+	wantState(t, ctx, b, spec, StateRunning)
 	if err := b.Scrub(ctx, spec); err != nil {
 		t.Fatalf("scrub: %v", err)
 	}
