@@ -70,7 +70,10 @@ func DetectMode() string {
 func charonConf(pluginDir, sock, logFile, mode string) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# written by regent-agent; rewritten at every start\ncharon-systemd {\n")
-	fmt.Fprintf(&b, "  load_modular = yes\n  install_routes = no\n  install_virtual_ip = no\n")
+	// No routes of charon's own (kernel-libipsec would otherwise route
+	// 0.0.0.0/0 selectors, and so everything, into its TUN device through
+	// table 220): the router routes the remote subnets.
+	fmt.Fprintf(&b, "  load_modular = yes\n  install_routes = no\n  install_virtual_ip = no\n  routing_table = 0\n")
 	fmt.Fprintf(&b, "  plugins {\n    include %s/*.conf\n", pluginDir)
 	fmt.Fprintf(&b, "    vici {\n      socket = unix://%s\n    }\n", sock)
 	if mode == ModeLibIPsec {
