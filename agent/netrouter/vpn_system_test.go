@@ -140,11 +140,6 @@ func TestVPNSiteToSite(t *testing.T) {
 		before, _ := established(rA)
 		sent, recv := e.ping(hostA, "10.2.0.5", 5, "0.2")
 		if recv != sent {
-			if os.Getenv("REGENT_VPN_DEBUG") != "" {
-				st, _ := established(rA)
-				t.Logf("A %+v ns %s %s hosts %s %s", st, rA.Namespace, rB.Namespace, hostA, hostB)
-				time.Sleep(120 * time.Second)
-			}
 			t.Fatalf("ping A→B: %d/%d", recv, sent)
 		}
 		after, _ := established(rA)
@@ -163,8 +158,17 @@ func TestVPNSiteToSite(t *testing.T) {
 		}
 	})
 
+	// The IKE SA's unique id as charon's own CLI shows it.
+	ikeID := func(r vpn.Router) string {
+		out := e.sh("swanctl", "--list-sas", "--uri", "unix://"+filepath.Join(runDir, r.Namespace, "charon.vici"))
+		if i := strings.Index(out, ": #"); i >= 0 {
+			return strings.Fields(out[i+2:])[0]
+		}
+		return ""
+	}
 	t.Run("unchanged update leaves the SA alone", func(t *testing.T) {
 		before, _ := established(rA)
+		id := ikeID(rA)
 		res := apply(sa, rA)
 		if len(res.Changes) != 0 {
 			t.Fatalf("changes: %v", res.Changes)
@@ -173,6 +177,9 @@ func TestVPNSiteToSite(t *testing.T) {
 		after, ok := established(rA)
 		if !ok || after.Established < before.Established || after.Children[0].Name != before.Children[0].Name {
 			t.Fatalf("SA changed: before %+v after %+v", before, after)
+		}
+		if now := ikeID(rA); id == "" || now != id {
+			t.Fatalf("IKE SA %q before, %q after", id, now)
 		}
 		if out := e.sh("ip", "-n", rA.Namespace, "route", "show", "10.2.0.0/24"); !strings.Contains(out, "dev ipsec0") {
 			t.Fatalf("route to the remote subnet: %q", out)
@@ -197,6 +204,19 @@ func TestVPNSiteToSite(t *testing.T) {
 		eventually(t, "ping A→B again", 30*time.Second, func() bool {
 			_, recv := e.ping(hostA, "10.2.0.5", 1, "0.2")
 			return recv == 1
+		})
+	})
+
+	t.Run("changed VPN is re-loaded and re-established", func(t *testing.T) {
+		id := ikeID(rA)
+		sa.VPNs[0].IPSecLifetime = 1800
+		res := apply(sa, rA)
+		if fmt.Sprint(res.Changes) != "[vpn "+vpn.ConnName(rA.Namespace, sa.VPNs[0].ID)+" re-loaded]" {
+			t.Fatalf("changes %v", res.Changes)
+		}
+		eventually(t, "A's VPN ESTABLISHED again", 60*time.Second, func() bool {
+			_, ok := established(rA)
+			return ok && ikeID(rA) != id
 		})
 	})
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -161,6 +162,7 @@ func (m *Manager) Ensure(ctx context.Context, r Router, vpns []api.VPNSpec) (Res
 		res.Changes = append(res.Changes, "vpn instance "+r.Namespace)
 	}
 	in.want = want
+	in.publishLocked()
 	if in.sess == nil {
 		if err := in.startLocked(ctx); err != nil {
 			return res, err
@@ -290,8 +292,31 @@ type instance struct {
 	loaded  map[uint64]string // vpn id → digest loaded into this charon
 	initErr map[uint64]string // last initiate failure per VPN
 
+	// Status reads use their own VICI session and a copy of the fields
+	// above, so a heartbeat never waits for a slow initiate.
+	stMu   sync.Mutex
+	stSess session
+	snap   snapshot
+
 	stopc chan struct{}
 	done  chan struct{}
+}
+
+// snapshot is what status needs of an instance.
+type snapshot struct {
+	router  Router
+	running bool
+	want    []*rendered
+	loaded  map[uint64]string
+	initErr map[uint64]string
+}
+
+// publishLocked copies the fields status reads.
+func (in *instance) publishLocked() {
+	in.stMu.Lock()
+	defer in.stMu.Unlock()
+	in.snap = snapshot{router: in.router, running: in.sess != nil, want: slices.Clone(in.want),
+		loaded: maps.Clone(in.loaded), initErr: maps.Clone(in.initErr)}
 }
 
 // startLocked starts charon and forgets what the previous one had loaded.
@@ -300,14 +325,30 @@ func (in *instance) startLocked(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	st, err := vici.NewSession(vici.WithSocketPath(filepath.Join(in.dir, "charon.vici")))
+	if err != nil {
+		_ = s.Close()
+		p.stop()
+		return fmt.Errorf("status session: %w", err)
+	}
+	in.stMu.Lock()
+	in.stSess = st
+	in.stMu.Unlock()
 	in.proc, in.sess = p, s
 	clear(in.loaded)
+	in.publishLocked()
 	in.log.Info("charon started", "pid", p.cmd.Process.Pid, "mode", in.cfg.Mode)
 	return nil
 }
 
 // stopLocked stops charon.
 func (in *instance) stopLocked() {
+	in.stMu.Lock()
+	if in.stSess != nil {
+		_ = in.stSess.Close()
+		in.stSess = nil
+	}
+	in.stMu.Unlock()
 	if in.sess != nil {
 		_ = in.sess.Close()
 		in.sess = nil
@@ -352,8 +393,8 @@ func (in *instance) supervise() {
 			in.mu.Lock()
 			if in.proc != nil {
 				in.log.Warn("charon exited, restarting and loading its VPNs again", "error", in.proc.err, "backoff", backoff)
-				_ = in.sess.Close()
-				in.proc, in.sess = nil, nil
+				in.stopLocked()
+				in.publishLocked()
 			}
 			in.mu.Unlock()
 			select {
@@ -416,6 +457,7 @@ func (in *instance) stopContext(d time.Duration) (context.Context, context.Cance
 
 // applyLocked loads what changed, unloads what went and initiates.
 func (in *instance) applyLocked(ctx context.Context) ([]string, error) {
+	defer in.publishLocked()
 	var changes []string
 	wanted := map[string]bool{}
 	for _, r := range in.want {
@@ -539,6 +581,7 @@ func (in *instance) stream(ctx context.Context, cmd string, m *vici.Message) err
 // router: it shows in the status and the next tick tries again. A
 // half-open IKE SA it leaves is terminated so retries do not pile up.
 func (in *instance) initiateLocked(ctx context.Context, r *rendered) {
+	defer in.publishLocked()
 	for _, ch := range r.conn.Children {
 		m := vici.NewMessage()
 		_ = m.Set("ike", r.conn.Name)

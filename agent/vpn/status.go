@@ -23,14 +23,19 @@ type ikeSA struct {
 	children    []api.VPNChildStatus
 }
 
-// listSAs reads the IKE SAs of one connection ("" for all).
+// listSAs reads the IKE SAs of one connection ("" for all) on the
+// control session.
 func (in *instance) listSAs(ctx context.Context, ike string) ([]ikeSA, error) {
+	return listSAs(ctx, in.sess, ike)
+}
+
+func listSAs(ctx context.Context, sess session, ike string) ([]ikeSA, error) {
 	m := vici.NewMessage()
 	if ike != "" {
 		_ = m.Set("ike", ike)
 	}
 	var out []ikeSA
-	for ev, err := range in.sess.CallStreaming(ctx, "list-sas", "list-sa", m) {
+	for ev, err := range sess.CallStreaming(ctx, "list-sas", "list-sa", m) {
 		if err != nil {
 			return nil, fmt.Errorf("list-sas: %w", err)
 		}
@@ -116,29 +121,30 @@ func stateRank(s string) int {
 
 // status reads the state of every wanted VPN of the instance.
 func (in *instance) status(ctx context.Context) []api.VPNStatus {
-	in.mu.Lock()
-	defer in.mu.Unlock()
+	in.stMu.Lock()
+	defer in.stMu.Unlock()
+	snap := in.snap
 	now := time.Now().UTC().Format(time.RFC3339)
-	out := make([]api.VPNStatus, 0, len(in.want))
+	out := make([]api.VPNStatus, 0, len(snap.want))
 	var sas []ikeSA
 	var err error
-	if in.sess == nil {
+	if !snap.running || in.stSess == nil {
 		err = fmt.Errorf("charon is not running")
 	} else {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		sas, err = in.listSAs(cctx, "")
+		sas, err = listSAs(cctx, in.stSess, "")
 		cancel()
 	}
-	for _, r := range in.want {
-		st := api.VPNStatus{VPNID: r.conn.VPNID, VirtualRouterID: in.router.ID, Time: now, IKEState: "DOWN",
+	for _, r := range snap.want {
+		st := api.VPNStatus{VPNID: r.conn.VPNID, VirtualRouterID: snap.router.ID, Time: now, IKEState: "DOWN",
 			Children: []api.VPNChildStatus{}}
 		switch {
 		case err != nil:
 			st.Error = err.Error()
-		case in.loaded[r.conn.VPNID] != r.digest:
+		case snap.loaded[r.conn.VPNID] != r.digest:
 			st.Error = "not loaded"
 		default:
-			st.Error = in.initErr[r.conn.VPNID]
+			st.Error = snap.initErr[r.conn.VPNID]
 		}
 		best := -1
 		for i, sa := range sas {
