@@ -192,6 +192,9 @@ func New(cfg Config) (*Builder, error) {
 	return b, nil
 }
 
+// Namespace is the network namespace of a project's router.
+func (b *Builder) Namespace(projectID uint64) string { return b.names.namespace(projectID) }
+
 func (b *Builder) routerDir(id uint64) string {
 	return filepath.Join(b.cfg.StateDir, "router-"+strconv.FormatUint(id, 10))
 }
