@@ -107,6 +107,7 @@ func Permissions() Table {
 		"run_robot": {List: {Robot}, Create: {Robot}},
 		// the firewall log of a project's virtual router, from its agent
 		"policy_log": {List: all},
+		"vpn_status": {Read: read},
 		// operator routes: cluster administration, global users only
 		"operator": {List: {Global}, Read: {Global}, Create: {Global}, Update: {Global}, Delete: {Global}},
 	}

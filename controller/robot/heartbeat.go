@@ -1,6 +1,7 @@
 package robot
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ type Heartbeats struct {
 	servers  map[uint64]time.Time
 	routers  map[uint64]time.Time
 	policy   map[uint64][]api.PolicyLogEntry // virtual router → recent entries, oldest first
+	vpns     map[uint64]api.VPNStatus        // VPN → its last reported status
 	Deadline time.Duration
 }
 
@@ -55,6 +57,34 @@ func (h *Heartbeats) PolicyLog(vr uint64) []api.PolicyLogEntry {
 	return out
 }
 
+// SetVPNStatus replaces what is known about the VPNs of the virtual
+// routers vrs with an agent's report: each report carries every VPN of the
+// agent's routers, so a VPN of vrs that is not in it has no status any more.
+// Like heartbeats, statuses live in the leader's memory.
+func (h *Heartbeats) SetVPNStatus(vrs []uint64, statuses []api.VPNStatus) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.vpns == nil {
+		h.vpns = map[uint64]api.VPNStatus{}
+	}
+	for id, st := range h.vpns {
+		if slices.Contains(vrs, st.VirtualRouterID) {
+			delete(h.vpns, id)
+		}
+	}
+	for _, st := range statuses {
+		h.vpns[st.VPNID] = st
+	}
+}
+
+// VPNStatus returns the last reported status of a VPN.
+func (h *Heartbeats) VPNStatus(vpn uint64) (api.VPNStatus, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st, ok := h.vpns[vpn]
+	return st, ok
+}
+
 // NewHeartbeats returns a tracker that marks an agent down after deadline
 // without a heartbeat.
 func NewHeartbeats(deadline time.Duration) *Heartbeats {
@@ -68,6 +98,7 @@ func (h *Heartbeats) Reset(now time.Time) {
 	h.since = now
 	h.servers, h.routers = map[uint64]time.Time{}, map[uint64]time.Time{}
 	h.policy = map[uint64][]api.PolicyLogEntry{}
+	h.vpns = map[uint64]api.VPNStatus{}
 }
 
 // Beat records a heartbeat of the agent acting for server and router

@@ -18,7 +18,7 @@ import (
 // WorkTables are the tables a work query depends on: a blocking query
 // on them wakes when anything an agent builds from changes.
 var WorkTables = []string{state.VMs, state.VirtualRouters, state.Storages, state.IPAddresses, state.IPBlocks,
-	state.Projects, state.Servers, state.Routers, state.Images, state.StorageTypes}
+	state.Projects, state.Servers, state.Routers, state.Images, state.StorageTypes, state.VPNs}
 
 // Work returns everything that is not CLOSED on a server (its VMs) and a
 // router (its virtual routers). A zero id stands for a role the caller
@@ -121,7 +121,8 @@ func segmentVTEPs(r *state.ReadTxn, v vmAddrs, subnet, skip uint64) []string {
 // RouterSpec builds the spec of a virtual router.
 func RouterSpec(r *state.ReadTxn, vr *api.VirtualRouter) api.RouterSpec {
 	spec := api.RouterSpec{ID: vr.ID, ProjectID: vr.ProjectID, State: vr.State, Generation: vr.Generation,
-		NAT: []api.NATSpec{}, Subnets: []api.RouterSubnetSpec{}, FirewallRules: []api.FirewallRuleSpec{}, Metadata: []api.MetadataSpec{}}
+		NAT: []api.NATSpec{}, Subnets: []api.RouterSubnetSpec{}, FirewallRules: []api.FirewallRuleSpec{}, Metadata: []api.MetadataSpec{},
+		VPNs: vpnSpecs(r, vr.ID)}
 	if pub, ok := r.IPAddress(vr.IPAddressID); ok {
 		if b, ok := r.IPBlock(pub.BlockID); ok {
 			spec.PublicIP, spec.PublicGateway = withPrefix(pub.Address, b), b.Gateway
@@ -170,6 +171,34 @@ func RouterSpec(r *state.ReadTxn, vr *api.VirtualRouter) api.RouterSpec {
 	return spec
 }
 
+// vpnSpecs are the VPNs of a virtual router, by id, with their pre-shared
+// keys: the work endpoint answers only robots of the router's region.
+func vpnSpecs(r *state.ReadTxn, vr uint64) []api.VPNSpec {
+	out := []api.VPNSpec{}
+	for _, rec := range r.VPNsOfVirtualRouter(vr) {
+		v := rec.VPN
+		spec := api.VPNSpec{ID: v.ID, STIFNumber: v.STIFNumber, IKEVersion: v.IKEVersion,
+			IKEAuthentication: v.IKEAuthentication, IKEEncryption: v.IKEEncryption, IKEDHGroups: v.IKEDHGroups,
+			IKELifetime: v.IKELifetime, IKEGatewayType: v.IKEGatewayType, IKEGatewayValue: v.IKEGatewayValue,
+			IKELocalIdentifier: v.IKELocalIdentifier, IKERemoteIdentifier: v.IKERemoteIdentifier,
+			PreSharedKey: rec.PreSharedKey, IPSecAuthentication: v.IPSecAuthentication, IPSecEncryption: v.IPSecEncryption,
+			IPSecPFSGroups: v.IPSecPFSGroups, IPSecEstablishTime: v.IPSecEstablishTime, IPSecLifetime: v.IPSecLifetime,
+			TrafficSelector: v.TrafficSelector, Routes: []api.VPNRouteSpec{}}
+		for _, rt := range v.Routes {
+			local := ""
+			if b, ok := r.IPBlock(rt.LocalSubnetID); ok {
+				if p, err := netip.ParsePrefix(b.CIDR); err == nil {
+					local = p.Masked().String()
+				}
+			}
+			spec.Routes = append(spec.Routes, api.VPNRouteSpec{LocalSubnet: local, RemoteSubnet: rt.RemoteSubnet})
+		}
+		out = append(out, spec)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
 // metadata is what a VM is told about itself. Its address is its first
 // address on the gateway subnet (else its first address).
 func metadata(r *state.ReadTxn, vm *api.VM) (api.MetadataSpec, bool) {
@@ -201,6 +230,7 @@ func metadata(r *state.ReadTxn, vm *api.VM) (api.MetadataSpec, bool) {
 func VMSpec(r *state.ReadTxn, vm *api.VM) api.VMSpec {
 	spec := api.VMSpec{ID: vm.ID, ProjectID: vm.ProjectID, Name: vm.Name, State: vm.State, Generation: vm.Generation,
 		CPU: vm.CPU, RAMMB: vm.RAM * 1024, Storages: []api.StorageSpec{}, NICs: []api.NICSpec{},
+		Snapshots: []api.SnapshotSpec{}, Backups: []api.BackupSpec{},
 		Metadata: api.MetadataSpec{IPAddresses: []api.MetadataAddress{}}}
 	if img, ok := r.Image(vm.ImageID); ok {
 		spec.Image = api.ImageSpec{ID: img.ID, Filename: img.Filename, OSVariant: img.OSVariant, CloudInit: img.CloudInit, Windows: img.Windows,

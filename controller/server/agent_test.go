@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -235,4 +236,135 @@ func TestAgent_PolicyLog(t *testing.T) {
 		t.Errorf("policy log = %v, want the two entries of the project's router, newest first", l.Content)
 	}
 	c.Do("GET", apitest.Path("/iaas/policy_log/", project), nil, f.r.Token(apitest.OtherMember)).Expect(404)
+}
+
+func TestAgent_VPNsInWorkAndVPNStatus(t *testing.T) {
+	e := newAgentEnv(t)
+	c, f, x := e.c, e.f, e.x
+	admin := f.r.Token(apitest.MemberAdmin)
+	project := cloudID(c.Do("POST", "/iaas/cloud/", cloudBody(f.n.Unique("p"), f.reg, x, 1), admin).Expect(201))
+	cloud := c.Do("GET", apitest.Path("/iaas/cloud/", project), nil, f.root).Expect(200).Content()
+	vr := uint64(cloud["virtual_router"].(map[string]any)["id"].(float64))
+	subnet := cloud["subnets"].([]any)[0].(map[string]any)
+	vpn := create(c, admin, "/iaas/vpn/", map[string]any{"virtual_router_id": vr, "ike_gateway_value": "203.0.113.7",
+		"ike_pre_shared_key": testPSK, "ike_encryption": "aes-128-cbc,aes-256-cbc",
+		"routes": []any{map[string]any{"local_subnet_id": subnet["id"], "remote_subnet": "198.18.7.0/24"}}})
+
+	// the work spec of the router carries the VPN, key included (robots of
+	// the region only), with the local subnet as a CIDR
+	w, _ := e.work(t, "")
+	var spec *wire.VPNSpec
+	for _, r := range w.Routers {
+		if r.ID == vr && len(r.VPNs) == 1 {
+			spec = &r.VPNs[0]
+		}
+	}
+	if spec == nil {
+		t.Fatalf("the router spec of VR %d has no VPN: %+v", vr, w.Routers)
+	}
+	if spec.ID != vpn || spec.PreSharedKey != testPSK || spec.IKEGatewayValue != "203.0.113.7" || spec.IKEEncryption != "aes-128-cbc,aes-256-cbc" ||
+		spec.IKELifetime != wire.VPNDefaultIKELifetime || spec.STIFNumber < 10000 ||
+		len(spec.Routes) != 1 || spec.Routes[0].LocalSubnet != "10.0.0.0/24" || spec.Routes[0].RemoteSubnet != "198.18.7.0/24" {
+		t.Errorf("VPN spec = %+v", *spec)
+	}
+	// a robot of another region cannot ask for this router's work (nor its keys)
+	_, otherRobot := c.CreateRobotToken(f.root, c.CreateRegion(f.root, f.n.Unique("elsewhere")))
+	if r := c.Do("GET", fmt.Sprintf("/v1/agent/work?router_id=%d", e.router), nil, otherRobot).Expect(400); strings.Contains(string(r.Body), testPSK) {
+		t.Errorf("the refusal carries the key: %s", r.Body)
+	}
+
+	status := func(token string) wire.VPNStatus {
+		var st wire.Item[wire.VPNStatus]
+		c.Do("GET", apitest.Path("/iaas/vpn_status/", vpn), nil, token).Expect(200).JSON(&st)
+		return st.Content
+	}
+	if st := status(admin); st.IKEState != wire.VPNStateUnknown || st.VirtualRouterID != vr || st.Children == nil {
+		t.Errorf("status before any report = %+v, want UNKNOWN", st)
+	}
+	// an agent's report: its own VPN is kept, a VPN of another router is not
+	report := []any{
+		map[string]any{"vpn_id": vpn, "virtual_router_id": vr, "time": "2026-11-22T10:00:00Z", "ike_state": "ESTABLISHED", "ike_version": 2,
+			"local_host": "192.0.2.50", "remote_host": "203.0.113.7", "established_seconds": 42,
+			"children": []any{map[string]any{"name": "x-1", "state": "INSTALLED", "local_ts": []string{"10.0.0.0/24"}, "remote_ts": []string{"198.18.7.0/24"},
+				"bytes_in": 840, "bytes_out": 840, "packets_in": 10, "packets_out": 10}}},
+		map[string]any{"vpn_id": 999999, "virtual_router_id": vr, "ike_state": "ESTABLISHED"},
+	}
+	c.Do("POST", "/v1/agent/heartbeat", map[string]any{"router_id": e.router, "vpn_status": report}, e.robot).Expect(204)
+	st := status(f.r.Token(apitest.MemberUser))
+	if st.IKEState != "ESTABLISHED" || st.Established != 42 || len(st.Children) != 1 || st.Children[0].State != "INSTALLED" || st.Children[0].PacketsIn != 10 {
+		t.Errorf("status after the report = %+v", st)
+	}
+	c.Do("GET", apitest.Path("/iaas/vpn_status/", vpn), nil, f.r.Token(apitest.OtherMember)).Expect(404)
+	c.Do("GET", "/iaas/vpn_status/999999/", nil, f.root).Expect(404)
+	c.Do("GET", "/iaas/vpn_status/x/", nil, f.root).Expect(404)
+	for _, body := range []string{string(c.Do("GET", apitest.Path("/iaas/vpn/", vpn), nil, admin).Expect(200).Body),
+		string(c.Do("GET", apitest.Path("/iaas/vpn_status/", vpn), nil, admin).Expect(200).Body)} {
+		if strings.Contains(body, testPSK) {
+			t.Errorf("a tenant response carries the pre-shared key: %s", body)
+		}
+	}
+
+	// a report without the VPN means it is gone from the router
+	c.Do("POST", "/v1/agent/heartbeat", map[string]any{"router_id": e.router, "vpn_status": []any{}}, e.robot).Expect(204)
+	if st := status(admin); st.IKEState != wire.VPNStateUnknown {
+		t.Errorf("status after a report without the VPN = %+v, want UNKNOWN", st)
+	}
+	// bad reports are 400 and change nothing
+	c.Do("POST", "/v1/agent/heartbeat", map[string]any{"router_id": e.router, "vpn_status": report[:1]}, e.robot).Expect(204)
+	bad := c.Do("POST", "/v1/agent/heartbeat", map[string]any{"router_id": e.router,
+		"vpn_status": []any{map[string]any{"vpn_id": vpn, "virtual_router_id": vr}}}, e.robot).Expect(400)
+	if code := bad.ErrorCode(); code != "agent_heartbeat_105" {
+		t.Errorf("error code of a status without ike_state = %q", code)
+	}
+	if st := status(admin); st.IKEState != "ESTABLISHED" {
+		t.Errorf("a refused report changed the status: %+v", st)
+	}
+}
+
+// syncBuffer is a log sink the node writes from many goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// A VPN's pre-shared key reaches no log line, even at trace level, on its
+// way through create, update, a refused create and the agent's work.
+func TestVPNKeyIsNeverLogged(t *testing.T) {
+	var logs syncBuffer
+	n := apitest.Start(t, apitest.Options{LogLevel: "trace", LogOutput: &logs})
+	c := n.Client(t)
+	f := newFixture(t, n)
+	x := newComputeRegion(c, f.root, f.reg)
+	admin := f.r.Token(apitest.MemberAdmin)
+	id := create(c, admin, "/iaas/vpn/", vpnBody(f))
+	const second = "an0therSECRETkey"
+	c.Do("PATCH", apitest.Path("/iaas/vpn/", id), map[string]any{"ike_pre_shared_key": second}, admin).Expect(200)
+	b := vpnBody(f)
+	b["ike_pre_shared_key"] = "bad=" + testPSK
+	c.Do("POST", "/iaas/vpn/", b, admin).Expect(400)
+	work := c.Do("GET", "/v1/agent/work?router_id="+fmt.Sprint(x.rt), nil, x.robotR).Expect(200)
+	if !strings.Contains(string(work.Body), second) {
+		t.Errorf("the router's work does not carry the updated key")
+	}
+	out := logs.String()
+	if out == "" {
+		t.Fatal("no log captured: the test proves nothing")
+	}
+	for _, k := range []string{testPSK, second} {
+		if strings.Contains(out, k) {
+			t.Errorf("the log carries a pre-shared key:\n%s", out)
+		}
+	}
 }

@@ -451,6 +451,9 @@ var matrix = []matrixRow{
 	{"GET", "/iaas/policy_log/{project_id}/", "policy_log", auth.List, "project P", w(200, 200, 200, 404, 403, 401), func(f *fixture) request {
 		return request{path: apitest.Path("/iaas/policy_log/", computeOf(f).project)}
 	}},
+	{"GET", "/iaas/vpn_status/{id}/", "vpn_status", auth.Read, "VPN V", w(200, 200, 200, 404, 404, 401), func(f *fixture) request {
+		return request{path: apitest.Path("/iaas/vpn_status/", vpnOf(f))}
+	}},
 	{"GET", "/v1/operator/members", "operator", auth.List, "", w(200, 403, 403, 403, 403, 401), static("/v1/operator/members")},
 	{"DELETE", "/v1/operator/members/{id}", "operator", auth.Delete, "unknown node", w(404, 403, 403, 403, 403, 401), static("/v1/operator/members/no-such-node")},
 	{"GET", "/v1/operator/leader", "operator", auth.Read, "", w(200, 403, 403, 403, 403, 401), static("/v1/operator/leader")},

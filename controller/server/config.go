@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -31,6 +32,9 @@ type Config struct {
 
 	LogLevel string `hcl:"log_level,optional"`
 	LogJSON  bool   `hcl:"log_json,optional"`
+	// LogOutput receives the node's log (os.Stderr when nil); not a file
+	// setting.
+	LogOutput io.Writer
 
 	HTTPTLSCert string `hcl:"http_tls_cert,optional"`
 	HTTPTLSKey  string `hcl:"http_tls_key,optional"`

@@ -71,8 +71,12 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	logOut := cfg.LogOutput
+	if logOut == nil {
+		logOut = os.Stderr
+	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "regent", Level: hclog.LevelFromString(cfg.LogLevel),
-		JSONFormat: cfg.LogJSON, Output: os.Stderr, IncludeLocation: false})
+		JSONFormat: cfg.LogJSON, Output: logOut, IncludeLocation: false})
 	s := &Server{cfg: cfg, log: log, out: out, registry: prometheus.NewRegistry()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

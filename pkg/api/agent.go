@@ -82,7 +82,7 @@ type VPNStatus struct {
 	// Time is when the agent read the state (RFC 3339).
 	Time string `json:"time"`
 	// IKEState is strongSwan's IKE_SA state (ESTABLISHED, CONNECTING, …),
-	// or DOWN when there is no IKE SA.
+	// DOWN when there is no IKE SA, or UNKNOWN before the first report.
 	IKEState    string `json:"ike_state"`
 	IKEVersion  int    `json:"ike_version,omitempty"`
 	LocalHost   string `json:"local_host,omitempty"`
@@ -93,6 +93,12 @@ type VPNStatus struct {
 	// Error says why the VPN could not be loaded or read, if it could not.
 	Error string `json:"error,omitempty"`
 }
+
+// IKE states that are not strongSwan's: no IKE SA, and no report yet.
+const (
+	VPNStateDown    = "DOWN"
+	VPNStateUnknown = "UNKNOWN"
+)
 
 // VPNChildStatus is one IPsec SA of a VPN.
 type VPNChildStatus struct {

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/regentcloud/regent/pkg/api"
 )
@@ -115,4 +116,11 @@ func (c *Client) SnapshotCreate(ctx context.Context, in *api.SnapshotInput) (*ap
 // BackupCreate backs up a VM.
 func (c *Client) BackupCreate(ctx context.Context, in *api.SnapshotInput) (*api.Backup, *Meta, error) {
 	return Create[*api.Backup](ctx, c, BackupPath, in)
+}
+
+// VPNStatus reads the live IPsec state of a VPN as its router's agent last
+// reported it (ike_state UNKNOWN before the first report).
+func (c *Client) VPNStatus(ctx context.Context, id uint64) (*api.VPNStatus, error) {
+	st, _, err := Get[*api.VPNStatus](ctx, c, "/iaas/vpn_status/"+strconv.FormatUint(id, 10)+"/", nil)
+	return st, err
 }

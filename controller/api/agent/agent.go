@@ -53,6 +53,7 @@ func Register(a *api.API, cfg Config) {
 	a.Handle("GET /iaas/run_robot/{$}", a.Route("iaas", "run_robot", auth.List, r.runRobotList))
 	a.Handle("POST /iaas/run_robot/{$}", a.Route("iaas", "run_robot", auth.Create, r.runRobotAck))
 	a.Handle("GET /iaas/policy_log/{project_id}/{$}", a.Route("iaas", "policy_log", auth.List, r.policyLog))
+	a.Handle("GET /iaas/vpn_status/{id}/{$}", a.Route("iaas", "vpn_status", auth.Read, r.vpnStatus))
 }
 
 func bad(code, format string, args ...any) error {
@@ -161,6 +162,17 @@ func (r *routes) heartbeat(q *api.Request) error {
 		}
 	}
 	r.cfg.Heartbeats.AddPolicyLog(logs)
+	if in.RouterID != 0 {
+		st, err := vpnReport(q, in.RouterID, in.VPNStatus)
+		if err != nil {
+			return err
+		}
+		var vrs []uint64
+		for _, vr := range q.Txn.VirtualRoutersOnRouter(in.RouterID) {
+			vrs = append(vrs, vr.ID)
+		}
+		r.cfg.Heartbeats.SetVPNStatus(vrs, st)
+	}
 	now := r.cfg.Now()
 	r.cfg.Heartbeats.Beat(in.ServerID, in.RouterID, now)
 	change := r.cfg.Heartbeats.Changes(q.Txn, now)
@@ -187,6 +199,65 @@ func (r *routes) heartbeat(q *api.Request) error {
 		}
 	}
 	q.W.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// Bounds of a heartbeat's VPN status report.
+const (
+	maxVPNReports  = 4096
+	maxVPNChildren = 64
+	maxVPNString   = 256
+)
+
+// vpnReport checks an agent's VPN statuses and keeps those of VPNs on its
+// own router's virtual routers (the rest are dropped, like policy log
+// entries of other routers).
+func vpnReport(q *api.Request, router uint64, in []wire.VPNStatus) ([]wire.VPNStatus, error) {
+	if len(in) > maxVPNReports {
+		return nil, bad("agent_heartbeat_104", "At most %d VPN statuses per heartbeat, got %d.", maxVPNReports, len(in))
+	}
+	var out []wire.VPNStatus
+	for _, st := range in {
+		long := len(st.IKEState) > maxVPNString || len(st.LocalHost) > maxVPNString || len(st.RemoteHost) > maxVPNString ||
+			len(st.Time) > maxVPNString || len(st.Error) > 4*maxVPNString || len(st.Children) > maxVPNChildren
+		for _, c := range st.Children {
+			long = long || len(c.Name) > maxVPNString || len(c.State) > maxVPNString || len(c.LocalTS) > maxVPNChildren || len(c.RemoteTS) > maxVPNChildren
+		}
+		if long || st.IKEState == "" {
+			return nil, bad("agent_heartbeat_105", "VPN status of VPN %d: ike_state is required, strings are at most %d bytes and at most %d child SAs or selectors are listed.",
+				st.VPNID, maxVPNString, maxVPNChildren)
+		}
+		v, ok := q.Txn.VPN(st.VPNID)
+		if !ok || v.VirtualRouterID != st.VirtualRouterID {
+			continue
+		}
+		if vr, ok := q.Txn.VirtualRouter(v.VirtualRouterID); !ok || vr.RouterID != router {
+			continue
+		}
+		if st.Children == nil {
+			st.Children = []wire.VPNChildStatus{}
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// vpnStatus answers the live IPsec state of a VPN as its router's agent
+// last reported it (on its heartbeats). Before any report, ike_state is
+// UNKNOWN. Another member's VPN is 404.
+func (r *routes) vpnStatus(q *api.Request) error {
+	id, err := strconv.ParseUint(q.PathValue("id"), 10, 64)
+	v, ok := q.Txn.VPN(id)
+	if err != nil || !ok || !(q.P.Global() || v.MemberID == q.P.MemberID || (q.P.Role == auth.Robot && v.RegionID == q.P.RegionID)) {
+		return wire.NotFound("iaas_vpn_status_read_001")
+	}
+	st, ok := r.cfg.Heartbeats.VPNStatus(id)
+	if !ok {
+		st = wire.VPNStatus{VPNID: id, VirtualRouterID: v.VirtualRouterID, IKEState: wire.VPNStateUnknown, Children: []wire.VPNChildStatus{},
+			Error: "The agent of the VPN's router has not reported this VPN yet."}
+	}
+	q.W.Header().Set("X-Regent-Index", strconv.FormatUint(max(q.Txn.MaxIndex(state.VPNs), 1), 10))
+	api.WriteJSON(q.W, http.StatusOK, wire.Item[wire.VPNStatus]{Content: st})
 	return nil
 }
 

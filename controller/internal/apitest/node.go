@@ -28,6 +28,8 @@ type Options struct {
 	ClusterToken string
 	// LogLevel of the node's logger (on stderr); default "error".
 	LogLevel string
+	// LogOutput, when set, receives the node's log instead of stderr.
+	LogOutput io.Writer
 	// Configure, when set, adjusts the node's configuration before it starts.
 	Configure func(*server.Config)
 }
@@ -72,6 +74,7 @@ func Start(t testing.TB, opts Options) *Node {
 	cfg.Bootstrap = true
 	cfg.ClusterToken = opts.ClusterToken
 	cfg.LogLevel = opts.LogLevel
+	cfg.LogOutput = opts.LogOutput
 	// A single node elects itself after one heartbeat timeout.
 	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = "200ms", "200ms", "100ms"
 	if opts.Configure != nil {
