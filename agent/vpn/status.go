@@ -136,7 +136,7 @@ func (in *instance) status(ctx context.Context) []api.VPNStatus {
 		cancel()
 	}
 	for _, r := range snap.want {
-		st := api.VPNStatus{VPNID: r.conn.VPNID, VirtualRouterID: snap.router.ID, Time: now, IKEState: "DOWN",
+		st := api.VPNStatus{VPNID: r.conn.VPNID, VirtualRouterID: snap.router.ID, Time: now, IKEState: api.VPNStateDown,
 			Children: []api.VPNChildStatus{}}
 		switch {
 		case err != nil:
