@@ -47,7 +47,8 @@ func TestAgentVPNs(t *testing.T) {
 	})
 	e.startController()
 	e.catalogue()
-	e.startAgent(e.writeAgentConfig(`["network"]`, `vpn_mode = "libipsec"`+"\n"))
+	config := e.writeAgentConfig(`["network"]`, `vpn_mode = "libipsec"`+"\n")
+	e.startAgent(config)
 
 	type side struct {
 		priv3            string
@@ -139,6 +140,31 @@ func TestAgentVPNs(t *testing.T) {
 		if p := <-peers; p != sides[0].priv3+".5" {
 			t.Fatalf("B saw %s, want A's private address (no SNAT into the VPN)", p)
 		}
+	})
+
+	t.Run("agent killed and restarted", func(t *testing.T) {
+		old := charons(vpnDir)
+		e.agent.signal(syscall.SIGKILL, 10*time.Second)
+		// charon follows its parent (SIGTERM on the agent's death).
+		eventually(t, "the old charons gone", 15*time.Second, func() bool { return len(charons(vpnDir)) == 0 })
+		// Reports carry whole seconds: only one read after the kill counts.
+		restarted := time.Now().Truncate(time.Second).Add(time.Second)
+		e.startAgent(config)
+		took := eventually(t, "both VPNs ESTABLISHED again", 90*time.Second, func() bool {
+			for _, s := range sides {
+				st := status(s)
+				at, _ := time.Parse(time.RFC3339, fmt.Sprint(st["time"]))
+				if st["ike_state"] != "ESTABLISHED" || at.Before(restarted) {
+					return false
+				}
+			}
+			return len(charons(vpnDir)) == 2
+		})
+		t.Logf("agent restart → ESTABLISHED again: %v (old charons %v, new %v)", took.Round(time.Millisecond), old, charons(vpnDir))
+		eventually(t, "ping B→A after the restart", 30*time.Second, func() bool {
+			s, r := ping(t, sides[1].host, sides[0].priv3+".5", 1)
+			return r == s
+		})
 	})
 
 	t.Run("no key in any log", func(t *testing.T) {
