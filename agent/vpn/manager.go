@@ -161,6 +161,11 @@ func (m *Manager) Ensure(ctx context.Context, r Router, vpns []api.VPNSpec) (Res
 	if created {
 		res.Changes = append(res.Changes, "vpn instance "+r.Namespace)
 	}
+	if in.router != r {
+		// A new public address (or namespace) is in every rendered
+		// connection, so the VPNs re-load with it.
+		in.router = r
+	}
 	in.want = want
 	in.publishLocked()
 	if in.sess == nil {
@@ -182,11 +187,6 @@ func (m *Manager) instance(r Router) (*instance, bool, error) {
 		return nil, false, errors.New("vpn: manager closed")
 	}
 	if in := m.instances[r.ID]; in != nil {
-		if in.router != r {
-			in.mu.Lock()
-			in.router = r // a new public address reaches the next load
-			in.mu.Unlock()
-		}
 		return in, false, nil
 	}
 	in := &instance{cfg: &m.cfg, router: r, dir: filepath.Join(m.cfg.RunDir, r.Namespace),
