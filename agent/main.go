@@ -101,6 +101,9 @@ func parse(args []string, stderr io.Writer) (daemon.Config, error) {
 	str("backup-dir", "directory of VM backups", func(c *daemon.Config) *string { return &c.BackupDir })
 	str("console-log-dir", "directory of the VMs' serial console logs", func(c *daemon.Config) *string { return &c.ConsoleLogDir })
 	str("shutdown-timeout", "ACPI shutdown wait before a quiesce destroys the domain", func(c *daemon.Config) *string { return &c.ShutdownTimeout })
+	str("vpn-mode", "VPN ESP: xfrm (kernel) or libipsec (userspace); default xfrm where the kernel has XFRM interfaces", func(c *daemon.Config) *string { return &c.VPNMode })
+	str("charon-path", "charon-systemd binary (network role VPNs)", func(c *daemon.Config) *string { return &c.CharonPath })
+	str("vpn-run-dir", "directory of the per-router charon sockets, configs and logs (default <data-dir>/vpn)", func(c *daemon.Config) *string { return &c.VPNRunDir })
 	str("metrics-addr", "listen address of /metrics and /healthz (\"off\": none)", func(c *daemon.Config) *string { return &c.MetricsAddr })
 	str("log-level", "trace, debug, info, warn, error", func(c *daemon.Config) *string { return &c.LogLevel })
 	fs.BoolFunc("log-json", "log JSON lines", func(v string) error {

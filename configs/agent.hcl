@@ -53,6 +53,14 @@ underlay_device = "eth1"       # link of the VTEP (vxlan) or VLAN parent (vlan)
 # link_prefix      = "rg"      # host link names and ownership tags (<= 4 chars)
 # namespace_prefix = "P"       # router namespaces are P<project_id>
 
+# Network role: site-to-site VPNs, one strongSwan charon per router namespace over VICI
+# (docs/netrouter.md). vpn_mode "xfrm" (production: kernel IPsec, an XFRM interface per VPN) or
+# "libipsec" (userspace ESP over a TUN device, for hosts without kernel ESP); default: xfrm where
+# the kernel can create XFRM interfaces.
+# vpn_mode    = "xfrm"
+# charon_path = "/usr/sbin/charon-systemd"
+# vpn_run_dir = "/var/lib/regent-agent/vpn" # per-router strongswan.conf, VICI socket, charon log
+
 metrics_addr = "0.0.0.0:8090" # Prometheus /metrics and /healthz ("off": none)
 log_level    = "info"
 log_json     = false

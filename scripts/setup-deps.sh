@@ -15,7 +15,9 @@ PACKAGES=(
   # VMs: libvirtd + QEMU (TCG here, no /dev/kvm), cloud-init seed ISOs
   libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils libvirt-clients genisoimage
   # VPN: strongSwan charon over VICI, userspace ESP (kernel-libipsec)
-  # charon-systemd strongswan-swanctl libcharon-extra-plugins
+  charon-systemd strongswan-swanctl libcharon-extra-plugins
+  # ECP groups (group19/20, the API default group20) and AES-GCM (the API default ESP cipher)
+  libstrongswan-standard-plugins
   # DNS: dig/kdig, load tests, reference server (NSD), conformance (zonemaster)
   bind9-dnsutils knot-dnsutils dnsperf nsd zonemaster-cli
 )

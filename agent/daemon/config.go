@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2/hclsimple"
+	"github.com/regentcloud/regent/agent/vpn"
 	"github.com/regentcloud/regent/pkg/api"
 )
 
@@ -64,6 +65,17 @@ type Config struct {
 	BackupDir       string `hcl:"backup_dir,optional"`
 	ConsoleLogDir   string `hcl:"console_log_dir,optional"`
 	ShutdownTimeout string `hcl:"shutdown_timeout,optional"`
+
+	// Network role: site-to-site VPNs, one charon per router namespace
+	// (agent/vpn). VPNMode is xfrm (kernel IPsec with XFRM interfaces,
+	// production) or libipsec (userspace ESP over a TUN device, for hosts
+	// without kernel ESP); empty: xfrm where the kernel can make XFRM
+	// interfaces. VPNRunDir holds each instance's strongswan.conf, VICI
+	// socket and log (default <data_dir>/vpn; unix socket paths are at
+	// most 107 bytes).
+	VPNMode    string `hcl:"vpn_mode,optional"`
+	CharonPath string `hcl:"charon_path,optional"`
+	VPNRunDir  string `hcl:"vpn_run_dir,optional"`
 
 	MetricsAddr string `hcl:"metrics_addr,optional"`
 	LogLevel    string `hcl:"log_level,optional"`
@@ -215,6 +227,7 @@ func (c *Config) Finish() error {
 		}
 	}
 	errs = append(errs, c.finishVM()...)
+	errs = append(errs, c.finishVPN()...)
 	if c.HasRole(api.RoleHypervisor) && len(c.Storage) == 0 {
 		bad("storage: the hypervisor role needs at least one storage type → directory")
 	}
@@ -238,4 +251,30 @@ func (c *Config) Finish() error {
 		bad("resync_interval: %q must be a duration of at least 1s", c.ResyncInterval)
 	}
 	return errors.Join(errs...)
+}
+
+// finishVPN fills the VPN defaults and checks them.
+func (c *Config) finishVPN() []error {
+	var errs []error
+	if c.CharonPath == "" {
+		c.CharonPath = "/usr/sbin/charon-systemd"
+	}
+	if c.VPNRunDir == "" {
+		c.VPNRunDir = filepath.Join(c.DataDir, "vpn")
+	}
+	if c.VPNMode != "" && c.VPNMode != vpn.ModeXFRM && c.VPNMode != vpn.ModeLibIPsec {
+		errs = append(errs, fmt.Errorf("vpn_mode: %q is not %s or %s (empty: %s where the kernel has XFRM interfaces)",
+			c.VPNMode, vpn.ModeXFRM, vpn.ModeLibIPsec, vpn.ModeXFRM))
+	}
+	if !filepath.IsAbs(c.VPNRunDir) {
+		errs = append(errs, fmt.Errorf("vpn_run_dir: %q must be an absolute path", c.VPNRunDir))
+	}
+	// <run dir>/P<project id>/charon.vici must fit a unix socket address.
+	if n := len(c.VPNRunDir) + len("/P18446744073709551615/charon.vici"); n > 107 {
+		errs = append(errs, fmt.Errorf("vpn_run_dir: %q is too long for the VICI socket paths under it (%d > 107 bytes)", c.VPNRunDir, n))
+	}
+	if c.HasRole(api.RoleNetwork) && !filepath.IsAbs(c.CharonPath) {
+		errs = append(errs, fmt.Errorf("charon_path: %q must be an absolute path", c.CharonPath))
+	}
+	return errs
 }

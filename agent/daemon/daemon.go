@@ -28,6 +28,7 @@ import (
 	"github.com/regentcloud/regent/agent/netrouter"
 	"github.com/regentcloud/regent/agent/reconcile"
 	"github.com/regentcloud/regent/agent/vm"
+	"github.com/regentcloud/regent/agent/vpn"
 	"github.com/regentcloud/regent/pkg/api"
 	"github.com/regentcloud/regent/pkg/client"
 )
@@ -54,6 +55,7 @@ type Daemon struct {
 	// set at Run for the network role
 	builder   *netrouter.Builder
 	policyLog policyLogCursor
+	vpn       *vpn.Manager
 	routers   *reconcile.Loop[api.RouterSpec]
 	// set at Run for the hypervisor role (vm.go)
 	vmBuilder *vm.Builder
@@ -150,7 +152,22 @@ func (d *Daemon) Run(ctx context.Context) error {
 			defer c()
 			_ = b.Close(cctx)
 		}()
-		h := newRouterHandler(d.cfg.VTEPAddr, b, d.ctl, d.metrics, d.log.Named("router"))
+		// VPNs: one charon per router namespace; they stop with the agent
+		// (and would with its death: charon gets SIGTERM as its parent
+		// dies) and come back, re-loaded, with the next apply.
+		vpns, err := vpn.New(vpn.Config{Mode: d.cfg.VPNMode, Charon: d.cfg.CharonPath, RunDir: d.cfg.VPNRunDir,
+			Logger: d.log})
+		if err != nil {
+			return err
+		}
+		d.vpn = vpns
+		d.log.Info("vpn", "mode", vpns.Mode(), "charon", d.cfg.CharonPath)
+		defer func() {
+			cctx, c := context.WithTimeout(context.Background(), 20*time.Second)
+			defer c()
+			_ = vpns.Close(cctx)
+		}()
+		h := newRouterHandler(d.cfg.VTEPAddr, b, vpns, d.ctl, d.metrics, d.log.Named("router"))
 		d.routers = reconcile.New(ctx, reconcile.Config[api.RouterSpec]{
 			Key: routerKey, Handler: h,
 			Version: func(s api.RouterSpec) string {
@@ -276,7 +293,7 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 	for sleep(ctx, every) {
 		reg := d.registration()
 		hb := api.Heartbeat{ServerID: reg.ServerID, RouterID: reg.RouterID, Capacity: d.capacity(), Health: "ok",
-			PolicyLog: d.policyLog.newEntries(ctx, d.builder, 4096)}
+			PolicyLog: d.policyLog.newEntries(ctx, d.builder, 4096), VPNStatus: d.vpnStatus(ctx)}
 		err := d.ctl.do(ctx, func(c *client.Client) error { return c.Agent().Heartbeat(ctx, hb) })
 		switch {
 		case ctx.Err() != nil:
@@ -352,4 +369,13 @@ func (d *Daemon) workLoop(ctx context.Context) {
 			d.vms.Sync(w.VMs, true)
 		}
 	}
+}
+
+// vpnStatus is the state of every VPN of the agent's routers (nil
+// without the network role).
+func (d *Daemon) vpnStatus(ctx context.Context) []api.VPNStatus {
+	if d.vpn == nil {
+		return nil
+	}
+	return d.vpn.Status(ctx)
 }

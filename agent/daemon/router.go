@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/regentcloud/regent/agent/netrouter"
+	"github.com/regentcloud/regent/agent/vpn"
 	"github.com/regentcloud/regent/pkg/api"
 	"github.com/regentcloud/regent/pkg/client"
 )
@@ -24,6 +27,14 @@ type routerBuilder interface {
 	Quiesce(ctx context.Context, spec *api.RouterSpec) error
 	Scrub(ctx context.Context, id uint64) error
 	List(ctx context.Context) ([]netrouter.Router, error)
+	EnsureVPNRoutes(ctx context.Context, spec *api.RouterSpec) (netrouter.Result, error)
+	Namespace(projectID uint64) string
+}
+
+// vpnRunner is what the router handler needs of agent/vpn.
+type vpnRunner interface {
+	Ensure(ctx context.Context, r vpn.Router, vpns []api.VPNSpec) (vpn.Result, error)
+	Remove(ctx context.Context, routerID uint64) error
 }
 
 // stateReporter makes the compare-and-swap state reports.
@@ -32,15 +43,27 @@ type stateReporter interface {
 }
 
 // newRouterHandler returns the handler of the network role.
-func newRouterHandler(vtep string, b routerBuilder, report stateReporter, metrics *Metrics, log hclog.Logger) *routerHandler {
+// vpns may be nil (no VPN support: a router with VPNs fails).
+func newRouterHandler(vtep string, b routerBuilder, vpns vpnRunner, report stateReporter, metrics *Metrics, log hclog.Logger) *routerHandler {
 	return &routerHandler{m: &machine{kind: "virtual router", set: report.SetRouterState},
-		vtep: vtep, b: b, report: report, metrics: metrics, log: log}
+		vtep: vtep, b: b, vpns: vpns, report: report, metrics: metrics, log: log}
 }
 
 // Error codes the agent stores on an UNRESOURCED router.
 const (
 	codeInvalidSpec = "agent_router_invalid_spec"
+	// A VPN of the router: its spec cannot be mapped to strongSwan, or
+	// strongSwan refused it, or its charon could not be run.
+	codeVPNInvalidSpec = "agent_vpn_invalid_spec"
+	codeVPNRejected    = "agent_vpn_rejected"
+	codeVPNFailed      = "agent_vpn_failed"
 )
+
+// vpnError is a failure of the router's VPNs (not of the router itself).
+type vpnError struct{ err error }
+
+func (e *vpnError) Error() string { return "vpn: " + e.err.Error() }
+func (e *vpnError) Unwrap() error { return e.err }
 
 // errNotYet is a SCRUB_QUEUE router the controller does not let go yet
 // (the project's grace period, or VMs of the project not CLOSED).
@@ -55,6 +78,7 @@ type routerHandler struct {
 	// it (a hypervisor on the same host shares the segment bridge).
 	vtep    string
 	b       routerBuilder
+	vpns    vpnRunner
 	report  stateReporter
 	metrics *Metrics
 	log     hclog.Logger
@@ -95,6 +119,9 @@ func (h *routerHandler) apply(ctx context.Context, spec *api.RouterSpec) (string
 				return h.quiesce(ctx, spec)
 			case actScrub:
 				start := time.Now()
+				if err := h.removeVPNs(ctx, spec.ID); err != nil {
+					return err
+				}
 				err := h.b.Scrub(ctx, spec.ID)
 				h.metrics.built(api.KindVirtualRouter, "scrub", time.Since(start))
 				return err
@@ -103,8 +130,20 @@ func (h *routerHandler) apply(ctx context.Context, spec *api.RouterSpec) (string
 		},
 		failed: func(err error) string {
 			var se *netrouter.SpecError
-			if errors.As(err, &se) {
+			var vse *vpn.SpecError
+			var vle *vpn.LoadError
+			var ve *vpnError
+			switch {
+			case errors.As(err, &se):
 				return codeInvalidSpec
+			case errors.As(err, &vse):
+				return codeVPNInvalidSpec
+			case errors.As(err, &vle):
+				return codeVPNRejected
+			case errors.As(err, &ve):
+				// charon would not start or answer: the router is built but
+				// its VPNs are not; the detail says why.
+				return codeVPNFailed
 			}
 			return ""
 		},
@@ -136,11 +175,60 @@ func (h *routerHandler) ensure(ctx context.Context, spec *api.RouterSpec, log hc
 		log.Info("router ensured", "took", res.Duration, "changes", len(res.Changes))
 		log.Debug("router changes", "changes", strings.Join(res.Changes, "; "))
 	}
+	return h.ensureVPNs(ctx, spec, log)
+}
+
+// ensureVPNs runs the router's VPNs after the router itself: charon with
+// exactly the spec's VPNs (none: stopped), then the routes into the
+// tunnel device charon made.
+func (h *routerHandler) ensureVPNs(ctx context.Context, spec *api.RouterSpec, log hclog.Logger) error {
+	if h.vpns == nil {
+		if len(spec.VPNs) > 0 {
+			return &vpnError{err: errors.New("this agent runs no VPNs (no network role VPN manager)")}
+		}
+		return nil
+	}
+	pub, err := netip.ParsePrefix(spec.PublicIP) // Ensure validated it
+	if err != nil {
+		return &vpnError{err: err}
+	}
+	start := time.Now()
+	r := vpn.Router{ID: spec.ID, Namespace: h.b.Namespace(spec.ProjectID), PublicAddr: pub.Addr()}
+	res, err := h.vpns.Ensure(ctx, r, spec.VPNs)
+	if err != nil {
+		return &vpnError{err: err}
+	}
+	if len(spec.VPNs) > 0 {
+		rr, err := h.b.EnsureVPNRoutes(ctx, spec)
+		if err != nil {
+			return &vpnError{err: fmt.Errorf("routes: %w", err)}
+		}
+		res.Changes = append(res.Changes, rr.Changes...)
+	}
+	if len(res.Changes) > 0 {
+		h.metrics.built(api.KindVirtualRouter, "vpn", time.Since(start))
+		log.Info("vpns ensured", "vpns", len(spec.VPNs), "took", time.Since(start), "changes", strings.Join(res.Changes, "; "))
+	}
+	return nil
+}
+
+// removeVPNs stops the router's charon (quiesce, scrub, removal).
+func (h *routerHandler) removeVPNs(ctx context.Context, id uint64) error {
+	if h.vpns == nil {
+		return nil
+	}
+	if err := h.vpns.Remove(ctx, id); err != nil {
+		return &vpnError{err: err}
+	}
 	return nil
 }
 
 func (h *routerHandler) quiesce(ctx context.Context, spec *api.RouterSpec) error {
 	start := time.Now()
+	// A quiesced router keeps no tunnels up.
+	if err := h.removeVPNs(ctx, spec.ID); err != nil {
+		return err
+	}
 	err := h.b.Quiesce(ctx, spec)
 	var se *netrouter.SpecError
 	if err != nil && !errors.As(err, &se) {
@@ -196,6 +284,9 @@ func (h *routerHandler) Remove(ctx context.Context, key string) error {
 		return err
 	}
 	start := time.Now()
+	if err := h.removeVPNs(ctx, id); err != nil {
+		return err
+	}
 	err = h.b.Scrub(ctx, id)
 	h.metrics.built(api.KindVirtualRouter, "scrub", time.Since(start))
 	if err == nil {

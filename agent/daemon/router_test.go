@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/regentcloud/regent/agent/netrouter"
 	"github.com/regentcloud/regent/agent/reconcile"
+	"github.com/regentcloud/regent/agent/vpn"
 	"github.com/regentcloud/regent/pkg/api"
 	"github.com/regentcloud/regent/pkg/client"
 )
@@ -65,6 +66,42 @@ func (f *fakeBuilder) List(context.Context) ([]netrouter.Router, error) {
 	return out, nil
 }
 
+func (f *fakeBuilder) EnsureVPNRoutes(_ context.Context, s *api.RouterSpec) (netrouter.Result, error) {
+	return netrouter.Result{}, f.rec("vpnroutes", s.ID)
+}
+func (f *fakeBuilder) Namespace(p uint64) string { return fmt.Sprintf("P%d", p) }
+
+// fakeVPN records VPN calls; err makes Ensure fail for routers in failFor.
+type fakeVPN struct {
+	mu      sync.Mutex
+	calls   []string
+	err     error
+	failFor map[uint64]bool
+}
+
+func (f *fakeVPN) Ensure(_ context.Context, r vpn.Router, vpns []api.VPNSpec) (vpn.Result, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf("vpn %d %s %s %d", r.ID, r.Namespace, r.PublicAddr, len(vpns)))
+	if f.failFor[r.ID] {
+		return vpn.Result{}, f.err
+	}
+	return vpn.Result{Changes: []string{"x"}}, nil
+}
+
+func (f *fakeVPN) Remove(_ context.Context, id uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf("vpn-remove %d", id))
+	return nil
+}
+
+func (f *fakeVPN) log() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
 func (f *fakeBuilder) log() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -108,7 +145,7 @@ func (f *fakeController) state(id uint64) int {
 func newHandler() (*routerHandler, *fakeBuilder, *fakeController) {
 	b := &fakeBuilder{built: map[uint64]bool{}, errs: map[string]error{}}
 	c := &fakeController{states: map[uint64]int{}}
-	return newRouterHandler("", b, c, NewMetrics(), hclog.NewNullLogger()), b, c
+	return newRouterHandler("", b, nil, c, NewMetrics(), hclog.NewNullLogger()), b, c
 }
 
 func TestRouterStateMachine(t *testing.T) {
@@ -263,5 +300,79 @@ func TestLocalizeDropsOwnVTEP(t *testing.T) {
 	out := h.localize(in)
 	if !slices.Equal(out.Subnets[0].VTEPs, []string{"192.0.2.2"}) || len(in.Subnets[0].VTEPs) != 2 {
 		t.Errorf("localize: %v (input now %v)", out.Subnets[0].VTEPs, in.Subnets[0].VTEPs)
+	}
+}
+
+// TestRouterVPNs: VPNs are ensured after the router, their routes after
+// charon; a VPN failure puts that router (only) UNRESOURCED with a VPN
+// error code; quiesce and scrub stop its charon.
+func TestRouterVPNs(t *testing.T) {
+	b := &fakeBuilder{built: map[uint64]bool{}, errs: map[string]error{}}
+	c := &fakeController{states: map[uint64]int{}}
+	v := &fakeVPN{failFor: map[uint64]bool{}}
+	h := newRouterHandler("", b, v, c, NewMetrics(), hclog.NewNullLogger())
+	ctx := context.Background()
+	spec := func(id uint64, state int) api.RouterSpec {
+		return api.RouterSpec{ID: id, ProjectID: id * 10, State: state, PublicIP: "198.51.100.10/24",
+			VPNs: []api.VPNSpec{{ID: 99}}}
+	}
+
+	c.states[7] = api.StateRequested
+	if err := h.Apply(ctx, spec(7, api.StateRequested)); err != nil {
+		t.Fatal(err)
+	}
+	if c.state(7) != api.StateRunning || !slices.Equal(b.log(), []string{"ensure 7", "vpnroutes 7"}) ||
+		!slices.Equal(v.log(), []string{"vpn 7 P70 198.51.100.10 1"}) {
+		t.Fatalf("state %d, builder %q, vpn %q", c.state(7), b.log(), v.log())
+	}
+
+	for _, tc := range []struct {
+		err  error
+		code string
+	}{
+		{&vpn.SpecError{Err: errors.New("ike_dh_groups: \"group99\"")}, codeVPNInvalidSpec},
+		{&vpn.LoadError{VPNID: 99, Err: errors.New("load-conn: invalid proposal")}, codeVPNRejected},
+		{errors.New("charon exited at start"), codeVPNFailed},
+	} {
+		v.failFor[8], v.err = true, tc.err
+		c.states[8] = api.StateRequested
+		c.states[9] = api.StateRequested
+		if err := h.Apply(ctx, spec(8, api.StateRequested)); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Apply(ctx, spec(9, api.StateRequested)); err != nil {
+			t.Fatal(err)
+		}
+		last := c.reports[len(c.reports)-2] // 8's, before 9's two reports... find it
+		for _, r := range c.reports {
+			if r.State == api.StateUnresourced {
+				last = r
+			}
+		}
+		if c.state(8) != api.StateUnresourced || last.ErrorCode != tc.code || !strings.Contains(last.ErrorDetail, tc.err.Error()) {
+			t.Errorf("%v: state %d, report %+v", tc.err, c.state(8), last)
+		}
+		if c.state(9) != api.StateRunning {
+			t.Errorf("another router disturbed: state %d", c.state(9))
+		}
+		c.reports = nil
+	}
+
+	c.states[7] = api.StateQuiesce
+	if err := h.Apply(ctx, spec(7, api.StateQuiesce)); err != nil {
+		t.Fatal(err)
+	}
+	c.states[7] = api.StateScrubbing
+	if err := h.Apply(ctx, spec(7, api.StateScrubbing)); err != nil {
+		t.Fatal(err)
+	}
+	var removes []string
+	for _, l := range v.log() {
+		if strings.HasPrefix(l, "vpn-remove 7") {
+			removes = append(removes, l)
+		}
+	}
+	if len(removes) != 2 || c.state(7) != api.StateClosed {
+		t.Errorf("quiesce+scrub: vpn calls %q, state %d", v.log(), c.state(7))
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/regentcloud/regent/agent/vpn"
 	"github.com/regentcloud/regent/pkg/api"
 	"sigs.k8s.io/knftables"
 )
@@ -49,6 +50,10 @@ type Config struct {
 	NFLogGroup uint16
 	// PolicyLogSize is how many policy log entries are kept per router (256).
 	PolicyLogSize int
+	// VPNMode is how the router's VPNs carry ESP (agent/vpn): vpn.ModeXFRM
+	// routes each VPN's remote subnets into an XFRM interface with the
+	// VPN's if_id; vpn.ModeLibIPsec (default) into charon's TUN device.
+	VPNMode string
 	// Dnsmasq is the dnsmasq binary ("dnsmasq" from PATH).
 	Dnsmasq string
 	Logger  hclog.Logger
@@ -142,6 +147,12 @@ func New(cfg Config) (*Builder, error) {
 	if cfg.PolicyLogSize <= 0 {
 		cfg.PolicyLogSize = 256
 	}
+	if cfg.VPNMode == "" {
+		cfg.VPNMode = vpn.ModeLibIPsec
+	}
+	if cfg.VPNMode != vpn.ModeLibIPsec && cfg.VPNMode != vpn.ModeXFRM {
+		return nil, fmt.Errorf("netrouter: vpn mode %q is not %s or %s", cfg.VPNMode, vpn.ModeLibIPsec, vpn.ModeXFRM)
+	}
 	if cfg.Dnsmasq == "" {
 		cfg.Dnsmasq = "dnsmasq"
 	}
@@ -180,6 +191,9 @@ func New(cfg Config) (*Builder, error) {
 	b.nft = nft
 	return b, nil
 }
+
+// Namespace is the network namespace of a project's router.
+func (b *Builder) Namespace(projectID uint64) string { return b.names.namespace(projectID) }
 
 func (b *Builder) routerDir(id uint64) string {
 	return filepath.Join(b.cfg.StateDir, "router-"+strconv.FormatUint(id, 10))
@@ -249,6 +263,7 @@ func (b *Builder) ensure(ctx context.Context, d *desired, rs *running, c *change
 		{"state", func() error { return b.ensureStateDir(dir, d, c) }},
 		{"namespace", func() error { return b.ensureNamespace(ctx, d, rs, c) }},
 		{"links", func() error { return b.ensureLinks(ctx, d, c) }},
+		{"vpn", func() error { return b.ensureVPN(ctx, d, c) }},
 		{"nftables", func() error { return b.ensureNft(ctx, d, rs, c) }},
 		{"dhcp", func() error { return b.ensureDHCP(ctx, d, dir, rs, c) }},
 		{"metadata", func() error { return b.ensureMetadata(d, rs, c) }},

@@ -27,6 +27,7 @@ type desired struct {
 	subnets    []subnet     // ordered by subnet id
 	rules      []rule       // ordered by Order
 	metadata   []api.MetadataSpec
+	vpnRoutes  []vpnRoute // ordered by VPN id
 }
 
 type natPair struct {
@@ -209,6 +210,8 @@ func plan(spec *api.RouterSpec, n naming, mode string) (*desired, error) {
 		d.rules = append(d.rules, r)
 	}
 	slices.SortStableFunc(d.rules, func(a, b rule) int { return a.order - b.order })
+
+	d.vpnRoutes = parseVPNs(spec, d.subnets, bad)
 
 	for i, m := range spec.Metadata {
 		if _, err := netip.ParseAddr(m.Address); err != nil {

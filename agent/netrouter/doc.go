@@ -26,6 +26,12 @@
 // and the controller no longer wants. Rules with logging on feed an nflog
 // group that the builder reads per namespace (PolicyLog).
 //
+// VPNs: the ruleset admits IKE and ESP, forwards each VPN route's local
+// and remote subnets around the user's rules and exempts them from SNAT;
+// the remote subnets are routed into charon's TUN device (libipsec mode)
+// or an XFRM interface per VPN (xfrm mode). agent/vpn runs charon; the
+// agent calls EnsureVPNRoutes once charon's device exists.
+//
 // Segments is the segment half on its own, for the hypervisor role: it
 // keeps the bridge and VXLAN (or VLAN) device of every segment the host's
 // VMs use, named and tagged as a router's, and collects those no VM and

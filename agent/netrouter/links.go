@@ -136,6 +136,7 @@ func (b *Builder) ensureLinks(_ context.Context, d *desired, c *changes) error {
 	// Leftovers: links of this router that the spec no longer has.
 	keepNS := map[string]bool{"lo": true, nsPublicIf: true}
 	keepRoot := map[string]bool{d.publicVeth: true}
+	keepVPNLinks(d, b.cfg.VPNMode, keepNS)
 	for _, s := range d.subnets {
 		keepNS[s.nsVeth] = true
 		keepRoot[s.hostVeth] = true

@@ -62,12 +62,22 @@ func renderRuleset(tx *knftables.Transaction, d *desired, o rulesetOpts) string 
 	add(chainInput, "jump", chainICMP)
 	add(chainInput, "meta l4proto { tcp, udp } th dport 53 accept")
 	add(chainInput, "udp dport { 500, 4500 } accept")
+	if len(d.vpnRoutes) > 0 {
+		// IKE above; raw ESP (xfrm mode; libipsec encapsulates in UDP 4500).
+		add(chainInput, "iifname", pub, "meta l4proto esp accept")
+	}
 	add(chainInput, "iifname @"+setPrivate, "udp dport 67 accept")
 	add(chainInput, "iifname @"+setPrivate, "ip daddr 169.254.169.254 tcp dport 80 accept")
 
 	// Forwarding: established first, DNS always, then the user's rules by direction.
 	add(chainForward, "jump", chainGlobal)
 	add(chainForward, "meta l4proto { tcp, udp } th dport 53 accept")
+	// VPN traffic between a route's local and remote subnets bypasses the
+	// user's rules (CloudCIX: per VPN route, both directions).
+	for _, r := range d.vpnRoutes {
+		add(chainForward, "ip saddr", r.local.String(), "ip daddr", r.remote.String(), "accept")
+		add(chainForward, "ip saddr", r.remote.String(), "ip daddr", r.local.String(), "accept")
+	}
 	add(chainForward, "iifname", pub, "oifname @"+setPrivate, "jump", chainInbound)
 	add(chainForward, "iifname @"+setPrivate, "oifname", pub, "jump", chainOutbound)
 	add(chainForward, "iifname @"+setPrivate, "oifname @"+setPrivate, "accept")
@@ -82,6 +92,11 @@ func renderRuleset(tx *knftables.Transaction, d *desired, o rulesetOpts) string 
 	add(chainOutbound, "accept")
 	// inbound falls through to forward's policy drop.
 
+	// Traffic into a VPN keeps its private source: no SNAT (first, before
+	// the 1:1 and the router-address SNAT).
+	for _, r := range d.vpnRoutes {
+		add(chainPostrout, "ip saddr", r.local.String(), "ip daddr", r.remote.String(), "accept")
+	}
 	for _, n := range d.nat {
 		add(chainPrerouting, "iifname", pub, "ip daddr", n.public.String(), "dnat ip to", n.private.String())
 		add(chainPostrout, "oifname", pub, "ip saddr", n.private.String(), "snat ip to", n.public.String())

@@ -1,0 +1,300 @@
+package netrouter
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/regentcloud/regent/agent/vpn"
+	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/systemtest"
+)
+
+const sysPSK = "RegentSystemTestPSK0a9f3c"
+
+// TestVPNSiteToSite builds two routers (two projects) on one public
+// bridge, each with a subnet and a "VM" on it, and a VPN from each to the
+// other through strongSwan (one charon per namespace, userspace ESP).
+// It checks ESTABLISHED/INSTALLED from list-sas, a ping A→B through the
+// tunnel (child SA counters move, B sees A's private source), that the
+// PSK is in no log, that an unchanged update leaves the SA alone, that a
+// killed charon comes back with its VPN, and that removing the VPN stops
+// charon.
+func TestVPNSiteToSite(t *testing.T) {
+	e := newSysenv(t)
+	charon := "/usr/sbin/charon-systemd"
+	if _, err := os.Stat(charon); err != nil {
+		systemtest.Skip(t, "VPN system test needs %s (scripts/setup-deps.sh installs charon-systemd, libcharon-extra-plugins)", charon)
+	}
+	ctx := context.Background()
+	runDir, err := os.MkdirTemp("", "rgvpn") // short: VICI socket paths are limited to 108 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	vlogs := &syncBuffer{}
+	m, err := vpn.New(vpn.Config{Mode: vpn.ModeLibIPsec, Charon: charon, RunDir: runDir, Tick: time.Second,
+		InitiateTimeout: 3 * time.Second, Logger: hclog.New(&hclog.LoggerOptions{Output: vlogs, Level: hclog.Trace})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	t.Cleanup(func() {
+		_ = m.Close(ctx)
+		for _, pid := range pids { // belt and braces: charon must be gone
+			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && strings.Contains(string(b), "charon") {
+				t.Errorf("charon %d still runs after Close", pid)
+				_ = exec.Command("kill", "-9", strconv.Itoa(pid)).Run()
+			}
+		}
+		_ = os.RemoveAll(runDir)
+		if t.Failed() {
+			t.Logf("vpn log:\n%s", vlogs.String())
+		}
+	})
+
+	pa, pb := e.projectID(), e.projectID()
+	mk := func(p uint64, me, peer string, vni uint32, local, remote string) *api.RouterSpec {
+		return &api.RouterSpec{ID: p + 1, ProjectID: p, PublicIP: e.net3 + "." + me + "/24", PublicGateway: e.net3 + ".1",
+			Subnets: []api.RouterSubnetSpec{{ID: p + 2, AddressRange: strings.TrimSuffix(local, ".0/24") + ".1/24", VNI: vni,
+				VTEPs: []string{e.net3 + ".77"}}},
+			VPNs: []api.VPNSpec{{ID: p + 3, IKEVersion: "v2-only",
+				IKEAuthentication: "sha-256,sha1", IKEEncryption: "aes-128-cbc,aes-256-cbc", IKEDHGroups: "group5,group2",
+				IKELifetime: 28800, IKEGatewayType: "public_ip", IKEGatewayValue: e.net3 + "." + peer, PreSharedKey: sysPSK,
+				IPSecAuthentication: "hmac-sha-256-128", IPSecEncryption: "aes-256-cbc", IPSecPFSGroups: "group14",
+				IPSecEstablishTime: "immediately", IPSecLifetime: 3600,
+				Routes: []api.VPNRouteSpec{{LocalSubnet: local, RemoteSubnet: remote}}}},
+		}
+	}
+	sa := mk(pa, "10", "11", e.vni, "10.1.0.0/24", "10.2.0.0/24")
+	sb := mk(pb, "11", "10", e.vni+1, "10.2.0.0/24", "10.1.0.0/24")
+	rA := vpn.Router{ID: sa.ID, Namespace: e.b.names.namespace(pa), PublicAddr: netip.MustParseAddr(e.net3 + ".10")}
+	rB := vpn.Router{ID: sb.ID, Namespace: e.b.names.namespace(pb), PublicAddr: netip.MustParseAddr(e.net3 + ".11")}
+
+	// What the agent's router handler does: router, then VPNs, then the
+	// routes into charon's TUN device.
+	apply := func(s *api.RouterSpec, r vpn.Router) vpn.Result {
+		t.Helper()
+		e.ensure(e.b, s)
+		res, err := m.Ensure(ctx, r, s.VPNs)
+		if err != nil {
+			t.Fatalf("vpn Ensure %s: %v", r.Namespace, err)
+		}
+		if _, err := e.b.EnsureVPNRoutes(ctx, s); err != nil {
+			t.Fatalf("EnsureVPNRoutes: %v", err)
+		}
+		return res
+	}
+	sa0, sb0 := *sa, *sb
+	sa0.VPNs, sb0.VPNs = nil, nil
+	e.ensure(e.b, &sa0) // the segment bridges for the hosts
+	e.ensure(e.b, &sb0)
+	hostA, hostB := e.prefix+"va", e.prefix+"vb"
+	e.addHost(hostA, e.b.names.vxlanBridge(e.vni), "", "10.1.0.5/24")
+	e.addHost(hostB, e.b.names.vxlanBridge(e.vni+1), "", "10.2.0.5/24")
+	e.sh("ip", "-n", hostA, "route", "add", "default", "via", "10.1.0.1")
+	e.sh("ip", "-n", hostB, "route", "add", "default", "via", "10.2.0.1")
+
+	apply(sa, rA) // B is not there yet: A's initiate fails and is retried
+	start := time.Now()
+	apply(sb, rB)
+	pids = append(pids, charonPids(runDir)...)
+	if len(pids) != 2 {
+		t.Fatalf("want 2 charon processes, have %v", pids)
+	}
+
+	established := func(r vpn.Router) (api.VPNStatus, bool) {
+		st := m.RouterStatus(ctx, r.ID)
+		if len(st) != 1 {
+			return api.VPNStatus{}, false
+		}
+		s := st[0]
+		return s, s.IKEState == "ESTABLISHED" && len(s.Children) == 1 && s.Children[0].State == "INSTALLED"
+	}
+	eventually(t, "both VPNs ESTABLISHED with an INSTALLED child", 60*time.Second, func() bool {
+		_, a := established(rA)
+		_, b := established(rB)
+		return a && b
+	})
+	t.Logf("ESTABLISHED %v after the second router's VPN was ensured", time.Since(start).Round(time.Millisecond))
+	for _, pid := range pids {
+		t.Logf("charon pid %d: VmRSS %s", pid, procStatus(pid, "VmRSS"))
+	}
+	stA, _ := established(rA)
+	stB, _ := established(rB)
+	if stA.RemoteHost != e.net3+".11" || stA.VirtualRouterID != sa.ID || stA.VPNID != pa+3 || stA.IKEVersion != 2 {
+		t.Errorf("status A: %+v", stA)
+	}
+	if got := fmt.Sprint(stB.Children[0].LocalTS, stB.Children[0].RemoteTS); got != "[0.0.0.0/0] [0.0.0.0/0]" {
+		t.Errorf("child selectors %s", got)
+	}
+
+	t.Run("ping through the tunnel", func(t *testing.T) {
+		before, _ := established(rA)
+		sent, recv := e.ping(hostA, "10.2.0.5", 5, "0.2")
+		if recv != sent {
+			t.Fatalf("ping A→B: %d/%d", recv, sent)
+		}
+		after, _ := established(rA)
+		b0, b1 := before.Children[0], after.Children[0]
+		if b1.PacketsOut < b0.PacketsOut+5 || b1.PacketsIn < b0.PacketsIn+5 || b1.BytesOut <= b0.BytesOut {
+			t.Fatalf("child SA counters did not move: before %+v after %+v", b0, b1)
+		}
+		t.Logf("child SA A: packets out %d→%d, in %d→%d", b0.PacketsOut, b1.PacketsOut, b0.PacketsIn, b1.PacketsIn)
+		// B sees A's private address: no SNAT into the VPN.
+		peers := e.listen(hostB, "10.2.0.5:7000")
+		if err := dialFrom(hostA, "10.2.0.5:7000", 3*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if p := <-peers; p != "10.1.0.5" {
+			t.Fatalf("B saw the connection from %s, want 10.1.0.5 (not NATed)", p)
+		}
+	})
+
+	// The IKE SA's unique id as charon's own CLI shows it.
+	ikeID := func(r vpn.Router) string {
+		out := e.sh("swanctl", "--list-sas", "--uri", "unix://"+filepath.Join(runDir, r.Namespace, "charon.vici"))
+		if i := strings.Index(out, ": #"); i >= 0 {
+			return strings.Fields(out[i+2:])[0]
+		}
+		return ""
+	}
+	t.Run("unchanged update leaves the SA alone", func(t *testing.T) {
+		before, _ := established(rA)
+		id := ikeID(rA)
+		res := apply(sa, rA)
+		if len(res.Changes) != 0 {
+			t.Fatalf("changes: %v", res.Changes)
+		}
+		time.Sleep(1500 * time.Millisecond) // a supervisor tick
+		after, ok := established(rA)
+		if !ok || after.Established < before.Established || after.Children[0].Name != before.Children[0].Name {
+			t.Fatalf("SA changed: before %+v after %+v", before, after)
+		}
+		if now := ikeID(rA); id == "" || now != id {
+			t.Fatalf("IKE SA %q before, %q after", id, now)
+		}
+		if out := e.sh("ip", "-n", rA.Namespace, "route", "show", "10.2.0.0/24"); !strings.Contains(out, "dev ipsec0") {
+			t.Fatalf("route to the remote subnet: %q", out)
+		}
+	})
+
+	t.Run("charon killed: restarted and re-loaded", func(t *testing.T) {
+		old := charonPids(filepath.Join(runDir, rB.Namespace))
+		if len(old) != 1 {
+			t.Fatalf("charon of B: %v", old)
+		}
+		_ = exec.Command("kill", "-9", strconv.Itoa(old[0])).Run()
+		eventually(t, "B's VPN ESTABLISHED again", 60*time.Second, func() bool {
+			_, ok := established(rB)
+			return ok
+		})
+		now := charonPids(filepath.Join(runDir, rB.Namespace))
+		if len(now) != 1 || now[0] == old[0] {
+			t.Fatalf("charon of B: %v (was %d)", now, old[0])
+		}
+		pids = append(pids, now...)
+		eventually(t, "ping A→B again", 30*time.Second, func() bool {
+			_, recv := e.ping(hostA, "10.2.0.5", 1, "0.2")
+			return recv == 1
+		})
+	})
+
+	t.Run("changed VPN is re-loaded and re-established", func(t *testing.T) {
+		id := ikeID(rA)
+		sa.VPNs[0].IPSecLifetime = 1800
+		res := apply(sa, rA)
+		if fmt.Sprint(res.Changes) != "[vpn "+vpn.ConnName(rA.Namespace, sa.VPNs[0].ID)+" re-loaded]" {
+			t.Fatalf("changes %v", res.Changes)
+		}
+		eventually(t, "A's VPN ESTABLISHED again", 60*time.Second, func() bool {
+			_, ok := established(rA)
+			return ok && ikeID(rA) != id
+		})
+	})
+
+	t.Run("psk in no log", func(t *testing.T) {
+		logs := e.logs.String() + vlogs.String()
+		_ = filepath.WalkDir(runDir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && d.Type().IsRegular() {
+				b, _ := os.ReadFile(p)
+				logs += string(b)
+			}
+			return nil
+		})
+		if strings.Contains(logs, sysPSK) {
+			t.Fatal("the PSK appears in a log or a file")
+		}
+		if !strings.Contains(vlogs.String(), "vpn loaded") {
+			t.Fatal("no vpn log at all: the check proves nothing")
+		}
+	})
+
+	t.Run("removing the VPN unloads it and stops charon", func(t *testing.T) {
+		sa2 := *sa
+		sa2.VPNs = nil
+		res := apply(&sa2, rA)
+		if len(res.Changes) == 0 {
+			t.Fatal("no change")
+		}
+		if st := m.RouterStatus(ctx, rA.ID); st != nil {
+			t.Fatalf("status after removal: %+v", st)
+		}
+		if p := charonPids(filepath.Join(runDir, rA.Namespace)); len(p) != 0 {
+			t.Fatalf("charon of A still runs: %v", p)
+		}
+		if _, err := os.Stat(filepath.Join(runDir, rA.Namespace, "charon.vici")); !os.IsNotExist(err) {
+			t.Fatalf("socket of A left: %v", err)
+		}
+		if out := e.sh("ip", "-n", rA.Namespace, "route", "show", "10.2.0.0/24"); out != "" {
+			t.Fatalf("route to the remote subnet left: %q", out)
+		}
+		if strings.Contains(e.sh("ip", "netns", "exec", rA.Namespace, "nft", "list", "table", "inet", tableName), "10.2.0.0/24") {
+			t.Fatal("VPN rules left in the ruleset")
+		}
+		// B notices (DPD or delete) and no longer reports ESTABLISHED
+		// with A's charon gone; its supervisor keeps retrying.
+		if _, recv := e.ping(hostA, "10.2.0.5", 2, "0.2"); recv != 0 {
+			t.Fatalf("ping A→B still answered without the VPN: %d", recv)
+		}
+	})
+}
+
+// charonPids lists the charon processes whose environment names a
+// configuration under dir.
+func charonPids(dir string) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if !strings.Contains(string(cmd), "charon-systemd") || strings.HasPrefix(string(cmd), "ip\x00") {
+			continue
+		}
+		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if strings.Contains(string(env), "STRONGSWAN_CONF="+dir) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+func procStatus(pid int, key string) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, key+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
+}

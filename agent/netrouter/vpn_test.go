@@ -1,0 +1,114 @@
+package netrouter
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/regentcloud/regent/agent/vpn"
+	"github.com/regentcloud/regent/pkg/api"
+	"sigs.k8s.io/knftables"
+)
+
+func vpnSpec() *api.RouterSpec {
+	s := sampleSpec()
+	s.VPNs = []api.VPNSpec{
+		{ID: 12, Routes: []api.VPNRouteSpec{{LocalSubnet: "10.0.0.0/24", RemoteSubnet: "192.168.9.0/24"}}},
+		{ID: 11, Routes: []api.VPNRouteSpec{
+			{LocalSubnet: "10.0.0.0/24", RemoteSubnet: "172.16.1.0/24"},
+			{LocalSubnet: "10.0.0.0/25", RemoteSubnet: "172.16.2.5/24"},
+		}},
+	}
+	return s
+}
+
+func TestVPNPlan(t *testing.T) {
+	d, err := plan(vpnSpec(), testNames, ModeVXLAN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.vpnRoutes) != 3 || d.vpnRoutes[0].vpnID != 11 || d.vpnRoutes[1].remote.String() != "172.16.2.0/24" {
+		t.Fatalf("vpn routes %+v", d.vpnRoutes)
+	}
+	for _, tc := range []struct {
+		mode, links, routes string
+	}{
+		{vpn.ModeLibIPsec, "[]", "[172.16.1.0/24>ipsec0 172.16.2.0/24>ipsec0 192.168.9.0/24>ipsec0]"},
+		{vpn.ModeXFRM, "[xfrm11/11 xfrm12/12]", "[172.16.1.0/24>xfrm11 172.16.2.0/24>xfrm11 192.168.9.0/24>xfrm12]"},
+	} {
+		links, routes := vpnPlan(d, tc.mode)
+		var ls, rs []string
+		for _, l := range links {
+			ls = append(ls, fmt.Sprintf("%s/%d", l.name, l.ifID))
+		}
+		for _, r := range routes {
+			rs = append(rs, r.dst.String()+">"+r.dev)
+		}
+		if got := fmt.Sprint(ls); got != tc.links && !(tc.links == "[]" && len(ls) == 0) {
+			t.Errorf("%s links %s, want %s", tc.mode, got, tc.links)
+		}
+		if got := fmt.Sprint(rs); got != tc.routes {
+			t.Errorf("%s routes %s, want %s", tc.mode, got, tc.routes)
+		}
+		keep := map[string]bool{}
+		keepVPNLinks(d, tc.mode, keep)
+		if !keep["ipsec0"] || (tc.mode == vpn.ModeXFRM && !keep["xfrm12"]) {
+			t.Errorf("%s keeps %v", tc.mode, keep)
+		}
+	}
+}
+
+func TestVPNPlanErrors(t *testing.T) {
+	for _, tc := range []struct {
+		route api.VPNRouteSpec
+		err   string
+	}{
+		{api.VPNRouteSpec{LocalSubnet: "10.9.0.0/24", RemoteSubnet: "192.168.1.0/24"}, "not in a subnet of the router"},
+		{api.VPNRouteSpec{LocalSubnet: "10.0.0.0/24", RemoteSubnet: "10.0.0.128/25"}, "overlaps subnet"},
+		{api.VPNRouteSpec{LocalSubnet: "10.0.0.0/24", RemoteSubnet: "nope"}, "not a pair of IPv4 networks"},
+	} {
+		s := sampleSpec()
+		s.VPNs = []api.VPNSpec{{ID: 1, Routes: []api.VPNRouteSpec{tc.route}}}
+		_, err := plan(s, testNames, ModeVXLAN)
+		if err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%+v: error %v, want %q", tc.route, err, tc.err)
+		}
+	}
+}
+
+// TestVPNRuleset: IKE/ESP in, VPN subnets forwarded both ways before the
+// user's chains, and no SNAT towards a remote subnet.
+func TestVPNRuleset(t *testing.T) {
+	d, err := plan(vpnSpec(), testNames, ModeVXLAN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := knftables.NewFake(knftables.InetFamily, tableName)
+	digest := renderFake(t, fake, d)
+	dump := fake.Dump()
+	in := chainRules(dump, "input")
+	if !slices.Contains(in, `iifname "pub0" meta l4proto esp accept`) || !slices.Contains(in, "udp dport { 500, 4500 } accept") {
+		t.Errorf("input %q", in)
+	}
+	fw := chainRules(dump, "forward")
+	i := slices.Index(fw, "ip saddr 10.0.0.0/24 ip daddr 192.168.9.0/24 accept")
+	j := slices.Index(fw, "ip saddr 192.168.9.0/24 ip daddr 10.0.0.0/24 accept")
+	k := slices.IndexFunc(fw, func(r string) bool { return strings.Contains(r, "jump inbound") })
+	if i < 0 || j < 0 || k < 0 || i > k || j > k {
+		t.Errorf("forward %q", fw)
+	}
+	post := chainRules(dump, "postrouting")
+	if len(post) < 4 || post[0] != "ip saddr 10.0.0.0/24 ip daddr 172.16.1.0/24 accept" || !strings.Contains(post[len(post)-1], "snat") {
+		t.Errorf("postrouting %q", post)
+	}
+	// Without VPNs: no ESP, no VPN rules, another digest.
+	d0, _ := plan(sampleSpec(), testNames, ModeVXLAN)
+	fake0 := knftables.NewFake(knftables.InetFamily, tableName)
+	if renderFake(t, fake0, d0) == digest {
+		t.Error("VPNs do not change the ruleset digest")
+	}
+	if strings.Contains(fake0.Dump(), "esp") {
+		t.Error("ESP accepted without VPNs")
+	}
+}

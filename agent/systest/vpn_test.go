@@ -1,0 +1,192 @@
+package systest
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/systemtest"
+)
+
+const e2ePSK = "E2eRegentVpnKey7f31c9"
+
+// charons lists the charon processes whose configuration lies under dir.
+func charons(dir string) []int {
+	var out []int
+	for _, pid := range processes("charon-systemd") {
+		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if strings.Contains(string(env), "STRONGSWAN_CONF="+dir) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// TestAgentVPNs: two projects whose routers the agent builds get a VPN to
+// each other through the API (the API's default algorithms); the agent
+// runs a charon per router, GET /iaas/vpn_status/{id}/ shows ESTABLISHED
+// for both, a "VM" of one project pings one of the other through the
+// tunnel, the key reaches no log, and deleting a VPN stops its charon.
+func TestAgentVPNs(t *testing.T) {
+	if _, err := os.Stat("/usr/sbin/charon-systemd"); err != nil {
+		systemtest.Skip(t, "needs charon-systemd (scripts/setup-deps.sh)")
+	}
+	e := newEnv(t)
+	vpnDir := filepath.Join(e.dir, "agent", "vpn")
+	t.Cleanup(func() { // after the agent stopped (cleanups run last first: this one runs before e.cleanup)
+		for _, pid := range charons(vpnDir) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	e.startController()
+	e.catalogue()
+	config := e.writeAgentConfig(`["network"]`, `vpn_mode = "libipsec"`+"\n")
+	e.startAgent(config)
+
+	type side struct {
+		priv3            string
+		project, vr, sub uint64
+		ns, pub, bridge  string
+		vpn              uint64
+		host             string
+	}
+	var r3 uint32
+	fmt.Sscanf(strings.Split(e.priv3, ".")[2], "%d", &r3)
+	sides := []*side{{priv3: e.priv3}, {priv3: fmt.Sprintf("10.250.%d", r3)}}
+	for i, s := range sides {
+		cloud := e.api.must(e.root, "POST", "/iaas/cloud/", map[string]any{
+			"project":        map[string]any{"name": fmt.Sprintf("v%d-%s", i, e.prefix), "region_id": e.region, "grace_period": 0},
+			"subnets":        []any{map[string]any{"name": "a", "address_range": s.priv3 + ".1/24"}},
+			"vms":            []any{},
+			"firewall_rules": []any{},
+		}, 201)
+		s.project = num(cloud["project"].(map[string]any)["id"])
+		s.vr = num(cloud["virtual_router"].(map[string]any)["id"])
+		s.sub = num(cloud["subnets"].([]any)[0].(map[string]any)["id"])
+		s.ns = e.prefix + "P" + strconv.FormatUint(s.project, 10)
+	}
+	for _, s := range sides {
+		e.converged(s.vr, 60*time.Second)
+	}
+	// The routers' public addresses and segments, from the work spec.
+	c := e.api.must(e.robot, "GET", fmt.Sprintf("/v1/agent/work?router_id=%d", e.router), nil, 200)
+	b, _ := json.Marshal(c)
+	var w api.Work
+	if err := json.Unmarshal(b, &w); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range w.Routers {
+		for _, s := range sides {
+			if r.ID == s.vr {
+				s.pub = strings.Split(r.PublicIP, "/")[0]
+				s.bridge = e.prefix + "b" + strconv.FormatUint(uint64(r.Subnets[0].VNI), 10)
+			}
+		}
+	}
+	for i, s := range sides {
+		if s.pub == "" || len(s.bridge) > 15 {
+			t.Fatalf("router %d: public %q, bridge %q", s.vr, s.pub, s.bridge)
+		}
+		s.host = fmt.Sprintf("%svh%d", e.prefix, i)
+		e.addHost(s.host, s.bridge, "", s.priv3+".5/24")
+		sh(t, "ip", "-n", s.host, "route", "add", "default", "via", s.priv3+".1")
+	}
+
+	start := time.Now()
+	for i, s := range sides {
+		peer := sides[1-i]
+		s.vpn = e.api.create(e.root, "/iaas/vpn/", map[string]any{"virtual_router_id": s.vr,
+			"ike_gateway_value": peer.pub, "ike_pre_shared_key": e2ePSK,
+			"routes": []any{map[string]any{"local_subnet_id": s.sub, "remote_subnet": peer.priv3 + ".0/24"}}})
+	}
+	for _, s := range sides {
+		e.converged(s.vr, 60*time.Second)
+	}
+	status := func(s *side) map[string]any {
+		return e.api.must(e.root, "GET", fmt.Sprintf("/iaas/vpn_status/%d/", s.vpn), nil, 200)
+	}
+	took := eventually(t, "both VPNs ESTABLISHED in /iaas/vpn_status/", 90*time.Second, func() bool {
+		for _, s := range sides {
+			st := status(s)
+			ch, _ := st["children"].([]any)
+			if st["ike_state"] != "ESTABLISHED" || len(ch) != 1 || ch[0].(map[string]any)["state"] != "INSTALLED" {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("VPNs created → ESTABLISHED in vpn_status (agent apply, IKE, next heartbeat): %v (since the first create %v)",
+		took.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	if n := len(charons(vpnDir)); n != 2 {
+		t.Errorf("%d charon processes, want 2 (one per router)", n)
+	}
+	t.Logf("vpn_status: %v", status(sides[0]))
+
+	t.Run("ping through the tunnel", func(t *testing.T) {
+		if s, r := ping(t, sides[0].host, sides[1].priv3+".5", 5); r != s {
+			t.Fatalf("ping %s → %s: %d/%d", sides[0].host, sides[1].priv3+".5", r, s)
+		}
+		peers := listen(t, sides[1].host, sides[1].priv3+".5:7000")
+		if err := dialFrom(sides[0].host, sides[1].priv3+".5:7000", 3*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if p := <-peers; p != sides[0].priv3+".5" {
+			t.Fatalf("B saw %s, want A's private address (no SNAT into the VPN)", p)
+		}
+	})
+
+	t.Run("agent killed and restarted", func(t *testing.T) {
+		old := charons(vpnDir)
+		e.agent.signal(syscall.SIGKILL, 10*time.Second)
+		// charon follows its parent (SIGTERM on the agent's death).
+		eventually(t, "the old charons gone", 15*time.Second, func() bool { return len(charons(vpnDir)) == 0 })
+		// Reports carry whole seconds: only one read after the kill counts.
+		restarted := time.Now().Truncate(time.Second).Add(time.Second)
+		e.startAgent(config)
+		took := eventually(t, "both VPNs ESTABLISHED again", 90*time.Second, func() bool {
+			for _, s := range sides {
+				st := status(s)
+				at, _ := time.Parse(time.RFC3339, fmt.Sprint(st["time"]))
+				if st["ike_state"] != "ESTABLISHED" || at.Before(restarted) {
+					return false
+				}
+			}
+			return len(charons(vpnDir)) == 2
+		})
+		t.Logf("agent restart → ESTABLISHED again: %v (old charons %v, new %v)", took.Round(time.Millisecond), old, charons(vpnDir))
+		eventually(t, "ping B→A after the restart", 30*time.Second, func() bool {
+			s, r := ping(t, sides[1].host, sides[0].priv3+".5", 1)
+			return r == s
+		})
+	})
+
+	t.Run("no key in any log", func(t *testing.T) {
+		logs := e.agent.log() + e.ctl.log()
+		_ = filepath.WalkDir(vpnDir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() {
+				b, _ := os.ReadFile(p)
+				logs += string(b)
+			}
+			return nil
+		})
+		if strings.Contains(logs, e2ePSK) {
+			t.Fatal("the pre-shared key is in a log")
+		}
+	})
+
+	t.Run("deleting a VPN stops its charon", func(t *testing.T) {
+		e.api.must(e.root, "DELETE", fmt.Sprintf("/iaas/vpn/%d/", sides[0].vpn), nil, 204)
+		e.converged(sides[0].vr, 60*time.Second)
+		eventually(t, "one charon left", 30*time.Second, func() bool { return len(charons(vpnDir)) == 1 })
+		if _, err := os.Stat(filepath.Join(vpnDir, sides[0].ns)); !os.IsNotExist(err) {
+			t.Errorf("run dir of the router without VPNs left: %v", err)
+		}
+	})
+}

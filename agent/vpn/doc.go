@@ -1,0 +1,35 @@
+// Package vpn runs the site-to-site IPsec VPNs of the agent's virtual
+// routers with strongSwan, over VICI.
+//
+// Every router namespace with at least one VPN gets its own charon
+// (charon-systemd) started inside the namespace with its own
+// STRONGSWAN_CONF and VICI unix socket under the manager's run directory;
+// the agent reaches every instance through the socket path from the root
+// namespace. A Manager owns the instances: Ensure starts one when a router
+// has VPNs and stops it when it has none, Remove stops it when the router
+// goes. Each instance has one supervisor goroutine: when charon dies it
+// restarts it and loads every connection again (VICI-loaded connections
+// live only in charon's memory), and every tick it initiates the
+// "immediately" VPNs that have no IKE SA.
+//
+// Mapping (cloudcix-facts §7.5, new-generation column): connection
+// <namespace>-<vpn_id>, one child per route pair (<conn>-<n>) when
+// traffic_selector is set, else one child with 0.0.0.0/0 on both sides;
+// proposals are one per combination of the comma-separated algorithm sets
+// (weakness #8). The PSK goes to charon with load-shared only: it is never
+// written to a file, an argument, the environment, a log line or an error.
+//
+// Updates are incremental: the digest of each VPN's rendered connection
+// (and of its PSK) is remembered per instance; an unchanged VPN is not
+// touched (no tunnel flap), a changed one is re-loaded and its SAs
+// re-established, a removed one is terminated and unloaded.
+//
+// ESP: ModeXFRM (production) lets charon install SAs in the kernel with
+// XFRM interface ids (if_id = VPN id; the router routes the remote subnets
+// into the xfrm<id> interface). ModeLibIPsec runs ESP in userspace with the
+// kernel-libipsec plugin over a TUN device (ipsec0 in the namespace), for
+// hosts without kernel XFRM/ESP (CI, containers); its ESP is always UDP
+// encapsulated and its policies have no interface ids, so in this mode
+// several VPNs of one router need traffic_selector to keep their traffic
+// apart.
+package vpn

@@ -1,0 +1,647 @@
+package vpn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/regentcloud/regent/pkg/api"
+	"github.com/strongswan/govici/vici"
+)
+
+// Config configures a Manager.
+type Config struct {
+	// Mode is ModeXFRM or ModeLibIPsec; "" detects (DetectMode).
+	Mode string
+	// Charon is the charon-systemd binary (/usr/sbin/charon-systemd).
+	Charon string
+	// IP is the iproute2 binary that enters the namespace ("ip" from PATH).
+	IP string
+	// RunDir holds one directory per instance: strongswan.conf, the VICI
+	// socket, the pid file and charon's log (required).
+	RunDir string
+	// PluginConfDir is included for the plugin settings
+	// (/etc/strongswan.d/charon).
+	PluginConfDir string
+	// Tick is how often each instance initiates its "immediately" VPNs
+	// that have no IKE SA (30s).
+	Tick time.Duration
+	// InitiateTimeout bounds one initiate (10s); StartTimeout the wait for
+	// a new charon's socket (10s).
+	InitiateTimeout time.Duration
+	StartTimeout    time.Duration
+	Logger          hclog.Logger
+}
+
+// Router is a router's side of its VPNs.
+type Router struct {
+	ID        uint64
+	Namespace string
+	// PublicAddr is the router's public address: the local IKE endpoint.
+	PublicAddr netip.Addr
+}
+
+// Manager runs one charon per router namespace that has VPNs. Its methods
+// are safe for concurrent use; calls for one router are serialised.
+type Manager struct {
+	cfg Config
+	log hclog.Logger
+
+	mu        sync.Mutex
+	instances map[uint64]*instance // by router id
+	closed    bool
+}
+
+// New checks cfg and returns a Manager; it starts nothing.
+func New(cfg Config) (*Manager, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.Mode == "" {
+		cfg.Mode = DetectMode()
+	}
+	if cfg.Mode != ModeXFRM && cfg.Mode != ModeLibIPsec {
+		return nil, fmt.Errorf("vpn: mode %q is not %s or %s", cfg.Mode, ModeXFRM, ModeLibIPsec)
+	}
+	if cfg.Charon == "" {
+		cfg.Charon = "/usr/sbin/charon-systemd"
+	}
+	if cfg.IP == "" {
+		cfg.IP = "ip"
+	}
+	if p, err := exec.LookPath(cfg.IP); err == nil {
+		cfg.IP = p
+	}
+	if cfg.RunDir == "" {
+		return nil, errors.New("vpn: run dir is required")
+	}
+	if cfg.PluginConfDir == "" {
+		cfg.PluginConfDir = "/etc/strongswan.d/charon"
+	}
+	if cfg.Tick <= 0 {
+		cfg.Tick = 30 * time.Second
+	}
+	if cfg.InitiateTimeout <= 0 {
+		cfg.InitiateTimeout = 10 * time.Second
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = 10 * time.Second
+	}
+	return &Manager{cfg: cfg, log: cfg.Logger.Named("vpn"), instances: map[uint64]*instance{}}, nil
+}
+
+// Mode returns the ESP mode in use.
+func (m *Manager) Mode() string { return m.cfg.Mode }
+
+// Result says what an Ensure changed.
+type Result struct{ Changes []string }
+
+// LoadError is strongSwan refusing a VPN's configuration (load-conn or
+// load-shared failed): retrying the same spec will not help.
+type LoadError struct {
+	VPNID uint64
+	Err   error
+}
+
+func (e *LoadError) Error() string {
+	return fmt.Sprintf("vpn %d: strongSwan refused it: %v", e.VPNID, e.Err)
+}
+func (e *LoadError) Unwrap() error { return e.Err }
+
+// Ensure makes router r's charon run exactly vpns: it starts charon when
+// there are VPNs, loads new and changed ones, leaves unchanged ones alone,
+// unloads removed ones, and stops charon when there are none. A
+// *SpecError or *LoadError is about the spec; other errors are the host's.
+func (m *Manager) Ensure(ctx context.Context, r Router, vpns []api.VPNSpec) (Result, error) {
+	want := make([]*rendered, 0, len(vpns))
+	var errs []error
+	seen := map[uint64]bool{}
+	for _, v := range vpns {
+		if seen[v.ID] {
+			errs = append(errs, &SpecError{Err: fmt.Errorf("vpn %d: listed twice", v.ID)})
+			continue
+		}
+		seen[v.ID] = true
+		rd, err := render(r.Namespace, r.PublicAddr, m.cfg.Mode, v)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		want = append(want, rd)
+	}
+	if len(errs) > 0 {
+		return Result{}, errors.Join(errs...)
+	}
+	if len(want) == 0 {
+		stopped, err := m.remove(ctx, r.ID)
+		if stopped {
+			return Result{Changes: []string{"charon stopped (no VPNs)"}}, err
+		}
+		return Result{}, err
+	}
+	in, created, err := m.instance(r)
+	if err != nil {
+		return Result{}, err
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	var res Result
+	if created {
+		res.Changes = append(res.Changes, "vpn instance "+r.Namespace)
+	}
+	if in.router != r {
+		// A new public address (or namespace) is in every rendered
+		// connection, so the VPNs re-load with it.
+		in.router = r
+	}
+	in.want = want
+	in.publishLocked()
+	if in.sess == nil {
+		if err := in.startLocked(ctx); err != nil {
+			return res, err
+		}
+		res.Changes = append(res.Changes, "charon started")
+	}
+	ch, err := in.applyLocked(ctx)
+	res.Changes = append(res.Changes, ch...)
+	return res, err
+}
+
+// instance returns router r's instance, creating (not starting) it.
+func (m *Manager) instance(r Router) (*instance, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, false, errors.New("vpn: manager closed")
+	}
+	if in := m.instances[r.ID]; in != nil {
+		return in, false, nil
+	}
+	in := &instance{cfg: &m.cfg, router: r, dir: filepath.Join(m.cfg.RunDir, r.Namespace),
+		log: m.log.With("router", r.ID, "namespace", r.Namespace), loaded: map[uint64]string{},
+		initErr: map[uint64]string{}, stopc: make(chan struct{}), done: make(chan struct{})}
+	m.instances[r.ID] = in
+	go in.supervise()
+	return in, true, nil
+}
+
+// Remove stops router id's charon (its SAs go with it) and removes its
+// files. It is a no-op for a router without VPNs.
+func (m *Manager) Remove(ctx context.Context, id uint64) error {
+	_, err := m.remove(ctx, id)
+	return err
+}
+
+func (m *Manager) remove(_ context.Context, id uint64) (bool, error) {
+	m.mu.Lock()
+	in := m.instances[id]
+	delete(m.instances, id)
+	m.mu.Unlock()
+	if in == nil {
+		return false, nil
+	}
+	in.close()
+	if err := os.RemoveAll(in.dir); err != nil {
+		return true, err
+	}
+	in.log.Info("charon stopped")
+	return true, nil
+}
+
+// Routers returns the ids of the routers that have a charon instance.
+func (m *Manager) Routers() []uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]uint64, 0, len(m.instances))
+	for id := range m.instances {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Close stops every instance.
+func (m *Manager) Close(ctx context.Context) error {
+	m.mu.Lock()
+	m.closed = true
+	ids := make([]uint64, 0, len(m.instances))
+	for id := range m.instances {
+		ids = append(ids, id)
+	}
+	m.mu.Unlock()
+	var errs []error
+	for _, id := range ids {
+		if _, err := m.remove(ctx, id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Status reads the state of every VPN of every instance (list-sas). A VPN
+// whose instance cannot be read carries the error.
+func (m *Manager) Status(ctx context.Context) []api.VPNStatus {
+	m.mu.Lock()
+	ins := make([]*instance, 0, len(m.instances))
+	for _, in := range m.instances {
+		ins = append(ins, in)
+	}
+	m.mu.Unlock()
+	var out []api.VPNStatus
+	for _, in := range ins {
+		out = append(out, in.status(ctx)...)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].VPNID < out[j].VPNID })
+	return out
+}
+
+// RouterStatus is Status for one router.
+func (m *Manager) RouterStatus(ctx context.Context, id uint64) []api.VPNStatus {
+	m.mu.Lock()
+	in := m.instances[id]
+	m.mu.Unlock()
+	if in == nil {
+		return nil
+	}
+	return in.status(ctx)
+}
+
+// instance is one router's charon and what it should have loaded.
+type instance struct {
+	cfg *Config
+	dir string
+	log hclog.Logger
+
+	mu      sync.Mutex // serialises every VICI use and the fields below
+	router  Router
+	proc    *charonProc
+	sess    session
+	want    []*rendered
+	loaded  map[uint64]string // vpn id → digest loaded into this charon
+	initErr map[uint64]string // last initiate failure per VPN
+
+	// Status reads use their own VICI session and a copy of the fields
+	// above, so a heartbeat never waits for a slow initiate.
+	stMu   sync.Mutex
+	stSess session
+	snap   snapshot
+
+	stopc chan struct{}
+	done  chan struct{}
+}
+
+// snapshot is what status needs of an instance.
+type snapshot struct {
+	router  Router
+	running bool
+	want    []*rendered
+	loaded  map[uint64]string
+	initErr map[uint64]string
+}
+
+// publishLocked copies the fields status reads.
+func (in *instance) publishLocked() {
+	in.stMu.Lock()
+	defer in.stMu.Unlock()
+	in.snap = snapshot{router: in.router, running: in.sess != nil, want: slices.Clone(in.want),
+		loaded: maps.Clone(in.loaded), initErr: maps.Clone(in.initErr)}
+}
+
+// startLocked starts charon and forgets what the previous one had loaded.
+func (in *instance) startLocked(ctx context.Context) error {
+	p, s, err := startCharon(ctx, in.cfg, in.router.Namespace, in.dir, in.log)
+	if err != nil {
+		return err
+	}
+	st, err := vici.NewSession(vici.WithSocketPath(filepath.Join(in.dir, "charon.vici")))
+	if err != nil {
+		_ = s.Close()
+		p.stop()
+		return fmt.Errorf("status session: %w", err)
+	}
+	in.stMu.Lock()
+	in.stSess = st
+	in.stMu.Unlock()
+	in.proc, in.sess = p, s
+	clear(in.loaded)
+	in.publishLocked()
+	in.log.Info("charon started", "pid", p.cmd.Process.Pid, "mode", in.cfg.Mode)
+	return nil
+}
+
+// stopLocked stops charon.
+func (in *instance) stopLocked() {
+	in.stMu.Lock()
+	if in.stSess != nil {
+		_ = in.stSess.Close()
+		in.stSess = nil
+	}
+	in.stMu.Unlock()
+	if in.sess != nil {
+		_ = in.sess.Close()
+		in.sess = nil
+	}
+	if in.proc != nil {
+		in.proc.stop()
+		in.proc = nil
+	}
+}
+
+// close stops the supervisor and charon.
+func (in *instance) close() {
+	select {
+	case <-in.stopc:
+	default:
+		close(in.stopc)
+	}
+	<-in.done
+	in.mu.Lock()
+	in.stopLocked()
+	in.mu.Unlock()
+}
+
+// supervise restarts charon when it dies (and loads everything again) and
+// initiates the "immediately" VPNs without an IKE SA every tick.
+func (in *instance) supervise() {
+	defer close(in.done)
+	t := time.NewTicker(in.cfg.Tick)
+	defer t.Stop()
+	backoff := 200 * time.Millisecond
+	for {
+		in.mu.Lock()
+		var exited <-chan struct{}
+		if in.proc != nil {
+			exited = in.proc.exited
+		}
+		in.mu.Unlock()
+		select {
+		case <-in.stopc:
+			return
+		case <-exited:
+			in.mu.Lock()
+			if in.proc != nil {
+				in.log.Warn("charon exited, restarting and loading its VPNs again", "error", in.proc.err, "backoff", backoff)
+				in.stopLocked()
+				in.publishLocked()
+			}
+			in.mu.Unlock()
+			select {
+			case <-in.stopc:
+				return
+			case <-time.After(backoff):
+			}
+			in.mu.Lock()
+			if in.sess == nil && len(in.want) > 0 {
+				ctx, cancel := in.stopContext(30 * time.Second)
+				err := in.startLocked(ctx)
+				if err == nil {
+					_, err = in.applyLocked(ctx)
+				}
+				cancel()
+				if err != nil {
+					in.log.Error("charon restart", "error", err)
+					backoff = min(2*backoff, 30*time.Second)
+				} else {
+					backoff = 200 * time.Millisecond
+				}
+			}
+			in.mu.Unlock()
+		case <-t.C:
+			in.mu.Lock()
+			if in.sess == nil && len(in.want) > 0 {
+				// A restart that failed earlier: try again.
+				ctx, cancel := in.stopContext(30 * time.Second)
+				if err := in.startLocked(ctx); err == nil {
+					_, err = in.applyLocked(ctx)
+					if err != nil {
+						in.log.Error("loading VPNs after restart", "error", err)
+					}
+				} else {
+					in.log.Error("charon start", "error", err)
+				}
+				cancel()
+			} else if in.sess != nil {
+				ctx, cancel := in.stopContext(in.cfg.InitiateTimeout + 10*time.Second)
+				in.initiateMissingLocked(ctx)
+				cancel()
+			}
+			in.mu.Unlock()
+		}
+	}
+}
+
+// stopContext is a context that ends after d or when the instance stops.
+func (in *instance) stopContext(d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	go func() { // ends with ctx (cancel is always called)
+		select {
+		case <-in.stopc:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// applyLocked loads what changed, unloads what went and initiates.
+func (in *instance) applyLocked(ctx context.Context) ([]string, error) {
+	defer in.publishLocked()
+	var changes []string
+	wanted := map[string]bool{}
+	for _, r := range in.want {
+		wanted[r.conn.Name] = true
+	}
+	// Unload what charon has of ours and is not wanted (removed VPNs, or
+	// leftovers of an earlier run).
+	conns, err := in.connNames(ctx)
+	if err != nil {
+		return changes, err
+	}
+	prefix := in.router.Namespace + "-"
+	for _, name := range conns {
+		if wanted[name] || !strings.HasPrefix(name, prefix) {
+			continue
+		}
+		if err := in.unload(ctx, name); err != nil {
+			return changes, err
+		}
+		if id, err := strconv.ParseUint(strings.TrimPrefix(name, prefix), 10, 64); err == nil {
+			delete(in.loaded, id)
+			delete(in.initErr, id)
+		}
+		changes = append(changes, "vpn "+name+" unloaded")
+	}
+	for _, r := range in.want {
+		old, had := in.loaded[r.conn.VPNID]
+		if had && old == r.digest {
+			continue
+		}
+		if err := in.load(ctx, r, had); err != nil {
+			return changes, err
+		}
+		in.loaded[r.conn.VPNID] = r.digest
+		delete(in.initErr, r.conn.VPNID)
+		verb := "loaded"
+		if had {
+			verb = "re-loaded"
+		}
+		changes = append(changes, fmt.Sprintf("vpn %s %s", r.conn.Name, verb))
+		if r.conn.Immediate {
+			in.initiateLocked(ctx, r)
+		}
+	}
+	return changes, nil
+}
+
+// connNames lists the loaded connections (get-conns).
+func (in *instance) connNames(ctx context.Context) ([]string, error) {
+	m, err := in.sess.Call(ctx, "get-conns", nil)
+	if err != nil {
+		return nil, fmt.Errorf("get-conns: %w", err)
+	}
+	names, _ := m.Get("conns").([]string)
+	return names, nil
+}
+
+// load loads one VPN's secret and connection; a changed VPN's SAs are
+// terminated so the new configuration takes effect.
+func (in *instance) load(ctx context.Context, r *rendered, replace bool) error {
+	if _, err := in.sess.Call(ctx, "load-shared", r.sharedMessage()); err != nil {
+		// The error text is charon's errmsg, which never echoes the key.
+		return &LoadError{VPNID: r.conn.VPNID, Err: fmt.Errorf("load-shared %s: %w", r.secretID, err)}
+	}
+	msg, err := r.conn.message()
+	if err != nil {
+		return &LoadError{VPNID: r.conn.VPNID, Err: err}
+	}
+	if _, err := in.sess.Call(ctx, "load-conn", msg); err != nil {
+		return &LoadError{VPNID: r.conn.VPNID, Err: fmt.Errorf("load-conn %s: %w", r.conn.Name, err)}
+	}
+	if replace {
+		in.terminate(ctx, r.conn.Name)
+	}
+	in.log.Info("vpn loaded", "vpn", r.conn.VPNID, "conn", r.conn.Name, "children", len(r.conn.Children),
+		"proposals", len(r.conn.Proposals), "remote", r.conn.RemoteAddrs[0])
+	return nil
+}
+
+// unload terminates a connection's SAs and unloads it and its secret.
+func (in *instance) unload(ctx context.Context, name string) error {
+	in.terminate(ctx, name)
+	m := vici.NewMessage()
+	_ = m.Set("name", name)
+	if _, err := in.sess.Call(ctx, "unload-conn", m); err != nil {
+		return fmt.Errorf("unload-conn %s: %w", name, err)
+	}
+	s := vici.NewMessage()
+	_ = s.Set("id", "ike-"+name)
+	if _, err := in.sess.Call(ctx, "unload-shared", s); err != nil {
+		in.log.Debug("unload-shared", "conn", name, "error", err)
+	}
+	in.log.Info("vpn unloaded", "conn", name)
+	return nil
+}
+
+// terminate closes every IKE SA of a connection (no error when none).
+func (in *instance) terminate(ctx context.Context, name string) {
+	m := vici.NewMessage()
+	_ = m.Set("ike", name)
+	_ = m.Set("force", "yes")
+	_ = m.Set("timeout", "-1")
+	if err := in.stream(ctx, "terminate", m); err != nil && !strings.Contains(err.Error(), "no matching") {
+		in.log.Debug("terminate", "conn", name, "error", err)
+	}
+}
+
+// stream runs a streamed command and returns the error of its last
+// message: the command's own result (govici v0.8 yields a failed
+// command's response as the last element).
+func (in *instance) stream(ctx context.Context, cmd string, m *vici.Message) error {
+	var last error
+	for _, err := range in.sess.CallStreaming(ctx, cmd, "control-log", m) {
+		last = err
+	}
+	return last
+}
+
+// initiateLocked brings each child of an "immediately" VPN up. A failure
+// (the peer is down or not configured yet) is not an error of the
+// router: it shows in the status and the next tick tries again. A
+// half-open IKE SA it leaves is terminated so retries do not pile up.
+func (in *instance) initiateLocked(ctx context.Context, r *rendered) {
+	defer in.publishLocked()
+	for _, ch := range r.conn.Children {
+		m := vici.NewMessage()
+		_ = m.Set("ike", r.conn.Name)
+		_ = m.Set("child", ch.Name)
+		_ = m.Set("timeout", strconv.Itoa(int(in.cfg.InitiateTimeout/time.Millisecond)))
+		cctx, cancel := context.WithTimeout(ctx, in.cfg.InitiateTimeout+5*time.Second)
+		err := in.stream(cctx, "initiate", m)
+		cancel()
+		if err != nil {
+			in.initErr[r.conn.VPNID] = "initiate: " + err.Error()
+			in.log.Warn("vpn initiate failed; retrying later", "vpn", r.conn.VPNID, "child", ch.Name, "error", err)
+			in.terminateHalfOpen(ctx, r.conn.Name)
+			return
+		}
+	}
+	delete(in.initErr, r.conn.VPNID)
+	in.log.Info("vpn initiated", "vpn", r.conn.VPNID, "conn", r.conn.Name)
+}
+
+// terminateHalfOpen terminates the connection's IKE SAs that are not
+// ESTABLISHED.
+func (in *instance) terminateHalfOpen(ctx context.Context, name string) {
+	sas, err := in.listSAs(ctx, name)
+	if err != nil {
+		return
+	}
+	for _, sa := range sas {
+		if sa.state != "ESTABLISHED" && sa.uniqueID != "" {
+			m := vici.NewMessage()
+			_ = m.Set("ike-id", sa.uniqueID)
+			_ = m.Set("force", "yes")
+			_ = m.Set("timeout", "-1")
+			_ = in.stream(ctx, "terminate", m)
+		}
+	}
+}
+
+// initiateMissingLocked initiates the "immediately" VPNs without an
+// established IKE SA or with a child missing.
+func (in *instance) initiateMissingLocked(ctx context.Context) {
+	for _, r := range in.want {
+		if !r.conn.Immediate || in.loaded[r.conn.VPNID] != r.digest {
+			continue
+		}
+		sas, err := in.listSAs(ctx, r.conn.Name)
+		if err != nil {
+			in.log.Warn("list-sas", "error", err)
+			return
+		}
+		up := false
+		for _, sa := range sas {
+			if sa.state == "ESTABLISHED" && len(sa.children) >= len(r.conn.Children) {
+				up = true
+			}
+			if sa.state == "CONNECTING" {
+				up = true // in progress (ours or the peer's)
+			}
+		}
+		if !up {
+			in.initiateLocked(ctx, r)
+		}
+	}
+}

@@ -1,0 +1,204 @@
+package vpn
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/regentcloud/regent/pkg/api"
+	"github.com/strongswan/govici/vici"
+)
+
+// fakeSession plays charon: it keeps loaded connection names and records
+// every command with its main argument.
+type fakeSession struct {
+	calls       []string
+	conns       []string
+	initiateErr error
+	sas         []*vici.Message // list-sa events
+}
+
+func (f *fakeSession) Call(_ context.Context, cmd string, in *vici.Message) (*vici.Message, error) {
+	out := vici.NewMessage()
+	switch cmd {
+	case "get-conns":
+		_ = out.Set("conns", slices.Clone(f.conns))
+		f.calls = append(f.calls, cmd)
+		return out, nil
+	case "load-conn":
+		name := in.Keys()[0]
+		if !slices.Contains(f.conns, name) {
+			f.conns = append(f.conns, name)
+		}
+		f.calls = append(f.calls, cmd+" "+name)
+	case "unload-conn":
+		name := in.Get("name").(string)
+		f.conns = slices.DeleteFunc(f.conns, func(s string) bool { return s == name })
+		f.calls = append(f.calls, cmd+" "+name)
+	case "load-shared", "unload-shared":
+		f.calls = append(f.calls, cmd+" "+in.Get("id").(string))
+	default:
+		f.calls = append(f.calls, cmd)
+	}
+	return out, nil
+}
+
+func (f *fakeSession) CallStreaming(_ context.Context, cmd, _ string, in *vici.Message) iter.Seq2[*vici.Message, error] {
+	arg, _ := in.Get("ike").(string)
+	if id, ok := in.Get("ike-id").(string); ok {
+		arg = "id:" + id
+	}
+	f.calls = append(f.calls, cmd+" "+arg)
+	return func(yield func(*vici.Message, error) bool) {
+		switch cmd {
+		case "initiate":
+			if f.initiateErr != nil {
+				yield(nil, f.initiateErr) // v0.8: the failed response is the last element
+			}
+		case "list-sas":
+			for _, m := range f.sas {
+				if !yield(m, nil) {
+					return
+				}
+			}
+		}
+	}
+}
+
+func (f *fakeSession) Close() error { return nil }
+
+func (f *fakeSession) take() []string {
+	c := f.calls
+	f.calls = nil
+	return c
+}
+
+func testInstance(f *fakeSession) *instance {
+	cfg := &Config{Mode: ModeLibIPsec, InitiateTimeout: time.Second}
+	return &instance{cfg: cfg, router: Router{ID: 5, Namespace: "P4", PublicAddr: netip.MustParseAddr("198.51.100.10")},
+		log: hclog.NewNullLogger(), sess: f, loaded: map[uint64]string{}, initErr: map[uint64]string{}}
+}
+
+func want(t *testing.T, in *instance, specs ...api.VPNSpec) {
+	t.Helper()
+	in.want = nil
+	for _, v := range specs {
+		r, err := render(in.router.Namespace, in.router.PublicAddr, ModeLibIPsec, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.want = append(in.want, r)
+	}
+}
+
+func spec(id uint64, establish string) api.VPNSpec {
+	v := baseSpec()
+	v.ID, v.IKEDHGroups, v.IPSecEstablishTime = id, "group2", establish
+	return v
+}
+
+// TestApplyIsIncremental: new VPNs are loaded (and initiated when
+// "immediately"), unchanged ones are not touched, a changed one is
+// re-loaded and its SAs terminated, a removed one is terminated and
+// unloaded with its secret, and a foreign connection is left alone.
+func TestApplyIsIncremental(t *testing.T) {
+	f := &fakeSession{conns: []string{"other-conn"}}
+	in := testInstance(f)
+	ctx := context.Background()
+	want(t, in, spec(1, "immediately"), spec(2, "on-traffic"))
+	ch, err := in.applyLocked(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(f.take(), "; "); got != "get-conns; load-shared ike-P4-1; load-conn P4-1; initiate P4-1; load-shared ike-P4-2; load-conn P4-2" {
+		t.Fatalf("first apply: %s", got)
+	}
+	if len(ch) != 2 {
+		t.Fatalf("changes %v", ch)
+	}
+
+	ch, _ = in.applyLocked(ctx)
+	if got := f.take(); len(ch) != 0 || !slices.Equal(got, []string{"get-conns"}) {
+		t.Fatalf("unchanged apply: changes %v, calls %v", ch, got)
+	}
+
+	changed := spec(1, "immediately")
+	changed.PreSharedKey = "a-new-key"
+	want(t, in, changed)
+	ch, _ = in.applyLocked(ctx)
+	if got := strings.Join(f.take(), "; "); got != "get-conns; terminate P4-2; unload-conn P4-2; unload-shared ike-P4-2; load-shared ike-P4-1; load-conn P4-1; terminate P4-1; initiate P4-1" {
+		t.Fatalf("change+removal: %s", got)
+	}
+	if !slices.Equal(ch, []string{"vpn P4-2 unloaded", "vpn P4-1 re-loaded"}) {
+		t.Fatalf("changes %v", ch)
+	}
+	if !slices.Contains(f.conns, "other-conn") {
+		t.Fatal("a connection not of this router was unloaded")
+	}
+}
+
+// TestInitiateFailureIsReported: a failed initiate (the error is the
+// stream's last message) is kept for the status, the half-open IKE SA is
+// terminated, and the apply itself succeeds.
+func TestInitiateFailureIsReported(t *testing.T) {
+	half := vici.NewMessage()
+	sa := vici.NewMessage()
+	_ = sa.Set("uniqueid", "3")
+	_ = sa.Set("state", "CONNECTING")
+	_ = half.Set("P4-1", sa)
+	f := &fakeSession{initiateErr: errors.New("vici: command failed: peer not responding"), sas: []*vici.Message{half}}
+	in := testInstance(f)
+	want(t, in, spec(1, "immediately"))
+	if _, err := in.applyLocked(context.Background()); err != nil {
+		t.Fatalf("an initiate failure failed the apply: %v", err)
+	}
+	calls := f.take()
+	if !slices.Contains(calls, "terminate id:3") {
+		t.Fatalf("half-open SA not terminated: %v", calls)
+	}
+	in.stSess = f
+	st := in.status(context.Background())
+	if len(st) != 1 || st[0].IKEState != "CONNECTING" || !strings.Contains(st[0].Error, "peer not responding") {
+		t.Fatalf("status %+v", st)
+	}
+	f.sas = nil
+	st = in.status(context.Background())
+	if st[0].IKEState != api.VPNStateDown || len(st[0].Children) != 0 || st[0].VirtualRouterID != 5 {
+		t.Fatalf("status without SA %+v", st)
+	}
+}
+
+// TestParseSAs reads a list-sa event the way charon sends it.
+func TestParseSAs(t *testing.T) {
+	child := vici.NewMessage()
+	for k, v := range map[string]string{"name": "P4-1-1", "state": "INSTALLED", "bytes-in": "840", "bytes-out": "900",
+		"packets-in": "10", "packets-out": "11"} {
+		_ = child.Set(k, v)
+	}
+	_ = child.Set("local-ts", []string{"10.1.0.0/24"})
+	_ = child.Set("remote-ts", []string{"10.2.0.0/24"})
+	children := vici.NewMessage()
+	_ = children.Set("P4-1-1-7", child)
+	sa := vici.NewMessage()
+	for k, v := range map[string]string{"uniqueid": "4", "version": "2", "state": "ESTABLISHED", "local-host": "198.51.100.10",
+		"remote-host": "203.0.113.9", "established": "42"} {
+		_ = sa.Set(k, v)
+	}
+	_ = sa.Set("child-sas", children)
+	ev := vici.NewMessage()
+	_ = ev.Set("P4-1", sa)
+	got := parseSAs(ev)
+	if len(got) != 1 || got[0].state != "ESTABLISHED" || got[0].established != 42 || got[0].version != 2 || len(got[0].children) != 1 {
+		t.Fatalf("%+v", got)
+	}
+	c := got[0].children[0]
+	if c.Name != "P4-1-1" || c.PacketsOut != 11 || c.BytesIn != 840 || c.RemoteTS[0] != "10.2.0.0/24" {
+		t.Fatalf("child %+v", c)
+	}
+}
