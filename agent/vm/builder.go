@@ -102,6 +102,10 @@ func New(cfg Config, l Libvirt, log hclog.Logger) (*Builder, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
+	if c, ok := l.(*Conn); ok {
+		// The connection logs its losses and reconnects with the builder.
+		c.setLogger(log.Named("libvirt"))
+	}
 	return &Builder{cfg: cfg, lv: l, log: log.Named("vm")}, nil
 }
 
