@@ -209,6 +209,7 @@ func libvirtdUp(t *testing.T) {
 	if out, err := exec.Command("bash", "../../scripts/libvirtd-up.sh").CombinedOutput(); err != nil {
 		t.Fatalf("start libvirtd: %v\n%s", err, out)
 	}
+	waitLibvirtd(t)
 }
 
 // TestAgentLibvirtdRestart (done-when 4): libvirtd stops (SIGTERM, as a
