@@ -115,6 +115,19 @@ func connectionLost(l *libvirt.Libvirt, err error) bool {
 		errors.Is(err, syscall.EINVAL) || errors.As(err, &ne) || errors.Is(err, net.ErrClosed)
 }
 
+// ConnectionLost reports whether err, from a Builder over a Conn, means
+// that libvirtd was away (not running, restarting, or gone in the middle
+// of the call) rather than that it refused the call: the caller should
+// wait for libvirtd instead of counting a failure. A call interrupted by a
+// restart fails with go-libvirt's ErrInterrupted when its retry on a new
+// connection is interrupted too.
+func ConnectionLost(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, libvirt.ErrInterrupted) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
 // do runs f on a connected client, once more on a fresh connection when
 // the first attempt lost the connection.
 func (c *Conn) do(ctx context.Context, f func(l *libvirt.Libvirt) error) error {

@@ -3,6 +3,7 @@ package vm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	libvirt "github.com/digitalocean/go-libvirt"
 	"github.com/digitalocean/go-libvirt/libvirttest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -141,5 +143,26 @@ func TestConnReconnects(t *testing.T) {
 		"# TYPE regent_agent_libvirt_reconnects_total counter\nregent_agent_libvirt_reconnects_total 2\n"
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "regent_agent_libvirt_reconnects_total"); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestConnectionLost: what the daemon waits for without counting a
+// failure, through the builder's error wrapping, and what it counts.
+func TestConnectionLost(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		lost bool
+	}{
+		{lv(fmt.Errorf("libvirt: connect: %w", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}), "state"), true},
+		{lv(fmt.Errorf("libvirt: connect: %w", syscall.ENOENT), "state"), true},
+		{lv(libvirt.ErrInterrupted, "create volume x"), true}, // cut by a libvirtd restart, twice
+		{lv(io.EOF, "define"), true},
+		{lv(libvirt.Error{Code: 1, Message: "internal error"}, "define"), false},
+		{lv(libvirt.Error{Code: 55, Message: "pool is not active"}, "create volume x"), false},
+		{newError(CodeBadSpec, "cpu 0"), false},
+	} {
+		if got := ConnectionLost(c.err); got != c.lost {
+			t.Errorf("ConnectionLost(%v) = %v, want %v", c.err, got, c.lost)
+		}
 	}
 }
