@@ -67,6 +67,7 @@ type Builder struct {
 	log hclog.Logger
 
 	poolMu   sync.Mutex
+	swept    map[string]bool // pool directories swept of partial imports (under poolMu)
 	importMu sync.Mutex
 }
 
