@@ -49,27 +49,11 @@ func newHypervisor(t *testing.T, imageMiB int) *hypervisor {
 	if err := os.MkdirAll(images, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	image := filepath.Join(images, "data.qcow2")
-	sh(t, "qemu-img", "create", "-q", "-f", "qcow2", image, fmt.Sprintf("%dM", 2*imageMiB))
-	// Real data, so that the import copies (and hashes) imageMiB MiB.
-	sh(t, "qemu-io", "-f", "qcow2", "-c", fmt.Sprintf("write -P 0x5a 0 %dM", imageMiB), image)
-	f, err := os.Open(image)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hash := sha256.New()
-	_, err = io.Copy(hash, f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := hex.EncodeToString(hash.Sum(nil))
-
+	image, sum := makeImage(t, filepath.Join(images, "data.qcow2"), 0x5a, imageMiB)
 	e.startController()
 	e.catalogue()
-	e.api.must(e.root, "PATCH", fmt.Sprintf("/iaas/image/%d/", e.img), map[string]any{"source": image, "sha256": sum}, 200)
 	h.pool = "regent-" + h.domPrefix + "SSD" + e.prefix
-	h.imageVol = fmt.Sprintf("image_%d_%s", e.img, sum[:16]) // agent/vm imageVolume
+	h.setImage(image, sum)
 	h.config = e.writeAgentConfig(`["hypervisor"]`, fmt.Sprintf(`domain_type = "qemu"
 domain_prefix = %q
 storage_root = %q
@@ -84,6 +68,32 @@ shutdown_timeout = "3s"
 	sh(t, "ip", "link", "add", bridge, "type", "bridge")
 	sh(t, "ip", "link", "set", bridge, "up")
 	return h
+}
+
+// makeImage writes a qcow2 image with mib MiB of data (byte pattern) and
+// returns its path and sha256.
+func makeImage(t *testing.T, path string, pattern byte, mib int) (string, string) {
+	t.Helper()
+	sh(t, "qemu-img", "create", "-q", "-f", "qcow2", path, fmt.Sprintf("%dM", 2*mib))
+	// Real data, so that the import copies (and hashes) mib MiB.
+	sh(t, "qemu-io", "-f", "qcow2", "-c", fmt.Sprintf("write -P 0x%x 0 %dM", pattern, mib), path)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	hash := sha256.New()
+	if _, err := io.Copy(hash, f); err != nil {
+		t.Fatal(err)
+	}
+	return path, hex.EncodeToString(hash.Sum(nil))
+}
+
+// setImage points the test's image at path (an operator publishing a new
+// version of the image).
+func (h *hypervisor) setImage(path, sum string) {
+	h.api.must(h.root, "PATCH", fmt.Sprintf("/iaas/image/%d/", h.img), map[string]any{"source": path, "sha256": sum}, 200)
+	h.imageVol = fmt.Sprintf("image_%d_%s", h.img, sum[:16]) // agent/vm imageVolume
 }
 
 func (h *hypervisor) seeds() string { return filepath.Join(h.vmRoot, "seeds") }
@@ -316,8 +326,10 @@ func TestAgentLibvirtdRestart(t *testing.T) {
 
 // TestAgentKilledMidBuild (done-when 5): the agent is SIGKILLed twice
 // while it builds a VM with two disks, first while it imports the image
-// (a partial import file in the pool), then once the VM's first volume
-// exists, and restarted with the same config each time. The VM ends
+// (a partial import file in the pool, which a pool refresh has put in
+// libvirt's list; the operator then publishes a new version of the image
+// before the agent restarts), then once the VM's first volume exists, and
+// restarted with the same config each time. The VM ends
 // RUNNING with exactly one domain; the pool holds exactly the image and
 // the VM's two volumes (libvirt's list and the directory agree: no
 // partial import, no stray volume) and the seed directory only its seed.
@@ -354,6 +366,10 @@ func TestAgentKilledMidBuild(t *testing.T) {
 	if st := h.vmState(id); st != api.StateBuilding {
 		t.Fatalf("VM %s after the kill, want BUILDING", api.StateNames[st])
 	}
+	// While the agent is down the operator publishes a new version of the
+	// image: the restarted agent imports that one, and the partial import
+	// of the old one must not stay behind (on disk or in libvirt's list).
+	h.setImage(makeImage(t, filepath.Join(h.vmRoot, "images", "data-v2.qcow2"), 0x33, 256))
 	h.startAgent(h.config)
 
 	// 2. Once the VM's first volume exists (before or around the domain
