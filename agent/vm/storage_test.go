@@ -47,3 +47,24 @@ func TestFakePartialImportsSwept(t *testing.T) {
 		t.Errorf("a later use of the pool removed a temporary file: %v", err)
 	}
 }
+
+// TestFakeScrubRemovesSeedTemporaries: a scrub removes the temporary file
+// of a seed write cut by a kill, with the seed.
+func TestFakeScrubRemovesSeedTemporaries(t *testing.T) {
+	b, _, spec := fakeEnv(t)
+	ctx := context.Background()
+	if err := b.Build(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	seed := b.seedPath(b.DomainName(spec))
+	tmp := filepath.Join(filepath.Dir(seed), "."+filepath.Base(seed)+"-123")
+	if err := os.WriteFile(tmp, []byte("partial"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Scrub(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := os.ReadDir(b.cfg.SeedDir); len(left) > 0 {
+		t.Errorf("seed directory after the scrub: %v", left)
+	}
+}
