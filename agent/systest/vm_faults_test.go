@@ -235,11 +235,7 @@ func TestAgentLibvirtdRestart(t *testing.T) {
 	// Whatever happens below, libvirtd runs again when the test ends (the
 	// other tests on this host need it); registered after cleanupDomains,
 	// so it runs before it.
-	t.Cleanup(func() {
-		if out, err := exec.Command("bash", "../../scripts/libvirtd-up.sh").CombinedOutput(); err != nil {
-			t.Errorf("restart libvirtd: %v\n%s", err, out)
-		}
-	})
+	t.Cleanup(func() { libvirtdUp(t) })
 	before := h.reconnects()
 	if before < 0 {
 		t.Fatalf("the agent does not export regent_agent_libvirt_reconnects_total")
@@ -306,15 +302,15 @@ func TestAgentLibvirtdRestart(t *testing.T) {
 	if after := h.reconnects(); after <= before {
 		t.Errorf("regent_agent_libvirt_reconnects_total %v → %v across a libvirtd restart", before, after)
 	}
-	if !strings.Contains(h.agent.log(), "reconnected to libvirtd") {
+	if log, _ := os.ReadFile(h.agent.logPath); !strings.Contains(string(log), "reconnected to libvirtd") {
 		t.Errorf("the agent did not log its reconnect")
 	}
 
 	// A state change after the restart reaches libvirtd.
 	h.api.must(h.root, "PATCH", fmt.Sprintf("/iaas/vm/%d/", ids[0]), map[string]any{"state": api.StateQuiesce}, 200)
 	h.vmAt(ids[0], api.StateQuiesced, 2*time.Minute)
-	if st := domState(want[0]); st != "shut off" {
-		t.Errorf("quiesced domain %s is %q", want[0], st)
+	if d := h.domain(project, ids[0]); domState(d) != "shut off" {
+		t.Errorf("quiesced domain %s is %q", d, domState(d))
 	}
 	if st := domState(h.domain(project, ids[1])); st != "running" {
 		t.Errorf("the other domain is %q", st)
