@@ -44,6 +44,9 @@ func newHypervisor(t *testing.T, imageMiB int) *hypervisor {
 	requireLibvirt(t)
 	h := &hypervisor{env: e, vmRoot: vmTestRoot(t, e.prefix), domPrefix: e.prefix + "-"}
 	e.cleanupDomains(h.domPrefix)
+	// Before that cleanup (cleanups run last first): libvirtd answers, even
+	// if this test, or another on the host, has just restarted it.
+	t.Cleanup(func() { libvirtdUp(t) })
 	e.disks = filepath.Join(h.vmRoot, "pool-ssd")
 	images := filepath.Join(h.vmRoot, "images")
 	if err := os.MkdirAll(images, 0o755); err != nil {
@@ -231,11 +234,9 @@ func libvirtdUp(t *testing.T) {
 // the image, and a quiesce after the restart reaches libvirtd (QUIESCED
 // and the domain shut off): the agent works on a live connection.
 func TestAgentLibvirtdRestart(t *testing.T) {
-	h := newHypervisor(t, 64)
 	// Whatever happens below, libvirtd runs again when the test ends (the
-	// other tests on this host need it); registered after cleanupDomains,
-	// so it runs before it.
-	t.Cleanup(func() { libvirtdUp(t) })
+	// other tests on this host need it): newHypervisor's cleanup starts it.
+	h := newHypervisor(t, 64)
 	before := h.reconnects()
 	if before < 0 {
 		t.Fatalf("the agent does not export regent_agent_libvirt_reconnects_total")
