@@ -33,14 +33,28 @@ func requireLibvirt(t *testing.T) {
 	if len(missing) > 0 {
 		systemtest.Skip(t, "VM system test needs %s (scripts/setup-deps.sh installs libvirt and QEMU)", strings.Join(missing, ", "))
 	}
-	if _, err := os.Stat("/var/run/libvirt/libvirt-sock"); err != nil {
+	// A missing socket, or a stale one of a libvirtd that died (a host
+	// restart leaves it): start libvirtd.
+	if _, err := try("virsh", "-c", "qemu:///system", "version"); err != nil {
 		if out, err := exec.Command("bash", "../../scripts/libvirtd-up.sh").CombinedOutput(); err != nil {
 			t.Fatalf("start libvirtd: %v\n%s", err, out)
 		}
 	}
-	if out, err := exec.Command("virsh", "-c", "qemu:///system", "version").CombinedOutput(); err != nil {
-		t.Fatalf("libvirtd does not answer: %v\n%s", err, out)
+	waitLibvirtd(t)
+}
+
+// waitLibvirtd waits for libvirtd to answer (the start script returns when
+// the socket exists, which a stale socket already does).
+func waitLibvirtd(t *testing.T) {
+	t.Helper()
+	var out string
+	var err error
+	for start := time.Now(); time.Since(start) < 30*time.Second; time.Sleep(100 * time.Millisecond) {
+		if out, err = try("virsh", "-c", "qemu:///system", "version"); err == nil {
+			return
+		}
 	}
+	t.Fatalf("libvirtd does not answer: %v\n%s", err, out)
 }
 
 func virsh(t *testing.T, args ...string) string {

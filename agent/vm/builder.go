@@ -67,6 +67,7 @@ type Builder struct {
 	log hclog.Logger
 
 	poolMu   sync.Mutex
+	swept    map[string]bool // pool directories swept of partial imports (under poolMu)
 	importMu sync.Mutex
 }
 
@@ -101,6 +102,10 @@ func New(cfg Config, l Libvirt, log hclog.Logger) (*Builder, error) {
 	}
 	if log == nil {
 		log = hclog.NewNullLogger()
+	}
+	if c, ok := l.(*Conn); ok {
+		// The connection logs its losses and reconnects with the builder.
+		c.setLogger(log.Named("libvirt"))
 	}
 	return &Builder{cfg: cfg, lv: l, log: log.Named("vm")}, nil
 }
@@ -430,7 +435,10 @@ func (b *Builder) scrub(ctx context.Context, name string) error {
 	if err := b.removeDomainVolumes(ctx, name); err != nil {
 		return err
 	}
-	for _, f := range []string{b.seedPath(name), b.consoleLog(name)} {
+	// With the seed, the temporary file of a seed write cut by a kill
+	// (writeFileAtomic removes it only when it writes that seed again).
+	files, _ := filepath.Glob(filepath.Join(b.cfg.SeedDir, "."+filepath.Base(b.seedPath(name))+"-*"))
+	for _, f := range append(files, b.seedPath(name), b.consoleLog(name)) {
 		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
 			return lv(err, "scrub %s", name)
 		}

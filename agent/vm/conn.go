@@ -8,11 +8,13 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	libvirt "github.com/digitalocean/go-libvirt"
 	"github.com/digitalocean/go-libvirt/socket/dialers"
+	"github.com/hashicorp/go-hclog"
 )
 
 // DefaultSocket is libvirtd's read-write unix socket.
@@ -22,13 +24,18 @@ const DefaultSocket = "/var/run/libvirt/libvirt-sock"
 // libvirtd goes away (a restart of libvirtd keeps running domains); a call
 // that fails because the connection dropped is retried once on a new
 // connection. Every call the builder makes is idempotent, so a retry after
-// a request that did reach libvirtd is harmless.
+// a request that did reach libvirtd is harmless. Reconnects counts the
+// dials after the first (regent_agent_libvirt_reconnects_total).
 type Conn struct {
 	uri    libvirt.ConnectURI
 	socket string
 
-	mu sync.Mutex
-	l  *libvirt.Libvirt
+	reconnects atomic.Uint64
+
+	mu     sync.Mutex
+	l      *libvirt.Libvirt
+	dialed bool         // a connection was made once: the next dial is a reconnect
+	log    hclog.Logger // the builder's (New sets it)
 }
 
 // NewConn returns a connection to the qemu:///system driver of the libvirtd
@@ -37,7 +44,18 @@ func NewConn(socket string) *Conn {
 	if socket == "" {
 		socket = DefaultSocket
 	}
-	return &Conn{uri: libvirt.QEMUSystem, socket: socket}
+	return &Conn{uri: libvirt.QEMUSystem, socket: socket, log: hclog.NewNullLogger()}
+}
+
+// Reconnects is how many times the connection was dialed again after it
+// had been lost (libvirtd restarted or closed it).
+func (c *Conn) Reconnects() uint64 { return c.reconnects.Load() }
+
+// setLogger makes the connection log its losses and reconnects.
+func (c *Conn) setLogger(log hclog.Logger) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.log = log
 }
 
 // Close disconnects.
@@ -60,6 +78,9 @@ func (c *Conn) client(ctx context.Context) (*libvirt.Libvirt, error) {
 	if c.l != nil && c.l.IsConnected() {
 		return c.l, nil
 	}
+	if c.l != nil {
+		c.log.Warn("connection to libvirtd lost: redialing", "socket", c.socket)
+	}
 	c.l = nil // disconnected already: nothing to close
 	timeout := 10 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
@@ -72,7 +93,11 @@ func (c *Conn) client(ctx context.Context) (*libvirt.Libvirt, error) {
 	if err := l.ConnectToURI(c.uri); err != nil {
 		return nil, fmt.Errorf("libvirt: connect %s: %w", c.socket, err)
 	}
-	c.l = l
+	if c.dialed {
+		c.reconnects.Add(1)
+		c.log.Info("reconnected to libvirtd", "socket", c.socket, "reconnects", c.reconnects.Load())
+	}
+	c.l, c.dialed = l, true
 	return l, nil
 }
 
@@ -88,6 +113,19 @@ func connectionLost(l *libvirt.Libvirt, err error) bool {
 	var ne net.Error
 	return errors.Is(err, io.EOF) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, syscall.EINVAL) || errors.As(err, &ne) || errors.Is(err, net.ErrClosed)
+}
+
+// ConnectionLost reports whether err, from a Builder over a Conn, means
+// that libvirtd was away (not running, restarting, or gone in the middle
+// of the call) rather than that it refused the call: the caller should
+// wait for libvirtd instead of counting a failure. A call interrupted by a
+// restart fails with go-libvirt's ErrInterrupted when its retry on a new
+// connection is interrupted too.
+func ConnectionLost(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, libvirt.ErrInterrupted) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // do runs f on a connected client, once more on a fresh connection when
@@ -115,6 +153,7 @@ func (c *Conn) do(ctx context.Context, f func(l *libvirt.Libvirt) error) error {
 			drop := c.l == l
 			if drop {
 				c.l = nil
+				c.log.Warn("connection to libvirtd lost: redialing", "socket", c.socket, "error", err)
 			}
 			c.mu.Unlock()
 			if drop && l.IsConnected() {

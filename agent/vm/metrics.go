@@ -74,12 +74,17 @@ func memTotalKiB(path string) (uint64, error) {
 // community libvirt exporter: CPU seconds, memory bytes, block and
 // network bytes, and the domain state. Only the builder's domains (by name
 // prefix) are exported; a failed scrape sets regent_vm_libvirt_up to 0.
+// Over a *Conn it also exports regent_agent_libvirt_reconnects_total.
 type Collector struct {
 	b       *Builder
 	timeout time.Duration
 
+	reconnects                          *prometheus.Desc
 	up, state, cpu, mem, rd, wr, rx, tx *prometheus.Desc
 }
+
+// reconnecter is a libvirt connection that counts its reconnects (*Conn).
+type reconnecter interface{ Reconnects() uint64 }
 
 // Collector returns the builder's prometheus.Collector.
 func (b *Builder) Collector() *Collector {
@@ -88,6 +93,8 @@ func (b *Builder) Collector() *Collector {
 	}
 	return &Collector{
 		b: b, timeout: 5 * time.Second,
+		reconnects: prometheus.NewDesc("regent_agent_libvirt_reconnects_total",
+			"Times the agent dialed libvirtd again after losing its connection (libvirtd restarted).", nil, nil),
 		up:    prometheus.NewDesc("regent_vm_libvirt_up", "Whether the last scrape of libvirt succeeded.", nil, nil),
 		state: d("regent_vm_domain_state", "libvirt domain state (virDomainState: 1 running, 3 paused, 5 shut off)."),
 		cpu:   d("regent_vm_cpu_seconds_total", "CPU time used by the domain."),
@@ -101,13 +108,16 @@ func (b *Builder) Collector() *Collector {
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.state, c.cpu, c.mem, c.rd, c.wr, c.rx, c.tx} {
+	for _, d := range []*prometheus.Desc{c.reconnects, c.up, c.state, c.cpu, c.mem, c.rd, c.wr, c.rx, c.tx} {
 		ch <- d
 	}
 }
 
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	if r, ok := c.b.lv.(reconnecter); ok {
+		ch <- prometheus.MustNewConstMetric(c.reconnects, prometheus.CounterValue, float64(r.Reconnects()))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
 	stats, err := c.b.lv.DomainStats(ctx)

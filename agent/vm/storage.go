@@ -81,30 +81,72 @@ func (b *Builder) poolPath(storageType string) string {
 
 func poolUUID(name string) string { return domainUUID("pool/" + name) }
 
-// ensurePool defines, builds and starts the pool of a storage type.
+// ensurePool defines, builds and starts the pool of a storage type, and
+// sweeps it of partial imports on its first use (sweepImports).
 func (b *Builder) ensurePool(ctx context.Context, storageType string) (string, error) {
 	b.poolMu.Lock()
 	defer b.poolMu.Unlock()
 	name := b.poolName(storageType)
+	if err := b.startPool(ctx, storageType, name); err != nil {
+		return "", err
+	}
+	return name, b.sweepImports(ctx, storageType, name)
+}
+
+func (b *Builder) startPool(ctx context.Context, storageType, name string) error {
 	info, err := b.lv.PoolInfo(ctx, name)
 	switch {
 	case isCode(err, errNoStoragePool):
 		x, _ := xml.Marshal(poolXML{Type: "dir", Name: name, UUID: poolUUID(name), Path: b.poolPath(storageType), Mode: "0755"})
 		if err := b.lv.DefinePool(ctx, string(x)); err != nil {
-			return "", lv(err, "define pool %s", name)
+			return lv(err, "define pool %s", name)
 		}
 	case err != nil:
-		return "", lv(err, "pool %s", name)
+		return lv(err, "pool %s", name)
 	case info.Active:
-		return name, nil
+		return nil
 	}
 	if err := os.MkdirAll(b.poolPath(storageType), 0o755); err != nil {
-		return "", lv(err, "pool %s", name)
+		return lv(err, "pool %s", name)
 	}
-	if err := done(b.lv.StartPool(ctx, name), errOperationInvalid); err != nil {
-		return "", lv(err, "start pool %s", name)
+	return lv(done(b.lv.StartPool(ctx, name), errOperationInvalid), "start pool %s", name)
+}
+
+// sweepImports removes, on the first use of a pool directory by this
+// builder, the partial image imports (.import-*) of an earlier run that
+// was killed midway. importImage removes leftovers of its own image only,
+// when that image is imported again; a killed import of an image that is
+// not imported again (a new version was published meanwhile, no VM wants
+// it any more) stayed for good, and every pool refresh listed it as a
+// volume. No import of this builder can be running: every import follows
+// an ensurePool of its pool, and the first one sweeps (under poolMu)
+// before it returns.
+func (b *Builder) sweepImports(ctx context.Context, storageType, pool string) error {
+	dir := b.poolPath(storageType)
+	if b.swept[dir] {
+		return nil
 	}
-	return name, nil
+	left, err := filepath.Glob(filepath.Join(dir, ".import-*"))
+	if err != nil {
+		return lv(err, "sweep pool %s", pool)
+	}
+	for _, f := range left {
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return lv(err, "sweep pool %s", pool)
+		}
+	}
+	if len(left) > 0 {
+		b.log.Info("removed partial image imports of an earlier run", "pool", pool, "files", left)
+		// Out of libvirt's volume list too.
+		if err := b.lv.RefreshPool(ctx, pool); err != nil {
+			return lv(err, "refresh pool %s", pool)
+		}
+	}
+	if b.swept == nil {
+		b.swept = map[string]bool{}
+	}
+	b.swept[dir] = true
+	return nil
 }
 
 var sha256Re = regexp.MustCompile(`^[0-9a-f]{64}$`)

@@ -133,9 +133,13 @@ func TestSystemLifecycle(t *testing.T) {
 
 	// libvirtd restarts under the builder: the connection comes back, the
 	// domain kept running, and building again makes no duplicate.
+	reconnects := c.Reconnects()
 	restartLibvirtd(t)
 	if err := b.Build(ctx, spec); err != nil {
 		t.Fatalf("build after libvirtd restart: %v", err)
+	}
+	if c.Reconnects() <= reconnects {
+		t.Errorf("reconnects %d → %d across a libvirtd restart", reconnects, c.Reconnects())
 	}
 	wantState(t, ctx, b, spec, StateRunning)
 	if doms, _ := b.Domains(ctx); len(doms) != 1 || doms[0] != name {
