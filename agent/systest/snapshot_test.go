@@ -1,8 +1,6 @@
 package systest
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/regentcloud/regent/agent/netrouter"
 	"github.com/regentcloud/regent/pkg/api"
 )
 
@@ -28,52 +25,12 @@ type vmWorld struct {
 }
 
 func newVMWorld(t *testing.T) *vmWorld {
-	e := newEnv(t)
-	requireLibvirt(t)
-	w := &vmWorld{e: e, root: vmTestRoot(t, e.prefix), domPrefix: e.prefix + "-"}
-	e.cleanupDomains(w.domPrefix)
-	e.disks = filepath.Join(w.root, "pool-ssd")
-	w.backups = filepath.Join(w.root, "backups")
-	images := filepath.Join(w.root, "images")
-	os.MkdirAll(images, 0o755)
-	image := filepath.Join(images, "tiny.qcow2")
-	sh(t, "qemu-img", "create", "-q", "-f", "qcow2", image, "64M")
-	data, err := os.ReadFile(image)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(data)
-	e.startController()
-	e.catalogue()
-	e.api.must(e.root, "PATCH", fmt.Sprintf("/iaas/image/%d/", e.img), map[string]any{"source": image, "sha256": hex.EncodeToString(sum[:])}, 200)
-	extra := fmt.Sprintf(`domain_type = "qemu"
-domain_prefix = %q
-storage_root = %q
-image_dir = %q
-seed_dir = %q
-console_log_dir = %q
-backup_dir = %q
-shutdown_timeout = "3s"
-`, w.domPrefix, filepath.Join(w.root, "pools"), images, filepath.Join(w.root, "seeds"), filepath.Join(w.root, "console"), w.backups)
-	e.startAgent(e.writeAgentConfig(`["hypervisor"]`, extra))
-	bridge := netrouter.SegmentBridge(e.prefix, netrouter.ModeVXLAN, api.VNIMin)
-	sh(t, "ip", "link", "add", bridge, "type", "bridge")
-	sh(t, "ip", "link", "set", bridge, "up")
-	t.Cleanup(func() { _, _ = try("ip", "link", "del", bridge) })
-
-	cloud := e.api.must(e.root, "POST", "/iaas/cloud/", map[string]any{
-		"project": map[string]any{"name": "p-" + e.prefix, "region_id": e.region, "grace_period": 0},
-		"subnets": []any{map[string]any{"name": "a", "address_range": e.priv3 + ".1/24"}},
-		"vms": []any{map[string]any{"name": "vm-a", "image_id": e.img, "storage_type_id": e.st, "cpu": 1, "ram": 1,
-			"dns": "1.1.1.1", "gateway_subnet": e.priv3 + ".1/24", "public_key": sshKey,
-			"storages":     []any{map[string]any{"name": "root", "gb": 1, "primary": true}},
-			"ip_addresses": []any{map[string]any{"address": e.priv3 + ".10", "nat": false}}}},
-		"firewall_rules": []any{},
-	}, 201)
-	project := num(cloud["project"].(map[string]any)["id"])
-	w.vmID = num(cloud["vms"].([]any)[0].(map[string]any)["id"])
-	e.vmAt(w.vmID, api.StateRunning, 3*time.Minute)
-	w.domain = fmt.Sprintf("%s%d_%d", w.domPrefix, project, w.vmID)
+	h := newHypervisor(t, 1)
+	w := &vmWorld{e: h.env, root: h.vmRoot, backups: filepath.Join(h.vmRoot, "backups"), domPrefix: h.domPrefix}
+	project, vms := h.cloud([]int{1})
+	w.vmID = vms[0]
+	h.vmAt(w.vmID, api.StateRunning, 3*time.Minute)
+	w.domain = h.domain(project, w.vmID)
 	return w
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/regentcloud/regent/agent/netrouter"
 	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/systemtest"
 )
 
 // Fault tests of the hypervisor role (issue 7, done-when 4 and 5): the
@@ -234,8 +235,10 @@ func libvirtdUp(t *testing.T) {
 // the image, and a quiesce after the restart reaches libvirtd (QUIESCED
 // and the domain shut off): the agent works on a live connection.
 func TestAgentLibvirtdRestart(t *testing.T) {
+	// It stops libvirtd: no other package's test may use it meanwhile.
 	// Whatever happens below, libvirtd runs again when the test ends (the
 	// other tests on this host need it): newHypervisor's cleanup starts it.
+	systemtest.Hold(t, "libvirtd", true)
 	h := newHypervisor(t, 64)
 	before := h.reconnects()
 	if before < 0 {

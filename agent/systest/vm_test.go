@@ -1,8 +1,6 @@
 package systest
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
@@ -24,6 +22,9 @@ import (
 // it is installed but not running.
 func requireLibvirt(t *testing.T) {
 	t.Helper()
+	// Other packages' tests use the same libvirtd (go test runs packages
+	// in parallel): hold it shared, so a test that restarts it waits.
+	systemtest.Hold(t, "libvirtd", false)
 	var missing []string
 	for _, bin := range []string{"/usr/sbin/libvirtd", "/usr/sbin/virtlogd", "virsh", "qemu-img", "qemu-system-x86_64"} {
 		if _, err := exec.LookPath(bin); err != nil {
@@ -222,44 +223,15 @@ func (e *env) cleanupDomains(prefix string) {
 // volumes, no seed. The test creates the segment bridge (named by
 // netrouter.SegmentBridge) itself.
 func TestAgentVMs(t *testing.T) {
-	e := newEnv(t)
-	requireLibvirt(t)
-	root := vmTestRoot(t, e.prefix)
-	domPrefix := e.prefix + "-"
-	e.cleanupDomains(domPrefix)
-	e.disks = filepath.Join(root, "pool-ssd")
-	images := filepath.Join(root, "images")
-	os.MkdirAll(images, 0o755)
-	image := filepath.Join(images, "tiny.qcow2")
-	sh(t, "qemu-img", "create", "-q", "-f", "qcow2", image, "64M")
-	data, err := os.ReadFile(image)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(data)
-
-	e.startController()
-	e.catalogue()
-	e.api.must(e.root, "PATCH", fmt.Sprintf("/iaas/image/%d/", e.img), map[string]any{"source": image, "sha256": hex.EncodeToString(sum[:])}, 200)
-	extra := fmt.Sprintf(`domain_type = "qemu"
-domain_prefix = %q
-storage_root = %q
-image_dir = %q
-seed_dir = %q
-console_log_dir = %q
-backup_dir = %q
-shutdown_timeout = "3s"
-`, domPrefix, filepath.Join(root, "pools"), images, filepath.Join(root, "seeds"), filepath.Join(root, "console"), filepath.Join(root, "backups"))
-	e.startAgent(e.writeAgentConfig(`["hypervisor"]`, extra))
-	// The VM's segment bridge. The hypervisor role does not make segments
-	// (the virtual router of the network role, or the hypervisor's segment
-	// set-up, does): the test makes it before the cloud, for the first VNI
-	// of a region, and checks below that the VM got that VNI. A network
-	// role here would make a VXLAN device for it, whose VNI clashes with
-	// other tests on this host.
+	h := newHypervisor(t, 1)
+	e, domPrefix := h.env, h.domPrefix
+	// The VM's segment bridge (newHypervisor makes it): the hypervisor
+	// role does not make segments (the virtual router of the network role,
+	// or the hypervisor's segment set-up, does), so the test makes it for
+	// the first VNI of a region and checks below that the VM got that VNI.
+	// A network role here would make a VXLAN device for it, whose VNI
+	// clashes with other tests on this host.
 	bridge := netrouter.SegmentBridge(e.prefix, netrouter.ModeVXLAN, api.VNIMin)
-	sh(t, "ip", "link", "add", bridge, "type", "bridge")
-	sh(t, "ip", "link", "set", bridge, "up")
 
 	// Capacity comes from libvirt: the pool of the storage type exists.
 	if out := virsh(t, "pool-list", "--all", "--name"); !strings.Contains(out, "regent-"+domPrefix+"SSD"+e.prefix) {
@@ -438,7 +410,7 @@ shutdown_timeout = "3s"
 			}
 		}
 		left, _ := filepath.Glob(filepath.Join(e.disks, domain+"*"))
-		seeds, _ := filepath.Glob(filepath.Join(root, "seeds", domain+"*"))
+		seeds, _ := filepath.Glob(filepath.Join(h.seeds(), domain+"*"))
 		if len(left)+len(seeds) > 0 {
 			t.Errorf("files left behind: %v %v", left, seeds)
 		}

@@ -33,6 +33,9 @@ func skipOrFail(t *testing.T, format string, args ...any) {
 // running (a fresh CI machine has no systemd to start them).
 func needLibvirt(t *testing.T) *Conn {
 	t.Helper()
+	// Other packages' tests use the same libvirtd (go test runs packages
+	// in parallel): hold it shared, so a test that restarts it waits.
+	systemtest.Hold(t, "libvirtd", false)
 	if os.Geteuid() != 0 {
 		skipOrFail(t, "needs root for libvirtd, bridges and pools")
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/regentcloud/regent/agent/netrouter"
 	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/systemtest"
 )
 
 func testSpec(e *testEnv) *api.VMSpec {
@@ -31,6 +32,8 @@ func testSpec(e *testEnv) *api.VMSpec {
 // TestSystemLifecycle builds a VM on a real libvirtd (QEMU TCG) and takes
 // it through quiesce, restart, update and scrub.
 func TestSystemLifecycle(t *testing.T) {
+	// It restarts libvirtd: no other package's test may use it meanwhile.
+	systemtest.Hold(t, "libvirtd", true)
 	c := needLibvirt(t)
 	e := newTestEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)

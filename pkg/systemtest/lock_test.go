@@ -1,0 +1,34 @@
+package systemtest
+
+import (
+	"os/exec"
+	"testing"
+	"time"
+)
+
+func TestHoldSharedAndExclusive(t *testing.T) {
+	name := "selftest-" + time.Now().Format("150405.000000")
+	t.Run("shared twice in one test does not wait on itself", func(t *testing.T) {
+		Hold(t, name, false)
+		Hold(t, name, false)
+	})
+	t.Run("exclusive then shared in the same test", func(t *testing.T) {
+		Hold(t, name, true)
+		Hold(t, name, false)
+	})
+	t.Run("another process waits for an exclusive holder", func(t *testing.T) {
+		if _, err := exec.LookPath("flock"); err != nil {
+			t.Skip("no flock(1)") // util-linux; not a system test
+		}
+		Hold(t, name+"-x", true)
+		// flock -n fails at once while the lock is held exclusive
+		err := exec.Command("flock", "-n", "-s", lockPath(name+"-x"), "true").Run()
+		if err == nil {
+			t.Fatal("another process took the lock shared while it was held exclusive")
+		}
+	})
+	// released at the end of each test: now free
+	if err := exec.Command("flock", "-n", "-x", lockPath(name+"-x"), "true").Run(); err != nil {
+		t.Fatalf("the lock was not released: %v", err)
+	}
+}
