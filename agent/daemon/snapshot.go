@@ -71,6 +71,20 @@ func (c *controllers) SetBackupState(ctx context.Context, id uint64, r client.St
 // snapshots and backups of RUNNING VMs only.)
 func vmHasDomain(state int) bool { return state == api.StateRunning || state == api.StateQuiesced }
 
+// runChild takes one snapshot or backup (kind) of a VM through its state
+// machine m; do performs a step.
+func (h *vmHandler) runChild(ctx context.Context, m *machine, kind string, o object,
+	do func(ctx context.Context, act action) error, log hclog.Logger) error {
+	key := fmt.Sprintf("%s/%d", kind, o.id)
+	res, err := m.run(ctx, o, steps{do: do, failed: func(err error) string { return h.failedKey(key, err) }}, log)
+	h.metrics.reconciled(kind, res)
+	if err != nil {
+		return fmt.Errorf("%s %d: %w", kind, o.id, err)
+	}
+	h.clearFailures(key)
+	return nil
+}
+
 // applySnapshots drives the VM's snapshots (by id, so a parent is taken
 // before its child) and then its backups. One failing does not stop the
 // others; the errors are returned together (retried with backoff).
@@ -83,39 +97,17 @@ func (h *vmHandler) applySnapshots(ctx context.Context, spec *api.VMSpec, log hc
 		if _, ok := snapshotPlans[s.State]; !ok {
 			continue
 		}
-		s := s
 		l := log.With("snapshot", s.ID, "snapshot_state", s.State)
-		res, err := h.snaps.run(ctx, object{id: s.ID, generation: s.Generation, state: s.State}, steps{
-			do: func(ctx context.Context, act action) error {
-				return h.doSnapshot(ctx, spec, &s, act, l)
-			},
-			failed: func(err error) string { return h.failedKey(fmt.Sprintf("snapshot/%d", s.ID), err) },
-		}, l)
-		h.metrics.reconciled(api.KindSnapshot, res)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("snapshot %d: %w", s.ID, err))
-		} else {
-			h.clearFailures(fmt.Sprintf("snapshot/%d", s.ID))
-		}
+		errs = append(errs, h.runChild(ctx, h.snaps, api.KindSnapshot, object{id: s.ID, generation: s.Generation, state: s.State},
+			func(ctx context.Context, act action) error { return h.doSnapshot(ctx, spec, &s, act, l) }, l))
 	}
 	for _, b := range spec.Backups {
 		if _, ok := backupPlans[b.State]; !ok {
 			continue
 		}
-		b := b
 		l := log.With("backup", b.ID, "backup_state", b.State)
-		res, err := h.backups.run(ctx, object{id: b.ID, generation: b.Generation, state: b.State}, steps{
-			do: func(ctx context.Context, act action) error {
-				return h.doBackup(ctx, spec, &b, act, l)
-			},
-			failed: func(err error) string { return h.failedKey(fmt.Sprintf("backup/%d", b.ID), err) },
-		}, l)
-		h.metrics.reconciled(api.KindBackup, res)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("backup %d: %w", b.ID, err))
-		} else {
-			h.clearFailures(fmt.Sprintf("backup/%d", b.ID))
-		}
+		errs = append(errs, h.runChild(ctx, h.backups, api.KindBackup, object{id: b.ID, generation: b.Generation, state: b.State},
+			func(ctx context.Context, act action) error { return h.doBackup(ctx, spec, &b, act, l) }, l))
 	}
 	return errors.Join(errs...)
 }
