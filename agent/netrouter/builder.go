@@ -224,6 +224,30 @@ func (b *Builder) step(name string) error {
 // to call again after any failure or crash. A *SpecError means the spec
 // itself is invalid.
 func (b *Builder) Ensure(ctx context.Context, spec *api.RouterSpec) (Result, error) {
+	var routerID uint64
+	var namespace string
+	planned := false
+	res, err := b.locked(spec, func(d *desired, rs *running, c *changes) error {
+		routerID, namespace, planned = d.routerID, d.namespace, true
+		return b.ensure(ctx, d, rs, c)
+	})
+	if !planned {
+		return res, err // an invalid spec (*SpecError) or no state for it
+	}
+	log := b.log.With("router", routerID, "namespace", namespace)
+	if err != nil {
+		log.Error("ensure failed", "error", err, "changes", len(res.Changes))
+		return res, fmt.Errorf("router %d: %w", routerID, err)
+	}
+	if len(res.Changes) > 0 {
+		log.Info("router reconciled", "changes", strings.Join(res.Changes, "; "), "duration", res.Duration)
+	}
+	return res, nil
+}
+
+// locked plans spec and runs fn under the router's lock, timing it and
+// collecting its changes.
+func (b *Builder) locked(spec *api.RouterSpec, fn func(d *desired, rs *running, c *changes) error) (Result, error) {
 	start := time.Now()
 	d, err := plan(spec, b.names, b.cfg.SegmentMode)
 	if err != nil {
@@ -235,19 +259,9 @@ func (b *Builder) Ensure(ctx context.Context, spec *api.RouterSpec) (Result, err
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-
 	c := &changes{}
-	err = b.ensure(ctx, d, rs, c)
-	res := Result{Changes: c.list, Duration: time.Since(start)}
-	log := b.log.With("router", d.routerID, "namespace", d.namespace)
-	if err != nil {
-		log.Error("ensure failed", "error", err, "changes", len(c.list))
-		return res, fmt.Errorf("router %d: %w", d.routerID, err)
-	}
-	if len(c.list) > 0 {
-		log.Info("router reconciled", "changes", strings.Join(c.list, "; "), "duration", res.Duration)
-	}
-	return res, nil
+	err = fn(d, rs, c)
+	return Result{Changes: c.list, Duration: time.Since(start)}, err
 }
 
 type changes struct{ list []string }

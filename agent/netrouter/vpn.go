@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"time"
 
 	"github.com/regentcloud/regent/agent/vpn"
 	"github.com/regentcloud/regent/pkg/api"
@@ -114,20 +113,7 @@ func keepVPNLinks(d *desired, mode string, keep map[string]bool) {
 // agent calls it after charon is up, since in libipsec mode the routes go
 // into charon's TUN device (Ensure skips them while it is missing).
 func (b *Builder) EnsureVPNRoutes(ctx context.Context, spec *api.RouterSpec) (Result, error) {
-	start := time.Now()
-	d, err := plan(spec, b.names, b.cfg.SegmentMode)
-	if err != nil {
-		return Result{}, err
-	}
-	rs, err := b.state(d.routerID)
-	if err != nil {
-		return Result{}, err
-	}
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	c := &changes{}
-	err = b.ensureVPN(ctx, d, c)
-	return Result{Changes: c.list, Duration: time.Since(start)}, err
+	return b.locked(spec, func(d *desired, _ *running, c *changes) error { return b.ensureVPN(ctx, d, c) })
 }
 
 // ensureVPN makes the VPN links (xfrm mode) and routes of the namespace
