@@ -152,9 +152,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 			defer c()
 			_ = b.Close(cctx)
 		}()
-		// VPNs: one charon per router namespace; they stop with the agent
-		// (and would with its death: charon gets SIGTERM as its parent
-		// dies) and come back, re-loaded, with the next apply.
+		// VPNs: one charon per router namespace. They outlive the agent
+		// (its own session, no parent-death signal; Close leaves them
+		// running), so a stop, upgrade or crash keeps the tunnels up; the
+		// next agent adopts each charon at its router's first apply and
+		// re-applies the VPNs without touching the SAs that are up.
 		vpns, err := vpn.New(vpn.Config{Mode: d.cfg.VPNMode, Charon: d.cfg.CharonPath, RunDir: d.cfg.VPNRunDir,
 			Logger: d.log})
 		if err != nil {

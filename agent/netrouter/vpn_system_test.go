@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -46,11 +47,19 @@ func TestVPNSiteToSite(t *testing.T) {
 		t.Fatal(err)
 	}
 	var pids []int
+	var routerIDs []uint64
 	t.Cleanup(func() {
+		// Close leaves charon running (it outlives the agent): Remove is
+		// what stops it.
+		for _, id := range routerIDs {
+			if err := m.Remove(ctx, id); err != nil {
+				t.Errorf("Remove %d: %v", id, err)
+			}
+		}
 		_ = m.Close(ctx)
-		for _, pid := range pids { // belt and braces: charon must be gone
+		for _, pid := range append(pids, charonPids(runDir)...) { // belt and braces: charon must be gone
 			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && strings.Contains(string(b), "charon") {
-				t.Errorf("charon %d still runs after Close", pid)
+				t.Errorf("charon %d still runs after Remove", pid)
 				_ = exec.Command("kill", "-9", strconv.Itoa(pid)).Run()
 			}
 		}
@@ -77,6 +86,7 @@ func TestVPNSiteToSite(t *testing.T) {
 	sb := mk(pb, "11", "10", e.vni+1, "10.2.0.0/24", "10.1.0.0/24")
 	rA := vpn.Router{ID: sa.ID, Namespace: e.b.names.namespace(pa), PublicAddr: netip.MustParseAddr(e.net3 + ".10")}
 	rB := vpn.Router{ID: sb.ID, Namespace: e.b.names.namespace(pb), PublicAddr: netip.MustParseAddr(e.net3 + ".11")}
+	routerIDs = []uint64{rA.ID, rB.ID}
 
 	// What the agent's router handler does: router, then VPNs, then the
 	// routes into charon's TUN device.
@@ -183,6 +193,48 @@ func TestVPNSiteToSite(t *testing.T) {
 		}
 		if out := e.sh("ip", "-n", rA.Namespace, "route", "show", "10.2.0.0/24"); !strings.Contains(out, "dev ipsec0") {
 			t.Fatalf("route to the remote subnet: %q", out)
+		}
+	})
+
+	t.Run("a new manager adopts the running charons", func(t *testing.T) {
+		before, _ := established(rA)
+		id, idB := ikeID(rA), ikeID(rB)
+		old := charonPids(runDir)
+		if err := m.Close(ctx); err != nil { // the agent stops: charon runs on
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond)
+		if now := charonPids(runDir); !slices.Equal(now, old) {
+			t.Fatalf("charons after Close: %v, before %v", now, old)
+		}
+		if _, recv := e.ping(hostA, "10.2.0.5", 2, "0.2"); recv != 2 {
+			t.Fatalf("ping A→B with no manager: %d/2", recv)
+		}
+		m2, err := vpn.New(vpn.Config{Mode: vpn.ModeLibIPsec, Charon: charon, RunDir: runDir, Tick: time.Second,
+			InitiateTimeout: 3 * time.Second, Logger: hclog.New(&hclog.LoggerOptions{Output: vlogs, Level: hclog.Trace})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m = m2
+		start := time.Now()
+		resA, resB := apply(sa, rA), apply(sb, rB)
+		t.Logf("adoption: both routers ensured in %v: %v %v", time.Since(start).Round(time.Millisecond), resA.Changes, resB.Changes)
+		if !slices.Contains(resA.Changes, "vpn "+vpn.ConnName(rA.Namespace, sa.VPNs[0].ID)+" adopted") || slices.Contains(resA.Changes, "charon started") {
+			t.Fatalf("changes A: %v", resA.Changes)
+		}
+		time.Sleep(1500 * time.Millisecond) // a supervisor tick
+		after, ok := established(rA)
+		if !ok || after.Established < before.Established {
+			t.Fatalf("SA changed: before %+v after %+v", before, after)
+		}
+		if now, nowB := ikeID(rA), ikeID(rB); now != id || nowB != idB {
+			t.Fatalf("IKE SAs %q %q before, %q %q after adoption", id, idB, now, nowB)
+		}
+		if now := charonPids(runDir); !slices.Equal(now, old) {
+			t.Fatalf("charons after adoption: %v, before %v", now, old)
+		}
+		if _, recv := e.ping(hostA, "10.2.0.5", 2, "0.2"); recv != 2 {
+			t.Fatalf("ping A→B after adoption: %d/2", recv)
 		}
 	})
 

@@ -29,20 +29,52 @@ func charons(dir string) []int {
 	return out
 }
 
+// ikeSAs is what charon itself (swanctl over the instance's socket) shows
+// of its IKE SAs: each SA's header line (name, unique id, state, SPIs),
+// which changes when the SA is re-established.
+func ikeSAs(t *testing.T, vpnDir, ns string) string {
+	out := sh(t, "swanctl", "--list-sas", "--uri", "unix://"+filepath.Join(vpnDir, ns, "charon.vici"))
+	var sas []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, ns+"-") && strings.Contains(l, ": #") {
+			sas = append(sas, strings.TrimSpace(l))
+		}
+	}
+	return strings.Join(sas, "\n")
+}
+
 // TestAgentVPNs: two projects whose routers the agent builds get a VPN to
 // each other through the API (the API's default algorithms); the agent
 // runs a charon per router, GET /iaas/vpn_status/{id}/ shows ESTABLISHED
 // for both, a "VM" of one project pings one of the other through the
-// tunnel, the key reaches no log, and deleting a VPN stops its charon.
+// tunnel; the agent killed, the charons and the tunnel stay up and the
+// restarted agent adopts them (same IKE SAs) and applies what changed
+// meanwhile; the key reaches no log, and deleting a VPN stops its charon.
 func TestAgentVPNs(t *testing.T) {
 	if _, err := os.Stat("/usr/sbin/charon-systemd"); err != nil {
 		systemtest.Skip(t, "needs charon-systemd (scripts/setup-deps.sh)")
 	}
-	e := newEnv(t)
-	vpnDir := filepath.Join(e.dir, "agent", "vpn")
-	t.Cleanup(func() { // after the agent stopped (cleanups run last first: this one runs before e.cleanup)
+	// charon outlives the agent: the charons of this test are killed after
+	// the agent stopped (registered before newEnv's cleanup, so it runs
+	// after it), or the agent would restart them.
+	var vpnDir string
+	t.Cleanup(func() {
+		if vpnDir == "" {
+			return
+		}
 		for _, pid := range charons(vpnDir) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	e := newEnv(t)
+	vpnDir = filepath.Join(e.dir, "agent", "vpn")
+	t.Cleanup(func() {
+		if t.Failed() {
+			logs, _ := filepath.Glob(filepath.Join(vpnDir, "*", "charon.log"))
+			for _, l := range logs {
+				b, _ := os.ReadFile(l)
+				t.Logf("==== %s (tail) ====\n%s", l, tail(string(b), 12<<10))
+			}
 		}
 	})
 	e.startController()
@@ -142,15 +174,60 @@ func TestAgentVPNs(t *testing.T) {
 		}
 	})
 
-	t.Run("agent killed and restarted", func(t *testing.T) {
+	t.Run("agent killed: charon and the tunnel stay, the new agent adopts them", func(t *testing.T) {
+		// A second VPN on router 0 (on-traffic: it never comes up), to be
+		// deleted while no agent runs.
+		extra := e.api.create(e.root, "/iaas/vpn/", map[string]any{"virtual_router_id": sides[0].vr,
+			"ike_gateway_value": "192.0.2.77", "ike_pre_shared_key": e2ePSK, "traffic_selector": true,
+			"ipsec_establish_time": "on-traffic",
+			"routes":               []any{map[string]any{"local_subnet_id": sides[0].sub, "remote_subnet": "198.18.7.0/24"}}})
+		e.converged(sides[0].vr, 60*time.Second)
+		extraConn := fmt.Sprintf("%s-%d", sides[0].ns, extra)
+		if out := sh(t, "swanctl", "--list-conns", "--uri", "unix://"+filepath.Join(vpnDir, sides[0].ns, "charon.vici")); !strings.Contains(out, extraConn+":") {
+			t.Fatalf("%s not loaded:\n%s", extraConn, out)
+		}
+		// Both sides initiated at once: charon deletes the duplicate IKE SA
+		// by itself (unique=replace) some seconds later. Wait for one.
+		eventually(t, "one IKE SA per router", 60*time.Second, func() bool {
+			for _, s := range sides {
+				if sa := ikeSAs(t, vpnDir, s.ns); sa == "" || strings.Contains(sa, "\n") {
+					return false
+				}
+			}
+			return true
+		})
+		time.Sleep(time.Second) // a status report after the deletion
 		old := charons(vpnDir)
+		sas := map[string]string{}
+		est := map[uint64]int64{} // when each IKE SA was established (unix seconds), as vpn_status says
+		for _, s := range sides {
+			sas[s.ns] = ikeSAs(t, vpnDir, s.ns)
+			st := status(s)
+			at, _ := time.Parse(time.RFC3339, fmt.Sprint(st["time"]))
+			est[s.vpn] = at.Unix() - int64(num(st["established_seconds"]))
+			if sas[s.ns] == "" || st["ike_state"] != "ESTABLISHED" {
+				t.Fatalf("%s: IKE SAs %q, status %v", s.ns, sas[s.ns], st)
+			}
+		}
 		e.agent.signal(syscall.SIGKILL, 10*time.Second)
-		// charon follows its parent (SIGTERM on the agent's death).
-		eventually(t, "the old charons gone", 15*time.Second, func() bool { return len(charons(vpnDir)) == 0 })
-		// Reports carry whole seconds: only one read after the kill counts.
+		down := time.Now()
+		time.Sleep(2 * time.Second)
+		if now := charons(vpnDir); fmt.Sprint(now) != fmt.Sprint(old) {
+			t.Fatalf("charons %v after the agent's death, before %v", now, old)
+		}
+		if s, r := ping(t, sides[0].host, sides[1].priv3+".5", 5); r != s {
+			t.Fatalf("ping through the tunnel with the agent down: %d/%d", r, s)
+		}
+		// A change while no agent runs: the extra VPN is deleted.
+		e.api.must(e.root, "DELETE", fmt.Sprintf("/iaas/vpn/%d/", extra), nil, 204)
+
+		// Reports carry whole seconds: only one read after the restart counts.
 		restarted := time.Now().Truncate(time.Second).Add(time.Second)
 		e.startAgent(config)
-		took := eventually(t, "both VPNs ESTABLISHED again", 90*time.Second, func() bool {
+		for _, s := range sides {
+			e.converged(s.vr, 60*time.Second)
+		}
+		took := eventually(t, "both VPNs reported ESTABLISHED by the new agent", 60*time.Second, func() bool {
 			for _, s := range sides {
 				st := status(s)
 				at, _ := time.Parse(time.RFC3339, fmt.Sprint(st["time"]))
@@ -158,13 +235,36 @@ func TestAgentVPNs(t *testing.T) {
 					return false
 				}
 			}
-			return len(charons(vpnDir)) == 2
+			return true
 		})
-		t.Logf("agent restart → ESTABLISHED again: %v (old charons %v, new %v)", took.Round(time.Millisecond), old, charons(vpnDir))
-		eventually(t, "ping B→A after the restart", 30*time.Second, func() bool {
-			s, r := ping(t, sides[1].host, sides[0].priv3+".5", 1)
-			return r == s
+		t.Logf("agent restart → VPNs reported ESTABLISHED again: %v (agent down %v)", took.Round(time.Millisecond),
+			restarted.Sub(down).Round(time.Second))
+		for _, s := range sides {
+			st := status(s)
+			at, _ := time.Parse(time.RFC3339, fmt.Sprint(st["time"]))
+			e2 := at.Unix() - int64(num(st["established_seconds"]))
+			if d := e2 - est[s.vpn]; d < -2 || d > 2 {
+				t.Errorf("%s: IKE SA established at %d before the restart, %d after", s.ns, est[s.vpn], e2)
+			}
+			if now := ikeSAs(t, vpnDir, s.ns); now != sas[s.ns] {
+				t.Errorf("%s: IKE SAs before the restart:\n%s\nafter:\n%s", s.ns, sas[s.ns], now)
+			} else {
+				t.Logf("%s: same IKE SA (%s), established at %s", s.ns, now, time.Unix(e2, 0).UTC().Format(time.TimeOnly))
+			}
+		}
+		if now := charons(vpnDir); fmt.Sprint(now) != fmt.Sprint(old) {
+			t.Fatalf("charons %v after the restart, before %v (want the same, one per router)", now, old)
+		}
+		eventually(t, "the VPN deleted while the agent was down unloaded", 30*time.Second, func() bool {
+			out := sh(t, "swanctl", "--list-conns", "--uri", "unix://"+filepath.Join(vpnDir, sides[0].ns, "charon.vici"))
+			return !strings.Contains(out, extraConn+":") && strings.Contains(out, fmt.Sprintf("%s-%d:", sides[0].ns, sides[0].vpn))
 		})
+		if !strings.Contains(e.agent.log(), "charon adopted") {
+			t.Error("no \"charon adopted\" in the agent's log")
+		}
+		if s, r := ping(t, sides[1].host, sides[0].priv3+".5", 3); r != s {
+			t.Fatalf("ping B→A after the restart: %d/%d", r, s)
+		}
 	})
 
 	t.Run("no key in any log", func(t *testing.T) {

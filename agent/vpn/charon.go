@@ -90,71 +90,194 @@ func charonConf(pluginDir, sock, logFile, mode string) []byte {
 	return b.Bytes()
 }
 
-// charonProc is one running charon.
+// charonProc is one running charon: one this process started (cmd set,
+// reaped by Wait) or one of an earlier agent that it adopted (watched
+// through /proc).
 type charonProc struct {
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when the process has been waited for
-	err    error         // Wait's result, set before exited closes
+	pid     int
+	cmd     *exec.Cmd     // nil when adopted
+	marker  string        // what its command line contains (the charon binary)
+	started string        // /proc/<pid>/stat start time of an adopted charon
+	exited  chan struct{} // closed when the process is gone
+	err     error         // why, set before exited closes
+	quit    chan struct{} // ends the watcher of an adopted charon (detach)
 }
 
-// startCharon starts charon in namespace ns with its files in dir, waits
-// until its VICI socket answers and returns the process and a session.
-func startCharon(ctx context.Context, cfg *Config, ns, dir string, log hclog.Logger) (*charonProc, session, error) {
+// startCharon gives namespace ns a charon with its files in dir: it adopts
+// the one already running there (an earlier agent's: charon outlives the
+// agent) when that is really charon and its VICI socket answers, else it
+// stops whatever the pid file names and starts a new one. It waits until
+// the socket answers and returns the process, a session and whether the
+// charon was adopted.
+func startCharon(ctx context.Context, cfg *Config, ns, dir string, log hclog.Logger) (*charonProc, session, bool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	sock := filepath.Join(dir, "charon.vici")
 	confPath := filepath.Join(dir, "strongswan.conf")
 	pidPath := filepath.Join(dir, "charon.pid")
-	// A charon of an earlier agent (or of a crash) is stopped first: the
-	// connections it has are not ours to trust, and it holds the ports.
+	logPath := filepath.Join(dir, "charon.log")
+	if p := findCharon(pidPath, cfg.Charon); p != nil {
+		s, err := dialVICI(ctx, sock)
+		if err == nil {
+			p.watch()
+			return p, s, true, nil
+		}
+		log.Warn("the charon already running does not answer on VICI: replacing it", "pid", p.pid, "error", err)
+	}
+	// A charon that is not usable (or a recycled pid file) is stopped:
+	// it would hold the IKE ports.
 	killStale(pidPath, cfg.Charon)
 	if err := os.Remove(sock); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, nil, fmt.Errorf("remove stale socket: %w", err)
+		return nil, nil, false, fmt.Errorf("remove stale socket: %w", err)
 	}
-	if err := os.WriteFile(confPath, charonConf(cfg.PluginConfDir, sock, filepath.Join(dir, "charon.log"), cfg.Mode), 0o600); err != nil {
-		return nil, nil, err
+	if err := os.WriteFile(confPath, charonConf(cfg.PluginConfDir, sock, logPath, cfg.Mode), 0o600); err != nil {
+		return nil, nil, false, err
 	}
+	// charon's own output (start-up errors) goes to its log file, not to
+	// a pipe of ours: it outlives this process.
+	out, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	defer out.Close()
 	cmd := exec.Command(cfg.IP, "netns", "exec", ns, cfg.Charon)
 	// Only the configuration path: no secret is ever in argv or env.
 	cmd.Env = []string{"STRONGSWAN_CONF=" + confPath, "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
-	out := &lineLogger{log: log.Named("charon")}
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	// Its own session and no parent-death signal: charon (and the tunnels)
+	// survive the agent's stop, upgrade or crash; the next agent adopts it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return nil, nil, fmt.Errorf("start charon: %w", err)
+		return nil, nil, false, fmt.Errorf("start charon: %w", err)
 	}
-	p := &charonProc{cmd: cmd, exited: make(chan struct{})}
-	go func() { // owned by the process: ends when it exits (stop kills it)
+	p := &charonProc{pid: cmd.Process.Pid, cmd: cmd, marker: cfg.Charon, exited: make(chan struct{})}
+	go func() { // owned by the process: ends when it exits
 		p.err = cmd.Wait()
 		close(p.exited)
 	}()
-	_ = os.WriteFile(pidPath, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644)
+	_ = os.WriteFile(pidPath, []byte(strconv.Itoa(p.pid)+"\n"), 0o644)
 
 	deadline := time.Now().Add(cfg.StartTimeout)
 	for {
-		s, err := vici.NewSession(vici.WithSocketPath(sock))
+		s, err := dialVICI(ctx, sock)
 		if err == nil {
-			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			_, err = s.Call(cctx, "version", nil)
-			cancel()
-			if err == nil {
-				return p, s, nil
-			}
-			s.Close()
+			return p, s, false, nil
 		}
 		select {
 		case <-p.exited:
-			return nil, nil, fmt.Errorf("charon exited at start: %v (see %s)", p.err, filepath.Join(dir, "charon.log"))
+			return nil, nil, false, fmt.Errorf("charon exited at start: %v (see %s)", p.err, logPath)
 		case <-ctx.Done():
 			p.stop()
-			return nil, nil, ctx.Err()
+			return nil, nil, false, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			p.stop()
-			return nil, nil, fmt.Errorf("charon VICI socket %s not answering after %s: %v", sock, cfg.StartTimeout, err)
+			return nil, nil, false, fmt.Errorf("charon VICI socket %s not answering after %s: %v", sock, cfg.StartTimeout, err)
 		}
+	}
+}
+
+// dialVICI opens a session on sock and checks that charon answers it.
+func dialVICI(ctx context.Context, sock string) (session, error) {
+	s, err := vici.NewSession(vici.WithSocketPath(sock))
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := s.Call(cctx, "version", nil); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// findCharon returns the live process pidFile names if it is charon (its
+// command line names marker; a recycled pid of someone else is never
+// touched), else nil.
+func findCharon(pidFile, marker string) *charonProc {
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return nil
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return nil
+	}
+	st, ok := procAlive(pid, marker, "")
+	if !ok {
+		return nil
+	}
+	return &charonProc{pid: pid, marker: marker, started: st, exited: make(chan struct{}), quit: make(chan struct{})}
+}
+
+// procAlive reports whether pid runs (not a zombie) with marker in its
+// command line and, when started is set, the same start time (not a
+// recycled pid); it returns the start time.
+func procAlive(pid int, marker, started string) (string, bool) {
+	c, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !bytes.Contains(c, []byte(marker)) {
+		return "", false
+	}
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	i := bytes.LastIndexByte(st, ')')
+	if err != nil || i <= 0 || i+2 >= len(st) || st[i+2] == 'Z' {
+		return "", false
+	}
+	// Fields after the command: state is field 3, starttime field 22.
+	f := strings.Fields(string(st[i+1:]))
+	if len(f) < 20 {
+		return "", false
+	}
+	if started != "" && f[19] != started {
+		return "", false
+	}
+	return f[19], true
+}
+
+// watch closes exited when an adopted charon is gone (it is not our
+// child: nothing to wait for).
+func (p *charonProc) watch() {
+	go func() { // ends when the process is gone or on detach
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.quit:
+				return
+			case <-t.C:
+				if _, ok := procAlive(p.pid, p.marker, p.started); !ok {
+					p.err = errors.New("adopted charon exited")
+					close(p.exited)
+					return
+				}
+			}
+		}
+	}()
+}
+
+// detach lets charon run on without this process watching it.
+func (p *charonProc) detach() {
+	if p.quit != nil {
+		select {
+		case <-p.quit:
+		default:
+			close(p.quit)
+		}
+	}
+}
+
+// signal sends sig to charon, to an adopted one only while it is still
+// the same process.
+func (p *charonProc) signal(sig syscall.Signal) {
+	if p.cmd != nil {
+		_ = p.cmd.Process.Signal(sig)
+		return
+	}
+	if _, ok := procAlive(p.pid, p.marker, p.started); ok {
+		_ = syscall.Kill(p.pid, sig)
 	}
 }
 
@@ -165,60 +288,38 @@ func (p *charonProc) stop() {
 		return
 	default:
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	p.signal(syscall.SIGTERM)
 	select {
 	case <-p.exited:
 	case <-time.After(5 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
+		p.signal(syscall.SIGKILL)
+		select {
+		case <-p.exited:
+		case <-time.After(5 * time.Second):
+		}
 	}
+	p.detach()
 }
 
 // killStale stops the process in pidFile if its command line still names
 // marker (a recycled pid of someone else is never touched).
 func killStale(pidFile, marker string) {
-	b, err := os.ReadFile(pidFile)
-	if err != nil {
-		return
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 {
+	p := findCharon(pidFile, marker)
+	if p == nil {
 		return
 	}
 	alive := func() bool {
-		c, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if err != nil || !bytes.Contains(c, []byte(marker)) {
-			return false
-		}
-		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if i := bytes.LastIndexByte(st, ')'); err == nil && i > 0 && i+2 < len(st) && st[i+2] == 'Z' {
-			return false
-		}
-		return true
+		_, ok := procAlive(p.pid, marker, p.started)
+		return ok
 	}
-	if !alive() {
-		return
-	}
-	_ = syscall.Kill(pid, syscall.SIGTERM)
+	_ = syscall.Kill(p.pid, syscall.SIGTERM)
 	for i := 0; i < 100 && alive(); i++ {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if alive() {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
+		_ = syscall.Kill(p.pid, syscall.SIGKILL)
 		for i := 0; i < 50 && alive(); i++ {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-}
-
-// lineLogger forwards charon's own output (start-up errors) to the log.
-type lineLogger struct{ log hclog.Logger }
-
-func (w *lineLogger) Write(b []byte) (int, error) {
-	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
-		if l != "" {
-			w.log.Debug(l)
-		}
-	}
-	return len(b), nil
 }

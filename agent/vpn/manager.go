@@ -2,6 +2,7 @@ package vpn
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -169,10 +170,15 @@ func (m *Manager) Ensure(ctx context.Context, r Router, vpns []api.VPNSpec) (Res
 	in.want = want
 	in.publishLocked()
 	if in.sess == nil {
-		if err := in.startLocked(ctx); err != nil {
+		adopted, err := in.startLocked(ctx)
+		if err != nil {
 			return res, err
 		}
-		res.Changes = append(res.Changes, "charon started")
+		if adopted {
+			res.Changes = append(res.Changes, "charon adopted")
+		} else {
+			res.Changes = append(res.Changes, "charon started")
+		}
 	}
 	ch, err := in.applyLocked(ctx)
 	res.Changes = append(res.Changes, ch...)
@@ -210,7 +216,9 @@ func (m *Manager) remove(_ context.Context, id uint64) (bool, error) {
 	delete(m.instances, id)
 	m.mu.Unlock()
 	if in == nil {
-		return false, nil
+		// Not ours yet: the charon an earlier agent left (the router lost
+		// its VPNs, or went, while no agent ran) is found by its state file.
+		return m.removeOrphan(id)
 	}
 	in.close()
 	if err := os.RemoveAll(in.dir); err != nil {
@@ -232,22 +240,47 @@ func (m *Manager) Routers() []uint64 {
 	return out
 }
 
-// Close stops every instance.
-func (m *Manager) Close(ctx context.Context) error {
+// removeOrphan stops the charon of router id that no instance owns (an
+// earlier agent's) and removes its directory.
+func (m *Manager) removeOrphan(id uint64) (bool, error) {
+	ents, err := os.ReadDir(m.cfg.RunDir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return false, nil
+		}
+		return false, err
+	}
+	stopped := false
+	for _, ent := range ents {
+		dir := filepath.Join(m.cfg.RunDir, ent.Name())
+		st, ok := readState(dir)
+		if !ent.IsDir() || !ok || st.Router != id {
+			continue
+		}
+		killStale(filepath.Join(dir, "charon.pid"), m.cfg.Charon)
+		if err := os.RemoveAll(dir); err != nil {
+			return true, err
+		}
+		m.log.Info("charon of an earlier agent stopped", "router", id, "namespace", ent.Name())
+		stopped = true
+	}
+	return stopped, nil
+}
+
+// Close stops the supervisors and lets every charon run on: the tunnels
+// stay up while the agent is stopped, upgraded or restarted, and the next
+// Manager on the same RunDir adopts them. Remove (or an Ensure without
+// VPNs) is what stops a charon.
+func (m *Manager) Close(context.Context) error {
 	m.mu.Lock()
 	m.closed = true
-	ids := make([]uint64, 0, len(m.instances))
-	for id := range m.instances {
-		ids = append(ids, id)
-	}
+	ins := slices.Collect(maps.Values(m.instances))
+	clear(m.instances)
 	m.mu.Unlock()
-	var errs []error
-	for _, id := range ids {
-		if _, err := m.remove(ctx, id); err != nil {
-			errs = append(errs, err)
-		}
+	for _, in := range ins {
+		in.detach()
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // Status reads the state of every VPN of every instance (list-sas). A VPN
@@ -291,6 +324,9 @@ type instance struct {
 	want    []*rendered
 	loaded  map[uint64]string // vpn id → digest loaded into this charon
 	initErr map[uint64]string // last initiate failure per VPN
+	// adopted is, for a charon of an earlier agent, the connection digest
+	// of each VPN it had loaded (its state file); nil otherwise.
+	adopted map[uint64]string
 
 	// Status reads use their own VICI session and a copy of the fields
 	// above, so a heartbeat never waits for a slow initiate.
@@ -319,26 +355,84 @@ func (in *instance) publishLocked() {
 		loaded: maps.Clone(in.loaded), initErr: maps.Clone(in.initErr)}
 }
 
-// startLocked starts charon and forgets what the previous one had loaded.
-func (in *instance) startLocked(ctx context.Context) error {
-	p, s, err := startCharon(ctx, in.cfg, in.router.Namespace, in.dir, in.log)
+// startLocked starts (or adopts) charon and forgets what the previous
+// one had loaded.
+func (in *instance) startLocked(ctx context.Context) (bool, error) {
+	p, s, adopted, err := startCharon(ctx, in.cfg, in.router.Namespace, in.dir, in.log)
 	if err != nil {
-		return err
+		return false, err
 	}
 	st, err := vici.NewSession(vici.WithSocketPath(filepath.Join(in.dir, "charon.vici")))
 	if err != nil {
 		_ = s.Close()
-		p.stop()
-		return fmt.Errorf("status session: %w", err)
+		if adopted {
+			p.detach()
+		} else {
+			p.stop()
+		}
+		return false, fmt.Errorf("status session: %w", err)
 	}
 	in.stMu.Lock()
 	in.stSess = st
 	in.stMu.Unlock()
 	in.proc, in.sess = p, s
 	clear(in.loaded)
+	in.adopted = nil
+	if adopted {
+		st, _ := readState(in.dir)
+		in.adopted = st.Conns
+		if in.adopted == nil {
+			in.adopted = map[uint64]string{}
+		}
+		in.log.Info("charon adopted", "pid", p.pid, "mode", in.cfg.Mode, "vpns", len(in.adopted))
+	} else {
+		in.log.Info("charon started", "pid", p.pid, "mode", in.cfg.Mode)
+	}
+	in.saveStateLocked()
 	in.publishLocked()
-	in.log.Info("charon started", "pid", p.cmd.Process.Pid, "mode", in.cfg.Mode)
-	return nil
+	return adopted, nil
+}
+
+// state is an instance's state file: which router it serves and the
+// connection digest of each VPN loaded into its charon, for the next
+// agent that adopts the charon. Nothing in it is derived from a key.
+type state struct {
+	Router    uint64            `json:"router"`
+	Namespace string            `json:"namespace"`
+	Conns     map[uint64]string `json:"conns"`
+}
+
+func readState(dir string) (state, bool) {
+	var st state
+	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	if err != nil || json.Unmarshal(b, &st) != nil {
+		return state{}, false
+	}
+	return st, true
+}
+
+// saveStateLocked writes the state file (atomically). A VPN whose load
+// failed half-way is left out: an adopter re-establishes it.
+func (in *instance) saveStateLocked() {
+	st := state{Router: in.router.ID, Namespace: in.router.Namespace, Conns: map[uint64]string{}}
+	for _, r := range in.want {
+		if d, ok := in.loaded[r.conn.VPNID]; ok && d == r.digest {
+			st.Conns[r.conn.VPNID] = r.connDigest
+		}
+	}
+	// Adopted VPNs not applied yet keep their entries.
+	for id, d := range in.adopted {
+		if _, ok := in.loaded[id]; !ok {
+			st.Conns[id] = d
+		}
+	}
+	b, _ := json.Marshal(st)
+	tmp := filepath.Join(in.dir, "state.json.tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		in.log.Warn("state file", "error", err)
+		return
+	}
+	_ = os.Rename(tmp, filepath.Join(in.dir, "state.json"))
 }
 
 // stopLocked stops charon.
@@ -361,15 +455,41 @@ func (in *instance) stopLocked() {
 
 // close stops the supervisor and charon.
 func (in *instance) close() {
+	in.stopSupervisor()
+	in.mu.Lock()
+	in.stopLocked()
+	in.mu.Unlock()
+}
+
+// detach stops the supervisor and closes the sessions; charon runs on.
+func (in *instance) detach() {
+	in.stopSupervisor()
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.stMu.Lock()
+	if in.stSess != nil {
+		_ = in.stSess.Close()
+		in.stSess = nil
+	}
+	in.stMu.Unlock()
+	if in.sess != nil {
+		_ = in.sess.Close()
+		in.sess = nil
+	}
+	if in.proc != nil {
+		in.proc.detach()
+		in.proc = nil
+	}
+	in.log.Info("charon left running")
+}
+
+func (in *instance) stopSupervisor() {
 	select {
 	case <-in.stopc:
 	default:
 		close(in.stopc)
 	}
 	<-in.done
-	in.mu.Lock()
-	in.stopLocked()
-	in.mu.Unlock()
 }
 
 // supervise restarts charon when it dies (and loads everything again) and
@@ -405,7 +525,7 @@ func (in *instance) supervise() {
 			in.mu.Lock()
 			if in.sess == nil && len(in.want) > 0 {
 				ctx, cancel := in.stopContext(30 * time.Second)
-				err := in.startLocked(ctx)
+				_, err := in.startLocked(ctx)
 				if err == nil {
 					_, err = in.applyLocked(ctx)
 				}
@@ -423,7 +543,7 @@ func (in *instance) supervise() {
 			if in.sess == nil && len(in.want) > 0 {
 				// A restart that failed earlier: try again.
 				ctx, cancel := in.stopContext(30 * time.Second)
-				if err := in.startLocked(ctx); err == nil {
+				if _, err := in.startLocked(ctx); err == nil {
 					_, err = in.applyLocked(ctx)
 					if err != nil {
 						in.log.Error("loading VPNs after restart", "error", err)
@@ -455,9 +575,16 @@ func (in *instance) stopContext(d time.Duration) (context.Context, context.Cance
 	return ctx, cancel
 }
 
-// applyLocked loads what changed, unloads what went and initiates.
+// applyLocked loads what changed, unloads what went and initiates. A
+// VPN an adopted charon already has with the same connection is re-loaded
+// in place (load-conn of an identical connection keeps its SAs) and only
+// initiated if it is down; one that changed while no agent ran is
+// re-loaded and re-established.
 func (in *instance) applyLocked(ctx context.Context) ([]string, error) {
 	defer in.publishLocked()
+	if in.dir != "" {
+		defer in.saveStateLocked()
+	}
 	var changes []string
 	wanted := map[string]bool{}
 	for _, r := range in.want {
@@ -470,6 +597,10 @@ func (in *instance) applyLocked(ctx context.Context) ([]string, error) {
 		return changes, err
 	}
 	prefix := in.router.Namespace + "-"
+	has := map[string]bool{}
+	for _, name := range conns {
+		has[name] = true
+	}
 	for _, name := range conns {
 		if wanted[name] || !strings.HasPrefix(name, prefix) {
 			continue
@@ -480,6 +611,7 @@ func (in *instance) applyLocked(ctx context.Context) ([]string, error) {
 		if id, err := strconv.ParseUint(strings.TrimPrefix(name, prefix), 10, 64); err == nil {
 			delete(in.loaded, id)
 			delete(in.initErr, id)
+			delete(in.adopted, id)
 		}
 		changes = append(changes, "vpn "+name+" unloaded")
 	}
@@ -487,6 +619,25 @@ func (in *instance) applyLocked(ctx context.Context) ([]string, error) {
 		old, had := in.loaded[r.conn.VPNID]
 		if had && old == r.digest {
 			continue
+		}
+		if !had && has[r.conn.Name] {
+			if prev, ok := in.adopted[r.conn.VPNID]; ok && prev == r.connDigest {
+				if err := in.load(ctx, r, false); err != nil {
+					return changes, err
+				}
+				in.loaded[r.conn.VPNID] = r.digest
+				delete(in.adopted, r.conn.VPNID)
+				changes = append(changes, "vpn "+r.conn.Name+" adopted")
+				if r.conn.Immediate {
+					if down, err := in.downLocked(ctx, r); err == nil && down {
+						in.initiateLocked(ctx, r)
+					}
+				}
+				continue
+			}
+			// Changed while no agent ran (or unknown): re-establish.
+			had = true
+			delete(in.adopted, r.conn.VPNID)
 		}
 		if err := in.load(ctx, r, had); err != nil {
 			return changes, err
@@ -626,22 +777,31 @@ func (in *instance) initiateMissingLocked(ctx context.Context) {
 		if !r.conn.Immediate || in.loaded[r.conn.VPNID] != r.digest {
 			continue
 		}
-		sas, err := in.listSAs(ctx, r.conn.Name)
+		down, err := in.downLocked(ctx, r)
 		if err != nil {
 			in.log.Warn("list-sas", "error", err)
 			return
 		}
-		up := false
-		for _, sa := range sas {
-			if sa.state == "ESTABLISHED" && len(sa.children) >= len(r.conn.Children) {
-				up = true
-			}
-			if sa.state == "CONNECTING" {
-				up = true // in progress (ours or the peer's)
-			}
-		}
-		if !up {
+		if down {
 			in.initiateLocked(ctx, r)
 		}
 	}
+}
+
+// downLocked reports whether a VPN has neither an established IKE SA with
+// all its children nor one being set up.
+func (in *instance) downLocked(ctx context.Context, r *rendered) (bool, error) {
+	sas, err := in.listSAs(ctx, r.conn.Name)
+	if err != nil {
+		return false, err
+	}
+	for _, sa := range sas {
+		if sa.state == "ESTABLISHED" && len(sa.children) >= len(r.conn.Children) {
+			return false, nil
+		}
+		if sa.state == "CONNECTING" {
+			return false, nil // in progress (ours or the peer's)
+		}
+	}
+	return true, nil
 }

@@ -63,6 +63,9 @@ func (f *fakeSession) CallStreaming(_ context.Context, cmd, _ string, in *vici.M
 			}
 		case "list-sas":
 			for _, m := range f.sas {
+				if arg != "" && m.Get(arg) == nil {
+					continue
+				}
 				if !yield(m, nil) {
 					return
 				}
@@ -140,6 +143,46 @@ func TestApplyIsIncremental(t *testing.T) {
 	}
 	if !slices.Contains(f.conns, "other-conn") {
 		t.Fatal("a connection not of this router was unloaded")
+	}
+}
+
+// TestApplyAdopted: on a charon of an earlier agent, a VPN it has with
+// the same connection is re-loaded in place and not initiated while up
+// (its SAs are kept), one that changed while no agent ran is re-loaded and
+// re-established, one that is gone from the spec is unloaded, and one it
+// has not got is loaded and initiated.
+func TestApplyAdopted(t *testing.T) {
+	up := vici.NewMessage()
+	children := vici.NewMessage()
+	c := vici.NewMessage()
+	_ = c.Set("name", "P4-1-1")
+	_ = c.Set("state", "INSTALLED")
+	_ = children.Set("P4-1-1-3", c)
+	sa := vici.NewMessage()
+	_ = sa.Set("uniqueid", "3")
+	_ = sa.Set("state", "ESTABLISHED")
+	_ = sa.Set("child-sas", children)
+	_ = up.Set("P4-1", sa)
+	f := &fakeSession{conns: []string{"P4-1", "P4-2", "P4-9"}, sas: []*vici.Message{up}}
+	in := testInstance(f)
+	want(t, in, spec(1, "immediately"), spec(2, "immediately"), spec(3, "immediately"))
+	in.adopted = map[uint64]string{1: in.want[0].connDigest, 2: "an older connection", 9: "x"}
+	ch, err := in.applyLocked(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(f.take(), "; "); got != "get-conns; terminate P4-9; unload-conn P4-9; unload-shared ike-P4-9; "+
+		"load-shared ike-P4-1; load-conn P4-1; list-sas P4-1; "+
+		"load-shared ike-P4-2; load-conn P4-2; terminate P4-2; initiate P4-2; "+
+		"load-shared ike-P4-3; load-conn P4-3; initiate P4-3" {
+		t.Fatalf("adopted apply: %s", got)
+	}
+	if want := []string{"vpn P4-9 unloaded", "vpn P4-1 adopted", "vpn P4-2 re-loaded", "vpn P4-3 loaded"}; !slices.Equal(ch, want) {
+		t.Fatalf("changes %v, want %v", ch, want)
+	}
+	ch, _ = in.applyLocked(context.Background())
+	if got := f.take(); len(ch) != 0 || !slices.Equal(got, []string{"get-conns"}) {
+		t.Fatalf("second apply: changes %v, calls %v", ch, got)
 	}
 }
 

@@ -160,14 +160,17 @@ type child struct {
 	StartAction  string   `json:"start_action"`
 }
 
-// rendered is a VPN ready to load: its connection, its secret and the
-// digest of both.
+// rendered is a VPN ready to load: its connection, its secret, the
+// digest of both and the digest of the connection alone (connDigest: it
+// is kept in the instance's state file, which never holds anything
+// derived from the key).
 type rendered struct {
-	conn     conn
-	secretID string
-	owners   []string
-	psk      *secret
-	digest   string
+	conn       conn
+	secretID   string
+	owners     []string
+	psk        *secret
+	digest     string
+	connDigest string
 }
 
 // secret keeps a PSK out of fmt, logs and JSON. It is held by pointer, so
@@ -335,6 +338,8 @@ func render(namespace string, local netip.Addr, mode string, v api.VPNSpec) (*re
 
 	r := &rendered{conn: c, secretID: "ike-" + c.Name, owners: []string{c.LocalID, c.RemoteID}, psk: &secret{v: psk}}
 	b, _ := json.Marshal(c)
+	cd := sha256.Sum256(b)
+	r.connDigest = hex.EncodeToString(cd[:16])
 	h := sha256.New()
 	h.Write(b)
 	fp := r.psk.fingerprint()
