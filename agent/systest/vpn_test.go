@@ -196,7 +196,16 @@ func TestAgentVPNs(t *testing.T) {
 			}
 			return true
 		})
-		time.Sleep(time.Second) // a status report after the deletion
+		single := time.Now().Truncate(time.Second).Add(time.Second)
+		eventually(t, "a status report with one IKE SA", 30*time.Second, func() bool {
+			for _, s := range sides {
+				at, _ := time.Parse(time.RFC3339, fmt.Sprint(status(s)["time"]))
+				if at.Before(single) {
+					return false
+				}
+			}
+			return true
+		})
 		old := charons(vpnDir)
 		sas := map[string]string{}
 		est := map[uint64]int64{} // when each IKE SA was established (unix seconds), as vpn_status says

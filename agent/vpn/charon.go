@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -117,7 +118,7 @@ func startCharon(ctx context.Context, cfg *Config, ns, dir string, log hclog.Log
 	confPath := filepath.Join(dir, "strongswan.conf")
 	pidPath := filepath.Join(dir, "charon.pid")
 	logPath := filepath.Join(dir, "charon.log")
-	if p := findCharon(pidPath, cfg.Charon); p != nil {
+	if p := findCharon(pidPath, cfg.Charon, confPath); p != nil {
 		s, err := dialVICI(ctx, sock)
 		if err == nil {
 			p.watch()
@@ -127,7 +128,7 @@ func startCharon(ctx context.Context, cfg *Config, ns, dir string, log hclog.Log
 	}
 	// A charon that is not usable (or a recycled pid file) is stopped:
 	// it would hold the IKE ports.
-	killStale(pidPath, cfg.Charon)
+	killStale(pidPath, cfg.Charon, confPath)
 	if err := os.Remove(sock); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, nil, false, fmt.Errorf("remove stale socket: %w", err)
 	}
@@ -194,10 +195,11 @@ func dialVICI(ctx context.Context, sock string) (session, error) {
 	return s, nil
 }
 
-// findCharon returns the live process pidFile names if it is charon (its
-// command line names marker; a recycled pid of someone else is never
-// touched), else nil.
-func findCharon(pidFile, marker string) *charonProc {
+// findCharon returns the live process pidFile names if it is this
+// instance's charon (its command line names marker and its environment
+// conf: a recycled pid of someone else, or another router's charon after
+// a reboot, is never touched), else nil.
+func findCharon(pidFile, marker, conf string) *charonProc {
 	b, err := os.ReadFile(pidFile)
 	if err != nil {
 		return nil
@@ -208,6 +210,10 @@ func findCharon(pidFile, marker string) *charonProc {
 	}
 	st, ok := procAlive(pid, marker, "")
 	if !ok {
+		return nil
+	}
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil || !slices.Contains(strings.Split(string(env), "\x00"), "STRONGSWAN_CONF="+conf) {
 		return nil
 	}
 	return &charonProc{pid: pid, marker: marker, started: st, exited: make(chan struct{}), quit: make(chan struct{})}
@@ -301,10 +307,10 @@ func (p *charonProc) stop() {
 	p.detach()
 }
 
-// killStale stops the process in pidFile if its command line still names
-// marker (a recycled pid of someone else is never touched).
-func killStale(pidFile, marker string) {
-	p := findCharon(pidFile, marker)
+// killStale stops the process in pidFile if it is still the charon of
+// conf (findCharon).
+func killStale(pidFile, marker, conf string) {
+	p := findCharon(pidFile, marker, conf)
 	if p == nil {
 		return
 	}

@@ -257,7 +257,7 @@ func (m *Manager) removeOrphan(id uint64) (bool, error) {
 		if !ent.IsDir() || !ok || st.Router != id {
 			continue
 		}
-		killStale(filepath.Join(dir, "charon.pid"), m.cfg.Charon)
+		killStale(filepath.Join(dir, "charon.pid"), m.cfg.Charon, filepath.Join(dir, "strongswan.conf"))
 		if err := os.RemoveAll(dir); err != nil {
 			return true, err
 		}
