@@ -59,7 +59,9 @@ underlay_device = "eth1"       # link of the VTEP (vxlan) or VLAN parent (vlan)
 # the kernel can create XFRM interfaces.
 # vpn_mode    = "xfrm"
 # charon_path = "/usr/sbin/charon-systemd"
-# vpn_run_dir = "/var/lib/regent-agent/vpn" # per-router strongswan.conf, VICI socket, charon log
+# vpn_run_dir = "/var/lib/regent-agent/vpn" # per-router strongswan.conf, VICI socket, pid and
+#                                             # state file, charon log; charons outlive the agent
+#                                             # and the next agent adopts them from here
 
 metrics_addr = "0.0.0.0:8090" # Prometheus /metrics and /healthz ("off": none)
 log_level    = "info"

@@ -7,10 +7,31 @@
 // the agent reaches every instance through the socket path from the root
 // namespace. A Manager owns the instances: Ensure starts one when a router
 // has VPNs and stops it when it has none, Remove stops it when the router
-// goes. Each instance has one supervisor goroutine: when charon dies it
-// restarts it and loads every connection again (VICI-loaded connections
-// live only in charon's memory), and every tick it initiates the
-// "immediately" VPNs that have no IKE SA.
+// goes (quiesce, scrub, removal). Each instance has one supervisor
+// goroutine: when charon dies it restarts it and loads every connection
+// again (VICI-loaded connections live only in charon's memory), and every
+// tick it initiates the "immediately" VPNs that have no IKE SA.
+//
+// charon outlives the agent: it runs in its own session with no
+// parent-death signal and its output in its log file, and Close only
+// detaches (supervisors and sessions end, charon runs on). So an agent
+// stop, upgrade or crash leaves every tunnel up. The next Manager on the
+// same RunDir adopts each charon at its router's first Ensure: the pid
+// file's process must be alive, not a zombie, charon by its command line
+// and this instance's by the STRONGSWAN_CONF in its environment (a
+// recycled pid is never touched; an adopted charon is then watched by its
+// /proc start time), and its VICI socket must answer "version"; otherwise
+// it is killed and a new one started. Each instance keeps a state file
+// (state.json: router id, namespace and the digest of each loaded
+// connection, nothing derived from a key), from which the adopter
+// re-loads an unchanged VPN in place (load-conn of an identical
+// connection keeps its IKE and CHILD SAs; it is initiated only if down),
+// re-establishes one that changed while no agent ran, and unloads the
+// namespace's connections the spec no longer lists. A router that lost
+// its VPNs, or went, while no agent ran has its charon found by the state
+// file and stopped on Remove or Ensure. A PSK changed while no agent ran
+// is loaded but an unchanged connection keeps its SA until the next
+// reauthentication.
 //
 // Mapping (cloudcix-facts §7.5, new-generation column): connection
 // <namespace>-<vpn_id>, one child per route pair (<conn>-<n>) when
