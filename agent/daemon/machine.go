@@ -113,6 +113,15 @@ func (m *machine) run(ctx context.Context, o object, s steps, log hclog.Logger) 
 	case err == nil:
 		if to != from {
 			log.Info("reported", "to", api.StateNames[to])
+		}
+		if to == api.StateClosed {
+			// CLOSED is final and leaves the work: keep nothing of it (a
+			// stale spec repeats the idempotent scrub or delete, and its
+			// report is a conflict).
+			m.forget(o.id)
+			return resultOK, nil
+		}
+		if to != from {
 			m.setFinished(o.id, &finishedStep{from, gen})
 		}
 		m.setReported(o.id, gen)

@@ -140,3 +140,29 @@ func TestSnapshotStaleSpec(t *testing.T) {
 		t.Errorf("a second revert request: %d reverts, want 2", n)
 	}
 }
+
+// TestClosedIsForgotten: a snapshot, backup or VM the agent reported
+// CLOSED leaves nothing in its machine (the agent runs for months and
+// every snapshot ever taken would stay).
+func TestClosedIsForgotten(t *testing.T) {
+	h, _, c := newVMTest()
+	c.states[7] = api.StateRunning
+	spec := api.VMSpec{ID: 7, ProjectID: 3, State: api.StateRunning, Generation: 1,
+		Snapshots: []api.SnapshotSpec{{ID: 101, State: api.StateScrub, Generation: 1}},
+		Backups:   []api.BackupSpec{{ID: 201, State: api.StateScrubbing, Generation: 1}}}
+	c.states[101], c.states[201] = api.StateScrub, api.StateScrubbing
+	if err := h.Apply(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	if c.state(101) != api.StateClosed || c.state(201) != api.StateClosed {
+		t.Fatalf("states %d %d, want CLOSED", c.state(101), c.state(201))
+	}
+	for _, m := range []*machine{h.snaps, h.backups} {
+		m.mu.Lock()
+		n, f := len(m.reported), len(m.finished)
+		m.mu.Unlock()
+		if n != 0 || f != 0 {
+			t.Errorf("%s machine keeps %d reported and %d finished entries of CLOSED objects", m.kind, n, f)
+		}
+	}
+}
