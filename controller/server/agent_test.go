@@ -328,6 +328,22 @@ func TestAgent_VPNsInWorkAndVPNStatus(t *testing.T) {
 	if st := status(admin); st.IKEState != "ESTABLISHED" {
 		t.Errorf("a refused report changed the status: %+v", st)
 	}
+
+	// a VPN with traffic selectors and many routes has a child SA per
+	// route: its full report is a heartbeat like any other
+	var routes []any
+	for i := range 40 {
+		routes = append(routes, map[string]any{"local_subnet_id": subnet["id"], "remote_subnet": fmt.Sprintf("198.19.%d.0/24", i)})
+	}
+	many := create(c, admin, "/iaas/vpn/", map[string]any{"virtual_router_id": vr, "ike_gateway_value": "203.0.113.8",
+		"ike_pre_shared_key": testPSK, "traffic_selector": true, "routes": routes})
+	var children []any
+	for i := range 80 { // each route's child, twice while they rekey
+		children = append(children, map[string]any{"name": fmt.Sprintf("c-%d", i), "state": "INSTALLED",
+			"local_ts": []string{"10.0.0.0/24"}, "remote_ts": []string{fmt.Sprintf("198.19.%d.0/24", i/2)}})
+	}
+	c.Do("POST", "/v1/agent/heartbeat", map[string]any{"router_id": e.router, "vpn_status": []any{
+		map[string]any{"vpn_id": many, "virtual_router_id": vr, "ike_state": "ESTABLISHED", "children": children}}}, e.robot).Expect(204)
 }
 
 // syncBuffer is a log sink the node writes from many goroutines.

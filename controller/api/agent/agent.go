@@ -218,16 +218,22 @@ func vpnReport(q *api.Request, router uint64, in []wire.VPNStatus) ([]wire.VPNSt
 	}
 	var out []wire.VPNStatus
 	for _, st := range in {
+		v, ok := q.Txn.VPN(st.VPNID)
+		// A VPN with traffic selectors has a child SA per route (two while
+		// one rekeys), and the API does not bound its routes.
+		maxChildren := maxVPNChildren
+		if ok {
+			maxChildren = max(maxChildren, 2*len(v.Routes))
+		}
 		long := len(st.IKEState) > maxVPNString || len(st.LocalHost) > maxVPNString || len(st.RemoteHost) > maxVPNString ||
-			len(st.Time) > maxVPNString || len(st.Error) > 4*maxVPNString || len(st.Children) > maxVPNChildren
+			len(st.Time) > maxVPNString || len(st.Error) > 4*maxVPNString || len(st.Children) > maxChildren
 		for _, c := range st.Children {
 			long = long || len(c.Name) > maxVPNString || len(c.State) > maxVPNString || len(c.LocalTS) > maxVPNChildren || len(c.RemoteTS) > maxVPNChildren
 		}
 		if long || st.IKEState == "" {
 			return nil, bad("agent_heartbeat_105", "VPN status of VPN %d: ike_state is required, strings are at most %d bytes and at most %d child SAs or selectors are listed.",
-				st.VPNID, maxVPNString, maxVPNChildren)
+				st.VPNID, maxVPNString, maxChildren)
 		}
-		v, ok := q.Txn.VPN(st.VPNID)
 		if !ok || v.VirtualRouterID != st.VirtualRouterID {
 			continue
 		}
