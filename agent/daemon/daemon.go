@@ -9,6 +9,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -63,6 +64,8 @@ type Daemon struct {
 	// epoch is part of every object's version: bumping it makes the loop
 	// apply everything again (drift repair every resync interval).
 	epoch atomic.Uint64
+	// versionKey keys the spec digests (specVersion).
+	versionKey []byte
 
 	// timing knobs (tests shorten them)
 	minRetry, maxRetry time.Duration
@@ -87,7 +90,11 @@ func New(cfg Config, log hclog.Logger) (*Daemon, error) {
 		}
 		opts = append(opts, client.WithTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
 	}
-	d := &Daemon{cfg: cfg, log: log, metrics: NewMetrics(), minRetry: time.Second, maxRetry: 30 * time.Second}
+	d := &Daemon{cfg: cfg, log: log, metrics: NewMetrics(), minRetry: time.Second, maxRetry: 30 * time.Second,
+		versionKey: make([]byte, 32)}
+	if _, err := rand.Read(d.versionKey); err != nil {
+		return nil, fmt.Errorf("version key: %w", err)
+	}
 	d.ctl = newControllers(cfg.Controllers, cfg.Token, log.Named("controller"), opts...)
 	return d, nil
 }
@@ -173,7 +180,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.routers = reconcile.New(ctx, reconcile.Config[api.RouterSpec]{
 			Key: routerKey, Handler: h,
 			Version: func(s api.RouterSpec) string {
-				return routerVersion(s) + "/" + strconv.FormatUint(d.epoch.Load(), 10)
+				// any change (DHCP, NAT, firewall, metadata, VPNs)
+				// reaches a RUNNING router
+				return specVersion(d.versionKey, s) + "/" + strconv.FormatUint(d.epoch.Load(), 10)
 			},
 			MinBackoff: d.minRetry, MaxBackoff: time.Minute, Logger: d.log.Named("reconcile"),
 		})

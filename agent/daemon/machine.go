@@ -250,3 +250,35 @@ var statePlans = map[int]statePlan{
 	api.StateRunning:  {0, actEnsure, 0},
 	api.StateQuiesced: {0, actQuiesce, 0},
 }
+
+// retryBudget counts consecutive transient failures per object key: the
+// first max-1 are retried (with the loop's backoff), the max-th goes to
+// UNRESOURCED. A success clears the count.
+type retryBudget struct {
+	max int
+	mu  sync.Mutex
+	n   map[string]int
+}
+
+// spent counts a failure of key and reports whether it was the last one
+// allowed (the count starts again after it).
+func (b *retryBudget) spent(key string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.n == nil {
+		b.n = map[string]int{}
+	}
+	b.n[key]++
+	if b.n[key] < b.max {
+		return false
+	}
+	delete(b.n, key)
+	return true
+}
+
+// clear forgets the failures of key.
+func (b *retryBudget) clear(key string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.n, key)
+}

@@ -2,9 +2,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -46,7 +43,8 @@ type stateReporter interface {
 // vpns may be nil (no VPN support: a router with VPNs fails).
 func newRouterHandler(vtep string, b routerBuilder, vpns vpnRunner, report stateReporter, metrics *Metrics, log hclog.Logger) *routerHandler {
 	return &routerHandler{m: &machine{kind: "virtual router", set: report.SetRouterState},
-		vtep: vtep, b: b, vpns: vpns, report: report, metrics: metrics, log: log}
+		vtep: vtep, b: b, vpns: vpns, report: report, metrics: metrics, log: log,
+		vpnFailures: &retryBudget{max: maxVPNFailures}}
 }
 
 // Error codes the agent stores on an UNRESOURCED router.
@@ -82,22 +80,25 @@ type routerHandler struct {
 	report  stateReporter
 	metrics *Metrics
 	log     hclog.Logger
+	// vpnFailures counts consecutive host failures of a router's VPNs
+	// (charon would not start or answer, a route would not go in).
+	vpnFailures *retryBudget
 }
+
+// maxVPNFailures is how many consecutive host failures of a router's VPNs
+// are retried (with backoff) before the router goes UNRESOURCED: a charon
+// that crashed is restarted by its supervisor meanwhile.
+const maxVPNFailures = 5
 
 func routerKey(s api.RouterSpec) string { return strconv.FormatUint(s.ID, 10) }
-
-// routerVersion is a digest of the whole spec, so any change (DHCP, NAT,
-// firewall, metadata) reaches a RUNNING router.
-func routerVersion(s api.RouterSpec) string {
-	b, _ := json.Marshal(s)
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:12])
-}
 
 // Apply implements reconcile.Handler.
 func (h *routerHandler) Apply(ctx context.Context, spec api.RouterSpec) error {
 	spec = h.localize(spec)
 	res, err := h.apply(ctx, &spec)
+	if err == nil {
+		h.vpnFailures.clear(routerKey(spec))
+	}
 	h.metrics.reconciled(api.KindVirtualRouter, res)
 	return err
 }
@@ -142,7 +143,11 @@ func (h *routerHandler) apply(ctx context.Context, spec *api.RouterSpec) (string
 				return codeVPNRejected
 			case errors.As(err, &ve):
 				// charon would not start or answer: the router is built but
-				// its VPNs are not; the detail says why.
+				// its VPNs are not. Retried first (a crashed charon comes
+				// back); the detail of the last failure says why.
+				if !h.vpnFailures.spent(routerKey(*spec)) {
+					return ""
+				}
 				return codeVPNFailed
 			}
 			return ""

@@ -258,7 +258,7 @@ func TestLoopWithHandler(t *testing.T) {
 	bad := &netrouter.SpecError{Err: errors.New("bad")}
 	c.states[1], c.states[2] = api.StateRequested, api.StateRequested
 	h.b = &selectiveBuilder{fakeBuilder: b, bad: map[uint64]error{2: bad}}
-	l := reconcile.New(context.Background(), reconcile.Config[api.RouterSpec]{Key: routerKey, Version: routerVersion,
+	l := reconcile.New(context.Background(), reconcile.Config[api.RouterSpec]{Key: routerKey, Version: func(s api.RouterSpec) string { return specVersion(testKey, s) },
 		Handler: h, MinBackoff: 10 * time.Millisecond})
 	defer l.Stop()
 	l.Sync([]api.RouterSpec{{ID: 1, State: api.StateRequested}, {ID: 2, State: api.StateRequested}}, true)
@@ -275,10 +275,20 @@ func TestLoopWithHandler(t *testing.T) {
 	}
 	// a changed spec of the same state is a new version
 	s := api.RouterSpec{ID: 9, State: api.StateRunning}
-	v1 := routerVersion(s)
+	v1 := specVersion(testKey, s)
 	s.FirewallRules = []api.FirewallRuleSpec{{Order: 1, Allow: true}}
-	if routerVersion(s) == v1 {
+	if specVersion(testKey, s) == v1 {
 		t.Error("a firewall change did not change the version")
+	}
+	// a new pre-shared key is a new version; the digest is keyed, so the
+	// same spec under another daemon's key gives another version
+	s.VPNs = []api.VPNSpec{{ID: 1, PreSharedKey: "one"}}
+	v2 := specVersion(testKey, s)
+	s.VPNs[0].PreSharedKey = "two"
+	if v3 := specVersion(testKey, s); v3 == v2 {
+		t.Error("a key change did not change the version")
+	} else if specVersion([]byte("another daemon"), s) == v3 {
+		t.Error("the version does not depend on the daemon's key")
 	}
 }
 
@@ -337,7 +347,24 @@ func TestRouterVPNs(t *testing.T) {
 		v.failFor[8], v.err = true, tc.err
 		c.states[8] = api.StateRequested
 		c.states[9] = api.StateRequested
-		if err := h.Apply(ctx, spec(8, api.StateRequested)); err != nil {
+		if tc.code == codeVPNFailed {
+			// a host failure (charon would not run) is retried first:
+			// BUILDING, an error for the loop's backoff, no report
+			for i := 1; i < maxVPNFailures; i++ {
+				st := api.StateRequested
+				if i > 1 {
+					st = api.StateBuilding
+				}
+				if err := h.Apply(ctx, spec(8, st)); err == nil || c.state(8) != api.StateBuilding {
+					t.Fatalf("attempt %d of a charon failure: err %v, state %d; want a retry in BUILDING", i, err, c.state(8))
+				}
+			}
+		}
+		st8 := api.StateRequested
+		if tc.code == codeVPNFailed {
+			st8 = api.StateBuilding
+		}
+		if err := h.Apply(ctx, spec(8, st8)); err != nil {
 			t.Fatal(err)
 		}
 		if err := h.Apply(ctx, spec(9, api.StateRequested)); err != nil {
@@ -374,5 +401,39 @@ func TestRouterVPNs(t *testing.T) {
 	}
 	if len(removes) != 2 || c.state(7) != api.StateClosed {
 		t.Errorf("quiesce+scrub: vpn calls %q, state %d", v.log(), c.state(7))
+	}
+}
+
+// TestRouterVPNHostFailureIsRetried: charon failing a few times (it
+// crashed and its supervisor restarts it) does not make the router
+// UNRESOURCED; the build finishes once charon answers, and the count
+// starts again afterwards.
+func TestRouterVPNHostFailureIsRetried(t *testing.T) {
+	b := &fakeBuilder{built: map[uint64]bool{}, errs: map[string]error{}}
+	c := &fakeController{states: map[uint64]int{}}
+	v := &fakeVPN{failFor: map[uint64]bool{}, err: errors.New("vici: dial unix charon.vici: connection refused")}
+	h := newRouterHandler("", b, v, c, NewMetrics(), hclog.NewNullLogger())
+	ctx := context.Background()
+	spec := api.RouterSpec{ID: 4, ProjectID: 40, State: api.StateRequested, PublicIP: "198.51.100.10/24", VPNs: []api.VPNSpec{{ID: 1}}}
+	c.states[4] = api.StateRequested
+	v.failFor[4] = true
+	for i := 1; i < maxVPNFailures; i++ {
+		if err := h.Apply(ctx, spec); err == nil {
+			t.Fatalf("attempt %d: a charon failure did not ask for a retry", i)
+		}
+		spec.State = api.StateBuilding
+	}
+	v.failFor[4] = false
+	if err := h.Apply(ctx, spec); err != nil || c.state(4) != api.StateRunning {
+		t.Fatalf("after charon came back: err %v, state %d", err, c.state(4))
+	}
+	// a later update gets the whole budget again
+	c.states[4], spec.State, spec.Generation = api.StateRunningUpdate, api.StateRunningUpdate, 2
+	v.failFor[4] = true
+	for i := 1; i < maxVPNFailures; i++ {
+		if err := h.Apply(ctx, spec); err == nil || c.state(4) == api.StateUnresourced {
+			t.Fatalf("update attempt %d: err %v, state %d: the budget was not cleared by the success", i, err, c.state(4))
+		}
+		spec.State = api.StateRunningUpdating
 	}
 }

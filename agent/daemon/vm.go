@@ -5,6 +5,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -14,7 +15,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -87,22 +87,28 @@ type vmHandler struct {
 	// host (nil: no check).
 	missing func(spec *api.VMSpec) []string
 
-	mu       sync.Mutex
-	failures map[string]int // consecutive vm_libvirt failures per "vm/<id>", "snapshot/<id>", "backup/<id>"
+	// failures counts consecutive vm_libvirt failures per "vm/<id>",
+	// "snapshot/<id>", "backup/<id>".
+	failures *retryBudget
 }
 
 func newVMHandler(b vmBuilder, report vmReporter, metrics *Metrics, log hclog.Logger) *vmHandler {
 	return &vmHandler{m: &machine{kind: "VM", set: report.SetVMState},
 		snaps:   &machine{kind: "snapshot", set: report.SetSnapshotState, plans: snapshotPlans},
 		backups: &machine{kind: "backup", set: report.SetBackupState, plans: backupPlans},
-		b:       b, metrics: metrics, log: log, failures: map[string]int{}}
+		b:       b, metrics: metrics, log: log, failures: &retryBudget{max: maxLibvirtFailures}}
 }
 
-// vmVersion is a digest of the whole spec: any change reaches the host.
-func vmVersion(s api.VMSpec) string {
-	b, _ := json.Marshal(s)
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:12])
+// specVersion is a digest of a whole spec (a VM's or a router's), so any
+// change reaches the host. It is keyed (HMAC with the daemon's random key)
+// because the reconcile loop logs versions and specs carry secrets (VPN
+// pre-shared keys, userdata): an unkeyed digest would let a weak key be
+// guessed offline from a log line.
+func specVersion(key []byte, spec any) string {
+	b, _ := json.Marshal(spec)
+	m := hmac.New(sha256.New, key)
+	m.Write(b)
+	return hex.EncodeToString(m.Sum(nil)[:12])
 }
 
 // Key is the VM's domain name: the key Owned lists after a restart.
@@ -127,11 +133,7 @@ func (h *vmHandler) Apply(ctx context.Context, spec api.VMSpec) error {
 	return h.applySnapshots(ctx, &spec, log)
 }
 
-func (h *vmHandler) clearFailures(key string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	delete(h.failures, key)
-}
+func (h *vmHandler) clearFailures(key string) { h.failures.clear(key) }
 
 func (h *vmHandler) do(ctx context.Context, spec *api.VMSpec, act action, log hclog.Logger) error {
 	start := time.Now()
@@ -185,13 +187,9 @@ func (h *vmHandler) failedKey(id string, err error) string {
 	if vm.ConnectionLost(err) {
 		return "" // libvirtd is away: wait for it
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.failures[id]++
-	if h.failures[id] < maxLibvirtFailures {
+	if !h.failures.spent(id) {
 		return ""
 	}
-	delete(h.failures, id)
 	return code
 }
 
@@ -277,7 +275,7 @@ func (d *Daemon) startVMs(ctx context.Context) (stop func(), err error) {
 	d.vms = reconcile.New(ctx, reconcile.Config[api.VMSpec]{
 		Key: h.Key, Handler: h,
 		Version: func(s api.VMSpec) string {
-			return vmVersion(s) + "/" + strconv.FormatUint(d.epoch.Load(), 10)
+			return specVersion(d.versionKey, s) + "/" + strconv.FormatUint(d.epoch.Load(), 10)
 		},
 		MinBackoff: d.minRetry, MaxBackoff: time.Minute, Logger: d.log.Named("reconcile"),
 	})

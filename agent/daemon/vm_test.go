@@ -264,7 +264,7 @@ func TestVMLoopWithHandler(t *testing.T) {
 	b.bad[2] = &vm.Error{Code: vm.CodeImageMissing, Err: errors.New("no source")}
 	b.domains["t9_99"] = true // a leftover of a VM nobody wants
 	c.states[1], c.states[2] = api.StateRequested, api.StateRequested
-	l := reconcile.New(context.Background(), reconcile.Config[api.VMSpec]{Key: h.Key, Version: vmVersion,
+	l := reconcile.New(context.Background(), reconcile.Config[api.VMSpec]{Key: h.Key, Version: func(s api.VMSpec) string { return specVersion(testKey, s) },
 		Handler: h, MinBackoff: 10 * time.Millisecond})
 	defer l.Stop()
 	l.Sync([]api.VMSpec{{ID: 1, ProjectID: 5, State: api.StateRequested}, {ID: 2, ProjectID: 5, State: api.StateRequested}}, true)
@@ -280,9 +280,9 @@ func TestVMLoopWithHandler(t *testing.T) {
 		t.Errorf("VM 1 not in a complete fetch was not scrubbed: %q", b.log())
 	}
 	s := api.VMSpec{ID: 9, State: api.StateRunning, CPU: 1}
-	v1 := vmVersion(s)
+	v1 := specVersion(testKey, s)
 	s.Storages = []api.StorageSpec{{ID: 1, GB: 20}}
-	if vmVersion(s) == v1 {
+	if specVersion(testKey, s) == v1 {
 		t.Error("a storage change did not change the version")
 	}
 }
@@ -309,3 +309,6 @@ func TestVMConfig(t *testing.T) {
 		t.Errorf("bad config errors = %v", errs)
 	}
 }
+
+// testKey keys the spec digests in tests.
+var testKey = []byte("test version key")
