@@ -388,5 +388,9 @@ func (d *Daemon) vpnStatus(ctx context.Context) []api.VPNStatus {
 	if d.vpn == nil {
 		return nil
 	}
-	return d.vpn.Status(ctx)
+	st := d.vpn.Status(ctx)
+	for i := range st {
+		st[i].Clip()
+	}
+	return st
 }

@@ -94,6 +94,41 @@ type VPNStatus struct {
 	Error string `json:"error,omitempty"`
 }
 
+// Bounds of a VPN status report: the controller refuses a heartbeat whose
+// statuses exceed them (VPNStatus.Clip keeps a report inside).
+const (
+	VPNStatusMaxString   = 256  // ike_state, hosts, time, child names and states
+	VPNStatusMaxError    = 1024 // error
+	VPNStatusMaxChildren = 64   // children (or twice the VPN's routes), and selectors per child
+)
+
+// Clip shortens what an agent read from strongSwan to the bounds a
+// heartbeat may carry, so that one long error message cannot get the
+// whole heartbeat refused (and the agent judged down).
+func (s *VPNStatus) Clip() {
+	cut := func(v string, n int) string {
+		if len(v) <= n {
+			return v
+		}
+		return v[:n]
+	}
+	s.IKEState, s.LocalHost, s.RemoteHost = cut(s.IKEState, VPNStatusMaxString), cut(s.LocalHost, VPNStatusMaxString), cut(s.RemoteHost, VPNStatusMaxString)
+	s.Time, s.Error = cut(s.Time, VPNStatusMaxString), cut(s.Error, VPNStatusMaxError)
+	if len(s.Children) > VPNStatusMaxChildren {
+		s.Children = s.Children[:VPNStatusMaxChildren]
+	}
+	for i := range s.Children {
+		c := &s.Children[i]
+		c.Name, c.State = cut(c.Name, VPNStatusMaxString), cut(c.State, VPNStatusMaxString)
+		if len(c.LocalTS) > VPNStatusMaxChildren {
+			c.LocalTS = c.LocalTS[:VPNStatusMaxChildren]
+		}
+		if len(c.RemoteTS) > VPNStatusMaxChildren {
+			c.RemoteTS = c.RemoteTS[:VPNStatusMaxChildren]
+		}
+	}
+}
+
 // IKE states that are not strongSwan's: no IKE SA, and no report yet.
 const (
 	VPNStateDown    = "DOWN"

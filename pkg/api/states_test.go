@@ -102,3 +102,24 @@ func TestStateSetsAreValid(t *testing.T) {
 		}
 	}
 }
+
+func TestVPNStatusClipFitsTheBounds(t *testing.T) {
+	long := strings.Repeat("x", 5000)
+	ts := make([]string, 100)
+	st := VPNStatus{IKEState: long, LocalHost: long, RemoteHost: long, Time: long, Error: long,
+		Children: make([]VPNChildStatus, 100)}
+	for i := range st.Children {
+		st.Children[i] = VPNChildStatus{Name: long, State: long, LocalTS: ts, RemoteTS: ts}
+	}
+	st.Clip()
+	if len(st.IKEState) != VPNStatusMaxString || len(st.Error) != VPNStatusMaxError || len(st.Children) != VPNStatusMaxChildren ||
+		len(st.Children[0].Name) != VPNStatusMaxString || len(st.Children[0].LocalTS) != VPNStatusMaxChildren {
+		t.Errorf("clipped: ike_state %d, error %d, children %d, name %d, local_ts %d", len(st.IKEState), len(st.Error),
+			len(st.Children), len(st.Children[0].Name), len(st.Children[0].LocalTS))
+	}
+	short := VPNStatus{IKEState: "ESTABLISHED", Children: []VPNChildStatus{{Name: "a"}}}
+	short.Clip()
+	if short.IKEState != "ESTABLISHED" || len(short.Children) != 1 {
+		t.Errorf("a report inside the bounds changed: %+v", short)
+	}
+}

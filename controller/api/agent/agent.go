@@ -205,8 +205,8 @@ func (r *routes) heartbeat(q *api.Request) error {
 // Bounds of a heartbeat's VPN status report.
 const (
 	maxVPNReports  = 4096
-	maxVPNChildren = 64
-	maxVPNString   = 256
+	maxVPNChildren = wire.VPNStatusMaxChildren
+	maxVPNString   = wire.VPNStatusMaxString
 )
 
 // vpnReport checks an agent's VPN statuses and keeps those of VPNs on its
@@ -226,7 +226,7 @@ func vpnReport(q *api.Request, router uint64, in []wire.VPNStatus) ([]wire.VPNSt
 			maxChildren = max(maxChildren, 2*len(v.Routes))
 		}
 		long := len(st.IKEState) > maxVPNString || len(st.LocalHost) > maxVPNString || len(st.RemoteHost) > maxVPNString ||
-			len(st.Time) > maxVPNString || len(st.Error) > 4*maxVPNString || len(st.Children) > maxChildren
+			len(st.Time) > maxVPNString || len(st.Error) > wire.VPNStatusMaxError || len(st.Children) > maxChildren
 		for _, c := range st.Children {
 			long = long || len(c.Name) > maxVPNString || len(c.State) > maxVPNString || len(c.LocalTS) > maxVPNChildren || len(c.RemoteTS) > maxVPNChildren
 		}
