@@ -673,12 +673,24 @@ func (in *instance) load(ctx context.Context, r *rendered, replace bool) error {
 		// The error text is charon's errmsg, which never echoes the key.
 		return &LoadError{VPNID: r.conn.VPNID, Err: fmt.Errorf("load-shared %s: %w", r.secretID, err)}
 	}
-	msg, err := r.conn.message()
-	if err != nil {
+	// A new VPN whose connection is refused must not leave its key loaded
+	// in charon (a replaced one keeps it: its old connection still runs).
+	refused := func(err error) error {
+		if !replace {
+			s := vici.NewMessage()
+			_ = s.Set("id", r.secretID)
+			if _, uerr := in.sess.Call(ctx, "unload-shared", s); uerr != nil {
+				in.log.Debug("unload-shared after a refused load-conn", "id", r.secretID, "error", uerr)
+			}
+		}
 		return &LoadError{VPNID: r.conn.VPNID, Err: err}
 	}
+	msg, err := r.conn.message()
+	if err != nil {
+		return refused(err)
+	}
 	if _, err := in.sess.Call(ctx, "load-conn", msg); err != nil {
-		return &LoadError{VPNID: r.conn.VPNID, Err: fmt.Errorf("load-conn %s: %w", r.conn.Name, err)}
+		return refused(fmt.Errorf("load-conn %s: %w", r.conn.Name, err))
 	}
 	if replace {
 		in.terminate(ctx, r.conn.Name)

@@ -21,6 +21,7 @@ type fakeSession struct {
 	calls       []string
 	conns       []string
 	initiateErr error
+	loadConnErr error
 	sas         []*vici.Message // list-sa events
 }
 
@@ -33,6 +34,10 @@ func (f *fakeSession) Call(_ context.Context, cmd string, in *vici.Message) (*vi
 		return out, nil
 	case "load-conn":
 		name := in.Keys()[0]
+		if f.loadConnErr != nil {
+			f.calls = append(f.calls, cmd+" "+name)
+			return nil, f.loadConnErr
+		}
 		if !slices.Contains(f.conns, name) {
 			f.conns = append(f.conns, name)
 		}
@@ -243,5 +248,22 @@ func TestParseSAs(t *testing.T) {
 	c := got[0].children[0]
 	if c.Name != "P4-1-1" || c.PacketsOut != 11 || c.BytesIn != 840 || c.RemoteTS[0] != "10.2.0.0/24" {
 		t.Fatalf("child %+v", c)
+	}
+}
+
+// TestRefusedConnLeavesNoKey: when charon refuses a new VPN's connection,
+// the secret loaded just before it is unloaded again (a VPN that never
+// runs must not leave its key in charon), and the error is a LoadError.
+func TestRefusedConnLeavesNoKey(t *testing.T) {
+	f := &fakeSession{loadConnErr: errors.New("vici: command failed: invalid proposal")}
+	in := testInstance(f)
+	want(t, in, spec(1, "on-traffic"))
+	_, err := in.applyLocked(context.Background())
+	var le *LoadError
+	if !errors.As(err, &le) {
+		t.Fatalf("error %v, want a LoadError", err)
+	}
+	if got := strings.Join(f.take(), "; "); got != "get-conns; load-shared ike-P4-1; load-conn P4-1; unload-shared ike-P4-1" {
+		t.Fatalf("calls: %s", got)
 	}
 }
