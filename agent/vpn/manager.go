@@ -283,8 +283,9 @@ func (m *Manager) Close(context.Context) error {
 	return nil
 }
 
-// Status reads the state of every VPN of every instance (list-sas). A VPN
-// whose instance cannot be read carries the error.
+// Status reads the state of every VPN of every instance (list-sas), the
+// instances concurrently. A VPN whose instance cannot be read carries the
+// error.
 func (m *Manager) Status(ctx context.Context) []api.VPNStatus {
 	m.mu.Lock()
 	ins := make([]*instance, 0, len(m.instances))
@@ -292,9 +293,21 @@ func (m *Manager) Status(ctx context.Context) []api.VPNStatus {
 		ins = append(ins, in)
 	}
 	m.mu.Unlock()
+	// Read every charon at once: a hung one costs its own 5 s timeout, not
+	// a delay of the heartbeat per router.
+	per := make([][]api.VPNStatus, len(ins))
+	var wg sync.WaitGroup
+	for i, in := range ins {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			per[i] = in.status(ctx)
+		}()
+	}
+	wg.Wait()
 	var out []api.VPNStatus
-	for _, in := range ins {
-		out = append(out, in.status(ctx)...)
+	for _, p := range per {
+		out = append(out, p...)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].VPNID < out[j].VPNID })
 	return out
