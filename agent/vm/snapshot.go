@@ -235,6 +235,14 @@ func (b *Builder) Backup(ctx context.Context, spec *api.VMSpec, name string) (st
 
 	frozen := cur.live != nil
 	if frozen {
+		// An overlay file no disk is on is the leftover of a backup
+		// killed between its block commit and the overlay's removal:
+		// libvirt refuses an external snapshot onto an existing file.
+		for _, d := range disks {
+			if err := os.Remove(d.Source.File + overlaySuffix); err != nil && !os.IsNotExist(err) {
+				return "", lv(err, "remove stale overlay of %s", d.Target.Dev)
+			}
+		}
 		snap := snapshotXML{Name: "regent-backup-" + name}
 		for _, d := range disks {
 			snap.Disks = append(snap.Disks, snapshotDiskXML{Name: d.Target.Dev, Snapshot: "external",

@@ -1,0 +1,68 @@
+package vm
+
+import (
+	"context"
+	"encoding/xml"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// strictSnapshots refuses, like libvirt, an external snapshot onto a file
+// that exists.
+type strictSnapshots struct{ *fakeLibvirt }
+
+func (s strictSnapshots) CreateSnapshot(ctx context.Context, dom, x string, diskOnly bool) error {
+	var snap snapshotXML
+	if err := xml.Unmarshal([]byte(x), &snap); err != nil {
+		return err
+	}
+	for _, d := range snap.Disks {
+		if d.Snapshot == "external" && d.Source != nil {
+			if _, err := os.Stat(d.Source.File); err == nil {
+				return fmt.Errorf("external snapshot file for disk %s already exists", d.Name)
+			}
+		}
+	}
+	return s.fakeLibvirt.CreateSnapshot(ctx, dom, x, diskOnly)
+}
+
+// TestFakeBackupAfterKillBeforeOverlayRemoval: a backup killed after the
+// block commit of a disk but before the removal of its overlay leaves the
+// overlay file with no disk on it; the next backup removes it rather than
+// failing on it for good.
+func TestFakeBackupAfterKillBeforeOverlayRemoval(t *testing.T) {
+	b, f, spec := fakeEnv(t)
+	b.cfg.BackupDir = t.TempDir()
+	ctx := context.Background()
+	if err := b.Build(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	b.lv = strictSnapshots{f}
+	cur, err := b.current(ctx, b.DomainName(spec))
+	if err != nil || cur.live == nil {
+		t.Fatalf("domain not running: %v", err)
+	}
+	var stale []string
+	for _, d := range cur.live.Devices.Disks {
+		if d.Device == "disk" && d.Source != nil {
+			o := d.Source.File + overlaySuffix
+			if err := os.WriteFile(o, []byte("QFI\xfb"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			stale = append(stale, o)
+		}
+	}
+	if len(stale) == 0 {
+		t.Fatal("no disk")
+	}
+	if _, err := b.Backup(ctx, spec, BackupName(1)); err != nil {
+		t.Fatalf("backup after a kill before the overlay's removal: %v", err)
+	}
+	for _, o := range stale {
+		if _, err := os.Stat(o); err == nil {
+			t.Errorf("stale overlay %s left", filepath.Base(o))
+		}
+	}
+}
