@@ -309,12 +309,20 @@ func (b *Builder) Backup(ctx context.Context, spec *api.VMSpec, name string) (st
 	return dir, nil
 }
 
-// BackupDelete removes a backup directory.
+// BackupDelete removes a backup directory (and its partial copy).
 func (b *Builder) BackupDelete(_ context.Context, spec *api.VMSpec, name string) error {
 	if err := checkSnapshotName(name); err != nil {
 		return err
 	}
-	return lv(os.RemoveAll(filepath.Join(b.cfg.BackupDir, b.DomainName(spec), name)), "delete backup %s", name)
+	dir := filepath.Join(b.cfg.BackupDir, b.DomainName(spec), name)
+	// With the partial copy of a take that was killed or failed after its
+	// copy (nothing else removes it once the backup is deleted).
+	for _, d := range []string{dir + ".partial", dir} {
+		if err := os.RemoveAll(d); err != nil {
+			return lv(err, "delete backup %s", name)
+		}
+	}
+	return nil
 }
 
 func copyFile(src, dst string) error {

@@ -66,3 +66,24 @@ func TestFakeBackupAfterKillBeforeOverlayRemoval(t *testing.T) {
 		}
 	}
 }
+
+// TestFakeBackupDeleteRemovesPartialCopy: deleting a backup whose take
+// was killed midway removes the partial copy too.
+func TestFakeBackupDeleteRemovesPartialCopy(t *testing.T) {
+	b, _, spec := fakeEnv(t)
+	b.cfg.BackupDir = t.TempDir()
+	name := BackupName(2)
+	partial := filepath.Join(b.cfg.BackupDir, b.DomainName(spec), name+".partial")
+	if err := os.MkdirAll(partial, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(partial, "vda.qcow2"), []byte("half a disk"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.BackupDelete(context.Background(), spec, name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(partial); err == nil {
+		t.Errorf("partial copy left after the backup's delete")
+	}
+}
