@@ -377,6 +377,11 @@ func (c *Conn) CommitActive(ctx context.Context, domain, disk string) error {
 		if err != nil {
 			return err
 		}
+		// A commit job left running by an agent killed mid-commit: wait
+		// for it and pivot (a second commit is refused while it runs).
+		if found, _, _, _, _, err := l.DomainGetBlockJobInfo(d, disk, 0); err == nil && found != 0 {
+			return nil
+		}
 		return l.DomainBlockCommit(d, disk, nil, nil, 0, libvirt.DomainBlockCommitActive|libvirt.DomainBlockCommitShallow)
 	})
 	if err != nil {

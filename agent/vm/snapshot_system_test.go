@@ -148,6 +148,22 @@ func TestSystemSnapshotsAndBackup(t *testing.T) {
 		}
 	}
 	wantState(t, ctx, b, spec, StateRunning)
+
+	// An agent killed during the block commit leaves the commit job of a
+	// disk running (ready, not pivoted): the next backup waits for it and
+	// pivots rather than starting a second one (libvirt refuses it).
+	args[5] = "regent-backup-killed-commit"
+	run(t, args[0], args[1:]...)
+	run(t, "virsh", "-c", "qemu:///system", "blockcommit", name, "vda", "--active", "--shallow")
+	if _, err := b.Backup(ctx, spec, "after-commit-kill"); err != nil {
+		t.Fatalf("backup after one killed mid-commit: %v", err)
+	}
+	for _, dk := range liveXML(t, ctx, c, name).Devices.Disks {
+		if dk.Source != nil && strings.HasSuffix(dk.Source.File, overlaySuffix) {
+			t.Errorf("disk %s still on overlay %s after the backup that followed a killed commit", dk.Target.Dev, dk.Source.File)
+		}
+	}
+	wantState(t, ctx, b, spec, StateRunning)
 	if err := b.Scrub(ctx, spec); err != nil {
 		t.Fatalf("scrub: %v", err)
 	}
