@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"time"
@@ -236,8 +237,15 @@ func (c *Config) finishVM() []error {
 	if d, err := time.ParseDuration(c.ShutdownTimeout); err != nil || d < time.Second {
 		errs = append(errs, fmt.Errorf("shutdown_timeout: %q must be a duration of at least 1s", c.ShutdownTimeout))
 	}
+	// The prefix starts domain, volume and file names the agent matches
+	// (and deletes) by pattern: no glob or path characters in it.
+	if !domainPrefixRe.MatchString(c.DomainPrefix) {
+		errs = append(errs, fmt.Errorf("domain_prefix: %q may only hold letters, digits, '-', '_' and '.' (at most 32)", c.DomainPrefix))
+	}
 	return errs
 }
+
+var domainPrefixRe = regexp.MustCompile(`^[A-Za-z0-9_.-]{0,32}$`)
 
 // vmConfig is the builder's configuration.
 func (c *Config) vmConfig(log hclog.Logger) vm.Config {

@@ -304,9 +304,15 @@ func TestVMConfig(t *testing.T) {
 		v.ShutdownTimeout != 2*time.Minute || v.NamePrefix != "x-" || v.BridgePrefix != "rg" {
 		t.Errorf("vm config = %+v", v)
 	}
-	bad := Config{DataDir: "/x", DomainType: "xen", SeedDir: "rel", ShutdownTimeout: "0s"}
-	if errs := bad.finishVM(); len(errs) != 3 {
+	bad := Config{DataDir: "/x", DomainType: "xen", SeedDir: "rel", ShutdownTimeout: "0s", DomainPrefix: "vm*"}
+	if errs := bad.finishVM(); len(errs) != 4 {
 		t.Errorf("bad config errors = %v", errs)
+	}
+	for _, p := range []string{"a/b", "[x]", "x?", strings.Repeat("a", 33)} {
+		c := Config{DataDir: "/x", DomainPrefix: p}
+		if errs := c.finishVM(); len(errs) != 1 || !strings.Contains(errs[0].Error(), "domain_prefix") {
+			t.Errorf("domain_prefix %q: %v", p, errs)
+		}
 	}
 }
 
