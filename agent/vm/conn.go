@@ -403,7 +403,14 @@ func (c *Conn) CommitActive(ctx context.Context, domain, disk string) error {
 			}
 			ready = end > 0 && cur == end
 			if ready {
-				return l.DomainBlockJobAbort(d, disk, libvirt.DomainBlockJobAbortPivot)
+				err := l.DomainBlockJobAbort(d, disk, libvirt.DomainBlockJobAbortPivot)
+				// cur == end is not always libvirt's "ready" yet: a refused
+				// pivot of a job that is not ready is polled again.
+				if err != nil && (isCode(err, int(libvirt.ErrBlockCopyActive)) || strings.Contains(err.Error(), "not ready for pivot")) {
+					ready = false
+					return nil
+				}
+				return err
 			}
 			return nil
 		})
