@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -66,6 +67,8 @@ type Daemon struct {
 	epoch atomic.Uint64
 	// versionKey keys the spec digests (specVersion).
 	versionKey []byte
+	// beatNow asks the heartbeat loop for early heartbeats (beatSoon).
+	beatNow chan struct{}
 
 	// timing knobs (tests shorten them)
 	minRetry, maxRetry time.Duration
@@ -91,7 +94,7 @@ func New(cfg Config, log hclog.Logger) (*Daemon, error) {
 		opts = append(opts, client.WithTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
 	}
 	d := &Daemon{cfg: cfg, log: log, metrics: NewMetrics(), minRetry: time.Second, maxRetry: 30 * time.Second,
-		versionKey: make([]byte, 32)}
+		versionKey: make([]byte, 32), beatNow: make(chan struct{}, 1)}
 	if _, err := rand.Read(d.versionKey); err != nil {
 		return nil, fmt.Errorf("version key: %w", err)
 	}
@@ -177,6 +180,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			_ = vpns.Close(cctx)
 		}()
 		h := newRouterHandler(d.cfg.VTEPAddr, b, vpns, d.ctl, d.metrics, d.log.Named("router"))
+		h.vpnChanged = d.beatSoon
 		d.routers = reconcile.New(ctx, reconcile.Config[api.RouterSpec]{
 			Key: routerKey, Handler: h,
 			Version: func(s api.RouterSpec) string {
@@ -298,10 +302,44 @@ func (d *Daemon) heartbeatInterval() time.Duration {
 	return 10 * time.Second
 }
 
+// beatSoon asks for an early heartbeat (a VPN changed: its status should
+// not wait for the next one). Calls while one is pending are merged.
+func (d *Daemon) beatSoon() {
+	select {
+	case d.beatNow <- struct{}{}:
+	default:
+	}
+}
+
+// earlyBeats are the delays of the heartbeats that follow a beatSoon: one
+// at once (the change: loaded, connecting) and one a little later (the
+// tunnel usually established by then).
+var earlyBeats = []time.Duration{200 * time.Millisecond, 2 * time.Second}
+
 func (d *Daemon) heartbeatLoop(ctx context.Context) {
 	every := d.heartbeatInterval()
 	failing := false
-	for sleep(ctx, every) {
+	var early []time.Duration // pending early beats after a beatSoon
+	next := func() time.Duration {
+		if len(early) > 0 {
+			w := early[0]
+			early = early[1:]
+			return w
+		}
+		return every
+	}
+	for {
+		t := time.NewTimer(next())
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-d.beatNow:
+			t.Stop()
+			early = slices.Clone(earlyBeats)
+			continue
+		case <-t.C:
+		}
 		reg := d.registration()
 		hb := api.Heartbeat{ServerID: reg.ServerID, RouterID: reg.RouterID, Capacity: d.capacity(), Health: "ok",
 			PolicyLog: d.policyLog.newEntries(ctx, d.builder, 4096), VPNStatus: d.vpnStatus(ctx)}

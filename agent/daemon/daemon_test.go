@@ -238,3 +238,67 @@ func TestUnreachableControllerIsLoggedAndRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestBeatSoonSendsEarlyHeartbeats: after a VPN change (beatSoon) the
+// agent sends two heartbeats at once and a little later instead of waiting
+// for its interval (60 s here), so vpn_status shows the change quickly.
+func TestBeatSoonSendsEarlyHeartbeats(t *testing.T) {
+	var beats atomic.Int32
+	var registered atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/agent/register":
+			registered.Store(true)
+			w.Write([]byte(`{"content":{"server_id":5,"router_id":0,"heartbeat_interval":60}}`))
+		case "/v1/agent/heartbeat":
+			beats.Add(1)
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	c := Defaults()
+	c.Controllers = []string{srv.URL}
+	c.Token, c.Roles, c.DataDir, c.Hostname = "t", []string{"hypervisor"}, dir, "hv9"
+	c.VTEPAddr = "192.0.2.9"
+	c.Storage = map[string]string{"SSD": dir}
+	c.MetricsAddr = "off"
+	if err := c.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(c, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	for deadline := time.Now().Add(10 * time.Second); !registered.Load(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no registration")
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // the heartbeat loop is waiting out its 60 s
+	if n := beats.Load(); n != 0 {
+		t.Fatalf("%d heartbeats before the interval", n)
+	}
+	start := time.Now()
+	d.beatSoon()
+	d.beatSoon() // merged with the pending one
+	for beats.Load() < 2 {
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("%d early heartbeats after 5 s, want 2", beats.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := beats.Load(); n != 2 {
+		t.Errorf("%d heartbeats after beatSoon, want 2 (then the interval again)", n)
+	}
+}

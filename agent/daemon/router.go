@@ -80,6 +80,9 @@ type routerHandler struct {
 	report  stateReporter
 	metrics *Metrics
 	log     hclog.Logger
+	// vpnChanged, when set, is called after VPNs were loaded, changed or
+	// removed (the daemon sends their status early).
+	vpnChanged func()
 	// vpnFailures counts consecutive host failures of a router's VPNs
 	// (charon would not start or answer, a route would not go in).
 	vpnFailures *retryBudget
@@ -213,6 +216,9 @@ func (h *routerHandler) ensureVPNs(ctx context.Context, spec *api.RouterSpec, lo
 	if len(res.Changes) > 0 {
 		h.metrics.built(api.KindVirtualRouter, "vpn", time.Since(start))
 		log.Info("vpns ensured", "vpns", len(spec.VPNs), "took", time.Since(start), "changes", strings.Join(res.Changes, "; "))
+		if h.vpnChanged != nil {
+			h.vpnChanged() // report the new VPNs' state soon, not at the next heartbeat
+		}
 	}
 	return nil
 }
