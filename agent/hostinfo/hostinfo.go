@@ -22,11 +22,11 @@ import (
 // size and free space of the file system holding its directory.
 func Capacity(storage map[string]string) (api.Capacity, error) {
 	c := api.Capacity{CPUCores: runtime.NumCPU()}
-	mem, err := memTotalMB("/proc/meminfo")
+	memKiB, err := MemTotalKiB("/proc/meminfo")
 	if err != nil {
 		return c, err
 	}
-	c.RAMMB = mem
+	c.RAMMB = memKiB / 1024
 	types := make([]string, 0, len(storage))
 	for t := range storage {
 		types = append(types, t)
@@ -44,8 +44,10 @@ func Capacity(storage map[string]string) (api.Capacity, error) {
 	return c, nil
 }
 
-// memTotalMB reads MemTotal from a meminfo file.
-func memTotalMB(path string) (uint64, error) {
+// MemTotalKiB reads MemTotal (KiB) from a meminfo file (/proc/meminfo):
+// the host's RAM, which libvirt's node information misreports on some
+// virtual machines.
+func MemTotalKiB(path string) (uint64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
@@ -59,7 +61,7 @@ func memTotalMB(path string) (uint64, error) {
 			if err != nil {
 				return 0, fmt.Errorf("%s: MemTotal %q: %w", path, fields[1], err)
 			}
-			return kb / 1024, nil
+			return kb, nil
 		}
 	}
 	if err := s.Err(); err != nil {

@@ -32,11 +32,11 @@ func TestCapacityReadsThisHost(t *testing.T) {
 func TestMemTotal(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "meminfo")
 	os.WriteFile(p, []byte("MemFree: 1 kB\nMemTotal:       24576000 kB\n"), 0o644)
-	if mb, err := memTotalMB(p); err != nil || mb != 24000 {
-		t.Errorf("memTotalMB = %d, %v", mb, err)
+	if kb, err := MemTotalKiB(p); err != nil || kb/1024 != 24000 {
+		t.Errorf("MemTotalKiB = %d, %v", kb, err)
 	}
 	os.WriteFile(p, []byte("nothing\n"), 0o644)
-	if _, err := memTotalMB(p); err == nil {
+	if _, err := MemTotalKiB(p); err == nil {
 		t.Error("no MemTotal line is not an error")
 	}
 }

@@ -1,17 +1,14 @@
 package vm
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/regentcloud/regent/agent/hostinfo"
 	"github.com/regentcloud/regent/pkg/api"
 )
 
@@ -28,7 +25,7 @@ func (b *Builder) Capacity(ctx context.Context) (api.Capacity, error) {
 	}
 	c.CPUCores = ni.CPUs
 	c.RAMMB = ni.MemoryKiB >> 10
-	if kb, err := memTotalKiB("/proc/meminfo"); err == nil {
+	if kb, err := hostinfo.MemTotalKiB("/proc/meminfo"); err == nil {
 		if d := int64(kb) - int64(ni.MemoryKiB); d > int64(kb)/20 || -d > int64(kb)/20 {
 			b.log.Debug("libvirt node memory differs from /proc/meminfo: using meminfo",
 				"libvirt_kib", ni.MemoryKiB, "meminfo_kib", kb)
@@ -52,22 +49,6 @@ func (b *Builder) Capacity(ctx context.Context) (api.Capacity, error) {
 		c.Storage = append(c.Storage, api.StorageCapacity{Type: t, TotalGB: pi.Capacity >> 30, FreeGB: pi.Available >> 30})
 	}
 	return c, nil
-}
-
-func memTotalKiB(path string) (uint64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		fields := strings.Fields(s.Text())
-		if len(fields) >= 2 && fields[0] == "MemTotal:" {
-			return strconv.ParseUint(fields[1], 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("%s: no MemTotal", path)
 }
 
 // Collector exports per-domain metrics in base units, named after the

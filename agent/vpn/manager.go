@@ -448,8 +448,8 @@ func (in *instance) saveStateLocked() {
 	_ = os.Rename(tmp, filepath.Join(in.dir, "state.json"))
 }
 
-// stopLocked stops charon.
-func (in *instance) stopLocked() {
+// closeSessionsLocked closes both VICI sessions (control and status).
+func (in *instance) closeSessionsLocked() {
 	in.stMu.Lock()
 	if in.stSess != nil {
 		_ = in.stSess.Close()
@@ -460,6 +460,11 @@ func (in *instance) stopLocked() {
 		_ = in.sess.Close()
 		in.sess = nil
 	}
+}
+
+// stopLocked stops charon.
+func (in *instance) stopLocked() {
+	in.closeSessionsLocked()
 	if in.proc != nil {
 		in.proc.stop()
 		in.proc = nil
@@ -479,16 +484,7 @@ func (in *instance) detach() {
 	in.stopSupervisor()
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	in.stMu.Lock()
-	if in.stSess != nil {
-		_ = in.stSess.Close()
-		in.stSess = nil
-	}
-	in.stMu.Unlock()
-	if in.sess != nil {
-		_ = in.sess.Close()
-		in.sess = nil
-	}
+	in.closeSessionsLocked()
 	if in.proc != nil {
 		in.proc.detach()
 		in.proc = nil
