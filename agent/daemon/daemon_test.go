@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/systemtest"
 )
 
 func TestMetricsLintAndCapacity(t *testing.T) {
@@ -132,23 +133,7 @@ func TestFailoverAndRegistration(t *testing.T) {
 		}
 	}))
 	defer up.Close()
-	dir := t.TempDir()
-	c := Defaults()
-	c.Controllers = []string{down.URL, up.URL}
-	c.Token, c.Roles, c.DataDir, c.Hostname = "t", []string{"hypervisor"}, dir, "hv9"
-	c.VTEPAddr = "192.0.2.9"
-	c.Storage = map[string]string{"SSD": dir}
-	c.MetricsAddr = "off"
-	if err := c.Finish(); err != nil {
-		t.Fatal(err)
-	}
-	d, err := New(c, hclog.NewNullLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- d.Run(ctx) }()
+	d, cancel, done := runTestDaemon(t, down.URL, up.URL)
 	deadline := time.Now().Add(10 * time.Second)
 	for beats.Load() == 0 {
 		if time.Now().After(deadline) {
@@ -183,23 +168,6 @@ func TestFailoverAndRegistration(t *testing.T) {
 	}
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestUnreachableControllerIsLoggedAndRetried: with no controller the
 // agent keeps retrying with backoff and says so; it stops on cancel.
 func TestUnreachableControllerIsLoggedAndRetried(t *testing.T) {
@@ -214,7 +182,7 @@ func TestUnreachableControllerIsLoggedAndRetried(t *testing.T) {
 	if err := c.Finish(); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuf
+	var logs systemtest.Buffer
 	d, err := New(c, hclog.New(&hclog.LoggerOptions{Output: &logs}))
 	if err != nil {
 		t.Fatal(err)
@@ -258,23 +226,7 @@ func TestBeatSoonSendsEarlyHeartbeats(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	dir := t.TempDir()
-	c := Defaults()
-	c.Controllers = []string{srv.URL}
-	c.Token, c.Roles, c.DataDir, c.Hostname = "t", []string{"hypervisor"}, dir, "hv9"
-	c.VTEPAddr = "192.0.2.9"
-	c.Storage = map[string]string{"SSD": dir}
-	c.MetricsAddr = "off"
-	if err := c.Finish(); err != nil {
-		t.Fatal(err)
-	}
-	d, err := New(c, hclog.NewNullLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- d.Run(ctx) }()
+	d, cancel, done := runTestDaemon(t, srv.URL)
 	defer func() {
 		cancel()
 		<-done
@@ -301,4 +253,29 @@ func TestBeatSoonSendsEarlyHeartbeats(t *testing.T) {
 	if n := beats.Load(); n != 2 {
 		t.Errorf("%d heartbeats after beatSoon, want 2 (then the interval again)", n)
 	}
+}
+
+// runTestDaemon runs an agent with the hypervisor role (host hv9, its
+// storage in a temporary directory) against controllers; cancel stops it
+// and done yields Run's result.
+func runTestDaemon(t *testing.T, controllers ...string) (*Daemon, context.CancelFunc, <-chan error) {
+	t.Helper()
+	dir := t.TempDir()
+	c := Defaults()
+	c.Controllers = controllers
+	c.Token, c.Roles, c.DataDir, c.Hostname = "t", []string{"hypervisor"}, dir, "hv9"
+	c.VTEPAddr = "192.0.2.9"
+	c.Storage = map[string]string{"SSD": dir}
+	c.MetricsAddr = "off"
+	if err := c.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(c, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	return d, cancel, done
 }

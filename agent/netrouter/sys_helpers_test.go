@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -48,23 +47,6 @@ func requireSystem(t testing.TB) {
 	systemtest.Skip(t, "netrouter system test needs %s (scripts/setup-deps.sh installs the tools; run as root)", strings.Join(missing, ", "))
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type sysenv struct {
 	t      testing.TB
 	prefix string
@@ -73,7 +55,7 @@ type sysenv struct {
 	vni    uint32
 	cfg    Config
 	b      *Builder
-	logs   *syncBuffer
+	logs   *systemtest.Buffer
 	hosts  []string
 }
 
@@ -86,7 +68,7 @@ func newSysenv(t testing.TB) *sysenv {
 		net3:   fmt.Sprintf("100.%d.%d", 64+r%64, (r>>6)%256),
 		priv3:  fmt.Sprintf("10.%d.%d", (r>>14)%256, (r>>22)%256),
 		vni:    100000 + r%9000000,
-		logs:   &syncBuffer{},
+		logs:   &systemtest.Buffer{},
 	}
 	e.cfg = Config{
 		PublicBridge:     e.prefix + "pub",

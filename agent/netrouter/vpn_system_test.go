@@ -40,7 +40,7 @@ func TestVPNSiteToSite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vlogs := &syncBuffer{}
+	vlogs := &systemtest.Buffer{}
 	m, err := vpn.New(vpn.Config{Mode: vpn.ModeLibIPsec, Charon: charon, RunDir: runDir, Tick: time.Second,
 		InitiateTimeout: 3 * time.Second, Logger: hclog.New(&hclog.LoggerOptions{Output: vlogs, Level: hclog.Trace})})
 	if err != nil {

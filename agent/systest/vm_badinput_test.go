@@ -35,26 +35,8 @@ func TestAgentVMBadInput(t *testing.T) {
 	missing := image("missing", filepath.Join(h.vmRoot, "images", "no-such-image.qcow2"), strings.Repeat("0f", 32))
 	wrongSum := image("wrongsum", good["source"].(string), strings.Repeat("ab", 32))
 
-	vm := func(name string, img uint64, host int) map[string]any {
-		return map[string]any{"name": name, "image_id": img, "storage_type_id": h.st, "cpu": 1, "ram": 1,
-			"dns": "1.1.1.1", "gateway_subnet": h.priv3 + ".1/24", "public_key": sshKey,
-			"storages":     []any{map[string]any{"name": "root", "gb": 1, "primary": true}},
-			"ip_addresses": []any{map[string]any{"address": fmt.Sprintf("%s.%d", h.priv3, host), "nat": false}}}
-	}
-	cloud := func(name string, vms ...any) (uint64, []uint64) {
-		c := a.must(root, "POST", "/iaas/cloud/", map[string]any{
-			"project":        map[string]any{"name": name, "region_id": h.region, "grace_period": 0},
-			"subnets":        []any{map[string]any{"name": "a", "address_range": h.priv3 + ".1/24"}},
-			"vms":            vms,
-			"firewall_rules": []any{},
-		}, 201)
-		var ids []uint64
-		for _, v := range c["vms"].([]any) {
-			ids = append(ids, num(v.(map[string]any)["id"]))
-		}
-		return num(c["project"].(map[string]any)["id"]), ids
-	}
-	project, ids := cloud("p-"+h.prefix, vm("good", h.img, 10), vm("missing", missing, 11), vm("wrongsum", wrongSum, 12))
+	project, ids := h.cloudWith("p-"+h.prefix, h.vmBody("good", h.img, 10, 1), h.vmBody("missing", missing, 11, 1),
+		h.vmBody("wrongsum", wrongSum, 12, 1))
 	goodVM := ids[0]
 
 	// The next cloud's project and VM ids follow from these (each table
@@ -65,7 +47,7 @@ func TestAgentVMBadInput(t *testing.T) {
 	if err := os.MkdirAll(consoleLog, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	project2, ids2 := cloud("q-"+h.prefix, vm("unstartable", h.img, 20))
+	project2, ids2 := h.cloudWith("q-"+h.prefix, h.vmBody("unstartable", h.img, 20, 1))
 	if got := h.domain(project2, ids2[0]); got != broken {
 		t.Fatalf("the second cloud's VM is domain %s, not the predicted %s: ids are not per-table sequences any more", got, broken)
 	}

@@ -108,17 +108,29 @@ func (h *hypervisor) seeds() string { return filepath.Join(h.vmRoot, "seeds") }
 func (h *hypervisor) cloud(disks ...[]int) (uint64, []uint64) {
 	var vms []any
 	for i, d := range disks {
-		var st []any
-		for j, gb := range d {
-			st = append(st, map[string]any{"name": fmt.Sprintf("d%d", j), "gb": gb, "primary": j == 0})
-		}
-		vms = append(vms, map[string]any{"name": fmt.Sprintf("vm-%d", i), "image_id": h.img, "storage_type_id": h.st,
-			"cpu": 1, "ram": 1, "dns": "1.1.1.1", "gateway_subnet": h.priv3 + ".1/24", "public_key": sshKey,
-			"storages":     st,
-			"ip_addresses": []any{map[string]any{"address": fmt.Sprintf("%s.%d", h.priv3, 10+i), "nat": false}}})
+		vms = append(vms, h.vmBody(fmt.Sprintf("vm-%d", i), h.img, 10+i, d...))
 	}
+	return h.cloudWith("p-"+h.prefix, vms...)
+}
+
+// vmBody is a VM of image img at address .<host> of the subnet, with a
+// storage of each of gb (the first primary).
+func (h *hypervisor) vmBody(name string, img uint64, host int, gb ...int) map[string]any {
+	var st []any
+	for j, g := range gb {
+		st = append(st, map[string]any{"name": fmt.Sprintf("d%d", j), "gb": g, "primary": j == 0})
+	}
+	return map[string]any{"name": name, "image_id": img, "storage_type_id": h.st,
+		"cpu": 1, "ram": 1, "dns": "1.1.1.1", "gateway_subnet": h.priv3 + ".1/24", "public_key": sshKey,
+		"storages":     st,
+		"ip_addresses": []any{map[string]any{"address": fmt.Sprintf("%s.%d", h.priv3, host), "nat": false}}}
+}
+
+// cloudWith creates project name with one subnet and vms; it returns the
+// project and the VM ids.
+func (h *hypervisor) cloudWith(name string, vms ...any) (uint64, []uint64) {
 	c := h.api.must(h.root, "POST", "/iaas/cloud/", map[string]any{
-		"project":        map[string]any{"name": "p-" + h.prefix, "region_id": h.region, "grace_period": 0},
+		"project":        map[string]any{"name": name, "region_id": h.region, "grace_period": 0},
 		"subnets":        []any{map[string]any{"name": "a", "address_range": h.priv3 + ".1/24"}},
 		"vms":            vms,
 		"firewall_rules": []any{},

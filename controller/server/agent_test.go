@@ -10,6 +10,7 @@ import (
 	"github.com/regentcloud/regent/controller/internal/apitest"
 	"github.com/regentcloud/regent/controller/server"
 	wire "github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/systemtest"
 )
 
 // agentEnv is a region with a catalogue, one server and one router, both
@@ -346,28 +347,10 @@ func TestAgent_VPNsInWorkAndVPNStatus(t *testing.T) {
 		map[string]any{"vpn_id": many, "virtual_router_id": vr, "ike_state": "ESTABLISHED", "children": children}}}, e.robot).Expect(204)
 }
 
-// syncBuffer is a log sink the node writes from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // A VPN's pre-shared key reaches no log line, even at trace level, on its
 // way through create, update, a refused create and the agent's work.
 func TestVPNKeyIsNeverLogged(t *testing.T) {
-	var logs syncBuffer
+	var logs systemtest.Buffer
 	n := apitest.Start(t, apitest.Options{LogLevel: "trace", LogOutput: &logs})
 	c := n.Client(t)
 	f := newFixture(t, n)
