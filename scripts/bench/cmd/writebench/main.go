@@ -65,6 +65,7 @@ type config struct {
 	profileOut   string
 	jsonOut      string
 	requestLimit time.Duration
+	client       string // raw or go
 }
 
 func main() {
@@ -93,11 +94,15 @@ func run() error {
 	flag.StringVar(&cfg.profileOut, "leader-profile", "leader.cpu.pprof", "with -leader-pprof: where to write the leader's CPU profile")
 	flag.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to `file`")
 	flag.DurationVar(&cfg.requestLimit, "timeout", 10*time.Second, "per-request timeout")
+	flag.StringVar(&cfg.client, "client", "raw", "HTTP client of the load: raw (lean HTTP/1.1 over one keep-alive connection per client) or go (net/http)")
 	flag.StringVar(&report, "report", "", "only print one combined table from these comma-separated -json `files`")
 	flag.Parse()
 
 	if report != "" {
 		return printReport(strings.Split(report, ","))
+	}
+	if cfg.client != "raw" && cfg.client != "go" {
+		return fmt.Errorf("-client %q: want raw or go", cfg.client)
 	}
 	switch cfg.target {
 	case "regent", "etcd":
@@ -310,6 +315,17 @@ func (b *bench) phase(tag string, n int, targets []string, label, mode string, p
 			defer wg.Done()
 			st := &stats[i]
 			target := targets[i%len(targets)] + path
+			send := func(body []byte) error { return b.post(target, body, want) }
+			if b.cfg.client == "raw" {
+				rc, err := newRawConn(target, b.cfg.token, b.cfg.requestLimit)
+				if err != nil {
+					st.errors++
+					st.sample = append(st.sample, err.Error())
+					return
+				}
+				defer rc.close()
+				send = func(body []byte) error { return rc.post(body, want) }
+			}
 			body := make([]byte, 0, 256)
 			key := make([]byte, 0, etcdKeyLen)
 			for ctx.Err() == nil {
@@ -337,7 +353,7 @@ func (b *bench) phase(tag string, n int, targets []string, label, mode string, p
 				}
 				counted := measuring.Load()
 				start := time.Now()
-				err := b.post(target, body, want)
+				err := send(body)
 				took := time.Since(start)
 				if !counted || !measuring.Load() { // warm-up, or finished after the end
 					continue
