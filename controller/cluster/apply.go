@@ -33,17 +33,18 @@ func (c *Cluster) Apply(ctx context.Context, cmd []byte) (resp any, index uint64
 		if err := c.awaitLeadership(ctx, deadline); err != nil {
 			return nil, 0, err
 		}
-		f := c.raft.Apply(cmd, enqueueTimeout(ctx))
-		err := f.Error()
+		resp, index, err := c.applyLeader(ctx, cmd)
 		switch {
 		case err == nil:
-			return f.Response(), f.Index(), nil
+			return resp, index, nil
 		case errors.Is(err, raft.ErrNotLeader) && time.Now().Before(deadline):
 			// Lost leadership before the command was appended: nothing was
 			// written, so wait again (within the same deadline).
 			continue
 		case errors.Is(err, raft.ErrEnqueueTimeout) && ctx.Err() != nil:
 			return nil, 0, ctx.Err()
+		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, ErrShutdown):
+			return nil, 0, err
 		}
 		return nil, 0, c.mapRaftErr(err)
 	}

@@ -79,6 +79,15 @@ type Config struct {
 	// DefaultApplyTimeout.
 	ApplyTimeout time.Duration
 
+	// Coalesce, when set, makes the leader put commands that arrive while
+	// earlier entries are in flight into one raft entry (group commit).
+	// MaxCoalesce bounds the commands per entry and CoalesceInflight the
+	// entries in flight; zero means DefaultMaxCoalesce and
+	// DefaultCoalesceInflight.
+	Coalesce         Coalescer
+	MaxCoalesce      int
+	CoalesceInflight int
+
 	// Logger receives every log line; raft logs under Named("raft"). Nil
 	// means hclog.Default().
 	Logger hclog.Logger
@@ -103,6 +112,8 @@ type Cluster struct {
 	changes  notifier
 	health   *peerHealth
 	removed  atomic.Uint64
+
+	batch *batcher // nil: coalescing off
 
 	stopCh       chan struct{}
 	wg           sync.WaitGroup
@@ -231,6 +242,14 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 	}
 
 	c.startObserver()
+	if cfg.Coalesce != nil {
+		c.batch = newBatcher(c, cfg.Coalesce, cfg.MaxCoalesce, cfg.CoalesceInflight)
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.batch.run(c.stopCh)
+		}()
+	}
 	ok = true
 	c.logger.Info("raft started", "id", cfg.NodeID, "addr", c.advertise, "tls", tlsConfig != nil)
 	return c, nil

@@ -44,6 +44,9 @@ type kvSnapshot struct {
 func newKV() *kvFSM { return &kvFSM{kv: map[string]string{}} }
 
 func (f *kvFSM) Apply(l *raft.Log) any {
+	if len(l.Data) > 0 && l.Data[0] == 'B' {
+		return f.applyBatch(l)
+	}
 	var c kvCmd
 	if err := json.Unmarshal(l.Data, &c); err != nil {
 		return err
@@ -54,6 +57,53 @@ func (f *kvFSM) Apply(l *raft.Log) any {
 	f.kv[c.K] = c.V
 	f.index = l.Index
 	return kvResult{Index: l.Index, Prev: prev}
+}
+
+// kvCoalescer coalesces kv commands as "B" + a JSON array of them; the kv
+// FSM defers a command whose key an earlier command of the entry set.
+type kvCoalescer struct{}
+
+type kvDeferred struct{}
+
+func (kvCoalescer) Encode(cmds [][]byte) []byte {
+	raws := make([]json.RawMessage, len(cmds))
+	for i, c := range cmds {
+		raws[i] = c
+	}
+	b, _ := json.Marshal(raws)
+	return append([]byte{'B'}, b...)
+}
+
+func (kvCoalescer) Split(resp any, n int) []any {
+	rs, _ := resp.([]any)
+	if len(rs) != n {
+		panic(fmt.Sprintf("kv batch response %v for %d commands", resp, n))
+	}
+	return rs
+}
+
+func (kvCoalescer) Retry(resp any) bool { _, ok := resp.(kvDeferred); return ok }
+
+func (f *kvFSM) applyBatch(l *raft.Log) any {
+	var cmds []kvCmd
+	if err := json.Unmarshal(l.Data[1:], &cmds); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]any, len(cmds))
+	seen := map[string]bool{}
+	for i, c := range cmds {
+		if seen[c.K] {
+			out[i] = kvDeferred{}
+			continue
+		}
+		seen[c.K] = true
+		out[i] = kvResult{Index: l.Index, Prev: f.kv[c.K]}
+		f.kv[c.K] = c.V
+	}
+	f.index = l.Index
+	return out
 }
 
 func (f *kvFSM) Snapshot() (raft.FSMSnapshot, error) {

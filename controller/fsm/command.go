@@ -6,6 +6,7 @@
 package fsm
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +35,10 @@ const (
 	RegionDeleteType MessageType = 12
 	NodeUpsertType   MessageType = 13
 	NodeDeleteType   MessageType = 14
+	// BatchType is a coalesced raft entry: several commands the leader
+	// received concurrently, applied in order at the entry's index (see
+	// EncodeBatch). It is not ignorable: skipping it would skip writes.
+	BatchType MessageType = 37
 	// NoopType does nothing; a leader applies it to learn its commit index
 	// and tests use it. It is ignorable.
 	NoopType MessageType = 15 | Ignorable
@@ -93,4 +98,41 @@ func Decode(data []byte) (*Command, error) {
 		return nil, fmt.Errorf("fsm: decode command type %d: %w", c.Type, err)
 	}
 	return c, nil
+}
+
+// EncodeBatch renders commands (each as Encode returns it) as one raft
+// entry: the BatchType byte, then each command as a uvarint length and its
+// bytes.
+func EncodeBatch(cmds [][]byte) []byte {
+	n := 1
+	for _, c := range cmds {
+		n += binary.MaxVarintLen32 + len(c)
+	}
+	out := make([]byte, 1, n)
+	out[0] = byte(BatchType)
+	for _, c := range cmds {
+		out = binary.AppendUvarint(out, uint64(len(c)))
+		out = append(out, c...)
+	}
+	return out
+}
+
+// DecodeBatch splits an entry made by EncodeBatch into its commands.
+func DecodeBatch(data []byte) ([][]byte, error) {
+	if len(data) < 1 || MessageType(data[0]) != BatchType {
+		return nil, errors.New("fsm: not a batch entry")
+	}
+	var cmds [][]byte
+	for rest := data[1:]; len(rest) > 0; {
+		n, w := binary.Uvarint(rest)
+		if w <= 0 || n > uint64(len(rest)-w) {
+			return nil, fmt.Errorf("fsm: batch entry: bad length of command %d", len(cmds))
+		}
+		cmds = append(cmds, rest[w:w+int(n)])
+		rest = rest[w+int(n):]
+	}
+	if len(cmds) == 0 {
+		return nil, errors.New("fsm: empty batch entry")
+	}
+	return cmds, nil
 }

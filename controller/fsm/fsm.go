@@ -48,9 +48,7 @@ func (f *FSM) Store() *state.Store { return f.store }
 
 // Apply implements raft.FSM.
 func (f *FSM) Apply(l *raft.Log) any {
-	out := []any{nil}
-	f.applyRun([]*raft.Log{l}, out)
-	return out[0]
+	return f.ApplyBatch([]*raft.Log{l})[0]
 }
 
 // ApplyBatch implements raft.BatchingFSM: the commands raft hands over
@@ -58,68 +56,106 @@ func (f *FSM) Apply(l *raft.Log) any {
 // under load. Results are exactly those of applying the commands one by one:
 // when a command fails, the shared transaction is dropped, the commands
 // before it are applied again together, and the failing one alone.
+//
+// A coalesced entry (BatchType) holds several commands; they are applied in
+// order like separate entries at the same index, and the entry's result is
+// a []any with one result per command.
 func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
-	for i := 0; i < len(logs); {
-		n := f.applyRun(logs[i:], out[i:])
-		if n == len(logs)-i {
+	var units []unit
+	for i, l := range logs {
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		if len(l.Data) > 0 && MessageType(l.Data[0]) == BatchType {
+			cmds, err := DecodeBatch(l.Data)
+			if err != nil {
+				panic(fmt.Sprintf("fsm: refusing to apply undecodable entry at index %d: %v", l.Index, err))
+			}
+			res := make([]any, len(cmds))
+			out[i] = res
+			entry := state.NewEntry()
+			for k, data := range cmds {
+				units = append(units, unit{index: l.Index, data: data, out: &res[k], entry: entry, sub: k})
+			}
+			continue
+		}
+		units = append(units, unit{index: l.Index, data: l.Data, out: &out[i]})
+	}
+	for i := 0; i < len(units); {
+		n := f.applyRun(units[i:])
+		if n == len(units)-i {
 			break
 		}
-		// logs[i+n] failed: commit what came before it, then it alone.
+		// units[i+n] failed: commit what came before it, then it alone.
 		if n > 0 {
-			f.applyRun(logs[i:i+n], out[i:i+n])
+			f.applyRun(units[i : i+n])
 		}
-		f.applyRun(logs[i+n:i+n+1], out[i+n:i+n+1])
+		f.applyRun(units[i+n : i+n+1])
 		i += n + 1
 	}
 	return out
 }
 
-// applyRun applies logs in one transaction. If a command of a run longer than
-// one fails, it aborts and returns that command's position; otherwise it
-// commits and returns len(logs).
-func (f *FSM) applyRun(logs []*raft.Log, out []any) int {
+// unit is one command to apply: a whole raft entry, or one command of a
+// coalesced entry (entry set, sub its position).
+type unit struct {
+	index uint64
+	data  []byte
+	out   *any
+	entry *state.Entry
+	sub   int
+}
+
+// applyRun applies units in one transaction. If a command of a run longer
+// than one fails, it aborts and returns that command's position; otherwise it
+// commits and returns len(units).
+func (f *FSM) applyRun(units []unit) int {
 	var txn *state.Txn
-	for k, l := range logs {
-		out[k] = nil
-		if l.Type != raft.LogCommand {
-			continue
-		}
+	for k, u := range units {
+		*u.out = nil
 		start := time.Now()
-		c, err := Decode(l.Data)
+		c, err := Decode(u.data)
 		if err != nil {
 			// A payload this node cannot parse would make it diverge.
-			panic(fmt.Sprintf("fsm: refusing to apply undecodable entry at index %d: %v", l.Index, err))
+			panic(fmt.Sprintf("fsm: refusing to apply undecodable entry at index %d: %v", u.index, err))
 		}
 		h, ok := f.handlers[c.Type]
 		if !ok {
 			if c.Type&Ignorable == 0 {
-				panic(fmt.Sprintf("fsm: unknown command type %d at index %d: upgrade this node", c.Type, l.Index))
+				panic(fmt.Sprintf("fsm: unknown command type %d at index %d: upgrade this node", c.Type, u.index))
 			}
-			f.log.Warn("skipping unknown ignorable command", "type", c.Type, "index", l.Index)
-			out[k] = Result{}
+			f.log.Warn("skipping unknown ignorable command", "type", c.Type, "index", u.index)
+			*u.out = Result{}
 			continue
 		}
 		if txn == nil {
-			txn = f.store.Write(l.Index, c.Time)
+			txn = f.store.Write(u.index, c.Time)
 		}
-		txn.Index, txn.Now = l.Index, c.Time.UTC()
+		txn.Index, txn.Now, txn.Entry, txn.Sub = u.index, c.Time.UTC(), u.entry, u.sub
 		v, err := h(txn, c)
 		f.applyDur.WithLabelValues(typeName(c.Type)).Observe(time.Since(start).Seconds())
 		if err != nil {
 			txn.Abort()
-			if len(logs) > 1 {
+			// The marks of the aborted commands go; those before this one
+			// are set again when they are re-applied.
+			for _, a := range units[:k+1] {
+				if a.entry != nil {
+					a.entry.Forget(a.sub)
+				}
+			}
+			if len(units) > 1 {
 				return k
 			}
-			out[k] = Result{Err: err}
-			return len(logs)
+			*u.out = Result{Err: err}
+			return len(units)
 		}
-		out[k] = Result{Value: v}
+		*u.out = Result{Value: v}
 	}
 	if txn != nil {
 		txn.Commit()
 	}
-	return len(logs)
+	return len(units)
 }
 
 // Snapshot implements raft.FSM: a memdb read transaction is an immutable view,

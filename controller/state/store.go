@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -56,6 +57,55 @@ type Txn struct {
 	ReadTxn
 	Index uint64
 	Now   time.Time
+	// Entry and Sub are set while the commands of one coalesced raft entry
+	// are applied: they share Index, so an object written by one of them
+	// must not be changed by a later one (see ErrDeferred).
+	Entry *Entry
+	Sub   int
+}
+
+// ErrDeferred is the result of a command of a coalesced raft entry that
+// would change an object that an earlier command of the same entry created
+// or changed. Both versions would carry the same modified_index, and a
+// compare-and-swap against the first would then overwrite the second
+// unnoticed. Nothing of the command is applied; the leader submits it again
+// in a later entry.
+var ErrDeferred = errors.New("state: object already changed in this raft entry; apply again in a later entry")
+
+// Entry records which command of a coalesced raft entry wrote each object.
+type Entry struct {
+	writers map[entryKey]int
+}
+
+type entryKey struct {
+	table string
+	id    uint64
+}
+
+// NewEntry returns the record of one coalesced entry.
+func NewEntry() *Entry { return &Entry{writers: map[entryKey]int{}} }
+
+// Forget drops the marks of command sub, whose changes were aborted.
+func (e *Entry) Forget(sub int) {
+	for k, w := range e.writers {
+		if w == sub {
+			delete(e.writers, k)
+		}
+	}
+}
+
+// claim marks the object as written by the current command, or returns
+// ErrDeferred when an earlier command of the entry wrote it.
+func (t *Txn) claim(table string, id uint64) error {
+	if t.Entry == nil {
+		return nil
+	}
+	k := entryKey{table, id}
+	if w, ok := t.Entry.writers[k]; ok && w != t.Sub {
+		return ErrDeferred
+	}
+	t.Entry.writers[k] = t.Sub
+	return nil
 }
 
 // Commit makes the transaction's changes visible.
@@ -154,6 +204,9 @@ func insertNew[T api.Object](t *Txn, table string, obj T) error {
 	m.ID = id
 	m.Created, m.Updated = t.stamp(), t.stamp()
 	m.CreatedIndex, m.ModifiedIndex = t.Index, t.Index
+	if err := t.claim(table, id); err != nil {
+		return err
+	}
 	return t.txn.Insert(table, obj)
 }
 
@@ -171,6 +224,9 @@ func replace[T api.Object](t *Txn, table string, obj T, expect uint64, code stri
 	old := raw.(api.Object).GetMeta()
 	if expect != 0 && old.ModifiedIndex != expect {
 		return api.Errorf(409, code+"_002", "The object was modified by another request (modified_index %d, expected %d).", old.ModifiedIndex, expect)
+	}
+	if err := t.claim(table, m.ID); err != nil {
+		return err
 	}
 	m.Created, m.CreatedIndex = old.Created, old.CreatedIndex
 	m.Updated, m.ModifiedIndex = t.stamp(), t.Index

@@ -1,0 +1,214 @@
+package cluster
+
+import (
+	"context"
+	"sync"
+
+	"github.com/hashicorp/raft"
+)
+
+// Coalescer puts several commands into one raft entry and splits the FSM's
+// response to it again. The FSM package implements it; the cluster only
+// decides which commands go together.
+type Coalescer interface {
+	// Encode renders cmds (each as Apply received it) as one entry.
+	Encode(cmds [][]byte) []byte
+	// Split returns one response per command of an Encode entry.
+	Split(resp any, n int) []any
+	// Retry reports that a command of a coalesced entry was not applied and
+	// must be submitted again in a later entry.
+	Retry(resp any) bool
+}
+
+// Defaults of the group commit (Config.MaxCoalesce, Config.CoalesceInflight).
+const (
+	DefaultMaxCoalesce      = 256
+	DefaultCoalesceInflight = 1
+	coalesceMaxBytes        = 1 << 20
+)
+
+// batcher is the leader's group commit: while CoalesceInflight entries are
+// on their way through raft, new commands queue; when one completes, the
+// whole queue (up to MaxCoalesce commands or 1 MiB) goes out as one entry.
+// A lone command goes out as it is, so an idle cluster pays nothing.
+type batcher struct {
+	c        *Cluster
+	co       Coalescer
+	max      int
+	inflight int // allowed in flight
+
+	mu      sync.Mutex
+	queue   []*call
+	flying  int
+	kick    chan struct{}
+	stopped bool
+}
+
+// call is one command waiting for its entry.
+type call struct {
+	cmd   []byte
+	ctx   context.Context
+	resp  any
+	index uint64
+	err   error
+	done  chan struct{}
+}
+
+func newBatcher(c *Cluster, co Coalescer, max, inflight int) *batcher {
+	if max <= 0 {
+		max = DefaultMaxCoalesce
+	}
+	if inflight <= 0 {
+		inflight = DefaultCoalesceInflight
+	}
+	return &batcher{c: c, co: co, max: max, inflight: inflight, kick: make(chan struct{}, 1)}
+}
+
+// apply queues cmd and waits for its outcome. Once the command has gone
+// into an entry it waits for that entry whatever ctx does (as raft.Apply's
+// future would); before that, ctx ends the wait and the command is dropped.
+func (b *batcher) apply(ctx context.Context, cmd []byte) (any, uint64, error) {
+	cl := &call{cmd: cmd, ctx: ctx, done: make(chan struct{})}
+	b.mu.Lock()
+	if b.stopped {
+		b.mu.Unlock()
+		return nil, 0, ErrShutdown
+	}
+	b.queue = append(b.queue, cl)
+	b.mu.Unlock()
+	b.poke()
+	select {
+	case <-cl.done:
+		return cl.resp, cl.index, cl.err
+	case <-ctx.Done():
+		b.mu.Lock()
+		for i, q := range b.queue {
+			if q == cl {
+				b.queue = append(b.queue[:i], b.queue[i+1:]...)
+				b.mu.Unlock()
+				return nil, 0, ctx.Err()
+			}
+		}
+		b.mu.Unlock()
+		<-cl.done // already in an entry
+		return cl.resp, cl.index, cl.err
+	}
+}
+
+func (b *batcher) poke() {
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run sends entries until stop is closed; on the way out it fails whatever
+// is still queued with ErrShutdown.
+func (b *batcher) run(stop <-chan struct{}) {
+	var wg sync.WaitGroup
+	defer func() {
+		b.mu.Lock()
+		b.stopped = true
+		q := b.queue
+		b.queue = nil
+		b.mu.Unlock()
+		for _, cl := range q {
+			cl.err = ErrShutdown
+			close(cl.done)
+		}
+		wg.Wait()
+	}()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-b.kick:
+		}
+		for {
+			b.mu.Lock()
+			if len(b.queue) == 0 || b.flying >= b.inflight {
+				b.mu.Unlock()
+				break
+			}
+			n, size := 0, 0
+			for n < len(b.queue) && n < b.max && (n == 0 || size+len(b.queue[n].cmd) <= coalesceMaxBytes) {
+				size += len(b.queue[n].cmd)
+				n++
+			}
+			batch := make([]*call, n)
+			copy(batch, b.queue)
+			b.queue = append(b.queue[:0], b.queue[n:]...)
+			b.flying++
+			b.mu.Unlock()
+
+			var f raft.ApplyFuture
+			if len(batch) == 1 {
+				f = b.c.raft.Apply(batch[0].cmd, enqueueTimeout(batch[0].ctx))
+			} else {
+				cmds := make([][]byte, len(batch))
+				for i, cl := range batch {
+					cmds[i] = cl.cmd
+				}
+				f = b.c.raft.Apply(b.co.Encode(cmds), 0)
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				b.finish(f, batch)
+			}()
+		}
+	}
+}
+
+// finish waits for an entry and hands each command its outcome; commands
+// the FSM deferred go to the front of the queue.
+func (b *batcher) finish(f raft.ApplyFuture, batch []*call) {
+	err := f.Error()
+	var resps []any
+	if err == nil {
+		if len(batch) == 1 {
+			resps = []any{f.Response()}
+		} else {
+			resps = b.co.Split(f.Response(), len(batch))
+		}
+	}
+	var again []*call
+	for i, cl := range batch {
+		if err != nil {
+			cl.err = err
+		} else if b.co.Retry(resps[i]) {
+			again = append(again, cl)
+			continue
+		} else {
+			cl.resp, cl.index = resps[i], f.Index()
+		}
+		close(cl.done)
+	}
+	b.mu.Lock()
+	b.flying--
+	if len(again) > 0 {
+		if b.stopped {
+			for _, cl := range again {
+				cl.err = ErrShutdown
+				close(cl.done)
+			}
+		} else {
+			b.queue = append(again, b.queue...)
+		}
+	}
+	b.mu.Unlock()
+	b.poke()
+}
+
+// applyLeader is Apply's step on the leader: through the batcher when
+// coalescing is on, else straight into raft.
+func (c *Cluster) applyLeader(ctx context.Context, cmd []byte) (any, uint64, error) {
+	if c.batch != nil {
+		return c.batch.apply(ctx, cmd)
+	}
+	f := c.raft.Apply(cmd, enqueueTimeout(ctx))
+	if err := f.Error(); err != nil {
+		return nil, 0, err
+	}
+	return f.Response(), f.Index(), nil
+}
