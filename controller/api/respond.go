@@ -8,9 +8,11 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/regentcloud/regent/controller/fsm"
 	wire "github.com/regentcloud/regent/pkg/api"
@@ -105,22 +107,17 @@ func exactKeys(body []byte, dst any) error {
 	if t == nil || t.Kind() != reflect.Struct {
 		return nil
 	}
-	names := map[string]bool{}
-	jsonNames(t, names)
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(body, &raw); err != nil {
-		return nil // already decoded strictly; nothing more to say
-	}
-	keys := make([]string, 0, len(raw))
-	for k := range raw {
-		if !names[k] {
+	var keys []string
+	topLevelKeys(body, func(k string) {
+		if !hasJSONName(t, k) {
 			keys = append(keys, k)
 		}
-	}
+	})
 	if len(keys) == 0 {
 		return nil
 	}
 	sort.Strings(keys)
+	keys = slices.Compact(keys)
 	fe := wire.FieldErrors{}
 	for _, k := range keys {
 		fe.Add(fieldName(k), wire.CodeUnknownField, "Unknown field %q.", k)
@@ -128,26 +125,67 @@ func exactKeys(body []byte, dst any) error {
 	return fe.Err()
 }
 
-func jsonNames(t reflect.Type, out map[string]bool) {
+// topLevelKeys calls fn with each key of the JSON object body, which has
+// already been decoded (so it is valid JSON).
+func topLevelKeys(body []byte, fn func(string)) {
+	depth, wantKey := 0, false
+	for i := 0; i < len(body); i++ {
+		switch c := body[i]; c {
+		case '"':
+			j, escaped := i+1, false
+			for ; j < len(body) && body[j] != '"'; j++ {
+				if body[j] == '\\' {
+					j++
+					escaped = true
+				}
+			}
+			if depth == 1 && wantKey && j < len(body) {
+				k := string(body[i+1 : j])
+				if escaped || !utf8.ValidString(k) {
+					_ = json.Unmarshal(body[i:j+1], &k) // as encoding/json reads it
+				}
+				fn(k)
+				wantKey = false
+			}
+			i = j
+		case '{', '[':
+			depth++
+			wantKey = c == '{' && depth == 1
+		case '}', ']':
+			depth--
+		case ',':
+			wantKey = depth == 1
+		}
+	}
+}
+
+// hasJSONName reports whether struct type t (or a struct it embeds) has a
+// field whose JSON name is exactly name.
+func hasJSONName(t reflect.Type, name string) bool {
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if name == "-" {
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == "-" {
 			continue
 		}
 		ft := f.Type
 		if ft.Kind() == reflect.Pointer {
 			ft = ft.Elem()
 		}
-		if f.Anonymous && name == "" && ft.Kind() == reflect.Struct {
-			jsonNames(ft, out)
+		if f.Anonymous && tag == "" && ft.Kind() == reflect.Struct {
+			if hasJSONName(ft, name) {
+				return true
+			}
 			continue
 		}
-		if name == "" {
-			name = f.Name
+		if tag == "" {
+			tag = f.Name
 		}
-		out[name] = true
+		if tag == name {
+			return true
+		}
 	}
+	return false
 }
 
 func fieldName(k string) string {

@@ -1,6 +1,7 @@
 // Package fsm defines the replicated commands and the raft finite state
-// machine that applies them to the state store. A command is one type byte
-// followed by a JSON body; type numbers are append-only. A type with the
+// machine that applies them to the state store. A command is one type byte,
+// a binary envelope (time, actor, expected index) and a JSON payload; type
+// numbers are append-only. A type with the
 // Ignorable bit set may be skipped by an older node that does not know it;
 // any other unknown type stops the node rather than let it diverge.
 package fsm
@@ -79,13 +80,31 @@ func NewCommand(t MessageType, now time.Time, actor Actor, payload any) (*Comman
 	return &Command{Type: t, Time: now.UTC(), Actor: actor, Payload: raw}, nil
 }
 
+// envelopeV1 marks the binary envelope (the byte after the type): the
+// leader's time, the actor and the expected index as varints, then the JSON
+// payload. Entries written before it have a JSON envelope ('{' there),
+// which Decode still reads.
+const envelopeV1 = 0x01
+
 // Encode renders a command as it is stored in the raft log.
 func (c *Command) Encode() ([]byte, error) {
-	body, err := json.Marshal(c)
-	if err != nil {
-		return nil, err
+	if len(c.Payload) == 0 {
+		return nil, errors.New("fsm: command without payload")
 	}
-	return append([]byte{byte(c.Type)}, body...), nil
+	out := make([]byte, 0, 2+5*binary.MaxVarintLen64+1+len(c.Payload))
+	out = append(out, byte(c.Type), envelopeV1)
+	out = binary.AppendVarint(out, c.Time.Unix())
+	out = binary.AppendUvarint(out, uint64(c.Time.Nanosecond()))
+	out = binary.AppendUvarint(out, c.Actor.TokenID)
+	out = binary.AppendUvarint(out, c.Actor.UserID)
+	out = binary.AppendUvarint(out, c.Actor.MemberID)
+	robot := byte(0)
+	if c.Actor.Robot {
+		robot = 1
+	}
+	out = append(out, robot)
+	out = binary.AppendUvarint(out, c.Expect)
+	return append(out, c.Payload...), nil
 }
 
 // Decode parses a raft log entry.
@@ -94,9 +113,45 @@ func Decode(data []byte) (*Command, error) {
 		return nil, errors.New("fsm: command too short")
 	}
 	c := &Command{Type: MessageType(data[0])}
-	if err := json.Unmarshal(data[1:], c); err != nil {
-		return nil, fmt.Errorf("fsm: decode command type %d: %w", c.Type, err)
+	if data[1] != envelopeV1 {
+		if err := json.Unmarshal(data[1:], c); err != nil {
+			return nil, fmt.Errorf("fsm: decode command type %d: %w", c.Type, err)
+		}
+		return c, nil
 	}
+	rest := data[2:]
+	bad := func(what string) (*Command, error) {
+		return nil, fmt.Errorf("fsm: decode command type %d: bad %s", c.Type, what)
+	}
+	sec, n := binary.Varint(rest)
+	if n <= 0 {
+		return bad("time")
+	}
+	rest = rest[n:]
+	var u [5]uint64
+	for i := range u {
+		if i == 4 { // the robot flag comes before Expect
+			if len(rest) == 0 || rest[0] > 1 {
+				return bad("actor")
+			}
+			c.Actor.Robot = rest[0] == 1
+			rest = rest[1:]
+		}
+		v, n := binary.Uvarint(rest)
+		if n <= 0 {
+			return bad("header")
+		}
+		u[i], rest = v, rest[n:]
+	}
+	if u[0] >= 1e9 {
+		return bad("time")
+	}
+	c.Time = time.Unix(sec, int64(u[0])).UTC()
+	c.Actor.TokenID, c.Actor.UserID, c.Actor.MemberID, c.Expect = u[1], u[2], u[3], u[4]
+	if len(rest) == 0 {
+		return bad("payload")
+	}
+	c.Payload = rest
 	return c, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -62,6 +63,8 @@ type Txn struct {
 	// must not be changed by a later one (see ErrDeferred).
 	Entry *Entry
 	Sub   int
+
+	bumps map[string]*IndexEntry // table index entries, written at Commit
 }
 
 // ErrDeferred is the result of a command of a coalesced raft entry that
@@ -109,7 +112,19 @@ func (t *Txn) claim(table string, id uint64) error {
 }
 
 // Commit makes the transaction's changes visible.
-func (t *Txn) Commit() { t.txn.Commit() }
+func (t *Txn) Commit() {
+	keys := make([]string, 0, len(t.bumps))
+	for k := range t.bumps {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // the same order on every node
+	for _, k := range keys {
+		if err := t.txn.Insert(tableIndex, t.bumps[k]); err != nil {
+			panic(fmt.Sprintf("state: update index of %s: %v", k, err)) // schema error
+		}
+	}
+	t.txn.Commit()
+}
 
 // Abort discards the transaction's changes.
 func (t *Txn) Abort() { t.txn.Abort() }
@@ -173,22 +188,29 @@ func (s *Store) Wait(ctx context.Context, minIndex uint64, tables ...string) uin
 }
 
 // bump records that table changed at the transaction's index and returns
-// the next id for the table when alloc is set.
+// the next id for the table when alloc is set. The table's index entry is
+// read once per transaction and written back at Commit: a transaction that
+// applies a batch of commands to one table updates its entry once, not once
+// per command.
 func (t *Txn) bump(table string, alloc bool) (uint64, error) {
-	raw, err := t.txn.First(tableIndex, "id", table)
-	if err != nil {
-		return 0, err
-	}
-	e := &IndexEntry{Key: table}
-	if raw != nil {
-		e.LastID = raw.(*IndexEntry).LastID
+	e := t.bumps[table]
+	if e == nil {
+		raw, err := t.txn.First(tableIndex, "id", table)
+		if err != nil {
+			return 0, err
+		}
+		e = &IndexEntry{Key: table}
+		if raw != nil {
+			e.LastID = raw.(*IndexEntry).LastID
+		}
+		if t.bumps == nil {
+			t.bumps = map[string]*IndexEntry{}
+		}
+		t.bumps[table] = e
 	}
 	e.Index = t.Index
 	if alloc {
 		e.LastID++
-	}
-	if err := t.txn.Insert(tableIndex, e); err != nil {
-		return 0, err
 	}
 	return e.LastID, nil
 }
