@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/bbolt"
 )
 
@@ -87,6 +88,10 @@ type Config struct {
 	Coalesce         Coalescer
 	MaxCoalesce      int
 	CoalesceInflight int
+
+	// Registerer, when set, receives the cluster's own metrics (the group
+	// commit's commands per entry and deferred commands).
+	Registerer prometheus.Registerer
 
 	// Logger receives every log line; raft logs under Named("raft"). Nil
 	// means hclog.Default().
@@ -243,7 +248,7 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 
 	c.startObserver()
 	if cfg.Coalesce != nil {
-		c.batch = newBatcher(c, cfg.Coalesce, cfg.MaxCoalesce, cfg.CoalesceInflight)
+		c.batch = newBatcher(c, cfg.Coalesce, cfg.MaxCoalesce, cfg.CoalesceInflight, cfg.Registerer)
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()

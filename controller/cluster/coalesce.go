@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Coalescer puts several commands into one raft entry and splits the FSM's
@@ -37,6 +38,9 @@ type batcher struct {
 	max      int
 	inflight int // allowed in flight
 
+	perEntry prometheus.Histogram
+	deferred prometheus.Counter
+
 	mu      sync.Mutex
 	queue   []*call
 	flying  int
@@ -54,14 +58,28 @@ type call struct {
 	done  chan struct{}
 }
 
-func newBatcher(c *Cluster, co Coalescer, max, inflight int) *batcher {
+func newBatcher(c *Cluster, co Coalescer, max, inflight int, reg prometheus.Registerer) *batcher {
 	if max <= 0 {
 		max = DefaultMaxCoalesce
 	}
 	if inflight <= 0 {
 		inflight = DefaultCoalesceInflight
 	}
-	return &batcher{c: c, co: co, max: max, inflight: inflight, kick: make(chan struct{}, 1)}
+	b := &batcher{c: c, co: co, max: max, inflight: inflight, kick: make(chan struct{}, 1),
+		perEntry: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "regent_raft_entry_commands",
+			Help:    "Commands per raft entry the leader wrote (group commit: more than one when writes arrive while an entry is in flight).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+		}),
+		deferred: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "regent_raft_commands_deferred_total",
+			Help: "Commands of a coalesced entry that the FSM deferred to a later entry (they changed an object an earlier command of the entry changed).",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(b.perEntry, b.deferred)
+	}
+	return b
 }
 
 // apply queues cmd and waits for its outcome. Once the command has gone
@@ -140,6 +158,7 @@ func (b *batcher) run(stop <-chan struct{}) {
 			b.queue = append(b.queue[:0], b.queue[n:]...)
 			b.flying++
 			b.mu.Unlock()
+			b.perEntry.Observe(float64(len(batch)))
 
 			var f raft.ApplyFuture
 			if len(batch) == 1 {
@@ -184,6 +203,7 @@ func (b *batcher) finish(f raft.ApplyFuture, batch []*call) {
 		}
 		close(cl.done)
 	}
+	b.deferred.Add(float64(len(again)))
 	b.mu.Lock()
 	b.flying--
 	if len(again) > 0 {

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TestCoalescedApply: concurrent Applies on the leader of a 3-node cluster
@@ -13,7 +15,13 @@ import (
 // entry) are applied in a later entry, and the followers end with the same
 // data.
 func TestCoalescedApply(t *testing.T) {
-	nodes := startCluster(t, 3, func(c *Config) { c.Coalesce = kvCoalescer{} })
+	reg := prometheus.NewRegistry()
+	nodes := startCluster(t, 3, func(c *Config) {
+		c.Coalesce = kvCoalescer{}
+		if c.NodeID == "n1" {
+			c.Registerer = reg
+		}
+	})
 	leader := nodes[0]
 	before := leader.LastIndex()
 
@@ -59,6 +67,25 @@ func TestCoalescedApply(t *testing.T) {
 	t.Logf("%d commands in %d raft entries", distinct+hot, entries)
 	if entries >= distinct+hot {
 		t.Errorf("%d entries for %d concurrent commands: nothing was coalesced", entries, distinct+hot)
+	}
+	// Every command went through the group commit: the histogram counts the
+	// commands of each entry, deferred ones once per entry they were in.
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum, deferred float64
+	for _, mf := range mfs {
+		switch mf.GetName() {
+		case "regent_raft_entry_commands":
+			sum = mf.GetMetric()[0].GetHistogram().GetSampleSum()
+		case "regent_raft_commands_deferred_total":
+			deferred = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Logf("commands in entries %v, deferred %v", sum, deferred)
+	if sum != distinct+hot+deferred || deferred == 0 {
+		t.Errorf("metrics: %v commands in entries, %v deferred; want %d + deferred, some deferred", sum, deferred, distinct+hot)
 	}
 	want := leader.fsm.all()
 	if len(want) != distinct+1 {

@@ -110,7 +110,7 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		NodeID: cfg.NodeID, DataDir: cfg.DataDir, RaftAddr: cfg.RaftAddr, Bootstrap: cfg.Bootstrap, TLS: raftTLS,
 		HeartbeatTimeout: cfg.HeartbeatTimeout.D(), ElectionTimeout: cfg.ElectionTimeout.D(),
 		LeaderLeaseTimeout: cfg.LeaderLeaseTimeout.D(), DeadServerCleanup: cfg.DeadServerCleanup.D(), Logger: log,
-		Coalesce: fsm.Coalescer{},
+		Coalesce: fsm.Coalescer{}, Registerer: s.registry,
 	}, machine)
 	if err != nil {
 		ln.Close()
