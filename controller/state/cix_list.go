@@ -28,7 +28,7 @@ func cixListSchema() map[string]*memdb.TableSchema {
 	t := func(name string) *memdb.TableSchema {
 		return &memdb.TableSchema{Name: name, Indexes: map[string]*memdb.IndexSchema{
 			"id":   idIndex(),
-			"cidr": {Name: "cidr", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "CIDR"}},
+			"cidr": {Name: "cidr", Unique: true, Indexer: stringFieldIndex("CIDR", false)},
 		}}
 	}
 	return map[string]*memdb.TableSchema{CIXBlacklist: t(CIXBlacklist), CIXWhitelist: t(CIXWhitelist)}

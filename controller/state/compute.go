@@ -40,7 +40,7 @@ func computeSchema() map[string]*memdb.TableSchema {
 		}},
 		VirtualRouters: {Name: VirtualRouters, Indexes: map[string]*memdb.IndexSchema{
 			"id":      idIndex(),
-			"project": {Name: "project", Unique: true, Indexer: &memdb.UintFieldIndex{Field: "ProjectID"}},
+			"project": {Name: "project", Unique: true, Indexer: uintFieldIndex("ProjectID")},
 			"region":  uintIndex("region", "RegionID"),
 			"router":  uintIndex("router", "RouterID"),
 		}},
@@ -53,13 +53,13 @@ func computeSchema() map[string]*memdb.TableSchema {
 		}},
 		StorageTypes: {Name: StorageTypes, Indexes: map[string]*memdb.IndexSchema{
 			"id":   idIndex(),
-			"name": {Name: "name", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name", Lowercase: true}},
+			"name": {Name: "name", Unique: true, Indexer: stringFieldIndex("Name", true)},
 		}},
 		Images: {Name: Images, Indexes: map[string]*memdb.IndexSchema{"id": idIndex()}},
 		RegionImages: {Name: RegionImages, Indexes: map[string]*memdb.IndexSchema{
 			"id": idIndex(),
 			"pair": {Name: "pair", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
-				&memdb.UintFieldIndex{Field: "RegionID"}, &memdb.UintFieldIndex{Field: "ImageID"}}}},
+				uintFieldIndex("RegionID"), uintFieldIndex("ImageID")}}},
 		}},
 		Servers: {Name: Servers, Indexes: map[string]*memdb.IndexSchema{
 			"id": idIndex(), "region": uintIndex("region", "RegionID"),

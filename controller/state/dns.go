@@ -20,7 +20,7 @@ func dnsSchema() map[string]*memdb.TableSchema {
 	return map[string]*memdb.TableSchema{
 		Domains: {Name: Domains, Indexes: map[string]*memdb.IndexSchema{
 			"id":     idIndex(),
-			"name":   {Name: "name", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name", Lowercase: true}},
+			"name":   {Name: "name", Unique: true, Indexer: stringFieldIndex("Name", true)},
 			"member": uintIndex("member", "MemberID"),
 		}},
 		Records: {Name: Records, Indexes: map[string]*memdb.IndexSchema{
@@ -28,10 +28,10 @@ func dnsSchema() map[string]*memdb.TableSchema {
 			"domain": uintIndex("domain", "DomainID"),
 			"member": uintIndex("member", "MemberID"),
 			"owner": {Name: "owner", Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
-				&memdb.UintFieldIndex{Field: "DomainID"},
-				&memdb.StringFieldIndex{Field: "Name", Lowercase: true},
+				uintFieldIndex("DomainID"),
+				stringFieldIndex("Name", true),
 			}}},
-			"ptr": {Name: "ptr", Unique: true, AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "IPAddress"}},
+			"ptr": {Name: "ptr", Unique: true, AllowMissing: true, Indexer: stringFieldIndex("IPAddress", false)},
 		}},
 	}
 }

@@ -101,14 +101,14 @@ func (addrIndexer) PrefixFromArgs(args ...any) ([]byte, error) {
 }
 
 func uintIndex(name, field string) *memdb.IndexSchema {
-	return &memdb.IndexSchema{Name: name, Indexer: &memdb.UintFieldIndex{Field: field}}
+	return &memdb.IndexSchema{Name: name, Indexer: uintFieldIndex(field)}
 }
 
 func ipamSchema() map[string]*memdb.TableSchema {
 	return map[string]*memdb.TableSchema{
 		ASNs: {Name: ASNs, Indexes: map[string]*memdb.IndexSchema{
 			"id":     idIndex(),
-			"number": {Name: "number", Unique: true, Indexer: &memdb.UintFieldIndex{Field: "Number"}},
+			"number": {Name: "number", Unique: true, Indexer: uintFieldIndex("Number")},
 			"member": uintIndex("member", "MemberID"),
 		}},
 		IPPolicies: {Name: IPPolicies, Indexes: map[string]*memdb.IndexSchema{
@@ -127,7 +127,7 @@ func ipamSchema() map[string]*memdb.TableSchema {
 			"block":     uintIndex("block", "BlockID"),
 			"address":   {Name: "address", Unique: true, Indexer: addrIndexer{}},
 			"member":    uintIndex("member", "MemberID"),
-			"interface": {Name: "interface", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "InterfaceID"}},
+			"interface": {Name: "interface", AllowMissing: true, Indexer: stringFieldIndex("InterfaceID", false)},
 			"public_ip": uintIndex("public_ip", "PublicIPID"),
 		}},
 		MACRanges: {Name: MACRanges, Indexes: map[string]*memdb.IndexSchema{

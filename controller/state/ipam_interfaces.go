@@ -41,8 +41,8 @@ func interfaceSchema() map[string]*memdb.TableSchema {
 	return map[string]*memdb.TableSchema{
 		Interfaces: {Name: Interfaces, Indexes: map[string]*memdb.IndexSchema{
 			"id":     idIndex(),
-			"vif":    {Name: "vif", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "VIF"}},
-			"device": {Name: "device", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "DeviceID"}},
+			"vif":    {Name: "vif", Unique: true, Indexer: stringFieldIndex("VIF", false)},
+			"device": {Name: "device", AllowMissing: true, Indexer: stringFieldIndex("DeviceID", false)},
 		}},
 		IPRoutes: {Name: IPRoutes, Indexes: map[string]*memdb.IndexSchema{
 			"id":    idIndex(),

@@ -48,34 +48,34 @@ type Node struct {
 }
 
 func idIndex() *memdb.IndexSchema {
-	return &memdb.IndexSchema{Name: "id", Unique: true, Indexer: &memdb.UintFieldIndex{Field: "ID"}}
+	return &memdb.IndexSchema{Name: "id", Unique: true, Indexer: uintFieldIndex("ID")}
 }
 
 func schema() *memdb.DBSchema {
 	db := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
 		tableIndex: {Name: tableIndex, Indexes: map[string]*memdb.IndexSchema{
-			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
+			"id": {Name: "id", Unique: true, Indexer: stringFieldIndex("Key", false)},
 		}},
 		Members: {Name: Members, Indexes: map[string]*memdb.IndexSchema{
 			"id":   idIndex(),
-			"name": {Name: "name", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name", Lowercase: true}},
+			"name": {Name: "name", Unique: true, Indexer: stringFieldIndex("Name", true)},
 		}},
 		Users: {Name: Users, Indexes: map[string]*memdb.IndexSchema{
 			"id":       idIndex(),
-			"username": {Name: "username", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Username", Lowercase: true}},
-			"member":   {Name: "member", Indexer: &memdb.UintFieldIndex{Field: "MemberID"}},
+			"username": {Name: "username", Unique: true, Indexer: stringFieldIndex("Username", true)},
+			"member":   {Name: "member", Indexer: uintFieldIndex("MemberID")},
 		}},
 		Tokens: {Name: Tokens, Indexes: map[string]*memdb.IndexSchema{
 			"id":   idIndex(),
-			"hash": {Name: "hash", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Hash"}},
-			"user": {Name: "user", Indexer: &memdb.UintFieldIndex{Field: "UserID"}},
+			"hash": {Name: "hash", Unique: true, Indexer: stringFieldIndex("Hash", false)},
+			"user": {Name: "user", Indexer: uintFieldIndex("UserID")},
 		}},
 		Regions: {Name: Regions, Indexes: map[string]*memdb.IndexSchema{
 			"id":   idIndex(),
-			"name": {Name: "name", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name", Lowercase: true}},
+			"name": {Name: "name", Unique: true, Indexer: stringFieldIndex("Name", true)},
 		}},
 		Nodes: {Name: Nodes, Indexes: map[string]*memdb.IndexSchema{
-			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+			"id": {Name: "id", Unique: true, Indexer: stringFieldIndex("ID", false)},
 		}},
 	}}
 	for _, extra := range []map[string]*memdb.TableSchema{ipamSchema(), dnsSchema(), computeSchema(), vpnSchema(), snapshotSchema()} {

@@ -1,0 +1,55 @@
+package state
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/hashicorp/go-memdb"
+	"github.com/regentcloud/regent/pkg/api"
+)
+
+// The cached-position indexers give memdb's keys and errors.
+func TestFieldIndexersMatchMemdb(t *testing.T) {
+	name := "Ab"
+	type withPtr struct {
+		api.Meta
+		P *string
+		N uint16
+	}
+	objs := []any{
+		&api.Member{Meta: api.Meta{ID: 7}, Name: "CIX"},
+		&api.User{Meta: api.Meta{ID: 1 << 40}, MemberID: 3, Username: "Root"},
+		&withPtr{Meta: api.Meta{ID: 1}, P: &name, N: 513},
+		&withPtr{},
+		api.Member{Name: ""},
+	}
+	uints := []string{"ID", "MemberID", "N", "Name", "Missing"}
+	strs := []string{"Name", "Username", "P", "ID", "Missing"}
+	for _, o := range objs {
+		for _, f := range uints {
+			ok1, k1, err1 := uintFieldIndex(f).FromObject(o)
+			ok2, k2, err2 := (&memdb.UintFieldIndex{Field: f}).FromObject(o)
+			if ok1 != ok2 || !bytes.Equal(k1, k2) || (err1 == nil) != (err2 == nil) {
+				t.Errorf("uint %s of %T: %v %x %v, memdb %v %x %v", f, o, ok1, k1, err1, ok2, k2, err2)
+			}
+		}
+		for _, f := range strs {
+			for _, lower := range []bool{false, true} {
+				ok1, k1, err1 := stringFieldIndex(f, lower).FromObject(o)
+				ok2, k2, err2 := (&memdb.StringFieldIndex{Field: f, Lowercase: lower}).FromObject(o)
+				if ok1 != ok2 || !bytes.Equal(k1, k2) || (err1 == nil) != (err2 == nil) {
+					t.Errorf("string %s (lower %v) of %T: %v %q %v, memdb %v %q %v", f, lower, o, ok1, k1, err1, ok2, k2, err2)
+				}
+			}
+		}
+	}
+	// One indexer sees objects of several types (as memdb never does, but
+	// the cache must not mix them up).
+	ix := uintFieldIndex("ID")
+	for i, o := range []any{&api.Member{Meta: api.Meta{ID: 5}}, &withPtr{Meta: api.Meta{ID: 6}}, &api.Member{Meta: api.Meta{ID: 7}}} {
+		_, k, _ := ix.FromObject(o)
+		if k[7] != byte(5+i) {
+			t.Errorf("object %d: key %x", i, k)
+		}
+	}
+}
