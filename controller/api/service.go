@@ -1,9 +1,11 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -320,6 +322,13 @@ func (s *Service[T]) create(q *Request) error {
 	return nil
 }
 
+// ConflictRetries bounds how often an update the caller did not make
+// conditional is made again after another write changed the object between
+// its read and its commit. Concurrent writes to one object are committed
+// one per raft entry (see fsm.BatchType), so a burst of N writers needs up
+// to N rounds; each round takes one commit (milliseconds).
+const ConflictRetries = 64
+
 // update retries on a concurrent modification unless the client asked for
 // compare-and-swap itself with If-Match.
 func (s *Service[T]) update(q *Request, partial bool) error {
@@ -327,7 +336,15 @@ func (s *Service[T]) update(q *Request, partial bool) error {
 	if err != nil {
 		return err
 	}
+	// An attempt that lost a race is made again from the current version,
+	// decoding the body again: keep it (DecodeBody still sees one byte over
+	// the limit, and answers 413).
+	body, err := io.ReadAll(io.LimitReader(q.Request.Body, MaxBodyBytes+1))
+	if err != nil {
+		return wire.Errorf(http.StatusBadRequest, wire.CodeMalformedJSON, "The request body could not be read: %v.", err)
+	}
 	for attempt := 0; ; attempt++ {
+		q.Request.Body = io.NopCloser(bytes.NewReader(body))
 		cur, err := s.lookup(q)
 		if err != nil {
 			return err
@@ -342,7 +359,7 @@ func (s *Service[T]) update(q *Request, partial bool) error {
 		}
 		v, index, err := q.API.Apply(q, cmd)
 		var e *wire.Error
-		if err != nil && ifMatch == 0 && attempt < 5 && errors.As(err, &e) && e.Status == http.StatusConflict && strings.HasSuffix(e.ErrorCode, "_update_002") {
+		if err != nil && ifMatch == 0 && attempt < ConflictRetries && errors.As(err, &e) && e.Status == http.StatusConflict && strings.HasSuffix(e.ErrorCode, "_update_002") {
 			q.Txn = q.API.store.Read()
 			continue
 		}

@@ -209,7 +209,7 @@ func updateBlock(q *request) error {
 			}
 		}
 		v, index, err := apply(q, fsm.IPBlockUpdateType, &in, cur.ModifiedIndex)
-		if err != nil && stale(err) && attempt < 5 {
+		if err != nil && stale(err) && attempt < api.ConflictRetries {
 			q.Txn = q.API.Store().Read()
 			continue
 		}

@@ -145,7 +145,7 @@ func updateRoute(q *request) error {
 			return err
 		}
 		v, index, err := apply(q, fsm.IPRouteUpdateType, &rt, cur.ModifiedIndex)
-		if err != nil && stale(err) && attempt < 5 {
+		if err != nil && stale(err) && attempt < api.ConflictRetries {
 			q.Txn = q.API.Store().Read()
 			continue
 		}

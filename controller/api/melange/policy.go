@@ -136,7 +136,7 @@ func policyEdit(q *request, edit func(p *wire.IPPolicy) error) (*wire.IPPolicy, 
 			return nil, 0, err
 		}
 		v, index, err := apply(q, fsm.IPPolicyUpdateType, &in, cur.ModifiedIndex)
-		if err != nil && stale(err) && attempt < 5 {
+		if err != nil && stale(err) && attempt < api.ConflictRetries {
 			q.Txn = q.API.Store().Read()
 			continue
 		}
