@@ -185,7 +185,12 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 	dbPath := filepath.Join(c.dir, "raft.db")
 	c.store, err = raftboltdb.New(raftboltdb.Options{
 		Path:        dbPath,
-		BoltOptions: &bbolt.Options{Timeout: boltOpenTimeout},
+		// bbolt's freelist is not written on every commit but rebuilt by
+		// a scan when the file is opened (as Consul and Nomad allow): a
+		// log-store commit writes fewer pages, ~7 % less CPU per write
+		// under load (docs/benchmarks.md). The data's durability is the
+		// same; only opening a large raft.db takes longer.
+		BoltOptions: &bbolt.Options{Timeout: boltOpenTimeout, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType},
 	})
 	if err != nil {
 		if errors.Is(err, bbolt.ErrTimeout) {
