@@ -184,7 +184,7 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 	}
 	dbPath := filepath.Join(c.dir, "raft.db")
 	c.store, err = raftboltdb.New(raftboltdb.Options{
-		Path:        dbPath,
+		Path: dbPath,
 		// bbolt's freelist is not written on every commit but rebuilt by
 		// a scan when the file is opened (as Consul and Nomad allow): a
 		// log-store commit writes fewer pages, ~7 % less CPU per write
