@@ -3,6 +3,8 @@ package server_test
 import (
 	"fmt"
 	"net/http"
+	"regexp"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -85,28 +87,18 @@ func TestGroupCommitKeepsVersionsDistinct(t *testing.T) {
 	// The group commit did group: the leader's histogram saw entries of
 	// more than one command.
 	metrics := string(c.Do("GET", "/metrics", nil, "").Expect(200).Body)
-	var sum, count float64
-	for _, line := range splitLines(metrics) {
-		fmt.Sscanf(line, "regent_raft_entry_commands_sum %g", &sum)
-		fmt.Sscanf(line, "regent_raft_entry_commands_count %g", &count)
+	value := func(name string) float64 {
+		m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindStringSubmatch(metrics)
+		if m == nil {
+			t.Fatalf("no %s in /metrics", name)
+		}
+		v, err := strconv.ParseFloat(m[1], 64)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return v
 	}
-	if count == 0 || sum <= count {
+	if sum, count := value("regent_raft_entry_commands_sum"), value("regent_raft_entry_commands_count"); count == 0 || sum <= count {
 		t.Errorf("regent_raft_entry_commands: %v commands in %v entries, want more commands than entries", sum, count)
 	}
-}
-
-func splitLines(s string) []string {
-	var out []string
-	for len(s) > 0 {
-		i := 0
-		for i < len(s) && s[i] != '\n' {
-			i++
-		}
-		out = append(out, s[:i])
-		if i < len(s) {
-			i++
-		}
-		s = s[i:]
-	}
-	return out
 }
