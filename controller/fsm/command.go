@@ -119,37 +119,31 @@ func Decode(data []byte) (*Command, error) {
 		}
 		return c, nil
 	}
-	rest := data[2:]
-	bad := func(what string) (*Command, error) {
-		return nil, fmt.Errorf("fsm: decode command type %d: bad %s", c.Type, what)
+	rest, ok := data[2:], true
+	uvarint := func() uint64 {
+		v, n := binary.Uvarint(rest)
+		if n <= 0 {
+			ok = false
+			return 0
+		}
+		rest = rest[n:]
+		return v
 	}
 	sec, n := binary.Varint(rest)
 	if n <= 0 {
-		return bad("time")
+		return nil, fmt.Errorf("fsm: decode command type %d: bad time", c.Type)
 	}
 	rest = rest[n:]
-	var u [5]uint64
-	for i := range u {
-		if i == 4 { // the robot flag comes before Expect
-			if len(rest) == 0 || rest[0] > 1 {
-				return bad("actor")
-			}
-			c.Actor.Robot = rest[0] == 1
-			rest = rest[1:]
-		}
-		v, n := binary.Uvarint(rest)
-		if n <= 0 {
-			return bad("header")
-		}
-		u[i], rest = v, rest[n:]
+	nsec := uvarint()
+	c.Actor.TokenID, c.Actor.UserID, c.Actor.MemberID = uvarint(), uvarint(), uvarint()
+	if !ok || nsec >= 1e9 || len(rest) == 0 || rest[0] > 1 {
+		return nil, fmt.Errorf("fsm: decode command type %d: bad envelope", c.Type)
 	}
-	if u[0] >= 1e9 {
-		return bad("time")
-	}
-	c.Time = time.Unix(sec, int64(u[0])).UTC()
-	c.Actor.TokenID, c.Actor.UserID, c.Actor.MemberID, c.Expect = u[1], u[2], u[3], u[4]
-	if len(rest) == 0 {
-		return bad("payload")
+	c.Time = time.Unix(sec, int64(nsec)).UTC()
+	c.Actor.Robot, rest = rest[0] == 1, rest[1:]
+	c.Expect = uvarint()
+	if !ok || len(rest) == 0 {
+		return nil, fmt.Errorf("fsm: decode command type %d: bad envelope", c.Type)
 	}
 	c.Payload = rest
 	return c, nil
