@@ -5,6 +5,7 @@
 //
 //   - storage: one raft-boltdb/v2 file, <DataDir>/raft/raft.db, serves as both
 //     the log store (behind a 512-entry raft.LogCache) and the stable store;
+//     bbolt's freelist is rebuilt on open rather than written on each commit;
 //     FSM snapshots live in <DataDir>/raft/snapshots (the two newest are kept);
 //   - transport: raft's NetworkTransport over a TCP stream layer bound to
 //     Config.RaftAddr, which is also the address advertised to peers. With
@@ -13,7 +14,10 @@
 //   - writes: Apply commits a command on the leader and returns the FSM's
 //     response and the raft index. On a follower it returns *ErrNotLeader
 //     naming the leader, so the HTTP layer can forward the request; during an
-//     election it waits up to Config.ApplyTimeout for this node to win;
+//     election it waits up to Config.ApplyTimeout for this node to win. With
+//     Config.Coalesce set the leader commits in groups (coalesce.go): while
+//     one entry is in flight, new commands queue and go out together as the
+//     next entry, which the Coalescer encodes and splits the results of;
 //   - membership: AddVoter, RemoveServer, Servers and Leave;
 //   - backup: SnapshotSave streams the FSM's own snapshot bytes, and
 //     SnapshotRestore validates such a stream before handing it to raft (see
@@ -22,7 +26,8 @@
 //     removes a server that has failed every heartbeat for that long, but only
 //     while a healthy majority of the remaining configuration stays (an
 //     autopilot-style rule; see deadserver.go);
-//   - metrics: InstallMetrics routes raft's go-metrics into Prometheus.
+//   - metrics: InstallMetrics routes raft's go-metrics into Prometheus;
+//     Config.Registerer receives the group commit's own metrics.
 //
 // The FSM is the caller's: this package sees only raft.FSM and opaque bytes.
 // Everything a Cluster starts (raft, its transport, the bolt file and the
