@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -115,37 +116,18 @@ func TestFailoverAndRegistration(t *testing.T) {
 		http.Error(w, `{"detail":"no leader"}`, http.StatusServiceUnavailable)
 	}))
 	defer down.Close()
-	var beats atomic.Int32
-	var mu sync.Mutex
-	var reg api.AgentRegistration
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/v1/agent/register":
-			mu.Lock()
-			json.NewDecoder(r.Body).Decode(&reg)
-			mu.Unlock()
-			w.Write([]byte(`{"content":{"server_id":5,"router_id":0,"heartbeat_interval":1}}`))
-		case "/v1/agent/heartbeat":
-			beats.Add(1)
-			w.WriteHeader(http.StatusNoContent)
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	defer up.Close()
+	up := newAgentAPI(t, 1)
 	d, cancel, done := runTestDaemon(t, down.URL, up.URL)
 	deadline := time.Now().Add(10 * time.Second)
-	for beats.Load() == 0 {
+	for up.beats.Load() == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("no heartbeat through the second controller")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	mu.Lock()
-	if reg.Hostname != "hv9" || reg.Capacity.CPUCores == 0 || len(reg.Capacity.Storage) != 1 {
+	if reg, _ := up.registration(); reg.Hostname != "hv9" || reg.Capacity.CPUCores == 0 || len(reg.Capacity.Storage) != 1 {
 		t.Errorf("registration = %+v", reg)
 	}
-	mu.Unlock()
 	rec := httptest.NewRecorder()
 	d.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
 	if rec.Code != 200 {
@@ -211,49 +193,78 @@ func TestUnreachableControllerIsLoggedAndRetried(t *testing.T) {
 // agent sends two heartbeats at once and a little later instead of waiting
 // for its interval (60 s here), so vpn_status shows the change quickly.
 func TestBeatSoonSendsEarlyHeartbeats(t *testing.T) {
-	var beats atomic.Int32
-	var registered atomic.Bool
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/v1/agent/register":
-			registered.Store(true)
-			w.Write([]byte(`{"content":{"server_id":5,"router_id":0,"heartbeat_interval":60}}`))
-		case "/v1/agent/heartbeat":
-			beats.Add(1)
-			w.WriteHeader(http.StatusNoContent)
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	defer srv.Close()
+	srv := newAgentAPI(t, 60)
 	d, cancel, done := runTestDaemon(t, srv.URL)
 	defer func() {
 		cancel()
 		<-done
 	}()
-	for deadline := time.Now().Add(10 * time.Second); !registered.Load(); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); !srv.registered(); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("no registration")
 		}
 	}
 	time.Sleep(300 * time.Millisecond) // the heartbeat loop is waiting out its 60 s
-	if n := beats.Load(); n != 0 {
+	if n := srv.beats.Load(); n != 0 {
 		t.Fatalf("%d heartbeats before the interval", n)
 	}
 	start := time.Now()
 	d.beatSoon()
 	d.beatSoon() // merged with the pending one
-	for beats.Load() < 2 {
+	for srv.beats.Load() < 2 {
 		if time.Since(start) > 5*time.Second {
-			t.Fatalf("%d early heartbeats after 5 s, want 2", beats.Load())
+			t.Fatalf("%d early heartbeats after 5 s, want 2", srv.beats.Load())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	time.Sleep(500 * time.Millisecond)
-	if n := beats.Load(); n != 2 {
+	if n := srv.beats.Load(); n != 2 {
 		t.Errorf("%d heartbeats after beatSoon, want 2 (then the interval again)", n)
 	}
 }
+
+// agentAPI answers an agent's registration (heartbeat interval in
+// seconds) and counts its heartbeats.
+type agentAPI struct {
+	*httptest.Server
+	beats atomic.Int32
+	mu    sync.Mutex
+	reg   *api.AgentRegistration // nil until the agent registered
+}
+
+func newAgentAPI(t *testing.T, interval int) *agentAPI {
+	f := &agentAPI{}
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/agent/register":
+			var reg api.AgentRegistration
+			json.NewDecoder(r.Body).Decode(&reg)
+			f.mu.Lock()
+			f.reg = &reg
+			f.mu.Unlock()
+			fmt.Fprintf(w, `{"content":{"server_id":5,"router_id":0,"heartbeat_interval":%d}}`, interval)
+		case "/v1/agent/heartbeat":
+			f.beats.Add(1)
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(f.Close)
+	return f
+}
+
+// registration is the agent's last registration.
+func (f *agentAPI) registration() (api.AgentRegistration, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.reg == nil {
+		return api.AgentRegistration{}, false
+	}
+	return *f.reg, true
+}
+
+func (f *agentAPI) registered() bool { _, ok := f.registration(); return ok }
 
 // runTestDaemon runs an agent with the hypervisor role (host hv9, its
 // storage in a temporary directory) against controllers; cancel stops it
