@@ -50,6 +50,19 @@ func (c *Cluster) Apply(ctx context.Context, cmd []byte) (resp any, index uint64
 	}
 }
 
+// applyLeader is Apply's step on the leader: through the batcher when
+// coalescing is on, else straight into raft.
+func (c *Cluster) applyLeader(ctx context.Context, cmd []byte) (any, uint64, error) {
+	if c.batch != nil {
+		return c.batch.apply(ctx, cmd)
+	}
+	f := c.raft.Apply(cmd, enqueueTimeout(ctx))
+	if err := f.Error(); err != nil {
+		return nil, 0, err
+	}
+	return f.Response(), f.Index(), nil
+}
+
 // awaitLeadership returns nil once this node is the leader, *ErrNotLeader as
 // soon as another node is, ErrNoLeader at deadline, or ctx's error.
 func (c *Cluster) awaitLeadership(ctx context.Context, deadline time.Time) error {

@@ -219,16 +219,3 @@ func (b *batcher) finish(f raft.ApplyFuture, batch []*call) {
 	b.mu.Unlock()
 	b.poke()
 }
-
-// applyLeader is Apply's step on the leader: through the batcher when
-// coalescing is on, else straight into raft.
-func (c *Cluster) applyLeader(ctx context.Context, cmd []byte) (any, uint64, error) {
-	if c.batch != nil {
-		return c.batch.apply(ctx, cmd)
-	}
-	f := c.raft.Apply(cmd, enqueueTimeout(ctx))
-	if err := f.Error(); err != nil {
-		return nil, 0, err
-	}
-	return f.Response(), f.Index(), nil
-}
