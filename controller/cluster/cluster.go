@@ -419,6 +419,9 @@ func (c *Cluster) LastContact() time.Duration {
 	return time.Since(last)
 }
 
+// Term is the current raft term.
+func (c *Cluster) Term() uint64 { return c.raft.CurrentTerm() }
+
 // AppliedIndex returns raft's applied index: the last entry raft has handed
 // to the FSM. The FSM may still be applying it, and it may trail Apply's
 // return by a moment; a response header that must match FSM contents should

@@ -13,9 +13,18 @@ import (
 // not raft writes: only a change of an agent's status (up or down) or a
 // material change of a server's capacity is. A new leader starts with an
 // empty memory and gives every agent a full deadline before judging it.
+//
+// What it holds belongs to one raft term: the first call in a later term
+// (this node leads again after another node did, and agents reported
+// there meanwhile) forgets it all. Keying on the term rather than on the
+// moment the leader's loop notices its leadership keeps what agents
+// report in a new leader's first seconds.
 type Heartbeats struct {
 	mu       sync.Mutex
-	since    time.Time // when this node started judging (became leader)
+	term     func() uint64 // the current raft term; nil: always 0
+	cur      uint64        // the term the memory belongs to
+	started  bool
+	since    time.Time // when this node started judging (its first call in the term)
 	servers  map[uint64]time.Time
 	routers  map[uint64]time.Time
 	policy   map[uint64][]api.PolicyLogEntry // virtual router → recent entries, oldest first
@@ -33,9 +42,7 @@ const PolicyLogSize = 100
 func (h *Heartbeats) AddPolicyLog(entries []api.PolicyLogEntry) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.policy == nil {
-		h.policy = map[uint64][]api.PolicyLogEntry{}
-	}
+	h.enter(time.Now())
 	for _, e := range entries {
 		l := append(h.policy[e.VirtualRouterID], e)
 		if len(l) > PolicyLogSize {
@@ -49,6 +56,7 @@ func (h *Heartbeats) AddPolicyLog(entries []api.PolicyLogEntry) {
 func (h *Heartbeats) PolicyLog(vr uint64) []api.PolicyLogEntry {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.enter(time.Now())
 	l := h.policy[vr]
 	out := make([]api.PolicyLogEntry, len(l))
 	for i, e := range l {
@@ -64,9 +72,7 @@ func (h *Heartbeats) PolicyLog(vr uint64) []api.PolicyLogEntry {
 func (h *Heartbeats) SetVPNStatus(vrs []uint64, statuses []api.VPNStatus) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.vpns == nil {
-		h.vpns = map[uint64]api.VPNStatus{}
-	}
+	h.enter(time.Now())
 	for id, st := range h.vpns {
 		if slices.Contains(vrs, st.VirtualRouterID) {
 			delete(h.vpns, id)
@@ -81,21 +87,29 @@ func (h *Heartbeats) SetVPNStatus(vrs []uint64, statuses []api.VPNStatus) {
 func (h *Heartbeats) VPNStatus(vpn uint64) (api.VPNStatus, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.enter(time.Now())
 	st, ok := h.vpns[vpn]
 	return st, ok
 }
 
 // NewHeartbeats returns a tracker that marks an agent down after deadline
-// without a heartbeat.
-func NewHeartbeats(deadline time.Duration) *Heartbeats {
-	return &Heartbeats{Deadline: deadline, servers: map[uint64]time.Time{}, routers: map[uint64]time.Time{}}
+// without a heartbeat. term returns the current raft term (nil for a
+// tracker whose memory never expires, as in unit tests).
+func NewHeartbeats(deadline time.Duration, term func() uint64) *Heartbeats {
+	return &Heartbeats{Deadline: deadline, term: term}
 }
 
-// Reset forgets every heartbeat: call it when this node becomes leader.
-func (h *Heartbeats) Reset(now time.Time) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.since = now
+// enter starts a fresh memory when the raft term has changed since the
+// last call (or on the first call). The caller holds mu.
+func (h *Heartbeats) enter(now time.Time) {
+	var t uint64
+	if h.term != nil {
+		t = h.term()
+	}
+	if h.started && t == h.cur {
+		return
+	}
+	h.cur, h.started, h.since = t, true, now
 	h.servers, h.routers = map[uint64]time.Time{}, map[uint64]time.Time{}
 	h.policy = map[uint64][]api.PolicyLogEntry{}
 	h.vpns = map[uint64]api.VPNStatus{}
@@ -106,6 +120,7 @@ func (h *Heartbeats) Reset(now time.Time) {
 func (h *Heartbeats) Beat(server, router uint64, now time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.enter(now)
 	if server != 0 {
 		h.servers[server] = now
 	}
@@ -121,6 +136,7 @@ func (h *Heartbeats) Beat(server, router uint64, now time.Time) {
 func (h *Heartbeats) Changes(r *state.ReadTxn, now time.Time) *state.AgentStatus {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.enter(now)
 	st := &state.AgentStatus{Servers: map[uint64]string{}, Routers: map[uint64]string{}}
 	judge := now.Sub(h.since) >= h.Deadline
 	for _, s := range r.ServerList() {

@@ -137,7 +137,7 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 	membership.Register(s.api)
 	iaas.Register(s.api)
 	melange.Register(s.api, melange.Options{DefaultCIDR: cfg.MelangeDefaultCIDR})
-	s.heartbeats = robot.NewHeartbeats(cfg.agentDownAfter())
+	s.heartbeats = robot.NewHeartbeats(cfg.agentDownAfter(), s.cluster.Term)
 	agent.Register(s.api, agent.Config{Heartbeats: s.heartbeats, HeartbeatInterval: cfg.agentHeartbeat(), Logger: log})
 
 	if cfg.dnsEnabled() {
@@ -476,12 +476,12 @@ func (s *Server) WaitReady(ctx context.Context) bool {
 // heartbeatLoop is the leader's judge of agents: those that beat come up,
 // those silent past the deadline go down (one raft write per change, none
 // per heartbeat). A node that becomes leader forgets what it knew and
-// gives every agent a full deadline first.
+// gives every agent a full deadline first (robot.Heartbeats keys its
+// memory on the raft term).
 func (s *Server) heartbeatLoop() {
 	every := min(s.cfg.agentHeartbeat(), 5*time.Second)
 	t := time.NewTicker(every)
 	defer t.Stop()
-	leader := false
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -489,15 +489,9 @@ func (s *Server) heartbeatLoop() {
 		case <-t.C:
 		}
 		if !s.cluster.IsLeader() {
-			leader = false
 			continue
 		}
-		now := time.Now()
-		if !leader {
-			s.heartbeats.Reset(now)
-			leader = true
-		}
-		change := s.heartbeats.Changes(s.store.Read(), now)
+		change := s.heartbeats.Changes(s.store.Read(), time.Now())
 		if change == nil {
 			continue
 		}
