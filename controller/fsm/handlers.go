@@ -19,7 +19,7 @@ var typeNames = map[MessageType]string{
 	UserDeleteType: "user_delete", TokenCreateType: "token_create", TokenDeleteType: "token_delete",
 	RegionCreateType: "region_create", RegionUpdateType: "region_update", RegionDeleteType: "region_delete",
 	NodeUpsertType: "node_upsert", NodeDeleteType: "node_delete", NoopType: "noop",
-	IPBlockCreateType: "ip_block_create", IPBlockUpdateType: "ip_block_update", IPBlockDeleteType: "ip_block_delete",
+	IPBlockCreateType: "ip_block_create", IPBlockUpdateType: "ip_block_update", IPBlockDeleteType: "ip_block_delete", IPBlockCascadeDeleteType: "ip_block_cascade_delete",
 	IPAddressAllocateType: "ip_address_allocate", IPAddressReleaseType: "ip_address_release",
 	IPAddressRestoreType: "ip_address_restore", IPAddressPurgeType: "ip_address_purge",
 	IPPolicyCreateType: "ip_policy_create", IPPolicyUpdateType: "ip_policy_update", IPPolicyDeleteType: "ip_policy_delete",

@@ -5,8 +5,9 @@ import (
 	"github.com/regentcloud/regent/pkg/api"
 )
 
-// IPAM update and CIX list command types. 41–54 are Melange interfaces,
-// 64 and up compute; 61–63 are free for this domain. Never renumber.
+// IPAM update, CIX list and Melange cascade-delete command types. 41–54 are
+// Melange interfaces, 64 and up compute; 62–63 are free for this domain.
+// Never renumber.
 const (
 	ASNUpdateType          MessageType = 55 // payload api.ASN; Expect is the modified_index read
 	IPAddressUpdateType    MessageType = 56 // payload api.IPAddress; only the descriptive fields change
@@ -14,6 +15,9 @@ const (
 	CIXBlacklistDeleteType MessageType = 58 // payload IDPayload
 	CIXWhitelistCreateType MessageType = 59 // payload api.CIXListEntry
 	CIXWhitelistDeleteType MessageType = 60 // payload IDPayload
+	// IPBlockCascadeDeleteType deletes a Melange block with its subnets,
+	// their addresses, the references to those and their routes.
+	IPBlockCascadeDeleteType MessageType = 61 // payload IDPayload
 )
 
 func ipamRESTHandlers() map[MessageType]handler {
@@ -26,11 +30,12 @@ func ipamRESTHandlers() map[MessageType]handler {
 		return del(func(t *state.Txn, id uint64) error { return t.CIXEntryDelete(table, id) })
 	}
 	return map[MessageType]handler{
-		ASNUpdateType:          update((*state.Txn).ASNUpdate),
-		IPAddressUpdateType:    update((*state.Txn).IPAddressUpdate),
-		CIXBlacklistCreateType: cixCreate(state.CIXBlacklist),
-		CIXBlacklistDeleteType: cixDelete(state.CIXBlacklist),
-		CIXWhitelistCreateType: cixCreate(state.CIXWhitelist),
-		CIXWhitelistDeleteType: cixDelete(state.CIXWhitelist),
+		ASNUpdateType:            update((*state.Txn).ASNUpdate),
+		IPAddressUpdateType:      update((*state.Txn).IPAddressUpdate),
+		CIXBlacklistCreateType:   cixCreate(state.CIXBlacklist),
+		CIXBlacklistDeleteType:   cixDelete(state.CIXBlacklist),
+		CIXWhitelistCreateType:   cixCreate(state.CIXWhitelist),
+		CIXWhitelistDeleteType:   cixDelete(state.CIXWhitelist),
+		IPBlockCascadeDeleteType: del((*state.Txn).IPBlockDeleteCascade),
 	}
 }

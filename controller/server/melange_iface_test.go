@@ -955,3 +955,72 @@ func TestMelange_DefaultCIDR(t *testing.T) {
 		"network": map[string]any{"id": "x", "tenant_id": "999999"}}}, e.root), 400, "BadRequest", "tenant_id")
 	wantFault(t, e.c.Do("GET", fmt.Sprintf("/v0.1/ipam/tenants/%s/interfaces/vif-64", a), nil, e.root), 404, "NotFound", "Interface Not Found")
 }
+
+// melange-facts §8 "delete IpBlock cascades to subnets and all their
+// addresses (hard)": one DELETE of the top block removes its subnet, the
+// subnet's addresses (an interface's, a soft-deallocated one), the NAT link
+// and the allowance on them and the block's routes. The interfaces, the
+// public block on the other end of the NAT link and another tenant's block
+// stay, and the freed range can be created and allocated again.
+func TestMelange_DeleteBlockCascades(t *testing.T) {
+	e := newMelangeEnv(t)
+	a := fmt.Sprint(e.r.MemberA)
+	tok := e.tok(apitest.MemberUser)
+	top := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.90.0.0/16", "network_id": "n90"})
+	topPath := melangeBlock(e.r.MemberA, melangeID(top))
+	sub := obj(t, e.c.Do("POST", topPath+"/subnets", map[string]any{"subnet": map[string]any{"cidr": "10.90.1.0/24"}}, tok).Expect(201), "subnet")
+	subPath := melangeBlock(e.r.MemberA, melangeID(sub))
+	e.c.Do("POST", topPath+"/ip_routes", map[string]any{"ip_route": map[string]any{"destination": "192.168.0.0", "netmask": "255.255.0.0", "gateway": "10.90.1.1"}}, tok).Expect(201)
+	e.c.Do("POST", subPath+"/ip_routes", map[string]any{"ip_route": map[string]any{"destination": "192.169.0.0", "netmask": "255.255.0.0", "gateway": "10.90.1.1"}}, tok).Expect(201)
+	// two interfaces take addresses of the subnet through the network
+	e.c.Do("POST", melangeAllocations(e.r.MemberA, "n90", "vif-c"), nil, e.root).Expect(201)
+	e.c.Do("POST", melangeAllocations(e.r.MemberA, "n90", "vif-d"), nil, e.root).Expect(201)
+	ifaceIPs := func(vif string) []string {
+		ifc := obj(t, e.c.Do("GET", fmt.Sprintf("/v0.1/ipam/tenants/%s/interfaces/%s", a, vif), nil, tok).Expect(200), "interface")
+		var out []string
+		for _, ip := range ifaceAddrs(ifc) {
+			out = append(out, ip["address"].(string))
+		}
+		return out
+	}
+	c := ifaceIPs("vif-c")
+	if len(c) != 1 || !strings.HasPrefix(c[0], "10.90.1.") || len(ifaceIPs("vif-d")) != 1 {
+		t.Fatalf("interfaces before: vif-c %v, vif-d %v", c, ifaceIPs("vif-d"))
+	}
+	// vif-d is also allowed vif-c's address; vif-c's address has a floating IP
+	e.c.Do("POST", melangeAllowed(e.r.MemberA, "vif-d"), map[string]any{"allowed_ip": map[string]any{"network_id": "n90", "ip_address": c[0]}}, tok).Expect(201)
+	pub := e.block(t, e.r.MemberA, map[string]any{"cidr": "192.0.2.0/24", "type": "public"})
+	pubBase := melangeBlock(e.r.MemberA, melangeID(pub)) + "/ip_addresses"
+	e.c.Do("POST", pubBase, map[string]any{"ip_address": map[string]any{"address": "192.0.2.20"}}, e.root).Expect(201)
+	e.c.Do("POST", subPath+"/ip_addresses/"+c[0]+"/inside_globals", map[string]any{"ip_addresses": []any{natRef(pub, "192.0.2.20")}}, tok).Expect(200)
+	// and one address of the subnet is soft-deallocated (still held)
+	e.c.Do("POST", subPath+"/ip_addresses", map[string]any{"ip_address": map[string]any{"address": "10.90.1.77"}}, tok).Expect(201)
+	e.c.Do("DELETE", subPath+"/ip_addresses/10.90.1.77", nil, tok).Expect(200)
+	other := e.block(t, e.r.MemberB, map[string]any{"cidr": "10.91.0.0/24"})
+	e.c.Do("POST", melangeBlock(e.r.MemberB, melangeID(other))+"/ip_addresses", nil, e.root).Expect(201)
+
+	if r := e.c.Do("DELETE", topPath, nil, tok).Expect(200); len(r.Body) != 0 {
+		t.Errorf("delete body %q", r.Body)
+	}
+	wantFault(t, e.c.Do("GET", topPath, nil, tok), 404, "NotFound", "IpBlock Not Found")
+	wantFault(t, e.c.Do("GET", subPath, nil, tok), 404, "NotFound", "IpBlock Not Found")
+	wantFault(t, e.c.Do("GET", subPath+"/ip_routes", nil, tok), 404, "NotFound", "IpBlock Not Found")
+	if got := ifaceIPs("vif-c"); len(got) != 0 {
+		t.Errorf("vif-c still holds %v", got)
+	}
+	if got := ifaceIPs("vif-d"); len(got) != 0 {
+		t.Errorf("vif-d still holds %v", got)
+	}
+	if l := items(t, e.c.Do("GET", melangeAllowed(e.r.MemberA, "vif-d"), nil, tok).Expect(200), "ip_addresses"); len(l) != 0 {
+		t.Errorf("allowances on deleted addresses remain: %v", l)
+	}
+	if l := items(t, e.c.Do("GET", pubBase+"/192.0.2.20/inside_locals", nil, tok).Expect(200), "ip_addresses"); len(l) != 0 {
+		t.Errorf("the floating IP keeps a link to a deleted address: %v", l)
+	}
+	if l := items(t, e.c.Do("GET", melangeBlock(e.r.MemberB, melangeID(other))+"/ip_addresses", nil, e.root).Expect(200), "ip_addresses"); len(l) != 1 {
+		t.Errorf("another tenant's block changed: %v", l)
+	}
+	// the range is free again, down to the address that was soft-deallocated
+	again := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.90.0.0/16"})
+	e.c.Do("POST", melangeBlock(e.r.MemberA, melangeID(again))+"/ip_addresses", map[string]any{"ip_address": map[string]any{"address": "10.90.1.77"}}, tok).Expect(201)
+}

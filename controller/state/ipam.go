@@ -637,6 +637,36 @@ func (t *Txn) IPBlockDelete(id uint64) error {
 	return remove(t, IPBlocks, id, "ipam_block_delete")
 }
 
+// IPBlockDeleteCascade removes a Melange block the way Melange does
+// (melange-facts §8): its subnets, every address of it and of them (hard,
+// soft-deallocated ones too, with the NAT links, public-IP references and
+// allowances on them) and their static routes go with it, all in this one
+// transaction. Interfaces stay; they just no longer hold those addresses.
+// CloudCIX blocks are deleted only when empty (IPBlockDelete).
+func (t *Txn) IPBlockDeleteCascade(id uint64) error {
+	rec, ok := t.blockRecord(id)
+	if !ok {
+		return api.NotFound("ipam_block_delete_001")
+	}
+	if rec.Dialect != api.DialectMelange {
+		return api.Errorf(http.StatusBadRequest, "ipam_block_delete_103", "Only a Melange block is deleted with its subnets and addresses; delete this one when it is empty.")
+	}
+	for _, c := range t.IPBlockChildren(id) {
+		if err := t.IPBlockDeleteCascade(c.ID); err != nil {
+			return err
+		}
+	}
+	for _, a := range t.IPAddressList(id) {
+		if err := t.dropAddressRefs(a.ID); err != nil {
+			return err
+		}
+		if err := remove(t, IPAddresses, a.ID, "ipam_ip_address_delete"); err != nil {
+			return err
+		}
+	}
+	return t.IPBlockDelete(id)
+}
+
 // --- addresses ---
 
 // AllocateNext stores the block's next free address for the request in a

@@ -225,6 +225,42 @@ func TestIPAllocationLifecycle(t *testing.T) {
 	wantErr(t, "delete unknown", err, 404, "", "ipam_block_delete_001")
 }
 
+// The Melange delete takes the subnets and every address (soft-deallocated
+// ones too) with the block; a CloudCIX block is refused, unchanged.
+func TestIPBlockDeleteCascade(t *testing.T) {
+	f, m := ipamFixture(t)
+	top := f.block(&api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "10.0.0.0/16"})
+	sub := f.block(&api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, ParentID: top.ID, CIDR: "10.0.1.0/24"})
+	f.mustAlloc(sub.ID, "")
+	f.mustAlloc(sub.ID, "10.0.1.9")
+	f.ok("release", func(t *Txn) error {
+		_, err := t.IPAddressRelease(IPRef{BlockID: sub.ID, Address: "10.0.1.9"})
+		return err
+	})
+	f.ok("cascade", func(t *Txn) error { return t.IPBlockDeleteCascade(top.ID) })
+	r := f.s.Read()
+	if _, ok := r.IPBlock(top.ID); ok {
+		t.Error("the block is still there")
+	}
+	if _, ok := r.IPBlock(sub.ID); ok {
+		t.Error("the subnet is still there")
+	}
+	if n := len(r.IPAddressListAll()); n != 0 {
+		t.Errorf("%d addresses left", n)
+	}
+	err := f.do(func(t *Txn) error { return t.IPBlockDeleteCascade(top.ID) })
+	wantErr(t, "cascade unknown", err, 404, "", "ipam_block_delete_001")
+
+	asn := &api.ASN{}
+	f.ok("asn", func(t *Txn) (err error) { asn, err = t.ASNCreate(&api.ASN{MemberID: m.ID, Number: 65001}); return })
+	cix := f.block(&api.IPBlock{MemberID: m.ID, Dialect: api.DialectCloudCIX, CIDR: "10.1.0.0/24", ASNID: asn.ID})
+	err = f.do(func(t *Txn) error { return t.IPBlockDeleteCascade(cix.ID) })
+	wantErr(t, "cascade a CloudCIX block", err, 400, "", "ipam_block_delete_103")
+	if _, ok := f.s.Read().IPBlock(cix.ID); !ok {
+		t.Error("the refused CloudCIX block is gone")
+	}
+}
+
 func TestIPv6Generators(t *testing.T) {
 	f, m := ipamFixture(t)
 	b := f.block(&api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "fe::/64", Generator: api.GeneratorTenantHash})

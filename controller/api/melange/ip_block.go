@@ -221,10 +221,10 @@ func updateBlock(q *request) error {
 	}
 }
 
-// deleteBlock: 200 with an empty body. State refuses a block with subnets
-// or addresses (400); Melange cascades.
+// deleteBlock: 200 with an empty body. As in Melange the block's subnets,
+// their addresses and routes go with it, in one command.
 func deleteBlock(q *request) error {
-	return deleteObject(q, fsm.IPBlockDeleteType, func() (wire.Object, error) { return q.block() })
+	return deleteObject(q, fsm.IPBlockCascadeDeleteType, func() (wire.Object, error) { return q.block() })
 }
 
 // listSubnets: the children of the block, whoever owns them.
