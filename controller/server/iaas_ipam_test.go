@@ -291,6 +291,18 @@ func TestIaaSNestedSubnets(t *testing.T) {
 	create(c, e.root, "/iaas/ip_address/", map[string]any{"subnet_id": num(child["id"])})
 	got = c.Do("POST", "/iaas/subnet/", map[string]any{"allocation_id": alloc, "parent_id": num(child["id"]), "address_range": "10.0.0.97/27"}, e.root).Expect(400).FieldCode("parent_id")
 	check(t, got == "iaas_subnet_create_107", "subnet of a subnet with addresses: %s", got)
+
+	// Rule 118 compares address_range strings, host part included, so a
+	// child may share its parent's network with another gateway, and a
+	// gateway change must not make the two equal (either way round).
+	p2 := create(c, e.root, "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": "10.0.0.129/25"})
+	c2 := create(c, e.root, "/iaas/subnet/", map[string]any{"allocation_id": alloc, "parent_id": p2, "address_range": "10.0.0.130/25"})
+	got = c.Do("PATCH", apitest.Path("/iaas/subnet/", c2), map[string]any{"address_range": "10.0.0.129/25"}, e.root).Expect(400).FieldCode("address_range")
+	check(t, got == "iaas_subnet_update_118", "child gateway made equal to the parent's: %s", got)
+	got = c.Do("PATCH", apitest.Path("/iaas/subnet/", p2), map[string]any{"address_range": "10.0.0.130/25"}, e.root).Expect(400).FieldCode("address_range")
+	check(t, got == "iaas_subnet_update_118", "parent gateway made equal to a child's: %s", got)
+	up := c.Do("PATCH", apitest.Path("/iaas/subnet/", c2), map[string]any{"address_range": "10.0.0.131/25"}, e.root).Expect(200).Content()
+	check(t, up["address_range"] == "10.0.0.131/25", "another gateway: %v", up)
 }
 
 func TestIaaSSubnetSpace(t *testing.T) {

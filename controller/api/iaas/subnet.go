@@ -100,7 +100,8 @@ func parseRange(fe wire.FieldErrors, q *api.Request, s string, n int) (netip.Pre
 // address_range refused inside the allocation (version, outside,
 // duplicate, overlap), 117–121 inside the parent subnet (version, same as
 // parent, outside, duplicate, overlap). Update: 101, 104–106, 108 a field
-// that cannot change.
+// that cannot change, 109 the new gateway is an allocated address, 118 the
+// new address_range equals the parent subnet's or a child's.
 func registerSubnet(a *api.API) {
 	api.Register(a, api.Service[*wire.IPBlock]{
 		App: App, Name: "subnet", Tables: []string{state.IPBlocks, state.IPAddresses},
@@ -215,6 +216,22 @@ func registerSubnet(a *api.API) {
 				if ip, ok := q.Txn.IPAddressIn(cur.ID, b.Gateway); ok {
 					fe.Add("address_range", q.Code(109), "The new gateway %s is held by IP address %d.", b.Gateway, ip.ID)
 					return nil, fe.Err()
+				}
+				// CloudCIX's rule 118 compares address_range strings, host
+				// part included: a new gateway must not make a subnet equal
+				// to its parent subnet or to one of its children.
+				raw := rawRange(&b)
+				if p, ok := q.Txn.IPBlock(cur.ParentID); ok && isSubnet(p) && rawRange(p) == raw {
+					fe.Add("address_range", q.Code(118), "address_range %s would be the same as the parent subnet's.", raw)
+				}
+				for _, c := range q.Txn.IPBlockChildren(cur.ID) {
+					if rawRange(c) == raw {
+						fe.Add("address_range", q.Code(118), "address_range %s would be the same as child subnet %d's.", raw, c.ID)
+						break
+					}
+				}
+				if err := fe.Err(); err != nil {
+					return nil, err
 				}
 			}
 			api.Set(&b.Name, in.Name)
