@@ -217,15 +217,16 @@ func registerSubnet(a *api.API) {
 					fe.Add("address_range", q.Code(109), "The new gateway %s is held by IP address %d.", b.Gateway, ip.ID)
 					return nil, fe.Err()
 				}
-				// CloudCIX's rule 118 compares address_range strings, host
-				// part included: a new gateway must not make a subnet equal
-				// to its parent subnet or to one of its children.
+				// The network is unchanged, so of CloudCIX's subnet rules
+				// only "same as parent" (118), which compares address_range
+				// with its host part, can newly fail: against the parent
+				// subnet, or with this subnet as the parent of a child.
 				raw := rawRange(&b)
-				if p, ok := q.Txn.IPBlock(cur.ParentID); ok && isSubnet(p) && rawRange(p) == raw {
+				if p, ok := subnet(q.Txn, cur.ParentID); ok && ipam.CheckCloudCIXSubnet(raw, rawRange(p), true, nil) == ipam.SubnetSameAsParent {
 					fe.Add("address_range", q.Code(118), "address_range %s would be the same as the parent subnet's.", raw)
 				}
 				for _, c := range q.Txn.IPBlockChildren(cur.ID) {
-					if rawRange(c) == raw {
+					if ipam.CheckCloudCIXSubnet(rawRange(c), raw, true, nil) == ipam.SubnetSameAsParent {
 						fe.Add("address_range", q.Code(118), "address_range %s would be the same as child subnet %d's.", raw, c.ID)
 						break
 					}
