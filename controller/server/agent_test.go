@@ -26,9 +26,13 @@ type agentEnv struct {
 	register map[string]any
 }
 
-func newAgentEnv(t *testing.T) *agentEnv {
+func newAgentEnv(t *testing.T) *agentEnv { return newAgentEnvBeating(t, "100ms", "600ms") }
+
+// newAgentEnvBeating is newAgentEnv with the controller's agent heartbeat
+// interval and down-after time.
+func newAgentEnvBeating(t *testing.T, heartbeat, downAfter server.Duration) *agentEnv {
 	n := apitest.Start(t, apitest.Options{Configure: func(c *server.Config) {
-		c.AgentHeartbeat, c.AgentDownAfter = "100ms", "600ms"
+		c.AgentHeartbeat, c.AgentDownAfter = heartbeat, downAfter
 	}})
 	c := n.Client(t)
 	f := newFixture(t, n)
@@ -246,6 +250,27 @@ func TestAgent_PolicyLog(t *testing.T) {
 		t.Errorf("policy log = %v, want the two entries of the project's router, newest first", l.Content)
 	}
 	c.Do("GET", apitest.Path("/iaas/policy_log/", project), nil, f.r.Token(apitest.OtherMember)).Expect(404)
+}
+
+// What agents report in a leader's first seconds stays: the leader's
+// heartbeat loop (here ticking every 3 s) once forgot everything on its
+// first tick as leader, after the node had already taken reports.
+func TestAgent_ReportsBeforeTheFirstJudgingTickAreKept(t *testing.T) {
+	start := time.Now()
+	e := newAgentEnvBeating(t, "3s", "9s")
+	c, f, x := e.c, e.f, e.x
+	project := cloudID(c.Do("POST", "/iaas/cloud/", cloudBody(f.n.Unique("p"), f.reg, x, 1), f.r.Token(apitest.MemberAdmin)).Expect(201))
+	vr := uint64(c.Do("GET", apitest.Path("/iaas/cloud/", project), nil, f.root).Expect(200).Content()["virtual_router"].(map[string]any)["id"].(float64))
+	c.Do("POST", "/v1/agent/heartbeat", map[string]any{"router_id": e.router, "policy_log": []any{map[string]any{
+		"time": "2026-11-22T10:00:01Z", "virtual_router_id": vr, "direction": "in", "order": 1, "action": "allow",
+		"protocol": "tcp", "source": "203.0.113.9", "destination": "10.0.0.10", "destination_port": 22}}}, e.robot).Expect(204)
+	if d := time.Since(start); d > 2500*time.Millisecond {
+		t.Logf("set-up took %v: the report may have come after the loop's first tick", d)
+	}
+	time.Sleep(time.Until(start.Add(3500 * time.Millisecond))) // past the loop's first tick
+	if l := c.Do("GET", apitest.Path("/iaas/policy_log/", project), nil, f.root).Expect(200).List(); len(l.Content) != 1 {
+		t.Errorf("policy log after the leader's first judging tick = %v, want the one entry reported before it", l.Content)
+	}
 }
 
 func TestAgent_VPNsInWorkAndVPNStatus(t *testing.T) {
