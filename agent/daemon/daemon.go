@@ -168,7 +168,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		// next agent adopts each charon at its router's first apply and
 		// re-applies the VPNs without touching the SAs that are up.
 		vpns, err := vpn.New(vpn.Config{Mode: d.cfg.VPNMode, Charon: d.cfg.CharonPath, RunDir: d.cfg.VPNRunDir,
-			Logger: d.log})
+			Initiated: d.beatSoon, Logger: d.log})
 		if err != nil {
 			return err
 		}

@@ -93,10 +93,12 @@ func TestVPNSiteToSite(t *testing.T) {
 	apply := func(s *api.RouterSpec, r vpn.Router) vpn.Result {
 		t.Helper()
 		e.ensure(e.b, s)
+		began := time.Now()
 		res, err := m.Ensure(ctx, r, s.VPNs)
 		if err != nil {
 			t.Fatalf("vpn Ensure %s: %v", r.Namespace, err)
 		}
+		t.Logf("vpn Ensure %s took %v", r.Namespace, time.Since(began).Round(time.Millisecond))
 		if _, err := e.b.EnsureVPNRoutes(ctx, s); err != nil {
 			t.Fatalf("EnsureVPNRoutes: %v", err)
 		}
@@ -113,6 +115,11 @@ func TestVPNSiteToSite(t *testing.T) {
 	e.sh("ip", "-n", hostB, "route", "add", "default", "via", "10.2.0.1")
 
 	apply(sa, rA) // B is not there yet: A's initiate fails and is retried
+	// Ensure did not wait for that initiate (it gives up only after
+	// InitiateTimeout, 3 s): no outcome is recorded yet.
+	if st := m.RouterStatus(ctx, rA.ID); len(st) != 1 || st[0].Error != "" {
+		t.Fatalf("A's status right after its Ensure, with B down: %+v (Ensure waited for the initiate)", st)
+	}
 	start := time.Now()
 	apply(sb, rB)
 	pids = append(pids, charonPids(runDir)...)
@@ -168,9 +175,21 @@ func TestVPNSiteToSite(t *testing.T) {
 		}
 	})
 
-	// The IKE SA's unique id as charon's own CLI shows it.
+	// The IKE SAs and the first one's unique id as charon's own CLI shows them.
+	swanctlSAs := func(r vpn.Router) string {
+		return e.sh("swanctl", "--list-sas", "--uri", "unix://"+filepath.Join(runDir, r.Namespace, "charon.vici"))
+	}
+	ikeSAs := func(r vpn.Router) []string { // the IKE SAs' header lines (CHILD SAs are indented)
+		var out []string
+		for _, l := range strings.Split(swanctlSAs(r), "\n") {
+			if l != "" && l[0] != ' ' && strings.Contains(l, ": #") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
 	ikeID := func(r vpn.Router) string {
-		out := e.sh("swanctl", "--list-sas", "--uri", "unix://"+filepath.Join(runDir, r.Namespace, "charon.vici"))
+		out := swanctlSAs(r)
 		if i := strings.Index(out, ": #"); i >= 0 {
 			return strings.Fields(out[i+2:])[0]
 		}
@@ -197,6 +216,13 @@ func TestVPNSiteToSite(t *testing.T) {
 	})
 
 	t.Run("a new manager adopts the running charons", func(t *testing.T) {
+		// A's first initiate, sent while B had no charon, may still be
+		// pending (B's own initiate brought the tunnel up meanwhile): the
+		// supervisor terminates its half-open IKE SA when it times out.
+		// Wait for that, so "the same IKE SA" below is one SA per router.
+		eventually(t, "one IKE SA per router", 30*time.Second, func() bool {
+			return len(ikeSAs(rA)) == 1 && len(ikeSAs(rB)) == 1
+		})
 		before, _ := established(rA)
 		id, idB := ikeID(rA), ikeID(rB)
 		old := charonPids(runDir)

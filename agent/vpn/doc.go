@@ -10,7 +10,12 @@
 // goes (quiesce, scrub, removal). Each instance has one supervisor
 // goroutine: when charon dies it restarts it and loads every connection
 // again (VICI-loaded connections live only in charon's memory), and every
-// tick it initiates the "immediately" VPNs that have no IKE SA.
+// tick, and after every Ensure, it initiates the "immediately" VPNs that
+// have no IKE SA. The initiates run on a VICI session of their own and
+// without the instance's lock, so an Ensure (a firewall change of the
+// router, say) or a status read never waits for a peer that does not
+// answer (up to InitiateTimeout per child); a result is recorded only if
+// the VPN is still loaded as it was when its initiate began.
 //
 // charon outlives the agent: it runs in its own session with no
 // parent-death signal and its output in its log file, and Close only

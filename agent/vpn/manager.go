@@ -43,7 +43,11 @@ type Config struct {
 	// a new charon's socket (10s).
 	InitiateTimeout time.Duration
 	StartTimeout    time.Duration
-	Logger          hclog.Logger
+	// Initiated, when set, is called after initiates ran and changed what
+	// a status read shows (the agent reports soon instead of at its next
+	// heartbeat).
+	Initiated func()
+	Logger    hclog.Logger
 }
 
 // Router is a router's side of its VPNs.
@@ -197,7 +201,11 @@ func (m *Manager) instance(r Router) (*instance, bool, error) {
 	}
 	in := &instance{cfg: &m.cfg, router: r, dir: filepath.Join(m.cfg.RunDir, r.Namespace),
 		log: m.log.With("router", r.ID, "namespace", r.Namespace), loaded: map[uint64]string{},
-		initErr: map[uint64]string{}, stopc: make(chan struct{}), done: make(chan struct{})}
+		initErr: map[uint64]string{}, stopc: make(chan struct{}), done: make(chan struct{}),
+		kick: make(chan struct{}, 1)}
+	in.dial = func(ctx context.Context) (session, error) {
+		return dialVICI(ctx, filepath.Join(in.dir, "charon.vici"))
+	}
 	m.instances[r.ID] = in
 	go in.supervise()
 	return in, true, nil
@@ -330,7 +338,10 @@ type instance struct {
 	dir string
 	log hclog.Logger
 
-	mu      sync.Mutex // serialises every VICI use and the fields below
+	// mu serialises the control session's use and the fields below. The
+	// initiates do not hold it: they run in the supervisor on a session
+	// of their own (initiatePass).
+	mu      sync.Mutex
 	router  Router
 	proc    *charonProc
 	sess    session
@@ -347,6 +358,11 @@ type instance struct {
 	stSess session
 	snap   snapshot
 
+	// dial opens a VICI session of the initiate passes' own.
+	dial func(context.Context) (session, error)
+	// kick asks the supervisor for an initiate pass (buffered: one
+	// pending pass covers any number of asks).
+	kick  chan struct{}
 	stopc chan struct{}
 	done  chan struct{}
 }
@@ -502,7 +518,8 @@ func (in *instance) stopSupervisor() {
 }
 
 // supervise restarts charon when it dies (and loads everything again) and
-// initiates the "immediately" VPNs without an IKE SA every tick.
+// initiates the "immediately" VPNs without an IKE SA every tick and after
+// every apply (initiatePass).
 func (in *instance) supervise() {
 	defer close(in.done)
 	t := time.NewTicker(in.cfg.Tick)
@@ -549,7 +566,8 @@ func (in *instance) supervise() {
 			in.mu.Unlock()
 		case <-t.C:
 			in.mu.Lock()
-			if in.sess == nil && len(in.want) > 0 {
+			restart := in.sess == nil && len(in.want) > 0
+			if restart {
 				// A restart that failed earlier: try again.
 				ctx, cancel := in.stopContext(30 * time.Second)
 				if _, err := in.startLocked(ctx); err == nil {
@@ -561,12 +579,13 @@ func (in *instance) supervise() {
 					in.log.Error("charon start", "error", err)
 				}
 				cancel()
-			} else if in.sess != nil {
-				ctx, cancel := in.stopContext(in.cfg.InitiateTimeout + 10*time.Second)
-				in.initiateMissingLocked(ctx)
-				cancel()
 			}
 			in.mu.Unlock()
+			if !restart {
+				in.initiatePass()
+			}
+		case <-in.kick:
+			in.initiatePass()
 		}
 	}
 }
@@ -584,12 +603,16 @@ func (in *instance) stopContext(d time.Duration) (context.Context, context.Cance
 	return ctx, cancel
 }
 
-// applyLocked loads what changed, unloads what went and initiates. A
+// applyLocked loads what changed, unloads what went and asks the
+// supervisor to initiate what is down (it does not wait for that). A
 // VPN an adopted charon already has with the same connection is re-loaded
 // in place (load-conn of an identical connection keeps its SAs) and only
 // initiated if it is down; one that changed while no agent ran is
 // re-loaded and re-established.
 func (in *instance) applyLocked(ctx context.Context) ([]string, error) {
+	// The initiates run afterwards, in the supervisor (initiatePass): an
+	// apply never waits for a peer that does not answer.
+	defer in.wantInitiates()
 	defer in.publishLocked()
 	if in.dir != "" {
 		defer in.saveStateLocked()
@@ -637,11 +660,6 @@ func (in *instance) applyLocked(ctx context.Context) ([]string, error) {
 				in.loaded[r.conn.VPNID] = r.digest
 				delete(in.adopted, r.conn.VPNID)
 				changes = append(changes, "vpn "+r.conn.Name+" adopted")
-				if r.conn.Immediate {
-					if down, err := in.downLocked(ctx, r); err == nil && down {
-						in.initiateLocked(ctx, r)
-					}
-				}
 				continue
 			}
 			// Changed while no agent ran (or unknown): re-establish.
@@ -658,9 +676,6 @@ func (in *instance) applyLocked(ctx context.Context) ([]string, error) {
 			verb = "re-loaded"
 		}
 		changes = append(changes, fmt.Sprintf("vpn %s %s", r.conn.Name, verb))
-		if r.conn.Immediate {
-			in.initiateLocked(ctx, r)
-		}
 	}
 	return changes, nil
 }
@@ -732,7 +747,7 @@ func (in *instance) terminate(ctx context.Context, name string) {
 	_ = m.Set("ike", name)
 	_ = m.Set("force", "yes")
 	_ = m.Set("timeout", "-1")
-	if err := in.stream(ctx, "terminate", m); err != nil && !strings.Contains(err.Error(), "no matching") {
+	if err := stream(ctx, in.sess, "terminate", m); err != nil && !strings.Contains(err.Error(), "no matching") {
 		in.log.Debug("terminate", "conn", name, "error", err)
 	}
 }
@@ -740,44 +755,115 @@ func (in *instance) terminate(ctx context.Context, name string) {
 // stream runs a streamed command and returns the error of its last
 // message: the command's own result (govici v0.8 yields a failed
 // command's response as the last element).
-func (in *instance) stream(ctx context.Context, cmd string, m *vici.Message) error {
+func stream(ctx context.Context, sess session, cmd string, m *vici.Message) error {
 	var last error
-	for _, err := range in.sess.CallStreaming(ctx, cmd, "control-log", m) {
+	for _, err := range sess.CallStreaming(ctx, cmd, "control-log", m) {
 		last = err
 	}
 	return last
 }
 
-// initiateLocked brings each child of an "immediately" VPN up. A failure
-// (the peer is down or not configured yet) is not an error of the
-// router: it shows in the status and the next tick tries again. A
-// half-open IKE SA it leaves is terminated so retries do not pile up.
-func (in *instance) initiateLocked(ctx context.Context, r *rendered) {
-	defer in.publishLocked()
+// wantInitiates asks the supervisor for an initiate pass.
+func (in *instance) wantInitiates() {
+	select {
+	case in.kick <- struct{}{}:
+	default:
+	}
+}
+
+// initiatePass brings up the "immediately" VPNs that are down. It runs in
+// the supervisor, on a VICI session of its own and without the instance
+// lock: an initiate towards a peer that does not answer takes up to
+// InitiateTimeout per child, and Ensure, Remove and status reads must not
+// wait for it. Only the supervisor initiates, so two initiates of one VPN
+// never race each other. A result is kept only while the VPN is still
+// loaded as it was when the pass began (an Ensure may re-load or unload it
+// meanwhile; it asks for another pass then).
+func (in *instance) initiatePass() {
+	in.mu.Lock()
+	var todo []*rendered
+	if in.sess != nil {
+		for _, r := range in.want {
+			if r.conn.Immediate && in.loaded[r.conn.VPNID] == r.digest {
+				todo = append(todo, r)
+			}
+		}
+	}
+	in.mu.Unlock()
+	if len(todo) == 0 {
+		return
+	}
+	ctx, cancel := in.stopContext(time.Duration(len(todo)) * 3 * (in.cfg.InitiateTimeout + 10*time.Second))
+	defer cancel()
+	sess, err := in.dial(ctx)
+	if err != nil {
+		in.log.Warn("vpn initiates: VICI session", "error", err)
+		return
+	}
+	defer sess.Close()
+	changed := false
+	for _, r := range todo {
+		lctx, lcancel := context.WithTimeout(ctx, 5*time.Second)
+		down, err := isDown(lctx, sess, r)
+		lcancel()
+		if err != nil {
+			in.log.Warn("vpn initiates", "error", err)
+			break
+		}
+		if !down {
+			continue
+		}
+		err = in.initiate(ctx, sess, r)
+		in.mu.Lock()
+		if in.loaded[r.conn.VPNID] == r.digest {
+			if err != nil {
+				in.initErr[r.conn.VPNID] = "initiate: " + err.Error()
+			} else {
+				delete(in.initErr, r.conn.VPNID)
+			}
+			in.publishLocked()
+			changed = true
+		}
+		in.mu.Unlock()
+	}
+	if changed && in.cfg.Initiated != nil {
+		in.cfg.Initiated()
+	}
+}
+
+// initiate brings each child of an "immediately" VPN up. A failure (the
+// peer is down or not configured yet) is not an error of the router: it
+// shows in the status and the next tick tries again. A half-open IKE SA
+// it leaves is terminated so retries do not pile up.
+func (in *instance) initiate(ctx context.Context, sess session, r *rendered) error {
 	for _, ch := range r.conn.Children {
 		m := vici.NewMessage()
 		_ = m.Set("ike", r.conn.Name)
 		_ = m.Set("child", ch.Name)
 		_ = m.Set("timeout", strconv.Itoa(int(in.cfg.InitiateTimeout/time.Millisecond)))
 		cctx, cancel := context.WithTimeout(ctx, in.cfg.InitiateTimeout+5*time.Second)
-		err := in.stream(cctx, "initiate", m)
+		err := stream(cctx, sess, "initiate", m)
 		cancel()
 		if err != nil {
-			in.initErr[r.conn.VPNID] = "initiate: " + err.Error()
 			in.log.Warn("vpn initiate failed; retrying later", "vpn", r.conn.VPNID, "child", ch.Name, "error", err)
-			in.terminateHalfOpen(ctx, r.conn.Name)
-			return
+			tctx, tcancel := context.WithTimeout(ctx, 5*time.Second)
+			in.terminateHalfOpen(tctx, sess, r.conn.Name)
+			tcancel()
+			return err
 		}
 	}
-	delete(in.initErr, r.conn.VPNID)
 	in.log.Info("vpn initiated", "vpn", r.conn.VPNID, "conn", r.conn.Name)
+	return nil
 }
 
-// terminateHalfOpen terminates the connection's IKE SAs that are not
-// ESTABLISHED.
-func (in *instance) terminateHalfOpen(ctx context.Context, name string) {
-	sas, err := in.listSAs(ctx, name)
+// terminateHalfOpen destroys the connection's IKE SAs that are not
+// ESTABLISHED. The timeout must be positive: with -1 (do not wait) charon
+// queues a delete without force, which leaves a CONNECTING IKE SA
+// retransmitting (seen with strongSwan 5.9).
+func (in *instance) terminateHalfOpen(ctx context.Context, sess session, name string) {
+	sas, err := listSAs(ctx, sess, name)
 	if err != nil {
+		in.log.Debug("list-sas for half-open IKE SAs", "conn", name, "error", err)
 		return
 	}
 	for _, sa := range sas {
@@ -785,34 +871,18 @@ func (in *instance) terminateHalfOpen(ctx context.Context, name string) {
 			m := vici.NewMessage()
 			_ = m.Set("ike-id", sa.uniqueID)
 			_ = m.Set("force", "yes")
-			_ = m.Set("timeout", "-1")
-			_ = in.stream(ctx, "terminate", m)
+			_ = m.Set("timeout", "1000")
+			if err := stream(ctx, sess, "terminate", m); err != nil {
+				in.log.Debug("terminate a half-open IKE SA", "conn", name, "ike-id", sa.uniqueID, "error", err)
+			}
 		}
 	}
 }
 
-// initiateMissingLocked initiates the "immediately" VPNs without an
-// established IKE SA or with a child missing.
-func (in *instance) initiateMissingLocked(ctx context.Context) {
-	for _, r := range in.want {
-		if !r.conn.Immediate || in.loaded[r.conn.VPNID] != r.digest {
-			continue
-		}
-		down, err := in.downLocked(ctx, r)
-		if err != nil {
-			in.log.Warn("list-sas", "error", err)
-			return
-		}
-		if down {
-			in.initiateLocked(ctx, r)
-		}
-	}
-}
-
-// downLocked reports whether a VPN has neither an established IKE SA with
-// all its children nor one being set up.
-func (in *instance) downLocked(ctx context.Context, r *rendered) (bool, error) {
-	sas, err := in.listSAs(ctx, r.conn.Name)
+// isDown reports whether a VPN has neither an established IKE SA with all
+// its children nor one being set up.
+func isDown(ctx context.Context, sess session, r *rendered) (bool, error) {
+	sas, err := listSAs(ctx, sess, r.conn.Name)
 	if err != nil {
 		return false, err
 	}

@@ -23,6 +23,12 @@ type fakeSession struct {
 	initiateErr error
 	loadConnErr error
 	sas         []*vici.Message // list-sa events
+	// halfOpen is the IKE SA a failed initiate leaves (list-sa event).
+	halfOpen *vici.Message
+	// initiating, when set, gets each initiate's connection, which then
+	// hangs until release is closed (a peer that does not answer).
+	initiating chan<- string
+	release    <-chan struct{}
 }
 
 func (f *fakeSession) Call(_ context.Context, cmd string, in *vici.Message) (*vici.Message, error) {
@@ -63,7 +69,14 @@ func (f *fakeSession) CallStreaming(_ context.Context, cmd, _ string, in *vici.M
 	return func(yield func(*vici.Message, error) bool) {
 		switch cmd {
 		case "initiate":
+			if f.initiating != nil {
+				f.initiating <- arg
+				<-f.release
+			}
 			if f.initiateErr != nil {
+				if f.halfOpen != nil {
+					f.sas = append(f.sas, f.halfOpen)
+				}
 				yield(nil, f.initiateErr) // v0.8: the failed response is the last element
 			}
 		case "list-sas":
@@ -90,7 +103,18 @@ func (f *fakeSession) take() []string {
 func testInstance(f *fakeSession) *instance {
 	cfg := &Config{Mode: ModeLibIPsec, InitiateTimeout: time.Second}
 	return &instance{cfg: cfg, router: Router{ID: 5, Namespace: "P4", PublicAddr: netip.MustParseAddr("198.51.100.10")},
-		log: hclog.NewNullLogger(), sess: f, loaded: map[uint64]string{}, initErr: map[uint64]string{}}
+		log: hclog.NewNullLogger(), sess: f, loaded: map[uint64]string{}, initErr: map[uint64]string{},
+		dial: func(context.Context) (session, error) { return f, nil }, kick: make(chan struct{}, 1)}
+}
+
+// asked reports (and takes) an apply's ask for an initiate pass.
+func asked(in *instance) bool {
+	select {
+	case <-in.kick:
+		return true
+	default:
+		return false
+	}
 }
 
 func want(t *testing.T, in *instance, specs ...api.VPNSpec) {
@@ -111,9 +135,9 @@ func spec(id uint64, establish string) api.VPNSpec {
 	return v
 }
 
-// TestApplyIsIncremental: new VPNs are loaded (and initiated when
-// "immediately"), unchanged ones are not touched, a changed one is
-// re-loaded and its SAs terminated, a removed one is terminated and
+// TestApplyIsIncremental: new VPNs are loaded (and initiated by the next
+// pass when "immediately"), unchanged ones are not touched, a changed one
+// is re-loaded and its SAs terminated, a removed one is terminated and
 // unloaded with its secret, and a foreign connection is left alone.
 func TestApplyIsIncremental(t *testing.T) {
 	f := &fakeSession{conns: []string{"other-conn"}}
@@ -124,11 +148,15 @@ func TestApplyIsIncremental(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(f.take(), "; "); got != "get-conns; load-shared ike-P4-1; load-conn P4-1; initiate P4-1; load-shared ike-P4-2; load-conn P4-2" {
+	if got := strings.Join(f.take(), "; "); got != "get-conns; load-shared ike-P4-1; load-conn P4-1; load-shared ike-P4-2; load-conn P4-2" {
 		t.Fatalf("first apply: %s", got)
 	}
-	if len(ch) != 2 {
-		t.Fatalf("changes %v", ch)
+	if len(ch) != 2 || !asked(in) {
+		t.Fatalf("changes %v; asked for initiates: false", ch)
+	}
+	in.initiatePass()
+	if got := strings.Join(f.take(), "; "); got != "list-sas P4-1; initiate P4-1" {
+		t.Fatalf("initiate pass: %s", got)
 	}
 
 	ch, _ = in.applyLocked(ctx)
@@ -140,8 +168,12 @@ func TestApplyIsIncremental(t *testing.T) {
 	changed.PreSharedKey = "a-new-key"
 	want(t, in, changed)
 	ch, _ = in.applyLocked(ctx)
-	if got := strings.Join(f.take(), "; "); got != "get-conns; terminate P4-2; unload-conn P4-2; unload-shared ike-P4-2; load-shared ike-P4-1; load-conn P4-1; terminate P4-1; initiate P4-1" {
+	if got := strings.Join(f.take(), "; "); got != "get-conns; terminate P4-2; unload-conn P4-2; unload-shared ike-P4-2; load-shared ike-P4-1; load-conn P4-1; terminate P4-1" {
 		t.Fatalf("change+removal: %s", got)
+	}
+	in.initiatePass()
+	if got := strings.Join(f.take(), "; "); got != "list-sas P4-1; initiate P4-1" {
+		t.Fatalf("initiate pass after the change: %s", got)
 	}
 	if !slices.Equal(ch, []string{"vpn P4-2 unloaded", "vpn P4-1 re-loaded"}) {
 		t.Fatalf("changes %v", ch)
@@ -177,10 +209,14 @@ func TestApplyAdopted(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := strings.Join(f.take(), "; "); got != "get-conns; terminate P4-9; unload-conn P4-9; unload-shared ike-P4-9; "+
-		"load-shared ike-P4-1; load-conn P4-1; list-sas P4-1; "+
-		"load-shared ike-P4-2; load-conn P4-2; terminate P4-2; initiate P4-2; "+
-		"load-shared ike-P4-3; load-conn P4-3; initiate P4-3" {
+		"load-shared ike-P4-1; load-conn P4-1; "+
+		"load-shared ike-P4-2; load-conn P4-2; terminate P4-2; "+
+		"load-shared ike-P4-3; load-conn P4-3" {
 		t.Fatalf("adopted apply: %s", got)
+	}
+	in.initiatePass()
+	if got := strings.Join(f.take(), "; "); got != "list-sas P4-1; list-sas P4-2; initiate P4-2; list-sas P4-3; initiate P4-3" {
+		t.Fatalf("initiate pass: %s", got)
 	}
 	if want := []string{"vpn P4-9 unloaded", "vpn P4-1 adopted", "vpn P4-2 re-loaded", "vpn P4-3 loaded"}; !slices.Equal(ch, want) {
 		t.Fatalf("changes %v, want %v", ch, want)
@@ -192,20 +228,21 @@ func TestApplyAdopted(t *testing.T) {
 }
 
 // TestInitiateFailureIsReported: a failed initiate (the error is the
-// stream's last message) is kept for the status, the half-open IKE SA is
-// terminated, and the apply itself succeeds.
+// stream's last message) is kept for the status and the half-open IKE SA
+// is terminated.
 func TestInitiateFailureIsReported(t *testing.T) {
 	half := vici.NewMessage()
 	sa := vici.NewMessage()
 	_ = sa.Set("uniqueid", "3")
 	_ = sa.Set("state", "CONNECTING")
 	_ = half.Set("P4-1", sa)
-	f := &fakeSession{initiateErr: errors.New("vici: command failed: peer not responding"), sas: []*vici.Message{half}}
+	f := &fakeSession{initiateErr: errors.New("vici: command failed: peer not responding"), halfOpen: half}
 	in := testInstance(f)
 	want(t, in, spec(1, "immediately"))
 	if _, err := in.applyLocked(context.Background()); err != nil {
-		t.Fatalf("an initiate failure failed the apply: %v", err)
+		t.Fatal(err)
 	}
+	in.initiatePass()
 	calls := f.take()
 	if !slices.Contains(calls, "terminate id:3") {
 		t.Fatalf("half-open SA not terminated: %v", calls)
@@ -265,5 +302,81 @@ func TestRefusedConnLeavesNoKey(t *testing.T) {
 	}
 	if got := strings.Join(f.take(), "; "); got != "get-conns; load-shared ike-P4-1; load-conn P4-1; unload-shared ike-P4-1" {
 		t.Fatalf("calls: %s", got)
+	}
+}
+
+// TestInitiatesDoNotHoldTheLock: while an initiate hangs (a peer that
+// does not answer), an apply of the same router goes through at once; the
+// hanging initiate's failure is not recorded against the VPN the apply
+// re-loaded meanwhile, and the next pass initiates what that apply loaded.
+func TestInitiatesDoNotHoldTheLock(t *testing.T) {
+	ctl := &fakeSession{}
+	in := testInstance(ctl)
+	initiating, release := make(chan string), make(chan struct{})
+	fail := errors.New("vici: command failed: peer not responding")
+	pass := &fakeSession{initiating: initiating, release: release, initiateErr: fail}
+	in.dial = func(context.Context) (session, error) { return pass, nil }
+	ctx := context.Background()
+	want(t, in, spec(1, "immediately"))
+	if _, err := in.applyLocked(ctx); err != nil {
+		t.Fatal(err)
+	}
+	asked(in)
+	ctl.take()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		in.initiatePass()
+	}()
+	if got := <-initiating; got != "P4-1" {
+		t.Fatalf("initiating %q", got)
+	}
+
+	changed := spec(1, "immediately")
+	changed.PreSharedKey = "a-new-key"
+	want(t, in, changed, spec(2, "immediately")) // the pass took its list already
+	next := in.want
+	applied := make(chan error, 1)
+	go func() {
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		in.want = next
+		_, err := in.applyLocked(ctx)
+		applied <- err
+	}()
+	select {
+	case err := <-applied:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the apply waited for a hanging initiate: the pass holds the instance lock")
+	}
+	if got := strings.Join(ctl.take(), "; "); got != "get-conns; load-shared ike-P4-1; load-conn P4-1; terminate P4-1; load-shared ike-P4-2; load-conn P4-2" {
+		t.Fatalf("apply during the initiate: %s", got)
+	}
+	if !asked(in) {
+		t.Fatal("the apply asked for no initiate pass")
+	}
+	close(release)
+	<-done
+	in.mu.Lock()
+	stale := in.initErr[1]
+	in.mu.Unlock()
+	if stale != "" {
+		t.Fatalf("the old connection's initiate failure was recorded for the re-loaded VPN: %q", stale)
+	}
+
+	pass.initiating, pass.calls = nil, nil
+	in.initiatePass()
+	if got := strings.Join(pass.take(), "; "); got != "list-sas P4-1; initiate P4-1; list-sas P4-1; list-sas P4-2; initiate P4-2; list-sas P4-2" {
+		t.Fatalf("next pass: %s", got)
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, id := range []uint64{1, 2} {
+		if !strings.Contains(in.initErr[id], "peer not responding") {
+			t.Fatalf("vpn %d: initiate failure not recorded: %q", id, in.initErr[id])
+		}
 	}
 }

@@ -23,12 +23,7 @@ type ikeSA struct {
 	children    []api.VPNChildStatus
 }
 
-// listSAs reads the IKE SAs of one connection ("" for all) on the
-// control session.
-func (in *instance) listSAs(ctx context.Context, ike string) ([]ikeSA, error) {
-	return listSAs(ctx, in.sess, ike)
-}
-
+// listSAs reads the IKE SAs of one connection ("" for all).
 func listSAs(ctx context.Context, sess session, ike string) ([]ikeSA, error) {
 	m := vici.NewMessage()
 	if ike != "" {
