@@ -7,7 +7,7 @@ package daemon
 //	          RUNNING_UPDATE → RUNNING_UPDATING → RUNNING  revert the VM to it
 //	          SCRUB → SCRUBBING → CLOSED              delete (remove_subtree: with its descendants)
 //	backup    REQUESTED → BUILDING → RUNNING          copy the disks to backup_dir
-//	          RUNNING_UPDATE → RUNNING_UPDATING → RUNNING  make sure the copy exists
+//	          RUNNING_UPDATE → RUNNING_UPDATING → RUNNING  restore the VM's disks from it
 //	          SCRUB → SCRUBBING → CLOSED              delete the copy
 //
 // Every step is idempotent: a snapshot or backup that exists counts as
@@ -48,8 +48,8 @@ var (
 	backupPlans = map[int]statePlan{
 		api.StateRequested:       {api.StateBuilding, actTake, api.StateRunning},
 		api.StateBuilding:        {0, actTake, api.StateRunning},
-		api.StateRunningUpdate:   {api.StateRunningUpdating, actTake, api.StateRunning},
-		api.StateRunningUpdating: {0, actTake, api.StateRunning},
+		api.StateRunningUpdate:   {api.StateRunningUpdating, actRevert, api.StateRunning},
+		api.StateRunningUpdating: {0, actRevert, api.StateRunning},
 		api.StateScrub:           {api.StateScrubbing, actDelete, api.StateClosed},
 		api.StateScrubbing:       {0, actDelete, api.StateClosed},
 	}
@@ -147,6 +147,9 @@ func (h *vmHandler) doBackup(ctx context.Context, spec *api.VMSpec, b *api.Backu
 	case actTake:
 		op = "take"
 		dir, err = h.b.Backup(ctx, spec, name)
+	case actRevert:
+		op = "restore"
+		err = h.b.BackupRestore(ctx, spec, name)
 	case actDelete:
 		op = "delete"
 		err = h.b.BackupDelete(ctx, spec, name)

@@ -29,9 +29,10 @@ func TestSnapshotStateMachine(t *testing.T) {
 			{ID: 201, State: api.StateRequested, Generation: 1},
 			{ID: 202, State: api.StateScrub, Generation: 1},
 			{ID: 203, State: api.StateScrubbing, Generation: 1},
+			{ID: 204, State: api.StateRunningUpdate, Generation: 2},
 		}}
 	want := map[uint64]int{101: api.StateRunning, 102: api.StateRunning, 103: api.StateClosed, 104: api.StateRunning,
-		105: api.StateRunning, 106: api.StateUnresourced, 201: api.StateRunning, 202: api.StateClosed, 203: api.StateClosed}
+		105: api.StateRunning, 106: api.StateUnresourced, 201: api.StateRunning, 202: api.StateClosed, 203: api.StateClosed, 204: api.StateRunning}
 	for _, s := range spec.Snapshots {
 		c.states[s.ID] = s.State
 	}
@@ -48,7 +49,7 @@ func TestSnapshotStateMachine(t *testing.T) {
 	}
 	wantCalls := []string{"build 7", "snapshot-create 7 snapshot-101", "snapshot-revert 7 snapshot-102",
 		"snapshot-delete(subtree=true) 7 snapshot-103", "snapshot-create 7 snapshot-104",
-		"backup 7 backup-201", "backup-delete 7 backup-202", "backup-delete 7 backup-203"}
+		"backup 7 backup-201", "backup-delete 7 backup-202", "backup-delete 7 backup-203", "backup-restore 7 backup-204"}
 	if got := b.log(); !slices.Equal(got, wantCalls) {
 		t.Errorf("builder calls\n%q\nwant\n%q", got, wantCalls)
 	}
@@ -102,6 +103,16 @@ func TestBackupFailure(t *testing.T) {
 	}
 	if c.state(303) != api.StateUnresourced {
 		t.Errorf("after %d libvirt failures: %d", maxLibvirtFailures, c.state(303))
+	}
+	// A refused restore: UNRESOURCED at once, with the builder's code.
+	c.states[304] = api.StateRunningUpdate
+	b.errs["backup-restore"] = &vm.Error{Code: vm.CodeRestoreRefused, Err: errors.New("the VM has snapshots taken after the backup (snapshot-9)")}
+	spec.Backups = []api.BackupSpec{{ID: 304, State: api.StateRunningUpdate, Generation: 2}}
+	if err := h.Apply(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	if last := c.reports[len(c.reports)-1]; c.state(304) != api.StateUnresourced || last.ErrorCode != vm.CodeRestoreRefused {
+		t.Errorf("refused restore: state %d, report %+v", c.state(304), last)
 	}
 }
 

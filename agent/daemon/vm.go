@@ -41,6 +41,7 @@ type vmBuilder interface {
 	SnapshotDelete(ctx context.Context, spec *api.VMSpec, name string, subtree bool) error
 	Backup(ctx context.Context, spec *api.VMSpec, name string) (string, error)
 	BackupDelete(ctx context.Context, spec *api.VMSpec, name string) error
+	BackupRestore(ctx context.Context, spec *api.VMSpec, name string) error
 }
 
 // vmReporter makes the compare-and-swap state reports of VMs and their

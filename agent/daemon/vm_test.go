@@ -94,6 +94,9 @@ func (f *fakeVMs) Backup(_ context.Context, s *api.VMSpec, name string) (string,
 func (f *fakeVMs) BackupDelete(_ context.Context, s *api.VMSpec, name string) error {
 	return f.recName("backup-delete", s, name)
 }
+func (f *fakeVMs) BackupRestore(_ context.Context, s *api.VMSpec, name string) error {
+	return f.recName("backup-restore", s, name)
+}
 func (f *fakeVMs) log() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()

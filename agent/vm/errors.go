@@ -15,6 +15,13 @@ const (
 	// CodeBackupDir: the backup directory cannot be made or written (not
 	// a directory, read-only, no permission). Retrying does not help.
 	CodeBackupDir = "vm_backup_dir"
+	// CodeBackupMissing: a restore's backup copy (its directory, manifest
+	// or a disk file) is gone.
+	CodeBackupMissing = "vm_backup_missing"
+	// CodeRestoreRefused: the backup does not fit the VM as it is now (a
+	// disk it no longer has, a backing image that is gone, a snapshot taken
+	// after the backup). Nothing was changed.
+	CodeRestoreRefused = "vm_restore_refused"
 )
 
 // Error is a build failure the controller should see: Code goes to the

@@ -2,6 +2,7 @@ package vm
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/regentcloud/regent/pkg/api"
@@ -325,6 +327,160 @@ func (b *Builder) BackupDelete(_ context.Context, spec *api.VMSpec, name string)
 	return nil
 }
 
+// BackupRestore puts a VM's disks back to what backup name holds. The VM
+// is powered off (destroyed: its disks are about to be replaced, so none
+// of its running state is worth a shutdown), each disk of the backup is
+// copied over the VM's volume (into a file beside it, synced, then renamed
+// over it, so a volume is never half-written), and the VM is converged
+// again: disks grown back to the spec, started when it was running before.
+// Running it again redoes the whole restore, so an agent killed midway
+// converges.
+//
+// It changes nothing and says why when the backup's copy is gone
+// (CodeBackupMissing) or does not fit the VM as it is now
+// (CodeRestoreRefused): a disk of the backup the VM no longer has, a
+// backing image that is gone, a disk on a backup overlay, or a snapshot of
+// the VM that the backup's disks do not hold (taken after the backup: its
+// libvirt metadata would point at data the restored disks no longer have).
+// Internal snapshots the backup holds but the VM no longer has stay in the
+// restored disks, unused.
+func (b *Builder) BackupRestore(ctx context.Context, spec *api.VMSpec, name string) error {
+	if err := checkSnapshotName(name); err != nil {
+		return err
+	}
+	dom := b.DomainName(spec)
+	dir := filepath.Join(b.cfg.BackupDir, dom, name)
+	mj, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if os.IsNotExist(err) {
+		return newError(CodeBackupMissing, "restore %s: backup %s has no copy in %s", dom, name, dir)
+	}
+	if err != nil {
+		return newError(CodeBackupDir, "restore %s: %v", dom, err)
+	}
+	var m BackupManifest
+	if err := json.Unmarshal(mj, &m); err != nil || len(m.Disks) == 0 {
+		return newError(CodeBackupMissing, "restore %s: the manifest of backup %s is unreadable or lists no disk", dom, name)
+	}
+	refuse := func(format string, args ...any) error {
+		return newError(CodeRestoreRefused, "restore %s from %s: %s", dom, name, fmt.Sprintf(format, args...))
+	}
+	cur, err := b.current(ctx, dom)
+	if err != nil {
+		return err
+	}
+	if !cur.defined {
+		return lv(fmt.Errorf("no domain"), "restore %s", dom)
+	}
+	x, err := b.lv.DomainXML(ctx, dom, true)
+	if err != nil {
+		return lv(err, "xml of %s", dom)
+	}
+	desc, err := parseDomainXML(x)
+	if err != nil {
+		return lv(err, "xml of %s", dom)
+	}
+	files := map[string]string{} // target → the VM's volume
+	for _, d := range desc.Devices.Disks {
+		if d.Device == "disk" && d.Source != nil {
+			files[d.Target.Dev] = d.Source.File
+		}
+	}
+	if cur.live != nil {
+		for _, d := range cur.live.Devices.Disks {
+			if d.Device == "disk" && d.Source != nil && strings.HasSuffix(d.Source.File, overlaySuffix) {
+				return refuse("disk %s is on the overlay of an interrupted backup (the next backup folds it back)", d.Target.Dev)
+			}
+		}
+	}
+	for _, d := range m.Disks {
+		f, ok := files[d.Target]
+		switch {
+		case !ok:
+			return refuse("the VM has no disk %s any more", d.Target)
+		case strings.HasSuffix(f, overlaySuffix):
+			return refuse("disk %s is on the overlay of an interrupted backup", d.Target)
+		}
+		if d.BackingFile != "" {
+			if _, err := os.Stat(d.BackingFile); err != nil {
+				return refuse("the image volume %s that disk %s of the backup is based on is gone", d.BackingFile, d.Target)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(dir, d.File)); err != nil {
+			return newError(CodeBackupMissing, "restore %s: disk %s of backup %s: %v", dom, d.Target, name, err)
+		}
+	}
+	snaps, err := b.lv.ListSnapshots(ctx, dom)
+	if err != nil {
+		return lv(err, "snapshots of %s", dom)
+	}
+	if len(snaps) > 0 {
+		held, err := qcow2SnapshotNames(filepath.Join(dir, m.Disks[0].File))
+		if err != nil {
+			return newError(CodeBackupMissing, "restore %s: disk %s of backup %s: %v", dom, m.Disks[0].Target, name, err)
+		}
+		var missing []string
+		for _, s := range snaps {
+			if !held[s.Name] {
+				missing = append(missing, s.Name)
+			}
+		}
+		if len(missing) > 0 {
+			sort.Strings(missing)
+			return refuse("the VM has snapshots taken after the backup (%s): delete them first", strings.Join(missing, ", "))
+		}
+	}
+
+	running := cur.live != nil
+	if running {
+		if err := done(b.lv.DestroyDomain(ctx, dom), errOperationInvalid, errNoDomain); err != nil {
+			return lv(err, "power off %s", dom)
+		}
+	}
+	for _, d := range m.Disks {
+		if err := restoreFile(filepath.Join(dir, d.File), files[d.Target]); err != nil {
+			if isNoSpace(err) {
+				return newError(CodePoolFull, "restore %s: disk %s: %v", dom, d.Target, err)
+			}
+			return lv(err, "restore disk %s of %s", d.Target, dom)
+		}
+	}
+	b.log.Info("disks restored from backup", "domain", dom, "backup", name, "disks", len(m.Disks), "backup_created", m.Created, "start", running)
+	return b.converge(ctx, spec, running)
+}
+
+// restoreFile replaces dst by a copy of src: copied into a file beside dst
+// (its name is one Scrub removes), synced, given dst's mode and owner, and
+// renamed over dst.
+func restoreFile(src, dst string) error {
+	tmp := dst + ".backup-restore"
+	if err := copyFile(src, tmp); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if st, err := os.Stat(dst); err == nil {
+		if err := os.Chmod(tmp, st.Mode().Perm()); err != nil {
+			os.Remove(tmp)
+			return err
+		}
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+			if err := os.Chown(tmp, int(sys.Uid), int(sys.Gid)); err != nil {
+				os.Remove(tmp)
+				return err
+			}
+		}
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	d, err := os.Open(filepath.Dir(dst))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
 func copyFile(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
@@ -371,4 +527,54 @@ func qcow2BackingFile(path string) (string, error) {
 		return "", err
 	}
 	return string(name), nil
+}
+
+// qcow2SnapshotNames reads the names of the internal snapshots in a qcow2
+// file's snapshot table (what libvirt's internal snapshots are stored as).
+func qcow2SnapshotNames(path string) (map[string]bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	hdr := make([]byte, 72)
+	if _, err := io.ReadFull(f, hdr); err != nil {
+		return nil, fmt.Errorf("%s: qcow2 header: %w", path, err)
+	}
+	if string(hdr[:4]) != "QFI\xfb" {
+		return nil, fmt.Errorf("%s is not qcow2", path)
+	}
+	n := binary.BigEndian.Uint32(hdr[60:64])
+	off := int64(binary.BigEndian.Uint64(hdr[64:72]))
+	if n > 65536 {
+		return nil, fmt.Errorf("%s: %d snapshots in the header: not a sane qcow2", path, n)
+	}
+	names := make(map[string]bool, n)
+	r := io.NewSectionReader(f, off, 1<<40)
+	fixed := make([]byte, 40)
+	var pos int64
+	for range n {
+		if _, err := io.ReadFull(r, fixed); err != nil {
+			return nil, fmt.Errorf("%s: snapshot table: %w", path, err)
+		}
+		idLen := int64(binary.BigEndian.Uint16(fixed[12:14]))
+		nameLen := int64(binary.BigEndian.Uint16(fixed[14:16]))
+		extra := int64(binary.BigEndian.Uint32(fixed[36:40]))
+		if extra > 1<<16 {
+			return nil, fmt.Errorf("%s: snapshot table: extra data of %d bytes", path, extra)
+		}
+		rest := make([]byte, extra+idLen+nameLen)
+		if _, err := io.ReadFull(r, rest); err != nil {
+			return nil, fmt.Errorf("%s: snapshot table: %w", path, err)
+		}
+		names[string(rest[extra+idLen:])] = true
+		pos += 40 + int64(len(rest))
+		if pad := (8 - pos%8) % 8; pad > 0 { // entries are 8-byte aligned
+			if _, err := r.Seek(pad, io.SeekCurrent); err != nil {
+				return nil, err
+			}
+			pos += pad
+		}
+	}
+	return names, nil
 }

@@ -3,7 +3,9 @@ package vm
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -182,4 +184,134 @@ func treeString(ns []*SnapshotNode) string {
 		parts = append(parts, s)
 	}
 	return strings.Join(parts, ",")
+}
+
+// TestSystemBackupRestore restores a running VM from a backup on a real
+// libvirtd: both disks, changed after the backup, get the backup's content
+// back (qemu-img compare), the VM runs again, and a snapshot taken before
+// the backup can still be reverted to. A restore is refused, changing
+// nothing, while the VM has a snapshot taken after the backup, and a
+// backup without a copy is reported as missing. A shut-off VM stays shut
+// off.
+func TestSystemBackupRestore(t *testing.T) {
+	c := needLibvirt(t)
+	e := newTestEnv(t)
+	e.vni += 2
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	b, err := New(e.config(), c, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleanupLibvirt(t, c, b, e.prefix)
+	addBridge(t, netrouter.SegmentBridge(e.bridgePfx, netrouter.ModeVXLAN, e.vni))
+	spec := testSpec(e)
+	spec.ID = 9
+	spec.NICs[0].MAC = "52:54:00:ab:cd:09"
+	spec.NICs[0].VNI = e.vni
+	spec.Storages = append(spec.Storages, StorageSpecForTest(14, 1))
+	if err := b.Build(ctx, spec); err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	name := b.DomainName(spec)
+	if err := b.SnapshotCreate(ctx, spec, "before"); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := b.Backup(ctx, spec, "backup-1")
+	if err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+
+	// Both disks change after the backup (written while the VM is off).
+	x, err := c.DomainXML(ctx, name, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := parseDomainXML(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vols := map[string]string{} // target → volume
+	for _, d := range desc.Devices.Disks {
+		if d.Device == "disk" && d.Source != nil {
+			vols[d.Target.Dev] = d.Source.File
+		}
+	}
+	if len(vols) != 2 {
+		t.Fatalf("disks %v", vols)
+	}
+	if err := b.Quiesce(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vols {
+		run(t, "qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 0 64k", v)
+	}
+	if err := b.Restart(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	same := func(target string) bool { // guest-visible content of the volume and of its copy
+		err := exec.Command("qemu-img", "compare", "-U", "-q", filepath.Join(dir, target+".qcow2"), vols[target]).Run()
+		var ee *exec.ExitError
+		if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) {
+			t.Fatalf("qemu-img compare %s: %v", target, err)
+		}
+		return err == nil
+	}
+	for target := range vols {
+		if same(target) {
+			t.Fatalf("%s: the write after the backup did not change the volume", target)
+		}
+	}
+
+	// A snapshot taken after the backup: refused, nothing changed.
+	if err := b.SnapshotCreate(ctx, spec, "after"); err != nil {
+		t.Fatal(err)
+	}
+	err = b.BackupRestore(ctx, spec, "backup-1")
+	if ErrorCode(err) != CodeRestoreRefused || !strings.Contains(err.Error(), "after") {
+		t.Fatalf("restore with a newer snapshot: %v, want %s naming it", err, CodeRestoreRefused)
+	}
+	wantState(t, ctx, b, spec, StateRunning)
+	for target := range vols {
+		if same(target) {
+			t.Fatalf("%s: a refused restore changed the volume", target)
+		}
+	}
+	if err := b.SnapshotDelete(ctx, spec, "after", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.BackupRestore(ctx, spec, "backup-9"); ErrorCode(err) != CodeBackupMissing {
+		t.Fatalf("restore from a backup without a copy: %v, want %s", err, CodeBackupMissing)
+	}
+
+	start := time.Now()
+	if err := b.BackupRestore(ctx, spec, "backup-1"); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	t.Logf("restore of 2 disks (running VM: power off, copy, start): %v", time.Since(start).Round(time.Millisecond))
+	wantState(t, ctx, b, spec, StateRunning)
+	for target := range vols {
+		if !same(target) {
+			t.Errorf("%s: not the backup's content after the restore", target)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(e.root, "pools", "*", "*.backup-restore")); len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+	if err := b.SnapshotRevert(ctx, spec, "before"); err != nil {
+		t.Fatalf("revert to the snapshot from before the backup: %v", err)
+	}
+	wantState(t, ctx, b, spec, StateRunning)
+
+	// A shut-off VM is restored and stays shut off.
+	if err := b.Quiesce(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.BackupRestore(ctx, spec, "backup-1"); err != nil {
+		t.Fatalf("restore of a shut-off VM: %v", err)
+	}
+	wantState(t, ctx, b, spec, StateShutoff)
+	if err := b.Scrub(ctx, spec); err != nil {
+		t.Fatalf("scrub: %v", err)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 )
@@ -85,5 +86,41 @@ func TestFakeBackupDeleteRemovesPartialCopy(t *testing.T) {
 	}
 	if _, err := os.Stat(partial); err == nil {
 		t.Errorf("partial copy left after the backup's delete")
+	}
+}
+
+// TestQcow2SnapshotNames reads the snapshot table of files qemu-img made:
+// none, one, and several with names of different lengths (the entries'
+// padding); a file that is not qcow2 is an error.
+func TestQcow2SnapshotNames(t *testing.T) {
+	if _, err := exec.LookPath("qemu-img"); err != nil {
+		skipOrFail(t, "needs qemu-img (scripts/setup-deps.sh)")
+	}
+	dir := t.TempDir()
+	f := filepath.Join(dir, "d.qcow2")
+	run(t, "qemu-img", "create", "-q", "-f", "qcow2", f, "1M")
+	got, err := qcow2SnapshotNames(f)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("no snapshots: %v %v", got, err)
+	}
+	want := []string{"snapshot-1", "snapshot-22", "snapshot-333", "s", "a-much-longer-snapshot-name-x"}
+	for _, n := range want {
+		run(t, "qemu-img", "snapshot", "-c", n, f)
+	}
+	got, err = qcow2SnapshotNames(f)
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("names %v, %v; want %v", got, err, want)
+	}
+	for _, n := range want {
+		if !got[n] {
+			t.Errorf("%s missing from %v", n, got)
+		}
+	}
+	raw := filepath.Join(dir, "raw")
+	if err := os.WriteFile(raw, make([]byte, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := qcow2SnapshotNames(raw); err == nil {
+		t.Error("a raw file parsed as qcow2")
 	}
 }

@@ -44,15 +44,18 @@ func needLibvirt(t *testing.T) *Conn {
 			skipOrFail(t, "%s not installed (scripts/setup-deps.sh installs libvirt and QEMU)", bin)
 		}
 	}
-	if _, err := os.Stat(DefaultSocket); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := NewConn("")
+	if _, err := c.NodeInfo(ctx); err != nil {
+		// Not running, or a socket file left by one that died: start it.
+		c.Close()
 		out, err := exec.Command("bash", "../../scripts/libvirtd-up.sh").CombinedOutput()
 		if err != nil {
 			t.Fatalf("start libvirtd: %v\n%s", err, out)
 		}
+		c = NewConn("")
 	}
-	c := NewConn("")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	if _, err := c.NodeInfo(ctx); err != nil {
 		t.Fatalf("libvirtd does not answer: %v", err)
 	}
