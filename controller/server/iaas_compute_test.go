@@ -881,6 +881,22 @@ func TestComputeSnapshotTree(t *testing.T) {
 	if got := c.Do("PATCH", bp, map[string]any{"state": 5}, admin).Expect(400).FieldCode("state"); got != "iaas_backup_update_107" {
 		t.Errorf("backup quiesce: %q", got)
 	}
+	// Restore (10) while the VM has a snapshot taken after the backup: 400,
+	// nothing changed; the snapshots from before it do not stand in the way.
+	later := snap("later")
+	if got := c.Do("PATCH", bp, map[string]any{"state": 10}, admin).Expect(400).FieldCode("state"); got != "iaas_backup_update_116" {
+		t.Errorf("restore with a newer snapshot: %q", got)
+	}
+	if bk := c.Do("GET", bp, nil, admin).Expect(200).Content(); bk["state"].(float64) != 4 || bk["generation"].(float64) != 1 {
+		t.Errorf("a refused restore changed the backup: %v", bk)
+	}
+	c.Do("PATCH", apitest.Path("/iaas/snapshot/", later), map[string]any{"state": 8}, admin).Expect(200)
+	for _, s := range [][2]int{{17, 8}, {99, 17}} {
+		c.Do("PATCH", apitest.Path("/iaas/snapshot/", later), map[string]any{"state": s[0], "expected_state": s[1]}, x.robotR).Expect(200)
+	}
+	if bk := c.Do("PATCH", bp, map[string]any{"state": 10}, admin).Expect(200).Content(); bk["state"].(float64) != 10 || bk["generation"].(float64) != 2 {
+		t.Errorf("restore: %v", bk)
+	}
 }
 
 // TestComputeFirewallRules: every rule check answers with its code, and a

@@ -2,6 +2,7 @@ package state
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/hashicorp/go-memdb"
 	"github.com/regentcloud/regent/pkg/api"
@@ -303,6 +304,9 @@ func (t *Txn) setBackupState(ch *StateChange, changed bool) (api.Object, error) 
 		b.TimeValid = t.stamp()
 	}
 	if ch.To == api.StateRunningUpdate {
+		if err := t.restorable(cur); err != nil {
+			return nil, err
+		}
 		b.Generation++
 	}
 	b.State, b.StateChanged = ch.To, t.stamp()
@@ -314,4 +318,26 @@ func (t *Txn) setBackupState(ch *StateChange, changed bool) (api.Object, error) 
 		return nil, err
 	}
 	return &b, t.objectHistory(BackupHistories, b.ID, b.VMID, b.ProjectID, b.MemberID, b.State, ch.Actor)
+}
+
+// restorable refuses a restore (RUNNING_UPDATE) of a backup while its VM
+// has a snapshot requested after the backup's copy was made: the copy
+// cannot hold it, and the restored disks would lose its data while the
+// snapshot stays. The agent checks the copy itself too (vm_restore_refused)
+// for a snapshot requested before but taken after the copy.
+func (t *Txn) restorable(b *api.Backup) error {
+	valid, err := time.Parse(time.RFC3339Nano, b.TimeValid)
+	if err != nil {
+		return nil // never built: the agent refuses it for want of a copy
+	}
+	for _, sn := range t.SnapshotsOfVM(b.VMID) {
+		if sn.State == api.StateClosed {
+			continue
+		}
+		if created, err := time.Parse(time.RFC3339Nano, sn.Created); err == nil && created.After(valid) {
+			return fieldErr("state", "iaas_backup_update_116",
+				"Snapshot %d of the VM was taken after this backup; restoring would lose its data. Delete the snapshot first.", sn.ID)
+		}
+	}
+	return nil
 }
