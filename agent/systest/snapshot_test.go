@@ -181,6 +181,27 @@ func TestAgentSnapshots(t *testing.T) {
 		if st := domState(w.domain); st != "running" {
 			t.Errorf("domain is %q after the backup", st)
 		}
+		// Restore: the agent puts the disks back to the copy (a new file
+		// renamed over the volume) and starts the VM again.
+		vda := after["vda"]
+		ino := func() uint64 {
+			st, err := os.Stat(vda)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st.Sys().(*syscall.Stat_t).Ino
+		}
+		old := ino()
+		a.must(e.root, "PATCH", fmt.Sprintf("/iaas/backup/%d/", b), map[string]any{"state": api.StateRunningUpdate}, 200)
+		_, took = e.objAt("backup", b, api.StateRunning, 3*time.Minute)
+		t.Logf("backup restore of a running VM (power off, copy back, start), PATCH 10 → RUNNING: %v", took.Round(time.Millisecond))
+		if ino() == old {
+			t.Error("the restore did not replace the volume")
+		}
+		sh(t, "qemu-img", "compare", "-U", "-q", filepath.Join(dir, "vda.qcow2"), vda)
+		if st := domState(w.domain); st != "running" {
+			t.Errorf("domain is %q after the restore", st)
+		}
 		a.must(e.root, "PATCH", fmt.Sprintf("/iaas/backup/%d/", b), map[string]any{"state": api.StateScrub}, 200)
 		_, took = e.objAt("backup", b, api.StateClosed, 2*time.Minute)
 		t.Logf("backup delete, PATCH 8 → CLOSED: %v", took.Round(time.Millisecond))
