@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,30 +13,16 @@ import (
 	"time"
 
 	"github.com/regentcloud/regent/agent/netrouter"
+	"github.com/regentcloud/regent/pkg/api"
 )
 
 // TestSystemSnapshotsAndBackup takes internal snapshots of a running
 // domain as a tree, reverts and deletes them, and backs the domain up with
 // an external snapshot, copy and block commit.
 func TestSystemSnapshotsAndBackup(t *testing.T) {
-	c := needLibvirt(t)
-	e := newTestEnv(t)
-	e.vni++
 	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
 	defer cancel()
-	b, err := New(e.config(), c, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cleanupLibvirt(t, c, b, e.prefix)
-	addBridge(t, netrouter.SegmentBridge(e.bridgePfx, netrouter.ModeVXLAN, e.vni))
-	spec := testSpec(e)
-	spec.ID = 8
-	spec.NICs[0].MAC = "52:54:00:ab:cd:08"
-	spec.Storages = append(spec.Storages, StorageSpecForTest(13, 1))
-	if err := b.Build(ctx, spec); err != nil {
-		t.Fatalf("build: %v", err)
-	}
+	c, e, b, spec := builtVM(t, ctx, 1, 8)
 	name := b.DomainName(spec)
 
 	for _, s := range []string{"a", "b"} {
@@ -194,25 +181,9 @@ func treeString(ns []*SnapshotNode) string {
 // backup without a copy is reported as missing. A shut-off VM stays shut
 // off.
 func TestSystemBackupRestore(t *testing.T) {
-	c := needLibvirt(t)
-	e := newTestEnv(t)
-	e.vni += 2
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	b, err := New(e.config(), c, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cleanupLibvirt(t, c, b, e.prefix)
-	addBridge(t, netrouter.SegmentBridge(e.bridgePfx, netrouter.ModeVXLAN, e.vni))
-	spec := testSpec(e)
-	spec.ID = 9
-	spec.NICs[0].MAC = "52:54:00:ab:cd:09"
-	spec.NICs[0].VNI = e.vni
-	spec.Storages = append(spec.Storages, StorageSpecForTest(14, 1))
-	if err := b.Build(ctx, spec); err != nil {
-		t.Fatalf("build: %v", err)
-	}
+	c, e, b, spec := builtVM(t, ctx, 2, 9)
 	name := b.DomainName(spec)
 	if err := b.SnapshotCreate(ctx, spec, "before"); err != nil {
 		t.Fatal(err)
@@ -314,4 +285,27 @@ func TestSystemBackupRestore(t *testing.T) {
 	if err := b.Scrub(ctx, spec); err != nil {
 		t.Fatalf("scrub: %v", err)
 	}
+}
+
+// builtVM builds VM id (running, with a second 1 GiB disk) for a snapshot
+// or backup test; vniOffset gives each test a segment bridge of its own.
+func builtVM(t *testing.T, ctx context.Context, vniOffset uint32, id uint64) (*Conn, *testEnv, *Builder, *api.VMSpec) {
+	t.Helper()
+	c := needLibvirt(t)
+	e := newTestEnv(t)
+	e.vni += vniOffset
+	b, err := New(e.config(), c, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleanupLibvirt(t, c, b, e.prefix)
+	addBridge(t, netrouter.SegmentBridge(e.bridgePfx, netrouter.ModeVXLAN, e.vni))
+	spec := testSpec(e)
+	spec.ID = id
+	spec.NICs[0].MAC = fmt.Sprintf("52:54:00:ab:cd:%02x", id)
+	spec.Storages = append(spec.Storages, StorageSpecForTest(id+5, 1))
+	if err := b.Build(ctx, spec); err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	return c, e, b, spec
 }
