@@ -195,6 +195,7 @@ func TestAgentSnapshots(t *testing.T) {
 		a.must(e.root, "PATCH", fmt.Sprintf("/iaas/backup/%d/", b), map[string]any{"state": api.StateRunningUpdate}, 200)
 		_, took = e.objAt("backup", b, api.StateRunning, 3*time.Minute)
 		t.Logf("backup restore of a running VM (power off, copy back, start), PATCH 10 → RUNNING: %v", took.Round(time.Millisecond))
+		fmt.Printf("BENCH backup_restore_seconds %.3f\n", took.Seconds())
 		if ino() == old {
 			t.Error("the restore did not replace the volume")
 		}
