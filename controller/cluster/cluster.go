@@ -84,10 +84,13 @@ type Config struct {
 	// earlier entries are in flight into one raft entry (group commit).
 	// MaxCoalesce bounds the commands per entry and CoalesceInflight the
 	// entries in flight; zero means DefaultMaxCoalesce and
-	// DefaultCoalesceInflight.
+	// DefaultCoalesceInflight. CoalesceLinger is the longest the next entry
+	// waits for more commands under load (see batcher); zero means
+	// DefaultCoalesceLinger, negative never.
 	Coalesce         Coalescer
 	MaxCoalesce      int
 	CoalesceInflight int
+	CoalesceLinger   time.Duration
 
 	// Registerer, when set, receives the cluster's own metrics (the group
 	// commit's commands per entry and deferred commands).
@@ -253,7 +256,7 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 
 	c.startObserver()
 	if cfg.Coalesce != nil {
-		c.batch = newBatcher(c, cfg.Coalesce, cfg.MaxCoalesce, cfg.CoalesceInflight, cfg.Registerer)
+		c.batch = newBatcher(c, cfg.Coalesce, cfg.MaxCoalesce, cfg.CoalesceInflight, cfg.CoalesceLinger, cfg.Registerer)
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,22 +22,41 @@ type Coalescer interface {
 	Retry(resp any) bool
 }
 
-// Defaults of the group commit (Config.MaxCoalesce, Config.CoalesceInflight).
+// Defaults of the group commit (Config.MaxCoalesce, Config.CoalesceInflight,
+// Config.CoalesceLinger).
 const (
 	DefaultMaxCoalesce      = 256
 	DefaultCoalesceInflight = 1
+	DefaultCoalesceLinger   = 5 * time.Millisecond
 	coalesceMaxBytes        = 1 << 20
+	// lingerMin is the concurrency below which an entry never waits: with
+	// a few writers, latency matters more than what batching saves.
+	lingerMin = 8
+	// concurrencyWindow is how long a concurrency estimate holds.
+	concurrencyWindow = 250 * time.Millisecond
 )
 
 // batcher is the leader's group commit: while CoalesceInflight entries are
 // on their way through raft, new commands queue; when one completes, the
 // whole queue (up to MaxCoalesce commands or 1 MiB) goes out as one entry.
 // A lone command goes out as it is, so an idle cluster pays nothing.
+//
+// Under load the next entry also lingers (MySQL's binlog group commit
+// sync_delay/no_delay_count, adaptive): when an entry completes, its
+// commands and those queued meanwhile are how many writers are waiting on
+// the leader right now; the highest such count of the last 250 ms is the
+// concurrency. With 8 or more, the next entry waits until 7/8 of that many
+// commands are queued, at most linger. The writers of the entry that just
+// completed need a moment to send their next request; waiting for them
+// makes entries about twice as large, and every entry costs each node a
+// log write with two fsyncs, an AppendEntries and the wake-ups around
+// them, so the CPU per write falls (docs/benchmarks.md, sixth session).
 type batcher struct {
 	c        *Cluster
 	co       Coalescer
 	max      int
-	inflight int // allowed in flight
+	inflight int           // allowed in flight
+	linger   time.Duration // 0: never
 
 	perEntry prometheus.Histogram
 	deferred prometheus.Counter
@@ -46,6 +66,10 @@ type batcher struct {
 	flying  int
 	kick    chan struct{}
 	stopped bool
+	// peak is the concurrency estimate: the most commands waiting when an
+	// entry completed, since peakAt.
+	peak   int
+	peakAt time.Time
 }
 
 // call is one command waiting for its entry.
@@ -58,14 +82,20 @@ type call struct {
 	done  chan struct{}
 }
 
-func newBatcher(c *Cluster, co Coalescer, max, inflight int, reg prometheus.Registerer) *batcher {
+func newBatcher(c *Cluster, co Coalescer, max, inflight int, linger time.Duration, reg prometheus.Registerer) *batcher {
 	if max <= 0 {
 		max = DefaultMaxCoalesce
 	}
 	if inflight <= 0 {
 		inflight = DefaultCoalesceInflight
 	}
-	b := &batcher{c: c, co: co, max: max, inflight: inflight, kick: make(chan struct{}, 1),
+	switch {
+	case linger == 0:
+		linger = DefaultCoalesceLinger
+	case linger < 0:
+		linger = 0
+	}
+	b := &batcher{c: c, co: co, max: max, inflight: inflight, linger: linger, kick: make(chan struct{}, 1),
 		perEntry: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "regent_raft_entry_commands",
 			Help:    "Commands per raft entry the leader wrote (group commit: more than one when writes arrive while an entry is in flight).",
@@ -148,6 +178,10 @@ func (b *batcher) run(stop <-chan struct{}) {
 				b.mu.Unlock()
 				break
 			}
+			if !b.lingerLocked(stop) {
+				b.mu.Unlock()
+				return
+			}
 			n, size := 0, 0
 			for n < len(b.queue) && n < b.max && (n == 0 || size+len(b.queue[n].cmd) <= coalesceMaxBytes) {
 				size += len(b.queue[n].cmd)
@@ -206,6 +240,9 @@ func (b *batcher) finish(f raft.ApplyFuture, batch []*call) {
 	b.deferred.Add(float64(len(again)))
 	b.mu.Lock()
 	b.flying--
+	if now, n := time.Now(), len(b.queue)+len(batch); n >= b.peak || now.Sub(b.peakAt) > concurrencyWindow {
+		b.peak, b.peakAt = n, now
+	}
 	if len(again) > 0 {
 		if b.stopped {
 			for _, cl := range again {
@@ -218,4 +255,30 @@ func (b *batcher) finish(f raft.ApplyFuture, batch []*call) {
 	}
 	b.mu.Unlock()
 	b.poke()
+}
+
+// lingerLocked waits, while the leader is busy, until 7/8 of the recent
+// concurrency is queued or linger has passed; it returns false when stop
+// closed meanwhile. b.mu is held on entry and on return.
+func (b *batcher) lingerLocked(stop <-chan struct{}) bool {
+	target := min(b.peak*7/8, b.max)
+	if b.linger <= 0 || target < lingerMin || len(b.queue) >= target || time.Since(b.peakAt) > concurrencyWindow {
+		return true
+	}
+	t := time.NewTimer(b.linger)
+	defer t.Stop()
+	for len(b.queue) < target {
+		b.mu.Unlock()
+		select {
+		case <-b.kick: // a command was queued
+		case <-t.C:
+			b.mu.Lock()
+			return true
+		case <-stop:
+			b.mu.Lock()
+			return false
+		}
+		b.mu.Lock()
+	}
+	return true
 }

@@ -95,3 +95,83 @@ func TestCoalescedApply(t *testing.T) {
 		waitFor(t, 10*time.Second, n.NodeID()+" catching up", func() bool { return fmt.Sprint(n.fsm.all()) == fmt.Sprint(want) })
 	}
 }
+
+// TestLinger: under load the next entry waits until 7/8 of the recent
+// concurrency is queued, at most linger; with few writers or a stale
+// estimate it does not wait, and stop ends the wait.
+func TestLinger(t *testing.T) {
+	mk := func(linger time.Duration, peak, queued int, age time.Duration) *batcher {
+		b := &batcher{max: DefaultMaxCoalesce, linger: linger, kick: make(chan struct{}, 1), peak: peak, peakAt: time.Now().Add(-age)}
+		for range queued {
+			b.queue = append(b.queue, &call{})
+		}
+		return b
+	}
+	stop := make(chan struct{})
+	start := func(b *batcher) <-chan bool {
+		out := make(chan bool, 1)
+		go func() {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			out <- b.lingerLocked(stop)
+		}()
+		return out
+	}
+	returned := func(c <-chan bool, within time.Duration) (bool, bool) {
+		select {
+		case ok := <-c:
+			return true, ok
+		case <-time.After(within):
+			return false, false
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		b    *batcher
+	}{
+		{"few writers", mk(time.Hour, 8, 1, 0)}, // target 7 < lingerMin
+		{"target already queued", mk(time.Hour, 32, 28, 0)},
+		{"stale estimate", mk(time.Hour, 32, 1, time.Second)},
+		{"linger off", mk(0, 32, 1, 0)},
+	} {
+		if done, ok := returned(start(tc.b), 10*time.Second); !done || !ok {
+			t.Errorf("%s: waited", tc.name)
+		}
+	}
+
+	// Waits for the 28th command (7/8 of 32), not one less.
+	b := mk(time.Hour, 32, 1, 0)
+	c := start(b)
+	add := func(n int) {
+		for range n {
+			b.mu.Lock()
+			b.queue = append(b.queue, &call{})
+			b.mu.Unlock()
+			b.poke()
+		}
+	}
+	add(26)
+	if done, _ := returned(c, 100*time.Millisecond); done {
+		t.Fatal("returned with 27 of 28 commands queued")
+	}
+	add(1)
+	if done, ok := returned(c, 10*time.Second); !done || !ok {
+		t.Fatal("did not return once 28 commands were queued")
+	}
+	if len(b.queue) != 28 {
+		t.Errorf("queue %d", len(b.queue))
+	}
+
+	// The linger runs out: it returns with what is queued.
+	b = mk(20*time.Millisecond, 32, 1, 0)
+	if done, ok := returned(start(b), 10*time.Second); !done || !ok {
+		t.Error("did not return when the linger ran out")
+	}
+
+	// stop ends the wait.
+	c = start(mk(time.Hour, 32, 1, 0))
+	close(stop)
+	if done, ok := returned(c, 10*time.Second); !done || ok {
+		t.Errorf("after stop: returned %v, ok %v", done, ok)
+	}
+}
