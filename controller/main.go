@@ -106,6 +106,7 @@ func runServer(args []string) error {
 	fs.Var(&flags.HeartbeatTimeout, "heartbeat-timeout", "raft heartbeat timeout (default 500ms)")
 	fs.Var(&flags.ElectionTimeout, "election-timeout", "raft election timeout (default 500ms)")
 	fs.Var(&flags.LeaderLeaseTimeout, "leader-lease-timeout", "raft leader lease timeout (default 250ms)")
+	fs.Var(&flags.CommitLinger, "commit-linger", "under load, how long the next raft entry may wait for more writes; 0 disables (default 5ms)")
 	fs.Var(&flags.DeadServerCleanup, "dead-server-cleanup", "remove a node unreachable this long; 0 disables (default 5m)")
 	fs.Var(&flags.KeepDeallocatedIPsFor, "keep-deallocated-ips-for", "how long released IP addresses are kept before purge (default 48h)")
 	fs.StringVar(&flags.MelangeDefaultCIDR, "melange-default-cidr", "", "Melange: CIDR of the block created for an unknown network (default: none, 404)")
@@ -199,6 +200,8 @@ func overlay(cfg, flags *server.Config, name string) {
 		cfg.ElectionTimeout = flags.ElectionTimeout
 	case "leader-lease-timeout":
 		cfg.LeaderLeaseTimeout = flags.LeaderLeaseTimeout
+	case "commit-linger":
+		cfg.CommitLinger = flags.CommitLinger
 	case "dead-server-cleanup":
 		cfg.DeadServerCleanup = flags.DeadServerCleanup
 	case "keep-deallocated-ips-for":

@@ -44,9 +44,13 @@ type Config struct {
 	RaftTLSKey  string `hcl:"raft_tls_key,optional"`
 	RaftTLSCA   string `hcl:"raft_tls_ca,optional"`
 
-	HeartbeatTimeout      Duration `hcl:"heartbeat_timeout,optional"`
-	ElectionTimeout       Duration `hcl:"election_timeout,optional"`
-	LeaderLeaseTimeout    Duration `hcl:"leader_lease_timeout,optional"`
+	HeartbeatTimeout   Duration `hcl:"heartbeat_timeout,optional"`
+	ElectionTimeout    Duration `hcl:"election_timeout,optional"`
+	LeaderLeaseTimeout Duration `hcl:"leader_lease_timeout,optional"`
+	// CommitLinger is how long the leader's next raft entry may wait for
+	// more writes while 8 or more writers are busy (group commit); 0
+	// disables the wait.
+	CommitLinger          Duration `hcl:"commit_linger,optional"`
 	DeadServerCleanup     Duration `hcl:"dead_server_cleanup,optional"`
 	KeepDeallocatedIPsFor Duration `hcl:"keep_deallocated_ips_for,optional"`
 	// MelangeDefaultCIDR, when set, is the CIDR of the private block
@@ -148,7 +152,7 @@ func Defaults() Config {
 	return Config{
 		HTTPAddr: "127.0.0.1:8080", RaftAddr: "127.0.0.1:8300", DNSAddr: "127.0.0.1:8053",
 		LogLevel: "info", DeadServerCleanup: "5m", KeepDeallocatedIPsFor: "48h",
-		HeartbeatTimeout: "500ms", ElectionTimeout: "500ms", LeaderLeaseTimeout: "250ms",
+		HeartbeatTimeout: "500ms", ElectionTimeout: "500ms", LeaderLeaseTimeout: "250ms", CommitLinger: "5ms",
 	}
 }
 
@@ -197,7 +201,7 @@ func (c *Config) Finish() error {
 		}
 	}
 	for name, d := range map[string]Duration{"heartbeat_timeout": c.HeartbeatTimeout, "election_timeout": c.ElectionTimeout,
-		"leader_lease_timeout": c.LeaderLeaseTimeout, "agent_heartbeat": c.AgentHeartbeat, "agent_down_after": c.AgentDownAfter, "dead_server_cleanup": c.DeadServerCleanup, "keep_deallocated_ips_for": c.KeepDeallocatedIPsFor} {
+		"leader_lease_timeout": c.LeaderLeaseTimeout, "commit_linger": c.CommitLinger, "agent_heartbeat": c.AgentHeartbeat, "agent_down_after": c.AgentDownAfter, "dead_server_cleanup": c.DeadServerCleanup, "keep_deallocated_ips_for": c.KeepDeallocatedIPsFor} {
 		if d != "" {
 			if _, err := time.ParseDuration(string(d)); err != nil {
 				errs = append(errs, fmt.Errorf("%s %q is not a duration", name, d))

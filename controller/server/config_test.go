@@ -2,7 +2,9 @@ package server
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -50,5 +52,23 @@ func TestPlacementConfig(t *testing.T) {
 	cfg.Placement.DiskFactor = &bad
 	if err := cfg.Finish(); err == nil {
 		t.Fatal("a disk factor of 1.5 was accepted")
+	}
+}
+
+// TestCommitLingerConfig: the group commit's linger defaults to 5ms, the
+// example config says so too, and a value that is not a duration is
+// refused.
+func TestCommitLingerConfig(t *testing.T) {
+	cfg := Defaults()
+	if cfg.CommitLinger.D() != 5*time.Millisecond {
+		t.Fatalf("default commit_linger %q", cfg.CommitLinger)
+	}
+	if err := LoadFile("../../configs/controller.hcl", &cfg); err != nil || cfg.CommitLinger != "5ms" {
+		t.Fatalf("configs/controller.hcl: %q %v", cfg.CommitLinger, err)
+	}
+	cfg = Defaults()
+	cfg.DataDir, cfg.CommitLinger = t.TempDir(), "soon"
+	if err := cfg.Finish(); err == nil || !strings.Contains(err.Error(), "commit_linger") {
+		t.Fatalf("commit_linger %q: %v", cfg.CommitLinger, err)
 	}
 }
