@@ -262,7 +262,7 @@ func (b *batcher) finish(f raft.ApplyFuture, batch []*call) {
 // closed meanwhile. b.mu is held on entry and on return.
 func (b *batcher) lingerLocked(stop <-chan struct{}) bool {
 	target := min(b.peak*7/8, b.max)
-	if b.linger <= 0 || target < lingerMin || len(b.queue) >= target || time.Since(b.peakAt) > concurrencyWindow {
+	if b.linger <= 0 || b.peak < lingerMin || len(b.queue) >= target || time.Since(b.peakAt) > concurrencyWindow {
 		return true
 	}
 	t := time.NewTimer(b.linger)

@@ -129,7 +129,7 @@ func TestLinger(t *testing.T) {
 		name string
 		b    *batcher
 	}{
-		{"few writers", mk(time.Hour, 8, 1, 0)}, // target 7 < lingerMin
+		{"few writers", mk(time.Hour, lingerMin-1, 1, 0)},
 		{"target already queued", mk(time.Hour, 32, 28, 0)},
 		{"stale estimate", mk(time.Hour, 32, 1, time.Second)},
 		{"linger off", mk(0, 32, 1, 0)},
