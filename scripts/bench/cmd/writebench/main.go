@@ -189,8 +189,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	b.leaderURL = leader
 	fmt.Printf("%s leader: %s; phases of %s after %s warm-up; %s\n\n", cfg.target, leader, cfg.duration, cfg.warmup, what)
-	fmt.Printf("%-22s %8s %10s %8s %8s %8s %7s\n", "target", "clients", unit, "p50_ms", "p90_ms", "p99_ms", "errors")
+	fmt.Printf("%-22s %8s %10s %8s %8s %8s %7s %9s\n", "target", "clients", unit, "p50_ms", "p90_ms", "p99_ms", "errors", "per_entry")
 	var results []result
 	for _, n := range cfg.clients {
 		r := b.phase(fmt.Sprintf("c%d", n), n, []string{leader}, "leader", "leader", cfg.leaderPprof != "" && n == cfg.profileAt)
@@ -236,6 +237,7 @@ type bench struct {
 	hc        *http.Client
 	phases    int    // phases started so far (part of etcd keys)
 	etcdValue string // base64 of the value every etcd put writes
+	leaderURL string // the leader's base URL (Regent: its /metrics has the group commit's histogram)
 }
 
 type result struct {
@@ -252,10 +254,53 @@ type result struct {
 	MaxMs        float64  `json:"max_ms"`
 	Errors       int      `json:"errors"`
 	SampleErrors []string `json:"sample_errors,omitempty"`
+	// CommandsPerEntry is the leader's mean commands per raft entry over
+	// the phase (its regent_raft_entry_commands histogram); 0 for etcd.
+	CommandsPerEntry float64 `json:"commands_per_entry,omitempty"`
 }
 
 func (r result) print() {
-	fmt.Printf("%-22s %8d %10.0f %8.2f %8.2f %8.2f %7d\n", r.Target, r.Clients, r.WritesPerSec, r.P50ms, r.P90ms, r.P99ms, r.Errors)
+	per := "-"
+	if r.CommandsPerEntry > 0 {
+		per = strconv.FormatFloat(r.CommandsPerEntry, 'f', 1, 64)
+	}
+	fmt.Printf("%-22s %8d %10.0f %8.2f %8.2f %8.2f %7d %9s\n", r.Target, r.Clients, r.WritesPerSec, r.P50ms, r.P90ms, r.P99ms, r.Errors, per)
+}
+
+// entryStats reads the sum and count of the leader's commands-per-entry
+// histogram (zeros for etcd, or when /metrics does not answer).
+func (b *bench) entryStats() (sum, count float64) {
+	if b.cfg.target == "etcd" || b.leaderURL == "" {
+		return 0, 0
+	}
+	resp, err := b.hc.Get(strings.TrimSuffix(b.leaderURL, "/") + "/metrics")
+	if err != nil {
+		return 0, 0
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return 0, 0
+	}
+	return entryStatsOf(string(body))
+}
+
+// entryStatsOf finds regent_raft_entry_commands_sum and _count in a
+// Prometheus text exposition.
+func entryStatsOf(metrics string) (sum, count float64) {
+	for _, line := range strings.Split(metrics, "\n") {
+		name, val, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		switch name {
+		case "regent_raft_entry_commands_sum":
+			sum, _ = strconv.ParseFloat(strings.TrimSpace(val), 64)
+		case "regent_raft_entry_commands_count":
+			count, _ = strconv.ParseFloat(strings.TrimSpace(val), 64)
+		}
+	}
+	return sum, count
 }
 
 // leader asks the nodes for the leader's HTTP address.
@@ -375,11 +420,13 @@ func (b *bench) phase(tag string, n int, targets []string, label, mode string, p
 		prof = make(chan error, 1)
 		go func() { prof <- b.fetchProfile(b.cfg.duration) }()
 	}
+	sum0, n0 := b.entryStats()
 	measuring.Store(true)
 	start := time.Now()
 	time.Sleep(b.cfg.duration)
 	measuring.Store(false)
 	elapsed := time.Since(start)
+	sum1, n1 := b.entryStats()
 	cancel()
 	wg.Wait()
 
@@ -398,6 +445,9 @@ func (b *bench) phase(tag string, n int, targets []string, label, mode string, p
 	r.Writes = len(all)
 	r.WritesPerSec = float64(len(all)) / elapsed.Seconds()
 	r.P50ms, r.P90ms, r.P99ms = ms(pct(all, 50)), ms(pct(all, 90)), ms(pct(all, 99))
+	if n1 > n0 {
+		r.CommandsPerEntry = (sum1 - sum0) / (n1 - n0)
+	}
 	if len(all) > 0 {
 		r.MaxMs = ms(all[len(all)-1])
 	}
