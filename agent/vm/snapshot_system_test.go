@@ -194,16 +194,8 @@ func TestSystemBackupRestore(t *testing.T) {
 	}
 
 	// Both disks change after the backup (written while the VM is off).
-	x, err := c.DomainXML(ctx, name, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	desc, err := parseDomainXML(x)
-	if err != nil {
-		t.Fatal(err)
-	}
 	vols := map[string]string{} // target → volume
-	for _, d := range desc.Devices.Disks {
+	for _, d := range liveXML(t, ctx, c, name).Devices.Disks {
 		if d.Device == "disk" && d.Source != nil {
 			vols[d.Target.Dev] = d.Source.File
 		}

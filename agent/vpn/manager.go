@@ -793,7 +793,14 @@ func (in *instance) initiatePass() {
 	if len(todo) == 0 {
 		return
 	}
-	ctx, cancel := in.stopContext(time.Duration(len(todo)) * 3 * (in.cfg.InitiateTimeout + 10*time.Second))
+	// Every call below has its own timeout; the pass as a whole ends
+	// when they have all run out, or when the instance stops.
+	budget := 5 * time.Second // dial
+	for _, r := range todo {
+		// list-sas, one initiate per child, the half-open terminate
+		budget += 10*time.Second + time.Duration(len(r.conn.Children))*(in.cfg.InitiateTimeout+5*time.Second)
+	}
+	ctx, cancel := in.stopContext(budget)
 	defer cancel()
 	sess, err := in.dial(ctx)
 	if err != nil {

@@ -259,10 +259,13 @@ func (b *batcher) finish(f raft.ApplyFuture, batch []*call) {
 
 // lingerLocked waits, while the leader is busy, until 7/8 of the recent
 // concurrency is queued or linger has passed; it returns false when stop
-// closed meanwhile. b.mu is held on entry and on return.
+// closed meanwhile. b.mu is held on entry and on return. It only waits
+// with no entry in flight (CoalesceInflight > 1): the writers it waits for
+// come back from the entry that completed, and those of an entry still in
+// flight cannot.
 func (b *batcher) lingerLocked(stop <-chan struct{}) bool {
 	target := min(b.peak*7/8, b.max)
-	if b.linger <= 0 || b.peak < lingerMin || len(b.queue) >= target || time.Since(b.peakAt) > concurrencyWindow {
+	if b.linger <= 0 || b.flying > 0 || b.peak < lingerMin || len(b.queue) >= target || time.Since(b.peakAt) > concurrencyWindow {
 		return true
 	}
 	t := time.NewTimer(b.linger)

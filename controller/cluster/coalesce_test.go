@@ -133,6 +133,7 @@ func TestLinger(t *testing.T) {
 		{"target already queued", mk(time.Hour, 32, 28, 0)},
 		{"stale estimate", mk(time.Hour, 32, 1, time.Second)},
 		{"linger off", mk(0, 32, 1, 0)},
+		{"an entry still in flight", func() *batcher { b := mk(time.Hour, 32, 1, 0); b.flying = 1; return b }()},
 	} {
 		if done, ok := returned(start(tc.b), 10*time.Second); !done || !ok {
 			t.Errorf("%s: waited", tc.name)

@@ -147,6 +147,17 @@ func (d *Duration) Set(s string) error {
 
 func (d *Duration) String() string { return string(*d) }
 
+// coalesceLinger is CommitLinger for cluster.Config: "" is the cluster's
+// default (0 there), as for the other durations; an explicit 0 turns the
+// linger off (negative there).
+func (c *Config) coalesceLinger() time.Duration {
+	d := c.CommitLinger.D()
+	if c.CommitLinger != "" && d <= 0 {
+		return -1
+	}
+	return d
+}
+
 // Defaults returns the built-in configuration.
 func Defaults() Config {
 	return Config{

@@ -66,6 +66,12 @@ func TestCommitLingerConfig(t *testing.T) {
 	if err := LoadFile("../../configs/controller.hcl", &cfg); err != nil || cfg.CommitLinger != "5ms" {
 		t.Fatalf("configs/controller.hcl: %q %v", cfg.CommitLinger, err)
 	}
+	for v, want := range map[Duration]time.Duration{"": 0, "0s": -1, "0": -1, "3ms": 3 * time.Millisecond} {
+		c := Config{CommitLinger: v}
+		if got := c.coalesceLinger(); got != want {
+			t.Errorf("commit_linger %q: cluster linger %v, want %v", v, got, want)
+		}
+	}
 	cfg = Defaults()
 	cfg.DataDir, cfg.CommitLinger = t.TempDir(), "soon"
 	if err := cfg.Finish(); err == nil || !strings.Contains(err.Error(), "commit_linger") {

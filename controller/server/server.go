@@ -106,15 +106,11 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 	}
 	s.store = state.New()
 	machine := fsm.New(s.store, log, s.registry)
-	linger := cfg.CommitLinger.D()
-	if linger <= 0 {
-		linger = -1 // cluster: negative is off, zero its default
-	}
 	s.cluster, err = cluster.New(cluster.Config{
 		NodeID: cfg.NodeID, DataDir: cfg.DataDir, RaftAddr: cfg.RaftAddr, Bootstrap: cfg.Bootstrap, TLS: raftTLS,
 		HeartbeatTimeout: cfg.HeartbeatTimeout.D(), ElectionTimeout: cfg.ElectionTimeout.D(),
 		LeaderLeaseTimeout: cfg.LeaderLeaseTimeout.D(), DeadServerCleanup: cfg.DeadServerCleanup.D(), Logger: log,
-		Coalesce: fsm.Coalescer{}, CoalesceLinger: linger, Registerer: s.registry,
+		Coalesce: fsm.Coalescer{}, CoalesceLinger: cfg.coalesceLinger(), Registerer: s.registry,
 	}, machine)
 	if err != nil {
 		ln.Close()
