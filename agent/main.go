@@ -101,6 +101,7 @@ func parse(args []string, stderr io.Writer) (daemon.Config, error) {
 	str("backup-dir", "directory of VM backups", func(c *daemon.Config) *string { return &c.BackupDir })
 	str("console-log-dir", "directory of the VMs' serial console logs", func(c *daemon.Config) *string { return &c.ConsoleLogDir })
 	str("shutdown-timeout", "ACPI shutdown wait before a quiesce destroys the domain", func(c *daemon.Config) *string { return &c.ShutdownTimeout })
+	str("image-retention", "how long an image volume no VM, disk or backup uses stays (0s: removed when unused)", func(c *daemon.Config) *string { return &c.ImageRetention })
 	str("vpn-mode", "VPN ESP: xfrm (kernel) or libipsec (userspace); default xfrm where the kernel has XFRM interfaces", func(c *daemon.Config) *string { return &c.VPNMode })
 	str("charon-path", "charon-systemd binary (network role VPNs)", func(c *daemon.Config) *string { return &c.CharonPath })
 	str("vpn-run-dir", "directory of the per-router charon sockets, configs and logs (default <data-dir>/vpn)", func(c *daemon.Config) *string { return &c.VPNRunDir })

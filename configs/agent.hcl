@@ -44,6 +44,8 @@ storage = {
 #                               # missing; if it cannot be made or written the backup goes
 #                               # UNRESOURCED with error_code vm_backup_dir
 # shutdown_timeout = "2m"       # ACPI shutdown wait before quiesce destroys the domain
+# image_retention  = "24h"      # an image volume no VM of this host, disk or backup uses is
+#                               # removed after this long ("0s": as soon as it is unused)
 
 # Tenant segments (both roles): "vxlan" (default) or "vlan".
 segment_mode    = "vxlan"

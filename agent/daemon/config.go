@@ -65,6 +65,10 @@ type Config struct {
 	BackupDir       string `hcl:"backup_dir,optional"`
 	ConsoleLogDir   string `hcl:"console_log_dir,optional"`
 	ShutdownTimeout string `hcl:"shutdown_timeout,optional"`
+	// ImageRetention is how long an image volume nothing uses (no VM of
+	// this host's work, disk or backup) stays before it is removed
+	// (default 24h; 0s: as soon as it is unused).
+	ImageRetention string `hcl:"image_retention,optional"`
 
 	// Network role: site-to-site VPNs, one charon per router namespace
 	// (agent/vpn). VPNMode is xfrm (kernel IPsec with XFRM interfaces,

@@ -62,6 +62,8 @@ type Daemon struct {
 	// set at Run for the hypervisor role (vm.go)
 	vmBuilder *vm.Builder
 	vms       *reconcile.Loop[api.VMSpec]
+	// lastPrune is when image volumes were last pruned (fetch loop only).
+	lastPrune time.Time
 	// epoch is part of every object's version: bumping it makes the loop
 	// apply everything again (drift repair every resync interval).
 	epoch atomic.Uint64
@@ -72,6 +74,7 @@ type Daemon struct {
 
 	// timing knobs (tests shorten them)
 	minRetry, maxRetry time.Duration
+	pruneEvery         time.Duration
 }
 
 // New checks cfg (already Finish-ed) and builds a Daemon; it does not
@@ -94,7 +97,7 @@ func New(cfg Config, log hclog.Logger) (*Daemon, error) {
 		opts = append(opts, client.WithTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
 	}
 	d := &Daemon{cfg: cfg, log: log, metrics: NewMetrics(), minRetry: time.Second, maxRetry: 30 * time.Second,
-		versionKey: make([]byte, 32), beatNow: make(chan struct{}, 1)}
+		pruneEvery: imagePruneEvery, versionKey: make([]byte, 32), beatNow: make(chan struct{}, 1)}
 	if _, err := rand.Read(d.versionKey); err != nil {
 		return nil, fmt.Errorf("version key: %w", err)
 	}
@@ -416,6 +419,7 @@ func (d *Daemon) workLoop(ctx context.Context) {
 		}
 		if d.vms != nil {
 			d.vms.Sync(w.VMs, true)
+			d.pruneImages(ctx, w.VMs)
 		}
 	}
 }

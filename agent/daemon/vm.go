@@ -226,6 +226,7 @@ func (c *Config) finishVM() []error {
 	def(&c.BackupDir, filepath.Join(c.DataDir, "backups"))
 	def(&c.ConsoleLogDir, filepath.Join(c.DataDir, "console"))
 	def(&c.ShutdownTimeout, "2m")
+	def(&c.ImageRetention, "24h")
 	if c.DomainType != "" && c.DomainType != "kvm" && c.DomainType != "qemu" {
 		errs = append(errs, fmt.Errorf("domain_type: %q is not kvm or qemu (empty: kvm where /dev/kvm exists)", c.DomainType))
 	}
@@ -237,6 +238,9 @@ func (c *Config) finishVM() []error {
 	}
 	if d, err := time.ParseDuration(c.ShutdownTimeout); err != nil || d < time.Second {
 		errs = append(errs, fmt.Errorf("shutdown_timeout: %q must be a duration of at least 1s", c.ShutdownTimeout))
+	}
+	if d, err := time.ParseDuration(c.ImageRetention); err != nil || d < 0 {
+		errs = append(errs, fmt.Errorf("image_retention: %q must be a duration of 0s or more", c.ImageRetention))
 	}
 	// The prefix starts domain, volume and file names the agent matches
 	// (and deletes) by pattern: no glob or path characters in it.
@@ -294,6 +298,39 @@ func (d *Daemon) startVMs(ctx context.Context) (stop func(), err error) {
 		d.vms.Stop()
 		conn.Close()
 	}, nil
+}
+
+// imagePruneEvery is the least time between two image prunes.
+const imagePruneEvery = time.Minute
+
+// pruneImages removes the image volumes nothing uses any more
+// (vm.Builder.PruneImages) after a complete work fetch, at most once per
+// imagePruneEvery (or image_retention, when shorter: with 0s at every
+// complete fetch): the images of vms stay, as do those a disk or a backup
+// is based on. A prune that a build in progress held off is tried again
+// at the next fetch.
+func (d *Daemon) pruneImages(ctx context.Context, vms []api.VMSpec) {
+	retention, _ := time.ParseDuration(d.cfg.ImageRetention)
+	if d.vmBuilder == nil || (!d.lastPrune.IsZero() && time.Since(d.lastPrune) < min(d.pruneEvery, retention)) {
+		return
+	}
+	want := make([]api.ImageSpec, 0, len(vms))
+	for _, v := range vms {
+		want = append(want, v.Image)
+	}
+	pruned, err := d.vmBuilder.PruneImages(ctx, want, retention)
+	if errors.Is(err, vm.ErrImagesBusy) {
+		d.log.Debug("image prune skipped: a build is using the image volumes")
+		return
+	}
+	d.lastPrune = time.Now()
+	for _, p := range pruned {
+		d.metrics.imagesRemoved.Inc()
+		d.metrics.imageBytesRemoved.Add(float64(p.Bytes))
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		d.log.Warn("image prune failed; nothing more removed until the next one", "error", err)
+	}
 }
 
 // missingBridges lists the segment bridges of spec's NICs that are not on

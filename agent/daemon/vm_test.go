@@ -307,8 +307,11 @@ func TestVMConfig(t *testing.T) {
 		v.ShutdownTimeout != 2*time.Minute || v.NamePrefix != "x-" || v.BridgePrefix != "rg" {
 		t.Errorf("vm config = %+v", v)
 	}
-	bad := Config{DataDir: "/x", DomainType: "xen", SeedDir: "rel", ShutdownTimeout: "0s", DomainPrefix: "vm*"}
-	if errs := bad.finishVM(); len(errs) != 4 {
+	if c.ImageRetention != "24h" {
+		t.Errorf("image_retention default %q", c.ImageRetention)
+	}
+	bad := Config{DataDir: "/x", DomainType: "xen", SeedDir: "rel", ShutdownTimeout: "0s", DomainPrefix: "vm*", ImageRetention: "-1h"}
+	if errs := bad.finishVM(); len(errs) != 5 {
 		t.Errorf("bad config errors = %v", errs)
 	}
 	for _, p := range []string{"a/b", "[x]", "x?", strings.Repeat("a", 33)} {

@@ -378,3 +378,14 @@ func linkList() []netlink.Link {
 		}
 	}
 }
+
+// grepLines is the lines of text that contain sub.
+func grepLines(text, sub string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

@@ -66,6 +66,7 @@ seed_dir = %q
 console_log_dir = %q
 backup_dir = %q
 shutdown_timeout = "3s"
+image_retention = "0s"
 `, h.domPrefix, filepath.Join(h.vmRoot, "pools"), images, h.seeds(), filepath.Join(h.vmRoot, "console"), filepath.Join(h.vmRoot, "backups")))
 	e.startAgent(h.config)
 	bridge := netrouter.SegmentBridge(e.prefix, netrouter.ModeVXLAN, api.VNIMin)
@@ -428,13 +429,23 @@ func TestAgentKilledMidBuild(t *testing.T) {
 		t.Errorf("seed directory holds %v, want only %s-seed.iso", got, dom)
 	}
 
-	// Scrub: the VM's volumes and seed go, the image stays.
+	// Scrub: the VM's volumes and seed go, and (image_retention = "0s")
+	// the image at the complete work fetch after CLOSED.
 	h.api.must(h.root, "PATCH", fmt.Sprintf("/iaas/vm/%d/", id), map[string]any{"state": api.StateScrub}, 200)
 	h.vmAt(id, api.StateClosed, 2*time.Minute)
 	if got := h.domains(); len(got) > 0 {
 		t.Errorf("domains after the scrub: %v", got)
 	}
-	h.wantVolumes()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		lv, files := h.volumes()
+		if len(lv) == 0 && len(files) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("30s after the scrub the pool lists %v and its directory holds %v, want nothing", lv, files)
+			break
+		}
+	}
 	if got := dirNames(t, h.seeds()); len(got) > 0 {
 		t.Errorf("seed directory after the scrub: %v", got)
 	}

@@ -417,5 +417,22 @@ func TestAgentVMs(t *testing.T) {
 		if vols := virsh(t, "vol-list", "regent-"+domPrefix+"SSD"+e.prefix); strings.Contains(vols, domain) {
 			t.Errorf("pool still lists volumes of %s:\n%s", domain, vols)
 		}
+		// image_retention = "0s": the image volume no VM, disk or backup
+		// uses any more goes at the complete fetch after CLOSED.
+		img := filepath.Join(e.disks, h.imageVol)
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			if _, err := os.Stat(img); os.IsNotExist(err) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("image volume %s still there 30s after the scrub", img)
+			}
+		}
+		if vols := virsh(t, "vol-list", h.pool); strings.Contains(vols, h.imageVol) {
+			t.Errorf("pool still lists the pruned image volume:\n%s", vols)
+		}
+		if m := e.metricsText(); !strings.Contains(m, "regent_agent_image_volumes_removed_total 1\n") {
+			t.Errorf("/metrics does not count the pruned image volume:\n%s", grepLines(m, "image_volumes"))
+		}
 	})
 }

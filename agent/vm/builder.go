@@ -69,6 +69,12 @@ type Builder struct {
 	poolMu   sync.Mutex
 	swept    map[string]bool // pool directories swept of partial imports (under poolMu)
 	importMu sync.Mutex
+	// imageMu is held for reading while an image volume is needed
+	// (checked, then built upon) and for writing by PruneImages, which
+	// keeps unusedSince under it: when each unused image volume was
+	// first found unused.
+	imageMu     sync.RWMutex
+	unusedSince map[string]time.Time
 }
 
 // New returns a builder over a libvirt connection.
@@ -235,6 +241,9 @@ func (c current) liveDisk(target string) *diskXML {
 // disks that are smaller than the spec (live through QEMU when the domain
 // runs with the disk attached). It fills in the disk paths.
 func (b *Builder) ensureStorage(ctx context.Context, spec *api.VMSpec, p *domainPlan, cur current) error {
+	// The image stays until the primary disk is based on it (PruneImages).
+	b.imageMu.RLock()
+	defer b.imageMu.RUnlock()
 	pool, err := b.ensurePool(ctx, spec.StorageType)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -392,6 +393,16 @@ func (b *Builder) BackupRestore(ctx context.Context, spec *api.VMSpec, name stri
 			}
 		}
 	}
+	// The backing images must stay until the restored disks are based
+	// on them (PruneImages).
+	// (converge takes the lock again: it is released before.)
+	b.imageMu.RLock()
+	locked := true
+	defer func() {
+		if locked {
+			b.imageMu.RUnlock()
+		}
+	}()
 	for _, d := range m.Disks {
 		f, ok := files[d.Target]
 		switch {
@@ -444,6 +455,8 @@ func (b *Builder) BackupRestore(ctx context.Context, spec *api.VMSpec, name stri
 			return lv(err, "restore disk %s of %s", d.Target, dom)
 		}
 	}
+	b.imageMu.RUnlock()
+	locked = false
 	b.log.Info("disks restored from backup", "domain", dom, "backup", name, "disks", len(m.Disks), "backup_created", m.Created, "start", running)
 	return b.converge(ctx, spec, running)
 }
@@ -502,6 +515,10 @@ func copyFile(src, dst string) error {
 	return out.Close()
 }
 
+// errNotQcow2: the file is too short for a qcow2 header or has not its
+// magic.
+var errNotQcow2 = errors.New("not a qcow2 file")
+
 // qcow2BackingFile reads the backing file name from a qcow2 header.
 func qcow2BackingFile(path string) (string, error) {
 	f, err := os.Open(path)
@@ -510,11 +527,13 @@ func qcow2BackingFile(path string) (string, error) {
 	}
 	defer f.Close()
 	hdr := make([]byte, 20)
-	if _, err := io.ReadFull(f, hdr); err != nil {
+	if _, err := io.ReadFull(f, hdr); errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return "", fmt.Errorf("%s: %w", path, errNotQcow2)
+	} else if err != nil {
 		return "", err
 	}
 	if string(hdr[:4]) != "QFI\xfb" {
-		return "", fmt.Errorf("%s is not qcow2", path)
+		return "", fmt.Errorf("%s: %w", path, errNotQcow2)
 	}
 	off := uint64(hdr[8])<<56 | uint64(hdr[9])<<48 | uint64(hdr[10])<<40 | uint64(hdr[11])<<32 |
 		uint64(hdr[12])<<24 | uint64(hdr[13])<<16 | uint64(hdr[14])<<8 | uint64(hdr[15])

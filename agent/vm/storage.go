@@ -331,19 +331,17 @@ func (b *Builder) ensureVolume(ctx context.Context, pool, name string, size uint
 	return vi, nil
 }
 
-// removeDomainVolumes deletes every volume of a domain in every pool under
-// the storage root (volumes of storages removed from the spec included),
-// and backup overlays left by an interrupted backup.
-func (b *Builder) removeDomainVolumes(ctx context.Context, domain string) error {
-	re := regexp.MustCompile(`^` + regexp.QuoteMeta(domain) + `_[0-9]+\.qcow2(\.backup-[0-9a-z-]+)?$`)
-	// The pools: every directory under StorageRoot, and those PoolPaths
-	// puts elsewhere.
-	type poolDir struct{ name, dir string }
+// poolDir is a pool's libvirt name and directory.
+type poolDir struct{ name, dir string }
+
+// poolDirs lists the pools of this builder: every directory under
+// StorageRoot, and those PoolPaths puts elsewhere.
+func (b *Builder) poolDirs() ([]poolDir, error) {
 	var pools []poolDir
 	seen := map[string]bool{}
 	dirs, err := os.ReadDir(b.cfg.StorageRoot)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return lv(err, "scrub %s", domain)
+		return nil, err
 	}
 	for _, d := range dirs {
 		if d.IsDir() {
@@ -360,6 +358,31 @@ func (b *Builder) removeDomainVolumes(ctx context.Context, domain string) error 
 		if dir := b.poolPath(t); !seen[dir] {
 			pools, seen[dir] = append(pools, poolDir{b.poolName(t), dir}), true
 		}
+	}
+	return pools, nil
+}
+
+// deleteVolume removes a volume through libvirt, or its file when libvirt
+// does not know it (the pool was not refreshed, or is not defined).
+func (b *Builder) deleteVolume(ctx context.Context, p poolDir, name string) error {
+	err := b.lv.DeleteVolume(ctx, p.name, name)
+	if isCode(err, errNoStorageVol, errNoStoragePool) {
+		err = os.Remove(filepath.Join(p.dir, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			err = nil
+		}
+	}
+	return lv(err, "delete volume %s", name)
+}
+
+// removeDomainVolumes deletes every volume of a domain in every pool under
+// the storage root (volumes of storages removed from the spec included),
+// and backup overlays left by an interrupted backup.
+func (b *Builder) removeDomainVolumes(ctx context.Context, domain string) error {
+	re := regexp.MustCompile(`^` + regexp.QuoteMeta(domain) + `_[0-9]+\.qcow2(\.backup-[0-9a-z-]+)?$`)
+	pools, err := b.poolDirs()
+	if err != nil {
+		return lv(err, "scrub %s", domain)
 	}
 	for _, p := range pools {
 		files, err := os.ReadDir(p.dir)
@@ -378,15 +401,8 @@ func (b *Builder) removeDomainVolumes(ctx context.Context, domain string) error 
 				_ = b.lv.RefreshPool(ctx, p.name)
 				refreshed = true
 			}
-			err := b.lv.DeleteVolume(ctx, p.name, f.Name())
-			if isCode(err, errNoStorageVol, errNoStoragePool) {
-				err = os.Remove(filepath.Join(p.dir, f.Name()))
-				if errors.Is(err, fs.ErrNotExist) {
-					err = nil
-				}
-			}
-			if err != nil {
-				return lv(err, "delete volume %s", f.Name())
+			if err := b.deleteVolume(ctx, p, f.Name()); err != nil {
+				return err
 			}
 		}
 	}
