@@ -298,6 +298,36 @@ func TestVPNSiteToSite(t *testing.T) {
 		})
 	})
 
+	t.Run("a re-load destroys the half-open IKE SA of the old configuration", func(t *testing.T) {
+		// A's peer address points nowhere: A's supervisor keeps an IKE SA
+		// CONNECTING (retransmitting) towards it. The re-load's terminate
+		// (force, timeout -1) must destroy it at once: left to its
+		// initiate's timeout, it could still come up with the old
+		// configuration.
+		gw := sa.VPNs[0].IKEGatewayValue
+		sa.VPNs[0].IKEGatewayValue = e.net3 + ".99"
+		apply(sa, rA)
+		var half string
+		eventually(t, "a CONNECTING IKE SA of A", 15*time.Second, func() bool {
+			for _, l := range ikeSAs(rA) {
+				if strings.Contains(l, "CONNECTING") {
+					half = strings.Fields(l[strings.Index(l, ": #")+2:])[0] // "#3,"
+					return true
+				}
+			}
+			return false
+		})
+		sa.VPNs[0].IKEGatewayValue = gw
+		apply(sa, rA)
+		if sas := ikeSAs(rA); slices.ContainsFunc(sas, func(l string) bool { return strings.Contains(l, ": "+half) }) {
+			t.Fatalf("IKE SA %s towards the old peer outlived the re-load: %v", half, sas)
+		}
+		eventually(t, "A's VPN ESTABLISHED again", 60*time.Second, func() bool {
+			_, ok := established(rA)
+			return ok
+		})
+	})
+
 	t.Run("psk in no log", func(t *testing.T) {
 		logs := e.logs.String() + vlogs.String()
 		_ = filepath.WalkDir(runDir, func(p string, d os.DirEntry, err error) error {
