@@ -54,8 +54,18 @@ func (f *FSM) Apply(l *raft.Log) any {
 // ApplyBatch implements raft.BatchingFSM: the commands raft hands over
 // together share one memdb transaction, which is what makes writes cheap
 // under load. Results are exactly those of applying the commands one by one:
-// when a command fails, the shared transaction is dropped, the commands
-// before it are applied again together, and the failing one alone.
+// when a command fails, the shared transaction is dropped and the commands
+// are applied again without it (its result is its error).
+//
+// So a batch is always exactly one commit. Two commits at one raft index
+// (the commands before a failure, then those after it, of one coalesced
+// entry) would look alike to everything that tells states apart by index:
+// a blocking query woken by the first would not wake for the second, and a
+// zone's serial (the index of its last change) would name two versions of
+// the zone. Applying again costs the successful commands before each
+// failure once more: nothing when no command fails, and at most
+// MaxCoalesce²/4 applications for a batch in which every other command
+// fails (BenchmarkApplyBatchFailures).
 //
 // A coalesced entry (BatchType) holds several commands; they are applied in
 // order like separate entries at the same index, and the entry's result is
@@ -82,17 +92,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		}
 		units = append(units, unit{index: l.Index, data: l.Data, out: &out[i]})
 	}
-	for i := 0; i < len(units); {
-		n := f.applyRun(units[i:])
-		if n == len(units)-i {
-			break
-		}
-		// units[i+n] failed: commit what came before it, then it alone.
-		if n > 0 {
-			f.applyRun(units[i : i+n])
-		}
-		f.applyRun(units[i+n : i+n+1])
-		i += n + 1
+	for f.applyRun(units) {
 	}
 	return out
 }
@@ -100,26 +100,36 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 // unit is one command to apply: a whole raft entry, or one command of a
 // coalesced entry (entry set, sub its position).
 type unit struct {
-	index uint64
-	data  []byte
-	out   *any
-	entry *state.Entry
-	sub   int
+	index  uint64
+	data   []byte
+	out    *any
+	entry  *state.Entry
+	sub    int
+	cmd    *Command // decoded on first use
+	failed bool     // it failed: left out of the transaction
 }
 
-// applyRun applies units in one transaction. If a command of a run longer
-// than one fails, it aborts and returns that command's position; otherwise it
-// commits and returns len(units).
-func (f *FSM) applyRun(units []unit) int {
+// applyRun applies the units that have not failed in one transaction and
+// commits it. When one fails, it drops the transaction, marks that unit
+// failed with its error as its result, and returns true: run again.
+func (f *FSM) applyRun(units []unit) bool {
 	var txn *state.Txn
-	for k, u := range units {
+	for k := range units {
+		u := &units[k]
+		if u.failed {
+			continue
+		}
 		*u.out = nil
 		start := time.Now()
-		c, err := Decode(u.data)
-		if err != nil {
-			// A payload this node cannot parse would make it diverge.
-			panic(fmt.Sprintf("fsm: refusing to apply undecodable entry at index %d: %v", u.index, err))
+		if u.cmd == nil {
+			c, err := Decode(u.data)
+			if err != nil {
+				// A payload this node cannot parse would make it diverge.
+				panic(fmt.Sprintf("fsm: refusing to apply undecodable entry at index %d: %v", u.index, err))
+			}
+			u.cmd = c
 		}
+		c := u.cmd
 		h, ok := f.handlers[c.Type]
 		if !ok {
 			if c.Type&Ignorable == 0 {
@@ -137,25 +147,23 @@ func (f *FSM) applyRun(units []unit) int {
 		f.applyDur.WithLabelValues(typeName(c.Type)).Observe(time.Since(start).Seconds())
 		if err != nil {
 			txn.Abort()
-			// The marks of the aborted commands go; those before this one
-			// are set again when they are re-applied.
+			// The marks of the aborted commands go; they are set again
+			// when they are applied again.
 			for _, a := range units[:k+1] {
-				if a.entry != nil {
+				if a.entry != nil && !a.failed {
 					a.entry.Forget(a.sub)
 				}
 			}
-			if len(units) > 1 {
-				return k
-			}
+			u.failed = true
 			*u.out = Result{Err: err}
-			return len(units)
+			return true
 		}
 		*u.out = Result{Value: v}
 	}
 	if txn != nil {
 		txn.Commit()
 	}
-	return len(units)
+	return false
 }
 
 // Snapshot implements raft.FSM: a memdb read transaction is an immutable view,
