@@ -968,6 +968,50 @@ func TestComputeIPAMGuards(t *testing.T) {
 		t.Errorf("change a project subnet's VLAN: %q", got)
 	}
 	c.Do("PATCH", apitest.Path("/iaas/subnet/", sub), map[string]any{"name": "renamed"}, admin).Expect(200)
+
+	// A member cannot put a subnet of its own on a segment of its choice:
+	// virtual_router_id is refused, and a subnet it makes in the project's
+	// allocation, even with the VLAN and VXLAN of the project's subnet, is
+	// IPAM only, never part of the router's network.
+	cs := c.Do("GET", apitest.Path("/iaas/subnet/", sub), nil, admin).Expect(200).Content()
+	alloc := cs["allocation_id"]
+	body := map[string]any{"allocation_id": alloc, "address_range": "10.254.254.1/24", "vlan": cs["vlan"], "vxlan": cs["vxlan"],
+		"virtual_router_id": cloud["virtual_router"].(map[string]any)["id"]}
+	if got := c.Do("POST", "/iaas/subnet/", body, admin).Expect(400).FieldCode("virtual_router_id"); got != "iaas_subnet_create_122" {
+		t.Errorf("create a subnet with virtual_router_id: %q", got)
+	}
+	delete(body, "virtual_router_id")
+	own := c.Do("POST", "/iaas/subnet/", body, admin).Expect(201).Content()
+	if got := c.Do("PATCH", apitest.Path("/iaas/subnet/", uint64(own["id"].(float64))), map[string]any{"virtual_router_id": cloud["virtual_router"].(map[string]any)["id"]}, admin).Expect(400).FieldCode("virtual_router_id"); got != "iaas_subnet_update_122" {
+		t.Errorf("give a subnet a virtual_router_id: %q", got)
+	}
+	after := c.Do("GET", apitest.Path("/iaas/cloud/", x.project), nil, admin).Expect(200).Content()
+	if n, m := len(after["subnets"].([]any)), len(cloud["subnets"].([]any)); n != m {
+		t.Errorf("the project's network has %d subnets after a member's own subnet in its allocation, want %d", n, m)
+	}
+	if work := c.Do("GET", fmt.Sprintf("/v1/agent/work?router_id=%d&server_id=%d", x.rt, x.srv), nil, x.robotR).Expect(200).String(); !strings.Contains(work, "10.0.0.") || strings.Contains(work, "10.254.254.") {
+		t.Errorf("the agents' work holds the member's own subnet, or not the project's: %s", work)
+	}
+
+	// Addresses: a VM's are made with the VM; its MAC address and public
+	// IP change only through the compute services.
+	if got := c.Do("POST", "/iaas/ip_address/", map[string]any{"subnet_id": own["id"], "vm_id": x.vm}, admin).Expect(400).FieldCode("vm_id"); got != "iaas_ip_address_create_111" {
+		t.Errorf("create an address with vm_id: %q", got)
+	}
+	free := create(c, admin, "/iaas/ip_address/", map[string]any{"subnet_id": own["id"]})
+	if got := c.Do("PATCH", apitest.Path("/iaas/ip_address/", free), map[string]any{"vm_id": x.vm}, admin).Expect(400).FieldCode("vm_id"); got != "iaas_ip_address_update_111" {
+		t.Errorf("attach an address to a VM: %q", got)
+	}
+	ipPath := apitest.Path("/iaas/ip_address/", ip)
+	for _, b := range []map[string]any{{"mac_address": "52:54:00:00:00:01"}, {"public_ip_id": 0}} {
+		if got := c.Do("PATCH", ipPath, b, admin).Expect(400).ErrorCode(); got != "iaas_ip_address_update_111" {
+			t.Errorf("PATCH %v of a VM's address: %q", b, got)
+		}
+	}
+	if got := c.Do("PUT", ipPath, map[string]any{"name": "x"}, admin).Expect(400).FieldCode("vm_id"); got != "iaas_ip_address_update_111" {
+		t.Errorf("PUT of a VM's address without its vm_id: %q", got)
+	}
+	c.Do("PATCH", ipPath, map[string]any{"name": "web"}, admin).Expect(200)
 }
 
 // TestComputeCloudUpdateVM: an existing VM of a cloud grows through cloud

@@ -216,12 +216,19 @@ func (r *ReadTxn) VMHistory(id uint64) (*api.VMHistory, bool) {
 	return get[*api.VMHistory](r, VMHistories, id)
 }
 
-// ProjectSubnets returns the subnets of a project: the children of its
-// private allocations, by allocation then id.
+// ProjectSubnets returns the subnets of a project's network: the children
+// of its private allocations that /iaas/cloud/ made for its virtual router
+// (virtual_router_id set), by allocation then id. A subnet a member makes
+// in such an allocation through /iaas/subnet/ is IPAM only: its vlan and
+// vxlan are the member's records, never a segment of the router.
 func (r *ReadTxn) ProjectSubnets(p *api.Project) []*api.IPBlock {
 	var out []*api.IPBlock
 	for _, a := range p.AllocationIDs {
-		out = append(out, r.IPBlockChildren(a)...)
+		for _, s := range r.IPBlockChildren(a) {
+			if s.VirtualRouterID != 0 && s.VirtualRouterID == p.VirtualRouterID {
+				out = append(out, s)
+			}
+		}
 	}
 	return out
 }

@@ -62,11 +62,14 @@ func cloudcixIP(r *state.ReadTxn, id uint64) (*wire.IPAddress, bool) {
 //
 // Codes (create): 101 subnet_id, 102 address, 103 mac_address, 104 name,
 // 105 public_ip_id, 110 public_ip_id already the public IP of another
-// address (public_ip is one-to-one); 422 106 the subnet has child subnets, 107 the subnet is
+// address (public_ip is one-to-one), 111 vm_id (a VM's addresses are made
+// with the VM); 422 106 the subnet has child subnets, 107 the subnet is
 // full; 409 108 the address is held, 109 reserved (network, broadcast,
 // gateway). Update: 103 mac_address, 104 name, 105 public_ip_id (unknown,
 // not the caller's, or the address itself), 106 public_ip_id already the
-// public IP of another address, 110 subnet_id or address changed.
+// public IP of another address, 110 subnet_id or address changed, 111
+// vm_id changed, or the MAC address or public IP of a VM's address (the
+// compute service's: its virtual router and the VM's NICs follow them).
 func registerIPAddress(a *api.API) {
 	api.Register(a, api.Service[*wire.IPAddress]{
 		App: App, Name: "ip_address", Tables: []string{state.IPAddresses},
@@ -115,7 +118,9 @@ func registerIPAddress(a *api.API) {
 			}
 			text(fe, q, "name", in.Name, 64, 104)
 			api.Set(&ip.Name, in.Name)
-			api.Set(&ip.VMID, in.VMID)
+			if in.VMID != nil && *in.VMID != 0 {
+				fe.Add("vm_id", q.Code(111), "A VM's addresses are made with the VM (/iaas/cloud/, /iaas/vm/), not here.")
+			}
 			if in.PublicIPID != nil && *in.PublicIPID != 0 {
 				if p, ok := cloudcixIP(q.Txn, *in.PublicIPID); !ok || !owns(q, p.MemberID) {
 					fe.Add("public_ip_id", q.Code(105), "IP address with id = '%d' doesn't exist", *in.PublicIPID)
@@ -184,6 +189,9 @@ func registerIPAddress(a *api.API) {
 			text(fe, q, "name", in.Name, 64, 104)
 			api.Set(&ip.Name, in.Name)
 			api.Set(&ip.VMID, in.VMID)
+			if ip.VMID != cur.VMID {
+				fe.Add("vm_id", q.Code(111), "An address moves to or from a VM only with the VM (/iaas/cloud/, /iaas/vm/), not here.")
+			}
 			if in.MACAddress != nil {
 				ip.MACAddress = ""
 				if *in.MACAddress != "" {
@@ -212,6 +220,9 @@ func registerIPAddress(a *api.API) {
 			}
 			if err := fe.Err(); err != nil {
 				return nil, err
+			}
+			if cur.VMID != 0 && (ip.MACAddress != cur.MACAddress || ip.PublicIPID != cur.PublicIPID) {
+				return nil, wire.Errorf(http.StatusBadRequest, q.Code(111), "IP address %d belongs to VM %d: its MAC address and public IP are managed through /iaas/cloud/ and /iaas/vm/ (only its name changes here).", cur.ID, cur.VMID)
 			}
 			return q.Command(fsm.IPAddressUpdateType, &ip)
 		},

@@ -99,9 +99,16 @@ func parseRange(fe wire.FieldErrors, q *api.Request, s string, n int) (netip.Pre
 // 104 name, 105 vlan, 106 vxlan, 107 the parent holds addresses; 113–116
 // address_range refused inside the allocation (version, outside,
 // duplicate, overlap), 117–121 inside the parent subnet (version, same as
-// parent, outside, duplicate, overlap). Update: 101, 104–106, 108 a field
-// that cannot change, 109 the new gateway is an allocated address, 118 the
-// new address_range equals the parent subnet's or a child's.
+// parent, outside, duplicate, overlap), 122 virtual_router_id (set only by
+// /iaas/cloud/). Update: 101, 104–106, 108 a field that cannot change, 109
+// the new gateway is an allocated address, 110 the segment of a cloud
+// subnet, 118 the new address_range equals the parent subnet's or a
+// child's, 122 virtual_router_id.
+//
+// vlan and vxlan of a subnet made here are the member's own records: only
+// the subnets /iaas/cloud/ makes (virtual_router_id set) are a project's
+// network (state.ProjectSubnets), so no member can put a subnet, or a VM,
+// on a segment it chose.
 func registerSubnet(a *api.API) {
 	api.Register(a, api.Service[*wire.IPBlock]{
 		App: App, Name: "subnet", Tables: []string{state.IPBlocks, state.IPAddresses},
@@ -143,6 +150,9 @@ func registerSubnet(a *api.API) {
 			}
 			text(fe, q, "name", in.Name, 128, 104)
 			validVLAN(fe, q, in.VLAN, in.VXLAN)
+			if in.VirtualRouterID != nil && *in.VirtualRouterID != 0 {
+				fe.Add("virtual_router_id", q.Code(122), "The subnets of a project's virtual router are made through /iaas/cloud/, which assigns their VLAN and VXLAN.")
+			}
 			if err := fe.Err(); err != nil || !rawOK {
 				return nil, err
 			}
@@ -211,6 +221,10 @@ func registerSubnet(a *api.API) {
 				(in.VXLAN != nil && *in.VXLAN != cur.VXLAN) || (in.VirtualRouterID != nil && *in.VirtualRouterID != cur.VirtualRouterID) ||
 				(in.RouterID != nil && *in.RouterID != cur.RouterID) || (!partial && (in.VLAN == nil || in.VXLAN == nil || in.VirtualRouterID == nil))) {
 				return nil, wire.Errorf(http.StatusBadRequest, q.Code(110), "Subnet %d belongs to the virtual router of a cloud project: its gateway and segment are managed through /iaas/cloud/ (only its name changes here).", cur.ID)
+			}
+			if cur.VirtualRouterID == 0 && in.VirtualRouterID != nil && *in.VirtualRouterID != 0 {
+				fe.Add("virtual_router_id", q.Code(122), "The subnets of a project's virtual router are made through /iaas/cloud/, which assigns their VLAN and VXLAN.")
+				return nil, fe.Err()
 			}
 			if b.Gateway != cur.Gateway {
 				if ip, ok := q.Txn.IPAddressIn(cur.ID, b.Gateway); ok {
