@@ -110,7 +110,10 @@ func (z *zone) answer(m *mdns.Msg, qname string, qtype uint16) {
 			m.Ns = append(m.Ns, z.negSOA)
 			return
 		}
-		if n.cname != nil && qtype != mdns.TypeCNAME {
+		// RFC 1034 §4.3.2 step 3a: a CNAME is chased unless the query
+		// matches it (QTYPE CNAME or ANY); ANY then answers the RRsets at
+		// the node, which is the CNAME alone.
+		if n.cname != nil && qtype != mdns.TypeCNAME && qtype != mdns.TypeANY {
 			if i >= maxChase {
 				m.Rcode = mdns.RcodeServerFailure
 				m.Answer = nil

@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -74,6 +75,15 @@ func TestAnswers(t *testing.T) {
 		{name: "DS at cut is the parent's", qname: "sub.example.test.", qtype: mdns.TypeDS, aa: true, ns: []string{soaLine}},
 		{name: "ANY", qname: "host1.example.test.", qtype: mdns.TypeANY, aa: true,
 			answer: []string{"host1.example.test. A 192.0.2.10"}},
+		// RFC 1034 §4.3.2 step 3a: ANY matches the CNAME, which is not chased.
+		{name: "ANY at CNAME", qname: "www.example.test.", qtype: mdns.TypeANY, aa: true,
+			answer: []string{"www.example.test. CNAME host1.example.test."}},
+		{name: "ANY at wildcard CNAME", qname: "foo.wc.example.test.", qtype: mdns.TypeANY, aa: true,
+			answer: []string{"foo.wc.example.test. CNAME host1.example.test."}},
+		{name: "ANY at out-of-zone CNAME", qname: "ext.example.test.", qtype: mdns.TypeANY, aa: true,
+			answer: []string{"ext.example.test. CNAME www.example.org."}},
+		{name: "ANY at CNAME loop", qname: "loop1.example.test.", qtype: mdns.TypeANY, aa: true,
+			answer: []string{"loop1.example.test. CNAME loop2.example.test."}},
 		{name: "longest zone", qname: "x.deep.example.test.", qtype: mdns.TypeA, aa: true,
 			answer: []string{"x.deep.example.test. A 198.51.100.1"}},
 		{name: "longest zone NXDOMAIN", qname: "y.deep.example.test.", qtype: mdns.TypeA, rcode: mdns.RcodeNameError, aa: true,
@@ -213,6 +223,46 @@ func TestOpcodesAndFormat(t *testing.T) {
 		m.Question[0].Qclass = mdns.ClassCHAOS
 		if r := exchange(t, s.Addr(), network, m); r.Rcode != mdns.RcodeRefused {
 			t.Errorf("%s CH class: rcode %s", network, mdns.RcodeToString[r.Rcode])
+		}
+	}
+	// Section counts (dns-facts §4.18): miekg/dns's DefaultMsgAcceptFunc
+	// refuses more than 1 answer, 1 authority or 2 additional records over
+	// TCP; UDP applies the same rules and both answer with the same bare
+	// header. An UPDATE is NOTIMP whatever its counts.
+	a := rrs(t, "a.example.test. 300 IN A 192.0.2.1", "b.example.test. 300 IN A 192.0.2.2", "c.example.test. 300 IN A 192.0.2.3")
+	for _, c := range []struct {
+		an, ns, ar int
+		rcode      int
+	}{
+		{2, 0, 0, mdns.RcodeFormatError},
+		{0, 2, 0, mdns.RcodeFormatError},
+		{0, 0, 3, mdns.RcodeFormatError},
+		{1, 1, 2, mdns.RcodeSuccess},
+	} {
+		for _, op := range []int{mdns.OpcodeQuery, mdns.OpcodeUpdate} {
+			m := new(mdns.Msg)
+			m.SetQuestion("host1.example.test.", mdns.TypeA)
+			m.Opcode = op
+			m.Answer, m.Ns, m.Extra = a[:c.an], a[:c.ns], a[:c.ar]
+			want := c.rcode
+			if op == mdns.OpcodeUpdate {
+				want = mdns.RcodeNotImplemented
+			}
+			what := fmt.Sprintf("%s ancount %d nscount %d arcount %d", mdns.OpcodeToString[op], c.an, c.ns, c.ar)
+			var hdr [2]mdns.MsgHdr
+			for i, network := range []string{"udp", "tcp"} {
+				r := exchange(t, s.Addr(), network, m)
+				if r.Rcode != want {
+					t.Errorf("%s %s: rcode %s, want %s", network, what, mdns.RcodeToString[r.Rcode], mdns.RcodeToString[want])
+				}
+				if want != mdns.RcodeSuccess && (r.Authoritative || len(r.Question)+len(r.Answer)+len(r.Ns)+len(r.Extra) != 0) {
+					t.Errorf("%s %s: want a bare header, got\n%v", network, what, r)
+				}
+				hdr[i] = r.MsgHdr
+			}
+			if want != mdns.RcodeSuccess && hdr[0] != hdr[1] {
+				t.Errorf("%s: UDP header %+v, TCP header %+v", what, hdr[0], hdr[1])
+			}
 		}
 	}
 }

@@ -21,7 +21,8 @@
 // RFC 6891 (EDNS0; version ≠ 0 is answered BADVERS) and RFC 1995/5936
 // (IXFR/AXFR over TCP only). In-zone CNAMEs are chased up to 8 links; a longer
 // chain is answered SERVFAIL. Queries for type ANY return every RRset at the
-// name (no RFC 8482 minimisation: the zones are small and not signed). An apex
+// name (no RFC 8482 minimisation: the zones are small and not signed); at a
+// CNAME that is the CNAME alone, not chased (RFC 1034 §4.3.2 step 3a). An apex
 // SOA answer carries the NS set in authority; apex NS answers, referrals and
 // MX/SRV answers carry in-zone A/AAAA in the additional section.
 //
@@ -36,7 +37,10 @@
 // the DO bit; a hit copies the bytes and patches the message ID, the RD/CD
 // flags and the question's original spelling. Everything else (misses,
 // TSIG, NOTIFY, EDNS options, malformed packets) goes through the full
-// miekg/dns path. The cache hangs off the zone snapshot, so a zone swap
+// miekg/dns path, which first applies miekg/dns's DefaultMsgAcceptFunc as
+// the TCP server does (NOTIMP for opcodes other than QUERY/NOTIFY; FORMERR,
+// from the header alone, unless qdcount = 1, ancount ≤ 1, nscount ≤ 1 and
+// arcount ≤ 2), so both transports answer alike. The cache hangs off the zone snapshot, so a zone swap
 // invalidates it, and it is bounded in size.
 //
 // TCP is served by miekg/dns's server with unlimited queries per connection

@@ -149,20 +149,28 @@ func (s *Server) slowUDP(zs *zoneSet, req, out []byte, remote netip.AddrPort) (r
 	if len(req) < 12 || req[2]&0x80 != 0 {
 		return nil // too short to answer, or a response
 	}
+	// The checks miekg/dns's TCP server applies before unpacking, so that
+	// both transports answer alike: opcode other than QUERY/NOTIFY →
+	// NOTIMP; qdcount ≠ 1, ancount > 1, nscount > 1 or arcount > 2 →
+	// FORMERR.
+	switch mdns.DefaultMsgAcceptFunc(mdns.Header{
+		Bits:    binary.BigEndian.Uint16(req[2:]),
+		Qdcount: binary.BigEndian.Uint16(req[4:]),
+		Ancount: binary.BigEndian.Uint16(req[6:]),
+		Nscount: binary.BigEndian.Uint16(req[8:]),
+		Arcount: binary.BigEndian.Uint16(req[10:]),
+	}) {
+	case mdns.MsgAccept:
+	case mdns.MsgRejectNotImplemented:
+		return s.headerReply(req, out, mdns.RcodeNotImplemented)
+	case mdns.MsgReject:
+		return s.headerReply(req, out, mdns.RcodeFormatError)
+	default:
+		return nil
+	}
 	r := new(mdns.Msg)
 	if err := r.Unpack(req); err != nil {
-		// Answer FORMERR from the header alone.
-		m := new(mdns.Msg)
-		m.Id = binary.BigEndian.Uint16(req)
-		m.Response = true
-		m.Opcode = int(req[2]>>3) & 0xf
-		m.Rcode = mdns.RcodeFormatError
-		s.metrics.query(0, m.Rcode)
-		b, err := m.PackBuffer(out)
-		if err != nil {
-			return nil
-		}
-		return b
+		return s.headerReply(req, out, mdns.RcodeFormatError)
 	}
 	ri := reqInfo{remote: remote.Addr()}
 	var secret string
@@ -213,5 +221,22 @@ func (s *Server) slowUDP(zs *zoneSet, req, out []byte, remote netip.AddrPort) (r
 	if err != nil {
 		return nil
 	}
+	return b
+}
+
+// headerReply answers a rejected or unparsable datagram from its header
+// alone, as miekg/dns's server does over TCP: the request's ID and TC, RD,
+// RA, AD and CD bits, QR set, AA and Z clear, opcode QUERY (kept for
+// NOTIMP), the rcode, and empty sections.
+func (s *Server) headerReply(req, out []byte, rcode int) []byte {
+	s.metrics.query(0, rcode)
+	b := append(out[:0], req[:12]...)
+	op := req[2] & 0x78
+	if rcode != mdns.RcodeNotImplemented {
+		op = byte(mdns.OpcodeQuery) << 3
+	}
+	b[2] = 0x80 | op | req[2]&0x03   // QR, opcode, TC, RD
+	b[3] = req[3]&0xb0 | byte(rcode) // RA, AD, CD, rcode
+	clear(b[4:12])
 	return b
 }

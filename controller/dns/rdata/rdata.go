@@ -232,12 +232,50 @@ func strs(ss []string) error {
 	total := 0
 	for _, s := range ss {
 		total += len(s) + 1
+		if err := escapes(s); err != nil {
+			return err
+		}
 	}
 	if total > 4000 {
 		return fmt.Errorf("the text is too long (%d bytes; the limit is 4000)", total)
 	}
 	return nil
 }
+
+// escapes checks the escapes of a character-string as the zone-file parser
+// leaves it (quoted content keeps them; free text is quoted by RR with
+// every backslash escaped). A backslash takes either three digits of value
+// at most 255 (\DDD) or one character that is not a digit (\" \\ \X);
+// miekg/dns would otherwise pack "\1" as "1", "\256" as a wrapped byte
+// and drop a trailing backslash.
+func escapes(s string) error {
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' {
+			continue
+		}
+		i++
+		if i == len(s) {
+			return fmt.Errorf("content ends in a lone backslash: write \\\\ for a backslash")
+		}
+		if !isDigit(s[i]) {
+			continue
+		}
+		if i+3 > len(s) || !isDigit(s[i+1]) || !isDigit(s[i+2]) {
+			j := i + 1
+			for j < len(s) && isDigit(s[j]) {
+				j++
+			}
+			return fmt.Errorf("content holds the ill-formed escape %s: a backslash takes three digits (\\DDD, at most 255) or one character that is not a digit", s[i-1:j])
+		}
+		if v := int(s[i]-'0')*100 + int(s[i+1]-'0')*10 + int(s[i+2]-'0'); v > 255 {
+			return fmt.Errorf("content holds the ill-formed escape %s: \\DDD takes a value from 000 to 255", s[i-1:i+3])
+		}
+		i += 2
+	}
+	return nil
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // RR builds the resource record for a record. MX and SRV take their
 // priority (preference) from the priority field; TXT and SPF content that

@@ -70,6 +70,19 @@ func TestCheck(t *testing.T) {
 		{"example.com", "TXT", 1, `"one" "two"`, true},
 		{"example.com", "TXT", 1, strings.Repeat("x", 600), true},
 		{"example.com", "TXT", 1, `"unterminated`, false},
+		// Escapes in quoted strings (PowerDNS refuses "TEST\1" with 422).
+		{"example.com", "TXT", 1, `"TEST\1"`, false},
+		{"example.com", "TXT", 1, `"TEST\12"`, false},
+		{"example.com", "TXT", 1, `"TEST\256"`, false},
+		{"example.com", "TXT", 1, `"one" "two\9x"`, false},
+		{"example.com", "TXT", 1, `"one" two\1`, false},
+		{"example.com", "SPF", 1, `"v=spf1 \1 -all"`, false},
+		{"example.com", "TXT", 1, `"say \"hi\""`, true},
+		{"example.com", "TXT", 1, `"back\\slash\\"`, true},
+		{"example.com", "TXT", 1, `"\065BC\255\000"`, true},
+		{"example.com", "TXT", 1, `"semi\;colon\ space\x"`, true},
+		{"example.com", "TXT", 1, `"TEST\0011"`, true},
+		{"example.com", "TXT", 1, `TEST\1`, true}, // free text: a literal backslash
 		{"example.com", "SPF", 1, "v=spf1 mx -all", true},
 		{"_sip._tcp.example.com", "SRV", 10, "5 5060 sip.example.com", true},
 		{"_sip._tcp.example.com", "SRV", 10, "10 5 5060 sip.example.com", false},
@@ -92,6 +105,12 @@ func TestCheck(t *testing.T) {
 		if (err == nil) != c.ok {
 			t.Errorf("Check(%s %s %d %q) = %v, want ok=%v", c.name, c.typ, c.prio, c.content, err, c.ok)
 		}
+	}
+	if err := Check(z, z, "TXT", 1, `"TEST\1"`); err == nil || !strings.Contains(err.Error(), `ill-formed escape \1:`) {
+		t.Errorf(`Check("TEST\1") = %v, want an ill-formed escape error`, err)
+	}
+	if err := Check(z, z, "TXT", 1, `"TEST\300"`); err == nil || !strings.Contains(err.Error(), `ill-formed escape \300:`) {
+		t.Errorf(`Check("TEST\300") = %v, want an ill-formed escape error`, err)
 	}
 }
 
