@@ -1180,6 +1180,12 @@ func (t *Txn) setProjectState(ch *StateChange) (api.Object, error) {
 	}
 	for _, cur := range vms {
 		if to, ok := move(cur.State); ok {
+			if to == api.StateRestart {
+				// VM_RESTORE_MAP: a VM comes back as it was before its
+				// delete (RUNNING → RESTART, QUIESCED stays QUIESCED: the
+				// delete shut it down already).
+				to = api.VMRestoreMap[t.stateBeforeDelete(cur.ID)]
+			}
 			vm := *cur
 			if to == api.StateScrub && vm.GPU > 0 {
 				return nil, fieldErr("state", "iaas_vm_update_108", "VM %d has GPUs and cannot be scrubbed.", vm.ID)
@@ -1202,6 +1208,22 @@ func (t *Txn) setProjectState(ch *StateChange) (api.Object, error) {
 	}
 	n := *p
 	return &n, replace(t, Projects, &n, 0, "iaas_project_update")
+}
+
+// stateBeforeDelete is the state a VM in the delete queue was in when its
+// delete was asked for (the history row before its last SCRUB row:
+// every state change writes one): QUIESCED or RUNNING.
+func (t *Txn) stateBeforeDelete(vm uint64) int {
+	h := t.VMHistoryOf(vm)
+	for i := len(h) - 1; i > 0; i-- {
+		if h[i].State == api.StateScrub {
+			if h[i-1].State == api.StateQuiesced {
+				return api.StateQuiesced
+			}
+			break
+		}
+	}
+	return api.StateRunning
 }
 
 // scrubDue: has the object of ch waited out its grace period at the

@@ -331,10 +331,12 @@ func TestScrubQueueGracePeriod(t *testing.T) {
 }
 
 // TestProjectStateScrubAndRestore: 8 sends everything to SCRUB, 4 restores
-// what waits in SCRUB_QUEUE; refused unless the project is stable.
+// what waits in SCRUB_QUEUE (VM_RESTORE_MAP: a VM that was RUNNING
+// restarts, one that was QUIESCED stays QUIESCED); refused unless the
+// project is stable.
 func TestProjectStateScrubAndRestore(t *testing.T) {
 	x := newComputeFixture(t, [3]int{64, 1000, 16})
-	res, err := x.create(x.cloud("p", x.vm("a", "10.0.0.10", false)))
+	res, err := x.create(x.cloud("p", x.vm("a", "10.0.0.10", false), x.vm("b", "10.0.0.11", false)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,43 +350,51 @@ func TestProjectStateScrubAndRestore(t *testing.T) {
 	wantErr(t, "project not stable", proj(api.StateScrub), 400, "state", "iaas_project_update_109")
 	wantErr(t, "bad project state", proj(api.StateQuiesce), 400, "state", "iaas_project_update_108")
 	robot := Actor{Robot: true}
-	for _, s := range [][2]int{{2, 1}, {4, 2}} {
-		if err := set(&StateChange{Kind: api.KindVM, ID: res.VMs[0].ID, To: s[0], Expected: ptr(s[1]), Actor: robot}); err != nil {
-			t.Fatal(err)
-		}
-		if err := set(&StateChange{Kind: api.KindVirtualRouter, ID: res.VirtualRouter.ID, To: s[0], Expected: ptr(s[1]), Actor: robot}); err != nil {
-			t.Fatal(err)
+	steps := func(kind string, id uint64, steps [][2]int) {
+		t.Helper()
+		for _, s := range steps {
+			a := robot
+			if s[0] == api.StateQuiesce {
+				a = user
+			}
+			if err := set(&StateChange{Kind: kind, ID: id, To: s[0], Expected: ptr(s[1]), Actor: a}); err != nil {
+				t.Fatalf("%s %d → %d: %v", kind, id, s[0], err)
+			}
 		}
 	}
+	a, b := res.VMs[0].ID, res.VMs[1].ID
+	steps(api.KindVM, a, [][2]int{{2, 1}, {4, 2}})
+	steps(api.KindVM, b, [][2]int{{2, 1}, {4, 2}, {5, 4}, {12, 5}, {6, 12}}) // b is QUIESCED
+	steps(api.KindVirtualRouter, res.VirtualRouter.ID, [][2]int{{2, 1}, {4, 2}})
 	if err := proj(api.StateScrub); err != nil {
 		t.Fatal(err)
 	}
 	r := x.s.Read()
-	vm, _ := r.VM(res.VMs[0].ID)
+	va, _ := r.VM(a)
+	vb, _ := r.VM(b)
 	vr, _ := r.VirtualRouter(res.VirtualRouter.ID)
-	if vm.State != api.StateScrub || vr.State != api.StateScrub {
-		t.Fatalf("after project delete: vm %d, vr %d", vm.State, vr.State)
+	if va.State != api.StateScrub || vb.State != api.StateScrub || vr.State != api.StateScrub {
+		t.Fatalf("after project delete: vms %d %d, vr %d", va.State, vb.State, vr.State)
 	}
-	for _, s := range [][2]int{{14, 8}, {9, 14}} {
-		if err := set(&StateChange{Kind: api.KindVM, ID: vm.ID, To: s[0], Expected: ptr(s[1]), Actor: robot}); err != nil {
-			t.Fatal(err)
-		}
+	for _, id := range []uint64{a, b} {
+		steps(api.KindVM, id, [][2]int{{14, 8}, {9, 14}})
 	}
 	wantErr(t, "VR still scrubbing", proj(api.StateRunning), 400, "state", "iaas_project_update_109")
-	for _, s := range [][2]int{{14, 8}, {9, 14}} {
-		// The router's scrub waits for the VMs to be CLOSED; SCRUB_PREP is fine.
-		if err := set(&StateChange{Kind: api.KindVirtualRouter, ID: vr.ID, To: s[0], Expected: ptr(s[1]), Actor: robot}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// The router's scrub waits for the VMs to be CLOSED; SCRUB_PREP is fine.
+	steps(api.KindVirtualRouter, vr.ID, [][2]int{{14, 8}, {9, 14}})
 	if err := proj(api.StateRunning); err != nil {
 		t.Fatal(err)
 	}
 	r = x.s.Read()
-	vm, _ = r.VM(vm.ID)
+	va, _ = r.VM(a)
+	vb, _ = r.VM(b)
 	vr, _ = r.VirtualRouter(vr.ID)
-	if vm.State != api.StateRestart || vr.State != api.StateRestart {
-		t.Fatalf("after restore: vm %d, vr %d", vm.State, vr.State)
+	if va.State != api.StateRestart || vb.State != api.StateQuiesced || vr.State != api.StateRestart {
+		t.Fatalf("after restore: vm a %d (want 7), vm b %d (want 6), vr %d (want 7)", va.State, vb.State, vr.State)
+	}
+	// The restored states are in the VMs' history.
+	if h := r.VMHistoryOf(b); h[len(h)-1].State != api.StateQuiesced {
+		t.Errorf("last history row of b: %+v", h[len(h)-1])
 	}
 }
 
@@ -618,4 +628,51 @@ func TestSetStateEveryTriple(t *testing.T) {
 	if n != 4*2*20*22 {
 		t.Fatalf("covered %d triples", n)
 	}
+}
+
+// TestVPNOnDeletedRouter: a VPN cannot be created or changed on a virtual
+// router that is being deleted (it would be stored and never built); it
+// can still be deleted.
+func TestVPNOnDeletedRouter(t *testing.T) {
+	x := newComputeFixture(t, [3]int{64, 1000, 16})
+	res, err := x.create(x.cloud("p", x.vm("a", "10.0.0.10", false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vpn := func(id uint64) *VPNPayload {
+		return &VPNPayload{VPN: api.VPN{Meta: api.Meta{ID: id}, VirtualRouterID: res.VirtualRouter.ID,
+			Routes: []api.VPNRoute{{LocalSubnetID: res.Subnets[0].ID, RemoteSubnet: "198.18.0.0/24"}}}, PreSharedKey: "k"}
+	}
+	var id uint64
+	x.ok("vpn", func(t *Txn) error {
+		v, err := t.VPNCreate(vpn(0))
+		if v != nil {
+			id = v.ID
+		}
+		return err
+	})
+	robot := Actor{Robot: true}
+	set := func(kind string, id uint64, to, from int) {
+		t.Helper()
+		x.ok(fmt.Sprintf("%s → %d", kind, to), func(t *Txn) error {
+			_, err := t.SetState(&StateChange{Kind: kind, ID: id, To: to, Expected: ptr(from), Actor: robot})
+			return err
+		})
+	}
+	for _, k := range []struct {
+		kind string
+		id   uint64
+	}{{api.KindVM, res.VMs[0].ID}, {api.KindVirtualRouter, res.VirtualRouter.ID}} {
+		set(k.kind, k.id, api.StateBuilding, api.StateRequested)
+		set(k.kind, k.id, api.StateRunning, api.StateBuilding)
+	}
+	x.ok("project delete", func(t *Txn) error {
+		_, err := t.SetState(&StateChange{Kind: KindProject, ID: res.Project.ID, To: api.StateScrub, Actor: Actor{UserID: 2}})
+		return err
+	})
+	err = x.do(func(t *Txn) error { _, err := t.VPNCreate(vpn(0)); return err })
+	wantErr(t, "create on a router being deleted", err, 400, "virtual_router_id", "iaas_vpn_create_129")
+	err = x.do(func(t *Txn) error { _, err := t.VPNUpdate(vpn(id), 0); return err })
+	wantErr(t, "update on a router being deleted", err, 400, "virtual_router_id", "iaas_vpn_update_129")
+	x.ok("delete", func(t *Txn) error { return t.VPNDelete(&VPNDeletePayload{ID: id}) })
 }

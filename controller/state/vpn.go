@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 
 	"github.com/hashicorp/go-memdb"
 	"github.com/regentcloud/regent/pkg/api"
@@ -91,6 +92,9 @@ func (t *Txn) VPNCreate(p *VPNPayload) (*api.VPN, error) {
 	if !ok {
 		return nil, fieldErr("virtual_router_id", "iaas_vpn_create_102", "Virtual router %d does not exist.", p.VPN.VirtualRouterID)
 	}
+	if err := vrTakesVPNs(vr, "create"); err != nil {
+		return nil, err
+	}
 	rec := &VPNRecord{VPN: p.VPN, PreSharedKey: p.PreSharedKey}
 	rec.ProjectID, rec.MemberID, rec.RegionID = vr.ProjectID, vr.MemberID, vr.RegionID
 	if err := t.vpnRoutes(&rec.VPN, "create"); err != nil {
@@ -133,6 +137,11 @@ func (t *Txn) VPNUpdate(p *VPNPayload, expect uint64) (*api.VPN, error) {
 	}
 	rec.VirtualRouterID, rec.ProjectID, rec.MemberID, rec.RegionID, rec.STIFNumber =
 		old.VirtualRouterID, old.ProjectID, old.MemberID, old.RegionID, old.STIFNumber
+	if vr, ok := t.VirtualRouter(rec.VirtualRouterID); ok {
+		if err := vrTakesVPNs(vr, "update"); err != nil {
+			return nil, err
+		}
+	}
 	if err := t.vpnRoutes(&rec.VPN, "update"); err != nil {
 		return nil, err
 	}
@@ -143,6 +152,16 @@ func (t *Txn) VPNUpdate(p *VPNPayload, expect uint64) (*api.VPN, error) {
 		return nil, err
 	}
 	return &rec.VPN, t.vpnHistory(&rec.VPN, "update", p.Actor)
+}
+
+// vrTakesVPNs refuses a VPN change on a virtual router that is being
+// deleted or is gone (SCRUB and after, CLOSED): it would be stored and
+// never built. Deleting a VPN stays possible.
+func vrTakesVPNs(vr *api.VirtualRouter, method string) error {
+	if slices.Contains(api.ShutDownStates, vr.State) {
+		return fieldErr("virtual_router_id", code("iaas", "vpn", method, 129), "Virtual router %d is deleted or being deleted (state %d, %s): its VPNs cannot change.", vr.ID, vr.State, api.StateNames[vr.State])
+	}
+	return nil
 }
 
 // VPNDeletePayload deletes a VPN.
