@@ -34,6 +34,9 @@ type Request struct {
 	// Created, when a Create function sets it, renders the created object
 	// instead of the service's View (a token's secret is shown only then).
 	Created func(any) any
+	// parent, on a route nested under another service's item
+	// (Service.Nested), is that item's id: only its objects are served.
+	parent *uint64
 }
 
 // Code builds a CloudCIX error code for this route: <app>_<service>_<method>_<nnn>.
@@ -79,11 +82,28 @@ type Service[T wire.Object] struct {
 	Expand func(r *state.ReadTxn, v T) any
 	// NoList and NoRead leave out the list and the read route.
 	NoList, NoRead bool
+	// Nested, when set, also serves the list and read routes under an
+	// item of another service, as CloudCIX's vm/<vm_id>/storage/.
+	Nested *Nested[T]
 	// Create, Update and Delete validate the request and build the command;
 	// a nil function means the route does not exist.
 	Create func(*Request) (*fsm.Command, error)
 	Update func(q *Request, cur T, partial bool) (*fsm.Command, error)
 	Delete func(q *Request, cur T) (*fsm.Command, error)
+}
+
+// Nested serves a service's list and read under an item of its parent
+// service too: /<app>/<Parent>/{parent_id}/<name>/ and …/<name>/{id}/,
+// the same routes (permissions, filters, paging, envelope, views) restricted
+// to that item's objects.
+type Nested[T wire.Object] struct {
+	// Parent is the parent service's name.
+	Parent string
+	// Of is the id of an object's parent.
+	Of func(T) uint64
+	// Sees reports whether the parent exists and the caller may see it;
+	// when not, the route is 404 (as the parent's own read would be).
+	Sees func(q *Request, id uint64) bool
 }
 
 // Register adds the routes of s under /<app>/<name>/.
@@ -107,6 +127,25 @@ func Register[T wire.Object](a *API, s Service[T]) {
 	}
 	if s.Delete != nil {
 		a.Handle("DELETE "+base+"{id}/{$}", a.route(s.App, s.Name, auth.Delete, func(q *Request) error { return s.del(q) }))
+	}
+	if n := s.Nested; n != nil {
+		nested := func(fn func(*Request) error) func(*Request) error {
+			return func(q *Request) error {
+				id, err := strconv.ParseUint(q.PathValue("parent_id"), 10, 64)
+				if err != nil || !n.Sees(q, id) {
+					return wire.NotFound(q.Code(1))
+				}
+				q.parent = &id
+				return fn(q)
+			}
+		}
+		nbase := "/" + s.App + "/" + n.Parent + "/{parent_id}/" + s.Name + "/"
+		if !s.NoList {
+			a.Handle("GET "+nbase+"{$}", a.route(s.App, s.Name, auth.List, nested(s.list)))
+		}
+		if !s.NoRead {
+			a.Handle("GET "+nbase+"{id}/{$}", a.route(s.App, s.Name, auth.Read, nested(s.read)))
+		}
 	}
 	if s.SlashKey {
 		joined := func(fn func(*Request) error) func(*Request) error {
@@ -234,7 +273,12 @@ func min2(a, b time.Duration) time.Duration {
 	return b
 }
 
-func (s *Service[T]) visible(q *Request, v T) bool { return s.Visible == nil || s.Visible(q, v) }
+func (s *Service[T]) visible(q *Request, v T) bool {
+	if q.parent != nil && s.Nested.Of(v) != *q.parent {
+		return false
+	}
+	return s.Visible == nil || s.Visible(q, v)
+}
 
 func (s *Service[T]) list(q *Request) error {
 	if err := q.Blocking(s.Tables...); err != nil {

@@ -368,3 +368,13 @@ func parseMAC(s string) (string, error) {
 	}
 	return m.String(), nil
 }
+
+// nestedUnderVM serves a service of objects that each belong to one VM
+// under the VM too, as CloudCIX's vm/<vm_id>/<name>/ (api.Nested): a VM
+// the caller does not see is 404, as for vm/<id>/.
+func nestedUnderVM[T wire.Object](vmOf func(T) uint64) *api.Nested[T] {
+	return &api.Nested[T]{Parent: "vm", Of: vmOf, Sees: func(q *api.Request, id uint64) bool {
+		vm, ok := q.Txn.VM(id)
+		return ok && seesTenant(q, vm.MemberID, vm.RegionID)
+	}}
+}

@@ -524,6 +524,7 @@ func registerVMHistory(a *api.API) {
 func registerStorage(a *api.API) {
 	api.Register(a, api.Service[*wire.Storage]{
 		App: App, Name: "storage", Tables: []string{state.Storages},
+		Nested: nestedUnderVM(func(s *wire.Storage) uint64 { return s.VMID }),
 		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"vm_id": query.Number, "project_id": query.Number,
 			"member_id": query.Number, "name": query.String, "gb": query.Number, "primary": query.Bool}),
 			Ordering: []string{"id", "vm_id", "name", "created", "updated"}},

@@ -85,20 +85,22 @@ func optional(s string) *string {
 }
 
 // registerIPValidator serves GET /iaas/ip_validator/?address_ranges=…&ip_addresses=…
-// (comma-separated). Neither parameter, or no item at all, is 400
+// (comma-separated; the services document's addressRanges and ipAddresses
+// are accepted too, but not both spellings of one parameter). Neither parameter, or no item at all, is 400
 // iaas_ip_validator_001; items that are all invalid are 400 with the
 // per-item errors keyed address_ranges.<input> and ip_addresses.<input>;
 // otherwise 200 with every item.
 func registerIPValidator(a *api.API) {
 	handle(a, "GET /iaas/ip_validator/{$}", "ip_validator", auth.List, func(q *api.Request) error {
-		param := func(name string) *string {
-			v, ok := q.URL.Query()[name]
-			if !ok {
-				return nil
-			}
-			return &v[len(v)-1]
+		ranges, err := validatorParam(q, "address_ranges", "addressRanges")
+		if err != nil {
+			return err
 		}
-		res, err := ipam.ValidateIPs(param("address_ranges"), param("ip_addresses"))
+		addrs, err := validatorParam(q, "ip_addresses", "ipAddresses")
+		if err != nil {
+			return err
+		}
+		res, err := ipam.ValidateIPs(ranges, addrs)
 		if err != nil || len(res.AddressRanges)+len(res.IPAddresses) == 0 {
 			return wire.Errorf(http.StatusBadRequest, ipam.CodeValidatorNoParams, "%s", ipam.ValidatorMessage(ipam.CodeValidatorNoParams))
 		}
@@ -138,4 +140,23 @@ func registerIPValidator(a *api.API) {
 		api.WriteJSON(q.W, http.StatusOK, &out)
 		return nil
 	})
+}
+
+// validatorParam is the last value of the ip_validator parameter snake, also
+// spelt camel (the CloudCIX services document's spelling); nil when neither
+// is sent. Both spellings at once are ambiguous: 400.
+func validatorParam(q *api.Request, snake, camel string) (*string, error) {
+	v := q.URL.Query()
+	s, hasSnake := v[snake]
+	c, hasCamel := v[camel]
+	switch {
+	case hasSnake && hasCamel:
+		return nil, wire.Errorf(http.StatusBadRequest, wire.CodeBadQuery,
+			"%s and %s are two spellings of one parameter; send only one of them.", snake, camel)
+	case hasCamel:
+		s = c
+	case !hasSnake:
+		return nil, nil
+	}
+	return &s[len(s)-1], nil
 }

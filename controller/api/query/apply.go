@@ -257,6 +257,8 @@ func (f *filter) test(k key) bool {
 		return cmpKey(k, f.vals[0]) <= 0
 	case opRange:
 		return cmpKey(k, f.vals[0]) >= 0 && cmpKey(k, f.vals[1]) <= 0
+	case opYear, opMonth, opDay, opWeekDay, opHour, opMinute:
+		return k.kind == kTime && cmpNum(intNum(datePart(f.op, k)), f.vals[0].n) == 0
 	case opContains, opWithin:
 		field, ok := parseCIDR(k.s)
 		operand, _ := parseCIDR(f.vals[0].s)
@@ -269,6 +271,25 @@ func (f *filter) test(k key) bool {
 		return cidrContains(operand, field)
 	}
 	return false
+}
+
+// datePart is the date part op of the time key k, in UTC; week_day counts
+// from 1 for Sunday to 7 for Saturday, as Django's.
+func datePart(op string, k key) int64 {
+	t := time.Unix(k.n.i, int64(k.n.u)).UTC()
+	switch op {
+	case opYear:
+		return int64(t.Year())
+	case opMonth:
+		return int64(t.Month())
+	case opDay:
+		return int64(t.Day())
+	case opWeekDay:
+		return int64(t.Weekday()) + 1
+	case opHour:
+		return int64(t.Hour())
+	}
+	return int64(t.Minute())
 }
 
 var timeType = reflect.TypeFor[time.Time]()

@@ -33,7 +33,10 @@ type FieldType int
 //
 //	String: in, iexact, icontains, istartswith, iendswith
 //	Number: gt, gte, lt, lte, in, range, isnull (also for FK ids)
-//	Date:   gt, gte, lt, lte, in, range, isnull (RFC 3339 or 2006-01-02 values)
+//	Date:   gt, gte, lt, lte, in, range, isnull (RFC 3339 or 2006-01-02 values),
+//	        and the date parts year, month, day, week_day, hour, minute
+//	        (integer values, compared in UTC; week_day as Django's: 1 is
+//	        Sunday, 7 Saturday)
 //	Bool:   isnull
 //	CIDR:   in, contains, within
 //
@@ -84,15 +87,34 @@ const (
 	opIsNull      = "isnull"
 	opContains    = "contains"
 	opWithin      = "within"
+
+	// Date parts: an integer compared with that part of the time in UTC.
+	opYear    = "year"
+	opMonth   = "month"
+	opDay     = "day"
+	opWeekDay = "week_day"
+	opHour    = "hour"
+	opMinute  = "minute"
 )
+
+// isDatePart reports whether op compares a part of a date.
+func isDatePart(op string) bool {
+	switch op {
+	case opYear, opMonth, opDay, opWeekDay, opHour, opMinute:
+		return true
+	}
+	return false
+}
 
 // operators lists the operators a field type accepts; exact is always first.
 func operators(t FieldType) []string {
 	switch t {
 	case String:
 		return []string{opExact, opIContains, opIEndsWith, opIExact, opIn, opIStartsWith}
-	case Number, Date:
+	case Number:
 		return []string{opExact, opGt, opGte, opIn, opIsNull, opLt, opLte, opRange}
+	case Date:
+		return []string{opExact, opDay, opGt, opGte, opHour, opIn, opIsNull, opLt, opLte, opMinute, opMonth, opRange, opWeekDay, opYear}
 	case Bool:
 		return []string{opExact, opIsNull}
 	case CIDR:
@@ -137,7 +159,7 @@ type filter struct {
 	field   string
 	op      string
 	typ     FieldType
-	vals    []key  // 1 value; in: any number; range: exactly 2
+	vals    []key  // 1 value; in: any number; range: exactly 2; date parts: 1 integer
 	lower   string // lower-cased value of the case-insensitive string ops
 	null    bool   // value of isnull
 }
@@ -329,6 +351,18 @@ func (q *Query) parseValue(f *filter, raw string) bool {
 			}
 			f.vals = append(f.vals, k)
 		}
+		return true
+	}
+	if isDatePart(f.op) {
+		// As Django's date-part lookups: the value must be an integer; one
+		// out of the part's range (month 13) simply matches nothing.
+		n, err := strconv.ParseInt(strings.TrimSpace(raw), 10, 64)
+		if err != nil {
+			q.warn(f.warnPrefix(), "%s: %s is not a valid integer (%s) for field %s; the filter is ignored.",
+				f.param, quote(raw), f.op, quote(f.field))
+			return false
+		}
+		f.vals = []key{{kind: kNumber, n: intNum(n)}}
 		return true
 	}
 	k, ok := parseKey(f.typ, raw)

@@ -158,7 +158,7 @@ func TestFilters(t *testing.T) {
 		{"pointer exact", "search[project_id]=7", []uint64{1, 3}, nil},
 		{"pointer gt", "search[project_id__gt]=7", []uint64{4, 5}, nil},
 		{"unknown number op", "search[id__contains]=1", all(), []string{sfw}},
-		{"date part op unsupported", "search[created__year]=2024", all(), []string{sfw}},
+		{"date part op on number", "search[id__year]=2024", all(), []string{sfw}},
 
 		// slices: membership
 		{"slice exact", "search[storage_ids]=3", []uint64{2}, nil},
@@ -181,6 +181,31 @@ func TestFilters(t *testing.T) {
 		{"date bad", "search[created]=2024-13-01", all(), []string{sfw}},
 		{"date range bad item", "search[created__range]=2024-01-01,soon", all(), []string{sfw}},
 		{"time.Time field", "search[born__gte]=2024-03-01", []uint64{3}, nil},
+
+		// date parts (in UTC; week_day 1 is Sunday, as Django's)
+		{"year", "search[created__year]=2024", []uint64{1, 2, 3, 4, 5}, nil},
+		{"year none", "search[created__year]=2020", []uint64{}, nil},
+		{"year spaces", "search[created__year]=+2024+", []uint64{1, 2, 3, 4, 5}, nil},
+		{"month in UTC", "search[created__month]=2", []uint64{2, 3, 4}, nil},
+		{"month local is not used", "search[created__month]=3", []uint64{}, nil},
+		{"month 13 matches nothing", "search[created__month]=13", []uint64{}, nil},
+		{"day", "search[created__day]=29", []uint64{3, 4}, nil},
+		{"week_day sunday", "search[created__week_day]=1", []uint64{5}, nil},
+		{"week_day monday", "search[created__week_day]=2", []uint64{1}, nil},
+		{"week_day thursday", "search[created__week_day]=5", []uint64{2, 3, 4}, nil},
+		{"hour", "search[created__hour]=23", []uint64{3, 4}, nil},
+		{"hour zero", "search[created__hour]=0", []uint64{1}, nil},
+		{"minute", "search[created__minute]=30", []uint64{3}, nil},
+		{"date parts combined", "search[created__year]=2024&search[created__month]=2&search[created__minute]=45", []uint64{4}, nil},
+		{"time.Time field part", "search[born__month]=6", []uint64{3}, nil},
+		{"exclude month keeps nulls", "exclude[created__month]=2", []uint64{1, 5, 6}, nil},
+		{"exclude year", "exclude[created__year]=2024", []uint64{6}, nil},
+		{"legacy year", "created__year=2024", []uint64{1, 2, 3, 4, 5}, []string{dw}},
+		{"year not an integer", "search[created__year]=abc", all(), []string{sfw}},
+		{"year a date", "search[created__year]=2024-01-01", all(), []string{sfw}},
+		{"month a float", "exclude[created__month]=2.5", all(), []string{efw}},
+		{"year empty", "search[created__year]=", all(), []string{sfw}},
+		{"date part with a comparison is not a lookup", "search[created__year__gte]=2024", all(), []string{sfw}},
 		{"time.Time zero is null", "search[born__isnull]=true", []uint64{2, 4, 5, 6}, nil},
 
 		// booleans
@@ -268,6 +293,9 @@ func TestWarningText(t *testing.T) {
 		{"search[nope__gt]=1", []string{"SearchFilterWarning: ", "search[nope__gt]", `"nope"`, "not a searchable field"}},
 		{"search[name__gt]=1", []string{"SearchFilterWarning: ", `operator "gt"`, `string field "name"`, "icontains"}},
 		{"search[id__gt]=abc", []string{"SearchFilterWarning: ", "search[id__gt]", `"abc"`, "number", `"id"`}},
+		{"search[created__year]=x", []string{"SearchFilterWarning: ", "search[created__year]", `"x"`, "integer (year)", `"created"`}},
+		{"search[id__month]=1", []string{"SearchFilterWarning: ", `operator "month"`, `number field "id"`}},
+		{"search[created__gt__year]=1", []string{"SearchFilterWarning: ", `"created__gt"`, "not a searchable field"}},
 		{"exclude[id__range]=1,2,3", []string{"ExcludeFilterWarning: ", "exclude[id__range]", "exactly 2", "got 3"}},
 		{"search[project_id__isnull]=x", []string{"SearchFilterWarning: ", "isnull", "true or false"}},
 		{"search[extra]=x", []string{"SearchFilterWarning: ", `"extra"`, "cannot be filtered as a string"}},
@@ -833,6 +861,7 @@ func FuzzParse(f *testing.F) {
 		"order=bogus", "search[created__gte]=2024-01-01T00:00:00+01:00", "search[project_id__isnull]=true",
 		"search[public]=TRUE", "search[storage_ids__in]=[7]", "search[name__iexact]=Ü", "page=9223372036854775807",
 		"search[cpu__lt]=1e308&order=cpu", "search[]=&exclude[=&exclude__=", "%zz=1",
+		"search[created__week_day]=1&exclude[born__year]=2024", "search[created__month]=x",
 	} {
 		f.Add(s)
 	}

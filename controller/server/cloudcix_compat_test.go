@@ -1,0 +1,172 @@
+package server_test
+
+import (
+	"bytes"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/regentcloud/regent/controller/auth"
+	"github.com/regentcloud/regent/controller/internal/apitest"
+)
+
+// The rows of CloudCIX's vm/<vm_id>/storage/ routes in the auth matrix: as
+// storage, and a VM the caller does not see is 404 (other, and the matrix
+// robot bound to another region).
+func init() {
+	matrix = append(matrix,
+		matrixRow{"GET", "/iaas/vm/{vm_id}/storage/", "storage", auth.List, "V", w(200, 200, 200, 404, 404, 401), vmStorages},
+		matrixRow{"GET", "/iaas/vm/{vm_id}/storage/{id}/", "storage", auth.Read, "D of V", w(200, 200, 200, 404, 404, 401), vmStorageD},
+		matrixRow{"HEAD", "/iaas/vm/{vm_id}/storage/{id}/", "storage", auth.Read, "D of V", w(200, 200, 200, 404, 404, 401), vmStorageD},
+	)
+}
+
+func vmStoragePath(vm uint64) string { return fmt.Sprintf("/iaas/vm/%d/storage/", vm) }
+
+func vmStorages(f *fixture) request { return request{path: vmStoragePath(computeOf(f).vm)} }
+
+func vmStorageD(f *fixture) request {
+	x := computeOf(f)
+	return request{path: apitest.Path(vmStoragePath(x.vm), x.disk)}
+}
+
+// TestVMStorageRoutes: GET /iaas/vm/<vm_id>/storage/ is /iaas/storage/
+// restricted to the VM (the same envelope, filters, paging and ordering),
+// and /iaas/vm/<vm_id>/storage/<id>/ reads one of its disks.
+func TestVMStorageRoutes(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	vm := runningVM(f)
+	d1 := create(c, f.root, "/iaas/storage/", map[string]any{"vm_id": vm, "name": "data1", "gb": 10})
+	base := vmStoragePath(vm)
+
+	for _, extra := range []string{"", "order=-id", "limit=1&page=1", "search[name__istartswith]=data&order=-gb",
+		"exclude[gb__gte]=10", "search[bogus]=1", "name__icontains=DATA"} {
+		nested := c.Do("GET", base+"?"+extra, nil, admin).Expect(200)
+		flat := c.Do("GET", "/iaas/storage/?search[vm_id]="+strconv.FormatUint(vm, 10)+"&"+extra, nil, admin).Expect(200)
+		if !bytes.Equal(nested.Body, flat.Body) {
+			t.Errorf("?%s: nested %s\nflat %s", extra, nested.Body, flat.Body)
+		}
+	}
+	l := c.Do("GET", base, nil, admin).Expect(200).List()
+	if ids := l.IDs(); len(ids) != 2 || !slices.Contains(ids, d1) || l.Metadata.TotalRecords != 2 {
+		t.Errorf("disks of VM %d: %v (total %d)", vm, ids, l.Metadata.TotalRecords)
+	}
+	if ids := c.Do("GET", base+"?search[name]=data1", nil, admin).Expect(200).List().IDs(); !slices.Equal(ids, []uint64{d1}) {
+		t.Errorf("search[name]=data1: %v", ids)
+	}
+	// The path's VM wins over a search of another VM.
+	if ids := c.Do("GET", base+"?search[vm_id]="+strconv.FormatUint(x.vm, 10), nil, admin).Expect(200).List().IDs(); len(ids) != 0 {
+		t.Errorf("search[vm_id] of another VM: %v", ids)
+	}
+	if ids := c.Do("GET", vmStoragePath(x.vm), nil, admin).Expect(200).List().IDs(); !slices.Equal(ids, []uint64{x.disk}) {
+		t.Errorf("disks of VM %d: %v, want [%d]", x.vm, ids, x.disk)
+	}
+	c.Do("GET", base[:len(base)-1], nil, admin).Expect(200) // without the trailing slash
+
+	// Read: the disk of the VM; another VM's disk is 404.
+	r := c.Do("GET", apitest.Path(base, d1), nil, admin).Expect(200)
+	if r.Content()["name"] != "data1" || r.Header.Get("ETag") == "" {
+		t.Errorf("read: %s (ETag %q)", r, r.Header.Get("ETag"))
+	}
+	flat := c.Do("GET", apitest.Path("/iaas/storage/", d1), nil, admin).Expect(200)
+	if !bytes.Equal(r.Body, flat.Body) {
+		t.Errorf("read: nested %s, flat %s", r.Body, flat.Body)
+	}
+	c.Do("HEAD", apitest.Path(base, d1), nil, admin).Expect(200)
+	if got := c.Do("GET", apitest.Path(vmStoragePath(x.vm), d1), nil, admin).Expect(404).ErrorCode(); got != "iaas_storage_read_001" {
+		t.Errorf("disk of another VM: %s", got)
+	}
+	c.Do("GET", apitest.Path(base, 999999), nil, admin).Expect(404)
+	c.Do("GET", base+"abc/", nil, admin).Expect(404)
+
+	// A VM the caller cannot see, or none, is 404 as for /iaas/vm/<id>/.
+	other := f.r.Token(apitest.OtherMember)
+	c.Do("GET", apitest.Path("/iaas/vm/", vm), nil, other).Expect(404)
+	for _, p := range []string{base, vmStoragePath(999999), "/iaas/vm/abc/storage/"} {
+		if got := c.Do("GET", p, nil, other).Expect(404).ErrorCode(); got != "iaas_storage_list_001" {
+			t.Errorf("%s as other: %s", p, got)
+		}
+	}
+	c.Do("GET", apitest.Path(base, d1), nil, other).Expect(404)
+	c.Do("GET", base, nil, "").Expect(401)
+}
+
+// TestIPValidatorSpellings: the services document's addressRanges and
+// ipAddresses give the same answer as address_ranges and ip_addresses; both
+// spellings of one parameter are 400.
+func TestIPValidatorSpellings(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	f := newFixture(t, n)
+	c, tok := f.c.For(t), f.r.Token(apitest.MemberUser)
+	const ranges, addrs = "10.0.0.0/24,192.168.0.1/33,2001:db8::/32", "10.0.0.5,foo,8.8.8.8"
+	want := c.Do("GET", "/iaas/ip_validator/?"+url.Values{"address_ranges": {ranges}, "ip_addresses": {addrs}}.Encode(), nil, tok).Expect(200).Body
+	for _, v := range []url.Values{
+		{"addressRanges": {ranges}, "ipAddresses": {addrs}},
+		{"addressRanges": {ranges}, "ip_addresses": {addrs}},
+		{"address_ranges": {ranges}, "ipAddresses": {addrs}},
+	} {
+		if got := c.Do("GET", "/iaas/ip_validator/?"+v.Encode(), nil, tok).Expect(200).Body; !bytes.Equal(got, want) {
+			t.Errorf("?%s: %s\nwant %s", v.Encode(), got, want)
+		}
+	}
+	for _, spelling := range [][3]string{{"address_ranges", "addressRanges", "10.0.0.0/24"}, {"ip_addresses", "ipAddresses", "10.0.0.1"}} {
+		one := c.Do("GET", "/iaas/ip_validator/?"+spelling[1]+"="+spelling[2], nil, tok).Expect(200).Body
+		two := c.Do("GET", "/iaas/ip_validator/?"+spelling[0]+"="+spelling[2], nil, tok).Expect(200).Body
+		if !bytes.Equal(one, two) {
+			t.Errorf("%s alone: %s, %s alone: %s", spelling[1], one, spelling[0], two)
+		}
+	}
+	for _, q := range []string{"address_ranges=10.0.0.0/24&addressRanges=10.0.0.0/24", "ip_addresses=10.0.0.1&ipAddresses=10.0.0.2&address_ranges=10.0.0.0/8"} {
+		if got := c.Do("GET", "/iaas/ip_validator/?"+q, nil, tok).Expect(400).ErrorCode(); got != "regent_request_005" {
+			t.Errorf("?%s: %s", q, got)
+		}
+	}
+	// An empty camelCase parameter is as an empty snake_case one: no item.
+	if got := c.Do("GET", "/iaas/ip_validator/?ipAddresses=", nil, tok).Expect(400).ErrorCode(); got != "iaas_ip_validator_001" {
+		t.Errorf("empty ipAddresses: %s", got)
+	}
+}
+
+// TestListDatePartFilters: search[created__year] and the other date parts
+// filter every list by the part of the timestamp in UTC; a value that is
+// not an integer is skipped with a warning, as other bad values are.
+func TestListDatePartFilters(t *testing.T) {
+	f := newFilterFixture(t)
+	created, err := time.Parse(time.RFC3339Nano, f.aliceCreated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created = created.UTC()
+	all := []uint64{f.alice, f.bob, f.carol, f.dave}
+	for _, tc := range []struct {
+		query string
+		want  []uint64
+		warn  bool
+	}{
+		{enc("search[created__year]", strconv.Itoa(created.Year())), all, false},
+		{enc("search[created__year]", strconv.Itoa(created.Year()-1)), nil, false},
+		{enc("exclude[created__year]", strconv.Itoa(created.Year())), nil, false},
+		{enc("search[created__month]", strconv.Itoa(int(created.Month())), "search[created__day]", strconv.Itoa(created.Day())), all, false},
+		{enc("search[created__week_day]", strconv.Itoa(int(created.Weekday())+1)), all, false},
+		{enc("search[created__week_day]", strconv.Itoa((int(created.Weekday())+1)%7+1)), nil, false},
+		{enc("search[updated__year]", strconv.Itoa(created.Year())), all, false},
+		{enc("search[created__month]", "13"), nil, false},
+		{enc("search[created__year]", "abc"), all, true},
+		{enc("exclude[created__month]", "2.5"), all, true},
+	} {
+		l := f.users(t, tc.query)
+		got := l.IDs()
+		slices.Sort(got)
+		want := slices.Clone(tc.want)
+		if want == nil {
+			want = []uint64{}
+		}
+		if !slices.Equal(got, want) || (len(l.Metadata.Warnings) > 0) != tc.warn {
+			t.Errorf("?%s: %v (warnings %q), want %v (warning %v)", tc.query, got, l.Metadata.Warnings, want, tc.warn)
+		}
+	}
+}
