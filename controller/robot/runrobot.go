@@ -102,7 +102,18 @@ func ListRunRobot(r *state.ReadTxn, region uint64, now time.Time) RunRobot {
 		"snapshot_kvm", "snapshot_hyperv", "backup_kvm", "backup_hyperv", "ceph", "gpu"} {
 		res[k] = newBucket()
 	}
-	projects := map[uint64]bool{}
+	// CloudCIX lists projects and objects ordered by updated: the
+	// modified_index orders them the same way, exactly (updated is stamped
+	// by the leader at that index).
+	type item struct {
+		bucket  string
+		id, mod uint64
+		state   int
+		due     bool
+		object  bool // a snapshot or backup (addObject)
+		project *api.Project
+	}
+	var items []item
 	for _, p := range r.ProjectList() {
 		if p.RegionID != region {
 			continue
@@ -112,9 +123,7 @@ func ListRunRobot(r *state.ReadTxn, region uint64, now time.Time) RunRobot {
 			if rt, ok := r.Router(vr.RouterID); ok && rt.Capacity == nil {
 				key = "virtual_router_phantom"
 			}
-			if res[key].add(vr.ID, vr.State, api.ScrubDue(vr.State, vr.StateChanged, p.GracePeriod, now)) {
-				projects[p.ID] = true
-			}
+			items = append(items, item{key, vr.ID, vr.ModifiedIndex, vr.State, api.ScrubDue(vr.State, vr.StateChanged, p.GracePeriod, now), false, p})
 		}
 		for _, vm := range r.VMsOfProject(p.ID) {
 			key := "vm_kvm"
@@ -126,9 +135,7 @@ func ListRunRobot(r *state.ReadTxn, region uint64, now time.Time) RunRobot {
 					key = "vm_phantom"
 				}
 			}
-			if res[key].add(vm.ID, vm.State, api.ScrubDue(vm.State, vm.StateChanged, p.GracePeriod, now)) {
-				projects[p.ID] = true
-			}
+			items = append(items, item{key, vm.ID, vm.ModifiedIndex, vm.State, api.ScrubDue(vm.State, vm.StateChanged, p.GracePeriod, now), false, p})
 			// Snapshots and backups go by their VM's driver; they have no
 			// phantom bucket (a phantom VM's are filed as KVM's) and, with
 			// no delete queue, SCRUB is listed under scrub only.
@@ -137,23 +144,46 @@ func ListRunRobot(r *state.ReadTxn, region uint64, now time.Time) RunRobot {
 				driver = "_hyperv"
 			}
 			for _, s := range r.SnapshotsOfVM(vm.ID) {
-				if res["snapshot"+driver].addObject(s.ID, s.State, api.ScrubDue(s.State, s.StateChanged, p.GracePeriod, now)) {
-					projects[p.ID] = true
-				}
+				items = append(items, item{"snapshot" + driver, s.ID, s.ModifiedIndex, s.State, api.ScrubDue(s.State, s.StateChanged, p.GracePeriod, now), true, p})
 			}
 			for _, b := range r.BackupsOfVM(vm.ID) {
-				if res["backup"+driver].addObject(b.ID, b.State, api.ScrubDue(b.State, b.StateChanged, p.GracePeriod, now)) {
-					projects[p.ID] = true
-				}
+				items = append(items, item{"backup" + driver, b.ID, b.ModifiedIndex, b.State, api.ScrubDue(b.State, b.StateChanged, p.GracePeriod, now), true, p})
 			}
+		}
+	}
+	sort.SliceStable(items, func(i, j int) bool {
+		if items[i].mod != items[j].mod {
+			return items[i].mod < items[j].mod
+		}
+		return items[i].id < items[j].id
+	})
+	projects := map[uint64]*api.Project{}
+	for _, it := range items {
+		var work bool
+		if it.object {
+			work = res[it.bucket].addObject(it.id, it.state, it.due)
+		} else {
+			work = res[it.bucket].add(it.id, it.state, it.due)
+		}
+		if work {
+			projects[it.project.ID] = it.project
 		}
 	}
 	out := RunRobot{ProjectIDs: []uint64{}, Resource: res, VirtualRouters: newBucket(), VMs: newBucket(),
 		Snapshots: newBucket(), Backups: newBucket(), Ceph: newBucket()}
-	for id := range projects {
-		out.ProjectIDs = append(out.ProjectIDs, id)
+	ps := make([]*api.Project, 0, len(projects))
+	for _, p := range projects {
+		ps = append(ps, p)
 	}
-	sort.Slice(out.ProjectIDs, func(i, j int) bool { return out.ProjectIDs[i] < out.ProjectIDs[j] })
+	sort.Slice(ps, func(i, j int) bool {
+		if ps[i].ModifiedIndex != ps[j].ModifiedIndex {
+			return ps[i].ModifiedIndex < ps[j].ModifiedIndex
+		}
+		return ps[i].ID < ps[j].ID
+	})
+	for _, p := range ps {
+		out.ProjectIDs = append(out.ProjectIDs, p.ID)
+	}
 	out.VirtualRouters.merge(res["virtual_router"])
 	out.VirtualRouters.merge(res["virtual_router_phantom"])
 	for _, k := range []string{"vm_kvm", "vm_hyperv", "vm_phantom"} {

@@ -520,3 +520,43 @@ func TestAgent_SnapshotsAndBackupsInWork(t *testing.T) {
 		t.Errorf("a CLOSED snapshot is still in the spec: %+v", got)
 	}
 }
+
+// TestRunRobotOrderedByUpdated: run_robot lists projects, and the objects
+// of each bucket, ordered by when they were last updated (CloudCIX's order
+// by updated), not by id.
+func TestRunRobotOrderedByUpdated(t *testing.T) {
+	e := newAgentEnv(t)
+	c, f, x := e.c, e.f, e.x
+	admin := f.r.Token(apitest.MemberAdmin)
+	p1 := cloudID(c.Do("POST", "/iaas/cloud/", cloudBody(f.n.Unique("p"), f.reg, x, 1), admin).Expect(201))
+	p2 := cloudID(c.Do("POST", "/iaas/cloud/", cloudBody(f.n.Unique("p"), f.reg, x, 1), admin).Expect(201))
+	ids := func(v any) []uint64 {
+		var out []uint64
+		for _, x := range v.([]any) {
+			out = append(out, uint64(x.(float64)))
+		}
+		return out
+	}
+	vrOf := func(p uint64) uint64 {
+		return num(c.Do("GET", apitest.Path("/iaas/cloud/", p), nil, admin).Expect(200).Content()["virtual_router"].(map[string]any)["id"])
+	}
+	rr := c.Do("GET", "/iaas/run_robot/", nil, e.robot).Expect(200).Content()
+	if got := fmt.Sprint(ids(rr["project_ids"])); got != fmt.Sprint([]uint64{p1, p2}) {
+		t.Fatalf("project_ids %s, want [%d %d]", got, p1, p2)
+	}
+	// p1 changes after p2: it goes last, and so does its router.
+	c.Do("PATCH", apitest.Path("/iaas/project/", p1), map[string]any{"name": f.n.Unique("renamed")}, admin).Expect(200)
+	c.Do("PATCH", apitest.Path("/iaas/virtual_router/", vrOf(p1)), map[string]any{"state": 2, "expected_state": 1}, e.robot).Expect(200)
+	c.Do("PATCH", apitest.Path("/iaas/virtual_router/", vrOf(p1)), map[string]any{"state": 4, "expected_state": 2}, e.robot).Expect(200)
+	c.Do("PATCH", apitest.Path("/iaas/virtual_router/", vrOf(p2)), map[string]any{"state": 2, "expected_state": 1}, e.robot).Expect(200)
+	c.Do("PATCH", apitest.Path("/iaas/virtual_router/", vrOf(p2)), map[string]any{"state": 4, "expected_state": 2}, e.robot).Expect(200)
+	c.Do("PATCH", apitest.Path("/iaas/virtual_router/", vrOf(p2)), map[string]any{"state": 10}, admin).Expect(200)
+	c.Do("PATCH", apitest.Path("/iaas/virtual_router/", vrOf(p1)), map[string]any{"state": 10}, admin).Expect(200)
+	rr = c.Do("GET", "/iaas/run_robot/", nil, e.robot).Expect(200).Content()
+	if got := fmt.Sprint(ids(rr["project_ids"])); got != fmt.Sprint([]uint64{p2, p1}) {
+		t.Errorf("project_ids after p1 changed: %s, want [%d %d]", got, p2, p1)
+	}
+	if got := fmt.Sprint(ids(rr["virtual_routers"].(map[string]any)["updaterunning"])); got != fmt.Sprint([]uint64{vrOf(p2), vrOf(p1)}) {
+		t.Errorf("virtual_routers.updaterunning %s, want p2's router first", got)
+	}
+}
