@@ -59,10 +59,15 @@ type VIFPayload struct {
 
 // InterfaceAllocatePayload allocates Address (or the next free address)
 // of BlockID on interface Interface.VIF, created from Interface if missing.
+//
+// Scope, in this payload and the two below, is set when the caller is a
+// tenant acting for itself (not a global caller): an existing interface
+// must then be that tenant's (state.Txn.ensureInterface).
 type InterfaceAllocatePayload struct {
 	Interface api.Interface `json:"interface"`
 	BlockID   uint64        `json:"block_id"`
 	Address   string        `json:"address,omitempty"`
+	Scope     string        `json:"scope,omitempty"`
 }
 
 // NetworkAllocatePayload allocates addresses of Network on interface
@@ -70,6 +75,7 @@ type InterfaceAllocatePayload struct {
 type NetworkAllocatePayload struct {
 	Interface api.Interface    `json:"interface"`
 	Network   state.NetworkRef `json:"network"`
+	Scope     string           `json:"scope,omitempty"`
 }
 
 // NetworkDeallocatePayload soft-deallocates the addresses of interface VIF
@@ -78,6 +84,7 @@ type NetworkDeallocatePayload struct {
 	MemberID  uint64 `json:"member_id"`
 	NetworkID string `json:"network_id"`
 	VIF       string `json:"vif"`
+	Scope     string `json:"scope,omitempty"`
 }
 
 // InstanceInterfacesPayload replaces (or, for a delete, removes) the
@@ -109,21 +116,21 @@ func interfaceHandlers() map[MessageType]handler {
 			if err != nil {
 				return nil, err
 			}
-			return t.IPAddressAllocateOnInterface(p.Interface, p.BlockID, p.Address)
+			return t.IPAddressAllocateOnInterface(p.Interface, p.BlockID, p.Address, p.Scope)
 		},
 		NetworkAllocateType: func(t *state.Txn, c *Command) (any, error) {
 			p, err := decode[NetworkAllocatePayload](c)
 			if err != nil {
 				return nil, err
 			}
-			return t.NetworkAllocate(p.Interface, p.Network)
+			return t.NetworkAllocate(p.Interface, p.Network, p.Scope)
 		},
 		NetworkDeallocateType: func(t *state.Txn, c *Command) (any, error) {
 			p, err := decode[NetworkDeallocatePayload](c)
 			if err != nil {
 				return nil, err
 			}
-			return nil, t.NetworkDeallocate(p.MemberID, p.NetworkID, p.VIF)
+			return nil, t.NetworkDeallocate(p.MemberID, p.NetworkID, p.VIF, p.Scope)
 		},
 		InstanceInterfacesReplaceType: func(t *state.Txn, c *Command) (any, error) {
 			p, err := decode[InstanceInterfacesPayload](c)

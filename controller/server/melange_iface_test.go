@@ -388,6 +388,39 @@ func TestMelange_InterfaceInAnotherTenantsNetwork(t *testing.T) {
 		422, "UnprocessableEntity", "Interface vif-66 is configured on another network")
 }
 
+// TestMelange_TenantCannotUseAnotherTenantsInterface: Melange let any
+// tenant put an address of its own block on another tenant's interface,
+// and claim that interface for its network (after which the owner's own
+// network allocation was refused). Here another tenant's interface is 404
+// to a tenant's token, as its other objects are, and nothing changes; the
+// owner allocates as before, and a global caller still acts for anyone.
+func TestMelange_TenantCannotUseAnotherTenantsInterface(t *testing.T) {
+	e := newMelangeEnv(t)
+	a, bt := e.r.MemberA, e.r.MemberB
+	blockA := e.block(t, a, map[string]any{"cidr": "10.81.0.0/24", "network_id": "na"})
+	e.block(t, bt, map[string]any{"cidr": "10.82.0.0/24", "network_id": "nb"})
+	e.c.Do("POST", melangeIfaces, map[string]any{"interface": map[string]any{"id": "vif-b", "tenant_id": fmt.Sprint(bt), "device_id": "vm-b"}}, e.root).Expect(201)
+	userA, adminB := e.tok(apitest.MemberUser), e.tok(apitest.OtherMember)
+	for _, r := range []*apitest.Response{
+		e.c.Do("POST", melangeBlock(a, melangeID(blockA))+"/ip_addresses", map[string]any{"ip_address": map[string]any{"interface_id": "vif-b"}}, userA),
+		e.c.Do("POST", melangeAllocations(a, "na", "vif-b"), map[string]any{"network": map[string]any{}}, userA),
+		e.c.Do("GET", melangeAllocations(a, "na", "vif-b"), nil, userA),
+		e.c.Do("DELETE", melangeAllocations(a, "na", "vif-b"), nil, userA),
+	} {
+		wantFault(t, r, 404, "NotFound", "Interface Not Found")
+	}
+	if ifc := e.iface(t, bt, "vif-b"); len(ifaceAddrs(ifc)) != 0 {
+		t.Fatalf("tenant B's interface after tenant A's attempts: %v", ifc)
+	}
+	l := items(t, e.c.Do("POST", melangeAllocations(bt, "nb", "vif-b"), map[string]any{"network": map[string]any{}}, adminB).Expect(201), "ip_addresses")
+	if len(l) != 1 || l[0]["address"] != "10.82.0.0" {
+		t.Fatalf("tenant B's own allocation: %v", l)
+	}
+	// A tenant's own interface, made by its first allocation, is its own.
+	e.c.Do("POST", melangeAllocations(a, "na", "vif-a"), map[string]any{"network": map[string]any{}}, userA).Expect(201)
+	e.c.Do("GET", melangeAllocations(a, "na", "vif-a"), nil, userA).Expect(200)
+}
+
 // Checklist 49: GET network → the tenant's blocks of that network; none →
 // 404 Network <id> not found.
 func TestMelange_GetNetwork(t *testing.T) {

@@ -273,8 +273,15 @@ func (t *Txn) interfaceCreate(in api.Interface) (*api.Interface, error) {
 
 // ensureInterface returns the interface in.VIF, creating it from in when
 // it does not exist. An existing interface keeps its owner, device and MAC.
-func (t *Txn) ensureInterface(in api.Interface) (*api.Interface, error) {
+// With scope set (the request is a tenant's own, not a global caller's) an
+// existing interface must be that tenant's: another tenant's is 404, as its
+// other objects are, so no tenant can put addresses on, or claim the network
+// of, an interface it does not own.
+func (t *Txn) ensureInterface(in api.Interface, scope, method string) (*api.Interface, error) {
 	if ifc, ok := t.InterfaceByVIF(in.VIF); ok {
+		if scope != "" && ifc.TenantID != scope {
+			return nil, ifcNotFound(method)
+		}
 		return ifc, nil
 	}
 	return t.interfaceCreate(in)
@@ -411,11 +418,11 @@ func (t *Txn) allocateOn(ifc *api.Interface, block uint64, addr, mac string) (*a
 // in.DeviceID, MAC in.MACAddress or one from the ranges). An existing
 // interface keeps its MAC; in.MACAddress then only feeds an IPv6 generator
 // when the interface has no MAC.
-func (t *Txn) IPAddressAllocateOnInterface(in api.Interface, block uint64, addr string) (*api.IPAddress, error) {
+func (t *Txn) IPAddressAllocateOnInterface(in api.Interface, block uint64, addr, scope string) (*api.IPAddress, error) {
 	if _, ok := t.IPBlock(block); !ok {
 		return nil, api.NotFound("ipam_ip_address_create_001")
 	}
-	ifc, err := t.ensureInterface(in)
+	ifc, err := t.ensureInterface(in, scope, "allocate")
 	if err != nil {
 		return nil, err
 	}
@@ -430,11 +437,11 @@ func networkNotFound(method, net string) error {
 
 // NetworkAllocate allocates addresses of network net on the interface
 // in.VIF, creating the interface from in when it does not exist.
-func (t *Txn) NetworkAllocate(in api.Interface, net NetworkRef) (*InterfaceDetail, error) {
+func (t *Txn) NetworkAllocate(in api.Interface, net NetworkRef, scope string) (*InterfaceDetail, error) {
 	if _, err := t.networkBlocks(net, "allocate"); err != nil {
 		return nil, err
 	}
-	ifc, err := t.ensureInterface(in)
+	ifc, err := t.ensureInterface(in, scope, "allocate")
 	if err != nil {
 		return nil, err
 	}
@@ -515,13 +522,14 @@ func (t *Txn) networkAllocate(ifc *api.Interface, net NetworkRef, mac string) ([
 }
 
 // NetworkAddresses returns the addresses of interface vif in network net
-// of tenant member; 404 for an unknown network or interface.
-func (r *ReadTxn) NetworkAddresses(member uint64, net, vif string) ([]*api.IPAddress, error) {
+// of tenant member; 404 for an unknown network or interface, and, with
+// scope set (a tenant's own request), for another tenant's interface.
+func (r *ReadTxn) NetworkAddresses(member uint64, net, vif, scope string) ([]*api.IPAddress, error) {
 	blocks := r.NetworkBlocks(member, net)
 	if len(blocks) == 0 {
 		return nil, networkNotFound("read", net)
 	}
-	if _, ok := r.InterfaceByVIF(vif); !ok {
+	if ifc, ok := r.InterfaceByVIF(vif); !ok || (scope != "" && ifc.TenantID != scope) {
 		return nil, ifcNotFound("read")
 	}
 	in := map[uint64]bool{}
@@ -539,8 +547,8 @@ func (r *ReadTxn) NetworkAddresses(member uint64, net, vif string) ([]*api.IPAdd
 
 // NetworkDeallocate soft-deallocates the addresses of interface vif in
 // network net of tenant member.
-func (t *Txn) NetworkDeallocate(member uint64, net, vif string) error {
-	addrs, err := t.NetworkAddresses(member, net, vif)
+func (t *Txn) NetworkDeallocate(member uint64, net, vif, scope string) error {
+	addrs, err := t.NetworkAddresses(member, net, vif, scope)
 	if err != nil {
 		return err
 	}

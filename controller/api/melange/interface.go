@@ -391,7 +391,7 @@ func (h *ifaces) allocateInNetwork(q *request) error {
 		return fault(http.StatusNotFound, "Network %s not found", net)
 	}
 	v, index, err := apply(q, fsm.NetworkAllocateType, fsm.NetworkAllocatePayload{Interface: in,
-		Network: state.NetworkRef{ID: net, MemberID: q.tenant, Addresses: addrs, DefaultBlock: h.defaultBlock()}}, 0)
+		Network: state.NetworkRef{ID: net, MemberID: q.tenant, Addresses: addrs, DefaultBlock: h.defaultBlock()}, Scope: q.scope()}, 0)
 	if err != nil {
 		return err
 	}
@@ -401,7 +401,7 @@ func (h *ifaces) allocateInNetwork(q *request) error {
 }
 
 func listNetworkAllocations(q *request) error {
-	ips, err := q.Txn.NetworkAddresses(q.tenant, q.PathValue("network_id"), q.PathValue("vif"))
+	ips, err := q.Txn.NetworkAddresses(q.tenant, q.PathValue("network_id"), q.PathValue("vif"), q.scope())
 	if err != nil {
 		return err
 	}
@@ -412,8 +412,8 @@ func listNetworkAllocations(q *request) error {
 // deallocateInNetwork soft-deallocates the interface's addresses in the
 // network. 200, empty body.
 func deallocateInNetwork(q *request) error {
-	p := fsm.NetworkDeallocatePayload{MemberID: q.tenant, NetworkID: q.PathValue("network_id"), VIF: q.PathValue("vif")}
-	if _, err := q.Txn.NetworkAddresses(p.MemberID, p.NetworkID, p.VIF); err != nil {
+	p := fsm.NetworkDeallocatePayload{MemberID: q.tenant, NetworkID: q.PathValue("network_id"), VIF: q.PathValue("vif"), Scope: q.scope()}
+	if _, err := q.Txn.NetworkAddresses(p.MemberID, p.NetworkID, p.VIF, p.Scope); err != nil {
 		return err
 	}
 	_, index, err := apply(q, fsm.NetworkDeallocateType, p, 0)

@@ -116,7 +116,8 @@ func createAddress(q *request) error {
 	t, payload := fsm.IPAddressAllocateType, any(ip)
 	if ip.InterfaceID != "" {
 		t, payload = fsm.IPAddressAllocateOnIfaceType, fsm.InterfaceAllocatePayload{BlockID: b.ID, Address: ip.Address,
-			Interface: wire.Interface{VIF: ip.InterfaceID, TenantID: ip.UsedByTenant, DeviceID: ip.UsedByDevice, MACAddress: ip.MACAddress}}
+			Interface: wire.Interface{VIF: ip.InterfaceID, TenantID: ip.UsedByTenant, DeviceID: ip.UsedByDevice, MACAddress: ip.MACAddress},
+			Scope:     q.scope()}
 	}
 	v, index, err := apply(q, t, payload, 0)
 	if err != nil {

@@ -101,6 +101,16 @@ type request struct {
 	xml bool
 }
 
+// scope is the tenant a request is confined to: the URL tenant when the
+// caller is that tenant (not a global caller, who may act on any tenant's
+// objects), else "" (state.Txn.ensureInterface).
+func (q *request) scope() string {
+	if q.P.Global() || q.tenant == 0 {
+		return ""
+	}
+	return idString(q.tenant)
+}
+
 // handle registers method Prefix+path: authenticate, check the permission
 // table, then the tenant of the URL (melange-facts §15), then run fn. Any
 // error is written in the Melange shape.
