@@ -149,13 +149,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.segments, d.segWant = s, make(chan []netrouter.Segment, 1)
 	}
 	if d.cfg.HasRole(api.RoleNetwork) {
-		b, err := netrouter.New(netrouter.Config{
-			PublicBridge: d.cfg.PublicBridge, PublicBridgeAddr: d.cfg.PublicBridgeAddr,
-			SegmentMode: d.cfg.SegmentMode, VTEPAddr: d.cfg.VTEPAddr, UnderlayDevice: d.cfg.UnderlayDevice,
-			Prefix: d.cfg.LinkPrefix, NamespacePrefix: d.cfg.NamespacePrefix,
-			StateDir: filepath.Join(d.cfg.DataDir, "routers"), Logger: d.log.Named("netrouter"),
-			Segments: d.segments, // nil without the hypervisor role
-		})
+		rcfg, vcfg := d.networkConfigs()
+		b, err := netrouter.New(rcfg)
 		if err != nil {
 			return err
 		}
@@ -170,8 +165,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		// running), so a stop, upgrade or crash keeps the tunnels up; the
 		// next agent adopts each charon at its router's first apply and
 		// re-applies the VPNs without touching the SAs that are up.
-		vpns, err := vpn.New(vpn.Config{Mode: d.cfg.VPNMode, Charon: d.cfg.CharonPath, RunDir: d.cfg.VPNRunDir,
-			Initiated: d.beatSoon, Logger: d.log})
+		vpns, err := vpn.New(vcfg)
 		if err != nil {
 			return err
 		}
@@ -435,4 +429,25 @@ func (d *Daemon) vpnStatus(ctx context.Context) []api.VPNStatus {
 		st[i].Clip()
 	}
 	return st
+}
+
+// networkConfigs are the configurations of the network role's router
+// builder and VPN manager. The VPN mode (the configured one, or what the
+// kernel offers) goes to both: the manager sets each connection's XFRM
+// interface id, and the builder must make those interfaces and route the
+// remote subnets into them (with libipsec, into charon's TUN device).
+func (d *Daemon) networkConfigs() (netrouter.Config, vpn.Config) {
+	mode := d.cfg.VPNMode
+	if mode == "" {
+		mode = vpn.DetectMode()
+	}
+	return netrouter.Config{
+			PublicBridge: d.cfg.PublicBridge, PublicBridgeAddr: d.cfg.PublicBridgeAddr,
+			SegmentMode: d.cfg.SegmentMode, VTEPAddr: d.cfg.VTEPAddr, UnderlayDevice: d.cfg.UnderlayDevice,
+			Prefix: d.cfg.LinkPrefix, NamespacePrefix: d.cfg.NamespacePrefix,
+			StateDir: filepath.Join(d.cfg.DataDir, "routers"), Logger: d.log.Named("netrouter"),
+			Segments: d.segments, // nil without the hypervisor role
+			VPNMode:  mode,
+		}, vpn.Config{Mode: mode, Charon: d.cfg.CharonPath, RunDir: d.cfg.VPNRunDir,
+			Initiated: d.beatSoon, Logger: d.log}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/regentcloud/regent/agent/vpn"
 	"github.com/regentcloud/regent/pkg/api"
 	"github.com/regentcloud/regent/pkg/systemtest"
 )
@@ -289,4 +290,24 @@ func runTestDaemon(t *testing.T, controllers ...string) (*Daemon, context.Cancel
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
 	return d, cancel, done
+}
+
+// TestNetworkConfigsShareTheVPNMode: the router builder and the VPN
+// manager get the same ESP mode. They once did not: the manager picked
+// xfrm where the kernel has it and set each connection's XFRM interface
+// id, while the builder, never told, routed the remote subnets into
+// libipsec's TUN device, so an xfrm VPN came up and carried nothing.
+func TestNetworkConfigsShareTheVPNMode(t *testing.T) {
+	for _, mode := range []string{"", vpn.ModeXFRM, vpn.ModeLibIPsec} {
+		c := Config{DataDir: t.TempDir(), VPNMode: mode, Roles: []string{api.RoleNetwork}}
+		d := &Daemon{cfg: c, log: hclog.NewNullLogger()}
+		r, v := d.networkConfigs()
+		want := mode
+		if mode == "" {
+			want = vpn.DetectMode()
+		}
+		if r.VPNMode != want || v.Mode != want {
+			t.Errorf("vpn_mode %q: router builder %q, VPN manager %q, want both %q", mode, r.VPNMode, v.Mode, want)
+		}
+	}
 }
