@@ -74,6 +74,14 @@ func (m *metadata) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch r.URL.Path {
+	case "/":
+		// The CloudCIX datasource first waits for the service's root to
+		// answer 200 with a body, then looks for v1/metadata.
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("v1\n"))
+	case "/v1", "/v1/":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("metadata\nuserdata\n"))
 	case "/v1/metadata", "/v1/metadata/":
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(metadataDocument(spec, gw, dns))

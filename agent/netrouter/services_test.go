@@ -83,6 +83,13 @@ func TestMetadataByRequester(t *testing.T) {
 	if code, _ := get("10.0.0.6:40000", "/v1/metadata"); code != 404 {
 		t.Fatalf("a VM without metadata got %d", code)
 	}
+	// The upstream CloudCIX datasource waits for the root to answer 200
+	// with a body (cloud-init's wait_for_url) before it reads v1/metadata.
+	for path, want := range map[string]string{"/": "v1\n", "/v1/": "metadata\nuserdata\n"} {
+		if code, body := get("10.0.0.5:40000", path); code != 200 || body != want {
+			t.Errorf("GET %s: %d %q, want 200 %q", path, code, body, want)
+		}
+	}
 }
 
 type apiAddr = api.MetadataAddress
