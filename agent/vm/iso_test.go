@@ -84,10 +84,11 @@ func TestSeedFiles(t *testing.T) {
 	for _, f := range files {
 		got[f.Name] = string(f.Data)
 	}
-	if want := "instance-id: \"42_7\"\nlocal-hostname: \"web1\"\n"; got["meta-data"] != want {
-		t.Errorf("meta-data %q, want %q", got["meta-data"], want)
+	const meta = "instance-id: \"42_7\"\nlocal-hostname: \"web1\"\npublic-keys:\n  - \"ssh-ed25519 AAAAC3 alice@example\"\n"
+	if got["meta-data"] != meta {
+		t.Errorf("meta-data %q, want %q", got["meta-data"], meta)
 	}
-	if !strings.HasPrefix(got["user-data"], "#cloud-config\n") || !strings.Contains(got["user-data"], "  - \"ssh-ed25519 AAAAC3 alice@example\"\n") {
+	if got["user-data"] != "#cloud-config\nhostname: \"web1\"\n" {
 		t.Errorf("user-data:\n%s", got["user-data"])
 	}
 	want := `version: 2
@@ -113,13 +114,17 @@ ethernets:
 		t.Errorf("network-config:\n%s\nwant:\n%s", got["network-config"], want)
 	}
 
-	// Userdata from the controller is passed through untouched.
+	// Userdata from the controller is passed through untouched, and the
+	// SSH keys still reach the VM (meta-data).
 	spec := seedSpec()
 	spec.Metadata.Userdata = "#!/bin/sh\necho hi\n"
 	files, _ = seedFiles(spec)
 	for _, f := range files {
 		if f.Name == "user-data" && string(f.Data) != spec.Metadata.Userdata {
 			t.Errorf("user-data %q", f.Data)
+		}
+		if f.Name == "meta-data" && string(f.Data) != meta {
+			t.Errorf("meta-data with userdata %q, want %q", f.Data, meta)
 		}
 	}
 	spec.NICs[0].Addresses = []string{"10.0.0.2"}

@@ -41,20 +41,22 @@ func hostname(spec *api.VMSpec) string {
 
 // seedFiles renders the three NoCloud files of a VM.
 func seedFiles(spec *api.VMSpec) ([]isoFile, error) {
-	meta := fmt.Sprintf("instance-id: %s\nlocal-hostname: %s\n", q(instanceID(spec)), q(hostname(spec)))
+	// The SSH keys go in meta-data (NoCloud's public-keys, for the
+	// image's default user), so that they reach the VM whether or not the
+	// tenant sent userdata of its own.
+	var m strings.Builder
+	fmt.Fprintf(&m, "instance-id: %s\nlocal-hostname: %s\n", q(instanceID(spec)), q(hostname(spec)))
+	if len(spec.Metadata.PublicKeys) > 0 {
+		m.WriteString("public-keys:\n")
+		for _, k := range spec.Metadata.PublicKeys {
+			fmt.Fprintf(&m, "  - %s\n", q(k))
+		}
+	}
+	meta := m.String()
 
 	user := spec.Metadata.Userdata
 	if user == "" {
-		var b strings.Builder
-		b.WriteString("#cloud-config\n")
-		fmt.Fprintf(&b, "hostname: %s\n", q(hostname(spec)))
-		if len(spec.Metadata.PublicKeys) > 0 {
-			b.WriteString("ssh_authorized_keys:\n")
-			for _, k := range spec.Metadata.PublicKeys {
-				fmt.Fprintf(&b, "  - %s\n", q(k))
-			}
-		}
-		user = b.String()
+		user = fmt.Sprintf("#cloud-config\nhostname: %s\n", q(hostname(spec)))
 	}
 
 	var n strings.Builder
