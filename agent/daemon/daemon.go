@@ -338,9 +338,17 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		reg := d.registration()
+		var logs policyLogSource
+		if d.builder != nil {
+			logs = d.builder
+		}
+		entries, delivered := d.policyLog.newEntries(ctx, logs, 4096)
 		hb := api.Heartbeat{ServerID: reg.ServerID, RouterID: reg.RouterID, Capacity: d.capacity(), Health: "ok",
-			PolicyLog: d.policyLog.newEntries(ctx, d.builder, 4096), VPNStatus: d.vpnStatus(ctx)}
+			PolicyLog: entries, VPNStatus: d.vpnStatus(ctx)}
 		err := d.ctl.do(ctx, func(c *client.Client) error { return c.Agent().Heartbeat(ctx, hb) })
+		if err == nil {
+			delivered()
+		}
 		switch {
 		case ctx.Err() != nil:
 			return

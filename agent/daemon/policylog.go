@@ -16,22 +16,30 @@ type policyLogCursor struct {
 	sent map[uint64]time.Time
 }
 
-// newEntries returns the policy log entries of the builder's routers that
-// were not reported yet, at most max, and marks them reported.
-func (p *policyLogCursor) newEntries(ctx context.Context, b *netrouter.Builder, max int) []api.PolicyLogEntry {
+// policyLogSource is what the cursor reads: the routers on the host and
+// each one's recent policy log (netrouter.Builder).
+type policyLogSource interface {
+	List(ctx context.Context) ([]netrouter.Router, error)
+	PolicyLog(id uint64) []netrouter.PolicyLogEntry
+}
+
+// newEntries returns the policy log entries of the source's routers that
+// were not reported yet, at most max, and the function that marks them
+// reported: call it once the heartbeat carrying them was delivered, so
+// entries gathered while the controllers are unreachable go with the
+// next heartbeat that arrives instead of being lost.
+func (p *policyLogCursor) newEntries(ctx context.Context, b policyLogSource, max int) ([]api.PolicyLogEntry, func()) {
 	if b == nil {
-		return nil
+		return nil, func() {}
 	}
 	routers, err := b.List(ctx)
 	if err != nil {
-		return nil
+		return nil, func() {}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.sent == nil {
-		p.sent = map[uint64]time.Time{}
-	}
 	var out []api.PolicyLogEntry
+	upto := map[uint64]time.Time{}
 	for _, r := range routers {
 		last := p.sent[r.ID]
 		entries := b.PolicyLog(r.ID) // oldest first
@@ -43,8 +51,19 @@ func (p *policyLogCursor) newEntries(ctx context.Context, b *netrouter.Builder, 
 				Direction: e.Direction, Order: e.Order, Action: e.Action, Protocol: e.Protocol,
 				Source: e.Source.String(), Destination: e.Destination.String(),
 				SourcePort: int(e.SourcePort), DestinationPort: int(e.DestinationPort)})
-			p.sent[r.ID] = e.Time
+			upto[r.ID] = e.Time
 		}
 	}
-	return out
+	return out, func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.sent == nil {
+			p.sent = map[uint64]time.Time{}
+		}
+		for id, t := range upto {
+			if t.After(p.sent[id]) {
+				p.sent[id] = t
+			}
+		}
+	}
 }
