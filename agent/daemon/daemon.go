@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,6 +72,11 @@ type Daemon struct {
 	versionKey []byte
 	// beatNow asks the heartbeat loop for early heartbeats (beatSoon).
 	beatNow chan struct{}
+
+	// libvirtErr and fetchErr are what makes the agent "degraded" in its
+	// heartbeats (health): the last libvirt capacity read's and the last
+	// work fetch's error, "" when they worked.
+	libvirtErr, fetchErr atomic.Value
 
 	// timing knobs (tests shorten them)
 	minRetry, maxRetry time.Duration
@@ -225,9 +231,34 @@ func (d *Daemon) Handler() http.Handler {
 			http.Error(w, "not registered with a controller yet", http.StatusServiceUnavailable)
 			return
 		}
+		if h, detail := d.health(); h != "ok" {
+			// Registered and serving: 200, with what is wrong.
+			_, _ = w.Write([]byte(h + ": " + detail + "\n"))
+			return
+		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	return mux
+}
+
+// health is "ok", or "degraded" with why: libvirtd does not answer (VMs
+// cannot be built or changed; capacity falls back to the host's figures),
+// or the work cannot be fetched (nothing new is built). It goes into each
+// heartbeat, /healthz and regent_agent_degraded.
+func (d *Daemon) health() (string, string) {
+	var why []string
+	if e, _ := d.libvirtErr.Load().(string); e != "" {
+		why = append(why, "libvirt: "+e)
+	}
+	if e, _ := d.fetchErr.Load().(string); e != "" {
+		why = append(why, "work fetch: "+e)
+	}
+	if len(why) == 0 {
+		d.metrics.degraded.Set(0)
+		return "ok", ""
+	}
+	d.metrics.degraded.Set(1)
+	return "degraded", strings.Join(why, "; ")
 }
 
 func (d *Daemon) capacity() api.Capacity {
@@ -343,7 +374,9 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 			logs = d.builder
 		}
 		entries, delivered := d.policyLog.newEntries(ctx, logs, 4096)
-		hb := api.Heartbeat{ServerID: reg.ServerID, RouterID: reg.RouterID, Capacity: d.capacity(), Health: "ok",
+		capacity := d.capacity()
+		health, detail := d.health()
+		hb := api.Heartbeat{ServerID: reg.ServerID, RouterID: reg.RouterID, Capacity: capacity, Health: health, Detail: detail,
 			PolicyLog: entries, VPNStatus: d.vpnStatus(ctx)}
 		err := d.ctl.do(ctx, func(c *client.Client) error { return c.Agent().Heartbeat(ctx, hb) })
 		if err == nil {
@@ -389,6 +422,7 @@ func (d *Daemon) workLoop(ctx context.Context) {
 		}
 		if err != nil {
 			d.metrics.fetchErrors.Inc()
+			d.fetchErr.Store(err.Error())
 			delay := bo.next()
 			if unavailable(err) {
 				d.log.Warn(fmt.Sprintf("controller unreachable, retrying in %s (what is built stays)", delay), "error", err)
@@ -405,6 +439,7 @@ func (d *Daemon) workLoop(ctx context.Context) {
 			continue
 		}
 		bo.reset()
+		d.fetchErr.Store("")
 		d.metrics.lastFetch.SetToCurrentTime()
 		next := max(w.Index, meta.LastIndex)
 		if next < index {

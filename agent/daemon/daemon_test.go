@@ -228,9 +228,11 @@ func TestBeatSoonSendsEarlyHeartbeats(t *testing.T) {
 // seconds) and counts its heartbeats.
 type agentAPI struct {
 	*httptest.Server
-	beats atomic.Int32
-	mu    sync.Mutex
-	reg   *api.AgentRegistration // nil until the agent registered
+	beats  atomic.Int32
+	workOK atomic.Bool // answer work fetches (else 404)
+	mu     sync.Mutex
+	reg    *api.AgentRegistration // nil until the agent registered
+	last   api.Heartbeat
 }
 
 func newAgentAPI(t *testing.T, interval int) *agentAPI {
@@ -245,8 +247,21 @@ func newAgentAPI(t *testing.T, interval int) *agentAPI {
 			f.mu.Unlock()
 			fmt.Fprintf(w, `{"content":{"server_id":5,"router_id":0,"heartbeat_interval":%d}}`, interval)
 		case "/v1/agent/heartbeat":
+			var hb api.Heartbeat
+			json.NewDecoder(r.Body).Decode(&hb)
+			f.mu.Lock()
+			f.last = hb
+			f.mu.Unlock()
 			f.beats.Add(1)
 			w.WriteHeader(http.StatusNoContent)
+		case "/v1/agent/work":
+			if !f.workOK.Load() {
+				http.NotFound(w, r)
+				return
+			}
+			time.Sleep(50 * time.Millisecond) // a short blocking query
+			w.Header().Set("X-Regent-Index", "1")
+			fmt.Fprint(w, `{"content":{"index":1,"routers":[],"vms":[]}}`)
 		default:
 			http.NotFound(w, r)
 		}
@@ -310,4 +325,48 @@ func TestNetworkConfigsShareTheVPNMode(t *testing.T) {
 			t.Errorf("vpn_mode %q: router builder %q, VPN manager %q, want both %q", mode, r.VPNMode, v.Mode, want)
 		}
 	}
+}
+
+// TestHeartbeatReportsDegraded: while work fetches fail the agent says so
+// in its heartbeats (health "degraded" with the reason), on /healthz and
+// in regent_agent_degraded; once they work again, that reason goes.
+func TestHeartbeatReportsDegraded(t *testing.T) {
+	srv := newAgentAPI(t, 1)
+	d, cancel, done := runTestDaemon(t, srv.URL)
+	defer func() {
+		cancel()
+		<-done
+	}()
+	last := func() api.Heartbeat {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		return srv.last
+	}
+	wait := func(what string, ok func(api.Heartbeat) bool) api.Heartbeat {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if hb := last(); ok(hb) {
+				return hb
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no heartbeat %s; last %+v", what, last())
+			}
+		}
+	}
+	hb := wait("degraded by the failing work fetch", func(hb api.Heartbeat) bool {
+		return hb.Health == "degraded" && strings.Contains(hb.Detail, "work fetch: ")
+	})
+	rec := httptest.NewRecorder()
+	d.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	if rec.Code != 200 || !strings.HasPrefix(rec.Body.String(), "degraded: ") {
+		t.Errorf("/healthz while degraded: %d %q", rec.Code, rec.Body.String())
+	}
+	if v := testutil.ToFloat64(d.metrics.degraded); v != 1 {
+		t.Errorf("regent_agent_degraded = %v", v)
+	}
+	t.Logf("degraded heartbeat: %s", hb.Detail)
+	srv.workOK.Store(true)
+	wait("without the work fetch reason", func(hb api.Heartbeat) bool {
+		return hb.Health != "" && !strings.Contains(hb.Detail, "work fetch")
+	})
 }

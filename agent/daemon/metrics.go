@@ -32,6 +32,7 @@ type Metrics struct {
 	fetchErrors prometheus.Counter
 	registered  prometheus.Gauge
 
+	degraded          prometheus.Gauge
 	imagesRemoved     prometheus.Counter
 	imageBytesRemoved prometheus.Counter
 }
@@ -59,12 +60,14 @@ func NewMetrics() *Metrics {
 		Help: "Failed work fetches."})
 	m.registered = prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_agent_registered",
 		Help: "1 once the agent has registered with a controller."})
+	m.degraded = prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_agent_degraded",
+		Help: "1 while the agent reports itself degraded (libvirtd not answering, or work fetches failing; see /healthz), else 0."})
 	m.imagesRemoved = prometheus.NewCounter(prometheus.CounterOpts{Name: "regent_agent_image_volumes_removed_total",
 		Help: "Image volumes removed because nothing used them for image_retention."})
 	m.imageBytesRemoved = prometheus.NewCounter(prometheus.CounterOpts{Name: "regent_agent_image_volumes_removed_bytes_total",
 		Help: "Bytes of the image volumes removed because nothing used them."})
 	m.Registry.MustRegister(m.cores, m.memory, m.diskTotal, m.diskFree, m.reconciles, m.buildTime,
-		m.lastFetch, m.fetchErrors, m.registered, m.imagesRemoved, m.imageBytesRemoved,
+		m.lastFetch, m.fetchErrors, m.registered, m.degraded, m.imagesRemoved, m.imageBytesRemoved,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{resultOK, resultError, resultConflict, resultInvalid, resultWaiting, resultRemoved} {
 		m.reconciles.WithLabelValues(api.KindVirtualRouter, r)

@@ -360,8 +360,10 @@ func (d *Daemon) vmCapacity() (api.Capacity, bool) {
 	defer cancel()
 	c, err := d.vmBuilder.Capacity(ctx)
 	if err != nil {
+		d.libvirtErr.Store(err.Error())
 		d.log.Warn("capacity from libvirt (falling back to the host's figures)", "error", err)
 		return c, false
 	}
+	d.libvirtErr.Store("")
 	return c, true
 }
