@@ -33,7 +33,8 @@ storage = {
 # libvirt_socket   = "/var/run/libvirt/libvirt-sock"
 # domain_type      = "kvm"      # or "qemu" (TCG) where there is no /dev/kvm; default: kvm if /dev/kvm exists
 # domain_prefix    = ""         # domains are <prefix><project_id>_<vm_id>; the agent owns (and
-#                               # garbage-collects) every domain of that shape; letters,
+#                               # garbage-collects) those of that shape that carry its
+#                               # metadata tag (others are left alone); letters,
 #                               # digits, - _ . only (at most 32)
 # storage_root     = "/var/lib/regent-agent/pools"   # pools of storage types not in `storage`
 # image_dir        = "/var/lib/regent-agent/images"  # resolves relative image sources

@@ -428,8 +428,12 @@ func (b *Builder) Scrub(ctx context.Context, spec *api.VMSpec) error {
 // ScrubDomain scrubs a domain by name: garbage collection of a domain that
 // Domains lists but the complete work no longer has.
 func (b *Builder) ScrubDomain(ctx context.Context, name string) error {
-	if !strings.HasPrefix(name, b.cfg.NamePrefix) {
-		return fmt.Errorf("vm: %s is not a domain of this builder", name)
+	ok, err := b.owns(ctx, name)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("vm: %s is not a domain of this builder (no regent metadata for that name)", name)
 	}
 	return b.scrub(ctx, name)
 }
@@ -465,8 +469,11 @@ func (b *Builder) State(ctx context.Context, spec *api.VMSpec) (st DomainState, 
 	return st, err == nil, err
 }
 
-// Domains lists the domains this builder owns (by name prefix and shape),
-// for garbage collection after a complete fetch of the work.
+// Domains lists the domains this builder owns, for garbage collection
+// after a complete fetch of the work: named <prefix><project>_<vm> and
+// tagged with the builder's metadata element for that project and VM. A
+// domain of that shape that someone else defined (no tag) is not ours,
+// whatever the prefix (it may be empty).
 func (b *Builder) Domains(ctx context.Context) ([]string, error) {
 	names, err := b.lv.ListDomains(ctx)
 	if err != nil {
@@ -474,15 +481,40 @@ func (b *Builder) Domains(ctx context.Context) ([]string, error) {
 	}
 	var out []string
 	for _, n := range names {
-		rest, ok := strings.CutPrefix(n, b.cfg.NamePrefix)
-		if !ok {
-			continue
+		ok, err := b.owns(ctx, n)
+		if err != nil {
+			return nil, err
 		}
-		var p, v uint64
-		if _, err := fmt.Sscanf(rest, "%d_%d", &p, &v); err == nil && fmt.Sprintf("%d_%d", p, v) == rest {
+		if ok {
 			out = append(out, n)
 		}
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// owns reports whether domain name is one this builder made (see
+// Domains). A domain that is gone is not.
+func (b *Builder) owns(ctx context.Context, name string) (bool, error) {
+	rest, ok := strings.CutPrefix(name, b.cfg.NamePrefix)
+	if !ok {
+		return false, nil
+	}
+	var p, v uint64
+	if _, err := fmt.Sscanf(rest, "%d_%d", &p, &v); err != nil || fmt.Sprintf("%d_%d", p, v) != rest {
+		return false, nil
+	}
+	x, err := b.lv.DomainXML(ctx, name, false)
+	if isCode(err, errNoDomain) {
+		return false, nil
+	}
+	if err != nil {
+		return false, lv(err, "xml of %s", name)
+	}
+	d, err := parseDomainXML(x)
+	if err != nil {
+		return false, nil // not one of ours: ours parse
+	}
+	m := d.Metadata
+	return m != nil && m.VM != nil && m.VM.ProjectID == p && m.VM.ID == v, nil
 }
