@@ -39,6 +39,9 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 
 // WriteError writes err in the CloudCIX error shape. Errors that are not
 // *wire.Error are internal: logged by the caller and reported as 500.
+// Validation errors of array items, keyed by path in Go ("vms[2].name"),
+// are rendered nested as CloudCIX does: "vms": [null, null, {"name": {...}}]
+// (wire.NestFieldErrors). This is the only place that rendering happens.
 func WriteError(w http.ResponseWriter, err error) {
 	var e *wire.Error
 	if !errors.As(err, &e) {
@@ -47,7 +50,14 @@ func WriteError(w http.ResponseWriter, err error) {
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
-	WriteJSON(w, e.Status, e)
+	WriteJSON(w, e.Status, cloudcixError{Detail: e.Detail, ErrorCode: e.ErrorCode, Errors: wire.NestFieldErrors(e.Errors)})
+}
+
+// cloudcixError is the wire form of a *wire.Error: its field errors nested.
+type cloudcixError struct {
+	Detail    string         `json:"detail"`
+	ErrorCode string         `json:"error_code,omitempty"`
+	Errors    map[string]any `json:"errors,omitempty"`
 }
 
 // resultErr unwraps an FSM result.

@@ -2,8 +2,10 @@ package api_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -45,6 +47,12 @@ func FuzzDecodeBody(f *testing.F) {
 		`{"bogus":1}`, `{"NAME":"x"}`, `{"name":"x"}{}`, `{"name":"x"} x`, `{"name":`, `[]`, `null`, `"x"`, `{"name":null}`,
 		`{"nested":{"port":70000}}`, `{"nested":{"items":[1]}}`, `{"labels":{"a":1}}`, `{"labels":[]}`, "{\"name\":\"\xff\"}",
 		`{"name":"\ud800"}`, `{"ratio":1e308}`, `{"name":"x","name":1}`, `{"nested":{"bogus":true}}`, "\ufeff{}",
+		// Field names with brackets: the error writer nests keys such as
+		// "vms[1].name"; a client's unknown field so named must come back
+		// as sent, and not as a huge list.
+		`{"vms[1].name":1}`, `{"routes[0]":1}`, `{"customers[0]":1}`, `{"a[01]":1}`, `{"a[65535]":1}`, `{"a[65536]":1}`,
+		`{"a[99999999999999999999]":1}`, `{"a[30000].b[30000].c[5536]":1}`, `{"a[0].b[1].c[2]":1}`, `{"[0]":1}`, `{"a[0]":1,"a":2}`,
+		`{"nested":{"port":"x"},"x[1]":1}`, `{"NAME[0]":1}`, `{"a[0].":1}`, `{"a[0][1]":1}`,
 	} {
 		f.Add([]byte(seed), false)
 	}
@@ -92,7 +100,46 @@ func FuzzDecodeBody(f *testing.F) {
 				t.Fatalf("errors[%q] = %#v", field, fe)
 			}
 		}
+		// As written: the (nested) body reads back into the same errors,
+		// and a client's field name cannot blow it up.
+		w := httptest.NewRecorder()
+		api.WriteError(w, err)
+		if w.Code != e.Status || w.Body.Len() > 8*len(body)+wire.MaxErrorIndex*5+1000 {
+			t.Fatalf("WriteError: status %d, a %d-byte body", w.Code, w.Body.Len())
+		}
+		var back wire.Error
+		if err := json.Unmarshal(w.Body.Bytes(), &back); err != nil {
+			t.Fatalf("WriteError wrote %s: %v", w.Body, err)
+		}
+		if back.Detail != e.Detail || back.ErrorCode != e.ErrorCode || !maps.Equal(back.Errors, e.Errors) {
+			t.Fatalf("WriteError wrote %s, which reads back as %#v; want %#v", w.Body, back, e)
+		}
 	})
+}
+
+// TestWriteErrorNested: the errors of array items are written nested as
+// CloudCIX writes them (wire.NestFieldErrors has the rules); a single error
+// and flat fields are as before.
+func TestWriteErrorNested(t *testing.T) {
+	fe := func(code string) wire.FieldError { return wire.FieldError{Detail: "d", ErrorCode: code} }
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{wire.Errorf(http.StatusNotFound, "a_b_c_001", "gone"), `{"detail":"gone","error_code":"a_b_c_001"}`},
+		{wire.FieldErrors{"name": fe("a_b_c_101")}.Err(), `{"detail":"Bad request.","errors":{"name":{"detail":"d","error_code":"a_b_c_101"}}}`},
+		{wire.FieldErrors{"vms[2].name": fe("a_b_c_102"), "vms[0].storages[1].gb": fe("a_b_c_103"), "routes[0]": fe("a_b_c_104"),
+			"storages": fe("a_b_c_105"), "storages[3]": fe("a_b_c_106"), "project.name": fe("a_b_c_107")}.Err(),
+			`{"detail":"Bad request.","errors":{"project.name":{"detail":"d","error_code":"a_b_c_107"},` +
+				`"routes":[{"detail":"d","error_code":"a_b_c_104"}],"storages":{"detail":"d","error_code":"a_b_c_105"},` +
+				`"vms":[{"storages":[null,{"gb":{"detail":"d","error_code":"a_b_c_103"}}]},null,{"name":{"detail":"d","error_code":"a_b_c_102"}}]}}`},
+	} {
+		w := httptest.NewRecorder()
+		api.WriteError(w, tc.err)
+		if got := w.Body.String(); got != tc.want+"\n" {
+			t.Errorf("%v:\n got %s\nwant %s", tc.err, got, tc.want)
+		}
+	}
 }
 
 // TestDecodeBodyReadError: a body that fails mid-read is a 400.

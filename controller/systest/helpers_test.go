@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	wire "github.com/regentcloud/regent/pkg/api"
 	"github.com/regentcloud/regent/pkg/systemtest"
 	"io"
 	"net"
@@ -369,12 +370,7 @@ func (r *resp) String() string {
 // errorCode is the top-level error_code of an error body, or of its first
 // field error.
 func (r *resp) errorCode() string {
-	var e struct {
-		ErrorCode string `json:"error_code"`
-		Errors    map[string]struct {
-			ErrorCode string `json:"error_code"`
-		} `json:"errors"`
-	}
+	var e wire.Error // reads the errors of array items, which are nested lists
 	if json.Unmarshal(r.Body, &e) != nil {
 		return ""
 	}

@@ -15,6 +15,9 @@ type FieldError struct {
 
 // Error is the single error type of the API. It renders as the CloudCIX shape:
 // {"detail","error_code"} or {"detail","errors":{field:{detail,error_code}}}.
+// Errors is keyed by path ("vms[2].name"); the server's error writer nests
+// the errors of array items as CloudCIX does (see NestFieldErrors), and
+// UnmarshalJSON flattens them back.
 type Error struct {
 	Status    int                   `json:"-"`
 	Detail    string                `json:"detail"`

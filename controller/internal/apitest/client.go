@@ -215,7 +215,9 @@ func (r *Response) List() List {
 	return l
 }
 
-// Err decodes an error response.
+// Err decodes an error response. The errors of array items, which the
+// server nests ("vms": [null, {"name": {...}}]), are flattened back into
+// path keys ("vms[1].name"): see wire.FlattenFieldErrors.
 func (r *Response) Err() *wire.Error {
 	r.t.Helper()
 	e := &wire.Error{Status: r.Status}
@@ -229,9 +231,21 @@ func (r *Response) ErrorCode() string {
 	return r.Err().ErrorCode
 }
 
-// FieldCode is the error_code of errors[field] of a validation error, "" if
-// the field has no error.
+// FieldCode is the error_code of the validation error of field, "" if the
+// field has no error. field is a path: "name", "vms[0].id" (errors.vms[0].id
+// in the body), "routes[1]" (errors.routes[1], the item as a whole).
 func (r *Response) FieldCode(field string) string {
 	r.t.Helper()
 	return r.Err().Errors[field].ErrorCode
+}
+
+// FieldErrors is the raw "errors" member of a validation error, decoded
+// into any: nested lists stay lists.
+func (r *Response) FieldErrors() map[string]any {
+	r.t.Helper()
+	var body struct {
+		Errors map[string]any `json:"errors"`
+	}
+	r.JSON(&body)
+	return body.Errors
 }
