@@ -406,8 +406,13 @@ func (d *Daemon) workLoop(ctx context.Context) {
 	var index uint64
 	for ctx.Err() == nil {
 		if time.Since(lastResync) >= resync {
-			// The next Sync applies every object again.
+			// The next Sync applies every object again, rulesets
+			// included (Builder.Resync: rules changed by hand inside a
+			// router's table do not show in its stored digest).
 			d.epoch.Add(1)
+			if d.builder != nil {
+				d.builder.Resync()
+			}
 			lastResync = time.Now()
 		}
 		var w *api.Work

@@ -93,8 +93,32 @@ type running struct {
 	metaSrv  *metadataServer
 	plog     *policyLog
 	// nftDigest is the ruleset digest this process last applied or saw
-	// in the kernel ("" unknown).
+	// in the kernel ("" unknown, nftForce: apply at the next Ensure).
 	nftDigest string
+}
+
+// nftForce is the nftDigest that makes the next Ensure apply the ruleset
+// whatever the table says (Resync).
+const nftForce = "!"
+
+// Resync makes the next Ensure of every router apply its nftables ruleset
+// again even when the digest stored in the table matches: the digest
+// vouches for the ruleset this agent applied, not for rules changed by
+// hand inside the table since. The agent calls it at each periodic
+// resync (drift repair); the ruleset goes in as one transaction, so
+// traffic sees the old rules or the new, never none.
+func (b *Builder) Resync() {
+	b.mu.Lock()
+	all := make([]*running, 0, len(b.routers))
+	for _, rs := range b.routers {
+		all = append(all, rs)
+	}
+	b.mu.Unlock()
+	for _, rs := range all {
+		rs.mu.Lock()
+		rs.nftDigest = nftForce
+		rs.mu.Unlock()
+	}
 }
 
 // Result says what an Ensure changed; an empty Changes means the host
@@ -372,10 +396,18 @@ func (b *Builder) ensureNft(ctx context.Context, d *desired, rs *running, c *cha
 	return withNetnsPath(nsPath(d.namespace), func() error {
 		// Reading the table back costs an nft run: skip it when this
 		// process applied a different ruleset last (a change is certain).
-		if rs.nftDigest == "" || rs.nftDigest == digest {
+		// After a Resync the ruleset goes in again even when the stored
+		// digest matches (hand edits inside the table do not show in it);
+		// that re-apply is not reported as a change.
+		forced := rs.nftDigest == nftForce
+		if rs.nftDigest == "" || rs.nftDigest == digest || forced {
 			if appliedDigest(ctx, b.nft) == digest {
-				rs.nftDigest = digest
-				return nil
+				if !forced {
+					rs.nftDigest = digest
+					return nil
+				}
+			} else {
+				forced = false
 			}
 		}
 		rs.nftDigest = ""
@@ -383,7 +415,9 @@ func (b *Builder) ensureNft(ctx context.Context, d *desired, rs *running, c *cha
 			return err
 		}
 		rs.nftDigest = digest
-		c.add("nftables ruleset %s", digest)
+		if !forced {
+			c.add("nftables ruleset %s", digest)
+		}
 		return nil
 	})
 }

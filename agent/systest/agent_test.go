@@ -634,6 +634,14 @@ func TestAgentEndToEnd(t *testing.T) {
 		if s, r := ping(t, plainHost, e.net3+".50", 3); r != s {
 			t.Errorf("after drift repair: ping the public host %d/%d", r, s)
 		}
+		// A hand edit inside the table (its stored digest still
+		// matches): the resync applies the ruleset again all the same.
+		sh(t, "ip", "netns", "exec", ns, "nft", "flush", "chain", "inet", "regent", "outbound")
+		if e.nftRules(ns) == rules {
+			t.Fatal("flushing a chain changed nothing: the check proves nothing")
+		}
+		took = eventually(t, "the flushed chain repaired", 15*time.Second, func() bool { return e.nftRules(ns) == rules })
+		t.Logf("a hand-flushed chain repaired in %v", took.Round(time.Millisecond))
 	})
 
 	t.Run("metrics", func(t *testing.T) {
