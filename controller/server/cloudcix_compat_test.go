@@ -170,3 +170,32 @@ func TestListDatePartFilters(t *testing.T) {
 		}
 	}
 }
+
+// TestRouterCapacityNullIsPhantom: as in CloudCIX, capacity null makes a
+// phantom (unlimited) router, on create and on update; a number makes it
+// a real one again; leaving capacity out of a PATCH keeps it, and a create
+// without capacity (nor phantom) is refused.
+func TestRouterCapacityNullIsPhantom(t *testing.T) {
+	_, f, _ := computeSetup(t)
+	c := f.c.For(t)
+	rt := c.Do("POST", "/iaas/router/", map[string]any{"region_id": f.reg, "capacity": nil}, f.root).Expect(201).Content()
+	if rt["capacity"] != nil {
+		t.Fatalf("capacity null: %v", rt["capacity"])
+	}
+	path := apitest.Path("/iaas/router/", num(rt["id"]))
+	if got := c.Do("PATCH", path, map[string]any{"capacity": 3}, f.root).Expect(200).Content()["capacity"]; got != float64(3) {
+		t.Errorf("capacity 3: %v", got)
+	}
+	if got := c.Do("PATCH", path, map[string]any{"enabled": true}, f.root).Expect(200).Content()["capacity"]; got != float64(3) {
+		t.Errorf("a PATCH without capacity changed it: %v", got)
+	}
+	if got := c.Do("PATCH", path, map[string]any{"capacity": nil}, f.root).Expect(200).Content()["capacity"]; got != nil {
+		t.Errorf("capacity null on update: %v", got)
+	}
+	if got := c.Do("POST", "/iaas/router/", map[string]any{"region_id": f.reg}, f.root).Expect(400).FieldCode("capacity"); got != "iaas_router_create_105" {
+		t.Errorf("no capacity: %q", got)
+	}
+	if got := c.Do("POST", "/iaas/router/", map[string]any{"region_id": f.reg, "capacity": "x"}, f.root).Expect(400).FieldCode("capacity"); got != "regent_request_004" {
+		t.Errorf("capacity \"x\": %q", got)
+	}
+}

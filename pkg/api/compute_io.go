@@ -1,5 +1,7 @@
 package api
 
+import "encoding/json"
+
 // Request bodies and expanded responses of the compute services, shared by
 // the server and the SDK. Request fields are pointers: nil is "not sent"
 // (PATCH keeps the value). State fields of update bodies are decoded by
@@ -135,10 +137,10 @@ type InterfaceInput struct {
 }
 
 // RouterInput is the body of a router create or update. capacity null
-// makes a phantom router (unlimited).
+// (as CloudCIX) or phantom true makes a phantom router (unlimited).
 type RouterInput struct {
 	RegionID            *uint64   `json:"region_id,omitempty"`
-	Capacity            *int      `json:"capacity,omitempty"`
+	Capacity            NullInt   `json:"capacity,omitzero"`
 	Phantom             *bool     `json:"phantom,omitempty"`
 	Enabled             *bool     `json:"enabled,omitempty"`
 	FloatingSubnetIDs   *[]uint64 `json:"floating_subnet_ids,omitempty"`
@@ -302,3 +304,35 @@ type VMChangeInput struct {
 	DNS      *string        `json:"dns,omitempty"`
 	Storages []StorageInput `json:"storages,omitempty"`
 }
+
+// NullInt is an optional JSON integer that tells null from absent: Set
+// when the field was sent, Null when it was sent as null.
+type NullInt struct {
+	Set, Null bool
+	V         int
+}
+
+// Int is a NullInt holding v.
+func Int(v int) NullInt { return NullInt{Set: true, V: v} }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (n *NullInt) UnmarshalJSON(b []byte) error {
+	n.Set = true
+	if string(b) == "null" {
+		n.Null = true
+		return nil
+	}
+	return json.Unmarshal(b, &n.V)
+}
+
+// MarshalJSON implements json.Marshaler (null when not set or null; the
+// omitzero tag leaves an unset one out).
+func (n NullInt) MarshalJSON() ([]byte, error) {
+	if !n.Set || n.Null {
+		return []byte("null"), nil
+	}
+	return json.Marshal(n.V)
+}
+
+// IsZero reports whether n was not set (for omitzero).
+func (n NullInt) IsZero() bool { return !n.Set }

@@ -385,16 +385,19 @@ func registerInterface(a *api.API) {
 }
 
 func routerFields(fe wire.FieldErrors, q *api.Request, r *wire.Router, in *wire.RouterInput) {
-	if in.Phantom != nil && *in.Phantom {
-		if in.Capacity != nil {
+	switch {
+	case in.Phantom != nil && *in.Phantom:
+		if in.Capacity.Set && !in.Capacity.Null {
 			fe.Add("capacity", q.Code(105), "A phantom router has no capacity.")
 		}
 		r.Capacity = nil
-	} else if in.Capacity != nil {
-		if *in.Capacity < 0 {
+	case in.Capacity.Null: // CloudCIX: capacity null is a phantom router
+		r.Capacity = nil
+	case in.Capacity.Set:
+		if in.Capacity.V < 0 {
 			fe.Add("capacity", q.Code(105), "capacity must be ≥ 0.")
 		}
-		c := *in.Capacity
+		c := in.Capacity.V
 		r.Capacity = &c
 	}
 	if in.FloatingSubnetIDs != nil {
@@ -435,8 +438,8 @@ func registerRouter(a *api.API) {
 				in.RegionID = &q.P.RegionID
 			}
 			required(fe, q, "region_id", in.RegionID != nil, 101)
-			if in.Capacity == nil && (in.Phantom == nil || !*in.Phantom) {
-				fe.Add("capacity", q.Code(105), "capacity is required unless phantom is true.")
+			if !in.Capacity.Set && (in.Phantom == nil || !*in.Phantom) {
+				fe.Add("capacity", q.Code(105), "capacity is required: a number, or null (or phantom: true) for a phantom router.")
 			}
 			routerFields(fe, q, r, &in)
 			if err := fe.Err(); err != nil {
