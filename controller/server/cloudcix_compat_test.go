@@ -183,9 +183,19 @@ func TestRouterCapacityNullIsPhantom(t *testing.T) {
 		t.Fatalf("capacity null: %v", rt["capacity"])
 	}
 	path := apitest.Path("/iaas/router/", num(rt["id"]))
-	if got := c.Do("PATCH", path, map[string]any{"capacity": 3}, f.root).Expect(200).Content()["capacity"]; got != float64(3) {
+	if got := c.Do("PATCH", path, map[string]any{"capacity": 3}, f.root).Expect(200).Content(); got["capacity"] != float64(3) || got["capacity_available"] != float64(3) {
 		t.Errorf("capacity 3: %v", got)
 	}
+	if rt["capacity_available"] != nil {
+		t.Errorf("capacity_available of a phantom: %v", rt["capacity_available"])
+	}
+	// The fixture's router hosts the fixture project's virtual router.
+	x := computeOf(f)
+	fixed := c.Do("PATCH", apitest.Path("/iaas/router/", x.rt), map[string]any{"capacity": 10}, f.root).Expect(200).Content()
+	if fixed["capacity_available"] != float64(9) {
+		t.Errorf("capacity_available of a router with one virtual router: %v", fixed["capacity_available"])
+	}
+	c.Do("PATCH", apitest.Path("/iaas/router/", x.rt), map[string]any{"capacity": nil}, f.root).Expect(200)
 	if got := c.Do("PATCH", path, map[string]any{"enabled": true}, f.root).Expect(200).Content()["capacity"]; got != float64(3) {
 		t.Errorf("a PATCH without capacity changed it: %v", got)
 	}

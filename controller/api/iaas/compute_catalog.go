@@ -417,6 +417,27 @@ func routerFields(fe wire.FieldErrors, q *api.Request, r *wire.Router, in *wire.
 	api.Set(&r.Enabled, in.Enabled)
 }
 
+// routerViewT is a router with CloudCIX's capacity_available: capacity
+// less its virtual routers that are not CLOSED (null for a phantom).
+type routerViewT struct {
+	*wire.Router
+	CapacityAvailable *int `json:"capacity_available"`
+}
+
+func routerView(r *state.ReadTxn, rt *wire.Router) any {
+	v := routerViewT{Router: rt}
+	if rt.Capacity != nil {
+		n := *rt.Capacity
+		for _, vr := range r.VirtualRoutersOnRouter(rt.ID) {
+			if vr.State != wire.StateClosed {
+				n--
+			}
+		}
+		v.CapacityAvailable = &n
+	}
+	return v
+}
+
 func registerRouter(a *api.API) {
 	api.Register(a, api.Service[*wire.Router]{
 		App: App, Name: "router", Tables: []string{state.Routers},
@@ -427,6 +448,7 @@ func registerRouter(a *api.API) {
 		All:     (*state.ReadTxn).RouterList,
 		Get:     (*state.ReadTxn).Router,
 		Visible: func(q *api.Request, r *wire.Router) bool { return seesRegion(q, r.RegionID) },
+		Expand:  routerView,
 		Create: func(q *api.Request) (*fsm.Command, error) {
 			var in wire.RouterInput
 			if err := q.Decode(&in); err != nil {
