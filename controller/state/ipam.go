@@ -457,7 +457,16 @@ func (t *Txn) IPBlockCreate(b *api.IPBlock) (*api.IPBlock, error) {
 }
 
 // blockFieldChecks validates the fields a create and an update share:
-// member, gateway, generator, policy and the type-per-network rule.
+// member, gateway, DNS servers, generator, policy and the type-per-network
+// rule.
+//
+// The gateway must lie inside the block (120). Melange did not check this
+// (melange-facts §3 rule 10), but a gateway outside the block is bad input
+// (issue 3, "Bad input"): no host on the block can reach it. The network and
+// broadcast addresses are inside and allowed (melange-facts §4). CloudCIX
+// gateways are the host part of an address_range, always inside. dns1 and
+// dns2 are addresses of either family (121): an IPv6 block may well name
+// IPv4 resolvers, as Melange's defaults (8.8.8.8, 8.8.4.4) did.
 func (t *Txn) blockFieldChecks(b *api.IPBlock, method string, fe api.FieldErrors) {
 	c := func(n int) string { return code("ipam", "block", method, n) }
 	if _, ok := t.Member(b.MemberID); !ok {
@@ -466,10 +475,26 @@ func (t *Txn) blockFieldChecks(b *api.IPBlock, method string, fe api.FieldErrors
 	prefix, perr := netx.ParsePrefixRaw(b.CIDR)
 	if b.Gateway != "" {
 		gw, err := netx.ParseAddr(b.Gateway)
-		if err != nil || (perr == nil && gw.BitLen() != prefix.Addr().BitLen()) {
+		switch {
+		case err != nil || (perr == nil && gw.BitLen() != prefix.Addr().BitLen()):
 			fe.Add("gateway", c(106), "Gateway is not a valid address")
-		} else {
+		case perr == nil && !prefix.Masked().Contains(gw):
+			fe.Add("gateway", c(120), "gateway should be within cidr %s of the block", prefix.Masked())
+		default:
 			b.Gateway = gw.String()
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    *string
+	}{{"dns1", &b.DNS1}, {"dns2", &b.DNS2}} {
+		if *d.v == "" {
+			continue
+		}
+		if a, err := netx.ParseAddr(*d.v); err != nil {
+			fe.Add(d.name, c(121), "%s is not a valid address", d.name)
+		} else {
+			*d.v = a.String()
 		}
 	}
 	if g, ok := engineGenerator(b.Generator); !ok {
@@ -596,6 +621,11 @@ func (t *Txn) IPBlockUpdate(b *api.IPBlock, expect uint64) (*api.IPBlock, error)
 		}
 	}
 	t.blockFieldChecks(b, method, fe)
+	if b.Gateway != "" && b.Gateway != old.Gateway {
+		if a, ok := t.IPAddressIn(b.ID, b.Gateway); ok {
+			fe.Add("gateway", code("ipam", "block", method, 122), "gateway %s is held by address %d", b.Gateway, a.ID)
+		}
+	}
 	if err := fe.Err(); err != nil {
 		return nil, err
 	}

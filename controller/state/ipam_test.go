@@ -70,6 +70,10 @@ func TestIPBlockCreateRules(t *testing.T) {
 		{"outside parent", &api.IPBlock{Dialect: api.DialectMelange, CIDR: "11.0.1.0/24", ParentID: root.ID}, "cidr", "ipam_block_create_113"},
 		{"parent network", &api.IPBlock{Dialect: api.DialectMelange, CIDR: "10.0.1.0/24", ParentID: root.ID, NetworkID: "n2"}, "network_id", "ipam_block_create_108"},
 		{"cloudcix allocation without asn", &api.IPBlock{MemberID: m.ID, Dialect: api.DialectCloudCIX, CIDR: "10.0.0.0/8"}, "asn_id", "ipam_block_create_110"},
+		{"gateway outside", &api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "11.0.0.0/24", Gateway: "192.168.0.1"}, "gateway", "ipam_block_create_120"},
+		{"subnet gateway outside", &api.IPBlock{Dialect: api.DialectMelange, CIDR: "10.0.9.0/24", ParentID: root.ID, Gateway: "10.0.10.1"}, "gateway", "ipam_block_create_120"},
+		{"bad dns1", &api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "11.0.0.0/24", DNS1: "10.0.0.300"}, "dns1", "ipam_block_create_121"},
+		{"bad dns2", &api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "11.0.0.0/24", DNS2: "bogus"}, "dns2", "ipam_block_create_121"},
 	}
 	for _, c := range cases {
 		err := f.do(func(t *Txn) error { _, err := t.IPBlockCreate(c.b); return err })
@@ -350,6 +354,68 @@ func TestIPBlockUpdate(t *testing.T) {
 	upd.Gateway = "nope"
 	err := f.do(func(t *Txn) error { _, err := t.IPBlockUpdate(&upd, 0); return err })
 	wantErr(t, "bad gateway", err, 400, "gateway", "ipam_block_update_106")
+	upd.Gateway = "10.0.0.8"
+	err = f.do(func(t *Txn) error { _, err := t.IPBlockUpdate(&upd, 0); return err })
+	wantErr(t, "gateway outside", err, 400, "gateway", "ipam_block_update_120")
+	upd.Gateway = "10.0.0.1" // held by the allocation above
+	err = f.do(func(t *Txn) error { _, err := t.IPBlockUpdate(&upd, 0); return err })
+	wantErr(t, "gateway held", err, 400, "gateway", "ipam_block_update_122")
+	upd.Gateway, upd.DNS1 = "10.0.0.0", "999.1.1.1"
+	err = f.do(func(t *Txn) error { _, err := t.IPBlockUpdate(&upd, 0); return err })
+	wantErr(t, "bad dns1", err, 400, "dns1", "ipam_block_update_121")
+}
+
+// Routes: destination an address or CIDR of the block's family, gateway an
+// address of that family, netmask contiguous and of that family (or a
+// prefix length), agreeing with a CIDR destination; values normalised.
+func TestIPRouteChecks(t *testing.T) {
+	f, m := ipamFixture(t)
+	v4 := f.block(&api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "10.0.0.0/24"})
+	v6 := f.block(&api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "fe::/64"})
+	create := func(rt *api.IPRoute) (*api.IPRoute, error) {
+		var out *api.IPRoute
+		err := f.do(func(t *Txn) (err error) { out, err = t.IPRouteCreate(rt); return })
+		return out, err
+	}
+	for _, c := range []struct {
+		name  string
+		rt    api.IPRoute
+		field string
+		code  string
+	}{
+		{"no destination", api.IPRoute{BlockID: v4.ID, Gateway: "10.0.0.1"}, "destination", "ipam_ip_route_create_101"},
+		{"bad destination", api.IPRoute{BlockID: v4.ID, Destination: "10.0.0.300", Gateway: "10.0.0.1"}, "destination", "ipam_ip_route_create_104"},
+		{"destination of the other family", api.IPRoute{BlockID: v4.ID, Destination: "fd00::/8", Gateway: "10.0.0.1"}, "destination", "ipam_ip_route_create_104"},
+		{"bad gateway", api.IPRoute{BlockID: v4.ID, Destination: "10.1.0.0", Gateway: "hello"}, "gateway", "ipam_ip_route_create_105"},
+		{"gateway of the other family", api.IPRoute{BlockID: v4.ID, Destination: "10.1.0.0", Gateway: "fe::1"}, "gateway", "ipam_ip_route_create_105"},
+		{"bad netmask", api.IPRoute{BlockID: v4.ID, Destination: "10.1.0.0", Gateway: "10.0.0.1", Netmask: "255.255.0.999"}, "netmask", "ipam_ip_route_create_106"},
+		{"netmask not contiguous", api.IPRoute{BlockID: v4.ID, Destination: "10.1.0.0", Gateway: "10.0.0.1", Netmask: "255.0.255.0"}, "netmask", "ipam_ip_route_create_106"},
+		{"netmask of the other family", api.IPRoute{BlockID: v4.ID, Destination: "10.1.0.0", Gateway: "10.0.0.1", Netmask: "ffff::"}, "netmask", "ipam_ip_route_create_106"},
+		{"netmask length too long", api.IPRoute{BlockID: v4.ID, Destination: "10.1.0.0", Gateway: "10.0.0.1", Netmask: "33"}, "netmask", "ipam_ip_route_create_106"},
+		{"netmask against the destination", api.IPRoute{BlockID: v4.ID, Destination: "10.1.0.0/16", Gateway: "10.0.0.1", Netmask: "255.255.255.0"}, "netmask", "ipam_ip_route_create_106"},
+		{"v6 netmask length too long", api.IPRoute{BlockID: v6.ID, Destination: "fd00::", Gateway: "fe::1", Netmask: "129"}, "netmask", "ipam_ip_route_create_106"},
+	} {
+		_, err := create(&c.rt)
+		wantErr(t, c.name, err, http.StatusBadRequest, c.field, c.code)
+	}
+	for _, c := range []struct{ in, mask, dest, gw string }{
+		{"10.1.0.0/16", "255.255.0.0", "10.1.0.0/16", "10.0.0.1"},
+		{"0.0.0.0", "0.0.0.0", "0.0.0.0", "192.0.2.1"}, // a gateway outside the block is allowed
+		{"172.16.0.0", "12", "172.16.0.0", "10.0.0.1"},
+	} {
+		rt, err := create(&api.IPRoute{BlockID: v4.ID, Destination: c.in, Gateway: c.gw, Netmask: c.mask})
+		if err != nil || rt.Destination != c.dest || rt.Gateway != c.gw {
+			t.Fatalf("route %s via %s: %+v %v", c.in, c.gw, rt, err)
+		}
+	}
+	rt, err := create(&api.IPRoute{BlockID: v6.ID, Destination: "2001:db8:0::/32", Gateway: "fe:0::1", Netmask: "ffff:ffff::"})
+	if err != nil || rt.Destination != "2001:db8::/32" || rt.Gateway != "fe::1" {
+		t.Fatalf("IPv6 route: %+v %v", rt, err)
+	}
+	upd := *rt
+	upd.Gateway = "10.0.0.1"
+	err = f.do(func(t *Txn) error { _, err := t.IPRouteUpdate(&upd, 0); return err })
+	wantErr(t, "update gateway of the other family", err, http.StatusBadRequest, "gateway", "ipam_ip_route_update_105")
 }
 
 func TestMACRanges(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -135,7 +136,7 @@ func registerInterfaces(a *api.API, opts Options) {
 	handle(a, "DELETE", net+"/interfaces/{vif}/ip_allocations", ServiceNetwork, auth.Delete, deallocateInNetwork)
 	// melange-api-spec "Interfaces": the tenant-scoped forms.
 	handle(a, "POST", net+"/interfaces", ServiceNetwork, auth.Create, h.createNetworkInterface)
-	handle(a, "GET", net+"/interfaces/{vif}", ServiceNetwork, auth.Read, readInterface)
+	handle(a, "GET", net+"/interfaces/{vif}", ServiceNetwork, auth.Read, readNetworkInterface)
 	handle(a, "DELETE", net+"/interfaces/{vif}", ServiceNetwork, auth.Delete, deleteTenantInterface)
 
 	const inst = "/instances/{device_id}/interfaces"
@@ -159,8 +160,9 @@ func (b body) obj(field string) (body, error) {
 	return out, nil
 }
 
-// strs returns field as a list of strings (absent or null: nil).
-func (b body) strs(field string) ([]string, error) {
+// strs returns field as a list of at most max strings (absent or null:
+// nil); a longer list is 400 (tooMany).
+func (b body) strs(field string, max int) ([]string, error) {
 	raw, ok := b[field]
 	if !ok || string(raw) == "null" {
 		return nil, nil
@@ -168,6 +170,9 @@ func (b body) strs(field string) ([]string, error) {
 	var out []string
 	if err := json.Unmarshal(raw, &out); err != nil {
 		return nil, invalid(field, field+" should be a list of addresses")
+	}
+	if len(out) > max {
+		return nil, tooMany(field, max)
 	}
 	return out, nil
 }
@@ -194,7 +199,7 @@ func networkRef(b body, def string) (*state.NetworkRef, error) {
 	if id == "" {
 		return nil, invalid("network", "id should be present")
 	}
-	addrs, err := b.strs("addresses")
+	addrs, err := b.strs("addresses", maxAddresses)
 	if err != nil {
 		return nil, err
 	}
@@ -300,7 +305,7 @@ func (h *ifaces) createNetworkInterface(q *request) error {
 		return err
 	}
 	if nb != nil {
-		if ref.Addresses, err = nb.strs("addresses"); err != nil {
+		if ref.Addresses, err = nb.strs("addresses", maxAddresses); err != nil {
 			return err
 		}
 	}
@@ -316,10 +321,10 @@ func (h *ifaces) createNetworkInterface(q *request) error {
 	return nil
 }
 
-// deleteTenantInterface deletes {vif} owned by the URL tenant (as DELETE
-// /ipam/interfaces/{vif}).
+// deleteTenantInterface deletes {vif} of the URL tenant's network
+// {network_id} (networkInterface), as DELETE /ipam/interfaces/{vif}.
 func deleteTenantInterface(q *request) error {
-	ifc, err := q.tenantInterface()
+	ifc, err := q.networkInterface()
 	if err != nil {
 		return err
 	}
@@ -340,8 +345,48 @@ func (q *request) tenantInterface() (*wire.Interface, error) {
 	return ifc, nil
 }
 
+// networkInterface finds {vif} owned by the URL tenant in the tenant's
+// network {network_id}: 404 Network <id> not found when the tenant has no
+// block in it (as the other network routes), 404 Interface Not Found when
+// the interface is not the tenant's or holds no address of the network
+// (melange-api-spec "Get details of interface" names the network; the
+// 2012 code served only the route without it, so there is no behaviour of
+// Melange's to follow).
+func (q *request) networkInterface() (*wire.Interface, error) {
+	net := q.PathValue("network_id")
+	blocks := q.Txn.NetworkBlocks(q.tenant, net)
+	if len(blocks) == 0 {
+		return nil, fault(http.StatusNotFound, "Network %s not found", net)
+	}
+	ifc, err := q.tenantInterface()
+	if err != nil {
+		return nil, err
+	}
+	in := map[uint64]bool{}
+	for _, b := range blocks {
+		in[b.ID] = true
+	}
+	for _, ip := range q.Txn.InterfaceAddresses(ifc.VIF) {
+		if in[ip.BlockID] {
+			return ifc, nil
+		}
+	}
+	return nil, fault(http.StatusNotFound, "Interface Not Found")
+}
+
 func readInterface(q *request) error {
 	ifc, err := q.tenantInterface()
+	if err != nil {
+		return err
+	}
+	reply(q, http.StatusOK, 0, map[string]any{"interface": interfaceView(q.Txn, ifc, q.Txn.InterfaceAddresses(ifc.VIF))})
+	return nil
+}
+
+// readNetworkInterface is readInterface for {vif} of the network
+// {network_id} (networkInterface).
+func readNetworkInterface(q *request) error {
+	ifc, err := q.networkInterface()
 	if err != nil {
 		return err
 	}
@@ -383,7 +428,7 @@ func (h *ifaces) allocateInNetwork(q *request) error {
 	if in.TenantID == "" {
 		in.TenantID = idString(q.tenant)
 	}
-	addrs, err := b.strs("addresses")
+	addrs, err := b.strs("addresses", maxAddresses)
 	if err != nil {
 		return err
 	}
@@ -456,6 +501,10 @@ func (h *ifaces) putInstanceInterfaces(q *request) error {
 			return invalid("interfaces", "interfaces should be a list of objects")
 		}
 	}
+	if len(entries) > maxInstanceInterfaces {
+		return tooMany("interfaces", maxInstanceInterfaces)
+	}
+	addresses := 0
 	for _, e := range entries {
 		ii := state.InstanceInterface{}
 		if err := e.fields(map[string]*string{"id": &ii.VIF, "mac_address": &ii.MACAddress}); err != nil {
@@ -473,6 +522,9 @@ func (h *ifaces) putInstanceInterfaces(q *request) error {
 				return err
 			}
 			ii.Network.DefaultBlock = h.defaultBlock()
+			if addresses += len(ii.Network.Addresses); addresses > maxAddresses {
+				return invalid("addresses", fmt.Sprintf("addresses should have at most %d entries over all interfaces", maxAddresses))
+			}
 		}
 		p.Interfaces = append(p.Interfaces, ii)
 	}

@@ -176,8 +176,10 @@ func createBlock(q *request) error {
 	return nil
 }
 
-// updateBlock changes network_id, policy_id, dns1 and dns2; cidr, type,
-// tenant_id and parent_id in the body are ignored (melange-facts §3).
+// updateBlock changes network_id, policy_id, gateway, dns1 and dns2 (as
+// Melange's update, which excluded only cidr and type); cidr, type,
+// tenant_id and parent_id in the body are ignored (melange-facts §3). A
+// gateway outside the block, or one an address of the block holds, is 400.
 func updateBlock(q *request) error {
 	b, err := decode(q, "ip_block")
 	if err != nil {
@@ -192,7 +194,7 @@ func updateBlock(q *request) error {
 		for _, f := range []struct {
 			name string
 			dst  *string
-		}{{"network_id", &in.NetworkID}, {"dns1", &in.DNS1}, {"dns2", &in.DNS2}} {
+		}{{"network_id", &in.NetworkID}, {"gateway", &in.Gateway}, {"dns1", &in.DNS1}, {"dns2", &in.DNS2}} {
 			v, present, err := b.str(f.name)
 			if err != nil {
 				return err

@@ -79,6 +79,10 @@ type Options struct {
 
 // Register adds the Melange routes to a.
 func Register(a *api.API, opts Options) {
+	// The versions document: at / (melange-api-spec "List versions"), at
+	// /v0.1, the href of its own self link, and at /v0.1/ipam.
+	handleAt(a, "GET", "/", ServiceVersion, auth.Read, version)
+	handleAt(a, "GET", "/v0.1", ServiceVersion, auth.Read, version)
 	handle(a, "GET", "", ServiceVersion, auth.Read, version)
 	handleAt(a, "GET", "/v0.1/extensions", ServiceExtension, auth.List, listExtensions)
 	handleAt(a, "GET", "/v0.1/extensions/{alias}", ServiceExtension, auth.Read, readExtension)
@@ -117,15 +121,21 @@ func (q *request) scope() string {
 //
 // Every route also answers with a ".json" and an ".xml" suffix
 // (melange-facts §2): a route ending in a literal is registered three
-// times, one ending in a wildcard strips the suffix from its value. The
-// response format is chosen before anything else (wantXML), so that every
-// error is in the format asked for.
+// times, one ending in a wildcard strips the suffix from its value. And
+// every route answers with a trailing slash, as the spec writes some of its
+// URIs (".../networks/{network_id}/interfaces/", "/ipam/instances/
+// {instance_id}/interfaces/"): P/ is P, its format chosen by Accept alone
+// (the suffixed forms are P.json and P.xml, never P.json/ or P/.json; a
+// wildcard value before the slash is taken as it is). The response format
+// is chosen before anything else (wantXML), so that every error is in the
+// format asked for.
 func handle(a *api.API, method, path, service string, action auth.Action, fn func(*request) error) {
 	handleAt(a, method, Prefix+path, service, action, fn)
 }
 
-// handleAt is handle for a full path, for the few routes of /v0.1 that are
-// not under /ipam (extensions).
+// handleAt is handle for a full path, for the routes of the dialect that
+// are not under /ipam: the versions document at / and /v0.1, and the
+// extensions.
 func handleAt(a *api.API, method, path, service string, action auth.Action, fn func(*request) error) {
 	last := ""
 	if i := strings.LastIndexByte(path, '/'); i >= 0 && strings.HasPrefix(path[i+1:], "{") {
@@ -133,7 +143,7 @@ func handleAt(a *api.API, method, path, service string, action auth.Action, fn f
 	}
 	h := func(w http.ResponseWriter, r *http.Request) {
 		asXML := wantXML(r)
-		if last != "" {
+		if last != "" && !strings.HasSuffix(r.URL.Path, "/") {
 			r.SetPathValue(last, trimFormat(r.PathValue(last)))
 		}
 		err := func() error {
@@ -165,7 +175,19 @@ func handleAt(a *api.API, method, path, service string, action auth.Action, fn f
 			writeError(w, asXML, err)
 		}
 	}
-	a.Handle(method+" "+path, h)
+	if path == "/" {
+		// The root: "/{$}" matches / alone ("/" would match every path).
+		a.Handle(method+" /{$}", h)
+		a.Handle(method+" /.json", h)
+		a.Handle(method+" /.xml", h)
+		return
+	}
+	// a.Handle registers a pattern "P/{$}" and, when P holds more than one
+	// slash, P itself too (api.API.Handle); P is registered here otherwise.
+	a.Handle(method+" "+path+"/{$}", h)
+	if strings.Count(path, "/") <= 1 {
+		a.Handle(method+" "+path, h)
+	}
 	if last == "" {
 		a.Handle(method+" "+path+".json", h)
 		a.Handle(method+" "+path+".xml", h)
@@ -244,6 +266,33 @@ func pyDict(errs map[string]wire.FieldError) string {
 }
 
 // --- bodies ---
+
+// Bounds on the lists of a body. Melange read them without bound; here a
+// list longer than its bound is 400 (invalid, naming the field and the
+// bound) before anything is applied, so that one request cannot turn into
+// a command that allocates or links thousands of objects (issue 3, "Bad
+// input": 10,000-element bodies). The bounds are far above what a real
+// caller sends.
+const (
+	// maxAddresses bounds the addresses one request names: the
+	// network.addresses of an interface or an allocation, and all of those
+	// of an instance PUT together. A network allocation gives one address
+	// per family and a caller naming addresses names a handful; 256 is a
+	// whole /24 in one request.
+	maxAddresses = 256
+	// maxInstanceInterfaces bounds instance.interfaces: the NICs of one
+	// instance, a few in practice (a QEMU PCI bus has 32 slots; cloud
+	// instance types stop at a few dozen interfaces).
+	maxInstanceInterfaces = 64
+	// maxNATEntries bounds the ip_addresses of a NAT request: the addresses
+	// linked to one address at once (floating IPs, a handful).
+	maxNATEntries = 256
+)
+
+// tooMany is the 400 for a list of field longer than max.
+func tooMany(field string, max int) error {
+	return invalid(field, fmt.Sprintf("%s should have at most %d entries", field, max))
+}
 
 // body is a decoded request body: the object under its key. Melange
 // ignores fields it does not know, and so do we.
@@ -415,9 +464,15 @@ func requestURL(r *http.Request, qs url.Values) string {
 
 // --- discovery ---
 
-// version lists the API version (melange-api-spec "List versions").
+// version lists the API version (melange-api-spec "List versions"); the
+// self link is http://<host>/v0.1 wherever the document is served.
 func version(q *request) error {
-	self := strings.TrimSuffix(trimFormat(requestURL(q.Request.Request, url.Values{})), "/ipam")
+	r := q.Request.Request
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	self := (&url.URL{Scheme: scheme, Host: r.Host, Path: "/v0.1"}).String()
 	reply(q, http.StatusOK, 0, map[string]any{"versions": []map[string]any{{
 		"name": "v0.1", "status": "CURRENT", "links": []link{{Rel: "self", Href: self}},
 	}}})

@@ -126,6 +126,9 @@ func createNAT(q *request, globals bool) error {
 	} else if err := json.Unmarshal(v, &refs); err != nil {
 		return invalid("ip_addresses", "ip_addresses should be a list of {ip_block_id, ip_address}")
 	}
+	if len(refs) > maxNATEntries {
+		return tooMany("ip_addresses", maxNATEntries)
+	}
 	var partners []uint64
 	for _, r := range refs {
 		var blockRef, addr string
