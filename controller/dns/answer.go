@@ -87,12 +87,16 @@ func (s *Server) respond(zs *zoneSet, req *mdns.Msg, ri reqInfo) *mdns.Msg {
 		return finish()
 	}
 	m.Authoritative = true
-	z.answer(m, qname, q.Qtype)
+	z.answer(m, qname, q.Name, q.Qtype)
 	return finish()
 }
 
-// answer fills m with the authoritative answer for qname/qtype in z.
-func (z *zone) answer(m *mdns.Msg, qname string, qtype uint16) {
+// answer fills m with the authoritative answer for qname/qtype in z. A
+// wildcard answer to the query itself is owned by owner, the query name as
+// the client spelled it; the other records keep their stored (lower case)
+// owners, which the caller turns into the client's spelling when it packs
+// the response (pointOwners, echoOwners).
+func (z *zone) answer(m *mdns.Msg, qname, owner string, qtype uint16) {
 	name := qname
 	for i := 0; ; i++ {
 		n, wild, cut := z.lookup(name, qtype)
@@ -119,18 +123,18 @@ func (z *zone) answer(m *mdns.Msg, qname string, qtype uint16) {
 				m.Answer = nil
 				return
 			}
-			m.Answer = append(m.Answer, synth(n.cname, name, wild))
+			m.Answer = append(m.Answer, synth(n.cname, owner, wild))
 			target := strings.ToLower(n.cname.Target)
 			if !mdns.IsSubDomain(z.name, target) {
 				return
 			}
-			name = target
+			name, owner = target, target
 			continue
 		}
 		if qtype == mdns.TypeANY && len(n.sets) > 0 {
 			for _, rrs := range n.sets {
 				for _, rr := range rrs {
-					m.Answer = append(m.Answer, synth(rr, name, wild))
+					m.Answer = append(m.Answer, synth(rr, owner, wild))
 				}
 			}
 			return
@@ -141,7 +145,7 @@ func (z *zone) answer(m *mdns.Msg, qname string, qtype uint16) {
 			return
 		}
 		for _, rr := range rrs {
-			m.Answer = append(m.Answer, synth(rr, name, wild))
+			m.Answer = append(m.Answer, synth(rr, owner, wild))
 		}
 		switch qtype {
 		case mdns.TypeSOA:
@@ -165,6 +169,38 @@ func synth(rr mdns.RR, name string, wild bool) mdns.RR {
 	c := mdns.Copy(rr)
 	c.Header().Name = name
 	return c
+}
+
+// echoOwners replaces the records of m owned by the query name, in any
+// section, by copies owned by the name exactly as the client spelled it
+// (dns-facts §3: answer with the query's case). It is for responses that
+// miekg/dns packs with compression or signs (TCP, TSIG, a UDP response
+// compressed to fit): compression then turns these owners into pointers to
+// the question. Uncompressed UDP responses use pointOwners instead, which
+// copies nothing. A lower-case query copies nothing either.
+func echoOwners(m *mdns.Msg) {
+	if len(m.Question) != 1 {
+		return
+	}
+	q := m.Question[0].Name
+	echoIn(m.Answer, q)
+	echoIn(m.Ns, q)
+	echoIn(m.Extra, q)
+}
+
+// echoIn is echoOwners for one section. The sections of a response are
+// built by appending to nil slices, so they never share an array with the
+// zone and may be changed in place.
+func echoIn(rrs []mdns.RR, q string) {
+	for i, rr := range rrs {
+		h := rr.Header()
+		if h.Name == q || len(h.Name) != len(q) || h.Rrtype == mdns.TypeOPT || h.Rrtype == mdns.TypeTSIG || !strings.EqualFold(h.Name, q) {
+			continue
+		}
+		c := mdns.Copy(rr)
+		c.Header().Name = q
+		rrs[i] = c
+	}
 }
 
 // addGlue appends in-zone A/AAAA records of the NS, MX or SRV targets in rrs

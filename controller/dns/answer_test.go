@@ -2,9 +2,11 @@ package dns
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	mdns "github.com/miekg/dns"
 )
@@ -267,25 +269,156 @@ func TestOpcodesAndFormat(t *testing.T) {
 	}
 }
 
+// TestCaseEcho checks that the question and every owner name equal to the
+// query name carry the client's spelling exactly (0x20 clients, dns-facts
+// §3), while the records of a chased CNAME target keep the stored name. It
+// covers the UDP fast path (first a cache fill, then hits with other
+// spellings), the full UDP path (an EDNS option and TSIG take it) and TCP;
+// a 512-octet buffer makes the big TXT answer compressed and truncated.
 func TestCaseEcho(t *testing.T) {
-	s := startServer(t, testConfig(), newFakeSource(testZone(t, 1)))
-	for _, network := range []string{"udp", "tcp"} {
-		for i, name := range []string{"WwW.ExAmPlE.TeSt.", "www.EXAMPLE.test.", "WWW.EXAMPLE.TEST."} {
-			m := new(mdns.Msg)
-			m.SetQuestion(name, mdns.TypeA)
-			m.RecursionDesired = i%2 == 0
-			m.CheckingDisabled = i == 1
-			r := exchange(t, s.Addr(), network, m)
-			if r.Question[0].Name != name {
-				t.Errorf("%s: question %q, want %q", network, r.Question[0].Name, name)
-			}
-			if r.Id != m.Id || r.RecursionDesired != m.RecursionDesired || r.CheckingDisabled != m.CheckingDisabled {
-				t.Errorf("%s: id/RD/CD not echoed", network)
-			}
-			if len(r.Answer) != 2 || !strings.EqualFold(r.Answer[1].Header().Name, "host1.example.test.") {
-				t.Errorf("%s: answer %v", network, r.Answer)
+	cfg := testConfig()
+	cfg.TSIGKeys = map[string]string{testKey: testSecret}
+	s := startServer(t, cfg, newFakeSource(testZone(t, 1)))
+	type want struct {
+		section string // "an" or "ns"
+		owner   string // "" = the query name as sent
+	}
+	cases := []struct {
+		names []string
+		qtype uint16
+		want  []want
+	}{
+		{[]string{"HOST1.Example.Test.", "host1.EXAMPLE.test.", "hOsT1.eXaMpLe.TeSt."}, mdns.TypeA, []want{{"an", ""}}},
+		{[]string{"FoO.WiLd.Example.TEST.", "a.B.wild.example.test."}, mdns.TypeA, []want{{"an", ""}}},
+		{[]string{"WwW.ExAmPlE.TeSt.", "www.EXAMPLE.test.", "WWW.EXAMPLE.TEST."}, mdns.TypeA, []want{{"an", ""}, {"an", "host1.example.test."}}},
+		{[]string{"X.WC.Example.Test."}, mdns.TypeA, []want{{"an", ""}, {"an", "host1.example.test."}}},
+		{[]string{"EXAMPLE.Test."}, mdns.TypeAAAA, []want{{"ns", ""}}},
+		{[]string{"Big.Example.Test."}, mdns.TypeTXT, nil}, // owners checked below
+	}
+	type variant struct {
+		network string
+		edit    func(*mdns.Msg)
+		tsig    bool
+	}
+	variants := map[string]variant{
+		"udp fast": {network: "udp"},
+		"udp edns": {network: "udp", edit: func(m *mdns.Msg) { m.SetEdns0(1232, false) }},
+		"udp full": {network: "udp", edit: func(m *mdns.Msg) {
+			m.SetEdns0(1232, false)
+			m.IsEdns0().Option = []mdns.EDNS0{&mdns.EDNS0_COOKIE{Code: mdns.EDNS0COOKIE, Cookie: "0123456789abcdef"}}
+		}},
+		"udp full small": {network: "udp", edit: func(m *mdns.Msg) {
+			m.SetEdns0(512, false)
+			m.IsEdns0().Option = []mdns.EDNS0{&mdns.EDNS0_COOKIE{Code: mdns.EDNS0COOKIE, Cookie: "0123456789abcdef"}}
+		}},
+		"udp tsig": {network: "udp", tsig: true},
+		"tcp":      {network: "tcp"},
+		"tcp tsig": {network: "tcp", tsig: true},
+	}
+	for vname, v := range variants {
+		for _, c := range cases {
+			for i, name := range c.names {
+				m := new(mdns.Msg)
+				m.SetQuestion(name, c.qtype)
+				m.RecursionDesired = i%2 == 0
+				m.CheckingDisabled = i == 1
+				if v.edit != nil {
+					v.edit(m)
+				}
+				cl := &mdns.Client{Net: v.network, Timeout: 2 * time.Second}
+				if v.tsig {
+					m.SetTsig(testKey, mdns.HmacSHA256, 300, time.Now().Unix())
+					cl.TsigSecret = map[string]string{testKey: testSecret}
+				}
+				r, _, err := cl.Exchange(m, s.Addr())
+				if err != nil {
+					t.Fatalf("%s %s: %v", vname, name, err)
+				}
+				if len(r.Question) != 1 || r.Question[0].Name != name {
+					t.Errorf("%s: question %v, want %q", vname, r.Question, name)
+				}
+				if r.Id != m.Id || r.RecursionDesired != m.RecursionDesired || r.CheckingDisabled != m.CheckingDisabled {
+					t.Errorf("%s %s: id/RD/CD not echoed", vname, name)
+				}
+				if c.want == nil { // every answer owner is the query name
+					if len(r.Answer) == 0 && !r.Truncated {
+						t.Errorf("%s %s: no answer", vname, name)
+					}
+					for _, rr := range r.Answer {
+						if rr.Header().Name != name {
+							t.Errorf("%s: owner %q, want %q", vname, rr.Header().Name, name)
+						}
+					}
+					continue
+				}
+				var got, exp []string
+				for _, rr := range r.Answer {
+					got = append(got, "an "+rr.Header().Name)
+				}
+				for _, rr := range r.Ns {
+					got = append(got, "ns "+rr.Header().Name)
+				}
+				for _, w := range c.want {
+					o := w.owner
+					if o == "" {
+						o = name
+					}
+					exp = append(exp, w.section+" "+o)
+				}
+				if !slices.Equal(got, exp) {
+					t.Errorf("%s %s: owners %q, want %q", vname, name, got, exp)
+				}
 			}
 		}
+	}
+}
+
+// TestPointOwners checks the wire form behind TestCaseEcho's UDP cases: the
+// owners equal to the query name are a pointer to the question (0xC00C),
+// on a cache fill, a cache hit and the full path alike, and a message that
+// cannot be walked is left as it is.
+func TestPointOwners(t *testing.T) {
+	s, err := New(testConfig(), newFakeSource(testZone(t, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.reload()
+	fast := s.snap.Load()
+	full := &zoneSet{zones: fast.zones}
+	remote := netip.MustParseAddrPort("127.0.0.1:5353")
+	out := make([]byte, 65536)
+	for _, name := range []string{"host1.example.test.", "HOST1.Example.Test.", "hOsT1.eXaMpLe.TeSt."} {
+		m := new(mdns.Msg)
+		m.SetQuestion(name, mdns.TypeA)
+		req, err := m.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, zs := range []*zoneSet{fast, full} {
+			resp := s.handleUDP(zs, req, out, remote)
+			an := 12 + len(name) + 1 + 4
+			if len(resp) < an+2 || resp[an] != 0xc0 || resp[an+1] != 12 {
+				t.Fatalf("%s (cache %v): answer owner is not a pointer to the question: %x", name, zs.cache != nil, resp)
+			}
+			r := new(mdns.Msg)
+			if err := r.Unpack(resp); err != nil || len(r.Answer) != 1 || r.Answer[0].Header().Name != name {
+				t.Fatalf("%s (cache %v): %v %v", name, zs.cache != nil, err, r)
+			}
+		}
+	}
+	for _, b := range [][]byte{
+		{0, 1, 0x81, 0, 0, 1, 0, 1, 0, 0, 0, 0, 1, 'a', 0, 0, 1, 0, 1, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 1, 0, 0},  // compressed owner
+		{0, 1, 0x81, 0, 0, 1, 0, 2, 0, 0, 0, 0, 1, 'a', 0, 0, 1, 0, 1, 1, 'A', 0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 0}, // ancount too high
+		{0, 1, 0x81, 0, 0, 1, 0, 1, 0, 0, 0, 0, 1, 'a', 0, 0, 1, 0, 1, 1, 'A', 0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 9}, // rdlength too long
+	} {
+		if got := pointOwners(slices.Clone(b)); !slices.Equal(got, b) {
+			t.Errorf("pointOwners(%x) = %x, want it unchanged", b, got)
+		}
+	}
+	b := []byte{0, 1, 0x81, 0, 0, 1, 0, 1, 0, 0, 0, 0, 1, 'a', 0, 0, 1, 0, 1, 1, 'A', 0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 0}
+	want := []byte{0, 1, 0x81, 0, 0, 1, 0, 1, 0, 0, 0, 0, 1, 'a', 0, 0, 1, 0, 1, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 1, 0, 0}
+	if got := pointOwners(b); !slices.Equal(got, want) {
+		t.Errorf("pointOwners = %x, want %x", got, want)
 	}
 }
 

@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"testing"
@@ -70,15 +71,38 @@ func newBenchServer(b *testing.B, cacheEntries int) (*Server, *zoneSet) {
 	return s, s.snap.Load()
 }
 
+// mixCase returns the queries with the letters of their names in random
+// case, as 0x20 resolvers send them (deterministic).
+func mixCase(qs [][]byte) [][]byte {
+	out := make([][]byte, len(qs))
+	x := uint32(1)
+	for i, q := range qs {
+		q = bytes.Clone(q)
+		for j := 12; j < len(q) && q[j] != 0; j += 1 + int(q[j]) {
+			for k := j + 1; k <= j+int(q[j]); k++ {
+				if x = x*1664525 + 1013904223; x>>31 == 1 && 'a' <= q[k] && q[k] <= 'z' {
+					q[k] -= 'a' - 'A'
+				}
+			}
+		}
+		out[i] = q
+	}
+	return out
+}
+
 // BenchmarkHandleUDP measures the packet handler without sockets: the fast
-// path (cache hits after warm-up) and the full miekg path (cache off).
+// path (cache hits after warm-up) and the full miekg path (cache off), with
+// lower-case queries and with 0x20 (mixed-case) ones.
 func BenchmarkHandleUDP(b *testing.B) {
-	qs := benchQueries(20000)
+	lower := benchQueries(20000)
+	mixed := mixCase(lower)
 	remote := netip.MustParseAddrPort("127.0.0.1:5353")
 	for _, bc := range []struct {
 		name  string
 		cache int
-	}{{"fast", 0}, {"full", -1}} {
+		qs    [][]byte
+	}{{"fast", 0, lower}, {"full", -1, lower}, {"fast-0x20", 0, mixed}, {"full-0x20", -1, mixed}} {
+		qs := bc.qs
 		b.Run(bc.name, func(b *testing.B) {
 			s, zs := newBenchServer(b, bc.cache)
 			out := make([]byte, 65536)

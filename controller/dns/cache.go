@@ -10,7 +10,8 @@ import (
 const cacheShards = 64
 
 // cacheEntry is one packed response with message ID 0, RD=CD=0 and the
-// question name in lower case.
+// question name in lower case; owner names equal to it are pointers to it
+// (pointOwners), so they follow the spelling a hit copies in.
 type cacheEntry struct {
 	b       []byte
 	qlen    int                // length of the question name on the wire

@@ -26,6 +26,15 @@
 // SOA answer carries the NS set in authority; apex NS answers, referrals and
 // MX/SRV answers carry in-zone A/AAAA in the additional section.
 //
+// Names are stored in lower case and looked up case-insensitively. The
+// question is echoed as the client spelled it, and so is every owner name
+// equal to the query name, in any section (a wildcard answer and the first
+// record of a CNAME chain included): over UDP such an owner is packed as a
+// compression pointer to the question, over TCP and in signed responses it
+// is a copy of the record owned by the client's spelling, which compression
+// turns into the same pointer. Other names, such as the records of a chased
+// CNAME target, keep the stored spelling.
+//
 // # UDP fast path
 //
 // UDP is served by our own read loops (one SO_REUSEPORT socket per
@@ -35,7 +44,8 @@
 // record without options) is answered from a cache of packed responses keyed
 // by the lower-cased question, the EDNS presence, the effective UDP size and
 // the DO bit; a hit copies the bytes and patches the message ID, the RD/CD
-// flags and the question's original spelling. Everything else (misses,
+// flags and the question's original spelling, which the owners equal to the
+// query name (pointers to the question) follow. Everything else (misses,
 // TSIG, NOTIFY, EDNS options, malformed packets) goes through the full
 // miekg/dns path, which first applies miekg/dns's DefaultMsgAcceptFunc as
 // the TCP server does (NOTIMP for opcodes other than QUERY/NOTIFY; FORMERR,

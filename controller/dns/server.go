@@ -347,6 +347,7 @@ func (h tcpHandler) ServeDNS(w mdns.ResponseWriter, r *mdns.Msg) {
 		qtype = r.Question[0].Qtype
 	}
 	s.metrics.query(qtype, m.Rcode)
+	echoOwners(m) // compression makes them pointers to the question
 	m.Compress = true
 	if err := w.WriteMsg(m); err != nil {
 		s.log.Debug("tcp write", "remote", remote, "error", err)

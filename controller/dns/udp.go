@@ -133,6 +133,13 @@ func (s *Server) fill(zs *zoneSet, req []byte, qlen int, key []byte, remote neti
 	if err != nil || len(b) < 12+qlen || !bytes.Equal(b[12:12+qlen], key[:qlen]) {
 		return nil
 	}
+	if !m.Compress {
+		// The owners equal to the (lower case) question name become
+		// pointers to it, so that a hit, which copies the client's
+		// spelling into the question, answers in that spelling too. A
+		// compressed response already has them as pointers.
+		b = pointOwners(b)
+	}
 	e = &cacheEntry{b: b, qlen: qlen, counter: s.metrics.queryCounter(r.Question[0].Qtype, m.Rcode)}
 	zs.cache.put(key, e)
 	return e
@@ -197,17 +204,20 @@ func (s *Server) slowUDP(zs *zoneSet, req, out []byte, remote netip.AddrPort) (r
 	if opt := r.IsEdns0(); opt != nil {
 		size = min(max(512, int(opt.UDPSize())), s.cfg.UDPSize)
 	}
-	if m.IsTsig() != nil {
+	if sig := m.IsTsig(); sig != nil {
+		echoOwners(m)
 		b, _, err := mdns.TsigGenerate(m, secret, t.MAC, false)
 		if err == nil && len(b) > size {
+			// TsigGenerate took the TSIG record out of m.Extra: put it
+			// back, after the OPT record if any.
 			m.Answer, m.Ns = nil, nil
 			extra := m.Extra[:0]
 			for _, rr := range m.Extra {
-				if rr.Header().Rrtype == mdns.TypeOPT || rr.Header().Rrtype == mdns.TypeTSIG {
+				if rr.Header().Rrtype == mdns.TypeOPT {
 					extra = append(extra, rr)
 				}
 			}
-			m.Extra = extra
+			m.Extra = append(extra, sig)
 			m.Truncated = true
 			b, _, err = mdns.TsigGenerate(m, secret, t.MAC, false)
 		}
@@ -217,11 +227,123 @@ func (s *Server) slowUDP(zs *zoneSet, req, out []byte, remote netip.AddrPort) (r
 		return b
 	}
 	m.Truncate(size)
+	if m.Compress {
+		echoOwners(m) // compression makes them pointers to the question
+	}
 	b, err := m.PackBuffer(out)
 	if err != nil {
 		return nil
 	}
+	if !m.Compress {
+		b = pointOwners(b)
+	}
 	return b
+}
+
+// pointOwners rewrites in place every owner name of the uncompressed
+// response b that equals its question name, ignoring ASCII case, into a
+// compression pointer to the question (offset 12), and returns the
+// shortened message. Those owners then read exactly as the question does:
+// as the client spelled it (dns-facts §3), also when b is cached and a hit
+// copies another spelling into the question (handleUDP). Other names, such
+// as a CNAME target's records, keep their stored spelling. It copies
+// nothing. b must not be compressed (RDATA is skipped, not read); a message
+// whose question and owners it cannot walk (a pointer, a bad length, not
+// one question) is returned unchanged.
+func pointOwners(b []byte) []byte {
+	if len(b) < 12 || b[4] != 0 || b[5] != 1 {
+		return b
+	}
+	qend, ok := skipName(b, 12)
+	if !ok || qend+4 > len(b) || qend-12 < 3 { // the root: a pointer is longer
+		return b
+	}
+	q := b[12:qend]
+	count := int(binary.BigEndian.Uint16(b[6:])) + int(binary.BigEndian.Uint16(b[8:])) + int(binary.BigEndian.Uint16(b[10:]))
+	// First check the whole layout and find the first owner to rewrite,
+	// so that a message is never left half rewritten.
+	first := -1
+	off := qend + 4
+	for range count {
+		end, match, ok := ownerEnd(b, off, q)
+		if !ok || end+10 > len(b) {
+			return b
+		}
+		if match && first < 0 {
+			first = off
+		}
+		off = end + 10 + int(binary.BigEndian.Uint16(b[end+8:]))
+	}
+	if off != len(b) || first < 0 {
+		return b
+	}
+	w := first
+	for r := first; r < len(b); {
+		end, match, _ := ownerEnd(b, r, q)
+		next := end + 10 + int(binary.BigEndian.Uint16(b[end+8:]))
+		if match {
+			// len(q) ≥ 3: the pointer ends before the owner did.
+			b[w], b[w+1] = 0xc0, 12
+			w += 2
+			r = end
+		}
+		if w == r {
+			w = next
+		} else {
+			w += copy(b[w:], b[r:next])
+		}
+		r = next
+	}
+	return b[:w]
+}
+
+// ownerEnd returns the end of the uncompressed name at b[off:] and whether
+// it equals q, a whole wire name, ignoring ASCII case. Length octets
+// (≤ 63) are never letters, so the wire form can be folded byte by byte,
+// and a name whose bytes match q's has q's labels.
+func ownerEnd(b []byte, off int, q []byte) (end int, match, ok bool) {
+	if e := off + len(q); e <= len(b) && foldEqual(b[off:e], q) {
+		return e, true, true
+	}
+	end, ok = skipName(b, off)
+	return end, false, ok
+}
+
+// foldEqual reports whether a and b (of equal length) are equal, ignoring
+// ASCII case.
+func foldEqual(a, b []byte) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	for i, c := range a {
+		if d := b[i]; c != d {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if 'A' <= d && d <= 'Z' {
+				d += 'a' - 'A'
+			}
+			if c != d {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// skipName returns the offset after the uncompressed name at b[off:].
+func skipName(b []byte, off int) (int, bool) {
+	for off < len(b) {
+		l := int(b[off])
+		if l == 0 {
+			return off + 1, true
+		}
+		if l > 63 { // a pointer or a reserved label type
+			return 0, false
+		}
+		off += 1 + l
+	}
+	return 0, false
 }
 
 // headerReply answers a rejected or unparsable datagram from its header
