@@ -20,10 +20,11 @@ import (
 )
 
 // Zone normalises a domain (zone) name: trimmed, lower case, without the
-// trailing dot. It must be a syntactically valid name of at least two
-// labels, at most 240 characters (CloudCIX), labels at most 63.
+// trailing dot (and without one trailing "/", which CloudCIX removes too).
+// It must be a syntactically valid name of at least two labels, at most
+// 240 characters (CloudCIX), labels at most 63.
 func Zone(s string) (string, error) {
-	n := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(s), "."))
+	n := strings.ToLower(strings.TrimSuffix(strings.TrimSuffix(strings.TrimSpace(s), "/"), "."))
 	if n == "" {
 		return "", fmt.Errorf("the domain name is empty")
 	}

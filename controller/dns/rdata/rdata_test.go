@@ -40,6 +40,15 @@ func TestZone(t *testing.T) {
 			t.Errorf("Zone(%q) error = %v, want ok=%v", in, err, ok)
 		}
 	}
+	// CloudCIX removes one trailing "/" (a URL-minded client's).
+	for in, want := range map[string]string{"example.com/": "example.com", " Example.com./ ": "example.com"} {
+		if got, err := Zone(in); err != nil || got != want {
+			t.Errorf("Zone(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := Zone("example.com//"); err == nil {
+		t.Error(`Zone("example.com//") accepted: only one "/" goes`)
+	}
 }
 
 func TestCheck(t *testing.T) {
