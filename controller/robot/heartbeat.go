@@ -29,7 +29,32 @@ type Heartbeats struct {
 	routers  map[uint64]time.Time
 	policy   map[uint64][]api.PolicyLogEntry // virtual router → recent entries, oldest first
 	vpns     map[uint64]api.VPNStatus        // VPN → its last reported status
+	health   map[[2]uint64]string            // (server, router) of an agent → its last "degraded: why", "" when ok
 	Deadline time.Duration
+}
+
+// SetHealth records the health an agent acting for server and router
+// reported ("ok", or "degraded" with detail) and reports whether it
+// changed since its last heartbeat (a new leader's memory starts ok), so
+// that the change is logged once, not at every heartbeat.
+func (h *Heartbeats) SetHealth(server, router uint64, health, detail string, now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.enter(now)
+	cur := ""
+	if health == "degraded" {
+		cur = "degraded: " + detail
+	}
+	k := [2]uint64{server, router}
+	if h.health[k] == cur {
+		return false
+	}
+	if cur == "" {
+		delete(h.health, k)
+	} else {
+		h.health[k] = cur
+	}
+	return true
 }
 
 // PolicyLogSize is how many policy log entries the leader keeps per
@@ -113,6 +138,7 @@ func (h *Heartbeats) enter(now time.Time) {
 	h.servers, h.routers = map[uint64]time.Time{}, map[uint64]time.Time{}
 	h.policy = map[uint64][]api.PolicyLogEntry{}
 	h.vpns = map[uint64]api.VPNStatus{}
+	h.health = map[[2]uint64]string{}
 }
 
 // Beat records a heartbeat of the agent acting for server and router

@@ -50,3 +50,32 @@ func TestHeartbeatsKeyedOnTerm(t *testing.T) {
 		t.Errorf("judging since %v, want the first call of the new term", h.since)
 	}
 }
+
+// TestHealthChangesOnce: an agent's health is a change (to log) when it
+// turns degraded, when its reason changes and when it turns ok again, not
+// at every heartbeat; a new term's memory starts ok.
+func TestHealthChangesOnce(t *testing.T) {
+	term := uint64(1)
+	h := NewHeartbeats(time.Minute, func() uint64 { return term })
+	now := time.Now()
+	for i, c := range []struct {
+		health, detail string
+		changed        bool
+	}{
+		{"ok", "", false},
+		{"degraded", "libvirt: gone", true},
+		{"degraded", "libvirt: gone", false},
+		{"degraded", "work fetch: 503", true},
+		{"ok", "", true},
+		{"", "", false}, // an agent that does not say is ok
+		{"degraded", "x", true},
+	} {
+		if got := h.SetHealth(5, 0, c.health, c.detail, now); got != c.changed {
+			t.Errorf("step %d (%s %q): changed = %v, want %v", i, c.health, c.detail, got, c.changed)
+		}
+	}
+	term++ // another leader's term: the memory starts again
+	if !h.SetHealth(5, 0, "degraded", "y", now) || h.SetHealth(7, 0, "ok", "", now) {
+		t.Error("a new term's memory does not start ok")
+	}
+}

@@ -175,6 +175,13 @@ func (r *routes) heartbeat(q *api.Request) error {
 	}
 	now := r.cfg.Now()
 	r.cfg.Heartbeats.Beat(in.ServerID, in.RouterID, now)
+	if r.cfg.Heartbeats.SetHealth(in.ServerID, in.RouterID, in.Health, in.Detail, now) {
+		if in.Health == "degraded" {
+			r.cfg.Logger.Warn("agent reports itself degraded", "server_id", in.ServerID, "router_id", in.RouterID, "detail", in.Detail)
+		} else {
+			r.cfg.Logger.Info("agent reports itself healthy again", "server_id", in.ServerID, "router_id", in.RouterID)
+		}
+	}
 	change := r.cfg.Heartbeats.Changes(q.Txn, now)
 	if s, ok := q.Txn.Server(in.ServerID); ok && in.Capacity.CPUCores > 0 {
 		st, _ := q.Txn.StorageType(s.StorageTypeID)
