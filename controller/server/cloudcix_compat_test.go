@@ -209,3 +209,37 @@ func TestRouterCapacityNullIsPhantom(t *testing.T) {
 		t.Errorf("capacity \"x\": %q", got)
 	}
 }
+
+// TestSnapshotAndBackupRename: "update the details" of a snapshot or a
+// backup: its name changes alone (the state stays, nothing is built), a
+// bad name is 400, a robot cannot rename, and a rename rides along with a
+// state change too.
+func TestSnapshotAndBackupRename(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	s := snapOf(f)
+	for _, svc := range []string{"/iaas/snapshot/", "/iaas/backup/"} {
+		id := s.snapshot
+		if svc == "/iaas/backup/" {
+			id = s.backup
+		}
+		p := apitest.Path(svc, id)
+		before := c.Do("GET", p, nil, admin).Expect(200).Content()
+		got := c.Do("PATCH", p, map[string]any{"name": "  renamed  "}, admin).Expect(200).Content()
+		if got["name"] != "renamed" || got["state"] != before["state"] {
+			t.Errorf("%s rename: %v", svc, got)
+		}
+		kind := "snapshot"
+		if svc == "/iaas/backup/" {
+			kind = "backup"
+		}
+		if code := c.Do("PATCH", p, map[string]any{"name": ""}, admin).Expect(400).FieldCode("name"); code != "iaas_"+kind+"_update_103" {
+			t.Errorf("%s empty name: %q", svc, code)
+		}
+		c.Do("PATCH", p, map[string]any{"name": "robot's"}, x.robotR).Expect(403)
+		got = c.Do("PATCH", p, map[string]any{"state": 2, "expected_state": 1}, x.robotR).Expect(200).Content()
+		if got["name"] != "renamed" {
+			t.Errorf("%s after a robot's state change: %v", svc, got["name"])
+		}
+	}
+}

@@ -959,7 +959,11 @@ type StateChange struct {
 	ErrorDetail        string  `json:"error_detail,omitempty"`
 	// RemoveSubtree (snapshots, users) is set together with the change.
 	RemoveSubtree *bool `json:"remove_subtree,omitempty"`
-	Actor         Actor `json:"actor"`
+	// Name (snapshots and backups, users) renames the object together
+	// with the change: its libvirt names come from its id, so a rename
+	// is the record's only.
+	Name  *string `json:"name,omitempty"`
+	Actor Actor   `json:"actor"`
 }
 
 // CodeStateConflict is the suffix of the 409 of a failed compare-and-swap

@@ -149,6 +149,9 @@ func (t *Txn) setSnapshotState(ch *StateChange, changed bool) (api.Object, error
 	if ch.RemoveSubtree != nil && !ch.Actor.Robot {
 		sn.RemoveSubtree = *ch.RemoveSubtree
 	}
+	if ch.Name != nil && !ch.Actor.Robot {
+		sn.Name = *ch.Name
+	}
 	if !changed {
 		if sn == *cur {
 			return cur, nil
@@ -293,6 +296,9 @@ func (t *Txn) setBackupState(ch *StateChange, changed bool) (api.Object, error) 
 	b := *cur
 	if ch.ObservedGeneration != nil {
 		b.ObservedGeneration = *ch.ObservedGeneration
+	}
+	if ch.Name != nil && !ch.Actor.Robot {
+		b.Name = *ch.Name
 	}
 	if !changed {
 		if b == *cur {

@@ -18,10 +18,11 @@ import (
 )
 
 // SnapshotUpdateInput is the body of a snapshot or backup update: a state
-// change; snapshots also take remove_subtree.
+// change, a new name, or both; snapshots also take remove_subtree.
 type SnapshotUpdateInput struct {
 	StateInput
-	RemoveSubtree *bool `json:"remove_subtree"`
+	RemoveSubtree *bool   `json:"remove_subtree"`
+	Name          *string `json:"name"`
 }
 
 // snapshotShape checks vm_id (101 missing, 102 unknown) and name (103);
@@ -60,13 +61,23 @@ func snapshotStateCommand(q *api.Request, kind string, id, vm uint64, curState i
 	if in.RemoveSubtree != nil && kind != wire.KindSnapshot {
 		return nil, wire.Errorf(http.StatusBadRequest, q.Code(115), "remove_subtree is a snapshot field.")
 	}
-	if in.RemoveSubtree != nil && q.P.Role == auth.Robot {
-		return nil, wire.Errorf(http.StatusForbidden, q.Code(203), "remove_subtree is the user's choice.")
+	if (in.RemoveSubtree != nil || in.Name != nil) && q.P.Role == auth.Robot {
+		return nil, wire.Errorf(http.StatusForbidden, q.Code(203), "remove_subtree and name are the user's choice.")
+	}
+	var name *string
+	if in.Name != nil {
+		n := strings.TrimSpace(*in.Name)
+		if n == "" || utf8.RuneCountInString(n) > 128 {
+			fe := wire.FieldErrors{}
+			fe.Add("name", q.Code(103), "name must be 1 to 128 characters.")
+			return nil, fe.Err()
+		}
+		name = &n
 	}
 	if !in.present() {
-		if in.RemoveSubtree == nil {
+		if in.RemoveSubtree == nil && name == nil {
 			fe := wire.FieldErrors{}
-			fe.Add("state", q.Code(104), "state is required.")
+			fe.Add("state", q.Code(104), "state is required (or name, or remove_subtree).")
 			return nil, fe.Err()
 		}
 		in.State = json.RawMessage(strconv.Itoa(curState))
@@ -75,7 +86,7 @@ func snapshotStateCommand(q *api.Request, kind string, id, vm uint64, curState i
 	if err != nil {
 		return nil, err
 	}
-	ch.RemoveSubtree = in.RemoveSubtree
+	ch.RemoveSubtree, ch.Name = in.RemoveSubtree, name
 	return q.Command(fsm.StateChangeType, ch)
 }
 
