@@ -163,6 +163,10 @@ var matrix = []matrixRow{
 	// tenant A holding "address M", "block P" (subnets go there), see
 	// melangeOf. Another member's tenant URL is 403 (melange-facts §15).
 	{"GET", "/v0.1/ipam", "melange_version", auth.Read, "", w(200, 200, 200, 200, 200, 401), static("/v0.1/ipam")},
+	{"GET", "/", "melange_version", auth.Read, "", w(200, 200, 200, 200, 200, 401), static("/")},
+	{"GET", "/v0.1", "melange_version", auth.Read, "", w(200, 200, 200, 200, 200, 401), static("/v0.1")},
+	{"GET", "/v0.1.json", "melange_version", auth.Read, "", w(200, 200, 200, 200, 200, 401), static("/v0.1.json")},
+	{"GET", "/v0.1.xml", "melange_version", auth.Read, "", w(200, 200, 200, 200, 200, 401), static("/v0.1.xml")},
 	{"GET", "/v0.1/extensions", "melange_extension", auth.List, "", w(200, 200, 200, 200, 200, 401), static("/v0.1/extensions")},
 	{"GET", "/v0.1/extensions.json", "melange_extension", auth.List, "", w(200, 200, 200, 200, 200, 401), static("/v0.1/extensions.json")},
 	{"GET", "/v0.1/extensions.xml", "melange_extension", auth.List, "", w(200, 200, 200, 200, 200, 401), static("/v0.1/extensions.xml")},
@@ -193,6 +197,7 @@ var matrix = []matrixRow{
 	{"POST", "/v0.1/ipam/tenants/{tenant_id}/policies/{policy_id}/unusable_ip_octets", "melange_ip_octet", auth.Create, "in policy M", w(201, 201, 201, 403, 403, 401), newMelangeOctetBody},
 	{"GET", "/v0.1/ipam/tenants/{tenant_id}/policies/{policy_id}/unusable_ip_octets/{id}", "melange_ip_octet", auth.Read, "octet M", w(200, 200, 200, 403, 403, 401), melangeOctetM},
 	{"PUT", "/v0.1/ipam/tenants/{tenant_id}/policies/{policy_id}/unusable_ip_octets/{id}", "melange_ip_octet", auth.Update, "octet M", w(200, 200, 200, 403, 403, 401), putMelangeOctetM},
+	{"POST", "/v0.1/ipam/tenants/{tenant_id}/policies/{policy_id}/unusable_ip_octets/{id}", "melange_ip_octet", auth.Update, "octet M", w(200, 200, 200, 403, 403, 401), putMelangeOctetM},
 	{"DELETE", "/v0.1/ipam/tenants/{tenant_id}/policies/{policy_id}/unusable_ip_octets/{id}", "melange_ip_octet", auth.Delete, "new octet in policy M", w(200, 200, 200, 403, 403, 401), newMelangeOctet},
 
 	// provider routes, not tenant-scoped: global only (melange-facts §9, §15);

@@ -262,7 +262,7 @@ func TestMelange_BadInputDNSAndRoutes(t *testing.T) {
 // same .json/.xml and Accept rules; the operator routes are unaffected.
 func TestMelange_VersionsAtRoot(t *testing.T) {
 	e := newMelangeEnv(t)
-	c := e.c.Unchecked() // GET / and GET /v0.1 are not in openapi.yaml yet
+	c := e.c.Unchecked() // the slashed forms (/v0.1/, /v0.1/ipam/) are not in openapi.yaml
 	tok := e.tok(apitest.Robot)
 	for _, p := range []string{"/", "/v0.1", "/v0.1/", "/v0.1.json", "/v0.1/ipam", "/v0.1/ipam/"} {
 		m := c.Do("GET", p, nil, tok).Expect(200).Map()

@@ -26,14 +26,40 @@ type BlockView struct {
 	DNS2      *string `json:"dns2"`
 	Broadcast string  `json:"broadcast"`
 	Netmask   string  `json:"netmask"`
-	CreatedAt string  `json:"created_at"`
-	UpdatedAt string  `json:"updated_at"`
+	// IPv6Generator is how the block makes IPv6 addresses from a MAC:
+	// "tenant" (Melange's tenant-based generator) or "eui64" (modified
+	// EUI-64, RFC 2462); null on an IPv4 block.
+	IPv6Generator *string `json:"ipv6_generator"`
+	CreatedAt     string  `json:"created_at"`
+	UpdatedAt     string  `json:"updated_at"`
+}
+
+// The values of the ipv6_generator field of a block (melange-facts §7:
+// Melange's generator was pluggable; here it is chosen per block).
+const (
+	IPv6GeneratorTenant = "tenant"
+	IPv6GeneratorEUI64  = "eui64"
+)
+
+// ipv6Generators maps the ipv6_generator values to the store's generators.
+var ipv6Generators = map[string]string{IPv6GeneratorTenant: wire.GeneratorTenantHash, IPv6GeneratorEUI64: wire.GeneratorEUI64}
+
+// ipv6GeneratorName is the ipv6_generator value of a store generator, ""
+// for the sequential generator of IPv4 blocks.
+func ipv6GeneratorName(g string) string {
+	for name, v := range ipv6Generators {
+		if v == g {
+			return name
+		}
+	}
+	return ""
 }
 
 func blockView(b *wire.IPBlock) any {
 	v := &BlockView{ID: idString(b.ID), CIDR: b.CIDR, NetworkID: optional(b.NetworkID), PolicyID: optionalID(b.PolicyID),
 		TenantID: idString(b.MemberID), Gateway: optional(b.Gateway), ParentID: optionalID(b.ParentID), Type: b.Type,
-		DNS1: optional(b.DNS1), DNS2: optional(b.DNS2), CreatedAt: b.Created, UpdatedAt: b.Updated}
+		DNS1: optional(b.DNS1), DNS2: optional(b.DNS2), IPv6Generator: optional(ipv6GeneratorName(b.Generator)),
+		CreatedAt: b.Created, UpdatedAt: b.Updated}
 	if p, err := netip.ParsePrefix(b.CIDR); err == nil {
 		v.Broadcast = netx.Last(p).String()
 		if p.Addr().Is4() {
@@ -107,8 +133,10 @@ func readBlock(q *request) error {
 }
 
 // blockFields reads the fields a create accepts (melange-facts §3: the
-// body's tenant_id and parent_id are ignored on a block create).
-func blockFields(b body, in *wire.IPBlock) error {
+// body's tenant_id and parent_id are ignored on a block create). gen is the
+// generator of an IPv6 block without ipv6_generator (a subnet's parent's;
+// "" for the default, tenant).
+func blockFields(b body, in *wire.IPBlock, gen string) error {
 	for _, f := range []struct {
 		name string
 		dst  *string
@@ -127,8 +155,32 @@ func blockFields(b body, in *wire.IPBlock) error {
 	if in.PolicyID, err = parsePolicy(pol); err != nil {
 		return err
 	}
+	if in.Generator, err = generatorField(b, in.CIDR, gen); err != nil {
+		return err
+	}
 	defaults(in)
 	return nil
+}
+
+// generatorField reads the ipv6_generator of a block of cidr: "tenant" or
+// "eui64", on IPv6 blocks only (400 otherwise); absent, null or "" is cur,
+// the block's generator as it stands ("" on a create: the default).
+func generatorField(b body, cidr, cur string) (string, error) {
+	v, _, err := b.str("ipv6_generator")
+	if err != nil {
+		return "", err
+	}
+	if v == "" {
+		return cur, nil
+	}
+	g, ok := ipv6Generators[v]
+	if !ok {
+		return "", invalid("ipv6_generator", "ipv6_generator should be one among tenant, eui64")
+	}
+	if p, err := netx.ParsePrefixRaw(cidr); err == nil && !p.Addr().Is6() {
+		return "", invalid("ipv6_generator", "ipv6_generator applies to IPv6 blocks only")
+	}
+	return g, nil
 }
 
 func parsePolicy(s string) (uint64, error) {
@@ -144,7 +196,8 @@ func parsePolicy(s string) (uint64, error) {
 
 // defaults applies Melange's request defaults: the gateway is the second
 // address of the block (melange-api-spec; the spec wins over the 2012
-// code), and IPv6 blocks use the tenant-based generator.
+// code), and IPv6 blocks use the tenant-based generator unless one is
+// chosen.
 func defaults(in *wire.IPBlock) {
 	p, err := netx.ParsePrefixRaw(in.CIDR)
 	if err != nil {
@@ -154,7 +207,10 @@ func defaults(in *wire.IPBlock) {
 	if in.Gateway == "" && p.Bits() < p.Addr().BitLen() {
 		in.Gateway = p.Addr().Next().String()
 	}
-	if p.Addr().Is6() {
+	switch {
+	case !p.Addr().Is6():
+		in.Generator = ""
+	case in.Generator == "":
 		in.Generator = wire.GeneratorTenantHash
 	}
 }
@@ -165,7 +221,7 @@ func createBlock(q *request) error {
 		return err
 	}
 	in := &wire.IPBlock{Dialect: wire.DialectMelange, MemberID: q.tenant}
-	if err := blockFields(b, in); err != nil {
+	if err := blockFields(b, in, ""); err != nil {
 		return err
 	}
 	v, index, err := apply(q, fsm.IPBlockCreateType, in, 0)
@@ -177,9 +233,12 @@ func createBlock(q *request) error {
 }
 
 // updateBlock changes network_id, policy_id, gateway, dns1 and dns2 (as
-// Melange's update, which excluded only cidr and type); cidr, type,
-// tenant_id and parent_id in the body are ignored (melange-facts §3). A
-// gateway outside the block, or one an address of the block holds, is 400.
+// Melange's update, which excluded only cidr and type), and the
+// ipv6_generator of an IPv6 block (the addresses it holds stay; the next
+// ones come from the new generator); cidr, type, tenant_id and parent_id in
+// the body are ignored (melange-facts §3). A gateway outside the block, or
+// one an address of the block holds, is 400, and so is an ipv6_generator
+// on an IPv4 block.
 func updateBlock(q *request) error {
 	b, err := decode(q, "ip_block")
 	if err != nil {
@@ -209,6 +268,9 @@ func updateBlock(q *request) error {
 			if in.PolicyID, err = parsePolicy(pol); err != nil {
 				return err
 			}
+		}
+		if in.Generator, err = generatorField(b, cur.CIDR, cur.Generator); err != nil {
+			return err
 		}
 		v, index, err := apply(q, fsm.IPBlockUpdateType, &in, cur.ModifiedIndex)
 		if err != nil && stale(err) && attempt < api.ConflictRetries {
@@ -256,7 +318,7 @@ func createSubnet(q *request) error {
 		return err
 	}
 	in := &wire.IPBlock{Dialect: wire.DialectMelange}
-	if err := blockFields(b, in); err != nil {
+	if err := blockFields(b, in, parent.Generator); err != nil {
 		return err
 	}
 	in.ParentID, in.Type = parent.ID, parent.Type

@@ -28,6 +28,10 @@
 // nested objects and lists included (xml.go). /v0.1/extensions lists no
 // extensions: Regent implements none.
 // Both are done once, here and in xml.go, from the same views as JSON.
+//
+// Under /v0.1 a path no route serves, or a method a path does not take, is
+// answered in Melange's shape too (404 NotFound, 405 MethodNotAllowed with
+// Allow; registerFallback), not in Regent's.
 package melange
 
 import (
@@ -40,6 +44,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/regentcloud/regent/controller/api"
 	"github.com/regentcloud/regent/controller/auth"
@@ -79,6 +84,15 @@ type Options struct {
 
 // Register adds the Melange routes to a.
 func Register(a *api.API, opts Options) {
+	routes := http.NewServeMux()
+	tablesMu.Lock()
+	tables[a] = routes
+	tablesMu.Unlock()
+	defer func() {
+		tablesMu.Lock()
+		delete(tables, a)
+		tablesMu.Unlock()
+	}()
 	// The versions document: at / (melange-api-spec "List versions"), at
 	// /v0.1, the href of its own self link, and at /v0.1/ipam.
 	handleAt(a, "GET", "/", ServiceVersion, auth.Read, version)
@@ -93,6 +107,72 @@ func Register(a *api.API, opts Options) {
 	registerInterfaces(a, opts)
 	registerIPRoutes(a)
 	registerNAT(a)
+	registerFallback(a, routes)
+}
+
+// tables holds, while Register runs, the copy of the dialect's patterns
+// each API's routes are also entered in (addRoute): the fallback
+// (registerFallback) asks it which methods a path has.
+var (
+	tablesMu sync.Mutex
+	tables   = map[*api.API]*http.ServeMux{}
+)
+
+// addRoute registers pattern on a (api.API.Handle, which adds P for a
+// pattern P/{$} of more than one slash) and the same patterns in the
+// dialect's own table.
+func addRoute(a *api.API, pattern string, h http.HandlerFunc) {
+	a.Handle(pattern, h)
+	tablesMu.Lock()
+	routes := tables[a]
+	tablesMu.Unlock()
+	if routes == nil {
+		return
+	}
+	noop := func(http.ResponseWriter, *http.Request) {}
+	routes.HandleFunc(pattern, noop)
+	if base, ok := strings.CutSuffix(pattern, "/{$}"); ok && strings.Count(base, "/") > 1 {
+		routes.HandleFunc(base, noop)
+	}
+}
+
+// fallbackMethods are the methods the fallback tries on a path to answer
+// 405 with Allow (HEAD follows from GET).
+var fallbackMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch}
+
+// registerFallback makes everything under /v0.1 that no route serves answer
+// in Melange's shape rather than Regent's ({"detail", "error_code"}): a
+// path no route has is 404 {"NotFound": {...}}, a path whose routes take
+// other methods is 405 {"MethodNotAllowed": {...}} with Allow, in JSON or
+// XML as asked (wantXML: a .xml suffix or Accept), before authentication,
+// as for every other route of the API. The patterns are method-less, so the
+// mux prefers every route of the dialect to them: "/v0.1/" (the subtree),
+// "/v0.1" (also keeping the mux from redirecting it to /v0.1/), and
+// "/v0.1.json", "/v0.1.xml".
+func registerFallback(a *api.API, routes *http.ServeMux) {
+	h := func(w http.ResponseWriter, r *http.Request) {
+		asXML := wantXML(r)
+		var allow []string
+		for _, m := range fallbackMethods {
+			r2 := r.Clone(r.Context())
+			r2.Method = m
+			if _, pattern := routes.Handler(r2); strings.HasPrefix(pattern, m+" ") {
+				allow = append(allow, m)
+				if m == http.MethodGet {
+					allow = append(allow, http.MethodHead)
+				}
+			}
+		}
+		if len(allow) == 0 {
+			writeError(w, asXML, fault(http.StatusNotFound, "No such route."))
+			return
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeError(w, asXML, fault(http.StatusMethodNotAllowed, "Method %s is not allowed on this route; allowed: %s.", r.Method, strings.Join(allow, ", ")))
+	}
+	for _, p := range []string{"/v0.1/", "/v0.1", "/v0.1.json", "/v0.1.xml"} {
+		a.Handle(p, h)
+	}
 }
 
 // request is one authenticated Melange request.
@@ -177,20 +257,20 @@ func handleAt(a *api.API, method, path, service string, action auth.Action, fn f
 	}
 	if path == "/" {
 		// The root: "/{$}" matches / alone ("/" would match every path).
-		a.Handle(method+" /{$}", h)
-		a.Handle(method+" /.json", h)
-		a.Handle(method+" /.xml", h)
+		addRoute(a, method+" /{$}", h)
+		addRoute(a, method+" /.json", h)
+		addRoute(a, method+" /.xml", h)
 		return
 	}
 	// a.Handle registers a pattern "P/{$}" and, when P holds more than one
 	// slash, P itself too (api.API.Handle); P is registered here otherwise.
-	a.Handle(method+" "+path+"/{$}", h)
+	addRoute(a, method+" "+path+"/{$}", h)
 	if strings.Count(path, "/") <= 1 {
-		a.Handle(method+" "+path, h)
+		addRoute(a, method+" "+path, h)
 	}
 	if last == "" {
-		a.Handle(method+" "+path+".json", h)
-		a.Handle(method+" "+path+".xml", h)
+		addRoute(a, method+" "+path+".json", h)
+		addRoute(a, method+" "+path+".xml", h)
 	}
 }
 

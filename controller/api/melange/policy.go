@@ -85,6 +85,10 @@ func registerPolicies(a *api.API) {
 	handle(a, "POST", octets, ServiceIPOctet, auth.Create, createOctet)
 	handle(a, "GET", octets+"/{id}", ServiceIPOctet, auth.Read, readOctet)
 	handle(a, "PUT", octets+"/{id}", ServiceIPOctet, auth.Update, updateOctet)
+	// melange-api-spec documents the octet update as POST on the item
+	// ("Update details of a tenant's policy's unusable ip octet"); PUT, as
+	// on every other item, is kept.
+	handle(a, "POST", octets+"/{id}", ServiceIPOctet, auth.Update, updateOctet)
 	handle(a, "DELETE", octets+"/{id}", ServiceIPOctet, auth.Delete, deleteOctet)
 }
 
