@@ -81,7 +81,7 @@ func (s *Server) respond(zs *zoneSet, req *mdns.Msg, ri reqInfo) *mdns.Msg {
 		m.Answer = append(m.Answer, z.soa)
 		return finish()
 	}
-	z := zs.find(qname)
+	z := zs.findFor(qname, q.Qtype)
 	if z == nil {
 		m.Rcode = mdns.RcodeRefused
 		return finish()

@@ -442,3 +442,39 @@ func TestSourceRecordsNotModified(t *testing.T) {
 		t.Fatal("owner not folded to lower case")
 	}
 }
+
+// TestDSAtChildApex: with both a parent and a child zone served, a DS
+// query at the child's apex is the parent's to answer when the parent
+// delegates the child (RFC 4035 §3.1.4.1: authoritative NODATA with the
+// parent's SOA, no DNSSEC here); without a delegation the child answers,
+// since the parent would say NXDOMAIN for a name that has data below it.
+func TestDSAtChildApex(t *testing.T) {
+	parent := &Zone{Name: "example.test.", Serial: 3, RRs: rrs(t,
+		"example.test. 3600 IN NS ns1.example.test.",
+		"ns1.example.test. 300 IN A 192.0.2.1",
+		"child.example.test. 300 IN NS ns1.example.test.")}
+	child := &Zone{Name: "child.example.test.", Serial: 9, RRs: rrs(t, "www.child.example.test. 60 IN A 198.51.100.9")}
+	orphan := &Zone{Name: "orphan.example.test.", Serial: 5, RRs: rrs(t, "www.orphan.example.test. 60 IN A 198.51.100.5")}
+	s := startServer(t, testConfig(), newFakeSource(parent, child, orphan))
+	for _, network := range []string{"udp", "tcp"} {
+		for _, c := range []struct{ qname, soaOwner string }{
+			{"child.example.test.", "example.test."},
+			{"CHILD.example.test.", "example.test."},
+			{"orphan.example.test.", "orphan.example.test."},
+		} {
+			for range 2 { // over UDP: a cache miss, then a hit
+				r := ask(t, s.Addr(), network, c.qname, mdns.TypeDS)
+				if r.Rcode != mdns.RcodeSuccess || !r.Authoritative || len(r.Answer) != 0 || len(r.Ns) != 1 {
+					t.Fatalf("%s DS %s: %v", network, c.qname, r)
+				}
+				if soa, ok := r.Ns[0].(*mdns.SOA); !ok || !strings.EqualFold(soa.Hdr.Name, c.soaOwner) {
+					t.Errorf("%s DS %s: authority %v, want the SOA of %s", network, c.qname, r.Ns[0], c.soaOwner)
+				}
+			}
+		}
+		// Other types at the child's apex stay the child's.
+		if r := ask(t, s.Addr(), network, "child.example.test.", mdns.TypeSOA); len(r.Answer) != 1 || r.Answer[0].(*mdns.SOA).Serial != 9 {
+			t.Errorf("%s SOA of the child: %v", network, r)
+		}
+	}
+}

@@ -193,6 +193,26 @@ type zoneSet struct {
 	cache   *packetCache
 }
 
+// findFor returns the zone that answers qname/qtype: the longest zone
+// qname is in, except that a DS query at a zone's apex goes to the parent
+// zone when this server has it and it delegates the child (the DS set
+// lives on the parent's side of the cut, RFC 4035 §3.1.4.1). Without a
+// delegation in the parent the child answers: the parent would say
+// NXDOMAIN, which tells resolvers nothing exists below the name.
+func (zs *zoneSet) findFor(qname string, qtype uint16) *zone {
+	z := zs.find(qname)
+	if z != nil && qtype == mdns.TypeDS && z.name == qname && qname != "." {
+		if off, end := mdns.NextLabel(qname, 0); !end {
+			if p := zs.find(qname[off:]); p != nil {
+				if nd := p.nodes[qname]; nd != nil && nd.cut {
+					return p
+				}
+			}
+		}
+	}
+	return z
+}
+
 // find returns the longest zone that qname (lower case fqdn) is in.
 func (zs *zoneSet) find(qname string) *zone {
 	if len(zs.zones) == 0 {
