@@ -159,6 +159,11 @@ func TestIaaSIPAddressUpdate(t *testing.T) {
 		got := c.For(t).Do("PATCH", path, map[string]any{"name": "web", "public_ip_id": pub}, user).Expect(200).Content()
 		check(t, got["name"] == "web" && num(got["public_ip_id"]) == pub && got["mac_address"] == "52:54:00:aa:bb:cc" &&
 			num(got["vm_id"]) == 0 && got["address"] == priv["address"], "patched address %v", got)
+		// CloudCIX's nested forms: public_ip {id, address} and subnet {...}.
+		pubIP, _ := got["public_ip"].(map[string]any)
+		sub, _ := got["subnet"].(map[string]any)
+		check(t, pubIP != nil && num(pubIP["id"]) == pub && pubIP["address"] != "" && sub != nil && num(sub["id"]) == sn &&
+			sub["address_range"] == "10.0.0.1/25", "nested public_ip %v, subnet %v", got["public_ip"], got["subnet"])
 	})
 	t.Run("PATCH mac_address is canonicalised", func(t *testing.T) {
 		got := c.For(t).Do("PATCH", path, map[string]any{"mac_address": "52-54-00-AA-BB-CD"}, user).Expect(200).Content()

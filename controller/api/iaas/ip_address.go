@@ -24,22 +24,33 @@ type IPAddressInput struct {
 	PublicIPID *uint64 `json:"public_ip_id"`
 }
 
-// IPAddressView is an IP address as the API shows it.
+// IPAddressView is an IP address as the API shows it: with CloudCIX's
+// nested public_ip {id, address} (null when it has none) and subnet
+// {id, name, address_range, vlan, vxlan} besides their ids.
 type IPAddressView struct {
 	wire.Meta
-	Address    string `json:"address"`
-	Version    int    `json:"version"`
-	SubnetID   uint64 `json:"subnet_id"`
-	MemberID   uint64 `json:"member_id"`
-	Name       string `json:"name"`
-	MACAddress string `json:"mac_address"`
-	VMID       uint64 `json:"vm_id"`
-	PublicIPID uint64 `json:"public_ip_id"`
+	Address    string          `json:"address"`
+	Version    int             `json:"version"`
+	SubnetID   uint64          `json:"subnet_id"`
+	MemberID   uint64          `json:"member_id"`
+	Name       string          `json:"name"`
+	MACAddress string          `json:"mac_address"`
+	VMID       uint64          `json:"vm_id"`
+	PublicIPID uint64          `json:"public_ip_id"`
+	PublicIP   *wire.PubRef    `json:"public_ip"`
+	Subnet     *wire.SubnetRef `json:"subnet"`
 }
 
-func ipAddressView(ip *wire.IPAddress) any {
-	return &IPAddressView{Meta: ip.Meta, Address: ip.Address, Version: ip.Version, SubnetID: ip.BlockID,
+func ipAddressView(r *state.ReadTxn, ip *wire.IPAddress) any {
+	v := &IPAddressView{Meta: ip.Meta, Address: ip.Address, Version: ip.Version, SubnetID: ip.BlockID,
 		MemberID: ip.MemberID, Name: ip.Name, MACAddress: ip.MACAddress, VMID: ip.VMID, PublicIPID: ip.PublicIPID}
+	if p, ok := r.IPAddress(ip.PublicIPID); ok && ip.PublicIPID != 0 {
+		v.PublicIP = &wire.PubRef{ID: p.ID, Address: p.Address}
+	}
+	if b, ok := r.IPBlock(ip.BlockID); ok {
+		v.Subnet = &wire.SubnetRef{ID: b.ID, Name: b.Name, AddressRange: rawRange(b).String(), VLAN: b.VLAN, VXLAN: b.VXLAN}
+	}
+	return v
 }
 
 // cloudcixIP returns the live (not soft-deallocated) address id of a
@@ -92,7 +103,7 @@ func registerIPAddress(a *api.API) {
 		Visible: func(q *api.Request, ip *wire.IPAddress) bool {
 			return owns(q, ip.MemberID)
 		},
-		View: ipAddressView,
+		Expand: ipAddressView,
 		Create: func(q *api.Request) (*fsm.Command, error) {
 			var in IPAddressInput
 			if err := q.Decode(&in); err != nil {
