@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -230,11 +231,12 @@ func (f *forwarder) leaderURL(ctx context.Context, avoid string) (string, error)
 }
 
 func (f *forwarder) forward(w *respWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+	body, err := forwardBody(r)
 	if err != nil {
-		WriteError(w, wire.Errorf(http.StatusRequestEntityTooLarge, wire.CodeBodyTooLarge, "The request body is larger than %d bytes.", MaxBodyBytes))
+		WriteError(w, err)
 		return
 	}
+	defer body.Close()
 	// The deadline bounds the wait for a leader only, not the request itself
 	// (a blocking query may legitimately take minutes).
 	deadline := time.Now().Add(f.a.cfg.ApplyTimeout)
@@ -248,7 +250,7 @@ func (f *forwarder) forward(w *respWriter, r *http.Request) {
 			return
 		}
 		if base == "" { // we became the leader while waiting
-			r.Body = io.NopCloser(bytes.NewReader(body))
+			r.Body = io.NopCloser(body.reader())
 			f.a.mux.ServeHTTP(w, r)
 			return
 		}
@@ -280,8 +282,8 @@ func (f *forwarder) forward(w *respWriter, r *http.Request) {
 	}
 }
 
-func (f *forwarder) roundTrip(r *http.Request, base string, body []byte) (*http.Response, error) {
-	out, err := http.NewRequestWithContext(r.Context(), r.Method, strings.TrimSuffix(base, "/")+r.URL.RequestURI(), bytes.NewReader(body))
+func (f *forwarder) roundTrip(r *http.Request, base string, body *spooled) (*http.Response, error) {
+	out, err := http.NewRequestWithContext(r.Context(), r.Method, strings.TrimSuffix(base, "/")+r.URL.RequestURI(), body.reader())
 	if err != nil {
 		return nil, err
 	}
@@ -290,8 +292,60 @@ func (f *forwarder) roundTrip(r *http.Request, base string, body []byte) (*http.
 	}
 	out.Host = r.Host // links the leader builds must name the host the client used
 	out.Header.Set(forwardedHeader, f.a.cluster.NodeID())
-	out.ContentLength = int64(len(body))
+	out.ContentLength = body.size
 	return f.transport.RoundTrip(out)
+}
+
+// spooled is a request body read once, so that it can be sent again to
+// another leader: in memory, or for a snapshot upload (up to
+// MaxSnapshotBytes, far more than a request body) in a temporary file.
+type spooled struct {
+	mem  []byte
+	file *os.File
+	size int64
+}
+
+// forwardBody reads r's body within the limit of its route: a snapshot
+// restore is forwarded like any write, and a real cluster's snapshot is
+// larger than MaxBodyBytes.
+func forwardBody(r *http.Request) (*spooled, error) {
+	if r.Method != http.MethodPut || r.URL.Path != "/v1/operator/snapshot" {
+		b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+		if err != nil {
+			return nil, wire.Errorf(http.StatusRequestEntityTooLarge, wire.CodeBodyTooLarge, "The request body is larger than %d bytes.", MaxBodyBytes)
+		}
+		return &spooled{mem: b, size: int64(len(b))}, nil
+	}
+	tmp, err := os.CreateTemp("", "regent-forward-snapshot-*")
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(tmp.Name()) // gone with the last descriptor
+	n, err := io.Copy(tmp, http.MaxBytesReader(nil, r.Body, MaxSnapshotBytes))
+	if err != nil {
+		tmp.Close()
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, wire.Errorf(http.StatusRequestEntityTooLarge, wire.CodeBodyTooLarge, "The snapshot is larger than %d bytes.", MaxSnapshotBytes)
+		}
+		return nil, wire.Errorf(http.StatusBadRequest, wire.CodeMalformedJSON, "The request body could not be read: %v.", err)
+	}
+	return &spooled{file: tmp, size: n}, nil
+}
+
+// reader reads the body from its start.
+func (s *spooled) reader() io.Reader {
+	if s.file == nil {
+		return bytes.NewReader(s.mem)
+	}
+	return io.NewSectionReader(s.file, 0, s.size)
+}
+
+func (s *spooled) Close() error {
+	if s.file != nil {
+		return s.file.Close()
+	}
+	return nil
 }
 
 func isDialError(err error) bool {

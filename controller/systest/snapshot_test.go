@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -141,4 +143,35 @@ func TestSnapshotSaveRestore(t *testing.T) {
 	if idx <= maxRestored {
 		t.Errorf("write after restore got raft index %d, not above the restored objects' %d", idx, maxRestored)
 	}
+
+	// A snapshot larger than a request body (1 MiB, as a real cluster's
+	// is) restores through a follower too: the follower spools it to a
+	// file and forwards it to the leader.
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 450 {
+				r := c.do(c.nodes[g%3], http.MethodPost, "/membership/member/", map[string]any{"name": fmt.Sprintf("bulk-%d-%d", g, i)})
+				if r.Err != nil || r.Status != http.StatusCreated {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		t.Fatalf("%d bulk creates failed", n)
+	}
+	big := c.must(c.do(leader, http.MethodGet, "/v1/operator/snapshot", nil), http.StatusOK, "big snapshot save").Body
+	if len(big) <= 1<<20 {
+		t.Fatalf("the bulk snapshot is only %d bytes: the check proves nothing", len(big))
+	}
+	before = c.listings(leader, c.token, "")
+	r = c.do(follower, http.MethodPut, "/v1/operator/snapshot", big)
+	c.must(r, http.StatusOK, "restore of a big snapshot through a follower")
+	t.Logf("a %d-byte snapshot restored through a follower: %s", len(big), bytes.TrimSpace(r.Body))
+	c.sameListings("after the big restore", before, c.listings(leader, c.token, ""))
 }
