@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -241,5 +242,39 @@ func TestSnapshotAndBackupRename(t *testing.T) {
 		if got["name"] != "renamed" {
 			t.Errorf("%s after a robot's state change: %v", svc, got["name"])
 		}
+	}
+}
+
+// TestRobotTokenBoundToServer: a robot token bound to a server manages
+// that server's records only (the server, its interfaces), besides its
+// VMs; other servers, new servers, routers and region images are 403
+// (204). A binding to a server that does not exist in the region is
+// refused when the token is made.
+func TestRobotTokenBoundToServer(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c := f.c.For(t)
+	mk := func(server uint64) *apitest.Response {
+		return c.Do("POST", "/membership/token/", map[string]any{"kind": "robot", "region_id": f.reg, "server_id": server, "name": f.n.Unique("bound")}, f.root)
+	}
+	if code := mk(999999).Expect(400).FieldCode("server_id"); code != "membership_token_create_107" {
+		t.Errorf("a binding to a missing server: %q", code)
+	}
+	bound, _ := mk(x.srv).Expect(201).Content()["token"].(string)
+	other := create(c, f.root, "/iaas/server/", map[string]any{"region_id": f.reg, "type_id": 2, "storage_type_id": x.st, "cores": 4, "ram": 64, "gb": 100})
+	c.Do("PATCH", apitest.Path("/iaas/server/", x.srv), map[string]any{"model": "own"}, bound).Expect(200)
+	c.Do("POST", "/iaas/interface/", map[string]any{"server_id": x.srv, "hostname": "hv1b", "ip_address": "2001:db8::11"}, bound).Expect(201)
+	for _, r := range []*apitest.Response{
+		c.Do("PATCH", apitest.Path("/iaas/server/", other), map[string]any{"model": "hijacked"}, bound),
+		c.Do("POST", "/iaas/server/", map[string]any{"region_id": f.reg, "type_id": 2, "storage_type_id": x.st, "cores": 1, "ram": 1, "gb": 1}, bound),
+		c.Do("POST", "/iaas/interface/", map[string]any{"server_id": other, "hostname": "x", "ip_address": "2001:db8::12"}, bound),
+		c.Do("PATCH", apitest.Path("/iaas/router/", x.rt), map[string]any{"model": "x"}, bound),
+		c.Do("POST", "/iaas/region_image/", map[string]any{"region_id": f.reg, "image_id": x.img}, bound),
+	} {
+		if r.Expect(403); !strings.HasSuffix(r.ErrorCode(), "_204") {
+			t.Errorf("%s: error_code %q, want …_204", r, r.ErrorCode())
+		}
+	}
+	if got := c.Do("GET", apitest.Path("/iaas/server/", other), nil, f.root).Expect(200).Content()["model"]; got == "hijacked" {
+		t.Error("the bound token changed another server")
 	}
 }

@@ -58,6 +58,20 @@ func robotOnServer(q *api.Request, vm *wire.VM) error {
 	return nil
 }
 
+// denyOtherServer is the 403 of a robot token bound to a server writing
+// hardware records other than its server's (the server itself, its
+// interfaces); server 0 names records of no server (new servers, routers,
+// region images), which such a token never writes.
+func denyOtherServer(q *api.Request, server uint64) error {
+	if q.P.Role == auth.Robot && q.P.ServerID != 0 && server != q.P.ServerID {
+		if server == 0 {
+			return wire.Errorf(http.StatusForbidden, q.Code(204), "This robot token is bound to server %d: it manages that server's records only.", q.P.ServerID)
+		}
+		return wire.Errorf(http.StatusForbidden, q.Code(204), "This robot token is bound to server %d, not %d.", q.P.ServerID, server)
+	}
+	return nil
+}
+
 // newGUID is a random (version 4) UUID, stamped by the leader.
 func newGUID() string {
 	var b [16]byte

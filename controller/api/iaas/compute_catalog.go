@@ -197,10 +197,16 @@ func registerRegionImage(a *api.API) {
 			if err := denyRegion(q, *in.RegionID); err != nil {
 				return nil, err
 			}
+			if err := denyOtherServer(q, 0); err != nil {
+				return nil, err
+			}
 			return q.Command(fsm.RegionImageCreateType, &wire.RegionImage{RegionID: *in.RegionID, ImageID: *in.ImageID})
 		},
 		Delete: func(q *api.Request, cur *wire.RegionImage) (*fsm.Command, error) {
 			if err := denyRegion(q, cur.RegionID); err != nil {
+				return nil, err
+			}
+			if err := denyOtherServer(q, 0); err != nil {
 				return nil, err
 			}
 			return q.Command(fsm.RegionImageDeleteType, fsm.IDPayload{ID: cur.ID})
@@ -287,11 +293,17 @@ func registerServer(a *api.API) {
 			if err := denyRegion(q, s.RegionID); err != nil {
 				return nil, err
 			}
+			if err := denyOtherServer(q, 0); err != nil {
+				return nil, err
+			}
 			return q.Command(fsm.ServerCreateType, s)
 		},
 		Update: func(q *api.Request, cur *wire.Server, partial bool) (*fsm.Command, error) {
 			var in wire.ServerInput
 			if err := q.Decode(&in); err != nil {
+				return nil, err
+			}
+			if err := denyOtherServer(q, cur.ID); err != nil {
 				return nil, err
 			}
 			fe := wire.FieldErrors{}
@@ -357,11 +369,17 @@ func registerInterface(a *api.API) {
 			if err := fe.Err(); err != nil {
 				return nil, err
 			}
+			if err := denyOtherServer(q, i.ServerID); err != nil {
+				return nil, err
+			}
 			return q.Command(fsm.ServerInterfaceCreateType, i)
 		},
 		Update: func(q *api.Request, cur *wire.ServerInterface, partial bool) (*fsm.Command, error) {
 			var in wire.InterfaceInput
 			if err := q.Decode(&in); err != nil {
+				return nil, err
+			}
+			if err := denyOtherServer(q, cur.ServerID); err != nil {
 				return nil, err
 			}
 			fe := wire.FieldErrors{}
@@ -379,6 +397,9 @@ func registerInterface(a *api.API) {
 			return q.Command(fsm.ServerInterfaceUpdateType, &i)
 		},
 		Delete: func(q *api.Request, cur *wire.ServerInterface) (*fsm.Command, error) {
+			if err := denyOtherServer(q, cur.ServerID); err != nil {
+				return nil, err
+			}
 			return q.Command(fsm.ServerInterfaceDeleteType, fsm.IDPayload{ID: cur.ID})
 		},
 	})
@@ -471,11 +492,17 @@ func registerRouter(a *api.API) {
 			if err := denyRegion(q, r.RegionID); err != nil {
 				return nil, err
 			}
+			if err := denyOtherServer(q, 0); err != nil {
+				return nil, err
+			}
 			return q.Command(fsm.RouterCreateType, r)
 		},
 		Update: func(q *api.Request, cur *wire.Router, partial bool) (*fsm.Command, error) {
 			var in wire.RouterInput
 			if err := q.Decode(&in); err != nil {
+				return nil, err
+			}
+			if err := denyOtherServer(q, 0); err != nil {
 				return nil, err
 			}
 			fe := wire.FieldErrors{}

@@ -76,6 +76,11 @@ func registerToken(a *api.API) {
 					t.RegionID = *in.RegionID
 				}
 				api.Set(&t.ServerID, in.ServerID)
+				if t.ServerID != 0 {
+					if s, ok := q.Txn.Server(t.ServerID); !ok || (in.RegionID != nil && s.RegionID != *in.RegionID) {
+						fe.Add("server_id", q.Code(107), "Server %d does not exist in region %d.", t.ServerID, t.RegionID)
+					}
+				}
 			} else if in.RegionID != nil || in.ServerID != nil {
 				fe.Add("region_id", q.Code(105), "Only robot tokens are bound to a region or server.")
 			}
