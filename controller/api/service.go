@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -290,7 +291,13 @@ func (s *Service[T]) list(q *Request) error {
 			items = append(items, v)
 		}
 	}
-	qry := query.Parse(s.Query, q.URL.Query())
+	// url.Values drops a pair it cannot decode; a list answered without
+	// the filter the client sent would look like a good answer.
+	params, err := url.ParseQuery(q.URL.RawQuery)
+	if err != nil {
+		return wire.Errorf(http.StatusBadRequest, wire.CodeBadQuery, "The query string is malformed (%v): a '%%' must start a %%XX escape, and pairs are separated by '&'.", err)
+	}
+	qry := query.Parse(s.Query, params)
 	page, total := query.Apply(qry, items)
 	out := make([]any, 0, len(page))
 	for _, v := range page {
