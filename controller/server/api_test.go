@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"reflect"
 	"slices"
@@ -205,11 +206,24 @@ func TestBuiltinRoutes(t *testing.T) {
 	if h["status"] != "ok" || h["is_leader"] != true || h["node_id"] != "builtin" || h["leader"] != "builtin" {
 		t.Errorf("/healthz: %v", h)
 	}
+	// A write and a read, so that the route and command labels appear.
+	id := c.CreateMember(n.RootToken, "metrics-member")
+	c.Do("GET", apitest.Path("/membership/member/", id), nil, n.RootToken).Expect(200)
 	metrics := string(c.Do("GET", "/metrics", nil, "").Expect(200).Body)
-	for _, want := range []string{"regent_http_request_duration_seconds_bucket{", "regent_raft_leader 1", "regent_raft_applied_index "} {
+	for _, want := range []string{"regent_http_request_duration_seconds_bucket{", "regent_raft_leader 1", "regent_raft_applied_index ",
+		// HTTP latency by route pattern (not by path: ids do not make series).
+		`route="/membership/member/{id}/{$}"`,
+		// FSM apply duration by command type.
+		`regent_fsm_apply_duration_seconds_count{type="member_create"}`,
+		// The robots' work queue by kind and state (0 when empty).
+		`regent_work_queue_objects{kind="vm",state="requested"} 0`,
+		`regent_work_queue_objects{kind="backup",state="scrub"} 0`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics has no %q", want)
 		}
+	}
+	if strings.Contains(metrics, fmt.Sprintf("/membership/member/%d/", id)) {
+		t.Error("/metrics labels a series with a path holding an id")
 	}
 	var served map[string]any
 	c.Do("GET", "/openapi.json", nil, "").Expect(200).JSON(&served)

@@ -2,9 +2,11 @@ package server
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/regentcloud/regent/controller/state"
+	"github.com/regentcloud/regent/pkg/api"
 	"github.com/regentcloud/regent/pkg/netx"
 )
 
@@ -70,5 +72,64 @@ func (c *ipamCollector) Collect(ch chan<- prometheus.Metric) {
 		labels := []string{strconv.FormatUint(b.ID, 10), b.CIDR, b.Dialect}
 		ch <- prometheus.MustNewConstMetric(c.ratio, prometheus.GaugeValue, ratio, labels...)
 		ch <- prometheus.MustNewConstMetric(c.held, prometheus.GaugeValue, h, labels...)
+	}
+}
+
+// workQueueCollector reports, at scrape time, the robots' work queue: the
+// VMs, virtual routers, snapshots and backups that are not in a stable
+// state (asked for work, or being worked on), by kind and state, and those
+// UNRESOURCED (state 3 is stable in no map but needs an operator). It
+// reads one consistent snapshot of the state.
+type workQueueCollector struct {
+	store *state.Store
+	depth *prometheus.Desc
+}
+
+func newWorkQueueCollector(store *state.Store) *workQueueCollector {
+	return &workQueueCollector{store: store, depth: prometheus.NewDesc("regent_work_queue_objects",
+		"Objects not in a stable state (waiting for a robot, or being worked on), by kind and state.", []string{"kind", "state"}, nil)}
+}
+
+func (c *workQueueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.depth }
+
+func (c *workQueueCollector) Collect(ch chan<- prometheus.Metric) {
+	rt := c.store.Read()
+	type key struct {
+		kind  string
+		state int
+	}
+	n := map[key]int{}
+	count := func(kind string, s int) {
+		if !api.IsStable(s) {
+			n[key{kind, s}]++
+		}
+	}
+	for _, v := range rt.VMList() {
+		count(api.KindVM, v.State)
+	}
+	for _, v := range rt.VirtualRouterList() {
+		count(api.KindVirtualRouter, v.State)
+	}
+	for _, v := range rt.SnapshotList() {
+		count(api.KindSnapshot, v.State)
+	}
+	for _, v := range rt.BackupList() {
+		count(api.KindBackup, v.State)
+	}
+	// Every kind's requested states appear (0 when empty), so a dashboard
+	// sees the series before the first request.
+	for _, kind := range []string{api.KindVM, api.KindVirtualRouter, api.KindSnapshot, api.KindBackup} {
+		for _, s := range api.RobotProcessStates {
+			if _, ok := n[key{kind, s}]; !ok {
+				n[key{kind, s}] = 0
+			}
+		}
+	}
+	for k, v := range n {
+		name := api.StateNames[k.state]
+		if name == "" {
+			name = strconv.Itoa(k.state)
+		}
+		ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(v), k.kind, strings.ToLower(name))
 	}
 }

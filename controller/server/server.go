@@ -117,7 +117,7 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		return nil, err
 	}
 	s.registerGauges()
-	s.registry.MustRegister(newIPAMCollector(s.store))
+	s.registry.MustRegister(newIPAMCollector(s.store), newWorkQueueCollector(s.store))
 
 	openapiJSON, err := OpenAPIJSON()
 	if err != nil {
