@@ -110,6 +110,7 @@ type node struct {
 	dnsAddr  string
 	extra    []string
 	logPath  string
+	https    bool // the API is served over TLS
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -124,7 +125,12 @@ func newNode(t testing.TB, base, name string, extra ...string) *node {
 	return n
 }
 
-func (n *node) URL() string { return "http://" + n.httpAddr }
+func (n *node) URL() string {
+	if n.https {
+		return "https://" + n.httpAddr
+	}
+	return "http://" + n.httpAddr
+}
 
 func (n *node) args() []string {
 	return append([]string{"server", "-node-id", n.name, "-data-dir", n.dir,
