@@ -76,11 +76,13 @@ func (l *listFlag) Set(s string) error {
 
 func (u usageError) Error() string { return u.msg }
 
-func runServer(args []string) error {
+// serverFlags defines the flags of "server": each sets a field of flags,
+// which overlay copies into the configuration when the flag was given.
+func serverFlags() (fs *flag.FlagSet, flags *server.Config, configFile *string) {
 	cfg := server.Defaults()
-	fs := flag.NewFlagSet("server", flag.ContinueOnError)
-	configFile := fs.String("config", "", "HCL config `file`; flags given on the command line override it")
-	var flags server.Config
+	fs = flag.NewFlagSet("server", flag.ContinueOnError)
+	configFile = fs.String("config", "", "HCL config `file`; flags given on the command line override it")
+	flags = &server.Config{}
 	fs.BoolVar(&flags.Dev, "dev", false, "single-node development cluster: bootstraps itself, data in ./data")
 	fs.StringVar(&flags.NodeID, "node-id", "", "stable unique node id (default: hostname, or \"dev\" with -dev)")
 	fs.StringVar(&flags.DataDir, "data-dir", "", "directory for raft state, snapshots and root.token")
@@ -112,6 +114,12 @@ func runServer(args []string) error {
 	fs.StringVar(&flags.MelangeDefaultCIDR, "melange-default-cidr", "", "Melange: CIDR of the block created for an unknown network (default: none, 404)")
 	fs.Var(&flags.AgentHeartbeat, "agent-heartbeat", "heartbeat interval agents are told to use (default 10s)")
 	fs.Var(&flags.AgentDownAfter, "agent-down-after", "mark an agent down after this long without a heartbeat (default 3 heartbeats)")
+	return fs, flags, configFile
+}
+
+func runServer(args []string) error {
+	cfg := server.Defaults()
+	fs, flags, configFile := serverFlags()
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -124,7 +132,7 @@ func runServer(args []string) error {
 		}
 	}
 	// Flags given on the command line override the file.
-	fs.Visit(func(f *flag.Flag) { overlay(&cfg, &flags, f.Name) })
+	fs.Visit(func(f *flag.Flag) { overlay(&cfg, flags, f.Name) })
 
 	s, err := server.New(cfg, os.Stdout)
 	if err != nil {
