@@ -330,10 +330,14 @@ func TestMelange_CreateBlock(t *testing.T) {
 			t.Errorf("%s = %v, want %v", k, b[k], v)
 		}
 	}
-	// Normalised to the network address, IPv6 netmask is the prefix length.
+	// Normalised to the network address; the IPv6 netmask in address form,
+	// as the spec's example shows (fe::/96 → ffff:ffff:ffff:ffff:ffff:ffff::).
 	v6 := e.block(t, e.r.MemberA, map[string]any{"cidr": "fe::1/64"})
-	if v6["cidr"] != "fe::/64" || v6["netmask"] != "64" || v6["broadcast"] != "fe::ffff:ffff:ffff:ffff" {
+	if v6["cidr"] != "fe::/64" || v6["netmask"] != "ffff:ffff:ffff:ffff::" || v6["broadcast"] != "fe::ffff:ffff:ffff:ffff" {
 		t.Errorf("IPv6 block %v", v6)
+	}
+	if v96 := e.block(t, e.r.MemberA, map[string]any{"cidr": "fe:1::/96"}); v96["netmask"] != "ffff:ffff:ffff:ffff:ffff:ffff::" {
+		t.Errorf("IPv6 /96 netmask %v", v96["netmask"])
 	}
 }
 

@@ -62,15 +62,11 @@ func blockView(b *wire.IPBlock) any {
 		CreatedAt: b.Created, UpdatedAt: b.Updated}
 	if p, err := netip.ParsePrefix(b.CIDR); err == nil {
 		v.Broadcast = netx.Last(p).String()
-		if p.Addr().Is4() {
-			var mask [4]byte
-			for i := 0; i < p.Bits(); i++ {
-				mask[i/8] |= 0x80 >> (i % 8)
-			}
-			v.Netmask = netip.AddrFrom4(mask).String()
-		} else {
-			v.Netmask = strconv.Itoa(p.Bits())
-		}
+		// A mask in address form for both families, as the spec shows
+		// (255.255.255.0; ffff:ffff:ffff:ffff:ffff:ffff:: for a /96). The
+		// 2012 code gave an IPv6 block's prefix length ("96"); the spec
+		// wins where the two differ.
+		v.Netmask = netx.Netmask(p).String()
 	}
 	return v
 }
