@@ -461,6 +461,11 @@ func TestMelange_NetworkAllocate(t *testing.T) {
 	if len(got) != 2 || got[1]["version"] != float64(6) {
 		t.Errorf("GET ip_allocations %v", got)
 	}
+	// Paged like every collection: limit 1 gives the first and a next link.
+	first := e.c.Do("GET", path+"?limit=1", nil, e.root).Expect(200)
+	if got := items(t, first, "ip_addresses"); len(got) != 1 || got[0]["address"] != "10.50.0.0" || first.Map()["ip_addresses_links"] == nil {
+		t.Errorf("GET ip_allocations?limit=1: %s", first)
+	}
 	// The first block fills up (.0 .1 .2 with gateway .3): the next one is used.
 	for _, want := range []string{"10.50.0.1", "10.50.0.2", "10.50.1.0"} {
 		vif := "vif-" + want

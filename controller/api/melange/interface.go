@@ -445,12 +445,18 @@ func (h *ifaces) allocateInNetwork(q *request) error {
 	return nil
 }
 
+// listNetworkAllocations: limit/marker paging like every collection GET
+// (melange-facts §13).
 func listNetworkAllocations(q *request) error {
 	ips, err := q.Txn.NetworkAddresses(q.tenant, q.PathValue("network_id"), q.PathValue("vif"), q.scope())
 	if err != nil {
 		return err
 	}
-	reply(q, http.StatusOK, 0, map[string]any{"ip_addresses": allocationViews(q.Txn, ips)})
+	res, err := page(q, "ip_addresses", ips, addressID, func(ip *wire.IPAddress) any { return allocationView(q.Txn, ip) })
+	if err != nil {
+		return err
+	}
+	reply(q, http.StatusOK, 0, res)
 	return nil
 }
 
