@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -524,6 +523,5 @@ func (b *Builder) listLinkRouters() ([]Router, error) {
 			out = append(out, Router{ID: id, ProjectID: proj, Namespace: b.names.namespace(proj)})
 		}
 	}
-	_ = strings.TrimSpace
 	return out, nil
 }

@@ -287,12 +287,7 @@ func TestRouterUpdateIsADiff(t *testing.T) {
 	spec := e.spec(e.projectID())
 	e.ensure(e.b, spec)
 	ns := e.b.names.namespace(spec.ProjectID)
-	pubIndex := func() int {
-		out := e.sh("ip", "-n", ns, "-o", "link", "show", nsPublicIf)
-		return len(out) // index and name prefix; changes when recreated
-	}
 	idx0 := e.sh("ip", "-n", ns, "-o", "link", "show", nsPublicIf)
-	_ = pubIndex
 
 	// Stale state a crashed or older build could leave: an extra tagged
 	// veth of this router, an extra FDB entry and an extra address.
