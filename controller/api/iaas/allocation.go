@@ -26,6 +26,7 @@ type AllocationView struct {
 	AddressRange string `json:"address_range"`
 	ASNID        uint64 `json:"asn_id"`
 	MemberID     uint64 `json:"member_id"`
+	AddressID    uint64 `json:"address_id"` // CloudCIX's name of the owner (the member)
 	Name         string `json:"name"`
 	Type         string `json:"type"`
 	SubnetsInUse int    `json:"subnets_in_use"`
@@ -34,7 +35,7 @@ type AllocationView struct {
 func allocationView(a *api.API) func(*wire.IPBlock) any {
 	return func(b *wire.IPBlock) any {
 		return &AllocationView{Meta: b.Meta, AddressRange: b.CIDR, ASNID: b.ASNID, MemberID: b.MemberID,
-			Name: b.Name, Type: b.Type, SubnetsInUse: len(a.Store().Read().IPBlockChildren(b.ID))}
+			AddressID: b.MemberID, Name: b.Name, Type: b.Type, SubnetsInUse: len(a.Store().Read().IPBlockChildren(b.ID))}
 	}
 }
 

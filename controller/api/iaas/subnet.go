@@ -38,6 +38,7 @@ type SubnetView struct {
 	AllocationID    uint64 `json:"allocation_id"`
 	ParentID        uint64 `json:"parent_id,omitempty"`
 	MemberID        uint64 `json:"member_id"`
+	AddressID       uint64 `json:"address_id"` // CloudCIX's name of the owner (the member)
 	Name            string `json:"name"`
 	VLAN            uint32 `json:"vlan"`
 	VXLAN           uint32 `json:"vxlan"`
@@ -73,7 +74,7 @@ func subnetView(r *state.ReadTxn, b *wire.IPBlock) *SubnetView {
 		}
 	}
 	return &SubnetView{Meta: b.Meta, AddressRange: rawRange(b).String(), Gateway: b.Gateway,
-		AllocationID: allocationOf(r, b), ParentID: parent, MemberID: b.MemberID, Name: b.Name,
+		AllocationID: allocationOf(r, b), ParentID: parent, MemberID: b.MemberID, AddressID: b.MemberID, Name: b.Name,
 		VLAN: b.VLAN, VXLAN: b.VXLAN, VirtualRouterID: b.VirtualRouterID, RouterID: b.RouterID,
 		IPsInUse: ips, SubnetsInUse: len(r.IPBlockChildren(b.ID))}
 }
