@@ -1,99 +1,21 @@
 package cluster
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/regentcloud/regent/controller/internal/testca"
 )
 
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-func nextSerial() *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		panic(err)
-	}
-	return n
-}
-
-func newCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          nextSerial(),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool}
-}
-
-// nodeTLS issues a node certificate (valid for 127.0.0.1, server and client
-// use) and returns an mTLS config trusting trust.
-func (ca *testCA) nodeTLS(t *testing.T, name string, trust *x509.CertPool) *tls.Config {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: nextSerial(),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:     []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
-		RootCAs:      trust,
-		ClientCAs:    trust,
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-	}
-}
-
 func TestMutualTLSCluster(t *testing.T) {
-	ca := newCA(t, "regent test CA")
-	a := startNode(t, "a", true, func(c *Config) { c.TLS = ca.nodeTLS(t, "a", ca.pool) })
+	ca := testca.New(t, "regent test CA")
+	a := startNode(t, "a", true, func(c *Config) { c.TLS = ca.MutualTLS(t, "a", ca.Pool) })
 	waitLeader(t, a)
-	b := startNode(t, "b", false, func(c *Config) { c.TLS = ca.nodeTLS(t, "b", ca.pool) })
+	b := startNode(t, "b", false, func(c *Config) { c.TLS = ca.MutualTLS(t, "b", ca.Pool) })
 	if err := a.AddVoter("b", b.Addr()); err != nil {
 		t.Fatalf("AddVoter over mTLS: %v", err)
 	}
@@ -115,16 +37,16 @@ func TestMutualTLSCluster(t *testing.T) {
 }
 
 func TestMutualTLSRejectsForeignCA(t *testing.T) {
-	ca := newCA(t, "regent cluster CA")
-	rogue := newCA(t, "rogue CA")
-	a := startNode(t, "a", true, func(c *Config) { c.TLS = ca.nodeTLS(t, "a", ca.pool) })
+	ca := testca.New(t, "regent cluster CA")
+	rogue := testca.New(t, "rogue CA")
+	a := startNode(t, "a", true, func(c *Config) { c.TLS = ca.MutualTLS(t, "a", ca.Pool) })
 	waitLeader(t, a)
-	b := startNode(t, "b", false, func(c *Config) { c.TLS = ca.nodeTLS(t, "b", ca.pool) })
+	b := startNode(t, "b", false, func(c *Config) { c.TLS = ca.MutualTLS(t, "b", ca.Pool) })
 	if err := a.AddVoter("b", b.Addr()); err != nil {
 		t.Fatalf("AddVoter(b): %v", err)
 	}
 	// c trusts the cluster CA but its own certificate is from another CA.
-	c := startNode(t, "c", false, func(cfg *Config) { cfg.TLS = rogue.nodeTLS(t, "c", ca.pool) })
+	c := startNode(t, "c", false, func(cfg *Config) { cfg.TLS = rogue.MutualTLS(t, "c", ca.Pool) })
 
 	// 1. The leader refuses to add it: its probe cannot verify c.
 	err := a.AddVoter("c", c.Addr())

@@ -1,78 +1,16 @@
 package systest
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regentcloud/regent/controller/internal/testca"
 )
-
-// testCA is a certificate authority made for one test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue writes a certificate for 127.0.0.1 (server and client use) and its
-// key into dir; it returns their paths.
-func (ca *testCA) issue(t *testing.T, dir, name string, serial int64) (string, string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPath, keyPath := filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certPath, keyPath
-}
 
 // TestClusterTLS: three nodes with the API over HTTPS and mutual TLS on
 // raft (certificates of one CA) form a cluster (joins over https://), a
@@ -81,25 +19,17 @@ func (ca *testCA) issue(t *testing.T, dir, name string, serial int64) (string, s
 // member.
 func TestClusterTLS(t *testing.T) {
 	base := t.TempDir()
-	ca, rogue := newTestCA(t, "regent test CA"), newTestCA(t, "another CA")
-	caPath := filepath.Join(base, "ca.pem")
-	if err := os.WriteFile(caPath, ca.pem, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	rogueCAPath := filepath.Join(base, "rogue-ca.pem")
-	if err := os.WriteFile(rogueCAPath, rogue.pem, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca.pem)
+	ca, rogue := testca.New(t, "regent test CA"), testca.New(t, "another CA")
+	caPath := ca.WriteCA(t, filepath.Join(base, "ca.pem"))
+	rogueCAPath := rogue.WriteCA(t, filepath.Join(base, "rogue-ca.pem"))
 	hc := newClient(8)
-	hc.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	hc.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: ca.Pool, MinVersion: tls.VersionTLS12}
 	c := &cluster{t: t, base: base, hc: hc}
 	t.Cleanup(c.cleanup)
-	tlsArgs := func(i int, raftCA *testCA, raftCAPath string) []string {
+	tlsArgs := func(i int, raftCA *testca.CA, raftCAPath string) []string {
 		name := "node" + itoa(uint64(i))
-		hcert, hkey := ca.issue(t, base, name+"-http", int64(10+i))
-		rcert, rkey := raftCA.issue(t, base, name+"-raft", int64(20+i))
+		hcert, hkey := ca.WriteFiles(t, base, name+"-http")
+		rcert, rkey := raftCA.WriteFiles(t, base, name+"-raft")
 		return []string{"-http-tls-cert", hcert, "-http-tls-key", hkey, "-http-tls-ca", caPath,
 			"-raft-tls-cert", rcert, "-raft-tls-key", rkey, "-raft-tls-ca", raftCAPath}
 	}
