@@ -297,36 +297,40 @@ func (f *forwarder) roundTrip(r *http.Request, base string, body *spooled) (*htt
 }
 
 // spooled is a request body read once, so that it can be sent again to
-// another leader: in memory, or for a snapshot upload (up to
-// MaxSnapshotBytes, far more than a request body) in a temporary file.
+// another leader: in memory, or in a temporary file (forwardBody).
 type spooled struct {
 	mem  []byte
 	file *os.File
 	size int64
 }
 
-// forwardBody reads r's body within the limit of its route: a snapshot
+// forwardBody reads r's body within the limit of its route (bodyLimit):
+// in memory up to MaxBodyBytes, into a temporary file above (a snapshot
 // restore is forwarded like any write, and a real cluster's snapshot is
-// larger than MaxBodyBytes.
+// far larger than a request body).
 func forwardBody(r *http.Request) (*spooled, error) {
-	if r.Method != http.MethodPut || r.URL.Path != "/v1/operator/snapshot" {
-		b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+	limit := bodyLimit(r)
+	tooLarge := func() error {
+		return wire.Errorf(http.StatusRequestEntityTooLarge, wire.CodeBodyTooLarge, "The request body is larger than %d bytes.", limit)
+	}
+	if limit <= MaxBodyBytes {
+		b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
 		if err != nil {
-			return nil, wire.Errorf(http.StatusRequestEntityTooLarge, wire.CodeBodyTooLarge, "The request body is larger than %d bytes.", MaxBodyBytes)
+			return nil, tooLarge()
 		}
 		return &spooled{mem: b, size: int64(len(b))}, nil
 	}
-	tmp, err := os.CreateTemp("", "regent-forward-snapshot-*")
+	tmp, err := os.CreateTemp("", "regent-forward-*")
 	if err != nil {
 		return nil, err
 	}
 	os.Remove(tmp.Name()) // gone with the last descriptor
-	n, err := io.Copy(tmp, http.MaxBytesReader(nil, r.Body, MaxSnapshotBytes))
+	n, err := io.Copy(tmp, http.MaxBytesReader(nil, r.Body, limit))
 	if err != nil {
 		tmp.Close()
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, wire.Errorf(http.StatusRequestEntityTooLarge, wire.CodeBodyTooLarge, "The snapshot is larger than %d bytes.", MaxSnapshotBytes)
+			return nil, tooLarge()
 		}
 		return nil, wire.Errorf(http.StatusBadRequest, wire.CodeMalformedJSON, "The request body could not be read: %v.", err)
 	}

@@ -21,6 +21,20 @@ import (
 // MaxSnapshotBytes bounds an uploaded snapshot.
 const MaxSnapshotBytes = 4 << 30
 
+// snapshotPath is the route that takes a snapshot (PUT: restore).
+const snapshotPath = "/v1/operator/snapshot"
+
+// bodyLimit is the most a request to r's route may send: MaxBodyBytes,
+// and MaxSnapshotBytes for a snapshot restore, the one route that takes a
+// file. The handlers and the forwarder (which reads a body before the
+// leader's route sees it) both go by it.
+func bodyLimit(r *http.Request) int64 {
+	if r.Method == http.MethodPut && r.URL.Path == snapshotPath {
+		return MaxSnapshotBytes
+	}
+	return MaxBodyBytes
+}
+
 func (a *API) registerCore() {
 	a.mux.HandleFunc("GET /healthz", a.healthz)
 	a.mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
@@ -31,8 +45,8 @@ func (a *API) registerCore() {
 	a.mux.HandleFunc("GET /v1/operator/members", a.route("regent", "operator", auth.List, a.members))
 	a.mux.HandleFunc("GET /v1/operator/leader", a.route("regent", "operator", auth.Read, a.leader))
 	a.mux.HandleFunc("DELETE /v1/operator/members/{id}", a.route("regent", "operator", auth.Delete, a.removeMember))
-	a.mux.HandleFunc("GET /v1/operator/snapshot", a.route("regent", "operator", auth.Read, a.snapshotSave))
-	a.mux.HandleFunc("PUT /v1/operator/snapshot", a.route("regent", "operator", auth.Update, a.snapshotRestore))
+	a.mux.HandleFunc("GET "+snapshotPath, a.route("regent", "operator", auth.Read, a.snapshotSave))
+	a.mux.HandleFunc("PUT "+snapshotPath, a.route("regent", "operator", auth.Update, a.snapshotRestore))
 	a.mux.HandleFunc("POST /v1/operator/join", a.join)
 }
 
@@ -246,7 +260,7 @@ func (l *lazyWriter) Write(b []byte) (int, error) {
 
 func (a *API) snapshotRestore(q *Request) error {
 	before := q.Txn.NodeList()
-	body := http.MaxBytesReader(nil, q.Body, MaxSnapshotBytes)
+	body := http.MaxBytesReader(nil, q.Body, bodyLimit(q.Request))
 	err := a.cluster.SnapshotRestore(q.Context(), body, state.Validate)
 	if err != nil {
 		if errors.Is(err, state.ErrBadSnapshot) || errors.Is(err, cluster.ErrInvalidSnapshot) {
