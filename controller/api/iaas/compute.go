@@ -52,7 +52,7 @@ func denyRegion(q *api.Request, region uint64) error {
 // robotOnServer is the 403 of a robot token bound to a server changing a
 // VM on another server (or its snapshots and backups).
 func robotOnServer(q *api.Request, vm *wire.VM) error {
-	if q.P.Role == auth.Robot && q.P.ServerID != 0 && vm.ServerID != q.P.ServerID {
+	if denyOtherServer(q, vm.ServerID) != nil {
 		return wire.Errorf(http.StatusForbidden, q.Code(204), "This robot token is bound to server %d; VM %d is on server %d.", q.P.ServerID, vm.ID, vm.ServerID)
 	}
 	return nil
