@@ -103,12 +103,7 @@ func freeAddr(t *testing.T) string {
 // freeAddrOn returns host:port with a port free on host.
 func freeAddrOn(t *testing.T, host string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return systemtest.FreeAddr(t, host)
 }
 
 // proc is a daemon process with its output in a log file.

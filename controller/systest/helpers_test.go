@@ -64,37 +64,10 @@ func TestMain(m *testing.M) {
 
 // ---- ports ----
 
-var (
-	portMu    sync.Mutex
-	portsUsed = map[string]bool{}
-)
-
-// freeAddr returns a loopback host:port nobody listens on right now and that
-// this test binary has not handed out before.
+// freeAddr returns a loopback host:port for a node to listen on.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	portMu.Lock()
-	defer portMu.Unlock()
-	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("free port: %v", err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		// The DNS server (when there is one) also binds UDP on its port.
-		if pc, err := net.ListenPacket("udp", addr); err == nil {
-			pc.Close()
-		} else {
-			continue
-		}
-		if !portsUsed[addr] {
-			portsUsed[addr] = true
-			return addr
-		}
-	}
-	t.Fatal("no free port found")
-	return ""
+	return systemtest.FreeAddr(t, "127.0.0.1")
 }
 
 // ---- one node ----
