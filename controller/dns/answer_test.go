@@ -478,3 +478,48 @@ func TestDSAtChildApex(t *testing.T) {
 		}
 	}
 }
+
+// TestZoneApexFromSource: a Zone's own NS names and mailbox replace the
+// configured ones in its SOA and apex NS set (the controller serves the
+// replicated settings this way), the SOA MNAME follows the zone's first NS
+// unless Config.MName is set, and a zone without them keeps the
+// configuration's.
+func TestZoneApexFromSource(t *testing.T) {
+	own := &Zone{Name: "own.example.test.", Serial: 9, NS: []string{"a.ns.example.org.", "b.ns.example.org."},
+		RName: "dns.example.org.", RRs: rrs(t, "www.own.example.test. 60 IN A 192.0.2.1")}
+	plain := &Zone{Name: "plain.example.test.", Serial: 3}
+	for _, mname := range []string{"", "primary.example.net."} {
+		cfg := testConfig()
+		cfg.MName = mname
+		s := startServer(t, cfg, newFakeSource(own, plain))
+		addr := s.Addr()
+
+		r := ask(t, addr, "udp", own.Name, mdns.TypeSOA)
+		soa := r.Answer[0].(*mdns.SOA)
+		wantM := "a.ns.example.org."
+		if mname != "" {
+			wantM = mname
+		}
+		if soa.Ns != wantM || soa.Mbox != "dns.example.org." || soa.Serial != 9 {
+			t.Errorf("MName %q: SOA of own zone = %s", mname, soa)
+		}
+		got := section(ask(t, addr, "udp", own.Name, mdns.TypeNS).Answer)
+		want := []string{"own.example.test. NS a.ns.example.org.", "own.example.test. NS b.ns.example.org."}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("NS of own zone = %q, want %q", got, want)
+		}
+
+		soa = ask(t, addr, "udp", plain.Name, mdns.TypeSOA).Answer[0].(*mdns.SOA)
+		wantM = "ns1.example.test."
+		if mname != "" {
+			wantM = mname
+		}
+		if soa.Ns != wantM || soa.Mbox != "hostmaster.example.net." {
+			t.Errorf("MName %q: SOA of plain zone = %s", mname, soa)
+		}
+		got = section(ask(t, addr, "udp", plain.Name, mdns.TypeNS).Answer)
+		if len(got) != 2 || !strings.HasSuffix(got[0], "ns1.example.test.") {
+			t.Errorf("NS of plain zone = %q", got)
+		}
+	}
+}

@@ -103,6 +103,7 @@ type Config struct {
 // settings is a validated Config with defaults applied.
 type settings struct {
 	Config
+	mnameGiven  bool              // Config.MName was set (a Zone's NS does not replace it)
 	tsigSecrets map[string]string // canonical key name → base64 secret
 	notifyAddrs []string
 }
@@ -128,6 +129,7 @@ func (c Config) validate() (*settings, error) {
 		ns = append(ns, n)
 	}
 	s.NS = ns
+	s.mnameGiven = s.MName != ""
 	if s.MName == "" && len(ns) > 0 {
 		s.MName = ns[0]
 	}

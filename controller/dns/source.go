@@ -17,6 +17,13 @@ type Zone struct {
 	// apex SOA and NS set are not among them: they come from Config.
 	// An apex NS record here is served in addition to the configured set.
 	RRs []mdns.RR
+	// NS, when set, replaces Config.NS as the zone's apex NS names (fully
+	// qualified, lower case), and its first name replaces the SOA MNAME
+	// unless Config.MName was given. The controller sets it from the
+	// replicated settings, so every node serves the same apex.
+	NS []string
+	// RName, when set, replaces Config.RName as the SOA mailbox.
+	RName string
 }
 
 // Source is the node's local state as the DNS server reads it. The server

@@ -40,7 +40,16 @@ func buildZone(src *Zone, st *settings, log hclog.Logger) *zone {
 		serial: src.Serial,
 		nodes:  make(map[string]*node, len(src.RRs)+1),
 	}
-	rname := st.RName
+	nsNames, mname, rname := st.NS, st.MName, st.RName
+	if len(src.NS) > 0 {
+		nsNames = src.NS
+		if !st.mnameGiven {
+			mname = src.NS[0]
+		}
+	}
+	if src.RName != "" {
+		rname = src.RName
+	}
 	if rname == "" {
 		rname = "hostmaster." + name
 		if name == "." {
@@ -48,7 +57,7 @@ func buildZone(src *Zone, st *settings, log hclog.Logger) *zone {
 		}
 	}
 	hdr := mdns.RR_Header{Name: name, Rrtype: mdns.TypeSOA, Class: mdns.ClassINET, Ttl: st.TTL}
-	z.soa = &mdns.SOA{Hdr: hdr, Ns: st.MName, Mbox: rname, Serial: src.Serial,
+	z.soa = &mdns.SOA{Hdr: hdr, Ns: mname, Mbox: rname, Serial: src.Serial,
 		Refresh: st.Refresh, Retry: st.Retry, Expire: st.Expire, Minttl: st.Minimum}
 	neg := *z.soa
 	neg.Hdr.Ttl = min(st.TTL, st.Minimum)
@@ -58,7 +67,7 @@ func buildZone(src *Zone, st *settings, log hclog.Logger) *zone {
 	z.nodes[name] = z.apex
 
 	nsSeen := make(map[string]bool)
-	for _, n := range st.NS {
+	for _, n := range nsNames {
 		nsSeen[n] = true
 		z.ns = append(z.ns, &mdns.NS{Hdr: mdns.RR_Header{Name: name, Rrtype: mdns.TypeNS, Class: mdns.ClassINET, Ttl: st.TTL}, Ns: n})
 	}

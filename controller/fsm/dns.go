@@ -13,6 +13,10 @@ const (
 	RecordUpdateType MessageType = 34 // forward and PTR records
 	RecordDeleteType MessageType = 35 // forward and PTR records
 	PTRCreateType    MessageType = 36 // payload PTRPayload; creates the reverse zone when missing
+	// DNSSettingsType sets the zone apex settings (payload
+	// state.DNSSettings): a leader writes its configured dns_nameservers
+	// and dns_hostmaster when they differ from the replicated ones.
+	DNSSettingsType MessageType = 38
 )
 
 // PTRPayload creates a PTR record. AnyOwner (global callers) skips the
@@ -29,6 +33,13 @@ func dnsHandlers() map[MessageType]handler {
 		RecordCreateType: create((*state.Txn).RecordCreate),
 		RecordUpdateType: update((*state.Txn).RecordUpdate),
 		RecordDeleteType: del((*state.Txn).RecordDelete),
+		DNSSettingsType: func(t *state.Txn, c *Command) (any, error) {
+			p, err := decode[state.DNSSettings](c)
+			if err != nil {
+				return nil, err
+			}
+			return t.DNSSettingsSet(&p)
+		},
 		PTRCreateType: func(t *state.Txn, c *Command) (any, error) {
 			p, err := decode[PTRPayload](c)
 			if err != nil {

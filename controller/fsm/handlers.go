@@ -27,6 +27,7 @@ var typeNames = map[MessageType]string{
 	ASNCreateType: "asn_create", ASNDeleteType: "asn_delete", IPAddressDeleteType: "ip_address_delete",
 	DomainCreateType: "domain_create", DomainDeleteType: "domain_delete", RecordCreateType: "record_create",
 	RecordUpdateType: "record_update", RecordDeleteType: "record_delete", PTRCreateType: "ptr_create",
+	DNSSettingsType:     "dns_settings",
 	InterfaceCreateType: "interface_create", InterfaceDeleteType: "interface_delete",
 	IPAddressAllocateOnIfaceType: "ip_address_allocate_on_interface", NetworkAllocateType: "network_allocate",
 	NetworkDeallocateType: "network_deallocate", InstanceInterfacesReplaceType: "instance_interfaces_replace",

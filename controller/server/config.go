@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2/hclsimple"
+	mdns "github.com/miekg/dns"
 	wire "github.com/regentcloud/regent/pkg/api"
 )
 
@@ -217,6 +218,17 @@ func (c *Config) Finish() error {
 			if _, err := time.ParseDuration(string(d)); err != nil {
 				errs = append(errs, fmt.Errorf("%s %q is not a duration", name, d))
 			}
+		}
+	}
+	apex := c.apexConfig()
+	for _, n := range apex.ns {
+		if _, ok := mdns.IsDomainName(n); !ok || n == "." {
+			errs = append(errs, fmt.Errorf("dns_nameservers: %q is not a host name", n))
+		}
+	}
+	if apex.hostmaster != "" {
+		if _, ok := mdns.IsDomainName(apex.hostmaster); !ok || apex.hostmaster == "." {
+			errs = append(errs, fmt.Errorf("dns_hostmaster %q is not a mailbox (hostmaster@example.net)", c.DNSHostmaster))
 		}
 	}
 	if c.MelangeDefaultCIDR != "" {

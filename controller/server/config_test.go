@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/regentcloud/regent/controller/state"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -76,5 +77,32 @@ func TestCommitLingerConfig(t *testing.T) {
 	cfg.DataDir, cfg.CommitLinger = t.TempDir(), "soon"
 	if err := cfg.Finish(); err == nil || !strings.Contains(err.Error(), "commit_linger") {
 		t.Fatalf("commit_linger %q: %v", cfg.CommitLinger, err)
+	}
+}
+
+// TestDNSApexConfig: the apex settings are normalised as zones serve them,
+// bad ones are refused at start (a node with DNS off writes them too when
+// it leads), and merge keeps the cluster's value of a setting not given.
+func TestDNSApexConfig(t *testing.T) {
+	c := Config{DNSNameservers: []string{" NS1.Example.NET", "ns2.example.net."}, DNSHostmaster: "dns@example.net"}
+	a := c.apexConfig()
+	if strings.Join(a.ns, ",") != "ns1.example.net.,ns2.example.net." || a.hostmaster != "dns.example.net." || !a.given() {
+		t.Fatalf("apexConfig = %+v", a)
+	}
+	cur := &state.DNSSettings{NS: []string{"old.example.net."}, Hostmaster: "old.example.net."}
+	if ns, hm := (apexConfig{hostmaster: "h.example.net."}).merge(cur); ns[0] != "old.example.net." || hm != "h.example.net." {
+		t.Errorf("merge of a hostmaster only: %v %q", ns, hm)
+	}
+	if ns, hm := (apexConfig{}).merge(nil); len(ns) != 1 || ns[0] != defaultNameserver || hm != "" {
+		t.Errorf("merge of nothing: %v %q", ns, hm)
+	}
+	for _, bad := range []Config{
+		{DNSNameservers: []string{"ns1..example.net"}},
+		{DNSHostmaster: "."},
+	} {
+		bad.DataDir, bad.HTTPAddr, bad.RaftAddr, bad.DNSAddr = t.TempDir(), "127.0.0.1:0", "127.0.0.1:0", "off"
+		if err := bad.Finish(); err == nil || !strings.Contains(err.Error(), "dns_") {
+			t.Errorf("%+v: Finish() = %v, want a dns_ error", bad.DNSNameservers, err)
+		}
 	}
 }

@@ -144,7 +144,7 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		dcfg, err := cfg.dnsConfig(log)
 		if err == nil {
 			dcfg.Registerer = s.registry
-			s.dns, err = dns.New(dcfg, newDNSSource(s.store, log))
+			s.dns, err = dns.New(dcfg, newDNSSource(s.store, cfg.apexConfig(), log))
 		}
 		if err == nil {
 			err = s.dns.Start(s.ctx)
@@ -282,9 +282,34 @@ func (s *Server) establishLeadership() error {
 			return err
 		}
 	}
+	if err := s.writeDNSApex(ctx, rt); err != nil {
+		return err
+	}
 	if _, ok := rt.Member(wire.GlobalMemberID); !ok && s.cfg.Bootstrap {
 		return s.bootstrap(ctx)
 	}
+	return nil
+}
+
+// writeDNSApex makes the zone apex settings this node configures (the
+// dns_nameservers and dns_hostmaster it was given) the cluster's, when they
+// differ: every node serves the replicated settings, so that all serve the
+// same zone content at a serial, and the change raises every zone's serial
+// so secondaries transfer it.
+func (s *Server) writeDNSApex(ctx context.Context, rt *state.ReadTxn) error {
+	apex := s.cfg.apexConfig()
+	if !apex.given() {
+		return nil
+	}
+	cur, _ := rt.DNSSettings()
+	ns, hm := apex.merge(cur)
+	if cur.SameApex(ns, hm) {
+		return nil
+	}
+	if _, err := s.apply(ctx, fsm.DNSSettingsType, &state.DNSSettings{NS: ns, Hostmaster: hm, SetBy: s.cfg.NodeID}); err != nil {
+		return fmt.Errorf("dns apex settings: %w", err)
+	}
+	s.log.Info("dns: zone apex settings set from this node's configuration", "nameservers", strings.Join(ns, ","), "hostmaster", hm)
 	return nil
 }
 

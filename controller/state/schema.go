@@ -78,7 +78,7 @@ func schema() *memdb.DBSchema {
 			"id": {Name: "id", Unique: true, Indexer: stringFieldIndex("ID", false)},
 		}},
 	}}
-	for _, extra := range []map[string]*memdb.TableSchema{ipamSchema(), dnsSchema(), computeSchema(), vpnSchema(), snapshotSchema()} {
+	for _, extra := range []map[string]*memdb.TableSchema{ipamSchema(), dnsSchema(), computeSchema(), vpnSchema(), snapshotSchema(), dnsSettingsSchema()} {
 		for name, ts := range extra {
 			db.Tables[name] = ts
 		}

@@ -25,7 +25,8 @@ var snapshotTables = []string{tableIndex, Members, Users, Tokens, Regions, Nodes
 	ASNs, IPPolicies, IPBlocks, IPAddresses, MACRanges, Domains, Records, IPRoutes, Interfaces, IPNats, AllowedIPs,
 	CIXBlacklist, CIXWhitelist,
 	StorageTypes, Images, RegionImages, Servers, ServerInterfaces, Routers, Projects, VirtualRouters, VMs, Storages, VMHistories,
-	VPNs, VPNHistories, Snapshots, Backups, SnapshotHistories, BackupHistories}
+	VPNs, VPNHistories, Snapshots, Backups, SnapshotHistories, BackupHistories,
+	DNSSettingsTable}
 
 func newRecord(table string) (any, bool) {
 	switch table {
@@ -97,6 +98,8 @@ func newRecord(table string) (any, bool) {
 		return &api.Backup{}, true
 	case SnapshotHistories, BackupHistories:
 		return &api.ObjectHistory{}, true
+	case DNSSettingsTable:
+		return &DNSSettings{}, true
 	}
 	return nil, false
 }
