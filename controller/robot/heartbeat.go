@@ -19,9 +19,15 @@ import (
 // there meanwhile) forgets it all. Keying on the term rather than on the
 // moment the leader's loop notices its leadership keeps what agents
 // report in a new leader's first seconds.
+//
+// Only the leader's memory means anything: a follower hears no heartbeats
+// (they are forwarded to the leader), and a node that lost leadership
+// may still hold its old term's memory. The readers for display
+// (ServerHealth, RouterHealth) answer unknown on a node that does not lead.
 type Heartbeats struct {
 	mu       sync.Mutex
 	term     func() uint64 // the current raft term; nil: always 0
+	leader   func() bool   // whether this node leads; nil: always
 	cur      uint64        // the term the memory belongs to
 	started  bool
 	since    time.Time // when this node started judging (its first call in the term)
@@ -30,20 +36,34 @@ type Heartbeats struct {
 	policy   map[uint64][]api.PolicyLogEntry // virtual router → recent entries, oldest first
 	vpns     map[uint64]api.VPNStatus        // VPN → its last reported status
 	health   map[[2]uint64]string            // (server, router) of an agent → its last "degraded: why", "" when ok
+	byServer map[uint64]healthReport         // server → the health its agent last reported
+	byRouter map[uint64]healthReport         // router → the health its agent last reported
 	Deadline time.Duration
 }
 
+// healthReport is an agent's last word on its health: api.AgentHealthOK
+// or api.AgentHealthDegraded with a detail.
+type healthReport struct{ health, detail string }
+
 // SetHealth records the health an agent acting for server and router
-// reported ("ok", or "degraded" with detail) and reports whether it
-// changed since its last heartbeat (a new leader's memory starts ok), so
-// that the change is logged once, not at every heartbeat.
+// reported ("ok", or "degraded" with detail; an agent that does not say
+// is ok) and reports whether it changed since its last heartbeat (for
+// this a new leader's memory starts ok), so that the change is logged
+// once, not at every heartbeat.
 func (h *Heartbeats) SetHealth(server, router uint64, health, detail string, now time.Time) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.enter(now)
-	cur := ""
-	if health == "degraded" {
+	cur, rep := "", healthReport{health: api.AgentHealthOK}
+	if health == api.AgentHealthDegraded {
 		cur = "degraded: " + detail
+		rep = healthReport{health: api.AgentHealthDegraded, detail: detail}
+	}
+	if server != 0 {
+		h.byServer[server] = rep
+	}
+	if router != 0 {
+		h.byRouter[router] = rep
 	}
 	k := [2]uint64{server, router}
 	if h.health[k] == cur {
@@ -55,6 +75,45 @@ func (h *Heartbeats) SetHealth(server, router uint64, health, detail string, now
 		h.health[k] = cur
 	}
 	return true
+}
+
+// ServerHealth answers the health the agent of a server last reported
+// (api.AgentHealthOK, or api.AgentHealthDegraded with its detail), or
+// api.AgentHealthUnknown when this node does not lead, has had no health
+// report for the server in its term, or the agent's last heartbeat is
+// older than the deadline (a silent agent's last word is not its health
+// now; its status goes down).
+func (h *Heartbeats) ServerHealth(id uint64, now time.Time) (health, detail string) {
+	return h.lastHealth(func() (healthReport, time.Time, bool) {
+		r, ok := h.byServer[id]
+		return r, h.servers[id], ok
+	}, now)
+}
+
+// RouterHealth is ServerHealth for the agent of a router.
+func (h *Heartbeats) RouterHealth(id uint64, now time.Time) (health, detail string) {
+	return h.lastHealth(func() (healthReport, time.Time, bool) {
+		r, ok := h.byRouter[id]
+		return r, h.routers[id], ok
+	}, now)
+}
+
+// Leading reports whether this node leads, that is whether its memory
+// means anything.
+func (h *Heartbeats) Leading() bool { return h.leader == nil || h.leader() }
+
+func (h *Heartbeats) lastHealth(get func() (healthReport, time.Time, bool), now time.Time) (string, string) {
+	if !h.Leading() {
+		return api.AgentHealthUnknown, ""
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.enter(now)
+	r, last, ok := get()
+	if !ok || now.Sub(last) >= h.Deadline {
+		return api.AgentHealthUnknown, ""
+	}
+	return r.health, r.detail
 }
 
 // PolicyLogSize is how many policy log entries the leader keeps per
@@ -119,9 +178,10 @@ func (h *Heartbeats) VPNStatus(vpn uint64) (api.VPNStatus, bool) {
 
 // NewHeartbeats returns a tracker that marks an agent down after deadline
 // without a heartbeat. term returns the current raft term (nil for a
-// tracker whose memory never expires, as in unit tests).
-func NewHeartbeats(deadline time.Duration, term func() uint64) *Heartbeats {
-	return &Heartbeats{Deadline: deadline, term: term}
+// tracker whose memory never expires, as in unit tests); leader reports
+// whether this node leads (nil: it always does).
+func NewHeartbeats(deadline time.Duration, term func() uint64, leader func() bool) *Heartbeats {
+	return &Heartbeats{Deadline: deadline, term: term, leader: leader}
 }
 
 // enter starts a fresh memory when the raft term has changed since the
@@ -139,6 +199,7 @@ func (h *Heartbeats) enter(now time.Time) {
 	h.policy = map[uint64][]api.PolicyLogEntry{}
 	h.vpns = map[uint64]api.VPNStatus{}
 	h.health = map[[2]uint64]string{}
+	h.byServer, h.byRouter = map[uint64]healthReport{}, map[uint64]healthReport{}
 }
 
 // Beat records a heartbeat of the agent acting for server and router

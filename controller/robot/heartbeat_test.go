@@ -14,7 +14,7 @@ import (
 // with a fresh grace period.
 func TestHeartbeatsKeyedOnTerm(t *testing.T) {
 	term := uint64(7)
-	h := NewHeartbeats(30*time.Second, func() uint64 { return term })
+	h := NewHeartbeats(30*time.Second, func() uint64 { return term }, nil)
 	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	h.Beat(1, 2, t0)
 	h.AddPolicyLog([]api.PolicyLogEntry{{VirtualRouterID: 5, Action: "allow"}, {VirtualRouterID: 5, Action: "deny"}})
@@ -56,7 +56,7 @@ func TestHeartbeatsKeyedOnTerm(t *testing.T) {
 // at every heartbeat; a new term's memory starts ok.
 func TestHealthChangesOnce(t *testing.T) {
 	term := uint64(1)
-	h := NewHeartbeats(time.Minute, func() uint64 { return term })
+	h := NewHeartbeats(time.Minute, func() uint64 { return term }, nil)
 	now := time.Now()
 	for i, c := range []struct {
 		health, detail string
@@ -78,4 +78,58 @@ func TestHealthChangesOnce(t *testing.T) {
 	if !h.SetHealth(5, 0, "degraded", "y", now) || h.SetHealth(7, 0, "ok", "", now) {
 		t.Error("a new term's memory does not start ok")
 	}
+}
+
+// TestHealthShown: what the API and /metrics show of an agent's health is
+// its last report while it beats; unknown before its first report, once
+// it is silent past the deadline, in a later term, and on a node that
+// does not lead (whose memory, if any, is not the leader's).
+func TestHealthShown(t *testing.T) {
+	term, leading := uint64(1), true
+	h := NewHeartbeats(time.Minute, func() uint64 { return term }, func() bool { return leading })
+	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	check := func(step, got, gotDetail, want, wantDetail string) {
+		t.Helper()
+		if got != want || gotDetail != wantDetail {
+			t.Errorf("%s: health %q %q, want %q %q", step, got, gotDetail, want, wantDetail)
+		}
+	}
+	h.Beat(5, 7, t0) // registered: beats, no health said yet
+	hs, d := h.ServerHealth(5, t0)
+	check("before a report", hs, d, api.AgentHealthUnknown, "")
+
+	h.Beat(5, 7, t0)
+	h.SetHealth(5, 7, "degraded", "libvirt: gone", t0)
+	hs, d = h.ServerHealth(5, t0.Add(time.Second))
+	check("server, degraded", hs, d, api.AgentHealthDegraded, "libvirt: gone")
+	hs, d = h.RouterHealth(7, t0.Add(time.Second))
+	check("router, degraded", hs, d, api.AgentHealthDegraded, "libvirt: gone")
+	hs, d = h.ServerHealth(6, t0)
+	check("another server", hs, d, api.AgentHealthUnknown, "")
+
+	h.Beat(5, 0, t0.Add(2*time.Second)) // the hypervisor role alone
+	h.SetHealth(5, 0, "ok", "", t0.Add(2*time.Second))
+	hs, d = h.ServerHealth(5, t0.Add(3*time.Second))
+	check("server, ok again", hs, d, api.AgentHealthOK, "")
+	hs, d = h.RouterHealth(7, t0.Add(3*time.Second))
+	check("router, untouched by the server's report", hs, d, api.AgentHealthDegraded, "libvirt: gone")
+
+	hs, d = h.ServerHealth(5, t0.Add(2*time.Second+time.Minute))
+	check("silent past the deadline", hs, d, api.AgentHealthUnknown, "")
+
+	h.Beat(5, 0, t0.Add(4*time.Second))
+	h.SetHealth(5, 0, "", "", t0.Add(4*time.Second))
+	hs, d = h.ServerHealth(5, t0.Add(5*time.Second))
+	check("an agent that does not say", hs, d, api.AgentHealthOK, "")
+
+	leading = false
+	if h.Leading() {
+		t.Error("Leading on a node that does not lead")
+	}
+	hs, d = h.ServerHealth(5, t0.Add(5*time.Second))
+	check("not the leader", hs, d, api.AgentHealthUnknown, "")
+	leading = true
+	term++
+	hs, d = h.ServerHealth(5, t0.Add(5*time.Second))
+	check("a later term", hs, d, api.AgentHealthUnknown, "")
 }

@@ -560,3 +560,54 @@ func TestRunRobotOrderedByUpdated(t *testing.T) {
 		t.Errorf("virtual_routers.updaterunning %s, want p2's router first", got)
 	}
 }
+
+// TestAgent_HealthIsShown: the health an agent reports in its heartbeats
+// shows on its server and router (agent_health, agent_health_detail):
+// unknown from registration until its first report, degraded with the
+// reason, ok again without one, and unknown once it is silent past the
+// down-after deadline. A server no agent registered for shows none.
+func TestAgent_HealthIsShown(t *testing.T) {
+	e := newAgentEnv(t)
+	c := e.c.For(t)
+	show := func(base string, id uint64, query string) (any, any) {
+		t.Helper()
+		v := c.Do("GET", apitest.Path(base, id)+query, nil, e.f.root).Expect(200).Content()
+		return v["agent_health"], v["agent_health_detail"]
+	}
+	want := func(step string, health, detail any) {
+		t.Helper()
+		for _, base := range []string{"/iaas/server/", "/iaas/router/"} {
+			id := e.server
+			if base == "/iaas/router/" {
+				id = e.router
+			}
+			if h, d := show(base, id, ""); h != health || d != detail {
+				t.Errorf("%s: %s%d shows agent_health %v, agent_health_detail %v; want %v, %v", step, base, id, h, d, health, detail)
+			}
+		}
+	}
+	want("registered, no heartbeat yet", "unknown", nil)
+	beat := map[string]any{"server_id": e.server, "router_id": e.router, "health": "degraded", "detail": "libvirt: connection refused"}
+	c.Do("POST", "/v1/agent/heartbeat", beat, e.robot).Expect(204)
+	want("degraded", "degraded", "libvirt: connection refused")
+	// the list shows it too, and a single-node leader serves ?stale=true from its own memory
+	l := c.Do("GET", fmt.Sprintf("/iaas/server/?id=%d", e.server), nil, e.f.root).Expect(200).List()
+	if len(l.Content) != 1 || l.Content[0]["agent_health"] != "degraded" {
+		t.Errorf("server list = %v, want the server, degraded", l.Content)
+	}
+	if h, _ := show("/iaas/server/", e.server, "?stale=true"); h != "degraded" {
+		t.Errorf("stale read on the leader: agent_health %v, want degraded", h)
+	}
+	beat["health"], beat["detail"] = "ok", ""
+	c.Do("POST", "/v1/agent/heartbeat", beat, e.robot).Expect(204)
+	want("ok again", "ok", nil)
+	// silence past the down-after deadline (600ms): its last word is not its health now
+	time.Sleep(time.Second)
+	want("silent", "unknown", nil)
+
+	other := c.Do("POST", "/iaas/server/", map[string]any{"region_id": e.f.reg, "type_id": 2, "storage_type_id": e.x.st,
+		"cores": 8, "ram": 64, "gb": 1000, "asset_tag": e.f.n.Unique("bare")}, e.f.root).Expect(201).ID()
+	if h, d := show("/iaas/server/", other, ""); h != nil || d != nil {
+		t.Errorf("a server without an agent shows agent_health %v, %v; want neither", h, d)
+	}
+}

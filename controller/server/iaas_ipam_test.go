@@ -474,6 +474,8 @@ func TestIaaSSchemasMatchViews(t *testing.T) {
 		{"RangeResult", reflect.TypeFor[iaas.ValidatorItem](), true},
 		{"AddressResult", reflect.TypeFor[iaas.ValidatorItem](), true},
 		{"ValidatorError", reflect.TypeFor[ipam.ValidatorError](), true},
+		{"Server", reflect.TypeFor[iaas.ServerView](), true},
+		{"Router", reflect.TypeFor[iaas.RouterView](), true},
 		{"ASNInput", reflect.TypeFor[iaas.ASNInput](), false},
 		{"AllocationInput", reflect.TypeFor[iaas.AllocationInput](), false},
 		{"SubnetInput", reflect.TypeFor[iaas.SubnetInput](), false},

@@ -134,10 +134,10 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 	factors := cfg.Factors()
 	s.api = api.New(api.Config{ClusterToken: cfg.ClusterToken, OpenAPI: openapiJSON, ForwardTLS: forwardTLS, Placement: &factors},
 		s.cluster, s.store, log, s.registry)
+	s.heartbeats = robot.NewHeartbeats(cfg.agentDownAfter(), s.cluster.Term, s.cluster.IsLeader)
 	membership.Register(s.api)
-	iaas.Register(s.api)
+	iaas.Register(s.api, iaas.Options{AgentHealth: s.heartbeats})
 	melange.Register(s.api, melange.Options{DefaultCIDR: cfg.MelangeDefaultCIDR})
-	s.heartbeats = robot.NewHeartbeats(cfg.agentDownAfter(), s.cluster.Term)
 	agent.Register(s.api, agent.Config{Heartbeats: s.heartbeats, HeartbeatInterval: cfg.agentHeartbeat(), Logger: log})
 
 	if cfg.dnsEnabled() {

@@ -381,6 +381,17 @@ const (
 	AgentDown = "down"
 )
 
+// Agent health: what an agent says of itself in its heartbeats (ok or
+// degraded), and what the controller shows of it (agent_health of a server
+// or router view): unknown when the answering node has no report to go by
+// (it is not the leader, it became leader since the agent's last
+// heartbeat, or the agent has been silent past the down-after deadline).
+const (
+	AgentHealthOK       = "ok"
+	AgentHealthDegraded = "degraded"
+	AgentHealthUnknown  = "unknown"
+)
+
 // PolicyLogEntry is one packet that matched a firewall rule with logging
 // on (GET /iaas/policy_log/{project_id}/).
 type PolicyLogEntry struct {

@@ -263,7 +263,7 @@ func serverFields(fe wire.FieldErrors, q *api.Request, s *wire.Server, in *wire.
 	api.Set(&s.Model, in.Model)
 }
 
-func registerServer(a *api.API) {
+func registerServer(a *api.API, opts Options) {
 	api.Register(a, api.Service[*wire.Server]{
 		App: App, Name: "server", Tables: []string{state.Servers},
 		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"region_id": query.Number, "type_id": query.Number,
@@ -274,6 +274,7 @@ func registerServer(a *api.API) {
 		All:     (*state.ReadTxn).ServerList,
 		Get:     (*state.ReadTxn).Server,
 		Visible: func(q *api.Request, s *wire.Server) bool { return seesRegion(q, s.RegionID) },
+		Expand:  serverView(opts.AgentHealth, a.Now),
 		Create: func(q *api.Request) (*fsm.Command, error) {
 			var in wire.ServerInput
 			if err := q.Decode(&in); err != nil {
@@ -438,28 +439,7 @@ func routerFields(fe wire.FieldErrors, q *api.Request, r *wire.Router, in *wire.
 	api.Set(&r.Enabled, in.Enabled)
 }
 
-// routerViewT is a router with CloudCIX's capacity_available: capacity
-// less its virtual routers that are not CLOSED (null for a phantom).
-type routerViewT struct {
-	*wire.Router
-	CapacityAvailable *int `json:"capacity_available"`
-}
-
-func routerView(r *state.ReadTxn, rt *wire.Router) any {
-	v := routerViewT{Router: rt}
-	if rt.Capacity != nil {
-		n := *rt.Capacity
-		for _, vr := range r.VirtualRoutersOnRouter(rt.ID) {
-			if vr.State != wire.StateClosed {
-				n--
-			}
-		}
-		v.CapacityAvailable = &n
-	}
-	return v
-}
-
-func registerRouter(a *api.API) {
+func registerRouter(a *api.API, opts Options) {
 	api.Register(a, api.Service[*wire.Router]{
 		App: App, Name: "router", Tables: []string{state.Routers},
 		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"region_id": query.Number, "capacity": query.Number,
@@ -469,7 +449,7 @@ func registerRouter(a *api.API) {
 		All:     (*state.ReadTxn).RouterList,
 		Get:     (*state.ReadTxn).Router,
 		Visible: func(q *api.Request, r *wire.Router) bool { return seesRegion(q, r.RegionID) },
-		Expand:  routerView,
+		Expand:  routerView(opts.AgentHealth, a.Now),
 		Create: func(q *api.Request) (*fsm.Command, error) {
 			var in wire.RouterInput
 			if err := q.Decode(&in); err != nil {

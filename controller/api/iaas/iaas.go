@@ -26,7 +26,7 @@ import (
 const App = "iaas"
 
 // Register adds the iaas services to a.
-func Register(a *api.API) {
+func Register(a *api.API, opts Options) {
 	registerASN(a)
 	registerAllocation(a)
 	registerSubnet(a)
@@ -41,9 +41,9 @@ func Register(a *api.API) {
 	registerImage(a)
 	registerRegionImage(a)
 	registerServerType(a)
-	registerServer(a)
+	registerServer(a, opts)
 	registerInterface(a)
-	registerRouter(a)
+	registerRouter(a, opts)
 	registerProject(a)
 	registerCloud(a)
 	registerVirtualRouter(a)
