@@ -1,7 +1,11 @@
 package server_test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -609,5 +613,116 @@ func TestAgent_HealthIsShown(t *testing.T) {
 		"cores": 8, "ram": 64, "gb": 1000, "asset_tag": e.f.n.Unique("bare")}, e.f.root).Expect(201).ID()
 	if h, d := show("/iaas/server/", other, ""); h != nil || d != nil {
 		t.Errorf("a server without an agent shows agent_health %v, %v; want neither", h, d)
+	}
+}
+
+// TestAgentHealthMetric: the leader's /metrics reports each registered
+// agent's health as regent_agent_health{kind,id,hostname,health}, 1 on the
+// series of its current health and 0 on the others.
+func TestAgentHealthMetric(t *testing.T) {
+	e := newAgentEnvBeating(t, "1s", "10s")
+	c := e.c.For(t)
+	metric := func(kind string, id uint64, health string) string {
+		t.Helper()
+		m := string(c.Do("GET", "/metrics", nil, "").Expect(200).Body)
+		prefix := fmt.Sprintf(`regent_agent_health{health=%q,hostname="hv1",id="%d",kind=%q} `, health, id, kind)
+		for _, l := range strings.Split(m, "\n") {
+			if v, ok := strings.CutPrefix(l, prefix); ok {
+				return v
+			}
+		}
+		return "absent"
+	}
+	want := func(step, health string) {
+		t.Helper()
+		for _, k := range []struct {
+			kind string
+			id   uint64
+		}{{"server", e.server}, {"router", e.router}} {
+			for _, h := range []string{"ok", "degraded", "unknown"} {
+				v := "0"
+				if h == health {
+					v = "1"
+				}
+				if got := metric(k.kind, k.id, h); got != v {
+					t.Errorf("%s: regent_agent_health{kind=%q,health=%q} = %s, want %s", step, k.kind, h, got, v)
+				}
+			}
+		}
+	}
+	want("registered", "unknown")
+	beat := map[string]any{"server_id": e.server, "router_id": e.router, "health": "degraded", "detail": "nft: ruleset rejected"}
+	c.Do("POST", "/v1/agent/heartbeat", beat, e.robot).Expect(204)
+	want("degraded", "degraded")
+	beat["health"], beat["detail"] = "ok", ""
+	c.Do("POST", "/v1/agent/heartbeat", beat, e.robot).Expect(204)
+	want("ok", "ok")
+}
+
+// TestAgent_HealthOnAFollowerIsUnknown: heartbeats are leader memory, so a
+// follower serving ?stale=true shows agent_health unknown (not a guess, not
+// an old term's memory) and its /metrics has no regent_agent_health series,
+// while the leader shows and exports the report.
+func TestAgent_HealthOnAFollowerIsUnknown(t *testing.T) {
+	e := newAgentEnv(t)
+	c := e.c.For(t)
+	cfg := server.Defaults()
+	cfg.NodeID, cfg.DataDir = "follower", t.TempDir()
+	cfg.HTTPAddr, cfg.RaftAddr, cfg.DNSAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Join, cfg.ClusterToken, cfg.LogLevel = e.f.n.URL, e.f.n.ClusterToken, "error"
+	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = "200ms", "200ms", "100ms"
+	cfg.AgentHeartbeat, cfg.AgentDownAfter = "100ms", "600ms"
+	follower, err := server.New(cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		follower.Shutdown(ctx)
+	})
+	get := func(base, path string) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", base+path, nil)
+		req.Header.Set("X-Auth-Token", e.f.root)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	c.Do("POST", "/v1/agent/heartbeat", map[string]any{"server_id": e.server, "router_id": e.router, "health": "degraded", "detail": "libvirt: gone"}, e.robot).Expect(204)
+	if h := c.Do("GET", apitest.Path("/iaas/server/", e.server), nil, e.f.root).Expect(200).Content()["agent_health"]; h != "degraded" {
+		t.Fatalf("leader: agent_health %v, want degraded", h)
+	}
+	// the follower has the server once it has caught up
+	path := apitest.Path("/iaas/server/", e.server) + "?stale=true"
+	var v wire.Item[map[string]any]
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		code, b := get(follower.URL(), path)
+		if code == 200 && json.Unmarshal(b, &v) == nil && v.Content["status"] == "up" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the follower never served the server: %d %s", code, b)
+		}
+	}
+	if follower.Cluster().IsLeader() {
+		t.Fatal("the joined node leads")
+	}
+	if v.Content["agent_health"] != "unknown" || v.Content["agent_health_detail"] != nil {
+		t.Errorf("follower, ?stale=true: agent_health %v, detail %v; want unknown and none", v.Content["agent_health"], v.Content["agent_health_detail"])
+	}
+	// without ?stale the follower forwards to the leader, which knows
+	if _, b := get(follower.URL(), apitest.Path("/iaas/server/", e.server)); !strings.Contains(string(b), `"agent_health":"degraded"`) {
+		t.Errorf("follower, forwarded read: %s, want the leader's degraded", b)
+	}
+	if _, b := get(follower.URL(), "/metrics"); strings.Contains(string(b), "regent_agent_health{") {
+		t.Errorf("the follower exports regent_agent_health")
+	}
+	if m := string(c.Do("GET", "/metrics", nil, "").Expect(200).Body); !strings.Contains(m, `regent_agent_health{health="degraded",hostname="hv1",id="`) {
+		t.Errorf("the leader does not export the degraded agent")
 	}
 }

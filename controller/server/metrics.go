@@ -3,8 +3,10 @@ package server
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/regentcloud/regent/controller/robot"
 	"github.com/regentcloud/regent/controller/state"
 	"github.com/regentcloud/regent/pkg/api"
 	"github.com/regentcloud/regent/pkg/netx"
@@ -131,5 +133,55 @@ func (c *workQueueCollector) Collect(ch chan<- prometheus.Metric) {
 			name = strconv.Itoa(k.state)
 		}
 		ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(v), k.kind, strings.ToLower(name))
+	}
+}
+
+// agentHealthCollector reports, at scrape time, the health every agent
+// last reported in its heartbeats, as the leader remembers it: for each
+// server and router an agent has registered for (so one series set per
+// host), 1 on the series of its health (ok, degraded or unknown) and 0 on
+// the other two, as kube-state-metrics reports a state set. Heartbeats are
+// leader memory, so a node that does not lead reports no series at all
+// rather than stale or empty figures; after a leader change the new leader
+// reports unknown until each agent's next heartbeat.
+type agentHealthCollector struct {
+	store  *state.Store
+	hb     *robot.Heartbeats
+	health *prometheus.Desc
+}
+
+func newAgentHealthCollector(store *state.Store, hb *robot.Heartbeats) *agentHealthCollector {
+	return &agentHealthCollector{store: store, hb: hb, health: prometheus.NewDesc("regent_agent_health",
+		"Health an agent reported in its last heartbeat (1 on the series of its health: ok, degraded, or unknown when the leader has no current report), by the server or router it acts for. Leader only.",
+		[]string{"kind", "id", "hostname", "health"}, nil)}
+}
+
+func (c *agentHealthCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.health }
+
+func (c *agentHealthCollector) Collect(ch chan<- prometheus.Metric) {
+	if !c.hb.Leading() {
+		return
+	}
+	rt, now := c.store.Read(), time.Now()
+	emit := func(kind string, id uint64, hostname, health string) {
+		for _, h := range []string{api.AgentHealthOK, api.AgentHealthDegraded, api.AgentHealthUnknown} {
+			v := 0.0
+			if h == health {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.health, prometheus.GaugeValue, v, kind, strconv.FormatUint(id, 10), hostname, h)
+		}
+	}
+	for _, s := range rt.ServerList() {
+		if s.Status != "" { // an agent registered for it
+			h, _ := c.hb.ServerHealth(s.ID, now)
+			emit("server", s.ID, s.Hostname, h)
+		}
+	}
+	for _, r := range rt.RouterList() {
+		if r.Status != "" {
+			h, _ := c.hb.RouterHealth(r.ID, now)
+			emit("router", r.ID, r.Hostname, h)
+		}
 	}
 }

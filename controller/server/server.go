@@ -135,6 +135,7 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 	s.api = api.New(api.Config{ClusterToken: cfg.ClusterToken, OpenAPI: openapiJSON, ForwardTLS: forwardTLS, Placement: &factors},
 		s.cluster, s.store, log, s.registry)
 	s.heartbeats = robot.NewHeartbeats(cfg.agentDownAfter(), s.cluster.Term, s.cluster.IsLeader)
+	s.registry.MustRegister(newAgentHealthCollector(s.store, s.heartbeats))
 	membership.Register(s.api)
 	iaas.Register(s.api, iaas.Options{AgentHealth: s.heartbeats})
 	melange.Register(s.api, melange.Options{DefaultCIDR: cfg.MelangeDefaultCIDR})
