@@ -594,6 +594,13 @@ func TestAgent_HealthIsShown(t *testing.T) {
 	beat := map[string]any{"server_id": e.server, "router_id": e.router, "health": "degraded", "detail": "libvirt: connection refused"}
 	c.Do("POST", "/v1/agent/heartbeat", beat, e.robot).Expect(204)
 	want("degraded", "degraded", "libvirt: connection refused")
+	// a detail over 1 KiB is cut at a character boundary, not refused
+	long := map[string]any{"server_id": e.server, "router_id": e.router, "health": "degraded", "detail": strings.Repeat("é", 700)}
+	c.Do("POST", "/v1/agent/heartbeat", long, e.robot).Expect(204)
+	if _, d := show("/iaas/server/", e.server, ""); d != strings.Repeat("é", 510)+"…" {
+		t.Errorf("a 1400-byte detail is shown as %d bytes: %q", len(fmt.Sprint(d)), d)
+	}
+	c.Do("POST", "/v1/agent/heartbeat", beat, e.robot).Expect(204)
 	// the list shows it too, and a single-node leader serves ?stale=true from its own memory
 	l := c.Do("GET", fmt.Sprintf("/iaas/server/?id=%d", e.server), nil, e.f.root).Expect(200).List()
 	if len(l.Content) != 1 || l.Content[0]["agent_health"] != "degraded" {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/regentcloud/regent/controller/api"
@@ -151,6 +152,9 @@ func (r *routes) heartbeat(q *api.Request) error {
 	if in.Health != "" && in.Health != "ok" && in.Health != "degraded" {
 		return bad("agent_heartbeat_102", "health is ok or degraded, got %q.", in.Health)
 	}
+	// The detail is an error message the API shows on the server and
+	// router; a long one is cut rather than costing the agent its heartbeat.
+	in.Detail = truncateUTF8(in.Detail, maxHealthDetail)
 	if len(in.PolicyLog) > 4096 {
 		return bad("agent_heartbeat_103", "At most 4096 policy log entries per heartbeat, got %d.", len(in.PolicyLog))
 	}
@@ -352,4 +356,21 @@ func (r *routes) policyLog(q *api.Request) error {
 	api.WriteJSON(q.W, http.StatusOK, wire.List[wire.PolicyLogEntry]{Content: entries,
 		Metadata: wire.ListMetadata{Limit: robot.PolicyLogSize, Order: "-time", TotalRecords: len(entries), Warnings: []string{}}})
 	return nil
+}
+
+// maxHealthDetail bounds the health detail kept from a heartbeat (bytes).
+const maxHealthDetail = 1024
+
+// truncateUTF8 cuts s to at most max bytes at a character boundary, marking
+// the cut with "…".
+func truncateUTF8(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	const mark = "…"
+	cut := max - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
 }
