@@ -136,8 +136,12 @@ func (h *Heartbeats) AddPolicyLog(entries []api.PolicyLogEntry) {
 	}
 }
 
-// PolicyLog returns the recent entries of a virtual router, newest first.
+// PolicyLog returns the recent entries of a virtual router, newest first;
+// none on a node that does not lead (its memory, if any, is old).
 func (h *Heartbeats) PolicyLog(vr uint64) []api.PolicyLogEntry {
+	if !h.Leading() {
+		return []api.PolicyLogEntry{}
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.enter(time.Now())
@@ -167,8 +171,12 @@ func (h *Heartbeats) SetVPNStatus(vrs []uint64, statuses []api.VPNStatus) {
 	}
 }
 
-// VPNStatus returns the last reported status of a VPN.
+// VPNStatus returns the last reported status of a VPN; none on a node
+// that does not lead.
 func (h *Heartbeats) VPNStatus(vpn uint64) (api.VPNStatus, bool) {
+	if !h.Leading() {
+		return api.VPNStatus{}, false
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.enter(time.Now())

@@ -122,9 +122,17 @@ func TestHealthShown(t *testing.T) {
 	hs, d = h.ServerHealth(5, t0.Add(5*time.Second))
 	check("an agent that does not say", hs, d, api.AgentHealthOK, "")
 
+	h.AddPolicyLog([]api.PolicyLogEntry{{VirtualRouterID: 9}})
+	h.SetVPNStatus([]uint64{9}, []api.VPNStatus{{VPNID: 3, VirtualRouterID: 9}})
+	if _, ok := h.VPNStatus(3); !ok || len(h.PolicyLog(9)) != 1 {
+		t.Fatal("the leader lost a VPN status or policy log entry")
+	}
 	leading = false
 	if h.Leading() {
 		t.Error("Leading on a node that does not lead")
+	}
+	if _, ok := h.VPNStatus(3); ok || len(h.PolicyLog(9)) != 0 {
+		t.Error("a node that does not lead answers from its old memory: VPN status or policy log")
 	}
 	hs, d = h.ServerHealth(5, t0.Add(5*time.Second))
 	check("not the leader", hs, d, api.AgentHealthUnknown, "")
