@@ -1,8 +1,14 @@
 package server_test
 
 import (
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/regentcloud/regent/controller/internal/apitest"
@@ -34,5 +40,69 @@ func TestIPAMUtilisationGauge(t *testing.T) {
 	}
 	if r, err := strconv.ParseFloat(m[1], 64); err != nil || r <= 0.03 || r >= 0.05 {
 		t.Fatalf("utilisation ratio %s, want about 10/254", m[1])
+	}
+}
+
+// TestDeployAndDocsNameRealMetrics: every regent_* metric the Grafana
+// dashboard, the Prometheus config and the docs name is one the code
+// registers (a literal name in a non-test Go file of the controller or the
+// agent; a histogram's _bucket/_sum/_count and a counter's _total suffix
+// are the same metric). The dashboard once charted a queue metric that no
+// longer existed.
+func TestDeployAndDocsNameRealMetrics(t *testing.T) {
+	name := regexp.MustCompile(`regent_[a-z0-9_]*[a-z0-9]`)
+	errorCode := regexp.MustCompile(`^regent_[a-z]+_[0-9]{3}$`) // regent_request_005, an error code
+	known := map[string]bool{}
+	for _, dir := range []string{"../../controller", "../../agent", "../../pkg"} {
+		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			for _, m := range regexp.MustCompile(`"(regent_[a-z0-9_]+)"`).FindAllSubmatch(b, -1) {
+				known[string(m[1])] = true
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	files, _ := filepath.Glob("../../deploy/*")
+	docs, _ := filepath.Glob("../../docs/*.md")
+	files = append(append(files, docs...), "../../README.md")
+	checked := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		text := string(b)
+		for _, loc := range name.FindAllStringIndex(text, -1) {
+			m := text[loc[0]:loc[1]]
+			if errorCode.MatchString(m) {
+				continue
+			}
+			if rest := text[loc[1]:]; strings.HasPrefix(rest, "_*") || strings.HasPrefix(rest, "*") {
+				// a family: regent_vm_* names at least one metric
+				if !slices.ContainsFunc(slices.Collect(maps.Keys(known)), func(k string) bool { return strings.HasPrefix(k, m+"_") }) {
+					t.Errorf("%s names %s_*, but no registered metric starts so", filepath.Base(f), m)
+				}
+				checked++
+				continue
+			}
+			base := m
+			for _, suf := range []string{"_bucket", "_sum", "_count"} {
+				base = strings.TrimSuffix(base, suf)
+			}
+			if known[m] || known[base] || known[strings.TrimSuffix(m, "_total")] {
+				checked++
+				continue
+			}
+			t.Errorf("%s names %s, which no controller or agent code registers", filepath.Base(f), m)
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no metric names found in deploy/ and docs/")
 	}
 }
