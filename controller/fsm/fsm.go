@@ -142,7 +142,7 @@ func (f *FSM) applyRun(units []unit) bool {
 		if txn == nil {
 			txn = f.store.Write(u.index, c.Time)
 		}
-		txn.Index, txn.Now, txn.Entry, txn.Sub = u.index, c.Time.UTC(), u.entry, u.sub
+		txn.Index, txn.Now, txn.Entry, txn.Sub, txn.UserID = u.index, c.Time.UTC(), u.entry, u.sub, c.Actor.UserID
 		v, err := h(txn, c)
 		f.applyDur.WithLabelValues(typeName(c.Type)).Observe(time.Since(start).Seconds())
 		if err != nil {

@@ -218,7 +218,7 @@ func (t *Txn) PTRCreate(r *api.Record, anyOwner bool) (*api.Record, error) {
 	}
 	zone := t.reverseZone(r.Name)
 	if zone == nil {
-		zone = &api.Domain{MemberID: api.GlobalMemberID, Name: netx.CloudCIXReverseZone(addr), ModifiedBy: r.ModifiedBy}
+		zone = &api.Domain{MemberID: api.GlobalMemberID, Name: netx.CloudCIXReverseZone(addr)}
 		if _, err := t.DomainCreate(zone); err != nil {
 			return nil, err
 		}

@@ -63,6 +63,10 @@ type Txn struct {
 	// must not be changed by a later one (see ErrDeferred).
 	Entry *Entry
 	Sub   int
+	// UserID is the user of the command being applied (0: none). The write
+	// helpers stamp it as modified_by on the objects that record their
+	// last writer (api.ModifiedByer).
+	UserID uint64
 
 	bumps map[string]*IndexEntry // table index entries, written at Commit
 }
@@ -215,6 +219,15 @@ func (t *Txn) bump(table string, alloc bool) (uint64, error) {
 	return e.LastID, nil
 }
 
+// stampWriter records the command's user as the last writer of obj, when
+// obj keeps one (modified_by). Every write that moves modified_index goes
+// through here, so the two always change together.
+func (t *Txn) stampWriter(obj any) {
+	if w, ok := obj.(api.ModifiedByer); ok {
+		w.SetModifiedBy(t.UserID)
+	}
+}
+
 // insertNew stores a new object: assigns the next id of its table and stamps
 // its timestamps and indexes.
 func insertNew[T api.Object](t *Txn, table string, obj T) error {
@@ -226,6 +239,7 @@ func insertNew[T api.Object](t *Txn, table string, obj T) error {
 	m.ID = id
 	m.Created, m.Updated = t.stamp(), t.stamp()
 	m.CreatedIndex, m.ModifiedIndex = t.Index, t.Index
+	t.stampWriter(obj)
 	if err := t.claim(table, id); err != nil {
 		return err
 	}
@@ -252,6 +266,7 @@ func replace[T api.Object](t *Txn, table string, obj T, expect uint64, code stri
 	}
 	m.Created, m.CreatedIndex = old.Created, old.CreatedIndex
 	m.Updated, m.ModifiedIndex = t.stamp(), t.Index
+	t.stampWriter(obj)
 	if _, err := t.bump(table, false); err != nil {
 		return err
 	}

@@ -17,9 +17,9 @@ const (
 // Domain is a forward or reverse zone served by the region's name servers.
 type Domain struct {
 	Meta
-	MemberID   uint64 `json:"member_id"`
-	Name       string `json:"name"`
-	ModifiedBy uint64 `json:"modified_by"`
+	MemberID uint64 `json:"member_id"`
+	Name     string `json:"name"`
+	Modified
 	// Serial is the SOA serial: the raft index of the last change to the
 	// zone's records (or of its creation).
 	Serial uint64 `json:"serial"`
@@ -40,5 +40,5 @@ type Record struct {
 	FailoverContent string `json:"failover_content"`
 	Georegion       int    `json:"georegion"`
 	IPAddress       string `json:"ip_address,omitempty"`
-	ModifiedBy      uint64 `json:"modified_by"`
+	Modified
 }

@@ -61,6 +61,8 @@ type IPBlock struct {
 	VXLAN           uint32 `json:"vxlan,omitempty"`
 	VirtualRouterID uint64 `json:"virtual_router_id,omitempty"`
 	RouterID        uint64 `json:"router_id,omitempty"`
+	// Modified is CloudCIX's modified_by (allocations and subnets).
+	Modified
 }
 
 // IPAddress is an address held in a block: allocated, or soft-deallocated
@@ -86,6 +88,8 @@ type IPAddress struct {
 	PublicIPID    uint64 `json:"public_ip_id,omitempty"`
 	Deallocated   bool   `json:"deallocated"`
 	DeallocatedAt string `json:"deallocated_at,omitempty"`
+	// Modified is CloudCIX's modified_by.
+	Modified
 }
 
 // IPPolicy is a Melange policy. Its unusable ranges and octets are part of
@@ -188,6 +192,5 @@ type CIXListEntry struct {
 	Meta
 	CIDR    string `json:"cidr"`
 	Comment string `json:"comment"`
-	// ModifiedBy is the id of the user who last wrote the record.
-	ModifiedBy uint64 `json:"modified_by"`
+	Modified
 }

@@ -53,7 +53,7 @@ func registerCIXList(a *api.API, name, table string, createType, deleteType fsm.
 				return nil, err
 			}
 			fe := wire.FieldErrors{}
-			e := &wire.CIXListEntry{ModifiedBy: q.P.UserID}
+			e := &wire.CIXListEntry{}
 			if required(fe, q, "cidr", in.CIDR != nil, 101) {
 				if p, ok := state.CanonicalCIDR(*in.CIDR); !ok {
 					fe.Add("cidr", q.Code(101), "cidr %q is not a valid CIDR or IP address.", *in.CIDR)

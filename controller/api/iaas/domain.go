@@ -36,7 +36,7 @@ func registerDomain(a *api.API) {
 	api.Register(a, api.Service[*wire.Domain]{
 		App: App, Name: "domain", Tables: []string{state.Domains},
 		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"name": query.String, "member_id": query.Number,
-			"serial": query.Number}),
+			"serial": query.Number, "modified_by": query.Number}),
 			Ordering: []string{"name", "id", "created", "updated"}},
 		All: (*state.ReadTxn).DomainList,
 		Get: (*state.ReadTxn).Domain,
@@ -70,7 +70,7 @@ func registerDomain(a *api.API) {
 				fe.Add("name", q.Code(105), "The domain %s already exists.", name)
 				return nil, fe.Err()
 			}
-			return q.Command(fsm.DomainCreateType, &wire.Domain{MemberID: q.P.MemberID, Name: name, ModifiedBy: q.P.UserID})
+			return q.Command(fsm.DomainCreateType, &wire.Domain{MemberID: q.P.MemberID, Name: name})
 		},
 		Delete: func(q *api.Request, cur *wire.Domain) (*fsm.Command, error) {
 			return q.Command(fsm.DomainDeleteType, fsm.IDPayload{ID: cur.ID})

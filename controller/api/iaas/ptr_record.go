@@ -51,7 +51,8 @@ func registerPTRRecord(a *api.API) {
 	api.Register(a, api.Service[*wire.Record]{
 		App: App, Name: "ptr_record", Tables: []string{state.Records},
 		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"name": query.String, "content": query.String,
-			"ip_address": query.String, "ttl": query.Number, "member_id": query.Number, "domain_id": query.Number}),
+			"ip_address": query.String, "ttl": query.Number, "member_id": query.Number, "domain_id": query.Number,
+			"modified_by": query.Number}),
 			Ordering: []string{"name", "content", "ip_address", "ttl", "id", "created", "updated"}},
 		All: func(r *state.ReadTxn) []*wire.Record {
 			var out []*wire.Record
@@ -95,7 +96,7 @@ func registerPTRRecord(a *api.API) {
 				return nil, err
 			}
 			rec := &wire.Record{Type: "PTR", Name: strings.TrimSuffix(netx.ReverseName(addr), "."), Content: content,
-				TTL: ttl, Priority: wire.RecordDefaultPriority, IPAddress: addr.String(), MemberID: q.P.MemberID, ModifiedBy: q.P.UserID}
+				TTL: ttl, Priority: wire.RecordDefaultPriority, IPAddress: addr.String(), MemberID: q.P.MemberID}
 			return q.Command(fsm.PTRCreateType, fsm.PTRPayload{Record: rec, AnyOwner: q.P.Global()})
 		},
 		Update: func(q *api.Request, cur *wire.Record, partial bool) (*fsm.Command, error) {
@@ -105,7 +106,6 @@ func registerPTRRecord(a *api.API) {
 			}
 			fe := wire.FieldErrors{}
 			rec := *cur
-			rec.ModifiedBy = q.P.UserID
 			if in.IPAddress != nil {
 				if a, err := netip.ParseAddr(strings.TrimSpace(*in.IPAddress)); err != nil || a.Unmap().String() != cur.IPAddress {
 					fe.Add("ip_address", q.Code(101), "The address of a PTR record cannot change; delete it and create another.")

@@ -65,7 +65,8 @@ func registerRecord(a *api.API) {
 		App: App, Name: "record", Tables: []string{state.Records},
 		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"name": query.String, "content": query.String,
 			"type": query.String, "ttl": query.Number, "priority": query.Number, "domain_id": query.Number,
-			"member_id": query.Number, "failover": query.Bool, "failover_content": query.String}),
+			"member_id": query.Number, "failover": query.Bool, "failover_content": query.String,
+			"modified_by": query.Number}),
 			Ordering: []string{"name", "content", "type", "ttl", "priority", "domain_id", "failover", "id", "created", "updated"}},
 		All: func(r *state.ReadTxn) []*wire.Record {
 			var out []*wire.Record
@@ -107,7 +108,7 @@ func registerRecord(a *api.API) {
 					typ = ""
 				}
 			}
-			rec := &wire.Record{Type: typ, ModifiedBy: q.P.UserID}
+			rec := &wire.Record{Type: typ}
 			if dom != nil {
 				rec.DomainID, rec.MemberID = dom.ID, dom.MemberID
 			}
@@ -131,7 +132,6 @@ func registerRecord(a *api.API) {
 			}
 			dom, _ := q.Txn.Domain(cur.DomainID)
 			rec := *cur
-			rec.ModifiedBy = q.P.UserID
 			recordFields(fe, q, dom, &rec, &in, partial)
 			if err := fe.Err(); err != nil {
 				return nil, err
