@@ -13,6 +13,7 @@ import (
 	"github.com/regentcloud/regent/controller/api/iaas"
 	"github.com/regentcloud/regent/controller/internal/apitest"
 	"github.com/regentcloud/regent/controller/ipam"
+	wire "github.com/regentcloud/regent/pkg/api"
 )
 
 // --- objects of the auth matrix rows of the iaas services ---
@@ -476,6 +477,9 @@ func TestIaaSSchemasMatchViews(t *testing.T) {
 		{"ValidatorError", reflect.TypeFor[ipam.ValidatorError](), true},
 		{"Server", reflect.TypeFor[iaas.ServerView](), true},
 		{"Router", reflect.TypeFor[iaas.RouterView](), true},
+		{"CIXListEntry", reflect.TypeFor[wire.CIXListEntry](), true},
+		{"Domain", reflect.TypeFor[wire.Domain](), true},
+		{"Record", reflect.TypeFor[wire.Record](), true},
 		{"ASNInput", reflect.TypeFor[iaas.ASNInput](), false},
 		{"AllocationInput", reflect.TypeFor[iaas.AllocationInput](), false},
 		{"SubnetInput", reflect.TypeFor[iaas.SubnetInput](), false},

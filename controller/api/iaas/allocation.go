@@ -30,12 +30,14 @@ type AllocationView struct {
 	Name         string `json:"name"`
 	Type         string `json:"type"`
 	SubnetsInUse int    `json:"subnets_in_use"`
+	wire.Modified
 }
 
 func allocationView(a *api.API) func(*wire.IPBlock) any {
 	return func(b *wire.IPBlock) any {
 		return &AllocationView{Meta: b.Meta, AddressRange: b.CIDR, ASNID: b.ASNID, MemberID: b.MemberID,
-			AddressID: b.MemberID, Name: b.Name, Type: b.Type, SubnetsInUse: len(a.Store().Read().IPBlockChildren(b.ID))}
+			AddressID: b.MemberID, Name: b.Name, Type: b.Type, SubnetsInUse: len(a.Store().Read().IPBlockChildren(b.ID)),
+			Modified: b.Modified}
 	}
 }
 
@@ -45,7 +47,7 @@ func registerAllocation(a *api.API) {
 	api.Register(a, api.Service[*wire.IPBlock]{
 		App: App, Name: "allocation", Tables: []string{state.IPBlocks},
 		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"name": query.String, "asn_id": query.Number,
-			"member_id": query.Number, "type": query.String, "cidr": query.String}),
+			"member_id": query.Number, "type": query.String, "cidr": query.String, "modified_by": query.Number}),
 			Ordering: []string{"id", "name", "asn_id", "created", "updated"}},
 		All: func(r *state.ReadTxn) []*wire.IPBlock { return blocks(r, isAllocation) },
 		Get: allocation,

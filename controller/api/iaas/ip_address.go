@@ -39,11 +39,13 @@ type IPAddressView struct {
 	PublicIPID uint64          `json:"public_ip_id"`
 	PublicIP   *wire.PubRef    `json:"public_ip"`
 	Subnet     *wire.SubnetRef `json:"subnet"`
+	wire.Modified
 }
 
 func ipAddressView(r *state.ReadTxn, ip *wire.IPAddress) any {
 	v := &IPAddressView{Meta: ip.Meta, Address: ip.Address, Version: ip.Version, SubnetID: ip.BlockID,
-		MemberID: ip.MemberID, Name: ip.Name, MACAddress: ip.MACAddress, VMID: ip.VMID, PublicIPID: ip.PublicIPID}
+		MemberID: ip.MemberID, Name: ip.Name, MACAddress: ip.MACAddress, VMID: ip.VMID, PublicIPID: ip.PublicIPID,
+		Modified: ip.Modified}
 	if p, ok := r.IPAddress(ip.PublicIPID); ok && ip.PublicIPID != 0 {
 		v.PublicIP = &wire.PubRef{ID: p.ID, Address: p.Address}
 	}
@@ -86,7 +88,7 @@ func registerIPAddress(a *api.API) {
 		App: App, Name: "ip_address", Tables: []string{state.IPAddresses},
 		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"address": query.String, "block_id": query.Number,
 			"member_id": query.Number, "name": query.String, "mac_address": query.String, "vm_id": query.Number,
-			"version": query.Number, "public_ip_id": query.Number}),
+			"version": query.Number, "public_ip_id": query.Number, "modified_by": query.Number}),
 			Ordering: []string{"id", "address", "name", "created", "updated"}},
 		All: func(r *state.ReadTxn) []*wire.IPAddress {
 			var out []*wire.IPAddress

@@ -46,6 +46,7 @@ type SubnetView struct {
 	RouterID        uint64 `json:"router_id"`
 	IPsInUse        int    `json:"ips_in_use"`
 	SubnetsInUse    int    `json:"subnets_in_use"`
+	wire.Modified
 }
 
 func netipPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
@@ -76,7 +77,7 @@ func subnetView(r *state.ReadTxn, b *wire.IPBlock) *SubnetView {
 	return &SubnetView{Meta: b.Meta, AddressRange: rawRange(b).String(), Gateway: b.Gateway,
 		AllocationID: allocationOf(r, b), ParentID: parent, MemberID: b.MemberID, AddressID: b.MemberID, Name: b.Name,
 		VLAN: b.VLAN, VXLAN: b.VXLAN, VirtualRouterID: b.VirtualRouterID, RouterID: b.RouterID,
-		IPsInUse: ips, SubnetsInUse: len(r.IPBlockChildren(b.ID))}
+		IPsInUse: ips, SubnetsInUse: len(r.IPBlockChildren(b.ID)), Modified: b.Modified}
 }
 
 // parseRange parses an address_range in gateway notation; the gateway must
@@ -115,7 +116,7 @@ func registerSubnet(a *api.API) {
 		App: App, Name: "subnet", Tables: []string{state.IPBlocks, state.IPAddresses},
 		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"name": query.String, "member_id": query.Number,
 			"parent_id": query.Number, "cidr": query.String, "gateway": query.String, "vlan": query.Number,
-			"vxlan": query.Number, "virtual_router_id": query.Number, "router_id": query.Number}),
+			"vxlan": query.Number, "virtual_router_id": query.Number, "router_id": query.Number, "modified_by": query.Number}),
 			Ordering: []string{"id", "name", "cidr", "vlan", "created", "updated"}},
 		All: func(r *state.ReadTxn) []*wire.IPBlock { return blocks(r, isSubnet) },
 		Get: subnet,
