@@ -107,6 +107,7 @@ func TestIaaSModifiedBy(t *testing.T) {
 	// private allocations and subnets.
 	cx := computeOf(f)
 	proj := get(apitest.Path("/iaas/project/", cx.project))
+	want("project made by the cloud", proj, f.r.AdminA) // was always 0 before
 	ids, _ := proj["allocation_ids"].([]any)
 	if len(ids) != 3 {
 		t.Fatalf("project allocations: %v", proj["allocation_ids"])

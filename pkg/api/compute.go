@@ -82,7 +82,9 @@ type Project struct {
 	VirtualRouterID uint64 `json:"virtual_router_id"`
 	// AllocationIDs are the private allocations: 10/8, 172.16/12, 192.168/16.
 	AllocationIDs []uint64 `json:"allocation_ids"`
-	ModifiedBy    uint64   `json:"modified_by"`
+	// Modified is the user of the last create or change, robots' state
+	// changes included (a robot token acts for its user).
+	Modified
 }
 
 // FirewallRule is one rule of a virtual router; the list is replaced as a
