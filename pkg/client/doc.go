@@ -36,6 +36,13 @@
 //
 //	regions, _, err := client.ListAll[*api.Region](ctx, c, client.RegionPath, nil)
 //
+// Raw passes JSON through untyped, for any method and route: it sends the
+// body as given and returns the response body as it came (regentctl's iaas
+// commands are built on it and on List[json.RawMessage]):
+//
+//	body, _, err := client.Raw(ctx, c, http.MethodPatch, "/iaas/subnet/5/", nil,
+//		json.RawMessage(`{"name": "web"}`), &client.WriteOptions{IfMatch: 42})
+//
 // Every call returns a *Meta besides its result: X-Regent-Index as
 // LastIndex (chain it into QueryOptions.Index or ListOptions.Index), and the
 // stale-read headers. The cluster administration API is c.Operator(), and

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -202,6 +203,26 @@ func Replace[T any](ctx context.Context, c *Client, path string, in any, opts *W
 // Delete deletes the object at path.
 func Delete(ctx context.Context, c *Client, path string) (*Meta, error) {
 	return c.do(ctx, &request{method: http.MethodDelete, path: path}, nil)
+}
+
+// Raw sends one request to any route of the API (path such as
+// "/iaas/subnet/" or "/iaas/subnet/5/") with query, and body as the JSON
+// request body (nil or empty sends none), and returns the response body as
+// it came: the CloudCIX envelope included, nil for 204 No Content. opts, for
+// PUT and PATCH, make the write a compare-and-swap. It is for callers that
+// pass JSON through, as regentctl does; errors are the same *api.Error as
+// the typed calls return.
+func Raw(ctx context.Context, c *Client, method, path string, query url.Values, body json.RawMessage, opts *WriteOptions) (json.RawMessage, *Meta, error) {
+	r := &request{method: method, path: path, query: query, header: opts.header()}
+	if len(body) > 0 {
+		r.body = body
+	}
+	var out json.RawMessage
+	meta, err := c.do(ctx, r, &out)
+	if err != nil {
+		return nil, meta, err
+	}
+	return out, meta, nil
 }
 
 // Service is the typed client of one CloudCIX-style service: the list at
