@@ -4,6 +4,8 @@
 //	regentctl member list -search name__icontains=acme -order -created
 //	regentctl user create -username alice -email alice@example.com -admin
 //	regentctl -o json token create -name ci
+//	regentctl iaas subnet create allocation_id=3 address_range=10.0.0.1/24 name=web
+//	regentctl iaas subnet list -search name__icontains=web -columns id,address_range,vlan
 package main
 
 import (
@@ -30,6 +32,25 @@ Resources and commands:
   token   list | get ID | create [-name N -user ID -robot-region ID -server ID -expires TIME] | delete ID
   region  list | get ID | create -name NAME [-customers ID,ID] | update ID [-name N -customers ID,ID]
           | delete ID
+  iaas    SERVICE list | get ID | create [BODY] | update ID [BODY] | delete ID
+          any CloudCIX /iaas/ service (asn, allocation, subnet, ip_address, domain, record,
+          project, vm, ...); 'regentctl iaas help' lists them and what each accepts
+
+Bodies of iaas create and update:
+  -d JSON            the body, e.g. -d '{"name": "web", "vlan": 100}'
+  -f FILE            the body from a file; -f - reads stdin
+  KEY=VALUE          a field; VALUE is sent as a number, true, false or null when it reads
+                     as one (JSON), else as a string: name=web vlan=100 dns=null
+  KEY:=JSON          a field of any JSON: rules:='[{"port": 22}]' name:='"007"'
+  Fields given as arguments are set on top of -d or -f. update sends a PATCH (only the
+  fields given change); -put sends a PUT (replace); -if-match N updates only if the
+  object's modified_index is still N (else 409).
+  iaas get takes KEY=VALUE query parameters instead: iaas subnet_space get 3 space_type=free
+
+Output of iaas commands:
+  -o json            the API's content as it is (a list with its _metadata)
+  -columns A,B,...   the table's columns (a.b for a nested field); the default is id and
+                     a few fields of the service, or id and name
 
 List flags:
   -search FIELD[__OP]=VALUE   keep matches (repeatable), e.g. -search name__icontains=acme
@@ -49,7 +70,7 @@ Run 'regentctl <resource> <command> -h' for the flags of a command.
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
@@ -61,9 +82,10 @@ var tool = cli.Tool{
 	CACertHelp: "PEM `file` of the CA of the API's certificate",
 }
 
-// run runs one regentctl command and returns the exit status.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	err := dispatch(ctx, args, stdout, stderr)
+// run runs one regentctl command and returns the exit status. stdin is read
+// only by -f -.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	err := dispatch(ctx, args, stdin, stdout, stderr)
 	var ue cli.UsageError
 	switch {
 	case err == nil, errors.Is(err, cli.ErrHelp):
@@ -82,13 +104,14 @@ type cmd struct {
 	ctx      context.Context
 	conn     *cli.Conn
 	fs       *flag.FlagSet
+	stdin    io.Reader
 	stdout   io.Writer
 	stderr   io.Writer
 	name     string // e.g. "member update"
 	synopsis string // its arguments and flags, e.g. "ID [-name NAME] [flags]"
 }
 
-func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	// The connection flags go on the top flag set and on the command's, so
 	// they may stand before or after the command.
 	conn := tool.Conn()
@@ -110,21 +133,39 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	res, ok := resources[rest[0]]
-	if !ok {
-		return cli.UsageError(fmt.Sprintf("unknown resource %q (member, user, token or region)", rest[0]))
+	var (
+		name string
+		v    verb
+		err  error
+	)
+	if rest[0] == "iaas" {
+		name, v, rest, err = iaasCommand(rest[1:], stdout)
+	} else {
+		name, v, rest, err = resourceCommand(rest)
 	}
-	if len(rest) < 2 {
-		return cli.UsageError(fmt.Sprintf("%s needs a command: %s", rest[0], strings.Join(res.verbs(), ", ")))
+	if err != nil {
+		return err
 	}
-	v, ok := res[rest[1]]
-	if !ok {
-		return cli.UsageError(fmt.Sprintf("unknown command %q for %s (%s)", rest[1], rest[0], strings.Join(res.verbs(), ", ")))
-	}
-	name := rest[0] + " " + rest[1]
 	fs := tool.NewFlagSet(name, name+" "+v.synopsis)
 	conn.Register(fs)
-	return v.run(&cmd{ctx: ctx, conn: conn, fs: fs, stdout: stdout, stderr: stderr, name: name, synopsis: v.synopsis}, rest[2:])
+	return v.run(&cmd{ctx: ctx, conn: conn, fs: fs, stdin: stdin, stdout: stdout, stderr: stderr, name: name, synopsis: v.synopsis}, rest)
+}
+
+// resourceCommand finds the command of "RESOURCE VERB ARGS..." and returns
+// its name, the verb and the arguments after it.
+func resourceCommand(args []string) (string, verb, []string, error) {
+	res, ok := resources[args[0]]
+	if !ok {
+		return "", verb{}, nil, cli.UsageError(fmt.Sprintf("unknown resource %q (member, user, token, region or iaas)", args[0]))
+	}
+	if len(args) < 2 {
+		return "", verb{}, nil, cli.UsageError(fmt.Sprintf("%s needs a command: %s", args[0], strings.Join(res.verbs(), ", ")))
+	}
+	v, ok := res[args[1]]
+	if !ok {
+		return "", verb{}, nil, cli.UsageError(fmt.Sprintf("unknown command %q for %s (%s)", args[1], args[0], strings.Join(res.verbs(), ", ")))
+	}
+	return args[0] + " " + args[1], v, args[2:], nil
 }
 
 // verb is one command of a resource.

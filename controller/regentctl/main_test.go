@@ -54,10 +54,15 @@ func start(t *testing.T) *ctl {
 
 // run runs regentctl with the global flags first.
 func (c *ctl) run(args ...string) (code int, stdout, stderr string) {
+	return c.runIn(strings.NewReader(""), args...)
+}
+
+// runIn runs regentctl with stdin.
+func (c *ctl) runIn(stdin io.Reader, args ...string) (code int, stdout, stderr string) {
 	var out, errOut bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	code = run(ctx, append([]string{"-addr", c.addr, "-token", c.tok}, args...), &out, &errOut)
+	code = run(ctx, append([]string{"-addr", c.addr, "-token", c.tok}, args...), stdin, &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 
@@ -220,26 +225,26 @@ func TestRegentctlUsage(t *testing.T) {
 		{[]string{"token", "create", "-server", "1"}, "-server needs -robot-region"},
 	} {
 		var out, errOut bytes.Buffer
-		code := run(context.Background(), append([]string{"-addr", "http://127.0.0.1:1", "-token", "x"}, tc.args...), &out, &errOut)
+		code := run(context.Background(), append([]string{"-addr", "http://127.0.0.1:1", "-token", "x"}, tc.args...), nil, &out, &errOut)
 		if code != 2 || !strings.Contains(errOut.String(), tc.want) {
 			t.Errorf("regentctl %q: exit %d, stderr:\n%s\nwant exit 2 and %q", tc.args, code, errOut.String(), tc.want)
 		}
 	}
 	var out, errOut bytes.Buffer
-	if code := run(context.Background(), []string{"user", "create", "-h"}, &out, &errOut); code != 0 ||
+	if code := run(context.Background(), []string{"user", "create", "-h"}, nil, &out, &errOut); code != 0 ||
 		!strings.Contains(out.String(), "Usage: regentctl user create -username NAME") || !strings.Contains(out.String(), "-first-name") {
 		t.Fatalf("user create -h: %d\n%s%s", code, out.String(), errOut.String())
 	}
 	// The token is never shown as a flag default.
 	out.Reset()
-	run(context.Background(), []string{"-token", "rgt_secret", "member", "list", "-h"}, &out, &errOut)
+	run(context.Background(), []string{"-token", "rgt_secret", "member", "list", "-h"}, nil, &out, &errOut)
 	if strings.Contains(out.String(), "rgt_secret") {
 		t.Fatalf("-h shows the token:\n%s", out.String())
 	}
 	// A transport error exits 1 and names the address.
 	out.Reset()
 	errOut.Reset()
-	if code := run(context.Background(), []string{"-addr", "http://127.0.0.1:1", "member", "list"}, &out, &errOut); code != 1 ||
+	if code := run(context.Background(), []string{"-addr", "http://127.0.0.1:1", "member", "list"}, nil, &out, &errOut); code != 1 ||
 		!strings.Contains(errOut.String(), "127.0.0.1:1") {
 		t.Fatalf("unreachable: %d %s", code, errOut.String())
 	}

@@ -156,6 +156,14 @@ func filters(kind string, vals multi) (map[string]string, error) {
 }
 
 func (k kind[T]) list(c *cmd, args []string) error {
+	return listObjects(c, args, k.name, k.svc, k.table)
+}
+
+// listObjects is the list command of a service: it registers the list
+// flags on c's flag set, fetches one page (or every page with -all), sends
+// the warnings of _metadata to stderr and prints the list as JSON or with
+// table.
+func listObjects[T any](c *cmd, args []string, name string, svc func(*client.Client) readService[T], table func(io.Writer, []T) error) error {
 	var search, exclude multi
 	var limit, page int
 	var order string
@@ -185,28 +193,33 @@ func (k kind[T]) list(c *cmd, args []string) error {
 	}
 	var res *api.List[T]
 	if all {
-		items, _, err := k.svc(cl).ListAll(c.ctx, opts)
+		items, _, err := svc(cl).ListAll(c.ctx, opts)
 		if err != nil {
 			return err
 		}
 		res = &api.List[T]{Content: items, Metadata: api.ListMetadata{Order: order, Limit: len(items), TotalRecords: len(items), Warnings: []string{}}}
-	} else if res, _, err = k.svc(cl).List(c.ctx, opts); err != nil {
+	} else if res, _, err = svc(cl).List(c.ctx, opts); err != nil {
 		return err
 	}
-	for _, w := range res.Metadata.Warnings {
-		fmt.Fprintf(c.stderr, "warning: %s\n", w)
-	}
+	warn(c, res.Metadata.Warnings)
 	if c.conn.JSON() {
 		return cli.PrintJSON(c.stdout, res)
 	}
-	if err := k.table(c.stdout, res.Content); err != nil {
+	if err := table(c.stdout, res.Content); err != nil {
 		return err
 	}
 	if shown := len(res.Content); !all && res.Metadata.TotalRecords > shown {
 		fmt.Fprintf(c.stderr, "(page %d: %d of %d %ss; use -page, -limit or -all for more)\n",
-			res.Metadata.Page, shown, res.Metadata.TotalRecords, k.name)
+			res.Metadata.Page, shown, res.Metadata.TotalRecords, name)
 	}
 	return nil
+}
+
+// warn prints the warnings of a response's _metadata to stderr.
+func warn(c *cmd, warnings []string) {
+	for _, w := range warnings {
+		fmt.Fprintf(c.stderr, "warning: %s\n", w)
+	}
 }
 
 func parseID(kind, s string) (uint64, error) {
@@ -253,10 +266,16 @@ func (k kind[T]) del(c *cmd, args []string) error {
 	if _, err := k.svc(cl).Delete(c.ctx, id); err != nil {
 		return err
 	}
+	return deleted(c, k.name, id)
+}
+
+// deleted reports that the object id (a number, or a key such as a CIDR)
+// of kind was deleted.
+func deleted(c *cmd, kind string, id any) error {
 	if c.conn.JSON() {
-		return cli.PrintJSON(c.stdout, map[string]any{"deleted": k.name, "id": id})
+		return cli.PrintJSON(c.stdout, map[string]any{"deleted": kind, "id": id})
 	}
-	fmt.Fprintf(c.stdout, "Deleted %s %d.\n", k.name, id)
+	fmt.Fprintf(c.stdout, "Deleted %s %v.\n", kind, id)
 	return nil
 }
 
