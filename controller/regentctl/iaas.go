@@ -59,7 +59,7 @@ var iaasServices = []iaasService{
 	{name: "record", verbs: crud, cols: []string{"domain_id", "name", "type", "content", "ttl"}},
 	{name: "ptr_record", verbs: crud, cols: []string{"ip_address", "content", "ttl"}},
 	// Compute.
-	{name: "project", verbs: "list get create update", cols: []string{"name", "region_id", "state"}},
+	{name: "project", verbs: "list get create update", cols: []string{"name", "region_id", "min_state", "stable"}},
 	{name: "cloud", verbs: "get create update"},
 	{name: "virtual_router", verbs: "list get update", cols: []string{"project_id", "router_id", "ip_address", "state"}},
 	{name: "vm", verbs: "list get create update", cols: []string{"name", "project_id", "state", "server_id", "cpu", "ram"}},

@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/client"
 )
 
 // obj runs an iaas command with -o json and returns the object it printed.
@@ -169,27 +172,36 @@ func TestRegentctlIAAS(t *testing.T) {
 }
 
 // TestRegentctlIAASRoutes checks the service table against the
-// controller's routes: every list a service claims answers, and every
-// get reaches a route of the service (its own 4xx, not an unknown route).
+// controller's routes: a command is in the table exactly when its route
+// exists, and every list the table claims answers through the CLI.
 func TestRegentctlIAASRoutes(t *testing.T) {
 	c := start(t)
+	cl := client.New(c.addr, c.tok)
+	ctx := context.Background()
 	for _, s := range iaasServices {
 		verbs := " " + s.verbs + " "
 		if strings.Contains(verbs, " list ") {
 			c.ok("iaas", s.name, "list")
 		}
-		if strings.Contains(verbs, " get ") {
-			args := []string{"iaas", s.name, "get"}
-			switch {
-			case s.arg == "-":
-				args = append(args, "address_ranges=10.0.0.0/8")
-			case s.key:
-				args = append(args, "10.0.0.0/8")
-			default:
-				args = append(args, "999")
+		item := s.path("999")
+		if s.arg == "-" {
+			item = s.path()
+		}
+		for _, r := range []struct{ verb, method, path, body string }{
+			{"list", http.MethodGet, s.path(), ""},
+			{"get", http.MethodGet, item, ""},
+			{"create", http.MethodPost, s.path(), "{}"},
+			{"update", http.MethodPatch, item, `{"name": "x"}`},
+			{"delete", http.MethodDelete, item, ""},
+		} {
+			if s.arg != "" && r.verb != "get" {
+				continue // a utility's list path is its get path
 			}
-			if _, _, errOut := c.run(args...); strings.Contains(errOut, api.CodeNotFoundRoute) {
-				t.Errorf("regentctl %q: no such route:\n%s", args, errOut)
+			_, _, err := client.Raw(ctx, cl, r.method, r.path, nil, json.RawMessage(r.body), nil)
+			var e *api.Error
+			exists := !errors.As(err, &e) || (e.Status != http.StatusMethodNotAllowed && e.ErrorCode != api.CodeNotFoundRoute)
+			if claimed := strings.Contains(verbs, " "+r.verb+" "); exists != claimed {
+				t.Errorf("iaas %s %s: the table says %v, the route %s %s answers %v", s.name, r.verb, claimed, r.method, r.path, err)
 			}
 		}
 	}
@@ -253,5 +265,28 @@ func TestParsePair(t *testing.T) {
 		if err != nil || k != tc.key || string(v) != tc.val {
 			t.Errorf("parsePair(%q) = %q, %s, %v; want %q, %s", tc.in, k, v, err, tc.key, tc.val)
 		}
+	}
+}
+
+func TestIAASTable(t *testing.T) {
+	var out bytes.Buffer
+	s := &iaasService{name: "vpn_history"}
+	items := []json.RawMessage{
+		json.RawMessage(`{"id": 7, "vpn_id": 3, "tags": ["a", "b"], "spec": {"x": 1}, "note": "two\nlines", "robot": true, "user_id": null, "a": 1, "b": 2, "c": 3}`),
+	}
+	if err := s.table(&out, items, nil); err != nil {
+		t.Fatal(err)
+	}
+	// No name and no defaults: id and the first scalar fields.
+	want := "ID  VPN_ID  NOTE        ROBOT  USER_ID  A\n7   3       two\\nlines  yes    -        1\n"
+	if out.String() != want {
+		t.Fatalf("table:\n%s\nwant:\n%s", out.String(), want)
+	}
+	out.Reset()
+	if err := s.table(&out, items, []string{"tags", "spec", "spec.x", "missing"}); err != nil {
+		t.Fatal(err)
+	}
+	if want = "TAGS  SPEC     SPEC.X  MISSING\na,b   {\"x\":1}  1       -\n"; out.String() != want {
+		t.Fatalf("table -columns:\n%s\nwant:\n%s", out.String(), want)
 	}
 }
