@@ -406,3 +406,24 @@ type PolicyLogEntry struct {
 	SourcePort      int    `json:"source_port,omitempty"`
 	DestinationPort int    `json:"destination_port,omitempty"`
 }
+
+// ServerView is a server as /iaas/server/ shows it: the stored record and
+// the health its agent reports (both fields absent while no agent has
+// registered for it, like status).
+type ServerView struct {
+	Server
+	// AgentHealth is ok, degraded or unknown (see AgentHealthUnknown).
+	AgentHealth string `json:"agent_health,omitempty"`
+	// AgentHealthDetail says why the agent is degraded ("" otherwise).
+	AgentHealthDetail string `json:"agent_health_detail,omitempty"`
+}
+
+// RouterView is a router as /iaas/router/ shows it: the stored record,
+// CloudCIX's capacity_available (capacity less its virtual routers that
+// are not CLOSED; null for a phantom) and the health its agent reports.
+type RouterView struct {
+	Router
+	CapacityAvailable *int   `json:"capacity_available"`
+	AgentHealth       string `json:"agent_health,omitempty"`
+	AgentHealthDetail string `json:"agent_health_detail,omitempty"`
+}

@@ -78,9 +78,10 @@ func (c *Client) RegionImages() *Service[*api.RegionImage, api.RegionImageInput]
 	return NewService[*api.RegionImage, api.RegionImageInput](c, RegionImagePath)
 }
 
-// Servers is the hypervisor service.
-func (c *Client) Servers() *Service[*api.Server, api.ServerInput] {
-	return NewService[*api.Server, api.ServerInput](c, ServerPath)
+// Servers is the hypervisor service; a server shows the health its agent
+// reports.
+func (c *Client) Servers() *Service[*api.ServerView, api.ServerInput] {
+	return NewService[*api.ServerView, api.ServerInput](c, ServerPath)
 }
 
 // Interfaces is the server interface service.
@@ -88,9 +89,10 @@ func (c *Client) Interfaces() *Service[*api.ServerInterface, api.InterfaceInput]
 	return NewService[*api.ServerInterface, api.InterfaceInput](c, InterfacePath)
 }
 
-// Routers is the physical router service.
-func (c *Client) Routers() *Service[*api.Router, api.RouterInput] {
-	return NewService[*api.Router, api.RouterInput](c, RouterPath)
+// Routers is the physical router service; a router shows its
+// capacity_available and the health its agent reports.
+func (c *Client) Routers() *Service[*api.RouterView, api.RouterInput] {
+	return NewService[*api.RouterView, api.RouterInput](c, RouterPath)
 }
 
 // VPNs is the VPN service (the pre-shared key is write-only).

@@ -87,3 +87,41 @@ func createID(t *testing.T, c *client.Client, path string, body map[string]any) 
 	}
 	return uint64(m["id"].(float64)), nil
 }
+
+// TestServerHealthSDK: Servers() and Routers() decode what the API shows of
+// them beyond the stored record: the health the agent reports and a
+// router's capacity_available.
+func TestServerHealthSDK(t *testing.T) {
+	t.Parallel()
+	ctx, c := ctxT(t), root()
+	reg, _, err := c.Regions().Create(ctx, &api.RegionInput{Name: new(uniq("health")), Customers: &[]uint64{1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := c.Tokens().Create(ctx, &api.TokenInput{Kind: new(api.TokenKindRobot), RegionID: &reg.ID, Name: new("agent")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _, err := c.StorageTypes().Create(ctx, &api.NameInput{Name: new(uniq("nvme"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	robot := client.New(shared.srv.URL(), tok.Secret)
+	got, err := robot.Agent().Register(ctx, api.AgentRegistration{Hostname: uniq("hv"), Roles: []string{"hypervisor", "network"}, Version: "test",
+		Capacity: api.Capacity{CPUCores: 8, RAMMB: 16384, Storage: []api.StorageCapacity{{Type: st.Name, TotalGB: 100, FreeGB: 90}}}})
+	if err != nil || got.ServerID == 0 || got.RouterID == 0 {
+		t.Fatalf("register: %v %+v", err, got)
+	}
+	if err := robot.Agent().Heartbeat(ctx, api.Heartbeat{ServerID: got.ServerID, RouterID: got.RouterID,
+		Health: api.AgentHealthDegraded, Detail: "libvirt: no answer"}); err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := c.Servers().Get(ctx, got.ServerID, nil)
+	if err != nil || s.AgentHealth != api.AgentHealthDegraded || s.AgentHealthDetail != "libvirt: no answer" || s.ID != got.ServerID {
+		t.Fatalf("server: %v %+v", err, s)
+	}
+	r, _, err := c.Routers().Get(ctx, got.RouterID, nil)
+	if err != nil || r.AgentHealth != api.AgentHealthDegraded || r.CapacityAvailable == nil || *r.CapacityAvailable != 0 {
+		t.Fatalf("router: %v %+v", err, r)
+	}
+}

@@ -27,27 +27,6 @@ type AgentHealth interface {
 	RouterHealth(id uint64, now time.Time) (health, detail string)
 }
 
-// ServerView is a server as /iaas/server/ shows it: the stored record and
-// the health its agent reports (both fields absent while no agent has
-// registered for it, like status).
-type ServerView struct {
-	wire.Server
-	// AgentHealth is ok, degraded or unknown (see wire.AgentHealthUnknown).
-	AgentHealth string `json:"agent_health,omitempty"`
-	// AgentHealthDetail says why the agent is degraded ("" otherwise).
-	AgentHealthDetail string `json:"agent_health_detail,omitempty"`
-}
-
-// RouterView is a router as /iaas/router/ shows it: the stored record,
-// CloudCIX's capacity_available (capacity less its virtual routers that
-// are not CLOSED; null for a phantom) and the health its agent reports.
-type RouterView struct {
-	wire.Router
-	CapacityAvailable *int   `json:"capacity_available"`
-	AgentHealth       string `json:"agent_health,omitempty"`
-	AgentHealthDetail string `json:"agent_health_detail,omitempty"`
-}
-
 // agentHealth asks h for the health of a server or router whose agent has
 // registered (status is set); one without an agent has none to show.
 func agentHealth(status string, ask func(uint64, time.Time) (string, string), id uint64, now time.Time) (string, string) {
@@ -66,7 +45,7 @@ func serverView(h AgentHealth, now func() time.Time) func(*state.ReadTxn, *wire.
 		ask = h.ServerHealth
 	}
 	return func(_ *state.ReadTxn, s *wire.Server) any {
-		v := ServerView{Server: *s}
+		v := wire.ServerView{Server: *s}
 		v.AgentHealth, v.AgentHealthDetail = agentHealth(s.Status, ask, s.ID, now())
 		return v
 	}
@@ -78,7 +57,7 @@ func routerView(h AgentHealth, now func() time.Time) func(*state.ReadTxn, *wire.
 		ask = h.RouterHealth
 	}
 	return func(r *state.ReadTxn, rt *wire.Router) any {
-		v := RouterView{Router: *rt}
+		v := wire.RouterView{Router: *rt}
 		if rt.Capacity != nil {
 			n := *rt.Capacity
 			for _, vr := range r.VirtualRoutersOnRouter(rt.ID) {
