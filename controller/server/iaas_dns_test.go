@@ -151,6 +151,13 @@ func TestDNS_RecordTypesValidated(t *testing.T) {
 		{"a." + z, "CNAME", "b." + z, 1, "type:iaas_record_create_118"},
 		{"alias." + z, "A", "192.0.2.9", 1, "type:iaas_record_create_118"},
 		{"a." + z, "A", "192.0.2.1", 1, "content:iaas_record_create_119"},
+		// NS, MX and SRV targets are hosts, not aliases (RFC 2181 §10.3), both ways
+		{"@", "MX", "alias." + z + ".", 20, "content:iaas_record_create_121"},
+		{"deleg." + z, "NS", "ALIAS." + z, 1, "content:iaas_record_create_121"},
+		{"_xmpp._tcp." + z, "SRV", "5 5222 alias." + z, 10, "content:iaas_record_create_121"},
+		{"mail." + z, "CNAME", "a." + z, 1, "type:iaas_record_create_121"},
+		{"sip." + z, "CNAME", "a." + z, 1, "type:iaas_record_create_121"},
+		{"@", "MX", ".", 0, ""}, // the null MX names no host
 	} {
 		body := map[string]any{"domain_id": x.domain, "name": tc.name, "type": tc.typ, "content": tc.content, "priority": tc.prio}
 		r := c.Do("POST", "/iaas/record/", body, tok)

@@ -146,7 +146,51 @@ func (t *Txn) recordConflict(r *api.Record, self uint64, op string) error {
 			return fieldErr("content", "iaas_record_"+op+"_119", "%s already has this %s record (id %d).", r.Name, r.Type, o.ID)
 		}
 	}
+	return t.aliasTarget(r, op)
+}
+
+// aliasTarget enforces RFC 2181 §10.3 inside a zone: the target of an NS,
+// MX or SRV record must be the host itself, not a name with a CNAME
+// (resolvers and mail servers do not follow it there), and a CNAME cannot
+// be put at a name such a record of the zone names.
+func (t *Txn) aliasTarget(r *api.Record, op string) error {
+	code := "iaas_record_" + op + "_121"
+	if target := recordTarget(r); target != "" {
+		it, err := t.txn.Get(Records, "owner", r.DomainID, target)
+		if err != nil {
+			return err
+		}
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			if o := raw.(*api.Record); o.Type == "CNAME" {
+				return fieldErr("content", code, "%s is an alias (CNAME record id %d); a %s record must name the host itself (RFC 2181 section 10.3).", target, o.ID, r.Type)
+			}
+		}
+		return nil
+	}
+	if r.Type != "CNAME" {
+		return nil
+	}
+	for _, o := range t.DomainRecords(r.DomainID) {
+		if recordTarget(o) == r.Name && o.ID != r.ID {
+			return fieldErr("type", code, "%s is the target of %s record id %d; it cannot be an alias (RFC 2181 section 10.3).", r.Name, o.Type, o.ID)
+		}
+	}
 	return nil
+}
+
+// recordTarget is the host name an NS, MX or SRV record points to, lower
+// case without the trailing dot; "" for other types and the null MX.
+func recordTarget(r *api.Record) string {
+	var target string
+	switch r.Type {
+	case "NS", "MX":
+		target = r.Content
+	case "SRV":
+		if f := strings.Fields(r.Content); len(f) == 3 {
+			target = f[2]
+		}
+	}
+	return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(target), "."))
 }
 
 // RecordCreate stores a record in its domain. The API has validated the
