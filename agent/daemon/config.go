@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/hcl/v2/hclsimple"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/regentcloud/regent/agent/vpn"
 	"github.com/regentcloud/regent/pkg/api"
 )
@@ -112,9 +114,15 @@ func LoadFile(path string, cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	// Parsed as HCL whatever the file's name ends in; diagnostics name
+	// the file as given (/etc/regent/agent.hcl:5,1-8: ...).
+	file, diags := hclsyntax.ParseConfig(src, path, hcl.InitialPos)
+	if diags.HasErrors() {
+		return diags
+	}
 	fileCfg := *cfg
-	if err := hclsimple.Decode(filepath.Base(path)+".hcl", src, nil, &fileCfg); err != nil {
-		return err
+	if diags := gohcl.DecodeBody(file.Body, nil, &fileCfg); diags.HasErrors() {
+		return diags
 	}
 	*cfg = fileCfg
 	return nil
@@ -161,18 +169,24 @@ func (c *Config) Finish() error {
 			bad("ca_file: %v", err)
 		}
 	}
+	c.Token = strings.TrimSpace(c.Token)
 	switch {
 	case c.Token != "" && c.TokenFile != "":
 		bad("token and token_file: give one, not both")
 	case c.TokenFile != "":
 		b, err := os.ReadFile(c.TokenFile)
 		if err != nil {
-			bad("token_file: %v", err)
+			bad("token_file: %v (put the region's robot token there, mode 0600)", err)
 		} else if c.Token = strings.TrimSpace(string(b)); c.Token == "" {
-			bad("token_file: %s is empty", c.TokenFile)
+			bad("token_file: %s is empty (put the region's robot token there)", c.TokenFile)
+		} else if !validToken(c.Token) {
+			// Never print the token itself.
+			bad("token_file: %s holds more than one token: spaces, several lines or control characters inside it (the file holds the token alone)", c.TokenFile)
 		}
 	case c.Token == "":
 		bad("token or token_file: the region's robot token is required")
+	case !validToken(c.Token):
+		bad("token: it holds spaces or control characters (give the token alone)")
 	}
 	if c.Hostname == "" {
 		h, err := os.Hostname()
@@ -255,6 +269,30 @@ func (c *Config) Finish() error {
 		bad("resync_interval: %q must be a duration of at least 1s", c.ResyncInterval)
 	}
 	return errors.Join(errs...)
+}
+
+// Warnings are what is allowed but probably a mistake, for the log at
+// start-up (valid after Finish).
+func (c *Config) Warnings() []string {
+	var w []string
+	if c.TokenFile != "" {
+		if st, err := os.Stat(c.TokenFile); err == nil && st.Mode().Perm()&0o077 != 0 {
+			w = append(w, fmt.Sprintf("token_file: %s is readable by others (mode %04o): chmod 600 it", c.TokenFile, st.Mode().Perm()))
+		}
+	}
+	return w
+}
+
+// validToken reports whether tok can go into the X-Auth-Token header: a
+// token with a space, newline or control character in it would fail every
+// request before it leaves (which looks like an unreachable controller).
+func validToken(tok string) bool {
+	for _, r := range tok {
+		if r <= ' ' || r == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // finishVPN fills the VPN defaults and checks them.

@@ -110,6 +110,80 @@ storage = { SSD = "`+dir+`" }
 	}
 }
 
+// TestLoadFileErrorsNameTheFile: a mistake in the file is reported with
+// the file's path as given and the line (not a name made up from it), and
+// the file need not end in .hcl.
+func TestLoadFileErrorsNameTheFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "agent.conf")
+	os.WriteFile(path, []byte("roles = [\"network\"]\nmetrics = \"0.0.0.0:1\"\n"), 0o644)
+	c := Defaults()
+	err := LoadFile(path, &c)
+	if err == nil || !strings.Contains(err.Error(), path+":2,") || !strings.Contains(err.Error(), `"metrics"`) ||
+		strings.Contains(err.Error(), ".conf.hcl") {
+		t.Errorf("unknown attribute: %v", err)
+	}
+	os.WriteFile(path, []byte("roles = [\"network\"\n"), 0o644)
+	if err := LoadFile(path, &c); err == nil || !strings.Contains(err.Error(), path+":") {
+		t.Errorf("syntax error: %v", err)
+	}
+	os.WriteFile(path, []byte("roles = [\"network\"]\nlog_level = \"debug\"\n"), 0o644)
+	if err := LoadFile(path, &c); err != nil || c.LogLevel != "debug" || !c.HasRole("network") {
+		t.Errorf("agent.conf: %v %+v", err, c)
+	}
+}
+
+// TestTokenWhitespace: a token file's trailing newline, spaces or CRLF
+// are not part of the token; a token with a line break or space inside is
+// refused at start-up (it would fail every request as if the controllers
+// were unreachable) without printing it; a token file others can read is
+// a warning.
+func TestTokenWhitespace(t *testing.T) {
+	dir := t.TempDir()
+	for _, content := range []string{"rgt_secret\n", "  rgt_secret  \n", "rgt_secret\r\n", "\nrgt_secret\n\n"} {
+		path := filepath.Join(dir, "tok")
+		os.WriteFile(path, []byte(content), 0o600)
+		c := validConfig(t)
+		c.Token, c.TokenFile = "", path
+		if err := c.Finish(); err != nil || c.Token != "rgt_secret" {
+			t.Errorf("token file %q: token %q, %v", content, c.Token, err)
+		}
+		if w := c.Warnings(); len(w) != 0 {
+			t.Errorf("mode 0600 warned: %v", w)
+		}
+	}
+	for _, content := range []string{"rgt_secret\nrgt_other\n", "rgt_se cret", "rgt_se\x00cret"} {
+		path := filepath.Join(dir, "tok")
+		os.WriteFile(path, []byte(content), 0o600)
+		c := validConfig(t)
+		c.Token, c.TokenFile = "", path
+		err := c.Finish()
+		if err == nil || !strings.Contains(err.Error(), "token_file: "+path) || strings.Contains(err.Error(), "rgt_se") {
+			t.Errorf("token file %q: %v", content, err)
+		}
+	}
+	c := validConfig(t)
+	c.Token = " rgt_inline\n"
+	if err := c.Finish(); err != nil || c.Token != "rgt_inline" {
+		t.Errorf("inline token: %q, %v", c.Token, err)
+	}
+	c = validConfig(t)
+	c.Token = "rgt_a\nrgt_b"
+	if err := c.Finish(); err == nil || !strings.Contains(err.Error(), "token: ") || strings.Contains(err.Error(), "rgt_") {
+		t.Errorf("inline token with a newline: %v", err)
+	}
+	path := filepath.Join(dir, "open")
+	os.WriteFile(path, []byte("rgt_secret\n"), 0o644)
+	c = validConfig(t)
+	c.Token, c.TokenFile = "", path
+	if err := c.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if w := c.Warnings(); len(w) != 1 || !strings.Contains(w[0], "token_file: "+path) || !strings.Contains(w[0], "0644") {
+		t.Errorf("mode 0644: %v", w)
+	}
+}
+
 // TestFailoverAndRegistration: the first controller is down (503), the
 // second answers; the agent registers, heartbeats and serves /healthz.
 func TestFailoverAndRegistration(t *testing.T) {
