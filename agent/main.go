@@ -26,12 +26,19 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "regent-agent:", err)
-		}
-		os.Exit(2)
+	err := run(os.Args[1:], os.Stderr)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "regent-agent:", err)
 	}
+	os.Exit(exitCode(err))
+}
+
+// exitCode is 0 after -h (the usage was asked for) and 2 after any error.
+func exitCode(err error) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
 }
 
 // listFlag splits a comma-separated list.
@@ -148,6 +155,9 @@ func run(args []string, stderr io.Writer) error {
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "regent-agent", Level: hclog.LevelFromString(cfg.LogLevel),
 		JSONFormat: cfg.LogJSON, Output: stderr})
+	for _, w := range cfg.Warnings() {
+		log.Warn(w)
+	}
 	d, err := daemon.New(cfg, log)
 	if err != nil {
 		return err

@@ -49,3 +49,18 @@ func TestExampleConfigParses(t *testing.T) {
 		}
 	}
 }
+
+// -h prints the usage and exits 0; a bad flag or config exits 2.
+func TestHelpExitsZero(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"-help"}} {
+		if err := run(args, io.Discard); exitCode(err) != 0 {
+			t.Errorf("%v: %v, exit %d", args, err, exitCode(err))
+		}
+	}
+	if err := run([]string{"-roles"}, io.Discard); exitCode(err) != 2 {
+		t.Errorf("-roles without a value: %v, exit %d", err, exitCode(err))
+	}
+	if err := run(nil, io.Discard); exitCode(err) != 2 {
+		t.Errorf("no configuration: %v, exit %d", err, exitCode(err))
+	}
+}
