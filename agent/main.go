@@ -155,6 +155,9 @@ func run(args []string, stderr io.Writer) error {
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "regent-agent", Level: hclog.LevelFromString(cfg.LogLevel),
 		JSONFormat: cfg.LogJSON, Output: stderr})
+	if err := daemon.CheckPrivileges(&cfg); err != nil {
+		return err
+	}
 	for _, w := range cfg.Warnings() {
 		log.Warn(w)
 	}
