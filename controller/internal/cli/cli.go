@@ -12,11 +12,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"sort"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/client"
 )
 
 // Tool is one command-line program.
@@ -75,9 +77,17 @@ func (t Tool) Parse(fs *flag.FlagSet, args []string, stdout io.Writer) ([]string
 
 // Describe renders an API error with its error code and field errors; other
 // errors are returned as they are.
+//
+// Two mistakes get a hint at what to do: a controller that cannot be
+// reached (connection refused, unknown host) and a missing or rejected token.
 func Describe(err error) error {
 	var e *api.Error
 	if !errors.As(err, &e) {
+		var op *net.OpError
+		var dns *net.DNSError
+		if errors.As(err, &dns) || errors.As(err, &op) && op.Op == "dial" {
+			return fmt.Errorf("%w\n  (is a controller running at that address? Point -addr or $%s at one)", err, client.EnvAddr)
+		}
 		return err
 	}
 	var b strings.Builder
@@ -95,6 +105,12 @@ func Describe(err error) error {
 	sort.Strings(fields)
 	for _, f := range fields {
 		fmt.Fprintf(&b, "\n  %s: %s [%s]", f, e.Errors[f].Detail, e.Errors[f].ErrorCode)
+	}
+	switch e.ErrorCode {
+	case api.CodeAuthMissing:
+		fmt.Fprintf(&b, "\n  (give a token with -token, -token-file or $%s)", client.EnvToken)
+	case api.CodeAuthInvalid:
+		fmt.Fprintf(&b, "\n  (check the token given with -token, -token-file or $%s: it must be one of this cluster's)", client.EnvToken)
 	}
 	return errors.New(b.String())
 }

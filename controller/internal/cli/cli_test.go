@@ -2,7 +2,9 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -129,6 +131,24 @@ func TestDescribe(t *testing.T) {
 	}
 	if err := Describe(&api.Error{Status: 502, Detail: "Bad gateway."}); err.Error() != "Bad gateway. [HTTP 502]" {
 		t.Fatalf("no code: %q", err)
+	}
+	// What to do about a missing or wrong token, and an address where
+	// nothing listens.
+	if err := Describe(&api.Error{Status: 401, ErrorCode: api.CodeAuthMissing, Detail: "No token."}); !strings.Contains(err.Error(), "-token, -token-file or $REGENT_TOKEN") {
+		t.Fatalf("no token: %q", err)
+	}
+	if err := Describe(&api.Error{Status: 401, ErrorCode: api.CodeAuthInvalid, Detail: "Bad token."}); !strings.Contains(err.Error(), "check the token") {
+		t.Fatalf("bad token: %q", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, err = client.New("http://"+addr, "").Operator().Members(context.Background())
+	if d := Describe(err); err == nil || !strings.Contains(d.Error(), addr) || !strings.Contains(d.Error(), "Point -addr or $REGENT_ADDR at one") {
+		t.Fatalf("nothing listening: %v", d)
 	}
 }
 
