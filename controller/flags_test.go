@@ -1,9 +1,17 @@
 package main
 
 import (
+	"bytes"
+	"errors"
 	"flag"
+	"os"
 	"reflect"
+	"regexp"
+	"sort"
+	"strings"
 	"testing"
+
+	"github.com/regentcloud/regent/controller/internal/cli"
 
 	"github.com/regentcloud/regent/controller/server"
 )
@@ -39,5 +47,57 @@ func TestEveryServerFlagOverridesTheFile(t *testing.T) {
 	})
 	if n < 30 {
 		t.Errorf("only %d flags seen", n)
+	}
+}
+
+// TestServerHelp: "server -h" prints the flags on stdout and succeeds; a
+// wrong flag is a usage error that points at "server -h".
+func TestServerHelp(t *testing.T) {
+	var out bytes.Buffer
+	if _, err := serverConfig([]string{"-h"}, &out); !errors.Is(err, cli.ErrHelp) ||
+		!strings.HasPrefix(out.String(), "Usage: regent-controller server [flags]") || !strings.Contains(out.String(), "-dead-server-cleanup") {
+		t.Fatalf("server -h: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	_, err := serverConfig([]string{"-bogus"}, &out)
+	var ue usageError
+	if !errors.As(err, &ue) || out.Len() != 0 || ue.message() != "regent-controller: flag provided but not defined: -bogus\nRun 'regent-controller server -h' for its usage.\n" {
+		t.Fatalf("server -bogus: %v, stdout %q", err, out.String())
+	}
+	if cfg, err := serverConfig([]string{"-dev", "-dead-server-cleanup", "1m"}, &out); err != nil || !cfg.Dev || cfg.DeadServerCleanup != "1m" || cfg.HTTPAddr != "127.0.0.1:8080" {
+		t.Fatalf("server -dev: %v %+v", err, cfg)
+	}
+}
+
+// TestReadmeListsEveryServerFlag: the Configuration table of README.md
+// names every flag of "server" with its default, and no flag that does not
+// exist.
+func TestReadmeListsEveryServerFlag(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, _, _ := serverFlags()
+	// A row: | `-a`, `-b` | default | meaning |
+	row := regexp.MustCompile("(?m)^\\| (`-[a-z-]+`(?:, `-[a-z-]+`)*) \\|")
+	flagName := regexp.MustCompile("`-([a-z-]+)`")
+	listed := map[string]bool{}
+	for _, m := range row.FindAllStringSubmatch(string(readme), -1) {
+		for _, f := range flagName.FindAllStringSubmatch(m[1], -1) {
+			listed[f[1]] = true
+			if fs.Lookup(f[1]) == nil {
+				t.Errorf("README lists -%s, which server does not have", f[1])
+			}
+		}
+	}
+	var missing []string
+	fs.VisitAll(func(f *flag.Flag) {
+		if !listed[f.Name] {
+			missing = append(missing, "-"+f.Name)
+		}
+	})
+	sort.Strings(missing)
+	if len(missing) > 0 {
+		t.Errorf("README's Configuration table misses %s", strings.Join(missing, ", "))
 	}
 }

@@ -3,10 +3,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -15,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/regentcloud/regent/controller/internal/cli"
 	"github.com/regentcloud/regent/controller/server"
 )
 
@@ -46,10 +49,13 @@ func main() {
 	default:
 		err = runOperator(cmd, args)
 	}
+	if errors.Is(err, cli.ErrHelp) {
+		err = nil
+	}
 	if err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
-			fmt.Fprintf(os.Stderr, "regent-controller: %v\n\n%s", err, usage)
+			fmt.Fprint(os.Stderr, ue.message())
 			os.Exit(2)
 		}
 		fmt.Fprintf(os.Stderr, "regent-controller: %v\n", err)
@@ -57,7 +63,21 @@ func main() {
 	}
 }
 
-type usageError struct{ msg string }
+// usageError is a mistake on the command line (exit status 2). cmd names
+// the command whose -h the operator should read ("snapshot save"); without
+// it the program's usage is printed.
+type usageError struct{ msg, cmd string }
+
+// message is what main prints for u on stderr.
+func (u usageError) message() string {
+	switch {
+	case u.cmd == "":
+		return fmt.Sprintf("regent-controller: %s\n\n%s", u.msg, usage)
+	case strings.Contains(u.msg, " -h'"):
+		return fmt.Sprintf("regent-controller: %s\n", u.msg)
+	}
+	return fmt.Sprintf("regent-controller: %s\nRun 'regent-controller %s -h' for its usage.\n", u.msg, u.cmd)
+}
 
 // listFlag is a comma-separated list flag.
 type listFlag []string
@@ -81,6 +101,12 @@ func (u usageError) Error() string { return u.msg }
 func serverFlags() (fs *flag.FlagSet, flags *server.Config, configFile *string) {
 	cfg := server.Defaults()
 	fs = flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: regent-controller server [flags]\n\n"+
+			"Runs one controller node. Every flag is also an attribute of the -config file\n"+
+			"(-node-id is node_id); flags given on the command line win.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
 	configFile = fs.String("config", "", "HCL config `file`; flags given on the command line override it")
 	flags = &server.Config{}
 	fs.BoolVar(&flags.Dev, "dev", false, "single-node development cluster: bootstraps itself, data in ./data")
@@ -118,22 +144,10 @@ func serverFlags() (fs *flag.FlagSet, flags *server.Config, configFile *string) 
 }
 
 func runServer(args []string) error {
-	cfg := server.Defaults()
-	fs, flags, configFile := serverFlags()
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	cfg, err := serverConfig(args, os.Stdout)
+	if err != nil {
+		return err
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("server takes no arguments, got %q", fs.Args())}
-	}
-	if *configFile != "" {
-		if err := server.LoadFile(*configFile, &cfg); err != nil {
-			return fmt.Errorf("config: %w", err)
-		}
-	}
-	// Flags given on the command line override the file.
-	fs.Visit(func(f *flag.Flag) { overlay(&cfg, flags, f.Name) })
-
 	s, err := server.New(cfg, os.Stdout)
 	if err != nil {
 		return err
@@ -148,6 +162,34 @@ func runServer(args []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	return s.Shutdown(ctx)
+}
+
+// serverConfig parses the flags of "server" and reads the -config file they
+// name. -h prints the usage on stdout and returns cli.ErrHelp; a mistake on
+// the command line is a usageError.
+func serverConfig(args []string, stdout io.Writer) (server.Config, error) {
+	cfg := server.Defaults()
+	fs, flags, configFile := serverFlags()
+	var buf bytes.Buffer
+	fs.SetOutput(&buf)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			stdout.Write(buf.Bytes())
+			return cfg, cli.ErrHelp
+		}
+		return cfg, usageError{err.Error(), "server"}
+	}
+	if fs.NArg() > 0 {
+		return cfg, usageError{fmt.Sprintf("server takes no arguments, got %q", fs.Args()), "server"}
+	}
+	if *configFile != "" {
+		if err := server.LoadFile(*configFile, &cfg); err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+	}
+	// Flags given on the command line override the file.
+	fs.Visit(func(f *flag.Flag) { overlay(&cfg, flags, f.Name) })
+	return cfg, nil
 }
 
 func overlay(cfg, flags *server.Config, name string) {

@@ -35,14 +35,53 @@ func runOperator(cmd string, args []string) error {
 func operator(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
 	err := dispatchOperator(ctx, cmd, args, stdout, stderr)
 	var ue cli.UsageError
+	var oe usageError
 	switch {
 	case errors.Is(err, cli.ErrHelp):
 		return nil
 	case errors.As(err, &ue):
-		return usageError{ue.Error()}
+		return usageError{msg: ue.Error(), cmd: helpName(cmd, args)}
+	case errors.As(err, &oe) && oe.cmd == "":
+		oe.cmd = helpName(cmd, args)
+		return oe
 	}
 	return err
 }
+
+// helpName is the command whose -h helps with a mistake in "cmd args":
+// "snapshot save", "members"; "" for an unknown command.
+func helpName(cmd string, args []string) string {
+	switch cmd {
+	case "members", "join", "leave":
+		return cmd
+	case "snapshot", "token":
+		if len(args) > 0 && (cmd == "snapshot" && (args[0] == "save" || args[0] == "restore") || cmd == "token" && args[0] == "create") {
+			return cmd + " " + args[0]
+		}
+		return cmd
+	}
+	return ""
+}
+
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "help":
+		return true
+	}
+	return false
+}
+
+const snapshotUsage = `Usage: regent-controller snapshot save FILE [flags]
+       regent-controller snapshot restore FILE [flags]
+
+Run 'regent-controller snapshot save -h' or 'regent-controller snapshot restore -h' for the flags.
+`
+
+const tokenUsage = `Usage: regent-controller token create [flags]
+
+Run 'regent-controller token create -h' for the flags.
+`
 
 func dispatchOperator(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
 	switch cmd {
@@ -54,7 +93,11 @@ func dispatchOperator(ctx context.Context, cmd string, args []string, stdout, st
 		return opLeave(ctx, args, stdout)
 	case "snapshot":
 		if len(args) == 0 {
-			return usageError{"snapshot needs a subcommand: save FILE or restore FILE"}
+			return usageError{msg: "snapshot needs a subcommand: save FILE or restore FILE"}
+		}
+		if isHelp(args[0]) {
+			fmt.Fprint(stdout, snapshotUsage)
+			return cli.ErrHelp
 		}
 		switch args[0] {
 		case "save":
@@ -62,14 +105,18 @@ func dispatchOperator(ctx context.Context, cmd string, args []string, stdout, st
 		case "restore":
 			return opSnapshotRestore(ctx, args[1:], stdout)
 		}
-		return usageError{fmt.Sprintf("unknown snapshot subcommand %q: use save FILE or restore FILE", args[0])}
+		return usageError{msg: fmt.Sprintf("unknown snapshot subcommand %q: use save FILE or restore FILE", args[0])}
 	case "token":
+		if len(args) > 0 && isHelp(args[0]) {
+			fmt.Fprint(stdout, tokenUsage)
+			return cli.ErrHelp
+		}
 		if len(args) == 0 || args[0] != "create" {
-			return usageError{"token needs the subcommand create"}
+			return usageError{msg: "token needs the subcommand create"}
 		}
 		return opTokenCreate(ctx, args[1:], stdout, stderr)
 	}
-	return usageError{fmt.Sprintf("unknown command %q", cmd)}
+	return usageError{msg: fmt.Sprintf("unknown command %q", cmd)}
 }
 
 // tool is regent-controller as a client of the API.
@@ -95,7 +142,7 @@ func opMembers(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if len(pos) > 0 {
-		return usageError{fmt.Sprintf("members takes no arguments, got %q", pos)}
+		return usageError{msg: fmt.Sprintf("members takes no arguments, got %q", pos)}
 	}
 	if err := c.Check(); err != nil {
 		return err
@@ -133,7 +180,7 @@ func opJoin(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return usageError{"join needs exactly one ADDR: the HTTP address of a cluster member"}
+		return usageError{msg: "join needs exactly one ADDR: the HTTP address of a cluster member"}
 	}
 	if err := c.Check(); err != nil {
 		return err
@@ -146,7 +193,7 @@ func opJoin(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if len(missing) > 0 {
 		sort.Strings(missing)
-		return usageError{"join needs " + strings.Join(missing, ", ")}
+		return usageError{msg: "join needs " + strings.Join(missing, ", ")}
 	}
 	if clusterToken == "" {
 		clusterToken = os.Getenv(envClusterToken)
@@ -175,7 +222,7 @@ func opLeave(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if len(pos) > 1 {
-		return usageError{fmt.Sprintf("leave takes at most one NODE_ID, got %q", pos)}
+		return usageError{msg: fmt.Sprintf("leave takes at most one NODE_ID, got %q", pos)}
 	}
 	if err := c.Check(); err != nil {
 		return err
@@ -213,7 +260,7 @@ func opSnapshotSave(ctx context.Context, args []string, stdout io.Writer) error 
 		return err
 	}
 	if len(pos) != 1 {
-		return usageError{"snapshot save needs exactly one FILE"}
+		return usageError{msg: "snapshot save needs exactly one FILE"}
 	}
 	if err := c.Check(); err != nil {
 		return err
@@ -291,7 +338,7 @@ func opSnapshotRestore(ctx context.Context, args []string, stdout io.Writer) err
 		return err
 	}
 	if len(pos) != 1 {
-		return usageError{"snapshot restore needs exactly one FILE"}
+		return usageError{msg: "snapshot restore needs exactly one FILE"}
 	}
 	if err := c.Check(); err != nil {
 		return err
@@ -332,17 +379,17 @@ func opTokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	if len(pos) > 0 {
-		return usageError{fmt.Sprintf("token create takes no arguments, got %q", pos)}
+		return usageError{msg: fmt.Sprintf("token create takes no arguments, got %q", pos)}
 	}
 	if err := c.Check(); err != nil {
 		return err
 	}
 	if srv != 0 && region == 0 {
-		return usageError{"-server needs -robot-region: only robot tokens are bound to a server"}
+		return usageError{msg: "-server needs -robot-region: only robot tokens are bound to a server"}
 	}
 	if expires != "" {
 		if _, err := time.Parse(time.RFC3339, expires); err != nil {
-			return usageError{fmt.Sprintf("-expires %q is not an RFC 3339 time such as 2030-01-02T15:04:05Z", expires)}
+			return usageError{msg: fmt.Sprintf("-expires %q is not an RFC 3339 time such as 2030-01-02T15:04:05Z", expires)}
 		}
 	}
 	in := &api.TokenInput{}

@@ -245,6 +245,31 @@ func TestOperatorUsage(t *testing.T) {
 	if err != nil || !strings.Contains(out, "Usage: regent-controller snapshot save FILE") || !strings.Contains(out, "-addr") {
 		t.Fatalf("snapshot save -h: %v\n%s", err, out)
 	}
+	// -h of a command group names its subcommands; it is not a mistake.
+	for cmd, want := range map[string]string{"snapshot": "regent-controller snapshot restore FILE", "token": "regent-controller token create"} {
+		if out, _, err := op(t, cmd, "-h"); err != nil || !strings.Contains(out, want) {
+			t.Errorf("%s -h: %v\n%s", cmd, err, out)
+		}
+	}
+	// A mistake in a subcommand points at that subcommand's -h; an unknown
+	// command gets the program's usage.
+	for _, tc := range []struct {
+		cmd  string
+		args []string
+		want string
+	}{
+		{"leave", []string{"a", "b"}, "Run 'regent-controller leave -h' for its usage.\n"},
+		{"snapshot", []string{"restore"}, "Run 'regent-controller snapshot restore -h' for its usage.\n"},
+		{"token", nil, "Run 'regent-controller token -h' for its usage.\n"},
+		{"members", []string{"-x"}, "(run 'regent-controller members -h' for its flags)\n"},
+		{"nope", nil, "Commands:"},
+	} {
+		_, _, err := op(t, tc.cmd, tc.args...)
+		var ue usageError
+		if !errors.As(err, &ue) || !strings.Contains(ue.message(), tc.want) {
+			t.Errorf("%s %q: %v, want a message containing %q", tc.cmd, tc.args, err, tc.want)
+		}
+	}
 	// A transport error names the address.
 	_, _, err = op(t, "members", "-addr", "http://127.0.0.1:1", "-token", "x")
 	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") {
