@@ -168,9 +168,13 @@ func opMembers(ctx context.Context, args []string, stdout io.Writer) error {
 func opJoin(ctx context.Context, args []string, stdout io.Writer) error {
 	var req api.JoinRequest
 	var clusterToken string
-	fs, c := command("join", "join ADDR -node-id ID -raft-addr HOST:PORT -http-addr URL [flags]\n\n"+
+	// join is authorised by the cluster token alone and goes to ADDR, so it
+	// has no -addr, -token or -token-file.
+	fs := tool.NewFlagSet("join", "join ADDR -node-id ID -raft-addr HOST:PORT -http-addr URL -cluster-token SECRET [flags]\n\n"+
 		"Asks the cluster at ADDR (any member's HTTP address) to add a node as a voter. A node\n"+
 		"started with 'server -join' does this itself.")
+	c := tool.Conn()
+	c.RegisterTransport(fs)
 	fs.StringVar(&req.NodeID, "node-id", "", "`id` of the node to add")
 	fs.StringVar(&req.RaftAddr, "raft-addr", "", "raft `address` (host:port) of the node to add")
 	fs.StringVar(&req.HTTPAddr, "http-addr", "", "HTTP API base `URL` of the node to add, e.g. http://10.0.0.2:8080")
@@ -197,6 +201,9 @@ func opJoin(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if clusterToken == "" {
 		clusterToken = os.Getenv(envClusterToken)
+	}
+	if clusterToken == "" {
+		return usageError{msg: "join needs the cluster token (the servers' cluster_token): -cluster-token or $" + envClusterToken}
 	}
 	c.Addr = pos[0]
 	cl, err := c.Client()
@@ -241,6 +248,28 @@ func opLeave(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		id = h.NodeID
 	}
+	// Check first, to say what is wrong: the cluster's answer for an unknown
+	// node is a bare 404, and removing the last voter cannot succeed.
+	members, err := cl.Operator().Members(ctx)
+	if err != nil {
+		return cli.Describe(err)
+	}
+	var ids []string
+	found, voter, voters := false, false, 0
+	for _, m := range members {
+		ids = append(ids, m.ID)
+		found = found || m.ID == id
+		if m.Suffrage == "voter" {
+			voters++
+			voter = voter || m.ID == id
+		}
+	}
+	switch {
+	case !found:
+		return fmt.Errorf("node %q is not a member of the cluster (members: %s; see 'regent-controller members')", id, strings.Join(ids, ", "))
+	case voter && voters == 1:
+		return fmt.Errorf("node %q is the cluster's only voter and cannot leave it: stop the node instead, or add others first", id)
+	}
 	if err := cl.Operator().RemoveMember(ctx, id); err != nil {
 		return cli.Describe(err)
 	}
@@ -270,6 +299,9 @@ func opSnapshotSave(ctx context.Context, args []string, stdout io.Writer) error 
 		return err
 	}
 	file := pos[0]
+	if fi, err := os.Stat(file); err == nil && fi.IsDir() {
+		return fmt.Errorf("snapshot save: %s is a directory; give the snapshot's file name", file)
+	}
 	n, err := saveAtomic(file, func(w io.Writer) (int64, error) { return cl.Operator().SnapshotSave(ctx, w) })
 	if err != nil {
 		return cli.Describe(err)
@@ -287,7 +319,12 @@ func saveAtomic(file string, write func(io.Writer) (int64, error)) (n int64, err
 	dir := filepath.Dir(file)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(file)+".tmp-*")
 	if err != nil {
-		return 0, err
+		// Name the file asked for, not the temporary one.
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return 0, fmt.Errorf("cannot write %s in %s: %w", filepath.Base(file), dir, err)
 	}
 	defer func() {
 		if err != nil {
@@ -345,9 +382,12 @@ func opSnapshotRestore(ctx context.Context, args []string, stdout io.Writer) err
 	}
 	f, err := os.Open(pos[0])
 	if err != nil {
-		return err
+		return fmt.Errorf("snapshot restore: %w", err)
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return fmt.Errorf("snapshot restore: %s is not a snapshot file (a directory or a device)", pos[0])
+	}
 	cl, err := c.Client()
 	if err != nil {
 		return err

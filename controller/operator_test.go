@@ -122,8 +122,18 @@ func TestOperatorCommands(t *testing.T) {
 		t.Fatalf("members after leave: %s", out)
 	}
 	_, _, err = op(t, "leave", append(auth, "ghost")...)
-	if err == nil || !strings.Contains(err.Error(), "regent_operator_delete_001") || !strings.Contains(err.Error(), "HTTP 404") {
+	if err == nil || !strings.Contains(err.Error(), `node "ghost" is not a member of the cluster (members: node1;`) {
 		t.Fatalf("leave ghost: %v", err)
+	}
+	// The last voter cannot leave, and trying changes nothing: the node
+	// keeps its HTTP address.
+	stdout, _, err := op(t, "leave", auth...)
+	if err == nil || !strings.Contains(err.Error(), `node "node1" is the cluster's only voter`) || stdout != "" {
+		t.Fatalf("leave of the last voter: %v, stdout %q", err, stdout)
+	}
+	out = mustOp(t, "members", append(auth, "-o", "json")...)
+	if members = nil; json.Unmarshal([]byte(out), &members) != nil || len(members) != 1 || members[0].HTTPAddr != s1.URL() {
+		t.Fatalf("members after refused leave: %s", out)
 	}
 
 	// token create: the secret alone on stdout, the rest on stderr.
@@ -182,6 +192,18 @@ func TestOperatorCommands(t *testing.T) {
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
 		t.Fatalf("failed save left %d files", len(entries))
 	}
+	// A directory is neither a place to save to nor a snapshot, and a
+	// directory that does not exist is named.
+	if _, _, err := op(t, "snapshot", append([]string{"save", dir}, auth...)...); err == nil || !strings.Contains(err.Error(), "is a directory") {
+		t.Fatalf("save to a directory: %v", err)
+	}
+	if _, _, err := op(t, "snapshot", append([]string{"save", filepath.Join(dir, "no", "x.snap")}, auth...)...); err == nil ||
+		err.Error() != "cannot write x.snap in "+filepath.Join(dir, "no")+": no such file or directory" {
+		t.Fatalf("save into a missing directory: %v", err)
+	}
+	if _, _, err := op(t, "snapshot", append([]string{"restore", dir}, auth...)...); err == nil || !strings.Contains(err.Error(), "is not a snapshot file") {
+		t.Fatalf("restore a directory: %v", err)
+	}
 	garbage := filepath.Join(dir, "garbage")
 	os.WriteFile(garbage, []byte("not a snapshot"), 0o600)
 	if _, _, err := op(t, "snapshot", append([]string{"restore", garbage}, auth...)...); err == nil || !strings.Contains(err.Error(), "regent_operator_snapshot_101") {
@@ -196,6 +218,8 @@ func TestOperatorLeaveSelf(t *testing.T) {
 		switch {
 		case r.Method == http.MethodGet && r.URL.Path == "/healthz":
 			io.WriteString(w, `{"status":"ok","node_id":"ctl-3","leader":"ctl-1","is_leader":false,"applied_index":9}`)
+		case r.Method == http.MethodGet && r.URL.Path == "/v1/operator/members":
+			io.WriteString(w, `{"content":[{"id":"ctl-1","suffrage":"voter","leader":true},{"id":"ctl-3","suffrage":"voter"}]}`)
 		case r.Method == http.MethodDelete && strings.HasPrefix(r.URL.Path, "/v1/operator/members/"):
 			if r.Header.Get("X-Auth-Token") != "tk" {
 				w.WriteHeader(http.StatusUnauthorized)
@@ -231,6 +255,8 @@ func TestOperatorUsage(t *testing.T) {
 		{"token", []string{"create", "-expires", "tomorrow"}, "RFC 3339"},
 		{"join", []string{"http://x", "-node-id", "n"}, "join needs -http-addr, -raft-addr"},
 		{"join", nil, "exactly one ADDR"},
+		{"join", []string{"http://x", "-node-id", "n", "-raft-addr", "h:1", "-http-addr", "http://h:2"}, "join needs the cluster token"},
+		{"join", []string{"http://x", "-token", "t"}, "flag provided but not defined: -token"},
 		{"members", []string{"-o", "yaml"}, "-o must be table or json"},
 		{"members", []string{"-bogus"}, "flag provided but not defined: -bogus"},
 		{"leave", []string{"a", "b"}, "at most one NODE_ID"},
@@ -250,6 +276,10 @@ func TestOperatorUsage(t *testing.T) {
 		if out, _, err := op(t, cmd, "-h"); err != nil || !strings.Contains(out, want) {
 			t.Errorf("%s -h: %v\n%s", cmd, err, out)
 		}
+	}
+	// join takes no API token, so its help offers none.
+	if out, _, err := op(t, "join", "-h"); err != nil || strings.Contains(out, "  -token ") || strings.Contains(out, "  -addr ") || !strings.Contains(out, "-cluster-token") {
+		t.Errorf("join -h: %v\n%s", err, out)
 	}
 	// A mistake in a subcommand points at that subcommand's -h; an unknown
 	// command gets the program's usage.

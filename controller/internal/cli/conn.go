@@ -26,6 +26,8 @@ type Conn struct {
 	Output string
 
 	tool Tool
+	// noToken: the command sends no API token (RegisterTransport alone).
+	noToken bool
 }
 
 // Conn returns the tool's connection settings with their defaults:
@@ -42,9 +44,20 @@ func (t Tool) Conn() *Conn {
 // their defaults. Registering them on more than one flag set (before and
 // after a command) is fine: all of them write c.
 func (c *Conn) Register(fs *flag.FlagSet) {
+	c.register(fs)
 	fs.StringVar(&c.Addr, "addr", c.Addr, c.tool.AddrHelp+" ($"+client.EnvAddr+")")
 	fs.Var(secret{&c.Token}, "token", "API `token` (default: the contents of -token-file if given, else $"+client.EnvToken+", else ./data/"+rootTokenFile+" if it exists)")
 	fs.StringVar(&c.TokenFile, "token-file", c.TokenFile, "`file` holding the API token")
+}
+
+// RegisterTransport adds the flags of a command that takes its address
+// otherwise and sends no API token: -ca-cert and -o. Its client has no token.
+func (c *Conn) RegisterTransport(fs *flag.FlagSet) {
+	c.noToken = true
+	c.register(fs)
+}
+
+func (c *Conn) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.CACert, "ca-cert", c.CACert, c.tool.CACertHelp+" ($"+client.EnvCACert+")")
 	fs.StringVar(&c.Output, "o", c.Output, "output `format`: table or json")
 }
@@ -96,6 +109,9 @@ func (c *Conn) Client() (*client.Client, error) {
 // resolveToken picks the token: -token, then an explicit -token-file, then
 // $REGENT_TOKEN, then ./data/root.token if it exists.
 func (c *Conn) resolveToken() (string, error) {
+	if c.noToken {
+		return "", nil
+	}
 	if c.Token != "" {
 		return c.Token, nil
 	}
