@@ -47,6 +47,9 @@ type Daemon struct {
 	metrics *Metrics
 
 	registered atomic.Bool
+	// regErr is why the agent is not registered yet (the last attempt's
+	// error, for /healthz), "" before the first attempt.
+	regErr atomic.Value
 	regMu      sync.Mutex
 	reg        api.AgentRegistered
 
@@ -228,7 +231,14 @@ func (d *Daemon) Handler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{Registry: d.metrics.Registry}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if !d.registered.Load() {
-			http.Error(w, "not registered with a controller yet", http.StatusServiceUnavailable)
+			msg := "not registered with a controller yet"
+			if e, _ := d.regErr.Load().(string); e != "" {
+				msg += ": " + e
+			}
+			if h, detail := d.health(); h != "ok" {
+				msg += "; " + h + ": " + detail
+			}
+			http.Error(w, msg, http.StatusServiceUnavailable)
 			return
 		}
 		if h, detail := d.health(); h != "ok" {
@@ -306,14 +316,34 @@ func (d *Daemon) register(ctx context.Context) bool {
 		}
 		wait := bo.next()
 		if unavailable(err) {
+			d.regErr.Store("controller unreachable: " + err.Error())
 			d.log.Warn(fmt.Sprintf("controller unreachable, retrying in %s", wait), "error", err)
 		} else {
-			d.log.Error(fmt.Sprintf("registration refused, retrying in %s", wait), "error", err)
+			why, args := "registration refused: "+err.Error(), []any{"error", err}
+			if hint := refusalHint(err); hint != "" {
+				why += " (" + hint + ")"
+				args = append(args, "hint", hint)
+			}
+			d.regErr.Store(why)
+			d.log.Error(fmt.Sprintf("registration refused, retrying in %s", wait), args...)
 		}
 		if !sleep(ctx, wait) {
 			return false
 		}
 	}
+}
+
+// refusalHint says what to do about a refused registration, where the
+// controller's answer does not: the token is read once, at start-up.
+func refusalHint(err error) string {
+	switch client.StatusCode(err) {
+	case http.StatusUnauthorized:
+		return "the token is not known to the controllers: put a current robot token in token_file and restart the agent"
+	case http.StatusForbidden:
+		return "the token must be a robot token bound to this server's region, not the root or a user token: " +
+			"put one in token_file and restart the agent"
+	}
+	return ""
 }
 
 // registration returns what the last registration answered.

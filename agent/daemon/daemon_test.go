@@ -264,6 +264,40 @@ func TestUnreachableControllerIsLoggedAndRetried(t *testing.T) {
 	}
 }
 
+// TestHealthzSaysWhyNotRegistered: before registration /healthz is 503
+// with the reason (the controller's refusal and what to do about it, or
+// that no controller answers), not just "not registered".
+func TestHealthzSaysWhyNotRegistered(t *testing.T) {
+	refuse := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprint(w, `{"detail":"The token is invalid, revoked or expired.","error_code":"regent_auth_002"}`)
+	}))
+	defer refuse.Close()
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	gone := "http://" + ln.Addr().String()
+	ln.Close()
+	for _, tc := range []struct{ url, want string }{
+		{refuse.URL, "registration refused: regent_auth_002: The token is invalid, revoked or expired. (the token is not known to the controllers: put a current robot token in token_file and restart the agent)"},
+		{gone, "controller unreachable: "},
+	} {
+		d, cancel, done := runTestDaemon(t, tc.url)
+		body := ""
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			rec := httptest.NewRecorder()
+			d.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+			if body = rec.Body.String(); rec.Code == 503 && strings.Contains(body, tc.want) {
+				break
+			}
+		}
+		if !strings.HasPrefix(body, "not registered with a controller yet: ") || !strings.Contains(body, tc.want) {
+			t.Errorf("%s: /healthz = %q, want %q", tc.url, body, tc.want)
+		}
+		cancel()
+		<-done
+	}
+}
+
 // TestBeatSoonSendsEarlyHeartbeats: after a VPN change (beatSoon) the
 // agent sends two heartbeats at once and a little later instead of waiting
 // for its interval (60 s here), so vpn_status shows the change quickly.
