@@ -47,11 +47,11 @@ type Daemon struct {
 	metrics *Metrics
 
 	registered atomic.Bool
+	regMu      sync.Mutex
+	reg        api.AgentRegistered
 	// regErr is why the agent is not registered yet (the last attempt's
 	// error, for /healthz), "" before the first attempt.
 	regErr atomic.Value
-	regMu      sync.Mutex
-	reg        api.AgentRegistered
 
 	// set at Run for the hypervisor role: the segments of its VMs, and
 	// the latest wanted set (capacity 1, the latest wins)
