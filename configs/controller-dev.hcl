@@ -1,7 +1,8 @@
 # regent-controller, single-node development setup.
 #   regent-controller server -config configs/controller-dev.hcl
-# Same as `regent-controller server -dev`: bootstraps itself, loopback only, data in ./data,
-# prints a root token once and writes it to <data_dir>/root.token (mode 0600).
+# Same as `regent-controller server -dev` but with debug logging: bootstraps itself, loopback
+# only, data in ./data, prints a root token once and writes it to <data_dir>/root.token
+# (mode 0600).
 # Every attribute is also a flag: node_id -> -node-id. Flags override this file.
 
 dev       = true

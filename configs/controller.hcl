@@ -35,6 +35,12 @@ log_json  = true
 # TLS for the HTTP API (clients, agents, regentctl).
 http_tls_cert = "/etc/regent/tls/ctl1-http.crt"
 http_tls_key  = "/etc/regent/tls/ctl1-http.key"
+# CA of the other nodes' HTTPS certificates: a follower forwards writes to the leader and a
+# joining node calls a member over HTTPS. Unset: the system roots.
+http_tls_ca = "/etc/regent/tls/cluster-ca.crt"
+# The base URL the other nodes use to reach this API (default https://<http_addr>); set it
+# when the certificate names a host name rather than the address.
+# advertise_http = "https://ctl1.region.example.net:8080"
 
 # Mutual TLS between controller nodes: each node presents raft_tls_cert and requires a peer
 # certificate signed by raft_tls_ca.
