@@ -270,7 +270,7 @@ func (c *Config) vmConfig(log hclog.Logger) vm.Config {
 // domain metrics and the VM reconcile loop. The returned stop ends them.
 func (d *Daemon) startVMs(ctx context.Context) (stop func(), err error) {
 	conn := vm.NewConn(d.cfg.LibvirtSocket)
-	b, err := vm.New(d.cfg.vmConfig(d.log), conn, d.log.Named("vm"))
+	b, err := vm.New(d.cfg.vmConfig(d.log), conn, d.log) // it names its logger "vm"
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -359,11 +359,25 @@ func (d *Daemon) vmCapacity() (api.Capacity, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := d.vmBuilder.Capacity(ctx)
+	d.setLibvirtErr(err)
+	return c, err == nil
+}
+
+// setLibvirtErr records the last libvirt capacity read's error for the
+// health, and logs only when it changes: it is read at every heartbeat,
+// and an unreachable libvirtd would otherwise be a warning every 10 s
+// (/healthz, the heartbeats and regent_agent_degraded keep saying it).
+func (d *Daemon) setLibvirtErr(err error) {
+	now := ""
 	if err != nil {
-		d.libvirtErr.Store(err.Error())
-		d.log.Warn("capacity from libvirt (falling back to the host's figures)", "error", err)
-		return c, false
+		now = err.Error()
 	}
-	d.libvirtErr.Store("")
-	return c, true
+	was, _ := d.libvirtErr.Swap(now).(string)
+	switch {
+	case now == was:
+	case now != "":
+		d.log.Warn("libvirtd does not answer: capacity falls back to the host's figures, VM work is retried (logged again when this changes)", "error", err)
+	case was != "":
+		d.log.Info("libvirtd answers again")
+	}
 }

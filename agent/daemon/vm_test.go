@@ -16,6 +16,7 @@ import (
 	"github.com/regentcloud/regent/agent/vm"
 	"github.com/regentcloud/regent/pkg/api"
 	"github.com/regentcloud/regent/pkg/client"
+	"github.com/regentcloud/regent/pkg/systemtest"
 )
 
 // fakeVMs records builder calls; errs makes one fail.
@@ -324,3 +325,32 @@ func TestVMConfig(t *testing.T) {
 
 // testKey keys the spec digests in tests.
 var testKey = []byte("test version key")
+
+// TestLibvirtErrorLoggedOnChange: the capacity read at every heartbeat
+// logs libvirtd's failure once, again only when the error changes, and
+// its recovery once; the health keeps the current reason.
+func TestLibvirtErrorLoggedOnChange(t *testing.T) {
+	var logs systemtest.Buffer
+	d := &Daemon{log: hclog.New(&hclog.LoggerOptions{Output: &logs}), metrics: NewMetrics()}
+	down := errors.New("libvirt: connect /run/libvirt/libvirt-sock: no such file or directory")
+	d.setLibvirtErr(nil)
+	for range 5 {
+		d.setLibvirtErr(down)
+	}
+	if h, detail := d.health(); h != "degraded" || !strings.Contains(detail, "no such file") {
+		t.Errorf("health = %s %q", h, detail)
+	}
+	d.setLibvirtErr(errors.New("libvirt: timeout"))
+	d.setLibvirtErr(nil)
+	d.setLibvirtErr(nil)
+	out := logs.String()
+	if n := strings.Count(out, "libvirtd does not answer"); n != 2 {
+		t.Errorf("%d warnings, want 2 (one per distinct error):\n%s", n, out)
+	}
+	if n := strings.Count(out, "libvirtd answers again"); n != 1 {
+		t.Errorf("%d recoveries logged, want 1:\n%s", n, out)
+	}
+	if h, _ := d.health(); h != "ok" {
+		t.Errorf("health after recovery = %s", h)
+	}
+}
