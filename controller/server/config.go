@@ -249,5 +249,10 @@ func (c *Config) Finish() error {
 	if c.Join != "" && c.Bootstrap && !c.Dev {
 		errs = append(errs, errors.New("-join and -bootstrap exclude each other: bootstrap one node, join the others"))
 	}
+	if c.Join != "" && c.ClusterToken == "" {
+		// The cluster accepts a join only with its token: without one the
+		// node would retry, refused, forever.
+		errs = append(errs, errors.New("-join needs -cluster-token, the same secret as the cluster's nodes"))
+	}
 	return errors.Join(errs...)
 }

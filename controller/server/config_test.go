@@ -33,6 +33,20 @@ func TestExampleConfigsLoad(t *testing.T) {
 	}
 }
 
+// TestJoinNeedsClusterToken: a node told to join without the cluster token
+// is refused at start; the cluster would refuse it forever.
+func TestJoinNeedsClusterToken(t *testing.T) {
+	cfg := Defaults()
+	cfg.DataDir, cfg.Join = t.TempDir(), "10.0.0.1:8080"
+	if err := cfg.Finish(); err == nil || !strings.Contains(err.Error(), "-join needs -cluster-token") {
+		t.Fatalf("join without a cluster token: %v", err)
+	}
+	cfg.ClusterToken = "s3cret"
+	if err := cfg.Finish(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestPlacementConfig: the placement block overrides the CloudCIX factors
 // one by one and is validated.
 func TestPlacementConfig(t *testing.T) {
