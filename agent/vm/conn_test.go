@@ -15,8 +15,10 @@ import (
 
 	libvirt "github.com/digitalocean/go-libvirt"
 	"github.com/digitalocean/go-libvirt/libvirttest"
+	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/regentcloud/regent/pkg/systemtest"
 )
 
 // fakeLibvirtd serves go-libvirt's mock libvirtd on a unix socket, one
@@ -164,5 +166,29 @@ func TestConnectionLost(t *testing.T) {
 		if got := ConnectionLost(c.err); got != c.lost {
 			t.Errorf("ConnectionLost(%v) = %v, want %v", c.err, got, c.lost)
 		}
+	}
+}
+
+// TestCollectorLogsFailureOnce: with libvirtd away every scrape says
+// regent_vm_libvirt_up 0, but the failure is logged once, not per scrape.
+func TestCollectorLogsFailureOnce(t *testing.T) {
+	var logs systemtest.Buffer
+	log := hclog.New(&hclog.LoggerOptions{Output: &logs})
+	c := NewConn(filepath.Join(t.TempDir(), "no-libvirt-sock"))
+	defer c.Close()
+	b, err := New(Config{DomainType: "qemu"}, c, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(b.Collector())
+	for range 4 {
+		if err := testutil.GatherAndCompare(reg, strings.NewReader("# HELP regent_vm_libvirt_up Whether the last scrape of libvirt succeeded.\n"+
+			"# TYPE regent_vm_libvirt_up gauge\nregent_vm_libvirt_up 0\n"), "regent_vm_libvirt_up"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := strings.Count(logs.String(), "domain stats"); n != 1 {
+		t.Errorf("%d domain stats warnings after 4 failed scrapes, want 1:\n%s", n, logs.String())
 	}
 }

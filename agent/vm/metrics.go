@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,6 +61,11 @@ type Collector struct {
 	b       *Builder
 	timeout time.Duration
 
+	// lastErr is the last scrape's libvirt error ("" when it worked): a
+	// failure is logged when it changes, not at every scrape.
+	mu      sync.Mutex
+	lastErr string
+
 	reconnects                          *prometheus.Desc
 	up, state, cpu, mem, rd, wr, rx, tx *prometheus.Desc
 }
@@ -94,6 +100,27 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
+// logChange logs a scrape's failure when it differs from the last one,
+// and the first scrape that works after failures (regent_vm_libvirt_up
+// says it at every scrape).
+func (c *Collector) logChange(err error) {
+	now := ""
+	if err != nil {
+		now = err.Error()
+	}
+	c.mu.Lock()
+	was := c.lastErr
+	c.lastErr = now
+	c.mu.Unlock()
+	switch {
+	case now == was:
+	case now != "":
+		c.b.log.Warn("domain stats (regent_vm_libvirt_up 0; logged again when this changes)", "error", err)
+	case was != "":
+		c.b.log.Info("domain stats work again")
+	}
+}
+
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if r, ok := c.b.lv.(reconnecter); ok {
@@ -102,8 +129,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
 	stats, err := c.b.lv.DomainStats(ctx)
+	c.logChange(err)
 	if err != nil {
-		c.b.log.Warn("domain stats", "error", err)
 		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)
 		return
 	}
