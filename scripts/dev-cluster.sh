@@ -30,6 +30,7 @@ wait_until() { # wait_until SECONDS CMD...
   done
 }
 port_open() { (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; }
+healthy() { curl -fsS "http://$(http_addr "$1")/healthz"; } # 200 once the node is in the cluster and knows a leader
 members() { curl -fsS -H "Authorization: Bearer $(<"$ROOT_TOKEN_FILE")" "http://$(http_addr 1)/v1/operator/members"; }
 
 start_node() {
@@ -61,7 +62,7 @@ up() {
   start_node 2
   start_node 3
   for n in 2 3; do
-    wait_until 30 port_open "$(http_addr "$n")" || echo "warning: node$n did not listen; see $DIR/node$n.log" >&2
+    wait_until 30 healthy "$n" || echo "warning: node$n has not joined; see $DIR/node$n.log" >&2
   done
   status
 }
@@ -85,7 +86,7 @@ status() {
   done
   if [[ -s $ROOT_TOKEN_FILE ]] && pid_of 1 >/dev/null; then
     echo "members (via node1):"
-    if command -v jq >/dev/null; then members | jq .; else members; echo; fi
+    "$BIN" members -addr "http://$(http_addr 1)" -token-file "$ROOT_TOKEN_FILE" || true
     echo "root token: $ROOT_TOKEN_FILE"
   fi
 }
