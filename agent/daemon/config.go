@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -236,8 +237,20 @@ func (c *Config) Finish() error {
 	if c.SegmentMode == "vlan" && c.UnderlayDevice == "" {
 		bad("underlay_device: required with segment_mode vlan (the parent of the VLAN sub-interfaces)")
 	}
-	if len(c.LinkPrefix) > 4 {
-		bad("link_prefix: %q is longer than 4 characters", c.LinkPrefix)
+	// Both prefixes start names the agent matches (and deletes) by
+	// pattern, and a namespace's is a file under /run/netns: no path,
+	// space or tag (':') characters.
+	if c.LinkPrefix == "" {
+		c.LinkPrefix = "rg"
+	}
+	if c.NamespacePrefix == "" {
+		c.NamespacePrefix = "P"
+	}
+	if !linkPrefixRe.MatchString(c.LinkPrefix) {
+		bad("link_prefix: %q must be 1-4 letters, digits, '-', '_' or '.'", c.LinkPrefix)
+	}
+	if !namespacePrefixRe.MatchString(c.NamespacePrefix) {
+		bad("namespace_prefix: %q must be 1-32 letters, digits, '-', '_' or '.'", c.NamespacePrefix)
 	}
 	if c.VTEPAddr != "" {
 		if _, err := netip.ParseAddr(c.VTEPAddr); err != nil {
@@ -282,6 +295,11 @@ func (c *Config) Warnings() []string {
 	}
 	return w
 }
+
+var (
+	linkPrefixRe      = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,4}$`)
+	namespacePrefixRe = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,32}$`)
+)
 
 // validToken reports whether tok can go into the X-Auth-Token header: a
 // token with a space, newline or control character in it would fail every

@@ -60,22 +60,24 @@ func TestConfigFinish(t *testing.T) {
 	if err := c.Finish(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Controllers[0] != "http://127.0.0.1:1" || c.Hostname != "host-a" {
+	if c.Controllers[0] != "http://127.0.0.1:1" || c.Hostname != "host-a" || c.LinkPrefix != "rg" || c.NamespacePrefix != "P" {
 		t.Errorf("finished: %+v", c)
 	}
 	for name, spoil := range map[string]func(*Config){
-		"controllers":     func(c *Config) { c.Controllers = nil },
-		"token":           func(c *Config) { c.Token = "" },
-		"roles":           func(c *Config) { c.Roles = []string{"chef"} },
-		"segment_mode":    func(c *Config) { c.SegmentMode = "gre" },
-		"vtep_addr":       func(c *Config) { c.VTEPAddr = "" },
-		"storage":         func(c *Config) { c.Roles = []string{"hypervisor"} },
-		"data_dir":        func(c *Config) { c.DataDir = "relative" },
-		"log_level":       func(c *Config) { c.LogLevel = "loud" },
-		"metrics_addr":    func(c *Config) { c.MetricsAddr = "nope" },
-		"work_wait":       func(c *Config) { c.WorkWait = "1h" },
-		"resync_interval": func(c *Config) { c.ResyncInterval = "10ms" },
-		"token_file":      func(c *Config) { c.Token, c.TokenFile = "", "/nonexistent/token" },
+		"controllers":      func(c *Config) { c.Controllers = nil },
+		"token":            func(c *Config) { c.Token = "" },
+		"roles":            func(c *Config) { c.Roles = []string{"chef"} },
+		"segment_mode":     func(c *Config) { c.SegmentMode = "gre" },
+		"vtep_addr":        func(c *Config) { c.VTEPAddr = "" },
+		"storage":          func(c *Config) { c.Roles = []string{"hypervisor"} },
+		"data_dir":         func(c *Config) { c.DataDir = "relative" },
+		"log_level":        func(c *Config) { c.LogLevel = "loud" },
+		"metrics_addr":     func(c *Config) { c.MetricsAddr = "nope" },
+		"work_wait":        func(c *Config) { c.WorkWait = "1h" },
+		"resync_interval":  func(c *Config) { c.ResyncInterval = "10ms" },
+		"token_file":       func(c *Config) { c.Token, c.TokenFile = "", "/nonexistent/token" },
+		"link_prefix":      func(c *Config) { c.LinkPrefix = "r:g" },
+		"namespace_prefix": func(c *Config) { c.NamespacePrefix = "../etc/P" },
 	} {
 		c := validConfig(t)
 		spoil(&c)
