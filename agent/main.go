@@ -77,14 +77,14 @@ func parse(args []string, stderr io.Writer) (daemon.Config, error) {
 	str("token-file", "file holding the robot token", func(c *daemon.Config) *string { return &c.TokenFile })
 	str("hostname", "host name the controller knows this server/router by (default os.Hostname)", func(c *daemon.Config) *string { return &c.Hostname })
 	list("roles", "roles: hypervisor, network", func(c *daemon.Config) *[]string { return &c.Roles })
-	str("data-dir", "state directory", func(c *daemon.Config) *string { return &c.DataDir })
-	str("segment-mode", "tenant segments: vxlan or vlan", func(c *daemon.Config) *string { return &c.SegmentMode })
-	str("public-bridge", "bridge of the region's floating subnet", func(c *daemon.Config) *string { return &c.PublicBridge })
+	str("data-dir", "state directory (default /var/lib/regent-agent)", func(c *daemon.Config) *string { return &c.DataDir })
+	str("segment-mode", "tenant segments: vxlan or vlan (default vxlan)", func(c *daemon.Config) *string { return &c.SegmentMode })
+	str("public-bridge", "bridge of the region's floating subnet (default br-public)", func(c *daemon.Config) *string { return &c.PublicBridge })
 	str("public-bridge-addr", "address/len put on the public bridge (optional)", func(c *daemon.Config) *string { return &c.PublicBridgeAddr })
 	str("vtep-addr", "local VXLAN tunnel endpoint address", func(c *daemon.Config) *string { return &c.VTEPAddr })
 	str("underlay-device", "link of the VTEP (vxlan) or parent of VLAN sub-interfaces (vlan)", func(c *daemon.Config) *string { return &c.UnderlayDevice })
-	str("link-prefix", "prefix of host links the agent creates (at most 4 characters)", func(c *daemon.Config) *string { return &c.LinkPrefix })
-	str("namespace-prefix", "prefix of router namespaces", func(c *daemon.Config) *string { return &c.NamespacePrefix })
+	str("link-prefix", "prefix of host links the agent creates, at most 4 characters (default rg)", func(c *daemon.Config) *string { return &c.LinkPrefix })
+	str("namespace-prefix", "prefix of router namespaces (default P)", func(c *daemon.Config) *string { return &c.NamespacePrefix })
 	fs.Func("storage", "storage type=directory (repeatable)", func(v string) error {
 		t, dir, ok := strings.Cut(v, "=")
 		if !ok || t == "" || dir == "" {
@@ -99,21 +99,21 @@ func parse(args []string, stderr io.Writer) (daemon.Config, error) {
 		})
 		return nil
 	})
-	str("libvirt-socket", "libvirtd's unix socket (hypervisor role)", func(c *daemon.Config) *string { return &c.LibvirtSocket })
+	str("libvirt-socket", "libvirtd's unix socket, hypervisor role (default /var/run/libvirt/libvirt-sock)", func(c *daemon.Config) *string { return &c.LibvirtSocket })
 	str("domain-type", "libvirt domain type: kvm or qemu (default: kvm where /dev/kvm exists)", func(c *daemon.Config) *string { return &c.DomainType })
 	str("domain-prefix", "prefix of the libvirt domains (and pools) of this agent's VMs", func(c *daemon.Config) *string { return &c.DomainPrefix })
-	str("storage-root", "directory of the pools of storage types not in -storage", func(c *daemon.Config) *string { return &c.StorageRoot })
-	str("image-dir", "directory that relative image sources are resolved in", func(c *daemon.Config) *string { return &c.ImageDir })
-	str("seed-dir", "directory of the VMs' NoCloud seed ISOs", func(c *daemon.Config) *string { return &c.SeedDir })
-	str("backup-dir", "directory of VM backups", func(c *daemon.Config) *string { return &c.BackupDir })
-	str("console-log-dir", "directory of the VMs' serial console logs", func(c *daemon.Config) *string { return &c.ConsoleLogDir })
-	str("shutdown-timeout", "ACPI shutdown wait before a quiesce destroys the domain", func(c *daemon.Config) *string { return &c.ShutdownTimeout })
-	str("image-retention", "how long an image volume no VM, disk or backup uses stays (0s: removed when unused)", func(c *daemon.Config) *string { return &c.ImageRetention })
+	str("storage-root", "directory of the pools of storage types not in -storage (default <data-dir>/pools)", func(c *daemon.Config) *string { return &c.StorageRoot })
+	str("image-dir", "directory that relative image sources are resolved in (default <data-dir>/images)", func(c *daemon.Config) *string { return &c.ImageDir })
+	str("seed-dir", "directory of the VMs' NoCloud seed ISOs (default <data-dir>/seeds)", func(c *daemon.Config) *string { return &c.SeedDir })
+	str("backup-dir", "directory of VM backups (default <data-dir>/backups)", func(c *daemon.Config) *string { return &c.BackupDir })
+	str("console-log-dir", "directory of the VMs' serial console logs (default <data-dir>/console)", func(c *daemon.Config) *string { return &c.ConsoleLogDir })
+	str("shutdown-timeout", "ACPI shutdown wait before a quiesce destroys the domain (default 2m)", func(c *daemon.Config) *string { return &c.ShutdownTimeout })
+	str("image-retention", "how long an image volume no VM, disk or backup uses stays; 0s: removed when unused (default 24h)", func(c *daemon.Config) *string { return &c.ImageRetention })
 	str("vpn-mode", "VPN ESP: xfrm (kernel) or libipsec (userspace); default xfrm where the kernel has XFRM interfaces", func(c *daemon.Config) *string { return &c.VPNMode })
-	str("charon-path", "charon-systemd binary (network role VPNs)", func(c *daemon.Config) *string { return &c.CharonPath })
+	str("charon-path", "charon-systemd binary, network role VPNs (default /usr/sbin/charon-systemd)", func(c *daemon.Config) *string { return &c.CharonPath })
 	str("vpn-run-dir", "directory of the per-router charon sockets, configs and logs (default <data-dir>/vpn)", func(c *daemon.Config) *string { return &c.VPNRunDir })
-	str("metrics-addr", "listen address of /metrics and /healthz (\"off\": none)", func(c *daemon.Config) *string { return &c.MetricsAddr })
-	str("log-level", "trace, debug, info, warn, error", func(c *daemon.Config) *string { return &c.LogLevel })
+	str("metrics-addr", "listen address of /metrics and /healthz, \"off\": none (default 127.0.0.1:8090)", func(c *daemon.Config) *string { return &c.MetricsAddr })
+	str("log-level", "trace, debug, info, warn, error (default info)", func(c *daemon.Config) *string { return &c.LogLevel })
 	fs.BoolFunc("log-json", "log JSON lines", func(v string) error {
 		b := v == "true" || v == "1"
 		if !b && v != "false" && v != "0" {
@@ -122,8 +122,8 @@ func parse(args []string, stderr io.Writer) (daemon.Config, error) {
 		set = append(set, func(c *daemon.Config) error { c.LogJSON = b; return nil })
 		return nil
 	})
-	str("work-wait", "how long one blocking work query waits", func(c *daemon.Config) *string { return &c.WorkWait })
-	str("resync-interval", "how often every object is applied again (drift repair)", func(c *daemon.Config) *string { return &c.ResyncInterval })
+	str("work-wait", "how long one blocking work query waits, 1s to 10m (default 5m)", func(c *daemon.Config) *string { return &c.WorkWait })
+	str("resync-interval", "how often every object is applied again, drift repair (default 5m)", func(c *daemon.Config) *string { return &c.ResyncInterval })
 
 	cfg := daemon.Defaults()
 	if err := fs.Parse(args); err != nil {

@@ -4,8 +4,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/regentcloud/regent/agent/daemon"
 )
 
 func TestParseFlagsOverrideFile(t *testing.T) {
@@ -62,5 +66,98 @@ func TestHelpExitsZero(t *testing.T) {
 	}
 	if err := run(nil, io.Discard); exitCode(err) != 2 {
 		t.Errorf("no configuration: %v, exit %d", err, exitCode(err))
+	}
+}
+
+// baseConfig is the least configuration that passes Finish with both
+// roles and the default data_dir, for comparing defaults.
+func baseConfig(t *testing.T) string {
+	disks := t.TempDir()
+	return `controllers = ["http://a:1"]
+token = "rgt_x"
+hostname = "h1"
+roles = ["hypervisor", "network"]
+vtep_addr = "10.0.0.1"
+storage = { SSD = "` + disks + `" }
+`
+}
+
+func parseHCL(t *testing.T, src string) daemon.Config {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "agent.hcl")
+	os.WriteFile(path, []byte(src), 0o644)
+	cfg, err := parse([]string{"-config", path}, io.Discard)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, src)
+	}
+	return cfg
+}
+
+// TestExampleConfigShowsDefaults: an attribute commented out in
+// configs/agent.hcl shows its default (uncommenting it changes nothing),
+// except those that are examples or detected on the host.
+func TestExampleConfigShowsDefaults(t *testing.T) {
+	examples := map[string]bool{"hostname": true, "public_bridge_addr": true, "token": true,
+		"domain_type": true, "vpn_mode": true} // detected: /dev/kvm, XFRM interfaces
+	src, err := os.ReadFile("../configs/agent.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := baseConfig(t)
+	want := parseHCL(t, base)
+	line := regexp.MustCompile(`^#\s*([a-z_]+)\s*=\s*("[^"]*"|\S+)`)
+	n := 0
+	for _, l := range strings.Split(string(src), "\n") {
+		m := line.FindStringSubmatch(l)
+		if m == nil || examples[m[1]] {
+			continue
+		}
+		n++
+		got := parseHCL(t, base+m[1]+" = "+m[2]+"\n")
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("configs/agent.hcl: %q is not the default:\n got  %+v\n want %+v", strings.TrimSpace(l), got, want)
+		}
+	}
+	if n < 10 {
+		t.Errorf("only %d commented-out attributes found", n)
+	}
+}
+
+// TestFlagsShowDefaults: -h shows the default of every flag that has one
+// (as <data-dir>/... where it derives from data_dir).
+func TestFlagsShowDefaults(t *testing.T) {
+	var usage strings.Builder
+	parse([]string{"-h"}, &usage)
+	flags := map[string]string{} // flag → its usage text
+	var cur string
+	for _, l := range strings.Split(usage.String(), "\n") {
+		if f, ok := strings.CutPrefix(strings.TrimSpace(l), "-"); ok && strings.HasPrefix(l, "  -") {
+			cur = strings.Fields(f)[0]
+			continue
+		}
+		flags[cur] += l
+	}
+	cfg := parseHCL(t, baseConfig(t))
+	v := reflect.ValueOf(cfg)
+	set := map[string]bool{"controllers": true, "token": true, "hostname": true, "roles": true, "vtep_addr": true, "storage": true}
+	for i := range v.NumField() {
+		attr, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("hcl"), ",")
+		f := v.Field(i)
+		if set[attr] || f.Kind() != reflect.String || f.String() == "" {
+			continue
+		}
+		name := strings.ReplaceAll(attr, "_", "-")
+		u, ok := flags[name]
+		if !ok {
+			t.Errorf("no flag -%s", name)
+			continue
+		}
+		def := f.String()
+		if attr != "data_dir" {
+			def = strings.Replace(def, cfg.DataDir, "<data-dir>", 1)
+		}
+		if !strings.Contains(u, "(default "+def+")") && !strings.Contains(u, `(default "`+def+`")`) {
+			t.Errorf("-%s: usage %q does not show its default %s", name, strings.TrimSpace(u), def)
+		}
 	}
 }

@@ -20,7 +20,7 @@ token_file = "/etc/regent/agent.token"
 # One or both.
 roles = ["hypervisor", "network"]
 
-data_dir = "/var/lib/regent-agent"
+data_dir = "/var/lib/regent-agent" # default; the directories below default to subdirectories of it
 
 # Storage type (as named in /iaas/storage_type/) → directory of its disks. The
 # hypervisor role makes each one a libvirt dir pool (regent-<domain_prefix><type>)
@@ -50,12 +50,12 @@ storage = {
 
 # Tenant segments (both roles): "vxlan" (default) or "vlan".
 segment_mode    = "vxlan"
-public_bridge   = "br-public"  # bridge of the region's floating subnet (created if missing)
+public_bridge   = "br-public"  # default; bridge of the region's floating subnet (network role, created if missing)
 # public_bridge_addr = "198.51.100.1/24" # only on a host that is the floating gateway
 vtep_addr       = "10.0.1.11"  # local VXLAN tunnel endpoint address (required with vxlan)
-underlay_device = "eth1"       # link of the VTEP (vxlan) or VLAN parent (vlan)
-# link_prefix      = "rg"      # host link names and ownership tags (<= 4 chars)
-# namespace_prefix = "P"       # router namespaces are P<project_id>
+underlay_device = "eth1"       # link of the VTEP (vxlan, optional) or VLAN parent (vlan, required)
+# link_prefix      = "rg"      # host link names and ownership tags (1-4 letters, digits, - _ .)
+# namespace_prefix = "P"       # router namespaces are P<project_id> (letters, digits, - _ .)
 
 # Network role: site-to-site VPNs, one strongSwan charon per router namespace over VICI
 # (docs/netrouter.md). vpn_mode "xfrm" (production: kernel IPsec, an XFRM interface per VPN) or
@@ -67,8 +67,8 @@ underlay_device = "eth1"       # link of the VTEP (vxlan) or VLAN parent (vlan)
 #                                             # state file, charon log; charons outlive the agent
 #                                             # and the next agent adopts them from here
 
-metrics_addr = "0.0.0.0:8090" # Prometheus /metrics and /healthz ("off": none)
-log_level    = "info"
-log_json     = false
+metrics_addr = "0.0.0.0:8090" # Prometheus /metrics and /healthz (default 127.0.0.1:8090; "off": none)
+log_level    = "info"         # default; trace, debug, info, warn, error
+log_json     = false          # default; true: JSON lines
 # work_wait       = "5m"      # one blocking work query
 # resync_interval = "5m"      # re-apply every router and VM although unchanged (drift repair)
