@@ -293,7 +293,32 @@ func (c *Config) Warnings() []string {
 			w = append(w, fmt.Sprintf("token_file: %s is readable by others (mode %04o): chmod 600 it", c.TokenFile, st.Mode().Perm()))
 		}
 	}
+	// Typos the controller cannot see: it points the other hosts'
+	// segments at vtep_addr whatever it is.
+	if a, err := netip.ParseAddr(c.VTEPAddr); err == nil && !localAddr(a) {
+		w = append(w, fmt.Sprintf("vtep_addr: %s is on no interface of this host (yet): the other hosts' VXLAN traffic for its segments goes there", a))
+	}
+	if c.UnderlayDevice != "" {
+		if _, err := net.InterfaceByName(c.UnderlayDevice); err != nil {
+			w = append(w, fmt.Sprintf("underlay_device: %s: %v (segments fail until it exists)", c.UnderlayDevice, err))
+		}
+	}
 	return w
+}
+
+// localAddr reports whether a is an address of one of the host's
+// interfaces (true when they cannot be listed).
+func localAddr(a netip.Addr) bool {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return true
+	}
+	for _, ad := range addrs {
+		if p, err := netip.ParsePrefix(ad.String()); err == nil && p.Addr().Unmap() == a.Unmap() {
+			return true
+		}
+	}
+	return false
 }
 
 var (

@@ -150,7 +150,7 @@ func TestTokenWhitespace(t *testing.T) {
 		if err := c.Finish(); err != nil || c.Token != "rgt_secret" {
 			t.Errorf("token file %q: token %q, %v", content, c.Token, err)
 		}
-		if w := c.Warnings(); len(w) != 0 {
+		if w := strings.Join(c.Warnings(), "\n"); strings.Contains(w, "token_file") {
 			t.Errorf("mode 0600 warned: %v", w)
 		}
 	}
@@ -181,8 +181,28 @@ func TestTokenWhitespace(t *testing.T) {
 	if err := c.Finish(); err != nil {
 		t.Fatal(err)
 	}
+	c.VTEPAddr = "127.0.0.1"
 	if w := c.Warnings(); len(w) != 1 || !strings.Contains(w[0], "token_file: "+path) || !strings.Contains(w[0], "0644") {
 		t.Errorf("mode 0644: %v", w)
+	}
+}
+
+// TestWarningsVTEPAndUnderlay: a vtep_addr on no interface of the host and
+// an underlay_device that does not exist are warned about at start-up
+// (they may come later, so they are not errors).
+func TestWarningsVTEPAndUnderlay(t *testing.T) {
+	c := validConfig(t)
+	c.VTEPAddr, c.UnderlayDevice = "127.0.0.1", "lo"
+	if err := c.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if w := c.Warnings(); len(w) != 0 {
+		t.Errorf("loopback VTEP and underlay: %v", w)
+	}
+	c.VTEPAddr, c.UnderlayDevice = "192.0.2.77", "nosuchlink0"
+	w := strings.Join(c.Warnings(), "\n")
+	if !strings.Contains(w, "vtep_addr: 192.0.2.77 is on no interface") || !strings.Contains(w, "underlay_device: nosuchlink0") {
+		t.Errorf("warnings: %s", w)
 	}
 }
 
