@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -65,6 +66,10 @@ func (c *controllers) do(ctx context.Context, fn func(*client.Client) error) err
 		if len(c.clients) > 1 {
 			c.log.Debug("controller unavailable, trying the next", "url", c.clients[idx].BaseURL(), "error", err)
 		}
+	}
+	if len(c.clients) > 1 {
+		// The log shows the last one's error: say the others failed too.
+		err = fmt.Errorf("none of the %d controllers answers, the last: %w", len(c.clients), err)
 	}
 	return err
 }

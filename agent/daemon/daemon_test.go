@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/regentcloud/regent/agent/vpn"
 	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/client"
 	"github.com/regentcloud/regent/pkg/systemtest"
 )
 
@@ -317,6 +318,34 @@ func TestHealthzSaysWhyNotRegistered(t *testing.T) {
 		}
 		cancel()
 		<-done
+	}
+}
+
+// TestAllControllersDown: with every controller unreachable the error
+// (what the log and /healthz show) says all were tried, and still counts
+// as "unavailable" (retried, not refused).
+func TestAllControllersDown(t *testing.T) {
+	var urls []string
+	for range 2 {
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		urls = append(urls, "http://"+ln.Addr().String())
+		ln.Close()
+	}
+	ctl := newControllers(urls, "t", hclog.NewNullLogger())
+	err := ctl.do(context.Background(), func(c *client.Client) error {
+		_, err := c.Agent().Register(context.Background(), api.AgentRegistration{})
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "none of the 2 controllers answers, the last: ") || !unavailable(err) {
+		t.Errorf("all down: %v (unavailable %v)", err, unavailable(err))
+	}
+	one := newControllers(urls[:1], "t", hclog.NewNullLogger())
+	err = one.do(context.Background(), func(c *client.Client) error {
+		_, err := c.Agent().Register(context.Background(), api.AgentRegistration{})
+		return err
+	})
+	if err == nil || strings.Contains(err.Error(), "none of") || !unavailable(err) {
+		t.Errorf("the only one down: %v", err)
 	}
 }
 
