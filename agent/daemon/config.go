@@ -264,7 +264,7 @@ func (c *Config) Finish() error {
 	}
 	for t, dir := range c.Storage {
 		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-			bad("storage: type %q: %q is not a directory", t, dir)
+			bad("storage: type %q: %q is not a directory (create it; QEMU must be able to reach it)", t, dir)
 		}
 	}
 	if c.MetricsAddr != "" && c.MetricsAddr != "off" {
@@ -276,10 +276,10 @@ func (c *Config) Finish() error {
 		bad("log_level: %q is not trace, debug, info, warn or error", c.LogLevel)
 	}
 	if d, err := time.ParseDuration(c.WorkWait); err != nil || d < time.Second || d > 10*time.Minute {
-		bad("work_wait: %q must be a duration from 1s to 10m", c.WorkWait)
+		bad("work_wait: %q must be a duration from 1s to 10m, such as \"5m\"", c.WorkWait)
 	}
 	if d, err := time.ParseDuration(c.ResyncInterval); err != nil || d < time.Second {
-		bad("resync_interval: %q must be a duration of at least 1s", c.ResyncInterval)
+		bad("resync_interval: %q must be a duration of at least 1s, such as \"5m\"", c.ResyncInterval)
 	}
 	return errors.Join(errs...)
 }

@@ -89,6 +89,28 @@ func TestConfigFinish(t *testing.T) {
 	}
 }
 
+// TestConfigErrorsSayWhatToDo: a bare number where a duration belongs
+// and a storage directory that is not there get a hint, not only "bad".
+func TestConfigErrorsSayWhatToDo(t *testing.T) {
+	c := validConfig(t)
+	c.Roles = []string{"hypervisor"}
+	c.Storage = map[string]string{"SSD": "/nonexistent/disks"}
+	c.WorkWait, c.ResyncInterval, c.ShutdownTimeout, c.ImageRetention = "30", "300", "120", "24"
+	err := c.Finish()
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{`storage: type "SSD": "/nonexistent/disks" is not a directory (create it`,
+		`work_wait: "30" must be a duration from 1s to 10m, such as "5m"`,
+		`resync_interval: "300" must be a duration of at least 1s, such as "5m"`,
+		`shutdown_timeout: "120" must be a duration of at least 1s, such as "2m"`,
+		`image_retention: "24" must be a duration of 0s or more, such as "24h"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("no %q in:\n%v", want, err)
+		}
+	}
+}
+
 func TestLoadFile(t *testing.T) {
 	dir := t.TempDir()
 	tok := filepath.Join(dir, "tok")

@@ -237,10 +237,10 @@ func (c *Config) finishVM() []error {
 		}
 	}
 	if d, err := time.ParseDuration(c.ShutdownTimeout); err != nil || d < time.Second {
-		errs = append(errs, fmt.Errorf("shutdown_timeout: %q must be a duration of at least 1s", c.ShutdownTimeout))
+		errs = append(errs, fmt.Errorf("shutdown_timeout: %q must be a duration of at least 1s, such as \"2m\"", c.ShutdownTimeout))
 	}
 	if d, err := time.ParseDuration(c.ImageRetention); err != nil || d < 0 {
-		errs = append(errs, fmt.Errorf("image_retention: %q must be a duration of 0s or more", c.ImageRetention))
+		errs = append(errs, fmt.Errorf("image_retention: %q must be a duration of 0s or more, such as \"24h\"", c.ImageRetention))
 	}
 	// The prefix starts domain, volume and file names the agent matches
 	// (and deletes) by pattern: no glob or path characters in it.
