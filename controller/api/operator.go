@@ -180,7 +180,7 @@ func (a *API) join(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err != nil {
-		a.writeErr(w, r, asUnavailable(err))
+		a.writeErr(w, r, membershipErr(err, "regent_operator_join_105", "regent_operator_join_104"))
 		return
 	}
 	a.log.Info("node joined", "node_id", req.NodeID, "raft_addr", req.RaftAddr, "http_addr", req.HTTPAddr)
@@ -206,15 +206,26 @@ func (a *API) removeMember(q *Request) error {
 	if err != nil {
 		return asUnavailable(err)
 	}
-	found := false
-	for _, s := range servers {
-		found = found || s.ID == id
+	var target *cluster.Server
+	voters := 0
+	for i, s := range servers {
+		if s.Suffrage == "voter" {
+			voters++
+		}
+		if s.ID == id {
+			target = &servers[i]
+		}
 	}
-	if !found {
+	if target == nil {
 		return wire.NotFound("regent_operator_delete_001")
+	}
+	if target.Suffrage == "voter" && voters == 1 {
+		return wire.Errorf(http.StatusConflict, "regent_operator_delete_102",
+			"%s is the cluster's last voter and cannot be removed; stop it instead, or join another node first.", id)
 	}
 	// Forget the node's address first: removing the leader itself makes it
 	// step down, after which this node can no longer write.
+	old, hadRecord := q.Txn.Node(id)
 	cmd, err := q.Command(fsm.NodeDeleteType, &state.Node{ID: id})
 	if err != nil {
 		return err
@@ -224,12 +235,33 @@ func (a *API) removeMember(q *Request) error {
 		return err
 	}
 	if err := a.cluster.RemoveServer(id); err != nil {
-		return asUnavailable(err)
+		// Nothing changed in raft: put the address record back.
+		if hadRecord {
+			if undo, uerr := q.Command(fsm.NodeUpsertType, old); uerr == nil {
+				a.Apply(q, undo)
+			}
+		}
+		return membershipErr(err, "regent_operator_delete_102", "")
 	}
 	setIndex(q.W, index)
 	a.log.Info("node removed", "node_id", id)
 	q.W.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// membershipErr maps a refused membership change to a 4xx the operator can
+// act on (conflict: 409 with conflictCode; an unreachable node: 400 on the
+// raft_addr field with unreachableCode); other errors are the cluster's.
+func membershipErr(err error, conflictCode, unreachableCode string) error {
+	switch {
+	case errors.Is(err, cluster.ErrMembershipConflict):
+		return wire.Errorf(http.StatusConflict, conflictCode, "%s", strings.TrimPrefix(err.Error(), cluster.ErrMembershipConflict.Error()+": "))
+	case unreachableCode != "" && errors.Is(err, cluster.ErrUnreachable):
+		fe := wire.FieldErrors{}
+		fe.Add("raft_addr", unreachableCode, "%s", strings.TrimPrefix(err.Error(), "cluster: "))
+		return fe.Err()
+	}
+	return asUnavailable(err)
 }
 
 func (a *API) snapshotSave(q *Request) error {
@@ -264,7 +296,7 @@ func (a *API) snapshotRestore(q *Request) error {
 	err := a.cluster.SnapshotRestore(q.Context(), body, state.Validate)
 	if err != nil {
 		if errors.Is(err, state.ErrBadSnapshot) || errors.Is(err, cluster.ErrInvalidSnapshot) {
-			return wire.Errorf(http.StatusBadRequest, "regent_operator_snapshot_101", "The snapshot was refused and nothing changed: %v.", err)
+			return wire.Errorf(http.StatusBadRequest, "regent_operator_snapshot_101", "The snapshot was refused and nothing changed: %s.", snapshotReason(err))
 		}
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -282,6 +314,17 @@ func (a *API) snapshotRestore(q *Request) error {
 
 // restoreNodes puts back this cluster's node records after a restore: the
 // snapshot may come from another cluster, whose nodes are not ours.
+// snapshotReason is why a snapshot was refused, without the layers' prefixes
+// ("cluster: invalid snapshot: invalid snapshot: truncated: ..." says
+// "truncated: ...").
+func snapshotReason(err error) string {
+	msg := err.Error()
+	for _, p := range []string{cluster.ErrInvalidSnapshot.Error() + ": ", state.ErrBadSnapshot.Error() + ": "} {
+		msg = strings.TrimPrefix(msg, p)
+	}
+	return msg
+}
+
 func (a *API) restoreNodes(q *Request, ours []*state.Node) error {
 	servers, err := a.cluster.Servers()
 	if err != nil {

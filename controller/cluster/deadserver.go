@@ -5,7 +5,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-metrics"
 	"github.com/hashicorp/raft"
 )
 
@@ -238,7 +237,6 @@ func (c *Cluster) reap() {
 		}
 		c.health.resumed(s.ID)
 		c.removed.Add(1)
-		metrics.IncrCounter([]string{"regent", "cluster", "dead_servers_removed_total"}, 1)
 		c.logger.Info("removed dead server", "id", s.ID, "addr", s.Address)
 	}
 }

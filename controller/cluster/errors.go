@@ -45,6 +45,16 @@ var (
 	// ErrInvalidSnapshot is returned by SnapshotRestore when the validator
 	// refuses the snapshot. Nothing was changed.
 	ErrInvalidSnapshot = errors.New("cluster: invalid snapshot")
+
+	// ErrUnreachable is returned by AddVoter when the new node does not
+	// answer on its raft address. The configuration is unchanged.
+	ErrUnreachable = errors.New("cluster: the node does not answer on its raft address")
+
+	// ErrMembershipConflict is returned by AddVoter and RemoveServer when
+	// the change conflicts with the configuration: the address belongs to
+	// another server, this node's own address would change, or the last
+	// voter would go. The configuration is unchanged.
+	ErrMembershipConflict = errors.New("cluster: membership change refused")
 )
 
 // mapRaftErr translates raft's errors into this package's errors. raft's

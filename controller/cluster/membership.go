@@ -76,17 +76,17 @@ func (c *Cluster) AddVoter(id, addr string) error {
 			// Present as non-voter: AddVoter below promotes it.
 		case string(s.ID) == id:
 			if id == c.cfg.NodeID {
-				return fmt.Errorf("cluster: cannot change this node's own address (%s -> %s)", s.Address, addr)
+				return fmt.Errorf("%w: cannot change this node's own address (%s -> %s)", ErrMembershipConflict, s.Address, addr)
 			}
 			replace = &s
 		case string(s.Address) == addr:
-			return fmt.Errorf("cluster: address %s is already used by server %q; remove it first", addr, s.ID)
+			return fmt.Errorf("%w: address %s is already used by server %q; remove it first", ErrMembershipConflict, addr, s.ID)
 		}
 	}
 	// Probe before touching the configuration, so a failed probe leaves it as
 	// it was.
 	if err := c.probe(addr); err != nil {
-		return fmt.Errorf("cluster: not adding %s: cannot reach %s over raft transport: %w", id, addr, err)
+		return fmt.Errorf("%w: not adding %s: cannot reach %s: %v", ErrUnreachable, id, addr, err)
 	}
 	if replace != nil {
 		c.logger.Info("server changed address; replacing it", "id", id, "old", replace.Address, "new", addr)
@@ -128,15 +128,20 @@ func (c *Cluster) RemoveServer(id string) error {
 	if err := cf.Error(); err != nil {
 		return c.mapRaftErr(err)
 	}
-	found := false
+	found, voters, isVoter := false, 0, false
 	for _, s := range cf.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
 		if string(s.ID) == id {
-			found = true
-			break
+			found, isVoter = true, s.Suffrage == raft.Voter
 		}
 	}
 	if !found {
 		return nil
+	}
+	if isVoter && voters == 1 {
+		return fmt.Errorf("%w: %s is the last voter; a cluster cannot remove its last voter", ErrMembershipConflict, id)
 	}
 	c.logger.Info("removing server", "id", id)
 	return c.mapRaftErr(c.raft.RemoveServer(raft.ServerID(id), cf.Index(), 0).Error())

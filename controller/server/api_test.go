@@ -210,7 +210,7 @@ func TestBuiltinRoutes(t *testing.T) {
 	id := c.CreateMember(n.RootToken, "metrics-member")
 	c.Do("GET", apitest.Path("/membership/member/", id), nil, n.RootToken).Expect(200)
 	metrics := string(c.Do("GET", "/metrics", nil, "").Expect(200).Body)
-	for _, want := range []string{"regent_http_request_duration_seconds_bucket{", "regent_raft_leader 1", "regent_raft_applied_index ",
+	for _, want := range []string{"regent_http_request_duration_seconds_bucket{", "regent_raft_leader 1", "regent_raft_applied_index ", "regent_cluster_dead_servers_removed_total 0",
 		// HTTP latency by route pattern (not by path: ids do not make series).
 		`route="/membership/member/{id}/{$}"`,
 		// FSM apply duration by command type.
@@ -256,6 +256,16 @@ func TestBuiltinRoutes(t *testing.T) {
 	if code := c.Do("DELETE", "/v1/operator/members/nobody", nil, root).Expect(404).ErrorCode(); code != "regent_operator_delete_001" {
 		t.Errorf("remove an unknown node: %s", code)
 	}
+	// The last voter cannot go, and the refusal changes nothing: the node
+	// keeps its address record (it used to be deleted before raft refused,
+	// with a retryable 503).
+	if code := c.Do("DELETE", "/v1/operator/members/builtin", nil, root).Expect(409).ErrorCode(); code != "regent_operator_delete_102" {
+		t.Errorf("remove the last voter: %s", code)
+	}
+	after := c.Do("GET", "/v1/operator/members", nil, root).Expect(200).Map()["content"].([]any)
+	if len(after) != 1 || after[0].(map[string]any)["http_addr"] != n.URL {
+		t.Errorf("members after a refused removal: %v", after)
+	}
 }
 
 func TestJoinRequest(t *testing.T) {
@@ -287,6 +297,23 @@ func TestJoinRequest(t *testing.T) {
 			if e.Errors[f].ErrorCode == "" {
 				t.Errorf("no error for %s: %+v", f, e)
 			}
+		}
+	})
+	t.Run("a node that does not answer is a 400 on raft_addr", func(t *testing.T) {
+		e := c.For(t).DoHeader("POST", "/v1/operator/join", good, withToken(n.ClusterToken)).Expect(400).Err()
+		if e.Errors["raft_addr"].ErrorCode != "regent_operator_join_104" {
+			t.Errorf("join with an unreachable raft address: %+v", e)
+		}
+	})
+	t.Run("another server's raft address is a 409", func(t *testing.T) {
+		self := c.For(t).Do("GET", "/v1/operator/leader", nil, n.RootToken).Expect(200).Content()
+		taken := map[string]any{"node_id": "n3", "raft_addr": self["raft_addr"], "http_addr": "http://127.0.0.1:1"}
+		if code := c.For(t).DoHeader("POST", "/v1/operator/join", taken, withToken(n.ClusterToken)).Expect(409).ErrorCode(); code != "regent_operator_join_105" {
+			t.Errorf("join at the leader's raft address: %s", code)
+		}
+		members := c.For(t).Do("GET", "/v1/operator/members", nil, n.RootToken).Expect(200).Map()["content"].([]any)
+		if len(members) != 1 {
+			t.Errorf("a refused join left members %v", members)
 		}
 	})
 	t.Run("refused before the body is looked at", func(t *testing.T) {
@@ -394,6 +421,9 @@ func TestSnapshotRoundTrip(t *testing.T) {
 			r := c.For(t).DoHeader("PUT", "/v1/operator/snapshot", body, octet)
 			if r.Status != 400 || r.ErrorCode() != "regent_operator_snapshot_101" {
 				t.Errorf("%s: want 400 regent_operator_snapshot_101", r)
+			}
+			if d := r.Err().Detail; strings.Count(d, "invalid snapshot") > 0 || strings.Contains(d, "cluster:") {
+				t.Errorf("the refusal repeats its layers: %q", d)
 			}
 			if after := stateOf(t, c, root); after != before {
 				t.Fatalf("a refused snapshot (%d bytes) changed the state", len(body))

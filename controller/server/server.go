@@ -243,6 +243,9 @@ func (s *Server) registerGauges() {
 			func() float64 { return float64(s.cluster.AppliedIndex()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "regent_raft_last_contact_seconds", Help: "Time since this follower last heard from the leader (0 on the leader)."},
 			func() float64 { return s.cluster.LastContact().Seconds() }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "regent_cluster_dead_servers_removed_total",
+			Help: "Servers this node removed from the raft configuration by dead server cleanup while it led."},
+			func() float64 { return float64(s.cluster.DeadServersRemoved()) }),
 	)
 }
 
