@@ -316,7 +316,10 @@ func (b *Builder) converge(ctx context.Context, spec *api.VMSpec, start bool) er
 	if err != nil {
 		return newError(CodeBadSpec, "seed: %v", err)
 	}
-	if err := writeFileAtomic(p.SeedPath, iso, 0o644); err != nil {
+	// The seed holds the VM's userdata, which may carry secrets: only root
+	// reads it; libvirt hands it to QEMU's user when it starts the domain
+	// (dynamic ownership, the default).
+	if err := writeFileAtomic(p.SeedPath, iso, 0o600); err != nil {
 		return lv(err, "write seed of %s", p.Name)
 	}
 	if err := os.MkdirAll(b.cfg.ConsoleLogDir, 0o755); err != nil {

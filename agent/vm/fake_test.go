@@ -397,6 +397,20 @@ func TestFakeBuildIdempotent(t *testing.T) {
 	if n := f.count("start 42_7"); n != 1 {
 		t.Errorf("started %d times", n)
 	}
+	// The seed holds the userdata: nobody but root reads it, also when an
+	// older agent left it readable.
+	if st, err := os.Stat(b.seedPath("42_7")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("seed: %v %v, want mode 0600", st.Mode(), err)
+	}
+	if err := os.Chmod(b.seedPath("42_7"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Build(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(b.seedPath("42_7")); st.Mode().Perm() != 0o600 {
+		t.Errorf("a readable seed left readable: %v", st.Mode())
+	}
 	// The image was imported once, under its digest.
 	imgs, _ := filepath.Glob(filepath.Join(b.cfg.StorageRoot, "ssd", "image_3_*"))
 	if len(imgs) != 1 {

@@ -409,9 +409,13 @@ func (b *Builder) removeDomainVolumes(ctx context.Context, domain string) error 
 	return nil
 }
 
-// writeFileAtomic replaces path with data unless it already holds it.
+// writeFileAtomic replaces path with data unless it already holds it; either
+// way the file ends with mode.
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		if st, err := os.Stat(path); err == nil && st.Mode().Perm() != mode {
+			return os.Chmod(path, mode)
+		}
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
