@@ -33,13 +33,25 @@ func main() {
 	os.Exit(exitCode(err))
 }
 
-// exitCode is 0 after -h (the usage was asked for) and 2 after any error.
+// exitCode is 0 after -h (the usage was asked for), 1 when the running
+// daemon failed, and 2 when it could not start (configuration, privileges):
+// the systemd unit does not restart on 2 (RestartPreventExitStatus), since
+// a restart does not fix a configuration.
 func exitCode(err error) int {
-	if err == nil || errors.Is(err, flag.ErrHelp) {
+	var rt runtimeError
+	switch {
+	case err == nil || errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.As(err, &rt):
+		return 1
 	}
 	return 2
 }
+
+// runtimeError is a failure of the daemon after it started.
+type runtimeError struct{ error }
+
+func (e runtimeError) Unwrap() error { return e.error }
 
 // listFlag splits a comma-separated list.
 func listFlag(s string) []string {
@@ -171,5 +183,8 @@ func run(args []string, stderr io.Writer) error {
 		"controllers", cfg.Controllers)
 	err = d.Run(ctx)
 	log.Info("stopped")
-	return err
+	if err != nil {
+		return runtimeError{err}
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -63,6 +64,9 @@ func TestHelpExitsZero(t *testing.T) {
 	}
 	if err := run([]string{"-roles"}, io.Discard); exitCode(err) != 2 {
 		t.Errorf("-roles without a value: %v, exit %d", err, exitCode(err))
+	}
+	if code := exitCode(runtimeError{errors.New("metrics_addr: address in use")}); code != 1 {
+		t.Errorf("a failure after start: exit %d, want 1 (the unit restarts on it)", code)
 	}
 	if err := run(nil, io.Discard); exitCode(err) != 2 {
 		t.Errorf("no configuration: %v, exit %d", err, exitCode(err))

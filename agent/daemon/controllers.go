@@ -17,19 +17,38 @@ import (
 // fails over to the next on a transport error or 502/503/504 (a node
 // without a leader or shutting down); any other answer is final.
 type controllers struct {
-	clients []*client.Client
-	log     hclog.Logger
+	urls []string
+	opts []client.Option
+	log  hclog.Logger
 
-	mu  sync.Mutex
-	cur int
+	mu      sync.Mutex
+	clients []*client.Client
+	token   string
+	cur     int
 }
 
 func newControllers(urls []string, token string, log hclog.Logger, opts ...client.Option) *controllers {
-	c := &controllers{log: log}
-	for _, u := range urls {
-		c.clients = append(c.clients, client.New(u, token, opts...))
-	}
+	c := &controllers{urls: urls, opts: opts, log: log}
+	c.setToken(token)
 	return c
+}
+
+// setToken makes every later call use token.
+func (c *controllers) setToken(token string) {
+	clients := make([]*client.Client, 0, len(c.urls))
+	for _, u := range c.urls {
+		clients = append(clients, client.New(u, token, c.opts...))
+	}
+	c.mu.Lock()
+	c.clients, c.token = clients, token
+	c.mu.Unlock()
+}
+
+// currentToken is the token calls use.
+func (c *controllers) currentToken() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.token
 }
 
 // unavailable reports whether err means "try another controller".
@@ -48,28 +67,28 @@ func unavailable(err error) bool {
 // one, until one answers (successfully or with a final error).
 func (c *controllers) do(ctx context.Context, fn func(*client.Client) error) error {
 	c.mu.Lock()
-	start := c.cur
+	start, clients := c.cur, c.clients
 	c.mu.Unlock()
 	var err error
-	for i := range c.clients {
-		idx := (start + i) % len(c.clients)
-		err = fn(c.clients[idx])
+	for i := range clients {
+		idx := (start + i) % len(clients)
+		err = fn(clients[idx])
 		if !unavailable(err) || ctx.Err() != nil {
 			if idx != start {
 				c.mu.Lock()
 				c.cur = idx
 				c.mu.Unlock()
-				c.log.Info("using controller", "url", c.clients[idx].BaseURL())
+				c.log.Info("using controller", "url", clients[idx].BaseURL())
 			}
 			return err
 		}
-		if len(c.clients) > 1 {
-			c.log.Debug("controller unavailable, trying the next", "url", c.clients[idx].BaseURL(), "error", err)
+		if len(clients) > 1 {
+			c.log.Debug("controller unavailable, trying the next", "url", clients[idx].BaseURL(), "error", err)
 		}
 	}
-	if len(c.clients) > 1 {
+	if len(clients) > 1 {
 		// The log shows the last one's error: say the others failed too.
-		err = fmt.Errorf("none of the %d controllers answers, the last: %w", len(c.clients), err)
+		err = fmt.Errorf("none of the %d controllers answers, the last: %w", len(clients), err)
 	}
 	return err
 }

@@ -327,6 +327,10 @@ func (d *Daemon) register(ctx context.Context) bool {
 			d.regErr.Store(why)
 			d.log.Error(fmt.Sprintf("registration refused, retrying in %s", wait), args...)
 		}
+		if !unavailable(err) && d.reloadToken() {
+			bo = backoff{min: d.minRetry, max: d.maxRetry}
+			continue
+		}
 		if !sleep(ctx, wait) {
 			return false
 		}
@@ -334,16 +338,37 @@ func (d *Daemon) register(ctx context.Context) bool {
 }
 
 // refusalHint says what to do about a refused registration, where the
-// controller's answer does not: the token is read once, at start-up.
+// controller's answer does not.
 func refusalHint(err error) string {
 	switch client.StatusCode(err) {
 	case http.StatusUnauthorized:
-		return "the token is not known to the controllers: put a current robot token in token_file and restart the agent"
+		return "the token is not known to the controllers: put a current robot token in token_file (read again before each retry)"
 	case http.StatusForbidden:
 		return "the token must be a robot token bound to this server's region, not the root or a user token: " +
-			"put one in token_file and restart the agent"
+			"put one in token_file (read again before each retry)"
 	}
 	return ""
+}
+
+// reloadToken reads token_file again after a refused registration and
+// reports whether it now holds another, well-formed token, which later
+// calls then use: an operator fixes the file and the agent goes on without
+// a restart.
+func (d *Daemon) reloadToken() bool {
+	if d.cfg.TokenFile == "" {
+		return false
+	}
+	b, err := os.ReadFile(d.cfg.TokenFile)
+	if err != nil {
+		return false
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" || !validToken(tok) || tok == d.ctl.currentToken() {
+		return false
+	}
+	d.ctl.setToken(tok)
+	d.log.Info("token_file changed; registering with the new token", "token_file", d.cfg.TokenFile)
+	return true
 }
 
 // registration returns what the last registration answered.

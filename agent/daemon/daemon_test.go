@@ -323,7 +323,7 @@ func TestHealthzSaysWhyNotRegistered(t *testing.T) {
 	gone := "http://" + ln.Addr().String()
 	ln.Close()
 	for _, tc := range []struct{ url, want string }{
-		{refuse.URL, "registration refused: regent_auth_002: The token is invalid, revoked or expired. (the token is not known to the controllers: put a current robot token in token_file and restart the agent)"},
+		{refuse.URL, "registration refused: regent_auth_002: The token is invalid, revoked or expired. (the token is not known to the controllers: put a current robot token in token_file (read again before each retry))"},
 		{gone, "controller unreachable: "},
 	} {
 		d, cancel, done := runTestDaemon(t, tc.url)
@@ -550,4 +550,61 @@ func TestHeartbeatReportsDegraded(t *testing.T) {
 	wait("without the work fetch reason", func(hb api.Heartbeat) bool {
 		return hb.Health != "" && !strings.Contains(hb.Detail, "work fetch")
 	})
+}
+
+// TestFixedTokenFileIsReadAgain: a registration refused for its token
+// goes on with the token an operator then puts in token_file, without a
+// restart (it used to retry the old token until restarted).
+func TestFixedTokenFileIsReadAgain(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	ctl := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Header.Get("X-Auth-Token"))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if r.Header.Get("X-Auth-Token") != "good" || r.URL.Path != "/v1/agent/register" {
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"detail":"The token is invalid, revoked or expired.","error_code":"regent_auth_002"}`)
+			return
+		}
+		fmt.Fprint(w, `{"content":{"server_id":7,"heartbeat_interval":10}}`)
+	}))
+	defer ctl.Close()
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "robot.token")
+	if err := os.WriteFile(tokenFile, []byte("stale\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := Defaults()
+	c.Controllers, c.TokenFile = []string{ctl.URL}, tokenFile
+	c.Roles, c.DataDir, c.Hostname, c.VTEPAddr = []string{"hypervisor"}, dir, "hv9", "192.0.2.9"
+	c.Storage = map[string]string{"SSD": dir}
+	c.MetricsAddr = "off"
+	if err := c.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	var logs systemtest.Buffer
+	d, err := New(c, hclog.New(&hclog.LoggerOptions{Output: &logs}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.minRetry = 10 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	refused := func() bool { return strings.Contains(logs.String(), "registration refused") }
+	go func() {
+		for !refused() && ctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+		}
+		os.WriteFile(tokenFile, []byte("good\n"), 0o600)
+	}()
+	if !d.register(ctx) {
+		t.Fatalf("not registered:\n%s", logs.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen[0] != "stale" || seen[len(seen)-1] != "good" || !strings.Contains(logs.String(), "token_file changed") {
+		t.Errorf("tokens sent %v; log:\n%s", seen, logs.String())
+	}
 }
