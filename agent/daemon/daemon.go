@@ -316,8 +316,13 @@ func (d *Daemon) register(ctx context.Context) bool {
 		}
 		wait := bo.next()
 		if unavailable(err) {
-			d.regErr.Store("controller unreachable: " + err.Error())
-			d.log.Warn(fmt.Sprintf("controller unreachable, retrying in %s", wait), "error", err)
+			why, args := "controller unreachable: "+err.Error(), []any{"error", err}
+			if hint := tlsHint(err); hint != "" {
+				why += " (" + hint + ")"
+				args = append(args, "hint", hint)
+			}
+			d.regErr.Store(why)
+			d.log.Warn(fmt.Sprintf("controller unreachable, retrying in %s", wait), args...)
 		} else {
 			why, args := "registration refused: "+err.Error(), []any{"error", err}
 			if hint := refusalHint(err); hint != "" {
@@ -346,6 +351,20 @@ func refusalHint(err error) string {
 	case http.StatusForbidden:
 		return "the token must be a robot token bound to this server's region, not the root or a user token: " +
 			"put one in token_file (read again before each retry)"
+	}
+	return ""
+}
+
+// tlsHint says what to do when a controller's certificate is not trusted:
+// the error alone reads like an unreachable controller.
+func tlsHint(err error) string {
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	switch {
+	case errors.As(err, &ua):
+		return "the controllers' certificate is signed by a CA this host does not trust: set ca_file to that CA"
+	case errors.As(err, &he):
+		return "the controller's certificate does not name the host in its URL: use the name the certificate has in controllers"
 	}
 	return ""
 }

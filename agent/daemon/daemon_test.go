@@ -322,7 +322,10 @@ func TestHealthzSaysWhyNotRegistered(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	gone := "http://" + ln.Addr().String()
 	ln.Close()
+	untrusted := httptest.NewTLSServer(http.NotFoundHandler()) // a CA this host does not know
+	defer untrusted.Close()
 	for _, tc := range []struct{ url, want string }{
+		{untrusted.URL, "set ca_file to that CA"},
 		{refuse.URL, "registration refused: regent_auth_002: The token is invalid, revoked or expired. (the token is not known to the controllers: put a current robot token in token_file (read again before each retry))"},
 		{gone, "controller unreachable: "},
 	} {
