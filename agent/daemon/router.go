@@ -180,8 +180,8 @@ func (h *routerHandler) ensure(ctx context.Context, spec *api.RouterSpec, log hc
 	}
 	if len(res.Changes) > 0 {
 		h.metrics.built(api.KindVirtualRouter, "ensure", res.Duration)
-		log.Info("router ensured", "took", res.Duration, "changes", len(res.Changes))
-		log.Debug("router changes", "changes", strings.Join(res.Changes, "; "))
+		// netrouter logs the changes ("router reconciled") at info.
+		log.Debug("router ensured", "took", res.Duration, "changes", len(res.Changes))
 	}
 	return h.ensureVPNs(ctx, spec, log)
 }

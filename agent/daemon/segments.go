@@ -108,8 +108,8 @@ func (d *Daemon) segmentLoop(ctx context.Context, s segmentEnsurer) {
 		}
 		if len(res.Changes) > 0 {
 			d.metrics.built(kindSegment, "ensure", res.Duration)
-			log.Info("segments ensured", "segments", len(want), "took", res.Duration, "changes", len(res.Changes))
-			log.Debug("segment changes", "changes", strings.Join(res.Changes, "; "))
+			// netrouter logs the changes ("segments reconciled") at info.
+			log.Debug("segments ensured", "segments", len(want), "took", res.Duration, "changes", len(res.Changes))
 		}
 		switch {
 		case err == nil:
