@@ -54,6 +54,9 @@ type Loop[T any] struct {
 
 	mu      sync.Mutex
 	workers map[string]*worker[T]
+
+	gcMu  sync.Mutex
+	gcErr string // the last failure to list owned objects, "" after a success
 }
 
 type worker[T any] struct {
@@ -131,9 +134,24 @@ func (l *Loop[T]) Sync(objs []T, complete bool) {
 // collect removes owned objects that are not desired.
 func (l *Loop[T]) collect(desired map[string]bool) {
 	owned, err := l.cfg.Handler.Owned(l.ctx)
+	// A failure is logged when it starts or changes, and its end once: a
+	// down libvirtd fails every fetch, and its own logs say so already.
+	l.gcMu.Lock()
+	last := l.gcErr
 	if err != nil {
-		l.cfg.Logger.Warn("listing owned objects failed; garbage collection skipped", "error", err)
+		l.gcErr = err.Error()
+	} else {
+		l.gcErr = ""
+	}
+	l.gcMu.Unlock()
+	if err != nil {
+		if err.Error() != last {
+			l.cfg.Logger.Warn("listing owned objects failed; garbage collection skipped until it works", "error", err)
+		}
 		return
+	}
+	if last != "" {
+		l.cfg.Logger.Info("listing owned objects works again; garbage collection resumed")
 	}
 	sort.Strings(owned)
 	for _, k := range owned {

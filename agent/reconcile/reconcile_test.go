@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/regentcloud/regent/pkg/systemtest"
 )
 
 type obj struct {
@@ -23,6 +27,7 @@ type fakeHost struct {
 	applies map[string]int
 	failN   map[string]int
 	removed []string
+	listErr error // Owned fails with it when set
 }
 
 func newFakeHost() *fakeHost {
@@ -44,6 +49,9 @@ func (h *fakeHost) Apply(_ context.Context, o obj) error {
 func (h *fakeHost) Owned(context.Context) ([]string, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.listErr != nil {
+		return nil, h.listErr
+	}
 	var out []string
 	for k := range h.built {
 		out = append(out, k)
@@ -160,4 +168,36 @@ func TestOneFailureDoesNotBlockOthers(t *testing.T) {
 	}
 	l.Sync(append([]obj{{"bad", 1}}, objs...), true)
 	eventually(t, func() bool { return len(h.state()) == 20 }, "20 good objects built")
+}
+
+// TestGCFailureLoggedOnce: a host that cannot list its objects (libvirtd
+// down) skips garbage collection at every complete fetch, but says so
+// once, and once more when it works again.
+func TestGCFailureLoggedOnce(t *testing.T) {
+	h := newFakeHost()
+	var logs systemtest.Buffer
+	l := New(context.Background(), Config[obj]{
+		Key:     func(o obj) string { return o.key },
+		Version: func(o obj) string { return fmt.Sprint(o.version) },
+		Handler: h, Logger: hclog.New(&hclog.LoggerOptions{Output: &logs}),
+		MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+	})
+	t.Cleanup(l.Stop)
+	h.mu.Lock()
+	h.built["stale"], h.listErr = 1, errors.New("libvirt: connection refused")
+	h.mu.Unlock()
+	for range 5 {
+		l.Sync(nil, true)
+	}
+	if n := strings.Count(logs.String(), "garbage collection skipped"); n != 1 {
+		t.Errorf("the failure is logged %d times over 5 fetches:\n%s", n, logs.String())
+	}
+	h.mu.Lock()
+	h.listErr = nil
+	h.mu.Unlock()
+	l.Sync(nil, true)
+	l.Sync(nil, true)
+	if n := strings.Count(logs.String(), "garbage collection resumed"); n != 1 || !slices.Equal(h.removed, []string{"stale"}) {
+		t.Errorf("recovery logged %d times, removed %v:\n%s", n, h.removed, logs.String())
+	}
 }
