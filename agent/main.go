@@ -23,6 +23,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/regentcloud/regent/agent/daemon"
+	"github.com/regentcloud/regent/pkg/api"
 )
 
 func main() {
@@ -137,9 +138,15 @@ func parse(args []string, stderr io.Writer) (daemon.Config, error) {
 	str("work-wait", "how long one blocking work query waits, 1s to 10m (default 5m)", func(c *daemon.Config) *string { return &c.WorkWait })
 	str("resync-interval", "how often every object is applied again, drift repair (default 5m)", func(c *daemon.Config) *string { return &c.ResyncInterval })
 
+	showVersion := fs.Bool("version", false, "print the version and exit")
+
 	cfg := daemon.Defaults()
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
+	}
+	if *showVersion {
+		fmt.Println(api.VersionString("regent-agent"))
+		return cfg, flag.ErrHelp
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())

@@ -19,6 +19,7 @@ import (
 
 	"github.com/regentcloud/regent/controller/internal/cli"
 	"github.com/regentcloud/regent/controller/server"
+	"github.com/regentcloud/regent/pkg/api"
 )
 
 const usage = `Usage: regent-controller <command> [flags]
@@ -31,6 +32,7 @@ Commands:
   snapshot save FILE      download a snapshot of the whole state
   snapshot restore FILE   replace the whole state with a snapshot
   token create            create an API token (-user, -name, -robot-region, -server)
+  version                 print the version
 
 Run 'regent-controller <command> -h' for the flags of a command.
 `
@@ -46,6 +48,8 @@ func main() {
 		err = runServer(args)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
+	case "version", "-version", "--version":
+		fmt.Println(api.VersionString("regent-controller"))
 	default:
 		err = runOperator(cmd, args)
 	}

@@ -37,7 +37,7 @@ import (
 )
 
 // Version is reported at registration.
-const Version = "0.1.0"
+const Version = api.Version
 
 // Daemon is one regent-agent.
 type Daemon struct {
