@@ -82,7 +82,7 @@ func New(cfg Config, c Cluster, store *state.Store, log hclog.Logger, reg *prome
 	}
 	a := &API{cfg: cfg, cluster: c, store: store, log: log.Named("http"), perms: auth.Permissions(),
 		mux: http.NewServeMux(), reg: reg}
-	a.metrics = newHTTPMetrics(reg)
+	a.metrics = newHTTPMetrics(reg, a.log)
 	a.proxy = newForwarder(a)
 	a.registerCore()
 	return a

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/regentcloud/regent/controller/cluster"
 	wire "github.com/regentcloud/regent/pkg/api"
@@ -75,10 +76,11 @@ func (w *respWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 type httpMetrics struct {
 	dur      *prometheus.HistogramVec
 	inflight prometheus.Gauge
+	log      hclog.Logger // a line per request at debug; a 5xx at warn always
 }
 
-func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
-	m := &httpMetrics{
+func newHTTPMetrics(reg prometheus.Registerer, log hclog.Logger) *httpMetrics {
+	m := &httpMetrics{log: log,
 		dur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "regent_http_request_duration_seconds",
 			Help:    "HTTP request latency by route pattern, method and status code.",
@@ -117,7 +119,18 @@ func (m *httpMetrics) wrap(next http.Handler) http.Handler {
 			if status == 0 {
 				status = http.StatusOK
 			}
-			m.dur.WithLabelValues(route, r.Method, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
+			took := time.Since(start)
+			m.dur.WithLabelValues(route, r.Method, strconv.Itoa(status)).Observe(took.Seconds())
+			// The path, never the query: it may carry filter values but no
+			// secret, and the route keeps lines greppable.
+			switch {
+			case status >= 500:
+				m.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "route", route, "status", status,
+					"took", took, "remote", r.RemoteAddr)
+			case m.log.IsDebug():
+				m.log.Debug("request", "method", r.Method, "path", r.URL.Path, "route", route, "status", status,
+					"took", took, "remote", r.RemoteAddr)
+			}
 		}()
 		next.ServeHTTP(w, r)
 	})

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/regentcloud/regent/controller/internal/apitest"
+	"github.com/regentcloud/regent/pkg/systemtest"
 )
 
 // TestIPAMUtilisationGauge: /metrics reports, per top-level block, the
@@ -104,5 +105,32 @@ func TestDeployAndDocsNameRealMetrics(t *testing.T) {
 	}
 	if checked == 0 {
 		t.Fatal("no metric names found in deploy/ and docs/")
+	}
+}
+
+// TestRequestLog: at debug level every request is a log line with its
+// route, status and duration, the path but never the query string; at info
+// level requests are quiet.
+func TestRequestLog(t *testing.T) {
+	var logs systemtest.Buffer
+	n := apitest.Start(t, apitest.Options{LogLevel: "debug", LogOutput: &logs})
+	c := n.Client(t)
+	c.Do("GET", "/membership/member/?search[name__icontains]=secretish", nil, n.RootToken).Expect(200)
+	c.Do("GET", "/membership/member/999/", nil, n.RootToken).Expect(404)
+	out := logs.String()
+	for _, want := range []string{`request: method=GET path=/membership/member/ route="/membership/member/{$}" status=200`,
+		`request: method=GET path=/membership/member/999/ route="/membership/member/{id}/{$}" status=404`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in the debug log", want)
+		}
+	}
+	if strings.Contains(out, "secretish") {
+		t.Error("the query string is logged")
+	}
+	var quiet systemtest.Buffer
+	q := apitest.Start(t, apitest.Options{LogLevel: "info", LogOutput: &quiet})
+	q.Client(t).Do("GET", "/membership/member/", nil, q.RootToken).Expect(200)
+	if strings.Contains(quiet.String(), "request: ") {
+		t.Errorf("requests logged at info:\n%s", quiet.String())
 	}
 }
