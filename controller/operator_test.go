@@ -121,6 +121,27 @@ func TestOperatorCommands(t *testing.T) {
 	if members = nil; json.Unmarshal([]byte(out), &members) != nil || len(members) != 1 {
 		t.Fatalf("members after leave: %s", out)
 	}
+	// The removed node keeps running, and its /healthz says it is out.
+	var health api.Health
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get(s2.URL() + "/healthz")
+		if err == nil {
+			json.NewDecoder(resp.Body).Decode(&health)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusServiceUnavailable {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz of the removed node: %v %+v", err, health)
+		}
+	}
+	// raft sends the removal to the removed node as it stops replicating
+	// to it, so the node knows (it used to answer 200 with its old leader
+	// until an election timeout, then "no leader").
+	if !strings.HasPrefix(health.Status, "not a member of the cluster") {
+		t.Errorf("removed node's /healthz: %q", health.Status)
+	}
 	_, _, err = op(t, "leave", append(auth, "ghost")...)
 	if err == nil || !strings.Contains(err.Error(), `node "ghost" is not a member of the cluster (members: node1;`) {
 		t.Fatalf("leave ghost: %v", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -57,6 +58,13 @@ func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
 	status := http.StatusOK
 	if id == "" {
 		status, h.Status = http.StatusServiceUnavailable, "no leader"
+	}
+	// A node removed from the cluster keeps running (so it can be joined
+	// again) and may still name its old leader for a while.
+	if servers, err := a.cluster.Servers(); err == nil && len(servers) > 0 &&
+		!slices.ContainsFunc(servers, func(s cluster.Server) bool { return s.ID == h.NodeID }) {
+		status, h.Status = http.StatusServiceUnavailable,
+			"not a member of the cluster (removed): add it back with regent-controller join"
 	}
 	if a.cfg.Health != nil {
 		if err := a.cfg.Health(); err != nil {
