@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
@@ -282,7 +283,7 @@ func (r *ReadTxn) IPBlockUtilisation(id uint64) (ipam.Utilisation, bool) {
 	if !ok {
 		return ipam.Utilisation{}, false
 	}
-	return rec.engine.Utilisation(), true
+	return r.engineOf(rec).Utilisation(), true
 }
 
 // IPBlockNextFree returns the address an allocation in block id would get
@@ -292,7 +293,7 @@ func (r *ReadTxn) IPBlockNextFree(id uint64, req ipam.Request) (netip.Addr, erro
 	if !ok {
 		return netip.Addr{}, api.NotFound("ipam_block_read_001")
 	}
-	return rec.engine.NextFree(req)
+	return r.engineOf(rec).NextFree(req)
 }
 
 // IPBlockSubnetSpace returns the free and used space of block id among its
@@ -366,12 +367,52 @@ func (r *ReadTxn) ASNList() []*api.ASN { return all[*api.ASN](r, ASNs, "id") }
 
 // --- blocks ---
 
-// putEngine stores a new version of rec carrying eng. The block's own
-// fields are unchanged, so its modified_index and the table index stay.
-func (t *Txn) putEngine(rec *BlockRecord, eng *ipam.Block) error {
-	n := *rec
-	n.engine = eng
-	return t.txn.Insert(IPBlocks, &n)
+// engineOf is the IPAM engine of rec as this transaction sees it: the one
+// an earlier command of the transaction left (setEngine), else the stored
+// one. Engines are never changed in place: a change clones, and a failed
+// change leaves the clone behind.
+func (r *ReadTxn) engineOf(rec *BlockRecord) *ipam.Block {
+	if e, ok := r.engines[rec.ID]; ok {
+		return e
+	}
+	return rec.engine
+}
+
+// setEngine makes eng the engine of block id from now on in this
+// transaction. The block record in memdb gets it at Commit (flushEngines):
+// re-inserting the record after every address would update each of the
+// block table's indexes each time, for fields that did not change. The
+// block's own fields are unchanged, so its modified_index and the table
+// index stay.
+func (t *Txn) setEngine(id uint64, eng *ipam.Block) error {
+	t.engines[id] = eng
+	return nil
+}
+
+// flushEngines stores the engines this transaction changed into their
+// block records, in block id order (the same on every node). A block
+// deleted meanwhile is skipped.
+func (t *Txn) flushEngines() error {
+	ids := make([]uint64, 0, len(t.engines))
+	for id := range t.engines {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		rec, ok := get[*BlockRecord](&t.ReadTxn, IPBlocks, id)
+		if !ok {
+			continue
+		}
+		if rec.engine == t.engines[id] {
+			continue
+		}
+		n := *rec
+		n.engine = t.engines[id]
+		if err := t.txn.Insert(IPBlocks, &n); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (t *Txn) blockRecord(id uint64) (*BlockRecord, bool) {
@@ -629,7 +670,7 @@ func (t *Txn) IPBlockUpdate(b *api.IPBlock, expect uint64) (*api.IPBlock, error)
 	if err := fe.Err(); err != nil {
 		return nil, err
 	}
-	eng := old.engine.Clone()
+	eng := t.engineOf(old).Clone()
 	gw := netip.Addr{}
 	if b.Gateway != "" {
 		gw = netip.MustParseAddr(b.Gateway)
@@ -643,7 +684,7 @@ func (t *Txn) IPBlockUpdate(b *api.IPBlock, expect uint64) (*api.IPBlock, error)
 	if err := replace(t, IPBlocks, rec, expect, "ipam_block_update"); err != nil {
 		return nil, err
 	}
-	return &rec.IPBlock, nil
+	return &rec.IPBlock, t.setEngine(rec.ID, eng)
 }
 
 // IPBlockDelete removes a block that has no subnets and holds no address
@@ -750,7 +791,7 @@ func (t *Txn) IPAddressCreate(a *api.IPAddress) (*api.IPAddress, error) {
 		}
 		req.MAC, req.HasMAC, a.MACAddress = m, true, m.String()
 	}
-	eng := rec.engine.Clone()
+	eng := t.engineOf(rec).Clone()
 	var ip netip.Addr
 	if a.Address == "" {
 		var err error
@@ -789,7 +830,7 @@ func (t *Txn) IPAddressCreate(a *api.IPAddress) (*api.IPAddress, error) {
 	if err := insertNew(t, IPAddresses, a); err != nil {
 		return nil, err
 	}
-	return a, t.putEngine(rec, eng)
+	return a, t.setEngine(rec.ID, eng)
 }
 
 func (t *Txn) ipRow(ref IPRef, c string) (*api.IPAddress, *BlockRecord, error) {
@@ -822,7 +863,7 @@ func (t *Txn) IPAddressRelease(ref IPRef) (*api.IPAddress, error) {
 	if row.Deallocated {
 		return nil, api.Errorf(http.StatusConflict, c+"_101", "Address %s is already deallocated.", row.Address)
 	}
-	eng := rec.engine.Clone()
+	eng := t.engineOf(rec).Clone()
 	if err := eng.Release(netip.MustParseAddr(row.Address), t.Now); err != nil {
 		return nil, err
 	}
@@ -831,7 +872,7 @@ func (t *Txn) IPAddressRelease(ref IPRef) (*api.IPAddress, error) {
 	if err := replace(t, IPAddresses, &n, 0, c); err != nil {
 		return nil, err
 	}
-	return &n, t.putEngine(rec, eng)
+	return &n, t.setEngine(rec.ID, eng)
 }
 
 // IPAddressDelete frees an address at once and removes its row, in one
@@ -842,7 +883,7 @@ func (t *Txn) IPAddressDelete(ref IPRef) error {
 	if err != nil {
 		return err
 	}
-	eng := rec.engine.Clone()
+	eng := t.engineOf(rec).Clone()
 	if err := eng.Free(netip.MustParseAddr(row.Address)); err != nil {
 		return err
 	}
@@ -852,7 +893,7 @@ func (t *Txn) IPAddressDelete(ref IPRef) error {
 	if err := remove(t, IPAddresses, row.ID, c); err != nil {
 		return err
 	}
-	return t.putEngine(rec, eng)
+	return t.setEngine(rec.ID, eng)
 }
 
 // IPAddressRestore turns a soft-deallocated address back into an allocated
@@ -866,7 +907,7 @@ func (t *Txn) IPAddressRestore(ref IPRef) (*api.IPAddress, error) {
 	if !row.Deallocated {
 		return nil, api.Errorf(http.StatusConflict, c+"_101", "Address %s is not deallocated.", row.Address)
 	}
-	eng := rec.engine.Clone()
+	eng := t.engineOf(rec).Clone()
 	if err := eng.Restore(netip.MustParseAddr(row.Address)); err != nil {
 		return nil, err
 	}
@@ -875,7 +916,7 @@ func (t *Txn) IPAddressRestore(ref IPRef) (*api.IPAddress, error) {
 	if err := replace(t, IPAddresses, &n, 0, c); err != nil {
 		return nil, err
 	}
-	return &n, t.putEngine(rec, eng)
+	return &n, t.setEngine(rec.ID, eng)
 }
 
 // IPPurgeDue reports whether some block holds a soft-deallocated address
@@ -883,7 +924,7 @@ func (t *Txn) IPAddressRestore(ref IPRef) (*api.IPAddress, error) {
 // there is something to purge.
 func (r *ReadTxn) IPPurgeDue(cutoff time.Time) bool {
 	for _, rec := range all[*BlockRecord](r, IPBlocks, "id") {
-		if at, ok := rec.engine.OldestRelease(); ok && !at.After(cutoff) {
+		if at, ok := r.engineOf(rec).OldestRelease(); ok && !at.After(cutoff) {
 			return true
 		}
 	}
@@ -904,10 +945,10 @@ func (t *Txn) IPAddressPurge(blockID uint64, cutoff time.Time) (*api.IPPurgeResu
 	}
 	res := &api.IPPurgeResult{}
 	for _, rec := range recs {
-		if rec.engine.Utilisation().Deallocated.IsZero() {
+		if t.engineOf(rec).Utilisation().Deallocated.IsZero() {
 			continue
 		}
-		eng := rec.engine.Clone()
+		eng := t.engineOf(rec).Clone()
 		gone := eng.Purge(cutoff)
 		if len(gone) == 0 {
 			continue
@@ -925,7 +966,7 @@ func (t *Txn) IPAddressPurge(blockID uint64, cutoff time.Time) (*api.IPPurgeResu
 			}
 		}
 		res.Purged += len(gone)
-		if err := t.putEngine(rec, eng); err != nil {
+		if err := t.setEngine(rec.ID, eng); err != nil {
 			return nil, err
 		}
 	}
@@ -971,11 +1012,11 @@ func (t *Txn) IPPolicyUpdate(p *api.IPPolicy, expect uint64) (*api.IPPolicy, err
 	}
 	pol := enginePolicy(p)
 	for _, rec := range all[*BlockRecord](&t.ReadTxn, IPBlocks, "policy", p.ID) {
-		eng := rec.engine.Clone()
+		eng := t.engineOf(rec).Clone()
 		if err := eng.SetPolicy(pol); err != nil {
 			return nil, err
 		}
-		if err := t.putEngine(rec, eng); err != nil {
+		if err := t.setEngine(rec.ID, eng); err != nil {
 			return nil, err
 		}
 	}
@@ -1060,13 +1101,16 @@ func (t *Txn) IPPolicyDelete(id uint64) error {
 		return api.NotFound("ipam_policy_delete_001")
 	}
 	for _, rec := range all[*BlockRecord](&t.ReadTxn, IPBlocks, "policy", id) {
-		eng := rec.engine.Clone()
+		eng := t.engineOf(rec).Clone()
 		if err := eng.SetPolicy(ipam.Policy{}); err != nil {
 			return err
 		}
 		n := &BlockRecord{IPBlock: rec.IPBlock, engine: eng}
 		n.PolicyID = 0
 		if err := replace(t, IPBlocks, n, 0, "ipam_block_update"); err != nil {
+			return err
+		}
+		if err := t.setEngine(n.ID, eng); err != nil {
 			return err
 		}
 	}

@@ -506,3 +506,70 @@ func TestIPAddressDeleteFreesAtOnce(t *testing.T) {
 		t.Fatal("deleting a deleted address must fail")
 	}
 }
+
+// TestEnginesWithinOneTransaction: the commands of one raft batch share a
+// transaction, and a block's engine reaches its memdb record only at
+// Commit. Within the transaction every allocation, release and block
+// update sees the ones before it; a failed change leaves nothing; after
+// Commit the stored engine holds them all, and an aborted transaction
+// leaves the stored one as it was.
+func TestEnginesWithinOneTransaction(t *testing.T) {
+	f, m := ipamFixture(t)
+	b := f.block(&api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "10.9.2.0/29"})
+	f.mustAlloc(b.ID, "") // 10.9.2.1 (.0 is the network)
+
+	f.index++
+	txn := f.s.Write(f.index, t0)
+	var got []string
+	for range 3 {
+		a, err := txn.IPAddressCreate(&api.IPAddress{BlockID: b.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, a.Address)
+	}
+	if got[0] == got[1] || got[1] == got[2] {
+		t.Fatalf("one transaction allocated %v: later commands must see earlier ones", got)
+	}
+	if _, err := txn.IPAddressCreate(&api.IPAddress{BlockID: b.ID, Address: got[1]}); err == nil {
+		t.Fatalf("%s allocated twice in one transaction", got[1])
+	}
+	if u, _ := txn.IPBlockUtilisation(b.ID); u.Allocated.Lo != 4 {
+		t.Errorf("utilisation inside the transaction: %+v, want 4 allocated", u)
+	}
+	upd := *b
+	upd.Gateway = "10.9.2.6"
+	if _, err := txn.IPBlockUpdate(&upd, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := txn.IPAddressRelease(IPRef{BlockID: b.ID, Address: got[0]}); err != nil {
+		t.Fatal(err)
+	}
+	// Before Commit the stored state has none of it.
+	if u, _ := f.s.Read().IPBlockUtilisation(b.ID); u.Allocated.Lo != 1 {
+		t.Errorf("stored utilisation before commit: %+v", u)
+	}
+	txn.Commit()
+	r := f.s.Read()
+	if u, _ := r.IPBlockUtilisation(b.ID); u.Allocated.Lo != 3 || u.Deallocated.Lo != 1 {
+		t.Errorf("stored utilisation after commit: %+v, want 3 allocated, 1 deallocated", u)
+	}
+	if blk, _ := r.IPBlock(b.ID); blk.Gateway != "10.9.2.6" {
+		t.Errorf("the block update was lost: gateway %q", blk.Gateway)
+	}
+	// The engine got the new gateway too: .6 is not handed out.
+	if next, err := r.IPBlockNextFree(b.ID, ipam.Request{}); err != nil || next.String() == "10.9.2.6" {
+		t.Errorf("next free after commit: %v %v", next, err)
+	}
+
+	// An aborted transaction leaves the stored engine alone.
+	f.index++
+	txn = f.s.Write(f.index, t0)
+	if _, err := txn.IPAddressCreate(&api.IPAddress{BlockID: b.ID}); err != nil {
+		t.Fatal(err)
+	}
+	txn.Abort()
+	if u, _ := f.s.Read().IPBlockUtilisation(b.ID); u.Allocated.Lo != 3 {
+		t.Errorf("an aborted allocation is stored: %+v", u)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-memdb"
+	"github.com/regentcloud/regent/controller/ipam"
 	"github.com/regentcloud/regent/pkg/api"
 )
 
@@ -45,12 +46,16 @@ func (s *Store) Read() *ReadTxn {
 // the command's time. Only the FSM calls it.
 func (s *Store) Write(index uint64, now time.Time) *Txn {
 	db, _ := s.current()
-	return &Txn{ReadTxn: ReadTxn{txn: db.Txn(true)}, Index: index, Now: now.UTC()}
+	return &Txn{ReadTxn: ReadTxn{txn: db.Txn(true), engines: map[uint64]*ipam.Block{}}, Index: index, Now: now.UTC()}
 }
 
 // ReadTxn is a read-only view of the state.
 type ReadTxn struct {
 	txn *memdb.Txn
+	// engines, in a write transaction, are the IPAM engines of the blocks
+	// it changed, by block id: the block records in memdb get them at
+	// Commit, once per block rather than once per address (see setEngine).
+	engines map[uint64]*ipam.Block
 }
 
 // Txn is the write transaction of one command.
@@ -126,6 +131,9 @@ func (t *Txn) Commit() {
 		if err := t.txn.Insert(tableIndex, t.bumps[k]); err != nil {
 			panic(fmt.Sprintf("state: update index of %s: %v", k, err)) // schema error
 		}
+	}
+	if err := t.flushEngines(); err != nil {
+		panic(fmt.Sprintf("state: store IPAM engines: %v", err)) // schema error
 	}
 	t.txn.Commit()
 }
