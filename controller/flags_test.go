@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"sort"
@@ -99,5 +100,18 @@ func TestReadmeListsEveryServerFlag(t *testing.T) {
 	sort.Strings(missing)
 	if len(missing) > 0 {
 		t.Errorf("README's Configuration table misses %s", strings.Join(missing, ", "))
+	}
+}
+
+// TestServerConfigErrorsAreExitStatus2: a configuration that cannot work
+// is a configError (main exits 2, which the systemd unit does not restart
+// on), as is a config file that does not load; nothing starts.
+func TestServerConfigErrorsAreExitStatus2(t *testing.T) {
+	var ce configError
+	if err := runServer([]string{"-data-dir", t.TempDir(), "-http-addr", "bad"}); !errors.As(err, &ce) || !strings.Contains(err.Error(), "-http-addr") {
+		t.Errorf("bad -http-addr: %v", err)
+	}
+	if err := runServer([]string{"-config", filepath.Join(t.TempDir(), "missing.hcl")}); !errors.As(err, &ce) {
+		t.Errorf("missing config file: %v", err)
 	}
 }

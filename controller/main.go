@@ -62,6 +62,11 @@ func main() {
 			fmt.Fprint(os.Stderr, ue.message())
 			os.Exit(2)
 		}
+		var ce configError
+		if errors.As(err, &ce) {
+			fmt.Fprintf(os.Stderr, "regent-controller: %v\n", err)
+			os.Exit(2)
+		}
 		fmt.Fprintf(os.Stderr, "regent-controller: %v\n", err)
 		os.Exit(1)
 	}
@@ -70,6 +75,11 @@ func main() {
 // usageError is a mistake on the command line (exit status 2). cmd names
 // the command whose -h the operator should read ("snapshot save"); without
 // it the program's usage is printed.
+// configError is a server configuration that cannot work (exit status 2).
+type configError struct{ error }
+
+func (e configError) Unwrap() error { return e.error }
+
 type usageError struct{ msg, cmd string }
 
 // message is what main prints for u on stderr.
@@ -152,6 +162,12 @@ func runServer(args []string) error {
 	if err != nil {
 		return err
 	}
+	// A configuration that cannot work is exit status 2, like a usage
+	// error, so that a service manager does not restart it in a loop
+	// (deploy/regent-controller.service: RestartPreventExitStatus=2).
+	if err := cfg.Finish(); err != nil {
+		return configError{err}
+	}
 	s, err := server.New(cfg, os.Stdout)
 	if err != nil {
 		return err
@@ -188,7 +204,7 @@ func serverConfig(args []string, stdout io.Writer) (server.Config, error) {
 	}
 	if *configFile != "" {
 		if err := server.LoadFile(*configFile, &cfg); err != nil {
-			return cfg, fmt.Errorf("config: %w", err)
+			return cfg, configError{fmt.Errorf("config: %w", err)}
 		}
 	}
 	// Flags given on the command line override the file.
