@@ -138,35 +138,8 @@ func TestGuide(t *testing.T) {
 
 func startGuide(t *testing.T) *guide {
 	t.Helper()
-	dir := t.TempDir()
-	s, err := server.New(server.Config{
-		NodeID: "node1", DataDir: dir, HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", DNSAddr: "127.0.0.1:0",
-		Bootstrap: true, LogLevel: "off", HeartbeatTimeout: "50ms", ElectionTimeout: "50ms", LeaderLeaseTimeout: "50ms",
-	}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-	})
-	if !s.WaitReady(ctx) {
-		t.Fatal("controller not ready")
-	}
-	var root []byte
-	for ctx.Err() == nil {
-		if b, err := os.ReadFile(filepath.Join(dir, server.RootTokenFile)); err == nil && bytes.HasSuffix(b, []byte("\n")) {
-			root = b
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if root == nil {
-		t.Fatal("no root token")
-	}
+	s, tok := startNode(t, "127.0.0.1:0")
+	root := []byte(tok + "\n")
 	// The guide runs in a directory like the repository's after make run:
 	// regentctl finds ./data/root.token there.
 	work := t.TempDir()

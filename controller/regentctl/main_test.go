@@ -24,9 +24,17 @@ type ctl struct {
 
 func start(t *testing.T) *ctl {
 	t.Helper()
+	s, tok := startNode(t, "")
+	return &ctl{t: t, addr: s.URL(), tok: tok}
+}
+
+// startNode runs a single-node controller (DNS on dnsAddr; "" for none)
+// until the test ends, and returns it with its root token.
+func startNode(t *testing.T, dnsAddr string) (*server.Server, string) {
+	t.Helper()
 	dir := t.TempDir()
 	s, err := server.New(server.Config{
-		NodeID: "node1", DataDir: dir, HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", Bootstrap: true, LogLevel: "off",
+		NodeID: "node1", DataDir: dir, HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", DNSAddr: dnsAddr, Bootstrap: true, LogLevel: "off",
 		HeartbeatTimeout: "50ms", ElectionTimeout: "50ms", LeaderLeaseTimeout: "50ms",
 	}, io.Discard)
 	if err != nil {
@@ -44,12 +52,12 @@ func start(t *testing.T) *ctl {
 	}
 	for ctx.Err() == nil {
 		if b, err := os.ReadFile(filepath.Join(dir, server.RootTokenFile)); err == nil && bytes.HasSuffix(b, []byte("\n")) {
-			return &ctl{t: t, addr: s.URL(), tok: strings.TrimSpace(string(b))}
+			return s, strings.TrimSpace(string(b))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatal("no root token")
-	return nil
+	return nil, ""
 }
 
 // run runs regentctl with the global flags first.
