@@ -471,24 +471,33 @@ func (f *agentAPI) registered() bool { _, ok := f.registration(); return ok }
 // and done yields Run's result.
 func runTestDaemon(t *testing.T, controllers ...string) (*Daemon, context.CancelFunc, <-chan error) {
 	t.Helper()
-	dir := t.TempDir()
-	c := Defaults()
-	c.Controllers = controllers
-	c.Token, c.Roles, c.DataDir, c.Hostname = "t", []string{"hypervisor"}, dir, "hv9"
-	c.VTEPAddr = "192.0.2.9"
-	c.Storage = map[string]string{"SSD": dir}
-	c.MetricsAddr = "off"
-	if err := c.Finish(); err != nil {
-		t.Fatal(err)
-	}
-	d, err := New(c, hclog.NewNullLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newTestDaemon(t, io.Discard, func(c *Config) { c.Token = "t" }, controllers...)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
 	return d, cancel, done
+}
+
+// newTestDaemon is a hypervisor-role daemon of the controllers, with no
+// metrics listener, logging to logs; set sets its token (or token_file).
+func newTestDaemon(t *testing.T, logs io.Writer, set func(*Config), controllers ...string) *Daemon {
+	t.Helper()
+	dir := t.TempDir()
+	c := Defaults()
+	c.Controllers = controllers
+	c.Roles, c.DataDir, c.Hostname = []string{"hypervisor"}, dir, "hv9"
+	c.VTEPAddr = "192.0.2.9"
+	c.Storage = map[string]string{"SSD": dir}
+	c.MetricsAddr = "off"
+	set(&c)
+	if err := c.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(c, hclog.New(&hclog.LoggerOptions{Output: logs}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 // TestNetworkConfigsShareTheVPNMode: the router builder and the VPN
@@ -574,24 +583,12 @@ func TestFixedTokenFileIsReadAgain(t *testing.T) {
 		fmt.Fprint(w, `{"content":{"server_id":7,"heartbeat_interval":10}}`)
 	}))
 	defer ctl.Close()
-	dir := t.TempDir()
-	tokenFile := filepath.Join(dir, "robot.token")
+	tokenFile := filepath.Join(t.TempDir(), "robot.token")
 	if err := os.WriteFile(tokenFile, []byte("stale\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := Defaults()
-	c.Controllers, c.TokenFile = []string{ctl.URL}, tokenFile
-	c.Roles, c.DataDir, c.Hostname, c.VTEPAddr = []string{"hypervisor"}, dir, "hv9", "192.0.2.9"
-	c.Storage = map[string]string{"SSD": dir}
-	c.MetricsAddr = "off"
-	if err := c.Finish(); err != nil {
-		t.Fatal(err)
-	}
 	var logs systemtest.Buffer
-	d, err := New(c, hclog.New(&hclog.LoggerOptions{Output: &logs}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newTestDaemon(t, &logs, func(c *Config) { c.TokenFile = tokenFile }, ctl.URL)
 	d.minRetry = 10 * time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
