@@ -439,17 +439,10 @@ func replayed(t *testing.T, seed uint64) *fsm.FSM {
 	return f
 }
 
+// command encodes a command without a user.
 func command(t *testing.T, typ fsm.MessageType, payload any) []byte {
 	t.Helper()
-	c, err := fsm.NewCommand(typ, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), fsm.Actor{}, payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := c.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
+	return byUser(t, typ, 0, payload)
 }
 
 func TestUnknownCommandTypes(t *testing.T) {
