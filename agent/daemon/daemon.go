@@ -315,23 +315,17 @@ func (d *Daemon) register(ctx context.Context) bool {
 			return true
 		}
 		wait := bo.next()
+		what, hint, level := "registration refused", refusalHint(err), hclog.Error
 		if unavailable(err) {
-			why, args := "controller unreachable: "+err.Error(), []any{"error", err}
-			if hint := tlsHint(err); hint != "" {
-				why += " (" + hint + ")"
-				args = append(args, "hint", hint)
-			}
-			d.regErr.Store(why)
-			d.log.Warn(fmt.Sprintf("controller unreachable, retrying in %s", wait), args...)
-		} else {
-			why, args := "registration refused: "+err.Error(), []any{"error", err}
-			if hint := refusalHint(err); hint != "" {
-				why += " (" + hint + ")"
-				args = append(args, "hint", hint)
-			}
-			d.regErr.Store(why)
-			d.log.Error(fmt.Sprintf("registration refused, retrying in %s", wait), args...)
+			what, hint, level = "controller unreachable", tlsHint(err), hclog.Warn
 		}
+		why, args := what+": "+err.Error(), []any{"error", err}
+		if hint != "" {
+			why += " (" + hint + ")"
+			args = append(args, "hint", hint)
+		}
+		d.regErr.Store(why)
+		d.log.Log(level, fmt.Sprintf("%s, retrying in %s", what, wait), args...)
 		if !unavailable(err) && d.reloadToken() {
 			bo = backoff{min: d.minRetry, max: d.maxRetry}
 			continue
