@@ -127,7 +127,7 @@ func registerInterfaces(a *api.API, opts Options) {
 	h := &ifaces{defaultCIDR: opts.DefaultCIDR}
 	handle(a, "POST", "/interfaces", ServiceInterface, auth.Create, h.createInterface)
 	handle(a, "DELETE", "/interfaces/{vif}", ServiceInterface, auth.Delete, deleteInterface)
-	handle(a, "GET", "/tenants/{tenant_id}/interfaces/{vif}", ServiceInterface, auth.Read, readInterface)
+	handle(a, "GET", "/tenants/{tenant_id}/interfaces/{vif}", ServiceInterface, auth.Read, readInterface((*request).tenantInterface))
 
 	const net = "/tenants/{tenant_id}/networks/{network_id}"
 	handle(a, "GET", net, ServiceNetwork, auth.Read, readNetwork)
@@ -136,7 +136,7 @@ func registerInterfaces(a *api.API, opts Options) {
 	handle(a, "DELETE", net+"/interfaces/{vif}/ip_allocations", ServiceNetwork, auth.Delete, deallocateInNetwork)
 	// melange-api-spec "Interfaces": the tenant-scoped forms.
 	handle(a, "POST", net+"/interfaces", ServiceNetwork, auth.Create, h.createNetworkInterface)
-	handle(a, "GET", net+"/interfaces/{vif}", ServiceNetwork, auth.Read, readNetworkInterface)
+	handle(a, "GET", net+"/interfaces/{vif}", ServiceNetwork, auth.Read, readInterface((*request).networkInterface))
 	handle(a, "DELETE", net+"/interfaces/{vif}", ServiceNetwork, auth.Delete, deleteTenantInterface)
 
 	const inst = "/instances/{device_id}/interfaces"
@@ -374,24 +374,17 @@ func (q *request) networkInterface() (*wire.Interface, error) {
 	return nil, fault(http.StatusNotFound, "Interface Not Found")
 }
 
-func readInterface(q *request) error {
-	ifc, err := q.tenantInterface()
-	if err != nil {
-		return err
+// readInterface answers one interface, found by find: {vif} of the tenant
+// (tenantInterface) or of the network {network_id} (networkInterface).
+func readInterface(find func(*request) (*wire.Interface, error)) func(*request) error {
+	return func(q *request) error {
+		ifc, err := find(q)
+		if err != nil {
+			return err
+		}
+		reply(q, http.StatusOK, 0, map[string]any{"interface": interfaceView(q.Txn, ifc, q.Txn.InterfaceAddresses(ifc.VIF))})
+		return nil
 	}
-	reply(q, http.StatusOK, 0, map[string]any{"interface": interfaceView(q.Txn, ifc, q.Txn.InterfaceAddresses(ifc.VIF))})
-	return nil
-}
-
-// readNetworkInterface is readInterface for {vif} of the network
-// {network_id} (networkInterface).
-func readNetworkInterface(q *request) error {
-	ifc, err := q.networkInterface()
-	if err != nil {
-		return err
-	}
-	reply(q, http.StatusOK, 0, map[string]any{"interface": interfaceView(q.Txn, ifc, q.Txn.InterfaceAddresses(ifc.VIF))})
-	return nil
 }
 
 // --- networks ---
