@@ -11,7 +11,8 @@ raft_addr = "10.0.0.1:8300" # raft + leader forwarding, mutual TLS; must be reac
 dns_addr  = "10.0.0.1:53"   # authoritative DNS, UDP and TCP (the unit grants CAP_NET_BIND_SERVICE)
 
 # DNS: every node serves every zone. The apex NS set of every zone: one name per node,
-# matching the delegation in the parent zone.
+# matching the delegation in the parent zone. These two are cluster-wide: set the same on
+# every node; the leader writes its values into the replicated state (docs/operations.md).
 dns_nameservers = ["ns1.region.example.net.", "ns2.region.example.net.", "ns3.region.example.net."]
 dns_hostmaster  = "hostmaster@example.net"
 # External secondaries: who may AXFR, and who gets a NOTIFY on every change.
