@@ -122,6 +122,7 @@ type Cluster struct {
 	removed  atomic.Uint64
 
 	batch *batcher // nil: coalescing off
+	gate  gate     // writes served as leader; closed during a hand-off
 
 	stopCh       chan struct{}
 	wg           sync.WaitGroup
@@ -170,6 +171,7 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 		health: newPeerHealth(),
 	}
 	c.changes.init()
+	c.gate.init()
 
 	// Everything opened below is closed again if a later step fails.
 	ok := false
