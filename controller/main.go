@@ -29,6 +29,7 @@ Commands:
   members                 list the cluster's nodes
   join ADDR               ask the cluster at ADDR to add a node (normally done by server -join)
   leave [NODE_ID]         remove a node (default: the node at -addr) from the cluster
+  transfer-leader         hand leadership to another node (-to NODE_ID; default: the most up-to-date)
   snapshot save FILE      download a snapshot of the whole state
   snapshot restore FILE   replace the whole state with a snapshot
   token create            create an API token (-user, -name, -robot-region, -server)

@@ -52,7 +52,7 @@ func operator(ctx context.Context, cmd string, args []string, stdout, stderr io.
 // "snapshot save", "members"; "" for an unknown command.
 func helpName(cmd string, args []string) string {
 	switch cmd {
-	case "members", "join", "leave":
+	case "members", "join", "leave", "transfer-leader":
 		return cmd
 	case "snapshot", "token":
 		if len(args) > 0 && (cmd == "snapshot" && (args[0] == "save" || args[0] == "restore") || cmd == "token" && args[0] == "create") {
@@ -91,6 +91,8 @@ func dispatchOperator(ctx context.Context, cmd string, args []string, stdout, st
 		return opJoin(ctx, args, stdout)
 	case "leave":
 		return opLeave(ctx, args, stdout)
+	case "transfer-leader":
+		return opTransferLeader(ctx, args, stdout)
 	case "snapshot":
 		if len(args) == 0 {
 			return usageError{msg: "snapshot needs a subcommand: save FILE or restore FILE"}
@@ -277,6 +279,45 @@ func opLeave(ctx context.Context, args []string, stdout io.Writer) error {
 		return cli.PrintJSON(stdout, map[string]any{"removed": id})
 	}
 	fmt.Fprintf(stdout, "Node %s was removed from the cluster.\n", id)
+	return nil
+}
+
+func opTransferLeader(ctx context.Context, args []string, stdout io.Writer) error {
+	fs, c := command("transfer-leader", "transfer-leader [-to NODE_ID] [flags]\n\n"+
+		"Hands leadership to NODE_ID, or to the most up-to-date other voter, before\n"+
+		"maintenance of the leader. Writes sent meanwhile wait for the new leader.")
+	to := fs.String("to", "", "`id` of the voter to take over (default: the most up-to-date one)")
+	pos, err := tool.Parse(fs, args, stdout)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageError{msg: fmt.Sprintf("transfer-leader takes no arguments (use -to NODE_ID), got %q", pos)}
+	}
+	if err := c.Check(); err != nil {
+		return err
+	}
+	cl, err := c.Client()
+	if err != nil {
+		return err
+	}
+	before, err := cl.Operator().Leader(ctx)
+	if err != nil {
+		return cli.Describe(err)
+	}
+	start := time.Now()
+	after, err := cl.Operator().TransferLeader(ctx, *to)
+	if err != nil {
+		return cli.Describe(err)
+	}
+	if c.JSON() {
+		return cli.PrintJSON(stdout, after)
+	}
+	if after.ID == before.ID {
+		fmt.Fprintf(stdout, "Node %s already leads.\n", after.ID)
+		return nil
+	}
+	fmt.Fprintf(stdout, "Leadership moved from %s to %s (%s) in %s.\n", before.ID, after.ID, after.HTTPAddr, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

@@ -113,6 +113,24 @@ func TestOperatorCommands(t *testing.T) {
 	if len(members) != 2 || members[1].ID != "node2" || members[1].HTTPAddr != s2.URL() || !members[1].Healthy || members[1].Leader {
 		t.Fatalf("members after join: %+v", members)
 	}
+	// transfer-leader: to a named node, and back to the most up-to-date
+	// one; a node that is not a voter is refused.
+	if _, _, err := op(t, "transfer-leader", append(auth, "-to", "ghost")...); err == nil || !strings.Contains(err.Error(), "regent_operator_transfer_102") {
+		t.Fatalf("transfer-leader -to ghost: %v", err)
+	}
+	out = mustOp(t, "transfer-leader", append(auth, "-to", "node2")...)
+	if !strings.HasPrefix(out, "Leadership moved from node1 to node2 ("+s2.URL()+") in ") {
+		t.Fatalf("transfer-leader -to node2: %q", out)
+	}
+	out = mustOp(t, "transfer-leader", append(auth, "-o", "json")...)
+	var leader api.LeaderInfo
+	if err := json.Unmarshal([]byte(out), &leader); err != nil || leader.ID != "node1" || leader.HTTPAddr != s1.URL() {
+		t.Fatalf("transfer-leader back: %v %q", err, out)
+	}
+	out = mustOp(t, "transfer-leader", append(auth, "-to", "node1")...)
+	if out != "Node node1 already leads.\n" {
+		t.Fatalf("transfer-leader to the leader: %q", out)
+	}
 	out = mustOp(t, "leave", "-addr", s2.URL(), "-token", tok)
 	if out != "Node node2 was removed from the cluster.\n" {
 		t.Fatalf("leave: %q", out)
@@ -281,6 +299,7 @@ func TestOperatorUsage(t *testing.T) {
 		{"members", []string{"-o", "yaml"}, "-o must be table or json"},
 		{"members", []string{"-bogus"}, "flag provided but not defined: -bogus"},
 		{"leave", []string{"a", "b"}, "at most one NODE_ID"},
+		{"transfer-leader", []string{"node2"}, "use -to NODE_ID"},
 	} {
 		_, _, err := op(t, tc.cmd, tc.args...)
 		var ue usageError

@@ -34,6 +34,8 @@ type Cluster interface {
 	AppliedIndex() uint64
 	AddVoter(id, addr string) error
 	RemoveServer(id string) error
+	TransferLeadership(ctx context.Context, to string) (string, error)
+	BeginWrite(ctx context.Context) (done func(), err error)
 	Servers() ([]cluster.Server, error)
 	SnapshotSave(ctx context.Context, w io.Writer) error
 	SnapshotRestore(ctx context.Context, r io.Reader, validate cluster.SnapshotValidator) error

@@ -192,6 +192,23 @@ func (f *forwarder) wrap(next http.Handler) http.Handler {
 			f.a.metrics.wrap(next).ServeHTTP(w, r)
 			return
 		}
+		if f.a.cluster.IsLeader() && gated(r) {
+			// Writes pass the leader's gate: during a leadership hand-off
+			// they wait, and go to the new leader afterwards.
+			done, err := f.a.cluster.BeginWrite(r.Context())
+			if err != nil {
+				WriteError(w, noLeader("This node is shutting down; retry."))
+				return
+			}
+			defer done()
+			if !f.a.cluster.IsLeader() {
+				done()
+				f.a.metrics.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					f.forward(w.(*respWriter), r, true)
+				})).ServeHTTP(w, r)
+				return
+			}
+		}
 		if f.a.cluster.IsLeader() {
 			if v := r.URL.Query().Get("consistent"); v == "true" || v == "1" {
 				if err := f.a.cluster.VerifyLeader(r.Context()); err != nil {
@@ -203,9 +220,16 @@ func (f *forwarder) wrap(next http.Handler) http.Handler {
 			return
 		}
 		f.a.metrics.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			f.forward(w.(*respWriter), r)
+			f.forward(w.(*respWriter), r, false)
 		})).ServeHTTP(w, r)
 	})
+}
+
+// gated says whether r is a write that passes the leader's gate
+// (cluster.BeginWrite). Reads do not, and neither does the hand-off request
+// itself, which would wait for itself.
+func gated(r *http.Request) bool {
+	return r.Method != http.MethodGet && r.Method != http.MethodHead && r.URL.Path != transferPath
 }
 
 func (f *forwarder) staleHeaders(w http.ResponseWriter) {
@@ -243,7 +267,10 @@ func (f *forwarder) leaderURL(ctx context.Context, avoid string) (string, error)
 	}
 }
 
-func (f *forwarder) forward(w *respWriter, r *http.Request) {
+// forward sends r to the leader and relays its answer. A request that was
+// itself forwarded is not sent on (no loops), unless this node took it in as
+// leader and handed leadership over meanwhile (handedOver).
+func (f *forwarder) forward(w *respWriter, r *http.Request, handedOver bool) {
 	body, err := forwardBody(r)
 	if err != nil {
 		WriteError(w, err)
@@ -267,7 +294,7 @@ func (f *forwarder) forward(w *respWriter, r *http.Request) {
 			f.a.mux.ServeHTTP(w, r)
 			return
 		}
-		if r.Header.Get(forwardedHeader) != "" {
+		if r.Header.Get(forwardedHeader) != "" && !handedOver {
 			WriteError(w, noLeader("Leadership is changing; retry shortly."))
 			return
 		}

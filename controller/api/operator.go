@@ -1,9 +1,11 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -25,6 +27,9 @@ const MaxSnapshotBytes = 4 << 30
 // snapshotPath is the route that takes a snapshot (PUT: restore).
 const snapshotPath = "/v1/operator/snapshot"
 
+// transferPath hands leadership over (POST).
+const transferPath = "/v1/operator/leader/transfer"
+
 // bodyLimit is the most a request to r's route may send: MaxBodyBytes,
 // and MaxSnapshotBytes for a snapshot restore, the one route that takes a
 // file. The handlers and the forwarder (which reads a body before the
@@ -45,6 +50,7 @@ func (a *API) registerCore() {
 	})
 	a.mux.HandleFunc("GET /v1/operator/members", a.route("regent", "operator", auth.List, a.members))
 	a.mux.HandleFunc("GET /v1/operator/leader", a.route("regent", "operator", auth.Read, a.leader))
+	a.mux.HandleFunc("POST "+transferPath, a.route("regent", "operator", auth.Update, a.transferLeader))
 	a.mux.HandleFunc("DELETE /v1/operator/members/{id}", a.route("regent", "operator", auth.Delete, a.removeMember))
 	a.mux.HandleFunc("GET "+snapshotPath, a.route("regent", "operator", auth.Read, a.snapshotSave))
 	a.mux.HandleFunc("PUT "+snapshotPath, a.route("regent", "operator", auth.Update, a.snapshotRestore))
@@ -125,6 +131,54 @@ func (a *API) leader(q *Request) error {
 	info := wire.LeaderInfo{ID: id, RaftAddr: addr}
 	if n, ok := q.Txn.Node(id); ok {
 		info.HTTPAddr = n.HTTPAddr
+	}
+	WriteJSON(q.W, http.StatusOK, wire.Item[wire.LeaderInfo]{Content: info})
+	return nil
+}
+
+// transferLeader hands leadership to another voter (the body's id, or the
+// most up-to-date one) and answers with the new leader. Writes that arrive
+// meanwhile wait and then go to the new leader (cluster.BeginWrite).
+func (a *API) transferLeader(q *Request) error {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, q.Body, MaxBodyBytes))
+	if err != nil {
+		return wire.Errorf(http.StatusBadRequest, wire.CodeMalformedJSON, "The request body could not be read: %v.", err)
+	}
+	var req wire.TransferRequest
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := decodeJSON(body, &req); err != nil {
+			return err
+		}
+	}
+	from := a.cluster.NodeID()
+	id, err := a.cluster.TransferLeadership(q.Context(), req.ID)
+	switch {
+	case errors.Is(err, cluster.ErrNoOtherVoter):
+		return wire.Errorf(http.StatusConflict, "regent_operator_transfer_101",
+			"%s is the cluster's only voter: there is no other node to take over leadership.", from)
+	case errors.Is(err, cluster.ErrUnknownServer):
+		fe := wire.FieldErrors{}
+		fe.Add("id", "regent_operator_transfer_102", "%q is not a voter of the cluster (see GET /v1/operator/members).", req.ID)
+		return fe.Err()
+	case errors.Is(err, cluster.ErrLeadershipTransferInProgress):
+		return wire.Errorf(http.StatusConflict, "regent_operator_transfer_103", "A leadership transfer is already under way; wait for it to finish.")
+	case err != nil:
+		var nl *cluster.ErrNotLeader
+		if errors.As(err, &nl) || errors.Is(err, cluster.ErrNoLeader) || errors.Is(err, cluster.ErrShutdown) {
+			return asUnavailable(err)
+		}
+		return &wire.Error{Status: http.StatusServiceUnavailable, ErrorCode: "regent_operator_transfer_104",
+			Detail: "Leadership was not handed over: " + strings.TrimPrefix(err.Error(), "cluster: ") + ".", RetryAfter: 1}
+	}
+	if id != from {
+		a.log.Info("leadership handed over on request", "from", from, "to", id)
+	}
+	info := wire.LeaderInfo{ID: id}
+	if _, raftAddr := a.cluster.Leader(); raftAddr != "" {
+		info.RaftAddr = raftAddr
+	}
+	if n, ok := a.store.Read().Node(id); ok {
+		info.HTTPAddr, info.RaftAddr = n.HTTPAddr, n.RaftAddr
 	}
 	WriteJSON(q.W, http.StatusOK, wire.Item[wire.LeaderInfo]{Content: info})
 	return nil

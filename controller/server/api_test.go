@@ -266,6 +266,32 @@ func TestBuiltinRoutes(t *testing.T) {
 	if len(after) != 1 || after[0].(map[string]any)["http_addr"] != n.URL {
 		t.Errorf("members after a refused removal: %v", after)
 	}
+
+	// Leadership transfer: a single node has nobody to hand over to, a
+	// target must be a voter, the body is checked like any other; none of
+	// it moves leadership. Naming the leader itself is a no-op.
+	const transfer = "/v1/operator/leader/transfer"
+	if code := c.Do("POST", transfer, nil, root).Expect(409).ErrorCode(); code != "regent_operator_transfer_101" {
+		t.Errorf("transfer on a single node: %s", code)
+	}
+	if code := c.Do("POST", transfer, map[string]any{"id": "nobody"}, root).Expect(400).FieldCode("id"); code != "regent_operator_transfer_102" {
+		t.Errorf("transfer to an unknown node: %s", code)
+	}
+	if code := c.Do("POST", transfer, map[string]any{"to": "builtin"}, root).Expect(400).FieldCode("to"); code != "regent_request_003" {
+		t.Errorf("transfer with an unknown field: %s", code)
+	}
+	if code := c.Do("POST", transfer, map[string]any{"id": 7}, root).Expect(400).FieldCode("id"); code != "regent_request_004" {
+		t.Errorf("transfer with a wrong type: %s", code)
+	}
+	if code := c.Do("POST", transfer, []byte("{"), root).Expect(400).ErrorCode(); code != "regent_request_002" {
+		t.Errorf("transfer with malformed JSON: %s", code)
+	}
+	if got := c.Do("POST", transfer, map[string]any{"id": "builtin"}, root).Expect(200).Content(); got["id"] != "builtin" || got["http_addr"] != n.URL {
+		t.Errorf("transfer to the leader itself: %v", got)
+	}
+	if l := c.Do("GET", "/v1/operator/leader", nil, root).Expect(200).Content(); l["id"] != "builtin" {
+		t.Errorf("leader after refused transfers: %v", l)
+	}
 }
 
 func TestJoinRequest(t *testing.T) {

@@ -462,6 +462,7 @@ var matrix = []matrixRow{
 	{"GET", "/v1/operator/members", "operator", auth.List, "", w(200, 403, 403, 403, 403, 401), static("/v1/operator/members")},
 	{"DELETE", "/v1/operator/members/{id}", "operator", auth.Delete, "unknown node", w(404, 403, 403, 403, 403, 401), static("/v1/operator/members/no-such-node")},
 	{"GET", "/v1/operator/leader", "operator", auth.Read, "", w(200, 403, 403, 403, 403, 401), static("/v1/operator/leader")},
+	{"POST", "/v1/operator/leader/transfer", "operator", auth.Update, "a single node: nobody to take over", w(409, 403, 403, 403, 403, 401), static("/v1/operator/leader/transfer")},
 	{"GET", "/v1/operator/snapshot", "operator", auth.Read, "", w(200, 403, 403, 403, 403, 401), static("/v1/operator/snapshot")},
 	{"PUT", "/v1/operator/snapshot", "operator", auth.Update, "the current state", w(200, 403, 403, 403, 403, 401), currentSnapshot},
 	// join is authorised by the cluster token, not the caller's token.

@@ -221,6 +221,7 @@ func (s *Server) API() *api.API { return s.api }
 
 // Shutdown stops the node: HTTP first (in-flight requests finish), then raft.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.handOver(ctx)
 	s.cancel()
 	err := s.http.Shutdown(ctx)
 	if s.dns != nil {
@@ -228,6 +229,27 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.wg.Wait()
 	return errors.Join(err, s.cluster.Shutdown())
+}
+
+// handOver hands leadership to another voter before a leader stops, so the
+// cluster has a new leader at once instead of after an election timeout,
+// and the writes arriving meanwhile wait and go to it instead of failing.
+// A single node, a follower, or a failed transfer just go on stopping.
+func (s *Server) handOver(ctx context.Context) {
+	if !s.cluster.IsLeader() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	id, err := s.cluster.TransferLeadership(ctx, "")
+	switch {
+	case errors.Is(err, cluster.ErrNoOtherVoter):
+	case err != nil:
+		s.log.Warn("could not hand over leadership before stopping; the others will elect a leader", "error", err)
+	default:
+		s.log.Info("handed over leadership before stopping", "leader", id, "took", time.Since(start).Round(time.Millisecond))
+	}
 }
 
 func (s *Server) registerGauges() {

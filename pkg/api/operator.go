@@ -18,6 +18,13 @@ type LeaderInfo struct {
 	HTTPAddr string `json:"http_addr"`
 }
 
+// TransferRequest is the optional body of POST /v1/operator/leader/transfer:
+// the node to hand leadership to. Empty: the most up-to-date other voter.
+// The response's content is the new leader's LeaderInfo.
+type TransferRequest struct {
+	ID string `json:"id,omitempty"`
+}
+
 // Health is the body of GET /healthz (not enveloped). Status is "ok" with
 // HTTP 200; otherwise it says what is wrong and the status is 503.
 type Health struct {

@@ -37,6 +37,17 @@ func (o *OperatorService) Leader(ctx context.Context) (*api.LeaderInfo, error) {
 	return &out.Content, nil
 }
 
+// TransferLeader hands leadership to the voter named to (empty: the most
+// up-to-date other voter) and returns the new leader. Writes sent meanwhile
+// wait for the new leader instead of failing.
+func (o *OperatorService) TransferLeader(ctx context.Context, to string) (*api.LeaderInfo, error) {
+	var out api.Item[api.LeaderInfo]
+	if _, err := o.c.do(ctx, &request{method: http.MethodPost, path: "/v1/operator/leader/transfer", body: api.TransferRequest{ID: to}}, &out); err != nil {
+		return nil, err
+	}
+	return &out.Content, nil
+}
+
 // Join asks the cluster to add the node described by req as a voter. It is
 // authorised by clusterToken (sent as X-Regent-Cluster-Token), not by the
 // client's API token; req.ClusterToken is not sent.
