@@ -257,10 +257,11 @@ func opLeave(ctx context.Context, args []string, stdout io.Writer) error {
 		return cli.Describe(err)
 	}
 	var ids []string
-	found, voter, voters := false, false, 0
+	found, voter, voters, leads := false, false, 0, false
 	for _, m := range members {
 		ids = append(ids, m.ID)
 		found = found || m.ID == id
+		leads = leads || m.ID == id && m.Leader
 		if m.Suffrage == "voter" {
 			voters++
 			voter = voter || m.ID == id
@@ -272,11 +273,23 @@ func opLeave(ctx context.Context, args []string, stdout io.Writer) error {
 	case voter && voters == 1:
 		return fmt.Errorf("node %q is the cluster's only voter and cannot leave it: stop the node instead, or add others first", id)
 	}
+	// A leader hands leadership over first, so the cluster does not wait
+	// out an election once it is gone. If that fails, the removal still
+	// goes ahead, and the others elect a leader.
+	moved := ""
+	if leads {
+		if l, err := cl.Operator().TransferLeader(ctx, ""); err == nil {
+			moved = l.ID
+		}
+	}
 	if err := cl.Operator().RemoveMember(ctx, id); err != nil {
 		return cli.Describe(err)
 	}
 	if c.JSON() {
 		return cli.PrintJSON(stdout, map[string]any{"removed": id})
+	}
+	if moved != "" {
+		fmt.Fprintf(stdout, "Leadership moved from %s to %s first.\n", id, moved)
 	}
 	fmt.Fprintf(stdout, "Node %s was removed from the cluster.\n", id)
 	return nil

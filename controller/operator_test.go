@@ -131,8 +131,10 @@ func TestOperatorCommands(t *testing.T) {
 	if out != "Node node1 already leads.\n" {
 		t.Fatalf("transfer-leader to the leader: %q", out)
 	}
+	// leave of the leader: it hands leadership over first.
+	mustOp(t, "transfer-leader", append(auth, "-to", "node2")...)
 	out = mustOp(t, "leave", "-addr", s2.URL(), "-token", tok)
-	if out != "Node node2 was removed from the cluster.\n" {
+	if out != "Leadership moved from node2 to node1 first.\nNode node2 was removed from the cluster.\n" {
 		t.Fatalf("leave: %q", out)
 	}
 	out = mustOp(t, "members", append(auth, "-o", "json")...)
