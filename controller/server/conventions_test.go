@@ -501,6 +501,17 @@ func TestUpdateSemantics(t *testing.T) {
 		if got["self_managed"] != true || got["name"] == "" {
 			t.Errorf("PATCH self_managed: %v", got)
 		}
+		// A PATCH may leave a name out, but not blank it (that used to
+		// reach the state store and fail there with a 500).
+		for _, tc := range []struct{ path, field, code string }{
+			{path, "name", "membership_member_update_101"},
+			{apitest.Path("/membership/region/", c.CreateRegion(root, "blank-name", r.MemberA)), "name", "membership_region_update_101"},
+			{apitest.Path("/membership/user/", r.UserA), "username", "membership_user_update_103"},
+		} {
+			if code := c.Do("PATCH", tc.path, map[string]any{tc.field: "  "}, root).Expect(400).FieldCode(tc.field); code != tc.code {
+				t.Errorf("PATCH %s %s blank: %q, want %s", tc.path, tc.field, code, tc.code)
+			}
+		}
 	})
 	t.Run("If-Match", func(t *testing.T) {
 		c := c.For(t)

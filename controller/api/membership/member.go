@@ -10,7 +10,7 @@ import (
 
 func validateMember(q *api.Request, in *wire.MemberInput, full bool) error {
 	fe := wire.FieldErrors{}
-	text(fe, q, "name", in.Name, full, 100, 101)
+	text(fe, q, "name", in.Name, named(full), 100, 101)
 	if in.SelfManaged != nil && !q.P.Global() {
 		return forbidden(q, 202, "Only global users may change self_managed.")
 	}

@@ -21,20 +21,40 @@ func Register(a *api.API) {
 }
 
 // text validates a required (on create and PUT) or optional string field.
-func text(fe wire.FieldErrors, q *api.Request, field string, v *string, required bool, max int, n int) {
+func text(fe wire.FieldErrors, q *api.Request, field string, v *string, rule textRule, max int, n int) {
 	if v == nil {
-		if required {
+		if rule == requiredText {
 			fe.Add(field, q.Code(n), "This field is required.")
 		}
 		return
 	}
 	*v = strings.TrimSpace(*v)
 	switch {
-	case required && *v == "":
+	case rule != optionalText && *v == "":
 		fe.Add(field, q.Code(n), "This field may not be blank.")
 	case utf8.RuneCountInString(*v) > max:
 		fe.Add(field, q.Code(n), "Ensure this field has no more than %d characters.", max)
 	}
+}
+
+// textRule says what text accepts: optionalText may be absent or blank,
+// nonBlankText may be absent (a partial update) but not blank, and
+// requiredText must be there and not blank.
+type textRule int
+
+const (
+	optionalText textRule = iota
+	nonBlankText
+	requiredText
+)
+
+// named is the rule of a name-like field: required on create and full
+// update, never blank.
+func named(full bool) textRule {
+	if full {
+		return requiredText
+	}
+	return nonBlankText
 }
 
 var usernameRE = regexp.MustCompile(`^[A-Za-z0-9@.+_-]+$`)

@@ -11,7 +11,7 @@ import (
 
 func validateRegion(q *api.Request, in *wire.RegionInput, full bool) error {
 	fe := wire.FieldErrors{}
-	text(fe, q, "name", in.Name, full, 100, 101)
+	text(fe, q, "name", in.Name, named(full), 100, 101)
 	if in.Customers != nil {
 		seen := map[uint64]bool{}
 		for _, c := range *in.Customers {

@@ -49,7 +49,7 @@ func registerToken(a *api.API) {
 				return nil, err
 			}
 			fe := wire.FieldErrors{}
-			text(fe, q, "name", in.Name, false, 100, 101)
+			text(fe, q, "name", in.Name, optionalText, 100, 101)
 			t := wire.Token{UserID: q.P.UserID, Kind: wire.TokenKindUser}
 			api.Set(&t.Name, in.Name)
 			api.Set(&t.Kind, in.Kind)

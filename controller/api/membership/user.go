@@ -14,16 +14,16 @@ import (
 
 func validateUser(q *api.Request, in *wire.UserInput, full bool) error {
 	fe := wire.FieldErrors{}
-	text(fe, q, "username", in.Username, full, 150, 103)
+	text(fe, q, "username", in.Username, named(full), 150, 103)
 	if in.Username != nil && *in.Username != "" && !usernameRE.MatchString(*in.Username) {
 		fe.Add("username", q.Code(103), "Use letters, digits and @.+-_ only.")
 	}
-	text(fe, q, "email", in.Email, false, 254, 105)
+	text(fe, q, "email", in.Email, optionalText, 254, 105)
 	if in.Email != nil && *in.Email != "" && !strings.Contains(*in.Email, "@") {
 		fe.Add("email", q.Code(105), "Enter a valid email address.")
 	}
-	text(fe, q, "first_name", in.FirstName, false, 100, 106)
-	text(fe, q, "surname", in.Surname, false, 100, 107)
+	text(fe, q, "first_name", in.FirstName, optionalText, 100, 106)
+	text(fe, q, "surname", in.Surname, optionalText, 100, 107)
 	return fe.Err()
 }
 

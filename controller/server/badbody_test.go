@@ -1,0 +1,191 @@
+package server_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/regentcloud/regent/controller/internal/apitest"
+)
+
+// TestBadBodiesOnEveryRoute takes the valid body of every write the auth
+// matrix makes as the global user and spoils it one field at a time: each
+// field (also inside nested objects and lists) gets a value of every wrong
+// JSON type, an absurd number or string, null, or goes missing; and the
+// body as a whole is replaced by other JSON values or gets an unknown
+// field. Whatever the server makes of each, it must never be a 5xx (the
+// client also checks every answer against openapi.yaml), a 4xx must carry
+// an error code, and a 4xx must change nothing in the state.
+func TestBadBodiesOnEveryRoute(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	f := newFixture(t, n)
+	sent, refused := 0, 0
+	for _, row := range matrix {
+		if row.method != http.MethodPost && row.method != http.MethodPut && row.method != http.MethodPatch {
+			continue
+		}
+		if row.want[0]/100 != 2 || row.route == "/v1/operator/snapshot" || row.route == "/v1/operator/join" {
+			continue
+		}
+		t.Run(row.method+" "+row.route, func(t *testing.T) {
+			c := f.c.For(t)
+			rq := row.req(f)
+			var body any
+			raw, err := json.Marshal(rq.body)
+			if err != nil || rq.body == nil || json.Unmarshal(raw, &body) != nil {
+				t.Skipf("no JSON body to spoil")
+			}
+			// Spoilt bodies the server accepts change objects other rows
+			// rely on: each row starts from the state it found.
+			snap := c.Do(http.MethodGet, "/v1/operator/snapshot", nil, n.RootToken).Expect(http.StatusOK).Body
+			defer func() {
+				c.DoHeader(http.MethodPut, "/v1/operator/snapshot", snap, http.Header{
+					"X-Auth-Token": {n.RootToken}, "Content-Type": {"application/octet-stream"}}).Expect(http.StatusOK)
+			}()
+			for _, m := range spoil(body) {
+				before := stateDigest(t, n)
+				resp := f.do(c, row.method, apitest.Global, request{path: rq.path, body: m.body, header: rq.header})
+				sent++
+				if resp.Status >= 500 {
+					t.Errorf("%s: %d\n%s", m.what, resp.Status, resp)
+					continue
+				}
+				if resp.Status < 400 {
+					continue
+				}
+				refused++
+				if !hasErrorCode(resp.Body) {
+					t.Errorf("%s: %d without an error code: %s", m.what, resp.Status, resp.Body)
+				}
+				if after := stateDigest(t, n); after != before {
+					// A background duty of the leader may have written
+					// meanwhile: a refusal changes nothing the second time.
+					before = after
+					again := f.do(c, row.method, apitest.Global, request{path: rq.path, body: m.body, header: rq.header})
+					if again.Status >= 400 && stateDigest(t, n) != before {
+						t.Errorf("%s: refused with %d, but the state changed", m.what, resp.Status)
+					}
+				}
+			}
+		})
+	}
+	t.Logf("%d spoilt bodies sent, %d refused with a 4xx", sent, refused)
+}
+
+type spoilt struct {
+	what string
+	body any
+}
+
+// spoil returns variants of body, each wrong in one way.
+func spoil(body any) []spoilt {
+	out := []spoilt{
+		{"an empty body", ""},
+		{"a JSON array", []any{}},
+		{"a JSON string", "x"},
+		{"a JSON number", 1},
+		{"null", nil},
+		{"malformed JSON", []byte(`{"a":`)},
+	}
+	if m, ok := body.(map[string]any); ok {
+		withUnknown := clone(m).(map[string]any)
+		withUnknown["no_such_field"] = 1
+		out = append(out, spoilt{"an unknown field", withUnknown})
+	}
+	walk(body, "", func(path string, v any, set func(any), drop func()) {
+		for _, bad := range wrongValues(v) {
+			set(bad)
+			out = append(out, spoilt{fmt.Sprintf("%s = %s", path, short(bad)), clone(body)})
+		}
+		set(v)
+		if drop != nil {
+			drop()
+			out = append(out, spoilt{path + " missing", clone(body)})
+			set(v)
+		}
+	})
+	return out
+}
+
+// walk calls fn for every field and list element below v (depth first),
+// with setters that change it in place.
+func walk(v any, path string, fn func(path string, v any, set func(any), drop func())) {
+	switch x := v.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			child := x[k]
+			p := strings.TrimPrefix(path+"."+k, ".")
+			fn(p, child, func(nv any) { x[k] = nv }, func() { delete(x, k) })
+			walk(child, p, fn)
+		}
+	case []any:
+		for i := range x {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			fn(p, x[i], func(nv any) { x[i] = nv }, nil)
+			walk(x[i], p, fn)
+		}
+	}
+}
+
+// wrongValues are values of every other JSON type than v's, and absurd
+// values of its own.
+func wrongValues(v any) []any {
+	long := strings.Repeat("x", 10000)
+	switch v.(type) {
+	case string:
+		return []any{12345, true, []any{"x"}, map[string]any{"x": 1}, nil, "", long, "\x00", "😀"}
+	case float64:
+		return []any{"12", true, []any{1}, map[string]any{}, nil, -1, 0, 1e300, 3.5, 18446744073709551616.0}
+	case bool:
+		return []any{"true", 1, []any{}, nil}
+	case []any:
+		return []any{"x", 1, map[string]any{}, nil, []any{nil}, []any{map[string]any{"x": 1}}}
+	case map[string]any:
+		return []any{"x", 1, []any{}, nil}
+	case nil:
+		return []any{"x", 1, true, []any{}, map[string]any{}}
+	}
+	return nil
+}
+
+func clone(v any) any {
+	b, _ := json.Marshal(v)
+	var out any
+	json.Unmarshal(b, &out)
+	return out
+}
+
+func short(v any) string {
+	b, _ := json.Marshal(v)
+	if len(b) > 24 {
+		return string(b[:24]) + "…"
+	}
+	return string(b)
+}
+
+// hasErrorCode says whether an error body names an error code, in the
+// CloudCIX shape ({"error_code"} or {"errors":{field:{"error_code"}}}) or
+// Melange's ({"<kind>":{"message","code"}}, or its XML).
+func hasErrorCode(body []byte) bool {
+	return bytes.Contains(body, []byte(`"error_code"`)) || bytes.Contains(body, []byte(`"code"`)) || bytes.Contains(body, []byte(`code=`))
+}
+
+// stateDigest is a hash of the node's whole state.
+func stateDigest(t *testing.T, n *apitest.Node) [32]byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := n.Server.Store().Read().Persist(&buf); err != nil {
+		t.Fatalf("persist: %v", err)
+	}
+	return sha256.Sum256(buf.Bytes())
+}
