@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -108,6 +109,68 @@ func TestOpenAPIDocument(t *testing.T) {
 // TestOpenAPISchemasMatchWireTypes compares the document's schemas with the
 // json tags of the Go types the server encodes: every field is a property,
 // a field without omitempty is required, and there is nothing else.
+// TestOpenAPISuffixRoutesMatchTheirBase checks that each Melange route with
+// a .json or .xml suffix documents the same methods, parameters and statuses
+// as the route without it: they are one handler.
+func TestOpenAPISuffixRoutesMatchTheirBase(t *testing.T) {
+	spec, err := apitest.LoadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	shape := func(item *openapi3.PathItem) map[string]string {
+		out := map[string]string{}
+		for method, op := range item.Operations() {
+			var params, codes []string
+			for _, p := range op.Parameters {
+				params = append(params, p.Ref+p.Value.Name)
+			}
+			for code := range op.Responses.Map() {
+				codes = append(codes, code)
+			}
+			sort.Strings(codes)
+			out[method] = fmt.Sprintf("parameters %v, statuses %v", params, codes)
+		}
+		return out
+	}
+	checked := 0
+	for path, item := range spec.Doc.Paths.Map() {
+		base, found := strings.CutSuffix(path, ".json")
+		if !found {
+			base, found = strings.CutSuffix(path, ".xml")
+		}
+		if !found || !strings.HasPrefix(path, "/v0.1/") {
+			continue
+		}
+		b := spec.Doc.Paths.Value(base)
+		if b == nil {
+			t.Errorf("%s: no route %s", path, base)
+			continue
+		}
+		want, got := shape(b), shape(item)
+		for method, w := range want {
+			if got[method] != w {
+				t.Errorf("%s %s: %s; %s has %s", method, path, orNone(got[method]), base, w)
+			}
+		}
+		for method := range got {
+			if _, ok := want[method]; !ok {
+				t.Errorf("%s %s: not on %s", method, path, base)
+			}
+		}
+		checked++
+	}
+	if checked == 0 {
+		t.Fatal("no suffix routes found")
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
 func TestOpenAPISchemasMatchWireTypes(t *testing.T) {
 	spec, err := apitest.LoadSpec()
 	if err != nil {

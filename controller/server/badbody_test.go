@@ -251,3 +251,44 @@ func TestBadPathIDsOnEveryRoute(t *testing.T) {
 func opaqueTenant(segs []string, i int, method string) bool {
 	return i > 0 && segs[i-1] == "tenants" && (method == http.MethodGet || method == http.MethodHead)
 }
+
+// TestBadQueriesOnEveryRoute sends every GET route of the auth matrix with
+// query parameters that are wrong: never a 5xx, and a 4xx has an error code.
+func TestBadQueriesOnEveryRoute(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	f := newFixture(t, n)
+	queries := []string{
+		"limit=-1", "limit=abc", "limit=100000", "page=-1", "page=abc", "page=99999999999999999999",
+		"order=nope", "order=-", "order=", "marker=abc", "marker=-1",
+		"search[nope]=1", "search[id__nope]=1", "search[id]=abc", "search[id__in]=a,b", "search[id__range]=1",
+		"search[created__gt]=yesterday", "search[name__regex]=(", "exclude[id]=x", "search%5Bid=1",
+		"index=abc", "index=1&wait=forever", "index=1&wait=-1s", "stale=maybe", "consistent=maybe",
+		"used_by_device=%00", "type=nope", "force=maybe", "region_id=abc",
+	}
+	sent := 0
+	for _, row := range matrix {
+		if row.method != http.MethodGet || row.want[0] != http.StatusOK {
+			continue
+		}
+		t.Run(row.route, func(t *testing.T) {
+			c := f.c.For(t)
+			rq := row.req(f)
+			for _, q := range queries {
+				sep := "?"
+				if strings.Contains(rq.path, "?") {
+					sep = "&"
+				}
+				path := rq.path + sep + q
+				resp := f.do(c, row.method, apitest.Global, request{path: path, header: rq.header})
+				sent++
+				switch {
+				case resp.Status >= 500:
+					t.Errorf("GET %s: %d\n%s", path, resp.Status, resp)
+				case resp.Status >= 400 && !hasErrorCode(resp.Body):
+					t.Errorf("GET %s: %d without an error code: %s", path, resp.Status, resp.Body)
+				}
+			}
+		})
+	}
+	t.Logf("%d requests with bad queries", sent)
+}
