@@ -205,3 +205,35 @@ func BenchmarkApplyCoalescedCreates(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n)/1000, "µs/cmd")
 }
+
+// BenchmarkApplyCoalescedAllocations: the FSM's cost per allocation of the
+// next free address of a large subnet, in coalesced entries of 64 (the
+// per-node FSM part of scripts/bench/allocs).
+func BenchmarkApplyCoalescedAllocations(b *testing.B) {
+	t := &testing.T{}
+	g := newIPAMGen(t, 1)
+	alloc := g.read().IPBlockList()[0]
+	subnet := g.must(fsm.IPBlockCreateType, &api.IPBlock{Dialect: api.DialectCloudCIX, CIDR: "10.16.0.1/12", Gateway: "10.16.0.1", ParentID: alloc.ID}).(*api.IPBlock)
+	cmds := make([][]byte, 64)
+	actor := fsm.Actor{TokenID: 1, UserID: 1, MemberID: api.GlobalMemberID}
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		b.StopTimer()
+		for k := range cmds {
+			n++
+			cmd, err := fsm.NewCommand(fsm.IPAddressAllocateType, g.now, actor, &api.IPAddress{BlockID: subnet.ID})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if cmds[k], err = cmd.Encode(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		g.index++
+		data := fsm.EncodeBatch(cmds)
+		b.StartTimer()
+		g.scratch.ApplyBatch([]*raft.Log{{Index: g.index, Type: raft.LogCommand, Data: data}})
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n)/1000, "µs/cmd")
+}

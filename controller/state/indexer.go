@@ -16,7 +16,8 @@ import (
 // allocation load. Keys and FromArgs are memdb's, unchanged.
 type uintField struct {
 	memdb.UintFieldIndex
-	pos fieldPos
+	pos      fieldPos
+	skipZero bool // a zero value is no value (optionalRefIndex)
 }
 
 type stringField struct {
@@ -70,6 +71,9 @@ func (u *uintField) FromObject(obj any) (bool, []byte, error) {
 	size, ok := memdb.IsUintType(fv.Kind())
 	if !ok {
 		return u.UintFieldIndex.FromObject(obj)
+	}
+	if u.skipZero && fv.Uint() == 0 {
+		return false, nil, nil
 	}
 	buf := make([]byte, size)
 	switch size {

@@ -105,6 +105,15 @@ func uintIndex(name, field string) *memdb.IndexSchema {
 	return &memdb.IndexSchema{Name: name, Indexer: uintFieldIndex(field)}
 }
 
+// optionalRefIndex indexes an optional reference: rows whose field is 0
+// (no reference) are left out of the index, so it holds only the few rows
+// that refer to something. Look it up by a non-zero id only.
+func optionalRefIndex(name, field string) *memdb.IndexSchema {
+	ix := uintFieldIndex(field)
+	ix.skipZero = true
+	return &memdb.IndexSchema{Name: name, AllowMissing: true, Indexer: ix}
+}
+
 func ipamSchema() map[string]*memdb.TableSchema {
 	return map[string]*memdb.TableSchema{
 		ASNs: {Name: ASNs, Indexes: map[string]*memdb.IndexSchema{
@@ -129,7 +138,7 @@ func ipamSchema() map[string]*memdb.TableSchema {
 			"address":   {Name: "address", Unique: true, Indexer: addrIndexer{}},
 			"member":    uintIndex("member", "MemberID"),
 			"interface": {Name: "interface", AllowMissing: true, Indexer: stringFieldIndex("InterfaceID", false)},
-			"public_ip": uintIndex("public_ip", "PublicIPID"),
+			"public_ip": optionalRefIndex("public_ip", "PublicIPID"),
 		}},
 		MACRanges: {Name: MACRanges, Indexes: map[string]*memdb.IndexSchema{
 			"id": idIndex(),
