@@ -167,7 +167,14 @@ func localOnly(r *http.Request) bool {
 	return false
 }
 
+// forwardedHeader lists the nodes a request was forwarded by, in order
+// (comma-separated). A node that is not the leader passes a forwarded
+// request on while the list is shorter than maxForwards, so a request sent
+// to a leader that has just handed leadership over still reaches the new
+// one, and stale views of who leads cannot bounce a request around for ever.
 const forwardedHeader = "X-Regent-Forwarded-By"
+
+const maxForwards = 2
 
 func (f *forwarder) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w0 http.ResponseWriter, r *http.Request) {
@@ -204,7 +211,7 @@ func (f *forwarder) wrap(next http.Handler) http.Handler {
 			if !f.a.cluster.IsLeader() {
 				done()
 				f.a.metrics.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					f.forward(w.(*respWriter), r, true)
+					f.forward(w.(*respWriter), r)
 				})).ServeHTTP(w, r)
 				return
 			}
@@ -220,7 +227,7 @@ func (f *forwarder) wrap(next http.Handler) http.Handler {
 			return
 		}
 		f.a.metrics.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			f.forward(w.(*respWriter), r, false)
+			f.forward(w.(*respWriter), r)
 		})).ServeHTTP(w, r)
 	})
 }
@@ -267,10 +274,9 @@ func (f *forwarder) leaderURL(ctx context.Context, avoid string) (string, error)
 	}
 }
 
-// forward sends r to the leader and relays its answer. A request that was
-// itself forwarded is not sent on (no loops), unless this node took it in as
-// leader and handed leadership over meanwhile (handedOver).
-func (f *forwarder) forward(w *respWriter, r *http.Request, handedOver bool) {
+// forward sends r to the leader and relays its answer (at most maxForwards
+// hops in all, see forwardedHeader).
+func (f *forwarder) forward(w *respWriter, r *http.Request) {
 	body, err := forwardBody(r)
 	if err != nil {
 		WriteError(w, err)
@@ -294,7 +300,7 @@ func (f *forwarder) forward(w *respWriter, r *http.Request, handedOver bool) {
 			f.a.mux.ServeHTTP(w, r)
 			return
 		}
-		if r.Header.Get(forwardedHeader) != "" && !handedOver {
+		if via := r.Header.Get(forwardedHeader); via != "" && len(strings.Split(via, ",")) >= maxForwards {
 			WriteError(w, noLeader("Leadership is changing; retry shortly."))
 			return
 		}
@@ -331,7 +337,11 @@ func (f *forwarder) roundTrip(r *http.Request, base string, body *spooled) (*htt
 		out.Header[k] = vs
 	}
 	out.Host = r.Host // links the leader builds must name the host the client used
-	out.Header.Set(forwardedHeader, f.a.cluster.NodeID())
+	via := f.a.cluster.NodeID()
+	if prev := r.Header.Get(forwardedHeader); prev != "" {
+		via = prev + "," + via
+	}
+	out.Header.Set(forwardedHeader, via)
 	out.ContentLength = body.size
 	return f.transport.RoundTrip(out)
 }

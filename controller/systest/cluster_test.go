@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -138,6 +139,24 @@ func TestFollowerForwarding(t *testing.T) {
 		c.must(c.do(f, http.MethodPatch, path, map[string]any{"name": "fwd-" + f.name + "-renamed"}), http.StatusOK, "patch via follower")
 		c.must(c.do(f, http.MethodDelete, path, nil), http.StatusNoContent, "delete via follower")
 		c.must(c.do(f, http.MethodGet, path, nil), http.StatusNotFound, "read after delete")
+	}
+	// A request a node forwarded may be passed on once more (to reach a new
+	// leader after a hand-over), not twice: stale views of who leads cannot
+	// bounce it around.
+	for via, want := range map[string]int{"elsewhere": http.StatusCreated, "a,b": http.StatusServiceUnavailable} {
+		f := c.followers(leader)[0]
+		body := strings.NewReader(`{"name":"fwd-hops-` + strings.ReplaceAll(via, ",", "-") + `"}`)
+		req, _ := http.NewRequest(http.MethodPost, f.URL()+"/membership/member/", body)
+		req.Header.Set("X-Auth-Token", c.token)
+		req.Header.Set("X-Regent-Forwarded-By", via)
+		resp, err := c.hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("a write forwarded by %q, sent to follower %s: %d, want %d", via, f.name, resp.StatusCode, want)
+		}
 	}
 	// Stale reads on the leader carry the headers as well (last contact 0).
 	r := c.must(c.do(leader, http.MethodGet, "/membership/member/1/?stale=true", nil), http.StatusOK, "stale read on leader")

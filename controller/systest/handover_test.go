@@ -20,57 +20,13 @@ func TestLeaderHandOver(t *testing.T) {
 	leader := c.leader(10 * time.Second)
 	fs := c.followers(leader)
 
-	var (
-		mu       sync.Mutex
-		ok       int
-		failures []string
-		worst    time.Duration
-		wg       sync.WaitGroup
-	)
-	stop := make(chan struct{})
-	for i := range 4 {
-		n := fs[i%2]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := 0; ; j++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				start := time.Now()
-				r := c.do(n, http.MethodPost, "/membership/member/", map[string]any{"name": fmt.Sprintf("handover-%d-%d", i, j)})
-				took := time.Since(start)
-				mu.Lock()
-				worst = max(worst, took)
-				if r.Err == nil && r.Status == http.StatusCreated {
-					ok++
-				} else {
-					failures = append(failures, fmt.Sprintf("via %s after %s: %s", n.name, took.Round(time.Millisecond), r))
-				}
-				mu.Unlock()
-			}
-		}()
-	}
+	w := startWriters(c, fs, 4, "handover")
 	time.Sleep(time.Second)
 	stopping := time.Now()
 	leader.stop() // SIGTERM, and wait for the exit
 	t.Logf("leader %s stopped (SIGTERM) in %s", leader.name, time.Since(stopping).Round(time.Millisecond))
 	time.Sleep(time.Second)
-	close(stop)
-	wg.Wait()
-	t.Logf("%d writes through the followers, slowest %s, %d failed", ok, worst.Round(time.Millisecond), len(failures))
-	for i, f := range failures {
-		if i == 10 {
-			t.Errorf("... and %d more", len(failures)-10)
-			break
-		}
-		t.Errorf("write failed while the leader stopped: %s", f)
-	}
-	if ok == 0 {
-		t.Fatal("no write succeeded")
-	}
+	w.stop(t, "while the leader stopped")
 	if log := leader.tail(64 << 10); !strings.Contains(log, "handed over leadership before stopping") {
 		t.Errorf("the stopped leader did not log the hand-over:\n%s", log)
 	}
@@ -78,16 +34,80 @@ func TestLeaderHandOver(t *testing.T) {
 		t.Fatalf("%s still leads after it stopped", leader.name)
 	}
 
-	// Back, and leader again on request.
+	// Back, and leader again on request (sent to a follower), while
+	// clients write through all three nodes.
 	leader.start()
 	c.waitLocalReady(leader, 30*time.Second)
 	c.waitVoters(fs[0], 3, 30*time.Second)
+	w = startWriters(c, c.nodes, 6, "transfer")
+	time.Sleep(time.Second)
 	r := c.must(c.do(fs[0], http.MethodPost, "/v1/operator/leader/transfer", map[string]any{"id": leader.name}), http.StatusOK, "transfer to "+leader.name)
 	if !strings.Contains(string(r.Body), `"id":"`+leader.name+`"`) {
 		t.Errorf("transfer answered %s", r.Body)
 	}
+	time.Sleep(time.Second)
+	w.stop(t, "during a transfer")
 	if l := c.leader(10 * time.Second); l != leader {
 		t.Errorf("after the transfer %s leads, want %s", l.name, leader.name)
 	}
-	c.create(fs[1], "member", map[string]any{"name": "handover-after"})
+}
+
+// writers create members in a loop through some nodes and keep count.
+type writers struct {
+	mu       sync.Mutex
+	ok       int
+	failures []string
+	worst    time.Duration
+	done     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// startWriters starts n clients, spread over nodes, creating members named
+// prefix-<client>-<i> until stop.
+func startWriters(c *cluster, nodes []*node, n int, prefix string) *writers {
+	w := &writers{done: make(chan struct{})}
+	for i := range n {
+		nd := nodes[i%len(nodes)]
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			for j := 0; ; j++ {
+				select {
+				case <-w.done:
+					return
+				default:
+				}
+				start := time.Now()
+				r := c.do(nd, http.MethodPost, "/membership/member/", map[string]any{"name": fmt.Sprintf("%s-%d-%d", prefix, i, j)})
+				took := time.Since(start)
+				w.mu.Lock()
+				w.worst = max(w.worst, took)
+				if r.Err == nil && r.Status == http.StatusCreated {
+					w.ok++
+				} else {
+					w.failures = append(w.failures, fmt.Sprintf("via %s after %s: %s", nd.name, took.Round(time.Millisecond), r))
+				}
+				w.mu.Unlock()
+			}
+		}()
+	}
+	return w
+}
+
+// stop stops the writers and fails the test for every failed write.
+func (w *writers) stop(t *testing.T, when string) {
+	t.Helper()
+	close(w.done)
+	w.wg.Wait()
+	t.Logf("%s: %d writes, slowest %s, %d failed", when, w.ok, w.worst.Round(time.Millisecond), len(w.failures))
+	for i, f := range w.failures {
+		if i == 10 {
+			t.Errorf("... and %d more", len(w.failures)-10)
+			break
+		}
+		t.Errorf("write failed %s: %s", when, f)
+	}
+	if w.ok == 0 {
+		t.Fatalf("no write succeeded %s", when)
+	}
 }
