@@ -19,9 +19,6 @@ import (
 	"github.com/regentcloud/regent/pkg/systemtest"
 )
 
-// systemTests reports whether system tests must run (a skip is a failure).
-func systemTests() bool { return systemtest.Required() }
-
 // skipOrFail skips, or fails under REGENT_SYSTEM_TESTS=1.
 func skipOrFail(t *testing.T, format string, args ...any) {
 	t.Helper()

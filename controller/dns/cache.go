@@ -65,14 +65,3 @@ func (c *packetCache) put(key []byte, e *cacheEntry) {
 	sh.m[string(key)] = e
 	sh.mu.Unlock()
 }
-
-func (c *packetCache) len() int {
-	n := 0
-	for i := range c.shards {
-		sh := &c.shards[i]
-		sh.mu.RLock()
-		n += len(sh.m)
-		sh.mu.RUnlock()
-	}
-	return n
-}

@@ -197,9 +197,8 @@ func (z *zone) lookup(qname string, qtype uint16) (n *node, wild bool, cut *node
 // zoneSet is one immutable snapshot of every served zone, with the packed
 // response cache that is valid for exactly this snapshot.
 type zoneSet struct {
-	zones   map[string]*zone
-	serials map[string]uint32
-	cache   *packetCache
+	zones map[string]*zone
+	cache *packetCache
 }
 
 // findFor returns the zone that answers qname/qtype: the longest zone

@@ -18,10 +18,9 @@ import (
 // ipamGen drives a random IPAM workload through the FSM.
 type ipamGen struct {
 	*gen
-	member   uint64
-	policy   *api.IPPolicy
-	blocks   []*api.IPBlock
-	released int
+	member uint64
+	policy *api.IPPolicy
+	blocks []*api.IPBlock
 }
 
 func (g *ipamGen) must(typ fsm.MessageType, payload any) any {

@@ -119,10 +119,6 @@ func TestAgent_WorkIsCompleteAndBlocks(t *testing.T) {
 		t.Fatalf("work before any cloud: %+v", w)
 	}
 	// a blocking query wakes when a cloud is created
-	type result struct {
-		w   wire.Work
-		err error
-	}
 	done := make(chan wire.Work, 1)
 	go func() {
 		w, _ := e.work(t, "&index="+idx+"&wait=10s")

@@ -16,8 +16,9 @@ import (
 	"github.com/regentcloud/regent/pkg/api"
 )
 
-// pairIndexer indexes a row by two uint64 fields (unique pair).
-type pairIndexer struct{ a, b string }
+// pairIndexer indexes a row by its two uint64 references (a unique pair):
+// an IPNat's local and global, an allowed IP's interface and address.
+type pairIndexer struct{}
 
 func (p pairIndexer) values(raw any) (uint64, uint64, error) {
 	switch v := raw.(type) {

@@ -114,7 +114,7 @@ func FuzzRestore(f *testing.F) {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(once.Bytes(), twice.Bytes()) {
-			t.Fatal(fmt.Sprintf("persist → restore → persist differs:\n%s\n---\n%s", once.Bytes(), twice.Bytes()))
+			t.Fatalf("persist → restore → persist differs:\n%s\n---\n%s", once.Bytes(), twice.Bytes())
 		}
 	})
 }

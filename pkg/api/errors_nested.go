@@ -37,9 +37,8 @@ func NestFieldErrors(errs map[string]FieldError) map[string]any {
 		return nil
 	}
 	type item struct {
-		own  *FieldError
-		sub  map[string]FieldError
-		last int
+		own *FieldError
+		sub map[string]FieldError
 	}
 	out := make(map[string]any, len(errs))
 	lists := map[string]map[int]*item{}

@@ -171,7 +171,7 @@ func (c *Client) send(ctx context.Context, r *request) (*http.Response, *Meta, e
 	if len(r.query) > 0 {
 		u += "?" + r.query.Encode()
 	}
-	var body io.Reader = r.raw
+	body := r.raw
 	if r.body != nil {
 		b, err := json.Marshal(r.body)
 		if err != nil {

@@ -772,11 +772,13 @@ func TestTypeFields(t *testing.T) {
 		Inner
 		Other
 		Third
-		Tagged   tagged `json:"tagged"`
-		Name     string `json:"name,omitempty"`
-		Plain    int
-		Skip     int `json:"-"`
-		Dash     int `json:"-,"`
+		Tagged tagged `json:"tagged"`
+		Name   string `json:"name,omitempty"`
+		Plain  int
+		Skip   int `json:"-"`
+		//lint:ignore SA5008 encoding/json names this field "-": the walk must too
+		Dash int `json:"-,"`
+		//lint:ignore U1000 an unexported field is not a JSON field: the walk must skip it
 		hidden   int
 		Override int `json:"override"`
 	}
@@ -822,6 +824,7 @@ func TestTypeFields(t *testing.T) {
 
 	// A recursive embedding terminates.
 	type recursive struct {
+		//lint:ignore U1000 the walk must stop at a type that embeds itself
 		*recursive
 		V int `json:"v"`
 	}
