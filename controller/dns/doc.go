@@ -19,7 +19,8 @@
 // SOA in authority with TTL min(SOA TTL, MINIMUM)), RFC 4592 (wildcards, with
 // closest-encloser matching; a wildcard below a delegation never applies),
 // RFC 6891 (EDNS0; version ≠ 0 is answered BADVERS) and RFC 1995/5936
-// (IXFR/AXFR over TCP only). In-zone CNAMEs are chased up to 8 links; a longer
+// (IXFR/AXFR over TCP only; IXFR from a version in the zone's journal of
+// recent changes gets the differences, journal.go). In-zone CNAMEs are chased up to 8 links; a longer
 // chain is answered SERVFAIL. Queries for type ANY return every RRset at the
 // name (no RFC 8482 minimisation: the zones are small and not signed); at a
 // CNAME that is the CNAME alone, not chased (RFC 1034 §4.3.2 step 3a). An apex

@@ -289,6 +289,7 @@ func (s *Server) reload() uint64 {
 			continue
 		}
 		z := buildZone(src, s.cfg, s.log)
+		z.journal = nextJournal(old.zones[z.name], z)
 		zones[z.name] = z
 		changed = append(changed, z)
 	}

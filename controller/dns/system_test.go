@@ -2,12 +2,14 @@ package dns
 
 import (
 	"context"
-	"github.com/regentcloud/regent/pkg/systemtest"
 	"net"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	mdns "github.com/miekg/dns"
+	"github.com/regentcloud/regent/pkg/systemtest"
 )
 
 // requireTool skips when a binary is missing, unless REGENT_SYSTEM_TESTS=1
@@ -62,7 +64,8 @@ func TestDig(t *testing.T) {
 
 func TestKdigTransfers(t *testing.T) {
 	kdig := requireTool(t, "kdig")
-	s := startServer(t, testConfig(), newFakeSource(testZone(t, 77)))
+	src := newFakeSource(testZone(t, 77))
+	s := startServer(t, testConfig(), src)
 	host, port, _ := net.SplitHostPort(s.Addr())
 	out := runTool(t, kdig, "@"+host, "-p", port, "+tcp", "example.test", "AXFR")
 	if !strings.Contains(out, "example.test.") || !strings.Contains(out, "SOA") || strings.Contains(out, "failed") {
@@ -78,5 +81,19 @@ func TestKdigTransfers(t *testing.T) {
 	out = runTool(t, kdig, "@"+host, "-p", port, "+tcp", "example.test", "IXFR=1")
 	if strings.Contains(out, "isn't SOA") || strings.Contains(out, "failed") || !strings.Contains(out, "192.0.2.10") {
 		t.Errorf("kdig IXFR fallback:\n%s", out)
+	}
+	// A change: IXFR from the old version carries just that.
+	z := testZone(t, 78)
+	z.RRs = append(z.RRs, rrs(t, "added.example.test. 60 IN A 192.0.2.78")...)
+	src.put(z)
+	for deadline := time.Now().Add(5 * time.Second); ask(t, s.Addr(), "udp", "example.test.", mdns.TypeSOA).Answer[0].(*mdns.SOA).Serial != 78; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("serial 78 not served")
+		}
+	}
+	out = runTool(t, kdig, "@"+host, "-p", port, "+tcp", "example.test", "IXFR=77")
+	if strings.Count(out, "\tSOA\t") != 4 || !strings.Contains(out, "192.0.2.78") || strings.Contains(out, "192.0.2.10") ||
+		strings.Contains(out, "isn't SOA") || strings.Contains(out, "failed") {
+		t.Errorf("kdig IXFR incremental (want 4 SOAs and only the added record):\n%s", out)
 	}
 }

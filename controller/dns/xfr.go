@@ -17,8 +17,8 @@ func serialGE(a, b uint32) bool { return a == b || int32(a-b) > 0 }
 // transfer answers AXFR and IXFR over TCP: only to AllowTransfer networks
 // and, when TSIG keys are configured, only to requests validly signed by one
 // of them (and then signs every message). IXFR from a serial at or past ours
-// gets a single SOA; any older serial gets a full AXFR-style answer (we keep
-// no journal, RFC 1995 §4).
+// gets a single SOA; from a version in the zone's journal, the differences
+// since (RFC 1995 §4); from any other serial, a full AXFR-style answer.
 func (s *Server) transfer(w mdns.ResponseWriter, r *mdns.Msg, zs *zoneSet, remote netip.Addr) {
 	q := r.Question[0]
 	fail := func(rcode int, why string) {
@@ -43,24 +43,18 @@ func (s *Server) transfer(w mdns.ResponseWriter, r *mdns.Msg, zs *zoneSet, remot
 		return
 	}
 	var chunks [][]mdns.RR
+	kind := "full"
 	if q.Qtype == mdns.TypeIXFR && len(r.Ns) > 0 {
-		if soa, ok := r.Ns[0].(*mdns.SOA); ok && serialGE(soa.Serial, z.serial) {
-			chunks = [][]mdns.RR{{z.soa}}
+		if soa, ok := r.Ns[0].(*mdns.SOA); ok {
+			if serialGE(soa.Serial, z.serial) {
+				chunks, kind = [][]mdns.RR{{z.soa}}, "up to date"
+			} else if body := z.ixfr(soa.Serial); body != nil {
+				chunks, kind = chunk(body), "incremental"
+			}
 		}
 	}
 	if chunks == nil {
-		cur := []mdns.RR{z.soa}
-		size := mdns.Len(z.soa)
-		for _, rr := range z.xfr {
-			l := mdns.Len(rr)
-			if size+l > xfrChunk && len(cur) > 0 {
-				chunks = append(chunks, cur)
-				cur, size = nil, 0
-			}
-			cur = append(cur, rr)
-			size += l
-		}
-		chunks = append(chunks, append(cur, z.soa))
+		chunks = chunk(append(append(append(make([]mdns.RR, 0, len(z.xfr)+2), z.soa), z.xfr...), z.soa))
 	}
 	for i, rrs := range chunks {
 		m := new(mdns.Msg)
@@ -82,5 +76,23 @@ func (s *Server) transfer(w mdns.ResponseWriter, r *mdns.Msg, zs *zoneSet, remot
 	}
 	w.TsigTimersOnly(false)
 	s.metrics.transferred(resultSuccess)
-	s.log.Info("zone transferred", "zone", z.name, "serial", z.serial, "type", mdns.TypeToString[q.Qtype], "remote", remote, "messages", len(chunks))
+	s.log.Info("zone transferred", "zone", z.name, "serial", z.serial, "type", mdns.TypeToString[q.Qtype], "answer", kind, "remote", remote, "messages", len(chunks))
+}
+
+// chunk splits the records of a transfer into messages of about xfrChunk
+// bytes (uncompressed).
+func chunk(rrs []mdns.RR) [][]mdns.RR {
+	var chunks [][]mdns.RR
+	var cur []mdns.RR
+	size := 0
+	for _, rr := range rrs {
+		l := mdns.Len(rr)
+		if size+l > xfrChunk && len(cur) > 0 {
+			chunks = append(chunks, cur)
+			cur, size = nil, 0
+		}
+		cur = append(cur, rr)
+		size += l
+	}
+	return append(chunks, cur)
 }

@@ -2,11 +2,15 @@ package dns
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	mdns "github.com/miekg/dns"
 )
 
@@ -292,5 +296,191 @@ func TestBindError(t *testing.T) {
 	if err := s.Start(context.Background()); err == nil {
 		_ = s.Shutdown(context.Background())
 		t.Fatal("Start on a busy port succeeded")
+	}
+}
+
+// TestIXFRIncremental changes a zone twice and asks IXFR from each version:
+// the answer holds only the differences (RFC 1995 §4), and applying them to
+// the old version gives exactly what an AXFR of the new one holds. A serial
+// the journal does not reach gets the whole zone.
+func TestIXFRIncremental(t *testing.T) {
+	src := newFakeSource(testZone(t, 10))
+	s := startServer(t, testConfig(), src)
+	ixfr := func(serial uint32) []mdns.RR {
+		t.Helper()
+		m := new(mdns.Msg)
+		m.SetIxfr("example.test.", serial, "ns1.example.test.", "hostmaster.example.net.")
+		got, err := axfr(t, s.Addr(), m, nil)
+		if err != nil {
+			t.Fatalf("IXFR from %d: %v", serial, err)
+		}
+		return got
+	}
+	full := func() []mdns.RR {
+		t.Helper()
+		m := new(mdns.Msg)
+		m.SetAxfr("example.test.")
+		got, err := axfr(t, s.Addr(), m, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	waitSerial := func(serial uint32) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for ask(t, s.Addr(), "udp", "example.test.", mdns.TypeSOA).Answer[0].(*mdns.SOA).Serial != serial {
+			if time.Now().After(deadline) {
+				t.Fatalf("serial %d not served", serial)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	v10 := full()
+
+	// 11: one record added, one removed; 12: a TTL changed, one more added.
+	z := testZone(t, 11)
+	z.RRs = append(z.RRs, rrs(t, "new.example.test. 60 IN AAAA 2001:db8::99")...)
+	z.RRs = slices.DeleteFunc(z.RRs, func(rr mdns.RR) bool { return rr.Header().Name == "mail.example.test." })
+	src.put(z)
+	waitSerial(11)
+	z = testZone(t, 12)
+	z.RRs = append(z.RRs, rrs(t, "new.example.test. 120 IN AAAA 2001:db8::99", "two.example.test. 60 IN TXT \"2\"")...)
+	z.RRs = slices.DeleteFunc(z.RRs, func(rr mdns.RR) bool { return rr.Header().Name == "mail.example.test." })
+	src.put(z)
+	waitSerial(12)
+	v12 := full()
+
+	got := ixfr(10)
+	want := []string{"SOA 12", "SOA 10", "-mail A", "SOA 11", "+new AAAA 60", "SOA 11", "-new AAAA 60", "SOA 12", "+new AAAA 120", "+two TXT 60", "SOA 12"}
+	if s := summary(got); !slices.Equal(s, want) {
+		t.Errorf("IXFR from 10:\n got %q\nwant %q", s, want)
+	}
+	if a, b := sortedStrings(applyIXFR(t, v10, got)), sortedStrings(v12[1:len(v12)-1]); !slices.Equal(a, b) {
+		t.Errorf("version 10 + IXFR differs from version 12:\n%s\n---\n%s", strings.Join(a, "\n"), strings.Join(b, "\n"))
+	}
+	if s := summary(ixfr(11)); !slices.Equal(s, append([]string{"SOA 12"}, want[5:]...)) {
+		t.Errorf("IXFR from 11: %q", s)
+	}
+	// Not in the journal: the whole zone.
+	if got := ixfr(9); len(got) != len(v12) {
+		t.Errorf("IXFR from 9: %d records, want the %d of a full transfer", len(got), len(v12))
+	}
+}
+
+// summary writes an IXFR answer compactly: "SOA n" for each SOA, and for
+// the records between, "-" (deleted) or "+" (added), the first label of the
+// owner, the type, and the TTL when it is not 300.
+func summary(rrs []mdns.RR) []string {
+	var out []string
+	soas, adding := 0, false
+	for _, rr := range rrs {
+		if soa, ok := rr.(*mdns.SOA); ok {
+			out = append(out, fmt.Sprintf("SOA %d", soa.Serial))
+			soas++
+			adding = soas%2 == 1 && soas > 1
+			continue
+		}
+		sign := "-"
+		if adding {
+			sign = "+"
+		}
+		h := rr.Header()
+		s := sign + strings.SplitN(h.Name, ".", 2)[0] + " " + mdns.TypeToString[h.Rrtype]
+		if h.Ttl != 300 {
+			s += fmt.Sprint(" ", h.Ttl)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// applyIXFR applies the differences of an IXFR answer to the records of an
+// AXFR (without its SOAs) and returns the result.
+func applyIXFR(t *testing.T, axfr, ixfr []mdns.RR) []mdns.RR {
+	t.Helper()
+	have := map[string]mdns.RR{}
+	for _, rr := range axfr {
+		if rr.Header().Rrtype != mdns.TypeSOA {
+			have[rr.String()] = rr
+		}
+	}
+	soas := 0
+	for _, rr := range ixfr[1 : len(ixfr)-1] {
+		if rr.Header().Rrtype == mdns.TypeSOA {
+			soas++
+			continue
+		}
+		if soas%2 == 1 {
+			if _, ok := have[rr.String()]; !ok {
+				t.Errorf("IXFR deletes %s, which the old version does not hold", rr)
+			}
+			delete(have, rr.String())
+		} else {
+			have[rr.String()] = rr
+		}
+	}
+	out := make([]mdns.RR, 0, len(have))
+	for _, rr := range have {
+		out = append(out, rr)
+	}
+	return out
+}
+
+func sortedStrings(rrs []mdns.RR) []string {
+	out := make([]string, len(rrs))
+	for i, rr := range rrs {
+		out[i] = rr.String()
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestJournalBounds: the journal keeps at most journalDeltas versions and
+// about max(journalMinRecords, zone size) records, newest first; a serial
+// that goes back (a restored snapshot) starts it afresh.
+func TestJournalBounds(t *testing.T) {
+	st, err := testConfig().validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := hclog.NewNullLogger()
+	var prev *zone
+	for serial := uint32(1); serial <= journalDeltas+10; serial++ {
+		z := testZone(t, serial)
+		z.RRs = append(z.RRs, rrs(t, fmt.Sprintf("v.example.test. 60 IN TXT \"%d\"", serial))...)
+		next := buildZone(z, st, log)
+		next.journal = nextJournal(prev, next)
+		prev = next
+	}
+	if len(prev.journal) != journalDeltas {
+		t.Fatalf("journal of %d deltas, want %d", len(prev.journal), journalDeltas)
+	}
+	if first, last := prev.journal[0], prev.journal[len(prev.journal)-1]; last.to.Serial != prev.serial || first.from.Serial != prev.serial-journalDeltas {
+		t.Fatalf("journal from %d to %d, serial %d", first.from.Serial, last.to.Serial, prev.serial)
+	}
+	for i := 1; i < len(prev.journal); i++ {
+		if prev.journal[i].from.Serial != prev.journal[i-1].to.Serial {
+			t.Fatalf("journal not contiguous at %d", i)
+		}
+	}
+	// A big change fills most of the record budget: older deltas go.
+	big := testZone(t, prev.serial+1)
+	for i := range journalMinRecords {
+		big.RRs = append(big.RRs, rrs(t, fmt.Sprintf("h%d.example.test. 60 IN A 10.%d.%d.%d", i, i>>16&255, i>>8&255, i&255))...)
+	}
+	bz := buildZone(big, st, log)
+	bz.journal = nextJournal(prev, bz)
+	total := 0
+	for _, d := range bz.journal {
+		total += d.records()
+	}
+	if limit := max(journalMinRecords, len(bz.xfr)); total > limit || len(bz.journal) >= journalDeltas || bz.journal[len(bz.journal)-1].records() < journalMinRecords {
+		t.Errorf("after a change of %d records: %d deltas of %d records in all (limit %d)", journalMinRecords, len(bz.journal), total, limit)
+	}
+	// Back to an older serial: no journal.
+	back := buildZone(testZone(t, 5), st, log)
+	if j := nextJournal(bz, back); j != nil {
+		t.Errorf("journal across a serial that went back: %d deltas", len(j))
 	}
 }

@@ -28,6 +28,9 @@ type zone struct {
 	apex   *node
 	nodes  map[string]*node
 	xfr    []mdns.RR // every RR except the SOA, apex NS first (AXFR body)
+	// journal holds the changes from earlier versions served by this
+	// node, oldest first, for IXFR (journal.go).
+	journal []*delta
 }
 
 // buildZone turns a Zone from the Source into its lookup structure. Records

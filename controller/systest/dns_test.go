@@ -298,8 +298,8 @@ func TestDNS_Zonemaster(t *testing.T) {
 }
 
 // TestDNS_NSDSecondary: a real NSD, configured as a secondary of a node,
-// serves the zone after the initial AXFR and follows a change through
-// NOTIFY and a new transfer.
+// serves the zone after the initial transfer and follows a change through
+// NOTIFY and an incremental transfer (IXFR from the serial it holds).
 func TestDNS_NSDSecondary(t *testing.T) {
 	nsd := requireTool(t, "nsd")
 	dig := requireTool(t, "dig")
@@ -313,6 +313,10 @@ func TestDNS_NSDSecondary(t *testing.T) {
 	dom := c.createDomain(n, z)
 	id := c.createRecord(n, dom, zoneRecord{name: "www." + z, typ: "A", content: "192.0.2.1"})
 	c.createRecord(n, dom, zoneRecord{name: "@", typ: "MX", content: "mail." + z, prio: 10})
+	// Enough of a zone that a change is worth sending as differences.
+	for i := range 20 {
+		c.createRecord(n, dom, zoneRecord{name: fmt.Sprintf("host%d.%s", i, z), typ: "A", content: fmt.Sprintf("192.0.2.%d", 100+i)})
+	}
 
 	dir := t.TempDir()
 	conf := fmt.Sprintf(`server:
@@ -334,7 +338,7 @@ remote-control:
 zone:
   name: %s
   zonefile: "%s/%s.zone"
-  request-xfr: AXFR %s@%s NOKEY
+  request-xfr: %s@%s NOKEY
   allow-notify: 127.0.0.1 NOKEY
 `, nsdHost, nsdPort, nsdPort, dir, dir, dir, dir, dir, z, dir, z, dnsHost(n), dnsPort(n))
 	confPath := filepath.Join(dir, "nsd.conf")
@@ -386,6 +390,10 @@ zone:
 		t.Fatalf("after NOTIFY: %v", err)
 	}
 	t.Logf("NSD served the change %s after the API call", time.Since(start).Round(time.Millisecond))
+	// NSD asks IXFR from the serial it holds: the change came as differences.
+	if log := n.tail(1 << 20); !strings.Contains(log, "answer=incremental") {
+		t.Errorf("no incremental zone transfer in the node's log:\n%s", log)
+	}
 	// the serial NSD serves is ours
 	ours := runTool(t, dig, "@"+dnsHost(n), "-p", dnsPort(n), "+short", z, "SOA")
 	if theirs := askNSD(z, "SOA"); theirs != normalise(ours) {
