@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/hashicorp/go-hclog"
 	mdns "github.com/miekg/dns"
 )
 
@@ -142,6 +143,38 @@ func BenchmarkServeUDP(b *testing.B) {
 				return
 			}
 			i++
+		}
+	})
+}
+
+// BenchmarkZoneRebuild: what a node does for each change of a zone of 10,000
+// records: build the new zone, and its journal entry (the differences from
+// the version before, for IXFR).
+func BenchmarkZoneRebuild(b *testing.B) {
+	st, err := testConfig().validate()
+	if err != nil {
+		b.Fatal(err)
+	}
+	log := hclog.NewNullLogger()
+	version := func(serial uint32) *Zone {
+		z := testZone(b, serial)
+		for i := range 10000 {
+			z.RRs = append(z.RRs, rrs(b, fmt.Sprintf("h%d.example.test. 60 IN A 10.0.%d.%d", i, i>>8&255, i&255))...)
+		}
+		z.RRs = append(z.RRs, rrs(b, fmt.Sprintf("v.example.test. 60 IN TXT \"%d\"", serial))...)
+		return z
+	}
+	a, c := version(1), version(2)
+	old := buildZone(a, st, log)
+	b.Run("build", func(b *testing.B) {
+		for b.Loop() {
+			buildZone(c, st, log)
+		}
+	})
+	b.Run("journal", func(b *testing.B) {
+		z := buildZone(c, st, log)
+		for b.Loop() {
+			nextJournal(old, z)
 		}
 	})
 }

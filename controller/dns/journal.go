@@ -34,22 +34,13 @@ func nextJournal(old, z *zone) []*delta {
 		return nil
 	}
 	d := &delta{from: old.soa, to: z.soa}
-	have := make(map[string]int, len(old.xfr))
-	for _, rr := range old.xfr {
-		have[rr.String()]++
-	}
 	for _, rr := range z.xfr {
-		k := rr.String()
-		if have[k] > 0 {
-			have[k]--
-			continue
+		if !holds(old, rr) {
+			d.add = append(d.add, rr)
 		}
-		d.add = append(d.add, rr)
 	}
 	for _, rr := range old.xfr {
-		k := rr.String()
-		if have[k] > 0 {
-			have[k]--
+		if !holds(z, rr) {
 			d.del = append(d.del, rr)
 		}
 	}
@@ -98,4 +89,20 @@ func (z *zone) ixfr(from uint32) []mdns.RR {
 		out = append(out, d.add...)
 	}
 	return append(out, z.soa)
+}
+
+// holds reports whether zone z has rr, with the same TTL. Its sets never hold
+// two records that differ in the TTL alone (buildZone drops duplicates).
+func holds(z *zone, rr mdns.RR) bool {
+	h := rr.Header()
+	n := z.nodes[h.Name]
+	if n == nil {
+		return false
+	}
+	for _, o := range n.sets[h.Rrtype] {
+		if o.Header().Ttl == h.Ttl && mdns.IsDuplicate(o, rr) {
+			return true
+		}
+	}
+	return false
 }
