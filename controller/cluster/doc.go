@@ -19,6 +19,9 @@
 //     one entry is in flight, new commands queue and go out together as the
 //     next entry, which the Coalescer encodes and splits the results of;
 //   - membership: AddVoter, RemoveServer, Servers and Leave;
+//   - hand-off: TransferLeadership moves leadership to another voter behind a
+//     gate (BeginWrite) that holds new writes until the transfer is over,
+//     instead of letting raft refuse them (handoff.go);
 //   - backup: SnapshotSave streams the FSM's own snapshot bytes, and
 //     SnapshotRestore validates such a stream before handing it to raft (see
 //     SnapshotRestore for why validation must happen first);
