@@ -100,6 +100,9 @@ func TestMetrics(t *testing.T) {
 	if got := value(t, s.metrics.transfers.WithLabelValues(resultSuccess)); got != 1 {
 		t.Errorf("transfers = %v", got)
 	}
+	if got := value(t, s.metrics.answers.WithLabelValues(answerFull)); got != 1 {
+		t.Errorf("full transfer answers = %v", got)
+	}
 	fams, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

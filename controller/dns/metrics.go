@@ -32,6 +32,7 @@ type metrics struct {
 	zones     prometheus.Gauge
 	notify    *prometheus.CounterVec
 	transfers *prometheus.CounterVec
+	answers   *prometheus.CounterVec
 
 	// common[i][rcode] caches queries children, filled on first use.
 	common [len(commonTypes)][numRcodes]atomic.Pointer[prometheus.Counter]
@@ -58,13 +59,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "regent_dns_transfers_total",
 			Help: "Zone transfer (AXFR/IXFR) requests over TCP, by result.",
 		}, []string{"result"}),
+		answers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "regent_dns_transfer_answers_total",
+			Help: "Zone transfers served, by answer: full (the whole zone), incremental (IXFR differences from the journal) or current (IXFR from the current serial: its SOA alone).",
+		}, []string{"answer"}),
 	}
 	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "regent_dns_request_duration_seconds",
 		Help:    "Time to answer a DNS request, by transport (UDP: handling only, without socket I/O).",
 		Buckets: []float64{5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 0.025, 0.1, 1},
 	}, []string{"proto"})
-	for _, c := range []prometheus.Collector{m.queries, m.zones, m.notify, m.transfers, dur} {
+	for _, c := range []prometheus.Collector{m.queries, m.zones, m.notify, m.transfers, m.answers, dur} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -76,6 +81,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, r := range []string{resultSuccess, resultFailure, resultRefused} {
 		m.transfers.WithLabelValues(r)
+	}
+	for _, a := range []string{answerFull, answerIncremental, answerCurrent} {
+		m.answers.WithLabelValues(a)
 	}
 	return m, nil
 }
@@ -128,6 +136,19 @@ func (m *metrics) notified(result string) {
 func (m *metrics) transferred(result string) {
 	if m != nil {
 		m.transfers.WithLabelValues(result).Inc()
+	}
+}
+
+// The answers to a zone transfer (regent_dns_transfer_answers_total).
+const (
+	answerFull        = "full"
+	answerIncremental = "incremental"
+	answerCurrent     = "current"
+)
+
+func (m *metrics) answered(answer string) {
+	if m != nil {
+		m.answers.WithLabelValues(answer).Inc()
 	}
 }
 

@@ -43,13 +43,13 @@ func (s *Server) transfer(w mdns.ResponseWriter, r *mdns.Msg, zs *zoneSet, remot
 		return
 	}
 	var chunks [][]mdns.RR
-	kind := "full"
+	kind := answerFull
 	if q.Qtype == mdns.TypeIXFR && len(r.Ns) > 0 {
 		if soa, ok := r.Ns[0].(*mdns.SOA); ok {
 			if serialGE(soa.Serial, z.serial) {
-				chunks, kind = [][]mdns.RR{{z.soa}}, "up to date"
+				chunks, kind = [][]mdns.RR{{z.soa}}, answerCurrent
 			} else if body := z.ixfr(soa.Serial); body != nil {
-				chunks, kind = chunk(body), "incremental"
+				chunks, kind = chunk(body), answerIncremental
 			}
 		}
 	}
@@ -76,6 +76,7 @@ func (s *Server) transfer(w mdns.ResponseWriter, r *mdns.Msg, zs *zoneSet, remot
 	}
 	w.TsigTimersOnly(false)
 	s.metrics.transferred(resultSuccess)
+	s.metrics.answered(kind)
 	s.log.Info("zone transferred", "zone", z.name, "serial", z.serial, "type", mdns.TypeToString[q.Qtype], "answer", kind, "remote", remote, "messages", len(chunks))
 }
 
