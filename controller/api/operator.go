@@ -128,12 +128,21 @@ func (a *API) leader(q *Request) error {
 	if id == "" {
 		return noLeader("There is no leader at the moment.")
 	}
-	info := wire.LeaderInfo{ID: id, RaftAddr: addr}
-	if n, ok := q.Txn.Node(id); ok {
-		info.HTTPAddr = n.HTTPAddr
-	}
-	WriteJSON(q.W, http.StatusOK, wire.Item[wire.LeaderInfo]{Content: info})
+	WriteJSON(q.W, http.StatusOK, wire.Item[wire.LeaderInfo]{Content: leaderInfo(q.Txn, id, addr)})
 	return nil
+}
+
+// leaderInfo describes node id, the leader: its raft address (raftAddr, or
+// else its node record's) and the HTTP address of its node record.
+func leaderInfo(txn *state.ReadTxn, id, raftAddr string) wire.LeaderInfo {
+	info := wire.LeaderInfo{ID: id, RaftAddr: raftAddr}
+	if n, ok := txn.Node(id); ok {
+		info.HTTPAddr = n.HTTPAddr
+		if info.RaftAddr == "" {
+			info.RaftAddr = n.RaftAddr
+		}
+	}
+	return info
 }
 
 // transferLeader hands leadership to another voter (the body's id, or the
@@ -173,14 +182,7 @@ func (a *API) transferLeader(q *Request) error {
 	if id != from {
 		a.log.Info("leadership handed over on request", "from", from, "to", id)
 	}
-	info := wire.LeaderInfo{ID: id}
-	if _, raftAddr := a.cluster.Leader(); raftAddr != "" {
-		info.RaftAddr = raftAddr
-	}
-	if n, ok := a.store.Read().Node(id); ok {
-		info.HTTPAddr, info.RaftAddr = n.HTTPAddr, n.RaftAddr
-	}
-	WriteJSON(q.W, http.StatusOK, wire.Item[wire.LeaderInfo]{Content: info})
+	WriteJSON(q.W, http.StatusOK, wire.Item[wire.LeaderInfo]{Content: leaderInfo(q.Txn, id, "")})
 	return nil
 }
 
