@@ -189,21 +189,9 @@ func TestCoalescedLogIsDeterministic(t *testing.T) {
 func BenchmarkApplyCoalescedCreates(b *testing.B) {
 	t := &testing.T{}
 	f, idx := bootstrapped(t)
-	cmds := make([][]byte, 25)
-	b.ReportAllocs()
-	n := 0
-	for b.Loop() {
-		b.StopTimer()
-		for k := range cmds {
-			n++
-			cmds[k] = memberCmd(t, fsm.MemberCreateType, api.Member{Name: fmt.Sprintf("bench-%d", n)})
-		}
-		idx++
-		data := fsm.EncodeBatch(cmds)
-		b.StartTimer()
-		f.ApplyBatch([]*raft.Log{{Index: idx, Type: raft.LogCommand, Data: data}})
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n)/1000, "µs/cmd")
+	benchCoalesced(b, f, idx, 25, func(n int) []byte {
+		return memberCmd(t, fsm.MemberCreateType, api.Member{Name: fmt.Sprintf("bench-%d", n)})
+	})
 }
 
 // BenchmarkApplyCoalescedAllocations: the FSM's cost per allocation of the
@@ -214,26 +202,28 @@ func BenchmarkApplyCoalescedAllocations(b *testing.B) {
 	g := newIPAMGen(t, 1)
 	alloc := g.read().IPBlockList()[0]
 	subnet := g.must(fsm.IPBlockCreateType, &api.IPBlock{Dialect: api.DialectCloudCIX, CIDR: "10.16.0.1/12", Gateway: "10.16.0.1", ParentID: alloc.ID}).(*api.IPBlock)
-	cmds := make([][]byte, 64)
-	actor := fsm.Actor{TokenID: 1, UserID: 1, MemberID: api.GlobalMemberID}
+	benchCoalesced(b, g.scratch, g.index, 64, func(int) []byte {
+		return byUser(t, fsm.IPAddressAllocateType, 1, &api.IPAddress{BlockID: subnet.ID})
+	})
+}
+
+// benchCoalesced applies to f, after raft index idx, entries of size
+// commands made by next (n counts the commands from 1; making them is not
+// timed), and reports the time per command.
+func benchCoalesced(b *testing.B, f *fsm.FSM, idx uint64, size int, next func(n int) []byte) {
+	cmds := make([][]byte, size)
 	b.ReportAllocs()
 	n := 0
 	for b.Loop() {
 		b.StopTimer()
 		for k := range cmds {
 			n++
-			cmd, err := fsm.NewCommand(fsm.IPAddressAllocateType, g.now, actor, &api.IPAddress{BlockID: subnet.ID})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if cmds[k], err = cmd.Encode(); err != nil {
-				b.Fatal(err)
-			}
+			cmds[k] = next(n)
 		}
-		g.index++
+		idx++
 		data := fsm.EncodeBatch(cmds)
 		b.StartTimer()
-		g.scratch.ApplyBatch([]*raft.Log{{Index: g.index, Type: raft.LogCommand, Data: data}})
+		f.ApplyBatch([]*raft.Log{{Index: idx, Type: raft.LogCommand, Data: data}})
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n)/1000, "µs/cmd")
 }
