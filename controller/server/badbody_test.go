@@ -54,11 +54,7 @@ func TestBadBodiesOnEveryRoute(t *testing.T) {
 			}
 			// Spoilt bodies the server accepts change objects other rows
 			// rely on: each row starts from the state it found.
-			snap := c.Do(http.MethodGet, "/v1/operator/snapshot", nil, n.RootToken).Expect(http.StatusOK).Body
-			defer func() {
-				c.DoHeader(http.MethodPut, "/v1/operator/snapshot", snap, http.Header{
-					"X-Auth-Token": {n.RootToken}, "Content-Type": {"application/octet-stream"}}).Expect(http.StatusOK)
-			}()
+			defer keepState(c, n)()
 			for _, m := range spoil(body) {
 				w.mark(t)
 				resp := f.do(c, row.method, as, request{path: rq.path, body: m.body, header: rq.header})
@@ -186,6 +182,16 @@ func short(v any) string {
 // Melange's ({"<kind>":{"message","code"}}, or its XML).
 func hasErrorCode(body []byte) bool {
 	return bytes.Contains(body, []byte(`"error_code"`)) || bytes.Contains(body, []byte(`"code"`)) || bytes.Contains(body, []byte(`code=`))
+}
+
+// keepState saves a snapshot of the node's state and returns what restores
+// it: the sweeps' accepted requests change objects other rows rely on.
+func keepState(c *apitest.Client, n *apitest.Node) (restore func()) {
+	snap := c.Do(http.MethodGet, "/v1/operator/snapshot", nil, n.RootToken).Expect(http.StatusOK).Body
+	return func() {
+		c.DoHeader(http.MethodPut, "/v1/operator/snapshot", snap, http.Header{
+			"X-Auth-Token": {n.RootToken}, "Content-Type": {"application/octet-stream"}}).Expect(http.StatusOK)
+	}
 }
 
 // stateWatch tells whether a refused request changed the node's state. The
@@ -340,10 +346,11 @@ func TestBadQueriesOnEveryRoute(t *testing.T) {
 func TestBadHeadersOnEveryRoute(t *testing.T) {
 	n := apitest.Start(t, apitest.Options{})
 	f := newFixture(t, n)
-	variants := []struct {
+	type headers struct {
 		what string
 		h    http.Header
-	}{
+	}
+	variants := []headers{
 		{"If-Match abc", http.Header{"If-Match": {"abc"}}},
 		{"If-Match -1", http.Header{"If-Match": {"-1"}}},
 		{"If-Match 2^64", http.Header{"If-Match": {"18446744073709551616"}}},
@@ -356,10 +363,7 @@ func TestBadHeadersOnEveryRoute(t *testing.T) {
 		{"Content-Type text/xml", http.Header{"Content-Type": {"text/xml"}}},
 		{"Content-Type garbage", http.Header{"Content-Type": {";;;"}}},
 	}
-	tokens := []struct {
-		what string
-		h    http.Header
-	}{
+	tokens := []headers{
 		{"a token that is not one", http.Header{"X-Auth-Token": {"rgt_nope"}}},
 		{"an empty Bearer", http.Header{"Authorization": {"Bearer "}}},
 		{"Basic auth", http.Header{"Authorization": {"Basic cm9vdDpyb290"}}},
@@ -390,11 +394,7 @@ func TestBadHeadersOnEveryRoute(t *testing.T) {
 				// The fixture makes its objects on first use: before the
 				// snapshot, so that the restore keeps them.
 				row.req(f)
-				snap := c.Do(http.MethodGet, "/v1/operator/snapshot", nil, n.RootToken).Expect(http.StatusOK).Body
-				defer func() {
-					c.DoHeader(http.MethodPut, "/v1/operator/snapshot", snap, http.Header{
-						"X-Auth-Token": {n.RootToken}, "Content-Type": {"application/octet-stream"}}).Expect(http.StatusOK)
-				}()
+				defer keepState(c, n)()
 				for _, v := range variants {
 					rq := row.req(f)
 					h := http.Header{}
