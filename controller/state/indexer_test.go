@@ -53,3 +53,22 @@ func TestFieldIndexersMatchMemdb(t *testing.T) {
 		}
 	}
 }
+
+// TestOptionalRefIndex: the addresses' public_ip index is an optional
+// reference: 0 is no value, so the row stays out of the index; any other
+// value is indexed as uintFieldIndex does.
+func TestOptionalRefIndex(t *testing.T) {
+	ix := schema().Tables[IPAddresses].Indexes["public_ip"]
+	if !ix.AllowMissing {
+		t.Fatal("an optional reference index must allow missing values")
+	}
+	single := ix.Indexer.(memdb.SingleIndexer)
+	if ok, key, err := single.FromObject(&api.IPAddress{}); ok || key != nil || err != nil {
+		t.Errorf("no reference: indexed=%v key=%x err=%v, want left out", ok, key, err)
+	}
+	ok, key, err := single.FromObject(&api.IPAddress{PublicIPID: 5})
+	_, want, _ := uintFieldIndex("PublicIPID").FromObject(&api.IPAddress{PublicIPID: 5})
+	if !ok || err != nil || !bytes.Equal(key, want) {
+		t.Errorf("reference 5: indexed=%v key=%x err=%v, want %x", ok, key, err, want)
+	}
+}
