@@ -199,7 +199,7 @@ func (f *forwarder) wrap(next http.Handler) http.Handler {
 			f.a.metrics.wrap(next).ServeHTTP(w, r)
 			return
 		}
-		if f.a.cluster.IsLeader() && gated(r) {
+		if f.a.cluster.IsLeader() && f.gated(r) {
 			// Writes pass the leader's gate: during a leadership hand-off
 			// they wait, and go to the new leader afterwards.
 			done, err := f.a.cluster.BeginWrite(r.Context())
@@ -233,10 +233,17 @@ func (f *forwarder) wrap(next http.Handler) http.Handler {
 }
 
 // gated says whether r is a write that passes the leader's gate
-// (cluster.BeginWrite). Reads do not, and neither does the hand-off request
-// itself, which would wait for itself.
-func gated(r *http.Request) bool {
-	return r.Method != http.MethodGet && r.Method != http.MethodHead && r.URL.Path != transferPath
+// (cluster.BeginWrite). Reads do not, and neither do the requests that hand
+// leadership over (a transfer, and the removal of the leader itself, which
+// hands over first): they would wait for themselves.
+func (f *forwarder) gated(r *http.Request) bool {
+	switch {
+	case r.Method == http.MethodGet || r.Method == http.MethodHead, r.URL.Path == transferPath:
+		return false
+	case r.Method == http.MethodDelete && r.URL.Path == membersPath+f.a.cluster.NodeID():
+		return false
+	}
+	return true
 }
 
 func (f *forwarder) staleHeaders(w http.ResponseWriter) {

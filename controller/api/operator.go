@@ -30,6 +30,9 @@ const snapshotPath = "/v1/operator/snapshot"
 // transferPath hands leadership over (POST).
 const transferPath = "/v1/operator/leader/transfer"
 
+// membersPath + a node id removes that node (DELETE).
+const membersPath = "/v1/operator/members/"
+
 // bodyLimit is the most a request to r's route may send: MaxBodyBytes,
 // and MaxSnapshotBytes for a snapshot restore, the one route that takes a
 // file. The handlers and the forwarder (which reads a body before the
@@ -51,7 +54,7 @@ func (a *API) registerCore() {
 	a.mux.HandleFunc("GET /v1/operator/members", a.route("regent", "operator", auth.List, a.members))
 	a.mux.HandleFunc("GET /v1/operator/leader", a.route("regent", "operator", auth.Read, a.leader))
 	a.mux.HandleFunc("POST "+transferPath, a.route("regent", "operator", auth.Update, a.transferLeader))
-	a.mux.HandleFunc("DELETE /v1/operator/members/{id}", a.route("regent", "operator", auth.Delete, a.removeMember))
+	a.mux.HandleFunc("DELETE "+membersPath+"{id}", a.route("regent", "operator", auth.Delete, a.removeMember))
 	a.mux.HandleFunc("GET "+snapshotPath, a.route("regent", "operator", auth.Read, a.snapshotSave))
 	a.mux.HandleFunc("PUT "+snapshotPath, a.route("regent", "operator", auth.Update, a.snapshotRestore))
 	a.mux.HandleFunc("POST /v1/operator/join", a.join)
@@ -286,6 +289,23 @@ func (a *API) removeMember(q *Request) error {
 	if target.Suffrage == "voter" && voters == 1 {
 		return wire.Errorf(http.StatusConflict, "regent_operator_delete_102",
 			"%s is the cluster's last voter and cannot be removed; stop it instead, or join another node first.", id)
+	}
+	// The leader hands leadership over before it removes itself, so the
+	// cluster does not wait out an election timeout, and the new leader
+	// removes it (the request is sent on). If the hand-over fails, this
+	// node removes itself and steps down; the others then elect a leader.
+	if self := a.cluster.NodeID(); id == self && target.Suffrage == "voter" {
+		if to, err := a.cluster.TransferLeadership(q.Context(), ""); err == nil && to != self {
+			a.log.Info("leadership handed over before removing this node", "to", to)
+			rw, ok := q.W.(*respWriter)
+			if !ok {
+				rw = &respWriter{ResponseWriter: q.W, a: a}
+			}
+			a.proxy.forward(rw, q.Request)
+			return nil
+		} else if err != nil {
+			a.log.Warn("leadership not handed over before removing this node", "error", err)
+		}
 	}
 	// Forget the node's address first: removing the leader itself makes it
 	// step down, after which this node can no longer write.

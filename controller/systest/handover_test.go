@@ -14,7 +14,8 @@ import (
 // and the writes that reach it meanwhile wait and go to the new leader, so
 // no write fails. The node then comes back, and POST
 // /v1/operator/leader/transfer (sent to a follower) gives it leadership
-// again.
+// again. Last, DELETE /v1/operator/members/{leader} hands over before the
+// node is removed.
 func TestLeaderHandOver(t *testing.T) {
 	c := startCluster(t, 3)
 	leader := c.leader(10 * time.Second)
@@ -48,7 +49,33 @@ func TestLeaderHandOver(t *testing.T) {
 	time.Sleep(time.Second)
 	w.stop(t, "during a transfer")
 	if l := c.leader(10 * time.Second); l != leader {
-		t.Errorf("after the transfer %s leads, want %s", l.name, leader.name)
+		t.Fatalf("after the transfer %s leads, want %s", l.name, leader.name)
+	}
+
+	// Removing the leader through the API (sent to a follower) hands
+	// leadership over first, and the new leader removes it: the writers
+	// on the other two nodes see no failure and no election stall.
+	w = startWriters(c, fs, 4, "remove")
+	time.Sleep(time.Second)
+	removing := time.Now()
+	r = c.must(c.do(fs[0], http.MethodDelete, "/v1/operator/members/"+leader.name, nil), http.StatusNoContent, "remove the leader "+leader.name)
+	t.Logf("leader %s removed in %s", leader.name, time.Since(removing).Round(time.Millisecond))
+	time.Sleep(time.Second)
+	w.stop(t, "while the leader was removed")
+	if log := leader.tail(64 << 10); !strings.Contains(log, "leadership handed over before removing this node") {
+		t.Errorf("the removed leader did not log the hand-over:\n%s", log)
+	}
+	ms, err := c.members(fs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 2 {
+		t.Errorf("after removing %s the members are %+v, want the other two", leader.name, ms)
+	}
+	for _, m := range ms {
+		if m.ID == leader.name {
+			t.Errorf("%s is still a member: %+v", leader.name, ms)
+		}
 	}
 }
 
