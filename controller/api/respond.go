@@ -96,6 +96,13 @@ func decodeJSON(body []byte, dst any) error {
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
+		var syntaxErr *json.SyntaxError
+		if !errors.As(err, &syntaxErr) {
+			// Name the item of a list that was wrong, and every wrong field.
+			if fe := shapeErrors(trimmed, reflect.TypeOf(dst)); len(fe) > 0 {
+				return fe.Err()
+			}
+		}
 		return jsonError(err)
 	}
 	if dec.More() {
@@ -108,7 +115,9 @@ func decodeJSON(body []byte, dst any) error {
 }
 
 // exactKeys rejects keys that encoding/json matched to a field only
-// case-insensitively ("NAME" for "name"): field names are exact.
+// case-insensitively ("NAME" for "name"): field names are exact. A flat
+// body is checked by a scan of its top-level keys; one with objects inside
+// by shapeErrors.
 func exactKeys(body []byte, dst any) error {
 	t := reflect.TypeOf(dst)
 	for t != nil && t.Kind() == reflect.Pointer {
@@ -116,6 +125,9 @@ func exactKeys(body []byte, dst any) error {
 	}
 	if t == nil || t.Kind() != reflect.Struct {
 		return nil
+	}
+	if hasNested(t) {
+		return shapeErrors(body, t).Err()
 	}
 	var keys []string
 	topLevelKeys(body, func(k string) {

@@ -157,15 +157,23 @@ type errReader struct{}
 func (errReader) Read([]byte) (int, error) { return 0, errors.New("connection reset") }
 
 // TestDecodeBodyFieldNames: errors are keyed by the field as the client
-// wrote it, and field names are exact.
+// wrote it, with the index of a list item, and field names are exact, also
+// inside objects.
 func TestDecodeBodyFieldNames(t *testing.T) {
 	for _, tc := range []struct {
 		body, field string
 	}{
 		{`{"bogus":1}`, "bogus"},
 		{`{"name":1}`, "name"},
-		{`{"customers":["a"]}`, "customers"},
+		{`{"customers":["a"]}`, "customers[0]"},
+		{`{"customers":[1,2,-1]}`, "customers[2]"},
+		{`{"customers":1}`, "customers"},
 		{`{"nested":{"port":"x"}}`, "nested.port"},
+		{`{"nested":{"items":["a",2]}}`, "nested.items[1]"},
+		{`{"nested":{"bogus":1}}`, "nested.bogus"},
+		{`{"nested":{"Port":1}}`, "nested.Port"},
+		{`{"labels":{"a":1}}`, "labels.a"},
+		{`{"count":2147483648}`, "count"},
 		{`{"":0}`, "non_field_errors"},
 		{`{"a\"b":1}`, `a"b`},
 		{`{"NAME":"x"}`, "NAME"},
@@ -185,5 +193,36 @@ func TestDecodeBodyFieldNames(t *testing.T) {
 				t.Errorf("%s: error %v, fields %q; want one error for field %q", tc.body, err, fields, tc.field)
 			}
 		})
+	}
+}
+
+// TestDecodeBodyNestsListItems: a wrong item of a list of objects is named
+// by its index, and written nested as CloudCIX writes the errors of items.
+func TestDecodeBodyNestsListItems(t *testing.T) {
+	type route struct {
+		Local string `json:"local"`
+		Port  uint16 `json:"port"`
+	}
+	var dst struct {
+		Name   string  `json:"name"`
+		Routes []route `json:"routes"`
+	}
+	body := `{"name":"x","routes":[{"local":"a"},{"bogus":1},{"local":5,"port":70000},{"LOCAL":"b"}]}`
+	err := api.DecodeBody(httptest.NewRequest(http.MethodPost, "/", bytes.NewReader([]byte(body))), &dst)
+	w := httptest.NewRecorder()
+	api.WriteError(w, err)
+	want := `{"detail":"Bad request.","errors":{"routes":[null,` +
+		`{"bogus":{"detail":"Unknown field \"bogus\".","error_code":"regent_request_003"}},` +
+		`{"local":{"detail":"Expected a string, got JSON number.","error_code":"regent_request_004"},` +
+		`"port":{"detail":"Expected a number, got JSON number 70000.","error_code":"regent_request_004"}},` +
+		`{"LOCAL":{"detail":"Unknown field \"LOCAL\".","error_code":"regent_request_003"}}]}}` + "\n"
+	if w.Code != http.StatusBadRequest || w.Body.String() != want {
+		t.Errorf("%s:\n got %d %s\nwant 400 %s", body, w.Code, w.Body, want)
+	}
+	// Case-insensitive keys inside a list are refused after a clean decode too.
+	err = api.DecodeBody(httptest.NewRequest(http.MethodPost, "/", bytes.NewReader([]byte(`{"routes":[{"Local":"a"}]}`))), &dst)
+	var e *wire.Error
+	if !errors.As(err, &e) || len(e.Errors) != 1 || e.Errors["routes[0].Local"].ErrorCode != wire.CodeUnknownField {
+		t.Errorf("routes[0].Local: %v", err)
 	}
 }

@@ -332,7 +332,7 @@ func TestErrorShapes(t *testing.T) {
 		{"wrong type: id", "POST", "/membership/user/", `{"username":"x","member_id":"1"}`, nil, 400, "member_id:regent_request_004"},
 		{"wrong type: negative id", "POST", "/membership/user/", `{"username":"x","member_id":-1}`, nil, 400, "member_id:regent_request_004"},
 		{"wrong type: list", "PATCH", apitest.Path("/membership/region/", region), `{"customers":"1"}`, nil, 400, "customers:regent_request_004"},
-		{"wrong type: list item", "PATCH", apitest.Path("/membership/region/", region), `{"customers":["a"]}`, nil, 400, "customers:regent_request_004"},
+		{"wrong type: list item", "PATCH", apitest.Path("/membership/region/", region), `{"customers":[1,"a"]}`, nil, 400, "customers[1]:regent_request_004"},
 		{"unknown field", "POST", "/membership/member/", `{"name":"x","bogus":1}`, nil, 400, "bogus:regent_request_003"},
 		{"unknown field on PATCH", "PATCH", userPath, `{"password":"x"}`, nil, 400, "password:regent_request_003"},
 		{"read-only field", "PATCH", userPath, `{"id":7}`, nil, 400, "id:regent_request_003"},
