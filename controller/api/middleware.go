@@ -28,6 +28,9 @@ type respWriter struct {
 	a       *API
 	status  int
 	swallow bool
+	// blocking marks a blocking query (?index=N), whose latency is mostly
+	// the wait: the request histogram keeps it apart (label blocking).
+	blocking bool
 }
 
 func (w *respWriter) WriteHeader(code int) {
@@ -83,9 +86,9 @@ func newHTTPMetrics(reg prometheus.Registerer, log hclog.Logger) *httpMetrics {
 	m := &httpMetrics{log: log,
 		dur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "regent_http_request_duration_seconds",
-			Help:    "HTTP request latency by route pattern, method and status code.",
+			Help:    "HTTP request latency by route pattern, method and status code; blocking=\"true\" for blocking queries (?index=N&wait=D), whose latency is mostly the wait.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"route", "method", "code"}),
+		}, []string{"route", "method", "code", "blocking"}),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "regent_http_requests_in_flight", Help: "HTTP requests being served.",
 		}),
@@ -120,7 +123,7 @@ func (m *httpMetrics) wrap(next http.Handler) http.Handler {
 				status = http.StatusOK
 			}
 			took := time.Since(start)
-			m.dur.WithLabelValues(route, r.Method, strconv.Itoa(status)).Observe(took.Seconds())
+			m.dur.WithLabelValues(route, r.Method, strconv.Itoa(status), strconv.FormatBool(rw.blocking)).Observe(took.Seconds())
 			// The path, never the query: it may carry filter values but no
 			// secret, and the route keeps lines greppable.
 			switch {
@@ -284,6 +287,9 @@ func (f *forwarder) leaderURL(ctx context.Context, avoid string) (string, error)
 // forward sends r to the leader and relays its answer (at most maxForwards
 // hops in all, see forwardedHeader).
 func (f *forwarder) forward(w *respWriter, r *http.Request) {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		w.blocking = r.URL.Query().Get("index") != ""
+	}
 	body, err := forwardBody(r)
 	if err != nil {
 		WriteError(w, err)

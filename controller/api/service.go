@@ -260,6 +260,9 @@ func (q *Request) Blocking(tables ...string) error {
 		}
 		wait = min2(d, 10*time.Minute)
 	}
+	if rw, ok := q.W.(*respWriter); ok {
+		rw.blocking = true // its latency is the wait, not the work
+	}
 	ctx, cancel := context.WithTimeout(q.Context(), wait)
 	defer cancel()
 	q.API.store.Wait(ctx, min, tables...)

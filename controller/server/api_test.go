@@ -272,8 +272,12 @@ func TestBuiltinRoutes(t *testing.T) {
 	// A write and a read, so that the route and command labels appear.
 	id := c.CreateMember(n.RootToken, "metrics-member")
 	c.Do("GET", apitest.Path("/membership/member/", id), nil, n.RootToken).Expect(200)
+	// A blocking query that waits it out is kept apart in the histogram.
+	c.Do("GET", "/membership/user/?index=1000000&wait=20ms", nil, n.RootToken).Expect(200)
 	metrics := string(c.Do("GET", "/metrics", nil, "").Expect(200).Body)
-	for _, want := range []string{"regent_http_request_duration_seconds_bucket{", "regent_raft_leader 1", "regent_raft_applied_index ", "regent_cluster_dead_servers_removed_total 0",
+	for _, want := range []string{"regent_http_request_duration_seconds_bucket{", "regent_raft_leader 1",
+		`regent_http_request_duration_seconds_count{blocking="true",code="200",method="GET",route="/membership/user/{$}"} 1`,
+		`regent_http_request_duration_seconds_count{blocking="false",code="200",method="GET",route="/membership/member/{id}/{$}"} 1`, "regent_raft_applied_index ", "regent_cluster_dead_servers_removed_total 0",
 		// HTTP latency by route pattern (not by path: ids do not make series).
 		`route="/membership/member/{id}/{$}"`,
 		// FSM apply duration by command type.
