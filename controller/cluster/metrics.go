@@ -2,8 +2,10 @@ package cluster
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	armonmetrics "github.com/armon/go-metrics"
 	"github.com/hashicorp/go-metrics"
@@ -26,9 +28,12 @@ const metricsExpiration = 5 * time.Minute
 
 // InstallMetrics routes raft's and raft-boltdb's go-metrics to Prometheus:
 // one go-metrics Prometheus sink, registered on reg, becomes the global sink
-// of both go-metrics libraries. Metric names are the go-metrics keys joined
-// with "_", e.g. raft_commitTime, raft_fsm_apply, raft_boltdb_storeLogs,
-// raft_replication_appendEntries_rpc{peer_id=...}.
+// of both go-metrics libraries, behind promNames, which names the series by
+// Prometheus conventions: the go-metrics key in snake case, timings in
+// seconds with the suffix _seconds, counters with _total, e.g.
+// raft_commit_time_seconds, raft_fsm_apply_seconds, raft_apply_total,
+// raft_boltdb_store_logs_seconds,
+// raft_replication_append_entries_rpc_seconds{peer_id=...}.
 //
 // It is idempotent and process-wide: the first call creates the sink and
 // installs it; later calls only register the same sink on their reg (no-op
@@ -43,10 +48,18 @@ func InstallMetrics(reg prometheus.Registerer) error {
 	if metricsSink != nil {
 		return registerOnce(reg, metricsSink)
 	}
+	var counters []metricsprom.CounterDefinition
+	for _, key := range steadyCounters {
+		counters = append(counters, metricsprom.CounterDefinition{
+			Name: []string{promName(counterKind, key)},
+			Help: "hashicorp/raft's counter " + strings.Join(key, ".") + ".",
+		})
+	}
 	sink, err := metricsprom.NewPrometheusSinkFrom(metricsprom.PrometheusOpts{
-		Expiration: metricsExpiration,
-		Registerer: reg,
-		Name:       "regent_raft_metrics_sink",
+		Expiration:         metricsExpiration,
+		Registerer:         reg,
+		Name:               "regent_raft_metrics_sink",
+		CounterDefinitions: counters,
 	})
 	if err != nil {
 		return err
@@ -57,7 +70,8 @@ func InstallMetrics(reg prometheus.Registerer) error {
 	conf.EnableHostnameLabel = false
 	conf.EnableServiceLabel = false
 	conf.EnableRuntimeMetrics = false // the Prometheus Go collector covers these
-	if _, err := metrics.NewGlobal(conf, sink); err != nil {
+	named := &promNames{sink: sink}
+	if _, err := metrics.NewGlobal(conf, named); err != nil {
 		reg.Unregister(sink)
 		return err
 	}
@@ -67,7 +81,7 @@ func InstallMetrics(reg prometheus.Registerer) error {
 	aconf.EnableHostnameLabel = false
 	aconf.EnableServiceLabel = false
 	aconf.EnableRuntimeMetrics = false
-	if _, err := armonmetrics.NewGlobal(aconf, armonSink{sink}); err != nil {
+	if _, err := armonmetrics.NewGlobal(aconf, armonSink{named}); err != nil {
 		reg.Unregister(sink)
 		return err
 	}
@@ -88,7 +102,7 @@ func registerOnce(reg prometheus.Registerer, c prometheus.Collector) error {
 }
 
 // armonSink forwards armon/go-metrics calls to the hashicorp sink.
-type armonSink struct{ s *metricsprom.PrometheusSink }
+type armonSink struct{ s metrics.MetricSink }
 
 func armonLabels(in []armonmetrics.Label) []metrics.Label {
 	if len(in) == 0 {
@@ -113,4 +127,141 @@ func (a armonSink) IncrCounterWithLabels(key []string, val float32, labels []arm
 func (a armonSink) AddSample(key []string, val float32) { a.s.AddSample(key, val) }
 func (a armonSink) AddSampleWithLabels(key []string, val float32, labels []armonmetrics.Label) {
 	a.s.AddSampleWithLabels(key, val, armonLabels(labels))
+}
+
+// steadyCounters are declared up front: they exist from the start at 0 and
+// never expire, so rate() and increase() over them work (for example an
+// alert on raft_state_candidate_total, i.e. elections).
+var steadyCounters = [][]string{
+	{"raft", "apply"}, {"raft", "barrier"}, {"raft", "restore"}, {"raft", "verify_leader"},
+	{"raft", "state", "candidate"}, {"raft", "state", "follower"}, {"raft", "state", "leader"},
+	{"raft", "transition", "heartbeat_timeout"}, {"raft", "transition", "leader_lease_timeout"},
+}
+
+type metricKind int
+
+const (
+	gaugeKind metricKind = iota
+	counterKind
+	sampleKind
+)
+
+// notTimings are the samples (and gauges) of raft and raft-boltdb that are
+// not durations in milliseconds; the value is the unit suffix.
+var notTimings = map[string]string{
+	"raft.fsm.applyBatchNum":       "",
+	"raft.boltdb.logBatchSize":     "_bytes",
+	"raft.boltdb.logSize":          "_bytes",
+	"raft.boltdb.logsPerBatch":     "",
+	"raft.boltdb.writeCapacity":    "", // logs per second
+	"raft.fsm.lastRestoreDuration": "_seconds",
+}
+
+// promName names a go-metrics key by Prometheus conventions: its parts in
+// snake case joined by "_", counters with _total, millisecond timings (every
+// sample but notTimings) in seconds with _seconds.
+func promName(kind metricKind, key []string) string {
+	var b strings.Builder
+	for i, part := range key {
+		if i > 0 {
+			b.WriteByte('_')
+		}
+		for j, r := range part {
+			if unicode.IsUpper(r) {
+				if j > 0 {
+					b.WriteByte('_')
+				}
+				r = unicode.ToLower(r)
+			}
+			if r != '_' && !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+				r = '_'
+			}
+			b.WriteRune(r)
+		}
+	}
+	switch kind {
+	case counterKind:
+		b.WriteString("_total")
+	case sampleKind:
+		if unit, ok := notTimings[strings.Join(key, ".")]; ok {
+			b.WriteString(unit)
+		} else {
+			b.WriteString("_seconds")
+		}
+	case gaugeKind:
+		if strings.Join(key, ".") == "raft.fsm.lastRestoreDuration" {
+			b.WriteString("_seconds")
+		}
+	}
+	return b.String()
+}
+
+// promNames renames go-metrics keys by promName before the Prometheus sink
+// and scales milliseconds to seconds. It drops the series raft keeps only
+// for compatibility that name a peer in the key
+// (raft.replication.heartbeat.<peer>): each has a twin with a peer_id label.
+type promNames struct {
+	sink  metrics.MetricSink
+	names sync.Map // kind + joined key → name and scale
+}
+
+type promNamed struct {
+	key   []string
+	scale float32
+	drop  bool
+}
+
+func (p *promNames) name(kind metricKind, key []string, labelled bool) *promNamed {
+	id := string(rune('0'+kind)) + strings.Join(key, "\x00")
+	if labelled {
+		id += "\x00L"
+	}
+	if v, ok := p.names.Load(id); ok {
+		return v.(*promNamed)
+	}
+	n := &promNamed{key: []string{promName(kind, key)}, scale: 1}
+	if !labelled && len(key) > 2 && key[0] == "raft" && key[1] == "replication" {
+		n.drop = true
+	}
+	if strings.HasSuffix(n.key[0], "_seconds") { // go-metrics times in milliseconds
+		n.scale = 0.001
+	}
+	v, _ := p.names.LoadOrStore(id, n)
+	return v.(*promNamed)
+}
+
+func (p *promNames) SetGauge(key []string, val float32) {
+	if n := p.name(gaugeKind, key, false); !n.drop {
+		p.sink.SetGauge(n.key, val*n.scale)
+	}
+}
+func (p *promNames) SetGaugeWithLabels(key []string, val float32, labels []metrics.Label) {
+	if n := p.name(gaugeKind, key, true); !n.drop {
+		p.sink.SetGaugeWithLabels(n.key, val*n.scale, labels)
+	}
+}
+func (p *promNames) EmitKey(key []string, val float32) {
+	if n := p.name(gaugeKind, key, false); !n.drop {
+		p.sink.EmitKey(n.key, val*n.scale)
+	}
+}
+func (p *promNames) IncrCounter(key []string, val float32) {
+	if n := p.name(counterKind, key, false); !n.drop {
+		p.sink.IncrCounter(n.key, val)
+	}
+}
+func (p *promNames) IncrCounterWithLabels(key []string, val float32, labels []metrics.Label) {
+	if n := p.name(counterKind, key, true); !n.drop {
+		p.sink.IncrCounterWithLabels(n.key, val, labels)
+	}
+}
+func (p *promNames) AddSample(key []string, val float32) {
+	if n := p.name(sampleKind, key, false); !n.drop {
+		p.sink.AddSample(n.key, val*n.scale)
+	}
+}
+func (p *promNames) AddSampleWithLabels(key []string, val float32, labels []metrics.Label) {
+	if n := p.name(sampleKind, key, true); !n.drop {
+		p.sink.AddSampleWithLabels(n.key, val*n.scale, labels)
+	}
 }
