@@ -159,6 +159,26 @@ func (c *Config) coalesceLinger() time.Duration {
 	return d
 }
 
+// advertiseHTTP is the default advertise_http: scheme://<listen>, where
+// listen is the HTTP listener's address. A listener on every address
+// (0.0.0.0, :: or no host) has no address peers could dial, so then the
+// raft address's host, which must be routable, goes with the HTTP port, and
+// derived is true.
+func advertiseHTTP(scheme, listen, raftAddr string) (url string, derived bool) {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return scheme + "://" + listen, false
+	}
+	if ip, err := netip.ParseAddr(host); host != "" && (err != nil || !ip.IsUnspecified()) {
+		return scheme + "://" + listen, false
+	}
+	raftHost, _, err := net.SplitHostPort(raftAddr)
+	if err != nil || raftHost == "" {
+		return scheme + "://" + listen, false
+	}
+	return scheme + "://" + net.JoinHostPort(raftHost, port), true
+}
+
 // Defaults returns the built-in configuration.
 func Defaults() Config {
 	return Config{

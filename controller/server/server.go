@@ -94,10 +94,6 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		scheme = "https"
 	}
 	s.httpURL = fmt.Sprintf("%s://%s", scheme, ln.Addr().String())
-	if cfg.AdvertiseHTTP == "" {
-		cfg.AdvertiseHTTP = s.httpURL
-		s.cfg.AdvertiseHTTP = s.httpURL
-	}
 
 	raftTLS, err := raftTLSConfig(cfg)
 	if err != nil {
@@ -115,6 +111,15 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 	if err != nil {
 		ln.Close()
 		return nil, err
+	}
+	if cfg.AdvertiseHTTP == "" {
+		adv, derived := advertiseHTTP(scheme, ln.Addr().String(), s.cluster.Addr())
+		if derived {
+			log.Info("http_addr listens on every address; advertising the raft address's host with the HTTP port to peers (set advertise_http to choose)",
+				"http_addr", cfg.HTTPAddr, "advertise_http", adv)
+		}
+		cfg.AdvertiseHTTP = adv
+		s.cfg.AdvertiseHTTP = adv
 	}
 	s.registerGauges()
 	s.registry.MustRegister(newIPAMCollector(s.store), newWorkQueueCollector(s.store))
