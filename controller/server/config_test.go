@@ -213,3 +213,35 @@ func (s *syncWriter) String() string {
 	defer s.mu.Unlock()
 	return s.w.(*strings.Builder).String()
 }
+
+// TestJoinWithRaftStateIsLogged: a node restarted with -join over a data
+// dir that holds raft state does not join, and says so (it used to be
+// silent).
+func TestJoinWithRaftStateIsLogged(t *testing.T) {
+	dir := t.TempDir()
+	s, err := New(Config{NodeID: "n1", DataDir: dir, HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", DNSAddr: "off",
+		Bootstrap: true, LogLevel: "off"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if !s.WaitReady(ctx) {
+		t.Fatal("not ready")
+	}
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	logs := &syncWriter{w: &strings.Builder{}}
+	s, err = New(Config{NodeID: "n1", DataDir: dir, HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", DNSAddr: "off",
+		Join: "127.0.0.1:1", ClusterToken: "secret", LogOutput: logs}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	if l := logs.String(); !strings.Contains(l, "[WARN]  regent: existing raft state found; not joining") ||
+		!strings.Contains(l, "join=127.0.0.1:1") || strings.Contains(l, "join failed") {
+		t.Fatalf("log:\n%s", l)
+	}
+}

@@ -190,12 +190,18 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		defer s.wg.Done()
 		s.heartbeatLoop()
 	}()
-	if cfg.Join != "" && s.cluster.LastIndex() == 0 {
+	switch {
+	case cfg.Join != "" && s.cluster.LastIndex() == 0:
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			s.joinLoop()
 		}()
+	case cfg.Join != "":
+		log.Warn("existing raft state found; not joining: -join is only used by a node with an empty data dir, "+
+			"this one restarts as the member it was. If it was removed from the cluster, add it back with "+
+			"`regent-controller join`; to make it a new node, stop it and empty its data dir",
+			"join", cfg.Join, "data_dir", cfg.DataDir)
 	}
 	log.Info("controller started", "node_id", cfg.NodeID, "http", s.httpURL, "raft", s.cluster.Addr(), "dns", s.DNSAddr(), "data_dir", cfg.DataDir)
 	return s, nil
