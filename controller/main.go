@@ -178,8 +178,8 @@ func runServer(args []string) error {
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	<-sig
-	fmt.Fprintln(os.Stderr, "shutting down")
+	got := <-sig
+	s.Logger().Info("shutting down", "signal", got.String())
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	return s.Shutdown(ctx)

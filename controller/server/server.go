@@ -207,6 +207,9 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 	return s, nil
 }
 
+// Logger is the node's logger (go-hclog, JSON with log_json).
+func (s *Server) Logger() hclog.Logger { return s.log }
+
 // Config is the node's effective configuration.
 func (s *Server) Config() Config { return s.cfg }
 
