@@ -178,11 +178,22 @@ func runServer(args []string) error {
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	got := <-sig
-	s.Logger().Info("shutting down", "signal", got.String())
+	var fatal error
+	select {
+	case got := <-sig:
+		s.Logger().Info("shutting down", "signal", got.String())
+	case fatal = <-s.Fatal():
+		s.Logger().Info("shutting down", "reason", "configuration error")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	return s.Shutdown(ctx)
+	err = s.Shutdown(ctx)
+	if fatal != nil {
+		// Exit status 2: restarting with the same configuration cannot help
+		// (deploy/regent-controller.service: RestartPreventExitStatus=2).
+		return configError{fatal}
+	}
+	return err
 }
 
 // serverConfig parses the flags of "server" and reads the -config file they

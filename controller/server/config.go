@@ -14,6 +14,11 @@ import (
 	wire "github.com/regentcloud/regent/pkg/api"
 )
 
+// EnvClusterToken names the environment variable that holds the cluster
+// token when neither -cluster-token nor cluster_token gives it (so that the
+// secret need not be on a command line, where ps shows it).
+const EnvClusterToken = "REGENT_CLUSTER_TOKEN"
+
 // Config is one node's configuration. Every field is a flag of
 // `regent-controller server` and an attribute of the HCL config file (the
 // flag name with underscores).

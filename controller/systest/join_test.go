@@ -1,7 +1,9 @@
 package systest
 
 import (
+	"errors"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -83,5 +85,41 @@ func TestJoinWithNodeIDInUse(t *testing.T) {
 	}
 	if log := leader.tail(1 << 20); !strings.Contains(log, "server changed address; replacing it") {
 		t.Fatalf("no replacement logged by the leader")
+	}
+}
+
+// TestJoinWrongClusterToken: a node whose cluster token the cluster refuses
+// (403) stops at once with exit status 2 (the unit's
+// RestartPreventExitStatus) and says what to fix, instead of retrying
+// forever.
+func TestJoinWrongClusterToken(t *testing.T) {
+	c := startCluster(t, 1)
+	n := newNode(t, c.base, "node2", "-join", c.nodes[0].httpAddr, "-cluster-token", "not-"+c.ctok)
+	c.nodes = append(c.nodes, n)
+	start := time.Now()
+	n.start()
+	select {
+	case <-n.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("node with a wrong cluster token still running after 20s")
+	}
+	n.mu.Lock()
+	exitErr := n.exitErr
+	n.mu.Unlock()
+	t.Logf("exited after %s: %v", time.Since(start).Round(time.Millisecond), exitErr)
+	var ee *exec.ExitError
+	if !errors.As(exitErr, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("exit: %v, want status 2", exitErr)
+	}
+	log := n.tail(64 << 10)
+	for _, want := range []string{"join refused: the cluster token is wrong or missing; not retrying",
+		"regent-controller: join refused by http://" + c.nodes[0].httpAddr, "regent_operator_join_201",
+		"set cluster_token (-cluster-token or $REGENT_CLUSTER_TOKEN) to the cluster's token"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	if strings.Contains(log, "join failed; retrying") {
+		t.Error("a 403 was retried")
 	}
 }
