@@ -137,7 +137,7 @@ func serverFlags() (fs *flag.FlagSet, flags *server.Config, configFile *string) 
 	fs.StringVar(&flags.AdvertiseHTTP, "advertise-http", "", "base URL peers use to reach this node's API (default http(s)://<http-addr>; with -http-addr 0.0.0.0 or [::], the -raft-addr host with the HTTP port)")
 	fs.BoolVar(&flags.Bootstrap, "bootstrap", false, "bootstrap a new cluster with this node (ignored once raft state exists)")
 	fs.StringVar(&flags.Join, "join", "", "HTTP `address` of any cluster member to join")
-	fs.StringVar(&flags.ClusterToken, "cluster-token", "", "shared secret a node must present to join")
+	fs.StringVar(&flags.ClusterToken, "cluster-token", "", "shared secret a node must present to join (default $"+server.EnvClusterToken+"; the environment or the -config file keep it out of ps)")
 	fs.StringVar(&flags.LogLevel, "log-level", cfg.LogLevel, "trace, debug, info, warn or error")
 	fs.BoolVar(&flags.LogJSON, "log-json", false, "log as JSON lines")
 	fs.StringVar(&flags.HTTPTLSCert, "http-tls-cert", "", "TLS certificate for the HTTP API")
@@ -221,6 +221,11 @@ func serverConfig(args []string, stdout io.Writer) (server.Config, error) {
 	}
 	// Flags given on the command line override the file.
 	fs.Visit(func(f *flag.Flag) { overlay(&cfg, flags, f.Name) })
+	// The cluster token may come from the environment instead, which ps
+	// does not show.
+	if cfg.ClusterToken == "" {
+		cfg.ClusterToken = os.Getenv(server.EnvClusterToken)
+	}
 	return cfg, nil
 }
 

@@ -277,7 +277,7 @@ func (c *Config) Finish() error {
 	if c.Join != "" && c.ClusterToken == "" {
 		// The cluster accepts a join only with its token: without one the
 		// node would retry, refused, forever.
-		errs = append(errs, errors.New("-join needs -cluster-token, the same secret as the cluster's nodes"))
+		errs = append(errs, errors.New("-join needs the cluster token (cluster_token, -cluster-token or $"+EnvClusterToken+"), the same secret as the cluster's nodes"))
 	}
 	return errors.Join(errs...)
 }

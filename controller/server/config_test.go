@@ -43,7 +43,7 @@ func TestExampleConfigsLoad(t *testing.T) {
 func TestJoinNeedsClusterToken(t *testing.T) {
 	cfg := Defaults()
 	cfg.DataDir, cfg.Join = t.TempDir(), "10.0.0.1:8080"
-	if err := cfg.Finish(); err == nil || !strings.Contains(err.Error(), "-join needs -cluster-token") {
+	if err := cfg.Finish(); err == nil || !strings.Contains(err.Error(), "-join needs the cluster token (cluster_token, -cluster-token or $REGENT_CLUSTER_TOKEN)") {
 		t.Fatalf("join without a cluster token: %v", err)
 	}
 	cfg.ClusterToken = "s3cret"
