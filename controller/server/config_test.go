@@ -245,3 +245,27 @@ func TestJoinWithRaftStateIsLogged(t *testing.T) {
 		t.Fatalf("log:\n%s", l)
 	}
 }
+
+// TestDNSPortInUse: a DNS address already taken is one clear error with a
+// single "dns:" prefix (it used to read "dns: dns: listening on tcp ...").
+func TestDNSPortInUse(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	_, err = New(Config{NodeID: "n1", DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0",
+		DNSAddr: taken.Addr().String(), Bootstrap: true, LogLevel: "off"}, io.Discard)
+	if err == nil {
+		t.Fatal("started with its DNS address in use")
+	}
+	if msg := err.Error(); !strings.HasPrefix(msg, "dns: listening on tcp "+taken.Addr().String()+": ") || strings.Contains(msg, "dns: dns:") {
+		t.Fatalf("error: %q", msg)
+	}
+	// A setting the node maps itself names the setting.
+	_, err = New(Config{NodeID: "n1", DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0",
+		DNSAddr: "127.0.0.1:0", DNSAllowTransfer: []string{"nonsense"}, Bootstrap: true, LogLevel: "off"}, io.Discard)
+	if err == nil || err.Error() != `dns_allow_transfer "nonsense": not an address or CIDR` {
+		t.Fatalf("bad dns_allow_transfer: %v", err)
+	}
+}

@@ -159,9 +159,11 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 			err = s.dns.Start(s.ctx)
 		}
 		if err != nil {
+			// The dns package's errors say "dns: ..." and dnsConfig's
+			// name their dns_* setting: no prefix of our own.
 			s.cluster.Shutdown()
 			ln.Close()
-			return nil, fmt.Errorf("dns: %w", err)
+			return nil, err
 		}
 	}
 
