@@ -39,7 +39,8 @@ http_tls_key  = "/etc/regent/tls/ctl1-http.key"
 # CA of the other nodes' HTTPS certificates: a follower forwards writes to the leader and a
 # joining node calls a member over HTTPS. Unset: the system roots.
 http_tls_ca = "/etc/regent/tls/cluster-ca.crt"
-# The base URL the other nodes use to reach this API (default https://<http_addr>); set it
+# The base URL the other nodes use to reach this API (default https://<http_addr>, or, when
+# http_addr is "0.0.0.0:8080" or "[::]:8080", the host of raft_addr with the HTTP port); set it
 # when the certificate names a host name rather than the address.
 # advertise_http = "https://ctl1.region.example.net:8080"
 

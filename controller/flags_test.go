@@ -115,3 +115,33 @@ func TestServerConfigErrorsAreExitStatus2(t *testing.T) {
 		t.Errorf("missing config file: %v", err)
 	}
 }
+
+// TestServerClusterTokenFromEnvironment: server takes the cluster token
+// from $REGENT_CLUSTER_TOKEN when neither -cluster-token nor the file's
+// cluster_token gives one (so it need not be on the command line, where ps
+// shows it); either of those wins over the environment.
+func TestServerClusterTokenFromEnvironment(t *testing.T) {
+	t.Setenv("REGENT_CLUSTER_TOKEN", "from-env")
+	var out bytes.Buffer
+	cfg, err := serverConfig([]string{"-data-dir", t.TempDir(), "-join", "10.0.0.1:8080"}, &out)
+	if err != nil || cfg.ClusterToken != "from-env" {
+		t.Fatalf("env only: %v, token %q", err, cfg.ClusterToken)
+	}
+	if err := cfg.Finish(); err != nil {
+		t.Fatalf("join with the token from the environment: %v", err)
+	}
+	if cfg, err := serverConfig([]string{"-cluster-token", "from-flag"}, &out); err != nil || cfg.ClusterToken != "from-flag" {
+		t.Fatalf("flag and env: %v, token %q", err, cfg.ClusterToken)
+	}
+	file := filepath.Join(t.TempDir(), "c.hcl")
+	if err := os.WriteFile(file, []byte(`cluster_token = "from-file"`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := serverConfig([]string{"-config", file}, &out); err != nil || cfg.ClusterToken != "from-file" {
+		t.Fatalf("file and env: %v, token %q", err, cfg.ClusterToken)
+	}
+	t.Setenv("REGENT_CLUSTER_TOKEN", "")
+	if cfg, err := serverConfig([]string{"-data-dir", t.TempDir(), "-join", "10.0.0.1:8080"}, &out); err != nil || cfg.Finish() == nil {
+		t.Fatalf("join with no token anywhere accepted: %v", err)
+	}
+}

@@ -134,10 +134,10 @@ func serverFlags() (fs *flag.FlagSet, flags *server.Config, configFile *string) 
 	fs.StringVar(&flags.DNSHostmaster, "dns-hostmaster", "", "SOA contact, e.g. hostmaster@example.net (default hostmaster.<zone>)")
 	fs.Var((*listFlag)(&flags.DNSAllowTransfer), "dns-allow-transfer", "comma-separated addresses or CIDRs allowed to AXFR/IXFR")
 	fs.Var((*listFlag)(&flags.DNSNotify), "dns-notify", "comma-separated secondaries (host:port) to NOTIFY on every change")
-	fs.StringVar(&flags.AdvertiseHTTP, "advertise-http", "", "base URL peers use to reach this node's API (default http(s)://<http-addr>)")
+	fs.StringVar(&flags.AdvertiseHTTP, "advertise-http", "", "base URL peers use to reach this node's API (default http(s)://<http-addr>; with -http-addr 0.0.0.0 or [::], the -raft-addr host with the HTTP port)")
 	fs.BoolVar(&flags.Bootstrap, "bootstrap", false, "bootstrap a new cluster with this node (ignored once raft state exists)")
 	fs.StringVar(&flags.Join, "join", "", "HTTP `address` of any cluster member to join")
-	fs.StringVar(&flags.ClusterToken, "cluster-token", "", "shared secret a node must present to join")
+	fs.StringVar(&flags.ClusterToken, "cluster-token", "", "shared secret a node must present to join (default $"+server.EnvClusterToken+"; the environment or the -config file keep it out of ps)")
 	fs.StringVar(&flags.LogLevel, "log-level", cfg.LogLevel, "trace, debug, info, warn or error")
 	fs.BoolVar(&flags.LogJSON, "log-json", false, "log as JSON lines")
 	fs.StringVar(&flags.HTTPTLSCert, "http-tls-cert", "", "TLS certificate for the HTTP API")
@@ -178,11 +178,22 @@ func runServer(args []string) error {
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	<-sig
-	fmt.Fprintln(os.Stderr, "shutting down")
+	var fatal error
+	select {
+	case got := <-sig:
+		s.Logger().Info("shutting down", "signal", got.String())
+	case fatal = <-s.Fatal():
+		s.Logger().Info("shutting down", "reason", "configuration error")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	return s.Shutdown(ctx)
+	err = s.Shutdown(ctx)
+	if fatal != nil {
+		// Exit status 2: restarting with the same configuration cannot help
+		// (deploy/regent-controller.service: RestartPreventExitStatus=2).
+		return configError{fatal}
+	}
+	return err
 }
 
 // serverConfig parses the flags of "server" and reads the -config file they
@@ -210,6 +221,11 @@ func serverConfig(args []string, stdout io.Writer) (server.Config, error) {
 	}
 	// Flags given on the command line override the file.
 	fs.Visit(func(f *flag.Flag) { overlay(&cfg, flags, f.Name) })
+	// The cluster token may come from the environment instead, which ps
+	// does not show.
+	if cfg.ClusterToken == "" {
+		cfg.ClusterToken = os.Getenv(server.EnvClusterToken)
+	}
 	return cfg, nil
 }
 

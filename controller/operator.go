@@ -16,12 +16,13 @@ import (
 	"time"
 
 	"github.com/regentcloud/regent/controller/internal/cli"
+	"github.com/regentcloud/regent/controller/server"
 	"github.com/regentcloud/regent/pkg/api"
 )
 
 // envClusterToken names the environment variable holding the cluster token
-// for join.
-const envClusterToken = "REGENT_CLUSTER_TOKEN"
+// for join (and for server, when no -cluster-token or cluster_token is given).
+const envClusterToken = server.EnvClusterToken
 
 // runOperator runs an operator subcommand against a running cluster.
 func runOperator(cmd string, args []string) error {

@@ -348,3 +348,56 @@ func TestOperatorUsage(t *testing.T) {
 		t.Fatalf("members against nothing: %v", err)
 	}
 }
+
+// TestBackupUnitCommand runs the snapshot command of
+// deploy/regent-backup.service as the unit does: the API address is not on
+// the command line but in the environment the unit reads from its
+// EnvironmentFile ($REGENT_ADDR), so the same unit works for any node's
+// address and scheme.
+func TestBackupUnitCommand(t *testing.T) {
+	unit, err := os.ReadFile("../deploy/regent-backup.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.ReplaceAll(string(unit), "\\\n", " ")
+	// The shell's timestamp in the file name, as one word.
+	text = strings.ReplaceAll(text, "$(date -u +%%Y%%m%%dT%%H%%M%%SZ)", "now")
+	if !strings.Contains(text, "\nEnvironmentFile=-/etc/regent/backup.env\n") {
+		t.Fatal("the backup unit does not read /etc/regent/backup.env")
+	}
+	var args []string
+	for _, line := range strings.Split(text, "\n") {
+		if rest, ok := strings.CutPrefix(line, "ExecStart="); ok {
+			_, cmd, ok := strings.Cut(rest, "regent-controller snapshot save ")
+			if !ok {
+				t.Fatalf("ExecStart is not a snapshot save: %s", line)
+			}
+			args = strings.Fields(strings.TrimSuffix(strings.TrimSpace(cmd), "'"))
+		}
+	}
+	if len(args) == 0 || strings.Contains(strings.Join(args, " "), "-addr") {
+		t.Fatalf("backup unit's snapshot save arguments %q: want no -addr (it comes from $REGENT_ADDR)", args)
+	}
+
+	s, tok := node(t, "node1", true, "")
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "backup.token")
+	if err := os.WriteFile(tokenFile, []byte(tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	snap := filepath.Join(dir, "regent-now.snap") // the unit's name, its timestamp "now"
+	for i, a := range args {
+		switch {
+		case a == "/etc/regent/backup.token":
+			args[i] = tokenFile
+		case strings.HasPrefix(a, "/var/backups/regent/"):
+			args[i] = snap
+		}
+	}
+	t.Setenv("REGENT_ADDR", s.URL())
+	t.Setenv("REGENT_CACERT", "")
+	mustOp(t, "snapshot", append([]string{"save"}, args...)...)
+	if st, err := os.Stat(snap); err != nil || st.Size() == 0 {
+		t.Fatalf("no snapshot written: %v", err)
+	}
+}

@@ -37,11 +37,11 @@ start_node() {
   local n=$1 pid
   if pid=$(pid_of "$n"); then echo "node$n already running (pid $pid)"; return; fi
   local args=(server -node-id "node$n" -data-dir "$DIR/node$n"
-    -http-addr "$(http_addr "$n")" -raft-addr "127.0.0.1:830$n" -dns-addr "127.0.0.1:805$((3 + n))"
-    -cluster-token "$(<"$TOKEN_FILE")")
+    -http-addr "$(http_addr "$n")" -raft-addr "127.0.0.1:830$n" -dns-addr "127.0.0.1:805$((3 + n))")
   if ((n == 1)); then args+=(-bootstrap); else args+=(-join "$(http_addr 1)"); fi
+  # The cluster token goes in the environment, not on the command line (ps shows that).
   # shellcheck disable=SC2086 # DEV_CLUSTER_ARGS is a word list on purpose
-  nohup "$BIN" "${args[@]}" ${DEV_CLUSTER_ARGS:-} >>"$DIR/node$n.log" 2>&1 </dev/null &
+  REGENT_CLUSTER_TOKEN="$(<"$TOKEN_FILE")" nohup "$BIN" "${args[@]}" ${DEV_CLUSTER_ARGS:-} >>"$DIR/node$n.log" 2>&1 </dev/null &
   echo $! >"$DIR/node$n.pid"
   echo "node$n started (pid $!, http $(http_addr "$n"), log $DIR/node$n.log)"
 }

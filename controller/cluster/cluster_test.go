@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"errors"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -228,8 +229,31 @@ func TestMembershipChanges(t *testing.T) {
 		t.Fatal("AddVoter of an unreachable address accepted")
 	}
 
-	// n3 comes back on another port: AddVoter replaces its address.
+	// A second node started with n3's id while n3 is alive is refused, and
+	// n3 stays where it is.
 	n3 := nodes[2]
+	impostorCfg := n3.cfg
+	impostorCfg.DataDir = filepath.Join(t.TempDir(), "n3-impostor")
+	impostorCfg.RaftAddr = "127.0.0.1:0"
+	impostor := startNodeCfg(t, impostorCfg)
+	for name, f := range map[string]func(string, string) error{"CheckAddVoter": leader.CheckAddVoter, "AddVoter": leader.AddVoter} {
+		err := f("n3", impostor.Addr())
+		if !errors.Is(err, ErrMembershipConflict) || !strings.Contains(err.Error(), `node id "n3" is already in use by a healthy server at `+n3.Addr()) {
+			t.Fatalf("%s with a live server's id: %v", name, err)
+		}
+	}
+	if err := leader.CheckAddVoter("n9", impostor.Addr()); err != nil {
+		t.Fatalf("CheckAddVoter of a new id: %v", err)
+	}
+	if ss, _ := leader.Servers(); len(ss) != 3 || ss[2].ID != "n3" || ss[2].Address != n3.Addr() {
+		t.Fatalf("servers after the refused join: %+v", ss)
+	}
+	if err := impostor.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+
+	// n3 comes back on another port: once the leader sees the old address
+	// fail, AddVoter replaces its address.
 	cfg := n3.cfg
 	if err := n3.Shutdown(); err != nil {
 		t.Fatal(err)
@@ -239,9 +263,13 @@ func TestMembershipChanges(t *testing.T) {
 	if n3b.Addr() == n3.Addr() {
 		t.Fatal("same port")
 	}
-	if err := leader.AddVoter("n3", n3b.Addr()); err != nil {
-		t.Fatalf("AddVoter with new address: %v", err)
-	}
+	waitFor(t, 10*time.Second, "AddVoter(n3) at its new address", func() bool {
+		err := leader.AddVoter("n3", n3b.Addr())
+		if err != nil && !errors.Is(err, ErrMembershipConflict) {
+			t.Fatalf("AddVoter with new address: %v", err)
+		}
+		return err == nil
+	})
 	ss, err := leader.Servers()
 	if err != nil {
 		t.Fatal(err)

@@ -195,10 +195,29 @@ func (c *Cluster) observe() {
 	}
 }
 
+// staleAfter is how recent a peer's last failed heartbeat must be for the
+// peer to count as still failing.
+func (c *Cluster) staleAfter() time.Duration {
+	return transportTimeout + 2*c.raft.ReloadableConfig().HeartbeatTimeout + staleMargin
+}
+
+// peerFailing reports whether this node, as leader, sees id failing its
+// heartbeats right now: a failing streak is recorded and a failure was seen
+// within the staleness window (the rule dead server cleanup uses). It also
+// returns since when. A peer the leader has no failure for is taken to be
+// alive, which is the safe side for callers that would remove it.
+func (c *Cluster) peerFailing(id raft.ServerID, now time.Time) (time.Time, bool) {
+	f, bad := c.health.snapshot()[id]
+	if !bad || now.Sub(f.last) > c.staleAfter() {
+		return time.Time{}, false
+	}
+	return f.since, true
+}
+
 // reap runs the dead server rule on the leader every tick.
 func (c *Cluster) reap() {
 	interval := min(max(c.cfg.DeadServerCleanup/4, 50*time.Millisecond), time.Second)
-	stale := transportTimeout + 2*c.raft.ReloadableConfig().HeartbeatTimeout + staleMargin
+	stale := c.staleAfter()
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	var dropped uint64

@@ -46,8 +46,11 @@ func (c *Cluster) Servers() ([]Server, error) {
 //
 // It is idempotent: a server already present with the same ID and address is
 // left alone (a non-voter is promoted). A server with the same ID but another
-// address is removed and added back with the new address. An address already
-// used by a server with another ID is refused.
+// address is replaced by the new address only when the leader sees the old
+// one failing its heartbeats (the node came back with a new address); while
+// the old one is alive the change is refused with ErrMembershipConflict, so
+// a second node started with an ID already in use cannot evict a healthy
+// member. An address already used by a server with another ID is refused.
 //
 // Before changing the configuration AddVoter dials addr over the raft stream
 // layer (TCP connect, plus the full TLS handshake with mTLS), so a wrong
@@ -55,42 +58,20 @@ func (c *Cluster) Servers() ([]Server, error) {
 // trust is refused up front: adding an unreachable voter to a one-node
 // cluster would otherwise cost it its quorum.
 func (c *Cluster) AddVoter(id, addr string) error {
-	if id == "" || addr == "" {
-		return errors.New("cluster: AddVoter needs an id and an address")
-	}
-	if !c.IsLeader() {
-		return c.notLeaderErr()
-	}
-	cf := c.raft.GetConfiguration()
-	if err := cf.Error(); err != nil {
-		return c.mapRaftErr(err)
-	}
-	prev := cf.Index()
-	var replace *raft.Server // same ID at another address
-	for _, s := range cf.Configuration().Servers {
-		switch {
-		case string(s.ID) == id && string(s.Address) == addr:
-			if s.Suffrage == raft.Voter {
-				return nil
-			}
-			// Present as non-voter: AddVoter below promotes it.
-		case string(s.ID) == id:
-			if id == c.cfg.NodeID {
-				return fmt.Errorf("%w: cannot change this node's own address (%s -> %s)", ErrMembershipConflict, s.Address, addr)
-			}
-			replace = &s
-		case string(s.Address) == addr:
-			return fmt.Errorf("%w: address %s is already used by server %q; remove it first", ErrMembershipConflict, addr, s.ID)
-		}
+	plan, err := c.planAddVoter(id, addr)
+	if err != nil || plan.noop {
+		return err
 	}
 	// Probe before touching the configuration, so a failed probe leaves it as
 	// it was.
 	if err := c.probe(addr); err != nil {
 		return fmt.Errorf("%w: not adding %s: cannot reach %s: %v", ErrUnreachable, id, addr, err)
 	}
-	if replace != nil {
-		c.logger.Info("server changed address; replacing it", "id", id, "old", replace.Address, "new", addr)
-		f := c.raft.RemoveServer(replace.ID, prev, 0)
+	prev := plan.index
+	if r := plan.replace; r != nil {
+		c.logger.Info("server changed address; replacing it", "id", id, "old", r.Address, "new", addr,
+			"old_failing_for", time.Since(plan.failingSince).Round(time.Millisecond))
+		f := c.raft.RemoveServer(r.ID, prev, 0)
 		if err := f.Error(); err != nil {
 			return c.mapRaftErr(err)
 		}
@@ -101,6 +82,59 @@ func (c *Cluster) AddVoter(id, addr string) error {
 		return c.mapRaftErr(err)
 	}
 	return nil
+}
+
+// CheckAddVoter applies AddVoter's membership rules to id and addr without
+// changing anything or probing addr: it returns the ErrMembershipConflict
+// (or *ErrNotLeader / ErrNoLeader) AddVoter would return, or nil. A join
+// handler calls it before it records anything about the node.
+func (c *Cluster) CheckAddVoter(id, addr string) error {
+	_, err := c.planAddVoter(id, addr)
+	return err
+}
+
+// addPlan is what AddVoter has to do, as planAddVoter found it.
+type addPlan struct {
+	index        uint64       // configuration index the plan was made from
+	noop         bool         // already a voter at addr
+	replace      *raft.Server // same ID at another address, failing
+	failingSince time.Time    // since when replace has been failing
+}
+
+func (c *Cluster) planAddVoter(id, addr string) (addPlan, error) {
+	if id == "" || addr == "" {
+		return addPlan{}, errors.New("cluster: AddVoter needs an id and an address")
+	}
+	if !c.IsLeader() {
+		return addPlan{}, c.notLeaderErr()
+	}
+	cf := c.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return addPlan{}, c.mapRaftErr(err)
+	}
+	plan := addPlan{index: cf.Index()}
+	for _, s := range cf.Configuration().Servers {
+		switch {
+		case string(s.ID) == id && string(s.Address) == addr:
+			// A non-voter is promoted by AddVoter.
+			plan.noop = s.Suffrage == raft.Voter
+		case string(s.ID) == id:
+			if id == c.cfg.NodeID {
+				return addPlan{}, fmt.Errorf("%w: cannot change this node's own address (%s -> %s)", ErrMembershipConflict, s.Address, addr)
+			}
+			since, failing := c.peerFailing(s.ID, time.Now())
+			if !failing {
+				return addPlan{}, fmt.Errorf("%w: node id %q is already in use by a healthy server at %s (the leader hears from it); "+
+					"the node at %s cannot join under that id: give it another node id, or, to move %q to %s, "+
+					"stop the server at %s first (the join is accepted once the leader sees it fail)",
+					ErrMembershipConflict, id, s.Address, addr, id, addr, s.Address)
+			}
+			plan.replace, plan.failingSince = &s, since
+		case string(s.Address) == addr:
+			return addPlan{}, fmt.Errorf("%w: address %s is already used by server %q; remove it first", ErrMembershipConflict, addr, s.ID)
+		}
+	}
+	return plan, nil
 }
 
 // probe checks that addr accepts a raft stream connection from this node.

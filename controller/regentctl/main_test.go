@@ -144,6 +144,11 @@ func TestRegentctl(t *testing.T) {
 	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 2 || !strings.HasPrefix(lines[0], "ID") || !strings.Contains(lines[1], "CIX") {
 		t.Fatalf("member list table:\n%s", out)
 	}
+	// The last page has no "for more" hint.
+	code, out, errOut = c.run("member", "list", "-limit", "1", "-page", "1")
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); code != 0 || len(lines) != 2 || strings.Contains(errOut, "for more") {
+		t.Fatalf("member list, last page: %d\n%s\n%s", code, out, errOut)
+	}
 	c.json(&members, "member", "list", "-all", "-limit", "1")
 	if len(members.Content) != 2 || members.Metadata.TotalRecords != 2 {
 		t.Fatalf("member list -all: %+v", members)

@@ -208,9 +208,11 @@ func listObjects[T any](c *cmd, args []string, name string, svc func(*client.Cli
 	if err := table(c.stdout, res.Content); err != nil {
 		return err
 	}
-	if shown := len(res.Content); !all && res.Metadata.TotalRecords > shown {
+	// The hint only when records follow this page (not on the last one).
+	md := res.Metadata
+	if shown := len(res.Content); !all && md.Page*md.Limit+shown < md.TotalRecords {
 		fmt.Fprintf(c.stderr, "(page %d: %d of %d %ss; use -page, -limit or -all for more)\n",
-			res.Metadata.Page, shown, res.Metadata.TotalRecords, name)
+			md.Page, shown, md.TotalRecords, name)
 	}
 	return nil
 }

@@ -14,6 +14,11 @@ import (
 	wire "github.com/regentcloud/regent/pkg/api"
 )
 
+// EnvClusterToken names the environment variable that holds the cluster
+// token when neither -cluster-token nor cluster_token gives it (so that the
+// secret need not be on a command line, where ps shows it).
+const EnvClusterToken = "REGENT_CLUSTER_TOKEN"
+
 // Config is one node's configuration. Every field is a flag of
 // `regent-controller server` and an attribute of the HCL config file (the
 // flag name with underscores).
@@ -159,6 +164,26 @@ func (c *Config) coalesceLinger() time.Duration {
 	return d
 }
 
+// advertiseHTTP is the default advertise_http: scheme://<listen>, where
+// listen is the HTTP listener's address. A listener on every address
+// (0.0.0.0, :: or no host) has no address peers could dial, so then the
+// raft address's host, which must be routable, goes with the HTTP port, and
+// derived is true.
+func advertiseHTTP(scheme, listen, raftAddr string) (url string, derived bool) {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return scheme + "://" + listen, false
+	}
+	if ip, err := netip.ParseAddr(host); host != "" && (err != nil || !ip.IsUnspecified()) {
+		return scheme + "://" + listen, false
+	}
+	raftHost, _, err := net.SplitHostPort(raftAddr)
+	if err != nil || raftHost == "" {
+		return scheme + "://" + listen, false
+	}
+	return scheme + "://" + net.JoinHostPort(raftHost, port), true
+}
+
 // Defaults returns the built-in configuration.
 func Defaults() Config {
 	return Config{
@@ -252,7 +277,7 @@ func (c *Config) Finish() error {
 	if c.Join != "" && c.ClusterToken == "" {
 		// The cluster accepts a join only with its token: without one the
 		// node would retry, refused, forever.
-		errs = append(errs, errors.New("-join needs -cluster-token, the same secret as the cluster's nodes"))
+		errs = append(errs, errors.New("-join needs the cluster token (cluster_token, -cluster-token or $"+EnvClusterToken+"), the same secret as the cluster's nodes"))
 	}
 	return errors.Join(errs...)
 }

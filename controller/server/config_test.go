@@ -1,11 +1,16 @@
 package server
 
 import (
-	"github.com/regentcloud/regent/controller/state"
+	"context"
+	"io"
+	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/regentcloud/regent/controller/state"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -38,7 +43,7 @@ func TestExampleConfigsLoad(t *testing.T) {
 func TestJoinNeedsClusterToken(t *testing.T) {
 	cfg := Defaults()
 	cfg.DataDir, cfg.Join = t.TempDir(), "10.0.0.1:8080"
-	if err := cfg.Finish(); err == nil || !strings.Contains(err.Error(), "-join needs -cluster-token") {
+	if err := cfg.Finish(); err == nil || !strings.Contains(err.Error(), "-join needs the cluster token (cluster_token, -cluster-token or $REGENT_CLUSTER_TOKEN)") {
 		t.Fatalf("join without a cluster token: %v", err)
 	}
 	cfg.ClusterToken = "s3cret"
@@ -118,5 +123,149 @@ func TestDNSApexConfig(t *testing.T) {
 		if err := bad.Finish(); err == nil || !strings.Contains(err.Error(), "dns_") {
 			t.Errorf("%+v: Finish() = %v, want a dns_ error", bad.DNSNameservers, err)
 		}
+	}
+}
+
+// TestAdvertiseHTTPDefault: the URL peers are given is the HTTP listen
+// address, except that a listener on every address advertises the raft
+// address's host (which must be routable) with the HTTP port.
+func TestAdvertiseHTTPDefault(t *testing.T) {
+	for _, c := range []struct {
+		scheme, listen, raft, want string
+		derived                    bool
+	}{
+		{"http", "10.0.0.1:8080", "10.0.0.1:8300", "http://10.0.0.1:8080", false},
+		{"https", "127.0.0.1:8080", "10.0.0.1:8300", "https://127.0.0.1:8080", false},
+		{"http", "ctl1.example.net:8080", "10.0.0.1:8300", "http://ctl1.example.net:8080", false},
+		{"http", "0.0.0.0:8080", "10.0.0.1:8300", "http://10.0.0.1:8080", true},
+		{"https", "[::]:8080", "10.0.0.1:8300", "https://10.0.0.1:8080", true},
+		{"http", ":8080", "ctl1.example.net:8300", "http://ctl1.example.net:8080", true},
+		{"http", "[::]:8080", "[2001:db8::1]:8300", "http://[2001:db8::1]:8080", true},
+	} {
+		got, derived := advertiseHTTP(c.scheme, c.listen, c.raft)
+		if got != c.want || derived != c.derived {
+			t.Errorf("advertiseHTTP(%s, %s, %s) = %s, %v; want %s, %v", c.scheme, c.listen, c.raft, got, derived, c.want, c.derived)
+		}
+	}
+}
+
+// TestAdvertiseHTTPOnEveryAddress: a real node with -http-addr 0.0.0.0
+// advertises (and records for forwarding) its raft host with the HTTP
+// port, says so once in its log, and an explicit -advertise-http wins.
+func TestAdvertiseHTTPOnEveryAddress(t *testing.T) {
+	logs := &syncWriter{w: &strings.Builder{}}
+	cfg := Config{NodeID: "n1", DataDir: t.TempDir(), HTTPAddr: "0.0.0.0:0", RaftAddr: "127.0.0.1:0", DNSAddr: "off",
+		Bootstrap: true, LogOutput: logs}
+	s, err := New(cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(s.URL(), "http://"))
+	want := "http://127.0.0.1:" + port
+	if got := s.Config().AdvertiseHTTP; got != want {
+		t.Fatalf("advertise_http = %q, want %q", got, want)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if !s.WaitReady(ctx) {
+		t.Fatal("not ready")
+	}
+	for ctx.Err() == nil {
+		if n, ok := s.Store().Read().Node("n1"); ok && n.HTTPAddr == want {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n, ok := s.Store().Read().Node("n1"); !ok || n.HTTPAddr != want {
+		t.Fatalf("recorded node: %+v", n)
+	}
+	if l := logs.String(); strings.Count(l, "advertising the raft address's host") != 1 || !strings.Contains(l, "advertise_http="+want) {
+		t.Fatalf("log:\n%s", l)
+	}
+
+	cfg2 := Config{NodeID: "n2", DataDir: t.TempDir(), HTTPAddr: "0.0.0.0:0", RaftAddr: "127.0.0.1:0", DNSAddr: "off",
+		Bootstrap: true, LogLevel: "off", AdvertiseHTTP: "http://ctl2.example.net:8080"}
+	s2, err := New(cfg2, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Shutdown(context.Background())
+	if got := s2.Config().AdvertiseHTTP; got != cfg2.AdvertiseHTTP {
+		t.Fatalf("explicit advertise_http became %q", got)
+	}
+}
+
+// syncWriter serialises writes to w (the log is written from goroutines).
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.(*strings.Builder).String()
+}
+
+// TestJoinWithRaftStateIsLogged: a node restarted with -join over a data
+// dir that holds raft state does not join, and says so (it used to be
+// silent).
+func TestJoinWithRaftStateIsLogged(t *testing.T) {
+	dir := t.TempDir()
+	s, err := New(Config{NodeID: "n1", DataDir: dir, HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", DNSAddr: "off",
+		Bootstrap: true, LogLevel: "off"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if !s.WaitReady(ctx) {
+		t.Fatal("not ready")
+	}
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	logs := &syncWriter{w: &strings.Builder{}}
+	s, err = New(Config{NodeID: "n1", DataDir: dir, HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", DNSAddr: "off",
+		Join: "127.0.0.1:1", ClusterToken: "secret", LogOutput: logs}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	if l := logs.String(); !strings.Contains(l, "[WARN]  regent: existing raft state found; not joining") ||
+		!strings.Contains(l, "join=127.0.0.1:1") || strings.Contains(l, "join failed") {
+		t.Fatalf("log:\n%s", l)
+	}
+}
+
+// TestDNSPortInUse: a DNS address already taken is one clear error with a
+// single "dns:" prefix (it used to read "dns: dns: listening on tcp ...").
+func TestDNSPortInUse(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	_, err = New(Config{NodeID: "n1", DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0",
+		DNSAddr: taken.Addr().String(), Bootstrap: true, LogLevel: "off"}, io.Discard)
+	if err == nil {
+		t.Fatal("started with its DNS address in use")
+	}
+	if msg := err.Error(); !strings.HasPrefix(msg, "dns: listening on tcp "+taken.Addr().String()+": ") || strings.Contains(msg, "dns: dns:") {
+		t.Fatalf("error: %q", msg)
+	}
+	// A setting the node maps itself names the setting.
+	_, err = New(Config{NodeID: "n1", DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0",
+		DNSAddr: "127.0.0.1:0", DNSAllowTransfer: []string{"nonsense"}, Bootstrap: true, LogLevel: "off"}, io.Discard)
+	if err == nil || err.Error() != `dns_allow_transfer "nonsense": not an address or CIDR` {
+		t.Fatalf("bad dns_allow_transfer: %v", err)
 	}
 }

@@ -56,6 +56,9 @@ type Server struct {
 
 	heartbeats *robot.Heartbeats
 	httpURL    string
+	// fatal receives an error the node cannot recover from while running
+	// (the cluster refused the join for a wrong cluster token).
+	fatal chan error
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -77,7 +80,7 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "regent", Level: hclog.LevelFromString(cfg.LogLevel),
 		JSONFormat: cfg.LogJSON, Output: logOut, IncludeLocation: false})
-	s := &Server{cfg: cfg, log: log, out: out, registry: prometheus.NewRegistry()}
+	s := &Server{cfg: cfg, log: log, out: out, registry: prometheus.NewRegistry(), fatal: make(chan error, 1)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := cluster.InstallMetrics(s.registry); err != nil {
@@ -94,10 +97,6 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		scheme = "https"
 	}
 	s.httpURL = fmt.Sprintf("%s://%s", scheme, ln.Addr().String())
-	if cfg.AdvertiseHTTP == "" {
-		cfg.AdvertiseHTTP = s.httpURL
-		s.cfg.AdvertiseHTTP = s.httpURL
-	}
 
 	raftTLS, err := raftTLSConfig(cfg)
 	if err != nil {
@@ -115,6 +114,15 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 	if err != nil {
 		ln.Close()
 		return nil, err
+	}
+	if cfg.AdvertiseHTTP == "" {
+		adv, derived := advertiseHTTP(scheme, ln.Addr().String(), s.cluster.Addr())
+		if derived {
+			log.Info("http_addr listens on every address; advertising the raft address's host with the HTTP port to peers (set advertise_http to choose)",
+				"http_addr", cfg.HTTPAddr, "advertise_http", adv)
+		}
+		cfg.AdvertiseHTTP = adv
+		s.cfg.AdvertiseHTTP = adv
 	}
 	s.registerGauges()
 	s.registry.MustRegister(newIPAMCollector(s.store), newWorkQueueCollector(s.store))
@@ -151,9 +159,11 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 			err = s.dns.Start(s.ctx)
 		}
 		if err != nil {
+			// The dns package's errors say "dns: ..." and dnsConfig's
+			// name their dns_* setting: no prefix of our own.
 			s.cluster.Shutdown()
 			ln.Close()
-			return nil, fmt.Errorf("dns: %w", err)
+			return nil, err
 		}
 	}
 
@@ -185,16 +195,31 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		defer s.wg.Done()
 		s.heartbeatLoop()
 	}()
-	if cfg.Join != "" && s.cluster.LastIndex() == 0 {
+	switch {
+	case cfg.Join != "" && s.cluster.LastIndex() == 0:
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			s.joinLoop()
 		}()
+	case cfg.Join != "":
+		log.Warn("existing raft state found; not joining: -join is only used by a node with an empty data dir, "+
+			"this one restarts as the member it was. If it was removed from the cluster, add it back with "+
+			"`regent-controller join`; to make it a new node, stop it and empty its data dir",
+			"join", cfg.Join, "data_dir", cfg.DataDir)
 	}
 	log.Info("controller started", "node_id", cfg.NodeID, "http", s.httpURL, "raft", s.cluster.Addr(), "dns", s.DNSAddr(), "data_dir", cfg.DataDir)
 	return s, nil
 }
+
+// Fatal delivers at most one error after which running on is pointless
+// because only a configuration change can fix it: the cluster refused this
+// node's join with 403 (wrong or missing cluster token). The node keeps
+// running until Shutdown; the caller stops it and exits with status 2.
+func (s *Server) Fatal() <-chan error { return s.fatal }
+
+// Logger is the node's logger (go-hclog, JSON with log_json).
+func (s *Server) Logger() hclog.Logger { return s.log }
 
 // Config is the node's effective configuration.
 func (s *Server) Config() Config { return s.cfg }
@@ -411,7 +436,18 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	return nil
 }
 
+// Join retry backoff: the first retry after joinRetryMin, doubling up to
+// joinRetryMax.
+const (
+	joinRetryMin = time.Second
+	joinRetryMax = 15 * time.Second
+)
+
 // joinLoop asks an existing member to add this node, until it succeeds.
+// Transient failures (no leader yet, member unreachable, a 409 while the
+// leader still hears from an old server with this id) are retried with a
+// backoff. A 403 (the cluster token is wrong or missing) cannot succeed
+// until the configuration changes: it is logged and sent to Fatal.
 func (s *Server) joinLoop() {
 	body, _ := json.Marshal(wire.JoinRequest{NodeID: s.cfg.NodeID, RaftAddr: s.cluster.Addr(), HTTPAddr: s.cfg.AdvertiseHTTP})
 	target := s.cfg.Join
@@ -422,6 +458,7 @@ func (s *Server) joinLoop() {
 	if tlsCfg, _ := forwardTLSConfig(s.cfg); tlsCfg != nil {
 		client.Transport = &http.Transport{TLSClientConfig: tlsCfg}
 	}
+	wait := joinRetryMin
 	for attempt := 1; ; attempt++ {
 		req, _ := http.NewRequestWithContext(s.ctx, http.MethodPost, strings.TrimSuffix(target, "/")+"/v1/operator/join", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
@@ -435,19 +472,25 @@ func (s *Server) joinLoop() {
 				return
 			}
 			err = fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(msg))
-			if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusBadRequest {
+			switch resp.StatusCode {
+			case http.StatusForbidden:
+				s.log.Error("join refused: the cluster token is wrong or missing; not retrying", "via", target, "error", err)
+				s.fatal <- fmt.Errorf("join refused by %s (%v): set cluster_token (-cluster-token or $%s) to the cluster's token", target, err, EnvClusterToken)
+				return
+			case http.StatusBadRequest:
 				s.log.Error("join refused; fix the configuration", "via", target, "error", err)
 			}
 		}
 		if s.ctx.Err() != nil {
 			return
 		}
-		s.log.Warn("join failed; retrying", "via", target, "attempt", attempt, "error", err)
+		s.log.Warn("join failed; retrying", "via", target, "attempt", attempt, "in", wait, "error", err)
 		select {
 		case <-s.ctx.Done():
 			return
-		case <-time.After(time.Second):
+		case <-time.After(wait):
 		}
+		wait = min(2*wait, joinRetryMax)
 	}
 }
 

@@ -228,6 +228,7 @@ type cluster struct {
 	base  string
 	nodes []*node
 	token string // root token of node1's bootstrap
+	ctok  string // the -cluster-token of every node
 	hc    *http.Client
 }
 
@@ -272,6 +273,7 @@ func startClusterWith(t *testing.T, size int, extra func(i int) []string) *clust
 	c := &cluster{t: t, base: t.TempDir(), hc: newClient(16)}
 	t.Cleanup(c.cleanup)
 	ct := "systest-" + randomHex(12)
+	c.ctok = ct
 	n1 := newNode(t, c.base, "node1", append([]string{"-bootstrap", "-cluster-token", ct}, extra(1)...)...)
 	c.nodes = append(c.nodes, n1)
 	n1.start()
@@ -446,6 +448,7 @@ type clusterMember struct {
 	Leader   bool   `json:"leader"`
 	Healthy  bool   `json:"healthy"`
 	HTTPAddr string `json:"http_addr"`
+	RaftAddr string `json:"raft_addr"`
 }
 
 // members is GET /v1/operator/members on n.
