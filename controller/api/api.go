@@ -33,6 +33,7 @@ type Cluster interface {
 	LastContact() time.Duration
 	AppliedIndex() uint64
 	AddVoter(id, addr string) error
+	CheckAddVoter(id, addr string) error
 	RemoveServer(id string) error
 	TransferLeadership(ctx context.Context, to string) (string, error)
 	BeginWrite(ctx context.Context) (done func(), err error)

@@ -234,14 +234,26 @@ func (a *API) join(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := &Request{Request: r, W: w, API: a, P: &auth.Principal{}, App: "regent", Service: "operator", Action: "join"}
-	cmd, err := fsm.NewCommand(fsm.NodeUpsertType, a.Now(), fsm.Actor{}, &state.Node{ID: req.NodeID, RaftAddr: req.RaftAddr, HTTPAddr: req.HTTPAddr})
+	// A join the cluster will refuse (say, under the id of a live server)
+	// must not touch the record of the node that has that id.
+	err := a.cluster.CheckAddVoter(req.NodeID, req.RaftAddr)
+	old, hadRecord := a.store.Read().Node(req.NodeID)
+	var cmd *fsm.Command
+	if err == nil {
+		cmd, err = fsm.NewCommand(fsm.NodeUpsertType, a.Now(), fsm.Actor{}, &state.Node{ID: req.NodeID, RaftAddr: req.RaftAddr, HTTPAddr: req.HTTPAddr})
+	}
 	if err == nil {
 		_, _, err = a.Apply(q, cmd)
 	}
 	if err == nil {
 		if err = a.cluster.AddVoter(req.NodeID, req.RaftAddr); err != nil {
-			// Do not leave a record for a node that is not in the cluster.
-			if undo, uerr := fsm.NewCommand(fsm.NodeDeleteType, a.Now(), fsm.Actor{}, &state.Node{ID: req.NodeID}); uerr == nil {
+			// Leave the record as it was: none for a node that is not in
+			// the cluster, the old one for a server that still is.
+			undo, uerr := fsm.NewCommand(fsm.NodeDeleteType, a.Now(), fsm.Actor{}, &state.Node{ID: req.NodeID})
+			if hadRecord {
+				undo, uerr = fsm.NewCommand(fsm.NodeUpsertType, a.Now(), fsm.Actor{}, old)
+			}
+			if uerr == nil {
 				a.Apply(q, undo)
 			}
 		}

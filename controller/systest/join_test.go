@@ -46,15 +46,11 @@ func TestJoinWithNodeIDInUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Only the raft membership is checked here: the join handler
-	// (controller/api/operator.go) records the joining node's HTTP address
-	// before it asks the cluster and deletes the record when the cluster
-	// refuses, which for this id is the live node's record; that is fixed
-	// there (cluster.CheckAddVoter before recording anything).
+	// Its record (the HTTP address followers forward to) is untouched.
 	found := false
 	for _, m := range ms {
 		if m.ID == victim.name {
-			found = m.Suffrage == "voter" && m.RaftAddr == victim.raftAddr
+			found = m.Suffrage == "voter" && m.RaftAddr == victim.raftAddr && m.HTTPAddr == victim.URL()
 		}
 	}
 	if !found || len(ms) != 3 {
