@@ -323,16 +323,7 @@ func registerCloud(a *api.API) {
 					if s.CPU < 1 || s.RAM < 1 {
 						fe.Add(fmt.Sprintf("vms[%d].cpu", i), "iaas_vm_update_117", "cpu and ram must be positive integers.")
 					}
-					for _, st := range v.Storages {
-						ss := state.StorageSpec{}
-						api.Set(&ss.ID, st.ID)
-						api.Set(&ss.Name, st.Name)
-						api.Set(&ss.GB, st.GB)
-						if ss.GB < 1 || (ss.ID == 0 && ss.Name == "") {
-							fe.Add(fmt.Sprintf("vms[%d].storages", i), "iaas_vm_update_113", "A storage needs gb ≥ 1, and a name when it is new.")
-						}
-						s.Storages = append(s.Storages, ss)
-					}
+					s.Storages = storageChanges(fe, fmt.Sprintf("vms[%d].storages", i), "iaas_vm_update_113", v.Storages)
 					spec.VMs = append(spec.VMs, s)
 					continue
 				}
@@ -488,22 +479,41 @@ func registerVM(a *api.API) {
 				}
 				ch.DNS = &s.DNS
 			}
-			for _, st := range in.Storages {
-				ss := state.StorageSpec{}
-				api.Set(&ss.ID, st.ID)
-				api.Set(&ss.Name, st.Name)
-				api.Set(&ss.GB, st.GB)
-				if ss.GB < 1 || (ss.ID == 0 && ss.Name == "") {
-					fe.Add("storages", q.Code(113), "A storage needs gb ≥ 1, and a name when it is new.")
-				}
-				ch.Storages = append(ch.Storages, ss)
-			}
+			ch.Storages = storageChanges(fe, "storages", q.Code(113), in.Storages)
 			if err := fe.Err(); err != nil {
 				return nil, err
 			}
 			return q.Command(fsm.VMUpdateType, &state.VMUpdatePayload{Change: ch, Placement: q.API.Placement()})
 		},
 	})
+}
+
+// storageChanges reads the storages of a VM's spec change (a VM update, a
+// VM of a cloud update): each needs gb ≥ 1 and, without an id, a name of at
+// most 50 characters; none may be listed twice (all with code, at field).
+// State matches them to the VM's disks (by id, else by name) and checks
+// growth and primary.
+func storageChanges(fe wire.FieldErrors, field, code string, in []wire.StorageInput) []state.StorageSpec {
+	var out []state.StorageSpec
+	ids, names := map[uint64]bool{}, map[string]bool{}
+	for i, st := range in {
+		ss := state.StorageSpec{}
+		api.Set(&ss.ID, st.ID)
+		if st.Name != nil {
+			ss.Name = strings.TrimSpace(*st.Name)
+		}
+		api.Set(&ss.GB, st.GB)
+		api.Set(&ss.Primary, st.Primary)
+		switch {
+		case ss.GB < 1 || (ss.ID == 0 && ss.Name == "") || utf8.RuneCountInString(ss.Name) > 50:
+			fe.Add(field, code, "storages[%d] needs gb ≥ 1, and a name (at most 50 characters) when it has no id.", i)
+		case (ss.ID != 0 && ids[ss.ID]) || (ss.Name != "" && names[ss.Name]):
+			fe.Add(field, code, "storages[%d] names a storage listed before it.", i)
+		}
+		ids[ss.ID], names[ss.Name] = ss.ID != 0, ss.Name != ""
+		out = append(out, ss)
+	}
+	return out
 }
 
 func registerVMHistory(a *api.API) {
