@@ -550,6 +550,12 @@ func registerStorage(a *api.API) {
 				return nil, err
 			}
 			fe := wire.FieldErrors{}
+			if vm, ok := q.Parent(); ok { // POST /iaas/vm/{vm_id}/storage/: the path's VM
+				if in.VMID != nil && *in.VMID != vm {
+					fe.Add("vm_id", q.Code(107), "vm_id %d is not the VM of the path (%d).", *in.VMID, vm)
+				}
+				in.VMID = &vm
+			}
 			if required(fe, q, "vm_id", in.VMID != nil, 101) {
 				if vm, ok := q.Txn.VM(*in.VMID); !ok || !seesTenant(q, vm.MemberID, vm.RegionID) {
 					fe.Add("vm_id", q.Code(103), "VM %d does not exist.", *in.VMID)
