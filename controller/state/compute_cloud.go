@@ -133,6 +133,7 @@ func (t *Txn) projectCreate(s *ProjectSpec, service string) (*api.Project, *api.
 			fe.Add("name", c(107), "A project named %q already exists.", s.Name)
 		}
 	}
+	t.checkManager(fe, s.MemberID, s.ManagerID, c(131))
 	if err := fe.Err(); err != nil {
 		return nil, nil, err
 	}
@@ -267,20 +268,22 @@ func (x *cloudCtx) freeSegment(used map[uint32]bool, lo, hi uint32) (uint32, boo
 // CloudCreate creates a whole project in one command: the project (with
 // its router, ASN and allocations), its subnets (each with the lowest free
 // VLAN of the region, 1000–2000, and VNI), its VMs (placed, addressed,
-// NATed) and its firewall rules. Any error aborts everything.
+// NATed) and its firewall rules. Any error aborts everything; every error
+// carries an iaas_cloud_create code (api.CloudCode).
 func (t *Txn) CloudCreate(s *CloudSpec) (*CloudResult, error) {
 	if s.Project == nil {
 		return nil, api.Errorf(http.StatusBadRequest, "iaas_cloud_create_101", "project is required.")
 	}
 	p, vr, err := t.projectCreate(s.Project, "cloud")
 	if err != nil {
-		return nil, prefixErr(err, "project.")
+		return nil, api.CloudErr(prefixErr(err, "project."), "create")
 	}
 	x, err := t.newCloudCtx(p, vr, s.Placement, s.Actor)
 	if err != nil {
 		return nil, err
 	}
-	return x.apply(s, "create")
+	res, err := x.apply(s, "create")
+	return res, api.CloudErr(err, "create")
 }
 
 // CloudUpdate changes a project in one command: subnets with an id are
@@ -308,7 +311,8 @@ func (t *Txn) CloudUpdate(s *CloudSpec, expect uint64) (*CloudResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	return x.apply(s, "update")
+	res, err := x.apply(s, "update")
+	return res, api.CloudErr(err, "update")
 }
 
 func (x *cloudCtx) apply(s *CloudSpec, method string) (*CloudResult, error) {
@@ -813,6 +817,9 @@ type VMChange struct {
 	Name     *string       `json:"name,omitempty"`
 	DNS      *string       `json:"dns,omitempty"`
 	Storages []StorageSpec `json:"storages,omitempty"`
+	// AllStorages (PUT): Storages lists every disk of the VM; one left
+	// out would be a removal, which is refused (123).
+	AllStorages bool `json:"all_storages,omitempty"`
 }
 
 // VMUpdatePayload is the payload of a VM spec update.
@@ -896,6 +903,13 @@ func (t *Txn) vmSpecChange(cur *api.VM, ch *VMChange, f api.PlacementFactors, a 
 	}
 	if slices.ContainsFunc(add, func(s StorageSpec) bool { return s.Primary }) {
 		return nil, fieldErr("storages", c(122), "A VM has exactly one primary storage; added storages cannot be primary.")
+	}
+	if ch.AllStorages {
+		for _, d := range disks {
+			if !matched[d.ID] {
+				return nil, fieldErr("storages", c(123), "Storage %q (%d) is not listed: a VM's disks cannot be removed.", d.Name, d.ID)
+			}
+		}
 	}
 	spec := vm.CPU != cur.CPU || vm.RAM != cur.RAM || vm.GPU != cur.GPU || len(grow) > 0 || len(add) > 0
 	if spec {
@@ -1355,12 +1369,30 @@ func (t *Txn) ProjectUpdate(p *api.Project, expect uint64) (*api.Project, error)
 	}
 	n := *cur
 	n.Name, n.Note, n.GracePeriod, n.ManagerID = p.Name, p.Note, p.GracePeriod, p.ManagerID
+	fe := api.FieldErrors{}
 	for _, o := range all[*api.Project](&t.ReadTxn, Projects, "member", n.MemberID) {
 		if o.ID != n.ID && !o.Closed && strings.EqualFold(o.Name, n.Name) {
-			return nil, fieldErr("name", "iaas_project_update_107", "A project named %q already exists.", n.Name)
+			fe.Add("name", "iaas_project_update_107", "A project named %q already exists.", n.Name)
 		}
 	}
+	if n.ManagerID != cur.ManagerID {
+		t.checkManager(fe, n.MemberID, n.ManagerID, "iaas_project_update_131")
+	}
+	if err := fe.Err(); err != nil {
+		return nil, err
+	}
 	return &n, replace(t, Projects, &n, expect, "iaas_project_update")
+}
+
+// checkManager: a project's manager (the user its emails go to) is a user
+// of the member that owns it; 0 is none.
+func (r *ReadTxn) checkManager(fe api.FieldErrors, member, manager uint64, code string) {
+	if manager == 0 {
+		return
+	}
+	if u, ok := r.User(manager); !ok || u.MemberID != member {
+		fe.Add("manager_id", code, "User %d is not a user of the project's member.", manager)
+	}
 }
 
 // --- error helpers ---

@@ -141,7 +141,10 @@ func registerProject(a *api.API) {
 				p.Note = ""
 				api.Set(&p.Note, in.Note)
 			}
-			api.Set(&p.ManagerID, in.ManagerID)
+			if in.ManagerID != nil || !partial {
+				p.ManagerID = 0
+				api.Set(&p.ManagerID, in.ManagerID)
+			}
 			if err := fe.Err(); err != nil {
 				return nil, err
 			}
@@ -287,7 +290,7 @@ func registerCloud(a *api.API) {
 			}
 			spec.FirewallRules = &rules
 			if err := fe.Err(); err != nil {
-				return nil, err
+				return nil, wire.CloudErr(err, "create")
 			}
 			return q.Command(fsm.CloudCreateType, spec)
 		},
@@ -336,7 +339,7 @@ func registerCloud(a *api.API) {
 				spec.FirewallRules = &rules
 			}
 			if err := fe.Err(); err != nil {
-				return nil, err
+				return nil, wire.CloudErr(err, "update")
 			}
 			return q.Command(fsm.CloudUpdateType, spec)
 		},
@@ -430,7 +433,7 @@ func registerVM(a *api.API) {
 			s.ProjectID = project
 			return q.Command(fsm.VMCreateType, &state.VMCreatePayload{VM: s, Placement: q.API.Placement()})
 		},
-		Update: func(q *api.Request, cur *wire.VM, _ bool) (*fsm.Command, error) {
+		Update: func(q *api.Request, cur *wire.VM, partial bool) (*fsm.Command, error) {
 			var in VMUpdateInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
@@ -453,7 +456,24 @@ func registerVM(a *api.API) {
 				return nil, wire.Errorf(http.StatusForbidden, q.Code(203), "Robots change the state of a VM, not its spec.")
 			}
 			fe := wire.FieldErrors{}
-			ch := state.VMChange{ID: cur.ID, CPU: in.CPU, RAM: in.RAM, GPU: in.GPU}
+			if !partial {
+				// PUT replaces the spec: the required fields must be sent,
+				// gpu left out is 0, storages lists every disk.
+				for _, r := range []struct {
+					field string
+					sent  bool
+					code  int
+				}{{"name", in.Name != nil, 127}, {"cpu", in.CPU != nil, 117}, {"ram", in.RAM != nil, 120},
+					{"dns", in.DNS != nil, 124}, {"storages", in.Storages != nil, 112}} {
+					if !r.sent {
+						fe.Add(r.field, q.Code(r.code), "This field is required.")
+					}
+				}
+				if in.GPU == nil {
+					in.GPU = new(int)
+				}
+			}
+			ch := state.VMChange{ID: cur.ID, CPU: in.CPU, RAM: in.RAM, GPU: in.GPU, AllStorages: !partial}
 			if in.CPU != nil && *in.CPU < 1 {
 				fe.Add("cpu", q.Code(117), "cpu must be a positive integer.")
 			}
