@@ -45,6 +45,15 @@ func (q *Request) Code(n int) string {
 	return fmt.Sprintf("%s_%s_%s_%03d", q.App, q.Service, q.Action, n)
 }
 
+// Parent is the parent item's id on a route nested under it
+// (Service.Nested); ok is false on the service's own routes.
+func (q *Request) Parent() (id uint64, ok bool) {
+	if q.parent == nil {
+		return 0, false
+	}
+	return *q.parent, true
+}
+
 // Decode reads the JSON body strictly into dst.
 func (q *Request) Decode(dst any) error { return DecodeBody(q.Request, dst) }
 
@@ -83,8 +92,9 @@ type Service[T wire.Object] struct {
 	Expand func(r *state.ReadTxn, v T) any
 	// NoList and NoRead leave out the list and the read route.
 	NoList, NoRead bool
-	// Nested, when set, also serves the list and read routes under an
-	// item of another service, as CloudCIX's vm/<vm_id>/storage/.
+	// Nested, when set, also serves the list, read and create routes under
+	// an item of another service, as CloudCIX's vm/<vm_id>/storage/ (a
+	// Create reads the item with Request.Parent).
 	Nested *Nested[T]
 	// Create, Update and Delete validate the request and build the command;
 	// a nil function means the route does not exist.
@@ -93,10 +103,10 @@ type Service[T wire.Object] struct {
 	Delete func(q *Request, cur T) (*fsm.Command, error)
 }
 
-// Nested serves a service's list and read under an item of its parent
-// service too: /<app>/<Parent>/{parent_id}/<name>/ and …/<name>/{id}/,
-// the same routes (permissions, filters, paging, envelope, views) restricted
-// to that item's objects.
+// Nested serves a service's list, read and create under an item of its
+// parent service too: /<app>/<Parent>/{parent_id}/<name>/ and
+// …/<name>/{id}/, the same routes (permissions, filters, paging, envelope,
+// views) restricted to that item's objects.
 type Nested[T wire.Object] struct {
 	// Parent is the parent service's name.
 	Parent string
@@ -146,6 +156,9 @@ func Register[T wire.Object](a *API, s Service[T]) {
 		}
 		if !s.NoRead {
 			a.Handle("GET "+nbase+"{id}/{$}", a.route(s.App, s.Name, auth.Read, nested(s.read)))
+		}
+		if s.Create != nil {
+			a.Handle("POST "+nbase+"{$}", a.route(s.App, s.Name, auth.Create, nested(s.create)))
 		}
 	}
 	if s.SlashKey {

@@ -20,6 +20,7 @@ import (
 func init() {
 	matrix = append(matrix,
 		matrixRow{"GET", "/iaas/vm/{vm_id}/storage/", "storage", auth.List, "V", w(200, 200, 200, 404, 404, 401), vmStorages},
+		matrixRow{"POST", "/iaas/vm/{vm_id}/storage/", "storage", auth.Create, "a new running VM of P", w(201, 201, 403, 404, 403, 401), newVMStorageBody},
 		matrixRow{"GET", "/iaas/vm/{vm_id}/storage/{id}/", "storage", auth.Read, "D of V", w(200, 200, 200, 404, 404, 401), vmStorageD},
 		matrixRow{"HEAD", "/iaas/vm/{vm_id}/storage/{id}/", "storage", auth.Read, "D of V", w(200, 200, 200, 404, 404, 401), vmStorageD},
 	)
@@ -28,6 +29,10 @@ func init() {
 func vmStoragePath(vm uint64) string { return fmt.Sprintf("/iaas/vm/%d/storage/", vm) }
 
 func vmStorages(f *fixture) request { return request{path: vmStoragePath(computeOf(f).vm)} }
+
+func newVMStorageBody(f *fixture) request {
+	return request{path: vmStoragePath(runningVM(f)), body: map[string]any{"name": "data", "gb": 10}}
+}
 
 func vmStorageD(f *fixture) request {
 	x := computeOf(f)
@@ -94,6 +99,35 @@ func TestVMStorageRoutes(t *testing.T) {
 	}
 	c.Do("GET", apitest.Path(base, d1), nil, other).Expect(404)
 	c.Do("GET", base, nil, "").Expect(401)
+
+	// Create: the path names the VM (CloudCIX's storage.create for a
+	// particular VM); a body vm_id must agree; another member's VM is 404.
+	vp := apitest.Path("/iaas/vm/", vm)
+	settle := func() { // the agent applies the spec change: back to RUNNING
+		c.Do("PATCH", vp, map[string]any{"state": 11, "expected_state": 10}, x.robotR).Expect(200)
+		c.Do("PATCH", vp, map[string]any{"state": 4, "expected_state": 11}, x.robotR).Expect(200)
+	}
+	settle()
+	d2 := c.Do("POST", base, map[string]any{"name": "data2", "gb": 5}, admin).Expect(201).Content()
+	if d2["vm_id"].(float64) != float64(vm) || d2["name"] != "data2" {
+		t.Errorf("created under the VM: %v", d2)
+	}
+	if got := c.Do("POST", base, map[string]any{"vm_id": x.vm, "name": "data3", "gb": 5}, admin).Expect(400).FieldCode("vm_id"); got != "iaas_storage_create_107" {
+		t.Errorf("body vm_id of another VM: %q", got)
+	}
+	if got := c.Do("POST", base, map[string]any{"name": "data2", "gb": 5}, admin).Expect(400).FieldCode("name"); got != "iaas_storage_create_106" {
+		t.Errorf("a name the VM has: %q", got)
+	}
+	c.Do("POST", base, map[string]any{"name": "data4", "gb": 5}, other).Expect(404)
+	if n := len(c.Do("GET", base, nil, admin).Expect(200).List().Content); n != 3 {
+		t.Errorf("VM %d has %d disks, want 3", vm, n)
+	}
+	// A VM that is not RUNNING or QUIESCED: a create's code, not an update's.
+	settle()
+	c.Do("PATCH", vp, map[string]any{"state": 5}, admin).Expect(200)
+	if got := c.Do("POST", "/iaas/storage/", map[string]any{"vm_id": vm, "name": "late", "gb": 5}, admin).Expect(400).ErrorCode(); got != "iaas_storage_create_118" {
+		t.Errorf("storage create on a VM in QUIESCE: %q", got)
+	}
 }
 
 // TestIPValidatorSpellings: the services document's addressRanges and

@@ -133,6 +133,7 @@ func (t *Txn) projectCreate(s *ProjectSpec, service string) (*api.Project, *api.
 			fe.Add("name", c(107), "A project named %q already exists.", s.Name)
 		}
 	}
+	t.checkManager(fe, s.MemberID, s.ManagerID, c(131))
 	if err := fe.Err(); err != nil {
 		return nil, nil, err
 	}
@@ -267,20 +268,22 @@ func (x *cloudCtx) freeSegment(used map[uint32]bool, lo, hi uint32) (uint32, boo
 // CloudCreate creates a whole project in one command: the project (with
 // its router, ASN and allocations), its subnets (each with the lowest free
 // VLAN of the region, 1000–2000, and VNI), its VMs (placed, addressed,
-// NATed) and its firewall rules. Any error aborts everything.
+// NATed) and its firewall rules. Any error aborts everything; every error
+// carries an iaas_cloud_create code (api.CloudCode).
 func (t *Txn) CloudCreate(s *CloudSpec) (*CloudResult, error) {
 	if s.Project == nil {
 		return nil, api.Errorf(http.StatusBadRequest, "iaas_cloud_create_101", "project is required.")
 	}
 	p, vr, err := t.projectCreate(s.Project, "cloud")
 	if err != nil {
-		return nil, prefixErr(err, "project.")
+		return nil, api.CloudErr(prefixErr(err, "project."), "create")
 	}
 	x, err := t.newCloudCtx(p, vr, s.Placement, s.Actor)
 	if err != nil {
 		return nil, err
 	}
-	return x.apply(s, "create")
+	res, err := x.apply(s, "create")
+	return res, api.CloudErr(err, "create")
 }
 
 // CloudUpdate changes a project in one command: subnets with an id are
@@ -308,7 +311,8 @@ func (t *Txn) CloudUpdate(s *CloudSpec, expect uint64) (*CloudResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	return x.apply(s, "update")
+	res, err := x.apply(s, "update")
+	return res, api.CloudErr(err, "update")
 }
 
 func (x *cloudCtx) apply(s *CloudSpec, method string) (*CloudResult, error) {
@@ -797,11 +801,14 @@ func (x *cloudCtx) updateVM(s *VMSpec) (*api.VM, error) {
 	if !ok || cur.ProjectID != x.p.ID {
 		return nil, fieldErr("id", "iaas_cloud_update_118", "VM %d is not a VM of this project.", s.ID)
 	}
-	return x.t.vmSpecChange(cur, &VMChange{CPU: &s.CPU, RAM: &s.RAM, Storages: s.Storages}, x.factors, x.actor, "vm")
+	return x.t.vmSpecChange(cur, &VMChange{CPU: &s.CPU, RAM: &s.RAM, Storages: s.Storages}, x.factors, x.actor, "vm", "update")
 }
 
 // VMChange is a change of a VM's spec; nil fields are unchanged. Storages,
-// when not empty, lists disks: with an id to grow, without one to add.
+// when not empty, lists disks: an existing one (named by id or by name)
+// keeps or grows its size (never shrinks, 121) and stays primary or not
+// (122); one of a new name is added, never primary (122). A disk listed
+// twice is refused (113); disks left out are kept.
 type VMChange struct {
 	ID       uint64        `json:"id"`
 	CPU      *int          `json:"cpu,omitempty"`
@@ -810,6 +817,9 @@ type VMChange struct {
 	Name     *string       `json:"name,omitempty"`
 	DNS      *string       `json:"dns,omitempty"`
 	Storages []StorageSpec `json:"storages,omitempty"`
+	// AllStorages (PUT): Storages lists every disk of the VM; one left
+	// out would be a removal, which is refused (123).
+	AllStorages bool `json:"all_storages,omitempty"`
 }
 
 // VMUpdatePayload is the payload of a VM spec update.
@@ -828,15 +838,16 @@ func (t *Txn) VMUpdate(p *VMUpdatePayload, expect uint64) (*api.VM, error) {
 	if expect != 0 && cur.ModifiedIndex != expect {
 		return nil, api.Errorf(http.StatusConflict, "iaas_vm_update_002", "The VM was modified by another request.")
 	}
-	return t.vmSpecChange(cur, &p.Change, p.Placement, p.Actor, "vm")
+	return t.vmSpecChange(cur, &p.Change, p.Placement, p.Actor, "vm", "update")
 }
 
 // vmSpecChange applies a change. A change of cpu, ram, gpu or storages
 // (a spec change the hypervisor must apply) bumps the generation and moves
 // RUNNING → RUNNING_UPDATE, QUIESCED → QUIESCED_UPDATE; in any other state
-// it is refused (118). Growth must fit the server's update limits (119).
-func (t *Txn) vmSpecChange(cur *api.VM, ch *VMChange, f api.PlacementFactors, a Actor, service string) (*api.VM, error) {
-	c := func(n int) string { return code("iaas", service, "update", n) }
+// it is refused (118), as it is while a snapshot of the VM is busy (110).
+// Growth must fit the server's update limits (119).
+func (t *Txn) vmSpecChange(cur *api.VM, ch *VMChange, f api.PlacementFactors, a Actor, service, method string) (*api.VM, error) {
+	c := func(n int) string { return code("iaas", service, method, n) }
 	vm := *cur
 	setIf(&vm.CPU, ch.CPU)
 	setIf(&vm.RAM, ch.RAM)
@@ -847,21 +858,44 @@ func (t *Txn) vmSpecChange(cur *api.VM, ch *VMChange, f api.PlacementFactors, a 
 	var grow []*api.Storage
 	var add []StorageSpec
 	addGB := 0
+	matched := map[uint64]bool{}
+	added := map[string]bool{}
 	for _, st := range ch.Storages {
-		if st.ID == 0 {
+		// An existing disk is named by its id or by its name (names are
+		// unique in a VM); anything else is a new disk.
+		i := -1
+		if st.ID != 0 {
+			if i = slices.IndexFunc(disks, func(d *api.Storage) bool { return d.ID == st.ID }); i < 0 {
+				return nil, fieldErr("storages", c(120), "Storage %d is not a disk of VM %d.", st.ID, cur.ID)
+			}
+			if st.Name != "" && st.Name != disks[i].Name {
+				return nil, fieldErr("storages", c(120), "Storage %d is named %q; a storage's name does not change.", st.ID, disks[i].Name)
+			}
+		} else {
+			i = slices.IndexFunc(disks, func(d *api.Storage) bool { return d.Name == st.Name })
+		}
+		if i < 0 {
+			if added[st.Name] {
+				return nil, fieldErr("storages", c(113), "Storage %q is listed twice.", st.Name)
+			}
+			added[st.Name] = true
 			add = append(add, st)
 			addGB += st.GB
 			continue
 		}
-		i := slices.IndexFunc(disks, func(d *api.Storage) bool { return d.ID == st.ID })
-		if i < 0 {
-			return nil, fieldErr("storages", c(120), "Storage %d is not a disk of VM %d.", st.ID, cur.ID)
+		d := disks[i]
+		if matched[d.ID] {
+			return nil, fieldErr("storages", c(113), "Storage %q (%d) is listed twice.", d.Name, d.ID)
 		}
-		if st.GB < disks[i].GB {
-			return nil, fieldErr("storages", c(121), "Storage %d cannot shrink from %d to %d GB.", st.ID, disks[i].GB, st.GB)
+		matched[d.ID] = true
+		if st.Primary && !d.Primary {
+			return nil, fieldErr("storages", c(122), "A VM has exactly one primary storage; %q is not it, and the primary storage does not move.", d.Name)
 		}
-		if st.GB > disks[i].GB {
-			n := *disks[i]
+		if st.GB < d.GB {
+			return nil, fieldErr("storages", c(121), "Storage %q cannot shrink from %d to %d GB: disks only grow.", d.Name, d.GB, st.GB)
+		}
+		if st.GB > d.GB {
+			n := *d
 			addGB += st.GB - n.GB
 			n.GB = st.GB
 			grow = append(grow, &n)
@@ -870,10 +904,22 @@ func (t *Txn) vmSpecChange(cur *api.VM, ch *VMChange, f api.PlacementFactors, a 
 	if slices.ContainsFunc(add, func(s StorageSpec) bool { return s.Primary }) {
 		return nil, fieldErr("storages", c(122), "A VM has exactly one primary storage; added storages cannot be primary.")
 	}
+	if ch.AllStorages {
+		for _, d := range disks {
+			if !matched[d.ID] {
+				return nil, fieldErr("storages", c(123), "Storage %q (%d) is not listed: a VM's disks cannot be removed.", d.Name, d.ID)
+			}
+		}
+	}
 	spec := vm.CPU != cur.CPU || vm.RAM != cur.RAM || vm.GPU != cur.GPU || len(grow) > 0 || len(add) > 0
 	if spec {
 		if vm.State = updateState(cur.State); vm.State == cur.State {
 			return nil, api.Errorf(http.StatusBadRequest, c(118), "The spec of a VM can only change while it is RUNNING or QUIESCED; it is %s.", api.StateNames[cur.State])
+		}
+		// A spec change is a state change (→ 10/15): refused, as SetState
+		// refuses one, while a snapshot of the VM is busy (facts §2.2).
+		if sn := t.busySnapshot(cur.ID); sn != nil {
+			return nil, api.Errorf(http.StatusBadRequest, c(110), "Snapshot %d of the VM is busy (state %d); wait until it is RUNNING.", sn.ID, sn.State)
 		}
 		vm.StateChanged = t.stamp()
 		vm.Generation++
@@ -919,13 +965,19 @@ type StorageCreatePayload struct {
 	Actor     Actor                `json:"actor"`
 }
 
-// StorageCreate adds a disk to a VM: a spec change of the VM.
+// StorageCreate adds a disk to a VM: a spec change of the VM, with the
+// codes of a storage create. Its name must be new in the VM (106).
 func (t *Txn) StorageCreate(p *StorageCreatePayload) (*api.Storage, error) {
 	vm, ok := t.VM(p.VMID)
 	if !ok {
 		return nil, fieldErr("vm_id", "iaas_storage_create_103", "VM %d does not exist.", p.VMID)
 	}
-	if _, err := t.vmSpecChange(vm, &VMChange{ID: vm.ID, Storages: []StorageSpec{p.Storage}}, p.Placement, p.Actor, "storage"); err != nil {
+	for _, d := range t.StoragesOfVM(vm.ID) {
+		if d.Name == p.Storage.Name {
+			return nil, fieldErr("name", "iaas_storage_create_106", "VM %d has a storage named %q already (%d).", vm.ID, d.Name, d.ID)
+		}
+	}
+	if _, err := t.vmSpecChange(vm, &VMChange{ID: vm.ID, Storages: []StorageSpec{p.Storage}}, p.Placement, p.Actor, "storage", "create"); err != nil {
 		return nil, err
 	}
 	disks := t.StoragesOfVM(vm.ID)
@@ -1062,13 +1114,11 @@ func (t *Txn) setVMState(ch *StateChange, changed bool) (api.Object, error) {
 		return nil, fieldErr("state", "iaas_vm_update_108", "A VM with GPUs cannot be scrubbed.")
 	}
 	if !ch.Actor.Robot {
-		for _, sn := range t.SnapshotsOfVM(vm.ID) {
-			if ch.To == api.StateScrub && sn.State != api.StateClosed {
-				return nil, fieldErr("state", "iaas_vm_update_109", "VM %d has snapshot %d; delete its snapshots first.", vm.ID, sn.ID)
-			}
-			if sn.State != api.StateRunning && sn.State != api.StateClosed {
-				return nil, fieldErr("state", "iaas_vm_update_110", "Snapshot %d of the VM is busy (state %d); wait until it is RUNNING.", sn.ID, sn.State)
-			}
+		if sn := t.liveSnapshot(vm.ID); ch.To == api.StateScrub && sn != nil {
+			return nil, fieldErr("state", "iaas_vm_update_109", "VM %d has snapshot %d; delete its snapshots first.", vm.ID, sn.ID)
+		}
+		if sn := t.busySnapshot(vm.ID); sn != nil {
+			return nil, fieldErr("state", "iaas_vm_update_110", "Snapshot %d of the VM is busy (state %d); wait until it is RUNNING.", sn.ID, sn.State)
 		}
 	}
 	vm.State, vm.StateChanged = ch.To, t.stamp()
@@ -1102,6 +1152,28 @@ func (t *Txn) setVMState(ch *StateChange, changed bool) (api.Object, error) {
 		return nil, err
 	}
 	return &vm, t.vmHistory(&vm, ch.Actor)
+}
+
+// liveSnapshot is the first snapshot of a VM that is not CLOSED (a VM
+// with one cannot be deleted: facts §2.2, 109), or nil.
+func (r *ReadTxn) liveSnapshot(vm uint64) *api.Snapshot {
+	for _, sn := range r.SnapshotsOfVM(vm) {
+		if sn.State != api.StateClosed {
+			return sn
+		}
+	}
+	return nil
+}
+
+// busySnapshot is the first snapshot of a VM that is neither RUNNING nor
+// CLOSED (the VM's state cannot change meanwhile: facts §2.2, 110), or nil.
+func (r *ReadTxn) busySnapshot(vm uint64) *api.Snapshot {
+	for _, sn := range r.SnapshotsOfVM(vm) {
+		if sn.State != api.StateRunning && sn.State != api.StateClosed {
+			return sn
+		}
+	}
+	return nil
 }
 
 func (t *Txn) setVRState(ch *StateChange, changed bool) (api.Object, error) {
@@ -1149,8 +1221,10 @@ const KindProject = "project"
 // setProjectState is CloudCIX's project-level state (§2.6): only 8 (scrub
 // everything) or 4 (restore), only when the project is stable and its
 // min_state ≥ RUNNING. 8 moves every RUNNING or QUIESCED VM and the
-// virtual router to SCRUB; 4 moves every VM and the router in SCRUB_QUEUE
-// to RESTART. A user action: robots are refused.
+// virtual router to SCRUB, refused (111, nothing changed) while a VM has
+// a snapshot that is not CLOSED, as a VM's own delete is (109); 4 moves
+// every VM and the router in SCRUB_QUEUE to RESTART. A user action: robots
+// are refused.
 func (t *Txn) setProjectState(ch *StateChange) (api.Object, error) {
 	c := func(n int) string { return code("iaas", "project", "update", n) }
 	p, ok := t.Project(ch.ID)
@@ -1193,6 +1267,11 @@ func (t *Txn) setProjectState(ch *StateChange) (api.Object, error) {
 			vm := *cur
 			if to == api.StateScrub && vm.GPU > 0 {
 				return nil, fieldErr("state", "iaas_vm_update_108", "VM %d has GPUs and cannot be scrubbed.", vm.ID)
+			}
+			// The guards of a VM's own delete (SetState) hold here too:
+			// a VM with a snapshot that is not CLOSED is not deleted.
+			if sn := t.liveSnapshot(vm.ID); to == api.StateScrub && sn != nil {
+				return nil, fieldErr("state", c(111), "VM %d has snapshot %d; delete its snapshots first.", vm.ID, sn.ID)
 			}
 			vm.State, vm.StateChanged = to, t.stamp()
 			if err := replace(t, VMs, &vm, 0, "iaas_vm_update"); err != nil {
@@ -1290,12 +1369,30 @@ func (t *Txn) ProjectUpdate(p *api.Project, expect uint64) (*api.Project, error)
 	}
 	n := *cur
 	n.Name, n.Note, n.GracePeriod, n.ManagerID = p.Name, p.Note, p.GracePeriod, p.ManagerID
+	fe := api.FieldErrors{}
 	for _, o := range all[*api.Project](&t.ReadTxn, Projects, "member", n.MemberID) {
 		if o.ID != n.ID && !o.Closed && strings.EqualFold(o.Name, n.Name) {
-			return nil, fieldErr("name", "iaas_project_update_107", "A project named %q already exists.", n.Name)
+			fe.Add("name", "iaas_project_update_107", "A project named %q already exists.", n.Name)
 		}
 	}
+	if n.ManagerID != cur.ManagerID {
+		t.checkManager(fe, n.MemberID, n.ManagerID, "iaas_project_update_131")
+	}
+	if err := fe.Err(); err != nil {
+		return nil, err
+	}
 	return &n, replace(t, Projects, &n, expect, "iaas_project_update")
+}
+
+// checkManager: a project's manager (the user its emails go to) is a user
+// of the member that owns it; 0 is none.
+func (r *ReadTxn) checkManager(fe api.FieldErrors, member, manager uint64, code string) {
+	if manager == 0 {
+		return
+	}
+	if u, ok := r.User(manager); !ok || u.MemberID != member {
+		fe.Add("manager_id", code, "User %d is not a user of the project's member.", manager)
+	}
 }
 
 // --- error helpers ---

@@ -80,6 +80,20 @@ var BackupUserMap = map[int][]int{
 	StateRunning: {StateRunningUpdate, StateScrub},
 }
 
+// BackupRobotMap is the ROBOT map of snapshots and backups (cloudcix-facts
+// §2.4: 1→2→4, 4→10→11→4, 4→8→17→99, no delete queue; §3.5: a failed
+// step goes to UNRESOURCED). From UNRESOURCED the robot retries what
+// applies to them: build (1), revert or restore (10), delete (8).
+var BackupRobotMap = map[int][]int{
+	StateRequested:       {StateBuilding, StateUnresourced},
+	StateBuilding:        {StateUnresourced, StateRunning},
+	StateUnresourced:     {StateRequested, StateScrub, StateRunningUpdate},
+	StateScrub:           {StateScrubbing},
+	StateRunningUpdate:   {StateRunningUpdating},
+	StateRunningUpdating: {StateUnresourced, StateRunning},
+	StateScrubbing:       {StateUnresourced, StateClosed},
+}
+
 // State sets (cloudcix-facts §2.3).
 var (
 	RobotProcessStates = []int{StateRequested, StateQuiesce, StateRestart, StateScrub, StateScrubQueue, StateRunningUpdate, StateQuiescedUpdate}
@@ -116,14 +130,17 @@ const (
 	ActorRobot = "robot"
 )
 
-// TransitionMap returns the map that governs kind for actor: robots use the
-// ROBOT map for every kind; users the USER map, or for snapshots and
-// backups their own.
+// TransitionMap returns the map that governs kind for actor: VMs and
+// virtual routers follow the ROBOT or USER map, snapshots and backups
+// their own (no quiesce, restart or delete queue).
 func TransitionMap(kind, actor string) map[int][]int {
-	if actor == ActorRobot {
+	backup := kind == KindSnapshot || kind == KindBackup
+	switch {
+	case actor == ActorRobot && backup:
+		return BackupRobotMap
+	case actor == ActorRobot:
 		return RobotMap
-	}
-	if kind == KindSnapshot || kind == KindBackup {
+	case backup:
 		return BackupUserMap
 	}
 	return UserMap

@@ -14,6 +14,11 @@ var robotEdges = `1>2 1>3 2>3 2>4 3>1 3>5 3>7 3>8 3>10 3>15 5>12 7>13 8>14 8>17 
 var userEdges = `4>5 4>8 4>10 6>7 6>8 6>15 9>7`
 var backupUserEdges = `4>10 4>8`
 
+// backupRobotEdges: §2.4's snapshot / backup flows (1>2>4, 4>10>11>4,
+// 4>8>17>99, no delete queue), failures to 3 and the robot's retries
+// from 3 that apply to them (1, 8, 10).
+var backupRobotEdges = `1>2 1>3 2>3 2>4 3>1 3>8 3>10 8>17 10>11 11>3 11>4 17>3 17>99`
+
 func edges(s string) map[[2]int]bool {
 	out := map[[2]int]bool{}
 	var from, to int
@@ -36,10 +41,13 @@ func TestTransitionEveryTriple(t *testing.T) {
 	for _, kind := range []string{KindVM, KindVirtualRouter, KindSnapshot, KindBackup} {
 		for _, actor := range []string{ActorUser, ActorRobot} {
 			allowed := edges(userEdges)
+			backup := kind == KindSnapshot || kind == KindBackup
 			switch {
+			case actor == ActorRobot && backup:
+				allowed = edges(backupRobotEdges)
 			case actor == ActorRobot:
 				allowed = edges(robotEdges)
-			case kind == KindSnapshot || kind == KindBackup:
+			case backup:
 				allowed = edges(backupUserEdges)
 			}
 			froms := map[int]bool{}
@@ -121,5 +129,30 @@ func TestVPNStatusClipFitsTheBounds(t *testing.T) {
 	short.Clip()
 	if short.IKEState != "ESTABLISHED" || len(short.Children) != 1 {
 		t.Errorf("a report inside the bounds changed: %+v", short)
+	}
+}
+
+func TestCloudCode(t *testing.T) {
+	for _, tc := range [][3]string{
+		{"iaas_vm_create_107", "create", "iaas_cloud_create_157"},
+		{"iaas_vm_update_118", "update", "iaas_cloud_update_168"},
+		{"iaas_vm_create_099", "create", "iaas_cloud_create_120"},
+		{"ipam_block_create_119", "create", "iaas_cloud_create_120"},
+		{"iaas_cloud_update_123", "update", "iaas_cloud_update_123"},
+		{"regent_request_003", "create", "regent_request_003"},
+		{"", "create", ""},
+	} {
+		if got := CloudCode(tc[0], tc[1]); got != tc[2] {
+			t.Errorf("CloudCode(%s, %s) = %s, want %s", tc[0], tc[1], got, tc[2])
+		}
+	}
+	fe := FieldErrors{}
+	fe.Add("vms[0].name", "iaas_vm_create_128", "taken")
+	var e *Error
+	if !errors.As(CloudErr(fe.Err(), "create"), &e) || e.Errors["vms[0].name"] != (FieldError{ErrorCode: "iaas_cloud_create_178", Detail: "taken"}) {
+		t.Errorf("CloudErr: %+v", e)
+	}
+	if fe["vms[0].name"].ErrorCode != "iaas_vm_create_128" {
+		t.Error("CloudErr changed its argument")
 	}
 }

@@ -104,11 +104,17 @@ func vmShape(fe wire.FieldErrors, prefix string, in *wire.VMInput) state.VMSpec 
 		add("storages", 112, "At least one storage is required.")
 	}
 	primaries := 0
+	names := map[string]bool{}
 	for i, st := range in.Storages {
 		if st.Name == nil || strings.TrimSpace(*st.Name) == "" || utf8.RuneCountInString(*st.Name) > 50 || st.GB == nil || *st.GB < 1 {
 			add("storages", 113, "storages[%d] needs a name (at most 50 characters) and gb ≥ 1.", i)
 			continue
 		}
+		if names[strings.TrimSpace(*st.Name)] {
+			add("storages", 113, "storages[%d]: the name %q is taken by an earlier storage.", i, strings.TrimSpace(*st.Name))
+			continue
+		}
+		names[strings.TrimSpace(*st.Name)] = true
 		p := st.Primary != nil && *st.Primary
 		if p {
 			primaries++

@@ -141,7 +141,10 @@ func registerProject(a *api.API) {
 				p.Note = ""
 				api.Set(&p.Note, in.Note)
 			}
-			api.Set(&p.ManagerID, in.ManagerID)
+			if in.ManagerID != nil || !partial {
+				p.ManagerID = 0
+				api.Set(&p.ManagerID, in.ManagerID)
+			}
 			if err := fe.Err(); err != nil {
 				return nil, err
 			}
@@ -287,7 +290,7 @@ func registerCloud(a *api.API) {
 			}
 			spec.FirewallRules = &rules
 			if err := fe.Err(); err != nil {
-				return nil, err
+				return nil, wire.CloudErr(err, "create")
 			}
 			return q.Command(fsm.CloudCreateType, spec)
 		},
@@ -323,16 +326,7 @@ func registerCloud(a *api.API) {
 					if s.CPU < 1 || s.RAM < 1 {
 						fe.Add(fmt.Sprintf("vms[%d].cpu", i), "iaas_vm_update_117", "cpu and ram must be positive integers.")
 					}
-					for _, st := range v.Storages {
-						ss := state.StorageSpec{}
-						api.Set(&ss.ID, st.ID)
-						api.Set(&ss.Name, st.Name)
-						api.Set(&ss.GB, st.GB)
-						if ss.GB < 1 || (ss.ID == 0 && ss.Name == "") {
-							fe.Add(fmt.Sprintf("vms[%d].storages", i), "iaas_vm_update_113", "A storage needs gb ≥ 1, and a name when it is new.")
-						}
-						s.Storages = append(s.Storages, ss)
-					}
+					s.Storages = storageChanges(fe, fmt.Sprintf("vms[%d].storages", i), "iaas_vm_update_113", v.Storages)
 					spec.VMs = append(spec.VMs, s)
 					continue
 				}
@@ -345,7 +339,7 @@ func registerCloud(a *api.API) {
 				spec.FirewallRules = &rules
 			}
 			if err := fe.Err(); err != nil {
-				return nil, err
+				return nil, wire.CloudErr(err, "update")
 			}
 			return q.Command(fsm.CloudUpdateType, spec)
 		},
@@ -439,7 +433,7 @@ func registerVM(a *api.API) {
 			s.ProjectID = project
 			return q.Command(fsm.VMCreateType, &state.VMCreatePayload{VM: s, Placement: q.API.Placement()})
 		},
-		Update: func(q *api.Request, cur *wire.VM, _ bool) (*fsm.Command, error) {
+		Update: func(q *api.Request, cur *wire.VM, partial bool) (*fsm.Command, error) {
 			var in VMUpdateInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
@@ -462,7 +456,24 @@ func registerVM(a *api.API) {
 				return nil, wire.Errorf(http.StatusForbidden, q.Code(203), "Robots change the state of a VM, not its spec.")
 			}
 			fe := wire.FieldErrors{}
-			ch := state.VMChange{ID: cur.ID, CPU: in.CPU, RAM: in.RAM, GPU: in.GPU}
+			if !partial {
+				// PUT replaces the spec: the required fields must be sent,
+				// gpu left out is 0, storages lists every disk.
+				for _, r := range []struct {
+					field string
+					sent  bool
+					code  int
+				}{{"name", in.Name != nil, 127}, {"cpu", in.CPU != nil, 117}, {"ram", in.RAM != nil, 120},
+					{"dns", in.DNS != nil, 124}, {"storages", in.Storages != nil, 112}} {
+					if !r.sent {
+						fe.Add(r.field, q.Code(r.code), "This field is required.")
+					}
+				}
+				if in.GPU == nil {
+					in.GPU = new(int)
+				}
+			}
+			ch := state.VMChange{ID: cur.ID, CPU: in.CPU, RAM: in.RAM, GPU: in.GPU, AllStorages: !partial}
 			if in.CPU != nil && *in.CPU < 1 {
 				fe.Add("cpu", q.Code(117), "cpu must be a positive integer.")
 			}
@@ -488,22 +499,41 @@ func registerVM(a *api.API) {
 				}
 				ch.DNS = &s.DNS
 			}
-			for _, st := range in.Storages {
-				ss := state.StorageSpec{}
-				api.Set(&ss.ID, st.ID)
-				api.Set(&ss.Name, st.Name)
-				api.Set(&ss.GB, st.GB)
-				if ss.GB < 1 || (ss.ID == 0 && ss.Name == "") {
-					fe.Add("storages", q.Code(113), "A storage needs gb ≥ 1, and a name when it is new.")
-				}
-				ch.Storages = append(ch.Storages, ss)
-			}
+			ch.Storages = storageChanges(fe, "storages", q.Code(113), in.Storages)
 			if err := fe.Err(); err != nil {
 				return nil, err
 			}
 			return q.Command(fsm.VMUpdateType, &state.VMUpdatePayload{Change: ch, Placement: q.API.Placement()})
 		},
 	})
+}
+
+// storageChanges reads the storages of a VM's spec change (a VM update, a
+// VM of a cloud update): each needs gb ≥ 1 and, without an id, a name of at
+// most 50 characters; none may be listed twice (all with code, at field).
+// State matches them to the VM's disks (by id, else by name) and checks
+// growth and primary.
+func storageChanges(fe wire.FieldErrors, field, code string, in []wire.StorageInput) []state.StorageSpec {
+	var out []state.StorageSpec
+	ids, names := map[uint64]bool{}, map[string]bool{}
+	for i, st := range in {
+		ss := state.StorageSpec{}
+		api.Set(&ss.ID, st.ID)
+		if st.Name != nil {
+			ss.Name = strings.TrimSpace(*st.Name)
+		}
+		api.Set(&ss.GB, st.GB)
+		api.Set(&ss.Primary, st.Primary)
+		switch {
+		case ss.GB < 1 || (ss.ID == 0 && ss.Name == "") || utf8.RuneCountInString(ss.Name) > 50:
+			fe.Add(field, code, "storages[%d] needs gb ≥ 1, and a name (at most 50 characters) when it has no id.", i)
+		case (ss.ID != 0 && ids[ss.ID]) || (ss.Name != "" && names[ss.Name]):
+			fe.Add(field, code, "storages[%d] names a storage listed before it.", i)
+		}
+		ids[ss.ID], names[ss.Name] = ss.ID != 0, ss.Name != ""
+		out = append(out, ss)
+	}
+	return out
 }
 
 func registerVMHistory(a *api.API) {
@@ -540,6 +570,12 @@ func registerStorage(a *api.API) {
 				return nil, err
 			}
 			fe := wire.FieldErrors{}
+			if vm, ok := q.Parent(); ok { // POST /iaas/vm/{vm_id}/storage/: the path's VM
+				if in.VMID != nil && *in.VMID != vm {
+					fe.Add("vm_id", q.Code(107), "vm_id %d is not the VM of the path (%d).", *in.VMID, vm)
+				}
+				in.VMID = &vm
+			}
 			if required(fe, q, "vm_id", in.VMID != nil, 101) {
 				if vm, ok := q.Txn.VM(*in.VMID); !ok || !seesTenant(q, vm.MemberID, vm.RegionID) {
 					fe.Add("vm_id", q.Code(103), "VM %d does not exist.", *in.VMID)

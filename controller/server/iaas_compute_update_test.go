@@ -1,0 +1,210 @@
+package server_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/regentcloud/regent/controller/internal/apitest"
+)
+
+// settleVM lets the region's robot apply a VM's spec change: RUNNING_UPDATE
+// → RUNNING_UPDATING → RUNNING.
+func settleVM(c *apitest.Client, x *computeFixture, vm uint64) {
+	p := apitest.Path("/iaas/vm/", vm)
+	c.Do("PATCH", p, map[string]any{"state": 11, "expected_state": 10}, x.robotR).Expect(200)
+	c.Do("PATCH", p, map[string]any{"state": 4, "expected_state": 11}, x.robotR).Expect(200)
+}
+
+// TestComputeVMStorageUpdate: a VM update (and a cloud update's VM) names
+// an existing disk by name or id: it grows it, never shrinks it or makes a
+// second disk of its name; primary goes through and cannot move.
+func TestComputeVMStorageUpdate(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	vm := runningVM(f) // root 20 GB primary
+	path := apitest.Path("/iaas/vm/", vm)
+	before := c.Do("GET", path, nil, admin).Expect(200).Content()
+	storage := func(name string, gb int, primary bool) map[string]any {
+		return map[string]any{"name": name, "gb": gb, "primary": primary}
+	}
+	for _, tc := range []struct {
+		name     string
+		storages []any
+		code     string
+	}{
+		{"shrink root by name", []any{storage("root", 5, true)}, "iaas_vm_update_121"},
+		{"a new disk as primary", []any{storage("data", 5, true)}, "iaas_vm_update_122"},
+		{"one name twice", []any{storage("data", 5, false), storage("data", 6, false)}, "iaas_vm_update_113"},
+	} {
+		if got := c.Do("PATCH", path, map[string]any{"storages": tc.storages}, admin).Expect(400).FieldCode("storages"); got != tc.code {
+			t.Errorf("%s: %q, want %s", tc.name, got, tc.code)
+		}
+	}
+	if after := c.Do("GET", path, nil, admin).Expect(200).Content(); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("refused updates changed the VM:\n%v\n%v", before, after)
+	}
+	got := c.Do("PATCH", path, map[string]any{"storages": []any{storage("root", 30, true)}}, admin).Expect(200).Content()
+	disks := got["storages"].([]any)
+	if d := disks[0].(map[string]any); len(disks) != 1 || d["gb"].(float64) != 30 || d["primary"] != true || got["state"].(float64) != 10 {
+		t.Errorf("root grown by name: %v", got)
+	}
+	settleVM(c, x, vm)
+	// Through a cloud update: a cloud code, the same rules.
+	cloud := apitest.Path("/iaas/cloud/", x.project)
+	resp := c.Do("PATCH", cloud, map[string]any{"vms": []any{map[string]any{"id": vm, "storages": []any{storage("root", 10, false)}}}}, admin).Expect(400)
+	if got := resp.FieldCode("vms[0].storages"); got != "iaas_cloud_update_171" {
+		t.Errorf("cloud update shrinking root: %q\n%s", got, resp)
+	}
+	if n := len(c.Do("GET", path, nil, admin).Expect(200).Content()["storages"].([]any)); n != 1 {
+		t.Errorf("VM has %d disks after refused updates, want 1", n)
+	}
+}
+
+// TestComputeSnapshotGuards: while a snapshot is being built the VM's spec
+// cannot change (110); a project with a VM that has a snapshot cannot be
+// deleted as a whole (111), as the VM cannot (109). Nothing changes.
+func TestComputeSnapshotGuards(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	id := cloudID(c.Do("POST", "/iaas/cloud/", cloudBody(f.n.Unique("guards"), f.reg, x, 1), admin).Expect(201))
+	cloud := c.Do("GET", apitest.Path("/iaas/cloud/", id), nil, admin).Expect(200).Content()
+	vmID := uint64(cloud["vms"].([]any)[0].(map[string]any)["id"].(float64))
+	vm := apitest.Path("/iaas/vm/", vmID)
+	vr := apitest.Path("/iaas/virtual_router/", uint64(cloud["virtual_router"].(map[string]any)["id"].(float64)))
+	for _, p := range []string{vm, vr} {
+		c.Do("PATCH", p, map[string]any{"state": 2, "expected_state": 1}, x.robotR).Expect(200)
+		c.Do("PATCH", p, map[string]any{"state": 4, "expected_state": 2}, x.robotR).Expect(200)
+	}
+	snap := apitest.Path("/iaas/snapshot/", create(c, admin, "/iaas/snapshot/", map[string]any{"vm_id": vmID, "name": "s"}))
+	for _, body := range []map[string]any{{"cpu": 3}, {"storages": []any{map[string]any{"name": "data", "gb": 5}}}} {
+		if got := c.Do("PATCH", vm, body, admin).Expect(400).ErrorCode(); got != "iaas_vm_update_110" {
+			t.Errorf("spec change %v with a snapshot in state 1: %q", body, got)
+		}
+	}
+	if v := c.Do("GET", vm, nil, admin).Expect(200).Content(); v["state"].(float64) != 4 || v["cpu"].(float64) != 2 {
+		t.Errorf("refused spec change changed the VM: %v", v)
+	}
+	c.Do("PATCH", snap, map[string]any{"state": 2, "expected_state": 1}, x.robotR).Expect(200)
+	c.Do("PATCH", snap, map[string]any{"state": 4, "expected_state": 2}, x.robotR).Expect(200)
+	project := apitest.Path("/iaas/project/", id)
+	if got := c.Do("PATCH", project, map[string]any{"state": 8}, admin).Expect(400).FieldCode("state"); got != "iaas_project_update_111" {
+		t.Errorf("project delete with a snapshot: %q", got)
+	}
+	for _, p := range []string{vm, vr} {
+		if s := c.Do("GET", p, nil, admin).Expect(200).Content()["state"].(float64); s != 4 {
+			t.Errorf("%s in state %v after a refused project delete", p, s)
+		}
+	}
+	// The robot takes a deleted snapshot straight to SCRUBBING: no delete queue.
+	c.Do("PATCH", snap, map[string]any{"state": 8}, admin).Expect(200)
+	if got := c.Do("PATCH", snap, map[string]any{"state": 14, "expected_state": 8}, x.robotR).Expect(400).FieldCode("state"); got != "iaas_snapshot_update_107" {
+		t.Errorf("snapshot to SCRUB_PREP: %q", got)
+	}
+	c.Do("PATCH", snap, map[string]any{"state": 17, "expected_state": 8}, x.robotR).Expect(200)
+	c.Do("PATCH", snap, map[string]any{"state": 99, "expected_state": 17}, x.robotR).Expect(200)
+	c.Do("PATCH", project, map[string]any{"state": 8}, admin).Expect(200)
+}
+
+// TestComputeProjectManager: manager_id is a user of the project's member
+// (or absent, null, 0); another member's user or no user is a field error
+// and changes nothing.
+func TestComputeProjectManager(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	for _, m := range []uint64{999999, f.r.AdminB} {
+		body := map[string]any{"name": f.n.Unique("mgr"), "region_id": f.reg, "manager_id": m}
+		if got := c.Do("POST", "/iaas/project/", body, admin).Expect(400).FieldCode("manager_id"); got != "iaas_project_create_131" {
+			t.Errorf("create with manager %d: %q", m, got)
+		}
+		cb := cloudBody(f.n.Unique("mgr"), f.reg, x, 0)
+		cb["project"].(map[string]any)["manager_id"] = m
+		if got := c.Do("POST", "/iaas/cloud/", cb, admin).Expect(400).FieldCode("project.manager_id"); got != "iaas_cloud_create_131" {
+			t.Errorf("cloud create with manager %d: %q", m, got)
+		}
+	}
+	p := c.Do("POST", "/iaas/project/", map[string]any{"name": f.n.Unique("mgr"), "region_id": f.reg, "manager_id": f.r.UserA}, admin).Expect(201).Content()
+	if p["manager_id"].(float64) != float64(f.r.UserA) {
+		t.Errorf("manager: %v", p)
+	}
+	path := apitest.Path("/iaas/project/", uint64(p["id"].(float64)))
+	for _, method := range []string{"PATCH", "PUT"} {
+		body := map[string]any{"name": p["name"], "manager_id": f.r.AdminB}
+		if got := c.Do(method, path, body, admin).Expect(400).FieldCode("manager_id"); got != "iaas_project_update_131" {
+			t.Errorf("%s with another member's user: %q", method, got)
+		}
+	}
+	if got := c.Do("GET", path, nil, admin).Expect(200).Content()["manager_id"].(float64); got != float64(f.r.UserA) {
+		t.Errorf("manager after refused updates: %v", got)
+	}
+	if got := c.Do("PATCH", path, map[string]any{"manager_id": nil}, admin).Expect(200).Content()["manager_id"].(float64); got != float64(f.r.UserA) {
+		t.Errorf("PATCH manager_id null keeps it: %v", got)
+	}
+	if got := c.Do("PATCH", path, map[string]any{"manager_id": f.r.AdminA}, admin).Expect(200).Content()["manager_id"].(float64); got != float64(f.r.AdminA) {
+		t.Errorf("PATCH manager_id: %v", got)
+	}
+}
+
+// TestComputePutReplaces: PUT on a VM and a project replaces: required
+// fields left out are "This field is required.", others are cleared.
+func TestComputePutReplaces(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	vm := runningVM(f)
+	path := apitest.Path("/iaas/vm/", vm)
+	before := c.Do("GET", path, nil, admin).Expect(200).Content()
+	resp := c.Do("PUT", path, map[string]any{"name": "vm3x"}, admin).Expect(400)
+	for field, code := range map[string]string{"cpu": "iaas_vm_update_117", "ram": "iaas_vm_update_120", "dns": "iaas_vm_update_124", "storages": "iaas_vm_update_112"} {
+		if e := resp.Err().Errors[field]; e.ErrorCode != code || e.Detail != "This field is required." {
+			t.Errorf("PUT name only: errors[%s] = %+v, want %s", field, e, code)
+		}
+	}
+	full := map[string]any{"name": "vm3x", "cpu": 2, "ram": 4, "dns": "9.9.9.9", "storages": []any{map[string]any{"name": "root", "gb": 20, "primary": true}}}
+	// Every disk must be listed: one left out would be removed.
+	c.Do("PATCH", path, map[string]any{"storages": []any{map[string]any{"name": "data", "gb": 5}}}, admin).Expect(200)
+	settleVM(c, x, vm)
+	if got := c.Do("PUT", path, full, admin).Expect(400).FieldCode("storages"); got != "iaas_vm_update_123" {
+		t.Errorf("PUT without the data disk: %q", got)
+	}
+	full["storages"] = append(full["storages"].([]any), map[string]any{"name": "data", "gb": 5})
+	got := c.Do("PUT", path, full, admin).Expect(200).Content()
+	if got["name"] != "vm3x" || got["dns"] != "9.9.9.9" || got["state"].(float64) != 4 || got["generation"] != c.Do("GET", path, nil, admin).Expect(200).Content()["generation"] {
+		t.Errorf("PUT of the same spec with a new name and dns: %v (before %v)", got, before)
+	}
+	// A state change by PUT is still a state change.
+	c.Do("PUT", path, map[string]any{"state": 5}, admin).Expect(200)
+
+	// Project: name required; note, grace_period and manager_id reset.
+	p := c.Do("POST", "/iaas/project/", map[string]any{"name": f.n.Unique("put"), "region_id": f.reg, "note": "n", "grace_period": 2}, admin).Expect(201).Content()
+	pp := apitest.Path("/iaas/project/", uint64(p["id"].(float64)))
+	if got := c.Do("PUT", pp, map[string]any{"note": "x"}, admin).Expect(400).FieldCode("name"); got != "iaas_project_update_101" {
+		t.Errorf("project PUT without name: %q", got)
+	}
+	got = c.Do("PUT", pp, map[string]any{"name": p["name"]}, admin).Expect(200).Content()
+	if got["note"] != "" || got["grace_period"].(float64) != 168 || got["manager_id"].(float64) != 0 {
+		t.Errorf("project PUT name only: %v", got)
+	}
+}
+
+// TestComputeCloudErrorCodes: every error of a cloud create or update
+// carries a cloud code (a VM's code n as n+50; IPAM's as 120), with the
+// detail of the check that failed.
+func TestComputeCloudErrorCodes(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	b := cloudBody(f.n.Unique("overlap"), f.reg, x, 0)
+	b["subnets"] = []any{map[string]any{"name": "a", "address_range": "10.0.0.1/24"}, map[string]any{"name": "b", "address_range": "10.0.0.129/25"}}
+	resp := c.Do("POST", "/iaas/cloud/", b, admin).Expect(400)
+	e, ok := resp.Err().Errors["subnets[1].address_range"]
+	if !ok || e.ErrorCode != "iaas_cloud_create_120" || e.Detail == "" {
+		t.Errorf("overlapping subnets: %s", resp)
+	}
+	b = cloudBody(f.n.Unique("badvm"), f.reg, x, 1)
+	b["vms"].([]any)[0].(map[string]any)["cpu"] = 0
+	if got := c.Do("POST", "/iaas/cloud/", b, admin).Expect(400).FieldCode("vms[0].cpu"); got != "iaas_cloud_create_169" {
+		t.Errorf("cloud create with cpu 0: %q", got)
+	}
+	cloud := apitest.Path("/iaas/cloud/", x.project)
+	if got := c.Do("PATCH", cloud, map[string]any{"vms": []any{map[string]any{"id": x.vm, "cpu": 0}}}, admin).Expect(400).FieldCode("vms[0].cpu"); got != "iaas_cloud_update_167" {
+		t.Errorf("cloud update with cpu 0: %q", got)
+	}
+}

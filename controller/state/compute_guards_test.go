@@ -1,0 +1,188 @@
+package state
+
+import (
+	"testing"
+
+	"github.com/regentcloud/regent/pkg/api"
+)
+
+// runningCloud is a cloud of one VM ("a", root 20 GB primary) whose VM
+// and virtual router a robot has built (RUNNING).
+func runningCloud(t *testing.T) (*computeFixture, *CloudResult) {
+	t.Helper()
+	x := newComputeFixture(t, [3]int{64, 1000, 16})
+	res, err := x.create(x.cloud("p", x.vm("a", "10.0.0.10", false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []struct {
+		kind string
+		id   uint64
+	}{{api.KindVM, res.VMs[0].ID}, {api.KindVirtualRouter, res.VirtualRouter.ID}} {
+		for _, s := range [][2]int{{api.StateBuilding, api.StateRequested}, {api.StateRunning, api.StateBuilding}} {
+			x.ok("build", func(t *Txn) error {
+				_, err := t.SetState(&StateChange{Kind: o.kind, ID: o.id, To: s[0], Expected: ptr(s[1]), Actor: Actor{Robot: true}})
+				return err
+			})
+		}
+	}
+	return x, res
+}
+
+// snapshotOf takes a snapshot of vm and, with build, lets a robot build it.
+func (x *computeFixture) snapshotOf(vm uint64, build bool) *api.Snapshot {
+	x.t.Helper()
+	var sn *api.Snapshot
+	x.ok("snapshot", func(t *Txn) (err error) {
+		sn, err = t.SnapshotCreate(&SnapshotCreatePayload{VMID: vm, Name: "s"})
+		return
+	})
+	if build {
+		for _, s := range [][2]int{{api.StateBuilding, api.StateRequested}, {api.StateRunning, api.StateBuilding}} {
+			x.ok("snapshot build", func(t *Txn) error {
+				_, err := t.SetState(&StateChange{Kind: api.KindSnapshot, ID: sn.ID, To: s[0], Expected: ptr(s[1]), Actor: Actor{Robot: true}})
+				return err
+			})
+		}
+	}
+	return sn
+}
+
+// TestVMSpecChangeWaitsForSnapshots: a spec change moves the VM to
+// RUNNING_UPDATE, a state change, so it is refused (110) while a snapshot
+// is not RUNNING, as SetState refuses one; nothing changes.
+func TestVMSpecChangeWaitsForSnapshots(t *testing.T) {
+	x, res := runningCloud(t)
+	vm := res.VMs[0]
+	x.snapshotOf(vm.ID, false) // REQUESTED
+	before := x.counts()
+	err := x.do(func(t *Txn) error {
+		_, err := t.VMUpdate(&VMUpdatePayload{Change: VMChange{ID: vm.ID, CPU: ptr(3)}, Placement: api.DefaultPlacement}, 0)
+		return err
+	})
+	wantErr(t, "spec change with a busy snapshot", err, 400, "", "iaas_vm_update_110")
+	err = x.do(func(t *Txn) error {
+		_, err := t.StorageCreate(&StorageCreatePayload{VMID: vm.ID, Storage: StorageSpec{Name: "data", GB: 5}, Placement: api.DefaultPlacement})
+		return err
+	})
+	wantErr(t, "disk added with a busy snapshot", err, 400, "", "iaas_storage_create_110")
+	if got, _ := x.s.Read().VM(vm.ID); got.State != api.StateRunning || got.CPU != vm.CPU || got.Generation != vm.Generation {
+		t.Errorf("a refused spec change changed the VM: %+v", got)
+	}
+	if after := x.counts(); after != before {
+		t.Errorf("a refused spec change wrote: %s → %s", before, after)
+	}
+	// A name alone is no spec change: allowed.
+	x.ok("rename", func(t *Txn) error {
+		_, err := t.VMUpdate(&VMUpdatePayload{Change: VMChange{ID: vm.ID, Name: ptr("b")}, Placement: api.DefaultPlacement}, 0)
+		return err
+	})
+}
+
+// TestProjectDeleteWithSnapshots: deleting a whole project refuses, as a
+// VM's own delete does, while a VM has a snapshot that is not CLOSED;
+// nothing changes.
+func TestProjectDeleteWithSnapshots(t *testing.T) {
+	x, res := runningCloud(t)
+	sn := x.snapshotOf(res.VMs[0].ID, true)
+	del := func() error {
+		return x.do(func(t *Txn) error {
+			_, err := t.SetState(&StateChange{Kind: KindProject, ID: res.Project.ID, To: api.StateScrub, Actor: Actor{UserID: 2}})
+			return err
+		})
+	}
+	wantErr(t, "project delete with a snapshot", del(), 400, "state", "iaas_project_update_111")
+	r := x.s.Read()
+	if vm, _ := r.VM(res.VMs[0].ID); vm.State != api.StateRunning {
+		t.Errorf("VM in state %d after a refused project delete", vm.State)
+	}
+	if vr, _ := r.VirtualRouter(res.VirtualRouter.ID); vr.State != api.StateRunning {
+		t.Errorf("virtual router in state %d after a refused project delete", vr.State)
+	}
+	for _, s := range [][2]int{{api.StateScrub, api.StateRunning}, {api.StateScrubbing, api.StateScrub}, {api.StateClosed, api.StateScrubbing}} {
+		x.ok("snapshot delete", func(t *Txn) error {
+			ch := &StateChange{Kind: api.KindSnapshot, ID: sn.ID, To: s[0], Expected: ptr(s[1]), Actor: Actor{Robot: true}}
+			if s[0] == api.StateScrub {
+				ch.Expected, ch.Actor = nil, Actor{UserID: 2}
+			}
+			_, err := t.SetState(ch)
+			return err
+		})
+	}
+	if err := del(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSnapshotRobotMap: a robot cannot take a snapshot or backup through
+// SCRUB_PREP into the delete queue; SCRUB goes straight to SCRUBBING.
+func TestSnapshotRobotMap(t *testing.T) {
+	x, res := runningCloud(t)
+	sn := x.snapshotOf(res.VMs[0].ID, true)
+	x.ok("scrub", func(t *Txn) error {
+		_, err := t.SetState(&StateChange{Kind: api.KindSnapshot, ID: sn.ID, To: api.StateScrub, Actor: Actor{UserID: 2}})
+		return err
+	})
+	err := x.do(func(t *Txn) error {
+		_, err := t.SetState(&StateChange{Kind: api.KindSnapshot, ID: sn.ID, To: api.StateScrubPrep, Expected: ptr(api.StateScrub), Actor: Actor{Robot: true}})
+		return err
+	})
+	wantErr(t, "snapshot to SCRUB_PREP", err, 400, "state", "iaas_snapshot_update_107")
+}
+
+// TestVMSpecChangeStorages: a VM update names its existing disks by id or
+// by name; it never duplicates a disk, shrinks one, moves the primary or
+// adds a second primary. A refused change changes nothing.
+func TestVMSpecChangeStorages(t *testing.T) {
+	x, res := runningCloud(t)
+	vm := res.VMs[0]
+	root := x.s.Read().StoragesOfVM(vm.ID)[0]
+	update := func(st ...StorageSpec) error {
+		return x.do(func(t *Txn) error {
+			_, err := t.VMUpdate(&VMUpdatePayload{Change: VMChange{ID: vm.ID, Storages: st}, Placement: api.DefaultPlacement}, 0)
+			return err
+		})
+	}
+	before := x.counts()
+	for _, tc := range []struct {
+		name string
+		st   []StorageSpec
+		code string
+	}{
+		{"shrink by name", []StorageSpec{{Name: "root", GB: 5, Primary: true}}, "iaas_vm_update_121"},
+		{"shrink by id", []StorageSpec{{ID: root.ID, GB: 5}}, "iaas_vm_update_121"},
+		{"new primary", []StorageSpec{{Name: "data", GB: 5, Primary: true}}, "iaas_vm_update_122"},
+		{"same disk twice", []StorageSpec{{ID: root.ID, GB: 30}, {Name: "root", GB: 40}}, "iaas_vm_update_113"},
+		{"new name twice", []StorageSpec{{Name: "data", GB: 5}, {Name: "data", GB: 6}}, "iaas_vm_update_113"},
+		{"rename by id", []StorageSpec{{ID: root.ID, Name: "boot", GB: 30}}, "iaas_vm_update_120"},
+	} {
+		wantErr(t, tc.name, update(tc.st...), 400, "storages", tc.code)
+	}
+	if after := x.counts(); after != before {
+		t.Fatalf("refused storage changes wrote: %s → %s", before, after)
+	}
+	// Growing root by name and adding data: two disks, root still primary.
+	if err := update(StorageSpec{Name: "root", GB: 30, Primary: true}, StorageSpec{Name: "data", GB: 5}); err != nil {
+		t.Fatal(err)
+	}
+	disks := x.s.Read().StoragesOfVM(vm.ID)
+	if len(disks) != 2 || disks[0].Name != "root" || disks[0].GB != 30 || !disks[0].Primary || disks[1].Name != "data" || disks[1].Primary {
+		t.Fatalf("disks after the update: %+v %+v", disks[0], disks[1:])
+	}
+	// data is not the primary, and cannot become it.
+	x.ok("back to RUNNING", func(t *Txn) error {
+		for _, s := range [][2]int{{api.StateRunningUpdating, api.StateRunningUpdate}, {api.StateRunning, api.StateRunningUpdating}} {
+			if _, err := t.SetState(&StateChange{Kind: api.KindVM, ID: vm.ID, To: s[0], Expected: ptr(s[1]), Actor: Actor{Robot: true}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	wantErr(t, "second primary", update(StorageSpec{Name: "data", GB: 5, Primary: true}), 400, "storages", "iaas_vm_update_122")
+	// A storage create of a name the VM has is refused.
+	err := x.do(func(t *Txn) error {
+		_, err := t.StorageCreate(&StorageCreatePayload{VMID: vm.ID, Storage: StorageSpec{Name: "data", GB: 50}, Placement: api.DefaultPlacement})
+		return err
+	})
+	wantErr(t, "storage create of a taken name", err, 400, "name", "iaas_storage_create_106")
+}
