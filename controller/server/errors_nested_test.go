@@ -34,9 +34,9 @@ func TestNestedFieldErrors(t *testing.T) {
 			},
 			want: `{"detail":"Bad request.","errors":{` +
 				`"firewall_rules":[null,{"port":{"detail":"port is only allowed for tcp and udp.","error_code":"iaas_cloud_create_127"}}],` +
-				`"vms":[null,{"image_id":{"detail":"Image 999999 does not exist.","error_code":"iaas_cloud_create_157"},` +
-				`"ip_addresses":[null,{"detail":"address is required.","error_code":"iaas_cloud_create_191"}]}]}}`,
-			fields: map[string]string{"vms[1].image_id": "iaas_cloud_create_157", "vms[1].ip_addresses[1]": "iaas_cloud_create_191",
+				`"vms":[null,{"image_id":{"detail":"Image 999999 does not exist.","error_code":"iaas_vm_create_107"},` +
+				`"ip_addresses":[null,{"detail":"address is required.","error_code":"iaas_vm_create_141"}]}]}}`,
+			fields: map[string]string{"vms[1].image_id": "iaas_vm_create_107", "vms[1].ip_addresses[1]": "iaas_vm_create_141",
 				"firewall_rules[1].port": "iaas_cloud_create_127", "vms[0].image_id": "", "vms[2].image_id": ""},
 		},
 		{

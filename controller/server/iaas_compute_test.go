@@ -306,13 +306,13 @@ func TestComputeCloudCreateAtomic(t *testing.T) {
 	}{
 		{"address outside the subnets", func(vm map[string]any) {
 			vm["ip_addresses"] = []any{map[string]any{"address": "10.9.9.9"}}
-		}, "vms[2].ip_addresses[0]", "iaas_cloud_create_187"},
+		}, "vms[2].ip_addresses[0]", "iaas_vm_create_137"},
 		{"address taken by an earlier VM", func(vm map[string]any) {
 			vm["ip_addresses"] = []any{map[string]any{"address": "10.0.0.10"}}
-		}, "vms[2].ip_addresses[0]", "iaas_cloud_create_189"},
-		{"unknown image", func(vm map[string]any) { vm["image_id"] = 999999 }, "vms[2].image_id", "iaas_cloud_create_157"},
-		{"no capacity", func(vm map[string]any) { vm["ram"] = 100000 }, "vms[2].server", "iaas_cloud_create_173"},
-		{"duplicate name", func(vm map[string]any) { vm["name"] = "vm-0" }, "vms[2].name", "iaas_cloud_create_178"},
+		}, "vms[2].ip_addresses[0]", "iaas_vm_create_139"},
+		{"unknown image", func(vm map[string]any) { vm["image_id"] = 999999 }, "vms[2].image_id", "iaas_vm_create_107"},
+		{"no capacity", func(vm map[string]any) { vm["ram"] = 100000 }, "vms[2].server", "iaas_vm_create_123"},
+		{"duplicate name", func(vm map[string]any) { vm["name"] = "vm-0" }, "vms[2].name", "iaas_vm_create_128"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body := cloudBody(f.n.Unique("atomic"), f.reg, x, 3)
@@ -1023,7 +1023,7 @@ func TestComputeCloudUpdateVM(t *testing.T) {
 	if got := c.Do("PATCH", path, map[string]any{"vms": []any{map[string]any{"id": x.vm, "name": "x"}}}, admin).Expect(400).FieldCode("vms[0].id"); got != "iaas_cloud_update_119" {
 		t.Errorf("name of an existing VM: %q", got)
 	}
-	if got := c.Do("PATCH", path, map[string]any{"vms": []any{map[string]any{"id": x.vm, "cpu": 4}}}, admin).Expect(400).FieldCode("vms[0]"); got != "iaas_cloud_update_168" {
+	if got := c.Do("PATCH", path, map[string]any{"vms": []any{map[string]any{"id": x.vm, "cpu": 4}}}, admin).Expect(400).FieldCode("vms[0]"); got != "iaas_vm_update_118" {
 		t.Errorf("grow a REQUESTED VM: %q", got)
 	}
 	vm := apitest.Path("/iaas/vm/", x.vm)

@@ -268,22 +268,20 @@ func (x *cloudCtx) freeSegment(used map[uint32]bool, lo, hi uint32) (uint32, boo
 // CloudCreate creates a whole project in one command: the project (with
 // its router, ASN and allocations), its subnets (each with the lowest free
 // VLAN of the region, 1000–2000, and VNI), its VMs (placed, addressed,
-// NATed) and its firewall rules. Any error aborts everything; every error
-// carries an iaas_cloud_create code (api.CloudCode).
+// NATed) and its firewall rules. Any error aborts everything.
 func (t *Txn) CloudCreate(s *CloudSpec) (*CloudResult, error) {
 	if s.Project == nil {
 		return nil, api.Errorf(http.StatusBadRequest, "iaas_cloud_create_101", "project is required.")
 	}
 	p, vr, err := t.projectCreate(s.Project, "cloud")
 	if err != nil {
-		return nil, api.CloudErr(prefixErr(err, "project."), "create")
+		return nil, prefixErr(err, "project.")
 	}
 	x, err := t.newCloudCtx(p, vr, s.Placement, s.Actor)
 	if err != nil {
 		return nil, err
 	}
-	res, err := x.apply(s, "create")
-	return res, api.CloudErr(err, "create")
+	return x.apply(s, "create")
 }
 
 // CloudUpdate changes a project in one command: subnets with an id are
@@ -311,8 +309,7 @@ func (t *Txn) CloudUpdate(s *CloudSpec, expect uint64) (*CloudResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := x.apply(s, "update")
-	return res, api.CloudErr(err, "update")
+	return x.apply(s, "update")
 }
 
 func (x *cloudCtx) apply(s *CloudSpec, method string) (*CloudResult, error) {

@@ -110,7 +110,7 @@ func TestCloudCreateIsAtomic(t *testing.T) {
 	bad := x.vm("c", "10.0.1.20", false)
 	bad.ImageID = 999
 	_, err := x.create(x.cloud("p", x.vm("a", "10.0.0.10", true), x.vm("b", "10.0.0.11", false), bad))
-	wantErr(t, "cloud with a bad last VM", err, http.StatusBadRequest, "vms[2].image_id", "iaas_cloud_create_157")
+	wantErr(t, "cloud with a bad last VM", err, http.StatusBadRequest, "vms[2].image_id", "iaas_vm_create_107")
 	if after := x.counts(); after != before {
 		t.Fatalf("a failed cloud create left objects behind:\nbefore %s\nafter  %s", before, after)
 	}
@@ -118,7 +118,7 @@ func TestCloudCreateIsAtomic(t *testing.T) {
 	big := x.vm("c", "10.0.1.20", false)
 	big.RAM = 10000
 	_, err = x.create(x.cloud("p", x.vm("a", "10.0.0.10", true), x.vm("b", "10.0.0.11", false), big))
-	wantErr(t, "no capacity", err, http.StatusBadRequest, "vms[2].server", "iaas_cloud_create_173")
+	wantErr(t, "no capacity", err, http.StatusBadRequest, "vms[2].server", "iaas_vm_create_123")
 	if after := x.counts(); after != before {
 		t.Fatalf("no-capacity cloud create left objects:\n%s\n%s", before, after)
 	}
@@ -437,7 +437,7 @@ func TestFloatingAddressesRunOut(t *testing.T) {
 	}
 	before := x.counts()
 	_, err := x.create(x.cloud("p", vms...))
-	wantErr(t, "sixth floating address", err, 400, "vms[4].ip_addresses[0]", "iaas_cloud_create_192")
+	wantErr(t, "sixth floating address", err, 400, "vms[4].ip_addresses[0]", "iaas_vm_create_142")
 	if after := x.counts(); after != before {
 		t.Fatalf("left behind:\n%s\n%s", before, after)
 	}

@@ -1,11 +1,9 @@
 package api
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"sort"
-	"strconv"
 	"strings"
 )
 
@@ -91,42 +89,3 @@ const (
 	CodeNotFoundRoute    = "regent_request_007"
 	CodeInternal         = "regent_internal_001"
 )
-
-// CloudCode is the code a cloud create or update (method) answers for an
-// error that another service's check found inside it, so that every error
-// of a cloud request carries an iaas_cloud_<method> code: a VM's
-// iaas_vm_<create|update>_1NN becomes iaas_cloud_<method>_1(NN+50) (151–199,
-// above the cloud's own codes); any other service's code (IPAM refusing a
-// subnet, a VM code outside 100–149) becomes iaas_cloud_<method>_120. The
-// cloud's own codes and the regent_* codes are kept.
-func CloudCode(code, method string) string {
-	own := "iaas_cloud_" + method + "_"
-	if code == "" || strings.HasPrefix(code, own) || strings.HasPrefix(code, "regent_") {
-		return code
-	}
-	for _, vm := range []string{"iaas_vm_create_", "iaas_vm_update_"} {
-		if n, err := strconv.Atoi(strings.TrimPrefix(code, vm)); strings.HasPrefix(code, vm) && err == nil && n >= 100 && n <= 149 {
-			return fmt.Sprintf("%s%03d", own, n+50)
-		}
-	}
-	return own + "120"
-}
-
-// CloudErr rewrites the codes of err, when it is an *Error, with CloudCode;
-// the details are kept.
-func CloudErr(err error, method string) error {
-	var e *Error
-	if !errors.As(err, &e) {
-		return err
-	}
-	out := *e
-	out.ErrorCode = CloudCode(e.ErrorCode, method)
-	if e.Errors != nil {
-		out.Errors = make(map[string]FieldError, len(e.Errors))
-		for k, v := range e.Errors {
-			v.ErrorCode = CloudCode(v.ErrorCode, method)
-			out.Errors[k] = v
-		}
-	}
-	return &out
-}

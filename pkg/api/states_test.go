@@ -131,28 +131,3 @@ func TestVPNStatusClipFitsTheBounds(t *testing.T) {
 		t.Errorf("a report inside the bounds changed: %+v", short)
 	}
 }
-
-func TestCloudCode(t *testing.T) {
-	for _, tc := range [][3]string{
-		{"iaas_vm_create_107", "create", "iaas_cloud_create_157"},
-		{"iaas_vm_update_118", "update", "iaas_cloud_update_168"},
-		{"iaas_vm_create_099", "create", "iaas_cloud_create_120"},
-		{"ipam_block_create_119", "create", "iaas_cloud_create_120"},
-		{"iaas_cloud_update_123", "update", "iaas_cloud_update_123"},
-		{"regent_request_003", "create", "regent_request_003"},
-		{"", "create", ""},
-	} {
-		if got := CloudCode(tc[0], tc[1]); got != tc[2] {
-			t.Errorf("CloudCode(%s, %s) = %s, want %s", tc[0], tc[1], got, tc[2])
-		}
-	}
-	fe := FieldErrors{}
-	fe.Add("vms[0].name", "iaas_vm_create_128", "taken")
-	var e *Error
-	if !errors.As(CloudErr(fe.Err(), "create"), &e) || e.Errors["vms[0].name"] != (FieldError{ErrorCode: "iaas_cloud_create_178", Detail: "taken"}) {
-		t.Errorf("CloudErr: %+v", e)
-	}
-	if fe["vms[0].name"].ErrorCode != "iaas_vm_create_128" {
-		t.Error("CloudErr changed its argument")
-	}
-}

@@ -290,7 +290,7 @@ func registerCloud(a *api.API) {
 			}
 			spec.FirewallRules = &rules
 			if err := fe.Err(); err != nil {
-				return nil, wire.CloudErr(err, "create")
+				return nil, err
 			}
 			return q.Command(fsm.CloudCreateType, spec)
 		},
@@ -339,7 +339,7 @@ func registerCloud(a *api.API) {
 				spec.FirewallRules = &rules
 			}
 			if err := fe.Err(); err != nil {
-				return nil, wire.CloudErr(err, "update")
+				return nil, err
 			}
 			return q.Command(fsm.CloudUpdateType, spec)
 		},
