@@ -26,6 +26,9 @@ import (
 // ErrLeadershipTransferInProgress.
 const handoffDrain = 2 * time.Second
 
+// transferAttempts bounds the tries of a leadership transfer that times out.
+const transferAttempts = 3
+
 // ErrNoOtherVoter is returned by TransferLeadership when there is no voter
 // to hand leadership to.
 var ErrNoOtherVoter = errors.New("cluster: no other voter to take over leadership")
@@ -156,15 +159,26 @@ func (c *Cluster) TransferLeadership(ctx context.Context, to string) (string, er
 		break
 	}
 
+	// raft gives the target one election timeout to take over; a busy
+	// target may miss it (it must first catch up, then win the vote), so a
+	// timed-out transfer is tried again while this node still leads.
 	start := time.Now()
-	var f raft.Future
-	if target != nil {
-		f = c.raft.LeadershipTransferToServer(target.ID, target.Address)
-	} else {
-		f = c.raft.LeadershipTransfer()
-	}
-	if err := f.Error(); err != nil {
-		return "", fmt.Errorf("cluster: leadership transfer failed: %w", c.mapRaftErr(err))
+	for attempt := 1; ; attempt++ {
+		var f raft.Future
+		if target != nil {
+			f = c.raft.LeadershipTransferToServer(target.ID, target.Address)
+		} else {
+			f = c.raft.LeadershipTransfer()
+		}
+		err := f.Error()
+		timedOut := err != nil && err.Error() == "leadership transfer timeout"
+		if err == nil || timedOut && !c.IsLeader() { // a late take-over is a take-over
+			break
+		}
+		if !timedOut || attempt == transferAttempts || ctx.Err() != nil {
+			return "", fmt.Errorf("cluster: leadership transfer failed: %w", c.mapRaftErr(err))
+		}
+		c.logger.Warn("leadership transfer timed out; trying again", "attempt", attempt, "error", err)
 	}
 	// raft's future completes when this node has stepped down; the new
 	// leader is known here with its first heartbeat.
