@@ -6,11 +6,11 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/regentcloud/regent/controller/state"
+	"github.com/regentcloud/regent/pkg/systemtest"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -153,7 +153,7 @@ func TestAdvertiseHTTPDefault(t *testing.T) {
 // advertises (and records for forwarding) its raft host with the HTTP
 // port, says so once in its log, and an explicit -advertise-http wins.
 func TestAdvertiseHTTPOnEveryAddress(t *testing.T) {
-	logs := &syncWriter{w: &strings.Builder{}}
+	logs := &systemtest.Buffer{}
 	cfg := Config{NodeID: "n1", DataDir: t.TempDir(), HTTPAddr: "0.0.0.0:0", RaftAddr: "127.0.0.1:0", DNSAddr: "off",
 		Bootstrap: true, LogOutput: logs}
 	s, err := New(cfg, io.Discard)
@@ -196,24 +196,6 @@ func TestAdvertiseHTTPOnEveryAddress(t *testing.T) {
 	}
 }
 
-// syncWriter serialises writes to w (the log is written from goroutines).
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
-}
-
-func (s *syncWriter) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.(*strings.Builder).String()
-}
-
 // TestJoinWithRaftStateIsLogged: a node restarted with -join over a data
 // dir that holds raft state does not join, and says so (it used to be
 // silent).
@@ -233,7 +215,7 @@ func TestJoinWithRaftStateIsLogged(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	logs := &syncWriter{w: &strings.Builder{}}
+	logs := &systemtest.Buffer{}
 	s, err = New(Config{NodeID: "n1", DataDir: dir, HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", DNSAddr: "off",
 		Join: "127.0.0.1:1", ClusterToken: "secret", LogOutput: logs}, io.Discard)
 	if err != nil {
