@@ -491,7 +491,7 @@ func (t *Txn) IPBlockCreate(b *api.IPBlock) (*api.IPBlock, error) {
 	if b.Gateway != "" {
 		gw, _ = netx.ParseAddr(b.Gateway)
 	}
-	if err := t.blockOverlaps(b, parent, prefix, gw); err != nil {
+	if err := t.blockOverlaps(b, parent, prefix, gw, method); err != nil {
 		return nil, err
 	}
 	pol, _ := t.IPPolicy(b.PolicyID)
@@ -569,13 +569,15 @@ func (t *Txn) blockFieldChecks(b *api.IPBlock, method string, fe api.FieldErrors
 
 // blockOverlaps applies the dialect's CIDR rules: Melange rules 3–6
 // (melange-facts §3), CloudCIX's subnet rules, and for CloudCIX allocations
-// no overlap within one ASN nor between public allocations.
-func (t *Txn) blockOverlaps(b *api.IPBlock, parent *BlockRecord, raw netip.Prefix, gw netip.Addr) error {
-	c := func(n int) string { return code("ipam", "block", "create", n) }
+// no overlap within one ASN nor between public allocations. On an update
+// (b.ID set) the block itself is left out of the others, and so are its
+// subnets as top-level blocks of b's network: they share b's network.
+func (t *Txn) blockOverlaps(b *api.IPBlock, parent *BlockRecord, raw netip.Prefix, gw netip.Addr, method string) error {
+	c := func(n int) string { return code("ipam", "block", method, n) }
 	cidr := raw.Masked()
 	var others []*BlockRecord
 	for _, o := range all[*BlockRecord](&t.ReadTxn, IPBlocks, "id") {
-		if o.Dialect == b.Dialect {
+		if o.Dialect == b.Dialect && (b.ID == 0 || o.ID != b.ID) {
 			others = append(others, o)
 		}
 	}
@@ -594,7 +596,7 @@ func (t *Txn) blockOverlaps(b *api.IPBlock, parent *BlockRecord, raw netip.Prefi
 				chk.Siblings = append(chk.Siblings, pfx(o))
 			}
 			if chk.TopLevelInNetwork && b.NetworkID != "" && o.NetworkID == b.NetworkID &&
-				(parent == nil || o.ID != parent.ID) && t.topLevel(o) {
+				(parent == nil || o.ID != parent.ID) && (b.ID == 0 || o.ParentID != b.ID) && t.topLevel(o) {
 				chk.NetworkTopLevel = append(chk.NetworkTopLevel, pfx(o))
 			}
 		}
@@ -678,6 +680,19 @@ func (t *Txn) IPBlockUpdate(b *api.IPBlock, expect uint64) (*api.IPBlock, error)
 	}
 	if err := fe.Err(); err != nil {
 		return nil, err
+	}
+	// Melange re-checks its CIDR rules on every save (melange-facts §3):
+	// a new network_id may put the block over a top-level block of that
+	// network (rule 6). CIDR, type and parent do not change here, so the
+	// CloudCIX rules, which depend on nothing else, hold as they did.
+	if b.Dialect == api.DialectMelange {
+		var parent *BlockRecord
+		if b.ParentID != 0 {
+			parent, _ = t.blockRecord(b.ParentID)
+		}
+		if err := t.blockOverlaps(b, parent, netip.MustParsePrefix(b.CIDR), netip.Addr{}, method); err != nil {
+			return nil, err
+		}
 	}
 	eng := t.engineOf(old).Clone()
 	gw := netip.Addr{}

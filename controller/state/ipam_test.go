@@ -365,6 +365,57 @@ func TestIPBlockUpdate(t *testing.T) {
 	wantErr(t, "bad dns1", err, 400, "dns1", "ipam_block_update_121")
 }
 
+// A new network_id is checked as a create would be (melange-facts §3, "re-
+// checked on every save"): rule 6, no overlap with a top-level block of that
+// network, and rule 9, one type within a network. A refused update changes
+// nothing; the block's own subnets, which share its network, do not count.
+func TestIPBlockUpdateNetworkRules(t *testing.T) {
+	f, m := ipamFixture(t)
+	mel := func(cidr, net, typ string) *api.IPBlock {
+		return f.block(&api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: cidr, NetworkID: net, Type: typ})
+	}
+	mel("10.9.0.0/16", "ovl", api.BlockPrivate)
+	b := mel("10.9.0.0/24", "other", api.BlockPrivate)
+	update := func(net string) (*api.IPBlock, error) {
+		var got *api.IPBlock
+		err := f.do(func(t *Txn) (err error) {
+			cur, _ := t.IPBlock(b.ID)
+			upd := *cur
+			upd.NetworkID = net
+			got, err = t.IPBlockUpdate(&upd, 0)
+			return
+		})
+		return got, err
+	}
+	_, err := update("ovl")
+	wantErr(t, "overlap in the new network", err, 400, "cidr", "ipam_block_update_113")
+	if e := err.(*api.Error); e.Errors["cidr"].Detail != "cidr overlaps with block 10.9.0.0/16 in same network" {
+		t.Errorf("detail %q", e.Errors["cidr"].Detail)
+	}
+	if cur, _ := f.s.Read().IPBlock(b.ID); cur.NetworkID != "other" {
+		t.Errorf("refused update applied: network %q", cur.NetworkID)
+	}
+	mel("172.16.0.0/24", "pub", api.BlockPublic)
+	_, err = update("pub")
+	wantErr(t, "type within the new network", err, 400, "type", "ipam_block_update_112")
+	// A block with a subnet moves to a free network, subnet and all; an
+	// update that keeps the network passes its own check.
+	parent := mel("10.50.0.0/16", "", api.BlockPrivate)
+	f.block(&api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "10.50.1.0/24", ParentID: parent.ID, NetworkID: "fresh"})
+	f.ok("parent into its subnet's network", func(t *Txn) error {
+		upd := *parent
+		upd.NetworkID = "fresh"
+		_, err := t.IPBlockUpdate(&upd, 0)
+		return err
+	})
+	if got, err := update("free"); err != nil || got.NetworkID != "free" {
+		t.Fatalf("move to a free network: %+v %v", got, err)
+	}
+	if got, err := update("free"); err != nil || got.NetworkID != "free" {
+		t.Fatalf("same network again: %+v %v", got, err)
+	}
+}
+
 // Routes: destination an address or CIDR of the block's family, gateway an
 // address of that family, netmask contiguous and of that family (or a
 // prefix length), agreeing with a CIDR destination; values normalised.

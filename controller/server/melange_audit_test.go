@@ -1,0 +1,34 @@
+package server_test
+
+import (
+	"testing"
+)
+
+// Tests of the fixes of an audit of the Melange dialect against
+// melange-facts.md.
+
+// §3 rules 6 and 9 are re-checked when a PUT changes a block's network_id:
+// a top-level block of the new network that overlaps is 400 "cidr
+// overlaps with block <cidr> in same network", a block of another type in
+// it 400 "type should be same within a network", and neither changes the
+// block.
+func TestMelange_UpdateNetworkRechecksRules(t *testing.T) {
+	e := newMelangeEnv(t)
+	e.block(t, e.r.MemberB, map[string]any{"cidr": "10.9.0.0/16", "network_id": "ovl", "type": "private"})
+	e.block(t, e.r.MemberB, map[string]any{"cidr": "172.31.0.0/24", "network_id": "pub", "type": "public"})
+	b := e.block(t, e.r.MemberB, map[string]any{"cidr": "10.9.0.0/24", "network_id": "other", "type": "private"})
+	path := melangeBlock(e.r.MemberB, melangeID(b))
+	put := func(net string) map[string]any {
+		return map[string]any{"ip_block": map[string]any{"network_id": net}}
+	}
+	wantFault(t, e.c.Do("PUT", path, put("ovl"), e.root), 400, "BadRequest",
+		"The following values are invalid: {'cidr': ['cidr overlaps with block 10.9.0.0/16 in same network']}")
+	wantFault(t, e.c.Do("PUT", path, put("pub"), e.root), 400, "BadRequest",
+		"The following values are invalid: {'type': ['type should be same within a network']}")
+	if got := obj(t, e.c.Do("GET", path, nil, e.root).Expect(200), "ip_block"); got["network_id"] != "other" {
+		t.Errorf("refused PUTs changed the network: %v", got["network_id"])
+	}
+	if got := obj(t, e.c.Do("PUT", path, put("elsewhere"), e.root).Expect(200), "ip_block"); got["network_id"] != "elsewhere" {
+		t.Errorf("PUT to a free network: %v", got["network_id"])
+	}
+}
