@@ -560,14 +560,21 @@ func TestMelange_GetAddress(t *testing.T) {
 
 // Checklist 27 and 29 (and §8): DELETE soft-deallocates (200, empty body):
 // the row stays, the address is still taken (409); restore → 200 and the
-// address is allocated again.
+// address is allocated again. Restore of an allocated address is 200 too.
 func TestMelange_DeallocateAndRestore(t *testing.T) {
 	e := newMelangeEnv(t)
 	b := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.17.0.0/24"})
 	base := melangeBlock(e.r.MemberA, melangeID(b)) + "/ip_addresses"
 	e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"address": "10.17.0.5", "interface_id": "vif"}}, e.root).Expect(201)
 	path := base + "/10.17.0.5"
-	wantFault(t, e.c.Do("PUT", path+"/restore", nil, e.root), 409, "Conflict", "not deallocated")
+	// Restoring an allocated address changes nothing and is no error (§8:
+	// restore clears the mark and its timestamp).
+	if r := e.c.Do("PUT", path+"/restore", nil, e.root).Expect(200); len(r.Body) != 0 {
+		t.Errorf("restore body %q", r.Body)
+	}
+	if got := obj(t, e.c.Do("GET", path, nil, e.root).Expect(200), "ip_address"); got["interface_id"] != "vif" {
+		t.Errorf("restore of an allocated address changed it: %v", got)
+	}
 	if r := e.c.Do("DELETE", path, nil, e.tok(apitest.MemberUser)).Expect(200); len(r.Body) != 0 {
 		t.Errorf("delete body %q", r.Body)
 	}

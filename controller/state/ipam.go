@@ -921,7 +921,9 @@ func (t *Txn) IPAddressDelete(ref IPRef) error {
 }
 
 // IPAddressRestore turns a soft-deallocated address back into an allocated
-// one; the interface link is not restored.
+// one; the interface link is not restored. Restoring an allocated address
+// changes nothing and is no error: Melange's restore just clears the mark
+// and its timestamp (melange-facts §8).
 func (t *Txn) IPAddressRestore(ref IPRef) (*api.IPAddress, error) {
 	const c = "ipam_ip_address_restore"
 	row, rec, err := t.ipRow(ref, c)
@@ -929,7 +931,7 @@ func (t *Txn) IPAddressRestore(ref IPRef) (*api.IPAddress, error) {
 		return nil, err
 	}
 	if !row.Deallocated {
-		return nil, api.Errorf(http.StatusConflict, c+"_101", "Address %s is not deallocated.", row.Address)
+		return row, nil
 	}
 	eng := t.engineOf(rec).Clone()
 	if err := eng.Restore(netip.MustParseAddr(row.Address)); err != nil {

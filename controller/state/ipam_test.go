@@ -196,9 +196,13 @@ func TestIPAllocationLifecycle(t *testing.T) {
 	wantErr(t, "release unknown", err, 404, "", "ipam_ip_address_delete_001")
 	_, err = f.alloc(b.ID, "10.0.0.2")
 	wantErr(t, "deallocated is taken", err, http.StatusConflict, "", "ipam_ip_address_create_107")
-	f.ok("restore", func(t *Txn) error { _, err := t.IPAddressRestore(IPRef{ID: r.ID}); return err })
-	err = f.do(func(t *Txn) error { _, err := t.IPAddressRestore(IPRef{ID: r.ID}); return err })
-	wantErr(t, "restore allocated", err, http.StatusConflict, "", "ipam_ip_address_restore_101")
+	var restored, again *api.IPAddress
+	f.ok("restore", func(t *Txn) (err error) { restored, err = t.IPAddressRestore(IPRef{ID: r.ID}); return })
+	// Restoring an allocated address is a no-op, not an error.
+	f.ok("restore allocated", func(t *Txn) (err error) { again, err = t.IPAddressRestore(IPRef{ID: r.ID}); return })
+	if again.Deallocated || again.Address != "10.0.0.2" || again.ModifiedIndex != restored.ModifiedIndex {
+		t.Fatalf("restore of an allocated address: %+v, after restore %+v", again, restored)
+	}
 	r, _ = rel(IPRef{ID: r.ID})
 	at, _ := time.Parse(time.RFC3339Nano, r.DeallocatedAt)
 
