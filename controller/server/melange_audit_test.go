@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"testing"
+
+	"github.com/regentcloud/regent/controller/internal/apitest"
 )
 
 // Tests of the fixes of an audit of the Melange dialect against
@@ -30,5 +32,20 @@ func TestMelange_UpdateNetworkRechecksRules(t *testing.T) {
 	}
 	if got := obj(t, e.c.Do("PUT", path, put("elsewhere"), e.root).Expect(200), "ip_block"); got["network_id"] != "elsewhere" {
 		t.Errorf("PUT to a free network: %v", got["network_id"])
+	}
+}
+
+// wantDetail checks status, fault name and the whole detail.
+func wantDetail(t *testing.T, r *apitest.Response, status int, name, detail string) {
+	t.Helper()
+	if !r.Check(status) {
+		return
+	}
+	got, f := melangeFault(t, r)
+	if got != name {
+		t.Errorf("%s: fault %q, want %q", r, got, name)
+	}
+	if d, _ := f["detail"].(string); d != detail {
+		t.Errorf("%s: detail %q, want %q", r, d, detail)
 	}
 }

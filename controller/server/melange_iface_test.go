@@ -506,7 +506,7 @@ func TestMelange_NetworkAllocateIPv6(t *testing.T) {
 	e := newMelangeEnv(t)
 	e.block(t, e.r.MemberA, map[string]any{"cidr": "fe::/64", "network_id": "n54"})
 	path := melangeAllocations(e.r.MemberA, "n54", "vif-54")
-	wantFault(t, e.c.Do("POST", path, nil, e.root), 400, "BadRequest", "Required params are missing: mac_address")
+	wantDetail(t, e.c.Do("POST", path, nil, e.root), 400, "BadRequest", "Required params are missing: mac_address")
 	l := items(t, e.c.Do("POST", path, map[string]any{"network": map[string]any{"mac_address": "00:ff:12:89:67:34", "tenant_id": "1234"}}, e.root).Expect(201), "ip_addresses")
 	if len(l) != 1 || l[0]["address"] != "00fe:0000:0000:0000:7110:eda4:ff89:6734" {
 		t.Errorf("addresses %v", l)

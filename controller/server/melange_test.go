@@ -534,7 +534,7 @@ func TestMelange_AllocateIPv6(t *testing.T) {
 	e := newMelangeEnv(t)
 	b := e.block(t, e.r.MemberA, map[string]any{"cidr": "fe::/64"})
 	base := melangeBlock(e.r.MemberA, melangeID(b)) + "/ip_addresses"
-	wantFault(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{}}, e.root), 400, "BadRequest", "Required params are missing: mac_address")
+	wantDetail(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{}}, e.root), 400, "BadRequest", "Required params are missing: mac_address")
 	ip := obj(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"mac_address": "00:ff:12:89:67:34", "tenant_id": "1234"}}, e.root).Expect(201), "ip_address")
 	if ip["address"] != "00fe:0000:0000:0000:7110:eda4:ff89:6734" || ip["version"] != float64(6) {
 		t.Errorf("IPv6 address %v", ip)

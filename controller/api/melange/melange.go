@@ -312,6 +312,8 @@ func writeError(w http.ResponseWriter, asXML bool, err error) {
 			w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
 		}
 		switch {
+		case paramsMissing(e.Errors) != "":
+			detail = paramsMissing(e.Errors)
 		case len(e.Errors) > 0:
 			detail = "The following values are invalid: " + pyDict(e.Errors)
 		case status == http.StatusNotFound && strings.HasPrefix(e.ErrorCode, "ipam_block"):
@@ -325,6 +327,19 @@ func writeError(w http.ResponseWriter, asXML bool, err error) {
 		}
 	}
 	render(w, asXML, status, wire.NewMelangeError(status, detail))
+}
+
+// paramsMissing is the detail of a field error that is Melange's
+// ParamsMissing rather than an invalid model (melange-facts §15): its text
+// alone ("Required params are missing: mac_address"), as Melange shows it.
+// "" when errs holds none.
+func paramsMissing(errs map[string]wire.FieldError) string {
+	for _, fe := range errs {
+		if strings.HasPrefix(fe.Detail, "Required params are missing:") {
+			return fe.Detail
+		}
+	}
+	return ""
 }
 
 // pyDict renders field errors as Melange's message does (a Python dict).
