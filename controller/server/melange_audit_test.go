@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/regentcloud/regent/controller/internal/apitest"
@@ -48,4 +49,20 @@ func wantDetail(t *testing.T, r *apitest.Response, status int, name, detail stri
 	if d, _ := f["detail"].(string); d != detail {
 		t.Errorf("%s: detail %q, want %q", r, d, detail)
 	}
+}
+
+// §15: a URL without /tenants/{id}/ is for admins (global callers) only;
+// anyone else gets 403 "User with tenant id <t> cannot access this
+// resource", as on another tenant's URL, not Regent's permission text.
+func TestMelange_ProviderRouteForbiddenDetail(t *testing.T) {
+	e := newMelangeEnv(t)
+	want := fmt.Sprintf("User with tenant id %d cannot access this resource", e.r.MemberA)
+	for _, role := range []apitest.Role{apitest.MemberAdmin, apitest.MemberUser} {
+		tok := e.tok(role)
+		wantDetail(t, e.c.Do("GET", melangeMACRanges, nil, tok), 403, "Forbidden", want)
+		wantDetail(t, e.c.Do("POST", melangeIfaces, map[string]any{"interface": map[string]any{"id": "vif-403", "tenant_id": fmt.Sprint(e.r.MemberA)}}, tok), 403, "Forbidden", want)
+		wantDetail(t, e.c.Do("GET", "/v0.1/ipam/allocated_ip_addresses", nil, tok), 403, "Forbidden", want)
+		wantXMLFault(t, e.c.Do("GET", melangeMACRanges+".xml", nil, tok), 403, "Forbidden", want)
+	}
+	e.c.Do("GET", melangeMACRanges, nil, e.root).Expect(200)
 }

@@ -221,6 +221,7 @@ func handleAt(a *api.API, method, path, service string, action auth.Action, fn f
 	if i := strings.LastIndexByte(path, '/'); i >= 0 && strings.HasPrefix(path[i+1:], "{") {
 		last = strings.Trim(path[i+1:], "{}")
 	}
+	tenantRoute := strings.Contains(path, "/tenants/{tenant_id}/")
 	h := func(w http.ResponseWriter, r *http.Request) {
 		asXML := wantXML(r)
 		if last != "" && !strings.HasSuffix(r.URL.Path, "/") {
@@ -232,6 +233,12 @@ func handleAt(a *api.API, method, path, service string, action auth.Action, fn f
 				return err
 			}
 			if err := a.Permissions().Check(p, App, service, action); err != nil {
+				if !tenantRoute {
+					// Melange's middleware: a URL without /tenants/{id}/
+					// is for admins only, and anyone else is told so
+					// (melange-facts §15).
+					return fault(http.StatusForbidden, "User with tenant id %d cannot access this resource", p.MemberID)
+				}
 				return err
 			}
 			q := &request{Request: &api.Request{Request: r, W: w, API: a, P: p, Txn: a.Store().Read(),
