@@ -66,3 +66,27 @@ func TestMelange_ProviderRouteForbiddenDetail(t *testing.T) {
 	}
 	e.c.Do("GET", melangeMACRanges, nil, e.root).Expect(200)
 }
+
+// A block's type is mandatory (melange-api-spec, "Create tenant's IP
+// block"; melange-facts §3 rule 2): without it, or with another value, the
+// create is 400 and makes nothing; a malformed cidr is listed with it. A
+// subnet still takes its parent's type.
+func TestMelange_BlockTypeMandatory(t *testing.T) {
+	e := newMelangeEnv(t)
+	blocks := melangeBlocks(e.r.MemberB)
+	for _, body := range []map[string]any{{"cidr": "10.9.0.0/24"}, {"cidr": "10.9.0.0/24", "type": ""}, {"cidr": "10.9.0.0/24", "type": nil}, {"cidr": "10.9.0.0/24", "type": "shared"}} {
+		wantDetail(t, e.c.Do("POST", blocks, map[string]any{"ip_block": body}, e.root), 400, "BadRequest",
+			"The following values are invalid: {'type': ['type should be one among public, private']}")
+	}
+	wantDetail(t, e.c.Do("POST", blocks, map[string]any{"ip_block": map[string]any{"cidr": "10..."}}, e.root), 400, "BadRequest",
+		"The following values are invalid: {'cidr': ['cidr is invalid'], 'type': ['type should be one among public, private']}")
+	wantXMLFault(t, e.c.DoHeader("POST", blocks+".xml", `<ip_block cidr="10.9.0.0/24"/>`, hdr(e.root, "Content-Type", "application/xml")), 400, "BadRequest", "type should be one among public, private")
+	if l := items(t, e.c.Do("GET", blocks, nil, e.root).Expect(200), "ip_blocks"); len(l) != 0 {
+		t.Fatalf("refused creates made blocks: %v", l)
+	}
+	pub := e.block(t, e.r.MemberB, map[string]any{"cidr": "10.9.0.0/16", "type": "public"})
+	sub := melangeCreate(e.c.For(t), e.root, melangeBlock(e.r.MemberB, melangeID(pub))+"/subnets", "subnet", map[string]any{"subnet": map[string]any{"cidr": "10.9.1.0/24"}})
+	if sub["type"] != "public" {
+		t.Errorf("subnet type %v, want the parent's", sub["type"])
+	}
+}

@@ -46,7 +46,7 @@ func melangeIfaceOf(f *fixture) *melangeIfaceFixture {
 	m := melangeOf(f)
 	x := &melangeIfaceFixture{}
 	a := f.r.MemberA
-	x.blockN = melangeID(melangeCreate(f.c, f.root, melangeBlocks(a), "ip_block", map[string]any{"ip_block": map[string]any{"cidr": "10.224.0.0/20", "network_id": melangeNet}}))
+	x.blockN = melangeID(melangeCreate(f.c, f.root, melangeBlocks(a), "ip_block", map[string]any{"ip_block": map[string]any{"cidr": "10.224.0.0/20", "type": "private", "network_id": melangeNet}}))
 	melangeCreate(f.c, f.root, melangeIfaces, "interface", map[string]any{"interface": map[string]any{"id": melangeVIF,
 		"tenant_id": fmt.Sprint(a), "device_id": melangeDevice, "network": map[string]any{"id": melangeNet, "tenant_id": fmt.Sprint(a)}}})
 	x.routeR = melangeID(melangeCreate(f.c, f.root, melangeBlock(a, m.blockM)+"/ip_routes", "ip_route", map[string]any{"ip_route": map[string]any{"destination": "192.168.0.0", "netmask": "255.255.255.0", "gateway": "10.220.0.1"}}))

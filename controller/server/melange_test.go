@@ -249,9 +249,13 @@ func newMelangeEnv(t *testing.T) *melangeEnv {
 
 func (e *melangeEnv) tok(role apitest.Role) string { return e.r.Token(role) }
 
-// block creates a block of tenant with the fields of body (as root).
+// block creates a block of tenant with the fields of body (as root); type,
+// which is mandatory, is private unless fields give one.
 func (e *melangeEnv) block(t *testing.T, tenant uint64, fields map[string]any) map[string]any {
 	t.Helper()
+	if _, ok := fields["type"]; !ok {
+		fields["type"] = "private"
+	}
 	return melangeCreate(e.c.For(t), e.root, melangeBlocks(tenant), "ip_block", map[string]any{"ip_block": fields})
 }
 
@@ -683,7 +687,7 @@ func jsonSuffix(req func(*fixture) request) func(*fixture) request {
 func TestMelange_JSONSuffix(t *testing.T) {
 	e := newMelangeEnv(t)
 	tok := e.tok(apitest.MemberUser)
-	b := obj(t, e.c.Do("POST", melangeBlocks(e.r.MemberA)+".json", map[string]any{"ip_block": map[string]any{"cidr": "10.30.0.0/24"}}, tok).Expect(201), "ip_block")
+	b := obj(t, e.c.Do("POST", melangeBlocks(e.r.MemberA)+".json", map[string]any{"ip_block": map[string]any{"cidr": "10.30.0.0/24", "type": "private"}}, tok).Expect(201), "ip_block")
 	e.block(t, e.r.MemberA, map[string]any{"cidr": "10.31.0.0/24"})
 	path := melangeBlock(e.r.MemberA, melangeID(b))
 	if got := obj(t, e.c.Do("GET", path+".json", nil, tok).Expect(200), "ip_block"); got["id"] != b["id"] {
@@ -1231,7 +1235,7 @@ func TestMelange_XMLCreateBody(t *testing.T) {
 	if got["cidr"] != "10.54.0.0/24" || got["type"] != "private" || got["dns1"] != "8.8.8.8" || got["network_id"] != "net-1" || got["tenant_id"] != fmt.Sprint(e.r.MemberA) {
 		t.Errorf("created %v", got)
 	}
-	n := xmlRoot(t, e.c.DoHeader("POST", melangeBlocks(e.r.MemberA)+".xml", `<ip_block cidr="10.55.0.0/24"/>`, hdr(tok)).Expect(201), "ip_block")
+	n := xmlRoot(t, e.c.DoHeader("POST", melangeBlocks(e.r.MemberA)+".xml", `<ip_block cidr="10.55.0.0/24" type="private"/>`, hdr(tok)).Expect(201), "ip_block")
 	if cidr, _ := n.attr("cidr"); cidr != "10.55.0.0/24" {
 		t.Errorf("created %+v", n)
 	}
@@ -1247,7 +1251,7 @@ func TestMelange_XMLCreateBody(t *testing.T) {
 	wantXMLFault(t, e.c.DoHeader("POST", melangeBlocks(e.r.MemberA)+".xml", `<ip_block cidr="10..."/>`, hdr(tok, "Content-Type", "application/xml")), 400, "BadRequest", "cidr is invalid")
 	wantXMLFault(t, e.c.DoHeader("POST", melangeBlocks(e.r.MemberA)+".xml", `<ip_block cidr=`, hdr(tok, "Content-Type", "application/xml")), 400, "BadRequest", "Malformed request body")
 	// A JSON body to a .xml path is read by its Content-Type.
-	e.c.DoHeader("POST", melangeBlocks(e.r.MemberA)+".xml", `{"ip_block": {"cidr": "10.56.0.0/24"}}`, hdr(tok, "Content-Type", "application/json")).Expect(201)
+	e.c.DoHeader("POST", melangeBlocks(e.r.MemberA)+".xml", `{"ip_block": {"cidr": "10.56.0.0/24", "type": "private"}}`, hdr(tok, "Content-Type", "application/json")).Expect(201)
 }
 
 // §14: errors are XML when XML was asked for, the code an attribute of the

@@ -211,6 +211,8 @@ func defaults(in *wire.IPBlock) {
 	}
 }
 
+// createBlock: cidr and type are mandatory; tenant_id and parent_id in
+// the body are ignored (the tenant is the URL's).
 func createBlock(q *request) error {
 	b, err := decode(q, "ip_block")
 	if err != nil {
@@ -219,6 +221,17 @@ func createBlock(q *request) error {
 	in := &wire.IPBlock{Dialect: wire.DialectMelange, MemberID: q.tenant}
 	if err := blockFields(b, in, ""); err != nil {
 		return err
+	}
+	// type is mandatory (melange-api-spec, "Create tenant's IP block"):
+	// state would default it to private, which the spec does not. A
+	// subnet's type comes from its parent. A malformed cidr is reported
+	// with it, as Melange's validation lists both.
+	if in.Type != wire.BlockPublic && in.Type != wire.BlockPrivate {
+		errs := map[string]wire.FieldError{"type": {Detail: "type should be one among public, private"}}
+		if _, err := netx.ParsePrefixRaw(in.CIDR); err != nil {
+			errs["cidr"] = wire.FieldError{Detail: "cidr is invalid"}
+		}
+		return fault(http.StatusBadRequest, "The following values are invalid: %s", pyDict(errs))
 	}
 	v, index, err := apply(q, fsm.IPBlockCreateType, in, 0)
 	if err != nil {
