@@ -90,3 +90,42 @@ func TestMelange_BlockTypeMandatory(t *testing.T) {
 		t.Errorf("subnet type %v, want the parent's", sub["type"])
 	}
 }
+
+// Unusable ranges and octets show their own created_at and updated_at, not
+// their policy's: adding a sibling leaves an entry's times as they were,
+// a new entry is newer than the older ones, and a PUT moves the entry's
+// updated_at only.
+func TestMelange_PolicyEntryTimes(t *testing.T) {
+	e := newMelangeEnv(t)
+	tok := e.tok(apitest.MemberUser)
+	p := e.policy(t, e.r.MemberA, map[string]any{"name": "times"})
+	pp := melangePolicy(e.r.MemberA, melangeID(p))
+	ranges, octets := pp+"/unusable_ip_ranges", pp+"/unusable_ip_octets"
+	r1 := obj(t, e.c.Do("POST", ranges, map[string]any{"ip_range": map[string]any{"offset": 0, "length": 1}}, tok).Expect(201), "ip_range")
+	o1 := obj(t, e.c.Do("POST", octets, map[string]any{"ip_octet": map[string]any{"octet": 5}}, tok).Expect(201), "ip_octet")
+	r2 := obj(t, e.c.Do("POST", ranges, map[string]any{"ip_range": map[string]any{"offset": 3, "length": 1}}, tok).Expect(201), "ip_range")
+	times := func(m map[string]any) [2]any { return [2]any{m["created_at"], m["updated_at"]} }
+	if r1["created_at"] != r1["updated_at"] || r1["created_at"] == o1["created_at"] || o1["created_at"] == r2["created_at"] {
+		t.Errorf("entries share times: %v %v %v", times(r1), times(o1), times(r2))
+	}
+	get := func(path string, key string) map[string]any {
+		return obj(t, e.c.Do("GET", path, nil, tok).Expect(200), key)
+	}
+	if got := get(ranges+"/"+r1["id"].(string), "ip_range"); times(got) != times(r1) {
+		t.Errorf("range 1 after its siblings were added: %v, was %v", times(got), times(r1))
+	}
+	if got := get(octets+"/"+o1["id"].(string), "ip_octet"); times(got) != times(o1) {
+		t.Errorf("octet after a range was added: %v, was %v", times(got), times(o1))
+	}
+	if pol := get(pp, "policy"); pol["updated_at"] == r1["updated_at"] {
+		t.Errorf("range 1 shows its policy's updated_at %v", pol["updated_at"])
+	}
+	upd := obj(t, e.c.Do("PUT", ranges+"/"+r2["id"].(string), map[string]any{"ip_range": map[string]any{"length": 2}}, tok).Expect(200), "ip_range")
+	if upd["created_at"] != r2["created_at"] || upd["updated_at"] == r2["updated_at"] {
+		t.Errorf("updated range: %v, was %v", times(upd), times(r2))
+	}
+	l := items(t, e.c.Do("GET", ranges, nil, tok).Expect(200), "ip_ranges")
+	if len(l) != 2 || times(l[0]) != times(r1) || times(l[1]) != times(upd) {
+		t.Errorf("list %v", l)
+	}
+}

@@ -1012,7 +1012,7 @@ func (t *Txn) IPPolicyCreate(p *api.IPPolicy) (*api.IPPolicy, error) {
 	if err := t.policyChecks(p, nil, "create"); err != nil {
 		return nil, err
 	}
-	if err := t.numberPolicyEntries(p); err != nil {
+	if err := t.numberPolicyEntries(p, nil); err != nil {
 		return nil, err
 	}
 	return p, insertNew(t, IPPolicies, p)
@@ -1030,7 +1030,7 @@ func (t *Txn) IPPolicyUpdate(p *api.IPPolicy, expect uint64) (*api.IPPolicy, err
 	if err := t.policyChecks(p, old, "update"); err != nil {
 		return nil, err
 	}
-	if err := t.numberPolicyEntries(p); err != nil {
+	if err := t.numberPolicyEntries(p, old); err != nil {
 		return nil, err
 	}
 	if err := replace(t, IPPolicies, p, expect, "ipam_policy_update"); err != nil {
@@ -1091,25 +1091,53 @@ func (t *Txn) policyChecks(p, old *api.IPPolicy, method string) error {
 	return fe.Err()
 }
 
-func (t *Txn) numberPolicyEntries(p *api.IPPolicy) error {
+// numberPolicyEntries gives the new entries of p (id 0) ids and stamps
+// them created and updated now; an existing entry (old holds it) keeps its
+// created time, and its updated time unless its value changed. Entries
+// stored before they had timestamps take their policy's (old's), which is
+// what they showed until then. Times a caller sends are ignored.
+func (t *Txn) numberPolicyEntries(p, old *api.IPPolicy) error {
 	next := func() (uint64, error) { return t.bump(ipPolicyEntries, true) }
+	now := t.stamp()
+	stamps := func(created, updated string, changed bool) (string, string) {
+		if created == "" {
+			created = old.Created
+		}
+		if updated == "" {
+			updated = old.Updated
+		}
+		if changed {
+			updated = now
+		}
+		return created, updated
+	}
 	for i := range p.UnusableRanges {
-		if p.UnusableRanges[i].ID == 0 {
+		r := &p.UnusableRanges[i]
+		if r.ID == 0 {
 			id, err := next()
 			if err != nil {
 				return err
 			}
-			p.UnusableRanges[i].ID = id
+			r.ID, r.Created, r.Updated = id, now, now
+			continue
 		}
+		j := slices.IndexFunc(old.UnusableRanges, func(o api.UnusableRange) bool { return o.ID == r.ID })
+		o := old.UnusableRanges[j]
+		r.Created, r.Updated = stamps(o.Created, o.Updated, o.Offset != r.Offset || o.Length != r.Length)
 	}
 	for i := range p.UnusableOctets {
-		if p.UnusableOctets[i].ID == 0 {
+		e := &p.UnusableOctets[i]
+		if e.ID == 0 {
 			id, err := next()
 			if err != nil {
 				return err
 			}
-			p.UnusableOctets[i].ID = id
+			e.ID, e.Created, e.Updated = id, now, now
+			continue
 		}
+		j := slices.IndexFunc(old.UnusableOctets, func(o api.UnusableOctet) bool { return o.ID == e.ID })
+		o := old.UnusableOctets[j]
+		e.Created, e.Updated = stamps(o.Created, o.Updated, o.Octet != e.Octet)
 	}
 	if p.UnusableRanges == nil {
 		p.UnusableRanges = []api.UnusableRange{}

@@ -3,6 +3,7 @@ package state
 import (
 	"bytes"
 	"net/http"
+	"regexp"
 	"testing"
 	"time"
 
@@ -340,6 +341,105 @@ func TestIPPolicies(t *testing.T) {
 	}
 	err = f.do(func(t *Txn) error { return t.IPPolicyDelete(p.ID) })
 	wantErr(t, "delete twice", err, 404, "", "ipam_policy_delete_001")
+}
+
+// Unusable ranges and octets have their own timestamps, stamped from the
+// command's time: an entry added later is newer than its siblings, a
+// sibling's change or addition leaves an entry's times alone, and changing
+// an entry moves its updated time only. Times a caller sends are ignored.
+func TestIPPolicyEntryTimes(t *testing.T) {
+	f, m := ipamFixture(t)
+	var p *api.IPPolicy
+	f.ok("create", func(t *Txn) (err error) {
+		p, err = t.IPPolicyCreate(&api.IPPolicy{MemberID: m.ID, Name: "p",
+			UnusableRanges: []api.UnusableRange{{Offset: 0, Length: 1, Created: "2000-01-01T00:00:00Z"}}})
+		return
+	})
+	r0 := p.UnusableRanges[0]
+	if r0.Created != p.Created || r0.Updated != p.Created {
+		t.Fatalf("new range %+v, policy created %s", r0, p.Created)
+	}
+	update := func(what string, edit func(p *api.IPPolicy)) {
+		t.Helper()
+		cur, _ := f.s.Read().IPPolicy(p.ID)
+		in := *cur
+		in.UnusableRanges = append([]api.UnusableRange(nil), cur.UnusableRanges...)
+		in.UnusableOctets = append([]api.UnusableOctet(nil), cur.UnusableOctets...)
+		edit(&in)
+		f.ok(what, func(t *Txn) (err error) { p, err = t.IPPolicyUpdate(&in, 0); return })
+	}
+	update("add an octet", func(p *api.IPPolicy) { p.UnusableOctets = append(p.UnusableOctets, api.UnusableOctet{Octet: 7}) })
+	o0 := p.UnusableOctets[0]
+	if p.UnusableRanges[0] != r0 {
+		t.Errorf("adding an octet changed the range: %+v, was %+v", p.UnusableRanges[0], r0)
+	}
+	if o0.Created != p.Updated || o0.Updated != p.Updated || o0.Created == r0.Created {
+		t.Errorf("new octet %+v (range %+v, policy updated %s)", o0, r0, p.Updated)
+	}
+	update("change the range", func(p *api.IPPolicy) {
+		p.UnusableRanges[0].Length = 2
+		p.UnusableRanges[0].Updated = "2000-01-01T00:00:00Z"
+	})
+	if r := p.UnusableRanges[0]; r.Created != r0.Created || r.Updated != p.Updated || r.Updated == r0.Updated {
+		t.Errorf("changed range %+v, was %+v", r, r0)
+	}
+	if p.UnusableOctets[0] != o0 {
+		t.Errorf("changing the range changed the octet: %+v, was %+v", p.UnusableOctets[0], o0)
+	}
+}
+
+// A snapshot taken before entries had timestamps loads; an old entry takes
+// its policy's times (what it showed until then) when the policy is next
+// written, and keeps them after.
+func TestIPPolicyEntryTimesFromOldSnapshot(t *testing.T) {
+	f, m := ipamFixture(t)
+	var p *api.IPPolicy
+	f.ok("create", func(t *Txn) (err error) {
+		p, err = t.IPPolicyCreate(&api.IPPolicy{MemberID: m.ID, Name: "p",
+			UnusableRanges: []api.UnusableRange{{Offset: 0, Length: 1}}, UnusableOctets: []api.UnusableOctet{{Octet: 3}}})
+		return
+	})
+	f.ok("rename", func(t *Txn) (err error) {
+		in := *p
+		in.Name = "q"
+		p, err = t.IPPolicyUpdate(&in, 0)
+		return
+	})
+	header, records, _ := snapParts(t, f.snapshot())
+	strip := regexp.MustCompile(`,"created":"[^"]*","updated":"[^"]*"\}`)
+	for i, r := range records {
+		records[i] = strip.ReplaceAllString(r, "}")
+	}
+	old := seal(header, records, -1)
+	if bytes.Contains(old, []byte(`"length":1,"created"`)) || !bytes.Contains(old, []byte(`"length":1}`)) {
+		t.Fatalf("entries keep their times in the doctored snapshot")
+	}
+	s := New()
+	if err := s.Restore(bytes.NewReader(old)); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	lp, _ := s.Read().IPPolicy(p.ID)
+	if lp.UnusableRanges[0].Created != "" || lp.UnusableOctets[0].Updated != "" {
+		t.Fatalf("loaded entries: %+v %+v", lp.UnusableRanges, lp.UnusableOctets)
+	}
+	txn := s.Write(100, t0.Add(time.Hour))
+	in := *lp
+	in.UnusableOctets = append([]api.UnusableOctet{}, lp.UnusableOctets...)
+	in.UnusableOctets = append(in.UnusableOctets, api.UnusableOctet{Octet: 9})
+	got, err := txn.IPPolicyUpdate(&in, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txn.Commit()
+	if r := got.UnusableRanges[0]; r.Created != lp.Created || r.Updated != lp.Updated {
+		t.Errorf("old range %+v, want the policy's times %s / %s", r, lp.Created, lp.Updated)
+	}
+	if o := got.UnusableOctets[0]; o.Created != lp.Created || o.Updated != lp.Updated {
+		t.Errorf("old octet %+v, want the policy's times %s / %s", o, lp.Created, lp.Updated)
+	}
+	if o := got.UnusableOctets[1]; o.Created != got.Updated || o.Created == lp.Updated {
+		t.Errorf("new octet %+v", o)
+	}
 }
 
 func TestIPBlockUpdate(t *testing.T) {
