@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -521,8 +522,8 @@ func TestMelange_AllocateAddresses(t *testing.T) {
 			t.Errorf("%s = %v, want %v", k, first[k], v)
 		}
 	}
-	second := obj(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"address": "10.1.1.2", "tenant_id": "lessee"}}, e.root).Expect(201), "ip_address")
-	if second["address"] != "10.1.1.2" || second["used_by_tenant"] != "lessee" {
+	second := obj(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"address": "10.1.1.2", "tenant_id": fmt.Sprint(e.r.MemberB)}}, e.root).Expect(201), "ip_address")
+	if second["address"] != "10.1.1.2" || second["used_by_tenant"] != fmt.Sprint(e.r.MemberB) {
 		t.Errorf("specific address %v", second)
 	}
 	// No body at all: the next free address (.1 is the default gateway).
@@ -533,18 +534,21 @@ func TestMelange_AllocateAddresses(t *testing.T) {
 
 // Checklist 22 and 23: an IPv6 block needs a MAC (400 Required params are
 // missing: mac_address); with one, the tenant-based generator uses the
-// used_by_tenant and the MAC (melange-facts §7 vector), shown expanded.
+// used_by_tenant and the MAC (melange-facts §7; the tenant is a member),
+// shown expanded.
 func TestMelange_AllocateIPv6(t *testing.T) {
 	e := newMelangeEnv(t)
 	b := e.block(t, e.r.MemberA, map[string]any{"cidr": "fe::/64"})
 	base := melangeBlock(e.r.MemberA, melangeID(b)) + "/ip_addresses"
 	wantDetail(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{}}, e.root), 400, "BadRequest", "Required params are missing: mac_address")
-	ip := obj(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"mac_address": "00:ff:12:89:67:34", "tenant_id": "1234"}}, e.root).Expect(201), "ip_address")
-	if ip["address"] != "00fe:0000:0000:0000:7110:eda4:ff89:6734" || ip["version"] != float64(6) {
-		t.Errorf("IPv6 address %v", ip)
+	lessee := fmt.Sprint(e.r.MemberB)
+	ip := obj(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"mac_address": "00:ff:12:89:67:34", "tenant_id": lessee}}, e.root).Expect(201), "ip_address")
+	want := tenantV6("fe::/64", lessee, 0x00ff12896734)
+	if ip["address"] != want || ip["version"] != float64(6) {
+		t.Errorf("IPv6 address %v, want %s", ip, want)
 	}
 	// Look-ups normalise the address.
-	e.c.Do("GET", base+"/fe::7110:eda4:ff89:6734", nil, e.root).Expect(200)
+	e.c.Do("GET", base+"/"+netip.MustParseAddr(want).String(), nil, e.root).Expect(200)
 }
 
 // Checklist 26: GET address → 200 {"ip_address": ...}; unknown → 404

@@ -797,6 +797,13 @@ func (t *Txn) IPAddressCreate(a *api.IPAddress) (*api.IPAddress, error) {
 			return nil, fieldErr("interface_id", c(109), "Interface with id = '%s' doesn't exist", a.InterfaceID)
 		}
 	}
+	if a.UsedByTenant != "" {
+		tenant, ok := t.tenantMember(a.UsedByTenant)
+		if !ok {
+			return nil, fieldErr("used_by_tenant", c(112), "Member %s does not exist.", a.UsedByTenant)
+		}
+		a.UsedByTenant = tenant
+	}
 	if len(t.IPBlockChildren(rec.ID)) > 0 {
 		return nil, api.Errorf(http.StatusUnprocessableEntity, c(101), "Subnetted block cannot allocate IPAddress")
 	}

@@ -301,7 +301,7 @@ func invalid(field, msg string) error {
 }
 
 // fieldNames maps state's field names to Melange's.
-var fieldNames = map[string]string{"member_id": "tenant_id", "block_id": "ip_block_id"}
+var fieldNames = map[string]string{"member_id": "tenant_id", "block_id": "ip_block_id", "used_by_tenant": "tenant_id"}
 
 // writeError writes err as a Melange error, in XML when asXML. Regent's
 // own errors (auth, state, the cluster) keep their status and become the
