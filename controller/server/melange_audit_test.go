@@ -8,6 +8,7 @@ import (
 
 	"github.com/regentcloud/regent/controller/internal/apitest"
 	"github.com/regentcloud/regent/controller/ipam"
+	"github.com/regentcloud/regent/controller/server"
 	"github.com/regentcloud/regent/pkg/netx"
 )
 
@@ -178,5 +179,39 @@ func TestMelange_BodyTenantsAreMembers(t *testing.T) {
 	ip := obj(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"tenant_id": a, "interface_id": "ifq"}}, e.root).Expect(201), "ip_address")
 	if ip["used_by_tenant"] != a {
 		t.Errorf("used_by_tenant %v, want %s", ip["used_by_tenant"], a)
+	}
+}
+
+// melange_dns1/melange_dns2 (melange-facts §1: "dns1/dns2 default from
+// config") fill in the dns1 and dns2 of a block, a subnet and a network's
+// default block created without them; given ones are kept. Unset (the
+// default), such a block has null dns1 and dns2.
+func TestMelange_DNSDefaults(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{Configure: func(c *server.Config) {
+		c.MelangeDNS1, c.MelangeDNS2, c.MelangeDefaultCIDR = "8.8.8.8", "2001:4860:4860::8844", "10.99.0.0/24"
+	}})
+	c := n.Client(t)
+	e := &melangeEnv{c: c, n: n, r: c.Roles(), root: n.RootToken}
+	dns := func(b map[string]any) [2]any { return [2]any{b["dns1"], b["dns2"]} }
+	b := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.8.0.0/16"})
+	if got := dns(b); got != [2]any{"8.8.8.8", "2001:4860:4860::8844"} {
+		t.Errorf("block dns %v", got)
+	}
+	if got := dns(e.block(t, e.r.MemberA, map[string]any{"cidr": "10.7.0.0/16", "dns1": "192.0.2.53"})); got != [2]any{"192.0.2.53", "2001:4860:4860::8844"} {
+		t.Errorf("block with dns1 %v", got)
+	}
+	sub := melangeCreate(e.c.For(t), e.root, melangeBlock(e.r.MemberA, melangeID(b))+"/subnets", "subnet", map[string]any{"subnet": map[string]any{"cidr": "10.8.1.0/24", "dns2": "192.0.2.54"}})
+	if got := dns(sub); got != [2]any{"8.8.8.8", "192.0.2.54"} {
+		t.Errorf("subnet dns %v", got)
+	}
+	e.c.Do("POST", melangeAllocations(e.r.MemberA, "fresh", "vif-dns"), nil, e.root).Expect(201)
+	blk := items(t, e.c.Do("GET", melangeNetwork(e.r.MemberA, "fresh"), nil, e.root).Expect(200), "ip_blocks")
+	if len(blk) != 1 || dns(blk[0]) != [2]any{"8.8.8.8", "2001:4860:4860::8844"} {
+		t.Errorf("default block %v", blk)
+	}
+
+	plain := newMelangeEnv(t)
+	if got := dns(plain.block(t, plain.r.MemberA, map[string]any{"cidr": "10.8.0.0/16"})); got != [2]any{nil, nil} {
+		t.Errorf("without melange_dns1/2: dns %v", got)
 	}
 }

@@ -80,6 +80,12 @@ type Options struct {
 	// (Melange's default_cidr, melange-facts §4); unset, such a network is
 	// 404 Network <id> not found.
 	DefaultCIDR string
+	// DNS1 and DNS2, when set, are the dns1 and dns2 of a block or subnet
+	// created without them (Melange's configured DNS servers,
+	// melange-facts §1); unset, such a block has none (null). The handler
+	// fills them into the create command on the leader, so every node
+	// applies the same block whatever its own configuration says.
+	DNS1, DNS2 string
 }
 
 // Register adds the Melange routes to a.
@@ -100,7 +106,7 @@ func Register(a *api.API, opts Options) {
 	handle(a, "GET", "", ServiceVersion, auth.Read, version)
 	handleAt(a, "GET", "/v0.1/extensions", ServiceExtension, auth.List, listExtensions)
 	handleAt(a, "GET", "/v0.1/extensions/{alias}", ServiceExtension, auth.Read, readExtension)
-	registerIPBlocks(a)
+	registerIPBlocks(a, opts)
 	registerIPAddresses(a)
 	registerPolicies(a)
 	registerMACRanges(a)
