@@ -67,6 +67,10 @@ keep_deallocated_ips_for = "48h"
 # Melange: the CIDR of the block created for an unknown network (unset: 404).
 # melange_default_cidr = "10.0.0.0/16"
 
+# Melange: dns1 and dns2 of a block or subnet created without them (unset: none, shown as null).
+# melange_dns1 = "8.8.8.8"
+# melange_dns2 = "8.8.4.4"
+
 # Agents: the heartbeat interval they are told to use, and how long a silent agent stays "up".
 agent_heartbeat  = "10s"
 agent_down_after = "30s"

@@ -80,8 +80,8 @@ func TestReadmeListsEveryServerFlag(t *testing.T) {
 	}
 	fs, _, _ := serverFlags()
 	// A row: | `-a`, `-b` | default | meaning |
-	row := regexp.MustCompile("(?m)^\\| (`-[a-z-]+`(?:, `-[a-z-]+`)*) \\|")
-	flagName := regexp.MustCompile("`-([a-z-]+)`")
+	row := regexp.MustCompile("(?m)^\\| (`-[a-z0-9-]+`(?:, `-[a-z0-9-]+`)*) \\|")
+	flagName := regexp.MustCompile("`-([a-z0-9-]+)`")
 	listed := map[string]bool{}
 	for _, m := range row.FindAllStringSubmatch(string(readme), -1) {
 		for _, f := range flagName.FindAllStringSubmatch(m[1], -1) {

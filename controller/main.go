@@ -153,6 +153,8 @@ func serverFlags() (fs *flag.FlagSet, flags *server.Config, configFile *string) 
 	fs.Var(&flags.DeadServerCleanup, "dead-server-cleanup", "remove a node unreachable this long; 0 disables (default 5m)")
 	fs.Var(&flags.KeepDeallocatedIPsFor, "keep-deallocated-ips-for", "how long released IP addresses are kept before purge (default 48h)")
 	fs.StringVar(&flags.MelangeDefaultCIDR, "melange-default-cidr", "", "Melange: CIDR of the block created for an unknown network (default: none, 404)")
+	fs.StringVar(&flags.MelangeDNS1, "melange-dns1", "", "Melange: dns1 of a block created without one (default: none, null)")
+	fs.StringVar(&flags.MelangeDNS2, "melange-dns2", "", "Melange: dns2 of a block created without one (default: none, null)")
 	fs.Var(&flags.AgentHeartbeat, "agent-heartbeat", "heartbeat interval agents are told to use (default 10s)")
 	fs.Var(&flags.AgentDownAfter, "agent-down-after", "mark an agent down after this long without a heartbeat (default 3 heartbeats)")
 	return fs, flags, configFile
@@ -243,6 +245,10 @@ func overlay(cfg, flags *server.Config, name string) {
 		cfg.RaftAddr = flags.RaftAddr
 	case "melange-default-cidr":
 		cfg.MelangeDefaultCIDR = flags.MelangeDefaultCIDR
+	case "melange-dns1":
+		cfg.MelangeDNS1 = flags.MelangeDNS1
+	case "melange-dns2":
+		cfg.MelangeDNS2 = flags.MelangeDNS2
 	case "agent-heartbeat":
 		cfg.AgentHeartbeat = flags.AgentHeartbeat
 	case "agent-down-after":

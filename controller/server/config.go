@@ -64,6 +64,12 @@ type Config struct {
 	// ip_allocations request (Melange's default_cidr); unset, an unknown
 	// network is 404.
 	MelangeDefaultCIDR string `hcl:"melange_default_cidr,optional"`
+	// MelangeDNS1 and MelangeDNS2, when set, are the dns1 and dns2 of a
+	// Melange block created without them (Melange's configured DNS
+	// servers; its sample: 8.8.8.8 and 8.8.4.4); unset, such a block has
+	// none.
+	MelangeDNS1 string `hcl:"melange_dns1,optional"`
+	MelangeDNS2 string `hcl:"melange_dns2,optional"`
 
 	// DNS: the authoritative server on DNSAddr ("" or "off": none).
 	// DNSNameservers are the apex NS names of every zone (default
@@ -259,6 +265,14 @@ func (c *Config) Finish() error {
 	if c.MelangeDefaultCIDR != "" {
 		if _, err := netip.ParsePrefix(c.MelangeDefaultCIDR); err != nil {
 			errs = append(errs, fmt.Errorf("melange_default_cidr %q is not a CIDR", c.MelangeDefaultCIDR))
+		}
+	}
+	for name, v := range map[string]string{"melange_dns1": c.MelangeDNS1, "melange_dns2": c.MelangeDNS2} {
+		if v == "" {
+			continue
+		}
+		if _, err := netip.ParseAddr(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q is not an IP address", name, v))
 		}
 	}
 	if (c.HTTPTLSCert == "") != (c.HTTPTLSKey == "") {

@@ -99,6 +99,27 @@ func TestCommitLingerConfig(t *testing.T) {
 	}
 }
 
+// TestMelangeDNSConfig: melange_dns1 and melange_dns2 are unset by
+// default, commented out in the example, and must be IP addresses.
+func TestMelangeDNSConfig(t *testing.T) {
+	cfg := Defaults()
+	if err := LoadFile("../../configs/controller.hcl", &cfg); err != nil || cfg.MelangeDNS1 != "" || cfg.MelangeDNS2 != "" {
+		t.Fatalf("configs/controller.hcl: %q %q %v", cfg.MelangeDNS1, cfg.MelangeDNS2, err)
+	}
+	for _, bad := range [][2]string{{"8.8.8", ""}, {"", "dns.google"}} {
+		cfg = Defaults()
+		cfg.DataDir, cfg.MelangeDNS1, cfg.MelangeDNS2 = t.TempDir(), bad[0], bad[1]
+		if err := cfg.Finish(); err == nil || !strings.Contains(err.Error(), "melange_dns") {
+			t.Errorf("melange_dns1 %q, melange_dns2 %q: %v", bad[0], bad[1], err)
+		}
+	}
+	cfg = Defaults()
+	cfg.DataDir, cfg.MelangeDNS1, cfg.MelangeDNS2 = t.TempDir(), "8.8.8.8", "2001:4860:4860::8844"
+	if err := cfg.Finish(); err != nil {
+		t.Errorf("good addresses: %v", err)
+	}
+}
+
 // TestDNSApexConfig: the apex settings are normalised as zones serve them,
 // bad ones are refused at start (a node with DNS off writes them too when
 // it leads), and merge keeps the cluster's value of a setting not given.

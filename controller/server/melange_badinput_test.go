@@ -140,10 +140,10 @@ func TestMelange_BadInputGatewayOutsideBlock(t *testing.T) {
 	state := []string{melangeBlocks(e.r.MemberA), pb, pb + "/subnets"}
 	before := melangeState(t, e, state...)
 	for _, gw := range []string{"192.168.0.1", "10.0.1.0", "9.255.255.255"} {
-		r := e.c.Do("POST", melangeBlocks(e.r.MemberA), map[string]any{"ip_block": map[string]any{"cidr": "10.0.0.0/24", "gateway": gw}}, tok)
+		r := e.c.Do("POST", melangeBlocks(e.r.MemberA), map[string]any{"ip_block": map[string]any{"cidr": "10.0.0.0/24", "type": "private", "gateway": gw}}, tok)
 		wantFault(t, r, 400, "BadRequest", "{'gateway': ['gateway should be within cidr 10.0.0.0/24 of the block']}")
 	}
-	wantFault(t, e.c.Do("POST", melangeBlocks(e.r.MemberA), map[string]any{"ip_block": map[string]any{"cidr": "10.0.0.0/24", "gateway": "fe::1"}}, tok),
+	wantFault(t, e.c.Do("POST", melangeBlocks(e.r.MemberA), map[string]any{"ip_block": map[string]any{"cidr": "10.0.0.0/24", "type": "private", "gateway": "fe::1"}}, tok),
 		400, "BadRequest", "Gateway is not a valid address")
 	wantFault(t, e.c.Do("POST", pb+"/subnets", map[string]any{"subnet": map[string]any{"cidr": "10.94.1.0/24", "gateway": "10.94.2.1"}}, tok),
 		400, "BadRequest", "gateway should be within cidr 10.94.1.0/24 of the block")
@@ -153,7 +153,7 @@ func TestMelange_BadInputGatewayOutsideBlock(t *testing.T) {
 
 	// Inside: the network and broadcast addresses too.
 	for _, gw := range []string{"10.95.0.0", "10.95.0.255"} {
-		b := obj(t, e.c.Do("POST", melangeBlocks(e.r.MemberA), map[string]any{"ip_block": map[string]any{"cidr": "10.95.0.0/24", "gateway": gw}}, tok).Expect(201), "ip_block")
+		b := obj(t, e.c.Do("POST", melangeBlocks(e.r.MemberA), map[string]any{"ip_block": map[string]any{"cidr": "10.95.0.0/24", "type": "private", "gateway": gw}}, tok).Expect(201), "ip_block")
 		if b["gateway"] != gw {
 			t.Errorf("gateway %v, want %s", b["gateway"], gw)
 		}
@@ -198,8 +198,8 @@ func TestMelange_BadInputDNSAndRoutes(t *testing.T) {
 			body         map[string]any
 			want         string
 		}{
-			{"POST", melangeBlocks(e.r.MemberA), map[string]any{"cidr": "10.97.0.0/24", "dns1": "10.0.0.300"}, "{'dns1': ['dns1 is not a valid address']}"},
-			{"POST", melangeBlocks(e.r.MemberA), map[string]any{"cidr": "10.97.0.0/24", "dns2": "bogus"}, "{'dns2': ['dns2 is not a valid address']}"},
+			{"POST", melangeBlocks(e.r.MemberA), map[string]any{"cidr": "10.97.0.0/24", "type": "private", "dns1": "10.0.0.300"}, "{'dns1': ['dns1 is not a valid address']}"},
+			{"POST", melangeBlocks(e.r.MemberA), map[string]any{"cidr": "10.97.0.0/24", "type": "private", "dns2": "bogus"}, "{'dns2': ['dns2 is not a valid address']}"},
 			{"POST", path + "/subnets", map[string]any{"cidr": "10.96.0.0/25", "dns1": "fe80::1%eth0"}, "'dns1': ['dns1 is not a valid address']"},
 			{"PUT", path, map[string]any{"dns1": "999.1.1.1"}, "{'dns1': ['dns1 is not a valid address']}"},
 			{"PUT", path, map[string]any{"dns2": "8.8.8"}, "{'dns2': ['dns2 is not a valid address']}"},

@@ -126,16 +126,20 @@ func TestMelange_PolicyRangeOctetTable(t *testing.T) {
 func TestMelange_IPv6GeneratorVectors(t *testing.T) {
 	e := newMelangeEnv(t)
 	tok := e.tok(apitest.MemberUser)
+	tenant := fmt.Sprint(e.r.MemberA)
 	for _, tc := range []struct {
 		gen, cidr, mac, tenant string
 		want                   []string
 	}{
-		{"tenant", "fe::/64", "00:ff:12:89:67:34", "1234", []string{"00fe:0000:0000:0000:7110:eda4:ff89:6734", "00fe:0000:0000:0000:7110:eda4:ff89:6735"}},
-		{"tenant", "fe::/72", "00:ff:12:89:67:34", "1234", []string{"00fe:0000:0000:0000:0010:eda4:ff89:6734"}},
-		{"eui64", "fe::/64", "12:ff:12:89:67:34", "1234", []string{"00fe:0000:0000:0000:10ff:12ff:fe89:6734", "00fe:0000:0000:0000:10ff:12ff:fe89:6735"}},
-		{"eui64", "fe::/72", "12:ff:12:89:67:34", "1234", []string{"00fe:0000:0000:0000:00ff:12ff:fe89:6734"}},
+		// The tenant generator hashes the tenant, a member id here: the
+		// fact sheet's vectors for tenant "1234" are checked in package
+		// ipam, these against the same function (tenantV6).
+		{"tenant", "fe::/64", "00:ff:12:89:67:34", tenant, []string{tenantV6("fe::/64", tenant, 0x00ff12896734), tenantV6("fe::/64", tenant, 0x00ff12896735)}},
+		{"tenant", "fe::/72", "00:ff:12:89:67:34", tenant, []string{tenantV6("fe::/72", tenant, 0x00ff12896734)}},
+		{"eui64", "fe::/64", "12:ff:12:89:67:34", tenant, []string{"00fe:0000:0000:0000:10ff:12ff:fe89:6734", "00fe:0000:0000:0000:10ff:12ff:fe89:6735"}},
+		{"eui64", "fe::/72", "12:ff:12:89:67:34", tenant, []string{"00fe:0000:0000:0000:00ff:12ff:fe89:6734"}},
 		// The default is the tenant generator.
-		{"", "fe::/64", "00:ff:12:89:67:34", "1234", []string{"00fe:0000:0000:0000:7110:eda4:ff89:6734", "00fe:0000:0000:0000:7110:eda4:ff89:6735"}},
+		{"", "fe::/64", "00:ff:12:89:67:34", tenant, []string{tenantV6("fe::/64", tenant, 0x00ff12896734), tenantV6("fe::/64", tenant, 0x00ff12896735)}},
 	} {
 		t.Run(tc.gen+" "+tc.cidr, func(t *testing.T) {
 			fields := map[string]any{"cidr": tc.cidr, "network_id": "v6-" + tc.gen + tc.cidr}
@@ -251,7 +255,7 @@ func TestMelange_IPv6GeneratorChoice(t *testing.T) {
 	// The subnet allocates by its generator; PUT switches it.
 	spath := melangeBlock(e.r.MemberA, melangeID(inherited))
 	alloc := func() string {
-		return obj(t, e.c.Do("POST", spath+"/ip_addresses", map[string]any{"ip_address": map[string]any{"mac_address": "12:ff:12:89:67:34", "tenant_id": "1234"}}, tok).Expect(201), "ip_address")["address"].(string)
+		return obj(t, e.c.Do("POST", spath+"/ip_addresses", map[string]any{"ip_address": map[string]any{"mac_address": "12:ff:12:89:67:34", "tenant_id": fmt.Sprint(e.r.MemberA)}}, tok).Expect(201), "ip_address")["address"].(string)
 	}
 	if a := alloc(); a != "fd02:0000:0000:0001:10ff:12ff:fe89:6734" {
 		t.Errorf("EUI-64 subnet: %s", a)
@@ -260,8 +264,8 @@ func TestMelange_IPv6GeneratorChoice(t *testing.T) {
 	if upd["ipv6_generator"] != "tenant" {
 		t.Errorf("PUT: %v", upd)
 	}
-	if a := alloc(); a != "fd02:0000:0000:0001:7110:eda4:ff89:6734" {
-		t.Errorf("after PUT tenant: %s", a)
+	if a, want := alloc(), tenantV6("fd02:0:0:1::/64", fmt.Sprint(e.r.MemberA), 0x12ff12896734); a != want {
+		t.Errorf("after PUT tenant: %s, want %s", a, want)
 	}
 	// A PUT without the field keeps it.
 	if got := obj(t, e.c.Do("PUT", spath, map[string]any{"ip_block": map[string]any{"dns1": "8.8.8.8"}}, tok).Expect(200), "ip_block"); got["ipv6_generator"] != "tenant" {

@@ -41,7 +41,7 @@ func TestMelange_InstanceWithoutInterfacesIs404(t *testing.T) {
 	wantFault(t, e.c.Do("GET", melangeInstance("never-seen"), nil, e.root), 404, "NotFound", "Interface Not Found")
 	wantXMLFault(t, e.c.Do("GET", melangeInstance("never-seen")+".xml", nil, e.root), 404, "NotFound", "Interface Not Found")
 	// A PUT with no interfaces leaves none: still 404.
-	e.c.Do("PUT", melangeInstance("empty-vm"), map[string]any{"instance": map[string]any{"tenant_id": "t", "interfaces": []any{}}}, e.root).Expect(200)
+	e.c.Do("PUT", melangeInstance("empty-vm"), map[string]any{"instance": map[string]any{"tenant_id": fmt.Sprint(e.r.MemberA), "interfaces": []any{}}}, e.root).Expect(200)
 	wantFault(t, e.c.Do("GET", melangeInstance("empty-vm"), nil, e.root), 404, "NotFound", "Interface Not Found")
 	// DELETE stays 200 on such a device (idempotent, as Melange's code is).
 	e.c.Do("DELETE", melangeInstance("never-seen"), nil, e.root).Expect(200)
@@ -74,10 +74,10 @@ func TestMelange_XMLNestedBodies(t *testing.T) {
 		}
 	})
 	t.Run("instance interfaces list", func(t *testing.T) {
-		body := fmt.Sprintf(`<instance tenant_id="tnt"><interfaces>`+
+		body := fmt.Sprintf(`<instance tenant_id="%s"><interfaces>`+
 			`<interface><network id="x0" tenant_id="%s"/></interface>`+
 			`<interface mac_address="aa:bb:cc:dd:ee:01"><network id="x1" tenant_id="%s"/></interface>`+
-			`</interfaces></instance>`, a, a)
+			`</interfaces></instance>`, a, a, a)
 		r := e.c.DoHeader("PUT", melangeInstance("vm-x")+".xml", body, hdr(e.root, "Content-Type", "application/xml")).Expect(200)
 		n := xmlRoot(t, r, "instance")
 		ifs := n.children("interfaces")
@@ -89,7 +89,7 @@ func TestMelange_XMLNestedBodies(t *testing.T) {
 			t.Errorf("GET %v", got)
 		}
 		// One interface: still a list.
-		body = fmt.Sprintf(`<instance tenant_id="tnt"><interfaces><interface><network id="x0" tenant_id="%s"/></interface></interfaces></instance>`, a)
+		body = fmt.Sprintf(`<instance tenant_id="%s"><interfaces><interface><network id="x0" tenant_id="%s"/></interface></interfaces></instance>`, a, a)
 		r = e.c.DoHeader("PUT", melangeInstance("vm-x"), body, xmlCT()).Expect(200)
 		if l, _ := obj(t, r, "instance")["interfaces"].([]any); len(l) != 1 {
 			t.Errorf("one interface: %s", r)

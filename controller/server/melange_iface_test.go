@@ -46,7 +46,7 @@ func melangeIfaceOf(f *fixture) *melangeIfaceFixture {
 	m := melangeOf(f)
 	x := &melangeIfaceFixture{}
 	a := f.r.MemberA
-	x.blockN = melangeID(melangeCreate(f.c, f.root, melangeBlocks(a), "ip_block", map[string]any{"ip_block": map[string]any{"cidr": "10.224.0.0/20", "network_id": melangeNet}}))
+	x.blockN = melangeID(melangeCreate(f.c, f.root, melangeBlocks(a), "ip_block", map[string]any{"ip_block": map[string]any{"cidr": "10.224.0.0/20", "type": "private", "network_id": melangeNet}}))
 	melangeCreate(f.c, f.root, melangeIfaces, "interface", map[string]any{"interface": map[string]any{"id": melangeVIF,
 		"tenant_id": fmt.Sprint(a), "device_id": melangeDevice, "network": map[string]any{"id": melangeNet, "tenant_id": fmt.Sprint(a)}}})
 	x.routeR = melangeID(melangeCreate(f.c, f.root, melangeBlock(a, m.blockM)+"/ip_routes", "ip_route", map[string]any{"ip_route": map[string]any{"destination": "192.168.0.0", "netmask": "255.255.255.0", "gateway": "10.220.0.1"}}))
@@ -238,13 +238,14 @@ func TestMelange_AllocateIPv6UsesInterfaceMAC(t *testing.T) {
 	e.macRange(t, "00:ff:12:89:67:34/48")
 	b := e.block(t, e.r.MemberA, map[string]any{"cidr": "fe::/64"})
 	base := melangeBlock(e.r.MemberA, melangeID(b)) + "/ip_addresses"
-	ip := obj(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"interface_id": "vif-6", "tenant_id": "1234"}}, e.root).Expect(201), "ip_address")
-	if ip["address"] != "00fe:0000:0000:0000:7110:eda4:ff89:6734" {
-		t.Errorf("IPv6 address %v", ip)
+	lessee := fmt.Sprint(e.r.MemberB)
+	ip := obj(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"interface_id": "vif-6", "tenant_id": lessee}}, e.root).Expect(201), "ip_address")
+	if want := tenantV6("fe::/64", lessee, 0x00ff12896734); ip["address"] != want {
+		t.Errorf("IPv6 address %v, want %s", ip, want)
 	}
 	// The range is used up; a new interface has no MAC, so its IPv6
 	// allocation needs one from the body.
-	wantFault(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"interface_id": "vif-7", "tenant_id": "1234"}}, e.root), 422, "UnprocessableEntity", "No more mac Addresses")
+	wantFault(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"interface_id": "vif-7", "tenant_id": lessee}}, e.root), 422, "UnprocessableEntity", "No more mac Addresses")
 }
 
 // Checklist 30 and §3 rule 18 for interfaces: a duplicate vif is 400 and
@@ -268,17 +269,18 @@ func TestMelange_CreateInterfaceErrors(t *testing.T) {
 // device; with MAC ranges the MAC is allocated and shown in UNIX form.
 func TestMelange_CreateInterface(t *testing.T) {
 	e := newMelangeEnv(t)
-	r := obj(t, e.c.Do("POST", melangeIfaces, map[string]any{"interface": map[string]any{"id": "vif-58", "tenant_id": "tnt", "device_id": "dev"}}, e.root).Expect(201), "interface")
-	if r["id"] != "vif-58" || r["tenant_id"] != "tnt" || r["device_id"] != "dev" || r["mac_address"] != nil || len(ifaceAddrs(r)) != 0 {
+	tnt := fmt.Sprint(e.r.MemberB)
+	r := obj(t, e.c.Do("POST", melangeIfaces, map[string]any{"interface": map[string]any{"id": "vif-58", "tenant_id": tnt, "device_id": "dev"}}, e.root).Expect(201), "interface")
+	if r["id"] != "vif-58" || r["tenant_id"] != tnt || r["device_id"] != "dev" || r["mac_address"] != nil || len(ifaceAddrs(r)) != 0 {
 		t.Errorf("interface %v", r)
 	}
 	e.macRange(t, "AD:BC:CE:0:0:0/24")
-	r = obj(t, e.c.Do("POST", melangeIfaces, map[string]any{"interface": map[string]any{"id": "vif-60", "tenant_id": "tnt"}}, e.root).Expect(201), "interface")
+	r = obj(t, e.c.Do("POST", melangeIfaces, map[string]any{"interface": map[string]any{"id": "vif-60", "tenant_id": tnt}}, e.root).Expect(201), "interface")
 	if r["mac_address"] != "ad:bc:ce:00:00:00" {
 		t.Errorf("MAC %v", r["mac_address"])
 	}
 	// A caller's MAC bypasses the ranges.
-	r = obj(t, e.c.Do("POST", melangeIfaces, map[string]any{"interface": map[string]any{"id": "vif-61", "tenant_id": "tnt", "mac_address": "10-23-56-78-90-01"}}, e.root).Expect(201), "interface")
+	r = obj(t, e.c.Do("POST", melangeIfaces, map[string]any{"interface": map[string]any{"id": "vif-61", "tenant_id": tnt, "mac_address": "10-23-56-78-90-01"}}, e.root).Expect(201), "interface")
 	if r["mac_address"] != "10:23:56:78:90:01" {
 		t.Errorf("given MAC %v", r["mac_address"])
 	}
@@ -293,7 +295,8 @@ func TestMelange_CreateInterfaceWithNetwork(t *testing.T) {
 	e.block(t, e.r.MemberA, map[string]any{"cidr": "10.59.0.0/24", "network_id": "net59"})
 	e.macRange(t, "00:ff:12:89:67:00/40") // vif-59 gets :00, vif-61 :01
 	e.block(t, e.r.MemberA, map[string]any{"cidr": "fe::/64", "network_id": "net59"})
-	r := obj(t, e.c.Do("POST", melangeIfaces, map[string]any{"interface": map[string]any{"id": "vif-59", "tenant_id": "1234", "device_id": "d",
+	lessee := fmt.Sprint(e.r.MemberB)
+	r := obj(t, e.c.Do("POST", melangeIfaces, map[string]any{"interface": map[string]any{"id": "vif-59", "tenant_id": lessee, "device_id": "d",
 		"network": map[string]any{"id": "net59", "tenant_id": a, "addresses": []string{"10.59.0.9"}}}}, e.root).Expect(201), "interface")
 	got := ifaceAddrs(r)
 	if len(got) != 1 || got[0]["address"] != "10.59.0.9" || got[0]["interface_id"] != "vif-59" {
@@ -303,20 +306,20 @@ func TestMelange_CreateInterfaceWithNetwork(t *testing.T) {
 	if blk["cidr"] != "10.59.0.0/24" || blk["network_id"] != "net59" {
 		t.Errorf("block view %v", blk)
 	}
-	r = obj(t, e.c.Do("POST", melangeIfaces, map[string]any{"interface": map[string]any{"id": "vif-61", "tenant_id": "1234",
+	r = obj(t, e.c.Do("POST", melangeIfaces, map[string]any{"interface": map[string]any{"id": "vif-61", "tenant_id": lessee,
 		"network": map[string]any{"id": "net59", "tenant_id": a}}}, e.root).Expect(201), "interface")
 	got = ifaceAddrs(r)
-	if len(got) != 2 || got[0]["address"] != "10.59.0.0" || got[1]["address"] != "00fe:0000:0000:0000:7110:eda4:ff89:6701" {
+	if len(got) != 2 || got[0]["address"] != "10.59.0.0" || got[1]["address"] != tenantV6("fe::/64", lessee, 0x00ff12896701) {
 		t.Errorf("v4 + v6 addresses %v", got)
 	}
 	// used_by_tenant is the interface's tenant.
-	l := items(t, e.c.Do("GET", "/v0.1/ipam/tenants/1234/allocated_ip_addresses", nil, e.root).Expect(200), "ip_addresses")
+	l := items(t, e.c.Do("GET", "/v0.1/ipam/tenants/"+lessee+"/allocated_ip_addresses", nil, e.root).Expect(200), "ip_addresses")
 	if len(l) != 3 {
-		t.Errorf("addresses used by tenant 1234: %v", l)
+		t.Errorf("addresses used by tenant %s: %v", lessee, l)
 	}
 	// An unknown network (no default_cidr is configured) is 404 and
 	// nothing is created.
-	wantFault(t, e.c.Do("POST", melangeIfaces, map[string]any{"interface": map[string]any{"id": "vif-63", "tenant_id": "1234",
+	wantFault(t, e.c.Do("POST", melangeIfaces, map[string]any{"interface": map[string]any{"id": "vif-63", "tenant_id": lessee,
 		"network": map[string]any{"id": "nope", "tenant_id": a}}}, e.root), 404, "NotFound", "Network nope not found")
 	e.c.Do("DELETE", melangeIfaces+"/vif-63", nil, e.root).Expect(404)
 }
@@ -449,12 +452,13 @@ func TestMelange_NetworkAllocate(t *testing.T) {
 	e.block(t, e.r.MemberA, map[string]any{"cidr": "10.50.1.0/24", "network_id": "n50"})
 	e.block(t, e.r.MemberA, map[string]any{"cidr": "fe::/64", "network_id": "n50"})
 	path := melangeAllocations(e.r.MemberA, "n50", "vif-50")
-	l := items(t, e.c.Do("POST", path, map[string]any{"network": map[string]any{"tenant_id": "1234", "used_by_device": "vm-52"}}, e.tok(apitest.MemberUser)).Expect(201), "ip_addresses")
-	if got := strs(l, "address"); !slices.Equal(got, []string{"10.50.0.0", "00fe:0000:0000:0000:7110:eda4:ff00:0000"}) {
+	lessee := fmt.Sprint(e.r.MemberB)
+	l := items(t, e.c.Do("POST", path, map[string]any{"network": map[string]any{"tenant_id": lessee, "used_by_device": "vm-52"}}, e.tok(apitest.MemberUser)).Expect(201), "ip_addresses")
+	if got := strs(l, "address"); !slices.Equal(got, []string{"10.50.0.0", tenantV6("fe::/64", lessee, 0xadbcce000000)}) {
 		t.Errorf("addresses %v", got)
 	}
-	ifc := e.iface(t, 1234, "vif-50")
-	if ifc["tenant_id"] != "1234" || ifc["device_id"] != "vm-52" || ifc["mac_address"] != "ad:bc:ce:00:00:00" {
+	ifc := e.iface(t, e.r.MemberB, "vif-50")
+	if ifc["tenant_id"] != lessee || ifc["device_id"] != "vm-52" || ifc["mac_address"] != "ad:bc:ce:00:00:00" {
 		t.Errorf("interface %v", ifc)
 	}
 	got := items(t, e.c.Do("GET", path, nil, e.root).Expect(200), "ip_addresses")
@@ -506,9 +510,10 @@ func TestMelange_NetworkAllocateIPv6(t *testing.T) {
 	e := newMelangeEnv(t)
 	e.block(t, e.r.MemberA, map[string]any{"cidr": "fe::/64", "network_id": "n54"})
 	path := melangeAllocations(e.r.MemberA, "n54", "vif-54")
-	wantFault(t, e.c.Do("POST", path, nil, e.root), 400, "BadRequest", "Required params are missing: mac_address")
-	l := items(t, e.c.Do("POST", path, map[string]any{"network": map[string]any{"mac_address": "00:ff:12:89:67:34", "tenant_id": "1234"}}, e.root).Expect(201), "ip_addresses")
-	if len(l) != 1 || l[0]["address"] != "00fe:0000:0000:0000:7110:eda4:ff89:6734" {
+	wantDetail(t, e.c.Do("POST", path, nil, e.root), 400, "BadRequest", "Required params are missing: mac_address")
+	lessee := fmt.Sprint(e.r.MemberB)
+	l := items(t, e.c.Do("POST", path, map[string]any{"network": map[string]any{"mac_address": "00:ff:12:89:67:34", "tenant_id": lessee}}, e.root).Expect(201), "ip_addresses")
+	if len(l) != 1 || l[0]["address"] != tenantV6("fe::/64", lessee, 0x00ff12896734) {
 		t.Errorf("addresses %v", l)
 	}
 	e.block(t, e.r.MemberA, map[string]any{"cidr": "10.54.0.0/31", "network_id": "n55", "gateway": "10.54.0.1"})
@@ -551,8 +556,9 @@ func TestMelange_InstanceInterfaces(t *testing.T) {
 		e.block(t, e.r.MemberA, map[string]any{"cidr": fmt.Sprintf("10.67.%d.0/24", i), "network_id": net})
 		nets = append(nets, map[string]any{"network": map[string]any{"id": net, "tenant_id": a}})
 	}
-	e.c.Do("PUT", melangeInstance("other-vm"), map[string]any{"instance": map[string]any{"tenant_id": "t2", "interfaces": nets[:1]}}, e.root).Expect(200)
-	body := map[string]any{"instance": map[string]any{"tenant_id": "tnt", "interfaces": nets}}
+	e.c.Do("PUT", melangeInstance("other-vm"), map[string]any{"instance": map[string]any{"tenant_id": a, "interfaces": nets[:1]}}, e.root).Expect(200)
+	tnt := fmt.Sprint(e.r.MemberB)
+	body := map[string]any{"instance": map[string]any{"tenant_id": tnt, "interfaces": nets}}
 	r := e.c.Do("PUT", melangeInstance("vm-67"), body, e.root).Expect(200)
 	inst, _ := obj(t, r, "instance")["interfaces"].([]any)
 	if len(inst) != 3 {
@@ -562,7 +568,7 @@ func TestMelange_InstanceInterfaces(t *testing.T) {
 	for i, raw := range inst {
 		ifc := raw.(map[string]any)
 		addrs := ifaceAddrs(ifc)
-		if ifc["tenant_id"] != "tnt" || ifc["device_id"] != "vm-67" || len(addrs) != 1 || !strings.HasPrefix(addrs[0]["address"].(string), fmt.Sprintf("10.67.%d.", i)) {
+		if ifc["tenant_id"] != tnt || ifc["device_id"] != "vm-67" || len(addrs) != 1 || !strings.HasPrefix(addrs[0]["address"].(string), fmt.Sprintf("10.67.%d.", i)) {
 			t.Errorf("interface %d: %v", i, ifc)
 		}
 		first = append(first, addrs[0]["address"].(string))
@@ -588,7 +594,7 @@ func TestMelange_InstanceInterfaces(t *testing.T) {
 		t.Errorf("another device lost its interfaces: %v", got)
 	}
 	wantFault(t, e.c.Do("PUT", melangeInstance("vm-68"), map[string]any{"instance": map[string]any{"interfaces": nets}}, e.root), 400, "BadRequest", "tenant_id should be present")
-	wantFault(t, e.c.Do("PUT", melangeInstance("vm-68"), map[string]any{"instance": map[string]any{"tenant_id": "x",
+	wantFault(t, e.c.Do("PUT", melangeInstance("vm-68"), map[string]any{"instance": map[string]any{"tenant_id": a,
 		"interfaces": []any{map[string]any{"network": map[string]any{"id": "nope", "tenant_id": a}}}}}, e.root), 404, "NotFound", "Network nope not found")
 }
 
@@ -598,10 +604,11 @@ func TestMelange_InstanceInterfaces(t *testing.T) {
 func TestMelange_AllocatedIPAddresses(t *testing.T) {
 	e := newMelangeEnv(t)
 	a := fmt.Sprint(e.r.MemberA)
+	x := fmt.Sprint(e.r.MemberB)
 	b1 := melangeBlock(e.r.MemberA, melangeID(e.block(t, e.r.MemberA, map[string]any{"cidr": "10.35.0.0/24"}))) + "/ip_addresses"
 	b2 := melangeBlock(e.r.MemberB, melangeID(e.block(t, e.r.MemberB, map[string]any{"cidr": "10.36.0.0/24"}))) + "/ip_addresses"
 	var ids []string
-	for i, p := range []struct{ base, tenant, dev string }{{b1, a, "d1"}, {b2, a, "d2"}, {b1, "x", "d1"}, {b2, "x", "d1"}, {b1, a, "d1"}, {b2, a, "d3"}} {
+	for i, p := range []struct{ base, tenant, dev string }{{b1, a, "d1"}, {b2, a, "d2"}, {b1, x, "d1"}, {b2, x, "d1"}, {b1, a, "d1"}, {b2, a, "d3"}} {
 		ip := obj(t, e.c.Do("POST", p.base, map[string]any{"ip_address": map[string]any{"interface_id": fmt.Sprint("v", i), "tenant_id": p.tenant, "used_by_device": p.dev}}, e.root).Expect(201), "ip_address")
 		ids = append(ids, ip["id"].(string))
 	}
@@ -850,7 +857,7 @@ func TestMelange_AllowedIPs(t *testing.T) {
 	e.c.Do("POST", melangeAllocations(e.r.MemberA, "n71", "vif_id"), nil, e.root).Expect(201) // 10.71.0.0
 	e.c.Do("POST", melangeAllocations(e.r.MemberA, "n71", "vif-2"), nil, e.root).Expect(201)  // 10.71.0.2 (.1 is the gateway)
 	e.c.Do("POST", melangeAllocations(e.r.MemberA, "n72", "vif-3"), nil, e.root).Expect(201)  // 10.72.0.0
-	e.c.Do("POST", melangeAllocations(e.r.MemberA, "n71", "vif-4"), map[string]any{"network": map[string]any{"tenant_id": "other"}}, e.root).Expect(201)
+	e.c.Do("POST", melangeAllocations(e.r.MemberA, "n71", "vif-4"), map[string]any{"network": map[string]any{"tenant_id": fmt.Sprint(e.r.MemberB)}}, e.root).Expect(201)
 	base := melangeAllowed(e.r.MemberA, "vif_id")
 	ip := obj(t, e.c.Do("POST", base, map[string]any{"allowed_ip": map[string]any{"network_id": "n71", "ip_address": "10.71.0.2"}}, tok).Expect(201), "ip_address")
 	if ip["address"] != "10.71.0.2" || ip["interface_id"] != "vif-2" {

@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -249,9 +250,13 @@ func newMelangeEnv(t *testing.T) *melangeEnv {
 
 func (e *melangeEnv) tok(role apitest.Role) string { return e.r.Token(role) }
 
-// block creates a block of tenant with the fields of body (as root).
+// block creates a block of tenant with the fields of body (as root); type,
+// which is mandatory, is private unless fields give one.
 func (e *melangeEnv) block(t *testing.T, tenant uint64, fields map[string]any) map[string]any {
 	t.Helper()
+	if _, ok := fields["type"]; !ok {
+		fields["type"] = "private"
+	}
 	return melangeCreate(e.c.For(t), e.root, melangeBlocks(tenant), "ip_block", map[string]any{"ip_block": fields})
 }
 
@@ -517,8 +522,8 @@ func TestMelange_AllocateAddresses(t *testing.T) {
 			t.Errorf("%s = %v, want %v", k, first[k], v)
 		}
 	}
-	second := obj(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"address": "10.1.1.2", "tenant_id": "lessee"}}, e.root).Expect(201), "ip_address")
-	if second["address"] != "10.1.1.2" || second["used_by_tenant"] != "lessee" {
+	second := obj(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"address": "10.1.1.2", "tenant_id": fmt.Sprint(e.r.MemberB)}}, e.root).Expect(201), "ip_address")
+	if second["address"] != "10.1.1.2" || second["used_by_tenant"] != fmt.Sprint(e.r.MemberB) {
 		t.Errorf("specific address %v", second)
 	}
 	// No body at all: the next free address (.1 is the default gateway).
@@ -529,18 +534,21 @@ func TestMelange_AllocateAddresses(t *testing.T) {
 
 // Checklist 22 and 23: an IPv6 block needs a MAC (400 Required params are
 // missing: mac_address); with one, the tenant-based generator uses the
-// used_by_tenant and the MAC (melange-facts §7 vector), shown expanded.
+// used_by_tenant and the MAC (melange-facts §7; the tenant is a member),
+// shown expanded.
 func TestMelange_AllocateIPv6(t *testing.T) {
 	e := newMelangeEnv(t)
 	b := e.block(t, e.r.MemberA, map[string]any{"cidr": "fe::/64"})
 	base := melangeBlock(e.r.MemberA, melangeID(b)) + "/ip_addresses"
-	wantFault(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{}}, e.root), 400, "BadRequest", "Required params are missing: mac_address")
-	ip := obj(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"mac_address": "00:ff:12:89:67:34", "tenant_id": "1234"}}, e.root).Expect(201), "ip_address")
-	if ip["address"] != "00fe:0000:0000:0000:7110:eda4:ff89:6734" || ip["version"] != float64(6) {
-		t.Errorf("IPv6 address %v", ip)
+	wantDetail(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{}}, e.root), 400, "BadRequest", "Required params are missing: mac_address")
+	lessee := fmt.Sprint(e.r.MemberB)
+	ip := obj(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"mac_address": "00:ff:12:89:67:34", "tenant_id": lessee}}, e.root).Expect(201), "ip_address")
+	want := tenantV6("fe::/64", lessee, 0x00ff12896734)
+	if ip["address"] != want || ip["version"] != float64(6) {
+		t.Errorf("IPv6 address %v, want %s", ip, want)
 	}
 	// Look-ups normalise the address.
-	e.c.Do("GET", base+"/fe::7110:eda4:ff89:6734", nil, e.root).Expect(200)
+	e.c.Do("GET", base+"/"+netip.MustParseAddr(want).String(), nil, e.root).Expect(200)
 }
 
 // Checklist 26: GET address → 200 {"ip_address": ...}; unknown → 404
@@ -560,14 +568,21 @@ func TestMelange_GetAddress(t *testing.T) {
 
 // Checklist 27 and 29 (and §8): DELETE soft-deallocates (200, empty body):
 // the row stays, the address is still taken (409); restore → 200 and the
-// address is allocated again.
+// address is allocated again. Restore of an allocated address is 200 too.
 func TestMelange_DeallocateAndRestore(t *testing.T) {
 	e := newMelangeEnv(t)
 	b := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.17.0.0/24"})
 	base := melangeBlock(e.r.MemberA, melangeID(b)) + "/ip_addresses"
 	e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"address": "10.17.0.5", "interface_id": "vif"}}, e.root).Expect(201)
 	path := base + "/10.17.0.5"
-	wantFault(t, e.c.Do("PUT", path+"/restore", nil, e.root), 409, "Conflict", "not deallocated")
+	// Restoring an allocated address changes nothing and is no error (§8:
+	// restore clears the mark and its timestamp).
+	if r := e.c.Do("PUT", path+"/restore", nil, e.root).Expect(200); len(r.Body) != 0 {
+		t.Errorf("restore body %q", r.Body)
+	}
+	if got := obj(t, e.c.Do("GET", path, nil, e.root).Expect(200), "ip_address"); got["interface_id"] != "vif" {
+		t.Errorf("restore of an allocated address changed it: %v", got)
+	}
 	if r := e.c.Do("DELETE", path, nil, e.tok(apitest.MemberUser)).Expect(200); len(r.Body) != 0 {
 		t.Errorf("delete body %q", r.Body)
 	}
@@ -676,7 +691,7 @@ func jsonSuffix(req func(*fixture) request) func(*fixture) request {
 func TestMelange_JSONSuffix(t *testing.T) {
 	e := newMelangeEnv(t)
 	tok := e.tok(apitest.MemberUser)
-	b := obj(t, e.c.Do("POST", melangeBlocks(e.r.MemberA)+".json", map[string]any{"ip_block": map[string]any{"cidr": "10.30.0.0/24"}}, tok).Expect(201), "ip_block")
+	b := obj(t, e.c.Do("POST", melangeBlocks(e.r.MemberA)+".json", map[string]any{"ip_block": map[string]any{"cidr": "10.30.0.0/24", "type": "private"}}, tok).Expect(201), "ip_block")
 	e.block(t, e.r.MemberA, map[string]any{"cidr": "10.31.0.0/24"})
 	path := melangeBlock(e.r.MemberA, melangeID(b))
 	if got := obj(t, e.c.Do("GET", path+".json", nil, tok).Expect(200), "ip_block"); got["id"] != b["id"] {
@@ -1224,7 +1239,7 @@ func TestMelange_XMLCreateBody(t *testing.T) {
 	if got["cidr"] != "10.54.0.0/24" || got["type"] != "private" || got["dns1"] != "8.8.8.8" || got["network_id"] != "net-1" || got["tenant_id"] != fmt.Sprint(e.r.MemberA) {
 		t.Errorf("created %v", got)
 	}
-	n := xmlRoot(t, e.c.DoHeader("POST", melangeBlocks(e.r.MemberA)+".xml", `<ip_block cidr="10.55.0.0/24"/>`, hdr(tok)).Expect(201), "ip_block")
+	n := xmlRoot(t, e.c.DoHeader("POST", melangeBlocks(e.r.MemberA)+".xml", `<ip_block cidr="10.55.0.0/24" type="private"/>`, hdr(tok)).Expect(201), "ip_block")
 	if cidr, _ := n.attr("cidr"); cidr != "10.55.0.0/24" {
 		t.Errorf("created %+v", n)
 	}
@@ -1240,7 +1255,7 @@ func TestMelange_XMLCreateBody(t *testing.T) {
 	wantXMLFault(t, e.c.DoHeader("POST", melangeBlocks(e.r.MemberA)+".xml", `<ip_block cidr="10..."/>`, hdr(tok, "Content-Type", "application/xml")), 400, "BadRequest", "cidr is invalid")
 	wantXMLFault(t, e.c.DoHeader("POST", melangeBlocks(e.r.MemberA)+".xml", `<ip_block cidr=`, hdr(tok, "Content-Type", "application/xml")), 400, "BadRequest", "Malformed request body")
 	// A JSON body to a .xml path is read by its Content-Type.
-	e.c.DoHeader("POST", melangeBlocks(e.r.MemberA)+".xml", `{"ip_block": {"cidr": "10.56.0.0/24"}}`, hdr(tok, "Content-Type", "application/json")).Expect(201)
+	e.c.DoHeader("POST", melangeBlocks(e.r.MemberA)+".xml", `{"ip_block": {"cidr": "10.56.0.0/24", "type": "private"}}`, hdr(tok, "Content-Type", "application/json")).Expect(201)
 }
 
 // §14: errors are XML when XML was asked for, the code an attribute of the

@@ -146,7 +146,7 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 	s.registry.MustRegister(newAgentHealthCollector(s.store, s.heartbeats))
 	membership.Register(s.api)
 	iaas.Register(s.api, iaas.Options{AgentHealth: s.heartbeats})
-	melange.Register(s.api, melange.Options{DefaultCIDR: cfg.MelangeDefaultCIDR})
+	melange.Register(s.api, melange.Options{DefaultCIDR: cfg.MelangeDefaultCIDR, DNS1: cfg.MelangeDNS1, DNS2: cfg.MelangeDNS2})
 	agent.Register(s.api, agent.Config{Heartbeats: s.heartbeats, HeartbeatInterval: cfg.agentHeartbeat(), Logger: log})
 
 	if cfg.dnsEnabled() {

@@ -491,7 +491,7 @@ func (t *Txn) IPBlockCreate(b *api.IPBlock) (*api.IPBlock, error) {
 	if b.Gateway != "" {
 		gw, _ = netx.ParseAddr(b.Gateway)
 	}
-	if err := t.blockOverlaps(b, parent, prefix, gw); err != nil {
+	if err := t.blockOverlaps(b, parent, prefix, gw, method); err != nil {
 		return nil, err
 	}
 	pol, _ := t.IPPolicy(b.PolicyID)
@@ -569,13 +569,15 @@ func (t *Txn) blockFieldChecks(b *api.IPBlock, method string, fe api.FieldErrors
 
 // blockOverlaps applies the dialect's CIDR rules: Melange rules 3–6
 // (melange-facts §3), CloudCIX's subnet rules, and for CloudCIX allocations
-// no overlap within one ASN nor between public allocations.
-func (t *Txn) blockOverlaps(b *api.IPBlock, parent *BlockRecord, raw netip.Prefix, gw netip.Addr) error {
-	c := func(n int) string { return code("ipam", "block", "create", n) }
+// no overlap within one ASN nor between public allocations. On an update
+// (b.ID set) the block itself is left out of the others, and so are its
+// subnets as top-level blocks of b's network: they share b's network.
+func (t *Txn) blockOverlaps(b *api.IPBlock, parent *BlockRecord, raw netip.Prefix, gw netip.Addr, method string) error {
+	c := func(n int) string { return code("ipam", "block", method, n) }
 	cidr := raw.Masked()
 	var others []*BlockRecord
 	for _, o := range all[*BlockRecord](&t.ReadTxn, IPBlocks, "id") {
-		if o.Dialect == b.Dialect {
+		if o.Dialect == b.Dialect && (b.ID == 0 || o.ID != b.ID) {
 			others = append(others, o)
 		}
 	}
@@ -594,7 +596,7 @@ func (t *Txn) blockOverlaps(b *api.IPBlock, parent *BlockRecord, raw netip.Prefi
 				chk.Siblings = append(chk.Siblings, pfx(o))
 			}
 			if chk.TopLevelInNetwork && b.NetworkID != "" && o.NetworkID == b.NetworkID &&
-				(parent == nil || o.ID != parent.ID) && t.topLevel(o) {
+				(parent == nil || o.ID != parent.ID) && (b.ID == 0 || o.ParentID != b.ID) && t.topLevel(o) {
 				chk.NetworkTopLevel = append(chk.NetworkTopLevel, pfx(o))
 			}
 		}
@@ -678,6 +680,19 @@ func (t *Txn) IPBlockUpdate(b *api.IPBlock, expect uint64) (*api.IPBlock, error)
 	}
 	if err := fe.Err(); err != nil {
 		return nil, err
+	}
+	// Melange re-checks its CIDR rules on every save (melange-facts §3):
+	// a new network_id may put the block over a top-level block of that
+	// network (rule 6). CIDR, type and parent do not change here, so the
+	// CloudCIX rules, which depend on nothing else, hold as they did.
+	if b.Dialect == api.DialectMelange {
+		var parent *BlockRecord
+		if b.ParentID != 0 {
+			parent, _ = t.blockRecord(b.ParentID)
+		}
+		if err := t.blockOverlaps(b, parent, netip.MustParsePrefix(b.CIDR), netip.Addr{}, method); err != nil {
+			return nil, err
+		}
 	}
 	eng := t.engineOf(old).Clone()
 	gw := netip.Addr{}
@@ -781,6 +796,13 @@ func (t *Txn) IPAddressCreate(a *api.IPAddress) (*api.IPAddress, error) {
 		if _, ok := t.InterfaceByVIF(a.InterfaceID); !ok {
 			return nil, fieldErr("interface_id", c(109), "Interface with id = '%s' doesn't exist", a.InterfaceID)
 		}
+	}
+	if a.UsedByTenant != "" {
+		tenant, ok := t.tenantMember(a.UsedByTenant)
+		if !ok {
+			return nil, fieldErr("used_by_tenant", c(112), "Member %s does not exist.", a.UsedByTenant)
+		}
+		a.UsedByTenant = tenant
 	}
 	if len(t.IPBlockChildren(rec.ID)) > 0 {
 		return nil, api.Errorf(http.StatusUnprocessableEntity, c(101), "Subnetted block cannot allocate IPAddress")
@@ -906,7 +928,9 @@ func (t *Txn) IPAddressDelete(ref IPRef) error {
 }
 
 // IPAddressRestore turns a soft-deallocated address back into an allocated
-// one; the interface link is not restored.
+// one; the interface link is not restored. Restoring an allocated address
+// changes nothing and is no error: Melange's restore just clears the mark
+// and its timestamp (melange-facts §8).
 func (t *Txn) IPAddressRestore(ref IPRef) (*api.IPAddress, error) {
 	const c = "ipam_ip_address_restore"
 	row, rec, err := t.ipRow(ref, c)
@@ -914,7 +938,7 @@ func (t *Txn) IPAddressRestore(ref IPRef) (*api.IPAddress, error) {
 		return nil, err
 	}
 	if !row.Deallocated {
-		return nil, api.Errorf(http.StatusConflict, c+"_101", "Address %s is not deallocated.", row.Address)
+		return row, nil
 	}
 	eng := t.engineOf(rec).Clone()
 	if err := eng.Restore(netip.MustParseAddr(row.Address)); err != nil {
@@ -995,7 +1019,7 @@ func (t *Txn) IPPolicyCreate(p *api.IPPolicy) (*api.IPPolicy, error) {
 	if err := t.policyChecks(p, nil, "create"); err != nil {
 		return nil, err
 	}
-	if err := t.numberPolicyEntries(p); err != nil {
+	if err := t.numberPolicyEntries(p, nil); err != nil {
 		return nil, err
 	}
 	return p, insertNew(t, IPPolicies, p)
@@ -1013,7 +1037,7 @@ func (t *Txn) IPPolicyUpdate(p *api.IPPolicy, expect uint64) (*api.IPPolicy, err
 	if err := t.policyChecks(p, old, "update"); err != nil {
 		return nil, err
 	}
-	if err := t.numberPolicyEntries(p); err != nil {
+	if err := t.numberPolicyEntries(p, old); err != nil {
 		return nil, err
 	}
 	if err := replace(t, IPPolicies, p, expect, "ipam_policy_update"); err != nil {
@@ -1074,25 +1098,53 @@ func (t *Txn) policyChecks(p, old *api.IPPolicy, method string) error {
 	return fe.Err()
 }
 
-func (t *Txn) numberPolicyEntries(p *api.IPPolicy) error {
+// numberPolicyEntries gives the new entries of p (id 0) ids and stamps
+// them created and updated now; an existing entry (old holds it) keeps its
+// created time, and its updated time unless its value changed. Entries
+// stored before they had timestamps take their policy's (old's), which is
+// what they showed until then. Times a caller sends are ignored.
+func (t *Txn) numberPolicyEntries(p, old *api.IPPolicy) error {
 	next := func() (uint64, error) { return t.bump(ipPolicyEntries, true) }
+	now := t.stamp()
+	stamps := func(created, updated string, changed bool) (string, string) {
+		if created == "" {
+			created = old.Created
+		}
+		if updated == "" {
+			updated = old.Updated
+		}
+		if changed {
+			updated = now
+		}
+		return created, updated
+	}
 	for i := range p.UnusableRanges {
-		if p.UnusableRanges[i].ID == 0 {
+		r := &p.UnusableRanges[i]
+		if r.ID == 0 {
 			id, err := next()
 			if err != nil {
 				return err
 			}
-			p.UnusableRanges[i].ID = id
+			r.ID, r.Created, r.Updated = id, now, now
+			continue
 		}
+		j := slices.IndexFunc(old.UnusableRanges, func(o api.UnusableRange) bool { return o.ID == r.ID })
+		o := old.UnusableRanges[j]
+		r.Created, r.Updated = stamps(o.Created, o.Updated, o.Offset != r.Offset || o.Length != r.Length)
 	}
 	for i := range p.UnusableOctets {
-		if p.UnusableOctets[i].ID == 0 {
+		e := &p.UnusableOctets[i]
+		if e.ID == 0 {
 			id, err := next()
 			if err != nil {
 				return err
 			}
-			p.UnusableOctets[i].ID = id
+			e.ID, e.Created, e.Updated = id, now, now
+			continue
 		}
+		j := slices.IndexFunc(old.UnusableOctets, func(o api.UnusableOctet) bool { return o.ID == e.ID })
+		o := old.UnusableOctets[j]
+		e.Created, e.Updated = stamps(o.Created, o.Updated, o.Octet != e.Octet)
 	}
 	if p.UnusableRanges == nil {
 		p.UnusableRanges = []api.UnusableRange{}

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sort"
+	"strconv"
 
 	"github.com/hashicorp/go-memdb"
 	"github.com/regentcloud/regent/controller/ipam"
@@ -208,6 +209,21 @@ func (t *Txn) networkBlocks(net NetworkRef, method string) ([]*api.IPBlock, erro
 	return blocks, nil
 }
 
+// tenantMember checks a Melange tenant id that names no URL (an
+// interface's owner, an address's used_by_tenant): tenants are members, so
+// it must be the id of an existing member, as a block's or a policy's
+// tenant must. It returns the id's canonical spelling.
+func (r *ReadTxn) tenantMember(tenant string) (string, bool) {
+	id, err := strconv.ParseUint(tenant, 10, 64)
+	if err != nil {
+		return "", false
+	}
+	if _, ok := r.Member(id); !ok {
+		return "", false
+	}
+	return strconv.FormatUint(id, 10), true
+}
+
 func ifcNotFound(method string) error {
 	return api.Errorf(http.StatusNotFound, code("ipam", "interface", method, 1), "Interface Not Found")
 }
@@ -225,6 +241,10 @@ func (t *Txn) interfaceCreate(in api.Interface) (*api.Interface, error) {
 	}
 	if in.TenantID == "" {
 		fe.Add("tenant_id", c(103), "tenant_id should be present")
+	} else if t, ok := t.tenantMember(in.TenantID); !ok {
+		fe.Add("tenant_id", c(108), "Member %s does not exist.", in.TenantID)
+	} else {
+		in.TenantID = t
 	}
 	var mac netx.MAC
 	if in.MACAddress != "" {
@@ -355,6 +375,9 @@ type InstanceInterface struct {
 func (t *Txn) InstanceInterfacesReplace(device, tenant string, ifcs []InstanceInterface) ([]*InterfaceDetail, error) {
 	if device == "" {
 		return nil, fieldErr("device_id", code("ipam", "interface", "create", 107), "device_id should be present")
+	}
+	if _, ok := t.tenantMember(tenant); !ok {
+		return nil, fieldErr("tenant_id", code("ipam", "interface", "create", 108), "Member %s does not exist.", tenant)
 	}
 	if err := t.InstanceInterfacesDelete(device); err != nil {
 		return nil, err

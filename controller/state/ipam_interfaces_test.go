@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -12,6 +13,44 @@ func (f *fixture) iface(in api.Interface, net *NetworkRef) (*InterfaceDetail, er
 	var out *InterfaceDetail
 	err := f.do(func(t *Txn) (err error) { out, err = t.InterfaceCreate(in, net); return })
 	return out, err
+}
+
+// tenantOf is the Melange tenant id of member m.
+func tenantOf(m *api.Member) string { return strconv.FormatUint(m.ID, 10) }
+
+// A Melange tenant id outside a URL (an interface's owner, an address's
+// used_by_tenant, an instance's tenant) is a member id: one that names no
+// member is 400, as for blocks and policies, and nothing is made. A valid
+// one is stored in its canonical spelling.
+func TestInterfaceAndAddressTenantsAreMembers(t *testing.T) {
+	f, m := ipamFixture(t)
+	b := f.block(&api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "10.0.0.0/24", NetworkID: "n"})
+	for _, bad := range []string{"abc", "999", "-1", "1.0"} {
+		_, err := f.iface(api.Interface{VIF: "ifz", TenantID: bad}, nil)
+		wantErr(t, "interface of tenant "+bad, err, 400, "tenant_id", "ipam_interface_create_108")
+		err = f.do(func(t *Txn) error {
+			_, err := t.IPAddressAllocateOnInterface(api.Interface{VIF: "ifq", TenantID: bad}, b.ID, "", "")
+			return err
+		})
+		wantErr(t, "address on a new interface of tenant "+bad, err, 400, "tenant_id", "ipam_interface_create_108")
+		err = f.do(func(t *Txn) error { _, err := t.AllocateNext(b.ID, &api.IPAddress{UsedByTenant: bad}); return err })
+		wantErr(t, "address used by tenant "+bad, err, 400, "used_by_tenant", "ipam_ip_address_create_112")
+		err = f.do(func(t *Txn) error { _, err := t.InstanceInterfacesReplace("vm", bad, nil); return err })
+		wantErr(t, "instance of tenant "+bad, err, 400, "tenant_id", "ipam_interface_create_108")
+	}
+	r := f.s.Read()
+	if len(r.InterfaceList()) != 0 || len(r.IPAddressList(b.ID)) != 0 {
+		t.Fatalf("refused commands left %v, %v", r.InterfaceList(), r.IPAddressList(b.ID))
+	}
+	d, err := f.iface(api.Interface{VIF: "ok", TenantID: "0" + tenantOf(m)}, nil)
+	if err != nil || d.Interface.TenantID != tenantOf(m) {
+		t.Fatalf("interface of member %d: %+v %v", m.ID, d, err)
+	}
+	var a *api.IPAddress
+	f.ok("address used by a member", func(t *Txn) (err error) { a, err = t.AllocateNext(b.ID, &api.IPAddress{UsedByTenant: "1"}); return })
+	if a.UsedByTenant != "1" {
+		t.Fatalf("address %+v", a)
+	}
 }
 
 func TestInterfacesMACsAndAddresses(t *testing.T) {
@@ -27,7 +66,7 @@ func TestInterfacesMACsAndAddresses(t *testing.T) {
 	b := f.block(&api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "10.0.0.0/30", Gateway: "10.0.0.3", NetworkID: "n"})
 	var macs []string
 	for _, vif := range []string{"a", "b", "c"} {
-		d, err := f.iface(api.Interface{VIF: vif, TenantID: "t"}, &NetworkRef{ID: "n", MemberID: m.ID})
+		d, err := f.iface(api.Interface{VIF: vif, TenantID: tenantOf(m)}, &NetworkRef{ID: "n", MemberID: m.ID})
 		if err != nil {
 			t.Fatalf("%s: %v", vif, err)
 		}
@@ -37,14 +76,14 @@ func TestInterfacesMACsAndAddresses(t *testing.T) {
 		t.Fatalf("MACs %v", macs)
 	}
 	// No MAC and no address left: the failed command leaves nothing.
-	_, err := f.iface(api.Interface{VIF: "d", TenantID: "t"}, nil)
+	_, err := f.iface(api.Interface{VIF: "d", TenantID: tenantOf(m)}, nil)
 	wantErr(t, "no more MACs", err, 422, "", "ipam_interface_create_106")
-	_, err = f.iface(api.Interface{VIF: "d", TenantID: "t", MACAddress: "02:00:00:00:00:09"}, &NetworkRef{ID: "n", MemberID: m.ID})
+	_, err = f.iface(api.Interface{VIF: "d", TenantID: tenantOf(m), MACAddress: "02:00:00:00:00:09"}, &NetworkRef{ID: "n", MemberID: m.ID})
 	wantErr(t, "network full", err, 422, "", "ipam_network_allocate_103")
 	if _, ok := f.s.Read().InterfaceByVIF("d"); ok {
 		t.Fatal("a failed create left its interface")
 	}
-	_, err = f.iface(api.Interface{VIF: "a", TenantID: "t", MACAddress: "02:00:00:00:00:09"}, nil)
+	_, err = f.iface(api.Interface{VIF: "a", TenantID: tenantOf(m), MACAddress: "02:00:00:00:00:09"}, nil)
 	wantErr(t, "duplicate vif", err, 400, "virtual_interface_id", "ipam_interface_create_102")
 	// An address may only name an existing interface.
 	err = f.do(func(t *Txn) error {
@@ -69,12 +108,12 @@ func TestInterfacesMACsAndAddresses(t *testing.T) {
 	if err := s2.Read().Persist(&again); err != nil || !bytes.Equal(again.Bytes(), snap) {
 		t.Fatalf("snapshot after restore differs: %v", err)
 	}
-	d, err := f.iface(api.Interface{VIF: "e", TenantID: "t"}, nil)
+	d, err := f.iface(api.Interface{VIF: "e", TenantID: tenantOf(m)}, nil)
 	if err != nil || d.Interface.MACAddress != "bc:76:4e:20:00:01" {
 		t.Fatalf("after delete: %+v %v", d, err)
 	}
 	w := s2.Write(1000, t0)
-	d2, err := w.InterfaceCreate(api.Interface{VIF: "e", TenantID: "t"}, nil)
+	d2, err := w.InterfaceCreate(api.Interface{VIF: "e", TenantID: tenantOf(m)}, nil)
 	w.Abort()
 	if err != nil || d2.Interface.MACAddress != d.Interface.MACAddress {
 		t.Fatalf("restored store gives %+v %v", d2, err)
@@ -126,7 +165,7 @@ func TestNATAndAllowedIPsFollowTheirAddresses(t *testing.T) {
 	if global, err = f.alloc(b.ID, "10.2.0.6"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.iface(api.Interface{VIF: "v", TenantID: "t"}, &NetworkRef{ID: "n", MemberID: m.ID}); err != nil {
+	if _, err := f.iface(api.Interface{VIF: "v", TenantID: tenantOf(m)}, &NetworkRef{ID: "n", MemberID: m.ID}); err != nil {
 		t.Fatal(err)
 	}
 	f.ok("link", func(t *Txn) error { return t.NATLink([]uint64{local.ID}, []uint64{global.ID, global.ID}) })

@@ -2,7 +2,10 @@ package state
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net/http"
+	"net/netip"
+	"regexp"
 	"testing"
 	"time"
 
@@ -196,9 +199,13 @@ func TestIPAllocationLifecycle(t *testing.T) {
 	wantErr(t, "release unknown", err, 404, "", "ipam_ip_address_delete_001")
 	_, err = f.alloc(b.ID, "10.0.0.2")
 	wantErr(t, "deallocated is taken", err, http.StatusConflict, "", "ipam_ip_address_create_107")
-	f.ok("restore", func(t *Txn) error { _, err := t.IPAddressRestore(IPRef{ID: r.ID}); return err })
-	err = f.do(func(t *Txn) error { _, err := t.IPAddressRestore(IPRef{ID: r.ID}); return err })
-	wantErr(t, "restore allocated", err, http.StatusConflict, "", "ipam_ip_address_restore_101")
+	var restored, again *api.IPAddress
+	f.ok("restore", func(t *Txn) (err error) { restored, err = t.IPAddressRestore(IPRef{ID: r.ID}); return })
+	// Restoring an allocated address is a no-op, not an error.
+	f.ok("restore allocated", func(t *Txn) (err error) { again, err = t.IPAddressRestore(IPRef{ID: r.ID}); return })
+	if again.Deallocated || again.Address != "10.0.0.2" || again.ModifiedIndex != restored.ModifiedIndex {
+		t.Fatalf("restore of an allocated address: %+v, after restore %+v", again, restored)
+	}
 	r, _ = rel(IPRef{ID: r.ID})
 	at, _ := time.Parse(time.RFC3339Nano, r.DeallocatedAt)
 
@@ -272,10 +279,16 @@ func TestIPv6Generators(t *testing.T) {
 	wantErr(t, "mac required", err, 400, "mac_address", "ipam_ip_address_create_103")
 	var a *api.IPAddress
 	f.ok("alloc v6", func(t *Txn) (err error) {
-		a, err = t.AllocateNext(b.ID, &api.IPAddress{MACAddress: "00:FF:12:89:67:34", UsedByTenant: "1234"})
+		a, err = t.AllocateNext(b.ID, &api.IPAddress{MACAddress: "00:FF:12:89:67:34", UsedByTenant: tenantOf(m)})
 		return
 	})
-	if a.Address != "fe::7110:eda4:ff89:6734" || a.Version != 6 || a.MACAddress != "00:ff:12:89:67:34" {
+	// The tenant-hash IID of the member (the melange-facts §7 vector for
+	// tenant "1234" is checked in package ipam; tenants here are members).
+	var a16 [16]byte
+	a16[1] = 0xfe
+	binary.BigEndian.PutUint64(a16[8:], ipam.TenantIID(tenantOf(m), 0x00ff12896734))
+	want := netip.AddrFrom16(a16).String()
+	if a.Address != want || a.Version != 6 || a.MACAddress != "00:ff:12:89:67:34" {
 		t.Fatalf("tenant-hash address: %+v", a)
 	}
 	err = f.do(func(t *Txn) error {
@@ -338,6 +351,105 @@ func TestIPPolicies(t *testing.T) {
 	wantErr(t, "delete twice", err, 404, "", "ipam_policy_delete_001")
 }
 
+// Unusable ranges and octets have their own timestamps, stamped from the
+// command's time: an entry added later is newer than its siblings, a
+// sibling's change or addition leaves an entry's times alone, and changing
+// an entry moves its updated time only. Times a caller sends are ignored.
+func TestIPPolicyEntryTimes(t *testing.T) {
+	f, m := ipamFixture(t)
+	var p *api.IPPolicy
+	f.ok("create", func(t *Txn) (err error) {
+		p, err = t.IPPolicyCreate(&api.IPPolicy{MemberID: m.ID, Name: "p",
+			UnusableRanges: []api.UnusableRange{{Offset: 0, Length: 1, Created: "2000-01-01T00:00:00Z"}}})
+		return
+	})
+	r0 := p.UnusableRanges[0]
+	if r0.Created != p.Created || r0.Updated != p.Created {
+		t.Fatalf("new range %+v, policy created %s", r0, p.Created)
+	}
+	update := func(what string, edit func(p *api.IPPolicy)) {
+		t.Helper()
+		cur, _ := f.s.Read().IPPolicy(p.ID)
+		in := *cur
+		in.UnusableRanges = append([]api.UnusableRange(nil), cur.UnusableRanges...)
+		in.UnusableOctets = append([]api.UnusableOctet(nil), cur.UnusableOctets...)
+		edit(&in)
+		f.ok(what, func(t *Txn) (err error) { p, err = t.IPPolicyUpdate(&in, 0); return })
+	}
+	update("add an octet", func(p *api.IPPolicy) { p.UnusableOctets = append(p.UnusableOctets, api.UnusableOctet{Octet: 7}) })
+	o0 := p.UnusableOctets[0]
+	if p.UnusableRanges[0] != r0 {
+		t.Errorf("adding an octet changed the range: %+v, was %+v", p.UnusableRanges[0], r0)
+	}
+	if o0.Created != p.Updated || o0.Updated != p.Updated || o0.Created == r0.Created {
+		t.Errorf("new octet %+v (range %+v, policy updated %s)", o0, r0, p.Updated)
+	}
+	update("change the range", func(p *api.IPPolicy) {
+		p.UnusableRanges[0].Length = 2
+		p.UnusableRanges[0].Updated = "2000-01-01T00:00:00Z"
+	})
+	if r := p.UnusableRanges[0]; r.Created != r0.Created || r.Updated != p.Updated || r.Updated == r0.Updated {
+		t.Errorf("changed range %+v, was %+v", r, r0)
+	}
+	if p.UnusableOctets[0] != o0 {
+		t.Errorf("changing the range changed the octet: %+v, was %+v", p.UnusableOctets[0], o0)
+	}
+}
+
+// A snapshot taken before entries had timestamps loads; an old entry takes
+// its policy's times (what it showed until then) when the policy is next
+// written, and keeps them after.
+func TestIPPolicyEntryTimesFromOldSnapshot(t *testing.T) {
+	f, m := ipamFixture(t)
+	var p *api.IPPolicy
+	f.ok("create", func(t *Txn) (err error) {
+		p, err = t.IPPolicyCreate(&api.IPPolicy{MemberID: m.ID, Name: "p",
+			UnusableRanges: []api.UnusableRange{{Offset: 0, Length: 1}}, UnusableOctets: []api.UnusableOctet{{Octet: 3}}})
+		return
+	})
+	f.ok("rename", func(t *Txn) (err error) {
+		in := *p
+		in.Name = "q"
+		p, err = t.IPPolicyUpdate(&in, 0)
+		return
+	})
+	header, records, _ := snapParts(t, f.snapshot())
+	strip := regexp.MustCompile(`,"created":"[^"]*","updated":"[^"]*"\}`)
+	for i, r := range records {
+		records[i] = strip.ReplaceAllString(r, "}")
+	}
+	old := seal(header, records, -1)
+	if bytes.Contains(old, []byte(`"length":1,"created"`)) || !bytes.Contains(old, []byte(`"length":1}`)) {
+		t.Fatalf("entries keep their times in the doctored snapshot")
+	}
+	s := New()
+	if err := s.Restore(bytes.NewReader(old)); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	lp, _ := s.Read().IPPolicy(p.ID)
+	if lp.UnusableRanges[0].Created != "" || lp.UnusableOctets[0].Updated != "" {
+		t.Fatalf("loaded entries: %+v %+v", lp.UnusableRanges, lp.UnusableOctets)
+	}
+	txn := s.Write(100, t0.Add(time.Hour))
+	in := *lp
+	in.UnusableOctets = append([]api.UnusableOctet{}, lp.UnusableOctets...)
+	in.UnusableOctets = append(in.UnusableOctets, api.UnusableOctet{Octet: 9})
+	got, err := txn.IPPolicyUpdate(&in, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txn.Commit()
+	if r := got.UnusableRanges[0]; r.Created != lp.Created || r.Updated != lp.Updated {
+		t.Errorf("old range %+v, want the policy's times %s / %s", r, lp.Created, lp.Updated)
+	}
+	if o := got.UnusableOctets[0]; o.Created != lp.Created || o.Updated != lp.Updated {
+		t.Errorf("old octet %+v, want the policy's times %s / %s", o, lp.Created, lp.Updated)
+	}
+	if o := got.UnusableOctets[1]; o.Created != got.Updated || o.Created == lp.Updated {
+		t.Errorf("new octet %+v", o)
+	}
+}
+
 func TestIPBlockUpdate(t *testing.T) {
 	f, m := ipamFixture(t)
 	b := f.block(&api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "10.0.0.0/29"})
@@ -363,6 +475,57 @@ func TestIPBlockUpdate(t *testing.T) {
 	upd.Gateway, upd.DNS1 = "10.0.0.0", "999.1.1.1"
 	err = f.do(func(t *Txn) error { _, err := t.IPBlockUpdate(&upd, 0); return err })
 	wantErr(t, "bad dns1", err, 400, "dns1", "ipam_block_update_121")
+}
+
+// A new network_id is checked as a create would be (melange-facts §3, "re-
+// checked on every save"): rule 6, no overlap with a top-level block of that
+// network, and rule 9, one type within a network. A refused update changes
+// nothing; the block's own subnets, which share its network, do not count.
+func TestIPBlockUpdateNetworkRules(t *testing.T) {
+	f, m := ipamFixture(t)
+	mel := func(cidr, net, typ string) *api.IPBlock {
+		return f.block(&api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: cidr, NetworkID: net, Type: typ})
+	}
+	mel("10.9.0.0/16", "ovl", api.BlockPrivate)
+	b := mel("10.9.0.0/24", "other", api.BlockPrivate)
+	update := func(net string) (*api.IPBlock, error) {
+		var got *api.IPBlock
+		err := f.do(func(t *Txn) (err error) {
+			cur, _ := t.IPBlock(b.ID)
+			upd := *cur
+			upd.NetworkID = net
+			got, err = t.IPBlockUpdate(&upd, 0)
+			return
+		})
+		return got, err
+	}
+	_, err := update("ovl")
+	wantErr(t, "overlap in the new network", err, 400, "cidr", "ipam_block_update_113")
+	if e := err.(*api.Error); e.Errors["cidr"].Detail != "cidr overlaps with block 10.9.0.0/16 in same network" {
+		t.Errorf("detail %q", e.Errors["cidr"].Detail)
+	}
+	if cur, _ := f.s.Read().IPBlock(b.ID); cur.NetworkID != "other" {
+		t.Errorf("refused update applied: network %q", cur.NetworkID)
+	}
+	mel("172.16.0.0/24", "pub", api.BlockPublic)
+	_, err = update("pub")
+	wantErr(t, "type within the new network", err, 400, "type", "ipam_block_update_112")
+	// A block with a subnet moves to a free network, subnet and all; an
+	// update that keeps the network passes its own check.
+	parent := mel("10.50.0.0/16", "", api.BlockPrivate)
+	f.block(&api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "10.50.1.0/24", ParentID: parent.ID, NetworkID: "fresh"})
+	f.ok("parent into its subnet's network", func(t *Txn) error {
+		upd := *parent
+		upd.NetworkID = "fresh"
+		_, err := t.IPBlockUpdate(&upd, 0)
+		return err
+	})
+	if got, err := update("free"); err != nil || got.NetworkID != "free" {
+		t.Fatalf("move to a free network: %+v %v", got, err)
+	}
+	if got, err := update("free"); err != nil || got.NetworkID != "free" {
+		t.Fatalf("same network again: %+v %v", got, err)
+	}
 }
 
 // Routes: destination an address or CIDR of the block's family, gateway an

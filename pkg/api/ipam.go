@@ -106,17 +106,24 @@ type IPPolicy struct {
 }
 
 // UnusableRange is the Python slice block[offset : offset+length].
+// Created and Updated are its own timestamps (state stamps them from the
+// command's time); entries stored before they existed have none, and show
+// their policy's.
 type UnusableRange struct {
-	ID     uint64 `json:"id"`
-	Offset int64  `json:"offset"`
-	Length int64  `json:"length"`
+	ID      uint64 `json:"id"`
+	Offset  int64  `json:"offset"`
+	Length  int64  `json:"length"`
+	Created string `json:"created,omitempty"`
+	Updated string `json:"updated,omitempty"`
 }
 
 // UnusableOctet disallows addresses whose last octet (IPv6: last 16-bit
-// group) equals Octet.
+// group) equals Octet. Created and Updated as for UnusableRange.
 type UnusableOctet struct {
-	ID    uint64 `json:"id"`
-	Octet int64  `json:"octet"`
+	ID      uint64 `json:"id"`
+	Octet   int64  `json:"octet"`
+	Created string `json:"created,omitempty"`
+	Updated string `json:"updated,omitempty"`
 }
 
 // MACRange is a Melange mac_address_range, e.g. "bc:76:4e:20:00:00/27".

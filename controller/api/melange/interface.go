@@ -104,6 +104,7 @@ func (q *request) current() *state.ReadTxn { return q.API.Store().Read() }
 // ifaces are the handlers that may create a network's default block.
 type ifaces struct {
 	defaultCIDR string
+	opts        Options
 }
 
 // defaultBlock is the block created for an unknown network (nil when no
@@ -113,7 +114,7 @@ func (h *ifaces) defaultBlock() *wire.IPBlock {
 		return nil
 	}
 	b := &wire.IPBlock{Dialect: wire.DialectMelange, CIDR: h.defaultCIDR, Type: wire.BlockPrivate}
-	defaults(b)
+	defaults(b, h.opts)
 	return b
 }
 
@@ -124,7 +125,7 @@ func (h *ifaces) known(q *request, net string) bool {
 }
 
 func registerInterfaces(a *api.API, opts Options) {
-	h := &ifaces{defaultCIDR: opts.DefaultCIDR}
+	h := &ifaces{defaultCIDR: opts.DefaultCIDR, opts: opts}
 	handle(a, "POST", "/interfaces", ServiceInterface, auth.Create, h.createInterface)
 	handle(a, "DELETE", "/interfaces/{vif}", ServiceInterface, auth.Delete, deleteInterface)
 	handle(a, "GET", "/tenants/{tenant_id}/interfaces/{vif}", ServiceInterface, auth.Read, readInterface((*request).tenantInterface))

@@ -91,15 +91,15 @@ func (q *request) block() (*wire.IPBlock, error) {
 	return nil, fault(http.StatusNotFound, "IpBlock Not Found")
 }
 
-func registerIPBlocks(a *api.API) {
+func registerIPBlocks(a *api.API, opts Options) {
 	const blocks = "/tenants/{tenant_id}/ip_blocks"
 	handle(a, "GET", blocks, ServiceIPBlock, auth.List, listBlocks)
-	handle(a, "POST", blocks, ServiceIPBlock, auth.Create, createBlock)
+	handle(a, "POST", blocks, ServiceIPBlock, auth.Create, func(q *request) error { return createBlock(q, opts) })
 	handle(a, "GET", blocks+"/{id}", ServiceIPBlock, auth.Read, readBlock)
 	handle(a, "PUT", blocks+"/{id}", ServiceIPBlock, auth.Update, updateBlock)
 	handle(a, "DELETE", blocks+"/{id}", ServiceIPBlock, auth.Delete, deleteBlock)
 	handle(a, "GET", blocks+"/{id}/subnets", ServiceSubnet, auth.List, listSubnets)
-	handle(a, "POST", blocks+"/{id}/subnets", ServiceSubnet, auth.Create, createSubnet)
+	handle(a, "POST", blocks+"/{id}/subnets", ServiceSubnet, auth.Create, func(q *request) error { return createSubnet(q, opts) })
 }
 
 // listBlocks: the tenant's blocks, subnets included, filtered by ?type.
@@ -132,7 +132,7 @@ func readBlock(q *request) error {
 // body's tenant_id and parent_id are ignored on a block create). gen is the
 // generator of an IPv6 block without ipv6_generator (a subnet's parent's;
 // "" for the default, tenant).
-func blockFields(b body, in *wire.IPBlock, gen string) error {
+func blockFields(b body, in *wire.IPBlock, gen string, opts Options) error {
 	for _, f := range []struct {
 		name string
 		dst  *string
@@ -154,7 +154,7 @@ func blockFields(b body, in *wire.IPBlock, gen string) error {
 	if in.Generator, err = generatorField(b, in.CIDR, gen); err != nil {
 		return err
 	}
-	defaults(in)
+	defaults(in, opts)
 	return nil
 }
 
@@ -190,11 +190,18 @@ func parsePolicy(s string) (uint64, error) {
 	return n, nil
 }
 
-// defaults applies Melange's request defaults: the gateway is the second
+// defaults applies Melange's request defaults: dns1 and dns2 are the
+// configured ones (opts; none when unset), the gateway is the second
 // address of the block (melange-api-spec; the spec wins over the 2012
 // code), and IPv6 blocks use the tenant-based generator unless one is
 // chosen.
-func defaults(in *wire.IPBlock) {
+func defaults(in *wire.IPBlock, opts Options) {
+	if in.DNS1 == "" {
+		in.DNS1 = opts.DNS1
+	}
+	if in.DNS2 == "" {
+		in.DNS2 = opts.DNS2
+	}
 	p, err := netx.ParsePrefixRaw(in.CIDR)
 	if err != nil {
 		return
@@ -211,14 +218,27 @@ func defaults(in *wire.IPBlock) {
 	}
 }
 
-func createBlock(q *request) error {
+// createBlock: cidr and type are mandatory; tenant_id and parent_id in
+// the body are ignored (the tenant is the URL's).
+func createBlock(q *request, opts Options) error {
 	b, err := decode(q, "ip_block")
 	if err != nil {
 		return err
 	}
 	in := &wire.IPBlock{Dialect: wire.DialectMelange, MemberID: q.tenant}
-	if err := blockFields(b, in, ""); err != nil {
+	if err := blockFields(b, in, "", opts); err != nil {
 		return err
+	}
+	// type is mandatory (melange-api-spec, "Create tenant's IP block"):
+	// state would default it to private, which the spec does not. A
+	// subnet's type comes from its parent. A malformed cidr is reported
+	// with it, as Melange's validation lists both.
+	if in.Type != wire.BlockPublic && in.Type != wire.BlockPrivate {
+		errs := map[string]wire.FieldError{"type": {Detail: "type should be one among public, private"}}
+		if _, err := netx.ParsePrefixRaw(in.CIDR); err != nil {
+			errs["cidr"] = wire.FieldError{Detail: "cidr is invalid"}
+		}
+		return fault(http.StatusBadRequest, "The following values are invalid: %s", pyDict(errs))
 	}
 	v, index, err := apply(q, fsm.IPBlockCreateType, in, 0)
 	if err != nil {
@@ -304,7 +324,7 @@ func listSubnets(q *request) error {
 // createSubnet: type and parent_id come from the parent; network_id and
 // tenant_id may be given (default: the parent's). Only a global caller may
 // give the subnet to another tenant.
-func createSubnet(q *request) error {
+func createSubnet(q *request, opts Options) error {
 	parent, err := q.block()
 	if err != nil {
 		return err
@@ -314,7 +334,7 @@ func createSubnet(q *request) error {
 		return err
 	}
 	in := &wire.IPBlock{Dialect: wire.DialectMelange}
-	if err := blockFields(b, in, parent.Generator); err != nil {
+	if err := blockFields(b, in, parent.Generator, opts); err != nil {
 		return err
 	}
 	in.ParentID, in.Type = parent.ID, parent.Type

@@ -80,6 +80,12 @@ type Options struct {
 	// (Melange's default_cidr, melange-facts §4); unset, such a network is
 	// 404 Network <id> not found.
 	DefaultCIDR string
+	// DNS1 and DNS2, when set, are the dns1 and dns2 of a block or subnet
+	// created without them (Melange's configured DNS servers,
+	// melange-facts §1); unset, such a block has none (null). The handler
+	// fills them into the create command on the leader, so every node
+	// applies the same block whatever its own configuration says.
+	DNS1, DNS2 string
 }
 
 // Register adds the Melange routes to a.
@@ -100,7 +106,7 @@ func Register(a *api.API, opts Options) {
 	handle(a, "GET", "", ServiceVersion, auth.Read, version)
 	handleAt(a, "GET", "/v0.1/extensions", ServiceExtension, auth.List, listExtensions)
 	handleAt(a, "GET", "/v0.1/extensions/{alias}", ServiceExtension, auth.Read, readExtension)
-	registerIPBlocks(a)
+	registerIPBlocks(a, opts)
 	registerIPAddresses(a)
 	registerPolicies(a)
 	registerMACRanges(a)
@@ -221,6 +227,7 @@ func handleAt(a *api.API, method, path, service string, action auth.Action, fn f
 	if i := strings.LastIndexByte(path, '/'); i >= 0 && strings.HasPrefix(path[i+1:], "{") {
 		last = strings.Trim(path[i+1:], "{}")
 	}
+	tenantRoute := strings.Contains(path, "/tenants/{tenant_id}/")
 	h := func(w http.ResponseWriter, r *http.Request) {
 		asXML := wantXML(r)
 		if last != "" && !strings.HasSuffix(r.URL.Path, "/") {
@@ -232,6 +239,12 @@ func handleAt(a *api.API, method, path, service string, action auth.Action, fn f
 				return err
 			}
 			if err := a.Permissions().Check(p, App, service, action); err != nil {
+				if !tenantRoute {
+					// Melange's middleware: a URL without /tenants/{id}/
+					// is for admins only, and anyone else is told so
+					// (melange-facts §15).
+					return fault(http.StatusForbidden, "User with tenant id %d cannot access this resource", p.MemberID)
+				}
 				return err
 			}
 			q := &request{Request: &api.Request{Request: r, W: w, API: a, P: p, Txn: a.Store().Read(),
@@ -294,7 +307,7 @@ func invalid(field, msg string) error {
 }
 
 // fieldNames maps state's field names to Melange's.
-var fieldNames = map[string]string{"member_id": "tenant_id", "block_id": "ip_block_id"}
+var fieldNames = map[string]string{"member_id": "tenant_id", "block_id": "ip_block_id", "used_by_tenant": "tenant_id"}
 
 // writeError writes err as a Melange error, in XML when asXML. Regent's
 // own errors (auth, state, the cluster) keep their status and become the
@@ -312,6 +325,8 @@ func writeError(w http.ResponseWriter, asXML bool, err error) {
 			w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
 		}
 		switch {
+		case paramsMissing(e.Errors) != "":
+			detail = paramsMissing(e.Errors)
 		case len(e.Errors) > 0:
 			detail = "The following values are invalid: " + pyDict(e.Errors)
 		case status == http.StatusNotFound && strings.HasPrefix(e.ErrorCode, "ipam_block"):
@@ -325,6 +340,19 @@ func writeError(w http.ResponseWriter, asXML bool, err error) {
 		}
 	}
 	render(w, asXML, status, wire.NewMelangeError(status, detail))
+}
+
+// paramsMissing is the detail of a field error that is Melange's
+// ParamsMissing rather than an invalid model (melange-facts §15): its text
+// alone ("Required params are missing: mac_address"), as Melange shows it.
+// "" when errs holds none.
+func paramsMissing(errs map[string]wire.FieldError) string {
+	for _, fe := range errs {
+		if strings.HasPrefix(fe.Detail, "Required params are missing:") {
+			return fe.Detail
+		}
+	}
+	return ""
 }
 
 // pyDict renders field errors as Melange's message does (a Python dict).

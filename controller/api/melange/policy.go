@@ -26,8 +26,7 @@ type PolicyView struct {
 	UpdatedAt   string  `json:"updated_at"`
 }
 
-// RangeView is an unusable ip range. Entries carry no timestamps of their
-// own: they show their policy's.
+// RangeView is an unusable ip range, with its own timestamps (entryTimes).
 type RangeView struct {
 	ID        string `json:"id"`
 	Offset    int64  `json:"offset"`
@@ -53,15 +52,30 @@ func policyView(p *wire.IPPolicy) any {
 
 func policyID(p *wire.IPPolicy) uint64 { return p.ID }
 
+// entryTimes are the created_at and updated_at of a range or octet of p:
+// its own, or, for an entry stored before entries had timestamps, its
+// policy's.
+func entryTimes(p *wire.IPPolicy, created, updated string) (string, string) {
+	if created == "" {
+		created = p.Created
+	}
+	if updated == "" {
+		updated = p.Updated
+	}
+	return created, updated
+}
+
 func rangeView(p *wire.IPPolicy) func(wire.UnusableRange) any {
 	return func(r wire.UnusableRange) any {
-		return &RangeView{ID: idString(r.ID), Offset: r.Offset, Length: r.Length, PolicyID: idString(p.ID), CreatedAt: p.Created, UpdatedAt: p.Updated}
+		c, u := entryTimes(p, r.Created, r.Updated)
+		return &RangeView{ID: idString(r.ID), Offset: r.Offset, Length: r.Length, PolicyID: idString(p.ID), CreatedAt: c, UpdatedAt: u}
 	}
 }
 
 func octetView(p *wire.IPPolicy) func(wire.UnusableOctet) any {
 	return func(o wire.UnusableOctet) any {
-		return &OctetView{ID: idString(o.ID), Octet: o.Octet, PolicyID: idString(p.ID), CreatedAt: p.Created, UpdatedAt: p.Updated}
+		c, u := entryTimes(p, o.Created, o.Updated)
+		return &OctetView{ID: idString(o.ID), Octet: o.Octet, PolicyID: idString(p.ID), CreatedAt: c, UpdatedAt: u}
 	}
 }
 
