@@ -38,9 +38,12 @@
 //
 // # UDP fast path
 //
-// UDP is served by our own read loops (one SO_REUSEPORT socket per
-// GOMAXPROCS on Linux, each moving up to 32 datagrams per recvmmsg/sendmmsg
-// call) rather than miekg/dns's server. A plain query (opcode
+// UDP is served by our own read loops (GOMAXPROCS of them sharing one
+// socket, each moving up to 32 datagrams per recvmmsg/sendmmsg call) rather
+// than miekg/dns's server. The socket does not use SO_REUSEPORT unless
+// Config.UDPSockets asks for several: a port shared that way can be handed
+// to a client of the same user as its source port, and that client (dig
+// does this) then reads its own query back instead of the answer. A plain query (opcode
 // QUERY, one question, no answer/authority records, at most a bare EDNS0 OPT
 // record without options) is answered from a cache of packed responses keyed
 // by the lower-cased question, the EDNS presence, the effective UDP size and
