@@ -523,3 +523,63 @@ func TestZoneApexFromSource(t *testing.T) {
 		}
 	}
 }
+
+// TestOPTCountAndMetaQtypes: RFC 6891 §6.1.1, more than one OPT record (or
+// one outside the additional section) is FORMERR; OPT, TKEY and TSIG are
+// not question types (FORMERR); MAILA and MAILB are not served (NOTIMP).
+// Both UDP paths (a bare EDNS query takes the fast path, an option the
+// full one) and TCP.
+func TestOPTCountAndMetaQtypes(t *testing.T) {
+	s := startServer(t, testConfig(), newFakeSource(testZone(t, 1)))
+	opt := func(size uint16) *mdns.OPT {
+		o := &mdns.OPT{Hdr: mdns.RR_Header{Name: ".", Rrtype: mdns.TypeOPT}}
+		o.SetUDPSize(size)
+		return o
+	}
+	for _, network := range []string{"udp", "tcp"} {
+		for range 2 { // over UDP: a cache fill, then a hit
+			m := new(mdns.Msg)
+			m.SetQuestion("host1.example.test.", mdns.TypeA)
+			m.Extra = []mdns.RR{opt(1232), opt(4096)}
+			if r := exchange(t, s.Addr(), network, m); r.Rcode != mdns.RcodeFormatError || len(r.Answer) != 0 || r.IsEdns0() != nil {
+				t.Errorf("%s two OPT records: want FORMERR without OPT, got\n%v", network, r)
+			}
+			m = new(mdns.Msg)
+			m.SetQuestion("host1.example.test.", mdns.TypeA)
+			m.Answer = []mdns.RR{opt(1232)}
+			if r := exchange(t, s.Addr(), network, m); r.Rcode != mdns.RcodeFormatError {
+				t.Errorf("%s OPT in the answer section: rcode %s", network, mdns.RcodeToString[r.Rcode])
+			}
+			for _, c := range []struct {
+				qtype uint16
+				rcode int
+			}{
+				{mdns.TypeOPT, mdns.RcodeFormatError},
+				{mdns.TypeTKEY, mdns.RcodeFormatError},
+				{mdns.TypeTSIG, mdns.RcodeFormatError},
+				{mdns.TypeMAILA, mdns.RcodeNotImplemented},
+				{mdns.TypeMAILB, mdns.RcodeNotImplemented},
+				{mdns.TypeANY, mdns.RcodeSuccess},
+			} {
+				for _, edns := range []int{0, 1, 2} {
+					m := new(mdns.Msg)
+					m.SetQuestion("host1.example.test.", c.qtype)
+					if edns > 0 {
+						m.SetEdns0(1232, false)
+					}
+					if edns == 2 {
+						m.IsEdns0().Option = []mdns.EDNS0{&mdns.EDNS0_COOKIE{Code: mdns.EDNS0COOKIE, Cookie: "0102030405060708"}}
+					}
+					r := exchange(t, s.Addr(), network, m)
+					if r.Rcode != c.rcode || len(r.Question) != 1 || r.Question[0].Qtype != c.qtype {
+						t.Errorf("%s qtype %s (edns %d): rcode %s, want %s\n%v", network, mdns.TypeToString[c.qtype], edns,
+							mdns.RcodeToString[r.Rcode], mdns.RcodeToString[c.rcode], r)
+					}
+					if c.rcode != mdns.RcodeSuccess && len(r.Answer)+len(r.Ns) != 0 {
+						t.Errorf("%s qtype %s: records in an error reply\n%v", network, mdns.TypeToString[c.qtype], r)
+					}
+				}
+			}
+		}
+	}
+}
