@@ -2,6 +2,7 @@ package dns
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -581,5 +582,55 @@ func TestOPTCountAndMetaQtypes(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestRAClear: a query with RA (and AD) set gets RA=0 back on every reply,
+// the header-only NOTIMP and FORMERR ones included, over UDP and TCP
+// (dns-facts §4.20: not recursive).
+func TestRAClear(t *testing.T) {
+	s := startServer(t, testConfig(), newFakeSource(testZone(t, 1)))
+	type query struct {
+		what  string
+		build func() *mdns.Msg
+		rcode int
+	}
+	qs := []query{
+		{"A", func() *mdns.Msg { return new(mdns.Msg).SetQuestion("host1.example.test.", mdns.TypeA) }, mdns.RcodeSuccess},
+		{"UPDATE", func() *mdns.Msg { return new(mdns.Msg).SetUpdate("example.test.") }, mdns.RcodeNotImplemented},
+		{"STATUS", func() *mdns.Msg {
+			m := new(mdns.Msg).SetQuestion("example.test.", mdns.TypeA)
+			m.Opcode = mdns.OpcodeStatus
+			return m
+		}, mdns.RcodeNotImplemented},
+		{"no question", func() *mdns.Msg { m := new(mdns.Msg); m.Id = mdns.Id(); return m }, mdns.RcodeFormatError},
+		{"MAILA", func() *mdns.Msg { return new(mdns.Msg).SetQuestion("example.test.", mdns.TypeMAILA) }, mdns.RcodeNotImplemented},
+		{"TSIG qtype", func() *mdns.Msg { return new(mdns.Msg).SetQuestion("example.test.", mdns.TypeTSIG) }, mdns.RcodeFormatError},
+		{"out of zone", func() *mdns.Msg { return new(mdns.Msg).SetQuestion("example.org.", mdns.TypeA) }, mdns.RcodeRefused},
+	}
+	for _, network := range []string{"udp", "tcp"} {
+		for _, q := range qs {
+			m := q.build()
+			m.RecursionAvailable = true
+			m.AuthenticatedData = true
+			r := exchange(t, s.Addr(), network, m)
+			if r.Rcode != q.rcode || r.RecursionAvailable || r.AuthenticatedData || !r.Response {
+				t.Errorf("%s %s: rcode %s (want %s), ra=%v ad=%v qr=%v", network, q.what, mdns.RcodeToString[r.Rcode],
+					mdns.RcodeToString[q.rcode], r.RecursionAvailable, r.AuthenticatedData, r.Response)
+			}
+		}
+	}
+	// The unparsable datagram path (UDP header reply).
+	c, err := net.Dial("udp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = c.Write([]byte{0x12, 0x34, 0x00, 0xa0, 0, 1, 0, 0, 0, 0, 0, 0, 3, 'a', 'b'}) // RA, AD; truncated question
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 512)
+	n, err := c.Read(buf)
+	if err != nil || n != 12 || buf[2]&0x80 == 0 || buf[3] != mdns.RcodeFormatError {
+		t.Errorf("unparsable query: %x, %v; want a FORMERR header with RA=AD=0", buf[:n], err)
 	}
 }

@@ -100,6 +100,7 @@ func (s *Server) Start(ctx context.Context) error {
 		ReadTimeout:       s.cfg.TCPIdleTimeout,
 		WriteTimeout:      s.cfg.TCPIdleTimeout,
 		TsigSecret:        s.cfg.tsigSecrets,
+		DecorateWriter:    func(w mdns.Writer) mdns.Writer { return clearRAWriter{w} },
 		NotifyStartedFunc: func() { close(started) },
 	}
 	tcpDone := make(chan error, 1)
@@ -380,4 +381,19 @@ func addrOf(a net.Addr) netip.Addr {
 		return netip.Addr{}
 	}
 	return ap.Addr().Unmap()
+}
+
+// clearRAWriter clears RA and AD in the header of every TCP message written.
+// Our own replies never set them; miekg/dns's server builds the reply to a
+// rejected or unparsable request (NOTIMP, FORMERR) from the request itself,
+// and so echoed the client's RA and AD bits (dns-facts §4.20: RA=0). A
+// message with neither bit set, which includes every TSIG-signed one, is
+// written untouched.
+type clearRAWriter struct{ mdns.Writer }
+
+func (w clearRAWriter) Write(b []byte) (int, error) {
+	if len(b) >= 4 && b[3]&0xa0 != 0 {
+		b[3] &^= 0xa0
+	}
+	return w.Writer.Write(b)
 }
