@@ -299,8 +299,55 @@ func TestDNS_PTRLongestReverseZone(t *testing.T) {
 	}
 	// members cannot create reverse zones themselves
 	r := c.Do("POST", "/iaas/domain/", map[string]any{"name": "47.in-addr.arpa"}, f.r.Token(apitest.MemberAdmin)).Expect(400)
-	if r.FieldCode("name") != "iaas_domain_create_103" {
+	if r.FieldCode("name") != "iaas_domain_create_107" {
 		t.Errorf("member reverse zone: %s", r)
+	}
+}
+
+// TestDNS_DomainNameCodes: a domain name's errors carry CloudCIX's codes
+// (dns-facts §1.1: 101 missing or blank, 102 longer than 240, 103 a label
+// longer than 63) and Regent's for what CloudCIX does not check (105 taken,
+// 107 a member's reverse zone, 108 other syntax); none changes anything.
+func TestDNS_DomainNameCodes(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	f := newFixture(t, n)
+	x := dnsOf(f)
+	admin := f.r.Token(apitest.MemberAdmin)
+	before := dnsState(t, c, f.root)
+	long := strings.Repeat(strings.Repeat("a", 60)+".", 4) + "example" // 251 characters, labels ≤ 63
+	for _, tc := range []struct {
+		body map[string]any
+		code string
+	}{
+		{map[string]any{}, "iaas_domain_create_101"},
+		{map[string]any{"name": ""}, "iaas_domain_create_101"},
+		{map[string]any{"name": "   "}, "iaas_domain_create_101"},
+		{map[string]any{"name": "/"}, "iaas_domain_create_101"},
+		{map[string]any{"name": long}, "iaas_domain_create_102"},
+		{map[string]any{"name": strings.Repeat("b", 64) + ".example"}, "iaas_domain_create_103"},
+		{map[string]any{"name": "www." + strings.Repeat("c", 64) + ".example/"}, "iaas_domain_create_103"},
+		{map[string]any{"name": x.domainName}, "iaas_domain_create_105"},
+		{map[string]any{"name": "47.in-addr.arpa"}, "iaas_domain_create_107"},
+		{map[string]any{"name": "bad..name"}, "iaas_domain_create_108"},
+		{map[string]any{"name": "com"}, "iaas_domain_create_108"},
+		{map[string]any{"name": "under_score.example"}, "iaas_domain_create_108"},
+	} {
+		r := c.Do("POST", "/iaas/domain/", tc.body, admin).Expect(400)
+		if got := r.FieldCode("name"); got != tc.code {
+			t.Errorf("name %v: code %q, want %q (%s)", tc.body["name"], got, tc.code, r)
+		}
+	}
+	if after := dnsState(t, c, f.root); after != before {
+		t.Errorf("refused domains changed the state:\nbefore %s\nafter  %s", before, after)
+	}
+	// 63 characters in a label, and 240 in all, are allowed.
+	for _, ok := range []string{strings.Repeat("d", 63) + "." + f.n.Unique("ok") + ".example",
+		strings.Repeat(strings.Repeat("e", 58)+".", 4) + f.n.Unique("f")[:3]} {
+		if len(ok) > 240 {
+			t.Fatalf("test name %d long", len(ok))
+		}
+		create(c, admin, "/iaas/domain/", map[string]any{"name": ok})
 	}
 }
 
