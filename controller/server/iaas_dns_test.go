@@ -351,6 +351,44 @@ func TestDNS_DomainNameCodes(t *testing.T) {
 	}
 }
 
+// TestDNS_RecordInReverseZone: a reverse zone that a PTR record created is a
+// domain its owner sees, but its records are PTRs made through ptr_record:
+// a record there is refused with a code of its own and says why, never a
+// false "doesn't exist"; a member who cannot see the zone still gets 103.
+func TestDNS_RecordInReverseZone(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	f := newFixture(t, n)
+	dnsOf(f)
+	b := newPTRBody(f)
+	ptr := c.Do("POST", "/iaas/ptr_record/", b.body, f.root).Expect(201).Content()
+	zone := uint64(ptr["domain_id"].(float64))
+	dom := c.Do("GET", apitest.Path("/iaas/domain/", zone), nil, f.root).Expect(200).Content()
+	zname := dom["name"].(string)
+	if !strings.HasSuffix(zname, ".in-addr.arpa") {
+		t.Fatalf("reverse zone %v", dom)
+	}
+	before := dnsState(t, c, f.root)
+	for _, typ := range []string{"CNAME", "NS", "A", "TXT"} {
+		content := "8.0-25." + zname
+		if typ == "A" {
+			content = "192.0.2.1"
+		}
+		r := c.Do("POST", "/iaas/record/", map[string]any{"domain_id": zone, "name": "8." + zname, "type": typ, "content": content}, f.root).Expect(400)
+		if got := r.FieldCode("domain_id"); got != "iaas_record_create_120" || !strings.Contains(r.String(), zname+" is a reverse zone") {
+			t.Errorf("%s in the reverse zone: code %q, want iaas_record_create_120 naming the zone (%s)", typ, got, r)
+		}
+	}
+	r := c.Do("POST", "/iaas/record/", map[string]any{"domain_id": zone, "name": "8." + zname, "type": "CNAME", "content": "x.example.com"},
+		f.r.Token(apitest.MemberAdmin)).Expect(400)
+	if got := r.FieldCode("domain_id"); got != "iaas_record_create_103" {
+		t.Errorf("member, region's reverse zone: code %q, want iaas_record_create_103 (%s)", got, r)
+	}
+	if after := dnsState(t, c, f.root); after != before {
+		t.Errorf("refused records changed the state:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
 func dnsState(t *testing.T, c *apitest.Client, token string) string {
 	t.Helper()
 	var b strings.Builder
