@@ -31,6 +31,13 @@ func (s *Server) respond(zs *zoneSet, req *mdns.Msg, ri reqInfo) *mdns.Msg {
 	}
 	m := new(mdns.Msg)
 	m.SetReply(req)
+	if !optPlacement(req) {
+		// RFC 6891 §6.1.1: more than one OPT RR is FORMERR; so is one
+		// outside the additional section. The reply has no OPT: which
+		// of the request's would it answer?
+		m.Rcode = mdns.RcodeFormatError
+		return m
+	}
 	opt := req.IsEdns0()
 	finish := func() *mdns.Msg {
 		if opt != nil {
@@ -64,6 +71,17 @@ func (s *Server) respond(zs *zoneSet, req *mdns.Msg, ri reqInfo) *mdns.Msg {
 		defer m.SetTsig(t.Hdr.Name, t.Algorithm, t.Fudge, time.Now().Unix())
 	}
 	q := req.Question[0]
+	switch q.Qtype {
+	case mdns.TypeOPT, mdns.TypeTKEY, mdns.TypeTSIG:
+		// Pseudo-RR types that only live in the additional section
+		// (RFC 6891 §6.1.1, RFC 2930, RFC 8945): not a question.
+		m.Rcode = mdns.RcodeFormatError
+		return finish()
+	case mdns.TypeMAILA, mdns.TypeMAILB:
+		// Obsolete meta queries (RFC 1035 §3.2.3, RFC 2505): not served.
+		m.Rcode = mdns.RcodeNotImplemented
+		return finish()
+	}
 	if q.Qclass != mdns.ClassINET && q.Qclass != mdns.ClassANY {
 		m.Rcode = mdns.RcodeRefused
 		return finish()
@@ -89,6 +107,25 @@ func (s *Server) respond(zs *zoneSet, req *mdns.Msg, ri reqInfo) *mdns.Msg {
 	m.Authoritative = true
 	z.answer(m, qname, q.Name, q.Qtype)
 	return finish()
+}
+
+// optPlacement reports whether req has at most one OPT record, and none
+// in the answer or authority section.
+func optPlacement(req *mdns.Msg) bool {
+	for _, sec := range [][]mdns.RR{req.Answer, req.Ns} {
+		for _, rr := range sec {
+			if rr.Header().Rrtype == mdns.TypeOPT {
+				return false
+			}
+		}
+	}
+	n := 0
+	for _, rr := range req.Extra {
+		if rr.Header().Rrtype == mdns.TypeOPT {
+			n++
+		}
+	}
+	return n <= 1
 }
 
 // answer fills m with the authoritative answer for qname/qtype in z. A

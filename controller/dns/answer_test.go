@@ -2,6 +2,7 @@ package dns
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -521,5 +522,115 @@ func TestZoneApexFromSource(t *testing.T) {
 		if len(got) != 2 || !strings.HasSuffix(got[0], "ns1.example.test.") {
 			t.Errorf("NS of plain zone = %q", got)
 		}
+	}
+}
+
+// TestOPTCountAndMetaQtypes: RFC 6891 §6.1.1, more than one OPT record (or
+// one outside the additional section) is FORMERR; OPT, TKEY and TSIG are
+// not question types (FORMERR); MAILA and MAILB are not served (NOTIMP).
+// Both UDP paths (a bare EDNS query takes the fast path, an option the
+// full one) and TCP.
+func TestOPTCountAndMetaQtypes(t *testing.T) {
+	s := startServer(t, testConfig(), newFakeSource(testZone(t, 1)))
+	opt := func(size uint16) *mdns.OPT {
+		o := &mdns.OPT{Hdr: mdns.RR_Header{Name: ".", Rrtype: mdns.TypeOPT}}
+		o.SetUDPSize(size)
+		return o
+	}
+	for _, network := range []string{"udp", "tcp"} {
+		for range 2 { // over UDP: a cache fill, then a hit
+			m := new(mdns.Msg)
+			m.SetQuestion("host1.example.test.", mdns.TypeA)
+			m.Extra = []mdns.RR{opt(1232), opt(4096)}
+			if r := exchange(t, s.Addr(), network, m); r.Rcode != mdns.RcodeFormatError || len(r.Answer) != 0 || r.IsEdns0() != nil {
+				t.Errorf("%s two OPT records: want FORMERR without OPT, got\n%v", network, r)
+			}
+			m = new(mdns.Msg)
+			m.SetQuestion("host1.example.test.", mdns.TypeA)
+			m.Answer = []mdns.RR{opt(1232)}
+			if r := exchange(t, s.Addr(), network, m); r.Rcode != mdns.RcodeFormatError {
+				t.Errorf("%s OPT in the answer section: rcode %s", network, mdns.RcodeToString[r.Rcode])
+			}
+			for _, c := range []struct {
+				qtype uint16
+				rcode int
+			}{
+				{mdns.TypeOPT, mdns.RcodeFormatError},
+				{mdns.TypeTKEY, mdns.RcodeFormatError},
+				{mdns.TypeTSIG, mdns.RcodeFormatError},
+				{mdns.TypeMAILA, mdns.RcodeNotImplemented},
+				{mdns.TypeMAILB, mdns.RcodeNotImplemented},
+				{mdns.TypeANY, mdns.RcodeSuccess},
+			} {
+				for _, edns := range []int{0, 1, 2} {
+					m := new(mdns.Msg)
+					m.SetQuestion("host1.example.test.", c.qtype)
+					if edns > 0 {
+						m.SetEdns0(1232, false)
+					}
+					if edns == 2 {
+						m.IsEdns0().Option = []mdns.EDNS0{&mdns.EDNS0_COOKIE{Code: mdns.EDNS0COOKIE, Cookie: "0102030405060708"}}
+					}
+					r := exchange(t, s.Addr(), network, m)
+					if r.Rcode != c.rcode || len(r.Question) != 1 || r.Question[0].Qtype != c.qtype {
+						t.Errorf("%s qtype %s (edns %d): rcode %s, want %s\n%v", network, mdns.TypeToString[c.qtype], edns,
+							mdns.RcodeToString[r.Rcode], mdns.RcodeToString[c.rcode], r)
+					}
+					if c.rcode != mdns.RcodeSuccess && len(r.Answer)+len(r.Ns) != 0 {
+						t.Errorf("%s qtype %s: records in an error reply\n%v", network, mdns.TypeToString[c.qtype], r)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestRAClear: a query with RA (and AD) set gets RA=0 back on every reply,
+// the header-only NOTIMP and FORMERR ones included, over UDP and TCP
+// (dns-facts §4.20: not recursive).
+func TestRAClear(t *testing.T) {
+	s := startServer(t, testConfig(), newFakeSource(testZone(t, 1)))
+	type query struct {
+		what  string
+		build func() *mdns.Msg
+		rcode int
+	}
+	qs := []query{
+		{"A", func() *mdns.Msg { return new(mdns.Msg).SetQuestion("host1.example.test.", mdns.TypeA) }, mdns.RcodeSuccess},
+		{"UPDATE", func() *mdns.Msg { return new(mdns.Msg).SetUpdate("example.test.") }, mdns.RcodeNotImplemented},
+		{"STATUS", func() *mdns.Msg {
+			m := new(mdns.Msg).SetQuestion("example.test.", mdns.TypeA)
+			m.Opcode = mdns.OpcodeStatus
+			return m
+		}, mdns.RcodeNotImplemented},
+		{"no question", func() *mdns.Msg { m := new(mdns.Msg); m.Id = mdns.Id(); return m }, mdns.RcodeFormatError},
+		{"MAILA", func() *mdns.Msg { return new(mdns.Msg).SetQuestion("example.test.", mdns.TypeMAILA) }, mdns.RcodeNotImplemented},
+		{"TSIG qtype", func() *mdns.Msg { return new(mdns.Msg).SetQuestion("example.test.", mdns.TypeTSIG) }, mdns.RcodeFormatError},
+		{"out of zone", func() *mdns.Msg { return new(mdns.Msg).SetQuestion("example.org.", mdns.TypeA) }, mdns.RcodeRefused},
+	}
+	for _, network := range []string{"udp", "tcp"} {
+		for _, q := range qs {
+			m := q.build()
+			m.RecursionAvailable = true
+			m.AuthenticatedData = true
+			r := exchange(t, s.Addr(), network, m)
+			if r.Rcode != q.rcode || r.RecursionAvailable || r.AuthenticatedData || !r.Response {
+				t.Errorf("%s %s: rcode %s (want %s), ra=%v ad=%v qr=%v", network, q.what, mdns.RcodeToString[r.Rcode],
+					mdns.RcodeToString[q.rcode], r.RecursionAvailable, r.AuthenticatedData, r.Response)
+			}
+		}
+	}
+	// The unparsable datagram path (UDP header reply).
+	c, err := net.Dial("udp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = c.Write([]byte{0x12, 0x34, 0x00, 0xa0, 0, 1, 0, 0, 0, 0, 0, 0, 3, 'a', 'b'}) // RA, AD; truncated question
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 512)
+	n, err := c.Read(buf)
+	if err != nil || n != 12 || buf[2]&0x80 == 0 || buf[3] != mdns.RcodeFormatError {
+		t.Errorf("unparsable query: %x, %v; want a FORMERR header with RA=AD=0", buf[:n], err)
 	}
 }

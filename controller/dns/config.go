@@ -84,8 +84,13 @@ type Config struct {
 	UDPSize int
 	// TCPIdleTimeout closes TCP connections idle that long. Default 10s.
 	TCPIdleTimeout time.Duration
-	// UDPSockets is the number of SO_REUSEPORT UDP sockets, each with its
-	// own read loop. Default: GOMAXPROCS (1 where SO_REUSEPORT is missing).
+	// UDPSockets is the number of UDP sockets bound to Addr. Default 1:
+	// GOMAXPROCS read loops share it. More than one uses SO_REUSEPORT
+	// (Linux only), which lets any other process running as the same user
+	// bind the port too: a client such as dig may then be given the port
+	// as its source port and read its own query back as the answer, and a
+	// server could take a share of the queries. Use it only when the
+	// controller runs as a user of its own.
 	UDPSockets int
 	// CacheEntries bounds the packed-response cache of the UDP fast path.
 	// Default DefaultCacheEntries; negative disables the cache.

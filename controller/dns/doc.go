@@ -38,9 +38,12 @@
 //
 // # UDP fast path
 //
-// UDP is served by our own read loops (one SO_REUSEPORT socket per
-// GOMAXPROCS on Linux, each moving up to 32 datagrams per recvmmsg/sendmmsg
-// call) rather than miekg/dns's server. A plain query (opcode
+// UDP is served by our own read loops (GOMAXPROCS of them sharing one
+// socket, each moving up to 32 datagrams per recvmmsg/sendmmsg call) rather
+// than miekg/dns's server. The socket does not use SO_REUSEPORT unless
+// Config.UDPSockets asks for several: a port shared that way can be handed
+// to a client of the same user as its source port, and that client (dig
+// does this) then reads its own query back instead of the answer. A plain query (opcode
 // QUERY, one question, no answer/authority records, at most a bare EDNS0 OPT
 // record without options) is answered from a cache of packed responses keyed
 // by the lower-cased question, the EDNS presence, the effective UDP size and
@@ -51,7 +54,12 @@
 // miekg/dns path, which first applies miekg/dns's DefaultMsgAcceptFunc as
 // the TCP server does (NOTIMP for opcodes other than QUERY/NOTIFY; FORMERR,
 // from the header alone, unless qdcount = 1, ancount ≤ 1, nscount ≤ 1 and
-// arcount ≤ 2), so both transports answer alike. The cache hangs off the zone snapshot, so a zone swap
+// arcount ≤ 2), so both transports answer alike. respond then answers
+// FORMERR for more than one OPT record (or one outside the additional
+// section, RFC 6891 §6.1.1) and for OPT, TKEY or TSIG as the question type,
+// NOTIMP for MAILA and MAILB. RA and AD are 0 on every reply: the header
+// replies clear them, and over TCP clearRAWriter does for the ones miekg/dns
+// builds from the request. The cache hangs off the zone snapshot, so a zone swap
 // invalidates it, and it is bounded in size.
 //
 // TCP is served by miekg/dns's server with unlimited queries per connection

@@ -100,6 +100,7 @@ func (s *Server) Start(ctx context.Context) error {
 		ReadTimeout:       s.cfg.TCPIdleTimeout,
 		WriteTimeout:      s.cfg.TCPIdleTimeout,
 		TsigSecret:        s.cfg.tsigSecrets,
+		DecorateWriter:    func(w mdns.Writer) mdns.Writer { return clearRAWriter{w} },
 		NotifyStartedFunc: func() { close(started) },
 	}
 	tcpDone := make(chan error, 1)
@@ -116,8 +117,14 @@ func (s *Server) Start(ctx context.Context) error {
 		s.stop()
 		return fmt.Errorf("dns: serving tcp: %w", err)
 	}
+	// Several read loops per socket: they take turns in recvmmsg and
+	// sendmmsg (the socket's read and write locks) and answer their
+	// batches in parallel.
+	readers := max(1, (runtime.GOMAXPROCS(0)+len(udp)-1)/len(udp))
 	for _, c := range udp {
-		s.wg.Go(func() { s.serveUDPBatch(c) })
+		for range readers {
+			s.wg.Go(func() { s.serveUDPBatch(c) })
+		}
 	}
 	s.wg.Go(func() { s.follow(ctx, idx) })
 	s.wg.Go(func() {
@@ -178,13 +185,17 @@ func (s *Server) stop() {
 	})
 }
 
-// bind opens the UDP sockets (several with SO_REUSEPORT where supported)
-// and a TCP listener on the same port.
+// bind opens the UDP socket (several with SO_REUSEPORT when
+// Config.UDPSockets asks for them) and a TCP listener on the same port.
+//
+// One socket is the default because SO_REUSEPORT makes the port shareable
+// by any process of the same user: the kernel may then give the port to a
+// client as its ephemeral port (dig sets SO_REUSEPORT on its sockets), and
+// that client, connected to our address, receives its own query back
+// instead of our answer (QR=0, its own cookie "echoed"). Other such
+// processes could also bind the port and take a share of our queries.
 func (s *Server) bind(ctx context.Context) ([]*net.UDPConn, net.Listener, error) {
-	n := s.cfg.UDPSockets
-	if n == 0 {
-		n = runtime.GOMAXPROCS(0)
-	}
+	n := max(1, s.cfg.UDPSockets)
 	if !reusePortSupported {
 		n = 1
 	}
@@ -370,4 +381,19 @@ func addrOf(a net.Addr) netip.Addr {
 		return netip.Addr{}
 	}
 	return ap.Addr().Unmap()
+}
+
+// clearRAWriter clears RA and AD in the header of every TCP message written.
+// Our own replies never set them; miekg/dns's server builds the reply to a
+// rejected or unparsable request (NOTIMP, FORMERR) from the request itself,
+// and so echoed the client's RA and AD bits (dns-facts §4.20: RA=0). A
+// message with neither bit set, which includes every TSIG-signed one, is
+// written untouched.
+type clearRAWriter struct{ mdns.Writer }
+
+func (w clearRAWriter) Write(b []byte) (int, error) {
+	if len(b) >= 4 && b[3]&0xa0 != 0 {
+		b[3] &^= 0xa0
+	}
+	return w.Writer.Write(b)
 }

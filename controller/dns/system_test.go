@@ -51,6 +51,19 @@ func TestDig(t *testing.T) {
 		{[]string{"+opcode=notify", "example.test", "SOA"}, []string{"status: REFUSED"}},
 		{[]string{"ExAmPlE.tEsT", "MX"}, []string{";ExAmPlE.tEsT.", "mail.example.test."}},
 		{[]string{"AXFR", "example.test"}, []string{"XFR size: 44 records", "hostmaster.example.net. 77"}},
+		// The audit's query: a reply (qr), authoritative NODATA from the
+		// parent, no ad.
+		{[]string{"+norec", "+cookie", "sub.example.test", "DS"}, []string{"status: NOERROR", "flags: qr aa;", "AUTHORITY: 1"}},
+		// RA=0 on every reply, also when the query sets it (+raflag).
+		{[]string{"+raflag", "+opcode=update", "example.test"}, []string{"status: NOTIMP", "flags: qr rd;"}},
+		{[]string{"+raflag", "+tcp", "+opcode=status", "example.test"}, []string{"status: NOTIMP", "flags: qr rd;"}},
+		{[]string{"+raflag", "example.test", "A"}, []string{"status: NOERROR", "flags: qr aa rd;"}},
+		// Meta types in the question.
+		{[]string{"+raflag", "example.test", "MAILA"}, []string{"status: NOTIMP", "flags: qr rd;"}},
+		{[]string{"+tcp", "example.test", "MAILB"}, []string{"status: NOTIMP"}},
+		{[]string{"example.test", "TYPE41"}, []string{"status: FORMERR", "flags: qr rd;"}},
+		{[]string{"+tcp", "example.test", "TKEY"}, []string{"status: FORMERR"}},
+		{[]string{"example.test", "TYPE250"}, []string{"status: FORMERR"}},
 	}
 	for _, tc := range cases {
 		out := runTool(t, dig, append(base, tc.args...)...)

@@ -347,9 +347,10 @@ func skipName(b []byte, off int) (int, bool) {
 }
 
 // headerReply answers a rejected or unparsable datagram from its header
-// alone, as miekg/dns's server does over TCP: the request's ID and TC, RD,
-// RA, AD and CD bits, QR set, AA and Z clear, opcode QUERY (kept for
-// NOTIMP), the rcode, and empty sections.
+// alone, as miekg/dns's server does over TCP (with RA and AD cleared there
+// by clearRAWriter): the request's ID and TC, RD and CD bits, QR set, AA,
+// RA, AD and Z clear (we neither recurse nor validate: dns-facts §4.20),
+// opcode QUERY (kept for NOTIMP), the rcode, and empty sections.
 func (s *Server) headerReply(req, out []byte, rcode int) []byte {
 	s.metrics.query(0, rcode)
 	b := append(out[:0], req[:12]...)
@@ -358,7 +359,7 @@ func (s *Server) headerReply(req, out []byte, rcode int) []byte {
 		op = byte(mdns.OpcodeQuery) << 3
 	}
 	b[2] = 0x80 | op | req[2]&0x03   // QR, opcode, TC, RD
-	b[3] = req[3]&0xb0 | byte(rcode) // RA, AD, CD, rcode
+	b[3] = req[3]&0x10 | byte(rcode) // CD, rcode
 	clear(b[4:12])
 	return b
 }

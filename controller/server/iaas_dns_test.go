@@ -299,8 +299,93 @@ func TestDNS_PTRLongestReverseZone(t *testing.T) {
 	}
 	// members cannot create reverse zones themselves
 	r := c.Do("POST", "/iaas/domain/", map[string]any{"name": "47.in-addr.arpa"}, f.r.Token(apitest.MemberAdmin)).Expect(400)
-	if r.FieldCode("name") != "iaas_domain_create_103" {
+	if r.FieldCode("name") != "iaas_domain_create_107" {
 		t.Errorf("member reverse zone: %s", r)
+	}
+}
+
+// TestDNS_DomainNameCodes: a domain name's errors carry CloudCIX's codes
+// (dns-facts §1.1: 101 missing or blank, 102 longer than 240, 103 a label
+// longer than 63) and Regent's for what CloudCIX does not check (105 taken,
+// 107 a member's reverse zone, 108 other syntax); none changes anything.
+func TestDNS_DomainNameCodes(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	f := newFixture(t, n)
+	x := dnsOf(f)
+	admin := f.r.Token(apitest.MemberAdmin)
+	before := dnsState(t, c, f.root)
+	long := strings.Repeat(strings.Repeat("a", 60)+".", 4) + "example" // 251 characters, labels ≤ 63
+	for _, tc := range []struct {
+		body map[string]any
+		code string
+	}{
+		{map[string]any{}, "iaas_domain_create_101"},
+		{map[string]any{"name": ""}, "iaas_domain_create_101"},
+		{map[string]any{"name": "   "}, "iaas_domain_create_101"},
+		{map[string]any{"name": "/"}, "iaas_domain_create_101"},
+		{map[string]any{"name": long}, "iaas_domain_create_102"},
+		{map[string]any{"name": strings.Repeat("b", 64) + ".example"}, "iaas_domain_create_103"},
+		{map[string]any{"name": "www." + strings.Repeat("c", 64) + ".example/"}, "iaas_domain_create_103"},
+		{map[string]any{"name": x.domainName}, "iaas_domain_create_105"},
+		{map[string]any{"name": "47.in-addr.arpa"}, "iaas_domain_create_107"},
+		{map[string]any{"name": "bad..name"}, "iaas_domain_create_108"},
+		{map[string]any{"name": "com"}, "iaas_domain_create_108"},
+		{map[string]any{"name": "under_score.example"}, "iaas_domain_create_108"},
+	} {
+		r := c.Do("POST", "/iaas/domain/", tc.body, admin).Expect(400)
+		if got := r.FieldCode("name"); got != tc.code {
+			t.Errorf("name %v: code %q, want %q (%s)", tc.body["name"], got, tc.code, r)
+		}
+	}
+	if after := dnsState(t, c, f.root); after != before {
+		t.Errorf("refused domains changed the state:\nbefore %s\nafter  %s", before, after)
+	}
+	// 63 characters in a label, and 240 in all, are allowed.
+	for _, ok := range []string{strings.Repeat("d", 63) + "." + f.n.Unique("ok") + ".example",
+		strings.Repeat(strings.Repeat("e", 58)+".", 4) + f.n.Unique("f")[:3]} {
+		if len(ok) > 240 {
+			t.Fatalf("test name %d long", len(ok))
+		}
+		create(c, admin, "/iaas/domain/", map[string]any{"name": ok})
+	}
+}
+
+// TestDNS_RecordInReverseZone: a reverse zone that a PTR record created is a
+// domain its owner sees, but its records are PTRs made through ptr_record:
+// a record there is refused with a code of its own and says why, never a
+// false "doesn't exist"; a member who cannot see the zone still gets 103.
+func TestDNS_RecordInReverseZone(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	f := newFixture(t, n)
+	dnsOf(f)
+	b := newPTRBody(f)
+	ptr := c.Do("POST", "/iaas/ptr_record/", b.body, f.root).Expect(201).Content()
+	zone := uint64(ptr["domain_id"].(float64))
+	dom := c.Do("GET", apitest.Path("/iaas/domain/", zone), nil, f.root).Expect(200).Content()
+	zname := dom["name"].(string)
+	if !strings.HasSuffix(zname, ".in-addr.arpa") {
+		t.Fatalf("reverse zone %v", dom)
+	}
+	before := dnsState(t, c, f.root)
+	for _, typ := range []string{"CNAME", "NS", "A", "TXT"} {
+		content := "8.0-25." + zname
+		if typ == "A" {
+			content = "192.0.2.1"
+		}
+		r := c.Do("POST", "/iaas/record/", map[string]any{"domain_id": zone, "name": "8." + zname, "type": typ, "content": content}, f.root).Expect(400)
+		if got := r.FieldCode("domain_id"); got != "iaas_record_create_120" || !strings.Contains(r.String(), zname+" is a reverse zone") {
+			t.Errorf("%s in the reverse zone: code %q, want iaas_record_create_120 naming the zone (%s)", typ, got, r)
+		}
+	}
+	r := c.Do("POST", "/iaas/record/", map[string]any{"domain_id": zone, "name": "8." + zname, "type": "CNAME", "content": "x.example.com"},
+		f.r.Token(apitest.MemberAdmin)).Expect(400)
+	if got := r.FieldCode("domain_id"); got != "iaas_record_create_103" {
+		t.Errorf("member, region's reverse zone: code %q, want iaas_record_create_103 (%s)", got, r)
+	}
+	if after := dnsState(t, c, f.root); after != before {
+		t.Errorf("refused records changed the state:\nbefore %s\nafter  %s", before, after)
 	}
 }
 

@@ -1,6 +1,7 @@
 package iaas
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -27,10 +28,13 @@ func isReverse(name string) bool {
 		name == "in-addr.arpa" || name == "ip6.arpa"
 }
 
-// Codes (create): 101 name missing, 102 name invalid, 103 reverse zones
-// are the region's (PTR records create them), 104 unknown member, 105
-// name taken, 106 overlaps another member's domain; 201 the member is not
-// self-managed. A domain is immutable: no update. Delete removes its
+// Codes (create), CloudCIX's first (dns-facts §1.1): 101 name missing or
+// blank, 102 longer than 240 characters, 103 a label longer than 63; then
+// Regent's: 104 unknown member, 105 name taken, 106 overlaps another
+// member's domain, 107 reverse zones are the region's (PTR records create
+// them), 108 not a domain name otherwise (an empty label, a character
+// other than a letter, digit or hyphen, a single label); 201 the member is
+// not self-managed. A domain is immutable: no update. Delete removes its
 // records too.
 func registerDomain(a *api.API) {
 	api.Register(a, api.Service[*wire.Domain]{
@@ -57,13 +61,17 @@ func registerDomain(a *api.API) {
 			if !required(fe, q, "name", in.Name != nil, 101) {
 				return nil, fe.Err()
 			}
+			if code, msg := domainNameLimits(*in.Name); code != 0 {
+				fe.Add("name", q.Code(code), "%s", msg)
+				return nil, fe.Err()
+			}
 			name, err := rdata.Zone(*in.Name)
 			if err != nil {
-				fe.Add("name", q.Code(102), "%s.", capitalise(err.Error()))
+				fe.Add("name", q.Code(108), "%s.", capitalise(err.Error()))
 				return nil, fe.Err()
 			}
 			if isReverse(name) && !q.P.Global() {
-				fe.Add("name", q.Code(103), "Reverse zones belong to the region; create PTR records through ptr_record instead.")
+				fe.Add("name", q.Code(107), "Reverse zones belong to the region; create PTR records through ptr_record instead.")
 				return nil, fe.Err()
 			}
 			if _, ok := q.Txn.DomainByName(name); ok {
@@ -76,6 +84,26 @@ func registerDomain(a *api.API) {
 			return q.Command(fsm.DomainDeleteType, fsm.IDPayload{ID: cur.ID})
 		},
 	})
+}
+
+// domainNameLimits applies CloudCIX's checks of a domain name, in its
+// order and with its codes: stripped and not blank (101), one trailing "/"
+// removed, at most 240 characters (102), every dot-separated label at most
+// 63 (103). It returns 0 when they pass; rdata.Zone checks the rest.
+func domainNameLimits(s string) (code int, msg string) {
+	n := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSpace(s), "/"), ".")
+	if n == "" {
+		return 101, "This field may not be blank."
+	}
+	if len(n) > 240 {
+		return 102, fmt.Sprintf("The domain name is %d characters long; the limit is 240.", len(n))
+	}
+	for _, l := range strings.Split(n, ".") {
+		if len(l) > 63 {
+			return 103, fmt.Sprintf("The label %q is %d characters long; the limit is 63.", l, len(l))
+		}
+	}
+	return 0, ""
 }
 
 func capitalise(s string) string {

@@ -54,7 +54,8 @@ func isRecordType(t string) bool {
 }
 
 // Codes (create), in CloudCIX's order: 101 domain_id missing, 103 no such
-// domain (or not the caller's), 105 type missing, 106 type unknown, 107
+// domain (or not the caller's), 120 the domain is a reverse zone (its
+// records are PTRs, made through ptr_record), 105 type missing, 106 type unknown, 107
 // PTR (use ptr_record), 108 name missing, 109 name invalid or outside the
 // domain, 110 content missing, 111 content invalid for the type, 112 ttl
 // too large, 113 ttl below 180, 115 priority out of range, 117
@@ -90,10 +91,13 @@ func registerRecord(a *api.API) {
 			fe := wire.FieldErrors{}
 			var dom *wire.Domain
 			if required(fe, q, "domain_id", in.DomainID != nil, 101) {
-				if d, ok := q.Txn.Domain(*in.DomainID); ok && dnsOwns(q, d.MemberID) && !isReverse(d.Name) {
-					dom = d
-				} else {
+				switch d, ok := q.Txn.Domain(*in.DomainID); {
+				case !ok || !dnsOwns(q, d.MemberID):
 					fe.Add("domain_id", q.Code(103), "Domain with id = '%d' doesn't exist.", *in.DomainID)
+				case isReverse(d.Name):
+					fe.Add("domain_id", q.Code(120), "%s is a reverse zone: its PTR records are managed with /iaas/ptr_record/.", d.Name)
+				default:
+					dom = d
 				}
 			}
 			typ := ""
