@@ -30,7 +30,7 @@ func TestEveryServerFlagOverridesTheFile(t *testing.T) {
 		}
 		n++
 		set := false
-		for _, v := range []string{"7s", "true", "127.0.0.9:1", "x.example."} {
+		for _, v := range []string{"7s", "true", "127.0.0.9:1", "x.example.", "3"} {
 			if f.Value.Set(v) == nil && f.Value.String() != f.DefValue {
 				set = true
 				break

@@ -85,6 +85,11 @@ type Config struct {
 	// DNSTSIGKeys maps TSIG key names to base64 secrets; when set, zone
 	// transfers must be signed and NOTIFYs are.
 	DNSTSIGKeys map[string]string `hcl:"dns_tsig_keys,optional"`
+	// DNSUDPSockets is the number of UDP sockets the DNS server binds (0 or
+	// 1: one, read by every core; more share the port with SO_REUSEPORT,
+	// ~15 % more queries a second on 2 cores, docs/benchmarks.md, but any
+	// process of the same user may then bind the port too).
+	DNSUDPSockets int `hcl:"dns_udp_sockets,optional"`
 
 	// AgentHeartbeat is the heartbeat interval agents are told to use
 	// (default 10s); an agent silent for AgentDownAfter (default 3
