@@ -161,9 +161,14 @@ func (c *Cluster) TransferLeadership(ctx context.Context, to string) (string, er
 
 	// raft gives the target one election timeout to take over; a busy
 	// target may miss it (it must first catch up, then win the vote), so a
-	// timed-out transfer is tried again while this node still leads.
+	// timed-out transfer is tried again while this node still leads. raft
+	// clears its own transfer flag only once the TimeoutNow call of the
+	// failed attempt returns: until then a retry is refused as "in
+	// progress" and waits.
 	start := time.Now()
-	for attempt := 1; ; attempt++ {
+	timeouts := 0
+	settle := time.Now().Add(transferAttempts * 2 * orDefault(c.cfg.ElectionTimeout, DefaultElectionTimeout))
+	for {
 		var f raft.Future
 		if target != nil {
 			f = c.raft.LeadershipTransferToServer(target.ID, target.Address)
@@ -172,13 +177,26 @@ func (c *Cluster) TransferLeadership(ctx context.Context, to string) (string, er
 		}
 		err := f.Error()
 		timedOut := err != nil && err.Error() == "leadership transfer timeout"
-		if err == nil || timedOut && !c.IsLeader() { // a late take-over is a take-over
+		settling := timeouts > 0 && errors.Is(err, raft.ErrLeadershipTransferInProgress)
+		if err == nil || (timedOut || settling) && !c.IsLeader() { // a late take-over is a take-over
 			break
 		}
-		if !timedOut || attempt == transferAttempts || ctx.Err() != nil {
-			return "", fmt.Errorf("cluster: leadership transfer failed: %w", c.mapRaftErr(err))
+		switch {
+		case timedOut && timeouts+1 < transferAttempts && ctx.Err() == nil:
+			timeouts++
+			c.logger.Warn("leadership transfer timed out; trying again", "attempt", timeouts, "error", err)
+			continue
+		case settling && time.Now().Before(settle):
+			select {
+			case <-time.After(recheckInterval):
+				continue
+			case <-ctx.Done():
+			}
 		}
-		c.logger.Warn("leadership transfer timed out; trying again", "attempt", attempt, "error", err)
+		// Writes wait at the gate until it opens: first let raft drop the
+		// failed transfer, which it refuses writes for until then.
+		c.awaitTransferSettled(settle)
+		return "", fmt.Errorf("cluster: leadership transfer failed: %w", c.mapRaftErr(err))
 	}
 	// raft's future completes when this node has stepped down; the new
 	// leader is known here with its first heartbeat.
@@ -202,6 +220,24 @@ func (c *Cluster) TransferLeadership(ctx context.Context, to string) (string, er
 			return "", ctx.Err()
 		case <-c.stopCh:
 			return "", ErrShutdown
+		}
+	}
+}
+
+// awaitTransferSettled waits (until deadline at most) for raft to finish
+// with a failed leadership transfer: raft refuses every write while its
+// transfer flag is set, and clears it only when the transfer's TimeoutNow
+// call returns. A barrier is refused the same way, so it tells.
+func (c *Cluster) awaitTransferSettled(deadline time.Time) {
+	for time.Now().Before(deadline) {
+		err := c.raft.Barrier(time.Until(deadline)).Error()
+		if !errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+			return
+		}
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-c.stopCh:
+			return
 		}
 	}
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -117,4 +118,36 @@ func TestTransferLeadershipGate(t *testing.T) {
 		t.Fatal("n1 leads after the hand-off")
 	}
 	waitFor(t, 5*time.Second, "n2 to have the write", func() bool { v, _ := nodes[1].fsm.get("k"); return v == "in progress" })
+}
+
+// TestTransferLeadershipToDeadNode: a target that cannot take over (it is
+// down, so raft's transfer times out) is tried again a bounded number of
+// times, each retry waiting until raft has let go of the failed one, and
+// then the transfer fails with this node still leading and writing.
+func TestTransferLeadershipToDeadNode(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	n1, n3 := nodes[0], nodes[2]
+	set(t, n1, "k", "v1")
+	if err := n3.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	set(t, n1, "k", "v1b") // n3 falls behind: raft waits for it to catch up, and times out
+	start := time.Now()
+	_, err := n1.TransferLeadership(ctxT(t, 30*time.Second), "n3")
+	took := time.Since(start)
+	if err == nil || errors.Is(err, ErrLeadershipTransferInProgress) || !strings.Contains(err.Error(), "timeout") {
+		t.Fatalf("transfer to a dead node: %v, want it to time out (not to fail as in progress)", err)
+	}
+	t.Logf("transfer to a dead node failed after %s: %v", took.Round(time.Millisecond), err)
+	if min := transferAttempts * DefaultElectionTimeout; took < min {
+		t.Errorf("it failed after %s: fewer than %d attempts of an election timeout each", took, transferAttempts)
+	}
+	if !n1.IsLeader() {
+		t.Fatal("n1 lost leadership")
+	}
+	set(t, n1, "k", "v2") // the gate is open again
+	// And a transfer to a live node works right after.
+	if id, err := n1.TransferLeadership(ctxT(t, 10*time.Second), "n2"); err != nil || id != "n2" {
+		t.Fatalf("to n2 afterwards: %q, %v", id, err)
+	}
 }
