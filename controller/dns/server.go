@@ -393,7 +393,11 @@ type clearRAWriter struct{ mdns.Writer }
 
 func (w clearRAWriter) Write(b []byte) (int, error) {
 	if len(b) >= 4 && b[3]&0xa0 != 0 {
-		b[3] &^= 0xa0
+		// A copy: a Writer must not change its caller's buffer. Only the
+		// rare rejected request gets here.
+		c := append([]byte(nil), b...)
+		c[3] &^= 0xa0
+		return w.Writer.Write(c)
 	}
 	return w.Writer.Write(b)
 }

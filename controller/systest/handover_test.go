@@ -58,7 +58,7 @@ func TestLeaderHandOver(t *testing.T) {
 	w = startWriters(c, fs, 4, "remove")
 	time.Sleep(time.Second)
 	removing := time.Now()
-	r = c.must(c.do(fs[0], http.MethodDelete, "/v1/operator/members/"+leader.name, nil), http.StatusNoContent, "remove the leader "+leader.name)
+	c.must(c.do(fs[0], http.MethodDelete, "/v1/operator/members/"+leader.name, nil), http.StatusNoContent, "remove the leader "+leader.name)
 	t.Logf("leader %s removed in %s", leader.name, time.Since(removing).Round(time.Millisecond))
 	time.Sleep(time.Second)
 	w.stop(t, "while the leader was removed")
