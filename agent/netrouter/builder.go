@@ -392,7 +392,7 @@ func setSysctl(key, val string) (bool, error) {
 
 func (b *Builder) ensureNft(ctx context.Context, d *desired, rs *running, c *changes) error {
 	tx := b.nft.NewTransaction()
-	digest := renderRuleset(tx, d, rulesetOpts{nflogGroup: b.cfg.NFLogGroup})
+	digest := renderRuleset(tx, d, rulesetOpts{nflogGroup: b.cfg.NFLogGroup, vpnMode: b.cfg.VPNMode})
 	return withNetnsPath(nsPath(d.namespace), func() error {
 		// Reading the table back costs an nft run: skip it when this
 		// process applied a different ruleset last (a change is certain).

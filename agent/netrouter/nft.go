@@ -34,6 +34,7 @@ const (
 // rulesetOpts are the builder settings the ruleset depends on.
 type rulesetOpts struct {
 	nflogGroup uint16
+	vpnMode    string // vpn.ModeLibIPsec ("" too) or vpn.ModeXFRM
 }
 
 // renderRuleset fills tx with the router's complete table: table, chains,
@@ -73,10 +74,15 @@ func renderRuleset(tx *knftables.Transaction, d *desired, o rulesetOpts) string 
 	add(chainForward, "jump", chainGlobal)
 	add(chainForward, "meta l4proto { tcp, udp } th dport 53 accept")
 	// VPN traffic between a route's local and remote subnets bypasses the
-	// user's rules (CloudCIX: per VPN route, both directions).
+	// user's rules (CloudCIX: per VPN route, both directions), but only as
+	// it really travels: out of a project subnet, and in from the VPN's
+	// tunnel device. By address alone, a packet from the internet with a
+	// forged source in a remote subnet (after DNAT to a NATed VM) would
+	// skip the inbound rules.
 	for _, r := range d.vpnRoutes {
-		add(chainForward, "ip saddr", r.local.String(), "ip daddr", r.remote.String(), "accept")
-		add(chainForward, "ip saddr", r.remote.String(), "ip daddr", r.local.String(), "accept")
+		tun := fmt.Sprintf("%q", vpnDevice(o.vpnMode, r.vpnID))
+		add(chainForward, "iifname @"+setPrivate, "ip saddr", r.local.String(), "ip daddr", r.remote.String(), "accept")
+		add(chainForward, "iifname", tun, "ip saddr", r.remote.String(), "ip daddr", r.local.String(), "accept")
 	}
 	add(chainForward, "iifname", pub, "oifname @"+setPrivate, "jump", chainInbound)
 	add(chainForward, "iifname @"+setPrivate, "oifname", pub, "jump", chainOutbound)

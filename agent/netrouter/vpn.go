@@ -84,9 +84,8 @@ func vpnPlan(d *desired, mode string) ([]vpnLink, []routeWant) {
 	var routes []routeWant
 	seen := map[netip.Prefix]bool{}
 	for _, r := range d.vpnRoutes {
-		dev := vpn.TUNDevice
+		dev := vpnDevice(mode, r.vpnID)
 		if mode == vpn.ModeXFRM {
-			dev = vpn.XFRMDevice(r.vpnID)
 			if !slices.ContainsFunc(links, func(l vpnLink) bool { return l.name == dev }) {
 				links = append(links, vpnLink{name: dev, ifID: uint32(r.vpnID)})
 			}
@@ -97,6 +96,15 @@ func vpnPlan(d *desired, mode string) ([]vpnLink, []routeWant) {
 		}
 	}
 	return links, routes
+}
+
+// vpnDevice is the namespace device a VPN's traffic passes: its XFRM
+// interface in xfrm mode, charon's TUN device in libipsec mode.
+func vpnDevice(mode string, vpnID uint64) string {
+	if mode == vpn.ModeXFRM {
+		return vpn.XFRMDevice(vpnID)
+	}
+	return vpn.TUNDevice
 }
 
 // keepVPNLinks adds the namespace links of the VPNs to keep: charon's TUN

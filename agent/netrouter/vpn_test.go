@@ -1,6 +1,7 @@
 package netrouter
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -78,7 +79,9 @@ func TestVPNPlanErrors(t *testing.T) {
 }
 
 // TestVPNRuleset: IKE/ESP in, VPN subnets forwarded both ways before the
-// user's chains, and no SNAT towards a remote subnet.
+// user's chains (in only from the VPN's tunnel device, so a forged source
+// from the internet meets the inbound rules), and no SNAT towards a remote
+// subnet.
 func TestVPNRuleset(t *testing.T) {
 	d, err := plan(vpnSpec(), testNames, ModeVXLAN)
 	if err != nil {
@@ -92,11 +95,28 @@ func TestVPNRuleset(t *testing.T) {
 		t.Errorf("input %q", in)
 	}
 	fw := chainRules(dump, "forward")
-	i := slices.Index(fw, "ip saddr 10.0.0.0/24 ip daddr 192.168.9.0/24 accept")
-	j := slices.Index(fw, "ip saddr 192.168.9.0/24 ip daddr 10.0.0.0/24 accept")
+	i := slices.Index(fw, "iifname @private_ifs ip saddr 10.0.0.0/24 ip daddr 192.168.9.0/24 accept")
+	j := slices.Index(fw, `iifname "ipsec0" ip saddr 192.168.9.0/24 ip daddr 10.0.0.0/24 accept`)
 	k := slices.IndexFunc(fw, func(r string) bool { return strings.Contains(r, "jump inbound") })
 	if i < 0 || j < 0 || k < 0 || i > k || j > k {
 		t.Errorf("forward %q", fw)
+	}
+	for _, r := range fw {
+		if strings.Contains(r, "ip saddr 192.168.9.0/24") && !strings.HasPrefix(r, `iifname "ipsec0"`) {
+			t.Errorf("forward accepts a remote subnet by address alone: %q", r)
+		}
+	}
+	// xfrm mode: in from the VPN's own XFRM interface.
+	fakeX := knftables.NewFake(knftables.InetFamily, tableName)
+	txX := fakeX.NewTransaction()
+	renderRuleset(txX, d, rulesetOpts{nflogGroup: 100, vpnMode: vpn.ModeXFRM})
+	if err := fakeX.Run(context.Background(), txX); err != nil {
+		t.Fatal(err)
+	}
+	if fwX := chainRules(fakeX.Dump(), "forward"); !slices.ContainsFunc(fwX, func(r string) bool {
+		return strings.HasPrefix(r, `iifname "xfrm`) && strings.Contains(r, "ip saddr 192.168.9.0/24 ip daddr 10.0.0.0/24 accept")
+	}) {
+		t.Errorf("xfrm forward %q", fwX)
 	}
 	post := chainRules(dump, "postrouting")
 	if len(post) < 4 || post[0] != "ip saddr 10.0.0.0/24 ip daddr 172.16.1.0/24 accept" || !strings.Contains(post[len(post)-1], "snat") {
