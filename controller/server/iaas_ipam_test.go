@@ -509,3 +509,27 @@ func TestIaaSSchemasMatchViews(t *testing.T) {
 		}
 	}
 }
+
+// TestIaaSAllocationPublicOverlap: a public range belongs to one member. No
+// allocation of another ASN may overlap it, whichever side is public; private
+// ranges of different ASNs may repeat (the per-project RFC 1918 ones).
+func TestIaaSAllocationPublicOverlap(t *testing.T) {
+	e := newIaaSEnv(t)
+	c := e.c
+	asnA := create(c, e.root, "/iaas/asn/", map[string]any{"member_id": e.r.MemberA, "number": 1})
+	asnB := create(c, e.root, "/iaas/asn/", map[string]any{"member_id": e.r.MemberB, "number": 4})
+	create(c, e.root, "/iaas/allocation/", map[string]any{"asn_id": asnA, "address_range": "8.8.8.0/24", "type": "public"})
+	create(c, e.root, "/iaas/allocation/", map[string]any{"asn_id": asnA, "address_range": "10.0.0.0/16"})
+	create(c, e.root, "/iaas/allocation/", map[string]any{"asn_id": asnB, "address_range": "10.0.0.0/16"}) // private ranges repeat
+	create(c, e.root, "/iaas/allocation/", map[string]any{"asn_id": asnA, "address_range": "172.16.0.0/16"})
+	for _, body := range []map[string]any{
+		{"asn_id": asnB, "address_range": "8.8.8.0/25"},                      // private over A's public
+		{"asn_id": asnB, "address_range": "8.8.0.0/16", "type": "public"},    // public over A's public
+		{"asn_id": asnB, "address_range": "172.16.5.0/24", "type": "public"}, // public over A's private
+	} {
+		before := iaasState(t, c, e.root)
+		got := c.Do("POST", "/iaas/allocation/", body, e.root).Expect(400).FieldCode("address_range")
+		check(t, got == "iaas_allocation_create_103", "%v: %s", body, got)
+		check(t, iaasState(t, c, e.root) == before, "a refused allocation changed state")
+	}
+}

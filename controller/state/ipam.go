@@ -569,7 +569,8 @@ func (t *Txn) blockFieldChecks(b *api.IPBlock, method string, fe api.FieldErrors
 
 // blockOverlaps applies the dialect's CIDR rules: Melange rules 3–6
 // (melange-facts §3), CloudCIX's subnet rules, and for CloudCIX allocations
-// no overlap within one ASN nor between public allocations. On an update
+// no overlap within one ASN nor with a public allocation (either side: only
+// private ranges of different ASNs may repeat). On an update
 // (b.ID set) the block itself is left out of the others, and so are its
 // subnets as top-level blocks of b's network: they share b's network.
 func (t *Txn) blockOverlaps(b *api.IPBlock, parent *BlockRecord, raw netip.Prefix, gw netip.Addr, method string) error {
@@ -610,7 +611,7 @@ func (t *Txn) blockOverlaps(b *api.IPBlock, parent *BlockRecord, raw netip.Prefi
 			if o.ParentID != 0 || !netx.Overlaps(cidr, pfx(o)) {
 				continue
 			}
-			if o.ASNID == b.ASNID || (o.Type == api.BlockPublic && b.Type == api.BlockPublic) {
+			if o.ASNID == b.ASNID || o.Type == api.BlockPublic || b.Type == api.BlockPublic {
 				return fieldErr("cidr", c(114), "cidr overlaps with allocation %s", o.CIDR)
 			}
 		}

@@ -131,6 +131,23 @@ func TestCloudCIXAllocationsAndSubnets(t *testing.T) {
 	err = f.do(func(t *Txn) error { _, err := t.IPBlockCreate(cix(asn1.ID, "10.1.0.0/16")); return err })
 	wantErr(t, "same-asn overlap", err, 400, "cidr", "ipam_block_create_114")
 
+	// A public range is one ASN's only: no private allocation of another ASN
+	// may overlap it, nor a public one a private allocation.
+	pub := cix(asn1.ID, "8.8.8.0/24")
+	pub.Type = api.BlockPublic
+	f.block(pub)
+	err = f.do(func(t *Txn) error { _, err := t.IPBlockCreate(cix(asn2.ID, "8.8.8.0/25")); return err })
+	wantErr(t, "private over another ASN's public", err, 400, "cidr", "ipam_block_create_114")
+	var asn3 *api.ASN
+	f.ok("asn", func(t *Txn) (err error) {
+		asn3, err = t.ASNCreate(&api.ASN{MemberID: m.ID, Number: api.PseudoASNBase + 3})
+		return
+	})
+	pub2 := cix(asn3.ID, "10.200.0.0/25")
+	pub2.Type = api.BlockPublic
+	err = f.do(func(t *Txn) error { _, err := t.IPBlockCreate(pub2); return err })
+	wantErr(t, "public over another ASN's private", err, 400, "cidr", "ipam_block_create_114")
+
 	sub := f.block(&api.IPBlock{Dialect: api.DialectCloudCIX, CIDR: "10.0.0.1/24", Gateway: "10.0.0.1", ParentID: a1.ID})
 	if sub.CIDR != "10.0.0.0/24" || sub.ASNID != asn1.ID {
 		t.Fatalf("subnet: %+v", sub)

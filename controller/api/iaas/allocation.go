@@ -92,8 +92,10 @@ func registerAllocation(a *api.API) {
 			}
 			cidr := netipPrefix(b.CIDR)
 			for _, o := range blocks(q.Txn, isAllocation) {
-				if netx.Overlaps(cidr, netipPrefix(o.CIDR)) && (o.ASNID == b.ASNID || (o.Type == wire.BlockPublic && b.Type == wire.BlockPublic)) {
-					fe.Add("address_range", q.Code(103), "address_range overlaps with allocation %s", o.CIDR)
+				// Private ranges of different ASNs may repeat (RFC 1918 per
+				// project); a public range is one member's only.
+				if netx.Overlaps(cidr, netipPrefix(o.CIDR)) && (o.ASNID == b.ASNID || o.Type == wire.BlockPublic || b.Type == wire.BlockPublic) {
+					fe.Add("address_range", q.Code(103), "address_range overlaps with %s allocation %s", o.Type, o.CIDR)
 					return nil, fe.Err()
 				}
 			}
