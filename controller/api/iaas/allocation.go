@@ -1,10 +1,14 @@
 package iaas
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/regentcloud/regent/controller/api"
 	"github.com/regentcloud/regent/controller/api/query"
+	"github.com/regentcloud/regent/controller/auth"
 	"github.com/regentcloud/regent/controller/fsm"
 	"github.com/regentcloud/regent/controller/state"
 	wire "github.com/regentcloud/regent/pkg/api"
@@ -138,5 +142,31 @@ func registerAllocation(a *api.API) {
 			}
 			return q.Command(fsm.IPBlockDeleteType, fsm.IDPayload{ID: cur.ID})
 		},
+		StateErr: allocationStateErr,
 	})
+}
+
+// allocationStateErr maps state's block errors met inside the FSM (a
+// request that lost a race) to the codes of the checks above: an overlap
+// (ipam_block_create_114 on cidr) is 103 on address_range, an ASN deleted
+// meanwhile 102; delete's 101/102 (subnets, addresses) and update's
+// 001/002 keep their numbers. Other errors pass unchanged.
+func allocationStateErr(q *api.Request, err error) error {
+	var e *wire.Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	fe := wire.FieldErrors{}
+	switch stateCode(e) {
+	case "ipam_block_create_114":
+		fe.Add("address_range", q.Code(103), "%s", strings.Replace(e.Errors["cidr"].Detail, "cidr", "address_range", 1))
+		return fe.Err()
+	case "ipam_block_create_110":
+		fe.Add("asn_id", q.Code(102), "%s", e.Errors["asn_id"].Detail)
+		return fe.Err()
+	}
+	if q.Action == auth.Update || q.Action == auth.Delete {
+		return renameCodes(e, fmt.Sprintf("ipam_block_%s_", q.Action), fmt.Sprintf("%s_%s_%s_", q.App, q.Service, q.Action))
+	}
+	return err
 }
