@@ -533,3 +533,22 @@ func TestIaaSAllocationPublicOverlap(t *testing.T) {
 		check(t, iaasState(t, c, e.root) == before, "a refused allocation changed state")
 	}
 }
+
+// TestIaaSASNCountsAllocations: the refusals of an ASN delete and member
+// move count its allocations, not the subnets inside them as well.
+func TestIaaSASNCountsAllocations(t *testing.T) {
+	e := newIaaSEnv(t)
+	c := e.c
+	asn, alloc := e.base(t)
+	create(c, e.root, "/iaas/allocation/", map[string]any{"asn_id": asn, "address_range": "10.0.1.0/24"})
+	for _, r := range []string{"10.0.0.1/26", "10.0.0.65/26", "10.0.0.129/26"} {
+		create(c, e.root, "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": r})
+	}
+	before := iaasState(t, c, e.root)
+	del := c.Do("DELETE", apitest.Path("/iaas/asn/", asn), nil, e.root).Expect(400).Err()
+	check(t, del.ErrorCode == "iaas_asn_delete_101" && strings.Contains(del.Detail, "has 2 allocation(s);"), "delete: %v", del)
+	mv := c.Do("PATCH", apitest.Path("/iaas/asn/", asn), map[string]any{"member_id": e.r.MemberB}, e.root).Expect(400).Err()
+	f := mv.Errors["member_id"]
+	check(t, f.ErrorCode == "iaas_asn_update_104" && strings.Contains(f.Detail, "has 2 allocation(s);"), "move: %v", mv)
+	check(t, iaasState(t, c, e.root) == before, "a refused request changed state")
+}

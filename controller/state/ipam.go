@@ -1220,10 +1220,22 @@ func (t *Txn) ASNDelete(id uint64) error {
 	if _, ok := t.ASN(id); !ok {
 		return api.NotFound("ipam_asn_delete_001")
 	}
-	if n := len(all[*BlockRecord](&t.ReadTxn, IPBlocks, "asn", id)); n > 0 {
-		return api.Errorf(http.StatusBadRequest, "ipam_asn_delete_101", "The ASN has %d allocation(s) or subnet(s); delete them first.", n)
+	if n := t.ASNAllocations(id); n > 0 {
+		return api.Errorf(http.StatusBadRequest, "ipam_asn_delete_101", "The ASN has %d allocation(s); delete them first.", n)
 	}
 	return remove(t, ASNs, id, "ipam_asn_delete")
+}
+
+// ASNAllocations counts the allocations of ASN id: its root blocks (the
+// subnets inside them carry the ASN too, and are not counted).
+func (r *ReadTxn) ASNAllocations(id uint64) int {
+	n := 0
+	for _, b := range all[*BlockRecord](r, IPBlocks, "asn", id) {
+		if b.ParentID == 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // ASNUpdate changes an ASN's member and number. The number stays positive
@@ -1241,7 +1253,7 @@ func (t *Txn) ASNUpdate(a *api.ASN, expect uint64) (*api.ASN, error) {
 	if a.MemberID != old.MemberID {
 		if _, ok := t.Member(a.MemberID); !ok {
 			fe.Add("member_id", c+"_101", "Member %d does not exist.", a.MemberID)
-		} else if n := len(all[*BlockRecord](&t.ReadTxn, IPBlocks, "asn", a.ID)); n > 0 {
+		} else if n := t.ASNAllocations(a.ID); n > 0 {
 			fe.Add("member_id", c+"_104", "The ASN has %d allocation(s); it cannot move to another member.", n)
 		}
 	}

@@ -175,6 +175,14 @@ func TestCloudCIXAllocationsAndSubnets(t *testing.T) {
 	}
 	err = f.do(func(t *Txn) error { return t.ASNDelete(asn1.ID) })
 	wantErr(t, "asn in use", err, 400, "", "ipam_asn_delete_101")
+	// asn1 has two allocations (10.0.0.0/8, 8.8.8.0/24); the subnet in
+	// a1 is not one of them.
+	if n := f.s.Read().ASNAllocations(asn1.ID); n != 2 {
+		t.Fatalf("ASNAllocations = %d, want 2", n)
+	}
+	if err.(*api.Error).Detail != "The ASN has 2 allocation(s); delete them first." {
+		t.Fatalf("asn delete detail: %v", err)
+	}
 }
 
 func TestIPAllocationLifecycle(t *testing.T) {
