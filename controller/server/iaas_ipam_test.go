@@ -552,3 +552,31 @@ func TestIaaSASNCountsAllocations(t *testing.T) {
 	check(t, f.ErrorCode == "iaas_asn_update_104" && strings.Contains(f.Detail, "has 2 allocation(s);"), "move: %v", mv)
 	check(t, iaasState(t, c, e.root) == before, "a refused request changed state")
 }
+
+// TestIaaSSubnetRouterFK: router_id is a foreign key (cloudcix-facts §5.7):
+// a subnet may name only an existing router.
+func TestIaaSSubnetRouterFK(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	f := newFixture(t, n)
+	c := f.c
+	rt := newComputeRegion(c, f.root, f.reg).rt
+	asn := create(c, f.root, "/iaas/asn/", map[string]any{"member_id": f.r.MemberA, "number": 65001})
+	alloc := create(c, f.root, "/iaas/allocation/", map[string]any{"asn_id": asn, "address_range": "10.0.0.0/24"})
+	admin := f.r.Token(apitest.MemberAdmin)
+	before := iaasState(t, c, f.root)
+	got := c.Do("POST", "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": "10.0.0.1/26", "router_id": 77}, admin).Expect(400).FieldCode("router_id")
+	check(t, got == "iaas_subnet_create_123", "create with an unknown router: %s", got)
+	check(t, iaasState(t, c, f.root) == before, "a refused create changed state")
+	sn := create(c, admin, "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": "10.0.0.1/26", "router_id": rt})
+	path := apitest.Path("/iaas/subnet/", sn)
+	before = iaasState(t, c, f.root)
+	got = c.Do("PATCH", path, map[string]any{"router_id": 77}, admin).Expect(400).FieldCode("router_id")
+	check(t, got == "iaas_subnet_update_123", "update to an unknown router: %s", got)
+	got = c.Do("PUT", path, map[string]any{"address_range": "10.0.0.1/26", "router_id": 77}, admin).Expect(400).FieldCode("router_id")
+	check(t, got == "iaas_subnet_update_123", "PUT with an unknown router: %s", got)
+	check(t, iaasState(t, c, f.root) == before, "a refused update changed state")
+	upd := c.Do("PATCH", path, map[string]any{"router_id": 0}, admin).Expect(200).Content()
+	check(t, num(upd["router_id"]) == 0, "router cleared: %v", upd)
+	upd = c.Do("PATCH", path, map[string]any{"router_id": rt}, admin).Expect(200).Content()
+	check(t, num(upd["router_id"]) == rt, "router set: %v", upd)
+}

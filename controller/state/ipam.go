@@ -464,6 +464,7 @@ func (t *Txn) IPBlockCreate(b *api.IPBlock) (*api.IPBlock, error) {
 		b.Generator = api.GeneratorSequential
 	}
 	t.blockFieldChecks(b, method, fe)
+	t.blockRouterCheck(b, method, fe)
 	prefix, perr := netx.ParsePrefixRaw(b.CIDR)
 	if perr != nil {
 		fe.Add("cidr", c(102), "cidr is invalid")
@@ -504,6 +505,18 @@ func (t *Txn) IPBlockCreate(b *api.IPBlock) (*api.IPBlock, error) {
 		return nil, err
 	}
 	return &rec.IPBlock, nil
+}
+
+// blockRouterCheck: router_id, when set, names a router (a foreign key,
+// cloudcix-facts §5.7). An update checks it only when it changes, so a
+// block keeps the router it had.
+func (t *Txn) blockRouterCheck(b *api.IPBlock, method string, fe api.FieldErrors) {
+	if b.RouterID == 0 {
+		return
+	}
+	if _, ok := t.Router(b.RouterID); !ok {
+		fe.Add("router_id", code("ipam", "block", method, 123), "Router with id = '%d' doesn't exist", b.RouterID)
+	}
 }
 
 // blockFieldChecks validates the fields a create and an update share:
@@ -674,6 +687,9 @@ func (t *Txn) IPBlockUpdate(b *api.IPBlock, expect uint64) (*api.IPBlock, error)
 		}
 	}
 	t.blockFieldChecks(b, method, fe)
+	if b.RouterID != old.RouterID {
+		t.blockRouterCheck(b, method, fe)
+	}
 	if b.Gateway != "" && b.Gateway != old.Gateway {
 		if a, ok := t.IPAddressIn(b.ID, b.Gateway); ok {
 			fe.Add("gateway", code("ipam", "block", method, 122), "gateway %s is held by address %d", b.Gateway, a.ID)

@@ -183,6 +183,21 @@ func TestCloudCIXAllocationsAndSubnets(t *testing.T) {
 	if err.(*api.Error).Detail != "The ASN has 2 allocation(s); delete them first." {
 		t.Fatalf("asn delete detail: %v", err)
 	}
+
+	// router_id is a foreign key: refused when it names no router, on
+	// create and when an update changes it.
+	err = f.do(func(t *Txn) error {
+		_, err := t.IPBlockCreate(&api.IPBlock{Dialect: api.DialectCloudCIX, CIDR: "10.0.1.1/24", Gateway: "10.0.1.1", ParentID: a1.ID, RouterID: 77})
+		return err
+	})
+	wantErr(t, "unknown router on create", err, 400, "router_id", "ipam_block_create_123")
+	err = f.do(func(t *Txn) error {
+		n := *sub
+		n.RouterID = 77
+		_, err := t.IPBlockUpdate(&n, 0)
+		return err
+	})
+	wantErr(t, "unknown router on update", err, 400, "router_id", "ipam_block_update_123")
 }
 
 func TestIPAllocationLifecycle(t *testing.T) {
