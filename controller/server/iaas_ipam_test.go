@@ -199,7 +199,10 @@ func TestIaaSCRUD(t *testing.T) {
 	check(t, upd["name"] == "renamed" && upd["address_range"] == "10.0.0.0/24", "renamed allocation %v", upd)
 	got = c.Do("PATCH", apitest.Path("/iaas/allocation/", allocID), map[string]any{"address_range": "10.9.0.0/24"}, e.root).Expect(400).FieldCode("address_range")
 	check(t, got == "iaas_allocation_update_106", "allocation range change: %s", got)
-	c.Do("PATCH", apitest.Path("/iaas/allocation/", allocID), map[string]any{"name": "x"}, admin).Expect(403)
+	c.Do("PATCH", apitest.Path("/iaas/allocation/", allocID), map[string]any{"name": "x"}, user).Expect(403)
+	c.Do("PATCH", apitest.Path("/iaas/allocation/", allocID), map[string]any{"name": "x"}, other).Expect(404)
+	upd = c.Do("PATCH", apitest.Path("/iaas/allocation/", allocID), map[string]any{"name": "by the ASN's member"}, admin).Expect(200).Content()
+	check(t, upd["name"] == "by the ASN's member", "allocation renamed by its member's admin %v", upd)
 
 	// Subnets
 	s1 := c.Do("POST", "/iaas/subnet/", map[string]any{"allocation_id": allocID, "address_range": "10.0.0.65/26", "name": "web", "vlan": 10}, admin).Expect(201).Content()
@@ -258,8 +261,9 @@ func TestIaaSCRUD(t *testing.T) {
 	c.Do("DELETE", apitest.Path("/iaas/subnet/", s1ID), nil, other).Expect(404)
 	c.Do("DELETE", apitest.Path("/iaas/subnet/", s1ID), nil, admin).Expect(204)
 	c.Do("DELETE", apitest.Path("/iaas/subnet/", s2ID), nil, user).Expect(204)
-	c.Do("DELETE", apitest.Path("/iaas/allocation/", allocID), nil, admin).Expect(403)
-	c.Do("DELETE", apitest.Path("/iaas/allocation/", allocID), nil, e.root).Expect(204)
+	c.Do("DELETE", apitest.Path("/iaas/allocation/", allocID), nil, user).Expect(403)
+	c.Do("DELETE", apitest.Path("/iaas/allocation/", allocID), nil, other).Expect(404)
+	c.Do("DELETE", apitest.Path("/iaas/allocation/", allocID), nil, admin).Expect(204)
 	c.Do("DELETE", apitest.Path("/iaas/asn/", asnID), nil, e.root).Expect(204)
 	c.Do("GET", apitest.Path("/iaas/asn/", asnID), nil, e.root).Expect(404)
 }
@@ -579,4 +583,23 @@ func TestIaaSSubnetRouterFK(t *testing.T) {
 	check(t, num(upd["router_id"]) == 0, "router cleared: %v", upd)
 	upd = c.Do("PATCH", path, map[string]any{"router_id": rt}, admin).Expect(200).Content()
 	check(t, num(upd["router_id"]) == rt, "router set: %v", upd)
+}
+
+// TestIaaSProjectAllocationStays: now that the ASN's member may delete its
+// allocations, a project's private allocations (its cloud subnets are made
+// in them) are refused: they go with the project.
+func TestIaaSProjectAllocationStays(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	f := newFixture(t, n)
+	c := f.c
+	x := computeOf(f)
+	p := c.Do("GET", apitest.Path("/iaas/project/", x.project), nil, f.root).Expect(200).Content()
+	ids, _ := p["allocation_ids"].([]any)
+	check(t, len(ids) == 3, "project allocations %v", p["allocation_ids"])
+	for _, tok := range []string{f.r.Token(apitest.MemberAdmin), f.root} {
+		before := iaasState(t, c, f.root)
+		got := c.Do("DELETE", apitest.Path("/iaas/allocation/", num(ids[2])), nil, tok).Expect(400).ErrorCode()
+		check(t, got == "iaas_allocation_delete_103", "delete of a project's allocation: %s", got)
+		check(t, iaasState(t, c, f.root) == before, "a refused delete changed state")
+	}
 }

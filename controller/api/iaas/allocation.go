@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/regentcloud/regent/controller/api"
@@ -46,7 +47,12 @@ func allocationView(a *api.API) func(*wire.IPBlock) any {
 }
 
 // Codes (create and update): 101 address_range, 102 asn_id, 103 overlap,
-// 104 type, 105 name, 106 a field that cannot change.
+// 104 type, 105 name, 106 a field that cannot change. Delete: 101 has
+// subnets, 102 holds addresses, 103 a project's allocation.
+//
+// Only global users (the CIX member) create allocations; the administrators
+// of the member that owns the ASN update and delete them (the permission
+// table), and see only their member's (Visible, 404 otherwise).
 func registerAllocation(a *api.API) {
 	api.Register(a, api.Service[*wire.IPBlock]{
 		App: App, Name: "allocation", Tables: []string{state.IPBlocks},
@@ -134,6 +140,13 @@ func registerAllocation(a *api.API) {
 			return q.Command(fsm.IPBlockUpdateType, &b)
 		},
 		Delete: func(q *api.Request, cur *wire.IPBlock) (*fsm.Command, error) {
+			// A project's private allocations go with the project: its
+			// cloud subnets are made in them.
+			for _, p := range q.Txn.ProjectList() {
+				if slices.Contains(p.AllocationIDs, cur.ID) {
+					return nil, wire.Errorf(http.StatusBadRequest, q.Code(103), "The allocation belongs to project %d; it is deleted with the project.", p.ID)
+				}
+			}
 			if n := len(q.Txn.IPBlockChildren(cur.ID)); n > 0 {
 				return nil, wire.Errorf(http.StatusBadRequest, q.Code(101), "The allocation has %d subnet(s); delete them first.", n)
 			}
