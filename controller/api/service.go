@@ -101,6 +101,10 @@ type Service[T wire.Object] struct {
 	Create func(*Request) (*fsm.Command, error)
 	Update func(q *Request, cur T, partial bool) (*fsm.Command, error)
 	Delete func(q *Request, cur T) (*fsm.Command, error)
+	// StateErr, when set, rewrites an error the command met inside the FSM
+	// (a state code such as ipam_…, for a request that passed the checks
+	// against its read view but lost a race) into the service's own code.
+	StateErr func(q *Request, err error) error
 }
 
 // Nested serves a service's list, read and create under an item of its
@@ -377,7 +381,7 @@ func (s *Service[T]) create(q *Request) error {
 	}
 	v, index, err := q.API.Apply(q, cmd)
 	if err != nil {
-		return err
+		return s.stateErr(q, err)
 	}
 	w := q.W
 	setIndex(w, index)
@@ -431,7 +435,7 @@ func (s *Service[T]) update(q *Request, partial bool) error {
 			continue
 		}
 		if err != nil {
-			return err
+			return s.stateErr(q, err)
 		}
 		w := q.W
 		setIndex(w, index)
@@ -459,6 +463,13 @@ func trimQuotes(s string) string {
 	return s
 }
 
+func (s *Service[T]) stateErr(q *Request, err error) error {
+	if s.StateErr == nil {
+		return err
+	}
+	return s.StateErr(q, err)
+}
+
 func (s *Service[T]) del(q *Request) error {
 	cur, err := s.lookup(q)
 	if err != nil {
@@ -470,7 +481,7 @@ func (s *Service[T]) del(q *Request) error {
 	}
 	_, index, err := q.API.Apply(q, cmd)
 	if err != nil {
-		return err
+		return s.stateErr(q, err)
 	}
 	w := q.W
 	setIndex(w, index)

@@ -34,9 +34,11 @@ func Permissions() Table {
 		"token":  {List: all, Read: all, Create: all, Delete: all},
 		"region": {List: {Global, Admin, User, Robot}, Read: {Global, Admin, User, Robot}, Create: {Global}, Update: {Global}, Delete: {Global}},
 		// iaas (CloudCIX IPAM): every role reads, robots included; which
-		// objects a member sees is decided by the services.
+		// objects a member sees is decided by the services. Only the CIX
+		// member (global users) creates allocations; the administrators of
+		// the member that owns the ASN manage them (CloudCIX's Allocation).
 		"asn":          {List: read, Read: read, Create: {Global}, Update: {Global}, Delete: {Global}},
-		"allocation":   {List: read, Read: read, Create: {Global}, Update: {Global}, Delete: {Global}},
+		"allocation":   {List: read, Read: read, Create: {Global}, Update: {Global, Admin}, Delete: {Global, Admin}},
 		"subnet":       {List: read, Read: read, Create: {Global, Admin}, Update: all, Delete: all},
 		"ip_address":   {List: read, Read: read, Create: all, Update: all, Delete: all},
 		"subnet_space": {List: read},

@@ -88,9 +88,11 @@ var matrix = []matrixRow{
 	{"POST", "/iaas/allocation/", "allocation", auth.Create, "in ASN A", w(201, 403, 403, 403, 403, 401), newAllocationBody},
 	{"GET", "/iaas/allocation/{id}/", "allocation", auth.Read, "allocation A", w(200, 200, 200, 404, 200, 401), allocationA},
 	{"HEAD", "/iaas/allocation/{id}/", "allocation", auth.Read, "allocation A", w(200, 200, 200, 404, 200, 401), allocationA},
-	{"PUT", "/iaas/allocation/{id}/", "allocation", auth.Update, "allocation A", w(200, 403, 403, 403, 403, 401), renameAllocationA},
-	{"PATCH", "/iaas/allocation/{id}/", "allocation", auth.Update, "allocation A", w(200, 403, 403, 403, 403, 401), renameAllocationA},
-	{"DELETE", "/iaas/allocation/{id}/", "allocation", auth.Delete, "new empty allocation of ASN A", w(204, 403, 403, 403, 403, 401), newAllocation},
+	// member admin A manages the allocations of its ASN; other (admin of
+	// member B) does not see them (404).
+	{"PUT", "/iaas/allocation/{id}/", "allocation", auth.Update, "allocation A", w(200, 200, 403, 404, 403, 401), renameAllocationA},
+	{"PATCH", "/iaas/allocation/{id}/", "allocation", auth.Update, "allocation A", w(200, 200, 403, 404, 403, 401), renameAllocationA},
+	{"DELETE", "/iaas/allocation/{id}/", "allocation", auth.Delete, "new empty allocation of ASN A", w(204, 204, 403, 404, 403, 401), newAllocation},
 
 	// other: its role may create subnets, but not in member A's allocation (400 allocation_id).
 	{"GET", "/iaas/subnet/", "subnet", auth.List, "", w(200, 200, 200, 200, 200, 401), static("/iaas/subnet/")},

@@ -199,7 +199,10 @@ func TestIaaSCRUD(t *testing.T) {
 	check(t, upd["name"] == "renamed" && upd["address_range"] == "10.0.0.0/24", "renamed allocation %v", upd)
 	got = c.Do("PATCH", apitest.Path("/iaas/allocation/", allocID), map[string]any{"address_range": "10.9.0.0/24"}, e.root).Expect(400).FieldCode("address_range")
 	check(t, got == "iaas_allocation_update_106", "allocation range change: %s", got)
-	c.Do("PATCH", apitest.Path("/iaas/allocation/", allocID), map[string]any{"name": "x"}, admin).Expect(403)
+	c.Do("PATCH", apitest.Path("/iaas/allocation/", allocID), map[string]any{"name": "x"}, user).Expect(403)
+	c.Do("PATCH", apitest.Path("/iaas/allocation/", allocID), map[string]any{"name": "x"}, other).Expect(404)
+	upd = c.Do("PATCH", apitest.Path("/iaas/allocation/", allocID), map[string]any{"name": "by the ASN's member"}, admin).Expect(200).Content()
+	check(t, upd["name"] == "by the ASN's member", "allocation renamed by its member's admin %v", upd)
 
 	// Subnets
 	s1 := c.Do("POST", "/iaas/subnet/", map[string]any{"allocation_id": allocID, "address_range": "10.0.0.65/26", "name": "web", "vlan": 10}, admin).Expect(201).Content()
@@ -258,8 +261,9 @@ func TestIaaSCRUD(t *testing.T) {
 	c.Do("DELETE", apitest.Path("/iaas/subnet/", s1ID), nil, other).Expect(404)
 	c.Do("DELETE", apitest.Path("/iaas/subnet/", s1ID), nil, admin).Expect(204)
 	c.Do("DELETE", apitest.Path("/iaas/subnet/", s2ID), nil, user).Expect(204)
-	c.Do("DELETE", apitest.Path("/iaas/allocation/", allocID), nil, admin).Expect(403)
-	c.Do("DELETE", apitest.Path("/iaas/allocation/", allocID), nil, e.root).Expect(204)
+	c.Do("DELETE", apitest.Path("/iaas/allocation/", allocID), nil, user).Expect(403)
+	c.Do("DELETE", apitest.Path("/iaas/allocation/", allocID), nil, other).Expect(404)
+	c.Do("DELETE", apitest.Path("/iaas/allocation/", allocID), nil, admin).Expect(204)
 	c.Do("DELETE", apitest.Path("/iaas/asn/", asnID), nil, e.root).Expect(204)
 	c.Do("GET", apitest.Path("/iaas/asn/", asnID), nil, e.root).Expect(404)
 }
@@ -507,5 +511,95 @@ func TestIaaSSchemasMatchViews(t *testing.T) {
 				t.Errorf("%s.%s: no such field in %s", tc.name, name, tc.typ.Name())
 			}
 		}
+	}
+}
+
+// TestIaaSAllocationPublicOverlap: a public range belongs to one member. No
+// allocation of another ASN may overlap it, whichever side is public; private
+// ranges of different ASNs may repeat (the per-project RFC 1918 ones).
+func TestIaaSAllocationPublicOverlap(t *testing.T) {
+	e := newIaaSEnv(t)
+	c := e.c
+	asnA := create(c, e.root, "/iaas/asn/", map[string]any{"member_id": e.r.MemberA, "number": 1})
+	asnB := create(c, e.root, "/iaas/asn/", map[string]any{"member_id": e.r.MemberB, "number": 4})
+	create(c, e.root, "/iaas/allocation/", map[string]any{"asn_id": asnA, "address_range": "8.8.8.0/24", "type": "public"})
+	create(c, e.root, "/iaas/allocation/", map[string]any{"asn_id": asnA, "address_range": "10.0.0.0/16"})
+	create(c, e.root, "/iaas/allocation/", map[string]any{"asn_id": asnB, "address_range": "10.0.0.0/16"}) // private ranges repeat
+	create(c, e.root, "/iaas/allocation/", map[string]any{"asn_id": asnA, "address_range": "172.16.0.0/16"})
+	for _, body := range []map[string]any{
+		{"asn_id": asnB, "address_range": "8.8.8.0/25"},                      // private over A's public
+		{"asn_id": asnB, "address_range": "8.8.0.0/16", "type": "public"},    // public over A's public
+		{"asn_id": asnB, "address_range": "172.16.5.0/24", "type": "public"}, // public over A's private
+	} {
+		before := iaasState(t, c, e.root)
+		got := c.Do("POST", "/iaas/allocation/", body, e.root).Expect(400).FieldCode("address_range")
+		check(t, got == "iaas_allocation_create_103", "%v: %s", body, got)
+		check(t, iaasState(t, c, e.root) == before, "a refused allocation changed state")
+	}
+}
+
+// TestIaaSASNCountsAllocations: the refusals of an ASN delete and member
+// move count its allocations, not the subnets inside them as well.
+func TestIaaSASNCountsAllocations(t *testing.T) {
+	e := newIaaSEnv(t)
+	c := e.c
+	asn, alloc := e.base(t)
+	create(c, e.root, "/iaas/allocation/", map[string]any{"asn_id": asn, "address_range": "10.0.1.0/24"})
+	for _, r := range []string{"10.0.0.1/26", "10.0.0.65/26", "10.0.0.129/26"} {
+		create(c, e.root, "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": r})
+	}
+	before := iaasState(t, c, e.root)
+	del := c.Do("DELETE", apitest.Path("/iaas/asn/", asn), nil, e.root).Expect(400).Err()
+	check(t, del.ErrorCode == "iaas_asn_delete_101" && strings.Contains(del.Detail, "has 2 allocation(s);"), "delete: %v", del)
+	mv := c.Do("PATCH", apitest.Path("/iaas/asn/", asn), map[string]any{"member_id": e.r.MemberB}, e.root).Expect(400).Err()
+	f := mv.Errors["member_id"]
+	check(t, f.ErrorCode == "iaas_asn_update_104" && strings.Contains(f.Detail, "has 2 allocation(s);"), "move: %v", mv)
+	check(t, iaasState(t, c, e.root) == before, "a refused request changed state")
+}
+
+// TestIaaSSubnetRouterFK: router_id is a foreign key (cloudcix-facts §5.7):
+// a subnet may name only an existing router.
+func TestIaaSSubnetRouterFK(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	f := newFixture(t, n)
+	c := f.c
+	rt := newComputeRegion(c, f.root, f.reg).rt
+	asn := create(c, f.root, "/iaas/asn/", map[string]any{"member_id": f.r.MemberA, "number": 65001})
+	alloc := create(c, f.root, "/iaas/allocation/", map[string]any{"asn_id": asn, "address_range": "10.0.0.0/24"})
+	admin := f.r.Token(apitest.MemberAdmin)
+	before := iaasState(t, c, f.root)
+	got := c.Do("POST", "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": "10.0.0.1/26", "router_id": 77}, admin).Expect(400).FieldCode("router_id")
+	check(t, got == "iaas_subnet_create_123", "create with an unknown router: %s", got)
+	check(t, iaasState(t, c, f.root) == before, "a refused create changed state")
+	sn := create(c, admin, "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": "10.0.0.1/26", "router_id": rt})
+	path := apitest.Path("/iaas/subnet/", sn)
+	before = iaasState(t, c, f.root)
+	got = c.Do("PATCH", path, map[string]any{"router_id": 77}, admin).Expect(400).FieldCode("router_id")
+	check(t, got == "iaas_subnet_update_123", "update to an unknown router: %s", got)
+	got = c.Do("PUT", path, map[string]any{"address_range": "10.0.0.1/26", "router_id": 77}, admin).Expect(400).FieldCode("router_id")
+	check(t, got == "iaas_subnet_update_123", "PUT with an unknown router: %s", got)
+	check(t, iaasState(t, c, f.root) == before, "a refused update changed state")
+	upd := c.Do("PATCH", path, map[string]any{"router_id": 0}, admin).Expect(200).Content()
+	check(t, num(upd["router_id"]) == 0, "router cleared: %v", upd)
+	upd = c.Do("PATCH", path, map[string]any{"router_id": rt}, admin).Expect(200).Content()
+	check(t, num(upd["router_id"]) == rt, "router set: %v", upd)
+}
+
+// TestIaaSProjectAllocationStays: now that the ASN's member may delete its
+// allocations, a project's private allocations (its cloud subnets are made
+// in them) are refused: they go with the project.
+func TestIaaSProjectAllocationStays(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	f := newFixture(t, n)
+	c := f.c
+	x := computeOf(f)
+	p := c.Do("GET", apitest.Path("/iaas/project/", x.project), nil, f.root).Expect(200).Content()
+	ids, _ := p["allocation_ids"].([]any)
+	check(t, len(ids) == 3, "project allocations %v", p["allocation_ids"])
+	for _, tok := range []string{f.r.Token(apitest.MemberAdmin), f.root} {
+		before := iaasState(t, c, f.root)
+		got := c.Do("DELETE", apitest.Path("/iaas/allocation/", num(ids[2])), nil, tok).Expect(400).ErrorCode()
+		check(t, got == "iaas_allocation_delete_103", "delete of a project's allocation: %s", got)
+		check(t, iaasState(t, c, f.root) == before, "a refused delete changed state")
 	}
 }

@@ -464,6 +464,7 @@ func (t *Txn) IPBlockCreate(b *api.IPBlock) (*api.IPBlock, error) {
 		b.Generator = api.GeneratorSequential
 	}
 	t.blockFieldChecks(b, method, fe)
+	t.blockRouterCheck(b, method, fe)
 	prefix, perr := netx.ParsePrefixRaw(b.CIDR)
 	if perr != nil {
 		fe.Add("cidr", c(102), "cidr is invalid")
@@ -504,6 +505,18 @@ func (t *Txn) IPBlockCreate(b *api.IPBlock) (*api.IPBlock, error) {
 		return nil, err
 	}
 	return &rec.IPBlock, nil
+}
+
+// blockRouterCheck: router_id, when set, names a router (a foreign key,
+// cloudcix-facts §5.7). An update checks it only when it changes, so a
+// block keeps the router it had.
+func (t *Txn) blockRouterCheck(b *api.IPBlock, method string, fe api.FieldErrors) {
+	if b.RouterID == 0 {
+		return
+	}
+	if _, ok := t.Router(b.RouterID); !ok {
+		fe.Add("router_id", code("ipam", "block", method, 123), "Router with id = '%d' doesn't exist", b.RouterID)
+	}
 }
 
 // blockFieldChecks validates the fields a create and an update share:
@@ -569,7 +582,8 @@ func (t *Txn) blockFieldChecks(b *api.IPBlock, method string, fe api.FieldErrors
 
 // blockOverlaps applies the dialect's CIDR rules: Melange rules 3–6
 // (melange-facts §3), CloudCIX's subnet rules, and for CloudCIX allocations
-// no overlap within one ASN nor between public allocations. On an update
+// no overlap within one ASN nor with a public allocation (either side: only
+// private ranges of different ASNs may repeat). On an update
 // (b.ID set) the block itself is left out of the others, and so are its
 // subnets as top-level blocks of b's network: they share b's network.
 func (t *Txn) blockOverlaps(b *api.IPBlock, parent *BlockRecord, raw netip.Prefix, gw netip.Addr, method string) error {
@@ -610,7 +624,7 @@ func (t *Txn) blockOverlaps(b *api.IPBlock, parent *BlockRecord, raw netip.Prefi
 			if o.ParentID != 0 || !netx.Overlaps(cidr, pfx(o)) {
 				continue
 			}
-			if o.ASNID == b.ASNID || (o.Type == api.BlockPublic && b.Type == api.BlockPublic) {
+			if o.ASNID == b.ASNID || o.Type == api.BlockPublic || b.Type == api.BlockPublic {
 				return fieldErr("cidr", c(114), "cidr overlaps with allocation %s", o.CIDR)
 			}
 		}
@@ -673,6 +687,9 @@ func (t *Txn) IPBlockUpdate(b *api.IPBlock, expect uint64) (*api.IPBlock, error)
 		}
 	}
 	t.blockFieldChecks(b, method, fe)
+	if b.RouterID != old.RouterID {
+		t.blockRouterCheck(b, method, fe)
+	}
 	if b.Gateway != "" && b.Gateway != old.Gateway {
 		if a, ok := t.IPAddressIn(b.ID, b.Gateway); ok {
 			fe.Add("gateway", code("ipam", "block", method, 122), "gateway %s is held by address %d", b.Gateway, a.ID)
@@ -1219,10 +1236,22 @@ func (t *Txn) ASNDelete(id uint64) error {
 	if _, ok := t.ASN(id); !ok {
 		return api.NotFound("ipam_asn_delete_001")
 	}
-	if n := len(all[*BlockRecord](&t.ReadTxn, IPBlocks, "asn", id)); n > 0 {
-		return api.Errorf(http.StatusBadRequest, "ipam_asn_delete_101", "The ASN has %d allocation(s) or subnet(s); delete them first.", n)
+	if n := t.ASNAllocations(id); n > 0 {
+		return api.Errorf(http.StatusBadRequest, "ipam_asn_delete_101", "The ASN has %d allocation(s); delete them first.", n)
 	}
 	return remove(t, ASNs, id, "ipam_asn_delete")
+}
+
+// ASNAllocations counts the allocations of ASN id: its root blocks (the
+// subnets inside them carry the ASN too, and are not counted).
+func (r *ReadTxn) ASNAllocations(id uint64) int {
+	n := 0
+	for _, b := range all[*BlockRecord](r, IPBlocks, "asn", id) {
+		if b.ParentID == 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // ASNUpdate changes an ASN's member and number. The number stays positive
@@ -1240,7 +1269,7 @@ func (t *Txn) ASNUpdate(a *api.ASN, expect uint64) (*api.ASN, error) {
 	if a.MemberID != old.MemberID {
 		if _, ok := t.Member(a.MemberID); !ok {
 			fe.Add("member_id", c+"_101", "Member %d does not exist.", a.MemberID)
-		} else if n := len(all[*BlockRecord](&t.ReadTxn, IPBlocks, "asn", a.ID)); n > 0 {
+		} else if n := t.ASNAllocations(a.ID); n > 0 {
 			fe.Add("member_id", c+"_104", "The ASN has %d allocation(s); it cannot move to another member.", n)
 		}
 	}

@@ -131,6 +131,23 @@ func TestCloudCIXAllocationsAndSubnets(t *testing.T) {
 	err = f.do(func(t *Txn) error { _, err := t.IPBlockCreate(cix(asn1.ID, "10.1.0.0/16")); return err })
 	wantErr(t, "same-asn overlap", err, 400, "cidr", "ipam_block_create_114")
 
+	// A public range is one ASN's only: no private allocation of another ASN
+	// may overlap it, nor a public one a private allocation.
+	pub := cix(asn1.ID, "8.8.8.0/24")
+	pub.Type = api.BlockPublic
+	f.block(pub)
+	err = f.do(func(t *Txn) error { _, err := t.IPBlockCreate(cix(asn2.ID, "8.8.8.0/25")); return err })
+	wantErr(t, "private over another ASN's public", err, 400, "cidr", "ipam_block_create_114")
+	var asn3 *api.ASN
+	f.ok("asn", func(t *Txn) (err error) {
+		asn3, err = t.ASNCreate(&api.ASN{MemberID: m.ID, Number: api.PseudoASNBase + 3})
+		return
+	})
+	pub2 := cix(asn3.ID, "10.200.0.0/25")
+	pub2.Type = api.BlockPublic
+	err = f.do(func(t *Txn) error { _, err := t.IPBlockCreate(pub2); return err })
+	wantErr(t, "public over another ASN's private", err, 400, "cidr", "ipam_block_create_114")
+
 	sub := f.block(&api.IPBlock{Dialect: api.DialectCloudCIX, CIDR: "10.0.0.1/24", Gateway: "10.0.0.1", ParentID: a1.ID})
 	if sub.CIDR != "10.0.0.0/24" || sub.ASNID != asn1.ID {
 		t.Fatalf("subnet: %+v", sub)
@@ -158,6 +175,29 @@ func TestCloudCIXAllocationsAndSubnets(t *testing.T) {
 	}
 	err = f.do(func(t *Txn) error { return t.ASNDelete(asn1.ID) })
 	wantErr(t, "asn in use", err, 400, "", "ipam_asn_delete_101")
+	// asn1 has two allocations (10.0.0.0/8, 8.8.8.0/24); the subnet in
+	// a1 is not one of them.
+	if n := f.s.Read().ASNAllocations(asn1.ID); n != 2 {
+		t.Fatalf("ASNAllocations = %d, want 2", n)
+	}
+	if err.(*api.Error).Detail != "The ASN has 2 allocation(s); delete them first." {
+		t.Fatalf("asn delete detail: %v", err)
+	}
+
+	// router_id is a foreign key: refused when it names no router, on
+	// create and when an update changes it.
+	err = f.do(func(t *Txn) error {
+		_, err := t.IPBlockCreate(&api.IPBlock{Dialect: api.DialectCloudCIX, CIDR: "10.0.1.1/24", Gateway: "10.0.1.1", ParentID: a1.ID, RouterID: 77})
+		return err
+	})
+	wantErr(t, "unknown router on create", err, 400, "router_id", "ipam_block_create_123")
+	err = f.do(func(t *Txn) error {
+		n := *sub
+		n.RouterID = 77
+		_, err := t.IPBlockUpdate(&n, 0)
+		return err
+	})
+	wantErr(t, "unknown router on update", err, 400, "router_id", "ipam_block_update_123")
 }
 
 func TestIPAllocationLifecycle(t *testing.T) {

@@ -1,10 +1,15 @@
 package iaas
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/regentcloud/regent/controller/api"
 	"github.com/regentcloud/regent/controller/api/query"
+	"github.com/regentcloud/regent/controller/auth"
 	"github.com/regentcloud/regent/controller/fsm"
 	"github.com/regentcloud/regent/controller/state"
 	wire "github.com/regentcloud/regent/pkg/api"
@@ -42,7 +47,12 @@ func allocationView(a *api.API) func(*wire.IPBlock) any {
 }
 
 // Codes (create and update): 101 address_range, 102 asn_id, 103 overlap,
-// 104 type, 105 name, 106 a field that cannot change.
+// 104 type, 105 name, 106 a field that cannot change. Delete: 101 has
+// subnets, 102 holds addresses, 103 a project's allocation.
+//
+// Only global users (the CIX member) create allocations; the administrators
+// of the member that owns the ASN update and delete them (the permission
+// table), and see only their member's (Visible, 404 otherwise).
 func registerAllocation(a *api.API) {
 	api.Register(a, api.Service[*wire.IPBlock]{
 		App: App, Name: "allocation", Tables: []string{state.IPBlocks},
@@ -92,8 +102,10 @@ func registerAllocation(a *api.API) {
 			}
 			cidr := netipPrefix(b.CIDR)
 			for _, o := range blocks(q.Txn, isAllocation) {
-				if netx.Overlaps(cidr, netipPrefix(o.CIDR)) && (o.ASNID == b.ASNID || (o.Type == wire.BlockPublic && b.Type == wire.BlockPublic)) {
-					fe.Add("address_range", q.Code(103), "address_range overlaps with allocation %s", o.CIDR)
+				// Private ranges of different ASNs may repeat (RFC 1918 per
+				// project); a public range is one member's only.
+				if netx.Overlaps(cidr, netipPrefix(o.CIDR)) && (o.ASNID == b.ASNID || o.Type == wire.BlockPublic || b.Type == wire.BlockPublic) {
+					fe.Add("address_range", q.Code(103), "address_range overlaps with %s allocation %s", o.Type, o.CIDR)
 					return nil, fe.Err()
 				}
 			}
@@ -128,6 +140,13 @@ func registerAllocation(a *api.API) {
 			return q.Command(fsm.IPBlockUpdateType, &b)
 		},
 		Delete: func(q *api.Request, cur *wire.IPBlock) (*fsm.Command, error) {
+			// A project's private allocations go with the project: its
+			// cloud subnets are made in them.
+			for _, p := range q.Txn.ProjectList() {
+				if slices.Contains(p.AllocationIDs, cur.ID) {
+					return nil, wire.Errorf(http.StatusBadRequest, q.Code(103), "The allocation belongs to project %d; it is deleted with the project.", p.ID)
+				}
+			}
 			if n := len(q.Txn.IPBlockChildren(cur.ID)); n > 0 {
 				return nil, wire.Errorf(http.StatusBadRequest, q.Code(101), "The allocation has %d subnet(s); delete them first.", n)
 			}
@@ -136,5 +155,31 @@ func registerAllocation(a *api.API) {
 			}
 			return q.Command(fsm.IPBlockDeleteType, fsm.IDPayload{ID: cur.ID})
 		},
+		StateErr: allocationStateErr,
 	})
+}
+
+// allocationStateErr maps state's block errors met inside the FSM (a
+// request that lost a race) to the codes of the checks above: an overlap
+// (ipam_block_create_114 on cidr) is 103 on address_range, an ASN deleted
+// meanwhile 102; delete's 101/102 (subnets, addresses) and update's
+// 001/002 keep their numbers. Other errors pass unchanged.
+func allocationStateErr(q *api.Request, err error) error {
+	var e *wire.Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	fe := wire.FieldErrors{}
+	switch stateCode(e) {
+	case "ipam_block_create_114":
+		fe.Add("address_range", q.Code(103), "%s", strings.Replace(e.Errors["cidr"].Detail, "cidr", "address_range", 1))
+		return fe.Err()
+	case "ipam_block_create_110":
+		fe.Add("asn_id", q.Code(102), "%s", e.Errors["asn_id"].Detail)
+		return fe.Err()
+	}
+	if q.Action == auth.Update || q.Action == auth.Delete {
+		return renameCodes(e, fmt.Sprintf("ipam_block_%s_", q.Action), fmt.Sprintf("%s_%s_%s_", q.App, q.Service, q.Action))
+	}
+	return err
 }

@@ -81,7 +81,7 @@ func registerASN(a *api.API) {
 				if required(fe, q, "member_id", in.MemberID != nil, 101) && *in.MemberID != cur.MemberID {
 					if _, ok := q.Txn.Member(*in.MemberID); !ok {
 						fe.Add("member_id", q.Code(101), "Member %d does not exist.", *in.MemberID)
-					} else if k := asnBlocks(q, cur.ID); k > 0 {
+					} else if k := q.Txn.ASNAllocations(cur.ID); k > 0 {
 						fe.Add("member_id", q.Code(104), "The ASN has %d allocation(s); it cannot move to another member.", k)
 					}
 					n.MemberID = *in.MemberID
@@ -107,21 +107,10 @@ func registerASN(a *api.API) {
 			return q.Command(fsm.ASNUpdateType, &n)
 		},
 		Delete: func(q *api.Request, cur *wire.ASN) (*fsm.Command, error) {
-			if n := asnBlocks(q, cur.ID); n > 0 {
-				return nil, wire.Errorf(http.StatusBadRequest, q.Code(101), "The ASN has %d allocation(s) or subnet(s); delete them first.", n)
+			if n := q.Txn.ASNAllocations(cur.ID); n > 0 {
+				return nil, wire.Errorf(http.StatusBadRequest, q.Code(101), "The ASN has %d allocation(s); delete them first.", n)
 			}
 			return q.Command(fsm.ASNDeleteType, fsm.IDPayload{ID: cur.ID})
 		},
 	})
-}
-
-// asnBlocks counts the blocks (allocations) of ASN id.
-func asnBlocks(q *api.Request, id uint64) int {
-	n := 0
-	for _, b := range q.Txn.IPBlockList() {
-		if b.ASNID == id {
-			n++
-		}
-	}
-	return n
 }

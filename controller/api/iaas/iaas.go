@@ -8,8 +8,10 @@
 //
 // Error codes are iaas_<service>_<method>_<nnn>. The checks that depend on
 // state are made here against the request's read view first, so that the
-// usual failures carry iaas codes; state repeats them inside the command,
-// and a request that loses a race gets state's ipam_… code instead.
+// usual failures carry iaas codes; state repeats them inside the command.
+// A service whose state checks can fail there (a request that loses a race)
+// maps state's ipam_… codes back to its own with api.Service.StateErr
+// (ip_address, allocation); elsewhere such a loser gets state's code.
 package iaas
 
 import (

@@ -2,10 +2,13 @@ package iaas
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/regentcloud/regent/controller/api"
 	"github.com/regentcloud/regent/controller/api/query"
+	"github.com/regentcloud/regent/controller/auth"
 	"github.com/regentcloud/regent/controller/fsm"
 	"github.com/regentcloud/regent/controller/ipam"
 	"github.com/regentcloud/regent/controller/state"
@@ -253,6 +256,7 @@ func registerIPAddress(a *api.API) {
 			// One command frees the address and removes its row.
 			return q.Command(fsm.IPAddressDeleteType, state.IPRef{ID: cur.ID})
 		},
+		StateErr: ipAddressStateErr,
 	})
 }
 
@@ -264,4 +268,75 @@ func publicIPOf(q *api.Request, id, self uint64) uint64 {
 		}
 	}
 	return 0
+}
+
+// ipAddressStateErr maps the errors state's IPAddressCreate, Update and
+// Delete return inside the FSM to the codes the checks above give the same
+// failures against the read view: a request that passes them and then loses
+// a race (another write took the address, filled the subnet, removed it)
+// gets the iaas code all the same. Other errors pass unchanged.
+func ipAddressStateErr(q *api.Request, err error) error {
+	var e *wire.Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	field := func(name string, n int, detail string) error {
+		fe := wire.FieldErrors{}
+		fe.Add(name, q.Code(n), "%s", detail)
+		return fe.Err()
+	}
+	switch stateCode(e) {
+	case "ipam_ip_address_create_001":
+		return field("subnet_id", 101, "The subnet no longer exists.")
+	case "ipam_ip_address_create_101":
+		return wire.Errorf(http.StatusUnprocessableEntity, q.Code(106), "The subnet has child subnets; IP addresses go into the children.")
+	case "ipam_ip_address_create_102":
+		return field("mac_address", 103, "mac_address is not a valid MAC address.")
+	case "ipam_ip_address_create_104":
+		return wire.Errorf(http.StatusUnprocessableEntity, q.Code(107), "The subnet has no free address.")
+	case "ipam_ip_address_create_105", "ipam_ip_address_create_106":
+		return field("address", 102, "address is not an address of the subnet.")
+	case "ipam_ip_address_create_107":
+		return wire.Errorf(http.StatusConflict, q.Code(108), "The address is already allocated.")
+	case "ipam_ip_address_create_110":
+		return field("public_ip_id", 105, "The public IP address no longer exists.")
+	case "ipam_ip_address_create_111":
+		return field("public_ip_id", 110, "The public IP address is already the public IP of another address.")
+	}
+	// Update and delete: state's numbers mean what the iaas ones do (001
+	// gone, 002 changed meanwhile, 103 mac_address, 105 and 106 public_ip_id).
+	if q.Action == auth.Update || q.Action == auth.Delete {
+		return renameCodes(e, fmt.Sprintf("ipam_ip_address_%s_", q.Action), fmt.Sprintf("%s_%s_%s_", q.App, q.Service, q.Action))
+	}
+	return err
+}
+
+// stateCode is the code of a state error: its own, or that of its one
+// field error (state refuses a field with a field error only).
+func stateCode(e *wire.Error) string {
+	if e.ErrorCode == "" && len(e.Errors) == 1 {
+		for _, f := range e.Errors {
+			return f.ErrorCode
+		}
+	}
+	return e.ErrorCode
+}
+
+// renameCodes returns a copy of e with the prefix from of its code and of
+// its field errors' codes replaced by to.
+func renameCodes(e *wire.Error, from, to string) error {
+	n := *e
+	if r, ok := strings.CutPrefix(e.ErrorCode, from); ok {
+		n.ErrorCode = to + r
+	}
+	if len(e.Errors) > 0 {
+		n.Errors = map[string]wire.FieldError{}
+		for k, v := range e.Errors {
+			if r, ok := strings.CutPrefix(v.ErrorCode, from); ok {
+				v.ErrorCode = to + r
+			}
+			n.Errors[k] = v
+		}
+	}
+	return &n
 }

@@ -1,6 +1,8 @@
 package iaas
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 
@@ -105,7 +107,8 @@ func parseRange(fe wire.FieldErrors, q *api.Request, s string, n int) (netip.Pre
 // /iaas/cloud/). Update: 101, 104–106, 108 a field that cannot change, 109
 // the new gateway is an allocated address, 110 the segment of a cloud
 // subnet, 118 the new address_range equals the parent subnet's or a
-// child's, 122 virtual_router_id.
+// child's, 122 virtual_router_id. Both: 123 router_id names no router (a
+// foreign key, cloudcix-facts §5.7; an update checks only a new value).
 //
 // vlan and vxlan of a subnet made here are the member's own records: only
 // the subnets /iaas/cloud/ makes (virtual_router_id set) are a project's
@@ -155,6 +158,7 @@ func registerSubnet(a *api.API) {
 			if in.VirtualRouterID != nil && *in.VirtualRouterID != 0 {
 				fe.Add("virtual_router_id", q.Code(122), "The subnets of a project's virtual router are made through /iaas/cloud/, which assigns their VLAN and VXLAN.")
 			}
+			checkRouter(fe, q, in.RouterID, 0)
 			if err := fe.Err(); err != nil || !rawOK {
 				return nil, err
 			}
@@ -216,6 +220,7 @@ func registerSubnet(a *api.API) {
 			}
 			text(fe, q, "name", in.Name, 128, 104)
 			validVLAN(fe, q, in.VLAN, in.VXLAN)
+			checkRouter(fe, q, in.RouterID, cur.RouterID)
 			if err := fe.Err(); err != nil {
 				return nil, err
 			}
@@ -270,6 +275,7 @@ func registerSubnet(a *api.API) {
 			}
 			return q.Command(fsm.IPBlockDeleteType, fsm.IDPayload{ID: cur.ID})
 		},
+		StateErr: subnetStateErr,
 	})
 }
 
@@ -297,3 +303,27 @@ func reason(r ipam.CloudCIXSubnetReason) string {
 }
 
 func netipAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// checkRouter: router_id, when given, non-zero and not the subnet's current
+// one (had), must name a router.
+func checkRouter(fe wire.FieldErrors, q *api.Request, id *uint64, had uint64) {
+	if id == nil || *id == 0 || *id == had {
+		return
+	}
+	if _, ok := q.Txn.Router(*id); !ok {
+		fe.Add("router_id", q.Code(123), "Router with id = '%d' doesn't exist", *id)
+	}
+}
+
+// subnetStateErr maps state's router_id refusal met inside the FSM (the
+// router deleted meanwhile) to the subnet's own code. Other errors pass
+// unchanged.
+func subnetStateErr(q *api.Request, err error) error {
+	var e *wire.Error
+	if errors.As(err, &e) && stateCode(e) == fmt.Sprintf("ipam_block_%s_123", q.Action) {
+		fe := wire.FieldErrors{}
+		fe.Add("router_id", q.Code(123), "%s", e.Errors["router_id"].Detail)
+		return fe.Err()
+	}
+	return err
+}
