@@ -174,6 +174,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		// running), so a stop, upgrade or crash keeps the tunnels up; the
 		// next agent adopts each charon at its router's first apply and
 		// re-applies the VPNs without touching the SAs that are up.
+		// A charon its supervisor restarted has a new TUN device (libipsec):
+		// its router's VPN routes go back at once, not at the next apply.
+		vcfg.Restarted = func(ctx context.Context, r vpn.Router) { d.restoreVPNRoutes(ctx, b, r) }
 		vpns, err := vpn.New(vcfg)
 		if err != nil {
 			return err
@@ -545,6 +548,20 @@ func (d *Daemon) vpnStatus(ctx context.Context) []api.VPNStatus {
 		st[i].Clip()
 	}
 	return st
+}
+
+// restoreVPNRoutes puts router r's VPN routes back after its supervisor
+// restarted its charon (vpn.Config.Restarted).
+func (d *Daemon) restoreVPNRoutes(ctx context.Context, b *netrouter.Builder, r vpn.Router) {
+	res, err := b.RestoreVPNRoutes(ctx, r.ID)
+	log := d.log.Named("router").With("router", r.ID, "namespace", r.Namespace)
+	if err != nil {
+		// The next apply (spec change or resync) tries again.
+		log.Error("vpn routes after charon restart", "error", err)
+		return
+	}
+	log.Info("vpn routes restored after charon restart", "changes", strings.Join(res.Changes, "; "), "took", res.Duration)
+	d.beatSoon()
 }
 
 // networkConfigs are the configurations of the network role's router

@@ -95,6 +95,9 @@ type running struct {
 	// nftDigest is the ruleset digest this process last applied or saw
 	// in the kernel ("" unknown, nftForce: apply at the next Ensure).
 	nftDigest string
+	// last is the plan of the router's latest Ensure or EnsureVPNRoutes
+	// (nil after Quiesce): what RestoreVPNRoutes puts back.
+	last *desired
 }
 
 // nftForce is the nftDigest that makes the next Ensure apply the ruleset
@@ -283,6 +286,7 @@ func (b *Builder) locked(spec *api.RouterSpec, fn func(d *desired, rs *running, 
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	rs.last = d
 	c := &changes{}
 	err = fn(d, rs, c)
 	return Result{Changes: c.list, Duration: time.Since(start)}, err
@@ -544,6 +548,7 @@ func (b *Builder) Quiesce(ctx context.Context, spec *api.RouterSpec) error {
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	rs.last = nil // a quiesced router has no VPNs
 	rs.stop(ctx)
 	_, _ = killStale(filepath.Join(b.routerDir(d.routerID), dnsmasqPid), filepath.Join(b.routerDir(d.routerID), dnsmasqConf))
 	return b.setPublicDown(d)

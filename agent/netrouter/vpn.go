@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/regentcloud/regent/agent/vpn"
 	"github.com/regentcloud/regent/pkg/api"
@@ -122,6 +123,34 @@ func keepVPNLinks(d *desired, mode string, keep map[string]bool) {
 // into charon's TUN device (Ensure skips them while it is missing).
 func (b *Builder) EnsureVPNRoutes(ctx context.Context, spec *api.RouterSpec) (Result, error) {
 	return b.locked(spec, func(d *desired, _ *running, c *changes) error { return b.ensureVPN(ctx, d, c) })
+}
+
+// RestoreVPNRoutes puts the VPN routes of router id back as its latest
+// Ensure or EnsureVPNRoutes planned them. The agent calls it when charon
+// was restarted: in libipsec mode the kernel dropped the routes with the
+// dead charon's TUN device, and without them the remote subnets' traffic
+// would leave unencrypted by the default route until the next apply. A
+// router this builder has not applied (or has quiesced) is left alone.
+func (b *Builder) RestoreVPNRoutes(ctx context.Context, id uint64) (Result, error) {
+	start := time.Now()
+	b.mu.Lock()
+	rs := b.routers[id]
+	closed := b.closed
+	b.mu.Unlock()
+	if rs == nil || closed {
+		return Result{}, nil
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.last == nil {
+		return Result{}, nil
+	}
+	c := &changes{}
+	err := b.ensureVPN(ctx, rs.last, c)
+	if err != nil {
+		err = fmt.Errorf("router %d: restore vpn routes: %w", id, err)
+	}
+	return Result{Changes: c.list, Duration: time.Since(start)}, err
 }
 
 // ensureVPN makes the VPN links (xfrm mode) and routes of the namespace

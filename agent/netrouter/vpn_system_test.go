@@ -41,8 +41,21 @@ func TestVPNSiteToSite(t *testing.T) {
 		t.Fatal(err)
 	}
 	vlogs := &systemtest.Buffer{}
+	// What the agent wires: a restarted charon's router gets its VPN
+	// routes back at once (the dead charon's TUN device took them along).
+	restarted := make(chan uint64, 8)
+	restoreRoutes := func(ctx context.Context, r vpn.Router) {
+		if _, err := e.b.RestoreVPNRoutes(ctx, r.ID); err != nil {
+			t.Errorf("RestoreVPNRoutes %d: %v", r.ID, err)
+		}
+		select {
+		case restarted <- r.ID:
+		default:
+		}
+	}
 	m, err := vpn.New(vpn.Config{Mode: vpn.ModeLibIPsec, Charon: charon, RunDir: runDir, Tick: time.Second,
-		InitiateTimeout: 3 * time.Second, Logger: hclog.New(&hclog.LoggerOptions{Output: vlogs, Level: hclog.Trace})})
+		InitiateTimeout: 3 * time.Second, Restarted: restoreRoutes,
+		Logger: hclog.New(&hclog.LoggerOptions{Output: vlogs, Level: hclog.Trace})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +250,7 @@ func TestVPNSiteToSite(t *testing.T) {
 			t.Fatalf("ping A→B with no manager: %d/2", recv)
 		}
 		m2, err := vpn.New(vpn.Config{Mode: vpn.ModeLibIPsec, Charon: charon, RunDir: runDir, Tick: time.Second,
-			InitiateTimeout: 3 * time.Second, Logger: hclog.New(&hclog.LoggerOptions{Output: vlogs, Level: hclog.Trace})})
+			InitiateTimeout: 3 * time.Second, Restarted: restoreRoutes, Logger: hclog.New(&hclog.LoggerOptions{Output: vlogs, Level: hclog.Trace})})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -269,20 +282,59 @@ func TestVPNSiteToSite(t *testing.T) {
 		if len(old) != 1 {
 			t.Fatalf("charon of B: %v", old)
 		}
+		// B's route to A's subnet goes into charon's TUN device, which
+		// dies with charon (and the route with it).
+		vpnRoutes := func() string {
+			return strings.TrimSpace(e.sh("ip", "-n", rB.Namespace, "-4", "route", "show", "proto", "152"))
+		}
+		if got := vpnRoutes(); !strings.Contains(got, "10.1.0.0/24 dev "+vpn.TUNDevice) {
+			t.Fatalf("B's VPN routes before the kill: %q", got)
+		}
+		for len(restarted) > 0 { // only this kill's restart counts
+			<-restarted
+		}
+		killed := time.Now()
 		_ = exec.Command("kill", "-9", strconv.Itoa(old[0])).Run()
-		eventually(t, "B's VPN ESTABLISHED again", 60*time.Second, func() bool {
-			_, ok := established(rB)
-			return ok
-		})
+		// No apply runs in between (the agent's would come at its resync
+		// interval, minutes away): the supervisor's restart alone must
+		// put the routes back, at once; until then B's traffic to A's
+		// subnet would leave by the default route, unencrypted.
+		select {
+		case id := <-restarted:
+			if id != rB.ID {
+				t.Fatalf("Restarted for router %d, want B (%d)", id, rB.ID)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("no Restarted call 15 s after charon of B was killed")
+		}
+		restartedAfter := time.Since(killed)
 		now := charonPids(filepath.Join(runDir, rB.Namespace))
 		if len(now) != 1 || now[0] == old[0] {
 			t.Fatalf("charon of B: %v (was %d)", now, old[0])
 		}
 		pids = append(pids, now...)
+		eventually(t, "B's VPN route into the new "+vpn.TUNDevice, time.Second, func() bool {
+			return strings.Contains(vpnRoutes(), "10.1.0.0/24 dev "+vpn.TUNDevice)
+		})
+		t.Logf("charon of B restarted and its VPN routes back %v after the kill", restartedAfter.Round(time.Millisecond))
+		eventually(t, "B's VPN ESTABLISHED again", 60*time.Second, func() bool {
+			_, ok := established(rB)
+			return ok
+		})
 		eventually(t, "ping A→B again", 30*time.Second, func() bool {
 			_, recv := e.ping(hostA, "10.2.0.5", 1, "0.2")
 			return recv == 1
 		})
+		// Both ways through the tunnel: B's replies leave by its child SA.
+		before, _ := established(rB)
+		if sent, recv := e.ping(hostA, "10.2.0.5", 3, "0.2"); recv != sent {
+			t.Fatalf("ping A→B after the restart: %d/%d", recv, sent)
+		}
+		after, _ := established(rB)
+		if len(before.Children) != 1 || len(after.Children) != 1 ||
+			after.Children[0].PacketsOut < before.Children[0].PacketsOut+3 || after.Children[0].PacketsIn < before.Children[0].PacketsIn+3 {
+			t.Fatalf("B's child SA counters did not move with the ping: before %+v after %+v", before.Children, after.Children)
+		}
 	})
 
 	t.Run("changed VPN is re-loaded and re-established", func(t *testing.T) {

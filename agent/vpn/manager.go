@@ -47,6 +47,13 @@ type Config struct {
 	// a status read shows (the agent reports soon instead of at its next
 	// heartbeat).
 	Initiated func()
+	// Restarted, when set, is called by a router's supervisor after it
+	// restarted that router's dead charon and re-loaded its VPNs (not
+	// under any lock of the Manager; ctx ends when the instance stops).
+	// In libipsec mode the new charon has a new TUN device and the
+	// kernel dropped the routes into the old one: the agent puts the
+	// router's VPN routes back here, at once.
+	Restarted func(ctx context.Context, r Router)
 	Logger    hclog.Logger
 }
 
@@ -517,8 +524,8 @@ func (in *instance) stopSupervisor() {
 	<-in.done
 }
 
-// supervise restarts charon when it dies (and loads everything again) and
-// initiates the "immediately" VPNs without an IKE SA every tick and after
+// supervise restarts charon when it dies (and loads everything again,
+// then calls Config.Restarted) and initiates the "immediately" VPNs without an IKE SA every tick and after
 // every apply (initiatePass).
 func (in *instance) supervise() {
 	defer close(in.done)
@@ -536,6 +543,7 @@ func (in *instance) supervise() {
 		case <-in.stopc:
 			return
 		case <-exited:
+			restarted := false
 			in.mu.Lock()
 			if in.proc != nil {
 				in.log.Warn("charon exited, restarting and loading its VPNs again", "error", in.proc.err, "backoff", backoff)
@@ -561,12 +569,18 @@ func (in *instance) supervise() {
 					backoff = min(2*backoff, 30*time.Second)
 				} else {
 					backoff = 200 * time.Millisecond
+					restarted = true
 				}
 			}
+			r := in.router
 			in.mu.Unlock()
+			if restarted {
+				in.restarted(r)
+			}
 		case <-t.C:
 			in.mu.Lock()
 			restart := in.sess == nil && len(in.want) > 0
+			restarted := false
 			if restart {
 				// A restart that failed earlier: try again.
 				ctx, cancel := in.stopContext(30 * time.Second)
@@ -574,13 +588,19 @@ func (in *instance) supervise() {
 					_, err = in.applyLocked(ctx)
 					if err != nil {
 						in.log.Error("loading VPNs after restart", "error", err)
+					} else {
+						restarted = true
 					}
 				} else {
 					in.log.Error("charon start", "error", err)
 				}
 				cancel()
 			}
+			r := in.router
 			in.mu.Unlock()
+			if restarted {
+				in.restarted(r)
+			}
 			if !restart {
 				in.initiatePass()
 			}
@@ -588,6 +608,18 @@ func (in *instance) supervise() {
 			in.initiatePass()
 		}
 	}
+}
+
+// restarted runs the Restarted hook for router r (in the supervisor,
+// without the instance lock: the hook may take the router's other locks
+// and call back into the Manager).
+func (in *instance) restarted(r Router) {
+	if in.cfg.Restarted == nil {
+		return
+	}
+	ctx, cancel := in.stopContext(30 * time.Second)
+	defer cancel()
+	in.cfg.Restarted(ctx, r)
 }
 
 // stopContext is a context that ends after d or when the instance stops.
