@@ -239,6 +239,13 @@ func TestIaaSCRUD(t *testing.T) {
 	check(t, got == "iaas_ip_address_create_101", "other member's subnet: %s", got)
 	ips := c.Do("GET", "/iaas/ip_address/?order=address", nil, user).Expect(200).List()
 	check(t, slices.Equal(ips.Strings("address"), []string{"10.0.0.66", "10.0.0.70"}), "addresses %v", ips.Strings("address"))
+	// Filtered by the name the view shows (subnet_id) or the stored one.
+	for _, f := range []string{"subnet_id", "block_id"} {
+		l := c.Do("GET", fmt.Sprintf("/iaas/ip_address/?search[%s]=%d", f, s1ID), nil, user).Expect(200).List()
+		check(t, len(l.Content) == 2 && len(l.Metadata.Warnings) == 0, "search[%s]: %+v", f, l)
+		l = c.Do("GET", fmt.Sprintf("/iaas/ip_address/?exclude[%s]=%d", f, s1ID), nil, user).Expect(200).List()
+		check(t, len(l.Content) == 0, "exclude[%s]: %+v", f, l)
+	}
 	c.Do("GET", apitest.Path("/iaas/ip_address/", num(ip1["id"])), nil, other).Expect(404)
 	sub := c.Do("GET", apitest.Path("/iaas/subnet/", s1ID), nil, user).Expect(200).Content()
 	check(t, num(sub["ips_in_use"]) == 2, "ips_in_use %v", sub)

@@ -92,6 +92,7 @@ func registerIPAddress(a *api.API) {
 		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"address": query.String, "block_id": query.Number,
 			"member_id": query.Number, "name": query.String, "mac_address": query.String, "vm_id": query.Number,
 			"version": query.Number, "public_ip_id": query.Number, "modified_by": query.Number}),
+			Aliases:  map[string]string{"subnet_id": "block_id"}, // the view's name for it
 			Ordering: []string{"id", "address", "name", "created", "updated"}},
 		All: func(r *state.ReadTxn) []*wire.IPAddress {
 			var out []*wire.IPAddress

@@ -134,6 +134,18 @@ type Spec struct {
 	// must be ignored, in addition to the ones every list ignores: limit, page,
 	// order, stale, consistent, index, wait, include_related and format.
 	Reserved []string
+	// Aliases maps a name a list shows a field by to the json name of the
+	// field in Fields (a dialect's view may rename what it stores: an
+	// ip_address's subnet_id is its block_id). Filters may use either.
+	Aliases map[string]string
+}
+
+// name resolves an alias to the field's json name.
+func (s Spec) name(n string) string {
+	if to, ok := s.Aliases[n]; ok {
+		return to
+	}
+	return n
 }
 
 // Query is a parsed list request.
@@ -282,7 +294,7 @@ func (q *Query) parseParam(spec Spec, key, value string) {
 		// and <field>=v for a declared search field.
 		var isExclude bool
 		expr, isExclude = strings.CutPrefix(key, "exclude__")
-		_, declared := spec.Fields[key]
+		_, declared := spec.Fields[spec.name(key)]
 		if !isExclude && !declared && !strings.Contains(key, "__") {
 			return // not a filter: ignore it, like any unknown parameter
 		}
@@ -299,11 +311,12 @@ func (q *Query) parseParam(spec Spec, key, value string) {
 	}
 
 	f := filter{param: key, exclude: exclude, field: expr, op: opExact}
-	if _, ok := spec.Fields[expr]; !ok {
+	if _, ok := spec.Fields[spec.name(expr)]; !ok {
 		if i := strings.LastIndex(expr, "__"); i >= 0 {
 			f.field, f.op = expr[:i], expr[i+2:]
 		}
 	}
+	f.field = spec.name(f.field)
 	typ, ok := spec.Fields[f.field]
 	if !ok {
 		q.warn(f.warnPrefix(), "%s: %s is not a searchable field of this list; the filter is ignored.",

@@ -966,3 +966,34 @@ func TestCIDRFilters(t *testing.T) {
 		}
 	}
 }
+
+// TestAliases: a field may be filtered by the name a view shows it by.
+func TestAliases(t *testing.T) {
+	spec := vmSpec
+	spec.Aliases = map[string]string{"project": "project_id"}
+	for _, tc := range []struct {
+		query string
+		want  []uint64
+	}{
+		{"search[project]=7", []uint64{1, 3}},
+		{"search[project__in]=8", []uint64{4, 5}},
+		{"exclude[project]=7", []uint64{2, 4, 5, 6}},
+		{"search[project_id]=8", []uint64{4, 5}},
+		{"project=7", []uint64{1, 3}}, // the deprecated form too
+	} {
+		v, err := url.ParseQuery(tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := Parse(spec, v)
+		page, _ := Apply(q, fixture())
+		if got := ids(page); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, want %v (warnings %q)", tc.query, got, tc.want, q.Warnings)
+		}
+		for _, w := range q.Warnings {
+			if !strings.HasPrefix(w, "DeprecationWarning") {
+				t.Errorf("%s: warning %q", tc.query, w)
+			}
+		}
+	}
+}
