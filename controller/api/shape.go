@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -113,33 +112,21 @@ func checkShape(fe wire.FieldErrors, path string, v any, t reflect.Type) {
 			checkShape(fe, fmt.Sprintf("%s[%d]", path, i), item, t.Elem())
 		}
 	case reflect.String:
-		if _, ok := v.(string); !ok {
+		if jsonKind(v) != "string" {
 			wrong(jsonKind(v))
 		}
 	case reflect.Bool:
-		if _, ok := v.(bool); !ok {
+		if jsonKind(v) != "bool" {
 			wrong(jsonKind(v))
 		}
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64:
 		n, ok := v.(json.Number)
 		if !ok {
 			wrong(jsonKind(v))
-		} else if _, err := strconv.ParseInt(n.String(), 10, t.Bits()); err != nil {
-			wrong("number " + n.String())
-		}
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		n, ok := v.(json.Number)
-		if !ok {
-			wrong(jsonKind(v))
-		} else if _, err := strconv.ParseUint(n.String(), 10, t.Bits()); err != nil {
-			wrong("number " + n.String())
-		}
-	case reflect.Float32, reflect.Float64:
-		n, ok := v.(json.Number)
-		if !ok {
-			wrong(jsonKind(v))
-		} else if _, err := strconv.ParseFloat(n.String(), t.Bits()); err != nil {
-			wrong("number " + n.String())
+		} else if json.Unmarshal([]byte(n), reflect.New(t).Interface()) != nil {
+			wrong("number " + n.String()) // out of range, or a fraction for an integer
 		}
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
-	"golang.org/x/sys/unix"
 )
 
 // TestUDPPortNotShared reproduces the audit's "reply that is its own
@@ -26,15 +25,7 @@ func TestUDPPortNotShared(t *testing.T) {
 	s := startServer(t, testConfig(), newFakeSource(testZone(t, 1)))
 	_, port, _ := net.SplitHostPort(s.Addr())
 	for _, host := range []string{"0.0.0.0", "127.0.0.1"} {
-		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-			var serr error
-			if err := c.Control(func(fd uintptr) {
-				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-			}); err != nil {
-				return err
-			}
-			return serr
-		}}
+		lc := net.ListenConfig{Control: reusePort} // as dig and a second server socket do
 		pc, err := lc.ListenPacket(context.Background(), "udp4", net.JoinHostPort(host, port))
 		if err != nil {
 			if !errors.Is(err, syscall.EADDRINUSE) {
