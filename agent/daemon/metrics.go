@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +33,10 @@ type Metrics struct {
 	fetchErrors prometheus.Counter
 	registered  prometheus.Gauge
 
+	vpnsFailed   prometheus.Gauge
+	vpnsFailedMu sync.Mutex
+	vpnsFailedBy map[uint64]int // router → its VPNs that do not run
+
 	degraded          prometheus.Gauge
 	imagesRemoved     prometheus.Counter
 	imageBytesRemoved prometheus.Counter
@@ -40,7 +45,7 @@ type Metrics struct {
 // NewMetrics creates the metrics and registers them (and the Go and
 // process collectors) on a new registry.
 func NewMetrics() *Metrics {
-	m := &Metrics{Registry: prometheus.NewRegistry()}
+	m := &Metrics{Registry: prometheus.NewRegistry(), vpnsFailedBy: map[uint64]int{}}
 	m.cores = prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_agent_capacity_cpu_cores",
 		Help: "CPU cores of this server."})
 	m.memory = prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_agent_capacity_memory_bytes",
@@ -52,7 +57,7 @@ func NewMetrics() *Metrics {
 	m.reconciles = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "regent_agent_reconcile_total",
 		Help: "Reconcile attempts by object kind and result (ok, error, conflict, invalid, waiting, removed)."}, []string{"kind", "result"})
 	m.buildTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "regent_agent_build_duration_seconds",
-		Help:    "Duration of host changes by object kind and action (ensure, quiesce, scrub).",
+		Help:    "Duration of host changes by object kind and action (build, ensure, update, quiesce, scrub, vpn).",
 		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}, []string{"kind", "action"})
 	m.lastFetch = prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_agent_last_work_fetch_timestamp_seconds",
 		Help: "Unix time of the last successful work fetch."})
@@ -60,6 +65,8 @@ func NewMetrics() *Metrics {
 		Help: "Failed work fetches."})
 	m.registered = prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_agent_registered",
 		Help: "1 once the agent has registered with a controller."})
+	m.vpnsFailed = prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_agent_vpns_failed",
+		Help: "VPNs of this agent's routers that do not run because their spec cannot be mapped to strongSwan or strongSwan refused it (the VPN's vpn_status error says why)."})
 	m.degraded = prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_agent_degraded",
 		Help: "1 while the agent reports itself degraded (libvirtd not answering, or work fetches failing; see /healthz), else 0."})
 	m.imagesRemoved = prometheus.NewCounter(prometheus.CounterOpts{Name: "regent_agent_image_volumes_removed_total",
@@ -67,12 +74,28 @@ func NewMetrics() *Metrics {
 	m.imageBytesRemoved = prometheus.NewCounter(prometheus.CounterOpts{Name: "regent_agent_image_volumes_removed_bytes_total",
 		Help: "Bytes of the image volumes removed because nothing used them."})
 	m.Registry.MustRegister(m.cores, m.memory, m.diskTotal, m.diskFree, m.reconciles, m.buildTime,
-		m.lastFetch, m.fetchErrors, m.registered, m.degraded, m.imagesRemoved, m.imageBytesRemoved,
+		m.lastFetch, m.fetchErrors, m.registered, m.vpnsFailed, m.degraded, m.imagesRemoved, m.imageBytesRemoved,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{resultOK, resultError, resultConflict, resultInvalid, resultWaiting, resultRemoved} {
 		m.reconciles.WithLabelValues(api.KindVirtualRouter, r)
 	}
 	return m
+}
+
+// setVPNsFailed records how many VPNs of a router do not run.
+func (m *Metrics) setVPNsFailed(router uint64, n int) {
+	m.vpnsFailedMu.Lock()
+	defer m.vpnsFailedMu.Unlock()
+	if n == 0 {
+		delete(m.vpnsFailedBy, router)
+	} else {
+		m.vpnsFailedBy[router] = n
+	}
+	total := 0
+	for _, c := range m.vpnsFailedBy {
+		total += c
+	}
+	m.vpnsFailed.Set(float64(total))
 }
 
 func (m *Metrics) setCapacity(c api.Capacity) {

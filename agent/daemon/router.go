@@ -21,6 +21,7 @@ import (
 // routerBuilder is what the router handler needs of agent/netrouter.
 type routerBuilder interface {
 	Ensure(ctx context.Context, spec *api.RouterSpec) (netrouter.Result, error)
+	EnsureQuiesced(ctx context.Context, spec *api.RouterSpec) (netrouter.Result, error)
 	Quiesce(ctx context.Context, spec *api.RouterSpec) error
 	Scrub(ctx context.Context, id uint64) error
 	List(ctx context.Context) ([]netrouter.Router, error)
@@ -50,10 +51,12 @@ func newRouterHandler(vtep string, b routerBuilder, vpns vpnRunner, report state
 // Error codes the agent stores on an UNRESOURCED router.
 const (
 	codeInvalidSpec = "agent_router_invalid_spec"
-	// A VPN of the router: its spec cannot be mapped to strongSwan, or
-	// strongSwan refused it, or its charon could not be run.
+	// The router's VPNs: its VPN list is malformed (a VPN listed twice),
+	// or its charon could not be run. A single VPN that cannot be mapped
+	// to strongSwan or that strongSwan refuses fails on its own: the
+	// router stays RUNNING with its other VPNs, and that VPN's vpn_status
+	// carries the error.
 	codeVPNInvalidSpec = "agent_vpn_invalid_spec"
-	codeVPNRejected    = "agent_vpn_rejected"
 	codeVPNFailed      = "agent_vpn_failed"
 )
 
@@ -116,11 +119,10 @@ func (h *routerHandler) apply(ctx context.Context, spec *api.RouterSpec) (string
 			case actQuiesce:
 				return h.quiesce(ctx, spec)
 			case actQuiescedUpdate:
-				// Apply the update, then take the router down again.
-				if err := h.ensure(ctx, spec, log); err != nil {
-					return err
-				}
-				return h.quiesce(ctx, spec)
+				// Apply the update with the router kept down throughout
+				// (QUIESCED_UPDATE → QUIESCED): VPNs stopped, public side
+				// and services never up, also when a step fails.
+				return h.quiescedUpdate(ctx, spec, log)
 			case actScrub:
 				start := time.Now()
 				if err := h.removeVPNs(ctx, spec.ID); err != nil {
@@ -135,15 +137,12 @@ func (h *routerHandler) apply(ctx context.Context, spec *api.RouterSpec) (string
 		failed: func(err error) string {
 			var se *netrouter.SpecError
 			var vse *vpn.SpecError
-			var vle *vpn.LoadError
 			var ve *vpnError
 			switch {
 			case errors.As(err, &se):
 				return codeInvalidSpec
 			case errors.As(err, &vse):
 				return codeVPNInvalidSpec
-			case errors.As(err, &vle):
-				return codeVPNRejected
 			case errors.As(err, &ve):
 				// charon would not start or answer: the router is built but
 				// its VPNs are not. Retried first (a crashed charon comes
@@ -203,6 +202,7 @@ func (h *routerHandler) ensureVPNs(ctx context.Context, spec *api.RouterSpec, lo
 	start := time.Now()
 	r := vpn.Router{ID: spec.ID, Namespace: h.b.Namespace(spec.ProjectID), PublicAddr: pub.Addr()}
 	res, err := h.vpns.Ensure(ctx, r, spec.VPNs)
+	h.vpnsFailed(spec.ID, res.Failed, log)
 	if err != nil {
 		return &vpnError{err: err}
 	}
@@ -213,7 +213,7 @@ func (h *routerHandler) ensureVPNs(ctx context.Context, spec *api.RouterSpec, lo
 		}
 		res.Changes = append(res.Changes, rr.Changes...)
 	}
-	if len(res.Changes) > 0 {
+	if len(res.Changes) > 0 || len(res.Failed) > 0 {
 		h.metrics.built(api.KindVirtualRouter, "vpn", time.Since(start))
 		log.Info("vpns ensured", "vpns", len(spec.VPNs), "took", time.Since(start), "changes", strings.Join(res.Changes, "; "))
 		if h.vpnChanged != nil {
@@ -223,11 +223,31 @@ func (h *routerHandler) ensureVPNs(ctx context.Context, spec *api.RouterSpec, lo
 	return nil
 }
 
+// vpnsFailed logs the router's VPNs that do not run (their spec cannot
+// be mapped, or strongSwan refused it) and counts them in
+// regent_agent_vpns_failed. Each fails on its own: the router and its
+// other VPNs run, and the failed VPN's status (vpn_status) says why.
+func (h *routerHandler) vpnsFailed(router uint64, failed []error, log hclog.Logger) {
+	for _, err := range failed {
+		var id uint64
+		var se *vpn.SpecError
+		var le *vpn.LoadError
+		if errors.As(err, &se) {
+			id = se.VPNID
+		} else if errors.As(err, &le) {
+			id = le.VPNID
+		}
+		log.Error("vpn does not run", "vpn", id, "error", err)
+	}
+	h.metrics.setVPNsFailed(router, len(failed))
+}
+
 // removeVPNs stops the router's charon (quiesce, scrub, removal).
 func (h *routerHandler) removeVPNs(ctx context.Context, id uint64) error {
 	if h.vpns == nil {
 		return nil
 	}
+	h.metrics.setVPNsFailed(id, 0)
 	if err := h.vpns.Remove(ctx, id); err != nil {
 		return &vpnError{err: err}
 	}
@@ -243,14 +263,28 @@ func (h *routerHandler) quiesce(ctx context.Context, spec *api.RouterSpec) error
 	err := h.b.Quiesce(ctx, spec)
 	var se *netrouter.SpecError
 	if err != nil && !errors.As(err, &se) {
-		// Quiesce needs the router's links; build it first (a restarted
-		// host, or a router that never got built), then take it down.
-		if _, e := h.b.Ensure(ctx, spec); e == nil {
-			err = h.b.Quiesce(ctx, spec)
-		}
+		// Quiesce could not take it down as it is: reconcile the router
+		// as a quiesced one (never brought up on the way).
+		_, err = h.b.EnsureQuiesced(ctx, spec)
 	}
 	h.metrics.built(api.KindVirtualRouter, "quiesce", time.Since(start))
 	return err
+}
+
+// quiescedUpdate applies a QUIESCED router's new spec without starting
+// it: its VPNs are stopped first, then the builder reconciles it quiesced.
+func (h *routerHandler) quiescedUpdate(ctx context.Context, spec *api.RouterSpec, log hclog.Logger) error {
+	start := time.Now()
+	if err := h.removeVPNs(ctx, spec.ID); err != nil {
+		return err
+	}
+	res, err := h.b.EnsureQuiesced(ctx, spec)
+	if err != nil {
+		return err
+	}
+	h.metrics.built(api.KindVirtualRouter, "update", time.Since(start))
+	log.Debug("router updated quiesced", "took", res.Duration, "changes", len(res.Changes))
+	return nil
 }
 
 // gracePeriod reports whether err is the controller refusing SCRUBBING

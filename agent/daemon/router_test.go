@@ -44,6 +44,15 @@ func (f *fakeBuilder) Ensure(_ context.Context, s *api.RouterSpec) (netrouter.Re
 	f.mu.Unlock()
 	return netrouter.Result{Changes: []string{"x"}, Duration: time.Millisecond}, nil
 }
+func (f *fakeBuilder) EnsureQuiesced(_ context.Context, s *api.RouterSpec) (netrouter.Result, error) {
+	if err := f.rec("ensure-quiesced", s.ID); err != nil {
+		return netrouter.Result{}, err
+	}
+	f.mu.Lock()
+	f.built[s.ID] = true
+	f.mu.Unlock()
+	return netrouter.Result{Changes: []string{"x"}, Duration: time.Millisecond}, nil
+}
 func (f *fakeBuilder) Quiesce(_ context.Context, s *api.RouterSpec) error {
 	return f.rec("quiesce", s.ID)
 }
@@ -77,6 +86,8 @@ type fakeVPN struct {
 	calls   []string
 	err     error
 	failFor map[uint64]bool
+	// failed is what Ensure reports as VPNs that do not run.
+	failed []error
 }
 
 func (f *fakeVPN) Ensure(_ context.Context, r vpn.Router, vpns []api.VPNSpec) (vpn.Result, error) {
@@ -86,7 +97,7 @@ func (f *fakeVPN) Ensure(_ context.Context, r vpn.Router, vpns []api.VPNSpec) (v
 	if f.failFor[r.ID] {
 		return vpn.Result{}, f.err
 	}
-	return vpn.Result{Changes: []string{"x"}}, nil
+	return vpn.Result{Changes: []string{"x"}, Failed: f.failed}, nil
 }
 
 func (f *fakeVPN) Remove(_ context.Context, id uint64) error {
@@ -161,8 +172,8 @@ func TestRouterStateMachine(t *testing.T) {
 		{api.StateRestarting, api.StateRunning, []string{"ensure 7"}},
 		{api.StateQuiesce, api.StateQuiesced, []string{"quiesce 7"}},
 		{api.StateQuiescing, api.StateQuiesced, []string{"quiesce 7"}},
-		{api.StateQuiescedUpdate, api.StateQuiesced, []string{"ensure 7", "quiesce 7"}},
-		{api.StateQuiescedUpdating, api.StateQuiesced, []string{"ensure 7", "quiesce 7"}},
+		{api.StateQuiescedUpdate, api.StateQuiesced, []string{"ensure-quiesced 7"}},
+		{api.StateQuiescedUpdating, api.StateQuiesced, []string{"ensure-quiesced 7"}},
 		{api.StateScrub, api.StateScrubQueue, []string{"quiesce 7"}},
 		{api.StateScrubPrep, api.StateScrubQueue, []string{"quiesce 7"}},
 		{api.StateScrubQueue, api.StateClosed, []string{"quiesce 7", "scrub 7"}},
@@ -340,8 +351,7 @@ func TestRouterVPNs(t *testing.T) {
 		err  error
 		code string
 	}{
-		{&vpn.SpecError{Err: errors.New("ike_dh_groups: \"group99\"")}, codeVPNInvalidSpec},
-		{&vpn.LoadError{VPNID: 99, Err: errors.New("load-conn: invalid proposal")}, codeVPNRejected},
+		{&vpn.SpecError{Err: errors.New("vpn 99: listed twice")}, codeVPNInvalidSpec},
 		{errors.New("charon exited at start"), codeVPNFailed},
 	} {
 		v.failFor[8], v.err = true, tc.err
@@ -404,6 +414,41 @@ func TestRouterVPNs(t *testing.T) {
 	}
 }
 
+// TestRouterVPNFailsAlone: VPNs that do not run (one whose spec cannot be
+// mapped, one strongSwan refused) leave the router RUNNING (its other
+// VPNs run: vpn.Manager.Ensure loads them) and are counted in
+// regent_agent_vpns_failed until they run or the router goes.
+func TestRouterVPNFailsAlone(t *testing.T) {
+	b := &fakeBuilder{built: map[uint64]bool{}, errs: map[string]error{}}
+	c := &fakeController{states: map[uint64]int{}}
+	v := &fakeVPN{failFor: map[uint64]bool{}, failed: []error{
+		&vpn.SpecError{VPNID: 98, Err: errors.New("vpn 98: ike_dh_groups: \"group99\"")},
+		&vpn.LoadError{VPNID: 99, Err: errors.New("load-conn: invalid proposal")}}}
+	m := NewMetrics()
+	h := newRouterHandler("", b, v, c, m, hclog.NewNullLogger())
+	ctx := context.Background()
+	spec := api.RouterSpec{ID: 7, ProjectID: 70, State: api.StateRequested, PublicIP: "198.51.100.10/24",
+		VPNs: []api.VPNSpec{{ID: 97}, {ID: 98}, {ID: 99}}}
+	c.states[7] = api.StateRequested
+	if err := h.Apply(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if c.state(7) != api.StateRunning || !slices.Equal(b.log(), []string{"ensure 7", "vpnroutes 7"}) {
+		t.Fatalf("state %d, builder %q", c.state(7), b.log())
+	}
+	if got := testutil.ToFloat64(m.vpnsFailed); got != 2 {
+		t.Fatalf("regent_agent_vpns_failed %v, want 2", got)
+	}
+	v.failed = nil
+	spec.State = api.StateRunning
+	if err := h.Apply(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(m.vpnsFailed); got != 0 {
+		t.Fatalf("regent_agent_vpns_failed %v after they run, want 0", got)
+	}
+}
+
 // TestRouterVPNHostFailureIsRetried: charon failing a few times (it
 // crashed and its supervisor restarts it) does not make the router
 // UNRESOURCED; the build finishes once charon answers, and the count
@@ -435,5 +480,61 @@ func TestRouterVPNHostFailureIsRetried(t *testing.T) {
 			t.Fatalf("update attempt %d: err %v, state %d: the budget was not cleared by the success", i, err, c.state(4))
 		}
 		spec.State = api.StateRunningUpdating
+	}
+}
+
+// TestRouterQuiescedUpdateStaysDown: an update of a QUIESCED router
+// (QUIESCED_UPDATE → QUIESCED_UPDATING → QUIESCED) stops its VPNs and
+// reconciles it quiesced: it is never ensured running and charon is never
+// started for it, also when the update fails (UNRESOURCED from
+// QUIESCED_UPDATING, or a retry).
+func TestRouterQuiescedUpdateStaysDown(t *testing.T) {
+	b := &fakeBuilder{built: map[uint64]bool{}, errs: map[string]error{}}
+	c := &fakeController{states: map[uint64]int{}}
+	v := &fakeVPN{failFor: map[uint64]bool{}}
+	h := newRouterHandler("", b, v, c, NewMetrics(), hclog.NewNullLogger())
+	ctx := context.Background()
+	spec := api.RouterSpec{ID: 7, ProjectID: 70, State: api.StateQuiescedUpdate, Generation: 2,
+		PublicIP: "198.51.100.10/24", VPNs: []api.VPNSpec{{ID: 99}}}
+
+	c.states[7] = api.StateQuiescedUpdate
+	if err := h.Apply(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if c.state(7) != api.StateQuiesced {
+		t.Errorf("state %d, want QUIESCED", c.state(7))
+	}
+	if got := b.log(); !slices.Equal(got, []string{"ensure-quiesced 7"}) {
+		t.Errorf("builder calls %q, want only a quiesced ensure", got)
+	}
+	if got := v.log(); !slices.Equal(got, []string{"vpn-remove 7"}) {
+		t.Errorf("vpn calls %q, want the VPNs stopped and never started", got)
+	}
+	var states []int
+	for _, r := range c.reports {
+		states = append(states, r.State)
+	}
+	if !slices.Equal(states, []int{api.StateQuiescedUpdating, api.StateQuiesced}) {
+		t.Errorf("reports %v, want QUIESCED_UPDATING then QUIESCED", states)
+	}
+
+	// A host failure is retried in QUIESCED_UPDATING, an invalid spec goes
+	// UNRESOURCED; neither ever ensures the router running.
+	b.calls, v.calls, c.reports = nil, nil, nil
+	b.errs["ensure-quiesced"] = errors.New("nft: busy")
+	spec.Generation = 3
+	c.states[7] = api.StateQuiescedUpdate
+	if err := h.Apply(ctx, spec); err == nil || c.state(7) != api.StateQuiescedUpdating {
+		t.Fatalf("host failure: err %v, state %d; want a retry in QUIESCED_UPDATING", err, c.state(7))
+	}
+	b.errs["ensure-quiesced"] = &netrouter.SpecError{Err: errors.New("bad subnet")}
+	spec.State = api.StateQuiescedUpdating
+	if err := h.Apply(ctx, spec); err != nil || c.state(7) != api.StateUnresourced {
+		t.Fatalf("invalid spec: err %v, state %d; want UNRESOURCED", err, c.state(7))
+	}
+	for _, call := range append(b.log(), v.log()...) {
+		if call == "ensure 7" || strings.HasPrefix(call, "vpn 7") {
+			t.Errorf("a failed quiesced update brought the router up: %q", call)
+		}
 	}
 }

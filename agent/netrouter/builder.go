@@ -251,17 +251,34 @@ func (b *Builder) step(name string) error {
 // to call again after any failure or crash. A *SpecError means the spec
 // itself is invalid.
 func (b *Builder) Ensure(ctx context.Context, spec *api.RouterSpec) (Result, error) {
+	return b.ensureAs(ctx, spec, false)
+}
+
+// EnsureQuiesced makes the host match spec like Ensure, but keeps the
+// router quiesced throughout (an update of a QUIESCED router): the public
+// veth is taken down before anything else changes and never comes up,
+// DHCP, metadata and the policy log are stopped and not started, and a
+// failure at any step leaves the router quiesced. A later Ensure (restart)
+// brings it up with everything already in place.
+func (b *Builder) EnsureQuiesced(ctx context.Context, spec *api.RouterSpec) (Result, error) {
+	return b.ensureAs(ctx, spec, true)
+}
+
+func (b *Builder) ensureAs(ctx context.Context, spec *api.RouterSpec, quiesced bool) (Result, error) {
 	var routerID uint64
 	var namespace string
 	planned := false
 	res, err := b.locked(spec, func(d *desired, rs *running, c *changes) error {
 		routerID, namespace, planned = d.routerID, d.namespace, true
-		return b.ensure(ctx, d, rs, c)
+		if quiesced {
+			rs.last = nil // a quiesced router has no VPNs
+		}
+		return b.ensure(ctx, d, rs, c, quiesced)
 	})
 	if !planned {
 		return res, err // an invalid spec (*SpecError) or no state for it
 	}
-	log := b.log.With("router", routerID, "namespace", namespace)
+	log := b.log.With("router", routerID, "namespace", namespace, "quiesced", quiesced)
 	if err != nil {
 		log.Error("ensure failed", "error", err, "changes", len(res.Changes))
 		return res, fmt.Errorf("router %d: %w", routerID, err)
@@ -296,20 +313,32 @@ type changes struct{ list []string }
 
 func (c *changes) add(format string, a ...any) { c.list = append(c.list, fmt.Sprintf(format, a...)) }
 
-func (b *Builder) ensure(ctx context.Context, d *desired, rs *running, c *changes) error {
+// ensure runs the build steps; quiesced keeps the router quiesced: its
+// public side and services are stopped first and stay so.
+func (b *Builder) ensure(ctx context.Context, d *desired, rs *running, c *changes, quiesced bool) error {
 	dir := b.routerDir(d.routerID)
-	steps := []struct {
+	type step struct {
 		name string
 		fn   func() error
-	}{
+	}
+	steps := []step{
 		{"state", func() error { return b.ensureStateDir(dir, d, c) }},
 		{"namespace", func() error { return b.ensureNamespace(ctx, d, rs, c) }},
-		{"links", func() error { return b.ensureLinks(ctx, d, c) }},
-		{"vpn", func() error { return b.ensureVPN(ctx, d, c) }},
-		{"nftables", func() error { return b.ensureNft(ctx, d, rs, c) }},
-		{"dhcp", func() error { return b.ensureDHCP(ctx, d, dir, rs, c) }},
-		{"metadata", func() error { return b.ensureMetadata(d, rs, c) }},
-		{"policylog", func() error { return b.ensurePolicyLog(d, rs, c) }},
+	}
+	if quiesced {
+		steps = append(steps, step{"quiesce", func() error { return b.quiesce(ctx, d, rs, c) }})
+	}
+	steps = append(steps,
+		step{"links", func() error { return b.ensureLinks(ctx, d, c, !quiesced) }},
+		step{"vpn", func() error { return b.ensureVPN(ctx, d, c) }},
+		step{"nftables", func() error { return b.ensureNft(ctx, d, rs, c) }},
+	)
+	if !quiesced {
+		steps = append(steps,
+			step{"dhcp", func() error { return b.ensureDHCP(ctx, d, dir, rs, c) }},
+			step{"metadata", func() error { return b.ensureMetadata(d, rs, c) }},
+			step{"policylog", func() error { return b.ensurePolicyLog(d, rs, c) }},
+		)
 	}
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
@@ -364,6 +393,16 @@ func (b *Builder) ensureNamespace(ctx context.Context, d *desired, rs *running, 
 			{"net/ipv6/conf/all/forwarding", "1"},
 			{"net/ipv4/conf/all/promote_secondaries", "1"},
 			{"net/ipv4/conf/default/promote_secondaries", "1"},
+			// Hairpin NAT goes out of the interface it came in: an ICMP
+			// redirect would send the caller to the VM directly, which
+			// does not own the public address.
+			{"net/ipv4/conf/all/send_redirects", "0"},
+			{"net/ipv4/conf/default/send_redirects", "0"},
+			// Strict reverse path filtering (the kernel uses the higher of
+			// all and the interface's, so it covers existing links): a VM
+			// cannot send into the public network, or another subnet, with
+			// a source address not routed back to its own interface.
+			{"net/ipv4/conf/all/rp_filter", "1"},
 		} {
 			changed, err := setSysctl(s.key, s.val)
 			if err != nil {
@@ -549,9 +588,21 @@ func (b *Builder) Quiesce(ctx context.Context, spec *api.RouterSpec) error {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	rs.last = nil // a quiesced router has no VPNs
+	return b.quiesce(ctx, d, rs, &changes{})
+}
+
+// quiesce stops the router's services (also a dnsmasq of an earlier agent
+// process) and takes its public veth down.
+func (b *Builder) quiesce(ctx context.Context, d *desired, rs *running, c *changes) error {
+	if rs.dhcp != nil || rs.metaSrv != nil {
+		c.add("services stopped")
+	}
 	rs.stop(ctx)
-	_, _ = killStale(filepath.Join(b.routerDir(d.routerID), dnsmasqPid), filepath.Join(b.routerDir(d.routerID), dnsmasqConf))
-	return b.setPublicDown(d)
+	dir := b.routerDir(d.routerID)
+	if killed, _ := killStale(filepath.Join(dir, dnsmasqPid), filepath.Join(dir, dnsmasqConf)); killed {
+		c.add("dhcp: stopped dnsmasq of an earlier agent")
+	}
+	return b.setPublicDown(d, c)
 }
 
 // Scrub removes everything of router id from the host: processes,

@@ -52,6 +52,9 @@ type dhcpHost struct {
 	mac      net.HardwareAddr
 	ip       netip.Addr
 	hostname string
+	// noGateway: the address is on a VM's NIC other than the one on its
+	// gateway subnet (the metadata's Address), which gets no default route.
+	noGateway bool
 }
 
 // rule is one parsed firewall rule.
@@ -119,6 +122,19 @@ func plan(spec *api.RouterSpec, n naming, mode string) (*desired, error) {
 	}
 	slices.SortFunc(d.nat, func(a, b natPair) int { return a.public.Compare(b.public) })
 
+	// A VM's addresses other than its primary one (on its gateway subnet)
+	// get no default route by DHCP: one NIC per subnet, one default route.
+	secondary := map[netip.Addr]bool{}
+	for _, m := range spec.Metadata {
+		for _, a := range m.IPAddresses {
+			if a.PrivateIP != m.Address {
+				if ip, err := netip.ParseAddr(a.PrivateIP); err == nil {
+					secondary[ip] = true
+				}
+			}
+		}
+	}
+
 	seenSeg := map[uint32]bool{}
 	for i, s := range spec.Subnets {
 		sn := subnet{segment: segment{vni: s.VNI, vlan: s.VLAN}, id: s.ID, hostVeth: n.subnetVeth(s.ID), nsVeth: nsSubnetName(s.ID)}
@@ -178,11 +194,9 @@ func plan(spec *api.RouterSpec, n naming, mode string) (*desired, error) {
 				bad("subnets[%d].dhcp[%d]: %q → %q is not a MAC and an address in %s", i, j, h.MAC, h.IP, sn.network)
 				continue
 			}
-			if strings.ContainsAny(h.Hostname, ",\n #") {
-				bad("subnets[%d].dhcp[%d].hostname: %q has invalid characters", i, j, h.Hostname)
-				continue
-			}
-			sn.dhcp = append(sn.dhcp, dhcpHost{mac: mac, ip: ip, hostname: h.Hostname})
+			// The hostname is the VM's name, free text: made a DNS label,
+			// never a reason to refuse the router.
+			sn.dhcp = append(sn.dhcp, dhcpHost{mac: mac, ip: ip, hostname: dhcpHostname(h.Hostname), noGateway: secondary[ip]})
 		}
 		slices.SortFunc(sn.dhcp, func(a, b dhcpHost) int { return a.ip.Compare(b.ip) })
 		d.subnets = append(d.subnets, sn)
@@ -318,4 +332,28 @@ func parsePorts(s string) (lo, hi uint16, err error) {
 		return 0, 0, fmt.Errorf("port %q is not N or N-M within 1..65535", s)
 	}
 	return uint16(pa), uint16(pb), nil
+}
+
+// dhcpHostname makes a VM name a host name dnsmasq accepts and hands out
+// (a DNS label: a-z, 0-9 and inner hyphens, at most 63 characters): other
+// characters become hyphens, runs of them one; "" when nothing is left.
+func dhcpHostname(name string) string {
+	var b strings.Builder
+	hyphen := false
+	for _, r := range strings.ToLower(name) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			if hyphen && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			hyphen = false
+			b.WriteRune(r)
+			continue
+		}
+		hyphen = true
+	}
+	out := b.String()
+	if len(out) > 63 {
+		out = strings.TrimRight(out[:63], "-")
+	}
+	return out
 }

@@ -22,6 +22,9 @@ import (
 // per subnet and a hosts file of MAC → address bindings. A hosts change is
 // a SIGHUP; a configuration change (subnets) is a restart.
 
+// tagNoGateway is the dnsmasq tag of bindings that get no router option.
+const tagNoGateway = "nogw"
+
 const (
 	dnsmasqConf   = "dnsmasq.conf"
 	dnsmasqHosts  = "dhcp-hosts"
@@ -38,12 +41,15 @@ func renderDnsmasq(d *desired, dir string) (conf, hosts []byte) {
 	fmt.Fprintf(&c, "dhcp-hostsfile=%s\n", filepath.Join(dir, dnsmasqHosts))
 	fmt.Fprintf(&c, "dhcp-leasefile=%s\n", filepath.Join(dir, dnsmasqLeases))
 	fmt.Fprintf(&c, "pid-file=%s\n", filepath.Join(dir, dnsmasqPid))
+	// An empty router option: without it dnsmasq offers its own address.
+	fmt.Fprintf(&c, "dhcp-option=tag:%s,option:router\n", tagNoGateway)
 	for _, s := range d.subnets {
 		tag := s.nsVeth
 		mask := net.IP(net.CIDRMask(s.network.Bits(), 32)).String()
 		fmt.Fprintf(&c, "interface=%s\n", s.nsVeth)
 		fmt.Fprintf(&c, "dhcp-range=set:%s,%s,static,%s,12h\n", tag, s.network.Addr(), mask)
-		fmt.Fprintf(&c, "dhcp-option=tag:%s,option:router,%s\n", tag, s.gateway.Addr())
+		// No default route on a VM's NICs other than its gateway subnet's.
+		fmt.Fprintf(&c, "dhcp-option=tag:%s,tag:!%s,option:router,%s\n", tag, tagNoGateway, s.gateway.Addr())
 		if s.mtu > 0 && s.mtu < 1500 {
 			fmt.Fprintf(&c, "dhcp-option=tag:%s,option:mtu,%d\n", tag, s.mtu)
 		}
@@ -55,7 +61,11 @@ func renderDnsmasq(d *desired, dir string) (conf, hosts []byte) {
 			fmt.Fprintf(&c, "dhcp-option=tag:%s,option:dns-server,%s\n", tag, strings.Join(dns, ","))
 		}
 		for _, b := range s.dhcp {
-			fmt.Fprintf(&h, "%s,%s", b.mac, b.ip)
+			fmt.Fprintf(&h, "%s,", b.mac)
+			if b.noGateway {
+				fmt.Fprintf(&h, "set:%s,", tagNoGateway)
+			}
+			fmt.Fprintf(&h, "%s", b.ip)
 			if b.hostname != "" {
 				fmt.Fprintf(&h, ",%s", b.hostname)
 			}

@@ -53,7 +53,9 @@ func openNS(name string) (root, ns *netlink.Handle, nsh netns.NsHandle, err erro
 	return root, ns, nsh, nil
 }
 
-func (b *Builder) ensureLinks(_ context.Context, d *desired, c *changes) error {
+// ensureLinks makes the router's links; publicUp false keeps the host half
+// of the public veth down (a quiesced router).
+func (b *Builder) ensureLinks(_ context.Context, d *desired, c *changes, publicUp bool) error {
 	root, ns, nsh, err := openNS(d.namespace)
 	if err != nil {
 		return err
@@ -85,7 +87,7 @@ func (b *Builder) ensureLinks(_ context.Context, d *desired, c *changes) error {
 	if err := b.step("public-veth"); err != nil {
 		return err
 	}
-	pub, err := ensureVeth(root, ns, int(nsh), d.publicVeth, nsPublicIf, d.tag, pubBr, c)
+	pub, err := ensureVeth(root, ns, int(nsh), d.publicVeth, nsPublicIf, d.tag, pubBr, publicUp, c)
 	if err != nil {
 		return fmt.Errorf("public veth: %w", err)
 	}
@@ -112,7 +114,7 @@ func (b *Builder) ensureLinks(_ context.Context, d *desired, c *changes) error {
 		if err != nil {
 			return fmt.Errorf("segment of subnet %d: %w", s.id, err)
 		}
-		in, err := ensureVeth(root, ns, int(nsh), s.hostVeth, s.nsVeth, d.tag, br, c)
+		in, err := ensureVeth(root, ns, int(nsh), s.hostVeth, s.nsVeth, d.tag, br, true, c)
 		if err != nil {
 			return fmt.Errorf("subnet %d veth: %w", s.id, err)
 		}
@@ -273,7 +275,8 @@ func fdbVTEPs(h linkOps, dev netlink.Link) ([]netip.Addr, error) {
 // ensureVeth makes the veth pair host (root namespace, in master) ↔ peer
 // (router namespace) exist, tagged and up, and returns the peer. A half of
 // a pair whose partner is missing or elsewhere is deleted and recreated.
-func ensureVeth(root, ns linkOps, nsFd int, host, peer, tag string, master netlink.Link, c *changes) (netlink.Link, error) {
+// hostUp false keeps the host half down instead (no carrier on the pair).
+func ensureVeth(root, ns linkOps, nsFd int, host, peer, tag string, master netlink.Link, hostUp bool, c *changes) (netlink.Link, error) {
 	hl, herr := root.LinkByName(host)
 	pl, perr := ns.LinkByName(peer)
 	if herr != nil && !isNotFound(herr) {
@@ -327,7 +330,11 @@ func ensureVeth(root, ns linkOps, nsFd int, host, peer, tag string, master netli
 		}
 		c.add("%s into %s", host, master.Attrs().Name)
 	}
-	if err := ensureUp(root, hl, c); err != nil {
+	if !hostUp {
+		if err := ensureDown(root, hl, c); err != nil {
+			return nil, err
+		}
+	} else if err := ensureUp(root, hl, c); err != nil {
 		return nil, err
 	}
 	if err := ensureUp(ns, pl, c); err != nil {
@@ -355,6 +362,17 @@ func ensureUp(h linkOps, l netlink.Link, c *changes) error {
 		return fmt.Errorf("up %s: %w", l.Attrs().Name, err)
 	}
 	c.add("up %s", l.Attrs().Name)
+	return nil
+}
+
+func ensureDown(h linkOps, l netlink.Link, c *changes) error {
+	if l.Attrs().Flags&net.FlagUp == 0 {
+		return nil
+	}
+	if err := h.LinkSetDown(l); err != nil {
+		return fmt.Errorf("down %s: %w", l.Attrs().Name, err)
+	}
+	c.add("down %s", l.Attrs().Name)
 	return nil
 }
 
@@ -436,7 +454,7 @@ func prefixIPNet(p netip.Prefix) *net.IPNet {
 }
 
 // setPublicDown takes the router off the public network (quiesce).
-func (b *Builder) setPublicDown(d *desired) error {
+func (b *Builder) setPublicDown(d *desired, c *changes) error {
 	l, err := netlink.LinkByName(d.publicVeth)
 	if isNotFound(err) {
 		return nil
@@ -444,7 +462,12 @@ func (b *Builder) setPublicDown(d *desired) error {
 	if err != nil {
 		return err
 	}
-	return netlink.LinkSetDown(l)
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return ensureDown(h, l, c)
 }
 
 // removeRouterLinks deletes the host links tagged with r's tag (deleting a

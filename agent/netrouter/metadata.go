@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -105,6 +106,10 @@ func metadataDocument(s api.MetadataSpec, gw netip.Prefix, dns []netip.Addr) map
 	}
 	addrs := []addr{}
 	ethernets := map[string]any{}
+	// The NIC of the VM's primary address (on its gateway subnet; the
+	// first when none matches) gets the one default route and the DNS
+	// servers of that subnet.
+	primary := max(0, slices.IndexFunc(s.IPAddresses, func(a api.MetadataAddress) bool { return a.PrivateIP == s.Address }))
 	for i, a := range s.IPAddresses {
 		addrs = append(addrs, addr(a))
 		eth := map[string]any{}
@@ -116,18 +121,18 @@ func metadataDocument(s api.MetadataSpec, gw netip.Prefix, dns []netip.Addr) map
 				eth["addresses"] = []string{netip.PrefixFrom(ip, p.Bits()).String()}
 			}
 		}
-		g := a.Gateway
-		if g == "" && i == 0 && gw.IsValid() {
-			g = gw.Addr().String()
-		}
-		if g != "" {
-			eth["routes"] = []map[string]string{{"to": "default", "via": g}}
-		}
-		if i == 0 && len(dns) > 0 {
-			var ns []string
-			for _, d := range dns {
-				ns = append(ns, d.String())
+		if i == primary {
+			g := a.Gateway
+			if g == "" && gw.IsValid() {
+				g = gw.Addr().String()
 			}
+			if g != "" {
+				eth["routes"] = []map[string]string{{"to": "default", "via": g}}
+			}
+		}
+		// The VM's own DNS servers; the subnet's (what its DHCP hands
+		// out) for a spec without them.
+		if ns := vmDNS(s.DNS, dns); i == primary && len(ns) > 0 {
 			eth["nameservers"] = map[string]any{"addresses": ns}
 		}
 		ethernets["eth"+strconv.Itoa(i)] = eth
@@ -198,4 +203,22 @@ func (s *metadataServer) Stop(ctx context.Context) error {
 	}
 	<-s.done
 	return err
+}
+
+// vmDNS are the DNS servers a VM's metadata names: its own (valid
+// addresses of them), else its subnet's.
+func vmDNS(own []string, subnet []netip.Addr) []string {
+	var ns []string
+	for _, d := range own {
+		if a, err := netip.ParseAddr(d); err == nil {
+			ns = append(ns, a.String())
+		}
+	}
+	if len(ns) > 0 {
+		return ns
+	}
+	for _, d := range subnet {
+		ns = append(ns, d.String())
+	}
+	return ns
 }

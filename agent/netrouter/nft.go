@@ -70,9 +70,12 @@ func renderRuleset(tx *knftables.Transaction, d *desired, o rulesetOpts) string 
 	add(chainInput, "iifname @"+setPrivate, "udp dport 67 accept")
 	add(chainInput, "iifname @"+setPrivate, "ip daddr 169.254.169.254 tcp dport 80 accept")
 
-	// Forwarding: established first, DNS always, then the user's rules by direction.
+	// Forwarding: established first, DNS out of the project always
+	// (CloudCIX; only outwards: a VM's own port 53 is closed to the
+	// internet unless an inbound rule allows it), then the user's rules by
+	// direction.
 	add(chainForward, "jump", chainGlobal)
-	add(chainForward, "meta l4proto { tcp, udp } th dport 53 accept")
+	add(chainForward, "iifname @"+setPrivate, "oifname", pub, "meta l4proto { tcp, udp } th dport 53 accept")
 	// VPN traffic between a route's local and remote subnets bypasses the
 	// user's rules (CloudCIX: per VPN route, both directions), but only as
 	// it really travels: out of a project subnet, and in from the VPN's
@@ -86,6 +89,13 @@ func renderRuleset(tx *knftables.Transaction, d *desired, o rulesetOpts) string 
 	}
 	add(chainForward, "iifname", pub, "oifname @"+setPrivate, "jump", chainInbound)
 	add(chainForward, "iifname @"+setPrivate, "oifname", pub, "jump", chainOutbound)
+	// Hairpin: a VM reaching a 1:1 NAT public address from inside the
+	// project is inbound traffic for the VM behind it, as from the
+	// internet: the allow rules admit it, the rest is dropped (goto: the
+	// end of inbound ends forward, at its drop policy).
+	if len(d.nat) > 0 {
+		add(chainForward, "iifname @"+setPrivate, "oifname @"+setPrivate, "ct status dnat goto", chainInbound)
+	}
 	add(chainForward, "iifname @"+setPrivate, "oifname @"+setPrivate, "accept")
 
 	for _, r := range d.rules {
@@ -105,10 +115,22 @@ func renderRuleset(tx *knftables.Transaction, d *desired, o rulesetOpts) string 
 	}
 	for _, n := range d.nat {
 		add(chainPrerouting, "iifname", pub, "ip daddr", n.public.String(), "dnat ip to", n.private.String())
+		add(chainPrerouting, "iifname @"+setPrivate, "ip daddr", n.public.String(), "dnat ip to", n.private.String())
 		add(chainPostrout, "oifname", pub, "ip saddr", n.private.String(), "snat ip to", n.public.String())
 	}
 	for _, s := range d.subnets {
 		add(chainPostrout, "oifname", pub, "ip saddr", s.network.String(), "snat ip to", d.publicAddr.Addr().String())
+	}
+	// Hairpin: the VM behind a public address sees a caller from the
+	// project as the internet would (its 1:1 NAT address, else the router
+	// address), so its replies go back through the router.
+	if len(d.nat) > 0 {
+		for _, n := range d.nat {
+			add(chainPostrout, "oifname @"+setPrivate, "ct status dnat ip saddr", n.private.String(), "snat ip to", n.public.String())
+		}
+		for _, s := range d.subnets {
+			add(chainPostrout, "oifname @"+setPrivate, "ct status dnat ip saddr", s.network.String(), "snat ip to", d.publicAddr.Addr().String())
+		}
 	}
 
 	// The table is added (a no-op when it exists) and flushed, then every

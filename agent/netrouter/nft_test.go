@@ -2,6 +2,7 @@ package netrouter
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -38,7 +39,13 @@ func TestRulesetRendering(t *testing.T) {
 		`add rule inet regent inbound ip saddr 203.0.113.0/24 ip daddr 10.0.0.0/24 meta l4proto icmp jump icmp_allow`,
 		`add rule inet regent outbound ip saddr 10.0.0.0/24 tcp dport 25 log prefix "r7 out 2 block " group 100 drop`,
 		`add element inet regent private_ifs { sub3 }`,
-		`add rule inet regent forward meta l4proto { tcp, udp } th dport 53 accept`,
+		`add rule inet regent forward iifname @private_ifs oifname "pub0" meta l4proto { tcp, udp } th dport 53 accept`,
+		// hairpin: DNAT from the project's own interfaces, the inbound
+		// rules decide, SNAT to the caller's public address
+		`add rule inet regent prerouting iifname @private_ifs ip daddr 198.51.100.20 dnat ip to 10.0.0.5`,
+		`add rule inet regent forward iifname @private_ifs oifname @private_ifs ct status dnat goto inbound`,
+		`add rule inet regent postrouting oifname @private_ifs ct status dnat ip saddr 10.0.0.5 snat ip to 198.51.100.20`,
+		`add rule inet regent postrouting oifname @private_ifs ct status dnat ip saddr 10.0.0.0/24 snat ip to 198.51.100.10`,
 	} {
 		if !strings.Contains(dump, want) {
 			t.Errorf("missing %q in\n%s", want, dump)
@@ -47,6 +54,14 @@ func TestRulesetRendering(t *testing.T) {
 	// SNAT for one-to-one NAT precedes the catch-all SNAT of its subnet.
 	if strings.Index(dump, "snat ip to 198.51.100.20") > strings.Index(dump, "snat ip to 198.51.100.10") {
 		t.Error("catch-all SNAT before 1:1 SNAT")
+	}
+	// Hairpinned traffic meets the inbound rules before private ↔ private
+	// is accepted.
+	fwd := chainRules(dump, "forward")
+	hp := slices.Index(fwd, "iifname @private_ifs oifname @private_ifs ct status dnat goto inbound")
+	pp := slices.Index(fwd, "iifname @private_ifs oifname @private_ifs accept")
+	if hp < 0 || pp < 0 || hp > pp {
+		t.Errorf("forward chain: hairpin at %d, private accept at %d: %q", hp, pp, fwd)
 	}
 	// outbound: user rules, then the final accept.
 	out := chainRules(dump, "outbound")

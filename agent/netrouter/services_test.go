@@ -21,7 +21,7 @@ func TestDnsmasqConfig(t *testing.T) {
 		"port=0\n",
 		"interface=sub3\n",
 		"dhcp-range=set:sub3,10.0.0.0,static,255.255.255.0,12h\n",
-		"dhcp-option=tag:sub3,option:router,10.0.0.1\n",
+		"dhcp-option=tag:sub3,tag:!nogw,option:router,10.0.0.1\n",
 		"dhcp-option=tag:sub3,option:dns-server,9.9.9.9\n",
 		"dhcp-hostsfile=/var/lib/regent/router-7/dhcp-hosts\n",
 	} {
@@ -93,3 +93,138 @@ func TestMetadataByRequester(t *testing.T) {
 }
 
 type apiAddr = api.MetadataAddress
+
+// TestOneDefaultRoutePerVM: a VM with NICs on two subnets gets its default
+// route (and DNS servers) only on the NIC of its primary address, the one
+// on its gateway subnet, by DHCP and by the metadata's network config.
+func TestOneDefaultRoutePerVM(t *testing.T) {
+	s := sampleSpec()
+	s.Subnets = append(s.Subnets, api.RouterSubnetSpec{ID: 4, AddressRange: "10.1.0.1/24", VNI: 5004, VLAN: 104,
+		DNS:  []string{"9.9.9.10"},
+		DHCP: []api.DHCPHostSpec{{MAC: "02:00:00:00:01:05", IP: "10.1.0.5", Hostname: "vm5"}}})
+	// VM 5: the address on its second subnet comes first; the primary
+	// (gateway subnet) is 10.0.0.5.
+	s.Metadata[0].IPAddresses = []apiAddr{
+		{PrivateIP: "10.1.0.5", Subnet: "10.1.0.0/24", MAC: "02:00:00:00:01:05", Gateway: "10.1.0.1"},
+		{PrivateIP: "10.0.0.5", Subnet: "10.0.0.0/24", MAC: "02:00:00:00:00:05", Gateway: "10.0.0.1"},
+	}
+	d, err := plan(s, testNames, ModeVXLAN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, hosts := renderDnsmasq(d, "/r")
+	for _, want := range []string{
+		"dhcp-option=tag:sub3,tag:!nogw,option:router,10.0.0.1\n",
+		"dhcp-option=tag:sub4,tag:!nogw,option:router,10.1.0.1\n",
+		"dhcp-option=tag:nogw,option:router\n",
+	} {
+		if !strings.Contains(string(conf), want) {
+			t.Errorf("conf lacks %q:\n%s", want, conf)
+		}
+	}
+	for _, want := range []string{"02:00:00:00:00:05,10.0.0.5\n", "02:00:00:00:01:05,set:nogw,10.1.0.5,vm5\n", "02:00:00:00:00:06,10.0.0.6,vm6\n"} {
+		if !strings.Contains(string(hosts), want) {
+			t.Errorf("hosts lack %q:\n%s", want, hosts)
+		}
+	}
+
+	m := newMetadata()
+	m.set(d)
+	r := httptest.NewRequest("GET", "/v1/metadata", nil)
+	r.RemoteAddr = "10.0.0.5:40000"
+	w := httptest.NewRecorder()
+	m.ServeHTTP(w, r)
+	var doc struct {
+		Network struct {
+			Ethernets map[string]struct {
+				Match       map[string]string   `json:"match"`
+				Routes      []map[string]string `json:"routes"`
+				Nameservers *struct {
+					Addresses []string `json:"addresses"`
+				} `json:"nameservers"`
+			} `json:"ethernets"`
+		} `json:"network"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &doc); err != nil {
+		t.Fatalf("%v: %s", err, w.Body)
+	}
+	second, primary := doc.Network.Ethernets["eth0"], doc.Network.Ethernets["eth1"]
+	if len(second.Routes) != 0 || second.Nameservers != nil {
+		t.Errorf("the second subnet's NIC got a default route or DNS: %s", w.Body)
+	}
+	if primary.Match["macaddress"] != "02:00:00:00:00:05" || len(primary.Routes) != 1 || primary.Routes[0]["via"] != "10.0.0.1" ||
+		primary.Nameservers == nil || primary.Nameservers.Addresses[0] != "9.9.9.9" {
+		t.Errorf("the primary NIC lacks its default route or DNS: %s", w.Body)
+	}
+}
+
+// TestDHCPHostnameFromVMName: a VM's name is free text (up to 128
+// characters); its DHCP binding carries it as a DNS label, and a name that
+// is no label never makes the router spec invalid.
+func TestDHCPHostnameFromVMName(t *testing.T) {
+	for name, want := range map[string]string{
+		"vm6":                          "vm6",
+		"Web Server #1":                "web-server-1",
+		"db_primary, eu-west":          "db-primary-eu-west",
+		"  --Ünïcode--  ":              "n-code",
+		"日本":                           "",
+		strings.Repeat("a", 70):        strings.Repeat("a", 63),
+		strings.Repeat("a", 62) + " b": strings.Repeat("a", 62),
+	} {
+		if got := dhcpHostname(name); got != want {
+			t.Errorf("dhcpHostname(%q) = %q, want %q", name, got, want)
+		}
+	}
+	s := sampleSpec()
+	s.Subnets[0].DHCP[0].Hostname = "Web Server #1"
+	s.Subnets[0].DHCP[1].Hostname = "日本"
+	d, err := plan(s, testNames, ModeVXLAN)
+	if err != nil {
+		t.Fatalf("a VM name refused the router: %v", err)
+	}
+	_, hosts := renderDnsmasq(d, "/r")
+	if got, want := string(hosts), "02:00:00:00:00:05,10.0.0.5\n02:00:00:00:00:06,10.0.0.6,web-server-1\n"; got != want {
+		t.Errorf("hosts file %q, want %q", got, want)
+	}
+}
+
+// TestMetadataNameServersAreTheVMsOwn: /v1/metadata names the VM's own DNS
+// servers (its dns field) on its gateway NIC, not those of its subnet,
+// which are the first VM's of the subnet (what DHCP hands out); a VM
+// whose spec has none gets the subnet's.
+func TestMetadataNameServersAreTheVMsOwn(t *testing.T) {
+	s := sampleSpec()
+	s.Metadata = []api.MetadataSpec{
+		{Address: "10.0.0.5", InstanceID: "42_5", Hostname: "vm5", DNS: []string{"1.1.1.1", "8.8.8.8"},
+			IPAddresses: []apiAddr{{PrivateIP: "10.0.0.5", Subnet: "10.0.0.1/24", MAC: "02:00:00:00:00:05", Gateway: "10.0.0.1"}}},
+		{Address: "10.0.0.6", InstanceID: "42_6", Hostname: "vm6",
+			IPAddresses: []apiAddr{{PrivateIP: "10.0.0.6", Subnet: "10.0.0.1/24", MAC: "02:00:00:00:00:06", Gateway: "10.0.0.1"}}},
+	}
+	d, err := plan(s, testNames, ModeVXLAN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newMetadata()
+	m.set(d)
+	for from, want := range map[string]string{"10.0.0.5:40000": "1.1.1.1,8.8.8.8", "10.0.0.6:40000": "9.9.9.9"} {
+		r := httptest.NewRequest("GET", "/v1/metadata", nil)
+		r.RemoteAddr = from
+		w := httptest.NewRecorder()
+		m.ServeHTTP(w, r)
+		var doc struct {
+			Network struct {
+				Ethernets map[string]struct {
+					Nameservers struct {
+						Addresses []string `json:"addresses"`
+					} `json:"nameservers"`
+				} `json:"ethernets"`
+			} `json:"network"`
+		}
+		if err := json.Unmarshal(w.Body.Bytes(), &doc); err != nil {
+			t.Fatalf("%s: %v (%s)", from, err, w.Body)
+		}
+		if got := strings.Join(doc.Network.Ethernets["eth0"].Nameservers.Addresses, ","); got != want {
+			t.Errorf("metadata for %s: nameservers %q, want %q", from, got, want)
+		}
+	}
+}

@@ -63,8 +63,12 @@ func newSysenv(t testing.TB) *sysenv {
 	requireSystem(t)
 	r := rand.Uint32()
 	e := &sysenv{
-		t:      t,
-		prefix: "z" + strconv.FormatUint(uint64(r%1296+1296), 36)[1:],
+		t: t,
+		// "y": agent/systest's prefixes start with "z" and are one longer,
+		// so a netrouter prefix could otherwise be the start of theirs, and
+		// the cleanup below, which deletes links by prefix, take a running
+		// systest's public bridge (go test runs the packages at once).
+		prefix: "y" + strconv.FormatUint(uint64(r%1296+1296), 36)[1:],
 		net3:   fmt.Sprintf("100.%d.%d", 64+r%64, (r>>6)%256),
 		priv3:  fmt.Sprintf("10.%d.%d", (r>>14)%256, (r>>22)%256),
 		vni:    100000 + r%9000000,
@@ -109,7 +113,8 @@ func (e *sysenv) cleanup() {
 	}
 	_ = e.b.Close(ctx)
 	for _, h := range e.hosts {
-		killPidFile(filepath.Join(e.cfg.StateDir, h+".dhclient.pid"))
+		killPidFile(e.dhclientFiles(h, "eth0") + ".dhclient.pid")
+		killPidFile(e.dhclientFiles(h, "eth1") + ".dhclient.pid")
 		_ = exec.Command("ip", "netns", "del", h).Run()
 		_ = os.RemoveAll(filepath.Join("/etc/netns", h))
 	}
@@ -196,6 +201,20 @@ func (e *sysenv) addHost(name, bridge, mac, addr string) {
 // dhcp runs dhclient once in host; it returns when a lease is bound.
 func (e *sysenv) dhcp(host string) {
 	e.t.Helper()
+	e.dhcpIf(host, "eth0")
+}
+
+// dhclientFiles is the prefix of the files of host's dhclient on dev.
+func (e *sysenv) dhclientFiles(host, dev string) string {
+	if dev == "eth0" {
+		return filepath.Join(e.cfg.StateDir, host)
+	}
+	return filepath.Join(e.cfg.StateDir, host+"."+dev)
+}
+
+// dhcpIf runs dhclient once on dev of host; it returns when a lease is bound.
+func (e *sysenv) dhcpIf(host, dev string) {
+	e.t.Helper()
 	// dhclient-script may write resolv.conf: give the namespace its own.
 	if err := os.MkdirAll(filepath.Join("/etc/netns", host), 0o755); err != nil {
 		e.t.Fatal(err)
@@ -207,9 +226,9 @@ func (e *sysenv) dhcp(host string) {
 	if err := os.WriteFile(conf, []byte("timeout 20;\nretry 1;\ninitial-interval 1;\nrequest subnet-mask, broadcast-address, routers, interface-mtu;\n"), 0o644); err != nil {
 		e.t.Fatal(err)
 	}
+	files := e.dhclientFiles(host, dev)
 	e.sh("ip", "netns", "exec", host, "dhclient", "-4", "-1", "-cf", conf,
-		"-pf", filepath.Join(e.cfg.StateDir, host+".dhclient.pid"),
-		"-lf", filepath.Join(e.cfg.StateDir, host+".dhclient.leases"), "eth0")
+		"-pf", files+".dhclient.pid", "-lf", files+".dhclient.leases", dev)
 }
 
 func (e *sysenv) sh(args ...string) string {

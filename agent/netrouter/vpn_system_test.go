@@ -83,20 +83,13 @@ func TestVPNSiteToSite(t *testing.T) {
 	})
 
 	pa, pb := e.projectID(), e.projectID()
-	mk := func(p uint64, me, peer string, vni uint32, local, remote string) *api.RouterSpec {
-		return &api.RouterSpec{ID: p + 1, ProjectID: p, PublicIP: e.net3 + "." + me + "/24", PublicGateway: e.net3 + ".1",
-			Subnets: []api.RouterSubnetSpec{{ID: p + 2, AddressRange: strings.TrimSuffix(local, ".0/24") + ".1/24", VNI: vni,
-				VTEPs: []string{e.net3 + ".77"}}},
-			VPNs: []api.VPNSpec{{ID: p + 3, IKEVersion: "v2-only",
-				IKEAuthentication: "sha-256,sha1", IKEEncryption: "aes-128-cbc,aes-256-cbc", IKEDHGroups: "group5,group2",
-				IKELifetime: 28800, IKEGatewayType: "public_ip", IKEGatewayValue: e.net3 + "." + peer, PreSharedKey: sysPSK,
-				IPSecAuthentication: "hmac-sha-256-128", IPSecEncryption: "aes-256-cbc", IPSecPFSGroups: "group14",
-				IPSecEstablishTime: "immediately", IPSecLifetime: 3600,
-				Routes: []api.VPNRouteSpec{{LocalSubnet: local, RemoteSubnet: remote}}}},
-		}
+	sa := vpnRouterSpec(e, pa, "10", "11", e.vni, "10.1.0.0/24", "10.2.0.0/24")
+	sb := vpnRouterSpec(e, pb, "11", "10", e.vni+1, "10.2.0.0/24", "10.1.0.0/24")
+	// Several IKE proposals each: the first that both sides know is taken.
+	for _, s := range []*api.RouterSpec{sa, sb} {
+		v := &s.VPNs[0]
+		v.IKEAuthentication, v.IKEEncryption, v.IKEDHGroups = "sha-256,sha1", "aes-128-cbc,aes-256-cbc", "group5,group2"
 	}
-	sa := mk(pa, "10", "11", e.vni, "10.1.0.0/24", "10.2.0.0/24")
-	sb := mk(pb, "11", "10", e.vni+1, "10.2.0.0/24", "10.1.0.0/24")
 	rA := vpn.Router{ID: sa.ID, Namespace: e.b.names.namespace(pa), PublicAddr: netip.MustParseAddr(e.net3 + ".10")}
 	rB := vpn.Router{ID: sb.ID, Namespace: e.b.names.namespace(pb), PublicAddr: netip.MustParseAddr(e.net3 + ".11")}
 	routerIDs = []uint64{rA.ID, rB.ID}

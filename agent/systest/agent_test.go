@@ -2,9 +2,11 @@ package systest
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -47,6 +49,8 @@ type env struct {
 	// 127.0.0.1); others are further agents cleanup stops.
 	httpHost string
 	others   []*proc
+	// resync is the agent's resync_interval ("": 2s).
+	resync string
 
 	region, st, img, router uint64
 }
@@ -141,9 +145,9 @@ namespace_prefix = %q
 metrics_addr = %q
 log_level = "debug"
 work_wait = "30s"
-resync_interval = "2s"
+resync_interval = %q
 %s`, e.api.base, e.robot, e.hostname, roles, filepath.Join(e.dir, "agent"), "SSD"+e.prefix, disks,
-		e.prefix+"pub", e.net3, e.net3, e.prefix+"pub", e.prefix, e.prefix+"P", e.metrics, extra)
+		e.prefix+"pub", e.net3, e.net3, e.prefix+"pub", e.prefix, e.prefix+"P", e.metrics, cmp.Or(e.resync, "2s"), extra)
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		e.t.Fatal(err)
 	}
@@ -642,6 +646,84 @@ func TestAgentEndToEnd(t *testing.T) {
 		}
 		took = eventually(t, "the flushed chain repaired", 15*time.Second, func() bool { return e.nftRules(ns) == rules })
 		t.Logf("a hand-flushed chain repaired in %v", took.Round(time.Millisecond))
+	})
+
+	t.Run("hairpin NAT", func(t *testing.T) {
+		// A project VM reaches the NATed VM through its public address,
+		// admitted by the inbound allow rule as from the internet, and
+		// seen from the router address (the NATed VM itself: from its own).
+		e.setFirewall(project, allow)
+		e.converged(vrID, 30*time.Second)
+		for from, seen := range map[string]string{plainHost: routerIP, natHost: natPublic} {
+			if err := dialFrom(from, target, 3*time.Second); err != nil {
+				t.Fatalf("%s → %s: %v", from, target, err)
+			}
+			if got := <-peers; got != seen {
+				t.Errorf("%s → %s: the VM saw %s, want %s", from, target, got, seen)
+			}
+		}
+	})
+
+	t.Run("update while quiesced stays quiesced", func(t *testing.T) {
+		// QUIESCE → QUIESCED; a firewall change → QUIESCED_UPDATE → the
+		// agent applies it and reports QUIESCED, the public veth down all
+		// along (watched on netlink) and no dnsmasq; RESTART → RUNNING.
+		pubVeth := e.prefix + "p" + strconv.FormatUint(project, 10)
+		atGeneration := func(state int) func() bool {
+			return func() bool {
+				v := e.vr(vrID)
+				if num(v["state"]) == api.StateUnresourced {
+					t.Fatalf("virtual router UNRESOURCED: %v", v)
+				}
+				return int(num(v["state"])) == state && num(v["observed_generation"]) == num(v["generation"])
+			}
+		}
+		e.api.must(e.root, "PATCH", fmt.Sprintf("/iaas/virtual_router/%d/", vrID), map[string]any{"state": api.StateQuiesce}, 200)
+		eventually(t, "the router QUIESCED", 30*time.Second, atGeneration(api.StateQuiesced))
+
+		updates := make(chan netlink.LinkUpdate, 256)
+		stop := make(chan struct{})
+		if err := netlink.LinkSubscribe(updates, stop); err != nil {
+			t.Fatal(err)
+		}
+		var ups []string
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			for u := range updates {
+				if u.Attrs().Name == pubVeth && u.Attrs().Flags&net.FlagUp != 0 {
+					ups = append(ups, u.Attrs().OperState.String())
+				}
+			}
+		}()
+		port := map[string]any{"allow": true, "source": "*", "destination": e.priv3 + ".0/24", "protocol": "tcp", "port": "2224"}
+		e.setFirewall(project, append(slices.Clone(allow), port))
+		if st := int(num(e.vr(vrID)["state"])); st != api.StateQuiescedUpdate && st != api.StateQuiescedUpdating && st != api.StateQuiesced {
+			t.Fatalf("a firewall change of a QUIESCED router made it %d", st)
+		}
+		took := eventually(t, "the router QUIESCED at the new generation", 30*time.Second, atGeneration(api.StateQuiesced))
+		t.Logf("quiesced update: PUT → QUIESCED in %v", took.Round(time.Millisecond))
+		time.Sleep(200 * time.Millisecond)
+		close(stop)
+		<-watched
+		if len(ups) > 0 {
+			t.Errorf("the public veth came up during the quiesced update: %q", ups)
+		}
+		if !strings.Contains(sh(t, "ip", "netns", "exec", ns, "nft", "list", "chain", "inet", "regent", "inbound"), "dport 2224 accept") {
+			t.Error("the firewall change was not applied while quiesced")
+		}
+		if n := len(processes(filepath.Join(e.dir, "agent", "routers"))); n != 0 {
+			t.Errorf("%d dnsmasq processes in a quiesced router", n)
+		}
+		if s, r := ping(t, plainHost, e.net3+".50", 2); r != 0 {
+			t.Errorf("a quiesced router forwards: %d/%d", r, s)
+		}
+
+		e.api.must(e.root, "PATCH", fmt.Sprintf("/iaas/virtual_router/%d/", vrID), map[string]any{"state": api.StateRestart}, 200)
+		e.converged(vrID, 30*time.Second)
+		if s, r := ping(t, plainHost, e.net3+".50", 3); r != s {
+			t.Errorf("after the restart: ping the public host %d/%d", r, s)
+		}
 	})
 
 	t.Run("metrics", func(t *testing.T) {

@@ -359,6 +359,10 @@ func eventually(t *testing.T, what string, timeout time.Duration, ok func() bool
 	return time.Since(start)
 }
 
+// randomPrefix names one test's links and namespaces. agent/netrouter's
+// system tests, which run at the same time, use prefixes starting with "y":
+// each package's cleanup deletes links by prefix, so neither may be the
+// start of the other's.
 func randomPrefix() string {
 	return "z" + strconv.FormatUint(uint64(rand.IntN(36*36*36)+36*36*36), 36)[1:]
 }

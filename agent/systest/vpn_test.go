@@ -90,6 +90,10 @@ func TestAgentVPNs(t *testing.T) {
 	})
 	e.startController()
 	e.catalogue()
+	// No resync within the test: what heals a router must be the event
+	// itself (a killed charon: the supervisor and its Restarted hook), not
+	// a periodic re-apply of every router.
+	e.resync = "5m"
 	config := e.writeAgentConfig(`["network"]`, `vpn_mode = "libipsec"`+"\n")
 	e.startAgent(config)
 
@@ -302,6 +306,53 @@ func TestAgentVPNs(t *testing.T) {
 		}
 		if s, r := ping(t, sides[1].host, sides[0].priv3+".5", 3); r != s {
 			t.Fatalf("ping B→A after the restart: %d/%d", r, s)
+		}
+	})
+
+	t.Run("charon killed: its VPN routes come back without a resync", func(t *testing.T) {
+		// In libipsec mode the routes into the remote subnet go into
+		// charon's TUN device and die with it. The agent's resync is 5
+		// minutes away: only the daemon's vpn.Config.Restarted hook
+		// (Builder.RestoreVPNRoutes after the supervisor's restart) can put
+		// them back within this test; without it B's traffic to A's subnet
+		// would leave by the default route, unencrypted, until then.
+		b, a := sides[1], sides[0]
+		routes := func() string {
+			return strings.TrimSpace(sh(t, "ip", "-n", b.ns, "-4", "route", "show", "proto", "152"))
+		}
+		want := a.priv3 + ".0/24 dev ipsec0"
+		if got := routes(); !strings.Contains(got, want) {
+			t.Fatalf("B's VPN routes before the kill: %q", got)
+		}
+		old := charons(filepath.Join(vpnDir, b.ns, "strongswan.conf"))
+		if len(old) != 1 {
+			t.Fatalf("charon of %s: %v", b.ns, old)
+		}
+		applies := strings.Count(e.agent.log(), "vpns ensured")
+		killed := time.Now()
+		if err := syscall.Kill(old[0], syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "a new charon for "+b.ns, 30*time.Second, func() bool {
+			now := charons(filepath.Join(vpnDir, b.ns, "strongswan.conf"))
+			return len(now) == 1 && now[0] != old[0]
+		})
+		eventually(t, "B's VPN route into the new ipsec0", 30*time.Second, func() bool {
+			return strings.Contains(routes(), want)
+		})
+		t.Logf("charon of %s killed → its VPN route back %v later", b.ns, time.Since(killed).Round(time.Millisecond))
+		if !strings.Contains(e.agent.log(), "vpn routes restored after charon restart") {
+			t.Error("no \"vpn routes restored after charon restart\" in the agent's log")
+		}
+		eventually(t, "ping B→A through the tunnel again", 60*time.Second, func() bool {
+			s, r := ping(t, b.host, a.priv3+".5", 1)
+			return s == r
+		})
+		if s, r := ping(t, b.host, a.priv3+".5", 3); r != s {
+			t.Fatalf("ping B→A after the restart: %d/%d", r, s)
+		}
+		if n := strings.Count(e.agent.log(), "vpns ensured"); n != applies {
+			t.Errorf("%d VPN applies ran meanwhile: the routes may have come back by an apply, not the hook", n-applies)
 		}
 	})
 

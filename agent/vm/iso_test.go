@@ -212,3 +212,34 @@ func TestISONameCollision(t *testing.T) {
 		t.Errorf("empty file: %v %v", files, err)
 	}
 }
+
+// TestSeedNameServers: the seed's network-config gives the gateway NIC the
+// VM's DNS servers (cloud-init prefers the NoCloud seed, so without them
+// a VM with static addresses resolves nothing), and a DNS server that is
+// not an address is a bad spec.
+func TestSeedNameServers(t *testing.T) {
+	spec := seedSpec()
+	spec.Metadata.DNS = []string{"1.1.1.1", "2606:4700:4700::1111"}
+	files, err := seedFiles(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `    routes:
+      - to: default
+        via: "10.0.0.1"
+    nameservers:
+      addresses:
+        - "1.1.1.1"
+        - "2606:4700:4700::1111"
+  nic1:
+`
+	for _, f := range files {
+		if f.Name == "network-config" && !strings.Contains(string(f.Data), want) {
+			t.Errorf("network-config lacks the gateway NIC's nameservers:\n%s", f.Data)
+		}
+	}
+	spec.Metadata.DNS = []string{"dns.example"}
+	if _, err := seedFiles(spec); err == nil {
+		t.Error("a DNS server that is not an address was accepted")
+	}
+}

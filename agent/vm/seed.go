@@ -82,6 +82,16 @@ func seedFiles(spec *api.VMSpec) ([]isoFile, error) {
 			}
 			fmt.Fprintf(&n, "    routes:\n      - to: default\n        via: %s\n", q(c.Gateway))
 		}
+		// ... and the VM's DNS servers.
+		if i == 0 && len(spec.Metadata.DNS) > 0 {
+			n.WriteString("    nameservers:\n      addresses:\n")
+			for _, d := range spec.Metadata.DNS {
+				if _, err := netip.ParseAddr(d); err != nil {
+					return nil, fmt.Errorf("dns %q is not an address", d)
+				}
+				fmt.Fprintf(&n, "        - %s\n", q(d))
+			}
+		}
 	}
 	return []isoFile{
 		{Name: "meta-data", Data: []byte(meta)},

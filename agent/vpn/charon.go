@@ -118,7 +118,7 @@ func startCharon(ctx context.Context, cfg *Config, ns, dir string, log hclog.Log
 	confPath := filepath.Join(dir, "strongswan.conf")
 	pidPath := filepath.Join(dir, "charon.pid")
 	logPath := filepath.Join(dir, "charon.log")
-	if p := findCharon(pidPath, cfg.Charon, confPath); p != nil {
+	if p := findCharon(pidPath, cfg.Charon, confPath); p != nil && p.inNamespace(ns) {
 		s, err := dialVICI(ctx, sock)
 		if err == nil {
 			p.watch()
@@ -126,8 +126,9 @@ func startCharon(ctx context.Context, cfg *Config, ns, dir string, log hclog.Log
 		}
 		log.Warn("the charon already running does not answer on VICI: replacing it", "pid", p.pid, "error", err)
 	}
-	// A charon that is not usable (or a recycled pid file) is stopped:
-	// it would hold the IKE ports.
+	// A charon that is not usable, or runs in an earlier namespace of the
+	// router (deleted and built again), is stopped: it would hold the IKE
+	// ports, or the old namespace with them.
 	killStale(pidPath, cfg.Charon, confPath)
 	if err := os.Remove(sock); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, nil, false, fmt.Errorf("remove stale socket: %w", err)
@@ -262,6 +263,19 @@ func (p *charonProc) watch() {
 			}
 		}
 	}()
+}
+
+// inNamespace reports whether charon runs in the network namespace
+// iproute2 names ns (/run/netns/<ns>): false when the namespace was
+// deleted, or deleted and built again, since charon started there (it
+// keeps the old one alive), or when charon is gone.
+func (p *charonProc) inNamespace(ns string) bool {
+	var mine, named syscall.Stat_t
+	if syscall.Stat(fmt.Sprintf("/proc/%d/ns/net", p.pid), &mine) != nil ||
+		syscall.Stat(filepath.Join("/run/netns", ns), &named) != nil {
+		return false
+	}
+	return mine.Dev == named.Dev && mine.Ino == named.Ino
 }
 
 // detach lets charon run on without this process watching it.

@@ -7,7 +7,10 @@
 // the agent reaches every instance through the socket path from the root
 // namespace. A Manager owns the instances: Ensure starts one when a router
 // has VPNs and stops it when it has none, Remove stops it when the router
-// goes (quiesce, scrub, removal). Each instance has one supervisor
+// goes (quiesce, scrub, removal); an Ensure that races Remove starts
+// nothing (a closed instance refuses it, and no instance is created for a
+// cancelled context: the agent cancels a router's apply before removing
+// the router). Each instance has one supervisor
 // goroutine: when charon dies it restarts it and loads every connection
 // again (VICI-loaded connections live only in charon's memory), and every
 // tick, and after every Ensure, it initiates the "immediately" VPNs that
@@ -27,16 +30,16 @@
 // recycled pid is never touched; an adopted charon is then watched by its
 // /proc start time), and its VICI socket must answer "version"; otherwise
 // it is killed and a new one started. Each instance keeps a state file
-// (state.json: router id, namespace and the digest of each loaded
-// connection, nothing derived from a key), from which the adopter
-// re-loads an unchanged VPN in place (load-conn of an identical
-// connection keeps its IKE and CHILD SAs; it is initiated only if down),
-// re-establishes one that changed while no agent ran, and unloads the
-// namespace's connections the spec no longer lists. A router that lost
-// its VPNs, or went, while no agent ran has its charon found by the state
-// file and stopped on Remove or Ensure. A PSK changed while no agent ran
-// is loaded but an unchanged connection keeps its SA until the next
-// reauthentication.
+// (state.json: router id, namespace, the digest of each loaded connection
+// and an HMAC of its PSK keyed with the run directory's random
+// psk-digest.key: never the key, nor a plain hash a dictionary could
+// reverse), from which the adopter re-loads an unchanged VPN in place
+// (load-conn of an identical connection keeps its IKE and CHILD SAs; it
+// is initiated only if down), re-establishes one whose connection or PSK
+// changed while no agent ran, and unloads the namespace's connections the
+// spec no longer lists. A router that lost its VPNs, or went, while no
+// agent ran has its charon found by the state file and stopped on Remove
+// or Ensure.
 //
 // Mapping (cloudcix-facts §7.5, new-generation column): connection
 // <namespace>-<vpn_id>, one child per route pair (<conn>-<n>) when
@@ -44,6 +47,17 @@
 // proposals are one per combination of the comma-separated algorithm sets
 // (weakness #8). The PSK goes to charon with load-shared only: it is never
 // written to a file, an argument, the environment, a log line or an error.
+//
+// charon follows its router's namespace: when the namespace was deleted and
+// built again (charon keeps the old one alive), the next Ensure stops it
+// and starts one in the new namespace, and a charon of an earlier
+// namespace is never adopted.
+//
+// Each VPN succeeds or fails on its own: one whose spec cannot be rendered
+// or that charon refuses is left out (an older version of it unloaded),
+// reported in Result.Failed and in its status' error, and the router's
+// other VPNs load; a refused one is sent again only when its spec changes
+// or charon restarts.
 //
 // Updates are incremental: the digest of each VPN's rendered connection
 // (and of its PSK) is remembered per instance; an unchanged VPN is not

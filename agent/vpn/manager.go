@@ -2,6 +2,7 @@ package vpn
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,7 +74,40 @@ type Manager struct {
 
 	mu        sync.Mutex
 	instances map[uint64]*instance // by router id
-	closed    bool
+	// invalid is, per router, the VPNs of its last Ensure whose spec
+	// cannot be rendered (vpn id → error): they run nowhere, and their
+	// status carries the error.
+	invalid map[uint64]map[uint64]string
+	// pskKey keys the PSK digests of the state files (pskKeyFile).
+	pskKey []byte
+	closed bool
+}
+
+// pskKeyFile, in the run directory, holds the random key of the PSK
+// digests in the instances' state files (HMAC-SHA256): a state file alone
+// tells nothing about a key, yet the next agent can tell whether a VPN's
+// PSK changed while no agent ran.
+const pskKeyFile = "psk-digest.key"
+
+// loadPSKKey reads the run directory's PSK digest key, creating it the
+// first time.
+func loadPSKKey(dir string) ([]byte, error) {
+	path := filepath.Join(dir, pskKeyFile)
+	if b, err := os.ReadFile(path); err == nil && len(b) == 32 {
+		return b, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return nil, err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, k, 0o600); err != nil {
+		return nil, err
+	}
+	return k, os.Rename(tmp, path)
 }
 
 // New checks cfg and returns a Manager; it starts nothing.
@@ -111,17 +145,26 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.StartTimeout <= 0 {
 		cfg.StartTimeout = 10 * time.Second
 	}
-	return &Manager{cfg: cfg, log: cfg.Logger.Named("vpn"), instances: map[uint64]*instance{}}, nil
+	return &Manager{cfg: cfg, log: cfg.Logger.Named("vpn"), instances: map[uint64]*instance{},
+		invalid: map[uint64]map[uint64]string{}}, nil
 }
 
 // Mode returns the ESP mode in use.
 func (m *Manager) Mode() string { return m.cfg.Mode }
 
 // Result says what an Ensure changed.
-type Result struct{ Changes []string }
+type Result struct {
+	Changes []string
+	// Failed are the VPNs that do not run because their spec cannot be
+	// mapped to strongSwan (*SpecError) or charon refused it (*LoadError),
+	// each with its VPN id. They fail on their own: the router's other
+	// VPNs run, and the status of each failed one carries its error.
+	Failed []error
+}
 
 // LoadError is strongSwan refusing a VPN's configuration (load-conn or
-// load-shared failed): retrying the same spec will not help.
+// load-shared failed): retrying the same spec on the same charon will not
+// help.
 type LoadError struct {
 	VPNID uint64
 	Err   error
@@ -134,44 +177,69 @@ func (e *LoadError) Unwrap() error { return e.Err }
 
 // Ensure makes router r's charon run exactly vpns: it starts charon when
 // there are VPNs, loads new and changed ones, leaves unchanged ones alone,
-// unloads removed ones, and stops charon when there are none. A
-// *SpecError or *LoadError is about the spec; other errors are the host's.
+// unloads removed ones, and stops charon when there are none. Each VPN
+// succeeds or fails on its own: one whose spec cannot be rendered, or
+// that charon refuses, does not run (an older version of it is unloaded)
+// and is listed in Result.Failed and in its status' error, while the
+// others are loaded; a VPN refused by charon is tried again when its spec
+// changes or charon is restarted. A *SpecError (a VPN listed twice) is
+// about the spec as a whole; other errors are the host's.
 func (m *Manager) Ensure(ctx context.Context, r Router, vpns []api.VPNSpec) (Result, error) {
 	want := make([]*rendered, 0, len(vpns))
-	var errs []error
+	var failed []error
+	invalid := map[uint64]string{}
 	seen := map[uint64]bool{}
 	for _, v := range vpns {
 		if seen[v.ID] {
-			errs = append(errs, &SpecError{Err: fmt.Errorf("vpn %d: listed twice", v.ID)})
-			continue
+			return Result{}, &SpecError{VPNID: v.ID, Err: fmt.Errorf("vpn %d: listed twice", v.ID)}
 		}
 		seen[v.ID] = true
 		rd, err := render(r.Namespace, r.PublicAddr, m.cfg.Mode, v)
 		if err != nil {
-			errs = append(errs, err)
+			failed = append(failed, err)
+			invalid[v.ID] = err.Error()
 			continue
 		}
 		want = append(want, rd)
 	}
-	if len(errs) > 0 {
-		return Result{}, errors.Join(errs...)
+	m.mu.Lock()
+	if len(invalid) > 0 {
+		m.invalid[r.ID] = invalid
+	} else {
+		delete(m.invalid, r.ID)
 	}
+	m.mu.Unlock()
 	if len(want) == 0 {
-		stopped, err := m.remove(ctx, r.ID)
+		stopped, err := m.stop(r.ID)
 		if stopped {
-			return Result{Changes: []string{"charon stopped (no VPNs)"}}, err
+			return Result{Changes: []string{"charon stopped (no VPNs)"}, Failed: failed}, err
 		}
-		return Result{}, err
+		return Result{Failed: failed}, err
 	}
-	in, created, err := m.instance(r)
+	in, created, err := m.instance(ctx, r)
 	if err != nil {
-		return Result{}, err
+		return Result{Failed: failed}, err
 	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	var res Result
+	res := Result{Failed: failed}
 	if created {
 		res.Changes = append(res.Changes, "vpn instance "+r.Namespace)
+	}
+	return in.ensure(ctx, r, want, res)
+}
+
+// errRemoved is an Ensure that lost a race with Remove (or Close) of its
+// router: it starts nothing.
+var errRemoved = errors.New("vpn: the router's VPNs were removed meanwhile")
+
+// ensure is Ensure on the router's instance.
+func (in *instance) ensure(ctx context.Context, r Router, want []*rendered, res Result) (Result, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.closed {
+		// Remove (a scrub) took the instance between Ensure finding it
+		// and locking it: a charon started now would have no supervisor
+		// and no owner, and run on in a deleted namespace.
+		return res, errRemoved
 	}
 	if in.router != r {
 		// A new public address (or namespace) is in every rendered
@@ -179,6 +247,15 @@ func (m *Manager) Ensure(ctx context.Context, r Router, vpns []api.VPNSpec) (Res
 		in.router = r
 	}
 	in.want = want
+	if in.proc != nil && !in.proc.inNamespace(r.Namespace) {
+		// The namespace was deleted and built again: charon would run on
+		// in the old one (which it keeps alive), out of the router's
+		// reach. It follows the namespace: stopped, and started in the
+		// new one below.
+		in.log.Warn("the router's namespace was recreated: charon is restarted in the new one", "pid", in.proc.pid)
+		in.stopLocked()
+		res.Changes = append(res.Changes, "charon stopped (namespace recreated)")
+	}
 	in.publishLocked()
 	if in.sess == nil {
 		adopted, err := in.startLocked(ctx)
@@ -193,11 +270,20 @@ func (m *Manager) Ensure(ctx context.Context, r Router, vpns []api.VPNSpec) (Res
 	}
 	ch, err := in.applyLocked(ctx)
 	res.Changes = append(res.Changes, ch...)
+	for _, r := range in.want {
+		if rf, ok := in.refused[r.conn.VPNID]; ok && rf.digest == r.digest {
+			res.Failed = append(res.Failed, rf.err)
+		}
+	}
 	return res, err
 }
 
-// instance returns router r's instance, creating (not starting) it.
-func (m *Manager) instance(r Router) (*instance, bool, error) {
+// instance returns router r's instance, creating (not starting) it. It
+// creates none for a cancelled ctx: the agent cancels a router's apply
+// before it removes the router, so an apply that lost that race never
+// leaves a supervisor behind that would start charon for a router that is
+// gone (and retry for ever once its namespace is deleted).
+func (m *Manager) instance(ctx context.Context, r Router) (*instance, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -206,9 +292,19 @@ func (m *Manager) instance(r Router) (*instance, bool, error) {
 	if in := m.instances[r.ID]; in != nil {
 		return in, false, nil
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, false, fmt.Errorf("vpn: router %d: %w", r.ID, err)
+	}
+	if m.pskKey == nil {
+		k, err := loadPSKKey(m.cfg.RunDir)
+		if err != nil {
+			return nil, false, fmt.Errorf("vpn: psk digest key: %w", err)
+		}
+		m.pskKey = k
+	}
 	in := &instance{cfg: &m.cfg, router: r, dir: filepath.Join(m.cfg.RunDir, r.Namespace),
 		log: m.log.With("router", r.ID, "namespace", r.Namespace), loaded: map[uint64]string{},
-		initErr: map[uint64]string{}, stopc: make(chan struct{}), done: make(chan struct{}),
+		initErr: map[uint64]string{}, refused: map[uint64]refusal{}, pskKey: m.pskKey, stopc: make(chan struct{}), done: make(chan struct{}),
 		kick: make(chan struct{}, 1)}
 	in.dial = func(ctx context.Context) (session, error) {
 		return dialVICI(ctx, filepath.Join(in.dir, "charon.vici"))
@@ -220,12 +316,16 @@ func (m *Manager) instance(r Router) (*instance, bool, error) {
 
 // Remove stops router id's charon (its SAs go with it) and removes its
 // files. It is a no-op for a router without VPNs.
-func (m *Manager) Remove(ctx context.Context, id uint64) error {
-	_, err := m.remove(ctx, id)
+func (m *Manager) Remove(_ context.Context, id uint64) error {
+	m.mu.Lock()
+	delete(m.invalid, id)
+	m.mu.Unlock()
+	_, err := m.stop(id)
 	return err
 }
 
-func (m *Manager) remove(_ context.Context, id uint64) (bool, error) {
+// stop stops router id's charon and removes its files.
+func (m *Manager) stop(id uint64) (bool, error) {
 	m.mu.Lock()
 	in := m.instances[id]
 	delete(m.instances, id)
@@ -324,6 +424,11 @@ func (m *Manager) Status(ctx context.Context) []api.VPNStatus {
 	for _, p := range per {
 		out = append(out, p...)
 	}
+	m.mu.Lock()
+	for id, bad := range m.invalid {
+		out = appendInvalid(out, id, bad)
+	}
+	m.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].VPNID < out[j].VPNID })
 	return out
 }
@@ -332,11 +437,26 @@ func (m *Manager) Status(ctx context.Context) []api.VPNStatus {
 func (m *Manager) RouterStatus(ctx context.Context, id uint64) []api.VPNStatus {
 	m.mu.Lock()
 	in := m.instances[id]
+	bad := maps.Clone(m.invalid[id])
 	m.mu.Unlock()
-	if in == nil {
-		return nil
+	var out []api.VPNStatus
+	if in != nil {
+		out = in.status(ctx)
 	}
-	return in.status(ctx)
+	out = appendInvalid(out, id, bad)
+	sort.Slice(out, func(i, j int) bool { return out[i].VPNID < out[j].VPNID })
+	return out
+}
+
+// appendInvalid adds the status of router's VPNs whose spec cannot be
+// rendered (vpn id → error): down, with the error.
+func appendInvalid(out []api.VPNStatus, router uint64, bad map[uint64]string) []api.VPNStatus {
+	now := time.Now().UTC().Format(time.RFC3339)
+	for id, msg := range bad {
+		out = append(out, api.VPNStatus{VPNID: id, VirtualRouterID: router, Time: now, IKEState: api.VPNStateDown,
+			Children: []api.VPNChildStatus{}, Error: msg})
+	}
+	return out
 }
 
 // instance is one router's charon and what it should have loaded.
@@ -355,15 +475,25 @@ type instance struct {
 	want    []*rendered
 	loaded  map[uint64]string // vpn id → digest loaded into this charon
 	initErr map[uint64]string // last initiate failure per VPN
+	// refused are the VPNs this charon refused, with the digest it
+	// refused: not tried again until the spec changes or charon restarts.
+	refused map[uint64]refusal
 	// adopted is, for a charon of an earlier agent, the connection digest
 	// of each VPN it had loaded (its state file); nil otherwise.
 	adopted map[uint64]string
+	// adoptedPSK is the keyed PSK digest (pskDigest) of each of them.
+	adoptedPSK map[uint64]string
+	pskKey     []byte
 
 	// Status reads use their own VICI session and a copy of the fields
 	// above, so a heartbeat never waits for a slow initiate.
 	stMu   sync.Mutex
 	stSess session
 	snap   snapshot
+
+	// closed is set by Remove and Close (under mu, after the supervisor
+	// stopped): nothing starts charon any more.
+	closed bool
 
 	// dial opens a VICI session of the initiate passes' own.
 	dial func(context.Context) (session, error)
@@ -374,6 +504,12 @@ type instance struct {
 	done  chan struct{}
 }
 
+// refusal is a VPN charon refused (load-shared or load-conn).
+type refusal struct {
+	digest string
+	err    *LoadError
+}
+
 // snapshot is what status needs of an instance.
 type snapshot struct {
 	router  Router
@@ -381,6 +517,7 @@ type snapshot struct {
 	want    []*rendered
 	loaded  map[uint64]string
 	initErr map[uint64]string
+	refused map[uint64]refusal
 }
 
 // publishLocked copies the fields status reads.
@@ -388,7 +525,7 @@ func (in *instance) publishLocked() {
 	in.stMu.Lock()
 	defer in.stMu.Unlock()
 	in.snap = snapshot{router: in.router, running: in.sess != nil, want: slices.Clone(in.want),
-		loaded: maps.Clone(in.loaded), initErr: maps.Clone(in.initErr)}
+		loaded: maps.Clone(in.loaded), initErr: maps.Clone(in.initErr), refused: maps.Clone(in.refused)}
 }
 
 // startLocked starts (or adopts) charon and forgets what the previous
@@ -413,10 +550,11 @@ func (in *instance) startLocked(ctx context.Context) (bool, error) {
 	in.stMu.Unlock()
 	in.proc, in.sess = p, s
 	clear(in.loaded)
-	in.adopted = nil
+	clear(in.refused) // a new charon gets another chance
+	in.adopted, in.adoptedPSK = nil, nil
 	if adopted {
 		st, _ := readState(in.dir)
-		in.adopted = st.Conns
+		in.adopted, in.adoptedPSK = st.Conns, st.PSKs
 		if in.adopted == nil {
 			in.adopted = map[uint64]string{}
 		}
@@ -431,11 +569,13 @@ func (in *instance) startLocked(ctx context.Context) (bool, error) {
 
 // state is an instance's state file: which router it serves and the
 // connection digest of each VPN loaded into its charon, for the next
-// agent that adopts the charon. Nothing in it is derived from a key.
+// agent that adopts the charon, and of its PSK an HMAC keyed with the run
+// directory's pskKeyFile (never the key, nor a plain hash of it).
 type state struct {
 	Router    uint64            `json:"router"`
 	Namespace string            `json:"namespace"`
 	Conns     map[uint64]string `json:"conns"`
+	PSKs      map[uint64]string `json:"psks,omitempty"`
 }
 
 func readState(dir string) (state, bool) {
@@ -450,16 +590,20 @@ func readState(dir string) (state, bool) {
 // saveStateLocked writes the state file (atomically). A VPN whose load
 // failed half-way is left out: an adopter re-establishes it.
 func (in *instance) saveStateLocked() {
-	st := state{Router: in.router.ID, Namespace: in.router.Namespace, Conns: map[uint64]string{}}
+	st := state{Router: in.router.ID, Namespace: in.router.Namespace, Conns: map[uint64]string{}, PSKs: map[uint64]string{}}
 	for _, r := range in.want {
 		if d, ok := in.loaded[r.conn.VPNID]; ok && d == r.digest {
 			st.Conns[r.conn.VPNID] = r.connDigest
+			st.PSKs[r.conn.VPNID] = r.pskDigest(in.pskKey)
 		}
 	}
 	// Adopted VPNs not applied yet keep their entries.
 	for id, d := range in.adopted {
 		if _, ok := in.loaded[id]; !ok {
 			st.Conns[id] = d
+			if k, ok := in.adoptedPSK[id]; ok {
+				st.PSKs[id] = k
+			}
 		}
 	}
 	b, _ := json.Marshal(st)
@@ -498,6 +642,7 @@ func (in *instance) stopLocked() {
 func (in *instance) close() {
 	in.stopSupervisor()
 	in.mu.Lock()
+	in.closed = true
 	in.stopLocked()
 	in.mu.Unlock()
 }
@@ -507,6 +652,7 @@ func (in *instance) detach() {
 	in.stopSupervisor()
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	in.closed = true
 	in.closeSessionsLocked()
 	if in.proc != nil {
 		in.proc.detach()
@@ -535,8 +681,9 @@ func (in *instance) supervise() {
 	for {
 		in.mu.Lock()
 		var exited <-chan struct{}
-		if in.proc != nil {
-			exited = in.proc.exited
+		watched := in.proc
+		if watched != nil {
+			exited = watched.exited
 		}
 		in.mu.Unlock()
 		select {
@@ -545,6 +692,12 @@ func (in *instance) supervise() {
 		case <-exited:
 			restarted := false
 			in.mu.Lock()
+			if in.proc != watched {
+				// Replaced meanwhile (an Ensure moved charon into a
+				// recreated namespace): nothing to restart.
+				in.mu.Unlock()
+				continue
+			}
 			if in.proc != nil {
 				in.log.Warn("charon exited, restarting and loading its VPNs again", "error", in.proc.err, "backoff", backoff)
 				in.stopLocked()
@@ -680,34 +833,68 @@ func (in *instance) applyLocked(ctx context.Context) ([]string, error) {
 		changes = append(changes, "vpn "+name+" unloaded")
 	}
 	for _, r := range in.want {
-		old, had := in.loaded[r.conn.VPNID]
+		id := r.conn.VPNID
+		old, had := in.loaded[id]
 		if had && old == r.digest {
 			continue
 		}
+		if rf, ok := in.refused[id]; ok && rf.digest == r.digest {
+			continue // refused as it is: not again until it changes
+		}
+		adopt := false
 		if !had && has[r.conn.Name] {
-			if prev, ok := in.adopted[r.conn.VPNID]; ok && prev == r.connDigest {
-				if err := in.load(ctx, r, false); err != nil {
+			// The same connection and PSK as the earlier agent loaded:
+			// kept as it is. A state file of an agent that kept no PSK
+			// digest cannot tell: the SAs are kept and the key loaded.
+			prev, ok := in.adopted[id]
+			psk, pskKnown := in.adoptedPSK[id]
+			if ok && prev == r.connDigest && (!pskKnown || psk == r.pskDigest(in.pskKey)) {
+				adopt = true
+			} else {
+				// Changed while no agent ran (or unknown): re-establish.
+				had = true
+			}
+			delete(in.adopted, id)
+			delete(in.adoptedPSK, id)
+		}
+		err := in.load(ctx, r, had && !adopt)
+		var le *LoadError
+		if errors.As(err, &le) {
+			// This VPN fails on its own: the others load. An older
+			// version of it does not run on in its place.
+			in.refused[id] = refusal{digest: r.digest, err: le}
+			delete(in.initErr, id)
+			in.log.Error("strongSwan refused the vpn: it does not run", "vpn", id, "error", le.Err)
+			if had || adopt {
+				delete(in.loaded, id)
+				if err := in.unload(ctx, r.conn.Name); err != nil {
 					return changes, err
 				}
-				in.loaded[r.conn.VPNID] = r.digest
-				delete(in.adopted, r.conn.VPNID)
-				changes = append(changes, "vpn "+r.conn.Name+" adopted")
-				continue
+				changes = append(changes, "vpn "+r.conn.Name+" unloaded (its new configuration was refused)")
 			}
-			// Changed while no agent ran (or unknown): re-establish.
-			had = true
-			delete(in.adopted, r.conn.VPNID)
+			continue
 		}
-		if err := in.load(ctx, r, had); err != nil {
+		if err != nil {
 			return changes, err
 		}
-		in.loaded[r.conn.VPNID] = r.digest
-		delete(in.initErr, r.conn.VPNID)
+		delete(in.refused, id)
+		in.loaded[id] = r.digest
 		verb := "loaded"
-		if had {
+		switch {
+		case adopt:
+			verb = "adopted"
+		case had:
 			verb = "re-loaded"
+			delete(in.initErr, id)
+		default:
+			delete(in.initErr, id)
 		}
 		changes = append(changes, fmt.Sprintf("vpn %s %s", r.conn.Name, verb))
+	}
+	for id := range in.refused {
+		if !slices.ContainsFunc(in.want, func(r *rendered) bool { return r.conn.VPNID == id }) {
+			delete(in.refused, id)
+		}
 	}
 	return changes, nil
 }

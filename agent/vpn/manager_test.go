@@ -1,10 +1,15 @@
 package vpn
 
 import (
+	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"iter"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -22,7 +27,10 @@ type fakeSession struct {
 	conns       []string
 	initiateErr error
 	loadConnErr error
-	sas         []*vici.Message // list-sa events
+	// refuse makes load-conn of these connections fail (charon refusing
+	// one VPN's configuration).
+	refuse map[string]error
+	sas    []*vici.Message // list-sa events
 	// halfOpen is the IKE SA a failed initiate leaves (list-sa event).
 	halfOpen *vici.Message
 	// initiating, when set, gets each initiate's connection, which then
@@ -40,9 +48,9 @@ func (f *fakeSession) Call(_ context.Context, cmd string, in *vici.Message) (*vi
 		return out, nil
 	case "load-conn":
 		name := in.Keys()[0]
-		if f.loadConnErr != nil {
+		if err := cmp.Or(f.refuse[name], f.loadConnErr); err != nil {
 			f.calls = append(f.calls, cmd+" "+name)
-			return nil, f.loadConnErr
+			return nil, err
 		}
 		if !slices.Contains(f.conns, name) {
 			f.conns = append(f.conns, name)
@@ -103,7 +111,7 @@ func (f *fakeSession) take() []string {
 func testInstance(f *fakeSession) *instance {
 	cfg := &Config{Mode: ModeLibIPsec, InitiateTimeout: time.Second}
 	return &instance{cfg: cfg, router: Router{ID: 5, Namespace: "P4", PublicAddr: netip.MustParseAddr("198.51.100.10")},
-		log: hclog.NewNullLogger(), sess: f, loaded: map[uint64]string{}, initErr: map[uint64]string{},
+		log: hclog.NewNullLogger(), sess: f, loaded: map[uint64]string{}, initErr: map[uint64]string{}, refused: map[uint64]refusal{},
 		dial: func(context.Context) (session, error) { return f, nil }, kick: make(chan struct{}, 1)}
 }
 
@@ -200,10 +208,16 @@ func TestApplyAdopted(t *testing.T) {
 	_ = sa.Set("state", "ESTABLISHED")
 	_ = sa.Set("child-sas", children)
 	_ = up.Set("P4-1", sa)
-	f := &fakeSession{conns: []string{"P4-1", "P4-2", "P4-9"}, sas: []*vici.Message{up}}
+	f := &fakeSession{conns: []string{"P4-1", "P4-2", "P4-4", "P4-5", "P4-9"}, sas: []*vici.Message{up}}
 	in := testInstance(f)
-	want(t, in, spec(1, "immediately"), spec(2, "immediately"), spec(3, "immediately"))
-	in.adopted = map[uint64]string{1: in.want[0].connDigest, 2: "an older connection", 9: "x"}
+	in.pskKey = []byte("0123456789abcdef0123456789abcdef")
+	want(t, in, spec(1, "immediately"), spec(2, "immediately"), spec(3, "immediately"), spec(4, "on-traffic"), spec(5, "on-traffic"))
+	// 4's PSK changed while no agent ran (same connection, other key
+	// digest); 5's state file is of an agent that kept no PSK digest.
+	in.adopted = map[uint64]string{1: in.want[0].connDigest, 2: "an older connection", 4: in.want[3].connDigest,
+		5: in.want[4].connDigest, 9: "x"}
+	in.adoptedPSK = map[uint64]string{1: in.want[0].pskDigest(in.pskKey), 2: in.want[1].pskDigest(in.pskKey),
+		4: in.want[3].pskDigest([]byte("another key")), 9: "y"}
 	ch, err := in.applyLocked(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -211,19 +225,57 @@ func TestApplyAdopted(t *testing.T) {
 	if got := strings.Join(f.take(), "; "); got != "get-conns; terminate P4-9; unload-conn P4-9; unload-shared ike-P4-9; "+
 		"load-shared ike-P4-1; load-conn P4-1; "+
 		"load-shared ike-P4-2; load-conn P4-2; terminate P4-2; "+
-		"load-shared ike-P4-3; load-conn P4-3" {
+		"load-shared ike-P4-3; load-conn P4-3; "+
+		"load-shared ike-P4-4; load-conn P4-4; terminate P4-4; "+
+		"load-shared ike-P4-5; load-conn P4-5" {
 		t.Fatalf("adopted apply: %s", got)
 	}
 	in.initiatePass()
 	if got := strings.Join(f.take(), "; "); got != "list-sas P4-1; list-sas P4-2; initiate P4-2; list-sas P4-3; initiate P4-3" {
 		t.Fatalf("initiate pass: %s", got)
 	}
-	if want := []string{"vpn P4-9 unloaded", "vpn P4-1 adopted", "vpn P4-2 re-loaded", "vpn P4-3 loaded"}; !slices.Equal(ch, want) {
+	if want := []string{"vpn P4-9 unloaded", "vpn P4-1 adopted", "vpn P4-2 re-loaded", "vpn P4-3 loaded",
+		"vpn P4-4 re-loaded", "vpn P4-5 adopted"}; !slices.Equal(ch, want) {
 		t.Fatalf("changes %v, want %v", ch, want)
 	}
 	ch, _ = in.applyLocked(context.Background())
 	if got := f.take(); len(ch) != 0 || !slices.Equal(got, []string{"get-conns"}) {
 		t.Fatalf("second apply: changes %v, calls %v", ch, got)
+	}
+}
+
+// TestStateFileKeepsNoKey: the state file has each VPN's connection
+// digest and an HMAC of its PSK under the run directory's key: neither
+// the PSK nor its plain hash.
+func TestStateFileKeepsNoKey(t *testing.T) {
+	dir := t.TempDir()
+	key, err := loadPSKKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := loadPSKKey(dir); err != nil || string(again) != string(key) {
+		t.Fatalf("the key changed when read again: %v", err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, pskKeyFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", fi.Mode(), err)
+	}
+	f := &fakeSession{}
+	in := testInstance(f)
+	in.dir, in.pskKey = dir, key
+	want(t, in, spec(1, "on-traffic"))
+	if _, err := in.applyLocked(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := readState(dir)
+	psk := in.want[0].psk.reveal()
+	plain := sha256.Sum256([]byte(psk))
+	if st.PSKs[1] == "" || st.PSKs[1] != in.want[0].pskDigest(key) || st.Conns[1] != in.want[0].connDigest ||
+		strings.Contains(string(b), psk) || strings.Contains(string(b), hex.EncodeToString(plain[:16])) {
+		t.Fatalf("state file %s", b)
 	}
 }
 
@@ -290,18 +342,124 @@ func TestParseSAs(t *testing.T) {
 
 // TestRefusedConnLeavesNoKey: when charon refuses a new VPN's connection,
 // the secret loaded just before it is unloaded again (a VPN that never
-// runs must not leave its key in charon), and the error is a LoadError.
+// runs must not leave its key in charon).
 func TestRefusedConnLeavesNoKey(t *testing.T) {
 	f := &fakeSession{loadConnErr: errors.New("vici: command failed: invalid proposal")}
 	in := testInstance(f)
 	want(t, in, spec(1, "on-traffic"))
-	_, err := in.applyLocked(context.Background())
-	var le *LoadError
-	if !errors.As(err, &le) {
-		t.Fatalf("error %v, want a LoadError", err)
+	if _, err := in.applyLocked(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 	if got := strings.Join(f.take(), "; "); got != "get-conns; load-shared ike-P4-1; load-conn P4-1; unload-shared ike-P4-1" {
 		t.Fatalf("calls: %s", got)
+	}
+}
+
+// TestRefusedVPNFailsAlone: charon refusing one VPN does not stop the
+// router's other VPNs from loading (before, the first refusal ended the
+// apply and the router went UNRESOURCED). The refused one is reported in
+// its status, is not tried again while its spec is unchanged, is tried
+// again once it changes, and a refused change of a running VPN unloads
+// the old version (the spec says otherwise).
+func TestRefusedVPNFailsAlone(t *testing.T) {
+	refused := errors.New("vici: command failed: invalid proposal")
+	f := &fakeSession{refuse: map[string]error{"P4-2": refused}}
+	in := testInstance(f)
+	ctx := context.Background()
+	want(t, in, spec(1, "on-traffic"), spec(2, "on-traffic"), spec(3, "on-traffic"))
+	ch, err := in.applyLocked(ctx)
+	if err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	if got := strings.Join(f.take(), "; "); got != "get-conns; load-shared ike-P4-1; load-conn P4-1; "+
+		"load-shared ike-P4-2; load-conn P4-2; unload-shared ike-P4-2; load-shared ike-P4-3; load-conn P4-3" {
+		t.Fatalf("calls: %s", got)
+	}
+	if !slices.Equal(ch, []string{"vpn P4-1 loaded", "vpn P4-3 loaded"}) {
+		t.Fatalf("changes %v", ch)
+	}
+	in.stSess = f
+	st := in.status(ctx)
+	if len(st) != 3 || st[0].Error != "" || st[2].Error != "" || !strings.Contains(st[1].Error, "strongSwan refused it") ||
+		!strings.Contains(st[1].Error, "invalid proposal") {
+		t.Fatalf("status %+v", st)
+	}
+
+	// Unchanged: not sent to charon again.
+	f.take()
+	if _, err := in.applyLocked(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.take(); !slices.Equal(got, []string{"get-conns"}) {
+		t.Fatalf("second apply: %v", got)
+	}
+	// Changed, and now accepted.
+	delete(f.refuse, "P4-2")
+	fixed := spec(2, "on-traffic")
+	fixed.IPSecLifetime = 1800
+	want(t, in, spec(1, "on-traffic"), fixed, spec(3, "on-traffic"))
+	if ch, err = in.applyLocked(ctx); err != nil || !slices.Equal(ch, []string{"vpn P4-2 loaded"}) {
+		t.Fatalf("fixed apply: %v %v", ch, err)
+	}
+	if st := in.status(ctx); st[1].Error != "" {
+		t.Fatalf("status after the fix %+v", st[1])
+	}
+	f.take()
+	// A running VPN's new version refused: the old one is unloaded.
+	f.refuse["P4-3"] = refused
+	changed := spec(3, "on-traffic")
+	changed.IPSecLifetime = 1800
+	want(t, in, spec(1, "on-traffic"), fixed, changed)
+	ch, err = in.applyLocked(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(f.take(), "; "); got != "get-conns; load-shared ike-P4-3; load-conn P4-3; terminate P4-3; unload-conn P4-3; unload-shared ike-P4-3" {
+		t.Fatalf("refused change: %s", got)
+	}
+	if slices.Contains(f.conns, "P4-3") || !slices.Contains(f.conns, "P4-1") || !slices.Contains(f.conns, "P4-2") {
+		t.Fatalf("charon's connections %v", f.conns)
+	}
+	if _, ok := in.loaded[3]; ok || !slices.Equal(ch, []string{"vpn P4-3 unloaded (its new configuration was refused)"}) {
+		t.Fatalf("changes %v, loaded %v", ch, in.loaded)
+	}
+}
+
+// TestInvalidVPNFailsAlone: a VPN whose spec cannot be rendered is not an
+// error of Ensure: it is listed in Result.Failed and its status carries
+// the error (here the router has no other VPN, so no charon is started;
+// the system test TestVPNFailsAlone covers the mix with a running one),
+// until an Ensure without it or Remove.
+func TestInvalidVPNFailsAlone(t *testing.T) {
+	m, err := New(Config{Mode: ModeLibIPsec, RunDir: t.TempDir(), Charon: "/nonexistent/charon"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	r := Router{ID: 5, Namespace: "P4", PublicAddr: netip.MustParseAddr("198.51.100.10")}
+	bad := spec(7, "immediately")
+	bad.IKEDHGroups = "group99"
+	res, err := m.Ensure(ctx, r, []api.VPNSpec{bad})
+	var se *SpecError
+	if err != nil || len(res.Failed) != 1 || !errors.As(res.Failed[0], &se) || se.VPNID != 7 {
+		t.Fatalf("Ensure: %+v, %v", res, err)
+	}
+	st := m.RouterStatus(ctx, r.ID)
+	if len(st) != 1 || st[0].VPNID != 7 || st[0].VirtualRouterID != 5 || st[0].IKEState != api.VPNStateDown ||
+		!strings.Contains(st[0].Error, "group99") {
+		t.Fatalf("status %+v", st)
+	}
+	if all := m.Status(ctx); len(all) != 1 || all[0].VPNID != 7 {
+		t.Fatalf("Status %+v", all)
+	}
+	if _, err := m.Ensure(ctx, r, []api.VPNSpec{bad, bad}); err == nil {
+		t.Fatal("a VPN listed twice: no error")
+	}
+	if err := m.Remove(ctx, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.RouterStatus(ctx, r.ID); len(st) != 0 {
+		t.Fatalf("status after Remove %+v", st)
 	}
 }
 
@@ -378,5 +536,66 @@ func TestInitiatesDoNotHoldTheLock(t *testing.T) {
 		if !strings.Contains(in.initErr[id], "peer not responding") {
 			t.Fatalf("vpn %d: initiate failure not recorded: %q", id, in.initErr[id])
 		}
+	}
+}
+
+// TestNoStartAfterRemove: the agent cancels a router's apply before it
+// removes (scrubs) the router, and the apply may still reach Ensure. Such
+// an Ensure must start nothing: before, an Ensure with a cancelled context
+// created the instance (and its supervisor) anyway, and with the router
+// gone nobody removed it: its supervisor tried to start charon every tick
+// for ever; and an Ensure that found the instance just before Remove
+// closed it started a charon with no supervisor and no owner. (A system
+// test cannot hit these windows deterministically: this drives the
+// Manager's own logic, with a charon that cannot start.)
+func TestNoStartAfterRemove(t *testing.T) {
+	dir := t.TempDir()
+	m, err := New(Config{Mode: ModeLibIPsec, RunDir: dir, Charon: "/nonexistent/charon", IP: "/bin/false",
+		StartTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(context.Background())
+	r := Router{ID: 5, Namespace: "P4", PublicAddr: netip.MustParseAddr("198.51.100.10")}
+
+	// The apply's context is cancelled (its router is being removed).
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := m.Ensure(cancelled, r, []api.VPNSpec{spec(1, "immediately")}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Ensure with a cancelled context: %v", err)
+	}
+	if ids := m.Routers(); len(ids) != 0 {
+		t.Fatalf("instances %v after an Ensure whose apply was cancelled: a supervisor would start charon for ever", ids)
+	}
+	if _, err := os.Stat(filepath.Join(dir, r.Namespace)); !os.IsNotExist(err) {
+		t.Fatalf("run directory of the router: %v", err)
+	}
+
+	// Ensure found the instance, then Remove closed it.
+	ctx := context.Background()
+	in, _, err := m.instance(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Remove(ctx, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	rd, err := render(r.Namespace, r.PublicAddr, ModeLibIPsec, spec(1, "immediately"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.ensure(ctx, r, []*rendered{rd}, Result{}); !errors.Is(err, errRemoved) {
+		t.Fatalf("Ensure on a removed instance: %v, want errRemoved (no charon start)", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, r.Namespace)); !os.IsNotExist(err) {
+		t.Fatalf("run directory of the removed router: %v (charon was started)", err)
+	}
+	select {
+	case <-in.done:
+	default:
+		t.Fatal("the removed instance's supervisor still runs")
+	}
+	if ids := m.Routers(); len(ids) != 0 {
+		t.Fatalf("instances %v", ids)
 	}
 }

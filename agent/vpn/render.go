@@ -1,6 +1,7 @@
 package vpn
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -162,8 +163,8 @@ type child struct {
 
 // rendered is a VPN ready to load: its connection, its secret, the
 // digest of both and the digest of the connection alone (connDigest: it
-// is kept in the instance's state file, which never holds anything
-// derived from the key).
+// is kept in the instance's state file, with pskDigest, a keyed HMAC of
+// the PSK).
 type rendered struct {
 	conn       conn
 	secretID   string
@@ -186,8 +187,20 @@ func (s *secret) fingerprint() [sha256.Size]byte {
 	return sha256.Sum256([]byte("regent-psk:" + s.v))
 }
 
+// pskDigest is the PSK's HMAC-SHA256 under key (the run directory's
+// pskKeyFile), for the state file: without the key it tells nothing
+// about the PSK, not even to a dictionary.
+func (r *rendered) pskDigest(key []byte) string {
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte(r.psk.reveal()))
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
 // SpecError is a VPN spec that cannot be rendered: retrying will not help.
-type SpecError struct{ Err error }
+type SpecError struct {
+	VPNID uint64
+	Err   error
+}
 
 func (e *SpecError) Error() string { return "invalid vpn spec: " + e.Err.Error() }
 func (e *SpecError) Unwrap() error { return e.Err }
@@ -333,7 +346,7 @@ func render(namespace string, local netip.Addr, mode string, v api.VPNSpec) (*re
 			ESPProposals: esp, RekeyTime: rekey, StartAction: start}}
 	}
 	if len(errs) > 0 {
-		return nil, &SpecError{Err: fmt.Errorf("vpn %d: %w", v.ID, errors.Join(errs...))}
+		return nil, &SpecError{VPNID: v.ID, Err: fmt.Errorf("vpn %d: %w", v.ID, errors.Join(errs...))}
 	}
 
 	r := &rendered{conn: c, secretID: "ike-" + c.Name, owners: []string{c.LocalID, c.RemoteID}, psk: &secret{v: psk}}

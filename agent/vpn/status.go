@@ -161,6 +161,9 @@ func (in *instance) status(ctx context.Context) []api.VPNStatus {
 				st.Error = ""
 			}
 		}
+		if rf, ok := snap.refused[r.conn.VPNID]; ok && rf.digest == r.digest {
+			st.Error = rf.err.Error() // whatever still runs, this spec does not
+		}
 		out = append(out, st)
 	}
 	return out

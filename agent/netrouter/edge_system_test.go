@@ -1,0 +1,163 @@
+package netrouter
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/regentcloud/regent/pkg/api"
+)
+
+// TestRouterInboundDNSNeedsAnAllowRule: DNS is forwarded whatever the
+// user's rules only on its way out of the project; a NATed VM's port 53 is
+// closed to the internet (inbound default drop) like any other port.
+func TestRouterInboundDNSNeedsAnAllowRule(t *testing.T) {
+	e := newSysenv(t)
+	spec := e.spec(e.projectID())
+	e.ensure(e.b, spec)
+	vm5, vm6, inet := e.prefix+"vm5", e.prefix+"vm6", e.prefix+"inet"
+	seg := e.b.names.vxlanBridge(e.vni)
+	e.addHost(vm5, seg, "", e.priv3+".5/24")
+	e.addHost(vm6, seg, "", e.priv3+".6/24")
+	for _, h := range []string{vm5, vm6} {
+		e.sh("ip", "-n", h, "route", "add", "default", "via", e.priv3+".1")
+	}
+	e.addHost(inet, e.cfg.PublicBridge, "", e.net3+".50/24")
+
+	e.listen(inet, e.net3+".50:53")
+	if err := dialFrom(vm6, e.net3+".50:53", 2*time.Second); err != nil {
+		t.Errorf("outbound DNS: %v", err)
+	}
+	e.listen(vm5, "0.0.0.0:53")
+	if err := dialFrom(inet, e.net3+".20:53", 500*time.Millisecond); err == nil {
+		t.Error("the internet reached port 53 of a NATed VM without an inbound allow rule")
+	}
+}
+
+// TestRouterDropsSpoofedSources: a VM cannot send packets into the public
+// network (or another subnet) with a source address that is not routed to
+// its own interface: another VM's public address, or any foreign address.
+func TestRouterDropsSpoofedSources(t *testing.T) {
+	e := newSysenv(t)
+	spec := e.spec(e.projectID())
+	e.ensure(e.b, spec)
+	vm6, inet := e.prefix+"vm6", e.prefix+"inet"
+	e.addHost(vm6, e.b.names.vxlanBridge(e.vni), "", e.priv3+".6/24")
+	e.sh("ip", "-n", vm6, "route", "add", "default", "via", e.priv3+".1")
+	e.addHost(inet, e.cfg.PublicBridge, "", e.net3+".50/24")
+
+	// The "internet" records the source of every datagram it receives.
+	var pc net.PacketConn
+	if err := withNetnsPath(nsPath(inet), func() (err error) {
+		pc, err = net.ListenPacket("udp4", e.net3+".50:9999")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	srcs := make(chan string, 16)
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			_, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				close(srcs)
+				return
+			}
+			srcs <- from.(*net.UDPAddr).IP.String()
+		}
+	}()
+	send := func(src string) {
+		t.Helper()
+		if err := withNetnsPath(nsPath(vm6), func() error {
+			c, err := net.DialUDP("udp4", &net.UDPAddr{IP: net.ParseIP(src)}, &net.UDPAddr{IP: net.ParseIP(e.net3 + ".50"), Port: 9999})
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			_, err = c.Write([]byte("x"))
+			return err
+		}); err != nil {
+			t.Fatalf("send from %s: %v", src, err)
+		}
+	}
+
+	send(e.priv3 + ".6")
+	select {
+	case got := <-srcs:
+		if got != e.net3+".10" {
+			t.Fatalf("a VM's datagram arrived from %s, want the router address", got)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("a VM's datagram did not arrive")
+	}
+	for _, spoofed := range []string{e.net3 + ".20", "192.0.2.77"} {
+		e.sh("ip", "-n", vm6, "addr", "add", spoofed+"/32", "dev", "eth0")
+		send(spoofed)
+	}
+	select {
+	case got := <-srcs:
+		t.Errorf("a datagram with a spoofed source left the project as %s", got)
+	case <-time.After(time.Second):
+	}
+}
+
+// TestRouterOneDefaultRouteByDHCP: a VM with a NIC on each of two
+// subnets gets a default route by DHCP only through its gateway subnet
+// (the subnet of its primary address, as the metadata says), whatever the
+// order its NICs get their leases in.
+func TestRouterOneDefaultRouteByDHCP(t *testing.T) {
+	e := newSysenv(t)
+	spec := e.spec(e.projectID())
+	second := "10.254." + strings.Split(e.priv3, ".")[2]
+	spec.Subnets = append(spec.Subnets, api.RouterSubnetSpec{ID: spec.ProjectID + 3, AddressRange: second + ".1/24", VNI: e.vni + 1,
+		DHCP: []api.DHCPHostSpec{{MAC: "02:00:00:ab:00:05", IP: second + ".5", Hostname: "vm5"}}})
+	spec.Metadata[0].IPAddresses = append(spec.Metadata[0].IPAddresses,
+		api.MetadataAddress{PrivateIP: second + ".5", Subnet: second + ".0/24", MAC: "02:00:00:ab:00:05", Gateway: second + ".1"})
+	e.ensure(e.b, spec)
+
+	// vm5: eth0 on the second subnet, eth1 on its gateway subnet.
+	vm5 := e.prefix + "vm5"
+	e.addHost(vm5, e.b.names.vxlanBridge(e.vni+1), "02:00:00:ab:00:05", "")
+	hostSide := e.prefix + "h1b"
+	e.sh("ip", "link", "add", hostSide, "type", "veth", "peer", "name", "eth1", "netns", vm5)
+	e.sh("ip", "link", "set", hostSide, "master", e.b.names.vxlanBridge(e.vni), "up")
+	e.sh("ip", "-n", vm5, "link", "set", "eth1", "address", "02:00:00:aa:00:05")
+	e.sh("ip", "-n", vm5, "link", "set", "eth1", "up")
+
+	e.dhcpIf(vm5, "eth0")
+	e.dhcpIf(vm5, "eth1")
+	for dev, want := range map[string]string{"eth0": second + ".5/24", "eth1": e.priv3 + ".5/24"} {
+		if out := e.sh("ip", "-n", vm5, "-4", "-br", "addr", "show", dev); !strings.Contains(out, want) {
+			t.Fatalf("%s: want %s by DHCP, have %s", dev, want, out)
+		}
+	}
+	routes := e.sh("ip", "-n", vm5, "-4", "route", "show", "default")
+	if strings.Count(routes, "default") != 1 || !strings.Contains(routes, "via "+e.priv3+".1 dev eth1") {
+		t.Errorf("default routes by DHCP: want one via the gateway subnet's %s.1 on eth1, have:\n%s", e.priv3, routes)
+	}
+}
+
+// TestRouterDHCPForFreeTextVMNames: VM names are free text; a binding
+// whose name is no host name still builds the router, and dnsmasq leases
+// the address under the name made a DNS label.
+func TestRouterDHCPForFreeTextVMNames(t *testing.T) {
+	e := newSysenv(t)
+	spec := e.spec(e.projectID())
+	spec.Subnets[0].DHCP[0].Hostname = "Web Server #1"
+	spec.Subnets[0].DHCP[1].Hostname = "db_2 (eu)"
+	e.ensure(e.b, spec)
+	vm5 := e.prefix + "vm5"
+	e.addHost(vm5, e.b.names.vxlanBridge(e.vni), "02:00:00:aa:00:05", "")
+	e.dhcp(vm5)
+	if out := e.sh("ip", "-n", vm5, "-4", "-br", "addr", "show", "eth0"); !strings.Contains(out, e.priv3+".5/24") {
+		t.Fatalf("no DHCP address: %s", out)
+	}
+	leases, err := os.ReadFile(filepath.Join(e.b.routerDir(spec.ID), dnsmasqLeases))
+	if err != nil || !strings.Contains(string(leases), e.priv3+".5 web-server-1 ") {
+		t.Errorf("lease without the host name web-server-1: %q %v", leases, err)
+	}
+}

@@ -1,0 +1,184 @@
+package netrouter
+
+import (
+	"context"
+	"errors"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/regentcloud/regent/pkg/api"
+	"github.com/vishvananda/netlink"
+)
+
+// upWatch records every moment the kernel reports link name up in the
+// root namespace while it runs.
+type upWatch struct {
+	mu   sync.Mutex
+	ups  []string
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+func watchUp(t *testing.T, name string) *upWatch {
+	t.Helper()
+	w := &upWatch{done: make(chan struct{})}
+	ch := make(chan netlink.LinkUpdate, 256)
+	if err := netlink.LinkSubscribe(ch, w.done); err != nil {
+		t.Fatal(err)
+	}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		for u := range ch {
+			if u.Attrs().Name == name && u.Attrs().Flags&net.FlagUp != 0 {
+				w.mu.Lock()
+				w.ups = append(w.ups, u.Attrs().OperState.String())
+				w.mu.Unlock()
+			}
+		}
+	}()
+	return w
+}
+
+// stop ends the watch and returns the up events it saw.
+func (w *upWatch) stop() []string {
+	time.Sleep(100 * time.Millisecond) // let the last notifications arrive
+	close(w.done)
+	w.wg.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ups
+}
+
+// TestRouterQuiescedUpdate: EnsureQuiesced (the update of a QUIESCED
+// router) applies the spec's changes with the router down all the way: the
+// public veth never comes up (watched on netlink), no dnsmasq or metadata
+// service runs, nothing is forwarded; a failing step leaves it so; a new
+// router is built quiesced; a later Ensure (restart) brings it all up.
+func TestRouterQuiescedUpdate(t *testing.T) {
+	e := newSysenv(t)
+	ctx := context.Background()
+	spec := e.spec(e.projectID())
+	ns := e.b.names.namespace(spec.ProjectID)
+	conf := filepath.Join(e.b.routerDir(spec.ID), dnsmasqConf)
+	pubVeth := e.b.names.publicVeth(spec.ProjectID)
+
+	inet := e.prefix + "inet"
+	e.addHost(inet, e.cfg.PublicBridge, "", e.net3+".50/24")
+	e.listen(inet, e.net3+".50:8080")
+
+	assertDown := func(t *testing.T, what string, w *upWatch) {
+		t.Helper()
+		if ups := w.stop(); len(ups) > 0 {
+			t.Errorf("%s: the public veth came up (%q)", what, ups)
+		}
+		l, err := netlink.LinkByName(pubVeth)
+		if err != nil {
+			t.Fatalf("%s: public veth: %v", what, err)
+		}
+		if l.Attrs().Flags&net.FlagUp != 0 {
+			t.Errorf("%s: the public veth is up", what)
+		}
+		if n := dnsmasqCount(conf); n != 0 {
+			t.Errorf("%s: %d dnsmasq processes in a quiesced router", what, n)
+		}
+		if _, _, err := httpGetFrom(ns, "http://169.254.169.254/v1/metadata"); err == nil {
+			t.Errorf("%s: the metadata service answers in a quiesced router", what)
+		}
+		if sent, recv := e.ping(inet, e.net3+".10", 2, "0.1"); recv != 0 {
+			t.Errorf("%s: the quiesced router answers on its public address (%d/%d)", what, recv, sent)
+		}
+	}
+
+	// A router that is not on the host (a restarted host) is built quiesced.
+	w := watchUp(t, pubVeth)
+	res, err := e.b.EnsureQuiesced(ctx, spec)
+	if err != nil {
+		t.Fatalf("EnsureQuiesced of a new router: %v", err)
+	}
+	t.Logf("quiesced build: %v, %d changes", res.Duration, len(res.Changes))
+	assertDown(t, "quiesced build", w)
+	if got := e.sh("ip", "-n", ns, "-4", "-o", "addr", "show", nsPublicIf); !strings.Contains(got, e.net3+".20/24") {
+		t.Errorf("quiesced build without the NAT address: %s", got)
+	}
+
+	// Running, then quiesced.
+	vm5 := e.prefix + "vm5"
+	e.addHost(vm5, e.b.names.vxlanBridge(e.vni), "02:00:00:aa:00:05", e.priv3+".5/24")
+	e.sh("ip", "-n", vm5, "route", "add", "default", "via", e.priv3+".1")
+	e.ensure(e.b, spec)
+	if err := dialFrom(vm5, e.net3+".50:8080", 2*time.Second); err != nil {
+		t.Fatalf("running router does not forward: %v", err)
+	}
+	if err := e.b.Quiesce(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+
+	// The update: a second NAT address and an inbound allow rule for it.
+	spec.NAT = append(spec.NAT, api.NATSpec{Private: e.priv3 + ".5", Public: e.net3 + ".21"})
+	spec.NAT = spec.NAT[1:]
+	spec.FirewallRules = append(spec.FirewallRules, api.FirewallRuleSpec{Order: 5, Allow: true, Protocol: "tcp", Source: "*", Destination: e.priv3 + ".5", Port: "2222"})
+
+	// A step failing half way (after the links) leaves it quiesced.
+	seen := map[string]bool{}
+	e.b.hook = func(step string) error {
+		seen[step] = true
+		if step == "nftables" {
+			return errors.New("injected failure")
+		}
+		return nil
+	}
+	w = watchUp(t, pubVeth)
+	if _, err := e.b.EnsureQuiesced(ctx, spec); err == nil {
+		t.Fatal("the injected failure was not returned")
+	}
+	e.b.hook = nil
+	if !seen["links"] || seen["dhcp"] {
+		t.Errorf("steps run: %v", seen)
+	}
+	assertDown(t, "failed quiesced update", w)
+	if err := dialFrom(vm5, e.net3+".50:8080", 500*time.Millisecond); err == nil {
+		t.Error("a router whose quiesced update failed forwards")
+	}
+
+	// The update goes through, still quiesced.
+	w = watchUp(t, pubVeth)
+	res, err = e.b.EnsureQuiesced(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("quiesced update: %v: %q", res.Duration, res.Changes)
+	assertDown(t, "quiesced update", w)
+	addrs := e.sh("ip", "-n", ns, "-4", "-o", "addr", "show", nsPublicIf)
+	if !strings.Contains(addrs, e.net3+".21/24") || strings.Contains(addrs, e.net3+".20/24") {
+		t.Errorf("NAT addresses not updated while quiesced: %s", addrs)
+	}
+	if rules := e.sh("ip", "netns", "exec", ns, "nft", "list", "chain", "inet", tableName, chainInbound); !strings.Contains(rules, "tcp dport 2222 accept") {
+		t.Errorf("firewall not updated while quiesced:\n%s", rules)
+	}
+	if err := dialFrom(vm5, e.net3+".50:8080", 500*time.Millisecond); err == nil {
+		t.Error("a router updated quiesced forwards")
+	}
+
+	// Restart: up with the update in place, with nothing left to build
+	// but the public side and the services.
+	peers := e.listen(vm5, "0.0.0.0:2222")
+	res = e.ensure(e.b, spec)
+	t.Logf("restart: %v: %q", res.Duration, res.Changes)
+	for _, ch := range res.Changes {
+		if strings.HasPrefix(ch, "nftables") || strings.HasPrefix(ch, "address") {
+			t.Errorf("restart after a quiesced update changed %q: the update was not complete", ch)
+		}
+	}
+	if err := dialFrom(inet, e.net3+".21:2222", 2*time.Second); err != nil {
+		t.Fatalf("the updated NAT does not work after the restart: %v", err)
+	}
+	<-peers
+	if n := dnsmasqCount(conf); n != 1 {
+		t.Errorf("%d dnsmasq processes after the restart", n)
+	}
+}
