@@ -74,8 +74,13 @@ type Service[T wire.Object] struct {
 	Tables []string
 	// Query declares the searchable fields and allowed orderings.
 	Query query.Spec
-	All   func(*state.ReadTxn) []T
-	Get   func(*state.ReadTxn, uint64) (T, bool)
+	// FilterView applies the filters and the ordering to the response form
+	// (View or Expand) instead of the stored object, so a list accepts
+	// exactly the names it shows, derived ones included, and nothing it
+	// hides: Query then names fields of the view.
+	FilterView bool
+	All        func(*state.ReadTxn) []T
+	Get        func(*state.ReadTxn, uint64) (T, bool)
 	// Key, when set, also finds an item by a path value that is not a
 	// numeric id (a CIX list entry by its CIDR).
 	Key func(*state.ReadTxn, string) (T, bool)
@@ -318,10 +323,23 @@ func (s *Service[T]) list(q *Request) error {
 		return wire.Errorf(http.StatusBadRequest, wire.CodeBadQuery, "The query string is malformed (%v): a '%%' must start a %%XX escape, and pairs are separated by '&'.", err)
 	}
 	qry := query.Parse(s.Query, params)
-	page, total := query.Apply(qry, items)
-	out := make([]any, 0, len(page))
-	for _, v := range page {
-		out = append(out, s.render(q.Txn, v))
+	var (
+		out   []any
+		total int
+	)
+	if s.FilterView {
+		views := make([]any, 0, len(items))
+		for _, v := range items {
+			views = append(views, s.render(q.Txn, v))
+		}
+		out, total = query.Apply(qry, views)
+	} else {
+		var page []T
+		page, total = query.Apply(qry, items)
+		out = make([]any, 0, len(page))
+		for _, v := range page {
+			out = append(out, s.render(q.Txn, v))
+		}
 	}
 	w := q.W
 	setIndex(w, q.Txn.MaxIndex(s.Tables...))

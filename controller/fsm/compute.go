@@ -33,6 +33,12 @@ const (
 	VPNDeleteType             MessageType = 87 // payload state.VPNDeletePayload
 	SnapshotCreateType        MessageType = 88 // payload state.SnapshotCreatePayload
 	BackupCreateType          MessageType = 89 // payload state.BackupCreatePayload
+	VirtualRouterSubnetsType  MessageType = 90 // payload state.VRSubnetsPayload: a virtual router's subnets, CAS on the router
+	// StateChangeIfType is StateChangeType whose command Expect (If-Match, or
+	// the modified_index the API read) is checked too. A new number, so that
+	// StateChangeType entries already in logs, whose Expect was ignored,
+	// replay as they were first applied.
+	StateChangeIfType MessageType = 91 // payload state.StateChange
 )
 
 // stateActor is the command's caller as state records it.
@@ -74,6 +80,8 @@ func computeHandlers() map[MessageType]handler {
 			func(s *state.VMUpdatePayload, a state.Actor) { s.Actor = a }),
 		StateChangeType: withActor(func(t *state.Txn, s *state.StateChange, _ uint64) (any, error) { return t.SetState(s) },
 			func(s *state.StateChange, a state.Actor) { s.Actor = a }),
+		StateChangeIfType: withActor(func(t *state.Txn, s *state.StateChange, e uint64) (any, error) { return t.SetStateIf(s, e) },
+			func(s *state.StateChange, a state.Actor) { s.Actor = a }),
 		StorageCreateType: withActor(func(t *state.Txn, s *state.StorageCreatePayload, _ uint64) (any, error) { return t.StorageCreate(s) },
 			func(s *state.StorageCreatePayload, a state.Actor) { s.Actor = a }),
 		StorageTypeCreateType:     create((*state.Txn).StorageTypeCreate),
@@ -97,6 +105,10 @@ func computeHandlers() map[MessageType]handler {
 			func(p *state.SnapshotCreatePayload, a state.Actor) { p.Actor = a }),
 		BackupCreateType: withActor(func(t *state.Txn, p *state.BackupCreatePayload, _ uint64) (any, error) { return t.BackupCreate(p) },
 			func(p *state.BackupCreatePayload, a state.Actor) { p.Actor = a }),
+		VirtualRouterSubnetsType: withActor(func(t *state.Txn, p *state.VRSubnetsPayload, e uint64) (any, error) {
+			return t.VirtualRouterSubnets(p, e)
+		},
+			func(p *state.VRSubnetsPayload, a state.Actor) { p.Actor = a }),
 		VPNDeleteType: withActor(func(t *state.Txn, p *state.VPNDeletePayload, _ uint64) (any, error) { return nil, t.VPNDelete(p) },
 			func(p *state.VPNDeletePayload, a state.Actor) { p.Actor = a }),
 	}

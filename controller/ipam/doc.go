@@ -63,8 +63,9 @@
 //   - The MAC-based generators' candidates wrap around (the MAC modulo
 //     2^48); the block is full once every candidate is taken, where Melange
 //     would loop forever.
-//   - Release of an already released address is ErrReleased (Melange would
-//     re-stamp it); release and purge times have their monotonic clock
+//   - Release of an already released address is ErrReleased (Melange
+//     re-stamps it; state does so with Restore then Release); release and
+//     purge times have their monotonic clock
 //     reading stripped. Purge(cutoff) is inclusive: callers pass now − keep.
 //   - MACs: the lowest free MAC of the first range with room (Melange:
 //     free list, then counter). LocalUnicast enforces cloudcix-facts §6.6.

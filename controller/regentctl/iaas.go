@@ -63,7 +63,7 @@ var iaasServices = []iaasService{
 	{name: "cloud", verbs: "get create update"},
 	{name: "virtual_router", verbs: "list get update", cols: []string{"project_id", "router_id", "ip_address", "state"}},
 	{name: "vm", verbs: "list get create update", cols: []string{"name", "project_id", "state", "server_id", "cpu", "ram"}},
-	{name: "vm_history", verbs: "list", cols: []string{"vm_id", "state", "cpu", "ram", "created"}},
+	{name: "vm_history", verbs: "list", cols: []string{"vm_id", "state", "cpu_quantity", "ram_quantity", "created"}},
 	{name: "storage", verbs: "list get create", cols: []string{"name", "vm_id", "gb", "primary"}},
 	{name: "storage_type", verbs: "list get create update"},
 	{name: "image", verbs: "list get create update", cols: []string{"display_name", "filename", "os_variant"}},

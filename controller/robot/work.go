@@ -205,7 +205,7 @@ func vpnSpecs(r *state.ReadTxn, vr uint64) []api.VPNSpec {
 func metadata(r *state.ReadTxn, vm *api.VM) (api.MetadataSpec, bool) {
 	private, public := r.VMAddresses(vm)
 	md := api.MetadataSpec{InstanceID: fmt.Sprintf("%d_%d", vm.ProjectID, vm.ID), Hostname: vm.Name,
-		Userdata: vm.Userdata, IPAddresses: []api.MetadataAddress{}}
+		Userdata: vm.Userdata, DNS: splitDNS(vm.DNS), IPAddresses: []api.MetadataAddress{}}
 	if vm.PublicKey != "" {
 		md.PublicKeys = []string{vm.PublicKey}
 	}

@@ -503,6 +503,11 @@ func TestComputeStateChanges(t *testing.T) {
 	if h := hist.Content[6]; h["robot"] != false || h["state"].(float64) != 10 || h["user_id"].(float64) != float64(f.r.AdminA) {
 		t.Errorf("history of the spec change: %v", h)
 	}
+	// The quantities carry CloudCIX's names (cloudcix-facts §5.13).
+	if h0, h6 := hist.Content[0], hist.Content[6]; h0["cpu_quantity"] != 2.0 || h0["ram_quantity"] != 4.0 || h0["gpu_quantity"] != 0.0 ||
+		h6["ram_quantity"] != 8.0 || h0["cpu"] != nil || h0["ram"] != nil {
+		t.Errorf("history quantities: %v / %v", h0, h6)
+	}
 }
 
 // TestComputeVisibility: another member sees none of member A's compute
@@ -560,6 +565,27 @@ func TestComputeProjectCreate(t *testing.T) {
 	if got := c.Do("POST", "/iaas/project/", map[string]any{"name": "x", "region_id": f.reg, "grace_period": -1}, admin).Expect(400).FieldCode("grace_period"); got != "iaas_project_create_105" {
 		t.Errorf("negative grace: %q", got)
 	}
+}
+
+// TestComputeProjectManagerDelete: the manager of an open project cannot be
+// deleted (400 membership_user_delete_102 naming the project) until the
+// project has another manager.
+func TestComputeProjectManagerDelete(t *testing.T) {
+	_, f, _ := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	user := create(c, admin, "/membership/user/", map[string]any{"username": f.n.Unique("manager")})
+	name := f.n.Unique("managed")
+	p := c.Do("POST", "/iaas/project/", map[string]any{"name": name, "region_id": f.reg, "manager_id": user}, admin).Expect(201).Content()
+	resp := c.Do("DELETE", apitest.Path("/membership/user/", user), nil, admin).Expect(400)
+	if got := resp.ErrorCode(); got != "membership_user_delete_102" {
+		t.Fatalf("delete a project manager: %q", got)
+	}
+	if d := resp.Map()["detail"].(string); !strings.Contains(d, name) {
+		t.Errorf("detail does not name the project: %q", d)
+	}
+	c.Do("GET", apitest.Path("/membership/user/", user), nil, admin).Expect(200)
+	c.Do("PATCH", apitest.Path("/iaas/project/", uint64(p["id"].(float64))), map[string]any{"manager_id": 0}, admin).Expect(200)
+	c.Do("DELETE", apitest.Path("/membership/user/", user), nil, admin).Expect(204)
 }
 
 // TestComputeProjectState: a stable project is deleted (8) as a whole.

@@ -184,3 +184,77 @@ func TestComputePutReplaces(t *testing.T) {
 		t.Errorf("project PUT name only: %v", got)
 	}
 }
+
+// TestComputeVirtualRouterSubnets: PUT /iaas/virtual_router/{id}/ takes
+// subnets as CloudCIX's virtual router update does ({name, address_range}
+// new, {id, name} renamed), through cloud update's subnet path: in one
+// command, the router moves to RUNNING_UPDATE with a new generation; a bad
+// item is reported at its path and nothing of the request is kept.
+func TestComputeVirtualRouterSubnets(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	id := cloudID(c.Do("POST", "/iaas/cloud/", cloudBody(f.n.Unique("vrs"), f.reg, x, 0), admin).Expect(201))
+	cloud := c.Do("GET", apitest.Path("/iaas/cloud/", id), nil, admin).Expect(200).Content()
+	vrID := uint64(cloud["virtual_router"].(map[string]any)["id"].(float64))
+	path := apitest.Path("/iaas/virtual_router/", vrID)
+	c.Do("PATCH", path, map[string]any{"state": 2, "expected_state": 1}, x.robotR).Expect(200)
+	before := c.Do("PATCH", path, map[string]any{"state": 4, "expected_state": 2}, x.robotR).Expect(200).Content()
+	subnetA := uint64(before["subnets"].([]any)[0].(map[string]any)["id"].(float64))
+
+	// A bad second item: 400 at subnets[1].address_range, the good first
+	// item is not created either.
+	bad := map[string]any{"subnets": []any{
+		map[string]any{"name": "c", "address_range": "10.0.2.1/24"},
+		map[string]any{"name": "d", "address_range": "10.0.3.0/24"}}}
+	resp := c.Do("PUT", path, bad, admin).Expect(400)
+	if got := resp.FieldCode("subnets[1].address_range"); got != "iaas_cloud_update_114" {
+		t.Errorf("network address as gateway: %q\n%s", got, resp)
+	}
+	if got := resp.FieldCode("subnets[0].address_range"); got != "" {
+		t.Errorf("good item reported: %q", got)
+	}
+	resp = c.Do("PUT", path, map[string]any{"subnets": []any{map[string]any{"name": "e"}, map[string]any{"address_range": "10.0.4.1/24"}}}, admin).Expect(400)
+	if a, b := resp.FieldCode("subnets[0].address_range"), resp.FieldCode("subnets[1].name"); a != "iaas_cloud_update_113" || b != "iaas_cloud_update_110" {
+		t.Errorf("shape errors: %q %q\n%s", a, b, resp)
+	}
+	if n := len(c.Do("GET", path, nil, admin).Expect(200).Content()["subnets"].([]any)); n != 2 {
+		t.Fatalf("%d subnets after refused updates, want 2", n)
+	}
+	if got := c.Do("PUT", path, map[string]any{"subnets": []any{}}, admin).Expect(400).FieldCode("subnets"); got != "iaas_virtual_router_update_116" {
+		t.Errorf("empty subnets: %q", got)
+	}
+	if got := c.Do("PUT", path, map[string]any{"state": 5, "subnets": []any{map[string]any{"name": "c", "address_range": "10.0.2.1/24"}}}, admin).Expect(400).ErrorCode(); got != "iaas_virtual_router_update_115" {
+		t.Errorf("state and subnets: %q", got)
+	}
+	if got := c.Do("PUT", path, map[string]any{"subnets": []any{map[string]any{"name": "c", "address_range": "10.0.2.1/24"}}}, x.robotR).Expect(403).ErrorCode(); got != "iaas_virtual_router_update_203" {
+		t.Errorf("robot: %q", got)
+	}
+
+	// A new subnet and a rename in one request.
+	good := map[string]any{"subnets": []any{
+		map[string]any{"name": "c", "address_range": "10.0.2.1/24"},
+		map[string]any{"id": subnetA, "name": "a2"}}}
+	after := c.Do("PUT", path, good, admin).Expect(200).Content()
+	if after["state"].(float64) != 10 || after["generation"].(float64) != before["generation"].(float64)+1 {
+		t.Errorf("router after subnet update: state %v generation %v (before %v)", after["state"], after["generation"], before["generation"])
+	}
+	names := map[string]string{}
+	for _, s := range after["subnets"].([]any) {
+		s := s.(map[string]any)
+		names[s["address_range"].(string)] = s["name"].(string)
+	}
+	if len(names) != 3 || names["10.0.2.1/24"] != "c" || names["10.0.0.1/24"] != "a2" || names["10.0.1.1/24"] != "b" {
+		t.Errorf("subnets after update: %v", names)
+	}
+	// The address range of an existing subnet cannot change.
+	if got := c.Do("PATCH", path, map[string]any{"subnets": []any{map[string]any{"id": subnetA, "name": "a", "address_range": "10.0.9.1/24"}}}, admin).Expect(400).FieldCode("subnets[0].address_range"); got != "iaas_cloud_update_112" {
+		t.Errorf("address_range change: %q", got)
+	}
+	// A new subnet may not overlap a remote network of the router's VPNs
+	// (CloudCIX: iaas_virtual_router_update_111).
+	create(c, admin, "/iaas/vpn/", map[string]any{"virtual_router_id": vrID, "ike_gateway_value": "203.0.113.7", "ike_pre_shared_key": testPSK,
+		"routes": []any{map[string]any{"local_subnet_id": subnetA, "remote_subnet": "10.0.8.0/24"}}})
+	if got := c.Do("PUT", path, map[string]any{"subnets": []any{map[string]any{"name": "v", "address_range": "10.0.8.1/25"}}}, admin).Expect(400).FieldCode("subnets[0].address_range"); got != "iaas_cloud_update_132" {
+		t.Errorf("subnet over a VPN's remote network: %q", got)
+	}
+}

@@ -239,8 +239,8 @@ func TestIaaSCRUD(t *testing.T) {
 	check(t, got == "iaas_ip_address_create_101", "other member's subnet: %s", got)
 	ips := c.Do("GET", "/iaas/ip_address/?order=address", nil, user).Expect(200).List()
 	check(t, slices.Equal(ips.Strings("address"), []string{"10.0.0.66", "10.0.0.70"}), "addresses %v", ips.Strings("address"))
-	// Filtered by the name the view shows (subnet_id) or the stored one.
-	for _, f := range []string{"subnet_id", "block_id"} {
+	// Filtered by the name the view shows (subnet_id).
+	for _, f := range []string{"subnet_id"} {
 		l := c.Do("GET", fmt.Sprintf("/iaas/ip_address/?search[%s]=%d", f, s1ID), nil, user).Expect(200).List()
 		check(t, len(l.Content) == 2 && len(l.Metadata.Warnings) == 0, "search[%s]: %+v", f, l)
 		l = c.Do("GET", fmt.Sprintf("/iaas/ip_address/?exclude[%s]=%d", f, s1ID), nil, user).Expect(200).List()
@@ -609,4 +609,128 @@ func TestIaaSProjectAllocationStays(t *testing.T) {
 		check(t, got == "iaas_allocation_delete_103", "delete of a project's allocation: %s", got)
 		check(t, iaasState(t, c, f.root) == before, "a refused delete changed state")
 	}
+}
+
+// TestIaaSListOrderNumeric: addresses and CIDRs sort as numbers, by network
+// address then prefix length, both ways and across pages, not as text
+// (10.0.0.10 before 10.0.0.9, 10.0.0.0/8 before 9.0.0.0/8).
+func TestIaaSListOrderNumeric(t *testing.T) {
+	e := newIaaSEnv(t)
+	c := e.c
+	_, alloc := e.base(t)
+	sub := create(c, e.root, "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": "10.0.0.1/24"})
+	for _, a := range []string{"10.0.0.10", "10.0.0.9", "10.0.0.100", "10.0.0.2"} {
+		create(c, e.root, "/iaas/ip_address/", map[string]any{"subnet_id": sub, "address": a})
+	}
+	pages := func(path string) []string {
+		var out []string
+		for p := 0; p < 3; p++ {
+			out = append(out, c.Do("GET", fmt.Sprintf("%s&limit=2&page=%d", path, p), nil, e.root).Expect(200).List().Strings(strings.TrimPrefix(path[strings.Index(path, "order=")+6:], "-"))...)
+		}
+		return out
+	}
+	got := pages("/iaas/ip_address/?order=address")
+	check(t, slices.Equal(got, []string{"10.0.0.2", "10.0.0.9", "10.0.0.10", "10.0.0.100"}), "order=address: %v", got)
+	got = pages("/iaas/ip_address/?order=-address")
+	check(t, slices.Equal(got, []string{"10.0.0.100", "10.0.0.10", "10.0.0.9", "10.0.0.2"}), "order=-address: %v", got)
+	l := c.Do("GET", "/iaas/ip_address/?search[address__within]=10.0.0.8/29&order=address", nil, e.root).Expect(200).List()
+	check(t, slices.Equal(l.Strings("address"), []string{"10.0.0.9", "10.0.0.10"}) && len(l.Metadata.Warnings) == 0, "address within: %+v", l)
+
+	for _, cidr := range []string{"10.0.0.0/8", "9.0.0.0/8", "10.0.0.0/16", "192.0.2.0/24"} {
+		create(c, e.root, "/iaas/cix_blacklist/", map[string]any{"cidr": cidr})
+	}
+	got = pages("/iaas/cix_blacklist/?order=cidr")
+	check(t, slices.Equal(got, []string{"9.0.0.0/8", "10.0.0.0/8", "10.0.0.0/16", "192.0.2.0/24"}), "order=cidr: %v", got)
+}
+
+// TestIaaSListFilterNames: the IPAM lists filter and order by the names
+// their views show, CloudCIX's: address_range (a CIDR, by network),
+// allocation_id (nested subnets too), subnet__virtual_router_id; names
+// they do not show (cidr, block_id, the allocation as a top-level subnet's
+// parent_id) are skipped with a warning.
+func TestIaaSListFilterNames(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, root, admin := f.c.For(t), f.root, f.r.Token(apitest.MemberAdmin)
+	asn := create(c, root, "/iaas/asn/", map[string]any{"member_id": f.r.MemberA, "number": 65010})
+	a1 := create(c, root, "/iaas/allocation/", map[string]any{"asn_id": asn, "address_range": "10.0.0.0/24", "name": "a1"})
+	a2 := create(c, root, "/iaas/allocation/", map[string]any{"asn_id": asn, "address_range": "10.1.0.0/16", "name": "a2"})
+	sA := create(c, admin, "/iaas/subnet/", map[string]any{"allocation_id": a1, "address_range": "10.0.0.1/25"})
+	sN := create(c, admin, "/iaas/subnet/", map[string]any{"allocation_id": a1, "parent_id": sA, "address_range": "10.0.0.65/26"})
+	sB := create(c, admin, "/iaas/subnet/", map[string]any{"allocation_id": a2, "address_range": "10.1.0.1/24"})
+	ipN := create(c, admin, "/iaas/ip_address/", map[string]any{"subnet_id": sN, "address": "10.0.0.70"})
+
+	type want struct {
+		ids  []uint64
+		warn bool
+	}
+	list := func(path string, w want) {
+		t.Helper()
+		l := c.Do("GET", path, nil, admin).Expect(200).List()
+		if got := l.IDs(); !slices.Equal(got, w.ids) || (len(l.Metadata.Warnings) > 0) != w.warn {
+			t.Errorf("%s: %v %q, want %v (warning %v)", path, got, l.Metadata.Warnings, w.ids, w.warn)
+		}
+	}
+	mine := "&search[allocation_id__in]=" + fmt.Sprintf("%d,%d", a1, a2)
+	list("/iaas/subnet/?search[allocation_id]="+fmt.Sprint(a1), want{ids: []uint64{sA, sN}})
+	list("/iaas/subnet/?exclude[allocation_id]="+fmt.Sprint(a1)+"&search[allocation_id__in]="+fmt.Sprint(a2), want{ids: []uint64{sB}})
+	list("/iaas/subnet/?search[address_range]=10.0.0.65/26", want{ids: []uint64{sN}})
+	list("/iaas/subnet/?search[address_range]=10.0.0.64/26", want{ids: []uint64{sN}})
+	list("/iaas/subnet/?search[address_range__within]=10.0.0.0/24"+mine, want{ids: []uint64{sA, sN}})
+	list("/iaas/subnet/?search[address_range__istartswith]=10.1."+mine, want{ids: []uint64{sB}})
+	list("/iaas/subnet/?search[gateway]=10.0.0.65", want{ids: []uint64{sN}})
+	list("/iaas/subnet/?search[parent_id]="+fmt.Sprint(sA), want{ids: []uint64{sN}})
+	list("/iaas/subnet/?search[parent_id__isnull]=true"+mine, want{ids: []uint64{sA, sB}})
+	list("/iaas/subnet/?search[ips_in_use__gt]=0"+mine, want{ids: []uint64{sN}})
+	list("/iaas/subnet/?order=-address_range"+mine, want{ids: []uint64{sB, sN, sA}})
+	// Not shown, so not filterable: the allocation as a top-level
+	// subnet's parent, and the stored names cidr.
+	list("/iaas/subnet/?search[parent_id]="+fmt.Sprint(a1), want{ids: []uint64{}})
+	list("/iaas/subnet/?search[cidr]=10.0.0.64/26"+mine, want{ids: []uint64{sA, sN, sB}, warn: true})
+
+	list("/iaas/allocation/?search[address_range]=10.1.0.0/16", want{ids: []uint64{a2}})
+	list("/iaas/allocation/?search[address_range__contains]=10.0.0.70&search[asn_id]="+fmt.Sprint(asn), want{ids: []uint64{a1}})
+	list("/iaas/allocation/?search[asn_id]="+fmt.Sprint(asn)+"&order=-address_range", want{ids: []uint64{a2, a1}})
+	list("/iaas/allocation/?search[asn_id]="+fmt.Sprint(asn)+"&search[cidr]=10.1.0.0/16", want{ids: []uint64{a1, a2}, warn: true})
+	list("/iaas/asn/?search[is_pseudo]=false&search[number]=65010", want{ids: []uint64{asn}})
+
+	list("/iaas/ip_address/?search[subnet_id]="+fmt.Sprint(sN), want{ids: []uint64{ipN}})
+	list("/iaas/ip_address/?search[block_id]="+fmt.Sprint(sB)+"&search[subnet_id]="+fmt.Sprint(sN), want{ids: []uint64{ipN}, warn: true})
+	// The cloud's VM addresses are in its virtual router's subnets.
+	var vmIPs []uint64
+	for _, ip := range c.Do("GET", "/iaas/ip_address/?search[vm_id]="+fmt.Sprint(x.vm), nil, admin).Expect(200).List().Content {
+		if strings.HasPrefix(ip["address"].(string), "10.") {
+			vmIPs = append(vmIPs, num(ip["id"]))
+		}
+	}
+	check(t, len(vmIPs) == 1, "the VM's private address: %v", vmIPs)
+	list("/iaas/ip_address/?search[subnet__virtual_router_id]="+fmt.Sprint(x.vr), want{ids: vmIPs})
+	list("/iaas/ip_address/?search[subnet__virtual_router_id__in]=0&search[subnet_id]="+fmt.Sprint(sN), want{ids: []uint64{ipN}})
+}
+
+// TestIaaSMappedIPv6: IPv4 space written as IPv6 (::ffff:a.b.c.d) is
+// refused as an allocation, a subnet and an address, with its own code, and
+// nothing is made.
+func TestIaaSMappedIPv6(t *testing.T) {
+	e := newIaaSEnv(t)
+	c := e.c.For(t)
+	asn, _ := e.base(t)
+	admin := e.tok(apitest.MemberAdmin)
+	got := c.Do("POST", "/iaas/allocation/", map[string]any{"asn_id": asn, "address_range": "::ffff:10.0.0.0/104"}, e.root).Expect(400).FieldCode("address_range")
+	check(t, got == "iaas_allocation_create_107", "mapped allocation: %s", got)
+	got = c.Do("POST", "/iaas/allocation/", map[string]any{"asn_id": asn, "address_range": "::ffff:0:0/96"}, e.root).Expect(400).FieldCode("address_range")
+	check(t, got == "iaas_allocation_create_107", "mapped allocation /96: %s", got)
+	check(t, c.Do("GET", "/iaas/allocation/?search[address_range__iendswith]=/104", nil, e.root).Expect(200).List().Metadata.TotalRecords == 0, "a mapped allocation was made")
+
+	v6 := create(c, e.root, "/iaas/allocation/", map[string]any{"asn_id": asn, "address_range": "::/1"})
+	got = c.Do("POST", "/iaas/subnet/", map[string]any{"allocation_id": v6, "address_range": "::ffff:10.0.0.1/120"}, admin).Expect(400).FieldCode("address_range")
+	check(t, got == "iaas_subnet_create_124", "mapped subnet: %s", got)
+	check(t, c.Do("GET", fmt.Sprintf("/iaas/subnet/?search[allocation_id]=%d", v6), nil, admin).Expect(200).List().Metadata.TotalRecords == 0, "a mapped subnet was made")
+
+	sub := create(c, admin, "/iaas/subnet/", map[string]any{"allocation_id": v6, "address_range": "::1/64"})
+	for _, a := range []string{"::ffff:10.0.0.5", "::ffff:a00:6"} {
+		got = c.Do("POST", "/iaas/ip_address/", map[string]any{"subnet_id": sub, "address": a}, admin).Expect(400).FieldCode("address")
+		check(t, got == "iaas_ip_address_create_112", "mapped address %s: %s", a, got)
+	}
+	check(t, c.Do("GET", fmt.Sprintf("/iaas/ip_address/?search[subnet_id]=%d", sub), nil, admin).Expect(200).List().Metadata.TotalRecords == 0, "a mapped address was made")
+	create(c, admin, "/iaas/ip_address/", map[string]any{"subnet_id": sub, "address": "::a00:5"})
 }

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -567,8 +568,9 @@ func TestMelange_GetAddress(t *testing.T) {
 }
 
 // Checklist 27 and 29 (and §8): DELETE soft-deallocates (200, empty body):
-// the row stays, the address is still taken (409); restore → 200 and the
-// address is allocated again. Restore of an allocated address is 200 too.
+// the row stays, the address is still taken (409); a second DELETE is 200
+// too; restore → 200 and the address is allocated again. Restore of an
+// allocated address is 200 too.
 func TestMelange_DeallocateAndRestore(t *testing.T) {
 	e := newMelangeEnv(t)
 	b := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.17.0.0/24"})
@@ -594,7 +596,18 @@ func TestMelange_DeallocateAndRestore(t *testing.T) {
 		t.Errorf("list after deallocation %v", l)
 	}
 	wantFault(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"address": "10.17.0.5"}}, e.root), 409, "Conflict", "Address is already allocated")
-	wantFault(t, e.c.Do("DELETE", path, nil, e.root), 409, "Conflict", "already deallocated")
+	// Deallocating it again is 200, as in Melange, and a write (the
+	// deallocation time is stamped again, its retention starts over); it
+	// stays taken.
+	index := func(r *apitest.Response) uint64 {
+		n, _ := strconv.ParseUint(r.Header.Get("X-Regent-Index"), 10, 64)
+		return n
+	}
+	first := index(e.c.Do("GET", path, nil, e.root).Expect(200))
+	if r := e.c.Do("DELETE", path, nil, e.root).Expect(200); len(r.Body) != 0 || index(r) <= first {
+		t.Errorf("second delete: body %q, index %d after %d", r.Body, index(r), first)
+	}
+	wantFault(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"address": "10.17.0.5"}}, e.root), 409, "Conflict", "Address is already allocated")
 	if r := e.c.Do("PUT", path+"/restore", nil, e.tok(apitest.MemberAdmin)).Expect(200); len(r.Body) != 0 {
 		t.Errorf("restore body %q", r.Body)
 	}
@@ -1167,7 +1180,7 @@ func TestMelange_XMLDeallocate(t *testing.T) {
 	if l := list.children("ip_address"); len(l) != 1 {
 		t.Errorf("list after deallocation %+v", list)
 	}
-	wantXMLFault(t, e.c.Do("DELETE", path+".xml", nil, e.root), 409, "Conflict", "already deallocated")
+	e.c.Do("DELETE", path+".xml", nil, e.root).Expect(200) // again: Melange stamps it again
 	e.c.Do("PUT", path+"/restore.xml", nil, e.root).Expect(200)
 	wantXMLFault(t, e.c.Do("GET", base+"/10.51.0.99.xml", nil, e.root), 404, "NotFound", "IpAddress Not Found")
 }

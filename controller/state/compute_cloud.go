@@ -312,6 +312,46 @@ func (t *Txn) CloudUpdate(s *CloudSpec, expect uint64) (*CloudResult, error) {
 	return x.apply(s, "update")
 }
 
+// VRSubnetsPayload is a virtual router update of its subnets (PUT or PATCH
+// /iaas/virtual_router/{id}/ with subnets, as CloudCIX's virtual router
+// update takes them): items with an id are renamed, items without one
+// created, others are kept.
+type VRSubnetsPayload struct {
+	ID      uint64       `json:"id"`
+	Subnets []SubnetSpec `json:"subnets"`
+	Actor   Actor        `json:"actor"`
+}
+
+// VirtualRouterSubnets changes a virtual router's subnets in one command,
+// through the subnet path of CloudUpdate (same rules, same codes, a new
+// subnet moves the router to RUNNING_UPDATE or QUIESCED_UPDATE and bumps
+// its generation). expect, when not 0, is the router's modified_index.
+func (t *Txn) VirtualRouterSubnets(p *VRSubnetsPayload, expect uint64) (*api.VirtualRouter, error) {
+	vr, ok := t.VirtualRouter(p.ID)
+	if !ok {
+		return nil, api.NotFound("iaas_virtual_router_update_001")
+	}
+	if expect != 0 && vr.ModifiedIndex != expect {
+		return nil, api.Errorf(http.StatusConflict, "iaas_virtual_router_update_002", "The virtual router was modified by another request.")
+	}
+	proj, ok := t.Project(vr.ProjectID)
+	if !ok {
+		return nil, fmt.Errorf("virtual router %d: project %d does not exist", vr.ID, vr.ProjectID)
+	}
+	if proj.Closed {
+		return nil, api.Errorf(http.StatusBadRequest, "iaas_cloud_update_102", "The project is closed.")
+	}
+	x, err := t.newCloudCtx(proj, vr, api.PlacementFactors{}, p.Actor)
+	if err != nil {
+		return nil, err
+	}
+	res, err := x.apply(&CloudSpec{ProjectID: proj.ID, Subnets: p.Subnets}, "update")
+	if err != nil {
+		return nil, err
+	}
+	return res.VirtualRouter, nil
+}
+
 func (x *cloudCtx) apply(s *CloudSpec, method string) (*CloudResult, error) {
 	t := x.t
 	res := &CloudResult{}
@@ -408,6 +448,13 @@ func (x *cloudCtx) subnet(ss SubnetSpec, method string) (*api.IPBlock, error) {
 	}
 	if gw == prefix.Addr() || !prefix.Contains(gw) {
 		return nil, fieldErr("address_range", c(114), "The host part of address_range is the gateway; %s is the network address.", gw)
+	}
+	for _, v := range x.t.VPNsOfVirtualRouter(x.vr.ID) {
+		for _, r := range v.Routes {
+			if rp := netip.MustParsePrefix(r.RemoteSubnet); netx.Overlaps(rp, prefix) {
+				return nil, fieldErr("address_range", c(132), "%s overlaps the remote network %s of VPN %d.", prefix, rp, v.ID)
+			}
+		}
 	}
 	var alloc uint64
 	for i, r := range privateRanges {
@@ -984,7 +1031,7 @@ func (t *Txn) StorageCreate(p *StorageCreatePayload) (*api.Storage, error) {
 // vmHistory writes a history row of the VM as it is now.
 func (t *Txn) vmHistory(vm *api.VM, a Actor) error {
 	h := &api.VMHistory{VMID: vm.ID, ProjectID: vm.ProjectID, MemberID: vm.MemberID, ProjectVMName: vm.Name,
-		State: vm.State, CPU: vm.CPU, RAM: vm.RAM, GPU: vm.GPU, ImageID: vm.ImageID, NATQuantity: vm.NATCount,
+		State: vm.State, CPUQuantity: vm.CPU, RAMQuantity: vm.RAM, GPUQuantity: vm.GPU, ImageID: vm.ImageID, NATQuantity: vm.NATCount,
 		Storages: []api.StorageHistory{}, UserID: a.UserID, TokenID: a.TokenID, Robot: a.Robot}
 	for _, s := range t.StoragesOfVM(vm.ID) {
 		h.Storages = append(h.Storages, api.StorageHistory{StorageID: s.ID, Name: s.Name, GB: s.GB})
@@ -1026,6 +1073,39 @@ const CodeStateConflict = "_update_004"
 // frees its addresses and moves its virtual router to an update state (the
 // router serves its DHCP entries and NAT).
 func (t *Txn) SetState(ch *StateChange) (api.Object, error) {
+	return t.SetStateIf(ch, 0)
+}
+
+// SetStateIf is SetState with the caller's If-Match: expect, when not 0,
+// must be the object's modified_index (else 409 iaas_<kind>_update_002,
+// nothing changed). A robot's change compared by modified_index needs no
+// expected state: the index pins the state it read.
+func (t *Txn) SetStateIf(ch *StateChange, expect uint64) (api.Object, error) {
+	if expect != 0 {
+		var cur uint64
+		var found bool
+		index := func(o api.Object, ok bool) {
+			if ok {
+				cur, found = o.GetMeta().ModifiedIndex, true
+			}
+		}
+		switch ch.Kind {
+		case KindProject:
+			index(t.Project(ch.ID))
+		case api.KindVM:
+			index(t.VM(ch.ID))
+		case api.KindVirtualRouter:
+			index(t.VirtualRouter(ch.ID))
+		case api.KindSnapshot:
+			index(t.Snapshot(ch.ID))
+		case api.KindBackup:
+			index(t.Backup(ch.ID))
+		}
+		if found && cur != expect {
+			return nil, api.Errorf(http.StatusConflict, code("iaas", ch.Kind, "update", 2),
+				"The %s was modified by another request (modified_index %d, expected %d).", ch.Kind, cur, expect)
+		}
+	}
 	actor := api.ActorUser
 	if ch.Actor.Robot {
 		actor = api.ActorRobot
@@ -1063,8 +1143,8 @@ func (t *Txn) SetState(ch *StateChange) (api.Object, error) {
 	default:
 		return nil, fmt.Errorf("state change of unknown kind %q", ch.Kind)
 	}
-	if ch.Actor.Robot && ch.Expected == nil {
-		return nil, fieldErr("expected_state", c(111), "A robot must send expected_state with a state change.")
+	if ch.Actor.Robot && ch.Expected == nil && expect == 0 {
+		return nil, fieldErr("expected_state", c(111), "A robot must send expected_state (or If-Match) with a state change.")
 	}
 	if ch.Expected != nil && *ch.Expected != cur {
 		return nil, api.Errorf(http.StatusConflict, "iaas_"+ch.Kind+CodeStateConflict,

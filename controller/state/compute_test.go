@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -675,4 +676,101 @@ func TestVPNOnDeletedRouter(t *testing.T) {
 	err = x.do(func(t *Txn) error { _, err := t.VPNUpdate(vpn(id), 0); return err })
 	wantErr(t, "update on a router being deleted", err, 400, "virtual_router_id", "iaas_vpn_update_129")
 	x.ok("delete", func(t *Txn) error { return t.VPNDelete(&VPNDeletePayload{ID: id}) })
+}
+
+// TestUserDeleteProjectManager: a user who manages an open project cannot
+// be deleted (400 naming the project, nothing changed); once the project
+// is closed the delete goes through and clears its manager_id in the same
+// transaction, so no project points at a missing user.
+func TestUserDeleteProjectManager(t *testing.T) {
+	x := newComputeFixture(t, [3]int{64, 1000, 16})
+	alice, bob := x.user(x.member.ID, "alice"), x.user(x.member.ID, "bob")
+	spec := x.cloud("managed")
+	spec.Project.ManagerID = alice.ID
+	res, err := x.create(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := x.cloud("other")
+	other.Project.ManagerID = bob.ID
+	other.Subnets = []SubnetSpec{{Name: "a", AddressRange: "10.0.0.1/24"}}
+	if _, err := x.create(other); err != nil {
+		t.Fatal(err)
+	}
+	del := func(id uint64) error { return x.do(func(t *Txn) error { return t.UserDelete(id) }) }
+	err = del(alice.ID)
+	wantErr(t, "delete a project's manager", err, 400, "", "membership_user_delete_102")
+	if !strings.Contains(err.Error(), fmt.Sprintf("%d (\"managed\")", res.Project.ID)) {
+		t.Errorf("error does not name the project: %v", err)
+	}
+	if _, ok := x.s.Read().User(alice.ID); !ok {
+		t.Fatal("refused delete removed the user")
+	}
+	x.ok("close the project", func(t *Txn) error {
+		p, _ := t.Project(res.Project.ID)
+		n := *p
+		n.Closed = true
+		return replace(t, Projects, &n, 0, "test")
+	})
+	x.ok("delete the closed project's manager", func(t *Txn) error { return t.UserDelete(alice.ID) })
+	r := x.s.Read()
+	if _, ok := r.User(alice.ID); ok {
+		t.Error("user still there")
+	}
+	if p, _ := r.Project(res.Project.ID); p.ManagerID != 0 {
+		t.Errorf("closed project still names deleted user %d as manager", p.ManagerID)
+	}
+	for _, p := range r.ProjectList() {
+		if p.ManagerID == bob.ID {
+			return
+		}
+	}
+	t.Error("another user's project lost its manager")
+}
+
+// TestVMHistoryQuantityNames: history rows carry CloudCIX's names
+// (cpu_quantity, ram_quantity, gpu_quantity); a snapshot written before the
+// rename, with cpu, ram and gpu, restores to the same values, and persists
+// again to exactly the snapshot the current version writes.
+func TestVMHistoryQuantityNames(t *testing.T) {
+	x := newComputeFixture(t, [3]int{64, 1000, 16})
+	if _, err := x.create(x.cloud("p", x.vm("a", "10.0.0.10", false))); err != nil {
+		t.Fatal(err)
+	}
+	hist := x.s.Read().VMHistoryList()
+	if len(hist) != 1 || hist[0].CPUQuantity != 2 || hist[0].RAMQuantity != 4 {
+		t.Fatalf("history: %+v", hist)
+	}
+	snap := x.snapshot()
+	header, records, _ := snapParts(t, snap)
+	old := make([]string, len(records))
+	doctored := 0
+	for i, r := range records {
+		old[i] = r
+		if strings.HasPrefix(r, `{"t":"`+VMHistories+`"`) {
+			if !strings.Contains(r, `"cpu_quantity":2,"ram_quantity":4,"gpu_quantity":0`) {
+				t.Fatalf("history record: %s", r)
+			}
+			old[i] = strings.Replace(r, `"cpu_quantity":2,"ram_quantity":4,"gpu_quantity":0`, `"cpu":2,"ram":4,"gpu":0`, 1)
+			doctored++
+		}
+	}
+	if doctored != 1 {
+		t.Fatalf("%d history records in the snapshot", doctored)
+	}
+	s := New()
+	if err := s.Restore(bytes.NewReader(seal(header, old, -1))); err != nil {
+		t.Fatalf("restore an old snapshot: %v", err)
+	}
+	h, _ := s.Read().VMHistory(hist[0].ID)
+	if h.CPUQuantity != 2 || h.RAMQuantity != 4 || h.GPUQuantity != 0 {
+		t.Errorf("old history row restored as %+v", h)
+	}
+	var again bytes.Buffer
+	if err := s.Read().Persist(&again); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(again.Bytes(), snap) {
+		t.Errorf("an old snapshot does not persist again as the current one")
+	}
 }

@@ -901,18 +901,26 @@ func (t *Txn) ipRow(ref IPRef, c string) (*api.IPAddress, *BlockRecord, error) {
 
 // IPAddressRelease soft-deallocates an address at the command's time: the
 // row stays (the address is still taken) and loses its interface link
-// (melange-facts §8) until it is restored or purged.
+// (melange-facts §8) until it is restored or purged. Releasing an address
+// that is deallocated already succeeds and stamps it again, so its
+// retention starts over: Melange's deallocate sets deallocated_at to now
+// whatever the mark was.
 func (t *Txn) IPAddressRelease(ref IPRef) (*api.IPAddress, error) {
 	const c = "ipam_ip_address_delete"
 	row, rec, err := t.ipRow(ref, c)
 	if err != nil {
 		return nil, err
 	}
-	if row.Deallocated {
-		return nil, api.Errorf(http.StatusConflict, c+"_101", "Address %s is already deallocated.", row.Address)
-	}
 	eng := t.engineOf(rec).Clone()
-	if err := eng.Release(netip.MustParseAddr(row.Address), t.Now); err != nil {
+	addr := netip.MustParseAddr(row.Address)
+	if row.Deallocated {
+		// The engine refuses a second release (ErrReleased): take the old
+		// release back first, in the same clone.
+		if err := eng.Restore(addr); err != nil {
+			return nil, err
+		}
+	}
+	if err := eng.Release(addr, t.Now); err != nil {
 		return nil, err
 	}
 	n := *row

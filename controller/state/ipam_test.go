@@ -3,6 +3,7 @@ package state
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"regexp"
@@ -233,8 +234,26 @@ func TestIPAllocationLifecycle(t *testing.T) {
 	if err != nil || !r.Deallocated || r.DeallocatedAt == "" {
 		t.Fatalf("release: %+v %v", r, err)
 	}
-	_, err = rel(IPRef{BlockID: b.ID, Address: "10.0.0.2"})
-	wantErr(t, "release twice", err, http.StatusConflict, "", "ipam_ip_address_delete_101")
+	// Releasing again succeeds and stamps it again, as Melange does: the
+	// retention starts over, so a purge up to the first release keeps it.
+	first, _ := time.Parse(time.RFC3339Nano, r.DeallocatedAt)
+	r, err = rel(IPRef{BlockID: b.ID, Address: "10.0.0.2"})
+	if err != nil || !r.Deallocated {
+		t.Fatalf("release twice: %+v %v", r, err)
+	}
+	if second, _ := time.Parse(time.RFC3339Nano, r.DeallocatedAt); !second.After(first) {
+		t.Fatalf("release twice kept deallocated_at %s (first %s)", r.DeallocatedAt, first)
+	}
+	f.ok("purge up to the first release", func(t *Txn) (err error) {
+		res, err := t.IPAddressPurge(0, first)
+		if err == nil && res.Purged != 0 {
+			err = fmt.Errorf("purged %d addresses released again after the cutoff", res.Purged)
+		}
+		return err
+	})
+	if a, ok := f.s.Read().IPAddressIn(b.ID, "10.0.0.2"); !ok || !a.Deallocated {
+		t.Fatalf("re-released address after the purge: %+v %v", a, ok)
+	}
 	_, err = rel(IPRef{BlockID: b.ID, Address: "10.0.0.3"})
 	wantErr(t, "release unknown", err, 404, "", "ipam_ip_address_delete_001")
 	_, err = f.alloc(b.ID, "10.0.0.2")

@@ -3,6 +3,7 @@ package state
 import (
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/regentcloud/regent/pkg/api"
 )
@@ -107,8 +108,40 @@ func (t *Txn) userChecks(u *api.User, method string) error {
 	return nil
 }
 
-// UserDelete removes a user and revokes all of its tokens.
+// UserDelete removes a user and revokes all of its tokens. A user who is
+// the manager (manager_id, the user emailed about its builds) of an open
+// project cannot be deleted: the project would be left without one,
+// pointing at nobody; the error names the projects to hand over first.
+// Closed projects name nobody once their manager is deleted (manager_id 0),
+// in the same transaction: no mail is sent for them any more.
 func (t *Txn) UserDelete(id uint64) error {
+	if u, ok := t.User(id); ok {
+		var open, closed []*api.Project
+		for _, p := range all[*api.Project](&t.ReadTxn, Projects, "member", u.MemberID) {
+			switch {
+			case p.ManagerID != id:
+			case p.Closed:
+				closed = append(closed, p)
+			default:
+				open = append(open, p)
+			}
+		}
+		if len(open) > 0 {
+			names := make([]string, len(open))
+			for i, p := range open {
+				names[i] = fmt.Sprintf("%d (%q)", p.ID, p.Name)
+			}
+			return api.Errorf(http.StatusBadRequest, "membership_user_delete_102",
+				"The user is the manager of project(s) %s; give them another manager_id first.", strings.Join(names, ", "))
+		}
+		for _, p := range closed {
+			n := *p
+			n.ManagerID = 0
+			if err := replace(t, Projects, &n, 0, "iaas_project_update"); err != nil {
+				return err
+			}
+		}
+	}
 	for _, tok := range all[*TokenRecord](&t.ReadTxn, Tokens, "user", id) {
 		if err := remove(t, Tokens, tok.ID, "membership_token_delete"); err != nil {
 			return err

@@ -104,6 +104,37 @@ func newRecord(table string) (any, bool) {
 	return nil, false
 }
 
+// upgradeRecord reads what a snapshot written by an older version keeps
+// under a field's former name into the field (obj is raw already decoded
+// under the current names). A snapshot always restores to the current
+// names, so the next snapshot is written with them only.
+//
+//   - vm_history: cpu, ram, gpu are cpu_quantity, ram_quantity,
+//     gpu_quantity since they took CloudCIX's names.
+func upgradeRecord(table string, raw json.RawMessage, obj any) error {
+	switch table {
+	case VMHistories:
+		var old struct {
+			CPU *int `json:"cpu"`
+			RAM *int `json:"ram"`
+			GPU *int `json:"gpu"`
+		}
+		if err := json.Unmarshal(raw, &old); err != nil {
+			return err
+		}
+		h := obj.(*api.VMHistory)
+		for _, f := range []struct {
+			old *int
+			cur *int
+		}{{old.CPU, &h.CPUQuantity}, {old.RAM, &h.RAMQuantity}, {old.GPU, &h.GPUQuantity}} {
+			if f.old != nil && *f.cur == 0 {
+				*f.cur = *f.old
+			}
+		}
+	}
+	return nil
+}
+
 type record struct {
 	T      string          `json:"t"`
 	V      json.RawMessage `json:"v,omitempty"`
@@ -255,6 +286,9 @@ func load(r io.Reader) (*memdb.MemDB, error) {
 			return nil, bad("line %d: unknown table %q", lineNo, rec.T)
 		}
 		if err := json.Unmarshal(rec.V, obj); err != nil {
+			return nil, bad("line %d: %v", lineNo, err)
+		}
+		if err := upgradeRecord(rec.T, rec.V, obj); err != nil {
 			return nil, bad("line %d: %v", lineNo, err)
 		}
 		if err := txn.Insert(rec.T, obj); err != nil {

@@ -203,6 +203,9 @@ type MetadataSpec struct {
 	Hostname   string   `json:"hostname"`
 	PublicKeys []string `json:"public_keys,omitempty"`
 	Userdata   string   `json:"userdata,omitempty"`
+	// DNS are the VM's own DNS servers (its dns field), for the network
+	// configuration of its gateway NIC.
+	DNS []string `json:"dns,omitempty"`
 	// IPAddresses are the VM's addresses with their NAT partners.
 	IPAddresses []MetadataAddress `json:"ip_addresses"`
 }

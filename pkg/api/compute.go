@@ -1,6 +1,9 @@
 package api
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // Compute wire types: the CloudCIX project, cloud, virtual router, VM,
 // storage, image, server and router services (cloudcix-facts §5). An
@@ -51,9 +54,11 @@ const (
 
 // ScrubDue reports whether an object that entered SCRUB_QUEUE at
 // stateChanged has waited out the project's grace period at now (CloudCIX:
-// changed + grace hours < now). Robots scrub only such objects.
+// changed + grace hours < now). Robots scrub only such objects. A grace
+// period longer than a time.Duration counts (about 292 years) never ends:
+// it must not wrap around to a negative one that has already ended.
 func ScrubDue(state int, stateChanged string, graceHours int, now time.Time) bool {
-	if state != StateScrubQueue {
+	if state != StateScrubQueue || int64(graceHours) > int64(math.MaxInt64/time.Hour) {
 		return false
 	}
 	at, err := time.Parse(time.RFC3339Nano, stateChanged)
@@ -264,17 +269,20 @@ type StorageHistory struct {
 // VMHistory is written on every state change of a VM, with the actor.
 type VMHistory struct {
 	Meta
-	VMID          uint64           `json:"vm_id"`
-	ProjectID     uint64           `json:"project_id"`
-	MemberID      uint64           `json:"member_id"`
-	ProjectVMName string           `json:"project_vm_name"`
-	State         int              `json:"state"`
-	CPU           int              `json:"cpu"`
-	RAM           int              `json:"ram"`
-	GPU           int              `json:"gpu"`
-	ImageID       uint64           `json:"image_id"`
-	NATQuantity   int              `json:"nat_quantity"`
-	Storages      []StorageHistory `json:"storage_histories"`
+	VMID          uint64 `json:"vm_id"`
+	ProjectID     uint64 `json:"project_id"`
+	MemberID      uint64 `json:"member_id"`
+	ProjectVMName string `json:"project_vm_name"`
+	State         int    `json:"state"`
+	// The quantities billed, under CloudCIX's names (cloudcix-facts
+	// §5.13); snapshots written before carry cpu, ram and gpu, which
+	// state's snapshot loader still reads.
+	CPUQuantity int              `json:"cpu_quantity"`
+	RAMQuantity int              `json:"ram_quantity"`
+	GPUQuantity int              `json:"gpu_quantity"`
+	ImageID     uint64           `json:"image_id"`
+	NATQuantity int              `json:"nat_quantity"`
+	Storages    []StorageHistory `json:"storage_histories"`
 	// The actor: the user and token that caused the change; Robot is set
 	// when it was a robot token.
 	UserID  uint64 `json:"user_id"`

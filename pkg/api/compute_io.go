@@ -70,6 +70,8 @@ type SubnetRef struct {
 	AddressRange string `json:"address_range"`
 	VLAN         uint32 `json:"vlan"`
 	VXLAN        uint32 `json:"vxlan"`
+	// VirtualRouterID is the virtual router the subnet belongs to (0: none).
+	VirtualRouterID uint64 `json:"virtual_router_id"`
 }
 
 // VRView is a virtual router with its subnets.

@@ -11,6 +11,10 @@ import (
 // ErrFamilyMismatch is returned (wrapped) when an IPv4 value meets an IPv6 one.
 var ErrFamilyMismatch = errors.New("address family mismatch")
 
+// ErrMapped is wrapped by the errors of the Unmapped parsers for an
+// IPv4-mapped IPv6 address or prefix (::ffff:a.b.c.d).
+var ErrMapped = errors.New("IPv4-mapped IPv6 address")
+
 // Bits returns the address width of a's family: 32 or 128 (0 if invalid).
 func Bits(a netip.Addr) int { return a.BitLen() }
 
@@ -107,6 +111,16 @@ func ParseAddr(s string) (netip.Addr, error) {
 	return a, nil
 }
 
+// ParseAddrUnmapped is ParseAddr that also refuses an IPv4-mapped IPv6
+// address (::ffff:10.0.0.5), as ParsePrefixRawUnmapped does.
+func ParseAddrUnmapped(s string) (netip.Addr, error) {
+	a, err := ParseAddr(s)
+	if err == nil && a.Is4In6() {
+		return netip.Addr{}, &ParseError{Kind: "address", Input: s, Msg: mappedMsg(a), Err: ErrMapped}
+	}
+	return a, err
+}
+
 // SameFamily reports whether a and b are both IPv4 or both IPv6.
 func SameFamily(a, b netip.Addr) bool { return a.IsValid() && a.BitLen() == b.BitLen() }
 
@@ -158,8 +172,12 @@ type ParseError struct {
 	Kind  string // "prefix", "address", "MAC address", "MAC range"
 	Input string
 	Msg   string
+	Err   error // a sentinel such as ErrMapped, or nil
 }
 
 func (e *ParseError) Error() string {
 	return fmt.Sprintf("netx: invalid %s %q: %s", e.Kind, e.Input, e.Msg)
 }
+
+// Unwrap returns the sentinel the error wraps, if any.
+func (e *ParseError) Unwrap() error { return e.Err }

@@ -1,6 +1,7 @@
 package netx
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -10,12 +11,16 @@ func FuzzParsePrefix(f *testing.F) {
 	for _, s := range []string{
 		"10.0.0.0/8", "10.0.0.1/31", "10.1.1.1////", "10...", "10.0.0.0/33", "fe::/129", "fe::1/64",
 		"::/0", "10.0.0.0/-1", "10.0.0.0/", "10.0.0.0/08", "fe80::1%eth0/64", "::ffff:1.2.3.4/120", "",
+		"::ffff:10.0.0.0/104", "::ffff:0:0/96", "::ffff:a00:1/64", "::fffe:0:0/95", "::ffff:0:0/95", "64:ff9b::a00:0/120",
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		p, err := ParsePrefix(s)
 		ref, refErr := netip.ParsePrefix(s)
+		if _, unErr := ParsePrefixRawUnmapped(s); err != nil && (unErr == nil || errors.Is(unErr, ErrMapped)) {
+			t.Fatalf("ParsePrefixRawUnmapped(%q) = %v where ParsePrefix fails: %v", s, unErr, err)
+		}
 		if err != nil {
 			if refErr == nil && !strings.Contains(s, "%") {
 				t.Fatalf("ParsePrefix(%q) rejected what netip accepts: %v", s, err)
@@ -38,6 +43,11 @@ func FuzzParsePrefix(f *testing.F) {
 		raw, err := ParsePrefixRaw(s)
 		if err != nil || raw.Masked() != p {
 			t.Fatalf("raw %v %v", raw, err)
+		}
+		// The Unmapped form refuses exactly the IPv4-mapped address parts.
+		un, err := ParsePrefixRawUnmapped(s)
+		if mapped := raw.Addr().Is4In6(); mapped != errors.Is(err, ErrMapped) || (err != nil) != mapped || (!mapped && un != raw) {
+			t.Fatalf("ParsePrefixRawUnmapped(%q) = %v, %v (raw %v)", s, un, err, raw)
 		}
 	})
 }

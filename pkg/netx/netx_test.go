@@ -522,3 +522,37 @@ func TestIntervalSetDeterministicShape(t *testing.T) {
 		t.Fatal("Equal")
 	}
 }
+
+// TestUnmapped: the Unmapped parsers refuse IPv4-mapped IPv6, and only it.
+func TestUnmapped(t *testing.T) {
+	for _, tc := range []struct {
+		in     string
+		prefix bool
+		mapped bool
+	}{
+		{"::ffff:10.0.0.0/104", true, true},
+		{"::ffff:0:0/96", true, true},
+		{"::ffff:10.0.0.1/120", true, true},
+		{"10.0.0.0/8", true, false},
+		{"2001:db8::/32", true, false},
+		{"::/0", true, false},
+		{"64:ff9b::a00:0/120", true, false}, // NAT64, not mapped
+		{"::ffff:10.0.0.5", false, true},
+		{"::ffff:a00:5", false, true},
+		{"10.0.0.5", false, false},
+		{"::1", false, false},
+	} {
+		var err error
+		if tc.prefix {
+			_, err = ParsePrefixRawUnmapped(tc.in)
+		} else {
+			_, err = ParseAddrUnmapped(tc.in)
+		}
+		if errors.Is(err, ErrMapped) != tc.mapped || (err != nil) != tc.mapped {
+			t.Errorf("%q: %v", tc.in, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "IPv4-mapped") {
+			t.Errorf("%q: unclear error %v", tc.in, err)
+		}
+	}
+}

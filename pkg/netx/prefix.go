@@ -54,6 +54,25 @@ func ParsePrefixRaw(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, n), nil
 }
 
+// ParsePrefixRawUnmapped is ParsePrefixRaw that also refuses an
+// IPv4-mapped IPv6 address part (::ffff:10.0.0.0/104, ::ffff:0:0/96): IPv4
+// space written as IPv6, which a dialect that keeps the two families apart
+// must not take for either. That error is a *ParseError wrapping ErrMapped.
+//
+// ParsePrefixRaw itself keeps accepting such prefixes: Melange does, and the
+// state machine re-parses what it once stored.
+func ParsePrefixRawUnmapped(s string) (netip.Prefix, error) {
+	p, err := ParsePrefixRaw(s)
+	if err == nil && p.Addr().Is4In6() {
+		return netip.Prefix{}, &ParseError{Kind: "prefix", Input: s, Msg: mappedMsg(p.Addr()), Err: ErrMapped}
+	}
+	return p, err
+}
+
+func mappedMsg(a netip.Addr) string {
+	return "IPv4-mapped IPv6 address " + a.String() + "; write IPv4 as " + a.Unmap().String()
+}
+
 // parseLength parses a prefix length for a family of the given width.
 func parseLength(ls string, width int) (int, string) {
 	switch {

@@ -6,8 +6,10 @@
 package agent
 
 import (
+	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -61,6 +63,31 @@ func bad(code, format string, args ...any) error {
 	return wire.Errorf(http.StatusBadRequest, code, format, args...)
 }
 
+// Bounds of a reported capacity: far above any host, and low enough that
+// the server's cores, RAM (GB) and disk (GB) and placement's arithmetic on
+// them stay exact.
+const (
+	maxCPUCores    = 1 << 20
+	maxRAMMB       = 1 << 42
+	maxStorageGB   = 1 << 40
+	maxStorageRows = 16
+)
+
+// capacityErr checks a capacity an agent reports (registration and
+// heartbeats); "" when it is good.
+func capacityErr(c wire.Capacity) string {
+	if c.CPUCores < 0 || c.CPUCores > maxCPUCores || c.RAMMB > maxRAMMB || len(c.Storage) > maxStorageRows {
+		return fmt.Sprintf("capacity: cpu_cores must be 0 to %d, ram_mb at most %d, and at most %d storage types may be listed.",
+			maxCPUCores, uint64(maxRAMMB), maxStorageRows)
+	}
+	for _, s := range c.Storage {
+		if strings.TrimSpace(s.Type) == "" || s.FreeGB > s.TotalGB || s.TotalGB > maxStorageGB {
+			return fmt.Sprintf("capacity: every storage entry needs a type, total_gb at most %d and free_gb at most total_gb.", uint64(maxStorageGB))
+		}
+	}
+	return ""
+}
+
 // validateRegistration checks what an agent reports about itself.
 func validateRegistration(in *wire.AgentRegistration) error {
 	fe := wire.FieldErrors{}
@@ -81,19 +108,21 @@ func validateRegistration(in *wire.AgentRegistration) error {
 			fe.Add("vtep", "agent_register_107", "vtep %q is not an IP address.", in.VTEP)
 		}
 	}
-	if c := in.Capacity; c.CPUCores < 0 || len(c.Storage) > 16 {
-		fe.Add("capacity", "agent_register_108", "capacity: cpu_cores must not be negative and at most 16 storage types may be listed.")
-	}
-	for _, s := range in.Capacity.Storage {
-		if strings.TrimSpace(s.Type) == "" || s.FreeGB > s.TotalGB {
-			fe.Add("capacity", "agent_register_108", "capacity: every storage entry needs a type and free_gb at most total_gb.")
-			break
-		}
+	if msg := capacityErr(in.Capacity); msg != "" {
+		fe.Add("capacity", "agent_register_108", "%s", msg)
 	}
 	if len(in.Interfaces) > 512 {
 		fe.Add("interfaces", "agent_register_109", "At most 512 interfaces may be reported.")
 	}
 	return fe.Err()
+}
+
+// boundToServer is the 403 of a robot token bound to a server acting for
+// a router (the network role): such a token writes its server's records
+// only (docs/api.md, Roles).
+func boundToServer(q *api.Request, route string) error {
+	return wire.Errorf(http.StatusForbidden, route+"_204",
+		"This robot token is bound to server %d: it acts for that server alone, not for a router (the network role needs a token of the region).", q.P.ServerID)
 }
 
 func (r *routes) register(q *api.Request) error {
@@ -103,6 +132,9 @@ func (r *routes) register(q *api.Request) error {
 	}
 	if err := validateRegistration(&in); err != nil {
 		return err
+	}
+	if q.P.ServerID != 0 && slices.Contains(in.Roles, wire.RoleNetwork) {
+		return boundToServer(q, "agent_register")
 	}
 	cmd, err := q.Command(fsm.AgentRegisterType, &state.AgentRegistration{RegionID: q.P.RegionID, ServerID: q.P.ServerID, Agent: in})
 	if err != nil {
@@ -121,13 +153,18 @@ func (r *routes) register(q *api.Request) error {
 }
 
 // ids checks that the server and router ids an agent names are in its
-// token's region (and are its bound server).
-func ids(q *api.Request, server, router uint64, code string) error {
+// token's region (and are its bound server). A token bound to a server
+// acts for that server alone: naming a router is 403 (route_204).
+func ids(q *api.Request, server, router uint64, route string) error {
+	code := route + "_101"
 	if server != 0 {
 		s, ok := q.Txn.Server(server)
 		if !ok || s.RegionID != q.P.RegionID || (q.P.ServerID != 0 && q.P.ServerID != server) {
 			return bad(code, "Server %d is not a server of this robot token's region; register first.", server)
 		}
+	}
+	if router != 0 && q.P.ServerID != 0 {
+		return boundToServer(q, route)
 	}
 	if router != 0 {
 		rt, ok := q.Txn.Router(router)
@@ -146,11 +183,14 @@ func (r *routes) heartbeat(q *api.Request) error {
 	if err := q.Decode(&in); err != nil {
 		return err
 	}
-	if err := ids(q, in.ServerID, in.RouterID, "agent_heartbeat_101"); err != nil {
+	if err := ids(q, in.ServerID, in.RouterID, "agent_heartbeat"); err != nil {
 		return err
 	}
 	if in.Health != "" && in.Health != "ok" && in.Health != "degraded" {
 		return bad("agent_heartbeat_102", "health is ok or degraded, got %q.", in.Health)
+	}
+	if msg := capacityErr(in.Capacity); msg != "" {
+		return bad("agent_heartbeat_106", "%s", msg)
 	}
 	// The detail is an error message the API shows on the server and
 	// router; a long one is cut rather than costing the agent its heartbeat.
@@ -302,7 +342,7 @@ func (r *routes) work(q *api.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := ids(q, server, router, "agent_work_101"); err != nil {
+	if err := ids(q, server, router, "agent_work"); err != nil {
 		return err
 	}
 	if err := q.Blocking(robot.WorkTables...); err != nil {
@@ -335,8 +375,9 @@ func (r *routes) runRobotAck(q *api.Request) error {
 		return err
 	}
 	if in.ProjectIDs == nil {
-		return &wire.Error{Status: http.StatusBadRequest, Detail: "Invalid data.",
-			Errors: map[string]wire.FieldError{"project_ids": {Detail: "This field is required.", ErrorCode: "iaas_run_robot_create_101"}}}
+		fe := wire.FieldErrors{}
+		fe.Add("project_ids", "iaas_run_robot_create_101", "This field is required.")
+		return fe.Err()
 	}
 	q.W.WriteHeader(http.StatusOK)
 	return nil

@@ -38,16 +38,15 @@ type AllocationView struct {
 	wire.Modified
 }
 
-func allocationView(a *api.API) func(*wire.IPBlock) any {
-	return func(b *wire.IPBlock) any {
-		return &AllocationView{Meta: b.Meta, AddressRange: b.CIDR, ASNID: b.ASNID, MemberID: b.MemberID,
-			AddressID: b.MemberID, Name: b.Name, Type: b.Type, SubnetsInUse: len(a.Store().Read().IPBlockChildren(b.ID)),
-			Modified: b.Modified}
-	}
+func allocationView(r *state.ReadTxn, b *wire.IPBlock) any {
+	return &AllocationView{Meta: b.Meta, AddressRange: b.CIDR, ASNID: b.ASNID, MemberID: b.MemberID,
+		AddressID: b.MemberID, Name: b.Name, Type: b.Type, SubnetsInUse: len(r.IPBlockChildren(b.ID)),
+		Modified: b.Modified}
 }
 
 // Codes (create and update): 101 address_range, 102 asn_id, 103 overlap,
-// 104 type, 105 name, 106 a field that cannot change. Delete: 101 has
+// 104 type, 105 name, 106 a field that cannot change, 107 (create)
+// address_range is IPv4-mapped IPv6 (::ffff:10.0.0.0/104). Delete: 101 has
 // subnets, 102 holds addresses, 103 a project's allocation.
 //
 // Only global users (the CIX member) create allocations; the administrators
@@ -56,15 +55,17 @@ func allocationView(a *api.API) func(*wire.IPBlock) any {
 func registerAllocation(a *api.API) {
 	api.Register(a, api.Service[*wire.IPBlock]{
 		App: App, Name: "allocation", Tables: []string{state.IPBlocks},
-		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"name": query.String, "asn_id": query.Number,
-			"member_id": query.Number, "type": query.String, "cidr": query.String, "modified_by": query.Number}),
-			Ordering: []string{"id", "name", "asn_id", "created", "updated"}},
+		FilterView: true,
+		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"address_range": query.CIDR,
+			"asn_id": query.Number, "member_id": query.Number, "address_id": query.Number, "name": query.String,
+			"type": query.String, "subnets_in_use": query.Number, "modified_by": query.Number}),
+			Ordering: []string{"id", "name", "address_range", "asn_id", "created", "updated"}},
 		All: func(r *state.ReadTxn) []*wire.IPBlock { return blocks(r, isAllocation) },
 		Get: allocation,
 		Visible: func(q *api.Request, b *wire.IPBlock) bool {
 			return owns(q, b.MemberID)
 		},
-		View: allocationView(a),
+		Expand: allocationView,
 		Create: func(q *api.Request) (*fsm.Command, error) {
 			var in AllocationInput
 			if err := q.Decode(&in); err != nil {
@@ -73,8 +74,10 @@ func registerAllocation(a *api.API) {
 			fe := wire.FieldErrors{}
 			b := &wire.IPBlock{Dialect: wire.DialectCloudCIX, Type: wire.BlockPrivate, Generator: wire.GeneratorSequential}
 			if required(fe, q, "address_range", in.AddressRange != nil, 101) {
-				p, err := netx.ParsePrefixRaw(*in.AddressRange)
+				p, err := netx.ParsePrefixRawUnmapped(*in.AddressRange)
 				switch {
+				case errors.Is(err, netx.ErrMapped):
+					fe.Add("address_range", q.Code(107), "address_range %q is an IPv4-mapped IPv6 network; an allocation is IPv4 or IPv6: write IPv4 ranges in IPv4 notation.", *in.AddressRange)
 				case err != nil:
 					fe.Add("address_range", q.Code(101), "address_range %q is not a valid CIDR network.", *in.AddressRange)
 				case p != p.Masked():

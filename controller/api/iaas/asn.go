@@ -35,7 +35,9 @@ func asnView(a *wire.ASN) any {
 func registerASN(a *api.API) {
 	api.Register(a, api.Service[*wire.ASN]{
 		App: App, Name: "asn", Tables: []string{state.ASNs},
-		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"member_id": query.Number, "number": query.Number}),
+		FilterView: true,
+		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"member_id": query.Number, "number": query.Number,
+			"is_pseudo": query.Bool}),
 			Ordering: []string{"id", "number", "member_id", "created"}},
 		All: (*state.ReadTxn).ASNList,
 		Get: (*state.ReadTxn).ASN,

@@ -255,8 +255,9 @@ func (s *StateInput) present() bool {
 
 // stateCommand builds the state change of a VM or virtual router: users
 // the USER map, robots the ROBOT map with compare-and-swap on
-// expected_state (required). Robots alone report observed_generation and
-// the error of UNRESOURCED.
+// expected_state (required unless If-Match names the modified_index the
+// robot read; Apply checks If-Match for everyone). Robots alone report
+// observed_generation and the error of UNRESOURCED.
 func stateCommand(q *api.Request, kind string, id uint64, in *StateInput) (*state.StateChange, error) {
 	fe := wire.FieldErrors{}
 	robot := q.P.Role == auth.Robot
@@ -280,8 +281,8 @@ func stateCommand(q *api.Request, kind string, id uint64, in *StateInput) (*stat
 			ch.Expected = &e
 		}
 	}
-	if robot && ch.Expected == nil && in.State != nil {
-		fe.Add("expected_state", q.Code(111), "A robot must send expected_state with a state change (compare-and-swap).")
+	if robot && ch.Expected == nil && in.State != nil && q.Request.Header.Get("If-Match") == "" {
+		fe.Add("expected_state", q.Code(111), "A robot must send expected_state (or If-Match) with a state change (compare-and-swap).")
 	}
 	if err := fe.Err(); err != nil {
 		return nil, err
@@ -329,7 +330,7 @@ func vmDetail(r *state.ReadTxn, vm *wire.VM) wire.VMView {
 func subnetRefs(r *state.ReadTxn, p *wire.Project) []wire.SubnetRef {
 	out := []wire.SubnetRef{}
 	for _, b := range r.ProjectSubnets(p) {
-		out = append(out, wire.SubnetRef{ID: b.ID, Name: b.Name, VLAN: b.VLAN, VXLAN: b.VXLAN,
+		out = append(out, wire.SubnetRef{ID: b.ID, Name: b.Name, VLAN: b.VLAN, VXLAN: b.VXLAN, VirtualRouterID: b.VirtualRouterID,
 			AddressRange: netx.FormatGatewayPrefix(netip.MustParsePrefix(b.CIDR), netip.MustParseAddr(b.Gateway))})
 	}
 	return out

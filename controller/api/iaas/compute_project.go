@@ -115,7 +115,7 @@ func registerProject(a *api.API) {
 				if !ok {
 					return nil, fe.Err()
 				}
-				return q.Command(fsm.StateChangeType, &state.StateChange{Kind: state.KindProject, ID: cur.ID, To: to})
+				return q.Command(fsm.StateChangeIfType, &state.StateChange{Kind: state.KindProject, ID: cur.ID, To: to})
 			}
 			p := *cur
 			if in.RegionID != nil && *in.RegionID != cur.RegionID {
@@ -229,24 +229,27 @@ func rulesShape(fe wire.FieldErrors, q *api.Request, in []wire.RuleInput) []wire
 	return out
 }
 
-func subnetsShape(fe wire.FieldErrors, q *api.Request, in []wire.SubnetSpecInput, update bool) []state.SubnetSpec {
+// subnetsShape checks the subnets of a cloud body, or of a virtual router
+// update, which takes them in the same shape and reports the codes of
+// cloud update (code is the cloud method's code maker).
+func subnetsShape(fe wire.FieldErrors, code func(int) string, in []wire.SubnetSpecInput, update bool) []state.SubnetSpec {
 	var out []state.SubnetSpec
 	for i, s := range in {
 		f := fmt.Sprintf("subnets[%d].", i)
 		spec := state.SubnetSpec{}
 		api.Set(&spec.ID, s.ID)
 		if s.Name == nil || strings.TrimSpace(*s.Name) == "" || utf8.RuneCountInString(*s.Name) > 128 {
-			fe.Add(f+"name", q.Code(110), "name is required, at most 128 characters.")
+			fe.Add(f+"name", code(110), "name is required, at most 128 characters.")
 		} else {
 			spec.Name = strings.TrimSpace(*s.Name)
 		}
 		if s.AddressRange != nil {
 			spec.AddressRange = strings.TrimSpace(*s.AddressRange)
 		} else if spec.ID == 0 {
-			fe.Add(f+"address_range", q.Code(113), "This field is required.")
+			fe.Add(f+"address_range", code(113), "This field is required.")
 		}
 		if spec.ID != 0 && !update {
-			fe.Add(f+"id", q.Code(111), "A cloud create makes new subnets; id is not allowed.")
+			fe.Add(f+"id", code(111), "A cloud create makes new subnets; id is not allowed.")
 		}
 		out = append(out, spec)
 	}
@@ -272,7 +275,7 @@ func registerCloud(a *api.API) {
 			} else {
 				spec.Project = projectShape(fe, q, "project.", "cloud", in.Project)
 			}
-			spec.Subnets = subnetsShape(fe, q, in.Subnets, false)
+			spec.Subnets = subnetsShape(fe, q.Code, in.Subnets, false)
 			for i := range in.VMs {
 				if in.VMs[i].ID != nil || in.VMs[i].ProjectID != nil {
 					fe.Add(fmt.Sprintf("vms[%d].id", i), q.Code(118), "A cloud create makes new VMs; id and project_id are not allowed.")
@@ -304,7 +307,7 @@ func registerCloud(a *api.API) {
 				fe.Add("project", q.Code(103), "Change the project itself through /iaas/project/.")
 			}
 			spec := &state.CloudSpec{ProjectID: cur.ID, Placement: q.API.Placement()}
-			spec.Subnets = subnetsShape(fe, q, in.Subnets, true)
+			spec.Subnets = subnetsShape(fe, q.Code, in.Subnets, true)
 			for i := range in.VMs {
 				v := &in.VMs[i]
 				if v.ID != nil {
@@ -348,6 +351,15 @@ func registerCloud(a *api.API) {
 
 // --- virtual router ---
 
+// VRUpdateInput is the body of a virtual router update: a state change
+// (as StateInput) or its subnets, as CloudCIX's virtual router update
+// takes them ({id?, name, address_range}, the shape of cloud's subnets),
+// not both at once.
+type VRUpdateInput struct {
+	StateInput
+	Subnets *[]wire.SubnetSpecInput `json:"subnets"`
+}
+
 func registerVirtualRouter(a *api.API) {
 	api.Register(a, api.Service[*wire.VirtualRouter]{
 		App: App, Name: "virtual_router", Tables: []string{state.VirtualRouters, state.IPBlocks},
@@ -360,20 +372,42 @@ func registerVirtualRouter(a *api.API) {
 		Visible: func(q *api.Request, v *wire.VirtualRouter) bool { return seesTenant(q, v.MemberID, v.RegionID) },
 		Expand:  vrView,
 		Update: func(q *api.Request, cur *wire.VirtualRouter, _ bool) (*fsm.Command, error) {
-			var in StateInput
+			var in VRUpdateInput
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
+			if q.P.Role == auth.Robot && q.P.ServerID != 0 {
+				return nil, wire.Errorf(http.StatusForbidden, q.Code(204), "This robot token is bound to server %d: virtual routers are the routers' agents' to change.", q.P.ServerID)
+			}
+			if in.Subnets != nil {
+				if in.present() {
+					return nil, wire.Errorf(http.StatusBadRequest, q.Code(115), "Change the state or the subnets of a virtual router, not both in one request.")
+				}
+				if q.P.Role == auth.Robot {
+					return nil, wire.Errorf(http.StatusForbidden, q.Code(203), "Robots change the state of a virtual router, not its subnets.")
+				}
+				fe := wire.FieldErrors{}
+				if len(*in.Subnets) == 0 {
+					fe.Add("subnets", q.Code(116), "subnets lists at least one subnet: new ones without id, renamed ones with it.")
+					return nil, fe.Err()
+				}
+				cloudCode := func(n int) string { return fmt.Sprintf("iaas_cloud_update_%03d", n) }
+				specs := subnetsShape(fe, cloudCode, *in.Subnets, true)
+				if err := fe.Err(); err != nil {
+					return nil, err
+				}
+				return q.Command(fsm.VirtualRouterSubnetsType, &state.VRSubnetsPayload{ID: cur.ID, Subnets: specs})
+			}
 			if !in.present() {
 				fe := wire.FieldErrors{}
-				fe.Add("state", q.Code(104), "state is required; subnets and firewall rules change through /iaas/cloud/.")
+				fe.Add("state", q.Code(104), "state or subnets is required; firewall rules change through /iaas/cloud/.")
 				return nil, fe.Err()
 			}
-			ch, err := stateCommand(q, wire.KindVirtualRouter, cur.ID, &in)
+			ch, err := stateCommand(q, wire.KindVirtualRouter, cur.ID, &in.StateInput)
 			if err != nil {
 				return nil, err
 			}
-			return q.Command(fsm.StateChangeType, ch)
+			return q.Command(fsm.StateChangeIfType, ch)
 		},
 	})
 }
@@ -450,7 +484,7 @@ func registerVM(a *api.API) {
 				if err != nil {
 					return nil, err
 				}
-				return q.Command(fsm.StateChangeType, ch)
+				return q.Command(fsm.StateChangeIfType, ch)
 			}
 			if q.P.Role == auth.Robot {
 				return nil, wire.Errorf(http.StatusForbidden, q.Code(203), "Robots change the state of a VM, not its spec.")

@@ -49,11 +49,16 @@ func ipAddressView(r *state.ReadTxn, ip *wire.IPAddress) any {
 	v := &IPAddressView{Meta: ip.Meta, Address: ip.Address, Version: ip.Version, SubnetID: ip.BlockID,
 		MemberID: ip.MemberID, Name: ip.Name, MACAddress: ip.MACAddress, VMID: ip.VMID, PublicIPID: ip.PublicIPID,
 		Modified: ip.Modified}
-	if p, ok := r.IPAddress(ip.PublicIPID); ok && ip.PublicIPID != 0 {
-		v.PublicIP = &wire.PubRef{ID: p.ID, Address: p.Address}
+	// Most addresses have no NAT partner: no lookup then (a list renders
+	// every address before it filters).
+	if ip.PublicIPID != 0 {
+		if p, ok := r.IPAddress(ip.PublicIPID); ok {
+			v.PublicIP = &wire.PubRef{ID: p.ID, Address: p.Address}
+		}
 	}
 	if b, ok := r.IPBlock(ip.BlockID); ok {
-		v.Subnet = &wire.SubnetRef{ID: b.ID, Name: b.Name, AddressRange: rawRange(b).String(), VLAN: b.VLAN, VXLAN: b.VXLAN}
+		v.Subnet = &wire.SubnetRef{ID: b.ID, Name: b.Name, AddressRange: rawRange(b).String(), VLAN: b.VLAN, VXLAN: b.VXLAN,
+			VirtualRouterID: b.VirtualRouterID}
 	}
 	return v
 }
@@ -79,7 +84,7 @@ func cloudcixIP(r *state.ReadTxn, id uint64) (*wire.IPAddress, bool) {
 // Codes (create): 101 subnet_id, 102 address, 103 mac_address, 104 name,
 // 105 public_ip_id, 110 public_ip_id already the public IP of another
 // address (public_ip is one-to-one), 111 vm_id (a VM's addresses are made
-// with the VM); 422 106 the subnet has child subnets, 107 the subnet is
+// with the VM), 112 address is IPv4-mapped IPv6 (::ffff:10.0.0.5); 422 106 the subnet has child subnets, 107 the subnet is
 // full; 409 108 the address is held, 109 reserved (network, broadcast,
 // gateway). Update: 103 mac_address, 104 name, 105 public_ip_id (unknown,
 // not the caller's, or the address itself), 106 public_ip_id already the
@@ -89,10 +94,11 @@ func cloudcixIP(r *state.ReadTxn, id uint64) (*wire.IPAddress, bool) {
 func registerIPAddress(a *api.API) {
 	api.Register(a, api.Service[*wire.IPAddress]{
 		App: App, Name: "ip_address", Tables: []string{state.IPAddresses},
-		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"address": query.String, "block_id": query.Number,
+		FilterView: true,
+		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"address": query.CIDR, "subnet_id": query.Number,
 			"member_id": query.Number, "name": query.String, "mac_address": query.String, "vm_id": query.Number,
-			"version": query.Number, "public_ip_id": query.Number, "modified_by": query.Number}),
-			Aliases:  map[string]string{"subnet_id": "block_id"}, // the view's name for it
+			"version": query.Number, "public_ip_id": query.Number, "modified_by": query.Number,
+			"subnet__virtual_router_id": query.Number}),
 			Ordering: []string{"id", "address", "name", "created", "updated"}},
 		All: func(r *state.ReadTxn) []*wire.IPAddress {
 			var out []*wire.IPAddress
@@ -148,9 +154,11 @@ func registerIPAddress(a *api.API) {
 				}
 			}
 			if in.Address != nil && *in.Address != "" && sn != nil {
-				addr, err := netx.ParseAddr(*in.Address)
+				addr, err := netx.ParseAddrUnmapped(*in.Address)
 				cidr := netipPrefix(sn.CIDR)
 				switch {
+				case errors.Is(err, netx.ErrMapped):
+					fe.Add("address", q.Code(112), "address %q is an IPv4-mapped IPv6 address; write IPv4 addresses in IPv4 notation.", *in.Address)
 				case err != nil:
 					fe.Add("address", q.Code(102), "address %q is not a valid IP address.", *in.Address)
 				case addr.BitLen() != cidr.Addr().BitLen():

@@ -87,7 +87,7 @@ func snapshotStateCommand(q *api.Request, kind string, id, vm uint64, curState i
 		return nil, err
 	}
 	ch.RemoveSubtree, ch.Name = in.RemoveSubtree, name
-	return q.Command(fsm.StateChangeType, ch)
+	return q.Command(fsm.StateChangeIfType, ch)
 }
 
 func registerSnapshot(a *api.API) {

@@ -35,19 +35,19 @@ type SubnetInput struct {
 // SubnetView is a subnet as the API shows it.
 type SubnetView struct {
 	wire.Meta
-	AddressRange    string `json:"address_range"`
-	Gateway         string `json:"gateway"`
-	AllocationID    uint64 `json:"allocation_id"`
-	ParentID        uint64 `json:"parent_id,omitempty"`
-	MemberID        uint64 `json:"member_id"`
-	AddressID       uint64 `json:"address_id"` // CloudCIX's name of the owner (the member)
-	Name            string `json:"name"`
-	VLAN            uint32 `json:"vlan"`
-	VXLAN           uint32 `json:"vxlan"`
-	VirtualRouterID uint64 `json:"virtual_router_id"`
-	RouterID        uint64 `json:"router_id"`
-	IPsInUse        int    `json:"ips_in_use"`
-	SubnetsInUse    int    `json:"subnets_in_use"`
+	AddressRange    string  `json:"address_range"`
+	Gateway         string  `json:"gateway"`
+	AllocationID    uint64  `json:"allocation_id"`
+	ParentID        *uint64 `json:"parent_id,omitempty"` // nil in an allocation (no parent subnet)
+	MemberID        uint64  `json:"member_id"`
+	AddressID       uint64  `json:"address_id"` // CloudCIX's name of the owner (the member)
+	Name            string  `json:"name"`
+	VLAN            uint32  `json:"vlan"`
+	VXLAN           uint32  `json:"vxlan"`
+	VirtualRouterID uint64  `json:"virtual_router_id"`
+	RouterID        uint64  `json:"router_id"`
+	IPsInUse        int     `json:"ips_in_use"`
+	SubnetsInUse    int     `json:"subnets_in_use"`
 	wire.Modified
 }
 
@@ -66,9 +66,9 @@ func rawRange(b *wire.IPBlock) netip.Prefix {
 }
 
 func subnetView(r *state.ReadTxn, b *wire.IPBlock) *SubnetView {
-	parent := b.ParentID
-	if p, ok := r.IPBlock(parent); ok && isAllocation(p) {
-		parent = 0
+	var parent *uint64
+	if p, ok := r.IPBlock(b.ParentID); ok && !isAllocation(p) {
+		parent = &p.ID
 	}
 	ips := 0
 	for _, ip := range r.IPAddressList(b.ID) {
@@ -86,7 +86,11 @@ func subnetView(r *state.ReadTxn, b *wire.IPBlock) *SubnetView {
 // be a usable address of the range (not its network or broadcast address
 // when it has two or more host bits).
 func parseRange(fe wire.FieldErrors, q *api.Request, s string, n int) (netip.Prefix, bool) {
-	raw, err := netx.ParsePrefixRaw(s)
+	raw, err := netx.ParsePrefixRawUnmapped(s)
+	if errors.Is(err, netx.ErrMapped) {
+		fe.Add("address_range", q.Code(124), "address_range %q is an IPv4-mapped IPv6 range; a subnet is IPv4 or IPv6: write IPv4 ranges in IPv4 notation.", s)
+		return netip.Prefix{}, false
+	}
 	if err != nil {
 		fe.Add("address_range", q.Code(n), "address_range %q is not a valid CIDR in gateway notation, such as 10.0.0.1/24.", s)
 		return netip.Prefix{}, false
@@ -108,7 +112,8 @@ func parseRange(fe wire.FieldErrors, q *api.Request, s string, n int) (netip.Pre
 // the new gateway is an allocated address, 110 the segment of a cloud
 // subnet, 118 the new address_range equals the parent subnet's or a
 // child's, 122 virtual_router_id. Both: 123 router_id names no router (a
-// foreign key, cloudcix-facts §5.7; an update checks only a new value).
+// foreign key, cloudcix-facts §5.7; an update checks only a new value),
+// 124 address_range is IPv4-mapped IPv6 (::ffff:10.0.0.1/120).
 //
 // vlan and vxlan of a subnet made here are the member's own records: only
 // the subnets /iaas/cloud/ makes (virtual_router_id set) are a project's
@@ -117,16 +122,19 @@ func parseRange(fe wire.FieldErrors, q *api.Request, s string, n int) (netip.Pre
 func registerSubnet(a *api.API) {
 	api.Register(a, api.Service[*wire.IPBlock]{
 		App: App, Name: "subnet", Tables: []string{state.IPBlocks, state.IPAddresses},
-		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"name": query.String, "member_id": query.Number,
-			"parent_id": query.Number, "cidr": query.String, "gateway": query.String, "vlan": query.Number,
-			"vxlan": query.Number, "virtual_router_id": query.Number, "router_id": query.Number, "modified_by": query.Number}),
-			Ordering: []string{"id", "name", "cidr", "vlan", "created", "updated"}},
+		FilterView: true,
+		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"address_range": query.CIDR,
+			"gateway": query.CIDR, "allocation_id": query.Number, "parent_id": query.Number, "member_id": query.Number,
+			"address_id": query.Number, "name": query.String, "vlan": query.Number, "vxlan": query.Number,
+			"virtual_router_id": query.Number, "router_id": query.Number, "ips_in_use": query.Number,
+			"subnets_in_use": query.Number, "modified_by": query.Number}),
+			Ordering: []string{"id", "name", "address_range", "vlan", "created", "updated"}},
 		All: func(r *state.ReadTxn) []*wire.IPBlock { return blocks(r, isSubnet) },
 		Get: subnet,
 		Visible: func(q *api.Request, b *wire.IPBlock) bool {
 			return owns(q, b.MemberID)
 		},
-		View: func(b *wire.IPBlock) any { return subnetView(a.Store().Read(), b) },
+		Expand: func(r *state.ReadTxn, b *wire.IPBlock) any { return subnetView(r, b) },
 		Create: func(q *api.Request) (*fsm.Command, error) {
 			var in SubnetInput
 			if err := q.Decode(&in); err != nil {

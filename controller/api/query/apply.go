@@ -158,7 +158,7 @@ func (q *Query) plan(t reflect.Type) *plan {
 	p := &plan{}
 	for i := range q.filters {
 		f := &q.filters[i]
-		fi, ok := fields[f.field]
+		fi, ok := lookupField(t, f.field)
 		if !ok {
 			q.warn(f.warnPrefix(), "%s: field %q is not available on this list; the filter is ignored.", f.param, f.field)
 			continue
@@ -169,7 +169,7 @@ func (q *Query) plan(t reflect.Type) *plan {
 		}
 		p.filters = append(p.filters, bound{f: f, index: fi.index})
 	}
-	if fi, ok := fields[q.orderBy]; ok && q.orderBy != "" {
+	if fi, ok := lookupField(t, q.orderBy); ok && q.orderBy != "" {
 		p.order = fi.index
 	}
 	if fi, ok := fields["id"]; ok {
@@ -231,7 +231,7 @@ func (b *bound) match(root reflect.Value) bool {
 func (f *filter) test(k key) bool {
 	switch f.op {
 	case opExact:
-		return cmpKey(k, f.vals[0]) == 0
+		return f.equal(k, f.vals[0])
 	case opIExact:
 		return strings.EqualFold(k.s, f.vals[0].s)
 	case opIContains:
@@ -242,7 +242,7 @@ func (f *filter) test(k key) bool {
 		return strings.HasSuffix(strings.ToLower(k.s), f.lower)
 	case opIn:
 		for _, v := range f.vals {
-			if cmpKey(k, v) == 0 {
+			if f.equal(k, v) {
 				return true
 			}
 		}
@@ -260,17 +260,22 @@ func (f *filter) test(k key) bool {
 	case opYear, opMonth, opDay, opWeekDay, opHour, opMinute:
 		return k.kind == kTime && cmpNum(intNum(datePart(f.op, k)), f.vals[0].n) == 0
 	case opContains, opWithin:
-		field, ok := parseCIDR(k.s)
-		operand, _ := parseCIDR(f.vals[0].s)
-		if !ok {
-			return false
-		}
+		field, operand := k.p.Masked(), f.vals[0].p
 		if f.op == opContains {
 			return cidrContains(field, operand)
 		}
 		return cidrContains(operand, field)
 	}
 	return false
+}
+
+// equal is exact match: a CIDR field matches an operand of the same network
+// (the host part of either is ignored), any other field an equal value.
+func (f *filter) equal(k, v key) bool {
+	if f.typ == CIDR {
+		return k.kind == kPrefix && v.kind == kPrefix && cmpNetwork(k.p, v.p) == 0
+	}
+	return cmpKey(k, v) == 0
 }
 
 // datePart is the date part op of the time key k, in UTC; week_day counts
@@ -336,6 +341,11 @@ func filterKey(v reflect.Value, t FieldType) key {
 	}
 	want := kString
 	switch t {
+	case CIDR:
+		if k.kind != kString {
+			return key{null: true}
+		}
+		return cidrKey(k.s)
 	case Number:
 		want = kNumber
 	case Date:
@@ -356,10 +366,11 @@ func filterKey(v reflect.Value, t FieldType) key {
 	return k
 }
 
-// sortKey is the key v is ordered by: as its declared type when that fits,
-// else by its Go kind.
+// sortKey is the key v is ordered by: as its declared type when that fits
+// (dates as times, CIDRs and addresses numerically as cmpNetwork), else by
+// its Go kind.
 func sortKey(v reflect.Value, t FieldType, typed bool) key {
-	if typed && t == Date {
+	if typed && (t == Date || t == CIDR) {
 		return filterKey(v, t)
 	}
 	return natural(v)
@@ -434,6 +445,32 @@ func structType(t reflect.Type) reflect.Type {
 		return nil
 	}
 	return t
+}
+
+// lookupField finds the json field name of struct type t, or, as Django
+// spans a relation, a path through nested structs: "subnet__vlan" is the
+// vlan of the struct (or pointer to one) in the field subnet.
+func lookupField(t reflect.Type, name string) (fieldInfo, bool) {
+	if fi, ok := typeFields(t)[name]; ok {
+		return fi, true
+	}
+	head, rest, ok := strings.Cut(name, "__")
+	if !ok {
+		return fieldInfo{}, false
+	}
+	fi, ok := typeFields(t)[head]
+	if !ok {
+		return fieldInfo{}, false
+	}
+	st := structType(fi.typ)
+	if st == nil || st == timeType {
+		return fieldInfo{}, false
+	}
+	sub, ok := lookupField(st, rest)
+	if !ok {
+		return fieldInfo{}, false
+	}
+	return fieldInfo{index: append(slices.Clone(fi.index), sub.index...), typ: sub.typ}, true
 }
 
 // fieldInfo locates one json field of a struct type.

@@ -38,15 +38,19 @@ type FieldType int
 //	        (integer values, compared in UTC; week_day as Django's: 1 is
 //	        Sunday, 7 Saturday)
 //	Bool:   isnull
-//	CIDR:   in, contains, within
+//	CIDR:   in, contains, within, and on the text iexact, icontains,
+//	        istartswith, iendswith
 //
 // String fields are Go strings; Number fields any integer or float kind; Date
 // fields time.Time (zero is null) or RFC 3339 strings (empty is null); Bool
-// fields bool; CIDR fields are strings holding a canonical prefix
-// (10.0.0.0/8), and their operands are prefixes or addresses (an address is
-// its /32 or /128): contains matches a field whose network holds the whole
-// operand, within one that lies inside it. Pointers (nil is null) and slices (any element matches; empty
-// is null) of these work too.
+// fields bool; CIDR fields are strings holding a prefix (10.0.0.0/8, or with
+// a host part as a subnet's gateway notation 10.0.0.1/24) or an address (its
+// /32 or /128), and their operands are prefixes or addresses: exact and in
+// match a field of the same network (host parts ignored), contains one whose
+// network holds the whole operand, within one that lies inside it; CIDR
+// fields are ordered numerically, by network address (IPv4 first), then
+// prefix length, then host part. Pointers (nil is null) and slices (any
+// element matches; empty is null) of these work too.
 const (
 	String FieldType = iota
 	Number
@@ -118,7 +122,7 @@ func operators(t FieldType) []string {
 	case Bool:
 		return []string{opExact, opIsNull}
 	case CIDR:
-		return []string{opExact, opContains, opIn, opWithin}
+		return []string{opExact, opContains, opIContains, opIEndsWith, opIExact, opIn, opIStartsWith, opWithin}
 	}
 	return nil
 }
@@ -134,18 +138,6 @@ type Spec struct {
 	// must be ignored, in addition to the ones every list ignores: limit, page,
 	// order, stale, consistent, index, wait, include_related and format.
 	Reserved []string
-	// Aliases maps a name a list shows a field by to the json name of the
-	// field in Fields (a dialect's view may rename what it stores: an
-	// ip_address's subnet_id is its block_id). Filters may use either.
-	Aliases map[string]string
-}
-
-// name resolves an alias to the field's json name.
-func (s Spec) name(n string) string {
-	if to, ok := s.Aliases[n]; ok {
-		return to
-	}
-	return n
 }
 
 // Query is a parsed list request.
@@ -294,7 +286,7 @@ func (q *Query) parseParam(spec Spec, key, value string) {
 		// and <field>=v for a declared search field.
 		var isExclude bool
 		expr, isExclude = strings.CutPrefix(key, "exclude__")
-		_, declared := spec.Fields[spec.name(key)]
+		_, declared := spec.Fields[key]
 		if !isExclude && !declared && !strings.Contains(key, "__") {
 			return // not a filter: ignore it, like any unknown parameter
 		}
@@ -311,12 +303,11 @@ func (q *Query) parseParam(spec Spec, key, value string) {
 	}
 
 	f := filter{param: key, exclude: exclude, field: expr, op: opExact}
-	if _, ok := spec.Fields[spec.name(expr)]; !ok {
+	if _, ok := spec.Fields[expr]; !ok {
 		if i := strings.LastIndex(expr, "__"); i >= 0 {
 			f.field, f.op = expr[:i], expr[i+2:]
 		}
 	}
-	f.field = spec.name(f.field)
 	typ, ok := spec.Fields[f.field]
 	if !ok {
 		q.warn(f.warnPrefix(), "%s: %s is not a searchable field of this list; the filter is ignored.",
@@ -378,7 +369,12 @@ func (q *Query) parseValue(f *filter, raw string) bool {
 		f.vals = []key{{kind: kNumber, n: intNum(n)}}
 		return true
 	}
-	k, ok := parseKey(f.typ, raw)
+	typ := f.typ
+	switch f.op {
+	case opIExact, opIContains, opIStartsWith, opIEndsWith:
+		typ = String // on a CIDR field's text
+	}
+	k, ok := parseKey(typ, raw)
 	if !ok {
 		q.warn(f.warnPrefix(), "%s: %s is not a valid %s for field %s; the filter is ignored.",
 			f.param, quote(raw), valueNoun(f.typ), quote(f.field))

@@ -952,7 +952,10 @@ func TestCIDRFilters(t *testing.T) {
 		{"exclude[cidr__within]=10.0.0.0/8", []uint64{2, 3}, false},
 		{"search[cidr__in]=(10.0.0.0/8, 2001:db8::1/32)", []uint64{1, 3}, false},
 		{"search[cidr__contains]=10.0.0.0/33", []uint64{1, 2, 3, 4}, true},
-		{"search[cidr__icontains]=10", []uint64{1, 2, 3, 4}, true},
+		{"search[cidr__icontains]=10", []uint64{1, 4}, false}, // on the text, as CloudCIX's string fields
+		{"search[cidr__istartswith]=2001:", []uint64{3}, false},
+		{"search[cidr__iendswith]=/32", []uint64{2, 3}, false},
+		{"search[cidr__gt]=10.0.0.0/8", []uint64{1, 2, 3, 4}, true},
 	} {
 		v, _ := url.ParseQuery(tc.q)
 		q := Parse(spec, v)
@@ -967,33 +970,106 @@ func TestCIDRFilters(t *testing.T) {
 	}
 }
 
-// TestAliases: a field may be filtered by the name a view shows it by.
-func TestAliases(t *testing.T) {
-	spec := vmSpec
-	spec.Aliases = map[string]string{"project": "project_id"}
+// TestCIDRGatewayNotation: a field holding a prefix with a host part (a
+// subnet's 10.0.0.1/24) matches by its network.
+func TestCIDRGatewayNotation(t *testing.T) {
+	type entry struct {
+		ID    uint64 `json:"id"`
+		Range string `json:"address_range"`
+	}
+	items := []entry{{1, "10.0.0.1/24"}, {2, "10.0.1.254/24"}, {3, "10.0.0.65/26"}, {4, ""}}
+	spec := Spec{Fields: map[string]FieldType{"id": Number, "address_range": CIDR}, Ordering: []string{"id"}}
 	for _, tc := range []struct {
-		query string
+		q    string
+		want []uint64
+	}{
+		{"search[address_range]=10.0.0.1/24", []uint64{1}},
+		{"search[address_range]=10.0.0.0/24", []uint64{1}},
+		{"search[address_range__in]=10.0.1.0/24,10.0.0.64/26", []uint64{2, 3}},
+		{"search[address_range__within]=10.0.0.0/24", []uint64{1, 3}},
+		{"search[address_range__contains]=10.0.0.70", []uint64{1, 3}},
+		{"search[address_range__iexact]=10.0.0.65/26", []uint64{3}},
+		{"exclude[address_range__within]=10.0.0.0/16", []uint64{4}},
+	} {
+		v, _ := url.ParseQuery(tc.q)
+		q := Parse(spec, v)
+		page, _ := Apply(q, slices.Clone(items))
+		var got []uint64
+		for _, e := range page {
+			got = append(got, e.ID)
+		}
+		if !slices.Equal(got, tc.want) || len(q.Warnings) > 0 {
+			t.Errorf("?%s: %v (warnings %q), want %v", tc.q, got, q.Warnings, tc.want)
+		}
+	}
+}
+
+// TestCIDROrder: CIDR fields, addresses included, sort numerically by
+// network address, then prefix length, then host part, IPv4 before IPv6,
+// both ways, and page stably.
+func TestCIDROrder(t *testing.T) {
+	type entry struct {
+		ID   uint64 `json:"id"`
+		CIDR string `json:"cidr"`
+	}
+	items := []entry{{1, "10.0.0.10"}, {2, "10.0.0.9"}, {3, "9.0.0.0/8"}, {4, "10.0.0.0/8"}, {5, "10.0.0.0/16"},
+		{6, "2001:db8::a"}, {7, "2001:db8::9"}, {8, "10.0.0.9/32"}, {9, "10.0.0.1/24"}, {10, "192.168.0.0/16"}, {11, "10.0.0.2/24"}}
+	spec := Spec{Fields: map[string]FieldType{"id": Number, "cidr": CIDR}, Ordering: []string{"id", "cidr"}}
+	asc := []uint64{3, 4, 5, 9, 11, 2, 8, 1, 10, 7, 6} // ties (2, 8) by id
+	for _, tc := range []struct {
+		order string
 		want  []uint64
 	}{
-		{"search[project]=7", []uint64{1, 3}},
-		{"search[project__in]=8", []uint64{4, 5}},
-		{"exclude[project]=7", []uint64{2, 4, 5, 6}},
-		{"search[project_id]=8", []uint64{4, 5}},
-		{"project=7", []uint64{1, 3}}, // the deprecated form too
+		{"cidr", asc},
+		{"-cidr", []uint64{6, 7, 10, 1, 2, 8, 11, 9, 5, 4, 3}}, // ties still by id ascending
 	} {
-		v, err := url.ParseQuery(tc.query)
-		if err != nil {
-			t.Fatal(err)
-		}
-		q := Parse(spec, v)
-		page, _ := Apply(q, fixture())
-		if got := ids(page); !slices.Equal(got, tc.want) {
-			t.Errorf("%s: %v, want %v (warnings %q)", tc.query, got, tc.want, q.Warnings)
-		}
-		for _, w := range q.Warnings {
-			if !strings.HasPrefix(w, "DeprecationWarning") {
-				t.Errorf("%s: warning %q", tc.query, w)
+		var got []uint64
+		for page := 0; page < 4; page++ {
+			v := url.Values{"order": {tc.order}, "limit": {"3"}, "page": {strconv.Itoa(page)}}
+			p, total := Apply(Parse(spec, v), slices.Clone(items))
+			if total != len(items) {
+				t.Fatalf("total %d", total)
 			}
+			for _, e := range p {
+				got = append(got, e.ID)
+			}
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("order=%s: %v, want %v", tc.order, got, tc.want)
+		}
+	}
+}
+
+// TestNestedField: a declared name a__b filters on field b of the struct,
+// or pointer to one, shown as a; a nil one is null.
+func TestNestedField(t *testing.T) {
+	type ref struct {
+		RouterID uint64 `json:"virtual_router_id"`
+	}
+	type entry struct {
+		ID     uint64 `json:"id"`
+		Subnet *ref   `json:"subnet"`
+	}
+	items := []entry{{1, &ref{7}}, {2, &ref{8}}, {3, nil}, {4, &ref{7}}}
+	spec := Spec{Fields: map[string]FieldType{"id": Number, "subnet__virtual_router_id": Number}, Ordering: []string{"id"}}
+	for _, tc := range []struct {
+		q    string
+		want []uint64
+	}{
+		{"search[subnet__virtual_router_id]=7", []uint64{1, 4}},
+		{"search[subnet__virtual_router_id__in]=(8,9)", []uint64{2}},
+		{"search[subnet__virtual_router_id__isnull]=true", []uint64{3}},
+		{"exclude[subnet__virtual_router_id]=7", []uint64{2, 3}},
+	} {
+		v, _ := url.ParseQuery(tc.q)
+		q := Parse(spec, v)
+		page, _ := Apply(q, slices.Clone(items))
+		var got []uint64
+		for _, e := range page {
+			got = append(got, e.ID)
+		}
+		if !slices.Equal(got, tc.want) || len(q.Warnings) > 0 {
+			t.Errorf("?%s: %v (warnings %q), want %v", tc.q, got, q.Warnings, tc.want)
 		}
 	}
 }

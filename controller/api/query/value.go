@@ -17,17 +17,20 @@ const (
 	kNumber
 	kTime
 	kBool
+	kPrefix
 )
 
 // key is one comparable value: a field of an item, or a filter's operand.
 // A time is kept in n as Unix seconds (i) and nanoseconds (u), which keeps
-// keys small: Apply holds two per item.
+// keys small: Apply holds two per item. A prefix (a CIDR field's value, host
+// part kept, or an operand, host part cleared) is in p, its text in s.
 type key struct {
 	null bool
 	kind keyKind
 	b    bool
 	s    string
 	n    num
+	p    netip.Prefix
 }
 
 func timeKey(t time.Time) key {
@@ -80,9 +83,9 @@ func cmpNum(a, b num) int {
 	return cmp.Compare(a.f, b.f)
 }
 
-// cmpKey orders keys: values of one kind naturally (false < true), kinds by
-// their number, and null after everything, as PostgreSQL's ascending order
-// puts NULLs last.
+// cmpKey orders keys: values of one kind naturally (false < true; prefixes
+// as cmpPrefix), kinds by their number, and null after everything, as
+// PostgreSQL's ascending order puts NULLs last.
 func cmpKey(a, b key) int {
 	switch {
 	case a.null || b.null:
@@ -106,6 +109,11 @@ func cmpKey(a, b key) int {
 			return c
 		}
 		return cmp.Compare(a.n.u, b.n.u)
+	case kPrefix:
+		if c := cmpNetwork(a.p, b.p); c != 0 {
+			return c
+		}
+		return a.p.Addr().Compare(b.p.Addr())
 	}
 	switch {
 	case a.b == b.b:
@@ -132,9 +140,33 @@ func parseKey(t FieldType, s string) (key, bool) {
 		return key{kind: kBool, b: b}, ok
 	case CIDR:
 		p, ok := parseCIDR(s)
-		return key{kind: kString, s: p.String()}, ok
+		return key{kind: kPrefix, s: p.String(), p: p}, ok
 	}
 	return key{}, false
+}
+
+// cidrKey is the key of a CIDR field's text: its prefix with the host part
+// kept (a subnet's address_range in gateway notation, 10.0.0.1/24), an
+// address as its /32 or /128; null when empty or not a prefix.
+func cidrKey(s string) key {
+	t := strings.TrimSpace(s)
+	if p, err := netip.ParsePrefix(t); err == nil {
+		return key{kind: kPrefix, s: s, p: p}
+	}
+	if a, err := netip.ParseAddr(t); err == nil && a.Zone() == "" {
+		return key{kind: kPrefix, s: s, p: netip.PrefixFrom(a, a.BitLen())}
+	}
+	return key{null: true}
+}
+
+// cmpNetwork orders prefixes numerically by their network: IPv4 before
+// IPv6, then by network address, then by prefix length (10.0.0.0/8 before
+// 10.0.0.0/16 before 10.0.0.9/32 before 10.0.0.10/32).
+func cmpNetwork(a, b netip.Prefix) int {
+	if c := a.Masked().Addr().Compare(b.Masked().Addr()); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Bits(), b.Bits())
 }
 
 // parseCIDR reads a prefix (host bits cleared) or an address (its /32 or
