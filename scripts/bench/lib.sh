@@ -20,3 +20,11 @@ pick_port() {
     fi
   done
 }
+
+# new_cluster_token exports a fresh random cluster token in
+# $REGENT_CLUSTER_TOKEN, which regent-controller server (and regent-pprof)
+# read when no -cluster-token is given: a flag would show it in ps.
+new_cluster_token() {
+  REGENT_CLUSTER_TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+  export REGENT_CLUSTER_TOKEN
+}

@@ -31,7 +31,7 @@ func main() {
 	flag.StringVar(&cfg.DNSAddr, "dns-addr", cfg.DNSAddr, "DNS address")
 	flag.BoolVar(&cfg.Bootstrap, "bootstrap", false, "bootstrap a new cluster")
 	flag.StringVar(&cfg.Join, "join", "", "join the cluster at this HTTP address")
-	flag.StringVar(&cfg.ClusterToken, "cluster-token", "", "cluster token")
+	flag.StringVar(&cfg.ClusterToken, "cluster-token", os.Getenv(server.EnvClusterToken), "cluster token (default $"+server.EnvClusterToken+", which ps does not show)")
 	flag.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level")
 	flag.Parse()
 
