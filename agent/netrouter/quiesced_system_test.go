@@ -178,7 +178,7 @@ func TestRouterQuiescedUpdate(t *testing.T) {
 		t.Fatalf("the updated NAT does not work after the restart: %v", err)
 	}
 	<-peers
-	if n := dnsmasqCount(conf); n != 1 {
+	if n := dnsmasqStarted(conf); n != 1 {
 		t.Errorf("%d dnsmasq processes after the restart", n)
 	}
 }

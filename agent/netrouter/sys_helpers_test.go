@@ -375,6 +375,20 @@ func dnsmasqCount(conf string) int {
 	return n
 }
 
+// dnsmasqStarted waits up to 5 s for a dnsmasq serving conf (the builder
+// reports "dhcp started" when its supervisor is launched; the process
+// itself starts a moment later) and returns how many serve it then.
+func dnsmasqStarted(conf string) int {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n := dnsmasqCount(conf)
+		if n > 0 || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func eventually(t testing.TB, what string, timeout time.Duration, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)

@@ -336,7 +336,7 @@ func TestRouterUpdateIsADiff(t *testing.T) {
 	if code, _, err := httpGetFrom(ns, "http://169.254.169.254/v1/metadata"); err != nil || code != 404 {
 		t.Errorf("metadata service not answering in the new namespace: %d %v", code, err)
 	}
-	if n := dnsmasqCount(filepath.Join(e.b.routerDir(spec.ID), dnsmasqConf)); n != 1 {
+	if n := dnsmasqStarted(filepath.Join(e.b.routerDir(spec.ID), dnsmasqConf)); n != 1 {
 		t.Errorf("%d dnsmasq processes after the rebuild", n)
 	}
 	if r := e.ensure(e.b, spec); len(r.Changes) != 0 {
@@ -451,7 +451,7 @@ func TestRouterKillMidBuild(t *testing.T) {
 				t.Errorf("%d tagged host links, want 2 (public and subnet veth)", tagged)
 			}
 			conf := filepath.Join(e.b.routerDir(spec.ID), dnsmasqConf)
-			if n := dnsmasqCount(conf); n != 1 {
+			if n := dnsmasqStarted(conf); n != 1 {
 				t.Errorf("%d dnsmasq processes, want 1", n)
 			}
 			d, _ := plan(spec, e.b.names, ModeVXLAN)
