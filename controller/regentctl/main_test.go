@@ -153,6 +153,16 @@ func TestRegentctl(t *testing.T) {
 	if len(members.Content) != 2 || members.Metadata.TotalRecords != 2 {
 		t.Fatalf("member list -all: %+v", members)
 	}
+	// -all keeps the warnings: an ignored filter must not pass unnoticed
+	// just because every page was asked for (it returns every object).
+	code, out, errOut = c.run("member", "list", "-all", "-search", "colour=red")
+	if code != 0 || !strings.Contains(errOut, "warning: SearchFilterWarning") {
+		t.Fatalf("member list -all with a bad filter: %d\n%s\n%s", code, out, errOut)
+	}
+	c.json(&members, "member", "list", "-all", "-limit", "1", "-search", "colour=red")
+	if len(members.Content) != 2 || len(members.Metadata.Warnings) != 1 || members.Metadata.Order != "id" {
+		t.Fatalf("member list -all -o json with a bad filter: %+v", members)
+	}
 
 	// Users.
 	var u api.User

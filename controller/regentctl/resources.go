@@ -193,11 +193,21 @@ func listObjects[T any](c *cmd, args []string, name string, svc func(*client.Cli
 	}
 	var res *api.List[T]
 	if all {
-		items, _, err := svc(cl).ListAll(c.ctx, opts)
+		items, meta, err := svc(cl).ListAll(c.ctx, opts)
 		if err != nil {
 			return err
 		}
-		res = &api.List[T]{Content: items, Metadata: api.ListMetadata{Order: order, Limit: len(items), TotalRecords: len(items), Warnings: []string{}}}
+		// One list of every page: the first page's order and warnings
+		// (an ignored filter must not go unnoticed), the whole as one page.
+		md := api.ListMetadata{Order: order, Warnings: []string{}}
+		if first := meta.ListMetadata; first != nil {
+			md.Order = first.Order
+			if first.Warnings != nil {
+				md.Warnings = first.Warnings
+			}
+		}
+		md.Limit, md.TotalRecords = len(items), len(items)
+		res = &api.List[T]{Content: items, Metadata: md}
 	} else if res, _, err = svc(cl).List(c.ctx, opts); err != nil {
 		return err
 	}

@@ -137,6 +137,10 @@ type Meta struct {
 	ForwardedTo string
 	// RequestTime is how long the request took, body included.
 	RequestTime time.Duration
+	// ListMetadata is the _metadata of a list answer (List; for ListAll the
+	// first page's): its order, total and the warnings of filters the
+	// server ignored. Nil for other answers.
+	ListMetadata *api.ListMetadata
 }
 
 func parseMeta(resp *http.Response, start time.Time) *Meta {

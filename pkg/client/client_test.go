@@ -462,6 +462,19 @@ func TestListAllPaging(t *testing.T) {
 		}
 	}
 
+	// ListAll keeps the first page's _metadata in Meta: an ignored filter's
+	// warning must reach the caller, who otherwise gets every object.
+	bad := map[string]string{"name__istartswith": prefix, "colour": "red"}
+	all, meta, err := c.Members().ListAll(ctx, &client.ListOptions{Search: bad, Limit: 50, Order: "-name"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != n || meta.ListMetadata == nil || len(meta.ListMetadata.Warnings) != 1 ||
+		!strings.Contains(meta.ListMetadata.Warnings[0], "colour") || meta.ListMetadata.Order != "-name" ||
+		meta.ListMetadata.TotalRecords != n || meta.ListMetadata.Page != 0 {
+		t.Fatalf("ListAll with an ignored filter: %d members, meta %+v", len(all), meta.ListMetadata)
+	}
+
 	// Descending order by name, second page.
 	p2, _, err := c.Members().List(ctx, &client.ListOptions{Search: search, Order: "-name", Limit: 10, Page: 1})
 	if err != nil {

@@ -125,6 +125,8 @@ func List[T any](ctx context.Context, c *Client, path string, opts *ListOptions)
 	if out.Content == nil {
 		out.Content = []T{}
 	}
+	md := out.Metadata
+	meta.ListMetadata = &md
 	return &out, meta, nil
 }
 
