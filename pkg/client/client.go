@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/regentcloud/regent/pkg/api"
 )
@@ -240,16 +241,54 @@ func decodeError(resp *http.Response) *api.Error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	e := &api.Error{}
 	if err := json.Unmarshal(body, e); err != nil || (e.Detail == "" && e.ErrorCode == "" && len(e.Errors) == 0) {
-		e = &api.Error{Detail: strings.TrimSpace(string(body))}
-		if e.Detail == "" {
-			e.Detail = http.StatusText(resp.StatusCode)
-		}
+		e = &api.Error{Detail: foreignDetail(resp, body)}
 	}
 	e.Status = resp.StatusCode
 	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
 		e.RetryAfter = s
 	}
 	return e
+}
+
+// maxForeignDetail bounds the detail kept of an error body that is not the
+// API's (a proxy's or another server's text).
+const maxForeignDetail = 200
+
+// foreignDetail is the detail of an error answer that is not the API's JSON:
+// a short text as it is (one line), an HTML page (another web server or a
+// proxy's error page at the address) named by its title rather than dumped.
+func foreignDetail(resp *http.Response, body []byte) string {
+	text := strings.TrimSpace(string(body))
+	status := http.StatusText(resp.StatusCode)
+	if status == "" {
+		status = "HTTP " + strconv.Itoa(resp.StatusCode)
+	}
+	if text == "" {
+		return status
+	}
+	ct := strings.ToLower(resp.Header.Get("Content-Type"))
+	if strings.HasPrefix(ct, "text/html") || strings.HasPrefix(text, "<") {
+		title := ""
+		lower := strings.ToLower(text)
+		if i := strings.Index(lower, "<title>"); i >= 0 {
+			if j := strings.Index(lower[i:], "</title>"); j >= 0 {
+				title = strings.Join(strings.Fields(text[i+len("<title>"):i+j]), " ")
+			}
+		}
+		if title != "" && len(title) <= maxForeignDetail {
+			return fmt.Sprintf("%s (an HTML page titled %q)", status, title)
+		}
+		return status + " (an HTML page)"
+	}
+	text = strings.Join(strings.Fields(text), " ")
+	if len(text) > maxForeignDetail {
+		cut := maxForeignDetail
+		for cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text = strings.TrimSpace(text[:cut]) + " …"
+	}
+	return text
 }
 
 // StatusCode returns the HTTP status of an error returned by the API, or 0

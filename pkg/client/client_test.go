@@ -412,6 +412,27 @@ func TestErrors(t *testing.T) {
 	if e.Detail != "upstream connect error" || e.RetryAfter != 7 || e.ErrorCode != "" {
 		t.Fatalf("plain-text error: %+v", e)
 	}
+	// Something else at the address (a web server, a proxy's error page):
+	// its HTML page is not the error's detail, and a long text is cut.
+	page := "<!DOCTYPE HTML>\n<html>\n<head>\n<title>Error response</title>\n</head>\n<body>\n" +
+		strings.Repeat("<p>Error code: 404</p>\n", 200) + "</body>\n</html>\n"
+	long := strings.Repeat("no such thing here; ", 100)
+	for _, tc := range []struct{ ctype, body, want string }{
+		{"text/html", page, "Not Found (an HTML page titled \"Error response\")"},
+		{"text/plain", "  <html><body>nope</body></html>", "Not Found (an HTML page)"},
+		{"text/plain", long, strings.TrimSpace(long[:200]) + " …"},
+	} {
+		other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", tc.ctype)
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, tc.body)
+		}))
+		_, _, err = client.New(other.URL, "t").Members().List(ctx, nil)
+		other.Close()
+		if e = apiErr(t, err, http.StatusNotFound); e.Detail != tc.want || e.ErrorCode != "" {
+			t.Fatalf("%s error body: got %q, want %q", tc.ctype, e.Detail, tc.want)
+		}
+	}
 	// A transport error is not an *api.Error.
 	dead := client.New("http://127.0.0.1:1", "t")
 	if _, _, err := dead.Members().List(ctx, nil); err == nil || client.StatusCode(err) != 0 {

@@ -107,6 +107,10 @@ func Describe(err error) error {
 		fmt.Fprintf(&b, "\n  %s: %s [%s]", f, e.Errors[f].Detail, e.Errors[f].ErrorCode)
 	}
 	switch e.ErrorCode {
+	case "":
+		if len(e.Errors) == 0 { // every answer of the API has a code
+			fmt.Fprintf(&b, "\n  (this answer is not the Regent API's: it came from another server or a proxy at -addr ($%s))", client.EnvAddr)
+		}
 	case api.CodeAuthMissing:
 		fmt.Fprintf(&b, "\n  (give a token with -token, -token-file or $%s)", client.EnvToken)
 	case api.CodeAuthInvalid:

@@ -129,8 +129,14 @@ func TestDescribe(t *testing.T) {
 	if want := "Bad request. [x_101, HTTP 400]\n  alpha: A. [x_102]\n  zeta: Z. [x_103]"; err.Error() != want {
 		t.Fatalf("got %q, want %q", err, want)
 	}
-	if err := Describe(&api.Error{Status: 502, Detail: "Bad gateway."}); err.Error() != "Bad gateway. [HTTP 502]" {
+	// An answer without an error code is not the API's: say where it came from.
+	if err := Describe(&api.Error{Status: 502, Detail: "Bad gateway."}); !strings.HasPrefix(err.Error(), "Bad gateway. [HTTP 502]\n") ||
+		!strings.Contains(err.Error(), "not the Regent API's") || !strings.Contains(err.Error(), "-addr") {
 		t.Fatalf("no code: %q", err)
+	}
+	// A field error answer has no top-level code and is the API's.
+	if err := Describe(&api.Error{Status: 400, Detail: "Bad request.", Errors: map[string]api.FieldError{"a": {Detail: "A.", ErrorCode: "x_101"}}}); strings.Contains(err.Error(), "Regent API") {
+		t.Fatalf("field errors: %q", err)
 	}
 	// What to do about a missing or wrong token, and an address where
 	// nothing listens.
