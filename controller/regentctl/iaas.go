@@ -216,7 +216,7 @@ func (s *iaasService) list(c *cmd, args []string) error {
 		return client.NewService[json.RawMessage, json.RawMessage](cl, s.path())
 	}
 	return listObjects(c, args, s.name+" object", svc, func(w io.Writer, items []json.RawMessage) error {
-		return s.table(w, items, splitColumns(*cols))
+		return s.table(w, c.stderr, items, splitColumns(*cols))
 	})
 }
 
@@ -354,7 +354,7 @@ func (s *iaasService) show(c *cmd, resp json.RawMessage, cols []string) error {
 		if err := json.Unmarshal(content, &items); err != nil {
 			return err
 		}
-		return s.table(c.stdout, items, cols)
+		return s.table(c.stdout, c.stderr, items, cols)
 	case '{':
 		members, err := objectMembers(content)
 		if err != nil {
@@ -369,6 +369,9 @@ func (s *iaasService) show(c *cmd, resp json.RawMessage, cols []string) error {
 		for _, col := range cols {
 			v, ok := lookup(content, col)
 			rows = append(rows, []string{strings.ToUpper(col), cell(v, ok)})
+			if !ok {
+				s.unknownColumn(c.stderr, col)
+			}
 		}
 		return cli.Table(c.stdout, rows)
 	case 'n': // null: nothing to show
@@ -381,21 +384,38 @@ func (s *iaasService) show(c *cmd, resp json.RawMessage, cols []string) error {
 // table prints items with the columns cols; without any, id and the
 // service's default columns, or id and name, or id and the first scalar
 // fields of the first item.
-func (s *iaasService) table(w io.Writer, items []json.RawMessage, cols []string) error {
-	if len(cols) == 0 {
+// A column that -columns names and no item has is warned about on warnw:
+// a typo would otherwise show as a column of "-".
+func (s *iaasService) table(w, warnw io.Writer, items []json.RawMessage, cols []string) error {
+	named := len(cols) > 0
+	if !named {
 		cols = s.defaultColumns(items)
 	}
 	rows := make([][]string, 1+len(items))
+	found := make([]bool, len(cols))
 	for _, col := range cols {
 		rows[0] = append(rows[0], strings.ToUpper(col))
 	}
 	for i, item := range items {
-		for _, col := range cols {
+		for j, col := range cols {
 			v, ok := lookup(item, col)
 			rows[1+i] = append(rows[1+i], cell(v, ok))
+			found[j] = found[j] || ok
+		}
+	}
+	if named && len(items) > 0 {
+		for j, col := range cols {
+			if !found[j] {
+				s.unknownColumn(warnw, col)
+			}
 		}
 	}
 	return cli.Table(w, rows)
+}
+
+// unknownColumn warns that the answer has no field col.
+func (s *iaasService) unknownColumn(w io.Writer, col string) {
+	fmt.Fprintf(w, "warning: no field %q in the %s answer (-columns takes its fields; a.b for a nested one)\n", col, s.name)
 }
 
 // maxScalarColumns bounds the columns picked for a service without defaults.
@@ -455,6 +475,9 @@ func objectMembers(raw json.RawMessage) ([]member, error) {
 // JSON object raw.
 func lookup(raw json.RawMessage, path string) (json.RawMessage, bool) {
 	for f := range strings.SplitSeq(path, ".") {
+		if string(bytes.TrimSpace(raw)) == "null" {
+			return raw, true // a field under a null object (no public IP): shown as "-"
+		}
 		var obj map[string]json.RawMessage
 		if json.Unmarshal(raw, &obj) != nil {
 			return nil, false

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -70,6 +71,20 @@ func TestRegentctlIAAS(t *testing.T) {
 	if len(lines) != 2 || strings.Join(strings.Fields(lines[0]), " ") != "ID ADDRESS_RANGE NAME ALLOCATION_ID VLAN VXLAN" ||
 		strings.Join(strings.Fields(lines[1]), " ") != sub+" 10.0.1.1/24 web "+id(alloc, "id")+" 100 0" {
 		t.Fatalf("subnet list table:\n%s", out)
+	}
+	// A column no object has (a typo) is named on stderr, not left as a
+	// silent "-"; a nested field under null (no public IP) is no typo.
+	code, out, errOut = c.run("iaas", "subnet", "list", "-columns", "id,nmae")
+	if code != 0 || !strings.Contains(errOut, `warning: no field "nmae" in the subnet answer`) {
+		t.Fatalf("subnet list -columns with a typo: %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = c.run("iaas", "subnet", "get", sub, "-columns", "name,vlan.x")
+	if code != 0 || !strings.Contains(errOut, `warning: no field "vlan.x" in the subnet answer`) || strings.Contains(errOut, `"name"`) {
+		t.Fatalf("subnet get -columns with a typo: %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = c.run("iaas", "ip_address", "list", "-columns", "address,public_ip.address")
+	if code != 0 || errOut != "" || !strings.Contains(out, "10.0.1.2") {
+		t.Fatalf("ip_address list -columns public_ip.address: %d\n%s%s", code, out, errOut)
 	}
 	out = c.ok("iaas", "ip_address", "list", "-columns", "address,subnet.name", "-order", "-address")
 	if lines = strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 4 || strings.Join(strings.Fields(lines[1]), " ") != "10.0.1.4 web" {
@@ -274,7 +289,7 @@ func TestIAASTable(t *testing.T) {
 	items := []json.RawMessage{
 		json.RawMessage(`{"id": 7, "vpn_id": 3, "tags": ["a", "b"], "spec": {"x": 1}, "note": "two\nlines", "robot": true, "user_id": null, "a": 1, "b": 2, "c": 3}`),
 	}
-	if err := s.table(&out, items, nil); err != nil {
+	if err := s.table(&out, io.Discard, items, nil); err != nil {
 		t.Fatal(err)
 	}
 	// No name and no defaults: id and the first scalar fields.
@@ -283,10 +298,14 @@ func TestIAASTable(t *testing.T) {
 		t.Fatalf("table:\n%s\nwant:\n%s", out.String(), want)
 	}
 	out.Reset()
-	if err := s.table(&out, items, []string{"tags", "spec", "spec.x", "missing"}); err != nil {
+	var warnings bytes.Buffer
+	if err := s.table(&out, &warnings, items, []string{"tags", "spec", "spec.x", "missing", "user_id.name"}); err != nil {
 		t.Fatal(err)
 	}
-	if want = "TAGS  SPEC     SPEC.X  MISSING\na,b   {\"x\":1}  1       -\n"; out.String() != want {
+	if w := warnings.String(); !strings.Contains(w, `no field "missing"`) || strings.Count(w, "warning:") != 1 {
+		t.Fatalf("table -columns warnings:\n%s", w)
+	}
+	if want = "TAGS  SPEC     SPEC.X  MISSING  USER_ID.NAME\na,b   {\"x\":1}  1       -        -\n"; out.String() != want {
 		t.Fatalf("table -columns:\n%s\nwant:\n%s", out.String(), want)
 	}
 }
