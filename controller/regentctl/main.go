@@ -26,7 +26,8 @@ import (
 const usage = `Usage: regentctl [global flags] <resource> <command> [flags] [args]
 
 Resources and commands:
-  member  list | get ID | create -name NAME | update ID [-name NAME] | delete ID
+  member  list | get ID | create -name NAME [-self-managed] | update ID [-name NAME -self-managed=B]
+          | delete ID
   user    list | get ID | create -username NAME [-member ID -email E -first-name F -surname S -admin]
           | update ID [same flags] | delete ID
   token   list | get ID | create [-name N -user ID -robot-region ID -server ID -expires TIME] | delete ID
