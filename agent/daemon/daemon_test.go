@@ -293,7 +293,7 @@ func TestUnreachableControllerIsLoggedAndRetried(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- d.Run(ctx) }()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for strings.Count(logs.String(), "controller unreachable, retrying in") < 3 {
 		if time.Now().After(deadline) {
 			t.Fatalf("no retries logged:\n%s", logs.String())
@@ -331,7 +331,7 @@ func TestHealthzSaysWhyNotRegistered(t *testing.T) {
 	} {
 		d, cancel, done := runTestDaemon(t, tc.url)
 		body := ""
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 			rec := httptest.NewRecorder()
 			d.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
 			if body = rec.Body.String(); rec.Code == 503 && strings.Contains(body, tc.want) {
@@ -397,8 +397,9 @@ func TestBeatSoonSendsEarlyHeartbeats(t *testing.T) {
 	d.beatSoon()
 	d.beatSoon() // merged with the pending one
 	for srv.beats.Load() < 2 {
-		if time.Since(start) > 5*time.Second {
-			t.Fatalf("%d early heartbeats after 5 s, want 2", srv.beats.Load())
+		// Well before the 60 s interval, however loaded the machine.
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("%d early heartbeats after 30 s, want 2", srv.beats.Load())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

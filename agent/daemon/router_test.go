@@ -273,7 +273,7 @@ func TestLoopWithHandler(t *testing.T) {
 		Handler: h, MinBackoff: 10 * time.Millisecond})
 	defer l.Stop()
 	l.Sync([]api.RouterSpec{{ID: 1, State: api.StateRequested}, {ID: 2, State: api.StateRequested}}, true)
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for c.state(1) != api.StateRunning || c.state(2) != api.StateUnresourced {
 		if time.Now().After(deadline) {
 			t.Fatalf("states %d %d", c.state(1), c.state(2))

@@ -64,15 +64,26 @@ func (f *fakeSegments) n() int {
 	return len(f.calls)
 }
 
+// succeedFrom clears the failure and returns the number of calls so far,
+// in one step: every call it does not count succeeds.
+func (f *fakeSegments) succeedFrom() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fail = nil
+	return len(f.calls)
+}
+
 func (f *fakeSegments) setFail(err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.fail = err
 }
 
+// waitFor polls ok until it holds; the deadline is generous (a loaded CI
+// machine under -race), success is as fast as the condition.
 func waitFor(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !ok() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -112,8 +123,7 @@ func TestSegmentLoop(t *testing.T) {
 	f.setFail(errors.New("netlink: boom"))
 	d.wantSegments([]netrouter.Segment{})
 	waitFor(t, "retries", func() bool { return f.n() >= 4 })
-	f.setFail(nil)
-	n := f.n()
+	n := f.succeedFrom()
 	waitFor(t, "the retry that succeeds", func() bool { return f.n() > n })
 	time.Sleep(60 * time.Millisecond)
 	settled := f.n()
@@ -125,11 +135,14 @@ func TestSegmentLoop(t *testing.T) {
 	f.setFail(errors.Join(&netrouter.InvalidSegmentsError{Err: errors.New("vni 0")}))
 	d.wantSegments([]netrouter.Segment{{VNI: 0}})
 	waitFor(t, "the invalid set applied once", func() bool { return f.n() == settled+1 })
+	// The loop counts the outcome after Ensure returns.
+	invalid := d.metrics.reconciles.WithLabelValues(kindSegment, resultInvalid)
+	waitFor(t, "reconcile_total{segment,invalid} = 1", func() bool { return testutil.ToFloat64(invalid) >= 1 })
 	time.Sleep(80 * time.Millisecond)
 	if f.n() != settled+1 {
 		t.Fatalf("an invalid set was retried: %d calls", f.n()-settled)
 	}
-	if got := testutil.ToFloat64(d.metrics.reconciles.WithLabelValues(kindSegment, resultInvalid)); got != 1 {
+	if got := testutil.ToFloat64(invalid); got != 1 {
 		t.Errorf("reconcile_total{segment,invalid} = %v", got)
 	}
 }

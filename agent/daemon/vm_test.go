@@ -272,7 +272,7 @@ func TestVMLoopWithHandler(t *testing.T) {
 		Handler: h, MinBackoff: 10 * time.Millisecond})
 	defer l.Stop()
 	l.Sync([]api.VMSpec{{ID: 1, ProjectID: 5, State: api.StateRequested}, {ID: 2, ProjectID: 5, State: api.StateRequested}}, true)
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for c.state(1) != api.StateRunning || c.state(2) != api.StateUnresourced || slices.Contains(mustDomains(b), "t9_99") {
 		if time.Now().After(deadline) {
 			t.Fatalf("states %d %d, domains %v", c.state(1), c.state(2), mustDomains(b))

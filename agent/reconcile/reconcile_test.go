@@ -94,7 +94,7 @@ func newLoop(t *testing.T, h *fakeHost) *Loop[obj] {
 
 func eventually(t *testing.T, f func() bool, what string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !f() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
