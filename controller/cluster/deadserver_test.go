@@ -69,7 +69,7 @@ func TestDeadServerCleanup(t *testing.T) {
 	if err := nodes[2].Shutdown(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "n3 to be removed", func() bool {
+	waitFor(t, 30*time.Second, "n3 to be removed", func() bool {
 		return slices.Equal(serverIDs(t, leader), []string{"n1", "n2"})
 	})
 	took := time.Since(stopped)
@@ -81,13 +81,13 @@ func TestDeadServerCleanup(t *testing.T) {
 	}
 	// The counter moves once the removal has committed, just after the
 	// configuration shows it.
-	waitFor(t, 5*time.Second, "the removal to be counted", func() bool { return leader.DeadServersRemoved() == 1 })
+	waitFor(t, 30*time.Second, "the removal to be counted", func() bool { return leader.DeadServersRemoved() == 1 })
 	if leader.Stats()["dead_servers_removed"] != "1" {
 		t.Fatalf("DeadServersRemoved = %d", leader.DeadServersRemoved())
 	}
 	// n2 learns the new configuration and the cluster keeps working.
 	_, idx := set(t, leader, "k", "v2")
-	waitFor(t, 5*time.Second, "n2 to apply", func() bool { return nodes[1].fsm.applied() >= idx })
+	waitFor(t, 30*time.Second, "n2 to apply", func() bool { return nodes[1].fsm.applied() >= idx })
 	if ids := serverIDs(t, nodes[1]); !slices.Equal(ids, []string{"n1", "n2"}) {
 		t.Fatalf("n2 sees %v", ids)
 	}
