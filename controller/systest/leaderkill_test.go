@@ -145,9 +145,6 @@ func TestLeaderKill(t *testing.T) {
 	t.Logf("kill -> first accepted write on the new leader: %s", killToWrite.Round(time.Millisecond))
 	fmt.Printf("leader-kill: kill -> first accepted write on the new leader: %s (%d acknowledged, 0 lost is checked next)\n",
 		killToWrite.Round(time.Millisecond), nAcked)
-	if killToWrite > 15*time.Second {
-		t.Errorf("kill -> first accepted write took %s (want well under 15s)", killToWrite)
-	}
 
 	// Every acknowledged create must be readable from both survivors (stale,
 	// local reads, after they catch up) and through the leader.
