@@ -51,13 +51,33 @@ func needLibvirt(t *testing.T) *Conn {
 		if err != nil {
 			t.Fatalf("start libvirtd: %v\n%s", err, out)
 		}
-		c = NewConn("")
-	}
-	if _, err := c.NodeInfo(ctx); err != nil {
-		t.Fatalf("libvirtd does not answer: %v", err)
+		c = libvirtdAnswers(t, 60*time.Second)
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// libvirtdAnswers waits for a just started libvirtd to answer and returns
+// a connection to it. libvirtd-up.sh returns once the socket file exists,
+// which may be a dead daemon's file the new one has not replaced yet, or
+// a socket it does not accept on yet (a loaded machine).
+func libvirtdAnswers(t *testing.T, timeout time.Duration) *Conn {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		c := NewConn("")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := c.NodeInfo(ctx)
+		cancel()
+		if err == nil {
+			return c
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("libvirtd does not answer %s after it was started: %v", timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // testEnv is one system test's directories, bridge and image.
@@ -184,11 +204,11 @@ func restartLibvirtd(t *testing.T) {
 	if p, err := os.FindProcess(pid); err == nil {
 		_ = p.Signal(syscall.SIGTERM)
 	}
-	for i := 0; i < 100; i++ {
+	// Up to 60 s: while the old daemon lives, libvirtd-up.sh starts none.
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if err := syscall.Kill(pid, 0); err != nil {
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 	out, err := exec.Command("bash", "../../scripts/libvirtd-up.sh").CombinedOutput()
 	if err != nil {
@@ -197,4 +217,5 @@ func restartLibvirtd(t *testing.T) {
 	if now, _ := os.ReadFile("/run/libvirtd.pid"); strings.TrimSpace(string(now)) == strings.TrimSpace(string(pidb)) {
 		t.Fatalf("libvirtd pid %s did not change", now)
 	}
+	libvirtdAnswers(t, 60*time.Second).Close()
 }
