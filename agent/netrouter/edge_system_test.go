@@ -28,7 +28,7 @@ func TestRouterInboundDNSNeedsAnAllowRule(t *testing.T) {
 	e.addHost(inet, e.cfg.PublicBridge, "", e.net3+".50/24")
 
 	e.listen(inet, e.net3+".50:53")
-	if err := dialFrom(vm6, e.net3+".50:53", 2*time.Second); err != nil {
+	if err := dialFrom(vm6, e.net3+".50:53", 10*time.Second); err != nil {
 		t.Errorf("outbound DNS: %v", err)
 	}
 	e.listen(vm5, "0.0.0.0:53")
@@ -91,7 +91,7 @@ func TestRouterDropsSpoofedSources(t *testing.T) {
 		if got != e.net3+".10" {
 			t.Fatalf("a VM's datagram arrived from %s, want the router address", got)
 		}
-	case <-time.After(2 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("a VM's datagram did not arrive")
 	}
 	for _, spoofed := range []string{e.net3 + ".20", "192.0.2.77"} {

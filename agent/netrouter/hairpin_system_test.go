@@ -59,7 +59,7 @@ func TestRouterHairpinNAT(t *testing.T) {
 		{vm5, e.net3 + ".20"}, // itself
 	} {
 		for i := 0; i < 5; i++ {
-			if err := dialFrom(c.from, floating, 2*time.Second); err != nil {
+			if err := dialFrom(c.from, floating, 10*time.Second); err != nil {
 				t.Fatalf("%s → %s, connection %d: %v", c.from, floating, i+1, err)
 			}
 			select {
@@ -67,7 +67,7 @@ func TestRouterHairpinNAT(t *testing.T) {
 				if got != c.seen {
 					t.Errorf("%s → %s: the VM saw the connection from %s, want %s", c.from, floating, got, c.seen)
 				}
-			case <-time.After(2 * time.Second):
+			case <-time.After(10 * time.Second):
 				t.Fatalf("%s → %s: connected, but not to the VM", c.from, floating)
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,15 +18,22 @@ import (
 // upWatch records every moment the kernel reports link name up in the
 // root namespace while it runs.
 type upWatch struct {
-	mu   sync.Mutex
-	ups  []string
-	done chan struct{}
-	wg   sync.WaitGroup
+	t      *testing.T
+	name   string
+	marker string // a root link of the test's own: stop's sync point
+	mu     sync.Mutex
+	ups    []string
+	synced chan struct{} // closed when marker shows the alias set by stop
+	done   chan struct{}
+	wg     sync.WaitGroup
 }
 
-func watchUp(t *testing.T, name string) *upWatch {
+// watchUp watches name; marker is a root-namespace link only the test
+// touches (stop sets its alias).
+func watchUp(t *testing.T, name, marker string) *upWatch {
 	t.Helper()
-	w := &upWatch{done: make(chan struct{})}
+	w := &upWatch{t: t, name: name, marker: marker, synced: make(chan struct{}), done: make(chan struct{})}
+	syncAlias := "regent-test-sync-" + name + "-"
 	ch := make(chan netlink.LinkUpdate, 256)
 	if err := netlink.LinkSubscribe(ch, w.done); err != nil {
 		t.Fatal(err)
@@ -34,6 +42,13 @@ func watchUp(t *testing.T, name string) *upWatch {
 	go func() {
 		defer w.wg.Done()
 		for u := range ch {
+			if u.Attrs().Name == marker && strings.HasPrefix(u.Attrs().Alias, syncAlias) {
+				select {
+				case <-w.synced:
+				default:
+					close(w.synced)
+				}
+			}
 			if u.Attrs().Name == name && u.Attrs().Flags&net.FlagUp != 0 {
 				w.mu.Lock()
 				w.ups = append(w.ups, u.Attrs().OperState.String())
@@ -44,9 +59,32 @@ func watchUp(t *testing.T, name string) *upWatch {
 	return w
 }
 
-// stop ends the watch and returns the up events it saw.
+// stop ends the watch and returns the up events it saw. The kernel sends
+// link notifications in order: once the marker's alias change arrives,
+// every notification of what happened before stop has arrived too. (The
+// alias is set again every second, in case a notification is dropped.)
 func (w *upWatch) stop() []string {
-	time.Sleep(100 * time.Millisecond) // let the last notifications arrive
+	w.t.Helper()
+	l, err := netlink.LinkByName(w.marker)
+	if err != nil {
+		w.t.Fatalf("sync the link watch: %v", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; ; i++ {
+		if err := netlink.LinkSetAlias(l, "regent-test-sync-"+w.name+"-"+strconv.Itoa(i)); err != nil {
+			w.t.Fatalf("sync the link watch: %v", err)
+		}
+		select {
+		case <-w.synced:
+		case <-time.After(time.Second):
+			if time.Now().After(deadline) {
+				w.t.Fatal("the link watch did not see the marker's alias change in 30 s")
+			}
+			continue
+		}
+		break
+	}
+	_ = netlink.LinkSetAlias(l, "")
 	close(w.done)
 	w.wg.Wait()
 	w.mu.Lock()
@@ -95,7 +133,7 @@ func TestRouterQuiescedUpdate(t *testing.T) {
 	}
 
 	// A router that is not on the host (a restarted host) is built quiesced.
-	w := watchUp(t, pubVeth)
+	w := watchUp(t, pubVeth, e.prefix+"h1") // inet's host-side veth
 	res, err := e.b.EnsureQuiesced(ctx, spec)
 	if err != nil {
 		t.Fatalf("EnsureQuiesced of a new router: %v", err)
@@ -111,7 +149,7 @@ func TestRouterQuiescedUpdate(t *testing.T) {
 	e.addHost(vm5, e.b.names.vxlanBridge(e.vni), "02:00:00:aa:00:05", e.priv3+".5/24")
 	e.sh("ip", "-n", vm5, "route", "add", "default", "via", e.priv3+".1")
 	e.ensure(e.b, spec)
-	if err := dialFrom(vm5, e.net3+".50:8080", 2*time.Second); err != nil {
+	if err := dialFrom(vm5, e.net3+".50:8080", 10*time.Second); err != nil {
 		t.Fatalf("running router does not forward: %v", err)
 	}
 	if err := e.b.Quiesce(ctx, spec); err != nil {
@@ -132,7 +170,7 @@ func TestRouterQuiescedUpdate(t *testing.T) {
 		}
 		return nil
 	}
-	w = watchUp(t, pubVeth)
+	w = watchUp(t, pubVeth, e.prefix+"h1")
 	if _, err := e.b.EnsureQuiesced(ctx, spec); err == nil {
 		t.Fatal("the injected failure was not returned")
 	}
@@ -146,7 +184,7 @@ func TestRouterQuiescedUpdate(t *testing.T) {
 	}
 
 	// The update goes through, still quiesced.
-	w = watchUp(t, pubVeth)
+	w = watchUp(t, pubVeth, e.prefix+"h1")
 	res, err = e.b.EnsureQuiesced(ctx, spec)
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +212,7 @@ func TestRouterQuiescedUpdate(t *testing.T) {
 			t.Errorf("restart after a quiesced update changed %q: the update was not complete", ch)
 		}
 	}
-	if err := dialFrom(inet, e.net3+".21:2222", 2*time.Second); err != nil {
+	if err := dialFrom(inet, e.net3+".21:2222", 10*time.Second); err != nil {
 		t.Fatalf("the updated NAT does not work after the restart: %v", err)
 	}
 	<-peers

@@ -377,11 +377,12 @@ func dnsmasqCount(conf string) int {
 	return n
 }
 
-// dnsmasqStarted waits up to 5 s for a dnsmasq serving conf (the builder
+// dnsmasqStarted waits up to 30 s for a dnsmasq serving conf (the builder
 // reports "dhcp started" when its supervisor is launched; the process
-// itself starts a moment later) and returns how many serve it then.
+// itself starts a moment later, much later on a loaded machine) and
+// returns how many serve it then.
 func dnsmasqStarted(conf string) int {
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		n := dnsmasqCount(conf)
 		if n > 0 || time.Now().After(deadline) {

@@ -67,13 +67,13 @@ func TestRouterEndToEnd(t *testing.T) {
 
 	t.Run("snat", func(t *testing.T) {
 		peers := e.listen(inet, e.net3+".50:8080")
-		if err := dialFrom(vm6, e.net3+".50:8080", 2*time.Second); err != nil {
+		if err := dialFrom(vm6, e.net3+".50:8080", 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
 		if got := <-peers; got != e.net3+".10" {
 			t.Errorf("VM without NAT left as %s, want the router address %s.10", got, e.net3)
 		}
-		if err := dialFrom(vm5, e.net3+".50:8080", 2*time.Second); err != nil {
+		if err := dialFrom(vm5, e.net3+".50:8080", 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
 		if got := <-peers; got != e.net3+".20" {
@@ -85,7 +85,7 @@ func TestRouterEndToEnd(t *testing.T) {
 			t.Error("outbound tcp/25 passed a block rule")
 		}
 		// The block rule logs: its packets are in the policy log.
-		eventually(t, "policy log entry of the block rule", 3*time.Second, func() bool {
+		eventually(t, "policy log entry of the block rule", 15*time.Second, func() bool {
 			for _, l := range e.b.PolicyLog(spec.ID) {
 				if l.Direction == "out" && l.Order == 1 && l.Action == "block" && l.Protocol == "tcp" &&
 					l.Source.String() == e.priv3+".6" && l.DestinationPort == 25 {
@@ -105,13 +105,13 @@ func TestRouterEndToEnd(t *testing.T) {
 		allow := api.FirewallRuleSpec{Order: 5, Allow: true, Protocol: "tcp", Source: "*", Destination: e.priv3 + ".5", Port: "2222", Log: true}
 		spec.FirewallRules = append(spec.FirewallRules, allow)
 		e.ensure(e.b, spec)
-		if err := dialFrom(inet, target, 2*time.Second); err != nil {
+		if err := dialFrom(inet, target, 10*time.Second); err != nil {
 			t.Fatalf("inbound TCP with an allow rule: %v", err)
 		}
 		if got := <-peers; got != e.net3+".50" {
 			t.Errorf("inbound connection came from %s, want the public host", got)
 		}
-		eventually(t, "policy log entry of the allow rule", 3*time.Second, func() bool {
+		eventually(t, "policy log entry of the allow rule", 15*time.Second, func() bool {
 			for _, l := range e.b.PolicyLog(spec.ID) {
 				if l.Direction == "in" && l.Order == 5 && l.Action == "allow" && l.Destination.String() == e.priv3+".5" &&
 					l.DestinationPort == 2222 && l.Source.String() == e.net3+".50" {
@@ -203,7 +203,7 @@ func TestRouterEndToEnd(t *testing.T) {
 		rs, _ := e.b.state(spec.ID)
 		pid := rs.dhcp.pid()
 		_ = syscall.Kill(pid, syscall.SIGKILL)
-		eventually(t, "dnsmasq restarted", 5*time.Second, func() bool { p := rs.dhcp.pid(); return p != 0 && p != pid })
+		eventually(t, "dnsmasq restarted", 30*time.Second, func() bool { p := rs.dhcp.pid(); return p != 0 && p != pid })
 		if n := dnsmasqCount(conf); n != 1 {
 			t.Fatalf("%d dnsmasq processes", n)
 		}
@@ -222,7 +222,7 @@ func TestRouterEndToEnd(t *testing.T) {
 		}
 		r := e.ensure(e.b, spec)
 		t.Logf("restart: %v: %q", r.Duration, r.Changes)
-		if err := dialFrom(vm6, e.net3+".50:8081", 2*time.Second); err != nil {
+		if err := dialFrom(vm6, e.net3+".50:8081", 10*time.Second); err != nil {
 			t.Fatalf("restarted router does not forward: %v", err)
 		}
 	})
@@ -411,7 +411,7 @@ func TestRouterKillMidBuild(t *testing.T) {
 			}
 			exited := make(chan struct{})
 			go func() { _ = cmd.Wait(); close(exited) }()
-			eventually(t, "helper to reach "+stop, 15*time.Second, func() bool {
+			eventually(t, "helper to reach "+stop, 60*time.Second, func() bool {
 				select {
 				case <-exited:
 					t.Fatalf("helper exited early:\n%s", out.String())

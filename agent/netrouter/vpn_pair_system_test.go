@@ -424,15 +424,30 @@ func (e *sysenv) sendUDP(host, src, dst, payload string) {
 	}
 }
 
-// received collects what arrived within d.
-func received(ch <-chan string, d time.Duration) []string {
+// received collects what arrives on ch: it waits up to 30 s for every
+// payload of want (a loaded machine may take that long to pass a datagram
+// through charon's userspace ESP), then d more for anything else.
+func received(ch <-chan string, want []string, d time.Duration) []string {
 	var out []string
-	deadline := time.After(d)
+	missing := slices.Clone(want)
+	timeout := time.After(30 * time.Second)
+	for len(missing) > 0 {
+		select {
+		case s := <-ch:
+			out = append(out, s)
+			if i := slices.Index(missing, s); i >= 0 {
+				missing = slices.Delete(missing, i, i+1)
+			}
+		case <-timeout:
+			return out
+		}
+	}
+	grace := time.After(d)
 	for {
 		select {
 		case s := <-ch:
 			out = append(out, s)
-		case <-deadline:
+		case <-grace:
 			return out
 		}
 	}
@@ -468,7 +483,7 @@ func TestVPNForgedSourceDropped(t *testing.T) {
 
 	only := func(when string, want ...string) {
 		t.Helper()
-		r := received(got, 2*time.Second)
+		r := received(got, want, 2*time.Second)
 		slices.Sort(r)
 		if !slices.Equal(r, want) {
 			t.Fatalf("%s: received %q; want %q", when, r, want)
