@@ -100,19 +100,27 @@ func TestCoalescedApply(t *testing.T) {
 // concurrency is queued, at most linger; with few writers or a stale
 // estimate it does not wait, and stop ends the wait.
 func TestLinger(t *testing.T) {
+	// The estimate's age is set when lingerLocked is called, not when
+	// the batcher is made: a goroutine started late on a loaded machine
+	// would otherwise find a fresh estimate (age 0) already older than
+	// concurrencyWindow (250 ms) and return at once.
+	ages := map[*batcher]time.Duration{}
 	mk := func(linger time.Duration, peak, queued int, age time.Duration) *batcher {
-		b := &batcher{max: DefaultMaxCoalesce, linger: linger, kick: make(chan struct{}, 1), peak: peak, peakAt: time.Now().Add(-age)}
+		b := &batcher{max: DefaultMaxCoalesce, linger: linger, kick: make(chan struct{}, 1), peak: peak}
 		for range queued {
 			b.queue = append(b.queue, &call{})
 		}
+		ages[b] = age
 		return b
 	}
 	stop := make(chan struct{})
 	start := func(b *batcher) <-chan bool {
 		out := make(chan bool, 1)
+		age := ages[b]
 		go func() {
 			b.mu.Lock()
 			defer b.mu.Unlock()
+			b.peakAt = time.Now().Add(-age)
 			out <- b.lingerLocked(stop)
 		}()
 		return out
