@@ -26,15 +26,15 @@ func TestTransferLeadership(t *testing.T) {
 	}
 
 	// To a named voter.
-	id, err := n1.TransferLeadership(ctxT(t, 10*time.Second), "n3")
+	id, err := n1.TransferLeadership(ctxT(t, time.Minute), "n3")
 	if err != nil || id != "n3" {
 		t.Fatalf("to n3: %q, %v", id, err)
 	}
-	waitFor(t, 5*time.Second, "n3 to lead", n3.IsLeader)
+	waitFor(t, 30*time.Second, "n3 to lead", n3.IsLeader)
 	set(t, n3, "k", "v2")
 
 	// To whoever is most up to date.
-	id, err = n3.TransferLeadership(ctxT(t, 10*time.Second), "")
+	id, err = n3.TransferLeadership(ctxT(t, time.Minute), "")
 	if err != nil || id == "n3" || id == "" {
 		t.Fatalf("to any: %q, %v", id, err)
 	}
@@ -53,7 +53,7 @@ func TestTransferLeadershipSingleNode(t *testing.T) {
 		t.Fatal("single node lost leadership")
 	}
 	// The gate is open again.
-	done, err := n.BeginWrite(ctxT(t, time.Second))
+	done, err := n.BeginWrite(ctxT(t, 30*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestTransferLeadershipGate(t *testing.T) {
 	n1 := nodes[0]
 
 	// A write in progress.
-	done, err := n1.BeginWrite(ctxT(t, time.Second))
+	done, err := n1.BeginWrite(ctxT(t, 30*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestTransferLeadershipGate(t *testing.T) {
 	}
 	transferred := make(chan result, 1)
 	go func() {
-		id, err := n1.TransferLeadership(ctxT(t, 10*time.Second), "n2")
+		id, err := n1.TransferLeadership(ctxT(t, time.Minute), "n2")
 		transferred <- result{id, err}
 	}()
 	// The transfer waits for it: n1 still leads and can commit it.
@@ -94,7 +94,7 @@ func TestTransferLeadershipGate(t *testing.T) {
 	var admitted atomic.Bool
 	admittedCh := make(chan error, 1)
 	go func() {
-		d, err := n1.BeginWrite(ctxT(t, 10*time.Second))
+		d, err := n1.BeginWrite(ctxT(t, time.Minute))
 		if err == nil {
 			admitted.Store(true)
 			d()
@@ -117,7 +117,7 @@ func TestTransferLeadershipGate(t *testing.T) {
 	if n1.IsLeader() {
 		t.Fatal("n1 leads after the hand-off")
 	}
-	waitFor(t, 5*time.Second, "n2 to have the write", func() bool { v, _ := nodes[1].fsm.get("k"); return v == "in progress" })
+	waitFor(t, 30*time.Second, "n2 to have the write", func() bool { v, _ := nodes[1].fsm.get("k"); return v == "in progress" })
 }
 
 // TestTransferLeadershipToDeadNode: a target that cannot take over (it is
