@@ -26,7 +26,7 @@ func TestSingleNodeBootstrapApply(t *testing.T) {
 	}
 	// raft advances AppliedIndex just after handing entries to the FSM, so
 	// it may trail Apply's return for a moment.
-	waitFor(t, 5*time.Second, "applied index", func() bool { return n.fsm.applied() >= idx2 })
+	waitFor(t, 30*time.Second, "applied index", func() bool { return n.fsm.applied() >= idx2 })
 	if n.LastIndex() < idx2 {
 		t.Fatalf("last index %d, want >= %d", n.LastIndex(), idx2)
 	}
@@ -154,7 +154,7 @@ func TestApplyWithoutQuorumReturnsErrNoLeader(t *testing.T) {
 		}
 	}
 	// The leader loses its lease and steps down; nobody can be elected.
-	waitFor(t, 10*time.Second, "leader to step down", func() bool {
+	waitFor(t, 30*time.Second, "leader to step down", func() bool {
 		id, _ := nodes[0].Leader()
 		return !nodes[0].IsLeader() && id == ""
 	})
@@ -208,7 +208,7 @@ func TestRestartKeepsData(t *testing.T) {
 	cfg.RaftAddr = addr // same port: the configuration records it
 	n2 := startNodeCfg(t, cfg)
 	waitLeader(t, n2)
-	waitFor(t, 5*time.Second, "replay", func() bool { return n2.fsm.applied() >= idx })
+	waitFor(t, 30*time.Second, "replay", func() bool { return n2.fsm.applied() >= idx })
 	if got := n2.fsm.all(); got["a"] != "1" || got["b"] != "2" || len(got) != 2 {
 		t.Fatalf("after restart: %v", got)
 	}
@@ -269,7 +269,7 @@ func TestMembershipChanges(t *testing.T) {
 	if n3b.Addr() == n3.Addr() {
 		t.Fatal("same port")
 	}
-	waitFor(t, 10*time.Second, "AddVoter(n3) at its new address", func() bool {
+	waitFor(t, 30*time.Second, "AddVoter(n3) at its new address", func() bool {
 		err := leader.AddVoter("n3", n3b.Addr())
 		if err != nil && !errors.Is(err, ErrMembershipConflict) {
 			t.Fatalf("AddVoter with new address: %v", err)
@@ -290,7 +290,7 @@ func TestMembershipChanges(t *testing.T) {
 		t.Fatalf("servers after address change: %+v", ss)
 	}
 	_, idx := set(t, leader, "k", "v2")
-	waitFor(t, 10*time.Second, "n3 to catch up at its new address", func() bool { return n3b.fsm.applied() >= idx })
+	waitFor(t, 30*time.Second, "n3 to catch up at its new address", func() bool { return n3b.fsm.applied() >= idx })
 
 	// RemoveServer is idempotent.
 	if err := leader.RemoveServer("n3"); err != nil {
@@ -307,7 +307,7 @@ func TestMembershipChanges(t *testing.T) {
 	if err := leader.Leave(); err != nil {
 		t.Fatalf("Leave: %v", err)
 	}
-	waitFor(t, 10*time.Second, "n2 to lead", nodes[1].IsLeader)
+	waitFor(t, 30*time.Second, "n2 to lead", nodes[1].IsLeader)
 	if ids := serverIDs(t, nodes[1]); !slices.Equal(ids, []string{"n2"}) {
 		t.Fatalf("servers after leave %v", ids)
 	}

@@ -92,7 +92,7 @@ func TestCoalescedApply(t *testing.T) {
 		t.Fatalf("leader holds %d keys, want %d", len(want), distinct+1)
 	}
 	for _, n := range nodes[1:] {
-		waitFor(t, 10*time.Second, n.NodeID()+" catching up", func() bool { return fmt.Sprint(n.fsm.all()) == fmt.Sprint(want) })
+		waitFor(t, 30*time.Second, n.NodeID()+" catching up", func() bool { return fmt.Sprint(n.fsm.all()) == fmt.Sprint(want) })
 	}
 }
 

@@ -254,7 +254,7 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 
 func waitLeader(t *testing.T, n *node) {
 	t.Helper()
-	ctx := ctxT(t, 10*time.Second)
+	ctx := ctxT(t, 30*time.Second)
 	id, err := n.WaitForLeader(ctx)
 	if err != nil {
 		t.Fatalf("%s: no leader: %v", n.NodeID(), err)
@@ -262,7 +262,7 @@ func waitLeader(t *testing.T, n *node) {
 	if id != n.NodeID() {
 		t.Fatalf("%s: leader is %s, want self", n.NodeID(), id)
 	}
-	waitFor(t, 10*time.Second, "leadership", n.IsLeader)
+	waitFor(t, 30*time.Second, "leadership", n.IsLeader)
 }
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
@@ -278,7 +278,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 
 func set(t *testing.T, n *node, k, v string) (kvResult, uint64) {
 	t.Helper()
-	resp, idx, err := n.Apply(ctxT(t, 10*time.Second), cmd(k, v))
+	resp, idx, err := n.Apply(ctxT(t, 30*time.Second), cmd(k, v))
 	if err != nil {
 		t.Fatalf("Apply(%s=%s) on %s: %v", k, v, n.NodeID(), err)
 	}
@@ -303,13 +303,13 @@ func startCluster(t *testing.T, n int, mod func(*Config)) []*node {
 		nd := startNode(t, fmt.Sprintf("n%d", i), false, mod)
 		// On a loaded machine n1 can lose leadership for a moment while the
 		// configuration grows; retry until it has it again.
-		waitFor(t, 15*time.Second, "AddVoter("+nd.NodeID()+")", func() bool {
+		waitFor(t, 30*time.Second, "AddVoter("+nd.NodeID()+")", func() bool {
 			return nodes[0].AddVoter(nd.NodeID(), nd.Addr()) == nil
 		})
 		nodes = append(nodes, nd)
 	}
 	for _, nd := range nodes[1:] {
-		waitFor(t, 10*time.Second, nd.NodeID()+" to see the leader", func() bool {
+		waitFor(t, 30*time.Second, nd.NodeID()+" to see the leader", func() bool {
 			id, _ := nd.Leader()
 			return id == "n1"
 		})

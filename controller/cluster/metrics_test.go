@@ -31,7 +31,7 @@ func TestInstallMetrics(t *testing.T) {
 
 	for _, r := range []*prometheus.Registry{reg, other} {
 		var names []string
-		waitFor(t, 5*time.Second, "raft metrics", func() bool {
+		waitFor(t, 30*time.Second, "raft metrics", func() bool {
 			mfs, err := r.Gather()
 			if err != nil {
 				t.Fatalf("Gather: %v", err)

@@ -61,7 +61,7 @@ func TestSnapshotSaveRestoreIntoFreshNode(t *testing.T) {
 	cfg.RaftAddr = addr
 	dst2 := startNodeCfg(t, cfg)
 	waitLeader(t, dst2)
-	waitFor(t, 5*time.Second, "replay", func() bool { return dst2.fsm.applied() >= idx })
+	waitFor(t, 30*time.Second, "replay", func() bool { return dst2.fsm.applied() >= idx })
 	want["d"] = "5"
 	if got := dst2.fsm.all(); !maps.Equal(got, want) {
 		t.Fatalf("after restart %v, want %v", got, want)
@@ -94,7 +94,7 @@ func TestSnapshotRestoreRefusesGarbage(t *testing.T) {
 	if n.LastIndex() != last {
 		t.Fatalf("raft moved: last %d -> %d", last, n.LastIndex())
 	}
-	waitFor(t, 5*time.Second, "applied index", func() bool { return n.fsm.applied() >= idx })
+	waitFor(t, 30*time.Second, "applied index", func() bool { return n.fsm.applied() >= idx })
 	if !n.IsLeader() {
 		t.Fatal("node lost leadership")
 	}
@@ -134,7 +134,7 @@ func TestSnapshotRestoreOnThreeNodeLeader(t *testing.T) {
 	}
 	want["r3"] = "c"
 	for _, n := range nodes[1:] {
-		waitFor(t, 10*time.Second, n.NodeID()+" to install the restored snapshot", func() bool {
+		waitFor(t, 30*time.Second, n.NodeID()+" to install the restored snapshot", func() bool {
 			return n.fsm.applied() >= idx
 		})
 		if got := n.fsm.all(); !maps.Equal(got, want) {

@@ -20,7 +20,7 @@ func TestMutualTLSCluster(t *testing.T) {
 		t.Fatalf("AddVoter over mTLS: %v", err)
 	}
 	_, idx := set(t, a, "k", "v")
-	waitFor(t, 10*time.Second, "b to replicate over mTLS", func() bool { return b.fsm.applied() >= idx })
+	waitFor(t, 30*time.Second, "b to replicate over mTLS", func() bool { return b.fsm.applied() >= idx })
 	if v, _ := b.fsm.get("k"); v != "v" {
 		t.Fatalf("b: k=%q", v)
 	}
@@ -32,7 +32,7 @@ func TestMutualTLSCluster(t *testing.T) {
 	if err := a.Raft().LeadershipTransfer().Error(); err != nil {
 		t.Fatalf("leadership transfer: %v", err)
 	}
-	waitFor(t, 10*time.Second, "b to lead", b.IsLeader)
+	waitFor(t, 30*time.Second, "b to lead", b.IsLeader)
 	set(t, b, "k", "w")
 }
 
@@ -61,7 +61,7 @@ func TestMutualTLSRejectsForeignCA(t *testing.T) {
 	// 2. c's own connections to the cluster are refused by the servers.
 	conn, err := c.stream.Dial(raft.ServerAddress(a.Addr()), 2*time.Second)
 	if err == nil {
-		_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
+		_ = conn.SetDeadline(time.Now().Add(15 * time.Second)) // a refusal ends it at once
 		_, werr := conn.Write([]byte{0})
 		_, rerr := conn.Read(make([]byte, 1))
 		_ = conn.Close()
@@ -80,7 +80,7 @@ func TestMutualTLSRejectsForeignCA(t *testing.T) {
 		t.Fatalf("raw AddNonvoter: %v", err)
 	}
 	_, idx := set(t, a, "k", "v")
-	waitFor(t, 5*time.Second, "b to apply", func() bool { return b.fsm.applied() >= idx })
+	waitFor(t, 30*time.Second, "b to apply", func() bool { return b.fsm.applied() >= idx })
 	time.Sleep(2 * time.Second)
 	if c.LastIndex() != 0 || c.AppliedIndex() != 0 {
 		t.Fatalf("c received raft data: last %d applied %d", c.LastIndex(), c.AppliedIndex())
