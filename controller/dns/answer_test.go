@@ -326,7 +326,7 @@ func TestCaseEcho(t *testing.T) {
 				if v.edit != nil {
 					v.edit(m)
 				}
-				cl := &mdns.Client{Net: v.network, Timeout: 2 * time.Second}
+				cl := &mdns.Client{Net: v.network, Timeout: 10 * time.Second}
 				if v.tsig {
 					m.SetTsig(testKey, mdns.HmacSHA256, 300, time.Now().Unix())
 					cl.TsigSecret = map[string]string{testKey: testSecret}
@@ -627,7 +627,7 @@ func TestRAClear(t *testing.T) {
 	}
 	defer c.Close()
 	_, _ = c.Write([]byte{0x12, 0x34, 0x00, 0xa0, 0, 1, 0, 0, 0, 0, 0, 0, 3, 'a', 'b'}) // RA, AD; truncated question
-	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	buf := make([]byte, 512)
 	n, err := c.Read(buf)
 	if err != nil || n != 12 || buf[2]&0x80 == 0 || buf[3] != mdns.RcodeFormatError {

@@ -156,7 +156,7 @@ func startServer(t testing.TB, cfg Config, src Source) *Server {
 
 func exchange(t testing.TB, addr, network string, m *mdns.Msg) *mdns.Msg {
 	t.Helper()
-	c := &mdns.Client{Net: network, Timeout: 2 * time.Second, UDPSize: 65535}
+	c := &mdns.Client{Net: network, Timeout: 10 * time.Second, UDPSize: 65535}
 	r, _, err := c.Exchange(m, addr)
 	if err != nil {
 		t.Fatalf("exchange %s %v: %v", network, m.Question, err)

@@ -99,7 +99,7 @@ func TestKdigTransfers(t *testing.T) {
 	z := testZone(t, 78)
 	z.RRs = append(z.RRs, rrs(t, "added.example.test. 60 IN A 192.0.2.78")...)
 	src.put(z)
-	for deadline := time.Now().Add(5 * time.Second); ask(t, s.Addr(), "udp", "example.test.", mdns.TypeSOA).Answer[0].(*mdns.SOA).Serial != 78; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); ask(t, s.Addr(), "udp", "example.test.", mdns.TypeSOA).Answer[0].(*mdns.SOA).Serial != 78; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("serial 78 not served")
 		}
