@@ -14,7 +14,7 @@ import (
 // local (stale) reads show the objects written while it was down.
 func TestFollowerRestart(t *testing.T) {
 	c := startCluster(t, 3)
-	leader := c.leader(10 * time.Second)
+	leader := c.leader(30 * time.Second)
 	f := c.followers(leader)[0]
 	before := c.create(f, "member", map[string]any{"name": "restart-before"})
 
@@ -38,7 +38,7 @@ func TestFollowerRestart(t *testing.T) {
 	c.waitLocalReady(f, 30*time.Second)
 	for _, id := range append([]uint64{before}, ids...) {
 		path := "/membership/member/" + itoa(id) + "/?stale=true"
-		err := waitFor(15*time.Second, func() error {
+		err := waitFor(30*time.Second, func() error {
 			r := c.do(f, http.MethodGet, path, nil)
 			if r.Err != nil || r.Status != http.StatusOK {
 				return fmt.Errorf("restarted %s: GET %s: %s", f.name, path, r)
@@ -53,7 +53,7 @@ func TestFollowerRestart(t *testing.T) {
 	// And it takes part again: a write through it succeeds.
 	c.create(f, "member", map[string]any{"name": "restart-after"})
 	want, got := c.listings(leader, c.token, ""), map[string]string{}
-	err = waitFor(10*time.Second, func() error {
+	err = waitFor(30*time.Second, func() error {
 		got = c.listings(f, c.token, "stale=true")
 		for _, svc := range listedServices {
 			if got[svc] != want[svc] {
@@ -73,7 +73,7 @@ func TestFollowerRestart(t *testing.T) {
 // X-Regent-Last-Contact) and ?consistent=true.
 func TestFollowerForwarding(t *testing.T) {
 	c := startCluster(t, 3)
-	leader := c.leader(10 * time.Second)
+	leader := c.leader(30 * time.Second)
 	for _, f := range c.followers(leader) {
 		r := c.do(f, http.MethodPost, "/membership/member/", map[string]any{"name": "fwd-" + f.name})
 		if r.Err != nil || r.Status != http.StatusCreated {
@@ -99,7 +99,7 @@ func TestFollowerForwarding(t *testing.T) {
 
 		// Stale read: local, eventually visible, with the staleness headers.
 		var sr *resp
-		err = waitFor(10*time.Second, func() error {
+		err = waitFor(30*time.Second, func() error {
 			sr = c.do(f, http.MethodGet, path+"?stale=true", nil)
 			if sr.Err != nil || sr.Status != http.StatusOK {
 				return fmt.Errorf("stale read on %s: %s", f.name, sr)
@@ -182,7 +182,7 @@ func TestNoQuorum(t *testing.T) {
 
 func testNoQuorum(t *testing.T, survivorWasLeader bool) {
 	c := startCluster(t, 3)
-	leader := c.leader(10 * time.Second)
+	leader := c.leader(30 * time.Second)
 	fs := c.followers(leader)
 	survivor, victims := fs[1], []*node{leader, fs[0]}
 	if survivorWasLeader {
@@ -216,7 +216,10 @@ func testNoQuorum(t *testing.T, survivorWasLeader bool) {
 			// told honestly; the next write must wait out the election.
 			early = 0
 		}
-		if took < early || took > 8*time.Second {
+		// The lower bound is the ApplyTimeout (5 s) waited out; the upper
+		// one only says the write did not hang (a loaded machine answers
+		// late, and the client gives up at 30 s).
+		if took < early || took > 25*time.Second {
 			t.Errorf("write without quorum answered after %s, want about 5s", took)
 		}
 	}

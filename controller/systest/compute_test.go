@@ -109,7 +109,7 @@ func TestComputeConcurrentClouds(t *testing.T) {
 	var want string
 	for _, n := range c.nodes {
 		var got string
-		err := waitFor(10*time.Second, func() error {
+		err := waitFor(30*time.Second, func() error {
 			r := c.do(n, http.MethodGet, "/iaas/virtual_router/?stale=true&limit=100&order=id", nil)
 			if r.Err != nil || r.Status != http.StatusOK {
 				return fmt.Errorf("%s", r)

@@ -28,11 +28,11 @@ func TestCrossClusterRestore(t *testing.T) {
 			t.Fatalf("A and B share the address %s", a.nodes[i].URL())
 		}
 	}
-	aLeader := a.leader(10 * time.Second)
+	aLeader := a.leader(30 * time.Second)
 	a.create(aLeader, "member", map[string]any{"name": "from-a"})
 	snap := a.must(a.do(aLeader, http.MethodGet, "/v1/operator/snapshot", nil), http.StatusOK, "snapshot of A").Body
 
-	bLeader := b.leader(10 * time.Second)
+	bLeader := b.leader(30 * time.Second)
 	// While the restore happens and right after it, write through B's
 	// followers with A's root token (valid on B once the restore is done):
 	// each write lands in B or fails, but never reaches A, even while a
@@ -71,7 +71,7 @@ func TestCrossClusterRestore(t *testing.T) {
 	// aNames returns the names of A's members.
 	aNames := func() map[string]bool {
 		t.Helper()
-		all, err := a.listAll(a.leader(10*time.Second), a.token, "member", "")
+		all, err := a.listAll(a.leader(30*time.Second), a.token, "member", "")
 		if err != nil {
 			t.Fatalf("listing A's members: %v", err)
 		}

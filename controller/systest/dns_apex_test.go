@@ -63,7 +63,7 @@ func TestDNS_ApexSettingsAreTheClusters(t *testing.T) {
 	wantAll := func(what, wantNS, wantMbox string) apex {
 		t.Helper()
 		var first apex
-		err := waitFor(15*time.Second, func() error {
+		err := waitFor(30*time.Second, func() error {
 			var got []apex
 			for _, n := range c.nodes {
 				if !n.running() {
@@ -105,7 +105,7 @@ func TestDNS_ApexSettingsAreTheClusters(t *testing.T) {
 
 	before := wantAll("start", "ns1.old.systest.", "dns.old.systest.")
 
-	leader := c.leader(10 * time.Second)
+	leader := c.leader(30 * time.Second)
 	for _, f := range c.followers(leader) {
 		f.stop()
 		setNS(f, "ns1.new.systest", "dns@new.systest")

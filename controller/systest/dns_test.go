@@ -217,7 +217,7 @@ func TestDNS_ThreeNodesServeChanges(t *testing.T) {
 		t.Logf("%s: all 3 nodes answer within %s", what, time.Since(start).Round(time.Millisecond))
 	}
 	// the write goes through a follower (forwarded to the leader)
-	writer := c.followers(c.leader(10 * time.Second))[0]
+	writer := c.followers(c.leader(30 * time.Second))[0]
 	id := c.createRecord(writer, dom, zoneRecord{name: "www." + z, typ: "A", content: "192.0.2.1"})
 	waitAll("create", "192.0.2.1")
 	c.must(c.do(writer, http.MethodPatch, "/iaas/record/"+itoa(id)+"/", map[string]any{"content": "192.0.2.2"}), http.StatusOK, "update")
@@ -365,7 +365,7 @@ zone:
 		out, _ := exec.Command(dig, "@"+nsdHost, "-p", nsdPort, "+norec", "+short", "+time=1", "+tries=1", name, typ).CombinedOutput()
 		return normalise(string(out))
 	}
-	if err := waitFor(15*time.Second, func() error {
+	if err := waitFor(30*time.Second, func() error {
 		if got := askNSD("www."+z, "A"); got != "192.0.2.1" {
 			return fmt.Errorf("NSD answers %q for www", got)
 		}
@@ -380,7 +380,7 @@ zone:
 	start := time.Now()
 	c.must(c.do(n, http.MethodPatch, "/iaas/record/"+itoa(id)+"/", map[string]any{"content": "192.0.2.99"}), http.StatusOK, "update")
 	c.createRecord(n, dom, zoneRecord{name: "new." + z, typ: "TXT", content: "hello"})
-	if err := waitFor(10*time.Second, func() error {
+	if err := waitFor(30*time.Second, func() error {
 		if got := askNSD("www."+z, "A"); got != "192.0.2.99" {
 			return fmt.Errorf("NSD answers %q for www", got)
 		}

@@ -27,7 +27,7 @@ func TestFiveNodes(t *testing.T) {
 	}
 
 	// Two failures: the leader and one follower.
-	leader := c.leader(10 * time.Second)
+	leader := c.leader(30 * time.Second)
 	dead := []*node{leader, c.others(leader)[0]}
 	killed := time.Now()
 	for _, n := range dead {
@@ -42,7 +42,7 @@ func TestFiveNodes(t *testing.T) {
 	}
 
 	// The new leader removes both dead voters: 3 voters are left.
-	leader2 := c.leader(10 * time.Second)
+	leader2 := c.leader(30 * time.Second)
 	want := []string{survivors[0].name, survivors[1].name, survivors[2].name}
 	slices.Sort(want)
 	removed := waitFor(30*time.Second, func() error {
@@ -88,7 +88,7 @@ func TestFiveNodes(t *testing.T) {
 		write(final[i%2], fmt.Sprintf("five-removed-back-%d", i))
 		time.Sleep(200 * time.Millisecond)
 	}
-	if l := c.leader(10 * time.Second); l == back {
+	if l := c.leader(30 * time.Second); l == back {
 		t.Fatalf("removed node %s became leader", back.name)
 	}
 
@@ -96,7 +96,7 @@ func TestFiveNodes(t *testing.T) {
 	for _, n := range final {
 		for _, id := range acked {
 			path := "/membership/member/" + itoa(id) + "/?stale=true"
-			if err := waitFor(10*time.Second, func() error {
+			if err := waitFor(30*time.Second, func() error {
 				if r := c.do(n, http.MethodGet, path, nil); r.Err != nil || r.Status != http.StatusOK {
 					return fmt.Errorf("%s: GET %s: %s", n.name, path, r)
 				}
@@ -106,11 +106,11 @@ func TestFiveNodes(t *testing.T) {
 			}
 		}
 	}
-	l := c.leader(10 * time.Second)
+	l := c.leader(30 * time.Second)
 	wantListings := c.listings(l, c.token, "")
 	for _, n := range final {
 		var got map[string]string
-		err := waitFor(10*time.Second, func() error {
+		err := waitFor(30*time.Second, func() error {
 			got = c.listings(n, c.token, "stale=true")
 			for _, svc := range listedServices {
 				if got[svc] != wantListings[svc] {

@@ -18,7 +18,7 @@ import (
 // node is removed.
 func TestLeaderHandOver(t *testing.T) {
 	c := startCluster(t, 3)
-	leader := c.leader(10 * time.Second)
+	leader := c.leader(30 * time.Second)
 	fs := c.followers(leader)
 
 	w := startWriters(c, fs, 4, "handover")
@@ -31,7 +31,7 @@ func TestLeaderHandOver(t *testing.T) {
 	if log := leader.tail(64 << 10); !strings.Contains(log, "handed over leadership before stopping") {
 		t.Errorf("the stopped leader did not log the hand-over:\n%s", log)
 	}
-	if l := c.leader(10 * time.Second); l == leader {
+	if l := c.leader(30 * time.Second); l == leader {
 		t.Fatalf("%s still leads after it stopped", leader.name)
 	}
 
@@ -48,7 +48,7 @@ func TestLeaderHandOver(t *testing.T) {
 	}
 	time.Sleep(time.Second)
 	w.stop(t, "during a transfer")
-	if l := c.leader(10 * time.Second); l != leader {
+	if l := c.leader(30 * time.Second); l != leader {
 		t.Fatalf("after the transfer %s leads, want %s", l.name, leader.name)
 	}
 

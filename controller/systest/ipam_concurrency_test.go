@@ -77,7 +77,7 @@ func TestIPAMConcurrentExhaustion(t *testing.T) {
 	// Make sure the followers have the subnet before the load starts, so a
 	// 400 "subnet doesn't exist" from a lagging stale view cannot occur.
 	for _, n := range c.nodes {
-		if err := waitFor(10*time.Second, func() error {
+		if err := waitFor(30*time.Second, func() error {
 			r := c.do(n, http.MethodGet, fmt.Sprintf("/iaas/subnet/%d/?stale=true", subnet), nil)
 			if r.Err != nil || r.Status != http.StatusOK {
 				return fmt.Errorf("%s: subnet %d: %s", n.name, subnet, r)

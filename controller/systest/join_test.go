@@ -18,7 +18,7 @@ import (
 // address" case and is accepted.
 func TestJoinWithNodeIDInUse(t *testing.T) {
 	c := startCluster(t, 3)
-	leader := c.leader(10 * time.Second)
+	leader := c.leader(30 * time.Second)
 	victim := c.followers(leader)[0]
 
 	// A second process with the victim's id and its own addresses.
@@ -30,7 +30,7 @@ func TestJoinWithNodeIDInUse(t *testing.T) {
 	// The 409's detail, JSON inside a quoted log value, names the id and
 	// the live server's address.
 	want := victim.name + `\\" is already in use by a healthy server at ` + victim.raftAddr
-	err := waitFor(20*time.Second, func() error {
+	err := waitFor(30*time.Second, func() error {
 		if log := impostor.tail(64 << 10); !strings.Contains(log, "409 Conflict") || !strings.Contains(log, want) ||
 			!strings.Contains(log, "regent_operator_join_105") {
 			return fmt.Errorf("impostor's log does not show the 409 naming %s at %s", victim.name, victim.raftAddr)
@@ -96,8 +96,8 @@ func TestJoinWrongClusterToken(t *testing.T) {
 	n.start()
 	select {
 	case <-n.done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("node with a wrong cluster token still running after 20s")
+	case <-time.After(60 * time.Second):
+		t.Fatal("node with a wrong cluster token still running after 60s")
 	}
 	n.mu.Lock()
 	exitErr := n.exitErr

@@ -45,7 +45,7 @@ func TestLeaderKill(t *testing.T) {
 		clients = 8
 	)
 	c := startCluster(t, 3)
-	oldLeader := c.leader(10 * time.Second)
+	oldLeader := c.leader(30 * time.Second)
 	t.Logf("leader before the kill: %s", oldLeader.name)
 
 	run := randomHex(3)
@@ -137,7 +137,7 @@ func TestLeaderKill(t *testing.T) {
 		t.Errorf("first write after the kill has raft index %d, not above %d acknowledged before it", first.index, maxIndexBeforeKill)
 	}
 	killToWrite := firstAfter.Sub(killAt)
-	newLeader := c.leader(10 * time.Second)
+	newLeader := c.leader(30 * time.Second)
 	t.Logf("%d creates from %d clients in %s: %d acknowledged, %d committed but unacknowledged (retry found the name taken), %d gave up, %d needed retries",
 		total, clients, elapsed.Round(time.Millisecond), nAcked, nExists, nGaveUp, retried)
 	t.Logf("old leader %s killed after %d acknowledged creates; new leader %s; first accepted write after the kill: create %d via %s, raft index %d",
@@ -216,7 +216,7 @@ func TestLeaderKill(t *testing.T) {
 	}
 	for _, n := range survivors {
 		for _, svc := range []string{"member", "user"} {
-			err := waitFor(15*time.Second, func() error {
+			err := waitFor(30*time.Second, func() error {
 				all, err := c.listAll(n, c.token, svc, "stale=true")
 				if err != nil {
 					return err

@@ -44,7 +44,7 @@ func (c *cluster) sameListings(what string, want, got map[string]string) {
 // checks that corrupt snapshots are refused with a 4xx and change nothing.
 func TestSnapshotSaveRestore(t *testing.T) {
 	c := startCluster(t, 3)
-	leader := c.leader(10 * time.Second)
+	leader := c.leader(30 * time.Second)
 	follower := c.followers(leader)[0]
 
 	// Populate, through every node.

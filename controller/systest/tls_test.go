@@ -49,7 +49,7 @@ func TestClusterTLS(t *testing.T) {
 	for _, n := range c.nodes {
 		c.waitLocalReady(n, 30*time.Second)
 	}
-	leader := c.leader(10 * time.Second)
+	leader := c.leader(30 * time.Second)
 	follower := c.followers(leader)[0]
 	r := c.must(c.do(follower, http.MethodPost, "/membership/member/", map[string]any{"name": "over-tls"}), http.StatusCreated, "write through a follower over HTTPS")
 	if to := r.Header.Get("X-Regent-Forwarded-To"); !strings.HasPrefix(to, "https://") {

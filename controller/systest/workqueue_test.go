@@ -212,7 +212,7 @@ func TestWorkQueue_Latency(t *testing.T) {
 		r := c.must(c.doAs(n, x.member, http.MethodPost, "/iaas/vm/", x.vmBody(i)), http.StatusCreated, "vm create")
 		created := time.Now()
 		id, _ := createdID(r.Body)
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(30 * time.Second)
 		for {
 			a.mu.Lock()
 			at, ok := a.seen[id]
@@ -222,7 +222,7 @@ func TestWorkQueue_Latency(t *testing.T) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("the agent did not see VM %d within 5 s", id)
+				t.Fatalf("the agent did not see VM %d within 30 s", id)
 			}
 			time.Sleep(200 * time.Microsecond)
 		}
@@ -236,7 +236,7 @@ func TestWorkQueue_Latency(t *testing.T) {
 // half way. Every VM ends RUNNING and was claimed exactly once.
 func TestWorkQueue_LeaderFailover(t *testing.T) {
 	c := startCluster(t, 3)
-	leader := c.leader(10 * time.Second)
+	leader := c.leader(30 * time.Second)
 	x := c.setupCompute(leader)
 	var urls []string
 	for _, n := range c.nodes {
