@@ -187,7 +187,7 @@ func TestAdvertiseHTTPOnEveryAddress(t *testing.T) {
 	if got := s.Config().AdvertiseHTTP; got != want {
 		t.Fatalf("advertise_http = %q, want %q", got, want)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if !s.WaitReady(ctx) {
 		t.Fatal("not ready")
@@ -227,7 +227,7 @@ func TestJoinWithRaftStateIsLogged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if !s.WaitReady(ctx) {
 		t.Fatal("not ready")

@@ -391,7 +391,7 @@ func TestMelange_LeaderPurgeFreesFullBlock(t *testing.T) {
 		t.Fatalf("filled %v", got)
 	}
 	e.c.Do("DELETE", base+"/10.74.0.2", nil, e.root).Expect(200)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for e.c.Do("GET", base+"/10.74.0.2", nil, e.root).Status == http.StatusOK {
 		if time.Now().After(deadline) {
 			t.Fatal("the leader never purged the released address")

@@ -17,7 +17,9 @@ import (
 // frees it; an address released later is kept until its own time comes.
 func TestLeaderPurgesReleasedAddresses(t *testing.T) {
 	n := apitest.Start(t, apitest.Options{Configure: func(c *server.Config) {
-		c.KeepDeallocatedIPsFor = "1500ms"
+		// 4 s, the second release 2 s after the first: each check below
+		// has 2 s of slack (a loaded machine under -race needs it).
+		c.KeepDeallocatedIPsFor = "4s"
 		c.PurgeInterval = 100 * time.Millisecond
 	}})
 	cl := n.Server.Cluster()
@@ -42,14 +44,14 @@ func TestLeaderPurgesReleasedAddresses(t *testing.T) {
 	first := apply(fsm.IPAddressAllocateType, &wire.IPAddress{BlockID: block.ID}).(*wire.IPAddress)
 	second := apply(fsm.IPAddressAllocateType, &wire.IPAddress{BlockID: block.ID}).(*wire.IPAddress)
 	apply(fsm.IPAddressReleaseType, state.IPRef{ID: first.ID})
-	time.Sleep(800 * time.Millisecond)
+	time.Sleep(2 * time.Second)
 	apply(fsm.IPAddressReleaseType, state.IPRef{ID: second.ID})
 
 	held := func(id uint64) bool { _, ok := n.Server.Store().Read().IPAddress(id); return ok }
 	if !held(first.ID) || !held(second.ID) {
 		t.Fatal("released addresses must stay taken until purged")
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for held(first.ID) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
