@@ -22,6 +22,7 @@ type filterFixture struct {
 	member                   uint64
 	alice, bob, carol, dave  uint64
 	aliceCreated, bobCreated string
+	daveCreated              string // the last one made
 }
 
 func newFilterFixture(t *testing.T) *filterFixture {
@@ -40,7 +41,7 @@ func newFilterFixture(t *testing.T) *filterFixture {
 	f.alice, f.aliceCreated = mk("alice", "alice@example.com", "Alice", "Anderson", true)
 	f.bob, f.bobCreated = mk("bob", "bob@Example.ORG", "Bob", "Brown", false)
 	f.carol, _ = mk("carol", "carol@example.com", "Carol", "Clark", false)
-	f.dave, _ = mk("dave", "", "Dave", "ANDERSON", false)
+	f.dave, f.daveCreated = mk("dave", "", "Dave", "ANDERSON", false)
 	return f
 }
 
