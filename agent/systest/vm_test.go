@@ -431,7 +431,15 @@ func TestAgentVMs(t *testing.T) {
 		if vols := virsh(t, "vol-list", h.pool); strings.Contains(vols, h.imageVol) {
 			t.Errorf("pool still lists the pruned image volume:\n%s", vols)
 		}
-		if m := e.metricsText(); !strings.Contains(m, "regent_agent_image_volumes_removed_total 1\n") {
+		// The agent counts the prune after PruneImages returns, a moment
+		// after the file went.
+		var m string
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			if m = e.metricsText(); strings.Contains(m, "regent_agent_image_volumes_removed_total 1\n") || time.Now().After(deadline) {
+				break
+			}
+		}
+		if !strings.Contains(m, "regent_agent_image_volumes_removed_total 1\n") {
 			t.Errorf("/metrics does not count the pruned image volume:\n%s", grepLines(m, "image_volumes"))
 		}
 	})
