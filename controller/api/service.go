@@ -133,6 +133,7 @@ func Register[T wire.Object](a *API, s Service[T]) {
 		s.View = func(v T) any { return v }
 	}
 	if !s.NoList {
+		a.lists = append(a.lists, ListSpec{App: s.App, Name: s.Name, Query: s.Query})
 		a.Handle("GET "+base+"{$}", a.route(s.App, s.Name, auth.List, func(q *Request) error { return s.list(q) }))
 	}
 	if !s.NoRead {

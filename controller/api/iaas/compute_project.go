@@ -364,9 +364,9 @@ func registerVirtualRouter(a *api.API) {
 	api.Register(a, api.Service[*wire.VirtualRouter]{
 		App: App, Name: "virtual_router", Tables: []string{state.VirtualRouters, state.IPBlocks},
 		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"project_id": query.Number, "member_id": query.Number,
-			"region_id": query.Number, "router_id": query.Number, "state": query.Number, "ip_address": query.String,
+			"region_id": query.Number, "router_id": query.Number, "state": query.Number, "ip_address": query.CIDR,
 			"generation": query.Number, "observed_generation": query.Number}),
-			Ordering: []string{"id", "project_id", "state", "created", "updated"}},
+			Ordering: []string{"id", "project_id", "state", "ip_address", "created", "updated"}},
 		All:     (*state.ReadTxn).VirtualRouterList,
 		Get:     (*state.ReadTxn).VirtualRouter,
 		Visible: func(q *api.Request, v *wire.VirtualRouter) bool { return seesTenant(q, v.MemberID, v.RegionID) },
