@@ -243,12 +243,13 @@ func serverFields(fe wire.FieldErrors, q *api.Request, s *wire.Server, in *wire.
 		}
 	}
 	for _, f := range []struct {
-		name string
-		v    *int
-		n    int
-	}{{"cores", in.Cores, 107}, {"ram", in.RAM, 108}, {"gb", in.GB, 109}} {
-		if f.v != nil && *f.v < 1 {
-			fe.Add(f.name, q.Code(f.n), "%s must be a positive integer.", f.name)
+		name  string
+		v     *int
+		n     int
+		limit int
+	}{{"cores", in.Cores, 107, wire.MaxCores}, {"ram", in.RAM, 108, wire.MaxRAMGB}, {"gb", in.GB, 109, wire.MaxStorageGB}} {
+		if f.v != nil && (*f.v < 1 || *f.v > f.limit) {
+			fe.Add(f.name, q.Code(f.n), "%s must be an integer from 1 to %d.", f.name, f.limit)
 		}
 	}
 	text(fe, q, "asset_tag", in.AssetTag, 64, 110)
