@@ -1004,6 +1004,9 @@ func (t *Txn) vmSpecChange(cur *api.VM, ch *VMChange, f api.PlacementFactors, a 
 		if sn := t.busySnapshot(cur.ID); sn != nil {
 			return nil, api.Errorf(http.StatusBadRequest, c(110), "Snapshot %d of the VM is busy (state %d); wait until it is RUNNING.", sn.ID, sn.State)
 		}
+		if b := t.busyBackup(cur.ID); b != nil {
+			return nil, api.Errorf(http.StatusBadRequest, c(110), "Backup %d of the VM is busy (state %d); wait until it is RUNNING.", b.ID, b.State)
+		}
 		vm.StateChanged = t.stamp()
 		vm.Generation++
 		if s, ok := t.Server(vm.ServerID); ok {
@@ -1236,6 +1239,9 @@ func (t *Txn) setVMState(ch *StateChange, changed bool) (api.Object, error) {
 		if sn := t.busySnapshot(vm.ID); sn != nil {
 			return nil, fieldErr("state", "iaas_vm_update_110", "Snapshot %d of the VM is busy (state %d); wait until it is RUNNING.", sn.ID, sn.State)
 		}
+		if b := t.busyBackup(vm.ID); b != nil {
+			return nil, fieldErr("state", "iaas_vm_update_110", "Backup %d of the VM is busy (state %d); wait until it is RUNNING.", b.ID, b.State)
+		}
 	}
 	vm.State, vm.StateChanged = ch.To, t.stamp()
 	vm.ErrorCode, vm.ErrorDetail = "", ""
@@ -1276,6 +1282,31 @@ func (r *ReadTxn) liveSnapshot(vm uint64) *api.Snapshot {
 	for _, sn := range r.SnapshotsOfVM(vm) {
 		if sn.State != api.StateClosed {
 			return sn
+		}
+	}
+	return nil
+}
+
+// diskJob reports whether a snapshot or backup in state st has a job on
+// its VM's disks under way or queued: being built, reverted or restored,
+// or deleted. RUNNING (done), UNRESOURCED (failed: nothing runs until a
+// robot retries it) and CLOSED are not.
+func diskJob(st int) bool {
+	switch st {
+	case api.StateRequested, api.StateBuilding, api.StateRunningUpdate, api.StateRunningUpdating, api.StateScrub, api.StateScrubbing:
+		return true
+	}
+	return false
+}
+
+// busyBackup is the first backup of a VM with a job on the VM's disks
+// (diskJob), or nil. The reference is silent on backups; like a busy
+// snapshot (facts §2.2, 110) it keeps a user from changing the VM's state
+// or spec, and its project from being deleted (docs/compute-model.md).
+func (r *ReadTxn) busyBackup(vm uint64) *api.Backup {
+	for _, b := range r.BackupsOfVM(vm) {
+		if diskJob(b.State) {
+			return b
 		}
 	}
 	return nil
@@ -1388,6 +1419,9 @@ func (t *Txn) setProjectState(ch *StateChange) (api.Object, error) {
 			// a VM with a snapshot that is not CLOSED is not deleted.
 			if sn := t.liveSnapshot(vm.ID); to == api.StateScrub && sn != nil {
 				return nil, fieldErr("state", c(111), "VM %d has snapshot %d; delete its snapshots first.", vm.ID, sn.ID)
+			}
+			if b := t.busyBackup(vm.ID); to == api.StateScrub && b != nil {
+				return nil, fieldErr("state", c(111), "Backup %d of VM %d is busy (state %d); wait until it is RUNNING.", b.ID, vm.ID, b.State)
 			}
 			vm.State, vm.StateChanged = to, t.stamp()
 			if err := replace(t, VMs, &vm, 0, "iaas_vm_update"); err != nil {

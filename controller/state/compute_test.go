@@ -576,8 +576,12 @@ func TestSetStateEveryTriple(t *testing.T) {
 					// elsewhere: here the snapshot and VM never block each other.
 					x.ok("reset", func(t *Txn) error {
 						if o.kind == api.KindVM {
-							// a VM with a live snapshot cannot be scrubbed (109)
+							// a VM with a live snapshot cannot be scrubbed (109),
+							// nor changed by a user with a busy backup (110)
 							if err := force(t, api.KindSnapshot, snapID, api.StateClosed); err != nil {
+								return err
+							}
+							if err := force(t, api.KindBackup, backupID, api.StateClosed); err != nil {
 								return err
 							}
 						}
