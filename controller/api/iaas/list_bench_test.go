@@ -1,9 +1,11 @@
 package iaas
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -81,5 +83,37 @@ func BenchmarkListViews(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestIPAddressListSubnets: the addresses of a list carry their own
+// subnet, across subnet boundaries and on later pages (the list reuses the
+// nested subnet of consecutive addresses of one subnet).
+func TestIPAddressListSubnets(t *testing.T) {
+	h, secret := listFixture(t, 3, 4)
+	for _, path := range []string{"/iaas/ip_address/?limit=100", "/iaas/ip_address/?limit=5&page=1", "/iaas/ip_address/?order=-address"} {
+		req := httptest.NewRequest("GET", path, nil)
+		req.Header.Set("X-Auth-Token", secret)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		var body struct {
+			Content []struct {
+				Address  string `json:"address"`
+				SubnetID uint64 `json:"subnet_id"`
+				Subnet   struct {
+					ID           uint64 `json:"id"`
+					AddressRange string `json:"address_range"`
+				} `json:"subnet"`
+			} `json:"content"`
+		}
+		if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || w.Code != http.StatusOK || len(body.Content) == 0 {
+			t.Fatalf("%s: %d %v %s", path, w.Code, err, w.Body)
+		}
+		for _, ip := range body.Content {
+			p := netip.MustParsePrefix(ip.Subnet.AddressRange)
+			if ip.Subnet.ID != ip.SubnetID || !p.Contains(netip.MustParseAddr(ip.Address)) {
+				t.Errorf("%s: %s in subnet %d shown with subnet %d %s", path, ip.Address, ip.SubnetID, ip.Subnet.ID, ip.Subnet.AddressRange)
+			}
+		}
 	}
 }
