@@ -11,11 +11,13 @@ import (
 	"crypto/tls"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/regentcloud/regent/controller/api/query"
 	"github.com/regentcloud/regent/controller/auth"
 	"github.com/regentcloud/regent/controller/cluster"
 	"github.com/regentcloud/regent/controller/state"
@@ -72,7 +74,18 @@ type API struct {
 	metrics *httpMetrics
 	proxy   *forwarder
 	reg     prometheus.Gatherer
+	lists   []ListSpec
 }
+
+// ListSpec is the query Spec of one registered list route, for the
+// conventions tests and docs.
+type ListSpec struct {
+	App, Name string
+	Query     query.Spec
+}
+
+// Lists returns the query Specs of the lists registered so far.
+func (a *API) Lists() []ListSpec { return slices.Clone(a.lists) }
 
 // New builds the API and registers the core routes (operator, health,
 // metrics, OpenAPI). Services are added with Register.

@@ -95,6 +95,10 @@ type Service[T wire.Object] struct {
 	// Expand, when set, replaces View for views that include related
 	// objects; it reads them from r (after a write: the state the write made).
 	Expand func(r *state.ReadTxn, v T) any
+	// Expander, when set, replaces Expand: it returns the expand function
+	// of one request, which may cache what items share (their subnet)
+	// across the items of a list; the function is used by one goroutine.
+	Expander func(r *state.ReadTxn) func(T) any
 	// NoList and NoRead leave out the list and the read route.
 	NoList, NoRead bool
 	// Nested, when set, also serves the list, read and create routes under
@@ -133,6 +137,7 @@ func Register[T wire.Object](a *API, s Service[T]) {
 		s.View = func(v T) any { return v }
 	}
 	if !s.NoList {
+		a.lists = append(a.lists, ListSpec{App: s.App, Name: s.Name, Query: s.Query})
 		a.Handle("GET "+base+"{$}", a.route(s.App, s.Name, auth.List, func(q *Request) error { return s.list(q) }))
 	}
 	if !s.NoRead {
@@ -327,10 +332,11 @@ func (s *Service[T]) list(q *Request) error {
 		out   []any
 		total int
 	)
+	render := s.renderer(q.Txn)
 	if s.FilterView {
 		views := make([]any, 0, len(items))
 		for _, v := range items {
-			views = append(views, s.render(q.Txn, v))
+			views = append(views, render(v))
 		}
 		out, total = query.Apply(qry, views)
 	} else {
@@ -338,7 +344,7 @@ func (s *Service[T]) list(q *Request) error {
 		page, total = query.Apply(qry, items)
 		out = make([]any, 0, len(page))
 		for _, v := range page {
-			out = append(out, s.render(q.Txn, v))
+			out = append(out, render(v))
 		}
 	}
 	w := q.W
@@ -385,11 +391,17 @@ func (s *Service[T]) read(q *Request) error {
 }
 
 // render is the response form of v, read in r when the service expands.
-func (s *Service[T]) render(r *state.ReadTxn, v T) any {
-	if s.Expand != nil {
-		return s.Expand(r, v)
+func (s *Service[T]) render(r *state.ReadTxn, v T) any { return s.renderer(r)(v) }
+
+// renderer is the function that renders the items of one request.
+func (s *Service[T]) renderer(r *state.ReadTxn) func(T) any {
+	switch {
+	case s.Expander != nil:
+		return s.Expander(r)
+	case s.Expand != nil:
+		return func(v T) any { return s.Expand(r, v) }
 	}
-	return s.View(v)
+	return s.View
 }
 
 func (s *Service[T]) create(q *Request) error {

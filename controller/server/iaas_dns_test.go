@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -470,5 +471,37 @@ func TestDNS_BadInputChangesNothing(t *testing.T) {
 	}
 	if after := dnsState(t, c, f.root); after != before {
 		t.Errorf("refused requests changed the state:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+// TestPTRRecordOrderNumeric: PTR records order by ip_address as numbers
+// (x.x.x.9 before x.x.x.10), as the IPAM lists order addresses, not as
+// text; and ip_address filters as an address (__within).
+func TestPTRRecordOrderNumeric(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	f := newFixture(t, n)
+	x := dnsOf(f)
+	admin := f.r.Token(apitest.MemberAdmin)
+	rng := c.Do("GET", apitest.Path("/iaas/subnet/", x.pubSubnet), nil, f.root).Expect(200).Content()["address_range"].(string)
+	net := strings.TrimSuffix(rng, "1/24") // "45.a.b."
+	for _, last := range []string{"10", "9", "100", "3"} {
+		addr := net + last
+		c.Do("POST", "/iaas/ip_address/", map[string]any{"subnet_id": x.pubSubnet, "address": addr}, f.root).Expect(201)
+		c.Do("POST", "/iaas/ptr_record/", map[string]any{"ip_address": addr, "content": "zz" + last + ".example.com"}, admin).Expect(201)
+	}
+	within := "&search[content__istartswith]=zz&search[ip_address__within]=" + net + "0/24"
+	var got []string
+	for p := 0; p < 3; p++ {
+		got = append(got, c.Do("GET", fmt.Sprintf("/iaas/ptr_record/?order=ip_address&limit=2&page=%d%s", p, within), nil, admin).Expect(200).List().Strings("ip_address")...)
+	}
+	want := []string{net + "3", net + "9", net + "10", net + "100"}
+	if !slices.Equal(got, want) {
+		t.Errorf("order=ip_address: %v, want %v", got, want)
+	}
+	l := c.Do("GET", "/iaas/ptr_record/?order=-ip_address"+within, nil, admin).Expect(200).List()
+	slices.Reverse(want)
+	if got := l.Strings("ip_address"); !slices.Equal(got, want) || len(l.Metadata.Warnings) != 0 {
+		t.Errorf("order=-ip_address: %v %q, want %v", got, l.Metadata.Warnings, want)
 	}
 }

@@ -788,21 +788,22 @@ func (x *cloudCtx) place(img *api.Image, storageType uint64, ram, gb, cpu int) *
 		}
 		rem := t.Remaining(s, x.factors, false)
 		fits := true
-		var dot, norm int64
+		// In big integers: |S|² alone reaches 2^80 at api.MaxStorageGB.
+		dot, den := new(big.Int), new(big.Int)
 		for i := range v {
 			if v[i] > rem[i] {
 				fits = false
 			}
-			dot += v[i] * rem[i]
-			norm += rem[i] * rem[i]
+			r := big.NewInt(rem[i])
+			dot.Add(dot, new(big.Int).Mul(big.NewInt(v[i]), r))
+			den.Add(den, r.Mul(r, r))
 		}
 		if !fits {
 			continue
 		}
-		num := new(big.Int).Mul(big.NewInt(dot), big.NewInt(dot))
-		den := big.NewInt(norm)
-		if norm == 0 {
-			den = big.NewInt(1)
+		num := new(big.Int).Mul(dot, dot)
+		if den.Sign() == 0 {
+			den.SetInt64(1)
 		}
 		// num/den > bestNum/bestDen ⇔ num·bestDen > bestNum·den
 		if best == nil || new(big.Int).Mul(num, bestDen).Cmp(new(big.Int).Mul(bestNum, den)) > 0 {
@@ -820,23 +821,61 @@ func (r *ReadTxn) Remaining(s *api.Server, f api.PlacementFactors, update bool) 
 	if update {
 		rf, df, cf = 0.95, 0.9, 1.0
 	}
-	ceil := func(n int, factor float64) int64 { return int64(math.Ceil(float64(float64(n) * factor))) }
+	ceil := func(n int64, factor float64) int64 { return capClamp(math.Ceil(float64(n) * factor)) }
 	out := [3]int64{
-		ceil(s.RAM-f.RAMReserveGB, rf),
-		ceil(s.GB-f.DiskReserveGB, df),
-		ceil(s.Cores*f.CPUOversubscription, cf),
+		ceil(capSub(int64(s.RAM), int64(f.RAMReserveGB)), rf),
+		ceil(capSub(int64(s.GB), int64(f.DiskReserveGB)), df),
+		ceil(capMul(int64(s.Cores), int64(f.CPUOversubscription)), cf),
 	}
 	for _, vm := range r.VMsOnServer(s.ID) {
 		if vm.State == api.StateClosed {
 			continue
 		}
-		out[0] -= int64(vm.RAM)
-		out[2] -= int64(vm.CPU)
+		out[0] = capSub(out[0], int64(vm.RAM))
+		out[2] = capSub(out[2], int64(vm.CPU))
 		for _, st := range r.StoragesOfVM(vm.ID) {
-			out[1] -= int64(st.GB)
+			out[1] = capSub(out[1], int64(st.GB))
 		}
 	}
 	return out
+}
+
+// capLimit bounds capacity arithmetic: sizes inside the API's bounds
+// (api.MaxCores, MaxRAMGB, MaxStorageGB) stay far below it and are exact;
+// beyond it (a server stored before the bounds, a huge
+// cpu_oversubscription) results saturate instead of wrapping around.
+const capLimit = 1 << 61
+
+// capClamp converts x to an integer in [-capLimit, capLimit].
+func capClamp(x float64) int64 {
+	switch {
+	case x >= capLimit:
+		return capLimit
+	case x <= -capLimit:
+		return -capLimit
+	}
+	return int64(x)
+}
+
+// capSub is a − b, saturated to [-capLimit, capLimit].
+func capSub(a, b int64) int64 {
+	a, b = max(min(a, capLimit), -capLimit), max(min(b, capLimit), -capLimit)
+	return max(min(a-b, capLimit), -capLimit) // |a−b| ≤ 2^62: no wrap
+}
+
+// capMul is a × b, saturated to [-capLimit, capLimit].
+func capMul(a, b int64) int64 {
+	if a == 0 || b == 0 {
+		return 0
+	}
+	p := new(big.Int).Mul(big.NewInt(a), big.NewInt(b))
+	if p.IsInt64() {
+		return max(min(p.Int64(), capLimit), -capLimit)
+	}
+	if p.Sign() > 0 {
+		return capLimit
+	}
+	return -capLimit
 }
 
 // updateVM applies a spec change (cpu, ram, storages) of a cloud update.
@@ -964,6 +1003,9 @@ func (t *Txn) vmSpecChange(cur *api.VM, ch *VMChange, f api.PlacementFactors, a 
 		// refuses one, while a snapshot of the VM is busy (facts §2.2).
 		if sn := t.busySnapshot(cur.ID); sn != nil {
 			return nil, api.Errorf(http.StatusBadRequest, c(110), "Snapshot %d of the VM is busy (state %d); wait until it is RUNNING.", sn.ID, sn.State)
+		}
+		if b := t.busyBackup(cur.ID); b != nil {
+			return nil, api.Errorf(http.StatusBadRequest, c(110), "Backup %d of the VM is busy (state %d); wait until it is RUNNING.", b.ID, b.State)
 		}
 		vm.StateChanged = t.stamp()
 		vm.Generation++
@@ -1197,6 +1239,9 @@ func (t *Txn) setVMState(ch *StateChange, changed bool) (api.Object, error) {
 		if sn := t.busySnapshot(vm.ID); sn != nil {
 			return nil, fieldErr("state", "iaas_vm_update_110", "Snapshot %d of the VM is busy (state %d); wait until it is RUNNING.", sn.ID, sn.State)
 		}
+		if b := t.busyBackup(vm.ID); b != nil {
+			return nil, fieldErr("state", "iaas_vm_update_110", "Backup %d of the VM is busy (state %d); wait until it is RUNNING.", b.ID, b.State)
+		}
 	}
 	vm.State, vm.StateChanged = ch.To, t.stamp()
 	vm.ErrorCode, vm.ErrorDetail = "", ""
@@ -1237,6 +1282,31 @@ func (r *ReadTxn) liveSnapshot(vm uint64) *api.Snapshot {
 	for _, sn := range r.SnapshotsOfVM(vm) {
 		if sn.State != api.StateClosed {
 			return sn
+		}
+	}
+	return nil
+}
+
+// diskJob reports whether a snapshot or backup in state st has a job on
+// its VM's disks under way or queued: being built, reverted or restored,
+// or deleted. RUNNING (done), UNRESOURCED (failed: nothing runs until a
+// robot retries it) and CLOSED are not.
+func diskJob(st int) bool {
+	switch st {
+	case api.StateRequested, api.StateBuilding, api.StateRunningUpdate, api.StateRunningUpdating, api.StateScrub, api.StateScrubbing:
+		return true
+	}
+	return false
+}
+
+// busyBackup is the first backup of a VM with a job on the VM's disks
+// (diskJob), or nil. The reference is silent on backups; like a busy
+// snapshot (facts §2.2, 110) it keeps a user from changing the VM's state
+// or spec, and its project from being deleted (docs/compute-model.md).
+func (r *ReadTxn) busyBackup(vm uint64) *api.Backup {
+	for _, b := range r.BackupsOfVM(vm) {
+		if diskJob(b.State) {
+			return b
 		}
 	}
 	return nil
@@ -1349,6 +1419,9 @@ func (t *Txn) setProjectState(ch *StateChange) (api.Object, error) {
 			// a VM with a snapshot that is not CLOSED is not deleted.
 			if sn := t.liveSnapshot(vm.ID); to == api.StateScrub && sn != nil {
 				return nil, fieldErr("state", c(111), "VM %d has snapshot %d; delete its snapshots first.", vm.ID, sn.ID)
+			}
+			if b := t.busyBackup(vm.ID); to == api.StateScrub && b != nil {
+				return nil, fieldErr("state", c(111), "Backup %d of VM %d is busy (state %d); wait until it is RUNNING.", b.ID, vm.ID, b.State)
 			}
 			vm.State, vm.StateChanged = to, t.stamp()
 			if err := replace(t, VMs, &vm, 0, "iaas_vm_update"); err != nil {

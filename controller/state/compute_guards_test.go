@@ -186,3 +186,103 @@ func TestVMSpecChangeStorages(t *testing.T) {
 	})
 	wantErr(t, "storage create of a taken name", err, 400, "name", "iaas_storage_create_106")
 }
+
+// backupOf requests a backup of vm and lets a robot move it to each of
+// states in turn (from REQUESTED).
+func (x *computeFixture) backupOf(vm uint64, states ...int) *api.Backup {
+	x.t.Helper()
+	var b *api.Backup
+	x.ok("backup", func(t *Txn) (err error) {
+		b, err = t.BackupCreate(&BackupCreatePayload{VMID: vm, Name: "b"})
+		return
+	})
+	from := api.StateRequested
+	for _, to := range states {
+		x.ok("backup state", func(t *Txn) error {
+			ch := &StateChange{Kind: api.KindBackup, ID: b.ID, To: to, Expected: ptr(from), Actor: Actor{Robot: true}}
+			if to == api.StateRunningUpdate || to == api.StateScrub {
+				ch.Expected, ch.Actor = nil, Actor{UserID: 2} // the user's restore and delete
+			}
+			_, err := t.SetState(ch)
+			return err
+		})
+		from = to
+	}
+	return b
+}
+
+// TestBackupLocksVM: while a backup of a VM is busy (being built,
+// restored or deleted: any state but RUNNING, UNRESOURCED and CLOSED), the
+// VM's disks are in use, so a user's state change of the VM (stop,
+// restart, delete), a spec change (cpu, ram, disks) and the delete of its
+// project are refused (400, nothing changed), as for a busy snapshot (facts §2.2 names snapshots only;
+// docs/compute-model.md). A RUNNING backup (a finished copy) and a
+// failed one lock nothing; snapshots and backups of one VM may still be
+// requested together (its agent runs them one after the other).
+func TestBackupLocksVM(t *testing.T) {
+	busy := map[string][]int{
+		"requested":       nil,
+		"building":        {api.StateBuilding},
+		"restoring":       {api.StateBuilding, api.StateRunning, api.StateRunningUpdate},
+		"restore running": {api.StateBuilding, api.StateRunning, api.StateRunningUpdate, api.StateRunningUpdating},
+		"deleting":        {api.StateBuilding, api.StateRunning, api.StateScrub},
+	}
+	user := Actor{UserID: 2}
+	for name, states := range busy {
+		t.Run(name, func(t *testing.T) {
+			x, res := runningCloud(t)
+			vm := res.VMs[0]
+			b := x.backupOf(vm.ID, states...)
+			before := x.counts()
+			vmBefore, _ := x.s.Read().VM(vm.ID)
+			tries := []struct {
+				what, field, code string
+				op                func(*Txn) error
+			}{
+				{"stop", "state", "iaas_vm_update_110", func(t *Txn) error {
+					_, err := t.SetState(&StateChange{Kind: api.KindVM, ID: vm.ID, To: api.StateQuiesce, Actor: user})
+					return err
+				}},
+				{"delete", "state", "iaas_vm_update_110", func(t *Txn) error {
+					_, err := t.SetState(&StateChange{Kind: api.KindVM, ID: vm.ID, To: api.StateScrub, Actor: user})
+					return err
+				}},
+				{"spec change", "", "iaas_vm_update_110", func(t *Txn) error {
+					_, err := t.VMUpdate(&VMUpdatePayload{Change: VMChange{ID: vm.ID, CPU: ptr(3)}, Placement: api.DefaultPlacement}, 0)
+					return err
+				}},
+				{"disk added", "", "iaas_storage_create_110", func(t *Txn) error {
+					_, err := t.StorageCreate(&StorageCreatePayload{VMID: vm.ID, Storage: StorageSpec{Name: "data", GB: 5}, Placement: api.DefaultPlacement})
+					return err
+				}},
+				{"project delete", "state", "iaas_project_update_111", func(t *Txn) error {
+					_, err := t.SetState(&StateChange{Kind: KindProject, ID: res.Project.ID, To: api.StateScrub, Actor: user})
+					return err
+				}},
+			}
+			for _, try := range tries {
+				wantErr(t, try.what+" with backup "+name, x.do(try.op), 400, try.field, try.code)
+			}
+			if after := x.counts(); after != before {
+				t.Errorf("refused changes wrote: %s → %s", before, after)
+			}
+			if got, _ := x.s.Read().VM(vm.ID); *got != *vmBefore {
+				t.Errorf("refused changes changed the VM:\n%+v\n%+v", vmBefore, got)
+			}
+			if got, _ := x.s.Read().Backup(b.ID); got.State == api.StateRunning || got.State == api.StateClosed {
+				t.Fatalf("backup in state %d is not busy", got.State)
+			}
+		})
+	}
+
+	// A finished backup (RUNNING) and a failed one (UNRESOURCED) lock
+	// nothing: the VM's spec and state change.
+	x, res := runningCloud(t)
+	vm := res.VMs[0]
+	x.backupOf(vm.ID, api.StateBuilding, api.StateRunning)
+	x.backupOf(vm.ID, api.StateBuilding, api.StateUnresourced)
+	x.ok("spec change beside idle backups", func(t *Txn) error {
+		_, err := t.VMUpdate(&VMUpdatePayload{Change: VMChange{ID: vm.ID, CPU: ptr(3)}, Placement: api.DefaultPlacement}, 0)
+		return err
+	})
+}

@@ -3,6 +3,8 @@ package state
 import (
 	"bytes"
 	"fmt"
+	"math"
+	"math/big"
 	"net/http"
 	"strings"
 	"testing"
@@ -574,8 +576,12 @@ func TestSetStateEveryTriple(t *testing.T) {
 					// elsewhere: here the snapshot and VM never block each other.
 					x.ok("reset", func(t *Txn) error {
 						if o.kind == api.KindVM {
-							// a VM with a live snapshot cannot be scrubbed (109)
+							// a VM with a live snapshot cannot be scrubbed (109),
+							// nor changed by a user with a busy backup (110)
 							if err := force(t, api.KindSnapshot, snapID, api.StateClosed); err != nil {
+								return err
+							}
+							if err := force(t, api.KindBackup, backupID, api.StateClosed); err != nil {
 								return err
 							}
 						}
@@ -772,5 +778,74 @@ func TestVMHistoryQuantityNames(t *testing.T) {
 	}
 	if !bytes.Equal(again.Bytes(), snap) {
 		t.Errorf("an old snapshot does not persist again as the current one")
+	}
+}
+
+// TestPlacementHugeSizes: placement picks the best fit exactly at the
+// largest sizes the API accepts (api.MaxCores, MaxRAMGB, MaxStorageGB):
+// the score's dot product and norm (|S|² reaches 2^80) do not overflow.
+// The winner is checked against the score computed with big.Rat.
+func TestPlacementHugeSizes(t *testing.T) {
+	const c, m, g = api.MaxCores, api.MaxRAMGB, api.MaxStorageGB
+	servers := [][3]int{{m, g, c}, {m, 2000, 16}, {64, g, 16}, {64, 1000, c}, {64, 1000, 16}}
+	for i, v := range [][3]int{{1, 1, 1}, {m / 2, 10, 1}, {1, g / 2, 1}, {8, 100, c}, {4, 20, 2}, {m / 2, g / 2, c}} {
+		x := newComputeFixture(t, servers...)
+		r := x.s.Read()
+		// The reference: score² = (V·S)² / |S|², exactly.
+		var want *api.Server
+		var best *big.Rat
+		for _, s := range x.servers {
+			rem := r.Remaining(s, api.DefaultPlacement, false)
+			dot, norm := new(big.Int), new(big.Int)
+			fits := true
+			for k := range 3 {
+				if int64(v[k]) > rem[k] {
+					fits = false
+				}
+				dot.Add(dot, new(big.Int).Mul(big.NewInt(int64(v[k])), big.NewInt(rem[k])))
+				norm.Add(norm, new(big.Int).Mul(big.NewInt(rem[k]), big.NewInt(rem[k])))
+			}
+			if !fits {
+				continue
+			}
+			if norm.Sign() == 0 {
+				norm.SetInt64(1)
+			}
+			score := new(big.Rat).SetFrac(new(big.Int).Mul(dot, dot), norm)
+			if best == nil || score.Cmp(best) > 0 {
+				want, best = s, score
+			}
+		}
+		if want == nil {
+			t.Fatalf("case %d: nothing fits %v", i, v)
+		}
+		vm := x.vm("v", "10.0.0.10", false)
+		vm.RAM, vm.Storages[0].GB, vm.CPU = v[0], v[1], v[2]
+		res, err := x.create(x.cloud("p", vm))
+		if err != nil {
+			t.Fatalf("case %d %v: %v", i, v, err)
+		}
+		if got := res.VMs[0].ServerID; got != want.ID {
+			t.Errorf("case %d: VM %v placed on server %d, want %d", i, v, got, want.ID)
+		}
+	}
+}
+
+// TestRemainingSaturates: a server's remaining capacity does not wrap
+// around on sizes beyond the API's bounds (stored before them, or with a
+// large cpu_oversubscription): it stays huge and positive.
+func TestRemainingSaturates(t *testing.T) {
+	x := newComputeFixture(t, [3]int{math.MaxInt, math.MaxInt, math.MaxInt / 2})
+	f := api.DefaultPlacement
+	f.CPUOversubscription = 1 << 40
+	for _, pf := range []api.PlacementFactors{api.DefaultPlacement, f} {
+		for _, upd := range []bool{false, true} {
+			rem := x.s.Read().Remaining(x.servers[0], pf, upd)
+			for k, v := range rem {
+				if v < 1<<60 {
+					t.Errorf("factors %+v update %v: remaining[%d] = %d, want huge", pf, upd, k, v)
+				}
+			}
+		}
 	}
 }

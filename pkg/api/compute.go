@@ -304,3 +304,12 @@ type PlacementFactors struct {
 // DefaultPlacement is CloudCIX's create limits.
 var DefaultPlacement = PlacementFactors{CPUOversubscription: 8, RAMReserveGB: 8, DiskReserveGB: 100,
 	RAMFactor: 0.85, DiskFactor: 0.77, CPUFactor: 0.77}
+
+// Upper bounds of the compute sizes the API accepts (400 above them): far
+// above any host, and low enough that capacity and placement arithmetic on
+// them stays exact. The agent's capacity reports are held to the same.
+const (
+	MaxCores     = 1 << 20 // a server's cores, a VM's cpu
+	MaxRAMGB     = 1 << 32 // a server's ram, a VM's ram (GB)
+	MaxStorageGB = 1 << 40 // a server's gb, one storage's gb, a VM's storages together (GB)
+)

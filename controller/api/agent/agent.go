@@ -67,9 +67,9 @@ func bad(code, format string, args ...any) error {
 // the server's cores, RAM (GB) and disk (GB) and placement's arithmetic on
 // them stay exact.
 const (
-	maxCPUCores    = 1 << 20
-	maxRAMMB       = 1 << 42
-	maxStorageGB   = 1 << 40
+	maxCPUCores    = wire.MaxCores
+	maxRAMMB       = wire.MaxRAMGB << 10
+	maxStorageGB   = wire.MaxStorageGB
 	maxStorageRows = 16
 )
 

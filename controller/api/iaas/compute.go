@@ -105,11 +105,13 @@ func vmShape(fe wire.FieldErrors, prefix string, in *wire.VMInput) state.VMSpec 
 	}
 	primaries := 0
 	names := map[string]bool{}
+	total := 0 // ≤ len × MaxStorageGB: the body's 1 MiB keeps it far from overflow
 	for i, st := range in.Storages {
-		if st.Name == nil || strings.TrimSpace(*st.Name) == "" || utf8.RuneCountInString(*st.Name) > 50 || st.GB == nil || *st.GB < 1 {
-			add("storages", 113, "storages[%d] needs a name (at most 50 characters) and gb ≥ 1.", i)
+		if st.Name == nil || strings.TrimSpace(*st.Name) == "" || utf8.RuneCountInString(*st.Name) > 50 || st.GB == nil || *st.GB < 1 || *st.GB > wire.MaxStorageGB {
+			add("storages", 113, "storages[%d] needs a name (at most 50 characters) and gb from 1 to %d.", i, wire.MaxStorageGB)
 			continue
 		}
+		total += *st.GB
 		if names[strings.TrimSpace(*st.Name)] {
 			add("storages", 113, "storages[%d]: the name %q is taken by an earlier storage.", i, strings.TrimSpace(*st.Name))
 			continue
@@ -123,25 +125,27 @@ func vmShape(fe wire.FieldErrors, prefix string, in *wire.VMInput) state.VMSpec 
 	}
 	if len(in.Storages) > 0 {
 		switch {
+		case total > wire.MaxStorageGB:
+			add("storages", 113, "The storages of a VM hold at most %d GB together; these hold %d.", wire.MaxStorageGB, total)
 		case primaries == 0:
 			add("storages", 114, "Exactly one storage must be primary; none is.")
 		case primaries > 1:
 			add("storages", 115, "Exactly one storage must be primary; %d are.", primaries)
 		}
 	}
-	positive := func(field string, v *int, missing, bad int) int {
+	positive := func(field string, v *int, missing, bad, limit int) int {
 		switch {
 		case v == nil:
 			add(field, missing, "This field is required.")
-		case *v < 1:
-			add(field, bad, "%s must be a positive integer.", field)
+		case *v < 1 || *v > limit:
+			add(field, bad, "%s must be an integer from 1 to %d.", field, limit)
 		default:
 			return *v
 		}
 		return 0
 	}
-	s.CPU = positive("cpu", in.CPU, 117, 119)
-	s.RAM = positive("ram", in.RAM, 120, 122)
+	s.CPU = positive("cpu", in.CPU, 117, 119, wire.MaxCores)
+	s.RAM = positive("ram", in.RAM, 120, 122, wire.MaxRAMGB)
 	if in.GPU != nil && *in.GPU != 0 {
 		add("gpu", 146, "No GPU devices are available: gpu must be 0.")
 	}

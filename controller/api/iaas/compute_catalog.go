@@ -243,12 +243,13 @@ func serverFields(fe wire.FieldErrors, q *api.Request, s *wire.Server, in *wire.
 		}
 	}
 	for _, f := range []struct {
-		name string
-		v    *int
-		n    int
-	}{{"cores", in.Cores, 107}, {"ram", in.RAM, 108}, {"gb", in.GB, 109}} {
-		if f.v != nil && *f.v < 1 {
-			fe.Add(f.name, q.Code(f.n), "%s must be a positive integer.", f.name)
+		name  string
+		v     *int
+		n     int
+		limit int
+	}{{"cores", in.Cores, 107, wire.MaxCores}, {"ram", in.RAM, 108, wire.MaxRAMGB}, {"gb", in.GB, 109, wire.MaxStorageGB}} {
+		if f.v != nil && (*f.v < 1 || *f.v > f.limit) {
+			fe.Add(f.name, q.Code(f.n), "%s must be an integer from 1 to %d.", f.name, f.limit)
 		}
 	}
 	text(fe, q, "asset_tag", in.AssetTag, 64, 110)
@@ -269,7 +270,7 @@ func registerServer(a *api.API, opts Options) {
 		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"region_id": query.Number, "type_id": query.Number,
 			"storage_type_id": query.Number, "cores": query.Number, "ram": query.Number, "gb": query.Number,
 			"enabled": query.Bool, "asset_tag": query.String, "model": query.String,
-			"hostname": query.String, "vtep": query.String, "status": query.String}),
+			"hostname": query.String, "vtep": query.CIDR, "status": query.String}),
 			Ordering: []string{"id", "region_id", "type_id", "created", "updated"}},
 		All:     (*state.ReadTxn).ServerList,
 		Get:     (*state.ReadTxn).Server,
@@ -347,8 +348,8 @@ func registerInterface(a *api.API) {
 	api.Register(a, api.Service[*wire.ServerInterface]{
 		App: App, Name: "interface", Tables: []string{state.ServerInterfaces},
 		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"server_id": query.Number, "region_id": query.Number,
-			"hostname": query.String, "ip_address": query.String, "mac_address": query.String, "enabled": query.Bool}),
-			Ordering: []string{"id", "server_id", "hostname", "created", "updated"}},
+			"hostname": query.String, "ip_address": query.CIDR, "mac_address": query.String, "enabled": query.Bool}),
+			Ordering: []string{"id", "server_id", "hostname", "ip_address", "created", "updated"}},
 		All:     (*state.ReadTxn).ServerInterfaceList,
 		Get:     (*state.ReadTxn).ServerInterface,
 		Visible: func(q *api.Request, i *wire.ServerInterface) bool { return seesRegion(q, i.RegionID) },
@@ -444,7 +445,7 @@ func registerRouter(a *api.API, opts Options) {
 		App: App, Name: "router", Tables: []string{state.Routers},
 		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"region_id": query.Number, "capacity": query.Number,
 			"enabled": query.Bool, "asset_tag": query.String, "model": query.String,
-			"hostname": query.String, "vtep": query.String, "status": query.String}),
+			"hostname": query.String, "vtep": query.CIDR, "status": query.String}),
 			Ordering: []string{"id", "region_id", "created", "updated"}},
 		All:     (*state.ReadTxn).RouterList,
 		Get:     (*state.ReadTxn).Router,

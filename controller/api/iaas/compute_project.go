@@ -326,8 +326,8 @@ func registerCloud(a *api.API) {
 					s.CPU, s.RAM = vm.CPU, vm.RAM
 					api.Set(&s.CPU, v.CPU)
 					api.Set(&s.RAM, v.RAM)
-					if s.CPU < 1 || s.RAM < 1 {
-						fe.Add(fmt.Sprintf("vms[%d].cpu", i), "iaas_vm_update_117", "cpu and ram must be positive integers.")
+					if s.CPU < 1 || s.RAM < 1 || s.CPU > wire.MaxCores || s.RAM > wire.MaxRAMGB {
+						fe.Add(fmt.Sprintf("vms[%d].cpu", i), "iaas_vm_update_117", "cpu must be an integer from 1 to %d and ram from 1 to %d.", wire.MaxCores, wire.MaxRAMGB)
 					}
 					s.Storages = storageChanges(fe, fmt.Sprintf("vms[%d].storages", i), "iaas_vm_update_113", v.Storages)
 					spec.VMs = append(spec.VMs, s)
@@ -364,9 +364,9 @@ func registerVirtualRouter(a *api.API) {
 	api.Register(a, api.Service[*wire.VirtualRouter]{
 		App: App, Name: "virtual_router", Tables: []string{state.VirtualRouters, state.IPBlocks},
 		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"project_id": query.Number, "member_id": query.Number,
-			"region_id": query.Number, "router_id": query.Number, "state": query.Number, "ip_address": query.String,
+			"region_id": query.Number, "router_id": query.Number, "state": query.Number, "ip_address": query.CIDR,
 			"generation": query.Number, "observed_generation": query.Number}),
-			Ordering: []string{"id", "project_id", "state", "created", "updated"}},
+			Ordering: []string{"id", "project_id", "state", "ip_address", "created", "updated"}},
 		All:     (*state.ReadTxn).VirtualRouterList,
 		Get:     (*state.ReadTxn).VirtualRouter,
 		Visible: func(q *api.Request, v *wire.VirtualRouter) bool { return seesTenant(q, v.MemberID, v.RegionID) },
@@ -508,11 +508,11 @@ func registerVM(a *api.API) {
 				}
 			}
 			ch := state.VMChange{ID: cur.ID, CPU: in.CPU, RAM: in.RAM, GPU: in.GPU, AllStorages: !partial}
-			if in.CPU != nil && *in.CPU < 1 {
-				fe.Add("cpu", q.Code(117), "cpu must be a positive integer.")
+			if in.CPU != nil && (*in.CPU < 1 || *in.CPU > wire.MaxCores) {
+				fe.Add("cpu", q.Code(117), "cpu must be an integer from 1 to %d.", wire.MaxCores)
 			}
-			if in.RAM != nil && *in.RAM < 1 {
-				fe.Add("ram", q.Code(120), "ram must be a positive integer.")
+			if in.RAM != nil && (*in.RAM < 1 || *in.RAM > wire.MaxRAMGB) {
+				fe.Add("ram", q.Code(120), "ram must be an integer from 1 to %d.", wire.MaxRAMGB)
 			}
 			if in.GPU != nil && *in.GPU != 0 {
 				fe.Add("gpu", q.Code(146), "No GPU devices are available: gpu must be 0.")
@@ -559,8 +559,8 @@ func storageChanges(fe wire.FieldErrors, field, code string, in []wire.StorageIn
 		api.Set(&ss.GB, st.GB)
 		api.Set(&ss.Primary, st.Primary)
 		switch {
-		case ss.GB < 1 || (ss.ID == 0 && ss.Name == "") || utf8.RuneCountInString(ss.Name) > 50:
-			fe.Add(field, code, "storages[%d] needs gb ≥ 1, and a name (at most 50 characters) when it has no id.", i)
+		case ss.GB < 1 || ss.GB > wire.MaxStorageGB || (ss.ID == 0 && ss.Name == "") || utf8.RuneCountInString(ss.Name) > 50:
+			fe.Add(field, code, "storages[%d] needs gb from 1 to %d, and a name (at most 50 characters) when it has no id.", i, wire.MaxStorageGB)
 		case (ss.ID != 0 && ids[ss.ID]) || (ss.Name != "" && names[ss.Name]):
 			fe.Add(field, code, "storages[%d] names a storage listed before it.", i)
 		}
@@ -618,8 +618,8 @@ func registerStorage(a *api.API) {
 			if in.Name == nil || strings.TrimSpace(*in.Name) == "" || utf8.RuneCountInString(*in.Name) > 50 {
 				fe.Add("name", q.Code(104), "name is required, at most 50 characters.")
 			}
-			if in.GB == nil || *in.GB < 1 {
-				fe.Add("gb", q.Code(105), "gb must be a positive integer.")
+			if in.GB == nil || *in.GB < 1 || *in.GB > wire.MaxStorageGB {
+				fe.Add("gb", q.Code(105), "gb must be an integer from 1 to %d.", wire.MaxStorageGB)
 			}
 			if err := fe.Err(); err != nil {
 				return nil, err

@@ -51,7 +51,7 @@ func registerPTRRecord(a *api.API) {
 	api.Register(a, api.Service[*wire.Record]{
 		App: App, Name: "ptr_record", Tables: []string{state.Records},
 		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"name": query.String, "content": query.String,
-			"ip_address": query.String, "ttl": query.Number, "member_id": query.Number, "domain_id": query.Number,
+			"ip_address": query.CIDR, "ttl": query.Number, "member_id": query.Number, "domain_id": query.Number,
 			"modified_by": query.Number}),
 			Ordering: []string{"name", "content", "ip_address", "ttl", "id", "created", "updated"}},
 		All: func(r *state.ReadTxn) []*wire.Record {
