@@ -106,22 +106,6 @@ func plan(spec *api.RouterSpec, n naming, mode string) (*desired, error) {
 		bad("public_gateway: %s is outside %s", d.publicGW, d.publicAddr.Masked())
 	}
 
-	seenPublic := map[netip.Addr]bool{d.publicAddr.Addr(): true}
-	for i, p := range spec.NAT {
-		priv, err1 := netip.ParseAddr(p.Private)
-		pub, err2 := netip.ParseAddr(p.Public)
-		if err1 != nil || err2 != nil || !priv.Is4() || !pub.Is4() {
-			bad("nat[%d]: %q → %q is not a pair of IPv4 addresses", i, p.Public, p.Private)
-			continue
-		}
-		if seenPublic[pub] {
-			bad("nat[%d]: public address %s used twice", i, pub)
-		}
-		seenPublic[pub] = true
-		d.nat = append(d.nat, natPair{private: priv, public: pub})
-	}
-	slices.SortFunc(d.nat, func(a, b natPair) int { return a.public.Compare(b.public) })
-
 	// A VM's addresses other than its primary one (on its gateway subnet)
 	// get no default route by DHCP: one NIC per subnet, one default route.
 	secondary := map[netip.Addr]bool{}
@@ -215,6 +199,8 @@ func plan(spec *api.RouterSpec, n naming, mode string) (*desired, error) {
 		}
 	}
 
+	d.nat = parseNAT(spec, d.publicAddr, d.subnets, bad)
+
 	for i, fr := range spec.FirewallRules {
 		r, err := parseRule(fr, d.subnets)
 		if err != nil {
@@ -236,6 +222,50 @@ func plan(spec *api.RouterSpec, n naming, mode string) (*desired, error) {
 		return nil, &SpecError{Err: errors.Join(errs...)}
 	}
 	return d, nil
+}
+
+// parseNAT validates the 1:1 NAT pairs (errors go into bad) and returns
+// them ordered by public address. Each public address is used once and is
+// not the router's own; each private address has one public partner and
+// is a host of a subnet of the router (not its gateway): anything else
+// would render a ruleset whose DNAT or SNAT silently picks one of two.
+func parseNAT(spec *api.RouterSpec, router netip.Prefix, subnets []subnet, bad func(string, ...any)) []natPair {
+	var out []natPair
+	seenPublic := map[netip.Addr]bool{}
+	seenPrivate := map[netip.Addr]bool{}
+	for i, p := range spec.NAT {
+		priv, err1 := netip.ParseAddr(p.Private)
+		pub, err2 := netip.ParseAddr(p.Public)
+		if err1 != nil || err2 != nil || !priv.Is4() || !pub.Is4() {
+			bad("nat[%d]: %q → %q is not a pair of IPv4 addresses", i, p.Public, p.Private)
+			continue
+		}
+		switch {
+		case router.IsValid() && pub == router.Addr():
+			bad("nat[%d]: public address %s is the router's address", i, pub)
+		case seenPublic[pub]:
+			bad("nat[%d]: public address %s used twice", i, pub)
+		}
+		if seenPrivate[priv] {
+			bad("nat[%d]: private address %s has two public addresses", i, priv)
+		}
+		seenPublic[pub], seenPrivate[priv] = true, true
+		in := false
+		for _, s := range subnets {
+			if s.network.Contains(priv) {
+				in = true
+				if priv == s.gateway.Addr() {
+					bad("nat[%d]: private address %s is a subnet's gateway (the router's own)", i, priv)
+				}
+			}
+		}
+		if !in {
+			bad("nat[%d]: private address %s is not in a subnet of the router", i, priv)
+		}
+		out = append(out, natPair{private: priv, public: pub})
+	}
+	slices.SortFunc(out, func(a, b natPair) int { return a.public.Compare(b.public) })
+	return out
 }
 
 // SpecError is a RouterSpec the builder refuses: retrying will not help,

@@ -97,6 +97,18 @@ func TestPlanRejectsBadSpecs(t *testing.T) {
 		"used twice": func(s *api.RouterSpec) {
 			s.NAT = append(s.NAT, api.NATSpec{Private: "10.0.0.6", Public: "198.51.100.20"})
 		},
+		"is the router's address": func(s *api.RouterSpec) {
+			s.NAT = append(s.NAT, api.NATSpec{Private: "10.0.0.6", Public: "198.51.100.10"})
+		},
+		"not in a subnet of the router": func(s *api.RouterSpec) {
+			s.NAT = append(s.NAT, api.NATSpec{Private: "10.9.0.6", Public: "198.51.100.21"})
+		},
+		"is a subnet's gateway": func(s *api.RouterSpec) {
+			s.NAT = append(s.NAT, api.NATSpec{Private: "10.0.0.1", Public: "198.51.100.21"})
+		},
+		"private address 10.0.0.5 has two public": func(s *api.RouterSpec) {
+			s.NAT = append(s.NAT, api.NATSpec{Private: "10.0.0.5", Public: "198.51.100.21"})
+		},
 		"overlaps": func(s *api.RouterSpec) {
 			s.Subnets = append(s.Subnets, api.RouterSubnetSpec{ID: 4, AddressRange: "10.0.0.129/25", VNI: 9})
 		},
