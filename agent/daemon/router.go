@@ -31,7 +31,7 @@ type routerBuilder interface {
 
 // vpnRunner is what the router handler needs of agent/vpn.
 type vpnRunner interface {
-	Ensure(ctx context.Context, r vpn.Router, vpns []api.VPNSpec) (vpn.Result, error)
+	Ensure(ctx context.Context, r vpn.Router, vpns []api.VPNSpec, rejected ...error) (vpn.Result, error)
 	Remove(ctx context.Context, routerID uint64) error
 }
 
@@ -182,13 +182,15 @@ func (h *routerHandler) ensure(ctx context.Context, spec *api.RouterSpec, log hc
 		// netrouter logs the changes ("router reconciled") at info.
 		log.Debug("router ensured", "took", res.Duration, "changes", len(res.Changes))
 	}
-	return h.ensureVPNs(ctx, spec, log)
+	// A VPN whose routes do not fit the router fails alone (res.VPNFailed):
+	// the router is built without it and the VPN manager reports it.
+	return h.ensureVPNs(ctx, spec, res.VPNFailed, log)
 }
 
 // ensureVPNs runs the router's VPNs after the router itself: charon with
 // exactly the spec's VPNs (none: stopped), then the routes into the
 // tunnel device charon made.
-func (h *routerHandler) ensureVPNs(ctx context.Context, spec *api.RouterSpec, log hclog.Logger) error {
+func (h *routerHandler) ensureVPNs(ctx context.Context, spec *api.RouterSpec, rejected []error, log hclog.Logger) error {
 	if h.vpns == nil {
 		if len(spec.VPNs) > 0 {
 			return &vpnError{err: errors.New("this agent runs no VPNs (no network role VPN manager)")}
@@ -201,7 +203,7 @@ func (h *routerHandler) ensureVPNs(ctx context.Context, spec *api.RouterSpec, lo
 	}
 	start := time.Now()
 	r := vpn.Router{ID: spec.ID, Namespace: h.b.Namespace(spec.ProjectID), PublicAddr: pub.Addr()}
-	res, err := h.vpns.Ensure(ctx, r, spec.VPNs)
+	res, err := h.vpns.Ensure(ctx, r, spec.VPNs, rejected...)
 	h.vpnsFailed(spec.ID, res.Failed, log)
 	if err != nil {
 		return &vpnError{err: err}

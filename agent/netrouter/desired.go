@@ -27,7 +27,10 @@ type desired struct {
 	subnets    []subnet     // ordered by subnet id
 	rules      []rule       // ordered by Order
 	metadata   []api.MetadataSpec
-	vpnRoutes  []vpnRoute // ordered by VPN id
+	vpnRoutes  []vpnRoute // ordered by VPN id; none of a failed VPN
+	// vpnFailed are the VPNs whose routes are invalid (*vpn.SpecError):
+	// they fail alone, the router is built without them.
+	vpnFailed []error
 }
 
 type natPair struct {
@@ -211,7 +214,7 @@ func plan(spec *api.RouterSpec, n naming, mode string) (*desired, error) {
 	}
 	slices.SortStableFunc(d.rules, func(a, b rule) int { return a.order - b.order })
 
-	d.vpnRoutes = parseVPNs(spec, d.subnets, bad)
+	d.vpnRoutes, d.vpnFailed = parseVPNs(spec, d.subnets, bad)
 
 	for i, m := range spec.Metadata {
 		if _, err := netip.ParseAddr(m.Address); err != nil {
