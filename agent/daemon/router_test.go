@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -478,6 +479,50 @@ func TestRouterVPNBadRouteFailsAlone(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(m.vpnsFailed); got != 1 {
 		t.Fatalf("regent_agent_vpns_failed %v, want 1", got)
+	}
+}
+
+// TestRouterVPNFailureLoggedOnChange: a VPN that keeps failing is logged
+// at error level once, again when its error changes or after it ran in
+// between, and at debug level on the resyncs in between.
+func TestRouterVPNFailureLoggedOnChange(t *testing.T) {
+	var buf bytes.Buffer
+	log := hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Info})
+	b := &fakeBuilder{built: map[uint64]bool{}, errs: map[string]error{}}
+	c := &fakeController{states: map[uint64]int{}}
+	refused := &vpn.LoadError{VPNID: 99, Err: errors.New("load-conn: invalid proposal")}
+	v := &fakeVPN{failFor: map[uint64]bool{}, failed: []error{refused}}
+	h := newRouterHandler("", b, v, c, NewMetrics(), log)
+	ctx := context.Background()
+	spec := api.RouterSpec{ID: 7, ProjectID: 70, State: api.StateRequested, PublicIP: "198.51.100.10/24",
+		VPNs: []api.VPNSpec{{ID: 99}}}
+	c.states[7] = api.StateRequested
+	apply := func() {
+		t.Helper()
+		if err := h.Apply(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+		spec.State = api.StateRunning
+	}
+	count := func() int { return strings.Count(buf.String(), "vpn does not run") }
+	for range 3 {
+		apply()
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("%d error lines after 3 applies with the same failure, want 1:\n%s", n, buf.String())
+	}
+	v.failed = []error{&vpn.LoadError{VPNID: 99, Err: errors.New("load-shared: no key")}}
+	apply()
+	apply()
+	if n := count(); n != 2 {
+		t.Fatalf("%d error lines after the error changed, want 2:\n%s", n, buf.String())
+	}
+	v.failed = nil
+	apply()
+	v.failed = []error{refused}
+	apply()
+	if n := count(); n != 3 {
+		t.Fatalf("%d error lines after it ran and failed again, want 3:\n%s", n, buf.String())
 	}
 }
 
