@@ -1,0 +1,66 @@
+package netrouter
+
+import (
+	"strings"
+	"testing"
+)
+
+// pubAddrs lists the IPv4 addresses of the router's pub0 in the kernel's
+// order, each with " secondary" when it is one.
+func (e *sysenv) pubAddrs(ns string) []string {
+	e.t.Helper()
+	var out []string
+	for _, l := range strings.Split(e.sh("ip", "-n", ns, "-4", "-o", "addr", "show", "dev", nsPublicIf), "\n") {
+		f := strings.Fields(l)
+		for i := 0; i+1 < len(f); i++ {
+			if f[i] == "inet" {
+				a := f[i+1]
+				if strings.Contains(l, " secondary ") {
+					a += " secondary"
+				}
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+// TestRouterPublicAddressStaysPrimary: when the router's public address
+// changes, the new one is pub0's primary address of the floating subnet
+// (the router's own source address, and what the connected route
+// prefers), not a 1:1 NAT address the kernel promoted when the old primary
+// went (promote_secondaries=1 in the namespace).
+func TestRouterPublicAddressStaysPrimary(t *testing.T) {
+	e := newSysenv(t)
+	spec := e.spec(e.projectID())
+	ns := e.b.names.namespace(spec.ProjectID)
+	e.ensure(e.b, spec)
+	if got := e.pubAddrs(ns); len(got) != 2 || got[0] != e.net3+".10/24" {
+		t.Fatalf("pub0 after the build: %q", got)
+	}
+
+	spec.PublicIP = e.net3 + ".12/24"
+	e.ensure(e.b, spec)
+	got := e.pubAddrs(ns)
+	if len(got) != 2 || got[0] != e.net3+".12/24" || got[1] != e.net3+".20/24 secondary" {
+		t.Fatalf("pub0 after the router address changed: %q, want %s.12/24 primary and the NAT address %s.20/24 secondary", got, e.net3, e.net3)
+	}
+	// The router's own traffic leaves from its address.
+	if out := e.sh("ip", "-n", ns, "route", "get", e.net3+".50"); !strings.Contains(out, "src "+e.net3+".12 ") {
+		t.Errorf("route to the floating subnet: %s, want src %s.12", out, e.net3)
+	}
+	if out := e.sh("ip", "-n", ns, "route", "get", "192.0.2.1"); !strings.Contains(out, "src "+e.net3+".12 ") {
+		t.Errorf("default route: %s, want src %s.12", out, e.net3)
+	}
+	// And again with the NAT addresses changing at the same time.
+	spec.PublicIP = e.net3 + ".13/24"
+	spec.NAT[0].Public = e.net3 + ".21"
+	e.ensure(e.b, spec)
+	if got := e.pubAddrs(ns); len(got) != 2 || got[0] != e.net3+".13/24" || got[1] != e.net3+".21/24 secondary" {
+		t.Fatalf("pub0 after the router and NAT addresses changed: %q", got)
+	}
+	// Unchanged: nothing to do.
+	if res := e.ensure(e.b, spec); len(res.Changes) != 0 {
+		t.Errorf("second Ensure changed %q", res.Changes)
+	}
+}
