@@ -35,6 +35,11 @@ type desired struct {
 
 type natPair struct {
 	private, public netip.Addr
+	// bits is the prefix length public carries on pub0: its floating
+	// subnet's (NATSpec.PublicPrefixLength); without it the router's when
+	// public is in the router's floating subnet, else 32 (no on-link claim
+	// for a subnet whose length is unknown).
+	bits int
 }
 
 type subnet struct {
@@ -265,7 +270,21 @@ func parseNAT(spec *api.RouterSpec, router netip.Prefix, subnets []subnet, bad f
 		if !in {
 			bad("nat[%d]: private address %s is not in a subnet of the router", i, priv)
 		}
-		out = append(out, natPair{private: priv, public: pub})
+		bits := p.PublicPrefixLength
+		switch {
+		case bits < 0 || bits > 32:
+			bad("nat[%d]: public_prefix_length %d is outside 1..32", i, bits)
+		case bits == 0 && router.IsValid() && router.Masked().Contains(pub):
+			bits = router.Bits()
+		case bits == 0:
+			bits = 32
+		case router.IsValid() && bits == router.Bits() && router.Masked().Contains(pub):
+		case router.IsValid() && netip.PrefixFrom(pub, bits).Masked().Overlaps(router.Masked()):
+			// Another length over the router's subnet: the kernel would
+			// see two subnets (and two primaries) for one network.
+			bad("nat[%d]: %s/%d overlaps the router's floating subnet %s with another length", i, pub, bits, router.Masked())
+		}
+		out = append(out, natPair{private: priv, public: pub, bits: bits})
 	}
 	slices.SortFunc(out, func(a, b natPair) int { return a.public.Compare(b.public) })
 	return out

@@ -93,7 +93,7 @@ func (b *Builder) ensureLinks(_ context.Context, d *desired, c *changes, publicU
 	}
 	want := []netip.Prefix{d.publicAddr}
 	for _, n := range d.nat {
-		want = append(want, netip.PrefixFrom(n.public, d.publicAddr.Bits()))
+		want = append(want, netip.PrefixFrom(n.public, n.bits))
 	}
 	if err := ensurePrimary(ns, pub, d.publicAddr, c); err != nil {
 		return err

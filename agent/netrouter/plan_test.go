@@ -148,3 +148,38 @@ func TestSegmentLinks(t *testing.T) {
 		t.Fatalf("vxlan link: %#v", x)
 	}
 }
+
+// TestPlanNATPrefixLength: a 1:1 NAT address carries its own floating
+// subnet's prefix length on pub0, not the router's (a router draws NAT
+// addresses from several floating subnets); without one (an older
+// controller) the router's when it is in the router's subnet, else /32.
+func TestPlanNATPrefixLength(t *testing.T) {
+	s := sampleSpec()
+	s.Subnets[0].AddressRange = "10.0.0.1/24"
+	s.NAT = []api.NATSpec{
+		{Private: "10.0.0.5", Public: "198.51.100.20", PublicPrefixLength: 24},
+		{Private: "10.0.0.6", Public: "203.0.113.20", PublicPrefixLength: 28},
+		{Private: "10.0.0.7", Public: "198.51.100.21"},
+		{Private: "10.0.0.8", Public: "203.0.113.21"},
+	}
+	d, err := plan(s, testNames, ModeVXLAN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"198.51.100.20": 24, "203.0.113.20": 28, "198.51.100.21": 24, "203.0.113.21": 32}
+	for _, n := range d.nat {
+		if n.bits != want[n.public.String()] {
+			t.Errorf("NAT %s: /%d, want /%d", n.public, n.bits, want[n.public.String()])
+		}
+	}
+	for _, bad := range []api.NATSpec{
+		{Private: "10.0.0.6", Public: "198.51.100.30", PublicPrefixLength: 25},
+		{Private: "10.0.0.6", Public: "203.0.113.20", PublicPrefixLength: 33},
+	} {
+		s := sampleSpec()
+		s.NAT = append(s.NAT, bad)
+		if _, err := plan(s, testNames, ModeVXLAN); err == nil {
+			t.Errorf("NAT %+v accepted", bad)
+		}
+	}
+}

@@ -1,8 +1,13 @@
 package netrouter
 
 import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/regentcloud/regent/pkg/api"
 )
 
 // pubAddrs lists the IPv4 addresses of the router's pub0 in the kernel's
@@ -60,6 +65,34 @@ func TestRouterPublicAddressStaysPrimary(t *testing.T) {
 		t.Fatalf("pub0 after the router and NAT addresses changed: %q", got)
 	}
 	// Unchanged: nothing to do.
+	if res := e.ensure(e.b, spec); len(res.Changes) != 0 {
+		t.Errorf("second Ensure changed %q", res.Changes)
+	}
+}
+
+// TestRouterNATFromSecondFloatingSubnet: a 1:1 NAT address drawn from a
+// second floating subnet (a /28 here, the router's is a /24) carries that
+// subnet's prefix length on pub0, so only that subnet is on-link; the
+// rest of its /24 is reached through the gateway, as for any address
+// outside the router's floating subnets.
+func TestRouterNATFromSecondFloatingSubnet(t *testing.T) {
+	e := newSysenv(t)
+	spec := e.spec(e.projectID())
+	ns := e.b.names.namespace(spec.ProjectID)
+	sec := fmt.Sprintf("100.%d.%d", 128+rand.IntN(64), rand.IntN(256))
+	spec.NAT[0].PublicPrefixLength = 24
+	spec.NAT = append(spec.NAT, api.NATSpec{Private: e.priv3 + ".6", Public: sec + ".20", PublicPrefixLength: 28})
+	e.ensure(e.b, spec)
+	got := e.pubAddrs(ns)
+	if !slices.Contains(got, sec+".20/28") || !slices.Contains(got, e.net3+".20/24 secondary") {
+		t.Fatalf("pub0: %q, want %s.20/28 (its own subnet's length) and %s.20/24", got, sec, e.net3)
+	}
+	if out := e.sh("ip", "-n", ns, "route", "get", sec+".100"); !strings.Contains(out, "via "+e.net3+".1 ") {
+		t.Errorf("route to %s.100 (outside the NAT address's /28): %s, want via the gateway %s.1", sec, out, e.net3)
+	}
+	if out := e.sh("ip", "-n", ns, "route", "get", sec+".25"); strings.Contains(out, " via ") {
+		t.Errorf("route to %s.25 (in the NAT address's /28): %s, want on-link", sec, out)
+	}
 	if res := e.ensure(e.b, spec); len(res.Changes) != 0 {
 		t.Errorf("second Ensure changed %q", res.Changes)
 	}
