@@ -63,6 +63,9 @@ type dhcpHost struct {
 	// noGateway: the address is on a VM's NIC other than the one on its
 	// gateway subnet (the metadata's Address), which gets no default route.
 	noGateway bool
+	// dns are the VM's own DNS servers (its metadata's), handed out to
+	// this binding instead of the subnet's; none: the subnet's.
+	dns []netip.Addr
 }
 
 // rule is one parsed firewall rule.
@@ -117,12 +120,29 @@ func plan(spec *api.RouterSpec, n naming, mode string) (*desired, error) {
 	// A VM's addresses other than its primary one (on its gateway subnet)
 	// get no default route by DHCP: one NIC per subnet, one default route.
 	secondary := map[netip.Addr]bool{}
+	// Every address of a VM gets the VM's own DNS servers by DHCP (the
+	// subnet's are one VM's, CloudCIX-style), as metadata names them.
+	vmDNS := map[netip.Addr][]netip.Addr{}
 	for _, m := range spec.Metadata {
+		var dns []netip.Addr
+		for _, v := range m.DNS {
+			if a, err := netip.ParseAddr(strings.TrimSpace(v)); err == nil && a.Is4() {
+				dns = append(dns, a)
+			}
+		}
+		if ip, err := netip.ParseAddr(m.Address); err == nil && len(dns) > 0 {
+			vmDNS[ip] = dns
+		}
 		for _, a := range m.IPAddresses {
+			ip, err := netip.ParseAddr(a.PrivateIP)
+			if err != nil {
+				continue
+			}
 			if a.PrivateIP != m.Address {
-				if ip, err := netip.ParseAddr(a.PrivateIP); err == nil {
-					secondary[ip] = true
-				}
+				secondary[ip] = true
+			}
+			if len(dns) > 0 {
+				vmDNS[ip] = dns
 			}
 		}
 	}
@@ -188,7 +208,7 @@ func plan(spec *api.RouterSpec, n naming, mode string) (*desired, error) {
 			}
 			// The hostname is the VM's name, free text: made a DNS label,
 			// never a reason to refuse the router.
-			sn.dhcp = append(sn.dhcp, dhcpHost{mac: mac, ip: ip, hostname: dhcpHostname(h.Hostname), noGateway: secondary[ip]})
+			sn.dhcp = append(sn.dhcp, dhcpHost{mac: mac, ip: ip, hostname: dhcpHostname(h.Hostname), noGateway: secondary[ip], dns: vmDNS[ip]})
 		}
 		slices.SortFunc(sn.dhcp, func(a, b dhcpHost) int { return a.ip.Compare(b.ip) })
 		d.subnets = append(d.subnets, sn)
