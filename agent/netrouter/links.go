@@ -87,13 +87,19 @@ func (b *Builder) ensureLinks(_ context.Context, d *desired, c *changes, publicU
 	if err := b.step("public-veth"); err != nil {
 		return err
 	}
+	nv := len(c.list)
 	pub, err := ensureVeth(root, ns, int(nsh), d.publicVeth, nsPublicIf, d.tag, pubBr, publicUp, c)
 	if err != nil {
 		return fmt.Errorf("public veth: %w", err)
 	}
+	vethChanged := len(c.list) > nv // made, moved or brought up
 	want := []netip.Prefix{d.publicAddr}
 	for _, n := range d.nat {
 		want = append(want, netip.PrefixFrom(n.public, n.bits))
+	}
+	before, err := ns.AddrList(pub, netlink.FAMILY_V4)
+	if err != nil {
+		return err
 	}
 	if err := ensurePrimary(ns, pub, d.publicAddr, c); err != nil {
 		return err
@@ -103,6 +109,23 @@ func (b *Builder) ensureLinks(_ context.Context, d *desired, c *changes, publicU
 	}
 	if err := ensureDefaultRoute(ns, pub, d.publicGW, c); err != nil {
 		return err
+	}
+	if publicUp {
+		// Announce the addresses that are new on pub0 (all of them when
+		// the public veth was made or came up again): neighbours upstream
+		// would keep the old MAC for up to ~30 s.
+		var announceAddrs []netip.Addr
+		for _, p := range want {
+			had := slices.ContainsFunc(before, func(a netlink.Addr) bool { q, ok := ipnetPrefix(a.IPNet); return ok && q == p })
+			if vethChanged || !had {
+				announceAddrs = append(announceAddrs, p.Addr())
+			}
+		}
+		if err := announce(d.namespace, nsPublicIf, announceAddrs); err != nil {
+			b.log.Warn("gratuitous arp failed", "router", d.routerID, "error", err)
+		} else if len(announceAddrs) > 0 {
+			c.add("gratuitous arp for %v", announceAddrs)
+		}
 	}
 
 	// Private side, one segment per subnet.

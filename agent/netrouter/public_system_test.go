@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/regentcloud/regent/pkg/api"
 )
@@ -96,4 +97,77 @@ func TestRouterNATFromSecondFloatingSubnet(t *testing.T) {
 	if res := e.ensure(e.b, spec); len(res.Changes) != 0 {
 		t.Errorf("second Ensure changed %q", res.Changes)
 	}
+}
+
+// pubMAC is the MAC of the router's pub0.
+func (e *sysenv) pubMAC(ns string) string {
+	e.t.Helper()
+	f := strings.Fields(e.sh("ip", "-n", ns, "-o", "link", "show", nsPublicIf))
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "link/ether" {
+			return f[i+1]
+		}
+	}
+	e.t.Fatalf("pub0 of %s has no MAC: %q", ns, f)
+	return ""
+}
+
+// neighMAC is host's neighbour entry for addr ("" when it has none).
+func (e *sysenv) neighMAC(host, addr string) string {
+	f := strings.Fields(e.sh("ip", "-n", host, "neigh", "show", addr, "dev", "eth0"))
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "lladdr" {
+			return f[i+1]
+		}
+	}
+	return ""
+}
+
+// TestRouterGratuitousARP: a public address that is (re)added to a
+// router's pub0 is announced by gratuitous ARP, so a neighbour on the
+// public network that still maps it to another MAC is updated at once,
+// not after its ~30 s reachable time: here a 1:1 NAT address moves from
+// router A to router B, and router A's namespace is built again (a new
+// pub0, a new MAC) behind the builder's back.
+func TestRouterGratuitousARP(t *testing.T) {
+	e := newSysenv(t)
+	a, b := e.spec(e.projectID()), e.spec(e.projectID())
+	b.PublicIP, b.NAT = e.net3+".11/24", nil
+	b.Subnets[0].AddressRange, b.Subnets[0].VNI = "10.254.8.1/24", e.vni+8
+	b.Subnets[0].DHCP, b.FirewallRules, b.Metadata = nil, nil, nil
+	e.ensure(e.b, a)
+	e.ensure(e.b, b)
+	nsA, nsB := e.b.names.namespace(a.ProjectID), e.b.names.namespace(b.ProjectID)
+	inet := e.prefix + "inet"
+	e.addHost(inet, e.cfg.PublicBridge, "", e.net3+".50/24")
+	nat := e.net3 + ".20"
+	// The neighbour learns A's MAC for the router address and the NAT
+	// address (ARP is answered even though nothing answers the ping).
+	_, _ = e.try("ip", "netns", "exec", inet, "ping", "-c", "1", "-W", "1", e.net3+".10")
+	_, _ = e.try("ip", "netns", "exec", inet, "ping", "-c", "1", "-W", "1", nat)
+	macA := e.pubMAC(nsA)
+	if got := e.neighMAC(inet, nat); got != macA {
+		t.Fatalf("neighbour entry for %s: %q, want router A's %s", nat, got, macA)
+	}
+
+	// The NAT address moves to router B.
+	b.NAT = []api.NATSpec{{Private: "10.254.8.5", Public: nat}}
+	a.NAT, a.Metadata[0].IPAddresses[0].PublicIP = nil, ""
+	e.ensure(e.b, a)
+	e.ensure(e.b, b)
+	macB := e.pubMAC(nsB)
+	eventually(t, "the neighbour to map "+nat+" to router B's MAC "+macB, 3*time.Second, func() bool {
+		return e.neighMAC(inet, nat) == macB
+	})
+
+	// Router A's namespace is built again: a new pub0 with a new MAC.
+	e.sh("ip", "netns", "del", nsA)
+	e.ensure(e.b, a)
+	newA := e.pubMAC(nsA)
+	if newA == macA {
+		t.Fatalf("the new pub0 has the old MAC %s", macA)
+	}
+	eventually(t, "the neighbour to map "+e.net3+".10 to router A's new MAC "+newA, 3*time.Second, func() bool {
+		return e.neighMAC(inet, e.net3+".10") == newA
+	})
 }
