@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -31,7 +33,7 @@ type routerBuilder interface {
 
 // vpnRunner is what the router handler needs of agent/vpn.
 type vpnRunner interface {
-	Ensure(ctx context.Context, r vpn.Router, vpns []api.VPNSpec) (vpn.Result, error)
+	Ensure(ctx context.Context, r vpn.Router, vpns []api.VPNSpec, rejected ...error) (vpn.Result, error)
 	Remove(ctx context.Context, routerID uint64) error
 }
 
@@ -45,7 +47,7 @@ type stateReporter interface {
 func newRouterHandler(vtep string, b routerBuilder, vpns vpnRunner, report stateReporter, metrics *Metrics, log hclog.Logger) *routerHandler {
 	return &routerHandler{m: &machine{kind: "virtual router", set: report.SetRouterState},
 		vtep: vtep, b: b, vpns: vpns, report: report, metrics: metrics, log: log,
-		vpnFailures: &retryBudget{max: maxVPNFailures}}
+		vpnFailures: &retryBudget{max: maxVPNFailures}, failedVPNs: map[uint64]map[uint64]string{}}
 }
 
 // Error codes the agent stores on an UNRESOURCED router.
@@ -89,6 +91,12 @@ type routerHandler struct {
 	// vpnFailures counts consecutive host failures of a router's VPNs
 	// (charon would not start or answer, a route would not go in).
 	vpnFailures *retryBudget
+
+	// failedVPNs is, per router, the error last logged for each of its
+	// VPNs that does not run: a failure is logged at error level when it
+	// appears or changes, at debug level on the resyncs in between.
+	failedMu   sync.Mutex
+	failedVPNs map[uint64]map[uint64]string
 }
 
 // maxVPNFailures is how many consecutive host failures of a router's VPNs
@@ -182,13 +190,15 @@ func (h *routerHandler) ensure(ctx context.Context, spec *api.RouterSpec, log hc
 		// netrouter logs the changes ("router reconciled") at info.
 		log.Debug("router ensured", "took", res.Duration, "changes", len(res.Changes))
 	}
-	return h.ensureVPNs(ctx, spec, log)
+	// A VPN whose routes do not fit the router fails alone (res.VPNFailed):
+	// the router is built without it and the VPN manager reports it.
+	return h.ensureVPNs(ctx, spec, res.VPNFailed, log)
 }
 
 // ensureVPNs runs the router's VPNs after the router itself: charon with
 // exactly the spec's VPNs (none: stopped), then the routes into the
 // tunnel device charon made.
-func (h *routerHandler) ensureVPNs(ctx context.Context, spec *api.RouterSpec, log hclog.Logger) error {
+func (h *routerHandler) ensureVPNs(ctx context.Context, spec *api.RouterSpec, rejected []error, log hclog.Logger) error {
 	if h.vpns == nil {
 		if len(spec.VPNs) > 0 {
 			return &vpnError{err: errors.New("this agent runs no VPNs (no network role VPN manager)")}
@@ -201,8 +211,8 @@ func (h *routerHandler) ensureVPNs(ctx context.Context, spec *api.RouterSpec, lo
 	}
 	start := time.Now()
 	r := vpn.Router{ID: spec.ID, Namespace: h.b.Namespace(spec.ProjectID), PublicAddr: pub.Addr()}
-	res, err := h.vpns.Ensure(ctx, r, spec.VPNs)
-	h.vpnsFailed(spec.ID, res.Failed, log)
+	res, err := h.vpns.Ensure(ctx, r, spec.VPNs, rejected...)
+	failedChanged := h.vpnsFailed(spec.ID, res.Failed, log)
 	if err != nil {
 		return &vpnError{err: err}
 	}
@@ -213,7 +223,7 @@ func (h *routerHandler) ensureVPNs(ctx context.Context, spec *api.RouterSpec, lo
 		}
 		res.Changes = append(res.Changes, rr.Changes...)
 	}
-	if len(res.Changes) > 0 || len(res.Failed) > 0 {
+	if len(res.Changes) > 0 || failedChanged {
 		h.metrics.built(api.KindVirtualRouter, "vpn", time.Since(start))
 		log.Info("vpns ensured", "vpns", len(spec.VPNs), "took", time.Since(start), "changes", strings.Join(res.Changes, "; "))
 		if h.vpnChanged != nil {
@@ -226,20 +236,53 @@ func (h *routerHandler) ensureVPNs(ctx context.Context, spec *api.RouterSpec, lo
 // vpnsFailed logs the router's VPNs that do not run (their spec cannot
 // be mapped, or strongSwan refused it) and counts them in
 // regent_agent_vpns_failed. Each fails on its own: the router and its
-// other VPNs run, and the failed VPN's status (vpn_status) says why.
-func (h *routerHandler) vpnsFailed(router uint64, failed []error, log hclog.Logger) {
+// other VPNs run, and the failed VPN's status (vpn_status) says why. A
+// failure is logged at error level once, and again when its error changes
+// (or it ran in between); every resync in between at debug level. It
+// reports whether the set of failures changed.
+func (h *routerHandler) vpnsFailed(router uint64, failed []error, log hclog.Logger) bool {
+	now := map[uint64]string{}
 	for _, err := range failed {
-		var id uint64
-		var se *vpn.SpecError
-		var le *vpn.LoadError
-		if errors.As(err, &se) {
-			id = se.VPNID
-		} else if errors.As(err, &le) {
-			id = le.VPNID
+		now[failedVPNID(err)] = err.Error()
+	}
+	h.failedMu.Lock()
+	before := h.failedVPNs[router]
+	if len(now) > 0 {
+		h.failedVPNs[router] = now
+	} else {
+		delete(h.failedVPNs, router)
+	}
+	h.failedMu.Unlock()
+	for _, err := range failed {
+		id := failedVPNID(err)
+		if prev, ok := before[id]; ok && prev == err.Error() {
+			log.Debug("vpn does not run (unchanged)", "vpn", id, "error", err)
+			continue
 		}
 		log.Error("vpn does not run", "vpn", id, "error", err)
 	}
 	h.metrics.setVPNsFailed(router, len(failed))
+	return !maps.Equal(before, now)
+}
+
+// failedVPNID is the id of the VPN a Result.Failed error is about.
+func failedVPNID(err error) uint64 {
+	var se *vpn.SpecError
+	var le *vpn.LoadError
+	if errors.As(err, &se) {
+		return se.VPNID
+	} else if errors.As(err, &le) {
+		return le.VPNID
+	}
+	return 0
+}
+
+// forgetFailedVPNs drops what was logged about a router's VPNs (its
+// VPNs were removed: quiesce, scrub, removal).
+func (h *routerHandler) forgetFailedVPNs(router uint64) {
+	h.failedMu.Lock()
+	delete(h.failedVPNs, router)
+	h.failedMu.Unlock()
 }
 
 // removeVPNs stops the router's charon (quiesce, scrub, removal).
@@ -248,6 +291,7 @@ func (h *routerHandler) removeVPNs(ctx context.Context, id uint64) error {
 		return nil
 	}
 	h.metrics.setVPNsFailed(id, 0)
+	h.forgetFailedVPNs(id)
 	if err := h.vpns.Remove(ctx, id); err != nil {
 		return &vpnError{err: err}
 	}

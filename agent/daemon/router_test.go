@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +27,8 @@ type fakeBuilder struct {
 	calls []string
 	built map[uint64]bool
 	errs  map[string]error // "ensure", "quiesce", "scrub"
+	// vpnFailed is what Ensure reports as VPNs whose routes are invalid.
+	vpnFailed []error
 }
 
 func (f *fakeBuilder) rec(c string, id uint64) error {
@@ -42,7 +45,7 @@ func (f *fakeBuilder) Ensure(_ context.Context, s *api.RouterSpec) (netrouter.Re
 	f.mu.Lock()
 	f.built[s.ID] = true
 	f.mu.Unlock()
-	return netrouter.Result{Changes: []string{"x"}, Duration: time.Millisecond}, nil
+	return netrouter.Result{Changes: []string{"x"}, Duration: time.Millisecond, VPNFailed: f.vpnFailed}, nil
 }
 func (f *fakeBuilder) EnsureQuiesced(_ context.Context, s *api.RouterSpec) (netrouter.Result, error) {
 	if err := f.rec("ensure-quiesced", s.ID); err != nil {
@@ -90,14 +93,19 @@ type fakeVPN struct {
 	failed []error
 }
 
-func (f *fakeVPN) Ensure(_ context.Context, r vpn.Router, vpns []api.VPNSpec) (vpn.Result, error) {
+func (f *fakeVPN) Ensure(_ context.Context, r vpn.Router, vpns []api.VPNSpec, rejected ...error) (vpn.Result, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls = append(f.calls, fmt.Sprintf("vpn %d %s %s %d", r.ID, r.Namespace, r.PublicAddr, len(vpns)))
+	c := fmt.Sprintf("vpn %d %s %s %d", r.ID, r.Namespace, r.PublicAddr, len(vpns))
+	if len(rejected) > 0 {
+		c += fmt.Sprintf(" rejected %d", len(rejected))
+	}
+	f.calls = append(f.calls, c)
 	if f.failFor[r.ID] {
 		return vpn.Result{}, f.err
 	}
-	return vpn.Result{Changes: []string{"x"}, Failed: f.failed}, nil
+	// Like vpn.Manager: the rejected VPNs fail alone.
+	return vpn.Result{Changes: []string{"x"}, Failed: append(slices.Clone(f.failed), rejected...)}, nil
 }
 
 func (f *fakeVPN) Remove(_ context.Context, id uint64) error {
@@ -446,6 +454,75 @@ func TestRouterVPNFailsAlone(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(m.vpnsFailed); got != 0 {
 		t.Fatalf("regent_agent_vpns_failed %v after they run, want 0", got)
+	}
+}
+
+// TestRouterVPNBadRouteFailsAlone: a VPN whose routes do not fit the
+// router (the builder reports it in Result.VPNFailed) is handed to the VPN
+// manager as rejected: the router goes RUNNING with its other VPNs, the
+// VPN is counted in regent_agent_vpns_failed.
+func TestRouterVPNBadRouteFailsAlone(t *testing.T) {
+	bad := &vpn.SpecError{VPNID: 98, Err: errors.New("vpn 98: routes[0].local_subnet: 10.9.0.0/24 is not in a subnet of the router")}
+	b := &fakeBuilder{built: map[uint64]bool{}, errs: map[string]error{}, vpnFailed: []error{bad}}
+	c := &fakeController{states: map[uint64]int{}}
+	v := &fakeVPN{failFor: map[uint64]bool{}}
+	m := NewMetrics()
+	h := newRouterHandler("", b, v, c, m, hclog.NewNullLogger())
+	spec := api.RouterSpec{ID: 7, ProjectID: 70, State: api.StateRequested, PublicIP: "198.51.100.10/24",
+		VPNs: []api.VPNSpec{{ID: 97}, {ID: 98}}}
+	c.states[7] = api.StateRequested
+	if err := h.Apply(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	if c.state(7) != api.StateRunning || !slices.Equal(v.log(), []string{"vpn 7 P70 198.51.100.10 2 rejected 1"}) {
+		t.Fatalf("state %d, vpn calls %q", c.state(7), v.log())
+	}
+	if got := testutil.ToFloat64(m.vpnsFailed); got != 1 {
+		t.Fatalf("regent_agent_vpns_failed %v, want 1", got)
+	}
+}
+
+// TestRouterVPNFailureLoggedOnChange: a VPN that keeps failing is logged
+// at error level once, again when its error changes or after it ran in
+// between, and at debug level on the resyncs in between.
+func TestRouterVPNFailureLoggedOnChange(t *testing.T) {
+	var buf bytes.Buffer
+	log := hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Info})
+	b := &fakeBuilder{built: map[uint64]bool{}, errs: map[string]error{}}
+	c := &fakeController{states: map[uint64]int{}}
+	refused := &vpn.LoadError{VPNID: 99, Err: errors.New("load-conn: invalid proposal")}
+	v := &fakeVPN{failFor: map[uint64]bool{}, failed: []error{refused}}
+	h := newRouterHandler("", b, v, c, NewMetrics(), log)
+	ctx := context.Background()
+	spec := api.RouterSpec{ID: 7, ProjectID: 70, State: api.StateRequested, PublicIP: "198.51.100.10/24",
+		VPNs: []api.VPNSpec{{ID: 99}}}
+	c.states[7] = api.StateRequested
+	apply := func() {
+		t.Helper()
+		if err := h.Apply(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+		spec.State = api.StateRunning
+	}
+	count := func() int { return strings.Count(buf.String(), "vpn does not run") }
+	for range 3 {
+		apply()
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("%d error lines after 3 applies with the same failure, want 1:\n%s", n, buf.String())
+	}
+	v.failed = []error{&vpn.LoadError{VPNID: 99, Err: errors.New("load-shared: no key")}}
+	apply()
+	apply()
+	if n := count(); n != 2 {
+		t.Fatalf("%d error lines after the error changed, want 2:\n%s", n, buf.String())
+	}
+	v.failed = nil
+	apply()
+	v.failed = []error{refused}
+	apply()
+	if n := count(); n != 3 {
+		t.Fatalf("%d error lines after it ran and failed again, want 3:\n%s", n, buf.String())
 	}
 }
 

@@ -129,6 +129,11 @@ func (b *Builder) Resync() {
 type Result struct {
 	Changes  []string
 	Duration time.Duration
+	// VPNFailed are the VPNs of the spec whose routes are invalid, each a
+	// *vpn.SpecError: the router is built without them (no routes, no
+	// rules); the agent hands them to vpn.Manager.Ensure as rejected, so
+	// they are not loaded and their status carries the error.
+	VPNFailed []error
 }
 
 // Router is a router this builder owns on the host.
@@ -306,7 +311,7 @@ func (b *Builder) locked(spec *api.RouterSpec, fn func(d *desired, rs *running, 
 	rs.last = d
 	c := &changes{}
 	err = fn(d, rs, c)
-	return Result{Changes: c.list, Duration: time.Since(start)}, err
+	return Result{Changes: c.list, Duration: time.Since(start), VPNFailed: d.vpnFailed}, err
 }
 
 type changes struct{ list []string }

@@ -27,11 +27,19 @@ type desired struct {
 	subnets    []subnet     // ordered by subnet id
 	rules      []rule       // ordered by Order
 	metadata   []api.MetadataSpec
-	vpnRoutes  []vpnRoute // ordered by VPN id
+	vpnRoutes  []vpnRoute // ordered by VPN id; none of a failed VPN
+	// vpnFailed are the VPNs whose routes are invalid (*vpn.SpecError):
+	// they fail alone, the router is built without them.
+	vpnFailed []error
 }
 
 type natPair struct {
 	private, public netip.Addr
+	// bits is the prefix length public carries on pub0: its floating
+	// subnet's (NATSpec.PublicPrefixLength); without it the router's when
+	// public is in the router's floating subnet, else 32 (no on-link claim
+	// for a subnet whose length is unknown).
+	bits int
 }
 
 type subnet struct {
@@ -55,6 +63,9 @@ type dhcpHost struct {
 	// noGateway: the address is on a VM's NIC other than the one on its
 	// gateway subnet (the metadata's Address), which gets no default route.
 	noGateway bool
+	// dns are the VM's own DNS servers (its metadata's), handed out to
+	// this binding instead of the subnet's; none: the subnet's.
+	dns []netip.Addr
 }
 
 // rule is one parsed firewall rule.
@@ -106,31 +117,32 @@ func plan(spec *api.RouterSpec, n naming, mode string) (*desired, error) {
 		bad("public_gateway: %s is outside %s", d.publicGW, d.publicAddr.Masked())
 	}
 
-	seenPublic := map[netip.Addr]bool{d.publicAddr.Addr(): true}
-	for i, p := range spec.NAT {
-		priv, err1 := netip.ParseAddr(p.Private)
-		pub, err2 := netip.ParseAddr(p.Public)
-		if err1 != nil || err2 != nil || !priv.Is4() || !pub.Is4() {
-			bad("nat[%d]: %q → %q is not a pair of IPv4 addresses", i, p.Public, p.Private)
-			continue
-		}
-		if seenPublic[pub] {
-			bad("nat[%d]: public address %s used twice", i, pub)
-		}
-		seenPublic[pub] = true
-		d.nat = append(d.nat, natPair{private: priv, public: pub})
-	}
-	slices.SortFunc(d.nat, func(a, b natPair) int { return a.public.Compare(b.public) })
-
 	// A VM's addresses other than its primary one (on its gateway subnet)
 	// get no default route by DHCP: one NIC per subnet, one default route.
 	secondary := map[netip.Addr]bool{}
+	// Every address of a VM gets the VM's own DNS servers by DHCP (the
+	// subnet's are one VM's, CloudCIX-style), as metadata names them.
+	vmDNS := map[netip.Addr][]netip.Addr{}
 	for _, m := range spec.Metadata {
+		var dns []netip.Addr
+		for _, v := range m.DNS {
+			if a, err := netip.ParseAddr(strings.TrimSpace(v)); err == nil && a.Is4() {
+				dns = append(dns, a)
+			}
+		}
+		if ip, err := netip.ParseAddr(m.Address); err == nil && len(dns) > 0 {
+			vmDNS[ip] = dns
+		}
 		for _, a := range m.IPAddresses {
+			ip, err := netip.ParseAddr(a.PrivateIP)
+			if err != nil {
+				continue
+			}
 			if a.PrivateIP != m.Address {
-				if ip, err := netip.ParseAddr(a.PrivateIP); err == nil {
-					secondary[ip] = true
-				}
+				secondary[ip] = true
+			}
+			if len(dns) > 0 {
+				vmDNS[ip] = dns
 			}
 		}
 	}
@@ -196,7 +208,7 @@ func plan(spec *api.RouterSpec, n naming, mode string) (*desired, error) {
 			}
 			// The hostname is the VM's name, free text: made a DNS label,
 			// never a reason to refuse the router.
-			sn.dhcp = append(sn.dhcp, dhcpHost{mac: mac, ip: ip, hostname: dhcpHostname(h.Hostname), noGateway: secondary[ip]})
+			sn.dhcp = append(sn.dhcp, dhcpHost{mac: mac, ip: ip, hostname: dhcpHostname(h.Hostname), noGateway: secondary[ip], dns: vmDNS[ip]})
 		}
 		slices.SortFunc(sn.dhcp, func(a, b dhcpHost) int { return a.ip.Compare(b.ip) })
 		d.subnets = append(d.subnets, sn)
@@ -215,6 +227,8 @@ func plan(spec *api.RouterSpec, n naming, mode string) (*desired, error) {
 		}
 	}
 
+	d.nat = parseNAT(spec, d.publicAddr, d.subnets, bad)
+
 	for i, fr := range spec.FirewallRules {
 		r, err := parseRule(fr, d.subnets)
 		if err != nil {
@@ -225,7 +239,7 @@ func plan(spec *api.RouterSpec, n naming, mode string) (*desired, error) {
 	}
 	slices.SortStableFunc(d.rules, func(a, b rule) int { return a.order - b.order })
 
-	d.vpnRoutes = parseVPNs(spec, d.subnets, bad)
+	d.vpnRoutes, d.vpnFailed = parseVPNs(spec, d.subnets, bad)
 
 	for i, m := range spec.Metadata {
 		if _, err := netip.ParseAddr(m.Address); err != nil {
@@ -236,6 +250,64 @@ func plan(spec *api.RouterSpec, n naming, mode string) (*desired, error) {
 		return nil, &SpecError{Err: errors.Join(errs...)}
 	}
 	return d, nil
+}
+
+// parseNAT validates the 1:1 NAT pairs (errors go into bad) and returns
+// them ordered by public address. Each public address is used once and is
+// not the router's own; each private address has one public partner and
+// is a host of a subnet of the router (not its gateway): anything else
+// would render a ruleset whose DNAT or SNAT silently picks one of two.
+func parseNAT(spec *api.RouterSpec, router netip.Prefix, subnets []subnet, bad func(string, ...any)) []natPair {
+	var out []natPair
+	seenPublic := map[netip.Addr]bool{}
+	seenPrivate := map[netip.Addr]bool{}
+	for i, p := range spec.NAT {
+		priv, err1 := netip.ParseAddr(p.Private)
+		pub, err2 := netip.ParseAddr(p.Public)
+		if err1 != nil || err2 != nil || !priv.Is4() || !pub.Is4() {
+			bad("nat[%d]: %q → %q is not a pair of IPv4 addresses", i, p.Public, p.Private)
+			continue
+		}
+		switch {
+		case router.IsValid() && pub == router.Addr():
+			bad("nat[%d]: public address %s is the router's address", i, pub)
+		case seenPublic[pub]:
+			bad("nat[%d]: public address %s used twice", i, pub)
+		}
+		if seenPrivate[priv] {
+			bad("nat[%d]: private address %s has two public addresses", i, priv)
+		}
+		seenPublic[pub], seenPrivate[priv] = true, true
+		in := false
+		for _, s := range subnets {
+			if s.network.Contains(priv) {
+				in = true
+				if priv == s.gateway.Addr() {
+					bad("nat[%d]: private address %s is a subnet's gateway (the router's own)", i, priv)
+				}
+			}
+		}
+		if !in {
+			bad("nat[%d]: private address %s is not in a subnet of the router", i, priv)
+		}
+		bits := p.PublicPrefixLength
+		switch {
+		case bits < 0 || bits > 32:
+			bad("nat[%d]: public_prefix_length %d is outside 1..32", i, bits)
+		case bits == 0 && router.IsValid() && router.Masked().Contains(pub):
+			bits = router.Bits()
+		case bits == 0:
+			bits = 32
+		case router.IsValid() && bits == router.Bits() && router.Masked().Contains(pub):
+		case router.IsValid() && netip.PrefixFrom(pub, bits).Masked().Overlaps(router.Masked()):
+			// Another length over the router's subnet: the kernel would
+			// see two subnets (and two primaries) for one network.
+			bad("nat[%d]: %s/%d overlaps the router's floating subnet %s with another length", i, pub, bits, router.Masked())
+		}
+		out = append(out, natPair{private: priv, public: pub, bits: bits})
+	}
+	slices.SortFunc(out, func(a, b natPair) int { return a.public.Compare(b.public) })
+	return out
 }
 
 // SpecError is a RouterSpec the builder refuses: retrying will not help,

@@ -20,7 +20,8 @@ import (
 
 // DHCP is dnsmasq inside the namespace: DNS off (port=0), one static range
 // per subnet and a hosts file of MAC → address bindings. A hosts change is
-// a SIGHUP; a configuration change (subnets) is a restart.
+// a SIGHUP; a configuration change (subnets, a VM's own DNS servers) is a
+// restart.
 
 // tagNoGateway is the dnsmasq tag of bindings that get no router option.
 const tagNoGateway = "nogw"
@@ -33,7 +34,12 @@ const (
 )
 
 // renderDnsmasq returns the configuration and hosts file of a router whose
-// files live in dir.
+// files live in dir. A binding whose VM has DNS servers of its own gets
+// them through a tag of its own (dns-<address>): a host's tag outranks the
+// subnet's (dnsmasq ranks tags set by dhcp-range second), so each VM gets
+// its own servers and one without any the subnet's. The options are in
+// the configuration, not a dhcp-optsfile: dnsmasq 2.90 crashes (SIGSEGV)
+// re-reading one with tagged options on SIGHUP.
 func renderDnsmasq(d *desired, dir string) (conf, hosts []byte) {
 	var c, h bytes.Buffer
 	fmt.Fprintf(&c, "# %s: written by regent-agent, do not edit\n", d.tag)
@@ -64,6 +70,15 @@ func renderDnsmasq(d *desired, dir string) (conf, hosts []byte) {
 			fmt.Fprintf(&h, "%s,", b.mac)
 			if b.noGateway {
 				fmt.Fprintf(&h, "set:%s,", tagNoGateway)
+			}
+			if len(b.dns) > 0 {
+				tag := "dns-" + strings.ReplaceAll(b.ip.String(), ".", "-")
+				fmt.Fprintf(&h, "set:%s,", tag)
+				var dns []string
+				for _, a := range b.dns {
+					dns = append(dns, a.String())
+				}
+				fmt.Fprintf(&c, "dhcp-option=tag:%s,option:dns-server,%s\n", tag, strings.Join(dns, ","))
 			}
 			fmt.Fprintf(&h, "%s", b.ip)
 			if b.hostname != "" {

@@ -161,3 +161,47 @@ func TestRouterDHCPForFreeTextVMNames(t *testing.T) {
 		t.Errorf("lease without the host name web-server-1: %q %v", leases, err)
 	}
 }
+
+// TestRouterDHCPDNSPerVM: each VM gets its own DNS servers by DHCP (its
+// metadata's, as the metadata service and seed name them), not those of
+// the subnet, which are one VM's; a VM without any gets the subnet's. A
+// change of one VM's servers reloads dnsmasq without a restart.
+func TestRouterDHCPDNSPerVM(t *testing.T) {
+	e := newSysenv(t)
+	spec := e.spec(e.projectID())
+	spec.Subnets[0].DNS = []string{"9.9.9.9"} // the first VM's, CloudCIX-style
+	spec.Subnets[0].DHCP = append(spec.Subnets[0].DHCP, api.DHCPHostSpec{MAC: "02:00:00:aa:00:07", IP: e.priv3 + ".7", Hostname: "vm7"})
+	spec.Metadata[0].DNS = []string{"9.9.9.9"}
+	spec.Metadata = append(spec.Metadata,
+		api.MetadataSpec{Address: e.priv3 + ".6", InstanceID: "6", Hostname: "vm6", DNS: []string{"1.1.1.1", "8.8.4.4"},
+			IPAddresses: []api.MetadataAddress{{PrivateIP: e.priv3 + ".6", Subnet: e.priv3 + ".0/24", MAC: "02:00:00:aa:00:06"}}},
+		api.MetadataSpec{Address: e.priv3 + ".7", InstanceID: "7", Hostname: "vm7",
+			IPAddresses: []api.MetadataAddress{{PrivateIP: e.priv3 + ".7", Subnet: e.priv3 + ".0/24", MAC: "02:00:00:aa:00:07"}}})
+	e.ensure(e.b, spec)
+	conf := filepath.Join(e.b.routerDir(spec.ID), dnsmasqConf)
+	if n := dnsmasqStarted(conf); n != 1 {
+		t.Fatalf("%d dnsmasq processes", n)
+	}
+	want := map[string]string{"5": "9.9.9.9;", "6": "1.1.1.1,8.8.4.4;", "7": "9.9.9.9;"}
+	for _, n := range []string{"5", "6", "7"} {
+		vm := e.prefix + "vm" + n
+		e.addHost(vm, e.b.names.vxlanBridge(e.vni), "02:00:00:aa:00:0"+n, "")
+		e.dhcp(vm)
+		leases, err := os.ReadFile(e.dhclientFiles(vm, "eth0") + ".dhclient.leases")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(leases), "option domain-name-servers "+want[n]) {
+			t.Errorf("vm%s: lease without domain-name-servers %s\n%s", n, want[n], leases)
+		}
+	}
+	// vm6's servers change: dnsmasq serves the new ones (a restart: the
+	// options are in its configuration).
+	spec.Metadata[1].DNS = []string{"1.0.0.1"}
+	e.ensure(e.b, spec)
+	data, _ := os.ReadFile(conf)
+	if !strings.Contains(string(data), "option:dns-server,1.0.0.1\n") {
+		t.Errorf("configuration after the change:\n%s", data)
+	}
+	eventually(t, "one dnsmasq with the new configuration", 5*time.Second, func() bool { return dnsmasqCount(conf) == 1 })
+}

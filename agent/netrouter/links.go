@@ -87,19 +87,45 @@ func (b *Builder) ensureLinks(_ context.Context, d *desired, c *changes, publicU
 	if err := b.step("public-veth"); err != nil {
 		return err
 	}
+	nv := len(c.list)
 	pub, err := ensureVeth(root, ns, int(nsh), d.publicVeth, nsPublicIf, d.tag, pubBr, publicUp, c)
 	if err != nil {
 		return fmt.Errorf("public veth: %w", err)
 	}
+	vethChanged := len(c.list) > nv // made, moved or brought up
 	want := []netip.Prefix{d.publicAddr}
 	for _, n := range d.nat {
-		want = append(want, netip.PrefixFrom(n.public, d.publicAddr.Bits()))
+		want = append(want, netip.PrefixFrom(n.public, n.bits))
+	}
+	before, err := ns.AddrList(pub, netlink.FAMILY_V4)
+	if err != nil {
+		return err
+	}
+	if err := ensurePrimary(ns, pub, d.publicAddr, c); err != nil {
+		return err
 	}
 	if err := ensureAddrs(ns, pub, want, false, c); err != nil {
 		return err
 	}
 	if err := ensureDefaultRoute(ns, pub, d.publicGW, c); err != nil {
 		return err
+	}
+	if publicUp {
+		// Announce the addresses that are new on pub0 (all of them when
+		// the public veth was made or came up again): neighbours upstream
+		// would keep the old MAC for up to ~30 s.
+		var announceAddrs []netip.Addr
+		for _, p := range want {
+			had := slices.ContainsFunc(before, func(a netlink.Addr) bool { q, ok := ipnetPrefix(a.IPNet); return ok && q == p })
+			if vethChanged || !had {
+				announceAddrs = append(announceAddrs, p.Addr())
+			}
+		}
+		if err := announce(d.namespace, nsPublicIf, announceAddrs); err != nil {
+			b.log.Warn("gratuitous arp failed", "router", d.routerID, "error", err)
+		} else if len(announceAddrs) > 0 {
+			c.add("gratuitous arp for %v", announceAddrs)
+		}
 	}
 
 	// Private side, one segment per subnet.
@@ -411,6 +437,51 @@ func ensureAddrs(h linkOps, l netlink.Link, want []netip.Prefix, keepOthers bool
 		}
 		c.add("removed address %s from %s", p, l.Attrs().Name)
 	}
+	return nil
+}
+
+// ensurePrimary makes primary the primary address of its subnet on l: the
+// router's public address is its own source address (and the connected
+// route's), never a 1:1 NAT address of the same subnet. Adding it while an
+// address of the subnet is on l would make it a secondary one, and the
+// namespace promotes secondaries (promote_secondaries=1, so removing one
+// NAT address keeps the others): when the router's address changes, the
+// old one goes and the first NAT address would be promoted. So if the
+// primary of the subnet is another address, every address of the subnet
+// is removed (secondaries first, so none is promoted meanwhile) and
+// primary added first; ensureAddrs puts the others back after it.
+func ensurePrimary(h linkOps, l netlink.Link, primary netip.Prefix, c *changes) error {
+	have, err := h.AddrList(l, netlink.FAMILY_V4)
+	if err != nil {
+		return err
+	}
+	var same []netlink.Addr // of primary's subnet, same length: secondaries of one primary
+	current := netip.Prefix{}
+	for _, a := range have {
+		p, ok := ipnetPrefix(a.IPNet)
+		if !ok || p.Bits() != primary.Bits() || p.Masked() != primary.Masked() {
+			continue
+		}
+		same = append(same, a)
+		if a.Flags&unix.IFA_F_SECONDARY == 0 {
+			current = p
+		}
+	}
+	if current == primary || len(same) == 0 {
+		return nil // already primary, or the subnet is empty: added first below
+	}
+	slices.SortStableFunc(same, func(a, b netlink.Addr) int {
+		return (a.Flags & unix.IFA_F_SECONDARY) - (b.Flags & unix.IFA_F_SECONDARY)
+	})
+	for i := len(same) - 1; i >= 0; i-- { // secondaries first, the primary last
+		if err := h.AddrDel(l, &same[i]); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+			return fmt.Errorf("remove address %s from %s: %w", same[i].IPNet, l.Attrs().Name, err)
+		}
+	}
+	if err := h.AddrAdd(l, &netlink.Addr{IPNet: prefixIPNet(primary)}); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("address %s on %s: %w", primary, l.Attrs().Name, err)
+	}
+	c.add("primary address %s on %s (was %s)", primary, l.Attrs().Name, current)
 	return nil
 }
 

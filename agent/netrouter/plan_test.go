@@ -97,6 +97,18 @@ func TestPlanRejectsBadSpecs(t *testing.T) {
 		"used twice": func(s *api.RouterSpec) {
 			s.NAT = append(s.NAT, api.NATSpec{Private: "10.0.0.6", Public: "198.51.100.20"})
 		},
+		"is the router's address": func(s *api.RouterSpec) {
+			s.NAT = append(s.NAT, api.NATSpec{Private: "10.0.0.6", Public: "198.51.100.10"})
+		},
+		"not in a subnet of the router": func(s *api.RouterSpec) {
+			s.NAT = append(s.NAT, api.NATSpec{Private: "10.9.0.6", Public: "198.51.100.21"})
+		},
+		"is a subnet's gateway": func(s *api.RouterSpec) {
+			s.NAT = append(s.NAT, api.NATSpec{Private: "10.0.0.1", Public: "198.51.100.21"})
+		},
+		"private address 10.0.0.5 has two public": func(s *api.RouterSpec) {
+			s.NAT = append(s.NAT, api.NATSpec{Private: "10.0.0.5", Public: "198.51.100.21"})
+		},
 		"overlaps": func(s *api.RouterSpec) {
 			s.Subnets = append(s.Subnets, api.RouterSubnetSpec{ID: 4, AddressRange: "10.0.0.129/25", VNI: 9})
 		},
@@ -134,5 +146,40 @@ func TestSegmentLinks(t *testing.T) {
 	x, ok := segmentLink(ModeVXLAN, d.subnets[0].segment, 2, d.publicGW, 4789).(*netlink.Vxlan)
 	if !ok || x.VxlanId != 5003 || x.Learning || x.VtepDevIndex != 2 || x.Port != 4789 || x.SrcAddr.String() != "198.51.100.1" {
 		t.Fatalf("vxlan link: %#v", x)
+	}
+}
+
+// TestPlanNATPrefixLength: a 1:1 NAT address carries its own floating
+// subnet's prefix length on pub0, not the router's (a router draws NAT
+// addresses from several floating subnets); without one (an older
+// controller) the router's when it is in the router's subnet, else /32.
+func TestPlanNATPrefixLength(t *testing.T) {
+	s := sampleSpec()
+	s.Subnets[0].AddressRange = "10.0.0.1/24"
+	s.NAT = []api.NATSpec{
+		{Private: "10.0.0.5", Public: "198.51.100.20", PublicPrefixLength: 24},
+		{Private: "10.0.0.6", Public: "203.0.113.20", PublicPrefixLength: 28},
+		{Private: "10.0.0.7", Public: "198.51.100.21"},
+		{Private: "10.0.0.8", Public: "203.0.113.21"},
+	}
+	d, err := plan(s, testNames, ModeVXLAN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"198.51.100.20": 24, "203.0.113.20": 28, "198.51.100.21": 24, "203.0.113.21": 32}
+	for _, n := range d.nat {
+		if n.bits != want[n.public.String()] {
+			t.Errorf("NAT %s: /%d, want /%d", n.public, n.bits, want[n.public.String()])
+		}
+	}
+	for _, bad := range []api.NATSpec{
+		{Private: "10.0.0.6", Public: "198.51.100.30", PublicPrefixLength: 25},
+		{Private: "10.0.0.6", Public: "203.0.113.20", PublicPrefixLength: 33},
+	} {
+		s := sampleSpec()
+		s.NAT = append(s.NAT, bad)
+		if _, err := plan(s, testNames, ModeVXLAN); err == nil {
+			t.Errorf("NAT %+v accepted", bad)
+		}
 	}
 }

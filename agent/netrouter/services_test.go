@@ -228,3 +228,26 @@ func TestMetadataNameServersAreTheVMsOwn(t *testing.T) {
 		}
 	}
 }
+
+// TestDnsmasqDNSPerVM: a binding whose VM has DNS servers of its own gets
+// a tag of its own with its servers; one without keeps the subnet's.
+func TestDnsmasqDNSPerVM(t *testing.T) {
+	s := sampleSpec()
+	s.Metadata = []api.MetadataSpec{
+		{Address: "10.0.0.5", DNS: []string{"1.1.1.1", "8.8.8.8"}, IPAddresses: []apiAddr{{PrivateIP: "10.0.0.5"}}},
+		{Address: "10.0.0.6", IPAddresses: []apiAddr{{PrivateIP: "10.0.0.6"}}},
+	}
+	d, err := plan(s, testNames, ModeVXLAN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, hosts := renderDnsmasq(d, "/r")
+	for _, want := range []string{"dhcp-option=tag:sub3,option:dns-server,9.9.9.9\n", "dhcp-option=tag:dns-10-0-0-5,option:dns-server,1.1.1.1,8.8.8.8\n"} {
+		if !strings.Contains(string(conf), want) {
+			t.Errorf("conf lacks %q:\n%s", want, conf)
+		}
+	}
+	if got, want := string(hosts), "02:00:00:00:00:05,set:dns-10-0-0-5,10.0.0.5\n02:00:00:00:00:06,10.0.0.6,vm6\n"; got != want {
+		t.Errorf("hosts file %q, want %q", got, want)
+	}
+}

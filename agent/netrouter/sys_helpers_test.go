@@ -225,7 +225,7 @@ func (e *sysenv) dhcpIf(host, dev string) {
 		e.t.Fatal(err)
 	}
 	conf := filepath.Join(e.cfg.StateDir, host+".dhclient.conf")
-	if err := os.WriteFile(conf, []byte("timeout 20;\nretry 1;\ninitial-interval 1;\nrequest subnet-mask, broadcast-address, routers, interface-mtu;\n"), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte("timeout 20;\nretry 1;\ninitial-interval 1;\nrequest subnet-mask, broadcast-address, routers, interface-mtu, domain-name-servers;\n"), 0o644); err != nil {
 		e.t.Fatal(err)
 	}
 	files := e.dhclientFiles(host, dev)
@@ -365,16 +365,19 @@ func (e *sysenv) nftRuleCount(s *api.RouterSpec) int {
 }
 
 // dnsmasqCount counts dnsmasq processes serving conf.
-func dnsmasqCount(conf string) int {
+func dnsmasqCount(conf string) int { return len(dnsmasqPids(conf)) }
+
+// dnsmasqPids are the pids of the dnsmasq processes serving conf.
+func dnsmasqPids(conf string) []int {
 	ents, _ := os.ReadDir("/proc")
-	n := 0
+	var out []int
 	for _, ent := range ents {
 		pid, err := strconv.Atoi(ent.Name())
 		if err == nil && cmdlineContains(pid, conf) {
-			n++
+			out = append(out, pid)
 		}
 	}
-	return n
+	return out
 }
 
 // dnsmasqStarted waits up to 30 s for a dnsmasq serving conf (the builder

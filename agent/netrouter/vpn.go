@@ -2,6 +2,7 @@ package netrouter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -25,30 +26,44 @@ type vpnRoute struct {
 }
 
 // parseVPNs validates the routes of spec's VPNs against the router's
-// subnets (errors go into bad) and returns them ordered.
-func parseVPNs(spec *api.RouterSpec, subnets []subnet, bad func(string, ...any)) []vpnRoute {
-	var out []vpnRoute
+// subnets and returns them ordered. A VPN with a bad route fails alone:
+// its error (a *vpn.SpecError, for the VPN manager to report in its
+// status) is in failed, and only its valid routes are returned, so their
+// traffic still goes into the tunnel device (dropped there, never out
+// unencrypted) as with any VPN that does not run; only a VPN without an
+// id, which cannot be reported alone, is an error of the spec (bad).
+func parseVPNs(spec *api.RouterSpec, subnets []subnet, bad func(string, ...any)) (out []vpnRoute, failed []error) {
 	for i, v := range spec.VPNs {
 		if v.ID == 0 {
 			bad("vpns[%d].id: required", i)
+			continue
 		}
+		var errs []error
 		for j, r := range v.Routes {
 			l, err1 := netip.ParsePrefix(r.LocalSubnet)
 			rm, err2 := netip.ParsePrefix(r.RemoteSubnet)
 			if err1 != nil || err2 != nil || !l.Addr().Is4() || !rm.Addr().Is4() {
-				bad("vpns[%d].routes[%d]: %q → %q is not a pair of IPv4 networks", i, j, r.LocalSubnet, r.RemoteSubnet)
+				errs = append(errs, fmt.Errorf("routes[%d]: %q → %q is not a pair of IPv4 networks", j, r.LocalSubnet, r.RemoteSubnet))
 				continue
 			}
 			l, rm = l.Masked(), rm.Masked()
+			ok := true
 			if !insideSubnets(l, subnets) {
-				bad("vpns[%d].routes[%d].local_subnet: %s is not in a subnet of the router", i, j, l)
+				errs = append(errs, fmt.Errorf("routes[%d].local_subnet: %s is not in a subnet of the router", j, l))
+				ok = false
 			}
 			for _, s := range subnets {
 				if s.network.Overlaps(rm) {
-					bad("vpns[%d].routes[%d].remote_subnet: %s overlaps subnet %s", i, j, rm, s.network)
+					errs = append(errs, fmt.Errorf("routes[%d].remote_subnet: %s overlaps subnet %s", j, rm, s.network))
+					ok = false
 				}
 			}
-			out = append(out, vpnRoute{vpnID: v.ID, local: l, remote: rm})
+			if ok {
+				out = append(out, vpnRoute{vpnID: v.ID, local: l, remote: rm})
+			}
+		}
+		if len(errs) > 0 {
+			failed = append(failed, &vpn.SpecError{VPNID: v.ID, Err: fmt.Errorf("vpn %d: %w", v.ID, errors.Join(errs...))})
 		}
 	}
 	slices.SortFunc(out, func(a, b vpnRoute) int {
@@ -60,7 +75,7 @@ func parseVPNs(spec *api.RouterSpec, subnets []subnet, bad func(string, ...any))
 		}
 		return a.remote.Addr().Compare(b.remote.Addr())
 	})
-	return out
+	return out, failed
 }
 
 // vpnLink is a link a VPN needs in the namespace (xfrm mode).

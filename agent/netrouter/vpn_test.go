@@ -2,6 +2,7 @@ package netrouter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -60,6 +61,11 @@ func TestVPNPlan(t *testing.T) {
 	}
 }
 
+// TestVPNPlanErrors: a VPN with a bad route fails alone: the router plans
+// without the bad route and the failure is a *vpn.SpecError of that VPN
+// for the VPN manager to report; its valid routes (into the tunnel device,
+// where traffic of a VPN that does not run is dropped) and the router's
+// other VPNs stay.
 func TestVPNPlanErrors(t *testing.T) {
 	for _, tc := range []struct {
 		route api.VPNRouteSpec
@@ -70,11 +76,28 @@ func TestVPNPlanErrors(t *testing.T) {
 		{api.VPNRouteSpec{LocalSubnet: "10.0.0.0/24", RemoteSubnet: "nope"}, "not a pair of IPv4 networks"},
 	} {
 		s := sampleSpec()
-		s.VPNs = []api.VPNSpec{{ID: 1, Routes: []api.VPNRouteSpec{tc.route}}}
-		_, err := plan(s, testNames, ModeVXLAN)
-		if err == nil || !strings.Contains(err.Error(), tc.err) {
-			t.Errorf("%+v: error %v, want %q", tc.route, err, tc.err)
+		s.VPNs = []api.VPNSpec{
+			{ID: 1, Routes: []api.VPNRouteSpec{{LocalSubnet: "10.0.0.0/24", RemoteSubnet: "172.16.5.0/24"}, tc.route}},
+			{ID: 2, Routes: []api.VPNRouteSpec{{LocalSubnet: "10.0.0.0/24", RemoteSubnet: "172.16.6.0/24"}}},
 		}
+		d, err := plan(s, testNames, ModeVXLAN)
+		if err != nil {
+			t.Errorf("%+v: the router fails: %v", tc.route, err)
+			continue
+		}
+		var se *vpn.SpecError
+		if len(d.vpnFailed) != 1 || !errors.As(d.vpnFailed[0], &se) || se.VPNID != 1 || !strings.Contains(se.Error(), tc.err) {
+			t.Errorf("%+v: failed VPNs %v, want VPN 1 with %q", tc.route, d.vpnFailed, tc.err)
+		}
+		if len(d.vpnRoutes) != 2 || d.vpnRoutes[0].remote.String() != "172.16.5.0/24" || d.vpnRoutes[1].vpnID != 2 {
+			t.Errorf("%+v: routes %+v, want VPN 1's valid one and VPN 2's", tc.route, d.vpnRoutes)
+		}
+	}
+	// A VPN without an id cannot be reported on its own: the spec is bad.
+	s := sampleSpec()
+	s.VPNs = []api.VPNSpec{{Routes: []api.VPNRouteSpec{{LocalSubnet: "10.0.0.0/24", RemoteSubnet: "172.16.6.0/24"}}}}
+	if _, err := plan(s, testNames, ModeVXLAN); err == nil || !strings.Contains(err.Error(), "vpns[0].id: required") {
+		t.Errorf("VPN without id: %v", err)
 	}
 }
 

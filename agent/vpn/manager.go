@@ -184,16 +184,33 @@ func (e *LoadError) Unwrap() error { return e.Err }
 // others are loaded; a VPN refused by charon is tried again when its spec
 // changes or charon is restarted. A *SpecError (a VPN listed twice) is
 // about the spec as a whole; other errors are the host's.
-func (m *Manager) Ensure(ctx context.Context, r Router, vpns []api.VPNSpec) (Result, error) {
+//
+// rejected are VPNs of vpns the caller found invalid itself (*SpecError
+// with the VPN's id: the router builder refuses a VPN whose routes do not
+// fit the router): they fail alone exactly like one that cannot be
+// rendered.
+func (m *Manager) Ensure(ctx context.Context, r Router, vpns []api.VPNSpec, rejected ...error) (Result, error) {
 	want := make([]*rendered, 0, len(vpns))
 	var failed []error
 	invalid := map[uint64]string{}
 	seen := map[uint64]bool{}
+	reject := map[uint64]error{}
+	for _, err := range rejected {
+		var se *SpecError
+		if errors.As(err, &se) {
+			reject[se.VPNID] = err
+		}
+	}
 	for _, v := range vpns {
 		if seen[v.ID] {
 			return Result{}, &SpecError{VPNID: v.ID, Err: fmt.Errorf("vpn %d: listed twice", v.ID)}
 		}
 		seen[v.ID] = true
+		if err := reject[v.ID]; err != nil {
+			failed = append(failed, err)
+			invalid[v.ID] = err.Error()
+			continue
+		}
 		rd, err := render(r.Namespace, r.PublicAddr, m.cfg.Mode, v)
 		if err != nil {
 			failed = append(failed, err)

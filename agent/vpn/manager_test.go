@@ -463,6 +463,27 @@ func TestInvalidVPNFailsAlone(t *testing.T) {
 	}
 }
 
+// TestRejectedVPNFailsAlone: a VPN the caller rejected (the router
+// builder: its routes do not fit the router) is not loaded, is listed in
+// Result.Failed and its status is DOWN with the error.
+func TestRejectedVPNFailsAlone(t *testing.T) {
+	m, err := New(Config{Mode: ModeLibIPsec, RunDir: t.TempDir(), Charon: "/nonexistent/charon"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	r := Router{ID: 5, Namespace: "P4", PublicAddr: netip.MustParseAddr("198.51.100.10")}
+	rej := &SpecError{VPNID: 7, Err: errors.New("vpn 7: routes[0].local_subnet: 10.9.0.0/24 is not in a subnet of the router")}
+	res, err := m.Ensure(ctx, r, []api.VPNSpec{spec(7, "immediately")}, rej)
+	if err != nil || len(res.Failed) != 1 || res.Failed[0] != error(rej) {
+		t.Fatalf("Ensure: %+v, %v (a rejected VPN must not start charon)", res, err)
+	}
+	st := m.RouterStatus(ctx, r.ID)
+	if len(st) != 1 || st[0].VPNID != 7 || st[0].IKEState != api.VPNStateDown || !strings.Contains(st[0].Error, "not in a subnet") {
+		t.Fatalf("status %+v", st)
+	}
+}
+
 // TestInitiatesDoNotHoldTheLock: while an initiate hangs (a peer that
 // does not answer), an apply of the same router goes through at once; the
 // hanging initiate's failure is not recorded against the VPN the apply

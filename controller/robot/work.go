@@ -147,7 +147,15 @@ func RouterSpec(r *state.ReadTxn, vr *api.VirtualRouter) api.RouterSpec {
 			}
 			if a.PublicIPID != 0 {
 				if pub, ok := r.IPAddress(a.PublicIPID); ok {
-					spec.NAT = append(spec.NAT, api.NATSpec{Private: a.Address, Public: pub.Address})
+					n := api.NATSpec{Private: a.Address, Public: pub.Address}
+					// Its own floating subnet's length: a router's NAT
+					// addresses may come from several floating subnets.
+					if b, ok := r.IPBlock(pub.BlockID); ok {
+						if p, err := netip.ParsePrefix(b.CIDR); err == nil {
+							n.PublicPrefixLength = p.Bits()
+						}
+					}
+					spec.NAT = append(spec.NAT, n)
 				}
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -159,6 +160,11 @@ func TestAgent_WorkIsCompleteAndBlocks(t *testing.T) {
 	if rt.ProjectID != project || rt.PublicIP == "" || rt.PublicGateway == "" || len(rt.Subnets) != 2 || len(rt.FirewallRules) != 2 ||
 		len(rt.NAT) != 1 || rt.NAT[0].Private != "10.0.0.10" || len(rt.Metadata) != 2 {
 		t.Errorf("router spec = %+v", rt)
+	}
+	// A NAT address carries its own floating subnet's prefix length (here
+	// the router's: one floating subnet).
+	if pub, err := netip.ParsePrefix(rt.PublicIP); err != nil || len(rt.NAT) != 1 || rt.NAT[0].PublicPrefixLength != pub.Bits() {
+		t.Errorf("NAT %+v: public_prefix_length is not the floating subnet's (%s)", rt.NAT, rt.PublicIP)
 	}
 	dhcp := 0
 	for _, s := range rt.Subnets {

@@ -151,6 +151,12 @@ type VPNChildStatus struct {
 type NATSpec struct {
 	Private string `json:"private"`
 	Public  string `json:"public"`
+	// PublicPrefixLength is the prefix length of the floating subnet
+	// Public belongs to (a router may draw NAT addresses from several):
+	// the address carries it on the router's public interface. 0 (an
+	// older controller): the router's own prefix length when Public is in
+	// the router's floating subnet, else 32.
+	PublicPrefixLength int `json:"public_prefix_length,omitempty"`
 }
 
 // RouterSubnetSpec is one project subnet behind the router.
