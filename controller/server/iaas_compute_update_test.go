@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/regentcloud/regent/controller/internal/apitest"
@@ -103,6 +104,48 @@ func TestComputeSnapshotGuards(t *testing.T) {
 	c.Do("PATCH", snap, map[string]any{"state": 17, "expected_state": 8}, x.robotR).Expect(200)
 	c.Do("PATCH", snap, map[string]any{"state": 99, "expected_state": 17}, x.robotR).Expect(200)
 	c.Do("PATCH", project, map[string]any{"state": 8}, admin).Expect(200)
+}
+
+// TestComputeFailedSnapshotDeletable: a snapshot or backup that failed
+// (UNRESOURCED, with the agent's error) is deleted by its user (PATCH 8),
+// and the agent takes it to CLOSED; before, the failed snapshot holds the
+// VM's delete (109) and its state changes (110, naming the failure), and
+// nothing changes. Without the user's delete (the USER map allowed 4 only)
+// only an operator could free the VM.
+func TestComputeFailedSnapshotDeletable(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	vmID := runningVM(f)
+	vm := apitest.Path("/iaas/vm/", vmID)
+	snap := apitest.Path("/iaas/snapshot/", create(c, admin, "/iaas/snapshot/", map[string]any{"vm_id": vmID, "name": "s"}))
+	backup := apitest.Path("/iaas/backup/", create(c, admin, "/iaas/backup/", map[string]any{"vm_id": vmID, "name": "b"}))
+	for _, p := range []string{snap, backup} {
+		c.Do("PATCH", p, map[string]any{"state": 2, "expected_state": 1}, x.robotR).Expect(200)
+		got := c.Do("PATCH", p, map[string]any{"state": 3, "expected_state": 2, "error_code": "vm_libvirt", "error_detail": "disk full"}, x.robotR).Expect(200).Content()
+		if got["state"].(float64) != 3 || got["error_code"] != "vm_libvirt" {
+			t.Fatalf("%s failed: %v", p, got)
+		}
+	}
+	before := c.Do("GET", vm, nil, admin).Expect(200).Content()
+	if got := c.Do("PATCH", vm, map[string]any{"state": 8}, admin).Expect(400).FieldCode("state"); got != "iaas_vm_update_109" {
+		t.Errorf("VM delete with a failed snapshot: %q", got)
+	}
+	r := c.Do("PATCH", vm, map[string]any{"state": 5}, admin).Expect(400)
+	if e := r.Err().Errors["state"]; e.ErrorCode != "iaas_vm_update_110" || !strings.Contains(e.Detail, "delete it") {
+		t.Errorf("VM stop with a failed snapshot: %+v", e)
+	}
+	if after := c.Do("GET", vm, nil, admin).Expect(200).Content(); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("refused changes changed the VM:\n%v\n%v", before, after)
+	}
+	for _, p := range []string{snap, backup} {
+		got := c.Do("PATCH", p, map[string]any{"state": 8}, admin).Expect(200).Content()
+		if got["state"].(float64) != 8 || got["error_code"] != "" {
+			t.Errorf("%s after the user's delete: %v", p, got)
+		}
+		c.Do("PATCH", p, map[string]any{"state": 17, "expected_state": 8}, x.robotR).Expect(200)
+		c.Do("PATCH", p, map[string]any{"state": 99, "expected_state": 17}, x.robotR).Expect(200)
+	}
+	c.Do("PATCH", vm, map[string]any{"state": 8}, admin).Expect(200)
 }
 
 // TestComputeProjectManager: manager_id is a user of the project's member

@@ -1002,7 +1002,7 @@ func (t *Txn) vmSpecChange(cur *api.VM, ch *VMChange, f api.PlacementFactors, a 
 		// A spec change is a state change (→ 10/15): refused, as SetState
 		// refuses one, while a snapshot of the VM is busy (facts §2.2).
 		if sn := t.busySnapshot(cur.ID); sn != nil {
-			return nil, api.Errorf(http.StatusBadRequest, c(110), "Snapshot %d of the VM is busy (state %d); wait until it is RUNNING.", sn.ID, sn.State)
+			return nil, api.Errorf(http.StatusBadRequest, c(110), "%s", snapshotBusy(sn))
 		}
 		if b := t.busyBackup(cur.ID); b != nil {
 			return nil, api.Errorf(http.StatusBadRequest, c(110), "Backup %d of the VM is busy (state %d); wait until it is RUNNING.", b.ID, b.State)
@@ -1237,7 +1237,7 @@ func (t *Txn) setVMState(ch *StateChange, changed bool) (api.Object, error) {
 			return nil, fieldErr("state", "iaas_vm_update_109", "VM %d has snapshot %d; delete its snapshots first.", vm.ID, sn.ID)
 		}
 		if sn := t.busySnapshot(vm.ID); sn != nil {
-			return nil, fieldErr("state", "iaas_vm_update_110", "Snapshot %d of the VM is busy (state %d); wait until it is RUNNING.", sn.ID, sn.State)
+			return nil, fieldErr("state", "iaas_vm_update_110", "%s", snapshotBusy(sn))
 		}
 		if b := t.busyBackup(vm.ID); b != nil {
 			return nil, fieldErr("state", "iaas_vm_update_110", "Backup %d of the VM is busy (state %d); wait until it is RUNNING.", b.ID, b.State)
@@ -1310,6 +1310,19 @@ func (r *ReadTxn) busyBackup(vm uint64) *api.Backup {
 		}
 	}
 	return nil
+}
+
+// snapshotBusy says why a busy snapshot holds its VM (110): a failed one
+// (UNRESOURCED) will not become RUNNING by waiting, its user deletes it.
+func snapshotBusy(sn *api.Snapshot) string {
+	if sn.State == api.StateUnresourced {
+		why := ""
+		if sn.ErrorCode != "" {
+			why = ": " + sn.ErrorCode
+		}
+		return fmt.Sprintf("Snapshot %d of the VM failed (UNRESOURCED%s); delete it (state 8) first.", sn.ID, why)
+	}
+	return fmt.Sprintf("Snapshot %d of the VM is busy (state %d); wait until it is RUNNING.", sn.ID, sn.State)
 }
 
 // busySnapshot is the first snapshot of a VM that is neither RUNNING nor

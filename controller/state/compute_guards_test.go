@@ -286,3 +286,56 @@ func TestBackupLocksVM(t *testing.T) {
 		return err
 	})
 }
+
+// TestFailedSnapshotOrBackupIsDeletable: a snapshot or backup that failed
+// (UNRESOURCED) is deleted by its user (3 → 8; the agent deletes whatever
+// is left of it, 8 → 17 → 99). Otherwise a failed snapshot, which is not
+// CLOSED, would hold the VM's delete (109) and its project's (111) for
+// ever, with only an operator able to move it.
+func TestFailedSnapshotOrBackupIsDeletable(t *testing.T) {
+	x, res := runningCloud(t)
+	vm := res.VMs[0]
+	user := Actor{UserID: 2}
+	sn := x.snapshotOf(vm.ID, false)
+	x.ok("snapshot fails", func(t *Txn) error {
+		_, err := t.SetState(&StateChange{Kind: api.KindSnapshot, ID: sn.ID, To: api.StateUnresourced, Expected: ptr(api.StateRequested),
+			ErrorCode: "vm_libvirt", ErrorDetail: "no room", Actor: Actor{Robot: true}})
+		return err
+	})
+	b := x.backupOf(vm.ID, api.StateBuilding, api.StateUnresourced)
+	err := x.do(func(t *Txn) error {
+		_, err := t.SetState(&StateChange{Kind: api.KindVM, ID: vm.ID, To: api.StateScrub, Actor: user})
+		return err
+	})
+	wantErr(t, "VM delete with a failed snapshot", err, 400, "state", "iaas_vm_update_109")
+	for _, o := range []struct {
+		kind string
+		id   uint64
+	}{{api.KindSnapshot, sn.ID}, {api.KindBackup, b.ID}} {
+		var got api.Object
+		x.ok("user deletes the failed "+o.kind, func(t *Txn) (err error) {
+			got, err = t.SetState(&StateChange{Kind: o.kind, ID: o.id, To: api.StateScrub, Actor: user})
+			return
+		})
+		switch g := got.(type) {
+		case *api.Snapshot:
+			if g.State != api.StateScrub || g.ErrorCode != "" {
+				t.Errorf("failed snapshot after the user's delete: %+v", g)
+			}
+		case *api.Backup:
+			if g.State != api.StateScrub || g.ErrorCode != "" {
+				t.Errorf("failed backup after the user's delete: %+v", g)
+			}
+		}
+		for _, s := range [][2]int{{api.StateScrubbing, api.StateScrub}, {api.StateClosed, api.StateScrubbing}} {
+			x.ok("robot deletes the "+o.kind, func(t *Txn) error {
+				_, err := t.SetState(&StateChange{Kind: o.kind, ID: o.id, To: s[0], Expected: ptr(s[1]), Actor: Actor{Robot: true}})
+				return err
+			})
+		}
+	}
+	x.ok("VM delete once they are gone", func(t *Txn) error {
+		_, err := t.SetState(&StateChange{Kind: api.KindVM, ID: vm.ID, To: api.StateScrub, Actor: user})
+		return err
+	})
+}

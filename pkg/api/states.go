@@ -75,9 +75,14 @@ var UserMap = map[int][]int{
 }
 
 // BackupUserMap is the USER map of snapshots and backups: RUNNING →
-// RUNNING_UPDATE (a snapshot: revert to it) or SCRUB; they have no delete queue.
+// RUNNING_UPDATE (a snapshot: revert to it) or SCRUB; they have no delete
+// queue. A failed one (UNRESOURCED) may be deleted too (3 → SCRUB), which
+// the reference's map (4 only) leaves to operators: a failed snapshot is
+// not CLOSED, so it would hold its VM's delete (and its project's) for
+// ever (docs/compute-model.md).
 var BackupUserMap = map[int][]int{
-	StateRunning: {StateRunningUpdate, StateScrub},
+	StateRunning:     {StateRunningUpdate, StateScrub},
+	StateUnresourced: {StateScrub},
 }
 
 // BackupRobotMap is the ROBOT map of snapshots and backups (cloudcix-facts

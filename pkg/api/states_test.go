@@ -12,7 +12,10 @@ import (
 var robotEdges = `1>2 1>3 2>3 2>4 3>1 3>5 3>7 3>8 3>10 3>15 5>12 7>13 8>14 8>17 9>17 10>11
 11>3 11>4 12>3 12>6 13>3 13>4 14>3 14>9 15>16 16>3 16>6 17>3 17>99`
 var userEdges = `4>5 4>8 4>10 6>7 6>8 6>15 9>7`
-var backupUserEdges = `4>10 4>8`
+
+// backupUserEdges: the reference's 4>10 4>8, and 3>8: a user deletes a
+// failed snapshot or backup (docs/compute-model.md).
+var backupUserEdges = `4>10 4>8 3>8`
 
 // backupRobotEdges: §2.4's snapshot / backup flows (1>2>4, 4>10>11>4,
 // 4>8>17>99, no delete queue), failures to 3 and the robot's retries
