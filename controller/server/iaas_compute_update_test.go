@@ -148,6 +148,52 @@ func TestComputeFailedSnapshotDeletable(t *testing.T) {
 	c.Do("PATCH", vm, map[string]any{"state": 8}, admin).Expect(200)
 }
 
+// TestComputeBackupHoldsVMDelete: a VM with a backup that is not CLOSED
+// (here a finished one, RUNNING) cannot be deleted (109), nor its project
+// (111), as with a snapshot; nothing changes. Before, the VM went to
+// CLOSED and its backups stayed listed RUNNING for ever, their copies on
+// the host never removed (the agent gets backups inside their VM's spec).
+// Once the user has deleted the backup, the project goes.
+func TestComputeBackupHoldsVMDelete(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	id := cloudID(c.Do("POST", "/iaas/cloud/", cloudBody(f.n.Unique("bk"), f.reg, x, 1), admin).Expect(201))
+	cloud := c.Do("GET", apitest.Path("/iaas/cloud/", id), nil, admin).Expect(200).Content()
+	vmID := uint64(cloud["vms"].([]any)[0].(map[string]any)["id"].(float64))
+	vm := apitest.Path("/iaas/vm/", vmID)
+	vr := apitest.Path("/iaas/virtual_router/", uint64(cloud["virtual_router"].(map[string]any)["id"].(float64)))
+	for _, p := range []string{vm, vr} {
+		c.Do("PATCH", p, map[string]any{"state": 2, "expected_state": 1}, x.robotR).Expect(200)
+		c.Do("PATCH", p, map[string]any{"state": 4, "expected_state": 2}, x.robotR).Expect(200)
+	}
+	backup := apitest.Path("/iaas/backup/", create(c, admin, "/iaas/backup/", map[string]any{"vm_id": vmID, "name": "nightly"}))
+	c.Do("PATCH", backup, map[string]any{"state": 2, "expected_state": 1}, x.robotR).Expect(200)
+	c.Do("PATCH", backup, map[string]any{"state": 4, "expected_state": 2}, x.robotR).Expect(200)
+	project := apitest.Path("/iaas/project/", id)
+	before := map[string]string{}
+	for _, p := range []string{vm, vr, project, backup} {
+		before[p] = fmt.Sprint(c.Do("GET", p, nil, admin).Expect(200).Content())
+	}
+	if got := c.Do("PATCH", vm, map[string]any{"state": 8}, admin).Expect(400).FieldCode("state"); got != "iaas_vm_update_109" {
+		t.Errorf("VM delete with a backup: %q", got)
+	}
+	if got := c.Do("PATCH", project, map[string]any{"state": 8}, admin).Expect(400).FieldCode("state"); got != "iaas_project_update_111" {
+		t.Errorf("project delete with a backup: %q", got)
+	}
+	for _, p := range []string{vm, vr, project, backup} {
+		if after := fmt.Sprint(c.Do("GET", p, nil, admin).Expect(200).Content()); after != before[p] {
+			t.Errorf("refused deletes changed %s:\n%s\n%s", p, before[p], after)
+		}
+	}
+	c.Do("PATCH", backup, map[string]any{"state": 8}, admin).Expect(200)
+	c.Do("PATCH", backup, map[string]any{"state": 17, "expected_state": 8}, x.robotR).Expect(200)
+	c.Do("PATCH", backup, map[string]any{"state": 99, "expected_state": 17}, x.robotR).Expect(200)
+	c.Do("PATCH", project, map[string]any{"state": 8}, admin).Expect(200)
+	if s := c.Do("GET", vm, nil, admin).Expect(200).Content()["state"].(float64); s != 8 {
+		t.Errorf("VM in state %v after the project's delete", s)
+	}
+}
+
 // TestComputeProjectManager: manager_id is a user of the project's member
 // (or absent, null, 0); another member's user or no user is a field error
 // and changes nothing.

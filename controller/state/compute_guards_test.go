@@ -339,3 +339,65 @@ func TestFailedSnapshotOrBackupIsDeletable(t *testing.T) {
 		return err
 	})
 }
+
+// TestVMDeleteWithBackups: a VM with a backup that is not CLOSED cannot be
+// deleted (109), nor its project (111), as with a snapshot: a deleted VM's
+// backups would be stranded (the agent drives backups inside their VM's
+// spec, and a CLOSED VM has none), their copies never removed. Nothing
+// changes; once the user has deleted the backups (a failed one too), the
+// VM goes.
+func TestVMDeleteWithBackups(t *testing.T) {
+	x, res := runningCloud(t)
+	vm := res.VMs[0]
+	user := Actor{UserID: 2}
+	done := x.backupOf(vm.ID, api.StateBuilding, api.StateRunning)
+	failed := x.backupOf(vm.ID, api.StateBuilding, api.StateUnresourced)
+	before := x.counts()
+	vmBefore, _ := x.s.Read().VM(vm.ID)
+	err := x.do(func(t *Txn) error {
+		_, err := t.SetState(&StateChange{Kind: api.KindVM, ID: vm.ID, To: api.StateScrub, Actor: user})
+		return err
+	})
+	wantErr(t, "VM delete with a backup", err, 400, "state", "iaas_vm_update_109")
+	err = x.do(func(t *Txn) error {
+		_, err := t.SetState(&StateChange{Kind: KindProject, ID: res.Project.ID, To: api.StateScrub, Actor: user})
+		return err
+	})
+	wantErr(t, "project delete with a backup", err, 400, "state", "iaas_project_update_111")
+	if after := x.counts(); after != before {
+		t.Errorf("refused deletes wrote: %s → %s", before, after)
+	}
+	if got, _ := x.s.Read().VM(vm.ID); *got != *vmBefore {
+		t.Errorf("refused deletes changed the VM:\n%+v\n%+v", vmBefore, got)
+	}
+	if vr, _ := x.s.Read().VirtualRouter(res.VirtualRouter.ID); vr.State != api.StateRunning {
+		t.Errorf("virtual router in state %d after a refused project delete", vr.State)
+	}
+	// A stop is no delete: a finished or failed backup does not hold it.
+	x.ok("stop beside idle backups", func(t *Txn) error {
+		_, err := t.SetState(&StateChange{Kind: api.KindVM, ID: vm.ID, To: api.StateQuiesce, Actor: user})
+		return err
+	})
+	for _, s := range [][2]int{{api.StateQuiescing, api.StateQuiesce}, {api.StateQuiesced, api.StateQuiescing}} {
+		x.ok("robot stops the VM", func(t *Txn) error {
+			_, err := t.SetState(&StateChange{Kind: api.KindVM, ID: vm.ID, To: s[0], Expected: ptr(s[1]), Actor: Actor{Robot: true}})
+			return err
+		})
+	}
+	for _, b := range []*api.Backup{done, failed} {
+		x.ok("user deletes the backup", func(t *Txn) error {
+			_, err := t.SetState(&StateChange{Kind: api.KindBackup, ID: b.ID, To: api.StateScrub, Actor: user})
+			return err
+		})
+		for _, s := range [][2]int{{api.StateScrubbing, api.StateScrub}, {api.StateClosed, api.StateScrubbing}} {
+			x.ok("robot deletes the backup", func(t *Txn) error {
+				_, err := t.SetState(&StateChange{Kind: api.KindBackup, ID: b.ID, To: s[0], Expected: ptr(s[1]), Actor: Actor{Robot: true}})
+				return err
+			})
+		}
+	}
+	x.ok("project delete once the backups are gone", func(t *Txn) error {
+		_, err := t.SetState(&StateChange{Kind: KindProject, ID: res.Project.ID, To: api.StateScrub, Actor: user})
+		return err
+	})
+}
