@@ -194,6 +194,71 @@ func TestComputeBackupHoldsVMDelete(t *testing.T) {
 	}
 }
 
+// TestComputeRestoreNeedsAStableVM: a backup restore or a snapshot revert
+// (PATCH 10) onto a VM that is not RUNNING or QUIESCED is 400
+// (iaas_backup_update_117, iaas_snapshot_update_117) and changes nothing:
+// a VM being stopped, failed, rebuilt, deleted or CLOSED. Before, it was
+// accepted whatever the VM's state. Onto the stopped VM it is accepted.
+func TestComputeRestoreNeedsAStableVM(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	body := cloudBody(f.n.Unique("rs"), f.reg, x, 1)
+	body["project"].(map[string]any)["grace_period"] = 0
+	id := cloudID(c.Do("POST", "/iaas/cloud/", body, admin).Expect(201))
+	cloud := c.Do("GET", apitest.Path("/iaas/cloud/", id), nil, admin).Expect(200).Content()
+	vmID := uint64(cloud["vms"].([]any)[0].(map[string]any)["id"].(float64))
+	vm := apitest.Path("/iaas/vm/", vmID)
+	robot := func(p string, steps ...[2]int) {
+		for _, s := range steps {
+			c.Do("PATCH", p, map[string]any{"state": s[1], "expected_state": s[0]}, x.robotR).Expect(200)
+		}
+	}
+	robot(vm, [2]int{1, 2}, [2]int{2, 4})
+	snap := apitest.Path("/iaas/snapshot/", create(c, admin, "/iaas/snapshot/", map[string]any{"vm_id": vmID, "name": "s"}))
+	robot(snap, [2]int{1, 2}, [2]int{2, 4})
+	backup := apitest.Path("/iaas/backup/", create(c, admin, "/iaas/backup/", map[string]any{"vm_id": vmID, "name": "b"}))
+	robot(backup, [2]int{1, 2}, [2]int{2, 4})
+	refused := func(when string) {
+		t.Helper()
+		before := map[string]string{}
+		for _, p := range []string{vm, snap, backup} {
+			before[p] = fmt.Sprint(c.Do("GET", p, nil, admin).Expect(200).Content())
+		}
+		for p, code := range map[string]string{backup: "iaas_backup_update_117", snap: "iaas_snapshot_update_117"} {
+			if got := c.Do("PATCH", p, map[string]any{"state": 10}, admin).Expect(400).FieldCode("state"); got != code {
+				t.Errorf("%s %s: %q, want %s", p, when, got, code)
+			}
+		}
+		for _, p := range []string{vm, snap, backup} {
+			if after := fmt.Sprint(c.Do("GET", p, nil, admin).Expect(200).Content()); after != before[p] {
+				t.Errorf("a refused restore %s changed %s:\n%s\n%s", when, p, before[p], after)
+			}
+		}
+	}
+	c.Do("PATCH", vm, map[string]any{"state": 5}, admin).Expect(200)
+	refused("while the VM is being stopped")
+	robot(vm, [2]int{5, 12}, [2]int{12, 6})
+	c.Do("PATCH", vm, map[string]any{"cpu": 3}, admin).Expect(200) // QUIESCED_UPDATE
+	robot(vm, [2]int{15, 16}, [2]int{16, 3})
+	refused("onto a failed VM")
+	robot(vm, [2]int{3, 1})
+	refused("onto a VM being rebuilt")
+	robot(vm, [2]int{1, 2}, [2]int{2, 3}, [2]int{3, 8})
+	refused("onto a VM being deleted")
+	robot(vm, [2]int{8, 14}, [2]int{14, 9}, [2]int{9, 17}, [2]int{17, 99})
+	refused("onto a CLOSED VM")
+	// Onto a QUIESCED VM: accepted (the agent restores it and leaves it off).
+	id2 := runningVM(f)
+	vm2 := apitest.Path("/iaas/vm/", id2)
+	b2 := apitest.Path("/iaas/backup/", create(c, admin, "/iaas/backup/", map[string]any{"vm_id": id2, "name": "b"}))
+	robot(b2, [2]int{1, 2}, [2]int{2, 4})
+	c.Do("PATCH", vm2, map[string]any{"state": 5}, admin).Expect(200)
+	robot(vm2, [2]int{5, 12}, [2]int{12, 6})
+	if got := c.Do("PATCH", b2, map[string]any{"state": 10}, admin).Expect(200).Content(); got["state"].(float64) != 10 {
+		t.Errorf("restore onto a QUIESCED VM: %v", got)
+	}
+}
+
 // TestComputeProjectManager: manager_id is a user of the project's member
 // (or absent, null, 0); another member's user or no user is a field error
 // and changes nothing.

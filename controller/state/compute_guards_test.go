@@ -401,3 +401,69 @@ func TestVMDeleteWithBackups(t *testing.T) {
 		return err
 	})
 }
+
+// TestRestoreNeedsAStableVM: a backup restore or a snapshot revert
+// (RUNNING → RUNNING_UPDATE) goes onto a RUNNING or QUIESCED VM only, whose
+// domain exists and is not being changed. Onto a VM being built, stopped,
+// started, updated or deleted, failed, in the delete queue or CLOSED it is
+// 400 (iaas_backup_update_117, iaas_snapshot_update_117) and nothing
+// changes; before, it was accepted whatever the VM's state.
+func TestRestoreNeedsAStableVM(t *testing.T) {
+	x, res := runningCloud(t)
+	vm := res.VMs[0]
+	sn := x.snapshotOf(vm.ID, true) // before the backup, which holds it (else 116)
+	b := x.backupOf(vm.ID, api.StateBuilding, api.StateRunning)
+	user := Actor{UserID: 2}
+	setVM := func(st int) {
+		x.ok("VM to "+api.StateNames[st], func(t *Txn) error {
+			cur, _ := t.VM(vm.ID)
+			n := *cur
+			n.State = st
+			return replace(t, VMs, &n, 0, "iaas_vm_update")
+		})
+	}
+	restore := func(kind string, id uint64) error {
+		return x.do(func(t *Txn) error {
+			_, err := t.SetState(&StateChange{Kind: kind, ID: id, To: api.StateRunningUpdate, Actor: user})
+			return err
+		})
+	}
+	for _, st := range []int{api.StateRequested, api.StateBuilding, api.StateUnresourced, api.StateQuiesce, api.StateQuiescing,
+		api.StateRestart, api.StateRestarting, api.StateRunningUpdate, api.StateRunningUpdating, api.StateQuiescedUpdate,
+		api.StateQuiescedUpdating, api.StateScrub, api.StateScrubPrep, api.StateScrubQueue, api.StateScrubbing, api.StateClosed} {
+		setVM(st)
+		before := x.counts()
+		r := x.s.Read()
+		bBefore, _ := r.Backup(b.ID)
+		snBefore, _ := r.Snapshot(sn.ID)
+		wantErr(t, "restore onto a VM in "+api.StateNames[st], restore(api.KindBackup, b.ID), 400, "state", "iaas_backup_update_117")
+		wantErr(t, "revert of a VM in "+api.StateNames[st], restore(api.KindSnapshot, sn.ID), 400, "state", "iaas_snapshot_update_117")
+		r = x.s.Read()
+		if got, _ := r.Backup(b.ID); *got != *bBefore {
+			t.Errorf("a refused restore changed the backup:\n%+v\n%+v", bBefore, got)
+		}
+		if got, _ := r.Snapshot(sn.ID); *got != *snBefore {
+			t.Errorf("a refused revert changed the snapshot:\n%+v\n%+v", snBefore, got)
+		}
+		if after := x.counts(); after != before {
+			t.Errorf("a refused restore wrote: %s → %s", before, after)
+		}
+	}
+	for _, st := range []int{api.StateQuiesced, api.StateRunning} {
+		setVM(st)
+		for _, o := range []struct {
+			kind string
+			id   uint64
+		}{{api.KindBackup, b.ID}, {api.KindSnapshot, sn.ID}} {
+			if err := restore(o.kind, o.id); err != nil {
+				t.Fatalf("%s onto a %s VM: %v", o.kind, api.StateNames[st], err)
+			}
+			for _, s := range [][2]int{{api.StateRunningUpdating, api.StateRunningUpdate}, {api.StateRunning, api.StateRunningUpdating}} {
+				x.ok("robot restores", func(t *Txn) error {
+					_, err := t.SetState(&StateChange{Kind: o.kind, ID: o.id, To: s[0], Expected: ptr(s[1]), Actor: Actor{Robot: true}})
+					return err
+				})
+			}
+		}
+	}
+}

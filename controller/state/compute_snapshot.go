@@ -167,6 +167,9 @@ func (t *Txn) setSnapshotState(ch *StateChange, changed bool) (api.Object, error
 	put := func(s *api.Snapshot) error { return replace(t, Snapshots, s, 0, "iaas_snapshot_update") }
 	switch ch.To {
 	case api.StateRunningUpdate: // revert to this snapshot
+		if err := t.vmSteady(sn.VMID, "snapshot", "reverted"); err != nil {
+			return nil, err
+		}
 		for _, o := range all {
 			if o.ID != sn.ID && o.Active {
 				n := *o
@@ -310,6 +313,9 @@ func (t *Txn) setBackupState(ch *StateChange, changed bool) (api.Object, error) 
 		b.TimeValid = t.stamp()
 	}
 	if ch.To == api.StateRunningUpdate {
+		if err := t.vmSteady(cur.VMID, "backup", "restored"); err != nil {
+			return nil, err
+		}
 		if err := t.restorable(cur); err != nil {
 			return nil, err
 		}
@@ -324,6 +330,25 @@ func (t *Txn) setBackupState(ch *StateChange, changed bool) (api.Object, error) 
 		return nil, err
 	}
 	return &b, t.objectHistory(BackupHistories, b.ID, b.VMID, b.ProjectID, b.MemberID, b.State, ch.Actor)
+}
+
+// vmSteady refuses a snapshot's revert or a backup's restore (→
+// RUNNING_UPDATE; service "snapshot" or "backup", 117) unless the VM is
+// RUNNING or QUIESCED: its domain exists and nothing else changes it.
+// Onto a VM being built, stopped, started, updated or deleted, failed
+// (UNRESOURCED), in the delete queue or CLOSED, the agent would work on
+// disks that are not there or race the VM's own step.
+func (t *Txn) vmSteady(vmID uint64, service, done string) error {
+	vm, ok := t.VM(vmID)
+	if ok && (vm.State == api.StateRunning || vm.State == api.StateQuiesced) {
+		return nil
+	}
+	st := api.StateClosed
+	if ok {
+		st = vm.State
+	}
+	return fieldErr("state", code("iaas", service, "update", 117),
+		"VM %d is in state %d (%s); a %s can be %s only while its VM is RUNNING or QUIESCED.", vmID, st, api.StateNames[st], service, done)
 }
 
 // restorable refuses a restore (RUNNING_UPDATE) of a backup while its VM

@@ -591,6 +591,12 @@ func TestSetStateEveryTriple(t *testing.T) {
 								return err
 							}
 						}
+						if o.kind == api.KindSnapshot || o.kind == api.KindBackup {
+							// a revert or restore needs a RUNNING or QUIESCED VM (117)
+							if err := force(t, api.KindVM, vmID, api.StateRunning); err != nil {
+								return err
+							}
+						}
 						return force(t, o.kind, o.id, from)
 					})
 					ch := &StateChange{Kind: o.kind, ID: o.id, To: to, Actor: Actor{Robot: robot, UserID: 1}}
