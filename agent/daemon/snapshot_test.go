@@ -85,6 +85,18 @@ func TestBackupFailure(t *testing.T) {
 	if last.ErrorCode != vm.CodeBackupDir || last.ErrorDetail == "" {
 		t.Errorf("report %+v", last)
 	}
+	// Its user deletes it (3 → 8, same generation): the agent deletes
+	// what is left and reports it CLOSED.
+	c.states[301] = api.StateScrub
+	del := spec
+	del.Snapshots = nil
+	del.Backups = []api.BackupSpec{{ID: 301, State: api.StateScrub, Generation: 1}}
+	if err := h.Apply(context.Background(), del); err != nil {
+		t.Fatalf("delete of the failed backup: %v", err)
+	}
+	if c.state(301) != api.StateClosed || !slices.Contains(b.log(), "backup-delete 7 backup-301") {
+		t.Errorf("failed backup deleted by its user: state %d, calls %q", c.state(301), b.log())
+	}
 	// A plain libvirt error: retried (BUILDING kept) until maxLibvirtFailures.
 	c.states[303] = api.StateRequested
 	b.errs["backup"] = &vm.Error{Code: vm.CodeLibvirt, Err: errors.New("virDomainSnapshotCreateXML: busy")}

@@ -64,7 +64,8 @@ func snapName(id uint64) string { return fmt.Sprintf("snapshot-%d", id) }
 // time_valid, its disk copies in the agent's backup_dir and the domain's
 // disk back on its own volume (block commit pivoted); its delete removes
 // the copy. A backup into a directory that cannot be made ends UNRESOURCED
-// with error_code vm_backup_dir while the VM stays RUNNING.
+// with error_code vm_backup_dir while the VM stays RUNNING, and its user's
+// delete takes it to CLOSED.
 func TestAgentSnapshots(t *testing.T) {
 	w := newVMWorld(t)
 	e, a := w.e, w.e.api
@@ -234,6 +235,14 @@ func TestAgentSnapshots(t *testing.T) {
 		}
 		if d := dumpXML(t, w.domain).disks(); strings.HasSuffix(d["vda"], ".backup-overlay") {
 			t.Errorf("the failed backup left the disk on an overlay: %v", d)
+		}
+		// Its user deletes it (3 → 8): the agent has nothing to remove
+		// (the path cannot hold it) and reports it CLOSED.
+		a.must(e.root, "PATCH", fmt.Sprintf("/iaas/backup/%d/", b), map[string]any{"state": api.StateScrub}, 200)
+		_, took = e.objAt("backup", b, api.StateClosed, 2*time.Minute)
+		t.Logf("failed backup delete, PATCH 8 → CLOSED: %v", took.Round(time.Millisecond))
+		if data, err := os.ReadFile(dom); err != nil || string(data) != "not a directory\n" {
+			t.Errorf("the delete touched the file in the way: %q %v", data, err)
 		}
 		// The VM is still served: a state change goes through.
 		a.must(e.root, "PATCH", vmPath, map[string]any{"state": api.StateQuiesce}, 200)

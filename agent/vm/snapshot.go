@@ -312,7 +312,10 @@ func (b *Builder) Backup(ctx context.Context, spec *api.VMSpec, name string) (st
 	return dir, nil
 }
 
-// BackupDelete removes a backup directory (and its partial copy).
+// BackupDelete removes a backup directory (and its partial copy). A path
+// through something that is not a directory (ENOTDIR: the domain's
+// directory under backup_dir is a file, the failure vm_backup_dir of a
+// take) holds nothing of the backup: deleted, not a failure for ever.
 func (b *Builder) BackupDelete(_ context.Context, spec *api.VMSpec, name string) error {
 	if err := checkSnapshotName(name); err != nil {
 		return err
@@ -321,7 +324,7 @@ func (b *Builder) BackupDelete(_ context.Context, spec *api.VMSpec, name string)
 	// With the partial copy of a take that was killed or failed after its
 	// copy (nothing else removes it once the backup is deleted).
 	for _, d := range []string{dir + ".partial", dir} {
-		if err := os.RemoveAll(d); err != nil {
+		if err := os.RemoveAll(d); err != nil && !errors.Is(err, syscall.ENOTDIR) {
 			return lv(err, "delete backup %s", name)
 		}
 	}

@@ -89,6 +89,33 @@ func TestFakeBackupDeleteRemovesPartialCopy(t *testing.T) {
 	}
 }
 
+// TestFakeBackupDeleteOfFailedBackup: deleting a backup whose take failed
+// because its directory could not be made (the domain's directory under
+// backup_dir is a file: vm_backup_dir) succeeds: nothing of it can exist,
+// so the delete must not fail for ever on "not a directory".
+func TestFakeBackupDeleteOfFailedBackup(t *testing.T) {
+	b, _, spec := fakeEnv(t)
+	b.cfg.BackupDir = t.TempDir()
+	ctx := context.Background()
+	if err := b.Build(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	dom := filepath.Join(b.cfg.BackupDir, b.DomainName(spec))
+	if err := os.WriteFile(dom, []byte("not a directory\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	name := BackupName(3)
+	if _, err := b.Backup(ctx, spec, name); ErrorCode(err) != CodeBackupDir {
+		t.Fatalf("backup into a file: %v (%s), want %s", err, ErrorCode(err), CodeBackupDir)
+	}
+	if err := b.BackupDelete(ctx, spec, name); err != nil {
+		t.Fatalf("delete of the failed backup: %v", err)
+	}
+	if data, err := os.ReadFile(dom); err != nil || string(data) != "not a directory\n" {
+		t.Errorf("the delete touched what is not the backup's: %q %v", data, err)
+	}
+}
+
 // TestQcow2SnapshotNames reads the snapshot table of files qemu-img made:
 // none, one, and several with names of different lengths (the entries'
 // padding); a file that is not qcow2 is an error.
