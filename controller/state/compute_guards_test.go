@@ -217,8 +217,9 @@ func (x *computeFixture) backupOf(vm uint64, states ...int) *api.Backup {
 // restart, delete), a spec change (cpu, ram, disks) and the delete of its
 // project are refused (400, nothing changed), as for a busy snapshot (facts §2.2 names snapshots only;
 // docs/compute-model.md). A RUNNING backup (a finished copy) and a
-// failed one lock nothing; snapshots and backups of one VM may still be
-// requested together (its agent runs them one after the other).
+// failed one lock nothing but the VM's delete (TestVMDeleteWithBackups);
+// snapshots and backups of one VM may still be requested together (its
+// agent runs them one after the other).
 func TestBackupLocksVM(t *testing.T) {
 	busy := map[string][]int{
 		"requested":       nil,
@@ -275,8 +276,8 @@ func TestBackupLocksVM(t *testing.T) {
 		})
 	}
 
-	// A finished backup (RUNNING) and a failed one (UNRESOURCED) lock
-	// nothing: the VM's spec and state change.
+	// A finished backup (RUNNING) and a failed one (UNRESOURCED) do not
+	// hold a spec change (the delete they do hold: TestVMDeleteWithBackups).
 	x, res := runningCloud(t)
 	vm := res.VMs[0]
 	x.backupOf(vm.ID, api.StateBuilding, api.StateRunning)
