@@ -26,6 +26,14 @@ getent group libvirt-qemu >/dev/null || groupadd -r libvirt-qemu
 getent passwd libvirt-qemu >/dev/null ||
   useradd -r -M -d /var/lib/libvirt -g libvirt-qemu -G kvm -s /usr/sbin/nologin libvirt-qemu
 
+# The daemons outlive this script: they must not keep its caller's descriptors open
+# (e.g. a lock taken with flock(1) around a test run would then be held for ever).
+# 255 is the descriptor bash reads this script from.
+for fd in /proc/$$/fd/*; do
+  fd=${fd##*/}
+  if ((fd > 2 && fd < 255)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+done
+
 if ! running /run/virtlogd.pid; then
   /usr/sbin/virtlogd --daemon --pid-file /run/virtlogd.pid
   log "virtlogd started"
