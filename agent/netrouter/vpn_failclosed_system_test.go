@@ -242,3 +242,74 @@ func TestVPNDeviceMissingFailsClosed(t *testing.T) {
 		t.Fatalf("without the VPN the public host saw %s, want the VM's NAT address %s.20", p, e.net3)
 	}
 }
+
+// TestRouterRulesetBeforeLinks: on a first build of a router's namespace
+// (the host rebooted, the namespace was deleted) the ruleset must be in
+// place before the links come up. The builder brought pub0, the subnet
+// veths and the default route up (links) before it applied the ruleset
+// (nftables): in between the router forwarded with no firewall and no
+// NAT, so a VM's traffic to a VPN's remote subnet (no charon yet) left
+// unencrypted, and its internet traffic with its private source. Probed
+// at the step after the links ("vpn"), with the VMs of the project
+// already sending, as they do when only the network node restarts.
+func TestRouterRulesetBeforeLinks(t *testing.T) {
+	e := newSysenv(t)
+	pid := e.projectID()
+	spec := e.spec(pid)
+	pubHost := e.net3 + ".50"
+	spec.PublicGateway = pubHost
+	r3 := fmt.Sprintf("172.30.%d", rand.IntN(256))
+	remoteAddr := r3 + ".99"
+	spec.VPNs = []api.VPNSpec{{ID: pid + 3, Routes: []api.VPNRouteSpec{{LocalSubnet: e.priv3 + ".0/24", RemoteSubnet: r3 + ".0/24"}}}}
+	e.ensure(e.b, spec)
+	ns := e.b.names.namespace(pid)
+
+	inet, vm := e.prefix+"in", e.prefix+"vm"
+	e.addHost(inet, e.cfg.PublicBridge, "", pubHost+"/24")
+	e.sh("ip", "-n", inet, "addr", "add", remoteAddr+"/32", "dev", "eth0")
+	e.sh("ip", "-n", inet, "route", "add", e.priv3+".0/24", "via", e.net3+".10")
+	e.addHost(vm, e.b.names.vxlanBridge(e.vni), "02:00:00:aa:00:05", e.priv3+".5/24")
+	e.sh("ip", "-n", vm, "route", "add", "default", "via", e.priv3+".1")
+	got := e.listenUDP(inet, "0.0.0.0:7002")
+	peers := e.listen(inet, pubHost+":7003")
+
+	// The namespace goes; the next Ensure builds it from scratch.
+	e.sh("ip", "netns", "del", ns)
+	var probed bool
+	var udp []string
+	var peer string
+	var dialErr error
+	e.b.hook = func(step string) error {
+		if step != "vpn" || probed {
+			return nil
+		}
+		probed = true
+		// The gateway's MAC changed with the namespace.
+		_, _ = e.try("ip", "-n", vm, "neigh", "flush", "all")
+		e.sendUDP(vm, e.priv3+".5", remoteAddr+":7002", "to the remote subnet")
+		e.sendUDP(vm, e.priv3+".5", pubHost+":7002", "to the internet")
+		udp = received(got, []string{"to the internet"}, 500*time.Millisecond)
+		if dialErr = dialFrom(vm, pubHost+":7003", 10*time.Second); dialErr == nil {
+			select {
+			case peer = <-peers:
+			case <-time.After(10 * time.Second):
+			}
+		}
+		return nil
+	}
+	res, err := e.b.Ensure(context.Background(), spec)
+	e.b.hook = nil
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !probed {
+		t.Fatalf("Ensure did not reach the vpn step: %q", res.Changes)
+	}
+	t.Logf("rebuilt: %q", res.Changes)
+	if !slices.Equal(udp, []string{"to the internet"}) {
+		t.Errorf("right after the links came up the public side received %q; want only %q", udp, "to the internet")
+	}
+	if dialErr != nil || peer != e.net3+".20" {
+		t.Errorf("right after the links came up a VM's connection to the internet came from %q (%v); want its NAT address %s.20", peer, dialErr, e.net3)
+	}
+}
