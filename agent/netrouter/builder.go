@@ -334,9 +334,15 @@ func (b *Builder) ensure(ctx context.Context, d *desired, rs *running, c *change
 		steps = append(steps, step{"quiesce", func() error { return b.quiesce(ctx, d, rs, c) }})
 	}
 	steps = append(steps,
+		// The ruleset before the links: a new namespace forwards as soon
+		// as its veths are up and its default route is in, and until the
+		// ruleset is there it would do so with no firewall, no NAT and no
+		// VPN fence (a VM's traffic to a VPN's remote subnet out of pub0
+		// unencrypted). The ruleset names interfaces, it needs none of
+		// them to exist.
+		step{"nftables", func() error { return b.ensureNft(ctx, d, rs, c) }},
 		step{"links", func() error { return b.ensureLinks(ctx, d, c, !quiesced) }},
 		step{"vpn", func() error { return b.ensureVPN(ctx, d, c) }},
-		step{"nftables", func() error { return b.ensureNft(ctx, d, rs, c) }},
 	)
 	if !quiesced {
 		steps = append(steps,

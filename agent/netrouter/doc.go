@@ -30,7 +30,11 @@
 // and remote subnets around the user's rules and exempts them from SNAT;
 // the remote subnets are routed into charon's TUN device (libipsec mode)
 // or an XFRM interface per VPN (xfrm mode). agent/vpn runs charon; the
-// agent calls EnsureVPNRoutes once charon's device exists.
+// agent calls EnsureVPNRoutes once charon's device exists. The ruleset
+// fails closed: traffic to a remote subnet leaves only by that device
+// (chain vpn_egress), so while it is missing (charon not up yet, dead, or
+// the VPN not running) the traffic is dropped, never sent out of the
+// public side unencrypted by the default route.
 //
 // Segments is the segment half on its own, for the hypervisor role: it
 // keeps the bridge and VXLAN (or VLAN) device of every segment the host's

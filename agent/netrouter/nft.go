@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 
 	"sigs.k8s.io/knftables"
@@ -24,10 +25,12 @@ const (
 	chainICMP       = "icmp_allow"
 	chainInput      = "input"
 	chainForward    = "forward"
+	chainOutput     = "output"
 	chainInbound    = "inbound"
 	chainOutbound   = "outbound"
 	chainPrerouting = "prerouting"
 	chainPostrout   = "postrouting"
+	chainVPNEgress  = "vpn_egress"
 	setPrivate      = "private_ifs"
 )
 
@@ -70,6 +73,22 @@ func renderRuleset(tx *knftables.Transaction, d *desired, o rulesetOpts) string 
 	add(chainInput, "iifname @"+setPrivate, "udp dport 67 accept")
 	add(chainInput, "iifname @"+setPrivate, "ip daddr 169.254.169.254 tcp dport 80 accept")
 
+	// Fail closed: a VPN's remote subnets are reached only through the
+	// device they are routed into (vpnPlan), whether or not it exists.
+	// Without it (charon not up yet; charon died, and the kernel dropped
+	// the routes with its TUN device; the router's only VPN does not run)
+	// their traffic would follow the default route out of the public
+	// veth, unencrypted and, exempt from SNAT, with its private source.
+	// First in forward, before the established accept (a flow that entered
+	// the tunnel is routed out of the public veth once the device is
+	// gone), and in output (the router's own answers from its gateway
+	// addresses). By destination alone: with the device there, only a
+	// route's local subnet is let into it anyway.
+	if len(d.vpnRoutes) > 0 {
+		add(chainForward, "jump", chainVPNEgress)
+		add(chainOutput, "jump", chainVPNEgress)
+		renderVPNEgress(add, d, o.vpnMode)
+	}
 	// Forwarding: established first, DNS out of the project always
 	// (CloudCIX; only outwards: a VM's own port 53 is closed to the
 	// internet unless an inbound rule allows it), then the user's rules by
@@ -144,9 +163,10 @@ func renderRuleset(tx *knftables.Transaction, d *desired, o rulesetOpts) string 
 	}
 	base(chainInput, knftables.FilterType, knftables.InputHook, knftables.FilterPriority, knftables.DropPolicy)
 	base(chainForward, knftables.FilterType, knftables.ForwardHook, knftables.FilterPriority, knftables.DropPolicy)
+	base(chainOutput, knftables.FilterType, knftables.OutputHook, knftables.FilterPriority, knftables.AcceptPolicy)
 	base(chainPrerouting, knftables.NATType, knftables.PreroutingHook, knftables.DNATPriority, knftables.AcceptPolicy)
 	base(chainPostrout, knftables.NATType, knftables.PostroutingHook, knftables.SNATPriority, knftables.AcceptPolicy)
-	for _, c := range []string{chainGlobal, chainICMP, chainInbound, chainOutbound, metaChain} {
+	for _, c := range []string{chainGlobal, chainICMP, chainInbound, chainOutbound, chainVPNEgress, metaChain} {
 		tx.Add(&knftables.Chain{Name: c})
 	}
 	tx.Add(&knftables.Set{Name: setPrivate, Type: "ifname"})
@@ -164,6 +184,23 @@ func renderRuleset(tx *knftables.Transaction, d *desired, o rulesetOpts) string 
 	digest := "digest:" + hex.EncodeToString(sum[:16])
 	tx.Add(&knftables.Rule{Chain: metaChain, Rule: "counter", Comment: &digest})
 	return digest
+}
+
+// renderVPNEgress fills chain vpn_egress: a packet to a VPN's remote
+// subnet passes (return) only when it leaves by the device the subnet is
+// routed into (vpnPlan: ipsec0, or xfrm<id> of the VPN with the lowest id
+// among those sharing the subnet), else it is dropped (counted: how much
+// the fence held back while a device was missing). Nested remote subnets
+// (xfrm mode can route them into different devices) are matched most
+// specific first, as the kernel routes them.
+func renderVPNEgress(add func(string, ...string), d *desired, mode string) {
+	_, routes := vpnPlan(d, mode)
+	slices.SortStableFunc(routes, func(a, b routeWant) int { return b.dst.Bits() - a.dst.Bits() })
+	for _, r := range routes {
+		dev := fmt.Sprintf("%q", r.dev)
+		add(chainVPNEgress, "ip daddr", r.dst.String(), "oifname", dev, "return")
+		add(chainVPNEgress, "ip daddr", r.dst.String(), "counter drop")
+	}
 }
 
 // renderRule renders one user firewall rule with its verdict.

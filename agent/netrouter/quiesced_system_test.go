@@ -165,7 +165,7 @@ func TestRouterQuiescedUpdate(t *testing.T) {
 	seen := map[string]bool{}
 	e.b.hook = func(step string) error {
 		seen[step] = true
-		if step == "nftables" {
+		if step == "vpn" {
 			return errors.New("injected failure")
 		}
 		return nil

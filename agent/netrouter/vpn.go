@@ -29,9 +29,11 @@ type vpnRoute struct {
 // subnets and returns them ordered. A VPN with a bad route fails alone:
 // its error (a *vpn.SpecError, for the VPN manager to report in its
 // status) is in failed, and only its valid routes are returned, so their
-// traffic still goes into the tunnel device (dropped there, never out
-// unencrypted) as with any VPN that does not run; only a VPN without an
-// id, which cannot be reported alone, is an error of the spec (bad).
+// traffic is held as that of any VPN that does not run: routed into the
+// tunnel device where it exists (no SA: dropped there), and kept from
+// every other interface by the ruleset's vpn_egress chain where it does
+// not (renderVPNEgress), never out unencrypted. Only a VPN without an id,
+// which cannot be reported alone, is an error of the spec (bad).
 func parseVPNs(spec *api.RouterSpec, subnets []subnet, bad func(string, ...any)) (out []vpnRoute, failed []error) {
 	for i, v := range spec.VPNs {
 		if v.ID == 0 {
@@ -135,7 +137,8 @@ func keepVPNLinks(d *desired, mode string, keep map[string]bool) {
 
 // EnsureVPNRoutes makes the routes of spec's VPNs match the spec; the
 // agent calls it after charon is up, since in libipsec mode the routes go
-// into charon's TUN device (Ensure skips them while it is missing).
+// into charon's TUN device (Ensure skips them while it is missing; the
+// ruleset drops the remote subnets' traffic meanwhile).
 func (b *Builder) EnsureVPNRoutes(ctx context.Context, spec *api.RouterSpec) (Result, error) {
 	return b.locked(spec, func(d *desired, _ *running, c *changes) error { return b.ensureVPN(ctx, d, c) })
 }
@@ -144,8 +147,9 @@ func (b *Builder) EnsureVPNRoutes(ctx context.Context, spec *api.RouterSpec) (Re
 // Ensure or EnsureVPNRoutes planned them. The agent calls it when charon
 // was restarted: in libipsec mode the kernel dropped the routes with the
 // dead charon's TUN device, and without them the remote subnets' traffic
-// would leave unencrypted by the default route until the next apply. A
-// router this builder has not applied (or has quiesced) is left alone.
+// is dropped by the ruleset (vpn_egress: it never takes the default
+// route out unencrypted) until the next apply. A router this builder has
+// not applied (or has quiesced) is left alone.
 func (b *Builder) RestoreVPNRoutes(ctx context.Context, id uint64) (Result, error) {
 	start := time.Now()
 	b.mu.Lock()
@@ -193,7 +197,10 @@ func (b *Builder) ensureVPN(_ context.Context, d *desired, c *changes) error {
 	for _, r := range routes {
 		l, err := ns.LinkByName(r.dev)
 		if isNotFound(err) {
-			// libipsec: charon is not up yet; EnsureVPNRoutes comes later.
+			// libipsec: charon is not up yet (or died, or its only VPN
+			// does not run); EnsureVPNRoutes or RestoreVPNRoutes comes
+			// later. Meanwhile the ruleset's vpn_egress chain drops the
+			// traffic that would take the default route instead.
 			missingDev = r.dev
 			continue
 		}

@@ -291,7 +291,8 @@ func TestVPNSiteToSite(t *testing.T) {
 		// No apply runs in between (the agent's would come at its resync
 		// interval, minutes away): the supervisor's restart alone must
 		// put the routes back, at once; until then B's traffic to A's
-		// subnet would leave by the default route, unencrypted.
+		// subnet is dropped (vpn_egress; before it, it left by the default
+		// route, unencrypted).
 		select {
 		case id := <-restarted:
 			if id != rB.ID {

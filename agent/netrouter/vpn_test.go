@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -64,8 +66,8 @@ func TestVPNPlan(t *testing.T) {
 // TestVPNPlanErrors: a VPN with a bad route fails alone: the router plans
 // without the bad route and the failure is a *vpn.SpecError of that VPN
 // for the VPN manager to report; its valid routes (into the tunnel device,
-// where traffic of a VPN that does not run is dropped) and the router's
-// other VPNs stay.
+// and fenced by vpn_egress, so traffic of a VPN that does not run is
+// dropped) and the router's other VPNs stay.
 func TestVPNPlanErrors(t *testing.T) {
 	for _, tc := range []struct {
 		route api.VPNRouteSpec
@@ -153,5 +155,106 @@ func TestVPNRuleset(t *testing.T) {
 	}
 	if strings.Contains(fake0.Dump(), "esp") {
 		t.Error("ESP accepted without VPNs")
+	}
+}
+
+// TestVPNEgressRuleset: a VPN's remote subnets leave the router only by
+// the device vpnPlan routes them into, checked first in forward (before
+// the established accept) and in output; anything else to them is
+// dropped, so a missing device (charon not up or dead, the VPN not
+// running) holds the traffic back instead of letting it follow the
+// default route out unencrypted. A remote subnet shared by two VPNs goes
+// to the lower id's device; nested ones (xfrm mode: different devices)
+// are matched most specific first, as the kernel routes them.
+func TestVPNEgressRuleset(t *testing.T) {
+	egress := func(s *api.RouterSpec, mode string) (fw, out, chain []string) {
+		t.Helper()
+		d, err := plan(s, testNames, ModeVXLAN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fake := knftables.NewFake(knftables.InetFamily, tableName)
+		tx := fake.NewTransaction()
+		renderRuleset(tx, d, rulesetOpts{nflogGroup: 100, vpnMode: mode})
+		if err := fake.Run(context.Background(), tx); err != nil {
+			t.Fatal(err)
+		}
+		dump := fake.Dump()
+		if !strings.Contains(dump, "add chain inet regent output { type filter hook output priority 0 ; policy accept ; }") {
+			t.Errorf("no output base chain:\n%s", dump)
+		}
+		return chainRules(dump, chainForward), chainRules(dump, chainOutput), chainRules(dump, chainVPNEgress)
+	}
+	// verdict runs chain for a packet to dst leaving by oif: "drop" or
+	// "return".
+	verdict := func(chain []string, dst, oif string) string {
+		a := netip.MustParseAddr(dst)
+		for _, r := range chain {
+			f := strings.Fields(r) // ip daddr <prefix> (oifname "<dev>" return | counter drop)
+			if !netip.MustParsePrefix(f[2]).Contains(a) {
+				continue
+			}
+			if f[3] == "oifname" {
+				if f[4] == strconv.Quote(oif) {
+					return "return"
+				}
+				continue
+			}
+			return f[len(f)-1]
+		}
+		return "return"
+	}
+
+	fw, out, chain := egress(vpnSpec(), vpn.ModeLibIPsec)
+	if len(fw) < 2 || fw[0] != "jump "+chainVPNEgress || fw[1] != "jump "+chainGlobal {
+		t.Errorf("forward does not start with the VPN egress check, then the established accept: %q", fw)
+	}
+	if !slices.Equal(out, []string{"jump " + chainVPNEgress}) {
+		t.Errorf("output %q", out)
+	}
+	for _, c := range []struct{ dst, oif, want string }{
+		{"192.168.9.7", "ipsec0", "return"},
+		{"192.168.9.7", "pub0", "drop"},
+		{"172.16.1.7", "pub0", "drop"},
+		{"172.16.2.200", "sub3", "drop"},
+		{"172.16.2.200", "ipsec0", "return"},
+		{"198.18.0.1", "pub0", "return"}, // the internet
+		{"10.0.0.5", "sub3", "return"},
+	} {
+		if got := verdict(chain, c.dst, c.oif); got != c.want {
+			t.Errorf("libipsec: to %s out of %s: %s, want %s (chain %q)", c.dst, c.oif, got, c.want, chain)
+		}
+	}
+	if slices.ContainsFunc(chain, func(r string) bool { return strings.HasSuffix(r, " drop") && !strings.HasSuffix(r, "counter drop") }) {
+		t.Errorf("a drop without a counter: %q", chain)
+	}
+
+	// xfrm mode: VPN 11's 172.16.0.0/16 contains VPN 12's 172.16.1.0/24;
+	// VPN 13 shares 172.16.0.0/16 with VPN 11 (routed into xfrm11).
+	s := sampleSpec()
+	s.VPNs = []api.VPNSpec{
+		{ID: 13, Routes: []api.VPNRouteSpec{{LocalSubnet: "10.0.0.0/24", RemoteSubnet: "172.16.0.0/16"}}},
+		{ID: 11, Routes: []api.VPNRouteSpec{{LocalSubnet: "10.0.0.0/24", RemoteSubnet: "172.16.0.0/16"}}},
+		{ID: 12, Routes: []api.VPNRouteSpec{{LocalSubnet: "10.0.0.0/24", RemoteSubnet: "172.16.1.0/24"}}},
+	}
+	_, _, chain = egress(s, vpn.ModeXFRM)
+	for _, c := range []struct{ dst, oif, want string }{
+		{"172.16.1.5", "xfrm12", "return"},
+		{"172.16.1.5", "xfrm11", "drop"}, // xfrm12 missing: the /16's route
+		{"172.16.1.5", "pub0", "drop"},
+		{"172.16.9.5", "xfrm11", "return"},
+		{"172.16.9.5", "xfrm13", "drop"},
+		{"172.16.9.5", "xfrm12", "drop"},
+		{"172.16.9.5", "pub0", "drop"},
+	} {
+		if got := verdict(chain, c.dst, c.oif); got != c.want {
+			t.Errorf("xfrm: to %s out of %s: %s, want %s (chain %q)", c.dst, c.oif, got, c.want, chain)
+		}
+	}
+
+	// Without VPNs: the chain is empty and nothing jumps to it.
+	fw, out, chain = egress(sampleSpec(), vpn.ModeLibIPsec)
+	if len(chain) != 0 || len(out) != 0 || slices.Contains(fw, "jump "+chainVPNEgress) {
+		t.Errorf("without VPNs: forward %q, output %q, vpn_egress %q", fw, out, chain)
 	}
 }

@@ -315,7 +315,8 @@ func TestAgentVPNs(t *testing.T) {
 		// minutes away: only the daemon's vpn.Config.Restarted hook
 		// (Builder.RestoreVPNRoutes after the supervisor's restart) can put
 		// them back within this test; without it B's traffic to A's subnet
-		// would leave by the default route, unencrypted, until then.
+		// would be dropped (the router's vpn_egress chain keeps it from
+		// the default route) until then.
 		b, a := sides[1], sides[0]
 		routes := func() string {
 			return strings.TrimSpace(sh(t, "ip", "-n", b.ns, "-4", "route", "show", "proto", "152"))

@@ -71,5 +71,10 @@
 // hosts without kernel XFRM/ESP (CI, containers); its ESP is always UDP
 // encapsulated and its policies have no interface ids, so in this mode
 // several VPNs of one router need traffic_selector to keep their traffic
-// apart.
+// apart. The TUN device exists only while charon runs (and the kernel
+// drops its routes when charon dies): the router fails closed meanwhile,
+// its ruleset letting a remote subnet's traffic out only by that device
+// (agent/netrouter, chain vpn_egress), so a VPN that is not up yet, whose
+// charon died, or that does not run holds its traffic back rather than
+// letting it take the default route out unencrypted.
 package vpn
