@@ -760,6 +760,7 @@ func TestComputeVPN(t *testing.T) {
 			t.Fatalf("a response carries the pre-shared key: %s", b)
 		}
 	}
+	vrAddr := c.Do("GET", apitest.Path("/iaas/virtual_router/", x.vr), nil, admin).Expect(200).Content()["ip_address"].(string)
 	bad := func(edit func(b map[string]any)) *apitest.Response {
 		b := vpnBody(f)
 		edit(b)
@@ -782,6 +783,12 @@ func TestComputeVPN(t *testing.T) {
 		{"remote overlaps the project", func(b map[string]any) {
 			b["routes"].([]any)[0].(map[string]any)["remote_subnet"] = "10.0.0.0/16"
 		}, "routes[0].remote_subnet", "iaas_vpn_create_126"},
+		{"remote holds the peer's gateway", func(b map[string]any) {
+			b["routes"].([]any)[0].(map[string]any)["remote_subnet"] = "203.0.113.0/24"
+		}, "routes[0].remote_subnet", "iaas_vpn_create_130"},
+		{"remote holds the router's address", func(b map[string]any) {
+			b["routes"].([]any)[0].(map[string]any)["remote_subnet"] = vrAddr + "/32"
+		}, "routes[0].remote_subnet", "iaas_vpn_create_130"},
 	} {
 		resp := bad(tc.edit)
 		if got := resp.FieldCode(tc.field); got != tc.code {

@@ -206,6 +206,18 @@ func (t *Txn) vpnRoutes(v *api.VPN, method string) error {
 			others = append(others, remote{netip.MustParsePrefix(r.RemoteSubnet), o.ID})
 		}
 	}
+	// The tunnel's own endpoints must stay outside its remote networks:
+	// the router would route the IKE and ESP packets to the peer into the
+	// tunnel they carry (and its VPN fence drops them), so it never comes up.
+	var endpoints []netip.Addr
+	if a, err := netip.ParseAddr(v.IKEGatewayValue); err == nil && v.IKEGatewayType == "public_ip" {
+		endpoints = append(endpoints, a)
+	}
+	if vr, ok := t.VirtualRouter(v.VirtualRouterID); ok {
+		if a, err := netip.ParseAddr(vr.IPAddress); err == nil {
+			endpoints = append(endpoints, a)
+		}
+	}
 	fe := api.FieldErrors{}
 	for i, r := range v.Routes {
 		f := fmt.Sprintf("routes[%d].", i)
@@ -221,6 +233,11 @@ func (t *Txn) vpnRoutes(v *api.VPN, method string) error {
 		for _, s := range subnets {
 			if netx.Overlaps(rp, netip.MustParsePrefix(s.CIDR)) {
 				fe.Add(f+"remote_subnet", c(126), "%s overlaps the project subnet %s.", rp, s.CIDR)
+			}
+		}
+		for _, a := range endpoints {
+			if rp.Contains(a) {
+				fe.Add(f+"remote_subnet", c(130), "%s holds %s, an end of the tunnel itself (the peer's gateway or the virtual router's public address).", rp, a)
 			}
 		}
 		for _, o := range others {
