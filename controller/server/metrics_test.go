@@ -1,8 +1,11 @@
 package server_test
 
 import (
+	"fmt"
+	"io"
 	"io/fs"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -132,5 +135,49 @@ func TestRequestLog(t *testing.T) {
 	q.Client(t).Do("GET", "/membership/member/", nil, q.RootToken).Expect(200)
 	if strings.Contains(quiet.String(), "request: ") {
 		t.Errorf("requests logged at info:\n%s", quiet.String())
+	}
+}
+
+// TestHTTPMetricLabelsAreBounded: the request histogram's labels take a
+// bounded set of values whatever clients send. An HTTP method is any token
+// a client makes up, and each new one was a new series (14 buckets and
+// more) from unauthenticated requests: unknown methods are "other", as
+// unmatched paths are route="unmatched".
+func TestHTTPMetricLabelsAreBounded(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	for i := range 20 {
+		for _, path := range []string{"/membership/member/", fmt.Sprintf("/no/such/path/%d", i)} {
+			req, _ := http.NewRequest(fmt.Sprintf("M%dX", i), n.URL+path, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+	}
+	resp, err := http.Get(n.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	methods, routes := map[string]bool{}, map[string]bool{}
+	series := regexp.MustCompile(`(?m)^regent_http_request_duration_seconds_count\{(.*)\} `)
+	for _, m := range series.FindAllStringSubmatch(string(body), -1) {
+		methods[regexp.MustCompile(`method="([^"]*)"`).FindStringSubmatch(m[1])[1]] = true
+		routes[regexp.MustCompile(`route="([^"]*)"`).FindStringSubmatch(m[1])[1]] = true
+	}
+	for m := range methods {
+		if !slices.Contains([]string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}, m) {
+			t.Errorf("method label %q", m)
+		}
+	}
+	if !methods["other"] {
+		t.Errorf("no method=\"other\" series among %v", methods)
+	}
+	for r := range routes {
+		if strings.Contains(r, "/no/such/") {
+			t.Errorf("route label %q: a raw path", r)
+		}
 	}
 }
