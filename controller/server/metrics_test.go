@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -13,8 +14,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/regentcloud/regent/controller/internal/apitest"
+	"github.com/regentcloud/regent/controller/server"
 	"github.com/regentcloud/regent/pkg/systemtest"
 )
 
@@ -179,5 +182,33 @@ func TestHTTPMetricLabelsAreBounded(t *testing.T) {
 		if strings.Contains(r, "/no/such/") {
 			t.Errorf("route label %q: a raw path", r)
 		}
+	}
+}
+
+// TestJSONLogDurations: with log_json a duration is written as the text
+// shows it ("1.5ms"), not as a bare number of nanoseconds a log pipeline
+// cannot tell from milliseconds or seconds.
+func TestJSONLogDurations(t *testing.T) {
+	var logs systemtest.Buffer
+	n := apitest.Start(t, apitest.Options{LogLevel: "debug", LogOutput: &logs,
+		Configure: func(c *server.Config) { c.LogJSON = true }})
+	n.Client(t).Do("GET", "/membership/member/", nil, n.RootToken).Expect(200)
+	found := false
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var entry map[string]any
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			t.Fatalf("not a JSON line: %q", line)
+		}
+		if entry["@message"] != "request" || entry["route"] != "/membership/member/{$}" {
+			continue
+		}
+		found = true
+		took, ok := entry["took"].(string)
+		if _, err := time.ParseDuration(took); !ok || err != nil {
+			t.Errorf("took = %#v in %s, want a duration such as \"1.5ms\"", entry["took"], line)
+		}
+	}
+	if !found {
+		t.Fatalf("no request line in the debug log:\n%s", logs.String())
 	}
 }
