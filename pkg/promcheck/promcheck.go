@@ -380,6 +380,9 @@ var targetLabels = map[string]bool{"job": true, "instance": true}
 
 var rateFuncs = []string{"rate", "irate", "increase"}
 
+// perSecond: rate() and irate() give a figure per second, increase() a count.
+var perSecond = []string{"rate", "irate"}
+
 func (c *checker) selector(s *selector) {
 	ser, ok := c.resolve(s.name)
 	if !ok {
@@ -517,6 +520,8 @@ func (c *checker) unit() {
 		quantile := s.within("histogram_quantile")
 		var want []string
 		switch {
+		case s.within("increase") && !s.within(perSecond...) && !quantile && !c.e.divides:
+			want = []string{"short", "none"}
 		case quantile && strings.HasSuffix(base, "_seconds"), !rated && strings.HasSuffix(base, "_seconds"):
 			want = []string{"s"}
 		case quantile && strings.HasSuffix(base, "_bytes"), !rated && strings.HasSuffix(base, "_bytes"):

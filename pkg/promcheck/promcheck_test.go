@@ -67,6 +67,8 @@ func TestCheck(t *testing.T) {
 		{`histogram_quantile(0.9, sum by (le) (rate(x_request_duration_seconds_bucket{job="j"}[5m])))`, "", "ms", `unit "ms"`},
 		{`sum(rate(x_queries_total{job="j"}[5m]))`, "", "short", `unit "short"`},
 		{`x_free_bytes{job="j"}`, "", "decmbytes", `unit "decmbytes"`},
+		{`sum(increase(x_queries_total{job="j"}[1h]))`, "", "short", ""},
+		{`sum(increase(x_queries_total{job="j"}[1h]))`, "", "ops", `unit "ops"`},
 	} {
 		d := dashboard(t, tc.expr, tc.legend, tc.unit)
 		if errs := d.Structure(); len(errs) > 0 {
