@@ -175,3 +175,33 @@ func TestFlagsShowDefaults(t *testing.T) {
 		}
 	}
 }
+
+// TestImageHasTheAgentsPackages: the image of deploy/Dockerfile, which the
+// compose agent runs with the network role, installs what that role needs
+// on the host (docs/operations.md, Agents): iproute2, nftables, dnsmasq,
+// and for VPNs strongSwan's charon-systemd, strongswan-swanctl,
+// libcharon-extra-plugins and libstrongswan-standard-plugins. The last one
+// is only recommended by libstrongswan, so --no-install-recommends left it
+// out, and without its openssl and gcm plugins charon refuses the API's
+// default proposals (ECP groups, AES-GCM).
+func TestImageHasTheAgentsPackages(t *testing.T) {
+	b, err := os.ReadFile("../deploy/Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.ReplaceAll(string(b), "\\\n", " ")
+	installed := map[string]bool{}
+	for _, m := range regexp.MustCompile(`apt-get install ([^&\n]*)`).FindAllStringSubmatch(text, -1) {
+		for _, w := range strings.Fields(m[1]) {
+			if !strings.HasPrefix(w, "-") {
+				installed[w] = true
+			}
+		}
+	}
+	for _, p := range []string{"iproute2", "nftables", "dnsmasq-base", "charon-systemd", "strongswan-swanctl",
+		"libcharon-extra-plugins", "libstrongswan-standard-plugins"} {
+		if !installed[p] {
+			t.Errorf("deploy/Dockerfile does not install %s", p)
+		}
+	}
+}
