@@ -24,6 +24,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/regentcloud/regent/agent/daemon"
 	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/logx"
 )
 
 func main() {
@@ -172,8 +173,8 @@ func run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := hclog.New(&hclog.LoggerOptions{Name: "regent-agent", Level: hclog.LevelFromString(cfg.LogLevel),
-		JSONFormat: cfg.LogJSON, Output: stderr})
+	log := logx.Durations(hclog.New(&hclog.LoggerOptions{Name: "regent-agent", Level: hclog.LevelFromString(cfg.LogLevel),
+		JSONFormat: cfg.LogJSON, Output: stderr}))
 	if err := daemon.CheckPrivileges(&cfg); err != nil {
 		return err
 	}

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -143,5 +145,61 @@ func TestServerClusterTokenFromEnvironment(t *testing.T) {
 	t.Setenv("REGENT_CLUSTER_TOKEN", "")
 	if cfg, err := serverConfig([]string{"-data-dir", t.TempDir(), "-join", "10.0.0.1:8080"}, &out); err != nil || cfg.Finish() == nil {
 		t.Fatalf("join with no token anywhere accepted: %v", err)
+	}
+}
+
+// TestDeployServerCommandLines: the regent-controller command lines of
+// deploy/docker-compose.yml (each controller's command) and of
+// deploy/Dockerfile (CMD) take only flags the server has, and make a
+// configuration that passes Finish (the compose controllers have their
+// cluster token in the environment).
+func TestDeployServerCommandLines(t *testing.T) {
+	t.Setenv(server.EnvClusterToken, "compose-token")
+	compose, err := os.ReadFile("../deploy/docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines [][]string
+	// command: >-  followed by its more indented lines
+	text := strings.Split(string(compose), "\n")
+	for i := 0; i < len(text); i++ {
+		if strings.TrimSpace(text[i]) != "command: >-" {
+			continue
+		}
+		indent := len(text[i]) - len(strings.TrimLeft(text[i], " "))
+		var words []string
+		for i++; i < len(text) && len(text[i])-len(strings.TrimLeft(text[i], " ")) > indent; i++ {
+			words = append(words, strings.Fields(text[i])...)
+		}
+		lines = append(lines, words)
+	}
+	if len(lines) != 3 {
+		t.Fatalf("%d controller commands in docker-compose.yml, want 3", len(lines))
+	}
+	dockerfile, err := os.ReadFile("../deploy/Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := regexp.MustCompile(`(?m)^CMD (\[.*\])$`).FindSubmatch(dockerfile)
+	if cmd == nil {
+		t.Fatal("no CMD in the Dockerfile")
+	}
+	var words []string
+	if err := json.Unmarshal(cmd[1], &words); err != nil {
+		t.Fatal(err)
+	}
+	lines = append(lines, words)
+	for _, words := range lines {
+		if len(words) == 0 || words[0] != "server" {
+			t.Errorf("%q: not a server command", words)
+			continue
+		}
+		cfg, err := serverConfig(words[1:], io.Discard)
+		if err == nil {
+			err = cfg.Finish()
+		}
+		if err != nil {
+			t.Errorf("%q: %v", words, err)
+		}
 	}
 }

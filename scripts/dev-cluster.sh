@@ -52,17 +52,24 @@ up() {
   if [[ ! -s $TOKEN_FILE ]]; then
     (umask 077; od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$TOKEN_FILE")
   fi
+  # A new cluster: node1 bootstraps and must lead before 2 and 3 join it. A cluster
+  # that exists already (up after down) has no leader until a majority runs: start
+  # every node at once and wait for each to know the leader.
+  local existing=0
+  [[ -s $ROOT_TOKEN_FILE ]] && existing=1
   start_node 1
   wait_until 30 port_open "$(http_addr 1)" || { echo "node1 did not listen; see $DIR/node1.log" >&2; exit 1; }
-  if wait_until 30 test -s "$ROOT_TOKEN_FILE"; then
-    wait_until 30 members || echo "warning: node1 has no leader yet; see $DIR/node1.log" >&2
-  else
-    echo "warning: $ROOT_TOKEN_FILE not written; see $DIR/node1.log" >&2
+  if ((!existing)); then
+    if wait_until 30 test -s "$ROOT_TOKEN_FILE"; then
+      wait_until 30 members || echo "warning: node1 has no leader yet; see $DIR/node1.log" >&2
+    else
+      echo "warning: $ROOT_TOKEN_FILE not written; see $DIR/node1.log" >&2
+    fi
   fi
   start_node 2
   start_node 3
-  for n in 2 3; do
-    wait_until 30 healthy "$n" || echo "warning: node$n has not joined; see $DIR/node$n.log" >&2
+  for n in "${NODES[@]}"; do
+    wait_until 30 healthy "$n" || echo "warning: node$n is not in a cluster with a leader; see $DIR/node$n.log" >&2
   done
   status
 }

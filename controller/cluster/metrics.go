@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -29,7 +30,7 @@ const metricsExpiration = 5 * time.Minute
 // InstallMetrics routes raft's and raft-boltdb's go-metrics to Prometheus:
 // one go-metrics Prometheus sink, registered on reg, becomes the global sink
 // of both go-metrics libraries, behind promNames, which names the series by
-// Prometheus conventions: the go-metrics key in snake case, timings in
+// Prometheus conventions: the go-metrics key (and label names) in snake case, timings in
 // seconds with the suffix _seconds, counters with _total, e.g.
 // raft_commit_time_seconds, raft_fsm_apply_seconds, raft_apply_total,
 // raft_boltdb_store_logs_seconds,
@@ -166,18 +167,7 @@ func promName(kind metricKind, key []string) string {
 		if i > 0 {
 			b.WriteByte('_')
 		}
-		for j, r := range part {
-			if unicode.IsUpper(r) {
-				if j > 0 {
-					b.WriteByte('_')
-				}
-				r = unicode.ToLower(r)
-			}
-			if r != '_' && !unicode.IsLetter(r) && !unicode.IsDigit(r) {
-				r = '_'
-			}
-			b.WriteRune(r)
-		}
+		b.WriteString(snakeCase(part))
 	}
 	switch kind {
 	case counterKind:
@@ -194,6 +184,49 @@ func promName(kind metricKind, key []string) string {
 		}
 	}
 	return b.String()
+}
+
+// snakeCase turns a camel-case go-metrics key part or label name into snake
+// case, an acronym as one word: getRPCType is get_rpc_type, rpcType rpc_type.
+func snakeCase(s string) string {
+	rs := []rune(s)
+	var b strings.Builder
+	for j, r := range rs {
+		if unicode.IsUpper(r) {
+			prev, next := rune(0), rune(0)
+			if j > 0 {
+				prev = rs[j-1]
+			}
+			if j+1 < len(rs) {
+				next = rs[j+1]
+			}
+			// a word starts here: after a lower-case letter or digit, or as
+			// the last capital of an acronym followed by lower case (RPCType)
+			if j > 0 && (unicode.IsLower(prev) || unicode.IsDigit(prev) || unicode.IsUpper(prev) && unicode.IsLower(next)) {
+				b.WriteByte('_')
+			}
+			r = unicode.ToLower(r)
+		}
+		if r != '_' && !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+			r = '_'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// promLabels names labels in snake case (raft's rpcType becomes rpc_type).
+func promLabels(in []metrics.Label) []metrics.Label {
+	for i, l := range in {
+		if n := snakeCase(l.Name); n != l.Name {
+			out := slices.Clone(in)
+			for j := i; j < len(out); j++ {
+				out[j].Name = snakeCase(out[j].Name)
+			}
+			return out
+		}
+	}
+	return in
 }
 
 // promNames renames go-metrics keys by promName before the Prometheus sink
@@ -237,7 +270,7 @@ func (p *promNames) SetGauge(key []string, val float32) {
 }
 func (p *promNames) SetGaugeWithLabels(key []string, val float32, labels []metrics.Label) {
 	if n := p.name(gaugeKind, key, true); !n.drop {
-		p.sink.SetGaugeWithLabels(n.key, val*n.scale, labels)
+		p.sink.SetGaugeWithLabels(n.key, val*n.scale, promLabels(labels))
 	}
 }
 func (p *promNames) EmitKey(key []string, val float32) {
@@ -252,7 +285,7 @@ func (p *promNames) IncrCounter(key []string, val float32) {
 }
 func (p *promNames) IncrCounterWithLabels(key []string, val float32, labels []metrics.Label) {
 	if n := p.name(counterKind, key, true); !n.drop {
-		p.sink.IncrCounterWithLabels(n.key, val, labels)
+		p.sink.IncrCounterWithLabels(n.key, val, promLabels(labels))
 	}
 }
 func (p *promNames) AddSample(key []string, val float32) {
@@ -262,6 +295,6 @@ func (p *promNames) AddSample(key []string, val float32) {
 }
 func (p *promNames) AddSampleWithLabels(key []string, val float32, labels []metrics.Label) {
 	if n := p.name(sampleKind, key, true); !n.drop {
-		p.sink.AddSampleWithLabels(n.key, val*n.scale, labels)
+		p.sink.AddSampleWithLabels(n.key, val*n.scale, promLabels(labels))
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-metrics"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -108,6 +109,9 @@ func TestPromName(t *testing.T) {
 		{gaugeKind, []string{"raft", "boltdb", "freePageBytes"}, "raft_boltdb_free_page_bytes"},
 		{gaugeKind, []string{"raft", "fsm", "lastRestoreDuration"}, "raft_fsm_last_restore_duration_seconds"},
 		{gaugeKind, []string{"raft", "peers"}, "raft_peers"},
+		// acronyms are one word (this was raft_net_get_r_p_c_type_seconds)
+		{sampleKind, []string{"raft", "net", "getRPCType"}, "raft_net_get_rpc_type_seconds"},
+		{sampleKind, []string{"raft", "net", "rpcDecode"}, "raft_net_rpc_decode_seconds"},
 	} {
 		if got := promName(tc.kind, tc.key); got != tc.want {
 			t.Errorf("promName(%v) = %s, want %s", tc.key, got, tc.want)
@@ -119,5 +123,33 @@ func TestPromName(t *testing.T) {
 	}
 	if n := p.name(sampleKind, []string{"raft", "replication", "heartbeat"}, true); n.drop || n.scale != 0.001 {
 		t.Errorf("the labelled heartbeat series: %+v", n)
+	}
+}
+
+// recordingSink records the names and label names it is given.
+type recordingSink struct {
+	metrics.BlackholeSink
+	got []string
+}
+
+func (r *recordingSink) AddSampleWithLabels(key []string, _ float32, labels []metrics.Label) {
+	s := strings.Join(key, ".")
+	for _, l := range labels {
+		s += " " + l.Name + "=" + l.Value
+	}
+	r.got = append(r.got, s)
+}
+
+// TestPromLabelsSnakeCase: label names are snake case too. raft labels
+// its transport timings rpcType, which promtool check metrics flags
+// ("label names should be written in 'snake_case' not 'camelCase'").
+func TestPromLabelsSnakeCase(t *testing.T) {
+	rec := &recordingSink{}
+	p := &promNames{sink: rec}
+	p.AddSampleWithLabels([]string{"raft", "net", "rpcDecode"}, 1, []metrics.Label{{Name: "rpcType", Value: "AppendEntries"}})
+	p.AddSampleWithLabels([]string{"raft", "replication", "appendEntries", "rpc"}, 1, []metrics.Label{{Name: "peer_id", Value: "n2"}})
+	want := []string{"raft_net_rpc_decode_seconds rpc_type=AppendEntries", "raft_replication_append_entries_rpc_seconds peer_id=n2"}
+	if strings.Join(rec.got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got %q, want %q", rec.got, want)
 	}
 }

@@ -1,8 +1,12 @@
 package server_test
 
 import (
+	"encoding/json"
+	"fmt"
+	"io"
 	"io/fs"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,8 +14,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/regentcloud/regent/controller/internal/apitest"
+	"github.com/regentcloud/regent/controller/server"
 	"github.com/regentcloud/regent/pkg/systemtest"
 )
 
@@ -132,5 +138,77 @@ func TestRequestLog(t *testing.T) {
 	q.Client(t).Do("GET", "/membership/member/", nil, q.RootToken).Expect(200)
 	if strings.Contains(quiet.String(), "request: ") {
 		t.Errorf("requests logged at info:\n%s", quiet.String())
+	}
+}
+
+// TestHTTPMetricLabelsAreBounded: the request histogram's labels take a
+// bounded set of values whatever clients send. An HTTP method is any token
+// a client makes up, and each new one was a new series (14 buckets and
+// more) from unauthenticated requests: unknown methods are "other", as
+// unmatched paths are route="unmatched".
+func TestHTTPMetricLabelsAreBounded(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	for i := range 20 {
+		for _, path := range []string{"/membership/member/", fmt.Sprintf("/no/such/path/%d", i)} {
+			req, _ := http.NewRequest(fmt.Sprintf("M%dX", i), n.URL+path, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+	}
+	resp, err := http.Get(n.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	methods, routes := map[string]bool{}, map[string]bool{}
+	series := regexp.MustCompile(`(?m)^regent_http_request_duration_seconds_count\{(.*)\} `)
+	for _, m := range series.FindAllStringSubmatch(string(body), -1) {
+		methods[regexp.MustCompile(`method="([^"]*)"`).FindStringSubmatch(m[1])[1]] = true
+		routes[regexp.MustCompile(`route="([^"]*)"`).FindStringSubmatch(m[1])[1]] = true
+	}
+	for m := range methods {
+		if !slices.Contains([]string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}, m) {
+			t.Errorf("method label %q", m)
+		}
+	}
+	if !methods["other"] {
+		t.Errorf("no method=\"other\" series among %v", methods)
+	}
+	for r := range routes {
+		if strings.Contains(r, "/no/such/") {
+			t.Errorf("route label %q: a raw path", r)
+		}
+	}
+}
+
+// TestJSONLogDurations: with log_json a duration is written as the text
+// shows it ("1.5ms"), not as a bare number of nanoseconds a log pipeline
+// cannot tell from milliseconds or seconds.
+func TestJSONLogDurations(t *testing.T) {
+	var logs systemtest.Buffer
+	n := apitest.Start(t, apitest.Options{LogLevel: "debug", LogOutput: &logs,
+		Configure: func(c *server.Config) { c.LogJSON = true }})
+	n.Client(t).Do("GET", "/membership/member/", nil, n.RootToken).Expect(200)
+	found := false
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var entry map[string]any
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			t.Fatalf("not a JSON line: %q", line)
+		}
+		if entry["@message"] != "request" || entry["route"] != "/membership/member/{$}" {
+			continue
+		}
+		found = true
+		took, ok := entry["took"].(string)
+		if _, err := time.ParseDuration(took); !ok || err != nil {
+			t.Errorf("took = %#v in %s, want a duration such as \"1.5ms\"", entry["took"], line)
+		}
+	}
+	if !found {
+		t.Fatalf("no request line in the debug log:\n%s", logs.String())
 	}
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/regentcloud/regent/controller/robot"
 	"github.com/regentcloud/regent/controller/state"
 	wire "github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/logx"
 )
 
 // RootTokenFile is the file, in the data dir, that holds the root token
@@ -78,8 +79,8 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 	if logOut == nil {
 		logOut = os.Stderr
 	}
-	log := hclog.New(&hclog.LoggerOptions{Name: "regent", Level: hclog.LevelFromString(cfg.LogLevel),
-		JSONFormat: cfg.LogJSON, Output: logOut, IncludeLocation: false})
+	log := logx.Durations(hclog.New(&hclog.LoggerOptions{Name: "regent", Level: hclog.LevelFromString(cfg.LogLevel),
+		JSONFormat: cfg.LogJSON, Output: logOut, IncludeLocation: false}))
 	s := &Server{cfg: cfg, log: log, out: out, registry: prometheus.NewRegistry(), fatal: make(chan error, 1)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -1,0 +1,60 @@
+package server_test
+
+import (
+	"net/http"
+	"testing"
+
+	mdns "github.com/miekg/dns"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/regentcloud/regent/pkg/promcheck"
+)
+
+// TestDashboardMatchesControllerMetrics: deploy/grafana-dashboard.json is
+// a dashboard Grafana can import (pkg/promcheck: datasource variable,
+// unique panel ids, ...), and every query of it that selects
+// job="regent-controller" names metrics a real controller exports after
+// some traffic (requests, a 404, a blocking query, a DNS query, a
+// registered agent), by the labels and label values they have, with
+// rate() on counters only, histogram_quantile on _bucket series, and the
+// panel unit of the metric's base unit. Scraped over HTTP as Prometheus
+// does. TestDashboardMatchesAgentMetrics (agent/daemon) checks the agent's
+// queries.
+func TestDashboardMatchesControllerMetrics(t *testing.T) {
+	d, err := promcheck.Load("../../deploy/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range d.Structure() {
+		t.Error(err)
+	}
+	e := newAgentEnv(t) // a region, an allocation, an agent's server and router
+	c, root := e.c, e.f.root
+	c.Do("GET", "/iaas/subnet/999999/", nil, root).Expect(404)
+	c.Do("GET", "/membership/user/?index=1000000&wait=20ms", nil, root).Expect(200)
+	e.c.Do("POST", "/v1/agent/heartbeat", map[string]any{"server_id": e.server, "health": "degraded", "detail": "libvirtd"}, e.robot).Expect(204)
+	m := new(mdns.Msg)
+	m.SetQuestion("www.example.com.", mdns.TypeA)
+	if _, _, err := new(mdns.Client).Exchange(m, e.f.n.Server.DNSAddr()); err != nil {
+		t.Fatalf("dns query: %v", err)
+	}
+
+	resp, err := http.Get(e.f.n.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, errs := d.Check("regent-controller", fams)
+	for _, err := range errs {
+		t.Error(err)
+	}
+	if n < 20 {
+		t.Errorf("only %d selectors of the controller checked", n)
+	}
+}
