@@ -29,6 +29,10 @@ const handoffDrain = 2 * time.Second
 // transferAttempts bounds the tries of a leadership transfer that times out.
 const transferAttempts = 3
 
+// newLeaderWait is how long a node that handed its leadership over waits
+// at least for the new leader's first heartbeat.
+const newLeaderWait = 5 * time.Second
+
 // ErrNoOtherVoter is returned by TransferLeadership when there is no voter
 // to hand leadership to.
 var ErrNoOtherVoter = errors.New("cluster: no other voter to take over leadership")
@@ -199,8 +203,11 @@ func (c *Cluster) TransferLeadership(ctx context.Context, to string) (string, er
 		return "", fmt.Errorf("cluster: leadership transfer failed: %w", c.mapRaftErr(err))
 	}
 	// raft's future completes when this node has stepped down; the new
-	// leader is known here with its first heartbeat.
-	wait := time.NewTimer(2 * orDefault(c.cfg.ElectionTimeout, DefaultElectionTimeout))
+	// leader is known here with its first heartbeat. That takes about a
+	// heartbeat, but a busy target (it has just won its vote) may take
+	// longer: the hand-over is done, so waiting a few seconds for it
+	// costs the operator less than a 503 for a transfer that worked.
+	wait := time.NewTimer(max(2*orDefault(c.cfg.ElectionTimeout, DefaultElectionTimeout), newLeaderWait))
 	defer wait.Stop()
 	for {
 		ch := c.changes.wait()
