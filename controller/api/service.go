@@ -270,6 +270,14 @@ func setIndex(w http.ResponseWriter, index uint64) {
 
 // Blocking waits, for ?index=N&wait=D, until the tables pass index N, and
 // then refreshes q.Txn. Without ?index it returns at once.
+//
+// The caller is authenticated again when the wait ends, against the state
+// it is answered from: a token revoked or expired, or a user deleted, while
+// the query waited is refused (401), and a user whose privileges changed is
+// answered as it is now (403 if the route is no longer its, else what it
+// may see now). A change of the caller's token or user ends the wait at
+// once, and the wait ends when the token expires, so that a caller who has
+// lost access is not kept waiting for an answer it will not get.
 func (q *Request) Blocking(tables ...string) error {
 	raw := q.URL.Query().Get("index")
 	if raw == "" {
@@ -290,10 +298,54 @@ func (q *Request) Blocking(tables ...string) error {
 	if rw, ok := q.W.(*respWriter); ok {
 		rw.blocking = true // its latency is the wait, not the work
 	}
-	ctx, cancel := context.WithTimeout(q.Context(), wait)
+	deadline := time.Now().Add(wait)
+	if exp := q.P.Expires; !exp.IsZero() && exp.Before(deadline) {
+		deadline = exp.Add(time.Second) // past it, so that the token is expired then
+	}
+	ctx, cancel := context.WithDeadline(q.Context(), deadline)
 	defer cancel()
-	q.API.store.Wait(ctx, min, tables...)
-	q.Txn = q.API.store.Read()
+	for {
+		tokenCh, userCh := q.Txn.CredentialWatch(q.P.TokenID, q.P.UserID)
+		wctx, stop := context.WithCancel(ctx)
+		changed := make(chan struct{})
+		go func() {
+			select {
+			case <-tokenCh:
+			case <-userCh:
+			case <-wctx.Done():
+				return
+			}
+			close(changed)
+			stop()
+		}()
+		q.API.store.Wait(wctx, min, tables...)
+		stop()
+		q.Txn = q.API.store.Read()
+		if err := q.reauthenticate(); err != nil {
+			return err
+		}
+		select {
+		case <-changed:
+			if ctx.Err() == nil {
+				continue // the caller keeps its access: wait on
+			}
+		default:
+		}
+		return nil
+	}
+}
+
+// reauthenticate resolves the request's token again against q.Txn and
+// checks the route's permission for the principal it now is.
+func (q *Request) reauthenticate() error {
+	p, err := auth.Authenticate(q.Txn, auth.FromRequest(q.Request), q.API.Now())
+	if err != nil {
+		return err
+	}
+	if err := q.API.perms.Check(p, q.App, q.Service, q.Action); err != nil {
+		return err
+	}
+	q.P = p
 	return nil
 }
 

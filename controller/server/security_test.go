@@ -1,0 +1,177 @@
+package server_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/regentcloud/regent/controller/internal/apitest"
+)
+
+// Tests of the fixes of a security review (DESIGN.md §7: tokens, roles,
+// another member's objects, secrets, limits).
+
+// blocked is the outcome of a request sent from another goroutine.
+type blocked struct {
+	status int
+	body   string
+	err    error
+	took   time.Duration
+}
+
+// startBlocking sends GET path with token from a goroutine (a blocking
+// query) and waits until the node serves it, so that what the test does
+// next happens while the query waits.
+func startBlocking(t *testing.T, n *apitest.Node, path, token string) <-chan blocked {
+	t.Helper()
+	before := inFlight(t, n)
+	out := make(chan blocked, 1)
+	go func() {
+		start := time.Now()
+		req, _ := http.NewRequest("GET", n.URL+path, nil)
+		req.Header.Set("X-Auth-Token", token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			out <- blocked{err: err, took: time.Since(start)}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		out <- blocked{status: resp.StatusCode, body: string(b), took: time.Since(start)}
+	}()
+	for deadline := time.Now().Add(20 * time.Second); inFlight(t, n) <= before; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the blocking query %s never started", path)
+		}
+	}
+	return out
+}
+
+// inFlight is regent_http_requests_in_flight, less the request that reads it.
+func inFlight(t *testing.T, n *apitest.Node) int {
+	t.Helper()
+	resp, err := http.Get(n.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "regent_http_requests_in_flight "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("in flight %q: %v", v, err)
+			}
+			return int(f) - 1
+		}
+	}
+	t.Fatal("no regent_http_requests_in_flight in /metrics")
+	return 0
+}
+
+func waitBlocked(t *testing.T, ch <-chan blocked, within time.Duration) blocked {
+	t.Helper()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			t.Fatalf("blocking query: %v", r.err)
+		}
+		return r
+	case <-time.After(within):
+		t.Fatalf("the blocking query did not end within %s", within)
+	}
+	return blocked{}
+}
+
+// TestBlockingQueryRefusedOnceTokenRevoked: a blocking query authenticates
+// again when it wakes, so a token revoked (or its user deleted, or its
+// privileges taken) while the query waits gets 401 (403), not the data;
+// and the revocation itself wakes the query, which does not wait out
+// ?wait for an answer it will refuse. Before the fix the query answered
+// 200 with the data at the next change, and held on otherwise.
+func TestBlockingQueryRefusedOnceTokenRevoked(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	f := newFixture(t, n)
+	index := func(path, token string) string {
+		return c.Do("GET", path, nil, token).Expect(200).Header.Get("X-Regent-Index")
+	}
+
+	t.Run("revoked, then the data changes", func(t *testing.T) {
+		id, secret := c.CreateToken(f.root, f.r.AdminA)
+		ch := startBlocking(t, n, "/membership/user/?index="+index("/membership/user/", secret)+"&wait=60s", secret)
+		c.Do("DELETE", apitest.Path("/membership/token/", id), nil, f.root).Expect(204)
+		c.CreateUser(f.root, f.r.MemberA, n.Unique("late"), false)
+		if r := waitBlocked(t, ch, 30*time.Second); r.status != 401 || strings.Contains(r.body, "late") {
+			t.Errorf("revoked token's blocking query: %d %s; want 401 and no data", r.status, r.body)
+		}
+	})
+	t.Run("revoked, nothing else changes", func(t *testing.T) {
+		id, secret := c.CreateToken(f.root, f.r.AdminA)
+		ch := startBlocking(t, n, "/membership/user/?index="+index("/membership/user/", secret)+"&wait=120s", secret)
+		c.Do("DELETE", apitest.Path("/membership/token/", id), nil, f.root).Expect(204)
+		if r := waitBlocked(t, ch, 60*time.Second); r.status != 401 {
+			t.Errorf("revoked token's blocking query: %d %s; want 401", r.status, r.body)
+		}
+	})
+	t.Run("expires", func(t *testing.T) {
+		exp := time.Now().Add(3 * time.Second).UTC().Format(time.RFC3339)
+		r := c.Do("POST", "/membership/token/", map[string]any{"user_id": f.r.AdminA, "expires": exp}, f.root).Expect(201)
+		secret := r.Content()["token"].(string)
+		ch := startBlocking(t, n, "/membership/user/?index="+index("/membership/user/", secret)+"&wait=120s", secret)
+		if r := waitBlocked(t, ch, 60*time.Second); r.status != 401 {
+			t.Errorf("expired token's blocking query: %d %s; want 401", r.status, r.body)
+		}
+	})
+	t.Run("user deleted", func(t *testing.T) {
+		doomed := c.CreateUser(f.root, f.r.MemberA, n.Unique("doomed"), true)
+		_, secret := c.CreateToken(f.root, doomed)
+		ch := startBlocking(t, n, "/membership/member/?index="+index("/membership/member/", secret)+"&wait=120s", secret)
+		c.Do("DELETE", apitest.Path("/membership/user/", doomed), nil, f.root).Expect(204)
+		if r := waitBlocked(t, ch, 60*time.Second); r.status != 401 {
+			t.Errorf("deleted user's blocking query: %d %s; want 401", r.status, r.body)
+		}
+	})
+	t.Run("global user made a member user", func(t *testing.T) {
+		op := c.CreateUser(f.root, 1, n.Unique("op"), false)
+		c.Do("PATCH", apitest.Path("/membership/user/", op), map[string]any{"global_active": true}, f.root).Expect(200)
+		_, secret := c.CreateToken(f.root, op)
+		ch := startBlocking(t, n, "/membership/member/?index="+index("/membership/member/", secret)+"&wait=120s", secret)
+		c.Do("PATCH", apitest.Path("/membership/user/", op), map[string]any{"global_active": false}, f.root).Expect(200)
+		c.CreateMember(f.root, n.Unique("new-tenant"))
+		r := waitBlocked(t, ch, 60*time.Second)
+		if r.status != 200 || strings.Contains(r.body, "new-tenant") || strings.Contains(r.body, fmt.Sprintf(`"id":%d,`, f.r.MemberA)) {
+			t.Errorf("demoted user's blocking member list: %d %s; want 200 with its own member only", r.status, r.body)
+		}
+	})
+	t.Run("a change of the user that keeps its access keeps the query waiting", func(t *testing.T) {
+		_, secret := c.CreateToken(f.root, f.r.AdminA)
+		start := time.Now()
+		ch := startBlocking(t, n, "/membership/member/?index="+index("/membership/member/", secret)+"&wait=2s", secret)
+		c.Do("PATCH", apitest.Path("/membership/user/", f.r.AdminA), map[string]any{"surname": "Changed"}, f.root).Expect(200)
+		r := waitBlocked(t, ch, 60*time.Second)
+		if r.status != 200 || time.Since(start) < 2*time.Second {
+			t.Errorf("blocking query after an unrelated change of its user: %d after %s; want 200 after the whole wait", r.status, time.Since(start))
+		}
+	})
+}
+
+// TestBlockingWorkRefusedOnceRobotTokenRevoked: an agent's long poll of its
+// work (which carries VPN pre-shared keys) is refused once its robot token
+// is revoked, at the revocation.
+func TestBlockingWorkRefusedOnceRobotTokenRevoked(t *testing.T) {
+	e := newAgentEnv(t)
+	c := e.c.For(t)
+	id, robot := c.CreateRobotToken(e.f.root, e.f.reg)
+	path := fmt.Sprintf("/v1/agent/work?router_id=%d", e.router)
+	idx := c.Do("GET", path, nil, robot).Expect(200).Header.Get("X-Regent-Index")
+	ch := startBlocking(t, e.f.n, path+"&index="+idx+"&wait=120s", robot)
+	c.Do("DELETE", apitest.Path("/membership/token/", id), nil, e.f.root).Expect(204)
+	if r := waitBlocked(t, ch, 60*time.Second); r.status != 401 {
+		t.Errorf("revoked robot token's work poll: %d %s; want 401", r.status, r.body)
+	}
+}
