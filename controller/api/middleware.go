@@ -290,6 +290,17 @@ func (f *forwarder) forward(w *respWriter, r *http.Request) {
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		w.blocking = r.URL.Query().Get("index") != ""
 	}
+	if bodyLimit(r) > MaxBodyBytes {
+		// A body larger than a request body (a snapshot restore) goes to
+		// disk before it is forwarded: only for a caller this node
+		// authenticates as allowed to send it, or anyone could fill the
+		// disk of a follower. (A token made a moment ago may not have
+		// reached this node yet: retry, or send to the leader.)
+		if err := f.a.mayUpload(r); err != nil {
+			WriteError(w, err)
+			return
+		}
+	}
 	body, err := forwardBody(r)
 	if err != nil {
 		WriteError(w, err)

@@ -44,6 +44,17 @@ func bodyLimit(r *http.Request) int64 {
 	return MaxBodyBytes
 }
 
+// mayUpload checks, on this node's state, that r's caller may use the
+// route whose body may exceed MaxBodyBytes (a snapshot restore: operator
+// update), before a follower reads that body to forward it.
+func (a *API) mayUpload(r *http.Request) error {
+	p, err := a.Authenticate(r)
+	if err != nil {
+		return err
+	}
+	return a.perms.Check(p, "regent", "operator", auth.Update)
+}
+
 func (a *API) registerCore() {
 	a.mux.HandleFunc("GET /healthz", a.healthz)
 	a.mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))

@@ -1,15 +1,18 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/regentcloud/regent/controller/internal/apitest"
+	"github.com/regentcloud/regent/controller/server"
 )
 
 // Tests of the fixes of a security review (DESIGN.md §7: tokens, roles,
@@ -174,4 +177,116 @@ func TestBlockingWorkRefusedOnceRobotTokenRevoked(t *testing.T) {
 	if r := waitBlocked(t, ch, 60*time.Second); r.status != 401 {
 		t.Errorf("revoked robot token's work poll: %d %s; want 401", r.status, r.body)
 	}
+}
+
+// startFollower joins a second node to n and waits until it is a follower
+// that has caught up with the root token.
+func startFollower(t *testing.T, n *apitest.Node) *server.Server {
+	t.Helper()
+	cfg := server.Defaults()
+	cfg.NodeID, cfg.DataDir = "follower", t.TempDir()
+	cfg.HTTPAddr, cfg.RaftAddr, cfg.DNSAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Join, cfg.ClusterToken, cfg.LogLevel = n.URL, n.ClusterToken, "error"
+	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = "200ms", "200ms", "100ms"
+	follower, err := server.New(cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		follower.Shutdown(ctx)
+	})
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		req, _ := http.NewRequest("GET", follower.URL()+"/membership/member/?stale=true", nil)
+		req.Header.Set("X-Auth-Token", n.RootToken)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 && !follower.Cluster().IsLeader() {
+				return follower
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the follower never caught up")
+		}
+	}
+}
+
+// countingZeros is a body of n zero bytes that counts what was read of it.
+type countingZeros struct {
+	n    int64
+	read atomic.Int64
+}
+
+func (z *countingZeros) Read(p []byte) (int, error) {
+	left := z.n - z.read.Load()
+	if left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > left {
+		p = p[:left]
+	}
+	clear(p)
+	z.read.Add(int64(len(p)))
+	return len(p), nil
+}
+
+// TestFollowerRefusesLargeUploadOfAnUnauthorisedCaller: a follower keeps a
+// snapshot restore's body (up to 4 GiB) in a temporary file before it
+// forwards it to the leader, which authenticates. It takes it from a caller
+// it authenticates as allowed to restore only: without a token, or with
+// one that may not restore, it answers at once without reading the body.
+// Before the fix anyone could make a follower write 4 GiB to its disk per
+// request.
+func TestFollowerRefusesLargeUploadOfAnUnauthorisedCaller(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	f := newFixture(t, n)
+	follower := startFollower(t, n)
+	const size = 128 << 20
+	for _, tc := range []struct {
+		name, token string
+		want        int
+	}{
+		{"no token", "", 401},
+		{"bad token", "rgt_nonsense", 401},
+		{"member admin", f.r.Token(apitest.MemberAdmin), 403},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := &countingZeros{n: size}
+			req, _ := http.NewRequest("PUT", follower.URL()+"/v1/operator/snapshot", body)
+			req.ContentLength = size
+			req.Header.Set("Content-Type", "application/octet-stream")
+			if tc.token != "" {
+				req.Header.Set("X-Auth-Token", tc.token)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				// the node may close the connection while the body is sent
+				t.Logf("PUT: %v (read %d bytes)", err, body.read.Load())
+			} else {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != tc.want {
+					t.Errorf("PUT snapshot on a follower: %d %s; want %d", resp.StatusCode, b, tc.want)
+				}
+			}
+			if got := body.read.Load(); got > size/4 {
+				t.Errorf("the follower took %d of %d bytes of an unauthorised upload", got, size)
+			}
+		})
+	}
+	t.Run("global user", func(t *testing.T) {
+		// still forwarded: the leader refuses a body that is no snapshot
+		req, _ := http.NewRequest("PUT", follower.URL()+"/v1/operator/snapshot", strings.NewReader(strings.Repeat("x", 2<<20)))
+		req.Header.Set("X-Auth-Token", f.root)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || !strings.Contains(string(b), "regent_operator_snapshot_101") || resp.Header.Get("X-Regent-Forwarded-To") == "" {
+			t.Errorf("global user's restore through a follower: %d %s (forwarded to %q); want the leader's 400", resp.StatusCode, b, resp.Header.Get("X-Regent-Forwarded-To"))
+		}
+	})
 }
