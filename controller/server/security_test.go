@@ -290,3 +290,42 @@ func TestFollowerRefusesLargeUploadOfAnUnauthorisedCaller(t *testing.T) {
 		}
 	})
 }
+
+// TestReverseZonesAreTheRegions: a reverse zone, made by the first PTR
+// record of its /24 (or /48) and owned by the global member, holds the PTR
+// records of every member: it is the region's, seen and deleted by global
+// users only. Before the fix any user of the global member that is not
+// global (an administrator of member 1, or a plain user) listed it (with
+// the id of the last member user who wrote a PTR in it) and could delete
+// it, and with it the PTR records of other members.
+func TestReverseZonesAreTheRegions(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	f := newFixture(t, n)
+	adminB := f.r.Token(apitest.OtherMember)
+	asn := c.Do("POST", "/iaas/asn/", map[string]any{"member_id": f.r.MemberB, "number": 64600}, f.root).Expect(201).ID()
+	alloc := c.Do("POST", "/iaas/allocation/", map[string]any{"asn_id": asn, "address_range": "198.51.100.0/24", "type": "public", "name": "b"}, f.root).Expect(201).ID()
+	subnet := c.Do("POST", "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": "198.51.100.1/26", "name": "b"}, adminB).Expect(201).ID()
+	c.Do("POST", "/iaas/ip_address/", map[string]any{"subnet_id": subnet, "address": "198.51.100.5", "name": "b"}, adminB).Expect(201)
+	ptr := c.Do("POST", "/iaas/ptr_record/", map[string]any{"ip_address": "198.51.100.5", "content": "www.b.example"}, adminB).Expect(201).Content()
+	zone := uint64(ptr["domain_id"].(float64))
+
+	for _, admin := range []bool{true, false} {
+		u := c.CreateUser(f.root, 1, n.Unique("cix-staff"), admin)
+		_, tok := c.CreateToken(f.root, u)
+		for _, d := range c.Do("GET", "/iaas/domain/?limit=100", nil, tok).Expect(200).List().Content {
+			if d["name"] == "100.51.198.in-addr.arpa" {
+				t.Errorf("a non-global user of member 1 (admin %v) lists the reverse zone: %v", admin, d)
+			}
+		}
+		c.Do("GET", apitest.Path("/iaas/domain/", zone), nil, tok).Expect(404)
+		c.Do("DELETE", apitest.Path("/iaas/domain/", zone), nil, tok).Expect(404)
+		r := c.Do("POST", "/iaas/record/", map[string]any{"domain_id": zone, "name": "6.100.51.198.in-addr.arpa", "type": "A", "content": "192.0.2.1"}, tok).Expect(400)
+		if got := r.FieldCode("domain_id"); got != "iaas_record_create_103" {
+			t.Errorf("a record in the reverse zone by a non-global user of member 1: domain_id error %q, want iaas_record_create_103 (no such domain)", got)
+		}
+	}
+	c.Do("GET", apitest.Path("/iaas/ptr_record/", uint64(ptr["id"].(float64))), nil, adminB).Expect(200)
+	c.Do("GET", apitest.Path("/iaas/domain/", zone), nil, f.root).Expect(200)
+	c.Do("GET", apitest.Path("/iaas/domain/", zone), nil, adminB).Expect(404)
+}
