@@ -329,3 +329,27 @@ func TestReverseZonesAreTheRegions(t *testing.T) {
 	c.Do("GET", apitest.Path("/iaas/domain/", zone), nil, f.root).Expect(200)
 	c.Do("GET", apitest.Path("/iaas/domain/", zone), nil, adminB).Expect(404)
 }
+
+// TestVPNStatusOfAnotherRegionIsHidden: a robot token sees the VPNs of its
+// region only, their live status included. Before the fix the status route
+// also showed a robot the VPNs of its token's member (robot tokens are made
+// by global users, so: every VPN of member 1) in every region, while the
+// VPN itself was 404 to it.
+func TestVPNStatusOfAnotherRegionIsHidden(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	f := newFixture(t, n)
+	x := newComputeRegion(c, f.root, f.reg)
+	project := cloudID(c.Do("POST", "/iaas/cloud/", cloudBody(n.Unique("p"), f.reg, x, 0), f.root).Expect(201))
+	cloud := c.Do("GET", apitest.Path("/iaas/cloud/", project), nil, f.root).Expect(200).Content()
+	vr := uint64(cloud["virtual_router"].(map[string]any)["id"].(float64))
+	subnet := cloud["subnets"].([]any)[0].(map[string]any)
+	vpn := create(c, f.root, "/iaas/vpn/", map[string]any{"virtual_router_id": vr, "ike_gateway_value": "203.0.113.7",
+		"ike_pre_shared_key": testPSK, "routes": []any{map[string]any{"local_subnet_id": subnet["id"], "remote_subnet": "198.18.7.0/24"}}})
+	other := f.r.Token(apitest.Robot) // a robot of another region, made by root
+	c.Do("GET", apitest.Path("/iaas/vpn/", vpn), nil, other).Expect(404)
+	c.Do("GET", apitest.Path("/iaas/vpn_status/", vpn), nil, other).Expect(404)
+	c.Do("GET", apitest.Path("/iaas/vpn_status/", vpn), nil, x.robotR).Expect(200)
+	c.Do("GET", apitest.Path("/iaas/vpn_status/", vpn), nil, f.r.Token(apitest.MemberAdmin)).Expect(404)
+	c.Do("GET", apitest.Path("/iaas/vpn_status/", vpn), nil, f.root).Expect(200)
+}
