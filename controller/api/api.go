@@ -58,6 +58,9 @@ type Config struct {
 	ForwardTLS *tls.Config
 	// Health reports extra health conditions for /healthz (nil = healthy).
 	Health func() error
+	// BodyTimeout bounds how long a client may take to send a request body
+	// (default 30s); see timedBody.
+	BodyTimeout time.Duration
 	// Placement overrides the factors of the CloudCIX VM placement score
 	// (nil: wire.DefaultPlacement). The leader stamps them into commands.
 	Placement *wire.PlacementFactors
@@ -95,6 +98,9 @@ func New(cfg Config, c Cluster, store *state.Store, log hclog.Logger, reg *prome
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.BodyTimeout == 0 {
+		cfg.BodyTimeout = 30 * time.Second
 	}
 	a := &API{cfg: cfg, cluster: c, store: store, log: log.Named("http"), perms: auth.Permissions(),
 		mux: http.NewServeMux(), reg: reg}

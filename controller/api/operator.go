@@ -399,6 +399,7 @@ func (l *lazyWriter) Write(b []byte) (int, error) {
 
 func (a *API) snapshotRestore(q *Request) error {
 	before := q.Txn.NodeList()
+	allowLongBody(q.Body) // the caller is authorised: the upload may be large
 	body := http.MaxBytesReader(nil, q.Body, bodyLimit(q.Request))
 	err := a.cluster.SnapshotRestore(q.Context(), body, state.Validate)
 	if err != nil {

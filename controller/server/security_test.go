@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -352,4 +353,91 @@ func TestVPNStatusOfAnotherRegionIsHidden(t *testing.T) {
 	c.Do("GET", apitest.Path("/iaas/vpn_status/", vpn), nil, x.robotR).Expect(200)
 	c.Do("GET", apitest.Path("/iaas/vpn_status/", vpn), nil, f.r.Token(apitest.MemberAdmin)).Expect(404)
 	c.Do("GET", apitest.Path("/iaas/vpn_status/", vpn), nil, f.root).Expect(200)
+}
+
+// trickle sends a request with a body of size bytes one byte every step on
+// a raw connection, for at most total, and reports whether the node ended
+// it (answered or closed the connection) and after how long.
+func trickle(t *testing.T, addr, head string, size int, step, total time.Duration) (ended bool, after time.Duration, answer string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	if _, err := fmt.Fprintf(conn, "%sContent-Length: %d\r\n\r\n", head, size); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(conn) // until the node closes the connection
+		got <- string(b)
+	}()
+	for sent := 0; time.Since(start) < total; sent++ {
+		select {
+		case a := <-got:
+			return true, time.Since(start), a
+		case <-time.After(step):
+		}
+		if sent < size {
+			conn.Write([]byte{' '})
+		}
+	}
+	return false, time.Since(start), ""
+}
+
+// TestSlowRequestBodyIsCutOff: a client must send a request body within
+// the body timeout (30s; 1s here): a connection that trickles its body,
+// with or without a token, is answered and closed then, instead of being
+// held for as long as the client likes (the node has no ReadTimeout, which
+// would also end blocking queries). An authorised snapshot upload, which
+// may be large, only has to keep moving. Before the fix the trickling
+// connections were still open after 20s.
+func TestSlowRequestBodyIsCutOff(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{Configure: func(c *server.Config) { c.BodyTimeout = time.Second }})
+	c := n.Client(t)
+	addr := strings.TrimPrefix(n.URL, "http://")
+	for _, tc := range []struct{ name, head string }{
+		{"no token", "POST /iaas/vm/ HTTP/1.1\r\nHost: x\r\n"},
+		{"root token", "POST /membership/member/ HTTP/1.1\r\nHost: x\r\nX-Auth-Token: " + n.RootToken + "\r\n"},
+		{"snapshot upload without a token", "PUT /v1/operator/snapshot HTTP/1.1\r\nHost: x\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ended, after, answer := trickle(t, addr, tc.head, 100000, 200*time.Millisecond, 20*time.Second)
+			if !ended {
+				t.Fatalf("a body trickled for %s was still being taken", after)
+			}
+			t.Logf("ended after %s: %.80q", after, answer)
+		})
+	}
+	t.Run("a body sent in time is taken", func(t *testing.T) {
+		c.Do("POST", "/membership/member/", map[string]any{"name": n.Unique("m")}, n.RootToken).Expect(201)
+	})
+	t.Run("an authorised snapshot upload that keeps moving is taken", func(t *testing.T) {
+		snap := c.Do("GET", "/v1/operator/snapshot", nil, n.RootToken).Expect(200).Body
+		body := &slowReader{data: snap, chunk: max(len(snap)/8, 1), pause: 300 * time.Millisecond}
+		start := time.Now()
+		r := c.DoHeader("PUT", "/v1/operator/snapshot", body, http.Header{"X-Auth-Token": {n.RootToken}, "Content-Type": {"application/octet-stream"}})
+		if r.Status != 200 || time.Since(start) < 2*time.Second {
+			t.Errorf("a slow authorised restore: %d after %s: %s", r.Status, time.Since(start), r.Body)
+		}
+	})
+}
+
+// slowReader hands out data chunk bytes at a time, pausing before each.
+type slowReader struct {
+	data  []byte
+	chunk int
+	pause time.Duration
+}
+
+func (s *slowReader) Read(p []byte) (int, error) {
+	if len(s.data) == 0 {
+		return 0, io.EOF
+	}
+	time.Sleep(s.pause)
+	n := copy(p[:min(len(p), s.chunk)], s.data)
+	s.data = s.data[n:]
+	return n, nil
 }

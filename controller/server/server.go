@@ -140,7 +140,8 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		return nil, err
 	}
 	factors := cfg.Factors()
-	s.api = api.New(api.Config{ClusterToken: cfg.ClusterToken, OpenAPI: openapiJSON, ForwardTLS: forwardTLS, Placement: &factors},
+	s.api = api.New(api.Config{ClusterToken: cfg.ClusterToken, OpenAPI: openapiJSON, ForwardTLS: forwardTLS, Placement: &factors,
+		BodyTimeout: cfg.BodyTimeout},
 		s.cluster, s.store, log, s.registry)
 	s.heartbeats = robot.NewHeartbeats(cfg.agentDownAfter(), s.cluster.Term, s.cluster.IsLeader)
 	s.registry.MustRegister(newAgentHealthCollector(s.store, s.heartbeats))
