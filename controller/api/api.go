@@ -58,6 +58,10 @@ type Config struct {
 	ForwardTLS *tls.Config
 	// Health reports extra health conditions for /healthz (nil = healthy).
 	Health func() error
+	// TenantMetrics gathers the metrics that name tenants' objects (their
+	// address blocks): /metrics adds them for a global user's or a robot's
+	// token only.
+	TenantMetrics prometheus.Gatherer
 	// BodyTimeout bounds how long a client may take to send a request body
 	// (default 30s); see timedBody.
 	BodyTimeout time.Duration

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/regentcloud/regent/controller/auth"
 	"github.com/regentcloud/regent/controller/cluster"
@@ -57,7 +58,7 @@ func (a *API) mayUpload(r *http.Request) error {
 
 func (a *API) registerCore() {
 	a.mux.HandleFunc("GET /healthz", a.healthz)
-	a.mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
+	a.mux.HandleFunc("GET /metrics", a.serveMetrics())
 	a.mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(a.cfg.OpenAPI)
@@ -69,6 +70,35 @@ func (a *API) registerCore() {
 	a.mux.HandleFunc("GET "+snapshotPath, a.route("regent", "operator", auth.Read, a.snapshotSave))
 	a.mux.HandleFunc("PUT "+snapshotPath, a.route("regent", "operator", auth.Update, a.snapshotRestore))
 	a.mux.HandleFunc("POST /v1/operator/join", a.join)
+}
+
+// serveMetrics answers /metrics. Without a token it shows the node's own
+// metrics (as Nomad does; Prometheus needs no credential for them); the
+// series that name tenants' networks (Config.TenantMetrics) are shown only
+// to a token of a global user or a robot (the "metrics" row of the
+// permission table), and a token that is bad (401) or may not see them
+// (403) is refused rather than silently given less.
+func (a *API) serveMetrics() http.HandlerFunc {
+	public := promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{})
+	full := public
+	if a.cfg.TenantMetrics != nil {
+		full = promhttp.HandlerFor(prometheus.Gatherers{a.reg, a.cfg.TenantMetrics}, promhttp.HandlerOpts{})
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		if auth.FromRequest(r) == "" {
+			public.ServeHTTP(w, r)
+			return
+		}
+		p, err := a.Authenticate(r)
+		if err == nil {
+			err = a.perms.Check(p, "regent", "metrics", auth.Read)
+		}
+		if err != nil {
+			WriteError(w, err)
+			return
+		}
+		full.ServeHTTP(w, r)
+	}
 }
 
 func (a *API) healthz(w http.ResponseWriter, r *http.Request) {

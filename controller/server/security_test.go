@@ -441,3 +441,49 @@ func (s *slowReader) Read(p []byte) (int, error) {
 	s.data = s.data[n:]
 	return n, nil
 }
+
+// TestMetricsShowTenantsOnlyToTheRegion: /metrics needs no token, as
+// Nomad's (Prometheus scrapes it as it is), but the series that name
+// tenants' networks (regent_ipam_block_*{cidr}: every member's
+// allocations and Melange blocks) are only in the answer to a token of a
+// global user or a robot (Consul asks agent:read for all of it). A token
+// that may not see them is 403, a bad one 401. Before the fix anyone who
+// reached the API port read every tenant's address blocks and their use.
+func TestMetricsShowTenantsOnlyToTheRegion(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	f := newFixture(t, n)
+	asn := create(c, f.root, "/iaas/asn/", map[string]any{"member_id": f.r.MemberB, "number": 64998})
+	create(c, f.root, "/iaas/allocation/", map[string]any{"asn_id": asn, "address_range": "10.78.0.0/24", "name": "b"})
+	tenant := `cidr="10.78.0.0/24"`
+
+	anon := string(c.Do("GET", "/metrics", nil, "").Expect(200).Body)
+	if strings.Contains(anon, tenant) || strings.Contains(anon, "regent_ipam_block_") {
+		t.Errorf("/metrics without a token shows tenants' blocks:\n%s", grepLines(anon, "regent_ipam_block_"))
+	}
+	if !strings.Contains(anon, "regent_http_requests_in_flight ") || !strings.Contains(anon, "regent_raft_leader ") {
+		t.Error("/metrics without a token lacks the node's own metrics")
+	}
+	for _, role := range []apitest.Role{apitest.Global, apitest.Robot} {
+		if m := string(c.Do("GET", "/metrics", nil, f.r.Token(role)).Expect(200).Body); !strings.Contains(m, tenant) || !strings.Contains(m, "regent_raft_leader ") {
+			t.Errorf("/metrics with a %s token lacks the IPAM series or the node's own", role)
+		}
+	}
+	for _, role := range []apitest.Role{apitest.MemberAdmin, apitest.MemberUser, apitest.OtherMember} {
+		if got := c.Do("GET", "/metrics", nil, f.r.Token(role)).Expect(403).ErrorCode(); got != "regent_metrics_read_201" {
+			t.Errorf("/metrics with a %s token: error_code %q", role, got)
+		}
+	}
+	c.Do("GET", "/metrics", nil, "rgt_nonsense").Expect(401)
+}
+
+// grepLines is the lines of text that contain sub.
+func grepLines(text, sub string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
