@@ -112,8 +112,10 @@ func Authenticate(rt *state.ReadTxn, secret string, now time.Time) (*Principal, 
 	}
 	var expires time.Time
 	if tok.Expires != "" {
+		// An expiry that cannot be read (the API writes none, a restored
+		// snapshot might) fails closed: it is not "never".
 		exp, err := time.Parse(time.RFC3339, tok.Expires)
-		if err == nil && now.After(exp) {
+		if err != nil || now.After(exp) {
 			return nil, invalid
 		}
 		expires = exp
