@@ -90,6 +90,10 @@ type Service[T wire.Object] struct {
 	SlashKey bool
 	// Visible hides other members' objects (they are 404); nil shows all.
 	Visible func(*Request, T) bool
+	// Redact, when set, is what the caller may see of a visible object
+	// (a copy without other members' parts): lists filter and render it,
+	// reads and writes answer with it.
+	Redact func(*Request, T) T
 	// View projects a stored object to its response form; nil sends T.
 	View func(T) any
 	// Expand, when set, replaces View for views that include related
@@ -370,7 +374,7 @@ func (s *Service[T]) list(q *Request) error {
 	var items []T
 	for _, v := range s.All(q.Txn) {
 		if s.visible(q, v) {
-			items = append(items, v)
+			items = append(items, s.redact(q, v))
 		}
 	}
 	// url.Values drops a pair it cannot decode; a list answered without
@@ -438,8 +442,15 @@ func (s *Service[T]) read(q *Request) error {
 	w := q.W
 	setIndex(w, q.Txn.MaxIndex(s.Tables...))
 	w.Header().Set("ETag", strconv.Quote(strconv.FormatUint(v.GetMeta().ModifiedIndex, 10)))
-	WriteJSON(w, http.StatusOK, wire.Item[any]{Content: s.render(q.Txn, v)})
+	WriteJSON(w, http.StatusOK, wire.Item[any]{Content: s.render(q.Txn, s.redact(q, v))})
 	return nil
+}
+
+func (s *Service[T]) redact(q *Request, v T) T {
+	if s.Redact == nil {
+		return v
+	}
+	return s.Redact(q, v)
 }
 
 // render is the response form of v, read in r when the service expands.
@@ -467,7 +478,7 @@ func (s *Service[T]) create(q *Request) error {
 	}
 	w := q.W
 	setIndex(w, index)
-	view := s.render(q.API.store.Read(), v.(T))
+	view := s.render(q.API.store.Read(), s.redact(q, v.(T)))
 	if q.Created != nil {
 		view = q.Created(v)
 	}
@@ -521,7 +532,7 @@ func (s *Service[T]) update(q *Request, partial bool) error {
 		}
 		w := q.W
 		setIndex(w, index)
-		WriteJSON(w, http.StatusOK, wire.Item[any]{Content: s.render(q.API.store.Read(), v.(T))})
+		WriteJSON(w, http.StatusOK, wire.Item[any]{Content: s.render(q.API.store.Read(), s.redact(q, v.(T)))})
 		return nil
 	}
 }

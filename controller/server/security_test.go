@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -486,4 +487,37 @@ func grepLines(text, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestRegionShowsTenantsOnlyThemselves: a region lists its customers, the
+// members that may build in it; a member's user sees itself in that list,
+// not the other customers (another member's business is 404, and so is
+// the fact that it is a customer here), and cannot find them by filtering.
+// Global users (and the region's robots) see them all. Before the fix
+// every customer saw every other's member id.
+func TestRegionShowsTenantsOnlyThemselves(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	f := newFixture(t, n)
+	reg := c.CreateRegion(f.root, n.Unique("shared"), f.r.MemberA, f.r.MemberB)
+	customers := func(token string) []any {
+		return c.Do("GET", apitest.Path("/membership/region/", reg), nil, token).Expect(200).Content()["customers"].([]any)
+	}
+	if got := customers(f.r.Token(apitest.MemberUser)); len(got) != 1 || uint64(got[0].(float64)) != f.r.MemberA {
+		t.Errorf("member A's user sees customers %v, want [%d]", got, f.r.MemberA)
+	}
+	if got := customers(f.r.Token(apitest.OtherMember)); len(got) != 1 || uint64(got[0].(float64)) != f.r.MemberB {
+		t.Errorf("member B's admin sees customers %v, want [%d]", got, f.r.MemberB)
+	}
+	if got := customers(f.root); len(got) != 2 {
+		t.Errorf("a global user sees customers %v, want both", got)
+	}
+	l := c.Do("GET", fmt.Sprintf("/membership/region/?search[customers]=%d", f.r.MemberB), nil, f.r.Token(apitest.MemberAdmin)).Expect(200).List()
+	if len(l.Content) != 0 || l.Metadata.TotalRecords != 0 {
+		t.Errorf("member A finds the regions of member B by filter: %v", l.IDs())
+	}
+	l = c.Do("GET", fmt.Sprintf("/membership/region/?search[customers]=%d", f.r.MemberA), nil, f.r.Token(apitest.MemberAdmin)).Expect(200).List()
+	if !slices.Contains(l.IDs(), reg) {
+		t.Errorf("member A does not find its own region by filter: %v", l.IDs())
+	}
 }
