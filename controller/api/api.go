@@ -82,6 +82,7 @@ type API struct {
 	proxy   *forwarder
 	reg     prometheus.Gatherer
 	lists   []ListSpec
+	joins   *joinGuard
 }
 
 // ListSpec is the query Spec of one registered list route, for the
@@ -107,7 +108,7 @@ func New(cfg Config, c Cluster, store *state.Store, log hclog.Logger, reg *prome
 		cfg.BodyTimeout = 30 * time.Second
 	}
 	a := &API{cfg: cfg, cluster: c, store: store, log: log.Named("http"), perms: auth.Permissions(),
-		mux: http.NewServeMux(), reg: reg}
+		mux: http.NewServeMux(), reg: reg, joins: newJoinGuard()}
 	a.metrics = newHTTPMetrics(reg, a.log)
 	a.proxy = newForwarder(a)
 	a.registerCore()

@@ -236,8 +236,28 @@ func (a *API) join(w http.ResponseWriter, r *http.Request) {
 	refuse := func() {
 		WriteError(w, wire.Errorf(http.StatusForbidden, "regent_operator_join_201", "The cluster token is missing or wrong."))
 	}
+	// Guesses are limited: an attempt takes one of the guard's tokens
+	// before the cluster token is checked (so that when none is left the
+	// answer is 429 whatever was sent, and a right guess cannot be told
+	// from a wrong one), and the right token gives it back.
+	if !a.joins.take(a.cfg.Now()) {
+		WriteError(w, &wire.Error{Status: http.StatusTooManyRequests, ErrorCode: "regent_operator_join_202", RetryAfter: 1,
+			Detail: "Too many joins with a wrong cluster token: retry in a moment."})
+		return
+	}
+	checked := false
+	defer func() {
+		if !checked {
+			a.log.Warn("join refused: the cluster token is missing or wrong", "remote", r.RemoteAddr)
+		}
+	}()
 	matches := func(tok string) bool {
-		return a.cfg.ClusterToken != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(a.cfg.ClusterToken)) == 1
+		ok := a.cfg.ClusterToken != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(a.cfg.ClusterToken)) == 1
+		if ok && !checked {
+			checked = true
+			a.joins.giveBack()
+		}
+		return ok
 	}
 	// The token is checked before the body is parsed, so an unauthorised
 	// caller learns nothing and costs little; it may also come in the body.
@@ -305,6 +325,44 @@ func (a *API) join(w http.ResponseWriter, r *http.Request) {
 	}
 	a.log.Info("node joined", "node_id", req.NodeID, "raft_addr", req.RaftAddr, "http_addr", req.HTTPAddr)
 	WriteJSON(w, http.StatusOK, wire.Item[wire.JoinRequest]{Content: wire.JoinRequest{NodeID: req.NodeID, RaftAddr: req.RaftAddr, HTTPAddr: req.HTTPAddr}})
+}
+
+// joinGuard limits the joins whose cluster token is wrong: a burst of
+// joinBurst, then one per joinRefill. The cluster token is the credential
+// that adds a voter, which receives the whole state.
+type joinGuard struct {
+	mu     sync.Mutex
+	tokens float64
+	last   time.Time
+}
+
+const (
+	joinBurst  = 10
+	joinRefill = time.Second
+)
+
+func newJoinGuard() *joinGuard { return &joinGuard{tokens: joinBurst} }
+
+// take reserves an attempt; false when none is left.
+func (g *joinGuard) take(now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.last.IsZero() && now.After(g.last) {
+		g.tokens = min(joinBurst, g.tokens+float64(now.Sub(g.last))/float64(joinRefill))
+	}
+	g.last = now
+	if g.tokens < 1 {
+		return false
+	}
+	g.tokens--
+	return true
+}
+
+// giveBack returns the attempt of a join whose token was right.
+func (g *joinGuard) giveBack() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.tokens = min(joinBurst, g.tokens+1)
 }
 
 func asUnavailable(err error) error {

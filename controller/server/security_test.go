@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -519,5 +521,72 @@ func TestRegionShowsTenantsOnlyThemselves(t *testing.T) {
 	l = c.Do("GET", fmt.Sprintf("/membership/region/?search[customers]=%d", f.r.MemberA), nil, f.r.Token(apitest.MemberAdmin)).Expect(200).List()
 	if !slices.Contains(l.IDs(), reg) {
 		t.Errorf("member A does not find its own region by filter: %v", l.IDs())
+	}
+}
+
+// syncBuffer is a bytes.Buffer for a node's log, written by its goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestJoinGuessesAreLimitedAndLogged: the cluster token is the one
+// credential that adds a voter (which then receives the whole state, keys
+// and token hashes included). It is compared in constant time; wrong
+// guesses are now also limited (a burst of 10, then one a second: 429
+// with Retry-After, whatever the token, so that a guess cannot be told
+// right while limited) and logged. Before the fix a dev node took 2,700
+// guesses a second, and logged none.
+func TestJoinGuessesAreLimitedAndLogged(t *testing.T) {
+	logs := &syncBuffer{}
+	n := apitest.Start(t, apitest.Options{LogLevel: "warn", LogOutput: logs})
+	c := n.Client(t)
+	body := map[string]any{"node_id": "intruder", "raft_addr": "127.0.0.1:1", "http_addr": "http://127.0.0.1:1"}
+	start := time.Now()
+	refused, limited := 0, 0
+	for i := 0; i < 40; i++ {
+		r := c.DoHeader("POST", "/v1/operator/join", body, http.Header{"X-Regent-Cluster-Token": {fmt.Sprintf("guess-%d", i)}})
+		switch r.Status {
+		case 403:
+			refused++
+		case 429:
+			limited++
+			if r.Header.Get("Retry-After") == "" || r.ErrorCode() != "regent_operator_join_202" {
+				t.Errorf("a limited join: Retry-After %q, error_code %q", r.Header.Get("Retry-After"), r.ErrorCode())
+			}
+		default:
+			t.Fatalf("a wrong guess: %d %s", r.Status, r.Body)
+		}
+	}
+	if max := 10 + int(time.Since(start)/time.Second) + 1; limited == 0 || refused > max {
+		t.Errorf("40 wrong guesses in %s: %d checked (403), %d limited (429); want at most %d checked", time.Since(start), refused, limited, max)
+	}
+	if !strings.Contains(logs.String(), "join refused") {
+		t.Errorf("wrong cluster tokens are not logged:\n%s", logs.String())
+	}
+	// the right token gets through once the limit lets attempts in again
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		r := c.DoHeader("POST", "/v1/operator/join", body, http.Header{"X-Regent-Cluster-Token": {n.ClusterToken}})
+		if r.Status != 429 {
+			if r.Status == 403 {
+				t.Errorf("the right cluster token refused: %s", r.Body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the right cluster token was limited for 30s")
+		}
 	}
 }
