@@ -590,3 +590,38 @@ func TestJoinGuessesAreLimitedAndLogged(t *testing.T) {
 		}
 	}
 }
+
+// TestRouterFloatsOnTheRegionsOwnSubnets: a router's floating subnets are
+// where the public addresses of virtual routers and NAT come from; they
+// must be the region's own (the global member's) and not a project's.
+// Before the fix a global user or a robot of the region could name any
+// subnet, a member's public subnet or even a project's private one, and
+// new projects then took their "public" addresses inside that member's
+// address space.
+func TestRouterFloatsOnTheRegionsOwnSubnets(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	f := newFixture(t, n)
+	x := newComputeRegion(c, f.root, f.reg)
+	asn := create(c, f.root, "/iaas/asn/", map[string]any{"member_id": f.r.MemberA, "number": 64997})
+	alloc := create(c, f.root, "/iaas/allocation/", map[string]any{"asn_id": asn, "address_range": "198.51.100.0/24", "type": "public"})
+	memberSubnet := create(c, f.r.Token(apitest.MemberAdmin), "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": "198.51.100.1/25"})
+	project := cloudID(c.Do("POST", "/iaas/cloud/", cloudBody(n.Unique("p"), f.reg, x, 0), f.r.Token(apitest.MemberAdmin)).Expect(201))
+	projectSubnet := uint64(c.Do("GET", apitest.Path("/iaas/cloud/", project), nil, f.root).Expect(200).Content()["subnets"].([]any)[0].(map[string]any)["id"].(float64))
+	for _, tc := range []struct {
+		name   string
+		subnet uint64
+	}{{"a member's public subnet", memberSubnet}, {"a project's subnet", projectSubnet}} {
+		for _, tok := range []string{f.root, x.robotR} {
+			r := c.Do("POST", "/iaas/router/", map[string]any{"region_id": f.reg, "capacity": 5, "floating_subnet_ids": []uint64{tc.subnet}}, tok).Expect(400)
+			if got := r.FieldCode("floating_subnet_ids"); got != "iaas_router_create_104" {
+				t.Errorf("router create on %s: %q, want iaas_router_create_104", tc.name, got)
+			}
+			r = c.Do("PATCH", apitest.Path("/iaas/router/", x.rt), map[string]any{"floating_subnet_ids": []uint64{x.fs, tc.subnet}}, tok).Expect(400)
+			if got := r.FieldCode("floating_subnet_ids"); got != "iaas_router_update_104" {
+				t.Errorf("router update on %s: %q, want iaas_router_update_104", tc.name, got)
+			}
+		}
+	}
+	c.Do("PATCH", apitest.Path("/iaas/router/", x.rt), map[string]any{"floating_subnet_ids": []uint64{x.fs}}, x.robotR).Expect(200)
+}
