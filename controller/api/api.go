@@ -58,6 +58,13 @@ type Config struct {
 	ForwardTLS *tls.Config
 	// Health reports extra health conditions for /healthz (nil = healthy).
 	Health func() error
+	// TenantMetrics gathers the metrics that name tenants' objects (their
+	// address blocks): /metrics adds them for a global user's or a robot's
+	// token only.
+	TenantMetrics prometheus.Gatherer
+	// BodyTimeout bounds how long a client may take to send a request body
+	// (default 30s); see timedBody.
+	BodyTimeout time.Duration
 	// Placement overrides the factors of the CloudCIX VM placement score
 	// (nil: wire.DefaultPlacement). The leader stamps them into commands.
 	Placement *wire.PlacementFactors
@@ -75,6 +82,7 @@ type API struct {
 	proxy   *forwarder
 	reg     prometheus.Gatherer
 	lists   []ListSpec
+	joins   *joinGuard
 }
 
 // ListSpec is the query Spec of one registered list route, for the
@@ -96,8 +104,11 @@ func New(cfg Config, c Cluster, store *state.Store, log hclog.Logger, reg *prome
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.BodyTimeout == 0 {
+		cfg.BodyTimeout = 30 * time.Second
+	}
 	a := &API{cfg: cfg, cluster: c, store: store, log: log.Named("http"), perms: auth.Permissions(),
-		mux: http.NewServeMux(), reg: reg}
+		mux: http.NewServeMux(), reg: reg, joins: newJoinGuard()}
 	a.metrics = newHTTPMetrics(reg, a.log)
 	a.proxy = newForwarder(a)
 	a.registerCore()

@@ -191,6 +191,9 @@ const maxForwards = 2
 
 func (f *forwarder) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w0 http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+			r.Body = newTimedBody(w0, r.Body, f.a.cfg.BodyTimeout)
+		}
 		w := &respWriter{ResponseWriter: w0, a: f.a}
 		defer func() {
 			// A bug must not take the connection down silently: log it with
@@ -299,6 +302,18 @@ func (f *forwarder) leaderURL(ctx context.Context, avoid string) (string, error)
 func (f *forwarder) forward(w *respWriter, r *http.Request) {
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		w.blocking = r.URL.Query().Get("index") != ""
+	}
+	if bodyLimit(r) > MaxBodyBytes {
+		// A body larger than a request body (a snapshot restore) goes to
+		// disk before it is forwarded: only for a caller this node
+		// authenticates as allowed to send it, or anyone could fill the
+		// disk of a follower. (A token made a moment ago may not have
+		// reached this node yet: retry, or send to the leader.)
+		if err := f.a.mayUpload(r); err != nil {
+			WriteError(w, err)
+			return
+		}
+		allowLongBody(r.Body)
 	}
 	body, err := forwardBody(r)
 	if err != nil {
@@ -437,4 +452,58 @@ func isDialError(err error) bool {
 func isNotLeader(err error) bool {
 	var nl *cluster.ErrNotLeader
 	return errors.As(err, &nl)
+}
+
+// timedBody is a request body that must arrive within a time limit: the
+// server has no ReadTimeout (it would end blocking queries too, whose
+// context the server cancels when a read of the connection fails), so
+// without this a client that trickles its body (a byte now and then, with
+// or without a token) holds its connection and goroutine for as long as
+// it likes. The limit is the connection's read deadline, set when the
+// request reaches the API and cleared when the body has been read (the
+// server then reads the connection again to notice a client going away,
+// and that read must not fail). A body the handler does not read is still
+// read by the server afterwards (up to 256 KiB) under the deadline.
+type timedBody struct {
+	io.ReadCloser
+	rc      *http.ResponseController
+	timeout time.Duration
+	// moving: an authorised long upload (allowLongBody) only has to keep
+	// moving, each read pushing the deadline timeout further.
+	moving, done bool
+}
+
+func newTimedBody(w http.ResponseWriter, body io.ReadCloser, timeout time.Duration) io.ReadCloser {
+	rc := http.NewResponseController(w)
+	if rc.SetReadDeadline(time.Now().Add(timeout)) != nil {
+		return body // not supported by this connection (never on HTTP/1.1)
+	}
+	return &timedBody{ReadCloser: body, rc: rc, timeout: timeout}
+}
+
+func (b *timedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	switch {
+	case b.done:
+	case err == io.EOF:
+		b.done = true
+		b.rc.SetReadDeadline(time.Time{})
+	case err != nil:
+		// The deadline stays: the server reads what is left of the body
+		// (to reuse the connection) under it, or closes the connection.
+		b.done = true
+	case n > 0 && b.moving:
+		b.rc.SetReadDeadline(time.Now().Add(b.timeout))
+	}
+	return n, err
+}
+
+// allowLongBody lets body (a timedBody) take longer than the timeout as
+// long as it keeps moving: for a large upload (a snapshot restore) by a
+// caller already authorised to make it.
+func allowLongBody(body io.Reader) {
+	if b, ok := body.(*timedBody); ok && !b.done {
+		b.moving = true
+		b.rc.SetReadDeadline(time.Now().Add(b.timeout))
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/regentcloud/regent/controller/auth"
 	"github.com/regentcloud/regent/controller/cluster"
@@ -44,9 +45,20 @@ func bodyLimit(r *http.Request) int64 {
 	return MaxBodyBytes
 }
 
+// mayUpload checks, on this node's state, that r's caller may use the
+// route whose body may exceed MaxBodyBytes (a snapshot restore: operator
+// update), before a follower reads that body to forward it.
+func (a *API) mayUpload(r *http.Request) error {
+	p, err := a.Authenticate(r)
+	if err != nil {
+		return err
+	}
+	return a.perms.Check(p, "regent", "operator", auth.Update)
+}
+
 func (a *API) registerCore() {
 	a.mux.HandleFunc("GET /healthz", a.healthz)
-	a.mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
+	a.mux.HandleFunc("GET /metrics", a.serveMetrics())
 	a.mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(a.cfg.OpenAPI)
@@ -58,6 +70,35 @@ func (a *API) registerCore() {
 	a.mux.HandleFunc("GET "+snapshotPath, a.route("regent", "operator", auth.Read, a.snapshotSave))
 	a.mux.HandleFunc("PUT "+snapshotPath, a.route("regent", "operator", auth.Update, a.snapshotRestore))
 	a.mux.HandleFunc("POST /v1/operator/join", a.join)
+}
+
+// serveMetrics answers /metrics. Without a token it shows the node's own
+// metrics (as Nomad does; Prometheus needs no credential for them); the
+// series that name tenants' networks (Config.TenantMetrics) are shown only
+// to a token of a global user or a robot (the "metrics" row of the
+// permission table), and a token that is bad (401) or may not see them
+// (403) is refused rather than silently given less.
+func (a *API) serveMetrics() http.HandlerFunc {
+	public := promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{})
+	full := public
+	if a.cfg.TenantMetrics != nil {
+		full = promhttp.HandlerFor(prometheus.Gatherers{a.reg, a.cfg.TenantMetrics}, promhttp.HandlerOpts{})
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		if auth.FromRequest(r) == "" {
+			public.ServeHTTP(w, r)
+			return
+		}
+		p, err := a.Authenticate(r)
+		if err == nil {
+			err = a.perms.Check(p, "regent", "metrics", auth.Read)
+		}
+		if err != nil {
+			WriteError(w, err)
+			return
+		}
+		full.ServeHTTP(w, r)
+	}
 }
 
 func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
@@ -195,8 +236,28 @@ func (a *API) join(w http.ResponseWriter, r *http.Request) {
 	refuse := func() {
 		WriteError(w, wire.Errorf(http.StatusForbidden, "regent_operator_join_201", "The cluster token is missing or wrong."))
 	}
+	// Guesses are limited: an attempt takes one of the guard's tokens
+	// before the cluster token is checked (so that when none is left the
+	// answer is 429 whatever was sent, and a right guess cannot be told
+	// from a wrong one), and the right token gives it back.
+	if !a.joins.take(a.cfg.Now()) {
+		WriteError(w, &wire.Error{Status: http.StatusTooManyRequests, ErrorCode: "regent_operator_join_202", RetryAfter: 1,
+			Detail: "Too many joins with a wrong cluster token: retry in a moment."})
+		return
+	}
+	checked := false
+	defer func() {
+		if !checked {
+			a.log.Warn("join refused: the cluster token is missing or wrong", "remote", r.RemoteAddr)
+		}
+	}()
 	matches := func(tok string) bool {
-		return a.cfg.ClusterToken != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(a.cfg.ClusterToken)) == 1
+		ok := a.cfg.ClusterToken != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(a.cfg.ClusterToken)) == 1
+		if ok && !checked {
+			checked = true
+			a.joins.giveBack()
+		}
+		return ok
 	}
 	// The token is checked before the body is parsed, so an unauthorised
 	// caller learns nothing and costs little; it may also come in the body.
@@ -264,6 +325,44 @@ func (a *API) join(w http.ResponseWriter, r *http.Request) {
 	}
 	a.log.Info("node joined", "node_id", req.NodeID, "raft_addr", req.RaftAddr, "http_addr", req.HTTPAddr)
 	WriteJSON(w, http.StatusOK, wire.Item[wire.JoinRequest]{Content: wire.JoinRequest{NodeID: req.NodeID, RaftAddr: req.RaftAddr, HTTPAddr: req.HTTPAddr}})
+}
+
+// joinGuard limits the joins whose cluster token is wrong: a burst of
+// joinBurst, then one per joinRefill. The cluster token is the credential
+// that adds a voter, which receives the whole state.
+type joinGuard struct {
+	mu     sync.Mutex
+	tokens float64
+	last   time.Time
+}
+
+const (
+	joinBurst  = 10
+	joinRefill = time.Second
+)
+
+func newJoinGuard() *joinGuard { return &joinGuard{tokens: joinBurst} }
+
+// take reserves an attempt; false when none is left.
+func (g *joinGuard) take(now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.last.IsZero() && now.After(g.last) {
+		g.tokens = min(joinBurst, g.tokens+float64(now.Sub(g.last))/float64(joinRefill))
+	}
+	g.last = now
+	if g.tokens < 1 {
+		return false
+	}
+	g.tokens--
+	return true
+}
+
+// giveBack returns the attempt of a join whose token was right.
+func (g *joinGuard) giveBack() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.tokens = min(joinBurst, g.tokens+1)
 }
 
 func asUnavailable(err error) error {
@@ -388,6 +487,7 @@ func (l *lazyWriter) Write(b []byte) (int, error) {
 
 func (a *API) snapshotRestore(q *Request) error {
 	before := q.Txn.NodeList()
+	allowLongBody(q.Body) // the caller is authorised: the upload may be large
 	body := http.MaxBytesReader(nil, q.Body, bodyLimit(q.Request))
 	err := a.cluster.SnapshotRestore(q.Context(), body, state.Validate)
 	if err != nil {

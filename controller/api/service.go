@@ -90,6 +90,10 @@ type Service[T wire.Object] struct {
 	SlashKey bool
 	// Visible hides other members' objects (they are 404); nil shows all.
 	Visible func(*Request, T) bool
+	// Redact, when set, is what the caller may see of a visible object
+	// (a copy without other members' parts): lists filter and render it,
+	// reads and writes answer with it.
+	Redact func(*Request, T) T
 	// View projects a stored object to its response form; nil sends T.
 	View func(T) any
 	// Expand, when set, replaces View for views that include related
@@ -270,6 +274,14 @@ func setIndex(w http.ResponseWriter, index uint64) {
 
 // Blocking waits, for ?index=N&wait=D, until the tables pass index N, and
 // then refreshes q.Txn. Without ?index it returns at once.
+//
+// The caller is authenticated again when the wait ends, against the state
+// it is answered from: a token revoked or expired, or a user deleted, while
+// the query waited is refused (401), and a user whose privileges changed is
+// answered as it is now (403 if the route is no longer its, else what it
+// may see now). A change of the caller's token or user ends the wait at
+// once, and the wait ends when the token expires, so that a caller who has
+// lost access is not kept waiting for an answer it will not get.
 func (q *Request) Blocking(tables ...string) error {
 	raw := q.URL.Query().Get("index")
 	if raw == "" {
@@ -290,10 +302,54 @@ func (q *Request) Blocking(tables ...string) error {
 	if rw, ok := q.W.(*respWriter); ok {
 		rw.blocking = true // its latency is the wait, not the work
 	}
-	ctx, cancel := context.WithTimeout(q.Context(), wait)
+	deadline := time.Now().Add(wait)
+	if exp := q.P.Expires; !exp.IsZero() && exp.Before(deadline) {
+		deadline = exp.Add(time.Second) // past it, so that the token is expired then
+	}
+	ctx, cancel := context.WithDeadline(q.Context(), deadline)
 	defer cancel()
-	q.API.store.Wait(ctx, min, tables...)
-	q.Txn = q.API.store.Read()
+	for {
+		tokenCh, userCh := q.Txn.CredentialWatch(q.P.TokenID, q.P.UserID)
+		wctx, stop := context.WithCancel(ctx)
+		changed := make(chan struct{})
+		go func() {
+			select {
+			case <-tokenCh:
+			case <-userCh:
+			case <-wctx.Done():
+				return
+			}
+			close(changed)
+			stop()
+		}()
+		q.API.store.Wait(wctx, min, tables...)
+		stop()
+		q.Txn = q.API.store.Read()
+		if err := q.reauthenticate(); err != nil {
+			return err
+		}
+		select {
+		case <-changed:
+			if ctx.Err() == nil {
+				continue // the caller keeps its access: wait on
+			}
+		default:
+		}
+		return nil
+	}
+}
+
+// reauthenticate resolves the request's token again against q.Txn and
+// checks the route's permission for the principal it now is.
+func (q *Request) reauthenticate() error {
+	p, err := auth.Authenticate(q.Txn, auth.FromRequest(q.Request), q.API.Now())
+	if err != nil {
+		return err
+	}
+	if err := q.API.perms.Check(p, q.App, q.Service, q.Action); err != nil {
+		return err
+	}
+	q.P = p
 	return nil
 }
 
@@ -318,7 +374,7 @@ func (s *Service[T]) list(q *Request) error {
 	var items []T
 	for _, v := range s.All(q.Txn) {
 		if s.visible(q, v) {
-			items = append(items, v)
+			items = append(items, s.redact(q, v))
 		}
 	}
 	// url.Values drops a pair it cannot decode; a list answered without
@@ -386,8 +442,15 @@ func (s *Service[T]) read(q *Request) error {
 	w := q.W
 	setIndex(w, q.Txn.MaxIndex(s.Tables...))
 	w.Header().Set("ETag", strconv.Quote(strconv.FormatUint(v.GetMeta().ModifiedIndex, 10)))
-	WriteJSON(w, http.StatusOK, wire.Item[any]{Content: s.render(q.Txn, v)})
+	WriteJSON(w, http.StatusOK, wire.Item[any]{Content: s.render(q.Txn, s.redact(q, v))})
 	return nil
+}
+
+func (s *Service[T]) redact(q *Request, v T) T {
+	if s.Redact == nil {
+		return v
+	}
+	return s.Redact(q, v)
 }
 
 // render is the response form of v, read in r when the service expands.
@@ -415,7 +478,7 @@ func (s *Service[T]) create(q *Request) error {
 	}
 	w := q.W
 	setIndex(w, index)
-	view := s.render(q.API.store.Read(), v.(T))
+	view := s.render(q.API.store.Read(), s.redact(q, v.(T)))
 	if q.Created != nil {
 		view = q.Created(v)
 	}
@@ -469,7 +532,7 @@ func (s *Service[T]) update(q *Request, partial bool) error {
 		}
 		w := q.W
 		setIndex(w, index)
-		WriteJSON(w, http.StatusOK, wire.Item[any]{Content: s.render(q.API.store.Read(), v.(T))})
+		WriteJSON(w, http.StatusOK, wire.Item[any]{Content: s.render(q.API.store.Read(), s.redact(q, v.(T)))})
 		return nil
 	}
 }

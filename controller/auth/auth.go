@@ -54,6 +54,8 @@ type Principal struct {
 	// RegionID and ServerID bind robot tokens.
 	RegionID uint64
 	ServerID uint64
+	// Expires is when the token expires (zero: never).
+	Expires time.Time
 }
 
 // Global reports whether the caller acts for the whole region.
@@ -108,16 +110,21 @@ func Authenticate(rt *state.ReadTxn, secret string, now time.Time) (*Principal, 
 	if !ok {
 		return nil, invalid
 	}
+	var expires time.Time
 	if tok.Expires != "" {
-		if exp, err := time.Parse(time.RFC3339, tok.Expires); err == nil && now.After(exp) {
+		// An expiry that cannot be read (the API writes none, a restored
+		// snapshot might) fails closed: it is not "never".
+		exp, err := time.Parse(time.RFC3339, tok.Expires)
+		if err != nil || now.After(exp) {
 			return nil, invalid
 		}
+		expires = exp
 	}
 	u, ok := rt.User(tok.UserID)
 	if !ok {
 		return nil, invalid
 	}
-	p := &Principal{TokenID: tok.ID, UserID: u.ID, MemberID: u.MemberID}
+	p := &Principal{TokenID: tok.ID, UserID: u.ID, MemberID: u.MemberID, Expires: expires}
 	switch {
 	case tok.Kind == api.TokenKindRobot:
 		p.Role, p.RegionID, p.ServerID = Robot, tok.RegionID, tok.ServerID

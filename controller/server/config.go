@@ -101,6 +101,11 @@ type Config struct {
 	// (cloudcix-facts §6.1); absent attributes keep CloudCIX's values.
 	Placement *PlacementConfig `hcl:"placement,block"`
 
+	// BodyTimeout is how long a client may take to send a request body
+	// (default 30s; an authorised snapshot upload only has to keep moving:
+	// no more than this between two reads; tests shorten it).
+	BodyTimeout time.Duration
+
 	// PurgeInterval is how often the leader looks for released IP addresses
 	// past KeepDeallocatedIPsFor (default 1m; tests shorten it).
 	PurgeInterval time.Duration

@@ -34,7 +34,7 @@ func TestIPAMUtilisationGauge(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		create(c, root, "/iaas/ip_address/", map[string]any{"subnet_id": subnet})
 	}
-	body := string(c.Do("GET", "/metrics", nil, "").Expect(200).Body)
+	body := string(c.Do("GET", "/metrics", nil, root).Expect(200).Body) // tenants' series: TestMetricsShowTenantsOnlyToTheRegion
 	re := regexp.MustCompile(`regent_ipam_block_held_addresses\{block="` + strconv.FormatUint(alloc, 10) + `",cidr="10\.77\.0\.0/24",dialect="cloudcix"\} (\S+)`)
 	m := re.FindStringSubmatch(body)
 	if m == nil || m[1] != "10" {

@@ -126,7 +126,11 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		s.cfg.AdvertiseHTTP = adv
 	}
 	s.registerGauges()
-	s.registry.MustRegister(newIPAMCollector(s.store), newWorkQueueCollector(s.store))
+	s.registry.MustRegister(newWorkQueueCollector(s.store))
+	// Series that name tenants' networks: /metrics shows them to global
+	// users and robots only (api.Config.TenantMetrics).
+	tenantMetrics := prometheus.NewRegistry()
+	tenantMetrics.MustRegister(newIPAMCollector(s.store))
 
 	openapiJSON, err := OpenAPIJSON()
 	if err != nil {
@@ -141,7 +145,8 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		return nil, err
 	}
 	factors := cfg.Factors()
-	s.api = api.New(api.Config{ClusterToken: cfg.ClusterToken, OpenAPI: openapiJSON, ForwardTLS: forwardTLS, Placement: &factors},
+	s.api = api.New(api.Config{ClusterToken: cfg.ClusterToken, OpenAPI: openapiJSON, ForwardTLS: forwardTLS, Placement: &factors,
+		BodyTimeout: cfg.BodyTimeout, TenantMetrics: tenantMetrics},
 		s.cluster, s.store, log, s.registry)
 	s.heartbeats = robot.NewHeartbeats(cfg.agentDownAfter(), s.cluster.Term, s.cluster.IsLeader)
 	s.registry.MustRegister(newAgentHealthCollector(s.store, s.heartbeats))

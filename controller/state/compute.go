@@ -384,9 +384,12 @@ func (t *Txn) routerChecks(r *api.Router, method string) error {
 	}
 	seen := map[uint64]bool{}
 	for _, id := range r.FloatingSubnetIDs {
+		// The region's own address space: a subnet of the global member
+		// that is no project's. Another member's subnet (or a project's)
+		// would have new projects take their public addresses inside it.
 		b, ok := t.IPBlock(id)
-		if !ok || b.Dialect != api.DialectCloudCIX || b.ParentID == 0 || seen[id] {
-			fe.Add("floating_subnet_ids", code("iaas", "router", method, 104), "Subnet %d does not exist, is not a subnet or is listed twice.", id)
+		if !ok || b.Dialect != api.DialectCloudCIX || b.ParentID == 0 || seen[id] || b.MemberID != api.GlobalMemberID || b.VirtualRouterID != 0 {
+			fe.Add("floating_subnet_ids", code("iaas", "router", method, 104), "Subnet %d does not exist, is not a subnet of the region (the global member's, no project's) or is listed twice.", id)
 			break
 		}
 		seen[id] = true

@@ -165,6 +165,21 @@ func (r *ReadTxn) TokenByHash(hash string) (*TokenRecord, bool) {
 	return raw.(*TokenRecord), true
 }
 
+// CredentialWatch returns channels that are closed when the token with
+// tokenID or the user with userID changes in a later state (deleted, or
+// updated: a user's privileges): a blocking query that is in flight
+// authenticates again then. Nil channels for rows that do not exist here.
+func (r *ReadTxn) CredentialWatch(tokenID, userID uint64) (token, user <-chan struct{}) {
+	watch := func(table string, id uint64) <-chan struct{} {
+		ch, raw, err := r.txn.FirstWatch(table, "id", id)
+		if err != nil || raw == nil {
+			return nil
+		}
+		return ch
+	}
+	return watch(Tokens, tokenID), watch(Users, userID)
+}
+
 // TokenCreate stores a token for an existing user. A robot token must name an
 // existing region.
 func (t *Txn) TokenCreate(tok *TokenRecord) (*TokenRecord, error) {

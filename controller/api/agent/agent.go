@@ -305,7 +305,7 @@ func vpnReport(q *api.Request, router uint64, in []wire.VPNStatus) ([]wire.VPNSt
 func (r *routes) vpnStatus(q *api.Request) error {
 	id, err := strconv.ParseUint(q.PathValue("id"), 10, 64)
 	v, ok := q.Txn.VPN(id)
-	if err != nil || !ok || !(q.P.Global() || v.MemberID == q.P.MemberID || (q.P.Role == auth.Robot && v.RegionID == q.P.RegionID)) {
+	if err != nil || !ok || !seesVPN(q.P, v) {
 		return wire.NotFound("iaas_vpn_status_read_001")
 	}
 	st, ok := r.cfg.Heartbeats.VPNStatus(id)
@@ -316,6 +316,19 @@ func (r *routes) vpnStatus(q *api.Request) error {
 	q.W.Header().Set("X-Regent-Index", strconv.FormatUint(max(q.Txn.MaxIndex(state.VPNs), 1), 10))
 	api.WriteJSON(q.W, http.StatusOK, wire.Item[wire.VPNStatus]{Content: st})
 	return nil
+}
+
+// seesVPN is the VPN service's rule (iaas seesTenant): global users see
+// every VPN, robots those of their region (whatever member their token's
+// user is of), anyone else its member's.
+func seesVPN(p *auth.Principal, v *wire.VPN) bool {
+	switch {
+	case p.Global():
+		return true
+	case p.Role == auth.Robot:
+		return v.RegionID == p.RegionID
+	}
+	return v.MemberID == p.MemberID
 }
 
 func parseID(q *api.Request, name, code string) (uint64, error) {

@@ -22,6 +22,17 @@ type DomainInput struct {
 // (robots have no business with DNS).
 func dnsOwns(q *api.Request, member uint64) bool { return q.P.Global() || member == q.P.MemberID }
 
+// seesDomain: a domain is visible to its member and to global users; a
+// reverse zone is the region's (the PTR records of every member go in it):
+// it is owned by the global member, but only global users see it, not
+// every user of member 1.
+func seesDomain(q *api.Request, d *wire.Domain) bool {
+	if isReverse(d.Name) {
+		return q.P.Global()
+	}
+	return dnsOwns(q, d.MemberID)
+}
+
 // isReverse reports whether a zone name is under in-addr.arpa or ip6.arpa.
 func isReverse(name string) bool {
 	return strings.HasSuffix(name, ".in-addr.arpa") || strings.HasSuffix(name, ".ip6.arpa") ||
@@ -42,11 +53,9 @@ func registerDomain(a *api.API) {
 		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"name": query.String, "member_id": query.Number,
 			"serial": query.Number, "modified_by": query.Number}),
 			Ordering: []string{"name", "id", "created", "updated"}},
-		All: (*state.ReadTxn).DomainList,
-		Get: (*state.ReadTxn).Domain,
-		Visible: func(q *api.Request, d *wire.Domain) bool {
-			return dnsOwns(q, d.MemberID)
-		},
+		All:     (*state.ReadTxn).DomainList,
+		Get:     (*state.ReadTxn).Domain,
+		Visible: seesDomain,
 		Create: func(q *api.Request) (*fsm.Command, error) {
 			var in DomainInput
 			if err := q.Decode(&in); err != nil {

@@ -92,7 +92,7 @@ func registerRecord(a *api.API) {
 			var dom *wire.Domain
 			if required(fe, q, "domain_id", in.DomainID != nil, 101) {
 				switch d, ok := q.Txn.Domain(*in.DomainID); {
-				case !ok || !dnsOwns(q, d.MemberID):
+				case !ok || !seesDomain(q, d):
 					fe.Add("domain_id", q.Code(103), "Domain with id = '%d' doesn't exist.", *in.DomainID)
 				case isReverse(d.Name):
 					fe.Add("domain_id", q.Code(120), "%s is a reverse zone: its PTR records are managed with /iaas/ptr_record/.", d.Name)

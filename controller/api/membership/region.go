@@ -1,6 +1,8 @@
 package membership
 
 import (
+	"slices"
+
 	"github.com/regentcloud/regent/controller/api"
 	"github.com/regentcloud/regent/controller/api/query"
 	"github.com/regentcloud/regent/controller/auth"
@@ -44,6 +46,19 @@ func registerRegion(a *api.API) {
 				}
 			}
 			return false
+		},
+		// A tenant sees itself among the customers, not the others
+		// (global users and the region's robots see them all).
+		Redact: func(q *api.Request, r *wire.Region) *wire.Region {
+			if q.P.Role == auth.Global || q.P.Role == auth.Robot {
+				return r
+			}
+			c := *r
+			c.Customers = []uint64{}
+			if slices.Contains(r.Customers, q.P.MemberID) {
+				c.Customers = []uint64{q.P.MemberID}
+			}
+			return &c
 		},
 		Create: func(q *api.Request) (*fsm.Command, error) {
 			var in wire.RegionInput

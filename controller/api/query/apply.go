@@ -5,6 +5,7 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -241,12 +242,13 @@ func (f *filter) test(k key) bool {
 	case opIEndsWith:
 		return strings.HasSuffix(strings.ToLower(k.s), f.lower)
 	case opIn:
-		for _, v := range f.vals {
-			if f.equal(k, v) {
-				return true
-			}
+		// f.vals is sorted by f.order (parseValue): a binary search, so
+		// that a long list costs log(values) per item, not values.
+		if f.typ == CIDR && k.kind != kPrefix {
+			return false
 		}
-		return false
+		i := sort.Search(len(f.vals), func(i int) bool { return f.order(f.vals[i], k) >= 0 })
+		return i < len(f.vals) && f.equal(k, f.vals[i])
 	case opGt:
 		return cmpKey(k, f.vals[0]) > 0
 	case opGte:
@@ -267,6 +269,15 @@ func (f *filter) test(k key) bool {
 		return cidrContains(operand, field)
 	}
 	return false
+}
+
+// order is the order in which equal values are adjacent: a CIDR field's
+// by network (host part ignored), any other by cmpKey.
+func (f *filter) order(a, b key) int {
+	if f.typ == CIDR {
+		return cmpNetwork(a.p, b.p)
+	}
+	return cmpKey(a, b)
 }
 
 // equal is exact match: a CIDR field matches an operand of the same network

@@ -355,6 +355,9 @@ func (q *Query) parseValue(f *filter, raw string) bool {
 			}
 			f.vals = append(f.vals, k)
 		}
+		if f.op == opIn {
+			slices.SortFunc(f.vals, f.order) // searched, not scanned (filter.test)
+		}
 		return true
 	}
 	if isDatePart(f.op) {
