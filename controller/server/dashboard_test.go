@@ -19,7 +19,7 @@ import (
 // registered agent), by the labels and label values they have, with
 // rate() on counters only, histogram_quantile on _bucket series, and the
 // panel unit of the metric's base unit. Scraped over HTTP as Prometheus
-// does. TestDashboardMatchesAgentMetrics (agent/daemon) checks the agent's
+// does, with a robot token. TestDashboardMatchesAgentMetrics (agent/daemon) checks the agent's
 // queries.
 func TestDashboardMatchesControllerMetrics(t *testing.T) {
 	d, err := promcheck.Load("../../deploy/grafana-dashboard.json")
@@ -40,7 +40,14 @@ func TestDashboardMatchesControllerMetrics(t *testing.T) {
 		t.Fatalf("dns query: %v", err)
 	}
 
-	resp, err := http.Get(e.f.n.URL + "/metrics")
+	// Scraped as docs/operations.md tells Prometheus to: with a robot
+	// token (the IPAM series are only for the region's own tokens).
+	req, err := http.NewRequest("GET", e.f.n.URL+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+e.robot)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
