@@ -228,6 +228,13 @@ func startNode(t *testing.T, id string, bootstrap bool, mod func(*Config)) *node
 	if mod != nil {
 		mod(&cfg)
 	}
+	// The production defaults (heartbeat 500 ms, lease 250 ms) are tuned
+	// for a LAN of idle machines; under -race on a loaded 2-core CI machine
+	// a leader starved for a quarter second stepped down mid-test ("failed
+	// to contact quorum"). Tests that do not set their own get more slack.
+	if cfg.HeartbeatTimeout == 0 && cfg.LeaderLeaseTimeout == 0 {
+		cfg.HeartbeatTimeout, cfg.LeaderLeaseTimeout = time.Second, time.Second
+	}
 	return startNodeCfg(t, cfg)
 }
 
