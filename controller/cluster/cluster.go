@@ -28,6 +28,7 @@ const (
 	DefaultSnapshotThreshold  = 8192
 	DefaultSnapshotInterval   = 2 * time.Minute
 	DefaultApplyTimeout       = 5 * time.Second
+	DefaultCommitWait         = 10 * time.Second
 
 	logCacheSize     = 512
 	snapshotsRetain  = 2
@@ -80,6 +81,14 @@ type Config struct {
 	// DefaultApplyTimeout.
 	ApplyTimeout time.Duration
 
+	// CommitWait bounds how long Apply waits for a command the leader has
+	// put into its log to commit (and for a queued command to be put into
+	// the log). raft itself waits for ever while the followers answer but
+	// cannot store the entry (a full disk on a majority of them); then
+	// Apply returns ErrCommitTimeout (or ErrNotSubmitted). 0 means
+	// DefaultCommitWait.
+	CommitWait time.Duration
+
 	// Coalesce, when set, makes the leader put commands that arrive while
 	// earlier entries are in flight into one raft entry (group commit).
 	// MaxCoalesce bounds the commands per entry and CoalesceInflight the
@@ -99,6 +108,10 @@ type Config struct {
 	// Logger receives every log line; raft logs under Named("raft"). Nil
 	// means hclog.Default().
 	Logger hclog.Logger
+
+	// storeFault, when set (tests), is called before every write to the
+	// raft store; an error it returns fails the write.
+	storeFault func() error
 }
 
 // Cluster is one node's raft layer. Build it with New and stop it with
@@ -109,6 +122,7 @@ type Cluster struct {
 	fsm       raft.FSM
 	raft      *raft.Raft
 	store     *raftboltdb.BoltStore
+	disk      *diskStore // store, with a record of failed writes
 	snaps     *raft.FileSnapshotStore
 	stream    *streamLayer
 	transport *raft.NetworkTransport
@@ -152,6 +166,9 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 	}
 	if cfg.ApplyTimeout <= 0 {
 		cfg.ApplyTimeout = DefaultApplyTimeout
+	}
+	if cfg.CommitWait <= 0 {
+		cfg.CommitWait = DefaultCommitWait
 	}
 	tlsConfig, err := prepareTLS(cfg.TLS)
 	if err != nil {
@@ -204,8 +221,9 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster: open %s: %w", dbPath, err)
 	}
 	closers = append(closers, func() { _ = c.store.Close() })
+	c.disk = &diskStore{BoltStore: c.store, fault: cfg.storeFault, log: c.logger}
 
-	logs, err := raft.NewLogCache(logCacheSize, c.store)
+	logs, err := raft.NewLogCache(logCacheSize, c.disk)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: log cache: %w", err)
 	}
@@ -228,12 +246,12 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 	})
 	closers = append(closers, func() { _ = c.transport.Close() })
 
-	hasState, err := raft.HasExistingState(logs, c.store, c.snaps)
+	hasState, err := raft.HasExistingState(logs, c.disk, c.snaps)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: inspect raft state: %w", err)
 	}
 
-	c.raft, err = raft.NewRaft(rc, fsm, logs, c.store, c.snaps, c.transport)
+	c.raft, err = raft.NewRaft(rc, fsm, logs, c.disk, c.snaps, c.transport)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}

@@ -1,0 +1,87 @@
+package cluster
+
+import (
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+)
+
+// diskStore is the node's raft log and stable store (raft.db) with a record
+// of its writes: raft retries a follower's failed log write for ever and
+// says so only in its log, so without this record a node whose disk is full
+// or unwritable looks healthy while it falls further behind.
+type diskStore struct {
+	*raftboltdb.BoltStore
+
+	// fault, when set (tests only), is called before every write and its
+	// error returned instead of writing.
+	fault func() error
+
+	log hclog.Logger
+
+	mu    sync.Mutex
+	err   error     // the last write's error; nil once a write succeeds
+	since time.Time // when the writes started failing
+}
+
+func (d *diskStore) write(f func() error) error {
+	var err error
+	if d.fault != nil {
+		err = d.fault()
+	}
+	if err == nil {
+		err = f()
+	}
+	d.mu.Lock()
+	prev, since := d.err, d.since
+	d.err = err
+	if err != nil && prev == nil {
+		d.since = time.Now()
+	}
+	d.mu.Unlock()
+	switch {
+	case err != nil && prev == nil:
+		d.log.Error("cannot write the raft store (raft.db): this node takes no part in commits until it can; a full disk? (/healthz is 503 meanwhile)", "error", err)
+	case err == nil && prev != nil:
+		d.log.Info("the raft store (raft.db) is writable again", "failed_for", time.Since(since).Round(time.Millisecond))
+	}
+	return err
+}
+
+// failing returns the last write's error and since when writes have been
+// failing, or nil when the last write succeeded.
+func (d *diskStore) failing() (error, time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.err, d.since
+}
+
+func (d *diskStore) StoreLog(l *raft.Log) error {
+	return d.write(func() error { return d.BoltStore.StoreLog(l) })
+}
+
+func (d *diskStore) StoreLogs(ls []*raft.Log) error {
+	return d.write(func() error { return d.BoltStore.StoreLogs(ls) })
+}
+
+func (d *diskStore) DeleteRange(lo, hi uint64) error {
+	return d.write(func() error { return d.BoltStore.DeleteRange(lo, hi) })
+}
+
+func (d *diskStore) Set(k, v []byte) error {
+	return d.write(func() error { return d.BoltStore.Set(k, v) })
+}
+
+func (d *diskStore) SetUint64(k []byte, v uint64) error {
+	return d.write(func() error { return d.BoltStore.SetUint64(k, v) })
+}
+
+// StorageError returns the error of this node's last write to its raft
+// store (raft.db) and since when its writes have been failing, or nil when
+// the last write succeeded. A node whose writes fail cannot take part in
+// commits: as leader it steps down at once, as follower it refuses every
+// entry (raft retries) and falls behind.
+func (c *Cluster) StorageError() (error, time.Time) { return c.disk.failing() }
