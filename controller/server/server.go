@@ -146,7 +146,7 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 	}
 	factors := cfg.Factors()
 	s.api = api.New(api.Config{ClusterToken: cfg.ClusterToken, OpenAPI: openapiJSON, ForwardTLS: forwardTLS, Placement: &factors,
-		BodyTimeout: cfg.BodyTimeout, TenantMetrics: tenantMetrics},
+		BodyTimeout: cfg.BodyTimeout, TenantMetrics: tenantMetrics, Health: s.storageHealth},
 		s.cluster, s.store, log, s.registry)
 	s.heartbeats = robot.NewHeartbeats(cfg.agentDownAfter(), s.cluster.Term, s.cluster.IsLeader)
 	s.registry.MustRegister(newAgentHealthCollector(s.store, s.heartbeats))
@@ -283,6 +283,17 @@ func (s *Server) handOver(ctx context.Context) {
 	}
 }
 
+// storageHealth is the /healthz condition of the node's disk: a node that
+// cannot write its raft store takes no part in commits and falls behind, so
+// it is not ready (a leader steps down at its first failed write).
+func (s *Server) storageHealth() error {
+	if err, since := s.cluster.StorageError(); err != nil {
+		return fmt.Errorf("cannot write the raft store for %s (a full or unwritable data dir?): %v",
+			time.Since(since).Round(time.Second), err)
+	}
+	return nil
+}
+
 func (s *Server) registerGauges() {
 	s.registry.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "regent_raft_leader", Help: "1 if this node is the raft leader."},
@@ -296,6 +307,14 @@ func (s *Server) registerGauges() {
 			func() float64 { return float64(s.cluster.AppliedIndex()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "regent_raft_last_contact_seconds", Help: "Time since this follower last heard from the leader (0 on the leader)."},
 			func() float64 { return s.cluster.LastContact().Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "regent_raft_store_failing_seconds",
+			Help: "How long this node's writes to its raft store (raft.db) have been failing (a full or unwritable data dir); 0 while they succeed."},
+			func() float64 {
+				if err, since := s.cluster.StorageError(); err != nil {
+					return time.Since(since).Seconds()
+				}
+				return 0
+			}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "regent_cluster_dead_servers_removed_total",
 			Help: "Servers this node removed from the raft configuration by dead server cleanup while it led."},
 			func() float64 { return float64(s.cluster.DeadServersRemoved()) }),
