@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -205,6 +206,9 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster: create raft dir: %w", err)
 	}
 	dbPath := filepath.Join(c.dir, "raft.db")
+	if err := checkBoltFile(dbPath); err != nil {
+		return nil, err
+	}
 	c.store, err = raftboltdb.New(raftboltdb.Options{
 		Path: dbPath,
 		// bbolt's freelist is not written on every commit but rebuilt by
@@ -217,6 +221,9 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 	if err != nil {
 		if errors.Is(err, bbolt.ErrTimeout) {
 			return nil, fmt.Errorf("cluster: open %s: locked (is another controller using this data dir?): %w", dbPath, err)
+		}
+		if errors.Is(err, bbolt.ErrInvalid) || errors.Is(err, bbolt.ErrVersionMismatch) || errors.Is(err, bbolt.ErrChecksum) {
+			return nil, fmt.Errorf("%w: %s is not a raft store bbolt can read (%v): %s", ErrStateDamaged, dbPath, err, damagedHint)
 		}
 		return nil, fmt.Errorf("cluster: open %s: %w", dbPath, err)
 	}
@@ -253,6 +260,12 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 
 	c.raft, err = raft.NewRaft(rc, fsm, logs, c.disk, c.snaps, c.transport)
 	if err != nil {
+		if strings.Contains(err.Error(), "failed to load any existing snapshots") {
+			// Every snapshot in raft/snapshots failed its checksum (raft
+			// logged each): the node cannot rebuild its state.
+			return nil, fmt.Errorf("%w: no snapshot in %s can be read (truncated or corrupt; the log above names each): %s",
+				ErrStateDamaged, filepath.Join(c.dir, "snapshots"), damagedHint)
+		}
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
 	closers = append(closers, func() { _ = c.raft.Shutdown().Error() })
