@@ -110,6 +110,14 @@ type Config struct {
 	// means hclog.Default().
 	Logger hclog.Logger
 
+	// TermSaveFailed, when set, is called instead of returning when this
+	// node cannot save raft's current term to its raft store (a full or
+	// unwritable data dir): raft panics on that error (it cannot go on
+	// without a durable term), which would kill the process with a stack
+	// trace and Go's exit status 2. The function must not return: it stops
+	// the process. The data dir is intact (bolt writes are transactions).
+	TermSaveFailed func(err error)
+
 	// storeFault, when set (tests), is called before every write to the
 	// raft store; an error it returns fails the write.
 	storeFault func() error
@@ -228,7 +236,7 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster: open %s: %w", dbPath, err)
 	}
 	closers = append(closers, func() { _ = c.store.Close() })
-	c.disk = &diskStore{BoltStore: c.store, fault: cfg.storeFault, log: c.logger}
+	c.disk = &diskStore{BoltStore: c.store, fault: cfg.storeFault, termSaveFailed: cfg.TermSaveFailed, log: c.logger}
 
 	logs, err := raft.NewLogCache(logCacheSize, c.disk)
 	if err != nil {

@@ -20,6 +20,10 @@ type diskStore struct {
 	// error returned instead of writing.
 	fault func() error
 
+	// termSaveFailed, when set, is called (and does not return) when
+	// raft's current term cannot be saved: see Config.TermSaveFailed.
+	termSaveFailed func(error)
+
 	log hclog.Logger
 
 	mu    sync.Mutex
@@ -75,8 +79,16 @@ func (d *diskStore) Set(k, v []byte) error {
 	return d.write(func() error { return d.BoltStore.Set(k, v) })
 }
 
+// keyCurrentTerm is the stable-store key of raft's current term (raft
+// panics when it cannot be saved).
+const keyCurrentTerm = "CurrentTerm"
+
 func (d *diskStore) SetUint64(k []byte, v uint64) error {
-	return d.write(func() error { return d.BoltStore.SetUint64(k, v) })
+	err := d.write(func() error { return d.BoltStore.SetUint64(k, v) })
+	if err != nil && string(k) == keyCurrentTerm && d.termSaveFailed != nil {
+		d.termSaveFailed(err)
+	}
+	return err
 }
 
 // StorageError returns the error of this node's last write to its raft

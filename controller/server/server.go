@@ -111,6 +111,14 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		HeartbeatTimeout: cfg.HeartbeatTimeout.D(), ElectionTimeout: cfg.ElectionTimeout.D(),
 		LeaderLeaseTimeout: cfg.LeaderLeaseTimeout.D(), DeadServerCleanup: cfg.DeadServerCleanup.D(), Logger: log,
 		Coalesce: fsm.Coalescer{}, CoalesceLinger: cfg.coalesceLinger(), Registerer: s.registry,
+		TermSaveFailed: func(err error) {
+			// raft would panic (Go's exit status 2, which the systemd unit
+			// does not restart): stop with a message and status 1, so the
+			// node comes back by itself once its disk can be written.
+			log.Error("cannot save the raft term to the raft store (a full or unwritable data dir?): stopping. "+
+				"The data dir is intact: make room or fix it, then start the node again (systemd restarts it)", "error", err)
+			os.Exit(1)
+		},
 	}, machine)
 	if err != nil {
 		ln.Close()
