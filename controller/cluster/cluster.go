@@ -118,6 +118,13 @@ type Config struct {
 	// the process. The data dir is intact (bolt writes are transactions).
 	TermSaveFailed func(err error)
 
+	// StateConflict, when set, is called instead of returning when the
+	// leader's log contradicts entries this node has already applied
+	// (ErrStateConflict: its data dir holds another cluster's state, see
+	// diskStore.DeleteRange). The log is left as it was. It should stop
+	// the process; when it returns, the truncation fails and raft retries.
+	StateConflict func(err error)
+
 	// storeFault, when set (tests), is called before every write to the
 	// raft store; an error it returns fails the write.
 	storeFault func() error
@@ -260,6 +267,7 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 		Logger:  rc.Logger.Named("net"),
 	})
 	closers = append(closers, func() { _ = c.transport.Close() })
+	c.disk.stateConflict = cfg.StateConflict
 
 	hasState, err := raft.HasExistingState(logs, c.disk, c.snaps)
 	if err != nil {
@@ -267,6 +275,9 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 	}
 
 	c.raft, err = raft.NewRaft(rc, fsm, logs, c.disk, c.snaps, c.transport)
+	if err == nil {
+		c.disk.raft.Store(c.raft)
+	}
 	if err != nil {
 		if strings.Contains(err.Error(), "failed to load any existing snapshots") {
 			// Every snapshot in raft/snapshots failed its checksum (raft

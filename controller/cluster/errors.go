@@ -46,6 +46,11 @@ var (
 	// was written. Retry later.
 	ErrNotSubmitted = errors.New("cluster: the leader is not committing writes (a majority of the nodes cannot store them?); the write was not submitted")
 
+	// ErrStateConflict is what Config.StateConflict receives: the leader's
+	// log contradicts entries this node has applied, so its data dir holds
+	// another cluster's state.
+	ErrStateConflict = errors.New("cluster: this node's raft state conflicts with the leader's")
+
 	// ErrLeadershipTransferInProgress is returned when the leader is handing
 	// leadership to another node; the command was not appended. Retry shortly.
 	ErrLeadershipTransferInProgress = errors.New("cluster: leadership transfer in progress")

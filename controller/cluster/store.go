@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -19,6 +21,12 @@ type diskStore struct {
 	// fault, when set (tests only), is called before every write and its
 	// error returned instead of writing.
 	fault func() error
+
+	// raft, once set, gives the applied index for DeleteRange's check;
+	// stateConflict, when set, is called (and does not return) when the
+	// leader's log contradicts applied entries: see DeleteRange.
+	raft          atomic.Pointer[raft.Raft]
+	stateConflict func(error)
 
 	// termSaveFailed, when set, is called (and does not return) when
 	// raft's current term cannot be saved: see Config.TermSaveFailed.
@@ -71,7 +79,33 @@ func (d *diskStore) StoreLogs(ls []*raft.Log) error {
 	return d.write(func() error { return d.BoltStore.StoreLogs(ls) })
 }
 
+// DeleteRange removes log entries: raft compacts the head of the log
+// after a snapshot, and a follower drops the tail of its log that
+// conflicts with the leader's (entries of a term the leader's log does
+// not have). Those can only be entries that were never committed. A
+// conflict at or below the index this node has applied (it applied them,
+// so its cluster committed them) proves the leader belongs to another
+// cluster: the data dir is another cluster's (or the cluster was rebuilt
+// under the same node ids). raft would drop the entries but could never
+// undo their application (it skips entries at or below the applied
+// index): the node would serve, and authenticate tokens of, the other
+// cluster's state, and apply the new leader's entries on top of it. The
+// truncation is refused and stateConflict called (it stops the node).
 func (d *diskStore) DeleteRange(lo, hi uint64) error {
+	if r := d.raft.Load(); r != nil {
+		if last, err := d.BoltStore.LastIndex(); err == nil && hi >= last && lo > 0 {
+			if applied := r.AppliedIndex(); lo <= applied {
+				err := fmt.Errorf("%w: the leader's log contradicts entries %d..%d this node has already applied (up to %d): "+
+					"its data dir belongs to another cluster, or this cluster was rebuilt under the same node ids; "+
+					"not dropping them. To make the node a member of this cluster, start it with an empty data dir and -join",
+					ErrStateConflict, lo, hi, applied)
+				if d.stateConflict != nil {
+					d.stateConflict(err)
+				}
+				return err
+			}
+		}
+	}
 	return d.write(func() error { return d.BoltStore.DeleteRange(lo, hi) })
 }
 

@@ -119,6 +119,13 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 				"The data dir is intact: make room or fix it, then start the node again (systemd restarts it)", "error", err)
 			os.Exit(1)
 		},
+		StateConflict: func(err error) {
+			// The data dir is another cluster's: the node stops before it
+			// serves that state as this cluster's, with exit status 2
+			// (only the operator can fix it; systemd does not restart).
+			log.Error("stopping: the raft state in the data dir does not belong to this cluster", "error", err)
+			os.Exit(2)
+		},
 	}, machine)
 	if err != nil {
 		ln.Close()
