@@ -63,12 +63,12 @@ func (d *diskStore) write(f func() error) error {
 	return err
 }
 
-// failing returns the last write's error and since when writes have been
-// failing, or nil when the last write succeeded.
-func (d *diskStore) failing() (error, time.Time) {
+// failing returns since when writes have been failing and the last
+// write's error, or a nil error when the last write succeeded.
+func (d *diskStore) failing() (time.Time, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.err, d.since
+	return d.since, d.err
 }
 
 func (d *diskStore) StoreLog(l *raft.Log) error {
@@ -125,9 +125,9 @@ func (d *diskStore) SetUint64(k []byte, v uint64) error {
 	return err
 }
 
-// StorageError returns the error of this node's last write to its raft
-// store (raft.db) and since when its writes have been failing, or nil when
+// StorageError returns since when this node's writes to its raft store
+// (raft.db) have been failing and the last one's error, or a nil error when
 // the last write succeeded. A node whose writes fail cannot take part in
 // commits: as leader it steps down at once, as follower it refuses every
 // entry (raft retries) and falls behind.
-func (c *Cluster) StorageError() (error, time.Time) { return c.disk.failing() }
+func (c *Cluster) StorageError() (time.Time, error) { return c.disk.failing() }

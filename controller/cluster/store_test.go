@@ -63,11 +63,11 @@ func TestApplyFollowersCannotStore(t *testing.T) {
 	}
 	for _, n := range nodes[1:] {
 		waitFor(t, 30*time.Second, n.NodeID()+" to report its store failing", func() bool {
-			err, since := n.StorageError()
+			since, err := n.StorageError()
 			return errors.Is(err, syscall.ENOSPC) && !since.IsZero()
 		})
 	}
-	if err, _ := leader.StorageError(); err != nil {
+	if _, err := leader.StorageError(); err != nil {
 		t.Errorf("leader's StorageError: %v", err)
 	}
 
@@ -79,7 +79,7 @@ func TestApplyFollowersCannotStore(t *testing.T) {
 	})
 	for _, n := range nodes[1:] {
 		waitFor(t, 60*time.Second, n.NodeID()+"'s store to recover", func() bool {
-			err, _ := n.StorageError()
+			_, err := n.StorageError()
 			_, ok := n.fsm.get("after")
 			return err == nil && ok
 		})

@@ -317,7 +317,7 @@ func (s *Server) handOver(ctx context.Context) {
 //   - a node whose raft address is not the one the cluster knows it by
 //     hears from no leader.
 func (s *Server) nodeHealth() error {
-	if err, since := s.cluster.StorageError(); err != nil {
+	if since, err := s.cluster.StorageError(); err != nil {
 		return fmt.Errorf("cannot write the raft store for %s (a full or unwritable data dir?): %v",
 			time.Since(since).Round(time.Second), err)
 	}
@@ -362,7 +362,7 @@ func (s *Server) registerGauges() {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "regent_raft_store_failing_seconds",
 			Help: "How long this node's writes to its raft store (raft.db) have been failing (a full or unwritable data dir); 0 while they succeed."},
 			func() float64 {
-				if err, since := s.cluster.StorageError(); err != nil {
+				if since, err := s.cluster.StorageError(); err != nil {
 					return time.Since(since).Seconds()
 				}
 				return 0
