@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/regentcloud/regent/controller/cluster"
 	"github.com/regentcloud/regent/controller/internal/cli"
 	"github.com/regentcloud/regent/controller/server"
 	"github.com/regentcloud/regent/pkg/api"
@@ -173,6 +174,10 @@ func runServer(args []string) error {
 		return configError{err}
 	}
 	s, err := server.New(cfg, os.Stdout)
+	if errors.Is(err, cluster.ErrStateDamaged) {
+		// Exit status 2: a restart would find the same damage.
+		return configError{err}
+	}
 	if err != nil {
 		return err
 	}

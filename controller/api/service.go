@@ -255,9 +255,16 @@ func (a *API) Apply(q *Request, cmd *fsm.Command) (any, uint64, error) {
 		case errors.Is(err, cluster.ErrLeadershipLost):
 			return nil, 0, &wire.Error{Status: http.StatusServiceUnavailable, ErrorCode: wire.CodeForwardFailed,
 				Detail: "Leadership was lost while the write was being committed; its outcome is unknown. Check, then retry.", RetryAfter: 1}
+		case errors.Is(err, cluster.ErrCommitTimeout):
+			return nil, 0, &wire.Error{Status: http.StatusServiceUnavailable, ErrorCode: wire.CodeForwardFailed,
+				Detail: "The write was not committed in time: a majority of the controller nodes cannot store it (a full or failing disk?); its outcome is unknown. Check, then retry.", RetryAfter: 5}
+		case errors.Is(err, cluster.ErrNotSubmitted):
+			return nil, 0, &wire.Error{Status: http.StatusServiceUnavailable, ErrorCode: wire.CodeNoLeader,
+				Detail: "The cluster is not committing writes: a majority of the controller nodes cannot store them (a full or failing disk?). Nothing was written; retry later.", RetryAfter: 5}
 		}
+		a.log.Error("write failed", "error", err)
 		return nil, 0, &wire.Error{Status: http.StatusServiceUnavailable, ErrorCode: wire.CodeNoLeader,
-			Detail: "The write could not be committed: " + err.Error(), RetryAfter: 1}
+			Detail: "The leader could not commit the write (its log says why; a full disk?). Retry shortly.", RetryAfter: 1}
 	}
 	v, err := resultErr(resp)
 	return v, index, err

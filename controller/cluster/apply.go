@@ -25,8 +25,12 @@ const recheckInterval = 100 * time.Millisecond
 // raft's own failures map to ErrLeadershipLost (outcome unknown),
 // ErrLeadershipTransferInProgress (not applied, retry) and ErrShutdown. ctx
 // bounds the wait for a leader and the enqueueing; once the command is in
-// the leader's log Apply waits for the commit, which raft bounds (a leader
-// that cannot reach a quorum steps down within its lease).
+// the leader's log Apply waits for the commit. raft bounds that wait only
+// when the leader cannot reach a quorum (it steps down within its lease);
+// when the followers answer but cannot store the entry (full disks) it
+// would wait for ever, so Apply gives up after Config.CommitWait with
+// ErrCommitTimeout (outcome unknown), or ErrNotSubmitted for a command
+// that was still queued behind such an entry (nothing written).
 func (c *Cluster) Apply(ctx context.Context, cmd []byte) (resp any, index uint64, err error) {
 	deadline := time.Now().Add(c.cfg.ApplyTimeout)
 	for {
@@ -57,10 +61,19 @@ func (c *Cluster) applyLeader(ctx context.Context, cmd []byte) (any, uint64, err
 		return c.batch.apply(ctx, cmd)
 	}
 	f := c.raft.Apply(cmd, enqueueTimeout(ctx))
-	if err := f.Error(); err != nil {
-		return nil, 0, err
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }() // ends when raft settles f (at the latest at Shutdown)
+	timer := time.NewTimer(c.cfg.CommitWait)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			return nil, 0, err
+		}
+		return f.Response(), f.Index(), nil
+	case <-timer.C:
+		return nil, 0, ErrCommitTimeout
 	}
-	return f.Response(), f.Index(), nil
 }
 
 // awaitLeadership returns nil once this node is the leader, *ErrNotLeader as

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,7 @@ const (
 	DefaultSnapshotThreshold  = 8192
 	DefaultSnapshotInterval   = 2 * time.Minute
 	DefaultApplyTimeout       = 5 * time.Second
+	DefaultCommitWait         = 10 * time.Second
 
 	logCacheSize     = 512
 	snapshotsRetain  = 2
@@ -80,6 +82,14 @@ type Config struct {
 	// DefaultApplyTimeout.
 	ApplyTimeout time.Duration
 
+	// CommitWait bounds how long Apply waits for a command the leader has
+	// put into its log to commit (and for a queued command to be put into
+	// the log). raft itself waits for ever while the followers answer but
+	// cannot store the entry (a full disk on a majority of them); then
+	// Apply returns ErrCommitTimeout (or ErrNotSubmitted). 0 means
+	// DefaultCommitWait.
+	CommitWait time.Duration
+
 	// Coalesce, when set, makes the leader put commands that arrive while
 	// earlier entries are in flight into one raft entry (group commit).
 	// MaxCoalesce bounds the commands per entry and CoalesceInflight the
@@ -99,6 +109,25 @@ type Config struct {
 	// Logger receives every log line; raft logs under Named("raft"). Nil
 	// means hclog.Default().
 	Logger hclog.Logger
+
+	// TermSaveFailed, when set, is called instead of returning when this
+	// node cannot save raft's current term to its raft store (a full or
+	// unwritable data dir): raft panics on that error (it cannot go on
+	// without a durable term), which would kill the process with a stack
+	// trace and Go's exit status 2. The function must not return: it stops
+	// the process. The data dir is intact (bolt writes are transactions).
+	TermSaveFailed func(err error)
+
+	// StateConflict, when set, is called instead of returning when the
+	// leader's log contradicts entries this node has already applied
+	// (ErrStateConflict: its data dir holds another cluster's state, see
+	// diskStore.DeleteRange). The log is left as it was. It should stop
+	// the process; when it returns, the truncation fails and raft retries.
+	StateConflict func(err error)
+
+	// storeFault, when set (tests), is called before every write to the
+	// raft store; an error it returns fails the write.
+	storeFault func() error
 }
 
 // Cluster is one node's raft layer. Build it with New and stop it with
@@ -109,6 +138,7 @@ type Cluster struct {
 	fsm       raft.FSM
 	raft      *raft.Raft
 	store     *raftboltdb.BoltStore
+	disk      *diskStore // store, with a record of failed writes
 	snaps     *raft.FileSnapshotStore
 	stream    *streamLayer
 	transport *raft.NetworkTransport
@@ -153,6 +183,9 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 	if cfg.ApplyTimeout <= 0 {
 		cfg.ApplyTimeout = DefaultApplyTimeout
 	}
+	if cfg.CommitWait <= 0 {
+		cfg.CommitWait = DefaultCommitWait
+	}
 	tlsConfig, err := prepareTLS(cfg.TLS)
 	if err != nil {
 		return nil, err
@@ -188,6 +221,9 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster: create raft dir: %w", err)
 	}
 	dbPath := filepath.Join(c.dir, "raft.db")
+	if err := checkBoltFile(dbPath); err != nil {
+		return nil, err
+	}
 	c.store, err = raftboltdb.New(raftboltdb.Options{
 		Path: dbPath,
 		// bbolt's freelist is not written on every commit but rebuilt by
@@ -201,11 +237,15 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 		if errors.Is(err, bbolt.ErrTimeout) {
 			return nil, fmt.Errorf("cluster: open %s: locked (is another controller using this data dir?): %w", dbPath, err)
 		}
+		if errors.Is(err, bbolt.ErrInvalid) || errors.Is(err, bbolt.ErrVersionMismatch) || errors.Is(err, bbolt.ErrChecksum) {
+			return nil, fmt.Errorf("%w: %s is not a raft store bbolt can read (%v): %s", ErrStateDamaged, dbPath, err, damagedHint)
+		}
 		return nil, fmt.Errorf("cluster: open %s: %w", dbPath, err)
 	}
 	closers = append(closers, func() { _ = c.store.Close() })
+	c.disk = &diskStore{BoltStore: c.store, fault: cfg.storeFault, termSaveFailed: cfg.TermSaveFailed, log: c.logger}
 
-	logs, err := raft.NewLogCache(logCacheSize, c.store)
+	logs, err := raft.NewLogCache(logCacheSize, c.disk)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: log cache: %w", err)
 	}
@@ -227,14 +267,24 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 		Logger:  rc.Logger.Named("net"),
 	})
 	closers = append(closers, func() { _ = c.transport.Close() })
+	c.disk.stateConflict = cfg.StateConflict
 
-	hasState, err := raft.HasExistingState(logs, c.store, c.snaps)
+	hasState, err := raft.HasExistingState(logs, c.disk, c.snaps)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: inspect raft state: %w", err)
 	}
 
-	c.raft, err = raft.NewRaft(rc, fsm, logs, c.store, c.snaps, c.transport)
+	c.raft, err = raft.NewRaft(rc, fsm, logs, c.disk, c.snaps, c.transport)
+	if err == nil {
+		c.disk.raft.Store(c.raft)
+	}
 	if err != nil {
+		if strings.Contains(err.Error(), "failed to load any existing snapshots") {
+			// Every snapshot in raft/snapshots failed its checksum (raft
+			// logged each): the node cannot rebuild its state.
+			return nil, fmt.Errorf("%w: no snapshot in %s can be read (truncated or corrupt; the log above names each): %s",
+				ErrStateDamaged, filepath.Join(c.dir, "snapshots"), damagedHint)
+		}
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
 	closers = append(closers, func() { _ = c.raft.Shutdown().Error() })

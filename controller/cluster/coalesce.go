@@ -114,7 +114,9 @@ func newBatcher(c *Cluster, co Coalescer, max, inflight int, linger time.Duratio
 
 // apply queues cmd and waits for its outcome. Once the command has gone
 // into an entry it waits for that entry whatever ctx does (as raft.Apply's
-// future would); before that, ctx ends the wait and the command is dropped.
+// future would), but no longer than CommitWait from the call
+// (ErrCommitTimeout); before that, ctx or CommitWait (ErrNotSubmitted) end
+// the wait and the command is dropped.
 func (b *batcher) apply(ctx context.Context, cmd []byte) (any, uint64, error) {
 	cl := &call{cmd: cmd, ctx: ctx, done: make(chan struct{})}
 	b.mu.Lock()
@@ -125,22 +127,50 @@ func (b *batcher) apply(ctx context.Context, cmd []byte) (any, uint64, error) {
 	b.queue = append(b.queue, cl)
 	b.mu.Unlock()
 	b.poke()
+	// raft waits for ever for an entry the followers cannot store (full
+	// disks): commitWait bounds the wait for the entry, once it is sent, and
+	// for a command queued behind it.
+	timer := time.NewTimer(b.c.cfg.CommitWait)
+	defer timer.Stop()
 	select {
 	case <-cl.done:
 		return cl.resp, cl.index, cl.err
 	case <-ctx.Done():
-		b.mu.Lock()
-		for i, q := range b.queue {
-			if q == cl {
-				b.queue = append(b.queue[:i], b.queue[i+1:]...)
-				b.mu.Unlock()
-				return nil, 0, ctx.Err()
-			}
+		if b.unqueue(cl) {
+			return nil, 0, ctx.Err()
 		}
-		b.mu.Unlock()
-		<-cl.done // already in an entry
-		return cl.resp, cl.index, cl.err
+	case <-timer.C:
+		if b.unqueue(cl) {
+			return nil, 0, ErrNotSubmitted
+		}
+		select {
+		case <-cl.done: // settled just now
+			return cl.resp, cl.index, cl.err
+		default:
+			return nil, 0, ErrCommitTimeout // in an entry that has not committed
+		}
 	}
+	// Already in an entry.
+	select {
+	case <-cl.done:
+		return cl.resp, cl.index, cl.err
+	case <-timer.C:
+		return nil, 0, ErrCommitTimeout
+	}
+}
+
+// unqueue takes cl out of the queue and reports whether it was still there
+// (not yet sent in an entry).
+func (b *batcher) unqueue(cl *call) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, q := range b.queue {
+		if q == cl {
+			b.queue = append(b.queue[:i], b.queue[i+1:]...)
+			return true
+		}
+	}
+	return false
 }
 
 func (b *batcher) poke() {

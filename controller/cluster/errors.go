@@ -35,6 +35,22 @@ var (
 	// unknown and the caller must not assume either.
 	ErrLeadershipLost = errors.New("cluster: leadership lost while committing; outcome unknown")
 
+	// ErrCommitTimeout is returned when a command was put into the leader's
+	// log but did not commit within Config.CommitWait: the leader still
+	// reaches its followers, but a majority cannot store the entry (a full
+	// or failing disk). It may still commit later: the outcome is unknown.
+	ErrCommitTimeout = errors.New("cluster: the write was not committed in time (a majority of the nodes cannot store it?); outcome unknown")
+
+	// ErrNotSubmitted is returned when a command waited Config.CommitWait
+	// for the entries ahead of it to commit and was dropped unsent: nothing
+	// was written. Retry later.
+	ErrNotSubmitted = errors.New("cluster: the leader is not committing writes (a majority of the nodes cannot store them?); the write was not submitted")
+
+	// ErrStateConflict is what Config.StateConflict receives: the leader's
+	// log contradicts entries this node has applied, so its data dir holds
+	// another cluster's state.
+	ErrStateConflict = errors.New("cluster: this node's raft state conflicts with the leader's")
+
 	// ErrLeadershipTransferInProgress is returned when the leader is handing
 	// leadership to another node; the command was not appended. Retry shortly.
 	ErrLeadershipTransferInProgress = errors.New("cluster: leadership transfer in progress")

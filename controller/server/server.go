@@ -111,6 +111,21 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		HeartbeatTimeout: cfg.HeartbeatTimeout.D(), ElectionTimeout: cfg.ElectionTimeout.D(),
 		LeaderLeaseTimeout: cfg.LeaderLeaseTimeout.D(), DeadServerCleanup: cfg.DeadServerCleanup.D(), Logger: log,
 		Coalesce: fsm.Coalescer{}, CoalesceLinger: cfg.coalesceLinger(), Registerer: s.registry,
+		TermSaveFailed: func(err error) {
+			// raft would panic (Go's exit status 2, which the systemd unit
+			// does not restart): stop with a message and status 1, so the
+			// node comes back by itself once its disk can be written.
+			log.Error("cannot save the raft term to the raft store (a full or unwritable data dir?): stopping. "+
+				"The data dir is intact: make room or fix it, then start the node again (systemd restarts it)", "error", err)
+			os.Exit(1)
+		},
+		StateConflict: func(err error) {
+			// The data dir is another cluster's: the node stops before it
+			// serves that state as this cluster's, with exit status 2
+			// (only the operator can fix it; systemd does not restart).
+			log.Error("stopping: the raft state in the data dir does not belong to this cluster", "error", err)
+			os.Exit(2)
+		},
 	}, machine)
 	if err != nil {
 		ln.Close()
@@ -146,7 +161,7 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 	}
 	factors := cfg.Factors()
 	s.api = api.New(api.Config{ClusterToken: cfg.ClusterToken, OpenAPI: openapiJSON, ForwardTLS: forwardTLS, Placement: &factors,
-		BodyTimeout: cfg.BodyTimeout, TenantMetrics: tenantMetrics},
+		BodyTimeout: cfg.BodyTimeout, TenantMetrics: tenantMetrics, Health: s.nodeHealth},
 		s.cluster, s.store, log, s.registry)
 	s.heartbeats = robot.NewHeartbeats(cfg.agentDownAfter(), s.cluster.Term, s.cluster.IsLeader)
 	s.registry.MustRegister(newAgentHealthCollector(s.store, s.heartbeats))
@@ -201,13 +216,25 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		defer s.wg.Done()
 		s.heartbeatLoop()
 	}()
+	oldAddr := s.knownRaftAddr()
 	switch {
-	case cfg.Join != "" && s.cluster.LastIndex() == 0:
+	case cfg.Join != "" && (s.cluster.LastIndex() == 0 || oldAddr != ""):
+		if oldAddr != "" {
+			// The cluster still knows this node at its old address, so no
+			// leader will ever reach it there: ask it to take the new
+			// one (it is accepted once the leader sees the old one fail).
+			log.Warn("this node's raft address changed; asking the cluster to update it",
+				"old", oldAddr, "new", s.cluster.Addr(), "join", cfg.Join)
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			s.joinLoop()
 		}()
+	case oldAddr != "":
+		log.Error("this node's raft address changed, but the cluster knows it at the old one and no leader will reach it: "+
+			"restart it with -join <any member's HTTP address>, or run `regent-controller join` for it",
+			"old", oldAddr, "new", s.cluster.Addr())
 	case cfg.Join != "":
 		log.Warn("existing raft state found; not joining: -join is only used by a node with an empty data dir, "+
 			"this one restarts as the member it was. If it was removed from the cluster, add it back with "+
@@ -283,6 +310,42 @@ func (s *Server) handOver(ctx context.Context) {
 	}
 }
 
+// nodeHealth is /healthz's condition beyond leader and membership:
+//   - a node that cannot write its raft store takes no part in commits
+//     and falls behind, so it is not ready (a leader steps down at its
+//     first failed write);
+//   - a node whose raft address is not the one the cluster knows it by
+//     hears from no leader.
+func (s *Server) nodeHealth() error {
+	if since, err := s.cluster.StorageError(); err != nil {
+		return fmt.Errorf("cannot write the raft store for %s (a full or unwritable data dir?): %v",
+			time.Since(since).Round(time.Second), err)
+	}
+	if old := s.knownRaftAddr(); old != "" && !s.cluster.IsLeader() {
+		return fmt.Errorf("the cluster knows this node at raft address %s, not %s: join it again (-join, or regent-controller join) to update it",
+			old, s.cluster.Addr())
+	}
+	return nil
+}
+
+// knownRaftAddr returns the address the raft configuration, as this node
+// knows it, has for this node when that is not the address it listens
+// on (it was restarted with another -raft-addr); "" otherwise, and for the
+// only server of a configuration, which elects itself whatever its
+// address.
+func (s *Server) knownRaftAddr() string {
+	servers, err := s.cluster.Servers()
+	if err != nil || len(servers) < 2 {
+		return ""
+	}
+	for _, sv := range servers {
+		if sv.ID == s.cfg.NodeID && sv.Address != s.cluster.Addr() {
+			return sv.Address
+		}
+	}
+	return ""
+}
+
 func (s *Server) registerGauges() {
 	s.registry.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "regent_raft_leader", Help: "1 if this node is the raft leader."},
@@ -296,6 +359,14 @@ func (s *Server) registerGauges() {
 			func() float64 { return float64(s.cluster.AppliedIndex()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "regent_raft_last_contact_seconds", Help: "Time since this follower last heard from the leader (0 on the leader)."},
 			func() float64 { return s.cluster.LastContact().Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "regent_raft_store_failing_seconds",
+			Help: "How long this node's writes to its raft store (raft.db) have been failing (a full or unwritable data dir); 0 while they succeed."},
+			func() float64 {
+				if since, err := s.cluster.StorageError(); err != nil {
+					return time.Since(since).Seconds()
+				}
+				return 0
+			}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "regent_cluster_dead_servers_removed_total",
 			Help: "Servers this node removed from the raft configuration by dead server cleanup while it led."},
 			func() float64 { return float64(s.cluster.DeadServersRemoved()) }),

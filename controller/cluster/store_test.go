@@ -1,0 +1,91 @@
+package cluster
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// diskFull makes a node's raft store writes fail with ENOSPC while it is
+// set.
+type diskFull struct{ on atomic.Bool }
+
+func (d *diskFull) fault() error {
+	if d.on.Load() {
+		return syscall.ENOSPC
+	}
+	return nil
+}
+
+// TestApplyFollowersCannotStore: when a majority of the followers answer
+// but cannot store entries (full disks), raft never commits and never steps
+// down; Apply must not wait for ever: the command in the log gets
+// ErrCommitTimeout (outcome unknown), one queued behind it ErrNotSubmitted,
+// both within CommitWait. Once the disks have room again, writes commit and
+// the followers' StorageError clears.
+func TestApplyFollowersCannotStore(t *testing.T) {
+	full := map[string]*diskFull{"n1": {}, "n2": {}, "n3": {}}
+	nodes := startCluster(t, 3, func(c *Config) {
+		c.Coalesce = kvCoalescer{}
+		c.CommitWait = time.Second
+		c.storeFault = full[c.NodeID].fault
+	})
+	leader := nodes[0]
+	set(t, leader, "before", "1")
+
+	full["n2"].on.Store(true)
+	full["n3"].on.Store(true)
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i == 1 {
+				time.Sleep(100 * time.Millisecond) // queued behind the first
+			}
+			_, _, errs[i] = leader.Apply(ctxT(t, time.Minute), cmd("during", string(rune('a'+i))))
+		}()
+	}
+	wg.Wait()
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("Apply took %s with CommitWait 1s", took)
+	}
+	if !errors.Is(errs[0], ErrCommitTimeout) {
+		t.Errorf("first Apply: %v, want ErrCommitTimeout", errs[0])
+	}
+	if !errors.Is(errs[1], ErrNotSubmitted) && !errors.Is(errs[1], ErrCommitTimeout) {
+		t.Errorf("second Apply: %v, want ErrNotSubmitted (or ErrCommitTimeout if it shared the entry)", errs[1])
+	}
+	for _, n := range nodes[1:] {
+		waitFor(t, 30*time.Second, n.NodeID()+" to report its store failing", func() bool {
+			since, err := n.StorageError()
+			return errors.Is(err, syscall.ENOSPC) && !since.IsZero()
+		})
+	}
+	if _, err := leader.StorageError(); err != nil {
+		t.Errorf("leader's StorageError: %v", err)
+	}
+
+	full["n2"].on.Store(false)
+	full["n3"].on.Store(false)
+	waitFor(t, 60*time.Second, "a write to commit again", func() bool {
+		_, _, err := leader.Apply(ctxT(t, time.Minute), cmd("after", "1"))
+		return err == nil
+	})
+	for _, n := range nodes[1:] {
+		waitFor(t, 60*time.Second, n.NodeID()+"'s store to recover", func() bool {
+			_, err := n.StorageError()
+			_, ok := n.fsm.get("after")
+			return err == nil && ok
+		})
+	}
+	// The command whose outcome was unknown committed in the end.
+	if v, ok := leader.fsm.get("during"); !ok || v != "a" {
+		t.Errorf("during = %q, %v; want the first command's value a once the disks have room", v, ok)
+	}
+}
