@@ -2,12 +2,14 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -371,12 +373,6 @@ func (s *Service[T]) list(q *Request) error {
 	if err := q.Blocking(s.Tables...); err != nil {
 		return err
 	}
-	var items []T
-	for _, v := range s.All(q.Txn) {
-		if s.visible(q, v) {
-			items = append(items, s.redact(q, v))
-		}
-	}
 	// url.Values drops a pair it cannot decode; a list answered without
 	// the filter the client sent would look like a good answer.
 	params, err := url.ParseQuery(q.URL.RawQuery)
@@ -389,18 +385,48 @@ func (s *Service[T]) list(q *Request) error {
 		total int
 	)
 	render := s.renderer(q.Txn)
-	if s.FilterView {
-		views := make([]any, 0, len(items))
-		for _, v := range items {
-			views = append(views, render(v))
+	if desc, ok := qry.ByID(); ok {
+		// No filter, id order: the page is known from the stored objects,
+		// so only its items are redacted and rendered (a list used to
+		// render every visible object for a page of one).
+		var items []T
+		for _, v := range s.All(q.Txn) {
+			if s.visible(q, v) {
+				items = append(items, v)
+			}
 		}
-		out, total = query.Apply(qry, views)
+		slices.SortFunc(items, func(a, b T) int {
+			if desc {
+				a, b = b, a
+			}
+			return cmp.Compare(a.GetMeta().ID, b.GetMeta().ID)
+		})
+		total = len(items)
+		start, end := qry.Window(total)
+		out = make([]any, 0, end-start)
+		for _, v := range items[start:end] {
+			out = append(out, render(s.redact(q, v)))
+		}
 	} else {
-		var page []T
-		page, total = query.Apply(qry, items)
-		out = make([]any, 0, len(page))
-		for _, v := range page {
-			out = append(out, render(v))
+		var items []T
+		for _, v := range s.All(q.Txn) {
+			if s.visible(q, v) {
+				items = append(items, s.redact(q, v))
+			}
+		}
+		if s.FilterView {
+			views := make([]any, 0, len(items))
+			for _, v := range items {
+				views = append(views, render(v))
+			}
+			out, total = query.Apply(qry, views)
+		} else {
+			var page []T
+			page, total = query.Apply(qry, items)
+			out = make([]any, 0, len(page))
+			for _, v := range page {
+				out = append(out, render(v))
+			}
 		}
 	}
 	w := q.W
