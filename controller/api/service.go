@@ -82,7 +82,12 @@ type Service[T wire.Object] struct {
 	// hides: Query then names fields of the view.
 	FilterView bool
 	All        func(*state.ReadTxn) []T
-	Get        func(*state.ReadTxn, uint64) (T, bool)
+	// AllFor, when set, replaces All for a list: the objects the caller
+	// may see, or more (Visible still decides), read from an index where
+	// the caller sees only its member's: a member's list then costs its
+	// own objects, not the region's.
+	AllFor func(*Request) []T
+	Get    func(*state.ReadTxn, uint64) (T, bool)
 	// Key, when set, also finds an item by a path value that is not a
 	// numeric id (a CIX list entry by its CIDR).
 	Key func(*state.ReadTxn, string) (T, bool)
@@ -390,7 +395,7 @@ func (s *Service[T]) list(q *Request) error {
 		// so only its items are redacted and rendered (a list used to
 		// render every visible object for a page of one).
 		var items []T
-		for _, v := range s.All(q.Txn) {
+		for _, v := range s.all(q) {
 			if s.visible(q, v) {
 				items = append(items, v)
 			}
@@ -409,7 +414,7 @@ func (s *Service[T]) list(q *Request) error {
 		}
 	} else {
 		var items []T
-		for _, v := range s.All(q.Txn) {
+		for _, v := range s.all(q) {
 			if s.visible(q, v) {
 				items = append(items, s.redact(q, v))
 			}
@@ -438,6 +443,14 @@ func (s *Service[T]) list(q *Request) error {
 	WriteJSON(w, http.StatusOK, wire.List[any]{Content: out, Metadata: wire.ListMetadata{
 		Page: qry.Page, Limit: qry.Limit, Order: qry.Order, TotalRecords: total, Warnings: warnings}})
 	return nil
+}
+
+// all is the objects a list reads for q, a superset of those it shows.
+func (s *Service[T]) all(q *Request) []T {
+	if s.AllFor != nil {
+		return s.AllFor(q)
+	}
+	return s.All(q.Txn)
 }
 
 // lookup finds the object named by the {id} path value, or 404.
