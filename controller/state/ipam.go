@@ -277,6 +277,11 @@ func (r *ReadTxn) IPBlockList() []*api.IPBlock {
 	return blockViews(all[*BlockRecord](r, IPBlocks, "id"))
 }
 
+// IPBlockListByMember returns the blocks of member ordered by id.
+func (r *ReadTxn) IPBlockListByMember(member uint64) []*api.IPBlock {
+	return blockViews(all[*BlockRecord](r, IPBlocks, "member", member))
+}
+
 // IPBlockChildren returns the subnets of block id ordered by id.
 func (r *ReadTxn) IPBlockChildren(id uint64) []*api.IPBlock {
 	return blockViews(all[*BlockRecord](r, IPBlocks, "parent", id))
