@@ -153,6 +153,8 @@ func BenchmarkScaleMemberLists(b *testing.B) {
 	h, root, member := scaleFixture(b, 20000, 5, 50000)
 	for _, c := range []struct{ name, path, secret string }{
 		{"member/ip_address", "/iaas/ip_address/?limit=1", member},
+		{"member/subnet", "/iaas/subnet/?limit=1", member},
+		{"member/allocation", "/iaas/allocation/?limit=1", member},
 		{"member/record", "/iaas/record/?limit=1", member},
 		{"member/record/search", "/iaas/record/?search[name]=h1", member},
 		{"root/ip_address", "/iaas/ip_address/?limit=1", root},
@@ -176,7 +178,7 @@ func BenchmarkScaleMemberLists(b *testing.B) {
 // from the member index) hold exactly its own rows.
 func TestMemberListsFromIndex(t *testing.T) {
 	h, _, member := scaleFixture(t, 150, 3, 10)
-	for _, path := range []string{"/iaas/ip_address/?limit=100", "/iaas/record/?limit=100", "/iaas/ptr_record/"} {
+	for _, path := range []string{"/iaas/ip_address/?limit=100", "/iaas/record/?limit=100", "/iaas/ptr_record/", "/iaas/subnet/", "/iaas/allocation/"} {
 		req := httptest.NewRequest("GET", path, nil)
 		req.Header.Set("X-Auth-Token", member)
 		w := httptest.NewRecorder()
@@ -192,9 +194,9 @@ func TestMemberListsFromIndex(t *testing.T) {
 		if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || w.Code != http.StatusOK {
 			t.Fatalf("%s: %d %v %s", path, w.Code, err, w.Body)
 		}
-		want := 5
-		if path == "/iaas/ptr_record/" {
-			want = 0
+		want := map[string]int{"/iaas/ptr_record/": 0, "/iaas/subnet/": 1, "/iaas/allocation/": 1}[path]
+		if strings.Contains(path, "limit=100") {
+			want = 5
 		}
 		if body.Metadata.TotalRecords != want || len(body.Content) != want {
 			t.Errorf("%s: %d of %d records, want %d", path, len(body.Content), body.Metadata.TotalRecords, want)
