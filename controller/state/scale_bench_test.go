@@ -1,7 +1,9 @@
 package state
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"testing"
 	"time"
 
@@ -84,6 +86,39 @@ func BenchmarkIPBlockCreateScale(b *testing.B) {
 		})
 		run("melange_block", func() *api.IPBlock {
 			return &api.IPBlock{Dialect: api.DialectMelange, MemberID: 3, CIDR: "192.168.0.0/24", NetworkID: "net-new"}
+		})
+	}
+}
+
+// BenchmarkSnapshotScale: persisting and restoring a snapshot of 1,000
+// and of 20,000 subnets with 5 addresses each (docs/benchmarks.md, "Scale
+// audit"): the cost should grow with the state, not faster.
+func BenchmarkSnapshotScale(b *testing.B) {
+	for _, n := range []int{1000, 20000} {
+		s := scaleState(b, n, 5)
+		var snap bytes.Buffer
+		if err := s.Read().Persist(&snap); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("persist/subnets=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				if err := s.Read().Persist(io.Discard); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("restore/subnets=%d", n), func(b *testing.B) {
+			b.SetBytes(int64(snap.Len()))
+			for b.Loop() {
+				if err := New().Restore(bytes.NewReader(snap.Bytes())); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("purge_due/subnets=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				s.Read().IPPurgeDue(t0)
+			}
 		})
 	}
 }
