@@ -2,12 +2,14 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -80,7 +82,12 @@ type Service[T wire.Object] struct {
 	// hides: Query then names fields of the view.
 	FilterView bool
 	All        func(*state.ReadTxn) []T
-	Get        func(*state.ReadTxn, uint64) (T, bool)
+	// AllFor, when set, replaces All for a list: the objects the caller
+	// may see, or more (Visible still decides), read from an index where
+	// the caller sees only its member's: a member's list then costs its
+	// own objects, not the region's.
+	AllFor func(*Request) []T
+	Get    func(*state.ReadTxn, uint64) (T, bool)
 	// Key, when set, also finds an item by a path value that is not a
 	// numeric id (a CIX list entry by its CIDR).
 	Key func(*state.ReadTxn, string) (T, bool)
@@ -378,12 +385,6 @@ func (s *Service[T]) list(q *Request) error {
 	if err := q.Blocking(s.Tables...); err != nil {
 		return err
 	}
-	var items []T
-	for _, v := range s.All(q.Txn) {
-		if s.visible(q, v) {
-			items = append(items, s.redact(q, v))
-		}
-	}
 	// url.Values drops a pair it cannot decode; a list answered without
 	// the filter the client sent would look like a good answer.
 	params, err := url.ParseQuery(q.URL.RawQuery)
@@ -396,18 +397,48 @@ func (s *Service[T]) list(q *Request) error {
 		total int
 	)
 	render := s.renderer(q.Txn)
-	if s.FilterView {
-		views := make([]any, 0, len(items))
-		for _, v := range items {
-			views = append(views, render(v))
+	if desc, ok := qry.ByID(); ok {
+		// No filter, id order: the page is known from the stored objects,
+		// so only its items are redacted and rendered (a list used to
+		// render every visible object for a page of one).
+		var items []T
+		for _, v := range s.all(q) {
+			if s.visible(q, v) {
+				items = append(items, v)
+			}
 		}
-		out, total = query.Apply(qry, views)
+		slices.SortFunc(items, func(a, b T) int {
+			if desc {
+				a, b = b, a
+			}
+			return cmp.Compare(a.GetMeta().ID, b.GetMeta().ID)
+		})
+		total = len(items)
+		start, end := qry.Window(total)
+		out = make([]any, 0, end-start)
+		for _, v := range items[start:end] {
+			out = append(out, render(s.redact(q, v)))
+		}
 	} else {
-		var page []T
-		page, total = query.Apply(qry, items)
-		out = make([]any, 0, len(page))
-		for _, v := range page {
-			out = append(out, render(v))
+		var items []T
+		for _, v := range s.all(q) {
+			if s.visible(q, v) {
+				items = append(items, s.redact(q, v))
+			}
+		}
+		if s.FilterView {
+			views := make([]any, 0, len(items))
+			for _, v := range items {
+				views = append(views, render(v))
+			}
+			out, total = query.Apply(qry, views)
+		} else {
+			var page []T
+			page, total = query.Apply(qry, items)
+			out = make([]any, 0, len(page))
+			for _, v := range page {
+				out = append(out, render(v))
+			}
 		}
 	}
 	w := q.W
@@ -419,6 +450,14 @@ func (s *Service[T]) list(q *Request) error {
 	WriteJSON(w, http.StatusOK, wire.List[any]{Content: out, Metadata: wire.ListMetadata{
 		Page: qry.Page, Limit: qry.Limit, Order: qry.Order, TotalRecords: total, Warnings: warnings}})
 	return nil
+}
+
+// all is the objects a list reads for q, a superset of those it shows.
+func (s *Service[T]) all(q *Request) []T {
+	if s.AllFor != nil {
+		return s.AllFor(q)
+	}
+	return s.All(q.Txn)
 }
 
 // lookup finds the object named by the {id} path value, or 404.

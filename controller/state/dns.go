@@ -57,6 +57,12 @@ func (r *ReadTxn) Record(id uint64) (*api.Record, bool) { return get[*api.Record
 // RecordList returns every record, PTR records included, by id.
 func (r *ReadTxn) RecordList() []*api.Record { return all[*api.Record](r, Records, "id") }
 
+// RecordListByMember returns the records of member, PTR records
+// included, by id.
+func (r *ReadTxn) RecordListByMember(member uint64) []*api.Record {
+	return all[*api.Record](r, Records, "member", member)
+}
+
 // DomainRecords returns the records of a domain, by id.
 func (r *ReadTxn) DomainRecords(domain uint64) []*api.Record {
 	return all[*api.Record](r, Records, "domain", domain)

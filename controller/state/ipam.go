@@ -131,6 +131,10 @@ func ipamSchema() map[string]*memdb.TableSchema {
 			"parent": uintIndex("parent", "ParentID"),
 			"policy": uintIndex("policy", "PolicyID"),
 			"asn":    uintIndex("asn", "ASNID"),
+			// network: the Melange blocks of a network_id (none: not indexed).
+			"network": {Name: "network", AllowMissing: true, Indexer: stringFieldIndex("NetworkID", false)},
+			// type: the public blocks are few, the private ones many.
+			"type": {Name: "type", AllowMissing: true, Indexer: stringFieldIndex("Type", false)},
 		}},
 		IPAddresses: {Name: IPAddresses, Indexes: map[string]*memdb.IndexSchema{
 			"id":        idIndex(),
@@ -271,6 +275,11 @@ func (r *ReadTxn) IPBlock(id uint64) (*api.IPBlock, bool) {
 // IPBlockList returns all blocks ordered by id.
 func (r *ReadTxn) IPBlockList() []*api.IPBlock {
 	return blockViews(all[*BlockRecord](r, IPBlocks, "id"))
+}
+
+// IPBlockListByMember returns the blocks of member ordered by id.
+func (r *ReadTxn) IPBlockListByMember(member uint64) []*api.IPBlock {
+	return blockViews(all[*BlockRecord](r, IPBlocks, "member", member))
 }
 
 // IPBlockChildren returns the subnets of block id ordered by id.
@@ -571,8 +580,8 @@ func (t *Txn) blockFieldChecks(b *api.IPBlock, method string, fe api.FieldErrors
 		}
 	}
 	if b.NetworkID != "" {
-		for _, o := range all[*BlockRecord](&t.ReadTxn, IPBlocks, "id") {
-			if o.ID != b.ID && o.Dialect == b.Dialect && o.NetworkID == b.NetworkID && o.Type != b.Type {
+		for _, o := range all[*BlockRecord](&t.ReadTxn, IPBlocks, "network", b.NetworkID) {
+			if o.ID != b.ID && o.Dialect == b.Dialect && o.Type != b.Type {
 				fe.Add("type", c(112), "type should be same within a network")
 				break
 			}
@@ -589,11 +598,17 @@ func (t *Txn) blockFieldChecks(b *api.IPBlock, method string, fe api.FieldErrors
 func (t *Txn) blockOverlaps(b *api.IPBlock, parent *BlockRecord, raw netip.Prefix, gw netip.Addr, method string) error {
 	c := func(n int) string { return code("ipam", "block", method, n) }
 	cidr := raw.Masked()
-	var others []*BlockRecord
-	for _, o := range all[*BlockRecord](&t.ReadTxn, IPBlocks, "id") {
-		if o.Dialect == b.Dialect && (b.ID == 0 || o.ID != b.ID) {
-			others = append(others, o)
+	// The other blocks a check compares with come from the indexes (top
+	// level, children of parent, same network): a scan of every block made
+	// each create O(blocks), and parsed every block's CIDR.
+	others := func(index string, arg any) []*BlockRecord {
+		var out []*BlockRecord
+		for _, o := range all[*BlockRecord](&t.ReadTxn, IPBlocks, index, arg) {
+			if o.Dialect == b.Dialect && (b.ID == 0 || o.ID != b.ID) {
+				out = append(out, o)
+			}
 		}
+		return out
 	}
 	pfx := func(o *BlockRecord) netip.Prefix { return netip.MustParsePrefix(o.CIDR) }
 	if b.Dialect == api.DialectMelange {
@@ -602,16 +617,21 @@ func (t *Txn) blockOverlaps(b *api.IPBlock, parent *BlockRecord, raw netip.Prefi
 		if parent != nil {
 			chk.Parent = pfx(parent)
 		}
-		for _, o := range others {
-			if o.ParentID == 0 && o.Type == api.BlockPublic {
+		for _, o := range others("type", api.BlockPublic) {
+			if o.ParentID == 0 {
 				chk.PublicRoots = append(chk.PublicRoots, pfx(o))
 			}
-			if parent != nil && o.ParentID == parent.ID {
+		}
+		if parent != nil {
+			for _, o := range others("parent", parent.ID) {
 				chk.Siblings = append(chk.Siblings, pfx(o))
 			}
-			if chk.TopLevelInNetwork && b.NetworkID != "" && o.NetworkID == b.NetworkID &&
-				(parent == nil || o.ID != parent.ID) && (b.ID == 0 || o.ParentID != b.ID) && t.topLevel(o) {
-				chk.NetworkTopLevel = append(chk.NetworkTopLevel, pfx(o))
+		}
+		if chk.TopLevelInNetwork && b.NetworkID != "" {
+			for _, o := range others("network", b.NetworkID) {
+				if (parent == nil || o.ID != parent.ID) && (b.ID == 0 || o.ParentID != b.ID) && t.topLevel(o) {
+					chk.NetworkTopLevel = append(chk.NetworkTopLevel, pfx(o))
+				}
 			}
 		}
 		if errs := chk.Errors(); len(errs) > 0 {
@@ -620,8 +640,8 @@ func (t *Txn) blockOverlaps(b *api.IPBlock, parent *BlockRecord, raw netip.Prefi
 		return nil
 	}
 	if parent == nil { // a CloudCIX allocation
-		for _, o := range others {
-			if o.ParentID != 0 || !netx.Overlaps(cidr, pfx(o)) {
+		for _, o := range others("parent", uint64(0)) {
+			if !netx.Overlaps(cidr, pfx(o)) {
 				continue
 			}
 			if o.ASNID == b.ASNID || o.Type == api.BlockPublic || b.Type == api.BlockPublic {
@@ -644,10 +664,8 @@ func (t *Txn) blockOverlaps(b *api.IPBlock, parent *BlockRecord, raw netip.Prefi
 		cand = netip.PrefixFrom(gw, cidr.Bits())
 	}
 	var siblings []netip.Prefix
-	for _, o := range others {
-		if o.ParentID == parent.ID {
-			siblings = append(siblings, rawOf(&o.IPBlock))
-		}
+	for _, o := range others("parent", parent.ID) {
+		siblings = append(siblings, rawOf(&o.IPBlock))
 	}
 	switch r := ipam.CheckCloudCIXSubnet(cand, rawOf(&parent.IPBlock), parent.ParentID != 0, siblings); r {
 	case ipam.SubnetOK:

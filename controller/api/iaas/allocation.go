@@ -60,8 +60,9 @@ func registerAllocation(a *api.API) {
 			"asn_id": query.Number, "member_id": query.Number, "address_id": query.Number, "name": query.String,
 			"type": query.String, "subnets_in_use": query.Number, "modified_by": query.Number}),
 			Ordering: []string{"id", "name", "address_range", "asn_id", "created", "updated"}},
-		All: func(r *state.ReadTxn) []*wire.IPBlock { return blocks(r, isAllocation) },
-		Get: allocation,
+		All:    func(r *state.ReadTxn) []*wire.IPBlock { return blocks(r, isAllocation) },
+		AllFor: memberBlocks(isAllocation),
+		Get:    allocation,
 		Visible: func(q *api.Request, b *wire.IPBlock) bool {
 			return owns(q, b.MemberID)
 		},

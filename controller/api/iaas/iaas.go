@@ -123,6 +123,23 @@ func allocationOf(r *state.ReadTxn, b *wire.IPBlock) uint64 {
 	return b.ID
 }
 
+// memberBlocks is a list's AllFor over the blocks keep selects: a caller
+// who sees only its member's reads that member's from the member index.
+func memberBlocks(keep func(*wire.IPBlock) bool) func(*api.Request) []*wire.IPBlock {
+	return func(q *api.Request) []*wire.IPBlock {
+		if seesAll(q) {
+			return blocks(q.Txn, keep)
+		}
+		var out []*wire.IPBlock
+		for _, b := range q.Txn.IPBlockListByMember(q.P.MemberID) {
+			if keep(b) {
+				out = append(out, b)
+			}
+		}
+		return out
+	}
+}
+
 func blocks(r *state.ReadTxn, keep func(*wire.IPBlock) bool) []*wire.IPBlock {
 	var out []*wire.IPBlock
 	for _, b := range r.IPBlockList() {

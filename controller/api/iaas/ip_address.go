@@ -81,6 +81,19 @@ func ipAddressViewWith(r *state.ReadTxn, ip *wire.IPAddress, cached *wire.Subnet
 	return v
 }
 
+// ipAddresses is every live address of the CloudCIX subnets.
+func ipAddresses(r *state.ReadTxn) []*wire.IPAddress {
+	var out []*wire.IPAddress
+	for _, b := range blocks(r, isSubnet) {
+		for _, ip := range r.IPAddressList(b.ID) {
+			if !ip.Deallocated {
+				out = append(out, ip)
+			}
+		}
+	}
+	return out
+}
+
 // cloudcixIP returns the live (not soft-deallocated) address id of a
 // cloudcix subnet.
 func cloudcixIP(r *state.ReadTxn, id uint64) (*wire.IPAddress, bool) {
@@ -118,13 +131,17 @@ func registerIPAddress(a *api.API) {
 			"version": query.Number, "public_ip_id": query.Number, "modified_by": query.Number,
 			"subnet__virtual_router_id": query.Number}),
 			Ordering: []string{"id", "address", "name", "created", "updated"}},
-		All: func(r *state.ReadTxn) []*wire.IPAddress {
+		All: ipAddresses,
+		// A member's addresses from the member index: the same rows as
+		// All's of that member (live, in a CloudCIX subnet).
+		AllFor: func(q *api.Request) []*wire.IPAddress {
+			if seesAll(q) {
+				return ipAddresses(q.Txn)
+			}
 			var out []*wire.IPAddress
-			for _, b := range blocks(r, isSubnet) {
-				for _, ip := range r.IPAddressList(b.ID) {
-					if !ip.Deallocated {
-						out = append(out, ip)
-					}
+			for _, ip := range q.Txn.IPAddressListByMember(q.P.MemberID) {
+				if _, ok := subnet(q.Txn, ip.BlockID); ok && !ip.Deallocated {
+					out = append(out, ip)
 				}
 			}
 			return out

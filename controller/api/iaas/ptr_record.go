@@ -63,6 +63,22 @@ func registerPTRRecord(a *api.API) {
 			}
 			return out
 		},
+		// A member's records from the member index (Visible: dnsOwns).
+		AllFor: func(q *api.Request) []*wire.Record {
+			var recs []*wire.Record
+			if q.P.Global() {
+				recs = q.Txn.RecordList()
+			} else {
+				recs = q.Txn.RecordListByMember(q.P.MemberID)
+			}
+			var out []*wire.Record
+			for _, rec := range recs {
+				if rec.Type == "PTR" {
+					out = append(out, rec)
+				}
+			}
+			return out
+		},
 		Get: func(r *state.ReadTxn, id uint64) (*wire.Record, bool) {
 			rec, ok := r.Record(id)
 			return rec, ok && rec.Type == "PTR"

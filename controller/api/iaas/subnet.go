@@ -130,8 +130,9 @@ func registerSubnet(a *api.API) {
 			"virtual_router_id": query.Number, "router_id": query.Number, "ips_in_use": query.Number,
 			"subnets_in_use": query.Number, "modified_by": query.Number}),
 			Ordering: []string{"id", "name", "address_range", "vlan", "created", "updated"}},
-		All: func(r *state.ReadTxn) []*wire.IPBlock { return blocks(r, isSubnet) },
-		Get: subnet,
+		All:    func(r *state.ReadTxn) []*wire.IPBlock { return blocks(r, isSubnet) },
+		AllFor: memberBlocks(isSubnet),
+		Get:    subnet,
 		Visible: func(q *api.Request, b *wire.IPBlock) bool {
 			return owns(q, b.MemberID)
 		},

@@ -106,8 +106,8 @@ func registerIPBlocks(a *api.API, opts Options) {
 func listBlocks(q *request) error {
 	typ := q.URL.Query().Get("type")
 	var items []*wire.IPBlock
-	for _, b := range q.Txn.IPBlockList() {
-		if b.Dialect == wire.DialectMelange && b.MemberID == q.tenant && (typ == "" || b.Type == typ) {
+	for _, b := range q.Txn.IPBlockListByMember(q.tenant) {
+		if b.Dialect == wire.DialectMelange && (typ == "" || b.Type == typ) {
 			items = append(items, b)
 		}
 	}

@@ -26,11 +26,6 @@ func Apply[T any](q *Query, items []T) (page []T, total int) {
 	if q == nil {
 		q = &Query{Limit: DefaultLimit}
 	}
-	limit := q.Limit
-	if limit < 1 || limit > MaxLimit {
-		limit = DefaultLimit
-	}
-	pageNo := max(q.Page, 0)
 
 	var plans planCache
 	if st := structType(reflect.TypeFor[T]()); st != nil {
@@ -78,11 +73,7 @@ func Apply[T any](q *Query, items []T) (page []T, total int) {
 		})
 	}
 
-	start, end := 0, 0
-	if pageNo < (total+limit-1)/limit {
-		start = pageNo * limit
-		end = min(start+limit, total)
-	}
+	start, end := q.Window(total)
 	page = make([]T, 0, end-start)
 	for _, i := range perm[start:end] {
 		page = append(page, items[rows[i].idx])

@@ -215,6 +215,32 @@ func Parse(spec Spec, v url.Values) *Query {
 	return q
 }
 
+// ByID reports whether q has no filters and orders by id (desc when
+// descending), or by nothing, which Apply also answers in id order: the
+// result is then every item, by id, and a caller may page its own objects
+// (Window) and render only the page instead of calling Apply.
+func (q *Query) ByID() (desc, ok bool) {
+	if len(q.filters) > 0 || (q.orderBy != "" && q.orderBy != "id") {
+		return false, false
+	}
+	return q.desc, true
+}
+
+// Window is the part [start, end) of total ordered items that the page of
+// q holds, as Apply pages them.
+func (q *Query) Window(total int) (start, end int) {
+	limit := q.Limit
+	if limit < 1 || limit > MaxLimit {
+		limit = DefaultLimit
+	}
+	pageNo := max(q.Page, 0)
+	if pageNo < (total+limit-1)/limit {
+		start = pageNo * limit
+		end = min(start+limit, total)
+	}
+	return start, end
+}
+
 func last(v url.Values, name string) (string, bool) {
 	vals := v[name]
 	if len(vals) == 0 {

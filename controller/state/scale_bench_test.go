@@ -1,0 +1,124 @@
+package state
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/regentcloud/regent/pkg/api"
+)
+
+// scaleState is a store of one member's CloudCIX subnets, 100 in each /16
+// allocation, perSubnet addresses in each, and subnets/4 Melange /24
+// blocks of 50 tenants, each in a network of its own; built in one
+// transaction (index 1).
+func scaleState(tb testing.TB, subnets, perSubnet int) *Store {
+	tb.Helper()
+	s := New()
+	tx := s.Write(1, t0)
+	must := func(err error) {
+		tb.Helper()
+		if err != nil {
+			tx.Abort()
+			tb.Fatal(err)
+		}
+	}
+	_, err := tx.Bootstrap("CIX", "root", &TokenRecord{Token: api.Token{Name: "root", Kind: api.TokenKindUser, Prefix: "rgt_root"}, Hash: "hash-root"})
+	must(err)
+	m, err := tx.MemberCreate(&api.Member{Name: "acme"})
+	must(err)
+	var alloc *api.IPBlock
+	for i := range subnets {
+		if i%100 == 0 {
+			asn, err := tx.ASNCreate(&api.ASN{MemberID: m.ID, Number: uint64(65000 + i/100)})
+			must(err)
+			alloc, err = tx.IPBlockCreate(&api.IPBlock{Dialect: api.DialectCloudCIX, MemberID: m.ID, ASNID: asn.ID, CIDR: fmt.Sprintf("10.%d.0.0/16", i/100)})
+			must(err)
+		}
+		sn, err := tx.IPBlockCreate(&api.IPBlock{Dialect: api.DialectCloudCIX, ParentID: alloc.ID,
+			CIDR: fmt.Sprintf("10.%d.%d.0/24", i/100, i%100), Gateway: fmt.Sprintf("10.%d.%d.1", i/100, i%100)})
+		must(err)
+		for range perSubnet {
+			_, err := tx.IPAddressCreate(&api.IPAddress{BlockID: sn.ID})
+			must(err)
+		}
+	}
+	var tenants []uint64
+	for i := range 50 {
+		t, err := tx.MemberCreate(&api.Member{Name: fmt.Sprintf("tenant-%d", i)})
+		must(err)
+		tenants = append(tenants, t.ID)
+	}
+	for i := range subnets / 4 {
+		_, err := tx.IPBlockCreate(&api.IPBlock{Dialect: api.DialectMelange, MemberID: tenants[i%50],
+			CIDR: fmt.Sprintf("172.%d.%d.0/24", 16+i/256, i%256), NetworkID: fmt.Sprintf("net-%d", i)})
+		must(err)
+	}
+	tx.Commit()
+	return s
+}
+
+// BenchmarkIPBlockCreateScale: one block create (aborted) in a state of
+// 1,000 and of 20,000 CloudCIX subnets (and a quarter as many Melange
+// blocks): a CloudCIX subnet among the 100 of its allocation, and a Melange
+// top-level block in a network of its own. The overlap checks read the
+// blocks they compare with from the indexes, so the cost does not grow with
+// the other allocations' subnets (docs/benchmarks.md, "Scale audit").
+func BenchmarkIPBlockCreateScale(b *testing.B) {
+	for _, n := range []int{1000, 20000} {
+		s := scaleState(b, n, 0)
+		run := func(name string, blk func() *api.IPBlock) {
+			b.Run(fmt.Sprintf("%s/subnets=%d", name, n), func(b *testing.B) {
+				for b.Loop() {
+					tx := s.Write(2, t0.Add(time.Second))
+					if _, err := tx.IPBlockCreate(blk()); err != nil {
+						b.Fatal(err)
+					}
+					tx.Abort()
+				}
+			})
+		}
+		alloc := s.Read().IPBlockChildren(0)[0]
+		run("cloudcix_subnet", func() *api.IPBlock {
+			return &api.IPBlock{Dialect: api.DialectCloudCIX, ParentID: alloc.ID, CIDR: "10.0.200.0/24"}
+		})
+		run("melange_block", func() *api.IPBlock {
+			return &api.IPBlock{Dialect: api.DialectMelange, MemberID: 3, CIDR: "192.168.0.0/24", NetworkID: "net-new"}
+		})
+	}
+}
+
+// BenchmarkSnapshotScale: persisting and restoring a snapshot of 1,000
+// and of 20,000 subnets with 5 addresses each (docs/benchmarks.md, "Scale
+// audit"): the cost should grow with the state, not faster.
+func BenchmarkSnapshotScale(b *testing.B) {
+	for _, n := range []int{1000, 20000} {
+		s := scaleState(b, n, 5)
+		var snap bytes.Buffer
+		if err := s.Read().Persist(&snap); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("persist/subnets=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				if err := s.Read().Persist(io.Discard); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("restore/subnets=%d", n), func(b *testing.B) {
+			b.SetBytes(int64(snap.Len()))
+			for b.Loop() {
+				if err := New().Restore(bytes.NewReader(snap.Bytes())); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("purge_due/subnets=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				s.Read().IPPurgeDue(t0)
+			}
+		})
+	}
+}
