@@ -491,6 +491,9 @@ func (d *Daemon) workLoop(ctx context.Context) {
 		reg := d.registration()
 		err := d.ctl.do(ctx, func(c *client.Client) (err error) {
 			w, meta, err = c.Agent().Work(ctx, reg.ServerID, reg.RouterID, index, wait)
+			if err == nil {
+				err = d.checkWork(w, meta)
+			}
 			return err
 		})
 		if ctx.Err() != nil {
@@ -500,7 +503,10 @@ func (d *Daemon) workLoop(ctx context.Context) {
 			d.metrics.fetchErrors.Inc()
 			d.fetchErr.Store(err.Error())
 			delay := bo.next()
-			if unavailable(err) {
+			var bad *badWorkError
+			if errors.As(err, &bad) {
+				d.log.Error(fmt.Sprintf("work answer unusable, retrying in %s (what is built stays)", delay), "error", err)
+			} else if unavailable(err) {
 				d.log.Warn(fmt.Sprintf("controller unreachable, retrying in %s (what is built stays)", delay), "error", err)
 			} else {
 				d.log.Error(fmt.Sprintf("work fetch refused, retrying in %s", delay), "error", err)
@@ -535,6 +541,33 @@ func (d *Daemon) workLoop(ctx context.Context) {
 			d.pruneImages(ctx, w.VMs)
 		}
 	}
+}
+
+// badWorkError is a 2xx answer to the work fetch that is not a work
+// listing: no index (the controller always sends one, at least 1), or no
+// list of the routers or VMs the agent's roles build (the controller
+// always sends both, empty ones included). Taken for a complete listing
+// of nothing it would make the agent remove everything it built; it is
+// "unavailable" (no status): the next controller is tried.
+type badWorkError struct{ why string }
+
+func (e *badWorkError) Error() string {
+	return "the answer to the work fetch is not a work listing (" + e.why + "): a proxy or another server at the controller's address?"
+}
+
+// checkWork checks that a work answer is a listing the agent may act on.
+func (d *Daemon) checkWork(w *api.Work, meta *client.Meta) error {
+	switch {
+	case w == nil || meta == nil:
+		return &badWorkError{why: "no content"}
+	case w.Index == 0 && meta.LastIndex == 0:
+		return &badWorkError{why: "no index"}
+	case d.cfg.HasRole(api.RoleNetwork) && w.Routers == nil:
+		return &badWorkError{why: "no routers list"}
+	case d.cfg.HasRole(api.RoleHypervisor) && w.VMs == nil:
+		return &badWorkError{why: "no vms list"}
+	}
+	return nil
 }
 
 // vpnStatus is the state of every VPN of the agent's routers (nil
