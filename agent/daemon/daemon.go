@@ -471,6 +471,9 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 // backoff.
 func (d *Daemon) workLoop(ctx context.Context) {
 	bo := backoff{min: d.minRetry, max: d.maxRetry}
+	// early paces answers to the blocking query that come back at once
+	// with nothing new (a controller or proxy that does not block).
+	early := backoff{min: d.minRetry, max: d.maxRetry}
 	resync := d.cfg.ResyncDuration()
 	wait := min(d.cfg.WorkWaitDuration(), resync)
 	lastResync := time.Now()
@@ -489,6 +492,7 @@ func (d *Daemon) workLoop(ctx context.Context) {
 		var w *api.Work
 		var meta *client.Meta
 		reg := d.registration()
+		asked := time.Now()
 		err := d.ctl.do(ctx, func(c *client.Client) (err error) {
 			w, meta, err = c.Agent().Work(ctx, reg.ServerID, reg.RouterID, index, wait)
 			if err == nil {
@@ -527,6 +531,15 @@ func (d *Daemon) workLoop(ctx context.Context) {
 		if next < index {
 			next = 0 // the controller's index went back (restored cluster): start over
 		}
+		// A blocking query answered at once with the index it was asked
+		// past did not block: fetching again at once would be a busy loop.
+		pause := time.Duration(0)
+		if index != 0 && next == index && time.Since(asked) < wait/2 {
+			pause = early.next()
+			d.log.Debug("the work query did not block; pausing", "index", index, "pause", pause)
+		} else {
+			early.reset()
+		}
 		index = next
 		d.log.Debug("work", "index", index, "routers", len(w.Routers), "vms", len(w.VMs))
 		// The work is complete: what is not in it goes.
@@ -539,6 +552,9 @@ func (d *Daemon) workLoop(ctx context.Context) {
 		if d.vms != nil {
 			d.vms.Sync(w.VMs, true)
 			d.pruneImages(ctx, w.VMs)
+		}
+		if pause > 0 {
+			sleep(ctx, pause)
 		}
 	}
 }

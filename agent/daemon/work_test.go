@@ -105,3 +105,20 @@ func TestUnusableWorkAnswerIsNotEmptyWork(t *testing.T) {
 		})
 	}
 }
+
+// TestNonBlockingWorkAnswersAreNotABusyLoop: a controller (or a proxy in
+// front of it) that answers the blocking work query at once with the same
+// index, again and again, is not polled in a busy loop: before, the agent
+// fetched again the moment each answer arrived (thousands a second).
+func TestNonBlockingWorkAnswersAreNotABusyLoop(t *testing.T) {
+	h := &ownedVMs{}
+	_, n := runWorkLoop(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Regent-Index", "3")
+		fmt.Fprint(w, `{"content":{"index":3,"routers":[],"vms":[]}}`)
+	}, h, 1500*time.Millisecond)
+	// The first fetch (index 0) and the second (index 3, answered at
+	// once) go out at once; then 1 s, 2 s ... apart.
+	if n > 4 {
+		t.Errorf("%d work fetches in 1.5 s to a controller that does not block: a busy loop", n)
+	}
+}
