@@ -66,9 +66,13 @@ type Builder struct {
 	lv  Libvirt
 	log hclog.Logger
 
-	poolMu   sync.Mutex
-	swept    map[string]bool // pool directories swept of partial imports (under poolMu)
-	importMu sync.Mutex
+	poolMu sync.Mutex
+	swept  map[string]bool // pool directories swept of partial imports (under poolMu)
+	// imports holds one lock per image volume being imported (a
+	// channel of capacity 1, so a wait ends with its context): imports
+	// of different images go on side by side, while a slow one lasts.
+	importsMu sync.Mutex
+	imports   map[string]chan struct{}
 	// imageMu is held for reading while an image volume is needed
 	// (checked, then built upon) and for writing by PruneImages, which
 	// keeps unusedSince under it: when each unused image volume was

@@ -192,8 +192,11 @@ func (b *Builder) ensureImage(ctx context.Context, pool, storageType string, img
 		return vi, "", lv(err, "image volume %s", name)
 	}
 
-	b.importMu.Lock()
-	defer b.importMu.Unlock()
+	unlock, err := b.lockImport(ctx, pool+"/"+name)
+	if err != nil {
+		return VolumeInfo{}, "", err
+	}
+	defer unlock()
 	dir := b.poolPath(storageType)
 	final := filepath.Join(dir, name)
 	if _, err := os.Stat(final); err != nil {
@@ -210,6 +213,27 @@ func (b *Builder) ensureImage(ctx context.Context, pool, storageType string, img
 	}
 	format, err := imageFormat(vi.Path)
 	return vi, format, lv(err, "image volume %s", name)
+}
+
+// lockImport takes the import lock of one image volume (key), waiting
+// until it is free or ctx ends.
+func (b *Builder) lockImport(ctx context.Context, key string) (func(), error) {
+	b.importsMu.Lock()
+	if b.imports == nil {
+		b.imports = map[string]chan struct{}{}
+	}
+	ch := b.imports[key]
+	if ch == nil {
+		ch = make(chan struct{}, 1)
+		b.imports[key] = ch
+	}
+	b.importsMu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // importImage copies an image's source to final through a temporary file,
