@@ -57,6 +57,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// HTTPClient fetches http(s) image sources (http.DefaultClient).
 	HTTPClient *http.Client
+	// ImportStallTimeout fails an http(s) image download when nothing
+	// arrives for this long, the response header included (2 minutes).
+	ImportStallTimeout time.Duration
 }
 
 // Builder builds VMs. It keeps no state of its own beyond a few locks:
@@ -109,6 +112,9 @@ func New(cfg Config, l Libvirt, log hclog.Logger) (*Builder, error) {
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = http.DefaultClient
+	}
+	if cfg.ImportStallTimeout <= 0 {
+		cfg.ImportStallTimeout = 2 * time.Minute
 	}
 	if log == nil {
 		log = hclog.NewNullLogger()

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -74,5 +75,44 @@ func TestSlowImportHoldsUpNoOtherImage(t *testing.T) {
 	cancel()
 	if err := <-slowDone; err == nil {
 		t.Error("the hanging import succeeded")
+	}
+}
+
+// TestStalledImportFails: an image server that stops sending (after the
+// header, or before it) fails the import once nothing has arrived for
+// Config.ImportStallTimeout, with vm_image_missing. Before, the download
+// waited for ever: the VM's build never returned, so the VM could not
+// even be deleted (its worker never saw the new state).
+func TestStalledImportFails(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/part.qcow2" {
+			w.Write([]byte("QFI\xfb"))
+			w.(http.Flusher).Flush()
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	for _, path := range []string{"/part.qcow2", "/noheader.qcow2"} {
+		b, _, spec := fakeEnv(t)
+		b.cfg.ImportStallTimeout = 300 * time.Millisecond
+		spec.Image.Source = srv.URL + path
+		done := make(chan error, 1)
+		go func() { done <- b.Build(context.Background(), spec) }()
+		select {
+		case err := <-done:
+			if ErrorCode(err) != CodeImageMissing || !strings.Contains(err.Error(), "nothing received for") {
+				t.Errorf("%s: %v (code %q)", path, err, ErrorCode(err))
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: the import of a stalled source still waits after 30 s", path)
+		}
+		if m, _ := filepath.Glob(filepath.Join(b.cfg.StorageRoot, "ssd", ".import-*")); len(m) > 0 {
+			t.Errorf("%s: partial import left: %v", path, m)
+		}
 	}
 }
