@@ -300,7 +300,7 @@ func (d *Daemon) register(ctx context.Context) bool {
 		reg := api.AgentRegistration{Hostname: d.cfg.Hostname, Roles: d.cfg.Roles, VTEP: d.cfg.VTEPAddr,
 			Version: Version, Interfaces: ifs, Capacity: d.capacity()}
 		var out *api.AgentRegistered
-		err = d.ctl.do(ctx, func(c *client.Client) (err error) {
+		err = d.ctl.do(ctx, func(ctx context.Context, c *client.Client) (err error) {
 			out, err = c.Agent().Register(ctx, reg)
 			return err
 		})
@@ -449,7 +449,7 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 		health, detail := d.health()
 		hb := api.Heartbeat{ServerID: reg.ServerID, RouterID: reg.RouterID, Capacity: capacity, Health: health, Detail: detail,
 			PolicyLog: entries, VPNStatus: d.vpnStatus(ctx)}
-		err := d.ctl.do(ctx, func(c *client.Client) error { return c.Agent().Heartbeat(ctx, hb) })
+		err := d.ctl.do(ctx, func(ctx context.Context, c *client.Client) error { return c.Agent().Heartbeat(ctx, hb) })
 		if err == nil {
 			delivered()
 		}
@@ -493,7 +493,12 @@ func (d *Daemon) workLoop(ctx context.Context) {
 		var meta *client.Meta
 		reg := d.registration()
 		asked := time.Now()
-		err := d.ctl.do(ctx, func(c *client.Client) (err error) {
+		// A blocking query (index > 0) may take its wait.
+		extra := time.Duration(0)
+		if index > 0 {
+			extra = wait
+		}
+		err := d.ctl.doWithin(ctx, extra, func(ctx context.Context, c *client.Client) (err error) {
 			w, meta, err = c.Agent().Work(ctx, reg.ServerID, reg.RouterID, index, wait)
 			if err == nil {
 				err = d.checkWork(w, meta)

@@ -54,7 +54,7 @@ type vmReporter interface {
 
 // SetVMState reports a VM's state change to the controllers.
 func (c *controllers) SetVMState(ctx context.Context, id uint64, r client.StateReport) error {
-	return c.do(ctx, func(cl *client.Client) error { return cl.Agent().SetVMState(ctx, id, r) })
+	return c.do(ctx, func(ctx context.Context, cl *client.Client) error { return cl.Agent().SetVMState(ctx, id, r) })
 }
 
 // maxLibvirtFailures is how many attempts in a row may fail with a plain

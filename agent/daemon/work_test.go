@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -120,5 +121,59 @@ func TestNonBlockingWorkAnswersAreNotABusyLoop(t *testing.T) {
 	// once) go out at once; then 1 s, 2 s ... apart.
 	if n > 4 {
 		t.Errorf("%d work fetches in 1.5 s to a controller that does not block: a busy loop", n)
+	}
+}
+
+// TestHungControllerIsFailedOver: a controller that accepts connections
+// and never answers (its process stopped with SIGSTOP, or stuck) costs
+// each call callTimeout, after which the next controller is tried: the
+// agent registers, heartbeats and fetches its work through the second.
+// Before, calls had no deadline: the registration waited on the first
+// controller for ever (its kernel keeps the TCP connection alive), and
+// so did a heartbeat or work fetch already under way.
+func TestHungControllerIsFailedOver(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // read nothing, answer nothing
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	good := newAgentAPI(t, 1)
+	good.workOK.Store(true)
+	d := newTestDaemon(t, io.Discard, func(c *Config) {
+		c.Token = "t"
+		c.LibvirtSocket = filepath.Join(t.TempDir(), "none.sock")
+	}, "http://"+ln.Addr().String(), good.URL)
+	d.ctl.timeout = 300 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	for deadline := time.Now().Add(20 * time.Second); good.beats.Load() == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no heartbeat through the second controller in 20 s (registered: %v)", good.registered())
+		}
 	}
 }
