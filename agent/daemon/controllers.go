@@ -21,14 +21,22 @@ type controllers struct {
 	opts []client.Option
 	log  hclog.Logger
 
+	// timeout bounds one call to one controller (a blocking work query:
+	// its wait plus timeout), so that a controller that accepts
+	// connections and never answers (stopped, stuck) is failed over.
+	timeout time.Duration
+
 	mu      sync.Mutex
 	clients []*client.Client
 	token   string
 	cur     int
 }
 
+// callTimeout is controllers.timeout's default.
+const callTimeout = 30 * time.Second
+
 func newControllers(urls []string, token string, log hclog.Logger, opts ...client.Option) *controllers {
-	c := &controllers{urls: urls, opts: opts, log: log}
+	c := &controllers{urls: urls, opts: opts, log: log, timeout: callTimeout}
 	c.setToken(token)
 	return c
 }
@@ -51,8 +59,25 @@ func (c *controllers) currentToken() string {
 	return c.token
 }
 
+// noAnswerError is a call a controller did not answer within the call's
+// time (controllers.timeout): "unavailable", unlike a caller's context
+// that ended.
+type noAnswerError struct {
+	url string
+	in  time.Duration
+	err error
+}
+
+func (e *noAnswerError) Error() string {
+	return fmt.Sprintf("%s did not answer within %s: %v", e.url, e.in, e.err)
+}
+
 // unavailable reports whether err means "try another controller".
 func unavailable(err error) bool {
+	var na *noAnswerError
+	if errors.As(err, &na) {
+		return true
+	}
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
@@ -64,15 +89,29 @@ func unavailable(err error) bool {
 }
 
 // do runs fn against each controller in turn, starting with the current
-// one, until one answers (successfully or with a final error).
-func (c *controllers) do(ctx context.Context, fn func(*client.Client) error) error {
+// one, until one answers (successfully or with a final error). Each call
+// gets a context of its own that ends after the timeout (plus extra: a
+// blocking query's wait).
+func (c *controllers) do(ctx context.Context, fn func(context.Context, *client.Client) error) error {
+	return c.doWithin(ctx, 0, fn)
+}
+
+// doWithin is do for a call that may take extra longer than the timeout
+// (a blocking query).
+func (c *controllers) doWithin(ctx context.Context, extra time.Duration, fn func(context.Context, *client.Client) error) error {
 	c.mu.Lock()
 	start, clients := c.cur, c.clients
 	c.mu.Unlock()
 	var err error
 	for i := range clients {
 		idx := (start + i) % len(clients)
-		err = fn(clients[idx])
+		within := c.timeout + extra
+		cctx, cancel := context.WithTimeout(ctx, within)
+		err = fn(cctx, clients[idx])
+		if err != nil && ctx.Err() == nil && cctx.Err() != nil {
+			err = &noAnswerError{url: clients[idx].BaseURL(), in: within, err: err}
+		}
+		cancel()
 		if !unavailable(err) || ctx.Err() != nil {
 			if idx != start {
 				c.mu.Lock()
@@ -94,7 +133,7 @@ func (c *controllers) do(ctx context.Context, fn func(*client.Client) error) err
 }
 
 func (c *controllers) SetRouterState(ctx context.Context, id uint64, r client.StateReport) error {
-	return c.do(ctx, func(cl *client.Client) error { return cl.Agent().SetRouterState(ctx, id, r) })
+	return c.do(ctx, func(ctx context.Context, cl *client.Client) error { return cl.Agent().SetRouterState(ctx, id, r) })
 }
 
 // backoff is an exponential delay between min and max.

@@ -300,7 +300,7 @@ func (d *Daemon) register(ctx context.Context) bool {
 		reg := api.AgentRegistration{Hostname: d.cfg.Hostname, Roles: d.cfg.Roles, VTEP: d.cfg.VTEPAddr,
 			Version: Version, Interfaces: ifs, Capacity: d.capacity()}
 		var out *api.AgentRegistered
-		err = d.ctl.do(ctx, func(c *client.Client) (err error) {
+		err = d.ctl.do(ctx, func(ctx context.Context, c *client.Client) (err error) {
 			out, err = c.Agent().Register(ctx, reg)
 			return err
 		})
@@ -449,7 +449,7 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 		health, detail := d.health()
 		hb := api.Heartbeat{ServerID: reg.ServerID, RouterID: reg.RouterID, Capacity: capacity, Health: health, Detail: detail,
 			PolicyLog: entries, VPNStatus: d.vpnStatus(ctx)}
-		err := d.ctl.do(ctx, func(c *client.Client) error { return c.Agent().Heartbeat(ctx, hb) })
+		err := d.ctl.do(ctx, func(ctx context.Context, c *client.Client) error { return c.Agent().Heartbeat(ctx, hb) })
 		if err == nil {
 			delivered()
 		}
@@ -471,6 +471,9 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 // backoff.
 func (d *Daemon) workLoop(ctx context.Context) {
 	bo := backoff{min: d.minRetry, max: d.maxRetry}
+	// early paces answers to the blocking query that come back at once
+	// with nothing new (a controller or proxy that does not block).
+	early := backoff{min: d.minRetry, max: d.maxRetry}
 	resync := d.cfg.ResyncDuration()
 	wait := min(d.cfg.WorkWaitDuration(), resync)
 	lastResync := time.Now()
@@ -489,8 +492,17 @@ func (d *Daemon) workLoop(ctx context.Context) {
 		var w *api.Work
 		var meta *client.Meta
 		reg := d.registration()
-		err := d.ctl.do(ctx, func(c *client.Client) (err error) {
+		asked := time.Now()
+		// A blocking query (index > 0) may take its wait.
+		extra := time.Duration(0)
+		if index > 0 {
+			extra = wait
+		}
+		err := d.ctl.doWithin(ctx, extra, func(ctx context.Context, c *client.Client) (err error) {
 			w, meta, err = c.Agent().Work(ctx, reg.ServerID, reg.RouterID, index, wait)
+			if err == nil {
+				err = d.checkWork(w, meta)
+			}
 			return err
 		})
 		if ctx.Err() != nil {
@@ -500,7 +512,10 @@ func (d *Daemon) workLoop(ctx context.Context) {
 			d.metrics.fetchErrors.Inc()
 			d.fetchErr.Store(err.Error())
 			delay := bo.next()
-			if unavailable(err) {
+			var bad *badWorkError
+			if errors.As(err, &bad) {
+				d.log.Error(fmt.Sprintf("work answer unusable, retrying in %s (what is built stays)", delay), "error", err)
+			} else if unavailable(err) {
 				d.log.Warn(fmt.Sprintf("controller unreachable, retrying in %s (what is built stays)", delay), "error", err)
 			} else {
 				d.log.Error(fmt.Sprintf("work fetch refused, retrying in %s", delay), "error", err)
@@ -521,6 +536,15 @@ func (d *Daemon) workLoop(ctx context.Context) {
 		if next < index {
 			next = 0 // the controller's index went back (restored cluster): start over
 		}
+		// A blocking query answered at once with the index it was asked
+		// past did not block: fetching again at once would be a busy loop.
+		pause := time.Duration(0)
+		if index != 0 && next == index && time.Since(asked) < wait/2 {
+			pause = early.next()
+			d.log.Debug("the work query did not block; pausing", "index", index, "pause", pause)
+		} else {
+			early.reset()
+		}
 		index = next
 		d.log.Debug("work", "index", index, "routers", len(w.Routers), "vms", len(w.VMs))
 		// The work is complete: what is not in it goes.
@@ -534,7 +558,37 @@ func (d *Daemon) workLoop(ctx context.Context) {
 			d.vms.Sync(w.VMs, true)
 			d.pruneImages(ctx, w.VMs)
 		}
+		if pause > 0 {
+			sleep(ctx, pause)
+		}
 	}
+}
+
+// badWorkError is a 2xx answer to the work fetch that is not a work
+// listing: no index (the controller always sends one, at least 1), or no
+// list of the routers or VMs the agent's roles build (the controller
+// always sends both, empty ones included). Taken for a complete listing
+// of nothing it would make the agent remove everything it built; it is
+// "unavailable" (no status): the next controller is tried.
+type badWorkError struct{ why string }
+
+func (e *badWorkError) Error() string {
+	return "the answer to the work fetch is not a work listing (" + e.why + "): a proxy or another server at the controller's address?"
+}
+
+// checkWork checks that a work answer is a listing the agent may act on.
+func (d *Daemon) checkWork(w *api.Work, meta *client.Meta) error {
+	switch {
+	case w == nil || meta == nil:
+		return &badWorkError{why: "no content"}
+	case w.Index == 0 && meta.LastIndex == 0:
+		return &badWorkError{why: "no index"}
+	case d.cfg.HasRole(api.RoleNetwork) && w.Routers == nil:
+		return &badWorkError{why: "no routers list"}
+	case d.cfg.HasRole(api.RoleHypervisor) && w.VMs == nil:
+		return &badWorkError{why: "no vms list"}
+	}
+	return nil
 }
 
 // vpnStatus is the state of every VPN of the agent's routers (nil

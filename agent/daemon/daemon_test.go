@@ -357,7 +357,7 @@ func TestAllControllersDown(t *testing.T) {
 		ln.Close()
 	}
 	ctl := newControllers(urls, "t", hclog.NewNullLogger())
-	err := ctl.do(context.Background(), func(c *client.Client) error {
+	err := ctl.do(context.Background(), func(_ context.Context, c *client.Client) error {
 		_, err := c.Agent().Register(context.Background(), api.AgentRegistration{})
 		return err
 	})
@@ -365,7 +365,7 @@ func TestAllControllersDown(t *testing.T) {
 		t.Errorf("all down: %v (unavailable %v)", err, unavailable(err))
 	}
 	one := newControllers(urls[:1], "t", hclog.NewNullLogger())
-	err = one.do(context.Background(), func(c *client.Client) error {
+	err = one.do(context.Background(), func(_ context.Context, c *client.Client) error {
 		_, err := c.Agent().Register(context.Background(), api.AgentRegistration{})
 		return err
 	})

@@ -57,12 +57,12 @@ var (
 
 // SetSnapshotState reports a snapshot's state change to the controllers.
 func (c *controllers) SetSnapshotState(ctx context.Context, id uint64, r client.StateReport) error {
-	return c.do(ctx, func(cl *client.Client) error { return cl.Agent().SetSnapshotState(ctx, id, r) })
+	return c.do(ctx, func(ctx context.Context, cl *client.Client) error { return cl.Agent().SetSnapshotState(ctx, id, r) })
 }
 
 // SetBackupState reports a backup's state change to the controllers.
 func (c *controllers) SetBackupState(ctx context.Context, id uint64, r client.StateReport) error {
-	return c.do(ctx, func(cl *client.Client) error { return cl.Agent().SetBackupState(ctx, id, r) })
+	return c.do(ctx, func(ctx context.Context, cl *client.Client) error { return cl.Agent().SetBackupState(ctx, id, r) })
 }
 
 // vmHasDomain: the VM states in which its domain exists and is not being

@@ -54,7 +54,7 @@ type vmReporter interface {
 
 // SetVMState reports a VM's state change to the controllers.
 func (c *controllers) SetVMState(ctx context.Context, id uint64, r client.StateReport) error {
-	return c.do(ctx, func(cl *client.Client) error { return cl.Agent().SetVMState(ctx, id, r) })
+	return c.do(ctx, func(ctx context.Context, cl *client.Client) error { return cl.Agent().SetVMState(ctx, id, r) })
 }
 
 // maxLibvirtFailures is how many attempts in a row may fail with a plain
@@ -129,10 +129,21 @@ func (h *vmHandler) Apply(ctx context.Context, spec api.VMSpec) error {
 	}
 	h.metrics.reconciled(api.KindVM, res)
 	if err != nil || res != resultOK {
-		return err
+		return waitsForLibvirtd(err)
 	}
 	// The domain is as the VM's state says: now its snapshots and backups.
-	return h.applySnapshots(ctx, &spec, log)
+	return waitsForLibvirtd(h.applySnapshots(ctx, &spec, log))
+}
+
+// waitsForLibvirtd marks a failure because libvirtd is away (not running,
+// restarting, not answering) as a wait: the loop retries it without a
+// warning per VM and attempt; the daemon logs libvirtd's absence once.
+func waitsForLibvirtd(err error) error {
+	var ve *vm.Error
+	if errors.As(err, &ve) && vm.ConnectionLost(err) {
+		return reconcile.Waiting(err)
+	}
+	return err
 }
 
 func (h *vmHandler) clearFailures(key string) { h.failures.clear(key) }

@@ -354,3 +354,41 @@ func TestLibvirtErrorLoggedOnChange(t *testing.T) {
 		t.Errorf("health after recovery = %s", h)
 	}
 }
+
+// TestLibvirtdAwayIsNotLoggedPerVM: while libvirtd is away every VM's
+// apply fails and is retried, but the log says so once (the daemon's
+// "libvirtd does not answer"), not once per VM and retry: the retries of
+// a lost connection are logged at debug level. A plain libvirt error is
+// still a warning per attempt.
+func TestLibvirtdAwayIsNotLoggedPerVM(t *testing.T) {
+	h, b, c := newVMTest()
+	away := &vm.Error{Code: vm.CodeLibvirt, Err: fmt.Errorf("state of t5_1: libvirt: connect /run/libvirt/libvirt-sock: %w", syscall.ENOENT)}
+	b.errs["build"] = away
+	var logs systemtest.Buffer
+	l := reconcile.New(context.Background(), reconcile.Config[api.VMSpec]{Key: h.Key, Version: func(s api.VMSpec) string { return specVersion(testKey, s) },
+		Handler: h, MinBackoff: 5 * time.Millisecond, MaxBackoff: 10 * time.Millisecond,
+		Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})})
+	defer l.Stop()
+	var specs []api.VMSpec
+	for id := uint64(1); id <= 3; id++ {
+		c.states[id] = api.StateRunning
+		specs = append(specs, api.VMSpec{ID: id, ProjectID: 5, State: api.StateRunning})
+	}
+	l.Sync(specs, false)
+	for deadline := time.Now().Add(30 * time.Second); strings.Count(strings.Join(b.log(), "\n"), "build") < 15; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("builds: %q", b.log())
+		}
+	}
+	if n := strings.Count(logs.String(), "apply failed"); n > 0 {
+		t.Errorf("%d \"apply failed\" lines for 3 VMs waiting for libvirtd, want none at info level:\n%s", n, logs.String())
+	}
+	b.mu.Lock()
+	b.errs["build"] = &vm.Error{Code: vm.CodeLibvirt, Err: errors.New("internal error: qemu unexpectedly closed the monitor")}
+	b.mu.Unlock()
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(logs.String(), "apply failed"); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a plain libvirt error was not logged as a failure")
+		}
+	}
+}

@@ -31,6 +31,22 @@ type Handler[T any] interface {
 	Remove(ctx context.Context, key string) error
 }
 
+// Waiting marks err, an apply's failure, as a wait for something outside
+// the object (a daemon the handler needs is away): the loop retries it
+// with backoff like any failure, but logs it at debug level, since what
+// noticed the absence says so once for all objects.
+func Waiting(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &waitingError{err: err}
+}
+
+type waitingError struct{ err error }
+
+func (e *waitingError) Error() string { return e.err.Error() }
+func (e *waitingError) Unwrap() error { return e.err }
+
 // Config tunes a Loop.
 type Config[T any] struct {
 	// Key identifies an object; Version changes whenever the object does
@@ -195,7 +211,12 @@ func (l *Loop[T]) run(ctx context.Context, key string, w *worker[T]) {
 				l.cfg.Logger.Debug("object applied", "key", key, "version", version, "took", took)
 				continue // a newer version may have arrived meanwhile
 			}
-			l.cfg.Logger.Warn("apply failed; retrying", "key", key, "version", version, "error", err, "retry_in", backoff)
+			level := hclog.Warn
+			var we *waitingError
+			if errors.As(err, &we) {
+				level = hclog.Debug
+			}
+			l.cfg.Logger.Log(level, "apply failed; retrying", "key", key, "version", version, "error", err, "retry_in", backoff)
 			select {
 			case <-ctx.Done():
 				return

@@ -57,6 +57,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// HTTPClient fetches http(s) image sources (http.DefaultClient).
 	HTTPClient *http.Client
+	// ImportStallTimeout fails an http(s) image download when nothing
+	// arrives for this long, the response header included (2 minutes).
+	ImportStallTimeout time.Duration
 }
 
 // Builder builds VMs. It keeps no state of its own beyond a few locks:
@@ -66,9 +69,13 @@ type Builder struct {
 	lv  Libvirt
 	log hclog.Logger
 
-	poolMu   sync.Mutex
-	swept    map[string]bool // pool directories swept of partial imports (under poolMu)
-	importMu sync.Mutex
+	poolMu sync.Mutex
+	swept  map[string]bool // pool directories swept of partial imports (under poolMu)
+	// imports holds one lock per image volume being imported (a
+	// channel of capacity 1, so a wait ends with its context): imports
+	// of different images go on side by side, while a slow one lasts.
+	importsMu sync.Mutex
+	imports   map[string]chan struct{}
 	// imageMu is held for reading while an image volume is needed
 	// (checked, then built upon) and for writing by PruneImages, which
 	// keeps unusedSince under it: when each unused image volume was
@@ -105,6 +112,9 @@ func New(cfg Config, l Libvirt, log hclog.Logger) (*Builder, error) {
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = http.DefaultClient
+	}
+	if cfg.ImportStallTimeout <= 0 {
+		cfg.ImportStallTimeout = 2 * time.Minute
 	}
 	if log == nil {
 		log = hclog.NewNullLogger()

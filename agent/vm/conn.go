@@ -13,6 +13,7 @@ import (
 	"time"
 
 	libvirt "github.com/digitalocean/go-libvirt"
+	"github.com/digitalocean/go-libvirt/socket"
 	"github.com/digitalocean/go-libvirt/socket/dialers"
 	"github.com/hashicorp/go-hclog"
 )
@@ -34,8 +35,82 @@ type Conn struct {
 
 	mu     sync.Mutex
 	l      *libvirt.Libvirt
+	nc     net.Conn     // l's socket: closing it fails l's pending calls
 	dialed bool         // a connection was made once: the next dial is a reconnect
 	log    hclog.Logger // the builder's (New sets it)
+}
+
+// recordingDialer dials libvirtd's socket and keeps the connection, so
+// that a call libvirtd does not answer can be cut (go-libvirt calls take
+// no context).
+type recordingDialer struct {
+	d  socket.Dialer
+	mu sync.Mutex
+	nc net.Conn
+}
+
+func (r *recordingDialer) Dial() (net.Conn, error) {
+	nc, err := r.d.Dial()
+	if err == nil {
+		r.mu.Lock()
+		r.nc = nc
+		r.mu.Unlock()
+	}
+	return nc, err
+}
+
+func (r *recordingDialer) conn() net.Conn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.nc
+}
+
+// errNoAnswer wraps the context error of a call libvirtd did not answer
+// in time (stopped, deadlocked): the connection is dropped.
+type errNoAnswer struct{ err error }
+
+func (e *errNoAnswer) Error() string { return "libvirtd did not answer: " + e.err.Error() }
+func (e *errNoAnswer) Unwrap() error { return e.err }
+
+// bounded runs f, which waits for libvirtd, until it returns or ctx ends;
+// then cut closes the connection f uses (again every 100 ms, in case f
+// was still dialing), which makes f return, and the context's error is
+// returned.
+func bounded(ctx context.Context, cut func(), f func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	for {
+		cut()
+		select {
+		case <-done: // go-libvirt fails the pending calls of a closed socket
+			return &errNoAnswer{err: ctx.Err()}
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// closer closes nc (nil: nothing).
+func closer(nc net.Conn) func() {
+	return func() {
+		if nc != nil {
+			_ = nc.Close()
+		}
+	}
+}
+
+// disconnect closes l politely (ConnectClose) when libvirtd answers
+// within a few seconds, and its socket nc anyway.
+func disconnect(l *libvirt.Libvirt, nc net.Conn) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := bounded(ctx, closer(nc), l.Disconnect)
+	closer(nc)()
+	return err
 }
 
 // NewConn returns a connection to the qemu:///system driver of the libvirtd
@@ -65,40 +140,47 @@ func (c *Conn) Close() error {
 	if c.l == nil {
 		return nil
 	}
-	err := c.l.Disconnect()
-	c.l = nil
+	err := disconnect(c.l, c.nc)
+	c.l, c.nc = nil, nil
 	return err
 }
 
 // client returns a connected client, dialing when there is none or the last
 // one is disconnected.
-func (c *Conn) client(ctx context.Context) (*libvirt.Libvirt, error) {
+func (c *Conn) client(ctx context.Context) (*libvirt.Libvirt, net.Conn, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.l != nil && c.l.IsConnected() {
-		return c.l, nil
+		return c.l, c.nc, nil
 	}
 	if c.l != nil {
 		c.log.Warn("connection to libvirtd lost: redialing", "socket", c.socket)
 	}
-	c.l = nil // disconnected already: nothing to close
+	c.l, c.nc = nil, nil // disconnected already: nothing to close
 	timeout := 10 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
 	if timeout <= 0 {
-		return nil, ctx.Err()
+		return nil, nil, ctx.Err()
 	}
-	l := libvirt.NewWithDialer(dialers.NewLocal(dialers.WithSocket(c.socket), dialers.WithLocalTimeout(timeout)))
-	if err := l.ConnectToURI(c.uri); err != nil {
-		return nil, fmt.Errorf("libvirt: connect %s: %w", c.socket, err)
+	d := &recordingDialer{d: dialers.NewLocal(dialers.WithSocket(c.socket), dialers.WithLocalTimeout(timeout))}
+	l := libvirt.NewWithDialer(d)
+	// A libvirtd that accepts the connection but does not answer must not
+	// hold the dial (and c.mu, every call) for longer than ctx allows.
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cut := func() { closer(d.conn())() }
+	if err := bounded(dctx, cut, func() error { return l.ConnectToURI(c.uri) }); err != nil {
+		cut()
+		return nil, nil, fmt.Errorf("libvirt: connect %s: %w", c.socket, err)
 	}
 	if c.dialed {
 		c.reconnects.Add(1)
 		c.log.Info("reconnected to libvirtd", "socket", c.socket, "reconnects", c.reconnects.Load())
 	}
-	c.l, c.dialed = l, true
-	return l, nil
+	c.l, c.nc, c.dialed = l, d.conn(), true
+	return l, c.nc, nil
 }
 
 // connectionLost reports whether err means the connection is gone rather
@@ -135,7 +217,7 @@ func (c *Conn) do(ctx context.Context, f func(l *libvirt.Libvirt) error) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		l, err := c.client(ctx)
+		l, nc, err := c.client(ctx)
 		if err != nil {
 			if attempt < 1 {
 				select {
@@ -147,17 +229,29 @@ func (c *Conn) do(ctx context.Context, f func(l *libvirt.Libvirt) error) error {
 			}
 			return err
 		}
-		err = f(l)
+		err = bounded(ctx, closer(nc), func() error { return f(l) })
+		var na *errNoAnswer
+		if errors.As(err, &na) {
+			// libvirtd did not answer in time (stopped, deadlocked): the
+			// connection is closed; the next call dials anew.
+			c.mu.Lock()
+			if c.l == l {
+				c.l, c.nc = nil, nil
+				c.log.Warn("libvirtd did not answer in time: connection dropped", "socket", c.socket, "error", err)
+			}
+			c.mu.Unlock()
+			return err
+		}
 		if attempt < 1 && connectionLost(l, err) {
 			c.mu.Lock()
 			drop := c.l == l
 			if drop {
-				c.l = nil
+				c.l, c.nc = nil, nil
 				c.log.Warn("connection to libvirtd lost: redialing", "socket", c.socket, "error", err)
 			}
 			c.mu.Unlock()
 			if drop && l.IsConnected() {
-				_ = l.Disconnect() // the socket looked alive: close it
+				_ = disconnect(l, nc) // the socket looked alive: close it
 			}
 			continue
 		}

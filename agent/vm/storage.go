@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/regentcloud/regent/pkg/api"
 )
@@ -192,8 +193,11 @@ func (b *Builder) ensureImage(ctx context.Context, pool, storageType string, img
 		return vi, "", lv(err, "image volume %s", name)
 	}
 
-	b.importMu.Lock()
-	defer b.importMu.Unlock()
+	unlock, err := b.lockImport(ctx, pool+"/"+name)
+	if err != nil {
+		return VolumeInfo{}, "", err
+	}
+	defer unlock()
 	dir := b.poolPath(storageType)
 	final := filepath.Join(dir, name)
 	if _, err := os.Stat(final); err != nil {
@@ -210,6 +214,27 @@ func (b *Builder) ensureImage(ctx context.Context, pool, storageType string, img
 	}
 	format, err := imageFormat(vi.Path)
 	return vi, format, lv(err, "image volume %s", name)
+}
+
+// lockImport takes the import lock of one image volume (key), waiting
+// until it is free or ctx ends.
+func (b *Builder) lockImport(ctx context.Context, key string) (func(), error) {
+	b.importsMu.Lock()
+	if b.imports == nil {
+		b.imports = map[string]chan struct{}{}
+	}
+	ch := b.imports[key]
+	if ch == nil {
+		ch = make(chan struct{}, 1)
+		b.imports[key] = ch
+	}
+	b.importsMu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // importImage copies an image's source to final through a temporary file,
@@ -243,6 +268,10 @@ func (b *Builder) importImage(ctx context.Context, img api.ImageSpec, dir, final
 		if isNoSpace(err) {
 			return newError(CodePoolFull, "image %d: %v", img.ID, err)
 		}
+		var ve *Error
+		if errors.As(err, &ve) {
+			return err // the source's (a stalled download)
+		}
 		return lv(err, "import image %d", img.ID)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != strings.ToLower(img.SHA256) {
@@ -262,19 +291,36 @@ func (b *Builder) importImage(ctx context.Context, img api.ImageSpec, dir, final
 func (b *Builder) openSource(ctx context.Context, source string) (io.ReadCloser, error) {
 	u, err := url.Parse(source)
 	if err == nil && (u.Scheme == "http" || u.Scheme == "https") {
+		// The download ends when nothing arrives for ImportStallTimeout
+		// (header or body): a stalled server must not hold the VM's build,
+		// and with it every change of the VM, for ever.
+		ctx, cancel := context.WithCancelCause(ctx)
+		stall := b.cfg.ImportStallTimeout
+		stalled := fmt.Errorf("nothing received for %s", stall)
+		timer := time.AfterFunc(stall, func() { cancel(stalled) })
+		fail := func(err error) error {
+			timer.Stop()
+			if context.Cause(ctx) == stalled {
+				err = stalled
+			}
+			cancel(nil)
+			return newError(CodeImageMissing, "image source %s: %v", source, err)
+		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, source, nil)
 		if err != nil {
+			timer.Stop()
+			cancel(nil)
 			return nil, newError(CodeBadSpec, "image source %q: %v", source, err)
 		}
 		resp, err := b.cfg.HTTPClient.Do(req)
 		if err != nil {
-			return nil, newError(CodeImageMissing, "image source %s: %v", source, err)
+			return nil, fail(err)
 		}
 		if resp.StatusCode != http.StatusOK {
 			resp.Body.Close()
-			return nil, newError(CodeImageMissing, "image source %s: %s", source, resp.Status)
+			return nil, fail(errors.New(resp.Status))
 		}
-		return resp.Body, nil
+		return &stallReader{body: resp.Body, source: source, timer: timer, stall: stall, ctx: ctx, cancel: cancel, stalled: stalled}, nil
 	}
 	path := source
 	if err == nil && u.Scheme == "file" {
@@ -291,6 +337,37 @@ func (b *Builder) openSource(ctx context.Context, source string) (io.ReadCloser,
 		return nil, newError(CodeImageMissing, "image source %s: %v", path, err)
 	}
 	return f, nil
+}
+
+// stallReader is an http(s) image body whose every read that brings
+// data pushes the stall deadline back; once it passed, reads fail with
+// "nothing received for ...".
+type stallReader struct {
+	body    io.ReadCloser
+	source  string
+	timer   *time.Timer
+	stall   time.Duration
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	stalled error
+}
+
+func (r *stallReader) Read(p []byte) (int, error) {
+	n, err := r.body.Read(p)
+	if n > 0 {
+		r.timer.Reset(r.stall)
+	}
+	if err != nil && err != io.EOF && context.Cause(r.ctx) == r.stalled {
+		err = newError(CodeImageMissing, "image source %s: %v", r.source, r.stalled)
+	}
+	return n, err
+}
+
+func (r *stallReader) Close() error {
+	r.timer.Stop()
+	err := r.body.Close()
+	r.cancel(nil)
+	return err
 }
 
 func isNoSpace(err error) bool {

@@ -1,0 +1,179 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/regentcloud/regent/agent/reconcile"
+	"github.com/regentcloud/regent/pkg/api"
+)
+
+// ownedVMs is a VM handler that owns a fixed set of objects and records
+// what it is asked to remove.
+type ownedVMs struct {
+	owned   []string
+	mu      sync.Mutex
+	removed []string
+}
+
+func (o *ownedVMs) Apply(context.Context, api.VMSpec) error { return nil }
+func (o *ownedVMs) Owned(context.Context) ([]string, error) { return o.owned, nil }
+func (o *ownedVMs) Remove(_ context.Context, key string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.removed = append(o.removed, key)
+	return nil
+}
+
+func (o *ownedVMs) removals() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.removed...)
+}
+
+// runWorkLoop runs only the daemon's work loop (registered as server 5,
+// a VM loop over h) against a controller for the given time, and returns
+// how many work fetches it made.
+func runWorkLoop(t *testing.T, work http.HandlerFunc, h reconcile.Handler[api.VMSpec], run time.Duration) (*Daemon, int64) {
+	t.Helper()
+	var fetches atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/agent/work" {
+			http.NotFound(w, r)
+			return
+		}
+		fetches.Add(1)
+		work(w, r)
+	}))
+	defer srv.Close()
+	d := newTestDaemon(t, io.Discard, func(c *Config) {
+		c.Token = "t"
+		c.LibvirtSocket = filepath.Join(t.TempDir(), "none.sock")
+	}, srv.URL)
+	d.reg = api.AgentRegistered{ServerID: 5}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.vms = reconcile.New(ctx, reconcile.Config[api.VMSpec]{Key: func(s api.VMSpec) string { return fmt.Sprint(s.ID) },
+		Version: func(s api.VMSpec) string { return specVersion(d.versionKey, s) }, Handler: h})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.workLoop(ctx)
+	}()
+	time.Sleep(run)
+	cancel()
+	<-done
+	d.vms.Stop()
+	return d, fetches.Load()
+}
+
+// TestUnusableWorkAnswerIsNotEmptyWork: a 200 answer to the work fetch
+// that is not a work listing (no content, no index: a proxy or another
+// server at the controller's address) is an error, retried with backoff:
+// before, it was taken for a complete listing of nothing, so the agent
+// scrubbed every VM it had built, and, its index staying 0, fetched again
+// at once, in a busy loop.
+func TestUnusableWorkAnswerIsNotEmptyWork(t *testing.T) {
+	for i, body := range []string{`{}`, `null`, `{"content":null}`, `{"content":{"index":7}}`, `{"results":[]}`} {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			h := &ownedVMs{owned: []string{"1", "2"}}
+			d, n := runWorkLoop(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprint(w, body)
+			}, h, 1500*time.Millisecond)
+			if got := h.removals(); len(got) > 0 {
+				t.Errorf("the agent removed %d objects after an answer %s (first %q)", len(got), body, got[0])
+			}
+			// 1 s backoff (minRetry): the fetch at once, one after 1 s.
+			if n > 3 {
+				t.Errorf("%d work fetches in 1.5 s: no backoff", n)
+			}
+			if v := testutil.ToFloat64(d.metrics.fetchErrors); v < 1 {
+				t.Errorf("regent_agent_work_fetch_errors_total = %v", v)
+			}
+			if h, detail := d.health(); h != "degraded" {
+				t.Errorf("health %s %q", h, detail)
+			}
+		})
+	}
+}
+
+// TestNonBlockingWorkAnswersAreNotABusyLoop: a controller (or a proxy in
+// front of it) that answers the blocking work query at once with the same
+// index, again and again, is not polled in a busy loop: before, the agent
+// fetched again the moment each answer arrived (thousands a second).
+func TestNonBlockingWorkAnswersAreNotABusyLoop(t *testing.T) {
+	h := &ownedVMs{}
+	_, n := runWorkLoop(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Regent-Index", "3")
+		fmt.Fprint(w, `{"content":{"index":3,"routers":[],"vms":[]}}`)
+	}, h, 1500*time.Millisecond)
+	// The first fetch (index 0) and the second (index 3, answered at
+	// once) go out at once; then 1 s, 2 s ... apart.
+	if n > 4 {
+		t.Errorf("%d work fetches in 1.5 s to a controller that does not block: a busy loop", n)
+	}
+}
+
+// TestHungControllerIsFailedOver: a controller that accepts connections
+// and never answers (its process stopped with SIGSTOP, or stuck) costs
+// each call callTimeout, after which the next controller is tried: the
+// agent registers, heartbeats and fetches its work through the second.
+// Before, calls had no deadline: the registration waited on the first
+// controller for ever (its kernel keeps the TCP connection alive), and
+// so did a heartbeat or work fetch already under way.
+func TestHungControllerIsFailedOver(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // read nothing, answer nothing
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	good := newAgentAPI(t, 1)
+	good.workOK.Store(true)
+	d := newTestDaemon(t, io.Discard, func(c *Config) {
+		c.Token = "t"
+		c.LibvirtSocket = filepath.Join(t.TempDir(), "none.sock")
+	}, "http://"+ln.Addr().String(), good.URL)
+	d.ctl.timeout = 300 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	for deadline := time.Now().Add(20 * time.Second); good.beats.Load() == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no heartbeat through the second controller in 20 s (registered: %v)", good.registered())
+		}
+	}
+}

@@ -1,0 +1,141 @@
+package systest
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/regentcloud/regent/pkg/api"
+)
+
+// cpuTicks is the CPU time (user + system, clock ticks of 10 ms) process
+// pid has used.
+func cpuTicks(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	u, _ := strconv.Atoi(f[11])
+	s, _ := strconv.Atoi(f[12])
+	return u + s
+}
+
+func (p *proc) pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cmd.Process.Pid
+}
+
+// metricValue is the value of an unlabelled series in the agent's /metrics.
+func (e *env) metricValue(name string) float64 {
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(e.metricsText())
+	if m == nil {
+		e.t.Fatalf("/metrics lacks %s", name)
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	return v
+}
+
+// TestAgentControllerOutage: the controller dies (SIGKILL) right after a
+// firewall change and stays away for 20 s. Meanwhile the agent keeps the
+// router, backs off (its fetches and CPU are counted), and, once the
+// controller is back at the same address, fetches again, converges to the
+// change and reports RUNNING at its generation; the host then holds what
+// the same spec gave before (no duplicate links, rules or dnsmasq).
+func TestAgentControllerOutage(t *testing.T) {
+	e := newEnv(t)
+	e.startController()
+	e.catalogue()
+	config := e.writeAgentConfig(`["network"]`, "")
+	e.startAgent(config)
+	cloud := e.api.must(e.root, "POST", "/iaas/cloud/", map[string]any{
+		"project":        map[string]any{"name": "p-" + e.prefix, "region_id": e.region, "grace_period": 0},
+		"subnets":        []any{map[string]any{"name": "a", "address_range": e.priv3 + ".1/24"}},
+		"vms":            []any{},
+		"firewall_rules": []any{},
+	}, 201)
+	project := num(cloud["project"].(map[string]any)["id"])
+	vrID := num(cloud["virtual_router"].(map[string]any)["id"])
+	e.converged(vrID, 60*time.Second)
+	ns := e.prefix + "P" + strconv.FormatUint(project, 10)
+	before := e.hostState(ns)
+	goroutines := e.metricValue("go_goroutines")
+
+	allow := []any{map[string]any{"allow": true, "source": "*", "destination": e.priv3 + ".0/24", "protocol": "tcp", "port": "2222"}}
+	e.setFirewall(project, allow)
+	if !e.ctl.signal(syscall.SIGKILL, 10*time.Second) {
+		t.Fatal("controller survived SIGKILL")
+	}
+	killed := time.Now()
+	errs0 := e.metricValue("regent_agent_work_fetch_errors_total")
+	pid := e.agent.pid()
+	ticks0 := cpuTicks(t, pid)
+	const outage = 20 * time.Second
+	time.Sleep(outage)
+	ticks := cpuTicks(t, pid) - ticks0
+	fetchErrs := e.metricValue("regent_agent_work_fetch_errors_total") - errs0
+	health, _ := http.Get("http://" + e.metrics + "/healthz")
+	var healthBody string
+	if health != nil {
+		var b bytes.Buffer
+		b.ReadFrom(health.Body)
+		health.Body.Close()
+		healthBody = b.String()
+	}
+	t.Logf("controller down %v: the agent used %d ms of CPU (%.2f%%), %v failed work fetches; /healthz: %q",
+		outage, ticks*10, float64(ticks*10)/float64(outage.Milliseconds())*100, fetchErrs, strings.TrimSpace(healthBody))
+	// Backoff 1 s doubling to 30 s: at most 5 fetches in 20 s (each
+	// tries both configured controllers).
+	if fetchErrs > 6 {
+		t.Errorf("%v failed work fetches in %v: no backoff", fetchErrs, outage)
+	}
+	if ticks*10 > int(outage.Milliseconds())/20 {
+		t.Errorf("the agent used %d ms of CPU in %v with the controller down (more than 5%%)", ticks*10, outage)
+	}
+	if !strings.Contains(healthBody, "degraded") {
+		t.Errorf("/healthz during the outage: %q, want degraded", healthBody)
+	}
+
+	e.ctl.start()
+	eventually(t, "the controller serving again", 60*time.Second, func() bool {
+		return e.api.do(e.root, "GET", "/membership/region/", nil).status == 200
+	})
+	back := time.Now()
+	took := e.converged(vrID, 120*time.Second)
+	t.Logf("controller back after %v; router RUNNING at the new generation %v later", back.Sub(killed).Round(time.Millisecond), took.Round(time.Millisecond))
+	if !strings.Contains(sh(t, "ip", "netns", "exec", ns, "nft", "list", "chain", "inet", "regent", "inbound"), "dport 2222 accept") {
+		t.Error("the firewall change made before the outage is not in the router")
+	}
+	eventually(t, "the agent healthy again", 60*time.Second, func() bool {
+		resp, err := http.Get("http://" + e.metrics + "/healthz")
+		if err != nil {
+			return false
+		}
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		resp.Body.Close()
+		return strings.TrimSpace(b.String()) == "ok"
+	})
+	e.setFirewall(project, []any{})
+	e.converged(vrID, 60*time.Second)
+	if after := e.hostState(ns); after != before {
+		t.Errorf("host after the outage and the same spec differs:\n--- before\n%s--- after\n%s", before, after)
+	}
+	if g := e.metricValue("go_goroutines"); g > goroutines+5 {
+		t.Errorf("goroutines %v before the outage, %v after", goroutines, g)
+	} else {
+		t.Logf("goroutines %v before the outage, %v after", goroutines, g)
+	}
+	if st := num(e.vr(vrID)["state"]); st != api.StateRunning {
+		t.Errorf("router state %d", st)
+	}
+}
