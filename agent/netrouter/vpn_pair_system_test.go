@@ -524,3 +524,57 @@ func TestVPNForgedSourceDropped(t *testing.T) {
 		t.Fatalf("ping A→B: %d/%d", recv, sent)
 	}
 }
+
+// TestCharonCrashLoopBacksOff: a charon that dies right after each start
+// is restarted after a wait that doubles each time, not every 200 ms for
+// ever (the supervisor used to reset its wait after any restart that
+// worked, so a crash-looping charon was restarted ~5 times a second). The
+// VPN comes back once charon stays up.
+func TestCharonCrashLoopBacksOff(t *testing.T) {
+	p := newVPNPair(t)
+	dirB := filepath.Join(p.runDir, p.rB.Namespace)
+	for len(p.restarts) > 0 {
+		<-p.restarts
+	}
+	const kills = 4
+	for i := range kills {
+		pids := charonPids(dirB)
+		if len(pids) != 1 {
+			t.Fatalf("kill %d: charons of B %v", i+1, pids)
+		}
+		_ = exec.Command("kill", "-9", strconv.Itoa(pids[0])).Run()
+		select {
+		case id := <-p.restarts:
+			if id != p.rB.ID {
+				t.Fatalf("Restarted for router %d, want B (%d)", id, p.rB.ID)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatalf("kill %d: no restart of B's charon within 60 s", i+1)
+		}
+	}
+	var waits []time.Duration
+	for _, l := range strings.Split(p.logs.String(), "\n") {
+		if !strings.Contains(l, "charon exited, restarting") {
+			continue
+		}
+		_, v, ok := strings.Cut(l, "backoff=")
+		if !ok {
+			t.Fatalf("no backoff in %q", l)
+		}
+		d, err := time.ParseDuration(strings.Fields(v)[0])
+		if err != nil {
+			t.Fatalf("backoff in %q: %v", l, err)
+		}
+		waits = append(waits, d)
+	}
+	t.Logf("waits before the restarts: %v", waits)
+	if len(waits) != kills {
+		t.Fatalf("%d restarts logged, want %d", len(waits), kills)
+	}
+	for i := 1; i < len(waits); i++ {
+		if waits[i] <= waits[i-1] {
+			t.Errorf("restart %d waited %s after %s: a charon that dies at once is restarted no slower", i+1, waits[i], waits[i-1])
+		}
+	}
+	eventually(t, "B's VPN ESTABLISHED again", 90*time.Second, func() bool { return p.established(p.rB, p.sb.VPNs[0].ID) })
+}

@@ -687,6 +687,10 @@ func (in *instance) stopSupervisor() {
 	<-in.done
 }
 
+// charonStable is how long a charon must have run for its death to be
+// restarted after the shortest wait again.
+const charonStable = 10 * time.Second
+
 // supervise restarts charon when it dies (and loads everything again,
 // then calls Config.Restarted) and initiates the "immediately" VPNs without an IKE SA every tick and after
 // every apply (initiatePass).
@@ -694,7 +698,12 @@ func (in *instance) supervise() {
 	defer close(in.done)
 	t := time.NewTicker(in.cfg.Tick)
 	defer t.Stop()
+	// The wait before a restart doubles with each restart (up to 30 s) and
+	// starts again at 200 ms only when the charon that died had run for
+	// charonStable: a charon that dies right after each start (a bad
+	// plugin, a full disk) is not restarted five times a second for ever.
 	backoff := 200 * time.Millisecond
+	var restartedAt time.Time
 	for {
 		in.mu.Lock()
 		var exited <-chan struct{}
@@ -714,6 +723,9 @@ func (in *instance) supervise() {
 				// recreated namespace): nothing to restart.
 				in.mu.Unlock()
 				continue
+			}
+			if time.Since(restartedAt) >= charonStable {
+				backoff = 200 * time.Millisecond
 			}
 			if in.proc != nil {
 				in.log.Warn("charon exited, restarting and loading its VPNs again", "error", in.proc.err, "backoff", backoff)
@@ -736,11 +748,10 @@ func (in *instance) supervise() {
 				cancel()
 				if err != nil {
 					in.log.Error("charon restart", "error", err)
-					backoff = min(2*backoff, 30*time.Second)
 				} else {
-					backoff = 200 * time.Millisecond
-					restarted = true
+					restartedAt, restarted = time.Now(), true
 				}
+				backoff = min(2*backoff, 30*time.Second)
 			}
 			r := in.router
 			in.mu.Unlock()
@@ -755,6 +766,7 @@ func (in *instance) supervise() {
 				// A restart that failed earlier: try again.
 				ctx, cancel := in.stopContext(30 * time.Second)
 				if _, err := in.startLocked(ctx); err == nil {
+					restartedAt = time.Now()
 					_, err = in.applyLocked(ctx)
 					if err != nil {
 						in.log.Error("loading VPNs after restart", "error", err)
