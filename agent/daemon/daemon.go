@@ -530,7 +530,7 @@ func (d *Daemon) workLoop(ctx context.Context) {
 			continue
 		}
 		bo.reset()
-		d.fetchErr.Store("")
+		wasFailing, _ := d.fetchErr.Swap("").(string)
 		d.metrics.lastFetch.SetToCurrentTime()
 		next := max(w.Index, meta.LastIndex)
 		if next < index {
@@ -557,6 +557,17 @@ func (d *Daemon) workLoop(ctx context.Context) {
 		if d.vms != nil {
 			d.vms.Sync(w.VMs, true)
 			d.pruneImages(ctx, w.VMs)
+		}
+		if wasFailing != "" {
+			// The controller is back: the objects whose state reports
+			// failed meanwhile report now, not at the end of a backoff
+			// that may have grown to a minute.
+			if d.routers != nil {
+				d.routers.Retry()
+			}
+			if d.vms != nil {
+				d.vms.Retry()
+			}
 		}
 		if pause > 0 {
 			sleep(ctx, pause)

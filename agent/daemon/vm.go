@@ -390,5 +390,8 @@ func (d *Daemon) setLibvirtErr(err error) {
 		d.log.Warn("libvirtd does not answer: capacity falls back to the host's figures, VM work is retried (logged again when this changes)", "error", err)
 	case was != "":
 		d.log.Info("libvirtd answers again")
+		if d.vms != nil {
+			d.vms.Retry() // the VMs waiting out a backoff for it
+		}
 	}
 }

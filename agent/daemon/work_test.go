@@ -44,7 +44,7 @@ func (o *ownedVMs) removals() []string {
 // runWorkLoop runs only the daemon's work loop (registered as server 5,
 // a VM loop over h) against a controller for the given time, and returns
 // how many work fetches it made.
-func runWorkLoop(t *testing.T, work http.HandlerFunc, h reconcile.Handler[api.VMSpec], run time.Duration) (*Daemon, int64) {
+func runWorkLoop(t *testing.T, work http.HandlerFunc, h reconcile.Handler[api.VMSpec], run time.Duration, minBackoff ...time.Duration) (*Daemon, int64) {
 	t.Helper()
 	var fetches atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -63,7 +63,7 @@ func runWorkLoop(t *testing.T, work http.HandlerFunc, h reconcile.Handler[api.VM
 	d.reg = api.AgentRegistered{ServerID: 5}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.vms = reconcile.New(ctx, reconcile.Config[api.VMSpec]{Key: func(s api.VMSpec) string { return fmt.Sprint(s.ID) },
-		Version: func(s api.VMSpec) string { return specVersion(d.versionKey, s) }, Handler: h})
+		Version: func(s api.VMSpec) string { return specVersion(d.versionKey, s) }, Handler: h, MinBackoff: append(minBackoff, 0)[0]})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -175,5 +175,48 @@ func TestHungControllerIsFailedOver(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no heartbeat through the second controller in 20 s (registered: %v)", good.registered())
 		}
+	}
+}
+
+// failsFirst is a VM handler whose first apply fails (a state report the
+// controller did not take) and counts its applies.
+type failsFirst struct{ applies atomic.Int64 }
+
+func (f *failsFirst) Apply(context.Context, api.VMSpec) error {
+	if f.applies.Add(1) == 1 {
+		return fmt.Errorf("report: controller unreachable")
+	}
+	return nil
+}
+func (f *failsFirst) Owned(context.Context) ([]string, error) { return nil, nil }
+func (f *failsFirst) Remove(context.Context, string) error    { return nil }
+
+// TestControllerBackRetriesAtOnce: when a work fetch works again after
+// failing, the objects waiting out a backoff (their apply or its state
+// report failed while the controller was away) are tried again at once.
+// Before, each waited out its own backoff, which grows to a minute: after
+// a long outage a VM's state could reach the controller a minute late.
+func TestControllerBackRetriesAtOnce(t *testing.T) {
+	h := &failsFirst{}
+	var calls atomic.Int64
+	_, _ = runWorkLoop(t, func(w http.ResponseWriter, r *http.Request) {
+		switch calls.Add(1) {
+		case 1:
+			w.Header().Set("X-Regent-Index", "3")
+			fmt.Fprint(w, `{"content":{"index":3,"routers":[],"vms":[{"id":1,"state":5}]}}`)
+		case 2:
+			http.Error(w, `{"detail":"no leader","error_code":"regent_cluster_001"}`, http.StatusServiceUnavailable)
+		case 3:
+			w.Header().Set("X-Regent-Index", "4")
+			fmt.Fprint(w, `{"content":{"index":4,"routers":[],"vms":[{"id":1,"state":5}]}}`)
+		default:
+			<-r.Context().Done() // a blocking query with nothing new
+		}
+	}, h, 4*time.Second, time.Hour)
+	if calls.Load() < 3 {
+		t.Fatalf("%d work fetches, want the controller back by the third", calls.Load())
+	}
+	if n := h.applies.Load(); n != 2 {
+		t.Errorf("VM 1 applied %d times, want twice: failed, then again as soon as the controller answered", n)
 	}
 }

@@ -228,6 +228,21 @@ func (l *Loop[T]) run(ctx context.Context, key string, w *worker[T]) {
 	}
 }
 
+// Retry makes every worker that waits out a backoff after a failure try
+// again now: what it waited for (the controller, libvirtd) is back, and
+// with the backoff grown to MaxBackoff its object would otherwise wait up
+// to that long. A worker with nothing to do ignores it.
+func (l *Loop[T]) Retry() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, w := range l.workers {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // Stop ends every worker and waits for them.
 func (l *Loop[T]) Stop() {
 	l.cancel()

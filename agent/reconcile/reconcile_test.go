@@ -201,3 +201,31 @@ func TestGCFailureLoggedOnce(t *testing.T) {
 		t.Errorf("recovery logged %d times, removed %v:\n%s", n, h.removed, logs.String())
 	}
 }
+
+// TestRetryCutsTheBackoff: an object waiting out a long backoff after a
+// failure is applied again at once when Retry says what it waited for is
+// back; a built object is not applied again.
+func TestRetryCutsTheBackoff(t *testing.T) {
+	h := newFakeHost()
+	h.failN["b"] = 1
+	l := New(context.Background(), Config[obj]{
+		Key:        func(o obj) string { return o.key },
+		Version:    func(o obj) string { return fmt.Sprint(o.version) },
+		Handler:    h,
+		MinBackoff: time.Hour, MaxBackoff: time.Hour,
+	})
+	t.Cleanup(l.Stop)
+	l.Sync([]obj{{"a", 1}, {"b", 1}}, true)
+	eventually(t, func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.built["a"] == 1 && h.applies["b"] == 1
+	}, "a built, b failed once")
+	l.Retry()
+	eventually(t, func() bool { return h.state()["b"] == 1 }, "b built after Retry, within its hour of backoff")
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.applies["a"] != 1 {
+		t.Errorf("a applied %d times, want once", h.applies["a"])
+	}
+}
