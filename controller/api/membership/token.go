@@ -59,7 +59,7 @@ func registerToken(a *api.API) {
 			if in.UserID != nil && *in.UserID != q.P.UserID {
 				u, ok := q.Txn.User(*in.UserID)
 				switch {
-				case q.P.Global():
+				case q.P.Global() && !(ok && protected(q, u)):
 				case q.P.Role == auth.Admin && ok && u.MemberID == q.P.MemberID && !protected(q, u):
 				default:
 					return nil, forbidden(q, 202, "You may not create tokens for user %d.", *in.UserID)
@@ -67,8 +67,8 @@ func registerToken(a *api.API) {
 				t.UserID = *in.UserID
 			}
 			if t.Kind == wire.TokenKindRobot {
-				if !q.P.Global() {
-					return nil, forbidden(q, 203, "Only global users may create robot tokens.")
+				if !q.P.Holds(auth.GlobalAdmin) {
+					return nil, forbidden(q, 203, "Only global users who are administrators may create robot tokens.")
 				}
 				if in.RegionID == nil {
 					fe.Add("region_id", q.Code(102), "A robot token must be bound to a region.")

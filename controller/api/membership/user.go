@@ -39,7 +39,7 @@ func userPrivileges(q *api.Request, in *wire.UserInput, memberID uint64, cur *wi
 			return fe.Err()
 		}
 	}
-	if in.Administrator != nil && (cur == nil || *in.Administrator != cur.Administrator) && q.P.Role == auth.User {
+	if in.Administrator != nil && (cur == nil || *in.Administrator != cur.Administrator) && !q.P.Administrator {
 		return forbidden(q, 204, "Only administrators may set administrator.")
 	}
 	return nil
@@ -88,7 +88,7 @@ func registerUser(a *api.API) {
 				return nil, forbidden(q, 202, "You may only update your own user.")
 			}
 			if protected(q, cur) {
-				return nil, forbidden(q, 205, "Only global users may change a global user.")
+				return nil, forbidden(q, 205, "Only global users may change a global user, and only global administrators an administrator of the global member.")
 			}
 			var in wire.UserInput
 			if err := q.Decode(&in); err != nil {
@@ -122,7 +122,7 @@ func registerUser(a *api.API) {
 				return nil, wire.Errorf(http.StatusBadRequest, q.Code(101), "You cannot delete your own user.")
 			}
 			if protected(q, cur) {
-				return nil, forbidden(q, 202, "Only global users may delete a global user.")
+				return nil, forbidden(q, 202, "Only global users may delete a global user, and only global administrators an administrator of the global member.")
 			}
 			return q.Command(fsm.UserDeleteType, fsm.IDPayload{ID: cur.ID})
 		},
