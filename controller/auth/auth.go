@@ -151,7 +151,7 @@ func Authenticate(rt *state.ReadTxn, secret string, now time.Time) (*Principal, 
 	switch {
 	case tok.Kind == api.TokenKindRobot:
 		p.Role, p.RegionID, p.ServerID = Robot, tok.RegionID, tok.ServerID
-	case u.MemberID == api.GlobalMemberID && u.GlobalActive:
+	case u.IsGlobal():
 		p.Role, p.Administrator = Global, u.Administrator
 	case u.Administrator:
 		p.Role, p.Administrator = Admin, true
