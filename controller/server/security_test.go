@@ -662,6 +662,7 @@ func TestOperatorRoutesNeedGlobalAdministrator(t *testing.T) {
 	}
 
 	admin1 := c.CreateUser(root, wire.GlobalMemberID, n.Unique("admin-1"), true)
+	rootTok, _ := c.CreateToken(root, r.Root)
 	for _, tc := range []struct {
 		what, method, path string
 		body               any
@@ -675,6 +676,7 @@ func TestOperatorRoutesNeedGlobalAdministrator(t *testing.T) {
 		{"change the root user", "PATCH", apitest.Path("/membership/user/", r.Root), map[string]any{"email": "x@example.com"}, "membership_user_update_205"},
 		{"delete the root user", "DELETE", apitest.Path("/membership/user/", r.Root), nil, "membership_user_delete_202"},
 		{"create a robot token", "POST", "/membership/token/", map[string]any{"kind": "robot", "region_id": r.RobotRegion}, "membership_token_create_203"},
+		{"revoke a token of the root user", "DELETE", apitest.Path("/membership/token/", rootTok), nil, "membership_token_delete_202"},
 	} {
 		resp := c.Do(tc.method, tc.path, tc.body, g)
 		if resp.Status != http.StatusForbidden || resp.ErrorCode() != tc.code {
@@ -690,6 +692,7 @@ func TestOperatorRoutesNeedGlobalAdministrator(t *testing.T) {
 	c.Do("PATCH", apitest.Path("/membership/user/", admin1), map[string]any{"global_active": true}, root).Expect(http.StatusOK)
 	c.CreateToken(root, admin1)
 	c.CreateRobotToken(root, r.RobotRegion)
+	c.Do("DELETE", apitest.Path("/membership/token/", rootTok), nil, root).Expect(http.StatusNoContent)
 	h := http.Header{"X-Auth-Token": {root}, "Content-Type": {"application/octet-stream"}}
 	c.DoHeader("PUT", "/v1/operator/snapshot", snap, h).Expect(http.StatusOK)
 }

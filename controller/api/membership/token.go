@@ -110,6 +110,12 @@ func registerToken(a *api.API) {
 			return q.Command(fsm.TokenCreateType, rec)
 		},
 		Delete: func(q *api.Request, cur *state.TokenRecord) (*fsm.Command, error) {
+			// A global user sees every token, but revokes those of an
+			// administrator of the global member (root's, say) only as a
+			// global administrator, as it mints them (see protected).
+			if u, ok := q.Txn.User(cur.UserID); ok && cur.UserID != q.P.UserID && protected(q, u) {
+				return nil, forbidden(q, 202, "Only global administrators may revoke the tokens of an administrator of the global member.")
+			}
 			return q.Command(fsm.TokenDeleteType, fsm.IDPayload{ID: cur.ID})
 		},
 	})
