@@ -686,6 +686,8 @@ func TestOperatorRoutesNeedGlobalAdministrator(t *testing.T) {
 	// The global user still manages tenants: tokens of a member's users,
 	// administrators of other members.
 	c.CreateToken(g, r.UserA)
+	c.CreateUser(g, r.MemberA, n.Unique("admin-a2"), true)
+	c.CreateUser(g, wire.GlobalMemberID, n.Unique("cix-user"), false)
 	c.Do("PATCH", apitest.Path("/membership/user/", r.UserA), map[string]any{"surname": "x"}, g).Expect(http.StatusOK)
 
 	// The global administrator may.

@@ -39,8 +39,15 @@ func userPrivileges(q *api.Request, in *wire.UserInput, memberID uint64, cur *wi
 			return fe.Err()
 		}
 	}
-	if in.Administrator != nil && (cur == nil || *in.Administrator != cur.Administrator) && !q.P.Administrator {
-		return forbidden(q, 204, "Only administrators may set administrator.")
+	if in.Administrator != nil && (cur == nil || *in.Administrator != cur.Administrator) {
+		switch {
+		case q.P.Role == auth.User:
+			return forbidden(q, 204, "Only administrators may set administrator.")
+		case memberID == wire.GlobalMemberID && *in.Administrator && q.P.Global() && !q.P.Holds(auth.GlobalAdmin):
+			// an administrator of the global member is, or can be made, a
+			// global administrator (see protected)
+			return forbidden(q, 204, "Only global administrators may make administrators of the global member.")
+		}
 	}
 	return nil
 }
