@@ -46,14 +46,14 @@ func bodyLimit(r *http.Request) int64 {
 }
 
 // mayUpload checks, on this node's state, that r's caller may use the
-// route whose body may exceed MaxBodyBytes (a snapshot restore: operator
-// update), before a follower reads that body to forward it.
+// route whose body may exceed MaxBodyBytes (a snapshot restore:
+// operator_snapshot update), before a follower reads that body to forward it.
 func (a *API) mayUpload(r *http.Request) error {
 	p, err := a.Authenticate(r)
 	if err != nil {
 		return err
 	}
-	return a.perms.Check(p, "regent", "operator", auth.Update)
+	return a.perms.Check(p, "regent", "operator_snapshot", auth.Update)
 }
 
 func (a *API) registerCore() {
@@ -67,8 +67,8 @@ func (a *API) registerCore() {
 	a.mux.HandleFunc("GET /v1/operator/leader", a.route("regent", "operator", auth.Read, a.leader))
 	a.mux.HandleFunc("POST "+transferPath, a.route("regent", "operator", auth.Update, a.transferLeader))
 	a.mux.HandleFunc("DELETE "+membersPath+"{id}", a.route("regent", "operator", auth.Delete, a.removeMember))
-	a.mux.HandleFunc("GET "+snapshotPath, a.route("regent", "operator", auth.Read, a.snapshotSave))
-	a.mux.HandleFunc("PUT "+snapshotPath, a.route("regent", "operator", auth.Update, a.snapshotRestore))
+	a.mux.HandleFunc("GET "+snapshotPath, a.route("regent", "operator_snapshot", auth.Read, a.snapshotSave))
+	a.mux.HandleFunc("PUT "+snapshotPath, a.route("regent", "operator_snapshot", auth.Update, a.snapshotRestore))
 	a.mux.HandleFunc("POST /v1/operator/join", a.join)
 }
 

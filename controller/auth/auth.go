@@ -29,6 +29,13 @@ const (
 	Admin
 	User
 	Robot
+	// GlobalAdmin is not the Role of any principal but a requirement the
+	// permission table can name: a Global principal who is also an
+	// administrator (the user's administrator flag), as the root user is.
+	// The operator routes that change the cluster or hand out its secrets
+	// need it; every GlobalAdmin is also Global, so a cell that lists
+	// Global admits global administrators too. See Principal.Holds.
+	GlobalAdmin
 )
 
 func (r Role) String() string {
@@ -41,6 +48,8 @@ func (r Role) String() string {
 		return "user"
 	case Robot:
 		return "robot"
+	case GlobalAdmin:
+		return "global admin"
 	}
 	return "none"
 }
@@ -51,6 +60,8 @@ type Principal struct {
 	TokenID  uint64
 	UserID   uint64
 	MemberID uint64
+	// Administrator is the user's administrator flag (false for robots).
+	Administrator bool
 	// RegionID and ServerID bind robot tokens.
 	RegionID uint64
 	ServerID uint64
@@ -60,6 +71,18 @@ type Principal struct {
 
 // Global reports whether the caller acts for the whole region.
 func (p *Principal) Global() bool { return p != nil && p.Role == Global }
+
+// Holds reports whether the permission table's role r admits p: p's own
+// role, or GlobalAdmin for a global user who is an administrator.
+func (p *Principal) Holds(r Role) bool {
+	if p == nil {
+		return false
+	}
+	if r == GlobalAdmin {
+		return p.Role == Global && p.Administrator
+	}
+	return r == p.Role
+}
 
 // SecretPrefix starts every token secret, so that leaked tokens are easy to grep for.
 const SecretPrefix = "rgt_"
@@ -128,10 +151,10 @@ func Authenticate(rt *state.ReadTxn, secret string, now time.Time) (*Principal, 
 	switch {
 	case tok.Kind == api.TokenKindRobot:
 		p.Role, p.RegionID, p.ServerID = Robot, tok.RegionID, tok.ServerID
-	case u.MemberID == api.GlobalMemberID && u.GlobalActive:
-		p.Role = Global
+	case u.IsGlobal():
+		p.Role, p.Administrator = Global, u.Administrator
 	case u.Administrator:
-		p.Role = Admin
+		p.Role, p.Administrator = Admin, true
 	default:
 		p.Role = User
 	}

@@ -3,6 +3,7 @@ package auth
 import (
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/regentcloud/regent/pkg/api"
 )
@@ -21,6 +22,8 @@ const (
 
 // Table says which roles may perform each action on each service. A role not
 // listed gets 403; visibility of single objects is decided by the service.
+// GlobalAdmin in a cell admits only the global users who are administrators;
+// Global admits every global user (see Principal.Holds).
 type Table map[string]map[Action][]Role
 
 // Permissions is the permission table of every route of the API. It is data,
@@ -110,18 +113,27 @@ func Permissions() Table {
 		// the firewall log of a project's virtual router, from its agent
 		"policy_log": {List: all},
 		"vpn_status": {Read: read},
-		// operator routes: cluster administration, global users only
-		"operator": {List: {Global}, Read: {Global}, Create: {Global}, Update: {Global}, Delete: {Global}},
+		// operator routes: cluster administration. Any global user reads
+		// the members and the leader; changing the cluster (leadership
+		// transfer, member removal; Create is join's, which the cluster
+		// token authorises) needs a global administrator, as do the
+		// snapshots: a download holds every secret of the region (VPN
+		// pre-shared keys, token hashes) and a restore replaces it all.
+		"operator":          {List: {Global}, Read: {Global}, Create: {GlobalAdmin}, Update: {GlobalAdmin}, Delete: {GlobalAdmin}},
+		"operator_snapshot": {Read: {GlobalAdmin}, Update: {GlobalAdmin}},
 	}
 }
 
 // Check returns a 403 error when p may not perform action on service.
 func (t Table) Check(p *Principal, app, service string, action Action) error {
 	for _, r := range t[service][action] {
-		if r == p.Role {
+		if p.Holds(r) {
 			return nil
 		}
 	}
-	return &api.Error{Status: http.StatusForbidden, ErrorCode: fmt.Sprintf("%s_%s_%s_201", app, service, action),
-		Detail: fmt.Sprintf("You do not have permission to %s %s objects.", action, service)}
+	detail := fmt.Sprintf("You do not have permission to %s %s objects.", action, service)
+	if p.Role == Global && slices.Contains(t[service][action], GlobalAdmin) {
+		detail = fmt.Sprintf("Only global users who are administrators may %s %s objects.", action, service)
+	}
+	return &api.Error{Status: http.StatusForbidden, ErrorCode: fmt.Sprintf("%s_%s_%s_201", app, service, action), Detail: detail}
 }

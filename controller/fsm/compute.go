@@ -67,7 +67,7 @@ func computeHandlers() map[MessageType]handler {
 			if err != nil {
 				return nil, err
 			}
-			return t.ProjectCreate(&v)
+			return t.ProjectCreate(&v, stateActor(c))
 		},
 		ProjectUpdateType: update((*state.Txn).ProjectUpdate),
 		CloudCreateType: withActor(cloudResult(func(t *state.Txn, s *state.CloudSpec, _ uint64) (*state.CloudResult, error) { return t.CloudCreate(s) }),

@@ -418,7 +418,7 @@ func TestBadHeadersOnEveryRoute(t *testing.T) {
 					status = resp.Status
 					return resp
 				})
-				if row.want[5] == http.StatusUnauthorized && status != http.StatusUnauthorized {
+				if row.want[6] == http.StatusUnauthorized && status != http.StatusUnauthorized {
 					t.Errorf("%s %s with %s: %d, want 401", row.method, rq.path, tok.what, status)
 				}
 			}

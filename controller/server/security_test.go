@@ -17,6 +17,7 @@ import (
 
 	"github.com/regentcloud/regent/controller/internal/apitest"
 	"github.com/regentcloud/regent/controller/server"
+	wire "github.com/regentcloud/regent/pkg/api"
 )
 
 // Tests of the fixes of a security review (DESIGN.md §7: tokens, roles,
@@ -624,4 +625,76 @@ func TestRouterFloatsOnTheRegionsOwnSubnets(t *testing.T) {
 		}
 	}
 	c.Do("PATCH", apitest.Path("/iaas/router/", x.rt), map[string]any{"floating_subnet_ids": []uint64{x.fs}}, x.robotR).Expect(200)
+}
+
+// TestOperatorRoutesNeedGlobalAdministrator: a global user who is not an
+// administrator reads the cluster's members and leader, but may not take
+// or restore a snapshot (which holds every secret of the region), remove
+// a member or move leadership (403 with the table's error_code), nor make
+// itself the administrator that may: by setting administrator, by minting
+// a token of the root user or of another administrator of the global
+// member, or by changing such a user. Robot tokens are credentials of the
+// cluster too. The root user (a global administrator) may do all of it.
+func TestOperatorRoutesNeedGlobalAdministrator(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	r := c.Roles()
+	g, root := r.Token(apitest.GlobalUser), n.RootToken
+
+	c.Do("GET", "/v1/operator/members", nil, g).Expect(http.StatusOK)
+	c.Do("GET", "/v1/operator/leader", nil, g).Expect(http.StatusOK)
+	snap := c.Do("GET", "/v1/operator/snapshot", nil, root).Expect(http.StatusOK).Body
+	for _, tc := range []struct {
+		method, path string
+		body         any
+		code         string
+	}{
+		{"GET", "/v1/operator/snapshot", nil, "regent_operator_snapshot_read_201"},
+		{"PUT", "/v1/operator/snapshot", snap, "regent_operator_snapshot_update_201"},
+		{"DELETE", "/v1/operator/members/no-such-node", nil, "regent_operator_delete_201"},
+		{"POST", "/v1/operator/leader/transfer", nil, "regent_operator_update_201"},
+	} {
+		h := http.Header{"X-Auth-Token": {g}, "Content-Type": {"application/octet-stream"}}
+		resp := c.DoHeader(tc.method, tc.path, tc.body, h).Expect(http.StatusForbidden)
+		if got := resp.ErrorCode(); got != tc.code {
+			t.Errorf("%s %s as a global user: error_code %q, want %q", tc.method, tc.path, got, tc.code)
+		}
+	}
+
+	admin1 := c.CreateUser(root, wire.GlobalMemberID, n.Unique("admin-1"), true)
+	rootTok, _ := c.CreateToken(root, r.Root)
+	for _, tc := range []struct {
+		what, method, path string
+		body               any
+		code               string
+	}{
+		{"make itself an administrator", "PATCH", apitest.Path("/membership/user/", r.GlobalU), map[string]any{"administrator": true}, "membership_user_update_204"},
+		{"create an administrator", "POST", "/membership/user/", map[string]any{"member_id": wire.GlobalMemberID, "username": n.Unique("x"), "administrator": true, "global_active": true}, "membership_user_create_204"},
+		{"mint a token of the root user", "POST", "/membership/token/", map[string]any{"user_id": r.Root}, "membership_token_create_202"},
+		{"mint a token of an administrator of the global member", "POST", "/membership/token/", map[string]any{"user_id": admin1}, "membership_token_create_202"},
+		{"make an administrator of the global member global", "PATCH", apitest.Path("/membership/user/", admin1), map[string]any{"global_active": true}, "membership_user_update_205"},
+		{"change the root user", "PATCH", apitest.Path("/membership/user/", r.Root), map[string]any{"email": "x@example.com"}, "membership_user_update_205"},
+		{"delete the root user", "DELETE", apitest.Path("/membership/user/", r.Root), nil, "membership_user_delete_202"},
+		{"create a robot token", "POST", "/membership/token/", map[string]any{"kind": "robot", "region_id": r.RobotRegion}, "membership_token_create_203"},
+		{"revoke a token of the root user", "DELETE", apitest.Path("/membership/token/", rootTok), nil, "membership_token_delete_202"},
+	} {
+		resp := c.Do(tc.method, tc.path, tc.body, g)
+		if resp.Status != http.StatusForbidden || resp.ErrorCode() != tc.code {
+			t.Errorf("a global user may not %s: got %d %q, want 403 %q\n%s", tc.what, resp.Status, resp.ErrorCode(), tc.code, resp)
+		}
+	}
+	// The global user still manages tenants: tokens of a member's users,
+	// administrators of other members.
+	c.CreateToken(g, r.UserA)
+	c.CreateUser(g, r.MemberA, n.Unique("admin-a2"), true)
+	c.CreateUser(g, wire.GlobalMemberID, n.Unique("cix-user"), false)
+	c.Do("PATCH", apitest.Path("/membership/user/", r.UserA), map[string]any{"surname": "x"}, g).Expect(http.StatusOK)
+
+	// The global administrator may.
+	c.Do("PATCH", apitest.Path("/membership/user/", admin1), map[string]any{"global_active": true}, root).Expect(http.StatusOK)
+	c.CreateToken(root, admin1)
+	c.CreateRobotToken(root, r.RobotRegion)
+	c.Do("DELETE", apitest.Path("/membership/token/", rootTok), nil, root).Expect(http.StatusNoContent)
+	h := http.Header{"X-Auth-Token": {root}, "Content-Type": {"application/octet-stream"}}
+	c.DoHeader("PUT", "/v1/operator/snapshot", snap, h).Expect(http.StatusOK)
 }

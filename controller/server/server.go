@@ -189,7 +189,11 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 	}
 
 	s.http = &http.Server{Handler: s.api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
+		ErrorLog: log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+		// TLS 1.2 at least, said here rather than left to the runtime's
+		// default (which GODEBUG tls10server=1 lowers to TLS 1.0).
+		// ServeTLS adds the certificate to a clone of this.
+		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12}}
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()

@@ -30,6 +30,18 @@ type Actor struct {
 	Robot    bool   `json:"robot,omitempty"`
 }
 
+// actorGlobal reports whether a acts for the whole region: a user (not a
+// robot) who is global by the same rule as the API's (api.User.IsGlobal),
+// as the user is at this index. A user of the global member without
+// global_active is a tenant like any other.
+func (r *ReadTxn) actorGlobal(a Actor) bool {
+	if a.Robot {
+		return false
+	}
+	u, ok := r.User(a.UserID)
+	return ok && u.IsGlobal()
+}
+
 // ProjectSpec is a project to create (the API has validated its fields).
 type ProjectSpec struct {
 	MemberID    uint64 `json:"member_id"`
@@ -114,18 +126,19 @@ var privateRanges = []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"}
 
 // ProjectCreate creates a project with its pseudo-ASN, its three private
 // allocations and its virtual router (REQUESTED) on a router of the region.
-func (t *Txn) ProjectCreate(s *ProjectSpec) (*api.Project, error) {
-	p, _, err := t.projectCreate(s, "project")
+// The actor must be global or its member a customer of the region.
+func (t *Txn) ProjectCreate(s *ProjectSpec, a Actor) (*api.Project, error) {
+	p, _, err := t.projectCreate(s, a, "project")
 	return p, err
 }
 
-func (t *Txn) projectCreate(s *ProjectSpec, service string) (*api.Project, *api.VirtualRouter, error) {
+func (t *Txn) projectCreate(s *ProjectSpec, a Actor, service string) (*api.Project, *api.VirtualRouter, error) {
 	c := func(n int) string { return code("iaas", service, "create", n) }
 	fe := api.FieldErrors{}
 	reg, ok := t.Region(s.RegionID)
 	if !ok {
 		fe.Add("region_id", c(103), "Region %d does not exist.", s.RegionID)
-	} else if s.MemberID != api.GlobalMemberID && !slices.Contains(reg.Customers, s.MemberID) {
+	} else if !t.actorGlobal(a) && !slices.Contains(reg.Customers, s.MemberID) {
 		fe.Add("region_id", c(104), "Your member is not a customer of region %d.", s.RegionID)
 	}
 	for _, o := range all[*api.Project](&t.ReadTxn, Projects, "member", s.MemberID) {
@@ -273,7 +286,7 @@ func (t *Txn) CloudCreate(s *CloudSpec) (*CloudResult, error) {
 	if s.Project == nil {
 		return nil, api.Errorf(http.StatusBadRequest, "iaas_cloud_create_101", "project is required.")
 	}
-	p, vr, err := t.projectCreate(s.Project, "cloud")
+	p, vr, err := t.projectCreate(s.Project, s.Actor, "cloud")
 	if err != nil {
 		return nil, prefixErr(err, "project.")
 	}
@@ -542,7 +555,7 @@ func (x *cloudCtx) checkRules(rules []api.FirewallRule, method string) error {
 // (MAC → address), metadata and NAT of its VMs.
 func (t *Txn) VMCreate(s *VMCreatePayload) (*api.VM, error) {
 	p, ok := t.Project(s.VM.ProjectID)
-	if !ok || (s.Actor.MemberID != api.GlobalMemberID && p.MemberID != s.Actor.MemberID) {
+	if !ok || (!t.actorGlobal(s.Actor) && p.MemberID != s.Actor.MemberID) {
 		return nil, fieldErr("project_id", "iaas_vm_create_103", "Project %d does not exist.", s.VM.ProjectID)
 	}
 	if p.Closed {

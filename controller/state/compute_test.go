@@ -855,3 +855,48 @@ func TestRemainingSaturates(t *testing.T) {
 		}
 	}
 }
+
+// TestGlobalActorIsTheAPIsGlobalUser: the state's checks on the actor
+// agree with the API's notion of a global user (api.User.IsGlobal: member
+// 1 AND global_active). A user of member 1 without global_active is a
+// tenant: it may not create a project in a region whose customers do not
+// include member 1, nor a VM in another member's project; a global user
+// may do both; a robot of a global user is no global user.
+func TestGlobalActorIsTheAPIsGlobalUser(t *testing.T) {
+	x := newComputeFixture(t, [3]int{64, 1000, 16})
+	res, err := x.create(x.cloud("p", x.vm("a", "10.0.0.10", false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cixUser := x.user(api.GlobalMemberID, "cix-user") // not global_active
+	tenant := Actor{UserID: cixUser.ID, MemberID: api.GlobalMemberID}
+	root := Actor{UserID: 1, MemberID: api.GlobalMemberID}
+	if u, ok := x.s.Read().User(root.UserID); !ok || !u.IsGlobal() {
+		t.Fatalf("user 1 is not the global root user: %+v", u)
+	}
+	project := func(a Actor, name string) error {
+		return x.do(func(t *Txn) error {
+			_, err := t.ProjectCreate(&ProjectSpec{MemberID: api.GlobalMemberID, RegionID: x.region.ID, Name: name, GracePeriod: 168}, a)
+			return err
+		})
+	}
+	vm := func(a Actor, name, ip string) error {
+		return x.do(func(t *Txn) error {
+			s := x.vm(name, ip, false)
+			s.ProjectID = res.Project.ID
+			_, err := t.VMCreate(&VMCreatePayload{VM: s, Placement: api.DefaultPlacement, Actor: a})
+			return err
+		})
+	}
+	wantErr(t, "member-1 user, project in a region it is no customer of", project(tenant, "t"), http.StatusBadRequest, "region_id", "iaas_project_create_104")
+	wantErr(t, "member-1 user, VM in another member's project", vm(tenant, "t", "10.0.0.20"), http.StatusBadRequest, "project_id", "iaas_vm_create_103")
+	robot := Actor{UserID: 1, MemberID: api.GlobalMemberID, Robot: true}
+	wantErr(t, "a global user's robot, project", project(robot, "r"), http.StatusBadRequest, "region_id", "iaas_project_create_104")
+	wantErr(t, "a global user's robot, VM", vm(robot, "r", "10.0.0.21"), http.StatusBadRequest, "project_id", "iaas_vm_create_103")
+	if err := project(root, "g"); err != nil {
+		t.Fatalf("global user, project in any region: %v", err)
+	}
+	if err := vm(root, "g", "10.0.0.22"); err != nil {
+		t.Fatalf("global user, VM in a tenant's project: %v", err)
+	}
+}

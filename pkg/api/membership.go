@@ -23,6 +23,13 @@ type User struct {
 	GlobalActive  bool   `json:"global_active"`
 }
 
+// IsGlobal reports whether u is a global user: a user of the global member
+// with global_active. The API's roles (controller/auth) and the state's
+// checks on the actor of a command both go by it.
+func (u *User) IsGlobal() bool {
+	return u != nil && u.MemberID == GlobalMemberID && u.GlobalActive
+}
+
 // Token kinds.
 const (
 	TokenKindUser  = "user"

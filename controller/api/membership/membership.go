@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/regentcloud/regent/controller/api"
+	"github.com/regentcloud/regent/controller/auth"
 	wire "github.com/regentcloud/regent/pkg/api"
 )
 
@@ -63,9 +64,17 @@ func forbidden(q *api.Request, n int, format string, args ...any) error {
 	return wire.Errorf(http.StatusForbidden, q.Code(n), format, args...)
 }
 
-// protected reports whether target is a global user, whom only global users
-// may change, delete or mint tokens for. Without this rule an administrator
-// of the global member could take over the region.
+// protected reports whether the caller may not change, delete or mint
+// tokens for target: a global user, for anyone but a global user; an
+// administrator of the global member (who is, or can be made, a global
+// administrator), for anyone but a global administrator. Without the first
+// rule an administrator of the global member could take over the region;
+// without the second a global user who is not an administrator could reach
+// the operator routes that need one (through a token of the root user, or
+// by making an administrator of the global member global).
 func protected(q *api.Request, target *wire.User) bool {
-	return !q.P.Global() && target.GlobalActive
+	if !q.P.Global() {
+		return target.GlobalActive
+	}
+	return target.MemberID == wire.GlobalMemberID && target.Administrator && !q.P.Holds(auth.GlobalAdmin)
 }

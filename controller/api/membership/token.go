@@ -59,7 +59,7 @@ func registerToken(a *api.API) {
 			if in.UserID != nil && *in.UserID != q.P.UserID {
 				u, ok := q.Txn.User(*in.UserID)
 				switch {
-				case q.P.Global():
+				case q.P.Global() && !(ok && protected(q, u)):
 				case q.P.Role == auth.Admin && ok && u.MemberID == q.P.MemberID && !protected(q, u):
 				default:
 					return nil, forbidden(q, 202, "You may not create tokens for user %d.", *in.UserID)
@@ -67,8 +67,8 @@ func registerToken(a *api.API) {
 				t.UserID = *in.UserID
 			}
 			if t.Kind == wire.TokenKindRobot {
-				if !q.P.Global() {
-					return nil, forbidden(q, 203, "Only global users may create robot tokens.")
+				if !q.P.Holds(auth.GlobalAdmin) {
+					return nil, forbidden(q, 203, "Only global users who are administrators may create robot tokens.")
 				}
 				if in.RegionID == nil {
 					fe.Add("region_id", q.Code(102), "A robot token must be bound to a region.")
@@ -110,6 +110,12 @@ func registerToken(a *api.API) {
 			return q.Command(fsm.TokenCreateType, rec)
 		},
 		Delete: func(q *api.Request, cur *state.TokenRecord) (*fsm.Command, error) {
+			// A global user sees every token, but revokes those of an
+			// administrator of the global member (root's, say) only as a
+			// global administrator, as it mints them (see protected).
+			if u, ok := q.Txn.User(cur.UserID); ok && cur.UserID != q.P.UserID && protected(q, u) {
+				return nil, forbidden(q, 202, "Only global administrators may revoke the tokens of an administrator of the global member.")
+			}
 			return q.Command(fsm.TokenDeleteType, fsm.IDPayload{ID: cur.ID})
 		},
 	})

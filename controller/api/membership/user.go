@@ -39,8 +39,15 @@ func userPrivileges(q *api.Request, in *wire.UserInput, memberID uint64, cur *wi
 			return fe.Err()
 		}
 	}
-	if in.Administrator != nil && (cur == nil || *in.Administrator != cur.Administrator) && q.P.Role == auth.User {
-		return forbidden(q, 204, "Only administrators may set administrator.")
+	if in.Administrator != nil && (cur == nil || *in.Administrator != cur.Administrator) {
+		switch {
+		case q.P.Role == auth.User:
+			return forbidden(q, 204, "Only administrators may set administrator.")
+		case memberID == wire.GlobalMemberID && *in.Administrator && q.P.Global() && !q.P.Holds(auth.GlobalAdmin):
+			// an administrator of the global member is, or can be made, a
+			// global administrator (see protected)
+			return forbidden(q, 204, "Only global administrators may make administrators of the global member.")
+		}
 	}
 	return nil
 }
@@ -88,7 +95,7 @@ func registerUser(a *api.API) {
 				return nil, forbidden(q, 202, "You may only update your own user.")
 			}
 			if protected(q, cur) {
-				return nil, forbidden(q, 205, "Only global users may change a global user.")
+				return nil, forbidden(q, 205, "Only global users may change a global user, and only global administrators an administrator of the global member.")
 			}
 			var in wire.UserInput
 			if err := q.Decode(&in); err != nil {
@@ -122,7 +129,7 @@ func registerUser(a *api.API) {
 				return nil, wire.Errorf(http.StatusBadRequest, q.Code(101), "You cannot delete your own user.")
 			}
 			if protected(q, cur) {
-				return nil, forbidden(q, 202, "Only global users may delete a global user.")
+				return nil, forbidden(q, 202, "Only global users may delete a global user, and only global administrators an administrator of the global member.")
 			}
 			return q.Command(fsm.UserDeleteType, fsm.IDPayload{ID: cur.ID})
 		},

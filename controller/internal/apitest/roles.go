@@ -3,6 +3,8 @@ package apitest
 import (
 	"fmt"
 	"net/http"
+
+	wire "github.com/regentcloud/regent/pkg/api"
 )
 
 // Role is a kind of caller of the auth matrix.
@@ -10,7 +12,8 @@ type Role string
 
 // The callers every route is tried with.
 const (
-	Global      Role = "global"       // the root user: global_active user of member 1
+	Global      Role = "global"       // the root user: global_active administrator of member 1
+	GlobalUser  Role = "global user"  // global_active user of member 1, not an administrator
 	MemberAdmin Role = "member admin" // administrator of member A
 	MemberUser  Role = "member user"  // plain user of member A
 	OtherMember Role = "other member" // administrator of member B
@@ -20,7 +23,7 @@ const (
 
 // AllRoles lists the roles in matrix order.
 func AllRoles() []Role {
-	return []Role{Global, MemberAdmin, MemberUser, OtherMember, Robot, NoToken}
+	return []Role{Global, GlobalUser, MemberAdmin, MemberUser, OtherMember, Robot, NoToken}
 }
 
 // Roles is a fixture with one caller of each Role: member A holds the member
@@ -29,9 +32,9 @@ func AllRoles() []Role {
 type Roles struct {
 	MemberA, MemberB uint64
 	// User ids.
-	Root, AdminA, UserA, AdminB uint64
-	RobotRegion                 uint64
-	tokens                      map[Role]string
+	Root, GlobalU, AdminA, UserA, AdminB uint64
+	RobotRegion                          uint64
+	tokens                               map[Role]string
 }
 
 // Token is the secret of role's token ("" for NoToken).
@@ -49,6 +52,10 @@ func (c *Client) Roles() *Roles {
 	r.Root = c.num(users.Content[0]["id"])
 	r.MemberA = c.CreateMember(root, c.n.Unique("member-a"))
 	r.MemberB = c.CreateMember(root, c.n.Unique("member-b"))
+	gu := c.n.Unique("global-user")
+	r.GlobalU = c.Do(http.MethodPost, "/membership/user/", map[string]any{"member_id": wire.GlobalMemberID, "username": gu,
+		"administrator": false, "global_active": true, "email": gu + "@example.com"}, root).Expect(http.StatusCreated).ID()
+	_, r.tokens[GlobalUser] = c.CreateToken(root, r.GlobalU)
 	r.AdminA = c.CreateUser(root, r.MemberA, c.n.Unique("admin-a"), true)
 	r.UserA = c.CreateUser(root, r.MemberA, c.n.Unique("user-a"), false)
 	r.AdminB = c.CreateUser(root, r.MemberB, c.n.Unique("admin-b"), true)
