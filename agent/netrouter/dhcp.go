@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -202,35 +203,59 @@ func (p *process) Stop(ctx context.Context) error {
 	return nil
 }
 
-// killStale stops a process of an earlier agent that left its pid in
-// pidFile, if its command line still names marker (so a recycled pid of
-// someone else is never touched).
-func killStale(pidFile, marker string) (bool, error) {
+// killStale stops the dnsmasq of an earlier agent process serving
+// confPath: the one whose pid is in pidFile, if its command line still
+// names confPath (so a recycled pid of someone else is never touched), and
+// any dnsmasq started with --conf-file=confPath (an agent killed between
+// starting dnsmasq and dnsmasq writing its pid file left one the pid file
+// does not name). Callers have stopped their own dnsmasq of the router.
+func killStale(pidFile, confPath string) (bool, error) {
+	pids := dnsmasqServing(confPath)
 	b, err := os.ReadFile(pidFile)
-	if errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return false, err
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 {
-		return false, nil
+	if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 &&
+		!slices.Contains(pids, pid) && cmdlineContains(pid, confPath) {
+		pids = append(pids, pid)
 	}
-	if !cmdlineContains(pid, marker) {
-		return false, nil
-	}
-	_ = syscall.Kill(pid, syscall.SIGTERM)
-	for i := 0; i < 50 && cmdlineContains(pid, marker); i++ {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if cmdlineContains(pid, marker) {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-		for i := 0; i < 50 && cmdlineContains(pid, marker); i++ {
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+		for i := 0; i < 50 && cmdlineContains(pid, confPath); i++ {
 			time.Sleep(20 * time.Millisecond)
 		}
+		if cmdlineContains(pid, confPath) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			for i := 0; i < 50 && cmdlineContains(pid, confPath); i++ {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
 	}
-	return true, nil
+	return len(pids) > 0, nil
+}
+
+// dnsmasqServing lists the live dnsmasq processes whose arguments hold
+// --conf-file=confPath exactly (not any process that mentions the path:
+// an operator's less of the file is left alone).
+func dnsmasqServing(confPath string) []int {
+	ents, _ := os.ReadDir("/proc")
+	want := "--conf-file=" + confPath
+	var out []int
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil || pid <= 1 {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			continue
+		}
+		argv := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if strings.HasPrefix(filepath.Base(argv[0]), "dnsmasq") && slices.Contains(argv[1:], want) && cmdlineContains(pid, want) {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
 
 func cmdlineContains(pid int, marker string) bool {

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -219,4 +222,57 @@ func TestRouterQuiescedUpdate(t *testing.T) {
 	if n := dnsmasqStarted(conf); n != 1 {
 		t.Errorf("%d dnsmasq processes after the restart", n)
 	}
+}
+
+// TestStrayDnsmasqReplaced: a dnsmasq of an earlier agent process that
+// the pid file does not name (the agent was killed between starting it
+// and dnsmasq writing the file) is found by its command line and replaced
+// when the router starts its services; before, it kept the DHCP port and
+// the router's own dnsmasq failed to start, restarted with backoff for
+// ever beside it.
+func TestStrayDnsmasqReplaced(t *testing.T) {
+	e := newSysenv(t)
+	ctx := context.Background()
+	spec := e.spec(e.projectID())
+	ns := e.b.names.namespace(spec.ProjectID)
+	dir := e.b.routerDir(spec.ID)
+	conf := filepath.Join(dir, dnsmasqConf)
+	e.ensure(e.b, spec)
+	if n := dnsmasqStarted(conf); n != 1 {
+		t.Fatalf("%d dnsmasq processes after the build", n)
+	}
+	if err := e.b.Quiesce(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	// The earlier agent's dnsmasq, as the builder starts it.
+	stray := exec.Command("ip", "netns", "exec", ns, "dnsmasq", "--keep-in-foreground", "--conf-file="+conf)
+	if err := stray.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = stray.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = stray.Process.Kill(); <-exited })
+	eventually(t, "the stray dnsmasq running", 30*time.Second, func() bool { return dnsmasqCount(conf) == 1 })
+	eventually(t, "the stray's pid file", 30*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(dir, dnsmasqPid))
+		return err == nil
+	})
+	if err := os.Remove(filepath.Join(dir, dnsmasqPid)); err != nil {
+		t.Fatal(err)
+	}
+
+	r := e.ensure(e.b, spec)
+	if !slices.Contains(r.Changes, "dhcp: replaced dnsmasq of an earlier agent") {
+		t.Errorf("changes %q: the stray was not replaced", r.Changes)
+	}
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the stray dnsmasq still runs 30 s after the router started its services")
+	}
+	rs, _ := e.b.state(spec.ID)
+	eventually(t, "the router's own dnsmasq, alone", 30*time.Second, func() bool {
+		pids := dnsmasqPids(conf)
+		return len(pids) == 1 && rs.dhcp != nil && pids[0] == rs.dhcp.pid()
+	})
 }
