@@ -54,30 +54,13 @@ func registerPTRRecord(a *api.API) {
 			"ip_address": query.CIDR, "ttl": query.Number, "member_id": query.Number, "domain_id": query.Number,
 			"modified_by": query.Number}),
 			Ordering: []string{"name", "content", "ip_address", "ttl", "id", "created", "updated"}},
-		All: func(r *state.ReadTxn) []*wire.Record {
-			var out []*wire.Record
-			for _, rec := range r.RecordList() {
-				if rec.Type == "PTR" {
-					out = append(out, rec)
-				}
-			}
-			return out
-		},
+		All: func(r *state.ReadTxn) []*wire.Record { return recordsOfKind(r.RecordList(), true) },
 		// A member's records from the member index (Visible: dnsOwns).
 		AllFor: func(q *api.Request) []*wire.Record {
-			var recs []*wire.Record
 			if q.P.Global() {
-				recs = q.Txn.RecordList()
-			} else {
-				recs = q.Txn.RecordListByMember(q.P.MemberID)
+				return recordsOfKind(q.Txn.RecordList(), true)
 			}
-			var out []*wire.Record
-			for _, rec := range recs {
-				if rec.Type == "PTR" {
-					out = append(out, rec)
-				}
-			}
-			return out
+			return recordsOfKind(q.Txn.RecordListByMember(q.P.MemberID), true)
 		},
 		Get: func(r *state.ReadTxn, id uint64) (*wire.Record, bool) {
 			rec, ok := r.Record(id)

@@ -69,30 +69,13 @@ func registerRecord(a *api.API) {
 			"member_id": query.Number, "failover": query.Bool, "failover_content": query.String,
 			"modified_by": query.Number}),
 			Ordering: []string{"name", "content", "type", "ttl", "priority", "domain_id", "failover", "id", "created", "updated"}},
-		All: func(r *state.ReadTxn) []*wire.Record {
-			var out []*wire.Record
-			for _, rec := range r.RecordList() {
-				if rec.Type != "PTR" {
-					out = append(out, rec)
-				}
-			}
-			return out
-		},
+		All: func(r *state.ReadTxn) []*wire.Record { return recordsOfKind(r.RecordList(), false) },
 		// A member's records from the member index (Visible: dnsOwns).
 		AllFor: func(q *api.Request) []*wire.Record {
-			var recs []*wire.Record
 			if q.P.Global() {
-				recs = q.Txn.RecordList()
-			} else {
-				recs = q.Txn.RecordListByMember(q.P.MemberID)
+				return recordsOfKind(q.Txn.RecordList(), false)
 			}
-			var out []*wire.Record
-			for _, rec := range recs {
-				if rec.Type != "PTR" {
-					out = append(out, rec)
-				}
-			}
-			return out
+			return recordsOfKind(q.Txn.RecordListByMember(q.P.MemberID), false)
 		},
 		Get: func(r *state.ReadTxn, id uint64) (*wire.Record, bool) {
 			rec, ok := r.Record(id)
@@ -221,4 +204,16 @@ func recordFields(fe wire.FieldErrors, q *api.Request, dom *wire.Domain, rec *wi
 	if err := rdata.Check(dom.Name, rec.Name, rec.Type, rec.Priority, rec.Content); err != nil {
 		fe.Add("content", q.Code(111), "%s.", capitalise(err.Error()))
 	}
+}
+
+// recordsOfKind keeps the PTR records of recs (ptr) or the others: the
+// record and ptr_record services share the records table.
+func recordsOfKind(recs []*wire.Record, ptr bool) []*wire.Record {
+	var out []*wire.Record
+	for _, rec := range recs {
+		if (rec.Type == "PTR") == ptr {
+			out = append(out, rec)
+		}
+	}
+	return out
 }
