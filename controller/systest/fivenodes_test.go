@@ -95,13 +95,7 @@ func TestFiveNodes(t *testing.T) {
 	// Nothing acknowledged is lost, and both survivors agree.
 	for _, n := range final {
 		for _, id := range acked {
-			path := "/membership/member/" + itoa(id) + "/?stale=true"
-			if err := waitFor(30*time.Second, func() error {
-				if r := c.do(n, http.MethodGet, path, nil); r.Err != nil || r.Status != http.StatusOK {
-					return fmt.Errorf("%s: GET %s: %s", n.name, path, r)
-				}
-				return nil
-			}); err != nil {
+			if err := c.waitMember(n, id, 30*time.Second); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -432,6 +432,18 @@ func createdID(body []byte) (uint64, error) {
 }
 
 // create POSTs obj to /membership/<service>/ on n and returns the new id.
+// waitMember waits until member id is readable from n's own state
+// (?stale=true), and says why not when the time is up.
+func (c *cluster) waitMember(n *node, id uint64, timeout time.Duration) error {
+	path := "/membership/member/" + itoa(id) + "/?stale=true"
+	return waitFor(timeout, func() error {
+		if r := c.do(n, http.MethodGet, path, nil); r.Err != nil || r.Status != http.StatusOK {
+			return fmt.Errorf("%s: GET %s: %s", n.name, path, r)
+		}
+		return nil
+	})
+}
+
 func (c *cluster) create(n *node, service string, obj any) uint64 {
 	c.t.Helper()
 	r := c.must(c.do(n, http.MethodPost, "/membership/"+service+"/", obj), http.StatusCreated, "create "+service)

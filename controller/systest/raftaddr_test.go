@@ -2,7 +2,6 @@ package systest
 
 import (
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -52,13 +51,7 @@ func TestRaftAddrChange(t *testing.T) {
 	t.Logf("%s serves at its new raft address %s %s after its restart", f.name, f.raftAddr, time.Since(start).Round(time.Millisecond))
 	id := c.create(f, "member", map[string]any{"name": "addr-after"})
 	for _, n := range c.nodes {
-		path := "/membership/member/" + itoa(id) + "/?stale=true"
-		if err := waitFor(30*time.Second, func() error {
-			if r := c.do(n, http.MethodGet, path, nil); r.Err != nil || r.Status != http.StatusOK {
-				return fmt.Errorf("%s: GET %s: %s", n.name, path, r)
-			}
-			return nil
-		}); err != nil {
+		if err := c.waitMember(n, id, 30*time.Second); err != nil {
 			t.Error(err)
 		}
 	}

@@ -89,13 +89,7 @@ func TestUnwritableRaftStore(t *testing.T) {
 	id := c.create(newLeader, "member", map[string]any{"name": "unwritable-2"})
 	for _, n := range c.nodes {
 		c.waitLocalReady(n, 60*time.Second)
-		path := "/membership/member/" + itoa(id) + "/?stale=true"
-		if err := waitFor(30*time.Second, func() error {
-			if r := c.do(n, http.MethodGet, path, nil); r.Err != nil || r.Status != http.StatusOK {
-				return fmt.Errorf("%s: GET %s: %s", n.name, path, r)
-			}
-			return nil
-		}); err != nil {
+		if err := c.waitMember(n, id, 30*time.Second); err != nil {
 			t.Error(err)
 		}
 	}
