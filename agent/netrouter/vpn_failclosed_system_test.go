@@ -119,25 +119,9 @@ func (t *fakeTUN) Close() {
 // in the remote subnet and listens on UDP: whatever leaves the router
 // towards the remote subnet arrives there.
 func TestVPNDeviceMissingFailsClosed(t *testing.T) {
-	e := newSysenv(t)
 	ctx := context.Background()
-	pid := e.projectID()
-	spec := e.spec(pid)
-	pubHost := e.net3 + ".50"
-	spec.PublicGateway = pubHost
-	r3 := fmt.Sprintf("172.30.%d", rand.IntN(256))
-	remoteAddr := r3 + ".99"
-	spec.VPNs = []api.VPNSpec{{ID: pid + 3, Routes: []api.VPNRouteSpec{{LocalSubnet: e.priv3 + ".0/24", RemoteSubnet: r3 + ".0/24"}}}}
-	e.ensure(e.b, spec)
-	ns := e.b.names.namespace(pid)
-
-	inet, vm := e.prefix+"in", e.prefix+"vm"
-	e.addHost(inet, e.cfg.PublicBridge, "", pubHost+"/24")
-	e.sh("ip", "-n", inet, "addr", "add", remoteAddr+"/32", "dev", "eth0")
-	e.sh("ip", "-n", inet, "route", "add", e.priv3+".0/24", "via", e.net3+".10")
-	e.addHost(vm, e.b.names.vxlanBridge(e.vni), "02:00:00:aa:00:05", e.priv3+".5/24")
-	e.sh("ip", "-n", vm, "route", "add", "default", "via", e.priv3+".1")
-	got := e.listenUDP(inet, "0.0.0.0:7002")
+	e, spec, f := newFenceEnv(t)
+	ns, inet, vm, pubHost, r3, remoteAddr, got := f.ns, f.inet, f.vm, f.pubHost, f.r3, f.remoteAddr, f.got
 
 	// expectOnly sends n datagrams to the remote subnet (through send),
 	// then one to the public host, and checks that the public host
@@ -253,24 +237,8 @@ func TestVPNDeviceMissingFailsClosed(t *testing.T) {
 // at the step after the links ("vpn"), with the VMs of the project
 // already sending, as they do when only the network node restarts.
 func TestRouterRulesetBeforeLinks(t *testing.T) {
-	e := newSysenv(t)
-	pid := e.projectID()
-	spec := e.spec(pid)
-	pubHost := e.net3 + ".50"
-	spec.PublicGateway = pubHost
-	r3 := fmt.Sprintf("172.30.%d", rand.IntN(256))
-	remoteAddr := r3 + ".99"
-	spec.VPNs = []api.VPNSpec{{ID: pid + 3, Routes: []api.VPNRouteSpec{{LocalSubnet: e.priv3 + ".0/24", RemoteSubnet: r3 + ".0/24"}}}}
-	e.ensure(e.b, spec)
-	ns := e.b.names.namespace(pid)
-
-	inet, vm := e.prefix+"in", e.prefix+"vm"
-	e.addHost(inet, e.cfg.PublicBridge, "", pubHost+"/24")
-	e.sh("ip", "-n", inet, "addr", "add", remoteAddr+"/32", "dev", "eth0")
-	e.sh("ip", "-n", inet, "route", "add", e.priv3+".0/24", "via", e.net3+".10")
-	e.addHost(vm, e.b.names.vxlanBridge(e.vni), "02:00:00:aa:00:05", e.priv3+".5/24")
-	e.sh("ip", "-n", vm, "route", "add", "default", "via", e.priv3+".1")
-	got := e.listenUDP(inet, "0.0.0.0:7002")
+	e, spec, f := newFenceEnv(t)
+	ns, inet, vm, pubHost, remoteAddr, got := f.ns, f.inet, f.vm, f.pubHost, f.remoteAddr, f.got
 	peers := e.listen(inet, pubHost+":7003")
 
 	// The namespace goes; the next Ensure builds it from scratch.
@@ -312,4 +280,37 @@ func TestRouterRulesetBeforeLinks(t *testing.T) {
 	if dialErr != nil || peer != e.net3+".20" {
 		t.Errorf("right after the links came up a VM's connection to the internet came from %q (%v); want its NAT address %s.20", peer, dialErr, e.net3)
 	}
+}
+
+// fenceEnv is what the VPN fence tests share: a router whose one VPN
+// (no charon runs) routes the project subnet to a random remote /24;
+// host inet on the public bridge is the router's gateway (pubHost) and
+// also holds remoteAddr, in that /24; host vm sits on the project
+// subnet behind the router; got receives the UDP datagrams sent to
+// inet's port 7002.
+type fenceEnv struct {
+	ns, inet, vm, pubHost, r3, remoteAddr string
+	got                                   <-chan string
+}
+
+func newFenceEnv(t *testing.T) (*sysenv, *api.RouterSpec, fenceEnv) {
+	t.Helper()
+	e := newSysenv(t)
+	pid := e.projectID()
+	spec := e.spec(pid)
+	f := fenceEnv{pubHost: e.net3 + ".50", r3: fmt.Sprintf("172.30.%d", rand.IntN(256))}
+	spec.PublicGateway = f.pubHost
+	f.remoteAddr = f.r3 + ".99"
+	spec.VPNs = []api.VPNSpec{{ID: pid + 3, Routes: []api.VPNRouteSpec{{LocalSubnet: e.priv3 + ".0/24", RemoteSubnet: f.r3 + ".0/24"}}}}
+	e.ensure(e.b, spec)
+	f.ns = e.b.names.namespace(pid)
+
+	f.inet, f.vm = e.prefix+"in", e.prefix+"vm"
+	e.addHost(f.inet, e.cfg.PublicBridge, "", f.pubHost+"/24")
+	e.sh("ip", "-n", f.inet, "addr", "add", f.remoteAddr+"/32", "dev", "eth0")
+	e.sh("ip", "-n", f.inet, "route", "add", e.priv3+".0/24", "via", e.net3+".10")
+	e.addHost(f.vm, e.b.names.vxlanBridge(e.vni), "02:00:00:aa:00:05", e.priv3+".5/24")
+	e.sh("ip", "-n", f.vm, "route", "add", "default", "via", e.priv3+".1")
+	f.got = e.listenUDP(f.inet, "0.0.0.0:7002")
+	return e, spec, f
 }
