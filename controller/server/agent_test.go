@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -687,20 +686,8 @@ func TestAgentHealthMetric(t *testing.T) {
 func TestAgent_HealthOnAFollowerIsUnknown(t *testing.T) {
 	e := newAgentEnv(t)
 	c := e.c.For(t)
-	cfg := server.Defaults()
-	cfg.NodeID, cfg.DataDir = "follower", t.TempDir()
-	cfg.HTTPAddr, cfg.RaftAddr, cfg.DNSAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Join, cfg.ClusterToken, cfg.LogLevel = e.f.n.URL, e.f.n.ClusterToken, "error"
-	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = "200ms", "200ms", "100ms"
-	cfg.AgentHeartbeat, cfg.AgentDownAfter = "100ms", "1m" // as newAgentEnv: up while the follower catches up
-	follower, err := server.New(cfg, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		follower.Shutdown(ctx)
+	follower := startFollower(t, e.f.n, func(cfg *server.Config) {
+		cfg.AgentHeartbeat, cfg.AgentDownAfter = "100ms", "1m" // as newAgentEnv: up while the follower catches up
 	})
 	get := func(base, path string) (int, []byte) {
 		t.Helper()

@@ -184,15 +184,18 @@ func TestBlockingWorkRefusedOnceRobotTokenRevoked(t *testing.T) {
 	}
 }
 
-// startFollower joins a second node to n and waits until it is a follower
-// that has caught up with the root token.
-func startFollower(t *testing.T, n *apitest.Node) *server.Server {
+// startFollower joins a second node to n (mod adjusts its config) and
+// waits until it is a follower that has caught up with the root token.
+func startFollower(t *testing.T, n *apitest.Node, mod ...func(*server.Config)) *server.Server {
 	t.Helper()
 	cfg := server.Defaults()
 	cfg.NodeID, cfg.DataDir = "follower", t.TempDir()
 	cfg.HTTPAddr, cfg.RaftAddr, cfg.DNSAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Join, cfg.ClusterToken, cfg.LogLevel = n.URL, n.ClusterToken, "error"
 	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = "200ms", "200ms", "100ms"
+	for _, m := range mod {
+		m(&cfg)
+	}
 	follower, err := server.New(cfg, io.Discard)
 	if err != nil {
 		t.Fatal(err)
