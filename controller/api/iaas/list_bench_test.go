@@ -27,25 +27,42 @@ func (leaderStub) Leader() (string, string)   { return "n1", "127.0.0.1:0" }
 func (leaderStub) LastContact() time.Duration { return 0 }
 func (leaderStub) AppliedIndex() uint64       { return 1 }
 
-// listFixture is an API over a store holding subnets × perSubnet
-// addresses of one member, and the root token's secret.
-func listFixture(tb testing.TB, subnets, perSubnet int) (http.Handler, string) {
+// benchSecret is the root token's secret of benchStore's store.
+const benchSecret = "rgt_benchmarksecret0000000000000000"
+
+// benchStore opens the first write of a store for the benchmark fixtures:
+// the region bootstrapped with a root token of benchSecret and a member
+// "acme". must aborts it and fails on an error; handler commits it and
+// returns the CloudCIX API over the store.
+func benchStore(tb testing.TB) (tx *state.Txn, must func(error), acme *wire.Member, handler func() http.Handler) {
 	tb.Helper()
 	st := state.New()
-	const secret = "rgt_benchmarksecret0000000000000000"
-	tx := st.Write(1, time.Unix(1_700_000_000, 0))
-	root := &state.TokenRecord{Token: wire.Token{Name: "root", Kind: wire.TokenKindUser, Prefix: auth.Prefix(secret)}, Hash: auth.Hash(secret)}
-	must := func(err error) {
+	tx = st.Write(1, time.Unix(1_700_000_000, 0))
+	must = func(err error) {
 		tb.Helper()
 		if err != nil {
 			tx.Abort()
 			tb.Fatal(err)
 		}
 	}
+	root := &state.TokenRecord{Token: wire.Token{Name: "root", Kind: wire.TokenKindUser, Prefix: auth.Prefix(benchSecret)}, Hash: auth.Hash(benchSecret)}
 	_, err := tx.Bootstrap("CIX", "root", root)
 	must(err)
-	m, err := tx.MemberCreate(&wire.Member{Name: "acme"})
+	acme, err = tx.MemberCreate(&wire.Member{Name: "acme"})
 	must(err)
+	return tx, must, acme, func() http.Handler {
+		tx.Commit()
+		a := api.New(api.Config{}, leaderStub{}, st, hclog.NewNullLogger(), prometheus.NewRegistry())
+		Register(a, Options{})
+		return a.Handler()
+	}
+}
+
+// listFixture is an API over a store holding subnets × perSubnet
+// addresses of one member, and the root token's secret.
+func listFixture(tb testing.TB, subnets, perSubnet int) (http.Handler, string) {
+	tb.Helper()
+	tx, must, m, handler := benchStore(tb)
 	asn, err := tx.ASNCreate(&wire.ASN{MemberID: m.ID, Number: 65001})
 	must(err)
 	alloc, err := tx.IPBlockCreate(&wire.IPBlock{Dialect: wire.DialectCloudCIX, MemberID: m.ID, ASNID: asn.ID, CIDR: "10.0.0.0/8"})
@@ -59,10 +76,7 @@ func listFixture(tb testing.TB, subnets, perSubnet int) (http.Handler, string) {
 			must(err)
 		}
 	}
-	tx.Commit()
-	a := api.New(api.Config{}, leaderStub{}, st, hclog.NewNullLogger(), prometheus.NewRegistry())
-	Register(a, Options{})
-	return a.Handler(), secret
+	return handler(), benchSecret
 }
 
 // BenchmarkListViews: GET with limit=1 of the subnet and ip_address lists

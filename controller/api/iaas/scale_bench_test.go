@@ -7,11 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/hashicorp/go-hclog"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/regentcloud/regent/controller/api"
 	"github.com/regentcloud/regent/controller/auth"
 	"github.com/regentcloud/regent/controller/state"
 	wire "github.com/regentcloud/regent/pkg/api"
@@ -24,21 +20,7 @@ import (
 // user of the small member.
 func scaleFixture(tb testing.TB, subnets, perSubnet, records int) (h http.Handler, rootSecret, memberSecret string) {
 	tb.Helper()
-	st := state.New()
-	const secret = "rgt_benchmarksecret0000000000000000"
-	tx := st.Write(1, time.Unix(1_700_000_000, 0))
-	root := &state.TokenRecord{Token: wire.Token{Name: "root", Kind: wire.TokenKindUser, Prefix: auth.Prefix(secret)}, Hash: auth.Hash(secret)}
-	must := func(err error) {
-		tb.Helper()
-		if err != nil {
-			tx.Abort()
-			tb.Fatal(err)
-		}
-	}
-	_, err := tx.Bootstrap("CIX", "root", root)
-	must(err)
-	m, err := tx.MemberCreate(&wire.Member{Name: "acme"})
-	must(err)
+	tx, must, m, handler := benchStore(tb)
 	var alloc *wire.IPBlock
 	for i := range subnets {
 		if i%100 == 0 {
@@ -82,10 +64,7 @@ func scaleFixture(tb testing.TB, subnets, perSubnet, records int) (h http.Handle
 		_, err = tx.RecordCreate(&wire.Record{DomainID: td.ID, MemberID: tiny.ID, Name: fmt.Sprintf("h%d", i), Type: "A", Content: "192.0.2.1", TTL: 300})
 		must(err)
 	}
-	tx.Commit()
-	a := api.New(api.Config{}, leaderStub{}, st, hclog.NewNullLogger(), prometheus.NewRegistry())
-	Register(a, Options{})
-	return a.Handler(), secret, small
+	return handler(), benchSecret, small
 }
 
 // BenchmarkScaleLists: CloudCIX lists over 100,000 addresses in 20,000
