@@ -9,6 +9,8 @@ PACKAGES=(
   git make curl jq
   # networking used by router/system tests: ip netns/veth/bridge/vxlan, nft, sysctl/pgrep/fuser
   iproute2 nftables procps psmisc
+  # controller failure tests: tmpfs data dirs (mount), an unwritable raft store (chattr +i)
+  mount e2fsprogs
   # virtual routers (agent/netrouter): DHCP server in the namespace; DHCP client and ping for the test VMs
   dnsmasq-base isc-dhcp-client iputils-ping
   # --- added by the agent/DNS issues (uncomment there) ---
