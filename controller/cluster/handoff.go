@@ -171,7 +171,7 @@ func (c *Cluster) TransferLeadership(ctx context.Context, to string) (string, er
 	// progress" and waits.
 	start := time.Now()
 	timeouts := 0
-	settle := time.Now().Add(transferAttempts * 2 * orDefault(c.cfg.ElectionTimeout, DefaultElectionTimeout))
+	settle := time.Now().Add(transferAttempts * 2 * c.electionTimeout())
 	for {
 		var f raft.Future
 		if target != nil {
@@ -207,7 +207,7 @@ func (c *Cluster) TransferLeadership(ctx context.Context, to string) (string, er
 	// heartbeat, but a busy target (it has just won its vote) may take
 	// longer: the hand-over is done, so waiting a few seconds for it
 	// costs the operator less than a 503 for a transfer that worked.
-	wait := time.NewTimer(max(2*orDefault(c.cfg.ElectionTimeout, DefaultElectionTimeout), newLeaderWait))
+	wait := time.NewTimer(max(2*c.electionTimeout(), newLeaderWait))
 	defer wait.Stop()
 	for {
 		ch := c.changes.wait()
@@ -247,4 +247,10 @@ func (c *Cluster) awaitTransferSettled(deadline time.Time) {
 			return
 		}
 	}
+}
+
+// electionTimeout is raft's election timeout as it runs: without one in
+// the config it follows a longer heartbeat timeout, not the default.
+func (c *Cluster) electionTimeout() time.Duration {
+	return c.raft.ReloadableConfig().ElectionTimeout
 }
