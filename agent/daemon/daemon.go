@@ -478,6 +478,10 @@ func (d *Daemon) workLoop(ctx context.Context) {
 	wait := min(d.cfg.WorkWaitDuration(), resync)
 	lastResync := time.Now()
 	var index uint64
+	// hash is the content hash of the work last acted on: the blocking
+	// query then answers when this agent's work changes, not at every
+	// change to the tables a work is built from anywhere in the region.
+	var hash string
 	for ctx.Err() == nil {
 		if time.Since(lastResync) >= resync {
 			// The next Sync applies every object again, rulesets
@@ -499,7 +503,7 @@ func (d *Daemon) workLoop(ctx context.Context) {
 			extra = wait
 		}
 		err := d.ctl.doWithin(ctx, extra, func(ctx context.Context, c *client.Client) (err error) {
-			w, meta, err = c.Agent().Work(ctx, reg.ServerID, reg.RouterID, index, wait)
+			w, meta, err = c.Agent().Work(ctx, reg.ServerID, reg.RouterID, index, wait, hash)
 			if err == nil {
 				err = d.checkWork(w, meta)
 			}
@@ -545,7 +549,7 @@ func (d *Daemon) workLoop(ctx context.Context) {
 		} else {
 			early.reset()
 		}
-		index = next
+		index, hash = next, meta.ContentHash
 		d.log.Debug("work", "index", index, "routers", len(w.Routers), "vms", len(w.VMs))
 		// The work is complete: what is not in it goes.
 		if d.routers != nil {

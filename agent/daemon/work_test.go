@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -121,6 +122,35 @@ func TestNonBlockingWorkAnswersAreNotABusyLoop(t *testing.T) {
 	// once) go out at once; then 1 s, 2 s ... apart.
 	if n > 4 {
 		t.Errorf("%d work fetches in 1.5 s to a controller that does not block: a busy loop", n)
+	}
+}
+
+// TestWorkFetchPassesContentHash: the agent hands back the content hash of
+// the work it acted on with the index of the next blocking fetch, so that
+// the controller answers it when this agent's work changes, not at every
+// write in the region to a table a work is built from.
+func TestWorkFetchPassesContentHash(t *testing.T) {
+	const hash = "0123456789abcdef0123456789abcdef"
+	var mu sync.Mutex
+	var queries []url.Values
+	runWorkLoop(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		queries = append(queries, r.URL.Query())
+		mu.Unlock()
+		w.Header().Set("X-Regent-Index", "3")
+		w.Header().Set("X-Regent-Content-Hash", hash)
+		fmt.Fprint(w, `{"content":{"index":3,"routers":[],"vms":[]}}`)
+	}, &ownedVMs{}, 300*time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(queries) < 2 {
+		t.Fatalf("%d work fetches", len(queries))
+	}
+	if q := queries[0]; q.Get("index") != "" || q.Get("hash") != "" {
+		t.Errorf("the first fetch asked %v: it holds no work yet", q)
+	}
+	if q := queries[1]; q.Get("index") != "3" || q.Get("hash") != hash || q.Get("wait") == "" {
+		t.Errorf("the second fetch asked %v, want index 3, wait and hash %s", q, hash)
 	}
 }
 

@@ -296,7 +296,16 @@ func setIndex(w http.ResponseWriter, index uint64) {
 // may see now). A change of the caller's token or user ends the wait at
 // once, and the wait ends when the token expires, so that a caller who has
 // lost access is not kept waiting for an answer it will not get.
-func (q *Request) Blocking(tables ...string) error {
+func (q *Request) Blocking(tables ...string) error { return q.BlockingUnless(nil, tables...) }
+
+// BlockingUnless is Blocking for an answer the caller may already hold:
+// when the tables pass index N but same reports, against the refreshed
+// q.Txn, that the answer is still the one the caller has, it waits on past
+// the new index, until the answer differs or the wait ends (then the
+// unchanged answer is given, with the index it is now at). A nil same is
+// Blocking. Consul's hash-based blocking queries do the same: a long poll
+// on a small part of a busy table wakes for changes to that part only.
+func (q *Request) BlockingUnless(same func() bool, tables ...string) error {
 	raw := q.URL.Query().Get("index")
 	if raw == "" {
 		return nil
@@ -336,7 +345,7 @@ func (q *Request) Blocking(tables ...string) error {
 			close(changed)
 			stop()
 		}()
-		q.API.store.Wait(wctx, min, tables...)
+		at := q.API.store.Wait(wctx, min, tables...)
 		stop()
 		q.Txn = q.API.store.Read()
 		if err := q.reauthenticate(); err != nil {
@@ -348,6 +357,10 @@ func (q *Request) Blocking(tables ...string) error {
 				continue // the caller keeps its access: wait on
 			}
 		default:
+		}
+		if same != nil && ctx.Err() == nil && same() {
+			min = max(at, q.Txn.MaxIndex(tables...))
+			continue // changed elsewhere: nothing new for this caller
 		}
 		return nil
 	}

@@ -6,6 +6,9 @@ package robot
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -308,4 +311,32 @@ func VMSpec(r *state.ReadTxn, vm *api.VM) api.VMSpec {
 		spec.Metadata = md
 	}
 	return spec
+}
+
+// WorkHashLen is the length of a WorkHash in hex digits.
+const WorkHashLen = 32
+
+// WorkHash is the X-Regent-Content-Hash of a work answer: a digest of its
+// routers and VMs, without the index, so that two answers with the same
+// specs have the same hash whatever else changed in the region. The specs
+// render deterministically (ordered lists, encoding/json sorts map keys).
+func WorkHash(w api.Work) string {
+	w.Index = 0
+	b, err := json.Marshal(w)
+	if err != nil {
+		// A spec that cannot be encoded cannot be answered either; a hash
+		// no agent holds makes the query answer, and the answer fail loudly.
+		return strings.Repeat("0", WorkHashLen)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:WorkHashLen/2])
+}
+
+// ValidWorkHash reports whether s has the form of a WorkHash.
+func ValidWorkHash(s string) bool {
+	if len(s) != WorkHashLen {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -35,11 +36,11 @@ type agentEnv struct {
 // heartbeat must not see it flip because a loaded machine took a moment.
 // Tests of the silence itself use newAgentEnvBeating with a deadline of
 // their own and poll for its effect.
-func newAgentEnv(t *testing.T) *agentEnv { return newAgentEnvBeating(t, "100ms", "1m") }
+func newAgentEnv(t testing.TB) *agentEnv { return newAgentEnvBeating(t, "100ms", "1m") }
 
 // newAgentEnvBeating is newAgentEnv with the controller's agent heartbeat
 // interval and down-after time.
-func newAgentEnvBeating(t *testing.T, heartbeat, downAfter server.Duration) *agentEnv {
+func newAgentEnvBeating(t testing.TB, heartbeat, downAfter server.Duration) *agentEnv {
 	n := apitest.Start(t, apitest.Options{Configure: func(c *server.Config) {
 		c.AgentHeartbeat, c.AgentDownAfter = heartbeat, downAfter
 	}})
@@ -202,6 +203,107 @@ func TestAgent_WorkIsCompleteAndBlocks(t *testing.T) {
 	for _, v := range w.VMs {
 		if v.ID == vm.ID && (v.Generation <= vm.Generation || v.CPU != 4 || v.State != wire.StateRunningUpdate) {
 			t.Errorf("after the spec change: %+v (generation was %d)", v, vm.Generation)
+		}
+	}
+}
+
+// TestAgent_WorkHashWaitsForOwnChanges: with ?hash (the
+// X-Regent-Content-Hash of the work it holds) an agent's blocking work
+// query answers when its own work changes, not at each of the region's
+// writes to the tables a work is built from. Without it, every Melange
+// block created anywhere woke every agent, which fetched and synced its
+// unchanged work again.
+func TestAgent_WorkHashWaitsForOwnChanges(t *testing.T) {
+	e := newAgentEnv(t)
+	c, f, x := e.c, e.f, e.x
+	admin := f.r.Token(apitest.MemberAdmin)
+	cloudID(c.Do("POST", "/iaas/cloud/", cloudBody(f.n.Unique("p"), f.reg, x, 1), admin).Expect(201))
+	get := func(query string) (wire.Work, uint64, string) {
+		t.Helper()
+		r := c.For(t).Do("GET", fmt.Sprintf("/v1/agent/work?server_id=%d&router_id=%d%s", e.server, e.router, query), nil, e.robot).Expect(200)
+		var w wire.Item[wire.Work]
+		r.JSON(&w)
+		idx, err := strconv.ParseUint(r.Header.Get("X-Regent-Index"), 10, 64)
+		if err != nil {
+			t.Fatalf("X-Regent-Index %q", r.Header.Get("X-Regent-Index"))
+		}
+		return w.Content, idx, r.Header.Get("X-Regent-Content-Hash")
+	}
+	w1, idx1, hash1 := get("")
+	if len(w1.VMs) != 1 || len(hash1) != 32 {
+		t.Fatalf("work %d VMs, hash %q", len(w1.VMs), hash1)
+	}
+	if _, _, again := get(""); again != hash1 {
+		t.Fatalf("the same work hashes to %s and then %s", hash1, again)
+	}
+	block := 0
+	unrelated := func() {
+		t.Helper()
+		block++
+		c.For(t).Do("POST", melangeBlocks(f.r.MemberA), map[string]any{"ip_block": map[string]any{"cidr": fmt.Sprintf("10.231.%d.0/24", block), "type": "private"}}, f.root).Expect(201)
+	}
+
+	// Without a hash an unrelated write answers the query, unchanged.
+	type answer struct {
+		w     wire.Work
+		index uint64
+		hash  string
+		took  time.Duration
+	}
+	poll := func(query string) chan answer {
+		ch := make(chan answer, 1)
+		go func() {
+			start := time.Now()
+			w, idx, h := get(query)
+			ch <- answer{w, idx, h, time.Since(start)}
+		}()
+		return ch
+	}
+	ch := poll(fmt.Sprintf("&index=%d&wait=60s", idx1))
+	time.Sleep(50 * time.Millisecond)
+	unrelated()
+	a := <-ch
+	if a.hash != hash1 || a.index <= idx1 {
+		t.Fatalf("after an unrelated write: hash %s (was %s), index %d (was %d)", a.hash, hash1, a.index, idx1)
+	}
+
+	// With it, twenty unrelated writes do not: the query answers at the end
+	// of its wait, with the index the tables are at by then.
+	const wait = 3 * time.Second
+	ch = poll(fmt.Sprintf("&index=%d&wait=%s&hash=%s", a.index, wait, hash1))
+	var last uint64
+	for range 20 {
+		unrelated()
+	}
+	_, last, _ = get("")
+	a = <-ch
+	if a.took < wait || a.hash != hash1 || a.index < last || len(a.w.VMs) != 1 {
+		t.Errorf("with the hash, 20 unrelated writes: answered after %s (wait %s), hash %s, index %d (last write %d), %d VMs",
+			a.took.Round(time.Millisecond), wait, a.hash, a.index, last, len(a.w.VMs))
+	}
+	// An index behind the state, content the same: it still waits.
+	ch = poll(fmt.Sprintf("&index=%d&wait=60s&hash=%s", idx1, hash1))
+	time.Sleep(50 * time.Millisecond)
+	// A change to the agent's own work answers at once, with a new hash.
+	vm := w1.VMs[0]
+	c.Do("PATCH", apitest.Path("/iaas/vm/", vm.ID), map[string]any{"state": wire.StateBuilding, "expected_state": wire.StateRequested}, e.robot).Expect(200)
+	select {
+	case a = <-ch:
+	case <-time.After(50 * time.Second):
+		t.Fatal("a blocking work query with the hash did not answer the agent's own VM's change")
+	}
+	if a.hash == hash1 || len(a.w.VMs) != 1 || a.w.VMs[0].State != wire.StateBuilding {
+		t.Errorf("after the VM's change: hash %s (was %s), work %+v", a.hash, hash1, a.w.VMs)
+	}
+	// A hash the agent already holds for newer work does not wait.
+	if _, _, h := get(fmt.Sprintf("&index=%d&wait=60s&hash=%s", idx1, hash1)); h != a.hash {
+		t.Errorf("a stale hash: answered %s, want %s at once", h, a.hash)
+	}
+	// bad input
+	for _, h := range []string{"xyz", strings.Repeat("g", 32), hash1 + "0"} {
+		r := c.Do("GET", fmt.Sprintf("/v1/agent/work?server_id=%d&index=1&hash=%s", e.server, h), nil, e.robot).Expect(400)
+		if r.ErrorCode() != "agent_work_102" {
+			t.Errorf("hash %q: %s", h, r)
 		}
 	}
 }

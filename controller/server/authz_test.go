@@ -507,7 +507,7 @@ type fixture struct {
 	reg   uint64 // region R: customers [member A]
 }
 
-func newFixture(t *testing.T, n *apitest.Node) *fixture {
+func newFixture(t testing.TB, n *apitest.Node) *fixture {
 	c := n.Client(t)
 	f := &fixture{c: c, n: n, r: c.Roles(), root: n.RootToken}
 	f.userU = c.CreateUser(f.root, f.r.MemberA, n.Unique("user-u"), false)

@@ -127,10 +127,11 @@ func transient(err error) bool {
 
 func (a *testAgent) run(ctx context.Context, build bool) {
 	var index uint64
+	var hash string
 	for ctx.Err() == nil {
 		// A short wait: a report that failed during the election is
 		// retried at the next answer even when nothing else changes.
-		w, meta, err := a.client().Agent().Work(ctx, a.server, 0, index, 2*time.Second)
+		w, meta, err := a.client().Agent().Work(ctx, a.server, 0, index, 2*time.Second, hash)
 		if err != nil {
 			if ctx.Err() == nil {
 				a.failover()
@@ -139,7 +140,7 @@ func (a *testAgent) run(ctx context.Context, build bool) {
 			continue
 		}
 		now := time.Now()
-		index = meta.LastIndex
+		index, hash = meta.LastIndex, meta.ContentHash
 		for _, vm := range w.VMs {
 			a.mu.Lock()
 			if _, ok := a.seen[vm.ID]; !ok {

@@ -34,8 +34,11 @@ func (a *AgentService) Heartbeat(ctx context.Context, hb api.Heartbeat) error {
 
 // Work returns the complete desired state of the agent's server and
 // router. With index > 0 it blocks until something changes past index, or
-// wait passes (the server caps it at 10 minutes).
-func (a *AgentService) Work(ctx context.Context, serverID, routerID, index uint64, wait time.Duration) (*api.Work, *Meta, error) {
+// wait passes (the server caps it at 10 minutes). With hash, the
+// Meta.ContentHash of the work the caller holds, it blocks until the work
+// itself differs from that (or wait passes), not until anything in the
+// region's tables changes.
+func (a *AgentService) Work(ctx context.Context, serverID, routerID, index uint64, wait time.Duration, hash string) (*api.Work, *Meta, error) {
 	q := url.Values{}
 	if serverID != 0 {
 		q.Set("server_id", strconv.FormatUint(serverID, 10))
@@ -44,6 +47,9 @@ func (a *AgentService) Work(ctx context.Context, serverID, routerID, index uint6
 		q.Set("router_id", strconv.FormatUint(routerID, 10))
 	}
 	readValues(q, false, false, index, wait)
+	if hash != "" && index > 0 {
+		q.Set("hash", hash)
+	}
 	var out api.Item[api.Work]
 	meta, err := a.c.do(ctx, &request{method: http.MethodGet, path: "/v1/agent/work", query: q}, &out)
 	if err != nil {

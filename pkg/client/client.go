@@ -34,6 +34,7 @@ const (
 // Response headers of the Regent API.
 const (
 	HeaderIndex        = "X-Regent-Index"
+	HeaderContentHash  = "X-Regent-Content-Hash"
 	HeaderLastContact  = "X-Regent-Last-Contact"
 	HeaderKnownLeader  = "X-Regent-Known-Leader"
 	HeaderForwardedTo  = "X-Regent-Forwarded-To"
@@ -130,6 +131,9 @@ type Meta struct {
 	// the raft index of the command. Pass it as Index of the next call to
 	// make a blocking query.
 	LastIndex uint64
+	// ContentHash is X-Regent-Content-Hash, where an answer has one (the
+	// agent work): pass it back to block until the content itself changes.
+	ContentHash string
 	// LastContact and KnownLeader are set on stale reads: how long ago the
 	// serving node last heard from the leader, and whether it knows one.
 	LastContact time.Duration
@@ -146,7 +150,7 @@ type Meta struct {
 
 func parseMeta(resp *http.Response, start time.Time) *Meta {
 	h := resp.Header
-	m := &Meta{StatusCode: resp.StatusCode, ForwardedTo: h.Get(HeaderForwardedTo), RequestTime: time.Since(start)}
+	m := &Meta{StatusCode: resp.StatusCode, ForwardedTo: h.Get(HeaderForwardedTo), ContentHash: h.Get(HeaderContentHash), RequestTime: time.Since(start)}
 	m.LastIndex, _ = strconv.ParseUint(h.Get(HeaderIndex), 10, 64)
 	if ms, err := strconv.ParseInt(h.Get(HeaderLastContact), 10, 64); err == nil {
 		m.LastContact = time.Duration(ms) * time.Millisecond

@@ -358,11 +358,32 @@ func (r *routes) work(q *api.Request) error {
 	if err := ids(q, server, router, "agent_work"); err != nil {
 		return err
 	}
-	if err := q.Blocking(robot.WorkTables...); err != nil {
+	// ?hash is the X-Regent-Content-Hash of the work the agent holds: a
+	// blocking query then answers only when its work differs (or at the
+	// end of the wait), not at every change to the region's tables.
+	have := q.URL.Query().Get("hash")
+	if have != "" && !robot.ValidWorkHash(have) {
+		return bad("agent_work_102", "hash must be the X-Regent-Content-Hash of an earlier answer (%d hex digits), got %q.", robot.WorkHashLen, have)
+	}
+	var w wire.Work
+	var sum string
+	var from *state.ReadTxn // the state w was rendered from
+	render := func() {
+		w, from = robot.Work(q.Txn, server, router), q.Txn
+		sum = robot.WorkHash(w)
+	}
+	var same func() bool
+	if have != "" {
+		same = func() bool { render(); return sum == have }
+	}
+	if err := q.BlockingUnless(same, robot.WorkTables...); err != nil {
 		return err
 	}
-	w := robot.Work(q.Txn, server, router)
+	if from != q.Txn {
+		render()
+	}
 	q.W.Header().Set("X-Regent-Index", strconv.FormatUint(max(w.Index, 1), 10))
+	q.W.Header().Set("X-Regent-Content-Hash", sum)
 	api.WriteJSON(q.W, http.StatusOK, wire.Item[wire.Work]{Content: w})
 	return nil
 }
