@@ -1,8 +1,10 @@
 package state
 
 import (
+	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/go-memdb"
@@ -22,6 +24,7 @@ func dnsSchema() map[string]*memdb.TableSchema {
 			"id":     idIndex(),
 			"name":   {Name: "name", Unique: true, Indexer: stringFieldIndex("Name", true)},
 			"member": uintIndex("member", "MemberID"),
+			"suffix": {Name: "suffix", Unique: true, Indexer: domainSuffixIndex{}},
 		}},
 		Records: {Name: Records, Indexes: map[string]*memdb.IndexSchema{
 			"id":     idIndex(),
@@ -87,16 +90,81 @@ func (t *Txn) DomainCreate(d *api.Domain) (*api.Domain, error) {
 	if _, ok := t.DomainByName(d.Name); ok {
 		return nil, fieldErr("name", "iaas_domain_create_105", "The domain %s already exists.", d.Name)
 	}
-	for _, o := range t.DomainList() {
-		if o.MemberID == d.MemberID {
-			continue
-		}
-		if strings.HasSuffix(d.Name, "."+o.Name) || strings.HasSuffix(o.Name, "."+d.Name) {
-			return nil, fieldErr("name", "iaas_domain_create_106", "%s overlaps the domain %s of another member.", d.Name, o.Name)
-		}
+	if o, ok := t.domainOverlap(d); ok {
+		return nil, fieldErr("name", "iaas_domain_create_106", "%s overlaps the domain %s of another member.", d.Name, o.Name)
 	}
 	d.Serial = t.Index
 	return d, insertNew(t, Domains, d)
+}
+
+// domainOverlap finds a domain of another member that d is inside of
+// (an ancestor: one look-up per label) or that is inside d (a descendant:
+// one prefix scan of the suffix index), without reading every domain.
+func (r *ReadTxn) domainOverlap(d *api.Domain) (*api.Domain, bool) {
+	for name := d.Name; ; {
+		i := strings.IndexByte(name, '.')
+		if i < 0 {
+			break
+		}
+		name = name[i+1:]
+		if o, ok := r.DomainByName(name); ok && o.MemberID != d.MemberID {
+			return o, true
+		}
+	}
+	it, err := r.txn.Get(Domains, "suffix_prefix", reverseLabels(d.Name)+".")
+	if err != nil {
+		return nil, false
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if o := raw.(*api.Domain); o.MemberID != d.MemberID {
+			return o, true
+		}
+	}
+	return nil, false
+}
+
+// domainSuffixIndex indexes a domain by its labels in reverse order and
+// lowercase ("www.Example.com" → "com.example.www"), so that the domains
+// under a name are one prefix scan: those under example.com have keys
+// that begin with "com.example.".
+type domainSuffixIndex struct{}
+
+func (domainSuffixIndex) FromObject(obj any) (bool, []byte, error) {
+	d, ok := obj.(*api.Domain)
+	if !ok {
+		return false, nil, fmt.Errorf("suffix index: %T is not a domain", obj)
+	}
+	return true, []byte(reverseLabels(d.Name) + "\x00"), nil
+}
+
+func (domainSuffixIndex) FromArgs(args ...any) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("suffix index: one argument, got %d", len(args))
+	}
+	s, ok := args[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("suffix index: %T is not a string", args[0])
+	}
+	return []byte(reverseLabels(s) + "\x00"), nil
+}
+
+// PrefixFromArgs takes a key prefix as it is, already reversed.
+func (domainSuffixIndex) PrefixFromArgs(args ...any) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("suffix index: one argument, got %d", len(args))
+	}
+	s, ok := args[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("suffix index: %T is not a string", args[0])
+	}
+	return []byte(s), nil
+}
+
+// reverseLabels is name's labels in reverse order, lowercase.
+func reverseLabels(name string) string {
+	l := strings.Split(strings.ToLower(name), ".")
+	slices.Reverse(l)
+	return strings.Join(l, ".")
 }
 
 // DomainDelete removes a zone and every record in it.

@@ -122,3 +122,39 @@ func BenchmarkSnapshotScale(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDomainCreateScale: one domain create, aborted, with 1,000 and
+// with 50,000 domains of 500 members in the state (docs/benchmarks.md,
+// "Scale audit"): the overlap check with the other members' domains.
+func BenchmarkDomainCreateScale(b *testing.B) {
+	for _, n := range []int{1000, 50000} {
+		s := New()
+		tx := s.Write(1, t0)
+		if _, err := tx.Bootstrap("CIX", "root", &TokenRecord{Hash: "h"}); err != nil {
+			b.Fatal(err)
+		}
+		var members []uint64
+		for i := range 500 {
+			m, err := tx.MemberCreate(&api.Member{Name: fmt.Sprintf("m%d", i)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			members = append(members, m.ID)
+		}
+		for i := range n {
+			if _, err := tx.DomainCreate(&api.Domain{MemberID: members[i%500], Name: fmt.Sprintf("zone%d.tenant%d.example", i, i%500)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		tx.Commit()
+		b.Run(fmt.Sprintf("domains=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				tx := s.Write(2, t0.Add(time.Second))
+				if _, err := tx.DomainCreate(&api.Domain{MemberID: members[0], Name: "new.zone.tenant0.example"}); err != nil {
+					b.Fatal(err)
+				}
+				tx.Abort()
+			}
+		})
+	}
+}
