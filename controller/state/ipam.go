@@ -17,6 +17,7 @@ package state
 //     rebuilds it from the block, policy and address rows with ipam.Load.
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -141,6 +142,7 @@ func ipamSchema() map[string]*memdb.TableSchema {
 			"block":     uintIndex("block", "BlockID"),
 			"address":   {Name: "address", Unique: true, Indexer: addrIndexer{}},
 			"member":    uintIndex("member", "MemberID"),
+			"tenant":    {Name: "tenant", AllowMissing: true, Indexer: stringFieldIndex("UsedByTenant", false)},
 			"interface": {Name: "interface", AllowMissing: true, Indexer: stringFieldIndex("InterfaceID", false)},
 			"public_ip": optionalRefIndex("public_ip", "PublicIPID"),
 		}},
@@ -354,6 +356,21 @@ func (r *ReadTxn) IPAddressList(block uint64) []*api.IPAddress {
 // IPAddressListAll returns every address, by id.
 func (r *ReadTxn) IPAddressListAll() []*api.IPAddress {
 	return all[*api.IPAddress](r, IPAddresses, "id")
+}
+
+// IPAddressListByTenant returns the addresses used by a Melange tenant
+// (used_by_tenant), by id.
+func (r *ReadTxn) IPAddressListByTenant(tenant string) []*api.IPAddress {
+	out := all[*api.IPAddress](r, IPAddresses, "tenant", tenant)
+	slices.SortFunc(out, func(a, b *api.IPAddress) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+// IPBlockListByNetwork returns the blocks of a Melange network, by id.
+func (r *ReadTxn) IPBlockListByNetwork(network string) []*api.IPBlock {
+	out := blockViews(all[*BlockRecord](r, IPBlocks, "network", network))
+	slices.SortFunc(out, func(a, b *api.IPBlock) int { return cmp.Compare(a.ID, b.ID) })
+	return out
 }
 
 // IPAddressListByMember returns the addresses owned by member, by id.

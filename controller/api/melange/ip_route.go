@@ -171,14 +171,26 @@ func listAllocated(q *request) error {
 	if q.PathValue("tenant_id") != "" {
 		tenant = idString(q.tenant)
 	}
-	melange := map[uint64]bool{}
-	for _, b := range q.Txn.IPBlockList() {
-		if b.Dialect == wire.DialectMelange {
-			melange[b.ID] = true
+	melange := map[uint64]bool{} // block id → a Melange block
+	var candidates []*wire.IPAddress
+	if tenant != "" {
+		// the tenant's from the used_by_tenant index, not the region's,
+		// and only their blocks looked up
+		candidates = q.Txn.IPAddressListByTenant(tenant)
+		for _, ip := range candidates {
+			if _, seen := melange[ip.BlockID]; !seen {
+				b, ok := q.Txn.IPBlock(ip.BlockID)
+				melange[ip.BlockID] = ok && b.Dialect == wire.DialectMelange
+			}
+		}
+	} else {
+		candidates = q.Txn.IPAddressListAll()
+		for _, b := range q.Txn.IPBlockList() {
+			melange[b.ID] = b.Dialect == wire.DialectMelange
 		}
 	}
 	var items []*wire.IPAddress
-	for _, ip := range q.Txn.IPAddressListAll() {
+	for _, ip := range candidates {
 		if !melange[ip.BlockID] || ip.Deallocated || (device != "" && ip.UsedByDevice != device) || (tenant != "" && ip.UsedByTenant != tenant) {
 			continue
 		}

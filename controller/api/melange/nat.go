@@ -256,8 +256,8 @@ func createAllowedIP(q *request) error {
 	}
 	tenant := idString(q.tenant)
 	var found *wire.IPAddress
-	for _, blk := range q.Txn.IPBlockList() {
-		if blk.Dialect != wire.DialectMelange || blk.NetworkID != net {
+	for _, blk := range q.Txn.IPBlockListByNetwork(net) {
+		if blk.Dialect != wire.DialectMelange {
 			continue
 		}
 		if ip, ok := q.Txn.IPAddressIn(blk.ID, addr); ok && ip.UsedByTenant == tenant && !ip.Deallocated {

@@ -1,6 +1,7 @@
 package melange
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -27,8 +28,9 @@ func (leaderStub) AppliedIndex() uint64       { return 1 }
 
 // scaleFixture is an API over blocks Melange blocks of 50 tenants
 // (members 2–51) and 3 of a small tenant (member 52), with the root
-// token's secret.
-func scaleFixture(tb testing.TB, blocks int) (http.Handler, string) {
+// token's secret. With addrs, each block holds that many addresses, used
+// by its owner.
+func scaleFixture(tb testing.TB, blocks int, addrs ...int) (http.Handler, string) {
 	tb.Helper()
 	st := state.New()
 	const secret = "rgt_benchmarksecret0000000000000000"
@@ -53,9 +55,13 @@ func scaleFixture(tb testing.TB, blocks int) (http.Handler, string) {
 		if i >= blocks {
 			owner = tenants[50]
 		}
-		_, err := tx.IPBlockCreate(&wire.IPBlock{Dialect: wire.DialectMelange, MemberID: owner,
+		blk, err := tx.IPBlockCreate(&wire.IPBlock{Dialect: wire.DialectMelange, MemberID: owner,
 			CIDR: fmt.Sprintf("10.%d.%d.0/24", i/256, i%256), NetworkID: fmt.Sprintf("net-%d", i)})
 		must(err)
+		for range append(addrs, 0)[0] {
+			_, err := tx.IPAddressCreate(&wire.IPAddress{BlockID: blk.ID, UsedByTenant: fmt.Sprint(owner), UsedByDevice: "vm"})
+			must(err)
+		}
 	}
 	tx.Commit()
 	a := api.New(api.Config{}, leaderStub{}, st, hclog.NewNullLogger(), prometheus.NewRegistry())
@@ -85,6 +91,54 @@ func BenchmarkScaleTenantBlocks(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkScaleTenantAllocated: a tenant's allocated addresses among
+// 100,000 of 50 other tenants (20,000 blocks of 5), read from the
+// used_by_tenant index; the provider's list of all of them beside it.
+func BenchmarkScaleTenantAllocated(b *testing.B) {
+	h, secret := scaleFixture(b, 20000, 5)
+	for _, c := range []struct{ name, path string }{
+		{"small_tenant", "/v0.1/ipam/tenants/52/allocated_ip_addresses"},
+		{"tenant_2000/limit", "/v0.1/ipam/tenants/2/allocated_ip_addresses?limit=10"},
+		{"provider/limit", "/v0.1/ipam/allocated_ip_addresses?limit=10"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				req := httptest.NewRequest("GET", c.path, nil)
+				req.Header.Set("X-Auth-Token", secret)
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"ip_addresses"`) {
+					b.Fatalf("%s: %d %s", c.path, w.Code, w.Body)
+				}
+			}
+		})
+	}
+}
+
+// TestTenantAllocatedFromIndex: a tenant's allocated addresses (read from
+// the used_by_tenant index) are its own, all of them, in id order.
+func TestTenantAllocatedFromIndex(t *testing.T) {
+	h, secret := scaleFixture(t, 100, 2)
+	req := httptest.NewRequest("GET", "/v0.1/ipam/tenants/52/allocated_ip_addresses", nil)
+	req.Header.Set("X-Auth-Token", secret)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	var out struct {
+		IPAddresses []struct {
+			ID           string `json:"id"`
+			UsedByTenant string `json:"used_by_tenant"`
+		} `json:"ip_addresses"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &out); w.Code != http.StatusOK || err != nil || len(out.IPAddresses) != 6 {
+		t.Fatalf("%d %v %s", w.Code, err, w.Body)
+	}
+	for i, a := range out.IPAddresses {
+		if a.UsedByTenant != "52" || i > 0 && a.ID <= out.IPAddresses[i-1].ID {
+			t.Errorf("address %d: %+v (after %+v)", i, a, out.IPAddresses[max(i-1, 0)])
+		}
 	}
 }
 
