@@ -63,6 +63,14 @@ type Daemon struct {
 	policyLog policyLogCursor
 	vpn       *vpn.Manager
 	routers   *reconcile.Loop[api.RouterSpec]
+	// metaServing serves the routers' metadata from the saved copy of the
+	// last work until the first fetch (metadatacache.go); metaFromCache
+	// is true while it does, metaSaved is what was last saved and
+	// metaSaveFailing whether the last save failed (Run's goroutine only).
+	metaServing     metadataServing
+	metaFromCache   bool
+	metaSaved       []byte
+	metaSaveFailing bool
 	// set at Run for the hypervisor role (vm.go)
 	vmBuilder *vm.Builder
 	vms       *reconcile.Loop[api.VMSpec]
@@ -200,6 +208,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			MinBackoff: d.minRetry, MaxBackoff: time.Minute, Logger: d.log.Named("reconcile"),
 		})
 		defer d.routers.Stop()
+		d.metaServing = b
 	}
 	if d.cfg.HasRole(api.RoleHypervisor) {
 		stop, err := d.startVMs(ctx)
@@ -209,6 +218,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer stop()
 	}
 
+	// VMs get their metadata also while no controller answers (an agent
+	// restarted during an outage); the first work fetch replaces it.
+	d.serveSavedMetadata(ctx)
 	if !d.register(ctx) {
 		return nil
 	}
@@ -562,6 +574,7 @@ func (d *Daemon) workLoop(ctx context.Context) {
 			d.vms.Sync(w.VMs, true)
 			d.pruneImages(ctx, w.VMs)
 		}
+		d.workFetched(ctx, w)
 		if wasFailing != "" {
 			// The controller is back: the objects whose state reports
 			// failed meanwhile report now, not at the end of a backoff

@@ -38,6 +38,7 @@ type Metrics struct {
 	vpnsFailedBy map[uint64]int // router → its VPNs that do not run
 
 	degraded          prometheus.Gauge
+	metadataFromCache prometheus.Gauge
 	imagesRemoved     prometheus.Counter
 	imageBytesRemoved prometheus.Counter
 }
@@ -69,12 +70,14 @@ func NewMetrics() *Metrics {
 		Help: "VPNs of this agent's routers that do not run because their spec cannot be mapped to strongSwan or strongSwan refused it (the VPN's vpn_status error says why)."})
 	m.degraded = prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_agent_degraded",
 		Help: "1 while the agent reports itself degraded (libvirtd not answering, or work fetches failing; see /healthz), else 0."})
+	m.metadataFromCache = prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_agent_metadata_from_cache",
+		Help: "1 while the routers' metadata services answer from the copy of the last work saved in data_dir (after a start, until the first work fetch), else 0."})
 	m.imagesRemoved = prometheus.NewCounter(prometheus.CounterOpts{Name: "regent_agent_image_volumes_removed_total",
 		Help: "Image volumes removed because nothing used them for image_retention."})
 	m.imageBytesRemoved = prometheus.NewCounter(prometheus.CounterOpts{Name: "regent_agent_image_volumes_removed_bytes_total",
 		Help: "Bytes of the image volumes removed because nothing used them."})
 	m.Registry.MustRegister(m.cores, m.memory, m.diskTotal, m.diskFree, m.reconciles, m.buildTime,
-		m.lastFetch, m.fetchErrors, m.registered, m.vpnsFailed, m.degraded, m.imagesRemoved, m.imageBytesRemoved,
+		m.lastFetch, m.fetchErrors, m.registered, m.vpnsFailed, m.degraded, m.metadataFromCache, m.imagesRemoved, m.imageBytesRemoved,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{resultOK, resultError, resultConflict, resultInvalid, resultWaiting, resultRemoved} {
 		m.reconciles.WithLabelValues(api.KindVirtualRouter, r)

@@ -91,6 +91,9 @@ type running struct {
 	dhcpConf []byte
 	meta     *metadata
 	metaSrv  *metadataServer
+	// metaOnly: metaSrv serves what ServeMetadata gave (a saved copy of
+	// an earlier spec), not an Ensure's spec.
+	metaOnly bool
 	plog     *policyLog
 	// nftDigest is the ruleset digest this process last applied or saw
 	// in the kernel ("" unknown, nftForce: apply at the next Ensure).
@@ -524,6 +527,7 @@ func (b *Builder) ensureDHCP(ctx context.Context, d *desired, dir string, rs *ru
 
 func (b *Builder) ensureMetadata(d *desired, rs *running, c *changes) error {
 	rs.meta.set(d)
+	rs.metaOnly = false
 	if rs.metaSrv != nil && rs.metaSrv.alive() {
 		return nil
 	}
@@ -579,6 +583,7 @@ func (rs *running) stop(ctx context.Context) {
 		_ = rs.metaSrv.Stop(ctx)
 		rs.metaSrv = nil
 	}
+	rs.metaOnly = false
 	if rs.plog != nil {
 		rs.plog.Stop()
 		rs.plog = nil

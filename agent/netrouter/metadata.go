@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -221,4 +222,108 @@ func vmDNS(own []string, subnet []netip.Addr) []string {
 		ns = append(ns, d.String())
 	}
 	return ns
+}
+
+// planMetadata is the part of plan the metadata service answers from: the
+// router's namespace, its subnets' gateways and DNS servers, and the
+// metadata. It is lenient (a subnet or DNS server that does not parse is
+// left out): it serves the copy of an earlier spec, never builds from it.
+func planMetadata(spec *api.RouterSpec, n naming) (*desired, error) {
+	if spec.ID == 0 || spec.ProjectID == 0 {
+		return nil, &SpecError{Err: fmt.Errorf("router %d of project %d: id and project_id are required", spec.ID, spec.ProjectID)}
+	}
+	d := &desired{routerID: spec.ID, projectID: spec.ProjectID, namespace: n.namespace(spec.ProjectID), metadata: spec.Metadata}
+	for _, s := range spec.Subnets {
+		gw, err := netip.ParsePrefix(s.AddressRange)
+		if err != nil || !gw.Addr().Is4() {
+			continue
+		}
+		sn := subnet{id: s.ID, gateway: gw, network: gw.Masked()}
+		for _, v := range s.DNS {
+			if a, err := netip.ParseAddr(v); err == nil {
+				sn.dns = append(sn.dns, a)
+			}
+		}
+		d.subnets = append(d.subnets, sn)
+	}
+	return d, nil
+}
+
+// ServeMetadata serves the metadata of spec from its router's namespace
+// and builds nothing: the agent calls it at start-up with its saved copy
+// of the last work, so that VMs get their metadata before the controller
+// answers. Only the spec's id, project_id, subnets (address_range, dns)
+// and metadata are read. The router must be built and this builder's (its
+// namespace tagged as the router's, the metadata address on its loopback):
+// otherwise it returns an error and the host stays as it is. A router
+// whose metadata an Ensure already serves is left alone. The next Ensure
+// of the router takes the server over; ReplaceMetadata ends what no
+// Ensure took over.
+func (b *Builder) ServeMetadata(ctx context.Context, spec *api.RouterSpec) error {
+	d, err := planMetadata(spec, b.names)
+	if err != nil {
+		return err
+	}
+	routers, err := b.listNamespaceRouters()
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(routers, func(r Router) bool { return r.ID == d.routerID && r.Namespace == d.namespace }) {
+		return fmt.Errorf("router %d: namespace %s is not on this host or not the router's: nothing to serve metadata from", d.routerID, d.namespace)
+	}
+	rs, err := b.state(d.routerID)
+	if err != nil {
+		return err
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	alive := rs.metaSrv != nil && rs.metaSrv.alive()
+	if alive && !rs.metaOnly {
+		return nil // an Ensure serves the current spec's
+	}
+	rs.meta.set(d)
+	if !alive {
+		srv, err := startMetadataServer(b.log.Named("metadata").With("router", d.routerID), nsPath(d.namespace), rs.meta)
+		if err != nil {
+			return fmt.Errorf("router %d: %w", d.routerID, err)
+		}
+		rs.metaSrv = srv
+	}
+	rs.metaOnly = true
+	return nil
+}
+
+// ReplaceMetadata ends what ServeMetadata served, once the agent has the
+// controller's work: a router no Ensure took over since gets the metadata
+// of its spec in fresh at once (its Ensure follows), and its server stops
+// when fresh has no spec of it. It returns how many servers it stopped.
+func (b *Builder) ReplaceMetadata(ctx context.Context, fresh []api.RouterSpec) int {
+	b.mu.Lock()
+	all := make(map[uint64]*running, len(b.routers))
+	for id, rs := range b.routers {
+		all[id] = rs
+	}
+	b.mu.Unlock()
+	stopped := 0
+	for id, rs := range all {
+		rs.mu.Lock()
+		if rs.metaOnly {
+			rs.metaOnly = false
+			i := slices.IndexFunc(fresh, func(s api.RouterSpec) bool { return s.ID == id })
+			var d *desired
+			if i >= 0 {
+				d, _ = planMetadata(&fresh[i], b.names)
+			}
+			if d != nil {
+				rs.meta.set(d)
+			} else if rs.metaSrv != nil {
+				_ = rs.metaSrv.Stop(ctx)
+				rs.metaSrv = nil
+				rs.meta.set(&desired{})
+				stopped++
+			}
+		}
+		rs.mu.Unlock()
+	}
+	return stopped
 }

@@ -5,6 +5,7 @@ import (
 	"github.com/regentcloud/regent/pkg/api"
 	"net/http/httptest"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -249,5 +250,49 @@ func TestDnsmasqDNSPerVM(t *testing.T) {
 	}
 	if got, want := string(hosts), "02:00:00:00:00:05,set:dns-10-0-0-5,10.0.0.5\n02:00:00:00:00:06,10.0.0.6,vm6\n"; got != want {
 		t.Errorf("hosts file %q, want %q", got, want)
+	}
+}
+
+// TestPlanMetadataAnswersAsPlan: the metadata served from the part of a
+// spec the agent saves (id, project, subnets' address_range and dns,
+// metadata) is the metadata served from the whole spec.
+func TestPlanMetadataAnswersAsPlan(t *testing.T) {
+	s := sampleSpec()
+	s.Metadata[0].Userdata = "#cloud-config\n"
+	s.Metadata[0].PublicKeys = []string{"ssh-ed25519 AAAA k"}
+	s.Metadata[0].IPAddresses = []apiAddr{{PrivateIP: "10.0.0.5", Subnet: "10.0.0.0/24", MAC: "02:00:00:00:00:05"}}
+	full, err := plan(s, testNames, ModeVXLAN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := &api.RouterSpec{ID: s.ID, ProjectID: s.ProjectID, Metadata: s.Metadata}
+	for _, sn := range s.Subnets {
+		saved.Subnets = append(saved.Subnets, api.RouterSubnetSpec{ID: sn.ID, AddressRange: sn.AddressRange, DNS: sn.DNS})
+	}
+	part, err := planMetadata(saved, testNames)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if part.namespace != full.namespace {
+		t.Errorf("namespace %q, want %q", part.namespace, full.namespace)
+	}
+	answer := func(d *desired, from, path string) string {
+		m := newMetadata()
+		m.set(d)
+		r := httptest.NewRequest("GET", path, nil)
+		r.RemoteAddr = from
+		w := httptest.NewRecorder()
+		m.ServeHTTP(w, r)
+		return strconv.Itoa(w.Code) + " " + w.Body.String()
+	}
+	for _, from := range []string{"10.0.0.5:40000", "10.0.0.6:40000"} {
+		for _, path := range []string{"/v1/metadata", "/v1/userdata"} {
+			if got, want := answer(part, from, path), answer(full, from, path); got != want {
+				t.Errorf("%s from %s: %s, want %s", path, from, got, want)
+			}
+		}
+	}
+	if _, err := planMetadata(&api.RouterSpec{ID: 7}, testNames); err == nil {
+		t.Error("a saved spec without a project: no error")
 	}
 }

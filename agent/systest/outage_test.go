@@ -2,9 +2,14 @@ package systest
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -138,4 +143,153 @@ func TestAgentControllerOutage(t *testing.T) {
 	if st := num(e.vr(vrID)["state"]); st != api.StateRunning {
 		t.Errorf("router state %d", st)
 	}
+}
+
+// startAgentUnregistered starts the agent with no controller answering:
+// it waits for the agent's HTTP endpoint (its /healthz says 503 until it
+// registers).
+func (e *env) startAgentUnregistered(config string) {
+	e.agent.start()
+	hc := &http.Client{Timeout: 2 * time.Second}
+	eventually(e.t, "the agent's metrics endpoint", 30*time.Second, func() bool {
+		if !e.agent.running() {
+			e.t.Fatalf("agent exited:\n%s", e.agent.log())
+		}
+		resp, err := hc.Get("http://" + e.metrics + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return true
+	})
+}
+
+// metadataFrom fetches url from inside namespace host, as a VM does.
+func metadataFrom(host, url string) (int, string, error) {
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var c net.Conn
+		err := inNetns(host, func() (err error) {
+			d := net.Dialer{Timeout: 2 * time.Second}
+			c, err = d.DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
+	}}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+// TestAgentMetadataDuringControllerOutage: an agent restarted while the
+// controller is down serves its routers' metadata from the copy of the
+// last work it saved (data_dir/router-metadata.json, mode 0600), to a VM
+// fetching it over HTTP from 169.254.169.254; it builds and removes
+// nothing from that copy, says so in regent_agent_metadata_from_cache,
+// and once the controller is back the fetched work replaces it. Before,
+// the metadata servers died with the old agent process and the new one
+// served nothing until its first work fetch: a VM booting during the
+// outage failed its metadata fetch (connection refused).
+func TestAgentMetadataDuringControllerOutage(t *testing.T) {
+	e := newEnv(t)
+	e.startController()
+	e.catalogue()
+	config := e.writeAgentConfig(`["network"]`, "")
+	e.startAgent(config)
+	e.api.create(e.root, "/iaas/server/", map[string]any{"region_id": e.region, "type_id": 2, "storage_type_id": e.st,
+		"cores": 64, "ram": 256, "gb": 10000, "enabled": true})
+	cloud := e.api.must(e.root, "POST", "/iaas/cloud/", map[string]any{
+		"project": map[string]any{"name": "p-" + e.prefix, "region_id": e.region, "grace_period": 0},
+		"subnets": []any{map[string]any{"name": "a", "address_range": e.priv3 + ".1/24"}},
+		"vms": []any{map[string]any{"name": "vm-a", "image_id": e.img, "storage_type_id": e.st, "cpu": 1, "ram": 1,
+			"dns": "1.1.1.1", "gateway_subnet": e.priv3 + ".1/24", "public_key": sshKey, "userdata": "#cloud-config\n",
+			"storages":     []any{map[string]any{"name": "root", "gb": 10, "primary": true}},
+			"ip_addresses": []any{map[string]any{"address": e.priv3 + ".10", "nat": false}}}},
+		"firewall_rules": []any{},
+	}, 201)
+	project := num(cloud["project"].(map[string]any)["id"])
+	vrID := num(cloud["virtual_router"].(map[string]any)["id"])
+	e.converged(vrID, 60*time.Second)
+	spec := e.spec()
+	if len(spec.Metadata) != 1 || len(spec.Subnets) != 1 || len(spec.Subnets[0].DHCP) != 1 {
+		t.Fatalf("router spec: %+v", spec)
+	}
+	ns := e.prefix + "P" + strconv.FormatUint(project, 10)
+	bridge := e.prefix + "b" + strconv.FormatUint(uint64(spec.Subnets[0].VNI), 10)
+	vm, stranger := e.prefix+"vm0", e.prefix+"vm1"
+	e.addHost(vm, bridge, spec.Subnets[0].DHCP[0].MAC, spec.Metadata[0].Address+"/24")
+	e.addHost(stranger, bridge, "", e.priv3+".99/24")
+	for _, h := range []string{vm, stranger} {
+		sh(t, "ip", "-n", h, "route", "add", "default", "via", e.priv3+".1")
+	}
+	const url = "http://169.254.169.254/v1/metadata"
+	wantDoc := func(what string) {
+		t.Helper()
+		code, body, err := metadataFrom(vm, url)
+		var doc struct {
+			InstanceID string   `json:"instance-id"`
+			Keys       []string `json:"public-keys"`
+		}
+		if err != nil || code != 200 || json.Unmarshal([]byte(body), &doc) != nil ||
+			doc.InstanceID != spec.Metadata[0].InstanceID || len(doc.Keys) != 1 || doc.Keys[0] != sshKey {
+			t.Fatalf("%s: metadata: %d %v %s", what, code, err, body)
+		}
+		if code, body, err := metadataFrom(vm, "http://169.254.169.254/v1/userdata"); err != nil || code != 200 || body != "#cloud-config\n" {
+			t.Fatalf("%s: userdata: %d %v %q", what, code, err, body)
+		}
+		// A VM the router has no metadata for: a clear 404.
+		if code, _, err := metadataFrom(stranger, url); err != nil || code != 404 {
+			t.Fatalf("%s: metadata for an unknown address: %d %v", what, code, err)
+		}
+	}
+	wantDoc("controller up")
+
+	saved := filepath.Join(e.dir, "agent", "router-metadata.json")
+	eventually(t, "the saved metadata", 30*time.Second, func() bool {
+		b, err := os.ReadFile(saved)
+		return err == nil && strings.Contains(string(b), spec.Metadata[0].InstanceID)
+	})
+	if st, err := os.Stat(saved); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("saved metadata: %v %v, want mode 0600", st, err)
+	}
+
+	// The controller goes, then the agent is restarted.
+	if !e.ctl.signal(syscall.SIGKILL, 10*time.Second) {
+		t.Fatal("controller survived SIGKILL")
+	}
+	if !e.agent.signal(syscall.SIGTERM, 30*time.Second) {
+		t.Fatal("agent did not stop on SIGTERM")
+	}
+	if _, _, err := metadataFrom(vm, url); err == nil {
+		t.Fatal("metadata still served with the agent stopped")
+	}
+	before := e.hostState(ns)
+	e.startAgentUnregistered(config)
+	eventually(t, "metadata served by the restarted agent without a controller", 30*time.Second, func() bool {
+		code, _, err := metadataFrom(vm, url)
+		return err == nil && code == 200
+	})
+	wantDoc("controller down, agent restarted")
+	if v := e.metricValue("regent_agent_metadata_from_cache"); v != 1 {
+		t.Errorf("regent_agent_metadata_from_cache = %v during the outage, want 1", v)
+	}
+	if !strings.Contains(e.agent.log(), "serving the routers' metadata from the saved copy") {
+		t.Error("the agent does not log that it serves the saved metadata")
+	}
+	// Nothing built or removed from the saved copy.
+	if after := e.hostState(ns); after != before {
+		t.Errorf("the agent changed the host from its saved copy:\n--- before\n%s--- after\n%s", before, after)
+	}
+
+	// The controller is back: the fetched work replaces the copy.
+	e.ctl.start()
+	eventually(t, "the agent's first work fetch", 120*time.Second, func() bool {
+		return e.metricValue("regent_agent_metadata_from_cache") == 0
+	})
+	e.converged(vrID, 120*time.Second)
+	wantDoc("controller back")
 }
