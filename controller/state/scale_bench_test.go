@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"runtime"
+	"runtime/metrics"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,11 +112,23 @@ func BenchmarkSnapshotScale(b *testing.B) {
 		})
 		b.Run(fmt.Sprintf("restore/subnets=%d", n), func(b *testing.B) {
 			b.SetBytes(int64(snap.Len()))
+			var peak, kept uint64
 			for b.Loop() {
-				if err := New().Restore(bytes.NewReader(snap.Bytes())); err != nil {
+				b.StopTimer()
+				hw := startHeapWatch()
+				b.StartTimer()
+				st := New()
+				if err := st.Restore(bytes.NewReader(snap.Bytes())); err != nil {
 					b.Fatal(err)
 				}
+				b.StopTimer()
+				p, k := hw.stop()
+				peak, kept = max(peak, p), max(kept, k)
+				runtime.KeepAlive(st)
+				b.StartTimer()
 			}
+			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
+			b.ReportMetric(float64(kept)/(1<<20), "kept-heap-MB")
 		})
 		b.Run(fmt.Sprintf("purge_due/subnets=%d", n), func(b *testing.B) {
 			for b.Loop() {
@@ -121,4 +136,59 @@ func BenchmarkSnapshotScale(b *testing.B) {
 			}
 		})
 	}
+}
+
+// heapWatch samples the heap (bytes in objects, live or not yet swept
+// garbage) every millisecond from a collection on, to report the peak a
+// restore needs on top of the heap it started with.
+type heapWatch struct {
+	base  uint64
+	peak  atomic.Uint64
+	done  chan struct{}
+	ended chan struct{}
+}
+
+func heapObjects() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+func startHeapWatch() *heapWatch {
+	runtime.GC()
+	h := &heapWatch{base: heapObjects(), done: make(chan struct{}), ended: make(chan struct{})}
+	go func() {
+		defer close(h.ended)
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			if v := heapObjects(); v > h.peak.Load() {
+				h.peak.Store(v)
+			}
+			select {
+			case <-h.done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return h
+}
+
+// stop returns the peak above the starting heap, and what is left above it
+// after a collection (the restored state, while the caller keeps it).
+func (h *heapWatch) stop() (peak, kept uint64) {
+	close(h.done)
+	<-h.ended
+	if v := heapObjects(); v > h.peak.Load() {
+		h.peak.Store(v)
+	}
+	runtime.GC()
+	sub := func(v uint64) uint64 {
+		if v < h.base {
+			return 0
+		}
+		return v - h.base
+	}
+	return sub(h.peak.Load()), sub(heapObjects())
 }
