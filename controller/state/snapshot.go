@@ -151,21 +151,23 @@ func (r *ReadTxn) Persist(w io.Writer) error {
 		return err
 	}
 	n := 0
+	var line []byte
 	for _, table := range snapshotTables {
 		it, err := r.txn.Get(table, "id")
 		if err != nil {
 			return err
 		}
+		// The line is json.Marshal(record{T: table, V: v}) and a newline,
+		// written without marshalling v a second time: the table names need
+		// no escaping and v is compact already.
+		open := []byte(`{"t":"` + table + `","v":`)
 		for raw := it.Next(); raw != nil; raw = it.Next() {
 			v, err := json.Marshal(raw)
 			if err != nil {
 				return err
 			}
-			line, err := json.Marshal(record{T: table, V: v})
-			if err != nil {
-				return err
-			}
-			if _, err := out.Write(append(line, '\n')); err != nil {
+			line = append(append(append(line[:0], open...), v...), '}', '\n')
+			if _, err := out.Write(line); err != nil {
 				return err
 			}
 			n++
