@@ -219,11 +219,9 @@ func parseStamp(s string) (time.Time, error) { return time.Parse(time.RFC3339Nan
 // unknown blocks, outside their block, or held twice.
 func rebuildIPAM(txn *memdb.Txn) error {
 	r := &ReadTxn{txn: txn}
-	for _, a := range all[*api.IPAddress](r, IPAddresses, "id") {
-		if _, ok := get[*BlockRecord](r, IPBlocks, a.BlockID); !ok {
-			return fmt.Errorf("address %d: block %d does not exist", a.ID, a.BlockID)
-		}
-	}
+	inBlocks := 0 // the addresses of the blocks: all of them, or one is an orphan
+	var allocated []netip.Addr
+	var released []ipam.Released
 	for _, rec := range all[*BlockRecord](r, IPBlocks, "id") {
 		var pol *api.IPPolicy
 		if rec.PolicyID != 0 {
@@ -237,9 +235,14 @@ func rebuildIPAM(txn *memdb.Txn) error {
 		if err != nil {
 			return fmt.Errorf("block %d: %v", rec.ID, err)
 		}
-		var allocated []netip.Addr
-		var released []ipam.Released
-		for _, a := range all[*api.IPAddress](r, IPAddresses, "address_prefix", rec.ID) {
+		allocated, released = allocated[:0], released[:0]
+		it, err := txn.Get(IPAddresses, "address_prefix", rec.ID)
+		if err != nil {
+			return err
+		}
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			a := raw.(*api.IPAddress)
+			inBlocks++
 			ip, err := netx.ParseAddr(a.Address)
 			if err != nil {
 				return fmt.Errorf("address %d: %v", a.ID, err)
@@ -260,7 +263,23 @@ func rebuildIPAM(txn *memdb.Txn) error {
 		// rec was decoded from this snapshot and is seen by nobody else.
 		rec.engine = eng
 	}
-	return nil
+	it, err := txn.Get(IPAddresses, "id")
+	if err != nil {
+		return err
+	}
+	n := 0
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		n++
+	}
+	if n == inBlocks {
+		return nil
+	}
+	for _, a := range all[*api.IPAddress](r, IPAddresses, "id") {
+		if _, ok := get[*BlockRecord](r, IPBlocks, a.BlockID); !ok {
+			return fmt.Errorf("address %d: block %d does not exist", a.ID, a.BlockID)
+		}
+	}
+	return fmt.Errorf("%d addresses, %d in blocks", n, inBlocks)
 }
 
 // --- reads ---

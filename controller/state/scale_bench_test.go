@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"runtime"
+	"runtime/metrics"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -101,19 +105,37 @@ func BenchmarkSnapshotScale(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Run(fmt.Sprintf("persist/subnets=%d", n), func(b *testing.B) {
+			cpu := processCPU()
 			for b.Loop() {
 				if err := s.Read().Persist(io.Discard); err != nil {
 					b.Fatal(err)
 				}
 			}
+			b.ReportMetric(float64((processCPU()-cpu).Milliseconds())/float64(b.N), "cpu-ms/op")
 		})
 		b.Run(fmt.Sprintf("restore/subnets=%d", n), func(b *testing.B) {
 			b.SetBytes(int64(snap.Len()))
+			var peak, kept uint64
+			var cpu time.Duration
 			for b.Loop() {
-				if err := New().Restore(bytes.NewReader(snap.Bytes())); err != nil {
+				b.StopTimer()
+				hw := startHeapWatch()
+				b.StartTimer()
+				c0 := processCPU()
+				st := New()
+				if err := st.Restore(bytes.NewReader(snap.Bytes())); err != nil {
 					b.Fatal(err)
 				}
+				cpu += processCPU() - c0
+				b.StopTimer()
+				p, k := hw.stop()
+				peak, kept = max(peak, p), max(kept, k)
+				runtime.KeepAlive(st)
+				b.StartTimer()
 			}
+			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
+			b.ReportMetric(float64(kept)/(1<<20), "kept-heap-MB")
+			b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/op")
 		})
 		b.Run(fmt.Sprintf("purge_due/subnets=%d", n), func(b *testing.B) {
 			for b.Loop() {
@@ -157,4 +179,70 @@ func BenchmarkDomainCreateScale(b *testing.B) {
 			}
 		})
 	}
+}
+
+// processCPU is the CPU time the process has used (user and system, all
+// threads, the collector's included): on a shared machine a fairer
+// measure of work than the wall-clock time of an operation.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// heapWatch samples the heap (bytes in objects, live or not yet swept
+// garbage) every millisecond from a collection on, to report the peak a
+// restore needs on top of the heap it started with.
+type heapWatch struct {
+	base  uint64
+	peak  atomic.Uint64
+	done  chan struct{}
+	ended chan struct{}
+}
+
+func heapObjects() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+func startHeapWatch() *heapWatch {
+	runtime.GC()
+	h := &heapWatch{base: heapObjects(), done: make(chan struct{}), ended: make(chan struct{})}
+	go func() {
+		defer close(h.ended)
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			if v := heapObjects(); v > h.peak.Load() {
+				h.peak.Store(v)
+			}
+			select {
+			case <-h.done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return h
+}
+
+// stop returns the peak above the starting heap, and what is left above it
+// after a collection (the restored state, while the caller keeps it).
+func (h *heapWatch) stop() (peak, kept uint64) {
+	close(h.done)
+	<-h.ended
+	if v := heapObjects(); v > h.peak.Load() {
+		h.peak.Store(v)
+	}
+	runtime.GC()
+	sub := func(v uint64) uint64 {
+		if v < h.base {
+			return 0
+		}
+		return v - h.base
+	}
+	return sub(h.peak.Load()), sub(heapObjects())
 }

@@ -151,21 +151,23 @@ func (r *ReadTxn) Persist(w io.Writer) error {
 		return err
 	}
 	n := 0
+	var line []byte
 	for _, table := range snapshotTables {
 		it, err := r.txn.Get(table, "id")
 		if err != nil {
 			return err
 		}
+		// The line is json.Marshal(record{T: table, V: v}) and a newline,
+		// written without marshalling v a second time: the table names need
+		// no escaping and v is compact already.
+		open := []byte(`{"t":"` + table + `","v":`)
 		for raw := it.Next(); raw != nil; raw = it.Next() {
 			v, err := json.Marshal(raw)
 			if err != nil {
 				return err
 			}
-			line, err := json.Marshal(record{T: table, V: v})
-			if err != nil {
-				return err
-			}
-			if _, err := out.Write(append(line, '\n')); err != nil {
+			line = append(append(append(line[:0], open...), v...), '}', '\n')
+			if _, err := out.Write(line); err != nil {
 				return err
 			}
 			n++
@@ -241,12 +243,27 @@ func load(r io.Reader) (*memdb.MemDB, error) {
 	n := 0
 	perTable := map[string]int{}
 	for lineNo := 2; ; lineNo++ {
-		line, err := hr.r.ReadBytes('\n')
+		line, err := readLine(hr.r)
 		if err == io.EOF {
 			return nil, bad("truncated: no trailer after %d records", n)
 		}
 		if err != nil {
 			return nil, err
+		}
+		// The records as Persist writes them take the short way; anything
+		// else, and any record the short way refuses, the decoder below,
+		// which decides what is accepted and why not.
+		if table, v, ok := splitRecord(line); ok {
+			obj, _ := newRecord(table)
+			if json.Unmarshal(v, obj) == nil && upgradeRecord(table, v, obj) == nil {
+				hr.h.Write(line)
+				if err := txn.Insert(table, obj); err != nil {
+					return nil, bad("line %d: %v", lineNo, err)
+				}
+				perTable[table]++
+				n++
+				continue
+			}
 		}
 		var rec record
 		dec := json.NewDecoder(bytes.NewReader(line))
@@ -297,6 +314,42 @@ func load(r io.Reader) (*memdb.MemDB, error) {
 		perTable[rec.T]++
 		n++
 	}
+}
+
+// readLine returns the next line, with its newline; the slice is valid until
+// the next read.
+func readLine(r *bufio.Reader) ([]byte, error) {
+	line, err := r.ReadSlice('\n')
+	if err != bufio.ErrBufferFull {
+		return line, err
+	}
+	long := append([]byte(nil), line...)
+	rest, err := r.ReadBytes('\n')
+	return append(long, rest...), err
+}
+
+// splitRecord returns the table and the value of a record line in the form
+// Persist writes, {"t":"<table>","v":<value>} and a newline, for a table of
+// snapshotTables (the name as the constant). ok is false for any other line.
+// The value is not checked: it is a record of the table only if it is one
+// JSON value, which the caller's json.Unmarshal of it checks.
+func splitRecord(line []byte) (table string, v []byte, ok bool) {
+	const open, sep, end = `{"t":"`, `","v":`, "}\n"
+	if !bytes.HasPrefix(line, []byte(open)) || !bytes.HasSuffix(line, []byte(end)) {
+		return "", nil, false
+	}
+	rest := line[len(open) : len(line)-len(end)]
+	i := bytes.IndexByte(rest, '"')
+	if i < 0 || !bytes.HasPrefix(rest[i:], []byte(sep)) {
+		return "", nil, false
+	}
+	name := rest[:i]
+	for _, t := range snapshotTables {
+		if string(name) == t {
+			return t, rest[i+len(sep):], true
+		}
+	}
+	return "", nil, false
 }
 
 // checkUnique verifies that no record overwrote another: memdb replaces a row
