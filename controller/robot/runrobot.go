@@ -114,10 +114,7 @@ func ListRunRobot(r *state.ReadTxn, region uint64, now time.Time) RunRobot {
 		project *api.Project
 	}
 	var items []item
-	for _, p := range r.ProjectList() {
-		if p.RegionID != region {
-			continue
-		}
+	for _, p := range r.ProjectsInRegion(region) {
 		if vr, ok := r.VirtualRouter(p.VirtualRouterID); ok {
 			key := "virtual_router"
 			if rt, ok := r.Router(vr.RouterID); ok && rt.Capacity == nil {

@@ -653,9 +653,17 @@ func TestRunRobotOrderedByUpdated(t *testing.T) {
 	vrOf := func(p uint64) uint64 {
 		return num(c.Do("GET", apitest.Path("/iaas/cloud/", p), nil, admin).Expect(200).Content()["virtual_router"].(map[string]any)["id"])
 	}
+	// Another region's project is its robots' work, not this one's (the
+	// listing reads the region's projects from the region index).
+	reg2 := c.CreateRegion(f.root, f.n.Unique("region-2"), f.r.MemberA)
+	x2 := newComputeRegion(c, f.root, reg2)
+	c.Do("POST", "/iaas/cloud/", cloudBody(f.n.Unique("p"), reg2, x2, 1), admin).Expect(201)
 	rr := c.Do("GET", "/iaas/run_robot/", nil, e.robot).Expect(200).Content()
 	if got := fmt.Sprint(ids(rr["project_ids"])); got != fmt.Sprint([]uint64{p1, p2}) {
 		t.Fatalf("project_ids %s, want [%d %d]", got, p1, p2)
+	}
+	if vms := rr["vms"].(map[string]any)["build"].([]any); len(vms) != 2 {
+		t.Errorf("vms to build %v, want this region's two", vms)
 	}
 	// p1 changes after p2: it goes last, and so does its router.
 	c.Do("PATCH", apitest.Path("/iaas/project/", p1), map[string]any{"name": f.n.Unique("renamed")}, admin).Expect(200)

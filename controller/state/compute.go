@@ -84,6 +84,11 @@ func (r *ReadTxn) Project(id uint64) (*api.Project, bool) { return get[*api.Proj
 // ProjectList returns every project, by id.
 func (r *ReadTxn) ProjectList() []*api.Project { return all[*api.Project](r, Projects, "id") }
 
+// ProjectsInRegion returns the projects of a region, by id.
+func (r *ReadTxn) ProjectsInRegion(region uint64) []*api.Project {
+	return all[*api.Project](r, Projects, "region", region)
+}
+
 // VirtualRouter returns a virtual router by id.
 func (r *ReadTxn) VirtualRouter(id uint64) (*api.VirtualRouter, bool) {
 	return get[*api.VirtualRouter](r, VirtualRouters, id)
