@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/atomicfile"
 )
 
 // The network role saves what its routers' metadata services answer from
@@ -127,7 +128,7 @@ func (d *Daemon) workFetched(ctx context.Context, w *api.Work) {
 	}
 	data, err := json.MarshalIndent(metadataCache{Version: metadataCacheVersion, Saved: time.Now().UTC(), Routers: routers}, "", " ")
 	if err == nil {
-		err = writeFileSynced(d.metadataCachePath(), data, 0o600)
+		err = atomicfile.Write(d.metadataCachePath(), data, 0o600)
 	}
 	if err != nil {
 		if !d.metaSaveFailing {
@@ -142,49 +143,4 @@ func (d *Daemon) workFetched(ctx context.Context, w *api.Work) {
 	}
 	d.metaSaveFailing = false
 	d.metaSaved = body
-}
-
-// writeFileSynced replaces path with data atomically and durably: a
-// temporary file in the same directory, written, synced and renamed over
-// path, then the directory synced. A crash leaves the old file or the new
-// one, never a part of either.
-func writeFileSynced(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	// Temporaries of a writer killed midway (they may hold secrets too).
-	old, _ := filepath.Glob(filepath.Join(dir, "."+filepath.Base(path)+"-*"))
-	for _, o := range old {
-		_ = os.Remove(o)
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after a failure; gone after the rename
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	df, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer df.Close()
-	return df.Sync()
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/regentcloud/regent/agent/vpn"
 	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/atomicfile"
 	"sigs.k8s.io/knftables"
 )
 
@@ -381,7 +382,7 @@ func (b *Builder) ensureStateDir(dir string, d *desired, c *changes) error {
 		return err
 	}
 	data, _ := json.Marshal(stateFile{RouterID: d.routerID, ProjectID: d.projectID, Namespace: d.namespace})
-	wrote, err := writeIfChanged(filepath.Join(dir, "router.json"), data)
+	wrote, err := atomicfile.WriteIfChanged(filepath.Join(dir, "router.json"), data, 0o644)
 	if wrote {
 		c.add("state file")
 	}
@@ -490,11 +491,11 @@ func (b *Builder) ensureDHCP(ctx context.Context, d *desired, dir string, rs *ru
 		return nil
 	}
 	conf, hosts := renderDnsmasq(d, dir)
-	hostsChanged, err := writeIfChanged(filepath.Join(dir, dnsmasqHosts), hosts)
+	hostsChanged, err := atomicfile.WriteIfChanged(filepath.Join(dir, dnsmasqHosts), hosts, 0o644)
 	if err != nil {
 		return err
 	}
-	confChanged, err := writeIfChanged(confPath, conf)
+	confChanged, err := atomicfile.WriteIfChanged(confPath, conf, 0o644)
 	if err != nil {
 		return err
 	}

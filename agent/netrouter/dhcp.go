@@ -91,20 +91,6 @@ func renderDnsmasq(d *desired, dir string) (conf, hosts []byte) {
 	return c.Bytes(), h.Bytes()
 }
 
-// writeIfChanged writes data atomically when it differs from the file and
-// reports whether it wrote.
-func writeIfChanged(path string, data []byte) (bool, error) {
-	old, err := os.ReadFile(path)
-	if err == nil && bytes.Equal(old, data) {
-		return false, nil
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return false, err
-	}
-	return true, os.Rename(tmp, path)
-}
-
 // process is a child the builder owns: started inside a namespace,
 // restarted with backoff when it dies, stopped with SIGTERM.
 type process struct {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/regentcloud/regent/agent/netrouter"
 	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/atomicfile"
 )
 
 // Config is the builder's configuration. Zero fields take the defaults
@@ -329,7 +330,7 @@ func (b *Builder) converge(ctx context.Context, spec *api.VMSpec, start bool) er
 	// The seed holds the VM's userdata, which may carry secrets: only root
 	// reads it; libvirt hands it to QEMU's user when it starts the domain
 	// (dynamic ownership, the default).
-	if err := writeFileAtomic(p.SeedPath, iso, 0o600); err != nil {
+	if _, err := atomicfile.WriteIfChanged(p.SeedPath, iso, 0o600); err != nil {
 		return lv(err, "write seed of %s", p.Name)
 	}
 	if err := os.MkdirAll(b.cfg.ConsoleLogDir, 0o755); err != nil {
@@ -462,7 +463,7 @@ func (b *Builder) scrub(ctx context.Context, name string) error {
 		return err
 	}
 	// With the seed, the temporary file of a seed write cut by a kill
-	// (writeFileAtomic removes it only when it writes that seed again).
+	// (atomicfile removes it only when it writes that seed again).
 	files, _ := filepath.Glob(filepath.Join(b.cfg.SeedDir, "."+filepath.Base(b.seedPath(name))+"-*"))
 	for _, f := range append(files, b.seedPath(name), b.consoleLog(name)) {
 		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {

@@ -485,39 +485,3 @@ func (b *Builder) removeDomainVolumes(ctx context.Context, domain string) error 
 	}
 	return nil
 }
-
-// writeFileAtomic replaces path with data unless it already holds it; either
-// way the file ends with mode.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
-		if st, err := os.Stat(path); err == nil && st.Mode().Perm() != mode {
-			return os.Chmod(path, mode)
-		}
-		return nil
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	// Temporaries of a writer killed midway.
-	if old, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+"-*")); len(old) > 0 {
-		for _, o := range old {
-			_ = os.Remove(o)
-		}
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), mode); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}

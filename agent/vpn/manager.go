@@ -20,6 +20,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/atomicfile"
 	"github.com/strongswan/govici/vici"
 )
 
@@ -103,11 +104,7 @@ func loadPSKKey(dir string) ([]byte, error) {
 	if _, err := rand.Read(k); err != nil {
 		return nil, err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, k, 0o600); err != nil {
-		return nil, err
-	}
-	return k, os.Rename(tmp, path)
+	return k, atomicfile.Write(path, k, 0o600)
 }
 
 // New checks cfg and returns a Manager; it starts nothing.
@@ -624,12 +621,9 @@ func (in *instance) saveStateLocked() {
 		}
 	}
 	b, _ := json.Marshal(st)
-	tmp := filepath.Join(in.dir, "state.json.tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(in.dir, "state.json"), b, 0o600); err != nil {
 		in.log.Warn("state file", "error", err)
-		return
 	}
-	_ = os.Rename(tmp, filepath.Join(in.dir, "state.json"))
 }
 
 // closeSessionsLocked closes both VICI sessions (control and status).

@@ -1,0 +1,65 @@
+package atomicfile
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestWrite(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "new", "dir")
+	path := filepath.Join(dir, "state[1].json")
+	if err := Write(path, []byte("one"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// a temporary of a writer killed midway is removed by the next write
+	stale := filepath.Join(dir, ".state[1].json-123")
+	if err := os.WriteFile(stale, []byte("secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(path, []byte("two"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(path); err != nil || string(b) != "two" {
+		t.Fatalf("content %q %v", b, err)
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v, want 0640", st.Mode().Perm())
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("directory holds %d entries, want the file alone: %v", len(ents), ents)
+	}
+	// a failed write leaves the old file and no temporary: a directory
+	// stands where the file should go
+	blocked := filepath.Join(dir, "sub")
+	if err := os.MkdirAll(filepath.Join(blocked, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(blocked, []byte("x"), 0o600); err == nil {
+		t.Error("a write over a non-empty directory succeeded")
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		t.Errorf("after a failed write the directory holds %v", ents)
+	}
+}
+
+func TestWriteIfChanged(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	if wrote, err := WriteIfChanged(path, []byte("a"), 0o644); !wrote || err != nil {
+		t.Fatalf("first write: %v %v", wrote, err)
+	}
+	st, _ := os.Stat(path)
+	if wrote, err := WriteIfChanged(path, []byte("a"), 0o600); wrote || err != nil {
+		t.Fatalf("same content: wrote %v, %v", wrote, err)
+	}
+	st2, _ := os.Stat(path)
+	if st2.Mode().Perm() != 0o600 || !os.SameFile(st, st2) {
+		t.Errorf("same content: mode %v, same file %v; want 0600, the file kept", st2.Mode().Perm(), os.SameFile(st, st2))
+	}
+	if wrote, err := WriteIfChanged(path, []byte("b"), 0o600); !wrote || err != nil {
+		t.Fatalf("new content: %v %v", wrote, err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "b" {
+		t.Errorf("content %q", b)
+	}
+}
