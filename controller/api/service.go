@@ -81,7 +81,16 @@ type Service[T wire.Object] struct {
 	// exactly the names it shows, derived ones included, and nothing it
 	// hides: Query then names fields of the view.
 	FilterView bool
-	All        func(*state.ReadTxn) []T
+	// Stored maps the Query fields whose value in the view (of the
+	// redacted object) is exactly the stored object's field of the mapped
+	// json name, as the query package compares and orders it, whatever
+	// Redact does (see StoredFields). A list whose filters and order name
+	// only such fields, and "id", filters and orders the stored objects
+	// and redacts and renders only its page; any other list renders
+	// every visible object first. Only for a service that has FilterView
+	// or Redact: without either the lists already render only the page.
+	Stored map[string]string
+	All    func(*state.ReadTxn) []T
 	// AllFor, when set, replaces All for a list: the objects the caller
 	// may see, or more (Visible still decides), read from an index where
 	// the caller sees only its member's: a member's list then costs its
@@ -410,7 +419,43 @@ func (s *Service[T]) list(q *Request) error {
 		total int
 	)
 	render := s.renderer(q.Txn)
-	if desc, ok := qry.ByID(); ok {
+	desc, byID := qry.ByID()
+	var stored *query.Query
+	if !byID && s.Stored != nil && (s.FilterView || s.Redact != nil) {
+		stored, _ = qry.On(s.Stored)
+	}
+	if q.API.cfg.GenericLists {
+		byID, stored = false, nil
+	}
+	if stored != nil {
+		// Filters and order on fields the views hold as stored: the
+		// stored objects are filtered and ordered as the views would be
+		// (the same Apply, the same tie-break by id, then by position),
+		// and only the page is redacted and rendered.
+		var items []T
+		for _, v := range s.all(q) {
+			if s.visible(q, v) {
+				items = append(items, v)
+			}
+		}
+		page, n := query.Apply(stored, items)
+		if len(stored.Warnings) != len(qry.Warnings) {
+			// Apply found a declared field that T lacks: a wrong
+			// declaration; the generic path answers (the differential
+			// test, TestListStoredFields, finds it).
+			stored = nil
+		} else {
+			total = n
+			out = make([]any, 0, len(page))
+			for _, v := range page {
+				out = append(out, render(s.redact(q, v)))
+			}
+		}
+	}
+	switch {
+	case stored != nil:
+		// answered above
+	case byID:
 		// No filter, id order: the page is known from the stored objects,
 		// so only its items are redacted and rendered (a list used to
 		// render every visible object for a page of one).
@@ -432,7 +477,7 @@ func (s *Service[T]) list(q *Request) error {
 		for _, v := range items[start:end] {
 			out = append(out, render(s.redact(q, v)))
 		}
-	} else {
+	default:
 		var items []T
 		for _, v := range s.all(q) {
 			if s.visible(q, v) {
@@ -639,6 +684,22 @@ func (s *Service[T]) del(q *Request) error {
 	setIndex(w, index)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// StoredFields is a Service's Stored: the fields every view has as the
+// stored object's (id, timestamps and raft indexes), the names in same,
+// which a view holds under the stored object's json name, and renamed,
+// view name to stored json name.
+func StoredFields(renamed map[string]string, same ...string) map[string]string {
+	out := map[string]string{"id": "id", "created": "created", "updated": "updated",
+		"created_index": "created_index", "modified_index": "modified_index"}
+	for _, k := range same {
+		out[k] = k
+	}
+	for k, v := range renamed {
+		out[k] = v
+	}
+	return out
 }
 
 // MetaFields returns the searchable fields every stored object has (id,
