@@ -427,57 +427,46 @@ func (s *Service[T]) list(q *Request) error {
 	if q.API.cfg.GenericLists {
 		byID, stored = false, nil
 	}
-	if stored != nil {
-		// Filters and order on fields the views hold as stored: the
-		// stored objects are filtered and ordered as the views would be
-		// (the same Apply, the same tie-break by id, then by position),
-		// and only the page is redacted and rendered.
+	// The page is found from the stored objects, and only its items are
+	// redacted and rendered (a list used to render every visible object
+	// for a page of one), when there is no filter and the order is by id,
+	// or when the filters and the order name only fields the views hold
+	// as stored (Service.Stored): the same Apply then filters and orders
+	// the stored objects as it would the views, with the same tie-break
+	// (by id, then by position).
+	var page []T
+	paged := false
+	if byID || stored != nil {
 		var items []T
 		for _, v := range s.all(q) {
 			if s.visible(q, v) {
 				items = append(items, v)
 			}
 		}
-		page, n := query.Apply(stored, items)
-		if len(stored.Warnings) != len(qry.Warnings) {
-			// Apply found a declared field that T lacks: a wrong
-			// declaration; the generic path answers (the differential
-			// test, TestListStoredFields, finds it).
-			stored = nil
+		if byID {
+			slices.SortFunc(items, func(a, b T) int {
+				if desc {
+					a, b = b, a
+				}
+				return cmp.Compare(a.GetMeta().ID, b.GetMeta().ID)
+			})
+			total = len(items)
+			start, end := qry.Window(total)
+			page, paged = items[start:end], true
 		} else {
-			total = n
-			out = make([]any, 0, len(page))
-			for _, v := range page {
-				out = append(out, render(s.redact(q, v)))
-			}
+			page, total = query.Apply(stored, items)
+			// Apply warns of a declared field T lacks (a wrong
+			// declaration, which TestListStoredFields finds): the generic
+			// path answers then.
+			paged = len(stored.Warnings) == len(qry.Warnings)
 		}
 	}
-	switch {
-	case stored != nil:
-		// answered above
-	case byID:
-		// No filter, id order: the page is known from the stored objects,
-		// so only its items are redacted and rendered (a list used to
-		// render every visible object for a page of one).
-		var items []T
-		for _, v := range s.all(q) {
-			if s.visible(q, v) {
-				items = append(items, v)
-			}
-		}
-		slices.SortFunc(items, func(a, b T) int {
-			if desc {
-				a, b = b, a
-			}
-			return cmp.Compare(a.GetMeta().ID, b.GetMeta().ID)
-		})
-		total = len(items)
-		start, end := qry.Window(total)
-		out = make([]any, 0, end-start)
-		for _, v := range items[start:end] {
+	if paged {
+		out = make([]any, 0, len(page))
+		for _, v := range page {
 			out = append(out, render(s.redact(q, v)))
 		}
-	default:
+	} else {
 		var items []T
 		for _, v := range s.all(q) {
 			if s.visible(q, v) {
@@ -491,7 +480,6 @@ func (s *Service[T]) list(q *Request) error {
 			}
 			out, total = query.Apply(qry, views)
 		} else {
-			var page []T
 			page, total = query.Apply(qry, items)
 			out = make([]any, 0, len(page))
 			for _, v := range page {
