@@ -110,8 +110,11 @@ func BenchmarkScaleLists(b *testing.B) {
 }
 
 // TestListByIDPaging: a list without a filter in id order (paged from the
-// stored objects, rendering only the page) answers what the generic
-// filter path answers with a filter that keeps everything.
+// stored objects, rendering only the page) answers what it answers with a
+// filter that keeps everything. That filter names a Stored field, so it
+// too is answered from the stored objects where the service declares
+// Stored; TestListStoredFields compares both with the generic path
+// (api.Config.GenericLists).
 func TestListByIDPaging(t *testing.T) {
 	h, secret, _ := scaleFixture(t, 150, 3, 10)
 	get := func(path string) string {
