@@ -68,6 +68,11 @@ type Config struct {
 	// Placement overrides the factors of the CloudCIX VM placement score
 	// (nil: wire.DefaultPlacement). The leader stamps them into commands.
 	Placement *wire.PlacementFactors
+	// GenericLists makes every list filter, order and page the rendered
+	// views of all the visible objects, without the shortcuts that render
+	// only the page (Service.list): tests compare the shortcuts' answers
+	// with it.
+	GenericLists bool
 }
 
 // API is one node's HTTP handler.

@@ -60,6 +60,10 @@ func registerAllocation(a *api.API) {
 			"asn_id": query.Number, "member_id": query.Number, "address_id": query.Number, "name": query.String,
 			"type": query.String, "subnets_in_use": query.Number, "modified_by": query.Number}),
 			Ordering: []string{"id", "name", "address_range", "asn_id", "created", "updated"}},
+		// The view's fields that are the stored block's (subnets_in_use
+		// is counted).
+		Stored: api.StoredFields(map[string]string{"address_range": "cidr", "address_id": "member_id"},
+			"asn_id", "member_id", "name", "type", "modified_by"),
 		All:    func(r *state.ReadTxn) []*wire.IPBlock { return blocks(r, isAllocation) },
 		AllFor: memberBlocks(isAllocation),
 		Get:    allocation,

@@ -39,8 +39,10 @@ func registerASN(a *api.API) {
 		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"member_id": query.Number, "number": query.Number,
 			"is_pseudo": query.Bool}),
 			Ordering: []string{"id", "number", "member_id", "created"}},
-		All: (*state.ReadTxn).ASNList,
-		Get: (*state.ReadTxn).ASN,
+		// is_pseudo is derived from the number.
+		Stored: api.StoredFields(nil, "member_id", "number"),
+		All:    (*state.ReadTxn).ASNList,
+		Get:    (*state.ReadTxn).ASN,
 		Visible: func(q *api.Request, v *wire.ASN) bool {
 			return owns(q, v.MemberID)
 		},

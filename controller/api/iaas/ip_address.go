@@ -131,6 +131,10 @@ func registerIPAddress(a *api.API) {
 			"version": query.Number, "public_ip_id": query.Number, "modified_by": query.Number,
 			"subnet__virtual_router_id": query.Number}),
 			Ordering: []string{"id", "address", "name", "created", "updated"}},
+		// The view's fields that are the stored address's (subnet and
+		// public_ip are looked up; subnet__… is the subnet's).
+		Stored: api.StoredFields(map[string]string{"subnet_id": "block_id"}, "address", "member_id", "name",
+			"mac_address", "vm_id", "version", "public_ip_id", "modified_by"),
 		All: ipAddresses,
 		// A member's addresses from the member index: the same rows as
 		// All's of that member (live, in a CloudCIX subnet).

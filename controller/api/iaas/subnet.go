@@ -130,6 +130,11 @@ func registerSubnet(a *api.API) {
 			"virtual_router_id": query.Number, "router_id": query.Number, "ips_in_use": query.Number,
 			"subnets_in_use": query.Number, "modified_by": query.Number}),
 			Ordering: []string{"id", "name", "address_range", "vlan", "created", "updated"}},
+		// The view's fields that are the stored block's (address_range
+		// holds the gateway as host part, parent_id is null in an
+		// allocation, the others are counted or looked up).
+		Stored: api.StoredFields(map[string]string{"address_id": "member_id"}, "gateway", "member_id", "name",
+			"vlan", "vxlan", "virtual_router_id", "router_id", "modified_by"),
 		All:    func(r *state.ReadTxn) []*wire.IPBlock { return blocks(r, isSubnet) },
 		AllFor: memberBlocks(isSubnet),
 		Get:    subnet,

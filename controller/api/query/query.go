@@ -226,6 +226,36 @@ func (q *Query) ByID() (desc, ok bool) {
 	return q.desc, true
 }
 
+// On is q for the stored objects of a list whose filters and order are
+// declared on another form of them (the views a list renders): a copy
+// whose filters and order name, for each field, the stored object's field
+// that stored maps it to. ok is false when a filter or the order names a
+// field stored does not map, or stored does not map "id" to "id" (Apply's
+// tie-break). Apply on the copy adds its warnings to the copy only.
+func (q *Query) On(stored map[string]string) (c *Query, ok bool) {
+	if stored["id"] != "id" {
+		return nil, false
+	}
+	cp := *q
+	cp.Warnings = slices.Clone(q.Warnings)
+	cp.filters = slices.Clone(q.filters)
+	for i := range cp.filters {
+		name, ok := stored[cp.filters[i].field]
+		if !ok {
+			return nil, false
+		}
+		cp.filters[i].field = name
+	}
+	if q.orderBy != "" {
+		name, ok := stored[q.orderBy]
+		if !ok {
+			return nil, false
+		}
+		cp.orderBy = name
+	}
+	return &cp, true
+}
+
 // Window is the part [start, end) of total ordered items that the page of
 // q holds, as Apply pages them.
 func (q *Query) Window(total int) (start, end int) {

@@ -1073,3 +1073,42 @@ func TestNestedField(t *testing.T) {
 		}
 	}
 }
+
+// TestOnRenamesOrRefuses: On maps the filters and the order to the stored
+// fields, and refuses a query naming a field the map lacks, or a map
+// without id (Apply's tie-break).
+func TestOnRenamesOrRefuses(t *testing.T) {
+	spec := Spec{Fields: map[string]FieldType{"id": Number, "subnet_id": Number, "name": String, "derived": Number},
+		Ordering: []string{"id", "name", "derived"}}
+	stored := map[string]string{"id": "id", "subnet_id": "block_id", "name": "name"}
+	type obj struct {
+		ID      uint64 `json:"id"`
+		BlockID uint64 `json:"block_id"`
+		Name    string `json:"name"`
+	}
+	items := []obj{{1, 5, "b"}, {2, 6, "a"}, {3, 5, "a"}}
+	q := Parse(spec, url.Values{"search[subnet_id]": {"5"}, "order": {"-name"}})
+	c, ok := q.On(stored)
+	if !ok {
+		t.Fatal("On refused a query on stored fields")
+	}
+	page, total := Apply(c, items)
+	if total != 2 || page[0].ID != 1 || page[1].ID != 3 {
+		t.Errorf("Apply on the renamed query: %v of %d", page, total)
+	}
+	if q.filters[0].field != "subnet_id" || q.orderBy != "name" {
+		t.Errorf("On changed the query it copied: %+v", q)
+	}
+	for _, v := range []url.Values{
+		{"search[derived]": {"1"}},
+		{"order": {"derived"}},
+		{"exclude[derived__gt]": {"1"}, "search[name]": {"a"}},
+	} {
+		if _, ok := Parse(spec, v).On(stored); ok {
+			t.Errorf("On accepted %v, which names a field the map lacks", v)
+		}
+	}
+	if _, ok := Parse(spec, url.Values{"search[name]": {"a"}}).On(map[string]string{"name": "name"}); ok {
+		t.Error("On accepted a map without id")
+	}
+}
