@@ -139,7 +139,7 @@ type Cluster struct {
 	raft      *raft.Raft
 	store     *raftboltdb.BoltStore
 	disk      *diskStore // store, with a record of failed writes
-	snaps     *raft.FileSnapshotStore
+	snaps     *snapshotStore
 	stream    *streamLayer
 	transport *raft.NetworkTransport
 	advertise string
@@ -217,7 +217,11 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 		}
 	}()
 
-	if err := os.MkdirAll(c.dir, 0o700); err != nil {
+	// The data dir is owner-only; raft would create its snapshot
+	// directory 0755, so it is made here first.
+	tightenDataDir(cfg.DataDir, c.logger)
+	snapDir := filepath.Join(c.dir, "snapshots")
+	if err := os.MkdirAll(snapDir, dirMode); err != nil {
 		return nil, fmt.Errorf("cluster: create raft dir: %w", err)
 	}
 	dbPath := filepath.Join(c.dir, "raft.db")
@@ -249,10 +253,11 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: log cache: %w", err)
 	}
-	c.snaps, err = raft.NewFileSnapshotStoreWithLogger(c.dir, snapshotsRetain, rc.Logger)
+	fileSnaps, err := raft.NewFileSnapshotStoreWithLogger(c.dir, snapshotsRetain, rc.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: snapshot store: %w", err)
 	}
+	c.snaps = &snapshotStore{FileSnapshotStore: fileSnaps, dir: snapDir}
 
 	ln, adv, err := listen(cfg.RaftAddr)
 	if err != nil {

@@ -1,0 +1,142 @@
+package cluster
+
+import (
+	"bytes"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/regentcloud/regent/pkg/systemtest"
+)
+
+// looseModes returns the paths under dir (dir included) that group or
+// others may read, write or enter, with their modes; it fails the test when
+// dir holds no snapshot (so the walk checked what matters).
+func looseModes(t *testing.T, dir string) []string {
+	t.Helper()
+	var loose []string
+	snapshots := 0
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			return nil // its own bits mean nothing
+		}
+		if d.Name() == "state.bin" {
+			snapshots++
+		}
+		if info.Mode().Perm()&0o077 != 0 {
+			rel, _ := filepath.Rel(dir, path)
+			loose = append(loose, rel+" "+info.Mode().Perm().String())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walk %s: %v", dir, err)
+	}
+	if snapshots == 0 {
+		t.Fatalf("no snapshot under %s", dir)
+	}
+	return loose
+}
+
+// TestDataDirIsOwnerOnly: everything the node writes under its data dir
+// (raft.db, the snapshot directory, each snapshot's directory, state.bin
+// and meta.json) is owner-only, after a snapshot raft takes while running
+// and after a restore. raft's FileSnapshotStore made them 0755/0644, and
+// a snapshot holds the whole state (token hashes, tenants' data).
+func TestDataDirIsOwnerOnly(t *testing.T) {
+	n := startNode(t, "p1", true, nil)
+	waitLeader(t, n)
+	set(t, n, "a", "1")
+	if err := n.Raft().Snapshot().Error(); err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	if loose := looseModes(t, n.cfg.DataDir); len(loose) > 0 {
+		t.Errorf("after a snapshot, readable by group or others: %s", strings.Join(loose, ", "))
+	}
+
+	set(t, n, "b", "2")
+	var buf bytes.Buffer
+	if err := n.SnapshotSave(ctxT(t, 10*time.Second), &buf); err != nil {
+		t.Fatalf("SnapshotSave: %v", err)
+	}
+	if err := n.SnapshotRestore(ctxT(t, 10*time.Second), &buf, nil); err != nil {
+		t.Fatalf("SnapshotRestore: %v", err)
+	}
+	if loose := looseModes(t, n.cfg.DataDir); len(loose) > 0 {
+		t.Errorf("after a restore, readable by group or others: %s", strings.Join(loose, ", "))
+	}
+}
+
+// TestLooseDataDirIsTightenedAtStart: a data dir written with looser modes
+// (by an older version, or copied) is made owner-only when the node
+// starts, root.token included, and the node says so once in its log.
+func TestLooseDataDirIsTightenedAtStart(t *testing.T) {
+	n := startNode(t, "p2", true, nil)
+	waitLeader(t, n)
+	set(t, n, "a", "1")
+	if err := n.Raft().Snapshot().Error(); err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	cfg, addr := n.cfg, n.Addr()
+	if err := n.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	token := filepath.Join(cfg.DataDir, "root.token")
+	if err := os.WriteFile(token, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A link out of the data dir is not followed.
+	outside := filepath.Join(t.TempDir(), "elsewhere")
+	if err := os.WriteFile(outside, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(outside, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(cfg.DataDir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	err := filepath.WalkDir(cfg.DataDir, func(path string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case d.IsDir():
+			return os.Chmod(path, 0o755)
+		case d.Type().IsRegular():
+			return os.Chmod(path, 0o644)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var logs systemtest.Buffer
+	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "p2", Output: &logs, Level: hclog.Info})
+	cfg.RaftAddr = addr
+	n2 := startNodeCfg(t, cfg)
+	waitLeader(t, n2)
+	if loose := looseModes(t, cfg.DataDir); len(loose) > 0 {
+		t.Errorf("after a restart, readable by group or others: %s", strings.Join(loose, ", "))
+	}
+	if fi, err := os.Stat(outside); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("the file a link in the data dir points to was changed: %v %v", fi.Mode(), err)
+	}
+	out := logs.String()
+	if c := strings.Count(out, "data dir was readable by group or others"); c != 1 ||
+		!strings.Contains(out, "raft/raft.db") || !strings.Contains(out, "root.token") {
+		t.Errorf("want one log line naming what was tightened, got %d:\n%s", c, out)
+	}
+}
