@@ -28,13 +28,13 @@ const (
 	DefaultLeaderLeaseTimeout = 250 * time.Millisecond
 	DefaultSnapshotThreshold  = 8192
 	DefaultSnapshotInterval   = 2 * time.Minute
+	DefaultTrailingLogs       = 10240 // raft's own default
 	DefaultApplyTimeout       = 5 * time.Second
 	DefaultCommitWait         = 10 * time.Second
 
 	logCacheSize     = 512
 	snapshotsRetain  = 2
 	maxAppendEntries = 512
-	trailingLogs     = 10240
 	boltOpenTimeout  = time.Second
 )
 
@@ -68,9 +68,16 @@ type Config struct {
 	LeaderLeaseTimeout time.Duration
 	CommitTimeout      time.Duration
 
-	// Snapshot policy; zero means DefaultSnapshotThreshold / DefaultSnapshotInterval.
+	// Snapshot policy; zero means DefaultSnapshotThreshold /
+	// DefaultSnapshotInterval / DefaultTrailingLogs. raft checks every
+	// SnapshotInterval (plus up to as much again, at random) whether
+	// SnapshotThreshold entries were written since the last snapshot and
+	// if so takes one; TrailingLogs entries stay in the log after it, so
+	// a follower that lags by fewer catches up from the log rather than
+	// by a full snapshot.
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
+	TrailingLogs      uint64
 
 	// DeadServerCleanup, when positive, makes the leader remove a server that
 	// has failed every heartbeat for this long, as long as a healthy majority
@@ -343,7 +350,10 @@ func raftConfig(cfg Config) (*raft.Config, error) {
 
 	rc.MaxAppendEntries = maxAppendEntries
 	rc.BatchApplyCh = true
-	rc.TrailingLogs = trailingLogs
+	rc.TrailingLogs = cfg.TrailingLogs
+	if rc.TrailingLogs == 0 {
+		rc.TrailingLogs = DefaultTrailingLogs
+	}
 	// A removed node stays up as a follower outside the configuration, so an
 	// operator can add it back without a restart.
 	rc.ShutdownOnRemove = false

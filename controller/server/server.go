@@ -106,10 +106,12 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 	}
 	s.store = state.New()
 	machine := fsm.New(s.store, log, s.registry)
+	snapThreshold, trailingLogs, snapInterval := cfg.raftSnapshotPolicy()
 	s.cluster, err = cluster.New(cluster.Config{
 		NodeID: cfg.NodeID, DataDir: cfg.DataDir, RaftAddr: cfg.RaftAddr, Bootstrap: cfg.Bootstrap, TLS: raftTLS,
 		HeartbeatTimeout: cfg.HeartbeatTimeout.D(), ElectionTimeout: cfg.ElectionTimeout.D(),
 		LeaderLeaseTimeout: cfg.LeaderLeaseTimeout.D(), DeadServerCleanup: cfg.DeadServerCleanup.D(), Logger: log,
+		SnapshotThreshold: snapThreshold, SnapshotInterval: snapInterval, TrailingLogs: trailingLogs,
 		Coalesce: fsm.Coalescer{}, CoalesceLinger: cfg.coalesceLinger(), Registerer: s.registry,
 		TermSaveFailed: func(err error) {
 			// raft would panic (Go's exit status 2, which the systemd unit
