@@ -140,3 +140,27 @@ func TestLooseDataDirIsTightenedAtStart(t *testing.T) {
 		t.Errorf("want one log line naming what was tightened, got %d:\n%s", c, out)
 	}
 }
+
+// TestInstalledSnapshotIsOwnerOnly: a snapshot a follower receives from
+// the leader (its log was compacted past what the follower has) is
+// owner-only in the follower's data dir too.
+func TestInstalledSnapshotIsOwnerOnly(t *testing.T) {
+	compact := func(c *Config) { c.TrailingLogs = 1 }
+	leader := startNode(t, "p3", true, compact)
+	waitLeader(t, leader)
+	for _, k := range []string{"a", "b", "c", "d"} {
+		set(t, leader, k, "1")
+	}
+	if err := leader.Raft().Snapshot().Error(); err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	follower := startNode(t, "p4", false, compact)
+	waitFor(t, 30*time.Second, "AddVoter(p4)", func() bool { return leader.AddVoter("p4", follower.Addr()) == nil })
+	waitFor(t, 30*time.Second, "the follower to install the snapshot", func() bool {
+		v, _ := follower.fsm.get("d")
+		return v == "1"
+	})
+	if loose := looseModes(t, follower.cfg.DataDir); len(loose) > 0 {
+		t.Errorf("follower's data dir readable by group or others: %s", strings.Join(loose, ", "))
+	}
+}
