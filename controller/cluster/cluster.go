@@ -246,7 +246,7 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 	})
 	if err != nil {
 		if errors.Is(err, bbolt.ErrTimeout) {
-			return nil, fmt.Errorf("cluster: open %s: locked (is another controller using this data dir?): %w", dbPath, err)
+			return nil, lockedError(dbPath, err)
 		}
 		if errors.Is(err, bbolt.ErrInvalid) || errors.Is(err, bbolt.ErrVersionMismatch) || errors.Is(err, bbolt.ErrChecksum) {
 			return nil, fmt.Errorf("%w: %s is not a raft store bbolt can read (%v): %s", ErrStateDamaged, dbPath, err, damagedHint)
