@@ -226,7 +226,6 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 
 	// The data dir is owner-only; raft would create its snapshot
 	// directory 0755, so it is made here first.
-	tightenDataDir(cfg.DataDir, c.logger)
 	snapDir := filepath.Join(c.dir, "snapshots")
 	if err := os.MkdirAll(snapDir, dirMode); err != nil {
 		return nil, fmt.Errorf("cluster: create raft dir: %w", err)
@@ -254,6 +253,9 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster: open %s: %w", dbPath, err)
 	}
 	closers = append(closers, func() { _ = c.store.Close() })
+	// Only now that this node holds raft.db's lock: a node refused because
+	// another one runs on the dir leaves it alone.
+	tightenDataDir(cfg.DataDir, c.logger)
 	c.disk = &diskStore{BoltStore: c.store, fault: cfg.storeFault, termSaveFailed: cfg.TermSaveFailed, log: c.logger}
 
 	logs, err := raft.NewLogCache(logCacheSize, c.disk)

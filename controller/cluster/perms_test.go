@@ -164,3 +164,43 @@ func TestInstalledSnapshotIsOwnerOnly(t *testing.T) {
 		t.Errorf("follower's data dir readable by group or others: %s", strings.Join(loose, ", "))
 	}
 }
+
+// TestSecondNodeOnSameDataDirIsRefused: a second node started on a data
+// dir a running node holds (the same controller started twice, or two
+// configs naming one dir) stops within seconds with an error naming the
+// raft store and saying what is wrong, rather than waiting for the lock or
+// running a second raft over the same raft.db; it changes nothing in the
+// dir (it used to tighten modes before it found the lock held), and the
+// running node goes on.
+func TestSecondNodeOnSameDataDirIsRefused(t *testing.T) {
+	n := startNode(t, "p5", true, nil)
+	waitLeader(t, n)
+	set(t, n, "a", "1")
+	loose := filepath.Join(n.cfg.DataDir, "loose")
+	if err := os.WriteFile(loose, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(loose, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := n.cfg
+	cfg.RaftAddr = "127.0.0.1:0"
+	start := time.Now()
+	c, err := New(cfg, newKV())
+	if err == nil {
+		_ = c.Shutdown()
+		t.Fatal("a second node started on the same data dir")
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("refused after %s", took)
+	}
+	db := filepath.Join(cfg.DataDir, "raft", "raft.db")
+	if msg := err.Error(); !strings.Contains(msg, db) || !strings.Contains(msg, "locked (is another controller using this data dir?)") {
+		t.Errorf("error %q does not name %s and the lock", msg, db)
+	}
+	if fi, err := os.Stat(loose); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("the refused node changed the running node's data dir: %v %v", fi.Mode(), err)
+	}
+	set(t, n, "b", "2")
+}
