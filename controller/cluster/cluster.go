@@ -256,6 +256,7 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 	// Only now that this node holds raft.db's lock: a node refused because
 	// another one runs on the dir leaves it alone.
 	tightenDataDir(cfg.DataDir, c.logger)
+	removeInterrupted(c.dir, snapDir, c.logger)
 	c.disk = &diskStore{BoltStore: c.store, fault: cfg.storeFault, termSaveFailed: cfg.TermSaveFailed, log: c.logger}
 
 	logs, err := raft.NewLogCache(logCacheSize, c.disk)

@@ -8,10 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
-
-	"github.com/regentcloud/regent/pkg/systemtest"
 )
 
 // looseModes returns the paths under dir (dir included) that group or
@@ -123,11 +119,7 @@ func TestLooseDataDirIsTightenedAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var logs systemtest.Buffer
-	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "p2", Output: &logs, Level: hclog.Info})
-	cfg.RaftAddr = addr
-	n2 := startNodeCfg(t, cfg)
-	waitLeader(t, n2)
+	_, logs := restartLogged(t, cfg, addr)
 	if loose := looseModes(t, cfg.DataDir); len(loose) > 0 {
 		t.Errorf("after a restart, readable by group or others: %s", strings.Join(loose, ", "))
 	}
