@@ -255,7 +255,7 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 	closers = append(closers, func() { _ = c.store.Close() })
 	// Only now that this node holds raft.db's lock: a node refused because
 	// another one runs on the dir leaves it alone.
-	tightenDataDir(cfg.DataDir, c.logger)
+	tightenRaftDir(c.dir, c.logger)
 	removeInterrupted(c.dir, snapDir, c.logger)
 	c.disk = &diskStore{BoltStore: c.store, fault: cfg.storeFault, termSaveFailed: cfg.TermSaveFailed, log: c.logger}
 

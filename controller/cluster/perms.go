@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -84,18 +83,18 @@ func restrict(path string, d fs.DirEntry) (bool, error) {
 // maxTightenedLogged bounds the paths the start-up log line names.
 const maxTightenedLogged = 16
 
-// tightenDataDir takes the group and other bits off the data dir and every
-// directory and regular file under it (symbolic links are not followed),
-// and logs once what it changed: data dirs written before the node made
-// everything owner-only (raft's snapshots were 0755/0644) or copied with
-// looser modes. A path it cannot change is logged and left; it does not
-// stop the node.
-func tightenDataDir(dataDir string, log hclog.Logger) {
-	root, err := filepath.EvalSymlinks(dataDir)
+// tightenRaftDir takes the group and other bits off the raft directory
+// (<DataDir>/raft, or where it links to) and every directory and regular
+// file under it (links under it are not followed), and logs once what it
+// changed: raft state written before the node made it owner-only (raft's
+// snapshots were 0755/0644) or copied with looser modes. Only the raft
+// directory: the data dir may be shared by mistake (data_dir = "/var/lib"),
+// and the node does not touch what is not its own. A path it cannot change
+// is logged and left; it does not stop the node.
+func tightenRaftDir(raftDir string, log hclog.Logger) {
+	root, err := filepath.EvalSymlinks(raftDir)
 	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			log.Warn("cannot check the data dir's permissions", "dir", dataDir, "error", err)
-		}
+		log.Warn("cannot check the permissions of the raft state", "dir", raftDir, "error", err)
 		return
 	}
 	var tightened, failed []string
@@ -110,7 +109,7 @@ func tightenDataDir(dataDir string, log hclog.Logger) {
 			failed = append(failed, fmt.Sprintf("%s: %v", path, err))
 		case changed:
 			rel, _ := filepath.Rel(root, path)
-			tightened = append(tightened, rel)
+			tightened = append(tightened, filepath.Join(filepath.Base(raftDir), rel))
 		}
 		return nil
 	})
@@ -119,11 +118,11 @@ func tightenDataDir(dataDir string, log hclog.Logger) {
 		if len(shown) > maxTightenedLogged {
 			shown = append(shown[:maxTightenedLogged:maxTightenedLogged], "…")
 		}
-		log.Warn("data dir was readable by group or others: made it owner-only (directories 0700, files 0600); it holds the whole state",
-			"dir", dataDir, "paths", len(tightened), "changed", strings.Join(shown, ", "))
+		log.Warn("raft state in the data dir was readable by group or others: made it owner-only (directories 0700, files 0600); it holds the whole state",
+			"dir", filepath.Dir(raftDir), "paths", len(tightened), "changed", strings.Join(shown, ", "))
 	}
 	if len(failed) > 0 {
-		log.Warn("cannot make these paths in the data dir owner-only (another owner?): fix them by hand",
-			"dir", dataDir, "errors", strings.Join(failed, "; "))
+		log.Warn("cannot make these paths of the raft state owner-only (another owner?): fix them by hand",
+			"dir", raftDir, "errors", strings.Join(failed, "; "))
 	}
 }

@@ -75,10 +75,12 @@ func TestDataDirIsOwnerOnly(t *testing.T) {
 	}
 }
 
-// TestLooseDataDirIsTightenedAtStart: a data dir written with looser modes
-// (by an older version, or copied) is made owner-only when the node
-// starts, root.token included, and the node says so once in its log.
-func TestLooseDataDirIsTightenedAtStart(t *testing.T) {
+// TestLooseRaftStateIsTightenedAtStart: raft state written with looser
+// modes (by an older version, or copied) is made owner-only when the node
+// starts, and the node says so once in its log. Only the raft directory
+// is touched: neither another file in the data dir (which may be shared
+// by mistake) nor the target of a link.
+func TestLooseRaftStateIsTightenedAtStart(t *testing.T) {
 	n := startNode(t, "p2", true, nil)
 	waitLeader(t, n)
 	set(t, n, "a", "1")
@@ -89,19 +91,15 @@ func TestLooseDataDirIsTightenedAtStart(t *testing.T) {
 	if err := n.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
-	token := filepath.Join(cfg.DataDir, "root.token")
-	if err := os.WriteFile(token, []byte("secret\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// A link out of the data dir is not followed.
+	raftDir := filepath.Join(cfg.DataDir, "raft")
 	outside := filepath.Join(t.TempDir(), "elsewhere")
-	if err := os.WriteFile(outside, nil, 0o644); err != nil {
-		t.Fatal(err)
+	notOurs := filepath.Join(cfg.DataDir, "not-ours")
+	for _, f := range []string{outside, notOurs} {
+		if err := os.WriteFile(f, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := os.Chmod(outside, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(outside, filepath.Join(cfg.DataDir, "link")); err != nil {
+	if err := os.Symlink(outside, filepath.Join(raftDir, "link")); err != nil {
 		t.Fatal(err)
 	}
 	err := filepath.WalkDir(cfg.DataDir, func(path string, d fs.DirEntry, err error) error {
@@ -115,20 +113,25 @@ func TestLooseDataDirIsTightenedAtStart(t *testing.T) {
 		}
 		return nil
 	})
+	if err == nil {
+		err = os.Chmod(outside, 0o644)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	_, logs := restartLogged(t, cfg, addr)
-	if loose := looseModes(t, cfg.DataDir); len(loose) > 0 {
+	if loose := looseModes(t, raftDir); len(loose) > 0 {
 		t.Errorf("after a restart, readable by group or others: %s", strings.Join(loose, ", "))
 	}
-	if fi, err := os.Stat(outside); err != nil || fi.Mode().Perm() != 0o644 {
-		t.Errorf("the file a link in the data dir points to was changed: %v %v", fi.Mode(), err)
+	for _, f := range []string{outside, notOurs, cfg.DataDir} {
+		if fi, err := os.Stat(f); err != nil || fi.Mode().Perm()&0o077 == 0 {
+			t.Errorf("%s, not the raft state's, was changed: %v %v", f, fi.Mode(), err)
+		}
 	}
 	out := logs.String()
-	if c := strings.Count(out, "data dir was readable by group or others"); c != 1 ||
-		!strings.Contains(out, "raft/raft.db") || !strings.Contains(out, "root.token") {
+	if c := strings.Count(out, "raft state in the data dir was readable by group or others"); c != 1 ||
+		!strings.Contains(out, "raft/raft.db") || !strings.Contains(out, "raft/snapshots") {
 		t.Errorf("want one log line naming what was tightened, got %d:\n%s", c, out)
 	}
 }
@@ -168,7 +171,7 @@ func TestSecondNodeOnSameDataDirIsRefused(t *testing.T) {
 	n := startNode(t, "p5", true, nil)
 	waitLeader(t, n)
 	set(t, n, "a", "1")
-	loose := filepath.Join(n.cfg.DataDir, "loose")
+	loose := filepath.Join(n.cfg.DataDir, "raft", "loose")
 	if err := os.WriteFile(loose, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
