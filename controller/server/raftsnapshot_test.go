@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,7 +35,8 @@ func snapshotDirs(t *testing.T, dataDir string) []string {
 // TestRaftSnapshotPolicyReachesRaft: raft_snapshot_threshold,
 // raft_snapshot_interval and raft_trailing_logs (-raft-snapshot-threshold
 // and so on) are what raft runs with, and a node told to snapshot every 100
-// entries does so after about 100 writes; without them raft runs with the
+// entries does so after about 100 writes (and the snapshot, like the
+// node's other files, is owner-only); without them raft runs with the
 // defaults. There were no such settings: raft always ran with 8192 entries
 // every 2m.
 func TestRaftSnapshotPolicyReachesRaft(t *testing.T) {
@@ -62,6 +64,24 @@ func TestRaftSnapshotPolicyReachesRaft(t *testing.T) {
 			t.Fatalf("no raft snapshot 90s after %d writes with a threshold of %d", threshold+10, threshold)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// The scheduled snapshot, like the rest of the node's files in the
+	// data dir (t.TempDir made the dir itself 0755), is the owner's only.
+	if fi, err := os.Stat(filepath.Join(dataDir, server.RootTokenFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("root.token: %v %v", fi.Mode(), err)
+	}
+	err := filepath.WalkDir(filepath.Join(dataDir, "raft"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err == nil && info.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s is %s: readable by group or others", path, info.Mode().Perm())
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	d := apitest.Start(t, apitest.Options{NodeID: "defaults"})
