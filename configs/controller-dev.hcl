@@ -22,6 +22,11 @@ log_json  = false
 heartbeat_timeout    = "500ms"
 election_timeout     = "500ms"
 leader_lease_timeout = "250ms"
+# Raft snapshots: checked every interval, taken after this many log entries; the log keeps
+# raft_trailing_logs entries after one (configs/controller.hcl explains).
+raft_snapshot_threshold = 8192
+raft_snapshot_interval  = "2m"
+raft_trailing_logs      = 10240
 
 # IPAM: how long a released address stays out of the free pool.
 keep_deallocated_ips_for = "48h"

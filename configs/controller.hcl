@@ -57,6 +57,17 @@ heartbeat_timeout    = "500ms"
 election_timeout     = "500ms"
 leader_lease_timeout = "250ms"
 
+# Raft snapshots: every raft_snapshot_interval (at least 5s; raft adds up to as much again at
+# random) a node takes a snapshot of the whole state if raft_snapshot_threshold log entries
+# were written since its last one, then drops the log up to raft_trailing_logs entries before
+# the snapshot. A follower that lags by fewer entries catches up from the log; one further
+# behind is sent the whole snapshot. Raise the threshold to snapshot less often under heavy
+# writes (a larger raft.db, a longer replay at start); raise trailing logs when followers
+# restart often under load.
+raft_snapshot_threshold = 8192
+raft_snapshot_interval  = "2m"
+raft_trailing_logs      = 10240
+
 # Group commit: with 8 or more busy writers, the next raft entry may wait this long for more
 # writes (larger entries, less CPU per write); "0s" disables it.
 commit_linger = "5ms"

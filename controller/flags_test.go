@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -201,5 +202,63 @@ func TestDeployServerCommandLines(t *testing.T) {
 		if err != nil {
 			t.Errorf("%q: %v", words, err)
 		}
+	}
+}
+
+// TestRaftSnapshotFlags: -raft-snapshot-threshold, -raft-snapshot-interval
+// and -raft-trailing-logs set the raft snapshot policy, as do their
+// attributes in the -config file (the flags win); unset, they are left to
+// the defaults. A count below 1, an interval under 5s or a value that is
+// not a number stops the start with an error naming the flag (exit status
+// 2), before anything starts.
+func TestRaftSnapshotFlags(t *testing.T) {
+	var out bytes.Buffer
+	cfg, err := serverConfig([]string{"-raft-snapshot-threshold", "500", "-raft-snapshot-interval", "30s", "-raft-trailing-logs", "2000"}, &out)
+	if err != nil || cfg.RaftSnapshotThreshold == nil || *cfg.RaftSnapshotThreshold != 500 || cfg.RaftSnapshotInterval != "30s" ||
+		cfg.RaftTrailingLogs == nil || *cfg.RaftTrailingLogs != 2000 {
+		t.Fatalf("flags: %v %+v", err, cfg)
+	}
+	if cfg, err := serverConfig(nil, &out); err != nil || cfg.RaftSnapshotThreshold != nil || cfg.RaftSnapshotInterval != "" || cfg.RaftTrailingLogs != nil {
+		t.Fatalf("no flags: %v %+v", err, cfg)
+	}
+	file := filepath.Join(t.TempDir(), "c.hcl")
+	if err := os.WriteFile(file, []byte("raft_snapshot_threshold = 300\nraft_snapshot_interval = \"1m\"\nraft_trailing_logs = 700\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = serverConfig([]string{"-config", file, "-raft-trailing-logs", "900"}, &out)
+	if err != nil || *cfg.RaftSnapshotThreshold != 300 || cfg.RaftSnapshotInterval != "1m" || *cfg.RaftTrailingLogs != 900 {
+		t.Fatalf("file and flag: %v %+v", err, cfg)
+	}
+
+	var ce configError
+	for _, bad := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-raft-snapshot-threshold", "0"}, "-raft-snapshot-threshold (raft_snapshot_threshold) must be at least 1, got 0"},
+		{[]string{"-raft-snapshot-threshold", "-5"}, "-raft-snapshot-threshold (raft_snapshot_threshold) must be at least 1, got -5"},
+		{[]string{"-raft-trailing-logs", "0"}, "-raft-trailing-logs (raft_trailing_logs) must be at least 1, got 0"},
+		{[]string{"-raft-snapshot-interval", "1s"}, "-raft-snapshot-interval (raft_snapshot_interval) must be at least 5s, got 1s"},
+		{[]string{"-raft-snapshot-interval", "0"}, "-raft-snapshot-interval (raft_snapshot_interval) must be at least 5s, got 0"},
+	} {
+		args := append([]string{"-data-dir", t.TempDir(), "-http-addr", "127.0.0.1:0", "-raft-addr", "127.0.0.1:0", "-dns-addr", "off"}, bad.args...)
+		if err := runServer(args); !errors.As(err, &ce) || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%q: %v, want a configuration error with %q", bad.args, err, bad.want)
+		}
+	}
+	for _, v := range []string{"many", "1.5"} {
+		var ue usageError
+		if _, err := serverConfig([]string{"-raft-snapshot-threshold", v}, &out); !errors.As(err, &ue) ||
+			!strings.Contains(err.Error(), "-raft-snapshot-threshold: "+strconv.Quote(v)+" is not a whole number") {
+			t.Errorf("-raft-snapshot-threshold %s: %v", v, err)
+		}
+	}
+	if err := os.WriteFile(file, []byte("raft_snapshot_threshold = 0\nraft_snapshot_interval = \"2s\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = runServer([]string{"-config", file, "-data-dir", t.TempDir()})
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "-raft-snapshot-threshold (raft_snapshot_threshold) must be at least 1, got 0") ||
+		!strings.Contains(err.Error(), "-raft-snapshot-interval (raft_snapshot_interval) must be at least 5s, got 2s") {
+		t.Errorf("bad values in the file: %v", err)
 	}
 }

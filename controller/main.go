@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -112,6 +113,26 @@ func (l *listFlag) Set(s string) error {
 
 func (u usageError) Error() string { return u.msg }
 
+// intFlag is the flag of an optional whole-number setting (nil: unset, the
+// default); Finish checks its range.
+type intFlag struct{ p **int }
+
+func (f intFlag) String() string {
+	if f.p == nil || *f.p == nil {
+		return ""
+	}
+	return strconv.Itoa(**f.p)
+}
+
+func (f intFlag) Set(s string) error {
+	v, err := strconv.Atoi(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a whole number", s)
+	}
+	*f.p = &v
+	return nil
+}
+
 // serverFlags defines the flags of "server": each sets a field of flags,
 // which overlay copies into the configuration when the flag was given.
 func serverFlags() (fs *flag.FlagSet, flags *server.Config, configFile *string) {
@@ -152,6 +173,9 @@ func serverFlags() (fs *flag.FlagSet, flags *server.Config, configFile *string) 
 	fs.Var(&flags.ElectionTimeout, "election-timeout", "raft election timeout (default 500ms)")
 	fs.Var(&flags.LeaderLeaseTimeout, "leader-lease-timeout", "raft leader lease timeout (default 250ms)")
 	fs.Var(&flags.CommitLinger, "commit-linger", "under load, how long the next raft entry may wait for more writes; 0 disables (default 5ms)")
+	fs.Var(intFlag{&flags.RaftSnapshotThreshold}, "raft-snapshot-threshold", "log entries written since the last raft snapshot that make raft take the next (default 8192)")
+	fs.Var(&flags.RaftSnapshotInterval, "raft-snapshot-interval", "how often raft checks -raft-snapshot-threshold, at least 5s (default 2m)")
+	fs.Var(intFlag{&flags.RaftTrailingLogs}, "raft-trailing-logs", "log entries kept after a raft snapshot, so a follower that lags by fewer catches up without a snapshot (default 10240)")
 	fs.Var(&flags.DeadServerCleanup, "dead-server-cleanup", "remove a node unreachable this long; 0 disables (default 5m)")
 	fs.Var(&flags.KeepDeallocatedIPsFor, "keep-deallocated-ips-for", "how long released IP addresses are kept before purge (default 48h)")
 	fs.StringVar(&flags.MelangeDefaultCIDR, "melange-default-cidr", "", "Melange: CIDR of the block created for an unknown network (default: none, 404)")
@@ -303,6 +327,12 @@ func overlay(cfg, flags *server.Config, name string) {
 		cfg.LeaderLeaseTimeout = flags.LeaderLeaseTimeout
 	case "commit-linger":
 		cfg.CommitLinger = flags.CommitLinger
+	case "raft-snapshot-threshold":
+		cfg.RaftSnapshotThreshold = flags.RaftSnapshotThreshold
+	case "raft-snapshot-interval":
+		cfg.RaftSnapshotInterval = flags.RaftSnapshotInterval
+	case "raft-trailing-logs":
+		cfg.RaftTrailingLogs = flags.RaftTrailingLogs
 	case "dead-server-cleanup":
 		cfg.DeadServerCleanup = flags.DeadServerCleanup
 	case "keep-deallocated-ips-for":

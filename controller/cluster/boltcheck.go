@@ -14,6 +14,14 @@ import (
 // fail their checksum. Restarting cannot help.
 var ErrStateDamaged = errors.New("cluster: the raft state in the data dir is damaged")
 
+// errLocked is lockShared's timeout, as bbolt's is bbolt.ErrTimeout.
+var errLocked = errors.New("timeout")
+
+// lockedError is the error for a raft store another process holds.
+func lockedError(path string, err error) error {
+	return fmt.Errorf("cluster: open %s: locked (is another controller using this data dir?): %w", path, err)
+}
+
 // damagedHint says what an operator can do about damaged raft state.
 const damagedHint = "move the data dir away and add the node back with `regent-controller join` (it receives the state from the leader), " +
 	"or, for the cluster's last node, start a new node and restore a snapshot (`regent-controller snapshot restore`)"
@@ -44,6 +52,13 @@ const (
 // page reached is a branch or leaf page with its own id, inside the file,
 // referenced once. A file without a valid meta page is left to bbolt,
 // which refuses it cleanly ("invalid database"). A missing file is fine.
+//
+// The check holds a shared lock on the file while it reads: a node running
+// on the same data dir holds bbolt's exclusive lock and rewrites pages as
+// it commits, and reading under it found pages "referenced twice" or "out
+// of bounds" in a sound file, so a second node started by mistake said the
+// running node's state was damaged (and to move the data dir away). Now it
+// gets the lock error bbolt would give.
 func checkBoltFile(path string) error {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -53,6 +68,9 @@ func checkBoltFile(path string) error {
 		return err
 	}
 	defer f.Close()
+	if err := lockShared(f, boltOpenTimeout); err != nil {
+		return lockedError(path, err)
+	}
 	st, err := f.Stat()
 	if err != nil {
 		return err

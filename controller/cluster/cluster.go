@@ -28,13 +28,13 @@ const (
 	DefaultLeaderLeaseTimeout = 250 * time.Millisecond
 	DefaultSnapshotThreshold  = 8192
 	DefaultSnapshotInterval   = 2 * time.Minute
+	DefaultTrailingLogs       = 10240 // raft's own default
 	DefaultApplyTimeout       = 5 * time.Second
 	DefaultCommitWait         = 10 * time.Second
 
 	logCacheSize     = 512
 	snapshotsRetain  = 2
 	maxAppendEntries = 512
-	trailingLogs     = 10240
 	boltOpenTimeout  = time.Second
 )
 
@@ -68,9 +68,16 @@ type Config struct {
 	LeaderLeaseTimeout time.Duration
 	CommitTimeout      time.Duration
 
-	// Snapshot policy; zero means DefaultSnapshotThreshold / DefaultSnapshotInterval.
+	// Snapshot policy; zero means DefaultSnapshotThreshold /
+	// DefaultSnapshotInterval / DefaultTrailingLogs. raft checks every
+	// SnapshotInterval (plus up to as much again, at random) whether
+	// SnapshotThreshold entries were written since the last snapshot and
+	// if so takes one; TrailingLogs entries stay in the log after it, so
+	// a follower that lags by fewer catches up from the log rather than
+	// by a full snapshot.
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
+	TrailingLogs      uint64
 
 	// DeadServerCleanup, when positive, makes the leader remove a server that
 	// has failed every heartbeat for this long, as long as a healthy majority
@@ -139,7 +146,7 @@ type Cluster struct {
 	raft      *raft.Raft
 	store     *raftboltdb.BoltStore
 	disk      *diskStore // store, with a record of failed writes
-	snaps     *raft.FileSnapshotStore
+	snaps     *snapshotStore
 	stream    *streamLayer
 	transport *raft.NetworkTransport
 	advertise string
@@ -217,7 +224,10 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 		}
 	}()
 
-	if err := os.MkdirAll(c.dir, 0o700); err != nil {
+	// The data dir is owner-only; raft would create its snapshot
+	// directory 0755, so it is made here first.
+	snapDir := filepath.Join(c.dir, "snapshots")
+	if err := os.MkdirAll(snapDir, dirMode); err != nil {
 		return nil, fmt.Errorf("cluster: create raft dir: %w", err)
 	}
 	dbPath := filepath.Join(c.dir, "raft.db")
@@ -235,7 +245,7 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 	})
 	if err != nil {
 		if errors.Is(err, bbolt.ErrTimeout) {
-			return nil, fmt.Errorf("cluster: open %s: locked (is another controller using this data dir?): %w", dbPath, err)
+			return nil, lockedError(dbPath, err)
 		}
 		if errors.Is(err, bbolt.ErrInvalid) || errors.Is(err, bbolt.ErrVersionMismatch) || errors.Is(err, bbolt.ErrChecksum) {
 			return nil, fmt.Errorf("%w: %s is not a raft store bbolt can read (%v): %s", ErrStateDamaged, dbPath, err, damagedHint)
@@ -243,16 +253,21 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster: open %s: %w", dbPath, err)
 	}
 	closers = append(closers, func() { _ = c.store.Close() })
+	// Only now that this node holds raft.db's lock: a node refused because
+	// another one runs on the dir leaves it alone.
+	tightenRaftDir(c.dir, c.logger)
+	removeInterrupted(c.dir, snapDir, c.logger)
 	c.disk = &diskStore{BoltStore: c.store, fault: cfg.storeFault, termSaveFailed: cfg.TermSaveFailed, log: c.logger}
 
 	logs, err := raft.NewLogCache(logCacheSize, c.disk)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: log cache: %w", err)
 	}
-	c.snaps, err = raft.NewFileSnapshotStoreWithLogger(c.dir, snapshotsRetain, rc.Logger)
+	fileSnaps, err := raft.NewFileSnapshotStoreWithLogger(c.dir, snapshotsRetain, rc.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: snapshot store: %w", err)
 	}
+	c.snaps = &snapshotStore{FileSnapshotStore: fileSnaps, dir: snapDir}
 
 	ln, adv, err := listen(cfg.RaftAddr)
 	if err != nil {
@@ -338,7 +353,10 @@ func raftConfig(cfg Config) (*raft.Config, error) {
 
 	rc.MaxAppendEntries = maxAppendEntries
 	rc.BatchApplyCh = true
-	rc.TrailingLogs = trailingLogs
+	rc.TrailingLogs = cfg.TrailingLogs
+	if rc.TrailingLogs == 0 {
+		rc.TrailingLogs = DefaultTrailingLogs
+	}
 	// A removed node stays up as a follower outside the configuration, so an
 	// operator can add it back without a restart.
 	rc.ShutdownOnRemove = false

@@ -7,6 +7,10 @@
 //     the log store (behind a 512-entry raft.LogCache) and the stable store;
 //     bbolt's freelist is rebuilt on open rather than written on each commit;
 //     FSM snapshots live in <DataDir>/raft/snapshots (the two newest are kept);
+//     everything under <DataDir>/raft is owner-only (directories 0700,
+//     files 0600: raft's own snapshot store would make them 0755/0644),
+//     and raft state found with looser modes is tightened at start
+//     (perms.go);
 //   - transport: raft's NetworkTransport over a TCP stream layer bound to
 //     Config.RaftAddr, which is also the address advertised to peers. With
 //     Config.TLS set every raft connection is mutual TLS (both ends present a

@@ -16,6 +16,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+
+	"github.com/regentcloud/regent/pkg/systemtest"
 )
 
 // kvFSM is the test FSM: a string map. Commands are JSON {"k":..,"v":..};
@@ -335,4 +337,17 @@ func serverIDs(t *testing.T, n *node) []string {
 		ids = append(ids, s.ID)
 	}
 	return ids
+}
+
+// restartLogged starts a node again on cfg's data dir at raft address addr
+// (its configuration records the address), with its log going to the
+// returned buffer, and waits until it leads.
+func restartLogged(t *testing.T, cfg Config, addr string) (*node, *systemtest.Buffer) {
+	t.Helper()
+	logs := &systemtest.Buffer{}
+	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: cfg.NodeID, Output: logs, Level: hclog.Info})
+	cfg.RaftAddr = addr
+	n := startNodeCfg(t, cfg)
+	waitLeader(t, n)
+	return n, logs
 }

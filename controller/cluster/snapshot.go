@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
 
@@ -119,7 +122,7 @@ func (c *Cluster) SnapshotRestore(ctx context.Context, r io.Reader, validate Sna
 		return err
 	}
 
-	tmp, err := os.CreateTemp(c.dir, "restore-*.tmp")
+	tmp, err := os.CreateTemp(c.dir, restoreSpool)
 	if err != nil {
 		return fmt.Errorf("cluster: restore: spool: %w", err)
 	}
@@ -189,4 +192,37 @@ func (r ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return r.r.Read(p)
+}
+
+// restoreSpool is the pattern of SnapshotRestore's temporary file in the
+// raft directory.
+const restoreSpool = "restore-*.tmp"
+
+// removeInterrupted deletes what a snapshot or a restore cut short by a
+// crash (SIGKILL, power loss, a full disk) left behind: raft's unfinished
+// snapshot directories (snapshots/*.tmp), which raft skips, with a
+// warning, every time it lists its snapshots but never deletes, and
+// SnapshotRestore's spool files (restore-*.tmp). Each can be as large as the
+// whole state. It runs while this node holds raft.db's lock and before
+// raft starts, so nothing is writing them; what it removes is logged once.
+func removeInterrupted(raftDir, snapDir string, log hclog.Logger) {
+	var paths []string
+	for _, pattern := range []string{filepath.Join(snapDir, "*"+tmpSuffix), filepath.Join(raftDir, restoreSpool)} {
+		m, _ := filepath.Glob(pattern) // the patterns are well-formed
+		paths = append(paths, m...)
+	}
+	var removed, failed []string
+	for _, p := range paths {
+		if err := os.RemoveAll(p); err != nil {
+			failed = append(failed, err.Error())
+			continue
+		}
+		removed = append(removed, filepath.Base(p))
+	}
+	if len(removed) > 0 {
+		log.Warn("removed what an interrupted snapshot or restore left in the data dir", "dir", raftDir, "removed", strings.Join(removed, ", "))
+	}
+	if len(failed) > 0 {
+		log.Warn("cannot remove what an interrupted snapshot or restore left in the data dir", "errors", strings.Join(failed, "; "))
+	}
 }

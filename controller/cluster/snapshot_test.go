@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"maps"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -153,5 +155,59 @@ func TestSnapshotRestoreOnThreeNodeLeader(t *testing.T) {
 	}
 	if s, err := decodeKV(&buf); err != nil || !maps.Equal(s.KV, want) {
 		t.Fatalf("follower snapshot %v %v", s, err)
+	}
+}
+
+// TestInterruptedLeftoversRemovedAtStart: what a snapshot or restore cut
+// short by a crash leaves (an unfinished snapshots/<id>.tmp directory,
+// SnapshotRestore's restore-*.tmp spool) is removed when the node starts
+// again, with one log line; the finished snapshot and the state stay. raft
+// skips unfinished snapshot directories, warning each time it lists its
+// snapshots, and never deletes them: each could hold the whole state, and
+// they piled up for ever.
+func TestInterruptedLeftoversRemovedAtStart(t *testing.T) {
+	n := startNode(t, "i1", true, nil)
+	waitLeader(t, n)
+	set(t, n, "a", "1")
+	if err := n.Raft().Snapshot().Error(); err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	_, idx := set(t, n, "b", "2")
+	cfg, addr := n.cfg, n.Addr()
+	if err := n.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	raftDir := filepath.Join(cfg.DataDir, "raft")
+	finished, _ := filepath.Glob(filepath.Join(raftDir, "snapshots", "*"))
+	if len(finished) != 1 {
+		t.Fatalf("snapshots: %v", finished)
+	}
+	unfinished := filepath.Join(raftDir, "snapshots", "2-9-1795000000000.tmp")
+	if err := os.Mkdir(unfinished, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{filepath.Join(unfinished, "meta.json"), filepath.Join(unfinished, "state.bin"), filepath.Join(raftDir, "restore-123.tmp")} {
+		if err := os.WriteFile(f, []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	n2, logs := restartLogged(t, cfg, addr)
+	waitFor(t, 30*time.Second, "replay", func() bool { return n2.fsm.applied() >= idx })
+	if got := n2.fsm.all(); got["a"] != "1" || got["b"] != "2" {
+		t.Fatalf("state after restart: %v", got)
+	}
+	for _, p := range []string{unfinished, filepath.Join(raftDir, "restore-123.tmp")} {
+		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s is still there (%v)", p, err)
+		}
+	}
+	if _, err := os.Stat(finished[0]); err != nil {
+		t.Errorf("the finished snapshot: %v", err)
+	}
+	out := logs.String()
+	if c := strings.Count(out, "removed what an interrupted snapshot or restore left in the data dir"); c != 1 ||
+		!strings.Contains(out, "2-9-1795000000000.tmp, restore-123.tmp") {
+		t.Errorf("want one log line naming both, got %d:\n%s", c, out)
 	}
 }

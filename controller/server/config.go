@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2/hclsimple"
@@ -53,6 +54,15 @@ type Config struct {
 	HeartbeatTimeout   Duration `hcl:"heartbeat_timeout,optional"`
 	ElectionTimeout    Duration `hcl:"election_timeout,optional"`
 	LeaderLeaseTimeout Duration `hcl:"leader_lease_timeout,optional"`
+	// Raft snapshot policy: every RaftSnapshotInterval (default 2m; at
+	// least MinRaftSnapshotInterval) raft takes a snapshot when
+	// RaftSnapshotThreshold log entries (default 8192) were written since
+	// the last one, and keeps RaftTrailingLogs entries (default 10240) in
+	// the log after it for followers that lag behind. nil or "": the
+	// default; a count below 1 is refused.
+	RaftSnapshotThreshold *int     `hcl:"raft_snapshot_threshold,optional"`
+	RaftSnapshotInterval  Duration `hcl:"raft_snapshot_interval,optional"`
+	RaftTrailingLogs      *int     `hcl:"raft_trailing_logs,optional"`
 	// CommitLinger is how long the leader's next raft entry may wait for
 	// more writes while 8 or more writers are busy (group commit); 0
 	// disables the wait.
@@ -200,6 +210,26 @@ func advertiseHTTP(scheme, listen, raftAddr string) (url string, derived bool) {
 	return scheme + "://" + net.JoinHostPort(raftHost, port), true
 }
 
+// MinRaftSnapshotInterval is the shortest raft_snapshot_interval: raft
+// looks at the snapshot policy that often, and a snapshot writes the whole
+// state.
+const MinRaftSnapshotInterval = 5 * time.Second
+
+// hclName is the config file attribute of a flag name.
+func hclName(flag string) string { return strings.ReplaceAll(flag, "-", "_") }
+
+// raftSnapshotPolicy is the snapshot policy for cluster.Config: 0 where
+// unset (the cluster's defaults).
+func (c *Config) raftSnapshotPolicy() (threshold, trailing uint64, interval time.Duration) {
+	count := func(p *int) uint64 {
+		if p == nil || *p < 1 {
+			return 0
+		}
+		return uint64(*p)
+	}
+	return count(c.RaftSnapshotThreshold), count(c.RaftTrailingLogs), c.RaftSnapshotInterval.D()
+}
+
 // Defaults returns the built-in configuration.
 func Defaults() Config {
 	return Config{
@@ -259,6 +289,21 @@ func (c *Config) Finish() error {
 			if _, err := time.ParseDuration(string(d)); err != nil {
 				errs = append(errs, fmt.Errorf("%s %q is not a duration", name, d))
 			}
+		}
+	}
+	for _, v := range []struct {
+		name string
+		n    *int
+	}{{"raft-snapshot-threshold", c.RaftSnapshotThreshold}, {"raft-trailing-logs", c.RaftTrailingLogs}} {
+		if v.n != nil && *v.n < 1 {
+			errs = append(errs, fmt.Errorf("-%s (%s) must be at least 1, got %d", v.name, hclName(v.name), *v.n))
+		}
+	}
+	if c.RaftSnapshotInterval != "" {
+		if d, err := time.ParseDuration(string(c.RaftSnapshotInterval)); err != nil {
+			errs = append(errs, fmt.Errorf("-raft-snapshot-interval (raft_snapshot_interval) %q is not a duration", c.RaftSnapshotInterval))
+		} else if d < MinRaftSnapshotInterval {
+			errs = append(errs, fmt.Errorf("-raft-snapshot-interval (raft_snapshot_interval) must be at least %s, got %s", MinRaftSnapshotInterval, c.RaftSnapshotInterval))
 		}
 	}
 	apex := c.apexConfig()

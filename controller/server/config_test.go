@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -221,23 +222,9 @@ func TestAdvertiseHTTPOnEveryAddress(t *testing.T) {
 // dir that holds raft state does not join, and says so (it used to be
 // silent).
 func TestJoinWithRaftStateIsLogged(t *testing.T) {
-	dir := t.TempDir()
-	s, err := New(Config{NodeID: "n1", DataDir: dir, HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", DNSAddr: "off",
-		Bootstrap: true, LogLevel: "off"}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if !s.WaitReady(ctx) {
-		t.Fatal("not ready")
-	}
-	if err := s.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-
+	dir := bootstrappedDataDir(t)
 	logs := &systemtest.Buffer{}
-	s, err = New(Config{NodeID: "n1", DataDir: dir, HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", DNSAddr: "off",
+	s, err := New(Config{NodeID: "n1", DataDir: dir, HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", DNSAddr: "off",
 		Join: "127.0.0.1:1", ClusterToken: "secret", LogOutput: logs}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -271,4 +258,50 @@ func TestDNSPortInUse(t *testing.T) {
 	if err == nil || err.Error() != `dns_allow_transfer "nonsense": not an address or CIDR` {
 		t.Fatalf("bad dns_allow_transfer: %v", err)
 	}
+}
+
+// TestLooseRootTokenIsTightenedAtStart: a root.token readable by group or
+// others (copied, or written by hand) is made owner-only when the node
+// starts, with a warning; it used to stay as it was.
+func TestLooseRootTokenIsTightenedAtStart(t *testing.T) {
+	dir := bootstrappedDataDir(t)
+	token := filepath.Join(dir, RootTokenFile)
+	if err := os.Chmod(token, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	logs := &systemtest.Buffer{}
+	s, err := New(Config{NodeID: "n1", DataDir: dir, HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", DNSAddr: "off",
+		LogLevel: "warn", LogOutput: logs}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	if fi, err := os.Stat(token); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("root.token after the restart: %v %v", fi.Mode(), err)
+	}
+	if l := logs.String(); strings.Count(l, "the root token file was readable by group or others: made it owner-only") != 1 || !strings.Contains(l, "was=-rw-r--r--") {
+		t.Fatalf("log:\n%s", l)
+	}
+}
+
+// bootstrappedDataDir is the data dir of a single node "n1" that was
+// bootstrapped, became ready and was stopped.
+func bootstrappedDataDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	s, err := New(Config{NodeID: "n1", DataDir: dir, HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", DNSAddr: "off",
+		Bootstrap: true, LogLevel: "off"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if !s.WaitReady(ctx) {
+		t.Fatal("not ready")
+	}
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

@@ -106,10 +106,12 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 	}
 	s.store = state.New()
 	machine := fsm.New(s.store, log, s.registry)
+	snapThreshold, trailingLogs, snapInterval := cfg.raftSnapshotPolicy()
 	s.cluster, err = cluster.New(cluster.Config{
 		NodeID: cfg.NodeID, DataDir: cfg.DataDir, RaftAddr: cfg.RaftAddr, Bootstrap: cfg.Bootstrap, TLS: raftTLS,
 		HeartbeatTimeout: cfg.HeartbeatTimeout.D(), ElectionTimeout: cfg.ElectionTimeout.D(),
 		LeaderLeaseTimeout: cfg.LeaderLeaseTimeout.D(), DeadServerCleanup: cfg.DeadServerCleanup.D(), Logger: log,
+		SnapshotThreshold: snapThreshold, SnapshotInterval: snapInterval, TrailingLogs: trailingLogs,
 		Coalesce: fsm.Coalescer{}, CoalesceLinger: cfg.coalesceLinger(), Registerer: s.registry,
 		TermSaveFailed: func(err error) {
 			// raft would panic (Go's exit status 2, which the systemd unit
@@ -131,6 +133,8 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	// After cluster.New: this node holds the data dir's raft store.
+	tightenRootToken(cfg.DataDir, log)
 	if cfg.AdvertiseHTTP == "" {
 		adv, derived := advertiseHTTP(scheme, ln.Addr().String(), s.cluster.Addr())
 		if derived {
@@ -496,6 +500,22 @@ func (s *Server) apply(ctx context.Context, t fsm.MessageType, payload any) (any
 	}
 	r := resp.(fsm.Result)
 	return r.Value, r.Err
+}
+
+// tightenRootToken makes root.token owner-only when it is readable by
+// group or others (copied, or written by hand; the node writes it 0600),
+// and says so.
+func tightenRootToken(dataDir string, log hclog.Logger) {
+	path := filepath.Join(dataDir, RootTokenFile)
+	fi, err := os.Lstat(path)
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o077 == 0 {
+		return
+	}
+	if err := os.Chmod(path, fi.Mode().Perm()&^0o077); err != nil {
+		log.Warn("the root token file is readable by group or others and cannot be made owner-only: fix it by hand", "path", path, "error", err)
+		return
+	}
+	log.Warn("the root token file was readable by group or others: made it owner-only", "path", path, "was", fi.Mode().Perm().String())
 }
 
 // bootstrap creates the global member, the root user and the root token,
