@@ -51,14 +51,16 @@ func Apply[T any](q *Query, items []T) (page []T, total int) {
 
 	// Sort positions in rows rather than the (large) rows themselves. The
 	// position as the last key makes the order total, so the unstable sort
-	// gives the stable result.
+	// gives the stable result, and the first end positions are the same
+	// whether the whole is sorted or only they are selected.
 	perm := make([]int, total)
 	for i := range perm {
 		perm[i] = i
 	}
+	start, end := q.Window(total)
 	if plans.sorted {
 		desc := q.desc
-		slices.SortFunc(perm, func(i, j int) int {
+		order := func(i, j int) int {
 			a, b := &rows[i], &rows[j]
 			if c := cmpKey(a.ord, b.ord); c != 0 {
 				if desc {
@@ -70,15 +72,57 @@ func Apply[T any](q *Query, items []T) (page []T, total int) {
 				return c
 			}
 			return cmp.Compare(i, j)
-		})
+		}
+		if end < total/8 {
+			// An early page of many rows: select its end first rows
+			// (O(n log end)) instead of sorting them all (O(n log n)).
+			perm = smallest(perm, end, order)
+		} else {
+			slices.SortFunc(perm, order)
+		}
 	}
 
-	start, end := q.Window(total)
 	page = make([]T, 0, end-start)
 	for _, i := range perm[start:end] {
 		page = append(page, items[rows[i].idx])
 	}
 	return page, total
+}
+
+// smallest returns the k first of xs in the total order cmp, ordered: a
+// max-heap of the k smallest seen, then sorted. xs is reused.
+func smallest(xs []int, k int, cmp func(a, b int) int) []int {
+	if k <= 0 {
+		return xs[:0]
+	}
+	h := xs[:k]
+	down := func(i int) {
+		for {
+			l := 2*i + 1
+			if l >= k {
+				return
+			}
+			if r := l + 1; r < k && cmp(h[r], h[l]) > 0 {
+				l = r
+			}
+			if cmp(h[l], h[i]) <= 0 {
+				return
+			}
+			h[i], h[l] = h[l], h[i]
+			i = l
+		}
+	}
+	for i := k/2 - 1; i >= 0; i-- {
+		down(i)
+	}
+	for _, x := range xs[k:] {
+		if cmp(x, h[0]) < 0 {
+			h[0] = x
+			down(0)
+		}
+	}
+	slices.SortFunc(h, cmp)
+	return h
 }
 
 // row is an item that passed the filters, with its sort keys.

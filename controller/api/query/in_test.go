@@ -1,8 +1,11 @@
 package query
 
 import (
+	"cmp"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +82,68 @@ func TestInFilterMatchesAsEqual(t *testing.T) {
 		}
 		if fmt.Sprint(got) != fmt.Sprint(want) || total != len(want) {
 			t.Errorf("%s__in=%v matches %v, the exact filters %v", tc.field, tc.vals, got, want)
+		}
+	}
+}
+
+// TestEarlyPagesSelectTheSameRows: an early page of many rows is selected
+// (a heap of its end first rows) rather than sorted in full; every page,
+// early or late, ascending or descending, with many ties in the order
+// field, must hold the rows a full stable sort by (order, id, position)
+// puts there.
+func TestEarlyPagesSelectTheSameRows(t *testing.T) {
+	type row struct {
+		ID   uint64 `json:"id"`
+		Name string `json:"name"`
+	}
+	spec := Spec{Fields: map[string]FieldType{"id": Number, "name": String}, Ordering: []string{"id", "name"}}
+	rng := rand.New(rand.NewPCG(7, 15))
+	for _, n := range []int{0, 1, 9, 200, 1500} {
+		items := make([]row, n)
+		for i := range items {
+			// ids repeat (ties on id too: the position decides)
+			items[i] = row{ID: uint64(rng.IntN(n/3 + 1)), Name: fmt.Sprintf("n%02d", rng.IntN(20))}
+		}
+		for _, order := range []string{"name", "-name", "id", "-id"} {
+			ref := make([]int, n)
+			for i := range ref {
+				ref[i] = i
+			}
+			field, desc := strings.TrimPrefix(order, "-"), strings.HasPrefix(order, "-")
+			sort.SliceStable(ref, func(a, b int) bool {
+				x, y := items[ref[a]], items[ref[b]]
+				var c int
+				if field == "name" {
+					c = strings.Compare(x.Name, y.Name)
+				} else {
+					c = cmp.Compare(x.ID, y.ID)
+				}
+				if desc {
+					c = -c
+				}
+				if c == 0 && field == "name" {
+					c = cmp.Compare(x.ID, y.ID)
+				}
+				return c < 0
+			})
+			for _, limit := range []int{1, 7, 50, 100} {
+				for page := 0; page*limit <= n; page++ {
+					q := Parse(spec, url.Values{"order": {order}, "limit": {fmt.Sprint(limit)}, "page": {fmt.Sprint(page)}})
+					got, total := Apply(q, items)
+					if total != n {
+						t.Fatalf("total %d, want %d", total, n)
+					}
+					start, end := min(page*limit, n), min(page*limit+limit, n)
+					for k, r := range got {
+						if want := items[ref[start+k]]; r != want {
+							t.Fatalf("n=%d order=%s limit=%d page=%d: row %d is %+v, want %+v", n, order, limit, page, k, r, want)
+						}
+					}
+					if len(got) != end-start {
+						t.Fatalf("n=%d order=%s limit=%d page=%d: %d rows, want %d", n, order, limit, page, len(got), end-start)
+					}
+				}
+			}
 		}
 	}
 }
