@@ -372,6 +372,20 @@ func (r *ReadTxn) IPAddressList(block uint64) []*api.IPAddress {
 	return all[*api.IPAddress](r, IPAddresses, "address_prefix", block)
 }
 
+// AppendIPAddresses appends the addresses of block, ordered by address,
+// to out: IPAddressList without a slice per block, for callers that gather
+// the addresses of many blocks.
+func (r *ReadTxn) AppendIPAddresses(out []*api.IPAddress, block uint64) []*api.IPAddress {
+	it, err := r.txn.Get(IPAddresses, "address_prefix", block)
+	if err != nil {
+		return out
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, raw.(*api.IPAddress))
+	}
+	return out
+}
+
 // IPAddressListAll returns every address, by id.
 func (r *ReadTxn) IPAddressListAll() []*api.IPAddress {
 	return all[*api.IPAddress](r, IPAddresses, "id")

@@ -83,12 +83,14 @@ func ipAddressViewWith(r *state.ReadTxn, ip *wire.IPAddress, cached *wire.Subnet
 
 // ipAddresses is every live address of the CloudCIX subnets.
 func ipAddresses(r *state.ReadTxn) []*wire.IPAddress {
-	var out []*wire.IPAddress
+	var all []*wire.IPAddress
 	for _, b := range blocks(r, isSubnet) {
-		for _, ip := range r.IPAddressList(b.ID) {
-			if !ip.Deallocated {
-				out = append(out, ip)
-			}
+		all = r.AppendIPAddresses(all, b.ID)
+	}
+	out := all[:0]
+	for _, ip := range all {
+		if !ip.Deallocated {
+			out = append(out, ip)
 		}
 	}
 	return out
