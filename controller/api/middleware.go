@@ -77,9 +77,10 @@ func (w *respWriter) Flush() {
 func (w *respWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 type httpMetrics struct {
-	dur      *prometheus.HistogramVec
-	inflight prometheus.Gauge
-	log      hclog.Logger // a line per request at debug; a 5xx at warn always
+	dur       *prometheus.HistogramVec
+	inflight  prometheus.Gauge
+	unchanged prometheus.Counter
+	log       hclog.Logger // a line per request at debug; a 5xx at warn always
 }
 
 func newHTTPMetrics(reg prometheus.Registerer, log hclog.Logger) *httpMetrics {
@@ -92,9 +93,13 @@ func newHTTPMetrics(reg prometheus.Registerer, log hclog.Logger) *httpMetrics {
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "regent_http_requests_in_flight", Help: "HTTP requests being served.",
 		}),
+		unchanged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "regent_http_blocking_unchanged_total",
+			Help: "Wake-ups of blocking queries with a content hash (the agents' work, ?hash) that found the caller's answer unchanged and waited on.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.dur, m.inflight)
+		reg.MustRegister(m.dur, m.inflight, m.unchanged)
 	}
 	return m
 }

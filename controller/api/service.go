@@ -307,6 +307,12 @@ func setIndex(w http.ResponseWriter, index uint64) {
 // lost access is not kept waiting for an answer it will not get.
 func (q *Request) Blocking(tables ...string) error { return q.BlockingUnless(nil, tables...) }
 
+// RecheckEvery is how often at most BlockingUnless asks whether the
+// answer changed while the tables keep changing: a change of the caller's
+// own answer that follows another change within it is answered up to this
+// much later.
+var RecheckEvery = 20 * time.Millisecond
+
 // BlockingUnless is Blocking for an answer the caller may already hold:
 // when the tables pass index N but same reports, against the refreshed
 // q.Txn, that the answer is still the one the caller has, it waits on past
@@ -368,8 +374,19 @@ func (q *Request) BlockingUnless(same func() bool, tables ...string) error {
 		default:
 		}
 		if same != nil && ctx.Err() == nil && same() {
+			q.API.metrics.unchanged.Inc()
 			min = max(at, q.Txn.MaxIndex(tables...))
-			continue // changed elsewhere: nothing new for this caller
+			// Changed elsewhere: nothing new for this caller. Under a
+			// steady stream of writes every wait would return at once
+			// and same() run at each: it runs at most every
+			// RecheckEvery, each time for all the writes since.
+			t := time.NewTimer(RecheckEvery)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
+			continue
 		}
 		return nil
 	}

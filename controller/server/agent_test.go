@@ -281,6 +281,17 @@ func TestAgent_WorkHashWaitsForOwnChanges(t *testing.T) {
 		t.Errorf("with the hash, 20 unrelated writes: answered after %s (wait %s), hash %s, index %d (last write %d), %d VMs",
 			a.took.Round(time.Millisecond), wait, a.hash, a.index, last, len(a.w.VMs))
 	}
+	// Each wake-up that found the work unchanged is counted; they are
+	// checked at most every api.RecheckEvery, so never more than the writes.
+	unchanged := -1.0
+	for _, l := range strings.Split(string(c.Do("GET", "/metrics", nil, "").Expect(200).Body), "\n") {
+		if v, ok := strings.CutPrefix(l, "regent_http_blocking_unchanged_total "); ok {
+			unchanged, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	if unchanged < 1 || unchanged > 20 {
+		t.Errorf("regent_http_blocking_unchanged_total %v after 20 unrelated writes, want 1 to 20", unchanged)
+	}
 	// An index behind the state, content the same: it still waits.
 	ch = poll(fmt.Sprintf("&index=%d&wait=60s&hash=%s", idx1, hash1))
 	time.Sleep(50 * time.Millisecond)
