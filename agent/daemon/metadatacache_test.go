@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/systemtest"
 )
 
 // fakeMetadata records what the daemon asks of the builder's metadata
@@ -63,7 +63,7 @@ const metadataWork = `{"content":{"index":3,"vms":[],"routers":[
 // runMetadataDaemon runs the work loop of a daemon over dataDir whose
 // builder is f, after serveSavedMetadata, against a controller answering
 // work (or down, work ""), until stop returns true or 20 s pass.
-func runMetadataDaemon(t *testing.T, dataDir string, f *fakeMetadata, work string, logs *syncBuffer, stop func(d *Daemon) bool) *Daemon {
+func runMetadataDaemon(t *testing.T, dataDir string, f *fakeMetadata, work string, logs *systemtest.Buffer, stop func(d *Daemon) bool) *Daemon {
 	t.Helper()
 	var calls atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -97,23 +97,6 @@ func runMetadataDaemon(t *testing.T, dataDir string, f *fakeMetadata, work strin
 	return d
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestSavedMetadataServedUntilFirstFetch: the agent saves the metadata of
 // the routers it keeps up from each fetched work (mode 0600, only what the
 // metadata service reads: no VPN keys, NAT, firewall or DHCP), and a
@@ -125,7 +108,7 @@ func TestSavedMetadataServedUntilFirstFetch(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, metadataCacheFile)
 	first := &fakeMetadata{}
-	runMetadataDaemon(t, dir, first, metadataWork, &syncBuffer{}, func(*Daemon) bool {
+	runMetadataDaemon(t, dir, first, metadataWork, &systemtest.Buffer{}, func(*Daemon) bool {
 		_, err := os.Stat(path)
 		return err == nil
 	})
@@ -148,7 +131,7 @@ func TestSavedMetadataServedUntilFirstFetch(t *testing.T) {
 
 	// Restarted with the controller down: the saved copy is served.
 	second := &fakeMetadata{}
-	logs := &syncBuffer{}
+	logs := &systemtest.Buffer{}
 	d := runMetadataDaemon(t, dir, second, "", logs, func(d *Daemon) bool { return testutil.ToFloat64(d.metrics.fetchErrors) >= 2 })
 	if len(second.served) != 1 {
 		t.Fatalf("served %d routers from the saved copy, want 1: %+v", len(second.served), second.served)
@@ -171,7 +154,7 @@ func TestSavedMetadataServedUntilFirstFetch(t *testing.T) {
 
 	// And with the controller back, the fetched work replaces it.
 	third := &fakeMetadata{}
-	d = runMetadataDaemon(t, dir, third, metadataWork, &syncBuffer{}, func(*Daemon) bool { _, r := third.calls(); return r > 0 })
+	d = runMetadataDaemon(t, dir, third, metadataWork, &systemtest.Buffer{}, func(*Daemon) bool { _, r := third.calls(); return r > 0 })
 	if len(third.replaced) != 1 || len(third.replaced[0]) != 1 || third.replaced[0][0].ID != 7 {
 		t.Fatalf("replaced by %+v, want router 7 of the fetched work", third.replaced)
 	}
@@ -196,7 +179,7 @@ func TestSavedMetadataDamagedIsIgnored(t *testing.T) {
 				t.Fatal(err)
 			}
 			f := &fakeMetadata{}
-			logs := &syncBuffer{}
+			logs := &systemtest.Buffer{}
 			d := runMetadataDaemon(t, dir, f, metadataWork, logs, func(*Daemon) bool {
 				b, _ := os.ReadFile(path)
 				return json.Valid(b) && strings.Contains(string(b), `"version": 1`)

@@ -69,6 +69,20 @@ func scaleFixture(tb testing.TB, blocks int, addrs ...int) (http.Handler, string
 	return a.Handler(), secret
 }
 
+// get answers GET path with the token secret and checks for a 200 whose
+// body names the collection.
+func get(tb testing.TB, h http.Handler, secret, path, collection string) *httptest.ResponseRecorder {
+	tb.Helper()
+	req := httptest.NewRequest("GET", path, nil)
+	req.Header.Set("X-Auth-Token", secret)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"`+collection+`"`) {
+		tb.Fatalf("%s: %d %s", path, w.Code, w.Body)
+	}
+	return w
+}
+
 // BenchmarkScaleTenantBlocks: a tenant's block list among 20,000 blocks of
 // other tenants (docs/benchmarks.md, "Scale audit"): the list reads the
 // tenant's blocks from the member index; a tenant of 400 blocks, paged
@@ -82,13 +96,7 @@ func BenchmarkScaleTenantBlocks(b *testing.B) {
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			for b.Loop() {
-				req := httptest.NewRequest("GET", c.path, nil)
-				req.Header.Set("X-Auth-Token", secret)
-				w := httptest.NewRecorder()
-				h.ServeHTTP(w, req)
-				if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"ip_blocks"`) {
-					b.Fatalf("%s: %d %s", c.path, w.Code, w.Body)
-				}
+				get(b, h, secret, c.path, "ip_blocks")
 			}
 		})
 	}
@@ -106,13 +114,7 @@ func BenchmarkScaleTenantAllocated(b *testing.B) {
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			for b.Loop() {
-				req := httptest.NewRequest("GET", c.path, nil)
-				req.Header.Set("X-Auth-Token", secret)
-				w := httptest.NewRecorder()
-				h.ServeHTTP(w, req)
-				if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"ip_addresses"`) {
-					b.Fatalf("%s: %d %s", c.path, w.Code, w.Body)
-				}
+				get(b, h, secret, c.path, "ip_addresses")
 			}
 		})
 	}
@@ -122,10 +124,7 @@ func BenchmarkScaleTenantAllocated(b *testing.B) {
 // the used_by_tenant index) are its own, all of them, in id order.
 func TestTenantAllocatedFromIndex(t *testing.T) {
 	h, secret := scaleFixture(t, 100, 2)
-	req := httptest.NewRequest("GET", "/v0.1/ipam/tenants/52/allocated_ip_addresses", nil)
-	req.Header.Set("X-Auth-Token", secret)
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, req)
+	w := get(t, h, secret, "/v0.1/ipam/tenants/52/allocated_ip_addresses", "ip_addresses")
 	var out struct {
 		IPAddresses []struct {
 			ID           string `json:"id"`
@@ -146,11 +145,8 @@ func TestTenantAllocatedFromIndex(t *testing.T) {
 // index) holds its blocks and no other tenant's.
 func TestTenantBlocksFromIndex(t *testing.T) {
 	h, secret := scaleFixture(t, 100)
-	req := httptest.NewRequest("GET", "/v0.1/ipam/tenants/52/ip_blocks", nil)
-	req.Header.Set("X-Auth-Token", secret)
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, req)
-	if w.Code != http.StatusOK || strings.Count(w.Body.String(), `"tenant_id": "52"`)+strings.Count(w.Body.String(), `"tenant_id":"52"`) != 3 || strings.Count(w.Body.String(), `"cidr"`) != 3 {
+	w := get(t, h, secret, "/v0.1/ipam/tenants/52/ip_blocks", "ip_blocks")
+	if strings.Count(w.Body.String(), `"tenant_id": "52"`)+strings.Count(w.Body.String(), `"tenant_id":"52"`) != 3 || strings.Count(w.Body.String(), `"cidr"`) != 3 {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
 }
