@@ -206,10 +206,17 @@ const restoreSpool = "restore-*.tmp"
 // whole state. It runs while this node holds raft.db's lock and before
 // raft starts, so nothing is writing them; what it removes is logged once.
 func removeInterrupted(raftDir, snapDir string, log hclog.Logger) {
+	// The names are matched in the directories as they are read, not
+	// globbed: a data dir's path may hold glob characters (node[12]), and
+	// a glob of it would match other nodes' data dirs (node1, node2).
 	var paths []string
-	for _, pattern := range []string{filepath.Join(snapDir, "*"+tmpSuffix), filepath.Join(raftDir, restoreSpool)} {
-		m, _ := filepath.Glob(pattern) // the patterns are well-formed
-		paths = append(paths, m...)
+	for _, p := range []struct{ dir, pattern string }{{snapDir, "*" + tmpSuffix}, {raftDir, restoreSpool}} {
+		ents, _ := os.ReadDir(p.dir) // a missing dir has nothing to remove
+		for _, e := range ents {
+			if ok, _ := filepath.Match(p.pattern, e.Name()); ok { // the patterns are well-formed
+				paths = append(paths, filepath.Join(p.dir, e.Name()))
+			}
+		}
 	}
 	var removed, failed []string
 	for _, p := range paths {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
 
@@ -209,5 +210,39 @@ func TestInterruptedLeftoversRemovedAtStart(t *testing.T) {
 	if c := strings.Count(out, "removed what an interrupted snapshot or restore left in the data dir"); c != 1 ||
 		!strings.Contains(out, "2-9-1795000000000.tmp, restore-123.tmp") {
 		t.Errorf("want one log line naming both, got %d:\n%s", c, out)
+	}
+}
+
+// TestInterruptedLeftoversOnlyOwnDir: the clean-up at start removes only
+// its own data dir's leftovers, also when the data dir's path holds
+// characters a glob treats specially: node[12] must not match the data
+// dirs node1 and node2 of other nodes on the host (a restore spool or a
+// snapshot being written there), and must find its own.
+func TestInterruptedLeftoversOnlyOwnDir(t *testing.T) {
+	base := t.TempDir()
+	var theirs []string
+	for _, d := range []string{"node1", "node[12]"} {
+		snaps := filepath.Join(base, d, "raft", "snapshots")
+		if err := os.MkdirAll(filepath.Join(snaps, "2-9-1795000000000.tmp"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(base, d, "raft", "restore-123.tmp"), []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if d == "node1" {
+			theirs = []string{filepath.Join(snaps, "2-9-1795000000000.tmp"), filepath.Join(base, d, "raft", "restore-123.tmp")}
+		}
+	}
+	raftDir := filepath.Join(base, "node[12]", "raft")
+	removeInterrupted(raftDir, filepath.Join(raftDir, "snapshots"), hclog.NewNullLogger())
+	for _, p := range theirs {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("another data dir's %s was removed (%v)", p, err)
+		}
+	}
+	for _, p := range []string{filepath.Join(raftDir, "snapshots", "2-9-1795000000000.tmp"), filepath.Join(raftDir, "restore-123.tmp")} {
+		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("own leftover %s is still there (%v)", p, err)
+		}
 	}
 }

@@ -22,7 +22,9 @@ func Write(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	prefix := "." + filepath.Base(path) + "-"
-	if old, _ := filepath.Glob(filepath.Join(dir, globEscape(prefix)+"*")); len(old) > 0 {
+	// Both parts escaped: a directory named like a glob ("node[12]") must
+	// not match other directories' temporaries.
+	if old, _ := filepath.Glob(filepath.Join(globEscape(dir), globEscape(prefix)+"*")); len(old) > 0 {
 		for _, o := range old {
 			_ = os.Remove(o)
 		}

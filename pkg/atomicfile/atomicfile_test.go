@@ -63,3 +63,36 @@ func TestWriteIfChanged(t *testing.T) {
 		t.Errorf("content %q", b)
 	}
 }
+
+// TestWriteDirWithGlobCharacters: the clean-up of killed writers'
+// temporaries looks only beside path, also when the directory's name holds
+// characters a glob treats specially (a [12] that would match the
+// directories 1 and 2 next to it).
+func TestWriteDirWithGlobCharacters(t *testing.T) {
+	base := t.TempDir()
+	dir, other := filepath.Join(base, "node[12]"), filepath.Join(base, "node1")
+	for _, d := range []string{dir, other} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// another directory's writer, midway
+	theirs := filepath.Join(other, ".state.json-123")
+	if err := os.WriteFile(theirs, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// a writer of this path killed midway
+	ours := filepath.Join(dir, ".state.json-456")
+	if err := os.WriteFile(ours, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(filepath.Join(dir, "state.json"), []byte("new"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(theirs); err != nil {
+		t.Errorf("a temporary in another directory was removed: %v", err)
+	}
+	if _, err := os.Stat(ours); !os.IsNotExist(err) {
+		t.Errorf("the killed writer's temporary beside the file is still there: %v", err)
+	}
+}
