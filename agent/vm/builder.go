@@ -464,7 +464,7 @@ func (b *Builder) scrub(ctx context.Context, name string) error {
 	}
 	// With the seed, the temporary file of a seed write cut by a kill
 	// (atomicfile removes it only when it writes that seed again).
-	files, _ := filepath.Glob(filepath.Join(b.cfg.SeedDir, "."+filepath.Base(b.seedPath(name))+"-*"))
+	files := atomicfile.Temporaries(b.seedPath(name))
 	for _, f := range append(files, b.seedPath(name), b.consoleLog(name)) {
 		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
 			return lv(err, "scrub %s", name)

@@ -360,7 +360,7 @@ func (q *Request) BlockingUnless(same func() bool, tables ...string) error {
 			close(changed)
 			stop()
 		}()
-		at := q.API.store.Wait(wctx, min, tables...)
+		q.API.store.Wait(wctx, min, tables...)
 		stop()
 		q.Txn = q.API.store.Read()
 		if err := q.reauthenticate(); err != nil {
@@ -375,7 +375,7 @@ func (q *Request) BlockingUnless(same func() bool, tables ...string) error {
 		}
 		if same != nil && ctx.Err() == nil && same() {
 			q.API.metrics.unchanged.Inc()
-			min = max(at, q.Txn.MaxIndex(tables...))
+			min = q.Txn.MaxIndex(tables...) // the state same() compared
 			// Changed elsewhere: nothing new for this caller. Under a
 			// steady stream of writes every wait would return at once
 			// and same() run at each: it runs at most every

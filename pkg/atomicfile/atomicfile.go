@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Write replaces path with data, with mode perm: a temporary file in the
@@ -21,15 +22,10 @@ func Write(path string, data []byte, perm os.FileMode) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	prefix := "." + filepath.Base(path) + "-"
-	// Both parts escaped: a directory named like a glob ("node[12]") must
-	// not match other directories' temporaries.
-	if old, _ := filepath.Glob(filepath.Join(globEscape(dir), globEscape(prefix)+"*")); len(old) > 0 {
-		for _, o := range old {
-			_ = os.Remove(o)
-		}
+	for _, o := range Temporaries(path) {
+		_ = os.Remove(o)
 	}
-	tmp, err := os.CreateTemp(dir, prefix+"*")
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*")
 	if err != nil {
 		return err
 	}
@@ -72,15 +68,25 @@ func WriteIfChanged(path string, data []byte, perm os.FileMode) (bool, error) {
 	return true, Write(path, data, perm)
 }
 
-// globEscape quotes the characters filepath.Match treats specially.
-func globEscape(s string) string {
-	var b []byte
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '*', '?', '[', '\\':
-			b = append(b, '\\')
-		}
-		b = append(b, s[i])
+// Temporaries lists the temporary files of writes of path that did not
+// finish (a writer killed midway): ".<name>-*" beside it, and "<name>.tmp",
+// the name earlier versions of the agent wrote through. Names are matched
+// as they are, never as glob patterns, so a directory named like one
+// ("node[12]") matches nothing of another's.
+func Temporaries(path string) []string {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
 	}
-	return string(b)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range ents {
+		if n := e.Name(); !e.IsDir() && (strings.HasPrefix(n, "."+base+"-") || n == base+".tmp") {
+			out = append(out, filepath.Join(dir, n))
+		}
+	}
+	return out
 }

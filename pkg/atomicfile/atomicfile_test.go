@@ -1,6 +1,7 @@
 package atomicfile
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -94,5 +95,32 @@ func TestWriteDirWithGlobCharacters(t *testing.T) {
 	}
 	if _, err := os.Stat(ours); !os.IsNotExist(err) {
 		t.Errorf("the killed writer's temporary beside the file is still there: %v", err)
+	}
+}
+
+// TestLegacyTemporaryRemoved: the "<name>.tmp" that earlier versions of the
+// agent wrote through, left by a crash before an upgrade (the VPN key's is
+// a secret), goes at the next write; another file's does not.
+func TestLegacyTemporaryRemoved(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "psk-digest.key")
+	for _, n := range []string{"psk-digest.key.tmp", "other.tmp", ".other-1"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := Temporaries(path); len(got) != 1 || filepath.Base(got[0]) != "psk-digest.key.tmp" {
+		t.Fatalf("Temporaries = %v", got)
+	}
+	if err := Write(path, []byte("k"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if fmt.Sprint(names) != "[.other-1 other.tmp psk-digest.key]" {
+		t.Errorf("directory after the write: %v", names)
 	}
 }
