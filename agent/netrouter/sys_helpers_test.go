@@ -1,13 +1,11 @@
 package netrouter
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -293,24 +291,7 @@ func dialFrom(host, addr string, timeout time.Duration) error {
 
 // httpGetFrom fetches url from inside host's namespace.
 func httpGetFrom(host, url string) (int, string, error) {
-	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		var c net.Conn
-		err := withNetnsPath(nsPath(host), func() (err error) {
-			d := net.Dialer{Timeout: 3 * time.Second}
-			c, err = d.DialContext(ctx, network, addr)
-			return err
-		})
-		return c, err
-	}}
-	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get(url)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	var buf bytes.Buffer
-	_, _ = buf.ReadFrom(resp.Body)
-	return resp.StatusCode, buf.String(), nil
+	return systemtest.GetVia(func(fn func() error) error { return withNetnsPath(nsPath(host), fn) }, url)
 }
 
 var pingStats = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)

@@ -157,7 +157,12 @@ resync_interval = %q
 	return path
 }
 
-func (e *env) startAgent(config string) {
+func (e *env) startAgent(config string) { e.launchAgent(config, true) }
+
+// launchAgent starts the agent and waits for its /healthz: for a 200 when
+// registered, else for any answer (it says 503 until it registers, which
+// it cannot while no controller answers).
+func (e *env) launchAgent(config string, registered bool) {
 	if e.agent == nil {
 		e.agent = &proc{t: e.t, name: "agent", logPath: filepath.Join(e.dir, "agent.log"),
 			args: []string{bins.agent, "-config", config}}
@@ -173,8 +178,32 @@ func (e *env) startAgent(config string) {
 			return false
 		}
 		resp.Body.Close()
-		return resp.StatusCode == 200
+		return resp.StatusCode == 200 || !registered
 	})
+}
+
+// vmBody is a VM of a cloud create: 1 CPU, 1 GB, a primary disk of gb
+// in the env's storage type, the address .host of the env's private /24.
+func (e *env) vmBody(name string, host, gb int, nat bool) map[string]any {
+	return map[string]any{"name": name, "image_id": e.img, "storage_type_id": e.st, "cpu": 1, "ram": 1,
+		"dns": "1.1.1.1", "gateway_subnet": e.priv3 + ".1/24", "public_key": sshKey,
+		"storages":     []any{map[string]any{"name": "root", "gb": gb, "primary": true}},
+		"ip_addresses": []any{map[string]any{"address": fmt.Sprintf("%s.%d", e.priv3, host), "nat": nat}}}
+}
+
+// cloudBody is a cloud create of the env's project: one subnet, the
+// env's private /24, with vms, no firewall rules.
+func (e *env) cloudBody(vms ...map[string]any) map[string]any {
+	list := make([]any, 0, len(vms))
+	for _, v := range vms {
+		list = append(list, v)
+	}
+	return map[string]any{
+		"project":        map[string]any{"name": "p-" + e.prefix, "region_id": e.region, "grace_period": 0},
+		"subnets":        []any{map[string]any{"name": "a", "address_range": e.priv3 + ".1/24"}},
+		"vms":            list,
+		"firewall_rules": []any{},
+	}
 }
 
 func (e *env) metricsText() string {
@@ -410,19 +439,8 @@ func TestAgentEndToEnd(t *testing.T) {
 		}
 	}
 
-	vm := func(name string, host int, nat bool) map[string]any {
-		return map[string]any{"name": name, "image_id": e.img, "storage_type_id": e.st, "cpu": 1, "ram": 1,
-			"dns": "1.1.1.1", "gateway_subnet": e.priv3 + ".1/24", "public_key": sshKey,
-			"storages":     []any{map[string]any{"name": "root", "gb": 10, "primary": true}},
-			"ip_addresses": []any{map[string]any{"address": fmt.Sprintf("%s.%d", e.priv3, host), "nat": nat}}}
-	}
 	start := time.Now()
-	cloud := e.api.must(e.root, "POST", "/iaas/cloud/", map[string]any{
-		"project":        map[string]any{"name": "p-" + e.prefix, "region_id": e.region, "grace_period": 0},
-		"subnets":        []any{map[string]any{"name": "a", "address_range": e.priv3 + ".1/24"}},
-		"vms":            []any{vm("vm-a", 10, true), vm("vm-b", 11, false)},
-		"firewall_rules": []any{},
-	}, 201)
+	cloud := e.api.must(e.root, "POST", "/iaas/cloud/", e.cloudBody(e.vmBody("vm-a", 10, 10, true), e.vmBody("vm-b", 11, 10, false)), 201)
 	project := num(cloud["project"].(map[string]any)["id"])
 	vrID := num(cloud["virtual_router"].(map[string]any)["id"])
 	var vmIDs []uint64

@@ -2,11 +2,8 @@ package systest
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,6 +15,7 @@ import (
 	"time"
 
 	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/systemtest"
 )
 
 // cpuTicks is the CPU time (user + system, clock ticks of 10 ms) process
@@ -145,44 +143,9 @@ func TestAgentControllerOutage(t *testing.T) {
 	}
 }
 
-// startAgentUnregistered starts the agent with no controller answering:
-// it waits for the agent's HTTP endpoint (its /healthz says 503 until it
-// registers).
-func (e *env) startAgentUnregistered(config string) {
-	e.agent.start()
-	hc := &http.Client{Timeout: 2 * time.Second}
-	eventually(e.t, "the agent's metrics endpoint", 30*time.Second, func() bool {
-		if !e.agent.running() {
-			e.t.Fatalf("agent exited:\n%s", e.agent.log())
-		}
-		resp, err := hc.Get("http://" + e.metrics + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return true
-	})
-}
-
 // metadataFrom fetches url from inside namespace host, as a VM does.
 func metadataFrom(host, url string) (int, string, error) {
-	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		var c net.Conn
-		err := inNetns(host, func() (err error) {
-			d := net.Dialer{Timeout: 2 * time.Second}
-			c, err = d.DialContext(ctx, network, addr)
-			return err
-		})
-		return c, err
-	}}
-	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get(url)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), nil
+	return systemtest.GetVia(func(fn func() error) error { return inNetns(host, fn) }, url)
 }
 
 // TestAgentMetadataDuringControllerOutage: an agent restarted while the
@@ -202,15 +165,9 @@ func TestAgentMetadataDuringControllerOutage(t *testing.T) {
 	e.startAgent(config)
 	e.api.create(e.root, "/iaas/server/", map[string]any{"region_id": e.region, "type_id": 2, "storage_type_id": e.st,
 		"cores": 64, "ram": 256, "gb": 10000, "enabled": true})
-	cloud := e.api.must(e.root, "POST", "/iaas/cloud/", map[string]any{
-		"project": map[string]any{"name": "p-" + e.prefix, "region_id": e.region, "grace_period": 0},
-		"subnets": []any{map[string]any{"name": "a", "address_range": e.priv3 + ".1/24"}},
-		"vms": []any{map[string]any{"name": "vm-a", "image_id": e.img, "storage_type_id": e.st, "cpu": 1, "ram": 1,
-			"dns": "1.1.1.1", "gateway_subnet": e.priv3 + ".1/24", "public_key": sshKey, "userdata": "#cloud-config\n",
-			"storages":     []any{map[string]any{"name": "root", "gb": 10, "primary": true}},
-			"ip_addresses": []any{map[string]any{"address": e.priv3 + ".10", "nat": false}}}},
-		"firewall_rules": []any{},
-	}, 201)
+	withUserdata := e.vmBody("vm-a", 10, 10, false)
+	withUserdata["userdata"] = "#cloud-config\n"
+	cloud := e.api.must(e.root, "POST", "/iaas/cloud/", e.cloudBody(withUserdata), 201)
 	project := num(cloud["project"].(map[string]any)["id"])
 	vrID := num(cloud["virtual_router"].(map[string]any)["id"])
 	e.converged(vrID, 60*time.Second)
@@ -268,7 +225,7 @@ func TestAgentMetadataDuringControllerOutage(t *testing.T) {
 		t.Fatal("metadata still served with the agent stopped")
 	}
 	before := e.hostState(ns)
-	e.startAgentUnregistered(config)
+	e.launchAgent(config, false)
 	eventually(t, "metadata served by the restarted agent without a controller", 30*time.Second, func() bool {
 		code, _, err := metadataFrom(vm, url)
 		return err == nil && code == 200

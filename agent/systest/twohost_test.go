@@ -159,15 +159,7 @@ func TestTwoHosts(t *testing.T) {
 		e.hostname, e.prefix+"pub", e.net3))
 
 	start := time.Now()
-	cloud := e.api.must(e.root, "POST", "/iaas/cloud/", map[string]any{
-		"project": map[string]any{"name": "p-" + e.prefix, "region_id": e.region, "grace_period": 0},
-		"subnets": []any{map[string]any{"name": "a", "address_range": e.priv3 + ".1/24"}},
-		"vms": []any{map[string]any{"name": "vm-a", "image_id": e.img, "storage_type_id": e.st, "cpu": 1, "ram": 1,
-			"dns": "1.1.1.1", "gateway_subnet": e.priv3 + ".1/24", "public_key": sshKey,
-			"storages":     []any{map[string]any{"name": "root", "gb": 10, "primary": true}},
-			"ip_addresses": []any{map[string]any{"address": e.priv3 + ".10", "nat": false}}}},
-		"firewall_rules": []any{},
-	}, 201)
+	cloud := e.api.must(e.root, "POST", "/iaas/cloud/", e.cloudBody(e.vmBody("vm-a", 10, 10, false)), 201)
 	project := num(cloud["project"].(map[string]any)["id"])
 	vrID := num(cloud["virtual_router"].(map[string]any)["id"])
 	vmID := num(cloud["vms"].([]any)[0].(map[string]any)["id"])

@@ -239,15 +239,7 @@ func TestAgentVMs(t *testing.T) {
 	}
 
 	start := time.Now()
-	cloud := e.api.must(e.root, "POST", "/iaas/cloud/", map[string]any{
-		"project": map[string]any{"name": "p-" + e.prefix, "region_id": e.region, "grace_period": 0},
-		"subnets": []any{map[string]any{"name": "a", "address_range": e.priv3 + ".1/24"}},
-		"vms": []any{map[string]any{"name": "vm-a", "image_id": e.img, "storage_type_id": e.st, "cpu": 1, "ram": 1,
-			"dns": "1.1.1.1", "gateway_subnet": e.priv3 + ".1/24", "public_key": sshKey,
-			"storages":     []any{map[string]any{"name": "root", "gb": 1, "primary": true}},
-			"ip_addresses": []any{map[string]any{"address": e.priv3 + ".10", "nat": false}}}},
-		"firewall_rules": []any{},
-	}, 201)
+	cloud := e.api.must(e.root, "POST", "/iaas/cloud/", e.cloudBody(e.vmBody("vm-a", 10, 1, false)), 201)
 	project := num(cloud["project"].(map[string]any)["id"])
 	vmID := num(cloud["vms"].([]any)[0].(map[string]any)["id"])
 	e.vmAt(vmID, api.StateRunning, 3*time.Minute)
