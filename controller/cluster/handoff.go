@@ -180,7 +180,10 @@ func (c *Cluster) TransferLeadership(ctx context.Context, to string) (string, er
 			f = c.raft.LeadershipTransfer()
 		}
 		err := f.Error()
-		timedOut := err != nil && err.Error() == "leadership transfer timeout"
+		// An attempt fails by timing out, or, when raft could not bring
+		// the target up to date for it, with "replication failed" (seen
+		// under load with a dead target): either is tried again.
+		timedOut := err != nil && (err.Error() == "leadership transfer timeout" || err.Error() == "replication failed")
 		settling := timeouts > 0 && errors.Is(err, raft.ErrLeadershipTransferInProgress)
 		if err == nil || (timedOut || settling) && !c.IsLeader() { // a late take-over is a take-over
 			break

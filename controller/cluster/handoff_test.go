@@ -135,8 +135,11 @@ func TestTransferLeadershipToDeadNode(t *testing.T) {
 	start := time.Now()
 	_, err := n1.TransferLeadership(ctxT(t, 30*time.Second), "n3")
 	took := time.Since(start)
-	if err == nil || errors.Is(err, ErrLeadershipTransferInProgress) || !strings.Contains(err.Error(), "timeout") {
-		t.Fatalf("transfer to a dead node: %v, want it to time out (not to fail as in progress)", err)
+	// raft fails an attempt to a dead target by a timeout or, under load,
+	// with "replication failed"; never "in progress".
+	if err == nil || errors.Is(err, ErrLeadershipTransferInProgress) ||
+		!strings.Contains(err.Error(), "timeout") && !strings.Contains(err.Error(), "replication failed") {
+		t.Fatalf("transfer to a dead node: %v, want it to time out or fail replication (not to fail as in progress)", err)
 	}
 	t.Logf("transfer to a dead node failed after %s: %v", took.Round(time.Millisecond), err)
 	if min := transferAttempts * DefaultElectionTimeout; took < min {
