@@ -157,6 +157,7 @@ type Cluster struct {
 	changes  notifier
 	health   *peerHealth
 	removed  atomic.Uint64
+	commits  commitWatch
 
 	batch *batcher // nil: coalescing off
 	gate  gate     // writes served as leader; closed during a hand-off
@@ -322,6 +323,11 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 	}
 
 	c.startObserver()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.watchCommits()
+	}()
 	if cfg.Coalesce != nil {
 		c.batch = newBatcher(c, cfg.Coalesce, cfg.MaxCoalesce, cfg.CoalesceInflight, cfg.CoalesceLinger, cfg.Registerer)
 		c.wg.Add(1)

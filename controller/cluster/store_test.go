@@ -24,8 +24,9 @@ func (d *diskFull) fault() error {
 // but cannot store entries (full disks), raft never commits and never steps
 // down; Apply must not wait for ever: the command in the log gets
 // ErrCommitTimeout (outcome unknown), one queued behind it ErrNotSubmitted,
-// both within CommitWait. Once the disks have room again, writes commit and
-// the followers' StorageError clears.
+// both within CommitWait; the leader's CommitStalled counts up. Once the
+// disks have room again, writes commit, the followers' StorageError and the
+// leader's CommitStalled clear.
 func TestApplyFollowersCannotStore(t *testing.T) {
 	full := map[string]*diskFull{"n1": {}, "n2": {}, "n3": {}}
 	nodes := startCluster(t, 3, func(c *Config) {
@@ -70,6 +71,20 @@ func TestApplyFollowersCannotStore(t *testing.T) {
 	if _, err := leader.StorageError(); err != nil {
 		t.Errorf("leader's StorageError: %v", err)
 	}
+	// The leader can tell that it is not committing: its commit index
+	// stands still behind its log.
+	waitFor(t, 30*time.Second, "the leader to report its commits stalled", func() bool {
+		d, _ := leader.CommitStalled()
+		return d >= 2*time.Second
+	})
+	if _, idx := leader.CommitStalled(); idx == 0 || idx >= leader.LastIndex() {
+		t.Errorf("CommitStalled's index %d, want the commit index below the last index %d", idx, leader.LastIndex())
+	}
+	for _, n := range nodes[1:] {
+		if d, _ := n.CommitStalled(); d != 0 {
+			t.Errorf("follower %s reports commits stalled for %s", n.NodeID(), d)
+		}
+	}
 
 	full["n2"].on.Store(false)
 	full["n3"].on.Store(false)
@@ -84,6 +99,10 @@ func TestApplyFollowersCannotStore(t *testing.T) {
 			return err == nil && ok
 		})
 	}
+	waitFor(t, 10*time.Second, "the leader's commit stall to clear", func() bool {
+		d, _ := leader.CommitStalled()
+		return d == 0
+	})
 	// The command whose outcome was unknown committed in the end.
 	if v, ok := leader.fsm.get("during"); !ok || v != "a" {
 		t.Errorf("during = %q, %v; want the first command's value a once the disks have room", v, ok)

@@ -322,12 +322,25 @@ func (s *Server) handOver(ctx context.Context) {
 //   - a node that cannot write its raft store takes no part in commits
 //     and falls behind, so it is not ready (a leader steps down at its
 //     first failed write);
+//   - a leader whose followers answer but cannot store its entries (full
+//     disks on a majority) neither commits nor steps down: it is not
+//     ready once its commit index has stood still behind its log for
+//     commitStallUnhealthy;
 //   - a node whose raft address is not the one the cluster knows it by
 //     hears from no leader.
+// commitStallUnhealthy is how long a leader's commit index may stand still
+// behind its log before its /healthz says so: half the commit wait, after
+// which the writes waiting in those entries get 503.
+const commitStallUnhealthy = cluster.DefaultCommitWait / 2
+
 func (s *Server) nodeHealth() error {
 	if since, err := s.cluster.StorageError(); err != nil {
 		return fmt.Errorf("cannot write the raft store for %s (a full or unwritable data dir?): %v",
 			time.Since(since).Round(time.Second), err)
+	}
+	if d, commit := s.cluster.CommitStalled(); d >= commitStallUnhealthy {
+		return fmt.Errorf("this leader has committed nothing for %s: the entries after index %d wait for a majority of the voters "+
+			"to store them (are the followers' data dirs full or unwritable? see their /healthz)", d.Round(time.Second), commit)
 	}
 	if old := s.knownRaftAddr(); old != "" && !s.cluster.IsLeader() {
 		return fmt.Errorf("the cluster knows this node at raft address %s, not %s: join it again (-join, or regent-controller join) to update it",
@@ -374,6 +387,12 @@ func (s *Server) registerGauges() {
 					return time.Since(since).Seconds()
 				}
 				return 0
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "regent_raft_commit_stalled_seconds",
+			Help: "On the leader, how long entries have waited for a majority of the voters to store them while the commit index stood still; 0 while it commits and on followers."},
+			func() float64 {
+				d, _ := s.cluster.CommitStalled()
+				return d.Seconds()
 			}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "regent_cluster_dead_servers_removed_total",
 			Help: "Servers this node removed from the raft configuration by dead server cleanup while it led."},

@@ -115,7 +115,7 @@ func checkServerFault(t *testing.T, r *resp, what string) {
 // never steps down (the followers answer, but refuse every entry), so a
 // write must not hang: it gets a 503 with an error_code and Retry-After
 // within the commit wait (10 s). The followers' /healthz says why they are
-// not ready. Once the disks have room again, writes succeed and every node
+// not ready, and so does the leader's (it commits nothing). Once the disks have room again, writes succeed and every node
 // serves the same state, the write whose outcome was unknown included.
 func TestDiskFullFollowers(t *testing.T) {
 	c := startClusterOnTmpfs(t, 3, 16)
@@ -163,6 +163,35 @@ func TestDiskFullFollowers(t *testing.T) {
 			t.Errorf("a follower that cannot write its raft store must not be ready: %v", err)
 		}
 	}
+	// The leader answers its heartbeats and keeps leading, but it commits
+	// nothing: it is not ready either, and says why. (In some runs raft's
+	// leader steps down instead, and no node leads: nothing to ask then.)
+	err := waitFor(30*time.Second, func() error {
+		var leaders int
+		for _, n := range c.nodes {
+			h := c.do(n, http.MethodGet, "/healthz", nil)
+			if !strings.Contains(string(h.Body), `"is_leader":true`) {
+				continue
+			}
+			leaders++
+			if h.Status != http.StatusServiceUnavailable || !strings.Contains(string(h.Body), "has committed nothing for") {
+				return fmt.Errorf("leader %s /healthz: %s", n.name, h)
+			}
+			m := c.do(n, http.MethodGet, "/metrics", nil)
+			if !strings.Contains(string(m.Body), "regent_raft_commit_stalled_seconds") ||
+				strings.Contains(string(m.Body), "regent_raft_commit_stalled_seconds 0\n") {
+				return fmt.Errorf("leader %s /metrics: want regent_raft_commit_stalled_seconds > 0", n.name)
+			}
+			t.Logf("leader %s /healthz: %s", n.name, h)
+		}
+		if leaders == 0 {
+			t.Logf("no node leads now (the leader stepped down): no leader's /healthz to check")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("a leader that cannot commit must not be ready: %v", err)
+	}
 	if m := c.do(fs[0], http.MethodGet, "/metrics", nil); !strings.Contains(string(m.Body), "regent_raft_store_failing_seconds") ||
 		strings.Contains(string(m.Body), "regent_raft_store_failing_seconds 0\n") {
 		t.Errorf("%s /metrics: want regent_raft_store_failing_seconds > 0", fs[0].name)
@@ -172,7 +201,7 @@ func TestDiskFullFollowers(t *testing.T) {
 		freeDisk(t, f)
 	}
 	freed := time.Now()
-	err := waitFor(90*time.Second, func() error {
+	err = waitFor(90*time.Second, func() error {
 		r := c.do(fs[1], http.MethodPost, "/membership/member/", map[string]any{"name": "disk-after-" + randomHex(3)})
 		if r.Err != nil || r.Status != http.StatusCreated {
 			return fmt.Errorf("write after freeing the disks: %s", r)
