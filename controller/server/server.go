@@ -328,6 +328,7 @@ func (s *Server) handOver(ctx context.Context) {
 //     commitStallUnhealthy;
 //   - a node whose raft address is not the one the cluster knows it by
 //     hears from no leader.
+//
 // commitStallUnhealthy is how long a leader's commit index may stand still
 // behind its log before its /healthz says so: half the commit wait, after
 // which the writes waiting in those entries get 503.
