@@ -318,6 +318,11 @@ func (s *Server) handOver(ctx context.Context) {
 	}
 }
 
+// commitStallUnhealthy is how long a leader's commit index may stand still
+// behind its log before its /healthz says so: half the commit wait, after
+// which the writes waiting in those entries get 503.
+const commitStallUnhealthy = cluster.DefaultCommitWait / 2
+
 // nodeHealth is /healthz's condition beyond leader and membership:
 //   - a node that cannot write its raft store takes no part in commits
 //     and falls behind, so it is not ready (a leader steps down at its
@@ -328,12 +333,6 @@ func (s *Server) handOver(ctx context.Context) {
 //     commitStallUnhealthy;
 //   - a node whose raft address is not the one the cluster knows it by
 //     hears from no leader.
-//
-// commitStallUnhealthy is how long a leader's commit index may stand still
-// behind its log before its /healthz says so: half the commit wait, after
-// which the writes waiting in those entries get 503.
-const commitStallUnhealthy = cluster.DefaultCommitWait / 2
-
 func (s *Server) nodeHealth() error {
 	if since, err := s.cluster.StorageError(); err != nil {
 		return fmt.Errorf("cannot write the raft store for %s (a full or unwritable data dir?): %v",
