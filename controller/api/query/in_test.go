@@ -128,6 +128,12 @@ func TestEarlyPagesSelectTheSameRows(t *testing.T) {
 			})
 			for _, limit := range []int{1, 7, 50, 100} {
 				for page := 0; page*limit <= n; page++ {
+					// Every page up to past the heap's bound (end < n/8), then
+					// only the last ones: the middle pages of a large n sort
+					// like the last (and cost 30 s under -race).
+					if end := page*limit + limit; end > n/8+2*limit && (page+3)*limit <= n {
+						continue
+					}
 					q := Parse(spec, url.Values{"order": {order}, "limit": {fmt.Sprint(limit)}, "page": {fmt.Sprint(page)}})
 					got, total := Apply(q, items)
 					if total != n {
