@@ -12,7 +12,7 @@ BENCH     ?= .
 BENCHTIME ?= 500ms
 ARGS      ?=
 # Test packages that take minutes, longest first (see test).
-LONG_TESTS := ./controller/server/ ./agent/systest/ ./controller/systest/ ./controller/cluster/ \
+LONG_TESTS := ./agent/systest/ ./controller/systest/ ./controller/server/ ./controller/cluster/ \
 	./agent/netrouter/ ./agent/vm/
 
 .PHONY: build run test bench lint fuzz clean
@@ -50,8 +50,8 @@ test:
 	$(GO) vet ./...
 	$(GO) build ./...
 # The longest packages first (go test starts them in the order given, two
-# at a time on two cores): the rest fill the other slot meanwhile, instead
-# of controller/server running alone for its last minutes.
+# at a time on two cores): the short ones fill the slots at the end instead
+# of one long package running alone for its last minutes.
 	$(GO) test -race -count=1 -timeout 18m $(LONG_TESTS) ./...
 # Two kinds of test skip under -race (pkg/systemtest.Race) and run here
 # without it: the snapshot allocation guards count allocations, which the
