@@ -313,6 +313,11 @@ func (q *Request) Blocking(tables ...string) error { return q.BlockingUnless(nil
 // much later.
 var RecheckEvery = 20 * time.Millisecond
 
+// WatchReads makes BlockingUnless wait, once the answer is found
+// unchanged, on what it was read from (state.Watch) rather than on every
+// write to its tables. Off only to compare the two (BenchmarkAgentWorkWakeups).
+var WatchReads = true
+
 // BlockingUnless is Blocking for an answer the caller may already hold:
 // when the tables pass index N but same reports, against the refreshed
 // q.Txn, that the answer is still the one the caller has, it waits on past
@@ -373,22 +378,38 @@ func (q *Request) BlockingUnless(same func() bool, tables ...string) error {
 			}
 		default:
 		}
-		if same != nil && ctx.Err() == nil && same() {
-			q.API.metrics.unchanged.Inc()
-			min = q.Txn.MaxIndex(tables...) // the state same() compared
-			// Changed elsewhere: nothing new for this caller. Under a
-			// steady stream of writes every wait would return at once
-			// and same() run at each: it runs at most every
-			// RecheckEvery, each time for all the writes since.
-			t := time.NewTimer(RecheckEvery)
+		if same == nil || ctx.Err() != nil {
+			return nil
+		}
+		// same() reads through a watching transaction: when every read
+		// could be watched, the wait below ends only when something the
+		// answer was made from changes, not at every write to its tables.
+		txn, watch := q.Txn.Watching()
+		q.Txn = txn
+		checked := time.Now()
+		if !same() {
+			return nil
+		}
+		q.API.metrics.unchanged.Inc()
+		min = q.Txn.MaxIndex(tables...) // the state same() compared
+		if WatchReads && watch.Precise() {
+			tokenCh, userCh := q.Txn.CredentialWatch(q.P.TokenID, q.P.UserID)
+			if watch.Wait(ctx, tokenCh, userCh) != nil {
+				continue // ctx ended: answered unchanged below
+			}
+		}
+		// Changed elsewhere (or, watched, maybe changed): under a steady
+		// stream of writes every wait would return at once and same() run
+		// at each: it runs at most every RecheckEvery, each time for all
+		// the writes since.
+		if d := RecheckEvery - time.Since(checked); d > 0 {
+			t := time.NewTimer(d)
 			select {
 			case <-t.C:
 			case <-ctx.Done():
 			}
 			t.Stop()
-			continue
 		}
-		return nil
 	}
 }
 

@@ -6,12 +6,14 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/regentcloud/regent/controller/api"
 	"github.com/regentcloud/regent/controller/internal/apitest"
 )
 
@@ -19,12 +21,17 @@ import (
 // /v1/agent/work?index&wait, each polling again at once with the index it
 // was answered) while a tenant creates Melange blocks, a table every work
 // is built from but which changes no agent's work. `index` polls as the
-// agents did before the content hash, `hash` passes ?hash. It reports the
-// work answers per tenant write (all agents together) and the writes per
-// second; docs/benchmarks.md, "Agent work long-poll".
+// agents did before the content hash, `hash` passes ?hash and waits on
+// what its work was read from (state.Watch), `hash-tables` passes ?hash
+// but waits on the tables as before the watch (api.WatchReads off). It
+// reports the work answers and the unchanged wake-ups (renders that found
+// the work the same) per tenant write (all agents together), the writes per
+// second and the CPU per write; docs/benchmarks.md, "Agent work long-poll".
 func BenchmarkAgentWorkWakeups(b *testing.B) {
-	for _, mode := range []string{"index", "hash"} {
+	for _, mode := range []string{"index", "hash-tables", "hash"} {
 		b.Run(mode, func(b *testing.B) {
+			api.WatchReads = mode == "hash"
+			defer func() { api.WatchReads = true }()
 			e := newAgentEnv(b)
 			c, f, x := e.c.For(b), e.f, e.x
 			c.Do("POST", "/iaas/cloud/", cloudBody(f.n.Unique("p"), f.reg, x, 2), f.r.Token(apitest.MemberAdmin)).Expect(201)
@@ -42,7 +49,7 @@ func BenchmarkAgentWorkWakeups(b *testing.B) {
 						u := url
 						if index != "" {
 							u += "&wait=60s&index=" + index
-							if mode == "hash" {
+							if mode != "index" {
 								u += "&hash=" + hash
 							}
 						}
@@ -63,6 +70,7 @@ func BenchmarkAgentWorkWakeups(b *testing.B) {
 			}
 			time.Sleep(500 * time.Millisecond) // every agent holds its first answer
 			answers.Store(0)
+			unchanged0 := unchangedWakeups(b, f.n.URL)
 			b.ResetTimer()
 			cpu0 := cpuTime()
 			start := time.Now()
@@ -77,6 +85,7 @@ func BenchmarkAgentWorkWakeups(b *testing.B) {
 			cancel()
 			wg.Wait()
 			b.ReportMetric(float64(n)/float64(b.N), "answers/write")
+			b.ReportMetric((unchangedWakeups(b, f.n.URL)-unchanged0)/float64(b.N), "unchanged/write")
 			b.ReportMetric(float64(b.N)/took.Seconds(), "writes/s")
 			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/write")
 		})
@@ -91,4 +100,21 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// unchangedWakeups reads regent_http_blocking_unchanged_total.
+func unchangedWakeups(b *testing.B, url string) float64 {
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(l, "regent_http_blocking_unchanged_total "); ok {
+			n, _ := strconv.ParseFloat(v, 64)
+			return n
+		}
+	}
+	return 0
 }

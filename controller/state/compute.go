@@ -7,6 +7,7 @@ package state
 // create, cloud create and update, state changes) are compute_cloud.go.
 
 import (
+	"cmp"
 	"slices"
 
 	"github.com/hashicorp/go-memdb"
@@ -227,14 +228,23 @@ func (r *ReadTxn) VMHistory(id uint64) (*api.VMHistory, bool) {
 // in such an allocation through /iaas/subnet/ is IPAM only: its vlan and
 // vxlan are the member's records, never a segment of the router.
 func (r *ReadTxn) ProjectSubnets(p *api.Project) []*api.IPBlock {
+	if p.VirtualRouterID == 0 || len(p.AllocationIDs) == 0 {
+		return nil
+	}
+	// From the virtual router's subnets rather than from each allocation's
+	// children: a project's allocations are often without subnets (its
+	// public ones), and a lookup that finds nothing is watched (Watching)
+	// through a part of memdb's tree that unrelated blocks change.
 	var out []*api.IPBlock
-	for _, a := range p.AllocationIDs {
-		for _, s := range r.IPBlockChildren(a) {
-			if s.VirtualRouterID != 0 && s.VirtualRouterID == p.VirtualRouterID {
-				out = append(out, s)
-			}
+	for _, s := range blockViews(all[*BlockRecord](r, IPBlocks, "virtual_router", p.VirtualRouterID)) {
+		if slices.Contains(p.AllocationIDs, s.ParentID) {
+			out = append(out, s)
 		}
 	}
+	// In the order of the project's allocations, each by id, as before.
+	slices.SortStableFunc(out, func(a, b *api.IPBlock) int {
+		return cmp.Compare(slices.Index(p.AllocationIDs, a.ParentID), slices.Index(p.AllocationIDs, b.ParentID))
+	})
 	return out
 }
 

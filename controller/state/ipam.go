@@ -132,6 +132,9 @@ func ipamSchema() map[string]*memdb.TableSchema {
 			"parent": uintIndex("parent", "ParentID"),
 			"policy": uintIndex("policy", "PolicyID"),
 			"asn":    uintIndex("asn", "ASNID"),
+			// virtual_router: the subnets of a project's virtual router
+			// (ProjectSubnets; the others are not indexed).
+			"virtual_router": optionalRefIndex("virtual_router", "VirtualRouterID"),
 			// network: the Melange blocks of a network_id (none: not indexed).
 			"network": {Name: "network", AllowMissing: true, Indexer: stringFieldIndex("NetworkID", false)},
 			// type: the public blocks are few, the private ones many.
@@ -218,7 +221,7 @@ func parseStamp(s string) (time.Time, error) { return time.Parse(time.RFC3339Nan
 // from the block, its policy and its address rows. It refuses addresses of
 // unknown blocks, outside their block, or held twice.
 func rebuildIPAM(txn *memdb.Txn) error {
-	r := &ReadTxn{txn: txn}
+	r := &ReadTxn{txn: memTxn{Txn: txn}}
 	inBlocks := 0 // the addresses of the blocks: all of them, or one is an orphan
 	var allocated []netip.Addr
 	var released []ipam.Released

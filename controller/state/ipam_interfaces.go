@@ -70,7 +70,7 @@ func (t *Txn) putMACSet(s *ipam.MACSet) error {
 // well-formed and unique, addresses linked to existing interfaces, routes
 // of existing blocks) and builds the MAC engine.
 func rebuildInterfaces(txn *memdb.Txn) error {
-	r := &ReadTxn{txn: txn}
+	r := &ReadTxn{txn: memTxn{Txn: txn}}
 	set := ipam.NewMACSet(ipamSeed)
 	for _, ifc := range all[*api.Interface](r, Interfaces, "id") {
 		if ifc.VIF == "" {

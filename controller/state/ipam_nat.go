@@ -69,7 +69,7 @@ func natSchema() map[string]*memdb.TableSchema {
 
 // rebuildNAT validates the references of NAT links and allowed IPs.
 func rebuildNAT(txn *memdb.Txn) error {
-	r := &ReadTxn{txn: txn}
+	r := &ReadTxn{txn: memTxn{Txn: txn}}
 	for _, n := range all[*api.IPNat](r, IPNats, "id") {
 		_, ok1 := r.IPAddress(n.LocalID)
 		_, ok2 := r.IPAddress(n.GlobalID)

@@ -99,7 +99,7 @@ func FuzzRestore(f *testing.F) {
 			if err := s.Read().Persist(&short); err != nil {
 				t.Fatal(err)
 			}
-			if err := (&ReadTxn{txn: general.Txn(false)}).Persist(&long); err != nil {
+			if err := (&ReadTxn{txn: memTxn{Txn: general.Txn(false)}}).Persist(&long); err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(short.Bytes(), long.Bytes()) {

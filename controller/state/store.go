@@ -38,20 +38,22 @@ func (s *Store) current() (*memdb.MemDB, chan struct{}) {
 
 // Read opens a read transaction: a consistent snapshot of the whole state.
 func (s *Store) Read() *ReadTxn {
-	db, _ := s.current()
-	return &ReadTxn{txn: db.Txn(false)}
+	db, abandon := s.current()
+	return &ReadTxn{txn: memTxn{Txn: db.Txn(false)}, abandon: abandon}
 }
 
 // Write opens the write transaction for the raft entry at index, stamped with
 // the command's time. Only the FSM calls it.
 func (s *Store) Write(index uint64, now time.Time) *Txn {
 	db, _ := s.current()
-	return &Txn{ReadTxn: ReadTxn{txn: db.Txn(true), engines: map[uint64]*ipam.Block{}}, Index: index, Now: now.UTC()}
+	return &Txn{ReadTxn: ReadTxn{txn: memTxn{Txn: db.Txn(true)}, engines: map[uint64]*ipam.Block{}}, Index: index, Now: now.UTC()}
 }
 
 // ReadTxn is a read-only view of the state.
 type ReadTxn struct {
-	txn *memdb.Txn
+	txn memTxn
+	// abandon is closed when a restore replaces the state read.
+	abandon <-chan struct{}
 	// engines, in a write transaction, are the IPAM engines of the blocks
 	// it changed, by block id: the block records in memdb get them at
 	// Commit, once per block rather than once per address (see setEngine).
@@ -145,7 +147,7 @@ func (t *Txn) stamp() string { return t.Now.Format(time.RFC3339Nano) }
 
 // TableIndex is the raft index that last modified table, 0 if never.
 func (r *ReadTxn) TableIndex(table string) uint64 {
-	raw, err := r.txn.First(tableIndex, "id", table)
+	raw, err := r.txn.Txn.First(tableIndex, "id", table) // never watched: see Watching
 	if err != nil || raw == nil {
 		return 0
 	}
