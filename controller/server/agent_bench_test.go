@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -70,7 +69,7 @@ func BenchmarkAgentWorkWakeups(b *testing.B) {
 			}
 			time.Sleep(500 * time.Millisecond) // every agent holds its first answer
 			answers.Store(0)
-			unchanged0 := unchangedWakeups(b, f.n.URL)
+			unchanged0 := metricValue(b, f.n, "regent_http_blocking_unchanged_total")
 			b.ResetTimer()
 			cpu0 := cpuTime()
 			start := time.Now()
@@ -85,7 +84,7 @@ func BenchmarkAgentWorkWakeups(b *testing.B) {
 			cancel()
 			wg.Wait()
 			b.ReportMetric(float64(n)/float64(b.N), "answers/write")
-			b.ReportMetric((unchangedWakeups(b, f.n.URL)-unchanged0)/float64(b.N), "unchanged/write")
+			b.ReportMetric((metricValue(b, f.n, "regent_http_blocking_unchanged_total")-unchanged0)/float64(b.N), "unchanged/write")
 			b.ReportMetric(float64(b.N)/took.Seconds(), "writes/s")
 			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/write")
 		})
@@ -100,21 +99,4 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// unchangedWakeups reads regent_http_blocking_unchanged_total.
-func unchangedWakeups(b *testing.B, url string) float64 {
-	resp, err := http.Get(url + "/metrics")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, l := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(l, "regent_http_blocking_unchanged_total "); ok {
-			n, _ := strconv.ParseFloat(v, 64)
-			return n
-		}
-	}
-	return 0
 }

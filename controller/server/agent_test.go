@@ -268,16 +268,7 @@ func TestAgent_WorkHashWaitsForOwnChanges(t *testing.T) {
 		t.Fatalf("after an unrelated write: hash %s (was %s), index %d (was %d)", a.hash, hash1, a.index, idx1)
 	}
 
-	unchangedTotal := func() float64 {
-		t.Helper()
-		for _, l := range strings.Split(string(c.Do("GET", "/metrics", nil, "").Expect(200).Body), "\n") {
-			if v, ok := strings.CutPrefix(l, "regent_http_blocking_unchanged_total "); ok {
-				n, _ := strconv.ParseFloat(v, 64)
-				return n
-			}
-		}
-		return 0
-	}
+	unchangedTotal := func() float64 { return metricValue(t, f.n, "regent_http_blocking_unchanged_total") }
 	before := unchangedTotal()
 
 	// With it, twenty unrelated writes do not: the query answers at the end

@@ -62,6 +62,13 @@ func startBlocking(t *testing.T, n *apitest.Node, path, token string) <-chan blo
 // inFlight is regent_http_requests_in_flight, less the request that reads it.
 func inFlight(t *testing.T, n *apitest.Node) int {
 	t.Helper()
+	return int(metricValue(t, n, "regent_http_requests_in_flight")) - 1
+}
+
+// metricValue is the value of the series name (without labels) on n's
+// /metrics, read without a token as Prometheus would.
+func metricValue(t testing.TB, n *apitest.Node, name string) float64 {
+	t.Helper()
 	resp, err := http.Get(n.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -69,15 +76,15 @@ func inFlight(t *testing.T, n *apitest.Node) int {
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "regent_http_requests_in_flight "); ok {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
-				t.Fatalf("in flight %q: %v", v, err)
+				t.Fatalf("%s %q: %v", name, v, err)
 			}
-			return int(f) - 1
+			return f
 		}
 	}
-	t.Fatal("no regent_http_requests_in_flight in /metrics")
+	t.Fatalf("no %s in /metrics", name)
 	return 0
 }
 
