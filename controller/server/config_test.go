@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -304,4 +305,35 @@ func bootstrappedDataDir(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// TestSecondControllerOnItsDataDir: the same controller started twice (the
+// same data dir and addresses) is told that the data dir is in use, not
+// that its HTTP port is, and leaves the running node alone.
+func TestSecondControllerOnItsDataDir(t *testing.T) {
+	cfg := Config{NodeID: "n1", DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0",
+		DNSAddr: "127.0.0.1:0", Bootstrap: true, LogLevel: "off",
+		HeartbeatTimeout: "200ms", ElectionTimeout: "200ms", LeaderLeaseTimeout: "100ms"}
+	first, err := New(cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { first.Shutdown(context.Background()) })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if !first.WaitReady(ctx) {
+		t.Fatal("first node not ready")
+	}
+	again := cfg
+	again.HTTPAddr = strings.TrimPrefix(first.URL(), "http://")
+	_, err = New(again, io.Discard)
+	if err == nil {
+		t.Fatal("a second controller started on a data dir in use")
+	}
+	if msg := err.Error(); !strings.Contains(msg, "locked (is another controller using this data dir?)") {
+		t.Errorf("error: %q; want it to say the data dir is in use", msg)
+	}
+	if resp, err := http.Get(first.URL() + "/healthz"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("the running node after the refused start: %v %v", resp, err)
+	}
 }

@@ -88,20 +88,8 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		log.Warn("raft metrics unavailable", "error", err)
 	}
 
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return nil, fmt.Errorf("http listen: %w", err)
-	}
-	s.httpLn = ln
-	scheme := "http"
-	if cfg.HTTPTLSCert != "" {
-		scheme = "https"
-	}
-	s.httpURL = fmt.Sprintf("%s://%s", scheme, ln.Addr().String())
-
 	raftTLS, err := raftTLSConfig(cfg)
 	if err != nil {
-		ln.Close()
 		return nil, err
 	}
 	s.store = state.New()
@@ -130,11 +118,23 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		},
 	}, machine)
 	if err != nil {
-		ln.Close()
 		return nil, err
 	}
-	// After cluster.New: this node holds the data dir's raft store.
+	// After cluster.New: this node holds the data dir's raft store. A
+	// second controller started on it (the same service twice) is told so
+	// above, not that its HTTP port is in use.
 	tightenRootToken(cfg.DataDir, log)
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		s.cluster.Shutdown()
+		return nil, fmt.Errorf("http listen: %w", err)
+	}
+	s.httpLn = ln
+	scheme := "http"
+	if cfg.HTTPTLSCert != "" {
+		scheme = "https"
+	}
+	s.httpURL = fmt.Sprintf("%s://%s", scheme, ln.Addr().String())
 	if cfg.AdvertiseHTTP == "" {
 		adv, derived := advertiseHTTP(scheme, ln.Addr().String(), s.cluster.Addr())
 		if derived {
