@@ -351,7 +351,9 @@ func (q *Request) BlockingUnless(same func() bool, tables ...string) error {
 	}
 	ctx, cancel := context.WithDeadline(q.Context(), deadline)
 	defer cancel()
-	for {
+	// waitTables waits until the tables pass min, or the caller's token or
+	// user changes (then it reports true), or ctx ends.
+	waitTables := func() (credentialsChanged bool) {
 		tokenCh, userCh := q.Txn.CredentialWatch(q.P.TokenID, q.P.UserID)
 		wctx, stop := context.WithCancel(ctx)
 		changed := make(chan struct{})
@@ -367,16 +369,28 @@ func (q *Request) BlockingUnless(same func() bool, tables ...string) error {
 		}()
 		q.API.store.Wait(wctx, min, tables...)
 		stop()
+		select {
+		case <-changed:
+			return true
+		default:
+			return false
+		}
+	}
+	woken := false // by a precise watch: look again without waiting on the tables
+	for {
+		credentialsChanged := false
+		if !woken {
+			// (After a watch woke it, the tables may even be behind min: a
+			// restore of an older snapshot.)
+			credentialsChanged = waitTables()
+		}
+		woken = false
 		q.Txn = q.API.store.Read()
 		if err := q.reauthenticate(); err != nil {
 			return err
 		}
-		select {
-		case <-changed:
-			if ctx.Err() == nil {
-				continue // the caller keeps its access: wait on
-			}
-		default:
+		if credentialsChanged && ctx.Err() == nil {
+			continue // the caller keeps its access: wait on
 		}
 		if same == nil || ctx.Err() != nil {
 			return nil
@@ -397,6 +411,7 @@ func (q *Request) BlockingUnless(same func() bool, tables ...string) error {
 			if watch.Wait(ctx, tokenCh, userCh) != nil {
 				continue // ctx ended: answered unchanged below
 			}
+			woken = true
 		}
 		// Changed elsewhere (or, watched, maybe changed): under a steady
 		// stream of writes every wait would return at once and same() run

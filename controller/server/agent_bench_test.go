@@ -30,7 +30,8 @@ func BenchmarkAgentWorkWakeups(b *testing.B) {
 	for _, mode := range []string{"index", "hash-tables", "hash"} {
 		b.Run(mode, func(b *testing.B) {
 			api.WatchReads = mode == "hash"
-			defer func() { api.WatchReads = true }()
+			// After the node has stopped (cleanups run last first).
+			b.Cleanup(func() { api.WatchReads = true })
 			e := newAgentEnv(b)
 			c, f, x := e.c.For(b), e.f, e.x
 			c.Do("POST", "/iaas/cloud/", cloudBody(f.n.Unique("p"), f.reg, x, 2), f.r.Token(apitest.MemberAdmin)).Expect(201)

@@ -324,6 +324,43 @@ func TestAgent_WorkHashWaitsForOwnChanges(t *testing.T) {
 	}
 }
 
+// TestAgent_WorkPollAnswersARestore: a work poll waiting with its hash on
+// what its work was read from answers when a snapshot restore replaces the
+// state, even one taken before the agent's VM existed (its table indexes
+// are then behind the poll's index).
+func TestAgent_WorkPollAnswersARestore(t *testing.T) {
+	e := newAgentEnv(t)
+	c, f, x := e.c, e.f, e.x
+	before := c.Do("GET", "/v1/operator/snapshot", nil, f.root).Expect(200).Body
+	cloudID(c.Do("POST", "/iaas/cloud/", cloudBody(f.n.Unique("p"), f.reg, x, 1), f.r.Token(apitest.MemberAdmin)).Expect(201))
+	url := fmt.Sprintf("/v1/agent/work?server_id=%d&router_id=%d", e.server, e.router)
+	r := c.Do("GET", url, nil, e.robot).Expect(200)
+	hash, index := r.Header.Get("X-Regent-Content-Hash"), r.Header.Get("X-Regent-Index")
+	// The poll waits on what it read once a write has woken it and found
+	// its work the same.
+	done := make(chan *apitest.Response, 1)
+	go func() {
+		done <- c.Unchecked().Do("GET", url+"&wait=60s&index="+index+"&hash="+hash, nil, e.robot)
+	}()
+	time.Sleep(50 * time.Millisecond)
+	c.Do("POST", melangeBlocks(f.r.MemberA), map[string]any{"ip_block": map[string]any{"cidr": "10.232.0.0/24", "type": "private"}}, f.root).Expect(201)
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	c.DoHeader("PUT", "/v1/operator/snapshot", before, http.Header{
+		"X-Auth-Token": {f.root}, "Content-Type": {"application/octet-stream"}}).Expect(200)
+	select {
+	case r = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the work poll did not answer the restore")
+	}
+	var w wire.Item[wire.Work]
+	r.Expect(200).JSON(&w)
+	t.Logf("answered %s after the restore with %d VMs", time.Since(start).Round(time.Millisecond), len(w.Content.VMs))
+	if len(w.Content.VMs) != 0 || r.Header.Get("X-Regent-Content-Hash") == hash {
+		t.Errorf("after restoring a state without the cloud: %d VMs, hash %s (was %s)", len(w.Content.VMs), r.Header.Get("X-Regent-Content-Hash"), hash)
+	}
+}
+
 func TestAgent_HeartbeatsAndDeadline(t *testing.T) {
 	// 3 s: beats 100 ms apart keep it up however slow a request is.
 	e := newAgentEnvBeating(t, "100ms", "3s")

@@ -186,8 +186,6 @@ func hasErrorCode(body []byte) bool {
 	return bytes.Contains(body, []byte(`"error_code"`)) || bytes.Contains(body, []byte(`"code"`)) || bytes.Contains(body, []byte(`code=`))
 }
 
-// keepState saves a snapshot of the node's state and returns what restores
-// it: the sweeps' accepted requests change objects other rows rely on.
 // skipSweepUnderRace skips a sweep of every route under the race detector,
 // which makes the four sweeps take 90 s instead of 16: they send thousands of
 // requests one after another and test input handling, not concurrency (the
@@ -200,6 +198,8 @@ func skipSweepUnderRace(t *testing.T) {
 	}
 }
 
+// keepState saves a snapshot of the node's state and returns what restores
+// it: the sweeps' accepted requests change objects other rows rely on.
 func keepState(c *apitest.Client, n *apitest.Node) (restore func()) {
 	snap := c.Do(http.MethodGet, "/v1/operator/snapshot", nil, n.RootToken).Expect(http.StatusOK).Body
 	return func() {
