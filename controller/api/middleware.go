@@ -80,6 +80,7 @@ type httpMetrics struct {
 	dur       *prometheus.HistogramVec
 	inflight  prometheus.Gauge
 	unchanged prometheus.Counter
+	broad     prometheus.Counter
 	log       hclog.Logger // a line per request at debug; a 5xx at warn always
 }
 
@@ -97,9 +98,13 @@ func newHTTPMetrics(reg prometheus.Registerer, log hclog.Logger) *httpMetrics {
 			Name: "regent_http_blocking_unchanged_total",
 			Help: "Wake-ups of blocking queries with a content hash (the agents' work, ?hash) that found the caller's answer unchanged and waited on.",
 		}),
+		broad: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "regent_http_blocking_broad_total",
+			Help: "Of those wake-ups, the ones whose answer was read from more places than are watched (2,048) or by a scan that cannot be watched: they wait on every write to the answer's tables.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.dur, m.inflight, m.unchanged)
+		reg.MustRegister(m.dur, m.inflight, m.unchanged, m.broad)
 	}
 	return m
 }

@@ -406,6 +406,9 @@ func (q *Request) BlockingUnless(same func() bool, tables ...string) error {
 		}
 		q.API.metrics.unchanged.Inc()
 		min = q.Txn.MaxIndex(tables...) // the state same() compared
+		if !watch.Precise() {
+			q.API.metrics.broad.Inc()
+		}
 		if WatchReads && watch.Precise() {
 			tokenCh, userCh := q.Txn.CredentialWatch(q.P.TokenID, q.P.UserID)
 			if watch.Wait(ctx, tokenCh, userCh) != nil {

@@ -297,6 +297,9 @@ func TestAgent_WorkHashWaitsForOwnChanges(t *testing.T) {
 	if unchanged < 1 || unchanged > 3 {
 		t.Errorf("regent_http_blocking_unchanged_total grew by %v with 20 unrelated writes, want 1 to 3", unchanged)
 	}
+	if broad := metricValue(t, f.n, "regent_http_blocking_broad_total"); broad != 0 {
+		t.Errorf("regent_http_blocking_broad_total %v: a work read from a few rows could not be watched", broad)
+	}
 	// An index behind the state, content the same: it still waits.
 	ch = poll(fmt.Sprintf("&index=%d&wait=60s&hash=%s", idx1, hash1))
 	time.Sleep(50 * time.Millisecond)
