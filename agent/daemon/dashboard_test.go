@@ -37,12 +37,25 @@ func TestDashboardMatchesAgentMetrics(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	n, errs := d.Check("regent-agent", scrape(t, a))
+	fams := scrape(t, a)
+	n, errs := d.Check("regent-agent", fams)
 	for _, err := range errs {
 		t.Error(err)
 	}
 	if n < 4 {
 		t.Errorf("only %d selectors of the agent checked", n)
+	}
+	// The alerting rules select the same metrics.
+	rules, err := promcheck.LoadRules("../../deploy/regent-alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, errs = promcheck.CheckQueries(rules, "regent-agent", fams)
+	for _, err := range errs {
+		t.Error(err)
+	}
+	if n < 2 {
+		t.Errorf("only %d selectors of the agent's alerts checked", n)
 	}
 }
 

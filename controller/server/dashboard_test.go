@@ -64,4 +64,16 @@ func TestDashboardMatchesControllerMetrics(t *testing.T) {
 	if n < 20 {
 		t.Errorf("only %d selectors of the controller checked", n)
 	}
+	// The alerting rules select the same metrics.
+	rules, err := promcheck.LoadRules("../../deploy/regent-alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, errs = promcheck.CheckQueries(rules, "regent-controller", fams)
+	for _, err := range errs {
+		t.Error(err)
+	}
+	if n < 7 {
+		t.Errorf("only %d selectors of the controller's alerts checked", n)
+	}
 }

@@ -4,7 +4,8 @@
 // exists, with the labels (and, for literal matchers, the label values) it
 // selects on, used as its type allows (rate() of counters, histogram_quantile
 // of histogram buckets, never rate() of a gauge), grouped and shown by labels
-// it has, in a panel whose unit is the metric's base unit.
+// it has, in a panel whose unit is the metric's base unit. The alerting
+// rules of deploy/regent-alerts.yml get the same selector checks (LoadRules).
 //
 // It reads the PromQL the dashboard uses without a full parser: vector
 // selectors, function calls, aggregations with by/without, binary
@@ -12,6 +13,7 @@
 package promcheck
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -19,6 +21,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/oasdiff/yaml"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -100,6 +103,8 @@ type Query struct {
 	Unit   string
 	// Variable: the query of a template variable, label_values(SELECTOR, LABEL).
 	Variable bool
+	// Rule: an alerting rule's expression (no legend, no unit).
+	Rule bool
 }
 
 func (d *Dashboard) allPanels() []Panel {
@@ -259,6 +264,60 @@ func (d *Dashboard) Check(job string, fams map[string]*dto.MetricFamily) (int, [
 	if err != nil {
 		return 0, []error{err}
 	}
+	return CheckQueries(qs, job, fams)
+}
+
+// Rules are the alerting rules of a Prometheus rule file.
+type Rules struct {
+	Groups []struct {
+		Name  string `json:"name"`
+		Rules []struct {
+			Alert       string            `json:"alert"`
+			Expr        string            `json:"expr"`
+			For         string            `json:"for"`
+			Labels      map[string]string `json:"labels"`
+			Annotations map[string]string `json:"annotations"`
+		} `json:"rules"`
+	} `json:"groups"`
+}
+
+// LoadRules reads a Prometheus rule file and returns its alerts'
+// expressions as queries (without legend or unit: CheckQueries checks
+// their selectors only). An alert without a name, expression, severity
+// or summary is an error.
+func LoadRules(path string) ([]Query, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	j, err := yaml.YAMLToJSON(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var rs Rules
+	dec := json.NewDecoder(bytes.NewReader(j))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rs); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var out []Query
+	for _, g := range rs.Groups {
+		for _, r := range g.Rules {
+			where := fmt.Sprintf("group %q alert %q", g.Name, r.Alert)
+			if r.Alert == "" || r.Expr == "" || r.Labels["severity"] == "" || r.Annotations["summary"] == "" {
+				return nil, fmt.Errorf("%s: %s: an alert needs a name, an expr, a severity label and a summary", path, where)
+			}
+			out = append(out, Query{Where: where, Expr: r.Expr, Rule: true})
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no alerts", path)
+	}
+	return out, nil
+}
+
+// CheckQueries is Check for any queries: see Check.
+func CheckQueries(qs []Query, job string, fams map[string]*dto.MetricFamily) (int, []error) {
 	var errs []error
 	checked := 0
 	for _, q := range qs {
@@ -283,7 +342,7 @@ func (d *Dashboard) Check(job string, fams map[string]*dto.MetricFamily) (int, [
 				checked++
 			}
 		}
-		if mine == len(e.selectors) {
+		if mine == len(e.selectors) && !q.Rule {
 			c.legend()
 			if !q.Variable {
 				c.unit()
@@ -423,7 +482,9 @@ func (c *checker) selector(s *selector) {
 			re, err := regexp.Compile("^(?:" + m.value + ")$")
 			if err != nil {
 				c.fail("%s{%s=~%q}: %v", s.name, m.label, m.value, err)
-			} else if !slices.ContainsFunc(vals, re.MatchString) {
+			} else if !slices.ContainsFunc(vals, re.MatchString) && !c.q.Rule {
+				// (An alert may select what a healthy process never
+				// exports, such as code=~"5..".)
 				c.fail("%s{%s=~%q}: no series matches (values seen: %v)", s.name, m.label, m.value, vals)
 			}
 		}

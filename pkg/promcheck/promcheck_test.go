@@ -3,6 +3,7 @@ package promcheck
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -101,6 +102,55 @@ func TestStructure(t *testing.T) {
 		`x_used_ratio has no job="..." matcher`, `$instance may hold several values (or All), so it needs =~`} {
 		if !strings.Contains(all, want) {
 			t.Errorf("no problem %q among:\n%s", want, all)
+		}
+	}
+}
+
+func TestRules(t *testing.T) {
+	fams := families(t)
+	write := func(body string) string {
+		path := t.TempDir() + "/rules.yml"
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	rule := func(expr string) string {
+		return fmt.Sprintf("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: %s\n        for: 1m\n"+
+			"        labels: { severity: warning }\n        annotations: { summary: s }\n", expr)
+	}
+	for _, tc := range []struct {
+		expr string
+		want string // "" = no problem
+	}{
+		{`x_used_ratio{job="j"} > 0.9`, ""},
+		{`sum by (route) (rate(x_request_duration_seconds_count{job="j",code=~"5.."}[5m])) > 0`, ""}, // no 5xx seen: fine in an alert
+		{`x_used_ratioo{job="j"} > 0.9`, "no such metric"},
+		{`x_queries_total{job="j"} > 0`, "chart its rate()"},
+		{`max by (storage) (x_free_bytes{job="j"}) < 1`, "has no label storage"},
+		{`rate(x_request_duration_seconds_count{job="j",code=~"(5"}[5m]) > 0`, "error parsing regexp"},
+	} {
+		qs, err := LoadRules(write(rule(tc.expr)))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.expr, err)
+		}
+		_, errs := CheckQueries(qs, "j", fams)
+		switch {
+		case tc.want == "" && len(errs) > 0:
+			t.Errorf("%s: %v", tc.expr, errs)
+		case tc.want != "" && (len(errs) == 0 || !strings.Contains(errs[0].Error(), tc.want)):
+			t.Errorf("%s: %v, want %q", tc.expr, errs, tc.want)
+		}
+	}
+	// An alert without a severity or summary, or an unknown key, is refused.
+	for _, body := range []string{
+		"groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: x_used_ratio > 1\n        annotations: { summary: s }\n",
+		"groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: x_used_ratio > 1\n        labels: { severity: warning }\n",
+		"groups:\n  - name: g\n    rules:\n      - alert: A\n        exp: x_used_ratio > 1\n        labels: { severity: warning }\n        annotations: { summary: s }\n",
+		"groups: []\n",
+	} {
+		if _, err := LoadRules(write(body)); err == nil {
+			t.Errorf("accepted:\n%s", body)
 		}
 	}
 }
