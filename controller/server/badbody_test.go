@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/regentcloud/regent/controller/internal/apitest"
-	"github.com/regentcloud/regent/pkg/systemtest"
 )
 
 // TestBadBodiesOnEveryRoute takes the valid body of every write the auth
@@ -24,7 +23,6 @@ import (
 // client also checks every answer against openapi.yaml), a 4xx must carry
 // an error code, and a 4xx must change nothing in the state.
 func TestBadBodiesOnEveryRoute(t *testing.T) {
-	skipSweepUnderRace(t)
 	n := apitest.Start(t, apitest.Options{})
 	f := newFixture(t, n)
 	w := &stateWatch{n: n}
@@ -186,18 +184,6 @@ func hasErrorCode(body []byte) bool {
 	return bytes.Contains(body, []byte(`"error_code"`)) || bytes.Contains(body, []byte(`"code"`)) || bytes.Contains(body, []byte(`code=`))
 }
 
-// skipSweepUnderRace skips a sweep of every route under the race detector,
-// which makes the four sweeps take 90 s instead of 16: they send thousands of
-// requests one after another and test input handling, not concurrency (the
-// handlers run under -race in every other test). make test runs them again
-// without -race.
-func skipSweepUnderRace(t *testing.T) {
-	t.Helper()
-	if systemtest.Race {
-		t.Skip("a sweep of every route: run without -race (make test does)")
-	}
-}
-
 // keepState saves a snapshot of the node's state and returns what restores
 // it: the sweeps' accepted requests change objects other rows rely on.
 func keepState(c *apitest.Client, n *apitest.Node) (restore func()) {
@@ -261,7 +247,6 @@ func stateDigest(t *testing.T, n *apitest.Node) [32]byte {
 // route of the auth matrix with ids that are not ids, or name nothing: the
 // answer is a 4xx with an error code, never a 5xx, and changes nothing.
 func TestBadPathIDsOnEveryRoute(t *testing.T) {
-	skipSweepUnderRace(t)
 	n := apitest.Start(t, apitest.Options{})
 	f := newFixture(t, n)
 	bad := []string{"abc", "-1", "0", "99999999999999999999", "1.5", "1e3", "%20", "0x10", "18446744073709551615"}
@@ -316,7 +301,6 @@ func opaqueTenant(segs []string, i int, method string) bool {
 // TestBadQueriesOnEveryRoute sends every GET route of the auth matrix with
 // query parameters that are wrong: never a 5xx, and a 4xx has an error code.
 func TestBadQueriesOnEveryRoute(t *testing.T) {
-	skipSweepUnderRace(t)
 	n := apitest.Start(t, apitest.Options{})
 	f := newFixture(t, n)
 	queries := []string{
@@ -360,7 +344,6 @@ func TestBadQueriesOnEveryRoute(t *testing.T) {
 // tokens that are not tokens, odd Accept and Content-Type. Never a 5xx, a
 // 4xx has an error code and changes nothing.
 func TestBadHeadersOnEveryRoute(t *testing.T) {
-	skipSweepUnderRace(t)
 	n := apitest.Start(t, apitest.Options{})
 	f := newFixture(t, n)
 	type headers struct {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/regentcloud/regent/pkg/api"
-	"github.com/regentcloud/regent/pkg/systemtest"
 )
 
 // goldenState is the state of testdata/snapshot-v1.golden: the scale
@@ -174,7 +173,7 @@ func TestRestoreReadsAnyRecordForm(t *testing.T) {
 // again before the value was decoded, and the addresses were read twice to
 // rebuild the IPAM engines (docs/benchmarks.md, "Snapshot restore").
 func TestRestoreAllocation(t *testing.T) {
-	if testing.Short() || systemtest.Race {
+	if testing.Short() || raceEnabled {
 		t.Skip("builds a state of 1,000 addresses; counts allocations, which the race detector adds to")
 	}
 	var snap bytes.Buffer
@@ -232,7 +231,7 @@ func TestPersistWritesRecordJSON(t *testing.T) {
 // writes. It allocated 2.2: each record was marshalled twice, the second
 // time inside its line, which was then copied to append the newline.
 func TestPersistAllocation(t *testing.T) {
-	if testing.Short() || systemtest.Race {
+	if testing.Short() || raceEnabled {
 		t.Skip("builds a state of 1,000 addresses; counts allocations, which the race detector adds to")
 	}
 	r := scaleState(t, 200, 5).Read()
