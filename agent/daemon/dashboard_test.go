@@ -46,11 +46,7 @@ func TestDashboardMatchesAgentMetrics(t *testing.T) {
 		t.Errorf("only %d selectors of the agent checked", n)
 	}
 	// The alerting rules select the same metrics.
-	rules, err := promcheck.LoadRules("../../deploy/regent-alerts.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, errs = promcheck.CheckQueries(rules, "regent-agent", fams)
+	n, errs = promcheck.CheckRules("../../deploy/regent-alerts.yml", "regent-agent", fams)
 	for _, err := range errs {
 		t.Error(err)
 	}

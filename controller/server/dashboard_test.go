@@ -65,11 +65,7 @@ func TestDashboardMatchesControllerMetrics(t *testing.T) {
 		t.Errorf("only %d selectors of the controller checked", n)
 	}
 	// The alerting rules select the same metrics.
-	rules, err := promcheck.LoadRules("../../deploy/regent-alerts.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, errs = promcheck.CheckQueries(rules, "regent-controller", fams)
+	n, errs = promcheck.CheckRules("../../deploy/regent-alerts.yml", "regent-controller", fams)
 	for _, err := range errs {
 		t.Error(err)
 	}

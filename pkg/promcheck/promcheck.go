@@ -316,6 +316,16 @@ func LoadRules(path string) ([]Query, error) {
 	return out, nil
 }
 
+// CheckRules checks the alerts of the rule file at path that select
+// job="<job>" against fams, as Check does a dashboard's queries.
+func CheckRules(path, job string, fams map[string]*dto.MetricFamily) (int, []error) {
+	qs, err := LoadRules(path)
+	if err != nil {
+		return 0, []error{err}
+	}
+	return CheckQueries(qs, job, fams)
+}
+
 // CheckQueries is Check for any queries: see Check.
 func CheckQueries(qs []Query, job string, fams map[string]*dto.MetricFamily) (int, []error) {
 	var errs []error
