@@ -209,13 +209,24 @@ func runServer(args []string) error {
 		printDevBanner(s, s.Config())
 	}
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	var fatal error
-	select {
-	case got := <-sig:
-		s.Logger().Info("shutting down", "signal", got.String())
-	case fatal = <-s.Fatal():
-		s.Logger().Info("shutting down", "reason", "configuration error")
+wait:
+	for {
+		select {
+		case got := <-sig:
+			if got == syscall.SIGHUP {
+				// The flags and the -config file again: the log level and
+				// the TLS files change at once (server.Reload).
+				s.Logger().Info("reloading the configuration", "signal", got.String())
+				_ = s.Reload(func() (server.Config, error) { return serverConfig(args, io.Discard) })
+				continue
+			}
+			s.Logger().Info("shutting down", "signal", got.String())
+		case fatal = <-s.Fatal():
+			s.Logger().Info("shutting down", "reason", "configuration error")
+		}
+		break wait
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()

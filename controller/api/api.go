@@ -54,8 +54,10 @@ type Config struct {
 	OpenAPI []byte
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
-	// ForwardTLS is the client TLS config for forwarding to a leader over HTTPS.
-	ForwardTLS *tls.Config
+	// ForwardTLS, when set, returns the client TLS config of a new
+	// connection to a leader over HTTPS (called per connection, so that a
+	// rotated CA applies to the next one); nil: the system's roots.
+	ForwardTLS func() *tls.Config
 	// Health reports extra health conditions for /healthz (nil = healthy).
 	Health func() error
 	// TenantMetrics gathers the metrics that name tenants' objects (their

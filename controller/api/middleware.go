@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/regentcloud/regent/controller/cluster"
 	wire "github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/tlsfiles"
 )
 
 // respWriter records the status for metrics, adds X-Regent-Index to every
@@ -167,14 +168,18 @@ type forwarder struct {
 }
 
 func newForwarder(a *API) *forwarder {
-	return &forwarder{a: a, transport: &http.Transport{
+	dialer := &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
+	t := &http.Transport{
 		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:         dialer.DialContext,
 		MaxIdleConns:        512,
 		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
-		TLSClientConfig:     a.cfg.ForwardTLS,
-	}}
+	}
+	if a.cfg.ForwardTLS != nil {
+		t.DialTLSContext = tlsfiles.DialTLS(dialer, a.cfg.ForwardTLS)
+	}
+	return &forwarder{a: a, transport: t}
 }
 
 func localOnly(r *http.Request) bool {

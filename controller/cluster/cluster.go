@@ -52,15 +52,17 @@ type Config struct {
 	// Bootstrap makes this node a new single-voter cluster if it has no raft
 	// state yet. It is ignored when state exists, so it is safe to leave set.
 	Bootstrap bool
-	// TLS, when set, makes raft traffic mutual TLS. It needs this node's
-	// certificate (used as server and as client certificate) and the CA pool
-	// that signs its peers' certificates (RootCAs and/or ClientCAs; either
-	// fills in for the other). ClientAuth must be RequireAndVerifyClientCert
-	// (zero is taken to mean it); MinVersion defaults to TLS 1.3. Peers'
-	// certificates must be valid for the host part of their RaftAddr unless
-	// ServerName is set, in which case every node's certificate must carry
-	// that name.
-	TLS *tls.Config
+	// TLS, when set, makes raft traffic mutual TLS. It is called for every
+	// connection this node accepts or dials, so what it returns may change
+	// (rotated certificates, pkg/tlsfiles); connections already open keep
+	// theirs. The config needs this node's certificate (used as server and
+	// as client certificate) and the CA pool that signs its peers'
+	// certificates (RootCAs and/or ClientCAs; either fills in for the
+	// other). ClientAuth must be RequireAndVerifyClientCert (zero is taken
+	// to mean it); MinVersion defaults to TLS 1.3. Peers' certificates must
+	// be valid for the host part of their RaftAddr unless ServerName is set,
+	// in which case every node's certificate must carry that name.
+	TLS func() *tls.Config
 
 	// Raft timing; zero means the LAN defaults above (CommitTimeout: raft's).
 	HeartbeatTimeout   time.Duration
@@ -194,9 +196,12 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 	if cfg.CommitWait <= 0 {
 		cfg.CommitWait = DefaultCommitWait
 	}
-	tlsConfig, err := prepareTLS(cfg.TLS)
-	if err != nil {
-		return nil, err
+	var tlsConfig func() (*tls.Config, error)
+	if cfg.TLS != nil {
+		tlsConfig = func() (*tls.Config, error) { return prepareTLS(cfg.TLS()) }
+		if _, err := tlsConfig(); err != nil {
+			return nil, err
+		}
 	}
 	rc, err := raftConfig(cfg)
 	if err != nil {

@@ -62,11 +62,12 @@ func listen(raftAddr string) (net.Listener, advertiseAddr, error) {
 }
 
 // streamLayer is the raft.StreamLayer under the NetworkTransport: plain TCP,
-// or mutual TLS when tlsConfig is set.
+// or mutual TLS when tlsConfig is set (called for each connection, so that
+// rotated certificates apply to the next one).
 type streamLayer struct {
 	net.Listener // the raw TCP listener
 	advertise    advertiseAddr
-	tlsConfig    *tls.Config // nil: plain TCP
+	tlsConfig    func() (*tls.Config, error) // nil: plain TCP
 }
 
 var _ raft.StreamLayer = (*streamLayer)(nil)
@@ -122,7 +123,12 @@ func (s *streamLayer) Accept() (net.Conn, error) {
 	if s.tlsConfig == nil {
 		return conn, nil
 	}
-	return &serverTLSConn{Conn: tls.Server(conn, s.tlsConfig)}, nil
+	cfg, err := s.tlsConfig()
+	if err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	return &serverTLSConn{Conn: tls.Server(conn, cfg)}, nil
 }
 
 // Dial opens an outbound raft connection; with TLS the handshake (including
@@ -138,7 +144,11 @@ func (s *streamLayer) dialContext(ctx context.Context, address string) (net.Conn
 	if s.tlsConfig == nil {
 		return nd.DialContext(ctx, "tcp", address)
 	}
-	d := &tls.Dialer{NetDialer: nd, Config: s.tlsConfig}
+	cfg, err := s.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	d := &tls.Dialer{NetDialer: nd, Config: cfg}
 	return d.DialContext(ctx, "tcp", address)
 }
 

@@ -37,13 +37,19 @@ type agentEnv struct {
 // heartbeat must not see it flip because a loaded machine took a moment.
 // Tests of the silence itself use newAgentEnvBeating with a deadline of
 // their own and poll for its effect.
-func newAgentEnv(t testing.TB) *agentEnv { return newAgentEnvBeating(t, "100ms", "1m") }
+func newAgentEnv(t testing.TB) *agentEnv { return newAgentEnvWith(t, func(*server.Config) {}) }
 
 // newAgentEnvBeating is newAgentEnv with the controller's agent heartbeat
 // interval and down-after time.
 func newAgentEnvBeating(t testing.TB, heartbeat, downAfter server.Duration) *agentEnv {
+	return newAgentEnvWith(t, func(c *server.Config) { c.AgentHeartbeat, c.AgentDownAfter = heartbeat, downAfter })
+}
+
+// newAgentEnvWith is newAgentEnv on a node configure changes.
+func newAgentEnvWith(t testing.TB, configure func(*server.Config)) *agentEnv {
 	n := apitest.Start(t, apitest.Options{Configure: func(c *server.Config) {
-		c.AgentHeartbeat, c.AgentDownAfter = heartbeat, downAfter
+		c.AgentHeartbeat, c.AgentDownAfter = "100ms", "1m"
+		configure(c)
 	}})
 	c := n.Client(t)
 	f := newFixture(t, n)

@@ -2,13 +2,16 @@ package server_test
 
 import (
 	"net/http"
+	"path/filepath"
 	"testing"
 
 	mdns "github.com/miekg/dns"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/regentcloud/regent/controller/server"
 	"github.com/regentcloud/regent/pkg/promcheck"
+	"github.com/regentcloud/regent/pkg/testca"
 )
 
 // TestDashboardMatchesControllerMetrics: deploy/grafana-dashboard.json is
@@ -16,7 +19,7 @@ import (
 // unique panel ids, ...), and every query of it that selects
 // job="regent-controller" names metrics a real controller exports after
 // some traffic (requests, a 404, a blocking query, a DNS query, a
-// registered agent), by the labels and label values they have, with
+// registered agent; raft over mutual TLS), by the labels and label values they have, with
 // rate() on counters only, histogram_quantile on _bucket series, and the
 // panel unit of the metric's base unit. Scraped over HTTP as Prometheus
 // does, with a robot token. TestDashboardMatchesAgentMetrics (agent/daemon) checks the agent's
@@ -29,7 +32,14 @@ func TestDashboardMatchesControllerMetrics(t *testing.T) {
 	for _, err := range d.Structure() {
 		t.Error(err)
 	}
-	e := newAgentEnv(t) // a region, an allocation, an agent's server and router
+	// A region, an allocation, an agent's server and router, on a node
+	// with raft's mutual TLS (whose certificates' expiry an alert watches).
+	ca := testca.New(t, "regent test CA")
+	dir := t.TempDir()
+	e := newAgentEnvWith(t, func(c *server.Config) {
+		c.RaftTLSCert, c.RaftTLSKey = ca.WriteFiles(t, dir, "node")
+		c.RaftTLSCA = ca.WriteCA(t, filepath.Join(dir, "ca.pem"))
+	})
 	c, root := e.c, e.f.root
 	c.Do("GET", "/iaas/subnet/999999/", nil, root).Expect(404)
 	c.Do("GET", "/membership/user/?index=1000000&wait=20ms", nil, root).Expect(200)

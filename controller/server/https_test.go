@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/regentcloud/regent/controller/internal/apitest"
-	"github.com/regentcloud/regent/controller/internal/testca"
 	"github.com/regentcloud/regent/controller/server"
+	"github.com/regentcloud/regent/pkg/testca"
 )
 
 // TestHTTPSRefusesTLS11: the HTTPS listener refuses a client that speaks

@@ -69,7 +69,14 @@ func inFlight(t *testing.T, n *apitest.Node) int {
 // /metrics, read without a token as Prometheus would.
 func metricValue(t testing.TB, n *apitest.Node, name string) float64 {
 	t.Helper()
-	resp, err := http.Get(n.URL + "/metrics")
+	return metricValueVia(t, http.DefaultClient, n.URL, name)
+}
+
+// metricValueVia is metricValue through hc (an HTTPS node's client); name
+// may carry labels, as /metrics writes them: name{label="value"}.
+func metricValueVia(t testing.TB, hc *http.Client, url, name string) float64 {
+	t.Helper()
+	resp, err := hc.Get(url + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

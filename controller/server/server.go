@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,6 +35,7 @@ import (
 	"github.com/regentcloud/regent/controller/state"
 	wire "github.com/regentcloud/regent/pkg/api"
 	"github.com/regentcloud/regent/pkg/logx"
+	"github.com/regentcloud/regent/pkg/tlsfiles"
 )
 
 // RootTokenFile is the file, in the data dir, that holds the root token
@@ -45,6 +45,9 @@ const RootTokenFile = "root.token"
 // Server is one running controller node.
 type Server struct {
 	cfg      Config
+	given    Config // cfg as given, for Reload to compare (cfg has derived values)
+	tls      *nodeTLS
+	reload   *reloader
 	log      hclog.Logger
 	out      io.Writer
 	store    *state.Store
@@ -81,22 +84,25 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 	}
 	log := logx.Durations(hclog.New(&hclog.LoggerOptions{Name: "regent", Level: hclog.LevelFromString(cfg.LogLevel),
 		JSONFormat: cfg.LogJSON, Output: logOut, IncludeLocation: false}))
-	s := &Server{cfg: cfg, log: log, out: out, registry: prometheus.NewRegistry(), fatal: make(chan error, 1)}
+	s := &Server{cfg: cfg, given: cfg, log: log, out: out, registry: prometheus.NewRegistry(), fatal: make(chan error, 1)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := cluster.InstallMetrics(s.registry); err != nil {
 		log.Warn("raft metrics unavailable", "error", err)
 	}
 
-	raftTLS, err := raftTLSConfig(cfg)
+	var err error
+	s.tls, err = loadTLS(cfg)
 	if err != nil {
 		return nil, err
 	}
+	s.registry.MustRegister(s.tls)
+	s.reload = newReloader(s.registry, cfg.LogLevel)
 	s.store = state.New()
 	machine := fsm.New(s.store, log, s.registry)
 	snapThreshold, trailingLogs, snapInterval := cfg.raftSnapshotPolicy()
 	s.cluster, err = cluster.New(cluster.Config{
-		NodeID: cfg.NodeID, DataDir: cfg.DataDir, RaftAddr: cfg.RaftAddr, Bootstrap: cfg.Bootstrap, TLS: raftTLS,
+		NodeID: cfg.NodeID, DataDir: cfg.DataDir, RaftAddr: cfg.RaftAddr, Bootstrap: cfg.Bootstrap, TLS: s.tls.raftConfig(),
 		HeartbeatTimeout: cfg.HeartbeatTimeout.D(), ElectionTimeout: cfg.ElectionTimeout.D(),
 		LeaderLeaseTimeout: cfg.LeaderLeaseTimeout.D(), DeadServerCleanup: cfg.DeadServerCleanup.D(), Logger: log,
 		SnapshotThreshold: snapThreshold, SnapshotInterval: snapInterval, TrailingLogs: trailingLogs,
@@ -157,14 +163,8 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
-	forwardTLS, err := forwardTLSConfig(cfg)
-	if err != nil {
-		s.cluster.Shutdown()
-		ln.Close()
-		return nil, err
-	}
 	factors := cfg.Factors()
-	s.api = api.New(api.Config{ClusterToken: cfg.ClusterToken, OpenAPI: openapiJSON, ForwardTLS: forwardTLS, Placement: &factors,
+	s.api = api.New(api.Config{ClusterToken: cfg.ClusterToken, OpenAPI: openapiJSON, ForwardTLS: s.tls.peersConfig(), Placement: &factors,
 		BodyTimeout: cfg.BodyTimeout, TenantMetrics: tenantMetrics, Health: s.nodeHealth},
 		s.cluster, s.store, log, s.registry)
 	s.heartbeats = robot.NewHeartbeats(cfg.agentDownAfter(), s.cluster.Term, s.cluster.IsLeader)
@@ -196,14 +196,17 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		ErrorLog: log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 		// TLS 1.2 at least, said here rather than left to the runtime's
 		// default (which GODEBUG tls10server=1 lowers to TLS 1.0).
-		// ServeTLS adds the certificate to a clone of this.
 		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12}}
+	if s.tls.http != nil {
+		// Each handshake presents the certificate of the last Reload.
+		s.http.TLSConfig = s.tls.http.ServerConfig(s.http.TLSConfig)
+	}
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		var err error
-		if cfg.HTTPTLSCert != "" {
-			err = s.http.ServeTLS(ln, cfg.HTTPTLSCert, cfg.HTTPTLSKey)
+		if s.tls.http != nil {
+			err = s.http.ServeTLS(ln, "", "")
 		} else {
 			err = s.http.Serve(ln)
 		}
@@ -575,8 +578,8 @@ func (s *Server) joinLoop() {
 		target = "http://" + target
 	}
 	client := &http.Client{Timeout: 15 * time.Second}
-	if tlsCfg, _ := forwardTLSConfig(s.cfg); tlsCfg != nil {
-		client.Transport = &http.Transport{TLSClientConfig: tlsCfg}
+	if peers := s.tls.peersConfig(); peers != nil {
+		client.Transport = &http.Transport{DialTLSContext: tlsfiles.DialTLS(&net.Dialer{Timeout: 10 * time.Second}, peers)}
 	}
 	wait := joinRetryMin
 	for attempt := 1; ; attempt++ {
@@ -612,45 +615,6 @@ func (s *Server) joinLoop() {
 		}
 		wait = min(2*wait, joinRetryMax)
 	}
-}
-
-func raftTLSConfig(cfg Config) (*tls.Config, error) {
-	if cfg.RaftTLSCert == "" {
-		return nil, nil
-	}
-	cert, err := tls.LoadX509KeyPair(cfg.RaftTLSCert, cfg.RaftTLSKey)
-	if err != nil {
-		return nil, fmt.Errorf("raft tls: %w", err)
-	}
-	pool, err := loadPool(cfg.RaftTLSCA)
-	if err != nil {
-		return nil, fmt.Errorf("raft tls: %w", err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, ClientCAs: pool,
-		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}, nil
-}
-
-func forwardTLSConfig(cfg Config) (*tls.Config, error) {
-	if cfg.HTTPTLSCA == "" {
-		return nil, nil
-	}
-	pool, err := loadPool(cfg.HTTPTLSCA)
-	if err != nil {
-		return nil, fmt.Errorf("http tls ca: %w", err)
-	}
-	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
-}
-
-func loadPool(path string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s holds no PEM certificates", path)
-	}
-	return pool, nil
 }
 
 // OpenAPIJSON loads pkg/api/openapi.yaml, validates it and renders it as

@@ -2,14 +2,17 @@ package systest
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
-	"github.com/regentcloud/regent/controller/internal/testca"
+	"github.com/regentcloud/regent/pkg/testca"
 )
 
 // TestClusterTLS: three nodes with the API over HTTPS and mutual TLS on
@@ -100,4 +103,112 @@ func TestClusterTLS(t *testing.T) {
 	members := string(body)
 	c.must(c.do(follower, http.MethodPost, "/membership/member/", map[string]any{"name": "still-writes"}), http.StatusCreated, "a write after the refused node")
 	t.Logf("members after the foreign node tried: %s", members)
+}
+
+// TestClusterTLSRotation: a running 3-node cluster with HTTPS and raft
+// mutual TLS moves to a new CA with SIGHUP and no restart, as
+// docs/operations.md tells an operator to: both CAs in the CA file, then
+// every node's certificates replaced in place, then the old CA out; a
+// SIGHUP to every process after each step. The processes stay up; every
+// node then serves a certificate of the new CA, reports its expiry on
+// /metrics, and a fourth node that knows only the new CA joins (HTTPS to
+// the leader, raft both ways) and takes writes, which it forwards to the
+// leader over HTTPS.
+func TestClusterTLSRotation(t *testing.T) {
+	base := t.TempDir()
+	oldCA, newCA := testca.New(t, "old CA"), testca.New(t, "new CA")
+	caPath := oldCA.WriteCA(t, filepath.Join(base, "ca.pem"))
+	hc := newClient(8)
+	hc.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: oldCA.Pool, MinVersion: tls.VersionTLS12}
+	c := &cluster{t: t, base: base, hc: hc}
+	t.Cleanup(c.cleanup)
+	// certs writes node i's HTTPS and raft certificates of ca into dir
+	// (over what is there) and returns the flags naming them.
+	certs := func(ca *testca.CA, dir string, i int, caFile string) []string {
+		name := "node" + itoa(uint64(i))
+		hcert, hkey := ca.WriteFiles(t, dir, name+"-http")
+		rcert, rkey := ca.WriteFiles(t, dir, name+"-raft")
+		return []string{"-http-tls-cert", hcert, "-http-tls-key", hkey, "-http-tls-ca", caFile,
+			"-raft-tls-cert", rcert, "-raft-tls-key", rkey, "-raft-tls-ca", caFile}
+	}
+	ct := "systest-" + randomHex(12)
+	for i := 1; i <= 3; i++ {
+		args := []string{"-cluster-token", ct, "-log-level", "info"}
+		if i == 1 {
+			args = append(args, "-bootstrap")
+		} else {
+			args = append(args, "-join", c.nodes[0].URL())
+		}
+		n := newNode(t, base, "node"+itoa(uint64(i)), append(args, certs(oldCA, base, i, caPath)...)...)
+		n.https = true
+		c.nodes = append(c.nodes, n)
+		n.start()
+		if i == 1 {
+			c.token = waitRootToken(t, n, 30*time.Second)
+		}
+	}
+	c.waitVoters(c.nodes[0], 3, 60*time.Second)
+
+	reloads := func(n *node) int { return strings.Count(n.tail(1<<20), "configuration reloaded") }
+	hup := func(step string) {
+		t.Helper()
+		for _, n := range c.nodes {
+			before := reloads(n)
+			if n.signal(syscall.SIGHUP, 200*time.Millisecond) {
+				t.Fatalf("%s: %s exited on SIGHUP:\n%s", step, n.name, n.tail(4000))
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for reloads(n) == before {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: %s logged no reload after SIGHUP:\n%s", step, n.name, n.tail(4000))
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	}
+	// 1. Both CAs; the API client trusts both meanwhile.
+	if err := os.WriteFile(caPath, append(append([]byte{}, oldCA.PEM...), newCA.PEM...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hup("both CAs")
+	both := x509.NewCertPool()
+	both.AddCert(oldCA.Cert)
+	both.AddCert(newCA.Cert)
+	hc.Transport.(*http.Transport).TLSClientConfig.RootCAs = both
+	// 2. New certificates in place of the old.
+	for i := range c.nodes {
+		certs(newCA, base, i+1, caPath)
+	}
+	hup("new certificates")
+	// 3. The old CA out.
+	newCA.WriteCA(t, caPath)
+	hup("new CA only")
+
+	hc.CloseIdleConnections()
+	hc.Transport.(*http.Transport).TLSClientConfig.RootCAs = newCA.Pool
+	for _, n := range c.nodes {
+		c.must(c.do(n, http.MethodGet, "/healthz", nil), http.StatusOK, n.name+" over HTTPS with the new CA only")
+		body := string(c.must(c.do(n, http.MethodGet, "/metrics", nil), http.StatusOK, "metrics").Body)
+		for _, want := range []string{"regent_config_last_reload_successful 1", `regent_tls_not_after_timestamp_seconds{setting="raft_tls_cert"}`} {
+			if !strings.Contains(body, want) {
+				t.Errorf("%s /metrics lacks %s", n.name, want)
+			}
+		}
+	}
+	leader := c.leader(30 * time.Second)
+	n4 := newNode(t, base, "node4", append([]string{"-join", leader.URL(), "-cluster-token", ct},
+		certs(newCA, t.TempDir(), 4, newCA.WriteCA(t, filepath.Join(t.TempDir(), "new-ca.pem")))...)...)
+	n4.https = true
+	c.nodes = append(c.nodes, n4)
+	n4.start()
+	c.waitVoters(leader, 4, 60*time.Second)
+	c.waitLocalReady(n4, 30*time.Second)
+	if c.leader(30*time.Second) == n4 {
+		t.Fatal("the new node leads: nothing would be forwarded")
+	}
+	r := c.must(c.do(n4, http.MethodPost, "/membership/member/", map[string]any{"name": "after-rotation"}), http.StatusCreated,
+		"a write through the node that knows only the new CA")
+	if to := r.Header.Get("X-Regent-Forwarded-To"); !strings.HasPrefix(to, "https://") {
+		t.Errorf("forwarded to %q, want an https:// leader", to)
+	}
 }

@@ -1,0 +1,226 @@
+package server
+
+import (
+	"crypto/tls"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/regentcloud/regent/pkg/tlsfiles"
+)
+
+// nodeTLS is the node's TLS files, each read again by Reload.
+type nodeTLS struct {
+	// http: http_tls_cert and http_tls_key, the HTTPS listener (nil: HTTP).
+	http *tlsfiles.Files
+	// peers: http_tls_ca, which verifies the leader's HTTPS certificate when
+	// this node forwards a request or joins (nil: the system's roots).
+	peers *tlsfiles.Files
+	// raft: raft_tls_*, mutual TLS between nodes (nil: plain TCP).
+	raft *tlsfiles.Files
+}
+
+func loadTLS(cfg Config) (*nodeTLS, error) {
+	var t nodeTLS
+	for i, p := range t.paths(cfg) {
+		if p.Empty() {
+			continue
+		}
+		f, err := tlsfiles.Load(p)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", tlsSettings[i], err)
+		}
+		*t.slots()[i] = f
+	}
+	return &t, nil
+}
+
+// tlsSettings names the settings of each of nodeTLS's files, in slots order.
+var tlsSettings = []string{"http_tls_cert", "http_tls_ca", "raft_tls_cert"}
+
+func (t *nodeTLS) slots() []**tlsfiles.Files { return []**tlsfiles.Files{&t.http, &t.peers, &t.raft} }
+
+// paths are the files cfg names for each of nodeTLS's, in slots order.
+func (t *nodeTLS) paths(cfg Config) []tlsfiles.Paths {
+	return []tlsfiles.Paths{{Cert: cfg.HTTPTLSCert, Key: cfg.HTTPTLSKey}, {CA: cfg.HTTPTLSCA},
+		{Cert: cfg.RaftTLSCert, Key: cfg.RaftTLSKey, CA: cfg.RaftTLSCA}}
+}
+
+// stage reads the files cfg names, all or none, and returns what makes
+// them current and the settings reloaded.
+func (t *nodeTLS) stage(cfg Config) (commit func(), reloaded []string, err error) {
+	var commits []func()
+	for i, p := range t.paths(cfg) {
+		f := *t.slots()[i]
+		if f == nil {
+			if !p.Empty() {
+				return nil, nil, fmt.Errorf("%s: TLS cannot be turned on without a restart", tlsSettings[i])
+			}
+			continue
+		}
+		c, err := f.Stage(p)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", tlsSettings[i], err)
+		}
+		commits = append(commits, c)
+		reloaded = append(reloaded, tlsSettings[i])
+	}
+	return func() {
+		for _, c := range commits {
+			c()
+		}
+	}, reloaded, nil
+}
+
+// raftConfig is cluster.Config.TLS: mutual TLS on the raft files current
+// at each connection; nil without them.
+func (t *nodeTLS) raftConfig() func() *tls.Config {
+	if t.raft == nil {
+		return nil
+	}
+	return func() *tls.Config {
+		return t.raft.Config(&tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12})
+	}
+}
+
+// peersConfig is the client config for HTTPS to other nodes (forwarding,
+// join): the http_tls_ca current at each connection; nil without one.
+func (t *nodeTLS) peersConfig() func() *tls.Config {
+	if t.peers == nil {
+		return nil
+	}
+	return func() *tls.Config { return t.peers.Config(&tls.Config{MinVersion: tls.VersionTLS12}) }
+}
+
+var tlsExpiryDesc = prometheus.NewDesc("regent_tls_not_after_timestamp_seconds",
+	"When a TLS file in use expires (Unix time): the certificate of http_tls_cert or raft_tls_cert, the first "+
+		"to expire of the CAs of http_tls_ca or raft_tls_ca. Reload (SIGHUP) after replacing the file.",
+	[]string{"setting"}, nil)
+
+func (t *nodeTLS) Describe(ch chan<- *prometheus.Desc) { ch <- tlsExpiryDesc }
+
+func (t *nodeTLS) Collect(ch chan<- prometheus.Metric) {
+	emit := func(setting string, at time.Time) {
+		if !at.IsZero() {
+			ch <- prometheus.MustNewConstMetric(tlsExpiryDesc, prometheus.GaugeValue, float64(at.Unix()), setting)
+		}
+	}
+	if t.http != nil {
+		emit("http_tls_cert", t.http.Current().CertNotAfter)
+	}
+	if t.peers != nil {
+		emit("http_tls_ca", t.peers.Current().CANotAfter)
+	}
+	if t.raft != nil {
+		m := t.raft.Current()
+		emit("raft_tls_cert", m.CertNotAfter)
+		emit("raft_tls_ca", m.CANotAfter)
+	}
+}
+
+// reloadable are the settings Reload applies to a running node; every
+// other change waits for a restart.
+var reloadable = []string{"log_level", "http_tls_cert", "http_tls_key", "http_tls_ca", "raft_tls_cert", "raft_tls_key", "raft_tls_ca"}
+
+// reloader is the state of Reload.
+type reloader struct {
+	mu       sync.Mutex
+	ok       prometheus.Gauge
+	okAt     prometheus.Gauge
+	logLevel string
+}
+
+func newReloader(reg prometheus.Registerer, logLevel string) *reloader {
+	r := &reloader{logLevel: logLevel,
+		ok: prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_config_last_reload_successful",
+			Help: "Whether the last configuration reload (SIGHUP) succeeded (1) or failed and left the node as it was (0); 1 before any."}),
+		okAt: prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_config_last_reload_success_timestamp_seconds",
+			Help: "When the configuration was last read successfully (Unix time): at start, then at each reload that succeeded."}),
+	}
+	r.ok.Set(1)
+	r.okAt.SetToCurrentTime()
+	reg.MustRegister(r.ok, r.okAt)
+	return r
+}
+
+// Reload applies the configuration load returns to the running node (the
+// controller calls it on SIGHUP with the flags and -config file read
+// again): the log level, and the TLS files, read again even when their
+// paths are the same (rotated certificates; new connections use them).
+// TLS files are reloaded all or none. Settings that cannot change while
+// the node runs (addresses, the data dir, turning TLS on or off, ...) are
+// logged as waiting for a restart. An error (a config that does not parse,
+// a certificate that does not match its key) leaves the node as it was; it
+// is logged, returned and shown by regent_config_last_reload_successful.
+func (s *Server) Reload(load func() (Config, error)) error {
+	r := s.reload
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	err := s.reloadLocked(load)
+	if err != nil {
+		r.ok.Set(0)
+		s.log.Error("configuration reload failed; the node runs on as before", "error", err)
+		return err
+	}
+	r.ok.Set(1)
+	r.okAt.SetToCurrentTime()
+	return nil
+}
+
+func (s *Server) reloadLocked(load func() (Config, error)) error {
+	cfg, err := load()
+	if err == nil {
+		err = cfg.Finish()
+	}
+	if err != nil {
+		return err
+	}
+	level := hclog.LevelFromString(cfg.LogLevel)
+	if level == hclog.NoLevel {
+		return fmt.Errorf("log_level %q: want trace, debug, info, warn or error", cfg.LogLevel)
+	}
+	commit, files, err := s.tls.stage(cfg)
+	if err != nil {
+		return err
+	}
+	commit()
+	r := s.reload
+	if r.logLevel != cfg.LogLevel {
+		s.log.Info("log level changed", "from", r.logLevel, "to", cfg.LogLevel)
+		s.log.SetLevel(level)
+		r.logLevel = cfg.LogLevel
+	}
+	args := []any{"log_level", cfg.LogLevel}
+	for _, f := range files {
+		args = append(args, f, "reloaded")
+	}
+	s.log.Info("configuration reloaded", args...)
+	if restart := restartSettings(s.given, cfg); len(restart) > 0 {
+		s.log.Warn("settings changed that take effect only when the node restarts", "settings", strings.Join(restart, ", "))
+	}
+	return nil
+}
+
+// restartSettings names the settings (by their file names) whose values
+// differ between the configuration the node started with and cfg, leaving
+// out the ones Reload applies.
+func restartSettings(running, cfg Config) []string {
+	var out []string
+	a, b := reflect.ValueOf(running), reflect.ValueOf(cfg)
+	for i := range a.NumField() {
+		name, _, _ := strings.Cut(a.Type().Field(i).Tag.Get("hcl"), ",")
+		if name == "" || slices.Contains(reloadable, name) {
+			continue
+		}
+		if !reflect.DeepEqual(a.Field(i).Interface(), b.Field(i).Interface()) {
+			out = append(out, name)
+		}
+	}
+	return out
+}

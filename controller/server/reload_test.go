@@ -1,0 +1,166 @@
+package server_test
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/regentcloud/regent/controller/internal/apitest"
+	"github.com/regentcloud/regent/controller/server"
+	"github.com/regentcloud/regent/pkg/systemtest"
+	"github.com/regentcloud/regent/pkg/testca"
+)
+
+// servedCN is the common name of the certificate the HTTPS listener at url
+// presents to a new connection.
+func servedCN(t *testing.T, url string, pool *x509.CertPool) string {
+	t.Helper()
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", strings.TrimPrefix(url, "https://"),
+		&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatalf("TLS dial %s: %v", url, err)
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].Subject.CommonName
+}
+
+// TestReloadRotatesCertificatesAndLogLevel: Server.Reload (SIGHUP) reads
+// the TLS files again, so a certificate replaced in place is what the next
+// connection gets, with its expiry on /metrics, and it applies a new log
+// level. A reload from files that do not make a pair fails and changes
+// nothing (the old certificate is still served; the failure shows on
+// /metrics and in the log), and a changed setting that only a restart can
+// apply is named in a warning.
+func TestReloadRotatesCertificatesAndLogLevel(t *testing.T) {
+	ca := testca.New(t, "regent test CA")
+	dir := t.TempDir()
+	certPath, keyPath := filepath.Join(dir, "node.crt"), filepath.Join(dir, "node.key")
+	// install writes a new certificate named cn over the node's files.
+	install := func(cn string) *x509.Certificate {
+		t.Helper()
+		c, k := ca.WriteFiles(t, t.TempDir(), cn)
+		for src, dst := range map[string]string{c: certPath, k: keyPath} {
+			b, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(dst, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b, _ := pem.Decode(mustRead(t, certPath))
+		leaf, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return leaf
+	}
+	install("first")
+	var log systemtest.Buffer
+	var given server.Config
+	n := apitest.Start(t, apitest.Options{LogLevel: "warn", LogOutput: &log, Configure: func(c *server.Config) {
+		c.HTTPTLSCert, c.HTTPTLSKey, c.HTTPTLSCA = certPath, keyPath, ca.WriteCA(t, filepath.Join(dir, "ca.pem"))
+		given = *c
+	}})
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool}}}
+	defer hc.CloseIdleConnections()
+	metric := func(name string) float64 { return metricValueVia(t, hc, n.URL, name) }
+	expiry := `regent_tls_not_after_timestamp_seconds{setting="http_tls_cert"}`
+	reload := func(cfg server.Config) error {
+		return n.Server.Reload(func() (server.Config, error) { return cfg, nil })
+	}
+
+	if cn := servedCN(t, n.URL, ca.Pool); cn != "first" {
+		t.Fatalf("served %q before the reload", cn)
+	}
+	startedAt := metric("regent_config_last_reload_success_timestamp_seconds")
+
+	// 1. Rotated in place, and a more verbose log level.
+	second := install("second")
+	cfg := given
+	cfg.LogLevel = "info"
+	if err := reload(cfg); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if cn := servedCN(t, n.URL, ca.Pool); cn != "second" {
+		t.Fatalf("served %q after the reload, want the new certificate", cn)
+	}
+	if got := metric(expiry); got != float64(second.NotAfter.Unix()) {
+		t.Errorf("%s = %v, want %d", expiry, got, second.NotAfter.Unix())
+	}
+	if got := metric("regent_config_last_reload_successful"); got != 1 {
+		t.Errorf("last reload successful = %v", got)
+	}
+	if got := metric("regent_config_last_reload_success_timestamp_seconds"); got < startedAt {
+		t.Errorf("last success at %v, before the start (%v)", got, startedAt)
+	}
+	if !strings.Contains(log.String(), "configuration reloaded") || !strings.Contains(log.String(), "http_tls_cert=reloaded") {
+		t.Errorf("no info line for the reload at log level info:\n%s", log.String())
+	}
+	if strings.Contains(log.String(), "take effect only when") {
+		t.Errorf("a reload that changed only reloadable settings warned of a restart:\n%s", log.String())
+	}
+
+	// 2. A certificate with another key: refused, nothing changes.
+	before := metric("regent_config_last_reload_success_timestamp_seconds")
+	_, otherKey := ca.WriteFiles(t, t.TempDir(), "other")
+	cfg.HTTPTLSKey = otherKey
+	err := reload(cfg)
+	if err == nil || !strings.Contains(err.Error(), "http_tls_cert") {
+		t.Fatalf("reload with a mismatched key: %v, want an error naming http_tls_cert", err)
+	}
+	if cn := servedCN(t, n.URL, ca.Pool); cn != "second" {
+		t.Fatalf("served %q after a failed reload", cn)
+	}
+	if got := metric("regent_config_last_reload_successful"); got != 0 {
+		t.Errorf("last reload successful = %v after a failure", got)
+	}
+	if got := metric("regent_config_last_reload_success_timestamp_seconds"); got != before {
+		t.Errorf("last success moved from %v to %v on a failure", before, got)
+	}
+	if !strings.Contains(log.String(), "configuration reload failed") {
+		t.Errorf("no error line for the failed reload:\n%s", log.String())
+	}
+
+	// 3. Settings that need a restart are named, and the rest applies.
+	cfg = given
+	cfg.LogLevel = "warn"
+	cfg.KeepDeallocatedIPsFor = "72h"
+	cfg.DNSNotify = []string{"192.0.2.1:53"}
+	if err := reload(cfg); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if got := metric("regent_config_last_reload_successful"); got != 1 {
+		t.Errorf("last reload successful = %v", got)
+	}
+	want := "settings=\"keep_deallocated_ips_for, dns_notify\""
+	if !strings.Contains(log.String(), want) {
+		t.Errorf("the restart warning does not name the changed settings (%s):\n%s", want, log.String())
+	}
+
+	// 4. TLS cannot be turned off by a reload.
+	cfg = given
+	cfg.HTTPTLSCert, cfg.HTTPTLSKey = "", ""
+	if err := reload(cfg); err == nil {
+		t.Error("a reload turned HTTPS off")
+	}
+	if cn := servedCN(t, n.URL, ca.Pool); cn != "second" {
+		t.Fatalf("served %q", cn)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
