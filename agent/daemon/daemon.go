@@ -378,10 +378,11 @@ func tlsHint(err error) string {
 	return ""
 }
 
-// reloadToken reads token_file again after a refused registration and
-// reports whether it now holds another, well-formed token, which later
-// calls then use: an operator fixes the file and the agent goes on without
-// a restart.
+// reloadToken reads token_file again after a refused registration or a
+// work fetch refused with 401, and reports whether it now holds another,
+// well-formed token, which later calls then use: an operator fixes the
+// file, or rotates the robot token (the new one into token_file, then the
+// old one revoked), and the agent goes on without a restart.
 func (d *Daemon) reloadToken() bool {
 	if d.cfg.TokenFile == "" {
 		return false
@@ -395,7 +396,7 @@ func (d *Daemon) reloadToken() bool {
 		return false
 	}
 	d.ctl.setToken(tok)
-	d.log.Info("token_file changed; registering with the new token", "token_file", d.cfg.TokenFile)
+	d.log.Info("token_file changed; using the new token", "token_file", d.cfg.TokenFile)
 	return true
 }
 
@@ -534,6 +535,13 @@ func (d *Daemon) workLoop(ctx context.Context) {
 			} else if unavailable(err) {
 				d.log.Warn(fmt.Sprintf("controller unreachable, retrying in %s (what is built stays)", delay), "error", err)
 			} else {
+				if client.StatusCode(err) == http.StatusUnauthorized && d.reloadToken() {
+					// The token was revoked or expired, and token_file
+					// holds its successor (a rotation): go on with it.
+					bo.reset()
+					index = 0
+					continue
+				}
 				d.log.Error(fmt.Sprintf("work fetch refused, retrying in %s", delay), "error", err)
 				if client.StatusCode(err) == http.StatusBadRequest {
 					// The controller no longer knows our ids (a new

@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/regentcloud/regent/agent/reconcile"
 	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/systemtest"
 )
 
 // ownedVMs is a VM handler that owns a fixed set of objects and records
@@ -248,5 +251,75 @@ func TestControllerBackRetriesAtOnce(t *testing.T) {
 	}
 	if n := h.applies.Load(); n != 2 {
 		t.Errorf("VM 1 applied %d times, want twice: failed, then again as soon as the controller answered", n)
+	}
+}
+
+// TestRotatedTokenIsReadAgain: a work fetch refused with 401 (the robot
+// token was revoked: a rotation) reads token_file again and goes on with
+// the token an operator put there, without a restart; before, it retried
+// the revoked token until restarted.
+func TestRotatedTokenIsReadAgain(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok := r.Header.Get("X-Auth-Token")
+		mu.Lock()
+		seen = append(seen, tok)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if tok != "new" {
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"detail":"The token is invalid, revoked or expired.","error_code":"regent_auth_002"}`)
+			return
+		}
+		w.Header().Set("X-Regent-Index", "9")
+		fmt.Fprint(w, `{"content":{"index":9,"vms":[]}}`)
+	}))
+	defer srv.Close()
+	tokenFile := filepath.Join(t.TempDir(), "robot.token")
+	if err := os.WriteFile(tokenFile, []byte("old\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs systemtest.Buffer
+	d := newTestDaemon(t, &logs, func(c *Config) {
+		c.TokenFile = tokenFile
+		c.LibvirtSocket = filepath.Join(t.TempDir(), "none.sock")
+	}, srv.URL)
+	d.reg = api.AgentRegistered{ServerID: 5}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d.vms = reconcile.New(ctx, reconcile.Config[api.VMSpec]{Key: func(s api.VMSpec) string { return fmt.Sprint(s.ID) },
+		Version: func(s api.VMSpec) string { return specVersion(d.versionKey, s) }, Handler: &ownedVMs{}})
+	defer d.vms.Stop()
+	// The new token is in place before the old one is refused, as a
+	// rotation does it (create, write, revoke).
+	if err := os.WriteFile(tokenFile, []byte("new\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.workLoop(ctx)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for testutil.ToFloat64(d.metrics.lastFetch) == 0 {
+		if time.Now().After(deadline) {
+			cancel()
+			<-done
+			mu.Lock()
+			t.Fatalf("no work fetched with the new token; tokens sent %v; log:\n%s", seen, logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if seen[0] != "old" || !strings.Contains(logs.String(), "token_file changed; using the new token") {
+		t.Errorf("tokens sent %v; log:\n%s", seen, logs.String())
+	}
+	// The first retry with the new token is at once, not after a backoff.
+	if strings.Contains(logs.String(), "work fetch refused") {
+		t.Errorf("the 401 was logged as a refusal to retry after backoff:\n%s", logs.String())
 	}
 }

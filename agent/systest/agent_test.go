@@ -42,6 +42,7 @@ type env struct {
 	api      *apiClient
 	root     string
 	robot    string
+	robotID  uint64
 	ctl      *proc
 	agent    *proc
 	metrics  string
@@ -52,6 +53,9 @@ type env struct {
 	others   []*proc
 	// resync is the agent's resync_interval ("": 2s).
 	resync string
+	// tokenFile, when set, is the agent's token_file (writeAgentConfig
+	// writes the robot token there instead of into the config).
+	tokenFile string
 
 	region, st, img, router uint64
 }
@@ -110,7 +114,7 @@ func (e *env) catalogue() {
 	a, root := e.api, e.root
 	e.region = a.create(root, "/membership/region/", map[string]any{"name": "r-" + e.prefix, "customers": []uint64{}})
 	tok := a.must(root, "POST", "/membership/token/", map[string]any{"kind": "robot", "region_id": e.region, "name": "robot-" + e.prefix}, 201)
-	e.robot = tok["token"].(string)
+	e.robot, e.robotID = tok["token"].(string), num(tok["id"])
 	e.st = a.create(root, "/iaas/storage_type/", map[string]any{"name": "SSD" + e.prefix})
 	e.img = a.create(root, "/iaas/image/", map[string]any{"display_name": "Ubuntu 24.04", "server_type_id": 2,
 		"cloud_init": true, "multiple_ips": true, "filename": "noble.qcow2"})
@@ -132,8 +136,15 @@ func (e *env) writeAgentConfig(roles, extra string) string {
 	os.MkdirAll(disks, 0o755)
 	e.metrics = freeAddr(e.t)
 	path := filepath.Join(e.dir, "agent.hcl")
+	token := fmt.Sprintf("token = %q", e.robot)
+	if e.tokenFile != "" {
+		if err := os.WriteFile(e.tokenFile, []byte(e.robot+"\n"), 0o600); err != nil {
+			e.t.Fatal(err)
+		}
+		token = fmt.Sprintf("token_file = %q", e.tokenFile)
+	}
 	cfg := fmt.Sprintf(`controllers = ["http://127.0.0.1:1", %q]
-token = %q
+%s
 hostname = %q
 roles = %s
 data_dir = %q
@@ -149,7 +160,7 @@ metrics_addr = %q
 log_level = "debug"
 work_wait = "30s"
 resync_interval = %q
-%s`, e.api.base, e.robot, e.hostname, roles, filepath.Join(e.dir, "agent"), "SSD"+e.prefix, disks,
+%s`, e.api.base, token, e.hostname, roles, filepath.Join(e.dir, "agent"), "SSD"+e.prefix, disks,
 		e.prefix+"pub", e.net3, e.net3, e.prefix+"pub", e.prefix, e.prefix+"P", e.metrics, cmp.Or(e.resync, "2s"), extra)
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		e.t.Fatal(err)

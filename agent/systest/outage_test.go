@@ -250,3 +250,48 @@ func TestAgentMetadataDuringControllerOutage(t *testing.T) {
 	e.converged(vrID, 120*time.Second)
 	wantDoc("controller back")
 }
+
+// TestAgentRobotTokenRotation: a robot token is rotated the way
+// docs/operations.md says, with the agent running: a new token is
+// created and written into token_file, then the old one is revoked. The
+// agent's waiting work poll is answered 401 at the revocation; it reads
+// token_file again and goes on with the new token at once, no restart:
+// a firewall change made after the revocation reaches the router.
+func TestAgentRobotTokenRotation(t *testing.T) {
+	e := newEnv(t)
+	e.tokenFile = filepath.Join(e.dir, "robot.token")
+	e.startController()
+	e.catalogue()
+	e.startAgent(e.writeAgentConfig(`["network"]`, ""))
+	cloud := e.api.must(e.root, "POST", "/iaas/cloud/", map[string]any{
+		"project":        map[string]any{"name": "p-" + e.prefix, "region_id": e.region, "grace_period": 0},
+		"subnets":        []any{map[string]any{"name": "a", "address_range": e.priv3 + ".1/24"}},
+		"vms":            []any{},
+		"firewall_rules": []any{},
+	}, 201)
+	project := num(cloud["project"].(map[string]any)["id"])
+	vrID := num(cloud["virtual_router"].(map[string]any)["id"])
+	e.converged(vrID, 60*time.Second)
+
+	next := e.api.must(e.root, "POST", "/membership/token/", map[string]any{"kind": "robot", "region_id": e.region, "name": "robot2-" + e.prefix}, 201)
+	if err := os.WriteFile(e.tokenFile, []byte(next["token"].(string)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.api.must(e.root, "DELETE", fmt.Sprintf("/membership/token/%d/", e.robotID), nil, 204)
+	revoked := time.Now()
+	eventually(t, "the agent on the new token", 30*time.Second, func() bool {
+		return strings.Contains(e.agent.log(), "token_file changed; using the new token")
+	})
+	t.Logf("the agent took the new token %v after the revocation", time.Since(revoked).Round(time.Millisecond))
+
+	allow := []any{map[string]any{"allow": true, "source": "*", "destination": e.priv3 + ".0/24", "protocol": "tcp", "port": "2223"}}
+	e.setFirewall(project, allow)
+	e.converged(vrID, 60*time.Second)
+	ns := e.prefix + "P" + strconv.FormatUint(project, 10)
+	if !strings.Contains(sh(t, "ip", "netns", "exec", ns, "nft", "list", "chain", "inet", "regent", "inbound"), "dport 2223 accept") {
+		t.Error("the firewall change made after the rotation is not in the router")
+	}
+	if !e.agent.running() {
+		t.Fatal("the agent stopped")
+	}
+}
