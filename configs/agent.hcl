@@ -5,7 +5,7 @@
 # Controller HTTP base URLs. The agent uses one and fails over to the next on
 # transport errors and 502/503/504 (followers forward to the leader).
 controllers = ["https://10.0.0.1:8080", "https://10.0.0.2:8080", "https://10.0.0.3:8080"]
-ca_file     = "/etc/regent/tls/cluster-ca.crt" # verifies the controllers' HTTPS certificates
+ca_file     = "/etc/regent/tls/cluster-ca.crt" # verifies the controllers' HTTPS certificates (read again when one is not trusted)
 
 # The region's robot token (POST /membership/token/ {"kind":"robot","region_id":N}),
 # file mode 0600. Or: token = "..." (not both).

@@ -2,9 +2,11 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,9 +28,11 @@ type controllers struct {
 	// connections and never answers (stopped, stuck) is failed over.
 	timeout time.Duration
 
+	setMu   sync.Mutex // serialises setToken and setTLS
 	mu      sync.Mutex
 	clients []*client.Client
 	token   string
+	tls     *tls.Config // verifies the controllers (nil: the system's roots)
 	cur     int
 }
 
@@ -43,12 +47,32 @@ func newControllers(urls []string, token string, log hclog.Logger, opts ...clien
 
 // setToken makes every later call use token.
 func (c *controllers) setToken(token string) {
+	c.setMu.Lock()
+	defer c.setMu.Unlock()
+	c.mu.Lock()
+	tlsCfg := c.tls
+	c.mu.Unlock()
+	c.set(token, tlsCfg)
+}
+
+// setTLS makes every later connection verify the controllers with cfg.
+func (c *controllers) setTLS(cfg *tls.Config) {
+	c.setMu.Lock()
+	defer c.setMu.Unlock()
+	c.set(c.currentToken(), cfg)
+}
+
+func (c *controllers) set(token string, tlsCfg *tls.Config) {
+	opts := c.opts
+	if tlsCfg != nil {
+		opts = append(slices.Clone(opts), client.WithTLSConfig(tlsCfg))
+	}
 	clients := make([]*client.Client, 0, len(c.urls))
 	for _, u := range c.urls {
-		clients = append(clients, client.New(u, token, c.opts...))
+		clients = append(clients, client.New(u, token, opts...))
 	}
 	c.mu.Lock()
-	c.clients, c.token = clients, token
+	c.clients, c.token, c.tls = clients, token, tlsCfg
 	c.mu.Unlock()
 }
 

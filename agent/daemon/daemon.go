@@ -8,6 +8,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -41,9 +42,12 @@ const Version = api.Version
 
 // Daemon is one regent-agent.
 type Daemon struct {
-	cfg     Config
-	log     hclog.Logger
-	ctl     *controllers
+	cfg Config
+	log hclog.Logger
+	ctl *controllers
+	// caPEM is ca_file's content in use (reloadCA).
+	caMu    sync.Mutex
+	caPEM   []byte
 	metrics *Metrics
 
 	registered atomic.Bool
@@ -100,25 +104,27 @@ func New(cfg Config, log hclog.Logger) (*Daemon, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	var opts []client.Option
-	opts = append(opts, client.WithUserAgent("regent-agent/"+Version))
+	var caPEM []byte
+	var caTLS *tls.Config
 	if cfg.CAFile != "" {
 		pem, err := os.ReadFile(cfg.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("ca_file: %w", err)
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
+		if caTLS = caConfig(pem); caTLS == nil {
 			return nil, fmt.Errorf("ca_file: %s holds no PEM certificate", cfg.CAFile)
 		}
-		opts = append(opts, client.WithTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
+		caPEM = pem
 	}
-	d := &Daemon{cfg: cfg, log: log, metrics: NewMetrics(), minRetry: time.Second, maxRetry: 30 * time.Second,
+	d := &Daemon{caPEM: caPEM, cfg: cfg, log: log, metrics: NewMetrics(), minRetry: time.Second, maxRetry: 30 * time.Second,
 		pruneEvery: imagePruneEvery, versionKey: make([]byte, 32), beatNow: make(chan struct{}, 1)}
 	if _, err := rand.Read(d.versionKey); err != nil {
 		return nil, fmt.Errorf("version key: %w", err)
 	}
-	d.ctl = newControllers(cfg.Controllers, cfg.Token, log.Named("controller"), opts...)
+	d.ctl = newControllers(cfg.Controllers, cfg.Token, log.Named("controller"), client.WithUserAgent("regent-agent/"+Version))
+	if caTLS != nil {
+		d.ctl.setTLS(caTLS)
+	}
 	return d, nil
 }
 
@@ -341,7 +347,7 @@ func (d *Daemon) register(ctx context.Context) bool {
 		}
 		d.regErr.Store(why)
 		d.log.Log(level, fmt.Sprintf("%s, retrying in %s", what, wait), args...)
-		if !unavailable(err) && d.reloadToken() {
+		if (!unavailable(err) && d.reloadToken()) || d.reloadCA(err) {
 			bo = backoff{min: d.minRetry, max: d.maxRetry}
 			continue
 		}
@@ -376,6 +382,42 @@ func tlsHint(err error) string {
 		return "the controller's certificate does not name the host in its URL: use the name the certificate has in controllers"
 	}
 	return ""
+}
+
+// caConfig is the client TLS config that trusts the CAs of a PEM bundle,
+// nil when it holds none.
+func caConfig(pem []byte) *tls.Config {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+}
+
+// reloadCA reads ca_file again after a controller's certificate was not
+// trusted, and reports whether it now holds other CAs, which later
+// connections then trust: an operator moving the controllers to a new CA
+// puts it into ca_file (a bundle of both during the move) and the agent
+// goes on without a restart.
+func (d *Daemon) reloadCA(err error) bool {
+	var ua x509.UnknownAuthorityError
+	if d.cfg.CAFile == "" || !errors.As(err, &ua) {
+		return false
+	}
+	pem, rerr := os.ReadFile(d.cfg.CAFile)
+	d.caMu.Lock()
+	defer d.caMu.Unlock()
+	if rerr != nil || bytes.Equal(pem, d.caPEM) {
+		return false
+	}
+	cfg := caConfig(pem)
+	if cfg == nil {
+		return false
+	}
+	d.caPEM = pem
+	d.ctl.setTLS(cfg)
+	d.log.Info("ca_file changed; trusting its CAs", "ca_file", d.cfg.CAFile)
+	return true
 }
 
 // reloadToken reads token_file again after a refused registration or a
@@ -533,6 +575,11 @@ func (d *Daemon) workLoop(ctx context.Context) {
 			if errors.As(err, &bad) {
 				d.log.Error(fmt.Sprintf("work answer unusable, retrying in %s (what is built stays)", delay), "error", err)
 			} else if unavailable(err) {
+				if d.reloadCA(err) {
+					bo.reset()
+					index = 0
+					continue
+				}
 				d.log.Warn(fmt.Sprintf("controller unreachable, retrying in %s (what is built stays)", delay), "error", err)
 			} else {
 				if client.StatusCode(err) == http.StatusUnauthorized && d.reloadToken() {

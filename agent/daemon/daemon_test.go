@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -22,6 +23,7 @@ import (
 	"github.com/regentcloud/regent/pkg/api"
 	"github.com/regentcloud/regent/pkg/client"
 	"github.com/regentcloud/regent/pkg/systemtest"
+	"github.com/regentcloud/regent/pkg/testca"
 )
 
 func TestMetricsLintAndCapacity(t *testing.T) {
@@ -607,5 +609,42 @@ func TestFixedTokenFileIsReadAgain(t *testing.T) {
 	defer mu.Unlock()
 	if seen[0] != "stale" || seen[len(seen)-1] != "good" || !strings.Contains(logs.String(), "token_file changed") {
 		t.Errorf("tokens sent %v; log:\n%s", seen, logs.String())
+	}
+}
+
+// TestChangedCAFileIsReadAgain: a controller whose certificate the
+// agent's ca_file does not vouch for (the controllers moved to a new CA)
+// is trusted once an operator puts its CA into ca_file, without a
+// restart: the agent reads the file again after an unknown-authority
+// failure.
+func TestChangedCAFileIsReadAgain(t *testing.T) {
+	ctl := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"content":{"server_id":7,"heartbeat_interval":10}}`)
+	}))
+	defer ctl.Close()
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	other := testca.New(t, "another CA")
+	if err := os.WriteFile(caFile, other.PEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs systemtest.Buffer
+	d := newTestDaemon(t, &logs, func(c *Config) { c.CAFile, c.Token = caFile, "t" }, ctl.URL)
+	d.minRetry = 10 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go func() {
+		for !strings.Contains(logs.String(), "controller unreachable") && ctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+		}
+		// A bundle of the old CA and the controller's.
+		bundle := append(append([]byte{}, other.PEM...), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ctl.Certificate().Raw})...)
+		os.WriteFile(caFile, bundle, 0o600)
+	}()
+	if !d.register(ctx) {
+		t.Fatalf("not registered:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "signed by a CA this host does not trust") || !strings.Contains(logs.String(), "ca_file changed; trusting its CAs") {
+		t.Errorf("log:\n%s", logs.String())
 	}
 }
