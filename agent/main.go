@@ -169,6 +169,11 @@ func parse(args []string, stderr io.Writer) (daemon.Config, error) {
 }
 
 func run(args []string, stderr io.Writer) error {
+	// SIGHUP (systemctl reload regent-agent) reads token_file and ca_file
+	// again; caught from the start, as its default action ends a process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	cfg, err := parse(args, stderr)
 	if err != nil {
 		return err
@@ -187,6 +192,17 @@ func run(args []string, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				log.Info("reloading token_file and ca_file", "signal", "hangup")
+				d.ReloadFiles()
+			}
+		}
+	}()
 	log.Info("starting", "version", daemon.Version, "hostname", cfg.Hostname, "roles", cfg.Roles,
 		"controllers", cfg.Controllers)
 	err = d.Run(ctx)

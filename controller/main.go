@@ -197,6 +197,12 @@ func runServer(args []string) error {
 	if err := cfg.Finish(); err != nil {
 		return configError{err}
 	}
+	// Signals are caught from here on: a SIGHUP while the node starts
+	// (systemctl reload right after a restart) must not end it, which is
+	// SIGHUP's default action. It is applied once the node runs.
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sig)
 	s, err := server.New(cfg, os.Stdout)
 	if errors.Is(err, cluster.ErrStateDamaged) {
 		// Exit status 2: a restart would find the same damage.
@@ -208,8 +214,6 @@ func runServer(args []string) error {
 	if cfg.Dev {
 		printDevBanner(s, s.Config())
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	var fatal error
 wait:
 	for {

@@ -127,6 +127,7 @@ func (c *controllers) doWithin(ctx context.Context, extra time.Duration, fn func
 	start, clients := c.cur, c.clients
 	c.mu.Unlock()
 	var err error
+	var errs []error
 	for i := range clients {
 		idx := (start + i) % len(clients)
 		within := c.timeout + extra
@@ -145,16 +146,28 @@ func (c *controllers) doWithin(ctx context.Context, extra time.Duration, fn func
 			}
 			return err
 		}
+		errs = append(errs, err)
 		if len(clients) > 1 {
 			c.log.Debug("controller unavailable, trying the next", "url", clients[idx].BaseURL(), "error", err)
 		}
 	}
 	if len(clients) > 1 {
-		// The log shows the last one's error: say the others failed too.
-		err = fmt.Errorf("none of the %d controllers answers, the last: %w", len(clients), err)
+		return &noneAnswered{errs: errs}
 	}
 	return err
 }
+
+// noneAnswered is the error of a call no controller answered. Its text
+// gives the last attempt's error (and says the others failed too); errors.As
+// finds any attempt's: a certificate of an unknown CA from one controller
+// while the other is down.
+type noneAnswered struct{ errs []error }
+
+func (e *noneAnswered) Error() string {
+	return fmt.Sprintf("none of the %d controllers answers, the last: %v", len(e.errs), e.errs[len(e.errs)-1])
+}
+
+func (e *noneAnswered) Unwrap() []error { return e.errs }
 
 func (c *controllers) SetRouterState(ctx context.Context, id uint64, r client.StateReport) error {
 	return c.do(ctx, func(ctx context.Context, cl *client.Client) error { return cl.Agent().SetRouterState(ctx, id, r) })

@@ -401,7 +401,23 @@ func caConfig(pem []byte) *tls.Config {
 // goes on without a restart.
 func (d *Daemon) reloadCA(err error) bool {
 	var ua x509.UnknownAuthorityError
-	if d.cfg.CAFile == "" || !errors.As(err, &ua) {
+	return errors.As(err, &ua) && d.reloadCAFile()
+}
+
+// ReloadFiles reads token_file and ca_file again (SIGHUP) and uses what
+// changed: after a CA rotation's last step the agent stops trusting the
+// old CA without waiting for a certificate it does not trust.
+func (d *Daemon) ReloadFiles() {
+	token, ca := d.reloadToken(), d.reloadCAFile()
+	if !token && !ca {
+		d.log.Info("token_file and ca_file unchanged")
+	}
+}
+
+// reloadCAFile reads ca_file again and reports whether it holds other
+// CAs than those in use, which later connections then trust.
+func (d *Daemon) reloadCAFile() bool {
+	if d.cfg.CAFile == "" {
 		return false
 	}
 	pem, rerr := os.ReadFile(d.cfg.CAFile)

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -616,7 +617,8 @@ func TestFixedTokenFileIsReadAgain(t *testing.T) {
 // agent's ca_file does not vouch for (the controllers moved to a new CA)
 // is trusted once an operator puts its CA into ca_file, without a
 // restart: the agent reads the file again after an unknown-authority
-// failure.
+// failure, also when another controller, tried after it, is down (the
+// error of the last attempt is then a refused connection).
 func TestChangedCAFileIsReadAgain(t *testing.T) {
 	ctl := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -629,7 +631,7 @@ func TestChangedCAFileIsReadAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs systemtest.Buffer
-	d := newTestDaemon(t, &logs, func(c *Config) { c.CAFile, c.Token = caFile, "t" }, ctl.URL)
+	d := newTestDaemon(t, &logs, func(c *Config) { c.CAFile, c.Token = caFile, "t" }, ctl.URL, "https://127.0.0.1:1")
 	d.minRetry = 10 * time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -646,5 +648,46 @@ func TestChangedCAFileIsReadAgain(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "signed by a CA this host does not trust") || !strings.Contains(logs.String(), "ca_file changed; trusting its CAs") {
 		t.Errorf("log:\n%s", logs.String())
+	}
+}
+
+// TestReloadFiles: SIGHUP's ReloadFiles reads ca_file and token_file
+// again and uses what changed: after a CA rotation the old CA is no longer
+// trusted, without waiting for a failure.
+func TestReloadFiles(t *testing.T) {
+	dir := t.TempDir()
+	oldCA, newCA := testca.New(t, "old CA"), testca.New(t, "new CA")
+	caFile, tokenFile := oldCA.WriteCA(t, filepath.Join(dir, "ca.pem")), filepath.Join(dir, "robot.token")
+	if err := os.WriteFile(tokenFile, []byte("one\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs systemtest.Buffer
+	d := newTestDaemon(t, &logs, func(c *Config) { c.CAFile, c.TokenFile = caFile, tokenFile }, "https://127.0.0.1:1")
+	trusts := func(ca *testca.CA) bool {
+		der, _ := ca.Issue(t, "127.0.0.1")
+		leaf, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.ctl.mu.Lock()
+		pool := d.ctl.tls.RootCAs
+		d.ctl.mu.Unlock()
+		_, err = leaf.Verify(x509.VerifyOptions{Roots: pool})
+		return err == nil
+	}
+	d.ReloadFiles()
+	if !strings.Contains(logs.String(), "token_file and ca_file unchanged") || !trusts(oldCA) {
+		t.Fatalf("an unchanged reload: log %s", logs.String())
+	}
+	newCA.WriteCA(t, caFile)
+	if err := os.WriteFile(tokenFile, []byte("two\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.ReloadFiles()
+	if trusts(oldCA) || !trusts(newCA) {
+		t.Errorf("after the reload: trusts the old CA %v, the new %v", trusts(oldCA), trusts(newCA))
+	}
+	if tok := d.ctl.currentToken(); tok != "two" {
+		t.Errorf("token %q after the reload", tok)
 	}
 }

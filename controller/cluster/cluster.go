@@ -198,7 +198,13 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 	}
 	var tlsConfig func() (*tls.Config, error)
 	if cfg.TLS != nil {
-		tlsConfig = func() (*tls.Config, error) { return prepareTLS(cfg.TLS()) }
+		tlsConfig = func() (*tls.Config, error) {
+			c := cfg.TLS()
+			if c == nil {
+				return nil, errors.New("cluster: the TLS config function returned no config")
+			}
+			return prepareTLS(c)
+		}
 		if _, err := tlsConfig(); err != nil {
 			return nil, err
 		}

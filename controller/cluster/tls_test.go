@@ -132,9 +132,10 @@ func TestMutualTLSRotation(t *testing.T) {
 		paths[id] = p
 	}
 	// served is the subject of the certificate node n presents to a client
-	// of ca (which trusts ca only and presents a certificate of ca).
-	served := func(n *node, ca *testca.CA) (string, error) {
-		cfg := ca.MutualTLS(t, "probe", ca.Pool)
+	// that trusts trust only and presents a certificate of client; an
+	// error when either side refuses the other.
+	served := func(n *node, trust, client *testca.CA) (string, error) {
+		cfg := client.MutualTLS(t, "probe", trust.Pool)
 		cfg.ServerName = "127.0.0.1"
 		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", n.Addr(), cfg)
 		if err != nil {
@@ -157,8 +158,11 @@ func TestMutualTLSRotation(t *testing.T) {
 	if err := a.AddVoter("b", b.Addr()); err != nil {
 		t.Fatalf("AddVoter(b): %v", err)
 	}
-	if _, err := served(a, newCA); err == nil {
-		t.Fatal("before the rotation, a accepted a client of the new CA")
+	if cn, err := served(a, oldCA, oldCA); err != nil || cn != "a" {
+		t.Fatalf("before the rotation a presents %q (%v)", cn, err)
+	}
+	if _, err := served(a, oldCA, newCA); err == nil {
+		t.Fatal("before the rotation, a accepted a client certificate of the new CA")
 	}
 
 	// 1. Both CAs in every bundle.
@@ -182,11 +186,11 @@ func TestMutualTLSRotation(t *testing.T) {
 	}
 
 	for _, n := range []*node{a, b} {
-		if cn, err := served(n, newCA); err != nil || cn != n.cfg.NodeID+"-new" {
+		if cn, err := served(n, newCA, newCA); err != nil || cn != n.cfg.NodeID+"-new" {
 			t.Errorf("%s presents %q (%v), want its new certificate", n.cfg.NodeID, cn, err)
 		}
-		if cn, err := served(n, oldCA); err == nil {
-			t.Errorf("%s accepted a client of the old CA (it presented %q)", n.cfg.NodeID, cn)
+		if cn, err := served(n, newCA, oldCA); err == nil {
+			t.Errorf("%s accepted a client certificate of the old CA (it presented %q)", n.cfg.NodeID, cn)
 		}
 	}
 	c := startNode(t, "c", false, func(cfg *Config) { cfg.TLS = mtls("c", newCA) })

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2/hclsimple"
 	mdns "github.com/miekg/dns"
 	wire "github.com/regentcloud/regent/pkg/api"
@@ -273,6 +274,12 @@ func (c *Config) Finish() error {
 	var errs []error
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("-data-dir is required (or use -dev)"))
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if hclog.LevelFromString(c.LogLevel) == hclog.NoLevel {
+		errs = append(errs, fmt.Errorf("-log-level (log_level) %q: want trace, debug, info, warn or error", c.LogLevel))
 	}
 	addrs := map[string]string{"-http-addr": c.HTTPAddr, "-raft-addr": c.RaftAddr}
 	if c.dnsEnabled() {

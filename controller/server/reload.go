@@ -53,20 +53,27 @@ func (t *nodeTLS) paths(cfg Config) []tlsfiles.Paths {
 }
 
 // stage reads the files cfg names, all or none, and returns what makes
-// them current and the settings reloaded.
-func (t *nodeTLS) stage(cfg Config) (commit func(), reloaded []string, err error) {
+// them current, the settings reloaded, and those left for a restart: a
+// file that would turn TLS (or a CA) on or off, which the running
+// listeners cannot.
+func (t *nodeTLS) stage(cfg Config) (commit func(), reloaded, restart []string, err error) {
 	var commits []func()
 	for i, p := range t.paths(cfg) {
 		f := *t.slots()[i]
+		var running tlsfiles.Paths
+		if f != nil {
+			running = f.Paths()
+		}
+		if (running.Cert == "") != (p.Cert == "") || (running.CA == "") != (p.CA == "") {
+			restart = append(restart, tlsSettings[i]+" (turning TLS on or off)")
+			continue
+		}
 		if f == nil {
-			if !p.Empty() {
-				return nil, nil, fmt.Errorf("%s: TLS cannot be turned on without a restart", tlsSettings[i])
-			}
 			continue
 		}
 		c, err := f.Stage(p)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", tlsSettings[i], err)
+			return nil, nil, nil, fmt.Errorf("%s: %w", tlsSettings[i], err)
 		}
 		commits = append(commits, c)
 		reloaded = append(reloaded, tlsSettings[i])
@@ -75,7 +82,7 @@ func (t *nodeTLS) stage(cfg Config) (commit func(), reloaded []string, err error
 		for _, c := range commits {
 			c()
 		}
-	}, reloaded, nil
+	}, reloaded, restart, nil
 }
 
 // raftConfig is cluster.Config.TLS: mutual TLS on the raft files current
@@ -155,7 +162,7 @@ func newReloader(reg prometheus.Registerer, logLevel string) *reloader {
 // paths are the same (rotated certificates; new connections use them).
 // TLS files are reloaded all or none. Settings that cannot change while
 // the node runs (addresses, the data dir, turning TLS on or off, ...) are
-// logged as waiting for a restart. An error (a config that does not parse,
+// logged as waiting for a restart; the rest applies. An error (a config that does not parse,
 // a certificate that does not match its key) leaves the node as it was; it
 // is logged, returned and shown by regent_config_last_reload_successful.
 func (s *Server) Reload(load func() (Config, error)) error {
@@ -181,19 +188,16 @@ func (s *Server) reloadLocked(load func() (Config, error)) error {
 	if err != nil {
 		return err
 	}
-	level := hclog.LevelFromString(cfg.LogLevel)
-	if level == hclog.NoLevel {
-		return fmt.Errorf("log_level %q: want trace, debug, info, warn or error", cfg.LogLevel)
-	}
-	commit, files, err := s.tls.stage(cfg)
+	level := hclog.LevelFromString(cfg.LogLevel) // Finish checked it
+	commit, files, tlsRestart, err := s.tls.stage(cfg)
 	if err != nil {
 		return err
 	}
 	commit()
 	r := s.reload
 	if r.logLevel != cfg.LogLevel {
-		s.log.Info("log level changed", "from", r.logLevel, "to", cfg.LogLevel)
 		s.log.SetLevel(level)
+		s.log.Info("log level changed", "from", r.logLevel, "to", cfg.LogLevel)
 		r.logLevel = cfg.LogLevel
 	}
 	args := []any{"log_level", cfg.LogLevel}
@@ -201,7 +205,7 @@ func (s *Server) reloadLocked(load func() (Config, error)) error {
 		args = append(args, f, "reloaded")
 	}
 	s.log.Info("configuration reloaded", args...)
-	if restart := restartSettings(s.given, cfg); len(restart) > 0 {
+	if restart := append(restartSettings(s.given, cfg), tlsRestart...); len(restart) > 0 {
 		s.log.Warn("settings changed that take effect only when the node restarts", "settings", strings.Join(restart, ", "))
 	}
 	return nil

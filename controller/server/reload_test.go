@@ -145,14 +145,24 @@ func TestReloadRotatesCertificatesAndLogLevel(t *testing.T) {
 		t.Errorf("the restart warning does not name the changed settings (%s):\n%s", want, log.String())
 	}
 
-	// 4. TLS cannot be turned off by a reload.
+	// 4. Turning HTTPS off waits for a restart, and the rest applies.
 	cfg = given
 	cfg.HTTPTLSCert, cfg.HTTPTLSKey = "", ""
-	if err := reload(cfg); err == nil {
-		t.Error("a reload turned HTTPS off")
+	cfg.LogLevel = "info"
+	if err := reload(cfg); err != nil {
+		t.Fatalf("reload that turns HTTPS off: %v", err)
 	}
 	if cn := servedCN(t, n.URL, ca.Pool); cn != "second" {
 		t.Fatalf("served %q", cn)
+	}
+	if want := "settings=\"http_tls_cert (turning TLS on or off)\""; !strings.Contains(log.String(), want) {
+		t.Errorf("the restart warning does not name HTTPS (%s):\n%s", want, log.String())
+	}
+	if got := metric("regent_config_last_reload_successful"); got != 1 {
+		t.Errorf("last reload successful = %v", got)
+	}
+	if !strings.Contains(log.String(), "log level changed: from=warn to=info") {
+		t.Errorf("the log level was not applied with the TLS change:\n%s", log.String())
 	}
 }
 

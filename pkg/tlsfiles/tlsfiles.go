@@ -3,7 +3,8 @@
 // running server takes rotated certificates without a restart. Connections
 // made after a Reload use the new material; established ones keep what they
 // negotiated. A Reload that fails (a missing file, a key that does not match
-// its certificate, a bundle without certificates) changes nothing.
+// its certificate, a bundle without certificates, a certificate the bundle
+// named with it does not vouch for) changes nothing.
 package tlsfiles
 
 import (
@@ -35,7 +36,7 @@ type Material struct {
 	Cert  *tls.Certificate // nil without Paths.Cert
 	Pool  *x509.CertPool   // nil without Paths.CA
 	// CertNotAfter is when the certificate expires; CANotAfter when the
-	// first certificate of the bundle does. Zero when there is none.
+	// first of the bundle's CAs to expire does. Zero when there is none.
 	CertNotAfter, CANotAfter time.Time
 	// Loaded is when the files were read.
 	Loaded time.Time
@@ -114,6 +115,13 @@ func read(p Paths) (*Material, error) {
 			return nil, err
 		}
 		m.Pool, m.CANotAfter = pool, first
+	}
+	if m.Cert != nil && m.Pool != nil {
+		// Peers verify this certificate with the same bundle (raft's
+		// mutual TLS): one it does not vouch for would cut the node off.
+		if _, err := m.Cert.Leaf.Verify(x509.VerifyOptions{Roots: m.Pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+			return nil, fmt.Errorf("tls: %s is not signed by a CA of %s: %w", p.Cert, p.CA, err)
+		}
 	}
 	return m, nil
 }

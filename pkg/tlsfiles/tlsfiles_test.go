@@ -170,3 +170,26 @@ func TestReloadKeepsTheKinds(t *testing.T) {
 		t.Error("Load of a certificate without its key succeeded")
 	}
 }
+
+// TestCertificateOutsideItsBundle: a certificate named with a CA bundle
+// that does not vouch for it is refused (its peers, which verify it with
+// the same bundle, would refuse it), at Load and at Reload.
+func TestCertificateOutsideItsBundle(t *testing.T) {
+	dir := t.TempDir()
+	a, b := testca.New(t, "CA a"), testca.New(t, "CA b")
+	cert, key := a.WriteFiles(t, dir, "n")
+	aPath, bPath := a.WriteCA(t, filepath.Join(dir, "a.pem")), b.WriteCA(t, filepath.Join(dir, "b.pem"))
+	if _, err := tlsfiles.Load(tlsfiles.Paths{Cert: cert, Key: key, CA: bPath}); err == nil || !strings.Contains(err.Error(), "not signed by a CA of") {
+		t.Errorf("Load with another CA's bundle: %v", err)
+	}
+	f, err := tlsfiles.Load(tlsfiles.Paths{Cert: cert, Key: key, CA: aPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Reload(tlsfiles.Paths{Cert: cert, Key: key, CA: bPath}); err == nil {
+		t.Error("Reload to another CA's bundle succeeded")
+	}
+	if f.Paths().CA != aPath {
+		t.Errorf("Paths %+v after a failed reload", f.Paths())
+	}
+}
