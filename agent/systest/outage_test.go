@@ -60,12 +60,7 @@ func TestAgentControllerOutage(t *testing.T) {
 	e.catalogue()
 	config := e.writeAgentConfig(`["network"]`, "")
 	e.startAgent(config)
-	cloud := e.api.must(e.root, "POST", "/iaas/cloud/", map[string]any{
-		"project":        map[string]any{"name": "p-" + e.prefix, "region_id": e.region, "grace_period": 0},
-		"subnets":        []any{map[string]any{"name": "a", "address_range": e.priv3 + ".1/24"}},
-		"vms":            []any{},
-		"firewall_rules": []any{},
-	}, 201)
+	cloud := e.api.must(e.root, "POST", "/iaas/cloud/", e.cloudBody(), 201)
 	project := num(cloud["project"].(map[string]any)["id"])
 	vrID := num(cloud["virtual_router"].(map[string]any)["id"])
 	e.converged(vrID, 60*time.Second)
@@ -263,12 +258,7 @@ func TestAgentRobotTokenRotation(t *testing.T) {
 	e.startController()
 	e.catalogue()
 	e.startAgent(e.writeAgentConfig(`["network"]`, ""))
-	cloud := e.api.must(e.root, "POST", "/iaas/cloud/", map[string]any{
-		"project":        map[string]any{"name": "p-" + e.prefix, "region_id": e.region, "grace_period": 0},
-		"subnets":        []any{map[string]any{"name": "a", "address_range": e.priv3 + ".1/24"}},
-		"vms":            []any{},
-		"firewall_rules": []any{},
-	}, 201)
+	cloud := e.api.must(e.root, "POST", "/iaas/cloud/", e.cloudBody(), 201)
 	project := num(cloud["project"].(map[string]any)["id"])
 	vrID := num(cloud["virtual_router"].(map[string]any)["id"])
 	e.converged(vrID, 60*time.Second)
