@@ -52,6 +52,11 @@ http_tls_ca = "/etc/regent/tls/cluster-ca.crt"
 raft_tls_cert = "/etc/regent/tls/ctl1-raft.crt"
 raft_tls_key  = "/etc/regent/tls/ctl1-raft.key"
 raft_tls_ca   = "/etc/regent/tls/cluster-ca.crt"
+# Renewed certificates: replace the files and run systemctl reload regent-controller.
+
+# Audit trail: a JSON line per request that may change something (who, what, the answer).
+# /var/log/regent is the unit's LogsDirectory; rotate with logrotate and a reload.
+audit_log = "/var/log/regent/audit.log"
 
 heartbeat_timeout    = "500ms"
 election_timeout     = "500ms"

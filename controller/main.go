@@ -169,6 +169,7 @@ func serverFlags() (fs *flag.FlagSet, flags *server.Config, configFile *string) 
 	fs.StringVar(&flags.RaftTLSCert, "raft-tls-cert", "", "certificate for mutual TLS between nodes")
 	fs.StringVar(&flags.RaftTLSKey, "raft-tls-key", "", "key for mutual TLS between nodes")
 	fs.StringVar(&flags.RaftTLSCA, "raft-tls-ca", "", "CA for mutual TLS between nodes")
+	fs.StringVar(&flags.AuditLog, "audit-log", "", "file that receives a JSON line per request that may change something (who, what, when, the answer); reopened on SIGHUP")
 	fs.Var(&flags.HeartbeatTimeout, "heartbeat-timeout", "raft heartbeat timeout (default 500ms)")
 	fs.Var(&flags.ElectionTimeout, "election-timeout", "raft election timeout (default 500ms)")
 	fs.Var(&flags.LeaderLeaseTimeout, "leader-lease-timeout", "raft leader lease timeout (default 250ms)")
@@ -334,6 +335,8 @@ func overlay(cfg, flags *server.Config, name string) {
 		cfg.RaftTLSKey = flags.RaftTLSKey
 	case "raft-tls-ca":
 		cfg.RaftTLSCA = flags.RaftTLSCA
+	case "audit-log":
+		cfg.AuditLog = flags.AuditLog
 	case "heartbeat-timeout":
 		cfg.HeartbeatTimeout = flags.HeartbeatTimeout
 	case "election-timeout":

@@ -22,6 +22,7 @@ import (
 	"github.com/regentcloud/regent/controller/cluster"
 	"github.com/regentcloud/regent/controller/state"
 	wire "github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/auditlog"
 )
 
 // Cluster is what the API needs of the raft layer.
@@ -70,6 +71,10 @@ type Config struct {
 	// Placement overrides the factors of the CloudCIX VM placement score
 	// (nil: wire.DefaultPlacement). The leader stamps them into commands.
 	Placement *wire.PlacementFactors
+	// Audit, when set, receives the audit trail: a JSON line (AuditRecord)
+	// per request that may change something, written by the node that
+	// serves it.
+	Audit *auditlog.Writer
 	// GenericLists makes every list filter, order and page the rendered
 	// views of all the visible objects, without the shortcuts that render
 	// only the page (Service.list): tests compare the shortcuts' answers
@@ -117,6 +122,12 @@ func New(cfg Config, c Cluster, store *state.Store, log hclog.Logger, reg *prome
 	a := &API{cfg: cfg, cluster: c, store: store, log: log.Named("http"), perms: auth.Permissions(),
 		mux: http.NewServeMux(), reg: reg, joins: newJoinGuard()}
 	a.metrics = newHTTPMetrics(reg, a.log)
+	if cfg.Audit != nil {
+		a.metrics.audit = &auditor{w: cfg.Audit, node: c.NodeID}
+		if reg != nil {
+			reg.MustRegister(auditCollector{cfg.Audit})
+		}
+	}
 	a.proxy = newForwarder(a)
 	a.registerCore()
 	return a
@@ -156,5 +167,9 @@ func (a *API) Handler() http.Handler {
 
 // Authenticate resolves the request's token to a principal.
 func (a *API) Authenticate(r *http.Request) (*auth.Principal, error) {
-	return auth.Authenticate(a.store.Read(), auth.FromRequest(r), a.Now())
+	p, err := auth.Authenticate(a.store.Read(), auth.FromRequest(r), a.Now())
+	if err == nil {
+		notePrincipal(r, p)
+	}
+	return p, err
 }

@@ -83,6 +83,7 @@ type httpMetrics struct {
 	unchanged prometheus.Counter
 	broad     prometheus.Counter
 	log       hclog.Logger // a line per request at debug; a 5xx at warn always
+	audit     *auditor     // nil: no audit trail
 }
 
 func newHTTPMetrics(reg prometheus.Registerer, log hclog.Logger) *httpMetrics {
@@ -118,23 +119,19 @@ func (m *httpMetrics) wrap(next http.Handler) http.Handler {
 		if !ok {
 			panic("api: metrics must wrap the forwarder")
 		}
+		r, slot := m.audit.begin(r)
 		defer func() {
 			m.inflight.Dec()
-			route := r.Pattern
-			if route == "" {
-				route = "unmatched"
-				if rw.Header().Get("X-Regent-Forwarded-To") != "" {
-					route = "forwarded"
-				}
-			} else if i := strings.IndexByte(route, ' '); i >= 0 {
-				route = route[i+1:]
-			}
+			route := routeLabel(r, rw)
 			status := rw.status
 			if status == 0 {
 				status = http.StatusOK
 			}
 			took := time.Since(start)
 			m.dur.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(status), strconv.FormatBool(rw.blocking)).Observe(took.Seconds())
+			if slot != nil && route != "forwarded" {
+				m.audit.record(r, slot, rw, route, status, start, took)
+			}
 			// The path, never the query: it may carry filter values but no
 			// secret, and the route keeps lines greppable.
 			switch {

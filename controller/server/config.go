@@ -51,6 +51,10 @@ type Config struct {
 	RaftTLSCert string `hcl:"raft_tls_cert,optional"`
 	RaftTLSKey  string `hcl:"raft_tls_key,optional"`
 	RaftTLSCA   string `hcl:"raft_tls_ca,optional"`
+	// AuditLog, when set, is the file of the audit trail: a JSON line per
+	// request that may change something, written by the node that serves
+	// it (api.AuditRecord); reopened by Reload (log rotation).
+	AuditLog string `hcl:"audit_log,optional"`
 
 	HeartbeatTimeout   Duration `hcl:"heartbeat_timeout,optional"`
 	ElectionTimeout    Duration `hcl:"election_timeout,optional"`

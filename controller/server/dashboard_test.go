@@ -33,12 +33,14 @@ func TestDashboardMatchesControllerMetrics(t *testing.T) {
 		t.Error(err)
 	}
 	// A region, an allocation, an agent's server and router, on a node
-	// with raft's mutual TLS (whose certificates' expiry an alert watches).
+	// with raft's mutual TLS (whose certificates' expiry an alert watches)
+	// and an audit trail.
 	ca := testca.New(t, "regent test CA")
 	dir := t.TempDir()
 	e := newAgentEnvWith(t, func(c *server.Config) {
 		c.RaftTLSCert, c.RaftTLSKey = ca.WriteFiles(t, dir, "node")
 		c.RaftTLSCA = ca.WriteCA(t, filepath.Join(dir, "ca.pem"))
+		c.AuditLog = filepath.Join(dir, "audit.log")
 	})
 	c, root := e.c, e.f.root
 	c.Do("GET", "/iaas/subnet/999999/", nil, root).Expect(404)

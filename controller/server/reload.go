@@ -133,7 +133,7 @@ func (t *nodeTLS) Collect(ch chan<- prometheus.Metric) {
 
 // reloadable are the settings Reload applies to a running node; every
 // other change waits for a restart.
-var reloadable = []string{"log_level", "http_tls_cert", "http_tls_key", "http_tls_ca", "raft_tls_cert", "raft_tls_key", "raft_tls_ca"}
+var reloadable = []string{"log_level", "http_tls_cert", "http_tls_key", "http_tls_ca", "raft_tls_cert", "raft_tls_key", "raft_tls_ca", "audit_log"}
 
 // reloader is the state of Reload.
 type reloader struct {
@@ -189,9 +189,21 @@ func (s *Server) reloadLocked(load func() (Config, error)) error {
 		return err
 	}
 	level := hclog.LevelFromString(cfg.LogLevel) // Finish checked it
-	commit, files, tlsRestart, err := s.tls.stage(cfg)
+	commit, files, restartTLS, err := s.tls.stage(cfg)
 	if err != nil {
 		return err
+	}
+	// The audit trail: reopened (log rotation), at the configured path.
+	// Turning it on or off waits for a restart.
+	var restartAudit []string
+	switch {
+	case (s.audit == nil) != (cfg.AuditLog == ""):
+		restartAudit = []string{"audit_log (turning the audit trail on or off)"}
+	case s.audit != nil:
+		if err := s.audit.Reopen(cfg.AuditLog); err != nil {
+			return fmt.Errorf("audit_log: %w", err)
+		}
+		files = append(files, "audit_log")
 	}
 	commit()
 	r := s.reload
@@ -205,7 +217,7 @@ func (s *Server) reloadLocked(load func() (Config, error)) error {
 		args = append(args, f, "reloaded")
 	}
 	s.log.Info("configuration reloaded", args...)
-	if restart := append(restartSettings(s.given, cfg), tlsRestart...); len(restart) > 0 {
+	if restart := slices.Concat(restartSettings(s.given, cfg), restartTLS, restartAudit); len(restart) > 0 {
 		s.log.Warn("settings changed that take effect only when the node restarts", "settings", strings.Join(restart, ", "))
 	}
 	return nil

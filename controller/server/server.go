@@ -34,6 +34,7 @@ import (
 	"github.com/regentcloud/regent/controller/robot"
 	"github.com/regentcloud/regent/controller/state"
 	wire "github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/auditlog"
 	"github.com/regentcloud/regent/pkg/logx"
 	"github.com/regentcloud/regent/pkg/tlsfiles"
 )
@@ -48,6 +49,7 @@ type Server struct {
 	given    Config // cfg as given, for Reload to compare (cfg has derived values)
 	tls      *nodeTLS
 	reload   *reloader
+	audit    *auditlog.Writer // nil: no audit trail
 	log      hclog.Logger
 	out      io.Writer
 	store    *state.Store
@@ -98,6 +100,7 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 	}
 	s.registry.MustRegister(s.tls)
 	s.reload = newReloader(s.registry, cfg.LogLevel)
+
 	s.store = state.New()
 	machine := fsm.New(s.store, log, s.registry)
 	snapThreshold, trailingLogs, snapInterval := cfg.raftSnapshotPolicy()
@@ -163,8 +166,22 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	if cfg.AuditLog != "" {
+		if s.audit, err = auditlog.Open(cfg.AuditLog); err != nil {
+			s.cluster.Shutdown()
+			ln.Close()
+			return nil, fmt.Errorf("audit_log: %w", err)
+		}
+		s.audit.OnChange = func(err error) {
+			if err != nil {
+				log.Error("cannot write the audit trail: its lines are being lost (regent_audit_lines_total{result=\"failed\"})", "audit_log", cfg.AuditLog, "error", err)
+			} else {
+				log.Info("the audit trail is written again", "audit_log", cfg.AuditLog)
+			}
+		}
+	}
 	factors := cfg.Factors()
-	s.api = api.New(api.Config{ClusterToken: cfg.ClusterToken, OpenAPI: openapiJSON, ForwardTLS: s.tls.peersConfig(), Placement: &factors,
+	s.api = api.New(api.Config{ClusterToken: cfg.ClusterToken, OpenAPI: openapiJSON, ForwardTLS: s.tls.peersConfig(), Audit: s.audit, Placement: &factors,
 		BodyTimeout: cfg.BodyTimeout, TenantMetrics: tenantMetrics, Health: s.nodeHealth},
 		s.cluster, s.store, log, s.registry)
 	s.heartbeats = robot.NewHeartbeats(cfg.agentDownAfter(), s.cluster.Term, s.cluster.IsLeader)
@@ -188,6 +205,9 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 			// name their dns_* setting: no prefix of our own.
 			s.cluster.Shutdown()
 			ln.Close()
+			if s.audit != nil {
+				s.audit.Close()
+			}
 			return nil, err
 		}
 	}
@@ -297,6 +317,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = errors.Join(err, s.dns.Shutdown(ctx))
 	}
 	s.wg.Wait()
+	if s.audit != nil {
+		err = errors.Join(err, s.audit.Close())
+	}
 	return errors.Join(err, s.cluster.Shutdown())
 }
 
