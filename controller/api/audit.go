@@ -52,6 +52,9 @@ type AuditRecord struct {
 	// being the last of them.
 	Remote      string `json:"remote"`
 	ForwardedBy string `json:"forwarded_by,omitempty"`
+	// Client is, for a forwarded request, the client's address as the
+	// first forwarding node saw it (X-Regent-Client-Addr, as it said).
+	Client string `json:"client,omitempty"`
 	Method      string `json:"method"`
 	// Path without the query (which may hold filter values, never a
 	// secret this line needs).
@@ -87,7 +90,11 @@ func (au *auditor) begin(r *http.Request) (*http.Request, *principalSlot) {
 
 func (au *auditor) record(r *http.Request, slot *principalSlot, w http.ResponseWriter, route string, status int, start time.Time, took time.Duration) {
 	rec := AuditRecord{Time: start.UTC(), Node: au.node(), Remote: r.RemoteAddr, ForwardedBy: r.Header.Get(forwardedHeader),
+		Client: r.Header.Get(clientAddrHeader),
 		Method: r.Method, Path: r.URL.Path, Route: route, Status: status, TookMS: float64(took.Microseconds()) / 1000, Role: auth.None.String()}
+	if rec.ForwardedBy == "" {
+		rec.Client = ""
+	}
 	rec.Index, _ = strconv.ParseUint(w.Header().Get("X-Regent-Index"), 10, 64)
 	if p := slot.p; p != nil {
 		rec.Role = p.Role.String()
@@ -121,13 +128,18 @@ func (c auditCollector) Collect(ch chan<- prometheus.Metric) {
 
 // routeLabel is the route of r for metrics and the audit trail: its
 // pattern without the method, "forwarded" for a request this node sent to
-// the leader, "unmatched" for a path no route has.
-func routeLabel(r *http.Request, w http.ResponseWriter) string {
+// the leader, "forward-failed" for one it could not (no leader, too large,
+// the leader's answer lost), "unmatched" for a path no route has.
+func routeLabel(r *http.Request, w *respWriter) string {
 	route := r.Pattern
 	if route == "" {
-		route = "unmatched"
-		if w.Header().Get("X-Regent-Forwarded-To") != "" {
+		switch {
+		case w.Header().Get("X-Regent-Forwarded-To") != "":
 			route = "forwarded"
+		case w.forwarding:
+			route = "forward-failed"
+		default:
+			route = "unmatched"
 		}
 	} else if i := strings.IndexByte(route, ' '); i >= 0 {
 		route = route[i+1:]

@@ -32,6 +32,8 @@ type respWriter struct {
 	// blocking marks a blocking query (?index=N), whose latency is mostly
 	// the wait: the request histogram keeps it apart (label blocking).
 	blocking bool
+	// forwarding: this node tried to send the request to the leader.
+	forwarding bool
 }
 
 func (w *respWriter) WriteHeader(code int) {
@@ -124,13 +126,25 @@ func (m *httpMetrics) wrap(next http.Handler) http.Handler {
 			m.inflight.Dec()
 			route := routeLabel(r, rw)
 			status := rw.status
+			// A handler that panicked is answered 500 by the forwarder's
+			// recover, further up: count and record it so.
+			panicked := recover()
 			if status == 0 {
 				status = http.StatusOK
+				if panicked != nil {
+					status = http.StatusInternalServerError
+				}
 			}
 			took := time.Since(start)
 			m.dur.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(status), strconv.FormatBool(rw.blocking)).Observe(took.Seconds())
-			if slot != nil && route != "forwarded" {
+			// A request this node sent to the leader is the leader's to
+			// record (also when a handler forwarded it, as the removal of
+			// the leader itself does).
+			if slot != nil && rw.Header().Get("X-Regent-Forwarded-To") == "" {
 				m.audit.record(r, slot, rw, route, status, start, took)
+			}
+			if panicked != nil {
+				defer panic(panicked)
 			}
 			// The path, never the query: it may carry filter values but no
 			// secret, and the route keeps lines greppable.
@@ -200,6 +214,10 @@ func localOnly(r *http.Request) bool {
 const forwardedHeader = "X-Regent-Forwarded-By"
 
 const maxForwards = 2
+
+// clientAddrHeader carries the client's address, as the first node that
+// forwarded the request saw it, to the leader's audit line.
+const clientAddrHeader = "X-Regent-Client-Addr"
 
 func (f *forwarder) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w0 http.ResponseWriter, r *http.Request) {
@@ -312,6 +330,7 @@ func (f *forwarder) leaderURL(ctx context.Context, avoid string) (string, error)
 // forward sends r to the leader and relays its answer (at most maxForwards
 // hops in all, see forwardedHeader).
 func (f *forwarder) forward(w *respWriter, r *http.Request) {
+	w.forwarding = true
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		w.blocking = r.URL.Query().Get("index") != ""
 	}
@@ -392,6 +411,11 @@ func (f *forwarder) roundTrip(r *http.Request, base string, body *spooled) (*htt
 		via = prev + "," + via
 	}
 	out.Header.Set(forwardedHeader, via)
+	if r.Header.Get(forwardedHeader) == "" {
+		// The first hop names the client (for the leader's audit line);
+		// a later one passes that on.
+		out.Header.Set(clientAddrHeader, r.RemoteAddr)
+	}
 	out.ContentLength = body.size
 	return f.transport.RoundTrip(out)
 }

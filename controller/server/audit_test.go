@@ -47,8 +47,8 @@ func auditLines(t *testing.T, path string, n int) []api.AuditRecord {
 // and the raft index of the answer — and so does a snapshot download; a
 // read does not. A write sent to a follower is recorded by the leader,
 // naming the follower, and not by the follower; the follower's join is
-// recorded too. Reload reopens the file, so
-// logrotate can move it away.
+// recorded too. Reload reopens the file, so logrotate can move it away,
+// also when the reload fails for another reason.
 func TestAuditTrail(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "audit.log")
@@ -120,9 +120,13 @@ func TestAuditTrail(t *testing.T) {
 	// and the write it forwarded.
 	recs = auditLines(t, path, 8)
 	if len(recs) != 8 || recs[6].Path != "/v1/operator/join" || recs[6].Role != "none" || recs[6].Status != 200 ||
-		recs[7].ForwardedBy != "follower" || recs[7].Status != 201 || recs[7].Role != "global admin" {
+		recs[7].ForwardedBy != "follower" || recs[7].Status != 201 || recs[7].Role != "global admin" ||
+		!strings.HasPrefix(recs[7].Client, "127.0.0.1:") || recs[7].Client == recs[7].Remote {
 		t.Errorf("the leader's lines for the join and the forwarded write: %+v", recs[6:])
 	}
+	// The follower writes nothing for it: a line would be in its file a
+	// few milliseconds after the answer.
+	time.Sleep(300 * time.Millisecond)
 	if b, _ := os.ReadFile(followerLog); len(bytes.TrimSpace(b)) > 0 {
 		t.Errorf("the follower recorded a request it forwarded:\n%s", b)
 	}
@@ -138,7 +142,27 @@ func TestAuditTrail(t *testing.T) {
 	if recs := auditLines(t, path, 1); len(recs) != 1 || recs[0].Status != 201 {
 		t.Errorf("after the rotation the new file holds %+v", recs)
 	}
-	if got := metricValue(t, n, `regent_audit_lines_total{result="written"}`); got != 9 {
-		t.Errorf(`regent_audit_lines_total{result="written"} = %v, want 9`, got)
+	// A reload that fails (here: a bad log level) still starts a new file,
+	// or logrotate's next run would delete the file being written.
+	if err := os.Rename(path, path+".2"); err != nil {
+		t.Fatal(err)
+	}
+	bad := given
+	bad.LogLevel = "loud"
+	if err := n.Server.Reload(func() (server.Config, error) { return bad, nil }); err == nil {
+		t.Fatal("a reload with log_level \"loud\" succeeded")
+	}
+	c.Do("POST", "/membership/member/", map[string]any{"name": n.Unique("rotated-again")}, root).Expect(201)
+	if recs := auditLines(t, path, 1); len(recs) != 1 || recs[0].Status != 201 {
+		t.Errorf("after a failed reload the new file holds %+v", recs)
+	}
+
+	// The count follows the file by a moment.
+	written := `regent_audit_lines_total{result="written"}`
+	for deadline := time.Now().Add(5 * time.Second); metricValue(t, n, written) != 10 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := metricValue(t, n, written); got != 10 {
+		t.Errorf("%s = %v, want 10", written, got)
 	}
 }

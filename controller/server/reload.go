@@ -173,6 +173,13 @@ func (s *Server) Reload(load func() (Config, error)) error {
 	if err != nil {
 		r.ok.Set(0)
 		s.log.Error("configuration reload failed; the node runs on as before", "error", err)
+		// logrotate's reload must still start a new audit file, or the
+		// next rotation would delete the file the lines go to.
+		if s.audit != nil {
+			if rerr := s.audit.Reopen(s.audit.Path()); rerr != nil {
+				s.log.Error("cannot reopen the audit trail", "audit_log", s.audit.Path(), "error", rerr)
+			}
+		}
 		return err
 	}
 	r.ok.Set(1)

@@ -172,11 +172,12 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 			ln.Close()
 			return nil, fmt.Errorf("audit_log: %w", err)
 		}
-		s.audit.OnChange = func(err error) {
+		audit := s.audit
+		audit.OnChange = func(err error) {
 			if err != nil {
-				log.Error("cannot write the audit trail: its lines are being lost (regent_audit_lines_total{result=\"failed\"})", "audit_log", cfg.AuditLog, "error", err)
+				log.Error("cannot write the audit trail: its lines are being lost (regent_audit_lines_total{result=\"failed\"})", "audit_log", audit.Path(), "error", err)
 			} else {
-				log.Info("the audit trail is written again", "audit_log", cfg.AuditLog)
+				log.Info("the audit trail is written again", "audit_log", audit.Path())
 			}
 		}
 	}

@@ -6,9 +6,12 @@
 // one away); Close writes what is queued and closes the file.
 //
 // What is queued but not yet written when the process dies is lost (at
-// most a few milliseconds of lines). A queue that cannot be written (a
-// full disk) keeps at most MaxQueued bytes; further lines are dropped and
-// counted, so a broken disk never takes the memory of the process.
+// most a few milliseconds of lines). A batch the file refuses (a full
+// disk) is counted as failed and not tried again; while a write hangs (a
+// stuck network file system) at most MaxQueued bytes wait, and further
+// lines are dropped and counted, so the disk never takes the memory of
+// the process. A batch written in part is followed by a newline, so the
+// next line starts a line of its own.
 package auditlog
 
 import (
@@ -31,6 +34,7 @@ type Writer struct {
 	f       *os.File
 	path    string
 	closed  bool
+	torn    bool // the last write stopped inside a line (loop and Close only)
 	kick    chan struct{}
 	done    chan struct{}
 	settled *sync.Cond // signalled when a batch is written
@@ -116,7 +120,11 @@ func (w *Writer) write(f *os.File, buf []byte, n uint64) {
 	if len(buf) == 0 {
 		return
 	}
-	_, err := f.Write(buf)
+	if w.torn {
+		buf = append([]byte{'\n'}, buf...)
+	}
+	k, err := f.Write(buf)
+	w.torn = err != nil && k > 0 && k < len(buf) && buf[k-1] != '\n'
 	if err != nil {
 		w.failures.Add(n)
 	} else {
@@ -186,12 +194,20 @@ func (w *Writer) Close() error {
 		return nil
 	}
 	w.syncLocked()
+	if w.closed { // another Close finished meanwhile
+		w.mu.Unlock()
+		<-w.done
+		return nil
+	}
 	w.closed = true
 	close(w.kick)
 	w.mu.Unlock()
 	<-w.done
 	// Lines appended while the last batch was written.
-	w.write(w.f, w.queue, w.pending)
+	w.mu.Lock()
+	buf, n := w.queue, w.pending
 	w.queue, w.pending = nil, 0
+	w.mu.Unlock()
+	w.write(w.f, buf, n)
 	return w.f.Close()
 }

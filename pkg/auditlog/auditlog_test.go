@@ -137,3 +137,37 @@ func TestWriteFailures(t *testing.T) {
 		t.Errorf("OnChange calls %v", changes)
 	}
 }
+
+// TestConcurrentClose: Close from several goroutines while lines are
+// appended neither panics nor loses a line appended before the first
+// Close began.
+func TestConcurrentClose(t *testing.T) {
+	for range 20 {
+		path := filepath.Join(t.TempDir(), "audit.log")
+		w, err := auditlog.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 1000 {
+			w.Append(fmt.Appendf(nil, "%d", i))
+		}
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(2)
+			go func() { defer wg.Done(); w.Close() }()
+			go func() { defer wg.Done(); w.Append([]byte("late")); w.Sync() }()
+		}
+		wg.Wait()
+		got := lines(t, path)
+		n := 0
+		for _, l := range got {
+			if l != "late" {
+				n++
+			}
+		}
+		written, _, dropped := w.Counts()
+		if n != 1000 || written != uint64(len(got)) {
+			t.Fatalf("%d of the 1000 lines, %d in all; counts written %d dropped %d", n, len(got), written, dropped)
+		}
+	}
+}

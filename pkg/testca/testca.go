@@ -51,9 +51,24 @@ func keyAndTemplate(t testing.TB, name string) (*ecdsa.PrivateKey, *x509.Certifi
 // New makes a CA named name.
 func New(t testing.TB, name string) *CA {
 	t.Helper()
+	return newCA(t, name, nil)
+}
+
+// Intermediate makes a CA named name that ca signs. Its Pool holds only
+// itself, its PEM only its own certificate.
+func (ca *CA) Intermediate(t testing.TB, name string) *CA {
+	t.Helper()
+	return newCA(t, name, ca)
+}
+
+func newCA(t testing.TB, name string, parent *CA) *CA {
 	key, tmpl := keyAndTemplate(t, name)
 	tmpl.IsCA, tmpl.BasicConstraintsValid, tmpl.KeyUsage = true, true, x509.KeyUsageCertSign|x509.KeyUsageCRLSign
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	signer, signerKey := tmpl, key
+	if parent != nil {
+		signer, signerKey = parent.Cert, parent.Key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -119,7 +119,15 @@ func read(p Paths) (*Material, error) {
 	if m.Cert != nil && m.Pool != nil {
 		// Peers verify this certificate with the same bundle (raft's
 		// mutual TLS): one it does not vouch for would cut the node off.
-		if _, err := m.Cert.Leaf.Verify(x509.VerifyOptions{Roots: m.Pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		// The rest of the certificate file is the chain TLS sends with it.
+		inter := x509.NewCertPool()
+		for _, der := range m.Cert.Certificate[1:] {
+			if c, err := x509.ParseCertificate(der); err == nil {
+				inter.AddCert(c)
+			}
+		}
+		opts := x509.VerifyOptions{Roots: m.Pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}
+		if _, err := m.Cert.Leaf.Verify(opts); err != nil {
 			return nil, fmt.Errorf("tls: %s is not signed by a CA of %s: %w", p.Cert, p.CA, err)
 		}
 	}

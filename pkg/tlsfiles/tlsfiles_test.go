@@ -193,3 +193,31 @@ func TestCertificateOutsideItsBundle(t *testing.T) {
 		t.Errorf("Paths %+v after a failed reload", f.Paths())
 	}
 }
+
+// TestCertificateWithItsChain: a certificate issued by an intermediate CA,
+// its file holding the intermediate after it (the chain TLS sends), is
+// accepted with a bundle of the root alone, as its peers accept it.
+func TestCertificateWithItsChain(t *testing.T) {
+	dir := t.TempDir()
+	root := testca.New(t, "root CA")
+	inter := root.Intermediate(t, "intermediate CA")
+	cert, key := inter.WriteFiles(t, dir, "n")
+	chain, err := os.ReadFile(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cert, append(chain, inter.PEM...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	caPath := root.WriteCA(t, filepath.Join(dir, "root.pem"))
+	if _, err := tlsfiles.Load(tlsfiles.Paths{Cert: cert, Key: key, CA: caPath}); err != nil {
+		t.Errorf("a certificate with its chain: %v", err)
+	}
+	// Without the intermediate in the file the root cannot vouch for it.
+	if err := os.WriteFile(cert, chain, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tlsfiles.Load(tlsfiles.Paths{Cert: cert, Key: key, CA: caPath}); err == nil {
+		t.Error("a certificate without its intermediate was accepted")
+	}
+}
