@@ -55,7 +55,7 @@ type AuditRecord struct {
 	// Client is, for a forwarded request, the client's address as the
 	// first forwarding node saw it (X-Regent-Client-Addr, as it said).
 	Client string `json:"client,omitempty"`
-	Method      string `json:"method"`
+	Method string `json:"method"`
 	// Path without the query (which may hold filter values, never a
 	// secret this line needs).
 	Path   string `json:"path"`
