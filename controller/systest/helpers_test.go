@@ -655,6 +655,22 @@ func waitFor(timeout time.Duration, f func() error) error {
 	}
 }
 
+// eventually waits up to timeout for ok and fails the test, naming what,
+// when it does not come.
+func eventually(t testing.TB, what string, timeout time.Duration, ok func() bool) {
+	t.Helper()
+	if waitFor(timeout, func() error {
+		if ok() {
+			return nil
+		}
+		return errNotYet
+	}) != nil {
+		t.Fatalf("%s: not within %v", what, timeout)
+	}
+}
+
+var errNotYet = errors.New("not yet")
+
 func itoa(v uint64) string { return strconv.FormatUint(v, 10) }
 
 // maxIndex is the highest modified_index in a canonical listing.

@@ -113,7 +113,9 @@ func TestClusterTLS(t *testing.T) {
 // node then serves a certificate of the new CA, reports its expiry on
 // /metrics, and a fourth node that knows only the new CA joins (HTTPS to
 // the leader, raft both ways) and takes writes, which it forwards to the
-// leader over HTTPS.
+// leader over HTTPS. The nodes keep an audit trail: the leader's records
+// the forwarded write, and a logrotate move with a SIGHUP starts a new
+// file.
 func TestClusterTLSRotation(t *testing.T) {
 	base := t.TempDir()
 	oldCA, newCA := testca.New(t, "old CA"), testca.New(t, "new CA")
@@ -133,7 +135,7 @@ func TestClusterTLSRotation(t *testing.T) {
 	}
 	ct := "systest-" + randomHex(12)
 	for i := 1; i <= 3; i++ {
-		args := []string{"-cluster-token", ct, "-log-level", "info"}
+		args := []string{"-cluster-token", ct, "-log-level", "info", "-audit-log", filepath.Join(base, "node"+itoa(uint64(i))+"-audit.log")}
 		if i == 1 {
 			args = append(args, "-bootstrap")
 		} else {
@@ -211,4 +213,36 @@ func TestClusterTLSRotation(t *testing.T) {
 	if to := r.Header.Get("X-Regent-Forwarded-To"); !strings.HasPrefix(to, "https://") {
 		t.Errorf("forwarded to %q, want an https:// leader", to)
 	}
+
+	// The audit trail: the leader recorded the write node4 forwarded (the
+	// SIGHUPs above reopened its file each time, at the same path), with
+	// the client's address; logrotate's move and a SIGHUP start a new file.
+	leader = c.leader(30 * time.Second)
+	auditPath := filepath.Join(base, leader.name+"-audit.log")
+	var rec map[string]any
+	eventually(t, "the leader's audit line for the forwarded write", 10*time.Second, func() bool {
+		b, _ := os.ReadFile(auditPath)
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			if strings.Contains(l, `"forwarded_by":"node4"`) && strings.Contains(l, `"path":"/membership/member/"`) {
+				return json.Unmarshal([]byte(l), &rec) == nil
+			}
+		}
+		return false
+	})
+	if rec["status"] != float64(201) || rec["role"] != "global admin" || !strings.HasPrefix(rec["client"].(string), "127.0.0.1:") {
+		t.Errorf("audit line %v", rec)
+	}
+	if err := os.Rename(auditPath, auditPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	before := reloads(leader)
+	if leader.signal(syscall.SIGHUP, 200*time.Millisecond) {
+		t.Fatalf("%s exited on SIGHUP", leader.name)
+	}
+	eventually(t, "the leader's reload", 10*time.Second, func() bool { return reloads(leader) > before })
+	c.must(c.do(leader, http.MethodPost, "/membership/member/", map[string]any{"name": "after-logrotate"}), http.StatusCreated, "a write after the rotation")
+	eventually(t, "the write in the new audit file", 10*time.Second, func() bool {
+		b, _ := os.ReadFile(auditPath)
+		return strings.Count(string(b), "\n") == 1 && strings.Contains(string(b), `"status":201`)
+	})
 }
