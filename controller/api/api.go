@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -85,6 +86,9 @@ type Config struct {
 // API is one node's HTTP handler.
 type API struct {
 	cfg     Config
+	// clusterToken is the one joins present: Config.ClusterToken, or
+	// what SetClusterToken made it.
+	clusterToken atomic.Pointer[string]
 	cluster Cluster
 	store   *state.Store
 	log     hclog.Logger
@@ -121,6 +125,7 @@ func New(cfg Config, c Cluster, store *state.Store, log hclog.Logger, reg *prome
 	}
 	a := &API{cfg: cfg, cluster: c, store: store, log: log.Named("http"), perms: auth.Permissions(),
 		mux: http.NewServeMux(), reg: reg, joins: newJoinGuard()}
+	a.SetClusterToken(cfg.ClusterToken)
 	a.metrics = newHTTPMetrics(reg, a.log)
 	if cfg.Audit != nil {
 		a.metrics.audit = &auditor{w: cfg.Audit, node: c.NodeID}
@@ -132,6 +137,10 @@ func New(cfg Config, c Cluster, store *state.Store, log hclog.Logger, reg *prome
 	a.registerCore()
 	return a
 }
+
+// SetClusterToken replaces the cluster token joins must present (a
+// configuration reload); "" refuses every join.
+func (a *API) SetClusterToken(tok string) { a.clusterToken.Store(&tok) }
 
 // Placement returns the placement factors stamped into VM commands.
 func (a *API) Placement() wire.PlacementFactors {

@@ -252,7 +252,8 @@ func (a *API) join(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	matches := func(tok string) bool {
-		ok := a.cfg.ClusterToken != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(a.cfg.ClusterToken)) == 1
+		want := *a.clusterToken.Load()
+		ok := want != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(want)) == 1
 		if ok && !checked {
 			checked = true
 			a.joins.giveBack()

@@ -133,18 +133,19 @@ func (t *nodeTLS) Collect(ch chan<- prometheus.Metric) {
 
 // reloadable are the settings Reload applies to a running node; every
 // other change waits for a restart.
-var reloadable = []string{"log_level", "http_tls_cert", "http_tls_key", "http_tls_ca", "raft_tls_cert", "raft_tls_key", "raft_tls_ca", "audit_log"}
+var reloadable = []string{"log_level", "http_tls_cert", "http_tls_key", "http_tls_ca", "raft_tls_cert", "raft_tls_key", "raft_tls_ca", "audit_log", "cluster_token"}
 
 // reloader is the state of Reload.
 type reloader struct {
 	mu       sync.Mutex
-	ok       prometheus.Gauge
-	okAt     prometheus.Gauge
-	logLevel string
+	ok           prometheus.Gauge
+	okAt         prometheus.Gauge
+	logLevel     string
+	clusterToken string
 }
 
-func newReloader(reg prometheus.Registerer, logLevel string) *reloader {
-	r := &reloader{logLevel: logLevel,
+func newReloader(reg prometheus.Registerer, cfg Config) *reloader {
+	r := &reloader{logLevel: cfg.LogLevel, clusterToken: cfg.ClusterToken,
 		ok: prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_config_last_reload_successful",
 			Help: "Whether the last configuration reload (SIGHUP) succeeded (1) or failed and left the node as it was (0); 1 before any."}),
 		okAt: prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_config_last_reload_success_timestamp_seconds",
@@ -158,7 +159,8 @@ func newReloader(reg prometheus.Registerer, logLevel string) *reloader {
 
 // Reload applies the configuration load returns to the running node (the
 // controller calls it on SIGHUP with the flags and -config file read
-// again): the log level, and the TLS files, read again even when their
+// again): the log level, the cluster token joins must present, and the
+// TLS files, read again even when their
 // paths are the same (rotated certificates; new connections use them).
 // TLS files are reloaded all or none. Settings that cannot change while
 // the node runs (addresses, the data dir, turning TLS on or off, ...) are
@@ -214,6 +216,11 @@ func (s *Server) reloadLocked(load func() (Config, error)) error {
 	}
 	commit()
 	r := s.reload
+	if cfg.ClusterToken != r.clusterToken {
+		s.api.SetClusterToken(cfg.ClusterToken)
+		r.clusterToken = cfg.ClusterToken
+		files = append(files, "cluster_token")
+	}
 	if r.logLevel != cfg.LogLevel {
 		s.log.SetLevel(level)
 		s.log.Info("log level changed", "from", r.logLevel, "to", cfg.LogLevel)

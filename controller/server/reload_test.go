@@ -174,3 +174,31 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+// TestReloadClusterToken: a reload with another cluster_token makes joins
+// present the new one: the old one is refused (403), the new one is
+// accepted (the join then fails on its empty body, 400).
+func TestReloadClusterToken(t *testing.T) {
+	var given server.Config
+	n := apitest.Start(t, apitest.Options{Configure: func(c *server.Config) { given = *c }})
+	c := n.Client(t)
+	join := func(tok string) int {
+		h := http.Header{}
+		h.Set("X-Regent-Cluster-Token", tok)
+		return c.Unchecked().DoHeader("POST", "/v1/operator/join", map[string]any{}, h).Status
+	}
+	if got := join(n.ClusterToken); got != http.StatusBadRequest {
+		t.Fatalf("join with the start token: %d, want 400 (accepted, empty body)", got)
+	}
+	cfg := given
+	cfg.ClusterToken = "rotated-cluster-token"
+	if err := n.Server.Reload(func() (server.Config, error) { return cfg, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := join(n.ClusterToken); got != http.StatusForbidden {
+		t.Errorf("join with the old token after the reload: %d, want 403", got)
+	}
+	if got := join("rotated-cluster-token"); got != http.StatusBadRequest {
+		t.Errorf("join with the new token: %d, want 400 (accepted, empty body)", got)
+	}
+}

@@ -99,7 +99,7 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		return nil, err
 	}
 	s.registry.MustRegister(s.tls)
-	s.reload = newReloader(s.registry, cfg.LogLevel)
+	s.reload = newReloader(s.registry, cfg)
 
 	s.store = state.New()
 	machine := fsm.New(s.store, log, s.registry)
