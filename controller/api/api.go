@@ -85,20 +85,20 @@ type Config struct {
 
 // API is one node's HTTP handler.
 type API struct {
-	cfg     Config
+	cfg Config
 	// clusterToken is the one joins present: Config.ClusterToken, or
 	// what SetClusterToken made it.
 	clusterToken atomic.Pointer[string]
-	cluster Cluster
-	store   *state.Store
-	log     hclog.Logger
-	perms   auth.Table
-	mux     *http.ServeMux
-	metrics *httpMetrics
-	proxy   *forwarder
-	reg     prometheus.Gatherer
-	lists   []ListSpec
-	joins   *joinGuard
+	cluster      Cluster
+	store        *state.Store
+	log          hclog.Logger
+	perms        auth.Table
+	mux          *http.ServeMux
+	metrics      *httpMetrics
+	proxy        *forwarder
+	reg          prometheus.Gatherer
+	lists        []ListSpec
+	joins        *joinGuard
 }
 
 // ListSpec is the query Spec of one registered list route, for the

@@ -137,7 +137,7 @@ var reloadable = []string{"log_level", "http_tls_cert", "http_tls_key", "http_tl
 
 // reloader is the state of Reload.
 type reloader struct {
-	mu       sync.Mutex
+	mu           sync.Mutex
 	ok           prometheus.Gauge
 	okAt         prometheus.Gauge
 	logLevel     string
