@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/regentcloud/regent/controller/internal/cli"
 
 	"github.com/regentcloud/regent/controller/server"
+	"github.com/regentcloud/regent/pkg/testca"
 )
 
 // TestEveryServerFlagOverridesTheFile: each flag of "server" that is
@@ -260,5 +262,45 @@ func TestRaftSnapshotFlags(t *testing.T) {
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "-raft-snapshot-threshold (raft_snapshot_threshold) must be at least 1, got 0") ||
 		!strings.Contains(err.Error(), "-raft-snapshot-interval (raft_snapshot_interval) must be at least 5s, got 2s") {
 		t.Errorf("bad values in the file: %v", err)
+	}
+}
+
+// TestValidate: validate takes the server's flags and -config file and
+// checks what a start would: a good configuration says so; a raft key that
+// does not match its certificate, or an audit file in a directory that
+// does not exist, is a configuration error naming the setting (exit
+// status 2), as is a value Finish refuses; an unknown flag is a usage
+// error of validate.
+func TestValidate(t *testing.T) {
+	dir := t.TempDir()
+	ca := testca.New(t, "regent test CA")
+	cert, key := ca.WriteFiles(t, dir, "node")
+	_, otherKey := ca.WriteFiles(t, dir, "other")
+	caPath := ca.WriteCA(t, filepath.Join(dir, "ca.pem"))
+	base := []string{"-data-dir", dir, "-raft-tls-cert", cert, "-raft-tls-ca", caPath}
+	var out bytes.Buffer
+	if err := runValidate(append(base, "-raft-tls-key", key, "-audit-log", filepath.Join(dir, "audit.log")), &out); err != nil {
+		t.Fatalf("a good configuration: %v", err)
+	}
+	if !strings.Contains(out.String(), "configuration valid") {
+		t.Errorf("output %q", out.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "audit.log")); err == nil {
+		t.Error("validate created the audit file")
+	}
+	var ce configError
+	for name, args := range map[string][]string{
+		"raft_tls_cert": append(slices.Clone(base), "-raft-tls-key", otherKey),
+		"audit_log":     append(slices.Clone(base), "-raft-tls-key", key, "-audit-log", filepath.Join(dir, "none", "audit.log")),
+		"log_level":     append(slices.Clone(base), "-raft-tls-key", key, "-log-level", "loud"),
+	} {
+		err := runValidate(args, io.Discard)
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: %v, want a configuration error naming it", name, err)
+		}
+	}
+	var ue usageError
+	if err := runValidate([]string{"-no-such-flag"}, io.Discard); !errors.As(err, &ue) || ue.cmd != "validate" {
+		t.Errorf("unknown flag: %v", err)
 	}
 }

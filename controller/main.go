@@ -28,6 +28,7 @@ const usage = `Usage: regent-controller <command> [flags]
 
 Commands:
   server                  run a controller node (-dev for a single-node development cluster)
+  validate                check a node's configuration (the server's flags and -config file)
   members                 list the cluster's nodes
   join ADDR               ask the cluster at ADDR to add a node (normally done by server -join)
   leave [NODE_ID]         remove a node (default: the node at -addr) from the cluster
@@ -49,6 +50,8 @@ func main() {
 	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
 	case "server":
 		err = runServer(args)
+	case "validate":
+		err = runValidate(args, os.Stdout)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 	case "version", "-version", "--version":
@@ -242,6 +245,35 @@ wait:
 		return configError{fatal}
 	}
 	return err
+}
+
+// runValidate checks the configuration the same flags would give "server"
+// (server.Check) and says so; a configuration that would not start is a
+// configError (exit status 2).
+func runValidate(args []string, stdout io.Writer) error {
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			fmt.Fprint(stdout, "Usage: regent-controller validate [server flags]\n\n"+
+				"Checks the configuration those flags and their -config file give a node, without\n"+
+				"starting one: the settings, the DNS settings, the TLS files and the audit file.\n"+
+				"Prints \"configuration valid\", or the problems and exits with status 2.\n\n")
+			break
+		}
+	}
+	cfg, err := serverConfig(args, stdout)
+	if err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			ue.cmd = "validate"
+			return ue
+		}
+		return err
+	}
+	if err := server.Check(cfg); err != nil {
+		return configError{err}
+	}
+	fmt.Fprintln(stdout, "configuration valid")
+	return nil
 }
 
 // serverConfig parses the flags of "server" and reads the -config file they

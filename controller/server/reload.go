@@ -2,11 +2,16 @@ package server
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -253,4 +258,52 @@ func restartSettings(running, cfg Config) []string {
 		}
 	}
 	return out
+}
+
+// Check tells whether cfg would start a node, as far as that can be told
+// without starting one: its settings (Finish), the DNS settings, the TLS
+// files (read and checked as a start or a reload reads them) and the
+// audit trail's file (writable, or creatable in an existing directory).
+// `regent-controller validate` runs it, and the systemd unit before each
+// reload, so that `systemctl reload` fails visibly on a broken file.
+func Check(cfg Config) error {
+	if err := cfg.Finish(); err != nil {
+		return err
+	}
+	var errs []error
+	if cfg.dnsEnabled() {
+		if _, err := cfg.dnsConfig(hclog.NewNullLogger()); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if _, err := loadTLS(cfg); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.AuditLog != "" {
+		if err := appendable(cfg.AuditLog); err != nil {
+			errs = append(errs, fmt.Errorf("audit_log: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// appendable says whether this process may append to path, or create it.
+func appendable(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err == nil {
+		return f.Close()
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	dir := filepath.Dir(path)
+	if st, err := os.Stat(dir); err != nil {
+		return err
+	} else if !st.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	if err := syscall.Access(dir, 2 /* W_OK */); err != nil {
+		return fmt.Errorf("cannot create %s: %s: %w", path, dir, err)
+	}
+	return nil
 }
