@@ -168,9 +168,26 @@ func parse(args []string, stderr io.Writer) (daemon.Config, error) {
 	return cfg, nil
 }
 
+// hangup handles a SIGHUP: the configuration read again for its
+// log_level (level is the one in use; the result, the one now), then
+// reload (token_file and ca_file: Daemon.ReloadFiles).
+func hangup(args []string, log hclog.Logger, level string, reload func()) string {
+	log.Info("reloading log_level, token_file and ca_file", "signal", "hangup")
+	if c, err := parse(args, io.Discard); err != nil {
+		log.Error("cannot read the configuration again; log_level unchanged", "error", err)
+	} else if c.LogLevel != level {
+		log.SetLevel(hclog.LevelFromString(c.LogLevel))
+		log.Info("log level changed", "from", level, "to", c.LogLevel)
+		level = c.LogLevel
+	}
+	reload()
+	return level
+}
+
 func run(args []string, stderr io.Writer) error {
-	// SIGHUP (systemctl reload regent-agent) reads token_file and ca_file
-	// again; caught from the start, as its default action ends a process.
+	// SIGHUP (systemctl reload regent-agent) applies log_level and reads
+	// token_file and ca_file again; caught from the start, as its default
+	// action ends a process.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -192,14 +209,14 @@ func run(args []string, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	level := cfg.LogLevel
 	go func() {
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				log.Info("reloading token_file and ca_file", "signal", "hangup")
-				d.ReloadFiles()
+				level = hangup(args, log, level, d.ReloadFiles)
 			}
 		}
 	}()

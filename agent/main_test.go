@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/regentcloud/regent/agent/daemon"
 )
 
@@ -203,5 +205,38 @@ func TestImageHasTheAgentsPackages(t *testing.T) {
 		if !installed[p] {
 			t.Errorf("deploy/Dockerfile does not install %s", p)
 		}
+	}
+}
+
+// TestHangup: SIGHUP's handler applies the log_level of the configuration
+// read again, keeps the level when the file no longer parses, and reloads
+// the files (token_file, ca_file) either way.
+func TestHangup(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "agent.hcl")
+	write := func(level string) {
+		os.WriteFile(path, []byte(`controllers = ["http://a:1"]
+token = "t"
+roles = ["network"]
+data_dir = "`+dir+`"
+vtep_addr = "10.0.0.1"
+log_level = "`+level+`"
+`), 0o644)
+	}
+	write("info")
+	var out strings.Builder
+	log := hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: &out})
+	reloads := 0
+	args := []string{"-config", path}
+	write("debug")
+	if got := hangup(args, log, "info", func() { reloads++ }); got != "debug" || !log.IsDebug() || reloads != 1 {
+		t.Errorf("level %q, debug %v, reloads %d", got, log.IsDebug(), reloads)
+	}
+	write("loud")
+	if got := hangup(args, log, "debug", func() { reloads++ }); got != "debug" || !log.IsDebug() || reloads != 2 {
+		t.Errorf("after a bad file: level %q, debug %v, reloads %d", got, log.IsDebug(), reloads)
+	}
+	if !strings.Contains(out.String(), "log level changed: from=info to=debug") || !strings.Contains(out.String(), "log_level unchanged") {
+		t.Errorf("log:\n%s", out.String())
 	}
 }
