@@ -122,16 +122,17 @@ func (m *httpMetrics) wrap(next http.Handler) http.Handler {
 			panic("api: metrics must wrap the forwarder")
 		}
 		r, slot := m.audit.begin(r)
+		returned := false
 		defer func() {
 			m.inflight.Dec()
 			route := routeLabel(r, rw)
 			status := rw.status
-			// A handler that panicked is answered 500 by the forwarder's
-			// recover, further up: count and record it so.
-			panicked := recover()
 			if status == 0 {
 				status = http.StatusOK
-				if panicked != nil {
+				if !returned {
+					// The handler panicked: the forwarder's recover,
+					// further up, answers 500 (and logs the panic's own
+					// stack, so it is not recovered here).
 					status = http.StatusInternalServerError
 				}
 			}
@@ -142,9 +143,6 @@ func (m *httpMetrics) wrap(next http.Handler) http.Handler {
 			// the leader itself does).
 			if slot != nil && rw.Header().Get("X-Regent-Forwarded-To") == "" {
 				m.audit.record(r, slot, rw, route, status, start, took)
-			}
-			if panicked != nil {
-				defer panic(panicked)
 			}
 			// The path, never the query: it may carry filter values but no
 			// secret, and the route keeps lines greppable.
@@ -158,6 +156,7 @@ func (m *httpMetrics) wrap(next http.Handler) http.Handler {
 			}
 		}()
 		next.ServeHTTP(w, r)
+		returned = true
 	})
 }
 
