@@ -33,28 +33,33 @@ type nodeTLS struct {
 
 func loadTLS(cfg Config) (*nodeTLS, error) {
 	var t nodeTLS
-	for i, p := range t.paths(cfg) {
-		if p.Empty() {
+	for _, s := range t.slots(cfg) {
+		if s.paths.Empty() {
 			continue
 		}
-		f, err := tlsfiles.Load(p)
+		f, err := tlsfiles.Load(s.paths)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", tlsSettings[i], err)
+			return nil, fmt.Errorf("%s: %w", s.setting, err)
 		}
-		*t.slots()[i] = f
+		*s.files = f
 	}
 	return &t, nil
 }
 
-// tlsSettings names the settings of each of nodeTLS's files, in slots order.
-var tlsSettings = []string{"http_tls_cert", "http_tls_ca", "raft_tls_cert"}
+// tlsSlot is one of nodeTLS's files: the setting that names it, where it
+// is kept, and the paths a configuration gives it.
+type tlsSlot struct {
+	setting string
+	files   **tlsfiles.Files
+	paths   tlsfiles.Paths
+}
 
-func (t *nodeTLS) slots() []**tlsfiles.Files { return []**tlsfiles.Files{&t.http, &t.peers, &t.raft} }
-
-// paths are the files cfg names for each of nodeTLS's, in slots order.
-func (t *nodeTLS) paths(cfg Config) []tlsfiles.Paths {
-	return []tlsfiles.Paths{{Cert: cfg.HTTPTLSCert, Key: cfg.HTTPTLSKey}, {CA: cfg.HTTPTLSCA},
-		{Cert: cfg.RaftTLSCert, Key: cfg.RaftTLSKey, CA: cfg.RaftTLSCA}}
+func (t *nodeTLS) slots(cfg Config) []tlsSlot {
+	return []tlsSlot{
+		{"http_tls_cert", &t.http, tlsfiles.Paths{Cert: cfg.HTTPTLSCert, Key: cfg.HTTPTLSKey}},
+		{"http_tls_ca", &t.peers, tlsfiles.Paths{CA: cfg.HTTPTLSCA}},
+		{"raft_tls_cert", &t.raft, tlsfiles.Paths{Cert: cfg.RaftTLSCert, Key: cfg.RaftTLSKey, CA: cfg.RaftTLSCA}},
+	}
 }
 
 // stage reads the files cfg names, all or none, and returns what makes
@@ -63,25 +68,24 @@ func (t *nodeTLS) paths(cfg Config) []tlsfiles.Paths {
 // listeners cannot.
 func (t *nodeTLS) stage(cfg Config) (commit func(), reloaded, restart []string, err error) {
 	var commits []func()
-	for i, p := range t.paths(cfg) {
-		f := *t.slots()[i]
-		var running tlsfiles.Paths
-		if f != nil {
-			running = f.Paths()
-		}
-		if (running.Cert == "") != (p.Cert == "") || (running.CA == "") != (p.CA == "") {
-			restart = append(restart, tlsSettings[i]+" (turning TLS on or off)")
-			continue
-		}
+	for _, s := range t.slots(cfg) {
+		f := *s.files
 		if f == nil {
+			if !s.paths.Empty() {
+				restart = append(restart, s.setting+" (turning TLS on or off)")
+			}
 			continue
 		}
-		c, err := f.Stage(p)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("%s: %w", tlsSettings[i], err)
+		c, err := f.Stage(s.paths)
+		switch {
+		case errors.Is(err, tlsfiles.ErrKindChanged):
+			restart = append(restart, s.setting+" (turning TLS on or off)")
+			continue
+		case err != nil:
+			return nil, nil, nil, fmt.Errorf("%s: %w", s.setting, err)
 		}
 		commits = append(commits, c)
-		reloaded = append(reloaded, tlsSettings[i])
+		reloaded = append(reloaded, s.setting)
 	}
 	return func() {
 		for _, c := range commits {

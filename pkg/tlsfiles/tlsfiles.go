@@ -64,6 +64,10 @@ func (f *Files) Current() *Material { return f.cur.Load() }
 // Paths are the paths the current material was read from.
 func (f *Files) Paths() Paths { return f.Current().Paths }
 
+// ErrKindChanged is the error of a Reload or Stage whose paths add or drop
+// a certificate or a CA: a running listener cannot change so.
+var ErrKindChanged = errors.New("tls: a certificate or CA cannot be added or removed without a restart, only replaced")
+
 // Reload reads the files named by p (the paths may have changed) and
 // makes them current. On error the material stays what it was. p must name
 // the same kinds of file as before: a certificate cannot be added to or
@@ -83,7 +87,7 @@ func (f *Files) Reload(p Paths) error {
 func (f *Files) Stage(p Paths) (commit func(), err error) {
 	old := f.Paths()
 	if (old.Cert == "") != (p.Cert == "") || (old.CA == "") != (p.CA == "") {
-		return nil, errors.New("tls: a certificate or CA cannot be added or removed without a restart, only replaced")
+		return nil, ErrKindChanged
 	}
 	m, err := read(p)
 	if err != nil {
