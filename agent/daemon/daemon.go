@@ -8,7 +8,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -35,6 +34,7 @@ import (
 	"github.com/regentcloud/regent/agent/vpn"
 	"github.com/regentcloud/regent/pkg/api"
 	"github.com/regentcloud/regent/pkg/client"
+	"github.com/regentcloud/regent/pkg/tlsfiles"
 )
 
 // Version is reported at registration.
@@ -45,9 +45,10 @@ type Daemon struct {
 	cfg Config
 	log hclog.Logger
 	ctl *controllers
-	// caPEM is ca_file's content in use (reloadCA).
+	// ca is ca_file's CAs in use (nil without one); caMu serialises
+	// reloadCAFile.
 	caMu    sync.Mutex
-	caPEM   []byte
+	ca      *tlsfiles.Files
 	metrics *Metrics
 
 	registered atomic.Bool
@@ -104,26 +105,21 @@ func New(cfg Config, log hclog.Logger) (*Daemon, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	var caPEM []byte
-	var caTLS *tls.Config
+	var ca *tlsfiles.Files
 	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
+		var err error
+		if ca, err = tlsfiles.Load(tlsfiles.Paths{CA: cfg.CAFile}); err != nil {
 			return nil, fmt.Errorf("ca_file: %w", err)
 		}
-		if caTLS = caConfig(pem); caTLS == nil {
-			return nil, fmt.Errorf("ca_file: %s holds no PEM certificate", cfg.CAFile)
-		}
-		caPEM = pem
 	}
-	d := &Daemon{caPEM: caPEM, cfg: cfg, log: log, metrics: NewMetrics(), minRetry: time.Second, maxRetry: 30 * time.Second,
+	d := &Daemon{ca: ca, cfg: cfg, log: log, metrics: NewMetrics(), minRetry: time.Second, maxRetry: 30 * time.Second,
 		pruneEvery: imagePruneEvery, versionKey: make([]byte, 32), beatNow: make(chan struct{}, 1)}
 	if _, err := rand.Read(d.versionKey); err != nil {
 		return nil, fmt.Errorf("version key: %w", err)
 	}
 	d.ctl = newControllers(cfg.Controllers, cfg.Token, log.Named("controller"), client.WithUserAgent("regent-agent/"+Version))
-	if caTLS != nil {
-		d.ctl.setTLS(caTLS)
+	if ca != nil {
+		d.ctl.setTLS(ca.Config(controllerTLS))
 	}
 	return d, nil
 }
@@ -384,15 +380,9 @@ func tlsHint(err error) string {
 	return ""
 }
 
-// caConfig is the client TLS config that trusts the CAs of a PEM bundle,
-// nil when it holds none.
-func caConfig(pem []byte) *tls.Config {
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil
-	}
-	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-}
+// controllerTLS is the base of the client TLS config for the
+// controllers; ca_file's CAs are its RootCAs.
+var controllerTLS = &tls.Config{MinVersion: tls.VersionTLS12}
 
 // reloadCA reads ca_file again after a controller's certificate was not
 // trusted, and reports whether it now holds other CAs, which later
@@ -420,18 +410,13 @@ func (d *Daemon) reloadCAFile() bool {
 	if d.cfg.CAFile == "" {
 		return false
 	}
-	pem, rerr := os.ReadFile(d.cfg.CAFile)
 	d.caMu.Lock()
 	defer d.caMu.Unlock()
-	if rerr != nil || bytes.Equal(pem, d.caPEM) {
+	old := d.ca.Current().Pool
+	if d.ca.Reload(d.ca.Paths()) != nil || d.ca.Current().Pool.Equal(old) {
 		return false
 	}
-	cfg := caConfig(pem)
-	if cfg == nil {
-		return false
-	}
-	d.caPEM = pem
-	d.ctl.setTLS(cfg)
+	d.ctl.setTLS(d.ca.Config(controllerTLS))
 	d.log.Info("ca_file changed; trusting its CAs", "ca_file", d.cfg.CAFile)
 	return true
 }
