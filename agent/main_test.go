@@ -15,16 +15,22 @@ import (
 	"github.com/regentcloud/regent/agent/daemon"
 )
 
+// networkConfig is a network agent's config file with the given token and
+// log level, its data in dir.
+func networkConfig(dir, token, level string) string {
+	return `controllers = ["http://a:1"]
+token = "` + token + `"
+roles = ["network"]
+data_dir = "` + dir + `"
+vtep_addr = "10.0.0.1"
+log_level = "` + level + `"
+`
+}
+
 func TestParseFlagsOverrideFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "agent.hcl")
-	os.WriteFile(path, []byte(`controllers = ["http://a:1"]
-token = "file-token"
-roles = ["network"]
-data_dir = "`+dir+`"
-vtep_addr = "10.0.0.1"
-log_level = "debug"
-`), 0o644)
+	os.WriteFile(path, []byte(networkConfig(dir, "file-token", "debug")), 0o644)
 	cfg, err := parse([]string{"-config", path, "-controllers", "http://b:2,http://c:3", "-hostname", "edge-1",
 		"-storage", "SSD=" + dir, "-log-json"}, io.Discard)
 	if err != nil {
@@ -214,15 +220,7 @@ func TestImageHasTheAgentsPackages(t *testing.T) {
 func TestHangup(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "agent.hcl")
-	write := func(level string) {
-		os.WriteFile(path, []byte(`controllers = ["http://a:1"]
-token = "t"
-roles = ["network"]
-data_dir = "`+dir+`"
-vtep_addr = "10.0.0.1"
-log_level = "`+level+`"
-`), 0o644)
-	}
+	write := func(level string) { os.WriteFile(path, []byte(networkConfig(dir, "t", level)), 0o644) }
 	write("info")
 	var out strings.Builder
 	log := hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: &out})

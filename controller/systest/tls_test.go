@@ -15,6 +15,17 @@ import (
 	"github.com/regentcloud/regent/pkg/testca"
 )
 
+// tlsFlags writes node i's HTTPS certificate of httpCA and raft
+// certificate of raftCA into dir (over what is there) and returns the
+// flags that name them and the CA files.
+func tlsFlags(t *testing.T, dir string, i int, httpCA *testca.CA, httpCAFile string, raftCA *testca.CA, raftCAFile string) []string {
+	name := "node" + itoa(uint64(i))
+	hcert, hkey := httpCA.WriteFiles(t, dir, name+"-http")
+	rcert, rkey := raftCA.WriteFiles(t, dir, name+"-raft")
+	return []string{"-http-tls-cert", hcert, "-http-tls-key", hkey, "-http-tls-ca", httpCAFile,
+		"-raft-tls-cert", rcert, "-raft-tls-key", rkey, "-raft-tls-ca", raftCAFile}
+}
+
 // TestClusterTLS: three nodes with the API over HTTPS and mutual TLS on
 // raft (certificates of one CA) form a cluster (joins over https://), a
 // write sent to a follower is forwarded to the leader over HTTPS, and a
@@ -30,11 +41,7 @@ func TestClusterTLS(t *testing.T) {
 	c := &cluster{t: t, base: base, hc: hc}
 	t.Cleanup(c.cleanup)
 	tlsArgs := func(i int, raftCA *testca.CA, raftCAPath string) []string {
-		name := "node" + itoa(uint64(i))
-		hcert, hkey := ca.WriteFiles(t, base, name+"-http")
-		rcert, rkey := raftCA.WriteFiles(t, base, name+"-raft")
-		return []string{"-http-tls-cert", hcert, "-http-tls-key", hkey, "-http-tls-ca", caPath,
-			"-raft-tls-cert", rcert, "-raft-tls-key", rkey, "-raft-tls-ca", raftCAPath}
+		return tlsFlags(t, base, i, ca, caPath, raftCA, raftCAPath)
 	}
 	ct := "systest-" + randomHex(12)
 	n1 := newNode(t, base, "node1", append([]string{"-bootstrap", "-cluster-token", ct}, tlsArgs(1, ca, caPath)...)...)
@@ -127,11 +134,7 @@ func TestClusterTLSRotation(t *testing.T) {
 	// certs writes node i's HTTPS and raft certificates of ca into dir
 	// (over what is there) and returns the flags naming them.
 	certs := func(ca *testca.CA, dir string, i int, caFile string) []string {
-		name := "node" + itoa(uint64(i))
-		hcert, hkey := ca.WriteFiles(t, dir, name+"-http")
-		rcert, rkey := ca.WriteFiles(t, dir, name+"-raft")
-		return []string{"-http-tls-cert", hcert, "-http-tls-key", hkey, "-http-tls-ca", caFile,
-			"-raft-tls-cert", rcert, "-raft-tls-key", rkey, "-raft-tls-ca", caFile}
+		return tlsFlags(t, dir, i, ca, caFile, ca, caFile)
 	}
 	ct := "systest-" + randomHex(12)
 	for i := 1; i <= 3; i++ {
