@@ -249,7 +249,7 @@ func (f *forwarder) wrap(next http.Handler) http.Handler {
 			// they wait, and go to the new leader afterwards.
 			done, err := f.a.cluster.BeginWrite(r.Context())
 			if err != nil {
-				WriteError(w, noLeader("This node is shutting down; retry."))
+				f.refuse(w, r, noLeader("This node is shutting down; retry."))
 				return
 			}
 			defer done()
@@ -264,7 +264,7 @@ func (f *forwarder) wrap(next http.Handler) http.Handler {
 		if f.a.cluster.IsLeader() {
 			if v := r.URL.Query().Get("consistent"); v == "true" || v == "1" {
 				if err := f.a.cluster.VerifyLeader(r.Context()); err != nil {
-					WriteError(w, noLeader("Leadership could not be verified: "+err.Error()))
+					f.refuse(w, r, noLeader("Leadership could not be verified: "+err.Error()))
 					return
 				}
 			}
@@ -275,6 +275,16 @@ func (f *forwarder) wrap(next http.Handler) http.Handler {
 			f.forward(w.(*respWriter), r)
 		})).ServeHTTP(w, r)
 	})
+}
+
+// refuse answers e to a request this node will not serve (it is shutting
+// down, or cannot verify its leadership). The refusal is counted and
+// audited like any answer, under the route the request would have taken.
+func (f *forwarder) refuse(w *respWriter, r *http.Request, e *wire.Error) {
+	_, r.Pattern = f.a.mux.Handler(r)
+	f.a.metrics.wrap(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		WriteError(w, e)
+	})).ServeHTTP(w, r)
 }
 
 // gated says whether r is a write that passes the leader's gate
