@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
@@ -18,7 +19,7 @@ func BenchmarkAuditRecord(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer w.Close()
+	defer w.Close(context.Background())
 	au := &auditor{w: w, node: func() string { return "node1" }}
 	r := httptest.NewRequest("POST", "/membership/member/", nil)
 	r.RemoteAddr = "127.0.0.1:50000"

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -33,7 +34,7 @@ func TestAuditPanickingHandler(t *testing.T) {
 	if repanicked != "boom" {
 		t.Errorf("the panic did not go on up: %v", repanicked)
 	}
-	if err := w.Close(); err != nil {
+	if err := w.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(path)

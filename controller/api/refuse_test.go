@@ -70,7 +70,7 @@ func TestRefusalsAreCountedAndAudited(t *testing.T) {
 			t.Errorf("%s %s 503: %d observations, want 1", s[0], s[1], got)
 		}
 	}
-	if err := aw.Close(); err != nil {
+	if err := aw.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.Open(path)

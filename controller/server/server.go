@@ -206,9 +206,7 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 			// name their dns_* setting: no prefix of our own.
 			s.cluster.Shutdown()
 			ln.Close()
-			if s.audit != nil {
-				s.audit.Close()
-			}
+			s.closeAudit()
 			return nil, err
 		}
 	}
@@ -318,10 +316,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = errors.Join(err, s.dns.Shutdown(ctx))
 	}
 	s.wg.Wait()
-	if s.audit != nil {
-		err = errors.Join(err, s.audit.Close())
-	}
+	err = errors.Join(err, s.closeAudit())
 	return errors.Join(err, s.cluster.Shutdown())
+}
+
+// auditCloseTimeout is how long a stopping node waits for the audit trail's
+// last lines, on its own (shutdown's time may be spent): a write that
+// hangs (a stuck network file system) must not stop the node stopping.
+const auditCloseTimeout = 5 * time.Second
+
+func (s *Server) closeAudit() error {
+	if s.audit == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), auditCloseTimeout)
+	defer cancel()
+	return s.audit.Close(ctx)
 }
 
 // handOver hands leadership to another voter before a leader stops, so the

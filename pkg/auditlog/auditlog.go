@@ -10,12 +10,15 @@
 // disk) is counted as failed and not tried again; while a write hangs (a
 // stuck network file system) at most MaxQueued bytes wait, and further
 // lines are dropped and counted, so the disk never takes the memory of
-// the process. A batch written in part is followed by a newline, so the
-// next line starts a line of its own.
+// the process, and neither Reopen nor Close (bounded by its context) waits
+// for the hung write. A batch written in part is followed by a newline, so
+// the next line starts a line of its own.
 package auditlog
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -26,18 +29,20 @@ const MaxQueued = 64 << 20
 
 // Writer appends lines to one file.
 type Writer struct {
-	mu      sync.Mutex
-	queue   []byte
-	spare   []byte
-	pending uint64 // lines in queue
-	busy    bool   // the loop is writing a batch
-	f       *os.File
-	path    string
-	closed  bool
-	torn    bool // the last write stopped inside a line (loop and Close only)
-	kick    chan struct{}
-	done    chan struct{}
-	settled *sync.Cond // signalled when a batch is written
+	mu       sync.Mutex
+	queue    []byte
+	spare    []byte
+	pending  uint64 // lines in queue
+	busy     bool   // the loop is writing a batch
+	f        *os.File
+	path     string
+	retired  []*os.File // files Reopen replaced while a batch was written to them
+	closed   bool
+	kick     chan struct{} // closed by Close: the loop writes what is left and stops
+	done     chan struct{}
+	settled  *sync.Cond // signalled when a batch is written
+	tornOn   *os.File   // the file whose last write stopped inside a line (loop only)
+	closeErr error      // the file's Close error, set before done is closed
 
 	// OnChange, when set (before the first Append), is called when writes
 	// start failing (with the error) and when they succeed again (nil).
@@ -98,9 +103,12 @@ func (w *Writer) kickLocked() {
 	}
 }
 
+// loop writes a batch per kick; when Close has closed kick it writes what
+// is left, closes the file and stops.
 func (w *Writer) loop() {
 	defer close(w.done)
-	for range w.kick {
+	for {
+		_, open := <-w.kick
 		w.mu.Lock()
 		buf, n, f := w.queue, w.pending, w.f
 		w.queue, w.spare, w.pending, w.busy = w.spare[:0], nil, 0, true
@@ -111,8 +119,17 @@ func (w *Writer) loop() {
 			w.spare = buf[:0]
 		}
 		w.busy = false
+		retired := w.retired
+		w.retired = nil
 		w.settled.Broadcast()
 		w.mu.Unlock()
+		for _, old := range retired {
+			old.Close()
+		}
+		if !open {
+			w.closeErr = f.Close()
+			return
+		}
 	}
 }
 
@@ -120,11 +137,14 @@ func (w *Writer) write(f *os.File, buf []byte, n uint64) {
 	if len(buf) == 0 {
 		return
 	}
-	if w.torn {
+	if w.tornOn == f {
 		buf = append([]byte{'\n'}, buf...)
 	}
 	k, err := f.Write(buf)
-	w.torn = err != nil && k > 0 && k < len(buf) && buf[k-1] != '\n'
+	w.tornOn = nil
+	if err != nil && k > 0 && k < len(buf) && buf[k-1] != '\n' {
+		w.tornOn = f
+	}
 	if err != nil {
 		w.failures.Add(n)
 	} else {
@@ -149,65 +169,64 @@ func (w *Writer) Counts() (written, failed, dropped uint64) {
 }
 
 // Sync waits until every line appended before it has been handed to the
-// file (written, or counted as failed).
+// file (written, or counted as failed), or the writer is closed.
 func (w *Writer) Sync() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.syncLocked()
-}
-
-func (w *Writer) syncLocked() {
 	for (w.pending > 0 || w.busy) && !w.closed {
 		w.kickLocked()
 		w.settled.Wait()
 	}
 }
 
-// Reopen writes what is queued to the current file, closes it and opens
-// path (the same name, after a rotation moved the file away, or another).
-// On error the writer keeps the old file.
+// Reopen opens path (the same name, after a rotation moved the file away,
+// or another) and sends the lines not yet written there. It does not wait
+// for a write in progress: that one finishes into the old file, which is
+// closed afterwards. On error the writer keeps the old file.
 func (w *Writer) Reopen(path string) error {
 	f, err := open(path)
 	if err != nil {
 		return err
 	}
 	w.mu.Lock()
-	w.syncLocked()
 	if w.closed {
 		w.mu.Unlock()
 		f.Close()
 		return errors.New("auditlog: closed")
 	}
-	// Nothing is queued or being written: the loop takes the new file
-	// with its next batch.
 	old := w.f
 	w.f, w.path = f, path
+	if w.busy {
+		w.retired = append(w.retired, old)
+		w.mu.Unlock()
+		return nil
+	}
 	w.mu.Unlock()
 	return old.Close()
 }
 
-// Close writes what is queued and closes the file.
-func (w *Writer) Close() error {
+// Close writes what is queued and closes the file. If ctx ends first (a
+// write that does not return), Close returns an error saying how many
+// lines wait; they are written if the write ever returns.
+func (w *Writer) Close(ctx context.Context) error {
 	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		return nil
+	if !w.closed {
+		w.closed = true
+		close(w.kick)
 	}
-	w.syncLocked()
-	if w.closed { // another Close finished meanwhile
-		w.mu.Unlock()
-		<-w.done
-		return nil
-	}
-	w.closed = true
-	close(w.kick)
 	w.mu.Unlock()
-	<-w.done
-	// Lines appended while the last batch was written.
+	select {
+	case <-w.done:
+		return w.closeErr
+	case <-ctx.Done():
+	}
+	select {
+	case <-w.done: // both were ready
+		return w.closeErr
+	default:
+	}
 	w.mu.Lock()
-	buf, n := w.queue, w.pending
-	w.queue, w.pending = nil, 0
+	n, path := w.pending, w.path
 	w.mu.Unlock()
-	w.write(w.f, buf, n)
-	return w.f.Close()
+	return fmt.Errorf("auditlog: a write to %s has not returned; %d more lines wait: %w", path, n, ctx.Err())
 }

@@ -2,12 +2,19 @@ package auditlog_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/regentcloud/regent/pkg/auditlog"
 )
@@ -47,7 +54,7 @@ func TestConcurrentAppends(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if err := w.Close(); err != nil {
+	if err := w.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	got := lines(t, path)
@@ -97,13 +104,14 @@ func TestReopenAfterRotation(t *testing.T) {
 	for i := 100; i < 150; i++ { // still into the moved file, as with any logger
 		w.Append(fmt.Appendf(nil, "%d", i))
 	}
+	w.Sync() // else Reopen sends the lines not yet written to the new file
 	if err := w.Reopen(path); err != nil {
 		t.Fatal(err)
 	}
 	for i := 150; i < 200; i++ {
 		w.Append(fmt.Appendf(nil, "%d", i))
 	}
-	if err := w.Close(); err != nil {
+	if err := w.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	old, cur := lines(t, path+".1"), lines(t, path)
@@ -122,7 +130,7 @@ func TestWriteFailures(t *testing.T) {
 	if err != nil {
 		t.Fatalf("/dev/full: %v", err)
 	}
-	defer w.Close()
+	defer w.Close(context.Background())
 	var changes []error
 	w.OnChange = func(err error) { changes = append(changes, err) }
 	for range 10 {
@@ -154,7 +162,7 @@ func TestConcurrentClose(t *testing.T) {
 		var wg sync.WaitGroup
 		for range 4 {
 			wg.Add(2)
-			go func() { defer wg.Done(); w.Close() }()
+			go func() { defer wg.Done(); w.Close(context.Background()) }()
 			go func() { defer wg.Done(); w.Append([]byte("late")); w.Sync() }()
 		}
 		wg.Wait()
@@ -169,5 +177,96 @@ func TestConcurrentClose(t *testing.T) {
 		if n != 1000 || written != uint64(len(got)) {
 			t.Fatalf("%d of the 1000 lines, %d in all; counts written %d dropped %d", n, len(got), written, dropped)
 		}
+	}
+}
+
+// TestHungWrite: a write that does not return (a stuck network file
+// system; here a pipe nobody reads) holds up neither Reopen nor Close:
+// Reopen sends later lines to the new file, Close gives up when its
+// context ends and says how many lines wait. When the write returns, the
+// waiting lines reach the new file.
+func TestHungWrite(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	w, err := auditlog.Open(fifo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("x"), 1<<20) // more than a pipe holds
+	w.Append(big)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if n, err := unix.IoctlGetInt(int(r.Fd()), unix.TIOCINQ); err == nil && n > 0 {
+			break // the write is under way, and the pipe fills
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the write never began")
+		}
+	}
+	within := func(what string, f func()) {
+		t.Helper()
+		done := make(chan struct{})
+		go func() { defer close(done); f() }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s waits for the hung write", what)
+		}
+	}
+	next := filepath.Join(dir, "audit.log")
+	within("Reopen", func() {
+		if err := w.Reopen(next); err != nil {
+			t.Error(err)
+		}
+	})
+	for i := range 3 {
+		w.Append(fmt.Appendf(nil, "after %d", i))
+	}
+	within("Close", func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		err := w.Close(ctx)
+		if err == nil || !strings.Contains(err.Error(), "3 more lines wait") || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Close with the write hung: %v", err)
+		}
+	})
+	// The write returns once the pipe is read; the lines that waited go to
+	// the new file and the writer stops.
+	drained := make(chan int64)
+	go func() {
+		var total int64
+		buf := make([]byte, 64<<10)
+		for total < int64(len(big))+1 {
+			n, err := r.Read(buf)
+			total += int64(n)
+			if err != nil && !errors.Is(err, syscall.EAGAIN) {
+				break
+			}
+			if n == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		drained <- total
+	}()
+	if n := <-drained; n != int64(len(big))+1 {
+		t.Errorf("the pipe got %d bytes, want %d", n, len(big)+1)
+	}
+	within("Close after the write returned", func() {
+		if err := w.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	if got := lines(t, next); len(got) != 3 || got[0] != "after 0" || got[2] != "after 2" {
+		t.Errorf("new file: %q", got)
+	}
+	if written, failed, dropped := w.Counts(); written != 4 || failed != 0 || dropped != 0 {
+		t.Errorf("counts: written %d failed %d dropped %d", written, failed, dropped)
 	}
 }
