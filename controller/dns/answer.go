@@ -105,7 +105,7 @@ func (s *Server) respond(zs *zoneSet, req *mdns.Msg, ri reqInfo) *mdns.Msg {
 		return finish()
 	}
 	m.Authoritative = true
-	z.answer(m, qname, q.Name, q.Qtype)
+	z.answer(zs, m, qname, q.Name, q.Qtype)
 	return finish()
 }
 
@@ -132,8 +132,9 @@ func optPlacement(req *mdns.Msg) bool {
 // wildcard answer to the query itself is owned by owner, the query name as
 // the client spelled it; the other records keep their stored (lower case)
 // owners, which the caller turns into the client's spelling when it packs
-// the response (pointOwners, echoOwners).
-func (z *zone) answer(m *mdns.Msg, qname, owner string, qtype uint16) {
+// the response (pointOwners, echoOwners). A CNAME is chased in the zone of
+// zs its target is in (a nested zone of z's, say), and not beyond them.
+func (z *zone) answer(zs *zoneSet, m *mdns.Msg, qname, owner string, qtype uint16) {
 	name := qname
 	for i := 0; ; i++ {
 		n, wild, cut := z.lookup(name, qtype)
@@ -162,7 +163,9 @@ func (z *zone) answer(m *mdns.Msg, qname, owner string, qtype uint16) {
 			}
 			m.Answer = append(m.Answer, synth(n.cname, owner, wild))
 			target := strings.ToLower(n.cname.Target)
-			if !mdns.IsSubDomain(z.name, target) {
+			// RFC 1034 §4.3.2 step 3a starts over at step 1: the target
+			// is answered by the most specific zone it is in.
+			if z = zs.find(target); z == nil {
 				return
 			}
 			name, owner = target, target

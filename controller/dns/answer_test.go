@@ -634,3 +634,80 @@ func TestRAClear(t *testing.T) {
 		t.Errorf("unparsable query: %x, %v; want a FORMERR header with RA=AD=0", buf[:n], err)
 	}
 }
+
+// TestCNAMEIntoNestedZone: a CNAME whose target is in a zone nested in
+// the CNAME's own (both served here) is answered by the nested zone: its
+// data, its NXDOMAIN and SOA, never the parent's wildcard or NXDOMAIN for a
+// name the parent does not hold (RFC 1034 §4.3.2 step 3a, back to step 1).
+func TestCNAMEIntoNestedZone(t *testing.T) {
+	parent := &Zone{Name: "example.test.", Serial: 5, RRs: rrs(t,
+		"a.example.test. 300 IN CNAME x.deep.example.test.",
+		"b.example.test. 300 IN CNAME nothing.deep.example.test.",
+		`*.example.test. 300 IN TXT "apex wildcard"`,
+	)}
+	s := startServer(t, testConfig(), newFakeSource(parent, deepZone(t)))
+	deepSOA := "deep.example.test. SOA ns1.example.test. hostmaster.example.net. 7 14400 3600 1209600 300"
+	for _, tc := range []struct {
+		qname  string
+		qtype  uint16
+		rcode  int
+		answer []string
+		ns     []string
+	}{
+		{"a.example.test.", mdns.TypeA, mdns.RcodeSuccess,
+			[]string{"a.example.test. CNAME x.deep.example.test.", "x.deep.example.test. A 198.51.100.1"}, nil},
+		{"a.example.test.", mdns.TypeTXT, mdns.RcodeSuccess,
+			[]string{"a.example.test. CNAME x.deep.example.test."}, []string{deepSOA}},
+		{"b.example.test.", mdns.TypeA, mdns.RcodeNameError,
+			[]string{"b.example.test. CNAME nothing.deep.example.test."}, []string{deepSOA}},
+	} {
+		for _, network := range []string{"udp", "tcp"} {
+			r := ask(t, s.Addr(), network, tc.qname, tc.qtype)
+			if r.Rcode != tc.rcode || !r.Authoritative || !slices.Equal(section(r.Answer), tc.answer) || !slices.Equal(section(r.Ns), tc.ns) {
+				t.Errorf("%s %s %s: rcode %s AA=%v\n answer %q\n    ns %q\nwant %s\n answer %q\n    ns %q", network, tc.qname,
+					mdns.TypeToString[tc.qtype], mdns.RcodeToString[r.Rcode], r.Authoritative, section(r.Answer), section(r.Ns),
+					mdns.RcodeToString[tc.rcode], tc.answer, tc.ns)
+			}
+		}
+	}
+}
+
+// TestApexFromSource: a zone whose apex comes from the source (the
+// cluster's settings) has the source's SOA mailbox, hostmaster.<zone> when
+// the source names none, whatever this server's own RName; and its apex NS
+// set has one TTL, the lowest, also with a tenant's apex NS record.
+func TestApexFromSource(t *testing.T) {
+	cfg := testConfig() // RName hostmaster.example.net.
+	z := &Zone{Name: "example.test.", Serial: 3, NS: []string{"ns1.example.test."}, RRs: rrs(t,
+		"example.test. 600 IN NS ns.ext.example.org.",
+		"ns1.example.test. 300 IN A 192.0.2.1",
+	)}
+	s := startServer(t, cfg, newFakeSource(z))
+	r := ask(t, s.Addr(), "udp", "example.test.", mdns.TypeSOA)
+	if len(r.Answer) != 1 || r.Answer[0].(*mdns.SOA).Mbox != "hostmaster.example.test." {
+		t.Errorf("SOA with the source's empty mailbox: %v", r.Answer)
+	}
+	r = ask(t, s.Addr(), "udp", "example.test.", mdns.TypeNS)
+	if len(r.Answer) != 2 {
+		t.Fatalf("apex NS: %v", r.Answer)
+	}
+	for _, rr := range r.Answer {
+		if rr.Header().Ttl != 600 {
+			t.Errorf("apex NS TTLs differ (want 600, the lowest): %v", r.Answer)
+			break
+		}
+	}
+	// A lower TTL on the tenant's record lowers the whole set.
+	z2 := &Zone{Name: "example.test.", Serial: 4, NS: []string{"ns1.example.test."}, RName: "dns.example.net.", RRs: rrs(t,
+		"example.test. 120 IN NS ns.ext.example.org.",
+	)}
+	s = startServer(t, cfg, newFakeSource(z2))
+	r = ask(t, s.Addr(), "tcp", "example.test.", mdns.TypeNS)
+	if len(r.Answer) != 2 || r.Answer[0].Header().Ttl != 120 || r.Answer[1].Header().Ttl != 120 {
+		t.Errorf("apex NS: %v", r.Answer)
+	}
+	r = ask(t, s.Addr(), "tcp", "example.test.", mdns.TypeSOA)
+	if len(r.Answer) != 1 || r.Answer[0].(*mdns.SOA).Mbox != "dns.example.net." || len(r.Ns) != 2 || r.Ns[0].Header().Ttl != 120 {
+		t.Errorf("SOA with the source's mailbox, NS in authority: %v / %v", r.Answer, r.Ns)
+	}
+}

@@ -22,7 +22,9 @@ type Zone struct {
 	// unless Config.MName was given. The controller sets it from the
 	// replicated settings, so every node serves the same apex.
 	NS []string
-	// RName, when set, replaces Config.RName as the SOA mailbox.
+	// RName is the SOA mailbox. With NS set it is the zone's whatever
+	// Config.RName says ("" is hostmaster.<zone>); without, it replaces
+	// Config.RName when set.
 	RName string
 }
 

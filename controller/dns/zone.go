@@ -45,12 +45,13 @@ func buildZone(src *Zone, st *settings, log hclog.Logger) *zone {
 	}
 	nsNames, mname, rname := st.NS, st.MName, st.RName
 	if len(src.NS) > 0 {
-		nsNames = src.NS
+		// The source's apex: this server's own RName does not apply, so
+		// that every server of the zone has the same SOA at a serial.
+		nsNames, rname = src.NS, src.RName
 		if !st.mnameGiven {
 			mname = src.NS[0]
 		}
-	}
-	if src.RName != "" {
+	} else if src.RName != "" {
 		rname = src.RName
 	}
 	if rname == "" {
@@ -135,6 +136,19 @@ func buildZone(src *Zone, st *settings, log hclog.Logger) *zone {
 	}
 	if skipped > 0 {
 		log.Warn("skipped records that cannot be served", "zone", name, "count", skipped)
+	}
+	// RFC 2181 §5.2: one TTL for the apex NS set, configured names and
+	// tenants' apex NS records alike: the lowest.
+	ttl := st.TTL
+	for _, rr := range z.ns {
+		ttl = min(ttl, rr.Header().Ttl)
+	}
+	for i, rr := range z.ns {
+		if rr.Header().Ttl != ttl {
+			rr = mdns.Copy(rr)
+			rr.Header().Ttl = ttl
+			z.ns[i] = rr
+		}
 	}
 	z.apex.sets[mdns.TypeNS] = z.ns
 	z.xfr = append(append(make([]mdns.RR, 0, len(z.ns)+len(body)), z.ns...), body...)
