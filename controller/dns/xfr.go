@@ -21,9 +21,17 @@ func serialGE(a, b uint32) bool { return a == b || int32(a-b) > 0 }
 // since (RFC 1995 §4); from any other serial, a full AXFR-style answer.
 func (s *Server) transfer(w mdns.ResponseWriter, r *mdns.Msg, zs *zoneSet, remote netip.Addr) {
 	q := r.Question[0]
+	// RFC 6891 §7: a request with an OPT gets one in every response.
+	opt := r.IsEdns0()
+	edns := func(m *mdns.Msg) {
+		if opt != nil {
+			m.SetEdns0(uint16(s.cfg.UDPSize), opt.Do())
+		}
+	}
 	fail := func(rcode int, why string) {
 		m := new(mdns.Msg)
 		m.SetRcode(r, rcode)
+		edns(m)
 		_ = w.WriteMsg(m)
 		s.metrics.transferred(resultRefused)
 		s.log.Info("zone transfer refused", "zone", q.Name, "remote", remote, "reason", why)
@@ -62,6 +70,7 @@ func (s *Server) transfer(w mdns.ResponseWriter, r *mdns.Msg, zs *zoneSet, remot
 		m.Authoritative = true
 		m.Compress = true
 		m.Answer = rrs
+		edns(m)
 		if t != nil {
 			m.SetTsig(t.Hdr.Name, t.Algorithm, t.Fudge, time.Now().Unix())
 		}

@@ -484,3 +484,74 @@ func TestJournalBounds(t *testing.T) {
 		t.Errorf("journal across a serial that went back: %d deltas", len(j))
 	}
 }
+
+// TestTransferEDNS: a zone transfer asked with an OPT record gets one in
+// every message (RFC 6891 §7), the refusals too, and a signed transfer
+// still verifies with the OPT in it (the TSIG stays last).
+func TestTransferEDNS(t *testing.T) {
+	z := testZone(t, 9)
+	for i := range 400 { // several messages
+		z.RRs = append(z.RRs, rrs(t, fmt.Sprintf(`t%d.example.test. 300 IN TXT "%s"`, i, strings.Repeat("y", 60)))...)
+	}
+	cfg := testConfig()
+	s := startServer(t, cfg, newFakeSource(z))
+	conn, err := mdns.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	m := new(mdns.Msg)
+	m.SetAxfr("example.test.")
+	m.SetEdns0(1232, true)
+	if err := conn.WriteMsg(m); err != nil {
+		t.Fatal(err)
+	}
+	messages, soas := 0, 0
+	for soas < 2 {
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		r, err := conn.ReadMsg()
+		if err != nil {
+			t.Fatalf("after %d messages: %v", messages, err)
+		}
+		messages++
+		if opt := r.IsEdns0(); opt == nil || opt.Version() != 0 || !opt.Do() {
+			t.Fatalf("message %d of the AXFR without an OPT (DO echoed): %v", messages, r.Extra)
+		}
+		for _, rr := range r.Answer {
+			if rr.Header().Rrtype == mdns.TypeSOA {
+				soas++
+			}
+		}
+	}
+	if messages < 2 {
+		t.Errorf("the transfer took %d message; the test wants several", messages)
+	}
+	// A refusal (not a zone of ours) carries an OPT too.
+	m = new(mdns.Msg)
+	m.SetAxfr("nothere.test.")
+	m.SetEdns0(1232, false)
+	if r := exchange(t, s.Addr(), "tcp", m); r.Rcode != mdns.RcodeRefused || r.IsEdns0() == nil {
+		t.Errorf("refused AXFR with EDNS: %v", r)
+	}
+	// Two OPT records: FORMERR, not a transfer.
+	m = new(mdns.Msg)
+	m.SetAxfr("example.test.")
+	m.SetEdns0(1232, false)
+	m.SetEdns0(1232, false)
+	if r := exchange(t, s.Addr(), "tcp", m); r.Rcode != mdns.RcodeFormatError || len(r.Answer) != 0 {
+		t.Errorf("AXFR with two OPTs: %v", r)
+	}
+
+	// Signed, with an OPT.
+	cfg.TSIGKeys = map[string]string{testKey: testSecret}
+	cfg.Addr = "127.0.0.1:0"
+	s2 := startServer(t, cfg, newFakeSource(z))
+	m = new(mdns.Msg)
+	m.SetAxfr("example.test.")
+	m.SetEdns0(1232, false)
+	m.SetTsig(testKey, mdns.HmacSHA256, 300, time.Now().Unix())
+	got, err := axfr(t, s2.Addr(), m, map[string]string{testKey: testSecret})
+	if err != nil || len(got) < 400 {
+		t.Fatalf("signed AXFR with EDNS: %d records, %v", len(got), err)
+	}
+}
