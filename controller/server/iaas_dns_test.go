@@ -152,6 +152,12 @@ func TestDNS_RecordTypesValidated(t *testing.T) {
 		{"a." + z, "CNAME", "b." + z, 1, "type:iaas_record_create_118"},
 		{"alias." + z, "A", "192.0.2.9", 1, "type:iaas_record_create_118"},
 		{"a." + z, "A", "192.0.2.1", 1, "content:iaas_record_create_119"},
+		// Names compare without case or a final dot; TXT and SPF strings byte for byte.
+		{"sub." + z, "NS", "NS1.Example.NET.", 1, "content:iaas_record_create_119"},
+		{"@", "TXT", "v=spf1 -all", 1, "content:iaas_record_create_119"},
+		{"@", "TXT", "V=SPF1 -ALL", 1, ""},
+		{"@", "TXT", "v=spf1 -all.", 1, ""},
+		{"@", "SPF", "V=spf1 mx -all", 1, ""},
 		// NS, MX and SRV targets are hosts, not aliases (RFC 2181 §10.3), both ways
 		{"@", "MX", "alias." + z + ".", 20, "content:iaas_record_create_121"},
 		{"deleg." + z, "NS", "ALIAS." + z, 1, "content:iaas_record_create_121"},
