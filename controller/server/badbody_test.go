@@ -305,6 +305,7 @@ func TestBadQueriesOnEveryRoute(t *testing.T) {
 	f := newFixture(t, n)
 	queries := []string{
 		"limit=-1", "limit=abc", "limit=100000", "page=-1", "page=abc", "page=99999999999999999999",
+		"page=9223372036854775807", "page=4611686018427387904", "page=184467440737095517&limit=100", // in range, overflowing page*limit
 		"order=nope", "order=-", "order=", "marker=abc", "marker=-1",
 		"search[nope]=1", "search[id__nope]=1", "search[id]=abc", "search[id__in]=a,b", "search[id__range]=1",
 		"search[created__gt]=yesterday", "search[name__regex]=(", "exclude[id]=x", "search%5Bid=1",

@@ -68,8 +68,7 @@ func registerSubnetSpace(a *api.API) {
 		}
 		qry := query.Parse(query.Spec{}, values)
 		total := len(items)
-		lo := min(qry.Page*qry.Limit, total)
-		hi := min(lo+qry.Limit, total)
+		lo, hi := qry.Window(total)
 		q.W.Header().Set("X-Regent-Index", strconv.FormatUint(max(q.Txn.MaxIndex(state.IPBlocks, state.IPAddresses), 1), 10))
 		api.WriteJSON(q.W, http.StatusOK, wire.List[any]{Content: items[lo:hi], Metadata: wire.ListMetadata{
 			Page: qry.Page, Limit: qry.Limit, Order: qry.Order, TotalRecords: total, Warnings: qry.Warnings}})
