@@ -128,11 +128,10 @@ func ValidateIPs(addressRanges, ipAddresses *string) (*ValidatorResult, error) {
 	if ipAddresses != nil && *ipAddresses != "" {
 		seen := map[string]int{}
 		for _, item := range strings.Split(*ipAddresses, ",") {
-			r := validateAddress(item, nets)
-			if i, dup := seen[item]; dup {
-				res.IPAddresses[i] = r
+			if _, dup := seen[item]; dup {
 				continue
 			}
+			r := validateAddress(item, nets)
 			seen[item] = len(res.IPAddresses)
 			res.IPAddresses = append(res.IPAddresses, r)
 		}

@@ -164,6 +164,16 @@ func TestIPValidatorSpellings(t *testing.T) {
 	if got := c.Do("GET", "/iaas/ip_validator/?ipAddresses=", nil, tok).Expect(400).ErrorCode(); got != "iaas_ip_validator_001" {
 		t.Errorf("empty ipAddresses: %s", got)
 	}
+	// Each list is bounded (every address is looked up in every range): 1,000
+	// items are validated, 1,001 are refused.
+	many := func(item string, n int) string { return strings.TrimSuffix(strings.Repeat(item+",", n), ",") }
+	c.Do("GET", "/iaas/ip_validator/?"+url.Values{"address_ranges": {many("0.0.0.0/0", 1000)}, "ip_addresses": {many("10.0.0.1", 1000)}}.Encode(), nil, tok).Expect(200)
+	for _, v := range []url.Values{{"address_ranges": {many("0.0.0.0/0", 1001)}}, {"ipAddresses": {many("10.0.0.1", 1001)}}} {
+		r := c.Do("GET", "/iaas/ip_validator/?"+v.Encode(), nil, tok).Expect(400)
+		if r.ErrorCode() != "regent_request_005" || !strings.Contains(r.Err().Detail, "at most 1000") {
+			t.Errorf("1,001 items: %s", r)
+		}
+	}
 }
 
 // TestListDatePartFilters: search[created__year] and the other date parts

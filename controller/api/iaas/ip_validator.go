@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/regentcloud/regent/controller/api"
 	"github.com/regentcloud/regent/controller/auth"
@@ -158,5 +159,15 @@ func validatorParam(q *api.Request, snake, camel string) (*string, error) {
 	case !hasSnake:
 		return nil, nil
 	}
-	return &s[len(s)-1], nil
+	last := s[len(s)-1]
+	if n := strings.Count(last, ",") + 1; n > maxValidatorItems {
+		return nil, wire.Errorf(http.StatusBadRequest, wire.CodeBadQuery,
+			"%s lists %d items; at most %d are validated per request.", snake, n, maxValidatorItems)
+	}
+	return &last, nil
 }
+
+// maxValidatorItems bounds each parameter's list: every address is looked
+// up in every range, so one request must not name tens of thousands of
+// each (a URL of 1 MB could).
+const maxValidatorItems = 1000
