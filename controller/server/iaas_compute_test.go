@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/regentcloud/regent/controller/internal/apitest"
+	wire "github.com/regentcloud/regent/pkg/api"
 )
 
 // --- objects of the auth matrix rows of the compute services ---
@@ -780,6 +781,14 @@ func TestComputeVPN(t *testing.T) {
 		{"lifetime", func(b map[string]any) { b["ipsec_lifetime"] = 100 }, "ipsec_lifetime", "iaas_vpn_create_122"},
 		{"private gateway", func(b map[string]any) { b["ike_gateway_value"] = "10.1.1.1" }, "ike_gateway_value", "iaas_vpn_create_113"},
 		{"no routes", func(b map[string]any) { b["routes"] = []any{} }, "routes", "iaas_vpn_create_123"},
+		{"too many routes", func(b map[string]any) {
+			r := b["routes"].([]any)[0].(map[string]any)
+			routes := []any{}
+			for i := range wire.MaxVPNRoutes + 1 {
+				routes = append(routes, map[string]any{"local_subnet_id": r["local_subnet_id"], "remote_subnet": fmt.Sprintf("198.18.%d.0/24", i)})
+			}
+			b["routes"] = routes
+		}, "routes", "iaas_vpn_create_124"},
 		{"remote overlaps the project", func(b map[string]any) {
 			b["routes"].([]any)[0].(map[string]any)["remote_subnet"] = "10.0.0.0/16"
 		}, "routes[0].remote_subnet", "iaas_vpn_create_126"},

@@ -42,6 +42,11 @@ var (
 		IPSecEstablishTime: "immediately", IPSecLifetime: VPNDefaultIPSecLifetime, VPNType: VPNSiteToSite}
 )
 
+// MaxVPNRoutes bounds the routes of one VPN: each is a pair of traffic
+// selectors the agent loads into strongSwan and reports on (a status
+// carries at most VPNStatusMaxChildren selectors per child).
+const MaxVPNRoutes = VPNStatusMaxChildren
+
 // VPNRoute is a pair of a project subnet and a remote network.
 type VPNRoute struct {
 	LocalSubnetID uint64 `json:"local_subnet_id"`

@@ -96,7 +96,8 @@ func checkPSK(fe wire.FieldErrors, q *api.Request, v string) string {
 // ike_version, 108–110 the IKE sets, 111 ike_lifetime, 112
 // ike_gateway_type, 113 ike_gateway_value, 114 identifiers, 115–117 the
 // key, 118–120 the IPsec sets, 121 ipsec_establish_time, 122
-// ipsec_lifetime, 123 routes missing or empty, 124 a malformed route.
+// ipsec_lifetime, 123 routes missing or empty, 124 a malformed route, or
+// more than wire.MaxVPNRoutes.
 func vpnFields(fe wire.FieldErrors, q *api.Request, v *wire.VPN, in *wire.VPNInput, partial bool) {
 	if !partial {
 		d := wire.VPNDefaults
@@ -156,6 +157,10 @@ func vpnFields(fe wire.FieldErrors, q *api.Request, v *wire.VPN, in *wire.VPNInp
 	algoSet(fe, q, "ipsec_pfs_groups", in.IPSecPFSGroups, &v.IPSecPFSGroups, wire.IPSecPFSGroups, true, 120)
 	oneOf(fe, q, "ipsec_establish_time", in.IPSecEstablishTime, &v.IPSecEstablishTime, wire.IPSecEstablishTimes, 121)
 	lifetime(fe, q, "ipsec_lifetime", in.IPSecLifetime, &v.IPSecLifetime, 122)
+	if in.Routes != nil && len(*in.Routes) > wire.MaxVPNRoutes {
+		fe.Add("routes", q.Code(124), "A VPN has at most %d routes; %d were sent.", wire.MaxVPNRoutes, len(*in.Routes))
+		return
+	}
 	if in.Routes != nil {
 		v.Routes = []wire.VPNRoute{}
 		for i, r := range *in.Routes {
