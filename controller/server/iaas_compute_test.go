@@ -1010,6 +1010,22 @@ func TestComputeIPAMGuards(t *testing.T) {
 		t.Errorf("change a project subnet's VLAN: %q", got)
 	}
 	c.Do("PATCH", apitest.Path("/iaas/subnet/", sub), map[string]any{"name": "renamed"}, admin).Expect(200)
+	// A PUT names every managed field as it is; one left out would be
+	// cleared (router_id was, silently).
+	cur := c.Do("GET", apitest.Path("/iaas/subnet/", sub), nil, admin).Expect(200).Content()
+	put := map[string]any{"address_range": cur["address_range"], "name": "put", "vlan": cur["vlan"], "vxlan": cur["vxlan"],
+		"virtual_router_id": cur["virtual_router_id"], "router_id": cur["router_id"]}
+	if cur["router_id"] == nil || cur["router_id"] == float64(0) {
+		t.Fatalf("a project subnet without router_id: %v", cur)
+	}
+	c.Do("PUT", apitest.Path("/iaas/subnet/", sub), put, admin).Expect(200)
+	delete(put, "router_id")
+	if got := c.Do("PUT", apitest.Path("/iaas/subnet/", sub), put, admin).Expect(400).ErrorCode(); got != "iaas_subnet_update_110" {
+		t.Errorf("PUT of a project subnet without router_id: %q", got)
+	}
+	if after := c.Do("GET", apitest.Path("/iaas/subnet/", sub), nil, admin).Expect(200).Content(); after["router_id"] != cur["router_id"] {
+		t.Errorf("router_id %v after the PUT, was %v", after["router_id"], cur["router_id"])
+	}
 
 	// A member cannot put a subnet of its own on a segment of its choice:
 	// virtual_router_id is refused, and a subnet it makes in the project's

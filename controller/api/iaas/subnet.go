@@ -241,7 +241,7 @@ func registerSubnet(a *api.API) {
 			}
 			if cur.VirtualRouterID != 0 && (b.Gateway != cur.Gateway || (in.VLAN != nil && *in.VLAN != cur.VLAN) ||
 				(in.VXLAN != nil && *in.VXLAN != cur.VXLAN) || (in.VirtualRouterID != nil && *in.VirtualRouterID != cur.VirtualRouterID) ||
-				(in.RouterID != nil && *in.RouterID != cur.RouterID) || (!partial && (in.VLAN == nil || in.VXLAN == nil || in.VirtualRouterID == nil))) {
+				(in.RouterID != nil && *in.RouterID != cur.RouterID) || (!partial && (in.VLAN == nil || in.VXLAN == nil || in.VirtualRouterID == nil || in.RouterID == nil))) {
 				return nil, wire.Errorf(http.StatusBadRequest, q.Code(110), "Subnet %d belongs to the virtual router of a cloud project: its gateway and segment are managed through /iaas/cloud/ (only its name changes here).", cur.ID)
 			}
 			if cur.VirtualRouterID == 0 && in.VirtualRouterID != nil && *in.VirtualRouterID != 0 {
