@@ -491,6 +491,19 @@ func TestComputeStateChanges(t *testing.T) {
 	if got := c.Do("PATCH", path, map[string]any{"cpu": 4}, admin).Expect(400).ErrorCode(); got != "iaas_vm_update_118" {
 		t.Errorf("spec change while updating: %q", got)
 	}
+	// observed_generation alone: the state stays (compared and swapped on
+	// the state the robot names, or the one the API read).
+	vm = c.Do("PATCH", path, map[string]any{"observed_generation": 2}, x.robotR).Expect(200).Content()
+	if vm["state"].(float64) != 10 || vm["observed_generation"].(float64) != 2 {
+		t.Errorf("observed_generation alone: %v", vm)
+	}
+	c.Do("PATCH", path, map[string]any{"observed_generation": 2, "expected_state": 10}, x.robotR).Expect(200)
+	if got := c.Do("PATCH", path, map[string]any{"observed_generation": 2, "expected_state": 4}, x.robotR).Expect(409).ErrorCode(); got != "iaas_vm_update_004" {
+		t.Errorf("observed_generation with a stale expected_state: %q", got)
+	}
+	if got := c.Do("PATCH", path, map[string]any{"error_code": "x", "expected_state": 10}, x.robotR).Expect(400).FieldCode("state"); got != "iaas_vm_update_104" {
+		t.Errorf("error_code without state: %q", got)
+	}
 	if got := c.Do("PATCH", path, map[string]any{"cpu": 4}, x.robotR).Expect(403).ErrorCode(); got != "iaas_vm_update_203" {
 		t.Errorf("robot spec change: %q", got)
 	}

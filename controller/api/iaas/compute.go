@@ -262,15 +262,20 @@ func (s *StateInput) present() bool {
 // expected_state (required unless If-Match names the modified_index the
 // robot read; Apply checks If-Match for everyone). Robots alone report
 // observed_generation and the error of UNRESOURCED.
-func stateCommand(q *api.Request, kind string, id uint64, in *StateInput) (*state.StateChange, error) {
+//
+// Without state the object is to stay in its state (a robot reporting
+// observed_generation alone, a rename): expected_state if given, else cur,
+// compared and swapped, so that a change that lands first is not undone.
+func stateCommand(q *api.Request, kind string, id uint64, cur int, in *StateInput) (*state.StateChange, error) {
 	fe := wire.FieldErrors{}
 	robot := q.P.Role == auth.Robot
 	ch := &state.StateChange{Kind: kind, ID: id}
 	if in.State == nil {
-		if in.ObservedGeneration == nil {
-			fe.Add("state", q.Code(104), "state is required with expected_state, error_code or error_detail.")
+		if in.ErrorCode != nil || in.ErrorDetail != nil {
+			fe.Add("state", q.Code(104), "state is required with error_code or error_detail.")
 			return nil, fe.Err()
 		}
+		ch.To, ch.Expected = cur, &cur
 	}
 	if !robot && (in.ObservedGeneration != nil || in.ErrorCode != nil || in.ErrorDetail != nil) {
 		return nil, wire.Errorf(http.StatusForbidden, q.Code(203), "Only robots report observed_generation, error_code and error_detail.")
@@ -283,6 +288,9 @@ func stateCommand(q *api.Request, kind string, id uint64, in *StateInput) (*stat
 	if in.ExpectedState != nil {
 		if e, ok := parseState(fe, q, "expected_state", in.ExpectedState); ok {
 			ch.Expected = &e
+			if in.State == nil {
+				ch.To = e
+			}
 		}
 	}
 	if robot && ch.Expected == nil && in.State != nil && q.Request.Header.Get("If-Match") == "" {

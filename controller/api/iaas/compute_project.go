@@ -403,7 +403,7 @@ func registerVirtualRouter(a *api.API) {
 				fe.Add("state", q.Code(104), "state or subnets is required; firewall rules change through /iaas/cloud/.")
 				return nil, fe.Err()
 			}
-			ch, err := stateCommand(q, wire.KindVirtualRouter, cur.ID, &in.StateInput)
+			ch, err := stateCommand(q, wire.KindVirtualRouter, cur.ID, cur.State, &in.StateInput)
 			if err != nil {
 				return nil, err
 			}
@@ -480,7 +480,7 @@ func registerVM(a *api.API) {
 				if spec {
 					return nil, wire.Errorf(http.StatusBadRequest, q.Code(116), "Change the state or the spec of a VM, not both in one request.")
 				}
-				ch, err := stateCommand(q, wire.KindVM, cur.ID, &in.StateInput)
+				ch, err := stateCommand(q, wire.KindVM, cur.ID, cur.State, &in.StateInput)
 				if err != nil {
 					return nil, err
 				}

@@ -3,7 +3,6 @@ package iaas
 // snapshot, snapshot_tree, snapshot_history, backup and backup_history.
 
 import (
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -80,9 +79,8 @@ func snapshotStateCommand(q *api.Request, kind string, id, vm uint64, curState i
 			fe.Add("state", q.Code(104), "state is required (or name, or remove_subtree).")
 			return nil, fe.Err()
 		}
-		in.State = json.RawMessage(strconv.Itoa(curState))
 	}
-	ch, err := stateCommand(q, kind, id, &in.StateInput)
+	ch, err := stateCommand(q, kind, id, curState, &in.StateInput)
 	if err != nil {
 		return nil, err
 	}
