@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -484,6 +485,35 @@ func TestMelange_NetworkAllocate(t *testing.T) {
 	}
 	wantFault(t, e.c.Do("POST", melangeAllocations(e.r.MemberA, "nope", "vif-x"), nil, e.root), 404, "NotFound", "Network nope not found")
 	wantFault(t, e.c.Do("POST", melangeAllocations(e.r.MemberB, "n50", "vif-x"), nil, e.root), 404, "NotFound", "Network n50 not found")
+}
+
+// TestMelange_NextLinkKeepsEscapes: a network id may be any string, "/"
+// included (escaped in the URL); the next link of its allocations is the
+// request's URL with the escape kept, so following it gives the next page.
+func TestMelange_NextLinkKeepsEscapes(t *testing.T) {
+	e := newMelangeEnv(t)
+	e.macRange(t, "AD:BC:CF:0:0:0/24")
+	e.block(t, e.r.MemberA, map[string]any{"cidr": "10.53.0.0/24", "network_id": "net/53"})
+	e.block(t, e.r.MemberA, map[string]any{"cidr": "fd53::/64", "network_id": "net/53"})
+	path := melangeAllocations(e.r.MemberA, "net%2F53", "vif-53")
+	e.c.Do("POST", path, nil, e.root).Expect(201)
+	first := e.c.Do("GET", path+"?limit=1", nil, e.root).Expect(200)
+	links, _ := first.Map()["ip_addresses_links"].([]any)
+	if len(links) != 1 {
+		t.Fatalf("links %v", first)
+	}
+	href := links[0].(map[string]any)["href"].(string)
+	if !strings.Contains(href, "/networks/net%2F53/interfaces/") {
+		t.Errorf("next link %s lost the escape", href)
+	}
+	u, err := url.Parse(href)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := items(t, e.c.Do("GET", u.RequestURI(), nil, e.root).Expect(200), "ip_addresses")
+	if len(second) != 1 || second[0]["version"] != float64(6) {
+		t.Errorf("the next page: %v", second)
+	}
 }
 
 // Checklist 51: network.addresses → those addresses, each in the block that

@@ -566,7 +566,9 @@ func requestURL(r *http.Request, qs url.Values) string {
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	u := url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path, RawQuery: qs.Encode()}
+	// RawPath keeps an escaped "/" inside a path value (a network id may
+	// be any string) escaped in the link.
+	u := url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: qs.Encode()}
 	return u.String()
 }
 

@@ -93,9 +93,12 @@ func (s *Spec) FindRoute(method string, u *url.URL) (*routers.Route, map[string]
 		r := &http.Request{Method: method, URL: &url.URL{Path: path, RawQuery: u.RawQuery}}
 		return s.router.FindRoute(r)
 	}
-	paths := []string{u.Path}
-	if !strings.HasSuffix(u.Path, "/") {
-		paths = append(paths, u.Path+"/")
+	// The escaped path: a "/" escaped inside a path value (a Melange
+	// network id may be any string) stays inside its segment.
+	path := u.EscapedPath()
+	paths := []string{path}
+	if !strings.HasSuffix(path, "/") {
+		paths = append(paths, path+"/")
 	}
 	var firstErr error
 	for _, m := range []string{method, http.MethodGet} {
