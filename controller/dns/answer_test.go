@@ -711,3 +711,33 @@ func TestApexFromSource(t *testing.T) {
 		t.Errorf("SOA with the source's mailbox, NS in authority: %v / %v", r.Answer, r.Ns)
 	}
 }
+
+// TestTruncationOfAdditionalData: an answer that fits but whose additional
+// addresses do not is sent without them and without TC (RFC 2181 §9); a
+// referral whose glue does not fit is TC (RFC 9471).
+func TestTruncationOfAdditionalData(t *testing.T) {
+	var lines []string
+	for i := range 8 {
+		lines = append(lines, fmt.Sprintf("example.test. 300 IN MX %d mx%d.example.test.", i, i),
+			fmt.Sprintf("deleg.example.test. 300 IN NS ns%d.deleg.example.test.", i))
+		for j := range 4 {
+			lines = append(lines, fmt.Sprintf("mx%d.example.test. 300 IN AAAA 2001:db8::%d:%d", i, i, j),
+				fmt.Sprintf("ns%d.deleg.example.test. 300 IN AAAA 2001:db8::1:%d:%d", i, i, j))
+		}
+	}
+	s := startServer(t, testConfig(), newFakeSource(&Zone{Name: "example.test.", Serial: 1, RRs: rrs(t, lines...)}))
+	for range 2 { // a miss, then the cached answer
+		r := ask(t, s.Addr(), "udp", "example.test.", mdns.TypeMX)
+		if r.Truncated || len(r.Answer) != 8 || len(r.Extra) == 0 || len(r.Extra) >= 32 {
+			t.Errorf("MX: tc=%v answer %d additional %d; want no TC, every MX, some of the addresses", r.Truncated, len(r.Answer), len(r.Extra))
+		}
+		r = ask(t, s.Addr(), "udp", "www.deleg.example.test.", mdns.TypeA)
+		if !r.Truncated || r.Authoritative {
+			t.Errorf("referral without room for its glue: tc=%v aa=%v authority %d additional %d", r.Truncated, r.Authoritative, len(r.Ns), len(r.Extra))
+		}
+	}
+	r := ask(t, s.Addr(), "tcp", "example.test.", mdns.TypeMX)
+	if r.Truncated || len(r.Extra) != 32 {
+		t.Errorf("MX over TCP: tc=%v additional %d", r.Truncated, len(r.Extra))
+	}
+}

@@ -128,7 +128,7 @@ func (s *Server) fill(zs *zoneSet, req []byte, qlen int, key []byte, remote neti
 		return nil
 	}
 	size := int(key[len(key)-3])<<8 | int(key[len(key)-2])
-	m.Truncate(size)
+	truncate(m, size)
 	b, err := m.Pack()
 	if err != nil || len(b) < 12+qlen || !bytes.Equal(b[12:12+qlen], key[:qlen]) {
 		return nil
@@ -226,7 +226,7 @@ func (s *Server) slowUDP(zs *zoneSet, req, out []byte, remote netip.AddrPort) (r
 		}
 		return b
 	}
-	m.Truncate(size)
+	truncate(m, size)
 	if m.Compress {
 		echoOwners(m) // compression makes them pointers to the question
 	}
@@ -362,4 +362,19 @@ func (s *Server) headerReply(req, out []byte, rcode int) []byte {
 	b[3] = req[3]&0x10 | byte(rcode) // CD, rcode
 	clear(b[4:12])
 	return b
+}
+
+// truncate fits m into size bytes. TC is set when the answer or authority
+// section lost records, or a referral its glue (RFC 9471); additional data
+// of an answer that does not fit (the addresses of MX, SRV or NS targets)
+// is left out without TC (RFC 2181 §9), so the client keeps the answer
+// instead of asking again over TCP.
+func truncate(m *mdns.Msg, size int) {
+	answer, authority := len(m.Answer), len(m.Ns)
+	referral := authority > 0 && m.Ns[0].Header().Rrtype == mdns.TypeNS &&
+		(answer == 0 || m.Answer[answer-1].Header().Rrtype == mdns.TypeCNAME)
+	m.Truncate(size)
+	if m.Truncated && !referral && len(m.Answer) == answer && len(m.Ns) == authority {
+		m.Truncated = false
+	}
 }
