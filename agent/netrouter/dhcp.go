@@ -60,11 +60,17 @@ func renderDnsmasq(d *desired, dir string) (conf, hosts []byte) {
 		if s.mtu > 0 && s.mtu < 1500 {
 			fmt.Fprintf(&c, "dhcp-option=tag:%s,option:mtu,%d\n", tag, s.mtu)
 		}
-		if len(s.dns) > 0 {
-			var dns []string
-			for _, a := range s.dns {
+		// DHCPv4 carries IPv4 servers only: dnsmasq refuses to start on
+		// an IPv6 address in option:dns-server. The subnet's servers are
+		// one VM's free text; an IPv6 one is left out here (the metadata
+		// still names it), and with none left the option goes.
+		var dns []string
+		for _, a := range s.dns {
+			if a.Is4() {
 				dns = append(dns, a.String())
 			}
+		}
+		if len(dns) > 0 {
 			fmt.Fprintf(&c, "dhcp-option=tag:%s,option:dns-server,%s\n", tag, strings.Join(dns, ","))
 		}
 		for _, b := range s.dhcp {

@@ -205,3 +205,24 @@ func TestRouterDHCPDNSPerVM(t *testing.T) {
 	}
 	eventually(t, "one dnsmasq with the new configuration", 5*time.Second, func() bool { return dnsmasqCount(conf) == 1 })
 }
+
+// TestRouterDHCPSubnetDNSWithIPv6: a subnet whose DNS servers (one VM's)
+// include an IPv6 address still has DHCP: dnsmasq starts and hands out
+// the IPv4 server (with the IPv6 one in option:dns-server it refused to
+// start and was restarted for ever).
+func TestRouterDHCPSubnetDNSWithIPv6(t *testing.T) {
+	e := newSysenv(t)
+	spec := e.spec(e.projectID())
+	spec.Subnets[0].DNS = []string{"8.8.8.8", "2001:4860:4860::8888"}
+	e.ensure(e.b, spec)
+	vm5 := e.prefix + "vm5"
+	e.addHost(vm5, e.b.names.vxlanBridge(e.vni), "02:00:00:aa:00:05", "")
+	e.dhcp(vm5)
+	leases, err := os.ReadFile(e.dhclientFiles(vm5, "eth0") + ".dhclient.leases")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(leases), "option domain-name-servers 8.8.8.8;") {
+		t.Errorf("lease without domain-name-servers 8.8.8.8:\n%s", leases)
+	}
+}

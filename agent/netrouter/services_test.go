@@ -35,6 +35,37 @@ func TestDnsmasqConfig(t *testing.T) {
 	}
 }
 
+// TestDnsmasqSubnetDNSIPv4Only: the subnet's DNS servers are one VM's
+// free text and may hold IPv6 addresses, which dnsmasq refuses in
+// option:dns-server (it does not start): only the IPv4 ones are written,
+// and with none the option is left out, as with no servers at all.
+func TestDnsmasqSubnetDNSIPv4Only(t *testing.T) {
+	for _, c := range []struct {
+		dns  []string
+		want string // the subnet's dns-server option, "" for none
+	}{
+		{[]string{"8.8.8.8", "2001:4860:4860::8888"}, "dhcp-option=tag:sub3,option:dns-server,8.8.8.8\n"},
+		{[]string{"2001:4860:4860::8888", "2001:4860:4860::8844"}, ""},
+	} {
+		s := sampleSpec()
+		s.Subnets[0].DNS = c.dns
+		d, err := plan(s, testNames, ModeVXLAN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf, _ := renderDnsmasq(d, "/r")
+		var got string
+		for _, l := range strings.SplitAfter(string(conf), "\n") {
+			if strings.Contains(l, "option:dns-server") {
+				got += l
+			}
+		}
+		if got != c.want {
+			t.Errorf("dns %v: dns-server options %q, want %q", c.dns, got, c.want)
+		}
+	}
+}
+
 func TestMetadataByRequester(t *testing.T) {
 	s := sampleSpec()
 	s.Metadata[0].Userdata = "#cloud-config\n"
