@@ -593,8 +593,11 @@ func (rs *running) stop(ctx context.Context) {
 
 // Quiesce stops a router without removing it: the public veth goes down
 // (no traffic in or out) and DHCP and metadata stop. Ensure restarts it.
+// Only the spec's id and project_id are read (planQuiesce): a router whose
+// spec Ensure refuses (UNRESOURCED) can still be quiesced, and so go
+// through SCRUB to CLOSED.
 func (b *Builder) Quiesce(ctx context.Context, spec *api.RouterSpec) error {
-	d, err := plan(spec, b.names, b.cfg.SegmentMode)
+	d, err := planQuiesce(spec, b.names)
 	if err != nil {
 		return err
 	}
@@ -606,6 +609,16 @@ func (b *Builder) Quiesce(ctx context.Context, spec *api.RouterSpec) error {
 	defer rs.mu.Unlock()
 	rs.last = nil // a quiesced router has no VPNs
 	return b.quiesce(ctx, d, rs, &changes{})
+}
+
+// planQuiesce is the part of plan quiesce needs: the router's id and the
+// names made from its project (namespace, public veth). Nothing else of
+// the spec is read, so a spec plan refuses does not keep a router up.
+func planQuiesce(spec *api.RouterSpec, n naming) (*desired, error) {
+	if spec.ID == 0 || spec.ProjectID == 0 {
+		return nil, &SpecError{Err: fmt.Errorf("router %d of project %d: id and project_id are required", spec.ID, spec.ProjectID)}
+	}
+	return &desired{routerID: spec.ID, projectID: spec.ProjectID, namespace: n.namespace(spec.ProjectID), publicVeth: n.publicVeth(spec.ProjectID)}, nil
 }
 
 // quiesce stops the router's services (also a dnsmasq of an earlier agent

@@ -276,3 +276,46 @@ func TestStrayDnsmasqReplaced(t *testing.T) {
 		return len(pids) == 1 && rs.dhcp != nil && pids[0] == rs.dhcp.pid()
 	})
 }
+
+// TestRouterQuiesceBadSpec: a built router whose spec became one Ensure
+// refuses (it went UNRESOURCED) can still be quiesced, as SCRUB asks
+// before the scrub: its public veth goes down and its services stop;
+// then it is scrubbed. Quiesce used to plan the whole spec and fail.
+func TestRouterQuiesceBadSpec(t *testing.T) {
+	e := newSysenv(t)
+	ctx := context.Background()
+	spec := e.spec(e.projectID())
+	ns := e.b.names.namespace(spec.ProjectID)
+	conf := filepath.Join(e.b.routerDir(spec.ID), dnsmasqConf)
+	e.ensure(e.b, spec)
+	if n := dnsmasqStarted(conf); n != 1 {
+		t.Fatalf("%d dnsmasq processes after the build", n)
+	}
+
+	bad := *spec
+	bad.PublicIP = "not-an-address"
+	bad.Subnets = slices.Clone(spec.Subnets)
+	bad.Subnets[0].AddressRange = "10.0.0.1/33"
+	var se *SpecError
+	if _, err := e.b.Ensure(ctx, &bad); !errors.As(err, &se) {
+		t.Fatalf("Ensure of the bad spec: %v, want a *SpecError", err)
+	}
+	if err := e.b.Quiesce(ctx, &bad); err != nil {
+		t.Fatalf("Quiesce of a router with a bad spec: %v", err)
+	}
+	l, err := netlink.LinkByName(e.b.names.publicVeth(spec.ProjectID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Attrs().Flags&net.FlagUp != 0 {
+		t.Error("the public veth is up after Quiesce")
+	}
+	eventually(t, "no dnsmasq", 10*time.Second, func() bool { return dnsmasqCount(conf) == 0 })
+	if _, _, err := httpGetFrom(ns, "http://169.254.169.254/v1/metadata"); err == nil {
+		t.Error("the metadata service answers after Quiesce")
+	}
+	if err := e.b.Scrub(ctx, bad.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.assertScrubbed(spec, conf)
+}
