@@ -308,8 +308,14 @@ func (h *routerHandler) quiesce(ctx context.Context, spec *api.RouterSpec) error
 	var se *netrouter.SpecError
 	if err != nil && !errors.As(err, &se) {
 		// Quiesce could not take it down as it is: reconcile the router
-		// as a quiesced one (never brought up on the way).
-		_, err = h.b.EnsureQuiesced(ctx, spec)
+		// as a quiesced one (never brought up on the way). A spec that
+		// cannot be built (the router went UNRESOURCED with it) does not
+		// make the host failure an invalid spec: Quiesce reads only the
+		// id and project, and its own failure is retried, so the router
+		// can still be quiesced and scrubbed.
+		if _, err2 := h.b.EnsureQuiesced(ctx, spec); err2 == nil || !errors.As(err2, &se) {
+			err = err2
+		}
 	}
 	h.metrics.built(api.KindVirtualRouter, "quiesce", time.Since(start))
 	return err

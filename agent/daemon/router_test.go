@@ -248,6 +248,41 @@ func TestRouterSpecErrorGoesUnresourced(t *testing.T) {
 	}
 }
 
+// TestRouterBadSpecScrubbed: a router UNRESOURCED with a spec the builder
+// refuses goes through SCRUB to CLOSED. A host failure of Quiesce on the
+// way is retried: the fallback (EnsureQuiesced) refusing the spec does not
+// turn it into an invalid spec, which sent the router back to UNRESOURCED.
+func TestRouterBadSpecScrubbed(t *testing.T) {
+	h, b, c := newHandler()
+	bad := &netrouter.SpecError{Err: errors.New("public_ip: \"x\" is not an IPv4 address")}
+	b.errs["ensure"], b.errs["ensure-quiesced"] = bad, bad
+	ctx := context.Background()
+	c.states[7] = api.StateRequested
+	if err := h.Apply(ctx, api.RouterSpec{ID: 7, ProjectID: 3, State: api.StateRequested}); err != nil {
+		t.Fatal(err)
+	}
+	if c.state(7) != api.StateUnresourced {
+		t.Fatalf("state %d, want UNRESOURCED", c.state(7))
+	}
+	c.states[7] = api.StateScrub // the user's request
+	b.errs["quiesce"] = errors.New("netlink: busy")
+	if err := h.Apply(ctx, api.RouterSpec{ID: 7, ProjectID: 3, State: api.StateScrub}); err == nil {
+		t.Error("the host failure of Quiesce was not returned for a retry")
+	}
+	if c.state(7) != api.StateScrubPrep {
+		t.Fatalf("state after a host failure of Quiesce = %s, want SCRUB_PREP (retried)", api.StateNames[c.state(7)])
+	}
+	delete(b.errs, "quiesce")
+	for _, st := range []int{api.StateScrubPrep, api.StateScrubQueue} {
+		if err := h.Apply(ctx, api.RouterSpec{ID: 7, ProjectID: 3, State: st}); err != nil {
+			t.Fatalf("%s: %v", api.StateNames[st], err)
+		}
+	}
+	if c.state(7) != api.StateClosed {
+		t.Errorf("state %s, want CLOSED", api.StateNames[c.state(7)])
+	}
+}
+
 func TestRouterScrubQueueWaitsForGrace(t *testing.T) {
 	h, b, c := newHandler()
 	c.states[7] = api.StateScrubQueue
