@@ -159,6 +159,19 @@ type metadataServer struct {
 	done chan struct{}
 }
 
+// metadataLimits bound what VMs can hold of a router's metadata server.
+// cloud-init reads a handful of small documents: a request is read within
+// the read timeouts, its answer written within the write timeout, and a
+// keep-alive connection waits idle at most idle for its next request
+// (without these a VM held idle connections, or one it never read from,
+// for ever). At most conns connections are open at once per router and
+// perAddr from one VM address; one more is closed as soon as it is
+// accepted, so a VM that holds its share does not block the others.
+var metadataLimits = struct {
+	readHeader, read, write, idle time.Duration
+	conns, perAddr                int
+}{readHeader: 5 * time.Second, read: 10 * time.Second, write: 10 * time.Second, idle: 30 * time.Second, conns: 128, perAddr: 16}
+
 func startMetadataServer(log hclog.Logger, nsPath string, h http.Handler) (*metadataServer, error) {
 	var ln net.Listener
 	err := withNetnsPath(nsPath, func() error {
@@ -169,10 +182,15 @@ func startMetadataServer(log hclog.Logger, nsPath string, h http.Handler) (*meta
 	if err != nil {
 		return nil, err
 	}
+	lim := metadataLimits
+	ln = &limitListener{Listener: ln, max: lim.conns, perAddr: lim.perAddr, byAddr: map[netip.Addr]int{}}
 	s := &metadataServer{
 		srv: &http.Server{
 			Handler:           h,
-			ReadHeaderTimeout: 5 * time.Second,
+			ReadHeaderTimeout: lim.readHeader,
+			ReadTimeout:       lim.read,
+			WriteTimeout:      lim.write,
+			IdleTimeout:       lim.idle,
 			ErrorLog:          log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 		},
 		done: make(chan struct{}),
@@ -184,6 +202,66 @@ func startMetadataServer(log hclog.Logger, nsPath string, h http.Handler) (*meta
 		}
 	}()
 	return s, nil
+}
+
+// limitListener hands out at most max connections at once, at most
+// perAddr of them from one remote address; a connection over either limit
+// is closed when accepted. A connection's share is given back when it is
+// closed.
+type limitListener struct {
+	net.Listener
+	max, perAddr int
+
+	mu     sync.Mutex
+	open   int
+	byAddr map[netip.Addr]int
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		var a netip.Addr
+		if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+			a = ta.AddrPort().Addr().Unmap()
+		}
+		l.mu.Lock()
+		ok := l.open < l.max && l.byAddr[a] < l.perAddr
+		if ok {
+			l.open++
+			l.byAddr[a]++
+		}
+		l.mu.Unlock()
+		if ok {
+			return &limitConn{Conn: c, l: l, addr: a}, nil
+		}
+		_ = c.Close()
+	}
+}
+
+func (l *limitListener) release(a netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.open--
+	if l.byAddr[a]--; l.byAddr[a] <= 0 {
+		delete(l.byAddr, a)
+	}
+}
+
+// limitConn gives its share back to its listener once, when closed.
+type limitConn struct {
+	net.Conn
+	l    *limitListener
+	addr netip.Addr
+	once sync.Once
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.l.release(c.addr) })
+	return err
 }
 
 func (s *metadataServer) alive() bool {

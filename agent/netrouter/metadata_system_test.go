@@ -1,9 +1,15 @@
 package netrouter
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
 	"testing"
+	"time"
 
 	"github.com/regentcloud/regent/pkg/api"
 )
@@ -81,4 +87,94 @@ func TestServeMetadataBuildsNothing(t *testing.T) {
 		t.Errorf("ReplaceMetadata stopped %d servers an Ensure took over", n)
 	}
 	wantServed("ensured")
+}
+
+// TestMetadataServerLimits: a VM cannot hold the metadata server's
+// connections (and with them the agent's file descriptors): a keep-alive
+// connection left idle is closed after the idle timeout, and connections
+// over the per-VM or per-router limit are closed when accepted while the
+// ones within serve. The limits are made small for the test.
+func TestMetadataServerLimits(t *testing.T) {
+	e := newSysenv(t)
+	saved := metadataLimits
+	t.Cleanup(func() { metadataLimits = saved })
+	metadataLimits.idle = 300 * time.Millisecond
+	metadataLimits.readHeader, metadataLimits.read = 20*time.Second, 20*time.Second
+	metadataLimits.conns, metadataLimits.perAddr = 3, 2
+	spec := e.spec(e.projectID())
+	e.ensure(e.b, spec)
+	vm5, vm6 := e.prefix+"vm5", e.prefix+"vm6"
+	e.addHost(vm5, e.b.names.vxlanBridge(e.vni), "02:00:00:aa:00:05", e.priv3+".5/24")
+	e.addHost(vm6, e.b.names.vxlanBridge(e.vni), "02:00:00:aa:00:06", e.priv3+".6/24")
+	for _, vm := range []string{vm5, vm6} {
+		e.sh("ip", "-n", vm, "route", "add", "default", "via", e.priv3+".1")
+	}
+
+	dial := func(host string) net.Conn {
+		t.Helper()
+		var c net.Conn
+		err := withNetnsPath(nsPath(host), func() (err error) {
+			c, err = net.DialTimeout("tcp4", MetadataAddr+":80", 5*time.Second)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("dial from %s: %v", host, err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// get sends a request on c and reads the answer's status.
+	get := func(c net.Conn) (int, error) {
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, "GET /v1/metadata HTTP/1.1\r\nHost: "+MetadataAddr+"\r\n\r\n"); err != nil {
+			return 0, err
+		}
+		r, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return 0, err
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+		return r.StatusCode, nil
+	}
+	// closedByServer: c is closed by the server within d (EOF or reset),
+	// not still open.
+	closedByServer := func(c net.Conn, d time.Duration) bool {
+		_ = c.SetReadDeadline(time.Now().Add(d))
+		_, err := c.Read(make([]byte, 1))
+		var ne net.Error
+		return err != nil && !(errors.As(err, &ne) && ne.Timeout())
+	}
+
+	// An idle keep-alive connection is closed.
+	c := dial(vm5)
+	if code, err := get(c); err != nil || code != 200 {
+		t.Fatalf("metadata: %d %v", code, err)
+	}
+	if !closedByServer(c, 5*time.Second) {
+		t.Error("an idle keep-alive connection is still open 5 s after its answer")
+	}
+
+	// vm5 holds its two; its third is closed, vm6 is still served.
+	held := []net.Conn{dial(vm5), dial(vm5)}
+	if !closedByServer(dial(vm5), 5*time.Second) {
+		t.Error("a VM's connection over the per-VM limit stays open")
+	}
+	c6 := dial(vm6)
+	// Three open (the router's limit): vm6's second is closed.
+	if !closedByServer(dial(vm6), 5*time.Second) {
+		t.Error("a connection over the router's limit stays open")
+	}
+	if code, err := get(c6); err != nil || code != 404 {
+		t.Errorf("vm6 within the limits: %d %v, want 404 (no metadata for it)", code, err)
+	}
+	// A connection given back makes room again.
+	held[0].Close()
+	time.Sleep(100 * time.Millisecond)
+	if code, err := get(dial(vm5)); err != nil || code != 200 {
+		t.Errorf("vm5 after one of its connections closed: %d %v", code, err)
+	}
+	if code, err := get(held[1]); err != nil || code != 200 {
+		t.Errorf("a held connection within the limits: %d %v", code, err)
+	}
 }
