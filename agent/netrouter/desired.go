@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -409,7 +410,28 @@ func parsePorts(s string) (lo, hi uint16, err error) {
 // dhcpHostname makes a VM name a host name dnsmasq accepts and hands out
 // (a DNS label: a-z, 0-9 and inner hyphens, at most 63 characters): other
 // characters become hyphens, runs of them one; "" when nothing is left.
+//
+// dnsmasq reads each field of a dhcp-host line by its form, not by its
+// place, and a label can still look like something else there: "ignore"
+// (never offer this host a lease), "infinite" or digits with an optional
+// unit s, m, h, d or w (a lease time). Such a name is left out ("") so the
+// binding stays a plain MAC → address one. Whatever would make a field a
+// tag, client id, MAC or address ("set:", "tag:", "id:", colons, commas,
+// dots, brackets) is gone with the other characters.
 func dhcpHostname(name string) string {
+	out := dhcpLabel(name)
+	if out == "ignore" || out == "infinite" || dnsmasqLeaseTime.MatchString(out) {
+		return ""
+	}
+	return out
+}
+
+// dnsmasqLeaseTime is what dnsmasq reads as a lease time in a dhcp-host
+// field (after the lower-casing of dhcpLabel).
+var dnsmasqLeaseTime = regexp.MustCompile(`^[0-9]+[smhdw]?$`)
+
+// dhcpLabel is a VM name made a DNS label.
+func dhcpLabel(name string) string {
 	var b strings.Builder
 	hyphen := false
 	for _, r := range strings.ToLower(name) {

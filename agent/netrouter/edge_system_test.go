@@ -226,3 +226,28 @@ func TestRouterDHCPSubnetDNSWithIPv6(t *testing.T) {
 		t.Errorf("lease without domain-name-servers 8.8.8.8:\n%s", leases)
 	}
 }
+
+// TestRouterDHCPForKeywordVMNames: a VM named like a dnsmasq keyword
+// still gets its lease. Written as the host name of its dhcp-host line,
+// "ignore" made dnsmasq never offer it one (and "infinite" or "12h" set a
+// lease time instead of a name); such a name is left out of the line.
+func TestRouterDHCPForKeywordVMNames(t *testing.T) {
+	e := newSysenv(t)
+	spec := e.spec(e.projectID())
+	spec.Subnets[0].DHCP[0].Hostname = "ignore"
+	spec.Subnets[0].DHCP[1].Hostname = "12h"
+	e.ensure(e.b, spec)
+	vm5 := e.prefix + "vm5"
+	e.addHost(vm5, e.b.names.vxlanBridge(e.vni), "02:00:00:aa:00:05", "")
+	e.dhcp(vm5)
+	if out := e.sh("ip", "-n", vm5, "-4", "-br", "addr", "show", "eth0"); !strings.Contains(out, e.priv3+".5/24") {
+		t.Fatalf("the VM named \"ignore\" got no DHCP address: %s", out)
+	}
+	hosts, err := os.ReadFile(filepath.Join(e.b.routerDir(spec.ID), dnsmasqHosts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "02:00:00:aa:00:05," + e.priv3 + ".5\n02:00:00:aa:00:06," + e.priv3 + ".6\n"; string(hosts) != want {
+		t.Errorf("hosts file %q, want %q", hosts, want)
+	}
+}

@@ -202,6 +202,23 @@ func TestDHCPHostnameFromVMName(t *testing.T) {
 		"日本":                           "",
 		strings.Repeat("a", 70):        strings.Repeat("a", 63),
 		strings.Repeat("a", 62) + " b": strings.Repeat("a", 62),
+		// dnsmasq reads these as keywords or lease times, not names.
+		"ignore":     "",
+		"IGNORE":     "",
+		" infinite ": "",
+		"42":         "",
+		"5":          "",
+		"30m":        "",
+		"12H":        "",
+		"7d":         "",
+		"2w":         "",
+		"10s":        "",
+		"12.5h":      "12-5h",
+		"ignore me":  "ignore-me",
+		"m":          "m",
+		"1x":         "1x",
+		"set:web":    "set-web",
+		"tag:a,id:b": "tag-a-id-b",
 	} {
 		if got := dhcpHostname(name); got != want {
 			t.Errorf("dhcpHostname(%q) = %q, want %q", name, got, want)
