@@ -102,6 +102,10 @@ type running struct {
 	// last is the plan of the router's latest Ensure or EnsureVPNRoutes
 	// (nil after Quiesce): what RestoreVPNRoutes puts back.
 	last *desired
+	// noStaleDHCP: no dnsmasq of an earlier agent process serves the
+	// router (looked for while it had no subnets; only an earlier process
+	// can have left one, so once is enough).
+	noStaleDHCP bool
 }
 
 // nftForce is the nftDigest that makes the next Ensure apply the ruleset
@@ -487,6 +491,15 @@ func (b *Builder) ensureDHCP(ctx context.Context, d *desired, dir string, rs *ru
 			_ = rs.dhcp.Stop(ctx)
 			rs.dhcp, rs.dhcpConf = nil, nil
 			c.add("dhcp stopped")
+		}
+		// Nor may a dnsmasq of an earlier agent process serve on.
+		if !rs.noStaleDHCP {
+			if killed, err := killStale(filepath.Join(dir, dnsmasqPid), confPath); err != nil {
+				return err
+			} else if killed {
+				c.add("dhcp: stopped dnsmasq of an earlier agent")
+			}
+			rs.noStaleDHCP = true
 		}
 		return nil
 	}

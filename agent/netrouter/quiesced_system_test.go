@@ -319,3 +319,46 @@ func TestRouterQuiesceBadSpec(t *testing.T) {
 	}
 	e.assertScrubbed(spec, conf)
 }
+
+// TestStrayDnsmasqStoppedWithoutSubnets: a dnsmasq of an earlier agent
+// process is stopped when the router it served has no subnets left (it
+// used to be replaced only when the router had subnets, and otherwise ran
+// on with the old bindings).
+func TestStrayDnsmasqStoppedWithoutSubnets(t *testing.T) {
+	e := newSysenv(t)
+	ctx := context.Background()
+	spec := e.spec(e.projectID())
+	ns := e.b.names.namespace(spec.ProjectID)
+	conf := filepath.Join(e.b.routerDir(spec.ID), dnsmasqConf)
+	e.ensure(e.b, spec)
+	if n := dnsmasqStarted(conf); n != 1 {
+		t.Fatalf("%d dnsmasq processes after the build", n)
+	}
+	// The agent stops (its dnsmasq with it); the earlier agent's dnsmasq
+	// is one it left running.
+	if err := e.b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the agent's dnsmasq stopped", 10*time.Second, func() bool { return dnsmasqCount(conf) == 0 })
+	stray := exec.Command("ip", "netns", "exec", ns, "dnsmasq", "--keep-in-foreground", "--conf-file="+conf)
+	if err := stray.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = stray.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = stray.Process.Kill(); <-exited })
+	eventually(t, "the stray dnsmasq running", 30*time.Second, func() bool { return dnsmasqCount(conf) == 1 })
+
+	// The next agent: the router's subnets are gone.
+	e.b = e.newBuilder()
+	spec.Subnets, spec.NAT, spec.Metadata, spec.FirewallRules = nil, nil, nil, nil
+	r := e.ensure(e.b, spec)
+	if !slices.Contains(r.Changes, "dhcp: stopped dnsmasq of an earlier agent") {
+		t.Errorf("changes %q: the stray was not stopped", r.Changes)
+	}
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the stray dnsmasq still runs 30 s after an Ensure of the router without subnets")
+	}
+}
