@@ -243,7 +243,9 @@ func (b *Builder) ensureVPN(_ context.Context, d *desired, c *changes) error {
 
 // ensureXFRM makes an XFRM interface with the VPN's if_id in the
 // namespace (production's route-based VPNs). Not available on every
-// kernel: unit-tested through vpnPlan only where XFRM is missing.
+// kernel: unit-tested through vpnPlan only where XFRM is missing. A new
+// interface and one found alike are settled (settleXFRM): an agent that
+// died between making it and its sysctl left one without disable_policy.
 func ensureXFRM(ns linkOps, nsName string, want vpnLink, tag string, c *changes) error {
 	l, err := ns.LinkByName(want.name)
 	if err != nil && !isNotFound(err) {
@@ -251,10 +253,7 @@ func ensureXFRM(ns linkOps, nsName string, want vpnLink, tag string, c *changes)
 	}
 	if err == nil {
 		if x, ok := l.(*netlink.Xfrmi); ok && x.Ifid == want.ifID {
-			if err := ensureAlias(ns, l, tag, c); err != nil {
-				return err
-			}
-			return ensureUp(ns, l, c)
+			return settleXFRM(ns, nsName, l, tag, c)
 		}
 		if err := ns.LinkDel(l); err != nil && !isNotFound(err) {
 			return err
@@ -267,9 +266,20 @@ func ensureXFRM(ns linkOps, nsName string, want vpnLink, tag string, c *changes)
 	if l, err = ns.LinkByName(want.name); err != nil {
 		return err
 	}
-	// The interface carries the policy (if_id): no policy check on it.
+	return settleXFRM(ns, nsName, l, tag, c)
+}
+
+// settleXFRM gives a VPN's interface in namespace nsName what it needs
+// besides its if_id, each only where missing: no policy check on it
+// (disable_policy=1: the interface carries the policy), the router's tag,
+// up.
+func settleXFRM(ns linkOps, nsName string, l netlink.Link, tag string, c *changes) error {
+	name := l.Attrs().Name
 	if err := withNetnsPath(nsPath(nsName), func() error {
-		_, err := setSysctl("net/ipv4/conf/"+want.name+"/disable_policy", "1")
+		changed, err := setSysctl("net/ipv4/conf/"+name+"/disable_policy", "1")
+		if changed && err == nil {
+			c.add("disable_policy on %s", name)
+		}
 		return err
 	}); err != nil {
 		return err

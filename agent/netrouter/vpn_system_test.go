@@ -453,3 +453,54 @@ func procStatus(pid int, key string) string {
 	}
 	return "?"
 }
+
+// TestSettleXFRMDisablePolicy: settleXFRM, the last step of ensureXFRM for
+// a new XFRM interface and for one it finds alike, sets disable_policy
+// where it is missing (an agent that died between making the interface
+// and the sysctl left it so; it used to be set only right after LinkAdd)
+// and reports it; a second pass changes nothing. This kernel cannot make
+// XFRM interfaces: a bridge stands in for the one found.
+func TestSettleXFRMDisablePolicy(t *testing.T) {
+	e := newSysenv(t)
+	name := e.prefix + "xns"
+	e.hosts = append(e.hosts, name)
+	e.sh("ip", "netns", "add", name)
+	e.sh("ip", "-n", name, "link", "add", "xfrm7", "type", "bridge")
+	root, ns, nsh, err := openNS(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	defer ns.Close()
+	defer nsh.Close()
+	sysctl := func() string {
+		return strings.TrimSpace(e.sh("ip", "netns", "exec", name, "cat", "/proc/sys/net/ipv4/conf/xfrm7/disable_policy"))
+	}
+	if v := sysctl(); v != "0" {
+		t.Fatalf("disable_policy of a new link is %s", v)
+	}
+	l, err := ns.LinkByName("xfrm7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &changes{}
+	if err := settleXFRM(ns, name, l, "regent:test", c); err != nil {
+		t.Fatal(err)
+	}
+	if v := sysctl(); v != "1" {
+		t.Errorf("disable_policy after settleXFRM is %s", v)
+	}
+	if !slices.Contains(c.list, "disable_policy on xfrm7") {
+		t.Errorf("changes %q without disable_policy", c.list)
+	}
+	if l, err = ns.LinkByName("xfrm7"); err != nil {
+		t.Fatal(err)
+	}
+	c = &changes{}
+	if err := settleXFRM(ns, name, l, "regent:test", c); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.list) != 0 {
+		t.Errorf("a settled interface settled again: %q", c.list)
+	}
+}
