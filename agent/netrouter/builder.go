@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -83,6 +84,9 @@ type Builder struct {
 	mu      sync.Mutex
 	routers map[uint64]*running
 	closed  bool
+
+	// plogSeq numbers the policy log entries of all routers (PolicyLogEntry.Seq).
+	plogSeq atomic.Uint64
 }
 
 // running is what the builder runs for one router in this process.
@@ -559,7 +563,7 @@ func (b *Builder) ensurePolicyLog(d *desired, rs *running, c *changes) error {
 		return nil
 	}
 	log := b.log.Named("policylog").With("router", d.routerID)
-	p, err := startPolicyLog(log, nsPath(d.namespace), b.cfg.NFLogGroup, b.cfg.PolicyLogSize)
+	p, err := startPolicyLog(log, nsPath(d.namespace), b.cfg.NFLogGroup, b.cfg.PolicyLogSize, &b.plogSeq)
 	if err != nil {
 		// The router works without its log: report, retry on the next Ensure.
 		log.Warn("policy log unavailable", "error", err)

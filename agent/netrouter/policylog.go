@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,6 +24,11 @@ import (
 
 // PolicyLogEntry is one packet a logging firewall rule matched.
 type PolicyLogEntry struct {
+	// Seq numbers the entries of a Builder, across its routers and their
+	// logs restarted, in the order they were logged: a reader that keeps
+	// the last one it took gets exactly the newer ones (times are not
+	// unique, nor always in order).
+	Seq             uint64     `json:"seq"`
 	Time            time.Time  `json:"time"`
 	RouterID        uint64     `json:"router_id"`
 	Direction       string     `json:"direction"` // "in" or "out"
@@ -56,13 +62,15 @@ type policyLog struct {
 	f    *os.File
 	done chan struct{}
 
+	seq *atomic.Uint64 // the builder's: numbers the entries
+
 	mu   sync.Mutex
 	ring []PolicyLogEntry
 	next int
 	full bool
 }
 
-func startPolicyLog(log hclog.Logger, nsPath string, group uint16, size int) (*policyLog, error) {
+func startPolicyLog(log hclog.Logger, nsPath string, group uint16, size int, seq *atomic.Uint64) (*policyLog, error) {
 	var fd int
 	err := withNetnsPath(nsPath, func() error {
 		var err error
@@ -85,6 +93,7 @@ func startPolicyLog(log hclog.Logger, nsPath string, group uint16, size int) (*p
 		f:    os.NewFile(uintptr(fd), "nflog"),
 		done: make(chan struct{}),
 		ring: make([]PolicyLogEntry, size),
+		seq:  seq,
 	}
 	go p.run()
 	return p, nil
@@ -201,6 +210,7 @@ func (p *policyLog) run() {
 func (p *policyLog) add(e PolicyLogEntry) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	e.Seq = p.seq.Add(1)
 	p.ring[p.next] = e
 	p.next = (p.next + 1) % len(p.ring)
 	if p.next == 0 {

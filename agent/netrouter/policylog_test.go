@@ -3,6 +3,7 @@ package netrouter
 import (
 	"encoding/binary"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -47,12 +48,25 @@ func TestParseNflogPacket(t *testing.T) {
 }
 
 func TestPolicyLogRing(t *testing.T) {
-	p := &policyLog{ring: make([]PolicyLogEntry, 3)}
+	var seq atomic.Uint64
+	p := &policyLog{ring: make([]PolicyLogEntry, 3), seq: &seq}
 	for i := 1; i <= 5; i++ {
 		p.add(PolicyLogEntry{Order: i})
 	}
 	got := p.entries()
 	if len(got) != 3 || got[0].Order != 3 || got[2].Order != 5 {
 		t.Fatalf("ring: %+v", got)
+	}
+	// Entries are numbered in the order logged, across the logs of one
+	// builder (another router's, or this one's restarted).
+	for i, e := range got {
+		if e.Seq != uint64(3+i) {
+			t.Errorf("entry %d: seq %d, want %d", e.Order, e.Seq, 3+i)
+		}
+	}
+	q := &policyLog{ring: make([]PolicyLogEntry, 3), seq: &seq}
+	q.add(PolicyLogEntry{Order: 6})
+	if got := q.entries(); got[0].Seq != 6 {
+		t.Errorf("a second log's first entry: seq %d, want 6", got[0].Seq)
 	}
 }

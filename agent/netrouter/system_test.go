@@ -87,7 +87,7 @@ func TestRouterEndToEnd(t *testing.T) {
 		// The block rule logs: its packets are in the policy log.
 		eventually(t, "policy log entry of the block rule", 15*time.Second, func() bool {
 			for _, l := range e.b.PolicyLog(spec.ID) {
-				if l.Direction == "out" && l.Order == 1 && l.Action == "block" && l.Protocol == "tcp" &&
+				if l.Seq > 0 && l.Direction == "out" && l.Order == 1 && l.Action == "block" && l.Protocol == "tcp" &&
 					l.Source.String() == e.priv3+".6" && l.DestinationPort == 25 {
 					return true
 				}
