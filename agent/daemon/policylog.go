@@ -9,11 +9,13 @@ import (
 	"github.com/regentcloud/regent/pkg/api"
 )
 
-// policyLogCursor remembers, per router, the newest policy log entry
-// already reported, so each heartbeat carries only what is new.
+// policyLogCursor remembers, per router, the sequence number of the newest
+// policy log entry already reported, so each heartbeat carries only what
+// is new. (Not its time: entries share times, and a packet handled later
+// can carry an earlier one.)
 type policyLogCursor struct {
 	mu   sync.Mutex
-	sent map[uint64]time.Time
+	sent map[uint64]uint64
 }
 
 // policyLogSource is what the cursor reads: the routers on the host and
@@ -39,30 +41,30 @@ func (p *policyLogCursor) newEntries(ctx context.Context, b policyLogSource, max
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []api.PolicyLogEntry
-	upto := map[uint64]time.Time{}
+	upto := map[uint64]uint64{}
 	for _, r := range routers {
 		last := p.sent[r.ID]
 		entries := b.PolicyLog(r.ID) // oldest first
 		for _, e := range entries {
-			if !e.Time.After(last) || len(out) >= max {
+			if e.Seq <= last || len(out) >= max {
 				continue
 			}
 			out = append(out, api.PolicyLogEntry{Time: e.Time.UTC().Format(time.RFC3339Nano), VirtualRouterID: r.ID,
 				Direction: e.Direction, Order: e.Order, Action: e.Action, Protocol: e.Protocol,
 				Source: e.Source.String(), Destination: e.Destination.String(),
 				SourcePort: int(e.SourcePort), DestinationPort: int(e.DestinationPort)})
-			upto[r.ID] = e.Time
+			upto[r.ID] = e.Seq
 		}
 	}
 	return out, func() {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if p.sent == nil {
-			p.sent = map[uint64]time.Time{}
+			p.sent = map[uint64]uint64{}
 		}
-		for id, t := range upto {
-			if t.After(p.sent[id]) {
-				p.sent[id] = t
+		for id, seq := range upto {
+			if seq > p.sent[id] {
+				p.sent[id] = seq
 			}
 		}
 	}
