@@ -53,6 +53,33 @@ func openNS(name string) (root, ns *netlink.Handle, nsh netns.NsHandle, err erro
 	return root, ns, nsh, nil
 }
 
+// kernelFallbackLinks are the fallback devices a tunnel module makes in
+// every new namespace while it is loaded (net.core.
+// fb_tunnels_only_for_init_net=0, the default), by name and by kind as
+// netlink reports it. The kernel keeps them: a delete succeeds and leaves
+// the device, so removing them as leftovers reported a change at every
+// Ensure.
+var kernelFallbackLinks = map[string]string{
+	"tunl0":      "ipip",
+	"sit0":       "sit",
+	"ip6tnl0":    "ip6tnl",
+	"gre0":       "gre",
+	"gretap0":    "gretap",
+	"erspan0":    "erspan",
+	"ip6gre0":    "ip6gre",
+	"ip6gretap0": "ip6gretap",
+	"ip6erspan0": "ip6erspan",
+	"ip_vti0":    "vti",
+	"ip6_vti0":   "vti6",
+}
+
+// kernelFallback reports whether l is a kernel's fallback tunnel device
+// (its name and kind both those the kernel gives it).
+func kernelFallback(l netlink.Link) bool {
+	kind, ok := kernelFallbackLinks[l.Attrs().Name]
+	return ok && l.Type() == kind
+}
+
 // ensureLinks makes the router's links; publicUp false keeps the host half
 // of the public veth down (a quiesced router).
 func (b *Builder) ensureLinks(_ context.Context, d *desired, c *changes, publicUp bool) error {
@@ -173,7 +200,7 @@ func (b *Builder) ensureLinks(_ context.Context, d *desired, c *changes, publicU
 		return err
 	}
 	for _, l := range nsLinks {
-		if !keepNS[l.Attrs().Name] {
+		if !keepNS[l.Attrs().Name] && !kernelFallback(l) {
 			if err := ns.LinkDel(l); err != nil && !isNotFound(err) {
 				return err
 			}

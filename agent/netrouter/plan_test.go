@@ -2,6 +2,7 @@ package netrouter
 
 import (
 	"errors"
+	"net"
 	"strings"
 	"testing"
 
@@ -180,6 +181,43 @@ func TestPlanNATPrefixLength(t *testing.T) {
 		s.NAT = append(s.NAT, bad)
 		if _, err := plan(s, testNames, ModeVXLAN); err == nil {
 			t.Errorf("NAT %+v accepted", bad)
+		}
+	}
+}
+
+// TestKernelFallbackLinks: the fallback tunnel devices the kernel makes in
+// a new namespace (tunl0, sit0, gre0, ...) are told by name and kind, so
+// Ensure leaves them (the kernel keeps them whatever it is told: they were
+// "removed" at every Ensure). A link of another kind under such a name, or
+// a tunnel of another name, is no fallback device. This kernel has no
+// tunnel modules, so the filter is tested on the links netlink would
+// report.
+func TestKernelFallbackLinks(t *testing.T) {
+	attrs := func(name string) netlink.LinkAttrs { return netlink.LinkAttrs{Name: name} }
+	v4, v6 := net.IPv4zero, net.IPv6zero
+	for _, c := range []struct {
+		l    netlink.Link
+		want bool
+	}{
+		{&netlink.Iptun{LinkAttrs: attrs("tunl0")}, true},
+		{&netlink.Sittun{LinkAttrs: attrs("sit0")}, true},
+		{&netlink.Ip6tnl{LinkAttrs: attrs("ip6tnl0")}, true},
+		{&netlink.Gretun{LinkAttrs: attrs("gre0"), Local: v4}, true},
+		{&netlink.Gretap{LinkAttrs: attrs("gretap0"), Local: v4}, true},
+		{&netlink.GenericLink{LinkAttrs: attrs("erspan0"), LinkType: "erspan"}, true},
+		{&netlink.Gretun{LinkAttrs: attrs("ip6gre0"), Local: v6}, true},
+		{&netlink.Gretap{LinkAttrs: attrs("ip6gretap0"), Local: v6}, true},
+		{&netlink.GenericLink{LinkAttrs: attrs("ip6erspan0"), LinkType: "ip6erspan"}, true},
+		{&netlink.Vti{LinkAttrs: attrs("ip_vti0"), Local: v4}, true},
+		{&netlink.Vti{LinkAttrs: attrs("ip6_vti0"), Local: v6}, true},
+		{&netlink.Veth{LinkAttrs: attrs("tunl0")}, false},
+		{&netlink.Bridge{LinkAttrs: attrs("gre0")}, false},
+		{&netlink.Iptun{LinkAttrs: attrs("tunl1")}, false},
+		{&netlink.Veth{LinkAttrs: attrs("sub3")}, false},
+		{&netlink.Xfrmi{LinkAttrs: attrs("xfrm7")}, false},
+	} {
+		if got := kernelFallback(c.l); got != c.want {
+			t.Errorf("%s (%s): fallback %v, want %v", c.l.Attrs().Name, c.l.Type(), got, c.want)
 		}
 	}
 }
