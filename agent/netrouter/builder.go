@@ -87,6 +87,9 @@ type Builder struct {
 
 	// plogSeq numbers the policy log entries of all routers (PolicyLogEntry.Seq).
 	plogSeq atomic.Uint64
+
+	// metaLimits bound the metadata servers' connections (tests lower them).
+	metaLimits metadataLimits
 }
 
 // running is what the builder runs for one router in this process.
@@ -211,6 +214,8 @@ func New(cfg Config) (*Builder, error) {
 		names:   naming{prefix: cfg.Prefix, nsPrefix: cfg.NamespacePrefix},
 		log:     cfg.Logger.Named("netrouter"),
 		routers: map[uint64]*running{},
+
+		metaLimits: defaultMetadataLimits,
 	}
 	if cfg.PublicBridgeAddr != "" {
 		if _, err := netip.ParsePrefix(cfg.PublicBridgeAddr); err != nil {
@@ -549,7 +554,7 @@ func (b *Builder) ensureMetadata(d *desired, rs *running, c *changes) error {
 	if rs.metaSrv != nil && rs.metaSrv.alive() {
 		return nil
 	}
-	srv, err := startMetadataServer(b.log.Named("metadata").With("router", d.routerID), nsPath(d.namespace), rs.meta)
+	srv, err := startMetadataServer(b.log.Named("metadata").With("router", d.routerID), nsPath(d.namespace), rs.meta, b.metaLimits)
 	if err != nil {
 		return err
 	}

@@ -167,12 +167,15 @@ type metadataServer struct {
 // for ever). At most conns connections are open at once per router and
 // perAddr from one VM address; one more is closed as soon as it is
 // accepted, so a VM that holds its share does not block the others.
-var metadataLimits = struct {
+type metadataLimits struct {
 	readHeader, read, write, idle time.Duration
 	conns, perAddr                int
-}{readHeader: 5 * time.Second, read: 10 * time.Second, write: 10 * time.Second, idle: 30 * time.Second, conns: 128, perAddr: 16}
+}
 
-func startMetadataServer(log hclog.Logger, nsPath string, h http.Handler) (*metadataServer, error) {
+var defaultMetadataLimits = metadataLimits{readHeader: 5 * time.Second, read: 10 * time.Second, write: 10 * time.Second,
+	idle: 30 * time.Second, conns: 128, perAddr: 16}
+
+func startMetadataServer(log hclog.Logger, nsPath string, h http.Handler, lim metadataLimits) (*metadataServer, error) {
 	var ln net.Listener
 	err := withNetnsPath(nsPath, func() error {
 		var err error
@@ -182,7 +185,6 @@ func startMetadataServer(log hclog.Logger, nsPath string, h http.Handler) (*meta
 	if err != nil {
 		return nil, err
 	}
-	lim := metadataLimits
 	ln = &limitListener{Listener: ln, max: lim.conns, perAddr: lim.perAddr, byAddr: map[netip.Addr]int{}}
 	s := &metadataServer{
 		srv: &http.Server{
@@ -361,7 +363,7 @@ func (b *Builder) ServeMetadata(ctx context.Context, spec *api.RouterSpec) error
 	}
 	rs.meta.set(d)
 	if !alive {
-		srv, err := startMetadataServer(b.log.Named("metadata").With("router", d.routerID), nsPath(d.namespace), rs.meta)
+		srv, err := startMetadataServer(b.log.Named("metadata").With("router", d.routerID), nsPath(d.namespace), rs.meta, b.metaLimits)
 		if err != nil {
 			return fmt.Errorf("router %d: %w", d.routerID, err)
 		}

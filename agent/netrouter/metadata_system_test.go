@@ -96,11 +96,10 @@ func TestServeMetadataBuildsNothing(t *testing.T) {
 // ones within serve. The limits are made small for the test.
 func TestMetadataServerLimits(t *testing.T) {
 	e := newSysenv(t)
-	saved := metadataLimits
-	t.Cleanup(func() { metadataLimits = saved })
-	metadataLimits.idle = 300 * time.Millisecond
-	metadataLimits.readHeader, metadataLimits.read = 20*time.Second, 20*time.Second
-	metadataLimits.conns, metadataLimits.perAddr = 3, 2
+	lim := &e.b.metaLimits
+	lim.idle = 300 * time.Millisecond
+	lim.readHeader, lim.read = 20*time.Second, 20*time.Second
+	lim.conns, lim.perAddr = 3, 2
 	spec := e.spec(e.projectID())
 	e.ensure(e.b, spec)
 	vm5, vm6 := e.prefix+"vm5", e.prefix+"vm6"
