@@ -401,9 +401,32 @@ func (f *forwarder) forward(w *respWriter, r *http.Request) {
 		}
 		w.Header().Set("X-Regent-Forwarded-To", base)
 		w.WriteHeader(resp.StatusCode)
-		io.Copy(w, bufio.NewReader(resp.Body))
+		body := &readErr{r: resp.Body}
+		if _, err := io.Copy(w, bufio.NewReader(body)); err != nil {
+			// The leader's answer broke off, or the client left: cut this
+			// answer too, so that a client cannot take a part for the
+			// whole (a snapshot download, a long list).
+			if body.err != nil {
+				f.a.log.Warn("the leader's answer broke off; the forwarded answer is cut", "leader", base, "error", body.err)
+			}
+			panic(http.ErrAbortHandler)
+		}
 		return
 	}
+}
+
+// readErr remembers the error of its reader other than io.EOF.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (e *readErr) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.err = err
+	}
+	return n, err
 }
 
 func (f *forwarder) roundTrip(r *http.Request, base string, body *spooled) (*http.Response, error) {

@@ -463,13 +463,15 @@ func membershipErr(err error, conflictCode, unreachableCode string) error {
 func (a *API) snapshotSave(q *Request) error {
 	q.W.Header().Set("Content-Type", "application/octet-stream")
 	q.W.Header().Set("Content-Disposition", `attachment; filename="regent.snap"`)
-	// Stream into the response; a failure after the first byte can only be
-	// reported by cutting the stream, which the trailer check will catch.
+	// Stream into the response. A failure after the first byte can only be
+	// told by cutting the stream: the chunked response then never ends, and
+	// clients see an unexpected EOF (and no trailer), never a complete-looking
+	// snapshot that is not.
 	pw := &lazyWriter{w: q.W}
 	if err := a.cluster.SnapshotSave(q.Context(), pw); err != nil {
 		if pw.started {
-			a.log.Error("snapshot save failed mid-stream", "error", err)
-			return nil
+			a.log.Error("snapshot save failed mid-stream; the download is cut", "error", err)
+			panic(http.ErrAbortHandler)
 		}
 		return asUnavailable(err)
 	}

@@ -783,3 +783,40 @@ func TestOptions(t *testing.T) {
 		t.Error("WithTLSConfig modified the caller's http.Client")
 	}
 }
+
+// TestSnapshotSaveCutShort: a download the server cuts (the chunked answer
+// never ends), or one that ends without the snapshot's trailer line, is an
+// error, never a snapshot saved.
+func TestSnapshotSaveCutShort(t *testing.T) {
+	t.Parallel()
+	const header = "REGENT-SNAPSHOT 1\n"
+	record := `{"t":"members","v":{"id":1}}` + "\n"
+	for name, h := range map[string]http.HandlerFunc{
+		"cut": func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, header+strings.Repeat(record, 1000))
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler)
+		},
+		"no trailer": func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, header+strings.Repeat(record, 1000))
+		},
+		"trailer not last": func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, header+`{"t":"#end","n":0}`+"\n"+record)
+		},
+	} {
+		srv := httptest.NewServer(h)
+		var out bytes.Buffer
+		n, err := client.New(srv.URL, "t").Operator().SnapshotSave(ctxT(t), &out)
+		srv.Close()
+		if !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("%s: %d bytes, error %v; want io.ErrUnexpectedEOF", name, n, err)
+		}
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, header+strings.Repeat(record, 1000)+`{"t":"#end","n":1000,"sha256":"00"}`+"\n")
+	}))
+	defer srv.Close()
+	if _, err := client.New(srv.URL, "t").Operator().SnapshotSave(ctxT(t), io.Discard); err != nil {
+		t.Errorf("a snapshot that ends in its trailer: %v", err)
+	}
+}

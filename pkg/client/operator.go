@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -71,15 +72,18 @@ func (o *OperatorService) RemoveMember(ctx context.Context, id string) error {
 
 // SnapshotSave streams a snapshot of the whole state into w and returns its
 // size. A snapshot cut short by a failure on the server is an error
-// (io.ErrUnexpectedEOF); w then holds a partial snapshot, so write it to a
-// temporary file and rename that only on success.
+// (io.ErrUnexpectedEOF), and so is one that does not end in its trailer
+// line (the record count and checksum a restore verifies); w then holds a
+// partial snapshot, so write it to a temporary file and rename that only on
+// success.
 func (o *OperatorService) SnapshotSave(ctx context.Context, w io.Writer) (int64, error) {
 	resp, _, err := o.c.send(ctx, &request{method: http.MethodGet, path: "/v1/operator/snapshot"})
 	if err != nil {
 		return 0, err
 	}
 	defer resp.Body.Close()
-	n, err := io.Copy(w, resp.Body)
+	var tail tailWriter
+	n, err := io.Copy(io.MultiWriter(w, &tail), resp.Body)
 	if err != nil {
 		return n, fmt.Errorf("regent: snapshot save: %w", err)
 	}
@@ -89,7 +93,39 @@ func (o *OperatorService) SnapshotSave(ctx context.Context, w io.Writer) (int64,
 	if n == 0 {
 		return 0, fmt.Errorf("regent: snapshot save: the server sent an empty snapshot")
 	}
+	if !tail.endsInTrailer() {
+		return n, fmt.Errorf("regent: snapshot save: the snapshot does not end in its trailer (%d bytes): %w", n, io.ErrUnexpectedEOF)
+	}
 	return n, nil
+}
+
+// tailWriter keeps the last bytes written to it: a snapshot's last line is
+// its trailer, {"t":"#end",...}.
+type tailWriter struct{ b []byte }
+
+const tailKeep = 512
+
+func (t *tailWriter) Write(p []byte) (int, error) {
+	if len(p) >= tailKeep {
+		t.b = append(t.b[:0], p[len(p)-tailKeep:]...)
+	} else {
+		t.b = append(t.b, p...)
+		if len(t.b) > tailKeep {
+			t.b = append(t.b[:0], t.b[len(t.b)-tailKeep:]...)
+		}
+	}
+	return len(p), nil
+}
+
+func (t *tailWriter) endsInTrailer() bool {
+	b, ok := bytes.CutSuffix(t.b, []byte("\n"))
+	if !ok {
+		return false
+	}
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		b = b[i+1:]
+	}
+	return bytes.HasPrefix(b, []byte(`{"t":"#end"`))
 }
 
 // SnapshotRestore replaces the whole state of the cluster with the snapshot
