@@ -261,9 +261,10 @@ type limitConn struct {
 }
 
 func (c *limitConn) Close() error {
-	err := c.Conn.Close()
+	// The share is given back before the peer can see the close: a VM that
+	// connects again once it saw its connection end finds the room.
 	c.once.Do(func() { c.l.release(c.addr) })
-	return err
+	return c.Conn.Close()
 }
 
 func (s *metadataServer) alive() bool {
