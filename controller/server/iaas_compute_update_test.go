@@ -197,7 +197,7 @@ func TestComputeBackupHoldsVMDelete(t *testing.T) {
 // TestComputeRestoreNeedsAStableVM: a backup restore or a snapshot revert
 // (PATCH 10) onto a VM that is not RUNNING or QUIESCED is 400
 // (iaas_backup_update_117, iaas_snapshot_update_117) and changes nothing:
-// a VM being stopped, failed, rebuilt, deleted or CLOSED. Before, it was
+// a VM being stopped, failed or rebuilt (one with them is never deleted). Before, it was
 // accepted whatever the VM's state. Onto the stopped VM it is accepted.
 func TestComputeRestoreNeedsAStableVM(t *testing.T) {
 	_, f, x := computeSetup(t)
@@ -243,10 +243,14 @@ func TestComputeRestoreNeedsAStableVM(t *testing.T) {
 	refused("onto a failed VM")
 	robot(vm, [2]int{3, 1})
 	refused("onto a VM being rebuilt")
-	robot(vm, [2]int{1, 2}, [2]int{2, 3}, [2]int{3, 8})
-	refused("onto a VM being deleted")
-	robot(vm, [2]int{8, 14}, [2]int{14, 9}, [2]int{9, 17}, [2]int{17, 99})
-	refused("onto a CLOSED VM")
+	robot(vm, [2]int{1, 2}, [2]int{2, 3})
+	refused("onto a failed VM")
+	// A VM with a snapshot or backup that is not CLOSED is never deleted,
+	// not even by a robot's retry (109): a restore cannot meet a VM being
+	// deleted or CLOSED.
+	if got := c.Do("PATCH", vm, map[string]any{"state": 8, "expected_state": 3}, x.robotR).Expect(400).FieldCode("state"); got != "iaas_vm_update_109" {
+		t.Errorf("robot 3 → 8 with a snapshot and a backup: %q", got)
+	}
 	// Onto a QUIESCED VM: accepted (the agent restores it and leaves it off).
 	id2 := runningVM(f)
 	vm2 := apitest.Path("/iaas/vm/", id2)
@@ -410,5 +414,50 @@ func TestComputeVirtualRouterSubnets(t *testing.T) {
 		"routes": []any{map[string]any{"local_subnet_id": subnetA, "remote_subnet": "10.0.8.0/24"}}})
 	if got := c.Do("PUT", path, map[string]any{"subnets": []any{map[string]any{"name": "v", "address_range": "10.0.8.1/25"}}}, admin).Expect(400).FieldCode("subnets[0].address_range"); got != "iaas_cloud_update_132" {
 		t.Errorf("subnet over a VPN's remote network: %q", got)
+	}
+}
+
+// TestComputeRobotRetryHeldBySnapshots: a robot token requesting a VM's
+// change (an operator's retry from UNRESOURCED: 3 → 8, 3 → 5) is held by
+// the VM's snapshots and backups as a user is (109, 110), nothing
+// changed; before, 3 → 8 → 14 → 9 → 17 → 99 closed the VM and stranded
+// its RUNNING snapshot and backup. A robot's reports (12 → 3) are not
+// held back by a busy snapshot.
+func TestComputeRobotRetryHeldBySnapshots(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	vmID := runningVM(f)
+	vm := apitest.Path("/iaas/vm/", vmID)
+	snap := apitest.Path("/iaas/snapshot/", create(c, admin, "/iaas/snapshot/", map[string]any{"vm_id": vmID, "name": "s"}))
+	backup := apitest.Path("/iaas/backup/", create(c, admin, "/iaas/backup/", map[string]any{"vm_id": vmID, "name": "b"}))
+	for _, p := range []string{snap, backup} {
+		c.Do("PATCH", p, map[string]any{"state": 2, "expected_state": 1}, x.robotR).Expect(200)
+		c.Do("PATCH", p, map[string]any{"state": 4, "expected_state": 2}, x.robotR).Expect(200)
+	}
+	c.Do("PATCH", vm, map[string]any{"state": 5}, admin).Expect(200)
+	c.Do("PATCH", vm, map[string]any{"state": 12, "expected_state": 5}, x.robotR).Expect(200)
+	c.Do("PATCH", snap, map[string]any{"state": 8}, admin).Expect(200) // busy now
+	// A report: the host failed to stop the VM.
+	c.Do("PATCH", vm, map[string]any{"state": 3, "expected_state": 12, "error_code": "vm_libvirt"}, x.robotR).Expect(200)
+	before := c.Do("GET", vm, nil, admin).Expect(200).Content()
+	if got := c.Do("PATCH", vm, map[string]any{"state": 8, "expected_state": 3}, x.robotR).Expect(400).FieldCode("state"); got != "iaas_vm_update_109" {
+		t.Errorf("robot 3 → 8 with a snapshot: %q", got)
+	}
+	if got := c.Do("PATCH", vm, map[string]any{"state": 5, "expected_state": 3}, x.robotR).Expect(400).FieldCode("state"); got != "iaas_vm_update_110" {
+		t.Errorf("robot 3 → 5 with a busy snapshot: %q", got)
+	}
+	c.Do("PATCH", snap, map[string]any{"state": 17, "expected_state": 8}, x.robotR).Expect(200)
+	c.Do("PATCH", snap, map[string]any{"state": 99, "expected_state": 17}, x.robotR).Expect(200)
+	if got := c.Do("PATCH", vm, map[string]any{"state": 8, "expected_state": 3}, x.robotR).Expect(400).FieldCode("state"); got != "iaas_vm_update_109" {
+		t.Errorf("robot 3 → 8 with a backup: %q", got)
+	}
+	if after := c.Do("GET", vm, nil, admin).Expect(200).Content(); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("refused retries changed the VM:\n%v\n%v", before, after)
+	}
+	c.Do("PATCH", backup, map[string]any{"state": 8}, admin).Expect(200)
+	c.Do("PATCH", backup, map[string]any{"state": 17, "expected_state": 8}, x.robotR).Expect(200)
+	c.Do("PATCH", backup, map[string]any{"state": 99, "expected_state": 17}, x.robotR).Expect(200)
+	for _, st := range [][2]int{{8, 3}, {14, 8}, {9, 14}} {
+		c.Do("PATCH", vm, map[string]any{"state": st[0], "expected_state": st[1]}, x.robotR).Expect(200)
 	}
 }

@@ -1245,7 +1245,10 @@ func (t *Txn) setVMState(ch *StateChange, changed bool) (api.Object, error) {
 	if ch.To == api.StateScrub && vm.GPU > 0 {
 		return nil, fieldErr("state", "iaas_vm_update_108", "A VM with GPUs cannot be scrubbed.")
 	}
-	if !ch.Actor.Robot {
+	// A user's change, or a robot's request (an operator's retry from
+	// UNRESOURCED with a robot token), is held by the VM's snapshots and
+	// backups; a robot's report of what the host did is not.
+	if !ch.Actor.Robot || robotRequest(ch.To) {
 		if sn := t.liveSnapshot(vm.ID); ch.To == api.StateScrub && sn != nil {
 			return nil, fieldErr("state", "iaas_vm_update_109", "VM %d has snapshot %d; delete its snapshots first.", vm.ID, sn.ID)
 		}
@@ -1290,6 +1293,18 @@ func (t *Txn) setVMState(ch *StateChange, changed bool) (api.Object, error) {
 		return nil, err
 	}
 	return &vm, t.vmHistory(&vm, ch.Actor)
+}
+
+// robotRequest reports whether a robot moving an object to state to asks
+// for work (REQUESTED, QUIESCE, RESTART, SCRUB, RUNNING_UPDATE,
+// QUIESCED_UPDATE: the ROBOT map's retries from UNRESOURCED) rather than
+// reporting what the host did (an in-progress state, a result, a failure).
+func robotRequest(to int) bool {
+	switch to {
+	case api.StateRequested, api.StateQuiesce, api.StateRestart, api.StateScrub, api.StateRunningUpdate, api.StateQuiescedUpdate:
+		return true
+	}
+	return false
 }
 
 // liveSnapshot is the first snapshot of a VM that is not CLOSED (a VM
