@@ -461,3 +461,45 @@ func TestComputeRobotRetryHeldBySnapshots(t *testing.T) {
 		c.Do("PATCH", vm, map[string]any{"state": st[0], "expected_state": st[1]}, x.robotR).Expect(200)
 	}
 }
+
+// TestComputeNothingAddedToDeletedProject: once a project's virtual router
+// is being deleted (SCRUB and after) no VM, subnet or firewall rule is
+// added to the project, through the VM, cloud or virtual router routes:
+// 400 (iaas_vm_create_104, iaas_cloud_update_102) naming the router's
+// state, nothing changed. Before, they were stored (and never built; a VM
+// would hold the router's scrub for ever), as VPNs no longer are.
+func TestComputeNothingAddedToDeletedProject(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	id := cloudID(c.Do("POST", "/iaas/cloud/", cloudBody(f.n.Unique("del"), f.reg, x, 0), admin).Expect(201))
+	cloudPath := apitest.Path("/iaas/cloud/", id)
+	vrID := uint64(c.Do("GET", cloudPath, nil, admin).Expect(200).Content()["virtual_router"].(map[string]any)["id"].(float64))
+	vr := apitest.Path("/iaas/virtual_router/", vrID)
+	c.Do("PATCH", vr, map[string]any{"state": 2, "expected_state": 1}, x.robotR).Expect(200)
+	c.Do("PATCH", vr, map[string]any{"state": 4, "expected_state": 2}, x.robotR).Expect(200)
+	c.Do("PATCH", vr, map[string]any{"state": 8}, admin).Expect(200)
+	before := fmt.Sprint(c.Do("GET", cloudPath, nil, admin).Expect(200).Content())
+	vm := vmBody("late", x, 30, false)
+	vm["project_id"] = id
+	r := c.Do("POST", "/iaas/vm/", vm, admin).Expect(400)
+	if e := r.Err().Errors["project_id"]; e.ErrorCode != "iaas_vm_create_104" || !strings.Contains(e.Detail, "being deleted") {
+		t.Errorf("VM create: %s", r)
+	}
+	for name, body := range map[string]map[string]any{
+		"a VM":     {"vms": []any{vmBody("late", x, 30, false)}},
+		"a subnet": {"subnets": []any{map[string]any{"name": "c", "address_range": "10.0.2.1/24"}}},
+		"rules":    {"firewall_rules": []any{map[string]any{"allow": true, "source": "*", "destination": "10.0.1.0/24", "protocol": "tcp", "port": "80"}}},
+	} {
+		r := c.Do("PATCH", cloudPath, body, admin).Expect(400)
+		if got := r.ErrorCode(); got != "iaas_cloud_update_102" || !strings.Contains(r.String(), "being deleted") {
+			t.Errorf("cloud update with %s: %s", name, r)
+		}
+	}
+	r = c.Do("PATCH", vr, map[string]any{"subnets": []any{map[string]any{"name": "c", "address_range": "10.0.2.1/24"}}}, admin).Expect(400)
+	if got := r.ErrorCode(); got != "iaas_cloud_update_102" {
+		t.Errorf("virtual router subnets: %s", r)
+	}
+	if after := fmt.Sprint(c.Do("GET", cloudPath, nil, admin).Expect(200).Content()); after != before {
+		t.Errorf("refused additions changed the project:\n%s\n%s", before, after)
+	}
+}

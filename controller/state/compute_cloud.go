@@ -318,11 +318,25 @@ func (t *Txn) CloudUpdate(s *CloudSpec, expect uint64) (*CloudResult, error) {
 	if !ok {
 		return nil, fmt.Errorf("project %d has no virtual router", p.ID)
 	}
+	if vrDeleting(vr) {
+		return nil, api.Errorf(http.StatusBadRequest, "iaas_cloud_update_102", "%s", deletingDetail(p, vr))
+	}
 	x, err := t.newCloudCtx(p, vr, s.Placement, s.Actor)
 	if err != nil {
 		return nil, err
 	}
 	return x.apply(s, "update")
+}
+
+// vrDeleting reports whether a project's virtual router is deleted or
+// being deleted (SCRUB and after): nothing is added to its project then
+// (VMs, subnets, rules), as no VPN is (vrTakesVPNs). It would be stored
+// and never built, and a VM added would hold the router's scrub (003)
+// for ever.
+func vrDeleting(vr *api.VirtualRouter) bool { return slices.Contains(api.ShutDownStates, vr.State) }
+
+func deletingDetail(p *api.Project, vr *api.VirtualRouter) string {
+	return fmt.Sprintf("Project %d is being deleted (its virtual router %d is in state %d, %s): nothing can be added to it or changed in it.", p.ID, vr.ID, vr.State, api.StateNames[vr.State])
 }
 
 // VRSubnetsPayload is a virtual router update of its subnets (PUT or PATCH
@@ -353,6 +367,9 @@ func (t *Txn) VirtualRouterSubnets(p *VRSubnetsPayload, expect uint64) (*api.Vir
 	}
 	if proj.Closed {
 		return nil, api.Errorf(http.StatusBadRequest, "iaas_cloud_update_102", "The project is closed.")
+	}
+	if vrDeleting(vr) {
+		return nil, api.Errorf(http.StatusBadRequest, "iaas_cloud_update_102", "%s", deletingDetail(proj, vr))
 	}
 	x, err := t.newCloudCtx(proj, vr, api.PlacementFactors{}, p.Actor)
 	if err != nil {
@@ -564,6 +581,9 @@ func (t *Txn) VMCreate(s *VMCreatePayload) (*api.VM, error) {
 	vr, ok := t.VirtualRouter(p.VirtualRouterID)
 	if !ok {
 		return nil, fmt.Errorf("project %d has no virtual router", p.ID)
+	}
+	if vrDeleting(vr) {
+		return nil, fieldErr("project_id", "iaas_vm_create_104", "%s", deletingDetail(p, vr))
 	}
 	x, err := t.newCloudCtx(p, vr, s.Placement, s.Actor)
 	if err != nil {
