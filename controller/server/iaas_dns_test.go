@@ -511,3 +511,29 @@ func TestPTRRecordOrderNumeric(t *testing.T) {
 		t.Errorf("order=-ip_address: %v %q, want %v", got, l.Metadata.Warnings, want)
 	}
 }
+
+// TestDNS_PTRGoesWithAddress: deleting an address deletes its PTR record in
+// the same command, and the reverse zone's serial moves; the address's next
+// holder can name it. Before, the PTR outlived the address (and named the
+// next holder's address: its own PTR was refused with 110).
+func TestDNS_PTRGoesWithAddress(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	f := newFixture(t, n)
+	x := dnsOf(f)
+	admin := f.r.Token(apitest.MemberAdmin)
+	ip := c.Do("POST", "/iaas/ip_address/", map[string]any{"subnet_id": x.pubSubnet}, f.root).Expect(201).Content()
+	ptr := c.Do("POST", "/iaas/ptr_record/", map[string]any{"ip_address": ip["address"], "content": "gone.example.com"}, admin).Expect(201).Content()
+	zone := apitest.Path("/iaas/domain/", uint64(ptr["domain_id"].(float64)))
+	serial := c.Do("GET", zone, nil, f.root).Expect(200).Content()["serial"].(float64)
+	c.Do("DELETE", apitest.Path("/iaas/ip_address/", uint64(ip["id"].(float64))), nil, f.root).Expect(204)
+	c.Do("GET", apitest.Path("/iaas/ptr_record/", uint64(ptr["id"].(float64))), nil, admin).Expect(404)
+	if s := c.Do("GET", zone, nil, f.root).Expect(200).Content()["serial"].(float64); s <= serial {
+		t.Errorf("reverse zone serial %v after the PTR went, was %v", s, serial)
+	}
+	again := c.Do("POST", "/iaas/ip_address/", map[string]any{"subnet_id": x.pubSubnet, "address": ip["address"]}, f.root).Expect(201).Content()
+	if again["address"] != ip["address"] {
+		t.Fatalf("address %v, want %v again", again["address"], ip["address"])
+	}
+	c.Do("POST", "/iaas/ptr_record/", map[string]any{"ip_address": ip["address"], "content": "next.example.com"}, admin).Expect(201)
+}

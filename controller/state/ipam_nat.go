@@ -226,10 +226,13 @@ func (t *Txn) DisallowIP(vif string, id uint64) error {
 	return remove(t, AllowedIPs, raw.(*api.AllowedIP).ID, "ipam_allowed_ip_delete")
 }
 
-// dropAddressRefs removes the NAT links and allowances of address id (the
-// row is going away).
+// dropAddressRefs removes the NAT links, allowances and PTR record of
+// address id (the row is going away).
 func (t *Txn) dropAddressRefs(id uint64) error {
 	if err := t.clearPublicIP(id); err != nil {
+		return err
+	}
+	if err := t.dropPTR(id); err != nil {
 		return err
 	}
 	if err := t.NATUnlink(id, 0); err != nil {
@@ -254,4 +257,27 @@ func (t *Txn) dropInterfaceRefs(id uint64) error {
 		}
 	}
 	return nil
+}
+
+// dropPTR deletes the PTR record of address row id (going away) unless the
+// record's member still holds the address in another row that is not
+// deallocated (overlapping private ranges): a PTR is created only for an
+// address its member holds (PTRCreate), and must not outlive it and name
+// the address's next holder. The deletion moves the reverse zone's serial
+// as any record delete does.
+func (t *Txn) dropPTR(id uint64) error {
+	row, ok := t.IPAddress(id)
+	if !ok {
+		return nil
+	}
+	rec, ok := t.PTRFor(row.Address)
+	if !ok {
+		return nil
+	}
+	for _, o := range t.IPAddressListByMember(rec.MemberID) {
+		if o.ID != id && o.Address == row.Address && !o.Deallocated {
+			return nil
+		}
+	}
+	return t.RecordDelete(rec.ID)
 }
