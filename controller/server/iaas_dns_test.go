@@ -537,3 +537,38 @@ func TestDNS_PTRGoesWithAddress(t *testing.T) {
 	}
 	c.Do("POST", "/iaas/ptr_record/", map[string]any{"ip_address": ip["address"], "content": "next.example.com"}, admin).Expect(201)
 }
+
+// TestDNS_MemberDeleteKeepsZones: a member that still has DNS domains or
+// records cannot be deleted (400 membership_member_delete_106, nothing
+// changed), as one with IPAM objects cannot (104). Before, the member went
+// and its zones stayed served, owned by nobody.
+func TestDNS_MemberDeleteKeepsZones(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	root := n.RootToken
+	m := c.CreateMember(root, n.Unique("dns-member"))
+	c.Do("PATCH", apitest.Path("/membership/member/", m), map[string]any{"self_managed": true}, root).Expect(200)
+	u := c.CreateUser(root, m, n.Unique("dns-admin"), true)
+	_, tok := c.CreateToken(root, u)
+	name := n.Unique("kept") + ".example"
+	dom := create(c, tok, "/iaas/domain/", map[string]any{"name": name})
+	rec := create(c, tok, "/iaas/record/", map[string]any{"domain_id": dom, "name": "www." + name, "type": "A", "content": "192.0.2.1"})
+	c.Do("DELETE", apitest.Path("/membership/user/", u), nil, root).Expect(204)
+	member := apitest.Path("/membership/member/", m)
+	before := fmt.Sprint(c.Do("GET", member, nil, root).Expect(200).Content())
+	for _, step := range []string{"domain and record", "domain"} {
+		r := c.Do("DELETE", member, nil, root).Expect(400)
+		if got := r.ErrorCode(); got != "membership_member_delete_106" || !strings.Contains(r.String(), "DNS") {
+			t.Errorf("member delete with a %s: %s", step, r)
+		}
+		if after := fmt.Sprint(c.Do("GET", member, nil, root).Expect(200).Content()); after != before {
+			t.Errorf("refused delete changed the member:\n%s\n%s", before, after)
+		}
+		c.Do("GET", apitest.Path("/iaas/domain/", dom), nil, root).Expect(200)
+		if step == "domain and record" {
+			c.Do("DELETE", apitest.Path("/iaas/record/", rec), nil, root).Expect(204)
+		}
+	}
+	c.Do("DELETE", apitest.Path("/iaas/domain/", dom), nil, root).Expect(204)
+	c.Do("DELETE", member, nil, root).Expect(204)
+}

@@ -48,7 +48,8 @@ func (t *Txn) memberNameFree(name string, self uint64, method string) error {
 	return nil
 }
 
-// MemberDelete removes a member that has no users and is no region's customer.
+// MemberDelete removes a member that has no users, IPAM objects, cloud
+// projects, DNS domains or records, and is no region's customer.
 // The global member can never be deleted.
 func (t *Txn) MemberDelete(id uint64) error {
 	if id == api.GlobalMemberID {
@@ -64,6 +65,11 @@ func (t *Txn) MemberDelete(id uint64) error {
 	}
 	if it, err := t.txn.Get(Projects, "member", id); err == nil && it.Next() != nil {
 		return api.Errorf(http.StatusBadRequest, "membership_member_delete_105", "The member still has cloud projects.")
+	}
+	for _, table := range []string{Domains, Records} {
+		if it, err := t.txn.Get(table, "member", id); err == nil && it.Next() != nil {
+			return api.Errorf(http.StatusBadRequest, "membership_member_delete_106", "The member still owns DNS objects (%s); delete them first.", table)
+		}
 	}
 	for _, r := range t.RegionList() {
 		for _, c := range r.Customers {
