@@ -40,7 +40,7 @@ func newIPAMGen(t *testing.T, seed uint64) *ipamGen {
 	g.member = g.must(fsm.MemberCreateType, &api.Member{Name: "acme"}).(*api.Member).ID
 	g.policy = g.must(fsm.IPPolicyCreateType, &api.IPPolicy{MemberID: g.member, Name: "p",
 		UnusableOctets: []api.UnusableOctet{{Octet: 5}}}).(*api.IPPolicy)
-	asn := g.must(fsm.ASNCreateType, &api.ASN{MemberID: g.member, Number: api.PseudoASNBase + 1}).(*api.ASN)
+	asn := g.must(fsm.ASNCreateType, &api.ASN{MemberID: g.member, Number: 65001}).(*api.ASN)
 	alloc := g.must(fsm.IPBlockCreateType, &api.IPBlock{MemberID: g.member, Dialect: api.DialectCloudCIX, CIDR: "10.0.0.0/8", ASNID: asn.ID}).(*api.IPBlock)
 	for _, b := range []*api.IPBlock{
 		{MemberID: g.member, Dialect: api.DialectMelange, CIDR: "192.168.0.0/27", Gateway: "192.168.0.1", PolicyID: g.policy.ID},

@@ -503,3 +503,37 @@ func TestComputeNothingAddedToDeletedProject(t *testing.T) {
 		t.Errorf("refused additions changed the project:\n%s\n%s", before, after)
 	}
 }
+
+// TestComputePseudoASNRange: ASN numbers above 10^12 are projects'
+// pseudo-ASNs (10^12 + project id, facts §5.9): a manual create or a
+// renumbering into that range is 400 (iaas_asn_create_105,
+// iaas_asn_update_105), nothing changed, so the next project's create
+// still gets its own. Before, a manual ASN 10^12 + N made the create of
+// project N fail.
+func TestComputePseudoASNRange(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	id := cloudID(c.Do("POST", "/iaas/cloud/", cloudBody(f.n.Unique("asn"), f.reg, x, 0), admin).Expect(201))
+	p := c.Do("GET", apitest.Path("/iaas/project/", id), nil, admin).Expect(200).Content()
+	own := apitest.Path("/iaas/asn/", uint64(p["asn_id"].(float64)))
+	if a := c.Do("GET", own, nil, f.root).Expect(200).Content(); a["is_pseudo"] != true || a["number"].(float64) != 1e12+float64(id) {
+		t.Errorf("project's ASN: %v", a)
+	}
+	next := uint64(1e12) + id + 1
+	if got := c.Do("POST", "/iaas/asn/", map[string]any{"member_id": f.r.MemberA, "number": next}, f.root).Expect(400).FieldCode("number"); got != "iaas_asn_create_105" {
+		t.Errorf("manual ASN %d: %q", next, got)
+	}
+	asn := create(c, f.root, "/iaas/asn/", map[string]any{"member_id": f.r.MemberA, "number": 64900 + id})
+	if got := c.Do("PATCH", apitest.Path("/iaas/asn/", asn), map[string]any{"number": next}, f.root).Expect(400).FieldCode("number"); got != "iaas_asn_update_105" {
+		t.Errorf("ASN renumbered to %d: %q", next, got)
+	}
+	if n := c.Do("GET", apitest.Path("/iaas/asn/", asn), nil, f.root).Expect(200).Content()["number"].(float64); n != float64(64900+id) {
+		t.Errorf("refused renumbering left number %v", n)
+	}
+	// A project's own pseudo-ASN keeps its number through an update.
+	c.Do("PATCH", own, map[string]any{"number": 1e12 + float64(id)}, f.root).Expect(200)
+	id2 := cloudID(c.Do("POST", "/iaas/cloud/", cloudBody(f.n.Unique("asn2"), f.reg, x, 0), admin).Expect(201))
+	if id2 != id+1 {
+		t.Errorf("next project %d, want %d", id2, id+1)
+	}
+}

@@ -159,7 +159,7 @@ func (t *Txn) projectCreate(s *ProjectSpec, a Actor, service string) (*api.Proje
 	if err := insertNew(t, Projects, p); err != nil {
 		return nil, nil, err
 	}
-	asn, err := t.ASNCreate(&api.ASN{MemberID: s.MemberID, Number: api.PseudoASNBase + p.ID})
+	asn, err := t.asnCreate(&api.ASN{MemberID: s.MemberID, Number: api.PseudoASNBase + p.ID}, true)
 	if err != nil {
 		return nil, nil, err
 	}

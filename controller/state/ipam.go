@@ -1293,14 +1293,27 @@ func (t *Txn) MACRangeDelete(id uint64) error {
 
 // --- ASNs ---
 
-// ASNCreate stores an ASN of an existing member; numbers are unique.
-func (t *Txn) ASNCreate(a *api.ASN) (*api.ASN, error) {
+// ASNCreate stores an ASN of an existing member; numbers are unique and
+// not in the pseudo range (105): a project's pseudo-ASN is PseudoASNBase +
+// its id, made with the project (facts §5.9), so a manual number there
+// would make that project's create fail.
+func (t *Txn) ASNCreate(a *api.ASN) (*api.ASN, error) { return t.asnCreate(a, false) }
+
+// pseudoASNDetail says why a manual ASN number is refused (105).
+func pseudoASNDetail(n uint64) string {
+	return fmt.Sprintf("ASN %d is in the pseudo-ASN range (above %d: %d + project id), which projects get with their create.", n, uint64(api.PseudoASNBase), uint64(api.PseudoASNBase))
+}
+
+// asnCreate stores an ASN; pseudo is set for a project's own pseudo-ASN.
+func (t *Txn) asnCreate(a *api.ASN, pseudo bool) (*api.ASN, error) {
 	fe := api.FieldErrors{}
 	if _, ok := t.Member(a.MemberID); !ok {
 		fe.Add("member_id", "ipam_asn_create_101", "Member %d does not exist.", a.MemberID)
 	}
 	if a.Number == 0 {
 		fe.Add("number", "ipam_asn_create_102", "number should be a positive integer")
+	} else if a.IsPseudo() && !pseudo {
+		fe.Add("number", "ipam_asn_create_105", "%s", pseudoASNDetail(a.Number))
 	} else if raw, _ := t.txn.First(ASNs, "number", a.Number); raw != nil {
 		fe.Add("number", "ipam_asn_create_103", "ASN %d already exists.", a.Number)
 	}
@@ -1354,6 +1367,8 @@ func (t *Txn) ASNUpdate(a *api.ASN, expect uint64) (*api.ASN, error) {
 	}
 	if a.Number == 0 {
 		fe.Add("number", c+"_102", "number should be a positive integer")
+	} else if a.IsPseudo() && a.Number != old.Number {
+		fe.Add("number", c+"_105", "%s", pseudoASNDetail(a.Number))
 	} else if raw, _ := t.txn.First(ASNs, "number", a.Number); raw != nil && raw.(*api.ASN).ID != a.ID {
 		fe.Add("number", c+"_103", "ASN %d already exists.", a.Number)
 	}

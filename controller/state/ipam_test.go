@@ -109,20 +109,33 @@ func TestCloudCIXAllocationsAndSubnets(t *testing.T) {
 	f, m := ipamFixture(t)
 	var asn1, asn2 *api.ASN
 	f.ok("asn", func(t *Txn) (err error) {
-		asn1, err = t.ASNCreate(&api.ASN{MemberID: m.ID, Number: api.PseudoASNBase + 1})
+		asn1, err = t.asnCreate(&api.ASN{MemberID: m.ID, Number: api.PseudoASNBase + 1}, true)
 		return
 	})
 	f.ok("asn", func(t *Txn) (err error) {
-		asn2, err = t.ASNCreate(&api.ASN{MemberID: m.ID, Number: api.PseudoASNBase + 2})
+		asn2, err = t.asnCreate(&api.ASN{MemberID: m.ID, Number: api.PseudoASNBase + 2}, true)
 		return
 	})
 	if !asn1.IsPseudo() {
 		t.Fatal("pseudo ASN not recognised")
 	}
-	err := f.do(func(t *Txn) error { _, err := t.ASNCreate(&api.ASN{MemberID: m.ID, Number: asn1.Number}); return err })
+	err := f.do(func(t *Txn) error {
+		_, err := t.asnCreate(&api.ASN{MemberID: m.ID, Number: asn1.Number}, true)
+		return err
+	})
 	wantErr(t, "duplicate asn", err, 400, "number", "ipam_asn_create_103")
 	err = f.do(func(t *Txn) error { _, err := t.ASNCreate(&api.ASN{MemberID: m.ID}); return err })
 	wantErr(t, "zero asn", err, 400, "number", "ipam_asn_create_102")
+	err = f.do(func(t *Txn) error {
+		_, err := t.ASNCreate(&api.ASN{MemberID: m.ID, Number: api.PseudoASNBase + 9})
+		return err
+	})
+	wantErr(t, "manual pseudo asn", err, 400, "number", "ipam_asn_create_105")
+	err = f.do(func(t *Txn) error {
+		_, err := t.ASNUpdate(&api.ASN{Meta: asn2.Meta, MemberID: m.ID, Number: api.PseudoASNBase + 9}, 0)
+		return err
+	})
+	wantErr(t, "renumbered into the pseudo range", err, 400, "number", "ipam_asn_update_105")
 
 	cix := func(asn uint64, cidr string) *api.IPBlock {
 		return &api.IPBlock{MemberID: m.ID, Dialect: api.DialectCloudCIX, CIDR: cidr, ASNID: asn}
@@ -141,7 +154,7 @@ func TestCloudCIXAllocationsAndSubnets(t *testing.T) {
 	wantErr(t, "private over another ASN's public", err, 400, "cidr", "ipam_block_create_114")
 	var asn3 *api.ASN
 	f.ok("asn", func(t *Txn) (err error) {
-		asn3, err = t.ASNCreate(&api.ASN{MemberID: m.ID, Number: api.PseudoASNBase + 3})
+		asn3, err = t.asnCreate(&api.ASN{MemberID: m.ID, Number: api.PseudoASNBase + 3}, true)
 		return
 	})
 	pub2 := cix(asn3.ID, "10.200.0.0/25")

@@ -28,7 +28,9 @@ func asnView(a *wire.ASN) any {
 	return &ASNView{Meta: a.Meta, MemberID: a.MemberID, Number: a.Number, IsPseudo: a.IsPseudo()}
 }
 
-// Codes (create and update): 101 member_id, 102 number, 103 number taken;
+// Codes (create and update): 101 member_id, 102 number, 103 number taken,
+// 105 number in the pseudo-ASN range (above wire.PseudoASNBase: projects'
+// own, PseudoASNBase + project id; an update may keep a pseudo number);
 // update also 104: an ASN with allocations cannot move to another member
 // (its allocations, subnets and addresses are owned through it). Delete:
 // 101 the ASN has allocations.
@@ -61,6 +63,8 @@ func registerASN(a *api.API) {
 			if required(fe, q, "number", in.Number != nil, 102) {
 				if *in.Number == 0 {
 					fe.Add("number", q.Code(102), "number should be a positive integer")
+				} else if *in.Number > wire.PseudoASNBase {
+					fe.Add("number", q.Code(105), "ASN %d is in the pseudo-ASN range (above %d: %d + project id), which projects get with their create.", *in.Number, uint64(wire.PseudoASNBase), uint64(wire.PseudoASNBase))
 				}
 				for _, o := range q.Txn.ASNList() {
 					if o.Number == *in.Number {
@@ -95,6 +99,8 @@ func registerASN(a *api.API) {
 				if required(fe, q, "number", in.Number != nil, 102) {
 					if *in.Number == 0 {
 						fe.Add("number", q.Code(102), "number should be a positive integer")
+					} else if *in.Number > wire.PseudoASNBase && *in.Number != cur.Number {
+						fe.Add("number", q.Code(105), "ASN %d is in the pseudo-ASN range (above %d: %d + project id), which projects get with their create.", *in.Number, uint64(wire.PseudoASNBase), uint64(wire.PseudoASNBase))
 					}
 					for _, o := range q.Txn.ASNList() {
 						if o.Number == *in.Number && o.ID != cur.ID {
