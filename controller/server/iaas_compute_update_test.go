@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -535,5 +536,27 @@ func TestComputePseudoASNRange(t *testing.T) {
 	id2 := cloudID(c.Do("POST", "/iaas/cloud/", cloudBody(f.n.Unique("asn2"), f.reg, x, 0), admin).Expect(201))
 	if id2 != id+1 {
 		t.Errorf("next project %d, want %d", id2, id+1)
+	}
+}
+
+// TestComputeFirewallRuleOrderExtremes: firewall rules are stored sorted by
+// order even at the ends of the int range. Before, the comparator
+// a.Order - b.Order overflowed and put order MaxInt64 before MinInt64.
+func TestComputeFirewallRuleOrderExtremes(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	body := cloudBody(f.n.Unique("order"), f.reg, x, 0)
+	rule := func(order int, port string) map[string]any {
+		return map[string]any{"order": order, "allow": true, "source": "*", "destination": "10.0.0.0/24", "protocol": "tcp", "port": port}
+	}
+	body["firewall_rules"] = []any{rule(math.MaxInt64, "3"), rule(math.MinInt64, "1"), rule(0, "2")}
+	id := cloudID(c.Do("POST", "/iaas/cloud/", body, admin).Expect(201))
+	rules := c.Do("GET", apitest.Path("/iaas/cloud/", id), nil, admin).Expect(200).Content()["virtual_router"].(map[string]any)["firewall_rules"].([]any)
+	var ports []string
+	for _, r := range rules {
+		ports = append(ports, r.(map[string]any)["port"].(string))
+	}
+	if strings.Join(ports, ",") != "1,2,3" {
+		t.Errorf("rules stored in port order %v, want 1,2,3 (by order)", ports)
 	}
 }

@@ -8,6 +8,7 @@ package state
 // public addresses and MACs are the lowest or best candidates in id order.
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -428,7 +429,7 @@ func (x *cloudCtx) apply(s *CloudSpec, method string) (*CloudResult, error) {
 		if err := x.checkRules(rules, method); err != nil {
 			return nil, err
 		}
-		slices.SortStableFunc(rules, func(a, b api.FirewallRule) int { return a.Order - b.Order })
+		slices.SortStableFunc(rules, func(a, b api.FirewallRule) int { return cmp.Compare(a.Order, b.Order) })
 		if !slices.Equal(rules, vr.FirewallRules) {
 			vr.FirewallRules = rules
 			x.vrChanged = true
