@@ -560,3 +560,59 @@ func TestComputeFirewallRuleOrderExtremes(t *testing.T) {
 		t.Errorf("rules stored in port order %v, want 1,2,3 (by order)", ports)
 	}
 }
+
+// TestComputeClosedRouterFreesSegments: once a project's virtual router is
+// CLOSED its VLANs, VNIs and stif numbers are free (the next project gets
+// them, the lowest free) and its VPNs are deleted with it (a delete
+// history row each), so their pre-shared keys stay nowhere. Before, a
+// closed project held them for ever.
+func TestComputeClosedRouterFreesSegments(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	cloudOf := func(name string) (project, vr uint64, cloud map[string]any) {
+		body := cloudBody(f.n.Unique(name), f.reg, x, 0)
+		body["project"].(map[string]any)["grace_period"] = 0
+		project = cloudID(c.Do("POST", "/iaas/cloud/", body, admin).Expect(201))
+		cloud = c.Do("GET", apitest.Path("/iaas/cloud/", project), nil, admin).Expect(200).Content()
+		return project, uint64(cloud["virtual_router"].(map[string]any)["id"].(float64)), cloud
+	}
+	segments := func(cloud map[string]any) string {
+		var out []string
+		for _, s := range cloud["subnets"].([]any) {
+			m := s.(map[string]any)
+			out = append(out, fmt.Sprintf("%v/%v", m["vlan"], m["vxlan"]))
+		}
+		return strings.Join(out, ",")
+	}
+	vpnOn := func(vr uint64, cloud map[string]any) map[string]any {
+		local := cloud["subnets"].([]any)[0].(map[string]any)["id"]
+		return c.Do("POST", "/iaas/vpn/", map[string]any{"virtual_router_id": vr, "ike_gateway_value": "203.0.113.7", "ike_pre_shared_key": testPSK,
+			"routes": []any{map[string]any{"local_subnet_id": local, "remote_subnet": "198.18.200.0/24"}}}, admin).Expect(201).Content()
+	}
+	_, vr1, cloud1 := cloudOf("first")
+	vpn1 := vpnOn(vr1, cloud1)
+	path := apitest.Path("/iaas/virtual_router/", vr1)
+	for _, st := range [][2]int{{1, 2}, {2, 4}} {
+		c.Do("PATCH", path, map[string]any{"state": st[1], "expected_state": st[0]}, x.robotR).Expect(200)
+	}
+	c.Do("PATCH", path, map[string]any{"state": 8}, admin).Expect(200)
+	for _, st := range [][2]int{{8, 14}, {14, 9}, {9, 17}, {17, 99}} {
+		c.Do("PATCH", path, map[string]any{"state": st[1], "expected_state": st[0]}, x.robotR).Expect(200)
+	}
+	id1 := uint64(vpn1["id"].(float64))
+	c.Do("GET", apitest.Path("/iaas/vpn/", id1), nil, admin).Expect(404)
+	deleted := false
+	for _, h := range c.Do("GET", "/iaas/vpn_history/", nil, f.root).Expect(200).List().Content {
+		deleted = deleted || (h["vpn_id"].(float64) == float64(id1) && h["action"] == "delete")
+	}
+	if !deleted {
+		t.Errorf("no delete history row for VPN %d of the closed router", id1)
+	}
+	_, vr2, cloud2 := cloudOf("second")
+	if a, b := segments(cloud1), segments(cloud2); a != b {
+		t.Errorf("the next project got VLAN/VNI %s, want the closed project's %s", b, a)
+	}
+	if s1, s2 := vpn1["stif_number"], vpnOn(vr2, cloud2)["stif_number"]; s1 != s2 {
+		t.Errorf("the next VPN got stif number %v, want the closed router's %v", s2, s1)
+	}
+}

@@ -256,7 +256,12 @@ func (t *Txn) newCloudCtx(p *api.Project, vr *api.VirtualRouter, place api.Place
 	}
 	x := &cloudCtx{t: t, p: p, vr: vr, router: router, vlans: map[uint32]bool{}, vnis: map[uint32]bool{},
 		factors: place, actor: a}
+	// A CLOSED router's segments are free: its agent has torn it down
+	// (SCRUBBING → CLOSED), and work never lists a CLOSED router.
 	for _, o := range t.VirtualRoutersInRegion(p.RegionID) {
+		if o.State == api.StateClosed {
+			continue
+		}
 		op, ok := t.Project(o.ProjectID)
 		if !ok {
 			continue
@@ -1430,6 +1435,17 @@ func (t *Txn) setVRState(ch *StateChange, changed bool) (api.Object, error) {
 	if ch.To == api.StateClosed {
 		if err := t.IPAddressDelete(IPRef{ID: vr.IPAddressID}); err != nil && !isNotFound(err) {
 			return nil, err
+		}
+		// Its VPNs go (by id, each with a delete history row): their
+		// pre-shared keys stay nowhere and their stif numbers are free.
+		// The agent tore them down with the router.
+		for _, v := range t.VPNsOfVirtualRouter(vr.ID) {
+			if err := remove(t, VPNs, v.ID, "iaas_vpn_delete"); err != nil {
+				return nil, err
+			}
+			if err := t.vpnHistory(&v.VPN, "delete", ch.Actor); err != nil {
+				return nil, err
+			}
 		}
 		if p, ok := t.Project(vr.ProjectID); ok {
 			n := *p
