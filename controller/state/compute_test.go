@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/big"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -688,6 +689,33 @@ func TestVPNOnDeletedRouter(t *testing.T) {
 	err = x.do(func(t *Txn) error { _, err := t.VPNUpdate(vpn(id), 0); return err })
 	wantErr(t, "update on a router being deleted", err, 400, "virtual_router_id", "iaas_vpn_update_129")
 	x.ok("delete", func(t *Txn) error { return t.VPNDelete(&VPNDeletePayload{ID: id}) })
+}
+
+// TestVPNRoutesParsedOnce: a VPN's check inside Apply parses each prefix
+// (route, project subnet) once, however many routes it has. Before, each
+// route re-parsed every earlier route and every subnet: quadratic work in
+// Apply, which every node repeats.
+func TestVPNRoutesParsedOnce(t *testing.T) {
+	x := newComputeFixture(t, [3]int{64, 1000, 16})
+	res, err := x.create(x.cloud("p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	routes := make([]api.VPNRoute, n)
+	for i := range routes {
+		routes[i] = api.VPNRoute{LocalSubnetID: res.Subnets[0].ID, RemoteSubnet: fmt.Sprintf("198.%d.%d.0/24", 18+i/256, i%256)}
+	}
+	parses := 0
+	defer func(f func(string) netip.Prefix) { parsePrefix = f }(parsePrefix)
+	parsePrefix = func(s string) netip.Prefix { parses++; return netip.MustParsePrefix(s) }
+	x.ok("vpn", func(t *Txn) error {
+		_, err := t.VPNCreate(&VPNPayload{VPN: api.VPN{VirtualRouterID: res.VirtualRouter.ID, Routes: routes}, PreSharedKey: "k"})
+		return err
+	})
+	if want := n + len(res.Subnets); parses != want {
+		t.Errorf("%d prefix parses for %d routes and %d subnets, want %d", parses, n, len(res.Subnets), want)
+	}
 }
 
 // TestUserDeleteProjectManager: a user who manages an open project cannot

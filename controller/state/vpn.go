@@ -188,7 +188,13 @@ func (t *Txn) VPNDelete(p *VPNDeletePayload) error {
 	return t.vpnHistory(old, "delete", p.Actor)
 }
 
-// vpnRoutes checks the routes of v against its project.
+// parsePrefix parses a prefix the API validated or state stored; a
+// variable so that a test can count the parses of a VPN check.
+var parsePrefix = netip.MustParsePrefix
+
+// vpnRoutes checks the routes of v against its project. Each prefix is
+// parsed once; the overlap checks among the routes stay pairwise (the API
+// bounds their number).
 func (t *Txn) vpnRoutes(v *api.VPN, method string) error {
 	c := func(n int) string { return code("iaas", "vpn", method, n) }
 	p, ok := t.Project(v.ProjectID)
@@ -196,6 +202,15 @@ func (t *Txn) vpnRoutes(v *api.VPN, method string) error {
 		return fmt.Errorf("vpn of a missing project %d", v.ProjectID)
 	}
 	subnets := t.ProjectSubnets(p)
+	// Every prefix is parsed once: the checks below are pairwise.
+	subnetPrefixes := make([]netip.Prefix, len(subnets))
+	for i, s := range subnets {
+		subnetPrefixes[i] = parsePrefix(s.CIDR)
+	}
+	routes := make([]netip.Prefix, len(v.Routes))
+	for i, r := range v.Routes {
+		routes[i] = parsePrefix(r.RemoteSubnet)
+	}
 	type remote struct {
 		prefix netip.Prefix
 		vpn    uint64
@@ -206,7 +221,7 @@ func (t *Txn) vpnRoutes(v *api.VPN, method string) error {
 			continue
 		}
 		for _, r := range o.Routes {
-			others = append(others, remote{netip.MustParsePrefix(r.RemoteSubnet), o.ID})
+			others = append(others, remote{parsePrefix(r.RemoteSubnet), o.ID})
 		}
 	}
 	// The tunnel's own endpoints must stay outside its remote networks:
@@ -232,9 +247,9 @@ func (t *Txn) vpnRoutes(v *api.VPN, method string) error {
 			fe.Add(f+"local_subnet_id", c(125), "Subnet %d is not a subnet of the project.", r.LocalSubnetID)
 			continue
 		}
-		rp := netip.MustParsePrefix(r.RemoteSubnet)
-		for _, s := range subnets {
-			if netx.Overlaps(rp, netip.MustParsePrefix(s.CIDR)) {
+		rp := routes[i]
+		for k, s := range subnets {
+			if netx.Overlaps(rp, subnetPrefixes[k]) {
 				fe.Add(f+"remote_subnet", c(126), "%s overlaps the project subnet %s.", rp, s.CIDR)
 			}
 		}
@@ -249,7 +264,7 @@ func (t *Txn) vpnRoutes(v *api.VPN, method string) error {
 			}
 		}
 		for j := 0; j < i; j++ {
-			if netx.Overlaps(rp, netip.MustParsePrefix(v.Routes[j].RemoteSubnet)) {
+			if netx.Overlaps(rp, routes[j]) {
 				fe.Add(f+"remote_subnet", c(127), "%s overlaps routes[%d].", rp, j)
 			}
 		}
