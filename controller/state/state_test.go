@@ -21,12 +21,12 @@ var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 // fixture applies operations to a store the way the FSM does: one write
 // transaction per raft index, committed on success and aborted on error.
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	s     *Store
 	index uint64
 }
 
-func newFixture(t *testing.T) *fixture { return &fixture{t: t, s: New()} }
+func newFixture(t testing.TB) *fixture { return &fixture{t: t, s: New()} }
 
 func (f *fixture) do(op func(*Txn) error) error {
 	f.index++

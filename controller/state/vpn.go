@@ -188,10 +188,6 @@ func (t *Txn) VPNDelete(p *VPNDeletePayload) error {
 	return t.vpnHistory(old, "delete", p.Actor)
 }
 
-// parsePrefix parses a prefix the API validated or state stored; a
-// variable so that a test can count the parses of a VPN check.
-var parsePrefix = netip.MustParsePrefix
-
 // vpnRoutes checks the routes of v against its project. Each prefix is
 // parsed once; the overlap checks among the routes stay pairwise (the API
 // bounds their number).
@@ -205,11 +201,11 @@ func (t *Txn) vpnRoutes(v *api.VPN, method string) error {
 	// Every prefix is parsed once: the checks below are pairwise.
 	subnetPrefixes := make([]netip.Prefix, len(subnets))
 	for i, s := range subnets {
-		subnetPrefixes[i] = parsePrefix(s.CIDR)
+		subnetPrefixes[i] = netip.MustParsePrefix(s.CIDR)
 	}
 	routes := make([]netip.Prefix, len(v.Routes))
 	for i, r := range v.Routes {
-		routes[i] = parsePrefix(r.RemoteSubnet)
+		routes[i] = netip.MustParsePrefix(r.RemoteSubnet)
 	}
 	type remote struct {
 		prefix netip.Prefix
@@ -221,7 +217,7 @@ func (t *Txn) vpnRoutes(v *api.VPN, method string) error {
 			continue
 		}
 		for _, r := range o.Routes {
-			others = append(others, remote{parsePrefix(r.RemoteSubnet), o.ID})
+			others = append(others, remote{netip.MustParsePrefix(r.RemoteSubnet), o.ID})
 		}
 	}
 	// The tunnel's own endpoints must stay outside its remote networks:
