@@ -343,6 +343,13 @@ func (f *forwarder) forward(w *respWriter, r *http.Request) {
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		w.blocking = r.URL.Query().Get("index") != ""
 	}
+	if w.blocking {
+		// A relayed long poll ends when this node stops (API.Drain).
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		defer context.AfterFunc(f.a.drain, cancel)()
+		r = r.WithContext(ctx)
+	}
 	if bodyLimit(r) > MaxBodyBytes {
 		// A body larger than a request body (a snapshot restore) goes to
 		// disk before it is forwarded: only for a caller this node
@@ -389,6 +396,10 @@ func (f *forwarder) forward(w *respWriter, r *http.Request) {
 				id, _ := f.a.cluster.Leader()
 				avoid = id
 				continue
+			}
+			if w.blocking && f.a.drain.Err() != nil {
+				WriteError(w, noLeader("This node is shutting down; retry."))
+				return
 			}
 			f.a.log.Warn("forward to leader failed", "leader", base, "error", err)
 			WriteError(w, &wire.Error{Status: http.StatusServiceUnavailable, ErrorCode: wire.CodeForwardFailed,

@@ -351,6 +351,7 @@ func (q *Request) BlockingUnless(same func() bool, tables ...string) error {
 	}
 	ctx, cancel := context.WithDeadline(q.Context(), deadline)
 	defer cancel()
+	defer context.AfterFunc(q.API.drain, cancel)() // the node stops: answer now
 	// waitTables waits until the tables pass min, or the caller's token or
 	// user changes (then it reports true), or ctx ends.
 	waitTables := func() (credentialsChanged bool) {

@@ -311,6 +311,7 @@ func (s *Server) API() *api.API { return s.api }
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.handOver(ctx)
 	s.cancel()
+	s.api.Drain() // long polls answer now: the HTTP server drains at once
 	err := s.http.Shutdown(ctx)
 	if s.dns != nil {
 		err = errors.Join(err, s.dns.Shutdown(ctx))
