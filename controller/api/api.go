@@ -154,6 +154,10 @@ func (a *API) Drain() { a.drainNow() }
 // configuration reload); "" refuses every join.
 func (a *API) SetClusterToken(tok string) { a.clusterToken.Store(&tok) }
 
+// ClusterToken is the cluster token joins must present now (the node's own
+// joins present it too).
+func (a *API) ClusterToken() string { return *a.clusterToken.Load() }
+
 // Placement returns the placement factors stamped into VM commands.
 func (a *API) Placement() wire.PlacementFactors {
 	if a.cfg.Placement != nil {

@@ -1,9 +1,11 @@
 package server_test
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -200,5 +202,82 @@ func TestReloadClusterToken(t *testing.T) {
 	}
 	if got := join("rotated-cluster-token"); got != http.StatusBadRequest {
 		t.Errorf("join with the new token: %d, want 400 (accepted, empty body)", got)
+	}
+}
+
+// TestJoinPresentsReloadedClusterToken: a node still retrying its join when
+// the cluster token is rotated (a reload on every node) presents the new
+// token at its next attempt. It used to present the one it started with,
+// be refused (403) and stop for good.
+func TestJoinPresentsReloadedClusterToken(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	// The join goes to an address nothing listens on yet: the node retries.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := ln.Addr().String()
+	ln.Close()
+	cfg := server.Defaults()
+	cfg.NodeID, cfg.DataDir = "joiner", t.TempDir()
+	cfg.HTTPAddr, cfg.RaftAddr, cfg.DNSAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Join, cfg.ClusterToken, cfg.LogLevel = target, "the-old-cluster-token", "error"
+	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = "200ms", "200ms", "100ms"
+	joiner, err := server.New(cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		joiner.Shutdown(ctx)
+	})
+	// The rotation: the cluster and the joiner take the new token.
+	given := n.Server.Config()
+	given.ClusterToken = "the-new-cluster-token"
+	if err := n.Server.Reload(func() (server.Config, error) { return given, nil }); err != nil {
+		t.Fatal(err)
+	}
+	rotated := cfg
+	rotated.ClusterToken = "the-new-cluster-token"
+	if err := joiner.Reload(func() (server.Config, error) { return rotated, nil }); err != nil {
+		t.Fatal(err)
+	}
+	// Now the address answers: a relay to the cluster's node.
+	ln, err = net.Listen("tcp", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", strings.TrimPrefix(n.URL, "http://"))
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go io.Copy(up, c)
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		select {
+		case err := <-joiner.Fatal():
+			t.Fatalf("the join was refused: %v", err)
+		default:
+		}
+		if servers, err := n.Server.Cluster().Servers(); err == nil && len(servers) == 2 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the joiner never became a member")
+		}
 	}
 }

@@ -620,7 +620,9 @@ func (s *Server) joinLoop() {
 	for attempt := 1; ; attempt++ {
 		req, _ := http.NewRequestWithContext(s.ctx, http.MethodPost, strings.TrimSuffix(target, "/")+"/v1/operator/join", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-Regent-Cluster-Token", s.cfg.ClusterToken)
+		// The token of the last reload: a rotation while this node still
+		// retries must not get it refused.
+		req.Header.Set("X-Regent-Cluster-Token", s.api.ClusterToken())
 		resp, err := client.Do(req)
 		if err == nil {
 			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
