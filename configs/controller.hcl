@@ -58,6 +58,8 @@ raft_tls_ca   = "/etc/regent/tls/cluster-ca.crt"
 # /var/log/regent is the unit's LogsDirectory; rotate with logrotate and a reload.
 audit_log = "/var/log/regent/audit.log"
 
+# Raft timeouts (LAN). The election timeout (at least the heartbeat timeout) and the leader
+# lease (at most the heartbeat timeout) follow the heartbeat timeout when left out.
 heartbeat_timeout    = "500ms"
 election_timeout     = "500ms"
 leader_lease_timeout = "250ms"

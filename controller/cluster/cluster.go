@@ -358,9 +358,10 @@ func raftConfig(cfg Config) (*raft.Config, error) {
 	rc.LocalID = raft.ServerID(cfg.NodeID)
 	rc.Logger = cfg.Logger.Named("raft")
 
-	rc.HeartbeatTimeout = orDefault(cfg.HeartbeatTimeout, DefaultHeartbeatTimeout)
-	rc.ElectionTimeout = orDefault(cfg.ElectionTimeout, max(DefaultElectionTimeout, rc.HeartbeatTimeout))
-	rc.LeaderLeaseTimeout = orDefault(cfg.LeaderLeaseTimeout, min(DefaultLeaderLeaseTimeout, rc.HeartbeatTimeout))
+	var err error
+	if rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout, err = Timeouts(cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout); err != nil {
+		return nil, err
+	}
 	rc.CommitTimeout = orDefault(cfg.CommitTimeout, rc.CommitTimeout)
 	rc.SnapshotInterval = orDefault(cfg.SnapshotInterval, DefaultSnapshotInterval)
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
@@ -384,6 +385,28 @@ func raftConfig(cfg Config) (*raft.Config, error) {
 		return nil, fmt.Errorf("cluster: raft config: %w", err)
 	}
 	return rc, nil
+}
+
+// Timeouts are the raft timeouts a node runs with, given its configured
+// ones (0: not set): the heartbeat timeout, or DefaultHeartbeatTimeout; the
+// election timeout, or the larger of DefaultElectionTimeout and the
+// heartbeat timeout; the leader lease, or the smaller of
+// DefaultLeaderLeaseTimeout and the heartbeat timeout. Set ones that raft
+// would refuse together are an error naming them.
+func Timeouts(heartbeat, election, lease time.Duration) (h, e, l time.Duration, err error) {
+	h = orDefault(heartbeat, DefaultHeartbeatTimeout)
+	e = orDefault(election, max(DefaultElectionTimeout, h))
+	l = orDefault(lease, min(DefaultLeaderLeaseTimeout, h))
+	const least = 5 * time.Millisecond
+	switch {
+	case h < least || e < least || l < least:
+		err = fmt.Errorf("the raft timeouts must be at least %s (heartbeat %s, election %s, leader lease %s)", least, h, e, l)
+	case e < h:
+		err = fmt.Errorf("the election timeout %s is shorter than the heartbeat timeout %s", e, h)
+	case l > h:
+		err = fmt.Errorf("the leader lease timeout %s is longer than the heartbeat timeout %s", l, h)
+	}
+	return h, e, l, err
 }
 
 func orDefault(d, def time.Duration) time.Duration {

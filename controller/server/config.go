@@ -13,6 +13,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2/hclsimple"
 	mdns "github.com/miekg/dns"
+
+	"github.com/regentcloud/regent/controller/cluster"
 	wire "github.com/regentcloud/regent/pkg/api"
 )
 
@@ -240,7 +242,9 @@ func Defaults() Config {
 	return Config{
 		HTTPAddr: "127.0.0.1:8080", RaftAddr: "127.0.0.1:8300", DNSAddr: "127.0.0.1:8053",
 		LogLevel: "info", DeadServerCleanup: "5m", KeepDeallocatedIPsFor: "48h",
-		HeartbeatTimeout: "500ms", ElectionTimeout: "500ms", LeaderLeaseTimeout: "250ms", CommitLinger: "5ms",
+		// The election timeout and leader lease follow the heartbeat
+		// timeout unless set (cluster.Timeouts).
+		HeartbeatTimeout: "500ms", CommitLinger: "5ms",
 	}
 }
 
@@ -301,6 +305,9 @@ func (c *Config) Finish() error {
 				errs = append(errs, fmt.Errorf("%s %q is not a duration", name, d))
 			}
 		}
+	}
+	if _, _, _, err := cluster.Timeouts(c.HeartbeatTimeout.D(), c.ElectionTimeout.D(), c.LeaderLeaseTimeout.D()); err != nil {
+		errs = append(errs, fmt.Errorf("heartbeat_timeout, election_timeout, leader_lease_timeout: %w", err))
 	}
 	for _, v := range []struct {
 		name string

@@ -101,6 +101,51 @@ func TestCommitLingerConfig(t *testing.T) {
 	}
 }
 
+// TestRaftTimeoutsConfig: a heartbeat timeout set alone carries the
+// election timeout and leader lease with it (they used to stay at 500 ms
+// and 250 ms, which raft refused with a heartbeat of 1 s or 200 ms: the node
+// exited at start though validate called the configuration valid); set
+// ones that contradict each other are a configuration error.
+func TestRaftTimeoutsConfig(t *testing.T) {
+	for _, tc := range []struct {
+		heartbeat, election, lease Duration
+		bad                        string
+	}{
+		{heartbeat: "1s"}, {heartbeat: "200ms"}, {heartbeat: "50ms", election: "50ms", lease: "50ms"},
+		{heartbeat: "1s", election: "500ms", bad: "election timeout 500ms is shorter than the heartbeat timeout 1s"},
+		{heartbeat: "200ms", lease: "250ms", bad: "leader lease timeout 250ms is longer than the heartbeat timeout 200ms"},
+		{heartbeat: "1ms", bad: "at least 5ms"},
+	} {
+		cfg := Defaults()
+		cfg.DataDir = t.TempDir()
+		cfg.HTTPAddr, cfg.RaftAddr, cfg.DNSAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+		// As a config file or the flags set them: over the defaults.
+		for _, f := range []struct{ to, v *Duration }{{&cfg.HeartbeatTimeout, &tc.heartbeat}, {&cfg.ElectionTimeout, &tc.election}, {&cfg.LeaderLeaseTimeout, &tc.lease}} {
+			if *f.v != "" {
+				*f.to = *f.v
+			}
+		}
+		err := cfg.Finish()
+		switch {
+		case tc.bad == "" && err != nil:
+			t.Errorf("%+v: %v", tc, err)
+		case tc.bad != "" && (err == nil || !strings.Contains(err.Error(), tc.bad)):
+			t.Errorf("%+v: %v, want %q", tc, err, tc.bad)
+		}
+		if err != nil {
+			continue
+		}
+		s, err := New(cfg, io.Discard)
+		if err != nil {
+			t.Errorf("%+v: the node does not start: %v", tc, err)
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		s.Shutdown(ctx)
+		cancel()
+	}
+}
+
 // TestMelangeDNSConfig: melange_dns1 and melange_dns2 are unset by
 // default, commented out in the example, and must be IP addresses.
 func TestMelangeDNSConfig(t *testing.T) {
