@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/regentcloud/regent/controller/state"
+	wire "github.com/regentcloud/regent/pkg/api"
 	"github.com/regentcloud/regent/pkg/systemtest"
 
 	"github.com/hashicorp/go-hclog"
@@ -328,6 +329,56 @@ func TestLooseRootTokenIsTightenedAtStart(t *testing.T) {
 	}
 	if l := logs.String(); strings.Count(l, "the root token file was readable by group or others: made it owner-only") != 1 || !strings.Contains(l, "was=-rw-r--r--") {
 		t.Fatalf("log:\n%s", l)
+	}
+}
+
+// TestRootTokenWrittenBeforeBootstrap: the root token is on disk before the
+// bootstrap that makes it commits. While it cannot be written (here a
+// directory stands in its place) the cluster is not bootstrapped, and once
+// it can, the bootstrap goes through with the token in the file. The
+// token used to be written after the commit: a failed write left a cluster
+// whose root token nobody had, for good.
+func TestRootTokenWrittenBeforeBootstrap(t *testing.T) {
+	dir := t.TempDir()
+	token := filepath.Join(dir, RootTokenFile)
+	if err := os.Mkdir(token, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{NodeID: "n1", DataDir: dir, HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", DNSAddr: "off",
+		Bootstrap: true, LogLevel: "off"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if s.WaitReady(ctx) {
+		t.Fatal("ready without a root token on disk")
+	}
+	if _, ok := s.Store().Read().Member(wire.GlobalMemberID); ok {
+		t.Fatal("bootstrapped although the root token could not be written")
+	}
+	if err := os.Remove(token); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if !s.WaitReady(ctx) {
+		t.Fatal("never bootstrapped once the token could be written")
+	}
+	secret, err := os.ReadFile(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", s.URL()+"/membership/user/", nil)
+	req.Header.Set("X-Auth-Token", strings.TrimSpace(string(secret)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the token in the file: %d", resp.StatusCode)
 	}
 }
 

@@ -34,6 +34,7 @@ import (
 	"github.com/regentcloud/regent/controller/robot"
 	"github.com/regentcloud/regent/controller/state"
 	wire "github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/atomicfile"
 	"github.com/regentcloud/regent/pkg/auditlog"
 	"github.com/regentcloud/regent/pkg/logx"
 	"github.com/regentcloud/regent/pkg/tlsfiles"
@@ -582,12 +583,17 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The token is on disk (synced) before the cluster knows it: once the
+	// bootstrap commits, its secret cannot be lost, as it was when the
+	// write after it failed (a full disk) or the process died in between,
+	// leaving a cluster whose root token nobody had. If the bootstrap does
+	// not commit, the next attempt writes its own token over this one.
+	path := filepath.Join(s.cfg.DataDir, RootTokenFile)
+	if err := atomicfile.Write(path, []byte(secret+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write root token: %w", err)
+	}
 	if _, err := s.apply(ctx, fsm.BootstrapType, fsm.BootstrapPayload{MemberName: "CIX", Username: "root", Token: rec}); err != nil {
 		return err
-	}
-	path := filepath.Join(s.cfg.DataDir, RootTokenFile)
-	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
-		return fmt.Errorf("write root token: %w", err)
 	}
 	s.log.Info("cluster bootstrapped; root token written", "path", path)
 	fmt.Fprintf(s.out, "\nRegent controller bootstrapped. Root token (shown once, saved in %s):\n\n    %s\n\n", path, secret)
