@@ -34,6 +34,8 @@ type Cluster interface {
 	Leader() (id, raftAddr string)
 	WaitForLeader(ctx context.Context) (string, error)
 	VerifyLeader(ctx context.Context) error
+	ReadyForReads() bool
+	AwaitReadyForReads(ctx context.Context) error
 	LastContact() time.Duration
 	AppliedIndex() uint64
 	AddVoter(id, addr string) error

@@ -244,6 +244,9 @@ func (f *forwarder) wrap(next http.Handler) http.Handler {
 			f.a.metrics.wrap(next).ServeHTTP(w, r)
 			return
 		}
+		forward := f.a.metrics.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			f.forward(w.(*respWriter), r)
+		}))
 		if f.a.cluster.IsLeader() && f.gated(r) {
 			// Writes pass the leader's gate: during a leadership hand-off
 			// they wait, and go to the new leader afterwards.
@@ -255,26 +258,49 @@ func (f *forwarder) wrap(next http.Handler) http.Handler {
 			defer done()
 			if !f.a.cluster.IsLeader() {
 				done()
-				f.a.metrics.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					f.forward(w.(*respWriter), r)
-				})).ServeHTTP(w, r)
+				forward.ServeHTTP(w, r)
 				return
 			}
 		}
 		if f.a.cluster.IsLeader() {
-			if v := r.URL.Query().Get("consistent"); v == "true" || v == "1" {
-				if err := f.a.cluster.VerifyLeader(r.Context()); err != nil {
-					f.refuse(w, r, noLeader("Leadership could not be verified: "+err.Error()))
-					return
-				}
+			switch elsewhere, refusal := f.leaderReady(r); {
+			case refusal != nil:
+				f.refuse(w, r, refusal)
+			case elsewhere:
+				forward.ServeHTTP(w, r)
+			default:
+				f.a.metrics.wrap(next).ServeHTTP(w, r)
 			}
-			f.a.metrics.wrap(next).ServeHTTP(w, r)
 			return
 		}
-		f.a.metrics.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			f.forward(w.(*respWriter), r)
-		})).ServeHTTP(w, r)
+		forward.ServeHTTP(w, r)
 	})
+}
+
+// leaderReady holds a request this node is to serve as the leader until it
+// may: a new leader first applies every write committed before its term
+// (its predecessor may have acknowledged writes this node has not applied
+// yet: a read, or a write's checks, would miss them), and a
+// ?consistent=true read has its leadership verified. elsewhere: another
+// node leads now (forward); refusal: the 503 to answer.
+func (f *forwarder) leaderReady(r *http.Request) (elsewhere bool, refusal *wire.Error) {
+	if !f.a.cluster.ReadyForReads() {
+		ctx, cancel := context.WithTimeout(r.Context(), f.a.cfg.ApplyTimeout)
+		err := f.a.cluster.AwaitReadyForReads(ctx)
+		cancel()
+		if err != nil {
+			if !f.a.cluster.IsLeader() {
+				return true, nil
+			}
+			return false, noLeader("This node has just become the leader and has not yet applied the writes committed before; retry.")
+		}
+	}
+	if v := r.URL.Query().Get("consistent"); v == "true" || v == "1" {
+		if err := f.a.cluster.VerifyLeader(r.Context()); err != nil {
+			return false, noLeader("Leadership could not be verified: " + err.Error())
+		}
+	}
+	return false, nil
 }
 
 // refuse answers e to a request this node will not serve (it is shutting
@@ -381,6 +407,14 @@ func (f *forwarder) forward(w *respWriter, r *http.Request) {
 			return
 		}
 		if base == "" { // we became the leader while waiting
+			elsewhere, refusal := f.leaderReady(r)
+			if elsewhere {
+				continue
+			}
+			if refusal != nil {
+				WriteError(w, refusal)
+				return
+			}
 			r.Body = io.NopCloser(body.reader())
 			f.a.mux.ServeHTTP(w, r)
 			return

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +29,7 @@ type refusingLeader struct{ Cluster }
 
 func (refusingLeader) NodeID() string       { return "n1" }
 func (refusingLeader) IsLeader() bool       { return true }
+func (refusingLeader) ReadyForReads() bool  { return true }
 func (refusingLeader) AppliedIndex() uint64 { return 7 }
 func (refusingLeader) BeginWrite(context.Context) (func(), error) {
 	return nil, cluster.ErrShutdown
@@ -85,5 +87,53 @@ func TestRefusalsAreCountedAndAudited(t *testing.T) {
 	// Only the write is audited (reads are not).
 	if len(lines) != 1 || !strings.Contains(lines[0], `"route":"/v1/operator/members/{id}"`) || !strings.Contains(lines[0], `"status":503`) {
 		t.Errorf("audit lines: %q", lines)
+	}
+}
+
+// newLeader has just won an election: not ready for reads until ready is
+// closed (its Barrier returned).
+type newLeader struct {
+	Cluster
+	ready chan struct{}
+}
+
+func (newLeader) NodeID() string       { return "n1" }
+func (newLeader) IsLeader() bool       { return true }
+func (newLeader) AppliedIndex() uint64 { return 7 }
+func (l newLeader) ReadyForReads() bool {
+	select {
+	case <-l.ready:
+		return true
+	default:
+		return false
+	}
+}
+func (l newLeader) AwaitReadyForReads(ctx context.Context) error {
+	select {
+	case <-l.ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestNewLeaderServesWhenCaughtUp: a leader serves nothing (reads, or a
+// write's checks) before its FSM holds the writes committed before its
+// term: requests wait for that, and answer 503 no_leader when it does not
+// come within the apply timeout.
+func TestNewLeaderServesWhenCaughtUp(t *testing.T) {
+	l := newLeader{ready: make(chan struct{})}
+	a := New(Config{ApplyTimeout: 300 * time.Millisecond}, l, state.New(), hclog.NewNullLogger(), prometheus.NewRegistry())
+	h := a.Handler()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/operator/members", nil))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "not yet applied") {
+		t.Fatalf("not caught up: %d %s", rec.Code, rec.Body)
+	}
+	time.AfterFunc(50*time.Millisecond, func() { close(l.ready) })
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/operator/members", nil))
+	if rec.Code != http.StatusUnauthorized { // served: the route asks for a token
+		t.Fatalf("caught up: %d %s", rec.Code, rec.Body)
 	}
 }

@@ -24,6 +24,7 @@ type cuttingLeader struct{ Cluster }
 
 func (cuttingLeader) NodeID() string       { return "n1" }
 func (cuttingLeader) IsLeader() bool       { return true }
+func (cuttingLeader) ReadyForReads() bool  { return true }
 func (cuttingLeader) AppliedIndex() uint64 { return 1 }
 func (cuttingLeader) SnapshotSave(_ context.Context, w io.Writer) error {
 	if _, err := io.WriteString(w, "REGENT-SNAPSHOT 1\n"+strings.Repeat(`{"t":"members","v":{}}`+"\n", 256<<10/23)); err != nil {

@@ -157,9 +157,12 @@ type Cluster struct {
 	observer *raft.Observer
 	obsCh    chan raft.Observation
 	changes  notifier
-	health   *peerHealth
-	removed  atomic.Uint64
-	commits  commitWatch
+	// readyTerm is the term of the last Barrier this node completed as
+	// leader (ReadyForReads).
+	readyTerm atomic.Uint64
+	health    *peerHealth
+	removed   atomic.Uint64
+	commits   commitWatch
 
 	batch *batcher // nil: coalescing off
 	gate  gate     // writes served as leader; closed during a hand-off
@@ -423,12 +426,15 @@ func (c *Cluster) Shutdown() error {
 	c.shutdownOnce.Do(func() {
 		close(c.stopCh)
 		c.changes.notify() // wake waiters promptly
-		c.wg.Wait()
-		c.raft.DeregisterObserver(c.observer)
+		// raft first: it settles the futures the group commit still
+		// waits on (a leader whose entries stopped committing would
+		// otherwise hold this for good), then our goroutines end.
 		var errs []error
 		if err := c.raft.Shutdown().Error(); err != nil {
 			errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
 		}
+		c.wg.Wait()
+		c.raft.DeregisterObserver(c.observer)
 		// raft closes the transport when it shuts down; closing again is a
 		// no-op, but makes sure the listener is gone even on odd paths.
 		if err := c.transport.Close(); err != nil {
@@ -515,7 +521,61 @@ func (c *Cluster) Barrier(ctx context.Context) error {
 	if !c.IsLeader() {
 		return c.notLeaderErr()
 	}
-	return c.mapRaftErr(c.raft.Barrier(enqueueTimeout(ctx)).Error())
+	term := c.raft.CurrentTerm()
+	if err := c.await(ctx, c.raft.Barrier(enqueueTimeout(ctx))); err != nil {
+		return err
+	}
+	if c.IsLeader() && c.raft.CurrentTerm() == term && c.readyTerm.Swap(term) != term {
+		c.changes.notify()
+	}
+	return nil
+}
+
+// await waits for f, or until ctx ends or the node stops: a barrier (or any
+// entry) waits for a commit that a leader whose followers cannot store
+// entries never gets, and it does not step down either.
+func (c *Cluster) await(ctx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }() // ends at the latest when raft shuts down
+	select {
+	case err := <-done:
+		return c.mapRaftErr(err)
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.stopCh:
+		return ErrShutdown
+	}
+}
+
+// ReadyForReads reports whether this node leads and its FSM holds every
+// write committed before its term began (a Barrier of this term has
+// returned: the server runs one on each gain of leadership). A node that
+// has just won an election may not have applied the last writes its
+// predecessor acknowledged until then; reads served before would miss them.
+func (c *Cluster) ReadyForReads() bool {
+	return c.IsLeader() && c.readyTerm.Load() == c.raft.CurrentTerm()
+}
+
+// AwaitReadyForReads waits until ReadyForReads, or this node no longer
+// leads (*ErrNotLeader or ErrNoLeader), or ctx ends.
+func (c *Cluster) AwaitReadyForReads(ctx context.Context) error {
+	for {
+		ch := c.changes.wait()
+		if c.ReadyForReads() {
+			return nil
+		}
+		if !c.IsLeader() {
+			return c.notLeaderErr()
+		}
+		select {
+		case <-ch:
+		case <-time.After(recheckInterval):
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.stopCh:
+			return ErrShutdown
+		}
+	}
 }
 
 // LastContact returns how long ago this node last heard from the leader: 0 on

@@ -154,3 +154,43 @@ func TestTransferLeadershipToDeadNode(t *testing.T) {
 		t.Fatalf("to n2 afterwards: %q, %v", id, err)
 	}
 }
+
+// TestReadyForReads: a node that wins leadership is ready for reads only
+// once a Barrier of its term has returned (its FSM then holds every write
+// committed before the term), and again after each new election; a
+// follower never is. AwaitReadyForReads waits for the Barrier.
+func TestReadyForReads(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	n1, n2 := nodes[0], nodes[1]
+	if n2.ReadyForReads() {
+		t.Fatal("a follower is ready for reads")
+	}
+	if err := n1.Barrier(ctxT(t, 30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if !n1.ReadyForReads() {
+		t.Fatal("the leader is not ready after a Barrier")
+	}
+	set(t, n1, "k", "v1")
+	if _, err := n1.TransferLeadership(ctxT(t, time.Minute), "n2"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "n2 to lead", n2.IsLeader)
+	if n1.ReadyForReads() || n2.ReadyForReads() {
+		t.Fatalf("ready before the new term's Barrier: n1 %v n2 %v", n1.ReadyForReads(), n2.ReadyForReads())
+	}
+	if err := n2.AwaitReadyForReads(ctxT(t, 200*time.Millisecond)); err == nil {
+		t.Fatal("AwaitReadyForReads returned before any Barrier of the term")
+	}
+	go n2.Barrier(ctxT(t, 30*time.Second))
+	if err := n2.AwaitReadyForReads(ctxT(t, 30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := n2.fsm.get("k"); v != "v1" {
+		t.Fatalf("the new leader, ready, has k=%q", v)
+	}
+	var nl *ErrNotLeader
+	if err := n1.AwaitReadyForReads(ctxT(t, 5*time.Second)); !errors.As(err, &nl) || nl.LeaderID != "n2" {
+		t.Fatalf("the old leader: %v, want *ErrNotLeader naming n2", err)
+	}
+}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -107,4 +108,37 @@ func TestApplyFollowersCannotStore(t *testing.T) {
 	if v, ok := leader.fsm.get("during"); !ok || v != "a" {
 		t.Errorf("during = %q, %v; want the first command's value a once the disks have room", v, ok)
 	}
+}
+
+// TestShutdownWhileCommitsStall: a leader whose followers cannot store its
+// entries neither commits nor steps down. A Barrier still ends with its
+// context, and Shutdown returns: it used to wait for the entries' futures,
+// which only raft's own shutdown (run last) settles, so a restart of the
+// stuck leader hung until the service manager killed it.
+func TestShutdownWhileCommitsStall(t *testing.T) {
+	full := map[string]*diskFull{"n1": {}, "n2": {}, "n3": {}}
+	nodes := startCluster(t, 3, func(c *Config) {
+		c.Coalesce = kvCoalescer{}
+		c.CommitWait = time.Second
+		c.storeFault = full[c.NodeID].fault
+	})
+	leader := nodes[0]
+	set(t, leader, "before", "1")
+	full["n2"].on.Store(true)
+	full["n3"].on.Store(true)
+	if _, _, err := leader.Apply(ctxT(t, time.Minute), cmd("during", "a")); !errors.Is(err, ErrCommitTimeout) {
+		t.Fatalf("Apply: %v, want ErrCommitTimeout", err)
+	}
+	if err := leader.Barrier(ctxT(t, 500*time.Millisecond)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Barrier while commits stall: %v, want the context's deadline", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- leader.Shutdown() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Shutdown still waits 30 s later")
+	}
+	full["n2"].on.Store(false)
+	full["n3"].on.Store(false)
 }

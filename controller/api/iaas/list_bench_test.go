@@ -23,6 +23,7 @@ type leaderStub struct{ api.Cluster }
 
 func (leaderStub) NodeID() string             { return "n1" }
 func (leaderStub) IsLeader() bool             { return true }
+func (leaderStub) ReadyForReads() bool        { return true }
 func (leaderStub) Leader() (string, string)   { return "n1", "127.0.0.1:0" }
 func (leaderStub) LastContact() time.Duration { return 0 }
 func (leaderStub) AppliedIndex() uint64       { return 1 }
