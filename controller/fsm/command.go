@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/regentcloud/regent/controller/state"
 )
 
 // MessageType identifies a command. Never renumber; only append.
@@ -62,7 +64,10 @@ type Command struct {
 	// Actor is the caller.
 	Actor Actor `json:"actor"`
 	// Expect, on updates, is the modified_index the caller read (compare-and-swap).
-	Expect  uint64          `json:"expect,omitempty"`
+	Expect uint64 `json:"expect,omitempty"`
+	// Rules is the version of Apply's rules the command is applied under
+	// (state.RulesCurrent when the leader made it; state/rules.go).
+	Rules   uint32          `json:"rules,omitempty"`
 	Payload json.RawMessage `json:"payload"`
 }
 
@@ -77,14 +82,19 @@ func NewCommand(t MessageType, now time.Time, actor Actor, payload any) (*Comman
 	if err != nil {
 		return nil, err
 	}
-	return &Command{Type: t, Time: now.UTC(), Actor: actor, Payload: raw}, nil
+	return &Command{Type: t, Time: now.UTC(), Actor: actor, Rules: state.RulesCurrent, Payload: raw}, nil
 }
 
 // envelopeV1 marks the binary envelope (the byte after the type): the
 // leader's time, the actor and the expected index as varints, then the JSON
 // payload. Entries written before it have a JSON envelope ('{' there),
-// which Decode still reads.
-const envelopeV1 = 0x01
+// which Decode still reads. envelopeV2 adds the rules version after the
+// expected index; a node that predates it cannot read it, and refuses the
+// entry rather than apply it under rules it does not know.
+const (
+	envelopeV1 = 0x01
+	envelopeV2 = 0x02
+)
 
 // Encode renders a command as it is stored in the raft log.
 func (c *Command) Encode() ([]byte, error) {
@@ -92,7 +102,11 @@ func (c *Command) Encode() ([]byte, error) {
 		return nil, errors.New("fsm: command without payload")
 	}
 	out := make([]byte, 0, 2+5*binary.MaxVarintLen64+1+len(c.Payload))
-	out = append(out, byte(c.Type), envelopeV1)
+	envelope := byte(envelopeV1)
+	if c.Rules != state.RulesOriginal {
+		envelope = envelopeV2
+	}
+	out = append(out, byte(c.Type), envelope)
 	out = binary.AppendVarint(out, c.Time.Unix())
 	out = binary.AppendUvarint(out, uint64(c.Time.Nanosecond()))
 	out = binary.AppendUvarint(out, c.Actor.TokenID)
@@ -104,6 +118,9 @@ func (c *Command) Encode() ([]byte, error) {
 	}
 	out = append(out, robot)
 	out = binary.AppendUvarint(out, c.Expect)
+	if envelope == envelopeV2 {
+		out = binary.AppendUvarint(out, uint64(c.Rules))
+	}
 	return append(out, c.Payload...), nil
 }
 
@@ -113,13 +130,13 @@ func Decode(data []byte) (*Command, error) {
 		return nil, errors.New("fsm: command too short")
 	}
 	c := &Command{Type: MessageType(data[0])}
-	if data[1] != envelopeV1 {
+	if data[1] != envelopeV1 && data[1] != envelopeV2 {
 		if err := json.Unmarshal(data[1:], c); err != nil {
 			return nil, fmt.Errorf("fsm: decode command type %d: %w", c.Type, err)
 		}
 		return c, nil
 	}
-	rest, ok := data[2:], true
+	envelope, rest, ok := data[1], data[2:], true
 	uvarint := func() uint64 {
 		v, n := binary.Uvarint(rest)
 		if n <= 0 {
@@ -142,6 +159,13 @@ func Decode(data []byte) (*Command, error) {
 	c.Time = time.Unix(sec, int64(nsec)).UTC()
 	c.Actor.Robot, rest = rest[0] == 1, rest[1:]
 	c.Expect = uvarint()
+	if envelope == envelopeV2 {
+		rules := uvarint()
+		if rules > uint64(state.RulesCurrent) {
+			return nil, fmt.Errorf("fsm: decode command type %d: made under rules %d, this node knows up to %d: upgrade it", c.Type, rules, state.RulesCurrent)
+		}
+		c.Rules = uint32(rules)
+	}
 	if !ok || len(rest) == 0 {
 		return nil, fmt.Errorf("fsm: decode command type %d: bad envelope", c.Type)
 	}

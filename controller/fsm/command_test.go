@@ -3,10 +3,12 @@ package fsm_test
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/regentcloud/regent/controller/fsm"
+	"github.com/regentcloud/regent/controller/state"
 )
 
 func TestCommandEnvelopeRoundTrip(t *testing.T) {
@@ -15,6 +17,7 @@ func TestCommandEnvelopeRoundTrip(t *testing.T) {
 			Actor: fsm.Actor{TokenID: 1 << 40, UserID: 7, MemberID: 3, Robot: true}, Expect: 99, Payload: json.RawMessage(`{"id":2,"name":"x"}`)},
 		{Type: fsm.NoopType, Time: time.Unix(-5, 1).UTC(), Payload: json.RawMessage(`null`)},
 		{Type: fsm.BootstrapType, Payload: json.RawMessage(`{}`)}, // zero time
+		{Type: fsm.MemberDeleteType, Time: time.Unix(1, 0).UTC(), Rules: state.Rules1, Payload: json.RawMessage(`{"id":5}`)},
 	} {
 		data, err := c.Encode()
 		if err != nil {
@@ -24,7 +27,7 @@ func TestCommandEnvelopeRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Decode: %v", err)
 		}
-		if got.Type != c.Type || !got.Time.Equal(c.Time) || got.Actor != c.Actor || got.Expect != c.Expect || !bytes.Equal(got.Payload, c.Payload) {
+		if got.Type != c.Type || !got.Time.Equal(c.Time) || got.Actor != c.Actor || got.Expect != c.Expect || got.Rules != c.Rules || !bytes.Equal(got.Payload, c.Payload) {
 			t.Fatalf("round trip:\n got %+v\nwant %+v", got, c)
 		}
 	}
@@ -37,6 +40,21 @@ func TestCommandEnvelopeRoundTrip(t *testing.T) {
 	}
 	if _, err := (&fsm.Command{Type: fsm.NoopType}).Encode(); err == nil {
 		t.Fatal("a command without payload was encoded")
+	}
+	// The leader stamps the current rules; a command of rules this node
+	// does not know is refused, not applied under other rules.
+	now, err := fsm.NewCommand(fsm.MemberDeleteType, time.Now(), fsm.Actor{}, fsm.IDPayload{ID: 1})
+	if err != nil || now.Rules != state.RulesCurrent {
+		t.Fatalf("NewCommand: rules %d, %v", now.Rules, err)
+	}
+	future := *now
+	future.Rules = state.RulesCurrent + 1
+	data, err := future.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fsm.Decode(data); err == nil || !strings.Contains(err.Error(), "upgrade") {
+		t.Fatalf("a command of future rules: %v", err)
 	}
 }
 

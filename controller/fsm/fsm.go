@@ -142,7 +142,7 @@ func (f *FSM) applyRun(units []unit) bool {
 		if txn == nil {
 			txn = f.store.Write(u.index, c.Time)
 		}
-		txn.Index, txn.Now, txn.Entry, txn.Sub, txn.UserID = u.index, c.Time.UTC(), u.entry, u.sub, c.Actor.UserID
+		txn.Index, txn.Now, txn.Entry, txn.Sub, txn.UserID, txn.Rules = u.index, c.Time.UTC(), u.entry, u.sub, c.Actor.UserID, c.Rules
 		v, err := h(txn, c)
 		f.applyDur.WithLabelValues(typeName(c.Type)).Observe(time.Since(start).Seconds())
 		if err != nil {

@@ -259,7 +259,7 @@ func (t *Txn) newCloudCtx(p *api.Project, vr *api.VirtualRouter, place api.Place
 	// A CLOSED router's segments are free: its agent has torn it down
 	// (SCRUBBING → CLOSED), and work never lists a CLOSED router.
 	for _, o := range t.VirtualRoutersInRegion(p.RegionID) {
-		if o.State == api.StateClosed {
+		if o.State == api.StateClosed && t.since(Rules1) {
 			continue
 		}
 		op, ok := t.Project(o.ProjectID)
@@ -324,7 +324,7 @@ func (t *Txn) CloudUpdate(s *CloudSpec, expect uint64) (*CloudResult, error) {
 	if !ok {
 		return nil, fmt.Errorf("project %d has no virtual router", p.ID)
 	}
-	if vrDeleting(vr) {
+	if t.vrDeleting(vr) {
 		return nil, api.Errorf(http.StatusBadRequest, "iaas_cloud_update_102", "%s", deletingDetail(p, vr))
 	}
 	x, err := t.newCloudCtx(p, vr, s.Placement, s.Actor)
@@ -339,7 +339,9 @@ func (t *Txn) CloudUpdate(s *CloudSpec, expect uint64) (*CloudResult, error) {
 // (VMs, subnets, rules), as no VPN is (vrTakesVPNs). It would be stored
 // and never built, and a VM added would hold the router's scrub (003)
 // for ever.
-func vrDeleting(vr *api.VirtualRouter) bool { return slices.Contains(api.ShutDownStates, vr.State) }
+func (t *Txn) vrDeleting(vr *api.VirtualRouter) bool {
+	return t.since(Rules1) && slices.Contains(api.ShutDownStates, vr.State)
+}
 
 func deletingDetail(p *api.Project, vr *api.VirtualRouter) string {
 	return fmt.Sprintf("Project %d is being deleted (its virtual router %d is in state %d, %s): nothing can be added to it or changed in it.", p.ID, vr.ID, vr.State, api.StateNames[vr.State])
@@ -374,7 +376,7 @@ func (t *Txn) VirtualRouterSubnets(p *VRSubnetsPayload, expect uint64) (*api.Vir
 	if proj.Closed {
 		return nil, api.Errorf(http.StatusBadRequest, "iaas_cloud_update_102", "The project is closed.")
 	}
-	if vrDeleting(vr) {
+	if t.vrDeleting(vr) {
 		return nil, api.Errorf(http.StatusBadRequest, "iaas_cloud_update_102", "%s", deletingDetail(proj, vr))
 	}
 	x, err := t.newCloudCtx(proj, vr, api.PlacementFactors{}, p.Actor)
@@ -434,7 +436,11 @@ func (x *cloudCtx) apply(s *CloudSpec, method string) (*CloudResult, error) {
 		if err := x.checkRules(rules, method); err != nil {
 			return nil, err
 		}
-		slices.SortStableFunc(rules, func(a, b api.FirewallRule) int { return cmp.Compare(a.Order, b.Order) })
+		if x.t.since(Rules1) {
+			slices.SortStableFunc(rules, func(a, b api.FirewallRule) int { return cmp.Compare(a.Order, b.Order) })
+		} else {
+			slices.SortStableFunc(rules, func(a, b api.FirewallRule) int { return a.Order - b.Order })
+		}
 		if !slices.Equal(rules, vr.FirewallRules) {
 			vr.FirewallRules = rules
 			x.vrChanged = true
@@ -588,7 +594,7 @@ func (t *Txn) VMCreate(s *VMCreatePayload) (*api.VM, error) {
 	if !ok {
 		return nil, fmt.Errorf("project %d has no virtual router", p.ID)
 	}
-	if vrDeleting(vr) {
+	if t.vrDeleting(vr) {
 		return nil, fieldErr("project_id", "iaas_vm_create_104", "%s", deletingDetail(p, vr))
 	}
 	x, err := t.newCloudCtx(p, vr, s.Placement, s.Actor)
@@ -1274,7 +1280,7 @@ func (t *Txn) setVMState(ch *StateChange, changed bool) (api.Object, error) {
 	// A user's change, or a robot's request (an operator's retry from
 	// UNRESOURCED with a robot token), is held by the VM's snapshots and
 	// backups; a robot's report of what the host did is not.
-	if !ch.Actor.Robot || robotRequest(ch.To) {
+	if !ch.Actor.Robot || (robotRequest(ch.To) && t.since(Rules1)) {
 		if sn := t.liveSnapshot(vm.ID); ch.To == api.StateScrub && sn != nil {
 			return nil, fieldErr("state", "iaas_vm_update_109", "VM %d has snapshot %d; delete its snapshots first.", vm.ID, sn.ID)
 		}
@@ -1439,14 +1445,17 @@ func (t *Txn) setVRState(ch *StateChange, changed bool) (api.Object, error) {
 		// Its VPNs go (by id, each with a delete history row): their
 		// pre-shared keys stay nowhere and their stif numbers are free.
 		// The agent tore them down with the router.
-		for _, v := range t.VPNsOfVirtualRouter(vr.ID) {
-			if err := remove(t, VPNs, v.ID, "iaas_vpn_delete"); err != nil {
-				return nil, err
-			}
-			if err := t.vpnHistory(&v.VPN, "delete", ch.Actor); err != nil {
-				return nil, err
+		if t.since(Rules1) {
+			for _, v := range t.VPNsOfVirtualRouter(vr.ID) {
+				if err := remove(t, VPNs, v.ID, "iaas_vpn_delete"); err != nil {
+					return nil, err
+				}
+				if err := t.vpnHistory(&v.VPN, "delete", ch.Actor); err != nil {
+					return nil, err
+				}
 			}
 		}
+
 		if p, ok := t.Project(vr.ProjectID); ok {
 			n := *p
 			n.Closed = true

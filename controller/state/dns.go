@@ -216,7 +216,7 @@ func (t *Txn) recordConflict(r *api.Record, self uint64, op string) error {
 		if r.Type == "CNAME" || o.Type == "CNAME" {
 			return fieldErr("type", "iaas_record_"+op+"_118", "%s already has a %s record (id %d); a CNAME record cannot share its name with any other record.", r.Name, o.Type, o.ID)
 		}
-		if o.Type == r.Type && sameContent(r.Type, o.Content, r.Content) && o.Priority == r.Priority {
+		if o.Type == r.Type && t.sameContent(r.Type, o.Content, r.Content) && o.Priority == r.Priority {
 			return fieldErr("content", "iaas_record_"+op+"_119", "%s already has this %s record (id %d).", r.Name, r.Type, o.ID)
 		}
 	}
@@ -227,10 +227,12 @@ func (t *Txn) recordConflict(r *api.Record, self uint64, op string) error {
 // names compared without case or a final dot, but the character strings of
 // TXT and SPF (and NAPTR's, which hold regular expressions) byte for byte
 // (RFC 1035 §3.3, RFC 2181 §5).
-func sameContent(typ, a, b string) bool {
+func (t *Txn) sameContent(typ, a, b string) bool {
 	switch typ {
 	case "TXT", "SPF", "NAPTR":
-		return a == b
+		if t.since(Rules1) {
+			return a == b
+		}
 	}
 	return strings.EqualFold(strings.TrimSuffix(a, "."), strings.TrimSuffix(b, "."))
 }

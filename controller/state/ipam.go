@@ -1312,7 +1312,7 @@ func (t *Txn) asnCreate(a *api.ASN, pseudo bool) (*api.ASN, error) {
 	}
 	if a.Number == 0 {
 		fe.Add("number", "ipam_asn_create_102", "number should be a positive integer")
-	} else if a.IsPseudo() && !pseudo {
+	} else if a.IsPseudo() && !pseudo && t.since(Rules1) {
 		fe.Add("number", "ipam_asn_create_105", "%s", pseudoASNDetail(a.Number))
 	} else if raw, _ := t.txn.First(ASNs, "number", a.Number); raw != nil {
 		fe.Add("number", "ipam_asn_create_103", "ASN %d already exists.", a.Number)
@@ -1367,7 +1367,7 @@ func (t *Txn) ASNUpdate(a *api.ASN, expect uint64) (*api.ASN, error) {
 	}
 	if a.Number == 0 {
 		fe.Add("number", c+"_102", "number should be a positive integer")
-	} else if a.IsPseudo() && a.Number != old.Number {
+	} else if a.IsPseudo() && a.Number != old.Number && t.since(Rules1) {
 		fe.Add("number", c+"_105", "%s", pseudoASNDetail(a.Number))
 	} else if raw, _ := t.txn.First(ASNs, "number", a.Number); raw != nil && raw.(*api.ASN).ID != a.ID {
 		fe.Add("number", c+"_103", "ASN %d already exists.", a.Number)

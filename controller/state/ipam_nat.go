@@ -266,6 +266,9 @@ func (t *Txn) dropInterfaceRefs(id uint64) error {
 // the address's next holder. The deletion moves the reverse zone's serial
 // as any record delete does.
 func (t *Txn) dropPTR(id uint64) error {
+	if !t.since(Rules1) {
+		return nil
+	}
 	row, ok := t.IPAddress(id)
 	if !ok {
 		return nil

@@ -67,6 +67,9 @@ func (t *Txn) MemberDelete(id uint64) error {
 		return api.Errorf(http.StatusBadRequest, "membership_member_delete_105", "The member still has cloud projects.")
 	}
 	for _, table := range []string{Domains, Records} {
+		if !t.since(Rules1) {
+			break
+		}
 		if it, err := t.txn.Get(table, "member", id); err == nil && it.Next() != nil {
 			return api.Errorf(http.StatusBadRequest, "membership_member_delete_106", "The member still owns DNS objects (%s); delete them first.", table)
 		}

@@ -46,7 +46,7 @@ func (s *Store) Read() *ReadTxn {
 // the command's time. Only the FSM calls it.
 func (s *Store) Write(index uint64, now time.Time) *Txn {
 	db, _ := s.current()
-	return &Txn{ReadTxn: ReadTxn{txn: memTxn{Txn: db.Txn(true)}, engines: map[uint64]*ipam.Block{}}, Index: index, Now: now.UTC()}
+	return &Txn{ReadTxn: ReadTxn{txn: memTxn{Txn: db.Txn(true)}, engines: map[uint64]*ipam.Block{}}, Index: index, Now: now.UTC(), Rules: RulesCurrent}
 }
 
 // ReadTxn is a read-only view of the state.
@@ -74,6 +74,9 @@ type Txn struct {
 	// helpers stamp it as modified_by on the objects that record their
 	// last writer (api.ModifiedByer).
 	UserID uint64
+	// Rules is the version of Apply's rules the command was made under
+	// (rules.go); Write sets RulesCurrent, the FSM the command's.
+	Rules uint32
 
 	bumps map[string]*IndexEntry // table index entries, written at Commit
 }

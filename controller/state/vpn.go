@@ -102,7 +102,7 @@ func (t *Txn) VPNCreate(p *VPNPayload) (*api.VPN, error) {
 	}
 	used := map[int]bool{}
 	for _, o := range t.VirtualRoutersOnRouter(vr.RouterID) {
-		if o.State == api.StateClosed {
+		if o.State == api.StateClosed && t.since(Rules1) {
 			continue // its VPNs are gone from the router (and from state since it closes them)
 		}
 		for _, v := range t.VPNsOfVirtualRouter(o.ID) {

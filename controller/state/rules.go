@@ -1,0 +1,31 @@
+package state
+
+// Rules numbers the versions of what Apply does with the commands already
+// in raft logs. The leader stamps the current one into every command
+// (fsm.Command.Rules) and Apply follows the version the command carries,
+// so an entry replayed later (a follower catching up from an older
+// snapshot, a node restarted after an upgrade) gives what it gave when it
+// was first applied, on every node. A change to how an existing command
+// type is applied (a new refusal, a different choice) is made under a new
+// version and keeps the old behaviour for lower ones. A node that cannot
+// read a command's version refuses to apply it rather than diverge: upgrade
+// the followers first and the leader last.
+const (
+	// RulesOriginal is every command before versions were stamped.
+	RulesOriginal uint32 = 0
+	// Rules1 (2026-11-24): the segments (VLAN, VNI) and stif numbers of
+	// CLOSED virtual routers are free, and a router's VPNs are deleted when
+	// it closes; a PTR record goes with its address; a member with DNS
+	// objects cannot be deleted; manual ASNs in the pseudo range are
+	// refused; nothing is added to a project whose router is being
+	// deleted; a robot's request is held by the VM's snapshots and backups
+	// as a user's is; TXT, SPF and NAPTR duplicates compare byte for byte;
+	// firewall rules sort without overflow at the ends of the int range.
+	Rules1 uint32 = 1
+	// RulesCurrent is the version the leader stamps.
+	RulesCurrent = Rules1
+)
+
+// since reports whether the command being applied was made under rules v
+// or later.
+func (t *Txn) since(v uint32) bool { return t.Rules >= v }
