@@ -132,8 +132,8 @@ func optPlacement(req *mdns.Msg) bool {
 // wildcard answer to the query itself is owned by owner, the query name as
 // the client spelled it; the other records keep their stored (lower case)
 // owners, which the caller turns into the client's spelling when it packs
-// the response (pointOwners, echoOwners). A CNAME is chased in the zone of
-// zs its target is in (a nested zone of z's, say), and not beyond them.
+// the response (pointOwners, echoOwners). A CNAME is chased inside z, by
+// the zone of zs the target is in (z, or a zone nested in it).
 func (z *zone) answer(zs *zoneSet, m *mdns.Msg, qname, owner string, qtype uint16) {
 	name := qname
 	for i := 0; ; i++ {
@@ -163,10 +163,15 @@ func (z *zone) answer(zs *zoneSet, m *mdns.Msg, qname, owner string, qtype uint1
 			}
 			m.Answer = append(m.Answer, synth(n.cname, owner, wild))
 			target := strings.ToLower(n.cname.Target)
-			// RFC 1034 §4.3.2 step 3a starts over at step 1: the target
-			// is answered by the most specific zone it is in.
-			if z = zs.find(target); z == nil {
+			// Chased inside z only (RFC 1034 §4.3.2 step 3a allows more),
+			// and there, as step 3a starts over at step 1, by the most
+			// specific zone the target is in: a zone nested in z answers
+			// for its names, not z's wildcard or NXDOMAIN.
+			if !mdns.IsSubDomain(z.name, target) {
 				return
+			}
+			if inner := zs.find(target); inner != nil {
+				z = inner
 			}
 			name, owner = target, target
 			continue

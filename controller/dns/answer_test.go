@@ -639,13 +639,16 @@ func TestRAClear(t *testing.T) {
 // the CNAME's own (both served here) is answered by the nested zone: its
 // data, its NXDOMAIN and SOA, never the parent's wildcard or NXDOMAIN for a
 // name the parent does not hold (RFC 1034 §4.3.2 step 3a, back to step 1).
+// A target in another zone served here that is not nested is not chased.
 func TestCNAMEIntoNestedZone(t *testing.T) {
 	parent := &Zone{Name: "example.test.", Serial: 5, RRs: rrs(t,
 		"a.example.test. 300 IN CNAME x.deep.example.test.",
 		"b.example.test. 300 IN CNAME nothing.deep.example.test.",
+		"c.example.test. 300 IN CNAME x.other.test.",
 		`*.example.test. 300 IN TXT "apex wildcard"`,
 	)}
-	s := startServer(t, testConfig(), newFakeSource(parent, deepZone(t)))
+	other := &Zone{Name: "other.test.", Serial: 2, RRs: rrs(t, "x.other.test. 300 IN A 198.51.100.9")}
+	s := startServer(t, testConfig(), newFakeSource(parent, deepZone(t), other))
 	deepSOA := "deep.example.test. SOA ns1.example.test. hostmaster.example.net. 7 14400 3600 1209600 300"
 	for _, tc := range []struct {
 		qname  string
@@ -660,6 +663,9 @@ func TestCNAMEIntoNestedZone(t *testing.T) {
 			[]string{"a.example.test. CNAME x.deep.example.test."}, []string{deepSOA}},
 		{"b.example.test.", mdns.TypeA, mdns.RcodeNameError,
 			[]string{"b.example.test. CNAME nothing.deep.example.test."}, []string{deepSOA}},
+		// Not into another zone that is not nested: the resolver follows.
+		{"c.example.test.", mdns.TypeA, mdns.RcodeSuccess,
+			[]string{"c.example.test. CNAME x.other.test."}, nil},
 	} {
 		for _, network := range []string{"udp", "tcp"} {
 			r := ask(t, s.Addr(), network, tc.qname, tc.qtype)
