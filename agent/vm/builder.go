@@ -456,9 +456,10 @@ func (b *Builder) scrub(ctx context.Context, name string) error {
 	if err := done(b.lv.DestroyDomain(ctx, name), errOperationInvalid, errNoDomain); err != nil {
 		return lv(err, "destroy %s", name)
 	}
-	if err := done(b.lv.UndefineDomain(ctx, name), errNoDomain); err != nil {
-		return lv(err, "undefine %s", name)
-	}
+	// The files go before the definition: garbage collection finds a VM
+	// by its defined domain only, so a scrub cut (a failure, a kill)
+	// after the undefine would leave its volumes and its seed (with the
+	// userdata) for good. Cut before it, the next scrub finds it again.
 	if err := b.removeDomainVolumes(ctx, name); err != nil {
 		return err
 	}
@@ -469,6 +470,9 @@ func (b *Builder) scrub(ctx context.Context, name string) error {
 		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
 			return lv(err, "scrub %s", name)
 		}
+	}
+	if err := done(b.lv.UndefineDomain(ctx, name), errNoDomain); err != nil {
+		return lv(err, "undefine %s", name)
 	}
 	return nil
 }
