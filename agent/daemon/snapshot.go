@@ -71,6 +71,19 @@ func (c *controllers) SetBackupState(ctx context.Context, id uint64, r client.St
 // snapshots and backups of RUNNING VMs only.)
 func vmHasDomain(state int) bool { return state == api.StateRunning || state == api.StateQuiesced }
 
+// vmIdle: the VM has no step of its own under way (a stable state, or one
+// the agent does nothing for: UNRESOURCED, CLOSED, ...), so its snapshots
+// and backups may be deleted even when it has no domain: the controller
+// accepts a user's delete of those of an UNRESOURCED VM, and a delete
+// finds a missing domain or copy already deleted.
+func vmIdle(state int) bool {
+	p, ok := statePlans[state]
+	return !ok || p.claim == 0 && p.stable == 0
+}
+
+// isDelete: the state asks for the object's delete.
+func isDelete(state int) bool { return state == api.StateScrub || state == api.StateScrubbing }
+
 // runChild takes one snapshot or backup (kind) of a VM through its state
 // machine m; do performs a step.
 func (h *vmHandler) runChild(ctx context.Context, m *machine, kind string, o object,
@@ -89,12 +102,15 @@ func (h *vmHandler) runChild(ctx context.Context, m *machine, kind string, o obj
 // before its child) and then its backups. One failing does not stop the
 // others; the errors are returned together (retried with backoff).
 func (h *vmHandler) applySnapshots(ctx context.Context, spec *api.VMSpec, log hclog.Logger) error {
-	if !vmHasDomain(spec.State) {
+	// Takes, reverts and restores need the domain; deletes only that the
+	// VM's own step is not under way.
+	hasDomain := vmHasDomain(spec.State)
+	if !hasDomain && !vmIdle(spec.State) {
 		return nil
 	}
 	var errs []error
 	for _, s := range spec.Snapshots {
-		if _, ok := snapshotPlans[s.State]; !ok {
+		if _, ok := snapshotPlans[s.State]; !ok || !hasDomain && !isDelete(s.State) {
 			continue
 		}
 		l := log.With("snapshot", s.ID, "snapshot_state", s.State)
@@ -102,7 +118,7 @@ func (h *vmHandler) applySnapshots(ctx context.Context, spec *api.VMSpec, log hc
 			func(ctx context.Context, act action) error { return h.doSnapshot(ctx, spec, &s, act, l) }, l))
 	}
 	for _, b := range spec.Backups {
-		if _, ok := backupPlans[b.State]; !ok {
+		if _, ok := backupPlans[b.State]; !ok || !hasDomain && !isDelete(b.State) {
 			continue
 		}
 		l := log.With("backup", b.ID, "backup_state", b.State)

@@ -189,3 +189,44 @@ func TestClosedIsForgotten(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteOfUnresourcedVMsObjects: the user deletes a snapshot and a
+// backup of an UNRESOURCED VM (the controller accepts it): the agent
+// deletes them (a missing domain counts as deleted) and reports them
+// CLOSED; a take or revert still waits for a domain, and nothing runs
+// while the VM's own step is under way.
+func TestDeleteOfUnresourcedVMsObjects(t *testing.T) {
+	h, b, c := newVMTest()
+	c.states[7] = api.StateUnresourced
+	c.states[101], c.states[102], c.states[103] = api.StateScrub, api.StateScrubbing, api.StateRunningUpdate
+	c.states[201], c.states[202] = api.StateScrub, api.StateRequested
+	spec := api.VMSpec{ID: 7, State: api.StateUnresourced, Generation: 1,
+		Snapshots: []api.SnapshotSpec{{ID: 101, State: api.StateScrub, Generation: 1},
+			{ID: 102, State: api.StateScrubbing, Generation: 1}, {ID: 103, State: api.StateRunningUpdate, Generation: 2}},
+		Backups: []api.BackupSpec{{ID: 201, State: api.StateScrub, Generation: 1}, {ID: 202, State: api.StateRequested, Generation: 1}}}
+	if err := h.Apply(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	want := map[uint64]int{101: api.StateClosed, 102: api.StateClosed, 103: api.StateRunningUpdate,
+		201: api.StateClosed, 202: api.StateRequested, 7: api.StateUnresourced}
+	for id, st := range want {
+		if got := c.state(id); got != st {
+			t.Errorf("%d: state %d, want %d", id, got, st)
+		}
+	}
+	wantCalls := []string{"snapshot-delete(subtree=false) 7 snapshot-101", "snapshot-delete(subtree=false) 7 snapshot-102",
+		"backup-delete 7 backup-201"}
+	if got := b.log(); !slices.Equal(got, wantCalls) {
+		t.Errorf("builder calls\n%q\nwant\n%q", got, wantCalls)
+	}
+	// A VM being scrubbed (its own step under way) leaves them alone.
+	h, b, c = newVMTest()
+	c.states[8], c.states[111] = api.StateScrubPrep, api.StateScrub
+	if err := h.Apply(context.Background(), api.VMSpec{ID: 8, State: api.StateScrubPrep, Generation: 1,
+		Snapshots: []api.SnapshotSpec{{ID: 111, State: api.StateScrub, Generation: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if c.state(111) != api.StateScrub || slices.Contains(b.log(), "snapshot-delete(subtree=false) 8 snapshot-111") {
+		t.Errorf("a snapshot of a VM with its own step under way was deleted: %v", b.log())
+	}
+}
