@@ -250,7 +250,11 @@ func (c current) liveDisk(target string) *diskXML {
 
 // ensureStorage makes the pool, the image and every disk volume, growing
 // disks that are smaller than the spec (live through QEMU when the domain
-// runs with the disk attached). It fills in the disk paths.
+// runs with the disk attached). It fills in the disk paths. The image is
+// needed only to create the primary volume: an existing VM's disk stays
+// on the image it was built from, at its size, whatever version of the
+// image its spec names now (a new version, even a broken one, is for new
+// VMs and never reaches a running one's disk).
 func (b *Builder) ensureStorage(ctx context.Context, spec *api.VMSpec, p *domainPlan, cur current) error {
 	// The image stays until the primary disk is based on it (PruneImages).
 	b.imageMu.RLock()
@@ -259,17 +263,16 @@ func (b *Builder) ensureStorage(ctx context.Context, spec *api.VMSpec, p *domain
 	if err != nil {
 		return err
 	}
-	img, imgFormat, err := b.ensureImage(ctx, pool, spec.StorageType, spec.Image)
-	if err != nil {
-		return err
-	}
 	for i := range p.Disks {
 		dk := &p.Disks[i]
-		var backing *volBackingXML
+		var base func(ctx context.Context) (*volBackingXML, uint64, error)
 		if dk.Primary {
-			backing = &volBackingXML{Path: img.Path, Format: volFormatXML{Type: imgFormat}}
-			if dk.Bytes < img.Capacity {
-				dk.Bytes = img.Capacity // never smaller than the image
+			base = func(ctx context.Context) (*volBackingXML, uint64, error) {
+				img, imgFormat, err := b.ensureImage(ctx, pool, spec.StorageType, spec.Image)
+				if err != nil {
+					return nil, 0, err
+				}
+				return &volBackingXML{Path: img.Path, Format: volFormatXML{Type: imgFormat}}, img.Capacity, nil
 			}
 		}
 		grow := func(ctx context.Context, have uint64) error {
@@ -284,7 +287,7 @@ func (b *Builder) ensureStorage(ctx context.Context, spec *api.VMSpec, p *domain
 			}
 			return lv(err, "grow volume %s", dk.Volume)
 		}
-		vi, err := b.ensureVolume(ctx, pool, dk.Volume, dk.Bytes, backing, grow)
+		vi, err := b.ensureVolume(ctx, pool, dk.Volume, dk.Bytes, base, grow)
 		if err != nil {
 			return err
 		}

@@ -629,7 +629,8 @@ func TestFakeImageFromURL(t *testing.T) {
 	if f.domains["42_7"] == nil {
 		t.Fatal("no domain")
 	}
-	spec.Image.ID, spec.Image.Source = 4, srv.URL+"/missing"
+	// A new VM (an existing one needs its image no more) of a missing URL.
+	spec.ID, spec.Image.ID, spec.Image.Source = 8, 4, srv.URL+"/missing"
 	if err := b.Build(context.Background(), spec); ErrorCode(err) != CodeImageMissing {
 		t.Errorf("missing URL: %v", err)
 	}

@@ -379,14 +379,26 @@ func volumeName(domain string, storageID uint64) string {
 	return fmt.Sprintf("%s_%d.qcow2", domain, storageID)
 }
 
-// ensureVolume creates a disk volume of at least size bytes (an overlay
-// of backing when set) and grows it when it is smaller. grow resizes an
-// existing volume (it differs for disks of a running domain).
-func (b *Builder) ensureVolume(ctx context.Context, pool, name string, size uint64, backing *volBackingXML,
+// ensureVolume creates a disk volume of at least size bytes and grows it
+// when it is smaller. base, when set, is asked only when the volume has to
+// be created: the backing volume the new one overlays and that volume's
+// size, which the new one is never smaller than. grow resizes an existing
+// volume (it differs for disks of a running domain).
+func (b *Builder) ensureVolume(ctx context.Context, pool, name string, size uint64,
+	base func(ctx context.Context) (*volBackingXML, uint64, error),
 	grow func(ctx context.Context, current uint64) error) (VolumeInfo, error) {
 	vi, err := b.lv.VolumeInfo(ctx, pool, name)
 	if isCode(err, errNoStorageVol) {
-		x, _ := xml.Marshal(volumeXML{Name: name, Capacity: volCapacityXML{Unit: "bytes", Value: size},
+		var backing *volBackingXML
+		create := size
+		if base != nil {
+			var baseSize uint64
+			if backing, baseSize, err = base(ctx); err != nil {
+				return vi, err
+			}
+			create = max(create, baseSize)
+		}
+		x, _ := xml.Marshal(volumeXML{Name: name, Capacity: volCapacityXML{Unit: "bytes", Value: create},
 			Format: volFormatXML{Type: "qcow2"}, Mode: "0644", Backing: backing})
 		if err := done(b.lv.CreateVolume(ctx, pool, string(x)), errStorageVolExist); err != nil {
 			if isNoSpace(err) {
