@@ -364,6 +364,19 @@ func (b *Builder) converge(ctx context.Context, spec *api.VMSpec, start bool) er
 			restart = true
 		}
 	}
+	if start && cur.live == nil || restart {
+		// Disks of two points in time are never started: a restore cut
+		// in its renames finishes first (it starts the domain then).
+		unfinished, err := b.readRestoreMarker(p.Name)
+		if err != nil {
+			return lv(err, "restore marker of %s", p.Name)
+		}
+		if unfinished != nil {
+			b.log.Warn("a restore from a backup is unfinished: the domain stays off until it is done",
+				"domain", p.Name, "backup", unfinished.Backup)
+			return nil
+		}
+	}
 	if restart {
 		if err := b.stop(ctx, p.Name); err != nil {
 			return err
@@ -425,6 +438,12 @@ func (b *Builder) stop(ctx context.Context, name string) error {
 // Restart starts a quiesced VM (building it when its domain is gone).
 func (b *Builder) Restart(ctx context.Context, spec *api.VMSpec) error {
 	name := b.DomainName(spec)
+	if m, err := b.readRestoreMarker(name); err != nil || m != nil {
+		if err == nil {
+			err = fmt.Errorf("the restore from %s is unfinished: its disks are of two points in time until a restore finishes", m.Backup)
+		}
+		return lv(err, "start %s", name)
+	}
 	err := b.lv.StartDomain(ctx, name)
 	if isCode(err, errNoDomain) {
 		return b.Build(ctx, spec)
@@ -469,7 +488,7 @@ func (b *Builder) scrub(ctx context.Context, name string) error {
 	// With the seed, the temporary file of a seed write cut by a kill
 	// (atomicfile removes it only when it writes that seed again).
 	files := atomicfile.Temporaries(b.seedPath(name))
-	for _, f := range append(files, b.seedPath(name), b.consoleLog(name)) {
+	for _, f := range append(files, b.seedPath(name), b.consoleLog(name), b.restoreMarkerPath(name)) {
 		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
 			return lv(err, "scrub %s", name)
 		}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/atomicfile"
 )
 
 // Snapshots are libvirt internal snapshots (CloudCIX v1's
@@ -444,19 +446,59 @@ func (b *Builder) BackupRestore(ctx context.Context, spec *api.VMSpec, name stri
 		}
 	}
 
-	running := cur.live != nil
-	if running {
+	// A restore cut in its renames (below) left the domain off: it was
+	// running if the marker says so.
+	unfinished, err := b.readRestoreMarker(dom)
+	if err != nil {
+		return lv(err, "restore %s", dom)
+	}
+	running := cur.live != nil || unfinished != nil && unfinished.Start
+	if cur.live != nil {
 		if err := done(b.lv.DestroyDomain(ctx, dom), errOperationInvalid, errNoDomain); err != nil {
 			return lv(err, "power off %s", dom)
 		}
 	}
+	// Every disk is copied beside its volume first; the volumes are
+	// replaced only when all copies are there, so a failed copy leaves
+	// every disk as it was, never some from the backup and some from now.
+	var tmps []string
+	defer func() {
+		for _, t := range tmps {
+			os.Remove(t)
+		}
+	}()
 	for _, d := range m.Disks {
-		if err := restoreFile(filepath.Join(dir, d.File), files[d.Target]); err != nil {
+		tmp := files[d.Target] + restoreSuffix
+		tmps = append(tmps, tmp)
+		if err := restoreCopy(filepath.Join(dir, d.File), tmp, files[d.Target]); err != nil {
 			if isNoSpace(err) {
 				return newError(CodePoolFull, "restore %s: disk %s: %v", dom, d.Target, err)
 			}
 			return lv(err, "restore disk %s of %s", d.Target, dom)
 		}
+	}
+	// From the first rename to the last the disks are of two points in
+	// time: the marker keeps the domain from being started (converge)
+	// until a restore has replaced them all.
+	if err := b.writeRestoreMarker(dom, restoreMarker{Backup: name, Start: running}); err != nil {
+		return lv(err, "restore %s", dom)
+	}
+	for _, d := range m.Disks {
+		if err := os.Rename(files[d.Target]+restoreSuffix, files[d.Target]); err != nil {
+			return lv(err, "restore disk %s of %s: the restore is unfinished and the domain stays off until it is done", d.Target, dom)
+		}
+	}
+	synced := map[string]bool{}
+	for _, d := range m.Disks {
+		if dd := filepath.Dir(files[d.Target]); !synced[dd] {
+			if err := syncDir(dd); err != nil {
+				return lv(err, "restore %s", dom)
+			}
+			synced[dd] = true
+		}
+	}
+	if err := b.removeRestoreMarker(dom); err != nil {
+		return lv(err, "restore %s", dom)
 	}
 	b.imageMu.RUnlock()
 	locked = false
@@ -464,37 +506,84 @@ func (b *Builder) BackupRestore(ctx context.Context, spec *api.VMSpec, name stri
 	return b.converge(ctx, spec, running)
 }
 
-// restoreFile replaces dst by a copy of src: copied into a file beside dst
-// (its name is one Scrub removes), synced, given dst's mode and owner, and
-// renamed over dst.
-func restoreFile(src, dst string) error {
-	tmp := dst + ".backup-restore"
+// restoreSuffix marks the copy of a backup's disk beside the volume it
+// is about to replace (Scrub removes a leftover).
+const restoreSuffix = ".backup-restore"
+
+// restoreCopy copies src to tmp, synced and given dst's mode and owner,
+// ready to be renamed over dst.
+func restoreCopy(src, tmp, dst string) error {
 	if err := copyFile(src, tmp); err != nil {
-		os.Remove(tmp)
 		return err
 	}
-	if st, err := os.Stat(dst); err == nil {
-		if err := os.Chmod(tmp, st.Mode().Perm()); err != nil {
-			os.Remove(tmp)
+	st, err := os.Stat(dst)
+	if err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, st.Mode().Perm()); err != nil {
+		return err
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		if err := os.Chown(tmp, int(sys.Uid), int(sys.Gid)); err != nil {
 			return err
 		}
-		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-			if err := os.Chown(tmp, int(sys.Uid), int(sys.Gid)); err != nil {
-				os.Remove(tmp)
-				return err
-			}
-		}
 	}
-	if err := os.Rename(tmp, dst); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	d, err := os.Open(filepath.Dir(dst))
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// restoreMarker is on the host while a restore replaces a domain's
+// volumes (<SeedDir>/<domain>-restore.json): the domain is not started
+// while it is there.
+type restoreMarker struct {
+	Backup string `json:"backup"`
+	// Start: the domain ran before the restore and starts after it.
+	Start bool `json:"start"`
+}
+
+func (b *Builder) restoreMarkerPath(domain string) string {
+	return filepath.Join(b.cfg.SeedDir, domain+"-restore.json")
+}
+
+// readRestoreMarker returns the marker of an unfinished restore, or nil.
+func (b *Builder) readRestoreMarker(domain string) (*restoreMarker, error) {
+	data, err := os.ReadFile(b.restoreMarkerPath(domain))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var m restoreMarker
+	if err := json.Unmarshal(data, &m); err != nil {
+		// Written atomically, so this is not ours to half-read: still,
+		// a restore is unfinished; the domain ran (start it after).
+		return &restoreMarker{Start: true}, nil
+	}
+	return &m, nil
+}
+
+func (b *Builder) writeRestoreMarker(domain string, m restoreMarker) error {
+	if err := os.MkdirAll(b.cfg.SeedDir, 0o755); err != nil {
+		return err
+	}
+	data, _ := json.Marshal(m)
+	return atomicfile.Write(b.restoreMarkerPath(domain), data, 0o600)
+}
+
+func (b *Builder) removeRestoreMarker(domain string) error {
+	if err := os.Remove(b.restoreMarkerPath(domain)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return syncDir(b.cfg.SeedDir)
 }
 
 func copyFile(src, dst string) error {
