@@ -34,6 +34,12 @@ type machine struct {
 	// still shows the in-progress state, and acting on it again would
 	// repeat the step (a second snapshot revert). A claim clears it.
 	finished map[uint64]finishedStep
+	// acted is the state and generation per object whose step this
+	// process finished but has not reported yet: when the report fails,
+	// the retry reports again and does not repeat the step (a revert or
+	// restore repeated would throw away what the VM did since). A claim
+	// clears it; a successful report moves it to finished.
+	acted map[uint64]finishedStep
 }
 
 type finishedStep struct {
@@ -76,6 +82,7 @@ func (m *machine) run(ctx context.Context, o object, s steps, log hclog.Logger) 
 	}
 	if p.claim != 0 {
 		m.setFinished(o.id, nil)
+		m.setActed(o.id, nil)
 		if p.act == actScrub {
 			// SCRUB_QUEUE: keep it down while it waits out the grace period.
 			if err := s.do(ctx, actQuiesce); err != nil {
@@ -96,8 +103,15 @@ func (m *machine) run(ctx context.Context, o object, s steps, log hclog.Logger) 
 		}
 		from = p.claim
 	}
-	if err := s.do(ctx, p.act); err != nil {
-		return m.failure(ctx, o, from, p, s, err, log)
+	if p.claim == 0 && p.stable != 0 && m.hasActed(o.id, finishedStep{from, o.generation}) {
+		log.Debug("step done already, its report failed: reporting again")
+	} else {
+		if err := s.do(ctx, p.act); err != nil {
+			return m.failure(ctx, o, from, p, s, err, log)
+		}
+		if p.stable != 0 {
+			m.setActed(o.id, &finishedStep{from, o.generation})
+		}
 	}
 	to := p.stable
 	gen := o.generation
@@ -121,6 +135,7 @@ func (m *machine) run(ctx context.Context, o object, s steps, log hclog.Logger) 
 			m.forget(o.id)
 			return resultOK, nil
 		}
+		m.setActed(o.id, nil)
 		if to != from {
 			m.setFinished(o.id, &finishedStep{from, gen})
 		}
@@ -128,6 +143,7 @@ func (m *machine) run(ctx context.Context, o object, s steps, log hclog.Logger) 
 		return resultOK, nil
 	case client.IsConflict(err):
 		log.Debug("report lost: the state moved on; the next work fetch decides", "error", err)
+		m.setActed(o.id, nil)
 		return resultConflict, nil
 	default:
 		return resultError, fmt.Errorf("report %d→%d: %w", from, to, err)
@@ -204,12 +220,35 @@ func (m *machine) setFinished(id uint64, f *finishedStep) {
 	m.finished[id] = *f
 }
 
+func (m *machine) hasActed(id uint64, f finishedStep) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	got, ok := m.acted[id]
+	return ok && got == f
+}
+
+// setActed records (f) or clears (nil) the step of id done but not
+// reported.
+func (m *machine) setActed(id uint64, f *finishedStep) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if f == nil {
+		delete(m.acted, id)
+		return
+	}
+	if m.acted == nil {
+		m.acted = map[uint64]finishedStep{}
+	}
+	m.acted[id] = *f
+}
+
 // forget drops what is known of a removed object.
 func (m *machine) forget(id uint64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.reported, id)
 	delete(m.finished, id)
+	delete(m.acted, id)
 }
 
 // action is what a state asks of the host.

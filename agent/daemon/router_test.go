@@ -134,6 +134,10 @@ type fakeController struct {
 	states  map[uint64]int
 	reports []client.StateReport
 	refuse  error // returned for 9→17
+	// failReport fails the next report of an object that is not a claim
+	// (one with an observed generation), once, as a controller that does
+	// not answer.
+	failReport map[uint64]error
 }
 
 func (f *fakeController) SetRouterState(_ context.Context, id uint64, r client.StateReport) error {
@@ -141,6 +145,10 @@ func (f *fakeController) SetRouterState(_ context.Context, id uint64, r client.S
 	defer f.mu.Unlock()
 	if f.states[id] != r.Expected {
 		return &api.Error{Status: http.StatusConflict, ErrorCode: "iaas_virtual_router_update_409", Detail: "moved"}
+	}
+	if err := f.failReport[id]; err != nil && r.ObservedGeneration != nil {
+		delete(f.failReport, id)
+		return err
 	}
 	if r.Expected == api.StateScrubQueue && f.refuse != nil {
 		return f.refuse

@@ -230,3 +230,41 @@ func TestDeleteOfUnresourcedVMsObjects(t *testing.T) {
 		t.Errorf("a snapshot of a VM with its own step under way was deleted: %v", b.log())
 	}
 }
+
+// TestRevertNotRepeatedWhenReportFails: a revert and a restore done whose
+// report fails (the controller does not answer) are reported again at the
+// retry, not done again (that would throw away what the VM did since).
+func TestRevertNotRepeatedWhenReportFails(t *testing.T) {
+	h, b, c := newVMTest()
+	c.states[7], c.states[101], c.states[201] = api.StateRunning, api.StateRunningUpdate, api.StateRunningUpdate
+	spec := api.VMSpec{ID: 7, State: api.StateRunning, Generation: 1,
+		Snapshots: []api.SnapshotSpec{{ID: 101, State: api.StateRunningUpdate, Generation: 2}},
+		Backups:   []api.BackupSpec{{ID: 201, State: api.StateRunningUpdate, Generation: 3}}}
+	unavailable := errors.New("controller unavailable")
+	c.failReport = map[uint64]error{101: unavailable, 201: unavailable}
+	if err := h.Apply(context.Background(), spec); err == nil {
+		t.Fatal("the failed reports are not retried")
+	}
+	for _, id := range []uint64{101, 201} {
+		if c.state(id) != api.StateRunningUpdating {
+			t.Fatalf("%d: state %d after the failed report, want RUNNING_UPDATING", id, c.state(id))
+		}
+	}
+	// The retry: the spec of the claims' index.
+	spec.Snapshots[0].State, spec.Backups[0].State = api.StateRunningUpdating, api.StateRunningUpdating
+	if err := h.Apply(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []uint64{101, 201} {
+		if c.state(id) != api.StateRunning {
+			t.Errorf("%d: state %d after the retry, want RUNNING", id, c.state(id))
+		}
+	}
+	n := map[string]int{}
+	for _, call := range b.log() {
+		n[call]++
+	}
+	if n["snapshot-revert 7 snapshot-101"] != 1 || n["backup-restore 7 backup-201"] != 1 {
+		t.Errorf("calls %q: want one revert and one restore", b.log())
+	}
+}
