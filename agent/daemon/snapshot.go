@@ -139,7 +139,7 @@ func (h *vmHandler) doSnapshot(ctx context.Context, spec *api.VMSpec, s *api.Sna
 		err = h.b.SnapshotCreate(ctx, spec, name)
 	case actRevert:
 		op = "revert"
-		err = h.b.SnapshotRevert(ctx, spec, name)
+		err = h.b.SnapshotRevert(ctx, spec, name, s.Generation)
 	case actDelete:
 		op = "delete"
 		err = h.b.SnapshotDelete(ctx, spec, name, s.RemoveSubtree)
@@ -165,7 +165,7 @@ func (h *vmHandler) doBackup(ctx context.Context, spec *api.VMSpec, b *api.Backu
 		dir, err = h.b.Backup(ctx, spec, name)
 	case actRevert:
 		op = "restore"
-		err = h.b.BackupRestore(ctx, spec, name)
+		err = h.b.BackupRestore(ctx, spec, name, b.Generation)
 	case actDelete:
 		op = "delete"
 		err = h.b.BackupDelete(ctx, spec, name)

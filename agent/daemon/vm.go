@@ -37,11 +37,11 @@ type vmBuilder interface {
 	ScrubDomain(ctx context.Context, name string) error
 	// Snapshots and backups (snapshot.go).
 	SnapshotCreate(ctx context.Context, spec *api.VMSpec, name string) error
-	SnapshotRevert(ctx context.Context, spec *api.VMSpec, name string) error
+	SnapshotRevert(ctx context.Context, spec *api.VMSpec, name string, generation uint64) error
 	SnapshotDelete(ctx context.Context, spec *api.VMSpec, name string, subtree bool) error
 	Backup(ctx context.Context, spec *api.VMSpec, name string) (string, error)
 	BackupDelete(ctx context.Context, spec *api.VMSpec, name string) error
-	BackupRestore(ctx context.Context, spec *api.VMSpec, name string) error
+	BackupRestore(ctx context.Context, spec *api.VMSpec, name string, generation uint64) error
 }
 
 // vmReporter makes the compare-and-swap state reports of VMs and their

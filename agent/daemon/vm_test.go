@@ -83,7 +83,7 @@ func (f *fakeVMs) recName(c string, s *api.VMSpec, name string) error {
 func (f *fakeVMs) SnapshotCreate(_ context.Context, s *api.VMSpec, name string) error {
 	return f.recName("snapshot-create", s, name)
 }
-func (f *fakeVMs) SnapshotRevert(_ context.Context, s *api.VMSpec, name string) error {
+func (f *fakeVMs) SnapshotRevert(_ context.Context, s *api.VMSpec, name string, _ uint64) error {
 	return f.recName("snapshot-revert", s, name)
 }
 func (f *fakeVMs) SnapshotDelete(_ context.Context, s *api.VMSpec, name string, subtree bool) error {
@@ -95,7 +95,7 @@ func (f *fakeVMs) Backup(_ context.Context, s *api.VMSpec, name string) (string,
 func (f *fakeVMs) BackupDelete(_ context.Context, s *api.VMSpec, name string) error {
 	return f.recName("backup-delete", s, name)
 }
-func (f *fakeVMs) BackupRestore(_ context.Context, s *api.VMSpec, name string) error {
+func (f *fakeVMs) BackupRestore(_ context.Context, s *api.VMSpec, name string, _ uint64) error {
 	return f.recName("backup-restore", s, name)
 }
 func (f *fakeVMs) log() []string {

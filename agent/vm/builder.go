@@ -83,6 +83,8 @@ type Builder struct {
 	// first found unused.
 	imageMu     sync.RWMutex
 	unusedSince map[string]time.Time
+	// stepsMu serialises the edits of the domains' doneSteps files.
+	stepsMu sync.Mutex
 }
 
 // New returns a builder over a libvirt connection.
@@ -488,7 +490,7 @@ func (b *Builder) scrub(ctx context.Context, name string) error {
 	// With the seed, the temporary file of a seed write cut by a kill
 	// (atomicfile removes it only when it writes that seed again).
 	files := atomicfile.Temporaries(b.seedPath(name))
-	for _, f := range append(files, b.seedPath(name), b.consoleLog(name), b.restoreMarkerPath(name)) {
+	for _, f := range append(files, b.seedPath(name), b.consoleLog(name), b.restoreMarkerPath(name), b.doneStepsPath(name)) {
 		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
 			return lv(err, "scrub %s", name)
 		}

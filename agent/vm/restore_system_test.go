@@ -57,7 +57,7 @@ func TestSystemRestoreCutMidway(t *testing.T) {
 	if err := os.Mkdir(block, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.BackupRestore(ctx, spec, "backup-1"); err == nil {
+	if err := b.BackupRestore(ctx, spec, "backup-1", 0); err == nil {
 		t.Fatal("the restore with a failing copy succeeded")
 	}
 	for target := range vols {
@@ -79,7 +79,7 @@ func TestSystemRestoreCutMidway(t *testing.T) {
 	// Cut between the renames: vdb's volume cannot be replaced.
 	run(t, "chattr", "+i", vols["vdb"])
 	t.Cleanup(func() { _ = exec.Command("chattr", "-i", vols["vdb"]).Run() })
-	if err := b.BackupRestore(ctx, spec, "backup-1"); err == nil {
+	if err := b.BackupRestore(ctx, spec, "backup-1", 0); err == nil {
 		t.Fatal("the restore with a volume that cannot be replaced succeeded")
 	}
 	if !same("vda") || same("vdb") {
@@ -93,7 +93,7 @@ func TestSystemRestoreCutMidway(t *testing.T) {
 	}
 	wantState(t, ctx, b, spec, StateShutoff)
 	run(t, "chattr", "-i", vols["vdb"])
-	if err := b.BackupRestore(ctx, spec, "backup-1"); err != nil {
+	if err := b.BackupRestore(ctx, spec, "backup-1", 0); err != nil {
 		t.Fatalf("the restore again: %v", err)
 	}
 	wantState(t, ctx, b, spec, StateRunning)

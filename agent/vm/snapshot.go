@@ -81,12 +81,25 @@ func (b *Builder) SnapshotCreate(ctx context.Context, spec *api.VMSpec, name str
 }
 
 // SnapshotRevert reverts a VM to a snapshot (it becomes the current one).
-func (b *Builder) SnapshotRevert(ctx context.Context, spec *api.VMSpec, name string) error {
+// generation is the snapshot's: a revert finished at that generation is
+// recorded on the host (doneSteps) and not done again, so an agent that
+// restarts before it could report the revert does not throw away what
+// the VM did since. Generation 0 records nothing.
+func (b *Builder) SnapshotRevert(ctx context.Context, spec *api.VMSpec, name string, generation uint64) error {
 	if err := checkSnapshotName(name); err != nil {
 		return err
 	}
 	dom := b.DomainName(spec)
-	return lv(b.lv.RevertSnapshot(ctx, dom, name), "revert %s to %s", dom, name)
+	if ok, err := b.stepDone(dom, name, generation); err != nil || ok {
+		if ok {
+			b.log.Info("revert done already at this generation: not again", "domain", dom, "snapshot", name, "generation", generation)
+		}
+		return lv(err, "revert %s to %s", dom, name)
+	}
+	if err := b.lv.RevertSnapshot(ctx, dom, name); err != nil {
+		return lv(err, "revert %s to %s", dom, name)
+	}
+	return lv(b.markStepDone(dom, name, generation), "revert %s to %s", dom, name)
 }
 
 // SnapshotDelete deletes a snapshot; with subtree its descendants too,
@@ -97,8 +110,10 @@ func (b *Builder) SnapshotDelete(ctx context.Context, spec *api.VMSpec, name str
 		return err
 	}
 	dom := b.DomainName(spec)
-	return lv(done(b.lv.DeleteSnapshot(ctx, dom, name, subtree), errNoDomainSnapshot, errNoDomain),
-		"delete snapshot %s of %s", name, dom)
+	if err := done(b.lv.DeleteSnapshot(ctx, dom, name, subtree), errNoDomainSnapshot, errNoDomain); err != nil {
+		return lv(err, "delete snapshot %s of %s", name, dom)
+	}
+	return lv(b.forgetStep(dom, name), "delete snapshot %s of %s", name, dom)
 }
 
 // SnapshotNode is one snapshot in a VM's tree.
@@ -330,7 +345,7 @@ func (b *Builder) BackupDelete(_ context.Context, spec *api.VMSpec, name string)
 			return lv(err, "delete backup %s", name)
 		}
 	}
-	return nil
+	return lv(b.forgetStep(b.DomainName(spec), name), "delete backup %s", name)
 }
 
 // BackupRestore puts a VM's disks back to what backup name holds. The VM
@@ -350,11 +365,17 @@ func (b *Builder) BackupDelete(_ context.Context, spec *api.VMSpec, name string)
 // libvirt metadata would point at data the restored disks no longer have).
 // Internal snapshots the backup holds but the VM no longer has stay in the
 // restored disks, unused.
-func (b *Builder) BackupRestore(ctx context.Context, spec *api.VMSpec, name string) error {
+func (b *Builder) BackupRestore(ctx context.Context, spec *api.VMSpec, name string, generation uint64) error {
 	if err := checkSnapshotName(name); err != nil {
 		return err
 	}
 	dom := b.DomainName(spec)
+	if ok, err := b.stepDone(dom, name, generation); err != nil || ok {
+		if ok {
+			b.log.Info("restore done already at this generation: not again", "domain", dom, "backup", name, "generation", generation)
+		}
+		return lv(err, "restore %s", dom)
+	}
 	dir := filepath.Join(b.cfg.BackupDir, dom, name)
 	mj, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
 	if os.IsNotExist(err) {
@@ -503,7 +524,10 @@ func (b *Builder) BackupRestore(ctx context.Context, spec *api.VMSpec, name stri
 	b.imageMu.RUnlock()
 	locked = false
 	b.log.Info("disks restored from backup", "domain", dom, "backup", name, "disks", len(m.Disks), "backup_created", m.Created, "start", running)
-	return b.converge(ctx, spec, running)
+	if err := b.converge(ctx, spec, running); err != nil {
+		return err
+	}
+	return lv(b.markStepDone(dom, name, generation), "restore %s", dom)
 }
 
 // restoreSuffix marks the copy of a backup's disk beside the volume it
@@ -688,4 +712,83 @@ func qcow2SnapshotNames(path string) (map[string]bool, error) {
 		}
 	}
 	return names, nil
+}
+
+// doneSteps is the record of the reverts and restores a domain finished
+// (<SeedDir>/<domain>-done.json): snapshot or backup name → the
+// generation it finished at. A step is recorded before it is reported, so
+// a retry after a failed report, or after an agent restart, finds it done
+// and only reports it; a new request (a new generation) runs it again. A
+// snapshot's or backup's delete drops its entry; Scrub the file.
+type doneSteps map[string]uint64
+
+func (b *Builder) doneStepsPath(domain string) string {
+	return filepath.Join(b.cfg.SeedDir, domain+"-done.json")
+}
+
+func (b *Builder) readDoneSteps(domain string) (doneSteps, error) {
+	data, err := os.ReadFile(b.doneStepsPath(domain))
+	if errors.Is(err, fs.ErrNotExist) {
+		return doneSteps{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	steps := doneSteps{}
+	if err := json.Unmarshal(data, &steps); err != nil {
+		return nil, fmt.Errorf("%s: %w", b.doneStepsPath(domain), err)
+	}
+	return steps, nil
+}
+
+// stepDone reports whether step name of domain finished at generation
+// (never for generation 0).
+func (b *Builder) stepDone(domain, name string, generation uint64) (bool, error) {
+	if generation == 0 {
+		return false, nil
+	}
+	b.stepsMu.Lock()
+	defer b.stepsMu.Unlock()
+	steps, err := b.readDoneSteps(domain)
+	if err != nil {
+		return false, err
+	}
+	return steps[name] == generation, nil
+}
+
+func (b *Builder) markStepDone(domain, name string, generation uint64) error {
+	if generation == 0 {
+		return nil
+	}
+	return b.editDoneSteps(domain, func(s doneSteps) { s[name] = generation })
+}
+
+func (b *Builder) forgetStep(domain, name string) error {
+	return b.editDoneSteps(domain, func(s doneSteps) { delete(s, name) })
+}
+
+func (b *Builder) editDoneSteps(domain string, edit func(doneSteps)) error {
+	b.stepsMu.Lock()
+	defer b.stepsMu.Unlock()
+	steps, err := b.readDoneSteps(domain)
+	if err != nil {
+		return err
+	}
+	n := len(steps)
+	edit(steps)
+	path := b.doneStepsPath(domain)
+	if len(steps) == 0 {
+		if n == 0 {
+			return nil
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return syncDir(b.cfg.SeedDir)
+	}
+	if err := os.MkdirAll(b.cfg.SeedDir, 0o755); err != nil {
+		return err
+	}
+	data, _ := json.Marshal(steps)
+	return atomicfile.Write(path, data, 0o600)
 }

@@ -33,7 +33,7 @@ func TestSystemSnapshotsAndBackup(t *testing.T) {
 	if err := b.SnapshotCreate(ctx, spec, "b"); err != nil {
 		t.Fatalf("snapshot b again: %v", err)
 	}
-	if err := b.SnapshotRevert(ctx, spec, "a"); err != nil {
+	if err := b.SnapshotRevert(ctx, spec, "a", 0); err != nil {
 		t.Fatalf("revert a: %v", err)
 	}
 	wantState(t, ctx, b, spec, StateRunning)
@@ -230,7 +230,7 @@ func TestSystemBackupRestore(t *testing.T) {
 	if err := b.SnapshotCreate(ctx, spec, "after"); err != nil {
 		t.Fatal(err)
 	}
-	err = b.BackupRestore(ctx, spec, "backup-1")
+	err = b.BackupRestore(ctx, spec, "backup-1", 0)
 	if ErrorCode(err) != CodeRestoreRefused || !strings.Contains(err.Error(), "after") {
 		t.Fatalf("restore with a newer snapshot: %v, want %s naming it", err, CodeRestoreRefused)
 	}
@@ -243,12 +243,12 @@ func TestSystemBackupRestore(t *testing.T) {
 	if err := b.SnapshotDelete(ctx, spec, "after", false); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.BackupRestore(ctx, spec, "backup-9"); ErrorCode(err) != CodeBackupMissing {
+	if err := b.BackupRestore(ctx, spec, "backup-9", 0); ErrorCode(err) != CodeBackupMissing {
 		t.Fatalf("restore from a backup without a copy: %v, want %s", err, CodeBackupMissing)
 	}
 
 	start := time.Now()
-	if err := b.BackupRestore(ctx, spec, "backup-1"); err != nil {
+	if err := b.BackupRestore(ctx, spec, "backup-1", 0); err != nil {
 		t.Fatalf("restore: %v", err)
 	}
 	t.Logf("restore of 2 disks (running VM: power off, copy, start): %v", time.Since(start).Round(time.Millisecond))
@@ -261,7 +261,7 @@ func TestSystemBackupRestore(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(e.root, "pools", "*", "*.backup-restore")); len(left) > 0 {
 		t.Errorf("temporary files left: %v", left)
 	}
-	if err := b.SnapshotRevert(ctx, spec, "before"); err != nil {
+	if err := b.SnapshotRevert(ctx, spec, "before", 0); err != nil {
 		t.Fatalf("revert to the snapshot from before the backup: %v", err)
 	}
 	wantState(t, ctx, b, spec, StateRunning)
@@ -270,7 +270,7 @@ func TestSystemBackupRestore(t *testing.T) {
 	if err := b.Quiesce(ctx, spec); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.BackupRestore(ctx, spec, "backup-1"); err != nil {
+	if err := b.BackupRestore(ctx, spec, "backup-1", 0); err != nil {
 		t.Fatalf("restore of a shut-off VM: %v", err)
 	}
 	wantState(t, ctx, b, spec, StateShutoff)
