@@ -325,6 +325,37 @@ func (b *Builder) converge(ctx context.Context, spec *api.VMSpec, start bool) er
 	if err != nil {
 		return err
 	}
+	// A backup cut after it froze the disks (a kill, a failed commit)
+	// leaves them on overlays that hold everything written since: the
+	// definition below names the volumes, so fold the overlays back
+	// first (running), or refuse (shut off: only the persistent
+	// definition knows the overlays, and a redefinition would lose them).
+	if cur.live != nil {
+		if ov := overlayDisks(cur.live); len(ov) > 0 {
+			b.log.Warn("disks on the overlays of an interrupted backup: folding them back first", "domain", p.Name, "disks", len(ov))
+			if err := b.foldOverlays(ctx, p.Name, ov); err != nil {
+				return err
+			}
+			if cur, err = b.current(ctx, p.Name); err != nil {
+				return err
+			}
+		}
+	} else if cur.defined {
+		x, err := b.lv.DomainXML(ctx, p.Name, true)
+		if err != nil && !isCode(err, errNoDomain) {
+			return lv(err, "xml of %s", p.Name)
+		}
+		if err == nil {
+			d, err := parseDomainXML(x)
+			if err != nil {
+				return lv(err, "xml of %s", p.Name)
+			}
+			if ov := overlayDisks(d); len(ov) > 0 {
+				return newError(CodeLibvirt, "%s is shut off with disk %s on the backup overlay %s: commit it into the volume (qemu-img commit) and redefine the domain first; redefining it now would lose what the overlay holds",
+					p.Name, ov[0].Target.Dev, ov[0].Source.File)
+			}
+		}
+	}
 	if err := b.ensureStorage(ctx, spec, &p, cur); err != nil {
 		return err
 	}

@@ -20,6 +20,22 @@ type faultyConn struct {
 	*Conn
 	mu   sync.Mutex
 	fail map[string]error
+	// afterSnapshot runs once after a CreateSnapshot that succeeded.
+	afterSnapshot func()
+}
+
+func (f *faultyConn) CreateSnapshot(ctx context.Context, domain, xml string, diskOnly bool) error {
+	if err := f.Conn.CreateSnapshot(ctx, domain, xml, diskOnly); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	after := f.afterSnapshot
+	f.afterSnapshot = nil
+	f.mu.Unlock()
+	if after != nil {
+		after()
+	}
+	return nil
 }
 
 func (f *faultyConn) failOnce(op string, err error) {

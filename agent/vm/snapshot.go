@@ -211,6 +211,7 @@ func (b *Builder) Backup(ctx context.Context, spec *api.VMSpec, name string) (st
 		}
 	}
 	var disks []diskXML
+	var leftover []diskXML
 	for _, d := range desc.Devices.Disks {
 		if d.Device != "disk" || d.Source == nil {
 			continue
@@ -223,18 +224,18 @@ func (b *Builder) Backup(ctx context.Context, spec *api.VMSpec, name string) (st
 			if cur.live == nil {
 				return "", newError(CodeLibvirt, "backup %s: disk %s is still on a backup overlay %s and the domain is not running", dom, d.Target.Dev, d.Source.File)
 			}
-			if err := b.lv.CommitActive(ctx, dom, d.Target.Dev); err != nil {
-				return "", lv(err, "block commit of the leftover overlay of %s of %s", d.Target.Dev, dom)
-			}
-			if err := os.Remove(d.Source.File); err != nil && !os.IsNotExist(err) {
-				return "", lv(err, "remove leftover overlay of %s", d.Target.Dev)
-			}
-			b.log.Warn("folded back the overlay of an interrupted backup", "domain", dom, "disk", d.Target.Dev, "overlay", d.Source.File)
+			leftover = append(leftover, d)
 			src := *d.Source
 			src.File = strings.TrimSuffix(src.File, overlaySuffix)
 			d.Source = &src
 		}
 		disks = append(disks, d)
+	}
+	if len(leftover) > 0 {
+		if err := b.foldOverlays(ctx, dom, leftover); err != nil {
+			return "", err
+		}
+		b.log.Warn("folded back the overlays of an interrupted backup", "domain", dom, "disks", len(leftover))
 	}
 	tmpDir := dir + ".partial"
 	if err := os.RemoveAll(tmpDir); err != nil {
@@ -296,13 +297,16 @@ func (b *Builder) Backup(ctx context.Context, spec *api.VMSpec, name string) (st
 	}()
 	if frozen {
 		// Fold the overlays back whatever happened to the copy.
-		for _, d := range disks {
-			if err := b.lv.CommitActive(ctx, dom, d.Target.Dev); err != nil {
-				return "", lv(err, "block commit %s of %s", d.Target.Dev, dom)
-			}
-			if err := os.Remove(d.Source.File + overlaySuffix); err != nil && !os.IsNotExist(err) {
-				return "", lv(err, "remove overlay of %s", d.Target.Dev)
-			}
+		overlays := make([]diskXML, len(disks))
+		for i, d := range disks {
+			src := *d.Source
+			src.File += overlaySuffix
+			overlays[i] = d
+			overlays[i].Source = &src
+		}
+		if err := b.foldOverlays(ctx, dom, overlays); err != nil {
+			os.RemoveAll(tmpDir)
+			return "", err
 		}
 	}
 	if copyErr != nil {
@@ -327,6 +331,43 @@ func (b *Builder) Backup(ctx context.Context, spec *api.VMSpec, name string) (st
 		return "", lv(err, "backup %s", dom)
 	}
 	return dir, nil
+}
+
+// foldTimeout bounds folding a backup's overlays back into the volumes.
+const foldTimeout = 15 * time.Minute
+
+// foldOverlays commits the overlays that disks (of a running domain) are
+// on back into their volumes, pivots the domain onto the volumes and
+// removes the overlay files. It runs on even when ctx is cancelled (an
+// agent stopping gracefully), within foldTimeout, and tries every disk
+// when one fails: a disk left on its overlay is one a later converge
+// must fold first, and every one less is better.
+func (b *Builder) foldOverlays(ctx context.Context, dom string, disks []diskXML) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), foldTimeout)
+	defer cancel()
+	var errs []error
+	for _, d := range disks {
+		if err := b.lv.CommitActive(ctx, dom, d.Target.Dev); err != nil {
+			errs = append(errs, lv(err, "block commit of the backup overlay %s of %s of %s", d.Source.File, d.Target.Dev, dom))
+			continue
+		}
+		if err := os.Remove(d.Source.File); err != nil && !os.IsNotExist(err) {
+			errs = append(errs, lv(err, "remove overlay of %s of %s", d.Target.Dev, dom))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// overlayDisks lists the disks of a domain description that are on a
+// backup overlay.
+func overlayDisks(d *domainXML) []diskXML {
+	var out []diskXML
+	for _, dk := range d.Devices.Disks {
+		if dk.Device == "disk" && dk.Source != nil && strings.HasSuffix(dk.Source.File, overlaySuffix) {
+			out = append(out, dk)
+		}
+	}
+	return out
 }
 
 // BackupDelete removes a backup directory (and its partial copy). A path
