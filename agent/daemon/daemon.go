@@ -325,6 +325,11 @@ func (d *Daemon) register(ctx context.Context) bool {
 			d.regMu.Lock()
 			d.reg = *out
 			d.regMu.Unlock()
+			if d.vmBuilder != nil {
+				// Domains are tagged with the server id, and garbage
+				// collection takes only this server's.
+				d.vmBuilder.SetServerID(out.ServerID)
+			}
 			d.registered.Store(true)
 			d.metrics.registered.Set(1)
 			d.log.Info("registered", "hostname", d.cfg.Hostname, "roles", d.cfg.Roles,

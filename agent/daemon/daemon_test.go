@@ -20,6 +20,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/regentcloud/regent/agent/vm"
 	"github.com/regentcloud/regent/agent/vpn"
 	"github.com/regentcloud/regent/pkg/api"
 	"github.com/regentcloud/regent/pkg/client"
@@ -689,5 +690,36 @@ func TestReloadFiles(t *testing.T) {
 	}
 	if tok := d.ctl.currentToken(); tok != "two" {
 		t.Errorf("token %q after the reload", tok)
+	}
+}
+
+// TestRegistrationSetsTheVMServerID: the server id of each registration
+// (a new one after the controller forgot ours) reaches the VM builder,
+// which tags domains with it and collects only that server's.
+func TestRegistrationSetsTheVMServerID(t *testing.T) {
+	var id atomic.Uint64
+	id.Store(7)
+	ctl := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"content":{"server_id":%d,"heartbeat_interval":10}}`, id.Load())
+	}))
+	defer ctl.Close()
+	var logs systemtest.Buffer
+	d := newTestDaemon(t, &logs, func(c *Config) { c.Token = "t" }, ctl.URL)
+	b, err := vm.New(vm.Config{DomainType: "qemu"}, vm.NewConn(filepath.Join(t.TempDir(), "no-libvirtd")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.vmBuilder = b
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, want := range []uint64{7, 9} {
+		id.Store(want)
+		if !d.register(ctx) {
+			t.Fatalf("not registered:\n%s", logs.String())
+		}
+		if got := b.ServerID(); got != want {
+			t.Errorf("builder's server id %d after registering as %d", got, want)
+		}
 	}
 }

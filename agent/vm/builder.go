@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -85,7 +86,24 @@ type Builder struct {
 	unusedSince map[string]time.Time
 	// stepsMu serialises the edits of the domains' doneSteps files.
 	stepsMu sync.Mutex
+	// serverID is the server the agent is registered as (SetServerID):
+	// domains are tagged with it and garbage collection takes only
+	// those of this server.
+	serverID atomic.Uint64
+	// untagged are the domains without a server tag already logged.
+	untaggedMu sync.Mutex
+	untagged   map[string]bool
 }
+
+// SetServerID sets the server the agent is registered as. Domains defined
+// from now on carry it; Domains and ScrubDomain take only domains that
+// carry it, so an agent registered under a new id (a new or restored
+// controller cluster) never collects the domains it made as another
+// server. Until it is set, nothing is collected.
+func (b *Builder) SetServerID(id uint64) { b.serverID.Store(id) }
+
+// ServerID is the server id SetServerID set (0: none yet).
+func (b *Builder) ServerID() uint64 { return b.serverID.Load() }
 
 // New returns a builder over a libvirt connection.
 func New(cfg Config, l Libvirt, log hclog.Logger) (*Builder, error) {
@@ -156,7 +174,7 @@ func (b *Builder) bridge(n api.NICSpec) string {
 func (b *Builder) plan(spec *api.VMSpec) (domainPlan, error) {
 	p := domainPlan{
 		Type: b.cfg.DomainType, Name: b.DomainName(spec), Machine: b.cfg.Machine,
-		VMID: spec.ID, ProjectID: spec.ProjectID, Generation: spec.Generation, ImageID: spec.Image.ID,
+		VMID: spec.ID, ProjectID: spec.ProjectID, Generation: spec.Generation, ImageID: spec.Image.ID, ServerID: b.serverID.Load(),
 		CPU: spec.CPU,
 	}
 	p.ConsoleLog = b.consoleLog(p.Name)
@@ -495,14 +513,15 @@ func (b *Builder) Scrub(ctx context.Context, spec *api.VMSpec) error {
 }
 
 // ScrubDomain scrubs a domain by name: garbage collection of a domain that
-// Domains lists but the complete work no longer has.
+// Domains lists but the complete work no longer has. It refuses a domain
+// Domains would not list.
 func (b *Builder) ScrubDomain(ctx context.Context, name string) error {
-	ok, err := b.owns(ctx, name)
+	ok, err := b.collectable(ctx, name)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("vm: %s is not a domain of this builder (no regent metadata for that name)", name)
+		return fmt.Errorf("vm: %s is not a domain of this builder and server %d (no regent metadata for that name and server)", name, b.serverID.Load())
 	}
 	return b.scrub(ctx, name)
 }
@@ -544,9 +563,13 @@ func (b *Builder) State(ctx context.Context, spec *api.VMSpec) (st DomainState, 
 
 // Domains lists the domains this builder owns, for garbage collection
 // after a complete fetch of the work: named <prefix><project>_<vm> and
-// tagged with the builder's metadata element for that project and VM. A
-// domain of that shape that someone else defined (no tag) is not ours,
-// whatever the prefix (it may be empty).
+// tagged with the builder's metadata element for that project and VM and
+// for the server the agent is registered as (SetServerID). A domain of
+// that shape that someone else defined (no tag) is not ours, whatever the
+// prefix (it may be empty). One tagged for another server (the agent was
+// registered under another id) is left alone, and so is one an older
+// agent defined without a server (logged once): the next converge of its
+// VM tags it.
 func (b *Builder) Domains(ctx context.Context) ([]string, error) {
 	names, err := b.lv.ListDomains(ctx)
 	if err != nil {
@@ -554,7 +577,7 @@ func (b *Builder) Domains(ctx context.Context) ([]string, error) {
 	}
 	var out []string
 	for _, n := range names {
-		ok, err := b.owns(ctx, n)
+		ok, err := b.collectable(ctx, n)
 		if err != nil {
 			return nil, err
 		}
@@ -566,28 +589,56 @@ func (b *Builder) Domains(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// owns reports whether domain name is one this builder made (see
-// Domains). A domain that is gone is not.
-func (b *Builder) owns(ctx context.Context, name string) (bool, error) {
+// collectable: domain name is ours (owns) and tagged with this server.
+func (b *Builder) collectable(ctx context.Context, name string) (bool, error) {
+	m, err := b.owns(ctx, name)
+	if err != nil || m == nil {
+		return false, err
+	}
+	server := b.serverID.Load()
+	if m.Server == 0 {
+		b.untaggedMu.Lock()
+		first := !b.untagged[name]
+		if b.untagged == nil {
+			b.untagged = map[string]bool{}
+		}
+		b.untagged[name] = true
+		b.untaggedMu.Unlock()
+		if first {
+			b.log.Warn("domain without a server tag (an older agent's): not garbage-collected until its VM is converged again", "domain", name)
+		}
+	}
+	return server != 0 && m.Server == server, nil
+}
+
+// owns returns the builder's metadata of domain name when it is one this
+// builder made (see Domains), nil otherwise. A domain that is gone is not.
+func (b *Builder) owns(ctx context.Context, name string) (*regentMetaXML, error) {
 	rest, ok := strings.CutPrefix(name, b.cfg.NamePrefix)
 	if !ok {
-		return false, nil
+		return nil, nil
 	}
 	var p, v uint64
 	if _, err := fmt.Sscanf(rest, "%d_%d", &p, &v); err != nil || fmt.Sprintf("%d_%d", p, v) != rest {
-		return false, nil
+		return nil, nil
 	}
-	x, err := b.lv.DomainXML(ctx, name, false)
+	// The persistent definition: a redefinition (which tags an older
+	// agent's domain) reaches a running domain's live one only at its
+	// next start.
+	x, err := b.lv.DomainXML(ctx, name, true)
 	if isCode(err, errNoDomain) {
-		return false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return false, lv(err, "xml of %s", name)
+		return nil, lv(err, "xml of %s", name)
 	}
 	d, err := parseDomainXML(x)
 	if err != nil {
-		return false, nil // not one of ours: ours parse
+		return nil, nil // not one of ours: ours parse
 	}
 	m := d.Metadata
-	return m != nil && m.VM != nil && m.VM.ProjectID == p && m.VM.ID == v, nil
+	if m == nil || m.VM == nil || m.VM.ProjectID != p || m.VM.ID != v {
+		return nil, nil
+	}
+	return m.VM, nil
 }

@@ -41,6 +41,10 @@ type regentMetaXML struct {
 	ProjectID  uint64 `xml:"project,attr"`
 	Generation uint64 `xml:"generation,attr"`
 	ImageID    uint64 `xml:"image,attr"`
+	// Server is the controller's id of the server the agent was
+	// registered as when it defined the domain (0, absent: an older
+	// agent's domain). Garbage collection takes only its own server's.
+	Server uint64 `xml:"server,attr,omitempty"`
 }
 
 type memoryXML struct {
@@ -230,6 +234,7 @@ type domainPlan struct {
 	ProjectID  uint64
 	Generation uint64
 	ImageID    uint64
+	ServerID   uint64
 	CPU        int
 	MemoryMiB  uint64
 	Disks      []disk
@@ -247,7 +252,7 @@ func domainXMLFor(p domainPlan) ([]byte, error) {
 		UUID:  domainUUID(p.Name),
 		Title: "regent vm " + strconv.FormatUint(p.VMID, 10),
 		Metadata: &metadataXML{VM: &regentMetaXML{ID: p.VMID, ProjectID: p.ProjectID,
-			Generation: p.Generation, ImageID: p.ImageID}},
+			Generation: p.Generation, ImageID: p.ImageID, Server: p.ServerID}},
 		Memory:        memoryXML{Unit: "KiB", Value: p.MemoryMiB << 10},
 		CurrentMemory: memoryXML{Unit: "KiB", Value: p.MemoryMiB << 10},
 		VCPU:          vcpuXML{Placement: "static", Value: p.CPU},

@@ -17,6 +17,7 @@ func unitBuilder(t *testing.T, l Libvirt, cfg Config) *Builder {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b.SetServerID(1) // registered
 	return b
 }
 

@@ -26,6 +26,7 @@ func TestSystemNewImageVersionLeavesVMsAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b.SetServerID(1) // registered
 	cleanupLibvirt(t, c, b, e.prefix)
 	e.bridge = netrouter.SegmentBridge(e.bridgePfx, netrouter.ModeVXLAN, e.vni)
 	addBridge(t, e.bridge)

@@ -83,6 +83,7 @@ func TestSystemScrubCutBeforeUndefine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b.SetServerID(1) // registered
 	cleanupLibvirt(t, c, b, e.prefix)
 	e.bridge = netrouter.SegmentBridge(e.bridgePfx, netrouter.ModeVXLAN, e.vni)
 	addBridge(t, e.bridge)

@@ -290,6 +290,7 @@ func builtVM(t *testing.T, ctx context.Context, vniOffset uint32, id uint64) (*C
 	if err != nil {
 		t.Fatal(err)
 	}
+	b.SetServerID(1) // registered
 	cleanupLibvirt(t, c, b, e.prefix)
 	addBridge(t, netrouter.SegmentBridge(e.bridgePfx, netrouter.ModeVXLAN, e.vni))
 	spec := testSpec(e)
