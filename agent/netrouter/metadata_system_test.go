@@ -167,11 +167,17 @@ func TestMetadataServerLimits(t *testing.T) {
 	if code, err := get(c6); err != nil || code != 404 {
 		t.Errorf("vm6 within the limits: %d %v, want 404 (no metadata for it)", code, err)
 	}
-	// A connection given back makes room again.
+	// A connection given back makes room again, once the server has seen
+	// it end (it reads the close, then closes its side).
 	held[0].Close()
-	time.Sleep(100 * time.Millisecond)
-	if code, err := get(dial(vm5)); err != nil || code != 200 {
-		t.Errorf("vm5 after one of its connections closed: %d %v", code, err)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		code, err := get(dial(vm5))
+		if err == nil && code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("vm5 after one of its connections closed: %d %v", code, err)
+		}
 	}
 	if code, err := get(held[1]); err != nil || code != 200 {
 		t.Errorf("a held connection within the limits: %d %v", code, err)

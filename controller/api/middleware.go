@@ -247,17 +247,18 @@ func (f *forwarder) wrap(next http.Handler) http.Handler {
 		forward := f.a.metrics.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			f.forward(w.(*respWriter), r)
 		}))
+		done := func() {}
 		if f.a.cluster.IsLeader() && f.gated(r) {
 			// Writes pass the leader's gate: during a leadership hand-off
 			// they wait, and go to the new leader afterwards.
-			done, err := f.a.cluster.BeginWrite(r.Context())
-			if err != nil {
+			var err error
+			if done, err = f.a.cluster.BeginWrite(r.Context()); err != nil {
 				f.refuse(w, r, noLeader("This node is shutting down; retry."))
 				return
 			}
 			defer done()
 			if !f.a.cluster.IsLeader() {
-				done()
+				done() // a forwarded write does not hold this node's gate
 				forward.ServeHTTP(w, r)
 				return
 			}
@@ -267,6 +268,7 @@ func (f *forwarder) wrap(next http.Handler) http.Handler {
 			case refusal != nil:
 				f.refuse(w, r, refusal)
 			case elsewhere:
+				done()
 				forward.ServeHTTP(w, r)
 			default:
 				f.a.metrics.wrap(next).ServeHTTP(w, r)
