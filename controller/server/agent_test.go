@@ -425,6 +425,25 @@ func TestAgent_PolicyLog(t *testing.T) {
 		t.Errorf("policy log = %v, want the two entries of the project's router, newest first", l.Content)
 	}
 	c.Do("GET", apitest.Path("/iaas/policy_log/", project), nil, f.r.Token(apitest.OtherMember)).Expect(404)
+
+	// A refused heartbeat keeps none of its entries (an agent sends them
+	// again with the next): here a VPN status without ike_state, and an
+	// entry with a string over the bound (the leader keeps entries in
+	// memory).
+	long := entry(4, vr)
+	long["source"] = strings.Repeat("x", wire.PolicyLogMaxString+1)
+	for what, beat := range map[string]map[string]any{
+		"bad VPN status": {"router_id": e.router, "policy_log": []any{entry(5, vr)}, "vpn_status": []any{map[string]any{"vpn_id": 1, "virtual_router_id": vr}}},
+		"long string":    {"router_id": e.router, "policy_log": []any{entry(6, vr), long}},
+	} {
+		r := c.Do("POST", "/v1/agent/heartbeat", beat, e.robot).Expect(400)
+		if what == "long string" && r.ErrorCode() != "agent_heartbeat_107" {
+			t.Errorf("%s: %s", what, r)
+		}
+		if l := c.Do("GET", apitest.Path("/iaas/policy_log/", project), nil, f.root).Expect(200).List(); len(l.Content) != 2 {
+			t.Errorf("%s: the refused heartbeat's entries were kept: %v", what, l.Content)
+		}
+	}
 }
 
 // What agents report in a leader's first seconds stays: the leader's

@@ -1,5 +1,7 @@
 package api
 
+import "unicode/utf8"
+
 // Agent work specs: the desired state the controller hands to regent-agent
 // (GET /v1/agent/work). They are complete, so an agent never needs a second
 // request to build an object, and they carry the object's state and
@@ -106,12 +108,7 @@ const (
 // heartbeat may carry, so that one long error message cannot get the
 // whole heartbeat refused (and the agent judged down).
 func (s *VPNStatus) Clip() {
-	cut := func(v string, n int) string {
-		if len(v) <= n {
-			return v
-		}
-		return v[:n]
-	}
+	cut := CutUTF8
 	s.IKEState, s.LocalHost, s.RemoteHost = cut(s.IKEState, VPNStatusMaxString), cut(s.LocalHost, VPNStatusMaxString), cut(s.RemoteHost, VPNStatusMaxString)
 	s.Time, s.Error = cut(s.Time, VPNStatusMaxString), cut(s.Error, VPNStatusMaxError)
 	if len(s.Children) > VPNStatusMaxChildren {
@@ -127,6 +124,19 @@ func (s *VPNStatus) Clip() {
 			c.RemoteTS = c.RemoteTS[:VPNStatusMaxChildren]
 		}
 	}
+}
+
+// CutUTF8 shortens s to at most n bytes without cutting a character in
+// two (a cut one would travel as U+FFFD, three bytes, and the string would
+// come out longer than n at the other end).
+func CutUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // IKE states that are not strongSwan's: no IKE SA, and no report yet.
@@ -403,6 +413,11 @@ const (
 
 // PolicyLogEntry is one packet that matched a firewall rule with logging
 // on (GET /iaas/policy_log/{project_id}/).
+// PolicyLogMaxString bounds each string of a policy log entry (a time,
+// an address with its prefix, a protocol name): the controller refuses a
+// heartbeat with a longer one.
+const PolicyLogMaxString = 64
+
 type PolicyLogEntry struct {
 	Time            string `json:"time"` // RFC 3339
 	VirtualRouterID uint64 `json:"virtual_router_id"`

@@ -1,10 +1,12 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // The transition tables of cloudcix-facts §2.2, written out edge by edge
@@ -127,6 +129,25 @@ func TestVPNStatusClipFitsTheBounds(t *testing.T) {
 		len(st.Children[0].Name) != VPNStatusMaxString || len(st.Children[0].LocalTS) != VPNStatusMaxChildren {
 		t.Errorf("clipped: ike_state %d, error %d, children %d, name %d, local_ts %d", len(st.IKEState), len(st.Error),
 			len(st.Children), len(st.Children[0].Name), len(st.Children[0].LocalTS))
+	}
+	// A cut never splits a character: a split one travels as U+FFFD
+	// (three bytes) and the error arrived longer than the bound, which got
+	// the whole heartbeat refused for good (an error naming IPv6 routes
+	// with "→" in it).
+	for pad := range 8 { // the cut at every position within the 8-byte pattern
+		multi := VPNStatus{IKEState: "CONNECTING", Error: strings.Repeat("x", pad) + strings.Repeat("a → b ", 400)}
+		multi.Clip()
+		b, err := json.Marshal(multi)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back VPNStatus
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatal(err)
+		}
+		if !utf8.ValidString(multi.Error) || len(back.Error) > VPNStatusMaxError {
+			t.Errorf("pad %d: clipped error valid %v, %d bytes after a JSON round trip (bound %d)", pad, utf8.ValidString(multi.Error), len(back.Error), VPNStatusMaxError)
+		}
 	}
 	short := VPNStatus{IKEState: "ESTABLISHED", Children: []VPNChildStatus{{Name: "a"}}}
 	short.Clip()

@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/regentcloud/regent/controller/api"
@@ -199,23 +198,33 @@ func (r *routes) heartbeat(q *api.Request) error {
 		return bad("agent_heartbeat_103", "At most 4096 policy log entries per heartbeat, got %d.", len(in.PolicyLog))
 	}
 	var logs []wire.PolicyLogEntry
-	for _, e := range in.PolicyLog {
+	for i, e := range in.PolicyLog {
+		for _, v := range []string{e.Time, e.Direction, e.Action, e.Protocol, e.Source, e.Destination} {
+			if len(v) > wire.PolicyLogMaxString {
+				return bad("agent_heartbeat_107", "policy_log[%d]: its strings are at most %d bytes.", i, wire.PolicyLogMaxString)
+			}
+		}
 		// only the agent's own router's virtual routers
 		if vr, ok := q.Txn.VirtualRouter(e.VirtualRouterID); ok && in.RouterID != 0 && vr.RouterID == in.RouterID {
 			logs = append(logs, e)
 		}
 	}
-	r.cfg.Heartbeats.AddPolicyLog(logs)
+	// Everything is checked before anything is kept: a refused heartbeat
+	// changes nothing (its policy log entries come again with the next).
+	var vpns []wire.VPNStatus
 	if in.RouterID != 0 {
-		st, err := vpnReport(q, in.RouterID, in.VPNStatus)
-		if err != nil {
+		var err error
+		if vpns, err = vpnReport(q, in.RouterID, in.VPNStatus); err != nil {
 			return err
 		}
+	}
+	r.cfg.Heartbeats.AddPolicyLog(logs)
+	if in.RouterID != 0 {
 		var vrs []uint64
 		for _, vr := range q.Txn.VirtualRoutersOnRouter(in.RouterID) {
 			vrs = append(vrs, vr.ID)
 		}
-		r.cfg.Heartbeats.SetVPNStatus(vrs, st)
+		r.cfg.Heartbeats.SetVPNStatus(vrs, vpns)
 	}
 	now := r.cfg.Now()
 	r.cfg.Heartbeats.Beat(in.ServerID, in.RouterID, now)
@@ -443,9 +452,5 @@ func truncateUTF8(s string, max int) string {
 		return s
 	}
 	const mark = "…"
-	cut := max - len(mark)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + mark
+	return wire.CutUTF8(s, max-len(mark)) + mark
 }
