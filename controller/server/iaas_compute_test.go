@@ -602,6 +602,28 @@ func TestComputeProjectManagerDelete(t *testing.T) {
 	c.Do("DELETE", apitest.Path("/membership/user/", user), nil, admin).Expect(204)
 }
 
+// TestComputeProjectInputBounds: manager_id 0 on create means no manager
+// (it made the caller the manager); a note over 10,000 characters is
+// refused on update as on create (an update stored any size); names and
+// notes count characters, not bytes.
+func TestComputeProjectInputBounds(t *testing.T) {
+	_, f, _ := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	p := c.Do("POST", "/iaas/project/", map[string]any{"name": f.n.Unique("nomgr"), "region_id": f.reg, "manager_id": 0}, admin).Expect(201).Content()
+	if p["manager_id"] != float64(0) {
+		t.Errorf("manager_id 0 on create: %v", p["manager_id"])
+	}
+	path := apitest.Path("/iaas/project/", uint64(p["id"].(float64)))
+	for _, method := range []string{"PATCH", "PUT"} {
+		body := map[string]any{"name": p["name"], "note": strings.Repeat("n", 10001)}
+		if got := c.Do(method, path, body, admin).Expect(400).FieldCode("note"); got != "iaas_project_update_106" {
+			t.Errorf("%s with a long note: %q", method, got)
+		}
+	}
+	c.Do("PATCH", path, map[string]any{"note": strings.Repeat("é", 10000)}, admin).Expect(200)
+	c.Do("POST", "/iaas/storage_type/", map[string]any{"name": strings.Repeat("存", 17)}, f.root).Expect(201)
+}
+
 // TestComputeProjectState: a stable project is deleted (8) as a whole.
 func TestComputeProjectState(t *testing.T) {
 	_, f, x := computeSetup(t)

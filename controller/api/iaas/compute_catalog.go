@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/regentcloud/regent/controller/api"
 	"github.com/regentcloud/regent/controller/api/query"
@@ -24,7 +25,7 @@ func nameField(fe wire.FieldErrors, q *api.Request, dst *string, v *string, part
 		return
 	}
 	n := strings.TrimSpace(*v)
-	if n == "" || len(n) > 50 {
+	if n == "" || utf8.RuneCountInString(n) > 50 {
 		fe.Add("name", q.Code(101), "name must be 1 to 50 characters.")
 		return
 	}

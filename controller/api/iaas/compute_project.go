@@ -51,16 +51,21 @@ func projectShape(fe wire.FieldErrors, q *api.Request, prefix, service string, i
 		s.GracePeriod = *in.GracePeriod
 	}
 	if in.Note != nil {
-		if len(*in.Note) > 10000 {
-			fe.Add(prefix+"note", c(106), "note is at most 10000 characters.")
-		}
+		noteBound(fe, prefix, c(106), *in.Note)
 		s.Note = *in.Note
 	}
+	// absent or null: the caller; 0: none
+	s.ManagerID = q.P.UserID
 	api.Set(&s.ManagerID, in.ManagerID)
-	if s.ManagerID == 0 {
-		s.ManagerID = q.P.UserID
-	}
 	return s
+}
+
+// noteBound refuses a project note over 10,000 characters, on create and
+// update alike.
+func noteBound(fe wire.FieldErrors, prefix, code, note string) {
+	if utf8.RuneCountInString(note) > 10000 {
+		fe.Add(prefix+"note", code, "note is at most 10000 characters.")
+	}
 }
 
 func containsU64(s []uint64, v uint64) bool {
@@ -140,6 +145,7 @@ func registerProject(a *api.API) {
 			if in.Note != nil || !partial {
 				p.Note = ""
 				api.Set(&p.Note, in.Note)
+				noteBound(fe, "", q.Code(106), p.Note)
 			}
 			if in.ManagerID != nil || !partial {
 				p.ManagerID = 0
