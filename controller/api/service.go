@@ -692,8 +692,10 @@ func parseIfMatch(r *http.Request) (uint64, error) {
 		return 0, nil
 	}
 	n, err := strconv.ParseUint(trimQuotes(h), 10, 64)
-	if err != nil {
-		return 0, wire.Errorf(http.StatusBadRequest, wire.CodeBadQuery, "If-Match must be the object's modified_index, got %q.", h)
+	if err != nil || n == 0 {
+		// 0 names no object's index, and would read as "no If-Match":
+		// a robot's state change would skip its compare-and-swap.
+		return 0, wire.Errorf(http.StatusBadRequest, wire.CodeBadQuery, "If-Match must be the object's modified_index (1 or more), got %q.", h)
 	}
 	return n, nil
 }

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -446,6 +447,14 @@ func TestComputeStateChanges(t *testing.T) {
 	}
 	if got := c.Do("PATCH", path, map[string]any{"state": 2}, x.robotR).Expect(400).FieldCode("expected_state"); got != "iaas_vm_update_111" {
 		t.Errorf("robot without expected_state: %q", got)
+	}
+	// If-Match 0 names no index (it read as no If-Match, and the robot's
+	// change skipped its compare-and-swap).
+	if r := c.DoHeader("PATCH", path, map[string]any{"state": 2}, http.Header{"X-Auth-Token": {x.robotR}, "If-Match": {"0"}}).Expect(400); r.ErrorCode() != "regent_request_005" {
+		t.Errorf("robot with If-Match 0: %s", r)
+	}
+	if vm := c.Do("GET", path, nil, admin).Expect(200).Content(); vm["state"] != float64(1) {
+		t.Errorf("state after the refused change: %v", vm["state"])
 	}
 	// The matrix robot is bound to another region: the VM is not there.
 	c.Do("PATCH", path, map[string]any{"state": 2, "expected_state": 1}, f.r.Token(apitest.Robot)).Expect(404)
