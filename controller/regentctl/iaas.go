@@ -593,7 +593,7 @@ func (b *body) build(stdin io.Reader, pairs []string) (json.RawMessage, error) {
 		return base, nil
 	}
 	obj := map[string]json.RawMessage{}
-	if len(base) > 0 && json.Unmarshal(base, &obj) != nil {
+	if len(base) > 0 && (json.Unmarshal(base, &obj) != nil || obj == nil) { // null leaves obj nil
 		return nil, cli.UsageError(fmt.Sprintf("KEY=VALUE arguments need the body from %s to be a JSON object", from))
 	}
 	for _, p := range pairs {

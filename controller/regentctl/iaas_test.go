@@ -237,6 +237,7 @@ func TestRegentctlIAASUsage(t *testing.T) {
 		{[]string{"iaas", "subnet", "update", "3"}, "nothing to change"},
 		{[]string{"iaas", "subnet", "create", "-d", "{"}, "the body from -d is not JSON"},
 		{[]string{"iaas", "subnet", "create", "-d", "[1]", "name=x"}, "need the body from -d to be a JSON object"},
+		{[]string{"iaas", "subnet", "create", "-d", "null", "name=x"}, "need the body from -d to be a JSON object"}, // null decoded to a nil map: a panic
 		{[]string{"iaas", "subnet", "create", "-d", "{}", "-f", "x.json"}, "-d and -f exclude each other"},
 		{[]string{"iaas", "subnet", "create", "name"}, `"name": expected KEY=VALUE or KEY:=JSON`},
 		{[]string{"iaas", "subnet", "create", "rules:=[1,"}, "rules:=[1,: the value is not JSON"},

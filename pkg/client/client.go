@@ -229,8 +229,8 @@ func (c *Client) do(ctx context.Context, r *request, out any) (*Meta, error) {
 	defer resp.Body.Close()
 	if out == nil || resp.StatusCode == http.StatusNoContent {
 		_, err = io.Copy(io.Discard, resp.Body)
-	} else {
-		err = json.NewDecoder(resp.Body).Decode(out)
+	} else if err = json.NewDecoder(resp.Body).Decode(out); err == io.EOF {
+		err = nil // an empty body (a run_robot acknowledgement): no content
 	}
 	meta.RequestTime = time.Since(start)
 	if err != nil {

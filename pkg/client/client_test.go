@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -463,8 +464,12 @@ func TestListAllPaging(t *testing.T) {
 		t.Fatalf("first page: %d items, metadata %+v", len(page.Content), page.Metadata)
 	}
 
-	for _, limit := range []int{0, 7, 100, 500} {
-		all, meta, err := c.Members().ListAll(ctx, &client.ListOptions{Search: search, Limit: limit})
+	for _, limit := range []int{0, 7, 100, 500, -7} {
+		page := 0
+		if limit < 0 { // a page below 0 is page 0, as the server reads it
+			limit, page = -limit, -1
+		}
+		all, meta, err := c.Members().ListAll(ctx, &client.ListOptions{Search: search, Limit: limit, Page: page})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -818,5 +823,17 @@ func TestSnapshotSaveCutShort(t *testing.T) {
 	defer srv.Close()
 	if _, err := client.New(srv.URL, "t").Operator().SnapshotSave(ctxT(t), io.Discard); err != nil {
 		t.Errorf("a snapshot that ends in its trailer: %v", err)
+	}
+}
+
+// TestEmptyAnswer: a 2xx with an empty body (run_robot's POST
+// acknowledgement) is no content, not an error reading it.
+func TestEmptyAnswer(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
+	defer srv.Close()
+	got, _, err := client.Raw(ctxT(t), client.New(srv.URL, "t"), "POST", "/iaas/run_robot/", nil, json.RawMessage(`{"project_ids":[1]}`), nil)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("an empty 200: %q, %v", got, err)
 	}
 }

@@ -147,6 +147,9 @@ func ListAll[T any](ctx context.Context, c *Client, path string, opts *ListOptio
 	if o.Limit <= 0 {
 		o.Limit = MaxLimit
 	}
+	// The server reads a page below 0 as 0, and so does this loop: counting
+	// on from -1 fetched page 0 twice and stopped one page early.
+	o.Page = max(o.Page, 0)
 	var (
 		all   []T
 		first *Meta
