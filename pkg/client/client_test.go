@@ -2,9 +2,9 @@ package client_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
