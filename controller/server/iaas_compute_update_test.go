@@ -342,6 +342,15 @@ func TestComputePutReplaces(t *testing.T) {
 	if got["note"] != "" || got["grace_period"].(float64) != 168 || got["manager_id"].(float64) != 0 {
 		t.Errorf("project PUT name only: %v", got)
 	}
+
+	// Server: the optional fields take their create defaults (they stayed).
+	sp := apitest.Path("/iaas/server/", x.srv)
+	cur := c.Do("PATCH", sp, map[string]any{"asset_tag": "AT-1", "model": "R640", "enabled": false}, f.root).Expect(200).Content()
+	put := map[string]any{"type_id": cur["type_id"], "storage_type_id": cur["storage_type_id"], "cores": cur["cores"], "ram": cur["ram"], "gb": cur["gb"]}
+	got = c.Do("PUT", sp, put, f.root).Expect(200).Content()
+	if got["asset_tag"] != "" || got["model"] != "" || got["enabled"] != true {
+		t.Errorf("server PUT without the optional fields: %v", got)
+	}
 }
 
 // TestComputeVirtualRouterSubnets: PUT /iaas/virtual_router/{id}/ takes

@@ -255,6 +255,10 @@ func serverFields(fe wire.FieldErrors, q *api.Request, s *wire.Server, in *wire.
 	}
 	text(fe, q, "asset_tag", in.AssetTag, 64, 110)
 	text(fe, q, "model", in.Model, 64, 111)
+	if !create && !partial {
+		// PUT replaces: what it leaves out takes its create default.
+		s.Enabled, s.AssetTag, s.Model = true, "", ""
+	}
 	api.Set(&s.TypeID, in.TypeID)
 	api.Set(&s.StorageTypeID, in.StorageTypeID)
 	api.Set(&s.Cores, in.Cores)
