@@ -464,11 +464,17 @@ func (s *Server) leaderLoop() {
 }
 
 func (s *Server) establishLeadership() error {
+	// The Barrier makes this node ready for reads (Cluster.ReadyForReads).
+	// It waits as long as it takes (a stall of commits, or this node
+	// stopping or losing leadership, ends it): one Barrier per term, not
+	// one per retry of the duties after it.
+	if !s.cluster.ReadyForReads() {
+		if err := s.cluster.Barrier(s.ctx); err != nil {
+			return err
+		}
+	}
 	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 	defer cancel()
-	if err := s.cluster.Barrier(ctx); err != nil {
-		return err
-	}
 	rt := s.store.Read()
 	self := &state.Node{ID: s.cfg.NodeID, RaftAddr: s.cluster.Addr(), HTTPAddr: s.cfg.AdvertiseHTTP}
 	if n, ok := rt.Node(self.ID); !ok || *n != *self {
