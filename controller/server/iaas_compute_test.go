@@ -187,7 +187,8 @@ func newRouterBody(f *fixture) request {
 }
 func patchRouterA(f *fixture) request {
 	r := routerA(f)
-	r.body = map[string]any{"model": f.n.Unique("podnet")}
+	// What a PUT needs too: RT is a phantom router with floating subnet FS.
+	r.body = map[string]any{"model": f.n.Unique("podnet"), "phantom": true, "floating_subnet_ids": []uint64{computeOf(f).fs}}
 	return r
 }
 func newProjectBody(f *fixture) request {

@@ -351,6 +351,17 @@ func TestComputePutReplaces(t *testing.T) {
 	if got["asset_tag"] != "" || got["model"] != "" || got["enabled"] != true {
 		t.Errorf("server PUT without the optional fields: %v", got)
 	}
+
+	// Router: capacity (or phantom) required, the rest its create default.
+	rp := apitest.Path("/iaas/router/", x.rt)
+	c.Do("PATCH", rp, map[string]any{"asset_tag": "RT-1", "model": "edge", "public_interface": "eth1"}, f.root).Expect(200)
+	if got := c.Do("PUT", rp, map[string]any{"enabled": true}, f.root).Expect(400).FieldCode("capacity"); got != "iaas_router_update_105" {
+		t.Errorf("router PUT without capacity: %q", got)
+	}
+	got = c.Do("PUT", rp, map[string]any{"phantom": true, "floating_subnet_ids": []uint64{x.fs}}, f.root).Expect(200).Content()
+	if got["asset_tag"] != "" || got["model"] != "" || got["public_interface"] != "" || got["enabled"] != true {
+		t.Errorf("router PUT without the optional fields: %v", got)
+	}
 }
 
 // TestComputeVirtualRouterSubnets: PUT /iaas/virtual_router/{id}/ takes

@@ -496,6 +496,17 @@ func registerRouter(a *api.API, opts Options) {
 				fe.Add("region_id", q.Code(101), "A router cannot move to another region.")
 			}
 			r := *cur
+			if !partial {
+				// PUT replaces what the operator sets (what the agent
+				// reports stays): capacity is required as on create, the
+				// rest left out takes its create default.
+				if !in.Capacity.Set && (in.Phantom == nil || !*in.Phantom) {
+					fe.Add("capacity", q.Code(105), "capacity is required: a number, or null (or phantom: true) for a phantom router.")
+				}
+				r.Enabled, r.FloatingSubnetIDs = true, []uint64{}
+				r.AssetTag, r.Model, r.Username = "", "", ""
+				r.ManagementInterface, r.PublicInterface, r.PrivateInterface, r.OOBInterface = "", "", "", ""
+			}
 			routerFields(fe, q, &r, &in)
 			if err := fe.Err(); err != nil {
 				return nil, err
