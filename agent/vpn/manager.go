@@ -1053,16 +1053,16 @@ func (in *instance) initiatePass() {
 	changed := false
 	for _, r := range todo {
 		lctx, lcancel := context.WithTimeout(ctx, 5*time.Second)
-		down, err := isDown(lctx, sess, r)
+		children, err := missingChildren(lctx, sess, r)
 		lcancel()
 		if err != nil {
 			in.log.Warn("vpn initiates", "error", err)
 			break
 		}
-		if !down {
+		if len(children) == 0 {
 			continue
 		}
-		err = in.initiate(ctx, sess, r)
+		err = in.initiate(ctx, sess, r, children)
 		in.mu.Lock()
 		if in.loaded[r.conn.VPNID] == r.digest {
 			if err != nil {
@@ -1080,12 +1080,12 @@ func (in *instance) initiatePass() {
 	}
 }
 
-// initiate brings each child of an "immediately" VPN up. A failure (the
-// peer is down or not configured yet) is not an error of the router: it
-// shows in the status and the next tick tries again. A half-open IKE SA
-// it leaves is terminated so retries do not pile up.
-func (in *instance) initiate(ctx context.Context, sess session, r *rendered) error {
-	for _, ch := range r.conn.Children {
+// initiate brings the given children of an "immediately" VPN up. A
+// failure (the peer is down or not configured yet) is not an error of the
+// router: it shows in the status and the next tick tries again. A
+// half-open IKE SA it leaves is terminated so retries do not pile up.
+func (in *instance) initiate(ctx context.Context, sess session, r *rendered, children []child) error {
+	for _, ch := range children {
 		m := vici.NewMessage()
 		_ = m.Set("ike", r.conn.Name)
 		_ = m.Set("child", ch.Name)
@@ -1128,20 +1128,41 @@ func (in *instance) terminateHalfOpen(ctx context.Context, sess session, name st
 	}
 }
 
-// isDown reports whether a VPN has neither an established IKE SA with all
-// its children nor one being set up.
-func isDown(ctx context.Context, sess session, r *rendered) (bool, error) {
+// missingChildren returns the children of a VPN to initiate: all of them
+// when it has neither an ESTABLISHED IKE SA nor one being set up, those an
+// ESTABLISHED IKE SA lacks otherwise (initiating one it has would be
+// refused by charon ≥ 5.9.6 as an "existing duplicate", or pile up
+// duplicates on an older one), none while an IKE SA is CONNECTING.
+func missingChildren(ctx context.Context, sess session, r *rendered) ([]child, error) {
 	sas, err := listSAs(ctx, sess, r.conn.Name)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
+	established := false
+	have := map[string]bool{}
 	for _, sa := range sas {
-		if sa.state == "ESTABLISHED" && len(sa.children) >= len(r.conn.Children) {
-			return false, nil
-		}
-		if sa.state == "CONNECTING" {
-			return false, nil // in progress (ours or the peer's)
+		switch sa.state {
+		case "CONNECTING":
+			return nil, nil // in progress (ours or the peer's)
+		case "ESTABLISHED":
+			established = true
+			for _, c := range sa.children {
+				switch c.State {
+				case "DELETING", "DELETED", "DESTROYING":
+				default:
+					have[c.Name] = true
+				}
+			}
 		}
 	}
-	return true, nil
+	if !established {
+		return r.conn.Children, nil
+	}
+	var out []child
+	for _, ch := range r.conn.Children {
+		if !have[ch.Name] {
+			out = append(out, ch)
+		}
+	}
+	return out, nil
 }

@@ -37,6 +37,8 @@ type fakeSession struct {
 	// hangs until release is closed (a peer that does not answer).
 	initiating chan<- string
 	release    <-chan struct{}
+	// initiated are the children initiated, in order.
+	initiated []string
 }
 
 func (f *fakeSession) Call(_ context.Context, cmd string, in *vici.Message) (*vici.Message, error) {
@@ -77,6 +79,9 @@ func (f *fakeSession) CallStreaming(_ context.Context, cmd, _ string, in *vici.M
 	return func(yield func(*vici.Message, error) bool) {
 		switch cmd {
 		case "initiate":
+			if c, ok := in.Get("child").(string); ok {
+				f.initiated = append(f.initiated, c)
+			}
 			if f.initiating != nil {
 				f.initiating <- arg
 				<-f.release
@@ -618,5 +623,50 @@ func TestNoStartAfterRemove(t *testing.T) {
 	}
 	if ids := m.Routers(); len(ids) != 0 {
 		t.Fatalf("instances %v", ids)
+	}
+}
+
+// TestInitiateMissingChildrenOnly: a VPN with two children whose IKE SA is
+// ESTABLISHED with only the first gets only the second initiated; with no
+// IKE SA both are. Before, every child was initiated in order, stopping at
+// the first error: charon ≥ 5.9.6 refuses the duplicate of the installed
+// first child, so the second never came back (older ones pile duplicates
+// up).
+func TestInitiateMissingChildrenOnly(t *testing.T) {
+	v := spec(1, "immediately")
+	v.TrafficSelector = true
+	v.Routes = []api.VPNRouteSpec{{LocalSubnet: "10.1.0.0/25", RemoteSubnet: "10.2.0.0/25"},
+		{LocalSubnet: "10.1.0.128/25", RemoteSubnet: "10.2.0.128/25"}}
+	f := &fakeSession{}
+	in := testInstance(f)
+	want(t, in, v)
+	if _, err := in.applyLocked(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	in.initiatePass()
+	if !slices.Equal(f.initiated, []string{"P4-1-1", "P4-1-2"}) {
+		t.Fatalf("without an IKE SA, initiated %v", f.initiated)
+	}
+	up, sa, children, c1 := vici.NewMessage(), vici.NewMessage(), vici.NewMessage(), vici.NewMessage()
+	_ = c1.Set("name", "P4-1-1")
+	_ = c1.Set("state", "INSTALLED")
+	_ = children.Set("P4-1-1-7", c1)
+	_ = sa.Set("uniqueid", "2")
+	_ = sa.Set("state", "ESTABLISHED")
+	_ = sa.Set("child-sas", children)
+	_ = up.Set("P4-1", sa)
+	f.sas, f.initiated = []*vici.Message{up}, nil
+	in.initiatePass()
+	if !slices.Equal(f.initiated, []string{"P4-1-2"}) {
+		t.Fatalf("with the first child up, initiated %v, want only P4-1-2", f.initiated)
+	}
+	c2 := vici.NewMessage()
+	_ = c2.Set("name", "P4-1-2")
+	_ = c2.Set("state", "INSTALLED")
+	_ = children.Set("P4-1-2-8", c2)
+	f.initiated = nil
+	in.initiatePass()
+	if len(f.initiated) != 0 {
+		t.Fatalf("with both children up, initiated %v", f.initiated)
 	}
 }
