@@ -1065,13 +1065,20 @@ func (in *instance) initiatePass() {
 		err = in.initiate(ctx, sess, r, children)
 		in.mu.Lock()
 		if in.loaded[r.conn.VPNID] == r.digest {
+			// A success brought SAs up; a failure changes the status
+			// only when its error differs from the last one (a peer that
+			// does not answer must not make the agent beat early on
+			// every tick).
+			prev := in.initErr[r.conn.VPNID]
 			if err != nil {
 				in.initErr[r.conn.VPNID] = "initiate: " + err.Error()
 			} else {
 				delete(in.initErr, r.conn.VPNID)
 			}
-			in.publishLocked()
-			changed = true
+			if err == nil || in.initErr[r.conn.VPNID] != prev {
+				in.publishLocked()
+				changed = true
+			}
 		}
 		in.mu.Unlock()
 	}

@@ -670,3 +670,33 @@ func TestInitiateMissingChildrenOnly(t *testing.T) {
 		t.Fatalf("with both children up, initiated %v", f.initiated)
 	}
 }
+
+// TestInitiatedOnlyOnChange: Config.Initiated (the agent's early
+// heartbeats) is called after a pass whose initiate failed with a new
+// error or succeeded, not after one that failed again as before. Before,
+// it was called after every failed initiate, so a peer that does not
+// answer made the agent beat early on every tick.
+func TestInitiatedOnlyOnChange(t *testing.T) {
+	f := &fakeSession{initiateErr: errors.New("vici: command failed: peer not responding")}
+	in := testInstance(f)
+	calls := 0
+	in.cfg.Initiated = func() { calls++ }
+	want(t, in, spec(1, "immediately"))
+	if _, err := in.applyLocked(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	step := func(what string, want int) {
+		t.Helper()
+		in.initiatePass()
+		if calls != want {
+			t.Fatalf("%s: Initiated called %d times in all, want %d", what, calls, want)
+		}
+	}
+	step("first failure", 1)
+	step("the same failure again", 1)
+	step("and again", 1)
+	f.initiateErr = errors.New("vici: command failed: authentication failed")
+	step("another error", 2)
+	f.initiateErr = nil
+	step("success", 3)
+}
