@@ -505,11 +505,10 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 		if d.builder != nil {
 			logs = d.builder
 		}
-		entries, delivered := d.policyLog.newEntries(ctx, logs, 4096)
 		capacity := d.capacity()
 		health, detail := d.health()
-		hb := api.Heartbeat{ServerID: reg.ServerID, RouterID: reg.RouterID, Capacity: capacity, Health: health, Detail: detail,
-			PolicyLog: entries, VPNStatus: d.vpnStatus(ctx)}
+		hb, delivered := d.policyLog.withPolicyLog(ctx, api.Heartbeat{ServerID: reg.ServerID, RouterID: reg.RouterID,
+			Capacity: capacity, Health: health, Detail: detail, VPNStatus: d.vpnStatus(ctx)}, logs)
 		err := d.ctl.do(ctx, func(ctx context.Context, c *client.Client) error { return c.Agent().Heartbeat(ctx, hb) })
 		if err == nil {
 			delivered()

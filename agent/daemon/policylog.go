@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 	"time"
 
@@ -25,12 +26,34 @@ type policyLogSource interface {
 	PolicyLog(id uint64) []netrouter.PolicyLogEntry
 }
 
+// heartbeatBudget bounds the JSON of a heartbeat: the controller refuses
+// a body over 1 MiB (controller/api.MaxBodyBytes) with 413, and a
+// heartbeat refused for its size would be sent again, as large, for ever.
+// The policy log fills what the rest leaves; entries that do not fit go
+// with the next heartbeat.
+const heartbeatBudget = 768 << 10
+
+// withPolicyLog returns hb with as many unreported policy log entries as
+// fit in heartbeatBudget (at most 4096), and the function that marks them
+// reported (newEntries).
+func (p *policyLogCursor) withPolicyLog(ctx context.Context, hb api.Heartbeat, b policyLogSource) (api.Heartbeat, func()) {
+	hb.PolicyLog = nil
+	enc, err := json.Marshal(hb)
+	if err != nil {
+		return hb, func() {}
+	}
+	entries, delivered := p.newEntries(ctx, b, 4096, heartbeatBudget-len(enc))
+	hb.PolicyLog = entries
+	return hb, delivered
+}
+
 // newEntries returns the policy log entries of the source's routers that
-// were not reported yet, at most max, and the function that marks them
+// were not reported yet, at most max and at most maxBytes of JSON (a
+// list's commas included), and the function that marks them
 // reported: call it once the heartbeat carrying them was delivered, so
 // entries gathered while the controllers are unreachable go with the
 // next heartbeat that arrives instead of being lost.
-func (p *policyLogCursor) newEntries(ctx context.Context, b policyLogSource, max int) ([]api.PolicyLogEntry, func()) {
+func (p *policyLogCursor) newEntries(ctx context.Context, b policyLogSource, max, maxBytes int) ([]api.PolicyLogEntry, func()) {
 	if b == nil {
 		return nil, func() {}
 	}
@@ -42,17 +65,32 @@ func (p *policyLogCursor) newEntries(ctx context.Context, b policyLogSource, max
 	defer p.mu.Unlock()
 	var out []api.PolicyLogEntry
 	upto := map[uint64]uint64{}
+	size := len("[]")
+	full := false
 	for _, r := range routers {
 		last := p.sent[r.ID]
 		entries := b.PolicyLog(r.ID) // oldest first
 		for _, e := range entries {
-			if e.Seq <= last || len(out) >= max {
+			if full || len(out) >= max {
+				break
+			}
+			if e.Seq <= last {
 				continue
 			}
-			out = append(out, api.PolicyLogEntry{Time: e.Time.UTC().Format(time.RFC3339Nano), VirtualRouterID: r.ID,
+			pe := api.PolicyLogEntry{Time: e.Time.UTC().Format(time.RFC3339Nano), VirtualRouterID: r.ID,
 				Direction: e.Direction, Order: e.Order, Action: e.Action, Protocol: e.Protocol,
 				Source: e.Source.String(), Destination: e.Destination.String(),
-				SourcePort: int(e.SourcePort), DestinationPort: int(e.DestinationPort)})
+				SourcePort: int(e.SourcePort), DestinationPort: int(e.DestinationPort)}
+			enc, err := json.Marshal(pe)
+			if err != nil {
+				continue
+			}
+			if size+len(enc)+1 > maxBytes {
+				full = true // the rest of every router waits for the next heartbeat
+				break
+			}
+			size += len(enc) + 1
+			out = append(out, pe)
 			upto[r.ID] = e.Seq
 		}
 	}

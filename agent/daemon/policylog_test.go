@@ -2,12 +2,16 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/regentcloud/regent/agent/netrouter"
+	"github.com/regentcloud/regent/pkg/api"
 )
 
 type fakeLogs map[uint64][]netrouter.PolicyLogEntry
@@ -34,23 +38,23 @@ func TestPolicyLogSurvivesAFailedHeartbeat(t *testing.T) {
 	logs := fakeLogs{7: {entry(1), entry(2)}}
 	var c policyLogCursor
 	ctx := context.Background()
-	got, _ := c.newEntries(ctx, logs, 100) // the heartbeat fails: not delivered
+	got, _ := c.newEntries(ctx, logs, 100, heartbeatBudget) // the heartbeat fails: not delivered
 	if len(got) != 2 {
 		t.Fatalf("first heartbeat: %d entries", len(got))
 	}
-	got, delivered := c.newEntries(ctx, logs, 100)
+	got, delivered := c.newEntries(ctx, logs, 100, heartbeatBudget)
 	if len(got) != 2 {
 		t.Fatalf("after a failed heartbeat: %d entries, want the same 2 again", len(got))
 	}
 	delivered()
-	if got, _ := c.newEntries(ctx, logs, 100); len(got) != 0 {
+	if got, _ := c.newEntries(ctx, logs, 100, heartbeatBudget); len(got) != 0 {
 		t.Fatalf("after delivery: %d entries sent again", len(got))
 	}
 	logs[7] = append(logs[7], entry(3))
-	if got, _ := c.newEntries(ctx, logs, 100); len(got) != 1 || got[0].Time != t0.Add(3*time.Second).Format(time.RFC3339Nano) {
+	if got, _ := c.newEntries(ctx, logs, 100, heartbeatBudget); len(got) != 1 || got[0].Time != t0.Add(3*time.Second).Format(time.RFC3339Nano) {
 		t.Fatalf("a new entry: %+v", got)
 	}
-	if got, _ := c.newEntries(ctx, nil, 100); got != nil {
+	if got, _ := c.newEntries(ctx, nil, 100, heartbeatBudget); got != nil {
 		t.Fatalf("no network role: %v", got)
 	}
 }
@@ -71,7 +75,7 @@ func TestPolicyLogEntriesOfOneTime(t *testing.T) {
 	ctx := context.Background()
 	var orders []int
 	take := func(max int) int {
-		got, delivered := c.newEntries(ctx, logs, max)
+		got, delivered := c.newEntries(ctx, logs, max, heartbeatBudget)
 		delivered()
 		for _, e := range got {
 			orders = append(orders, e.Order)
@@ -95,5 +99,62 @@ func TestPolicyLogEntriesOfOneTime(t *testing.T) {
 	}
 	if want := []int{1, 2, 3, 4, 5}; !slices.Equal(orders, want) {
 		t.Errorf("sent %v, want %v, each once", orders, want)
+	}
+}
+
+// TestHeartbeatBoundedBySize: 16 busy routers (256 IPv6 entries each, the
+// builder's default log size) and 64 VPN statuses make heartbeats that
+// each stay under the controller's 1 MiB body limit, and every entry goes
+// once over the beats that follow. Before, a heartbeat took up to 4096
+// entries whatever their size: over 1 MiB it was refused (413), never
+// marked delivered, and sent again as large for ever.
+func TestHeartbeatBoundedBySize(t *testing.T) {
+	t0 := time.Date(2026, 11, 22, 12, 0, 0, 123456789, time.UTC)
+	logs := fakeLogs{}
+	for r := uint64(0); r < 16; r++ {
+		for s := uint64(1); s <= 256; s++ {
+			logs[900000001+r] = append(logs[900000001+r], netrouter.PolicyLogEntry{Seq: s, Time: t0.Add(time.Duration(s)),
+				Direction: "out", Order: 1000, Action: "block", Protocol: "tcp",
+				Source: netip.MustParseAddr("2001:db8:ffff:ffff:ffff:ffff:ffff:1"), Destination: netip.MustParseAddr("2001:db8:eeee:eeee:eeee:eeee:eeee:2"),
+				SourcePort: 65000, DestinationPort: 65001})
+		}
+	}
+	base := api.Heartbeat{ServerID: 1, Health: "ok"}
+	for i := range 64 {
+		base.VPNStatus = append(base.VPNStatus, api.VPNStatus{VPNID: uint64(i), IKEState: api.VPNStateDown,
+			Error: strings.Repeat("x", 200), Children: []api.VPNChildStatus{}})
+	}
+	var c policyLogCursor
+	ctx := context.Background()
+	seen := map[string]bool{}
+	for beat := 0; ; beat++ {
+		hb, delivered := c.withPolicyLog(ctx, base, logs)
+		b, err := json.Marshal(hb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) > heartbeatBudget || len(b) >= 1<<20 {
+			t.Fatalf("heartbeat %d: %d bytes of JSON with %d entries (budget %d, controller limit %d)", beat, len(b), len(hb.PolicyLog), heartbeatBudget, 1<<20)
+		}
+		if len(hb.VPNStatus) != 64 {
+			t.Fatalf("heartbeat %d: %d VPN statuses", beat, len(hb.VPNStatus))
+		}
+		if len(hb.PolicyLog) == 0 {
+			break
+		}
+		for _, e := range hb.PolicyLog {
+			k := fmt.Sprint(e.VirtualRouterID, " ", e.Time)
+			if seen[k] {
+				t.Fatalf("heartbeat %d: entry %s sent again", beat, k)
+			}
+			seen[k] = true
+		}
+		delivered()
+		if beat > 10 {
+			t.Fatal("entries do not run out")
+		}
+	}
+	if len(seen) != 16*256 {
+		t.Fatalf("%d entries delivered, want %d", len(seen), 16*256)
 	}
 }
