@@ -29,12 +29,7 @@ func (d *diskFull) fault() error {
 // disks have room again, writes commit, the followers' StorageError and the
 // leader's CommitStalled clear.
 func TestApplyFollowersCannotStore(t *testing.T) {
-	full := map[string]*diskFull{"n1": {}, "n2": {}, "n3": {}}
-	nodes := startCluster(t, 3, func(c *Config) {
-		c.Coalesce = kvCoalescer{}
-		c.CommitWait = time.Second
-		c.storeFault = full[c.NodeID].fault
-	})
+	nodes, full := fullDiskCluster(t)
 	leader := nodes[0]
 	set(t, leader, "before", "1")
 
@@ -116,12 +111,7 @@ func TestApplyFollowersCannotStore(t *testing.T) {
 // which only raft's own shutdown (run last) settles, so a restart of the
 // stuck leader hung until the service manager killed it.
 func TestShutdownWhileCommitsStall(t *testing.T) {
-	full := map[string]*diskFull{"n1": {}, "n2": {}, "n3": {}}
-	nodes := startCluster(t, 3, func(c *Config) {
-		c.Coalesce = kvCoalescer{}
-		c.CommitWait = time.Second
-		c.storeFault = full[c.NodeID].fault
-	})
+	nodes, full := fullDiskCluster(t)
 	leader := nodes[0]
 	set(t, leader, "before", "1")
 	full["n2"].on.Store(true)
@@ -141,4 +131,17 @@ func TestShutdownWhileCommitsStall(t *testing.T) {
 	}
 	full["n2"].on.Store(false)
 	full["n3"].on.Store(false)
+}
+
+// fullDiskCluster is a 3-node cluster (n1 leading) whose nodes' raft stores
+// fail with ENOSPC while their diskFull is on, with a commit wait of 1 s.
+func fullDiskCluster(t *testing.T) ([]*node, map[string]*diskFull) {
+	t.Helper()
+	full := map[string]*diskFull{"n1": {}, "n2": {}, "n3": {}}
+	nodes := startCluster(t, 3, func(c *Config) {
+		c.Coalesce = kvCoalescer{}
+		c.CommitWait = time.Second
+		c.storeFault = full[c.NodeID].fault
+	})
+	return nodes, full
 }
