@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/regentcloud/regent/agent/netrouter"
 	"github.com/regentcloud/regent/pkg/api"
 )
 
@@ -38,13 +37,7 @@ func TestSystemBuildFaults(t *testing.T) {
 	t.Cleanup(func() { _ = exec.Command("umount", "-l", small).Run() })
 	cfg := e.config()
 	cfg.PoolPaths = map[string]string{"small": small}
-	b, err := New(cfg, c, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cleanupLibvirt(t, c, b, e.prefix)
-	e.bridge = netrouter.SegmentBridge(e.bridgePfx, netrouter.ModeVXLAN, e.vni)
-	addBridge(t, e.bridge)
+	b := systemBuilder(t, c, c, e, cfg)
 
 	good := testSpec(e)
 	if err := b.Build(ctx, good); err != nil {

@@ -5,8 +5,6 @@ import (
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/regentcloud/regent/agent/netrouter"
 )
 
 // TestSystemGCTakesOnlyThisServersDomains: garbage collection (Domains,
@@ -20,13 +18,7 @@ func TestSystemGCTakesOnlyThisServersDomains(t *testing.T) {
 	e := newTestEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	b, err := New(e.config(), c, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cleanupLibvirt(t, c, b, e.prefix)
-	e.bridge = netrouter.SegmentBridge(e.bridgePfx, netrouter.ModeVXLAN, e.vni)
-	addBridge(t, e.bridge)
+	b := systemBuilder(t, c, c, e, e.config())
 	spec := testSpec(e)
 	name := b.DomainName(spec)
 	collected := func(b *Builder) bool {

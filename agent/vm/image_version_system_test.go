@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/regentcloud/regent/agent/netrouter"
 )
 
 // TestSystemNewImageVersionLeavesVMsAlone: a new version of a VM's image
@@ -22,14 +20,8 @@ func TestSystemNewImageVersionLeavesVMsAlone(t *testing.T) {
 	e := newTestEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	b, err := New(e.config(), c, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := systemBuilder(t, c, c, e, e.config())
 	b.SetServerID(1) // registered
-	cleanupLibvirt(t, c, b, e.prefix)
-	e.bridge = netrouter.SegmentBridge(e.bridgePfx, netrouter.ModeVXLAN, e.vni)
-	addBridge(t, e.bridge)
 	spec := testSpec(e)
 	name := b.DomainName(spec)
 	if err := b.Build(ctx, spec); err != nil {

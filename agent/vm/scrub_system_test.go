@@ -9,8 +9,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/regentcloud/regent/agent/netrouter"
 )
 
 // faultyConn is the real libvirtd connection with calls made to fail on
@@ -79,14 +77,8 @@ func TestSystemScrubCutBeforeUndefine(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	fc := &faultyConn{Conn: c}
-	b, err := New(e.config(), fc, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := systemBuilder(t, c, fc, e, e.config())
 	b.SetServerID(1) // registered
-	cleanupLibvirt(t, c, b, e.prefix)
-	e.bridge = netrouter.SegmentBridge(e.bridgePfx, netrouter.ModeVXLAN, e.vni)
-	addBridge(t, e.bridge)
 	spec := testSpec(e)
 	spec.Storages = append(spec.Storages, StorageSpecForTest(12, 1))
 	name := b.DomainName(spec)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/regentcloud/regent/agent/netrouter"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -150,6 +151,21 @@ func (e *testEnv) config() Config {
 		BridgePrefix:    e.bridgePfx,
 		ShutdownTimeout: 2 * time.Second,
 	}
+}
+
+// systemBuilder is a builder of cfg over l (the real libvirtd c, or a
+// wrapper of it) whose domains and pools are removed when the test ends,
+// with e's segment bridge made.
+func systemBuilder(t *testing.T, c *Conn, l Libvirt, e *testEnv, cfg Config) *Builder {
+	t.Helper()
+	b, err := New(cfg, l, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleanupLibvirt(t, c, b, e.prefix)
+	e.bridge = netrouter.SegmentBridge(e.bridgePfx, netrouter.ModeVXLAN, e.vni)
+	addBridge(t, e.bridge)
+	return b
 }
 
 // cleanupLibvirt removes every domain and pool with the test's prefix,

@@ -10,7 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/regentcloud/regent/agent/netrouter"
 	"github.com/regentcloud/regent/pkg/api"
 	"github.com/regentcloud/regent/pkg/systemtest"
 )
@@ -38,14 +37,8 @@ func TestSystemLifecycle(t *testing.T) {
 	e := newTestEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
 	defer cancel()
-	b, err := New(e.config(), c, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := systemBuilder(t, c, c, e, e.config())
 	b.SetServerID(1) // registered
-	cleanupLibvirt(t, c, b, e.prefix)
-	e.bridge = netrouter.SegmentBridge(e.bridgePfx, netrouter.ModeVXLAN, e.vni)
-	addBridge(t, e.bridge)
 	spec := testSpec(e)
 	name := b.DomainName(spec)
 
