@@ -117,12 +117,22 @@ func unavailable(err error) bool {
 // gets a context of its own that ends after the timeout (plus extra: a
 // blocking query's wait).
 func (c *controllers) do(ctx context.Context, fn func(context.Context, *client.Client) error) error {
-	return c.doWithin(ctx, 0, fn)
+	return c.doIn(ctx, c.timeout, fn)
 }
 
 // doWithin is do for a call that may take extra longer than the timeout
 // (a blocking query).
 func (c *controllers) doWithin(ctx context.Context, extra time.Duration, fn func(context.Context, *client.Client) error) error {
+	return c.doIn(ctx, c.timeout+extra, fn)
+}
+
+// doIn is do with within as the time each controller has to answer (a
+// heartbeat's is shorter than the timeout: a heartbeat held by a hung
+// controller for the whole timeout, 30 s, then delivered by the next,
+// leaves a gap past the controller's down-after deadline, three
+// heartbeats by default, and the server is reported down while its agent
+// is well).
+func (c *controllers) doIn(ctx context.Context, within time.Duration, fn func(context.Context, *client.Client) error) error {
 	c.mu.Lock()
 	start, clients := c.cur, c.clients
 	c.mu.Unlock()
@@ -130,7 +140,6 @@ func (c *controllers) doWithin(ctx context.Context, extra time.Duration, fn func
 	var errs []error
 	for i := range clients {
 		idx := (start + i) % len(clients)
-		within := c.timeout + extra
 		cctx, cancel := context.WithTimeout(ctx, within)
 		err = fn(cctx, clients[idx])
 		if err != nil && ctx.Err() == nil && cctx.Err() != nil {

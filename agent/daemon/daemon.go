@@ -509,7 +509,10 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 		health, detail := d.health()
 		hb, delivered := d.policyLog.withPolicyLog(ctx, api.Heartbeat{ServerID: reg.ServerID, RouterID: reg.RouterID,
 			Capacity: capacity, Health: health, Detail: detail, VPNStatus: d.vpnStatus(ctx)}, logs)
-		err := d.ctl.do(ctx, func(ctx context.Context, c *client.Client) error { return c.Agent().Heartbeat(ctx, hb) })
+		// Each controller has half the interval to take it (at most
+		// the call timeout), so that a hung one is failed over well
+		// before the agent is overdue.
+		err := d.ctl.doIn(ctx, min(d.ctl.timeout, every/2), func(ctx context.Context, c *client.Client) error { return c.Agent().Heartbeat(ctx, hb) })
 		if err == nil {
 			delivered()
 		}

@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -410,6 +412,58 @@ func TestBeatSoonSendsEarlyHeartbeats(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	if n := srv.beats.Load(); n != 2 {
 		t.Errorf("%d heartbeats after beatSoon, want 2 (then the interval again)", n)
+	}
+}
+
+// TestHungControllerHeartbeatFailsOver: a controller that takes a
+// heartbeat and never answers (hung) is failed over within half the
+// heartbeat interval, not the 30 s call timeout. Before, the heartbeat
+// reached the next controller 30 s late: with the interval before it, a
+// gap past the controller's down-after deadline (three intervals), and the
+// server was reported down while its agent was well.
+func TestHungControllerHeartbeatFailsOver(t *testing.T) {
+	good := newAgentAPI(t, 1)
+	good.workOK.Store(true)
+	target, _ := url.Parse(good.URL)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var held atomic.Int32
+	stop := make(chan struct{})
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/agent/heartbeat" {
+			proxy.ServeHTTP(w, r) // registration and work are answered
+			return
+		}
+		io.Copy(io.Discard, r.Body) // read, so a closed connection ends r's context
+		held.Add(1)
+		select {
+		case <-r.Context().Done():
+		case <-stop:
+		}
+	}))
+	defer hung.Close()
+	defer close(stop)
+	_, cancel, done := runTestDaemon(t, hung.URL, good.URL)
+	defer func() {
+		cancel()
+		<-done
+	}()
+	for deadline := time.Now().Add(10 * time.Second); !good.registered(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no registration")
+		}
+	}
+	start := time.Now()
+	for good.beats.Load() == 0 {
+		// The first heartbeat 1 s after registration, held 0.5 s: well
+		// under the 3 s down-after deadline of a 1 s interval. Slack for
+		// a loaded machine, far under the 30 s call timeout.
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("no heartbeat through the second controller 10 s after registration (%d held by the hung one)", held.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if held.Load() == 0 {
+		t.Error("the hung controller was never asked: the test tests nothing")
 	}
 }
 
