@@ -174,6 +174,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return err
 		}
 		d.builder = b
+		restarts := b.Restarts
+		d.metrics.routerRestarts.Store(&restarts)
 		defer func() {
 			cctx, c := context.WithTimeout(context.Background(), 10*time.Second)
 			defer c()
@@ -279,6 +281,11 @@ func (d *Daemon) health() (string, string) {
 	}
 	if e, _ := d.fetchErr.Load().(string); e != "" {
 		why = append(why, "work fetch: "+e)
+	}
+	if d.builder != nil {
+		// A crash loop of a router's dnsmasq: restarted each time, it
+		// shows nowhere else.
+		why = append(why, d.builder.Failing()...)
 	}
 	if len(why) == 0 {
 		d.metrics.degraded.Set(0)

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,6 +42,10 @@ type Metrics struct {
 	metadataFromCache prometheus.Gauge
 	imagesRemoved     prometheus.Counter
 	imageBytesRemoved prometheus.Counter
+
+	// routerRestarts reads the router builder's count of restarted
+	// services (nil: no network role).
+	routerRestarts atomic.Pointer[func() uint64]
 }
 
 // NewMetrics creates the metrics and registers them (and the Go and
@@ -76,7 +81,14 @@ func NewMetrics() *Metrics {
 		Help: "Image volumes removed because nothing used them for image_retention."})
 	m.imageBytesRemoved = prometheus.NewCounter(prometheus.CounterOpts{Name: "regent_agent_image_volumes_removed_bytes_total",
 		Help: "Bytes of the image volumes removed because nothing used them."})
-	m.Registry.MustRegister(m.cores, m.memory, m.diskTotal, m.diskFree, m.reconciles, m.buildTime,
+	restarts := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "regent_agent_router_service_restarts_total",
+		Help: "Times a virtual router's service (its dnsmasq, DHCP) exited and was restarted."}, func() float64 {
+		if f := m.routerRestarts.Load(); f != nil {
+			return float64((*f)())
+		}
+		return 0
+	})
+	m.Registry.MustRegister(restarts, m.cores, m.memory, m.diskTotal, m.diskFree, m.reconciles, m.buildTime,
 		m.lastFetch, m.fetchErrors, m.registered, m.vpnsFailed, m.degraded, m.metadataFromCache, m.imagesRemoved, m.imageBytesRemoved,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{resultOK, resultError, resultConflict, resultInvalid, resultWaiting, resultRemoved} {

@@ -90,6 +90,9 @@ type Builder struct {
 
 	// metaLimits bound the metadata servers' connections (tests lower them).
 	metaLimits metadataLimits
+
+	// procs are the routers' children (dnsmasq) this process supervises.
+	procs processes
 }
 
 // running is what the builder runs for one router in this process.
@@ -118,6 +121,15 @@ type running struct {
 // nftForce is the nftDigest that makes the next Ensure apply the ruleset
 // whatever the table says (Resync).
 const nftForce = "!"
+
+// Failing describes the routers' services that keep exiting (dnsmasq
+// exited three times in the last minute: a crash loop its restarts would
+// hide), for the agent's health.
+func (b *Builder) Failing() []string { return b.procs.failing(time.Now()) }
+
+// Restarts is how many times this process restarted a router's service
+// that had exited (regent_agent_router_service_restarts_total).
+func (b *Builder) Restarts() uint64 { return b.procs.restarts.Load() }
 
 // Resync makes the next Ensure of every router apply its nftables ruleset
 // again even when the digest stored in the table matches: the digest
@@ -535,7 +547,7 @@ func (b *Builder) ensureDHCP(ctx context.Context, d *desired, dir string, rs *ru
 			c.add("dhcp: replaced dnsmasq of an earlier agent")
 		}
 		argv := []string{b.cfg.Dnsmasq, "--keep-in-foreground", "--conf-file=" + confPath}
-		rs.dhcp = startProcess(b.log.Named("dnsmasq").With("router", d.routerID), nsPath(d.namespace), argv)
+		rs.dhcp = b.procs.start(b.log.Named("dnsmasq").With("router", d.routerID), fmt.Sprintf("router %d: dnsmasq (DHCP)", d.routerID), nsPath(d.namespace), argv)
 		rs.dhcpConf = conf
 		c.add("dhcp started")
 		return nil

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -103,21 +104,98 @@ type process struct {
 	log    hclog.Logger
 	nsPath string
 	argv   []string
+	name   string // what Failing calls it: "router 7: dnsmasq"
+	set    *processes
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	stop chan struct{}
-	done chan struct{}
+	mu    sync.Mutex
+	cmd   *exec.Cmd
+	exits []time.Time // its exits in the last failingWindow
+	last  error       // the last exit's error
+	stop  chan struct{}
+	done  chan struct{}
 }
 
-func startProcess(log hclog.Logger, nsPath string, argv []string) *process {
-	p := &process{log: log, nsPath: nsPath, argv: argv, stop: make(chan struct{}), done: make(chan struct{})}
+// processes are the children a builder supervises, so that a crash loop
+// shows: its restarts hide it otherwise (DHCP answers a moment, then
+// nothing).
+type processes struct {
+	mu       sync.Mutex
+	live     map[*process]struct{}
+	restarts atomic.Uint64
+}
+
+// failingWindow and failingExits: a child that exited failingExits times
+// in the last failingWindow keeps failing.
+const (
+	failingWindow = time.Minute
+	failingExits  = 3
+)
+
+func (ps *processes) start(log hclog.Logger, name, nsPath string, argv []string) *process {
+	p := &process{log: log, nsPath: nsPath, argv: argv, name: name, set: ps, stop: make(chan struct{}), done: make(chan struct{})}
+	ps.mu.Lock()
+	if ps.live == nil {
+		ps.live = map[*process]struct{}{}
+	}
+	ps.live[p] = struct{}{}
+	ps.mu.Unlock()
 	go p.run()
 	return p
 }
 
+// failing describes the children that keep exiting, sorted.
+func (ps *processes) failing(now time.Time) []string {
+	ps.mu.Lock()
+	all := make([]*process, 0, len(ps.live))
+	for p := range ps.live {
+		all = append(all, p)
+	}
+	ps.mu.Unlock()
+	var out []string
+	for _, p := range all {
+		if n, err := p.failing(now); n >= failingExits {
+			out = append(out, fmt.Sprintf("%s exited %d times in the last %s, the last: %v", p.name, n, failingWindow, err))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// failing is how many times p exited in the window before now, and the
+// last exit's error.
+func (p *process) failing(now time.Time) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, t := range p.exits {
+		if now.Sub(t) < failingWindow {
+			n++
+		}
+	}
+	return n, p.last
+}
+
+// exited records an exit (err: how) that the supervisor restarts.
+func (p *process) exited(err error) {
+	now := time.Now()
+	if err == nil {
+		err = errors.New("exited with status 0")
+	}
+	p.mu.Lock()
+	p.exits = slices.DeleteFunc(p.exits, func(t time.Time) bool { return now.Sub(t) >= failingWindow })
+	p.exits = append(p.exits, now)
+	p.last = err
+	p.mu.Unlock()
+	p.set.restarts.Add(1)
+}
+
 func (p *process) run() {
 	defer close(p.done)
+	defer func() {
+		p.set.mu.Lock()
+		delete(p.set.live, p)
+		p.set.mu.Unlock()
+	}()
 	backoff := 200 * time.Millisecond
 	for {
 		started := time.Now()
@@ -144,6 +222,7 @@ func (p *process) run() {
 		if time.Since(started) > 10*time.Second {
 			backoff = 200 * time.Millisecond
 		}
+		p.exited(err)
 		p.log.Warn("process exited, restarting", "error", err, "backoff", backoff)
 		select {
 		case <-p.stop:

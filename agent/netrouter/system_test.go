@@ -201,11 +201,29 @@ func TestRouterEndToEnd(t *testing.T) {
 			t.Fatalf("a new binding should be a SIGHUP, not a restart: %q", r.Changes)
 		}
 		rs, _ := e.b.state(spec.ID)
-		pid := rs.dhcp.pid()
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-		eventually(t, "dnsmasq restarted", 30*time.Second, func() bool { p := rs.dhcp.pid(); return p != 0 && p != pid })
+		if f := e.b.Failing(); len(f) != 0 {
+			t.Fatalf("failing before any exit: %q", f)
+		}
+		restarts := e.b.Restarts()
+		// A crash loop: restarted each time, it shows in Failing (the
+		// agent's health) and the restart count (its metric).
+		for i := range failingExits {
+			pid := rs.dhcp.pid()
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			eventually(t, "dnsmasq restarted", 30*time.Second, func() bool { p := rs.dhcp.pid(); return p != 0 && p != pid })
+			if f := e.b.Failing(); i < failingExits-1 && len(f) != 0 {
+				t.Fatalf("failing after %d exit(s): %q", i+1, f)
+			}
+		}
 		if n := dnsmasqCount(conf); n != 1 {
 			t.Fatalf("%d dnsmasq processes", n)
+		}
+		want := fmt.Sprintf("router %d: dnsmasq (DHCP) exited %d times in the last 1m0s, the last: signal: killed", spec.ID, failingExits)
+		if f := e.b.Failing(); !slices.Equal(f, []string{want}) {
+			t.Errorf("Failing = %q, want %q", f, want)
+		}
+		if n := e.b.Restarts() - restarts; n != failingExits {
+			t.Errorf("%d restarts counted, want %d", n, failingExits)
 		}
 	})
 
