@@ -8,10 +8,12 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -699,7 +701,55 @@ func (d *Daemon) vpnStatus(ctx context.Context) []api.VPNStatus {
 	for i := range st {
 		st[i].Clip()
 	}
+	fitVPNStatus(st, vpnStatusBudget)
 	return st
+}
+
+// vpnStatusBudget bounds the JSON of a heartbeat's VPN statuses: with
+// the policy log's share (heartbeatBudget) and the rest, under the
+// controller's 1 MiB. Each status is bounded (Clip), but not how many
+// there are: a network agent with many VPNs of many routes each would
+// send heartbeats the controller refuses (413) for ever.
+const vpnStatusBudget = 192 << 10
+
+// fitVPNStatus shortens the statuses to at most budget bytes of JSON,
+// the largest first: its IPsec SAs' traffic selectors, then (if still
+// over) those SAs themselves. Every VPN keeps its IKE state and error, and
+// the small statuses (most) stay whole.
+func fitVPNStatus(st []api.VPNStatus, budget int) {
+	size := func(s *api.VPNStatus) int {
+		b, err := json.Marshal(s)
+		if err != nil {
+			return 0
+		}
+		return len(b) + 1
+	}
+	sizes := make([]int, len(st))
+	total := 2
+	for i := range st {
+		sizes[i] = size(&st[i])
+		total += sizes[i]
+	}
+	order := make([]int, len(st))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(sizes[b], sizes[a]) })
+	for _, i := range order {
+		if total <= budget {
+			return
+		}
+		s := &st[i]
+		for c := range s.Children {
+			s.Children[c].LocalTS, s.Children[c].RemoteTS = []string{}, []string{}
+		}
+		if n := size(s); total-sizes[i]+n > budget {
+			s.Children = []api.VPNChildStatus{}
+		}
+		n := size(s)
+		total -= sizes[i] - n
+		sizes[i] = n
+	}
 }
 
 // restoreVPNRoutes puts router r's VPN routes back after its supervisor

@@ -158,3 +158,55 @@ func TestHeartbeatBoundedBySize(t *testing.T) {
 		t.Fatalf("%d entries delivered, want %d", len(seen), 16*256)
 	}
 }
+
+// TestVPNStatusFitsTheHeartbeat: a network agent with 400 VPNs of 64
+// IPsec SAs each (IPv6 selectors) sends heartbeats under the controller's
+// 1 MiB limit with every VPN's IKE state: the SAs' selectors, then the SAs
+// of the largest statuses are left out. Before, the statuses alone made
+// each heartbeat about 5 MB: refused (413) for ever, and the server judged
+// down. Statuses that fit are sent whole.
+func TestVPNStatusFitsTheHeartbeat(t *testing.T) {
+	vpnStatus := func(id uint64, children int) api.VPNStatus {
+		s := api.VPNStatus{VPNID: id, VirtualRouterID: 7, IKEState: "ESTABLISHED", Children: []api.VPNChildStatus{}}
+		for c := range children {
+			s.Children = append(s.Children, api.VPNChildStatus{Name: fmt.Sprintf("vpn-%d-%d", id, c), State: "INSTALLED",
+				LocalTS:  []string{fmt.Sprintf("2001:db8:%x:%x::/64", id, c)},
+				RemoteTS: []string{fmt.Sprintf("2001:db8:ffff:%x:%x::/80", id, c)}})
+		}
+		return s
+	}
+	few := []api.VPNStatus{vpnStatus(1, 64), vpnStatus(2, 3)}
+	whole := slices.Clone(few)
+	fitVPNStatus(few, vpnStatusBudget)
+	if fmt.Sprint(few) != fmt.Sprint(whole) {
+		t.Fatal("statuses that fit were shortened")
+	}
+
+	var st []api.VPNStatus
+	for i := range 400 {
+		st = append(st, vpnStatus(uint64(i+1), 64))
+	}
+	st = append(st, vpnStatus(401, 1)) // the smallest
+	before, _ := json.Marshal(st)
+	fitVPNStatus(st, vpnStatusBudget)
+	after, _ := json.Marshal(st)
+	t.Logf("VPN statuses: %d → %d bytes of JSON", len(before), len(after))
+	if len(after) > vpnStatusBudget {
+		t.Fatalf("%d bytes of VPN status, budget %d", len(after), vpnStatusBudget)
+	}
+	if len(st) != 401 {
+		t.Fatalf("%d statuses", len(st))
+	}
+	for _, s := range st {
+		if s.IKEState != "ESTABLISHED" || s.Children == nil {
+			t.Fatalf("VPN %d lost its state: %+v", s.VPNID, s)
+		}
+	}
+	if c := st[400].Children; len(c) != 1 || len(c[0].LocalTS) != 1 {
+		t.Errorf("the smallest status was shortened: %+v", c)
+	}
+	hb, _ := (&policyLogCursor{}).withPolicyLog(context.Background(), api.Heartbeat{ServerID: 1, Health: "ok", VPNStatus: st}, nil)
+	if b, _ := json.Marshal(hb); len(b) >= 1<<20 {
+		t.Fatalf("heartbeat of %d bytes", len(b))
+	}
+}
