@@ -92,7 +92,8 @@ keep_deallocated_ips_for = "48h"
 # melange_dns1 = "8.8.8.8"
 # melange_dns2 = "8.8.4.4"
 
-# Agents: the heartbeat interval they are told to use, and how long a silent agent stays "up".
+# Agents: the heartbeat interval they are told to use, and how long a silent agent stays "up"
+# (at least twice the interval; default three times).
 agent_heartbeat  = "10s"
 agent_down_after = "30s"
 

@@ -465,7 +465,11 @@ func (d *Daemon) registration() api.AgentRegistered {
 }
 
 func (d *Daemon) heartbeatInterval() time.Duration {
-	if r := d.registration(); r.HeartbeatInterval > 0 {
+	r := d.registration()
+	if r.HeartbeatIntervalMS > 0 {
+		return time.Duration(r.HeartbeatIntervalMS) * time.Millisecond
+	}
+	if r.HeartbeatInterval > 0 {
 		return time.Duration(r.HeartbeatInterval) * time.Second
 	}
 	return 10 * time.Second

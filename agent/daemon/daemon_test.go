@@ -777,3 +777,24 @@ func TestRegistrationSetsTheVMServerID(t *testing.T) {
 		}
 	}
 }
+
+// TestHeartbeatIntervalInMilliseconds: the controller's interval in
+// milliseconds wins over its whole seconds (a sub-second interval was
+// sent as 0 s, which the agent read as its 10 s default while the
+// controller judged it down after three of its intervals).
+func TestHeartbeatIntervalInMilliseconds(t *testing.T) {
+	d := newTestDaemon(t, io.Discard, func(c *Config) { c.Token = "t" }, "http://127.0.0.1:1")
+	for _, tc := range []struct {
+		reg  api.AgentRegistered
+		want time.Duration
+	}{
+		{api.AgentRegistered{}, 10 * time.Second},
+		{api.AgentRegistered{HeartbeatInterval: 5}, 5 * time.Second},
+		{api.AgentRegistered{HeartbeatInterval: 1, HeartbeatIntervalMS: 300}, 300 * time.Millisecond},
+	} {
+		d.reg = tc.reg
+		if got := d.heartbeatInterval(); got != tc.want {
+			t.Errorf("%+v: interval %s, want %s", tc.reg, got, tc.want)
+		}
+	}
+}

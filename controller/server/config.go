@@ -306,6 +306,13 @@ func (c *Config) Finish() error {
 			}
 		}
 	}
+	if hb, down := c.AgentHeartbeat.D(), c.AgentDownAfter.D(); hb < 0 || down < 0 {
+		errs = append(errs, errors.New("agent_heartbeat and agent_down_after must be positive"))
+	} else if c.agentDownAfter() < 2*c.agentHeartbeat() {
+		// Shorter, each agent is judged down between two heartbeats
+		// and up at the next: two raft writes per agent and interval.
+		errs = append(errs, fmt.Errorf("agent_down_after %s must be at least twice agent_heartbeat %s (default three times)", c.agentDownAfter(), c.agentHeartbeat()))
+	}
 	if _, _, _, err := cluster.Timeouts(c.HeartbeatTimeout.D(), c.ElectionTimeout.D(), c.LeaderLeaseTimeout.D()); err != nil {
 		errs = append(errs, fmt.Errorf("heartbeat_timeout, election_timeout, leader_lease_timeout: %w", err))
 	}

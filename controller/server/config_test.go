@@ -102,6 +102,34 @@ func TestCommitLingerConfig(t *testing.T) {
 	}
 }
 
+// TestAgentHeartbeatConfig: agent_down_after shorter than two
+// agent_heartbeat intervals, or a negative one, is a configuration error:
+// every agent would be judged down between two heartbeats and up at the
+// next, two raft writes per agent and interval.
+func TestAgentHeartbeatConfig(t *testing.T) {
+	for _, tc := range []struct {
+		heartbeat, downAfter Duration
+		bad                  string
+	}{
+		{}, {heartbeat: "500ms"}, {heartbeat: "10s", downAfter: "20s"}, {downAfter: "20s"},
+		{heartbeat: "10s", downAfter: "15s", bad: "agent_down_after 15s must be at least twice agent_heartbeat 10s"},
+		{downAfter: "10s", bad: "agent_down_after 10s must be at least twice agent_heartbeat 10s"},
+		{heartbeat: "1m", bad: ""}, // down after three: 3m
+		{heartbeat: "-1s", bad: "must be positive"},
+	} {
+		cfg := Defaults()
+		cfg.DataDir = t.TempDir()
+		cfg.AgentHeartbeat, cfg.AgentDownAfter = tc.heartbeat, tc.downAfter
+		err := cfg.Finish()
+		switch {
+		case tc.bad == "" && err != nil:
+			t.Errorf("%+v: %v", tc, err)
+		case tc.bad != "" && (err == nil || !strings.Contains(err.Error(), tc.bad)):
+			t.Errorf("%+v: %v, want %q", tc, err, tc.bad)
+		}
+	}
+}
+
 // TestRaftTimeoutsConfig: a heartbeat timeout set alone carries the
 // election timeout and leader lease with it (they used to stay at 500 ms
 // and 250 ms, which raft refused with a heartbeat of 1 s or 200 ms: the node

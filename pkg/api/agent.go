@@ -293,9 +293,16 @@ type Heartbeat struct {
 // AgentRegistered is the answer to a registration: the records the agent
 // acts for (0 for a role it does not have) and how often to heartbeat.
 type AgentRegistered struct {
-	ServerID          uint64 `json:"server_id"`
-	RouterID          uint64 `json:"router_id"`
-	HeartbeatInterval int    `json:"heartbeat_interval"` // seconds
+	ServerID uint64 `json:"server_id"`
+	RouterID uint64 `json:"router_id"`
+	// HeartbeatInterval is the interval in whole seconds, rounded up
+	// (at least 1), for agents that do not read HeartbeatIntervalMS.
+	HeartbeatInterval int `json:"heartbeat_interval"`
+	// HeartbeatIntervalMS is the interval in milliseconds: the agent's
+	// heartbeat interval when set (a sub-second interval sent in seconds
+	// was 0, which agents read as their 10 s default, while the controller
+	// judged them down after three of its intervals).
+	HeartbeatIntervalMS int64 `json:"heartbeat_interval_ms,omitempty"`
 }
 
 // Work is the answer to GET /v1/agent/work: everything the controller

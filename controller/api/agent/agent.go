@@ -144,7 +144,8 @@ func (r *routes) register(q *api.Request) error {
 		return err
 	}
 	out := *res.(*wire.AgentRegistered)
-	out.HeartbeatInterval = int(r.cfg.HeartbeatInterval / time.Second)
+	out.HeartbeatIntervalMS = r.cfg.HeartbeatInterval.Milliseconds()
+	out.HeartbeatInterval = max(int((r.cfg.HeartbeatInterval+time.Second-1)/time.Second), 1)
 	r.cfg.Heartbeats.Beat(out.ServerID, out.RouterID, r.cfg.Now())
 	q.W.Header().Set("X-Regent-Index", strconv.FormatUint(index, 10))
 	api.WriteJSON(q.W, http.StatusOK, wire.Item[wire.AgentRegistered]{Content: out})
