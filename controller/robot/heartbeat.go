@@ -2,6 +2,7 @@ package robot
 
 import (
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -277,7 +278,7 @@ func CapacityChanged(s *api.Server, c api.Capacity, storageType string) bool {
 	}
 	gb := 0
 	for _, sc := range c.Storage {
-		if sc.Type == storageType {
+		if strings.EqualFold(sc.Type, storageType) { // as registration matches it
 			gb += int(sc.TotalGB)
 		}
 	}

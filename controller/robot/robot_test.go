@@ -44,6 +44,9 @@ func TestCapacityChanged(t *testing.T) {
 		{c(8, 64, 1000), true},
 		{c(16, 80, 1000), true},
 		{c(16, 64, 2000), true},
+		// The agent's storage named in another case than the type (as
+		// registration matches it): a grown disk is a change too.
+		{api.Capacity{CPUCores: 16, RAMMB: 64 * 1024, Storage: []api.StorageCapacity{{Type: "ssd", TotalGB: 2000}}}, true},
 	} {
 		if got := CapacityChanged(s, tc.c, "SSD"); got != tc.want {
 			t.Errorf("CapacityChanged(%+v) = %v, want %v", tc.c, got, tc.want)
