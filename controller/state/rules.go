@@ -22,8 +22,11 @@ const (
 	// as a user's is; TXT, SPF and NAPTR duplicates compare byte for byte;
 	// firewall rules sort without overflow at the ends of the int range.
 	Rules1 uint32 = 1
+	// Rules2 (2026-11-24, later the same day); each change under it
+	// checks t.since(Rules2) where Apply decides:
+	Rules2 uint32 = 2
 	// RulesCurrent is the version the leader stamps.
-	RulesCurrent = Rules1
+	RulesCurrent = Rules2
 )
 
 // since reports whether the command being applied was made under rules v
