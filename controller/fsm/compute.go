@@ -39,7 +39,16 @@ const (
 	// StateChangeType entries already in logs, whose Expect was ignored,
 	// replay as they were first applied.
 	StateChangeIfType MessageType = 91 // payload state.StateChange
+	// ClosedVPNsPurgeType deletes the VPNs of CLOSED virtual routers (ones
+	// closed before state.Rules1 kept theirs, keys included). No payload;
+	// proposed by the leader while state.ReadTxn.ClosedVPNsDue.
+	ClosedVPNsPurgeType MessageType = 92
 )
+
+// ClosedVPNsPurged is the result of a ClosedVPNsPurgeType command.
+type ClosedVPNsPurged struct {
+	VPNs int `json:"vpns"` // how many VPNs were deleted
+}
 
 // stateActor is the command's caller as state records it.
 func stateActor(c *Command) state.Actor {
@@ -70,6 +79,10 @@ func computeHandlers() map[MessageType]handler {
 			return t.ProjectCreate(&v, stateActor(c))
 		},
 		ProjectUpdateType: update((*state.Txn).ProjectUpdate),
+		ClosedVPNsPurgeType: func(t *state.Txn, _ *Command) (any, error) {
+			n, err := t.ClosedVPNsPurge()
+			return &ClosedVPNsPurged{VPNs: n}, err
+		},
 		CloudCreateType: withActor(cloudResult(func(t *state.Txn, s *state.CloudSpec, _ uint64) (*state.CloudResult, error) { return t.CloudCreate(s) }),
 			func(s *state.CloudSpec, a state.Actor) { s.Actor = a }),
 		CloudUpdateType: withActor(cloudResult((*state.Txn).CloudUpdate),

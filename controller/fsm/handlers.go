@@ -37,7 +37,7 @@ var typeNames = map[MessageType]string{
 	AllowedIPDeleteType: "allowed_ip_delete",
 	ProjectCreateType:   "project_create", ProjectUpdateType: "project_update", CloudCreateType: "cloud_create",
 	CloudUpdateType: "cloud_update", VMCreateType: "vm_create", VMUpdateType: "vm_update",
-	StateChangeType: "state_change", StateChangeIfType: "state_change_if", StorageCreateType: "storage_create", VirtualRouterSubnetsType: "virtual_router_subnets",
+	StateChangeType: "state_change", StateChangeIfType: "state_change_if", ClosedVPNsPurgeType: "closed_vpns_purge", StorageCreateType: "storage_create", VirtualRouterSubnetsType: "virtual_router_subnets",
 	StorageTypeCreateType: "storage_type_create", StorageTypeUpdateType: "storage_type_update",
 	ImageCreateType: "image_create", ImageUpdateType: "image_update",
 	RegionImageCreateType: "region_image_create", RegionImageDeleteType: "region_image_delete",

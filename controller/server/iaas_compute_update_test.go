@@ -1,12 +1,18 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/regentcloud/regent/controller/fsm"
 	"github.com/regentcloud/regent/controller/internal/apitest"
+	"github.com/regentcloud/regent/controller/server"
+	"github.com/regentcloud/regent/controller/state"
+	wire "github.com/regentcloud/regent/pkg/api"
 )
 
 // settleVM lets the region's robot apply a VM's spec change: RUNNING_UPDATE
@@ -634,5 +640,67 @@ func TestComputeClosedRouterFreesSegments(t *testing.T) {
 	}
 	if s1, s2 := vpn1["stif_number"], vpnOn(vr2, cloud2)["stif_number"]; s1 != s2 {
 		t.Errorf("the next VPN got stif number %v, want the closed router's %v", s2, s1)
+	}
+}
+
+// TestClosedRouterVPNsPurged: a virtual router closed before state.Rules1
+// kept its VPNs, pre-shared keys included (a close replayed under those
+// rules keeps them still); the leader deletes them (its periodic purge, a
+// command of its own), each with a delete history row.
+func TestClosedRouterVPNsPurged(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{Configure: func(c *server.Config) { c.PurgeInterval = 50 * time.Millisecond }})
+	f := newFixture(t, n)
+	x := computeOf(f)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	body := cloudBody(f.n.Unique("old"), f.reg, x, 0)
+	body["project"].(map[string]any)["grace_period"] = 0
+	project := cloudID(c.Do("POST", "/iaas/cloud/", body, admin).Expect(201))
+	cloud := c.Do("GET", apitest.Path("/iaas/cloud/", project), nil, admin).Expect(200).Content()
+	vr := uint64(cloud["virtual_router"].(map[string]any)["id"].(float64))
+	local := cloud["subnets"].([]any)[0].(map[string]any)["id"]
+	vpn := c.Do("POST", "/iaas/vpn/", map[string]any{"virtual_router_id": vr, "ike_gateway_value": "203.0.113.7", "ike_pre_shared_key": testPSK,
+		"routes": []any{map[string]any{"local_subnet_id": local, "remote_subnet": "198.18.200.0/24"}}}, admin).Expect(201).Content()
+	id := uint64(vpn["id"].(float64))
+	path := apitest.Path("/iaas/virtual_router/", vr)
+	for _, st := range [][2]int{{1, 2}, {2, 4}} {
+		c.Do("PATCH", path, map[string]any{"state": st[1], "expected_state": st[0]}, x.robotR).Expect(200)
+	}
+	c.Do("PATCH", path, map[string]any{"state": 8}, admin).Expect(200)
+	for _, st := range [][2]int{{8, 14}, {14, 9}, {9, 17}} {
+		c.Do("PATCH", path, map[string]any{"state": st[1], "expected_state": st[0]}, x.robotR).Expect(200)
+	}
+	// The close as an older leader made it: under the original rules.
+	from := 17
+	cmd, err := fsm.NewCommand(fsm.StateChangeType, time.Now(), fsm.Actor{Robot: true},
+		state.StateChange{Kind: wire.KindVirtualRouter, ID: vr, To: 99, Expected: &from})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Rules = state.RulesOriginal
+	data, err := cmd.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, _, err := n.Server.Cluster().Apply(context.Background(), data)
+	if err != nil || resp.(fsm.Result).Err != nil {
+		t.Fatalf("close: %v %v", err, resp)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Do("GET", apitest.Path("/iaas/vpn/", id), nil, admin).Status != 404 {
+		if time.Now().After(deadline) {
+			t.Fatalf("VPN %d of the closed router still there after 10 s", id)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var rows []map[string]any
+	for _, h := range c.Do("GET", "/iaas/vpn_history/", nil, f.root).Expect(200).List().Content {
+		if h["vpn_id"].(float64) == float64(id) && h["action"] == "delete" {
+			rows = append(rows, h)
+		}
+	}
+	// One delete row, the leader's (no user, not a robot): the close under
+	// the original rules deleted nothing.
+	if len(rows) != 1 || rows[0]["robot"] == true || rows[0]["user_id"] != nil && rows[0]["user_id"] != float64(0) {
+		t.Errorf("delete history rows of VPN %d: %v, want one by the leader", id, rows)
 	}
 }

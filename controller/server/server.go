@@ -514,7 +514,8 @@ func (s *Server) writeDNSApex(ctx context.Context, rt *state.ReadTxn) error {
 }
 
 // purgeLoop makes the leader purge released IP addresses once they have
-// been kept for keep_deallocated_ips_for. The cutoff is computed here, on the
+// been kept for keep_deallocated_ips_for, and the VPNs that virtual routers
+// closed before state.Rules1 kept. The cutoff is computed here, on the
 // leader, and travels in the command: Apply never reads the clock.
 func (s *Server) purgeLoop() {
 	every := s.cfg.PurgeInterval
@@ -531,6 +532,18 @@ func (s *Server) purgeLoop() {
 		}
 		if !s.cluster.IsLeader() {
 			continue
+		}
+		if s.store.Read().ClosedVPNsDue() {
+			// Routers closed before state.Rules1 kept their VPNs
+			// (pre-shared keys included): they go now.
+			ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+			res, err := s.apply(ctx, fsm.ClosedVPNsPurgeType, struct{}{})
+			cancel()
+			if err != nil {
+				s.log.Warn("purge of the VPNs of closed virtual routers failed", "error", err)
+			} else if r, ok := res.(*fsm.ClosedVPNsPurged); ok {
+				s.log.Info("deleted the VPNs of closed virtual routers", "count", r.VPNs)
+			}
 		}
 		cutoff := time.Now().Add(-s.cfg.KeepDeallocatedIPsFor.D())
 		if !s.store.Read().IPPurgeDue(cutoff) {

@@ -279,3 +279,43 @@ func (t *Txn) vpnHistory(v *api.VPN, action string, a Actor) error {
 	}
 	return insertNew(t, VPNHistories, h)
 }
+
+// closedVPNs are the VPNs of CLOSED virtual routers: ones closed before
+// Rules1, when closing a router left its VPNs, pre-shared keys included,
+// in state.
+func (r *ReadTxn) closedVPNs() []*VPNRecord {
+	var out []*VPNRecord
+	closed := map[uint64]bool{}
+	for _, rec := range all[*VPNRecord](r, VPNs, "id") {
+		c, seen := closed[rec.VirtualRouterID]
+		if !seen {
+			vr, ok := r.VirtualRouter(rec.VirtualRouterID)
+			c = ok && vr.State == api.StateClosed
+			closed[rec.VirtualRouterID] = c
+		}
+		if c {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// ClosedVPNsDue reports whether a CLOSED virtual router still holds VPNs
+// (ClosedVPNsPurge): the leader then proposes the purge.
+func (r *ReadTxn) ClosedVPNsDue() bool { return len(r.closedVPNs()) > 0 }
+
+// ClosedVPNsPurge deletes the VPNs of CLOSED virtual routers, each with a
+// delete history row, as closing a router has done since Rules1: their
+// pre-shared keys stay nowhere. It returns how many went.
+func (t *Txn) ClosedVPNsPurge() (int, error) {
+	vpns := t.closedVPNs()
+	for _, v := range vpns {
+		if err := remove(t, VPNs, v.ID, "iaas_vpn_delete"); err != nil {
+			return 0, err
+		}
+		if err := t.vpnHistory(&v.VPN, "delete", Actor{}); err != nil {
+			return 0, err
+		}
+	}
+	return len(vpns), nil
+}
