@@ -27,7 +27,7 @@ STATICCHECK_VERSION ?= v0.8.2
 # Falls back to find(1) outside a git checkout. Fails with the list of offending files.
 define check_gofmt
 	@if git rev-parse --git-dir >/dev/null 2>&1; then \
-	  bad=$$(git ls-files -z -co --exclude-standard -- '*.go' ':(exclude)*testdata/*' | xargs -0 -r gofmt -l); \
+	  bad=$$(git ls-files -z -co --exclude-standard -- '*.go' ':(exclude)*testdata/*' | while IFS= read -rd '' f; do [ -f "$$f" ] && printf '%s\0' "$$f"; done | xargs -0 -r gofmt -l); \
 	else \
 	  bad=$$(find . -name '*.go' -not -path '*/testdata/*' -not -path './data/*' -print0 | xargs -0 -r gofmt -l); \
 	fi; \

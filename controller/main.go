@@ -407,7 +407,7 @@ func printDevBanner(s *server.Server, cfg server.Config) {
 	tokenPath := filepath.Join(cfg.DataDir, server.RootTokenFile)
 	tok := "$(cat " + tokenPath + ")"
 	if b, err := os.ReadFile(tokenPath); err == nil && len(b) > 0 {
-		tok = string(b[:len(b)-1])
+		tok = strings.TrimSpace(string(b))
 	}
 	fmt.Printf(`Regent controller (dev mode) is serving %[1]s
   data dir:   %[2]s

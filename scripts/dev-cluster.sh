@@ -47,7 +47,7 @@ start_node() {
 }
 
 up() {
-  [[ -x $BIN ]] || make build
+  make build # incremental: the cluster runs the checkout's code, not an old build
   mkdir -p "$DIR"
   if [[ ! -s $TOKEN_FILE ]]; then
     (umask 077; od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$TOKEN_FILE")

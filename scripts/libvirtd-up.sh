@@ -14,8 +14,16 @@ fi
 running() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 if [[ ${1:-} == stop ]]; then
+  # Wait until each has exited: a start right after a stop must not take a
+  # daemon on its way out (and its socket file) for a running one.
   for p in /run/libvirtd.pid /run/virtlogd.pid; do
-    if running "$p"; then kill "$(cat "$p")"; log "stopped $(basename "$p" .pid)"; fi
+    if running "$p"; then
+      pid=$(cat "$p")
+      kill "$pid"
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
+      log "stopped $(basename "$p" .pid)"
+    fi
   done
   exit 0
 fi

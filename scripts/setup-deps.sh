@@ -5,8 +5,8 @@
 set -euo pipefail
 
 PACKAGES=(
-  # build and test tooling
-  git make curl jq
+  # build and test tooling (gcc and libc6-dev: go test -race needs cgo)
+  git make curl jq gcc libc6-dev
   # networking used by router/system tests: ip netns/veth/bridge/vxlan, nft, sysctl/pgrep/fuser
   iproute2 nftables procps psmisc
   # controller failure tests: tmpfs data dirs (mount), an unwritable raft store (chattr +i)
@@ -64,6 +64,16 @@ fi
 
 log "installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Keep the packages' init scripts from starting system daemons (NSD on port 53, which the DNS
+# tests bind; dnsmasq; libvirtd): the tests start their own. policy-rc.d exit 101 = "action
+# forbidden"; an image's own policy-rc.d is left alone.
+policy_rc=
+if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+  policy_rc=/usr/sbin/policy-rc.d
+  printf '#!/bin/sh\nexit 101\n' >"$policy_rc" && chmod 755 "$policy_rc"
+  trap 'rm -f "$policy_rc"' EXIT
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends -o Acquire::Retries=3 "${missing[@]}"
+if [[ -n $policy_rc ]]; then rm -f "$policy_rc"; trap - EXIT; fi
 start_daemons

@@ -1,6 +1,7 @@
 package systemtest
 
 import (
+	"os"
 	"os/exec"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 
 func TestHoldSharedAndExclusive(t *testing.T) {
 	name := "selftest-" + time.Now().Format("150405.000000")
+	t.Cleanup(func() { os.Remove(lockPath(name)); os.Remove(lockPath(name + "-x")) })
 	t.Run("shared twice in one test does not wait on itself", func(t *testing.T) {
 		Hold(t, name, false)
 		Hold(t, name, false)
