@@ -65,7 +65,9 @@ underlay_device = "eth1"       # link of the VTEP (vxlan, optional) or VLAN pare
 # charon_path = "/usr/sbin/charon-systemd"
 # vpn_run_dir = "/var/lib/regent-agent/vpn" # per-router strongswan.conf, VICI socket, pid and
 #                                             # state file, charon log; charons outlive the agent
-#                                             # and the next agent adopts them from here
+#                                             # and the next agent adopts them from here;
+#                                             # <vpn_run_dir>/<namespace_prefix><project id>/charon.vici
+#                                             # must fit 107 bytes (a unix socket path)
 
 metrics_addr = "0.0.0.0:8090" # Prometheus /metrics and /healthz (default 127.0.0.1:8090; "off": none)
 log_level    = "info"         # default; trace, debug, info, warn, error

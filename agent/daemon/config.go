@@ -354,9 +354,12 @@ func (c *Config) finishVPN() []error {
 	if !filepath.IsAbs(c.VPNRunDir) {
 		errs = append(errs, fmt.Errorf("vpn_run_dir: %q must be an absolute path", c.VPNRunDir))
 	}
-	// <run dir>/P<project id>/charon.vici must fit a unix socket address.
-	if n := len(c.VPNRunDir) + len("/P18446744073709551615/charon.vici"); n > 107 {
-		errs = append(errs, fmt.Errorf("vpn_run_dir: %q is too long for the VICI socket paths under it (%d > 107 bytes)", c.VPNRunDir, n))
+	// <run dir>/<namespace prefix><project id>/charon.vici must fit a
+	// unix socket address (the namespace is the router's: its prefix is
+	// namespace_prefix, up to 32 characters).
+	if n := len(c.VPNRunDir) + len("/"+c.NamespacePrefix+"18446744073709551615/charon.vici"); n > 107 {
+		errs = append(errs, fmt.Errorf("vpn_run_dir: %q with namespace_prefix %q is too long for the VICI socket paths under it "+
+			"(<vpn_run_dir>/<namespace_prefix><project id>/charon.vici: %d > 107 bytes): shorten either", c.VPNRunDir, c.NamespacePrefix, n))
 	}
 	if c.HasRole(api.RoleNetwork) && !filepath.IsAbs(c.CharonPath) {
 		errs = append(errs, fmt.Errorf("charon_path: %q must be an absolute path", c.CharonPath))

@@ -95,6 +95,25 @@ func TestConfigFinish(t *testing.T) {
 	}
 }
 
+// TestVPNRunDirFitsTheNamespacePrefix: the VICI socket is
+// <vpn_run_dir>/<namespace_prefix><project id>/charon.vici; a run dir that
+// fits it with a 1-character prefix does not with a 32-character one.
+func TestVPNRunDirFitsTheNamespacePrefix(t *testing.T) {
+	const sock = len("/P18446744073709551615/charon.vici")
+	dir := "/" + strings.Repeat("r", 107-sock-1) // 107 bytes with "P"
+	c := validConfig(t)
+	c.VPNRunDir = dir
+	if err := c.Finish(); err != nil {
+		t.Fatalf("a run dir that fits with prefix P: %v", err)
+	}
+	c = validConfig(t)
+	c.VPNRunDir, c.NamespacePrefix = dir, strings.Repeat("n", 32)
+	err := c.Finish()
+	if err == nil || !strings.Contains(err.Error(), "vpn_run_dir") || !strings.Contains(err.Error(), "namespace_prefix") {
+		t.Errorf("a 32-character namespace prefix under a run dir that fits only 1: %v", err)
+	}
+}
+
 // TestConfigErrorsSayWhatToDo: a bare number where a duration belongs
 // and a storage directory that is not there get a hint, not only "bad".
 func TestConfigErrorsSayWhatToDo(t *testing.T) {
