@@ -309,21 +309,33 @@ func (d *Daemon) capacity() api.Capacity {
 	return c
 }
 
+// interfaces lists the host's own interfaces for a registration: not the
+// VM taps, veths and links the agent made, which a busy host has hundreds
+// of, and at most as many as the controller takes (it refuses the whole
+// registration for more).
+func (d *Daemon) interfaces() []api.AgentInterface {
+	ifs, left, err := hostinfo.Interfaces(d.cfg.LinkPrefix)
+	if err != nil {
+		d.log.Warn("listing interfaces", "error", err)
+	}
+	if left > 0 {
+		d.log.Warn(fmt.Sprintf("the host has more interfaces than a registration may report (%d); %d left out", hostinfo.MaxInterfaces, left),
+			"reported", len(ifs), "left_out", left)
+	}
+	if ifs == nil {
+		ifs = []api.AgentInterface{}
+	}
+	return ifs
+}
+
 // register registers until it succeeds or ctx ends (false).
 func (d *Daemon) register(ctx context.Context) bool {
 	bo := backoff{min: d.minRetry, max: d.maxRetry}
 	for {
-		ifs, err := hostinfo.Interfaces()
-		if err != nil {
-			d.log.Warn("listing interfaces", "error", err)
-		}
-		if ifs == nil {
-			ifs = []api.AgentInterface{}
-		}
 		reg := api.AgentRegistration{Hostname: d.cfg.Hostname, Roles: d.cfg.Roles, VTEP: d.cfg.VTEPAddr,
-			Version: Version, Interfaces: ifs, Capacity: d.capacity()}
+			Version: Version, Interfaces: d.interfaces(), Capacity: d.capacity()}
 		var out *api.AgentRegistered
-		err = d.ctl.do(ctx, func(ctx context.Context, c *client.Client) (err error) {
+		err := d.ctl.do(ctx, func(ctx context.Context, c *client.Client) (err error) {
 			out, err = c.Agent().Register(ctx, reg)
 			return err
 		})

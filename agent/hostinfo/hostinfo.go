@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/regentcloud/regent/pkg/api"
+	"github.com/vishvananda/netlink"
 )
 
 // Capacity reads the host's cores, memory and, for each storage type, the
@@ -70,26 +71,136 @@ func MemTotalKiB(path string) (uint64, error) {
 	return 0, fmt.Errorf("%s: no MemTotal line", path)
 }
 
-// Interfaces lists the host's network interfaces with a hardware address
-// (loopback and tunnels without one are left out), by name.
-func Interfaces() ([]api.AgentInterface, error) {
-	ifs, err := net.Interfaces()
-	if err != nil {
-		return nil, err
+// MaxInterfaces is the most interfaces a registration may report: the
+// controller refuses more (agent_register_109).
+const MaxInterfaces = 512
+
+// Link is what decides whether a network interface is one of the host's
+// own: its name, kind (netlink's: "device", "bond", "vlan", "bridge",
+// "veth", "tuntap", "vxlan", ...), alias (ifalias), hardware address and
+// whether it is the loopback.
+type Link struct {
+	Name     string
+	Type     string
+	Alias    string
+	MAC      string
+	Loopback bool
+}
+
+// HostLink reports whether l is one of the host's own interfaces, worth
+// reporting: a physical NIC, bond, VLAN, the operator's bridge (the public
+// bridge too). Left out are the loopback and links without a hardware
+// address, VM taps (tuntap, macvtap: libvirt's vnetN), veth ends (router
+// uplinks and subnets), and the links the agent with link prefix prefix
+// made: those with its ownership alias (regent:<prefix>:router:… and
+// regent:<prefix>:segment:…, see agent/netrouter) or, not tagged yet, its
+// names (prefix + b/l bridge, x vxlan, v vlan + id). They come and go
+// with the tenants' routers and VMs, and a busy host has hundreds.
+func HostLink(l Link, prefix string) bool {
+	if l.Loopback || l.MAC == "" {
+		return false
 	}
-	var out []api.AgentInterface
-	for _, i := range ifs {
-		if len(i.HardwareAddr) == 0 || i.Flags&net.FlagLoopback != 0 {
-			continue
+	switch l.Type {
+	case "tuntap", "tap", "tun", "macvtap", "veth":
+		return false
+	}
+	if strings.HasPrefix(l.Alias, "regent:"+prefix+":router:") || strings.HasPrefix(l.Alias, "regent:"+prefix+":segment:") {
+		return false
+	}
+	return !agentName(l, prefix)
+}
+
+// agentName reports whether l is named and typed as one of the segment
+// links the builder with prefix makes: prefix, a kind letter, then the
+// decimal id or "h" and a base-36 hash (netrouter's naming.ifname).
+func agentName(l Link, prefix string) bool {
+	rest, ok := strings.CutPrefix(l.Name, prefix)
+	if !ok || len(rest) < 2 {
+		return false
+	}
+	kinds := map[byte]string{'b': "bridge", 'l': "bridge", 'x': "vxlan", 'v': "vlan"}
+	if kinds[rest[0]] != l.Type {
+		return false
+	}
+	id := rest[1:]
+	if h, ok := strings.CutPrefix(id, "h"); ok && h != "" {
+		id = strings.Trim(h, "0123456789abcdefghijklmnopqrstuvwxyz")
+		return id == ""
+	}
+	return strings.Trim(id, "0123456789") == ""
+}
+
+// HostLinks keeps the host's own links (HostLink) and at most limit of them,
+// the physical NICs and bonds first; left is how many of the host's own
+// were left out for the bound.
+func HostLinks(links []Link, prefix string, limit int) (kept []Link, left int) {
+	for _, l := range links {
+		if HostLink(l, prefix) {
+			kept = append(kept, l)
 		}
-		ai := api.AgentInterface{Name: i.Name, MAC: i.HardwareAddr.String(), Up: i.Flags&net.FlagUp != 0, Addresses: []string{}}
-		if addrs, err := i.Addrs(); err == nil {
+	}
+	rank := func(l Link) int {
+		switch l.Type {
+		case "device", "bond":
+			return 0
+		case "vlan":
+			return 1
+		case "bridge":
+			return 2
+		}
+		return 3
+	}
+	sort.SliceStable(kept, func(a, b int) bool {
+		if ra, rb := rank(kept[a]), rank(kept[b]); ra != rb {
+			return ra < rb
+		}
+		return kept[a].Name < kept[b].Name
+	})
+	if len(kept) > limit {
+		left, kept = len(kept)-limit, kept[:limit]
+	}
+	sort.Slice(kept, func(a, b int) bool { return kept[a].Name < kept[b].Name })
+	return kept, left
+}
+
+// Interfaces lists the host's own network interfaces (HostLinks: not the
+// VM taps, veths and links of the agent with link prefix prefix), by name
+// and at most MaxInterfaces of them; left is how many of the host's own
+// were left out for that bound.
+func Interfaces(prefix string) (ifs []api.AgentInterface, left int, err error) {
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return nil, 0, err
+	}
+	defer h.Close()
+	return interfacesOf(h, prefix, MaxInterfaces)
+}
+
+// interfacesOf is Interfaces in h's network namespace, with limit as bound.
+func interfacesOf(h *netlink.Handle, prefix string, limit int) ([]api.AgentInterface, int, error) {
+	links, err := h.LinkList()
+	if err != nil {
+		return nil, 0, err
+	}
+	all := make([]Link, 0, len(links))
+	byName := make(map[string]netlink.Link, len(links))
+	for _, nl := range links {
+		a := nl.Attrs()
+		all = append(all, Link{Name: a.Name, Type: nl.Type(), Alias: a.Alias, MAC: a.HardwareAddr.String(),
+			Loopback: a.Flags&net.FlagLoopback != 0})
+		byName[a.Name] = nl
+	}
+	kept, left := HostLinks(all, prefix, limit)
+	out := make([]api.AgentInterface, 0, len(kept))
+	for _, l := range kept {
+		nl := byName[l.Name]
+		ai := api.AgentInterface{Name: l.Name, MAC: l.MAC, Up: nl.Attrs().Flags&net.FlagUp != 0, Addresses: []string{}}
+		if addrs, err := h.AddrList(nl, netlink.FAMILY_ALL); err == nil {
 			for _, a := range addrs {
-				ai.Addresses = append(ai.Addresses, a.String())
+				ai.Addresses = append(ai.Addresses, a.IPNet.String())
 			}
 		}
 		out = append(out, ai)
 	}
-	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
-	return out, nil
+	return out, left, nil
 }
