@@ -488,7 +488,8 @@ func (d *Daemon) heartbeatInterval() time.Duration {
 }
 
 // beatSoon asks for an early heartbeat (a VPN changed: its status should
-// not wait for the next one). Calls while one is pending are merged.
+// not wait for the next one). Calls while early beats are pending are
+// merged into them.
 func (d *Daemon) beatSoon() {
 	select {
 	case d.beatNow <- struct{}{}:
@@ -504,27 +505,40 @@ var earlyBeats = []time.Duration{200 * time.Millisecond, 2 * time.Second}
 func (d *Daemon) heartbeatLoop(ctx context.Context) {
 	every := d.heartbeatInterval()
 	failing := false
-	var early []time.Duration // pending early beats after a beatSoon
-	next := func() time.Duration {
-		if len(early) > 0 {
-			w := early[0]
-			early = early[1:]
-			return w
-		}
-		return every
-	}
+	// due is the regular heartbeat's time, an interval after the last
+	// one; early are the times of the pending early beats of a beatSoon.
+	// A beatSoon while early beats are pending adds none and moves none
+	// (they report its change too), and no early beat delays the regular
+	// one: calls closer than the first early delay (many VPNs flapping)
+	// once kept restarting it, and no heartbeat went out at all.
+	due := time.Now().Add(every)
+	var early []time.Time
 	for {
-		t := time.NewTimer(next())
+		at := due
+		if len(early) > 0 && early[0].Before(at) {
+			at = early[0]
+		}
+		t := time.NewTimer(time.Until(at))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-d.beatNow:
 			t.Stop()
-			early = slices.Clone(earlyBeats)
+			if len(early) == 0 {
+				now := time.Now()
+				for _, e := range earlyBeats {
+					early = append(early, now.Add(e))
+				}
+			}
 			continue
 		case <-t.C:
 		}
+		now := time.Now()
+		for len(early) > 0 && !early[0].After(now) {
+			early = early[1:]
+		}
+		due = now.Add(every)
 		reg := d.registration()
 		var logs policyLogSource
 		if d.builder != nil {

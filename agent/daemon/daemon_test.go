@@ -434,6 +434,42 @@ func TestBeatSoonSendsEarlyHeartbeats(t *testing.T) {
 	}
 }
 
+// TestFlappingVPNsDoNotStopHeartbeats: beatSoon every 50 ms (many VPNs
+// flapping) for three intervals still lets a heartbeat out at least every
+// interval. Before, each call restarted the 200 ms early delay, no
+// heartbeat went out at all, and the server was judged down.
+func TestFlappingVPNsDoNotStopHeartbeats(t *testing.T) {
+	srv := newAgentAPI(t, 1)
+	d, cancel, done := runTestDaemon(t, srv.URL)
+	defer func() {
+		cancel()
+		<-done
+	}()
+	for deadline := time.Now().Add(10 * time.Second); !srv.registered(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no registration")
+		}
+	}
+	start := time.Now()
+	last, lastAt, longest := srv.beats.Load(), start, time.Duration(0)
+	for time.Since(start) < 3*time.Second {
+		d.beatSoon()
+		time.Sleep(50 * time.Millisecond)
+		if n := srv.beats.Load(); n != last {
+			longest = max(longest, time.Since(lastAt))
+			last, lastAt = n, time.Now()
+		}
+	}
+	longest = max(longest, time.Since(lastAt))
+	// One at least every interval (1 s) on an idle machine; asserted
+	// loosely (two or more in the 3 s, none before the fix), as a loaded
+	// one (the race run) delays any of them.
+	t.Logf("%d heartbeats in 3 s of beatSoon every 50 ms, at most %s apart", srv.beats.Load(), longest.Round(time.Millisecond))
+	if srv.beats.Load() < 2 {
+		t.Errorf("%d heartbeats in 3 s of beatSoon every 50 ms: want one at least every 1 s", srv.beats.Load())
+	}
+}
+
 // TestHungControllerHeartbeatFailsOver: a controller that takes a
 // heartbeat and never answers (hung) is failed over within half the
 // heartbeat interval, not the 30 s call timeout. Before, the heartbeat
