@@ -504,7 +504,7 @@ var earlyBeats = []time.Duration{200 * time.Millisecond, 2 * time.Second}
 
 func (d *Daemon) heartbeatLoop(ctx context.Context) {
 	every := d.heartbeatInterval()
-	failing := false
+	failing := "" // what the heartbeats failing since the last delivered one met
 	// due is the regular heartbeat's time, an interval after the last
 	// one; early are the times of the pending early beats of a beatSoon.
 	// A beatSoon while early beats are pending adds none and moves none
@@ -555,15 +555,35 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 		if err == nil {
 			delivered()
 		}
-		switch {
-		case ctx.Err() != nil:
+		if ctx.Err() != nil {
 			return
-		case err != nil && !failing:
-			failing = true
-			d.log.Warn(fmt.Sprintf("heartbeat failed (controller unreachable?), retrying in %s", every), "error", err)
-		case err == nil && failing:
-			failing = false
-			d.log.Info("heartbeat delivered again")
+		}
+		if err == nil {
+			if failing != "" {
+				failing = ""
+				d.log.Info("heartbeat delivered again")
+			}
+			continue
+		}
+		if client.StatusCode(err) == http.StatusUnauthorized && d.reloadToken() {
+			// The token was revoked, and token_file holds its
+			// successor (a rotation): beat again at once with it.
+			due = time.Now()
+			continue
+		}
+		// Like a registration's: a refusal (the heartbeat or the token
+		// is wrong) is no unreachable controller.
+		what, hint, level := "heartbeat refused", refusalHint(err), hclog.Error
+		if unavailable(err) {
+			what, hint, level = "heartbeat failed (controller unreachable)", tlsHint(err), hclog.Warn
+		}
+		if what != failing {
+			failing = what
+			args := []any{"error", err}
+			if hint != "" {
+				args = append(args, "hint", hint)
+			}
+			d.log.Log(level, fmt.Sprintf("%s, retrying in %s", what, every), args...)
 		}
 	}
 }

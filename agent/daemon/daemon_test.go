@@ -723,6 +723,70 @@ func TestFixedTokenFileIsReadAgain(t *testing.T) {
 	}
 }
 
+// TestRefusedHeartbeatSaysRefused: a heartbeat the controller refuses
+// (413, then 401) is logged as refused, not as an unreachable controller,
+// and a 401 reads token_file again and goes on with the token an operator
+// put there; before, heartbeats went on with the revoked token.
+func TestRefusedHeartbeatSaysRefused(t *testing.T) {
+	var beats atomic.Int32
+	var newBeats atomic.Int32
+	ctl := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/v1/agent/register":
+			fmt.Fprint(w, `{"content":{"server_id":7,"heartbeat_interval":1}}`)
+		case "/v1/agent/heartbeat":
+			switch {
+			case r.Header.Get("X-Auth-Token") == "new":
+				newBeats.Add(1)
+				w.WriteHeader(http.StatusNoContent)
+			case beats.Add(1) == 1:
+				w.WriteHeader(http.StatusRequestEntityTooLarge)
+				fmt.Fprint(w, `{"detail":"The heartbeat is too large.","error_code":"agent_heartbeat_101"}`)
+			default:
+				w.WriteHeader(http.StatusUnauthorized)
+				fmt.Fprint(w, `{"detail":"The token is invalid, revoked or expired.","error_code":"regent_auth_002"}`)
+			}
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer ctl.Close()
+	tokenFile := filepath.Join(t.TempDir(), "robot.token")
+	if err := os.WriteFile(tokenFile, []byte("old\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs systemtest.Buffer
+	d := newTestDaemon(t, &logs, func(c *Config) { c.TokenFile = tokenFile }, ctl.URL)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(logs.String(), "heartbeat refused") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no refused heartbeat logged:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := os.WriteFile(tokenFile, []byte("new\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for newBeats.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no heartbeat with the new token (%d refused); log:\n%s", beats.Load(), logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if l := logs.String(); strings.Contains(l, "unreachable") || !strings.Contains(l, "too large") ||
+		!strings.Contains(l, "token_file changed; using the new token") {
+		t.Errorf("log:\n%s", l)
+	}
+}
+
 // TestChangedCAFileIsReadAgain: a controller whose certificate the
 // agent's ca_file does not vouch for (the controllers moved to a new CA)
 // is trusted once an operator puts its CA into ca_file, without a
