@@ -17,7 +17,9 @@ import (
 // controllers is the agent's view of the controller cluster: one client
 // per configured URL. A call goes to the controller that answered last and
 // fails over to the next on a transport error or 502/503/504 (a node
-// without a leader or shutting down); any other answer is final.
+// without a leader or shutting down); any other answer is final. When a
+// call fails over, the calls under way to other controllers than the new
+// current one end and start again on it.
 type controllers struct {
 	urls []string
 	opts []client.Option
@@ -34,7 +36,22 @@ type controllers struct {
 	token   string
 	tls     *tls.Config // verifies the controllers (nil: the system's roots)
 	cur     int
+	// inflight are the calls under way, each to one controller: when a
+	// call fails over (cur moves), those to another controller than the
+	// new current one end and start again on it.
+	inflight map[*call]struct{}
 }
+
+// call is one call under way to controller idx.
+type call struct {
+	idx    int
+	cancel context.CancelCauseFunc
+}
+
+// errFailedOver ends a call to a controller another call failed over
+// from: a blocking work query to a partitioned controller would otherwise
+// wait out its wait and the timeout (minutes) after heartbeats moved on.
+var errFailedOver = errors.New("another call failed over to another controller")
 
 // callTimeout is controllers.timeout's default.
 const callTimeout = 30 * time.Second
@@ -132,25 +149,29 @@ func (c *controllers) doWithin(ctx context.Context, extra time.Duration, fn func
 // leaves a gap past the controller's down-after deadline, three
 // heartbeats by default, and the server is reported down while its agent
 // is well).
+//
+// A call to a controller that stops being the current one (another call
+// failed over from it) ends and starts again on the new current one.
 func (c *controllers) doIn(ctx context.Context, within time.Duration, fn func(context.Context, *client.Client) error) error {
 	c.mu.Lock()
 	start, clients := c.cur, c.clients
 	c.mu.Unlock()
 	var err error
 	var errs []error
-	for i := range clients {
+	for i := 0; i < len(clients); i++ {
 		idx := (start + i) % len(clients)
-		cctx, cancel := context.WithTimeout(ctx, within)
-		err = fn(cctx, clients[idx])
-		if err != nil && ctx.Err() == nil && cctx.Err() != nil {
-			err = &noAnswerError{url: clients[idx].BaseURL(), in: within, err: err}
+		err = c.callOne(ctx, within, idx, clients[idx], fn)
+		if errors.Is(err, errFailedOver) && ctx.Err() == nil {
+			c.mu.Lock()
+			start, clients, i = c.cur, c.clients, -1
+			c.mu.Unlock()
+			errs = nil
+			c.log.Debug("controller failed over by another call; calling the current one", "url", clients[start].BaseURL())
+			continue
 		}
-		cancel()
 		if !unavailable(err) || ctx.Err() != nil {
 			if idx != start {
-				c.mu.Lock()
-				c.cur = idx
-				c.mu.Unlock()
+				c.use(idx)
 				c.log.Info("using controller", "url", clients[idx].BaseURL())
 			}
 			return err
@@ -164,6 +185,54 @@ func (c *controllers) doIn(ctx context.Context, within time.Duration, fn func(co
 		return &noneAnswered{errs: errs}
 	}
 	return err
+}
+
+// callOne is one call of doIn to controller idx (cl), which has within
+// to answer; it ends with errFailedOver when another call makes another
+// controller the current one.
+func (c *controllers) callOne(ctx context.Context, within time.Duration, idx int, cl *client.Client, fn func(context.Context, *client.Client) error) error {
+	mctx, cancelMoved := context.WithCancelCause(ctx)
+	cctx, cancel := context.WithTimeout(mctx, within)
+	defer cancel()
+	k := &call{idx: idx, cancel: cancelMoved}
+	c.mu.Lock()
+	if c.inflight == nil {
+		c.inflight = map[*call]struct{}{}
+	}
+	c.inflight[k] = struct{}{}
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.inflight, k)
+		c.mu.Unlock()
+		cancelMoved(nil)
+	}()
+	err := fn(cctx, cl)
+	if err != nil && ctx.Err() == nil {
+		if context.Cause(mctx) == errFailedOver {
+			return fmt.Errorf("%s: %w", cl.BaseURL(), errFailedOver)
+		}
+		if cctx.Err() != nil {
+			return &noAnswerError{url: cl.BaseURL(), in: within, err: err}
+		}
+	}
+	return err
+}
+
+// use makes controller idx the current one, and ends the calls under way
+// to others (they start again on it).
+func (c *controllers) use(idx int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur == idx {
+		return
+	}
+	c.cur = idx
+	for k := range c.inflight {
+		if k.idx != idx {
+			k.cancel(errFailedOver)
+		}
+	}
 }
 
 // noneAnswered is the error of a call no controller answered. Its text

@@ -16,9 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/regentcloud/regent/agent/reconcile"
 	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/client"
 	"github.com/regentcloud/regent/pkg/systemtest"
 )
 
@@ -208,6 +210,91 @@ func TestHungControllerIsFailedOver(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no heartbeat through the second controller in 20 s (registered: %v)", good.registered())
 		}
+	}
+}
+
+// blackhole is a controller that accepts connections and never answers
+// (partitioned, stopped with SIGSTOP); accepted counts its connections.
+func blackhole(t *testing.T) (url string, accepted *atomic.Int32) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted = &atomic.Int32{}
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // read nothing, answer nothing
+			mu.Unlock()
+			accepted.Add(1)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	return "http://" + ln.Addr().String(), accepted
+}
+
+// TestFailoverEndsCallsToTheOldController: a blocking work query under way
+// to a controller that never answers ends when a heartbeat fails over to
+// another controller, and is asked again of that one at once. Before, it
+// waited out the call timeout and its wait (5.5 minutes by default) while
+// the heartbeats had moved on.
+func TestFailoverEndsCallsToTheOldController(t *testing.T) {
+	hole, accepted := blackhole(t)
+	good := newAgentAPI(t, 1)
+	good.workOK.Store(true)
+	ctl := newControllers([]string{hole, good.URL}, "t", hclog.NewNullLogger())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const wait = 20 * time.Second
+	type result struct {
+		w   *api.Work
+		err error
+		in  time.Duration
+	}
+	fetched := make(chan result, 1)
+	go func() {
+		start := time.Now()
+		var w *api.Work
+		err := ctl.doWithin(ctx, wait, func(ctx context.Context, c *client.Client) (err error) {
+			w, _, err = c.Agent().Work(ctx, 5, 0, 1, wait, "")
+			return err
+		})
+		fetched <- result{w, err, time.Since(start)}
+	}()
+	for deadline := time.Now().Add(5 * time.Second); accepted.Load() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the work query never reached the first controller")
+		}
+	}
+	// The heartbeat has 200 ms per controller: the first does not answer.
+	if err := ctl.doIn(ctx, 200*time.Millisecond, func(ctx context.Context, c *client.Client) error {
+		return c.Agent().Heartbeat(ctx, api.Heartbeat{ServerID: 5})
+	}); err != nil {
+		t.Fatalf("heartbeat: %v", err)
+	}
+	select {
+	case r := <-fetched:
+		if r.err != nil || r.w == nil || r.w.Index != 1 {
+			t.Errorf("work after the failover: %+v, %v", r.w, r.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the work query to the first controller was still waiting 5 s after the heartbeat failed over (its wait: %s)", wait)
+	}
+	if good.beats.Load() != 1 {
+		t.Errorf("%d heartbeats through the second controller, want 1", good.beats.Load())
 	}
 }
 
