@@ -52,6 +52,8 @@ type Daemon struct {
 	caMu    sync.Mutex
 	ca      *tlsfiles.Files
 	metrics *Metrics
+	// host reads the capacity where libvirt does not answer.
+	host hostinfo.Reader
 
 	registered atomic.Bool
 	regMu      sync.Mutex
@@ -301,7 +303,7 @@ func (d *Daemon) capacity() api.Capacity {
 	c, ok := d.vmCapacity()
 	if !ok {
 		var err error
-		if c, err = hostinfo.Capacity(d.cfg.Storage); err != nil {
+		if c, err = d.host.Capacity(d.cfg.Storage); err != nil {
 			d.log.Warn("reading capacity", "error", err)
 		}
 	}

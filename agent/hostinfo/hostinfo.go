@@ -6,6 +6,7 @@ package hostinfo
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -13,16 +14,54 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/regentcloud/regent/pkg/api"
 	"github.com/vishvananda/netlink"
 )
 
-// Capacity reads the host's cores, memory and, for each storage type, the
-// size and free space of the file system holding its directory.
-func Capacity(storage map[string]string) (api.Capacity, error) {
+// Reader reads the host's capacity. A storage directory whose file
+// system does not answer (a hung NFS or FUSE mount) costs a read at most
+// StatTimeout, and is not asked again until it answers: the heartbeat
+// that reads it goes on. The zero Reader is ready to use.
+type Reader struct {
+	// StatTimeout bounds a storage directory's statfs (0: 5 s).
+	StatTimeout time.Duration
+	// CPUOnline is the kernel's list of online CPUs (""
+	// /sys/devices/system/cpu/online).
+	CPUOnline string
+	// statfs is syscall.Statfs (nil), a test's stand-in otherwise.
+	statfs func(string, *syscall.Statfs_t) error
+
+	mu      sync.Mutex
+	pending map[string]*statCall // statfs under way, by directory
+}
+
+// statCall is one statfs under way; done is closed when st and err are
+// set.
+type statCall struct {
+	done chan struct{}
+	st   syscall.Statfs_t
+	err  error
+}
+
+// Capacity reads the host's cores (its online CPUs), memory and, for each
+// storage type, the size and free space of the file system holding its
+// directory. A storage type it cannot read is left out and named in the
+// error.
+func (r *Reader) Capacity(storage map[string]string) (api.Capacity, error) {
+	online := r.CPUOnline
+	if online == "" {
+		online = "/sys/devices/system/cpu/online"
+	}
 	c := api.Capacity{CPUCores: runtime.NumCPU()}
+	// runtime.NumCPU counts the CPUs of the process's affinity mask,
+	// which may be narrower than the host's.
+	if n, err := OnlineCPUs(online); err == nil && n > 0 {
+		c.CPUCores = n
+	}
 	memKiB, err := MemTotalKiB("/proc/meminfo")
 	if err != nil {
 		return c, err
@@ -33,16 +72,97 @@ func Capacity(storage map[string]string) (api.Capacity, error) {
 		types = append(types, t)
 	}
 	sort.Strings(types)
+	var errs []error
 	for _, t := range types {
-		var st syscall.Statfs_t
-		if err := syscall.Statfs(storage[t], &st); err != nil {
-			return c, fmt.Errorf("storage type %s: %w", t, err)
+		st, err := r.stat(storage[t])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("storage type %s: %w", t, err))
+			continue
 		}
 		const gb = 1 << 30
 		c.Storage = append(c.Storage, api.StorageCapacity{Type: t,
 			TotalGB: st.Blocks * uint64(st.Bsize) / gb, FreeGB: st.Bavail * uint64(st.Bsize) / gb})
 	}
-	return c, nil
+	return c, errors.Join(errs...)
+}
+
+// stat is statfs of dir, waiting at most StatTimeout: for the statfs
+// already under way for dir, if there is one, else for a new one.
+func (r *Reader) stat(dir string) (syscall.Statfs_t, error) {
+	timeout := r.StatTimeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	statfs := r.statfs
+	if statfs == nil {
+		statfs = syscall.Statfs
+	}
+	r.mu.Lock()
+	sc, ok := r.pending[dir]
+	if !ok {
+		if r.pending == nil {
+			r.pending = map[string]*statCall{}
+		}
+		sc = &statCall{done: make(chan struct{})}
+		r.pending[dir] = sc
+		// Not stoppable: a statfs that hangs holds this goroutine, one
+		// per directory at most, until it returns.
+		go func() {
+			sc.err = statfs(dir, &sc.st)
+			r.mu.Lock()
+			delete(r.pending, dir)
+			r.mu.Unlock()
+			close(sc.done)
+		}()
+	}
+	r.mu.Unlock()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-sc.done:
+		return sc.st, sc.err
+	case <-t.C:
+		return syscall.Statfs_t{}, fmt.Errorf("statfs %s did not answer within %s (a hung mount?)", dir, timeout)
+	}
+}
+
+// OnlineCPUs counts the CPUs in a kernel CPU list file
+// (/sys/devices/system/cpu/online: "0-3,8-11").
+func OnlineCPUs(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	n, err := ParseCPUList(string(b))
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return n, nil
+}
+
+// ParseCPUList counts the CPUs of a kernel CPU list: comma-separated CPUs
+// and ranges, "0-3,8-11" (8), "0" (1).
+func ParseCPUList(s string) (int, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, fmt.Errorf("empty CPU list")
+	}
+	n := 0
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.ParseUint(lo, 10, 32)
+		if err != nil {
+			return 0, fmt.Errorf("CPU list %q: %q is not a CPU", s, part)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.ParseUint(hi, 10, 32); err != nil || b < a {
+				return 0, fmt.Errorf("CPU list %q: %q is not a range of CPUs", s, part)
+			}
+		}
+		n += int(b - a + 1)
+	}
+	return n, nil
 }
 
 // MemTotalKiB reads MemTotal (KiB) from a meminfo file (/proc/meminfo):

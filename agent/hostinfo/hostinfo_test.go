@@ -7,21 +7,30 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/regentcloud/regent/pkg/systemtest"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 func TestCapacityReadsThisHost(t *testing.T) {
 	dir := t.TempDir()
-	c, err := Capacity(map[string]string{"SSD": dir, "HDD": "/"})
+	var r Reader
+	c, err := r.Capacity(map[string]string{"SSD": dir, "HDD": "/"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.CPUCores != runtime.NumCPU() || c.RAMMB == 0 {
-		t.Errorf("capacity = %+v", c)
+	online, err := OnlineCPUs("/sys/devices/system/cpu/online")
+	if err != nil {
+		online = runtime.NumCPU()
+	}
+	if c.CPUCores != online || c.RAMMB == 0 {
+		t.Errorf("capacity = %+v, want %d cores", c, online)
 	}
 	if len(c.Storage) != 2 || c.Storage[0].Type != "HDD" || c.Storage[1].Type != "SSD" {
 		t.Fatalf("storage = %+v, want HDD then SSD", c.Storage)
@@ -31,8 +40,122 @@ func TestCapacityReadsThisHost(t *testing.T) {
 			t.Errorf("%s: free %d > total %d", s.Type, s.FreeGB, s.TotalGB)
 		}
 	}
-	if _, err := Capacity(map[string]string{"SSD": filepath.Join(dir, "missing")}); err == nil {
+	if _, err := r.Capacity(map[string]string{"SSD": filepath.Join(dir, "missing")}); err == nil {
 		t.Error("a missing storage directory is not an error")
+	}
+}
+
+func TestParseCPUList(t *testing.T) {
+	for in, want := range map[string]int{"0": 1, "0-3\n": 4, "0-3,8-11": 8, "0,2,4-5": 4, "1-1": 1} {
+		if n, err := ParseCPUList(in); err != nil || n != want {
+			t.Errorf("ParseCPUList(%q) = %d, %v; want %d", in, n, err, want)
+		}
+	}
+	for _, in := range []string{"", "x", "3-1", "0-", "-2", "0,,1", "0-3 8"} {
+		if n, err := ParseCPUList(in); err == nil {
+			t.Errorf("ParseCPUList(%q) = %d, no error", in, n)
+		}
+	}
+	p := filepath.Join(t.TempDir(), "online")
+	os.WriteFile(p, []byte("0-31,64-95\n"), 0o644)
+	if n, err := OnlineCPUs(p); err != nil || n != 64 {
+		t.Errorf("OnlineCPUs = %d, %v", n, err)
+	}
+	r := Reader{CPUOnline: p}
+	if c, err := r.Capacity(nil); err != nil || c.CPUCores != 64 {
+		t.Errorf("capacity with 64 CPUs online: %+v, %v", c, err)
+	}
+}
+
+// TestCapacityCountsCPUsOutsideTheAffinity: an agent whose CPU affinity
+// is narrower than the host (a child of this test under one CPU) reports
+// the host's online CPUs. Before, it reported runtime.NumCPU, the
+// affinity's: the server record flipped to fewer cores whenever libvirt
+// did not answer.
+func TestCapacityCountsCPUsOutsideTheAffinity(t *testing.T) {
+	if os.Getenv("HOSTINFO_CHILD") == "1" {
+		var r Reader
+		c, err := r.Capacity(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("cores=%d numcpu=%d\n", c.CPUCores, runtime.NumCPU())
+		return
+	}
+	online, err := OnlineCPUs("/sys/devices/system/cpu/online")
+	if err != nil || online < 2 {
+		t.Skipf("needs 2 online CPUs (%d, %v)", online, err)
+	}
+	var out []byte
+	done := make(chan error, 1)
+	go func() {
+		// The thread ends with this goroutine (locked, never unlocked):
+		// its narrowed affinity goes with it.
+		runtime.LockOSThread()
+		var one unix.CPUSet
+		one.Set(0)
+		if err := unix.SchedSetaffinity(0, &one); err != nil {
+			done <- err
+			return
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCapacityCountsCPUsOutsideTheAffinity$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "HOSTINFO_CHILD=1")
+		var err error
+		out, err = cmd.CombinedOutput()
+		done <- err
+	}()
+	if err := <-done; err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	want := fmt.Sprintf("cores=%d numcpu=1", online)
+	if !strings.Contains(string(out), want) {
+		t.Errorf("child under one CPU: %s; want %s", out, want)
+	}
+}
+
+// TestHungStorageIsBounded: a storage directory whose statfs does not
+// return (a hung mount) costs a capacity read StatTimeout, the others are
+// still read, and it is not asked again while that statfs is under way.
+// Before, the heartbeat goroutine blocked in it for ever.
+func TestHungStorageIsBounded(t *testing.T) {
+	release := make(chan struct{})
+	var calls atomic.Int32
+	r := Reader{StatTimeout: 100 * time.Millisecond}
+	r.statfs = func(dir string, st *syscall.Statfs_t) error {
+		if dir == "/hung" {
+			calls.Add(1)
+			<-release
+		}
+		return syscall.Statfs("/", st)
+	}
+	storage := map[string]string{"HDD": "/hung", "SSD": "/"}
+	for range 3 {
+		start := time.Now()
+		c, err := r.Capacity(storage)
+		if took := time.Since(start); took > 2*time.Second {
+			t.Fatalf("a capacity read took %s", took)
+		}
+		if err == nil || !strings.Contains(err.Error(), "storage type HDD") || !strings.Contains(err.Error(), "did not answer") {
+			t.Errorf("error %v does not name the hung type", err)
+		}
+		if len(c.Storage) != 1 || c.Storage[0].Type != "SSD" {
+			t.Errorf("storage %+v: want SSD alone", c.Storage)
+		}
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d statfs of the hung directory under way, want 1", n)
+	}
+	close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := r.Capacity(storage)
+		if err == nil && len(c.Storage) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the directory answers again, but: %+v, %v", c, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
