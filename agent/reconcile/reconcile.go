@@ -58,7 +58,12 @@ type Config[T any] struct {
 	Result func(obj T, err error, took time.Duration)
 	// MinBackoff and MaxBackoff bound the retry delay (defaults 1s and 1m).
 	MinBackoff, MaxBackoff time.Duration
-	Logger                 hclog.Logger
+	// StopWait bounds how long a complete Sync waits for the Apply of a
+	// stopped worker (its object no longer desired) to return before it
+	// removes the object (default 30s); one still running then is removed
+	// after a later complete Sync.
+	StopWait time.Duration
+	Logger   hclog.Logger
 }
 
 // Loop runs the workers of one kind of object.
@@ -70,6 +75,9 @@ type Loop[T any] struct {
 
 	mu      sync.Mutex
 	workers map[string]*worker[T]
+	// stopping are the stopped workers whose goroutine has not returned
+	// yet (an Apply under way), by key.
+	stopping map[string]*worker[T]
 
 	gcMu  sync.Mutex
 	gcErr string // the last failure to list owned objects, "" after a success
@@ -82,6 +90,7 @@ type worker[T any] struct {
 	done    string // version applied successfully
 	wake    chan struct{}
 	stop    context.CancelFunc
+	exited  chan struct{} // closed when the worker's goroutine returns
 }
 
 // New starts a loop; Stop ends it.
@@ -92,10 +101,13 @@ func New[T any](ctx context.Context, cfg Config[T]) *Loop[T] {
 	if cfg.MaxBackoff < cfg.MinBackoff {
 		cfg.MaxBackoff = max(time.Minute, cfg.MinBackoff)
 	}
+	if cfg.StopWait <= 0 {
+		cfg.StopWait = 30 * time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	l := &Loop[T]{cfg: cfg, workers: map[string]*worker[T]{}}
+	l := &Loop[T]{cfg: cfg, workers: map[string]*worker[T]{}, stopping: map[string]*worker[T]{}}
 	l.ctx, l.cancel = context.WithCancel(ctx)
 	return l
 }
@@ -104,6 +116,10 @@ func New[T any](ctx context.Context, cfg Config[T]) *Loop[T] {
 // returned everything desired for this agent), objects the handler owns
 // but that are not in objs are removed, and workers of objects that
 // disappeared stop. A partial list only adds and updates.
+//
+// An object is removed, and a worker started for a key again, only once
+// the stopped worker of that key returned from its Apply: never two
+// Applies, or an Apply and a Remove, of one object at once.
 func (l *Loop[T]) Sync(objs []T, complete bool) {
 	seen := map[string]bool{}
 	l.mu.Lock()
@@ -113,11 +129,16 @@ func (l *Loop[T]) Sync(objs []T, complete bool) {
 		w := l.workers[k]
 		if w == nil {
 			ctx, cancel := context.WithCancel(l.ctx)
-			w = &worker[T]{wake: make(chan struct{}, 1), stop: cancel}
+			w = &worker[T]{wake: make(chan struct{}, 1), stop: cancel, exited: make(chan struct{})}
 			l.workers[k] = w
+			old := l.stopping[k]
 			l.wg.Add(1)
 			go func() {
 				defer l.wg.Done()
+				defer l.exited(k, w)
+				if old != nil && !l.waitExit(ctx, k, old) {
+					return
+				}
 				l.run(ctx, k, w)
 			}()
 		}
@@ -138,12 +159,59 @@ func (l *Loop[T]) Sync(objs []T, complete bool) {
 			if !seen[k] {
 				w.stop()
 				delete(l.workers, k)
+				l.stopping[k] = w
 			}
 		}
 	}
 	l.mu.Unlock()
 	if complete {
 		l.collect(seen)
+	}
+}
+
+// exited records that worker w of key returned.
+func (l *Loop[T]) exited(key string, w *worker[T]) {
+	l.mu.Lock()
+	if l.stopping[key] == w {
+		delete(l.stopping, key)
+	}
+	l.mu.Unlock()
+	close(w.exited)
+}
+
+// waitExit waits until the stopped worker old of key returned (its own
+// wait for an earlier one included), logging one that takes longer than
+// StopWait, and reports whether ctx is still live.
+func (l *Loop[T]) waitExit(ctx context.Context, key string, old *worker[T]) bool {
+	t := time.NewTimer(l.cfg.StopWait)
+	defer t.Stop()
+	select {
+	case <-old.exited:
+	case <-t.C:
+		l.cfg.Logger.Warn("the object is desired again, but the apply of its previous worker has not returned; waiting for it", "key", key)
+		<-old.exited
+	}
+	return ctx.Err() == nil
+}
+
+// stoppedUnder returns whether the stopped worker of key has not returned
+// by deadline (its Apply still under way).
+func (l *Loop[T]) stoppedUnder(key string, deadline time.Time) bool {
+	l.mu.Lock()
+	w := l.stopping[key]
+	l.mu.Unlock()
+	if w == nil {
+		return false
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-w.exited:
+		return false
+	case <-l.ctx.Done():
+		return true
+	case <-t.C:
+		return true
 	}
 }
 
@@ -170,8 +238,13 @@ func (l *Loop[T]) collect(desired map[string]bool) {
 		l.cfg.Logger.Info("listing owned objects works again; garbage collection resumed")
 	}
 	sort.Strings(owned)
+	deadline := time.Now().Add(l.cfg.StopWait)
 	for _, k := range owned {
 		if desired[k] {
+			continue
+		}
+		if l.stoppedUnder(k, deadline) {
+			l.cfg.Logger.Warn("leftover object still being applied by its stopped worker; removing it after a later complete fetch", "key", k)
 			continue
 		}
 		l.cfg.Logger.Info("removing leftover object", "key", k)

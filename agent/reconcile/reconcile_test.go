@@ -229,3 +229,97 @@ func TestRetryCutsTheBackoff(t *testing.T) {
 		t.Errorf("a applied %d times, want once", h.applies["a"])
 	}
 }
+
+// blockingHost is a Handler whose first Apply blocks, its context ended or
+// not (a libvirt call under way), until released; it records Applies under
+// way at once and Removes made while one was.
+type blockingHost struct {
+	release   chan struct{}
+	started   chan struct{} // closed when the first Apply began
+	mu        sync.Mutex
+	applies   int
+	inflight  int
+	overlap   int // Applies begun while another was under way
+	removed   int
+	removedIn int // Removes made while an Apply was under way
+}
+
+func (h *blockingHost) Apply(_ context.Context, o obj) error {
+	h.mu.Lock()
+	h.applies++
+	first := h.applies == 1
+	if h.inflight > 0 {
+		h.overlap++
+	}
+	h.inflight++
+	h.mu.Unlock()
+	if first {
+		close(h.started)
+		<-h.release
+	}
+	h.mu.Lock()
+	h.inflight--
+	h.mu.Unlock()
+	return nil
+}
+
+func (h *blockingHost) Owned(context.Context) ([]string, error) { return []string{"a"}, nil }
+
+func (h *blockingHost) Remove(context.Context, string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.removed++
+	if h.inflight > 0 {
+		h.removedIn++
+	}
+	return nil
+}
+
+func (h *blockingHost) counts() (applies, overlap, removed, removedIn int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.applies, h.overlap, h.removed, h.removedIn
+}
+
+// TestStoppedWorkerFinishesFirst: an object no longer desired whose Apply
+// is under way is removed only once that Apply returned, and an object
+// desired again gets its next Apply only then. Before, a complete Sync
+// stopped the worker without waiting: Remove ran beside the Apply, and a
+// re-added key ran a second worker beside the first.
+func TestStoppedWorkerFinishesFirst(t *testing.T) {
+	h := &blockingHost{release: make(chan struct{}), started: make(chan struct{})}
+	cfg := Config[obj]{
+		Key:        func(o obj) string { return o.key },
+		Version:    func(o obj) string { return fmt.Sprint(o.version) },
+		Handler:    h,
+		MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+	}
+	cfg.StopWait = 100 * time.Millisecond
+	l := New(context.Background(), cfg)
+	defer l.Stop()
+	released := false
+	defer func() {
+		if !released {
+			close(h.release)
+		}
+	}()
+	l.Sync([]obj{{"a", 1}}, true)
+	<-h.started
+	l.Sync(nil, true) // a goes while its Apply is under way
+	if _, _, removed, _ := h.counts(); removed != 0 {
+		t.Fatal("a was removed while its Apply was under way")
+	}
+	l.Sync([]obj{{"a", 2}}, true) // and comes back
+	time.Sleep(100 * time.Millisecond)
+	if applies, _, _, _ := h.counts(); applies != 1 {
+		t.Fatalf("%d Applies of a while the first was under way", applies-1)
+	}
+	close(h.release)
+	released = true
+	eventually(t, func() bool { applies, _, _, _ := h.counts(); return applies == 2 }, "a's second apply")
+	l.Sync(nil, true)
+	applies, overlap, removed, removedIn := h.counts()
+	if overlap != 0 || removedIn != 0 || removed != 1 || applies != 2 {
+		t.Errorf("applies %d (%d beside another), removes %d (%d beside an apply): want 2 (0), 1 (0)", applies, overlap, removed, removedIn)
+	}
+}
