@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -192,7 +193,7 @@ func TestDeployServerCommandLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines = append(lines, words)
-	for _, words := range lines {
+	for i, words := range lines {
 		if len(words) == 0 || words[0] != "server" {
 			t.Errorf("%q: not a server command", words)
 			continue
@@ -203,6 +204,15 @@ func TestDeployServerCommandLines(t *testing.T) {
 		}
 		if err != nil {
 			t.Errorf("%q: %v", words, err)
+		}
+		if i == len(lines)-1 {
+			// The image EXPOSEs its HTTP and DNS ports: the CMD's node
+			// must listen on them beyond the container's loopback.
+			for name, addr := range map[string]string{"http_addr": cfg.HTTPAddr, "dns_addr": cfg.DNSAddr} {
+				if host, _, err := net.SplitHostPort(addr); err != nil || host != "0.0.0.0" {
+					t.Errorf("Dockerfile CMD %q: %s %q, want 0.0.0.0 (the port is EXPOSEd)", words, name, addr)
+				}
+			}
 		}
 	}
 }
