@@ -69,7 +69,10 @@ underlay_device = "eth1"       # link of the VTEP (vxlan, optional) or VLAN pare
 #                                             # <vpn_run_dir>/<namespace_prefix><project id>/charon.vici
 #                                             # must fit 107 bytes (a unix socket path)
 
-metrics_addr = "0.0.0.0:8090" # Prometheus /metrics and /healthz (default 127.0.0.1:8090; "off": none)
+# Prometheus /metrics and /healthz (default 127.0.0.1:8090; "off": none). They need no token:
+# listen on this host's management address, the one Prometheus scrapes, never on 0.0.0.0 where
+# a public interface would serve them, and firewall the port to the Prometheus servers.
+metrics_addr = "10.0.0.11:8090"
 log_level    = "info"         # default; trace, debug, info, warn, error
 log_json     = false          # default; true: JSON lines
 # work_wait       = "5m"      # one blocking work query
