@@ -1,6 +1,7 @@
 # regent-controller, one node of a three-node production cluster (node 1 of ctl1..ctl3).
 #   regent-controller server -config /etc/regent/controller.hcl   (see deploy/regent-controller.service)
-# Copy to each node and change node_id, the addresses and the certificate paths.
+# Copy to each node and change node_id, the addresses, the certificate paths and, on ctl2 and
+# ctl3, bootstrap for join (see "Forming the cluster" below).
 # Every attribute is also a flag: node_id -> -node-id. Flags override this file.
 
 node_id  = "ctl1"
@@ -24,11 +25,16 @@ dns_notify         = ["192.0.2.53:53"]
 # controller runs as a user of its own (deploy/regent-controller.service does).
 # dns_udp_sockets = 4
 
-# Forming the cluster: start ctl1 once with bootstrap = true (it becomes a one-node cluster),
-# then start ctl2 and ctl3 with `join` pointing at any running member's HTTP address.
-# bootstrap is ignored once the data dir holds raft state; keep join set on ctl2/ctl3.
+# Forming the cluster (docs/operations.md): bootstrap = true on ctl1 only, for its first start
+# (it becomes a one-node cluster and creates the root user). On ctl2 and ctl3 delete the
+# bootstrap line and set join to a running member's HTTP address: a node started with bootstrap
+# founds a cluster of its own, it does not join this one. Once the cluster has formed, replace
+# bootstrap with join on ctl1 as well (join = "https://10.0.0.2:8080"). A node whose data dir holds
+# raft state ignores both, so either restarts it; but a ctl1 started with an empty data dir (a
+# replaced disk) and bootstrap still set would found a second, separate cluster instead of
+# joining again.
 bootstrap = true
-# join    = "https://10.0.0.1:8080"
+# join    = "https://10.0.0.1:8080"   # ctl2, ctl3; ctl1 after the cluster has formed
 
 # Shared secret a joining node presents; the same value on every node. Keep this file 0640 root:regent.
 cluster_token = "REPLACE-WITH-OUTPUT-OF: head -c32 /dev/urandom | base64"
