@@ -36,8 +36,11 @@ dns_notify         = ["192.0.2.53:53"]
 bootstrap = true
 # join    = "https://10.0.0.1:8080"   # ctl2, ctl3; ctl1 after the cluster has formed
 
-# Shared secret a joining node presents; the same value on every node. Keep this file 0640 root:regent.
-cluster_token = "REPLACE-WITH-OUTPUT-OF: head -c32 /dev/urandom | base64"
+# Shared secret a joining node presents; the same value on every node, required to form a cluster
+# (without one no node can join). Keep this file 0640 root:regent. Uncomment and replace the
+# placeholder (the node refuses it, and any token under 16 bytes): the token admits a raft voter,
+# which receives the whole state.
+# cluster_token = "REPLACE-WITH-OUTPUT-OF: head -c32 /dev/urandom | base64"
 
 log_level = "info"
 log_json  = true

@@ -127,10 +127,10 @@ func TestServerConfigErrorsAreExitStatus2(t *testing.T) {
 // cluster_token gives one (so it need not be on the command line, where ps
 // shows it); either of those wins over the environment.
 func TestServerClusterTokenFromEnvironment(t *testing.T) {
-	t.Setenv("REGENT_CLUSTER_TOKEN", "from-env")
+	t.Setenv("REGENT_CLUSTER_TOKEN", "from-env-16-bytes")
 	var out bytes.Buffer
 	cfg, err := serverConfig([]string{"-data-dir", t.TempDir(), "-join", "10.0.0.1:8080"}, &out)
-	if err != nil || cfg.ClusterToken != "from-env" {
+	if err != nil || cfg.ClusterToken != "from-env-16-bytes" {
 		t.Fatalf("env only: %v, token %q", err, cfg.ClusterToken)
 	}
 	if err := cfg.Finish(); err != nil {
@@ -158,7 +158,7 @@ func TestServerClusterTokenFromEnvironment(t *testing.T) {
 // configuration that passes Finish (the compose controllers have their
 // cluster token in the environment).
 func TestDeployServerCommandLines(t *testing.T) {
-	t.Setenv(server.EnvClusterToken, "compose-token")
+	t.Setenv(server.EnvClusterToken, "compose-cluster-token")
 	compose, err := os.ReadFile("../deploy/docker-compose.yml")
 	if err != nil {
 		t.Fatal(err)

@@ -74,7 +74,7 @@ func mustOp(t *testing.T, cmd string, args ...string) string {
 }
 
 func TestOperatorCommands(t *testing.T) {
-	s1, tok := node(t, "node1", true, "join-secret")
+	s1, tok := node(t, "node1", true, "join-secret-16-bytes")
 	auth := []string{"-addr", s1.URL(), "-token", tok}
 
 	out := mustOp(t, "members", auth...)
@@ -88,12 +88,12 @@ func TestOperatorCommands(t *testing.T) {
 
 	// A second node, started without -bootstrap or -join, is added by join
 	// and taken out by leave (its id found through -addr).
-	s2, _ := node(t, "node2", false, "join-secret")
+	s2, _ := node(t, "node2", false, "join-secret-16-bytes")
 	_, _, err := op(t, "join", s1.URL(), "-node-id", "node2", "-raft-addr", s2.Cluster().Addr(), "-http-addr", s2.URL(), "-cluster-token", "wrong")
 	if err == nil || !strings.Contains(err.Error(), "regent_operator_join_201") || !strings.Contains(err.Error(), "HTTP 403") {
 		t.Fatalf("join with a wrong cluster token: %v", err)
 	}
-	out = mustOp(t, "join", s1.URL(), "-node-id", "node2", "-raft-addr", s2.Cluster().Addr(), "-http-addr", s2.URL(), "-cluster-token", "join-secret")
+	out = mustOp(t, "join", s1.URL(), "-node-id", "node2", "-raft-addr", s2.Cluster().Addr(), "-http-addr", s2.URL(), "-cluster-token", "join-secret-16-bytes")
 	if !strings.Contains(out, "Node node2") {
 		t.Fatalf("join: %s", out)
 	}

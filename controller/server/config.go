@@ -263,6 +263,26 @@ func LoadFile(path string, cfg *Config) error {
 	return nil
 }
 
+// MinClusterTokenLen is the fewest bytes a cluster token may have.
+const MinClusterTokenLen = 16
+
+// checkClusterToken refuses a cluster token that is short or still the
+// placeholder of configs/controller.hcl: the token is the one credential
+// that adds a voter, and a voter receives the whole state (VPN keys
+// included). "" (no token: the node accepts no join) is allowed.
+func checkClusterToken(tok string) error {
+	const how = "make one with: head -c32 /dev/urandom | base64"
+	switch {
+	case tok == "":
+		return nil
+	case strings.Contains(strings.ToUpper(tok), "REPLACE"):
+		return errors.New("cluster_token (-cluster-token, $" + EnvClusterToken + ") is still the example's placeholder; " + how)
+	case len(tok) < MinClusterTokenLen:
+		return fmt.Errorf("cluster_token (-cluster-token, $%s) has %d bytes, want at least %d random ones; %s", EnvClusterToken, len(tok), MinClusterTokenLen, how)
+	}
+	return nil
+}
+
 // Finish applies -dev and the derived defaults, and validates.
 func (c *Config) Finish() error {
 	if c.Dev {
@@ -367,6 +387,9 @@ func (c *Config) Finish() error {
 	}
 	if c.Join != "" && c.Bootstrap && !c.Dev {
 		errs = append(errs, errors.New("-join and -bootstrap exclude each other: bootstrap one node, join the others"))
+	}
+	if err := checkClusterToken(c.ClusterToken); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Join != "" && c.ClusterToken == "" {
 		// The cluster accepts a join only with its token: without one the

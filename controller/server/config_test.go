@@ -49,9 +49,30 @@ func TestJoinNeedsClusterToken(t *testing.T) {
 	if err := cfg.Finish(); err == nil || !strings.Contains(err.Error(), "-join needs the cluster token (cluster_token, -cluster-token or $REGENT_CLUSTER_TOKEN)") {
 		t.Fatalf("join without a cluster token: %v", err)
 	}
-	cfg.ClusterToken = "s3cret"
+	cfg.ClusterToken = "s3cret-of-16-bytes"
 	if err := cfg.Finish(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestClusterTokenRefusedWhenWeak: a cluster token shorter than 16 bytes,
+// or still configs/controller.hcl's placeholder, is a configuration error
+// that says how to make one (configs/controller.hcl ships the placeholder
+// commented out: TestExampleConfigsLoad).
+func TestClusterTokenRefusedWhenWeak(t *testing.T) {
+	for _, tok := range []string{"s3cret", "fifteen-bytes!!", "REPLACE-WITH-OUTPUT-OF: head -c32 /dev/urandom | base64"} {
+		cfg := Defaults()
+		cfg.DataDir, cfg.ClusterToken = t.TempDir(), tok
+		if err := cfg.Finish(); err == nil || !strings.Contains(err.Error(), "cluster_token") || !strings.Contains(err.Error(), "head -c32 /dev/urandom | base64") {
+			t.Errorf("cluster token %q: %v, want it refused with how to make one", tok, err)
+		}
+	}
+	for _, tok := range []string{"", "sixteen-bytes-ok", "q8Xo3fKq0m1fQyVw5c0sA0Kq8Zc1n7pXr2YbT9uQe3w="} {
+		cfg := Defaults()
+		cfg.DataDir, cfg.ClusterToken = t.TempDir(), tok
+		if err := cfg.Finish(); err != nil {
+			t.Errorf("cluster token %q: %v", tok, err)
+		}
 	}
 }
 
@@ -300,7 +321,7 @@ func TestJoinWithRaftStateIsLogged(t *testing.T) {
 	dir := bootstrappedDataDir(t)
 	logs := &systemtest.Buffer{}
 	s, err := New(Config{NodeID: "n1", DataDir: dir, HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", DNSAddr: "off",
-		Join: "127.0.0.1:1", ClusterToken: "secret", LogOutput: logs}, io.Discard)
+		Join: "127.0.0.1:1", ClusterToken: "secret-of-16-bytes", LogOutput: logs}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
