@@ -382,9 +382,20 @@ type series struct {
 	suffix string
 }
 
+// scrapeSeries are the series Prometheus itself writes for every target
+// it scrapes (up: 1 when the scrape succeeded, 0 when the target was down
+// or unreadable): gauges with the target labels only, so a rule may
+// select them although no process exports them.
+var scrapeSeries = []string{"up", "scrape_duration_seconds", "scrape_samples_scraped",
+	"scrape_samples_post_metric_relabeling", "scrape_series_added"}
+
 func (c *checker) resolve(name string) (series, bool) {
 	if mf, ok := c.fams[name]; ok {
 		return series{mf: mf}, true
+	}
+	if slices.Contains(scrapeSeries, name) {
+		gauge := dto.MetricType_GAUGE
+		return series{mf: &dto.MetricFamily{Name: &name, Type: &gauge, Metric: []*dto.Metric{{}}}}, true
 	}
 	for _, suf := range []string{"_bucket", "_sum", "_count"} {
 		base, ok := strings.CutSuffix(name, suf)

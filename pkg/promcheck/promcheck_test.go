@@ -129,6 +129,12 @@ func TestRules(t *testing.T) {
 		{`x_queries_total{job="j"} > 0`, "chart its rate()"},
 		{`max by (storage) (x_free_bytes{job="j"}) < 1`, "has no label storage"},
 		{`rate(x_request_duration_seconds_count{job="j",code=~"(5"}[5m]) > 0`, "error parsing regexp"},
+		// up is Prometheus's own series of every target, with the target labels only.
+		{`up{job="j"} == 0`, ""},
+		{`max by (instance) (up{job="j"}) == 0`, ""},
+		{`up{job="j",route="x"} == 0`, "has no label route"},
+		{`rate(up{job="j"}[5m]) > 0`, "rate() of it is meaningless"},
+		{`absent(x_used_ratio{job="j"})`, ""},
 	} {
 		qs, err := LoadRules(write(rule(tc.expr)))
 		if err != nil {
