@@ -455,8 +455,10 @@ func (s series) counterLike() bool {
 	return false
 }
 
-// Target labels Prometheus adds to every series it scrapes.
-var targetLabels = map[string]bool{"job": true, "instance": true}
+// Target labels Prometheus adds to every series it scrapes: job and
+// instance, and cluster, the label deploy/prometheus.yml gives every
+// target (one Prometheus may scrape several Regent clusters).
+var targetLabels = map[string]bool{"job": true, "instance": true, "cluster": true}
 
 var rateFuncs = []string{"rate", "irate", "increase"}
 

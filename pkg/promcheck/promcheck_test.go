@@ -135,6 +135,8 @@ func TestRules(t *testing.T) {
 		{`up{job="j",route="x"} == 0`, "has no label route"},
 		{`rate(up{job="j"}[5m]) > 0`, "rate() of it is meaningless"},
 		{`absent(x_used_ratio{job="j"})`, ""},
+		// cluster: the label deploy/prometheus.yml gives every target.
+		{`max by (cluster) (x_used_ratio{job="j"}) > 0.9`, ""},
 	} {
 		qs, err := LoadRules(write(rule(tc.expr)))
 		if err != nil {
