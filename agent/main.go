@@ -35,10 +35,16 @@ func main() {
 	os.Exit(exitCode(err))
 }
 
+// exitConfig is EX_CONFIG of sysexits.h.
+const exitConfig = 78
+
 // exitCode is 0 after -h (the usage was asked for), 1 when the running
-// daemon failed, and 2 when it could not start (configuration, privileges):
-// the systemd unit does not restart on 2 (RestartPreventExitStatus), since
-// a restart does not fix a configuration.
+// daemon failed, and 78 (exitConfig) when it could not start (flags,
+// configuration, privileges): the systemd unit does not restart on 78
+// (RestartPreventExitStatus), since a restart does not fix a
+// configuration. Not 2: Go's runtime exits with 2 on a panic or a fatal
+// error, which the unit must restart (the agent serves its routers' VM
+// metadata).
 func exitCode(err error) int {
 	var rt runtimeError
 	switch {
@@ -47,7 +53,7 @@ func exitCode(err error) int {
 	case errors.As(err, &rt):
 		return 1
 	}
-	return 2
+	return exitConfig
 }
 
 // runtimeError is a failure of the daemon after it started.

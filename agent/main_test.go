@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -73,21 +74,31 @@ func TestExampleConfigParses(t *testing.T) {
 	}
 }
 
-// -h prints the usage and exits 0; a bad flag or config exits 2.
+// -h prints the usage and exits 0; a bad flag or config exits 78
+// (EX_CONFIG), the status deploy/regent-agent.service does not restart on;
+// not 2, Go's status after a panic, which the unit must restart.
 func TestHelpExitsZero(t *testing.T) {
 	for _, args := range [][]string{{"-h"}, {"-help"}} {
 		if err := run(args, io.Discard); exitCode(err) != 0 {
 			t.Errorf("%v: %v, exit %d", args, err, exitCode(err))
 		}
 	}
-	if err := run([]string{"-roles"}, io.Discard); exitCode(err) != 2 {
+	if err := run([]string{"-roles"}, io.Discard); exitCode(err) != 78 {
 		t.Errorf("-roles without a value: %v, exit %d", err, exitCode(err))
 	}
 	if code := exitCode(runtimeError{errors.New("metrics_addr: address in use")}); code != 1 {
 		t.Errorf("a failure after start: exit %d, want 1 (the unit restarts on it)", code)
 	}
-	if err := run(nil, io.Discard); exitCode(err) != 2 {
+	if err := run(nil, io.Discard); exitCode(err) != 78 {
 		t.Errorf("no configuration: %v, exit %d", err, exitCode(err))
+	}
+	unit, err := os.ReadFile("../deploy/regent-agent.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^RestartPreventExitStatus=(.*)$`).FindAllSubmatch(unit, -1)
+	if len(m) != 1 || strings.TrimSpace(string(m[0][1])) != strconv.Itoa(exitCode(errors.New("config"))) {
+		t.Errorf("regent-agent.service: RestartPreventExitStatus %q, want exactly %d", m, exitCode(errors.New("config")))
 	}
 }
 

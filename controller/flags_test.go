@@ -222,7 +222,7 @@ func TestDeployServerCommandLines(t *testing.T) {
 // attributes in the -config file (the flags win); unset, they are left to
 // the defaults. A count below 1, an interval under 5s or a value that is
 // not a number stops the start with an error naming the flag (exit status
-// 2), before anything starts.
+// 78), before anything starts.
 func TestRaftSnapshotFlags(t *testing.T) {
 	var out bytes.Buffer
 	cfg, err := serverConfig([]string{"-raft-snapshot-threshold", "500", "-raft-snapshot-interval", "30s", "-raft-trailing-logs", "2000"}, &out)
@@ -279,7 +279,7 @@ func TestRaftSnapshotFlags(t *testing.T) {
 // checks what a start would: a good configuration says so; a raft key that
 // does not match its certificate, or an audit file in a directory that
 // does not exist, is a configuration error naming the setting (exit
-// status 2), as is a value Finish refuses; an unknown flag is a usage
+// status 78), as is a value Finish refuses; an unknown flag is a usage
 // error of validate.
 func TestValidate(t *testing.T) {
 	dir := t.TempDir()
@@ -312,5 +312,42 @@ func TestValidate(t *testing.T) {
 	var ue usageError
 	if err := runValidate([]string{"-no-such-flag"}, io.Discard); !errors.As(err, &ue) || ue.cmd != "validate" {
 		t.Errorf("unknown flag: %v", err)
+	}
+}
+
+// TestExitStatus: a configuration error, and a mistake on server's command
+// line, exit with 78 (EX_CONFIG), the one status
+// deploy/regent-controller.service does not restart on; not 2, Go's status
+// after a panic or fatal runtime error, which the unit must restart. Other
+// commands' usage mistakes keep 2; any other failure is 1.
+func TestExitStatus(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want int
+	}{
+		{nil, 0},
+		{configError{errors.New("bad")}, 78},
+		{usageError{"flag provided but not defined: -x", "server"}, 78},
+		{usageError{"members takes no arguments", "members"}, 2},
+		{usageError{"flag provided but not defined: -x", "validate"}, 2},
+		{errors.New("connection refused"), 1},
+	} {
+		if got := exitStatus(tc.err); got != tc.want {
+			t.Errorf("exitStatus(%#v) = %d, want %d", tc.err, got, tc.want)
+		}
+	}
+	if _, err := serverConfig([]string{"-no-such-flag"}, io.Discard); exitStatus(err) != 78 {
+		t.Errorf("server -no-such-flag: %v, exit %d, want 78", err, exitStatus(err))
+	}
+	if err := runServer([]string{"-data-dir", t.TempDir(), "-log-level", "loud"}); exitStatus(err) != 78 {
+		t.Errorf("server with a bad log level: %v, exit %d, want 78", err, exitStatus(err))
+	}
+	unit, err := os.ReadFile("../deploy/regent-controller.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^RestartPreventExitStatus=(.*)$`).FindAllSubmatch(unit, -1)
+	if len(m) != 1 || strings.TrimSpace(string(m[0][1])) != strconv.Itoa(server.ExitConfig) {
+		t.Errorf("regent-controller.service: RestartPreventExitStatus %q, want exactly %d (not 2: a panic must be restarted)", m, server.ExitConfig)
 	}
 }

@@ -66,22 +66,42 @@ func main() {
 		var ue usageError
 		if errors.As(err, &ue) {
 			fmt.Fprint(os.Stderr, ue.message())
-			os.Exit(2)
-		}
-		var ce configError
-		if errors.As(err, &ce) {
+		} else {
 			fmt.Fprintf(os.Stderr, "regent-controller: %v\n", err)
-			os.Exit(2)
 		}
-		fmt.Fprintf(os.Stderr, "regent-controller: %v\n", err)
-		os.Exit(1)
 	}
+	os.Exit(exitStatus(err))
 }
 
-// usageError is a mistake on the command line (exit status 2). cmd names
-// the command whose -h the operator should read ("snapshot save"); without
-// it the program's usage is printed.
-// configError is a server configuration that cannot work (exit status 2).
+// exitStatus is the process's exit status after err: 0 for none, 78
+// (server.ExitConfig, EX_CONFIG) for a configuration that cannot work
+// and for a mistake on the command line of `server` (its flags are its
+// configuration, in the unit's ExecStart), 2 for a mistake on the command
+// line of another command, and 1 for any other failure. systemd does not
+// restart on 78 (deploy/regent-controller.service: RestartPreventExitStatus);
+// 2 is not that code because Go's runtime exits with 2 on a panic or a
+// fatal error, which a restart may well cure.
+func exitStatus(err error) int {
+	var ue usageError
+	var ce configError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue) && ue.cmd == "server":
+		return server.ExitConfig
+	case errors.As(err, &ue):
+		return 2
+	case errors.As(err, &ce):
+		return server.ExitConfig
+	}
+	return 1
+}
+
+// usageError is a mistake on the command line (exit status 2; 78 for
+// server, see exitStatus). cmd names the command whose -h the operator
+// should read ("snapshot save"); without it the program's usage is printed.
+// configError is a server configuration that cannot work (exit status 78,
+// server.ExitConfig).
 type configError struct{ error }
 
 func (e configError) Unwrap() error { return e.error }
@@ -195,9 +215,9 @@ func runServer(args []string) error {
 	if err != nil {
 		return err
 	}
-	// A configuration that cannot work is exit status 2, like a usage
-	// error, so that a service manager does not restart it in a loop
-	// (deploy/regent-controller.service: RestartPreventExitStatus=2).
+	// A configuration that cannot work is exit status 78 (EX_CONFIG), so
+	// that a service manager does not restart it in a loop
+	// (deploy/regent-controller.service: RestartPreventExitStatus=78).
 	if err := cfg.Finish(); err != nil {
 		return configError{err}
 	}
@@ -209,7 +229,7 @@ func runServer(args []string) error {
 	defer signal.Stop(sig)
 	s, err := server.New(cfg, os.Stdout)
 	if errors.Is(err, cluster.ErrStateDamaged) {
-		// Exit status 2: a restart would find the same damage.
+		// Exit status 78: a restart would find the same damage.
 		return configError{err}
 	}
 	if err != nil {
@@ -240,8 +260,8 @@ wait:
 	defer cancel()
 	err = s.Shutdown(ctx)
 	if fatal != nil {
-		// Exit status 2: restarting with the same configuration cannot help
-		// (deploy/regent-controller.service: RestartPreventExitStatus=2).
+		// Exit status 78: restarting with the same configuration cannot help
+		// (deploy/regent-controller.service: RestartPreventExitStatus=78).
 		return configError{fatal}
 	}
 	return err
@@ -249,14 +269,14 @@ wait:
 
 // runValidate checks the configuration the same flags would give "server"
 // (server.Check) and says so; a configuration that would not start is a
-// configError (exit status 2).
+// configError (exit status 78).
 func runValidate(args []string, stdout io.Writer) error {
 	for _, a := range args {
 		if a == "-h" || a == "-help" || a == "--help" {
 			fmt.Fprint(stdout, "Usage: regent-controller validate [server flags]\n\n"+
 				"Checks the configuration those flags and their -config file give a node, without\n"+
 				"starting one: the settings, the DNS settings, the TLS files and the audit file.\n"+
-				"Prints \"configuration valid\", or the problems and exits with status 2.\n\n")
+				"Prints \"configuration valid\", or the problems and exits with status 78.\n\n")
 			break
 		}
 	}

@@ -19,7 +19,7 @@ import (
 // check of the file's structure read it before taking any lock, and a
 // second node started by mistake next to a busy one said, 2 times in 40
 // here, that the running node's state was damaged and to move its data dir
-// away (with exit status 2). The held file is simulated by a truncated
+// away (with exit status 2, now 78). The held file is simulated by a truncated
 // copy under an exclusive flock, as bbolt takes it.
 func TestNewOnHeldStoreIsLockedNotDamaged(t *testing.T) {
 	n := startNode(t, "h1", true, nil)

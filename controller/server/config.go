@@ -23,6 +23,15 @@ import (
 // secret need not be on a command line, where ps shows it).
 const EnvClusterToken = "REGENT_CLUSTER_TOKEN"
 
+// ExitConfig is the exit status of a node that stops because only the
+// operator can fix what stops it (a configuration that cannot work, a
+// refused cluster token, a data dir that is damaged or another cluster's):
+// 78, EX_CONFIG of sysexits.h. deploy/regent-controller.service does not
+// restart on it (RestartPreventExitStatus=78). It is not 2, the status Go's
+// runtime exits with on a panic or a fatal error, which systemd must
+// restart.
+const ExitConfig = 78
+
 // Config is one node's configuration. Every field is a flag of
 // `regent-controller server` and an attribute of the HCL config file (the
 // flag name with underscores).

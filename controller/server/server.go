@@ -112,19 +112,20 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		SnapshotThreshold: snapThreshold, SnapshotInterval: snapInterval, TrailingLogs: trailingLogs,
 		Coalesce: fsm.Coalescer{}, CoalesceLinger: cfg.coalesceLinger(), Registerer: s.registry,
 		TermSaveFailed: func(err error) {
-			// raft would panic (Go's exit status 2, which the systemd unit
-			// does not restart): stop with a message and status 1, so the
-			// node comes back by itself once its disk can be written.
+			// raft would panic (a stack trace and Go's exit status 2): stop
+			// with a message and status 1, so the node comes back by itself
+			// (systemd restarts it) once its disk can be written.
 			log.Error("cannot save the raft term to the raft store (a full or unwritable data dir?): stopping. "+
 				"The data dir is intact: make room or fix it, then start the node again (systemd restarts it)", "error", err)
 			os.Exit(1)
 		},
 		StateConflict: func(err error) {
 			// The data dir is another cluster's: the node stops before it
-			// serves that state as this cluster's, with exit status 2
-			// (only the operator can fix it; systemd does not restart).
+			// serves that state as this cluster's, with exit status
+			// ExitConfig (only the operator can fix it; systemd does not
+			// restart).
 			log.Error("stopping: the raft state in the data dir does not belong to this cluster", "error", err)
-			os.Exit(2)
+			os.Exit(ExitConfig)
 		},
 	}, machine)
 	if err != nil {
@@ -279,7 +280,8 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 // Fatal delivers at most one error after which running on is pointless
 // because only a configuration change can fix it: the cluster refused this
 // node's join with 403 (wrong or missing cluster token). The node keeps
-// running until Shutdown; the caller stops it and exits with status 2.
+// running until Shutdown; the caller stops it and exits with status
+// ExitConfig.
 func (s *Server) Fatal() <-chan error { return s.fatal }
 
 // Logger is the node's logger (go-hclog, JSON with log_json).

@@ -85,7 +85,7 @@ func TestJoinWithNodeIDInUse(t *testing.T) {
 }
 
 // TestJoinWrongClusterToken: a node whose cluster token the cluster refuses
-// (403) stops at once with exit status 2 (the unit's
+// (403) stops at once with exit status 78 (the unit's
 // RestartPreventExitStatus) and says what to fix, instead of retrying
 // forever.
 func TestJoinWrongClusterToken(t *testing.T) {
@@ -104,8 +104,8 @@ func TestJoinWrongClusterToken(t *testing.T) {
 	n.mu.Unlock()
 	t.Logf("exited after %s: %v", time.Since(start).Round(time.Millisecond), exitErr)
 	var ee *exec.ExitError
-	if !errors.As(exitErr, &ee) || ee.ExitCode() != 2 {
-		t.Fatalf("exit: %v, want status 2", exitErr)
+	if !errors.As(exitErr, &ee) || ee.ExitCode() != 78 {
+		t.Fatalf("exit: %v, want status 78", exitErr)
 	}
 	log := n.tail(64 << 10)
 	for _, want := range []string{"join refused: the cluster token is wrong or missing; not retrying",

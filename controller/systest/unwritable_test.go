@@ -18,8 +18,8 @@ import (
 // every write fails with EPERM, as on a read-only or broken disk) and then
 // moves leadership, so the follower must save a new raft term. raft panics
 // when it cannot: the node died with a stack trace and Go's exit status 2,
-// which the systemd unit does not restart (RestartPreventExitStatus=2, for
-// configuration errors), so it stayed down after the disk was fixed. It must
+// which the systemd unit did not restart (RestartPreventExitStatus was 2,
+// for configuration errors, now 78), so it stayed down after the disk was fixed. It must
 // stop with a message and status 1, keep its data, and serve again once it
 // is started with a writable store.
 func TestUnwritableRaftStore(t *testing.T) {
