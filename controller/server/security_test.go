@@ -715,3 +715,49 @@ func TestOperatorRoutesNeedGlobalAdministrator(t *testing.T) {
 	h := http.Header{"X-Auth-Token": {root}, "Content-Type": {"application/octet-stream"}}
 	c.DoHeader("PUT", "/v1/operator/snapshot", snap, h).Expect(http.StatusOK)
 }
+
+// TestGlobalMemberAdministratorsNeedGlobalAdministrator: an administrator
+// of the global member who is not global_active is a member admin of
+// member 1, and may not touch another administrator of member 1 (who is, or
+// can be made, a global administrator): no token minted for it (which would
+// become a global administrator's token when it is made global), no change,
+// no deletion, no new administrators of member 1. Its tokens are not even
+// visible, so revoking one is 404. It still manages the plain users of
+// member 1, and the root user may do all of it.
+func TestGlobalMemberAdministratorsNeedGlobalAdministrator(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	root := n.RootToken
+	a := c.CreateUser(root, wire.GlobalMemberID, n.Unique("cix-admin-a"), true)
+	_, ta := c.CreateToken(root, a)
+	x := c.CreateUser(root, wire.GlobalMemberID, n.Unique("cix-admin-x"), true)
+	xTok, _ := c.CreateToken(root, x)
+	plain := c.CreateUser(root, wire.GlobalMemberID, n.Unique("cix-plain"), false)
+	for _, tc := range []struct {
+		what, method, path string
+		body               any
+		status             int
+		code               string
+	}{
+		{"mint a token of an administrator of member 1", "POST", "/membership/token/", map[string]any{"user_id": x}, 403, "membership_token_create_202"},
+		{"change an administrator of member 1", "PATCH", apitest.Path("/membership/user/", x), map[string]any{"surname": "x"}, 403, "membership_user_update_205"},
+		{"delete an administrator of member 1", "DELETE", apitest.Path("/membership/user/", x), nil, 403, "membership_user_delete_202"},
+		{"create an administrator of member 1", "POST", "/membership/user/", map[string]any{"member_id": wire.GlobalMemberID, "username": n.Unique("x"), "administrator": true}, 403, "membership_user_create_204"},
+		{"make a user of member 1 an administrator", "PATCH", apitest.Path("/membership/user/", plain), map[string]any{"administrator": true}, 403, "membership_user_update_204"},
+		{"revoke a token of an administrator of member 1", "DELETE", apitest.Path("/membership/token/", xTok), nil, 404, "membership_token_delete_001"},
+	} {
+		resp := c.Do(tc.method, tc.path, tc.body, ta)
+		if resp.Status != tc.status || resp.ErrorCode() != tc.code {
+			t.Errorf("a non-global administrator of member 1 may not %s: got %d %q, want %d %q\n%s", tc.what, resp.Status, resp.ErrorCode(), tc.status, tc.code, resp)
+		}
+	}
+	// It still manages the plain users of member 1.
+	c.CreateToken(ta, plain)
+	c.Do("PATCH", apitest.Path("/membership/user/", plain), map[string]any{"surname": "x"}, ta).Expect(http.StatusOK)
+	c.CreateUser(ta, wire.GlobalMemberID, n.Unique("cix-plain"), false)
+	// The root user may.
+	c.CreateToken(root, x)
+	c.Do("PATCH", apitest.Path("/membership/user/", x), map[string]any{"surname": "x"}, root).Expect(http.StatusOK)
+	c.Do("DELETE", apitest.Path("/membership/token/", xTok), nil, root).Expect(http.StatusNoContent)
+	c.Do("DELETE", apitest.Path("/membership/user/", x), nil, root).Expect(http.StatusNoContent)
+}

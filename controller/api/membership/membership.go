@@ -65,16 +65,19 @@ func forbidden(q *api.Request, n int, format string, args ...any) error {
 }
 
 // protected reports whether the caller may not change, delete or mint
-// tokens for target: a global user, for anyone but a global user; an
-// administrator of the global member (who is, or can be made, a global
-// administrator), for anyone but a global administrator. Without the first
-// rule an administrator of the global member could take over the region;
-// without the second a global user who is not an administrator could reach
-// the operator routes that need one (through a token of the root user, or
-// by making an administrator of the global member global).
+// tokens for target (or revoke its tokens): a global user, for anyone but a
+// global user; an administrator of the global member (who is, or can be
+// made, a global administrator), for anyone but a global administrator,
+// whether the caller is global or not (an administrator of the global
+// member who is not global is a member admin of member 1). Without the
+// first rule an administrator of the global member could take over the
+// region; without the second a caller who is not a global administrator
+// could reach the operator routes that need one (through a token of the
+// root user, or of an administrator of the global member once made
+// global, or by making such an administrator global).
 func protected(q *api.Request, target *wire.User) bool {
-	if !q.P.Global() {
-		return target.GlobalActive
+	if target.GlobalActive && !q.P.Global() {
+		return true
 	}
 	return target.MemberID == wire.GlobalMemberID && target.Administrator && !q.P.Holds(auth.GlobalAdmin)
 }

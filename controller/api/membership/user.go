@@ -43,9 +43,10 @@ func userPrivileges(q *api.Request, in *wire.UserInput, memberID uint64, cur *wi
 		switch {
 		case q.P.Role == auth.User:
 			return forbidden(q, 204, "Only administrators may set administrator.")
-		case memberID == wire.GlobalMemberID && *in.Administrator && q.P.Global() && !q.P.Holds(auth.GlobalAdmin):
+		case memberID == wire.GlobalMemberID && *in.Administrator && !q.P.Holds(auth.GlobalAdmin):
 			// an administrator of the global member is, or can be made, a
-			// global administrator (see protected)
+			// global administrator (see protected); this holds for an
+			// administrator of the global member who is not global too
 			return forbidden(q, 204, "Only global administrators may make administrators of the global member.")
 		}
 	}
