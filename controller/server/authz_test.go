@@ -896,6 +896,32 @@ func TestAuthRules(t *testing.T) {
 	})
 }
 
+// TestAuthRulesRepeatedFlags: the flags only some callers may change
+// (a member's self_managed, a user's global_active) may be sent with the
+// value they have (on create: the default, false) by anyone else, as a
+// client that PUTs back what it read does; changing them is still 403.
+func TestAuthRulesRepeatedFlags(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	r := c.Roles()
+	admin := r.Token(apitest.MemberAdmin)
+	member := apitest.Path("/membership/member/", r.MemberA)
+	name := c.Do("GET", member, nil, admin).Expect(http.StatusOK).Content()["name"]
+
+	got := c.Do("PUT", member, map[string]any{"name": name, "self_managed": false}, admin).Expect(http.StatusOK).Content()
+	check(t, got["self_managed"] == false && got["name"] == name, "PUT of the member as it is changed it: %v", got)
+	if code := c.Do("PATCH", member, map[string]any{"self_managed": true}, admin).Expect(http.StatusForbidden).ErrorCode(); code != "membership_member_update_202" {
+		t.Errorf("a member admin setting self_managed: error_code %q, want membership_member_update_202", code)
+	}
+	check(t, c.Do("GET", member, nil, admin).Expect(http.StatusOK).Content()["self_managed"] == false, "the refused PATCH changed self_managed")
+
+	u := c.Do("POST", "/membership/user/", map[string]any{"username": n.Unique("u"), "global_active": false}, admin).Expect(http.StatusCreated).Content()
+	check(t, u["global_active"] == false && u["member_id"] == float64(r.MemberA), "user created with global_active false: %v", u)
+	if code := c.Do("POST", "/membership/user/", map[string]any{"username": n.Unique("u"), "global_active": true}, admin).Expect(http.StatusForbidden).ErrorCode(); code != "membership_user_create_203" {
+		t.Errorf("a member admin creating a global user: error_code %q, want membership_user_create_203", code)
+	}
+}
+
 // TestAuthKnownBugs holds policy the server does not follow yet (see
 // knownBug).
 func TestAuthKnownBugs(t *testing.T) {

@@ -8,10 +8,18 @@ import (
 	wire "github.com/regentcloud/regent/pkg/api"
 )
 
-func validateMember(q *api.Request, in *wire.MemberInput, full bool) error {
+// validateMember checks a member's input against cur, the member as it is
+// (nil on create). Only global users change self_managed: from its current
+// value, or on create from the default, false; repeating the value is no
+// change.
+func validateMember(q *api.Request, in *wire.MemberInput, full bool, cur *wire.Member) error {
 	fe := wire.FieldErrors{}
 	text(fe, q, "name", in.Name, named(full), 100, 101)
-	if in.SelfManaged != nil && !q.P.Global() {
+	var was wire.Member
+	if cur != nil {
+		was = *cur
+	}
+	if in.SelfManaged != nil && *in.SelfManaged != was.SelfManaged && !q.P.Global() {
 		return forbidden(q, 202, "Only global users may change self_managed.")
 	}
 	return fe.Err()
@@ -32,7 +40,7 @@ func registerMember(a *api.API) {
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
-			if err := validateMember(q, &in, true); err != nil {
+			if err := validateMember(q, &in, true, nil); err != nil {
 				return nil, err
 			}
 			m := &wire.Member{Name: *in.Name}
@@ -44,7 +52,7 @@ func registerMember(a *api.API) {
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
-			if err := validateMember(q, &in, !partial); err != nil {
+			if err := validateMember(q, &in, !partial, cur); err != nil {
 				return nil, err
 			}
 			m := *cur

@@ -27,9 +27,16 @@ func validateUser(q *api.Request, in *wire.UserInput, full bool) error {
 	return fe.Err()
 }
 
-// privileges enforces who may set the administrator and global_active flags.
+// userPrivileges enforces who may set the administrator and global_active
+// flags. Only a change is checked: from the user's current value (cur), or
+// on create (cur nil) from the default, false; a request that repeats the
+// value is no change.
 func userPrivileges(q *api.Request, in *wire.UserInput, memberID uint64, cur *wire.User) error {
-	if in.GlobalActive != nil && (cur == nil || *in.GlobalActive != cur.GlobalActive) {
+	var was wire.User
+	if cur != nil {
+		was = *cur
+	}
+	if in.GlobalActive != nil && *in.GlobalActive != was.GlobalActive {
 		if !q.P.Global() {
 			return forbidden(q, 203, "Only global users may set global_active.")
 		}
@@ -39,7 +46,7 @@ func userPrivileges(q *api.Request, in *wire.UserInput, memberID uint64, cur *wi
 			return fe.Err()
 		}
 	}
-	if in.Administrator != nil && (cur == nil || *in.Administrator != cur.Administrator) {
+	if in.Administrator != nil && *in.Administrator != was.Administrator {
 		switch {
 		case q.P.Role == auth.User:
 			return forbidden(q, 204, "Only administrators may set administrator.")
