@@ -1099,3 +1099,27 @@ func TestMelange_DeleteBlockCascades(t *testing.T) {
 	again := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.90.0.0/16"})
 	e.c.Do("POST", melangeBlock(e.r.MemberA, melangeID(again))+"/ip_addresses", map[string]any{"ip_address": map[string]any{"address": "10.90.1.77"}}, tok).Expect(201)
 }
+
+// TestMemberDeleteKeepsMelangeInterfaces: a member that is the tenant of a
+// Melange interface cannot be deleted (400 membership_member_delete_107,
+// nothing changed): the interface would name a member that is gone. Once
+// the interface is deleted, the member may be.
+func TestMemberDeleteKeepsMelangeInterfaces(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	root := n.RootToken
+	m := c.CreateMember(root, n.Unique("tenant"))
+	vif := n.Unique("vif")
+	melangeCreate(c, root, melangeIfaces, "interface", map[string]any{"interface": map[string]any{"id": vif, "tenant_id": fmt.Sprint(m)}})
+	member := apitest.Path("/membership/member/", m)
+	before := fmt.Sprint(c.Do("GET", member, nil, root).Expect(200).Content())
+	r := c.Do("DELETE", member, nil, root).Expect(400)
+	if got := r.ErrorCode(); got != "membership_member_delete_107" || !strings.Contains(r.String(), "interfaces") {
+		t.Errorf("member delete with an interface: %s", r)
+	}
+	if after := fmt.Sprint(c.Do("GET", member, nil, root).Expect(200).Content()); after != before {
+		t.Errorf("refused delete changed the member:\n%s\n%s", before, after)
+	}
+	c.Do("DELETE", melangeIfaces+"/"+vif, nil, root).Expect(200)
+	c.Do("DELETE", member, nil, root).Expect(204)
+}

@@ -44,6 +44,10 @@ func interfaceSchema() map[string]*memdb.TableSchema {
 			"id":     idIndex(),
 			"vif":    {Name: "vif", Unique: true, Indexer: stringFieldIndex("VIF", false)},
 			"device": {Name: "device", AllowMissing: true, Indexer: stringFieldIndex("DeviceID", false)},
+			// tenant: the interfaces of a Melange tenant (a member, in
+			// its canonical spelling): a member deleted under them would
+			// strand them.
+			"tenant": {Name: "tenant", AllowMissing: true, Indexer: stringFieldIndex("TenantID", false)},
 		}},
 		IPRoutes: {Name: IPRoutes, Indexes: map[string]*memdb.IndexSchema{
 			"id":    idIndex(),

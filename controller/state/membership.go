@@ -3,6 +3,7 @@ package state
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/regentcloud/regent/pkg/api"
@@ -49,7 +50,8 @@ func (t *Txn) memberNameFree(name string, self uint64, method string) error {
 }
 
 // MemberDelete removes a member that has no users, IPAM objects, cloud
-// projects, DNS domains or records, and is no region's customer.
+// projects, DNS domains or records, is no region's customer and (from
+// Rules2) is the Melange tenant of no interface or address.
 // The global member can never be deleted.
 func (t *Txn) MemberDelete(id uint64) error {
 	if id == api.GlobalMemberID {
@@ -72,6 +74,16 @@ func (t *Txn) MemberDelete(id uint64) error {
 		}
 		if it, err := t.txn.Get(table, "member", id); err == nil && it.Next() != nil {
 			return api.Errorf(http.StatusBadRequest, "membership_member_delete_106", "The member still owns DNS objects (%s); delete them first.", table)
+		}
+	}
+	for _, table := range []string{Interfaces, IPAddresses} {
+		if !t.since(Rules2) {
+			break
+		}
+		// Melange tenant ids are stored in the canonical spelling
+		// (tenantMember), so the member's is its id in decimal.
+		if it, err := t.txn.Get(table, "tenant", strconv.FormatUint(id, 10)); err == nil && it.Next() != nil {
+			return api.Errorf(http.StatusBadRequest, "membership_member_delete_107", "The member is still the Melange tenant of objects (%s); delete them first.", table)
 		}
 	}
 	for _, r := range t.RegionList() {

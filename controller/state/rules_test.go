@@ -43,3 +43,44 @@ func TestRulesOfTheCommand(t *testing.T) {
 		t.Errorf("under Rules1: member deleted %v (want false), TXT differing in case refused %v (want false)", deleted, dup)
 	}
 }
+
+// TestMemberDeleteKeepsMelangeTenants: from Rules2 a member that is the
+// Melange tenant of an interface, or of an address in another member's
+// block (used_by_tenant), cannot be deleted: 400
+// membership_member_delete_107, and nothing changes. Before, it was, and a
+// replayed entry still is.
+func TestMemberDeleteKeepsMelangeTenants(t *testing.T) {
+	for _, what := range []string{"interface", "address"} {
+		under := func(rules uint32) error {
+			f := newFixture(t)
+			f.bootstrap()
+			m := f.member("acme")
+			switch what {
+			case "interface":
+				if _, err := f.iface(api.Interface{VIF: "vif-1", TenantID: tenantOf(m)}, nil); err != nil {
+					t.Fatal(err)
+				}
+			case "address":
+				b := f.block(&api.IPBlock{MemberID: api.GlobalMemberID, Dialect: api.DialectMelange, CIDR: "10.0.0.0/24"})
+				f.ok("address", func(t *Txn) error {
+					_, err := t.AllocateNext(b.ID, &api.IPAddress{UsedByTenant: tenantOf(m)})
+					return err
+				})
+			}
+			err := f.do(func(t *Txn) error {
+				t.Rules = rules
+				return t.MemberDelete(m.ID)
+			})
+			if _, ok := f.s.Read().Member(m.ID); ok == (err == nil) {
+				t.Errorf("%s, rules %d: delete gave %v, yet the member exists: %v", what, rules, err, ok)
+			}
+			return err
+		}
+		for _, old := range []uint32{RulesOriginal, Rules1} {
+			if err := under(old); err != nil {
+				t.Errorf("the tenant of an %s under rules %d: %v, want deleted as it was", what, old, err)
+			}
+		}
+		wantErr(t, "the tenant of an "+what+" under Rules2", under(Rules2), 400, "", "membership_member_delete_107")
+	}
+}
