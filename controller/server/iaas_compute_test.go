@@ -1153,3 +1153,26 @@ func TestComputeVMErrorsTogether(t *testing.T) {
 		}
 	}
 }
+
+// TestRegionDeleteKeepsRegionImages: a region that offers images cannot be
+// deleted (400 membership_region_delete_103, nothing changed); once they
+// are withdrawn it can.
+func TestRegionDeleteKeepsRegionImages(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	root := n.RootToken
+	reg := c.CreateRegion(root, n.Unique("region"))
+	img := create(c, root, "/iaas/image/", map[string]any{"display_name": "Alma", "server_type_id": 2})
+	ri := create(c, root, "/iaas/region_image/", map[string]any{"region_id": reg, "image_id": img})
+	region := apitest.Path("/membership/region/", reg)
+	before := fmt.Sprint(c.Do("GET", region, nil, root).Expect(200).Content())
+	r := c.Do("DELETE", region, nil, root).Expect(400)
+	if got := r.ErrorCode(); got != "membership_region_delete_103" || !strings.Contains(r.String(), "region images") {
+		t.Errorf("region delete with a region image: %s", r)
+	}
+	if after := fmt.Sprint(c.Do("GET", region, nil, root).Expect(200).Content()); after != before {
+		t.Errorf("refused delete changed the region:\n%s\n%s", before, after)
+	}
+	c.Do("DELETE", apitest.Path("/iaas/region_image/", ri), nil, root).Expect(204)
+	c.Do("DELETE", region, nil, root).Expect(204)
+}

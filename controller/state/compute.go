@@ -58,7 +58,7 @@ func computeSchema() map[string]*memdb.TableSchema {
 		}},
 		Images: {Name: Images, Indexes: map[string]*memdb.IndexSchema{"id": idIndex()}},
 		RegionImages: {Name: RegionImages, Indexes: map[string]*memdb.IndexSchema{
-			"id": idIndex(),
+			"id": idIndex(), "region": uintIndex("region", "RegionID"),
 			"pair": {Name: "pair", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
 				uintFieldIndex("RegionID"), uintFieldIndex("ImageID")}}},
 		}},

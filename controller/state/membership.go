@@ -258,7 +258,8 @@ func (t *Txn) regionChecks(reg *api.Region, method string) error {
 	return nil
 }
 
-// RegionDelete removes a region that no robot token is bound to.
+// RegionDelete removes a region that no robot token is bound to, that has
+// no projects, servers or routers, and (from Rules2) offers no images.
 func (t *Txn) RegionDelete(id uint64) error {
 	for _, tok := range t.TokenList() {
 		if tok.Kind == api.TokenKindRobot && tok.RegionID == id {
@@ -268,6 +269,11 @@ func (t *Txn) RegionDelete(id uint64) error {
 	for _, table := range []string{Projects, Servers, Routers} {
 		if it, err := t.txn.Get(table, "region", id); err == nil && it.Next() != nil {
 			return api.Errorf(http.StatusBadRequest, "membership_region_delete_102", "The region still has %s; remove them first.", table[len("compute_"):])
+		}
+	}
+	if t.since(Rules2) {
+		if it, err := t.txn.Get(RegionImages, "region", id); err == nil && it.Next() != nil {
+			return api.Errorf(http.StatusBadRequest, "membership_region_delete_103", "The region still has region images; withdraw them first (DELETE /iaas/region_image/).")
 		}
 	}
 	return remove(t, Regions, id, "membership_region_delete")

@@ -25,7 +25,8 @@ const (
 	// Rules2 (2026-11-24, later the same day); each change under it
 	// checks t.since(Rules2) where Apply decides:
 	// a member that is the Melange tenant of an interface or an address
-	// cannot be deleted (membership_member_delete_107).
+	// cannot be deleted (membership_member_delete_107); nor can a region
+	// that offers images (membership_region_delete_103).
 	Rules2 uint32 = 2
 	// RulesCurrent is the version the leader stamps.
 	RulesCurrent = Rules2

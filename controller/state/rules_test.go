@@ -84,3 +84,38 @@ func TestMemberDeleteKeepsMelangeTenants(t *testing.T) {
 		wantErr(t, "the tenant of an "+what+" under Rules2", under(Rules2), 400, "", "membership_member_delete_107")
 	}
 }
+
+// TestRegionDeleteKeepsRegionImages: from Rules2 a region that offers an
+// image cannot be deleted: 400 membership_region_delete_103, and nothing
+// changes. Before, it was (leaving region images of no region), and a
+// replayed entry still is.
+func TestRegionDeleteKeepsRegionImages(t *testing.T) {
+	under := func(rules uint32) error {
+		f := newFixture(t)
+		f.bootstrap()
+		var reg *api.Region
+		f.ok("region", func(t *Txn) (err error) { reg, err = t.RegionCreate(&api.Region{Name: "r1"}); return })
+		f.ok("region image", func(t *Txn) error {
+			img, err := t.ImageCreate(&api.Image{DisplayName: "Alma", ServerTypeID: api.ServerTypeKVM})
+			if err != nil {
+				return err
+			}
+			_, err = t.RegionImageCreate(&api.RegionImage{RegionID: reg.ID, ImageID: img.ID})
+			return err
+		})
+		err := f.do(func(t *Txn) error {
+			t.Rules = rules
+			return t.RegionDelete(reg.ID)
+		})
+		if _, ok := f.s.Read().Region(reg.ID); ok == (err == nil) {
+			t.Errorf("rules %d: delete gave %v, yet the region exists: %v", rules, err, ok)
+		}
+		return err
+	}
+	for _, old := range []uint32{RulesOriginal, Rules1} {
+		if err := under(old); err != nil {
+			t.Errorf("a region with an image under rules %d: %v, want deleted as it was", old, err)
+		}
+	}
+	wantErr(t, "a region with an image under Rules2", under(Rules2), 400, "", "membership_region_delete_103")
+}
