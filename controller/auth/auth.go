@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -121,7 +122,19 @@ func FromRequest(r *http.Request) string {
 	return ""
 }
 
-// Authenticate resolves a secret against the state.
+// mintedBefore refuses a token that would act as a global administrator
+// but was minted for its user by another user, minter, who was not one:
+// the user has been made a global administrator since, and the minter
+// must not hold a global administrator's token through it.
+func mintedBefore(minter uint64) error {
+	return &api.Error{Status: http.StatusUnauthorized, ErrorCode: api.CodeAuthMinted,
+		Detail: fmt.Sprintf("The token was minted by user %d before this user became a global administrator; mint a new token.", minter)}
+}
+
+// Authenticate resolves a secret against the state. A token minted for its
+// user by someone who was not a global administrator then does not act as
+// a global administrator: it is refused (401 regent_auth_003) once its
+// user is one.
 func Authenticate(rt *state.ReadTxn, secret string, now time.Time) (*Principal, error) {
 	if secret == "" {
 		return nil, &api.Error{Status: http.StatusUnauthorized, ErrorCode: api.CodeAuthMissing,
@@ -152,6 +165,9 @@ func Authenticate(rt *state.ReadTxn, secret string, now time.Time) (*Principal, 
 	case tok.Kind == api.TokenKindRobot:
 		p.Role, p.RegionID, p.ServerID = Robot, tok.RegionID, tok.ServerID
 	case u.IsGlobal():
+		if u.Administrator && tok.MintedBy != 0 && tok.MintedBy != u.ID && !tok.MinterGlobalAdmin {
+			return nil, mintedBefore(tok.MintedBy)
+		}
 		p.Role, p.Administrator = Global, u.Administrator
 	case u.Administrator:
 		p.Role, p.Administrator = Admin, true

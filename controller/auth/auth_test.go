@@ -40,3 +40,40 @@ func TestTokenWithUnreadableExpiryIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenMinterDecidesGlobalAdministrator: a global administrator's
+// token minted by another user who was not a global administrator then is
+// refused (401 regent_auth_003); one minted by a global administrator, by
+// the user itself, or before tokens recorded their minter (MintedBy 0) acts
+// as a global administrator.
+func TestTokenMinterDecidesGlobalAdministrator(t *testing.T) {
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		name        string
+		mintedBy    uint64 // the root user is 1
+		minterAdmin bool
+		ok          bool
+	}{
+		{"older token", 0, false, true},
+		{"minted by the user", 1, false, true},
+		{"minted by a global administrator", 7, true, true},
+		{"minted by another user", 7, false, false},
+	} {
+		s := state.New()
+		txn := s.Write(1, now)
+		if _, err := txn.Bootstrap("CIX", "root", &state.TokenRecord{Token: api.Token{Kind: api.TokenKindUser}, Hash: Hash("rgt_test"),
+			MintedBy: tc.mintedBy, MinterGlobalAdmin: tc.minterAdmin}); err != nil {
+			t.Fatal(err)
+		}
+		txn.Commit()
+		p, err := Authenticate(s.Read(), "rgt_test", now)
+		switch {
+		case tc.ok && (err != nil || !p.Holds(GlobalAdmin)):
+			t.Errorf("%s: %+v, %v; want a global administrator", tc.name, p, err)
+		case !tc.ok:
+			if e, isAPI := err.(*api.Error); !isAPI || e.Status != 401 || e.ErrorCode != api.CodeAuthMinted {
+				t.Errorf("%s: %+v, %v; want 401 %s", tc.name, p, err, api.CodeAuthMinted)
+			}
+		}
+	}
+}

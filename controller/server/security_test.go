@@ -761,3 +761,35 @@ func TestGlobalMemberAdministratorsNeedGlobalAdministrator(t *testing.T) {
 	c.Do("DELETE", apitest.Path("/membership/token/", xTok), nil, root).Expect(http.StatusNoContent)
 	c.Do("DELETE", apitest.Path("/membership/user/", x), nil, root).Expect(http.StatusNoContent)
 }
+
+// TestTokenMintedBeforePromotion: a global user who is not an administrator
+// may make a plain user of member 1 global and mint it a token; when a
+// global administrator later makes that user an administrator, the token
+// minted by the global user must not act as a global administrator's
+// (401 regent_auth_003, naming the minter). A token minted by a global
+// administrator, and one the user minted itself, do.
+func TestTokenMintedBeforePromotion(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	r := c.Roles()
+	g, root := r.Token(apitest.GlobalUser), n.RootToken
+	u := c.CreateUser(root, wire.GlobalMemberID, n.Unique("cix-user"), false)
+	_, byRoot := c.CreateToken(root, u)
+
+	c.Do("PATCH", apitest.Path("/membership/user/", u), map[string]any{"global_active": true}, g).Expect(http.StatusOK)
+	_, byG := c.CreateToken(g, u)
+	_, byU := c.CreateToken(byRoot, u)
+	c.Do("GET", "/membership/member/", nil, byG).Expect(http.StatusOK) // a global user's token, as before
+	c.Do("PATCH", apitest.Path("/membership/user/", u), map[string]any{"administrator": true}, root).Expect(http.StatusOK)
+
+	resp := c.Do("GET", "/v1/operator/snapshot", nil, byG).Expect(http.StatusUnauthorized)
+	if resp.ErrorCode() != "regent_auth_003" || !strings.Contains(resp.String(), fmt.Sprintf("minted by user %d", r.GlobalU)) {
+		t.Errorf("the global user's token of the promoted user: %s", resp)
+	}
+	c.Do("GET", "/membership/member/", nil, byG).Expect(http.StatusUnauthorized)
+	for name, tok := range map[string]string{"minted by the root user": byRoot, "minted by the user": byU} {
+		if resp := c.Do("GET", "/v1/operator/snapshot", nil, tok); resp.Status != http.StatusOK {
+			t.Errorf("a token %s: %d, want 200", name, resp.Status)
+		}
+	}
+}

@@ -33,10 +33,19 @@ type IndexEntry struct {
 	LastID uint64 `json:"last_id"`
 }
 
-// TokenRecord is a stored token: the API view plus the hash of its secret.
+// TokenRecord is a stored token: the API view plus the hash of its secret
+// and who minted it.
 type TokenRecord struct {
 	api.Token
 	Hash string `json:"hash"`
+	// MintedBy is the user who created the token (the API fills it in
+	// the create command; 0 in tokens made before it did, and in the
+	// bootstrap's root token). MinterGlobalAdmin says whether that user
+	// was a global administrator then. A token minted for someone else
+	// by a user who was not never acts as a global administrator (see
+	// auth.Authenticate): its user may have been made one since.
+	MintedBy          uint64 `json:"minted_by,omitempty"`
+	MinterGlobalAdmin bool   `json:"minter_global_admin,omitempty"`
 }
 
 // Node is a controller node known to the cluster: its raft identity and the
