@@ -48,12 +48,14 @@ type AuditRecord struct {
 	Time time.Time `json:"time"`
 	Node string    `json:"node"`
 	// Remote is the address the request came from; ForwardedBy the nodes
-	// that forwarded it (X-Regent-Forwarded-By, as they said), Remote then
-	// being the last of them.
+	// that forwarded it (X-Regent-Forwarded-By, kept only with the proof
+	// that a node set it: forwardProofHeader), Remote then being the last
+	// of them.
 	Remote      string `json:"remote"`
 	ForwardedBy string `json:"forwarded_by,omitempty"`
 	// Client is, for a forwarded request, the client's address as the
-	// first forwarding node saw it (X-Regent-Client-Addr, as it said).
+	// first forwarding node saw it (X-Regent-Client-Addr, proven as
+	// ForwardedBy is).
 	Client string `json:"client,omitempty"`
 	Method string `json:"method"`
 	// Path without the query (which may hold filter values, never a

@@ -4,7 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -218,11 +222,49 @@ const maxForwards = 2
 // forwarded the request saw it, to the leader's audit line.
 const clientAddrHeader = "X-Regent-Client-Addr"
 
+// forwardProofHeader proves that forwardedHeader and clientAddrHeader were
+// set by a node of the cluster: an HMAC-SHA256, keyed by the cluster token
+// (which only the nodes hold), of the two values, the method and the
+// request URI. A client can send those headers too: without the proof they
+// are dropped where the request arrives (dropUnprovenForwarding), so the
+// node it reached is the first hop and names the real client, and the
+// leader's audit line shows what the nodes saw, not what a client said.
+const forwardProofHeader = "X-Regent-Forward-Proof"
+
+// forwardProof is the proof of via and client for r; "" without a cluster
+// token (a node that has none has no peers to forward to or from).
+func (a *API) forwardProof(r *http.Request, via, client string) string {
+	tok := a.ClusterToken()
+	if tok == "" {
+		return ""
+	}
+	m := hmac.New(sha256.New, []byte(tok))
+	fmt.Fprintf(m, "%s\n%s\n%s\n%s", via, client, r.Method, r.URL.RequestURI())
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// dropUnprovenForwarding removes the forwarding headers of r unless a node
+// of the cluster set them (forwardProofHeader), and the proof itself.
+func (a *API) dropUnprovenForwarding(r *http.Request) {
+	via, client, proof := r.Header.Get(forwardedHeader), r.Header.Get(clientAddrHeader), r.Header.Get(forwardProofHeader)
+	r.Header.Del(forwardProofHeader)
+	if via == "" && client == "" {
+		return
+	}
+	r.Header.Del(forwardedHeader)
+	r.Header.Del(clientAddrHeader)
+	if want := a.forwardProof(r, via, client); via != "" && want != "" && hmac.Equal([]byte(proof), []byte(want)) {
+		r.Header.Set(forwardedHeader, via)
+		r.Header.Set(clientAddrHeader, client)
+	}
+}
+
 func (f *forwarder) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w0 http.ResponseWriter, r *http.Request) {
 		if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
 			r.Body = newTimedBody(w0, r.Body, f.a.cfg.BodyTimeout)
 		}
+		f.a.dropUnprovenForwarding(r)
 		w := &respWriter{ResponseWriter: w0, a: f.a}
 		defer func() {
 			// A bug must not take the connection down silently: log it with
@@ -490,10 +532,16 @@ func (f *forwarder) roundTrip(r *http.Request, base string, body *spooled) (*htt
 		via = prev + "," + via
 	}
 	out.Header.Set(forwardedHeader, via)
+	client := r.Header.Get(clientAddrHeader)
 	if r.Header.Get(forwardedHeader) == "" {
 		// The first hop names the client (for the leader's audit line);
-		// a later one passes that on.
-		out.Header.Set(clientAddrHeader, r.RemoteAddr)
+		// a later one passes that on. (wrap has dropped the headers a
+		// client sent: see forwardProofHeader.)
+		client = r.RemoteAddr
+	}
+	out.Header.Set(clientAddrHeader, client)
+	if proof := f.a.forwardProof(r, via, client); proof != "" {
+		out.Header.Set(forwardProofHeader, proof)
 	}
 	out.ContentLength = body.size
 	return f.transport.RoundTrip(out)

@@ -173,3 +173,52 @@ func TestAuditTrail(t *testing.T) {
 		t.Errorf("%s = %v, want 11", written, got)
 	}
 }
+
+// TestAuditForwardingHeadersCannotBeForged: a client that sends
+// X-Regent-Forwarded-By and X-Regent-Client-Addr (and a made-up proof) to a
+// follower of a 3-node cluster does not choose what the leader's audit
+// line says: the follower drops them, is the first hop, and names the
+// real client; sent to the leader itself they are dropped too.
+func TestAuditForwardingHeadersCannotBeForged(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	n := apitest.Start(t, apitest.Options{Configure: func(c *server.Config) { c.AuditLog = path }})
+	follower := startFollower(t, n)
+	startFollower(t, n, func(c *server.Config) { c.NodeID = "follower-2" })
+	spoofed := http.Header{"X-Auth-Token": {n.RootToken}, "Content-Type": {"application/json"},
+		"X-Regent-Forwarded-By": {"c9"}, "X-Regent-Client-Addr": {"203.0.113.66:1234"}, "X-Regent-Forward-Proof": {"00"}}
+	for _, base := range []string{follower.URL(), n.URL} {
+		req, err := http.NewRequest("POST", base+"/membership/member/", strings.NewReader(`{"name":"`+n.Unique("spoofed")+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header = spoofed.Clone()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 201 {
+			t.Fatalf("POST through %s: %d", base, resp.StatusCode)
+		}
+	}
+	var via, direct *api.AuditRecord
+	for _, r := range auditLines(t, path, 4) {
+		if r.Path == "/membership/member/" && r.Method == "POST" {
+			if via == nil {
+				via = &r
+			} else {
+				direct = &r
+			}
+		}
+	}
+	if via == nil || direct == nil {
+		t.Fatalf("the leader's audit lines of the two writes are missing")
+	}
+	if via.ForwardedBy != "follower" || !strings.HasPrefix(via.Client, "127.0.0.1:") || via.Client == via.Remote {
+		t.Errorf("the line of the write sent to the follower names forwarded_by %q, client %q (remote %q); want follower and the real client",
+			via.ForwardedBy, via.Client, via.Remote)
+	}
+	if direct.ForwardedBy != "" || direct.Client != "" || !strings.HasPrefix(direct.Remote, "127.0.0.1:") {
+		t.Errorf("the line of the write sent to the leader names forwarded_by %q, client %q; want none", direct.ForwardedBy, direct.Client)
+	}
+}
