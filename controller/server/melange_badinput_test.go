@@ -377,3 +377,38 @@ func TestMelange_NetworkInterfaceChecksNetwork(t *testing.T) {
 	e.c.Do("DELETE", iface("n99", "vif-99"), nil, tok).Expect(200)
 	wantFault(t, e.c.Do("GET", iface("n99", "vif-99"), nil, tok), 404, "NotFound", "Interface Not Found")
 }
+
+// Ids with control characters: state looks ids up as key prefixes ended
+// by NUL, so an interface "vm1", NUL, "x" was another tenant's "vm1" too.
+// A NUL or any control character in an id, in the path (%00) or the body
+// (\u0000), is 400 and nothing is made.
+func TestMelange_ControlCharactersInIDs(t *testing.T) {
+	e := newMelangeEnv(t)
+	a := fmt.Sprint(e.r.MemberA)
+	b := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.77.0.0/24", "network_id": "n77"})
+	watch := []string{melangeBlock(e.r.MemberA, melangeID(b)) + "/ip_addresses", melangeBlocks(e.r.MemberA)}
+	before := melangeState(t, e, watch...)
+	net := fmt.Sprintf("/v0.1/ipam/tenants/%s/networks/", a)
+	for _, c := range []struct {
+		method, path string
+		body         map[string]any
+	}{
+		{"DELETE", melangeIfaces + "/vm1%00x", nil},
+		{"GET", fmt.Sprintf("/v0.1/ipam/tenants/%s/interfaces/vm1%%00x", a), nil},
+		{"POST", net + "n77/interfaces/vm1%00x/ip_allocations", map[string]any{"network": map[string]any{}}},
+		{"POST", net + "n77%01/interfaces/vm1/ip_allocations", map[string]any{"network": map[string]any{}}},
+		{"PUT", melangeInstance("d%00x"), map[string]any{"instance": map[string]any{"tenant_id": a, "interfaces": []any{}}}},
+		{"DELETE", melangeInstance("d%00x"), nil},
+		{"GET", fmt.Sprintf("/v0.1/ipam/tenants/%s%%00/ip_blocks", a), nil},
+		{"POST", melangeIfaces, map[string]any{"interface": map[string]any{"id": "vm1\x00x", "tenant_id": a}}},
+		{"POST", melangeIfaces, map[string]any{"interface": map[string]any{"id": "vm1", "tenant_id": a, "device_id": "d\x00x"}}},
+		{"POST", melangeIfaces, map[string]any{"interface": map[string]any{"id": "vm1", "tenant_id": a, "network": map[string]any{"id": "n77\x00x"}}}},
+		{"POST", net + "n77/interfaces/vm1/ip_allocations", map[string]any{"network": map[string]any{"used_by_device": "d\x1fx"}}},
+		{"POST", melangeBlocks(e.r.MemberA), map[string]any{"ip_block": map[string]any{"cidr": "10.78.0.0/24", "type": "private", "network_id": "n77\x00x"}}},
+		{"POST", watch[0], map[string]any{"ip_address": map[string]any{"interface_id": "vm1\x00x"}}},
+	} {
+		wantFault(t, e.c.Do(c.method, c.path, c.body, e.root), 400, "BadRequest", "should not contain control characters")
+	}
+	unchanged(t, e, before, watch...)
+	wantFault(t, e.c.Do("DELETE", melangeIfaces+"/vm1", nil, e.root), 404, "NotFound", "Interface Not Found")
+}

@@ -404,9 +404,14 @@ func (r *ReadTxn) IPAddressListByTenant(tenant string) []*api.IPAddress {
 
 // IPBlockListByNetwork returns the blocks of a Melange network, by id.
 func (r *ReadTxn) IPBlockListByNetwork(network string) []*api.IPBlock {
-	out := blockViews(all[*BlockRecord](r, IPBlocks, "network", network))
+	out := blockViews(r.networkBlockRecords(network, true))
 	slices.SortFunc(out, func(a, b *api.IPBlock) int { return cmp.Compare(a.ID, b.ID) })
 	return out
+}
+
+// networkBlockRecords are the blocks of network (exactly: see exactly).
+func (r *ReadTxn) networkBlockRecords(network string, exact bool) []*BlockRecord {
+	return exactly(all[*BlockRecord](r, IPBlocks, "network", network), func(b *BlockRecord) string { return b.NetworkID }, network, exact)
 }
 
 // IPAddressListByMember returns the addresses owned by member, by id.
@@ -633,7 +638,7 @@ func (t *Txn) blockFieldChecks(b *api.IPBlock, method string, fe api.FieldErrors
 		}
 	}
 	if b.NetworkID != "" {
-		for _, o := range all[*BlockRecord](&t.ReadTxn, IPBlocks, "network", b.NetworkID) {
+		for _, o := range t.networkBlockRecords(b.NetworkID, t.since(Rules2)) {
 			if o.ID != b.ID && o.Dialect == b.Dialect && o.Type != b.Type {
 				fe.Add("type", c(112), "type should be same within a network")
 				break
@@ -682,6 +687,9 @@ func (t *Txn) blockOverlaps(b *api.IPBlock, parent *BlockRecord, raw netip.Prefi
 		}
 		if chk.TopLevelInNetwork && b.NetworkID != "" {
 			for _, o := range others("network", b.NetworkID) {
+				if o.NetworkID != b.NetworkID && t.since(Rules2) {
+					continue // another network's (see exactly)
+				}
 				if (parent == nil || o.ID != parent.ID) && (b.ID == 0 || o.ParentID != b.ID) && t.topLevel(o) {
 					chk.NetworkTopLevel = append(chk.NetworkTopLevel, pfx(o))
 				}

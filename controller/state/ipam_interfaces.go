@@ -127,12 +127,34 @@ func (r *ReadTxn) InterfaceByVIF(vif string) (*api.Interface, bool) {
 // InterfaceList returns every interface ordered by id.
 func (r *ReadTxn) InterfaceList() []*api.Interface { return all[*api.Interface](r, Interfaces, "id") }
 
+// exactly keeps the rows of a lookup in a non-unique string index whose
+// field (key) is v itself. go-memdb finds v in such an index as a prefix of
+// the keys (value, NUL, primary key), so a value with a NUL in it ("vm1",
+// NUL, "x") is found under "vm1" too. Before Rules2 Apply kept them all
+// (exact false).
+func exactly[T any](rows []T, key func(T) string, v string, exact bool) []T {
+	if !exact {
+		return rows
+	}
+	out := rows[:0]
+	for _, x := range rows {
+		if key(x) == v {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
 // InterfacesOfDevice returns the interfaces of device ordered by id.
 func (r *ReadTxn) InterfacesOfDevice(device string) []*api.Interface {
+	return r.interfacesOfDevice(device, true)
+}
+
+func (r *ReadTxn) interfacesOfDevice(device string, exact bool) []*api.Interface {
 	if device == "" {
 		return nil
 	}
-	out := all[*api.Interface](r, Interfaces, "device", device)
+	out := exactly(all[*api.Interface](r, Interfaces, "device", device), func(i *api.Interface) string { return i.DeviceID }, device, exact)
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
@@ -140,10 +162,14 @@ func (r *ReadTxn) InterfacesOfDevice(device string) []*api.Interface {
 // InterfaceAddresses returns the addresses allocated on interface vif (soft
 // deallocation unlinks them), ordered by id.
 func (r *ReadTxn) InterfaceAddresses(vif string) []*api.IPAddress {
+	return r.interfaceAddresses(vif, true)
+}
+
+func (r *ReadTxn) interfaceAddresses(vif string, exact bool) []*api.IPAddress {
 	if vif == "" {
 		return nil
 	}
-	out := all[*api.IPAddress](r, IPAddresses, "interface", vif)
+	out := exactly(all[*api.IPAddress](r, IPAddresses, "interface", vif), func(a *api.IPAddress) string { return a.InterfaceID }, vif, exact)
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
@@ -314,7 +340,7 @@ func (t *Txn) ensureInterface(in api.Interface, scope, method string) (*api.Inte
 // interfaceDelete deletes ifc: its MAC is freed, its addresses are
 // soft-deallocated (which unlinks them), its allowed IPs go.
 func (t *Txn) interfaceDelete(ifc *api.Interface) error {
-	for _, a := range t.InterfaceAddresses(ifc.VIF) {
+	for _, a := range t.interfaceAddresses(ifc.VIF, t.since(Rules2)) {
 		if a.Deallocated {
 			continue
 		}
@@ -399,7 +425,7 @@ func (t *Txn) InstanceInterfacesReplace(device, tenant string, ifcs []InstanceIn
 
 // InstanceInterfacesDelete deletes every interface of device.
 func (t *Txn) InstanceInterfacesDelete(device string) error {
-	for _, ifc := range t.InterfacesOfDevice(device) {
+	for _, ifc := range t.interfacesOfDevice(device, t.since(Rules2)) {
 		if err := t.interfaceDelete(ifc); err != nil {
 			return err
 		}
@@ -412,7 +438,7 @@ func (t *Txn) InstanceInterfacesDelete(device string) error {
 // pluggedNetwork is the network of the blocks of the addresses allocated on
 // vif ("" when none has a network).
 func (t *Txn) pluggedNetwork(vif string) string {
-	for _, a := range t.InterfaceAddresses(vif) {
+	for _, a := range t.interfaceAddresses(vif, t.since(Rules2)) {
 		if b, ok := t.IPBlock(a.BlockID); ok && b.NetworkID != "" && !a.Deallocated {
 			return b.NetworkID
 		}
@@ -552,6 +578,10 @@ func (t *Txn) networkAllocate(ifc *api.Interface, net NetworkRef, mac string) ([
 // of tenant member; 404 for an unknown network or interface, and, with
 // scope set (a tenant's own request), for another tenant's interface.
 func (r *ReadTxn) NetworkAddresses(member uint64, net, vif, scope string) ([]*api.IPAddress, error) {
+	return r.networkAddresses(member, net, vif, scope, true)
+}
+
+func (r *ReadTxn) networkAddresses(member uint64, net, vif, scope string, exact bool) ([]*api.IPAddress, error) {
 	blocks := r.NetworkBlocks(member, net)
 	if len(blocks) == 0 {
 		return nil, networkNotFound("read", net)
@@ -564,7 +594,7 @@ func (r *ReadTxn) NetworkAddresses(member uint64, net, vif, scope string) ([]*ap
 		in[b.ID] = true
 	}
 	out := []*api.IPAddress{}
-	for _, a := range r.InterfaceAddresses(vif) {
+	for _, a := range r.interfaceAddresses(vif, exact) {
 		if in[a.BlockID] && !a.Deallocated {
 			out = append(out, a)
 		}
@@ -575,7 +605,7 @@ func (r *ReadTxn) NetworkAddresses(member uint64, net, vif, scope string) ([]*ap
 // NetworkDeallocate soft-deallocates the addresses of interface vif in
 // network net of tenant member.
 func (t *Txn) NetworkDeallocate(member uint64, net, vif, scope string) error {
-	addrs, err := t.NetworkAddresses(member, net, vif, scope)
+	addrs, err := t.networkAddresses(member, net, vif, scope, t.since(Rules2))
 	if err != nil {
 		return err
 	}

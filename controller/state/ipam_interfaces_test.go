@@ -205,3 +205,57 @@ func TestNATAndAllowedIPsFollowTheirAddresses(t *testing.T) {
 		t.Fatal("a snapshot with a dangling NAT link validated")
 	}
 }
+
+// go-memdb finds a value in a non-unique string index as a prefix of the
+// keys (value, NUL, primary key): an id with a NUL in it ("vm1", NUL, "x")
+// was found under "vm1" too, so one tenant's interface listed, and its
+// delete freed, the addresses of another's; a device and a network the
+// same. Under Rules2 only exact matches count; a command made before is
+// replayed as it was applied.
+func TestStringIndexesMatchExactly(t *testing.T) {
+	run := func(rules uint32) (*fixture, *api.Member) {
+		f, m := ipamFixture(t)
+		f.block(&api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "10.0.0.0/24", NetworkID: "n"})
+		for _, id := range []string{"vm1\x00x", "vm1"} {
+			f.ok("interface "+id, func(t *Txn) error {
+				_, err := t.InterfaceCreate(api.Interface{VIF: id, TenantID: tenantOf(m), DeviceID: "d" + id[3:]}, &NetworkRef{ID: "n", MemberID: m.ID})
+				return err
+			})
+		}
+		r := f.s.Read()
+		if a := r.InterfaceAddresses("vm1"); len(a) != 1 || a[0].InterfaceID != "vm1" {
+			t.Fatalf("addresses of vm1: %+v", a)
+		}
+		if d := r.InterfacesOfDevice("d"); len(d) != 1 || d[0].VIF != "vm1" {
+			t.Fatalf("interfaces of device d: %+v", d)
+		}
+		if a, err := r.NetworkAddresses(m.ID, "n", "vm1", ""); err != nil || len(a) != 1 || a[0].InterfaceID != "vm1" {
+			t.Fatalf("addresses of vm1 in n: %+v %v", a, err)
+		}
+		// A public block in network "n", NUL, "x" is not in network n.
+		f.block(&api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "192.0.2.0/24", Type: api.BlockPublic, NetworkID: "n\x00x"})
+		if b := f.s.Read().IPBlockListByNetwork("n"); len(b) != 1 || b[0].NetworkID != "n" {
+			t.Fatalf("blocks of network n: %+v", b)
+		}
+		f.ok("delete vm1", func(t *Txn) error { t.Rules = rules; return t.InterfaceDelete("vm1") })
+		return f, m
+	}
+	other := func(f *fixture) int { return len(f.s.Read().InterfaceAddresses("vm1\x00x")) }
+	if f, _ := run(Rules2); other(f) != 1 {
+		t.Fatalf("deleting vm1 freed the address of vm1\\x00x")
+	}
+	if f, _ := run(RulesOriginal); other(f) != 0 {
+		t.Fatalf("a delete made before Rules2 replays differently: vm1\\x00x kept its address")
+	}
+	f, m := run(Rules2)
+	for _, rules := range []uint32{RulesOriginal, Rules2} {
+		err := f.do(func(t *Txn) error {
+			t.Rules = rules
+			_, err := t.IPBlockCreate(&api.IPBlock{MemberID: m.ID, Dialect: api.DialectMelange, CIDR: "10.9.0.0/24", NetworkID: "n"})
+			return err
+		})
+		if (err == nil) != (rules == Rules2) {
+			t.Errorf("rules %d: a private block in n beside a public one in n\\x00x: %v", rules, err)
+		}
+	}
+}

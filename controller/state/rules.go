@@ -27,6 +27,10 @@ const (
 	// a member that is the Melange tenant of an interface or an address
 	// cannot be deleted (membership_member_delete_107); nor can a region
 	// that offers images (membership_region_delete_103).
+	// the Melange interface,
+	// device and network ids of the non-unique string indexes match
+	// exactly (an id with a NUL in it was found under its prefix: an
+	// interface delete freed, and the network checks saw, another's).
 	Rules2 uint32 = 2
 	// RulesCurrent is the version the leader stamps.
 	RulesCurrent = Rules2

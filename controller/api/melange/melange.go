@@ -45,6 +45,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode"
 
 	"github.com/regentcloud/regent/controller/api"
 	"github.com/regentcloud/regent/controller/auth"
@@ -228,6 +229,13 @@ func handleAt(a *api.API, method, path, service string, action auth.Action, fn f
 		last = strings.Trim(path[i+1:], "{}")
 	}
 	tenantRoute := strings.Contains(path, "/tenants/{tenant_id}/")
+	// The string ids of the path (pathIDs), checked by checkID.
+	var wildcards []string
+	for _, part := range strings.Split(path, "/") {
+		if name := strings.Trim(part, "{}"); strings.HasPrefix(part, "{") && pathIDs[name] {
+			wildcards = append(wildcards, name)
+		}
+	}
 	h := func(w http.ResponseWriter, r *http.Request) {
 		asXML := wantXML(r)
 		if last != "" && !strings.HasSuffix(r.URL.Path, "/") {
@@ -246,6 +254,11 @@ func handleAt(a *api.API, method, path, service string, action auth.Action, fn f
 					return fault(http.StatusForbidden, "User with tenant id %d cannot access this resource", p.MemberID)
 				}
 				return err
+			}
+			for _, name := range wildcards {
+				if err := checkID(name, r.PathValue(name)); err != nil {
+					return err
+				}
 			}
 			q := &request{Request: &api.Request{Request: r, W: w, API: a, P: p, Txn: a.Store().Read(),
 				App: App, Service: service, Action: action}, xml: asXML}
@@ -305,6 +318,25 @@ func fault(status int, format string, args ...any) error {
 func invalid(field, msg string) error {
 	return fault(http.StatusBadRequest, "The following values are invalid: {'%s': ['%s']}", field, msg)
 }
+
+// checkID refuses an id with a control character in it (NUL included:
+// go-memdb looks ids up as key prefixes ended by NUL, state.exactly):
+// Melange's 400 naming field.
+func checkID(field, v string) error {
+	if strings.IndexFunc(v, unicode.IsControl) >= 0 {
+		return invalid(field, field+" should not contain control characters")
+	}
+	return nil
+}
+
+// pathIDs are the path wildcards that are string ids (the others are
+// numbers or addresses, parsed by their handlers): checkID.
+var pathIDs = map[string]bool{"vif": true, "device_id": true, "network_id": true, "tenant_id": true}
+
+// idFields are the body fields holding ids (of interfaces, devices,
+// networks, tenants): checkID.
+var idFields = map[string]bool{"id": true, "interface_id": true, "virtual_interface_id": true, "device_id": true,
+	"used_by_device": true, "network_id": true, "tenant_id": true, "used_by_tenant": true}
 
 // fieldNames maps state's field names to Melange's.
 var fieldNames = map[string]string{"member_id": "tenant_id", "block_id": "ip_block_id", "used_by_tenant": "tenant_id"}
@@ -455,6 +487,11 @@ func (b body) str(field string) (v string, present bool, err error) {
 	case nil:
 		return "", true, nil
 	case string:
+		if idFields[field] {
+			if err := checkID(field, t); err != nil {
+				return "", true, err
+			}
+		}
 		return strings.TrimSpace(t), true, nil
 	case float64:
 		return strings.TrimSpace(string(raw)), true, nil
