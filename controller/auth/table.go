@@ -38,11 +38,13 @@ func Permissions() Table {
 		"region": {List: {Global, Admin, User, Robot}, Read: {Global, Admin, User, Robot}, Create: {Global}, Update: {Global}, Delete: {Global}},
 		// iaas (CloudCIX IPAM): every role reads, robots included; which
 		// objects a member sees is decided by the services. Only the CIX
-		// member (global users) creates allocations; the administrators of
-		// the member that owns the ASN manage them (CloudCIX's Allocation).
+		// member's administrators create allocations; the administrators
+		// of the member that owns the ASN manage them (CloudCIX's
+		// Allocation: "can only be run by an Administrator"), and only
+		// administrators create subnets; ASNs are any CIX user's.
 		"asn":          {List: read, Read: read, Create: {Global}, Update: {Global}, Delete: {Global}},
-		"allocation":   {List: read, Read: read, Create: {Global}, Update: {Global, Admin}, Delete: {Global, Admin}},
-		"subnet":       {List: read, Read: read, Create: {Global, Admin}, Update: all, Delete: all},
+		"allocation":   {List: read, Read: read, Create: {GlobalAdmin}, Update: {GlobalAdmin, Admin}, Delete: {GlobalAdmin, Admin}},
+		"subnet":       {List: read, Read: read, Create: {GlobalAdmin, Admin}, Update: all, Delete: all},
 		"ip_address":   {List: read, Read: read, Create: all, Update: all, Delete: all},
 		"subnet_space": {List: read},
 		"ip_validator": {List: read},

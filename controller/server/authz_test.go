@@ -88,18 +88,20 @@ var matrix = []matrixRow{
 	{"DELETE", "/iaas/asn/{id}/", "asn", auth.Delete, "new empty ASN of member A", w(204, 204, 403, 403, 403, 403, 401), newASN},
 
 	{"GET", "/iaas/allocation/", "allocation", auth.List, "", w(200, 200, 200, 200, 200, 200, 401), static("/iaas/allocation/")},
-	{"POST", "/iaas/allocation/", "allocation", auth.Create, "in ASN A", w(201, 201, 403, 403, 403, 403, 401), newAllocationBody},
+	{"POST", "/iaas/allocation/", "allocation", auth.Create, "in ASN A", w(201, 403, 403, 403, 403, 403, 401), newAllocationBody},
 	{"GET", "/iaas/allocation/{id}/", "allocation", auth.Read, "allocation A", w(200, 200, 200, 200, 404, 200, 401), allocationA},
 	{"HEAD", "/iaas/allocation/{id}/", "allocation", auth.Read, "allocation A", w(200, 200, 200, 200, 404, 200, 401), allocationA},
 	// member admin A manages the allocations of its ASN; other (admin of
-	// member B) does not see them (404).
-	{"PUT", "/iaas/allocation/{id}/", "allocation", auth.Update, "allocation A", w(200, 200, 200, 403, 404, 403, 401), renameAllocationA},
-	{"PATCH", "/iaas/allocation/{id}/", "allocation", auth.Update, "allocation A", w(200, 200, 200, 403, 404, 403, 401), renameAllocationA},
-	{"DELETE", "/iaas/allocation/{id}/", "allocation", auth.Delete, "new empty allocation of ASN A", w(204, 204, 204, 403, 404, 403, 401), newAllocation},
+	// member B) does not see them (404). Allocations are created, updated
+	// and deleted by administrators only, the CIX member's included: a
+	// global user who is not one is 403 (CloudCIX's Allocation).
+	{"PUT", "/iaas/allocation/{id}/", "allocation", auth.Update, "allocation A", w(200, 403, 200, 403, 404, 403, 401), renameAllocationA},
+	{"PATCH", "/iaas/allocation/{id}/", "allocation", auth.Update, "allocation A", w(200, 403, 200, 403, 404, 403, 401), renameAllocationA},
+	{"DELETE", "/iaas/allocation/{id}/", "allocation", auth.Delete, "new empty allocation of ASN A", w(204, 403, 204, 403, 404, 403, 401), newAllocation},
 
 	// other: its role may create subnets, but not in member A's allocation (400 allocation_id).
 	{"GET", "/iaas/subnet/", "subnet", auth.List, "", w(200, 200, 200, 200, 200, 200, 401), static("/iaas/subnet/")},
-	{"POST", "/iaas/subnet/", "subnet", auth.Create, "in allocation A", w(201, 201, 201, 403, 400, 403, 401), newSubnetBody},
+	{"POST", "/iaas/subnet/", "subnet", auth.Create, "in allocation A", w(201, 403, 201, 403, 400, 403, 401), newSubnetBody},
 	{"GET", "/iaas/subnet/{id}/", "subnet", auth.Read, "subnet S", w(200, 200, 200, 200, 404, 200, 401), subnetS},
 	{"HEAD", "/iaas/subnet/{id}/", "subnet", auth.Read, "subnet S", w(200, 200, 200, 200, 404, 200, 401), subnetS},
 	{"PUT", "/iaas/subnet/{id}/", "subnet", auth.Update, "subnet S", w(200, 200, 200, 200, 404, 403, 401), putSubnetS},
@@ -820,6 +822,12 @@ func TestAuthRules(t *testing.T) {
 		{"a missing user is the same 404", apitest.MemberAdmin, "GET", user(999999), nil, 404, "membership_user_read_001"},
 		{"another member's region is 404", apitest.MemberUser, "GET", apitest.Path("/membership/region/", regionB), nil, 404, "membership_region_read_001"},
 		{"a malformed id is 404", apitest.Global, "GET", "/membership/user/abc/", nil, 404, "membership_user_read_001"},
+		// CloudCIX's Allocation and Subnet: "can only be run by an
+		// Administrator", the CIX member's users included.
+		{"global non-admin cannot create allocations", apitest.GlobalUser, "POST", "/iaas/allocation/", newAllocationBody(f).body, 403, "iaas_allocation_create_201"},
+		{"global non-admin cannot update allocations", apitest.GlobalUser, "PATCH", allocationA(f).path, map[string]any{"name": "x"}, 403, "iaas_allocation_update_201"},
+		{"global non-admin cannot delete allocations", apitest.GlobalUser, "DELETE", newAllocation(f).path, nil, 403, "iaas_allocation_delete_201"},
+		{"global non-admin cannot create subnets", apitest.GlobalUser, "POST", "/iaas/subnet/", newSubnetBody(f).body, 403, "iaas_subnet_create_201"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
