@@ -34,8 +34,9 @@ func TestMelange_Extensions(t *testing.T) {
 	e.c.Do("GET", "/v0.1/extensions", nil, "").Expect(401)
 }
 
-// melange-api-spec "Get all interface details of an instance": a device
-// without interfaces is 404 (JSON and XML), never an empty 200.
+// melange-api-spec "Get all interface details of an instance" and "Delete
+// all interfaces of the instance": a device without interfaces is 404
+// (JSON and XML), never an empty 200.
 func TestMelange_InstanceWithoutInterfacesIs404(t *testing.T) {
 	e := newMelangeEnv(t)
 	wantFault(t, e.c.Do("GET", melangeInstance("never-seen"), nil, e.root), 404, "NotFound", "Interface Not Found")
@@ -43,8 +44,13 @@ func TestMelange_InstanceWithoutInterfacesIs404(t *testing.T) {
 	// A PUT with no interfaces leaves none: still 404.
 	e.c.Do("PUT", melangeInstance("empty-vm"), map[string]any{"instance": map[string]any{"tenant_id": fmt.Sprint(e.r.MemberA), "interfaces": []any{}}}, e.root).Expect(200)
 	wantFault(t, e.c.Do("GET", melangeInstance("empty-vm"), nil, e.root), 404, "NotFound", "Interface Not Found")
-	// DELETE stays 200 on such a device (idempotent, as Melange's code is).
-	e.c.Do("DELETE", melangeInstance("never-seen"), nil, e.root).Expect(200)
+	// DELETE too, and a second DELETE of a device that had some.
+	wantFault(t, e.c.Do("DELETE", melangeInstance("never-seen"), nil, e.root), 404, "NotFound", "Interface Not Found")
+	wantXMLFault(t, e.c.Do("DELETE", melangeInstance("empty-vm")+".xml", nil, e.root), 404, "NotFound", "Interface Not Found")
+	e.c.Do("PUT", melangeInstance("one-vm"), map[string]any{"instance": map[string]any{"tenant_id": fmt.Sprint(e.r.MemberA),
+		"interfaces": []any{map[string]any{"id": "one-vif"}}}}, e.root).Expect(200)
+	e.c.Do("DELETE", melangeInstance("one-vm"), nil, e.root).Expect(200)
+	wantFault(t, e.c.Do("DELETE", melangeInstance("one-vm"), nil, e.root), 404, "NotFound", "Interface Not Found")
 }
 
 // XML request bodies with nested objects and lists, read by the same

@@ -552,9 +552,14 @@ func readInstanceInterfaces(q *request) error {
 }
 
 // deleteInstanceInterfaces deletes the device's interfaces (only its). 200,
-// empty body.
+// empty body; 404 Interface Not Found when the device has none
+// (melange-api-spec "Delete all interfaces of the instance"), as for GET.
 func deleteInstanceInterfaces(q *request) error {
-	_, index, err := apply(q, fsm.InstanceInterfacesDeleteType, fsm.InstanceInterfacesPayload{DeviceID: q.PathValue("device_id")}, 0)
+	device := q.PathValue("device_id")
+	if len(q.Txn.InterfacesOfDevice(device)) == 0 {
+		return fault(http.StatusNotFound, "Interface Not Found")
+	}
+	_, index, err := apply(q, fsm.InstanceInterfacesDeleteType, fsm.InstanceInterfacesPayload{DeviceID: device}, 0)
 	if err != nil {
 		return err
 	}
