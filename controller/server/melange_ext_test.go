@@ -114,7 +114,15 @@ func TestMelange_XMLNestedBodies(t *testing.T) {
 		if strings.Join(got, ",") != "10.91.0.6,10.91.0.7" {
 			t.Errorf("inside globals %v", got)
 		}
-		wantXMLFault(t, e.c.DoHeader("POST", base+"/10.91.0.5/inside_globals.xml", `<ip_addresses/>`, xmlCT()), 400, "BadRequest", "Required params are missing: ip_addresses")
+		// An empty list is the same in XML as in JSON: 200, nothing linked.
+		for _, empty := range []string{`<ip_addresses/>`, "<ip_addresses>\n</ip_addresses>"} {
+			e.c.DoHeader("POST", base+"/10.91.0.6/inside_globals.xml", empty, xmlCT()).Expect(200)
+		}
+		e.c.Do("POST", base+"/10.91.0.6/inside_globals", map[string]any{"ip_addresses": []any{}}, e.root).Expect(200)
+		if got := items(t, e.c.Do("GET", base+"/10.91.0.6/inside_globals", nil, e.root).Expect(200), "ip_addresses"); len(got) != 0 {
+			t.Errorf("an empty list linked %v", got)
+		}
+		wantXMLFault(t, e.c.DoHeader("POST", base+"/10.91.0.5/inside_globals.xml", `<ip_address/>`, xmlCT()), 400, "BadRequest", "Required params are missing: ip_addresses")
 		wantXMLFault(t, e.c.DoHeader("POST", base+"/10.91.0.5/inside_globals.xml", `<ip_addresses><ip_address ip_block_id="999999" ip_address="10.91.0.6"/></ip_addresses>`, xmlCT()), 404, "NotFound", "IpBlock Not Found")
 	})
 	t.Run("bad XML is 400 and changes nothing", func(t *testing.T) {

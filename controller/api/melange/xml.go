@@ -35,7 +35,7 @@ import (
 // child element with attributes or children is a nested object, one whose
 // children are all its items (interfaces/interface) a list, and an empty
 // one null (decodeXML). NAT bodies, whose root is the list itself
-// (<ip_addresses>), are read by decodeXMLRaw.
+// (<ip_addresses>), are read by decodeXMLRaw; an empty root is [] there.
 
 // atomNS is the namespace of link elements.
 const atomNS = "http://www.w3.org/2005/Atom"
@@ -471,11 +471,17 @@ func decodeXML(raw []byte, key string) (body, error) {
 
 // decodeXMLRaw reads an XML request body whose root is itself the only
 // field, as {"<root>": value} (NAT: <ip_addresses><ip_address
-// ip_block_id=".." ip_address=".."/></ip_addresses>).
+// ip_block_id=".." ip_address=".."/></ip_addresses>). The root is a list,
+// so an empty one (<ip_addresses/>) is the empty list, as JSON's
+// {"ip_addresses": []}, not null.
 func decodeXMLRaw(raw []byte) (map[string]json.RawMessage, error) {
 	root, err := readXML(raw)
 	if err != nil || root == nil {
 		return map[string]json.RawMessage{}, err
 	}
-	return toBody(map[string]any{root.name: root.value()})
+	v := root.value()
+	if len(root.attrs) == 0 && len(root.children) == 0 && strings.TrimSpace(root.text.String()) == "" {
+		v = []any{}
+	}
+	return toBody(map[string]any{root.name: v})
 }
