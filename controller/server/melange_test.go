@@ -1291,7 +1291,8 @@ func TestMelange_MACRanges(t *testing.T) {
 	e := newMelangeEnv(t)
 	r := e.c.Do("POST", melangeMACRanges, map[string]any{"mac_address_range": map[string]any{"cidr": "ab-bc-cd-12-23-34/40"}}, e.root).Expect(201)
 	m := obj(t, r, "mac_address_range")
-	if m["id"] == "" || m["cidr"] == nil || m["cidr"] == "" {
+	// The cidr is kept as given, as Melange keeps it (not normalised).
+	if m["id"] == "" || m["cidr"] != "ab-bc-cd-12-23-34/40" {
 		t.Fatalf("created %v", m)
 	}
 	path := fmt.Sprintf("%s/%d", melangeMACRanges, melangeID(m))
@@ -1312,18 +1313,21 @@ func TestMelange_MACRanges(t *testing.T) {
 	}
 }
 
-// §9: the cidr is normalised to the range's base; any MAC form is read.
-func TestMelange_MACRangeNormalised(t *testing.T) {
+// §9 and checklist 70: any MAC form is read, and the cidr is kept as
+// given, as Melange keeps it (its test finds the range by the cidr it
+// posted); allocation uses the range it names, host bits cleared.
+func TestMelange_MACRangeKeptAsGiven(t *testing.T) {
 	e := newMelangeEnv(t)
-	for _, c := range []struct{ in, want string }{
-		{"BC:76:4E:20:00:00/27", "bc:76:4e:20:00:00/27"},
-		{"AD:BC:CE:0:0:0/24", "ad:bc:ce:00:00:00/24"},
-		{"bc:76:4e:20:00:07/48", "bc:76:4e:20:00:07/48"},
-	} {
-		m := obj(t, e.c.Do("POST", melangeMACRanges, map[string]any{"mac_address_range": map[string]any{"cidr": c.in}}, e.root).Expect(201), "mac_address_range")
-		if !strings.EqualFold(m["cidr"].(string), c.want) {
-			t.Errorf("%s: cidr %v, want %s", c.in, m["cidr"], c.want)
+	for _, cidr := range []string{"BC:76:4E:20:00:00/27", "AD:BC:CE:0:0:0/24", "bc:76:4e:20:00:07/48", "ab-bc-cd-12-23-34/40"} {
+		m := obj(t, e.c.Do("POST", melangeMACRanges, map[string]any{"mac_address_range": map[string]any{"cidr": cidr}}, e.root).Expect(201), "mac_address_range")
+		got := obj(t, e.c.Do("GET", fmt.Sprintf("%s/%d", melangeMACRanges, melangeID(m)), nil, e.root).Expect(200), "mac_address_range")
+		if m["cidr"] != cidr || got["cidr"] != cidr {
+			t.Errorf("%s: created %v, read %v", cidr, m["cidr"], got["cidr"])
 		}
+	}
+	r := obj(t, e.c.Do("POST", melangeIfaces, map[string]any{"interface": map[string]any{"id": "vif-k", "tenant_id": fmt.Sprint(e.r.MemberA)}}, e.root).Expect(201), "interface")
+	if r["mac_address"] != "bc:76:4e:20:00:00" {
+		t.Errorf("MAC from the first range: %v", r["mac_address"])
 	}
 }
 

@@ -1284,13 +1284,18 @@ func (t *Txn) IPPolicyDelete(id uint64) error {
 
 // --- MAC ranges ---
 
-// MACRangeCreate stores a MAC range; its CIDR is normalised.
+// MACRangeCreate stores a MAC range. Its CIDR is kept as given, as
+// Melange keeps it ("ab-bc-cd-12-23-34/40", melange-facts checklist 70);
+// allocation parses it (netx.ParseMACRange masks the host bits). Before
+// Rules2 it was stored normalised ("ab:bc:cd:12:23:00/40").
 func (t *Txn) MACRangeCreate(m *api.MACRange) (*api.MACRange, error) {
 	r, err := netx.ParseMACRange(m.CIDR)
 	if err != nil {
 		return nil, fieldErr("cidr", "ipam_mac_address_range_create_101", "cidr is invalid")
 	}
-	m.CIDR = r.String()
+	if !t.since(Rules2) {
+		m.CIDR = r.String()
+	}
 	return m, insertNew(t, MACRanges, m)
 }
 

@@ -259,3 +259,28 @@ func TestStringIndexesMatchExactly(t *testing.T) {
 		}
 	}
 }
+
+// A MAC range keeps its cidr as given (Melange's checklist 70); its MACs
+// are those of the range it names, host bits cleared. A create made before
+// Rules2 is replayed as it was applied: normalised.
+func TestMACRangeKeepsItsCIDR(t *testing.T) {
+	for _, tc := range []struct {
+		rules uint32
+		want  string
+	}{{Rules2, "ab-bc-cd-12-23-34/40"}, {RulesOriginal, "ab:bc:cd:12:23:00/40"}} {
+		f, m := ipamFixture(t)
+		var r *api.MACRange
+		f.ok("range", func(t *Txn) (err error) {
+			t.Rules = tc.rules
+			r, err = t.MACRangeCreate(&api.MACRange{CIDR: "ab-bc-cd-12-23-34/40"})
+			return
+		})
+		if got, _ := f.s.Read().MACRange(r.ID); r.CIDR != tc.want || got.CIDR != tc.want {
+			t.Errorf("rules %d: created %q, stored %q, want %q", tc.rules, r.CIDR, got.CIDR, tc.want)
+		}
+		d, err := f.iface(api.Interface{VIF: "v", TenantID: tenantOf(m)}, nil)
+		if err != nil || d.Interface.MACAddress != "ab:bc:cd:12:23:00" {
+			t.Errorf("rules %d: interface %+v %v", tc.rules, d, err)
+		}
+	}
+}

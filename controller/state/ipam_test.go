@@ -660,7 +660,7 @@ func TestMACRanges(t *testing.T) {
 		r, err = t.MACRangeCreate(&api.MACRange{CIDR: "BC:76:4E:20:00:01/27"})
 		return
 	})
-	if r.CIDR != "bc:76:4e:20:00:00/27" {
+	if r.CIDR != "BC:76:4E:20:00:01/27" { // as given (TestMACRangeKeepsItsCIDR)
 		t.Fatalf("range %s", r.CIDR)
 	}
 	err := f.do(func(t *Txn) error { _, err := t.MACRangeCreate(&api.MACRange{CIDR: "x/2"}); return err })

@@ -30,7 +30,9 @@ const (
 	// the Melange interface,
 	// device and network ids of the non-unique string indexes match
 	// exactly (an id with a NUL in it was found under its prefix: an
-	// interface delete freed, and the network checks saw, another's).
+	// interface delete freed, and the network checks saw, another's); a
+	// MAC range keeps its cidr as given, as Melange does (it was stored
+	// normalised).
 	Rules2 uint32 = 2
 	// RulesCurrent is the version the leader stamps.
 	RulesCurrent = Rules2

@@ -126,7 +126,9 @@ type UnusableOctet struct {
 	Updated string `json:"updated,omitempty"`
 }
 
-// MACRange is a Melange mac_address_range, e.g. "bc:76:4e:20:00:00/27".
+// MACRange is a Melange mac_address_range, e.g. "bc:76:4e:20:00:00/27";
+// the CIDR is kept as the caller gave it ("ab-bc-cd-12-23-34/40"), host
+// bits and all.
 type MACRange struct {
 	Meta
 	CIDR string `json:"cidr"`
