@@ -1176,3 +1176,17 @@ func TestRegionDeleteKeepsRegionImages(t *testing.T) {
 	c.Do("DELETE", apitest.Path("/iaas/region_image/", ri), nil, root).Expect(204)
 	c.Do("DELETE", region, nil, root).Expect(204)
 }
+
+// TestComputePseudoASNFixed: a project's pseudo-ASN keeps its number and
+// member (iaas_asn_update_106): renumbered or moved, the project's ASN
+// would no longer be it.
+func TestComputePseudoASNFixed(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c := f.c.For(t)
+	p := c.Do("GET", apitest.Path("/iaas/project/", x.project), nil, f.root).Expect(200).Content()
+	path := apitest.Path("/iaas/asn/", uint64(p["asn_id"].(float64)))
+	if got := c.Do("PATCH", path, map[string]any{"number": 65123}, f.root).Expect(400).FieldCode("number"); got != "iaas_asn_update_106" {
+		t.Errorf("renumber a pseudo-ASN: %q", got)
+	}
+	c.Do("PATCH", path, map[string]any{"number": p["asn"]}, f.root).Expect(200)
+}

@@ -1317,6 +1317,12 @@ func pseudoASNDetail(n uint64) string {
 	return fmt.Sprintf("ASN %d is in the pseudo-ASN range (above %d: %d + project id), which projects get with their create.", n, uint64(api.PseudoASNBase), uint64(api.PseudoASNBase))
 }
 
+// pseudoASNFixed says why a project's pseudo-ASN keeps its number and
+// member (106).
+func pseudoASNFixed(a *api.ASN) string {
+	return fmt.Sprintf("ASN %d is the pseudo-ASN of project %d: its number and member cannot change.", a.Number, a.Number-api.PseudoASNBase)
+}
+
 // asnCreate stores an ASN; pseudo is set for a project's own pseudo-ASN.
 func (t *Txn) asnCreate(a *api.ASN, pseudo bool) (*api.ASN, error) {
 	fe := api.FieldErrors{}
@@ -1360,7 +1366,7 @@ func (r *ReadTxn) ASNAllocations(id uint64) int {
 }
 
 // ASNUpdate changes an ASN's member and number. The number stays positive
-// and unique. An ASN whose allocations exist cannot move to another member:
+// and unique; a project's pseudo-ASN keeps both (106, Rules2). An ASN whose allocations exist cannot move to another member:
 // the allocations, their subnets and addresses carry the ASN's member as
 // their owner, and moving them silently would hand a member's addresses to
 // another one. Move (or delete) the allocations first.
@@ -1387,6 +1393,12 @@ func (t *Txn) ASNUpdate(a *api.ASN, expect uint64) (*api.ASN, error) {
 	}
 	if err := fe.Err(); err != nil {
 		return nil, err
+	}
+	// A project's pseudo-ASN is the project's (PseudoASNBase + its id,
+	// facts §5.9): renumbered or moved, the project's ASN would no longer
+	// be it (106).
+	if old.IsPseudo() && (a.Number != old.Number || a.MemberID != old.MemberID) && t.since(Rules2) {
+		return nil, fieldErr("number", c+"_106", "%s", pseudoASNFixed(old))
 	}
 	n := &api.ASN{Meta: old.Meta, MemberID: a.MemberID, Number: a.Number}
 	return n, replace(t, ASNs, n, expect, c)

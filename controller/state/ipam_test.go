@@ -808,3 +808,34 @@ func TestEnginesWithinOneTransaction(t *testing.T) {
 		t.Errorf("an aborted allocation is stored: %+v", u)
 	}
 }
+
+// TestPseudoASNKeepsNumberAndMember: a project's pseudo-ASN (PseudoASNBase
+// + project id) can be neither renumbered (to a manual number) nor moved
+// to another member, even without allocations: the project's ASN would no
+// longer be it. Commands made before Rules2 replay as they applied.
+func TestPseudoASNKeepsNumberAndMember(t *testing.T) {
+	f, m := ipamFixture(t)
+	other := f.member("other")
+	var asn *api.ASN
+	f.ok("pseudo asn", func(t *Txn) (err error) {
+		asn, err = t.asnCreate(&api.ASN{MemberID: m.ID, Number: api.PseudoASNBase + 7}, true)
+		return
+	})
+	upd := func(rules uint32, n api.ASN) error {
+		return f.do(func(t *Txn) error {
+			t.Rules = rules
+			_, err := t.ASNUpdate(&n, 0)
+			return err
+		})
+	}
+	renumber := api.ASN{Meta: asn.Meta, MemberID: m.ID, Number: 65010}
+	move := api.ASN{Meta: asn.Meta, MemberID: other.ID, Number: asn.Number}
+	wantErr(t, "renumbered", upd(RulesCurrent, renumber), http.StatusBadRequest, "number", "ipam_asn_update_106")
+	wantErr(t, "moved", upd(RulesCurrent, move), http.StatusBadRequest, "number", "ipam_asn_update_106")
+	if err := upd(RulesCurrent, api.ASN{Meta: asn.Meta, MemberID: m.ID, Number: asn.Number}); err != nil {
+		t.Fatalf("unchanged pseudo-ASN: %v", err)
+	}
+	if err := upd(Rules1, move); err != nil {
+		t.Fatalf("a move made under Rules1 replays as it applied: %v", err)
+	}
+}

@@ -33,6 +33,8 @@ const (
 	// interface delete freed, and the network checks saw, another's); a
 	// MAC range keeps its cidr as given, as Melange does (it was stored
 	// normalised).
+	// a project's pseudo-ASN
+	// keeps its number and member (ipam_asn_update_106).
 	Rules2 uint32 = 2
 	// RulesCurrent is the version the leader stamps.
 	RulesCurrent = Rules2

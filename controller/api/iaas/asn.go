@@ -32,7 +32,8 @@ func asnView(a *wire.ASN) any {
 // 105 number in the pseudo-ASN range (above wire.PseudoASNBase: projects'
 // own, PseudoASNBase + project id; an update may keep a pseudo number);
 // update also 104: an ASN with allocations cannot move to another member
-// (its allocations, subnets and addresses are owned through it). Delete:
+// (its allocations, subnets and addresses are owned through it), and 106:
+// a project's pseudo-ASN keeps its number and member. Delete:
 // 101 the ASN has allocations.
 func registerASN(a *api.API) {
 	api.Register(a, api.Service[*wire.ASN]{
@@ -113,6 +114,10 @@ func registerASN(a *api.API) {
 			}
 			if err := fe.Err(); err != nil {
 				return nil, err
+			}
+			if cur.IsPseudo() && (n.Number != cur.Number || n.MemberID != cur.MemberID) {
+				fe.Add("number", q.Code(106), "ASN %d is the pseudo-ASN of project %d: its number and member cannot change.", cur.Number, cur.Number-wire.PseudoASNBase)
+				return nil, fe.Err()
 			}
 			return q.Command(fsm.ASNUpdateType, &n)
 		},
