@@ -1190,3 +1190,21 @@ func TestComputePseudoASNFixed(t *testing.T) {
 	}
 	c.Do("PATCH", path, map[string]any{"number": p["asn"]}, f.root).Expect(200)
 }
+
+// TestComputeFloatingSubnetDelete: a router's floating subnet, even empty,
+// is not deleted (iaas_subnet_delete_104); the router stays updatable.
+func TestComputeFloatingSubnetDelete(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c := f.c.For(t)
+	asn := create(c, f.root, "/iaas/asn/", map[string]any{"member_id": 1, "number": 4_200_000_001})
+	alloc := create(c, f.root, "/iaas/allocation/", map[string]any{"asn_id": asn, "address_range": "198.18.0.0/24", "type": "public"})
+	fs := create(c, f.root, "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": "198.18.0.1/25"})
+	rt := apitest.Path("/iaas/router/", x.rt)
+	c.Do("PATCH", rt, map[string]any{"floating_subnet_ids": []uint64{x.fs, fs}}, f.root).Expect(200)
+	if got := c.Do("DELETE", apitest.Path("/iaas/subnet/", fs), nil, f.root).Expect(400).ErrorCode(); got != "iaas_subnet_delete_104" {
+		t.Errorf("delete a floating subnet: %q", got)
+	}
+	c.Do("PATCH", rt, map[string]any{"model": "after"}, f.root).Expect(200)
+	c.Do("PATCH", rt, map[string]any{"floating_subnet_ids": []uint64{x.fs}}, f.root).Expect(200)
+	c.Do("DELETE", apitest.Path("/iaas/subnet/", fs), nil, f.root).Expect(204)
+}

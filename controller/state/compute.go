@@ -204,6 +204,17 @@ func (r *ReadTxn) Router(id uint64) (*api.Router, bool) { return get[*api.Router
 // RouterList returns every router, by id.
 func (r *ReadTxn) RouterList() []*api.Router { return all[*api.Router](r, Routers, "id") }
 
+// FloatingSubnetRouter returns the first router (by id) that lists subnet
+// id among its floating subnets. Routers are few: a scan.
+func (r *ReadTxn) FloatingSubnetRouter(id uint64) (*api.Router, bool) {
+	for _, rt := range r.RouterList() {
+		if slices.Contains(rt.FloatingSubnetIDs, id) {
+			return rt, true
+		}
+	}
+	return nil, false
+}
+
 // RoutersInRegion returns the routers of a region, by id.
 func (r *ReadTxn) RoutersInRegion(region uint64) []*api.Router {
 	return all[*api.Router](r, Routers, "region", region)

@@ -924,3 +924,23 @@ func TestGlobalActorIsTheAPIsGlobalUser(t *testing.T) {
 		t.Fatalf("global user, VM in a tenant's project: %v", err)
 	}
 }
+
+// TestFloatingSubnetDelete: a router's floating subnet, even empty, is not
+// deleted (ipam_block_delete_104): every later update of the router would
+// find it missing. A delete made before Rules2 replays as it applied.
+func TestFloatingSubnetDelete(t *testing.T) {
+	x := newComputeFixture(t)
+	del := func(rules uint32) error {
+		return x.do(func(t *Txn) error { t.Rules = rules; return t.IPBlockDelete(x.floating.ID) })
+	}
+	wantErr(t, "delete a floating subnet", del(RulesCurrent), http.StatusBadRequest, "", "ipam_block_delete_104")
+	x.ok("router update", func(t *Txn) error {
+		rt := *x.router
+		rt.Model = "renamed"
+		_, err := t.RouterUpdate(&rt, 0)
+		return err
+	})
+	if err := del(Rules1); err != nil {
+		t.Fatalf("a delete made under Rules1 replays as it applied: %v", err)
+	}
+}

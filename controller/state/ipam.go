@@ -807,8 +807,9 @@ func (t *Txn) IPBlockUpdate(b *api.IPBlock, expect uint64) (*api.IPBlock, error)
 	return &rec.IPBlock, t.setEngine(rec.ID, eng)
 }
 
-// IPBlockDelete removes a block that has no subnets and holds no address
-// (allocated or soft-deallocated).
+// IPBlockDelete removes a block that has no subnets, holds no address
+// (allocated or soft-deallocated) and is no router's floating subnet (104,
+// Rules2).
 func (t *Txn) IPBlockDelete(id uint64) error {
 	if _, ok := t.blockRecord(id); !ok {
 		return api.NotFound("ipam_block_delete_001")
@@ -818,6 +819,11 @@ func (t *Txn) IPBlockDelete(id uint64) error {
 	}
 	if n := len(t.IPAddressList(id)); n > 0 {
 		return api.Errorf(http.StatusBadRequest, "ipam_block_delete_102", "The block holds %d address(es); release and purge them first.", n)
+	}
+	// A router's floating subnet: every later check of the router
+	// (routerChecks) would find it missing.
+	if rt, ok := t.FloatingSubnetRouter(id); ok && t.since(Rules2) {
+		return api.Errorf(http.StatusBadRequest, "ipam_block_delete_104", "The block is a floating subnet of router %d; remove it from the router first.", rt.ID)
 	}
 	// The block's static routes are part of it.
 	for _, rt := range t.IPRouteList(id) {

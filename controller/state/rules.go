@@ -35,6 +35,9 @@ const (
 	// normalised).
 	// a project's pseudo-ASN
 	// keeps its number and member (ipam_asn_update_106).
+	// a project's pseudo-ASN
+	// keeps its number and member (ipam_asn_update_106); a router's
+	// floating subnet is not deleted (ipam_block_delete_104).
 	Rules2 uint32 = 2
 	// RulesCurrent is the version the leader stamps.
 	RulesCurrent = Rules2

@@ -114,7 +114,9 @@ func parseRange(fe wire.FieldErrors, q *api.Request, s string, n int) (netip.Pre
 // subnet, 118 the new address_range equals the parent subnet's or a
 // child's, 122 virtual_router_id. Both: 123 router_id names no router (a
 // foreign key, cloudcix-facts §5.7; an update checks only a new value),
-// 124 address_range is IPv4-mapped IPv6 (::ffff:10.0.0.1/120).
+// 124 address_range is IPv4-mapped IPv6 (::ffff:10.0.0.1/120). Delete:
+// 101 child subnets, 102 IP addresses, 103 a project's subnet, 104 a
+// router's floating subnet.
 //
 // vlan and vxlan of a subnet made here are the member's own records: only
 // the subnets /iaas/cloud/ makes (virtual_router_id set) are a project's
@@ -287,6 +289,9 @@ func registerSubnet(a *api.API) {
 			}
 			if n := len(q.Txn.IPAddressList(cur.ID)); n > 0 {
 				return nil, wire.Errorf(http.StatusBadRequest, q.Code(102), "The subnet holds %d IP address(es); delete them first.", n)
+			}
+			if rt, ok := q.Txn.FloatingSubnetRouter(cur.ID); ok {
+				return nil, wire.Errorf(http.StatusBadRequest, q.Code(104), "The subnet is a floating subnet of router %d; remove it from the router's floating_subnet_ids first.", rt.ID)
 			}
 			return q.Command(fsm.IPBlockDeleteType, fsm.IDPayload{ID: cur.ID})
 		},
