@@ -1208,3 +1208,29 @@ func TestComputeFloatingSubnetDelete(t *testing.T) {
 	c.Do("PATCH", rt, map[string]any{"floating_subnet_ids": []uint64{x.fs}}, f.root).Expect(200)
 	c.Do("DELETE", apitest.Path("/iaas/subnet/", fs), nil, f.root).Expect(204)
 }
+
+// TestComputeProjectSubnetNotAParent: a project's subnet without VMs yet
+// cannot be the parent of a subnet (iaas_subnet_create_125); a VM made on
+// it later still gets its address.
+func TestComputeProjectSubnetNotAParent(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	cloud := c.Do("GET", apitest.Path("/iaas/cloud/", x.project), nil, admin).Expect(200).Content()
+	var empty map[string]any
+	for _, s := range cloud["subnets"].([]any) {
+		if s := s.(map[string]any); s["address_range"] == "10.0.1.1/24" {
+			empty = c.Do("GET", apitest.Path("/iaas/subnet/", uint64(s["id"].(float64))), nil, admin).Expect(200).Content()
+		}
+	}
+	if empty == nil || empty["ips_in_use"] != float64(0) {
+		t.Fatalf("no empty project subnet: %v", cloud["subnets"])
+	}
+	body := map[string]any{"allocation_id": empty["allocation_id"], "parent_id": empty["id"], "address_range": "10.0.1.1/25"}
+	if got := c.Do("POST", "/iaas/subnet/", body, admin).Expect(400).FieldCode("parent_id"); got != "iaas_subnet_create_125" {
+		t.Errorf("a subnet under a project's subnet: %q", got)
+	}
+	vm := vmBody(f.n.Unique("vm"), x, 0, false)
+	vm["project_id"], vm["gateway_subnet"] = x.project, "10.0.1.1/24"
+	vm["ip_addresses"] = []any{map[string]any{"address": "10.0.1.20"}}
+	c.Do("POST", "/iaas/vm/", vm, admin).Expect(201)
+}

@@ -944,3 +944,35 @@ func TestFloatingSubnetDelete(t *testing.T) {
 		t.Fatalf("a delete made under Rules1 replays as it applied: %v", err)
 	}
 }
+
+// TestProjectSubnetHasNoSubnets: a subnet of a project's virtual router,
+// even one without VMs yet, cannot be a parent (ipam_block_create_124):
+// a child under it would make every later VM on it fail. Commands made
+// before Rules2 replay as they applied.
+func TestProjectSubnetHasNoSubnets(t *testing.T) {
+	x := newComputeFixture(t, [3]int{64, 1024, 1000})
+	res, err := x.create(x.cloud("p", x.vm("v", "10.0.0.10", false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var empty *api.IPBlock
+	for _, s := range x.s.Read().ProjectSubnets(res.Project) {
+		if s.CIDR == "10.0.1.0/24" {
+			empty = s
+		}
+	}
+	if empty == nil || len(x.s.Read().IPAddressList(empty.ID)) != 0 {
+		t.Fatalf("no empty project subnet: %+v", empty)
+	}
+	child := func(rules uint32) error {
+		return x.do(func(t *Txn) error {
+			t.Rules = rules
+			_, err := t.IPBlockCreate(&api.IPBlock{MemberID: x.member.ID, Dialect: api.DialectCloudCIX, ParentID: empty.ID, CIDR: "10.0.1.0/25", Gateway: "10.0.1.2"})
+			return err
+		})
+	}
+	wantErr(t, "child of a project subnet", child(RulesCurrent), http.StatusBadRequest, "parent_id", "ipam_block_create_124")
+	if err := child(Rules1); err != nil {
+		t.Fatalf("a create made under Rules1 replays as it applied: %v", err)
+	}
+}

@@ -523,6 +523,11 @@ func (t *Txn) IPBlockCreate(b *api.IPBlock) (*api.IPBlock, error) {
 		if len(t.IPAddressList(p.ID)) > 0 {
 			fe.Add("parent_id", c(109), "parent is not subnettable since it has allocated ips")
 		}
+		// A subnet of a project's virtual router holds the project's VMs:
+		// a subnet under it would make it refuse every later one.
+		if p.Dialect == api.DialectCloudCIX && p.VirtualRouterID != 0 && t.since(Rules2) {
+			fe.Add("parent_id", c(124), "Subnet %d belongs to the virtual router of a cloud project and cannot have subnets.", p.ID)
+		}
 	}
 	if b.Type == "" {
 		b.Type = api.BlockPrivate

@@ -37,7 +37,8 @@ const (
 	// keeps its number and member (ipam_asn_update_106).
 	// a project's pseudo-ASN
 	// keeps its number and member (ipam_asn_update_106); a router's
-	// floating subnet is not deleted (ipam_block_delete_104).
+	// floating subnet is not deleted (ipam_block_delete_104); a subnet of
+	// a project's virtual router has no subnets (ipam_block_create_124).
 	Rules2 uint32 = 2
 	// RulesCurrent is the version the leader stamps.
 	RulesCurrent = Rules2

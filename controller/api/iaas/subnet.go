@@ -114,7 +114,8 @@ func parseRange(fe wire.FieldErrors, q *api.Request, s string, n int) (netip.Pre
 // subnet, 118 the new address_range equals the parent subnet's or a
 // child's, 122 virtual_router_id. Both: 123 router_id names no router (a
 // foreign key, cloudcix-facts §5.7; an update checks only a new value),
-// 124 address_range is IPv4-mapped IPv6 (::ffff:10.0.0.1/120). Delete:
+// 124 address_range is IPv4-mapped IPv6 (::ffff:10.0.0.1/120). Create
+// also 125: parent_id is a project's subnet (virtual_router_id set). Delete:
 // 101 child subnets, 102 IP addresses, 103 a project's subnet, 104 a
 // router's floating subnet.
 //
@@ -166,6 +167,9 @@ func registerSubnet(a *api.API) {
 			if in.ParentID != nil && alloc != nil {
 				if p, ok := subnet(q.Txn, *in.ParentID); ok && allocationOf(q.Txn, p) == alloc.ID {
 					container = p
+					if p.VirtualRouterID != 0 {
+						fe.Add("parent_id", q.Code(125), "Subnet %d belongs to the virtual router of a cloud project: its VMs take its addresses, so it cannot have subnets.", p.ID)
+					}
 				} else {
 					fe.Add("parent_id", q.Code(103), "Subnet with id = '%d' doesn't exist in allocation %d", *in.ParentID, alloc.ID)
 				}
