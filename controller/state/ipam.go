@@ -716,29 +716,53 @@ func (t *Txn) blockOverlaps(b *api.IPBlock, parent *BlockRecord, raw netip.Prefi
 		}
 		return nil
 	}
-	rawOf := func(o *api.IPBlock) netip.Prefix {
-		p := netip.MustParsePrefix(o.CIDR)
-		if o.Gateway != "" {
-			if g, err := netip.ParseAddr(o.Gateway); err == nil && p.Contains(g) {
-				return netip.PrefixFrom(g, p.Bits())
-			}
-		}
-		return p
-	}
 	cand := cidr
 	if gw.IsValid() && cidr.Contains(gw) {
 		cand = netip.PrefixFrom(gw, cidr.Bits())
 	}
 	var siblings []netip.Prefix
 	for _, o := range others("parent", parent.ID) {
-		siblings = append(siblings, rawOf(&o.IPBlock))
+		siblings = append(siblings, blockRaw(&o.IPBlock))
 	}
-	switch r := ipam.CheckCloudCIXSubnet(cand, rawOf(&parent.IPBlock), parent.ParentID != 0, siblings); r {
+	switch r := ipam.CheckCloudCIXSubnet(cand, blockRaw(&parent.IPBlock), parent.ParentID != 0, siblings); r {
 	case ipam.SubnetOK:
 		return nil
 	default:
 		return fieldErr("cidr", c(114+int(r)), "The address range is refused: %s.", r)
 	}
+}
+
+// blockRaw is a CloudCIX block's address_range: its CIDR with the gateway
+// as host part (the network when it has no gateway inside it).
+func blockRaw(o *api.IPBlock) netip.Prefix {
+	p := netip.MustParsePrefix(o.CIDR)
+	if o.Gateway != "" {
+		if g, err := netip.ParseAddr(o.Gateway); err == nil && p.Contains(g) {
+			return netip.PrefixFrom(g, p.Bits())
+		}
+	}
+	return p
+}
+
+// sameAsParentOrChild refuses a CloudCIX subnet b whose new gateway makes
+// its address_range, host part included, the same as its parent subnet's
+// or a child's (the one CloudCIX subnet rule a new gateway can break).
+func (t *Txn) sameAsParentOrChild(b *api.IPBlock, method string) error {
+	raw := blockRaw(b)
+	refuse := func(what string) error {
+		return fieldErr("cidr", code("ipam", "block", method, 114+int(ipam.SubnetSameAsParent)),
+			"The address range is refused: %s (%s).", ipam.SubnetSameAsParent, what)
+	}
+	if p, ok := t.blockRecord(b.ParentID); ok && p.ParentID != 0 &&
+		ipam.CheckCloudCIXSubnet(raw, blockRaw(&p.IPBlock), true, nil) == ipam.SubnetSameAsParent {
+		return refuse(fmt.Sprintf("parent subnet %d", p.ID))
+	}
+	for _, c := range all[*BlockRecord](&t.ReadTxn, IPBlocks, "parent", b.ID) {
+		if ipam.CheckCloudCIXSubnet(blockRaw(&c.IPBlock), raw, true, nil) == ipam.SubnetSameAsParent {
+			return refuse(fmt.Sprintf("child subnet %d", c.ID))
+		}
+	}
+	return nil
 }
 
 // topLevel: a block without parent, or whose network differs from its
@@ -784,8 +808,16 @@ func (t *Txn) IPBlockUpdate(b *api.IPBlock, expect uint64) (*api.IPBlock, error)
 	}
 	// Melange re-checks its CIDR rules on every save (melange-facts §3):
 	// a new network_id may put the block over a top-level block of that
-	// network (rule 6). CIDR, type and parent do not change here, so the
-	// CloudCIX rules, which depend on nothing else, hold as they did.
+	// network (rule 6). CIDR, type and parent do not change here, so of
+	// the CloudCIX rules only "same as parent", which compares the
+	// address_range with its host part (the gateway), can newly fail:
+	// checked here too since Rules2, for the API's check ran on a view
+	// that an update of the parent or a child may have changed since.
+	if b.Dialect == api.DialectCloudCIX && b.ParentID != 0 && b.Gateway != old.Gateway && t.since(Rules2) {
+		if err := t.sameAsParentOrChild(b, method); err != nil {
+			return nil, err
+		}
+	}
 	if b.Dialect == api.DialectMelange {
 		var parent *BlockRecord
 		if b.ParentID != 0 {

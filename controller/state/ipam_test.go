@@ -839,3 +839,39 @@ func TestPseudoASNKeepsNumberAndMember(t *testing.T) {
 		t.Fatalf("a move made under Rules1 replays as it applied: %v", err)
 	}
 }
+
+// TestSubnetGatewaySameAsParentInApply: two gateway changes built from one
+// view (child 10.0.0.2/24 → 10.0.0.3/24, its parent 10.0.0.1/24 →
+// 10.0.0.3/24) each pass the API's check; applied in turn, the second
+// would make parent and child the same address_range and is refused
+// (ipam_block_update_116). Either order. Commands made before Rules2
+// replay as they applied.
+func TestSubnetGatewaySameAsParentInApply(t *testing.T) {
+	run := func(rules uint32, parentFirst bool) error {
+		f, m := ipamFixture(t)
+		var asn *api.ASN
+		f.ok("asn", func(t *Txn) (err error) { asn, err = t.ASNCreate(&api.ASN{MemberID: m.ID, Number: 65001}); return })
+		alloc := f.block(&api.IPBlock{MemberID: m.ID, Dialect: api.DialectCloudCIX, CIDR: "10.0.0.0/16", ASNID: asn.ID})
+		p := f.block(&api.IPBlock{MemberID: m.ID, Dialect: api.DialectCloudCIX, ParentID: alloc.ID, CIDR: "10.0.0.0/24", Gateway: "10.0.0.1"})
+		c := f.block(&api.IPBlock{MemberID: m.ID, Dialect: api.DialectCloudCIX, ParentID: p.ID, CIDR: "10.0.0.0/24", Gateway: "10.0.0.2"})
+		np, nc := *p, *c
+		np.Gateway, nc.Gateway = "10.0.0.3", "10.0.0.3"
+		upd := func(b api.IPBlock) error {
+			return f.do(func(t *Txn) error { t.Rules = rules; _, err := t.IPBlockUpdate(&b, 0); return err })
+		}
+		first, second := nc, np
+		if parentFirst {
+			first, second = np, nc
+		}
+		if err := upd(first); err != nil {
+			t.Fatalf("first update: %v", err)
+		}
+		return upd(second)
+	}
+	for _, parentFirst := range []bool{false, true} {
+		wantErr(t, fmt.Sprintf("second update (parent first %v)", parentFirst), run(RulesCurrent, parentFirst), http.StatusBadRequest, "cidr", "ipam_block_update_116")
+		if err := run(Rules1, parentFirst); err != nil {
+			t.Fatalf("an update made under Rules1 replays as it applied: %v", err)
+		}
+	}
+}

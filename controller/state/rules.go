@@ -38,7 +38,9 @@ const (
 	// a project's pseudo-ASN
 	// keeps its number and member (ipam_asn_update_106); a router's
 	// floating subnet is not deleted (ipam_block_delete_104); a subnet of
-	// a project's virtual router has no subnets (ipam_block_create_124).
+	// a project's virtual router has no subnets (ipam_block_create_124); a
+	// CloudCIX subnet's new gateway may not make its address_range the
+	// same as its parent subnet's or a child's (ipam_block_update_116).
 	Rules2 uint32 = 2
 	// RulesCurrent is the version the leader stamps.
 	RulesCurrent = Rules2

@@ -339,15 +339,23 @@ func checkRouter(fe wire.FieldErrors, q *api.Request, id *uint64, had uint64) {
 	}
 }
 
-// subnetStateErr maps state's router_id refusal met inside the FSM (the
-// router deleted meanwhile) to the subnet's own code. Other errors pass
-// unchanged.
+// subnetStateErr maps state's refusals met inside the FSM to the subnet's
+// own codes: router_id (the router deleted meanwhile) and, on update, an
+// address_range the same as the parent's or a child's (118: the parent or
+// the child changed its gateway meanwhile). Other errors pass unchanged.
 func subnetStateErr(q *api.Request, err error) error {
 	var e *wire.Error
-	if errors.As(err, &e) && stateCode(e) == fmt.Sprintf("ipam_block_%s_123", q.Action) {
-		fe := wire.FieldErrors{}
-		fe.Add("router_id", q.Code(123), "%s", e.Errors["router_id"].Detail)
-		return fe.Err()
+	if !errors.As(err, &e) {
+		return err
 	}
-	return err
+	fe := wire.FieldErrors{}
+	switch stateCode(e) {
+	case fmt.Sprintf("ipam_block_%s_123", q.Action):
+		fe.Add("router_id", q.Code(123), "%s", e.Errors["router_id"].Detail)
+	case "ipam_block_update_116":
+		fe.Add("address_range", q.Code(118), "%s", e.Errors["cidr"].Detail)
+	default:
+		return err
+	}
+	return fe.Err()
 }
