@@ -375,6 +375,21 @@ func (r *ReadTxn) IPAddressList(block uint64) []*api.IPAddress {
 	return all[*api.IPAddress](r, IPAddresses, "address_prefix", block)
 }
 
+// IPBlockHasAddresses reports whether block holds an address row
+// (allocated or soft-deallocated): the first row of the block's part of
+// the address index, O(log n), where IPAddressList loaded them all.
+func (r *ReadTxn) IPBlockHasAddresses(block uint64) bool {
+	raw, err := r.txn.First(IPAddresses, "address_prefix", block)
+	return err == nil && raw != nil
+}
+
+// IPBlockHeld is the number of address rows of block id (allocated and
+// soft-deallocated): the engine's count, kept with the rows, O(1).
+func (r *ReadTxn) IPBlockHeld(id uint64) uint64 {
+	u, _ := r.IPBlockUtilisation(id)
+	return u.Allocated.AddSat(u.Deallocated).Lo // one per row: far below 2^64
+}
+
 // AppendIPAddresses appends the addresses of block, ordered by address,
 // to out: IPAddressList without a slice per block, for callers that gather
 // the addresses of many blocks.
@@ -520,7 +535,7 @@ func (t *Txn) IPBlockCreate(b *api.IPBlock) (*api.IPBlock, error) {
 		} else if p.NetworkID != "" && p.NetworkID != b.NetworkID {
 			fe.Add("network_id", c(108), "network_id should be same as that of parent")
 		}
-		if len(t.IPAddressList(p.ID)) > 0 {
+		if t.IPBlockHasAddresses(p.ID) {
 			fe.Add("parent_id", c(109), "parent is not subnettable since it has allocated ips")
 		}
 		// A subnet of a project's virtual router holds the project's VMs:
@@ -854,8 +869,8 @@ func (t *Txn) IPBlockDelete(id uint64) error {
 	if n := len(t.IPBlockChildren(id)); n > 0 {
 		return api.Errorf(http.StatusBadRequest, "ipam_block_delete_101", "The block has %d subnet(s); delete them first.", n)
 	}
-	if n := len(t.IPAddressList(id)); n > 0 {
-		return api.Errorf(http.StatusBadRequest, "ipam_block_delete_102", "The block holds %d address(es); release and purge them first.", n)
+	if t.IPBlockHasAddresses(id) {
+		return api.Errorf(http.StatusBadRequest, "ipam_block_delete_102", "The block holds %d address(es); release and purge them first.", t.IPBlockHeld(id))
 	}
 	// A router's floating subnet: every later check of the router
 	// (routerChecks) would find it missing.

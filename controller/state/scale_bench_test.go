@@ -246,3 +246,74 @@ func (h *heapWatch) stop() (peak, kept uint64) {
 	}
 	return sub(h.peak.Load()), sub(heapObjects())
 }
+
+// heldParent is a store with a CloudCIX /12 subnet holding n addresses,
+// and that subnet's id.
+func heldParent(tb testing.TB, n int) (*Store, uint64) {
+	tb.Helper()
+	f := newFixture(tb)
+	f.bootstrap()
+	m := f.member("acme")
+	var sn *api.IPBlock
+	f.ok("subnet", func(t *Txn) error {
+		asn, err := t.ASNCreate(&api.ASN{MemberID: m.ID, Number: 65000})
+		if err != nil {
+			return err
+		}
+		alloc, err := t.IPBlockCreate(&api.IPBlock{Dialect: api.DialectCloudCIX, MemberID: m.ID, ASNID: asn.ID, CIDR: "10.0.0.0/8"})
+		if err != nil {
+			return err
+		}
+		if sn, err = t.IPBlockCreate(&api.IPBlock{Dialect: api.DialectCloudCIX, ParentID: alloc.ID, CIDR: "10.0.0.0/12", Gateway: "10.0.0.1"}); err != nil {
+			return err
+		}
+		for range n {
+			if _, err := t.IPAddressCreate(&api.IPAddress{BlockID: sn.ID}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return f.s, sn.ID
+}
+
+// refusedChild is a subnet create under parent, refused (109: the parent
+// holds addresses).
+func refusedChild(tb testing.TB, s *Store, parent uint64) {
+	tx := s.Write(1<<20, t0)
+	defer tx.Abort()
+	_, err := tx.IPBlockCreate(&api.IPBlock{Dialect: api.DialectCloudCIX, ParentID: parent, CIDR: "10.0.1.0/24", Gateway: "10.0.1.1"})
+	if err == nil {
+		tb.Fatal("a child of a subnet holding addresses was created")
+	}
+}
+
+// BenchmarkIPBlockCreateHeldParent: a subnet create refused because its
+// parent holds addresses (10,000 or 100,000 of them): whether the parent
+// holds any is the first row of its part of the address index, where
+// loading every row made the refusal O(n) (docs/benchmarks.md, "Scale
+// audit").
+func BenchmarkIPBlockCreateHeldParent(b *testing.B) {
+	for _, n := range []int{10000, 100000} {
+		s, parent := heldParent(b, n)
+		b.Run(fmt.Sprintf("addresses=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				refusedChild(b, s, parent)
+			}
+		})
+	}
+}
+
+// TestEmptinessChecksDoNotLoadRows: the refused create of a subnet under a
+// parent holding 20,000 addresses allocates far less than the 160 KB a
+// slice of its rows takes.
+func TestEmptinessChecksDoNotLoadRows(t *testing.T) {
+	s, parent := heldParent(t, 20000)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	refusedChild(t, s, parent)
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<10 {
+		t.Errorf("a refused subnet create allocated %d bytes: the parent's address rows were loaded", n)
+	}
+}

@@ -158,8 +158,8 @@ func registerAllocation(a *api.API) {
 			if n := len(q.Txn.IPBlockChildren(cur.ID)); n > 0 {
 				return nil, wire.Errorf(http.StatusBadRequest, q.Code(101), "The allocation has %d subnet(s); delete them first.", n)
 			}
-			if n := len(q.Txn.IPAddressList(cur.ID)); n > 0 {
-				return nil, wire.Errorf(http.StatusBadRequest, q.Code(102), "The allocation holds %d address(es); delete them first.", n)
+			if q.Txn.IPBlockHasAddresses(cur.ID) {
+				return nil, wire.Errorf(http.StatusBadRequest, q.Code(102), "The allocation holds %d address(es); delete them first.", q.Txn.IPBlockHeld(cur.ID))
 			}
 			return q.Command(fsm.IPBlockDeleteType, fsm.IDPayload{ID: cur.ID})
 		},

@@ -183,7 +183,7 @@ func registerSubnet(a *api.API) {
 			if err := fe.Err(); err != nil || !rawOK {
 				return nil, err
 			}
-			if container != alloc && len(q.Txn.IPAddressList(container.ID)) > 0 {
+			if container != alloc && q.Txn.IPBlockHasAddresses(container.ID) {
 				fe.Add("parent_id", q.Code(107), "The parent subnet holds IP addresses and cannot be subnetted.")
 				return nil, fe.Err()
 			}
@@ -291,8 +291,8 @@ func registerSubnet(a *api.API) {
 			if n := len(q.Txn.IPBlockChildren(cur.ID)); n > 0 {
 				return nil, wire.Errorf(http.StatusBadRequest, q.Code(101), "The subnet has %d child subnet(s); delete them first.", n)
 			}
-			if n := len(q.Txn.IPAddressList(cur.ID)); n > 0 {
-				return nil, wire.Errorf(http.StatusBadRequest, q.Code(102), "The subnet holds %d IP address(es); delete them first.", n)
+			if q.Txn.IPBlockHasAddresses(cur.ID) {
+				return nil, wire.Errorf(http.StatusBadRequest, q.Code(102), "The subnet holds %d IP address(es); delete them first.", q.Txn.IPBlockHeld(cur.ID))
 			}
 			if rt, ok := q.Txn.FloatingSubnetRouter(cur.ID); ok {
 				return nil, wire.Errorf(http.StatusBadRequest, q.Code(104), "The subnet is a floating subnet of router %d; remove it from the router's floating_subnet_ids first.", rt.ID)
