@@ -1,6 +1,7 @@
 package ipam
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -147,6 +148,8 @@ type Block struct {
 	// policy, gateway or dialect changes.
 	blocked netx.IntervalSet
 	dealloc deallocIndex
+	// rebuilds counts reconfigure's rebuilds (Rebuilds).
+	rebuilds int
 }
 
 // NewBlock returns an empty block.
@@ -276,7 +279,31 @@ func (b *Block) SetDialect(d Dialect) error {
 	return nil
 }
 
+// Reconfigure sets the gateway, the generator and the policy at once, with
+// the errors of SetGateway, SetGenerator and SetPolicy (joined in that
+// order; nothing changes then). The derived index is rebuilt (O(n)) once,
+// and only when the gateway or the policy differs from the block's: a
+// block whose held addresses and configuration are unchanged has the same
+// derived index, so what it hands out is the same.
+func (b *Block) Reconfigure(gw netip.Addr, g Generator, p Policy) error {
+	if err := errors.Join(checkGateway(b.prefix, gw), checkGenerator(b.prefix, g), p.Validate()); err != nil {
+		return err
+	}
+	b.cfg.Generator = g
+	if gw == b.cfg.Gateway && p.equal(b.cfg.Policy) {
+		return nil
+	}
+	b.cfg.Gateway, b.cfg.Policy = gw, p.clone()
+	b.reconfigure()
+	return nil
+}
+
+// Rebuilds is how many times the block's derived index was rebuilt by a
+// change of its configuration (a test hook: each is O(n)).
+func (b *Block) Rebuilds() int { return b.rebuilds }
+
 func (b *Block) reconfigure() {
+	b.rebuilds++
 	b.d = buildDerived(b.prefix, b.cfg.Dialect, b.cfg.Gateway, b.cfg.Policy)
 	b.rebuildBlocked()
 }

@@ -544,3 +544,58 @@ func TestLoad(t *testing.T) {
 		t.Fatalf("outside load: %v", err)
 	}
 }
+
+// TestReconfigureRebuildsOnlyOnChange: Reconfigure rebuilds the derived
+// index once when the gateway or the policy changes (both at once: once),
+// and not at all when only the generator, or nothing, changes; what the
+// block hands out is then what a block made with that configuration hands
+// out. Invalid values are refused with SetGateway's, SetGenerator's and
+// SetPolicy's errors and change nothing.
+func TestReconfigureRebuildsOnlyOnChange(t *testing.T) {
+	cfg := Config{Prefix: pfx("2001:db8::/120"), Gateway: ip("2001:db8::1"), Policy: Policy{Octets: []int64{5}}, Seed: 4}
+	b := mustBlock(t, cfg)
+	for _, a := range []string{"2001:db8::2", "2001:db8::4", "2001:db8::9"} {
+		if err := b.Allocate(ip(a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps := []struct {
+		gw       string
+		gen      Generator
+		pol      Policy
+		rebuilds int
+	}{
+		{"2001:db8::1", Sequential, Policy{Octets: []int64{5}}, 0},
+		{"2001:db8::1", EUI64, Policy{Octets: []int64{5}}, 0},
+		{"2001:db8::3", Sequential, Policy{Octets: []int64{5}}, 1},
+		{"2001:db8::3", Sequential, Policy{Octets: []int64{6}}, 1},
+		{"2001:db8::1", Sequential, Policy{}, 1},
+	}
+	for i, s := range steps {
+		before := b.Rebuilds()
+		if err := b.Reconfigure(ip(s.gw), s.gen, s.pol); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if n := b.Rebuilds() - before; n != s.rebuilds {
+			t.Errorf("step %d: %d rebuilds, want %d", i, n, s.rebuilds)
+		}
+		fresh := mustBlock(t, Config{Prefix: cfg.Prefix, Gateway: ip(s.gw), Generator: s.gen, Policy: s.pol, Seed: 4})
+		for _, a := range []string{"2001:db8::2", "2001:db8::4", "2001:db8::9"} {
+			_ = fresh.Allocate(ip(a))
+		}
+		got, _ := b.Clone().NextFree(Request{})
+		want, _ := fresh.NextFree(Request{})
+		if got != want || b.Config().Generator != s.gen {
+			t.Errorf("step %d: NextFree %v, a new block's %v (generator %v)", i, got, want, b.Config().Generator)
+		}
+	}
+	cur := b.Config()
+	err := b.Reconfigure(ip("10.0.0.1"), TenantHash, Policy{Ranges: []Range{{Offset: 1, Length: -1}}})
+	want := errors.Join(b.Clone().SetGateway(ip("10.0.0.1")), b.Clone().SetGenerator(TenantHash), b.Clone().SetPolicy(Policy{Ranges: []Range{{Offset: 1, Length: -1}}}))
+	if err == nil || err.Error() != want.Error() {
+		t.Errorf("invalid values: %v, want %v", err, want)
+	}
+	if got := b.Config(); got.Gateway != cur.Gateway || got.Generator != cur.Generator {
+		t.Errorf("a refused Reconfigure changed the block: %+v", got)
+	}
+}

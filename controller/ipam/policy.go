@@ -36,6 +36,12 @@ func (p Policy) Validate() error {
 	return nil
 }
 
+// equal reports whether p and q disallow the same entries, in the same
+// order.
+func (p Policy) equal(q Policy) bool {
+	return slices.Equal(p.Ranges, q.Ranges) && slices.Equal(p.Octets, q.Octets)
+}
+
 func (p Policy) clone() Policy {
 	return Policy{Ranges: slices.Clone(p.Ranges), Octets: slices.Clone(p.Octets)}
 }

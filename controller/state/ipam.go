@@ -849,7 +849,9 @@ func (t *Txn) IPBlockUpdate(b *api.IPBlock, expect uint64) (*api.IPBlock, error)
 	}
 	gen, _ := engineGenerator(b.Generator)
 	pol, _ := t.IPPolicy(b.PolicyID)
-	if err := errors.Join(eng.SetGateway(gw), eng.SetGenerator(gen), eng.SetPolicy(enginePolicy(pol))); err != nil {
+	// One rebuild of the engine's index (O(addresses)) at most, and none
+	// when the gateway and the policy are unchanged (a rename).
+	if err := eng.Reconfigure(gw, gen, enginePolicy(pol)); err != nil {
 		return nil, fieldErr("generator", code("ipam", "block", method, 105), "The block cannot be reconfigured: %v", err)
 	}
 	rec := &BlockRecord{IPBlock: *b, engine: eng}

@@ -317,3 +317,73 @@ func TestEmptinessChecksDoNotLoadRows(t *testing.T) {
 		t.Errorf("a refused subnet create allocated %d bytes: the parent's address rows were loaded", n)
 	}
 }
+
+// scatteredBlock is a store with a Melange /12 block holding n addresses,
+// every other one (n runs of the held set, none adjacent), and the block.
+func scatteredBlock(tb testing.TB, n int) (*fixture, *api.IPBlock) {
+	tb.Helper()
+	f := newFixture(tb)
+	f.bootstrap()
+	m := f.member("acme")
+	var blk *api.IPBlock
+	f.ok("block", func(t *Txn) (err error) {
+		if blk, err = t.IPBlockCreate(&api.IPBlock{Dialect: api.DialectMelange, MemberID: m.ID, CIDR: "10.0.0.0/12", Gateway: "10.0.0.1"}); err != nil {
+			return err
+		}
+		for i := range n {
+			x := 2 + 2*i
+			a := fmt.Sprintf("10.%d.%d.%d", x>>16, x>>8&255, x&255)
+			if _, err := t.IPAddressCreate(&api.IPAddress{BlockID: blk.ID, Address: a}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return f, blk
+}
+
+// engineRebuilds is the Rebuilds count of block id's stored engine.
+func engineRebuilds(s *Store, id uint64) int {
+	rec, _ := get[*BlockRecord](s.Read(), IPBlocks, id)
+	return rec.engine.Rebuilds()
+}
+
+// BenchmarkIPBlockUpdateRename: renaming a block that holds 100,000
+// scattered addresses (aborted). A rename changes neither the gateway nor
+// the policy, so the engine's derived index is not rebuilt: two full
+// rebuilds inside Apply before (docs/benchmarks.md, "Scale audit").
+func BenchmarkIPBlockUpdateRename(b *testing.B) {
+	f, blk := scatteredBlock(b, 100000)
+	for b.Loop() {
+		tx := f.s.Write(1<<20, t0)
+		n := *blk
+		n.Name = "renamed"
+		if _, err := tx.IPBlockUpdate(&n, 0); err != nil {
+			b.Fatal(err)
+		}
+		tx.Abort()
+	}
+}
+
+// TestIPBlockRenameDoesNotRebuild: a rename (and a change of generator)
+// leaves the engine's derived index as it is; a new gateway rebuilds it
+// once.
+func TestIPBlockRenameDoesNotRebuild(t *testing.T) {
+	f, blk := scatteredBlock(t, 1000)
+	before := engineRebuilds(f.s, blk.ID)
+	upd := func(b api.IPBlock) {
+		t.Helper()
+		f.ok("update", func(t *Txn) error { _, err := t.IPBlockUpdate(&b, 0); return err })
+	}
+	n := *blk
+	n.Name = "renamed"
+	upd(n)
+	if got := engineRebuilds(f.s, blk.ID) - before; got != 0 {
+		t.Fatalf("a rename rebuilt the engine's index %d time(s)", got)
+	}
+	n.Gateway = "10.0.0.3"
+	upd(n)
+	if got := engineRebuilds(f.s, blk.ID) - before; got != 1 {
+		t.Fatalf("a new gateway rebuilt the engine's index %d time(s), want 1", got)
+	}
+}
