@@ -23,24 +23,20 @@ const (
 	// firewall rules sort without overflow at the ends of the int range.
 	Rules1 uint32 = 1
 	// Rules2 (2026-11-24, later the same day); each change under it
-	// checks t.since(Rules2) where Apply decides:
-	// a member that is the Melange tenant of an interface or an address
-	// cannot be deleted (membership_member_delete_107); nor can a region
-	// that offers images (membership_region_delete_103).
-	// the Melange interface,
-	// device and network ids of the non-unique string indexes match
-	// exactly (an id with a NUL in it was found under its prefix: an
-	// interface delete freed, and the network checks saw, another's); a
-	// MAC range keeps its cidr as given, as Melange does (it was stored
-	// normalised).
-	// a project's pseudo-ASN
-	// keeps its number and member (ipam_asn_update_106).
-	// a project's pseudo-ASN
-	// keeps its number and member (ipam_asn_update_106); a router's
-	// floating subnet is not deleted (ipam_block_delete_104); a subnet of
-	// a project's virtual router has no subnets (ipam_block_create_124); a
-	// CloudCIX subnet's new gateway may not make its address_range the
-	// same as its parent subnet's or a child's (ipam_block_update_116).
+	// checks t.since(Rules2) where Apply decides: a member that is the
+	// Melange tenant of an interface or an address cannot be deleted
+	// (membership_member_delete_107), nor a region that offers images
+	// (membership_region_delete_103); the Melange interface, device and
+	// network ids of the non-unique string indexes match exactly (an id
+	// with a NUL in it was found under its prefix: an interface delete
+	// freed, and the network checks saw, another's); a MAC range keeps its
+	// cidr as given, as Melange does (it was stored normalised); a
+	// project's pseudo-ASN keeps its number and member
+	// (ipam_asn_update_106); a router's floating subnet is not deleted
+	// (ipam_block_delete_104); a subnet of a project's virtual router has
+	// no subnets (ipam_block_create_124); a CloudCIX subnet's new gateway
+	// may not make its address_range the same as its parent subnet's or a
+	// child's (ipam_block_update_116).
 	Rules2 uint32 = 2
 	// RulesCurrent is the version the leader stamps.
 	RulesCurrent = Rules2
