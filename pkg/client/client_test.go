@@ -598,7 +598,7 @@ func TestBlockingQuery(t *testing.T) {
 func TestOperator(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t)
-	s, c := startOwn(t, "s3cret")
+	s, c := startOwn(t, "s3cret-of-16-bytes")
 
 	members, err := c.Operator().Members(ctx)
 	if err != nil {
@@ -628,12 +628,12 @@ func TestOperator(t *testing.T) {
 	if e := apiErr(t, err, http.StatusForbidden); e.ErrorCode != "regent_operator_join_201" {
 		t.Fatalf("join with a wrong token: %+v", e)
 	}
-	_, err = c.Operator().Join(ctx, api.JoinRequest{NodeID: "node2", RaftAddr: "0.0.0.0:1", HTTPAddr: "x"}, "s3cret")
+	_, err = c.Operator().Join(ctx, api.JoinRequest{NodeID: "node2", RaftAddr: "0.0.0.0:1", HTTPAddr: "x"}, "s3cret-of-16-bytes")
 	if e := apiErr(t, err, http.StatusBadRequest); len(e.Errors) != 2 {
 		t.Fatalf("join with bad addresses: %+v", e)
 	}
 	// Nothing listens at the raft address: refused up front.
-	if _, err = c.Operator().Join(ctx, req, "s3cret"); err == nil {
+	if _, err = c.Operator().Join(ctx, req, "s3cret-of-16-bytes"); err == nil {
 		t.Fatal("joined an unreachable node")
 	}
 
