@@ -48,19 +48,21 @@ const maxErrorBody = 1 << 20
 // Client talks to one Regent controller (any node: followers forward to the
 // leader). It is safe for concurrent use.
 type Client struct {
-	base  string
-	token string
-	hc    *http.Client
-	ua    string
+	base   string
+	token  string
+	hc     *http.Client
+	ua     string
+	header http.Header // sent with every request (WithHeader)
 }
 
 // Option configures a Client.
 type Option func(*options)
 
 type options struct {
-	hc  *http.Client
-	tls *tls.Config
-	ua  string
+	hc     *http.Client
+	tls    *tls.Config
+	ua     string
+	header http.Header
 }
 
 // WithHTTPClient makes the Client send its requests with hc. The default is
@@ -76,6 +78,23 @@ func WithTLSConfig(cfg *tls.Config) Option { return func(o *options) { o.tls = c
 
 // WithUserAgent sets the User-Agent header of every request.
 func WithUserAgent(ua string) Option { return func(o *options) { o.ua = ua } }
+
+// WithHeader adds a header sent with every request (for an agent,
+// api.HeaderAgentID with its instance id). A later WithHeader of the same
+// key replaces the earlier; an empty value sends none. The client's own
+// headers (authentication, content type, user agent) are not overridden.
+func WithHeader(key, value string) Option {
+	return func(o *options) {
+		if o.header == nil {
+			o.header = http.Header{}
+		}
+		if value == "" {
+			o.header.Del(key)
+			return
+		}
+		o.header.Set(key, value)
+	}
+}
 
 // New returns a client of the API at baseURL (for example
 // "http://127.0.0.1:8080"; a bare host:port means http) that authenticates
@@ -114,7 +133,7 @@ func New(baseURL, token string, opts ...Option) *Client {
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
-	return &Client{base: strings.TrimRight(base, "/"), token: token, hc: hc, ua: o.ua}
+	return &Client{base: strings.TrimRight(base, "/"), token: token, hc: hc, ua: o.ua, header: o.header.Clone()}
 }
 
 // BaseURL returns the API base URL the client sends requests to.
@@ -191,6 +210,9 @@ func (c *Client) send(ctx context.Context, r *request) (*http.Response, *Meta, e
 	req, err := http.NewRequestWithContext(ctx, r.method, u, body)
 	if err != nil {
 		return nil, nil, fmt.Errorf("regent: %s %s: %w", r.method, r.path, err)
+	}
+	for k, vs := range c.header {
+		req.Header[k] = vs
 	}
 	for k, vs := range r.header {
 		req.Header[k] = vs
