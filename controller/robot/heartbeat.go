@@ -39,7 +39,11 @@ type Heartbeats struct {
 	health   map[[2]uint64]string            // (server, router) of an agent → its last "degraded: why", "" when ok
 	byServer map[uint64]healthReport         // server → the health its agent last reported
 	byRouter map[uint64]healthReport         // router → the health its agent last reported
-	Deadline time.Duration
+	// holders are the agent instances last heard for each server and
+	// router (Claim).
+	serverHolder map[uint64]holder
+	routerHolder map[uint64]holder
+	Deadline     time.Duration
 }
 
 // healthReport is an agent's last word on its health: api.AgentHealthOK
@@ -209,6 +213,7 @@ func (h *Heartbeats) enter(now time.Time) {
 	h.vpns = map[uint64]api.VPNStatus{}
 	h.health = map[[2]uint64]string{}
 	h.byServer, h.byRouter = map[uint64]healthReport{}, map[uint64]healthReport{}
+	h.serverHolder, h.routerHolder = map[uint64]holder{}, map[uint64]holder{}
 }
 
 // Beat records a heartbeat of the agent acting for server and router
@@ -223,6 +228,77 @@ func (h *Heartbeats) Beat(server, router uint64, now time.Time) {
 	if router != 0 {
 		h.routers[router] = now
 	}
+}
+
+// holder is the agent instance last heard acting for a server or router,
+// and when.
+type holder struct {
+	agent string
+	at    time.Time
+}
+
+// AgentConflict is a refused Claim: the server (or router) is held by
+// another agent instance, heard Since ago (within the deadline).
+type AgentConflict struct {
+	Router bool   // the router, not the server, is held
+	ID     uint64 // the server or router
+	Holder string // the holding agent's instance id
+	Since  time.Duration
+}
+
+// Takeover is a Claim that replaced another agent instance, silent past
+// the deadline (for the leader's log).
+type Takeover struct {
+	Router bool
+	ID     uint64
+	From   string // the previous instance id
+	Since  time.Duration
+}
+
+// Claim records that agent instance agent is acting for server and
+// router (0 for a role it does not have) at now, unless another instance
+// was heard for either within the deadline: then nothing is recorded and
+// the conflict is returned. Two agents acting as one server would build
+// the same VMs twice; the instance id tells them apart where the hostname
+// (cloned hosts) or the server id (two agents on one data_dir) cannot.
+// The takeovers are the holders replaced after their silence passed the
+// deadline.
+//
+// An empty agent (an older agent that sends no id) is never refused and
+// never recorded, and on a node that does not lead nothing is checked.
+// Like heartbeats, holders are leader memory: a new term starts empty, and
+// the first instance heard then holds.
+func (h *Heartbeats) Claim(server, router uint64, agent string, now time.Time) (*AgentConflict, []Takeover) {
+	if agent == "" || !h.Leading() {
+		return nil, nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.enter(now)
+	type claim struct {
+		router bool
+		id     uint64
+		m      map[uint64]holder
+	}
+	claims := []claim{{false, server, h.serverHolder}, {true, router, h.routerHolder}}
+	var took []Takeover
+	for _, c := range claims {
+		cur, ok := c.m[c.id]
+		if c.id == 0 || !ok || cur.agent == agent {
+			continue
+		}
+		since := now.Sub(cur.at)
+		if since < h.Deadline {
+			return &AgentConflict{Router: c.router, ID: c.id, Holder: cur.agent, Since: since}, nil
+		}
+		took = append(took, Takeover{Router: c.router, ID: c.id, From: cur.agent, Since: since})
+	}
+	for _, c := range claims {
+		if c.id != 0 {
+			c.m[c.id] = holder{agent: agent, at: now}
+		}
+	}
+	return nil, took
 }
 
 // Changes compares what the agents last said with the stored records and

@@ -47,13 +47,7 @@ func (t *Txn) AgentRegister(p *AgentRegistration) (*api.AgentRegistered, error) 
 		out.ServerID = s.ID
 	}
 	if hasRole(a.Roles, api.RoleNetwork) {
-		var cur *api.Router
-		for _, r := range t.RoutersInRegion(p.RegionID) {
-			if strings.EqualFold(r.Hostname, a.Hostname) || (r.Hostname == "" && strings.EqualFold(r.AssetTag, a.Hostname)) {
-				cur = r
-				break
-			}
-		}
+		cur := t.agentRouter(p)
 		var err error
 		if cur == nil {
 			cur, err = t.RouterCreate(&api.Router{RegionID: p.RegionID, Capacity: new(int), AssetTag: a.Hostname,
@@ -71,6 +65,50 @@ func (t *Txn) AgentRegister(p *AgentRegistration) (*api.AgentRegistered, error) 
 	return out, nil
 }
 
+// AgentTargets returns the server (hypervisor role) and router (network
+// role) a registration would update, found as AgentRegister finds them: 0
+// for a role the agent does not have or a record it would create. It
+// checks nothing (AgentRegister does).
+func (r *ReadTxn) AgentTargets(p *AgentRegistration) (server, router uint64) {
+	if hasRole(p.Agent.Roles, api.RoleHypervisor) {
+		if p.ServerID != 0 {
+			if s, ok := r.Server(p.ServerID); ok && s.RegionID == p.RegionID {
+				server = s.ID
+			}
+		} else if s := r.agentServerByHost(p); s != nil {
+			server = s.ID
+		}
+	}
+	if hasRole(p.Agent.Roles, api.RoleNetwork) {
+		if rt := r.agentRouter(p); rt != nil {
+			router = rt.ID
+		}
+	}
+	return server, router
+}
+
+// agentServerByHost is the server of the registration's region with its
+// hostname (or, without a hostname, that asset tag); nil when none.
+func (r *ReadTxn) agentServerByHost(p *AgentRegistration) *api.Server {
+	for _, s := range r.ServersInRegion(p.RegionID) {
+		if strings.EqualFold(s.Hostname, p.Agent.Hostname) || (s.Hostname == "" && strings.EqualFold(s.AssetTag, p.Agent.Hostname)) {
+			return s
+		}
+	}
+	return nil
+}
+
+// agentRouter is the router of the registration's region with its
+// hostname (or, without a hostname, that asset tag); nil when none.
+func (r *ReadTxn) agentRouter(p *AgentRegistration) *api.Router {
+	for _, rt := range r.RoutersInRegion(p.RegionID) {
+		if strings.EqualFold(rt.Hostname, p.Agent.Hostname) || (rt.Hostname == "" && strings.EqualFold(rt.AssetTag, p.Agent.Hostname)) {
+			return rt
+		}
+	}
+	return nil
+}
+
 func (t *Txn) agentServer(p *AgentRegistration) (*api.Server, error) {
 	a := p.Agent
 	var cur *api.Server
@@ -81,12 +119,7 @@ func (t *Txn) agentServer(p *AgentRegistration) (*api.Server, error) {
 		}
 		cur = s
 	} else {
-		for _, s := range t.ServersInRegion(p.RegionID) {
-			if strings.EqualFold(s.Hostname, a.Hostname) || (s.Hostname == "" && strings.EqualFold(s.AssetTag, a.Hostname)) {
-				cur = s
-				break
-			}
-		}
+		cur = t.agentServerByHost(p)
 	}
 	if len(a.Capacity.Storage) == 0 {
 		return nil, fieldErr("capacity", "agent_register_103", "A hypervisor must report at least one storage type.")

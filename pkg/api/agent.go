@@ -241,6 +241,19 @@ const (
 	RoleNetwork    = "network"
 )
 
+// HeaderAgentID is the request header in which an agent sends its
+// instance id (random, kept in <data_dir>/agent-id) on every agent call.
+// The leader remembers which instance it last heard for each server and
+// router and refuses another one's calls (409 ErrAgentConflict) while
+// that one is alive: two hosts with one hostname, or two agents on one
+// data_dir, would otherwise act as one server. A call without it (an
+// older agent) is never refused.
+const HeaderAgentID = "X-Regent-Agent-Id"
+
+// ErrAgentConflict is the error_code of the 409 answered to an agent
+// call for a server or router another agent instance holds.
+const ErrAgentConflict = "agent_conflict_001"
+
 // AgentRegistration is the body of POST /v1/agent/register: the agent's
 // server, its network interfaces and its capacity.
 type AgentRegistration struct {

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -38,6 +39,9 @@ type Config struct {
 type routes struct {
 	a   *api.API
 	cfg Config
+	// regMu serialises registrations, so that the server and router one
+	// is checked against (claim) are those it updates.
+	regMu sync.Mutex
 }
 
 // Register adds the agent routes to a.
@@ -135,7 +139,21 @@ func (r *routes) register(q *api.Request) error {
 	if q.P.ServerID != 0 && slices.Contains(in.Roles, wire.RoleNetwork) {
 		return boundToServer(q, "agent_register")
 	}
-	cmd, err := q.Command(fsm.AgentRegisterType, &state.AgentRegistration{RegionID: q.P.RegionID, ServerID: q.P.ServerID, Agent: in})
+	agent, err := agentID(q)
+	if err != nil {
+		return err
+	}
+	reg := &state.AgentRegistration{RegionID: q.P.RegionID, ServerID: q.P.ServerID, Agent: in}
+	r.regMu.Lock()
+	defer r.regMu.Unlock()
+	// The records as they are now (an earlier registration may have
+	// created them since q.Txn was taken): another live agent holding one
+	// refuses this registration before it changes anything.
+	server, router := r.a.Store().Read().AgentTargets(reg)
+	if err := r.claim(q, agent, server, router); err != nil {
+		return err
+	}
+	cmd, err := q.Command(fsm.AgentRegisterType, reg)
 	if err != nil {
 		return err
 	}
@@ -146,10 +164,74 @@ func (r *routes) register(q *api.Request) error {
 	out := *res.(*wire.AgentRegistered)
 	out.HeartbeatIntervalMS = r.cfg.HeartbeatInterval.Milliseconds()
 	out.HeartbeatInterval = max(int((r.cfg.HeartbeatInterval+time.Second-1)/time.Second), 1)
-	r.cfg.Heartbeats.Beat(out.ServerID, out.RouterID, r.cfg.Now())
+	now := r.cfg.Now()
+	// the records it created are held by this agent from now on
+	r.cfg.Heartbeats.Claim(out.ServerID, out.RouterID, agent, now)
+	r.cfg.Heartbeats.Beat(out.ServerID, out.RouterID, now)
 	q.W.Header().Set("X-Regent-Index", strconv.FormatUint(index, 10))
 	api.WriteJSON(q.W, http.StatusOK, wire.Item[wire.AgentRegistered]{Content: out})
 	return nil
+}
+
+// maxAgentID bounds the agent instance id of X-Regent-Agent-Id (agents
+// send 32 hex digits).
+const maxAgentID = 64
+
+// agentID is the caller's agent instance id (wire.HeaderAgentID): ""
+// for an older agent that sends none. One longer than maxAgentID or with
+// other characters than letters, digits, '-' and '_' is 400
+// agent_conflict_002.
+func agentID(q *api.Request) (string, error) {
+	id := q.Header.Get(wire.HeaderAgentID)
+	ok := len(id) <= maxAgentID
+	for _, c := range id {
+		ok = ok && (c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_')
+	}
+	if !ok {
+		return "", bad("agent_conflict_002", "%s must be at most %d letters, digits, '-' or '_' (the agent's instance id).", wire.HeaderAgentID, maxAgentID)
+	}
+	return id, nil
+}
+
+// claim records agent instance agent (its id, "" for an older agent) as
+// acting for server and router, or refuses the call with 409
+// wire.ErrAgentConflict when another instance was heard for one of them
+// within the down-after deadline: two hosts with one hostname, or two
+// agents on one data_dir, would otherwise build the same VMs. A holder
+// silent past the deadline is taken over (logged at warn). Leader memory,
+// no raft write.
+func (r *routes) claim(q *api.Request, agent string, server, router uint64) error {
+	c, took := r.cfg.Heartbeats.Claim(server, router, agent, r.cfg.Now())
+	for _, t := range took {
+		what := "server_id"
+		if t.Router {
+			what = "router_id"
+		}
+		r.cfg.Logger.Warn("another agent instance takes over: the previous one was silent past the down-after deadline",
+			what, t.ID, "agent_id", agent, "previous_agent_id", t.From, "silent_for", t.Since.Round(time.Second).String())
+	}
+	if c == nil {
+		return nil
+	}
+	what, host := "Server", ""
+	if c.Router {
+		what = "Router"
+		if rt, ok := q.Txn.Router(c.ID); ok {
+			host = rt.Hostname
+		}
+	} else if s, ok := q.Txn.Server(c.ID); ok {
+		host = s.Hostname
+	}
+	r.cfg.Logger.Warn("agent call refused: another agent instance holds the record", strings.ToLower(what)+"_id", c.ID, "hostname", host,
+		"agent_id", agent, "holder_agent_id", c.Holder, "holder_heard", c.Since.Round(time.Millisecond).String()+" ago")
+	prefix := c.Holder
+	if len(prefix) > 8 {
+		prefix = prefix[:8] + "…"
+	}
+	return wire.Errorf(http.StatusConflict, wire.ErrAgentConflict,
+		"%s %d (%s) is held by another agent (agent id %s, last heard %ds ago): two hosts with one hostname, or two agents on one host; "+
+			"give each host its own hostname and each agent its own data_dir. It is taken over once that agent has been silent for %s.",
+		what, c.ID, host, prefix, int(c.Since/time.Second), r.cfg.Heartbeats.Deadline)
 }
 
 // ids checks that the server and router ids an agent names are in its
@@ -185,6 +267,13 @@ func (r *routes) heartbeat(q *api.Request) error {
 	}
 	if err := ids(q, in.ServerID, in.RouterID, "agent_heartbeat"); err != nil {
 		return err
+	}
+	agent, err := agentID(q)
+	if err != nil {
+		return err
+	}
+	if err := r.claim(q, agent, in.ServerID, in.RouterID); err != nil {
+		return err // before anything of the report is kept
 	}
 	if in.Health != "" && in.Health != "ok" && in.Health != "degraded" {
 		return bad("agent_heartbeat_102", "health is ok or degraded, got %q.", in.Health)
@@ -366,6 +455,13 @@ func (r *routes) work(q *api.Request) error {
 		return err
 	}
 	if err := ids(q, server, router, "agent_work"); err != nil {
+		return err
+	}
+	agent, err := agentID(q)
+	if err != nil {
+		return err
+	}
+	if err := r.claim(q, agent, server, router); err != nil {
 		return err
 	}
 	// ?hash is the X-Regent-Content-Hash of the work the agent holds: a

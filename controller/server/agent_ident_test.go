@@ -1,0 +1,88 @@
+package server_test
+
+import (
+	"fmt"
+	"maps"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/regentcloud/regent/controller/internal/apitest"
+	wire "github.com/regentcloud/regent/pkg/api"
+)
+
+// TestAgent_TwoAgentsCannotActAsOneServer: two agents with one hostname
+// (hosts cloned from one image) register with different instance ids. The
+// second is refused with 409 agent_conflict_001 while the first is heard,
+// and changes nothing (the server keeps the first's VTEP); its heartbeats
+// and work fetches are refused too. Once the first has been silent past
+// the down-after deadline the second registers and holds the server, and
+// the first is the one refused. Agents that send no id are never refused.
+func TestAgent_TwoAgentsCannotActAsOneServer(t *testing.T) {
+	e := newAgentEnvBeating(t, "100ms", "2s")
+	const a, b = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	as := func(id string) http.Header {
+		h := http.Header{}
+		h.Set("X-Auth-Token", e.robot)
+		if id != "" {
+			h.Set(wire.HeaderAgentID, id)
+		}
+		return h
+	}
+	regB := maps.Clone(e.register)
+	regB["vtep"] = "192.0.2.99"
+	vtep := func() any {
+		return e.c.Do("GET", apitest.Path("/iaas/server/", e.server), nil, e.f.root).Expect(200).Content()["vtep"]
+	}
+	beat := map[string]any{"server_id": e.server, "router_id": e.router, "health": "ok"}
+	workPath := fmt.Sprintf("/v1/agent/work?server_id=%d&router_id=%d", e.server, e.router)
+	conflict := func(r *apitest.Response, what string) {
+		t.Helper()
+		r.Expect(409)
+		if code := r.ErrorCode(); code != wire.ErrAgentConflict {
+			t.Errorf("%s: error_code %q, want %s", what, code, wire.ErrAgentConflict)
+		}
+		if d := r.Err().Detail; !strings.Contains(d, "aaaaaaaa…") || !strings.Contains(d, "(hv1) is held by another agent") || !strings.Contains(d, "data_dir") {
+			t.Errorf("%s: detail %q", what, d)
+		}
+	}
+
+	e.c.DoHeader("POST", "/v1/agent/register", e.register, as(a)).Expect(200)
+	conflict(e.c.DoHeader("POST", "/v1/agent/register", regB, as(b)), "second registration")
+	if v := vtep(); v != "192.0.2.10" {
+		t.Errorf("a refused registration changed the server: vtep %v", v)
+	}
+	conflict(e.c.DoHeader("POST", "/v1/agent/heartbeat", beat, as(b)), "foreign heartbeat")
+	conflict(e.c.DoHeader("GET", workPath, nil, as(b)), "foreign work fetch")
+	// the holder goes on; an agent without an id is not refused (rolling upgrade)
+	e.c.DoHeader("POST", "/v1/agent/heartbeat", beat, as(a)).Expect(204)
+	e.c.DoHeader("GET", workPath, nil, as(a)).Expect(200)
+	e.c.DoHeader("POST", "/v1/agent/register", e.register, as("")).Expect(200)
+	e.c.DoHeader("POST", "/v1/agent/heartbeat", beat, as("")).Expect(204)
+	e.c.DoHeader("GET", workPath, nil, as("")).Expect(200)
+	// a malformed id is 400
+	if r := e.c.DoHeader("POST", "/v1/agent/heartbeat", beat, as("not an id")).Expect(400); r.ErrorCode() != "agent_conflict_002" {
+		t.Errorf("malformed id: %s", r.ErrorCode())
+	}
+
+	// the first falls silent: refused until the deadline, then taken over
+	var r *apitest.Response
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		r = e.c.Unchecked().DoHeader("POST", "/v1/agent/register", regB, as(b))
+		if r.Status == 200 {
+			break
+		}
+		if r.Status != 409 || time.Now().After(deadline) {
+			t.Fatalf("registration after the holder fell silent: %s", r)
+		}
+	}
+	if v := vtep(); v != "192.0.2.99" {
+		t.Errorf("vtep after the takeover = %v", v)
+	}
+	e.c.DoHeader("POST", "/v1/agent/heartbeat", beat, as(b)).Expect(204)
+	r = e.c.DoHeader("POST", "/v1/agent/heartbeat", beat, as(a)).Expect(409)
+	if !strings.Contains(r.Err().Detail, "bbbbbbbb…") {
+		t.Errorf("the old holder's heartbeat: %s", r)
+	}
+}
