@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/regentcloud/regent/pkg/api"
 	"github.com/regentcloud/regent/pkg/client"
 )
 
@@ -22,7 +23,7 @@ import (
 // current one end and start again on it.
 type controllers struct {
 	urls []string
-	opts []client.Option
+	opts []client.Option // changed under setMu only
 	log  hclog.Logger
 
 	// timeout bounds one call to one controller (a blocking work query:
@@ -68,6 +69,18 @@ func (c *controllers) setToken(token string) {
 	defer c.setMu.Unlock()
 	c.mu.Lock()
 	tlsCfg := c.tls
+	c.mu.Unlock()
+	c.set(token, tlsCfg)
+}
+
+// setAgentID makes every later call carry the agent's instance id
+// (api.HeaderAgentID).
+func (c *controllers) setAgentID(id string) {
+	c.setMu.Lock()
+	defer c.setMu.Unlock()
+	c.opts = append(slices.Clone(c.opts), client.WithHeader(api.HeaderAgentID, id))
+	c.mu.Lock()
+	token, tlsCfg := c.token, c.tls
 	c.mu.Unlock()
 	c.set(token, tlsCfg)
 }

@@ -95,8 +95,14 @@ type Daemon struct {
 
 	// libvirtErr and fetchErr are what makes the agent "degraded" in its
 	// heartbeats (health): the last libvirt capacity read's and the last
-	// work fetch's error, "" when they worked.
-	libvirtErr, fetchErr atomic.Value
+	// work fetch's error, "" when they worked. conflictErr is the last
+	// heartbeat's refusal for another agent holding this server or router
+	// (agent_conflict_001), "" once a heartbeat is taken.
+	libvirtErr, fetchErr, conflictErr atomic.Value
+
+	// agentID is this agent's instance id (<data_dir>/agent-id), sent on
+	// every call; set at Run.
+	agentID string
 
 	// timing knobs (tests shorten them)
 	minRetry, maxRetry time.Duration
@@ -139,6 +145,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+
+	// One agent per data_dir, known to the controllers by its instance
+	// id: two agents acting as one server would build the same VMs.
+	unlock, err := lockDataDir(d.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if d.agentID, err = loadAgentID(d.cfg.DataDir); err != nil {
+		return err
+	}
+	d.ctl.setAgentID(d.agentID)
+	d.log.Info("agent instance", "agent_id", d.agentID, "data_dir", d.cfg.DataDir)
 
 	if d.cfg.MetricsAddr != "" && d.cfg.MetricsAddr != "off" {
 		ln, err := net.Listen("tcp", d.cfg.MetricsAddr)
@@ -285,6 +304,9 @@ func (d *Daemon) health() (string, string) {
 	}
 	if e, _ := d.fetchErr.Load().(string); e != "" {
 		why = append(why, "work fetch: "+e)
+	}
+	if e, _ := d.conflictErr.Load().(string); e != "" {
+		why = append(why, "heartbeat: "+e)
 	}
 	if d.builder != nil {
 		// A crash loop of a router's dnsmasq: restarted each time, it
@@ -557,6 +579,7 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 		if err == nil {
 			delivered()
 		}
+		d.heartbeatConflict(err)
 		if ctx.Err() != nil {
 			return
 		}
@@ -565,6 +588,10 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 				failing = ""
 				d.log.Info("heartbeat delivered again")
 			}
+			continue
+		}
+		if isAgentConflict(err) {
+			failing = "conflict" // logged by heartbeatConflict
 			continue
 		}
 		if client.StatusCode(err) == http.StatusUnauthorized && d.reloadToken() {
@@ -586,6 +613,22 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 				args = append(args, "hint", hint)
 			}
 			d.log.Log(level, fmt.Sprintf("%s, retrying in %s", what, every), args...)
+		}
+	}
+}
+
+// heartbeatConflict keeps a heartbeat's refusal for another agent
+// instance holding this server or router (the agent is degraded with it,
+// logged when it starts), and forgets it once a heartbeat is taken.
+func (d *Daemon) heartbeatConflict(err error) {
+	switch {
+	case isAgentConflict(err):
+		if old, _ := d.conflictErr.Swap(err.Error()).(string); old == "" {
+			d.log.Error("heartbeat refused: another agent acts for this server or router", "agent_id", d.agentID, "error", err)
+		}
+	case err == nil:
+		if old, _ := d.conflictErr.Swap("").(string); old != "" {
+			d.log.Info("heartbeat taken again: this agent holds its server and router")
 		}
 	}
 }
@@ -658,10 +701,19 @@ func (d *Daemon) workLoop(ctx context.Context) {
 					index = 0
 					continue
 				}
-				d.log.Error(fmt.Sprintf("work fetch refused, retrying in %s", delay), "error", err)
-				if client.StatusCode(err) == http.StatusBadRequest {
+				d.log.Error(fmt.Sprintf("work fetch refused, retrying in %s (what is built stays)", delay), "error", err)
+				switch {
+				case client.StatusCode(err) == http.StatusBadRequest:
 					// The controller no longer knows our ids (a new
 					// cluster?): register again.
+					d.register(ctx)
+				case isAgentConflict(err):
+					// Another agent acts for this server or router:
+					// nothing is acted on until this one registers
+					// again, which the controller takes once the other
+					// has been silent past its deadline (its records
+					// then hold this host's VTEP and interfaces again).
+					sleep(ctx, delay)
 					d.register(ctx)
 				}
 			}

@@ -1,0 +1,256 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/regentcloud/regent/pkg/api"
+)
+
+// identityAPI is a controller that records the agent ids of the calls it
+// gets and, while conflict is set, refuses the agent calls with 409
+// agent_conflict_001 (another agent holds the server).
+type identityAPI struct {
+	*httptest.Server
+	conflict atomic.Bool
+	regs     atomic.Int32 // registrations answered 200
+	mu       sync.Mutex
+	ids      map[string][]string // path → the X-Regent-Agent-Id of each call
+}
+
+const conflictBody = `{"detail":"Server 5 (hv9) is held by another agent (agent id aaaaaaaa…, last heard 1s ago): two hosts with one hostname, or two agents on one host; give each host its own hostname and each agent its own data_dir.","error_code":"agent_conflict_001"}`
+
+func newIdentityAPI(t *testing.T) *identityAPI {
+	f := &identityAPI{ids: map[string][]string{}}
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.ids[r.URL.Path] = append(f.ids[r.URL.Path], r.Header.Get(api.HeaderAgentID))
+		f.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if f.conflict.Load() {
+			w.WriteHeader(http.StatusConflict)
+			fmt.Fprint(w, conflictBody)
+			return
+		}
+		switch r.URL.Path {
+		case "/v1/agent/register":
+			f.regs.Add(1)
+			fmt.Fprint(w, `{"content":{"server_id":5,"router_id":0,"heartbeat_interval":1}}`)
+		case "/v1/agent/heartbeat":
+			w.WriteHeader(http.StatusNoContent)
+		case "/v1/agent/work":
+			time.Sleep(50 * time.Millisecond)
+			w.Header().Set("X-Regent-Index", "1")
+			fmt.Fprint(w, `{"content":{"index":1,"routers":[],"vms":[]}}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(f.Close)
+	return f
+}
+
+// calls returns the agent ids the calls to path carried.
+func (f *identityAPI) calls(path string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.ids[path]...)
+}
+
+// runOn runs a hypervisor-role agent with data_dir dir against the
+// controller at url; stop cancels it and waits for Run's result.
+func runOn(t *testing.T, dir, url string) (d *Daemon, done <-chan error, stop func() error) {
+	t.Helper()
+	d = newTestDaemon(t, io.Discard, func(c *Config) {
+		c.Token, c.DataDir, c.Storage = "t", dir, map[string]string{"SSD": dir}
+	}, url)
+	d.minRetry, d.maxRetry = 20*time.Millisecond, 100*time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan error, 1)
+	go func() { ch <- d.Run(ctx) }()
+	return d, ch, func() error {
+		cancel()
+		select {
+		case err := <-ch:
+			return err
+		case <-time.After(20 * time.Second):
+			t.Fatal("Run did not stop")
+			return nil
+		}
+	}
+}
+
+func waitUntil(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); !ok(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// TestSecondAgentOnOneDataDirFailsAtOnce: while an agent runs, a second on
+// the same data_dir (it would act as the same server and build the same
+// VMs) fails at once, naming the lock file and the holder's pid, and
+// sends nothing to the controller. Once the first has stopped, an agent
+// starts on that data_dir again.
+func TestSecondAgentOnOneDataDirFailsAtOnce(t *testing.T) {
+	srv := newIdentityAPI(t)
+	dir := t.TempDir()
+	_, _, stop := runOn(t, dir, srv.URL)
+	waitUntil(t, "the first agent's registration", func() bool { return srv.regs.Load() > 0 })
+
+	_, done, stop2 := runOn(t, dir, srv.URL)
+	select {
+	case err := <-done:
+		want := []string{filepath.Join(dir, lockFile), "pid " + strconv.Itoa(os.Getpid()), "own data_dir"}
+		for _, w := range want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Fatalf("second agent's Run = %v, want an error with %q", err, w)
+			}
+		}
+		t.Logf("second agent: %v", err)
+	case <-time.After(5 * time.Second):
+		stop2()
+		t.Fatal("a second agent on the same data_dir runs")
+	}
+	if n := srv.regs.Load(); n != 1 {
+		t.Errorf("%d registrations, want the first agent's alone", n)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	_, done, stop2 = runOn(t, dir, srv.URL)
+	waitUntil(t, "a registration after the first stopped", func() bool { return srv.regs.Load() == 2 })
+	select {
+	case err := <-done:
+		t.Fatalf("agent after the first stopped: %v", err)
+	default:
+	}
+	if err := stop2(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAgentIDPersistsAndIsSent: the agent makes <data_dir>/agent-id (32
+// hex digits, mode 0600) at its first start, sends it on registration,
+// heartbeats and work fetches, and keeps it across restarts; another
+// data_dir is another agent.
+func TestAgentIDPersistsAndIsSent(t *testing.T) {
+	srv := newIdentityAPI(t)
+	dir := t.TempDir()
+	_, _, stop := runOn(t, dir, srv.URL)
+	waitUntil(t, "a heartbeat and a work fetch", func() bool {
+		return len(srv.calls("/v1/agent/heartbeat")) > 0 && len(srv.calls("/v1/agent/work")) > 0
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, agentIDFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := strings.TrimSpace(string(b))
+	if !validAgentID(id) {
+		t.Fatalf("agent-id holds %q", b)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("agent-id mode %v, want 0600", fi.Mode().Perm())
+	}
+	for _, p := range []string{"/v1/agent/register", "/v1/agent/heartbeat", "/v1/agent/work"} {
+		for _, got := range srv.calls(p) {
+			if got != id {
+				t.Errorf("%s carried agent id %q, want %q", p, got, id)
+			}
+		}
+	}
+	// a restart: the same id
+	_, _, stop = runOn(t, dir, srv.URL)
+	waitUntil(t, "the restarted agent's registration", func() bool { return srv.regs.Load() == 2 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if regs := srv.calls("/v1/agent/register"); len(regs) != 2 || regs[1] != id {
+		t.Errorf("registrations carried %q, want %q twice", regs, id)
+	}
+	// another data_dir: another id
+	other := t.TempDir()
+	_, _, stop = runOn(t, other, srv.URL)
+	waitUntil(t, "the other agent's registration", func() bool { return srv.regs.Load() == 3 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if regs := srv.calls("/v1/agent/register"); len(regs) != 3 || regs[2] == id || !validAgentID(regs[2]) {
+		t.Errorf("another data_dir's agent id %q (first %q)", regs[2], id)
+	}
+	// a damaged agent-id is an error, not silently replaced
+	if err := os.WriteFile(path, []byte("not an id\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, done, stop := runOn(t, dir, srv.URL)
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("Run with a damaged agent-id = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		stop()
+		t.Error("Run with a damaged agent-id runs")
+	}
+}
+
+// TestAgentConflictRefusals: the controller refuses this agent because
+// another holds its server. At registration: the registration refused
+// path (/healthz 503 with the reason, retried). Later, on heartbeats and
+// work fetches: degraded with the reason, the work not acted on (the
+// fetch failed, so nothing is synced) and registration tried again; once
+// the controller takes it, the agent is healthy again.
+func TestAgentConflictRefusals(t *testing.T) {
+	srv := newIdentityAPI(t)
+	srv.conflict.Store(true)
+	d, _, stop := runOn(t, t.TempDir(), srv.URL)
+	defer stop()
+	healthz := func() (int, string) {
+		rec := httptest.NewRecorder()
+		d.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+		return rec.Code, rec.Body.String()
+	}
+	waitUntil(t, "/healthz 503 with the conflict", func() bool {
+		code, body := healthz()
+		return code == 503 && strings.Contains(body, "registration refused: agent_conflict_001: Server 5 (hv9) is held by another agent")
+	})
+	waitUntil(t, "the refused registration retried", func() bool { return len(srv.calls("/v1/agent/register")) >= 3 })
+	srv.conflict.Store(false)
+	waitUntil(t, "registration, then a work fetch", func() bool {
+		code, body := healthz()
+		return code == 200 && body == "ok\n" && len(srv.calls("/v1/agent/work")) > 0
+	})
+
+	// another agent takes the server: heartbeats and work fetches refused
+	regs := srv.regs.Load()
+	srv.conflict.Store(true)
+	waitUntil(t, "degraded by the refused heartbeat and work fetch", func() bool {
+		_, body := healthz()
+		return strings.Contains(body, "heartbeat: agent_conflict_001") && strings.Contains(body, "work fetch: agent_conflict_001")
+	})
+	if h, _ := d.health(); h != "degraded" {
+		t.Errorf("health %q", h)
+	}
+	srv.conflict.Store(false)
+	waitUntil(t, "registered again and healthy", func() bool {
+		code, body := healthz()
+		return srv.regs.Load() > regs && code == 200 && body == "ok\n"
+	})
+}
