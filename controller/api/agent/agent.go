@@ -213,13 +213,15 @@ func (r *routes) claim(q *api.Request, agent string, server, router uint64) erro
 	if c == nil {
 		return nil
 	}
-	what, host := "Server", ""
+	// the records as they are now: a registration may have made them
+	// since q.Txn was taken
+	cur, what, host := r.a.Store().Read(), "Server", ""
 	if c.Router {
 		what = "Router"
-		if rt, ok := q.Txn.Router(c.ID); ok {
+		if rt, ok := cur.Router(c.ID); ok {
 			host = rt.Hostname
 		}
-	} else if s, ok := q.Txn.Server(c.ID); ok {
+	} else if s, ok := cur.Server(c.ID); ok {
 		host = s.Hostname
 	}
 	r.cfg.Logger.Warn("agent call refused: another agent instance holds the record", strings.ToLower(what)+"_id", c.ID, "hostname", host,
