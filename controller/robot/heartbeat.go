@@ -1,6 +1,7 @@
 package robot
 
 import (
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -269,6 +270,18 @@ type Takeover struct {
 // Like heartbeats, holders are leader memory: a new term starts empty, and
 // the first instance heard then holds.
 func (h *Heartbeats) Claim(server, router uint64, agent string, now time.Time) (*AgentConflict, []Takeover) {
+	return h.claim(server, router, agent, now, true)
+}
+
+// Held is Claim without recording: whether another live agent instance
+// holds server or router. State reports use it: they are acts on work the
+// agent fetched, not signs of life.
+func (h *Heartbeats) Held(server, router uint64, agent string, now time.Time) *AgentConflict {
+	c, _ := h.claim(server, router, agent, now, false)
+	return c
+}
+
+func (h *Heartbeats) claim(server, router uint64, agent string, now time.Time, record bool) (*AgentConflict, []Takeover) {
 	if agent == "" || !h.Leading() {
 		return nil, nil
 	}
@@ -294,11 +307,33 @@ func (h *Heartbeats) Claim(server, router uint64, agent string, now time.Time) (
 		took = append(took, Takeover{Router: c.router, ID: c.id, From: cur.agent, Since: since})
 	}
 	for _, c := range claims {
-		if c.id != 0 {
+		if c.id != 0 && record {
 			c.m[c.id] = holder{agent: agent, at: now}
 		}
 	}
 	return nil, took
+}
+
+// DownAfter is the deadline: how long a silent agent holds its records
+// (and is up).
+func (h *Heartbeats) DownAfter() time.Duration { return h.Deadline }
+
+// Err is the 409 api.ErrAgentConflict of c for the caller: the record
+// (host its hostname), the holder's id prefix and when it was last heard,
+// and what to do.
+func (c *AgentConflict) Err(host string, deadline time.Duration) *api.Error {
+	what := "Server"
+	if c.Router {
+		what = "Router"
+	}
+	prefix := c.Holder
+	if len(prefix) > 8 {
+		prefix = prefix[:8] + "…"
+	}
+	return api.Errorf(http.StatusConflict, api.ErrAgentConflict,
+		"%s %d (%s) is held by another agent (agent id %s, last heard %ds ago): two hosts with one hostname, or two agents on one host; "+
+			"give each host its own hostname and each agent its own data_dir. It is taken over once that agent has been silent for %s.",
+		what, c.ID, host, prefix, int(c.Since/time.Second), deadline)
 }
 
 // Changes compares what the agents last said with the stored records and

@@ -180,6 +180,16 @@ func TestClaimRefusesASecondLiveAgent(t *testing.T) {
 	if h.serverHolder[1].agent != "aaaa" {
 		t.Errorf("holder after an empty id = %+v", h.serverHolder[1])
 	}
+	// Held checks without recording
+	if c := h.Held(1, 0, "bbbb", t0.Add(32*time.Second)); c == nil || c.Holder != "aaaa" {
+		t.Errorf("Held by another = %+v", c)
+	}
+	if c := h.Held(9, 0, "bbbb", t0.Add(32*time.Second)); c != nil {
+		t.Errorf("Held of a free server = %+v", c)
+	}
+	if _, ok := h.serverHolder[9]; ok {
+		t.Error("Held recorded its caller")
+	}
 	// a follower checks nothing
 	leading = false
 	if c, _ := h.Claim(1, 2, "bbbb", t0.Add(33*time.Second)); c != nil {

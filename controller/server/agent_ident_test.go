@@ -86,3 +86,40 @@ func TestAgent_TwoAgentsCannotActAsOneServer(t *testing.T) {
 		t.Errorf("the old holder's heartbeat: %s", r)
 	}
 }
+
+// TestAgent_StateReportsOfAnotherAgentAreRefused: while agent A holds the
+// server and router, agent B's state reports (the claim of a VM's build
+// and of a virtual router's) are refused with 409 agent_conflict_001 and
+// change nothing; A's go through, and so do reports without an id (an
+// older agent).
+func TestAgent_StateReportsOfAnotherAgentAreRefused(t *testing.T) {
+	e := newAgentEnv(t)
+	const a, b = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	as := func(id string) http.Header {
+		h := http.Header{}
+		h.Set("X-Auth-Token", e.robot)
+		if id != "" {
+			h.Set(wire.HeaderAgentID, id)
+		}
+		return h
+	}
+	e.c.DoHeader("POST", "/v1/agent/register", e.register, as(a)).Expect(200)
+	e.c.Do("POST", "/iaas/cloud/", cloudBody(e.f.n.Unique("p"), e.f.reg, e.x, 2), e.f.r.Token(apitest.MemberAdmin)).Expect(201)
+	w, _ := e.work(t, "")
+	if len(w.VMs) != 2 || len(w.Routers) != 1 {
+		t.Fatalf("work: %d VMs, %d routers", len(w.VMs), len(w.Routers))
+	}
+	claim := map[string]any{"state": wire.StateBuilding, "expected_state": wire.StateRequested}
+	for _, path := range []string{apitest.Path("/iaas/vm/", w.VMs[0].ID), apitest.Path("/iaas/virtual_router/", w.Routers[0].ID)} {
+		r := e.c.DoHeader("PATCH", path, claim, as(b)).Expect(409)
+		if r.ErrorCode() != wire.ErrAgentConflict || !strings.Contains(r.Err().Detail, "(hv1) is held by another agent") {
+			t.Errorf("PATCH %s by another agent: %s", path, r)
+		}
+		if st := e.c.Do("GET", path, nil, e.f.root).Expect(200).Content()["state"]; st != float64(wire.StateRequested) {
+			t.Errorf("%s: state %v after a refused report", path, st)
+		}
+	}
+	e.c.DoHeader("PATCH", apitest.Path("/iaas/vm/", w.VMs[0].ID), claim, as(a)).Expect(200)
+	e.c.DoHeader("PATCH", apitest.Path("/iaas/virtual_router/", w.Routers[0].ID), claim, as("")).Expect(200)
+	e.c.DoHeader("PATCH", apitest.Path("/iaas/vm/", w.VMs[1].ID), claim, as("")).Expect(200)
+}

@@ -190,7 +190,7 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 	s.heartbeats = robot.NewHeartbeats(cfg.agentDownAfter(), s.cluster.Term, s.cluster.IsLeader)
 	s.registry.MustRegister(newAgentHealthCollector(s.store, s.heartbeats))
 	membership.Register(s.api)
-	iaas.Register(s.api, iaas.Options{AgentHealth: s.heartbeats})
+	iaas.Register(s.api, iaas.Options{AgentHealth: s.heartbeats, AgentHolders: s.heartbeats})
 	melange.Register(s.api, melange.Options{DefaultCIDR: cfg.MelangeDefaultCIDR, DNS1: cfg.MelangeDNS1, DNS2: cfg.MelangeDNS2})
 	agent.Register(s.api, agent.Config{Heartbeats: s.heartbeats, HeartbeatInterval: cfg.agentHeartbeat(), Logger: log})
 

@@ -215,25 +215,18 @@ func (r *routes) claim(q *api.Request, agent string, server, router uint64) erro
 	}
 	// the records as they are now: a registration may have made them
 	// since q.Txn was taken
-	cur, what, host := r.a.Store().Read(), "Server", ""
+	cur, kind, host := r.a.Store().Read(), "server_id", ""
 	if c.Router {
-		what = "Router"
+		kind = "router_id"
 		if rt, ok := cur.Router(c.ID); ok {
 			host = rt.Hostname
 		}
 	} else if s, ok := cur.Server(c.ID); ok {
 		host = s.Hostname
 	}
-	r.cfg.Logger.Warn("agent call refused: another agent instance holds the record", strings.ToLower(what)+"_id", c.ID, "hostname", host,
+	r.cfg.Logger.Warn("agent call refused: another agent instance holds the record", kind, c.ID, "hostname", host,
 		"agent_id", agent, "holder_agent_id", c.Holder, "holder_heard", c.Since.Round(time.Millisecond).String()+" ago")
-	prefix := c.Holder
-	if len(prefix) > 8 {
-		prefix = prefix[:8] + "…"
-	}
-	return wire.Errorf(http.StatusConflict, wire.ErrAgentConflict,
-		"%s %d (%s) is held by another agent (agent id %s, last heard %ds ago): two hosts with one hostname, or two agents on one host; "+
-			"give each host its own hostname and each agent its own data_dir. It is taken over once that agent has been silent for %s.",
-		what, c.ID, host, prefix, int(c.Since/time.Second), r.cfg.Heartbeats.Deadline)
+	return c.Err(host, r.cfg.Heartbeats.Deadline)
 }
 
 // ids checks that the server and router ids an agent names are in its

@@ -266,9 +266,14 @@ func (s *StateInput) present() bool {
 // Without state the object is to stay in its state (a robot reporting
 // observed_generation alone, a rename): expected_state if given, else cur,
 // compared and swapped, so that a change that lands first is not undone.
-func stateCommand(q *api.Request, kind string, id uint64, cur int, in *StateInput) (*state.StateChange, error) {
+func stateCommand(q *api.Request, holders AgentHolders, kind string, id uint64, cur int, in *StateInput) (*state.StateChange, error) {
 	fe := wire.FieldErrors{}
 	robot := q.P.Role == auth.Robot
+	if robot {
+		if err := heldByAnother(q, holders, kind, id); err != nil {
+			return nil, err
+		}
+	}
 	ch := &state.StateChange{Kind: kind, ID: id}
 	if in.State == nil {
 		if in.ErrorCode != nil || in.ErrorDetail != nil {

@@ -366,7 +366,7 @@ type VRUpdateInput struct {
 	Subnets *[]wire.SubnetSpecInput `json:"subnets"`
 }
 
-func registerVirtualRouter(a *api.API) {
+func registerVirtualRouter(a *api.API, opts Options) {
 	api.Register(a, api.Service[*wire.VirtualRouter]{
 		App: App, Name: "virtual_router", Tables: []string{state.VirtualRouters, state.IPBlocks},
 		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"project_id": query.Number, "member_id": query.Number,
@@ -409,7 +409,7 @@ func registerVirtualRouter(a *api.API) {
 				fe.Add("state", q.Code(104), "state or subnets is required; firewall rules change through /iaas/cloud/.")
 				return nil, fe.Err()
 			}
-			ch, err := stateCommand(q, wire.KindVirtualRouter, cur.ID, cur.State, &in.StateInput)
+			ch, err := stateCommand(q, opts.AgentHolders, wire.KindVirtualRouter, cur.ID, cur.State, &in.StateInput)
 			if err != nil {
 				return nil, err
 			}
@@ -434,7 +434,7 @@ type VMUpdateInput struct {
 	Storages []wire.StorageInput `json:"storages"`
 }
 
-func registerVM(a *api.API) {
+func registerVM(a *api.API, opts Options) {
 	api.Register(a, api.Service[*wire.VM]{
 		App: App, Name: "vm", Tables: []string{state.VMs, state.Storages, state.IPAddresses},
 		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"project_id": query.Number, "member_id": query.Number,
@@ -486,7 +486,7 @@ func registerVM(a *api.API) {
 				if spec {
 					return nil, wire.Errorf(http.StatusBadRequest, q.Code(116), "Change the state or the spec of a VM, not both in one request.")
 				}
-				ch, err := stateCommand(q, wire.KindVM, cur.ID, cur.State, &in.StateInput)
+				ch, err := stateCommand(q, opts.AgentHolders, wire.KindVM, cur.ID, cur.State, &in.StateInput)
 				if err != nil {
 					return nil, err
 				}

@@ -48,15 +48,15 @@ func Register(a *api.API, opts Options) {
 	registerRouter(a, opts)
 	registerProject(a)
 	registerCloud(a)
-	registerVirtualRouter(a)
-	registerVM(a)
+	registerVirtualRouter(a, opts)
+	registerVM(a, opts)
 	registerVMHistory(a)
 	registerStorage(a)
 	registerCapacity(a)
 	registerMetrics(a)
 	registerVPN(a)
-	registerSnapshot(a)
-	registerBackup(a)
+	registerSnapshot(a, opts)
+	registerBackup(a, opts)
 }
 
 // seesAll: global users and robots (which build what the region serves) see

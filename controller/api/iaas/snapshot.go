@@ -51,7 +51,7 @@ func snapshotShape(q *api.Request, in *wire.SnapshotInput) (uint64, string, erro
 // robots the ROBOT map with compare-and-swap, observed_generation and the
 // error of UNRESOURCED); remove_subtree alone (snapshots, users) keeps the
 // state and sets the flag.
-func snapshotStateCommand(q *api.Request, kind string, id, vm uint64, curState int, in *SnapshotUpdateInput) (*fsm.Command, error) {
+func snapshotStateCommand(q *api.Request, holders AgentHolders, kind string, id, vm uint64, curState int, in *SnapshotUpdateInput) (*fsm.Command, error) {
 	if v, ok := q.Txn.VM(vm); ok {
 		if err := robotOnServer(q, v); err != nil {
 			return nil, err
@@ -80,7 +80,7 @@ func snapshotStateCommand(q *api.Request, kind string, id, vm uint64, curState i
 			return nil, fe.Err()
 		}
 	}
-	ch, err := stateCommand(q, kind, id, curState, &in.StateInput)
+	ch, err := stateCommand(q, holders, kind, id, curState, &in.StateInput)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +88,7 @@ func snapshotStateCommand(q *api.Request, kind string, id, vm uint64, curState i
 	return q.Command(fsm.StateChangeIfType, ch)
 }
 
-func registerSnapshot(a *api.API) {
+func registerSnapshot(a *api.API, opts Options) {
 	api.Register(a, api.Service[*wire.Snapshot]{
 		App: App, Name: "snapshot", Tables: []string{state.Snapshots},
 		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"vm_id": query.Number, "project_id": query.Number,
@@ -117,7 +117,7 @@ func registerSnapshot(a *api.API) {
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
-			return snapshotStateCommand(q, wire.KindSnapshot, cur.ID, cur.VMID, cur.State, &in)
+			return snapshotStateCommand(q, opts.AgentHolders, wire.KindSnapshot, cur.ID, cur.VMID, cur.State, &in)
 		},
 	})
 	handle(a, "GET /iaas/snapshot_tree/{vm_id}/{$}", "snapshot_tree", auth.Read, func(q *api.Request) error {
@@ -155,7 +155,7 @@ func historyVisible(q *api.Request, h *wire.ObjectHistory) bool {
 	return ok && seesTenant(q, h.MemberID, p.RegionID)
 }
 
-func registerBackup(a *api.API) {
+func registerBackup(a *api.API, opts Options) {
 	api.Register(a, api.Service[*wire.Backup]{
 		App: App, Name: "backup", Tables: []string{state.Backups},
 		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"vm_id": query.Number, "project_id": query.Number,
@@ -190,7 +190,7 @@ func registerBackup(a *api.API) {
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
-			return snapshotStateCommand(q, wire.KindBackup, cur.ID, cur.VMID, cur.State, &in)
+			return snapshotStateCommand(q, opts.AgentHolders, wire.KindBackup, cur.ID, cur.VMID, cur.State, &in)
 		},
 	})
 	api.Register(a, api.Service[*wire.ObjectHistory]{
