@@ -19,7 +19,7 @@ func TestIaaSModifiedBy(t *testing.T) {
 	root, admin, user := f.root, f.r.Token(apitest.MemberAdmin), f.r.Token(apitest.MemberUser)
 	name := n.Unique("global-2")
 	global2 := c.Do("POST", "/membership/user/", map[string]any{"member_id": 1, "username": name,
-		"email": name + "@example.com", "global_active": true}, root).Expect(201).ID()
+		"email": name + "@example.com", "global_active": true, "administrator": true}, root).Expect(201).ID() // allocations need a global administrator
 	_, g2 := c.CreateToken(root, global2)
 
 	want := func(what string, m map[string]any, id uint64) {

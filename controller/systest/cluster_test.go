@@ -1,6 +1,9 @@
 package systest
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -142,20 +145,31 @@ func TestFollowerForwarding(t *testing.T) {
 	}
 	// A request a node forwarded may be passed on once more (to reach a new
 	// leader after a hand-over), not twice: stale views of who leads cannot
-	// bounce it around.
-	for via, want := range map[string]int{"elsewhere": http.StatusCreated, "a,b": http.StatusServiceUnavailable} {
+	// bounce it around. The forwarding header counts only with the proof a
+	// node adds (an HMAC keyed by the cluster token): a client's own is
+	// dropped, and the node it reached forwards it as a first hop.
+	for _, tc := range []struct {
+		via    string
+		proven bool
+		want   int
+	}{{"elsewhere", true, http.StatusCreated}, {"a,b", true, http.StatusServiceUnavailable}, {"a,b", false, http.StatusCreated}} {
 		f := c.followers(leader)[0]
-		body := strings.NewReader(`{"name":"fwd-hops-` + strings.ReplaceAll(via, ",", "-") + `"}`)
+		body := strings.NewReader(fmt.Sprintf(`{"name":"fwd-hops-%s-%v"}`, strings.ReplaceAll(tc.via, ",", "-"), tc.proven))
 		req, _ := http.NewRequest(http.MethodPost, f.URL()+"/membership/member/", body)
 		req.Header.Set("X-Auth-Token", c.token)
-		req.Header.Set("X-Regent-Forwarded-By", via)
+		req.Header.Set("X-Regent-Forwarded-By", tc.via)
+		if tc.proven {
+			m := hmac.New(sha256.New, []byte(c.ctok))
+			fmt.Fprintf(m, "%s\n%s\n%s\n%s", tc.via, "", req.Method, req.URL.RequestURI())
+			req.Header.Set("X-Regent-Forward-Proof", hex.EncodeToString(m.Sum(nil)))
+		}
 		resp, err := c.hc.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Errorf("a write forwarded by %q, sent to follower %s: %d, want %d", via, f.name, resp.StatusCode, want)
+		if resp.StatusCode != tc.want {
+			t.Errorf("a write forwarded by %q (proven %v), sent to follower %s: %d, want %d", tc.via, tc.proven, f.name, resp.StatusCode, tc.want)
 		}
 	}
 	// Stale reads on the leader carry the headers as well (last contact 0).
