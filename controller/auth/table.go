@@ -67,7 +67,7 @@ func Permissions() Table {
 		"virtual_router":   {List: read, Read: read, Update: read},
 		"vm":               {List: read, Read: read, Create: all, Update: read},
 		"vm_history":       {List: read},
-		"storage":          {List: read, Read: read, Create: {Global, Admin}},
+		"storage":          {List: read, Read: read, Create: {GlobalAdmin, Admin}}, // CloudCIX: "Only administrators"
 		"storage_type":     {List: read, Read: read, Create: {Global}, Update: {Global}},
 		"image":            {List: read, Read: read, Create: {Global}, Update: {Global}},
 		"region_image":     {List: read, Read: read, Create: {Global, Robot}, Delete: {Global, Robot}},

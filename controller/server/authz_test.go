@@ -417,7 +417,7 @@ var matrix = []matrixRow{
 	{"GET", "/iaas/vm_history/", "vm_history", auth.List, "", w(200, 200, 200, 200, 200, 200, 401), static("/iaas/vm_history/")},
 	// administrators add disks; other: the VM is not visible (400 vm_id).
 	{"GET", "/iaas/storage/", "storage", auth.List, "", w(200, 200, 200, 200, 200, 200, 401), static("/iaas/storage/")},
-	{"POST", "/iaas/storage/", "storage", auth.Create, "to a new running VM of P", w(201, 201, 201, 403, 400, 403, 401), newStorageBody},
+	{"POST", "/iaas/storage/", "storage", auth.Create, "to a new running VM of P", w(201, 403, 201, 403, 400, 403, 401), newStorageBody},
 	{"GET", "/iaas/storage/{id}/", "storage", auth.Read, "D", w(200, 200, 200, 200, 404, 404, 401), storageD},
 	{"HEAD", "/iaas/storage/{id}/", "storage", auth.Read, "D", w(200, 200, 200, 200, 404, 404, 401), storageD},
 

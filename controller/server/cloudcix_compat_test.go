@@ -20,7 +20,7 @@ import (
 func init() {
 	matrix = append(matrix,
 		matrixRow{"GET", "/iaas/vm/{vm_id}/storage/", "storage", auth.List, "V", w(200, 200, 200, 200, 404, 404, 401), vmStorages},
-		matrixRow{"POST", "/iaas/vm/{vm_id}/storage/", "storage", auth.Create, "a new running VM of P", w(201, 201, 201, 403, 404, 403, 401), newVMStorageBody},
+		matrixRow{"POST", "/iaas/vm/{vm_id}/storage/", "storage", auth.Create, "a new running VM of P", w(201, 403, 201, 403, 404, 403, 401), newVMStorageBody},
 		matrixRow{"GET", "/iaas/vm/{vm_id}/storage/{id}/", "storage", auth.Read, "D of V", w(200, 200, 200, 200, 404, 404, 401), vmStorageD},
 		matrixRow{"HEAD", "/iaas/vm/{vm_id}/storage/{id}/", "storage", auth.Read, "D of V", w(200, 200, 200, 200, 404, 404, 401), vmStorageD},
 	)
