@@ -409,11 +409,7 @@ func TestBeatSoonSendsEarlyHeartbeats(t *testing.T) {
 		cancel()
 		<-done
 	}()
-	for deadline := time.Now().Add(10 * time.Second); !srv.registered(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no registration")
-		}
-	}
+	srv.awaitRegistered(t)
 	time.Sleep(300 * time.Millisecond) // the heartbeat loop is waiting out its 60 s
 	if n := srv.beats.Load(); n != 0 {
 		t.Fatalf("%d heartbeats before the interval", n)
@@ -445,11 +441,7 @@ func TestFlappingVPNsDoNotStopHeartbeats(t *testing.T) {
 		cancel()
 		<-done
 	}()
-	for deadline := time.Now().Add(10 * time.Second); !srv.registered(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no registration")
-		}
-	}
+	srv.awaitRegistered(t)
 	start := time.Now()
 	last, lastAt, longest := srv.beats.Load(), start, time.Duration(0)
 	for time.Since(start) < 3*time.Second {
@@ -502,11 +494,7 @@ func TestHungControllerHeartbeatFailsOver(t *testing.T) {
 		cancel()
 		<-done
 	}()
-	for deadline := time.Now().Add(10 * time.Second); !good.registered(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no registration")
-		}
-	}
+	good.awaitRegistered(t)
 	start := time.Now()
 	for good.beats.Load() == 0 {
 		// The first heartbeat 1 s after registration, held 0.5 s: well
@@ -579,6 +567,16 @@ func (f *agentAPI) registration() (api.AgentRegistration, bool) {
 }
 
 func (f *agentAPI) registered() bool { _, ok := f.registration(); return ok }
+
+// awaitRegistered waits (10 s at most) for the agent's registration.
+func (f *agentAPI) awaitRegistered(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !f.registered(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no registration")
+		}
+	}
+}
 
 // runTestDaemon runs an agent with the hypervisor role (host hv9, its
 // storage in a temporary directory) against controllers; cancel stops it

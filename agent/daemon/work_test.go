@@ -167,37 +167,13 @@ func TestWorkFetchPassesContentHash(t *testing.T) {
 // controller for ever (its kernel keeps the TCP connection alive), and
 // so did a heartbeat or work fetch already under way.
 func TestHungControllerIsFailedOver(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var held []net.Conn
-	var mu sync.Mutex
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c) // read nothing, answer nothing
-			mu.Unlock()
-		}
-	}()
-	defer func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			c.Close()
-		}
-	}()
+	hole, _ := blackhole(t)
 	good := newAgentAPI(t, 1)
 	good.workOK.Store(true)
 	d := newTestDaemon(t, io.Discard, func(c *Config) {
 		c.Token = "t"
 		c.LibvirtSocket = filepath.Join(t.TempDir(), "none.sock")
-	}, "http://"+ln.Addr().String(), good.URL)
+	}, hole, good.URL)
 	d.ctl.timeout = 300 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
