@@ -123,17 +123,17 @@ func FromRequest(r *http.Request) string {
 }
 
 // mintedBefore refuses a token that would act as a global administrator
-// but was minted for its user by another user, minter, who was not one:
-// the user has been made a global administrator since, and the minter
-// must not hold a global administrator's token through it.
-func mintedBefore(minter uint64) error {
+// (or a global user: what) but was minted for its user by another user,
+// minter, who was not one: the user has been made one since, and the
+// minter must not hold such a token through it.
+func mintedBefore(minter uint64, what string) error {
 	return &api.Error{Status: http.StatusUnauthorized, ErrorCode: api.CodeAuthMinted,
-		Detail: fmt.Sprintf("The token was minted by user %d before this user became a global administrator; mint a new token.", minter)}
+		Detail: fmt.Sprintf("The token was minted by user %d before this user became a %s; mint a new token.", minter, what)}
 }
 
 // Authenticate resolves a secret against the state. A token minted for its
-// user by someone who was not a global administrator then does not act as
-// a global administrator: it is refused (401 regent_auth_003) once its
+// user by someone who was not a global administrator (or a global user)
+// then does not act as one: it is refused (401 regent_auth_003) once its
 // user is one.
 func Authenticate(rt *state.ReadTxn, secret string, now time.Time) (*Principal, error) {
 	if secret == "" {
@@ -165,8 +165,13 @@ func Authenticate(rt *state.ReadTxn, secret string, now time.Time) (*Principal, 
 	case tok.Kind == api.TokenKindRobot:
 		p.Role, p.RegionID, p.ServerID = Robot, tok.RegionID, tok.ServerID
 	case u.IsGlobal():
-		if u.Administrator && tok.MintedBy != 0 && tok.MintedBy != u.ID && !tok.MinterGlobalAdmin {
-			return nil, mintedBefore(tok.MintedBy)
+		if tok.MintedBy != 0 && tok.MintedBy != u.ID {
+			switch {
+			case u.Administrator && !tok.MinterGlobalAdmin:
+				return nil, mintedBefore(tok.MintedBy, "global administrator")
+			case !tok.MinterGlobal && !tok.MinterGlobalAdmin:
+				return nil, mintedBefore(tok.MintedBy, "global user")
+			}
 		}
 		p.Role, p.Administrator = Global, u.Administrator
 	case u.Administrator:

@@ -52,17 +52,19 @@ func TestTokenMinterDecidesGlobalAdministrator(t *testing.T) {
 		name        string
 		mintedBy    uint64 // the root user is 1
 		minterAdmin bool
+		minter      bool // global
 		ok          bool
 	}{
-		{"older token", 0, false, true},
-		{"minted by the user", 1, false, true},
-		{"minted by a global administrator", 7, true, true},
-		{"minted by another user", 7, false, false},
+		{"older token", 0, false, false, true},
+		{"minted by the user", 1, false, false, true},
+		{"minted by a global administrator", 7, true, true, true},
+		{"minted by another user", 7, false, false, false},
+		{"minted by a global user", 7, false, true, false},
 	} {
 		s := state.New()
 		txn := s.Write(1, now)
 		if _, err := txn.Bootstrap("CIX", "root", &state.TokenRecord{Token: api.Token{Kind: api.TokenKindUser}, Hash: Hash("rgt_test"),
-			MintedBy: tc.mintedBy, MinterGlobalAdmin: tc.minterAdmin}); err != nil {
+			MintedBy: tc.mintedBy, MinterGlobalAdmin: tc.minterAdmin, MinterGlobal: tc.minter}); err != nil {
 			t.Fatal(err)
 		}
 		txn.Commit()

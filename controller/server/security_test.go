@@ -793,3 +793,25 @@ func TestTokenMintedBeforePromotion(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenMintedBeforeGlobal: an administrator of member 1 who is not
+// global mints a token for a plain user of member 1; once a global
+// administrator makes that user global, the token does not act as a global
+// user's (401 regent_auth_003): its minter would hold one through it.
+func TestTokenMintedBeforeGlobal(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	root := n.RootToken
+	a := c.CreateUser(root, wire.GlobalMemberID, n.Unique("cix-admin"), true)
+	_, byRootForA := c.CreateToken(root, a)
+	u := c.CreateUser(root, wire.GlobalMemberID, n.Unique("cix-user"), false)
+	_, byA := c.CreateToken(byRootForA, u)
+	_, byRoot := c.CreateToken(root, u)
+	c.Do("GET", "/membership/member/", nil, byA).Expect(http.StatusOK) // a plain user's token
+	c.Do("PATCH", apitest.Path("/membership/user/", u), map[string]any{"global_active": true}, root).Expect(http.StatusOK)
+	resp := c.Do("GET", "/membership/member/", nil, byA).Expect(http.StatusUnauthorized)
+	if resp.ErrorCode() != "regent_auth_003" || !strings.Contains(resp.String(), fmt.Sprintf("minted by user %d before this user became a global user", a)) {
+		t.Errorf("the member-1 administrator's token of the now global user: %s", resp)
+	}
+	c.Do("GET", "/membership/member/", nil, byRoot).Expect(http.StatusOK)
+}

@@ -40,12 +40,14 @@ type TokenRecord struct {
 	Hash string `json:"hash"`
 	// MintedBy is the user who created the token (the API fills it in
 	// the create command; 0 in tokens made before it did, and in the
-	// bootstrap's root token). MinterGlobalAdmin says whether that user
-	// was a global administrator then. A token minted for someone else
-	// by a user who was not never acts as a global administrator (see
-	// auth.Authenticate): its user may have been made one since.
+	// bootstrap's root token). MinterGlobalAdmin and MinterGlobal say
+	// whether that user was a global administrator, or a global user,
+	// then. A token minted for someone else by a user who was not never
+	// acts as one (see auth.Authenticate): its user may have been made one
+	// since.
 	MintedBy          uint64 `json:"minted_by,omitempty"`
 	MinterGlobalAdmin bool   `json:"minter_global_admin,omitempty"`
+	MinterGlobal      bool   `json:"minter_global,omitempty"`
 }
 
 // Node is a controller node known to the cluster: its raft identity and the

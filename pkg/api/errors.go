@@ -78,7 +78,7 @@ func (f FieldErrors) Err() error {
 const (
 	CodeAuthMissing      = "regent_auth_001" // no token supplied
 	CodeAuthInvalid      = "regent_auth_002" // unknown, revoked or expired token
-	CodeAuthMinted       = "regent_auth_003" // minted by another, before its user became a global administrator
+	CodeAuthMinted       = "regent_auth_003" // minted by another, before its user became a global administrator (or user)
 	CodeNoLeader         = "regent_cluster_001"
 	CodeForwardFailed    = "regent_cluster_002"
 	CodeBodyTooLarge     = "regent_request_001"

@@ -102,7 +102,7 @@ func registerToken(a *api.API) {
 			if err != nil {
 				return nil, err
 			}
-			rec.MintedBy, rec.MinterGlobalAdmin = q.P.UserID, q.P.Holds(auth.GlobalAdmin)
+			rec.MintedBy, rec.MinterGlobalAdmin, rec.MinterGlobal = q.P.UserID, q.P.Holds(auth.GlobalAdmin), q.P.Holds(auth.Global)
 			q.Created = func(v any) any {
 				out := v.(*state.TokenRecord).Token
 				out.Secret = secret
