@@ -815,3 +815,18 @@ func TestTokenMintedBeforeGlobal(t *testing.T) {
 	}
 	c.Do("GET", "/membership/member/", nil, byRoot).Expect(http.StatusOK)
 }
+
+// TestGlobalMemberAdministratorUpdatesItself: an administrator of member 1
+// who is not global may change its own user (it is protected from others
+// like it, not from itself), but not raise its own flags.
+func TestGlobalMemberAdministratorUpdatesItself(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	a := c.CreateUser(n.RootToken, wire.GlobalMemberID, n.Unique("cix-admin"), true)
+	_, tok := c.CreateToken(n.RootToken, a)
+	self := apitest.Path("/membership/user/", a)
+	if got := c.Do("PATCH", self, map[string]any{"surname": "Renamed"}, tok).Expect(http.StatusOK).Content()["surname"]; got != "Renamed" {
+		t.Errorf("own surname after PATCH: %v", got)
+	}
+	c.Do("PATCH", self, map[string]any{"global_active": true}, tok).Expect(http.StatusForbidden)
+}

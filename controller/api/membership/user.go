@@ -102,7 +102,9 @@ func registerUser(a *api.API) {
 			if q.P.Role == auth.User && cur.ID != q.P.UserID {
 				return nil, forbidden(q, 202, "You may only update your own user.")
 			}
-			if protected(q, cur) {
+			// A caller's own user is not protected from itself
+			// (userPrivileges keeps it from raising its own flags).
+			if cur.ID != q.P.UserID && protected(q, cur) {
 				return nil, forbidden(q, 205, "Only global users may change a global user, and only global administrators an administrator of the global member.")
 			}
 			var in wire.UserInput
