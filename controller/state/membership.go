@@ -82,7 +82,16 @@ func (t *Txn) MemberDelete(id uint64) error {
 		}
 		// Melange tenant ids are stored in the canonical spelling
 		// (tenantMember), so the member's is its id in decimal.
-		if it, err := t.txn.Get(table, "tenant", strconv.FormatUint(id, 10)); err == nil && it.Next() != nil {
+		// Released addresses keep their tenant until the purge: they do
+		// not count (the caller could not remove them).
+		it, err := t.txn.Get(table, "tenant", strconv.FormatUint(id, 10))
+		if err != nil {
+			continue
+		}
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			if a, ok := raw.(*api.IPAddress); ok && a.Deallocated {
+				continue
+			}
 			return api.Errorf(http.StatusBadRequest, "membership_member_delete_107", "The member is still the Melange tenant of objects (%s); delete them first.", table)
 		}
 	}

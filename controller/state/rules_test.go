@@ -50,7 +50,7 @@ func TestRulesOfTheCommand(t *testing.T) {
 // membership_member_delete_107, and nothing changes. Before, it was, and a
 // replayed entry still is.
 func TestMemberDeleteKeepsMelangeTenants(t *testing.T) {
-	for _, what := range []string{"interface", "address"} {
+	for _, what := range []string{"interface", "address", "released address"} {
 		under := func(rules uint32) error {
 			f := newFixture(t)
 			f.bootstrap()
@@ -60,10 +60,15 @@ func TestMemberDeleteKeepsMelangeTenants(t *testing.T) {
 				if _, err := f.iface(api.Interface{VIF: "vif-1", TenantID: tenantOf(m)}, nil); err != nil {
 					t.Fatal(err)
 				}
-			case "address":
+			case "address", "released address":
 				b := f.block(&api.IPBlock{MemberID: api.GlobalMemberID, Dialect: api.DialectMelange, CIDR: "10.0.0.0/24"})
 				f.ok("address", func(t *Txn) error {
-					_, err := t.AllocateNext(b.ID, &api.IPAddress{UsedByTenant: tenantOf(m)})
+					a, err := t.AllocateNext(b.ID, &api.IPAddress{UsedByTenant: tenantOf(m)})
+					if err == nil && what == "released address" {
+						// kept (with its tenant) until the purge: the
+						// caller could not remove it, so it does not count
+						_, err = t.IPAddressRelease(IPRef{ID: a.ID})
+					}
 					return err
 				})
 			}
@@ -80,6 +85,12 @@ func TestMemberDeleteKeepsMelangeTenants(t *testing.T) {
 			if err := under(old); err != nil {
 				t.Errorf("the tenant of an %s under rules %d: %v, want deleted as it was", what, old, err)
 			}
+		}
+		if what == "released address" {
+			if err := under(Rules2); err != nil {
+				t.Errorf("the tenant of a released address under Rules2: %v, want deleted", err)
+			}
+			continue
 		}
 		wantErr(t, "the tenant of an "+what+" under Rules2", under(Rules2), 400, "", "membership_member_delete_107")
 	}
