@@ -225,10 +225,13 @@ const clientAddrHeader = "X-Regent-Client-Addr"
 // forwardProofHeader proves that forwardedHeader and clientAddrHeader were
 // set by a node of the cluster: an HMAC-SHA256, keyed by the cluster token
 // (which only the nodes hold), of the two values, the method and the
-// request URI. A client can send those headers too: without the proof they
-// are dropped where the request arrives (dropUnprovenForwarding), so the
-// node it reached is the first hop and names the real client, and the
-// leader's audit line shows what the nodes saw, not what a client said.
+// request URI. A client can send those headers too: without the proof
+// (dropUnprovenForwarding) the client address is dropped, so the node the
+// request reached names the one it came from, and the names of the hops
+// become "?": they still count towards maxForwards (a node whose cluster
+// token differs, during a rotation, must not bounce a request around
+// unchecked), but the leader's audit line shows what the nodes saw, not
+// what a client said.
 const forwardProofHeader = "X-Regent-Forward-Proof"
 
 // forwardProof is the proof of via and client for r; "" without a cluster
@@ -243,19 +246,24 @@ func (a *API) forwardProof(r *http.Request, via, client string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// dropUnprovenForwarding removes the forwarding headers of r unless a node
-// of the cluster set them (forwardProofHeader), and the proof itself.
+// dropUnprovenForwarding keeps the forwarding headers of r only if a node
+// of the cluster set them (forwardProofHeader), and drops the proof
+// itself. Unproven, the client address goes and each hop's name becomes
+// "?" (the count stays: maxForwards).
 func (a *API) dropUnprovenForwarding(r *http.Request) {
 	via, client, proof := r.Header.Get(forwardedHeader), r.Header.Get(clientAddrHeader), r.Header.Get(forwardProofHeader)
 	r.Header.Del(forwardProofHeader)
 	if via == "" && client == "" {
 		return
 	}
-	r.Header.Del(forwardedHeader)
-	r.Header.Del(clientAddrHeader)
 	if want := a.forwardProof(r, via, client); via != "" && want != "" && hmac.Equal([]byte(proof), []byte(want)) {
-		r.Header.Set(forwardedHeader, via)
-		r.Header.Set(clientAddrHeader, client)
+		return
+	}
+	r.Header.Del(clientAddrHeader)
+	r.Header.Del(forwardedHeader)
+	if via != "" {
+		hops := min(strings.Count(via, ",")+1, maxForwards)
+		r.Header.Set(forwardedHeader, strings.TrimSuffix(strings.Repeat("?,", hops), ","))
 	}
 }
 
@@ -533,10 +541,10 @@ func (f *forwarder) roundTrip(r *http.Request, base string, body *spooled) (*htt
 	}
 	out.Header.Set(forwardedHeader, via)
 	client := r.Header.Get(clientAddrHeader)
-	if r.Header.Get(forwardedHeader) == "" {
+	if client == "" {
 		// The first hop names the client (for the leader's audit line);
-		// a later one passes that on. (wrap has dropped the headers a
-		// client sent: see forwardProofHeader.)
+		// a later one passes that on. (wrap has dropped a client address
+		// no node proved: this node names the one it came from.)
 		client = r.RemoteAddr
 	}
 	out.Header.Set(clientAddrHeader, client)

@@ -177,8 +177,9 @@ func TestAuditTrail(t *testing.T) {
 // TestAuditForwardingHeadersCannotBeForged: a client that sends
 // X-Regent-Forwarded-By and X-Regent-Client-Addr (and a made-up proof) to a
 // follower of a 3-node cluster does not choose what the leader's audit
-// line says: the follower drops them, is the first hop, and names the
-// real client; sent to the leader itself they are dropped too.
+// line says: the follower drops the address and names the real client,
+// and the unproven hop shows as "?" (it still counts towards the hop
+// limit); sent to the leader itself they are dropped the same way.
 func TestAuditForwardingHeadersCannotBeForged(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.log")
 	n := apitest.Start(t, apitest.Options{Configure: func(c *server.Config) { c.AuditLog = path }})
@@ -214,11 +215,11 @@ func TestAuditForwardingHeadersCannotBeForged(t *testing.T) {
 	if via == nil || direct == nil {
 		t.Fatalf("the leader's audit lines of the two writes are missing")
 	}
-	if via.ForwardedBy != "follower" || !strings.HasPrefix(via.Client, "127.0.0.1:") || via.Client == via.Remote {
-		t.Errorf("the line of the write sent to the follower names forwarded_by %q, client %q (remote %q); want follower and the real client",
+	if via.ForwardedBy != "?,follower" || !strings.HasPrefix(via.Client, "127.0.0.1:") || via.Client == via.Remote {
+		t.Errorf("the line of the write sent to the follower names forwarded_by %q, client %q (remote %q); want ?,follower and the real client",
 			via.ForwardedBy, via.Client, via.Remote)
 	}
-	if direct.ForwardedBy != "" || direct.Client != "" || !strings.HasPrefix(direct.Remote, "127.0.0.1:") {
-		t.Errorf("the line of the write sent to the leader names forwarded_by %q, client %q; want none", direct.ForwardedBy, direct.Client)
+	if direct.ForwardedBy != "?" || direct.Client != "" || !strings.HasPrefix(direct.Remote, "127.0.0.1:") {
+		t.Errorf("the line of the write sent to the leader names forwarded_by %q, client %q; want ? and none", direct.ForwardedBy, direct.Client)
 	}
 }

@@ -145,14 +145,14 @@ func TestFollowerForwarding(t *testing.T) {
 	}
 	// A request a node forwarded may be passed on once more (to reach a new
 	// leader after a hand-over), not twice: stale views of who leads cannot
-	// bounce it around. The forwarding header counts only with the proof a
-	// node adds (an HMAC keyed by the cluster token): a client's own is
-	// dropped, and the node it reached forwards it as a first hop.
+	// bounce it around. Without the proof a node adds (an HMAC keyed by the
+	// cluster token: a client's own header, or a node's whose token
+	// differs during a rotation) the hops still count, as "?".
 	for _, tc := range []struct {
 		via    string
 		proven bool
 		want   int
-	}{{"elsewhere", true, http.StatusCreated}, {"a,b", true, http.StatusServiceUnavailable}, {"a,b", false, http.StatusCreated}} {
+	}{{"elsewhere", true, http.StatusCreated}, {"a,b", true, http.StatusServiceUnavailable}, {"a,b", false, http.StatusServiceUnavailable}, {"a", false, http.StatusCreated}} {
 		f := c.followers(leader)[0]
 		body := strings.NewReader(fmt.Sprintf(`{"name":"fwd-hops-%s-%v"}`, strings.ReplaceAll(tc.via, ",", "-"), tc.proven))
 		req, _ := http.NewRequest(http.MethodPost, f.URL()+"/membership/member/", body)
