@@ -16,7 +16,9 @@ import (
 // A request state is claimed first (1→2, 10→11, 5→12, 7→13, 15→16, 8→14,
 // 9→17); an in-progress state (after a restart, or a claim whose report
 // was lost) is acted on and reported. A lost CAS (409) drops the object:
-// the next work fetch carries the truth.
+// the next work fetch carries the truth. A report refused because another
+// agent instance holds the server (409 agent_conflict_001) is an error,
+// retried with backoff.
 type machine struct {
 	kind string
 	set  func(ctx context.Context, id uint64, r client.StateReport) error
@@ -93,6 +95,8 @@ func (m *machine) run(ctx context.Context, o object, s steps, log hclog.Logger) 
 		switch {
 		case err == nil:
 			log.Info("claimed", "to", api.StateNames[p.claim])
+		case isAgentConflict(err):
+			return resultError, agentConflict(fmt.Sprintf("claim %d→%d", from, p.claim), err, log)
 		case client.IsConflict(err):
 			log.Debug("claim lost: the state moved on; the next work fetch decides", "error", err)
 			return resultConflict, nil
@@ -141,6 +145,8 @@ func (m *machine) run(ctx context.Context, o object, s steps, log hclog.Logger) 
 		}
 		m.setReported(o.id, gen)
 		return resultOK, nil
+	case isAgentConflict(err):
+		return resultError, agentConflict(fmt.Sprintf("report %d→%d", from, to), err, log)
 	case client.IsConflict(err):
 		log.Debug("report lost: the state moved on; the next work fetch decides", "error", err)
 		m.setActed(o.id, nil)
@@ -177,11 +183,22 @@ func (m *machine) failure(ctx context.Context, o object, from int, p statePlan, 
 		log.Error("UNRESOURCED", "error_code", code, "error", cause)
 		m.setFinished(o.id, &finishedStep{from, o.generation})
 		return resultInvalid, nil
+	case isAgentConflict(err):
+		return resultError, agentConflict("report UNRESOURCED", err, log)
 	case client.IsConflict(err):
 		return resultConflict, nil
 	default:
 		return resultError, fmt.Errorf("report UNRESOURCED: %w", err)
 	}
+}
+
+// agentConflict is a state report refused because another agent instance
+// holds the server or router (409 agent_conflict_001): no lost CAS (the
+// state did not move on), but an error retried with backoff until this
+// agent holds it again.
+func agentConflict(what string, err error, log hclog.Logger) error {
+	log.Warn(what+" refused: another agent acts for this server or router; retrying", "error", err)
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 func (m *machine) lastReported(id uint64) uint64 {

@@ -138,11 +138,21 @@ type fakeController struct {
 	// (one with an observed generation), once, as a controller that does
 	// not answer.
 	failReport map[uint64]error
+	// agentConflict refuses the n-th report (from 0) with 409
+	// agent_conflict_001 when its entry is true, as a controller does while
+	// another agent instance holds the server.
+	agentConflict []bool
+	calls         int
 }
 
 func (f *fakeController) SetRouterState(_ context.Context, id uint64, r client.StateReport) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	n := f.calls
+	f.calls++
+	if n < len(f.agentConflict) && f.agentConflict[n] {
+		return &api.Error{Status: http.StatusConflict, ErrorCode: api.ErrAgentConflict, Detail: "another agent"}
+	}
 	if f.states[id] != r.Expected {
 		return &api.Error{Status: http.StatusConflict, ErrorCode: "iaas_virtual_router_update_409", Detail: "moved"}
 	}

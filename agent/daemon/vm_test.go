@@ -291,6 +291,32 @@ func TestVMLoopWithHandler(t *testing.T) {
 	}
 }
 
+// A state report refused for another agent instance holding the server
+// (409 agent_conflict_001) is no lost CAS: the claim and the report are
+// retried with backoff until the controller takes them, without another
+// work fetch.
+func TestAgentConflictReportIsRetried(t *testing.T) {
+	// A claim (REQUESTED) and a report (BUILDING) refused once each.
+	for _, from := range []int{api.StateRequested, api.StateBuilding} {
+		t.Run(api.StateNames[from], func(t *testing.T) {
+			h, b, c := newVMTest()
+			c.states[1] = from
+			c.agentConflict = []bool{true}
+			l := reconcile.New(context.Background(), reconcile.Config[api.VMSpec]{Key: h.Key, Version: func(s api.VMSpec) string { return specVersion(testKey, s) },
+				Handler: h, MinBackoff: 10 * time.Millisecond})
+			defer l.Stop()
+			l.Sync([]api.VMSpec{{ID: 1, ProjectID: 5, State: from, Generation: 2}}, true)
+			deadline := time.Now().Add(10 * time.Second)
+			for c.state(1) != api.StateRunning {
+				if time.Now().After(deadline) {
+					t.Fatalf("state %s, builder calls %q: the refused report was not retried", api.StateNames[c.state(1)], b.log())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
+}
+
 func mustDomains(b *fakeVMs) []string {
 	d, _ := b.Domains(context.Background())
 	return d
