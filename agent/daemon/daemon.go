@@ -633,6 +633,18 @@ func (d *Daemon) heartbeatConflict(err error) {
 	}
 }
 
+// heldElsewhere is the refusal of the last heartbeat for another agent
+// instance holding this server or router, as a 409 agent_conflict_001;
+// nil while heartbeats are taken.
+func (d *Daemon) heldElsewhere() error {
+	c, _ := d.conflictErr.Load().(string)
+	if c == "" {
+		return nil
+	}
+	return &api.Error{Status: http.StatusConflict, ErrorCode: api.ErrAgentConflict,
+		Detail: "work answer not acted on: the last heartbeat was refused: " + c}
+}
+
 // workLoop long-polls the work and syncs the routers and the VMs'
 // segments with it. A failure keeps everything built and retries with
 // backoff.
@@ -679,6 +691,12 @@ func (d *Daemon) workLoop(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		if err == nil {
+			// A heartbeat refused since: another agent holds the server
+			// or router now, and this answer (its query passed the
+			// controller's check before) must not be acted on.
+			err = d.heldElsewhere()
+		}
 		if err != nil {
 			d.metrics.fetchErrors.Inc()
 			d.fetchErr.Store(err.Error())
@@ -714,7 +732,11 @@ func (d *Daemon) workLoop(ctx context.Context) {
 					// has been silent past its deadline (its records
 					// then hold this host's VTEP and interfaces again).
 					sleep(ctx, delay)
-					d.register(ctx)
+					if d.register(ctx) {
+						// Taken: a heartbeat soon says so (and ends a
+						// heartbeat's refusal this loop waits on).
+						d.beatSoon()
+					}
 				}
 			}
 			index = 0

@@ -386,3 +386,68 @@ func TestRotatedTokenIsReadAgain(t *testing.T) {
 		t.Errorf("the 401 was logged as a refusal to retry after backoff:\n%s", logs.String())
 	}
 }
+
+// recordingVMs is an ownedVMs that also records the VMs applied.
+type recordingVMs struct {
+	ownedVMs
+	applied atomic.Int32
+}
+
+func (r *recordingVMs) Apply(context.Context, api.VMSpec) error { r.applied.Add(1); return nil }
+
+// TestRefusedHeartbeatStopsActingOnWork: once a heartbeat is refused for
+// another agent instance holding the server (409 agent_conflict_001), a
+// work answer (a blocking query that passed the controller's check before
+// the other agent took the server) is not acted on: nothing is applied or
+// removed, and the agent registers again. Before, it was synced.
+func TestRefusedHeartbeatStopsActingOnWork(t *testing.T) {
+	var regs atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/v1/agent/register":
+			regs.Add(1)
+			w.WriteHeader(http.StatusConflict)
+			fmt.Fprint(w, conflictBody)
+		case "/v1/agent/work":
+			w.Header().Set("X-Regent-Index", "4")
+			fmt.Fprint(w, `{"content":{"index":4,"routers":[],"vms":[{"id":1,"state":4}]}}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	d := newTestDaemon(t, io.Discard, func(c *Config) {
+		c.Token = "t"
+		c.LibvirtSocket = filepath.Join(t.TempDir(), "none.sock")
+	}, srv.URL)
+	d.minRetry, d.maxRetry = 20*time.Millisecond, 50*time.Millisecond
+	d.reg = api.AgentRegistered{ServerID: 5}
+	// the heartbeat loop's record of a refused heartbeat
+	d.heartbeatConflict(&api.Error{Status: http.StatusConflict, ErrorCode: api.ErrAgentConflict, Detail: "held by another agent"})
+	h := &recordingVMs{ownedVMs: ownedVMs{owned: []string{"2"}}}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.vms = reconcile.New(ctx, reconcile.Config[api.VMSpec]{Key: func(s api.VMSpec) string { return fmt.Sprint(s.ID) },
+		Version: func(s api.VMSpec) string { return specVersion(d.versionKey, s) }, Handler: h})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.workLoop(ctx)
+	}()
+	acted := func() bool { return h.applied.Load() > 0 || len(h.removals()) > 0 }
+	for deadline := time.Now().Add(10 * time.Second); regs.Load() < 1 && !acted(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the agent neither acted nor registered again")
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	<-done
+	d.vms.Stop()
+	if n, got := h.applied.Load(), h.removals(); n > 0 || len(got) > 0 {
+		t.Errorf("work acted on while another agent holds the server: %d applied, removed %q", n, got)
+	}
+	if _, detail := d.health(); !strings.Contains(detail, "work fetch: agent_conflict_001") {
+		t.Errorf("health detail %q", detail)
+	}
+}
