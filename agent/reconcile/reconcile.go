@@ -58,10 +58,9 @@ type Config[T any] struct {
 	Result func(obj T, err error, took time.Duration)
 	// MinBackoff and MaxBackoff bound the retry delay (defaults 1s and 1m).
 	MinBackoff, MaxBackoff time.Duration
-	// StopWait bounds how long a complete Sync waits for the Apply of a
-	// stopped worker (its object no longer desired) to return before it
-	// removes the object (default 30s); one still running then is removed
-	// after a later complete Sync.
+	// StopWait is how long a worker of an object desired again waits for
+	// the Apply of the object's stopped worker before it says so (default
+	// 30s); it waits on after that.
 	StopWait time.Duration
 	Logger   hclog.Logger
 }
@@ -91,6 +90,11 @@ type worker[T any] struct {
 	wake    chan struct{}
 	stop    context.CancelFunc
 	exited  chan struct{} // closed when the worker's goroutine returns
+	// applying is held while the worker applies, or waits for the
+	// stopped worker of its key before it may: a complete Sync removes
+	// the object of a stopped worker only with it held, and never waits
+	// for it.
+	applying sync.Mutex
 }
 
 // New starts a loop; Stop ends it.
@@ -117,9 +121,10 @@ func New[T any](ctx context.Context, cfg Config[T]) *Loop[T] {
 // but that are not in objs are removed, and workers of objects that
 // disappeared stop. A partial list only adds and updates.
 //
-// An object is removed, and a worker started for a key again, only once
-// the stopped worker of that key returned from its Apply: never two
-// Applies, or an Apply and a Remove, of one object at once.
+// Never two Applies, or an Apply and a Remove, of one object at once: a
+// worker started for a key again applies only once the stopped worker of
+// that key returned, and an object whose stopped worker is applying it is
+// not waited for but removed at a later complete Sync.
 func (l *Loop[T]) Sync(objs []T, complete bool) {
 	seen := map[string]bool{}
 	l.mu.Lock()
@@ -132,12 +137,19 @@ func (l *Loop[T]) Sync(objs []T, complete bool) {
 			w = &worker[T]{wake: make(chan struct{}, 1), stop: cancel, exited: make(chan struct{})}
 			l.workers[k] = w
 			old := l.stopping[k]
+			if old != nil {
+				w.applying.Lock() // until old returned
+			}
 			l.wg.Add(1)
 			go func() {
 				defer l.wg.Done()
 				defer l.exited(k, w)
-				if old != nil && !l.waitExit(ctx, k, old) {
-					return
+				if old != nil {
+					live := l.waitExit(ctx, k, old)
+					w.applying.Unlock()
+					if !live {
+						return
+					}
 				}
 				l.run(ctx, k, w)
 			}()
@@ -194,25 +206,12 @@ func (l *Loop[T]) waitExit(ctx context.Context, key string, old *worker[T]) bool
 	return ctx.Err() == nil
 }
 
-// stoppedUnder returns whether the stopped worker of key has not returned
-// by deadline (its Apply still under way).
-func (l *Loop[T]) stoppedUnder(key string, deadline time.Time) bool {
+// stopped returns the stopped worker of key that has not returned yet
+// (nil for none).
+func (l *Loop[T]) stopped(key string) *worker[T] {
 	l.mu.Lock()
-	w := l.stopping[key]
-	l.mu.Unlock()
-	if w == nil {
-		return false
-	}
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	select {
-	case <-w.exited:
-		return false
-	case <-l.ctx.Done():
-		return true
-	case <-t.C:
-		return true
-	}
+	defer l.mu.Unlock()
+	return l.stopping[key]
 }
 
 // collect removes owned objects that are not desired.
@@ -238,19 +237,30 @@ func (l *Loop[T]) collect(desired map[string]bool) {
 		l.cfg.Logger.Info("listing owned objects works again; garbage collection resumed")
 	}
 	sort.Strings(owned)
-	deadline := time.Now().Add(l.cfg.StopWait)
 	for _, k := range owned {
 		if desired[k] {
 			continue
 		}
-		if l.stoppedUnder(k, deadline) {
-			l.cfg.Logger.Warn("leftover object still being applied by its stopped worker; removing it after a later complete fetch", "key", k)
+		// A stopped worker applies no more once its applying is taken
+		// (its context is done); one applying now is not waited for (a
+		// hung Apply would hold up every complete Sync).
+		if w := l.stopped(k); w != nil {
+			if !w.applying.TryLock() {
+				l.cfg.Logger.Warn("leftover object still being applied by its stopped worker; removing it after a later complete fetch", "key", k)
+				continue
+			}
+			l.remove(k)
+			w.applying.Unlock()
 			continue
 		}
-		l.cfg.Logger.Info("removing leftover object", "key", k)
-		if err := l.cfg.Handler.Remove(l.ctx, k); err != nil && !errors.Is(err, context.Canceled) {
-			l.cfg.Logger.Warn("removing leftover object failed; will retry after the next complete fetch", "key", k, "error", err)
-		}
+		l.remove(k)
+	}
+}
+
+func (l *Loop[T]) remove(k string) {
+	l.cfg.Logger.Info("removing leftover object", "key", k)
+	if err := l.cfg.Handler.Remove(l.ctx, k); err != nil && !errors.Is(err, context.Canceled) {
+		l.cfg.Logger.Warn("removing leftover object failed; will retry after the next complete fetch", "key", k, "error", err)
 	}
 }
 
@@ -269,9 +279,15 @@ func (l *Loop[T]) run(ctx context.Context, key string, w *worker[T]) {
 			if version == w.done {
 				break
 			}
+			w.applying.Lock()
+			if ctx.Err() != nil {
+				w.applying.Unlock()
+				return // stopped: its object may be being removed
+			}
 			start := time.Now()
 			err := l.cfg.Handler.Apply(ctx, obj)
 			took := time.Since(start)
+			w.applying.Unlock()
 			if ctx.Err() != nil {
 				return
 			}

@@ -285,7 +285,9 @@ func (h *blockingHost) counts() (applies, overlap, removed, removedIn int) {
 // is under way is removed only once that Apply returned, and an object
 // desired again gets its next Apply only then. Before, a complete Sync
 // stopped the worker without waiting: Remove ran beside the Apply, and a
-// re-added key ran a second worker beside the first.
+// re-added key ran a second worker beside the first. A complete Sync does
+// not wait for that Apply either (a hung one held every Sync up for
+// StopWait): the object is removed at a later complete Sync.
 func TestStoppedWorkerFinishesFirst(t *testing.T) {
 	h := &blockingHost{release: make(chan struct{}), started: make(chan struct{})}
 	cfg := Config[obj]{
@@ -294,7 +296,6 @@ func TestStoppedWorkerFinishesFirst(t *testing.T) {
 		Handler:    h,
 		MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
 	}
-	cfg.StopWait = 100 * time.Millisecond
 	l := New(context.Background(), cfg)
 	defer l.Stop()
 	released := false
@@ -305,7 +306,11 @@ func TestStoppedWorkerFinishesFirst(t *testing.T) {
 	}()
 	l.Sync([]obj{{"a", 1}}, true)
 	<-h.started
+	start := time.Now()
 	l.Sync(nil, true) // a goes while its Apply is under way
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("a complete Sync waited %s for a stopped worker's Apply", took)
+	}
 	if _, _, removed, _ := h.counts(); removed != 0 {
 		t.Fatal("a was removed while its Apply was under way")
 	}
@@ -321,5 +326,34 @@ func TestStoppedWorkerFinishesFirst(t *testing.T) {
 	applies, overlap, removed, removedIn := h.counts()
 	if overlap != 0 || removedIn != 0 || removed != 1 || applies != 2 {
 		t.Errorf("applies %d (%d beside another), removes %d (%d beside an apply): want 2 (0), 1 (0)", applies, overlap, removed, removedIn)
+	}
+}
+
+// TestHungApplyDoesNotHoldUpSync: a complete Sync that drops an object
+// whose Apply hangs returns at once and leaves it; once the Apply
+// returned, a later complete Sync removes it.
+func TestHungApplyDoesNotHoldUpSync(t *testing.T) {
+	h := &blockingHost{release: make(chan struct{}), started: make(chan struct{})}
+	l := New(context.Background(), Config[obj]{Key: func(o obj) string { return o.key },
+		Version: func(o obj) string { return fmt.Sprint(o.version) }, Handler: h, MinBackoff: 5 * time.Millisecond})
+	defer l.Stop()
+	l.Sync([]obj{{"a", 1}}, true)
+	<-h.started
+	start := time.Now()
+	l.Sync(nil, true)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("a complete Sync waited %s for a hung Apply", took)
+	}
+	if _, _, removed, _ := h.counts(); removed != 0 {
+		t.Fatal("removed beside its Apply")
+	}
+	close(h.release)
+	eventually(t, func() bool {
+		l.Sync(nil, true)
+		_, _, removed, _ := h.counts()
+		return removed == 1
+	}, "a removed at a later Sync")
+	if _, overlap, _, removedIn := h.counts(); overlap != 0 || removedIn != 0 {
+		t.Errorf("%d Applies beside another, %d removes beside an apply", overlap, removedIn)
 	}
 }
