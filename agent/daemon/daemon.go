@@ -68,7 +68,10 @@ type Daemon struct {
 	segWant  chan []netrouter.Segment
 
 	// set at Run for the network role
-	builder   *netrouter.Builder
+	builder *netrouter.Builder
+	// failing is the router builder's Failing, for health: /healthz is
+	// served before Run sets builder.
+	failing   atomic.Pointer[func() []string]
 	policyLog policyLogCursor
 	vpn       *vpn.Manager
 	routers   *reconcile.Loop[api.RouterSpec]
@@ -197,6 +200,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return err
 		}
 		d.builder = b
+		failing := b.Failing
+		d.failing.Store(&failing)
 		restarts := b.Restarts
 		d.metrics.routerRestarts.Store(&restarts)
 		defer func() {
@@ -308,10 +313,10 @@ func (d *Daemon) health() (string, string) {
 	if e, _ := d.conflictErr.Load().(string); e != "" {
 		why = append(why, "heartbeat: "+e)
 	}
-	if d.builder != nil {
+	if f := d.failing.Load(); f != nil {
 		// A crash loop of a router's dnsmasq: restarted each time, it
 		// shows nowhere else.
-		why = append(why, d.builder.Failing()...)
+		why = append(why, (*f)()...)
 	}
 	if len(why) == 0 {
 		d.metrics.degraded.Set(0)
