@@ -144,18 +144,19 @@ func (d *Daemon) Metrics() *Metrics { return d.metrics }
 // cannot start (metrics listener, router builder); controller trouble is
 // retried forever.
 func (d *Daemon) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
 	// One agent per data_dir, known to the controllers by its instance
-	// id: two agents acting as one server would build the same VMs.
+	// id: two agents acting as one server would build the same VMs. The
+	// lock is released last, once every goroutine of this one returned.
 	unlock, err := lockDataDir(d.cfg.DataDir)
 	if err != nil {
 		return err
 	}
 	defer unlock()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
 	if d.agentID, err = loadAgentID(d.cfg.DataDir); err != nil {
 		return err
 	}
