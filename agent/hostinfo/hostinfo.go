@@ -22,10 +22,12 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// Reader reads the host's capacity. A storage directory whose file
-// system does not answer (a hung NFS or FUSE mount) costs a read at most
-// StatTimeout, and is not asked again until it answers: the heartbeat
-// that reads it goes on. The zero Reader is ready to use.
+// Reader reads the host's capacity. The storage directories are read at
+// once, and one whose file system does not answer (a hung NFS or FUSE
+// mount) costs a read at most StatTimeout after its statfs began: it is
+// not asked again until that statfs returns, and a later read does not
+// wait for it again. The heartbeat that reads them goes on. The zero
+// Reader is ready to use.
 type Reader struct {
 	// StatTimeout bounds a storage directory's statfs (0: 5 s).
 	StatTimeout time.Duration
@@ -42,9 +44,10 @@ type Reader struct {
 // statCall is one statfs under way; done is closed when st and err are
 // set.
 type statCall struct {
-	done chan struct{}
-	st   syscall.Statfs_t
-	err  error
+	done    chan struct{}
+	started time.Time
+	st      syscall.Statfs_t
+	err     error
 }
 
 // Capacity reads the host's cores (its online CPUs), memory and, for each
@@ -72,9 +75,23 @@ func (r *Reader) Capacity(storage map[string]string) (api.Capacity, error) {
 		types = append(types, t)
 	}
 	sort.Strings(types)
+	type result struct {
+		st  syscall.Statfs_t
+		err error
+	}
+	res := make([]result, len(types))
+	var wg sync.WaitGroup
+	for i, t := range types {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[i].st, res[i].err = r.stat(storage[t])
+		}()
+	}
+	wg.Wait()
 	var errs []error
-	for _, t := range types {
-		st, err := r.stat(storage[t])
+	for i, t := range types {
+		st, err := res[i].st, res[i].err
 		if err != nil {
 			errs = append(errs, fmt.Errorf("storage type %s: %w", t, err))
 			continue
@@ -86,8 +103,9 @@ func (r *Reader) Capacity(storage map[string]string) (api.Capacity, error) {
 	return c, errors.Join(errs...)
 }
 
-// stat is statfs of dir, waiting at most StatTimeout: for the statfs
-// already under way for dir, if there is one, else for a new one.
+// stat is statfs of dir, waiting until StatTimeout after its statfs
+// began: the one already under way for dir, if there is one (past that
+// time already: its error at once), else a new one.
 func (r *Reader) stat(dir string) (syscall.Statfs_t, error) {
 	timeout := r.StatTimeout
 	if timeout <= 0 {
@@ -103,7 +121,7 @@ func (r *Reader) stat(dir string) (syscall.Statfs_t, error) {
 		if r.pending == nil {
 			r.pending = map[string]*statCall{}
 		}
-		sc = &statCall{done: make(chan struct{})}
+		sc = &statCall{done: make(chan struct{}), started: time.Now()}
 		r.pending[dir] = sc
 		// Not stoppable: a statfs that hangs holds this goroutine, one
 		// per directory at most, until it returns.
@@ -116,13 +134,18 @@ func (r *Reader) stat(dir string) (syscall.Statfs_t, error) {
 		}()
 	}
 	r.mu.Unlock()
-	t := time.NewTimer(timeout)
+	select {
+	case <-sc.done: // answered (the timer below may have fired too)
+		return sc.st, sc.err
+	default:
+	}
+	t := time.NewTimer(time.Until(sc.started.Add(timeout)))
 	defer t.Stop()
 	select {
 	case <-sc.done:
 		return sc.st, sc.err
 	case <-t.C:
-		return syscall.Statfs_t{}, fmt.Errorf("statfs %s did not answer within %s (a hung mount?)", dir, timeout)
+		return syscall.Statfs_t{}, fmt.Errorf("statfs %s did not answer within %s (a hung mount?)", dir, time.Since(sc.started).Round(time.Millisecond))
 	}
 }
 

@@ -311,3 +311,37 @@ func TestInterfacesOfABusyHost(t *testing.T) {
 		t.Error("the host's bridge br0 is not among those reported")
 	}
 }
+
+// TestHungStoragesCostOneTimeout: storage types are read at once, so
+// three on one dead NFS server cost a read one StatTimeout, not three; and
+// a later read does not wait for a statfs still under way from an earlier
+// one again. Before, each type waited StatTimeout in turn, at every read.
+func TestHungStoragesCostOneTimeout(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	const timeout = 2 * time.Second
+	r := Reader{StatTimeout: timeout}
+	r.statfs = func(dir string, st *syscall.Statfs_t) error {
+		if strings.HasPrefix(dir, "/nfs") {
+			<-release
+		}
+		return syscall.Statfs("/", st)
+	}
+	storage := map[string]string{"HDD": "/nfs1", "SSD": "/nfs2", "NVME": "/nfs3", "LOCAL": "/"}
+	start := time.Now()
+	c, err := r.Capacity(storage)
+	if took := time.Since(start); took > 2*timeout {
+		t.Errorf("the first read took %s: the hung types were waited for in turn", took)
+	}
+	if err == nil || len(c.Storage) != 1 {
+		t.Errorf("storage %+v, error %v: want LOCAL alone and the others named", c.Storage, err)
+	}
+	start = time.Now()
+	c, err = r.Capacity(storage)
+	if took := time.Since(start); took > timeout/2 {
+		t.Errorf("the second read took %s: it waited for the pending statfs again", took)
+	}
+	if err == nil || !strings.Contains(err.Error(), "storage type NVME") || len(c.Storage) != 1 {
+		t.Errorf("second read: storage %+v, error %v", c.Storage, err)
+	}
+}
