@@ -601,6 +601,10 @@ func newTestDaemon(t *testing.T, logs io.Writer, set func(*Config), controllers 
 	c.VTEPAddr = "192.0.2.9"
 	c.Storage = map[string]string{"SSD": dir}
 	c.MetricsAddr = "off"
+	// No libvirtd: capacity comes from the fallback at once. A real one
+	// (root on a CI machine) is asked on every heartbeat, which on a
+	// loaded machine delayed them past what the heartbeat tests allow.
+	c.LibvirtSocket = filepath.Join(dir, "none.sock")
 	set(&c)
 	if err := c.Finish(); err != nil {
 		t.Fatal(err)
