@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -583,12 +584,34 @@ func (f *agentAPI) awaitRegistered(t *testing.T) {
 // and done yields Run's result.
 func runTestDaemon(t *testing.T, controllers ...string) (*Daemon, context.CancelFunc, <-chan error) {
 	t.Helper()
-	d := newTestDaemon(t, io.Discard, func(c *Config) { c.Token = "t" }, controllers...)
+	d := newTestDaemon(t, failureLogs(t), func(c *Config) { c.Token = "t" }, controllers...)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
 	return d, cancel, done
 }
+
+// failureLogs is a log writer whose lines are shown when t fails.
+func failureLogs(t *testing.T) io.Writer {
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Logf("the agent's log:\n%s", buf.String())
+		}
+	})
+	return writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	})
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // newTestDaemon is a hypervisor-role daemon of the controllers, with no
 // metrics listener, logging to logs; set sets its token (or token_file).
