@@ -1104,6 +1104,12 @@ func (t *Txn) IPAddressRestore(ref IPRef) (*api.IPAddress, error) {
 	if !row.Deallocated {
 		return row, nil
 	}
+	if t.since(Rules3) && row.UsedByTenant != "" {
+		if _, ok := t.tenantMember(row.UsedByTenant); !ok {
+			return nil, api.Errorf(http.StatusConflict, c+"_101",
+				"The address was released by tenant %s, a member since deleted: it cannot be restored; allocate it again for a current tenant.", row.UsedByTenant)
+		}
+	}
 	eng := t.engineOf(rec).Clone()
 	if err := eng.Restore(netip.MustParseAddr(row.Address)); err != nil {
 		return nil, err

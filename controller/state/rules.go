@@ -38,8 +38,14 @@ const (
 	// may not make its address_range the same as its parent subnet's or a
 	// child's (ipam_block_update_116).
 	Rules2 uint32 = 2
+	// Rules3 (2026-11-24, twentieth session): a released address whose
+	// Melange tenant member was deleted meanwhile (a released address does
+	// not keep its member from being deleted, membership_member_delete_107)
+	// is not restored (ipam_ip_address_restore_101): it would have been
+	// allocated again to a member that is gone.
+	Rules3 uint32 = 3
 	// RulesCurrent is the version the leader stamps.
-	RulesCurrent = Rules2
+	RulesCurrent = Rules3
 )
 
 // since reports whether the command being applied was made under rules v

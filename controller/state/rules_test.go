@@ -96,6 +96,51 @@ func TestMemberDeleteKeepsMelangeTenants(t *testing.T) {
 	}
 }
 
+// TestReleasedAddressOfADeletedTenant: a released address does not keep
+// its Melange tenant member from being deleted; from Rules3 it is then not
+// restored (409 ipam_ip_address_restore_101, the address stays released),
+// as it would be allocated again to a member that is gone. A restore made
+// before Rules3 replays as it applied, and a live tenant's address is
+// restored under any rules.
+func TestReleasedAddressOfADeletedTenant(t *testing.T) {
+	under := func(rules uint32, deleteTenant bool) (*api.IPAddress, error) {
+		f := newFixture(t)
+		f.bootstrap()
+		m := f.member("acme")
+		b := f.block(&api.IPBlock{MemberID: api.GlobalMemberID, Dialect: api.DialectMelange, CIDR: "10.0.0.0/24"})
+		var a *api.IPAddress
+		f.ok("address", func(t *Txn) (err error) {
+			if a, err = t.AllocateNext(b.ID, &api.IPAddress{UsedByTenant: tenantOf(m)}); err == nil {
+				_, err = t.IPAddressRelease(IPRef{ID: a.ID})
+			}
+			return err
+		})
+		if deleteTenant {
+			f.ok("member delete", func(t *Txn) error { return t.MemberDelete(m.ID) })
+		}
+		err := f.do(func(t *Txn) error {
+			t.Rules = rules
+			_, err := t.IPAddressRestore(IPRef{ID: a.ID})
+			return err
+		})
+		got, _ := f.s.Read().IPAddress(a.ID)
+		return got, err
+	}
+	for _, old := range []uint32{RulesOriginal, Rules2} {
+		if a, err := under(old, true); err != nil || a.Deallocated {
+			t.Errorf("rules %d: restore of a deleted tenant's address gave %v (released %v), want restored as it was", old, err, a.Deallocated)
+		}
+	}
+	a, err := under(Rules3, true)
+	wantErr(t, "restore of a deleted tenant's address under Rules3", err, 409, "", "ipam_ip_address_restore_101")
+	if !a.Deallocated {
+		t.Error("the refused restore changed the address: it is allocated")
+	}
+	if a, err := under(Rules3, false); err != nil || a.Deallocated {
+		t.Errorf("restore of a live tenant's address under Rules3: %v (released %v)", err, a.Deallocated)
+	}
+}
+
 // TestRegionDeleteKeepsRegionImages: from Rules2 a region that offers an
 // image cannot be deleted: 400 membership_region_delete_103, and nothing
 // changes. Before, it was (leaving region images of no region), and a
