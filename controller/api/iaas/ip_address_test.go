@@ -2,6 +2,7 @@ package iaas
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -153,5 +154,21 @@ func TestAllocationStateErrors(t *testing.T) {
 	if !errors.As(allocationStateErr(&api.Request{App: App, Service: "allocation", Action: auth.Create}, raced), &e) ||
 		e.Status != http.StatusBadRequest || e.Errors["address_range"].ErrorCode != "iaas_allocation_create_103" {
 		t.Fatalf("overlap in the FSM: %v (state: %v)", e, raced)
+	}
+}
+
+// TestSubnetDeleteStateErrors: a subnet delete that loses a race (a child
+// subnet, an address or a router's floating_subnet_ids gained between the
+// handler's checks and Apply) answers with the subnet's own codes, as the
+// handler's checks do, not state's ipam_block_delete_… ones.
+func TestSubnetDeleteStateErrors(t *testing.T) {
+	q := &api.Request{App: App, Service: "subnet", Action: auth.Delete}
+	for _, n := range []int{101, 102, 104} {
+		raced := wire.Errorf(http.StatusBadRequest, fmt.Sprintf("ipam_block_delete_%d", n), "refused %d", n)
+		var e *wire.Error
+		if !errors.As(subnetStateErr(q, raced), &e) || e.Status != http.StatusBadRequest ||
+			e.ErrorCode != fmt.Sprintf("iaas_subnet_delete_%d", n) || e.Detail != fmt.Sprintf("refused %d", n) {
+			t.Errorf("state's %d in the FSM: %+v", n, e)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"strconv"
 
 	"github.com/regentcloud/regent/controller/api"
 	"github.com/regentcloud/regent/controller/api/query"
@@ -340,13 +341,20 @@ func checkRouter(fe wire.FieldErrors, q *api.Request, id *uint64, had uint64) {
 }
 
 // subnetStateErr maps state's refusals met inside the FSM to the subnet's
-// own codes: router_id (the router deleted meanwhile) and, on update, an
+// own codes: router_id (the router deleted meanwhile); on update, an
 // address_range the same as the parent's or a child's (118: the parent or
-// the child changed its gateway meanwhile). Other errors pass unchanged.
+// the child changed its gateway meanwhile); on delete, the handler's own
+// 101, 102 and 104 (a child subnet, an address, or the router's floating
+// subnet ids gained meanwhile). Other errors pass unchanged.
 func subnetStateErr(q *api.Request, err error) error {
 	var e *wire.Error
 	if !errors.As(err, &e) {
 		return err
+	}
+	switch code := stateCode(e); code {
+	case "ipam_block_delete_101", "ipam_block_delete_102", "ipam_block_delete_104":
+		n, _ := strconv.Atoi(code[len(code)-3:])
+		return wire.Errorf(e.Status, q.Code(n), "%s", e.Detail)
 	}
 	fe := wire.FieldErrors{}
 	switch stateCode(e) {
