@@ -245,6 +245,9 @@ type AgentConflict struct {
 	ID     uint64 // the server or router
 	Holder string // the holding agent's instance id
 	Since  time.Duration
+	// Silent: the holder was silent past the deadline, and the call was
+	// no registration, the one call that takes over.
+	Silent bool
 }
 
 // Takeover is a Claim that replaced another agent instance, silent past
@@ -263,25 +266,28 @@ type Takeover struct {
 // the same VMs twice; the instance id tells them apart where the hostname
 // (cloned hosts) or the server id (two agents on one data_dir) cannot.
 // The takeovers are the holders replaced after their silence passed the
-// deadline.
+// deadline; only a registration (takeover) replaces one: a heartbeat or
+// work fetch from another instance is refused even then, so that the
+// agent registers, and the record takes its host's VTEP and interfaces,
+// before it acts (else the other hosts were given the silent host's VTEP).
 //
 // An empty agent (an older agent that sends no id) is never refused and
 // never recorded, and on a node that does not lead nothing is checked.
 // Like heartbeats, holders are leader memory: a new term starts empty, and
 // the first instance heard then holds.
-func (h *Heartbeats) Claim(server, router uint64, agent string, now time.Time) (*AgentConflict, []Takeover) {
-	return h.claim(server, router, agent, now, true)
+func (h *Heartbeats) Claim(server, router uint64, agent string, now time.Time, takeover bool) (*AgentConflict, []Takeover) {
+	return h.claim(server, router, agent, now, true, takeover)
 }
 
 // Held is Claim without recording: whether another live agent instance
 // holds server or router. State reports use it: they are acts on work the
 // agent fetched, not signs of life.
 func (h *Heartbeats) Held(server, router uint64, agent string, now time.Time) *AgentConflict {
-	c, _ := h.claim(server, router, agent, now, false)
+	c, _ := h.claim(server, router, agent, now, false, false)
 	return c
 }
 
-func (h *Heartbeats) claim(server, router uint64, agent string, now time.Time, record bool) (*AgentConflict, []Takeover) {
+func (h *Heartbeats) claim(server, router uint64, agent string, now time.Time, record, takeover bool) (*AgentConflict, []Takeover) {
 	if agent == "" || !h.Leading() {
 		return nil, nil
 	}
@@ -301,8 +307,8 @@ func (h *Heartbeats) claim(server, router uint64, agent string, now time.Time, r
 			continue
 		}
 		since := now.Sub(cur.at)
-		if since < h.Deadline {
-			return &AgentConflict{Router: c.router, ID: c.id, Holder: cur.agent, Since: since}, nil
+		if since < h.Deadline || !takeover {
+			return &AgentConflict{Router: c.router, ID: c.id, Holder: cur.agent, Since: since, Silent: since >= h.Deadline}, nil
 		}
 		took = append(took, Takeover{Router: c.router, ID: c.id, From: cur.agent, Since: since})
 	}
@@ -329,6 +335,11 @@ func (c *AgentConflict) Err(host string, deadline time.Duration) *api.Error {
 	prefix := c.Holder
 	if len(prefix) > 8 {
 		prefix = prefix[:8] + "…"
+	}
+	if c.Silent {
+		return api.Errorf(http.StatusConflict, api.ErrAgentConflict,
+			"%s %d (%s) was held by another agent (agent id %s), silent for %ds: register again to take it over (the record then takes this host's VTEP and interfaces).",
+			what, c.ID, host, prefix, int(c.Since/time.Second))
 	}
 	return api.Errorf(http.StatusConflict, api.ErrAgentConflict,
 		"%s %d (%s) is held by another agent (agent id %s, last heard %ds ago): two hosts with one hostname, or two agents on one host; "+

@@ -1,6 +1,7 @@
 package robot
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -145,36 +146,37 @@ func TestHealthShown(t *testing.T) {
 // Claim: the agent instance last heard for a server or router holds it
 // while it is heard within the deadline; another instance is refused
 // (nothing recorded) until the holder has been silent past the deadline,
-// then takes over. An empty id (an older agent) is never refused nor
+// then takes over by registering (its heartbeats and work fetches are
+// still refused). An empty id (an older agent) is never refused nor
 // recorded, and a node that does not lead checks nothing.
 func TestClaimRefusesASecondLiveAgent(t *testing.T) {
 	leading := true
 	h := NewHeartbeats(30*time.Second, nil, func() bool { return leading })
 	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
-	if c, took := h.Claim(1, 2, "aaaa", t0); c != nil || took != nil {
+	if c, took := h.Claim(1, 2, "aaaa", t0, false); c != nil || took != nil {
 		t.Fatalf("first claim = %+v, %+v", c, took)
 	}
 	// the holder again: fine, and it refreshes its hold
-	if c, _ := h.Claim(1, 2, "aaaa", t0.Add(20*time.Second)); c != nil {
+	if c, _ := h.Claim(1, 2, "aaaa", t0.Add(20*time.Second), false); c != nil {
 		t.Fatalf("the holder refused: %+v", c)
 	}
 	// another instance, 10 s after the holder was heard: refused
-	c, _ := h.Claim(1, 0, "bbbb", t0.Add(30*time.Second))
+	c, _ := h.Claim(1, 0, "bbbb", t0.Add(30*time.Second), false)
 	if c == nil || c.Router || c.ID != 1 || c.Holder != "aaaa" || c.Since != 10*time.Second {
 		t.Fatalf("second instance on the server = %+v", c)
 	}
 	// the router alone is held too; a refused claim records nothing
-	if c, _ := h.Claim(0, 2, "bbbb", t0.Add(30*time.Second)); c == nil || !c.Router || c.ID != 2 {
+	if c, _ := h.Claim(0, 2, "bbbb", t0.Add(30*time.Second), false); c == nil || !c.Router || c.ID != 2 {
 		t.Fatalf("second instance on the router = %+v", c)
 	}
-	if c, _ := h.Claim(7, 2, "bbbb", t0.Add(31*time.Second)); c == nil {
+	if c, _ := h.Claim(7, 2, "bbbb", t0.Add(31*time.Second), false); c == nil {
 		t.Fatal("a claim of a free server and a held router passed")
 	}
 	if _, ok := h.serverHolder[7]; ok {
 		t.Error("a refused claim recorded its free server")
 	}
 	// older agents: never refused, never recorded
-	if c, _ := h.Claim(1, 2, "", t0.Add(32*time.Second)); c != nil {
+	if c, _ := h.Claim(1, 2, "", t0.Add(32*time.Second), false); c != nil {
 		t.Errorf("an empty id refused: %+v", c)
 	}
 	if h.serverHolder[1].agent != "aaaa" {
@@ -192,16 +194,28 @@ func TestClaimRefusesASecondLiveAgent(t *testing.T) {
 	}
 	// a follower checks nothing
 	leading = false
-	if c, _ := h.Claim(1, 2, "bbbb", t0.Add(33*time.Second)); c != nil {
+	if c, _ := h.Claim(1, 2, "bbbb", t0.Add(33*time.Second), false); c != nil {
 		t.Errorf("a follower refused: %+v", c)
 	}
 	leading = true
-	// the holder silent past the deadline: taken over
-	c, took := h.Claim(1, 2, "bbbb", t0.Add(50*time.Second))
+	// the holder silent past the deadline: a heartbeat or work fetch of
+	// another instance is still refused (it must register, so that the
+	// record takes its host's VTEP), and records nothing
+	c, took := h.Claim(1, 2, "bbbb", t0.Add(50*time.Second), false)
+	if c == nil || !c.Silent || c.Holder != "aaaa" || took != nil || h.serverHolder[1].agent != "aaaa" {
+		t.Fatalf("a heartbeat of another instance after the holder's silence = %+v, %+v", c, took)
+	}
+	if err := c.Err("hv1", 30*time.Second); err.Status != 409 || !strings.Contains(err.Detail, "register again") {
+		t.Errorf("its error = %+v", err)
+	}
+	// a registration takes over
+	c, took = h.Claim(1, 2, "bbbb", t0.Add(50*time.Second), true)
 	if c != nil || len(took) != 2 || took[0].From != "aaaa" || took[0].Since != 30*time.Second {
 		t.Fatalf("takeover = %+v, %+v", c, took)
 	}
-	if c, _ := h.Claim(1, 0, "aaaa", t0.Add(51*time.Second)); c == nil || c.Holder != "bbbb" {
-		t.Errorf("the old holder back = %+v, want refused", c)
+	for _, register := range []bool{false, true} {
+		if c, _ := h.Claim(1, 0, "aaaa", t0.Add(51*time.Second), register); c == nil || c.Holder != "bbbb" || c.Silent {
+			t.Errorf("the old holder back (registering %v) = %+v, want refused", register, c)
+		}
 	}
 }

@@ -85,6 +85,34 @@ func TestAgent_TwoAgentsCannotActAsOneServer(t *testing.T) {
 	if !strings.Contains(r.Err().Detail, "bbbbbbbb…") {
 		t.Errorf("the old holder's heartbeat: %s", r)
 	}
+
+	// b falls silent in turn: a's heartbeats and work fetches are still
+	// refused, telling it to register, and change nothing; its
+	// registration takes the server back with its own VTEP. Before, a
+	// heartbeat took over, a never registered again, and the other hosts
+	// were given b's VTEP for a's VMs.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		r = e.c.Unchecked().DoHeader("POST", "/v1/agent/heartbeat", beat, as(a)).Expect(409)
+		if strings.Contains(r.Err().Detail, "register again") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a's heartbeat after b's silence: %s", r)
+		}
+	}
+	r = e.c.DoHeader("GET", workPath, nil, as(a)).Expect(409)
+	if !strings.Contains(r.Err().Detail, "register again") {
+		t.Errorf("a's work fetch after b's silence: %s", r)
+	}
+	if v := vtep(); v != "192.0.2.99" {
+		t.Errorf("a refused heartbeat changed the server: vtep %v", v)
+	}
+	e.c.DoHeader("POST", "/v1/agent/register", e.register, as(a)).Expect(200)
+	if v := vtep(); v != "192.0.2.10" {
+		t.Errorf("vtep after a registered again = %v", v)
+	}
+	e.c.DoHeader("POST", "/v1/agent/heartbeat", beat, as(a)).Expect(204)
+	e.c.DoHeader("GET", workPath, nil, as(a)).Expect(200)
 }
 
 // TestAgent_StateReportsOfAnotherAgentAreRefused: while agent A holds the

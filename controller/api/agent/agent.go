@@ -150,7 +150,7 @@ func (r *routes) register(q *api.Request) error {
 	// created them since q.Txn was taken): another live agent holding one
 	// refuses this registration before it changes anything.
 	server, router := r.a.Store().Read().AgentTargets(reg)
-	if err := r.claim(q, agent, server, router); err != nil {
+	if err := r.claim(q, agent, server, router, true); err != nil {
 		return err
 	}
 	cmd, err := q.Command(fsm.AgentRegisterType, reg)
@@ -166,7 +166,7 @@ func (r *routes) register(q *api.Request) error {
 	out.HeartbeatInterval = max(int((r.cfg.HeartbeatInterval+time.Second-1)/time.Second), 1)
 	now := r.cfg.Now()
 	// the records it created are held by this agent from now on
-	r.cfg.Heartbeats.Claim(out.ServerID, out.RouterID, agent, now)
+	r.cfg.Heartbeats.Claim(out.ServerID, out.RouterID, agent, now, true)
 	r.cfg.Heartbeats.Beat(out.ServerID, out.RouterID, now)
 	q.W.Header().Set("X-Regent-Index", strconv.FormatUint(index, 10))
 	api.WriteJSON(q.W, http.StatusOK, wire.Item[wire.AgentRegistered]{Content: out})
@@ -198,10 +198,11 @@ func agentID(q *api.Request) (string, error) {
 // wire.ErrAgentConflict when another instance was heard for one of them
 // within the down-after deadline: two hosts with one hostname, or two
 // agents on one data_dir, would otherwise build the same VMs. A holder
-// silent past the deadline is taken over (logged at warn). Leader memory,
-// no raft write.
-func (r *routes) claim(q *api.Request, agent string, server, router uint64) error {
-	c, took := r.cfg.Heartbeats.Claim(server, router, agent, r.cfg.Now())
+// silent past the deadline is taken over (logged at warn) by a
+// registration (takeover) only; a heartbeat or work fetch is refused then
+// too, and the agent registers. Leader memory, no raft write.
+func (r *routes) claim(q *api.Request, agent string, server, router uint64, takeover bool) error {
+	c, took := r.cfg.Heartbeats.Claim(server, router, agent, r.cfg.Now(), takeover)
 	for _, t := range took {
 		what := "server_id"
 		if t.Router {
@@ -267,7 +268,7 @@ func (r *routes) heartbeat(q *api.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := r.claim(q, agent, in.ServerID, in.RouterID); err != nil {
+	if err := r.claim(q, agent, in.ServerID, in.RouterID, false); err != nil {
 		return err // before anything of the report is kept
 	}
 	if in.Health != "" && in.Health != "ok" && in.Health != "degraded" {
@@ -456,7 +457,7 @@ func (r *routes) work(q *api.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := r.claim(q, agent, server, router); err != nil {
+	if err := r.claim(q, agent, server, router, false); err != nil {
 		return err
 	}
 	// ?hash is the X-Regent-Content-Hash of the work the agent holds: a
