@@ -157,8 +157,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	if d.agentID, err = loadAgentID(d.cfg.DataDir); err != nil {
+	replaced := ""
+	if d.agentID, replaced, err = loadAgentID(d.cfg.DataDir, machineID()); err != nil {
 		return err
+	}
+	if replaced != "" {
+		d.log.Warn("the agent id in data_dir was made on another host (a host cloned from an image with a data_dir?): this host gets its own",
+			"previous_agent_id", replaced, "agent_id", d.agentID, "machine_id", machineID())
 	}
 	d.ctl.setAgentID(d.agentID)
 	d.log.Info("agent instance", "agent_id", d.agentID, "data_dir", d.cfg.DataDir)

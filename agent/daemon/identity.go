@@ -60,33 +60,76 @@ func lockDataDir(dir string) (func(), error) {
 	return func() { f.Close() }, nil
 }
 
+// machineIDPath is the host's machine id (systemd's, made at a host's
+// first boot; a tested variable).
+var machineIDPath = "/etc/machine-id"
+
+// machineID is the host's machine id, "" when it has none.
+func machineID() string {
+	b, err := os.ReadFile(machineIDPath)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
 // loadAgentID returns the agent's instance id from data_dir's agent-id,
 // making it (128 random bits in hex, written atomically, mode 0600) at the
 // first start. Only the running agent, which holds the data_dir lock,
 // calls it. A file that is not an id is an error, not replaced: the
 // controllers know this agent by it.
-func loadAgentID(dir string) (string, error) {
+//
+// The file also records the machine id of the host that made it. A host
+// cloned from an image that held a data_dir would otherwise send the same
+// id as its original and be taken for it: where the recorded machine id
+// is not this host's (machine not ""), a new id is made and the old one
+// returned as replaced. A file without one (an older agent's) keeps its id
+// and gets this host's.
+func loadAgentID(dir, machine string) (id, replaced string, err error) {
 	path := filepath.Join(dir, agentIDFile)
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
-		id := strings.TrimSpace(string(b))
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		id = strings.TrimSpace(lines[0])
 		if !validAgentID(id) {
-			return "", fmt.Errorf("%s does not hold an agent id (32 hex digits); remove it and a new one is made", path)
+			return "", "", fmt.Errorf("%s does not hold an agent id (32 hex digits); remove it and a new one is made", path)
 		}
-		return id, nil
+		made := ""
+		for _, l := range lines[1:] {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "machine-id "); ok {
+				made = strings.TrimSpace(v)
+			}
+		}
+		switch {
+		case machine == "" || made == machine:
+			return id, "", nil
+		case made == "":
+			return id, "", writeAgentID(path, id, machine)
+		}
+		replaced = id
 	case !errors.Is(err, os.ErrNotExist):
-		return "", fmt.Errorf("agent id: %w", err)
+		return "", "", fmt.Errorf("agent id: %w", err)
 	}
 	raw := make([]byte, 16)
 	if _, err := rand.Read(raw); err != nil {
-		return "", fmt.Errorf("agent id: %w", err)
+		return "", "", fmt.Errorf("agent id: %w", err)
 	}
-	id := hex.EncodeToString(raw)
-	if err := atomicfile.Write(path, []byte(id+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("agent id: %w", err)
+	id = hex.EncodeToString(raw)
+	return id, replaced, writeAgentID(path, id, machine)
+}
+
+// writeAgentID writes the agent-id file: the id, and the machine id of
+// the host when it has one.
+func writeAgentID(path, id, machine string) error {
+	body := id + "\n"
+	if machine != "" {
+		body += "machine-id " + machine + "\n"
 	}
-	return id, nil
+	if err := atomicfile.Write(path, []byte(body), 0o600); err != nil {
+		return fmt.Errorf("agent id: %w", err)
+	}
+	return nil
 }
 
 // validAgentID reports whether id is an instance id as loadAgentID makes

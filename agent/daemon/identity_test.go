@@ -162,7 +162,7 @@ func TestAgentIDPersistsAndIsSent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := strings.TrimSpace(string(b))
+	id, _, _ := strings.Cut(string(b), "\n") // then the host's machine id
 	if !validAgentID(id) {
 		t.Fatalf("agent-id holds %q", b)
 	}
@@ -254,4 +254,43 @@ func TestAgentConflictRefusals(t *testing.T) {
 		code, body := healthz()
 		return srv.regs.Load() > regs && code == 200 && !strings.Contains(body, "agent_conflict_001")
 	})
+}
+
+// TestClonedDataDirGetsItsOwnAgentID: agent-id records the machine id of
+// the host that made it. A host cloned from an image that held a data_dir
+// (another machine id) makes its own id instead of sending its original's,
+// which the controller would take for the original; the same host keeps
+// its id, and an older file without a machine id keeps its id and gets
+// this host's.
+func TestClonedDataDirGetsItsOwnAgentID(t *testing.T) {
+	dir := t.TempDir()
+	id, replaced, err := loadAgentID(dir, "aaaa0000")
+	if err != nil || !validAgentID(id) || replaced != "" {
+		t.Fatalf("first start: %q, %q, %v", id, replaced, err)
+	}
+	if again, replaced, err := loadAgentID(dir, "aaaa0000"); err != nil || again != id || replaced != "" {
+		t.Errorf("restart on the same host: %q (want %q), replaced %q, %v", again, id, replaced, err)
+	}
+	clone, replaced, err := loadAgentID(dir, "bbbb1111")
+	if err != nil || clone == id || !validAgentID(clone) || replaced != id {
+		t.Errorf("a clone: %q (original %q), replaced %q, %v", clone, id, replaced, err)
+	}
+	if again, _, _ := loadAgentID(dir, "bbbb1111"); again != clone {
+		t.Errorf("the clone's restart: %q, want its own %q", again, clone)
+	}
+	// an older agent's file: the id alone
+	path := filepath.Join(dir, agentIDFile)
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if kept, replaced, err := loadAgentID(dir, "cccc2222"); err != nil || kept != id || replaced != "" {
+		t.Errorf("an older file: %q (want %q kept), replaced %q, %v", kept, id, replaced, err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != id+"\nmachine-id cccc2222\n" {
+		t.Errorf("the older file now holds %q", b)
+	}
+	// a host without a machine id keeps whatever the file holds
+	if kept, replaced, err := loadAgentID(dir, ""); err != nil || kept != id || replaced != "" {
+		t.Errorf("no machine id: %q, %q, %v", kept, replaced, err)
+	}
 }
