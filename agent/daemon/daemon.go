@@ -102,6 +102,13 @@ type Daemon struct {
 	// heartbeat's refusal for another agent holding this server or router
 	// (agent_conflict_001), "" once a heartbeat is taken.
 	libvirtErr, fetchErr, conflictErr atomic.Value
+	// conflicts counts the heartbeat refusals for another agent holding
+	// this server or router that began (conflictErr set from ""), and
+	// synced the value it had when the last work answer acted on was
+	// asked for: while synced is behind, the reconcile workers still hold
+	// objects fetched before another agent held the server, and take no
+	// step (acting).
+	conflicts, synced atomic.Uint64
 
 	// agentID is this agent's instance id (<data_dir>/agent-id), sent on
 	// every call; set at Run.
@@ -236,6 +243,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}()
 		h := newRouterHandler(d.cfg.VTEPAddr, b, vpns, d.ctl, d.metrics, d.log.Named("router"))
 		h.vpnChanged = d.beatSoon
+		h.m.held = d.acting
 		d.routers = reconcile.New(ctx, reconcile.Config[api.RouterSpec]{
 			Key: routerKey, Handler: h,
 			Version: func(s api.RouterSpec) string {
@@ -635,6 +643,7 @@ func (d *Daemon) heartbeatConflict(err error) {
 	switch {
 	case isAgentConflict(err):
 		if old, _ := d.conflictErr.Swap(err.Error()).(string); old == "" {
+			d.conflicts.Add(1)
 			d.log.Error("heartbeat refused: another agent acts for this server or router", "agent_id", d.agentID, "error", err)
 		}
 	case err == nil:
@@ -644,11 +653,34 @@ func (d *Daemon) heartbeatConflict(err error) {
 	}
 }
 
+// conflict is the refusal of the last heartbeat for another agent
+// instance holding this server or router, "" while heartbeats are taken.
+// The state machines take no step while it is set (machine.held).
+func (d *Daemon) conflict() string {
+	c, _ := d.conflictErr.Load().(string)
+	return c
+}
+
+// acting says why the state machines may take no step now (machine.held),
+// "" when they may: another agent instance holds this server or router
+// (the last heartbeat was refused), or did since the work the reconcile
+// workers hold was fetched. Their objects are then acted on only once a
+// work answer asked for after that has been synced, which retries them.
+func (d *Daemon) acting() string {
+	if c := d.conflict(); c != "" {
+		return "the last heartbeat was refused: " + c
+	}
+	if d.synced.Load() < d.conflicts.Load() {
+		return "another agent instance held it since this work was fetched; waiting for the next work fetch"
+	}
+	return ""
+}
+
 // heldElsewhere is the refusal of the last heartbeat for another agent
 // instance holding this server or router, as a 409 agent_conflict_001;
 // nil while heartbeats are taken.
 func (d *Daemon) heldElsewhere() error {
-	c, _ := d.conflictErr.Load().(string)
+	c := d.conflict()
 	if c == "" {
 		return nil
 	}
@@ -687,6 +719,7 @@ func (d *Daemon) workLoop(ctx context.Context) {
 		var meta *client.Meta
 		reg := d.registration()
 		asked := time.Now()
+		conflicts := d.conflicts.Load()
 		// A blocking query (index > 0) may take its wait.
 		extra := time.Duration(0)
 		if index > 0 {
@@ -784,7 +817,13 @@ func (d *Daemon) workLoop(ctx context.Context) {
 			d.pruneImages(ctx, w.VMs)
 		}
 		d.workFetched(ctx, w)
-		if wasFailing != "" {
+		// Asked for after every conflict so far began, and taken: the
+		// workers hold this work now and may act on it (acting).
+		held := d.synced.Load() < conflicts
+		if held {
+			d.synced.Store(conflicts)
+		}
+		if wasFailing != "" || held {
 			// The controller is back: the objects whose state reports
 			// failed meanwhile report now, not at the end of a backoff
 			// that may have grown to a minute.

@@ -2,12 +2,15 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,7 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/client"
 )
 
 // identityAPI is a controller that records the agent ids of the calls it
@@ -25,8 +30,11 @@ type identityAPI struct {
 	*httptest.Server
 	conflict atomic.Bool
 	regs     atomic.Int32 // registrations answered 200
-	mu       sync.Mutex
-	ids      map[string][]string // path → the X-Regent-Agent-Id of each call
+	// work, when set, is the content of the work answers (else none)
+	work    atomic.Pointer[string]
+	mu      sync.Mutex
+	ids     map[string][]string // path → the X-Regent-Agent-Id of each call
+	reports []string            // "<path> <expected>→<state>" of each state report taken
 }
 
 const conflictBody = `{"detail":"Server 5 (hv9) is held by another agent (agent id aaaaaaaa…, last heard 1s ago): two hosts with one hostname, or two agents on one host; give each host its own hostname and each agent its own data_dir.","error_code":"agent_conflict_001"}`
@@ -52,8 +60,24 @@ func newIdentityAPI(t *testing.T) *identityAPI {
 		case "/v1/agent/work":
 			time.Sleep(50 * time.Millisecond)
 			w.Header().Set("X-Regent-Index", "1")
-			fmt.Fprint(w, `{"content":{"index":1,"routers":[],"vms":[]}}`)
+			content := `{"index":1,"routers":[],"vms":[]}`
+			if c := f.work.Load(); c != nil {
+				content = *c
+			}
+			fmt.Fprintf(w, `{"content":%s}`, content)
 		default:
+			if r.Method == http.MethodPatch && strings.HasPrefix(r.URL.Path, "/iaas/") {
+				var rep client.StateReport
+				if err := json.NewDecoder(r.Body).Decode(&rep); err != nil {
+					http.Error(w, err.Error(), http.StatusBadRequest)
+					return
+				}
+				f.mu.Lock()
+				f.reports = append(f.reports, fmt.Sprintf("%s %d→%d", r.URL.Path, rep.Expected, rep.State))
+				f.mu.Unlock()
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
 			http.NotFound(w, r)
 		}
 	}))
@@ -66,6 +90,13 @@ func (f *identityAPI) calls(path string) []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.ids[path]...)
+}
+
+// taken returns the state reports taken.
+func (f *identityAPI) taken() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.reports...)
 }
 
 // runOn runs a hypervisor-role agent with data_dir dir against the
@@ -254,6 +285,126 @@ func TestAgentConflictRefusals(t *testing.T) {
 		code, body := healthz()
 		return srv.regs.Load() > regs && code == 200 && !strings.Contains(body, "agent_conflict_001")
 	})
+}
+
+// TestRefusedAgentTakesNoStepOnHeldWork: a VM in BUILDING whose build
+// failed on this host is being retried when another agent instance takes
+// the server (heartbeats refused with 409 agent_conflict_001). While the
+// refusal holds, the retries do nothing on the host and report nothing;
+// once the controller takes this agent again (it registers again), the
+// VM is built and reported RUNNING. Before, the retries went on building
+// (starting the domain the other agent's host had built: duplicate MACs
+// and addresses) and only their state reports were refused.
+func TestRefusedAgentTakesNoStepOnHeldWork(t *testing.T) {
+	srv := newIdentityAPI(t)
+	work := fmt.Sprintf(`{"index":1,"routers":[],"vms":[{"id":1,"project_id":2,"state":%d,"generation":1}]}`, api.StateBuilding)
+	srv.work.Store(&work)
+	d := newTestDaemon(t, failureLogs(t), func(c *Config) { c.Token = "t" }, srv.URL)
+	d.minRetry, d.maxRetry = 20*time.Millisecond, 100*time.Millisecond
+	b := newFakeVMs()
+	setBad := func(err error) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.bad[1] = err
+	}
+	builds := func() int {
+		n := 0
+		for _, c := range b.log() {
+			if c == "build 1" {
+				n++
+			}
+		}
+		return n
+	}
+	setBad(errors.New("domain start: failed"))
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+		d.vms.Stop()
+	}()
+	d.vms = d.vmLoop(ctx, newVMHandler(b, d.ctl, d.metrics, d.log.Named("vm")))
+	if !d.register(ctx) {
+		t.Fatal("not registered")
+	}
+	wg.Add(2)
+	go func() { defer wg.Done(); d.heartbeatLoop(ctx) }()
+	go func() { defer wg.Done(); d.workLoop(ctx) }()
+	waitUntil(t, "the failed build retried", func() bool { return builds() >= 2 })
+
+	// another agent takes the server
+	srv.conflict.Store(true)
+	waitUntil(t, "a refused heartbeat", func() bool { return d.conflict() != "" })
+	time.Sleep(50 * time.Millisecond) // a build that passed its check before
+	before, reports := builds(), len(srv.taken())
+	setBad(nil) // a build now would succeed, and start the domain
+	held := func() float64 {
+		return testutil.ToFloat64(d.metrics.reconciles.WithLabelValues(api.KindVM, resultWaiting))
+	}
+	attempts := held()
+	waitUntil(t, "the VM retried while held", func() bool {
+		return held() > attempts || builds() > before
+	})
+	if n := builds(); n != before {
+		t.Fatalf("the VM was built %d times while another agent held the server", n-before)
+	}
+	if got := srv.taken(); len(got) != reports {
+		t.Errorf("state reports taken while held: %q", got[reports:])
+	}
+
+	// the other agent silent past agent_down_after: this one takes over
+	srv.conflict.Store(false)
+	want := fmt.Sprintf("/iaas/vm/1/ %d→%d", api.StateBuilding, api.StateRunning)
+	waitUntil(t, "the VM built and reported RUNNING", func() bool {
+		return builds() > before && slices.Contains(srv.taken(), want)
+	})
+}
+
+// TestNoStepOnWorkFetchedBeforeAConflict: once a refusal for another
+// agent holding the server ends (a heartbeat or registration taken), the
+// objects the workers hold were fetched before the other agent held it
+// (a VM it may have built meanwhile): no step is taken on them until a
+// work answer asked for since has been synced, which then retries them.
+func TestNoStepOnWorkFetchedBeforeAConflict(t *testing.T) {
+	srv := newIdentityAPI(t)
+	work := fmt.Sprintf(`{"index":1,"routers":[],"vms":[{"id":1,"project_id":2,"state":%d,"generation":1}]}`, api.StateBuilding)
+	srv.work.Store(&work)
+	d := newTestDaemon(t, failureLogs(t), func(c *Config) { c.Token = "t" }, srv.URL)
+	d.minRetry, d.maxRetry = 20*time.Millisecond, 100*time.Millisecond
+	d.reg = api.AgentRegistered{ServerID: 5}
+	b := newFakeVMs()
+	h := newVMHandler(b, d.ctl, d.metrics, d.log.Named("vm"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d.vms = d.vmLoop(ctx, h)
+	defer d.vms.Stop()
+
+	d.heartbeatConflict(&api.Error{Status: http.StatusConflict, ErrorCode: api.ErrAgentConflict, Detail: "held by another agent"})
+	d.heartbeatConflict(nil) // taken again
+	spec := api.VMSpec{ID: 1, ProjectID: 2, State: api.StateBuilding, Generation: 1}
+	if err := h.Apply(ctx, spec); err == nil || !strings.Contains(err.Error(), "waiting for the next work fetch") {
+		t.Errorf("apply of a VM fetched before the conflict: %v", err)
+	}
+	if got := b.log(); len(got) > 0 || len(srv.taken()) > 0 {
+		t.Fatalf("acted on a VM fetched before another agent held the server: host %q, reports %q", got, srv.taken())
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.workLoop(ctx)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	want := fmt.Sprintf("/iaas/vm/1/ %d→%d", api.StateBuilding, api.StateRunning)
+	waitUntil(t, "the VM built and reported after a work fetch", func() bool {
+		return slices.Contains(b.log(), "build 1") && slices.Contains(srv.taken(), want)
+	})
+	if why := d.acting(); why != "" {
+		t.Errorf("still held after a work fetch: %s", why)
+	}
 }
 
 // TestClonedDataDirGetsItsOwnAgentID: agent-id records the machine id of

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/regentcloud/regent/agent/reconcile"
 	"github.com/regentcloud/regent/pkg/api"
 	"github.com/regentcloud/regent/pkg/client"
 )
@@ -18,13 +19,22 @@ import (
 // was lost) is acted on and reported. A lost CAS (409) drops the object:
 // the next work fetch carries the truth. A report refused because another
 // agent instance holds the server (409 agent_conflict_001) is an error,
-// retried with backoff.
+// retried with backoff; so is every step while held says another
+// instance holds it, before any host action or report.
 type machine struct {
 	kind string
 	set  func(ctx context.Context, id uint64, r client.StateReport) error
 	// plans are the object kind's state plans (nil: statePlans, the VMs'
 	// and virtual routers').
 	plans map[int]statePlan
+	// held, when set, is why this agent must not act on its objects now:
+	// another agent instance holds the server or router, or did since
+	// the objects were fetched (Daemon.acting), "" when it may. A
+	// worker retrying an object it fetched before (a build that failed
+	// locally) would otherwise act on the host first, and only its state
+	// report would be refused: a partitioned agent whose server another
+	// instance took would start the domain the other built.
+	held func() string
 
 	// reported is the generation last reported per object in a stable
 	// state, so a drift-repair pass does not report it again.
@@ -76,6 +86,11 @@ func (m *machine) run(ctx context.Context, o object, s steps, log hclog.Logger) 
 		// IN_API, IGNORE, UNRESOURCED, CLOSED: nothing to do; what is
 		// built stays until a state asks otherwise.
 		return resultOK, nil
+	}
+	if why := m.heldElsewhere(); why != "" {
+		// Nothing on the host, no report: the work loop registers
+		// again, and the loops retry once this agent holds the server.
+		return resultWaiting, reconcile.Waiting(&heldError{kind: m.kind, id: o.id, why: why})
 	}
 	from := o.state
 	if p.claim == 0 && p.stable != 0 && m.wasFinished(o.id, finishedStep{o.state, o.generation}) {
@@ -190,6 +205,27 @@ func (m *machine) failure(ctx context.Context, o object, from int, p statePlan, 
 	default:
 		return resultError, fmt.Errorf("report UNRESOURCED: %w", err)
 	}
+}
+
+// heldElsewhere is why the machine must not act now ("" when it may).
+func (m *machine) heldElsewhere() string {
+	if m.held == nil {
+		return ""
+	}
+	return m.held()
+}
+
+// heldError is a step not taken because another agent instance holds the
+// server or router.
+type heldError struct {
+	kind string
+	id   uint64
+	why  string
+}
+
+func (e *heldError) Error() string {
+	return fmt.Sprintf("%s %d not acted on (no host action, no state report) while another agent instance holds this server or router: %s; "+
+		"retried once this agent holds it again and has fetched its work", e.kind, e.id, e.why)
 }
 
 // agentConflict is a state report refused because another agent instance

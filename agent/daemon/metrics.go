@@ -16,7 +16,7 @@ const (
 	resultError    = "error"    // a host or controller error: retried with backoff
 	resultConflict = "conflict" // a CAS report lost: the next work fetch decides
 	resultInvalid  = "invalid"  // the spec is invalid: UNRESOURCED
-	resultWaiting  = "waiting"  // SCRUB_QUEUE within the grace period
+	resultWaiting  = "waiting"  // SCRUB_QUEUE within the grace period; another agent instance holds the server or router
 	resultRemoved  = "removed"  // a leftover nobody wants, scrubbed after a complete fetch
 )
 

@@ -101,6 +101,13 @@ func newVMHandler(b vmBuilder, report vmReporter, metrics *Metrics, log hclog.Lo
 		b:       b, metrics: metrics, log: log, failures: &retryBudget{max: maxLibvirtFailures}}
 }
 
+// setHeld makes the VMs, their snapshots and their backups wait, with no
+// host action and no state report, while held says why ("" when they may
+// go on: machine.held).
+func (h *vmHandler) setHeld(held func() string) {
+	h.m.held, h.snaps.held, h.backups.held = held, held, held
+}
+
 // specVersion is a digest of a whole spec (a VM's or a router's), so any
 // change reaches the host. It is keyed (HMAC with the daemon's random key)
 // because the reconcile loop logs versions and specs carry secrets (VPN
@@ -296,19 +303,26 @@ func (d *Daemon) startVMs(ctx context.Context) (stop func(), err error) {
 	for _, r := range []string{resultOK, resultError, resultConflict, resultInvalid, resultWaiting, resultRemoved} {
 		d.metrics.reconciles.WithLabelValues(api.KindVM, r)
 	}
-	d.vms = reconcile.New(ctx, reconcile.Config[api.VMSpec]{
-		Key: h.Key, Handler: h,
-		Version: func(s api.VMSpec) string {
-			return specVersion(d.versionKey, s) + "/" + strconv.FormatUint(d.epoch.Load(), 10)
-		},
-		MinBackoff: d.minRetry, MaxBackoff: time.Minute, Logger: d.log.Named("reconcile"),
-	})
+	d.vms = d.vmLoop(ctx, h)
 	d.log.Info("hypervisor role: building VMs through libvirtd", "socket", d.cfg.LibvirtSocket,
 		"domain_type", d.cfg.DomainType, "storage", d.cfg.Storage)
 	return func() {
 		d.vms.Stop()
 		conn.Close()
 	}, nil
+}
+
+// vmLoop is the reconcile loop of the VMs over h, which acts on nothing
+// while another agent instance holds the server (Daemon.acting).
+func (d *Daemon) vmLoop(ctx context.Context, h *vmHandler) *reconcile.Loop[api.VMSpec] {
+	h.setHeld(d.acting)
+	return reconcile.New(ctx, reconcile.Config[api.VMSpec]{
+		Key: h.Key, Handler: h,
+		Version: func(s api.VMSpec) string {
+			return specVersion(d.versionKey, s) + "/" + strconv.FormatUint(d.epoch.Load(), 10)
+		},
+		MinBackoff: d.minRetry, MaxBackoff: time.Minute, Logger: d.log.Named("reconcile"),
+	})
 }
 
 // imagePruneEvery is the least time between two image prunes.
