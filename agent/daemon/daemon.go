@@ -100,7 +100,7 @@ type Daemon struct {
 	// heartbeats (health): the last libvirt capacity read's and the last
 	// work fetch's error, "" when they worked. conflictErr is the last
 	// heartbeat's refusal for another agent holding this server or router
-	// (agent_conflict_001), "" once a heartbeat is taken.
+	// (agent_conflict_001), "" once a heartbeat or registration is taken.
 	libvirtErr, fetchErr, conflictErr atomic.Value
 	// conflicts counts the heartbeat refusals for another agent holding
 	// this server or router that began (conflictErr set from ""), and
@@ -396,6 +396,14 @@ func (d *Daemon) register(ctx context.Context) bool {
 			}
 			d.registered.Store(true)
 			d.metrics.registered.Set(1)
+			// The controller takes a registration from the agent instance
+			// that holds the server and router, and records this one as
+			// their holder: a heartbeat's refusal for another holder is
+			// over (heartbeats failing for another reason must not keep
+			// it, and with it every work answer discarded).
+			if old, _ := d.conflictErr.Swap("").(string); old != "" {
+				d.log.Info("registration taken: this agent holds its server and router again")
+			}
 			d.log.Info("registered", "hostname", d.cfg.Hostname, "roles", d.cfg.Roles,
 				"server_id", out.ServerID, "router_id", out.RouterID, "heartbeat_interval", out.HeartbeatInterval)
 			return true
@@ -638,7 +646,8 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 
 // heartbeatConflict keeps a heartbeat's refusal for another agent
 // instance holding this server or router (the agent is degraded with it,
-// logged when it starts), and forgets it once a heartbeat is taken.
+// logged when it starts), and forgets it once a heartbeat is taken (or a
+// registration: register).
 func (d *Daemon) heartbeatConflict(err error) {
 	switch {
 	case isAgentConflict(err):
@@ -777,8 +786,8 @@ func (d *Daemon) workLoop(ctx context.Context) {
 					// then hold this host's VTEP and interfaces again).
 					sleep(ctx, delay)
 					if d.register(ctx) {
-						// Taken: a heartbeat soon says so (and ends a
-						// heartbeat's refusal this loop waits on).
+						// Taken: the refusal is over (register ends
+						// it); a heartbeat soon says so.
 						d.beatSoon()
 					}
 				}

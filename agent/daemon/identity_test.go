@@ -407,6 +407,68 @@ func TestNoStepOnWorkFetchedBeforeAConflict(t *testing.T) {
 	}
 }
 
+// TestRegistrationEndsTheConflict: a heartbeat is refused for another
+// agent holding the server, the agent registers again and the controller
+// takes it (it records this agent as the holder), but heartbeats keep
+// failing for another reason (here a 400). The registration ends the
+// refusal: work answers are acted on again and the agent does not
+// register again. Before, only a heartbeat taken ended it, so every work
+// answer was discarded and the agent re-registered in a loop, degraded
+// for ever.
+func TestRegistrationEndsTheConflict(t *testing.T) {
+	var regs, beats atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/v1/agent/register":
+			regs.Add(1)
+			fmt.Fprint(w, `{"content":{"server_id":5,"router_id":0,"heartbeat_interval":1}}`)
+		case "/v1/agent/heartbeat":
+			if beats.Add(1) == 1 {
+				w.WriteHeader(http.StatusConflict)
+				fmt.Fprint(w, conflictBody)
+				return
+			}
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"detail":"capacity: not understood","error_code":"regent_validation_001"}`)
+		case "/v1/agent/work":
+			time.Sleep(20 * time.Millisecond)
+			w.Header().Set("X-Regent-Index", "1")
+			fmt.Fprint(w, `{"content":{"index":1,"routers":[],"vms":[]}}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	d := newTestDaemon(t, failureLogs(t), func(c *Config) { c.Token = "t" }, srv.URL)
+	d.minRetry, d.maxRetry = 20*time.Millisecond, 100*time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	if !d.register(ctx) {
+		t.Fatal("not registered")
+	}
+	wg.Add(2)
+	go func() { defer wg.Done(); d.heartbeatLoop(ctx) }()
+	go func() { defer wg.Done(); d.workLoop(ctx) }()
+	waitUntil(t, "a refused heartbeat and a registration after it", func() bool { return regs.Load() >= 2 })
+	waitUntil(t, "a heartbeat refused for another reason", func() bool { return beats.Load() >= 2 })
+	fetched := testutil.ToFloat64(d.metrics.lastFetch)
+	time.Sleep(1500 * time.Millisecond) // work fetches ~every 100 ms, heartbeats every 1 s
+	if why := d.conflict(); why != "" {
+		t.Errorf("the refusal stays after a registration was taken: %s", why)
+	}
+	if n := regs.Load(); n != 2 {
+		t.Errorf("%d registrations, want 2: the agent keeps registering again", n)
+	}
+	if e, _ := d.fetchErr.Load().(string); e != "" || testutil.ToFloat64(d.metrics.lastFetch) == fetched {
+		t.Errorf("work answers not acted on after the registration: fetch error %q", e)
+	}
+}
+
 // TestClonedDataDirGetsItsOwnAgentID: agent-id records the machine id of
 // the host that made it. A host cloned from an image that held a data_dir
 // (another machine id) makes its own id instead of sending its original's,
