@@ -37,10 +37,16 @@ type controllers struct {
 	token   string
 	tls     *tls.Config // verifies the controllers (nil: the system's roots)
 	cur     int
+	// moves counts the changes of cur: a call that chose its controller
+	// before a move it was not yet in inflight for ends at once (callOne).
+	moves uint64
 	// inflight are the calls under way, each to one controller: when a
 	// call fails over (cur moves), those to another controller than the
 	// new current one end and start again on it.
 	inflight map[*call]struct{}
+	// beforeCall, when set (tests), runs in callOne after the call chose
+	// its controller and before it is in inflight.
+	beforeCall func()
 }
 
 // call is one call under way to controller idx.
@@ -167,16 +173,16 @@ func (c *controllers) doWithin(ctx context.Context, extra time.Duration, fn func
 // failed over from it) ends and starts again on the new current one.
 func (c *controllers) doIn(ctx context.Context, within time.Duration, fn func(context.Context, *client.Client) error) error {
 	c.mu.Lock()
-	start, clients := c.cur, c.clients
+	start, clients, moves := c.cur, c.clients, c.moves
 	c.mu.Unlock()
 	var err error
 	var errs []error
 	for i := 0; i < len(clients); i++ {
 		idx := (start + i) % len(clients)
-		err = c.callOne(ctx, within, idx, clients[idx], fn)
+		err = c.callOne(ctx, within, idx, moves, clients[idx], fn)
 		if errors.Is(err, errFailedOver) && ctx.Err() == nil {
 			c.mu.Lock()
-			start, clients, i = c.cur, c.clients, -1
+			start, clients, moves, i = c.cur, c.clients, c.moves, -1
 			c.mu.Unlock()
 			errs = nil
 			c.log.Debug("controller failed over by another call; calling the current one", "url", clients[start].BaseURL())
@@ -202,13 +208,24 @@ func (c *controllers) doIn(ctx context.Context, within time.Duration, fn func(co
 
 // callOne is one call of doIn to controller idx (cl), which has within
 // to answer; it ends with errFailedOver when another call makes another
-// controller the current one.
-func (c *controllers) callOne(ctx context.Context, within time.Duration, idx int, cl *client.Client, fn func(context.Context, *client.Client) error) error {
+// controller the current one, also when that happened after doIn chose
+// idx (moves is c.moves then) and before the call was in inflight, where
+// the move could not end it: a blocking work query would otherwise go to
+// the controller the heartbeats had just failed over from, and wait there
+// for its wait and the timeout.
+func (c *controllers) callOne(ctx context.Context, within time.Duration, idx int, moves uint64, cl *client.Client, fn func(context.Context, *client.Client) error) error {
 	mctx, cancelMoved := context.WithCancelCause(ctx)
 	cctx, cancel := context.WithTimeout(mctx, within)
 	defer cancel()
 	k := &call{idx: idx, cancel: cancelMoved}
+	if c.beforeCall != nil {
+		c.beforeCall()
+	}
 	c.mu.Lock()
+	if c.moves != moves && c.cur != idx {
+		c.mu.Unlock()
+		return fmt.Errorf("%s: %w", cl.BaseURL(), errFailedOver)
+	}
 	if c.inflight == nil {
 		c.inflight = map[*call]struct{}{}
 	}
@@ -241,6 +258,7 @@ func (c *controllers) use(idx int) {
 		return
 	}
 	c.cur = idx
+	c.moves++
 	for k := range c.inflight {
 		if k.idx != idx {
 			k.cancel(errFailedOver)

@@ -275,6 +275,45 @@ func TestFailoverEndsCallsToTheOldController(t *testing.T) {
 	}
 }
 
+// TestFailoverBeforeACallStartsEndsIt: a heartbeat fails over (cur
+// moves) after a blocking work query chose the old controller and before
+// the query is registered as under way, where the move cannot end it (the
+// hook runs there). The query goes to the new current controller at once.
+// Before, it went to the old one, which never answers, and waited out its
+// wait and the call timeout (5.5 minutes by default).
+func TestFailoverBeforeACallStartsEndsIt(t *testing.T) {
+	hole, accepted := blackhole(t)
+	good := newAgentAPI(t, 1)
+	good.workOK.Store(true)
+	ctl := newControllers([]string{hole, good.URL}, "t", hclog.NewNullLogger())
+	var once sync.Once
+	ctl.beforeCall = func() { once.Do(func() { ctl.use(1) }) } // the heartbeat's failover, in the gap
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const wait = 20 * time.Second
+	fetched := make(chan error, 1)
+	var w *api.Work
+	go func() {
+		fetched <- ctl.doWithin(ctx, wait, func(ctx context.Context, c *client.Client) (err error) {
+			w, _, err = c.Agent().Work(ctx, 5, 0, 1, wait, "")
+			return err
+		})
+	}()
+	select {
+	case err := <-fetched:
+		if err != nil || w == nil || w.Index != 1 {
+			t.Errorf("work: %+v, %v", w, err)
+		}
+	case <-time.After(5 * time.Second):
+		cancel()
+		<-fetched
+		t.Fatalf("the work query went to the controller failed over from (%d connections to it) and waited there", accepted.Load())
+	}
+	if n := accepted.Load(); n != 0 {
+		t.Errorf("%d connections to the controller failed over from", n)
+	}
+}
+
 // failsFirst is a VM handler whose first apply fails (a state report the
 // controller did not take) and counts its applies.
 type failsFirst struct{ applies atomic.Int64 }
