@@ -599,10 +599,7 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 		health, detail := d.health()
 		hb, delivered := d.policyLog.withPolicyLog(ctx, api.Heartbeat{ServerID: reg.ServerID, RouterID: reg.RouterID,
 			Capacity: capacity, Health: health, Detail: detail, VPNStatus: d.vpnStatus(ctx)}, logs)
-		// Each controller has half the interval to take it (at most
-		// the call timeout), so that a hung one is failed over well
-		// before the agent is overdue.
-		err := d.ctl.doIn(ctx, min(d.ctl.timeout, every/2), func(ctx context.Context, c *client.Client) error { return c.Agent().Heartbeat(ctx, hb) })
+		err := d.ctl.doIn(ctx, heartbeatCallTime(every, d.ctl.timeout), func(ctx context.Context, c *client.Client) error { return c.Agent().Heartbeat(ctx, hb) })
 		if err == nil {
 			delivered()
 		}
@@ -642,6 +639,21 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 			d.log.Log(level, fmt.Sprintf("%s, retrying in %s", what, every), args...)
 		}
 	}
+}
+
+// minHeartbeatCallTime is the least time a controller has to take a
+// heartbeat: a round trip through a real network and the leader's
+// handling need milliseconds, and a sub-second heartbeat interval is
+// allowed (the controller's heartbeat_interval_ms).
+const minHeartbeatCallTime = time.Second
+
+// heartbeatCallTime is the time each controller has to take a heartbeat:
+// half the interval, so that a hung one is failed over well before the
+// agent is overdue, but at least minHeartbeatCallTime (with an interval
+// of 10 ms, 5 ms failed every heartbeat and the server was reported
+// down while the controller was well), and at most the call timeout.
+func heartbeatCallTime(every, timeout time.Duration) time.Duration {
+	return min(timeout, max(every/2, minHeartbeatCallTime))
 }
 
 // heartbeatConflict keeps a heartbeat's refusal for another agent

@@ -942,3 +942,49 @@ func TestHeartbeatIntervalInMilliseconds(t *testing.T) {
 		}
 	}
 }
+
+// TestShortHeartbeatIntervalDelivers: with a very short heartbeat
+// interval (10 ms, which the controller may ask for) and a controller
+// that takes 30 ms to answer, heartbeats are delivered: each controller
+// has at least a second to take one (at most the call timeout). Before,
+// it had half the interval, 5 ms: every heartbeat timed out and the
+// server was reported down while its agent and the controller were well.
+func TestShortHeartbeatIntervalDelivers(t *testing.T) {
+	for _, tc := range []struct{ every, timeout, want time.Duration }{
+		{10 * time.Millisecond, 30 * time.Second, time.Second},
+		{10 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond},
+		{10 * time.Second, 30 * time.Second, 5 * time.Second},
+		{2 * time.Minute, 30 * time.Second, 30 * time.Second},
+	} {
+		if got := heartbeatCallTime(tc.every, tc.timeout); got != tc.want {
+			t.Errorf("heartbeatCallTime(%s, %s) = %s, want %s", tc.every, tc.timeout, got, tc.want)
+		}
+	}
+	var beats atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/agent/heartbeat" {
+			http.NotFound(w, r)
+			return
+		}
+		beats.Add(1)
+		time.Sleep(30 * time.Millisecond)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	var logs systemtest.Buffer
+	d := newTestDaemon(t, &logs, func(c *Config) { c.Token = "t" }, srv.URL)
+	d.reg = api.AgentRegistered{ServerID: 5, HeartbeatInterval: 0, HeartbeatIntervalMS: 10}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.heartbeatLoop(ctx)
+	}()
+	time.Sleep(time.Second)
+	cancel()
+	<-done
+	// A heartbeat not answered in its time is logged as failed.
+	if strings.Contains(logs.String(), "heartbeat failed") || beats.Load() < 3 {
+		t.Errorf("%d heartbeats sent in 1 s at a 10 ms interval, the controller answering each in 30 ms; log:\n%s", beats.Load(), logs.String())
+	}
+}
