@@ -102,6 +102,9 @@ type Daemon struct {
 	// heartbeat's refusal for another agent holding this server or router
 	// (agent_conflict_001), "" once a heartbeat or registration is taken.
 	libvirtErr, fetchErr, conflictErr atomic.Value
+	// vpnLeftOut is how many VPN statuses the last heartbeat left out
+	// (fitVPNStatus), so the warning is logged when it changes.
+	vpnLeftOut atomic.Int64
 	// conflicts counts the heartbeat refusals for another agent holding
 	// this server or router that began (conflictErr set from ""), and
 	// synced the value it had when the last work answer acted on was
@@ -898,7 +901,11 @@ func (d *Daemon) vpnStatus(ctx context.Context) []api.VPNStatus {
 	for i := range st {
 		st[i].Clip()
 	}
-	fitVPNStatus(st, vpnStatusBudget)
+	st, left := fitVPNStatus(st, vpnStatusBudget)
+	if old := d.vpnLeftOut.Swap(int64(left)); old != int64(left) && left > 0 {
+		d.log.Warn("VPN statuses over the heartbeat's budget even without their SAs: the last ones are left out (their state shows as unknown)",
+			"left_out", left, "sent", len(st), "budget_bytes", vpnStatusBudget)
+	}
 	return st
 }
 
@@ -911,9 +918,13 @@ const vpnStatusBudget = 192 << 10
 
 // fitVPNStatus shortens the statuses to at most budget bytes of JSON,
 // the largest first: its IPsec SAs' traffic selectors, then (if still
-// over) those SAs themselves. Every VPN keeps its IKE state and error, and
-// the small statuses (most) stay whole.
-func fitVPNStatus(st []api.VPNStatus, budget int) {
+// over) those SAs themselves, then (still over: thousands of VPNs failing
+// at once, each with its error) the errors, cut to vpnErrorShort bytes.
+// Every VPN keeps its IKE state, and the small statuses (most) stay
+// whole. Only when even that is over (far more VPNs than a router has) are
+// the last statuses left out: it returns those kept and how many were
+// left out.
+func fitVPNStatus(st []api.VPNStatus, budget int) ([]api.VPNStatus, int) {
 	size := func(s *api.VPNStatus) int {
 		b, err := json.Marshal(s)
 		if err != nil {
@@ -932,22 +943,45 @@ func fitVPNStatus(st []api.VPNStatus, budget int) {
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(sizes[b], sizes[a]) })
+	resize := func(i int) {
+		n := size(&st[i])
+		total -= sizes[i] - n
+		sizes[i] = n
+	}
 	for _, i := range order {
 		if total <= budget {
-			return
+			return st, 0
 		}
 		s := &st[i]
 		for c := range s.Children {
 			s.Children[c].LocalTS, s.Children[c].RemoteTS = []string{}, []string{}
 		}
-		if n := size(s); total-sizes[i]+n > budget {
+		if total-sizes[i]+size(s) > budget {
 			s.Children = []api.VPNChildStatus{}
 		}
-		n := size(s)
-		total -= sizes[i] - n
-		sizes[i] = n
+		resize(i)
 	}
+	for _, i := range order {
+		if total <= budget {
+			return st, 0
+		}
+		st[i].Error = api.CutUTF8(st[i].Error, vpnErrorShort)
+		resize(i)
+	}
+	if total <= budget {
+		return st, 0
+	}
+	kept := len(st)
+	for kept > 0 && total > budget {
+		kept--
+		total -= sizes[kept]
+	}
+	return st[:kept], len(st) - kept
 }
+
+// vpnErrorShort is what is kept of a VPN status's error when the
+// statuses are over their budget even without their SAs.
+const vpnErrorShort = 96
 
 // restoreVPNRoutes puts router r's VPN routes back after its supervisor
 // restarted its charon (vpn.Config.Restarted).

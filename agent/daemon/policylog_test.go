@@ -177,8 +177,7 @@ func TestVPNStatusFitsTheHeartbeat(t *testing.T) {
 	}
 	few := []api.VPNStatus{vpnStatus(1, 64), vpnStatus(2, 3)}
 	whole := slices.Clone(few)
-	fitVPNStatus(few, vpnStatusBudget)
-	if fmt.Sprint(few) != fmt.Sprint(whole) {
+	if few, left := fitVPNStatus(few, vpnStatusBudget); fmt.Sprint(few) != fmt.Sprint(whole) || left != 0 {
 		t.Fatal("statuses that fit were shortened")
 	}
 
@@ -188,14 +187,14 @@ func TestVPNStatusFitsTheHeartbeat(t *testing.T) {
 	}
 	st = append(st, vpnStatus(401, 1)) // the smallest
 	before, _ := json.Marshal(st)
-	fitVPNStatus(st, vpnStatusBudget)
+	st, left := fitVPNStatus(st, vpnStatusBudget)
 	after, _ := json.Marshal(st)
 	t.Logf("VPN statuses: %d → %d bytes of JSON", len(before), len(after))
 	if len(after) > vpnStatusBudget {
 		t.Fatalf("%d bytes of VPN status, budget %d", len(after), vpnStatusBudget)
 	}
-	if len(st) != 401 {
-		t.Fatalf("%d statuses", len(st))
+	if len(st) != 401 || left != 0 {
+		t.Fatalf("%d statuses, %d left out", len(st), left)
 	}
 	for _, s := range st {
 		if s.IKEState != "ESTABLISHED" || s.Children == nil {
@@ -209,4 +208,45 @@ func TestVPNStatusFitsTheHeartbeat(t *testing.T) {
 	if b, _ := json.Marshal(hb); len(b) >= 1<<20 {
 		t.Fatalf("heartbeat of %d bytes", len(b))
 	}
+}
+
+// TestFailingVPNStatusesFitTheHeartbeat: a network agent whose charon
+// fails for every router reports 1,000 VPNs, each with a 1 KiB error (the
+// most a status may carry): 1 MB of JSON, which the SAs' removal does not
+// shorten. Their errors are cut to vpnErrorShort bytes (as many as it
+// takes), each VPN keeping its state and the start of its error; 4,096 such VPNs (the controller's bound on their number, more
+// than fit even then) are sent up to the budget, the rest left out and
+// counted. Before, the statuses stayed over
+// the controller's 1 MiB: every heartbeat refused (413), the server judged
+// down.
+func TestFailingVPNStatusesFitTheHeartbeat(t *testing.T) {
+	failing := func(n int) []api.VPNStatus {
+		var st []api.VPNStatus
+		for i := range n {
+			st = append(st, api.VPNStatus{VPNID: uint64(i + 1), VirtualRouterID: 7, IKEState: "UNKNOWN", Children: []api.VPNChildStatus{},
+				Error: strings.Repeat("charon: connection refused; ", 40)[:api.VPNStatusMaxError]})
+		}
+		return st
+	}
+	st, left := fitVPNStatus(failing(1000), vpnStatusBudget)
+	b, _ := json.Marshal(st)
+	if len(b) > vpnStatusBudget || len(st) != 1000 || left != 0 {
+		t.Fatalf("1,000 failing VPNs: %d bytes, %d statuses, %d left out", len(b), len(st), left)
+	}
+	cut := 0
+	for _, s := range st {
+		if s.IKEState != "UNKNOWN" || len(s.Error) < vpnErrorShort {
+			t.Fatalf("VPN %d: state %q, error of %d bytes", s.VPNID, s.IKEState, len(s.Error))
+		}
+		if len(s.Error) == vpnErrorShort {
+			cut++
+		}
+	}
+	t.Logf("1,000 failing VPNs: %d bytes, %d errors cut to %d bytes", len(b), cut, vpnErrorShort)
+	st, left = fitVPNStatus(failing(4096), vpnStatusBudget)
+	b, _ = json.Marshal(st)
+	if len(b) > vpnStatusBudget || left == 0 || len(st)+left != 4096 || st[0].VPNID != 1 {
+		t.Fatalf("4,096 failing VPNs: %d bytes, %d statuses, %d left out", len(b), len(st), left)
+	}
+	t.Logf("4,096 failing VPNs: %d sent in %d bytes, %d left out", len(st), len(b), left)
 }
