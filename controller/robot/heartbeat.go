@@ -35,11 +35,11 @@ type Heartbeats struct {
 	since    time.Time // when this node started judging (its first call in the term)
 	servers  map[uint64]time.Time
 	routers  map[uint64]time.Time
-	policy   map[uint64][]api.PolicyLogEntry // virtual router → recent entries, oldest first
-	vpns     map[uint64]api.VPNStatus        // VPN → its last reported status
-	health   map[[2]uint64]string            // (server, router) of an agent → its last "degraded: why", "" when ok
-	byServer map[uint64]healthReport         // server → the health its agent last reported
-	byRouter map[uint64]healthReport         // router → the health its agent last reported
+	policy   map[uint64]*policyLog    // virtual router → its recent entries
+	vpns     map[uint64]api.VPNStatus // VPN → its last reported status
+	health   map[[2]uint64]string     // (server, router) of an agent → its last "degraded: why", "" when ok
+	byServer map[uint64]healthReport  // server → the health its agent last reported
+	byRouter map[uint64]healthReport  // router → the health its agent last reported
 	// holders are the agent instances last heard for each server and
 	// router (Claim).
 	serverHolder map[uint64]holder
@@ -126,20 +126,58 @@ func (h *Heartbeats) lastHealth(get func() (healthReport, time.Time, bool), now 
 // virtual router.
 const PolicyLogSize = 100
 
+// policyLog is what the leader keeps of a virtual router's policy log:
+// its last PolicyLogSize entries, oldest first, and the agent's numbering
+// of those it kept (epoch, and the highest sequence number kept in it).
+type policyLog struct {
+	entries []api.PolicyLogEntry
+	epoch   string
+	seq     uint64
+}
+
 // AddPolicyLog keeps the entries an agent reported, the last
-// PolicyLogSize per virtual router. Like heartbeats they live in the
-// leader's memory: a new leader starts with an empty log.
-func (h *Heartbeats) AddPolicyLog(entries []api.PolicyLogEntry) {
+// PolicyLogSize per virtual router, and returns how many it dropped as
+// already kept. Like heartbeats they live in the leader's memory: a new
+// leader starts with an empty log.
+//
+// An agent sends entries again when it could not tell that the heartbeat
+// carrying them was taken (the call failed or timed out, or the leader
+// took the entries but failed the heartbeat), so each entry carries the
+// agent's sequence number (Seq, increasing per virtual router) and the
+// heartbeat the epoch those numbers belong to (a new one each time the
+// agent's numbering restarts). Per virtual router the leader remembers
+// the epoch and the highest number kept in it, and drops an entry at or
+// below it: a resend keeps only what is new. An entry of another epoch
+// starts the count afresh. An entry without a number (Seq 0: an older
+// agent) is kept as before, without this check. Kept entries lose their
+// number: it means nothing to tenants.
+func (h *Heartbeats) AddPolicyLog(epoch string, entries []api.PolicyLogEntry) (dropped int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.enter(time.Now())
 	for _, e := range entries {
-		l := append(h.policy[e.VirtualRouterID], e)
-		if len(l) > PolicyLogSize {
-			l = l[len(l)-PolicyLogSize:]
+		l := h.policy[e.VirtualRouterID]
+		if l == nil {
+			l = &policyLog{}
+			h.policy[e.VirtualRouterID] = l
 		}
-		h.policy[e.VirtualRouterID] = l
+		if e.Seq != 0 {
+			if l.epoch != epoch {
+				l.epoch, l.seq = epoch, 0
+			}
+			if e.Seq <= l.seq {
+				dropped++
+				continue
+			}
+			l.seq = e.Seq
+			e.Seq = 0
+		}
+		l.entries = append(l.entries, e)
+		if len(l.entries) > PolicyLogSize {
+			l.entries = slices.Delete(l.entries, 0, len(l.entries)-PolicyLogSize)
+		}
 	}
+	return dropped
 }
 
 // PolicyLog returns the recent entries of a virtual router, newest first;
@@ -151,7 +189,10 @@ func (h *Heartbeats) PolicyLog(vr uint64) []api.PolicyLogEntry {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.enter(time.Now())
-	l := h.policy[vr]
+	var l []api.PolicyLogEntry
+	if p := h.policy[vr]; p != nil {
+		l = p.entries
+	}
 	out := make([]api.PolicyLogEntry, len(l))
 	for i, e := range l {
 		out[len(l)-1-i] = e
@@ -210,7 +251,7 @@ func (h *Heartbeats) enter(now time.Time) {
 	}
 	h.cur, h.started, h.since = t, true, now
 	h.servers, h.routers = map[uint64]time.Time{}, map[uint64]time.Time{}
-	h.policy = map[uint64][]api.PolicyLogEntry{}
+	h.policy = map[uint64]*policyLog{}
 	h.vpns = map[uint64]api.VPNStatus{}
 	h.health = map[[2]uint64]string{}
 	h.byServer, h.byRouter = map[uint64]healthReport{}, map[uint64]healthReport{}

@@ -1,6 +1,7 @@
 package robot
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ func TestHeartbeatsKeyedOnTerm(t *testing.T) {
 	h := NewHeartbeats(30*time.Second, func() uint64 { return term }, nil)
 	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	h.Beat(1, 2, t0)
-	h.AddPolicyLog([]api.PolicyLogEntry{{VirtualRouterID: 5, Action: "allow"}, {VirtualRouterID: 5, Action: "deny"}})
+	h.AddPolicyLog("", []api.PolicyLogEntry{{VirtualRouterID: 5, Action: "allow"}, {VirtualRouterID: 5, Action: "deny"}})
 	h.SetVPNStatus([]uint64{5}, []api.VPNStatus{{VPNID: 9, VirtualRouterID: 5, IKEState: "ESTABLISHED"}})
 
 	// the loop's first look in the same term keeps all of it
@@ -123,7 +124,7 @@ func TestHealthShown(t *testing.T) {
 	hs, d = h.ServerHealth(5, t0.Add(5*time.Second))
 	check("an agent that does not say", hs, d, api.AgentHealthOK, "")
 
-	h.AddPolicyLog([]api.PolicyLogEntry{{VirtualRouterID: 9}})
+	h.AddPolicyLog("", []api.PolicyLogEntry{{VirtualRouterID: 9}})
 	h.SetVPNStatus([]uint64{9}, []api.VPNStatus{{VPNID: 3, VirtualRouterID: 9}})
 	if _, ok := h.VPNStatus(3); !ok || len(h.PolicyLog(9)) != 1 {
 		t.Fatal("the leader lost a VPN status or policy log entry")
@@ -217,5 +218,70 @@ func TestClaimRefusesASecondLiveAgent(t *testing.T) {
 		if c, _ := h.Claim(1, 0, "aaaa", t0.Add(51*time.Second), register); c == nil || c.Holder != "bbbb" || c.Silent {
 			t.Errorf("the old holder back (registering %v) = %+v, want refused", register, c)
 		}
+	}
+}
+
+// TestPolicyLogKeptOnce: entries an agent sends again (it could not tell
+// whether the heartbeat carrying them was taken) are kept once: per
+// virtual router the leader remembers the epoch and the highest sequence
+// number kept, and drops an entry at or below it. A new epoch (the agent
+// restarted, its numbers too) starts afresh; entries without a sequence
+// number (an older agent) are kept as before; kept entries do not show
+// their number. Before, a resend was kept twice.
+func TestPolicyLogKeptOnce(t *testing.T) {
+	h := NewHeartbeats(time.Minute, nil, nil)
+	entry := func(vr, seq uint64, order int) api.PolicyLogEntry {
+		return api.PolicyLogEntry{VirtualRouterID: vr, Seq: seq, Order: order, Action: "allow"}
+	}
+	orders := func(vr uint64) []int {
+		var out []int
+		for _, e := range h.PolicyLog(vr) { // newest first
+			if e.Seq != 0 {
+				t.Errorf("a kept entry shows its seq: %+v", e)
+			}
+			out = append([]int{e.Order}, out...)
+		}
+		return out
+	}
+	check := func(what string, vr uint64, want ...int) {
+		t.Helper()
+		if got := orders(vr); !slices.Equal(got, want) {
+			t.Errorf("%s: virtual router %d keeps %v, want %v", what, vr, got, want)
+		}
+	}
+
+	if n := h.AddPolicyLog("a", []api.PolicyLogEntry{entry(5, 1, 1), entry(5, 2, 2), entry(6, 3, 3)}); n != 0 {
+		t.Errorf("first report: %d dropped", n)
+	}
+	// the same entries again, with one new of each router
+	if n := h.AddPolicyLog("a", []api.PolicyLogEntry{entry(5, 1, 1), entry(5, 2, 2), entry(6, 3, 3), entry(5, 4, 4), entry(6, 5, 5)}); n != 3 {
+		t.Errorf("resend: %d dropped, want the 3 kept before", n)
+	}
+	check("after a resend", 5, 1, 2, 4)
+	check("after a resend", 6, 3, 5)
+	// a resend that arrives late (the first call, cancelled by the agent,
+	// taken after its retry) adds nothing
+	h.AddPolicyLog("a", []api.PolicyLogEntry{entry(5, 2, 2)})
+	check("a late resend", 5, 1, 2, 4)
+
+	// the agent restarted: a new epoch, its numbers from 1 again
+	h.AddPolicyLog("b", []api.PolicyLogEntry{entry(5, 1, 11), entry(5, 2, 12)})
+	h.AddPolicyLog("b", []api.PolicyLogEntry{entry(5, 2, 12), entry(5, 3, 13)})
+	check("a new epoch", 5, 1, 2, 4, 11, 12, 13)
+	check("another router's epoch", 6, 3, 5)
+
+	// an older agent: no numbers, kept as they come
+	h.AddPolicyLog("", []api.PolicyLogEntry{entry(7, 0, 1), entry(7, 0, 1)})
+	check("entries without seq", 7, 1, 1)
+
+	// bounded: the last PolicyLogSize per router, one record each
+	var many []api.PolicyLogEntry
+	for i := range PolicyLogSize + 10 {
+		many = append(many, entry(8, uint64(i+1), i+1))
+	}
+	h.AddPolicyLog("c", many)
+	h.AddPolicyLog("c", many)
+	if l := h.PolicyLog(8); len(l) != PolicyLogSize || l[0].Order != PolicyLogSize+10 || l[len(l)-1].Order != 11 {
+		t.Errorf("%d entries kept of a busy router (newest %d), want the last %d", len(l), l[0].Order, PolicyLogSize)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -447,6 +448,79 @@ func TestAgent_PolicyLog(t *testing.T) {
 			t.Errorf("%s: the refused heartbeat's entries were kept: %v", what, l.Content)
 		}
 	}
+}
+
+// TestAgent_PolicyLogSentAgain: an agent sends a heartbeat's entries
+// again when it could not tell that the heartbeat was taken (its call was
+// cancelled or failed over, or the leader kept the entries and then
+// failed the heartbeat's raft write); each entry carries its sequence
+// number and the heartbeat its epoch, and the tenant sees each entry
+// once. A new epoch (the agent restarted) with its numbers from 1 again is
+// kept; entries without seq (an older agent) are kept as before. Before,
+// the resend was kept twice.
+func TestAgent_PolicyLogSentAgain(t *testing.T) {
+	e := newAgentEnv(t)
+	c, f, x := e.c, e.f, e.x
+	project := cloudID(c.Do("POST", "/iaas/cloud/", cloudBody(f.n.Unique("p"), f.reg, x, 1), f.r.Token(apitest.MemberAdmin)).Expect(201))
+	vr := uint64(c.Do("GET", apitest.Path("/iaas/cloud/", project), nil, f.root).Expect(200).Content()["virtual_router"].(map[string]any)["id"].(float64))
+	entry := func(i int, seq uint64) map[string]any {
+		m := map[string]any{"time": fmt.Sprintf("2026-11-22T10:00:%02dZ", i), "virtual_router_id": vr, "direction": "in",
+			"order": 1, "action": "allow", "protocol": "tcp", "source": "203.0.113.9", "destination": "10.0.0.10", "destination_port": 22}
+		if seq != 0 {
+			m["seq"] = seq
+		}
+		return m
+	}
+	beat := func(epoch string, entries ...any) {
+		t.Helper()
+		c.Do("POST", "/v1/agent/heartbeat", map[string]any{"router_id": e.router, "policy_log_epoch": epoch, "policy_log": entries}, e.robot).Expect(204)
+	}
+	times := func() []string {
+		t.Helper()
+		var out []string
+		for _, m := range c.Do("GET", apitest.Path("/iaas/policy_log/", project), nil, f.r.Token(apitest.MemberUser)).Expect(200).List().Content {
+			if _, ok := m["seq"]; ok {
+				t.Errorf("the listing shows the agent's seq: %v", m)
+			}
+			out = append(out, m["time"].(string)[17:19]) // seconds
+		}
+		slices.Reverse(out) // oldest first
+		return out
+	}
+	check := func(what string, want ...string) {
+		t.Helper()
+		if got := times(); !slices.Equal(got, want) {
+			t.Errorf("%s: policy log (seconds, oldest first) = %v, want %v", what, got, want)
+		}
+	}
+
+	beat("e1", entry(1, 1), entry(2, 2))
+	beat("e1", entry(1, 1), entry(2, 2), entry(3, 3)) // the first again, and a new one
+	check("after a resend", "01", "02", "03")
+	beat("e1", entry(2, 2)) // a late copy of the first call
+	check("after a late copy", "01", "02", "03")
+
+	// the agent restarted: a new epoch, numbers from 1 again
+	beat("e2", entry(4, 1), entry(5, 2))
+	beat("e2", entry(5, 2), entry(6, 3))
+	check("a new epoch", "01", "02", "03", "04", "05", "06")
+
+	// an older agent: no seq, no epoch, kept as they come
+	beat("", entry(7, 0))
+	beat("", entry(7, 0))
+	check("entries without seq", "01", "02", "03", "04", "05", "06", "07", "07")
+
+	// a seq without its epoch, or an epoch over 64 bytes, is refused and
+	// nothing of the heartbeat is kept
+	for what, body := range map[string]map[string]any{
+		"seq without epoch": {"router_id": e.router, "policy_log": []any{entry(8, 9)}},
+		"long epoch":        {"router_id": e.router, "policy_log_epoch": strings.Repeat("e", wire.PolicyLogMaxString+1), "policy_log": []any{entry(8, 9)}},
+	} {
+		if r := c.Do("POST", "/v1/agent/heartbeat", body, e.robot).Expect(400); r.ErrorCode() != "agent_heartbeat_108" {
+			t.Errorf("%s: %s", what, r)
+		}
+	}
+	check("after refused heartbeats", "01", "02", "03", "04", "05", "06", "07", "07")
 }
 
 // What agents report in a leader's first seconds stays: the leader's

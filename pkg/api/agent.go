@@ -294,8 +294,14 @@ type Heartbeat struct {
 	RouterID uint64   `json:"router_id,omitempty"`
 	Capacity Capacity `json:"capacity"`
 	// PolicyLog are the firewall log entries (rules with logging on) the
-	// agent's routers recorded since its last heartbeat.
+	// agent's routers recorded since its last heartbeat. An agent sends
+	// entries again when it cannot tell whether the heartbeat that carried
+	// them was taken; their Seq lets the leader keep each once.
 	PolicyLog []PolicyLogEntry `json:"policy_log,omitempty"`
+	// PolicyLogEpoch names the numbering of the entries' Seq: it changes
+	// whenever the agent's sequence numbers restart (a random id made at
+	// each agent start), and is required when entries carry Seq.
+	PolicyLogEpoch string `json:"policy_log_epoch,omitempty"`
 	// VPNStatus is the current state of every VPN on the agent's routers.
 	VPNStatus []VPNStatus `json:"vpn_status,omitempty"`
 	// Health is "ok" or "degraded"; Detail says why.
@@ -431,14 +437,19 @@ const (
 	AgentHealthUnknown  = "unknown"
 )
 
-// PolicyLogEntry is one packet that matched a firewall rule with logging
-// on (GET /iaas/policy_log/{project_id}/).
 // PolicyLogMaxString bounds each string of a policy log entry (a time,
-// an address with its prefix, a protocol name): the controller refuses a
-// heartbeat with a longer one.
+// an address with its prefix, a protocol name) and a heartbeat's
+// PolicyLogEpoch: the controller refuses a heartbeat with a longer one.
 const PolicyLogMaxString = 64
 
+// PolicyLogEntry is one packet that matched a firewall rule with logging
+// on (GET /iaas/policy_log/{project_id}/).
 type PolicyLogEntry struct {
+	// Seq is the agent's sequence number of the entry (agent protocol
+	// only): increasing per virtual router within the heartbeat's
+	// PolicyLogEpoch, so the leader keeps an entry sent again once. 0 (an
+	// older agent): not checked. The listing does not show it.
+	Seq             uint64 `json:"seq,omitempty"`
 	Time            string `json:"time"` // RFC 3339
 	VirtualRouterID uint64 `json:"virtual_router_id"`
 	Direction       string `json:"direction"` // in or out

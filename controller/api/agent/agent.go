@@ -283,12 +283,21 @@ func (r *routes) heartbeat(q *api.Request) error {
 	if len(in.PolicyLog) > 4096 {
 		return bad("agent_heartbeat_103", "At most 4096 policy log entries per heartbeat, got %d.", len(in.PolicyLog))
 	}
+	if len(in.PolicyLogEpoch) > wire.PolicyLogMaxString {
+		return bad("agent_heartbeat_108", "policy_log_epoch is at most %d bytes.", wire.PolicyLogMaxString)
+	}
 	var logs []wire.PolicyLogEntry
 	for i, e := range in.PolicyLog {
 		for _, v := range []string{e.Time, e.Direction, e.Action, e.Protocol, e.Source, e.Destination} {
 			if len(v) > wire.PolicyLogMaxString {
 				return bad("agent_heartbeat_107", "policy_log[%d]: its strings are at most %d bytes.", i, wire.PolicyLogMaxString)
 			}
+		}
+		// A sequence number means something only in its epoch: without
+		// one, entries sent again after an agent restart would be
+		// dropped as kept.
+		if e.Seq != 0 && in.PolicyLogEpoch == "" {
+			return bad("agent_heartbeat_108", "policy_log[%d] has a seq: the heartbeat needs the policy_log_epoch it belongs to.", i)
 		}
 		// only the agent's own router's virtual routers
 		if vr, ok := q.Txn.VirtualRouter(e.VirtualRouterID); ok && in.RouterID != 0 && vr.RouterID == in.RouterID {
@@ -304,7 +313,9 @@ func (r *routes) heartbeat(q *api.Request) error {
 			return err
 		}
 	}
-	r.cfg.Heartbeats.AddPolicyLog(logs)
+	if n := r.cfg.Heartbeats.AddPolicyLog(in.PolicyLogEpoch, logs); n > 0 {
+		r.cfg.Logger.Debug("policy log entries sent again, already kept: dropped", "router_id", in.RouterID, "dropped", n)
+	}
 	if in.RouterID != 0 {
 		var vrs []uint64
 		for _, vr := range q.Txn.VirtualRoutersOnRouter(in.RouterID) {
