@@ -14,16 +14,24 @@ import (
 // policy log entry already reported, so each heartbeat carries only what
 // is new. (Not its time: entries share times, and a packet handled later
 // can carry an earlier one.)
+//
+// Entries go out with their sequence number (seq) and the heartbeat with
+// the numbering's epoch (policy_log_epoch): entries of a heartbeat that
+// failed go again with the next, and the controller, which may have kept
+// them already (the agent cannot tell), keeps each once by these.
 type policyLogCursor struct {
-	mu   sync.Mutex
-	sent map[uint64]uint64
+	mu    sync.Mutex
+	epoch string // the source's numbering that sent belongs to
+	sent  map[uint64]uint64
 }
 
 // policyLogSource is what the cursor reads: the routers on the host and
-// each one's recent policy log (netrouter.Builder).
+// each one's recent policy log, and the epoch of its sequence numbers
+// (netrouter.Builder).
 type policyLogSource interface {
 	List(ctx context.Context) ([]netrouter.Router, error)
 	PolicyLog(id uint64) []netrouter.PolicyLogEntry
+	PolicyLogEpoch() string
 }
 
 // heartbeatBudget bounds the JSON of a heartbeat: the controller refuses
@@ -34,16 +42,22 @@ type policyLogSource interface {
 const heartbeatBudget = 768 << 10
 
 // withPolicyLog returns hb with as many unreported policy log entries as
-// fit in heartbeatBudget (at most 4096), and the function that marks them
-// reported (newEntries).
+// fit in heartbeatBudget (at most 4096) and, with them, the epoch of their
+// sequence numbers, and the function that marks them reported (newEntries).
 func (p *policyLogCursor) withPolicyLog(ctx context.Context, hb api.Heartbeat, b policyLogSource) (api.Heartbeat, func()) {
-	hb.PolicyLog = nil
-	enc, err := json.Marshal(hb)
+	hb.PolicyLog, hb.PolicyLogEpoch = nil, ""
+	sized := hb
+	if b != nil {
+		sized.PolicyLogEpoch = b.PolicyLogEpoch()
+	}
+	enc, err := json.Marshal(sized)
 	if err != nil {
 		return hb, func() {}
 	}
 	entries, delivered := p.newEntries(ctx, b, 4096, heartbeatBudget-len(enc))
-	hb.PolicyLog = entries
+	if len(entries) > 0 { // the epoch only with entries: a controller older than it refuses the field
+		hb.PolicyLog, hb.PolicyLogEpoch = entries, sized.PolicyLogEpoch
+	}
 	return hb, delivered
 }
 
@@ -61,8 +75,12 @@ func (p *policyLogCursor) newEntries(ctx context.Context, b policyLogSource, max
 	if err != nil {
 		return nil, func() {}
 	}
+	epoch := b.PolicyLogEpoch()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.epoch != epoch { // the numbers restarted
+		p.epoch, p.sent = epoch, nil
+	}
 	var out []api.PolicyLogEntry
 	upto := map[uint64]uint64{}
 	size := len("[]")
@@ -77,7 +95,7 @@ func (p *policyLogCursor) newEntries(ctx context.Context, b policyLogSource, max
 			if e.Seq <= last {
 				continue
 			}
-			pe := api.PolicyLogEntry{Time: e.Time.UTC().Format(time.RFC3339Nano), VirtualRouterID: r.ID,
+			pe := api.PolicyLogEntry{Seq: e.Seq, Time: e.Time.UTC().Format(time.RFC3339Nano), VirtualRouterID: r.ID,
 				Direction: e.Direction, Order: e.Order, Action: e.Action, Protocol: e.Protocol,
 				Source: e.Source.String(), Destination: e.Destination.String(),
 				SourcePort: int(e.SourcePort), DestinationPort: int(e.DestinationPort)}
@@ -97,6 +115,9 @@ func (p *policyLogCursor) newEntries(ctx context.Context, b policyLogSource, max
 	return out, func() {
 		p.mu.Lock()
 		defer p.mu.Unlock()
+		if p.epoch != epoch {
+			return // numbers of an older epoch
+		}
 		if p.sent == nil {
 			p.sent = map[uint64]uint64{}
 		}

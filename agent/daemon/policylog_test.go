@@ -26,6 +26,80 @@ func (f fakeLogs) List(context.Context) ([]netrouter.Router, error) {
 
 func (f fakeLogs) PolicyLog(id uint64) []netrouter.PolicyLogEntry { return f[id] }
 
+func (f fakeLogs) PolicyLogEpoch() string { return "epoch-1" }
+
+// epochLogs is a source with a given epoch (a Builder made anew restarts
+// its numbers under another).
+type epochLogs struct {
+	fakeLogs
+	epoch string
+}
+
+func (f epochLogs) PolicyLogEpoch() string { return f.epoch }
+
+// TestHeartbeatCarriesSeqAndEpoch: each policy log entry goes with its
+// sequence number and the heartbeat with the numbering's epoch, so that the
+// controller keeps an entry sent again (after a heartbeat the agent could
+// not see delivered) once. A source whose numbers restarted under a new
+// epoch has its entries sent from its first, not held back by the old
+// numbers. Before, the heartbeat carried neither, and the controller kept
+// a resend twice.
+func TestHeartbeatCarriesSeqAndEpoch(t *testing.T) {
+	t0 := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	entry := func(seq uint64) netrouter.PolicyLogEntry {
+		return netrouter.PolicyLogEntry{Seq: seq, Time: t0.Add(time.Duration(seq) * time.Second), Direction: "in", Action: "block",
+			Protocol: "tcp", Source: netip.MustParseAddr("192.0.2.1"), Destination: netip.MustParseAddr("10.0.0.5")}
+	}
+	logs := epochLogs{fakeLogs{7: {entry(2), entry(5)}, 8: {entry(3)}}, "a1b2"}
+	var c policyLogCursor
+	ctx := context.Background()
+	seqs := func(hb api.Heartbeat) map[uint64][]uint64 {
+		out := map[uint64][]uint64{}
+		for _, e := range hb.PolicyLog {
+			out[e.VirtualRouterID] = append(out[e.VirtualRouterID], e.Seq)
+		}
+		return out
+	}
+	base := api.Heartbeat{RouterID: 1, Health: "ok"}
+	hb, _ := c.withPolicyLog(ctx, base, logs) // fails: not delivered
+	want := map[uint64][]uint64{7: {2, 5}, 8: {3}}
+	if hb.PolicyLogEpoch != "a1b2" || fmt.Sprint(seqs(hb)) != fmt.Sprint(want) {
+		t.Fatalf("heartbeat: epoch %q, seqs %v; want %q, %v", hb.PolicyLogEpoch, seqs(hb), "a1b2", want)
+	}
+	b, _ := json.Marshal(hb)
+	if !strings.Contains(string(b), `"policy_log_epoch":"a1b2"`) || !strings.Contains(string(b), `"seq":5`) {
+		t.Errorf("the heartbeat's JSON carries no epoch or seq: %s", b)
+	}
+	// sent again, as they were: the controller drops those it kept
+	logs.fakeLogs[7] = append(logs.fakeLogs[7], entry(6))
+	hb, delivered := c.withPolicyLog(ctx, base, logs)
+	want = map[uint64][]uint64{7: {2, 5, 6}, 8: {3}}
+	if hb.PolicyLogEpoch != "a1b2" || fmt.Sprint(seqs(hb)) != fmt.Sprint(want) {
+		t.Fatalf("after a failed heartbeat: epoch %q, seqs %v; want %q, %v", hb.PolicyLogEpoch, seqs(hb), "a1b2", want)
+	}
+	delivered()
+	if hb, _ := c.withPolicyLog(ctx, base, logs); len(hb.PolicyLog) != 0 || hb.PolicyLogEpoch != "" {
+		t.Fatalf("after delivery: %+v, want no entries and so no epoch", hb)
+	}
+
+	// the numbers restart under a new epoch: its entries go from the first
+	logs = epochLogs{fakeLogs{7: {entry(1), entry(2)}}, "c3d4"}
+	hb, delivered = c.withPolicyLog(ctx, base, logs)
+	want = map[uint64][]uint64{7: {1, 2}}
+	if hb.PolicyLogEpoch != "c3d4" || fmt.Sprint(seqs(hb)) != fmt.Sprint(want) {
+		t.Fatalf("a new epoch: epoch %q, seqs %v; want %q, %v", hb.PolicyLogEpoch, seqs(hb), "c3d4", want)
+	}
+	delivered()
+	if hb, _ := c.withPolicyLog(ctx, base, logs); len(hb.PolicyLog) != 0 {
+		t.Fatalf("after delivery in the new epoch: %+v", hb.PolicyLog)
+	}
+
+	// no network role: no entries, no epoch
+	if hb, _ := c.withPolicyLog(ctx, base, nil); hb.PolicyLog != nil || hb.PolicyLogEpoch != "" {
+		t.Errorf("no network role: %+v", hb)
+	}
+}
+
 // TestPolicyLogSurvivesAFailedHeartbeat: entries are marked reported only
 // when the heartbeat that carried them was delivered; a failed one leaves
 // them for the next, and delivered ones are not sent twice.

@@ -2,6 +2,7 @@ package netrouter
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -87,6 +88,9 @@ type Builder struct {
 
 	// plogSeq numbers the policy log entries of all routers (PolicyLogEntry.Seq).
 	plogSeq atomic.Uint64
+	// plogEpoch names plogSeq's numbering (PolicyLogEpoch): random, made
+	// with the Builder, whose numbers start from 1.
+	plogEpoch string
 
 	// metaLimits bound the metadata servers' connections (tests lower them).
 	metaLimits metadataLimits
@@ -226,6 +230,8 @@ func New(cfg Config) (*Builder, error) {
 		names:   naming{prefix: cfg.Prefix, nsPrefix: cfg.NamespacePrefix},
 		log:     cfg.Logger.Named("netrouter"),
 		routers: map[uint64]*running{},
+
+		plogEpoch: rand.Text(),
 
 		metaLimits: defaultMetadataLimits,
 	}
@@ -590,6 +596,12 @@ func (b *Builder) ensurePolicyLog(d *desired, rs *running, c *changes) error {
 	c.add("policy log started")
 	return nil
 }
+
+// PolicyLogEpoch names the numbering of the policy log entries' Seq: a
+// random id made with the Builder. The numbers start again from 1 with
+// each Builder (each agent start), and so does the epoch: a reader that
+// keeps numbers across Builders (the controller) tells them apart by it.
+func (b *Builder) PolicyLogEpoch() string { return b.plogEpoch }
 
 // PolicyLog returns the most recent packets that matched a logging rule
 // of router id, oldest first (nil when the router does not run here).

@@ -27,7 +27,8 @@ type PolicyLogEntry struct {
 	// Seq numbers the entries of a Builder, across its routers and their
 	// logs restarted, in the order they were logged: a reader that keeps
 	// the last one it took gets exactly the newer ones (times are not
-	// unique, nor always in order).
+	// unique, nor always in order). The numbers start from 1 with each
+	// Builder; Builder.PolicyLogEpoch names them.
 	Seq             uint64     `json:"seq"`
 	Time            time.Time  `json:"time"`
 	RouterID        uint64     `json:"router_id"`
