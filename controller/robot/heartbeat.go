@@ -141,11 +141,10 @@ type policyLog struct {
 // leader starts with an empty log.
 //
 // An agent sends entries again when it could not tell that the heartbeat
-// carrying them was taken (the call failed or timed out, or the leader
-// took the entries but failed the heartbeat), so each entry carries the
-// agent's sequence number (Seq, increasing per virtual router) and the
-// heartbeat the epoch those numbers belong to (a new one each time the
-// agent's numbering restarts). Per virtual router the leader remembers
+// carrying them was taken (the call failed, or timed out while the
+// leader took it), so each entry carries the agent's sequence number
+// (Seq, increasing per virtual router) and the heartbeat the epoch those
+// numbers belong to (a new one each time the agent's numbering restarts). Per virtual router the leader remembers
 // the epoch and the highest number kept in it, and drops an entry at or
 // below it: a resend keeps only what is new. An entry of another epoch
 // starts the count afresh. An entry without a number (Seq 0: an older

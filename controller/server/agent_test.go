@@ -452,8 +452,9 @@ func TestAgent_PolicyLog(t *testing.T) {
 
 // TestAgent_PolicyLogSentAgain: an agent sends a heartbeat's entries
 // again when it could not tell that the heartbeat was taken (its call was
-// cancelled or failed over, or the leader kept the entries and then
-// failed the heartbeat's raft write); each entry carries its sequence
+// cancelled or failed over while the leader took it; before, too, when
+// the leader kept the entries and then failed the heartbeat's raft
+// write); each entry carries its sequence
 // number and the heartbeat its epoch, and the tenant sees each entry
 // once. A new epoch (the agent restarted) with its numbers from 1 again is
 // kept; entries without seq (an older agent) are kept as before. Before,

@@ -313,9 +313,6 @@ func (r *routes) heartbeat(q *api.Request) error {
 			return err
 		}
 	}
-	if n := r.cfg.Heartbeats.AddPolicyLog(in.PolicyLogEpoch, logs); n > 0 {
-		r.cfg.Logger.Debug("policy log entries sent again, already kept: dropped", "router_id", in.RouterID, "dropped", n)
-	}
 	if in.RouterID != 0 {
 		var vrs []uint64
 		for _, vr := range q.Txn.VirtualRoutersOnRouter(in.RouterID) {
@@ -354,6 +351,12 @@ func (r *routes) heartbeat(q *api.Request) error {
 		if _, _, err := r.a.Apply(q, cmd); err != nil {
 			return err
 		}
+	}
+	// The policy log last, once nothing can fail the heartbeat: a failed
+	// one has its entries sent again. (Entries with seq would be dropped
+	// as kept; those of an older agent, without, would be kept twice.)
+	if n := r.cfg.Heartbeats.AddPolicyLog(in.PolicyLogEpoch, logs); n > 0 {
+		r.cfg.Logger.Debug("policy log entries sent again, already kept: dropped", "router_id", in.RouterID, "dropped", n)
 	}
 	q.W.WriteHeader(http.StatusNoContent)
 	return nil
