@@ -93,8 +93,10 @@ func TestAgent_RegisterIsIdempotentAndRecordsTheHost(t *testing.T) {
 	again := e.c.Do("POST", "/v1/agent/register", e.register, e.robot).Expect(200).Content()
 	// A 100 ms interval: in milliseconds, and in whole seconds rounded up
 	// for older agents (it was 0 s, which agents read as their 10 s default
-	// while the controller judged them down after 300 ms).
-	if uint64(again["server_id"].(float64)) != e.server || again["heartbeat_interval"] != float64(1) || again["heartbeat_interval_ms"] != float64(100) {
+	// while the controller judged them down after 300 ms); the down-after
+	// deadline (1 m) in milliseconds, past which the agent holds its work.
+	if uint64(again["server_id"].(float64)) != e.server || again["heartbeat_interval"] != float64(1) || again["heartbeat_interval_ms"] != float64(100) ||
+		again["agent_down_after_ms"] != float64(60000) {
 		t.Errorf("second registration = %v", again)
 	}
 	s := e.c.Do("GET", apitest.Path("/iaas/server/", e.server), nil, e.f.root).Expect(200).Content()

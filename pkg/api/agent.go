@@ -322,6 +322,11 @@ type AgentRegistered struct {
 	// was 0, which agents read as their 10 s default, while the controller
 	// judged them down after three of its intervals).
 	HeartbeatIntervalMS int64 `json:"heartbeat_interval_ms,omitempty"`
+	// AgentDownAfterMS is the controller's agent_down_after in
+	// milliseconds: an agent it has not heard from for that long is
+	// down, and another agent instance may register and take over its
+	// server and router. 0 from an older controller.
+	AgentDownAfterMS int64 `json:"agent_down_after_ms,omitempty"`
 }
 
 // Work is the answer to GET /v1/agent/work: everything the controller

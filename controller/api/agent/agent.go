@@ -164,6 +164,9 @@ func (r *routes) register(q *api.Request) error {
 	out := *res.(*wire.AgentRegistered)
 	out.HeartbeatIntervalMS = r.cfg.HeartbeatInterval.Milliseconds()
 	out.HeartbeatInterval = max(int((r.cfg.HeartbeatInterval+time.Second-1)/time.Second), 1)
+	// how long this agent may go unheard before it is down and another
+	// instance may take its server and router over
+	out.AgentDownAfterMS = r.cfg.Heartbeats.DownAfter().Milliseconds()
 	now := r.cfg.Now()
 	// the records it created are held by this agent from now on
 	r.cfg.Heartbeats.Claim(out.ServerID, out.RouterID, agent, now, true)
