@@ -102,7 +102,8 @@ keep_deallocated_ips_for = "48h"
 # melange_dns2 = "8.8.4.4"
 
 # Agents: the heartbeat interval they are told to use, and how long a silent agent stays "up"
-# (at least twice the interval; default three times).
+# (at least twice the interval; default three times). Agents get both at registration: one
+# whose heartbeats go untaken for agent_down_after holds its work until one is taken.
 agent_heartbeat  = "10s"
 agent_down_after = "30s"
 

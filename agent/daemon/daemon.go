@@ -106,12 +106,23 @@ type Daemon struct {
 	// (fitVPNStatus), so the warning is logged when it changes.
 	vpnLeftOut atomic.Int64
 	// conflicts counts the heartbeat refusals for another agent holding
-	// this server or router that began (conflictErr set from ""), and
-	// synced the value it had when the last work answer acted on was
-	// asked for: while synced is behind, the reconcile workers still hold
-	// objects fetched before another agent held the server, and take no
-	// step (acting).
+	// this server or router that began (conflictErr set from ""), and the
+	// silences past the controller's agent_down_after that began (silent
+	// set), and synced the value it had when the last work answer acted
+	// on was asked for: while synced is behind, the reconcile workers
+	// still hold objects fetched before another agent held (or may have
+	// held) the server, and take no step (acting).
 	conflicts, synced atomic.Uint64
+	// beatTaken is when the last heartbeat or registration a controller
+	// took was sent, in ns since born (monotonic: a step of the wall
+	// clock moves neither): the controller heard this agent no earlier.
+	// silent is set while none has been taken for the
+	// controller's agent_down_after (silence): the controller judges the
+	// agent down by then, and another agent instance may have registered
+	// and taken the server and router over.
+	beatTaken atomic.Int64
+	silent    atomic.Bool
+	born      time.Time
 
 	// agentID is this agent's instance id (<data_dir>/agent-id), sent on
 	// every call; set at Run.
@@ -136,7 +147,7 @@ func New(cfg Config, log hclog.Logger) (*Daemon, error) {
 		}
 	}
 	d := &Daemon{ca: ca, cfg: cfg, log: log, metrics: NewMetrics(), minRetry: time.Second, maxRetry: 30 * time.Second,
-		pruneEvery: imagePruneEvery, versionKey: make([]byte, 32), beatNow: make(chan struct{}, 1)}
+		pruneEvery: imagePruneEvery, versionKey: make([]byte, 32), beatNow: make(chan struct{}, 1), born: time.Now()}
 	if _, err := rand.Read(d.versionKey); err != nil {
 		return nil, fmt.Errorf("version key: %w", err)
 	}
@@ -330,6 +341,9 @@ func (d *Daemon) health() (string, string) {
 	if e, _ := d.conflictErr.Load().(string); e != "" {
 		why = append(why, "heartbeat: "+e)
 	}
+	if s := d.silence(); s != "" {
+		why = append(why, "heartbeat: "+s)
+	}
 	if f := d.failing.Load(); f != nil {
 		// A crash loop of a router's dnsmasq: restarted each time, it
 		// shows nowhere else.
@@ -381,6 +395,7 @@ func (d *Daemon) register(ctx context.Context) bool {
 		reg := api.AgentRegistration{Hostname: d.cfg.Hostname, Roles: d.cfg.Roles, VTEP: d.cfg.VTEPAddr,
 			Version: Version, Interfaces: d.interfaces(), Capacity: d.capacity()}
 		var out *api.AgentRegistered
+		sent := time.Now()
 		err := d.ctl.do(ctx, func(ctx context.Context, c *client.Client) (err error) {
 			out, err = c.Agent().Register(ctx, reg)
 			return err
@@ -389,6 +404,9 @@ func (d *Daemon) register(ctx context.Context) bool {
 			return false
 		}
 		if err == nil {
+			// The controller heard this agent: its down-after deadline
+			// starts again (a silence it ended began before).
+			d.heartbeatTaken(sent)
 			d.regMu.Lock()
 			d.reg = *out
 			d.regMu.Unlock()
@@ -408,7 +426,7 @@ func (d *Daemon) register(ctx context.Context) bool {
 				d.log.Info("registration taken: this agent holds its server and router again")
 			}
 			d.log.Info("registered", "hostname", d.cfg.Hostname, "roles", d.cfg.Roles,
-				"server_id", out.ServerID, "router_id", out.RouterID, "heartbeat_interval", out.HeartbeatInterval)
+				"server_id", out.ServerID, "router_id", out.RouterID, "heartbeat_interval", d.heartbeatInterval(), "agent_down_after", d.downAfter())
 			return true
 		}
 		wait := bo.next()
@@ -602,9 +620,11 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 		health, detail := d.health()
 		hb, delivered := d.policyLog.withPolicyLog(ctx, api.Heartbeat{ServerID: reg.ServerID, RouterID: reg.RouterID,
 			Capacity: capacity, Health: health, Detail: detail, VPNStatus: d.vpnStatus(ctx)}, logs)
+		sent := time.Now()
 		err := d.ctl.doIn(ctx, heartbeatCallTime(every, d.ctl.timeout), func(ctx context.Context, c *client.Client) error { return c.Agent().Heartbeat(ctx, hb) })
 		if err == nil {
 			delivered()
+			d.heartbeatTaken(sent)
 		}
 		d.heartbeatConflict(err)
 		if ctx.Err() != nil {
@@ -687,17 +707,92 @@ func (d *Daemon) conflict() string {
 
 // acting says why the state machines may take no step now (machine.held),
 // "" when they may: another agent instance holds this server or router
-// (the last heartbeat was refused), or did since the work the reconcile
-// workers hold was fetched. Their objects are then acted on only once a
-// work answer asked for after that has been synced, which retries them.
+// (the last heartbeat was refused), or may hold it (no heartbeat taken
+// for the controller's agent_down_after: silence), or did or may have
+// since the work the reconcile workers hold was fetched. Their objects
+// are then acted on only once a work answer asked for after that has
+// been synced, which retries them.
 func (d *Daemon) acting() string {
 	if c := d.conflict(); c != "" {
 		return "the last heartbeat was refused: " + c
 	}
+	if s := d.silence(); s != "" {
+		return s
+	}
 	if d.synced.Load() < d.conflicts.Load() {
-		return "another agent instance held it since this work was fetched; waiting for the next work fetch"
+		return "another agent instance held it, or may have, since this work was fetched; waiting for the next work fetch"
 	}
 	return ""
+}
+
+// downAfter is the controller's agent_down_after from the registration
+// answer, 0 when it sent none (an older controller).
+func (d *Daemon) downAfter() time.Duration {
+	return time.Duration(d.registration().AgentDownAfterMS) * time.Millisecond
+}
+
+// silence is why this agent holds its work for want of heartbeats taken,
+// "" when it need not: none has been taken (nor a registration) for the
+// controller's agent_down_after. The controller judges the agent down by
+// then, and another agent instance (a clone with this hostname) may
+// register and take the server over; this agent hears of that only at
+// its next heartbeat the controller answers (a refusal), and a worker
+// retrying before then (a partition heals) would act on the host once.
+// The hold that begins is counted in conflicts (logged once): work
+// fetched before it is not acted on after it. Without a deadline (an
+// older controller) there is no such hold.
+func (d *Daemon) silence() string {
+	deadline := d.downAfter()
+	if deadline <= 0 || !d.registered.Load() {
+		return ""
+	}
+	since := time.Since(d.born) - time.Duration(d.beatTaken.Load())
+	if since < deadline {
+		return ""
+	}
+	unit := time.Second
+	if deadline < 10*time.Second {
+		unit = time.Millisecond
+	}
+	why := fmt.Sprintf("no heartbeat delivered for %s, past the controller's agent_down_after (%s): another agent instance may hold this server or router",
+		since.Round(unit), deadline)
+	if d.silent.CompareAndSwap(false, true) {
+		d.conflicts.Add(1)
+		d.log.Error(why+"; its routers, VMs, snapshots and backups take no step until a heartbeat is taken and the work fetched again",
+			"agent_id", d.agentID)
+	}
+	return why
+}
+
+// heartbeatTaken records a heartbeat (or registration) sent at sent that
+// a controller took: it ends a silence past agent_down_after (the
+// controller took this agent as its server's holder again). The workers
+// still act only on work asked for after the silence began (acting); if
+// that has been synced already (work fetches went on during the
+// silence), they are retried at once.
+func (d *Daemon) heartbeatTaken(sent time.Time) {
+	// A deadline passed since the last check (none called it) is a
+	// silence too: the work fetched before it is not acted on.
+	d.silence()
+	at := int64(sent.Sub(d.born))
+	for {
+		old := d.beatTaken.Load()
+		if old >= at || d.beatTaken.CompareAndSwap(old, at) {
+			break
+		}
+	}
+	if !d.silent.CompareAndSwap(true, false) {
+		return
+	}
+	d.log.Info("heartbeat taken again after a silence past the controller's agent_down_after: this agent holds its server and router")
+	if d.synced.Load() >= d.conflicts.Load() {
+		if d.routers != nil {
+			d.routers.Retry()
+		}
+		if d.vms != nil {
+			d.vms.Retry()
+		}
+	}
 }
 
 // heldElsewhere is the refusal of the last heartbeat for another agent
@@ -743,6 +838,7 @@ func (d *Daemon) workLoop(ctx context.Context) {
 		var meta *client.Meta
 		reg := d.registration()
 		asked := time.Now()
+		d.silence() // a silence past its deadline is counted before this fetch
 		conflicts := d.conflicts.Load()
 		// A blocking query (index > 0) may take its wait.
 		extra := time.Duration(0)

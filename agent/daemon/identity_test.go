@@ -31,10 +31,37 @@ type identityAPI struct {
 	conflict atomic.Bool
 	regs     atomic.Int32 // registrations answered 200
 	// work, when set, is the content of the work answers (else none)
-	work    atomic.Pointer[string]
-	mu      sync.Mutex
-	ids     map[string][]string // path → the X-Regent-Agent-Id of each call
-	reports []string            // "<path> <expected>→<state>" of each state report taken
+	work atomic.Pointer[string]
+	// registered, when set, is the content of the registration answers
+	// (else server 5, a heartbeat every second, no down-after deadline)
+	registered atomic.Pointer[string]
+	mu         sync.Mutex
+	ids        map[string][]string // path → the X-Regent-Agent-Id of each call
+	reports    []string            // "<path> <expected>→<state>" of each state report taken
+	// down are the path prefixes answered 503 (a controller unreachable
+	// for them: a partition), refused those refused with 409
+	// agent_conflict_001 (checked after down, before conflict)
+	down, refused []string
+}
+
+// setDown answers the calls to paths starting with one of prefixes 503
+// (none: every call is answered again).
+func (f *identityAPI) setDown(prefixes ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = prefixes
+}
+
+// setRefused refuses the calls to paths starting with one of prefixes
+// with 409 agent_conflict_001.
+func (f *identityAPI) setRefused(prefixes ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refused = prefixes
+}
+
+func hasPrefix(path string, prefixes []string) bool {
+	return slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(path, p) })
 }
 
 const conflictBody = `{"detail":"Server 5 (hv9) is held by another agent (agent id aaaaaaaa…, last heard 1s ago): two hosts with one hostname, or two agents on one host; give each host its own hostname and each agent its own data_dir.","error_code":"agent_conflict_001"}`
@@ -44,9 +71,15 @@ func newIdentityAPI(t *testing.T) *identityAPI {
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.ids[r.URL.Path] = append(f.ids[r.URL.Path], r.Header.Get(api.HeaderAgentID))
+		down, refused := hasPrefix(r.URL.Path, f.down), hasPrefix(r.URL.Path, f.refused)
 		f.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
-		if f.conflict.Load() {
+		if down {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprint(w, `{"detail":"no leader","error_code":"regent_cluster_001"}`)
+			return
+		}
+		if f.conflict.Load() || refused {
 			w.WriteHeader(http.StatusConflict)
 			fmt.Fprint(w, conflictBody)
 			return
@@ -54,7 +87,11 @@ func newIdentityAPI(t *testing.T) *identityAPI {
 		switch r.URL.Path {
 		case "/v1/agent/register":
 			f.regs.Add(1)
-			fmt.Fprint(w, `{"content":{"server_id":5,"router_id":0,"heartbeat_interval":1}}`)
+			content := `{"server_id":5,"router_id":0,"heartbeat_interval":1}`
+			if c := f.registered.Load(); c != nil {
+				content = *c
+			}
+			fmt.Fprintf(w, `{"content":%s}`, content)
 		case "/v1/agent/heartbeat":
 			w.WriteHeader(http.StatusNoContent)
 		case "/v1/agent/work":
@@ -506,4 +543,147 @@ func TestClonedDataDirGetsItsOwnAgentID(t *testing.T) {
 	if kept, replaced, err := loadAgentID(dir, ""); err != nil || kept != id || replaced != "" {
 		t.Errorf("no machine id: %q, %q, %v", kept, replaced, err)
 	}
+}
+
+// TestSilentAgentTakesNoStepOnHeldWork: a VM in BUILDING whose build
+// failed on this host is being retried when a partition cuts the agent
+// off its controller (every call 503: "controller unreachable", no
+// refusal). Past the controller's agent_down_after (the registration's
+// agent_down_after_ms) the controller judges the server down and a clone
+// may register and take it: from then the retries do nothing on the host
+// and report nothing, and the agent says why in its health. A heartbeat
+// taken again ends that, but the VM, fetched before, still waits for a
+// work fetch; once one is taken it is built and reported RUNNING. Before,
+// nothing was held on a partition, and a retry firing as it healed
+// (before the first heartbeat, which a clone's controller refuses) started
+// the domain the other host had built meanwhile.
+func TestSilentAgentTakesNoStepOnHeldWork(t *testing.T) {
+	srv := newIdentityAPI(t)
+	reg := `{"server_id":5,"router_id":0,"heartbeat_interval":1,"heartbeat_interval_ms":100,"agent_down_after_ms":500}`
+	srv.registered.Store(&reg)
+	work := fmt.Sprintf(`{"index":1,"routers":[],"vms":[{"id":1,"project_id":2,"state":%d,"generation":1}]}`, api.StateBuilding)
+	srv.work.Store(&work)
+	d := newTestDaemon(t, failureLogs(t), func(c *Config) { c.Token = "t" }, srv.URL)
+	d.minRetry, d.maxRetry = 20*time.Millisecond, 100*time.Millisecond
+	b := newFakeVMs()
+	setBad := func(err error) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.bad[1] = err
+	}
+	builds := func() int { return countCalls(b, "build 1") }
+	setBad(errors.New("domain start: failed"))
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+		d.vms.Stop()
+	}()
+	d.vms = d.vmLoop(ctx, newVMHandler(b, d.ctl, d.metrics, d.log.Named("vm")))
+	if !d.register(ctx) {
+		t.Fatal("not registered")
+	}
+	wg.Add(2)
+	go func() { defer wg.Done(); d.heartbeatLoop(ctx) }()
+	go func() { defer wg.Done(); d.workLoop(ctx) }()
+	waitUntil(t, "the failed build retried", func() bool { return builds() >= 2 })
+
+	// a partition: no call reaches the controller, past its deadline
+	srv.setDown("/")
+	time.Sleep(800 * time.Millisecond)
+	before, reports := builds(), len(srv.taken())
+	setBad(nil) // a build now would succeed, and start the domain
+	held := func() float64 {
+		return testutil.ToFloat64(d.metrics.reconciles.WithLabelValues(api.KindVM, resultWaiting))
+	}
+	attempts := held()
+	waitUntil(t, "the VM retried during the partition", func() bool {
+		return held() > attempts || builds() > before
+	})
+	if n := builds(); n != before {
+		t.Fatalf("the VM was built %d times while no heartbeat had been taken for the controller's agent_down_after", n-before)
+	}
+	if h, detail := d.health(); h != "degraded" || !strings.Contains(detail, "no heartbeat delivered for") ||
+		!strings.Contains(detail, "past the controller's agent_down_after (500ms)") {
+		t.Errorf("health during the partition: %s %q", h, detail)
+	}
+
+	// the partition heals for heartbeats, not yet for work fetches: the
+	// VM was fetched before the silence, and waits
+	srv.setDown("/v1/agent/work", "/iaas/")
+	waitUntil(t, "a heartbeat taken again", func() bool {
+		_, detail := d.health()
+		return !strings.Contains(detail, "no heartbeat delivered")
+	})
+	time.Sleep(300 * time.Millisecond)
+	if n := builds(); n != before {
+		t.Fatalf("the VM was built %d times after a heartbeat was taken, before a work fetch", n-before)
+	}
+	if why := d.acting(); !strings.Contains(why, "waiting for the next work fetch") {
+		t.Errorf("acting after a heartbeat taken, before a work fetch: %q", why)
+	}
+
+	srv.setDown()
+	want := fmt.Sprintf("/iaas/vm/1/ %d→%d", api.StateBuilding, api.StateRunning)
+	waitUntil(t, "the VM built and reported RUNNING after a work fetch", func() bool {
+		return builds() > before && slices.Contains(srv.taken(), want)
+	})
+	if got := srv.taken(); slices.Contains(got[:reports], want) {
+		t.Errorf("reported RUNNING before the partition: %q", got)
+	}
+}
+
+// TestRegistrationDeadlineReachesTheAgent: the controller's
+// agent_down_after_ms in the registration answer is the agent's: with
+// heartbeats failing past it, the agent is degraded naming it, holds its
+// work, and is well again once a heartbeat is taken. An older controller
+// that sends no deadline: no such hold, however long heartbeats fail.
+func TestRegistrationDeadlineReachesTheAgent(t *testing.T) {
+	srv := newIdentityAPI(t)
+	reg := `{"server_id":5,"router_id":0,"heartbeat_interval":1,"heartbeat_interval_ms":100,"agent_down_after_ms":700}`
+	srv.registered.Store(&reg)
+	d, _, stop := runOn(t, t.TempDir(), srv.URL)
+	defer stop()
+	waitUntil(t, "a heartbeat", func() bool { return len(srv.calls("/v1/agent/heartbeat")) > 0 })
+	srv.setDown("/v1/agent/heartbeat")
+	const want = "past the controller's agent_down_after (700ms): another agent instance may hold this server"
+	waitUntil(t, "degraded past the deadline", func() bool {
+		h, detail := d.health()
+		return h == "degraded" && strings.Contains(detail, "heartbeat: no heartbeat delivered for") && strings.Contains(detail, want)
+	})
+	if why := d.acting(); !strings.Contains(why, want) {
+		t.Errorf("acting past the deadline: %q", why)
+	}
+	srv.setDown()
+	waitUntil(t, "a heartbeat taken again", func() bool {
+		_, detail := d.health()
+		return !strings.Contains(detail, "agent_down_after")
+	})
+
+	// an older controller: no deadline in the answer
+	old := newIdentityAPI(t)
+	d, _, stop2 := runOn(t, t.TempDir(), old.URL)
+	defer stop2()
+	waitUntil(t, "a heartbeat", func() bool { return len(old.calls("/v1/agent/heartbeat")) > 0 })
+	old.setDown("/v1/agent/heartbeat")
+	waitUntil(t, "heartbeats failing", func() bool { return len(old.calls("/v1/agent/heartbeat")) > 1 })
+	time.Sleep(1500 * time.Millisecond)
+	if _, detail := d.health(); strings.Contains(detail, "agent_down_after") {
+		t.Errorf("held without a deadline from the controller: %q", detail)
+	}
+	if why := d.acting(); why != "" {
+		t.Errorf("acting without a deadline from the controller: %q", why)
+	}
+}
+
+// countCalls counts the calls c the fake builder got ("build 1").
+func countCalls(b *fakeVMs, c string) int {
+	n := 0
+	for _, got := range b.log() {
+		if got == c {
+			n++
+		}
+	}
+	return n
 }

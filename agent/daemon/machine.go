@@ -216,7 +216,7 @@ func (m *machine) heldElsewhere() string {
 }
 
 // heldError is a step not taken because another agent instance holds the
-// server or router.
+// server or router, or may (Daemon.acting).
 type heldError struct {
 	kind string
 	id   uint64
@@ -224,7 +224,7 @@ type heldError struct {
 }
 
 func (e *heldError) Error() string {
-	return fmt.Sprintf("%s %d not acted on (no host action, no state report) while another agent instance holds this server or router: %s; "+
+	return fmt.Sprintf("%s %d not acted on (no host action, no state report) while another agent instance holds, or may hold, this server or router: %s; "+
 		"retried once this agent holds it again and has fetched its work", e.kind, e.id, e.why)
 }
 
