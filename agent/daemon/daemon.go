@@ -99,14 +99,16 @@ type Daemon struct {
 	// libvirtErr and fetchErr are what makes the agent "degraded" in its
 	// heartbeats (health): the last libvirt capacity read's and the last
 	// work fetch's error, "" when they worked. conflictErr is the last
-	// heartbeat's refusal for another agent holding this server or router
-	// (agent_conflict_001), "" once a heartbeat or registration is taken.
+	// refusal of a heartbeat or state report for another agent holding
+	// this server or router (agent_conflict_001), "heartbeat: <error>" or
+	// "state report: <error>", "" once a heartbeat or registration is
+	// taken.
 	libvirtErr, fetchErr, conflictErr atomic.Value
 	// vpnLeftOut is how many VPN statuses the last heartbeat left out
 	// (fitVPNStatus), so the warning is logged when it changes.
 	vpnLeftOut atomic.Int64
-	// conflicts counts the heartbeat refusals for another agent holding
-	// this server or router that began (conflictErr set from ""), and the
+	// conflicts counts the refusals for another agent holding this
+	// server or router that began (conflictErr set from ""), and the
 	// silences past the controller's agent_down_after that began (silent
 	// set), and synced the value it had when the last work answer acted
 	// on was asked for: while synced is behind, the reconcile workers
@@ -257,7 +259,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}()
 		h := newRouterHandler(d.cfg.VTEPAddr, b, vpns, d.ctl, d.metrics, d.log.Named("router"))
 		h.vpnChanged = d.beatSoon
-		h.m.held = d.acting
+		h.m.held, h.m.refused = d.acting, d.reportConflict
 		d.routers = reconcile.New(ctx, reconcile.Config[api.RouterSpec]{
 			Key: routerKey, Handler: h,
 			Version: func(s api.RouterSpec) string {
@@ -339,7 +341,7 @@ func (d *Daemon) health() (string, string) {
 		why = append(why, "work fetch: "+e)
 	}
 	if e, _ := d.conflictErr.Load().(string); e != "" {
-		why = append(why, "heartbeat: "+e)
+		why = append(why, e)
 	}
 	if s := d.silence(); s != "" {
 		why = append(why, "heartbeat: "+s)
@@ -686,10 +688,7 @@ func heartbeatCallTime(every, timeout time.Duration) time.Duration {
 func (d *Daemon) heartbeatConflict(err error) {
 	switch {
 	case isAgentConflict(err):
-		if old, _ := d.conflictErr.Swap(err.Error()).(string); old == "" {
-			d.conflicts.Add(1)
-			d.log.Error("heartbeat refused: another agent acts for this server or router", "agent_id", d.agentID, "error", err)
-		}
+		d.refusedElsewhere("heartbeat", err)
 	case err == nil:
 		if old, _ := d.conflictErr.Swap("").(string); old != "" {
 			d.log.Info("heartbeat taken again: this agent holds its server and router")
@@ -697,9 +696,26 @@ func (d *Daemon) heartbeatConflict(err error) {
 	}
 }
 
-// conflict is the refusal of the last heartbeat for another agent
-// instance holding this server or router, "" while heartbeats are taken.
-// The state machines take no step while it is set (machine.held).
+// refusedElsewhere keeps a refusal of what (a "heartbeat" or "state
+// report") for another agent instance holding this server or router
+// (agent_conflict_001): the state machines take no step from now on
+// (acting), and, as for a heartbeat's, only on work fetched after it once
+// a heartbeat or registration is taken. A state report's (machine.run)
+// holds the other workers at once, not from the next heartbeat.
+func (d *Daemon) refusedElsewhere(what string, err error) {
+	if old, _ := d.conflictErr.Swap(what + ": " + err.Error()).(string); old == "" {
+		d.conflicts.Add(1)
+		d.log.Error(what+" refused: another agent acts for this server or router", "agent_id", d.agentID, "error", err)
+	}
+}
+
+// reportConflict is refusedElsewhere for a state report (machine.refused).
+func (d *Daemon) reportConflict(err error) { d.refusedElsewhere("state report", err) }
+
+// conflict is the last refusal of a heartbeat or state report for
+// another agent instance holding this server or router, "" while
+// heartbeats are taken. The state machines take no step while it is set
+// (machine.held).
 func (d *Daemon) conflict() string {
 	c, _ := d.conflictErr.Load().(string)
 	return c
@@ -714,7 +730,7 @@ func (d *Daemon) conflict() string {
 // been synced, which retries them.
 func (d *Daemon) acting() string {
 	if c := d.conflict(); c != "" {
-		return "the last heartbeat was refused: " + c
+		return "refused for another agent instance: " + c
 	}
 	if s := d.silence(); s != "" {
 		return s
@@ -795,16 +811,16 @@ func (d *Daemon) heartbeatTaken(sent time.Time) {
 	}
 }
 
-// heldElsewhere is the refusal of the last heartbeat for another agent
-// instance holding this server or router, as a 409 agent_conflict_001;
-// nil while heartbeats are taken.
+// heldElsewhere is the last refusal of a heartbeat or state report for
+// another agent instance holding this server or router, as a 409
+// agent_conflict_001; nil while heartbeats are taken.
 func (d *Daemon) heldElsewhere() error {
 	c := d.conflict()
 	if c == "" {
 		return nil
 	}
 	return &api.Error{Status: http.StatusConflict, ErrorCode: api.ErrAgentConflict,
-		Detail: "work answer not acted on: the last heartbeat was refused: " + c}
+		Detail: "work answer not acted on: refused for another agent instance: " + c}
 }
 
 // workLoop long-polls the work and syncs the routers and the VMs'

@@ -687,3 +687,88 @@ func countCalls(b *fakeVMs, c string) int {
 	}
 	return n
 }
+
+// TestRefusedStateReportHoldsOtherWorkers: a VM in BUILDING whose build
+// failed on this host is being retried when another agent instance takes
+// the server. The next heartbeat is a minute away; the first sign is the
+// claim of another VM, refused with 409 agent_conflict_001. From that
+// refusal the retries of the first VM do nothing on the host and report
+// nothing (the agent is degraded with the refusal), as after a refused
+// heartbeat; once the controller takes this agent again (it registers
+// again) and the work is fetched again, both VMs are built and reported.
+// Before, a refused state report held nothing, and the other workers went
+// on building until the next heartbeat was refused.
+func TestRefusedStateReportHoldsOtherWorkers(t *testing.T) {
+	srv := newIdentityAPI(t)
+	reg := `{"server_id":5,"router_id":0,"heartbeat_interval":60,"heartbeat_interval_ms":60000}`
+	srv.registered.Store(&reg)
+	work := fmt.Sprintf(`{"index":1,"routers":[],"vms":[{"id":1,"project_id":2,"state":%d,"generation":1}]}`, api.StateBuilding)
+	srv.work.Store(&work)
+	d := newTestDaemon(t, failureLogs(t), func(c *Config) { c.Token = "t" }, srv.URL)
+	d.minRetry, d.maxRetry = 20*time.Millisecond, 100*time.Millisecond
+	b := newFakeVMs()
+	setBad := func(err error) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.bad[1] = err
+	}
+	builds := func() int { return countCalls(b, "build 1") }
+	setBad(errors.New("domain start: failed"))
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+		d.vms.Stop()
+	}()
+	d.vms = d.vmLoop(ctx, newVMHandler(b, d.ctl, d.metrics, d.log.Named("vm")))
+	if !d.register(ctx) {
+		t.Fatal("not registered")
+	}
+	wg.Add(2)
+	go func() { defer wg.Done(); d.heartbeatLoop(ctx) }()
+	go func() { defer wg.Done(); d.workLoop(ctx) }()
+	waitUntil(t, "the failed build retried", func() bool { return builds() >= 2 })
+
+	// another agent takes the server: state reports and registrations
+	// refused; a new VM's claim is the first call refused
+	srv.setRefused("/iaas/", "/v1/agent/register")
+	work = fmt.Sprintf(`{"index":1,"routers":[],"vms":[{"id":1,"project_id":2,"state":%d,"generation":1},{"id":2,"project_id":2,"state":%d,"generation":1}]}`,
+		api.StateBuilding, api.StateRequested)
+	srv.work.Store(&work)
+	waitUntil(t, "the new VM's claim refused", func() bool { return len(srv.calls("/iaas/vm/2/")) > 0 })
+	time.Sleep(50 * time.Millisecond) // a build that passed its check before
+	before := builds()
+	setBad(nil) // a build now would succeed, and start the domain
+	held := func() float64 {
+		return testutil.ToFloat64(d.metrics.reconciles.WithLabelValues(api.KindVM, resultWaiting))
+	}
+	attempts := held()
+	waitUntil(t, "the first VM retried after the refusal", func() bool {
+		return held() > attempts || builds() > before
+	})
+	if n := builds(); n != before {
+		t.Fatalf("the VM was built %d times after a state report was refused for another agent holding the server", n-before)
+	}
+	if n := len(srv.calls("/v1/agent/heartbeat")); n > 0 {
+		t.Fatalf("%d heartbeats: the hold must come from the refused report", n)
+	}
+	if h, detail := d.health(); h != "degraded" || !strings.Contains(detail, "state report: VM 2 claim") || !strings.Contains(detail, "agent_conflict_001") {
+		t.Errorf("health after the refused report: %s %q", h, detail)
+	}
+	if got := countCalls(b, "build 2"); got > 0 {
+		t.Errorf("the refused claim's VM was built")
+	}
+
+	// the other agent silent past agent_down_after: this one takes over
+	srv.setRefused()
+	for _, want := range []string{
+		fmt.Sprintf("/iaas/vm/1/ %d→%d", api.StateBuilding, api.StateRunning),
+		fmt.Sprintf("/iaas/vm/2/ %d→%d", api.StateBuilding, api.StateRunning),
+	} {
+		waitUntil(t, want, func() bool { return slices.Contains(srv.taken(), want) })
+	}
+	if builds() <= before {
+		t.Error("the first VM was reported RUNNING but not built")
+	}
+}

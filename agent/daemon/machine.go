@@ -19,8 +19,9 @@ import (
 // was lost) is acted on and reported. A lost CAS (409) drops the object:
 // the next work fetch carries the truth. A report refused because another
 // agent instance holds the server (409 agent_conflict_001) is an error,
-// retried with backoff; so is every step while held says another
-// instance holds it, before any host action or report.
+// retried with backoff, and tells refused (every worker is held from then
+// on); so is every step while held says another instance holds it, before
+// any host action or report.
 type machine struct {
 	kind string
 	set  func(ctx context.Context, id uint64, r client.StateReport) error
@@ -35,6 +36,11 @@ type machine struct {
 	// report would be refused: a partitioned agent whose server another
 	// instance took would start the domain the other built.
 	held func() string
+	// refused, when set, is told of a state report refused because
+	// another agent instance holds the server or router (409
+	// agent_conflict_001): Daemon.reportConflict, which holds every
+	// worker (held) as a heartbeat's refusal does, at once.
+	refused func(error)
 
 	// reported is the generation last reported per object in a stable
 	// state, so a drift-repair pass does not report it again.
@@ -111,7 +117,7 @@ func (m *machine) run(ctx context.Context, o object, s steps, log hclog.Logger) 
 		case err == nil:
 			log.Info("claimed", "to", api.StateNames[p.claim])
 		case isAgentConflict(err):
-			return resultError, agentConflict(fmt.Sprintf("claim %d→%d", from, p.claim), err, log)
+			return resultError, m.agentConflict(o.id, fmt.Sprintf("claim %d→%d", from, p.claim), err, log)
 		case client.IsConflict(err):
 			log.Debug("claim lost: the state moved on; the next work fetch decides", "error", err)
 			return resultConflict, nil
@@ -161,7 +167,7 @@ func (m *machine) run(ctx context.Context, o object, s steps, log hclog.Logger) 
 		m.setReported(o.id, gen)
 		return resultOK, nil
 	case isAgentConflict(err):
-		return resultError, agentConflict(fmt.Sprintf("report %d→%d", from, to), err, log)
+		return resultError, m.agentConflict(o.id, fmt.Sprintf("report %d→%d", from, to), err, log)
 	case client.IsConflict(err):
 		log.Debug("report lost: the state moved on; the next work fetch decides", "error", err)
 		m.setActed(o.id, nil)
@@ -199,7 +205,7 @@ func (m *machine) failure(ctx context.Context, o object, from int, p statePlan, 
 		m.setFinished(o.id, &finishedStep{from, o.generation})
 		return resultInvalid, nil
 	case isAgentConflict(err):
-		return resultError, agentConflict("report UNRESOURCED", err, log)
+		return resultError, m.agentConflict(o.id, "report UNRESOURCED", err, log)
 	case client.IsConflict(err):
 		return resultConflict, nil
 	default:
@@ -231,9 +237,14 @@ func (e *heldError) Error() string {
 // agentConflict is a state report refused because another agent instance
 // holds the server or router (409 agent_conflict_001): no lost CAS (the
 // state did not move on), but an error retried with backoff until this
-// agent holds it again.
-func agentConflict(what string, err error, log hclog.Logger) error {
+// agent holds it again. The other workers stop at once (refused), not at
+// the next heartbeat: this agent's host must not build what the other
+// host builds.
+func (m *machine) agentConflict(id uint64, what string, err error, log hclog.Logger) error {
 	log.Warn(what+" refused: another agent acts for this server or router; retrying", "error", err)
+	if m.refused != nil {
+		m.refused(fmt.Errorf("%s %d %s: %w", m.kind, id, what, err))
+	}
 	return fmt.Errorf("%s: %w", what, err)
 }
 

@@ -103,9 +103,12 @@ func newVMHandler(b vmBuilder, report vmReporter, metrics *Metrics, log hclog.Lo
 
 // setHeld makes the VMs, their snapshots and their backups wait, with no
 // host action and no state report, while held says why ("" when they may
-// go on: machine.held).
-func (h *vmHandler) setHeld(held func() string) {
-	h.m.held, h.snaps.held, h.backups.held = held, held, held
+// go on: machine.held), and tells refused of their state reports refused
+// for another agent instance (machine.refused).
+func (h *vmHandler) setHeld(held func() string, refused func(error)) {
+	for _, m := range []*machine{h.m, h.snaps, h.backups} {
+		m.held, m.refused = held, refused
+	}
 }
 
 // specVersion is a digest of a whole spec (a VM's or a router's), so any
@@ -315,7 +318,7 @@ func (d *Daemon) startVMs(ctx context.Context) (stop func(), err error) {
 // vmLoop is the reconcile loop of the VMs over h, which acts on nothing
 // while another agent instance holds the server (Daemon.acting).
 func (d *Daemon) vmLoop(ctx context.Context, h *vmHandler) *reconcile.Loop[api.VMSpec] {
-	h.setHeld(d.acting)
+	h.setHeld(d.acting, d.reportConflict)
 	return reconcile.New(ctx, reconcile.Config[api.VMSpec]{
 		Key: h.Key, Handler: h,
 		Version: func(s api.VMSpec) string {
