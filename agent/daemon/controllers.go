@@ -215,6 +215,7 @@ func (c *controllers) doIn(ctx context.Context, within time.Duration, fn func(co
 // for its wait and the timeout.
 func (c *controllers) callOne(ctx context.Context, within time.Duration, idx int, moves uint64, cl *client.Client, fn func(context.Context, *client.Client) error) error {
 	mctx, cancelMoved := context.WithCancelCause(ctx)
+	defer cancelMoved(nil)
 	cctx, cancel := context.WithTimeout(mctx, within)
 	defer cancel()
 	k := &call{idx: idx, cancel: cancelMoved}

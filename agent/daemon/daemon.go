@@ -1030,8 +1030,8 @@ const vpnStatusBudget = 192 << 10
 
 // fitVPNStatus shortens the statuses to at most budget bytes of JSON,
 // the largest first: its IPsec SAs' traffic selectors, then (if still
-// over) those SAs themselves, then (still over: thousands of VPNs failing
-// at once, each with its error) the errors, cut to vpnErrorShort bytes.
+// over) those SAs themselves, then (still over: hundreds of VPNs failing
+// at once, each with a long error) the errors, cut to vpnErrorShort bytes.
 // Every VPN keeps its IKE state, and the small statuses (most) stay
 // whole. Only when even that is over (far more VPNs than a router has) are
 // the last statuses left out: it returns those kept and how many were

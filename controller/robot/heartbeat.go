@@ -319,9 +319,10 @@ func (h *Heartbeats) Claim(server, router uint64, agent string, now time.Time, t
 	return h.claim(server, router, agent, now, true, takeover)
 }
 
-// Held is Claim without recording: whether another live agent instance
-// holds server or router. State reports use it: they are acts on work the
-// agent fetched, not signs of life.
+// Held is Claim without recording and without taking over: whether
+// another agent instance holds server or router, live or silent (only a
+// registration takes over from a silent one). State reports use it: they
+// are acts on work the agent fetched, not signs of life.
 func (h *Heartbeats) Held(server, router uint64, agent string, now time.Time) *AgentConflict {
 	c, _ := h.claim(server, router, agent, now, false, false)
 	return c

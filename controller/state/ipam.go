@@ -1107,7 +1107,7 @@ func (t *Txn) IPAddressRestore(ref IPRef) (*api.IPAddress, error) {
 	if t.since(Rules3) && row.UsedByTenant != "" {
 		if _, ok := t.tenantMember(row.UsedByTenant); !ok {
 			return nil, api.Errorf(http.StatusConflict, c+"_101",
-				"The address was released by tenant %s, a member since deleted: it cannot be restored; allocate it again for a current tenant.", row.UsedByTenant)
+				"The address was released by tenant %s, a member since deleted: it cannot be restored; allocate another address for a current tenant (this one is held until the purge).", row.UsedByTenant)
 		}
 	}
 	eng := t.engineOf(rec).Clone()

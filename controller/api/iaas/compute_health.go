@@ -26,9 +26,10 @@ type Options struct {
 // AgentHolders is the leader's memory of the agent instance last heard
 // for each server and router (robot.Heartbeats.Claim).
 type AgentHolders interface {
-	// Held is the conflict when another live instance than agent holds
-	// server or router; nil otherwise, for an empty agent, and on a node
-	// that does not lead.
+	// Held is the conflict when another instance than agent holds server
+	// or router (live, or silent and not yet taken over by a
+	// registration); nil otherwise, for an empty agent, and on a node that
+	// does not lead.
 	Held(server, router uint64, agent string, now time.Time) *robot.AgentConflict
 	// DownAfter is how long a silent holder holds.
 	DownAfter() time.Duration
@@ -36,7 +37,7 @@ type AgentHolders interface {
 
 // heldByAnother refuses a robot's state report (409
 // wire.ErrAgentConflict) of an object on a server or router that another
-// live agent instance holds (wire.HeaderAgentID): two hosts with one
+// agent instance holds (wire.HeaderAgentID): two hosts with one
 // hostname, or two agents on one data_dir, must not both build it. Only a
 // check: a state report is no sign of life, and a report without an id
 // (an older agent) is never refused.
