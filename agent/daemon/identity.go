@@ -79,33 +79,33 @@ func machineID() string {
 // calls it. A file that is not an id is an error, not replaced: the
 // controllers know this agent by it.
 //
-// The file also records the machine id of the host that made it. A host
+// agent-id.machine records the machine id of the host that made the id (a
+// file of its own, so that an older agent still reads agent-id). A host
 // cloned from an image that held a data_dir would otherwise send the same
 // id as its original and be taken for it: where the recorded machine id
 // is not this host's (machine not ""), a new id is made and the old one
-// returned as replaced. A file without one (an older agent's) keeps its id
-// and gets this host's.
+// returned as replaced. An id without a recorded machine id (an older
+// agent's) is kept, and this host's recorded.
 func loadAgentID(dir, machine string) (id, replaced string, err error) {
 	path := filepath.Join(dir, agentIDFile)
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
-		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-		id = strings.TrimSpace(lines[0])
+		id = strings.TrimSpace(string(b))
 		if !validAgentID(id) {
 			return "", "", fmt.Errorf("%s does not hold an agent id (32 hex digits); remove it and a new one is made", path)
 		}
-		made := ""
-		for _, l := range lines[1:] {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "machine-id "); ok {
-				made = strings.TrimSpace(v)
-			}
-		}
-		switch {
-		case machine == "" || made == machine:
+		if machine == "" {
 			return id, "", nil
-		case made == "":
-			return id, "", writeAgentID(path, id, machine)
+		}
+		made, err := os.ReadFile(path + machineSuffix)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			return id, "", writeFile(path+machineSuffix, machine)
+		case err != nil:
+			return "", "", fmt.Errorf("agent id: %w", err)
+		case strings.TrimSpace(string(made)) == machine:
+			return id, "", nil
 		}
 		replaced = id
 	case !errors.Is(err, os.ErrNotExist):
@@ -116,17 +116,22 @@ func loadAgentID(dir, machine string) (id, replaced string, err error) {
 		return "", "", fmt.Errorf("agent id: %w", err)
 	}
 	id = hex.EncodeToString(raw)
-	return id, replaced, writeAgentID(path, id, machine)
+	if err := writeFile(path, id); err != nil {
+		return "", "", err
+	}
+	if machine != "" {
+		return id, replaced, writeFile(path+machineSuffix, machine)
+	}
+	return id, replaced, nil
 }
 
-// writeAgentID writes the agent-id file: the id, and the machine id of
-// the host when it has one.
-func writeAgentID(path, id, machine string) error {
-	body := id + "\n"
-	if machine != "" {
-		body += "machine-id " + machine + "\n"
-	}
-	if err := atomicfile.Write(path, []byte(body), 0o600); err != nil {
+// machineSuffix names the file beside agent-id that holds the machine id
+// of the host that made it.
+const machineSuffix = ".machine"
+
+// writeFile writes one line, atomically, mode 0600.
+func writeFile(path, line string) error {
+	if err := atomicfile.Write(path, []byte(line+"\n"), 0o600); err != nil {
 		return fmt.Errorf("agent id: %w", err)
 	}
 	return nil

@@ -230,7 +230,7 @@ func TestAgentIDPersistsAndIsSent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, _, _ := strings.Cut(string(b), "\n") // then the host's machine id
+	id := strings.TrimSpace(string(b))
 	if !validAgentID(id) {
 		t.Fatalf("agent-id holds %q", b)
 	}
@@ -506,8 +506,9 @@ func TestRegistrationEndsTheConflict(t *testing.T) {
 	}
 }
 
-// TestClonedDataDirGetsItsOwnAgentID: agent-id records the machine id of
-// the host that made it. A host cloned from an image that held a data_dir
+// TestClonedDataDirGetsItsOwnAgentID: agent-id.machine records the machine
+// id of the host that made agent-id (which holds the id alone, as older
+// agents read it). A host cloned from an image that held a data_dir
 // (another machine id) makes its own id instead of sending its original's,
 // which the controller would take for the original; the same host keeps
 // its id, and an older file without a machine id keeps its id and gets
@@ -528,16 +529,23 @@ func TestClonedDataDirGetsItsOwnAgentID(t *testing.T) {
 	if again, _, _ := loadAgentID(dir, "bbbb1111"); again != clone {
 		t.Errorf("the clone's restart: %q, want its own %q", again, clone)
 	}
-	// an older agent's file: the id alone
+	// agent-id holds the id alone, as older agents read it
 	path := filepath.Join(dir, agentIDFile)
+	if b, _ := os.ReadFile(path); string(b) != clone+"\n" {
+		t.Errorf("agent-id holds %q", b)
+	}
+	// an older agent's data_dir: agent-id alone
 	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path + machineSuffix); err != nil {
 		t.Fatal(err)
 	}
 	if kept, replaced, err := loadAgentID(dir, "cccc2222"); err != nil || kept != id || replaced != "" {
 		t.Errorf("an older file: %q (want %q kept), replaced %q, %v", kept, id, replaced, err)
 	}
-	if b, _ := os.ReadFile(path); string(b) != id+"\nmachine-id cccc2222\n" {
-		t.Errorf("the older file now holds %q", b)
+	if b, _ := os.ReadFile(path + machineSuffix); string(b) != "cccc2222\n" {
+		t.Errorf("the machine id recorded: %q", b)
 	}
 	// a host without a machine id keeps whatever the file holds
 	if kept, replaced, err := loadAgentID(dir, ""); err != nil || kept != id || replaced != "" {
