@@ -970,6 +970,13 @@ func (d *Daemon) workLoop(ctx context.Context) {
 				d.vms.Retry()
 			}
 		}
+		if d.synced.Load() < d.conflicts.Load() && d.conflict() == "" && !d.silent.Load() {
+			// A refusal or silence began after this query was asked
+			// and is over already (a heartbeat was taken meanwhile):
+			// the workers wait for work asked after it, so ask at once
+			// rather than block until the work changes (work_wait).
+			index, hash, pause = 0, "", 0
+		}
 		if pause > 0 {
 			sleep(ctx, pause)
 		}

@@ -780,3 +780,54 @@ func TestRefusedStateReportHoldsOtherWorkers(t *testing.T) {
 		t.Error("the first VM was reported RUNNING but not built")
 	}
 }
+
+// TestHoldOverDuringAQueryFetchesAtOnce: a refusal that began and ended
+// while a blocking work query waited (a heartbeat refused, then taken)
+// leaves the workers waiting for work asked after it; the agent asks at
+// once, without blocking, rather than block until the work changes (5 min
+// by default). Before, the next query blocked on the index it had.
+func TestHoldOverDuringAQueryFetchesAtOnce(t *testing.T) {
+	var d atomic.Pointer[Daemon]
+	var mu sync.Mutex
+	var indexes []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/v1/agent/register":
+			fmt.Fprint(w, `{"content":{"server_id":5,"router_id":0,"heartbeat_interval":60}}`)
+		case "/v1/agent/work":
+			mu.Lock()
+			indexes = append(indexes, r.URL.Query().Get("index"))
+			n := len(indexes)
+			mu.Unlock()
+			if n == 2 {
+				// the blocking query: a heartbeat was refused and then
+				// taken while it waited
+				d.Load().conflicts.Add(1)
+			}
+			w.Header().Set("X-Regent-Index", "7")
+			fmt.Fprint(w, `{"content":{"index":7,"routers":[],"vms":[]}}`)
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	defer srv.Close()
+	dm, _, stop := runOn(t, t.TempDir(), srv.URL)
+	d.Store(dm)
+	defer stop()
+	waitUntil(t, "three work queries", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(indexes) >= 3
+	})
+	mu.Lock()
+	second, third := indexes[1], indexes[2]
+	mu.Unlock()
+	if second != "7" {
+		t.Fatalf("the second query asked index %q, want 7 (blocking)", second)
+	}
+	if third != "" && third != "0" {
+		t.Errorf("the query after a hold that ended during the last one asked index %q, want none (at once)", third)
+	}
+	waitUntil(t, "the workers free to act", func() bool { return dm.acting() == "" })
+}
