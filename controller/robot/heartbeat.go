@@ -313,22 +313,44 @@ type Takeover struct {
 //
 // An empty agent (an older agent that sends no id) is never refused and
 // never recorded, and on a node that does not lead nothing is checked.
-// Like heartbeats, holders are leader memory: a new term starts empty, and
-// the first instance heard then holds.
-func (h *Heartbeats) Claim(server, router uint64, agent string, now time.Time, takeover bool) (*AgentConflict, []Takeover) {
-	return h.claim(server, router, agent, now, true, takeover)
+// Like heartbeats, holders are leader memory: a new term starts empty.
+// Until a record's holder is heard in the term, the agent the record names
+// as its last registrant (rec, from the replicated records) holds it as if
+// heard when the term began: another instance's heartbeat after a leader
+// change (an agent back from a partition, whose server another host took
+// meanwhile) is refused, not taken for the holder, and its registration
+// takes over only after that silence.
+func (h *Heartbeats) Claim(server, router uint64, agent string, rec Registrants, now time.Time, takeover bool) (*AgentConflict, []Takeover) {
+	return h.claim(server, router, agent, rec, now, true, takeover)
+}
+
+// Registrants are the instance ids of the agents that last registered a
+// server and a router (their records' AgentID; "" for none or an older
+// agent).
+type Registrants struct{ Server, Router string }
+
+// RegistrantsOf reads the registrants of server and router from r.
+func RegistrantsOf(r *state.ReadTxn, server, router uint64) Registrants {
+	var out Registrants
+	if s, ok := r.Server(server); ok {
+		out.Server = s.AgentID
+	}
+	if rt, ok := r.Router(router); ok {
+		out.Router = rt.AgentID
+	}
+	return out
 }
 
 // Held is Claim without recording and without taking over: whether
 // another agent instance holds server or router, live or silent (only a
 // registration takes over from a silent one). State reports use it: they
 // are acts on work the agent fetched, not signs of life.
-func (h *Heartbeats) Held(server, router uint64, agent string, now time.Time) *AgentConflict {
-	c, _ := h.claim(server, router, agent, now, false, false)
+func (h *Heartbeats) Held(server, router uint64, agent string, rec Registrants, now time.Time) *AgentConflict {
+	c, _ := h.claim(server, router, agent, rec, now, false, false)
 	return c
 }
 
-func (h *Heartbeats) claim(server, router uint64, agent string, now time.Time, record, takeover bool) (*AgentConflict, []Takeover) {
+func (h *Heartbeats) claim(server, router uint64, agent string, rec Registrants, now time.Time, record, takeover bool) (*AgentConflict, []Takeover) {
 	if agent == "" || !h.Leading() {
 		return nil, nil
 	}
@@ -339,11 +361,17 @@ func (h *Heartbeats) claim(server, router uint64, agent string, now time.Time, r
 		router bool
 		id     uint64
 		m      map[uint64]holder
+		rec    string
 	}
-	claims := []claim{{false, server, h.serverHolder}, {true, router, h.routerHolder}}
+	claims := []claim{{false, server, h.serverHolder, rec.Server}, {true, router, h.routerHolder, rec.Router}}
 	var took []Takeover
 	for _, c := range claims {
 		cur, ok := c.m[c.id]
+		if !ok && c.rec != "" {
+			// not heard in this term: its last registrant holds it
+			// as if heard when the term began
+			cur, ok = holder{agent: c.rec, at: h.since}, true
+		}
 		if c.id == 0 || !ok || cur.agent == agent {
 			continue
 		}

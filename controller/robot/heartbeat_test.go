@@ -154,40 +154,40 @@ func TestClaimRefusesASecondLiveAgent(t *testing.T) {
 	leading := true
 	h := NewHeartbeats(30*time.Second, nil, func() bool { return leading })
 	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
-	if c, took := h.Claim(1, 2, "aaaa", t0, false); c != nil || took != nil {
+	if c, took := h.Claim(1, 2, "aaaa", Registrants{}, t0, false); c != nil || took != nil {
 		t.Fatalf("first claim = %+v, %+v", c, took)
 	}
 	// the holder again: fine, and it refreshes its hold
-	if c, _ := h.Claim(1, 2, "aaaa", t0.Add(20*time.Second), false); c != nil {
+	if c, _ := h.Claim(1, 2, "aaaa", Registrants{}, t0.Add(20*time.Second), false); c != nil {
 		t.Fatalf("the holder refused: %+v", c)
 	}
 	// another instance, 10 s after the holder was heard: refused
-	c, _ := h.Claim(1, 0, "bbbb", t0.Add(30*time.Second), false)
+	c, _ := h.Claim(1, 0, "bbbb", Registrants{}, t0.Add(30*time.Second), false)
 	if c == nil || c.Router || c.ID != 1 || c.Holder != "aaaa" || c.Since != 10*time.Second {
 		t.Fatalf("second instance on the server = %+v", c)
 	}
 	// the router alone is held too; a refused claim records nothing
-	if c, _ := h.Claim(0, 2, "bbbb", t0.Add(30*time.Second), false); c == nil || !c.Router || c.ID != 2 {
+	if c, _ := h.Claim(0, 2, "bbbb", Registrants{}, t0.Add(30*time.Second), false); c == nil || !c.Router || c.ID != 2 {
 		t.Fatalf("second instance on the router = %+v", c)
 	}
-	if c, _ := h.Claim(7, 2, "bbbb", t0.Add(31*time.Second), false); c == nil {
+	if c, _ := h.Claim(7, 2, "bbbb", Registrants{}, t0.Add(31*time.Second), false); c == nil {
 		t.Fatal("a claim of a free server and a held router passed")
 	}
 	if _, ok := h.serverHolder[7]; ok {
 		t.Error("a refused claim recorded its free server")
 	}
 	// older agents: never refused, never recorded
-	if c, _ := h.Claim(1, 2, "", t0.Add(32*time.Second), false); c != nil {
+	if c, _ := h.Claim(1, 2, "", Registrants{}, t0.Add(32*time.Second), false); c != nil {
 		t.Errorf("an empty id refused: %+v", c)
 	}
 	if h.serverHolder[1].agent != "aaaa" {
 		t.Errorf("holder after an empty id = %+v", h.serverHolder[1])
 	}
 	// Held checks without recording
-	if c := h.Held(1, 0, "bbbb", t0.Add(32*time.Second)); c == nil || c.Holder != "aaaa" {
+	if c := h.Held(1, 0, "bbbb", Registrants{}, t0.Add(32*time.Second)); c == nil || c.Holder != "aaaa" {
 		t.Errorf("Held by another = %+v", c)
 	}
-	if c := h.Held(9, 0, "bbbb", t0.Add(32*time.Second)); c != nil {
+	if c := h.Held(9, 0, "bbbb", Registrants{}, t0.Add(32*time.Second)); c != nil {
 		t.Errorf("Held of a free server = %+v", c)
 	}
 	if _, ok := h.serverHolder[9]; ok {
@@ -195,14 +195,14 @@ func TestClaimRefusesASecondLiveAgent(t *testing.T) {
 	}
 	// a follower checks nothing
 	leading = false
-	if c, _ := h.Claim(1, 2, "bbbb", t0.Add(33*time.Second), false); c != nil {
+	if c, _ := h.Claim(1, 2, "bbbb", Registrants{}, t0.Add(33*time.Second), false); c != nil {
 		t.Errorf("a follower refused: %+v", c)
 	}
 	leading = true
 	// the holder silent past the deadline: a heartbeat or work fetch of
 	// another instance is still refused (it must register, so that the
 	// record takes its host's VTEP), and records nothing
-	c, took := h.Claim(1, 2, "bbbb", t0.Add(50*time.Second), false)
+	c, took := h.Claim(1, 2, "bbbb", Registrants{}, t0.Add(50*time.Second), false)
 	if c == nil || !c.Silent || c.Holder != "aaaa" || took != nil || h.serverHolder[1].agent != "aaaa" {
 		t.Fatalf("a heartbeat of another instance after the holder's silence = %+v, %+v", c, took)
 	}
@@ -210,12 +210,12 @@ func TestClaimRefusesASecondLiveAgent(t *testing.T) {
 		t.Errorf("its error = %+v", err)
 	}
 	// a registration takes over
-	c, took = h.Claim(1, 2, "bbbb", t0.Add(50*time.Second), true)
+	c, took = h.Claim(1, 2, "bbbb", Registrants{}, t0.Add(50*time.Second), true)
 	if c != nil || len(took) != 2 || took[0].From != "aaaa" || took[0].Since != 30*time.Second {
 		t.Fatalf("takeover = %+v, %+v", c, took)
 	}
 	for _, register := range []bool{false, true} {
-		if c, _ := h.Claim(1, 0, "aaaa", t0.Add(51*time.Second), register); c == nil || c.Holder != "bbbb" || c.Silent {
+		if c, _ := h.Claim(1, 0, "aaaa", Registrants{}, t0.Add(51*time.Second), register); c == nil || c.Holder != "bbbb" || c.Silent {
 			t.Errorf("the old holder back (registering %v) = %+v, want refused", register, c)
 		}
 	}
@@ -283,5 +283,62 @@ func TestPolicyLogKeptOnce(t *testing.T) {
 	h.AddPolicyLog("c", many)
 	if l := h.PolicyLog(8); len(l) != PolicyLogSize || l[0].Order != PolicyLogSize+10 || l[len(l)-1].Order != 11 {
 		t.Errorf("%d entries kept of a busy router (newest %d), want the last %d", len(l), l[0].Order, PolicyLogSize)
+	}
+}
+
+// TestNewLeaderTakesTheRegistrantAsHolder: holders are leader memory, so
+// a new term starts with none; until a record's holder is heard, the agent
+// the record names as its last registrant holds it as if heard when the
+// term began. Agent A, back from a partition after B registered in its
+// place, is refused at the new leader (its heartbeat too) instead of
+// being taken for the holder; its registration takes over only after B's
+// silence. B goes on. Before, A's first heartbeat made it the holder, A
+// never registered, and the server record kept B's VTEP.
+func TestNewLeaderTakesTheRegistrantAsHolder(t *testing.T) {
+	term := uint64(1)
+	h := NewHeartbeats(30*time.Second, func() uint64 { return term }, func() bool { return true })
+	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	rec := Registrants{Server: "bbbb", Router: "bbbb"}
+	// the new leader's first call: A's heartbeat
+	c, _ := h.Claim(1, 2, "aaaa", rec, t0, false)
+	if c == nil || c.Holder != "bbbb" || c.Silent {
+		t.Fatalf("A's heartbeat at the new leader = %+v, want refused for B", c)
+	}
+	if _, ok := h.serverHolder[1]; ok {
+		t.Error("a refused claim recorded")
+	}
+	// A's registration within the deadline since the term began: refused
+	if c, _ := h.Claim(1, 2, "aaaa", rec, t0.Add(10*time.Second), true); c == nil || c.Holder != "bbbb" {
+		t.Fatalf("A's registration 10 s into the term = %+v, want refused", c)
+	}
+	// state reports too
+	if c := h.Held(1, 0, "aaaa", rec, t0.Add(10*time.Second)); c == nil {
+		t.Error("A's state report 10 s into the term was not refused")
+	}
+	// B, the registrant, is taken and then holds as usual
+	if c, _ := h.Claim(1, 2, "bbbb", rec, t0.Add(11*time.Second), false); c != nil {
+		t.Fatalf("B's heartbeat = %+v", c)
+	}
+	if c, _ := h.Claim(1, 2, "aaaa", rec, t0.Add(35*time.Second), true); c == nil || c.Since != 24*time.Second {
+		t.Fatalf("A's registration 24 s after B was heard = %+v, want refused", c)
+	}
+	// another term, and B silent past the deadline since it began: A's
+	// heartbeat is still refused (register), its registration takes over
+	term++
+	t1 := t0.Add(time.Minute)
+	if c, _ := h.Claim(1, 0, "cccc", Registrants{}, t1, false); c != nil {
+		t.Fatalf("a claim of a record without a registrant = %+v", c) // the term's first call
+	}
+	if c, _ := h.Claim(0, 2, "aaaa", rec, t1.Add(31*time.Second), false); c == nil || !c.Silent {
+		t.Fatalf("A's heartbeat after B's silence = %+v, want refused as silent", c)
+	}
+	c, took := h.Claim(0, 2, "aaaa", rec, t1.Add(31*time.Second), true)
+	if c != nil || len(took) != 1 || took[0].From != "bbbb" {
+		t.Fatalf("A's registration after B's silence = %+v, %+v, want a takeover", c, took)
+	}
+	// an older agent's record (no registrant) holds nothing
+	term++
+	if c, _ := h.Claim(3, 0, "aaaa", Registrants{}, t1.Add(2*time.Minute), false); c != nil {
+		t.Errorf("no registrant: %+v", c)
 	}
 }

@@ -35,6 +35,10 @@ func TestAgent_TwoAgentsCannotActAsOneServer(t *testing.T) {
 	vtep := func() any {
 		return e.c.Do("GET", apitest.Path("/iaas/server/", e.server), nil, e.f.root).Expect(200).Content()["vtep"]
 	}
+	// the record names its last registrant (a new leader's holder)
+	registrant := func() any {
+		return e.c.Do("GET", apitest.Path("/iaas/server/", e.server), nil, e.f.root).Expect(200).Content()["agent_id"]
+	}
 	beat := map[string]any{"server_id": e.server, "router_id": e.router, "health": "ok"}
 	workPath := fmt.Sprintf("/v1/agent/work?server_id=%d&router_id=%d", e.server, e.router)
 	conflict := func(r *apitest.Response, what string) {
@@ -49,6 +53,9 @@ func TestAgent_TwoAgentsCannotActAsOneServer(t *testing.T) {
 	}
 
 	e.c.DoHeader("POST", "/v1/agent/register", e.register, as(a)).Expect(200)
+	if r := registrant(); r != a {
+		t.Errorf("the server's agent_id after a's registration = %v", r)
+	}
 	conflict(e.c.DoHeader("POST", "/v1/agent/register", regB, as(b)), "second registration")
 	if v := vtep(); v != "192.0.2.10" {
 		t.Errorf("a refused registration changed the server: vtep %v", v)
@@ -79,6 +86,9 @@ func TestAgent_TwoAgentsCannotActAsOneServer(t *testing.T) {
 	}
 	if v := vtep(); v != "192.0.2.99" {
 		t.Errorf("vtep after the takeover = %v", v)
+	}
+	if r := registrant(); r != b {
+		t.Errorf("the server's agent_id after b's takeover = %v", r)
 	}
 	e.c.DoHeader("POST", "/v1/agent/heartbeat", beat, as(b)).Expect(204)
 	r = e.c.DoHeader("POST", "/v1/agent/heartbeat", beat, as(a)).Expect(409)

@@ -15,6 +15,9 @@ type AgentRegistration struct {
 	RegionID uint64                `json:"region_id"`
 	ServerID uint64                `json:"server_id,omitempty"`
 	Agent    api.AgentRegistration `json:"agent"`
+	// AgentID is the registering agent's instance id (its
+	// X-Regent-Agent-Id; "" for an older agent), stored on the records.
+	AgentID string `json:"agent_id,omitempty"`
 }
 
 func hasRole(roles []string, r string) bool {
@@ -51,10 +54,10 @@ func (t *Txn) AgentRegister(p *AgentRegistration) (*api.AgentRegistered, error) 
 		var err error
 		if cur == nil {
 			cur, err = t.RouterCreate(&api.Router{RegionID: p.RegionID, Capacity: new(int), AssetTag: a.Hostname,
-				Hostname: a.Hostname, VTEP: a.VTEP, AgentVersion: a.Version, Status: api.AgentUp})
+				Hostname: a.Hostname, VTEP: a.VTEP, AgentVersion: a.Version, AgentID: p.AgentID, Status: api.AgentUp})
 		} else {
 			n := *cur
-			n.Hostname, n.VTEP, n.AgentVersion, n.Status = a.Hostname, a.VTEP, a.Version, api.AgentUp
+			n.Hostname, n.VTEP, n.AgentVersion, n.AgentID, n.Status = a.Hostname, a.VTEP, a.Version, p.AgentID, api.AgentUp
 			cur, err = t.RouterUpdate(&n, 0)
 		}
 		if err != nil {
@@ -140,7 +143,7 @@ func (t *Txn) agentServer(p *AgentRegistration) (*api.Server, error) {
 	}
 	s.StorageTypeID = st.ID
 	s.Cores, s.RAM, s.GB = max(a.Capacity.CPUCores, 1), max(int(a.Capacity.RAMMB/1024), 1), max(gb, 1)
-	s.Hostname, s.VTEP, s.AgentVersion, s.Status = a.Hostname, a.VTEP, a.Version, api.AgentUp
+	s.Hostname, s.VTEP, s.AgentVersion, s.AgentID, s.Status = a.Hostname, a.VTEP, a.Version, p.AgentID, api.AgentUp
 	var err error
 	if cur == nil {
 		s, err = t.ServerCreate(s)

@@ -215,6 +215,10 @@ type Server struct {
 	Hostname     string `json:"hostname,omitempty"`
 	VTEP         string `json:"vtep,omitempty"`
 	AgentVersion string `json:"agent_version,omitempty"`
+	// AgentID is the instance id (HeaderAgentID) of the agent that last
+	// registered it: a new leader takes it as the holder until it has
+	// heard that agent or another has registered.
+	AgentID string `json:"agent_id,omitempty"`
 	// Status is the agent's liveness as the leader last judged it from
 	// heartbeats: "up" or "down" ("" before its first registration).
 	Status string `json:"status,omitempty"`
@@ -254,6 +258,10 @@ type Router struct {
 	Hostname     string `json:"hostname,omitempty"`
 	VTEP         string `json:"vtep,omitempty"`
 	AgentVersion string `json:"agent_version,omitempty"`
+	// AgentID is the instance id (HeaderAgentID) of the agent that last
+	// registered it: a new leader takes it as the holder until it has
+	// heard that agent or another has registered.
+	AgentID string `json:"agent_id,omitempty"`
 	// Status is the agent's liveness as the leader last judged it from
 	// heartbeats: "up" or "down" ("" before its first registration).
 	Status string `json:"status,omitempty"`

@@ -143,7 +143,7 @@ func (r *routes) register(q *api.Request) error {
 	if err != nil {
 		return err
 	}
-	reg := &state.AgentRegistration{RegionID: q.P.RegionID, ServerID: q.P.ServerID, Agent: in}
+	reg := &state.AgentRegistration{RegionID: q.P.RegionID, ServerID: q.P.ServerID, Agent: in, AgentID: agent}
 	r.regMu.Lock()
 	defer r.regMu.Unlock()
 	// The records as they are now (an earlier registration may have
@@ -169,7 +169,7 @@ func (r *routes) register(q *api.Request) error {
 	out.AgentDownAfterMS = r.cfg.Heartbeats.DownAfter().Milliseconds()
 	now := r.cfg.Now()
 	// the records it created are held by this agent from now on
-	r.cfg.Heartbeats.Claim(out.ServerID, out.RouterID, agent, now, true)
+	r.cfg.Heartbeats.Claim(out.ServerID, out.RouterID, agent, robot.Registrants{}, now, true)
 	r.cfg.Heartbeats.Beat(out.ServerID, out.RouterID, now)
 	q.W.Header().Set("X-Regent-Index", strconv.FormatUint(index, 10))
 	api.WriteJSON(q.W, http.StatusOK, wire.Item[wire.AgentRegistered]{Content: out})
@@ -205,7 +205,10 @@ func agentID(q *api.Request) (string, error) {
 // registration (takeover) only; a heartbeat or work fetch is refused then
 // too, and the agent registers. Leader memory, no raft write.
 func (r *routes) claim(q *api.Request, agent string, server, router uint64, takeover bool) error {
-	c, took := r.cfg.Heartbeats.Claim(server, router, agent, r.cfg.Now(), takeover)
+	// the records as they are now (a registration may have changed them
+	// since q.Txn was taken): their last registrants, for a new leader
+	rec := robot.RegistrantsOf(r.a.Store().Read(), server, router)
+	c, took := r.cfg.Heartbeats.Claim(server, router, agent, rec, r.cfg.Now(), takeover)
 	for _, t := range took {
 		what := "server_id"
 		if t.Router {
