@@ -54,6 +54,14 @@ func saUniqueID(line string) string {
 	return id
 }
 
+// saSPIs is the IKE SPI pair of an IKE SA header line ("…, IKEv2,
+// <spi>_i[*] <spi>_r[*]") without the mark of the local side: the same
+// on both peers for one SA.
+func saSPIs(line string) string {
+	i := strings.LastIndex(line, ", ")
+	return strings.ReplaceAll(line[i+2:], "*", "")
+}
+
 // TestAgentVPNs: two projects whose routers the agent builds get a VPN to
 // each other through the API (the API's default algorithms); the agent
 // runs a charon per router, GET /iaas/vpn_status/{id}/ shows ESTABLISHED
@@ -203,31 +211,55 @@ func TestAgentVPNs(t *testing.T) {
 		}
 		// Both sides initiated at once, so each pair of routers may hold two
 		// IKE SAs (one per initiator). charon often drops one by itself
-		// (unique=replace), but not always: the test closes the newer ones
-		// itself (on one router; the DELETE takes the peer's copy too), so
-		// that "the same IKE SA" below is one well-defined SA per router.
-		eventually(t, "one IKE SA per router", 60*time.Second, func() bool {
-			one := true
+		// (unique=replace), but not always, and a side that drops its copy on
+		// the peer's INITIAL_CONTACT tells the peer nothing: the peer keeps a
+		// stale SA until DPD gives up, minutes later. The test settles on one
+		// SA known to both sides, so that "the same IKE SA" below is well
+		// defined: an SA whose SPIs the peer does not hold is stale and goes
+		// at once (--force: no DELETE exchange to wait for); of several SAs
+		// both sides hold, the newer ones are closed on one side (the DELETE
+		// takes the peer's copy).
+		eventually(t, "one IKE SA per router, the same on both", 60*time.Second, func() bool {
+			lines := map[string][]string{}
+			held := map[string]map[string]bool{}
 			for _, s := range sides {
-				sa := ikeSAs(t, vpnDir, s.ns)
-				one = one && sa != "" && !strings.Contains(sa, "\n")
-			}
-			for _, s := range sides {
-				if one {
-					break
+				held[s.ns] = map[string]bool{}
+				if sa := ikeSAs(t, vpnDir, s.ns); sa != "" {
+					lines[s.ns] = strings.Split(sa, "\n")
 				}
-				lines := strings.Split(ikeSAs(t, vpnDir, s.ns), "\n")
-				for _, l := range lines[1:] {
-					if id := saUniqueID(l); id != "" {
-						_, _ = try("swanctl", "--terminate", "--ike-id", id, "--timeout", "5",
-							"--uri", "unix://"+filepath.Join(vpnDir, s.ns, "charon.vici"))
+				for _, l := range lines[s.ns] {
+					held[s.ns][saSPIs(l)] = true
+				}
+			}
+			a, b := sides[0].ns, sides[1].ns
+			if len(lines[a]) == 1 && len(lines[b]) == 1 && saSPIs(lines[a][0]) == saSPIs(lines[b][0]) {
+				return true
+			}
+			terminate := func(ns, line string) {
+				if id := saUniqueID(line); id != "" {
+					_, _ = try("swanctl", "--terminate", "--ike-id", id, "--force", "--timeout", "5",
+						"--uri", "unix://"+filepath.Join(vpnDir, ns, "charon.vici"))
+				}
+			}
+			stale := false
+			for _, s := range sides {
+				peer := b
+				if s.ns == b {
+					peer = a
+				}
+				for _, l := range lines[s.ns] {
+					if !held[peer][saSPIs(l)] {
+						terminate(s.ns, l)
+						stale = true
 					}
 				}
-				if len(lines) > 1 {
-					break // the peer's copies go with the DELETE: look again
+			}
+			if !stale && len(lines[a]) > 1 {
+				for _, l := range lines[a][1:] {
+					terminate(a, l)
 				}
 			}
-			return one
+			return false
 		})
 		single := time.Now().Truncate(time.Second).Add(time.Second)
 		eventually(t, "a status report with one IKE SA", 30*time.Second, func() bool {
