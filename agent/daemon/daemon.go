@@ -621,7 +621,7 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 		capacity := d.capacity()
 		health, detail := d.health()
 		hb, delivered := d.policyLog.withPolicyLog(ctx, api.Heartbeat{ServerID: reg.ServerID, RouterID: reg.RouterID,
-			Capacity: capacity, Health: health, Detail: detail, VPNStatus: d.vpnStatus(ctx)}, logs)
+			Capacity: capacity, Health: health, Detail: detail, VPNStatus: d.vpnStatus(ctx)}, logs, reg.PolicyLogSeq)
 		sent := time.Now()
 		err := d.ctl.doIn(ctx, heartbeatCallTime(every, d.ctl.timeout), func(ctx context.Context, c *client.Client) error { return c.Agent().Heartbeat(ctx, hb) })
 		if err == nil {

@@ -44,7 +44,11 @@ const heartbeatBudget = 768 << 10
 // withPolicyLog returns hb with as many unreported policy log entries as
 // fit in heartbeatBudget (at most 4096) and, with them, the epoch of their
 // sequence numbers, and the function that marks them reported (newEntries).
-func (p *policyLogCursor) withPolicyLog(ctx context.Context, hb api.Heartbeat, b policyLogSource) (api.Heartbeat, func()) {
+// Unless numbered (the controller's registration answer said it takes
+// them: policy_log_seq), the entries go without their numbers and the
+// heartbeat without the epoch: an older controller refuses a body with
+// fields it does not know (400), and the router would be judged down.
+func (p *policyLogCursor) withPolicyLog(ctx context.Context, hb api.Heartbeat, b policyLogSource, numbered bool) (api.Heartbeat, func()) {
 	hb.PolicyLog, hb.PolicyLogEpoch = nil, ""
 	sized := hb
 	if b != nil {
@@ -55,8 +59,14 @@ func (p *policyLogCursor) withPolicyLog(ctx context.Context, hb api.Heartbeat, b
 		return hb, func() {}
 	}
 	entries, delivered := p.newEntries(ctx, b, 4096, heartbeatBudget-len(enc))
-	if len(entries) > 0 { // the epoch only with entries: a controller older than it refuses the field
+	if len(entries) > 0 { // the epoch only with entries
 		hb.PolicyLog, hb.PolicyLogEpoch = entries, sized.PolicyLogEpoch
+	}
+	if !numbered {
+		hb.PolicyLogEpoch = ""
+		for i := range hb.PolicyLog {
+			hb.PolicyLog[i].Seq = 0
+		}
 	}
 	return hb, delivered
 }

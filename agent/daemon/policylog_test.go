@@ -61,7 +61,7 @@ func TestHeartbeatCarriesSeqAndEpoch(t *testing.T) {
 		return out
 	}
 	base := api.Heartbeat{RouterID: 1, Health: "ok"}
-	hb, _ := c.withPolicyLog(ctx, base, logs) // fails: not delivered
+	hb, _ := c.withPolicyLog(ctx, base, logs, true) // fails: not delivered
 	want := map[uint64][]uint64{7: {2, 5}, 8: {3}}
 	if hb.PolicyLogEpoch != "a1b2" || fmt.Sprint(seqs(hb)) != fmt.Sprint(want) {
 		t.Fatalf("heartbeat: epoch %q, seqs %v; want %q, %v", hb.PolicyLogEpoch, seqs(hb), "a1b2", want)
@@ -72,30 +72,39 @@ func TestHeartbeatCarriesSeqAndEpoch(t *testing.T) {
 	}
 	// sent again, as they were: the controller drops those it kept
 	logs.fakeLogs[7] = append(logs.fakeLogs[7], entry(6))
-	hb, delivered := c.withPolicyLog(ctx, base, logs)
+	hb, delivered := c.withPolicyLog(ctx, base, logs, true)
 	want = map[uint64][]uint64{7: {2, 5, 6}, 8: {3}}
 	if hb.PolicyLogEpoch != "a1b2" || fmt.Sprint(seqs(hb)) != fmt.Sprint(want) {
 		t.Fatalf("after a failed heartbeat: epoch %q, seqs %v; want %q, %v", hb.PolicyLogEpoch, seqs(hb), "a1b2", want)
 	}
 	delivered()
-	if hb, _ := c.withPolicyLog(ctx, base, logs); len(hb.PolicyLog) != 0 || hb.PolicyLogEpoch != "" {
+	if hb, _ := c.withPolicyLog(ctx, base, logs, true); len(hb.PolicyLog) != 0 || hb.PolicyLogEpoch != "" {
 		t.Fatalf("after delivery: %+v, want no entries and so no epoch", hb)
 	}
 
 	// the numbers restart under a new epoch: its entries go from the first
 	logs = epochLogs{fakeLogs{7: {entry(1), entry(2)}}, "c3d4"}
-	hb, delivered = c.withPolicyLog(ctx, base, logs)
+	hb, delivered = c.withPolicyLog(ctx, base, logs, true)
 	want = map[uint64][]uint64{7: {1, 2}}
 	if hb.PolicyLogEpoch != "c3d4" || fmt.Sprint(seqs(hb)) != fmt.Sprint(want) {
 		t.Fatalf("a new epoch: epoch %q, seqs %v; want %q, %v", hb.PolicyLogEpoch, seqs(hb), "c3d4", want)
 	}
 	delivered()
-	if hb, _ := c.withPolicyLog(ctx, base, logs); len(hb.PolicyLog) != 0 {
+	if hb, _ := c.withPolicyLog(ctx, base, logs, true); len(hb.PolicyLog) != 0 {
 		t.Fatalf("after delivery in the new epoch: %+v", hb.PolicyLog)
 	}
 
+	// a controller whose registration answer did not say it takes them
+	// (older: it refuses unknown fields): the entries go without numbers
+	// and the heartbeat without the epoch
+	logs.fakeLogs[7] = append(logs.fakeLogs[7], entry(3))
+	hb, _ = c.withPolicyLog(ctx, base, logs, false)
+	if b, _ := json.Marshal(hb); len(hb.PolicyLog) != 1 || strings.Contains(string(b), `"seq"`) || strings.Contains(string(b), "policy_log_epoch") {
+		t.Fatalf("to an older controller: %s", b)
+	}
+
 	// no network role: no entries, no epoch
-	if hb, _ := c.withPolicyLog(ctx, base, nil); hb.PolicyLog != nil || hb.PolicyLogEpoch != "" {
+	if hb, _ := c.withPolicyLog(ctx, base, nil, true); hb.PolicyLog != nil || hb.PolicyLogEpoch != "" {
 		t.Errorf("no network role: %+v", hb)
 	}
 }
@@ -202,7 +211,7 @@ func TestHeartbeatBoundedBySize(t *testing.T) {
 	ctx := context.Background()
 	seen := map[string]bool{}
 	for beat := 0; ; beat++ {
-		hb, delivered := c.withPolicyLog(ctx, base, logs)
+		hb, delivered := c.withPolicyLog(ctx, base, logs, true)
 		b, err := json.Marshal(hb)
 		if err != nil {
 			t.Fatal(err)
@@ -278,7 +287,7 @@ func TestVPNStatusFitsTheHeartbeat(t *testing.T) {
 	if c := st[400].Children; len(c) != 1 || len(c[0].LocalTS) != 1 {
 		t.Errorf("the smallest status was shortened: %+v", c)
 	}
-	hb, _ := (&policyLogCursor{}).withPolicyLog(context.Background(), api.Heartbeat{ServerID: 1, Health: "ok", VPNStatus: st}, nil)
+	hb, _ := (&policyLogCursor{}).withPolicyLog(context.Background(), api.Heartbeat{ServerID: 1, Health: "ok", VPNStatus: st}, nil, true)
 	if b, _ := json.Marshal(hb); len(b) >= 1<<20 {
 		t.Fatalf("heartbeat of %d bytes", len(b))
 	}

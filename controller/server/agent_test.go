@@ -96,7 +96,7 @@ func TestAgent_RegisterIsIdempotentAndRecordsTheHost(t *testing.T) {
 	// while the controller judged them down after 300 ms); the down-after
 	// deadline (1 m) in milliseconds, past which the agent holds its work.
 	if uint64(again["server_id"].(float64)) != e.server || again["heartbeat_interval"] != float64(1) || again["heartbeat_interval_ms"] != float64(100) ||
-		again["agent_down_after_ms"] != float64(60000) {
+		again["agent_down_after_ms"] != float64(60000) || again["policy_log_seq"] != true {
 		t.Errorf("second registration = %v", again)
 	}
 	s := e.c.Do("GET", apitest.Path("/iaas/server/", e.server), nil, e.f.root).Expect(200).Content()

@@ -327,6 +327,11 @@ type AgentRegistered struct {
 	// down, and another agent instance may register and take over its
 	// server and router. 0 from an older controller.
 	AgentDownAfterMS int64 `json:"agent_down_after_ms,omitempty"`
+	// PolicyLogSeq says the controller takes the policy log entries'
+	// seq and the heartbeat's policy_log_epoch (it drops what an agent
+	// sends again). An older controller, which refuses fields it does not
+	// know, leaves it out, and the agent sends neither.
+	PolicyLogSeq bool `json:"policy_log_seq,omitempty"`
 }
 
 // Work is the answer to GET /v1/agent/work: everything the controller

@@ -167,6 +167,7 @@ func (r *routes) register(q *api.Request) error {
 	// how long this agent may go unheard before it is down and another
 	// instance may take its server and router over
 	out.AgentDownAfterMS = r.cfg.Heartbeats.DownAfter().Milliseconds()
+	out.PolicyLogSeq = true // heartbeats' policy_log_epoch and entries' seq are taken
 	now := r.cfg.Now()
 	// the records it created are held by this agent from now on
 	r.cfg.Heartbeats.Claim(out.ServerID, out.RouterID, agent, robot.Registrants{}, now, true)
