@@ -104,6 +104,11 @@ type Daemon struct {
 	// "state report: <error>", "" once a heartbeat or registration is
 	// taken.
 	libvirtErr, fetchErr, conflictErr atomic.Value
+	// fetchCancel ends the work query under way (nil between queries): a
+	// refusal for another agent holding the server ends it, so that the
+	// work loop registers again at once rather than after the query's
+	// wait.
+	fetchCancel atomic.Pointer[context.CancelFunc]
 	// vpnLeftOut is how many VPN statuses the last heartbeat left out
 	// (fitVPNStatus), so the warning is logged when it changes.
 	vpnLeftOut atomic.Int64
@@ -706,6 +711,11 @@ func (d *Daemon) refusedElsewhere(what string, err error) {
 	if old, _ := d.conflictErr.Swap(what + ": " + err.Error()).(string); old == "" {
 		d.conflicts.Add(1)
 		d.log.Error(what+" refused: another agent acts for this server or router", "agent_id", d.agentID, "error", err)
+		// A blocking work query under way would hold the registration
+		// that ends this (the work loop's) for up to its wait: end it.
+		if cancel := d.fetchCancel.Load(); cancel != nil {
+			(*cancel)()
+		}
 	}
 }
 
@@ -861,15 +871,27 @@ func (d *Daemon) workLoop(ctx context.Context) {
 		if index > 0 {
 			extra = wait
 		}
-		err := d.ctl.doWithin(ctx, extra, func(ctx context.Context, c *client.Client) (err error) {
+		fctx, fcancel := context.WithCancel(ctx)
+		d.fetchCancel.Store(&fcancel)
+		err := d.ctl.doWithin(fctx, extra, func(ctx context.Context, c *client.Client) (err error) {
 			w, meta, err = c.Agent().Work(ctx, reg.ServerID, reg.RouterID, index, wait, hash)
 			if err == nil {
 				err = d.checkWork(w, meta)
 			}
 			return err
 		})
+		d.fetchCancel.Store(nil)
+		ended := fctx.Err() != nil
+		fcancel()
 		if ctx.Err() != nil {
 			return
+		}
+		if err != nil && ended {
+			// ended by a refusal (refusedElsewhere): go to the
+			// registration that ends it
+			if held := d.heldElsewhere(); held != nil {
+				err = held
+			}
 		}
 		if err == nil {
 			// A heartbeat refused since: another agent holds the server

@@ -831,3 +831,59 @@ func TestHoldOverDuringAQueryFetchesAtOnce(t *testing.T) {
 	}
 	waitUntil(t, "the workers free to act", func() bool { return dm.acting() == "" })
 }
+
+// TestRefusalEndsABlockingWorkQuery: a heartbeat refused with
+// agent_conflict_001 while a blocking work query waits ends that query,
+// and the agent registers again at once. Before, the registration waited
+// for the query's answer (up to work_wait, 5 min): with heartbeats no
+// longer taking over, a server whose holder was already silent was taken
+// over that much later.
+func TestRefusalEndsABlockingWorkQuery(t *testing.T) {
+	var conflict atomic.Bool
+	var regs, queries atomic.Int32
+	stop := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/v1/agent/register":
+			regs.Add(1)
+			conflict.Store(false)
+			fmt.Fprint(w, `{"content":{"server_id":5,"router_id":0,"heartbeat_interval":1,"heartbeat_interval_ms":200}}`)
+		case "/v1/agent/heartbeat":
+			if conflict.Load() {
+				w.WriteHeader(http.StatusConflict)
+				fmt.Fprint(w, conflictBody)
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+		case "/v1/agent/work":
+			if queries.Add(1) > 1 && r.URL.Query().Get("index") != "" {
+				// a blocking query: held until the agent ends it
+				select {
+				case <-r.Context().Done():
+				case <-stop:
+				}
+				return
+			}
+			w.Header().Set("X-Regent-Index", "7")
+			fmt.Fprint(w, `{"content":{"index":7,"routers":[],"vms":[]}}`)
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	defer srv.Close()
+	defer close(stop)
+	_, _, stopAgent := runOn(t, t.TempDir(), srv.URL)
+	defer stopAgent()
+	waitUntil(t, "a blocking work query", func() bool { return queries.Load() >= 2 })
+	time.Sleep(300 * time.Millisecond) // a heartbeat taken meanwhile
+	conflict.Store(true)
+	start := time.Now()
+	for regs.Load() < 2 {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("no registration %s after the refusal began (the blocking query held it)", time.Since(start).Round(time.Millisecond))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("registered again %s after heartbeats were refused", time.Since(start).Round(time.Millisecond))
+}
