@@ -614,6 +614,32 @@ func TestMelange_DeallocateAndRestore(t *testing.T) {
 	e.c.Do("DELETE", path, nil, e.root).Expect(200) // allocated again, so it can be deallocated again
 }
 
+// A released address whose tenant (its tenant_id, a member) has been
+// deleted since is not restored: 409 Conflict, in JSON and in XML, and
+// the address stays released (Rules3). Another address of the block is
+// restored as before.
+func TestMelange_RestoreOfADeletedTenantsAddress(t *testing.T) {
+	e := newMelangeEnv(t)
+	gone := e.c.CreateMember(e.root, e.n.Unique("tenant"))
+	b := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.53.0.0/24"})
+	base := melangeBlock(e.r.MemberA, melangeID(b)) + "/ip_addresses"
+	e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"address": "10.53.0.5", "tenant_id": fmt.Sprint(gone)}}, e.root).Expect(201)
+	e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"address": "10.53.0.6", "interface_id": "vif2"}}, e.root).Expect(201)
+	path := base + "/10.53.0.5"
+	e.c.Do("DELETE", path, nil, e.root).Expect(200)
+	e.c.Do("DELETE", base+"/10.53.0.6", nil, e.root).Expect(200)
+	e.c.Do("DELETE", apitest.Path("/membership/member/", gone), nil, e.root).Expect(204)
+	before := fmt.Sprint(obj(t, e.c.Do("GET", path, nil, e.root).Expect(200), "ip_address"))
+	wantFault(t, e.c.Do("PUT", path+"/restore", nil, e.root), 409, "Conflict", "a member since deleted")
+	wantXMLFault(t, e.c.Do("PUT", path+"/restore.xml", nil, e.root), 409, "Conflict", "a member since deleted")
+	if after := fmt.Sprint(obj(t, e.c.Do("GET", path, nil, e.root).Expect(200), "ip_address")); after != before {
+		t.Errorf("a refused restore changed the address:\n%s\n%s", before, after)
+	}
+	// still taken: held until the purge
+	wantFault(t, e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"address": "10.53.0.5"}}, e.root), 409, "Conflict", "Address is already allocated")
+	e.c.Do("PUT", base+"/10.53.0.6/restore", nil, e.root).Expect(200)
+}
+
 // Checklist 28: addresses are listed by id, paged with ip_addresses_links.
 func TestMelange_ListAddressesPagination(t *testing.T) {
 	e := newMelangeEnv(t)
