@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -167,8 +168,18 @@ func TestSubnetDeleteStateErrors(t *testing.T) {
 		raced := wire.Errorf(http.StatusBadRequest, fmt.Sprintf("ipam_block_delete_%d", n), "refused %d", n)
 		var e *wire.Error
 		if !errors.As(subnetStateErr(q, raced), &e) || e.Status != http.StatusBadRequest ||
-			e.ErrorCode != fmt.Sprintf("iaas_subnet_delete_%d", n) || e.Detail != fmt.Sprintf("refused %d", n) {
+			e.ErrorCode != fmt.Sprintf("iaas_subnet_delete_%d", n) || !strings.Contains(e.Detail, "The subnet") ||
+			!strings.Contains(e.Detail, "meanwhile") {
 			t.Errorf("state's %d in the FSM: %+v", n, e)
+		}
+	}
+	// two deletes of one subnet: the second meets it gone in the FSM
+	for _, action := range []auth.Action{auth.Delete, auth.Update} {
+		q := &api.Request{App: App, Service: "subnet", Action: action}
+		var e *wire.Error
+		gone := wire.NotFound("ipam_block_" + string(action) + "_001")
+		if !errors.As(subnetStateErr(q, gone), &e) || e.Status != http.StatusNotFound || e.ErrorCode != "iaas_subnet_"+string(action)+"_001" {
+			t.Errorf("subnet gone in the FSM on %s: %+v", action, e)
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"strconv"
 
 	"github.com/regentcloud/regent/controller/api"
 	"github.com/regentcloud/regent/controller/api/query"
@@ -340,21 +339,35 @@ func checkRouter(fe wire.FieldErrors, q *api.Request, id *uint64, had uint64) {
 	}
 }
 
+// subnetRaced is the subnet's own words for what state refuses a delete
+// for when the handler's checks passed: gained while the delete waited.
+var subnetRaced = map[string]struct {
+	n      int
+	detail string
+}{
+	"ipam_block_delete_101": {101, "The subnet gained child subnet(s) meanwhile; delete them first."},
+	"ipam_block_delete_102": {102, "The subnet gained IP address(es) meanwhile; delete them first."},
+	"ipam_block_delete_104": {104, "The subnet became a floating subnet of a router meanwhile; remove it from the router's floating_subnet_ids first."},
+}
+
 // subnetStateErr maps state's refusals met inside the FSM to the subnet's
-// own codes: router_id (the router deleted meanwhile); on update, an
-// address_range the same as the parent's or a child's (118: the parent or
-// the child changed its gateway meanwhile); on delete, the handler's own
-// 101, 102 and 104 (a child subnet, an address, or the router's floating
-// subnet ids gained meanwhile). Other errors pass unchanged.
+// own codes: the subnet deleted meanwhile (001, 404); router_id (the
+// router deleted meanwhile); on update, an address_range the same as the
+// parent's or a child's (118: the parent or the child changed its gateway
+// meanwhile); on delete, the handler's own 101, 102 and 104 (a child
+// subnet, an address, or the router's floating subnet ids gained
+// meanwhile). Other errors pass unchanged.
 func subnetStateErr(q *api.Request, err error) error {
 	var e *wire.Error
 	if !errors.As(err, &e) {
 		return err
 	}
 	switch code := stateCode(e); code {
+	case "ipam_block_delete_001", "ipam_block_update_001":
+		return wire.NotFound(q.Code(1))
 	case "ipam_block_delete_101", "ipam_block_delete_102", "ipam_block_delete_104":
-		n, _ := strconv.Atoi(code[len(code)-3:])
-		return wire.Errorf(e.Status, q.Code(n), "%s", e.Detail)
+		r := subnetRaced[code]
+		return wire.Errorf(e.Status, q.Code(r.n), "%s", r.detail)
 	}
 	fe := wire.FieldErrors{}
 	switch stateCode(e) {
