@@ -707,11 +707,21 @@ func trimQuotes(s string) string {
 	return s
 }
 
+// stateErr is the answer to an error the command met inside the FSM: the
+// service's StateErr, if any, and then an update or delete whose object was
+// deleted meanwhile (a request that lost a race with a delete passes the
+// handler's lookup and meets it gone in Apply) is the service's own 404
+// (<app>_<service>_<action>_001), not state's code for the table.
 func (s *Service[T]) stateErr(q *Request, err error) error {
-	if s.StateErr == nil {
-		return err
+	if s.StateErr != nil {
+		err = s.StateErr(q, err)
 	}
-	return s.StateErr(q, err)
+	var e *wire.Error
+	if (q.Action == auth.Update || q.Action == auth.Delete) && errors.As(err, &e) && e.Status == http.StatusNotFound &&
+		!strings.HasPrefix(e.ErrorCode, fmt.Sprintf("%s_%s_", q.App, q.Service)) {
+		return wire.NotFound(q.Code(1))
+	}
+	return err
 }
 
 func (s *Service[T]) del(q *Request) error {

@@ -173,13 +173,4 @@ func TestSubnetDeleteStateErrors(t *testing.T) {
 			t.Errorf("state's %d in the FSM: %+v", n, e)
 		}
 	}
-	// two deletes of one subnet: the second meets it gone in the FSM
-	for _, action := range []auth.Action{auth.Delete, auth.Update} {
-		q := &api.Request{App: App, Service: "subnet", Action: action}
-		var e *wire.Error
-		gone := wire.NotFound("ipam_block_" + string(action) + "_001")
-		if !errors.As(subnetStateErr(q, gone), &e) || e.Status != http.StatusNotFound || e.ErrorCode != "iaas_subnet_"+string(action)+"_001" {
-			t.Errorf("subnet gone in the FSM on %s: %+v", action, e)
-		}
-	}
 }

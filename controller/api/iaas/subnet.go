@@ -351,20 +351,18 @@ var subnetRaced = map[string]struct {
 }
 
 // subnetStateErr maps state's refusals met inside the FSM to the subnet's
-// own codes: the subnet deleted meanwhile (001, 404); router_id (the
-// router deleted meanwhile); on update, an address_range the same as the
-// parent's or a child's (118: the parent or the child changed its gateway
-// meanwhile); on delete, the handler's own 101, 102 and 104 (a child
-// subnet, an address, or the router's floating subnet ids gained
-// meanwhile). Other errors pass unchanged.
+// own codes: router_id (the router deleted meanwhile); on update, an
+// address_range the same as the parent's or a child's (118: the parent or
+// the child changed its gateway meanwhile); on delete, the handler's own
+// 101, 102 and 104 (a child subnet, an address, or the router's floating
+// subnet ids gained meanwhile). Other errors pass unchanged (the subnet
+// deleted meanwhile: Service.stateErr).
 func subnetStateErr(q *api.Request, err error) error {
 	var e *wire.Error
 	if !errors.As(err, &e) {
 		return err
 	}
 	switch code := stateCode(e); code {
-	case "ipam_block_delete_001", "ipam_block_update_001":
-		return wire.NotFound(q.Code(1))
 	case "ipam_block_delete_101", "ipam_block_delete_102", "ipam_block_delete_104":
 		r := subnetRaced[code]
 		return wire.Errorf(e.Status, q.Code(r.n), "%s", r.detail)
