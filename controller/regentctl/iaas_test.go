@@ -37,7 +37,7 @@ func TestRegentctlIAAS(t *testing.T) {
 		t.Fatalf("asn create: %v", asn)
 	}
 	body := filepath.Join(t.TempDir(), "allocation.json")
-	if err := os.WriteFile(body, []byte(`{"asn_id": `+id(asn, "id")+`, "address_range": "10.0.0.0/16", "type": "public"}`), 0o600); err != nil {
+	if err := os.WriteFile(body, []byte(`{"asn_id": `+id(asn, "id")+`, "address_range": "10.0.0.0/16", "type": "private"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	alloc := c.obj("iaas", "allocation", "create", "-f", body, "name=lab")

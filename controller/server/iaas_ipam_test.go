@@ -532,15 +532,24 @@ func TestIaaSAllocationPublicOverlap(t *testing.T) {
 	create(c, e.root, "/iaas/allocation/", map[string]any{"asn_id": asnA, "address_range": "8.8.8.0/24", "type": "public"})
 	create(c, e.root, "/iaas/allocation/", map[string]any{"asn_id": asnA, "address_range": "10.0.0.0/16"})
 	create(c, e.root, "/iaas/allocation/", map[string]any{"asn_id": asnB, "address_range": "10.0.0.0/16"}) // private ranges repeat
-	create(c, e.root, "/iaas/allocation/", map[string]any{"asn_id": asnA, "address_range": "172.16.0.0/16"})
+	create(c, e.root, "/iaas/allocation/", map[string]any{"asn_id": asnA, "address_range": "100.64.0.0/16"})
 	for _, body := range []map[string]any{
 		{"asn_id": asnB, "address_range": "8.8.8.0/25"},                      // private over A's public
 		{"asn_id": asnB, "address_range": "8.8.0.0/16", "type": "public"},    // public over A's public
-		{"asn_id": asnB, "address_range": "172.16.5.0/24", "type": "public"}, // public over A's private
+		{"asn_id": asnB, "address_range": "100.64.5.0/24", "type": "public"}, // public over A's private
 	} {
 		before := iaasState(t, c, e.root)
 		got := c.Do("POST", "/iaas/allocation/", body, e.root).Expect(400).FieldCode("address_range")
 		check(t, got == "iaas_allocation_create_103", "%v: %s", body, got)
+		check(t, iaasState(t, c, e.root) == before, "a refused allocation changed state")
+	}
+	// A public allocation in RFC 1918 space would overlap the private
+	// range every project gets, and stop every project create: 108, even
+	// with no project yet.
+	for _, r := range []string{"10.200.0.0/16", "172.31.0.0/24", "192.168.0.0/16", "8.0.0.0/6"} {
+		before := iaasState(t, c, e.root)
+		resp := c.Do("POST", "/iaas/allocation/", map[string]any{"asn_id": asnB, "address_range": r, "type": "public"}, e.root).Expect(400)
+		check(t, resp.FieldCode("address_range") == "iaas_allocation_create_108" && strings.Contains(resp.String(), "every project"), "public %s: %s", r, resp)
 		check(t, iaasState(t, c, e.root) == before, "a refused allocation changed state")
 	}
 }

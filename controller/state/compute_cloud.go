@@ -125,6 +125,18 @@ func (c *CloudResult) GetMeta() *api.Meta { return c.Project.GetMeta() }
 // privateRanges are the allocations every project gets (cloudcix-facts §5.9).
 var privateRanges = []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"}
 
+// ProjectPrivateRange is the private range every project gets as its own
+// allocation that p overlaps, "" if none: a public allocation there would
+// stop every project create (public ranges overlap nothing).
+func ProjectPrivateRange(p netip.Prefix) string {
+	for _, r := range privateRanges {
+		if netx.Overlaps(netip.MustParsePrefix(r), p) {
+			return r
+		}
+	}
+	return ""
+}
+
 // ProjectCreate creates a project with its pseudo-ASN, its three private
 // allocations and its virtual router (REQUESTED) on a router of the region.
 // The actor must be global or its member a customer of the region.
@@ -169,6 +181,16 @@ func (t *Txn) projectCreate(s *ProjectSpec, a Actor, service string) (*api.Proje
 		b, err := t.IPBlockCreate(&api.IPBlock{MemberID: s.MemberID, Dialect: api.DialectCloudCIX, CIDR: cidr,
 			Type: api.BlockPrivate, ASNID: asn.ID, Name: fmt.Sprintf("Private Range %d", i+1)})
 		if err != nil {
+			// A public allocation inside RFC 1918 space (made before the
+			// allocation API refused one) overlaps every project's own
+			// range: say so, not state's block code on a field the
+			// tenant never sent.
+			for _, o := range all[*BlockRecord](&t.ReadTxn, IPBlocks, "parent", uint64(0)) {
+				if o.Dialect == api.DialectCloudCIX && o.Type == api.BlockPublic && netx.Overlaps(netip.MustParsePrefix(cidr), netip.MustParsePrefix(o.CIDR)) {
+					return nil, nil, api.Errorf(http.StatusConflict, c(147),
+						"Public allocation %d (%s) lies in %s, the private range every project gets as its own: no project can be created while it is there. An operator must delete it (a public allocation must be globally routable).", o.ID, o.CIDR, cidr)
+				}
+			}
 			return nil, nil, err
 		}
 		p.AllocationIDs = append(p.AllocationIDs, b.ID)

@@ -976,3 +976,45 @@ func TestProjectSubnetHasNoSubnets(t *testing.T) {
 		t.Fatalf("a create made under Rules1 replays as it applied: %v", err)
 	}
 }
+
+// TestPublicAllocationInPrivateSpace: a public allocation inside RFC 1918
+// space (the API refuses one now; an older cluster may hold one) overlaps
+// the private range every project gets: a project or cloud create is 409
+// iaas_{project,cloud}_create_147 naming the allocation and what to do, not
+// state's block overlap on a field the tenant never sent. Deleted, projects
+// are made again.
+func TestPublicAllocationInPrivateSpace(t *testing.T) {
+	x := newComputeFixture(t, [3]int{64, 1000, 16})
+	var pub *api.IPBlock
+	if err := x.do(func(t *Txn) error {
+		asn, err := t.ASNCreate(&api.ASN{MemberID: api.GlobalMemberID, Number: 64999})
+		if err != nil {
+			return err
+		}
+		pub, err = t.IPBlockCreate(&api.IPBlock{Dialect: api.DialectCloudCIX, MemberID: api.GlobalMemberID, ASNID: asn.ID,
+			CIDR: "172.20.0.0/16", Type: api.BlockPublic})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	root := Actor{UserID: 1, MemberID: api.GlobalMemberID}
+	project := func(name string) error {
+		return x.do(func(t *Txn) error {
+			_, err := t.ProjectCreate(&ProjectSpec{MemberID: api.GlobalMemberID, RegionID: x.region.ID, Name: name, GracePeriod: 168}, root)
+			return err
+		})
+	}
+	err := project("p")
+	wantErr(t, "project beside a public allocation in 172.16/12", err, http.StatusConflict, "", "iaas_project_create_147")
+	if err == nil || !strings.Contains(err.Error(), "172.20.0.0/16") || !strings.Contains(err.Error(), "172.16.0.0/12") {
+		t.Errorf("the refusal does not name the allocation and the range: %v", err)
+	}
+	_, err = x.create(x.cloud("c", x.vm("a", "10.0.0.10", false)))
+	wantErr(t, "cloud beside it", err, http.StatusConflict, "", "iaas_cloud_create_147")
+	if err := x.do(func(t *Txn) error { return t.IPBlockDelete(pub.ID) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := project("p"); err != nil {
+		t.Fatalf("after the allocation's delete: %v", err)
+	}
+}

@@ -109,6 +109,10 @@ func registerAllocation(a *api.API) {
 				return nil, err
 			}
 			cidr := netipPrefix(b.CIDR)
+			if r := state.ProjectPrivateRange(cidr); r != "" && b.Type == wire.BlockPublic {
+				fe.Add("address_range", q.Code(108), "address_range %s is in %s, private address space (RFC 1918) that every project gets as its own allocation: a public allocation there would stop every project create. Use a globally routable range, or type private.", b.CIDR, r)
+				return nil, fe.Err()
+			}
 			for _, o := range blocks(q.Txn, isAllocation) {
 				// Private ranges of different ASNs may repeat (RFC 1918 per
 				// project); a public range is one member's only.
