@@ -87,13 +87,13 @@ Run 'regent-controller token create -h' for the flags.
 func dispatchOperator(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "members":
-		return opMembers(ctx, args, stdout)
+		return opMembers(ctx, args, stdout, stderr)
 	case "join":
-		return opJoin(ctx, args, stdout)
+		return opJoin(ctx, args, stdout, stderr)
 	case "leave":
-		return opLeave(ctx, args, stdout)
+		return opLeave(ctx, args, stdout, stderr)
 	case "transfer-leader":
-		return opTransferLeader(ctx, args, stdout)
+		return opTransferLeader(ctx, args, stdout, stderr)
 	case "snapshot":
 		if len(args) == 0 {
 			return usageError{msg: "snapshot needs a subcommand: save FILE or restore FILE"}
@@ -104,9 +104,9 @@ func dispatchOperator(ctx context.Context, cmd string, args []string, stdout, st
 		}
 		switch args[0] {
 		case "save":
-			return opSnapshotSave(ctx, args[1:], stdout)
+			return opSnapshotSave(ctx, args[1:], stdout, stderr)
 		case "restore":
-			return opSnapshotRestore(ctx, args[1:], stdout)
+			return opSnapshotRestore(ctx, args[1:], stdout, stderr)
 		}
 		return usageError{msg: fmt.Sprintf("unknown snapshot subcommand %q: use save FILE or restore FILE", args[0])}
 	case "token":
@@ -130,16 +130,17 @@ var tool = cli.Tool{
 }
 
 // command makes a subcommand's flag set, synopsis its usage line, with the
-// connection flags.
-func command(name, synopsis string) (*flag.FlagSet, *cli.Conn) {
+// connection flags; notes about the connection go to stderr.
+func command(name, synopsis string, stderr io.Writer) (*flag.FlagSet, *cli.Conn) {
 	fs := tool.NewFlagSet(name, synopsis)
 	c := tool.Conn()
+	c.Stderr = stderr
 	c.Register(fs)
 	return fs, c
 }
 
-func opMembers(ctx context.Context, args []string, stdout io.Writer) error {
-	fs, c := command("members", "members [flags]")
+func opMembers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, c := command("members", "members [flags]", stderr)
 	pos, err := tool.Parse(fs, args, stdout)
 	if err != nil {
 		return err
@@ -156,7 +157,7 @@ func opMembers(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	members, err := cl.Operator().Members(ctx)
 	if err != nil {
-		return cli.Describe(err)
+		return c.Describe(err)
 	}
 	if c.JSON() {
 		return cli.PrintJSON(stdout, members)
@@ -168,7 +169,7 @@ func opMembers(ctx context.Context, args []string, stdout io.Writer) error {
 	return cli.Table(stdout, rows)
 }
 
-func opJoin(ctx context.Context, args []string, stdout io.Writer) error {
+func opJoin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var req api.JoinRequest
 	var clusterToken string
 	// join is authorised by the cluster token alone and goes to ADDR, so it
@@ -215,7 +216,7 @@ func opJoin(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	joined, err := cl.Operator().Join(ctx, req, clusterToken)
 	if err != nil {
-		return cli.Describe(err)
+		return c.Describe(err)
 	}
 	if c.JSON() {
 		return cli.PrintJSON(stdout, joined)
@@ -224,9 +225,9 @@ func opJoin(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
-func opLeave(ctx context.Context, args []string, stdout io.Writer) error {
+func opLeave(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, c := command("leave", "leave [NODE_ID] [flags]\n\n"+
-		"Removes NODE_ID from the cluster; without it, the node at -addr.")
+		"Removes NODE_ID from the cluster; without it, the node at -addr.", stderr)
 	pos, err := tool.Parse(fs, args, stdout)
 	if err != nil {
 		return err
@@ -247,7 +248,7 @@ func opLeave(ctx context.Context, args []string, stdout io.Writer) error {
 	} else {
 		h, err := cl.Health(ctx)
 		if h == nil {
-			return fmt.Errorf("asking %s for its node id: %w", cl.BaseURL(), cli.Describe(err))
+			return fmt.Errorf("asking %s for its node id: %w", cl.BaseURL(), c.Describe(err))
 		}
 		id = h.NodeID
 	}
@@ -255,7 +256,7 @@ func opLeave(ctx context.Context, args []string, stdout io.Writer) error {
 	// node is a bare 404, and removing the last voter cannot succeed.
 	members, err := cl.Operator().Members(ctx)
 	if err != nil {
-		return cli.Describe(err)
+		return c.Describe(err)
 	}
 	var ids []string
 	found, voter, voters, leads := false, false, 0, false
@@ -284,7 +285,7 @@ func opLeave(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	if err := cl.Operator().RemoveMember(ctx, id); err != nil {
-		return cli.Describe(err)
+		return c.Describe(err)
 	}
 	if c.JSON() {
 		return cli.PrintJSON(stdout, map[string]any{"removed": id})
@@ -296,10 +297,10 @@ func opLeave(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
-func opTransferLeader(ctx context.Context, args []string, stdout io.Writer) error {
+func opTransferLeader(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, c := command("transfer-leader", "transfer-leader [-to NODE_ID] [flags]\n\n"+
 		"Hands leadership to NODE_ID, or to the most up-to-date other voter, before\n"+
-		"maintenance of the leader. Writes sent meanwhile wait for the new leader.")
+		"maintenance of the leader. Writes sent meanwhile wait for the new leader.", stderr)
 	to := fs.String("to", "", "`id` of the voter to take over (default: the most up-to-date one)")
 	pos, err := tool.Parse(fs, args, stdout)
 	if err != nil {
@@ -317,12 +318,12 @@ func opTransferLeader(ctx context.Context, args []string, stdout io.Writer) erro
 	}
 	before, err := cl.Operator().Leader(ctx)
 	if err != nil {
-		return cli.Describe(err)
+		return c.Describe(err)
 	}
 	start := time.Now()
 	after, err := cl.Operator().TransferLeader(ctx, *to)
 	if err != nil {
-		return cli.Describe(err)
+		return c.Describe(err)
 	}
 	if c.JSON() {
 		return cli.PrintJSON(stdout, after)
@@ -335,10 +336,10 @@ func opTransferLeader(ctx context.Context, args []string, stdout io.Writer) erro
 	return nil
 }
 
-func opSnapshotSave(ctx context.Context, args []string, stdout io.Writer) error {
+func opSnapshotSave(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, c := command("snapshot save", "snapshot save FILE [flags]\n\n"+
 		"Downloads a snapshot of the whole state into FILE (mode 0600), replacing it only once\n"+
-		"the snapshot is complete.")
+		"the snapshot is complete.", stderr)
 	pos, err := tool.Parse(fs, args, stdout)
 	if err != nil {
 		return err
@@ -359,7 +360,7 @@ func opSnapshotSave(ctx context.Context, args []string, stdout io.Writer) error 
 	}
 	n, err := saveAtomic(file, func(w io.Writer) (int64, error) { return cl.Operator().SnapshotSave(ctx, w) })
 	if err != nil {
-		return cli.Describe(err)
+		return c.Describe(err)
 	}
 	if c.JSON() {
 		return cli.PrintJSON(stdout, map[string]any{"file": file, "bytes": n})
@@ -421,10 +422,10 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func opSnapshotRestore(ctx context.Context, args []string, stdout io.Writer) error {
+func opSnapshotRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, c := command("snapshot restore", "snapshot restore FILE [flags]\n\n"+
 		"Replaces the whole state of the cluster with the snapshot in FILE. A snapshot the\n"+
-		"cluster cannot read is refused and nothing changes.")
+		"cluster cannot read is refused and nothing changes.", stderr)
 	pos, err := tool.Parse(fs, args, stdout)
 	if err != nil {
 		return err
@@ -450,7 +451,7 @@ func opSnapshotRestore(ctx context.Context, args []string, stdout io.Writer) err
 	body := &countingReader{r: f}
 	res, err := cl.Operator().SnapshotRestore(ctx, body)
 	if err != nil {
-		return cli.Describe(err)
+		return c.Describe(err)
 	}
 	if c.JSON() {
 		return cli.PrintJSON(stdout, map[string]any{"file": pos[0], "bytes": body.n, "restored": res.Restored, "index": res.Index})
@@ -463,7 +464,7 @@ func opTokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer)
 	var name, expires string
 	var user, region, srv uint64
 	fs, c := command("token create", "token create [-name NAME] [-user ID] [-robot-region ID [-server ID]] [-expires TIME] [flags]\n\n"+
-		"Creates an API token and prints its secret, which is shown only this once.")
+		"Creates an API token and prints its secret, which is shown only this once.", stderr)
 	fs.StringVar(&name, "name", "", "a `name` to tell the token apart")
 	fs.Uint64Var(&user, "user", 0, "user `id` the token acts as (default: the caller)")
 	fs.Uint64Var(&region, "robot-region", 0, "make a robot (agent) token bound to this region `id`")
@@ -509,7 +510,7 @@ func opTokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	tok, _, err := cl.Tokens().Create(ctx, in)
 	if err != nil {
-		return cli.Describe(err)
+		return c.Describe(err)
 	}
 	if c.JSON() {
 		return cli.PrintJSON(stdout, tok)

@@ -281,6 +281,36 @@ func TestOperatorLeaveSelf(t *testing.T) {
 	}
 }
 
+// TestOperatorRootTokenFallback: an operator command run without a token
+// where ./data/root.token exists uses that file and says so on stderr; when
+// the cluster refuses it (another cluster's data dir), the error names the
+// file rather than -token, -token-file or $REGENT_TOKEN, none of which was
+// given.
+func TestOperatorRootTokenFallback(t *testing.T) {
+	s, tok := node(t, "node1", true, "")
+	t.Setenv("REGENT_TOKEN", "")
+	t.Chdir(t.TempDir())
+	os.Mkdir("data", 0o700)
+	const note = "regent-controller: using the root token in ./data/root.token (no -token, -token-file or $REGENT_TOKEN)\n"
+
+	os.WriteFile(filepath.Join("data", server.RootTokenFile), []byte(tok+"\n"), 0o600)
+	out, errOut, err := op(t, "members", "-addr", s.URL(), "-o", "json")
+	var members []api.ClusterMember
+	if err != nil || json.Unmarshal([]byte(out), &members) != nil || len(members) != 1 || errOut != note {
+		t.Fatalf("members: %v\nstdout:\n%s\nstderr: %q", err, out, errOut)
+	}
+	if _, errOut, err := op(t, "members", "-addr", s.URL(), "-token", tok); err != nil || errOut != "" {
+		t.Fatalf("members -token: %v, stderr %q", err, errOut)
+	}
+
+	os.WriteFile(filepath.Join("data", server.RootTokenFile), []byte("rgt_anotherclusterstokenxxxxxxxxxxxx\n"), 0o600)
+	_, errOut, err = op(t, "token", "create", "-name", "x", "-addr", s.URL())
+	if err == nil || errOut != note || !strings.Contains(err.Error(), "HTTP 401") ||
+		!strings.Contains(err.Error(), "the token sent is the one in ./data/root.token") || strings.Contains(err.Error(), "check the token given with") {
+		t.Fatalf("token create with another cluster's root token: %v\nstderr: %q", err, errOut)
+	}
+}
+
 func TestOperatorUsage(t *testing.T) {
 	for _, tc := range []struct {
 		cmd  string

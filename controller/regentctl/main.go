@@ -61,7 +61,8 @@ List flags:
 Global flags (also accepted after the command):
   -addr URL       API address (default $REGENT_ADDR, else http://127.0.0.1:8080)
   -token TOKEN    API token (default: the contents of -token-file if given, else
-                  $REGENT_TOKEN, else ./data/root.token if it exists)
+                  $REGENT_TOKEN, else ./data/root.token if it exists, with a
+                  note on stderr)
   -token-file F   file holding the API token
   -ca-cert F      PEM CA of the API's certificate for https ($REGENT_CACERT)
   -o FORMAT       table (default) or json
@@ -86,7 +87,9 @@ var tool = cli.Tool{
 // run runs one regentctl command and returns the exit status. stdin is read
 // only by -f -.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	err := dispatch(ctx, args, stdin, stdout, stderr)
+	conn := tool.Conn()
+	conn.Stderr = stderr
+	err := dispatch(ctx, conn, args, stdin, stdout, stderr)
 	var ue cli.UsageError
 	switch {
 	case err == nil, errors.Is(err, cli.ErrHelp):
@@ -95,7 +98,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "regentctl: %v\n\n%s", err, usage)
 		return 2
 	}
-	fmt.Fprintf(stderr, "regentctl: %v\n", cli.Describe(err))
+	fmt.Fprintf(stderr, "regentctl: %v\n", conn.Describe(err))
 	return 1
 }
 
@@ -112,10 +115,9 @@ type cmd struct {
 	synopsis string // its arguments and flags, e.g. "ID [-name NAME] [flags]"
 }
 
-func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+func dispatch(ctx context.Context, conn *cli.Conn, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	// The connection flags go on the top flag set and on the command's, so
 	// they may stand before or after the command.
-	conn := tool.Conn()
 	top := flag.NewFlagSet("regentctl", flag.ContinueOnError)
 	conn.Register(top)
 	top.SetOutput(io.Discard)

@@ -272,3 +272,41 @@ func TestRegentctlUsage(t *testing.T) {
 		t.Fatalf("unreachable: %d %s", code, errOut.String())
 	}
 }
+
+// TestRegentctlRootTokenFallback: run where ./data/root.token exists and no
+// token is given, regentctl acts as that root and says so on stderr, stdout
+// staying the JSON a script reads; when the cluster refuses that token, the
+// hint names the file, not flags that were not given.
+func TestRegentctlRootTokenFallback(t *testing.T) {
+	c := start(t)
+	t.Setenv("REGENT_TOKEN", "")
+	t.Chdir(t.TempDir())
+	os.Mkdir("data", 0o700)
+	runHere := func(args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		code := run(ctx, append([]string{"-addr", c.addr}, args...), nil, &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+	const note = "regentctl: using the root token in ./data/root.token (no -token, -token-file or $REGENT_TOKEN)\n"
+
+	os.WriteFile(filepath.Join("data", server.RootTokenFile), []byte(c.tok+"\n"), 0o600)
+	code, out, errOut := runHere("-o", "json", "token", "list")
+	var list struct{ Content []api.Token }
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list.Content) == 0 || errOut != note {
+		t.Fatalf("fallback: exit %d\nstdout:\n%s\nstderr:\n%q\nwant the JSON list on stdout and %q on stderr", code, out, errOut, note)
+	}
+	// A token given: no note.
+	if code, _, errOut := runHere("-token", c.tok, "token", "list"); code != 0 || errOut != "" {
+		t.Fatalf("-token: exit %d, stderr %q", code, errOut)
+	}
+
+	// Another cluster's data dir.
+	os.WriteFile(filepath.Join("data", server.RootTokenFile), []byte("rgt_anotherclusterstokenxxxxxxxxxxxx\n"), 0o600)
+	code, out, errOut = runHere("token", "list")
+	if code != 1 || out != "" || !strings.HasPrefix(errOut, note) || !strings.Contains(errOut, "[regent_auth_002, HTTP 401]") ||
+		!strings.Contains(errOut, "the token sent is the one in ./data/root.token") || strings.Contains(errOut, "check the token given with") {
+		t.Fatalf("another cluster's root token: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+}

@@ -75,12 +75,14 @@ func (t Tool) Parse(fs *flag.FlagSet, args []string, stdout io.Writer) ([]string
 	}
 }
 
-// Describe renders an API error with its error code and field errors; other
-// errors are returned as they are.
+// Describe renders an API error of c's client with its error code and field
+// errors; other errors are returned as they are.
 //
 // Two mistakes get a hint at what to do: a controller that cannot be
-// reached (connection refused, unknown host) and a missing or rejected token.
-func Describe(err error) error {
+// reached (connection refused, unknown host) and a missing or rejected
+// token, whose hint names where the token sent came from (-token,
+// -token-file, $REGENT_TOKEN or ./data/root.token).
+func (c *Conn) Describe(err error) error {
 	var e *api.Error
 	if !errors.As(err, &e) {
 		var op *net.OpError
@@ -114,7 +116,7 @@ func Describe(err error) error {
 	case api.CodeAuthMissing:
 		fmt.Fprintf(&b, "\n  (give a token with -token, -token-file or $%s)", client.EnvToken)
 	case api.CodeAuthInvalid:
-		fmt.Fprintf(&b, "\n  (check the token given with -token, -token-file or $%s: it must be one of this cluster's)", client.EnvToken)
+		fmt.Fprintf(&b, "\n  (%s)", c.tokenHint())
 	}
 	return errors.New(b.String())
 }

@@ -118,6 +118,7 @@ func TestConn(t *testing.T) {
 }
 
 func TestDescribe(t *testing.T) {
+	Describe := testTool.Conn().Describe
 	plain := errors.New("plain")
 	if Describe(plain) != plain {
 		t.Fatal("a plain error changed")
@@ -155,6 +156,54 @@ func TestDescribe(t *testing.T) {
 	_, err = client.New("http://"+addr, "").Operator().Members(context.Background())
 	if d := Describe(err); err == nil || !strings.Contains(d.Error(), addr) || !strings.Contains(d.Error(), "Point -addr or $REGENT_ADDR at one") {
 		t.Fatalf("nothing listening: %v", d)
+	}
+}
+
+// TestTokenSource: the hint of a refused token names where the token sent
+// came from, and the ./data/root.token fallback is said on stderr each time
+// it is used (once per connection), never when a token is given.
+func TestTokenSource(t *testing.T) {
+	t.Setenv(client.EnvAddr, "")
+	t.Setenv(client.EnvCACert, "")
+	t.Setenv(client.EnvToken, "")
+	t.Chdir(t.TempDir())
+	os.Mkdir("data", 0o700)
+	os.WriteFile(filepath.Join("data", "root.token"), []byte("root\n"), 0o600)
+	os.WriteFile("tok", []byte("file\n"), 0o600)
+	refused := &api.Error{Status: 401, ErrorCode: api.CodeAuthInvalid, Detail: "The token is invalid, revoked or expired."}
+	const note = "prog: using the root token in ./data/root.token (no -token, -token-file or $REGENT_TOKEN)\n"
+
+	for _, tc := range []struct {
+		name             string
+		token, file, env string
+		hint             string // in the answer to a refused token
+		note             bool
+	}{
+		{name: "fallback", hint: "the token sent is the one in ./data/root.token, the fallback when no -token, -token-file or $REGENT_TOKEN is given", note: true},
+		{name: "-token", token: "flag", hint: "check the token given with -token:"},
+		{name: "-token-file", file: "tok", hint: "check the token in tok (-token-file):"},
+		{name: "$REGENT_TOKEN", env: "env", hint: "check the token in $REGENT_TOKEN:"},
+	} {
+		t.Setenv(client.EnvToken, tc.env)
+		var stderr bytes.Buffer
+		c := testTool.Conn()
+		c.Stderr = &stderr
+		c.Token, c.TokenFile = tc.token, tc.file
+		for range 2 { // the note once, however often the client is made
+			if _, err := c.Client(); err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+		}
+		if got, want := stderr.String(), map[bool]string{true: note}[tc.note]; got != want {
+			t.Errorf("%s: stderr %q, want %q", tc.name, got, want)
+		}
+		msg := c.Describe(refused).Error()
+		if !strings.Contains(msg, tc.hint) {
+			t.Errorf("%s: the hint does not say where the token came from:\n%s\nwant %q", tc.name, msg, tc.hint)
+		}
+		if tc.note && strings.Contains(msg, "check the token given with") {
+			t.Errorf("%s: the hint blames flags that were not given:\n%s", tc.name, msg)
+		}
 	}
 }
 

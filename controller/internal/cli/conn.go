@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -19,16 +20,40 @@ import (
 // regentctl does not link the server).
 const rootTokenFile = "root.token"
 
+// fallbackTokenPath is the token file used when no token is given: the
+// root token of a dev node started in the current directory.
+var fallbackTokenPath = "./" + filepath.Join("data", rootTokenFile)
+
 // Conn holds the connection flags every command accepts.
 type Conn struct {
 	Addr, Token, TokenFile, CACert string
 	// Output is the -o format: table or json.
 	Output string
 
+	// Stderr receives the note that says the token is the root token of
+	// ./data/root.token, used because none was given (os.Stderr when nil).
+	Stderr io.Writer
+
 	tool Tool
 	// noToken: the command sends no API token (RegisterTransport alone).
 	noToken bool
+	// tokenFrom says where the token Client sent comes from, for the hint
+	// of Describe: a tokenSource, "" before Client or with no token.
+	tokenFrom tokenSource
+	tokenPath string // the file of fromFile and fromRootFile
+	noted     bool   // the note of the fallback is printed
 }
+
+// tokenSource is where the token Client sends comes from.
+type tokenSource int
+
+const (
+	fromNone     tokenSource = iota // no token is sent
+	fromFlag                        // -token
+	fromFile                        // -token-file
+	fromEnv                         // $REGENT_TOKEN
+	fromRootFile                    // ./data/root.token, as none was given
+)
 
 // Conn returns the tool's connection settings with their defaults:
 // $REGENT_ADDR (else client.DefaultAddr), $REGENT_CACERT and table output.
@@ -91,6 +116,17 @@ func (c *Conn) Client() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.tokenFrom == fromRootFile && !c.noted {
+		// Said on stderr, so that output read by scripts (-o json) stays
+		// as it is: whoever runs a command in a directory with a data dir
+		// acts as its root, and should know it.
+		c.noted = true
+		w := c.Stderr
+		if w == nil {
+			w = os.Stderr
+		}
+		fmt.Fprintf(w, "%s: using the root token in %s (no -token, -token-file or $%s)\n", c.tool.Name, fallbackTokenPath, client.EnvToken)
+	}
 	opts := []client.Option{client.WithUserAgent(c.tool.Name)}
 	if c.CACert != "" {
 		pem, err := os.ReadFile(c.CACert)
@@ -107,25 +143,54 @@ func (c *Conn) Client() (*client.Client, error) {
 }
 
 // resolveToken picks the token: -token, then an explicit -token-file, then
-// $REGENT_TOKEN, then ./data/root.token if it exists.
+// $REGENT_TOKEN, then ./data/root.token if it exists; it records where the
+// token came from (tokenFrom, tokenPath).
 func (c *Conn) resolveToken() (string, error) {
+	c.tokenFrom, c.tokenPath = fromNone, ""
 	if c.noToken {
 		return "", nil
 	}
 	if c.Token != "" {
+		c.tokenFrom = fromFlag
 		return c.Token, nil
 	}
 	if c.TokenFile != "" {
-		return readTokenFile(c.TokenFile)
+		t, err := readTokenFile(c.TokenFile)
+		if err == nil && t != "" {
+			c.tokenFrom, c.tokenPath = fromFile, c.TokenFile
+		}
+		return t, err
 	}
 	if t := os.Getenv(client.EnvToken); t != "" {
+		c.tokenFrom = fromEnv
 		return t, nil
 	}
-	t, err := readTokenFile(filepath.Join("data", rootTokenFile))
+	t, err := readTokenFile(fallbackTokenPath)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}
+	if err == nil && t != "" {
+		c.tokenFrom, c.tokenPath = fromRootFile, fallbackTokenPath
+	}
 	return t, err
+}
+
+// tokenHint is what Describe says about a token the API refused: where the
+// token sent came from, and how to give another.
+func (c *Conn) tokenHint() string {
+	give := "-token, -token-file or $" + client.EnvToken
+	switch c.tokenFrom {
+	case fromFlag:
+		return "check the token given with -token: it must be one of this cluster's"
+	case fromFile:
+		return fmt.Sprintf("check the token in %s (-token-file): it must be one of this cluster's", c.tokenPath)
+	case fromEnv:
+		return "check the token in $" + client.EnvToken + ": it must be one of this cluster's"
+	case fromRootFile:
+		return fmt.Sprintf("the token sent is the one in %s, the fallback when no %s is given: "+
+			"it is not valid in this cluster; give this cluster's token with one of those", c.tokenPath, give)
+	}
+	return "check the token given with " + give + ": it must be one of this cluster's"
 }
 
 func readTokenFile(path string) (string, error) {
