@@ -147,8 +147,26 @@ func TestServerClusterTokenFromEnvironment(t *testing.T) {
 		t.Fatalf("file and env: %v, token %q", err, cfg.ClusterToken)
 	}
 	t.Setenv("REGENT_CLUSTER_TOKEN", "")
-	if cfg, err := serverConfig([]string{"-data-dir", t.TempDir(), "-join", "10.0.0.1:8080"}, &out); err != nil || cfg.Finish() == nil {
+	if cfg, err := serverConfig([]string{"-data-dir", t.TempDir(), "-join", "10.0.0.1:8080"}, &out); err != nil || server.Check(cfg) == nil {
 		t.Fatalf("join with no token anywhere accepted: %v", err)
+	}
+}
+
+// TestServerJoinWithoutClusterToken: a node that would join (its data dir
+// holds no raft state) without the cluster token stops at once with exit
+// status 78, saying why; validate says the same. (A restart on a data dir
+// with raft state starts: server's TestJoinIgnoredWithoutClusterToken.)
+func TestServerJoinWithoutClusterToken(t *testing.T) {
+	t.Setenv("REGENT_CLUSTER_TOKEN", "")
+	args := []string{"-node-id", "n2", "-data-dir", t.TempDir(), "-join", "127.0.0.1:1",
+		"-http-addr", "127.0.0.1:0", "-raft-addr", "127.0.0.1:0", "-dns-addr", "off", "-log-level", "error"}
+	err := runValidate(args, io.Discard)
+	if exitStatus(err) != server.ExitConfig || !errors.Is(err, server.ErrJoinNeedsClusterToken) {
+		t.Fatalf("validate: exit %d, %v", exitStatus(err), err)
+	}
+	err = runServer(args)
+	if exitStatus(err) != server.ExitConfig || !errors.Is(err, server.ErrJoinNeedsClusterToken) || !strings.Contains(err.Error(), "holds no raft state") {
+		t.Fatalf("server: exit %d, %v", exitStatus(err), err)
 	}
 }
 

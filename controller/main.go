@@ -228,8 +228,9 @@ func runServer(args []string) error {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sig)
 	s, err := server.New(cfg, os.Stdout)
-	if errors.Is(err, cluster.ErrStateDamaged) {
-		// Exit status 78: a restart would find the same damage.
+	if errors.Is(err, cluster.ErrStateDamaged) || errors.Is(err, server.ErrJoinNeedsClusterToken) {
+		// Exit status 78: a restart would find the same damage, or be
+		// refused the same join.
 		return configError{err}
 	}
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -400,10 +401,26 @@ func (c *Config) Finish() error {
 	if err := checkClusterToken(c.ClusterToken); err != nil {
 		errs = append(errs, err)
 	}
-	if c.Join != "" && c.ClusterToken == "" {
-		// The cluster accepts a join only with its token: without one the
-		// node would retry, refused, forever.
-		errs = append(errs, errors.New("-join needs the cluster token (cluster_token, -cluster-token or $"+EnvClusterToken+"), the same secret as the cluster's nodes"))
-	}
+	// -join without the cluster token is not refused here: a node whose
+	// data dir holds raft state ignores -join and restarts as the member it
+	// was. New refuses it once it knows the node would join
+	// (ErrJoinNeedsClusterToken); Check, where no raft store exists yet.
 	return errors.Join(errs...)
+}
+
+// ErrJoinNeedsClusterToken is the error of New for a node that would ask
+// to join a cluster (-join, and a data dir without raft state, or a raft
+// address the cluster no longer knows it by) without the cluster token,
+// which every member refuses: it would retry, refused, for ever. Only the
+// operator can fix it: exit status ExitConfig.
+var ErrJoinNeedsClusterToken = errors.New("-join needs the cluster token (cluster_token, -cluster-token or $" + EnvClusterToken + "), the same secret as the cluster's nodes")
+
+// hasRaftStore says whether dataDir holds a raft store, so that a node
+// started on it may hold raft state and then ignore -join. It only looks
+// for the file (raft.db is locked while a node runs on the dir): a store
+// that holds nothing yet (a start refused, or a join that never succeeded)
+// counts too, and New tells those apart.
+func hasRaftStore(dataDir string) bool {
+	_, err := os.Stat(filepath.Join(dataDir, "raft", "raft.db"))
+	return err == nil
 }

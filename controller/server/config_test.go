@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -41,17 +42,55 @@ func TestExampleConfigsLoad(t *testing.T) {
 	}
 }
 
-// TestJoinNeedsClusterToken: a node told to join without the cluster token
-// is refused at start; the cluster would refuse it forever.
+// TestJoinNeedsClusterToken: a node that would join without the cluster
+// token is refused at start (the cluster would refuse it forever), and so
+// by Check; the settings alone (Finish) do not tell, since a restart on a
+// data dir with raft state ignores -join.
 func TestJoinNeedsClusterToken(t *testing.T) {
 	cfg := Defaults()
-	cfg.DataDir, cfg.Join = t.TempDir(), "10.0.0.1:8080"
-	if err := cfg.Finish(); err == nil || !strings.Contains(err.Error(), "-join needs the cluster token (cluster_token, -cluster-token or $REGENT_CLUSTER_TOKEN)") {
-		t.Fatalf("join without a cluster token: %v", err)
-	}
-	cfg.ClusterToken = "s3cret-of-16-bytes"
+	cfg.NodeID, cfg.DataDir, cfg.Join = "n2", t.TempDir(), "127.0.0.1:1"
+	cfg.HTTPAddr, cfg.RaftAddr, cfg.DNSAddr, cfg.LogLevel = "127.0.0.1:0", "127.0.0.1:0", "off", "off"
 	if err := cfg.Finish(); err != nil {
 		t.Fatal(err)
+	}
+	if err := Check(cfg); !errors.Is(err, ErrJoinNeedsClusterToken) || !strings.Contains(err.Error(), "-join needs the cluster token (cluster_token, -cluster-token or $REGENT_CLUSTER_TOKEN)") {
+		t.Fatalf("Check: join without a cluster token: %v", err)
+	}
+	s, err := New(cfg, io.Discard)
+	if err == nil {
+		s.Shutdown(context.Background())
+		t.Fatal("New: a node joined without the cluster token")
+	}
+	if !errors.Is(err, ErrJoinNeedsClusterToken) || !strings.Contains(err.Error(), "holds no raft state, so this node joins the cluster at 127.0.0.1:1") {
+		t.Fatalf("New: %v", err)
+	}
+	cfg.ClusterToken = "s3cret-of-16-bytes"
+	if err := Check(cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestJoinIgnoredWithoutClusterToken: a node restarted on a data dir with
+// raft state ignores -join, so it starts without the cluster token (the
+// docs: the same config restarts a node safely); it warns that, while it
+// leads, the cluster refuses joins, which are checked against the leader's
+// token.
+func TestJoinIgnoredWithoutClusterToken(t *testing.T) {
+	dir := bootstrappedDataDir(t)
+	cfg := Config{NodeID: "n1", DataDir: dir, HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", DNSAddr: "off", Join: "127.0.0.1:1"}
+	if err := Check(cfg); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	logs := &systemtest.Buffer{}
+	cfg.LogOutput = logs
+	s, err := New(cfg, io.Discard)
+	if err != nil {
+		t.Fatalf("restart with -join and no cluster token: %v", err)
+	}
+	defer s.Shutdown(context.Background())
+	if l := logs.String(); !strings.Contains(l, "existing raft state found; not joining") ||
+		!strings.Contains(l, "[WARN]  regent: no cluster_token: while this node leads, the cluster refuses every join") || strings.Contains(l, "join failed") {
+		t.Fatalf("log:\n%s", l)
 	}
 }
 

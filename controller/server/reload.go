@@ -275,6 +275,12 @@ func Check(cfg Config) error {
 		return err
 	}
 	var errs []error
+	if cfg.Join != "" && cfg.ClusterToken == "" && !hasRaftStore(cfg.DataDir) {
+		// With no raft store the node joins for sure, and New refuses it.
+		// With one it may restart as the member it was: that is New's to
+		// tell (the store is locked while a node runs).
+		errs = append(errs, fmt.Errorf("%w: data_dir %s holds no raft state, so this node would join the cluster at %s", ErrJoinNeedsClusterToken, cfg.DataDir, cfg.Join))
+	}
 	if cfg.dnsEnabled() {
 		if _, err := cfg.dnsConfig(hclog.NewNullLogger()); err != nil {
 			errs = append(errs, err)

@@ -135,6 +135,20 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 	// second controller started on it (the same service twice) is told so
 	// above, not that its HTTP port is in use.
 	tightenRootToken(cfg.DataDir, log)
+	// -join is used only by a node with no raft state, or one the cluster
+	// knows at an old raft address (it asks to be taken at the new one);
+	// a restart on the data dir ignores it. Only a node that joins needs
+	// the cluster token for it: the cluster refuses a join without it.
+	oldAddr := s.knownRaftAddr()
+	joins := cfg.Join != "" && (s.cluster.LastIndex() == 0 || oldAddr != "")
+	if joins && cfg.ClusterToken == "" {
+		s.cluster.Shutdown()
+		why := fmt.Sprintf("data_dir %s holds no raft state, so this node joins the cluster at %s", cfg.DataDir, cfg.Join)
+		if oldAddr != "" {
+			why = fmt.Sprintf("the cluster knows this node at raft address %s, so it asks the cluster at %s to take its new one, %s", oldAddr, cfg.Join, s.cluster.Addr())
+		}
+		return nil, fmt.Errorf("%w: %s", ErrJoinNeedsClusterToken, why)
+	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		s.cluster.Shutdown()
@@ -248,9 +262,8 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		defer s.wg.Done()
 		s.heartbeatLoop()
 	}()
-	oldAddr := s.knownRaftAddr()
 	switch {
-	case cfg.Join != "" && (s.cluster.LastIndex() == 0 || oldAddr != ""):
+	case joins:
 		if oldAddr != "" {
 			// The cluster still knows this node at its old address, so no
 			// leader will ever reach it there: ask it to take the new
@@ -272,6 +285,18 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 			"this one restarts as the member it was. If it was removed from the cluster, add it back with "+
 			"`regent-controller join`; to make it a new node, stop it and empty its data dir",
 			"join", cfg.Join, "data_dir", cfg.DataDir)
+	}
+	if cfg.ClusterToken == "" {
+		servers, err := s.cluster.Servers()
+		if cfg.Join != "" || (err == nil && len(servers) > 1) {
+			// A member of a cluster of several runs without the token, but
+			// the others depend on it: joins go to the leader, which
+			// checks them against its own token, and forwarded requests
+			// carry a proof keyed by it for the audit trail.
+			log.Warn("no cluster_token: while this node leads, the cluster refuses every join (a new or replaced node, " +
+				"`regent-controller join`), and the audit trail drops the client address of requests forwarded to or by it. " +
+				"Set cluster_token (-cluster-token or $" + EnvClusterToken + ") to the cluster's token, the same on every node")
+		}
 	}
 	log.Info("controller started", "node_id", cfg.NodeID, "http", s.httpURL, "raft", s.cluster.Addr(), "dns", s.DNSAddr(), "data_dir", cfg.DataDir)
 	return s, nil
