@@ -84,18 +84,33 @@ var tool = cli.Tool{
 	CACertHelp: "PEM `file` of the CA of the API's certificate",
 }
 
+// errNoResource: regentctl was run without a resource; the usage says
+// what there is.
+var errNoResource = cli.UsageError("no resource given")
+
 // run runs one regentctl command and returns the exit status. stdin is read
 // only by -f -.
+//
+// A mistake on the command line is one line and where to read more (the
+// command's -h, 'iaas help' or regentctl -h), not the whole usage, which
+// buried the line; the usage is printed for -h and when no resource is
+// given.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	conn := tool.Conn()
 	conn.Stderr = stderr
-	err := dispatch(ctx, conn, args, stdin, stdout, stderr)
+	help, err := dispatch(ctx, conn, args, stdin, stdout, stderr)
 	var ue cli.UsageError
 	switch {
 	case err == nil, errors.Is(err, cli.ErrHelp):
 		return 0
-	case errors.As(err, &ue):
+	case errors.Is(err, errNoResource):
 		fmt.Fprintf(stderr, "regentctl: %v\n\n%s", err, usage)
+		return 2
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "regentctl: %v\n", err)
+		if !strings.Contains(err.Error(), " -h'") { // Parse names the command's -h already
+			fmt.Fprintf(stderr, "Run '%s' for usage.\n", help)
+		}
 		return 2
 	}
 	fmt.Fprintf(stderr, "regentctl: %v\n", conn.Describe(err))
@@ -115,7 +130,12 @@ type cmd struct {
 	synopsis string // its arguments and flags, e.g. "ID [-name NAME] [flags]"
 }
 
-func dispatch(ctx context.Context, conn *cli.Conn, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+// dispatch runs the command of args. help is the command line that shows
+// the usage fitting a mistake in args: the command's -h once the command
+// is known, 'regentctl iaas help' for a mistake in an iaas service's name
+// or command, else 'regentctl -h'.
+func dispatch(ctx context.Context, conn *cli.Conn, args []string, stdin io.Reader, stdout, stderr io.Writer) (help string, err error) {
+	help = "regentctl -h"
 	// The connection flags go on the top flag set and on the command's, so
 	// they may stand before or after the command.
 	top := flag.NewFlagSet("regentctl", flag.ContinueOnError)
@@ -124,34 +144,35 @@ func dispatch(ctx context.Context, conn *cli.Conn, args []string, stdin io.Reade
 	if err := top.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, usage)
-			return cli.ErrHelp
+			return help, cli.ErrHelp
 		}
-		return cli.UsageError(err.Error())
+		return help, cli.UsageError(err.Error())
 	}
 	rest := top.Args()
 	if len(rest) == 0 {
-		return cli.UsageError("no resource given")
+		return help, errNoResource
 	}
 	if rest[0] == "help" {
 		fmt.Fprint(stdout, usage)
-		return nil
+		return help, nil
 	}
 	var (
 		name string
 		v    verb
-		err  error
 	)
 	if rest[0] == "iaas" {
+		help = "regentctl iaas help"
 		name, v, rest, err = iaasCommand(rest[1:], stdout)
 	} else {
 		name, v, rest, err = resourceCommand(rest)
 	}
 	if err != nil {
-		return err
+		return help, err
 	}
+	help = "regentctl " + name + " -h"
 	fs := tool.NewFlagSet(name, name+" "+v.synopsis)
 	conn.Register(fs)
-	return v.run(&cmd{ctx: ctx, conn: conn, fs: fs, stdin: stdin, stdout: stdout, stderr: stderr, name: name, synopsis: v.synopsis}, rest)
+	return help, v.run(&cmd{ctx: ctx, conn: conn, fs: fs, stdin: stdin, stdout: stdout, stderr: stderr, name: name, synopsis: v.synopsis}, rest)
 }
 
 // resourceCommand finds the command of "RESOURCE VERB ARGS..." and returns

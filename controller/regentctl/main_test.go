@@ -230,27 +230,52 @@ func TestRegentctl(t *testing.T) {
 	c.ok("member", "delete", id)
 }
 
+// TestRegentctlUsage: a mistake on the command line exits 2 with one line
+// saying what is wrong and one saying where the usage is (the command's
+// -h, 'iaas help' or regentctl -h), not the whole usage after it; the
+// usage is printed when no resource is given.
 func TestRegentctlUsage(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
 		want string
+		hint string // the line after it
 	}{
-		{nil, "no resource given"},
-		{[]string{"widget", "list"}, `unknown resource "widget"`},
-		{[]string{"member"}, "member needs a command: list, get, create, update, delete"},
-		{[]string{"token", "update", "1"}, `unknown command "update" for token (list, get, create, delete)`},
-		{[]string{"member", "get"}, "usage: regentctl member get ID"},
-		{[]string{"member", "get", "x1"}, `member ID must be a positive integer, not "x1"`},
-		{[]string{"member", "update", "3"}, "nothing to change"},
-		{[]string{"member", "list", "-search", "name"}, "expected FIELD[__OP]=VALUE"},
-		{[]string{"member", "list", "-o", "yaml"}, "-o must be table or json"},
-		{[]string{"member", "list", "-nope"}, "flag provided but not defined: -nope"},
-		{[]string{"token", "create", "-server", "1"}, "-server needs -robot-region"},
+		{[]string{"widget", "list"}, `unknown resource "widget"`, "Run 'regentctl -h' for usage."},
+		{[]string{"-bogus", "member", "list"}, "flag provided but not defined: -bogus", "Run 'regentctl -h' for usage."},
+		{[]string{"member"}, "member needs a command: list, get, create, update, delete", "Run 'regentctl -h' for usage."},
+		{[]string{"token", "update", "1"}, `unknown command "update" for token (list, get, create, delete)`, "Run 'regentctl -h' for usage."},
+		{[]string{"member", "get"}, "usage: regentctl member get ID", "Run 'regentctl member get -h' for usage."},
+		{[]string{"member", "get", "x1"}, `member ID must be a positive integer, not "x1"`, "Run 'regentctl member get -h' for usage."},
+		{[]string{"member", "update", "3"}, "nothing to change", "Run 'regentctl member update -h' for usage."},
+		{[]string{"member", "list", "-search", "name"}, "expected FIELD[__OP]=VALUE", "Run 'regentctl member list -h' for usage."},
+		{[]string{"member", "list", "-o", "yaml"}, "-o must be table or json", "Run 'regentctl member list -h' for usage."},
+		{[]string{"-o", "yaml", "member", "list"}, "-o must be table or json", "Run 'regentctl member list -h' for usage."},
+		{[]string{"token", "create", "-server", "1"}, "-server needs -robot-region", "Run 'regentctl token create -h' for usage."},
+		{[]string{"iaas", "subnet", "get", "abc"}, `subnet ID must be a positive integer, not "abc"`, "Run 'regentctl iaas subnet get -h' for usage."},
+		{[]string{"iaas", "widget", "list"}, `unknown iaas service "widget"`, "Run 'regentctl iaas help' for usage."},
+		{[]string{"iaas", "subnet", "frob"}, `unknown command "frob" for iaas subnet`, "Run 'regentctl iaas help' for usage."},
+		// The flag parser's error names the command's -h itself.
+		{[]string{"member", "update", "2", "-columns", "id"}, "flag provided but not defined: -columns (run 'regentctl member update -h' for its flags)", ""},
+		{[]string{"member", "list", "-nope"}, "flag provided but not defined: -nope (run 'regentctl member list -h' for its flags)", ""},
 	} {
 		var out, errOut bytes.Buffer
 		code := run(context.Background(), append([]string{"-addr", "http://127.0.0.1:1", "-token", "x"}, tc.args...), nil, &out, &errOut)
-		if code != 2 || !strings.Contains(errOut.String(), tc.want) {
-			t.Errorf("regentctl %q: exit %d, stderr:\n%s\nwant exit 2 and %q", tc.args, code, errOut.String(), tc.want)
+		lines := strings.Split(strings.TrimSuffix(errOut.String(), "\n"), "\n")
+		want := []string{"regentctl: ..." + tc.want + "..."}
+		if tc.hint != "" {
+			want = append(want, tc.hint)
+		}
+		if code != 2 || out.Len() != 0 || len(lines) != len(want) || !strings.HasPrefix(lines[0], "regentctl: ") ||
+			!strings.Contains(lines[0], tc.want) || tc.hint != "" && lines[1] != tc.hint {
+			t.Errorf("regentctl %q: exit %d, stderr:\n%s\nwant exit 2 and\n%s", tc.args, code, errOut.String(), strings.Join(want, "\n"))
+		}
+	}
+	// No resource: the whole usage.
+	for _, args := range [][]string{nil, {"-addr", "http://127.0.0.1:1"}} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), args, nil, &out, &errOut); code != 2 ||
+			!strings.HasPrefix(errOut.String(), "regentctl: no resource given\n\nUsage: regentctl [global flags] <resource> <command>") {
+			t.Errorf("regentctl %q: exit %d, stderr:\n%s", args, code, errOut.String())
 		}
 	}
 	var out, errOut bytes.Buffer
