@@ -160,7 +160,7 @@ func TestServerJoinWithoutClusterToken(t *testing.T) {
 	t.Setenv("REGENT_CLUSTER_TOKEN", "")
 	args := []string{"-node-id", "n2", "-data-dir", t.TempDir(), "-join", "127.0.0.1:1",
 		"-http-addr", "127.0.0.1:0", "-raft-addr", "127.0.0.1:0", "-dns-addr", "off", "-log-level", "error"}
-	err := runValidate(args, io.Discard)
+	err := runValidate(args, io.Discard, io.Discard)
 	if exitStatus(err) != server.ExitConfig || !errors.Is(err, server.ErrJoinNeedsClusterToken) {
 		t.Fatalf("validate: exit %d, %v", exitStatus(err), err)
 	}
@@ -307,7 +307,7 @@ func TestValidate(t *testing.T) {
 	caPath := ca.WriteCA(t, filepath.Join(dir, "ca.pem"))
 	base := []string{"-data-dir", dir, "-raft-tls-cert", cert, "-raft-tls-ca", caPath}
 	var out bytes.Buffer
-	if err := runValidate(append(base, "-raft-tls-key", key, "-audit-log", filepath.Join(dir, "audit.log")), &out); err != nil {
+	if err := runValidate(append(base, "-raft-tls-key", key, "-audit-log", filepath.Join(dir, "audit.log"), "-cluster-token", "cluster-token-of-16-bytes"), &out, io.Discard); err != nil {
 		t.Fatalf("a good configuration: %v", err)
 	}
 	if !strings.Contains(out.String(), "configuration valid") {
@@ -322,14 +322,49 @@ func TestValidate(t *testing.T) {
 		"audit_log":     append(slices.Clone(base), "-raft-tls-key", key, "-audit-log", filepath.Join(dir, "none", "audit.log")),
 		"log_level":     append(slices.Clone(base), "-raft-tls-key", key, "-log-level", "loud"),
 	} {
-		err := runValidate(args, io.Discard)
+		err := runValidate(args, io.Discard, io.Discard)
 		if !errors.As(err, &ce) || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s: %v, want a configuration error naming it", name, err)
 		}
 	}
 	var ue usageError
-	if err := runValidate([]string{"-no-such-flag"}, io.Discard); !errors.As(err, &ue) || ue.cmd != "validate" {
+	if err := runValidate([]string{"-no-such-flag"}, io.Discard, io.Discard); !errors.As(err, &ue) || ue.cmd != "validate" {
 		t.Errorf("unknown flag: %v", err)
+	}
+}
+
+// TestValidateWarnsWithoutClusterToken: validate says, on stderr and
+// without failing, that no cluster token is set and what that costs (a
+// single node needs none); configs/controller.hcl ships without one.
+func TestValidateWarnsWithoutClusterToken(t *testing.T) {
+	t.Setenv("REGENT_CLUSTER_TOKEN", "")
+	const warning = "regent-controller: warning: cluster_token is not set (cluster_token, -cluster-token or $REGENT_CLUSTER_TOKEN): no node can join a cluster while this node leads it"
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	if err := runValidate([]string{"-data-dir", dir}, &out, &errOut); err != nil || out.String() != "configuration valid\n" ||
+		!strings.HasPrefix(errOut.String(), warning) || strings.Count(errOut.String(), "\n") != 1 || strings.Contains(errOut.String(), "-join") {
+		t.Fatalf("no cluster token: %v\nstdout: %q\nstderr: %q", err, out.String(), errOut.String())
+	}
+	// The example production config (whose TLS files do not exist here).
+	errOut.Reset()
+	if err := runValidate([]string{"-config", "../configs/controller.hcl"}, io.Discard, &errOut); err == nil || !strings.HasPrefix(errOut.String(), warning) {
+		t.Fatalf("configs/controller.hcl: %v\nstderr: %q", err, errOut.String())
+	}
+	// -join on a data dir with a raft store (a restart) is valid without
+	// the token, and the warning says what -join then does.
+	os.MkdirAll(filepath.Join(dir, "raft"), 0o700)
+	os.WriteFile(filepath.Join(dir, "raft", "raft.db"), nil, 0o600)
+	errOut.Reset()
+	if err := runValidate([]string{"-data-dir", dir, "-join", "10.0.0.1:8080"}, io.Discard, &errOut); err != nil ||
+		!strings.HasPrefix(errOut.String(), warning) || !strings.Contains(errOut.String(), "with -join set, this node starts only as the member") {
+		t.Fatalf("-join on raft state: %v\nstderr: %q", err, errOut.String())
+	}
+	// None with a token, nor for a dev node.
+	for _, args := range [][]string{{"-data-dir", dir, "-cluster-token", "cluster-token-of-16-bytes"}, {"-dev", "-data-dir", dir}} {
+		errOut.Reset()
+		if err := runValidate(args, io.Discard, &errOut); err != nil || errOut.Len() != 0 {
+			t.Errorf("%q: %v, stderr %q", args, err, errOut.String())
+		}
 	}
 }
 

@@ -51,7 +51,7 @@ func main() {
 	case "server":
 		err = runServer(args)
 	case "validate":
-		err = runValidate(args, os.Stdout)
+		err = runValidate(args, os.Stdout, os.Stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 	case "version", "-version", "--version":
@@ -270,14 +270,16 @@ wait:
 
 // runValidate checks the configuration the same flags would give "server"
 // (server.Check) and says so; a configuration that would not start is a
-// configError (exit status 78).
-func runValidate(args []string, stdout io.Writer) error {
+// configError (exit status 78). What works but limits the node
+// (server.Warnings: no cluster token) is a warning on stderr.
+func runValidate(args []string, stdout, stderr io.Writer) error {
 	for _, a := range args {
 		if a == "-h" || a == "-help" || a == "--help" {
 			fmt.Fprint(stdout, "Usage: regent-controller validate [server flags]\n\n"+
 				"Checks the configuration those flags and their -config file give a node, without\n"+
 				"starting one: the settings, the DNS settings, the TLS files and the audit file.\n"+
-				"Prints \"configuration valid\", or the problems and exits with status 78.\n\n")
+				"Prints \"configuration valid\", or the problems and exits with status 78; warns on\n"+
+				"stderr about what works but limits the node (no cluster token: no node can join).\n\n")
 			break
 		}
 	}
@@ -289,6 +291,9 @@ func runValidate(args []string, stdout io.Writer) error {
 			return ue
 		}
 		return err
+	}
+	for _, w := range server.Warnings(cfg) {
+		fmt.Fprintf(stderr, "regent-controller: warning: %s\n", w)
 	}
 	if err := server.Check(cfg); err != nil {
 		return configError{err}

@@ -297,6 +297,24 @@ func Check(cfg Config) error {
 	return errors.Join(errs...)
 }
 
+// Warnings lists what in cfg works but limits the node, for
+// `regent-controller validate` to say; none stops a node.
+func Warnings(cfg Config) []string {
+	var w []string
+	if cfg.ClusterToken == "" && !cfg.Dev {
+		msg := "cluster_token is not set (cluster_token, -cluster-token or $" + EnvClusterToken + "): no node can join a cluster " +
+			"while this node leads it (joins are checked against the leader's token), and requests it forwards or receives lose " +
+			"their client address in the audit trail. A single node needs none; every node of a cluster needs the same one " +
+			"(head -c32 /dev/urandom | base64)"
+		if cfg.Join != "" {
+			msg += "; with -join set, this node starts only as the member its data dir's raft state makes it " +
+				"(a node that would join is refused)"
+		}
+		w = append(w, msg)
+	}
+	return w
+}
+
 // appendable says whether this process may append to path, or create it.
 func appendable(path string) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
