@@ -237,7 +237,7 @@ func runServer(args []string) error {
 		return err
 	}
 	if cfg.Dev {
-		printDevBanner(s, s.Config())
+		printDevBanner(os.Stdout, s, s.Config())
 	}
 	var fatal error
 wait:
@@ -425,8 +425,9 @@ func dnsHint(addr string) string {
 }
 
 // printDevBanner waits for the dev node to be ready and tells the operator
-// how to use it.
-func printDevBanner(s *server.Server, cfg server.Config) {
+// how to use it, root token included, at every start (the node itself
+// prints no bootstrap banner in dev mode).
+func printDevBanner(w io.Writer, s *server.Server, cfg server.Config) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s.WaitReady(ctx)
@@ -435,7 +436,7 @@ func printDevBanner(s *server.Server, cfg server.Config) {
 	if b, err := os.ReadFile(tokenPath); err == nil && len(b) > 0 {
 		tok = strings.TrimSpace(string(b))
 	}
-	fmt.Printf(`Regent controller (dev mode) is serving %[1]s
+	fmt.Fprintf(w, `Regent controller (dev mode) is serving %[1]s
   data dir:   %[2]s
   root token: %[3]s (in %[4]s)
   try:        curl -s -H "X-Auth-Token: %[3]s" %[1]s/membership/member/

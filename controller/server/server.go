@@ -642,6 +642,12 @@ func (s *Server) bootstrap(ctx context.Context) error {
 		return err
 	}
 	s.log.Info("cluster bootstrapped; root token written", "path", path)
+	if s.cfg.Dev {
+		// A dev node's banner (regent-controller server -dev) shows the
+		// token at every start, this one included: printed here too, it
+		// came twice, the first time as "shown once".
+		return nil
+	}
 	fmt.Fprintf(s.out, "\nRegent controller bootstrapped. Root token (shown once, saved in %s):\n\n    %s\n\n", path, secret)
 	return nil
 }
