@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -159,6 +161,7 @@ func opMembers(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return c.Describe(err)
 	}
+	sortMembers(members)
 	if c.JSON() {
 		return cli.PrintJSON(stdout, members)
 	}
@@ -167,6 +170,51 @@ func opMembers(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		rows = append(rows, []string{m.ID, m.RaftAddr, m.HTTPAddr, m.Suffrage, cli.YesNo(m.Leader), cli.YesNo(m.Healthy)})
 	}
 	return cli.Table(stdout, rows)
+}
+
+// sortMembers orders members by node id, numbers in ids by their value
+// (c2 before c10), as operators number their nodes: the cluster answers
+// in the order of its raft configuration, which is the order the nodes
+// joined in (c1, c3, c2).
+func sortMembers(members []api.ClusterMember) {
+	slices.SortStableFunc(members, func(a, b api.ClusterMember) int { return compareNodeIDs(a.ID, b.ID) })
+}
+
+// compareNodeIDs compares a and b as text, except that runs of digits
+// compare as numbers.
+func compareNodeIDs(a, b string) int {
+	x, y := a, b
+	for x != "" && y != "" {
+		dx, dy := digits(x), digits(y)
+		if dx > 0 && dy > 0 {
+			nx, ny := strings.TrimLeft(x[:dx], "0"), strings.TrimLeft(y[:dy], "0")
+			if c := cmp.Compare(len(nx), len(ny)); c != 0 {
+				return c
+			}
+			if c := strings.Compare(nx, ny); c != 0 {
+				return c
+			}
+			x, y = x[dx:], y[dy:]
+			continue
+		}
+		if x[0] != y[0] {
+			return cmp.Compare(x[0], y[0])
+		}
+		x, y = x[1:], y[1:]
+	}
+	if c := cmp.Compare(len(x), len(y)); c != 0 {
+		return c
+	}
+	return strings.Compare(a, b) // c01 and c1
+}
+
+// digits is the length of the run of ASCII digits s starts with.
+func digits(s string) int {
+	n := 0
+	for n < len(s) && s[n] >= '0' && s[n] <= '9' {
+		n++
+	}
+	return n
 }
 
 func opJoin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -258,6 +306,7 @@ func opLeave(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return c.Describe(err)
 	}
+	sortMembers(members)
 	var ids []string
 	found, voter, voters, leads := false, false, 0, false
 	for _, m := range members {

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -249,6 +250,45 @@ func TestOperatorCommands(t *testing.T) {
 	os.WriteFile(garbage, []byte("not a snapshot"), 0o600)
 	if _, _, err := op(t, "snapshot", append([]string{"restore", garbage}, auth...)...); err == nil || !strings.Contains(err.Error(), "regent_operator_snapshot_101") {
 		t.Fatalf("restore garbage: %v", err)
+	}
+}
+
+// TestOperatorMembersSorted: members lists the nodes by id, numbers by
+// their value (c2 before c10), in the table and in JSON, whatever order
+// the cluster answers in (its raft configuration's: the order of joins).
+func TestOperatorMembersSorted(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"content":[{"id":"c1","suffrage":"voter","leader":true},{"id":"c3","suffrage":"voter"},`+
+			`{"id":"c10","suffrage":"voter"},{"id":"c2","suffrage":"voter"},{"id":"b7","suffrage":"nonvoter"}]}`)
+	}))
+	defer ts.Close()
+	want := []string{"b7", "c1", "c2", "c3", "c10"}
+	out := mustOp(t, "members", "-addr", ts.URL, "-token", "tk")
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+		got = append(got, strings.Fields(line)[0])
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("table order %q, want %q:\n%s", got, want, out)
+	}
+	var members []api.ClusterMember
+	if err := json.Unmarshal([]byte(mustOp(t, "members", "-addr", ts.URL, "-token", "tk", "-o", "json")), &members); err != nil {
+		t.Fatal(err)
+	}
+	got = got[:0]
+	for _, m := range members {
+		got = append(got, m.ID)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("JSON order %q, want %q", got, want)
+	}
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{{"c2", "c10", -1}, {"c10", "c10", 0}, {"ctl-9", "ctl-10", -1}, {"a", "a1", -1}, {"c01", "c1", -1}, {"node", "c1", 1}, {"c1b", "c1a", 1}} {
+		if got := compareNodeIDs(tc.a, tc.b); got != tc.want {
+			t.Errorf("compareNodeIDs(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
 	}
 }
 
