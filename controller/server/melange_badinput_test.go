@@ -412,3 +412,79 @@ func TestMelange_ControlCharactersInIDs(t *testing.T) {
 	unchanged(t, e, before, watch...)
 	wantFault(t, e.c.Do("DELETE", melangeIfaces+"/vm1", nil, e.root), 404, "NotFound", "Interface Not Found")
 }
+
+// A body that holds its fields without their wrapper ({"address": ..}
+// instead of {"ip_address": {"address": ..}}, <address> instead of
+// <ip_address>) is 400 saying what the body should be, on every route that
+// reads a wrapped body, and nothing changes. Before the fix such a body was
+// read as an empty object: POST ip_addresses {"address": "10.97.0.99"}
+// allocated the next free address instead (201, another address), and an
+// ip_block without its wrapper was told "cidr is invalid". An empty body,
+// {} and {"ip_address": null} are still the empty object (every field of
+// POST ip_addresses is optional), and unknown fields inside the wrapper or
+// keys beside it are still ignored, as Melange does.
+func TestMelange_BadInputUnwrappedBody(t *testing.T) {
+	e := newMelangeEnv(t)
+	a := fmt.Sprint(e.r.MemberA)
+	blk := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.97.0.0/24", "network_id": "n97"})
+	base := melangeBlock(e.r.MemberA, melangeID(blk))
+	pol := melangeCreate(e.c.For(t), e.root, "/v0.1/ipam/tenants/"+a+"/policies", "policy", map[string]any{"policy": map[string]any{"name": "p97"}})
+	polPath := "/v0.1/ipam/tenants/" + a + "/policies/" + fmt.Sprint(pol["id"])
+	e.c.Do("POST", melangeIfaces, map[string]any{"interface": map[string]any{"id": "vif-97", "tenant_id": a}}, e.root).Expect(201)
+	state := []string{melangeBlocks(e.r.MemberA), base + "/ip_addresses", base + "/subnets", base + "/ip_routes",
+		"/v0.1/ipam/tenants/" + a + "/policies", polPath + "/unusable_ip_ranges", polPath + "/unusable_ip_octets",
+		melangeMACRanges, fmt.Sprintf("/v0.1/ipam/tenants/%s/interfaces/vif-97", a), melangeInstance("dev-97"),
+		melangeAllowed(e.r.MemberA, "vif-97")}
+	before := melangeState(t, e, state...)
+
+	for _, tc := range []struct {
+		method, path, key string
+		body              map[string]any
+	}{
+		{"POST", base + "/ip_addresses", "ip_address", map[string]any{"address": "10.97.0.99"}},
+		{"POST", melangeBlocks(e.r.MemberA), "ip_block", map[string]any{"cidr": "10.98.0.0/24", "type": "private"}},
+		{"PUT", base, "ip_block", map[string]any{"network_id": "other"}},
+		{"POST", base + "/subnets", "subnet", map[string]any{"cidr": "10.97.0.0/28"}},
+		{"POST", base + "/ip_routes", "ip_route", map[string]any{"destination": "10.9.0.0/16", "gateway": "10.97.0.1"}},
+		{"POST", "/v0.1/ipam/tenants/" + a + "/policies", "policy", map[string]any{"name": "x"}},
+		{"PUT", polPath, "policy", map[string]any{"name": "y"}},
+		{"POST", polPath + "/unusable_ip_ranges", "ip_range", map[string]any{"offset": 0, "length": 1}},
+		{"POST", polPath + "/unusable_ip_octets", "ip_octet", map[string]any{"octet": 7}},
+		{"POST", melangeMACRanges, "mac_address_range", map[string]any{"cidr": "ab-bc-cd-12-23-34/40"}},
+		{"POST", melangeIfaces, "interface", map[string]any{"id": "vif-98", "tenant_id": a}},
+		{"POST", melangeAllocations(e.r.MemberA, "n97", "vif-97"), "network", map[string]any{"addresses": []string{"10.97.0.50"}}},
+		{"PUT", melangeInstance("dev-97"), "instance", map[string]any{"tenant_id": a, "interfaces": []any{}}},
+		{"POST", melangeAllowed(e.r.MemberA, "vif-97"), "allowed_ip", map[string]any{"ip_address": "10.97.0.50", "network_id": "n97"}},
+	} {
+		r := e.c.Do(tc.method, tc.path, tc.body, e.root)
+		wantFault(t, r, 400, "BadRequest", fmt.Sprintf(`The request body should be {"%s": {...}}`, tc.key))
+	}
+	// In XML: a root element that is not the wrapper.
+	r := e.c.DoHeader("POST", base+"/ip_addresses.xml", `<address>10.97.0.99</address>`, hdr(e.root, "Content-Type", "application/xml"))
+	wantXMLFault(t, r, 400, "BadRequest", `The request body should be {"ip_address": {...}} (in XML <ip_address .../>)`)
+	r = e.c.DoHeader("POST", melangeBlocks(e.r.MemberA)+".xml", `<block cidr="10.98.0.0/24" type="private"/>`, hdr(e.root, "Content-Type", "application/xml"))
+	wantXMLFault(t, r, 400, "BadRequest", "<ip_block .../>")
+	unchanged(t, e, before, state...)
+
+	// What Melange reads as the empty object, or reads ignoring what it
+	// does not know, still works.
+	for _, tc := range []struct {
+		body any
+		want string
+	}{
+		{nil, "10.97.0.0"},
+		{map[string]any{}, "10.97.0.2"},
+		{map[string]any{"ip_address": nil}, "10.97.0.3"},
+		{map[string]any{"ip_address": map[string]any{"address": "10.97.0.99", "colour": "blue"}, "extra": 1}, "10.97.0.99"},
+	} {
+		got := obj(t, e.c.Do("POST", base+"/ip_addresses", tc.body, e.root).Expect(201), "ip_address")
+		if got["address"] != tc.want {
+			t.Errorf("POST ip_addresses %v: address %v, want %s", tc.body, got["address"], tc.want)
+		}
+	}
+	r = e.c.DoHeader("POST", base+"/ip_addresses.xml", `<ip_address address="10.97.0.98" colour="blue"/>`, hdr(e.root, "Content-Type", "application/xml"))
+	r.Expect(201)
+	if !strings.Contains(string(r.Body), "10.97.0.98") {
+		t.Errorf("XML POST ip_addresses: %s", r.Body)
+	}
+}

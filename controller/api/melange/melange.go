@@ -435,12 +435,19 @@ func tooMany(field string, max int) error {
 }
 
 // body is a decoded request body: the object under its key. Melange
-// ignores fields it does not know, and so do we.
+// ignores fields it does not know inside it, and so do we.
 type body map[string]json.RawMessage
 
 // decode reads {"<key>": {...}}, or <key .../> when the body is XML
-// (xmlBody). An empty body, or one without key, is an empty object;
-// anything else that is not a JSON object is a 400.
+// (xmlBody). An empty body, {} or {"<key>": null} is an empty object (every
+// field of such a route is optional: POST ip_addresses allocates the next
+// free address); other keys beside key are ignored. A body with keys but
+// not key (the fields sent without their wrapper: {"address": "10.0.0.9"}),
+// or an XML body whose root is not key, is a 400 saying what the body
+// should be (wrapped): read as an empty object, it was answered as if the
+// fields had not been sent at all (the next free address instead of the
+// one asked for; "cidr is invalid" for a block that gave one). Anything
+// else that is not a JSON object is a 400.
 func decode(q *request, key string) (body, error) {
 	raw, err := io.ReadAll(http.MaxBytesReader(nil, q.Body, api.MaxBodyBytes))
 	if err != nil {
@@ -461,6 +468,9 @@ func decode(q *request, key string) (body, error) {
 		return nil, fault(http.StatusBadRequest, "Malformed request body: %v", err)
 	}
 	inner, ok := outer[key]
+	if !ok && len(outer) > 0 {
+		return nil, unwrapped(key)
+	}
 	if !ok || string(inner) == "null" {
 		return body{}, nil
 	}
@@ -469,6 +479,11 @@ func decode(q *request, key string) (body, error) {
 		return nil, fault(http.StatusBadRequest, "Malformed request body: %s should be an object", key)
 	}
 	return b, nil
+}
+
+// unwrapped is the 400 for a body that does not hold its fields under key.
+func unwrapped(key string) error {
+	return fault(http.StatusBadRequest, `The request body should be {"%s": {...}} (in XML <%s .../>): the fields go inside "%s", and a body without it is not read.`, key, key, key)
 }
 
 // str returns field as a string: JSON strings as they are, numbers as

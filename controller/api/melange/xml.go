@@ -456,15 +456,18 @@ func toBody(o map[string]any) (body, error) {
 // element whose children are all its items is a list (instance
 // <interfaces><interface>..</interface></interfaces>, network
 // <addresses><address>10.0.0.2</address></addresses>); an empty element is
-// null. A root element other than key is an empty body, as a JSON body
-// without key is.
+// null. A root element other than key is a 400 (unwrapped), as a JSON body
+// with keys but not key is.
 func decodeXML(raw []byte, key string) (body, error) {
 	root, err := readXML(raw)
 	if err != nil {
 		return nil, err
 	}
-	if root == nil || root.name != key {
+	if root == nil {
 		return body{}, nil
+	}
+	if root.name != key {
+		return nil, unwrapped(key)
 	}
 	return toBody(root.object())
 }
