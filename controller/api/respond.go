@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"reflect"
 	"slices"
@@ -224,7 +225,7 @@ func jsonError(err error) error {
 	case errors.As(err, &typeErr):
 		field := fieldName(typeErr.Field)
 		fe := wire.FieldErrors{}
-		fe.Add(field, wire.CodeWrongType, "Expected %s, got JSON %s.", describeType(typeErr.Type.String()), typeErr.Value)
+		fe.Add(field, wire.CodeWrongType, "Expected %s, got %s.", describeType(typeErr.Type), describeGot(typeErr.Value))
 		return fe.Err()
 	case errors.As(err, &syntaxErr):
 		return wire.Errorf(http.StatusBadRequest, wire.CodeMalformedJSON, "Malformed JSON at byte %d: %v.", syntaxErr.Offset, err)
@@ -242,17 +243,46 @@ func jsonError(err error) error {
 	return wire.Errorf(http.StatusBadRequest, wire.CodeMalformedJSON, "Malformed JSON: %v.", err)
 }
 
-func describeType(t string) string {
-	t = strings.TrimPrefix(t, "*")
-	switch {
-	case strings.HasPrefix(t, "[]"):
-		return "a list"
-	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"), strings.HasPrefix(t, "float"):
-		return "a number"
-	case t == "string":
-		return "a string"
-	case t == "bool":
-		return "a boolean"
+// describeType names what a JSON value must be to decode into t. A number
+// names the range of t's Go type ("a whole number from 0 to 4294967295"
+// for a uint32), so that a number refused for its sign, its fraction or its
+// size is told what would do: "Expected a number, got JSON number -1."
+// contradicted itself.
+func describeType(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
 	}
-	return fmt.Sprintf("a %s", t)
+	switch t.Kind() {
+	case reflect.Slice, reflect.Array:
+		if t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 {
+			return "a base64 string"
+		}
+		return "a list"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		max := int64(math.MaxInt64 >> (64 - t.Bits()))
+		return fmt.Sprintf("a whole number from %d to %d", -max-1, max)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return fmt.Sprintf("a whole number from 0 to %d", uint64(math.MaxUint64)>>(64-t.Bits()))
+	case reflect.Float32:
+		return "a number from -" + strconv.FormatFloat(math.MaxFloat32, 'g', -1, 32) + " to " + strconv.FormatFloat(math.MaxFloat32, 'g', -1, 32)
+	case reflect.Float64:
+		return "a number from -" + strconv.FormatFloat(math.MaxFloat64, 'g', -1, 64) + " to " + strconv.FormatFloat(math.MaxFloat64, 'g', -1, 64)
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	}
+	return "a " + t.String()
+}
+
+// describeGot names a refused JSON value as encoding/json reports it
+// (UnmarshalTypeError.Value, checkShape): a number by its text ("-1",
+// "3.5", "1e30"), anything else by its JSON kind ("JSON string").
+func describeGot(v string) string {
+	if n, ok := strings.CutPrefix(v, "number "); ok {
+		return n
+	}
+	return "JSON " + v
 }

@@ -214,7 +214,7 @@ func TestDecodeBodyNestsListItems(t *testing.T) {
 	want := `{"detail":"Bad request.","errors":{"routes":[null,` +
 		`{"bogus":{"detail":"Unknown field \"bogus\".","error_code":"regent_request_003"}},` +
 		`{"local":{"detail":"Expected a string, got JSON number.","error_code":"regent_request_004"},` +
-		`"port":{"detail":"Expected a number, got JSON number 70000.","error_code":"regent_request_004"}},` +
+		`"port":{"detail":"Expected a whole number from 0 to 65535, got 70000.","error_code":"regent_request_004"}},` +
 		`{"LOCAL":{"detail":"Unknown field \"LOCAL\".","error_code":"regent_request_003"}}]}}` + "\n"
 	if w.Code != http.StatusBadRequest || w.Body.String() != want {
 		t.Errorf("%s:\n got %d %s\nwant 400 %s", body, w.Code, w.Body, want)
@@ -224,5 +224,44 @@ func TestDecodeBodyNestsListItems(t *testing.T) {
 	var e *wire.Error
 	if !errors.As(err, &e) || len(e.Errors) != 1 || e.Errors["routes[0].Local"].ErrorCode != wire.CodeUnknownField {
 		t.Errorf("routes[0].Local: %v", err)
+	}
+}
+
+// TestDecodeBodyWrongNumber: a number the field's Go type cannot hold, or a
+// value of another JSON type, is named with what the field takes (for a
+// number, the range of its type) and what was sent.
+func TestDecodeBodyWrongNumber(t *testing.T) {
+	type inner struct {
+		N int16 `json:"n"`
+	}
+	var dst struct {
+		I8   int8     `json:"i8"`
+		I    int      `json:"i"`
+		U16  *uint16  `json:"u16"`
+		U64  uint64   `json:"u64"`
+		F32  float32  `json:"f32"`
+		Raw  []byte   `json:"raw"`
+		List []uint32 `json:"list"`
+		In   inner    `json:"in"`
+	}
+	for _, tc := range []struct{ body, field, want string }{
+		{`{"i8":128}`, "i8", "Expected a whole number from -128 to 127, got 128."},
+		{`{"i8":-1.5}`, "i8", "Expected a whole number from -128 to 127, got -1.5."},
+		{`{"i":9223372036854775808}`, "i", "Expected a whole number from -9223372036854775808 to 9223372036854775807, got 9223372036854775808."},
+		{`{"u16":-1}`, "u16", "Expected a whole number from 0 to 65535, got -1."},
+		{`{"u64":1e30}`, "u64", "Expected a whole number from 0 to 18446744073709551615, got 1e30."},
+		{`{"u64":"1"}`, "u64", "Expected a whole number from 0 to 18446744073709551615, got JSON string."},
+		{`{"f32":1e39}`, "f32", "Expected a number from -3.4028235e+38 to 3.4028235e+38, got 1e39."},
+		{`{"raw":1}`, "raw", "Expected a base64 string, got JSON number."},
+		{`{"list":[1,-2]}`, "list[1]", "Expected a whole number from 0 to 4294967295, got -2."},
+		{`{"list":{}}`, "list", "Expected a list, got JSON object."},
+		{`{"in":[]}`, "in", "Expected an object, got JSON array."},
+		{`{"in":{"n":40000}}`, "in.n", "Expected a whole number from -32768 to 32767, got 40000."},
+	} {
+		err := api.DecodeBody(httptest.NewRequest(http.MethodPost, "/", bytes.NewReader([]byte(tc.body))), &dst)
+		var e *wire.Error
+		if !errors.As(err, &e) || len(e.Errors) != 1 || e.Errors[tc.field].Detail != tc.want || e.Errors[tc.field].ErrorCode != wire.CodeWrongType {
+			t.Errorf("%s: %v, want %s: %q", tc.body, err, tc.field, tc.want)
+		}
 	}
 }

@@ -64,7 +64,7 @@ func checkShape(fe wire.FieldErrors, path string, v any, t reflect.Type) {
 		return // null leaves the zero value; validators decide whether that is allowed
 	}
 	wrong := func(got string) {
-		fe.Add(fieldName(path), wire.CodeWrongType, "Expected %s, got JSON %s.", describeType(t.String()), got)
+		fe.Add(fieldName(path), wire.CodeWrongType, "Expected %s, got %s.", describeType(t), describeGot(got))
 	}
 	switch t.Kind() {
 	case reflect.Interface:

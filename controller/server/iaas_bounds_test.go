@@ -95,3 +95,34 @@ func TestComputeSizeBounds(t *testing.T) {
 	}
 	c.Do("GET", "/iaas/capacity/"+fmt.Sprint(f.reg)+"/", nil, f.root).Expect(200)
 }
+
+// TestWrongNumberNamesTheRange: a number a field's Go type cannot hold (a
+// negative, a fraction, one too large) is 400 regent_request_004 naming the
+// whole numbers the field takes and the number sent. Before the fix the
+// message contradicted itself: "Expected a number, got JSON number -1."
+func TestWrongNumberNamesTheRange(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	for _, v := range []string{"-1", "3.5", "1e30", "18446744073709551616"} {
+		r := c.Do("POST", "/iaas/subnet/", `{"vlan": `+v+`, "allocation_id": `+v+`, "address_range": "10.0.0.1/24"}`, n.RootToken).Expect(400)
+		errs := r.Err().Errors
+		for field, want := range map[string]string{
+			"vlan":          "Expected a whole number from 0 to 4294967295, got " + v + ".",
+			"allocation_id": "Expected a whole number from 0 to 18446744073709551615, got " + v + ".",
+		} {
+			if got := errs[field]; got.ErrorCode != "regent_request_004" || got.Detail != want {
+				t.Errorf("%s %s: %+v, want regent_request_004 %q", field, v, got, want)
+			}
+		}
+	}
+	// A value of another JSON type says which.
+	r := c.Do("POST", "/iaas/subnet/", `{"vlan": "7", "name": 7}`, n.RootToken).Expect(400)
+	for field, want := range map[string]string{
+		"vlan": "Expected a whole number from 0 to 4294967295, got JSON string.",
+		"name": "Expected a string, got JSON number.",
+	} {
+		if got := r.Err().Errors[field]; got.Detail != want {
+			t.Errorf("%s: %q, want %q", field, got.Detail, want)
+		}
+	}
+}
