@@ -708,18 +708,29 @@ func trimQuotes(s string) string {
 }
 
 // stateErr is the answer to an error the command met inside the FSM: the
-// service's StateErr, if any, and then an update or delete whose object was
-// deleted meanwhile (a request that lost a race with a delete passes the
-// handler's lookup and meets it gone in Apply) is the service's own 404
-// (<app>_<service>_<action>_001), not state's code for the table.
+// service's StateErr, if any, and then, in the service's own code rather
+// than state's for the table (ipam_block_update_002 on /iaas/subnet/):
+//   - an update or delete whose object was deleted meanwhile (a request
+//     that lost a race with a delete passes the handler's lookup and meets
+//     it gone in Apply) is the service's 404 <app>_<service>_<action>_001;
+//   - an update whose compare-and-swap failed (If-Match, or cmd.Expect,
+//     not the object's modified_index: state's replace answers 409
+//     <table code>_update_002, and so do the compute updates that check it
+//     themselves) is the service's 409 <app>_<service>_update_002, its
+//     detail kept.
 func (s *Service[T]) stateErr(q *Request, err error) error {
 	if s.StateErr != nil {
 		err = s.StateErr(q, err)
 	}
 	var e *wire.Error
-	if (q.Action == auth.Update || q.Action == auth.Delete) && errors.As(err, &e) && e.Status == http.StatusNotFound &&
-		!strings.HasPrefix(e.ErrorCode, fmt.Sprintf("%s_%s_", q.App, q.Service)) {
+	if !errors.As(err, &e) || strings.HasPrefix(e.ErrorCode, fmt.Sprintf("%s_%s_", q.App, q.Service)) {
+		return err
+	}
+	switch {
+	case (q.Action == auth.Update || q.Action == auth.Delete) && e.Status == http.StatusNotFound:
 		return wire.NotFound(q.Code(1))
+	case q.Action == auth.Update && e.Status == http.StatusConflict && strings.HasSuffix(e.ErrorCode, "_update_002"):
+		return &wire.Error{Status: http.StatusConflict, ErrorCode: q.Code(2), Detail: e.Detail}
 	}
 	return err
 }

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"fmt"
+	"net/http"
 	"reflect"
 	"slices"
 	"strings"
@@ -742,4 +743,38 @@ func TestIaaSMappedIPv6(t *testing.T) {
 	}
 	check(t, c.Do("GET", fmt.Sprintf("/iaas/ip_address/?search[subnet_id]=%d", sub), nil, admin).Expect(200).List().Metadata.TotalRecords == 0, "a mapped address was made")
 	create(c, admin, "/iaas/ip_address/", map[string]any{"subnet_id": sub, "address": "::a00:5"})
+}
+
+// TestIPAMStaleIfMatchCodes: a PATCH with a stale If-Match is 409
+// with the service's own code, <app>_<service>_update_002, on every IPAM
+// service, and changes nothing. Before the fix a subnet answered state's
+// ipam_block_update_002 and an ASN ipam_asn_update_002 (allocation and
+// ip_address mapped it themselves).
+func TestIPAMStaleIfMatchCodes(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	f := newFixture(t, n)
+	c := f.c.For(t)
+	x := iaasOf(f)
+	for _, tc := range []struct {
+		path string
+		body map[string]any
+		code string
+	}{
+		{apitest.Path("/iaas/asn/", x.asn), map[string]any{"member_id": f.r.MemberA}, "iaas_asn_update_002"},
+		{apitest.Path("/iaas/allocation/", x.alloc), map[string]any{"name": "renamed"}, "iaas_allocation_update_002"},
+		{apitest.Path("/iaas/subnet/", x.subnet), map[string]any{"name": "renamed"}, "iaas_subnet_update_002"},
+		{apitest.Path("/iaas/ip_address/", x.ip), map[string]any{"name": "renamed"}, "iaas_ip_address_update_002"},
+	} {
+		etag := c.Do("GET", tc.path, nil, f.root).Expect(200).Header.Get("ETag")
+		h := http.Header{"X-Auth-Token": {f.root}, "If-Match": {etag}}
+		c.DoHeader("PATCH", tc.path, tc.body, h).Expect(200)
+		before := c.Do("GET", tc.path, nil, f.root).Expect(200).Body
+		e := c.DoHeader("PATCH", tc.path, tc.body, h).Expect(409).Err()
+		if e.ErrorCode != tc.code || !strings.Contains(e.Detail, "modified by another request") {
+			t.Errorf("PATCH %s with a stale If-Match: %s %q, want %s", tc.path, e.ErrorCode, e.Detail, tc.code)
+		}
+		if after := c.Do("GET", tc.path, nil, f.root).Expect(200).Body; string(after) != string(before) {
+			t.Errorf("%s: a refused compare-and-swap changed it:\n%s\n%s", tc.path, before, after)
+		}
+	}
 }
