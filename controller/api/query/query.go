@@ -6,8 +6,9 @@
 //
 // As in CloudCIX, nothing here fails: a filter naming an unknown field or
 // operator, or carrying a value that does not parse, is skipped and explained
-// in Query.Warnings; a bad limit, page or order silently falls back to its
-// default.
+// in Query.Warnings; a bad limit, page or order falls back to its default
+// (CloudCIX's fallback) and is explained there too (CloudCIX says nothing,
+// so a client asking for 500 items got 50 without knowing why).
 package query
 
 import (
@@ -189,14 +190,19 @@ func defaultReserved(name string) bool {
 // as with Django's QueryDict.
 func Parse(spec Spec, v url.Values) *Query {
 	q := &Query{Limit: DefaultLimit, Warnings: []string{}}
-	if s, ok := last(v, "limit"); ok {
+	// An empty value is no value: the default, without a word.
+	if s, ok := last(v, "limit"); ok && strings.TrimSpace(s) != "" {
 		if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && n >= 1 && n <= MaxLimit {
 			q.Limit = n
+		} else {
+			q.warn("PagingWarning", "limit %q is not a whole number from 1 to %d; the default, %d, was used", s, MaxLimit, DefaultLimit)
 		}
 	}
-	if s, ok := last(v, "page"); ok {
-		if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && n > 0 {
+	if s, ok := last(v, "page"); ok && strings.TrimSpace(s) != "" {
+		if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && n >= 0 {
 			q.Page = n
+		} else {
+			q.warn("PagingWarning", "page %q is not a whole number from 0 (the first page) up; page 0 was used", s)
 		}
 	}
 	order, _ := last(v, "order")
@@ -288,10 +294,14 @@ func (q *Query) setOrder(spec Spec, raw string) {
 		}
 		return false
 	}
+	given := raw
 	raw = strings.TrimSpace(raw)
 	desc := strings.HasPrefix(raw, "-")
 	name := strings.TrimPrefix(raw, "-")
 	if name == "" || !allowed(name) {
+		if raw != "" {
+			defer q.warnOrder(spec, given)
+		}
 		if len(spec.Ordering) == 0 {
 			return
 		}
@@ -307,6 +317,20 @@ func (q *Query) setOrder(spec Spec, raw string) {
 		q.Order = "-" + name
 	}
 	q.orderType, q.orderTyp = spec.Fields[name]
+}
+
+// warnOrder explains an order that names no orderable field of spec, once
+// the default is applied.
+func (q *Query) warnOrder(spec Spec, given string) {
+	if len(spec.Ordering) == 0 {
+		q.warn("OrderingWarning", "order %q was ignored: this list has no orderings", given)
+		return
+	}
+	names := make([]string, len(spec.Ordering))
+	for i, o := range spec.Ordering {
+		names[i] = strings.TrimPrefix(o, "-")
+	}
+	q.warn("OrderingWarning", "order %q names no orderable field (%s, each with - for descending); the default, %s, was used", given, strings.Join(names, ", "), q.Order)
 }
 
 func (q *Query) warn(prefix, format string, args ...any) {

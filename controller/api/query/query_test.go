@@ -88,6 +88,8 @@ const (
 	sfw = "SearchFilterWarning"
 	efw = "ExcludeFilterWarning"
 	dw  = "DeprecationWarning"
+	pw  = "PagingWarning"
+	ow  = "OrderingWarning"
 )
 
 func all() []uint64 { return []uint64{1, 2, 3, 4, 5, 6} }
@@ -355,31 +357,32 @@ func TestPaging(t *testing.T) {
 		first     uint64 // 0: empty page
 		n         int
 		wantTotal int
+		warn      string // a PagingWarning containing it; "": none
 	}{
-		{"", 50, 0, 1, 50, 250},
-		{"limit=2", 2, 0, 1, 2, 250},
-		{"limit=100", 100, 0, 1, 100, 250},
-		{"limit=1", 1, 0, 1, 1, 250},
-		{"limit=0", 50, 0, 1, 50, 250},
-		{"limit=-1", 50, 0, 1, 50, 250},
-		{"limit=101", 50, 0, 1, 50, 250},
-		{"limit=1000", 50, 0, 1, 50, 250},
-		{"limit=abc", 50, 0, 1, 50, 250},
-		{"limit=2.5", 50, 0, 1, 50, 250},
-		{"limit=", 50, 0, 1, 50, 250},
-		{"limit=+7+", 7, 0, 1, 7, 250},
-		{"page=1", 50, 1, 51, 50, 250},
-		{"page=4", 50, 4, 201, 50, 250},
-		{"page=5", 50, 5, 0, 0, 250},
-		{"limit=100&page=2", 100, 2, 201, 50, 250},
-		{"page=-1", 50, 0, 1, 50, 250},
-		{"page=x", 50, 0, 1, 50, 250},
-		{"page=1.0", 50, 0, 1, 50, 250},
-		{"page=9223372036854775807&limit=100", 100, math.MaxInt, 0, 0, 250},
-		{"page=99999999999999999999", 50, 0, 1, 50, 250},
-		{"limit=3&limit=4", 4, 0, 1, 4, 250},
-		{"limit=10&page=2&search[id__gt]=240", 10, 2, 0, 0, 10},
-		{"limit=4&page=2&search[id__gt]=240", 4, 2, 249, 2, 10},
+		{"", 50, 0, 1, 50, 250, ""},
+		{"limit=2", 2, 0, 1, 2, 250, ""},
+		{"limit=100", 100, 0, 1, 100, 250, ""},
+		{"limit=1", 1, 0, 1, 1, 250, ""},
+		{"limit=0", 50, 0, 1, 50, 250, "limit \"0\" is not a whole number from 1 to 100; the default, 50, was used"},
+		{"limit=-1", 50, 0, 1, 50, 250, "limit \"-1\""},
+		{"limit=101", 50, 0, 1, 50, 250, "limit \"101\""},
+		{"limit=1000", 50, 0, 1, 50, 250, "limit \"1000\""},
+		{"limit=abc", 50, 0, 1, 50, 250, "limit \"abc\""},
+		{"limit=2.5", 50, 0, 1, 50, 250, "limit \"2.5\""},
+		{"limit=", 50, 0, 1, 50, 250, ""},
+		{"limit=+7+", 7, 0, 1, 7, 250, ""},
+		{"page=1", 50, 1, 51, 50, 250, ""},
+		{"page=4", 50, 4, 201, 50, 250, ""},
+		{"page=5", 50, 5, 0, 0, 250, ""},
+		{"limit=100&page=2", 100, 2, 201, 50, 250, ""},
+		{"page=-1", 50, 0, 1, 50, 250, "page \"-1\" is not a whole number from 0 (the first page) up; page 0 was used"},
+		{"page=x", 50, 0, 1, 50, 250, "page \"x\""},
+		{"page=1.0", 50, 0, 1, 50, 250, "page \"1.0\""},
+		{"page=9223372036854775807&limit=100", 100, math.MaxInt, 0, 0, 250, ""},
+		{"page=99999999999999999999", 50, 0, 1, 50, 250, "page \"99999999999999999999\""},
+		{"limit=3&limit=4", 4, 0, 1, 4, 250, ""},
+		{"limit=10&page=2&search[id__gt]=240", 10, 2, 0, 0, 10, ""},
+		{"limit=4&page=2&search[id__gt]=240", 4, 2, 249, 2, 10, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
@@ -401,8 +404,9 @@ func TestPaging(t *testing.T) {
 			if tt.n > 0 && page[0].ID != tt.first {
 				t.Errorf("first id = %d, want %d", page[0].ID, tt.first)
 			}
-			if len(q.Warnings) != 0 {
-				t.Errorf("warnings = %q", q.Warnings)
+			if tt.warn == "" && len(q.Warnings) != 0 || tt.warn != "" &&
+				(len(q.Warnings) != 1 || !strings.HasPrefix(q.Warnings[0], pw+": ") || !strings.Contains(q.Warnings[0], tt.warn)) {
+				t.Errorf("warnings = %q, want %q", q.Warnings, tt.warn)
 			}
 		})
 	}
@@ -430,34 +434,35 @@ func TestOrdering(t *testing.T) {
 		query string
 		order string
 		want  []uint64
+		warn  string // an OrderingWarning containing it; "": none
 	}{
-		{"", "id", all()},
-		{"order=id", "id", all()},
-		{"order=-id", "-id", []uint64{6, 5, 4, 3, 2, 1}},
-		{"order=name", "name", []uint64{6, 5, 1, 3, 2, 4}},
-		{"order=-name", "-name", []uint64{4, 2, 3, 1, 5, 6}},
-		{"order=number", "number", []uint64{5, 6, 1, 2, 4, 3}},
+		{"", "id", all(), ""},
+		{"order=id", "id", all(), ""},
+		{"order=-id", "-id", []uint64{6, 5, 4, 3, 2, 1}, ""},
+		{"order=name", "name", []uint64{6, 5, 1, 3, 2, 4}, ""},
+		{"order=-name", "-name", []uint64{4, 2, 3, 1, 5, 6}, ""},
+		{"order=number", "number", []uint64{5, 6, 1, 2, 4, 3}, ""},
 		// ties (2 and 4 have number 15) are broken by id ascending either way
-		{"order=-number", "-number", []uint64{3, 2, 4, 1, 6, 5}},
-		{"order=cpu", "cpu", []uint64{6, 3, 1, 2, 4, 5}},
-		{"order=public", "public", []uint64{2, 4, 5, 6, 1, 3}},
-		{"order=-public", "-public", []uint64{1, 3, 2, 4, 5, 6}},
+		{"order=-number", "-number", []uint64{3, 2, 4, 1, 6, 5}, ""},
+		{"order=cpu", "cpu", []uint64{6, 3, 1, 2, 4, 5}, ""},
+		{"order=public", "public", []uint64{2, 4, 5, 6, 1, 3}, ""},
+		{"order=-public", "-public", []uint64{1, 3, 2, 4, 5, 6}, ""},
 		// dates compare as instants (3 is 23:30Z, 4 is 23:45Z), null last
-		{"order=created", "created", []uint64{1, 2, 3, 4, 5, 6}},
+		{"order=created", "created", []uint64{1, 2, 3, 4, 5, 6}, ""},
 		// descending puts null first, as PostgreSQL does
-		{"order=-created", "-created", []uint64{6, 5, 4, 3, 2, 1}},
-		{"order=project_id", "project_id", []uint64{1, 3, 4, 5, 2, 6}},
-		{"order=+id", "id", all()},
-		{"order=%2B-id", "id", all()},
-		{"order=%20-id%20", "-id", []uint64{6, 5, 4, 3, 2, 1}},
-		{"order=bogus", "id", all()},
-		{"order=-bogus", "id", all()},
-		{"order=-", "id", all()},
-		{"order=--id", "id", all()},
-		{"order=extra", "id", all()},
-		{"order=", "id", all()},
-		{"order=name&order=-id", "-id", []uint64{6, 5, 4, 3, 2, 1}},
-		{"order=-number&search[number]=15", "-number", []uint64{2, 4}},
+		{"order=-created", "-created", []uint64{6, 5, 4, 3, 2, 1}, ""},
+		{"order=project_id", "project_id", []uint64{1, 3, 4, 5, 2, 6}, ""},
+		{"order=+id", "id", all(), ""},
+		{"order=%2B-id", "id", all(), "order \"+-id\" names no orderable field (id, name, number, created, cpu, public, project_id, each with - for descending); the default, id, was used"},
+		{"order=%20-id%20", "-id", []uint64{6, 5, 4, 3, 2, 1}, ""},
+		{"order=bogus", "id", all(), "order \"bogus\""},
+		{"order=-bogus", "id", all(), "order \"-bogus\""},
+		{"order=-", "id", all(), "order \"-\""},
+		{"order=--id", "id", all(), "order \"--id\""},
+		{"order=extra", "id", all(), "order \"extra\""},
+		{"order=", "id", all(), ""},
+		{"order=name&order=-id", "-id", []uint64{6, 5, 4, 3, 2, 1}, ""},
+		{"order=-number&search[number]=15", "-number", []uint64{2, 4}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
@@ -470,8 +475,9 @@ func TestOrdering(t *testing.T) {
 			if got := ids(page); !slices.Equal(got, tt.want) {
 				t.Errorf("ids = %v, want %v", got, tt.want)
 			}
-			if len(q.Warnings) != 0 {
-				t.Errorf("warnings = %q, want none", q.Warnings)
+			if tt.warn == "" && len(q.Warnings) != 0 || tt.warn != "" &&
+				(len(q.Warnings) != 1 || !strings.HasPrefix(q.Warnings[0], ow+": ") || !strings.Contains(q.Warnings[0], tt.warn)) {
+				t.Errorf("warnings = %q, want %q", q.Warnings, tt.warn)
 			}
 		})
 	}
@@ -493,6 +499,9 @@ func TestSpecDefaults(t *testing.T) {
 	if q.Order != "-created" {
 		t.Errorf("Order = %q", q.Order)
 	}
+	if want := []string{ow + `: order "nope" names no orderable field (created, id, each with - for descending); the default, -created, was used`}; !slices.Equal(q.Warnings, want) {
+		t.Errorf("warnings = %q, want %q", q.Warnings, want)
+	}
 	q = Parse(spec, url.Values{"order": {"created"}})
 	if q.Order != "created" {
 		t.Errorf("Order = %q", q.Order)
@@ -509,7 +518,7 @@ func TestSpecDefaults(t *testing.T) {
 	if got := ids(page); !slices.Equal(got, all()) {
 		t.Errorf("ids = %v", got)
 	}
-	if got := kinds(q.Warnings); !slices.Equal(got, []string{sfw}) {
+	if got := kinds(q.Warnings); !slices.Equal(got, []string{ow, sfw}) || q.Warnings[0] != ow+`: order "name" was ignored: this list has no orderings` {
 		t.Errorf("warnings = %q", q.Warnings)
 	}
 
@@ -895,7 +904,8 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("total = %d, len(page) = %d", total, len(page))
 		}
 		for _, w := range q.Warnings {
-			if !strings.HasPrefix(w, sfw+": ") && !strings.HasPrefix(w, efw+": ") && !strings.HasPrefix(w, dw+": ") {
+			if !strings.HasPrefix(w, sfw+": ") && !strings.HasPrefix(w, efw+": ") && !strings.HasPrefix(w, dw+": ") &&
+				!strings.HasPrefix(w, pw+": ") && !strings.HasPrefix(w, ow+": ") {
 				t.Fatalf("warning %q", w)
 			}
 		}
