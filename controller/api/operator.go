@@ -93,6 +93,14 @@ func (a *API) serveMetrics() http.HandlerFunc {
 		if err == nil {
 			err = a.perms.Check(p, "regent", "metrics", auth.Read)
 		}
+		var e *wire.Error
+		if errors.As(err, &e) && e.Status == http.StatusForbidden {
+			// The table's "You do not have permission to read metrics
+			// objects." left the caller to guess that no token at all
+			// would have done.
+			err = &wire.Error{Status: e.Status, ErrorCode: e.ErrorCode, Detail: "A token on /metrics asks for the tenants' series too " +
+				"(regent_ipam_block_*), which only a global user's or a robot's token may read: send no token for the node's own metrics."}
+		}
 		if err != nil {
 			WriteError(w, err)
 			return

@@ -490,9 +490,12 @@ func TestMetricsShowTenantsOnlyToTheRegion(t *testing.T) {
 			t.Errorf("/metrics with a %s token lacks the IPAM series or the node's own", role)
 		}
 	}
+	// The 403 says what to do instead (before: "You do not have permission
+	// to read metrics objects.", though no token at all would have been 200).
+	const want = "A token on /metrics asks for the tenants' series too (regent_ipam_block_*), which only a global user's or a robot's token may read: send no token for the node's own metrics."
 	for _, role := range []apitest.Role{apitest.MemberAdmin, apitest.MemberUser, apitest.OtherMember} {
-		if got := c.Do("GET", "/metrics", nil, f.r.Token(role)).Expect(403).ErrorCode(); got != "regent_metrics_read_201" {
-			t.Errorf("/metrics with a %s token: error_code %q", role, got)
+		if e := c.Do("GET", "/metrics", nil, f.r.Token(role)).Expect(403).Err(); e.ErrorCode != "regent_metrics_read_201" || e.Detail != want {
+			t.Errorf("/metrics with a %s token: %s %q, want regent_metrics_read_201 %q", role, e.ErrorCode, e.Detail, want)
 		}
 	}
 	c.Do("GET", "/metrics", nil, "rgt_nonsense").Expect(401)
