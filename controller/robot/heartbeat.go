@@ -44,6 +44,7 @@ type Heartbeats struct {
 	// router (Claim).
 	serverHolder map[uint64]holder
 	routerHolder map[uint64]holder
+	claims       uint64 // numbers the holders recorded (holder.n)
 	Deadline     time.Duration
 }
 
@@ -276,6 +277,7 @@ func (h *Heartbeats) Beat(server, router uint64, now time.Time) {
 type holder struct {
 	agent string
 	at    time.Time
+	n     uint64 // which recording this is (Heartbeats.claims), for an undo
 }
 
 // AgentConflict is a refused Claim: the server (or router) is held by
@@ -321,7 +323,24 @@ type Takeover struct {
 // meanwhile) is refused, not taken for the holder, and its registration
 // takes over only after that silence.
 func (h *Heartbeats) Claim(server, router uint64, agent string, rec Registrants, now time.Time, takeover bool) (*AgentConflict, []Takeover) {
-	return h.claim(server, router, agent, rec, now, true, takeover)
+	c, took, _ := h.claim(server, router, agent, rec, now, true, takeover)
+	return c, took
+}
+
+// ClaimRegistration is Claim for a registration (it takes over from a
+// holder silent past the deadline), made before the registration is
+// written so that no call of another instance slips in between. When the
+// write is refused after all (bad input the state machine finds, such as
+// an unknown storage type), the caller calls undo: a refused registration
+// must change nothing, and else its agent would hold the server and router
+// while their records keep the previous holder's VTEP and interfaces. undo
+// puts back each holder this claim replaced (or forgets the entry it made,
+// leaving the record's registrant to hold it again), but only where the
+// entry is still the one this claim recorded: a later heartbeat of this or
+// another instance, or a fresh memory (a new term, a restore), stands.
+// undo is never nil; it does nothing after a refused claim.
+func (h *Heartbeats) ClaimRegistration(server, router uint64, agent string, rec Registrants, now time.Time) (c *AgentConflict, took []Takeover, undo func()) {
+	return h.claim(server, router, agent, rec, now, true, true)
 }
 
 // Registrants are the instance ids of the agents that last registered a
@@ -346,13 +365,14 @@ func RegistrantsOf(r *state.ReadTxn, server, router uint64) Registrants {
 // registration takes over from a silent one). State reports use it: they
 // are acts on work the agent fetched, not signs of life.
 func (h *Heartbeats) Held(server, router uint64, agent string, rec Registrants, now time.Time) *AgentConflict {
-	c, _ := h.claim(server, router, agent, rec, now, false, false)
+	c, _, _ := h.claim(server, router, agent, rec, now, false, false)
 	return c
 }
 
-func (h *Heartbeats) claim(server, router uint64, agent string, rec Registrants, now time.Time, record, takeover bool) (*AgentConflict, []Takeover) {
+func (h *Heartbeats) claim(server, router uint64, agent string, rec Registrants, now time.Time, record, takeover bool) (*AgentConflict, []Takeover, func()) {
+	nothing := func() {}
 	if agent == "" || !h.Leading() {
-		return nil, nil
+		return nil, nil, nothing
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -377,16 +397,48 @@ func (h *Heartbeats) claim(server, router uint64, agent string, rec Registrants,
 		}
 		since := now.Sub(cur.at)
 		if since < h.Deadline || !takeover {
-			return &AgentConflict{Router: c.router, ID: c.id, Holder: cur.agent, Since: since, Silent: since >= h.Deadline}, nil
+			return &AgentConflict{Router: c.router, ID: c.id, Holder: cur.agent, Since: since, Silent: since >= h.Deadline}, nil, nothing
 		}
 		took = append(took, Takeover{Router: c.router, ID: c.id, From: cur.agent, Since: since})
 	}
+	if !record {
+		return nil, took, nothing
+	}
+	// what the claim replaced, for undo
+	type prior struct {
+		m        map[uint64]holder
+		id       uint64
+		old, set holder
+		had      bool
+	}
+	var priors []prior
 	for _, c := range claims {
-		if c.id != 0 && record {
-			c.m[c.id] = holder{agent: agent, at: now}
+		if c.id == 0 {
+			continue
+		}
+		h.claims++
+		p := prior{m: c.m, id: c.id, set: holder{agent: agent, at: now, n: h.claims}}
+		p.old, p.had = c.m[c.id]
+		c.m[c.id] = p.set
+		priors = append(priors, p)
+	}
+	// A fresh memory (enter) makes new maps: an undo after it changes
+	// only the old ones, which nothing reads.
+	undo := func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for _, p := range priors {
+			if cur, ok := p.m[p.id]; !ok || cur.n != p.set.n {
+				continue // heard since: that stands
+			}
+			if p.had {
+				p.m[p.id] = p.old
+			} else {
+				delete(p.m, p.id)
+			}
 		}
 	}
-	return nil, took
+	return nil, took, undo
 }
 
 // DownAfter is the deadline: how long a silent agent holds its records

@@ -342,3 +342,65 @@ func TestNewLeaderTakesTheRegistrantAsHolder(t *testing.T) {
 		t.Errorf("no registrant: %+v", c)
 	}
 }
+
+// TestClaimRegistrationUndo: a registration's claim is made before its
+// write; when the write is refused, undo puts back what the claim
+// replaced: the silent holder it took over from (which still holds, and
+// whose heartbeat is taken), or nothing where it made a new entry (the
+// record's registrant holds again). An entry heard since the claim (a
+// later heartbeat) stands, and so does a fresh memory (a new term).
+func TestClaimRegistrationUndo(t *testing.T) {
+	term := uint64(1)
+	h := NewHeartbeats(30*time.Second, func() uint64 { return term }, nil)
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	if c, _ := h.Claim(1, 0, "aaaa", Registrants{}, t0, false); c != nil {
+		t.Fatal(c)
+	}
+	// A silent past the deadline: B's registration takes over, then is refused
+	c, took, undo := h.ClaimRegistration(1, 2, "bbbb", Registrants{Router: "aaaa"}, t0.Add(40*time.Second))
+	if c != nil || len(took) != 2 {
+		t.Fatalf("B's registration after A's silence = %+v, %+v", c, took)
+	}
+	undo()
+	if s, ok := h.serverHolder[1]; !ok || s.agent != "aaaa" || !s.at.Equal(t0) {
+		t.Errorf("server holder after the undo = %+v, %v; want A heard at t0", s, ok)
+	}
+	if r, ok := h.routerHolder[2]; ok {
+		t.Errorf("router holder after the undo = %+v, want none (its registrant holds)", r)
+	}
+	if c, _ := h.Claim(1, 2, "bbbb", Registrants{Router: "aaaa"}, t0.Add(41*time.Second), false); c == nil || c.Holder != "aaaa" {
+		t.Errorf("B's heartbeat after the undo = %+v, want refused for A", c)
+	}
+	if c, _ := h.Claim(1, 2, "aaaa", Registrants{Router: "aaaa"}, t0.Add(41*time.Second), false); c != nil {
+		t.Errorf("A's heartbeat after the undo = %+v, want taken", c)
+	}
+
+	// heard since the claim: the later entry stands
+	_, _, undo = h.ClaimRegistration(3, 0, "cccc", Registrants{}, t0)
+	if c, _ := h.Claim(3, 0, "cccc", Registrants{}, t0.Add(time.Second), false); c != nil {
+		t.Fatal(c)
+	}
+	undo()
+	if s := h.serverHolder[3]; s.agent != "cccc" || !s.at.Equal(t0.Add(time.Second)) {
+		t.Errorf("an undo after a later heartbeat removed it: %+v", s)
+	}
+	// a fresh memory: the undo of the old term's claim touches nothing
+	_, _, undo = h.ClaimRegistration(4, 0, "dddd", Registrants{}, t0)
+	term++
+	if c, _ := h.Claim(4, 0, "eeee", Registrants{}, t0.Add(time.Minute), false); c != nil {
+		t.Fatal(c)
+	}
+	undo()
+	if s := h.serverHolder[4]; s.agent != "eeee" {
+		t.Errorf("an undo from the previous term changed the new one: %+v", s)
+	}
+	// a refused claim's undo does nothing
+	c, _, undo = h.ClaimRegistration(4, 0, "ffff", Registrants{}, t0.Add(time.Minute))
+	if c == nil {
+		t.Fatal("a claim of a live holder's server passed")
+	}
+	undo()
+	if s := h.serverHolder[4]; s.agent != "eeee" {
+		t.Errorf("a refused claim's undo changed the holder: %+v", s)
+	}
+}

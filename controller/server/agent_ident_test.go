@@ -161,3 +161,57 @@ func TestAgent_StateReportsOfAnotherAgentAreRefused(t *testing.T) {
 	e.c.DoHeader("PATCH", apitest.Path("/iaas/virtual_router/", w.Routers[0].ID), claim, as("")).Expect(200)
 	e.c.DoHeader("PATCH", apitest.Path("/iaas/vm/", w.VMs[1].ID), claim, as("")).Expect(200)
 }
+
+// TestAgent_RefusedRegistrationTakesNothingOver: agent A registers and
+// falls silent past the down-after deadline; agent B's registration as
+// the same host is refused by the state machine (a storage type that does
+// not exist, 400). A refused registration changes nothing: A still holds
+// the server and router (its heartbeat is 204), B's heartbeat is refused
+// (409), and the records keep A's VTEP and agent_id. Before, the claim
+// made before the write stayed: B held the server while its record kept
+// A's VTEP, and A was refused.
+func TestAgent_RefusedRegistrationTakesNothingOver(t *testing.T) {
+	e := newAgentEnvBeating(t, "100ms", "2s")
+	const a, b = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	as := func(id string) http.Header {
+		h := http.Header{}
+		h.Set("X-Auth-Token", e.robot)
+		h.Set(wire.HeaderAgentID, id)
+		return h
+	}
+	e.c.DoHeader("POST", "/v1/agent/register", e.register, as(a)).Expect(200)
+	regB := maps.Clone(e.register)
+	regB["vtep"] = "192.0.2.99"
+	regB["capacity"] = map[string]any{"cpu_cores": 64, "ram_mb": 2048 * 1024,
+		"storage": []any{map[string]any{"type": "NO-SUCH-TYPE", "total_gb": 100000, "free_gb": 90000}}}
+	// 409 while a is heard; once a has been silent past the deadline the
+	// claim passes and the state machine refuses the storage type
+	var r *apitest.Response
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		r = e.c.Unchecked().DoHeader("POST", "/v1/agent/register", regB, as(b))
+		if r.Status == 400 {
+			break
+		}
+		if r.Status != 409 || time.Now().After(deadline) {
+			t.Fatalf("b's registration with an unknown storage type after a's silence: %s", r)
+		}
+	}
+	if code := r.FieldCode("capacity"); code != "agent_register_104" {
+		t.Errorf("b's registration: %s, want agent_register_104 on capacity", r)
+	}
+	beat := map[string]any{"server_id": e.server, "router_id": e.router, "health": "ok"}
+	r = e.c.DoHeader("POST", "/v1/agent/heartbeat", beat, as(b)).Expect(409)
+	if r.ErrorCode() != wire.ErrAgentConflict || !strings.Contains(r.Err().Detail, "aaaaaaaa…") {
+		t.Errorf("b's heartbeat after its refused registration: %s", r)
+	}
+	e.c.DoHeader("GET", fmt.Sprintf("/v1/agent/work?server_id=%d&router_id=%d", e.server, e.router), nil, as(b)).Expect(409)
+	e.c.DoHeader("POST", "/v1/agent/heartbeat", beat, as(a)).Expect(204)
+	for _, p := range []string{apitest.Path("/iaas/server/", e.server), apitest.Path("/iaas/router/", e.router)} {
+		if rec := e.c.Do("GET", p, nil, e.f.root).Expect(200).Content(); rec["vtep"] != "192.0.2.10" || rec["agent_id"] != a {
+			t.Errorf("%s after b's refused registration: vtep %v, agent_id %v", p, rec["vtep"], rec["agent_id"])
+		}
+	}
+	// a goes on, and holds: b's registration is refused while a is heard
+	e.c.DoHeader("POST", "/v1/agent/register", e.register, as(a)).Expect(200)
+	e.c.DoHeader("POST", "/v1/agent/register", maps.Clone(e.register), as(b)).Expect(409)
+}

@@ -6,6 +6,7 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -150,15 +151,25 @@ func (r *routes) register(q *api.Request) error {
 	// created them since q.Txn was taken): another live agent holding one
 	// refuses this registration before it changes anything.
 	server, router := r.a.Store().Read().AgentTargets(reg)
-	if err := r.claim(q, agent, server, router, true); err != nil {
+	undo, err := r.claim(q, agent, server, router, true)
+	if err != nil {
 		return err
 	}
 	cmd, err := q.Command(fsm.AgentRegisterType, reg)
 	if err != nil {
+		undo()
 		return err
 	}
 	res, index, err := r.a.Apply(q, cmd)
 	if err != nil {
+		// Refused (bad input the state machine found, e.g. an unknown
+		// storage type): the records are unchanged, so is who holds
+		// them. A write whose outcome is unknown (5xx: leadership lost,
+		// commit timeout) keeps the claim: it may have been applied,
+		// and the agent registers again.
+		if we := (*wire.Error)(nil); !errors.As(err, &we) || we.Status < http.StatusInternalServerError {
+			undo()
+		}
 		return err
 	}
 	out := *res.(*wire.AgentRegistered)
@@ -204,12 +215,29 @@ func agentID(q *api.Request) (string, error) {
 // agents on one data_dir, would otherwise build the same VMs. A holder
 // silent past the deadline is taken over (logged at warn) by a
 // registration (takeover) only; a heartbeat or work fetch is refused then
-// too, and the agent registers. Leader memory, no raft write.
-func (r *routes) claim(q *api.Request, agent string, server, router uint64, takeover bool) error {
+// too, and the agent registers. Leader memory, no raft write. A
+// registration's claim (takeover) comes with undo, to call if its write is
+// refused; for the others undo does nothing.
+func (r *routes) claim(q *api.Request, agent string, server, router uint64, takeover bool) (undo func(), err error) {
 	// the records as they are now (a registration may have changed them
 	// since q.Txn was taken): their last registrants, for a new leader
 	rec := robot.RegistrantsOf(r.a.Store().Read(), server, router)
-	c, took := r.cfg.Heartbeats.Claim(server, router, agent, rec, r.cfg.Now(), takeover)
+	var c *robot.AgentConflict
+	var took []robot.Takeover
+	undo = func() {}
+	if takeover {
+		var undoClaim func()
+		c, took, undoClaim = r.cfg.Heartbeats.ClaimRegistration(server, router, agent, rec, r.cfg.Now())
+		undo = func() {
+			undoClaim()
+			if len(took) > 0 {
+				r.cfg.Logger.Warn("the registration that took over was refused: the previous agent instance holds again",
+					"server_id", server, "router_id", router, "agent_id", agent)
+			}
+		}
+	} else {
+		c, took = r.cfg.Heartbeats.Claim(server, router, agent, rec, r.cfg.Now(), false)
+	}
 	for _, t := range took {
 		what := "server_id"
 		if t.Router {
@@ -219,8 +247,14 @@ func (r *routes) claim(q *api.Request, agent string, server, router uint64, take
 			what, t.ID, "agent_id", agent, "previous_agent_id", t.From, "silent_for", t.Since.Round(time.Second).String())
 	}
 	if c == nil {
-		return nil
+		return undo, nil
 	}
+	return nil, r.conflict(agent, c)
+}
+
+// conflict logs c, a call of agent refused for another instance holding a
+// record, and returns its 409.
+func (r *routes) conflict(agent string, c *robot.AgentConflict) error {
 	// the records as they are now: a registration may have made them
 	// since q.Txn was taken
 	cur, kind, host := r.a.Store().Read(), "server_id", ""
@@ -275,7 +309,7 @@ func (r *routes) heartbeat(q *api.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := r.claim(q, agent, in.ServerID, in.RouterID, false); err != nil {
+	if _, err := r.claim(q, agent, in.ServerID, in.RouterID, false); err != nil {
 		return err // before anything of the report is kept
 	}
 	if in.Health != "" && in.Health != "ok" && in.Health != "degraded" {
@@ -478,7 +512,7 @@ func (r *routes) work(q *api.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := r.claim(q, agent, server, router, false); err != nil {
+	if _, err := r.claim(q, agent, server, router, false); err != nil {
 		return err
 	}
 	// ?hash is the X-Regent-Content-Hash of the work the agent holds: a
