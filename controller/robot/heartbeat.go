@@ -22,6 +22,10 @@ import (
 // moment the leader's loop notices its leadership keeps what agents
 // report in a new leader's first seconds.
 //
+// A snapshot restore (state.Store.Restores) starts a fresh memory too:
+// it keeps the term, but replaces the records the memory is about (their
+// registrants, their virtual routers and VPNs, whose ids it may reuse).
+//
 // Only the leader's memory means anything: a follower hears no heartbeats
 // (they are forwarded to the leader), and a node that lost leadership
 // may still hold its old term's memory. The readers for display
@@ -31,6 +35,7 @@ type Heartbeats struct {
 	term     func() uint64 // the current raft term; nil: always 0
 	leader   func() bool   // whether this node leads; nil: always
 	cur      uint64        // the term the memory belongs to
+	restored uint64        // and the count of restores (Restores)
 	started  bool
 	since    time.Time // when this node started judging (its first call in the term)
 	servers  map[uint64]time.Time
@@ -46,6 +51,10 @@ type Heartbeats struct {
 	routerHolder map[uint64]holder
 	claims       uint64 // numbers the holders recorded (holder.n)
 	Deadline     time.Duration
+	// Restores counts the snapshot restores of the node's state
+	// (state.Store.Restores): memory from before one is forgotten like
+	// that of an earlier term. nil: never.
+	Restores func() uint64
 }
 
 // healthReport is an agent's last word on its health: api.AgentHealthOK
@@ -240,16 +249,20 @@ func NewHeartbeats(deadline time.Duration, term func() uint64, leader func() boo
 }
 
 // enter starts a fresh memory when the raft term has changed since the
-// last call (or on the first call). The caller holds mu.
+// last call, or the state was restored from a snapshot (or on the first
+// call). The caller holds mu.
 func (h *Heartbeats) enter(now time.Time) {
-	var t uint64
+	var t, r uint64
 	if h.term != nil {
 		t = h.term()
 	}
-	if h.started && t == h.cur {
+	if h.Restores != nil {
+		r = h.Restores()
+	}
+	if h.started && t == h.cur && r == h.restored {
 		return
 	}
-	h.cur, h.started, h.since = t, true, now
+	h.cur, h.restored, h.started, h.since = t, r, true, now
 	h.servers, h.routers = map[uint64]time.Time{}, map[uint64]time.Time{}
 	h.policy = map[uint64]*policyLog{}
 	h.vpns = map[uint64]api.VPNStatus{}

@@ -404,3 +404,42 @@ func TestClaimRegistrationUndo(t *testing.T) {
 		t.Errorf("a refused claim's undo changed the holder: %+v", s)
 	}
 }
+
+// TestHeartbeatsForgetARestore: a snapshot restore keeps the raft term but
+// replaces the records the memory is about, and may reuse their ids: the
+// holders, beats, health, policy log and VPN statuses go, and the grace
+// period restarts, as in a new term. Before, they survived the restore.
+func TestHeartbeatsForgetARestore(t *testing.T) {
+	var restores uint64
+	h := NewHeartbeats(30*time.Second, func() uint64 { return 3 }, nil)
+	h.Restores = func() uint64 { return restores }
+	t0 := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	h.Claim(1, 2, "bbbb", Registrants{}, t0, true)
+	h.Beat(1, 2, t0)
+	h.SetHealth(1, 2, api.AgentHealthDegraded, "disk", t0)
+	h.AddPolicyLog("", []api.PolicyLogEntry{{VirtualRouterID: 5, Action: "allow"}})
+	h.SetVPNStatus([]uint64{5}, []api.VPNStatus{{VPNID: 9, VirtualRouterID: 5, IKEState: "ESTABLISHED"}})
+	if c, _ := h.Claim(1, 2, "aaaa", Registrants{Server: "aaaa", Router: "aaaa"}, t0.Add(time.Second), false); c == nil {
+		t.Fatal("b does not hold before the restore")
+	}
+	restores++
+	t1 := t0.Add(time.Minute)
+	// the restored records name a: it holds as if heard at the restore
+	if c, _ := h.Claim(1, 2, "bbbb", Registrants{Server: "aaaa", Router: "aaaa"}, t1, false); c == nil || c.Holder != "aaaa" || c.Since != 0 {
+		t.Errorf("b's heartbeat after the restore = %+v, want refused for a", c)
+	}
+	if l := h.PolicyLog(5); len(l) != 0 {
+		t.Errorf("policy log after a restore = %+v", l)
+	}
+	if _, ok := h.VPNStatus(9); ok {
+		t.Error("a VPN status survived a restore")
+	}
+	if len(h.servers) != 0 || len(h.byServer) != 0 || len(h.health) != 0 || !h.since.Equal(t1) {
+		t.Errorf("after a restore: beats %v, health %v %v, judging since %v", h.servers, h.byServer, h.health, h.since)
+	}
+	// the same restore count: the memory stays
+	h.Beat(1, 0, t1)
+	if _, ok := h.servers[1]; !ok {
+		t.Error("a beat after the restore was not kept")
+	}
+}

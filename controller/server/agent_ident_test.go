@@ -215,3 +215,76 @@ func TestAgent_RefusedRegistrationTakesNothingOver(t *testing.T) {
 	e.c.DoHeader("POST", "/v1/agent/register", e.register, as(a)).Expect(200)
 	e.c.DoHeader("POST", "/v1/agent/register", maps.Clone(e.register), as(b)).Expect(409)
 }
+
+// TestAgent_RestoreForgetsHolders: the leader's memory of who holds a
+// server belongs to the state it is about. A registers; a snapshot is
+// taken; A falls silent and B registers in its place; the operator
+// restores the snapshot, whose records name A (its VTEP, its agent_id)
+// again. The restore keeps the raft term, but the memory starts afresh:
+// the records' registrant A holds, as for a new leader, so B's heartbeat
+// and work fetch are refused, A's heartbeat is taken, and B's
+// registration takes over only once A has been silent past the deadline.
+// Before, the memory kept B: B acted on records holding A's VTEP, and A
+// was refused for ever.
+func TestAgent_RestoreForgetsHolders(t *testing.T) {
+	e := newAgentEnvBeating(t, "100ms", "2s")
+	const a, b = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	as := func(id string) http.Header {
+		h := http.Header{}
+		h.Set("X-Auth-Token", e.robot)
+		h.Set(wire.HeaderAgentID, id)
+		return h
+	}
+	server := func() map[string]any {
+		return e.c.Do("GET", apitest.Path("/iaas/server/", e.server), nil, e.f.root).Expect(200).Content()
+	}
+	regB := maps.Clone(e.register)
+	regB["vtep"] = "192.0.2.99"
+	beat := map[string]any{"server_id": e.server, "router_id": e.router, "health": "ok"}
+	workPath := fmt.Sprintf("/v1/agent/work?server_id=%d&router_id=%d", e.server, e.router)
+	takeOver := func(what string) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for deadline := start.Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			r := e.c.Unchecked().DoHeader("POST", "/v1/agent/register", regB, as(b))
+			if r.Status == 200 {
+				return time.Since(start)
+			}
+			if r.Status != 409 || time.Now().After(deadline) {
+				t.Fatalf("%s: b's registration: %s", what, r)
+			}
+		}
+	}
+
+	e.c.DoHeader("POST", "/v1/agent/register", e.register, as(a)).Expect(200)
+	snap := e.c.Do("GET", "/v1/operator/snapshot", nil, e.f.root).Expect(200).Body
+	takeOver("after a's silence")
+	if s := server(); s["agent_id"] != b || s["vtep"] != "192.0.2.99" {
+		t.Fatalf("server after b's takeover: agent_id %v, vtep %v", s["agent_id"], s["vtep"])
+	}
+	e.c.DoHeader("PUT", "/v1/operator/snapshot", snap, http.Header{
+		"X-Auth-Token": {e.f.root}, "Content-Type": {"application/octet-stream"}}).Expect(200)
+	if s := server(); s["agent_id"] != a || s["vtep"] != "192.0.2.10" {
+		t.Fatalf("server after the restore: agent_id %v, vtep %v", s["agent_id"], s["vtep"])
+	}
+	restored := time.Now()
+	for _, r := range []*apitest.Response{
+		e.c.DoHeader("POST", "/v1/agent/heartbeat", beat, as(b)),
+		e.c.DoHeader("GET", workPath, nil, as(b)),
+	} {
+		if r.Expect(409); r.ErrorCode() != wire.ErrAgentConflict || !strings.Contains(r.Err().Detail, "aaaaaaaa…") {
+			t.Errorf("b after the restore: %s", r)
+		}
+	}
+	heard := time.Now() // a is heard after this
+	e.c.DoHeader("POST", "/v1/agent/heartbeat", beat, as(a)).Expect(204)
+	takeOver("after the restore")
+	if since := time.Since(heard); since < 2*time.Second {
+		t.Errorf("b took over %s after a was last heard (restored %s ago), before the 2s deadline", since, time.Since(restored))
+	}
+	if s := server(); s["agent_id"] != b || s["vtep"] != "192.0.2.99" {
+		t.Errorf("server after b's second takeover: agent_id %v, vtep %v", s["agent_id"], s["vtep"])
+	}
+	e.c.DoHeader("POST", "/v1/agent/heartbeat", beat, as(b)).Expect(204)
+	e.c.DoHeader("POST", "/v1/agent/heartbeat", beat, as(a)).Expect(409)
+}

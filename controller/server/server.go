@@ -202,6 +202,7 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		BodyTimeout: cfg.BodyTimeout, TenantMetrics: tenantMetrics, Health: s.nodeHealth},
 		s.cluster, s.store, log, s.registry)
 	s.heartbeats = robot.NewHeartbeats(cfg.agentDownAfter(), s.cluster.Term, s.cluster.IsLeader)
+	s.heartbeats.Restores = s.store.Restores // a restore replaces what its memory is about
 	s.registry.MustRegister(newAgentHealthCollector(s.store, s.heartbeats))
 	membership.Register(s.api)
 	iaas.Register(s.api, iaas.Options{AgentHealth: s.heartbeats, AgentHolders: s.heartbeats})
@@ -753,7 +754,8 @@ func (s *Server) WaitReady(ctx context.Context) bool {
 // those silent past the deadline go down (one raft write per change, none
 // per heartbeat). A node that becomes leader forgets what it knew and
 // gives every agent a full deadline first (robot.Heartbeats keys its
-// memory on the raft term).
+// memory on the raft term and the state's restores), and so does the
+// leader after a snapshot restore.
 func (s *Server) heartbeatLoop() {
 	every := min(s.cfg.agentHeartbeat(), 5*time.Second)
 	t := time.NewTicker(every)

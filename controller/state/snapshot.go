@@ -216,6 +216,7 @@ func (s *Store) Restore(r io.Reader) error {
 	s.mu.Lock()
 	old := s.abandon
 	s.db, s.abandon = db, make(chan struct{})
+	s.restores++
 	s.mu.Unlock()
 	close(old)
 	return nil

@@ -386,6 +386,31 @@ func TestRestoreWakesBlockingQueries(t *testing.T) {
 	}
 }
 
+// Restores counts the restores that replaced the state, and only those: a
+// refused snapshot leaves it as it was (the leader's agent memory starts
+// afresh on a change of it).
+func TestRestoresCounted(t *testing.T) {
+	_, snap := populated(t)
+	s := New()
+	if n := s.Restores(); n != 0 {
+		t.Errorf("a new store: %d restores", n)
+	}
+	if err := s.Restore(bytes.NewReader(snap[:len(snap)/2])); err == nil {
+		t.Fatal("a truncated snapshot restored")
+	}
+	if n := s.Restores(); n != 0 {
+		t.Errorf("after a refused restore: %d restores", n)
+	}
+	for want := uint64(1); want <= 2; want++ {
+		if err := s.Restore(bytes.NewReader(snap)); err != nil {
+			t.Fatal(err)
+		}
+		if n := s.Restores(); n != want {
+			t.Errorf("after restore %d: Restores %d", want, n)
+		}
+	}
+}
+
 // snapParts splits a snapshot into header, record lines and trailer.
 func snapParts(t *testing.T, snap []byte) (header string, records []string, trailer string) {
 	lines := strings.SplitAfter(string(snap), "\n")

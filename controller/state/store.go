@@ -19,6 +19,19 @@ type Store struct {
 	mu      sync.RWMutex
 	db      *memdb.MemDB
 	abandon chan struct{} // closed when db is replaced by a restore
+	// restores counts the restores (Restore) since the store was made
+	restores uint64
+}
+
+// Restores is how many times Restore has replaced the state since the
+// store was made: a snapshot restore, a snapshot a follower installs from
+// the leader, and the snapshot a node loads when it starts. What a node
+// keeps beside the state about its records (the leader's agent memory,
+// keyed by their ids) belongs to one such state.
+func (s *Store) Restores() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.restores
 }
 
 // New returns an empty store.
