@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/regentcloud/regent/controller/internal/apitest"
+	"github.com/regentcloud/regent/controller/server"
 	wire "github.com/regentcloud/regent/pkg/api"
 )
 
@@ -287,4 +288,64 @@ func TestAgent_RestoreForgetsHolders(t *testing.T) {
 	}
 	e.c.DoHeader("POST", "/v1/agent/heartbeat", beat, as(b)).Expect(204)
 	e.c.DoHeader("POST", "/v1/agent/heartbeat", beat, as(a)).Expect(409)
+}
+
+// TestAgent_NewLeaderTakesTheRegistrantAsHolder: a new leader starts with
+// an empty memory of holders; until it hears a record's holder, the agent
+// the record names as its last registrant (agent_id) holds it as if heard
+// when the leader took over. A registers; leadership moves to another node
+// (a new term, an empty memory); then B's state report, heartbeat and work
+// fetch, arriving first, are refused (409 agent_conflict_001), and A's
+// heartbeat and work fetch are taken. Without the seeding B's first call
+// made it the holder of a record with A's VTEP.
+func TestAgent_NewLeaderTakesTheRegistrantAsHolder(t *testing.T) {
+	e := newAgentEnv(t)
+	const a, b = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	as := func(id string) http.Header {
+		h := http.Header{}
+		h.Set("X-Auth-Token", e.robot)
+		h.Set(wire.HeaderAgentID, id)
+		return h
+	}
+	e.c.DoHeader("POST", "/v1/agent/register", e.register, as(a)).Expect(200)
+	e.c.Do("POST", "/iaas/cloud/", cloudBody(e.f.n.Unique("p"), e.f.reg, e.x, 1), e.f.r.Token(apitest.MemberAdmin)).Expect(201)
+	w, _ := e.work(t, "")
+	if len(w.VMs) != 1 || len(w.Routers) != 1 {
+		t.Fatalf("work: %d VMs, %d routers", len(w.VMs), len(w.Routers))
+	}
+
+	follower := startFollower(t, e.f.n, func(cfg *server.Config) { cfg.AgentHeartbeat, cfg.AgentDownAfter = "100ms", "1m" })
+	to := e.c.Do("POST", "/v1/operator/leader/transfer", map[string]any{"id": "follower"}, e.f.root).Expect(200).Content()
+	if to["id"] != "follower" {
+		t.Fatalf("leadership did not move: %v", to)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !follower.Cluster().IsLeader(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the node leadership was handed to does not lead")
+		}
+	}
+	// the old leader forwards every call to the new one
+	held := func(r *apitest.Response, what string) {
+		t.Helper()
+		if r.Expect(409); r.ErrorCode() != wire.ErrAgentConflict || !strings.Contains(r.Err().Detail, "aaaaaaaa…") {
+			t.Errorf("%s of b at the new leader: %s", what, r)
+		}
+	}
+	vmPath, vrPath := apitest.Path("/iaas/vm/", w.VMs[0].ID), apitest.Path("/iaas/virtual_router/", w.Routers[0].ID)
+	claim := map[string]any{"state": wire.StateBuilding, "expected_state": wire.StateRequested}
+	held(e.c.DoHeader("PATCH", vmPath, claim, as(b)), "a VM's state report")
+	held(e.c.DoHeader("PATCH", vrPath, claim, as(b)), "a virtual router's state report")
+	beat := map[string]any{"server_id": e.server, "router_id": e.router, "health": "ok"}
+	held(e.c.DoHeader("POST", "/v1/agent/heartbeat", beat, as(b)), "the heartbeat")
+	workPath := fmt.Sprintf("/v1/agent/work?server_id=%d&router_id=%d", e.server, e.router)
+	held(e.c.DoHeader("GET", workPath, nil, as(b)), "the work fetch")
+	held(e.c.DoHeader("POST", "/v1/agent/register", e.register, as(b)), "the registration")
+	for _, p := range []string{vmPath, vrPath} {
+		if st := e.c.Do("GET", p, nil, e.f.root).Expect(200).Content()["state"]; st != float64(wire.StateRequested) {
+			t.Errorf("%s: state %v after b's refused report", p, st)
+		}
+	}
+	e.c.DoHeader("POST", "/v1/agent/heartbeat", beat, as(a)).Expect(204)
+	e.c.DoHeader("GET", workPath, nil, as(a)).Expect(200)
+	e.c.DoHeader("PATCH", vmPath, claim, as(a)).Expect(200)
 }
