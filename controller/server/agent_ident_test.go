@@ -349,3 +349,52 @@ func TestAgent_NewLeaderTakesTheRegistrantAsHolder(t *testing.T) {
 	e.c.DoHeader("GET", workPath, nil, as(a)).Expect(200)
 	e.c.DoHeader("PATCH", vmPath, claim, as(a)).Expect(200)
 }
+
+// TestAgent_WorkPollOfAnAgentThatLostItsHold: agent A's blocking work
+// query waits; A falls silent and B registers in its place, which changes
+// A's work (B's VTEP) and wakes the query. A no longer holds the server:
+// its query answers 409 agent_conflict_001, not work rendered from B's
+// record. Before, A got that work and acted on it.
+func TestAgent_WorkPollOfAnAgentThatLostItsHold(t *testing.T) {
+	e := newAgentEnvBeating(t, "100ms", "2s")
+	const a, b = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	as := func(id string) http.Header {
+		h := http.Header{}
+		h.Set("X-Auth-Token", e.robot)
+		h.Set(wire.HeaderAgentID, id)
+		return h
+	}
+	e.c.DoHeader("POST", "/v1/agent/register", e.register, as(a)).Expect(200)
+	e.c.Do("POST", "/iaas/cloud/", cloudBody(e.f.n.Unique("p"), e.f.reg, e.x, 1), e.f.r.Token(apitest.MemberAdmin)).Expect(201)
+	workPath := fmt.Sprintf("/v1/agent/work?server_id=%d&router_id=%d", e.server, e.router)
+	r := e.c.DoHeader("GET", workPath, nil, as(a)).Expect(200)
+	hash, index := r.Header.Get("X-Regent-Content-Hash"), r.Header.Get("X-Regent-Index")
+	done := make(chan *apitest.Response, 1)
+	go func() {
+		done <- e.c.Unchecked().DoHeader("GET", workPath+"&wait=60s&index="+index+"&hash="+hash, nil, as(a))
+	}()
+	regB := maps.Clone(e.register)
+	regB["vtep"] = "192.0.2.99"
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		r = e.c.Unchecked().DoHeader("POST", "/v1/agent/register", regB, as(b))
+		if r.Status == 200 {
+			break
+		}
+		if r.Status != 409 || time.Now().After(deadline) {
+			t.Fatalf("b's registration after a's silence: %s", r)
+		}
+		select {
+		case r := <-done:
+			t.Fatalf("a's work poll answered before b took over: %s", r)
+		default:
+		}
+	}
+	select {
+	case r = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a's work poll did not answer b's takeover")
+	}
+	if r.Expect(409); r.ErrorCode() != wire.ErrAgentConflict || !strings.Contains(r.Err().Detail, "bbbbbbbb…") {
+		t.Errorf("a's work poll after b's takeover: %s", r)
+	}
+}

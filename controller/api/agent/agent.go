@@ -536,6 +536,14 @@ func (r *routes) work(q *api.Request) error {
 	if err := q.BlockingUnless(same, robot.WorkTables...); err != nil {
 		return err
 	}
+	// The hold may have moved while the query waited: another instance's
+	// registration took the server or router over (its write is what
+	// woke the query). That agent's work is not this one's to act on.
+	// Checked, not recorded: the claim above was this call's sign of life.
+	rec := robot.RegistrantsOf(r.a.Store().Read(), server, router)
+	if c := r.cfg.Heartbeats.Held(server, router, agent, rec, r.cfg.Now()); c != nil {
+		return r.conflict(agent, c)
+	}
 	if from != q.Txn {
 		render()
 	}
