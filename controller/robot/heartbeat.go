@@ -137,15 +137,28 @@ func (h *Heartbeats) lastHealth(get func() (healthReport, time.Time, bool), now 
 const PolicyLogSize = 100
 
 // policyLog is what the leader keeps of a virtual router's policy log:
-// its last PolicyLogSize entries, oldest first, and the agent's numbering
-// of those it kept (epoch, and the highest sequence number kept in it).
+// its last PolicyLogSize entries, oldest first, the router whose agent
+// reported them last, and the agent's numbering of those it kept: per
+// epoch, the highest sequence number kept in it, for the last
+// policyEpochs epochs.
 type policyLog struct {
 	entries []api.PolicyLogEntry
-	epoch   string
-	seq     uint64
+	router  uint64
+	marks   []policyMark // oldest first
 }
 
-// AddPolicyLog keeps the entries an agent reported, the last
+// policyMark is the highest sequence number kept of an epoch.
+type policyMark struct {
+	epoch string
+	seq   uint64
+}
+
+// policyEpochs is how many epochs' marks a virtual router's log keeps: the
+// current one and the one before, so that a late copy of a call made
+// before the agent restarted is dropped too.
+const policyEpochs = 2
+
+// AddPolicyLog keeps the entries the agent of router reported, the last
 // PolicyLogSize per virtual router, and returns how many it dropped as
 // already kept. Like heartbeats they live in the leader's memory: a new
 // leader starts with an empty log.
@@ -154,13 +167,21 @@ type policyLog struct {
 // carrying them was taken (the call failed, or timed out while the
 // leader took it), so each entry carries the agent's sequence number
 // (Seq, increasing per virtual router) and the heartbeat the epoch those
-// numbers belong to (a new one each time the agent's numbering restarts). Per virtual router the leader remembers
-// the epoch and the highest number kept in it, and drops an entry at or
-// below it: a resend keeps only what is new. An entry of another epoch
-// starts the count afresh. An entry without a number (Seq 0: an older
-// agent) is kept as before, without this check. Kept entries lose their
-// number: it means nothing to tenants.
-func (h *Heartbeats) AddPolicyLog(epoch string, entries []api.PolicyLogEntry) (dropped int) {
+// numbers belong to (a new one each time the agent's numbering restarts).
+// Per virtual router the leader remembers, for each of the last two
+// epochs, the highest number kept in it, and drops an entry at or below
+// it: a resend keeps only what is new, and so does a late copy of a call
+// of the previous epoch arriving after the agent restarted. An entry of a
+// new epoch starts its count afresh. An entry without a number (Seq 0: an
+// older agent) is kept as before, without this check. Kept entries lose
+// their number: it means nothing to tenants.
+//
+// live are the virtual routers on router that are not closed (router's
+// heartbeat carries the state of all of them): the logs router's agent
+// reported for any other virtual router (closed, deleted, or no longer
+// on router) go, so that the memory holds no log of a router that is
+// gone. A router of 0 (no network role) prunes nothing.
+func (h *Heartbeats) AddPolicyLog(router uint64, live []uint64, epoch string, entries []api.PolicyLogEntry) (dropped int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.enter(time.Now())
@@ -170,20 +191,33 @@ func (h *Heartbeats) AddPolicyLog(epoch string, entries []api.PolicyLogEntry) (d
 			l = &policyLog{}
 			h.policy[e.VirtualRouterID] = l
 		}
+		l.router = router
 		if e.Seq != 0 {
-			if l.epoch != epoch {
-				l.epoch, l.seq = epoch, 0
+			i := slices.IndexFunc(l.marks, func(m policyMark) bool { return m.epoch == epoch })
+			if i < 0 {
+				l.marks = append(l.marks, policyMark{epoch: epoch})
+				if len(l.marks) > policyEpochs {
+					l.marks = slices.Delete(l.marks, 0, len(l.marks)-policyEpochs)
+				}
+				i = len(l.marks) - 1
 			}
-			if e.Seq <= l.seq {
+			if e.Seq <= l.marks[i].seq {
 				dropped++
 				continue
 			}
-			l.seq = e.Seq
+			l.marks[i].seq = e.Seq
 			e.Seq = 0
 		}
 		l.entries = append(l.entries, e)
 		if len(l.entries) > PolicyLogSize {
 			l.entries = slices.Delete(l.entries, 0, len(l.entries)-PolicyLogSize)
+		}
+	}
+	if router != 0 {
+		for vr, l := range h.policy {
+			if l.router == router && !slices.Contains(live, vr) {
+				delete(h.policy, vr)
+			}
 		}
 	}
 	return dropped

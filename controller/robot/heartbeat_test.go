@@ -19,7 +19,7 @@ func TestHeartbeatsKeyedOnTerm(t *testing.T) {
 	h := NewHeartbeats(30*time.Second, func() uint64 { return term }, nil)
 	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	h.Beat(1, 2, t0)
-	h.AddPolicyLog("", []api.PolicyLogEntry{{VirtualRouterID: 5, Action: "allow"}, {VirtualRouterID: 5, Action: "deny"}})
+	h.AddPolicyLog(0, nil, "", []api.PolicyLogEntry{{VirtualRouterID: 5, Action: "allow"}, {VirtualRouterID: 5, Action: "deny"}})
 	h.SetVPNStatus([]uint64{5}, []api.VPNStatus{{VPNID: 9, VirtualRouterID: 5, IKEState: "ESTABLISHED"}})
 
 	// the loop's first look in the same term keeps all of it
@@ -124,7 +124,7 @@ func TestHealthShown(t *testing.T) {
 	hs, d = h.ServerHealth(5, t0.Add(5*time.Second))
 	check("an agent that does not say", hs, d, api.AgentHealthOK, "")
 
-	h.AddPolicyLog("", []api.PolicyLogEntry{{VirtualRouterID: 9}})
+	h.AddPolicyLog(0, nil, "", []api.PolicyLogEntry{{VirtualRouterID: 9}})
 	h.SetVPNStatus([]uint64{9}, []api.VPNStatus{{VPNID: 3, VirtualRouterID: 9}})
 	if _, ok := h.VPNStatus(3); !ok || len(h.PolicyLog(9)) != 1 {
 		t.Fatal("the leader lost a VPN status or policy log entry")
@@ -250,28 +250,28 @@ func TestPolicyLogKeptOnce(t *testing.T) {
 		}
 	}
 
-	if n := h.AddPolicyLog("a", []api.PolicyLogEntry{entry(5, 1, 1), entry(5, 2, 2), entry(6, 3, 3)}); n != 0 {
+	if n := h.AddPolicyLog(0, nil, "a", []api.PolicyLogEntry{entry(5, 1, 1), entry(5, 2, 2), entry(6, 3, 3)}); n != 0 {
 		t.Errorf("first report: %d dropped", n)
 	}
 	// the same entries again, with one new of each router
-	if n := h.AddPolicyLog("a", []api.PolicyLogEntry{entry(5, 1, 1), entry(5, 2, 2), entry(6, 3, 3), entry(5, 4, 4), entry(6, 5, 5)}); n != 3 {
+	if n := h.AddPolicyLog(0, nil, "a", []api.PolicyLogEntry{entry(5, 1, 1), entry(5, 2, 2), entry(6, 3, 3), entry(5, 4, 4), entry(6, 5, 5)}); n != 3 {
 		t.Errorf("resend: %d dropped, want the 3 kept before", n)
 	}
 	check("after a resend", 5, 1, 2, 4)
 	check("after a resend", 6, 3, 5)
 	// a resend that arrives late (the first call, cancelled by the agent,
 	// taken after its retry) adds nothing
-	h.AddPolicyLog("a", []api.PolicyLogEntry{entry(5, 2, 2)})
+	h.AddPolicyLog(0, nil, "a", []api.PolicyLogEntry{entry(5, 2, 2)})
 	check("a late resend", 5, 1, 2, 4)
 
 	// the agent restarted: a new epoch, its numbers from 1 again
-	h.AddPolicyLog("b", []api.PolicyLogEntry{entry(5, 1, 11), entry(5, 2, 12)})
-	h.AddPolicyLog("b", []api.PolicyLogEntry{entry(5, 2, 12), entry(5, 3, 13)})
+	h.AddPolicyLog(0, nil, "b", []api.PolicyLogEntry{entry(5, 1, 11), entry(5, 2, 12)})
+	h.AddPolicyLog(0, nil, "b", []api.PolicyLogEntry{entry(5, 2, 12), entry(5, 3, 13)})
 	check("a new epoch", 5, 1, 2, 4, 11, 12, 13)
 	check("another router's epoch", 6, 3, 5)
 
 	// an older agent: no numbers, kept as they come
-	h.AddPolicyLog("", []api.PolicyLogEntry{entry(7, 0, 1), entry(7, 0, 1)})
+	h.AddPolicyLog(0, nil, "", []api.PolicyLogEntry{entry(7, 0, 1), entry(7, 0, 1)})
 	check("entries without seq", 7, 1, 1)
 
 	// bounded: the last PolicyLogSize per router, one record each
@@ -279,8 +279,8 @@ func TestPolicyLogKeptOnce(t *testing.T) {
 	for i := range PolicyLogSize + 10 {
 		many = append(many, entry(8, uint64(i+1), i+1))
 	}
-	h.AddPolicyLog("c", many)
-	h.AddPolicyLog("c", many)
+	h.AddPolicyLog(0, nil, "c", many)
+	h.AddPolicyLog(0, nil, "c", many)
 	if l := h.PolicyLog(8); len(l) != PolicyLogSize || l[0].Order != PolicyLogSize+10 || l[len(l)-1].Order != 11 {
 		t.Errorf("%d entries kept of a busy router (newest %d), want the last %d", len(l), l[0].Order, PolicyLogSize)
 	}
@@ -417,7 +417,7 @@ func TestHeartbeatsForgetARestore(t *testing.T) {
 	h.Claim(1, 2, "bbbb", Registrants{}, t0, true)
 	h.Beat(1, 2, t0)
 	h.SetHealth(1, 2, api.AgentHealthDegraded, "disk", t0)
-	h.AddPolicyLog("", []api.PolicyLogEntry{{VirtualRouterID: 5, Action: "allow"}})
+	h.AddPolicyLog(0, nil, "", []api.PolicyLogEntry{{VirtualRouterID: 5, Action: "allow"}})
 	h.SetVPNStatus([]uint64{5}, []api.VPNStatus{{VPNID: 9, VirtualRouterID: 5, IKEState: "ESTABLISHED"}})
 	if c, _ := h.Claim(1, 2, "aaaa", Registrants{Server: "aaaa", Router: "aaaa"}, t0.Add(time.Second), false); c == nil {
 		t.Fatal("b does not hold before the restore")
@@ -441,5 +441,85 @@ func TestHeartbeatsForgetARestore(t *testing.T) {
 	h.Beat(1, 0, t1)
 	if _, ok := h.servers[1]; !ok {
 		t.Error("a beat after the restore was not kept")
+	}
+}
+
+// TestPolicyLogAcrossEpochs: the agent restarted (epoch a → b) while a
+// call of epoch a was still on its way; the late copy of a's entries, and
+// then a resend of b's, are each kept once: the marks of the last two
+// epochs are kept. Before, the switch to b wiped a's mark, the late copy
+// started a's count afresh (kept twice) and wiped b's, so b's resend was
+// kept twice as well. A third epoch forgets the oldest.
+func TestPolicyLogAcrossEpochs(t *testing.T) {
+	h := NewHeartbeats(time.Minute, nil, nil)
+	entry := func(seq uint64, order int) api.PolicyLogEntry {
+		return api.PolicyLogEntry{VirtualRouterID: 5, Seq: seq, Order: order, Action: "allow"}
+	}
+	check := func(what string, want ...int) {
+		t.Helper()
+		var got []int
+		for _, e := range h.PolicyLog(5) {
+			got = append([]int{e.Order}, got...)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: kept %v, want %v", what, got, want)
+		}
+	}
+	h.AddPolicyLog(1, []uint64{5}, "a", []api.PolicyLogEntry{entry(1, 1), entry(2, 2)})
+	h.AddPolicyLog(1, []uint64{5}, "b", []api.PolicyLogEntry{entry(1, 11)})
+	if n := h.AddPolicyLog(1, []uint64{5}, "a", []api.PolicyLogEntry{entry(1, 1), entry(2, 2)}); n != 2 {
+		t.Errorf("a late copy of epoch a: %d dropped, want 2", n)
+	}
+	if n := h.AddPolicyLog(1, []uint64{5}, "b", []api.PolicyLogEntry{entry(1, 11), entry(2, 12)}); n != 1 {
+		t.Errorf("a resend in epoch b: %d dropped, want 1", n)
+	}
+	check("after a late copy and a resend", 1, 2, 11, 12)
+	// a third epoch: b and c are remembered, a is not
+	h.AddPolicyLog(1, []uint64{5}, "c", []api.PolicyLogEntry{entry(1, 21)})
+	if n := h.AddPolicyLog(1, []uint64{5}, "b", []api.PolicyLogEntry{entry(2, 12)}); n != 1 {
+		t.Errorf("a late copy of epoch b after c: %d dropped, want 1", n)
+	}
+	if l := h.policy[5]; len(l.marks) != policyEpochs {
+		t.Errorf("marks kept: %+v, want %d", l.marks, policyEpochs)
+	}
+	check("after a third epoch", 1, 2, 11, 12, 21)
+}
+
+// TestPolicyLogOfAGoneRouterGoes: a router's heartbeat names its virtual
+// routers that are not closed; the logs its agent reported for any other
+// (closed, deleted or moved) go. Another router's logs stay, and a virtual
+// router another router reported last is that router's to prune. Before,
+// a closed virtual router's log was kept for the whole term.
+func TestPolicyLogOfAGoneRouterGoes(t *testing.T) {
+	h := NewHeartbeats(time.Minute, nil, nil)
+	e := func(vr uint64) []api.PolicyLogEntry {
+		return []api.PolicyLogEntry{{VirtualRouterID: vr, Action: "allow"}}
+	}
+	h.AddPolicyLog(1, []uint64{5, 6, 7}, "", append(e(5), e(6)...))
+	h.AddPolicyLog(1, []uint64{5, 6, 7}, "", e(7))
+	h.AddPolicyLog(2, []uint64{8}, "", e(8))
+	for _, vr := range []uint64{5, 6, 7, 8} {
+		if len(h.PolicyLog(vr)) != 1 {
+			t.Fatalf("virtual router %d: %v", vr, h.PolicyLog(vr))
+		}
+	}
+	// 6 closed, 7 moved to router 2 (whose agent reports it now)
+	h.AddPolicyLog(2, []uint64{7, 8}, "", e(7))
+	h.AddPolicyLog(1, []uint64{5}, "", nil)
+	if l := h.PolicyLog(6); len(l) != 0 {
+		t.Errorf("the closed virtual router's log stays: %v", l)
+	}
+	if _, ok := h.policy[6]; ok {
+		t.Error("the closed virtual router's record stays")
+	}
+	for vr, want := range map[uint64]int{5: 1, 7: 2, 8: 1} {
+		if l := h.PolicyLog(vr); len(l) != want {
+			t.Errorf("virtual router %d: %d entries, want %d", vr, len(l), want)
+		}
+	}
+	// no network role: nothing pruned
+	h.AddPolicyLog(0, nil, "", nil)
+	if len(h.policy) != 3 {
+		t.Errorf("a heartbeat without a router pruned: %d logs left", len(h.policy))
 	}
 }

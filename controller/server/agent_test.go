@@ -452,6 +452,57 @@ func TestAgent_PolicyLog(t *testing.T) {
 	}
 }
 
+// TestAgent_PolicyLogOfAClosedRouterGoes: the leader keeps a virtual
+// router's policy log in memory; once the virtual router is closed, its
+// router's next heartbeat drops it (the project's listing is then empty),
+// while another project's on the same router stays. Before, the log of a
+// closed virtual router was kept for the whole raft term.
+func TestAgent_PolicyLogOfAClosedRouterGoes(t *testing.T) {
+	e := newAgentEnv(t)
+	c, f, x := e.c, e.f, e.x
+	admin := f.r.Token(apitest.MemberAdmin)
+	cloud := func(name string) (project, vr uint64) {
+		body := cloudBody(f.n.Unique(name), f.reg, x, 0)
+		body["project"].(map[string]any)["grace_period"] = 0
+		project = cloudID(c.Do("POST", "/iaas/cloud/", body, admin).Expect(201))
+		return project, uint64(c.Do("GET", apitest.Path("/iaas/cloud/", project), nil, f.root).Expect(200).Content()["virtual_router"].(map[string]any)["id"].(float64))
+	}
+	p1, vr1 := cloud("closing")
+	p2, vr2 := cloud("staying")
+	entry := func(vr uint64) map[string]any {
+		return map[string]any{"time": "2026-11-22T10:00:01Z", "virtual_router_id": vr, "direction": "in",
+			"order": 1, "action": "allow", "protocol": "tcp", "source": "203.0.113.9", "destination": "10.0.0.10", "destination_port": 22}
+	}
+	logOf := func(project uint64) int {
+		return len(c.Do("GET", apitest.Path("/iaas/policy_log/", project), nil, f.root).Expect(200).List().Content)
+	}
+	c.Do("POST", "/v1/agent/heartbeat", map[string]any{"router_id": e.router, "policy_log": []any{entry(vr1), entry(vr2)}}, e.robot).Expect(204)
+	if logOf(p1) != 1 || logOf(p2) != 1 {
+		t.Fatalf("policy logs: %d and %d entries, want 1 each", logOf(p1), logOf(p2))
+	}
+	path := apitest.Path("/iaas/virtual_router/", vr1)
+	for _, st := range [][2]int{{1, 2}, {2, 4}} {
+		c.Do("PATCH", path, map[string]any{"state": st[1], "expected_state": st[0]}, x.robotR).Expect(200)
+	}
+	c.Do("PATCH", path, map[string]any{"state": 8}, admin).Expect(200)
+	for _, st := range [][2]int{{8, 14}, {14, 9}, {9, 17}} {
+		c.Do("PATCH", path, map[string]any{"state": st[1], "expected_state": st[0]}, x.robotR).Expect(200)
+	}
+	// still being scrubbed: its log stays
+	c.Do("POST", "/v1/agent/heartbeat", map[string]any{"router_id": e.router}, e.robot).Expect(204)
+	if logOf(p1) != 1 {
+		t.Errorf("the log of a virtual router being scrubbed went")
+	}
+	c.Do("PATCH", path, map[string]any{"state": 99, "expected_state": 17}, x.robotR).Expect(200)
+	c.Do("POST", "/v1/agent/heartbeat", map[string]any{"router_id": e.router}, e.robot).Expect(204)
+	if n := logOf(p1); n != 0 {
+		t.Errorf("the closed virtual router's policy log: %d entries, want none", n)
+	}
+	if n := logOf(p2); n != 1 {
+		t.Errorf("the other project's policy log: %d entries, want 1", n)
+	}
+}
+
 // TestAgent_PolicyLogSentAgain: an agent sends a heartbeat's entries
 // again when it could not tell that the heartbeat was taken (its call was
 // cancelled or failed over while the leader took it; before, too, when

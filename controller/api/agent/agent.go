@@ -396,7 +396,16 @@ func (r *routes) heartbeat(q *api.Request) error {
 	// The policy log last, once nothing can fail the heartbeat: a failed
 	// one has its entries sent again. (Entries with seq would be dropped
 	// as kept; those of an older agent, without, would be kept twice.)
-	if n := r.cfg.Heartbeats.AddPolicyLog(in.PolicyLogEpoch, logs); n > 0 {
+	// The logs of its virtual routers that are closed or gone go with it.
+	var live []uint64
+	if in.RouterID != 0 {
+		for _, vr := range q.Txn.VirtualRoutersOnRouter(in.RouterID) {
+			if vr.State != wire.StateClosed {
+				live = append(live, vr.ID)
+			}
+		}
+	}
+	if n := r.cfg.Heartbeats.AddPolicyLog(in.RouterID, live, in.PolicyLogEpoch, logs); n > 0 {
 		r.cfg.Logger.Debug("policy log entries sent again, already kept: dropped", "router_id", in.RouterID, "dropped", n)
 	}
 	q.W.WriteHeader(http.StatusNoContent)
