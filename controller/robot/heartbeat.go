@@ -1,6 +1,7 @@
 package robot
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -337,6 +338,10 @@ type AgentConflict struct {
 	// Silent: the holder was silent past the deadline, and the call was
 	// no registration, the one call that takes over.
 	Silent bool
+	// Registrant: the holder was not heard by this leader: it is the
+	// record's last registrant, held as if heard when this leader's
+	// memory began (its term, or a snapshot restore), Since ago.
+	Registrant bool
 }
 
 // Takeover is a Claim that replaced another agent instance, silent past
@@ -434,17 +439,18 @@ func (h *Heartbeats) claim(server, router uint64, agent string, rec Registrants,
 	var took []Takeover
 	for _, c := range claims {
 		cur, ok := c.m[c.id]
+		seeded := false
 		if !ok && c.rec != "" {
 			// not heard in this term: its last registrant holds it
 			// as if heard when the term began
-			cur, ok = holder{agent: c.rec, at: h.since}, true
+			cur, ok, seeded = holder{agent: c.rec, at: h.since}, true, true
 		}
 		if c.id == 0 || !ok || cur.agent == agent {
 			continue
 		}
 		since := now.Sub(cur.at)
 		if since < h.Deadline || !takeover {
-			return &AgentConflict{Router: c.router, ID: c.id, Holder: cur.agent, Since: since, Silent: since >= h.Deadline}, nil, nothing
+			return &AgentConflict{Router: c.router, ID: c.id, Holder: cur.agent, Since: since, Silent: since >= h.Deadline, Registrant: seeded}, nil, nothing
 		}
 		took = append(took, Takeover{Router: c.router, ID: c.id, From: cur.agent, Since: since})
 	}
@@ -493,7 +499,8 @@ func (h *Heartbeats) claim(server, router uint64, agent string, rec Registrants,
 func (h *Heartbeats) DownAfter() time.Duration { return h.Deadline }
 
 // Err is the 409 api.ErrAgentConflict of c for the caller: the record
-// (host its hostname), the holder's id prefix and when it was last heard,
+// (host its hostname), the holder's id prefix and when it was last heard
+// (or, for a registrant this leader has not heard, since when it has not),
 // and what to do.
 func (c *AgentConflict) Err(host string, deadline time.Duration) *api.Error {
 	what := "Server"
@@ -504,15 +511,24 @@ func (c *AgentConflict) Err(host string, deadline time.Duration) *api.Error {
 	if len(prefix) > 8 {
 		prefix = prefix[:8] + "…"
 	}
+	secs := int(c.Since / time.Second)
 	if c.Silent {
+		heard := fmt.Sprintf("), silent for %ds", secs)
+		if c.Registrant {
+			heard = fmt.Sprintf(", which registered it last; not heard since this controller took the lead or restored a snapshot %ds ago)", secs)
+		}
 		return api.Errorf(http.StatusConflict, api.ErrAgentConflict,
-			"%s %d (%s) was held by another agent (agent id %s), silent for %ds: register again to take it over (the record then takes this host's VTEP and interfaces).",
-			what, c.ID, host, prefix, int(c.Since/time.Second))
+			"%s %d (%s) was held by another agent (agent id %s%s: register again to take it over (the record then takes this host's VTEP and interfaces).",
+			what, c.ID, host, prefix, heard)
+	}
+	heard := fmt.Sprintf("last heard %ds ago", secs)
+	if c.Registrant {
+		heard = fmt.Sprintf("which registered it last; not heard since this controller took the lead or restored a snapshot %ds ago", secs)
 	}
 	return api.Errorf(http.StatusConflict, api.ErrAgentConflict,
-		"%s %d (%s) is held by another agent (agent id %s, last heard %ds ago): two hosts with one hostname, or two agents on one host; "+
+		"%s %d (%s) is held by another agent (agent id %s, %s): two hosts with one hostname, or two agents on one host; "+
 			"give each host its own hostname and each agent its own data_dir. It is taken over once that agent has been silent for %s.",
-		what, c.ID, host, prefix, int(c.Since/time.Second), deadline)
+		what, c.ID, host, prefix, heard, deadline)
 }
 
 // Changes compares what the agents last said with the stored records and

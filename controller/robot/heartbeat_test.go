@@ -523,3 +523,42 @@ func TestPolicyLogOfAGoneRouterGoes(t *testing.T) {
 		t.Errorf("a heartbeat without a router pruned: %d logs left", len(h.policy))
 	}
 }
+
+// TestConflictOfARegistrantNotHeard: a holder taken from the record (its
+// last registrant, never heard by this leader) is refused for in words
+// that say so, not as "last heard Ns ago" (N counts from the leader's
+// start, not from anything the agent did); a holder heard says when.
+func TestConflictOfARegistrantNotHeard(t *testing.T) {
+	h := NewHeartbeats(30*time.Second, nil, nil)
+	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	h.Beat(9, 0, t0) // the memory begins
+	rec := Registrants{Server: "aaaaaaaaaaaa"}
+	for _, tc := range []struct {
+		at   time.Duration
+		want string
+	}{
+		{5 * time.Second, "Server 1 (hv1) is held by another agent (agent id aaaaaaaa…, which registered it last; not heard since this controller took the lead or restored a snapshot 5s ago): two hosts"},
+		{40 * time.Second, "Server 1 (hv1) was held by another agent (agent id aaaaaaaa…, which registered it last; not heard since this controller took the lead or restored a snapshot 40s ago): register again to take it over"},
+	} {
+		c := h.Held(1, 0, "bbbb", rec, t0.Add(tc.at))
+		if c == nil || !c.Registrant {
+			t.Fatalf("%s: %+v", tc.at, c)
+		}
+		if d := c.Err("hv1", 30*time.Second).Detail; !strings.HasPrefix(d, tc.want) {
+			t.Errorf("%s: %q, want it to begin %q", tc.at, d, tc.want)
+		}
+	}
+	h.Claim(1, 0, "aaaaaaaaaaaa", rec, t0.Add(50*time.Second), false)
+	for at, want := range map[time.Duration]string{
+		52 * time.Second: "Server 1 (hv1) is held by another agent (agent id aaaaaaaa…, last heard 2s ago): two hosts",
+		90 * time.Second: "Server 1 (hv1) was held by another agent (agent id aaaaaaaa…), silent for 40s: register again",
+	} {
+		c := h.Held(1, 0, "bbbb", rec, t0.Add(at))
+		if c == nil || c.Registrant {
+			t.Fatalf("%s: %+v", at, c)
+		}
+		if d := c.Err("hv1", 30*time.Second).Detail; !strings.HasPrefix(d, want) {
+			t.Errorf("%s: %q, want it to begin %q", at, d, want)
+		}
+	}
+}

@@ -324,10 +324,14 @@ func TestAgent_NewLeaderTakesTheRegistrantAsHolder(t *testing.T) {
 			t.Fatal("the node leadership was handed to does not lead")
 		}
 	}
-	// the old leader forwards every call to the new one
+	// the old leader forwards every call to the new one; the refusal
+	// says that A registered the record and was not heard by this leader
+	// (not "last heard Ns ago", N counting from the leader's start)
 	held := func(r *apitest.Response, what string) {
 		t.Helper()
-		if r.Expect(409); r.ErrorCode() != wire.ErrAgentConflict || !strings.Contains(r.Err().Detail, "aaaaaaaa…") {
+		r.Expect(409)
+		if d := r.Err().Detail; r.ErrorCode() != wire.ErrAgentConflict || !strings.Contains(d, "aaaaaaaa…, which registered it last; not heard since this controller took the lead") ||
+			strings.Contains(d, "last heard") {
 			t.Errorf("%s of b at the new leader: %s", what, r)
 		}
 	}
@@ -348,6 +352,11 @@ func TestAgent_NewLeaderTakesTheRegistrantAsHolder(t *testing.T) {
 	e.c.DoHeader("POST", "/v1/agent/heartbeat", beat, as(a)).Expect(204)
 	e.c.DoHeader("GET", workPath, nil, as(a)).Expect(200)
 	e.c.DoHeader("PATCH", vmPath, claim, as(a)).Expect(200)
+	// heard now: b's refusal says when
+	if r := e.c.DoHeader("POST", "/v1/agent/heartbeat", beat, as(b)).Expect(409); !strings.Contains(r.Err().Detail, "(agent id aaaaaaaa…, last heard ") ||
+		strings.Contains(r.Err().Detail, "registered it last") {
+		t.Errorf("b's heartbeat once a was heard: %s", r)
+	}
 }
 
 // TestAgent_WorkPollOfAnAgentThatLostItsHold: agent A's blocking work

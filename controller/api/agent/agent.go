@@ -266,8 +266,12 @@ func (r *routes) conflict(agent string, c *robot.AgentConflict) error {
 	} else if s, ok := cur.Server(c.ID); ok {
 		host = s.Hostname
 	}
+	heard := c.Since.Round(time.Millisecond).String() + " ago"
+	if c.Registrant {
+		heard = "never by this leader (the record's registrant; its memory began " + heard + ")"
+	}
 	r.cfg.Logger.Warn("agent call refused: another agent instance holds the record", kind, c.ID, "hostname", host,
-		"agent_id", agent, "holder_agent_id", c.Holder, "holder_heard", c.Since.Round(time.Millisecond).String()+" ago")
+		"agent_id", agent, "holder_agent_id", c.Holder, "holder_heard", heard)
 	return c.Err(host, r.cfg.Heartbeats.Deadline)
 }
 
