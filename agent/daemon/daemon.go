@@ -697,6 +697,7 @@ func (d *Daemon) heartbeatConflict(err error) {
 	case err == nil:
 		if old, _ := d.conflictErr.Swap("").(string); old != "" {
 			d.log.Info("heartbeat taken again: this agent holds its server and router")
+			d.holdOver()
 		}
 	}
 }
@@ -713,9 +714,7 @@ func (d *Daemon) refusedElsewhere(what string, err error) {
 		d.log.Error(what+" refused: another agent acts for this server or router", "agent_id", d.agentID, "error", err)
 		// A blocking work query under way would hold the registration
 		// that ends this (the work loop's) for up to its wait: end it.
-		if cancel := d.fetchCancel.Load(); cancel != nil {
-			(*cancel)()
-		}
+		d.endFetch()
 	}
 }
 
@@ -811,13 +810,40 @@ func (d *Daemon) heartbeatTaken(sent time.Time) {
 		return
 	}
 	d.log.Info("heartbeat taken again after a silence past the controller's agent_down_after: this agent holds its server and router")
-	if d.synced.Load() >= d.conflicts.Load() {
-		if d.routers != nil {
-			d.routers.Retry()
-		}
-		if d.vms != nil {
-			d.vms.Retry()
-		}
+	d.holdOver()
+}
+
+// holdOver is called when a refusal for another agent instance or a
+// silence past agent_down_after ends (heartbeatConflict, heartbeatTaken).
+// Once no hold is left, the workers act again on work asked for after
+// the last one began: if that has been synced already (work fetches went
+// on during a silence), they are retried at once; if not, the work query
+// under way is ended (endFetch) and the work loop asks again at once,
+// without blocking. Left open, a blocking query asked before the hold (a
+// partition short enough for its connection to survive) or during it
+// answers only when the work changes or its wait ends (work_wait, 5 min
+// by default): the workers waited that long for the next work fetch
+// while the agent's health said "ok".
+func (d *Daemon) holdOver() {
+	if d.conflict() != "" || d.silent.Load() {
+		return // the other hold's end calls it again
+	}
+	if d.synced.Load() < d.conflicts.Load() {
+		d.endFetch()
+		return
+	}
+	if d.routers != nil {
+		d.routers.Retry()
+	}
+	if d.vms != nil {
+		d.vms.Retry()
+	}
+}
+
+// endFetch ends the work query under way, if any (fetchCancel).
+func (d *Daemon) endFetch() {
+	if cancel := d.fetchCancel.Load(); cancel != nil {
+		(*cancel)()
 	}
 }
 
@@ -866,13 +892,21 @@ func (d *Daemon) workLoop(ctx context.Context) {
 		asked := time.Now()
 		d.silence() // a silence past its deadline is counted before this fetch
 		conflicts := d.conflicts.Load()
+		fctx, fcancel := context.WithCancel(ctx)
+		d.fetchCancel.Store(&fcancel)
+		if index > 0 && d.synced.Load() < d.conflicts.Load() && d.conflict() == "" && !d.silent.Load() {
+			// A hold ended since the last answer, while no query was
+			// under way for holdOver to end: the workers wait for work
+			// asked after it, so ask at once rather than block. (Checked
+			// after fetchCancel is set: a hold that ends later ends
+			// this query.)
+			index, hash = 0, ""
+		}
 		// A blocking query (index > 0) may take its wait.
 		extra := time.Duration(0)
 		if index > 0 {
 			extra = wait
 		}
-		fctx, fcancel := context.WithCancel(ctx)
-		d.fetchCancel.Store(&fcancel)
 		err := d.ctl.doWithin(fctx, extra, func(ctx context.Context, c *client.Client) (err error) {
 			w, meta, err = c.Agent().Work(ctx, reg.ServerID, reg.RouterID, index, wait, hash)
 			if err == nil {
@@ -887,11 +921,17 @@ func (d *Daemon) workLoop(ctx context.Context) {
 			return
 		}
 		if err != nil && ended {
-			// ended by a refusal (refusedElsewhere): go to the
-			// registration that ends it
-			if held := d.heldElsewhere(); held != nil {
-				err = held
+			held := d.heldElsewhere()
+			if held == nil {
+				// Ended by a hold's end (holdOver), or by a refusal
+				// (refusedElsewhere) that a heartbeat taken has ended
+				// already: no failed fetch (no error, no backoff); ask
+				// again at once, without blocking.
+				index, hash = 0, ""
+				continue
 			}
+			// ended by a refusal: go to the registration that ends it
+			err = held
 		}
 		if err == nil {
 			// A heartbeat refused since: another agent holds the server

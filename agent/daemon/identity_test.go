@@ -887,3 +887,243 @@ func TestRefusalEndsABlockingWorkQuery(t *testing.T) {
 	}
 	t.Logf("registered again %s after heartbeats were refused", time.Since(start).Round(time.Millisecond))
 }
+
+// TestSilenceOverEndsABlockingWorkQuery: a silence past agent_down_after
+// begins and ends while a blocking work query waits (heartbeats 503, as
+// during a short partition the query's connection survives, or one
+// election with agent_down_after at twice the heartbeat interval). Once a
+// heartbeat is taken again, the agent ends that query and asks at once
+// (no index), and the VM it held (fetched before the silence) is built
+// and reported within a round trip, not when the query answers. Before,
+// nothing ended the query: the workers said "waiting for the next work
+// fetch" for its whole wait (work_wait, 5 min by default) while the
+// agent's health said "ok".
+func TestSilenceOverEndsABlockingWorkQuery(t *testing.T) {
+	const blockFor = 8 * time.Second
+	var hbDown atomic.Bool
+	var blocking, ended atomic.Int32
+	var mu sync.Mutex
+	var queries []time.Time // when each work query without an index came
+	var reports []string
+	work := fmt.Sprintf(`{"index":1,"routers":[],"vms":[{"id":1,"project_id":2,"state":%d,"generation":1}]}`, api.StateBuilding)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.URL.Path == "/v1/agent/register":
+			fmt.Fprint(w, `{"content":{"server_id":5,"router_id":0,"heartbeat_interval":1,"heartbeat_interval_ms":100,"agent_down_after_ms":300}}`)
+		case r.URL.Path == "/v1/agent/heartbeat":
+			if hbDown.Load() {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				fmt.Fprint(w, `{"detail":"no leader","error_code":"regent_cluster_001"}`)
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+		case r.URL.Path == "/v1/agent/work":
+			if idx := r.URL.Query().Get("index"); idx != "" && idx != "0" {
+				// a blocking query: the work does not change
+				blocking.Add(1)
+				select {
+				case <-r.Context().Done():
+					ended.Add(1)
+					return
+				case <-time.After(blockFor):
+				}
+			} else {
+				mu.Lock()
+				queries = append(queries, time.Now())
+				mu.Unlock()
+			}
+			w.Header().Set("X-Regent-Index", "1")
+			fmt.Fprintf(w, `{"content":%s}`, work)
+		case r.Method == http.MethodPatch && strings.HasPrefix(r.URL.Path, "/iaas/"):
+			var rep client.StateReport
+			_ = json.NewDecoder(r.Body).Decode(&rep)
+			mu.Lock()
+			reports = append(reports, fmt.Sprintf("%s %d→%d", r.URL.Path, rep.Expected, rep.State))
+			mu.Unlock()
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	d := newTestDaemon(t, failureLogs(t), func(c *Config) { c.Token = "t" }, srv.URL)
+	d.minRetry, d.maxRetry = 20*time.Millisecond, 100*time.Millisecond
+	b := newFakeVMs()
+	setBad := func(err error) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.bad[1] = err
+	}
+	setBad(errors.New("domain start: failed"))
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+		d.vms.Stop()
+	}()
+	d.vms = d.vmLoop(ctx, newVMHandler(b, d.ctl, d.metrics, d.log.Named("vm")))
+	if !d.register(ctx) {
+		t.Fatal("not registered")
+	}
+	wg.Add(2)
+	go func() { defer wg.Done(); d.heartbeatLoop(ctx) }()
+	go func() { defer wg.Done(); d.workLoop(ctx) }()
+	waitUntil(t, "a blocking work query and the failed build retried", func() bool {
+		return blocking.Load() == 1 && countCalls(b, "build 1") >= 2
+	})
+
+	// heartbeats fail past agent_down_after; the query stays open
+	hbDown.Store(true)
+	waitUntil(t, "the silence", func() bool { return strings.Contains(d.acting(), "no heartbeat delivered") })
+	setBad(nil)
+	time.Sleep(200 * time.Millisecond)
+	hbDown.Store(false)
+	healed := time.Now()
+	want := fmt.Sprintf("/iaas/vm/1/ %d→%d", api.StateBuilding, api.StateRunning)
+	for !slices.Contains(func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(reports) }(), want) {
+		if time.Since(healed) > 2*time.Second {
+			t.Fatalf("the VM not reported RUNNING %s after the heartbeats were taken again (acting: %q; the blocking query, open for %s, ended: %d)",
+				time.Since(healed).Round(time.Millisecond), d.acting(), blockFor, ended.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("the VM reported RUNNING %s after the heal", time.Since(healed).Round(time.Millisecond))
+	if ended.Load() != 1 {
+		t.Errorf("the blocking query was not ended by the agent (%d)", ended.Load())
+	}
+	mu.Lock()
+	last := queries[len(queries)-1]
+	mu.Unlock()
+	if last.Before(healed) {
+		t.Errorf("no work query without an index after the heal")
+	}
+	if why := d.acting(); why != "" {
+		t.Errorf("acting after the heal: %q", why)
+	}
+	if h, detail := d.health(); strings.Contains(detail, "work fetch") {
+		t.Errorf("health after the heal: %s %q (an ended query is no failed fetch)", h, detail)
+	}
+}
+
+// TestQueryEndedByARefusalOverIsNoFailure: a refusal for another agent
+// instance ends the blocking work query under way, and is over (a
+// heartbeat taken) before the work loop sees the query end. That is no
+// failed fetch: the agent is not degraded by it, logs no error, and asks
+// again at once without an index. Before, the ended query's "context
+// canceled" was a work fetch refused: logged at error, the agent degraded
+// ("work fetch: context canceled"), and the next query came a backoff
+// later.
+func TestQueryEndedByARefusalOverIsNoFailure(t *testing.T) {
+	var mu sync.Mutex
+	var indexes []string
+	var times []time.Time
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/v1/agent/register":
+			fmt.Fprint(w, `{"content":{"server_id":5,"router_id":0,"heartbeat_interval":60}}`)
+		case "/v1/agent/work":
+			idx := r.URL.Query().Get("index")
+			mu.Lock()
+			indexes, times = append(indexes, idx), append(times, time.Now())
+			mu.Unlock()
+			if idx != "" && idx != "0" {
+				select { // blocking: held until the agent ends it
+				case <-r.Context().Done():
+					return
+				case <-time.After(20 * time.Second):
+				}
+			}
+			w.Header().Set("X-Regent-Index", "7")
+			fmt.Fprint(w, `{"content":{"index":7,"routers":[],"vms":[]}}`)
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	defer srv.Close()
+	var logs strings.Builder
+	var logMu sync.Mutex
+	d := newTestDaemon(t, writerFunc(func(p []byte) (int, error) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		return logs.Write(p)
+	}), func(c *Config) { c.Token = "t" }, srv.URL)
+	d.minRetry, d.maxRetry = time.Second, 2*time.Second
+	// the work loop sees the query end only once the refusal is over
+	gate := &endGate{release: make(chan struct{})}
+	d.ctl.opts = append(d.ctl.opts, client.WithHTTPClient(&http.Client{Transport: gate}))
+	d.ctl.setToken("t")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	defer func() {
+		gate.open()
+		cancel()
+		<-done
+	}()
+	if !d.register(ctx) {
+		t.Fatal("not registered")
+	}
+	go func() {
+		defer close(done)
+		d.workLoop(ctx)
+	}()
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(indexes)
+	}
+	waitUntil(t, "a blocking work query", func() bool { return count() == 2 })
+	time.Sleep(50 * time.Millisecond)
+	failures := testutil.ToFloat64(d.metrics.fetchErrors)
+	d.refusedElsewhere("heartbeat", &api.Error{Status: http.StatusConflict, ErrorCode: api.ErrAgentConflict, Detail: "held by another agent"})
+	d.heartbeatConflict(nil) // taken again
+	ended := time.Now()
+	gate.open()
+	for time.Since(ended) < 300*time.Millisecond {
+		if h, detail := d.health(); strings.Contains(detail, "work fetch") {
+			t.Errorf("degraded by the ended query: %s %q", h, detail)
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	waitUntil(t, "the next work query", func() bool { return count() >= 3 })
+	mu.Lock()
+	third, at := indexes[2], times[2]
+	mu.Unlock()
+	if third != "" && third != "0" {
+		t.Errorf("the query after the ended one asked index %q, want none (at once)", third)
+	}
+	if took := at.Sub(ended); took > 600*time.Millisecond {
+		t.Errorf("the next work query came %s after the refusal was over, want at once", took.Round(time.Millisecond))
+	}
+	if n := testutil.ToFloat64(d.metrics.fetchErrors); n != failures {
+		t.Errorf("the ended query counted as %v failed fetches", n-failures)
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	if strings.Contains(logs.String(), "work fetch refused") {
+		t.Errorf("the ended query logged as a refused fetch:\n%s", logs.String())
+	}
+	if why := d.acting(); why != "" {
+		t.Errorf("acting after the next work answer: %q", why)
+	}
+}
+
+// endGate is a transport that holds the error of a work query the agent
+// ended (its context) until open is called.
+type endGate struct {
+	release chan struct{}
+	once    sync.Once
+}
+
+func (g *endGate) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil && r.Context().Err() != nil && r.URL.Path == "/v1/agent/work" {
+		<-g.release
+	}
+	return resp, err
+}
+
+func (g *endGate) open() { g.once.Do(func() { close(g.release) }) }
