@@ -875,6 +875,9 @@ func (d *Daemon) workLoop(ctx context.Context) {
 	// query then answers when this agent's work changes, not at every
 	// change to the tables a work is built from anywhere in the region.
 	var hash string
+	// reregistered is set while the last fetch was refused for another
+	// agent instance and the registration that followed was taken.
+	reregistered := false
 	for ctx.Err() == nil {
 		if time.Since(lastResync) >= resync {
 			// The next Sync applies every object again, rulesets
@@ -961,24 +964,44 @@ func (d *Daemon) workLoop(ctx context.Context) {
 					index = 0
 					continue
 				}
-				d.log.Error(fmt.Sprintf("work fetch refused, retrying in %s (what is built stays)", delay), "error", err)
-				switch {
-				case client.StatusCode(err) == http.StatusBadRequest:
-					// The controller no longer knows our ids (a new
-					// cluster?): register again.
-					d.register(ctx)
-				case isAgentConflict(err):
+				if isAgentConflict(err) {
 					// Another agent acts for this server or router:
 					// nothing is acted on until this one registers
 					// again, which the controller takes once the other
 					// has been silent past its deadline (its records
 					// then hold this host's VTEP and interfaces again).
-					sleep(ctx, delay)
-					if d.register(ctx) {
-						// Taken: the refusal is over (register ends
-						// it); a heartbeat soon says so.
-						d.beatSoon()
+					// At once: register paces a refused registration
+					// itself, and the backoff here may have grown to
+					// max_retry (30 s) during a partition that ended in
+					// this refusal. Only a fetch refused right after a
+					// registration was taken (a controller refusing
+					// the holder it took) waits the backoff first, so
+					// that the two do not alternate in a busy loop.
+					if reregistered {
+						d.log.Error(fmt.Sprintf("work fetch refused right after a registration was taken, registering again in %s (what is built stays)", delay), "error", err)
+						sleep(ctx, delay)
+					} else {
+						d.log.Error("work fetch refused, registering again (what is built stays)", "error", err)
 					}
+					if !d.register(ctx) {
+						return
+					}
+					// Taken: the refusal is over (register ends it); a
+					// heartbeat soon says so, and the work is asked
+					// for at once.
+					d.beatSoon()
+					if !reregistered {
+						bo.reset()
+					}
+					reregistered = true
+					index, hash = 0, ""
+					continue
+				}
+				d.log.Error(fmt.Sprintf("work fetch refused, retrying in %s (what is built stays)", delay), "error", err)
+				if client.StatusCode(err) == http.StatusBadRequest {
+					// The controller no longer knows our ids (a new
+					// cluster?): register again.
+					d.register(ctx)
 				}
 			}
 			index = 0
@@ -986,6 +1009,7 @@ func (d *Daemon) workLoop(ctx context.Context) {
 			continue
 		}
 		bo.reset()
+		reregistered = false
 		wasFailing, _ := d.fetchErr.Swap("").(string)
 		d.metrics.lastFetch.SetToCurrentTime()
 		next := max(w.Index, meta.LastIndex)

@@ -1127,3 +1127,137 @@ func (g *endGate) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 func (g *endGate) open() { g.once.Do(func() { close(g.release) }) }
+
+// TestConflictAfterBackoffRegistersAtOnce: work fetches fail long enough
+// for the backoff to grow (a partition), then the first one answered is
+// refused with agent_conflict_001 (another agent took the server
+// meanwhile and has gone silent since). The agent registers at once, not
+// a backoff later, and once the registration is taken asks for the work
+// at once. Before, it slept the grown backoff (up to 30 s) before
+// registering and again after.
+func TestConflictAfterBackoffRegistersAtOnce(t *testing.T) {
+	var down, conflict atomic.Bool
+	var mu sync.Mutex
+	var regs, fetches []time.Time // registrations taken, work answers
+	var refused []time.Time       // work fetches refused with 409
+	var failed atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/v1/agent/register":
+			mu.Lock()
+			regs = append(regs, time.Now())
+			mu.Unlock()
+			conflict.Store(false) // the other agent was silent past its deadline
+			fmt.Fprint(w, `{"content":{"server_id":5,"router_id":0,"heartbeat_interval":60}}`)
+		case "/v1/agent/work":
+			switch {
+			case down.Load():
+				failed.Add(1)
+				w.WriteHeader(http.StatusServiceUnavailable)
+				fmt.Fprint(w, `{"detail":"no leader","error_code":"regent_cluster_001"}`)
+				return
+			case conflict.Load():
+				mu.Lock()
+				refused = append(refused, time.Now())
+				mu.Unlock()
+				w.WriteHeader(http.StatusConflict)
+				fmt.Fprint(w, conflictBody)
+				return
+			}
+			mu.Lock()
+			fetches = append(fetches, time.Now())
+			mu.Unlock()
+			w.Header().Set("X-Regent-Index", "7")
+			fmt.Fprint(w, `{"content":{"index":7,"routers":[],"vms":[]}}`)
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	defer srv.Close()
+	d := newTestDaemon(t, failureLogs(t), func(c *Config) { c.Token = "t" }, srv.URL)
+	d.minRetry, d.maxRetry = 100*time.Millisecond, 3*time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	defer func() {
+		cancel()
+		<-done
+	}()
+	if !d.register(ctx) {
+		t.Fatal("not registered")
+	}
+	down.Store(true)
+	go func() {
+		defer close(done)
+		d.workLoop(ctx)
+	}()
+	// backoff 100, 200, 400 ms, then 800 ms: the next is 1.6 s
+	waitUntil(t, "the backoff grown", func() bool { return failed.Load() >= 4 })
+	conflict.Store(true)
+	down.Store(false)
+	waitUntil(t, "a work fetch refused, then a registration", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(refused) > 0 && len(regs) > 1
+	})
+	mu.Lock()
+	wait := regs[1].Sub(refused[0])
+	mu.Unlock()
+	if wait > 800*time.Millisecond {
+		t.Errorf("registered %s after the work fetch was refused, want at once", wait.Round(time.Millisecond))
+	}
+	waitUntil(t, "a work answer after the registration", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(fetches) > 0
+	})
+	mu.Lock()
+	after := fetches[0].Sub(regs[1])
+	mu.Unlock()
+	if after > 800*time.Millisecond {
+		t.Errorf("the work asked for %s after the registration was taken, want at once", after.Round(time.Millisecond))
+	}
+	t.Logf("registered %s after the refusal, work answered %s after that", wait.Round(time.Millisecond), after.Round(time.Millisecond))
+}
+
+// TestRefusedAfterRegisteringIsPaced: a controller that takes the
+// registration and refuses every work fetch for another agent instance
+// (inconsistent, but a loop must not follow) is not asked in a busy
+// loop: registrations after the first refusal come a growing backoff
+// apart.
+func TestRefusedAfterRegisteringIsPaced(t *testing.T) {
+	var regs, fetches atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/v1/agent/register":
+			regs.Add(1)
+			fmt.Fprint(w, `{"content":{"server_id":5,"router_id":0,"heartbeat_interval":60}}`)
+		case "/v1/agent/work":
+			fetches.Add(1)
+			w.WriteHeader(http.StatusConflict)
+			fmt.Fprint(w, conflictBody)
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	defer srv.Close()
+	d := newTestDaemon(t, io.Discard, func(c *Config) { c.Token = "t" }, srv.URL)
+	d.minRetry, d.maxRetry = 100*time.Millisecond, 400*time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	if !d.register(ctx) {
+		t.Fatal("not registered")
+	}
+	go func() {
+		defer close(done)
+		d.workLoop(ctx)
+	}()
+	time.Sleep(1500 * time.Millisecond)
+	cancel()
+	<-done
+	// at once, then 100, 200, 400, 400 ms…: about 6 in 1.5 s
+	if n := regs.Load(); n > 10 || n < 2 {
+		t.Errorf("%d registrations and %d work fetches in 1.5 s", n, fetches.Load())
+	}
+}
