@@ -121,15 +121,25 @@ type Daemon struct {
 	// held) the server, and take no step (acting).
 	conflicts, synced atomic.Uint64
 	// beatTaken is when the last heartbeat or registration a controller
-	// took was sent, in ns since born (monotonic: a step of the wall
-	// clock moves neither): the controller heard this agent no earlier.
+	// took was sent, since born (monotonic: a step of the wall clock
+	// moves neither): the controller heard this agent no earlier.
 	// silent is set while none has been taken for the
 	// controller's agent_down_after (silence): the controller judges the
 	// agent down by then, and another agent instance may have registered
-	// and taken the server and router over.
-	beatTaken atomic.Int64
-	silent    atomic.Bool
+	// and taken the server and router over. heardMu guards both, so that
+	// a silence is begun (and counted in conflicts) only against the
+	// beatTaken it was judged by: a worker that read beatTaken just before
+	// a heartbeat was taken once set silent again after heartbeatTaken had
+	// ended it, counting a silence that was over (the workers held until
+	// the next heartbeat and work fetch).
+	heardMu   sync.Mutex
+	beatTaken time.Duration
+	silent    bool
 	born      time.Time
+	// silenceJudged, when set (tests), is called by silence with heardMu
+	// held, once it has judged the deadline passed and before it sets
+	// silent.
+	silenceJudged func()
 
 	// agentID is this agent's instance id (<data_dir>/agent-id), sent on
 	// every call; set at Run.
@@ -771,9 +781,14 @@ func (d *Daemon) silence() string {
 	if deadline <= 0 || !d.registered.Load() {
 		return ""
 	}
-	since := time.Since(d.born) - time.Duration(d.beatTaken.Load())
+	d.heardMu.Lock()
+	since := time.Since(d.born) - d.beatTaken
 	if since < deadline {
+		d.heardMu.Unlock()
 		return ""
+	}
+	if d.silenceJudged != nil {
+		d.silenceJudged()
 	}
 	unit := time.Second
 	if deadline < 10*time.Second {
@@ -781,12 +796,25 @@ func (d *Daemon) silence() string {
 	}
 	why := fmt.Sprintf("no heartbeat delivered for %s, past the controller's agent_down_after (%s): another agent instance may hold this server or router",
 		since.Round(unit), deadline)
-	if d.silent.CompareAndSwap(false, true) {
+	if !d.silent {
+		// Counted, and logged, before heardMu is released:
+		// heartbeatTaken, which ends it, then sees it counted
+		// (holdOver) and logs its end after its beginning.
+		d.silent = true
 		d.conflicts.Add(1)
 		d.log.Error(why+"; its routers, VMs, snapshots and backups take no step until a heartbeat is taken and the work fetched again",
 			"agent_id", d.agentID)
 	}
+	d.heardMu.Unlock()
 	return why
+}
+
+// isSilent reports whether a silence past agent_down_after is on (it
+// begins when silence judges it, and ends when a heartbeat is taken).
+func (d *Daemon) isSilent() bool {
+	d.heardMu.Lock()
+	defer d.heardMu.Unlock()
+	return d.silent
 }
 
 // heartbeatTaken records a heartbeat (or registration) sent at sent that
@@ -799,14 +827,13 @@ func (d *Daemon) heartbeatTaken(sent time.Time) {
 	// A deadline passed since the last check (none called it) is a
 	// silence too: the work fetched before it is not acted on.
 	d.silence()
-	at := int64(sent.Sub(d.born))
-	for {
-		old := d.beatTaken.Load()
-		if old >= at || d.beatTaken.CompareAndSwap(old, at) {
-			break
-		}
-	}
-	if !d.silent.CompareAndSwap(true, false) {
+	at := sent.Sub(d.born)
+	d.heardMu.Lock()
+	d.beatTaken = max(d.beatTaken, at)
+	ended := d.silent
+	d.silent = false
+	d.heardMu.Unlock()
+	if !ended {
 		return
 	}
 	d.log.Info("heartbeat taken again after a silence past the controller's agent_down_after: this agent holds its server and router")
@@ -825,7 +852,7 @@ func (d *Daemon) heartbeatTaken(sent time.Time) {
 // by default): the workers waited that long for the next work fetch
 // while the agent's health said "ok".
 func (d *Daemon) holdOver() {
-	if d.conflict() != "" || d.silent.Load() {
+	if d.conflict() != "" || d.isSilent() {
 		return // the other hold's end calls it again
 	}
 	if d.synced.Load() < d.conflicts.Load() {
@@ -897,7 +924,7 @@ func (d *Daemon) workLoop(ctx context.Context) {
 		conflicts := d.conflicts.Load()
 		fctx, fcancel := context.WithCancel(ctx)
 		d.fetchCancel.Store(&fcancel)
-		if index > 0 && d.synced.Load() < d.conflicts.Load() && d.conflict() == "" && !d.silent.Load() {
+		if index > 0 && d.synced.Load() < d.conflicts.Load() && d.conflict() == "" && !d.isSilent() {
 			// A hold ended since the last answer, while no query was
 			// under way for holdOver to end: the workers wait for work
 			// asked after it, so ask at once rather than block. (Checked
@@ -1056,7 +1083,7 @@ func (d *Daemon) workLoop(ctx context.Context) {
 				d.vms.Retry()
 			}
 		}
-		if d.synced.Load() < d.conflicts.Load() && d.conflict() == "" && !d.silent.Load() {
+		if d.synced.Load() < d.conflicts.Load() && d.conflict() == "" && !d.isSilent() {
 			// A refusal or silence began after this query was asked
 			// and is over already (a heartbeat was taken meanwhile):
 			// the workers wait for work asked after it, so ask at once

@@ -1261,3 +1261,71 @@ func TestRefusedAfterRegisteringIsPaced(t *testing.T) {
 		t.Errorf("%d registrations and %d work fetches in 1.5 s", n, fetches.Load())
 	}
 }
+
+// TestHeartbeatTakenWhileASilenceIsJudged: a worker judges the deadline
+// passed (no heartbeat taken for agent_down_after) and, before it marks
+// the silence, a heartbeat is taken (heartbeatTaken). The silence is
+// counted once and is over: the agent is not silent afterwards, and no
+// second silence is counted. Before, the worker's check of the time of
+// the last heartbeat and its marking of the silence were separate
+// atomics: it marked the silence again just after the heartbeat had
+// ended it, counting a phantom one (its error log right after "heartbeat
+// taken again"), and the workers were held until the next heartbeat and
+// work fetch.
+func TestHeartbeatTakenWhileASilenceIsJudged(t *testing.T) {
+	logs := &syncBuffer{}
+	d := newTestDaemon(t, logs, func(c *Config) { c.Token = "t" }, "http://127.0.0.1:1")
+	d.reg = api.AgentRegistered{ServerID: 5, AgentDownAfterMS: 1000}
+	d.registered.Store(true)
+	d.born = d.born.Add(-2 * time.Second) // no heartbeat taken for 2 s
+	before := d.conflicts.Load()
+	var hooked atomic.Bool
+	taken := make(chan struct{})
+	d.silenceJudged = func() {
+		if !hooked.CompareAndSwap(false, true) {
+			return // heartbeatTaken's own check
+		}
+		go func() {
+			defer close(taken)
+			d.heartbeatTaken(time.Now())
+		}()
+		// let it run as far as it can before the silence is marked
+		select {
+		case <-taken:
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	d.silence()
+	<-taken
+	if d.isSilent() {
+		t.Errorf("silent after a heartbeat was taken")
+	}
+	if why := d.silence(); why != "" {
+		t.Errorf("silence after a heartbeat was taken: %q", why)
+	}
+	if n := d.conflicts.Load() - before; n != 1 {
+		t.Errorf("%d silences counted, want the one that a heartbeat ended", n)
+	}
+	out := logs.String()
+	if i, j := strings.Index(out, "heartbeat taken again"), strings.LastIndex(out, "no heartbeat delivered"); i < 0 || j > i {
+		t.Errorf("a silence logged after the heartbeat was taken, or its end not logged:\n%s", out)
+	}
+}
+
+// syncBuffer is a buffer the agent's log goes to from its goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
