@@ -58,6 +58,9 @@ type Daemon struct {
 	registered atomic.Bool
 	regMu      sync.Mutex
 	reg        api.AgentRegistered
+	// regs counts the registrations taken (regMu): dropPolicyLogSeq
+	// changes only the answer it was asked about.
+	regs uint64
 	// regErr is why the agent is not registered yet (the last attempt's
 	// error, for /healthz), "" before the first attempt.
 	regErr atomic.Value
@@ -69,6 +72,9 @@ type Daemon struct {
 
 	// set at Run for the network role
 	builder *netrouter.Builder
+	// policyLogs is where the heartbeats' policy log entries come from:
+	// builder (nil without the network role; tests set their own).
+	policyLogs policyLogSource
 	// failing is the router builder's Failing, for health: /healthz is
 	// served before Run sets builder.
 	failing   atomic.Pointer[func() []string]
@@ -243,7 +249,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		d.builder = b
+		d.builder, d.policyLogs = b, b
 		failing := b.Failing
 		d.failing.Store(&failing)
 		restarts := b.Restarts
@@ -426,6 +432,7 @@ func (d *Daemon) register(ctx context.Context) bool {
 			d.heartbeatTaken(sent)
 			d.regMu.Lock()
 			d.reg = *out
+			d.regs++
 			d.regMu.Unlock()
 			if d.vmBuilder != nil {
 				// Domains are tagged with the server id, and garbage
@@ -560,9 +567,36 @@ func (d *Daemon) reloadToken() bool {
 
 // registration returns what the last registration answered.
 func (d *Daemon) registration() api.AgentRegistered {
+	reg, _ := d.registrationN()
+	return reg
+}
+
+// registrationN returns what the last registration answered, and how
+// many registrations were taken.
+func (d *Daemon) registrationN() (api.AgentRegistered, uint64) {
 	d.regMu.Lock()
 	defer d.regMu.Unlock()
-	return d.reg
+	return d.reg, d.regs
+}
+
+// dropPolicyLogSeq stops the numbering of the policy log entries
+// (policy_log_seq) that registration n's answer asked for, until the
+// next registration, and reports whether it did (false: it was off, or
+// another registration was taken since). A controller refused a
+// heartbeat carrying numbered entries as a bad request: one that does not
+// know the fields (a rollback, or leadership moved to a node not yet
+// upgraded since the registration) refuses every such heartbeat, so the
+// entries were never delivered, the router was judged down and the
+// agent's own silence held every step; and with work fetches taken it
+// never registers again to learn otherwise.
+func (d *Daemon) dropPolicyLogSeq(n uint64) bool {
+	d.regMu.Lock()
+	defer d.regMu.Unlock()
+	if d.regs != n || !d.reg.PolicyLogSeq {
+		return false
+	}
+	d.reg.PolicyLogSeq = false
+	return true
 }
 
 func (d *Daemon) heartbeatInterval() time.Duration {
@@ -628,15 +662,11 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 			early = early[1:]
 		}
 		due = now.Add(every)
-		reg := d.registration()
-		var logs policyLogSource
-		if d.builder != nil {
-			logs = d.builder
-		}
+		reg, regN := d.registrationN()
 		capacity := d.capacity()
 		health, detail := d.health()
 		hb, delivered := d.policyLog.withPolicyLog(ctx, api.Heartbeat{ServerID: reg.ServerID, RouterID: reg.RouterID,
-			Capacity: capacity, Health: health, Detail: detail, VPNStatus: d.vpnStatus(ctx)}, logs, reg.PolicyLogSeq)
+			Capacity: capacity, Health: health, Detail: detail, VPNStatus: d.vpnStatus(ctx)}, d.policyLogs, reg.PolicyLogSeq)
 		sent := time.Now()
 		err := d.ctl.doIn(ctx, heartbeatCallTime(every, d.ctl.timeout), func(ctx context.Context, c *client.Client) error { return c.Agent().Heartbeat(ctx, hb) })
 		if err == nil {
@@ -661,6 +691,16 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 		if client.StatusCode(err) == http.StatusUnauthorized && d.reloadToken() {
 			// The token was revoked, and token_file holds its
 			// successor (a rotation): beat again at once with it.
+			due = time.Now()
+			continue
+		}
+		if client.StatusCode(err) == http.StatusBadRequest && hb.PolicyLogEpoch != "" && d.dropPolicyLogSeq(regN) {
+			// Numbered entries refused: the controller answering now
+			// may not know the fields. Beat again at once without
+			// them (entries kept until delivered, unchecked for
+			// resends), until the next registration says otherwise.
+			d.log.Warn("heartbeat with numbered policy log entries refused as a bad request: sending them unnumbered until the next registration "+
+				"(a controller rolled back, or leadership moved to one not yet upgraded?)", "error", err)
 			due = time.Now()
 			continue
 		}

@@ -48,6 +48,8 @@ const heartbeatBudget = 768 << 10
 // them: policy_log_seq), the entries go without their numbers and the
 // heartbeat without the epoch: an older controller refuses a body with
 // fields it does not know (400), and the router would be judged down.
+// (A numbered heartbeat refused so turns the numbering off until the next
+// registration: dropPolicyLogSeq.)
 func (p *policyLogCursor) withPolicyLog(ctx context.Context, hb api.Heartbeat, b policyLogSource, numbered bool) (api.Heartbeat, func()) {
 	hb.PolicyLog, hb.PolicyLogEpoch = nil, ""
 	sized := hb

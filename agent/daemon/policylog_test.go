@@ -4,9 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -332,4 +336,101 @@ func TestFailingVPNStatusesFitTheHeartbeat(t *testing.T) {
 		t.Fatalf("4,096 failing VPNs: %d bytes, %d statuses, %d left out", len(b), len(st), left)
 	}
 	t.Logf("4,096 failing VPNs: %d sent in %d bytes, %d left out", len(st), len(b), left)
+}
+
+// TestNumberedPolicyLogRefusedGoesUnnumbered: the registration answer
+// said policy_log_seq, but the controller now answering refuses the
+// numbered entries' fields (400 regent_request_003: a rollback, or
+// leadership moved to a node not yet upgraded). The agent sends the
+// entries again without seq and policy_log_epoch, the controller takes
+// them, and they are delivered (not sent again); its next registration
+// decides the numbering again. Before, every heartbeat carried the
+// numbered entries and was refused for ever: none was delivered, the
+// router was judged down and the agent's silence held every step, while
+// work fetches went on and the agent never registered again.
+func TestNumberedPolicyLogRefusedGoesUnnumbered(t *testing.T) {
+	var mu sync.Mutex
+	var refused, taken int
+	var entries [][]api.PolicyLogEntry // the entries of each heartbeat taken
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/v1/agent/register":
+			fmt.Fprint(w, `{"content":{"server_id":5,"router_id":3,"heartbeat_interval":1,"heartbeat_interval_ms":100,"policy_log_seq":true}}`)
+		case "/v1/agent/heartbeat":
+			// an older controller: fields it does not know are refused
+			var raw map[string]json.RawMessage
+			body, _ := io.ReadAll(r.Body)
+			_ = json.Unmarshal(body, &raw)
+			var hb api.Heartbeat
+			_ = json.Unmarshal(body, &hb)
+			mu.Lock()
+			defer mu.Unlock()
+			if _, ok := raw["policy_log_epoch"]; ok || strings.Contains(string(body), `"seq"`) {
+				refused++
+				w.WriteHeader(http.StatusBadRequest)
+				fmt.Fprint(w, `{"detail":"Bad request.","errors":{"policy_log_epoch":{"detail":"Unknown field \"policy_log_epoch\".","error_code":"regent_request_003"}}}`)
+				return
+			}
+			taken++
+			entries = append(entries, hb.PolicyLog)
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	d := newTestDaemon(t, failureLogs(t), func(c *Config) { c.Token = "t" }, srv.URL)
+	t0 := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	entry := func(seq uint64) netrouter.PolicyLogEntry {
+		return netrouter.PolicyLogEntry{Seq: seq, Time: t0.Add(time.Duration(seq) * time.Second), Direction: "in", Action: "block",
+			Protocol: "tcp", Source: netip.MustParseAddr("192.0.2.1"), Destination: netip.MustParseAddr("10.0.0.5")}
+	}
+	d.policyLogs = fakeLogs{7: {entry(1), entry(2)}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	defer func() {
+		cancel()
+		<-done
+	}()
+	if !d.register(ctx) {
+		t.Fatal("not registered")
+	}
+	go func() {
+		defer close(done)
+		d.heartbeatLoop(ctx)
+	}()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		mu.Lock()
+		n, r := taken, refused
+		mu.Unlock()
+		if n >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d heartbeats taken, %d refused in 3 s (a heartbeat every 100 ms)", n, r)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if refused != 1 {
+		t.Errorf("%d heartbeats refused, want the first alone", refused)
+	}
+	if len(entries[0]) != 2 {
+		t.Errorf("the first heartbeat taken carried %d entries, want the 2 the refused one had", len(entries[0]))
+	}
+	for i, e := range entries[1:] {
+		if len(e) != 0 {
+			t.Errorf("heartbeat %d taken carried %d entries again: not marked delivered", i+2, len(e))
+		}
+	}
+	if d.registration().PolicyLogSeq {
+		t.Error("still numbering after the refusal")
+	}
+	// the next registration decides again
+	if !d.register(ctx) || !d.registration().PolicyLogSeq {
+		t.Error("a registration answering policy_log_seq does not number the entries again")
+	}
 }
