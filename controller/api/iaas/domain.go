@@ -63,7 +63,7 @@ func registerDomain(a *api.API) {
 			}
 			if !q.P.Global() {
 				if m, ok := q.Txn.Member(q.P.MemberID); !ok || !m.SelfManaged {
-					return nil, wire.Errorf(http.StatusForbidden, q.Code(201), "Only self-managed members may create domains.")
+					return nil, wire.Errorf(http.StatusForbidden, q.Code(201), "Only self-managed members may create domains: a global user sets self_managed on the member (PATCH /membership/member/{id}/).")
 				}
 			}
 			fe := wire.FieldErrors{}
