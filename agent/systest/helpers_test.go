@@ -38,6 +38,19 @@ func TestMain(m *testing.M) {
 		// The tests themselves skip (or fail under REGENT_SYSTEM_TESTS=1).
 		os.Exit(m.Run())
 	}
+	// Every test's agent puts its segments' VXLAN devices in the root
+	// namespace on port 4789, and every test's first project subnet gets
+	// the same network identifier: the kernel refuses a second device
+	// with it ("file exists"). One run's tests take turns (go test runs a
+	// package's tests one at a time); two runs on one host (two checkouts)
+	// take turns here, the whole package at a time, before any test takes
+	// another lock (libvirtd's), so the two locks never wait on each other.
+	release, err := systemtest.HoldPackage("agent-systest")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "systest:", err)
+		os.Exit(1)
+	}
+	sweepStale()
 	dir, err := os.MkdirTemp("", "regent-agent-systest-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -56,6 +69,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	release() // after the tests: also keeps the lock's file from the garbage collector
 	os.Exit(code)
 }
 
@@ -363,6 +377,63 @@ func eventually(t *testing.T, what string, timeout time.Duration, ok func() bool
 // system tests, which run at the same time, use prefixes starting with "y":
 // each package's cleanup deletes links by prefix, so neither may be the
 // start of the other's.
+// staleName matches what this package's tests name after their prefix:
+// the public bridge (<prefix>pub), an agent's links (alias
+// regent:<prefix>:...) and the namespaces (<prefix>P<router>, the
+// two-host test's <prefix>h<x>).
+var staleName = regexp.MustCompile(`^(z[0-9a-z]{3})(pub$|P[0-9]+$|h[a-z]$)|^regent:(z[0-9a-z]{3}):`)
+
+// sweepStale removes what earlier runs of this package left on the host
+// when they were killed before their cleanup (a CI run cut off at the end
+// of its time): with the package lock held no other run's tests are live,
+// so every namespace and root-namespace link named after a test prefix is
+// stale. Left, they break the next run: a stale VXLAN device holds the
+// network identifier every test's first subnet gets. The processes in a
+// stale namespace (dnsmasq, charon) are killed before it goes.
+func sweepStale() {
+	prefixes := map[string]bool{}
+	note := func(s string) {
+		if m := staleName.FindStringSubmatch(s); m != nil {
+			prefixes[m[1]+m[3]] = true
+		}
+	}
+	links := linkList()
+	for _, l := range links {
+		note(l.Attrs().Name)
+		note(l.Attrs().Alias)
+	}
+	out, _ := try("ip", "netns", "list")
+	var namespaces []string
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			namespaces = append(namespaces, f[0])
+			note(f[0])
+		}
+	}
+	stale := func(name string) bool {
+		return len(name) >= 4 && prefixes[name[:4]]
+	}
+	for _, ns := range namespaces {
+		if !stale(ns) {
+			continue
+		}
+		pids, _ := try("ip", "netns", "pids", ns)
+		for _, f := range strings.Fields(pids) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		_, _ = try("ip", "netns", "del", ns)
+		fmt.Fprintf(os.Stderr, "systest: removed namespace %s left by an earlier run\n", ns)
+	}
+	for _, l := range links {
+		if stale(l.Attrs().Name) {
+			_ = netlink.LinkDel(l)
+			fmt.Fprintf(os.Stderr, "systest: removed link %s left by an earlier run\n", l.Attrs().Name)
+		}
+	}
+}
+
 func randomPrefix() string {
 	return "z" + strconv.FormatUint(uint64(rand.IntN(36*36*36)+36*36*36), 36)[1:]
 }

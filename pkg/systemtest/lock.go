@@ -1,6 +1,7 @@
 package systemtest
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,10 +29,42 @@ func Hold(t testing.TB, name string, exclusive bool) {
 	if _, ok := held.Load(key); ok {
 		return
 	}
+	f, err := lock(name, exclusive)
+	if err != nil {
+		t.Fatalf("systemtest: %v", err)
+	}
+	held.Store(key, exclusive)
+	t.Cleanup(func() {
+		held.Delete(key)
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	})
+}
+
+// HoldPackage takes the host-wide lock name exclusive for a whole test
+// binary (from TestMain, before any test runs) and returns its release.
+// Two runs of one package on a host (two checkouts tested at once) then
+// take turns: it is for tests that use a host-wide resource no per-test
+// naming can keep apart, such as a VXLAN network identifier on the root
+// namespace's UDP port. Waiting longer than 20 minutes is an error.
+func HoldPackage(name string) (release func(), err error) {
+	f, err := lock(name, true)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+// lock opens the lock file of name and flocks it, polling so that a wait
+// longer than 20 minutes ends in an error rather than a hang.
+func lock(name string, exclusive bool) (*os.File, error) {
 	path := lockPath(name)
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o666)
 	if err != nil {
-		t.Fatalf("systemtest: lock %s: %v", path, err)
+		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	how := syscall.LOCK_SH
 	if exclusive {
@@ -41,20 +74,14 @@ func Hold(t testing.TB, name string, exclusive bool) {
 	for {
 		err = syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB)
 		if err == nil {
-			break
+			return f, nil
 		}
 		if err != syscall.EWOULDBLOCK || time.Now().After(deadline) {
 			f.Close()
-			t.Fatalf("systemtest: lock %s: %v", path, err)
+			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	held.Store(key, exclusive)
-	t.Cleanup(func() {
-		held.Delete(key)
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	})
 }
 
 func lockPath(name string) string {

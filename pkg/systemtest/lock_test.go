@@ -34,3 +34,22 @@ func TestHoldSharedAndExclusive(t *testing.T) {
 		t.Fatalf("the lock was not released: %v", err)
 	}
 }
+
+func TestHoldPackage(t *testing.T) {
+	if _, err := exec.LookPath("flock"); err != nil {
+		t.Skip("no flock(1)") // util-linux; not a system test
+	}
+	name := "selftest-pkg-" + time.Now().Format("150405.000000")
+	t.Cleanup(func() { os.Remove(lockPath(name)) })
+	release, err := HoldPackage(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exec.Command("flock", "-n", "-s", lockPath(name), "true").Run() == nil {
+		t.Fatal("another process took the package lock while a test binary held it")
+	}
+	release()
+	if err := exec.Command("flock", "-n", "-x", lockPath(name), "true").Run(); err != nil {
+		t.Fatalf("the package lock was not released: %v", err)
+	}
+}
