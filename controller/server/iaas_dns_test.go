@@ -572,3 +572,28 @@ func TestDNS_MemberDeleteKeepsZones(t *testing.T) {
 	c.Do("DELETE", apitest.Path("/iaas/domain/", dom), nil, root).Expect(204)
 	c.Do("DELETE", member, nil, root).Expect(204)
 }
+
+// TestDNS_BlankRecordName: a blank name is refused as a missing one (108),
+// on create and on update; it does not become the apex ("@" is the apex).
+func TestDNS_BlankRecordName(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	f := newFixture(t, n)
+	x := dnsOf(f)
+	tok := f.r.Token(apitest.MemberUser)
+	before := dnsState(t, c, f.root)
+	for _, name := range []string{"", "   "} {
+		r := c.Do("POST", "/iaas/record/", map[string]any{"domain_id": x.domain, "name": name, "type": "A", "content": "192.0.2.77"}, tok).Expect(400)
+		if r.FieldCode("name") != "iaas_record_create_108" {
+			t.Errorf("create with name %q: %s, want name:iaas_record_create_108", name, r)
+		}
+		r = c.Do("PATCH", apitest.Path("/iaas/record/", x.record), map[string]any{"name": name}, tok).Expect(400)
+		if r.FieldCode("name") != "iaas_record_update_108" {
+			t.Errorf("update with name %q: %s, want name:iaas_record_update_108", name, r)
+		}
+	}
+	if after := dnsState(t, c, f.root); after != before {
+		t.Errorf("refused requests changed the state:\nbefore %s\nafter  %s", before, after)
+	}
+	c.Do("POST", "/iaas/record/", map[string]any{"domain_id": x.domain, "name": "@", "type": "A", "content": "192.0.2.77"}, tok).Expect(201)
+}

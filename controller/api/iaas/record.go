@@ -56,7 +56,7 @@ func isRecordType(t string) bool {
 // Codes (create), in CloudCIX's order: 101 domain_id missing, 103 no such
 // domain (or not the caller's), 120 the domain is a reverse zone (its
 // records are PTRs, made through ptr_record), 105 type missing, 106 type unknown, 107
-// PTR (use ptr_record), 108 name missing, 109 name invalid or outside the
+// PTR (use ptr_record), 108 name missing or blank, 109 name invalid or outside the
 // domain, 110 content missing, 111 content invalid for the type, 112 ttl
 // too large, 113 ttl below 180, 115 priority out of range, 117
 // failover_content too long; state adds 118 CNAME conflict and 119
@@ -153,7 +153,11 @@ func registerRecord(a *api.API) {
 // its value.
 func recordFields(fe wire.FieldErrors, q *api.Request, dom *wire.Domain, rec *wire.Record, in *RecordInput, partial bool) {
 	if in.Name != nil {
-		if dom != nil {
+		if strings.TrimSpace(*in.Name) == "" {
+			// CloudCIX strips the name and refuses a blank one; the
+			// apex is "@", never an empty name.
+			fe.Add("name", q.Code(108), "This field may not be blank: give the full name, or @ for the apex.")
+		} else if dom != nil {
 			if n, err := rdata.Owner(dom.Name, *in.Name); err != nil {
 				fe.Add("name", q.Code(109), "%s.", capitalise(err.Error()))
 			} else {

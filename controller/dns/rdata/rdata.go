@@ -40,13 +40,17 @@ func Zone(s string) (string, error) {
 	return n, nil
 }
 
-// Owner normalises the name of a record of zone: "@" or "" is the apex, a
-// name must equal the zone or end in "."+zone (a trailing dot is allowed).
+// Owner normalises the name of a record of zone: "@" is the apex, a
+// name must equal the zone or end in "."+zone (a trailing dot is allowed);
+// a blank name is refused.
 // A leading "*" label makes a wildcard; underscores are allowed (SRV, DKIM).
 func Owner(zone, name string) (string, error) {
 	n := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(name), "."))
-	if n == "" || n == "@" {
+	if n == "@" {
 		return zone, nil
+	}
+	if n == "" {
+		return "", fmt.Errorf("the name is blank: give the full name, such as www.%s, or @ for the apex", zone)
 	}
 	if n != zone && !strings.HasSuffix(n, "."+zone) {
 		return "", fmt.Errorf("the name %q is outside the domain %s: give the full name, such as www.%s, or @ for the apex", name, zone, zone)

@@ -8,7 +8,8 @@ import (
 func TestOwner(t *testing.T) {
 	for _, c := range []struct{ in, want, err string }{
 		{"@", "example.com", ""},
-		{"", "example.com", ""},
+		{"", "", "blank"},
+		{"   ", "", "blank"},
 		{"WWW.Example.com.", "www.example.com", ""},
 		{"*.wild.example.com", "*.wild.example.com", ""},
 		{"_sip._tcp.example.com", "_sip._tcp.example.com", ""},
