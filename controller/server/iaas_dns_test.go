@@ -131,7 +131,8 @@ func TestDNS_RecordTypesValidated(t *testing.T) {
 		{"sub." + z, "NS", "ns1.example.net", 1, ""},
 		{"sub." + z, "NS", "not a host", 1, "content:iaas_record_create_111"},
 		{"alias." + z, "CNAME", "a." + z, 1, ""},
-		{"@", "CNAME", "a." + z, 1, "content:iaas_record_create_111"},
+		{"@", "CNAME", "a." + z, 1, "type:iaas_record_create_118"},
+		{z + ".", "CNAME", "a." + z, 1, "type:iaas_record_create_118"},
 		{"@", "MX", "mail." + z, 10, ""},
 		{"@", "MX", "mail." + z, 70000, "priority:iaas_record_create_115"},
 		{"@", "TXT", "v=spf1 -all", 1, ""},
@@ -177,6 +178,11 @@ func TestDNS_RecordTypesValidated(t *testing.T) {
 		if got := r.FieldCode(field); got != code {
 			t.Errorf("%s %s %q: error %s, want %s:%s", tc.name, tc.typ, tc.content, r, field, code)
 		}
+	}
+	// nor can an update move a CNAME to the apex
+	cn := create(c, tok, "/iaas/record/", map[string]any{"domain_id": x.domain, "name": "moving." + z, "type": "CNAME", "content": "a." + z})
+	if r := c.Do("PATCH", apitest.Path("/iaas/record/", cn), map[string]any{"name": "@"}, tok).Expect(400); r.FieldCode("type") != "iaas_record_update_118" {
+		t.Errorf("CNAME moved to the apex: %s, want type:iaas_record_update_118", r)
 	}
 	// TTL below the minimum, and the default
 	r := c.Do("POST", "/iaas/record/", map[string]any{"domain_id": x.domain, "name": "t." + z, "type": "A", "content": "192.0.2.3", "ttl": 179}, tok).Expect(400)

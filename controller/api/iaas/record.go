@@ -59,8 +59,8 @@ func isRecordType(t string) bool {
 // PTR (use ptr_record), 108 name missing or blank, 109 name invalid or outside the
 // domain, 110 content missing, 111 content invalid for the type, 112 ttl
 // too large, 113 ttl below 180, 115 priority out of range, 117
-// failover_content too long; state adds 118 CNAME conflict and 119
-// duplicate. Update uses the same numbers, plus 106 when type would change.
+// failover_content too long; 118 a CNAME at the apex (on type); state
+// adds 118 CNAME conflict and 119 duplicate. Update uses the same numbers, plus 106 when type would change.
 func registerRecord(a *api.API) {
 	api.Register(a, api.Service[*wire.Record]{
 		App: App, Name: "record", Tables: []string{state.Records},
@@ -203,6 +203,12 @@ func recordFields(fe wire.FieldErrors, q *api.Request, dom *wire.Domain, rec *wi
 		return
 	}
 	if _, bad := fe["content"]; bad {
+		return
+	}
+	if rec.Type == "CNAME" && rec.Name == dom.Name {
+		// The apex holds the SOA and NS records: a CNAME there would share
+		// its name with them, as 118 refuses for any other record.
+		fe.Add("type", q.Code(118), "A CNAME record cannot be at the apex of %s: the apex holds its SOA and NS records, and a CNAME cannot share its name with any other record.", dom.Name)
 		return
 	}
 	if err := rdata.Check(dom.Name, rec.Name, rec.Type, rec.Priority, rec.Content); err != nil {
