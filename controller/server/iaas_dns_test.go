@@ -133,6 +133,7 @@ func TestDNS_RecordTypesValidated(t *testing.T) {
 		{"alias." + z, "CNAME", "a." + z, 1, ""},
 		{"@", "CNAME", "a." + z, 1, "type:iaas_record_create_118"},
 		{z + ".", "CNAME", "a." + z, 1, "type:iaas_record_create_118"},
+		{"self." + z, "CNAME", "Self." + z + ".", 1, "content:iaas_record_create_111"},
 		{"@", "MX", "mail." + z, 10, ""},
 		{"@", "MX", "mail." + z, 70000, "priority:iaas_record_create_115"},
 		{"@", "TXT", "v=spf1 -all", 1, ""},

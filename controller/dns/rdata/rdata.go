@@ -149,6 +149,9 @@ func Check(zone, name, typ string, priority uint32, content string) error {
 		if err := hostname("content", content, false, true); err != nil {
 			return err
 		}
+		if strings.EqualFold(strings.TrimSuffix(content, "."), name) {
+			return fmt.Errorf("a CNAME record cannot point to its own name %s: it would be a loop that resolvers answer with SERVFAIL", name)
+		}
 	case "PTR":
 		if err := hostname("content", content, false, true); err != nil {
 			return err

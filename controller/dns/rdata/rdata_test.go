@@ -72,6 +72,8 @@ func TestCheck(t *testing.T) {
 		{"www.example.com", "CNAME", 1, "host1.example.com.", true},
 		{"example.com", "CNAME", 1, "host1.example.com", false},
 		{"www.example.com", "CNAME", 1, "a..b", false},
+		{"www.example.com", "CNAME", 1, "WWW.example.com.", false},
+		{"www.example.com", "CNAME", 1, "www.example.com.example.com", true},
 		{"example.com", "MX", 10, "mail.example.com", true},
 		{"example.com", "MX", 0, ".", true},
 		{"example.com", "MX", 70000, "mail.example.com", false},
