@@ -136,6 +136,8 @@ func TestDNS_RecordTypesValidated(t *testing.T) {
 		{"self." + z, "CNAME", "Self." + z + ".", 1, "content:iaas_record_create_111"},
 		{"@", "MX", "mail." + z, 10, ""},
 		{"@", "MX", "mail." + z, 70000, "priority:iaas_record_create_115"},
+		{"@", "MX", "192.0.2.25", 10, "content:iaas_record_create_111"},
+		{"@", "MX", "2001:db8::25", 10, "content:iaas_record_create_111"},
 		{"@", "TXT", "v=spf1 -all", 1, ""},
 		{"@", "TXT", `"unterminated`, 1, "content:iaas_record_create_111"},
 		{"@", "SPF", "v=spf1 mx -all", 1, ""},

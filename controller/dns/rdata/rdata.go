@@ -160,6 +160,13 @@ func Check(zone, name, typ string, priority uint32, content string) error {
 		if priority > 65535 {
 			return fmt.Errorf("priority (the MX preference) must be between 0 and 65535")
 		}
+		f := strings.Fields(content)
+		if a, err := netip.ParseAddr(strings.Trim(strings.TrimSuffix(f[len(f)-1], "."), "[]")); err == nil {
+			return fmt.Errorf("the mail exchange must be a host name, not the IP address %s (RFC 5321 section 5.1): name a host that has an A or AAAA record", a)
+		}
+		if _, err := strconv.ParseUint(f[0], 10, 16); err == nil && len(f) == 2 {
+			return fmt.Errorf("content of an MX record is the mail exchange only: its preference goes in the priority field")
+		}
 		if err := hostname("content (the mail exchange)", content, true, false); err != nil {
 			return err
 		}

@@ -78,6 +78,11 @@ func TestCheck(t *testing.T) {
 		{"example.com", "MX", 0, ".", true},
 		{"example.com", "MX", 70000, "mail.example.com", false},
 		{"example.com", "MX", 10, "10 mail.example.com", false},
+		{"example.com", "MX", 10, "192.0.2.25", false},
+		{"example.com", "MX", 10, "10 192.0.2.25", false},
+		{"example.com", "MX", 10, "2001:db8::25", false},
+		{"example.com", "MX", 10, "[192.0.2.25]", false},
+		{"example.com", "MX", 10, "25.example.com", true},
 		{"example.com", "TXT", 1, "v=spf1 -all", true},
 		{"example.com", "TXT", 1, `"one" "two"`, true},
 		{"example.com", "TXT", 1, strings.Repeat("x", 600), true},
@@ -163,4 +168,19 @@ func FuzzCheck(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestCheckMXAddress: an MX exchange is a host name (RFC 5321 §5.1): an
+// IPv4 or IPv6 literal, with or without a preference before it, is refused
+// with a message that says so.
+func TestCheckMXAddress(t *testing.T) {
+	for _, c := range []string{"192.0.2.25", "192.0.2.25.", "10 192.0.2.25", "2001:db8::25", "10 2001:db8::25", "[192.0.2.25]"} {
+		err := Check("example.com", "example.com", "MX", 10, c)
+		if err == nil || !strings.Contains(err.Error(), "not the IP address") {
+			t.Errorf("MX %q: %v, want an error that the exchange is an IP address", c, err)
+		}
+	}
+	if err := Check("example.com", "example.com", "MX", 10, "10 mail.example.com"); err == nil || !strings.Contains(err.Error(), "priority field") {
+		t.Errorf(`MX "10 mail.example.com": %v, want an error naming the priority field`, err)
+	}
 }
