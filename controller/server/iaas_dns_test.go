@@ -143,6 +143,7 @@ func TestDNS_RecordTypesValidated(t *testing.T) {
 		{"@", "SPF", "v=spf1 mx -all", 1, ""},
 		{"_sip._tcp." + z, "SRV", "5 5060 sip." + z, 10, ""},
 		{"_sip._tcp." + z, "SRV", "5060 sip." + z, 10, "content:iaas_record_create_111"},
+		{"sip." + z, "SRV", "5 5060 sip." + z, 10, "name:iaas_record_create_109"},
 		{"host." + z, "SSHFP", "4 2 " + strings.Repeat("0f", 32), 1, ""},
 		{"host." + z, "SSHFP", "4 2 xyz", 1, "content:iaas_record_create_111"},
 		{"@", "LOC", "52 22 23.000 N 4 53 32.000 E -2.00m 0.00m 10000m 10m", 1, ""},

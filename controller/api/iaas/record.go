@@ -1,6 +1,7 @@
 package iaas
 
 import (
+	"errors"
 	"strings"
 
 	"github.com/regentcloud/regent/controller/api"
@@ -57,7 +58,7 @@ func isRecordType(t string) bool {
 // domain (or not the caller's), 120 the domain is a reverse zone (its
 // records are PTRs, made through ptr_record), 105 type missing, 106 type unknown, 107
 // PTR (use ptr_record), 108 name missing or blank, 109 name invalid or outside the
-// domain, 110 content missing, 111 content invalid for the type, 112 ttl
+// domain (or an SRV record not at a _service._proto name), 110 content missing, 111 content invalid for the type, 112 ttl
 // too large, 113 ttl below 180, 115 priority out of range, 117
 // failover_content too long; 118 a CNAME at the apex (on type); state
 // adds 118 CNAME conflict and 119 duplicate. Update uses the same numbers, plus 106 when type would change.
@@ -212,6 +213,11 @@ func recordFields(fe wire.FieldErrors, q *api.Request, dom *wire.Domain, rec *wi
 		return
 	}
 	if err := rdata.Check(dom.Name, rec.Name, rec.Type, rec.Priority, rec.Content); err != nil {
+		var ne *rdata.NameError
+		if errors.As(err, &ne) {
+			fe.Add("name", q.Code(109), "%s.", capitalise(err.Error()))
+			return
+		}
 		fe.Add("content", q.Code(111), "%s.", capitalise(err.Error()))
 	}
 }

@@ -108,9 +108,16 @@ func hostname(field, s string, allowRoot, underscore bool) error {
 	return nil
 }
 
+// NameError is an error of Check about the record's owner name, not its
+// content (an SRV record not at a _service._proto name).
+type NameError struct{ msg string }
+
+func (e *NameError) Error() string { return e.msg }
+
 // Check validates the content (and, for MX and SRV, the priority) of a
 // record of type typ at owner name, already normalised by Owner. The
-// message of the error is meant for the API's caller.
+// message of the error is meant for the API's caller; a *NameError is
+// about the name.
 func Check(zone, name, typ string, priority uint32, content string) error {
 	content = strings.TrimSpace(content)
 	if content == "" {
@@ -176,7 +183,7 @@ func Check(zone, name, typ string, priority uint32, content string) error {
 		}
 		l := strings.Split(name, ".")
 		if len(l) < 3 || !strings.HasPrefix(l[0], "_") || !strings.HasPrefix(l[1], "_") {
-			return fmt.Errorf("the name of an SRV record must be _service._proto.<name>, such as _sip._tcp.%s", zone)
+			return &NameError{fmt.Sprintf("the name of an SRV record must be _service._proto.<name>, such as _sip._tcp.%s", zone)}
 		}
 		f := strings.Fields(content)
 		if len(f) != 3 {
