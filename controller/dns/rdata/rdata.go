@@ -311,6 +311,8 @@ func RR(name, typ string, ttl, priority uint32, content string) (mdns.RR, error)
 	case "TXT", "SPF":
 		if !strings.HasPrefix(content, "\"") {
 			rdata = quote(content)
+		} else if unterminated(content) {
+			return nil, fmt.Errorf("content has an unterminated quoted string: end it with \" (write \\\" for a quote inside it), or send the text without quotes")
 		}
 	case "A", "AAAA", "NS", "CNAME", "PTR", "SSHFP", "LOC", "NAPTR":
 	default:
@@ -358,15 +360,47 @@ func quote(s string) string {
 	return b.String()
 }
 
-// parseMessage strips miekg's position details, which refer to the
-// synthesised zone-file line rather than to anything the caller sent.
+// parseMessage turns miekg's parse error ("dns: bad LOC Latitude: "95"
+// at line: 1:28") into words about the caller's content ("the latitude
+// "95" is not valid"): its line and column refer to the synthesised
+// zone-file line, not to anything the caller sent.
 func parseMessage(err error) string {
-	if pe, ok := err.(*mdns.ParseError); ok {
-		msg := pe.Error()
-		if i := strings.Index(msg, ": at line"); i > 0 {
-			msg = msg[:i]
-		}
-		return strings.TrimPrefix(msg, "dns: ")
+	pe, ok := err.(*mdns.ParseError)
+	if !ok {
+		return err.Error()
 	}
-	return err.Error()
+	msg := strings.TrimPrefix(pe.Error(), "dns: ")
+	if i := strings.LastIndex(msg, " at line: "); i >= 0 {
+		msg = msg[:i]
+	}
+	what, tok := msg, ""
+	if i := strings.Index(msg, `: "`); i >= 0 {
+		what = msg[:i]
+		if t, err := strconv.Unquote(msg[i+2:]); err == nil {
+			tok = strings.TrimSpace(t)
+		}
+	}
+	// "bad LOC Latitude" names the part of the content that is wrong.
+	if f := strings.Fields(what); len(f) >= 3 && f[0] == "bad" {
+		what = "the " + strings.ToLower(strings.Join(f[2:], " "))
+	}
+	if tok == "" {
+		return what + " is missing or not valid"
+	}
+	return fmt.Sprintf("%s %q is not valid", what, tok)
+}
+
+// unterminated reports whether quoted content leaves a quoted string open
+// (a backslash escapes the character after it).
+func unterminated(s string) bool {
+	in := false
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case '"':
+			in = !in
+		}
+	}
+	return in
 }

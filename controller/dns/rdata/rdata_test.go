@@ -184,3 +184,31 @@ func TestCheckMXAddress(t *testing.T) {
 		t.Errorf(`MX "10 mail.example.com": %v, want an error naming the priority field`, err)
 	}
 }
+
+// TestCheckParseMessages: a content error speaks of the caller's content,
+// not of the zone-file line Check builds (no "at line: 1:28").
+func TestCheckParseMessages(t *testing.T) {
+	for _, c := range []struct{ typ, content, want string }{
+		{"TXT", `"unterminated`, "unterminated quoted string"},
+		{"TXT", `"a" "b`, "unterminated quoted string"},
+		{"SPF", `"v=spf1 \" -all`, "unterminated quoted string"},
+		{"LOC", "95 0 0 N 0 0 0 E 0m", `the latitude "95" is not valid`},
+		{"LOC", "north pole", `the latitude "north" is not valid`},
+		{"LOC", "52 N 4 E", "the altitude is missing or not valid"},
+		{"NAPTR", "100 10 U sip x .", `the flags "U" is not valid`},
+	} {
+		err := Check("example.com", "example.com", c.typ, 1, c.content)
+		if err == nil {
+			t.Errorf("%s %q accepted", c.typ, c.content)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, c.want) || strings.Contains(msg, "line") || strings.Contains(msg, "dns:") {
+			t.Errorf("%s %q: %q, want a message with %q and no parser position", c.typ, c.content, msg, c.want)
+		}
+	}
+	for _, ok := range []string{`"a" b`, `"say \"hi\""`, `"back\\"`} {
+		if err := Check("example.com", "example.com", "TXT", 1, ok); err != nil {
+			t.Errorf("TXT %q: %v", ok, err)
+		}
+	}
+}
