@@ -607,3 +607,33 @@ func TestDNS_BlankRecordName(t *testing.T) {
 	}
 	c.Do("POST", "/iaas/record/", map[string]any{"domain_id": x.domain, "name": "@", "type": "A", "content": "192.0.2.77"}, tok).Expect(201)
 }
+
+// TestDNS_TTLTwoSpellings: ttl and time_to_live are one parameter; a body
+// with both is 400 regent_request_005 (as ip_validator's two spellings),
+// on records and PTR records, create and update, and changes nothing.
+func TestDNS_TTLTwoSpellings(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	f := newFixture(t, n)
+	x := dnsOf(f)
+	admin := f.r.Token(apitest.MemberAdmin)
+	ptr := newPTRBody(f).body.(map[string]any)
+	ptr["ttl"], ptr["time_to_live"] = 600, 900
+	before := dnsState(t, c, f.root)
+	for _, tc := range []struct {
+		method, path string
+		body         map[string]any
+	}{
+		{"POST", "/iaas/record/", map[string]any{"domain_id": x.domain, "name": "two." + x.domainName, "type": "A", "content": "192.0.2.5", "ttl": 600, "time_to_live": 900}},
+		{"PATCH", apitest.Path("/iaas/record/", x.record), map[string]any{"ttl": 600, "time_to_live": 600}},
+		{"POST", "/iaas/ptr_record/", ptr},
+		{"PATCH", apitest.Path("/iaas/ptr_record/", x.ptr), map[string]any{"ttl": 600, "time_to_live": 900}},
+	} {
+		if r := c.Do(tc.method, tc.path, tc.body, admin).Expect(400); r.ErrorCode() != "regent_request_005" {
+			t.Errorf("%s %s with ttl and time_to_live: %s, want regent_request_005", tc.method, tc.path, r)
+		}
+	}
+	if after := dnsState(t, c, f.root); after != before {
+		t.Errorf("refused requests changed the state:\nbefore %s\nafter  %s", before, after)
+	}
+}

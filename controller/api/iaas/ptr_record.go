@@ -1,6 +1,7 @@
 package iaas
 
 import (
+	"net/http"
 	"net/netip"
 	"strings"
 
@@ -90,7 +91,11 @@ func registerPTRRecord(a *api.API) {
 			if required(fe, q, "content", in.Content != nil, 104) {
 				content = ptrContent(fe, q, *in.Content)
 			}
-			ttl := checkTTL(fe, q, ttlOf(in.TTL, in.TimeToLive), 108)
+			v, err := ttlOf(in.TTL, in.TimeToLive)
+			if err != nil {
+				return nil, err
+			}
+			ttl := checkTTL(fe, q, v, 108)
 			if err := fe.Err(); err != nil {
 				return nil, err
 			}
@@ -115,7 +120,11 @@ func registerPTRRecord(a *api.API) {
 			} else if !partial {
 				fe.Add("content", q.Code(104), "This field is required.")
 			}
-			if v := ttlOf(in.TTL, in.TimeToLive); v != nil || !partial {
+			v, err := ttlOf(in.TTL, in.TimeToLive)
+			if err != nil {
+				return nil, err
+			}
+			if v != nil || !partial {
 				rec.TTL = checkTTL(fe, q, v, 108)
 			}
 			if err := fe.Err(); err != nil {
@@ -129,11 +138,18 @@ func registerPTRRecord(a *api.API) {
 	})
 }
 
-func ttlOf(ttl, timeToLive *int64) *int64 {
-	if ttl != nil {
-		return ttl
+// ttlOf is the TTL a body sends as ttl or, CloudCIX's field name,
+// time_to_live; both at once is 400 regent_request_005, as two spellings
+// of one parameter are elsewhere (ip_validator), rather than one silently
+// winning.
+func ttlOf(ttl, timeToLive *int64) (*int64, error) {
+	if ttl != nil && timeToLive != nil {
+		return nil, wire.Errorf(http.StatusBadRequest, wire.CodeBadQuery, "Send the TTL as ttl or as time_to_live, not both.")
 	}
-	return timeToLive
+	if ttl != nil {
+		return ttl, nil
+	}
+	return timeToLive, nil
 }
 
 // globalUnicast is CloudCIX's rule for PTR addresses: a routable unicast

@@ -13,7 +13,7 @@ import (
 )
 
 // RecordInput is the body of record create and update. The TTL may be
-// sent as ttl or, as older CloudCIX clients do, time_to_live.
+// sent as ttl or, as older CloudCIX clients do, time_to_live (not both).
 type RecordInput struct {
 	DomainID        *uint64 `json:"domain_id"`
 	Name            *string `json:"name"`
@@ -26,8 +26,6 @@ type RecordInput struct {
 	FailoverContent *string `json:"failover_content"`
 	Georegion       *int    `json:"georegion"`
 }
-
-func (in *RecordInput) ttl() *int64 { return ttlOf(in.TTL, in.TimeToLive) }
 
 // checkTTL validates a TTL (codes n: below the minimum, n-1 out of range).
 func checkTTL(fe wire.FieldErrors, q *api.Request, v *int64, n int) uint32 {
@@ -88,6 +86,10 @@ func registerRecord(a *api.API) {
 			if err := q.Decode(&in); err != nil {
 				return nil, err
 			}
+			ttl, err := ttlOf(in.TTL, in.TimeToLive)
+			if err != nil {
+				return nil, err
+			}
 			fe := wire.FieldErrors{}
 			var dom *wire.Domain
 			if required(fe, q, "domain_id", in.DomainID != nil, 101) {
@@ -116,7 +118,7 @@ func registerRecord(a *api.API) {
 			if dom != nil {
 				rec.DomainID, rec.MemberID = dom.ID, dom.MemberID
 			}
-			recordFields(fe, q, dom, rec, &in, false)
+			recordFields(fe, q, dom, rec, &in, ttl, false)
 			if err := fe.Err(); err != nil {
 				return nil, err
 			}
@@ -125,6 +127,10 @@ func registerRecord(a *api.API) {
 		Update: func(q *api.Request, cur *wire.Record, partial bool) (*fsm.Command, error) {
 			var in RecordInput
 			if err := q.Decode(&in); err != nil {
+				return nil, err
+			}
+			ttl, err := ttlOf(in.TTL, in.TimeToLive)
+			if err != nil {
 				return nil, err
 			}
 			fe := wire.FieldErrors{}
@@ -136,7 +142,7 @@ func registerRecord(a *api.API) {
 			}
 			dom, _ := q.Txn.Domain(cur.DomainID)
 			rec := *cur
-			recordFields(fe, q, dom, &rec, &in, partial)
+			recordFields(fe, q, dom, &rec, &in, ttl, partial)
 			if err := fe.Err(); err != nil {
 				return nil, err
 			}
@@ -149,10 +155,10 @@ func registerRecord(a *api.API) {
 }
 
 // recordFields validates name, content, ttl, priority and the failover
-// fields of in into rec. On create and PUT (partial false) a missing field
-// takes its default (name and content are required); on PATCH it keeps
-// its value.
-func recordFields(fe wire.FieldErrors, q *api.Request, dom *wire.Domain, rec *wire.Record, in *RecordInput, partial bool) {
+// fields of in into rec (ttl is in's, from ttlOf). On create and PUT
+// (partial false) a missing field takes its default (name and content are
+// required); on PATCH it keeps its value.
+func recordFields(fe wire.FieldErrors, q *api.Request, dom *wire.Domain, rec *wire.Record, in *RecordInput, ttl *int64, partial bool) {
 	if in.Name != nil {
 		if strings.TrimSpace(*in.Name) == "" {
 			// CloudCIX strips the name and refuses a blank one; the
@@ -176,8 +182,8 @@ func recordFields(fe wire.FieldErrors, q *api.Request, dom *wire.Domain, rec *wi
 	} else if !partial {
 		fe.Add("content", q.Code(110), "This field is required.")
 	}
-	if v := in.ttl(); v != nil || !partial {
-		rec.TTL = checkTTL(fe, q, v, 113)
+	if ttl != nil || !partial {
+		rec.TTL = checkTTL(fe, q, ttl, 113)
 	}
 	if in.Priority != nil {
 		if *in.Priority < 0 || *in.Priority > 65535 {
