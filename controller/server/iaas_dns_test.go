@@ -637,3 +637,37 @@ func TestDNS_TTLTwoSpellings(t *testing.T) {
 		t.Errorf("refused requests changed the state:\nbefore %s\nafter  %s", before, after)
 	}
 }
+
+// TestDNS_RecordListCloudCIXFields: the record and PTR record lists take
+// CloudCIX's field names (dns-facts §1.2: domain, time_to_live) for
+// domain_id and ttl, in filters and order, without a warning; search[domain]
+// was ignored and listed every record.
+func TestDNS_RecordListCloudCIXFields(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	f := newFixture(t, n)
+	x := dnsOf(f)
+	admin := f.r.Token(apitest.MemberAdmin)
+	other := create(c, admin, "/iaas/domain/", map[string]any{"name": f.n.Unique("other") + ".example"})
+	slow := create(c, admin, "/iaas/record/", map[string]any{"domain_id": other, "name": "@", "type": "A", "content": "192.0.2.8", "ttl": 86400})
+	for _, tc := range []struct {
+		query string
+		want  []uint64
+	}{
+		{fmt.Sprintf("search[domain]=%d", other), []uint64{slow}},
+		{fmt.Sprintf("exclude[domain]=%d&search[domain__in]=(%d,%d)", x.domain, x.domain, other), []uint64{slow}},
+		{"search[time_to_live__gte]=86400", []uint64{slow}},
+		{fmt.Sprintf("search[domain_id]=%d&order=-time_to_live", other), []uint64{slow}},
+	} {
+		l := c.Do("GET", "/iaas/record/?"+tc.query, nil, admin).Expect(200).List()
+		if !slices.Equal(l.IDs(), tc.want) || len(l.Metadata.Warnings) != 0 {
+			t.Errorf("record/?%s: ids %v warnings %q, want %v and no warnings", tc.query, l.IDs(), l.Metadata.Warnings, tc.want)
+		}
+	}
+	if l := c.Do("GET", "/iaas/record/?order=-time_to_live", nil, admin).Expect(200).List(); l.Metadata.Order != "-ttl" || len(l.IDs()) == 0 || l.IDs()[0] != slow {
+		t.Errorf("record/?order=-time_to_live: order %q ids %v, want -ttl with %d first", l.Metadata.Order, l.IDs(), slow)
+	}
+	if l := c.Do("GET", "/iaas/ptr_record/?search[time_to_live]=3600", nil, admin).Expect(200).List(); len(l.Metadata.Warnings) != 0 || !slices.Contains(l.IDs(), x.ptr) {
+		t.Errorf("ptr_record/?search[time_to_live]=3600: ids %v warnings %q, want PTR %d", l.IDs(), l.Metadata.Warnings, x.ptr)
+	}
+}

@@ -54,7 +54,8 @@ func registerPTRRecord(a *api.API) {
 		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"name": query.String, "content": query.String,
 			"ip_address": query.CIDR, "ttl": query.Number, "member_id": query.Number, "domain_id": query.Number,
 			"modified_by": query.Number}),
-			Ordering: []string{"name", "content", "ip_address", "ttl", "id", "created", "updated"}},
+			Ordering: []string{"name", "content", "ip_address", "ttl", "id", "created", "updated"},
+			Aliases:  cloudcixRecordFields},
 		All: func(r *state.ReadTxn) []*wire.Record { return recordsOfKind(r.RecordList(), true) },
 		// A member's records from the member index (Visible: dnsOwns).
 		AllFor: func(q *api.Request) []*wire.Record {

@@ -67,7 +67,8 @@ func registerRecord(a *api.API) {
 			"type": query.String, "ttl": query.Number, "priority": query.Number, "domain_id": query.Number,
 			"member_id": query.Number, "failover": query.Bool, "failover_content": query.String,
 			"modified_by": query.Number}),
-			Ordering: []string{"name", "content", "type", "ttl", "priority", "domain_id", "failover", "id", "created", "updated"}},
+			Ordering: []string{"name", "content", "type", "ttl", "priority", "domain_id", "failover", "id", "created", "updated"},
+			Aliases:  cloudcixRecordFields},
 		All: func(r *state.ReadTxn) []*wire.Record { return recordsOfKind(r.RecordList(), false) },
 		// A member's records from the member index (Visible: dnsOwns).
 		AllFor: func(q *api.Request) []*wire.Record {
@@ -227,6 +228,10 @@ func recordFields(fe wire.FieldErrors, q *api.Request, dom *wire.Domain, rec *wi
 		fe.Add("content", q.Code(111), "%s.", capitalise(err.Error()))
 	}
 }
+
+// cloudcixRecordFields are CloudCIX's names of record fields (dns-facts
+// §1.2) that Regent names otherwise, for the record and ptr_record lists.
+var cloudcixRecordFields = map[string]string{"domain": "domain_id", "time_to_live": "ttl"}
 
 // recordsOfKind keeps the PTR records of recs (ptr) or the others: the
 // record and ptr_record services share the records table.

@@ -135,10 +135,23 @@ type Spec struct {
 	// Ordering lists the json names allowed in order=; the first is the
 	// default. An entry may start with "-" to make the default descending.
 	Ordering []string
+	// Aliases maps other names of fields (CloudCIX's, where Regent's json
+	// name differs: a record's domain and time_to_live) to the name in
+	// Fields and Ordering: a filter or an order naming an alias acts on
+	// the field.
+	Aliases map[string]string
 	// Reserved names query parameters that are neither filters nor paging and
 	// must be ignored, in addition to the ones every list ignores: limit, page,
 	// order, stale, consistent, index, wait, include_related and format.
 	Reserved []string
+}
+
+// field is the declared name of a field named name or by an alias.
+func (spec Spec) field(name string) string {
+	if n, ok := spec.Aliases[name]; ok {
+		return n
+	}
+	return name
 }
 
 // Query is a parsed list request.
@@ -297,7 +310,7 @@ func (q *Query) setOrder(spec Spec, raw string) {
 	given := raw
 	raw = strings.TrimSpace(raw)
 	desc := strings.HasPrefix(raw, "-")
-	name := strings.TrimPrefix(raw, "-")
+	name := spec.field(strings.TrimPrefix(raw, "-"))
 	if name == "" || !allowed(name) {
 		if raw != "" {
 			defer q.warnOrder(spec, given)
@@ -366,7 +379,7 @@ func (q *Query) parseParam(spec Spec, key, value string) {
 		// and <field>=v for a declared search field.
 		var isExclude bool
 		expr, isExclude = strings.CutPrefix(key, "exclude__")
-		_, declared := spec.Fields[key]
+		_, declared := spec.Fields[spec.field(key)]
 		if !isExclude && !declared && !strings.Contains(key, "__") {
 			return // not a filter: ignore it, like any unknown parameter
 		}
@@ -382,10 +395,10 @@ func (q *Query) parseParam(spec Spec, key, value string) {
 		}
 	}
 
-	f := filter{param: key, exclude: exclude, field: expr, op: opExact}
-	if _, ok := spec.Fields[expr]; !ok {
+	f := filter{param: key, exclude: exclude, field: spec.field(expr), op: opExact}
+	if _, ok := spec.Fields[f.field]; !ok {
 		if i := strings.LastIndex(expr, "__"); i >= 0 {
-			f.field, f.op = expr[:i], expr[i+2:]
+			f.field, f.op = spec.field(expr[:i]), expr[i+2:]
 		}
 	}
 	typ, ok := spec.Fields[f.field]

@@ -1122,3 +1122,28 @@ func TestOnRenamesOrRefuses(t *testing.T) {
 		t.Error("On accepted a map without id")
 	}
 }
+
+// TestAliases: a Spec's Aliases name its fields too (CloudCIX's names for
+// Regent's): filters, excludes, operators and the order on an alias act on
+// the field, without a warning.
+func TestAliases(t *testing.T) {
+	spec := vmSpec
+	spec.Aliases = map[string]string{"project": "project_id", "size": "number"}
+	for _, tt := range []struct {
+		query, order string
+		want         []uint64
+	}{
+		{"search[project]=7", "id", []uint64{1, 3}},
+		{"search[project__in]=8", "id", []uint64{4, 5}},
+		{"exclude[size__gte]=15", "id", []uint64{1, 5, 6}},
+		{"search[size__range]=(10,15)&order=-size", "-number", []uint64{2, 4, 1}},
+		{"order=project", "project_id", []uint64{1, 3, 4, 5, 2, 6}},
+	} {
+		v, _ := url.ParseQuery(tt.query)
+		q := Parse(spec, v)
+		page, _ := Apply(q, fixture())
+		if got := ids(page); !slices.Equal(got, tt.want) || q.Order != tt.order || len(q.Warnings) != 0 {
+			t.Errorf("%s: ids %v order %q warnings %q, want %v order %q and no warnings", tt.query, got, q.Order, q.Warnings, tt.want, tt.order)
+		}
+	}
+}
