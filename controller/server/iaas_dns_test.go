@@ -671,3 +671,46 @@ func TestDNS_RecordListCloudCIXFields(t *testing.T) {
 		t.Errorf("ptr_record/?search[time_to_live]=3600: ids %v warnings %q, want PTR %d", l.IDs(), l.Metadata.Warnings, x.ptr)
 	}
 }
+
+// TestDNS_NestedDomains: a domain is not created over records its parent
+// holds at or below its apex (409 iaas_domain_create_109; the delegation
+// NS and its glue may stay), and a record of the parent inside an existing
+// child domain is refused (400 iaas_record_{create,update}_122 on name):
+// the server answers from the most specific zone, so those records would
+// never be served while the parent's transfers still handed them out.
+func TestDNS_NestedDomains(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	f := newFixture(t, n)
+	dnsOf(f)
+	tok := f.r.Token(apitest.MemberAdmin)
+	yy := f.n.Unique("yy") + ".example"
+	parent := create(c, tok, "/iaas/domain/", map[string]any{"name": yy})
+	rec := func(name, typ, content string) map[string]any {
+		return map[string]any{"domain_id": parent, "name": name, "type": typ, "content": content}
+	}
+	create(c, tok, "/iaas/record/", rec("dev."+yy, "NS", "ns1.dev."+yy))
+	create(c, tok, "/iaas/record/", rec("ns1.dev."+yy, "A", "192.0.2.53"))
+	www := create(c, tok, "/iaas/record/", rec("www.dev."+yy, "A", "192.0.2.90"))
+	before := dnsState(t, c, f.root)
+	r := c.Do("POST", "/iaas/domain/", map[string]any{"name": "dev." + yy}, tok).Expect(409)
+	if r.ErrorCode() != "iaas_domain_create_109" || !strings.Contains(r.Err().Detail, "www.dev."+yy) {
+		t.Errorf("child domain over a record of the parent: %s, want 409 iaas_domain_create_109 naming www.dev.%s", r, yy)
+	}
+	if after := dnsState(t, c, f.root); after != before {
+		t.Errorf("the refused domain changed the state:\nbefore %s\nafter  %s", before, after)
+	}
+	c.Do("DELETE", apitest.Path("/iaas/record/", www), nil, tok).Expect(204)
+	child := create(c, tok, "/iaas/domain/", map[string]any{"name": "dev." + yy})
+	r = c.Do("POST", "/iaas/record/", rec("ftp.dev."+yy, "A", "192.0.2.21"), tok).Expect(400)
+	if r.FieldCode("name") != "iaas_record_create_122" || !strings.Contains(r.Err().Errors["name"].Detail, fmt.Sprintf("is in domain dev.%s (id %d): create it there", yy, child)) {
+		t.Errorf("record of the parent inside the child: %s, want name:iaas_record_create_122 naming the child", r)
+	}
+	other := create(c, tok, "/iaas/record/", rec("other."+yy, "A", "192.0.2.22"))
+	if r := c.Do("PATCH", apitest.Path("/iaas/record/", other), map[string]any{"name": "other.dev." + yy}, tok).Expect(400); r.FieldCode("name") != "iaas_record_update_122" {
+		t.Errorf("record of the parent moved into the child: %s, want name:iaas_record_update_122", r)
+	}
+	create(c, tok, "/iaas/record/", rec("dev."+yy, "NS", "ns2.dev."+yy)) // more delegation
+	create(c, tok, "/iaas/record/", rec("ns2.dev."+yy, "AAAA", "2001:db8::53"))
+	create(c, tok, "/iaas/record/", map[string]any{"domain_id": child, "name": "ftp.dev." + yy, "type": "A", "content": "192.0.2.21"})
+}

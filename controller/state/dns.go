@@ -93,6 +93,11 @@ func (t *Txn) DomainCreate(d *api.Domain) (*api.Domain, error) {
 	if o, ok := t.domainOverlap(d); ok {
 		return nil, fieldErr("name", "iaas_domain_create_106", "%s overlaps the domain %s of another member.", d.Name, o.Name)
 	}
+	if t.since(Rules4) {
+		if err := t.occludedByDomain(d); err != nil {
+			return nil, err
+		}
+	}
 	d.Serial = t.Index
 	return d, insertNew(t, Domains, d)
 }
@@ -121,6 +126,100 @@ func (r *ReadTxn) domainOverlap(d *api.Domain) (*api.Domain, bool) {
 		}
 	}
 	return nil, false
+}
+
+// parentDomain is the most specific domain strictly above name (one
+// look-up per label), if any.
+func (r *ReadTxn) parentDomain(name string) (*api.Domain, bool) {
+	for n := name; ; {
+		i := strings.IndexByte(n, '.')
+		if i < 0 {
+			return nil, false
+		}
+		n = n[i+1:]
+		if d, ok := r.DomainByName(n); ok {
+			return d, true
+		}
+	}
+}
+
+// atOrBelow reports whether name is apex or a name under it.
+func atOrBelow(name, apex string) bool {
+	return name == apex || strings.HasSuffix(name, "."+apex)
+}
+
+// delegated reports whether r, a record of domain at or below the apex of
+// a (would-be) child domain, is the parent's delegation of the child: an
+// NS record at the child's apex, or glue, an A or AAAA record whose name
+// such an NS record of the domain names. Those belong in the parent (its
+// secondaries hand out the referral); anything else there is never
+// served once the child exists, as the server answers from the most
+// specific zone.
+func (r *ReadTxn) delegated(rec *api.Record, child string) bool {
+	switch rec.Type {
+	case "NS":
+		return rec.Name == child
+	case "A", "AAAA":
+		it, err := r.txn.Get(Records, "owner", rec.DomainID, child)
+		if err != nil {
+			return false
+		}
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			if o := raw.(*api.Record); o.Type == "NS" && recordTarget(o) == rec.Name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// occludedByDomain refuses a new domain d while its parent domain holds
+// records at or below d's apex other than d's delegation and glue: they
+// would stay in the parent's zone (and its transfers) but no longer be
+// served, as the server answers from the most specific zone.
+func (t *Txn) occludedByDomain(d *api.Domain) error {
+	p, ok := t.parentDomain(d.Name)
+	if !ok {
+		return nil
+	}
+	var names []string
+	n := 0
+	for _, rec := range t.DomainRecords(p.ID) {
+		if !atOrBelow(rec.Name, d.Name) || t.delegated(rec, d.Name) {
+			continue
+		}
+		n++
+		if len(names) < 3 && !slices.Contains(names, rec.Name) {
+			names = append(names, rec.Name)
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	return api.Errorf(http.StatusConflict, "iaas_domain_create_109",
+		"The domain %s (id %d) holds %d record(s) at or below %s (%s): they would no longer be served once %s is a domain. Delete them first (or move them: delete them and create them in %s once it exists); an NS delegation at %s and its glue may stay.",
+		p.Name, p.ID, n, d.Name, strings.Join(names, ", "), d.Name, d.Name, d.Name)
+}
+
+// insideChild refuses a forward record whose name lies inside a more
+// specific domain than its own: that domain serves the name, so the
+// record would never be, except the delegation of that domain and its
+// glue (delegated).
+func (t *Txn) insideChild(r *api.Record, zone, op string) error {
+	if r.Type == "PTR" {
+		return nil // PTRCreate puts a PTR in the most specific reverse zone
+	}
+	for n := r.Name; n != zone && strings.Contains(n, "."); n = n[strings.IndexByte(n, '.')+1:] {
+		c, ok := t.DomainByName(n)
+		if !ok || c.ID == r.DomainID {
+			continue
+		}
+		if t.delegated(r, c.Name) {
+			return nil
+		}
+		return fieldErr("name", "iaas_record_"+op+"_122", "%s is in domain %s (id %d): create it there.", r.Name, c.Name, c.ID)
+	}
+	return nil
 }
 
 // domainSuffixIndex indexes a domain by its labels in reverse order and
@@ -291,6 +390,11 @@ func (t *Txn) RecordCreate(r *api.Record) (*api.Record, error) {
 	if r.Type != "PTR" {
 		r.MemberID = d.MemberID
 	}
+	if t.since(Rules4) {
+		if err := t.insideChild(r, d.Name, "create"); err != nil {
+			return nil, err
+		}
+	}
 	if err := t.recordConflict(r, 0, "create"); err != nil {
 		return nil, err
 	}
@@ -309,6 +413,13 @@ func (t *Txn) RecordUpdate(r *api.Record, expect uint64) (*api.Record, error) {
 	}
 	if r.DomainID != cur.DomainID || r.Type != cur.Type || r.IPAddress != cur.IPAddress || r.MemberID != cur.MemberID {
 		return nil, api.Errorf(http.StatusBadRequest, "iaas_record_update_120", "The domain, type and address of a record cannot change.")
+	}
+	if t.since(Rules4) {
+		if d, ok := t.Domain(r.DomainID); ok {
+			if err := t.insideChild(r, d.Name, "update"); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if err := t.recordConflict(r, r.ID, "update"); err != nil {
 		return nil, err

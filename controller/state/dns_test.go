@@ -3,6 +3,7 @@ package state
 import (
 	"bytes"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -78,3 +79,106 @@ func TestDomainOverlap(t *testing.T) {
 }
 
 var errAborted = errors.New("aborted: the create was allowed")
+
+// TestNestedZones: from Rules4 a domain is not created while its parent
+// domain holds records at or below its apex (409 iaas_domain_create_109,
+// naming them), except the parent's delegation of it (NS at its apex) and
+// their glue; and a forward record of the parent whose name lies inside a
+// child domain is refused (400 iaas_record_{create,update}_122 on name,
+// naming the child), delegation and glue excepted. Commands made under
+// Rules3 replay as they applied: both were allowed.
+func TestNestedZones(t *testing.T) {
+	setup := func() (*fixture, *api.Domain, uint64) {
+		f := newFixture(t)
+		f.bootstrap()
+		m := f.member("acme")
+		var parent *api.Domain
+		f.ok("parent", func(t *Txn) (err error) {
+			parent, err = t.DomainCreate(&api.Domain{MemberID: m.ID, Name: "yy.example"})
+			return err
+		})
+		rec := func(name, typ, content string) uint64 {
+			var r *api.Record
+			f.ok(name, func(t *Txn) (err error) {
+				r, err = t.RecordCreate(&api.Record{DomainID: parent.ID, Name: name, Type: typ, Content: content, TTL: 3600})
+				return err
+			})
+			return r.ID
+		}
+		rec("dev.yy.example", "NS", "ns1.dev.yy.example") // delegation
+		rec("dev.yy.example", "NS", "ns.other.example")
+		rec("ns1.dev.yy.example", "A", "192.0.2.53") // glue
+		rec("ns1.dev.yy.example", "AAAA", "2001:db8::53")
+		www := rec("www.dev.yy.example", "A", "192.0.2.90")
+		return f, parent, www
+	}
+	child := func(f *fixture, rules uint32) error {
+		return f.do(func(t *Txn) error {
+			t.Rules = rules
+			p, _ := t.DomainByName("yy.example")
+			_, err := t.DomainCreate(&api.Domain{MemberID: p.MemberID, Name: "dev.yy.example"})
+			return err
+		})
+	}
+	f, _, _ := setup()
+	if err := child(f, Rules3); err != nil {
+		t.Fatalf("child domain under Rules3: %v, want it created as it was", err)
+	}
+	f, parent, www := setup()
+	err := child(f, Rules4)
+	wantErr(t, "child domain over the parent's records", err, 409, "", "iaas_domain_create_109")
+	if msg := err.Error(); !strings.Contains(msg, "holds 1 record(s)") || !strings.Contains(msg, "www.dev.yy.example") || strings.Contains(msg, "ns1.dev") {
+		t.Errorf("message %q: want the one record named, not the delegation or glue", msg)
+	}
+	f.ok("delete www", func(t *Txn) error { return t.RecordDelete(www) })
+	if err := child(f, Rules4); err != nil {
+		t.Fatalf("child domain with only the delegation and glue above it: %v", err)
+	}
+	d, _ := f.s.Read().DomainByName("dev.yy.example")
+	rec := func(rules uint32, name, typ, content string) error {
+		return f.do(func(t *Txn) error {
+			t.Rules = rules
+			_, err := t.RecordCreate(&api.Record{DomainID: parent.ID, Name: name, Type: typ, Content: content, TTL: 3600})
+			return err
+		})
+	}
+	if err := rec(Rules3, "ftp.dev.yy.example", "A", "192.0.2.21"); err != nil {
+		t.Errorf("record inside the child under Rules3: %v, want it created as it was", err)
+	}
+	for _, name := range []string{"ftp2.dev.yy.example", "*.dev.yy.example", "a.b.dev.yy.example"} {
+		err := rec(Rules4, name, "A", "192.0.2.22")
+		wantErr(t, name+" in the parent", err, 400, "name", "iaas_record_create_122")
+		if want := "is in domain dev.yy.example (id " + strconv.FormatUint(d.ID, 10) + "): create it there"; !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %q, want %q", name, err, want)
+		}
+	}
+	for _, r := range [][3]string{
+		{"dev.yy.example", "NS", "ns2.dev.yy.example"}, // more delegation
+		{"ns2.dev.yy.example", "A", "192.0.2.54"},      // and its glue
+		{"other.yy.example", "A", "192.0.2.23"},        // the parent's own
+		{"yy.example", "MX", "mail.dev.yy.example"},    // a target inside the child is fine
+	} {
+		if err := rec(Rules4, r[0], r[1], r[2]); err != nil {
+			t.Errorf("%v in the parent: %v", r, err)
+		}
+	}
+	// The child's own records are its own.
+	f.ok("child record", func(t *Txn) error {
+		_, err := t.RecordCreate(&api.Record{DomainID: d.ID, Name: "www.dev.yy.example", Type: "A", Content: "192.0.2.90", TTL: 3600})
+		return err
+	})
+	// An update cannot move a record of the parent into the child.
+	var other *api.Record
+	for _, r := range f.s.Read().DomainRecords(parent.ID) {
+		if r.Name == "other.yy.example" {
+			other = r
+		}
+	}
+	moved := *other
+	moved.Name = "other.dev.yy.example"
+	err = f.do(func(t *Txn) error {
+		_, err := t.RecordUpdate(&moved, 0)
+		return err
+	})
+	wantErr(t, "update into the child", err, 400, "name", "iaas_record_update_122")
+}

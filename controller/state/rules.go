@@ -44,8 +44,16 @@ const (
 	// is not restored (ipam_ip_address_restore_101): it would have been
 	// allocated again to a member that is gone.
 	Rules3 uint32 = 3
+	// Rules4 (2026-11-25): nested zones. A forward record whose name lies
+	// inside a more specific domain than its own is refused
+	// (iaas_record_{create,update}_122: that domain serves the name, the
+	// record would never be), except the parent's delegation of the child
+	// (NS records at its apex) and their glue; and a domain is not created
+	// while its parent domain holds records at or below its apex other
+	// than such a delegation and glue (409 iaas_domain_create_109).
+	Rules4 uint32 = 4
 	// RulesCurrent is the version the leader stamps.
-	RulesCurrent = Rules3
+	RulesCurrent = Rules4
 )
 
 // since reports whether the command being applied was made under rules v

@@ -45,7 +45,8 @@ func isReverse(name string) bool {
 // member's domain, 107 reverse zones are the region's (PTR records create
 // them), 108 not a domain name otherwise (an empty label, a character
 // other than a letter, digit or hyphen, a single label); 201 the member is
-// not self-managed. A domain is immutable: no update. Delete removes its
+// not self-managed; state adds 409 109, the parent domain holds records
+// at or below the new apex (Rules4). A domain is immutable: no update. Delete removes its
 // records too.
 func registerDomain(a *api.API) {
 	api.Register(a, api.Service[*wire.Domain]{
