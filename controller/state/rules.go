@@ -44,7 +44,7 @@ const (
 	// is not restored (ipam_ip_address_restore_101): it would have been
 	// allocated again to a member that is gone.
 	Rules3 uint32 = 3
-	// Rules4 (2026-11-25): nested zones. A forward record whose name lies
+	// Rules4 (2026-11-24, twenty-second session): nested zones. A forward record whose name lies
 	// inside a more specific domain than its own is refused
 	// (iaas_record_{create,update}_122: that domain serves the name, the
 	// record would never be), except the parent's delegation of the child
