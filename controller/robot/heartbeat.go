@@ -326,6 +326,13 @@ type holder struct {
 	agent string
 	at    time.Time
 	n     uint64 // which recording this is (Heartbeats.claims), for an undo
+	// pending: recorded by a registration whose write has not been taken
+	// yet (ClaimRegistration); prev is the holder it replaced (nil: none,
+	// the record's registrant held). Until the registration's Claim after
+	// its write, the registering agent's other calls are judged against
+	// prev, as if it had not registered.
+	pending bool
+	prev    *holder
 }
 
 // AgentConflict is a refused Claim: the server (or router) is held by
@@ -375,7 +382,7 @@ type Takeover struct {
 // meanwhile) is refused, not taken for the holder, and its registration
 // takes over only after that silence.
 func (h *Heartbeats) Claim(server, router uint64, agent string, rec Registrants, now time.Time, takeover bool) (*AgentConflict, []Takeover) {
-	c, took, _ := h.claim(server, router, agent, rec, now, true, takeover)
+	c, took, _ := h.claim(server, router, agent, rec, now, true, takeover, false)
 	return c, took
 }
 
@@ -388,11 +395,23 @@ func (h *Heartbeats) Claim(server, router uint64, agent string, rec Registrants,
 // while their records keep the previous holder's VTEP and interfaces. undo
 // puts back each holder this claim replaced (or forgets the entry it made,
 // leaving the record's registrant to hold it again), but only where the
-// entry is still the one this claim recorded: a later heartbeat of this or
-// another instance, or a fresh memory (a new term, a restore), stands.
+// entry is still the one this claim recorded: a fresh memory (a new term,
+// a restore) stands.
+//
+// Until the write is taken (the caller's Claim after it records the agent
+// as heard), the claim is pending: it holds against other instances, but
+// not for its own agent. A heartbeat, work fetch or state report of the
+// registering agent while the write is under way is judged against the
+// holder the claim replaced, as if the registration had not been made: a
+// silent holder refuses it, and nothing is recorded (before, it was taken
+// and recorded anew, the undo left that entry alone, and the refused
+// registrant held the server while its record kept the other host's
+// VTEP). Where it is taken (no holder but itself, or none at all) it
+// records as usual, and that entry stands an undo too: it would have been
+// taken without the registration.
 // undo is never nil; it does nothing after a refused claim.
 func (h *Heartbeats) ClaimRegistration(server, router uint64, agent string, rec Registrants, now time.Time) (c *AgentConflict, took []Takeover, undo func()) {
-	return h.claim(server, router, agent, rec, now, true, true)
+	return h.claim(server, router, agent, rec, now, true, true, true)
 }
 
 // Registrants are the instance ids of the agents that last registered a
@@ -417,11 +436,11 @@ func RegistrantsOf(r *state.ReadTxn, server, router uint64) Registrants {
 // registration takes over from a silent one). State reports use it: they
 // are acts on work the agent fetched, not signs of life.
 func (h *Heartbeats) Held(server, router uint64, agent string, rec Registrants, now time.Time) *AgentConflict {
-	c, _, _ := h.claim(server, router, agent, rec, now, false, false)
+	c, _, _ := h.claim(server, router, agent, rec, now, false, false, false)
 	return c
 }
 
-func (h *Heartbeats) claim(server, router uint64, agent string, rec Registrants, now time.Time, record, takeover bool) (*AgentConflict, []Takeover, func()) {
+func (h *Heartbeats) claim(server, router uint64, agent string, rec Registrants, now time.Time, record, takeover, pending bool) (*AgentConflict, []Takeover, func()) {
 	nothing := func() {}
 	if agent == "" || !h.Leading() {
 		return nil, nil, nothing
@@ -436,9 +455,22 @@ func (h *Heartbeats) claim(server, router uint64, agent string, rec Registrants,
 		rec    string
 	}
 	claims := []claim{{false, server, h.serverHolder, rec.Server}, {true, router, h.routerHolder, rec.Router}}
+	// prevs are the holders judged against, for a pending claim's prev
+	prevs := make([]*holder, len(claims))
 	var took []Takeover
-	for _, c := range claims {
+	for i, c := range claims {
 		cur, ok := c.m[c.id]
+		if ok && cur.pending && cur.agent == agent {
+			// this agent's registration is being written: judged as if
+			// it had not been made
+			if ok = cur.prev != nil; ok {
+				cur = *cur.prev
+			}
+		}
+		if ok {
+			prev := holder{agent: cur.agent, at: cur.at} // who and when is all it is judged by
+			prevs[i] = &prev
+		}
 		seeded := false
 		if !ok && c.rec != "" {
 			// not heard in this term: its last registrant holds it
@@ -465,12 +497,15 @@ func (h *Heartbeats) claim(server, router uint64, agent string, rec Registrants,
 		had      bool
 	}
 	var priors []prior
-	for _, c := range claims {
+	for i, c := range claims {
 		if c.id == 0 {
 			continue
 		}
 		h.claims++
 		p := prior{m: c.m, id: c.id, set: holder{agent: agent, at: now, n: h.claims}}
+		if pending {
+			p.set.pending, p.set.prev = true, prevs[i]
+		}
 		p.old, p.had = c.m[c.id]
 		c.m[c.id] = p.set
 		priors = append(priors, p)

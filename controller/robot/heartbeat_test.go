@@ -562,3 +562,81 @@ func TestConflictOfARegistrantNotHeard(t *testing.T) {
 		}
 	}
 }
+
+// TestRegistrantsOwnCallsDuringItsWrite: agent B's registration took over
+// from A, silent past the deadline, and its write is under way when one
+// of B's heartbeats (or work fetches, or state reports) arrives. The
+// claim is pending: B's call is judged against A, as if B had not
+// registered, so it is refused (A silent: register) and records nothing;
+// a refused write's undo then puts A back. Another instance is refused
+// for B meanwhile, as before. Once the write is taken (the registration's
+// Claim after it), B holds and its calls are taken. Before, B's heartbeat
+// was taken as the holder's and recorded a new entry, the undo left it
+// alone, and the refused registrant kept the hold while the records
+// carried A's VTEP.
+func TestRegistrantsOwnCallsDuringItsWrite(t *testing.T) {
+	h := NewHeartbeats(30*time.Second, func() uint64 { return 1 }, nil)
+	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	rec := Registrants{Server: "aaaa", Router: "aaaa"}
+	if c, _ := h.Claim(1, 2, "aaaa", rec, t0, false); c != nil {
+		t.Fatal(c)
+	}
+	at := t0.Add(40 * time.Second)
+	c, took, undo := h.ClaimRegistration(1, 2, "bbbb", rec, at)
+	if c != nil || len(took) != 2 {
+		t.Fatalf("B's registration after A's silence = %+v, %+v", c, took)
+	}
+	// during the write: B's own calls are judged against A
+	if c, _ := h.Claim(1, 2, "bbbb", rec, at.Add(time.Second), false); c == nil || c.Holder != "aaaa" || !c.Silent {
+		t.Errorf("B's heartbeat during its registration's write = %+v, want refused for A, silent", c)
+	}
+	if c := h.Held(1, 0, "bbbb", rec, at.Add(time.Second)); c == nil || c.Holder != "aaaa" {
+		t.Errorf("B's state report during its registration's write = %+v, want refused for A", c)
+	}
+	// another instance: refused for B, as before
+	if c, _ := h.Claim(1, 2, "cccc", rec, at.Add(time.Second), false); c == nil || c.Holder != "bbbb" || c.Silent {
+		t.Errorf("C's heartbeat during B's registration's write = %+v, want refused for B", c)
+	}
+	// the write is refused: A holds again, B is refused
+	undo()
+	for _, m := range []map[uint64]holder{h.serverHolder, h.routerHolder} {
+		for id, e := range m {
+			if e.agent != "aaaa" || !e.at.Equal(t0) {
+				t.Errorf("holder of %d after the undo = %+v, want A heard at t0", id, e)
+			}
+		}
+	}
+	if c, _ := h.Claim(1, 2, "bbbb", rec, at.Add(2*time.Second), false); c == nil || c.Holder != "aaaa" {
+		t.Errorf("B's heartbeat after its refused registration = %+v, want refused for A", c)
+	}
+	if c, _ := h.Claim(1, 2, "aaaa", rec, at.Add(2*time.Second), false); c != nil {
+		t.Errorf("A's heartbeat after B's refused registration = %+v, want taken", c)
+	}
+
+	// the write taken: the registration's Claim after it ends the pending
+	// claim, and B's calls are taken
+	at = at.Add(time.Minute)
+	if c, _, _ := h.ClaimRegistration(1, 2, "bbbb", rec, at); c != nil {
+		t.Fatal(c)
+	}
+	if c, _ := h.Claim(1, 2, "bbbb", Registrants{}, at.Add(time.Second), true); c != nil {
+		t.Fatalf("the registration's claim after its write = %+v", c)
+	}
+	if c, _ := h.Claim(1, 2, "bbbb", rec, at.Add(2*time.Second), false); c != nil {
+		t.Errorf("B's heartbeat after its registration was taken = %+v", c)
+	}
+	if c, _ := h.Claim(1, 2, "aaaa", rec, at.Add(2*time.Second), false); c == nil || c.Holder != "bbbb" {
+		t.Errorf("A's heartbeat after B's registration was taken = %+v, want refused for B", c)
+	}
+
+	// a registration with no holder before it (a new record): its own
+	// calls meanwhile are taken, as they would be without it
+	_, _, undo = h.ClaimRegistration(3, 0, "dddd", Registrants{}, at)
+	if c, _ := h.Claim(3, 0, "dddd", Registrants{}, at.Add(time.Second), false); c != nil {
+		t.Errorf("D's heartbeat during its first registration's write = %+v", c)
+	}
+	undo()
+	if e := h.serverHolder[3]; e.agent != "dddd" || !e.at.Equal(at.Add(time.Second)) {
+		t.Errorf("holder of 3 after the undo = %+v, want D's heartbeat", e)
+	}
+}

@@ -180,7 +180,8 @@ func (r *routes) register(q *api.Request) error {
 	out.AgentDownAfterMS = r.cfg.Heartbeats.DownAfter().Milliseconds()
 	out.PolicyLogSeq = true // heartbeats' policy_log_epoch and entries' seq are taken
 	now := r.cfg.Now()
-	// the records it created are held by this agent from now on
+	// the records it created are held by this agent from now on (this
+	// ends the claim's pending state: the agent's own calls are taken)
 	r.cfg.Heartbeats.Claim(out.ServerID, out.RouterID, agent, robot.Registrants{}, now, true)
 	r.cfg.Heartbeats.Beat(out.ServerID, out.RouterID, now)
 	q.W.Header().Set("X-Regent-Index", strconv.FormatUint(index, 10))
