@@ -380,8 +380,11 @@ type Takeover struct {
 // heard when the term began: another instance's heartbeat after a leader
 // change (an agent back from a partition, whose server another host took
 // meanwhile) is refused, not taken for the holder, and its registration
-// takes over only after that silence.
-func (h *Heartbeats) Claim(server, router uint64, agent string, rec Registrants, now time.Time, takeover bool) (*AgentConflict, []Takeover) {
+// takes over only after that silence. rec is called under the memory's
+// lock once it belongs to the current term and restore (see
+// CurrentRegistrants), so that a fresh memory after a restore is never
+// judged by the records from before it; nil: no registrants.
+func (h *Heartbeats) Claim(server, router uint64, agent string, rec func() Registrants, now time.Time, takeover bool) (*AgentConflict, []Takeover) {
 	c, took, _ := h.claim(server, router, agent, rec, now, true, takeover, false)
 	return c, took
 }
@@ -410,7 +413,7 @@ func (h *Heartbeats) Claim(server, router uint64, agent string, rec Registrants,
 // records as usual, and that entry stands an undo too: it would have been
 // taken without the registration.
 // undo is never nil; it does nothing after a refused claim.
-func (h *Heartbeats) ClaimRegistration(server, router uint64, agent string, rec Registrants, now time.Time) (c *AgentConflict, took []Takeover, undo func()) {
+func (h *Heartbeats) ClaimRegistration(server, router uint64, agent string, rec func() Registrants, now time.Time) (c *AgentConflict, took []Takeover, undo func()) {
 	return h.claim(server, router, agent, rec, now, true, true, true)
 }
 
@@ -418,6 +421,12 @@ func (h *Heartbeats) ClaimRegistration(server, router uint64, agent string, rec 
 // server and a router (their records' AgentID; "" for none or an older
 // agent).
 type Registrants struct{ Server, Router string }
+
+// CurrentRegistrants reads the registrants of server and router from the
+// store's state when called, for Claim, ClaimRegistration and Held.
+func CurrentRegistrants(s *state.Store, server, router uint64) func() Registrants {
+	return func() Registrants { return RegistrantsOf(s.Read(), server, router) }
+}
 
 // RegistrantsOf reads the registrants of server and router from r.
 func RegistrantsOf(r *state.ReadTxn, server, router uint64) Registrants {
@@ -435,12 +444,12 @@ func RegistrantsOf(r *state.ReadTxn, server, router uint64) Registrants {
 // another agent instance holds server or router, live or silent (only a
 // registration takes over from a silent one). State reports use it: they
 // are acts on work the agent fetched, not signs of life.
-func (h *Heartbeats) Held(server, router uint64, agent string, rec Registrants, now time.Time) *AgentConflict {
+func (h *Heartbeats) Held(server, router uint64, agent string, rec func() Registrants, now time.Time) *AgentConflict {
 	c, _, _ := h.claim(server, router, agent, rec, now, false, false, false)
 	return c
 }
 
-func (h *Heartbeats) claim(server, router uint64, agent string, rec Registrants, now time.Time, record, takeover, pending bool) (*AgentConflict, []Takeover, func()) {
+func (h *Heartbeats) claim(server, router uint64, agent string, rec func() Registrants, now time.Time, record, takeover, pending bool) (*AgentConflict, []Takeover, func()) {
 	nothing := func() {}
 	if agent == "" || !h.Leading() {
 		return nil, nil, nothing
@@ -448,13 +457,20 @@ func (h *Heartbeats) claim(server, router uint64, agent string, rec Registrants,
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.enter(now)
+	// The registrants are read now, not before the lock: a snapshot
+	// restore completed in between would have made enter start a fresh
+	// memory, seeded from the records from before the restore.
+	var regs Registrants
+	if rec != nil {
+		regs = rec()
+	}
 	type claim struct {
 		router bool
 		id     uint64
 		m      map[uint64]holder
 		rec    string
 	}
-	claims := []claim{{false, server, h.serverHolder, rec.Server}, {true, router, h.routerHolder, rec.Router}}
+	claims := []claim{{false, server, h.serverHolder, regs.Server}, {true, router, h.routerHolder, regs.Router}}
 	// prevs are the holders judged against, for a pending claim's prev
 	prevs := make([]*holder, len(claims))
 	var took []Takeover

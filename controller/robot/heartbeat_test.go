@@ -154,40 +154,40 @@ func TestClaimRefusesASecondLiveAgent(t *testing.T) {
 	leading := true
 	h := NewHeartbeats(30*time.Second, nil, func() bool { return leading })
 	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
-	if c, took := h.Claim(1, 2, "aaaa", Registrants{}, t0, false); c != nil || took != nil {
+	if c, took := h.Claim(1, 2, "aaaa", fixed(Registrants{}), t0, false); c != nil || took != nil {
 		t.Fatalf("first claim = %+v, %+v", c, took)
 	}
 	// the holder again: fine, and it refreshes its hold
-	if c, _ := h.Claim(1, 2, "aaaa", Registrants{}, t0.Add(20*time.Second), false); c != nil {
+	if c, _ := h.Claim(1, 2, "aaaa", fixed(Registrants{}), t0.Add(20*time.Second), false); c != nil {
 		t.Fatalf("the holder refused: %+v", c)
 	}
 	// another instance, 10 s after the holder was heard: refused
-	c, _ := h.Claim(1, 0, "bbbb", Registrants{}, t0.Add(30*time.Second), false)
+	c, _ := h.Claim(1, 0, "bbbb", fixed(Registrants{}), t0.Add(30*time.Second), false)
 	if c == nil || c.Router || c.ID != 1 || c.Holder != "aaaa" || c.Since != 10*time.Second {
 		t.Fatalf("second instance on the server = %+v", c)
 	}
 	// the router alone is held too; a refused claim records nothing
-	if c, _ := h.Claim(0, 2, "bbbb", Registrants{}, t0.Add(30*time.Second), false); c == nil || !c.Router || c.ID != 2 {
+	if c, _ := h.Claim(0, 2, "bbbb", fixed(Registrants{}), t0.Add(30*time.Second), false); c == nil || !c.Router || c.ID != 2 {
 		t.Fatalf("second instance on the router = %+v", c)
 	}
-	if c, _ := h.Claim(7, 2, "bbbb", Registrants{}, t0.Add(31*time.Second), false); c == nil {
+	if c, _ := h.Claim(7, 2, "bbbb", fixed(Registrants{}), t0.Add(31*time.Second), false); c == nil {
 		t.Fatal("a claim of a free server and a held router passed")
 	}
 	if _, ok := h.serverHolder[7]; ok {
 		t.Error("a refused claim recorded its free server")
 	}
 	// older agents: never refused, never recorded
-	if c, _ := h.Claim(1, 2, "", Registrants{}, t0.Add(32*time.Second), false); c != nil {
+	if c, _ := h.Claim(1, 2, "", fixed(Registrants{}), t0.Add(32*time.Second), false); c != nil {
 		t.Errorf("an empty id refused: %+v", c)
 	}
 	if h.serverHolder[1].agent != "aaaa" {
 		t.Errorf("holder after an empty id = %+v", h.serverHolder[1])
 	}
 	// Held checks without recording
-	if c := h.Held(1, 0, "bbbb", Registrants{}, t0.Add(32*time.Second)); c == nil || c.Holder != "aaaa" {
+	if c := h.Held(1, 0, "bbbb", fixed(Registrants{}), t0.Add(32*time.Second)); c == nil || c.Holder != "aaaa" {
 		t.Errorf("Held by another = %+v", c)
 	}
-	if c := h.Held(9, 0, "bbbb", Registrants{}, t0.Add(32*time.Second)); c != nil {
+	if c := h.Held(9, 0, "bbbb", fixed(Registrants{}), t0.Add(32*time.Second)); c != nil {
 		t.Errorf("Held of a free server = %+v", c)
 	}
 	if _, ok := h.serverHolder[9]; ok {
@@ -195,14 +195,14 @@ func TestClaimRefusesASecondLiveAgent(t *testing.T) {
 	}
 	// a follower checks nothing
 	leading = false
-	if c, _ := h.Claim(1, 2, "bbbb", Registrants{}, t0.Add(33*time.Second), false); c != nil {
+	if c, _ := h.Claim(1, 2, "bbbb", fixed(Registrants{}), t0.Add(33*time.Second), false); c != nil {
 		t.Errorf("a follower refused: %+v", c)
 	}
 	leading = true
 	// the holder silent past the deadline: a heartbeat or work fetch of
 	// another instance is still refused (it must register, so that the
 	// record takes its host's VTEP), and records nothing
-	c, took := h.Claim(1, 2, "bbbb", Registrants{}, t0.Add(50*time.Second), false)
+	c, took := h.Claim(1, 2, "bbbb", fixed(Registrants{}), t0.Add(50*time.Second), false)
 	if c == nil || !c.Silent || c.Holder != "aaaa" || took != nil || h.serverHolder[1].agent != "aaaa" {
 		t.Fatalf("a heartbeat of another instance after the holder's silence = %+v, %+v", c, took)
 	}
@@ -210,12 +210,12 @@ func TestClaimRefusesASecondLiveAgent(t *testing.T) {
 		t.Errorf("its error = %+v", err)
 	}
 	// a registration takes over
-	c, took = h.Claim(1, 2, "bbbb", Registrants{}, t0.Add(50*time.Second), true)
+	c, took = h.Claim(1, 2, "bbbb", fixed(Registrants{}), t0.Add(50*time.Second), true)
 	if c != nil || len(took) != 2 || took[0].From != "aaaa" || took[0].Since != 30*time.Second {
 		t.Fatalf("takeover = %+v, %+v", c, took)
 	}
 	for _, register := range []bool{false, true} {
-		if c, _ := h.Claim(1, 0, "aaaa", Registrants{}, t0.Add(51*time.Second), register); c == nil || c.Holder != "bbbb" || c.Silent {
+		if c, _ := h.Claim(1, 0, "aaaa", fixed(Registrants{}), t0.Add(51*time.Second), register); c == nil || c.Holder != "bbbb" || c.Silent {
 			t.Errorf("the old holder back (registering %v) = %+v, want refused", register, c)
 		}
 	}
@@ -298,7 +298,7 @@ func TestNewLeaderTakesTheRegistrantAsHolder(t *testing.T) {
 	term := uint64(1)
 	h := NewHeartbeats(30*time.Second, func() uint64 { return term }, func() bool { return true })
 	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	rec := Registrants{Server: "bbbb", Router: "bbbb"}
+	rec := fixed(Registrants{Server: "bbbb", Router: "bbbb"})
 	// the new leader's first call: A's heartbeat
 	c, _ := h.Claim(1, 2, "aaaa", rec, t0, false)
 	if c == nil || c.Holder != "bbbb" || c.Silent {
@@ -326,7 +326,7 @@ func TestNewLeaderTakesTheRegistrantAsHolder(t *testing.T) {
 	// heartbeat is still refused (register), its registration takes over
 	term++
 	t1 := t0.Add(time.Minute)
-	if c, _ := h.Claim(1, 0, "cccc", Registrants{}, t1, false); c != nil {
+	if c, _ := h.Claim(1, 0, "cccc", fixed(Registrants{}), t1, false); c != nil {
 		t.Fatalf("a claim of a record without a registrant = %+v", c) // the term's first call
 	}
 	if c, _ := h.Claim(0, 2, "aaaa", rec, t1.Add(31*time.Second), false); c == nil || !c.Silent {
@@ -338,7 +338,7 @@ func TestNewLeaderTakesTheRegistrantAsHolder(t *testing.T) {
 	}
 	// an older agent's record (no registrant) holds nothing
 	term++
-	if c, _ := h.Claim(3, 0, "aaaa", Registrants{}, t1.Add(2*time.Minute), false); c != nil {
+	if c, _ := h.Claim(3, 0, "aaaa", fixed(Registrants{}), t1.Add(2*time.Minute), false); c != nil {
 		t.Errorf("no registrant: %+v", c)
 	}
 }
@@ -353,11 +353,11 @@ func TestClaimRegistrationUndo(t *testing.T) {
 	term := uint64(1)
 	h := NewHeartbeats(30*time.Second, func() uint64 { return term }, nil)
 	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	if c, _ := h.Claim(1, 0, "aaaa", Registrants{}, t0, false); c != nil {
+	if c, _ := h.Claim(1, 0, "aaaa", fixed(Registrants{}), t0, false); c != nil {
 		t.Fatal(c)
 	}
 	// A silent past the deadline: B's registration takes over, then is refused
-	c, took, undo := h.ClaimRegistration(1, 2, "bbbb", Registrants{Router: "aaaa"}, t0.Add(40*time.Second))
+	c, took, undo := h.ClaimRegistration(1, 2, "bbbb", fixed(Registrants{Router: "aaaa"}), t0.Add(40*time.Second))
 	if c != nil || len(took) != 2 {
 		t.Fatalf("B's registration after A's silence = %+v, %+v", c, took)
 	}
@@ -368,16 +368,16 @@ func TestClaimRegistrationUndo(t *testing.T) {
 	if r, ok := h.routerHolder[2]; ok {
 		t.Errorf("router holder after the undo = %+v, want none (its registrant holds)", r)
 	}
-	if c, _ := h.Claim(1, 2, "bbbb", Registrants{Router: "aaaa"}, t0.Add(41*time.Second), false); c == nil || c.Holder != "aaaa" {
+	if c, _ := h.Claim(1, 2, "bbbb", fixed(Registrants{Router: "aaaa"}), t0.Add(41*time.Second), false); c == nil || c.Holder != "aaaa" {
 		t.Errorf("B's heartbeat after the undo = %+v, want refused for A", c)
 	}
-	if c, _ := h.Claim(1, 2, "aaaa", Registrants{Router: "aaaa"}, t0.Add(41*time.Second), false); c != nil {
+	if c, _ := h.Claim(1, 2, "aaaa", fixed(Registrants{Router: "aaaa"}), t0.Add(41*time.Second), false); c != nil {
 		t.Errorf("A's heartbeat after the undo = %+v, want taken", c)
 	}
 
 	// heard since the claim: the later entry stands
-	_, _, undo = h.ClaimRegistration(3, 0, "cccc", Registrants{}, t0)
-	if c, _ := h.Claim(3, 0, "cccc", Registrants{}, t0.Add(time.Second), false); c != nil {
+	_, _, undo = h.ClaimRegistration(3, 0, "cccc", fixed(Registrants{}), t0)
+	if c, _ := h.Claim(3, 0, "cccc", fixed(Registrants{}), t0.Add(time.Second), false); c != nil {
 		t.Fatal(c)
 	}
 	undo()
@@ -385,9 +385,9 @@ func TestClaimRegistrationUndo(t *testing.T) {
 		t.Errorf("an undo after a later heartbeat removed it: %+v", s)
 	}
 	// a fresh memory: the undo of the old term's claim touches nothing
-	_, _, undo = h.ClaimRegistration(4, 0, "dddd", Registrants{}, t0)
+	_, _, undo = h.ClaimRegistration(4, 0, "dddd", fixed(Registrants{}), t0)
 	term++
-	if c, _ := h.Claim(4, 0, "eeee", Registrants{}, t0.Add(time.Minute), false); c != nil {
+	if c, _ := h.Claim(4, 0, "eeee", fixed(Registrants{}), t0.Add(time.Minute), false); c != nil {
 		t.Fatal(c)
 	}
 	undo()
@@ -395,7 +395,7 @@ func TestClaimRegistrationUndo(t *testing.T) {
 		t.Errorf("an undo from the previous term changed the new one: %+v", s)
 	}
 	// a refused claim's undo does nothing
-	c, _, undo = h.ClaimRegistration(4, 0, "ffff", Registrants{}, t0.Add(time.Minute))
+	c, _, undo = h.ClaimRegistration(4, 0, "ffff", fixed(Registrants{}), t0.Add(time.Minute))
 	if c == nil {
 		t.Fatal("a claim of a live holder's server passed")
 	}
@@ -414,18 +414,18 @@ func TestHeartbeatsForgetARestore(t *testing.T) {
 	h := NewHeartbeats(30*time.Second, func() uint64 { return 3 }, nil)
 	h.Restores = func() uint64 { return restores }
 	t0 := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
-	h.Claim(1, 2, "bbbb", Registrants{}, t0, true)
+	h.Claim(1, 2, "bbbb", fixed(Registrants{}), t0, true)
 	h.Beat(1, 2, t0)
 	h.SetHealth(1, 2, api.AgentHealthDegraded, "disk", t0)
 	h.AddPolicyLog(0, nil, "", []api.PolicyLogEntry{{VirtualRouterID: 5, Action: "allow"}})
 	h.SetVPNStatus([]uint64{5}, []api.VPNStatus{{VPNID: 9, VirtualRouterID: 5, IKEState: "ESTABLISHED"}})
-	if c, _ := h.Claim(1, 2, "aaaa", Registrants{Server: "aaaa", Router: "aaaa"}, t0.Add(time.Second), false); c == nil {
+	if c, _ := h.Claim(1, 2, "aaaa", fixed(Registrants{Server: "aaaa", Router: "aaaa"}), t0.Add(time.Second), false); c == nil {
 		t.Fatal("b does not hold before the restore")
 	}
 	restores++
 	t1 := t0.Add(time.Minute)
 	// the restored records name a: it holds as if heard at the restore
-	if c, _ := h.Claim(1, 2, "bbbb", Registrants{Server: "aaaa", Router: "aaaa"}, t1, false); c == nil || c.Holder != "aaaa" || c.Since != 0 {
+	if c, _ := h.Claim(1, 2, "bbbb", fixed(Registrants{Server: "aaaa", Router: "aaaa"}), t1, false); c == nil || c.Holder != "aaaa" || c.Since != 0 {
 		t.Errorf("b's heartbeat after the restore = %+v, want refused for a", c)
 	}
 	if l := h.PolicyLog(5); len(l) != 0 {
@@ -532,7 +532,7 @@ func TestConflictOfARegistrantNotHeard(t *testing.T) {
 	h := NewHeartbeats(30*time.Second, nil, nil)
 	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	h.Beat(9, 0, t0) // the memory begins
-	rec := Registrants{Server: "aaaaaaaaaaaa"}
+	rec := fixed(Registrants{Server: "aaaaaaaaaaaa"})
 	for _, tc := range []struct {
 		at   time.Duration
 		want string
@@ -577,7 +577,7 @@ func TestConflictOfARegistrantNotHeard(t *testing.T) {
 func TestRegistrantsOwnCallsDuringItsWrite(t *testing.T) {
 	h := NewHeartbeats(30*time.Second, func() uint64 { return 1 }, nil)
 	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	rec := Registrants{Server: "aaaa", Router: "aaaa"}
+	rec := fixed(Registrants{Server: "aaaa", Router: "aaaa"})
 	if c, _ := h.Claim(1, 2, "aaaa", rec, t0, false); c != nil {
 		t.Fatal(c)
 	}
@@ -619,7 +619,7 @@ func TestRegistrantsOwnCallsDuringItsWrite(t *testing.T) {
 	if c, _, _ := h.ClaimRegistration(1, 2, "bbbb", rec, at); c != nil {
 		t.Fatal(c)
 	}
-	if c, _ := h.Claim(1, 2, "bbbb", Registrants{}, at.Add(time.Second), true); c != nil {
+	if c, _ := h.Claim(1, 2, "bbbb", fixed(Registrants{}), at.Add(time.Second), true); c != nil {
 		t.Fatalf("the registration's claim after its write = %+v", c)
 	}
 	if c, _ := h.Claim(1, 2, "bbbb", rec, at.Add(2*time.Second), false); c != nil {
@@ -631,12 +631,52 @@ func TestRegistrantsOwnCallsDuringItsWrite(t *testing.T) {
 
 	// a registration with no holder before it (a new record): its own
 	// calls meanwhile are taken, as they would be without it
-	_, _, undo = h.ClaimRegistration(3, 0, "dddd", Registrants{}, at)
-	if c, _ := h.Claim(3, 0, "dddd", Registrants{}, at.Add(time.Second), false); c != nil {
+	_, _, undo = h.ClaimRegistration(3, 0, "dddd", fixed(Registrants{}), at)
+	if c, _ := h.Claim(3, 0, "dddd", fixed(Registrants{}), at.Add(time.Second), false); c != nil {
 		t.Errorf("D's heartbeat during its first registration's write = %+v", c)
 	}
 	undo()
 	if e := h.serverHolder[3]; e.agent != "dddd" || !e.at.Equal(at.Add(time.Second)) {
 		t.Errorf("holder of 3 after the undo = %+v, want D's heartbeat", e)
+	}
+}
+
+// fixed is a reader of registrants that do not change.
+func fixed(r Registrants) func() Registrants { return func() Registrants { return r } }
+
+// TestRegistrantsReadAfterARestore: a snapshot restore completes just
+// after a heartbeat's call began. The registrants are read under the
+// memory's lock, after it was renewed for the restore, never before: B,
+// the registrant before the restore (and its holder), is judged by the
+// memory it held in, and the first call after the restore starts a fresh
+// memory judged by the restored records, whose registrant A then holds:
+// A is taken, B is refused. Before, the registrants were read before the
+// lock: the restore in between made a fresh memory seeded with B, the
+// records' registrant no more, which took B's heartbeat and recorded it
+// as the holder, and A was refused.
+func TestRegistrantsReadAfterARestore(t *testing.T) {
+	var restores uint64
+	h := NewHeartbeats(30*time.Second, func() uint64 { return 3 }, nil)
+	h.Restores = func() uint64 { return restores }
+	t0 := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	// the store: its records' registrant, changed by a restore at once
+	registrant := "bbbb"
+	current := func() Registrants { return Registrants{Server: registrant} }
+	if c, _ := h.Claim(1, 0, "bbbb", current, t0, false); c != nil {
+		t.Fatal(c)
+	}
+	// B's heartbeat: the restore (to records naming A) completes just
+	// after the registrants are read
+	restoreAfterRead := func() Registrants {
+		r := current()
+		registrant, restores = "aaaa", restores+1
+		return r
+	}
+	h.Claim(1, 0, "bbbb", restoreAfterRead, t0.Add(time.Second), false)
+	if c, _ := h.Claim(1, 0, "aaaa", current, t0.Add(2*time.Second), false); c != nil {
+		t.Errorf("A's heartbeat after the restore to records it registered = %+v, want taken", c)
+	}
+	if c, _ := h.Claim(1, 0, "bbbb", current, t0.Add(3*time.Second), false); c == nil || c.Holder != "aaaa" {
+		t.Errorf("B's heartbeat after the restore = %+v, want refused for A", c)
 	}
 }

@@ -182,7 +182,7 @@ func (r *routes) register(q *api.Request) error {
 	now := r.cfg.Now()
 	// the records it created are held by this agent from now on (this
 	// ends the claim's pending state: the agent's own calls are taken)
-	r.cfg.Heartbeats.Claim(out.ServerID, out.RouterID, agent, robot.Registrants{}, now, true)
+	r.cfg.Heartbeats.Claim(out.ServerID, out.RouterID, agent, nil, now, true)
 	r.cfg.Heartbeats.Beat(out.ServerID, out.RouterID, now)
 	q.W.Header().Set("X-Regent-Index", strconv.FormatUint(index, 10))
 	api.WriteJSON(q.W, http.StatusOK, wire.Item[wire.AgentRegistered]{Content: out})
@@ -220,9 +220,10 @@ func agentID(q *api.Request) (string, error) {
 // registration's claim (takeover) comes with undo, to call if its write is
 // refused; for the others undo does nothing.
 func (r *routes) claim(q *api.Request, agent string, server, router uint64, takeover bool) (undo func(), err error) {
-	// the records as they are now (a registration may have changed them
-	// since q.Txn was taken): their last registrants, for a new leader
-	rec := robot.RegistrantsOf(r.a.Store().Read(), server, router)
+	// the records as they are when the memory is judged (a registration
+	// may have changed them since q.Txn was taken, a restore since this
+	// line): their last registrants, for a new leader
+	rec := robot.CurrentRegistrants(r.a.Store(), server, router)
 	var c *robot.AgentConflict
 	var took []robot.Takeover
 	undo = func() {}
@@ -554,7 +555,7 @@ func (r *routes) work(q *api.Request) error {
 	// registration took the server or router over (its write is what
 	// woke the query). That agent's work is not this one's to act on.
 	// Checked, not recorded: the claim above was this call's sign of life.
-	rec := robot.RegistrantsOf(r.a.Store().Read(), server, router)
+	rec := robot.CurrentRegistrants(r.a.Store(), server, router)
 	if c := r.cfg.Heartbeats.Held(server, router, agent, rec, r.cfg.Now()); c != nil {
 		return r.conflict(agent, c)
 	}

@@ -30,7 +30,7 @@ type AgentHolders interface {
 	// or router (live, or silent and not yet taken over by a
 	// registration); nil otherwise, for an empty agent, and on a node that
 	// does not lead.
-	Held(server, router uint64, agent string, rec robot.Registrants, now time.Time) *robot.AgentConflict
+	Held(server, router uint64, agent string, rec func() robot.Registrants, now time.Time) *robot.AgentConflict
 	// DownAfter is how long a silent holder holds.
 	DownAfter() time.Duration
 }
@@ -68,7 +68,7 @@ func heldByAnother(q *api.Request, h AgentHolders, kind string, id uint64) error
 			vmServer(b.VMID)
 		}
 	}
-	c := h.Held(server, router, agent, robot.RegistrantsOf(q.Txn, server, router), q.API.Now())
+	c := h.Held(server, router, agent, robot.CurrentRegistrants(q.API.Store(), server, router), q.API.Now())
 	if c == nil {
 		return nil
 	}
