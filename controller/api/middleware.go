@@ -303,7 +303,7 @@ func (f *forwarder) wrap(next http.Handler) http.Handler {
 			// they wait, and go to the new leader afterwards.
 			var err error
 			if done, err = f.a.cluster.BeginWrite(r.Context()); err != nil {
-				f.refuse(w, r, noLeader("This node is shutting down; retry."))
+				f.refuse(w, r, NoLeader("This node is shutting down; retry."))
 				return
 			}
 			defer done()
@@ -344,12 +344,12 @@ func (f *forwarder) leaderReady(r *http.Request) (elsewhere bool, refusal *wire.
 			if !f.a.cluster.IsLeader() {
 				return true, nil
 			}
-			return false, noLeader("This node has just become the leader and has not yet applied the writes committed before; retry.")
+			return false, NoLeader("This node has just become the leader and has not yet applied the writes committed before; retry.")
 		}
 	}
 	if v := r.URL.Query().Get("consistent"); v == "true" || v == "1" {
 		if err := f.a.cluster.VerifyLeader(r.Context()); err != nil {
-			return false, noLeader("Leadership could not be verified: " + err.Error())
+			return false, NoLeader("Leadership could not be verified: " + err.Error())
 		}
 	}
 	return false, nil
@@ -386,7 +386,9 @@ func (f *forwarder) staleHeaders(w http.ResponseWriter) {
 	h.Set("X-Regent-Known-Leader", strconv.FormatBool(id != ""))
 }
 
-func noLeader(detail string) *wire.Error {
+// NoLeader is the 503 regent_cluster_001 (Retry-After 1) of a call this
+// node cannot serve for want of a leader, or because it no longer leads.
+func NoLeader(detail string) *wire.Error {
 	return &wire.Error{Status: http.StatusServiceUnavailable, ErrorCode: wire.CodeNoLeader, Detail: detail, RetryAfter: 1}
 }
 
@@ -408,7 +410,7 @@ func (f *forwarder) leaderURL(ctx context.Context, avoid string) (string, error)
 		}
 		select {
 		case <-ctx.Done():
-			return "", noLeader("No leader is available: the cluster is electing one or has lost quorum. Retry shortly.")
+			return "", NoLeader("No leader is available: the cluster is electing one or has lost quorum. Retry shortly.")
 		case <-time.After(25 * time.Millisecond):
 		}
 	}
@@ -472,7 +474,7 @@ func (f *forwarder) forward(w *respWriter, r *http.Request) {
 			return
 		}
 		if via := r.Header.Get(forwardedHeader); via != "" && len(strings.Split(via, ",")) >= maxForwards {
-			WriteError(w, noLeader("Leadership is changing; retry shortly."))
+			WriteError(w, NoLeader("Leadership is changing; retry shortly."))
 			return
 		}
 		resp, err := f.roundTrip(r, base, body)
@@ -484,7 +486,7 @@ func (f *forwarder) forward(w *respWriter, r *http.Request) {
 				continue
 			}
 			if w.blocking && f.a.drain.Err() != nil {
-				WriteError(w, noLeader("This node is shutting down; retry."))
+				WriteError(w, NoLeader("This node is shutting down; retry."))
 				return
 			}
 			f.a.log.Warn("forward to leader failed", "leader", base, "error", err)

@@ -178,7 +178,7 @@ func (a *API) probe(q *Request, base string) bool {
 func (a *API) leader(q *Request) error {
 	id, addr := a.cluster.Leader()
 	if id == "" {
-		return noLeader("There is no leader at the moment.")
+		return NoLeader("There is no leader at the moment.")
 	}
 	WriteJSON(q.W, http.StatusOK, wire.Item[wire.LeaderInfo]{Content: leaderInfo(q.Txn, id, addr)})
 	return nil

@@ -265,9 +265,9 @@ func (a *API) Apply(q *Request, cmd *fsm.Command) (any, uint64, error) {
 	if err != nil {
 		switch {
 		case isNotLeader(err), errors.Is(err, cluster.ErrLeadershipTransferInProgress):
-			return nil, 0, noLeader("Leadership moved to another node before the write was submitted; retry.")
+			return nil, 0, NoLeader("Leadership moved to another node before the write was submitted; retry.")
 		case errors.Is(err, cluster.ErrNoLeader):
-			return nil, 0, noLeader("No leader is available: the cluster is electing one or has lost quorum. Retry shortly.")
+			return nil, 0, NoLeader("No leader is available: the cluster is electing one or has lost quorum. Retry shortly.")
 		case errors.Is(err, cluster.ErrLeadershipLost):
 			return nil, 0, &wire.Error{Status: http.StatusServiceUnavailable, ErrorCode: wire.CodeForwardFailed,
 				Detail: "Leadership was lost while the write was being committed; its outcome is unknown. Check, then retry.", RetryAfter: 1}

@@ -407,3 +407,69 @@ func TestAgent_WorkPollOfAnAgentThatLostItsHold(t *testing.T) {
 		t.Errorf("a's work poll after b's takeover: %s", r)
 	}
 }
+
+// TestAgent_WorkPollWhoseNodeLostTheLead: agent A's blocking work query
+// waits on the leader; leadership moves to another node, where A falls
+// silent and B registers in its place (its write, replicated, changes A's
+// work and wakes the query on the old leader). That node no longer leads:
+// its memory of holders is not the one that counts, so the query answers
+// 503 regent_cluster_001 with Retry-After (the agent asks again, the next
+// controller, which forwards to the leader), not work rendered from B's
+// record. Before, Held checked nothing on a node that does not lead and
+// the query answered 200 with B's VTEP.
+func TestAgent_WorkPollWhoseNodeLostTheLead(t *testing.T) {
+	e := newAgentEnvBeating(t, "100ms", "2s")
+	const a, b = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	as := func(id string) http.Header {
+		h := http.Header{}
+		h.Set("X-Auth-Token", e.robot)
+		h.Set(wire.HeaderAgentID, id)
+		return h
+	}
+	e.c.DoHeader("POST", "/v1/agent/register", e.register, as(a)).Expect(200)
+	e.c.Do("POST", "/iaas/cloud/", cloudBody(e.f.n.Unique("p"), e.f.reg, e.x, 1), e.f.r.Token(apitest.MemberAdmin)).Expect(201)
+	follower := startFollower(t, e.f.n, func(cfg *server.Config) { cfg.AgentHeartbeat, cfg.AgentDownAfter = "100ms", "2s" })
+	workPath := fmt.Sprintf("/v1/agent/work?server_id=%d&router_id=%d", e.server, e.router)
+	r := e.c.DoHeader("GET", workPath, nil, as(a)).Expect(200)
+	hash, index := r.Header.Get("X-Regent-Content-Hash"), r.Header.Get("X-Regent-Index")
+	done := make(chan *apitest.Response, 1)
+	go func() {
+		done <- e.c.Unchecked().DoHeader("GET", workPath+"&wait=60s&index="+index+"&hash="+hash, nil, as(a))
+	}()
+	time.Sleep(200 * time.Millisecond) // the query waits
+	to := e.c.Do("POST", "/v1/operator/leader/transfer", map[string]any{"id": "follower"}, e.f.root).Expect(200).Content()
+	if to["id"] != "follower" {
+		t.Fatalf("leadership did not move: %v", to)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !follower.Cluster().IsLeader(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the node leadership was handed to does not lead")
+		}
+	}
+	regB := maps.Clone(e.register)
+	regB["vtep"] = "192.0.2.99"
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		r = e.c.Unchecked().DoHeader("POST", "/v1/agent/register", regB, as(b))
+		if r.Status == 200 {
+			break
+		}
+		if r.Status != 409 || time.Now().After(deadline) {
+			t.Fatalf("b's registration at the new leader after a's silence: %s", r)
+		}
+		select {
+		case r := <-done:
+			t.Fatalf("a's work poll answered before b took over: %s", r)
+		default:
+		}
+	}
+	select {
+	case r = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a's work poll did not answer b's takeover")
+	}
+	if r.Expect(503); r.ErrorCode() != wire.CodeNoLeader || r.Header.Get("Retry-After") == "" {
+		t.Errorf("a's work poll on the node that lost the lead: %s (Retry-After %q)", r, r.Header.Get("Retry-After"))
+	}
+	// asked again, the leader refuses it: b holds
+	e.c.DoHeader("GET", workPath, nil, as(a)).Expect(409)
+}

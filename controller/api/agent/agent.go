@@ -527,6 +527,9 @@ func (r *routes) work(q *api.Request) error {
 	if err != nil {
 		return err
 	}
+	// whether the claim below checks anything: a ?stale query on a
+	// follower does not (it does not know who holds what)
+	led := r.cfg.Heartbeats.Leading()
 	if _, err := r.claim(q, agent, server, router, false); err != nil {
 		return err
 	}
@@ -550,6 +553,14 @@ func (r *routes) work(q *api.Request) error {
 	}
 	if err := q.BlockingUnless(same, robot.WorkTables...); err != nil {
 		return err
+	}
+	// Leadership may have moved while the query waited: the holders this
+	// node remembers are no longer the ones that count, and Held checks
+	// nothing on a node that does not lead. Answered as a node answers a
+	// call it cannot serve for the leader: 503, and the agent asks again
+	// (the next controller, which forwards it to the leader).
+	if led && !r.cfg.Heartbeats.Leading() {
+		return api.NoLeader("Leadership moved to another node while the query waited; ask again.")
 	}
 	// The hold may have moved while the query waited: another instance's
 	// registration took the server or router over (its write is what
