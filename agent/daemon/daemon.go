@@ -694,12 +694,14 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 			due = time.Now()
 			continue
 		}
-		if client.StatusCode(err) == http.StatusBadRequest && hb.PolicyLogEpoch != "" && d.dropPolicyLogSeq(regN) {
+		if hb.PolicyLogEpoch != "" && numberingRefused(err) && d.dropPolicyLogSeq(regN) {
 			// Numbered entries refused: the controller answering now
-			// may not know the fields. Beat again at once without
+			// does not know the fields. Beat again at once without
 			// them (entries kept until delivered, unchecked for
 			// resends), until the next registration says otherwise.
-			d.log.Warn("heartbeat with numbered policy log entries refused as a bad request: sending them unnumbered until the next registration "+
+			// Any other bad request (a bound on the VPN statuses, the
+			// capacity) has nothing to do with the numbering.
+			d.log.Warn("heartbeat with numbered policy log entries refused, the numbering's fields unknown to the controller: sending them unnumbered until the next registration "+
 				"(a controller rolled back, or leadership moved to one not yet upgraded?)", "error", err)
 			due = time.Now()
 			continue
@@ -719,6 +721,28 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 			d.log.Log(level, fmt.Sprintf("%s, retrying in %s", what, every), args...)
 		}
 	}
+}
+
+// numberingRefused reports whether err is a controller's refusal of the
+// policy log numbering's fields as unknown: 400 with regent_request_003
+// (api.CodeUnknownField) on policy_log_epoch or an entry's seq, what a
+// controller older than the numbering answers (it decodes strictly, and
+// names a list item's field "policy_log[0].seq"; one older still named
+// the bare key, "seq").
+func numberingRefused(err error) bool {
+	var e *api.Error
+	if client.StatusCode(err) != http.StatusBadRequest || !errors.As(err, &e) {
+		return false
+	}
+	for field, fe := range e.Errors {
+		if fe.ErrorCode != api.CodeUnknownField {
+			continue
+		}
+		if field == "policy_log_epoch" || field == "seq" || strings.HasPrefix(field, "policy_log[") && strings.HasSuffix(field, "].seq") {
+			return true
+		}
+	}
+	return false
 }
 
 // minHeartbeatCallTime is the least time a controller has to take a

@@ -434,3 +434,110 @@ func TestNumberedPolicyLogRefusedGoesUnnumbered(t *testing.T) {
 		t.Error("a registration answering policy_log_seq does not number the entries again")
 	}
 }
+
+// TestOtherBadHeartbeatKeepsTheNumbering: the controller refuses a
+// heartbeat carrying numbered policy log entries with a 400 that has
+// nothing to do with the numbering (agent_heartbeat_105, a bound on the
+// VPN statuses, from a controller that knows the fields). The agent
+// keeps numbering: the next heartbeat taken carries the entries with
+// their seq and policy_log_epoch. Before, any 400 to a numbered heartbeat
+// turned the numbering off until the next registration, and with it the
+// controller's de-duplication of resent entries. Only the unknown-field
+// refusal of the numbering's fields (TestNumberedPolicyLogRefusedGoesUnnumbered)
+// turns it off.
+func TestOtherBadHeartbeatKeepsTheNumbering(t *testing.T) {
+	var mu sync.Mutex
+	var refused int
+	var taken []api.Heartbeat
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/v1/agent/register":
+			fmt.Fprint(w, `{"content":{"server_id":5,"router_id":3,"heartbeat_interval":1,"heartbeat_interval_ms":100,"policy_log_seq":true}}`)
+		case "/v1/agent/heartbeat":
+			var hb api.Heartbeat
+			body, _ := io.ReadAll(r.Body)
+			_ = json.Unmarshal(body, &hb)
+			mu.Lock()
+			defer mu.Unlock()
+			if refused == 0 {
+				refused++
+				w.WriteHeader(http.StatusBadRequest)
+				fmt.Fprint(w, `{"detail":"VPN status of VPN 9: ike_state is required, strings are at most 256 bytes and at most 64 child SAs or selectors are listed.","error_code":"agent_heartbeat_105"}`)
+				return
+			}
+			taken = append(taken, hb)
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	d := newTestDaemon(t, failureLogs(t), func(c *Config) { c.Token = "t" }, srv.URL)
+	t0 := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	entry := func(seq uint64) netrouter.PolicyLogEntry {
+		return netrouter.PolicyLogEntry{Seq: seq, Time: t0.Add(time.Duration(seq) * time.Second), Direction: "in", Action: "block",
+			Protocol: "tcp", Source: netip.MustParseAddr("192.0.2.1"), Destination: netip.MustParseAddr("10.0.0.5")}
+	}
+	d.policyLogs = fakeLogs{7: {entry(1), entry(2)}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	defer func() {
+		cancel()
+		<-done
+	}()
+	if !d.register(ctx) {
+		t.Fatal("not registered")
+	}
+	go func() {
+		defer close(done)
+		d.heartbeatLoop(ctx)
+	}()
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		n := len(taken)
+		mu.Unlock()
+		if n >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no heartbeat taken in 3 s (a heartbeat every 100 ms)")
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if hb := taken[0]; len(hb.PolicyLog) != 2 || hb.PolicyLogEpoch == "" || hb.PolicyLog[0].Seq == 0 {
+		t.Errorf("the heartbeat taken after the refusal: epoch %q, entries %+v; want the 2 entries numbered", hb.PolicyLogEpoch, hb.PolicyLog)
+	}
+	if !d.registration().PolicyLogSeq {
+		t.Error("numbering turned off by a refusal that has nothing to do with it")
+	}
+}
+
+// TestNumberingRefused: which refusals name the numbering's fields as
+// unknown, as a controller older than the numbering answers them.
+func TestNumberingRefused(t *testing.T) {
+	unknown := func(field string) error {
+		return &api.Error{Status: http.StatusBadRequest, Detail: "Bad request.",
+			Errors: map[string]api.FieldError{field: {ErrorCode: api.CodeUnknownField, Detail: "Unknown field."}}}
+	}
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{unknown("policy_log_epoch"), true},
+		{unknown("policy_log[3].seq"), true},
+		{unknown("seq"), true}, // a controller before list items were named
+		{unknown("vpn_status"), false},
+		{unknown("policy_log[3].rule"), false},
+		{&api.Error{Status: http.StatusBadRequest, Errors: map[string]api.FieldError{"policy_log_epoch": {ErrorCode: api.CodeWrongType}}}, false},
+		{api.Errorf(http.StatusBadRequest, "agent_heartbeat_105", "VPN status"), false},
+		{api.Errorf(http.StatusBadRequest, "agent_heartbeat_101", "Server 5 is not a server of this robot token's region"), false},
+		{&api.Error{Status: http.StatusConflict, Errors: map[string]api.FieldError{"policy_log_epoch": {ErrorCode: api.CodeUnknownField}}}, false},
+		{nil, false},
+	} {
+		if got := numberingRefused(tc.err); got != tc.want {
+			t.Errorf("numberingRefused(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
