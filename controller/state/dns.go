@@ -24,7 +24,7 @@ func dnsSchema() map[string]*memdb.TableSchema {
 			"id":     idIndex(),
 			"name":   {Name: "name", Unique: true, Indexer: stringFieldIndex("Name", true)},
 			"member": uintIndex("member", "MemberID"),
-			"suffix": {Name: "suffix", Unique: true, Indexer: domainSuffixIndex{}},
+			"suffix": {Name: "suffix", Unique: true, Indexer: suffixIndex{}},
 		}},
 		Records: {Name: Records, Indexes: map[string]*memdb.IndexSchema{
 			"id":     idIndex(),
@@ -35,6 +35,10 @@ func dnsSchema() map[string]*memdb.TableSchema {
 				stringFieldIndex("Name", true),
 			}}},
 			"ptr": {Name: "ptr", Unique: true, AllowMissing: true, Indexer: stringFieldIndex("IPAddress", false)},
+			"suffix": {Name: "suffix", Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
+				uintFieldIndex("DomainID"),
+				suffixIndex{},
+			}}},
 		}},
 	}
 }
@@ -173,6 +177,16 @@ func (r *ReadTxn) delegated(rec *api.Record, child string) bool {
 	return false
 }
 
+// recordsAtOrBelow returns the records of domain whose names are apex or
+// under it, by name: two scans of the suffix index, apex exactly and then
+// the names whose reversed labels begin with apex's and a dot (so that
+// dev.example.com does not take in devx.example.com), without reading the
+// domain's other records.
+func (r *ReadTxn) recordsAtOrBelow(domain uint64, apex string) []*api.Record {
+	out := all[*api.Record](r, Records, "suffix", domain, apex)
+	return append(out, all[*api.Record](r, Records, "suffix_prefix", domain, reverseLabels(apex)+".")...)
+}
+
 // occludedByDomain refuses a new domain d while its parent domain holds
 // records at or below d's apex other than d's delegation and glue: they
 // would stay in the parent's zone (and its transfers) but no longer be
@@ -184,8 +198,8 @@ func (t *Txn) occludedByDomain(d *api.Domain) error {
 	}
 	var names []string
 	n := 0
-	for _, rec := range t.DomainRecords(p.ID) {
-		if !atOrBelow(rec.Name, d.Name) || t.delegated(rec, d.Name) {
+	for _, rec := range t.recordsAtOrBelow(p.ID, d.Name) {
+		if t.delegated(rec, d.Name) {
 			continue
 		}
 		n++
@@ -222,21 +236,26 @@ func (t *Txn) insideChild(r *api.Record, zone, op string) error {
 	return nil
 }
 
-// domainSuffixIndex indexes a domain by its labels in reverse order and
-// lowercase ("www.Example.com" → "com.example.www"), so that the domains
-// under a name are one prefix scan: those under example.com have keys
-// that begin with "com.example.".
-type domainSuffixIndex struct{}
+// suffixIndex indexes a domain or a record by its name's labels in
+// reverse order and lowercase ("www.Example.com" → "com.example.www"), so
+// that the names under a name are one prefix scan: those under
+// example.com have keys that begin with "com.example.".
+type suffixIndex struct{}
 
-func (domainSuffixIndex) FromObject(obj any) (bool, []byte, error) {
-	d, ok := obj.(*api.Domain)
-	if !ok {
-		return false, nil, fmt.Errorf("suffix index: %T is not a domain", obj)
+func (suffixIndex) FromObject(obj any) (bool, []byte, error) {
+	var name string
+	switch o := obj.(type) {
+	case *api.Domain:
+		name = o.Name
+	case *api.Record:
+		name = o.Name
+	default:
+		return false, nil, fmt.Errorf("suffix index: %T is not a domain or a record", obj)
 	}
-	return true, []byte(reverseLabels(d.Name) + "\x00"), nil
+	return true, []byte(reverseLabels(name) + "\x00"), nil
 }
 
-func (domainSuffixIndex) FromArgs(args ...any) ([]byte, error) {
+func (suffixIndex) FromArgs(args ...any) ([]byte, error) {
 	if len(args) != 1 {
 		return nil, fmt.Errorf("suffix index: one argument, got %d", len(args))
 	}
@@ -248,7 +267,7 @@ func (domainSuffixIndex) FromArgs(args ...any) ([]byte, error) {
 }
 
 // PrefixFromArgs takes a key prefix as it is, already reversed.
-func (domainSuffixIndex) PrefixFromArgs(args ...any) ([]byte, error) {
+func (suffixIndex) PrefixFromArgs(args ...any) ([]byte, error) {
 	if len(args) != 1 {
 		return nil, fmt.Errorf("suffix index: one argument, got %d", len(args))
 	}

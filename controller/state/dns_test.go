@@ -182,3 +182,108 @@ func TestNestedZones(t *testing.T) {
 	})
 	wantErr(t, "update into the child", err, 400, "name", "iaas_record_update_122")
 }
+
+// nestedZoneState is a store with the domain yy.example holding
+// unrelated A records (host-N.yy.example) besides a few at or below
+// dev.yy.example and one under devx.yy.example, built in one transaction.
+func nestedZoneState(tb testing.TB, unrelated int) (*Store, *api.Domain) {
+	tb.Helper()
+	f := newFixture(tb)
+	f.bootstrap()
+	m := f.member("acme")
+	var parent *api.Domain
+	f.ok("zone", func(t *Txn) (err error) {
+		if parent, err = t.DomainCreate(&api.Domain{MemberID: m.ID, Name: "yy.example"}); err != nil {
+			return err
+		}
+		rec := func(name, typ, content string) error {
+			_, err := t.RecordCreate(&api.Record{DomainID: parent.ID, Name: name, Type: typ, Content: content, TTL: 3600})
+			return err
+		}
+		for i := range unrelated {
+			if err := rec("host-"+strconv.Itoa(i)+".yy.example", "A", "192.0.2.1"); err != nil {
+				return err
+			}
+		}
+		for _, r := range [][3]string{
+			{"dev.yy.example", "NS", "ns1.dev.yy.example"},
+			{"ns1.dev.yy.example", "A", "192.0.2.53"},
+			{"dev.yy.example", "TXT", "apex"},
+			{"a.b.dev.yy.example", "A", "192.0.2.2"},
+			{"www.devx.yy.example", "A", "192.0.2.3"},
+			{"devx.yy.example", "A", "192.0.2.4"},
+			{"yy.example", "MX", "mail.dev.yy.example"},
+		} {
+			if err := rec(r[0], r[1], r[2]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return f.s, parent
+}
+
+// TestRecordsAtOrBelow: the records at or below a would-be child's apex
+// are read from the records' suffix index (domain, reversed labels): the
+// apex and the names under it, not devx.yy.example's nor the domain's
+// others, also after a snapshot restore, which rebuilds the index. And the
+// nested-zone check of a domain create no longer reads the parent's every
+// record: its allocations do not grow with the parent's unrelated records
+// (it built a slice of all of them).
+func TestRecordsAtOrBelow(t *testing.T) {
+	s, parent := nestedZoneState(t, 50)
+	check := func(s *Store) {
+		t.Helper()
+		var got []string
+		for _, r := range s.Read().recordsAtOrBelow(parent.ID, "dev.yy.example") {
+			got = append(got, r.Name+" "+r.Type)
+		}
+		want := []string{"dev.yy.example NS", "dev.yy.example TXT", "a.b.dev.yy.example A", "ns1.dev.yy.example A"}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("at or below dev.yy.example: %q, want %q", got, want)
+		}
+	}
+	check(s)
+	var snap bytes.Buffer
+	if err := s.Read().Persist(&snap); err != nil {
+		t.Fatal(err)
+	}
+	g := New()
+	if err := g.Restore(&snap); err != nil {
+		t.Fatal(err)
+	}
+	check(g)
+
+	if raceEnabled {
+		t.Skip("allocation counts under the race detector")
+	}
+	allocs := func(unrelated int) float64 {
+		s, parent := nestedZoneState(t, unrelated)
+		return testing.AllocsPerRun(20, func() {
+			tx := s.Write(1<<20, t0)
+			defer tx.Abort()
+			if _, err := tx.DomainCreate(&api.Domain{MemberID: parent.MemberID, Name: "dev.yy.example"}); err == nil {
+				t.Fatal("dev.yy.example created over the records under it")
+			}
+		})
+	}
+	small, large := allocs(10), allocs(20000)
+	if large > small+2 {
+		t.Errorf("domain create: %.0f allocations with 20000 unrelated records in the parent, %.0f with 10: the check reads the parent's every record", large, small)
+	}
+}
+
+// BenchmarkNestedDomainCreate: a domain create (refused, aborted) under a
+// parent of 100,000 unrelated records besides the few at or below the
+// child's apex.
+func BenchmarkNestedDomainCreate(b *testing.B) {
+	s, parent := nestedZoneState(b, 100000)
+	b.ReportAllocs()
+	for b.Loop() {
+		tx := s.Write(1<<20, t0)
+		if _, err := tx.DomainCreate(&api.Domain{MemberID: parent.MemberID, Name: "dev.yy.example"}); err == nil {
+			b.Fatal("created")
+		}
+		tx.Abort()
+	}
+}
