@@ -218,7 +218,8 @@ func (t *Txn) occludedByDomain(d *api.Domain) error {
 // insideChild refuses a forward record whose name lies inside a more
 // specific domain than its own: that domain serves the name, so the
 // record would never be, except the delegation of that domain and its
-// glue (delegated).
+// glue (delegated). Glue counts as glue only once the NS record naming it
+// is there, so an A or AAAA refused says so.
 func (t *Txn) insideChild(r *api.Record, zone, op string) error {
 	if r.Type == "PTR" {
 		return nil // PTRCreate puts a PTR in the most specific reverse zone
@@ -231,7 +232,11 @@ func (t *Txn) insideChild(r *api.Record, zone, op string) error {
 		if t.delegated(r, c.Name) {
 			return nil
 		}
-		return fieldErr("name", "iaas_record_"+op+"_122", "%s is in domain %s (id %d): create it there.", r.Name, c.Name, c.ID)
+		glue := ""
+		if r.Type == "A" || r.Type == "AAAA" {
+			glue = fmt.Sprintf(" Glue for the delegation of %s is accepted here once the NS record at %s naming %s exists: create the NS record first.", c.Name, c.Name, r.Name)
+		}
+		return fieldErr("name", "iaas_record_"+op+"_122", "%s is in domain %s (id %d): create it there.%s", r.Name, c.Name, c.ID, glue)
 	}
 	return nil
 }

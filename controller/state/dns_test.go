@@ -152,6 +152,22 @@ func TestNestedZones(t *testing.T) {
 			t.Errorf("%s: %q, want %q", name, err, want)
 		}
 	}
+	// Glue before its NS record is refused, and the refusal says the order;
+	// other types are not told about glue.
+	err = rec(Rules4, "ns3.dev.yy.example", "AAAA", "2001:db8::55")
+	wantErr(t, "glue before its NS", err, 400, "name", "iaas_record_create_122")
+	if want := "Glue for the delegation of dev.yy.example is accepted here once the NS record at dev.yy.example naming ns3.dev.yy.example exists: create the NS record first."; !strings.Contains(err.Error(), want) {
+		t.Errorf("glue before its NS: %q, want %q", err, want)
+	}
+	if err := rec(Rules4, "txt.dev.yy.example", "TXT", "x"); err == nil || strings.Contains(err.Error(), "Glue") {
+		t.Errorf("TXT inside the child: %v, want 122 without the glue hint", err)
+	}
+	if err := rec(Rules4, "dev.yy.example", "NS", "ns3.dev.yy.example"); err != nil {
+		t.Fatalf("NS naming ns3: %v", err)
+	}
+	if err := rec(Rules4, "ns3.dev.yy.example", "AAAA", "2001:db8::55"); err != nil {
+		t.Errorf("glue after its NS: %v", err)
+	}
 	for _, r := range [][3]string{
 		{"dev.yy.example", "NS", "ns2.dev.yy.example"}, // more delegation
 		{"ns2.dev.yy.example", "A", "192.0.2.54"},      // and its glue
