@@ -438,7 +438,9 @@ func (t *Txn) RecordUpdate(r *api.Record, expect uint64) (*api.Record, error) {
 	if r.DomainID != cur.DomainID || r.Type != cur.Type || r.IPAddress != cur.IPAddress || r.MemberID != cur.MemberID {
 		return nil, api.Errorf(http.StatusBadRequest, "iaas_record_update_120", "The domain, type and address of a record cannot change.")
 	}
-	if t.since(Rules4) {
+	// Only a new name can move a record into a child domain: one stored
+	// there before Rules4 keeps its name and may still be changed.
+	if t.since(Rules4) && r.Name != cur.Name {
 		if d, ok := t.Domain(r.DomainID); ok {
 			if err := t.insideChild(r, d.Name, "update"); err != nil {
 				return nil, err

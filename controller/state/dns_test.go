@@ -197,6 +197,30 @@ func TestNestedZones(t *testing.T) {
 		return err
 	})
 	wantErr(t, "update into the child", err, 400, "name", "iaas_record_update_122")
+
+	// A record stored inside the child before Rules4 keeps its name and can
+	// still be changed (its TTL); renaming it within the child cannot.
+	var ftp *api.Record
+	for _, r := range f.s.Read().DomainRecords(parent.ID) {
+		if r.Name == "ftp.dev.yy.example" {
+			ftp = r
+		}
+	}
+	ttl := *ftp
+	ttl.TTL = 600
+	if err := f.do(func(t *Txn) error {
+		_, err := t.RecordUpdate(&ttl, 0)
+		return err
+	}); err != nil {
+		t.Errorf("TTL of a record stored inside the child under Rules3: %v, want it updated", err)
+	}
+	renamed := *ftp
+	renamed.Name = "ftp3.dev.yy.example"
+	err = f.do(func(t *Txn) error {
+		_, err := t.RecordUpdate(&renamed, 0)
+		return err
+	})
+	wantErr(t, "rename inside the child", err, 400, "name", "iaas_record_update_122")
 }
 
 // nestedZoneState is a store with the domain yy.example holding

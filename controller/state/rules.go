@@ -47,7 +47,9 @@ const (
 	// Rules4 (2026-11-24, twenty-second session): nested zones. A forward record whose name lies
 	// inside a more specific domain than its own is refused
 	// (iaas_record_{create,update}_122: that domain serves the name, the
-	// record would never be), except the parent's delegation of the child
+	// record would never be; an update is checked only when it changes the
+	// name, so a record stored there before keeps being updatable), except
+	// the parent's delegation of the child
 	// (NS records at its apex) and their glue; and a domain is not created
 	// while its parent domain holds records at or below its apex other
 	// than such a delegation and glue (409 iaas_domain_create_109).
