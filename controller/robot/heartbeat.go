@@ -411,7 +411,10 @@ func (h *Heartbeats) Claim(server, router uint64, agent string, rec func() Regis
 // registrant held the server while its record kept the other host's
 // VTEP). Where it is taken (no holder but itself, or none at all) it
 // records as usual, and that entry stands an undo too: it would have been
-// taken without the registration.
+// taken without the registration. Once the records name the registering
+// agent (rec), the write was taken even if its caller never learnt so (a
+// commit timeout: 5xx, no undo and no Claim after it): its calls are its
+// own again, and the first that records ends the pending state.
 // undo is never nil; it does nothing after a refused claim.
 func (h *Heartbeats) ClaimRegistration(server, router uint64, agent string, rec func() Registrants, now time.Time) (c *AgentConflict, took []Takeover, undo func()) {
 	return h.claim(server, router, agent, rec, now, true, true, true)
@@ -476,9 +479,12 @@ func (h *Heartbeats) claim(server, router uint64, agent string, rec func() Regis
 	var took []Takeover
 	for i, c := range claims {
 		cur, ok := c.m[c.id]
-		if ok && cur.pending && cur.agent == agent {
+		if ok && cur.pending && cur.agent == agent && c.rec != agent {
 			// this agent's registration is being written: judged as if
-			// it had not been made
+			// it had not been made. Where the records already name it,
+			// the write was taken (its commit may have timed out, a
+			// 5xx that kept the claim): its calls are its own, and a
+			// recording one ends the pending state.
 			if ok = cur.prev != nil; ok {
 				cur = *cur.prev
 			}

@@ -680,3 +680,47 @@ func TestRegistrantsReadAfterARestore(t *testing.T) {
 		t.Errorf("B's heartbeat after the restore = %+v, want refused for A", c)
 	}
 }
+
+// TestRegistrantsOwnCallsAfterAnUnknownWrite: agent B's registration
+// took over from A, silent past the deadline, and its write was applied
+// but its commit timed out (5xx): the claim is kept (no undo) and the
+// registration's Claim after the write never came. The records name B
+// now: B's heartbeats, work fetches and state reports are its own (the
+// first heartbeat ends the pending state), and B, heard, stays live, so a
+// returning A is refused for B and cannot take over. Before, B's calls
+// were judged against A for ever: refused and not recorded, B's time
+// never refreshed, and A's registration took over from a live B.
+func TestRegistrantsOwnCallsAfterAnUnknownWrite(t *testing.T) {
+	h := NewHeartbeats(30*time.Second, func() uint64 { return 1 }, nil)
+	t0 := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	registrant := "aaaa"
+	rec := func() Registrants { return Registrants{Server: registrant, Router: registrant} }
+	if c, _ := h.Claim(1, 2, "aaaa", rec, t0, false); c != nil {
+		t.Fatal(c)
+	}
+	at := t0.Add(40 * time.Second)
+	if c, took, _ := h.ClaimRegistration(1, 2, "bbbb", rec, at); c != nil || len(took) != 2 {
+		t.Fatalf("B's registration after A's silence = %+v, %+v", c, took)
+	}
+	registrant = "bbbb" // the write applied; its commit timed out
+	if c := h.Held(1, 2, "bbbb", rec, at.Add(time.Second)); c != nil {
+		t.Errorf("B's state report once the records name it = %+v", c)
+	}
+	for i := 1; i <= 4; i++ { // past the deadline from the claim
+		if c, _ := h.Claim(1, 2, "bbbb", rec, at.Add(time.Duration(i)*20*time.Second), false); c != nil {
+			t.Fatalf("B's heartbeat %d once the records name it = %+v", i, c)
+		}
+	}
+	for id, e := range map[string]holder{"server": h.serverHolder[1], "router": h.routerHolder[2]} {
+		if e.agent != "bbbb" || e.pending || !e.at.Equal(at.Add(80*time.Second)) {
+			t.Errorf("%s holder = %+v, want B heard at its last heartbeat, not pending", id, e)
+		}
+	}
+	back := at.Add(90 * time.Second)
+	if c, _ := h.Claim(1, 2, "aaaa", rec, back, false); c == nil || c.Holder != "bbbb" || c.Silent {
+		t.Errorf("A's heartbeat on its return = %+v, want refused for B, live", c)
+	}
+	if c, _, _ := h.ClaimRegistration(1, 2, "aaaa", rec, back); c == nil || c.Holder != "bbbb" || c.Silent {
+		t.Errorf("A's registration on its return = %+v, want refused for B, live", c)
+	}
+}

@@ -166,7 +166,9 @@ func (r *routes) register(q *api.Request) error {
 		// storage type): the records are unchanged, so is who holds
 		// them. A write whose outcome is unknown (5xx: leadership lost,
 		// commit timeout) keeps the claim: it may have been applied,
-		// and the agent registers again.
+		// and the agent registers again. If it was applied, the records
+		// name the agent, and the claim takes its calls as its own
+		// (robot.Heartbeats.ClaimRegistration).
 		if we := (*wire.Error)(nil); !errors.As(err, &we) || we.Status < http.StatusInternalServerError {
 			undo()
 		}
