@@ -201,12 +201,18 @@ func localOnly(r *http.Request) bool {
 	case "/healthz", "/metrics", "/openapi.json":
 		return true
 	}
-	if r.Method == http.MethodGet || r.Method == http.MethodHead {
-		if v := r.URL.Query().Get("stale"); v == "true" || v == "1" {
-			return true
-		}
+	return staleRead(r)
+}
+
+// staleRead reports whether r is a ?stale read (GET or HEAD with
+// stale=true or 1): the node it reached answers it from its local state,
+// leader or not.
+func staleRead(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
 	}
-	return false
+	v := r.URL.Query().Get("stale")
+	return v == "true" || v == "1"
 }
 
 // forwardedHeader lists the nodes a request was forwarded by, in order

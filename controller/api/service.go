@@ -56,6 +56,10 @@ func (q *Request) Parent() (id uint64, ok bool) {
 	return *q.parent, true
 }
 
+// Stale reports whether q is a ?stale read, answered by the node it
+// reached from its local state (not forwarded to the leader).
+func (q *Request) Stale() bool { return staleRead(q.Request) }
+
 // Decode reads the JSON body strictly into dst.
 func (q *Request) Decode(dst any) error { return DecodeBody(q.Request, dst) }
 

@@ -416,7 +416,9 @@ func TestAgent_WorkPollOfAnAgentThatLostItsHold(t *testing.T) {
 // 503 regent_cluster_001 with Retry-After (the agent asks again, the next
 // controller, which forwards to the leader), not work rendered from B's
 // record. Before, Held checked nothing on a node that does not lead and
-// the query answered 200 with B's VTEP.
+// the query answered 200 with B's VTEP. A ?stale query asked for the
+// node's local state, leader or not: it is answered (200) as on a
+// follower, not 503 (before, led was true for it too).
 func TestAgent_WorkPollWhoseNodeLostTheLead(t *testing.T) {
 	e := newAgentEnvBeating(t, "100ms", "2s")
 	const a, b = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
@@ -432,11 +434,14 @@ func TestAgent_WorkPollWhoseNodeLostTheLead(t *testing.T) {
 	workPath := fmt.Sprintf("/v1/agent/work?server_id=%d&router_id=%d", e.server, e.router)
 	r := e.c.DoHeader("GET", workPath, nil, as(a)).Expect(200)
 	hash, index := r.Header.Get("X-Regent-Content-Hash"), r.Header.Get("X-Regent-Index")
-	done := make(chan *apitest.Response, 1)
+	done, stale := make(chan *apitest.Response, 1), make(chan *apitest.Response, 1)
 	go func() {
 		done <- e.c.Unchecked().DoHeader("GET", workPath+"&wait=60s&index="+index+"&hash="+hash, nil, as(a))
 	}()
-	time.Sleep(200 * time.Millisecond) // the query waits
+	go func() {
+		stale <- e.c.Unchecked().DoHeader("GET", workPath+"&stale=true&wait=60s&index="+index+"&hash="+hash, nil, as(a))
+	}()
+	time.Sleep(200 * time.Millisecond) // the queries wait
 	to := e.c.Do("POST", "/v1/operator/leader/transfer", map[string]any{"id": "follower"}, e.f.root).Expect(200).Content()
 	if to["id"] != "follower" {
 		t.Fatalf("leadership did not move: %v", to)
@@ -469,6 +474,16 @@ func TestAgent_WorkPollWhoseNodeLostTheLead(t *testing.T) {
 	}
 	if r.Expect(503); r.ErrorCode() != wire.CodeNoLeader || r.Header.Get("Retry-After") == "" {
 		t.Errorf("a's work poll on the node that lost the lead: %s (Retry-After %q)", r, r.Header.Get("Retry-After"))
+	}
+	// the ?stale one asked for the node's local state, leader or not: it
+	// is answered as on a follower
+	select {
+	case r = <-stale:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a's stale work poll did not answer b's takeover")
+	}
+	if r.Status != 200 || r.Header.Get("X-Regent-Content-Hash") == hash {
+		t.Errorf("a's stale work poll on the node that lost the lead: %s, want 200 with the changed work", r)
 	}
 	// asked again, the leader refuses it: b holds
 	e.c.DoHeader("GET", workPath, nil, as(a)).Expect(409)

@@ -529,9 +529,12 @@ func (r *routes) work(q *api.Request) error {
 	if err != nil {
 		return err
 	}
-	// whether the claim below checks anything: a ?stale query on a
-	// follower does not (it does not know who holds what)
-	led := r.cfg.Heartbeats.Leading()
+	// whether the claim below checks anything that the answer relies on:
+	// a ?stale query on a follower does not (it does not know who holds
+	// what), and a ?stale query asked any node to answer from its local
+	// state, so one on the leader is answered as on a follower if the
+	// lead moves while it waits
+	led := r.cfg.Heartbeats.Leading() && !q.Stale()
 	if _, err := r.claim(q, agent, server, router, false); err != nil {
 		return err
 	}
