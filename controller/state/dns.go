@@ -39,6 +39,12 @@ func dnsSchema() map[string]*memdb.TableSchema {
 				uintFieldIndex("DomainID"),
 				suffixIndex{},
 			}}},
+			// Only NS, MX and SRV records (but the null MX) have a
+			// target; the others are left out.
+			"target": {Name: "target", AllowMissing: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
+				uintFieldIndex("DomainID"),
+				targetIndex{},
+			}}},
 		}},
 	}
 }
@@ -381,12 +387,48 @@ func (t *Txn) aliasTarget(r *api.Record, op string) error {
 	if r.Type != "CNAME" {
 		return nil
 	}
-	for _, o := range t.DomainRecords(r.DomainID) {
-		if recordTarget(o) == r.Name && o.ID != r.ID {
+	// The records of the domain whose target is r.Name, by id (a
+	// non-unique index orders equal keys by the primary key): the first
+	// other than r is the one a scan of DomainRecords found first.
+	it, err := t.txn.Get(Records, "target", r.DomainID, r.Name)
+	if err != nil {
+		return err
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if o := raw.(*api.Record); o.ID != r.ID {
 			return fieldErr("type", code, "%s is the target of %s record id %d; it cannot be an alias (RFC 2181 section 10.3).", r.Name, o.Type, o.ID)
 		}
 	}
 	return nil
+}
+
+// targetIndex indexes a record by its recordTarget, lower case without
+// the trailing dot; a record without one is not indexed. Look-ups take
+// the name as it is, not lowered, so that they match exactly where
+// recordTarget(o) == name.
+type targetIndex struct{}
+
+func (targetIndex) FromObject(obj any) (bool, []byte, error) {
+	r, ok := obj.(*api.Record)
+	if !ok {
+		return false, nil, fmt.Errorf("target index: %T is not a record", obj)
+	}
+	target := recordTarget(r)
+	if target == "" {
+		return false, nil, nil
+	}
+	return true, []byte(target + "\x00"), nil
+}
+
+func (targetIndex) FromArgs(args ...any) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("target index: one argument, got %d", len(args))
+	}
+	s, ok := args[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("target index: %T is not a string", args[0])
+	}
+	return []byte(s + "\x00"), nil
 }
 
 // recordTarget is the host name an NS, MX or SRV record points to, lower

@@ -3,6 +3,8 @@ package state
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -325,5 +327,145 @@ func BenchmarkNestedDomainCreate(b *testing.B) {
 			b.Fatal("created")
 		}
 		tx.Abort()
+	}
+}
+
+// aliasZone is a domain zz.example with unrelated A records and three
+// records that name mail.zz.example as their target, created in this
+// order: an SRV, an MX (in mixed case with the final dot) and an NS; and
+// an MX of another domain that names it too, created before them all.
+type aliasZone struct {
+	f           *fixture
+	zone        *api.Domain
+	srv, mx, ns *api.Record
+	alias       *api.Record // a CNAME at alias.zz.example
+}
+
+func aliasZoneState(tb testing.TB, unrelated int) *aliasZone {
+	tb.Helper()
+	z := &aliasZone{f: newFixture(tb)}
+	z.f.bootstrap()
+	m := z.f.member("acme")
+	z.f.ok("zone", func(t *Txn) (err error) {
+		other, err := t.DomainCreate(&api.Domain{MemberID: m.ID, Name: "other.example"})
+		if err != nil {
+			return err
+		}
+		if z.zone, err = t.DomainCreate(&api.Domain{MemberID: m.ID, Name: "zz.example"}); err != nil {
+			return err
+		}
+		rec := func(domain uint64, name, typ, content string) (*api.Record, error) {
+			return t.RecordCreate(&api.Record{DomainID: domain, Name: name, Type: typ, Content: content, TTL: 3600, Priority: 10})
+		}
+		if _, err := rec(other.ID, "other.example", "MX", "mail.zz.example"); err != nil {
+			return err
+		}
+		for i := range unrelated {
+			if _, err := rec(z.zone.ID, "host-"+strconv.Itoa(i)+".zz.example", "A", "192.0.2.1"); err != nil {
+				return err
+			}
+		}
+		if z.srv, err = rec(z.zone.ID, "_sip._tcp.zz.example", "SRV", "5 5060 mail.zz.example"); err != nil {
+			return err
+		}
+		if z.mx, err = rec(z.zone.ID, "zz.example", "MX", "Mail.ZZ.example."); err != nil {
+			return err
+		}
+		if z.ns, err = rec(z.zone.ID, "sub.zz.example", "NS", "mail.zz.example"); err != nil {
+			return err
+		}
+		z.alias, err = rec(z.zone.ID, "alias.zz.example", "CNAME", "host-0.zz.example")
+		return err
+	})
+	return z
+}
+
+// cnameAtMail tries a CNAME create at mail.zz.example in s and aborts it.
+func (z *aliasZone) cnameAtMail(s *Store) error {
+	tx := s.Write(1<<20, t0)
+	defer tx.Abort()
+	_, err := tx.RecordCreate(&api.Record{DomainID: z.zone.ID, Name: "mail.zz.example", Type: "CNAME", Content: "host-0.zz.example", TTL: 3600})
+	return err
+}
+
+// TestAliasTargetIndex: the RFC 2181 §10.3 check of a CNAME reads the
+// records' target index (domain, target of an NS, MX or SRV record), not
+// every record of the domain, and refuses exactly as the scan did: the
+// record it names is the one with the lowest id that targets the name (the
+// scan's first, by id), never another domain's; it follows updates and
+// deletes of the targeting records, and works after a snapshot restore,
+// which rebuilds the index. A CNAME create's allocations do not grow with
+// the domain's unrelated records (the scan built a slice of all of them).
+func TestAliasTargetIndex(t *testing.T) {
+	z := aliasZoneState(t, 50)
+	refused := func(what string, err error, op string, want *api.Record) {
+		t.Helper()
+		wantErr(t, what, err, http.StatusBadRequest, "type", "iaas_record_"+op+"_121")
+		var e *api.Error
+		errors.As(err, &e)
+		detail := fmt.Sprintf("mail.zz.example is the target of %s record id %d; it cannot be an alias (RFC 2181 section 10.3).", want.Type, want.ID)
+		if got := e.Errors["type"].Detail; got != detail {
+			t.Fatalf("%s: %q, want %q", what, got, detail)
+		}
+	}
+	refused("create", z.cnameAtMail(z.f.s), "create", z.srv)
+	err := z.f.do(func(t *Txn) error {
+		a := *z.alias
+		a.Name = "mail.zz.example"
+		_, err := t.RecordUpdate(&a, 0)
+		return err
+	})
+	refused("update", err, "update", z.srv)
+
+	var snap bytes.Buffer
+	if err := z.f.s.Read().Persist(&snap); err != nil {
+		t.Fatal(err)
+	}
+	g := New()
+	if err := g.Restore(&snap); err != nil {
+		t.Fatal(err)
+	}
+	refused("create after restore", z.cnameAtMail(g), "create", z.srv)
+
+	z.f.ok("delete srv", func(t *Txn) error { return t.RecordDelete(z.srv.ID) })
+	refused("create without the srv", z.cnameAtMail(z.f.s), "create", z.mx)
+	z.f.ok("move mx", func(t *Txn) error {
+		mx := *z.mx
+		mx.Content = "mx.zz.example"
+		_, err := t.RecordUpdate(&mx, 0)
+		return err
+	})
+	refused("create with the mx moved", z.cnameAtMail(z.f.s), "create", z.ns)
+	z.f.ok("delete ns", func(t *Txn) error { return t.RecordDelete(z.ns.ID) })
+	if err := z.cnameAtMail(z.f.s); err != nil {
+		t.Fatalf("create with no record in zz.example naming mail.zz.example: %v", err)
+	}
+
+	if raceEnabled {
+		t.Skip("allocation counts under the race detector")
+	}
+	allocs := func(unrelated int) float64 {
+		z := aliasZoneState(t, unrelated)
+		return testing.AllocsPerRun(20, func() {
+			if z.cnameAtMail(z.f.s) == nil {
+				t.Fatal("a CNAME created at an MX target")
+			}
+		})
+	}
+	small, large := allocs(10), allocs(20000)
+	if large > small+2 {
+		t.Errorf("CNAME create: %.0f allocations with 20000 unrelated records in the domain, %.0f with 10: the check reads the domain's every record", large, small)
+	}
+}
+
+// BenchmarkCNAMECreateLargeZone: a CNAME create at a name an MX record
+// targets (refused, aborted) in a domain of 100,000 unrelated records.
+func BenchmarkCNAMECreateLargeZone(b *testing.B) {
+	z := aliasZoneState(b, 100000)
+	b.ReportAllocs()
+	for b.Loop() {
+		if z.cnameAtMail(z.f.s) == nil {
+			b.Fatal("created")
+		}
 	}
 }
