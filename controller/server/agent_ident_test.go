@@ -23,14 +23,7 @@ import (
 func TestAgent_TwoAgentsCannotActAsOneServer(t *testing.T) {
 	e := newAgentEnvBeating(t, "100ms", "2s")
 	const a, b = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
-	as := func(id string) http.Header {
-		h := http.Header{}
-		h.Set("X-Auth-Token", e.robot)
-		if id != "" {
-			h.Set(wire.HeaderAgentID, id)
-		}
-		return h
-	}
+	as := e.as
 	regB := maps.Clone(e.register)
 	regB["vtep"] = "192.0.2.99"
 	vtep := func() any {
@@ -134,14 +127,7 @@ func TestAgent_TwoAgentsCannotActAsOneServer(t *testing.T) {
 func TestAgent_StateReportsOfAnotherAgentAreRefused(t *testing.T) {
 	e := newAgentEnv(t)
 	const a, b = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
-	as := func(id string) http.Header {
-		h := http.Header{}
-		h.Set("X-Auth-Token", e.robot)
-		if id != "" {
-			h.Set(wire.HeaderAgentID, id)
-		}
-		return h
-	}
+	as := e.as
 	e.c.DoHeader("POST", "/v1/agent/register", e.register, as(a)).Expect(200)
 	e.c.Do("POST", "/iaas/cloud/", cloudBody(e.f.n.Unique("p"), e.f.reg, e.x, 2), e.f.r.Token(apitest.MemberAdmin)).Expect(201)
 	w, _ := e.work(t, "")
@@ -174,12 +160,7 @@ func TestAgent_StateReportsOfAnotherAgentAreRefused(t *testing.T) {
 func TestAgent_RefusedRegistrationTakesNothingOver(t *testing.T) {
 	e := newAgentEnvBeating(t, "100ms", "2s")
 	const a, b = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
-	as := func(id string) http.Header {
-		h := http.Header{}
-		h.Set("X-Auth-Token", e.robot)
-		h.Set(wire.HeaderAgentID, id)
-		return h
-	}
+	as := e.as
 	e.c.DoHeader("POST", "/v1/agent/register", e.register, as(a)).Expect(200)
 	regB := maps.Clone(e.register)
 	regB["vtep"] = "192.0.2.99"
@@ -230,12 +211,7 @@ func TestAgent_RefusedRegistrationTakesNothingOver(t *testing.T) {
 func TestAgent_RestoreForgetsHolders(t *testing.T) {
 	e := newAgentEnvBeating(t, "100ms", "2s")
 	const a, b = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
-	as := func(id string) http.Header {
-		h := http.Header{}
-		h.Set("X-Auth-Token", e.robot)
-		h.Set(wire.HeaderAgentID, id)
-		return h
-	}
+	as := e.as
 	server := func() map[string]any {
 		return e.c.Do("GET", apitest.Path("/iaas/server/", e.server), nil, e.f.root).Expect(200).Content()
 	}
@@ -301,12 +277,7 @@ func TestAgent_RestoreForgetsHolders(t *testing.T) {
 func TestAgent_NewLeaderTakesTheRegistrantAsHolder(t *testing.T) {
 	e := newAgentEnv(t)
 	const a, b = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
-	as := func(id string) http.Header {
-		h := http.Header{}
-		h.Set("X-Auth-Token", e.robot)
-		h.Set(wire.HeaderAgentID, id)
-		return h
-	}
+	as := e.as
 	e.c.DoHeader("POST", "/v1/agent/register", e.register, as(a)).Expect(200)
 	e.c.Do("POST", "/iaas/cloud/", cloudBody(e.f.n.Unique("p"), e.f.reg, e.x, 1), e.f.r.Token(apitest.MemberAdmin)).Expect(201)
 	w, _ := e.work(t, "")
@@ -367,12 +338,7 @@ func TestAgent_NewLeaderTakesTheRegistrantAsHolder(t *testing.T) {
 func TestAgent_WorkPollOfAnAgentThatLostItsHold(t *testing.T) {
 	e := newAgentEnvBeating(t, "100ms", "2s")
 	const a, b = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
-	as := func(id string) http.Header {
-		h := http.Header{}
-		h.Set("X-Auth-Token", e.robot)
-		h.Set(wire.HeaderAgentID, id)
-		return h
-	}
+	as := e.as
 	e.c.DoHeader("POST", "/v1/agent/register", e.register, as(a)).Expect(200)
 	e.c.Do("POST", "/iaas/cloud/", cloudBody(e.f.n.Unique("p"), e.f.reg, e.x, 1), e.f.r.Token(apitest.MemberAdmin)).Expect(201)
 	workPath := fmt.Sprintf("/v1/agent/work?server_id=%d&router_id=%d", e.server, e.router)
@@ -422,12 +388,7 @@ func TestAgent_WorkPollOfAnAgentThatLostItsHold(t *testing.T) {
 func TestAgent_WorkPollWhoseNodeLostTheLead(t *testing.T) {
 	e := newAgentEnvBeating(t, "100ms", "2s")
 	const a, b = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
-	as := func(id string) http.Header {
-		h := http.Header{}
-		h.Set("X-Auth-Token", e.robot)
-		h.Set(wire.HeaderAgentID, id)
-		return h
-	}
+	as := e.as
 	e.c.DoHeader("POST", "/v1/agent/register", e.register, as(a)).Expect(200)
 	e.c.Do("POST", "/iaas/cloud/", cloudBody(e.f.n.Unique("p"), e.f.reg, e.x, 1), e.f.r.Token(apitest.MemberAdmin)).Expect(201)
 	follower := startFollower(t, e.f.n, func(cfg *server.Config) { cfg.AgentHeartbeat, cfg.AgentDownAfter = "100ms", "2s" })

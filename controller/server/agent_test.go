@@ -42,6 +42,17 @@ func newAgentEnv(t testing.TB) *agentEnv { return newAgentEnvWith(t, func(*serve
 
 // newAgentEnvBeating is newAgentEnv with the controller's agent heartbeat
 // interval and down-after time.
+// as is the header of a call with the env's robot token as agent
+// instance id (none when id is "").
+func (e *agentEnv) as(id string) http.Header {
+	h := http.Header{}
+	h.Set("X-Auth-Token", e.robot)
+	if id != "" {
+		h.Set(wire.HeaderAgentID, id)
+	}
+	return h
+}
+
 func newAgentEnvBeating(t testing.TB, heartbeat, downAfter server.Duration) *agentEnv {
 	return newAgentEnvWith(t, func(c *server.Config) { c.AgentHeartbeat, c.AgentDownAfter = heartbeat, downAfter })
 }
