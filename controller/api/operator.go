@@ -253,6 +253,14 @@ func (a *API) join(w http.ResponseWriter, r *http.Request) {
 			Detail: "Too many joins with a wrong cluster token: retry in a moment."})
 		return
 	}
+	if *a.clusterToken.Load() == "" {
+		// No token can match: say so, not "wrong", so that the operator
+		// of the joining node does not hunt for a typo in a right token.
+		a.log.Warn("join refused: this node has no cluster token", "remote", r.RemoteAddr)
+		WriteError(w, wire.Errorf(http.StatusForbidden, "regent_operator_join_203",
+			"This node has no cluster token, so it takes no joins: set the same cluster_token on the cluster's nodes (config, -cluster-token or $REGENT_CLUSTER_TOKEN) and reload or restart them, then join with it."))
+		return
+	}
 	checked := false
 	defer func() {
 		if !checked {

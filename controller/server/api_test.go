@@ -393,6 +393,13 @@ func TestJoinRequest(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a node without a cluster token says so", func(t *testing.T) {
+		bare := apitest.Start(t, apitest.Options{Configure: func(cfg *server.Config) { cfg.ClusterToken = "" }})
+		e := bare.Client(t).DoHeader("POST", "/v1/operator/join", good, withToken("anything")).Expect(403).Err()
+		if e.ErrorCode != "regent_operator_join_203" || !strings.Contains(e.Detail, "no cluster token") {
+			t.Errorf("join at a node without a cluster token: %+v", e)
+		}
+	})
 	t.Run("validation", func(t *testing.T) {
 		bad := map[string]any{"node_id": "", "raft_addr": "0.0.0.0:1", "http_addr": "127.0.0.1:1"}
 		e := c.For(t).DoHeader("POST", "/v1/operator/join", bad, withToken(n.ClusterToken)).Expect(400).Err()

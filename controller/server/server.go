@@ -693,6 +693,14 @@ func (s *Server) joinLoop() {
 			err = fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(msg))
 			switch resp.StatusCode {
 			case http.StatusForbidden:
+				var e struct {
+					ErrorCode string `json:"error_code"`
+				}
+				if json.Unmarshal(msg, &e) == nil && e.ErrorCode == "regent_operator_join_203" {
+					s.log.Error("join refused: the member asked has no cluster token; not retrying", "via", target, "error", err)
+					s.fatal <- fmt.Errorf("join refused by %s (%v): the cluster's nodes run without a cluster token; set the same cluster_token on them and on this node", target, err)
+					return
+				}
 				s.log.Error("join refused: the cluster token is wrong or missing; not retrying", "via", target, "error", err)
 				s.fatal <- fmt.Errorf("join refused by %s (%v): set cluster_token (-cluster-token or $%s) to the cluster's token", target, err, EnvClusterToken)
 				return

@@ -87,35 +87,53 @@ func TestJoinWithNodeIDInUse(t *testing.T) {
 // TestJoinWrongClusterToken: a node whose cluster token the cluster refuses
 // (403) stops at once with exit status 78 (the unit's
 // RestartPreventExitStatus) and says what to fix, instead of retrying
-// forever.
+// forever: a wrong token, or a member that has no cluster token at all
+// (then it says that, not that the joiner's token is wrong).
 func TestJoinWrongClusterToken(t *testing.T) {
-	c := startCluster(t, 1)
-	n := newNode(t, c.base, "node2", "-join", c.nodes[0].httpAddr, "-cluster-token", "not-"+c.ctok)
-	c.nodes = append(c.nodes, n)
-	start := time.Now()
-	n.start()
-	select {
-	case <-n.done:
-	case <-time.After(60 * time.Second):
-		t.Fatal("node with a wrong cluster token still running after 60s")
-	}
-	n.mu.Lock()
-	exitErr := n.exitErr
-	n.mu.Unlock()
-	t.Logf("exited after %s: %v", time.Since(start).Round(time.Millisecond), exitErr)
-	var ee *exec.ExitError
-	if !errors.As(exitErr, &ee) || ee.ExitCode() != 78 {
-		t.Fatalf("exit: %v, want status 78", exitErr)
-	}
-	log := n.tail(64 << 10)
-	for _, want := range []string{"join refused: the cluster token is wrong or missing; not retrying",
-		"regent-controller: join refused by http://" + c.nodes[0].httpAddr, "regent_operator_join_201",
-		"set cluster_token (-cluster-token or $REGENT_CLUSTER_TOKEN) to the cluster's token"} {
-		if !strings.Contains(log, want) {
-			t.Errorf("log lacks %q", want)
-		}
-	}
-	if strings.Contains(log, "join failed; retrying") {
-		t.Error("a 403 was retried")
+	for _, tc := range []struct {
+		name   string
+		leader []string // node1's extra flags
+		want   func(c *cluster) []string
+	}{
+		{"wrong token", nil, func(c *cluster) []string {
+			return []string{"join refused: the cluster token is wrong or missing; not retrying",
+				"regent-controller: join refused by http://" + c.nodes[0].httpAddr, "regent_operator_join_201",
+				"set cluster_token (-cluster-token or $REGENT_CLUSTER_TOKEN) to the cluster's token"}
+		}},
+		{"member without a token", []string{"-cluster-token", ""}, func(c *cluster) []string {
+			return []string{"join refused: the member asked has no cluster token; not retrying",
+				"regent-controller: join refused by http://" + c.nodes[0].httpAddr, "regent_operator_join_203",
+				"the cluster's nodes run without a cluster token; set the same cluster_token on them and on this node"}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := startClusterWith(t, 1, func(int) []string { return tc.leader })
+			n := newNode(t, c.base, "node2", "-join", c.nodes[0].httpAddr, "-cluster-token", "not-"+c.ctok)
+			c.nodes = append(c.nodes, n)
+			start := time.Now()
+			n.start()
+			select {
+			case <-n.done:
+			case <-time.After(60 * time.Second):
+				t.Fatal("node with a refused cluster token still running after 60s")
+			}
+			n.mu.Lock()
+			exitErr := n.exitErr
+			n.mu.Unlock()
+			t.Logf("exited after %s: %v", time.Since(start).Round(time.Millisecond), exitErr)
+			var ee *exec.ExitError
+			if !errors.As(exitErr, &ee) || ee.ExitCode() != 78 {
+				t.Fatalf("exit: %v, want status 78", exitErr)
+			}
+			log := n.tail(64 << 10)
+			for _, want := range tc.want(c) {
+				if !strings.Contains(log, want) {
+					t.Errorf("log lacks %q", want)
+				}
+			}
+			if strings.Contains(log, "join failed; retrying") {
+				t.Error("a 403 was retried")
+			}
+		})
 	}
 }
