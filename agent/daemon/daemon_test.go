@@ -591,6 +591,36 @@ func runTestDaemon(t *testing.T, controllers ...string) (*Daemon, context.Cancel
 	return d, cancel, done
 }
 
+// runAgent starts d as Run does, for a test: with vms its VM loop, then a
+// registration (the test fails if it is refused), then loops (each in its
+// own goroutine) on one context. stop cancels it, waits for the loops and
+// stops the VM loop; defer it before anything that waits for the agent's
+// calls to end (an httptest server's Close).
+func runAgent(t *testing.T, d *Daemon, vms *fakeVMs, loops ...func(context.Context)) (ctx context.Context, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	stop = func() {
+		cancel()
+		wg.Wait()
+		if vms != nil {
+			d.vms.Stop()
+		}
+	}
+	if vms != nil {
+		d.vms = d.vmLoop(ctx, newVMHandler(vms, d.ctl, d.metrics, d.log.Named("vm")))
+	}
+	if !d.register(ctx) {
+		stop()
+		t.Fatal("not registered")
+	}
+	for _, loop := range loops {
+		wg.Add(1)
+		go func() { defer wg.Done(); loop(ctx) }()
+	}
+	return ctx, stop
+}
+
 // failureLogs is a log writer whose lines are shown when t fails.
 func failureLogs(t *testing.T) io.Writer {
 	var mu sync.Mutex

@@ -354,20 +354,8 @@ func TestRefusedAgentTakesNoStepOnHeldWork(t *testing.T) {
 		return n
 	}
 	setBad(errors.New("domain start: failed"))
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer func() {
-		cancel()
-		wg.Wait()
-		d.vms.Stop()
-	}()
-	d.vms = d.vmLoop(ctx, newVMHandler(b, d.ctl, d.metrics, d.log.Named("vm")))
-	if !d.register(ctx) {
-		t.Fatal("not registered")
-	}
-	wg.Add(2)
-	go func() { defer wg.Done(); d.heartbeatLoop(ctx) }()
-	go func() { defer wg.Done(); d.workLoop(ctx) }()
+	_, stop := runAgent(t, d, b, d.heartbeatLoop, d.workLoop)
+	defer stop()
 	waitUntil(t, "the failed build retried", func() bool { return builds() >= 2 })
 
 	// another agent takes the server
@@ -479,18 +467,8 @@ func TestRegistrationEndsTheConflict(t *testing.T) {
 	defer srv.Close()
 	d := newTestDaemon(t, failureLogs(t), func(c *Config) { c.Token = "t" }, srv.URL)
 	d.minRetry, d.maxRetry = 20*time.Millisecond, 100*time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer func() {
-		cancel()
-		wg.Wait()
-	}()
-	if !d.register(ctx) {
-		t.Fatal("not registered")
-	}
-	wg.Add(2)
-	go func() { defer wg.Done(); d.heartbeatLoop(ctx) }()
-	go func() { defer wg.Done(); d.workLoop(ctx) }()
+	_, stop := runAgent(t, d, nil, d.heartbeatLoop, d.workLoop)
+	defer stop()
 	waitUntil(t, "a refused heartbeat and a registration after it", func() bool { return regs.Load() >= 2 })
 	waitUntil(t, "a heartbeat refused for another reason", func() bool { return beats.Load() >= 2 })
 	fetched := testutil.ToFloat64(d.metrics.lastFetch)
@@ -581,20 +559,8 @@ func TestSilentAgentTakesNoStepOnHeldWork(t *testing.T) {
 	}
 	builds := func() int { return countCalls(b, "build 1") }
 	setBad(errors.New("domain start: failed"))
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer func() {
-		cancel()
-		wg.Wait()
-		d.vms.Stop()
-	}()
-	d.vms = d.vmLoop(ctx, newVMHandler(b, d.ctl, d.metrics, d.log.Named("vm")))
-	if !d.register(ctx) {
-		t.Fatal("not registered")
-	}
-	wg.Add(2)
-	go func() { defer wg.Done(); d.heartbeatLoop(ctx) }()
-	go func() { defer wg.Done(); d.workLoop(ctx) }()
+	_, stop := runAgent(t, d, b, d.heartbeatLoop, d.workLoop)
+	defer stop()
 	waitUntil(t, "the failed build retried", func() bool { return builds() >= 2 })
 
 	// a partition: no call reaches the controller, past its deadline
@@ -722,20 +688,8 @@ func TestRefusedStateReportHoldsOtherWorkers(t *testing.T) {
 	}
 	builds := func() int { return countCalls(b, "build 1") }
 	setBad(errors.New("domain start: failed"))
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer func() {
-		cancel()
-		wg.Wait()
-		d.vms.Stop()
-	}()
-	d.vms = d.vmLoop(ctx, newVMHandler(b, d.ctl, d.metrics, d.log.Named("vm")))
-	if !d.register(ctx) {
-		t.Fatal("not registered")
-	}
-	wg.Add(2)
-	go func() { defer wg.Done(); d.heartbeatLoop(ctx) }()
-	go func() { defer wg.Done(); d.workLoop(ctx) }()
+	_, stop := runAgent(t, d, b, d.heartbeatLoop, d.workLoop)
+	defer stop()
 	waitUntil(t, "the failed build retried", func() bool { return builds() >= 2 })
 
 	// another agent takes the server: state reports and registrations
@@ -956,20 +910,8 @@ func TestSilenceOverEndsABlockingWorkQuery(t *testing.T) {
 		b.bad[1] = err
 	}
 	setBad(errors.New("domain start: failed"))
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer func() {
-		cancel()
-		wg.Wait()
-		d.vms.Stop()
-	}()
-	d.vms = d.vmLoop(ctx, newVMHandler(b, d.ctl, d.metrics, d.log.Named("vm")))
-	if !d.register(ctx) {
-		t.Fatal("not registered")
-	}
-	wg.Add(2)
-	go func() { defer wg.Done(); d.heartbeatLoop(ctx) }()
-	go func() { defer wg.Done(); d.workLoop(ctx) }()
+	_, stop := runAgent(t, d, b, d.heartbeatLoop, d.workLoop)
+	defer stop()
 	waitUntil(t, "a blocking work query and the failed build retried", func() bool {
 		return blocking.Load() == 1 && countCalls(b, "build 1") >= 2
 	})

@@ -49,11 +49,7 @@ func (f epochLogs) PolicyLogEpoch() string { return f.epoch }
 // numbers. Before, the heartbeat carried neither, and the controller kept
 // a resend twice.
 func TestHeartbeatCarriesSeqAndEpoch(t *testing.T) {
-	t0 := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
-	entry := func(seq uint64) netrouter.PolicyLogEntry {
-		return netrouter.PolicyLogEntry{Seq: seq, Time: t0.Add(time.Duration(seq) * time.Second), Direction: "in", Action: "block",
-			Protocol: "tcp", Source: netip.MustParseAddr("192.0.2.1"), Destination: netip.MustParseAddr("10.0.0.5")}
-	}
+	entry := policyEntry
 	logs := epochLogs{fakeLogs{7: {entry(2), entry(5)}, 8: {entry(3)}}, "a1b2"}
 	var c policyLogCursor
 	ctx := context.Background()
@@ -381,25 +377,10 @@ func TestNumberedPolicyLogRefusedGoesUnnumbered(t *testing.T) {
 	}))
 	defer srv.Close()
 	d := newTestDaemon(t, failureLogs(t), func(c *Config) { c.Token = "t" }, srv.URL)
-	t0 := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
-	entry := func(seq uint64) netrouter.PolicyLogEntry {
-		return netrouter.PolicyLogEntry{Seq: seq, Time: t0.Add(time.Duration(seq) * time.Second), Direction: "in", Action: "block",
-			Protocol: "tcp", Source: netip.MustParseAddr("192.0.2.1"), Destination: netip.MustParseAddr("10.0.0.5")}
-	}
+	entry := policyEntry
 	d.policyLogs = fakeLogs{7: {entry(1), entry(2)}}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	defer func() {
-		cancel()
-		<-done
-	}()
-	if !d.register(ctx) {
-		t.Fatal("not registered")
-	}
-	go func() {
-		defer close(done)
-		d.heartbeatLoop(ctx)
-	}()
+	ctx, stop := runAgent(t, d, nil, d.heartbeatLoop)
+	defer stop()
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		mu.Lock()
@@ -474,25 +455,10 @@ func TestOtherBadHeartbeatKeepsTheNumbering(t *testing.T) {
 	}))
 	defer srv.Close()
 	d := newTestDaemon(t, failureLogs(t), func(c *Config) { c.Token = "t" }, srv.URL)
-	t0 := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
-	entry := func(seq uint64) netrouter.PolicyLogEntry {
-		return netrouter.PolicyLogEntry{Seq: seq, Time: t0.Add(time.Duration(seq) * time.Second), Direction: "in", Action: "block",
-			Protocol: "tcp", Source: netip.MustParseAddr("192.0.2.1"), Destination: netip.MustParseAddr("10.0.0.5")}
-	}
+	entry := policyEntry
 	d.policyLogs = fakeLogs{7: {entry(1), entry(2)}}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	defer func() {
-		cancel()
-		<-done
-	}()
-	if !d.register(ctx) {
-		t.Fatal("not registered")
-	}
-	go func() {
-		defer close(done)
-		d.heartbeatLoop(ctx)
-	}()
+	_, stop := runAgent(t, d, nil, d.heartbeatLoop)
+	defer stop()
 	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		mu.Lock()
 		n := len(taken)
@@ -540,4 +506,12 @@ func TestNumberingRefused(t *testing.T) {
 			t.Errorf("numberingRefused(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
+}
+
+// policyEntry is a policy log entry numbered seq, seq seconds after a
+// fixed time.
+func policyEntry(seq uint64) netrouter.PolicyLogEntry {
+	t0 := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	return netrouter.PolicyLogEntry{Seq: seq, Time: t0.Add(time.Duration(seq) * time.Second), Direction: "in", Action: "block",
+		Protocol: "tcp", Source: netip.MustParseAddr("192.0.2.1"), Destination: netip.MustParseAddr("10.0.0.5")}
 }
