@@ -348,27 +348,7 @@ func TestAgent_WorkPollOfAnAgentThatLostItsHold(t *testing.T) {
 	go func() {
 		done <- e.c.Unchecked().DoHeader("GET", workPath+"&wait=60s&index="+index+"&hash="+hash, nil, as(a))
 	}()
-	regB := maps.Clone(e.register)
-	regB["vtep"] = "192.0.2.99"
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		r = e.c.Unchecked().DoHeader("POST", "/v1/agent/register", regB, as(b))
-		if r.Status == 200 {
-			break
-		}
-		if r.Status != 409 || time.Now().After(deadline) {
-			t.Fatalf("b's registration after a's silence: %s", r)
-		}
-		select {
-		case r := <-done:
-			t.Fatalf("a's work poll answered before b took over: %s", r)
-		default:
-		}
-	}
-	select {
-	case r = <-done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("a's work poll did not answer b's takeover")
-	}
+	r = e.takeOverWhilePolling(t, b, done)
 	if r.Expect(409); r.ErrorCode() != wire.ErrAgentConflict || !strings.Contains(r.Err().Detail, "bbbbbbbb…") {
 		t.Errorf("a's work poll after b's takeover: %s", r)
 	}
@@ -412,27 +392,7 @@ func TestAgent_WorkPollWhoseNodeLostTheLead(t *testing.T) {
 			t.Fatal("the node leadership was handed to does not lead")
 		}
 	}
-	regB := maps.Clone(e.register)
-	regB["vtep"] = "192.0.2.99"
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		r = e.c.Unchecked().DoHeader("POST", "/v1/agent/register", regB, as(b))
-		if r.Status == 200 {
-			break
-		}
-		if r.Status != 409 || time.Now().After(deadline) {
-			t.Fatalf("b's registration at the new leader after a's silence: %s", r)
-		}
-		select {
-		case r := <-done:
-			t.Fatalf("a's work poll answered before b took over: %s", r)
-		default:
-		}
-	}
-	select {
-	case r = <-done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("a's work poll did not answer b's takeover")
-	}
+	r = e.takeOverWhilePolling(t, b, done)
 	if r.Expect(503); r.ErrorCode() != wire.CodeNoLeader || r.Header.Get("Retry-After") == "" {
 		t.Errorf("a's work poll on the node that lost the lead: %s (Retry-After %q)", r, r.Header.Get("Retry-After"))
 	}
@@ -448,4 +408,35 @@ func TestAgent_WorkPollWhoseNodeLostTheLead(t *testing.T) {
 	}
 	// asked again, the leader refuses it: b holds
 	e.c.DoHeader("GET", workPath, nil, as(a)).Expect(409)
+}
+
+// takeOverWhilePolling has agent b register (with another VTEP) once the
+// holder fell silent, failing the test if the holder's blocking work
+// query, which answers on done, answers before that; it returns that
+// query's answer to the takeover.
+func (e *agentEnv) takeOverWhilePolling(t *testing.T, b string, done <-chan *apitest.Response) *apitest.Response {
+	t.Helper()
+	regB := maps.Clone(e.register)
+	regB["vtep"] = "192.0.2.99"
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		r := e.c.Unchecked().DoHeader("POST", "/v1/agent/register", regB, e.as(b))
+		if r.Status == 200 {
+			break
+		}
+		if r.Status != 409 || time.Now().After(deadline) {
+			t.Fatalf("b's registration after a's silence: %s", r)
+		}
+		select {
+		case r := <-done:
+			t.Fatalf("a's work poll answered before b took over: %s", r)
+		default:
+		}
+	}
+	select {
+	case r := <-done:
+		return r
+	case <-time.After(30 * time.Second):
+		t.Fatal("a's work poll did not answer b's takeover")
+		return nil
+	}
 }
