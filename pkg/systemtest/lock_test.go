@@ -20,7 +20,7 @@ func TestHoldSharedAndExclusive(t *testing.T) {
 	})
 	t.Run("another process waits for an exclusive holder", func(t *testing.T) {
 		if _, err := exec.LookPath("flock"); err != nil {
-			t.Skip("no flock(1)") // util-linux; not a system test
+			Skip(t, "no flock(1) (util-linux) to check the lock from another process")
 		}
 		Hold(t, name+"-x", true)
 		// flock -n fails at once while the lock is held exclusive
@@ -37,7 +37,7 @@ func TestHoldSharedAndExclusive(t *testing.T) {
 
 func TestHoldPackage(t *testing.T) {
 	if _, err := exec.LookPath("flock"); err != nil {
-		t.Skip("no flock(1)") // util-linux; not a system test
+		Skip(t, "no flock(1) (util-linux) to check the lock from another process")
 	}
 	name := "selftest-pkg-" + time.Now().Format("150405.000000")
 	t.Cleanup(func() { os.Remove(lockPath(name)) })
