@@ -393,18 +393,7 @@ func (e *env) cleanup() {
 	for _, h := range e.hosts {
 		e.delHost(h)
 	}
-	if out, err := try("ip", "netns", "list"); err == nil {
-		for _, line := range strings.Split(out, "\n") {
-			if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], e.prefix) {
-				_, _ = try("ip", "netns", "del", f[0])
-			}
-		}
-	}
-	for _, l := range linkList() {
-		if strings.HasPrefix(l.Attrs().Name, e.prefix) {
-			_ = netlink.LinkDel(l)
-		}
-	}
+	scrubHost(func(name string) bool { return strings.HasPrefix(name, e.prefix) })
 	if e.t.Failed() {
 		for _, a := range append([]*proc{e.agent}, e.others...) {
 			if a != nil {

@@ -403,35 +403,43 @@ func sweepStale() {
 		note(l.Attrs().Alias)
 	}
 	out, _ := try("ip", "netns", "list")
-	var namespaces []string
 	for _, line := range strings.Split(out, "\n") {
 		if f := strings.Fields(line); len(f) > 0 {
-			namespaces = append(namespaces, f[0])
 			note(f[0])
 		}
 	}
-	stale := func(name string) bool {
-		return len(name) >= 4 && prefixes[name[:4]]
+	for _, name := range scrubHost(func(name string) bool { return len(name) >= 4 && prefixes[name[:4]] }) {
+		fmt.Fprintf(os.Stderr, "systest: removed %s left by an earlier run\n", name)
 	}
-	for _, ns := range namespaces {
-		if !stale(ns) {
+}
+
+// scrubHost removes the namespaces (the processes in them killed first)
+// and the root namespace's links whose names match, and returns what it
+// removed ("namespace x", "link y").
+func scrubHost(match func(name string) bool) []string {
+	var removed []string
+	out, _ := try("ip", "netns", "list")
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || !match(f[0]) {
 			continue
 		}
-		pids, _ := try("ip", "netns", "pids", ns)
-		for _, f := range strings.Fields(pids) {
-			if pid, err := strconv.Atoi(f); err == nil {
+		pids, _ := try("ip", "netns", "pids", f[0])
+		for _, p := range strings.Fields(pids) {
+			if pid, err := strconv.Atoi(p); err == nil {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
 			}
 		}
-		_, _ = try("ip", "netns", "del", ns)
-		fmt.Fprintf(os.Stderr, "systest: removed namespace %s left by an earlier run\n", ns)
+		_, _ = try("ip", "netns", "del", f[0])
+		removed = append(removed, "namespace "+f[0])
 	}
-	for _, l := range links {
-		if stale(l.Attrs().Name) {
+	for _, l := range linkList() {
+		if match(l.Attrs().Name) {
 			_ = netlink.LinkDel(l)
-			fmt.Fprintf(os.Stderr, "systest: removed link %s left by an earlier run\n", l.Attrs().Name)
+			removed = append(removed, "link "+l.Attrs().Name)
 		}
 	}
+	return removed
 }
 
 func randomPrefix() string {
