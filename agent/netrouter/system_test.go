@@ -3,10 +3,12 @@ package netrouter
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/systemtest"
 	"github.com/vishvananda/netlink"
 )
 
@@ -509,8 +512,32 @@ func TestMain(m *testing.M) {
 	if raw := os.Getenv("REGENT_NETROUTER_HELPER"); raw != "" {
 		killMidBuildHelper(raw)
 	}
-	os.Exit(m.Run())
+	flag.Parse()
+	if testing.Short() || os.Geteuid() != 0 {
+		os.Exit(m.Run()) // the system tests skip, or fail under REGENT_SYSTEM_TESTS=1
+	}
+	// A run killed before its cleanups (a CI run cut off at the end of its
+	// time) leaves its routers' namespaces, bridges, VXLAN devices and
+	// public routes behind. With the package lock held no other run of this
+	// package is live, so everything named after a test prefix is stale.
+	release, err := systemtest.HoldPackage("agent-netrouter")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "netrouter:", err)
+		os.Exit(1)
+	}
+	for _, name := range systemtest.SweepStale(staleName) {
+		fmt.Fprintf(os.Stderr, "netrouter: removed %s left by an earlier run\n", name)
+	}
+	code := m.Run()
+	release()
+	os.Exit(code)
 }
+
+// staleName matches what this package's system tests name after their
+// prefix: the public bridge (<prefix>pub), the host veths (<prefix>h<n>)
+// and whatever a builder tags (alias regent:<prefix>:..., its router
+// namespaces' loopbacks included).
+var staleName = regexp.MustCompile(`^(y[0-9a-z]{2})(pub|h[0-9]+)$|^regent:(y[0-9a-z]{2}):`)
 
 // killMidBuildHelper builds until the step named in its arguments,
 // reports, and waits to be killed; it exits 1 on any other outcome.

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/systemtest"
 	"github.com/vishvananda/netlink"
 )
 
@@ -393,7 +394,7 @@ func (e *env) cleanup() {
 	for _, h := range e.hosts {
 		e.delHost(h)
 	}
-	scrubHost(func(name string) bool { return strings.HasPrefix(name, e.prefix) })
+	systemtest.Scrub(func(o systemtest.HostObject) bool { return strings.HasPrefix(o.Name, e.prefix) })
 	if e.t.Failed() {
 		for _, a := range append([]*proc{e.agent}, e.others...) {
 			if a != nil {

@@ -50,7 +50,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "systest:", err)
 		os.Exit(1)
 	}
-	sweepStale()
+	for _, name := range systemtest.SweepStale(staleName) {
+		fmt.Fprintf(os.Stderr, "systest: removed %s left by an earlier run\n", name)
+	}
 	dir, err := os.MkdirTemp("", "regent-agent-systest-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -373,75 +375,16 @@ func eventually(t *testing.T, what string, timeout time.Duration, ok func() bool
 	return time.Since(start)
 }
 
-// randomPrefix names one test's links and namespaces. agent/netrouter's
-// system tests, which run at the same time, use prefixes starting with "y":
-// each package's cleanup deletes links by prefix, so neither may be the
-// start of the other's.
 // staleName matches what this package's tests name after their prefix:
 // the public bridge (<prefix>pub), an agent's links (alias
 // regent:<prefix>:...) and the namespaces (<prefix>P<router>, the
 // two-host test's <prefix>h<x>).
 var staleName = regexp.MustCompile(`^(z[0-9a-z]{3})(pub$|P[0-9]+$|h[a-z]$)|^regent:(z[0-9a-z]{3}):`)
 
-// sweepStale removes what earlier runs of this package left on the host
-// when they were killed before their cleanup (a CI run cut off at the end
-// of its time): with the package lock held no other run's tests are live,
-// so every namespace and root-namespace link named after a test prefix is
-// stale. Left, they break the next run: a stale VXLAN device holds the
-// network identifier every test's first subnet gets. The processes in a
-// stale namespace (dnsmasq, charon) are killed before it goes.
-func sweepStale() {
-	prefixes := map[string]bool{}
-	note := func(s string) {
-		if m := staleName.FindStringSubmatch(s); m != nil {
-			prefixes[m[1]+m[3]] = true
-		}
-	}
-	links := linkList()
-	for _, l := range links {
-		note(l.Attrs().Name)
-		note(l.Attrs().Alias)
-	}
-	out, _ := try("ip", "netns", "list")
-	for _, line := range strings.Split(out, "\n") {
-		if f := strings.Fields(line); len(f) > 0 {
-			note(f[0])
-		}
-	}
-	for _, name := range scrubHost(func(name string) bool { return len(name) >= 4 && prefixes[name[:4]] }) {
-		fmt.Fprintf(os.Stderr, "systest: removed %s left by an earlier run\n", name)
-	}
-}
-
-// scrubHost removes the namespaces (the processes in them killed first)
-// and the root namespace's links whose names match, and returns what it
-// removed ("namespace x", "link y").
-func scrubHost(match func(name string) bool) []string {
-	var removed []string
-	out, _ := try("ip", "netns", "list")
-	for _, line := range strings.Split(out, "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || !match(f[0]) {
-			continue
-		}
-		pids, _ := try("ip", "netns", "pids", f[0])
-		for _, p := range strings.Fields(pids) {
-			if pid, err := strconv.Atoi(p); err == nil {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-		_, _ = try("ip", "netns", "del", f[0])
-		removed = append(removed, "namespace "+f[0])
-	}
-	for _, l := range linkList() {
-		if match(l.Attrs().Name) {
-			_ = netlink.LinkDel(l)
-			removed = append(removed, "link "+l.Attrs().Name)
-		}
-	}
-	return removed
-}
-
+// randomPrefix names one test's links and namespaces. agent/netrouter's
+// system tests, which run at the same time, use prefixes starting with "y":
+// each package's cleanup deletes links by prefix, so neither may be the
+// start of the other's.
 func randomPrefix() string {
 	return "z" + strconv.FormatUint(uint64(rand.IntN(36*36*36)+36*36*36), 36)[1:]
 }
