@@ -50,7 +50,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "systest:", err)
 		os.Exit(1)
 	}
-	for _, name := range systemtest.SweepStale(staleName) {
+	for _, name := range append(systemtest.SweepStale(staleName), sweepStaleVMs()...) {
 		fmt.Fprintf(os.Stderr, "systest: removed %s left by an earlier run\n", name)
 	}
 	dir, err := os.MkdirTemp("", "regent-agent-systest-")
@@ -380,6 +380,14 @@ func eventually(t *testing.T, what string, timeout time.Duration, ok func() bool
 // regent:<prefix>:...) and the namespaces (<prefix>P<router>, the
 // two-host test's <prefix>h<x>).
 var staleName = regexp.MustCompile(`^(z[0-9a-z]{3})(pub$|P[0-9]+$|h[a-z]$)|^regent:(z[0-9a-z]{3}):`)
+
+// staleDomain and stalePool match the libvirt objects this package's tests
+// name after their prefix: domains <prefix>-<vm>, pools
+// regent-<prefix>-<type><prefix> (older tests': regent-<type><prefix>).
+var (
+	staleDomain = regexp.MustCompile(`^z[0-9a-z]{3}-`)
+	stalePool   = regexp.MustCompile(`^regent-(z[0-9a-z]{3}-)?[A-Za-z0-9]+z[0-9a-z]{3}$`)
+)
 
 // randomPrefix names one test's links and namespaces. agent/netrouter's
 // system tests, which run at the same time, use prefixes starting with "y":

@@ -193,21 +193,55 @@ func (e *env) cleanupDomains(prefix string) {
 		if e.agent != nil && !e.agent.signal(syscall.SIGTERM, 15*time.Second) {
 			e.agent.signal(syscall.SIGKILL, 5*time.Second)
 		}
-		out, _ := try("virsh", "-c", "qemu:///system", "list", "--all", "--name")
-		for _, d := range strings.Fields(out) {
-			if strings.HasPrefix(d, prefix) {
-				_, _ = try("virsh", "-c", "qemu:///system", "destroy", d)
-				_, _ = try("virsh", "-c", "qemu:///system", "undefine", d, "--nvram", "--snapshots-metadata")
-			}
-		}
-		out, _ = try("virsh", "-c", "qemu:///system", "pool-list", "--all", "--name")
-		for _, p := range strings.Fields(out) {
-			if strings.HasPrefix(p, "regent-"+prefix) {
-				_, _ = try("virsh", "-c", "qemu:///system", "pool-destroy", p)
-				_, _ = try("virsh", "-c", "qemu:///system", "pool-undefine", p)
-			}
-		}
+		removeLibvirt(
+			func(d string) bool { return strings.HasPrefix(d, prefix) },
+			func(p string) bool { return strings.HasPrefix(p, "regent-"+prefix) })
 	})
+}
+
+// removeLibvirt destroys and undefines the domains and storage pools whose
+// names match (the volumes' files are the test's to remove) and returns
+// what it removed ("domain x", "pool y").
+func removeLibvirt(domain, pool func(string) bool) []string {
+	var removed []string
+	virsh := func(args ...string) (string, error) {
+		return try(append([]string{"virsh", "-c", "qemu:///system"}, args...)...)
+	}
+	out, _ := virsh("list", "--all", "--name")
+	for _, d := range strings.Fields(out) {
+		if domain(d) {
+			_, _ = virsh("destroy", d)
+			if _, err := virsh("undefine", d, "--nvram", "--snapshots-metadata"); err == nil {
+				removed = append(removed, "domain "+d)
+			}
+		}
+	}
+	out, _ = virsh("pool-list", "--all", "--name")
+	for _, p := range strings.Fields(out) {
+		if pool(p) {
+			_, _ = virsh("pool-destroy", p)
+			if _, err := virsh("pool-undefine", p); err == nil {
+				removed = append(removed, "pool "+p)
+			}
+		}
+	}
+	return removed
+}
+
+// sweepStaleVMs removes what killed earlier runs left in libvirt and under
+// /var/lib/regent-test (their domains, autostarted pools and disk images);
+// like sweepStale's, it runs with the package lock held, when no other
+// run's VMs are live. agent/vm's tests name theirs rgt<n>- and are not
+// touched.
+func sweepStaleVMs() []string {
+	removed := removeLibvirt(staleDomain.MatchString, stalePool.MatchString)
+	dirs, _ := filepath.Glob("/var/lib/regent-test/agent-z???")
+	for _, d := range dirs {
+		if os.RemoveAll(d) == nil {
+			removed = append(removed, "directory "+d)
+		}
+	}
+	return removed
 }
 
 // TestAgentVMs (issue 7, done-when 1 and 2): a controller and a
