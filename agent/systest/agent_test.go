@@ -395,6 +395,10 @@ func (e *env) cleanup() {
 		e.delHost(h)
 	}
 	systemtest.Scrub(func(o systemtest.HostObject) bool { return strings.HasPrefix(o.Name, e.prefix) })
+	// A hypervisor agent makes a pool for the test's storage type
+	// (regent-<domain prefix>SSD<prefix>) whether or not it builds VMs.
+	removeLibvirt(func(d string) bool { return strings.HasPrefix(d, e.prefix+"-") },
+		func(p string) bool { return strings.HasPrefix(p, "regent-") && strings.HasSuffix(p, "SSD"+e.prefix) })
 	if e.t.Failed() {
 		for _, a := range append([]*proc{e.agent}, e.others...) {
 			if a != nil {
