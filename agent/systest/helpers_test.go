@@ -53,6 +53,13 @@ func TestMain(m *testing.M) {
 	for _, name := range append(systemtest.SweepStale(staleName), sweepStaleVMs()...) {
 		fmt.Fprintf(os.Stderr, "systest: removed %s left by an earlier run\n", name)
 	}
+	// A killed run never removed its binaries' directory either.
+	old, _ := filepath.Glob(filepath.Join(os.TempDir(), "regent-agent-systest-*"))
+	for _, d := range old {
+		if os.RemoveAll(d) == nil {
+			fmt.Fprintf(os.Stderr, "systest: removed directory %s left by an earlier run\n", d)
+		}
+	}
 	dir, err := os.MkdirTemp("", "regent-agent-systest-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
