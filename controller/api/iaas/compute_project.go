@@ -88,7 +88,8 @@ func registerProject(a *api.API) {
 	api.Register(a, api.Service[*wire.Project]{
 		App: App, Name: "project", Tables: []string{state.Projects, state.VirtualRouters, state.VMs},
 		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"name": query.String, "member_id": query.Number,
-			"region_id": query.Number, "closed": query.Bool, "grace_period": query.Number, "manager_id": query.Number}),
+			"region_id": query.Number, "closed": query.Bool, "grace_period": query.Number, "manager_id": query.Number,
+			"modified_by": query.Number}),
 			Ordering: []string{"name", "id", "region_id", "created", "updated"}},
 		All:     (*state.ReadTxn).ProjectList,
 		Get:     (*state.ReadTxn).Project,
