@@ -704,3 +704,46 @@ func TestClosedRouterVPNsPurged(t *testing.T) {
 		t.Errorf("delete history rows of VPN %d: %v, want one by the leader", id, rows)
 	}
 }
+
+// TestComputeSubnetOverlapCode: a project subnet that overlaps (or repeats)
+// another subnet of the project is refused with the cloud's own code at the
+// item, naming the subnet it overlaps (133), through cloud create, cloud
+// update and the virtual router's subnets, and nothing is made; before, it
+// was the state store's ipam_block_create_118/119 ("The address range is
+// refused: overlap."), whatever the route and method.
+func TestComputeSubnetOverlapCode(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	projects := func() float64 {
+		return c.Do("GET", "/iaas/project/", nil, f.root).Expect(200).Map()["_metadata"].(map[string]any)["total_records"].(float64)
+	}
+	before := projects()
+	for _, second := range []string{"10.0.0.129/25", "10.0.0.1/24"} {
+		body := cloudBody(f.n.Unique("overlap"), f.reg, x, 0)
+		body["subnets"] = []any{map[string]any{"name": "a", "address_range": "10.0.0.1/24"}, map[string]any{"name": "b", "address_range": second}}
+		resp := c.Do("POST", "/iaas/cloud/", body, admin).Expect(400)
+		if got := resp.FieldCode("subnets[1].address_range"); got != "iaas_cloud_create_133" {
+			t.Errorf("cloud create with %s beside 10.0.0.1/24: %q\n%s", second, got, resp)
+		}
+		if !strings.Contains(resp.String(), "10.0.0.1/24") {
+			t.Errorf("the detail does not name the subnet overlapped: %s", resp)
+		}
+	}
+	if got := projects(); got != before {
+		t.Errorf("%v projects after refused cloud creates, %v before", got, before)
+	}
+	id := cloudID(c.Do("POST", "/iaas/cloud/", cloudBody(f.n.Unique("overlap"), f.reg, x, 0), admin).Expect(201))
+	cloud := c.Do("GET", apitest.Path("/iaas/cloud/", id), nil, admin).Expect(200).Content()
+	vr := apitest.Path("/iaas/virtual_router/", uint64(cloud["virtual_router"].(map[string]any)["id"].(float64)))
+	over := map[string]any{"subnets": []any{map[string]any{"name": "c", "address_range": "10.0.2.1/24"},
+		map[string]any{"name": "d", "address_range": "10.0.1.1/25"}}}
+	for _, path := range []string{apitest.Path("/iaas/cloud/", id), vr} {
+		resp := c.Do("PATCH", path, over, admin).Expect(400)
+		if got := resp.FieldCode("subnets[1].address_range"); got != "iaas_cloud_update_133" {
+			t.Errorf("%s: 10.0.1.1/25 over 10.0.1.1/24: %q\n%s", path, got, resp)
+		}
+	}
+	if n := len(c.Do("GET", vr, nil, admin).Expect(200).Content()["subnets"].([]any)); n != 2 {
+		t.Errorf("%d subnets after refused updates, want 2", n)
+	}
+}

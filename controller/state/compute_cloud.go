@@ -529,6 +529,13 @@ func (x *cloudCtx) subnet(ss SubnetSpec, method string) (*api.IPBlock, error) {
 	if alloc == 0 {
 		return nil, fieldErr("address_range", c(115), "%s is not inside a private range (RFC 1918).", prefix)
 	}
+	// The cloud's own code, naming the subnet, not IPBlockCreate's
+	// (ipam_block_create_118/119, "refused: overlap") for the same refusal.
+	for _, o := range all[*BlockRecord](&t.ReadTxn, IPBlocks, "parent", alloc) {
+		if o.Dialect == api.DialectCloudCIX && netx.Overlaps(netip.MustParsePrefix(o.CIDR), prefix) {
+			return nil, fieldErr("address_range", c(133), "%s overlaps subnet %d (%s) of the project.", ss.AddressRange, o.ID, blockRaw(&o.IPBlock))
+		}
+	}
 	vlan, ok := x.freeSegment(x.vlans, api.VLANMin, api.VLANMax)
 	if !ok {
 		return nil, fieldErr("address_range", c(116), "No VLAN is free in region %d (%d–%d).", x.p.RegionID, api.VLANMin, api.VLANMax)
