@@ -747,3 +747,38 @@ func TestComputeSubnetOverlapCode(t *testing.T) {
 		t.Errorf("%d subnets after refused updates, want 2", n)
 	}
 }
+
+// TestComputeCloudUpdateListedTwice: a cloud update (or the virtual
+// router's subnets) naming one subnet or VM twice is 400
+// iaas_cloud_update_134 at the second item, nothing changed; before, a
+// subnet listed twice took the last name silently and a VM listed twice
+// was refused as if it were not RUNNING (118, "it is RUNNING_UPDATE").
+func TestComputeCloudUpdateListedTwice(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	id := cloudID(c.Do("POST", "/iaas/cloud/", cloudBody(f.n.Unique("twice"), f.reg, x, 1), admin).Expect(201))
+	cloud := c.Do("GET", apitest.Path("/iaas/cloud/", id), nil, admin).Expect(200).Content()
+	vr := apitest.Path("/iaas/virtual_router/", uint64(cloud["virtual_router"].(map[string]any)["id"].(float64)))
+	subnet := cloud["subnets"].([]any)[0].(map[string]any)
+	vm := uint64(cloud["vms"].([]any)[0].(map[string]any)["id"].(float64))
+	vmPath := apitest.Path("/iaas/vm/", vm)
+	c.Do("PATCH", vmPath, map[string]any{"state": 2, "expected_state": 1}, x.robotR).Expect(200)
+	c.Do("PATCH", vmPath, map[string]any{"state": 4, "expected_state": 2}, x.robotR).Expect(200)
+
+	twice := map[string]any{"subnets": []any{map[string]any{"id": subnet["id"], "name": "x"}, map[string]any{"id": subnet["id"], "name": "y"}}}
+	for _, path := range []string{apitest.Path("/iaas/cloud/", id), vr} {
+		resp := c.Do("PATCH", path, twice, admin).Expect(400)
+		if got := resp.FieldCode("subnets[1].id"); got != "iaas_cloud_update_134" {
+			t.Errorf("%s: a subnet listed twice: %q\n%s", path, got, resp)
+		}
+	}
+	resp := c.Do("PATCH", apitest.Path("/iaas/cloud/", id), map[string]any{"vms": []any{map[string]any{"id": vm, "cpu": 3}, map[string]any{"id": vm, "cpu": 4}}}, admin).Expect(400)
+	if got := resp.FieldCode("vms[1].id"); got != "iaas_cloud_update_134" {
+		t.Errorf("a VM listed twice: %q\n%s", got, resp)
+	}
+	after := c.Do("GET", apitest.Path("/iaas/cloud/", id), nil, admin).Expect(200).Content()
+	v := after["vms"].([]any)[0].(map[string]any)
+	if s := after["subnets"].([]any)[0].(map[string]any); s["name"] != subnet["name"] || v["cpu"].(float64) != 2 || v["state"].(float64) != 4 {
+		t.Errorf("changed by refused updates: subnet %v, vm cpu %v state %v", s["name"], v["cpu"], v["state"])
+	}
+}

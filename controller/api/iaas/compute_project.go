@@ -241,10 +241,15 @@ func rulesShape(fe wire.FieldErrors, q *api.Request, in []wire.RuleInput) []wire
 // cloud update (code is the cloud method's code maker).
 func subnetsShape(fe wire.FieldErrors, code func(int) string, in []wire.SubnetSpecInput, update bool) []state.SubnetSpec {
 	var out []state.SubnetSpec
+	seen := map[uint64]bool{}
 	for i, s := range in {
 		f := fmt.Sprintf("subnets[%d].", i)
 		spec := state.SubnetSpec{}
 		api.Set(&spec.ID, s.ID)
+		if spec.ID != 0 && update && seen[spec.ID] {
+			fe.Add(f+"id", code(134), "Subnet %d is listed twice.", spec.ID)
+		}
+		seen[spec.ID] = true
 		if s.Name == nil || strings.TrimSpace(*s.Name) == "" || utf8.RuneCountInString(*s.Name) > 128 {
 			fe.Add(f+"name", code(110), "name is required, at most 128 characters.")
 		} else {
@@ -315,9 +320,15 @@ func registerCloud(a *api.API) {
 			}
 			spec := &state.CloudSpec{ProjectID: cur.ID, Placement: q.API.Placement()}
 			spec.Subnets = subnetsShape(fe, q.Code, in.Subnets, true)
+			seen := map[uint64]bool{}
 			for i := range in.VMs {
 				v := &in.VMs[i]
+				if v.ID != nil && seen[*v.ID] {
+					fe.Add(fmt.Sprintf("vms[%d].id", i), q.Code(134), "VM %d is listed twice.", *v.ID)
+					continue
+				}
 				if v.ID != nil {
+					seen[*v.ID] = true
 					// An existing VM: cpu, ram and storages may change.
 					if v.ProjectID != nil || v.Name != nil || v.ImageID != nil || v.StorageTypeID != nil || v.GPU != nil || v.DNS != nil ||
 						v.PublicKey != nil || v.GatewaySubnet != nil || v.IPAddresses != nil || v.Userdata != nil {
