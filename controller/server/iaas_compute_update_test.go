@@ -116,8 +116,8 @@ func TestComputeSnapshotGuards(t *testing.T) {
 // TestComputeFailedSnapshotDeletable: a snapshot or backup that failed
 // (UNRESOURCED, with the agent's error) is deleted by its user (PATCH 8),
 // and the agent takes it to CLOSED; before, the failed snapshot holds the
-// VM's delete (109) and its state changes (110, naming the failure), and
-// nothing changes. Without the user's delete (the USER map allowed 4 only)
+// VM's delete (109), its state changes (110, naming the failure) and a new
+// snapshot (107, saying to delete it), and nothing changes. Without the user's delete (the USER map allowed 4 only)
 // only an operator could free the VM.
 func TestComputeFailedSnapshotDeletable(t *testing.T) {
 	_, f, x := computeSetup(t)
@@ -140,6 +140,12 @@ func TestComputeFailedSnapshotDeletable(t *testing.T) {
 	r := c.Do("PATCH", vm, map[string]any{"state": 5}, admin).Expect(400)
 	if e := r.Err().Errors["state"]; e.ErrorCode != "iaas_vm_update_110" || !strings.Contains(e.Detail, "delete it") {
 		t.Errorf("VM stop with a failed snapshot: %+v", e)
+	}
+	// A new snapshot would take the failed active one as its parent: the
+	// user is told to delete it, not to wait (107).
+	r = c.Do("POST", "/iaas/snapshot/", map[string]any{"vm_id": vmID, "name": "s2"}, admin).Expect(400)
+	if e := r.Err().Errors["vm_id"]; e.ErrorCode != "iaas_snapshot_create_107" || !strings.Contains(e.Detail, "delete it") {
+		t.Errorf("snapshot with a failed active snapshot: %+v", e)
 	}
 	if after := c.Do("GET", vm, nil, admin).Expect(200).Content(); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("refused changes changed the VM:\n%v\n%v", before, after)

@@ -120,7 +120,7 @@ func (t *Txn) SnapshotCreate(p *SnapshotCreatePayload) (*api.Snapshot, error) {
 		return nil, api.Errorf(http.StatusBadRequest, "iaas_snapshot_create_106", "VM %d has %d active snapshots.", vm.ID, len(active))
 	case len(active) == 1:
 		if active[0].State != api.StateRunning {
-			return nil, fieldErr("vm_id", "iaas_snapshot_create_107", "The active snapshot %d of VM %d is busy (state %d).", active[0].ID, vm.ID, active[0].State)
+			return nil, fieldErr("vm_id", "iaas_snapshot_create_107", "The active snapshot of VM %d is not RUNNING. %s", vm.ID, snapshotBusy(active[0]))
 		}
 		sn.ParentID = active[0].ID
 		old := *active[0]
