@@ -788,3 +788,21 @@ func TestComputeCloudUpdateListedTwice(t *testing.T) {
 		t.Errorf("changed by refused updates: subnet %v, vm cpu %v state %v", s["name"], v["cpu"], v["state"])
 	}
 }
+
+// TestComputeEmptyStateUpdateHint: a snapshot or backup update without
+// state is 400 …_update_104, whose detail names what else the service
+// takes: a snapshot's name or remove_subtree, a backup's name only (a
+// backup refuses remove_subtree, 115); before, the backup's named
+// remove_subtree too.
+func TestComputeEmptyStateUpdateHint(t *testing.T) {
+	_, f, _ := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	vmID := runningVM(f)
+	for _, kind := range []string{"snapshot", "backup"} {
+		p := apitest.Path("/iaas/"+kind+"/", create(c, admin, "/iaas/"+kind+"/", map[string]any{"vm_id": vmID, "name": "x"}))
+		e := c.Do("PATCH", p, map[string]any{}, admin).Expect(400).Err().Errors["state"]
+		if e.ErrorCode != "iaas_"+kind+"_update_104" || strings.Contains(e.Detail, "remove_subtree") != (kind == "snapshot") {
+			t.Errorf("%s update without state: %+v", kind, e)
+		}
+	}
+}

@@ -76,7 +76,11 @@ func snapshotStateCommand(q *api.Request, holders AgentHolders, kind string, id,
 	if !in.present() {
 		if in.RemoveSubtree == nil && name == nil {
 			fe := wire.FieldErrors{}
-			fe.Add("state", q.Code(104), "state is required (or name, or remove_subtree).")
+			or := "name"
+			if kind == wire.KindSnapshot {
+				or = "name, or remove_subtree"
+			}
+			fe.Add("state", q.Code(104), "state is required (or %s).", or)
 			return nil, fe.Err()
 		}
 	}
