@@ -1034,7 +1034,8 @@ func TestComputeFirewallRules(t *testing.T) {
 }
 
 // TestComputeIPAMGuards: the IPAM services cannot pull a cloud project's
-// addresses or subnets from under it.
+// addresses or subnets from under it, and a VM's address read can be sent
+// back (its NAT public_ip_id, the region's, was "doesn't exist", 105).
 func TestComputeIPAMGuards(t *testing.T) {
 	_, f, x := computeSetup(t)
 	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
@@ -1115,6 +1116,17 @@ func TestComputeIPAMGuards(t *testing.T) {
 		t.Errorf("PUT of a VM's address without its vm_id: %q", got)
 	}
 	c.Do("PATCH", ipPath, map[string]any{"name": "web"}, admin).Expect(200)
+	// What a read shows may be sent back: the public IP (a NAT address,
+	// the region's) unchanged is no change, not "doesn't exist" (105).
+	got := c.Do("GET", ipPath, nil, admin).Expect(200).Content()
+	if got["public_ip_id"].(float64) == 0 {
+		t.Fatalf("the fixture's VM address has no public IP: %v", got)
+	}
+	back := map[string]any{"name": "web 2", "vm_id": got["vm_id"], "mac_address": got["mac_address"], "public_ip_id": got["public_ip_id"]}
+	if put := c.Do("PUT", ipPath, back, admin).Expect(200).Content(); put["name"] != "web 2" || put["public_ip_id"] != got["public_ip_id"] {
+		t.Errorf("PUT of what was read: %v", put)
+	}
+	c.Do("PATCH", ipPath, map[string]any{"public_ip_id": got["public_ip_id"]}, admin).Expect(200)
 }
 
 // TestComputeCloudUpdateVM: an existing VM of a cloud grows through cloud

@@ -273,6 +273,11 @@ func registerIPAddress(a *api.API) {
 				if id := *in.PublicIPID; id != 0 {
 					p, ok := cloudcixIP(q.Txn, id)
 					switch {
+					case id == cur.PublicIPID:
+						// Unchanged: a NAT address is the region's (member
+						// 1's), which the tenant does not own, but sending
+						// back what a read showed is no change.
+						ip.PublicIPID = id
 					case !ok || !owns(q, p.MemberID):
 						fe.Add("public_ip_id", q.Code(105), "IP address with id = '%d' doesn't exist", id)
 					case id == cur.ID:
