@@ -597,7 +597,8 @@ func TestComputeFirewallRuleOrderExtremes(t *testing.T) {
 // CLOSED its VLANs, VNIs and stif numbers are free (the next project gets
 // them, the lowest free) and its VPNs are deleted with it (a delete
 // history row each), so their pre-shared keys stay nowhere. Before, a
-// closed project held them for ever.
+// closed project held them for ever. Its public address goes back too,
+// and the router no longer shows it (state.Rules5).
 func TestComputeClosedRouterFreesSegments(t *testing.T) {
 	_, f, x := computeSetup(t)
 	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
@@ -640,7 +641,16 @@ func TestComputeClosedRouterFreesSegments(t *testing.T) {
 	if !deleted {
 		t.Errorf("no delete history row for VPN %d of the closed router", id1)
 	}
+	// The closed router gave its public address back and no longer shows
+	// it (it did, while the next router showed it too).
+	closed := c.Do("GET", path, nil, admin).Expect(200).Content()
+	if closed["ip_address"] != "" || closed["ip_address_id"].(float64) != 0 {
+		t.Errorf("the closed router still shows address %v (id %v)", closed["ip_address"], closed["ip_address_id"])
+	}
 	_, vr2, cloud2 := cloudOf("second")
+	if a, b := cloud1["virtual_router"].(map[string]any)["ip_address"], cloud2["virtual_router"].(map[string]any)["ip_address"]; a != b {
+		t.Errorf("the next router got public address %v, want the closed router's %v", b, a)
+	}
 	if a, b := segments(cloud1), segments(cloud2); a != b {
 		t.Errorf("the next project got VLAN/VNI %s, want the closed project's %s", b, a)
 	}

@@ -1471,6 +1471,9 @@ func (t *Txn) setVRState(ch *StateChange, changed bool) (api.Object, error) {
 		if err := t.IPAddressDelete(IPRef{ID: vr.IPAddressID}); err != nil && !isNotFound(err) {
 			return nil, err
 		}
+		if t.since(Rules5) {
+			vr.IPAddressID, vr.IPAddress = 0, ""
+		}
 		// Its VPNs go (by id, each with a delete history row): their
 		// pre-shared keys stay nowhere and their stif numbers are free.
 		// The agent tore them down with the router.

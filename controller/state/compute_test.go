@@ -1018,3 +1018,38 @@ func TestPublicAllocationInPrivateSpace(t *testing.T) {
 		t.Fatalf("after the allocation's delete: %v", err)
 	}
 }
+
+// TestClosedRouterGivesItsAddressBack: a virtual router that closes gives
+// its public address back and, from Rules5, no longer shows it (the next
+// project's router gets it, and both listed it); a close made under Rules4
+// replays as it applied.
+func TestClosedRouterGivesItsAddressBack(t *testing.T) {
+	for _, rules := range []uint32{Rules4, RulesCurrent} {
+		x := newComputeFixture(t, [3]int{64, 1000, 16})
+		spec := x.cloud("p")
+		spec.Project.GracePeriod = 0
+		res, err := x.create(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vr := res.VirtualRouter
+		for _, s := range [][3]int{{2, 1, 1}, {4, 2, 1}, {api.StateScrub, 4, 0}, {14, 8, 1}, {9, 14, 1}, {17, 9, 1}, {api.StateClosed, 17, 1}} {
+			a := Actor{UserID: 2}
+			if s[2] == 1 {
+				a = Actor{Robot: true}
+			}
+			x.ok(fmt.Sprintf("router → %d", s[0]), func(t *Txn) error {
+				t.Rules = rules
+				_, err := t.SetState(&StateChange{Kind: api.KindVirtualRouter, ID: vr.ID, To: s[0], Expected: ptr(s[1]), Actor: a})
+				return err
+			})
+		}
+		got, _ := x.s.Read().VirtualRouter(vr.ID)
+		if _, held := x.s.Read().IPAddress(vr.IPAddressID); held {
+			t.Errorf("rules %d: the closed router's address %s (id %d) is still allocated", rules, vr.IPAddress, vr.IPAddressID)
+		}
+		if shows := got.IPAddressID != 0 || got.IPAddress != ""; shows != (rules < Rules5) {
+			t.Errorf("rules %d: the closed router shows address %q (id %d)", rules, got.IPAddress, got.IPAddressID)
+		}
+	}
+}

@@ -54,8 +54,12 @@ const (
 	// while its parent domain holds records at or below its apex other
 	// than such a delegation and glue (409 iaas_domain_create_109).
 	Rules4 uint32 = 4
+	// Rules5 (2026-11-24, twenty-third session): a virtual router that
+	// closes drops its ip_address and ip_address_id with the address it
+	// gives back (the next project's router gets it: both listed it).
+	Rules5 uint32 = 5
 	// RulesCurrent is the version the leader stamps.
-	RulesCurrent = Rules4
+	RulesCurrent = Rules5
 )
 
 // since reports whether the command being applied was made under rules v
