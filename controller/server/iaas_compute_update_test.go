@@ -816,3 +816,36 @@ func TestComputeEmptyStateUpdateHint(t *testing.T) {
 		}
 	}
 }
+
+// TestPTRForNATAddress: a member makes the PTR record of its VM's public
+// (NAT) address, which is the region's row (state.Rules5; it was 400
+// iaas_ptr_record_create_109, "does not hold", so reverse DNS of a VM was
+// the operator's to set); another member cannot; the record goes when the
+// VM closes and gives the address back.
+func TestPTRForNATAddress(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin, other := f.c.For(t), f.r.Token(apitest.MemberAdmin), f.r.Token(apitest.OtherMember)
+	body := cloudBody(f.n.Unique("rdns"), f.reg, x, 1)
+	body["project"].(map[string]any)["grace_period"] = 0
+	cloud := c.Do("GET", apitest.Path("/iaas/cloud/", cloudID(c.Do("POST", "/iaas/cloud/", body, admin).Expect(201))), nil, admin).Expect(200).Content()
+	vm := cloud["vms"].([]any)[0].(map[string]any)
+	pub, _ := vm["ip_addresses"].([]any)[0].(map[string]any)["public_ip"].(map[string]any)
+	if pub == nil {
+		t.Fatalf("the fixture's VM has no public address: %v", vm)
+	}
+	ptr := map[string]any{"ip_address": pub["address"], "content": "web.example.com."}
+	if e := c.Do("POST", "/iaas/ptr_record/", ptr, other).Expect(400).Err().Errors["ip_address"]; e.ErrorCode != "iaas_ptr_record_create_109" {
+		t.Errorf("another member's PTR for the VM's public address: %+v", e)
+	}
+	rec := create(c, admin, "/iaas/ptr_record/", ptr)
+	path := apitest.Path("/iaas/vm/", uint64(vm["id"].(float64)))
+	for _, st := range [][2]int{{1, 2}, {2, 4}} {
+		c.Do("PATCH", path, map[string]any{"state": st[1], "expected_state": st[0]}, x.robotR).Expect(200)
+	}
+	c.Do("PATCH", path, map[string]any{"state": 8}, admin).Expect(200)
+	c.Do("GET", apitest.Path("/iaas/ptr_record/", rec), nil, admin).Expect(200) // the VM still has its address
+	for _, st := range [][2]int{{8, 14}, {14, 9}, {9, 17}, {17, 99}} {
+		c.Do("PATCH", path, map[string]any{"state": st[1], "expected_state": st[0]}, x.robotR).Expect(200)
+	}
+	c.Do("GET", apitest.Path("/iaas/ptr_record/", rec), nil, admin).Expect(404)
+}

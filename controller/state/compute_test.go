@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/big"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -1051,5 +1052,58 @@ func TestClosedRouterGivesItsAddressBack(t *testing.T) {
 		if shows := got.IPAddressID != 0 || got.IPAddress != ""; shows != (rules < Rules5) {
 			t.Errorf("rules %d: the closed router shows address %q (id %d)", rules, got.IPAddress, got.IPAddressID)
 		}
+	}
+}
+
+// TestPTRThroughNAT: from Rules5 a member holds its addresses' public (NAT)
+// addresses for PTR records (a VM's public address is the region's row),
+// and the record goes when the member stops holding it: the row leaves its
+// public address, or the row goes while the public address stays. Under
+// Rules4 the create was refused (109), and replays so.
+func TestPTRThroughNAT(t *testing.T) {
+	x := newComputeFixture(t, [3]int{64, 1000, 16})
+	res, err := x.create(x.cloud("p", x.vm("a", "10.0.0.10", true), x.vm("b", "10.0.0.11", true)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv := func(vm *api.VM) (*api.IPAddress, *api.IPAddress) {
+		p, pub := x.s.Read().VMAddresses(vm)
+		return p[0], pub[p[0].ID]
+	}
+	ptr := func(rules uint32, addr string) error {
+		a := netip.MustParseAddr(addr)
+		return x.do(func(t *Txn) error {
+			t.Rules = rules
+			_, err := t.PTRCreate(&api.Record{Type: "PTR", Name: strings.TrimSuffix(netx.ReverseName(a), "."), Content: "vm.example.com.",
+				TTL: 3600, IPAddress: addr, MemberID: x.member.ID}, false)
+			return err
+		})
+	}
+	has := func(addr string) bool { _, ok := x.s.Read().PTRFor(addr); return ok }
+	ra, pa := priv(res.VMs[0])
+	rb, pb := priv(res.VMs[1])
+	wantErr(t, "PTR of a NAT address under Rules4", ptr(Rules4, pa.Address), 400, "ip_address", "iaas_ptr_record_create_109")
+	for _, p := range []*api.IPAddress{pa, pb} {
+		if err := ptr(RulesCurrent, p.Address); err != nil {
+			t.Fatalf("PTR of the NAT address %s: %v", p.Address, err)
+		}
+	}
+	// a's address leaves its public address, which stays the region's.
+	x.ok("unlink", func(t *Txn) error {
+		n := *ra
+		n.PublicIPID = 0
+		_, err := t.IPAddressUpdate(&n, 0)
+		return err
+	})
+	if has(pa.Address) {
+		t.Errorf("the PTR of %s outlived the NAT link it was held through", pa.Address)
+	}
+	if _, ok := x.s.Read().IPAddress(pa.ID); !ok {
+		t.Fatalf("the public address went with the link")
+	}
+	// b's address goes, its public address stays.
+	x.ok("delete", func(t *Txn) error { return t.IPAddressDelete(IPRef{ID: rb.ID}) })
+	if has(pb.Address) {
+		t.Errorf("the PTR of %s outlived the address it was held through", pb.Address)
 	}
 }

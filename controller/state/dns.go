@@ -556,11 +556,27 @@ func (t *Txn) reverseZone(n string) *api.Domain {
 }
 
 // ownsAddress reports whether member holds addr (allocated, not released)
-// in any of its IPAM blocks.
+// in any of its IPAM blocks, or, from Rules5, as the public (NAT) address
+// of one of its addresses (a VM's public address is the region's row).
 func (t *Txn) ownsAddress(member uint64, addr netip.Addr) bool {
+	return t.holdsAddress(member, addr, 0)
+}
+
+// holdsAddress is ownsAddress through rows other than except (a row going
+// away, or the public address a row is leaving).
+func (t *Txn) holdsAddress(member uint64, addr netip.Addr, except uint64) bool {
+	is := func(text string) bool { a, err := netip.ParseAddr(text); return err == nil && a == addr }
 	for _, ip := range t.IPAddressListByMember(member) {
-		if a, err := netip.ParseAddr(ip.Address); err == nil && a == addr && !ip.Deallocated {
+		if ip.ID == except || ip.Deallocated {
+			continue
+		}
+		if is(ip.Address) {
 			return true
+		}
+		if t.since(Rules5) && ip.PublicIPID != 0 && ip.PublicIPID != except {
+			if p, ok := t.IPAddress(ip.PublicIPID); ok && !p.Deallocated && is(p.Address) {
+				return true
+			}
 		}
 	}
 	return false

@@ -1510,7 +1510,19 @@ func (t *Txn) IPAddressUpdate(a *api.IPAddress, expect uint64) (*api.IPAddress, 
 	if err := fe.Err(); err != nil {
 		return nil, err
 	}
-	return &n, replace(t, IPAddresses, &n, expect, c)
+	if err := replace(t, IPAddresses, &n, expect, c); err != nil {
+		return nil, err
+	}
+	// The public address it leaves: its member held it through this row
+	// (a PTR record it made for it goes unless it holds it otherwise).
+	if t.since(Rules5) && old.PublicIPID != 0 && old.PublicIPID != n.PublicIPID {
+		if p, ok := t.IPAddress(old.PublicIPID); ok {
+			if err := t.dropUnheldPTR(p.Address, 0); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return &n, nil
 }
 
 // clearPublicIP unsets public_ip_id on the addresses whose public IP is

@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"sort"
 
 	"github.com/hashicorp/go-memdb"
@@ -261,10 +262,12 @@ func (t *Txn) dropInterfaceRefs(id uint64) error {
 
 // dropPTR deletes the PTR record of address row id (going away) unless the
 // record's member still holds the address in another row that is not
-// deallocated (overlapping private ranges): a PTR is created only for an
-// address its member holds (PTRCreate), and must not outlive it and name
-// the address's next holder. The deletion moves the reverse zone's serial
-// as any record delete does.
+// deallocated (overlapping private ranges) or, from Rules5, as the public
+// address of another row: a PTR is created only for an address its member
+// holds (PTRCreate), and must not outlive it and name the address's next
+// holder. From Rules5 the same goes for the row's public (NAT) address,
+// which its member held through it. The deletion moves the reverse zone's
+// serial as any record delete does.
 func (t *Txn) dropPTR(id uint64) error {
 	if !t.since(Rules1) {
 		return nil
@@ -273,14 +276,27 @@ func (t *Txn) dropPTR(id uint64) error {
 	if !ok {
 		return nil
 	}
-	rec, ok := t.PTRFor(row.Address)
+	if err := t.dropUnheldPTR(row.Address, id); err != nil {
+		return err
+	}
+	if t.since(Rules5) && row.PublicIPID != 0 {
+		if p, ok := t.IPAddress(row.PublicIPID); ok {
+			return t.dropUnheldPTR(p.Address, id)
+		}
+	}
+	return nil
+}
+
+// dropUnheldPTR deletes the PTR record of addr when its member no longer
+// holds addr through a row other than except.
+func (t *Txn) dropUnheldPTR(addr string, except uint64) error {
+	rec, ok := t.PTRFor(addr)
 	if !ok {
 		return nil
 	}
-	for _, o := range t.IPAddressListByMember(rec.MemberID) {
-		if o.ID != id && o.Address == row.Address && !o.Deallocated {
-			return nil
-		}
+	a, err := netip.ParseAddr(addr)
+	if err != nil || t.holdsAddress(rec.MemberID, a, except) {
+		return nil
 	}
 	return t.RecordDelete(rec.ID)
 }

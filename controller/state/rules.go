@@ -56,7 +56,11 @@ const (
 	Rules4 uint32 = 4
 	// Rules5 (2026-11-24, twenty-third session): a virtual router that
 	// closes drops its ip_address and ip_address_id with the address it
-	// gives back (the next project's router gets it: both listed it).
+	// gives back (the next project's router gets it: both listed it); a
+	// member holds the public (NAT) address of its own address for PTR
+	// records (iaas_ptr_record_create_109 refused a VM's public address,
+	// the region's row), and the record goes when the member stops holding
+	// it (the row leaves the public address or goes without it).
 	Rules5 uint32 = 5
 	// RulesCurrent is the version the leader stamps.
 	RulesCurrent = Rules5
