@@ -425,6 +425,42 @@ func TestMelange_TenantCannotUseAnotherTenantsInterface(t *testing.T) {
 	e.c.Do("GET", melangeAllocations(a, "na", "vif-a"), nil, userA).Expect(200)
 }
 
+// TestMelange_TenantCannotCreateForAnotherTenant: a tenant's own token
+// that names another member as tenant_id (the owner of a new interface,
+// the lessee of an address) is 403, as for a subnet, and nothing changes:
+// the other member could neither find such an interface in its networks
+// nor remove it, and could not be deleted while it held it. Its own
+// tenant_id is accepted, and a global caller still acts for anyone.
+func TestMelange_TenantCannotCreateForAnotherTenant(t *testing.T) {
+	e := newMelangeEnv(t)
+	a, bt := e.r.MemberA, e.r.MemberB
+	block := e.block(t, a, map[string]any{"cidr": "10.83.0.0/24", "network_id": "nc"})
+	addrs := melangeBlock(a, melangeID(block)) + "/ip_addresses"
+	userA, other := e.tok(apitest.MemberUser), fmt.Sprint(bt)
+	for _, r := range []*apitest.Response{
+		e.c.Do("POST", addrs, map[string]any{"ip_address": map[string]any{"tenant_id": other}}, userA),
+		e.c.Do("POST", addrs, map[string]any{"ip_address": map[string]any{"interface_id": "vif-c1", "tenant_id": other}}, userA),
+		e.c.Do("POST", melangeNetwork(a, "nc")+"/interfaces", map[string]any{"interface": map[string]any{"id": "vif-c2", "tenant_id": other}}, userA),
+		e.c.Do("POST", melangeAllocations(a, "nc", "vif-c3"), map[string]any{"network": map[string]any{"tenant_id": other}}, userA),
+	} {
+		wantFault(t, r, 403, "Forbidden", fmt.Sprintf("User with tenant id %d cannot create", a))
+	}
+	if l := items(t, e.c.Do("GET", addrs, nil, e.root).Expect(200), "ip_addresses"); len(l) != 0 {
+		t.Errorf("addresses after the refused requests: %v", l)
+	}
+	for _, vif := range []string{"vif-c1", "vif-c2", "vif-c3"} {
+		wantFault(t, e.c.Do("GET", fmt.Sprintf("/v0.1/ipam/tenants/%d/interfaces/%s", bt, vif), nil, e.root), 404, "NotFound", "Interface Not Found")
+	}
+	own := obj(t, e.c.Do("POST", addrs, map[string]any{"ip_address": map[string]any{"interface_id": "vif-c4", "tenant_id": fmt.Sprint(a)}}, userA).Expect(201), "ip_address")
+	if own["used_by_tenant"] != fmt.Sprint(a) {
+		t.Errorf("address with the token's own tenant_id: %v", own)
+	}
+	e.c.Do("POST", melangeAllocations(a, "nc", "vif-c5"), map[string]any{"network": map[string]any{"tenant_id": other}}, e.root).Expect(201)
+	if ifc := e.iface(t, bt, "vif-c5"); ifc["tenant_id"] != other {
+		t.Errorf("a global caller's interface for tenant B: %v", ifc)
+	}
+}
+
 // Checklist 49: GET network → the tenant's blocks of that network; none →
 // 404 Network <id> not found.
 func TestMelange_GetNetwork(t *testing.T) {
@@ -454,7 +490,9 @@ func TestMelange_NetworkAllocate(t *testing.T) {
 	e.block(t, e.r.MemberA, map[string]any{"cidr": "fe::/64", "network_id": "n50"})
 	path := melangeAllocations(e.r.MemberA, "n50", "vif-50")
 	lessee := fmt.Sprint(e.r.MemberB)
-	l := items(t, e.c.Do("POST", path, map[string]any{"network": map[string]any{"tenant_id": lessee, "used_by_device": "vm-52"}}, e.tok(apitest.MemberUser)).Expect(201), "ip_addresses")
+	// Another tenant as the owner: a global caller's (Melange's nova); a
+	// tenant's own token is 403 (TestMelange_TenantCannotCreateForAnotherTenant).
+	l := items(t, e.c.Do("POST", path, map[string]any{"network": map[string]any{"tenant_id": lessee, "used_by_device": "vm-52"}}, e.root).Expect(201), "ip_addresses")
 	if got := strs(l, "address"); !slices.Equal(got, []string{"10.50.0.0", tenantV6("fe::/64", lessee, 0xadbcce000000)}) {
 		t.Errorf("addresses %v", got)
 	}

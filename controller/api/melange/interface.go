@@ -297,6 +297,9 @@ func (h *ifaces) createNetworkInterface(q *request) error {
 	if in.VIF == "" {
 		return invalid("virtual_interface_id", "virtual_interface_id should be present")
 	}
+	if err := q.forTenant(in.TenantID, "interfaces"); err != nil {
+		return err
+	}
 	if in.TenantID == "" {
 		in.TenantID = idString(q.tenant)
 	}
@@ -417,6 +420,9 @@ func (h *ifaces) allocateInNetwork(q *request) error {
 	}
 	in := wire.Interface{VIF: q.PathValue("vif")}
 	if err := b.fields(map[string]*string{"tenant_id": &in.TenantID, "used_by_device": &in.DeviceID, "mac_address": &in.MACAddress}); err != nil {
+		return err
+	}
+	if err := q.forTenant(in.TenantID, "interfaces"); err != nil {
 		return err
 	}
 	if in.TenantID == "" {

@@ -110,6 +110,9 @@ func createAddress(q *request) error {
 		}
 		*f.dst = v
 	}
+	if err := q.forTenant(ip.UsedByTenant, "addresses"); err != nil {
+		return err
+	}
 	if ip.UsedByTenant == "" {
 		ip.UsedByTenant = idString(b.MemberID)
 	}

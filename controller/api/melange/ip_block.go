@@ -347,8 +347,8 @@ func createSubnet(q *request, opts Options) error {
 		if perr != nil || n == 0 {
 			return invalid("tenant_id", "tenant_id is invalid")
 		}
-		if n != q.tenant && !q.P.Global() {
-			return fault(http.StatusForbidden, "User with tenant id %d cannot create subnets for tenant %d", q.P.MemberID, n)
+		if err := q.forTenant(t, "subnets"); err != nil {
+			return err
 		}
 		in.MemberID = n
 	}

@@ -202,6 +202,20 @@ func (q *request) scope() string {
 	return idString(q.tenant)
 }
 
+// forTenant refuses (403) a tenant's own token that names another member
+// in a body's tenant_id: what it would make (a subnet, an interface, an
+// address leased to that member) would belong to a member that did not ask
+// for it, which could neither find it in its networks nor remove it, and
+// could not be deleted while it held it. A global caller acts for anyone.
+// An id that is not a number is left to the checks that follow (400).
+func (q *request) forTenant(tenant, what string) error {
+	n, err := strconv.ParseUint(tenant, 10, 64)
+	if err != nil || n == q.tenant || q.P.Global() {
+		return nil
+	}
+	return fault(http.StatusForbidden, "User with tenant id %d cannot create %s for tenant %d", q.P.MemberID, what, n)
+}
+
 // handle registers method Prefix+path: authenticate, check the permission
 // table, then the tenant of the URL (melange-facts §15), then run fn. Any
 // error is written in the Melange shape.
