@@ -717,6 +717,36 @@ func TestIaaSListFilterNames(t *testing.T) {
 	list("/iaas/ip_address/?search[subnet__virtual_router_id__in]=0&search[subnet_id]="+fmt.Sprint(sN), want{ids: []uint64{ipN}})
 }
 
+// TestIaaSListIsNullOnOptionalKeys: the optional foreign keys a view shows
+// as 0 when unset (an address's vm_id and public_ip_id, its subnet's
+// virtual_router_id; a subnet's router_id and virtual_router_id) are null to
+// isnull, as in CloudCIX, where they are null: search[public_ip_id__isnull]=true
+// finds the addresses without a public IP, not none of them.
+func TestIaaSListIsNullOnOptionalKeys(t *testing.T) {
+	e := newIaaSEnv(t)
+	c, admin := e.c.For(t), e.tok(apitest.MemberAdmin)
+	_, alloc := e.base(t)
+	s := create(c, admin, "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": "10.0.0.1/25"})
+	pub := create(c, admin, "/iaas/ip_address/", map[string]any{"subnet_id": s, "address": "10.0.0.10"})
+	nat := create(c, admin, "/iaas/ip_address/", map[string]any{"subnet_id": s, "address": "10.0.0.11", "public_ip_id": pub})
+	list := func(path string, want ...uint64) {
+		t.Helper()
+		l := c.Do("GET", path, nil, admin).Expect(200).List()
+		if got := l.IDs(); !slices.Equal(got, want) || len(l.Metadata.Warnings) > 0 {
+			t.Errorf("%s: %v %q, want %v", path, got, l.Metadata.Warnings, want)
+		}
+	}
+	list("/iaas/ip_address/?search[public_ip_id__isnull]=true", pub)
+	list("/iaas/ip_address/?search[public_ip_id__isnull]=false", nat)
+	list("/iaas/ip_address/?exclude[public_ip_id__isnull]=true", nat)
+	list("/iaas/ip_address/?search[vm_id__isnull]=true", pub, nat)
+	list("/iaas/ip_address/?search[vm_id__isnull]=false")
+	list("/iaas/ip_address/?search[subnet__virtual_router_id__isnull]=true", pub, nat)
+	list("/iaas/ip_address/?search[vm_id]=0", pub, nat) // the number shown still matches
+	list("/iaas/subnet/?search[router_id__isnull]=true", s)
+	list("/iaas/subnet/?search[virtual_router_id__isnull]=false")
+}
+
 // TestIaaSMappedIPv6: IPv4 space written as IPv6 (::ffff:a.b.c.d) is
 // refused as an allocation, a subnet and an address, with its own code, and
 // nothing is made.

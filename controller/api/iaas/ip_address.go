@@ -132,7 +132,8 @@ func registerIPAddress(a *api.API) {
 			"member_id": query.Number, "name": query.String, "mac_address": query.String, "vm_id": query.Number,
 			"version": query.Number, "public_ip_id": query.Number, "modified_by": query.Number,
 			"subnet__virtual_router_id": query.Number}),
-			Ordering: []string{"id", "address", "name", "created", "updated"}},
+			Ordering:   []string{"id", "address", "name", "created", "updated"},
+			ZeroIsNull: []string{"vm_id", "public_ip_id", "subnet__virtual_router_id"}},
 		// The view's fields that are the stored address's (subnet and
 		// public_ip are looked up; subnet__… is the subnet's).
 		Stored: api.StoredFields(map[string]string{"subnet_id": "block_id"}, "address", "member_id", "name",

@@ -132,7 +132,8 @@ func registerSubnet(a *api.API) {
 			"address_id": query.Number, "name": query.String, "vlan": query.Number, "vxlan": query.Number,
 			"virtual_router_id": query.Number, "router_id": query.Number, "ips_in_use": query.Number,
 			"subnets_in_use": query.Number, "modified_by": query.Number}),
-			Ordering: []string{"id", "name", "address_range", "vlan", "created", "updated"}},
+			Ordering:   []string{"id", "name", "address_range", "vlan", "created", "updated"},
+			ZeroIsNull: []string{"virtual_router_id", "router_id"}},
 		// The view's fields that are the stored block's (address_range
 		// holds the gateway as host part, parent_id is null in an
 		// allocation, the others are counted or looked up).

@@ -255,7 +255,7 @@ func (b *bound) match(root reflect.Value) bool {
 	} else {
 		k := filterKey(v, f.typ)
 		if f.op == opIsNull {
-			m = k.null == f.null
+			m = (k.null || f.zero && k.n.f == 0) == f.null
 		} else {
 			m = !k.null && f.test(k)
 		}

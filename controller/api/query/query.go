@@ -140,6 +140,13 @@ type Spec struct {
 	// Fields and Ordering: a filter or an order naming an alias acts on
 	// the field.
 	Aliases map[string]string
+	// ZeroIsNull names Number fields whose 0 means none: the optional
+	// foreign keys a view shows as 0 when unset (an address's vm_id and
+	// public_ip_id, a subnet's router_id). isnull counts their 0 as null,
+	// so search[vm_id__isnull]=true finds the addresses of no VM, as in
+	// CloudCIX, where such a key is null; the other operators compare the
+	// number as shown (search[vm_id]=0 finds them too).
+	ZeroIsNull []string
 	// Reserved names query parameters that are neither filters nor paging and
 	// must be ignored, in addition to the ones every list ignores: limit, page,
 	// order, stale, consistent, index, wait, include_related and format.
@@ -180,6 +187,7 @@ type filter struct {
 	vals    []key  // 1 value; in: any number; range: exactly 2; date parts: 1 integer
 	lower   string // lower-cased value of the case-insensitive string ops
 	null    bool   // value of isnull
+	zero    bool   // the field's 0 is null to isnull (Spec.ZeroIsNull)
 }
 
 func (f *filter) warnPrefix() string {
@@ -408,6 +416,7 @@ func (q *Query) parseParam(spec Spec, key, value string) {
 		return
 	}
 	f.typ = typ
+	f.zero = typ == Number && slices.Contains(spec.ZeroIsNull, f.field)
 	ops := operators(typ)
 	if !slices.Contains(ops, f.op) {
 		q.warn(f.warnPrefix(), "%s: operator %s is not supported on the %s field %s (supported: %s); the filter is ignored.",
