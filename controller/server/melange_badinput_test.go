@@ -413,6 +413,48 @@ func TestMelange_ControlCharactersInIDs(t *testing.T) {
 	wantFault(t, e.c.Do("DELETE", melangeIfaces+"/vm1", nil, e.root), 404, "NotFound", "Interface Not Found")
 }
 
+// Long strings: Melange kept ids and names in String(255) columns; a
+// longer one, in a body (JSON or XML) or in a path, is 400 naming the field
+// and nothing is made. Before, a tenant's token stored ids and names of up
+// to the body's 1 MiB (a 900 kB network_id or policy name), sent again in
+// every list that shows them. 255 characters, not bytes, are fine.
+func TestMelange_BadInputLongStrings(t *testing.T) {
+	e := newMelangeEnv(t)
+	a := fmt.Sprint(e.r.MemberA)
+	tok := e.tok(apitest.MemberUser)
+	b := e.block(t, e.r.MemberA, map[string]any{"cidr": "10.79.0.0/24", "network_id": "n79"})
+	pol := melangeCreate(e.c.For(t), e.root, melangePolicies(e.r.MemberA), "policy", map[string]any{"policy": map[string]any{"name": "p79"}})
+	watch := []string{melangeBlocks(e.r.MemberA), melangeBlock(e.r.MemberA, melangeID(b)) + "/ip_addresses", melangePolicies(e.r.MemberA), melangeAllocAll + "?limit=100000"}
+	before := melangeState(t, e, watch...)
+	long := strings.Repeat("x", 256)
+	net := fmt.Sprintf("/v0.1/ipam/tenants/%s/networks/", a)
+	for _, c := range []struct {
+		method, path, field string
+		body                any
+	}{
+		{"POST", melangeBlocks(e.r.MemberA), "network_id", map[string]any{"ip_block": map[string]any{"cidr": "10.80.0.0/24", "type": "private", "network_id": long}}},
+		{"PUT", melangeBlock(e.r.MemberA, melangeID(b)), "network_id", map[string]any{"ip_block": map[string]any{"network_id": long}}},
+		{"POST", melangePolicies(e.r.MemberA), "name", map[string]any{"policy": map[string]any{"name": long}}},
+		{"PUT", melangePolicy(e.r.MemberA, melangeID(pol)), "description", map[string]any{"policy": map[string]any{"description": long}}},
+		{"POST", watch[1], "interface_id", map[string]any{"ip_address": map[string]any{"interface_id": long}}},
+		{"POST", watch[1], "used_by_device", map[string]any{"ip_address": map[string]any{"interface_id": "vif-79", "used_by_device": long}}},
+		{"POST", net + "n79/interfaces", "id", map[string]any{"interface": map[string]any{"id": long}}},
+		{"POST", net + "n79/interfaces/" + long + "/ip_allocations", "vif", map[string]any{"network": map[string]any{}}},
+	} {
+		wantFault(t, e.c.Do(c.method, c.path, c.body, tok), 400, "BadRequest", fmt.Sprintf("{'%s': ['%s should be at most 255 characters']}", c.field, c.field))
+	}
+	r := e.c.DoHeader("POST", melangeBlocks(e.r.MemberA)+".xml", fmt.Sprintf(`<ip_block cidr="10.81.0.0/24" type="private" network_id="%s"/>`, long),
+		hdr(tok, "Content-Type", "application/xml"))
+	wantXMLFault(t, r, 400, "BadRequest", "network_id should be at most 255 characters")
+	wantFault(t, e.c.Do("PUT", melangeInstance(long), map[string]any{"instance": map[string]any{"tenant_id": a, "interfaces": []any{}}}, e.root),
+		400, "BadRequest", "device_id should be at most 255 characters")
+	unchanged(t, e, before, watch...)
+	name := strings.Repeat("é", 255)
+	if got := obj(t, e.c.Do("POST", melangePolicies(e.r.MemberA), map[string]any{"policy": map[string]any{"name": name}}, tok).Expect(201), "policy"); got["name"] != name {
+		t.Errorf("a 255-character name: %v", got["name"])
+	}
+}
+
 // A body that holds its fields without their wrapper ({"address": ..}
 // instead of {"ip_address": {"address": ..}}, <address> instead of
 // <ip_address>) is 400 saying what the body should be, on every route that

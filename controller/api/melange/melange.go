@@ -46,6 +46,7 @@ import (
 	"strings"
 	"sync"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/regentcloud/regent/controller/api"
 	"github.com/regentcloud/regent/controller/auth"
@@ -273,6 +274,9 @@ func handleAt(a *api.API, method, path, service string, action auth.Action, fn f
 				if err := checkID(name, r.PathValue(name)); err != nil {
 					return err
 				}
+				if err := checkLen(name, r.PathValue(name)); err != nil {
+					return err
+				}
 			}
 			q := &request{Request: &api.Request{Request: r, W: w, API: a, P: p, Txn: a.Store().Read(),
 				App: App, Service: service, Action: action}, xml: asXML}
@@ -339,6 +343,21 @@ func invalid(field, msg string) error {
 func checkID(field, v string) error {
 	if strings.IndexFunc(v, unicode.IsControl) >= 0 {
 		return invalid(field, field+" should not contain control characters")
+	}
+	return nil
+}
+
+// maxString is the most characters a string field of a body, or an id
+// of a path, may have (400 beyond): Melange kept them in String(255)
+// columns. Unbounded, one tenant's ids and names of up to a body's 1 MiB
+// would be stored, replicated and sent in every list that shows them.
+const maxString = 255
+
+// checkLen refuses a value longer than maxString: Melange's 400 naming
+// field.
+func checkLen(field, v string) error {
+	if utf8.RuneCountInString(v) > maxString {
+		return invalid(field, fmt.Sprintf("%s should be at most %d characters", field, maxString))
 	}
 	return nil
 }
@@ -516,6 +535,9 @@ func (b body) str(field string) (v string, present bool, err error) {
 	case nil:
 		return "", true, nil
 	case string:
+		if err := checkLen(field, t); err != nil {
+			return "", true, err
+		}
 		if idFields[field] {
 			if err := checkID(field, t); err != nil {
 				return "", true, err
