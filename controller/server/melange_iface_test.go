@@ -709,6 +709,38 @@ func TestMelange_AllocatedIPAddresses(t *testing.T) {
 	wantFault(t, e.c.Do("GET", melangeAllocAll, nil, e.tok(apitest.MemberAdmin)), 403, "Forbidden", "")
 }
 
+// TestMelange_AllocatedIPAddressesOnInterfaces: the tenant and device of
+// allocated_ip_addresses are the interface's (Melange joined the
+// interfaces for them, checklist 36 and 37), so with either only addresses
+// on an interface are listed: one allocated without interface_id, or
+// restored after a deallocation (which leaves it on none), was listed as
+// the tenant's, and by its body used_by_device. The provider list without
+// filters still lists every allocated address.
+func TestMelange_AllocatedIPAddressesOnInterfaces(t *testing.T) {
+	e := newMelangeEnv(t)
+	base := melangeBlock(e.r.MemberA, melangeID(e.block(t, e.r.MemberA, map[string]any{"cidr": "10.37.0.0/24"}))) + "/ip_addresses"
+	add := func(fields map[string]any) string {
+		return obj(t, e.c.Do("POST", base, map[string]any{"ip_address": fields}, e.root).Expect(201), "ip_address")["id"].(string)
+	}
+	bare := add(map[string]any{})
+	on := add(map[string]any{"interface_id": "v-on", "used_by_device": "d1"})
+	deviceOnly := add(map[string]any{"used_by_device": "d1"})
+	restored := add(map[string]any{"interface_id": "v-r", "used_by_device": "d1"})
+	e.c.Do("DELETE", base+"/10.37.0.4", nil, e.root).Expect(200) // restored's
+	e.c.Do("PUT", base+"/10.37.0.4/restore", nil, e.root).Expect(200)
+	tenantPath := fmt.Sprintf("/v0.1/ipam/tenants/%d/allocated_ip_addresses", e.r.MemberA)
+	for path, want := range map[string][]string{
+		melangeAllocAll:                        {bare, on, deviceOnly, restored},
+		melangeAllocAll + "?used_by_device=d1": {on},
+		tenantPath:                             {on},
+		tenantPath + "?used_by_device=d1":      {on},
+	} {
+		if got := strs(items(t, e.c.Do("GET", path, nil, e.root).Expect(200), "ip_addresses"), "id"); !slices.Equal(got, want) {
+			t.Errorf("%s: %v, want %v", path, got, want)
+		}
+	}
+}
+
 // Checklist 31, 32, 33 and 34: routes of a block: paged list, create
 // (source_block_id ignored), read, update, delete; another tenant's block
 // is 404 IpBlock Not Found, an unknown route 404 IpRoute Not Found; a

@@ -164,7 +164,11 @@ func deleteRoute(q *request) error {
 // listAllocated lists allocated (not soft-deallocated) addresses of
 // Melange blocks by id: every one for the provider route, those used by
 // the URL tenant (the interface owner, used_by_tenant) for the tenant
-// route; ?used_by_device filters by device.
+// route; ?used_by_device filters by device. The tenant and the device are
+// the interface's, so with either only addresses on an interface count,
+// as in Melange, which joined the interfaces for them (melange-facts §2,
+// checklist 36 and 37): an address allocated without interface_id, or
+// restored (which leaves it on none), is not "used by" anyone.
 func listAllocated(q *request) error {
 	device := q.URL.Query().Get("used_by_device")
 	tenant := ""
@@ -191,7 +195,8 @@ func listAllocated(q *request) error {
 	}
 	var items []*wire.IPAddress
 	for _, ip := range candidates {
-		if !melange[ip.BlockID] || ip.Deallocated || (device != "" && ip.UsedByDevice != device) || (tenant != "" && ip.UsedByTenant != tenant) {
+		if !melange[ip.BlockID] || ip.Deallocated || (device != "" && ip.UsedByDevice != device) || (tenant != "" && ip.UsedByTenant != tenant) ||
+			((device != "" || tenant != "") && ip.InterfaceID == "") {
 			continue
 		}
 		items = append(items, ip)

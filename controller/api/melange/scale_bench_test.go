@@ -59,8 +59,10 @@ func scaleFixture(tb testing.TB, blocks int, addrs ...int) (http.Handler, string
 		blk, err := tx.IPBlockCreate(&wire.IPBlock{Dialect: wire.DialectMelange, MemberID: owner,
 			CIDR: fmt.Sprintf("10.%d.%d.0/24", i/256, i%256), NetworkID: fmt.Sprintf("net-%d", i)})
 		must(err)
-		for range append(addrs, 0)[0] {
-			_, err := tx.IPAddressCreate(&wire.IPAddress{BlockID: blk.ID, UsedByTenant: fmt.Sprint(owner), UsedByDevice: "vm"})
+		// each on an interface of the owner's: the tenant of an
+		// allocated address is its interface's (listAllocated)
+		for j := range append(addrs, 0)[0] {
+			_, err := tx.IPAddressAllocateOnInterface(wire.Interface{VIF: fmt.Sprintf("vif-%d-%d", i, j), TenantID: fmt.Sprint(owner), DeviceID: "vm"}, blk.ID, "", "")
 			must(err)
 		}
 	}
