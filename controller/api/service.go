@@ -42,6 +42,18 @@ type Request struct {
 	parent *uint64
 }
 
+// ParseQuery is the request's query string, or 400 regent_request_005 when
+// it cannot be decoded: url.Values drops a pair it cannot decode, and an
+// answer without the filter (or limit, or parameter) the client sent would
+// look like a good answer.
+func (q *Request) ParseQuery() (url.Values, error) {
+	v, err := url.ParseQuery(q.URL.RawQuery)
+	if err != nil {
+		return nil, wire.Errorf(http.StatusBadRequest, wire.CodeBadQuery, "The query string is malformed (%v): a '%%' must start a %%XX escape, and pairs are separated by '&'.", err)
+	}
+	return v, nil
+}
+
 // Code builds a CloudCIX error code for this route: <app>_<service>_<method>_<nnn>.
 func (q *Request) Code(n int) string {
 	return fmt.Sprintf("%s_%s_%s_%03d", q.App, q.Service, q.Action, n)
@@ -468,11 +480,9 @@ func (s *Service[T]) list(q *Request) error {
 	if err := q.Blocking(s.Tables...); err != nil {
 		return err
 	}
-	// url.Values drops a pair it cannot decode; a list answered without
-	// the filter the client sent would look like a good answer.
-	params, err := url.ParseQuery(q.URL.RawQuery)
+	params, err := q.ParseQuery()
 	if err != nil {
-		return wire.Errorf(http.StatusBadRequest, wire.CodeBadQuery, "The query string is malformed (%v): a '%%' must start a %%XX escape, and pairs are separated by '&'.", err)
+		return err
 	}
 	qry := query.Parse(s.Query, params)
 	var (

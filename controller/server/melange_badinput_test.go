@@ -455,6 +455,34 @@ func TestMelange_BadInputLongStrings(t *testing.T) {
 	}
 }
 
+// A query string that cannot be decoded (a '%' not starting a %XX escape,
+// a ';' separator) is 400, as on the CloudCIX lists: Go drops such a pair,
+// so allocated_ip_addresses?used_by_device=vm-a;limit=1 answered every
+// allocated address, without the filter or the limit and without a word.
+func TestMelange_BadInputMalformedQuery(t *testing.T) {
+	e := newMelangeEnv(t)
+	tok := e.tok(apitest.MemberUser)
+	base := melangeBlock(e.r.MemberA, melangeID(e.block(t, e.r.MemberA, map[string]any{"cidr": "10.84.0.0/24"}))) + "/ip_addresses"
+	e.block(t, e.r.MemberA, map[string]any{"cidr": "10.85.0.0/24"})
+	for _, dev := range []string{"vm-a", "vm-b"} {
+		e.c.Do("POST", base, map[string]any{"ip_address": map[string]any{"interface_id": "vif-" + dev, "used_by_device": dev}}, tok).Expect(201)
+	}
+	tenantAlloc := fmt.Sprintf("/v0.1/ipam/tenants/%d/allocated_ip_addresses", e.r.MemberA)
+	for _, path := range []string{
+		tenantAlloc + "?used_by_device=vm-a;limit=1",
+		tenantAlloc + "?used_by_device=%zz",
+		melangeBlocks(e.r.MemberA) + "?limit=%zz",
+		melangeBlocks(e.r.MemberA) + "?limit=1;marker=1",
+		base + "?limit=1&marker=1;x=2",
+	} {
+		wantFault(t, e.c.Do("GET", path, nil, tok), 400, "BadRequest", "The query string is malformed")
+	}
+	wantXMLFault(t, e.c.Do("GET", melangeBlocks(e.r.MemberA)+".xml?limit=%zz", nil, tok), 400, "BadRequest", "The query string is malformed")
+	if l := items(t, e.c.Do("GET", tenantAlloc+"?used_by_device=vm-a&limit=1", nil, tok).Expect(200), "ip_addresses"); len(l) != 1 || l[0]["used_by_device"] != "vm-a" {
+		t.Errorf("a well-formed query: %v", l)
+	}
+}
+
 // A body that holds its fields without their wrapper ({"address": ..}
 // instead of {"ip_address": {"address": ..}}, <address> instead of
 // <ip_address>) is 400 saying what the body should be, on every route that

@@ -104,7 +104,11 @@ func registerIPBlocks(a *api.API, opts Options) {
 
 // listBlocks: the tenant's blocks, subnets included, filtered by ?type.
 func listBlocks(q *request) error {
-	typ := q.URL.Query().Get("type")
+	qs, err := q.ParseQuery()
+	if err != nil {
+		return err
+	}
+	typ := qs.Get("type")
 	var items []*wire.IPBlock
 	for _, b := range q.Txn.IPBlockListByMember(q.tenant) {
 		if b.Dialect == wire.DialectMelange && (typ == "" || b.Type == typ) {

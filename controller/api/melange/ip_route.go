@@ -170,7 +170,11 @@ func deleteRoute(q *request) error {
 // checklist 36 and 37): an address allocated without interface_id, or
 // restored (which leaves it on none), is not "used by" anyone.
 func listAllocated(q *request) error {
-	device := q.URL.Query().Get("used_by_device")
+	qs, err := q.ParseQuery()
+	if err != nil {
+		return err
+	}
+	device := qs.Get("used_by_device")
 	tenant := ""
 	if q.PathValue("tenant_id") != "" {
 		tenant = idString(q.tenant)

@@ -606,8 +606,12 @@ func stale(err error) bool {
 
 // page returns the items (sorted by id) after ?marker, at most ?limit of
 // them, as {key: [...]} plus key_links with a next link when more remain.
+// A query string that cannot be decoded is 400 (api.Request.ParseQuery).
 func page[T any](q *request, key string, items []T, id func(T) uint64, view func(T) any) (map[string]any, error) {
-	qs := q.URL.Query()
+	qs, err := q.ParseQuery()
+	if err != nil {
+		return nil, err
+	}
 	limit := DefaultLimit
 	if raw := qs.Get("limit"); raw != "" {
 		n, err := strconv.Atoi(raw)
