@@ -381,6 +381,33 @@ func TestIaaSIPValidator(t *testing.T) {
 	c.Do("GET", "/iaas/ip_validator/?ip_addresses=10.1.1.1", nil, e.tok(apitest.Robot)).Expect(200)
 }
 
+// TestIaaSMalformedQueryNotDropped: subnet_space and ip_validator read
+// their query as the lists do: one that cannot be decoded (a '%' not
+// starting an escape, a ';' separator) is 400 regent_request_005. Before,
+// the pair was dropped: ?search[space_type]=free;limit=1 answered the
+// whole space (space_type all) and address_ranges=%zz validated the
+// addresses against no range, both 200 without a word.
+func TestIaaSMalformedQueryNotDropped(t *testing.T) {
+	e := newIaaSEnv(t)
+	c := e.c.For(t)
+	_, alloc := e.base(t)
+	create(c, e.root, "/iaas/subnet/", map[string]any{"allocation_id": alloc, "address_range": "10.0.0.65/26"})
+	user := e.tok(apitest.MemberUser)
+	space := apitest.Path("/iaas/subnet_space/", alloc)
+	for _, path := range []string{
+		space + "?search[space_type]=free;limit=1",
+		space + "?search%5Bspace_type%5D=%zz",
+		"/iaas/ip_validator/?ip_addresses=10.0.0.5&address_ranges=%zz",
+		"/iaas/ip_validator/?ip_addresses=10.0.0.5;address_ranges=10.0.0.0/24",
+	} {
+		if got := c.Do("GET", path, nil, user).Expect(400).ErrorCode(); got != "regent_request_005" {
+			t.Errorf("%s: %q, want regent_request_005", path, got)
+		}
+	}
+	free := c.Do("GET", space+"?search[space_type]=free&limit=1", nil, user).Expect(200).List()
+	check(t, free.Metadata.TotalRecords == 2 && len(free.Content) == 1, "a well-formed query: %+v", free)
+}
+
 func TestIaaSExhaustion(t *testing.T) {
 	e := newIaaSEnv(t)
 	c := e.c

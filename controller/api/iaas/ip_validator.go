@@ -147,7 +147,10 @@ func registerIPValidator(a *api.API) {
 // spelt camel (the CloudCIX services document's spelling); nil when neither
 // is sent. Both spellings at once are ambiguous: 400.
 func validatorParam(q *api.Request, snake, camel string) (*string, error) {
-	v := q.URL.Query()
+	v, err := q.ParseQuery()
+	if err != nil {
+		return nil, err
+	}
 	s, hasSnake := v[snake]
 	c, hasCamel := v[camel]
 	switch {

@@ -42,9 +42,13 @@ func registerSubnetSpace(a *api.API) {
 		if err != nil || !ok || !owns(q, alloc.MemberID) {
 			return wire.Errorf(http.StatusBadRequest, q.Code(1), "Allocation with id = %q doesn't exist.", q.PathValue("allocation_id"))
 		}
+		params, err := q.ParseQuery()
+		if err != nil {
+			return err
+		}
 		values := url.Values{}
 		spaceType := SpaceAll
-		for k, v := range q.URL.Query() {
+		for k, v := range params {
 			switch k {
 			case "search[space_type]", "search[space_type__iexact]", "space_type":
 				spaceType = strings.ToLower(strings.TrimSpace(v[len(v)-1]))
