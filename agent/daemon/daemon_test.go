@@ -307,6 +307,10 @@ func TestUnreachableControllerIsLoggedAndRetried(t *testing.T) {
 	c.MetricsAddr = "off"
 	c.Roles = []string{"hypervisor"}
 	c.Storage = map[string]string{"SSD": t.TempDir()}
+	// No libvirtd: a real one (root on a CI machine) was given a
+	// persistent, autostarted regent-SSD pool in this test's temporary
+	// directory, left behind on every run.
+	c.LibvirtSocket = filepath.Join(t.TempDir(), "none.sock")
 	if err := c.Finish(); err != nil {
 		t.Fatal(err)
 	}
