@@ -29,7 +29,10 @@ func registerToken(a *api.API) {
 		App: "membership", Name: "token", Tables: []string{state.Tokens},
 		Query: query.Spec{Fields: api.MetaFields(map[string]query.FieldType{"user_id": query.Number, "member_id": query.Number,
 			"name": query.String, "kind": query.String, "region_id": query.Number, "server_id": query.Number}),
-			Ordering: []string{"id", "name", "user_id", "created"}},
+			Ordering: []string{"id", "name", "user_id", "created"},
+			// A user token is bound to no region or server, a robot token
+			// to no server when it serves the whole region: 0, not shown.
+			ZeroIsNull: []string{"region_id", "server_id"}},
 		All: (*state.ReadTxn).TokenList,
 		Get: (*state.ReadTxn).Token,
 		Visible: func(q *api.Request, t *state.TokenRecord) bool {
