@@ -215,6 +215,17 @@ func (r *ReadTxn) FloatingSubnetRouter(id uint64) (*api.Router, bool) {
 	return nil, false
 }
 
+// otherFloatingSubnetRouter returns the first router (by id) other than
+// router that lists subnet id among its floating subnets.
+func (r *ReadTxn) otherFloatingSubnetRouter(id, router uint64) (*api.Router, bool) {
+	for _, rt := range r.RouterList() {
+		if rt.ID != router && slices.Contains(rt.FloatingSubnetIDs, id) {
+			return rt, true
+		}
+	}
+	return nil, false
+}
+
 // RoutersInRegion returns the routers of a region, by id.
 func (r *ReadTxn) RoutersInRegion(region uint64) []*api.Router {
 	return all[*api.Router](r, Routers, "region", region)
@@ -403,7 +414,9 @@ func (t *Txn) ServerInterfaceDelete(id uint64) error {
 	return remove(t, ServerInterfaces, id, "iaas_interface_delete")
 }
 
-func (t *Txn) routerChecks(r *api.Router, method string) error {
+// routerChecks checks a router to be stored; old is the router it replaces
+// (nil on create).
+func (t *Txn) routerChecks(r, old *api.Router, method string) error {
 	fe := api.FieldErrors{}
 	if _, ok := t.Region(r.RegionID); !ok {
 		fe.Add("region_id", code("iaas", "router", method, 102), "Region %d does not exist.", r.RegionID)
@@ -420,6 +433,23 @@ func (t *Txn) routerChecks(r *api.Router, method string) error {
 		}
 		seen[id] = true
 	}
+	// From Rules7 a floating subnet is one router's: two routers listing
+	// it (of one region or two) would hand out its addresses to their
+	// virtual routers and NAT as if each had it alone. Only a subnet the
+	// command adds is checked, so a router that shares one from before
+	// stays updatable (its agent's reports included).
+	if t.since(Rules7) {
+		for _, id := range r.FloatingSubnetIDs {
+			if old != nil && slices.Contains(old.FloatingSubnetIDs, id) {
+				continue
+			}
+			if o, ok := t.otherFloatingSubnetRouter(id, r.ID); ok {
+				fe.Add("floating_subnet_ids", code("iaas", "router", method, 107),
+					"Subnet %d is already a floating subnet of router %d; a floating subnet is one router's: remove it there first.", id, o.ID)
+				break
+			}
+		}
+	}
 	if r.Capacity != nil && *r.Capacity < len(t.liveVRsOn(r.ID)) {
 		fe.Add("capacity", code("iaas", "router", method, 105), "The router already hosts %d virtual routers.", len(t.liveVRsOn(r.ID)))
 	}
@@ -428,7 +458,7 @@ func (t *Txn) routerChecks(r *api.Router, method string) error {
 
 // RouterCreate stores a physical router.
 func (t *Txn) RouterCreate(r *api.Router) (*api.Router, error) {
-	if err := t.routerChecks(r, "create"); err != nil {
+	if err := t.routerChecks(r, nil, "create"); err != nil {
 		return nil, err
 	}
 	return r, insertNew(t, Routers, r)
@@ -441,7 +471,7 @@ func (t *Txn) RouterUpdate(r *api.Router, expect uint64) (*api.Router, error) {
 		return nil, api.NotFound("iaas_router_update_001")
 	}
 	r.RegionID = old.RegionID
-	if err := t.routerChecks(r, "update"); err != nil {
+	if err := t.routerChecks(r, old, "update"); err != nil {
 		return nil, err
 	}
 	return r, replace(t, Routers, r, expect, "iaas_router_update")

@@ -62,8 +62,14 @@ const (
 	// the region's row), and the record goes when the member stops holding
 	// it (the row leaves the public address or goes without it).
 	Rules5 uint32 = 5
+	// Rules7 (2026-11-24, twenty-fourth session; 6 is another change's):
+	// a floating subnet is one router's: a router may not add to its
+	// floating_subnet_ids a subnet another router lists
+	// (iaas_router_{create,update}_107; a subnet shared before stays
+	// updatable).
+	Rules7 uint32 = 7
 	// RulesCurrent is the version the leader stamps.
-	RulesCurrent = Rules5
+	RulesCurrent = Rules7
 )
 
 // since reports whether the command being applied was made under rules v
