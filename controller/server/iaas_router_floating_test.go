@@ -41,3 +41,30 @@ func TestRouterFloatingSubnetOneRouter(t *testing.T) {
 	// RT itself keeps listing it.
 	c.Do("PATCH", apitest.Path("/iaas/router/", x.rt), map[string]any{"model": "edge", "floating_subnet_ids": []uint64{x.fs}}, f.root).Expect(200)
 }
+
+// TestRouterFloatingSubnetHeld: router RT does not give up its floating
+// subnet FS while project P's virtual router (its public address) and VM V
+// (its NAT address) hold addresses in it: PATCH without FS and a PUT that
+// leaves floating_subnet_ids out are 400 iaas_router_update_108 on
+// floating_subnet_ids, saying how many and naming a holder, and RT keeps
+// FS. Before, RT lost it and the next router to list FS handed the same
+// addresses out again.
+func TestRouterFloatingSubnetHeld(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c := f.c.For(t)
+	rt := apitest.Path("/iaas/router/", x.rt)
+	for _, r := range []*apitest.Response{
+		c.Do("PATCH", rt, map[string]any{"floating_subnet_ids": []uint64{}}, f.root),
+		c.Do("PUT", rt, map[string]any{"phantom": true}, f.root),
+	} {
+		e := r.Expect(400).Err().Errors["floating_subnet_ids"]
+		if e.ErrorCode != "iaas_router_update_108" || !strings.Contains(e.Detail, "2 of its addresses") ||
+			!strings.Contains(e.Detail, fmt.Sprintf("virtual router %d of project %d", x.vr, x.project)) {
+			t.Errorf("%s: %+v, want iaas_router_update_108 naming 2 addresses and virtual router %d", r, e, x.vr)
+		}
+	}
+	got := c.Do("GET", rt, nil, f.root).Expect(200).Content()["floating_subnet_ids"].([]any)
+	if len(got) != 1 || uint64(got[0].(float64)) != x.fs {
+		t.Errorf("RT's floating subnets after the refusals: %v", got)
+	}
+}

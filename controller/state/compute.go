@@ -8,6 +8,7 @@ package state
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 
 	"github.com/hashicorp/go-memdb"
@@ -224,6 +225,43 @@ func (r *ReadTxn) otherFloatingSubnetRouter(id, router uint64) (*api.Router, boo
 		}
 	}
 	return nil, false
+}
+
+// floatingHolders counts the addresses of floating subnet id held by
+// virtual routers (their public address) and VMs (their NAT addresses),
+// and names one of the holders. Soft-deallocated addresses are held by
+// nobody.
+func (r *ReadTxn) floatingHolders(id uint64) (n int, holder string) {
+	var vrs map[uint64]*api.VirtualRouter
+	for _, a := range r.IPAddressList(id) {
+		if a.Deallocated {
+			continue
+		}
+		var h string
+		if a.VMID != 0 {
+			h = fmt.Sprintf("VM %d (NAT address %s)", a.VMID, a.Address)
+		} else {
+			if vrs == nil {
+				vrs = map[uint64]*api.VirtualRouter{}
+				for _, v := range r.VirtualRouterList() {
+					if v.IPAddressID != 0 && v.State != api.StateClosed {
+						vrs[v.IPAddressID] = v
+					}
+				}
+			}
+			if v, ok := vrs[a.ID]; ok {
+				h = fmt.Sprintf("virtual router %d of project %d (address %s)", v.ID, v.ProjectID, a.Address)
+			}
+		}
+		if h == "" {
+			continue
+		}
+		if n == 0 {
+			holder = h
+		}
+		n++
+	}
+	return n, holder
 }
 
 // RoutersInRegion returns the routers of a region, by id.
@@ -446,6 +484,22 @@ func (t *Txn) routerChecks(r, old *api.Router, method string) error {
 			if o, ok := t.otherFloatingSubnetRouter(id, r.ID); ok {
 				fe.Add("floating_subnet_ids", code("iaas", "router", method, 107),
 					"Subnet %d is already a floating subnet of router %d; a floating subnet is one router's: remove it there first.", id, o.ID)
+				break
+			}
+		}
+	}
+	// From Rules7 a floating subnet stays a router's while virtual routers
+	// (their public address) or VMs (their NAT addresses) hold addresses
+	// in it: removed, the router would keep them on a subnet it no longer
+	// has, and the next router to list it would hand them out again.
+	if old != nil && t.since(Rules7) {
+		for _, id := range old.FloatingSubnetIDs {
+			if slices.Contains(r.FloatingSubnetIDs, id) {
+				continue
+			}
+			if n, holder := t.floatingHolders(id); n > 0 {
+				fe.Add("floating_subnet_ids", code("iaas", "router", method, 108),
+					"Subnet %d cannot leave the router: %d of its addresses are held by virtual routers and VMs (%s among them); close them first.", id, n, holder)
 				break
 			}
 		}

@@ -1,7 +1,9 @@
 package state
 
 import (
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/regentcloud/regent/pkg/api"
@@ -67,5 +69,62 @@ func TestFloatingSubnetOneRouter(t *testing.T) {
 	})
 	if err := update(RulesCurrent, bare); err != nil {
 		t.Fatalf("a sharing router gives the subnet up: %v", err)
+	}
+}
+
+// TestFloatingSubnetHeld: from Rules7 a router does not give up a floating
+// subnet while virtual routers (their public address) or VMs (their NAT
+// addresses) hold addresses in it (iaas_router_update_108, with how many
+// and one holder): they kept addresses of a subnet no router had, which
+// the next router to list it handed out again. An address held by nobody
+// of these (an operator's) does not keep it; commands made before Rules7
+// replay as they applied.
+func TestFloatingSubnetHeld(t *testing.T) {
+	x := newComputeFixture(t, [3]int{64, 1000, 16})
+	var spare *api.IPBlock
+	x.ok("spare floating subnet with an operator's address", func(t *Txn) (err error) {
+		spare, err = t.IPBlockCreate(&api.IPBlock{MemberID: api.GlobalMemberID, Dialect: api.DialectCloudCIX, ParentID: x.floating.ParentID, CIDR: "45.0.0.8/29", Gateway: "45.0.0.9"})
+		if err != nil {
+			return err
+		}
+		if _, err = t.AllocateNext(spare.ID, &api.IPAddress{Name: "operator's"}); err != nil {
+			return err
+		}
+		rt := *x.router
+		rt.FloatingSubnetIDs = []uint64{x.floating.ID, spare.ID}
+		x.router, err = t.RouterUpdate(&rt, 0)
+		return err
+	})
+	res, err := x.create(x.cloud("p", x.vm("v", "10.0.0.10", true)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	update := func(rules uint32, subnets ...uint64) error {
+		return x.do(func(t *Txn) error {
+			t.Rules = rules
+			rt, _ := t.Router(x.router.ID)
+			n := *rt
+			n.FloatingSubnetIDs = subnets
+			_, err := t.RouterUpdate(&n, 0)
+			return err
+		})
+	}
+	// The router's address and the VM's NAT address are in x.floating.
+	err = update(RulesCurrent, spare.ID)
+	wantErr(t, "give up a held floating subnet", err, http.StatusBadRequest, "floating_subnet_ids", "iaas_router_update_108")
+	detail := err.(*api.Error).Errors["floating_subnet_ids"].Detail
+	if want := fmt.Sprintf("2 of its addresses are held by virtual routers and VMs (virtual router %d of project %d", res.VirtualRouter.ID, res.Project.ID); !strings.Contains(detail, want) {
+		t.Errorf("detail %q, want it to contain %q", detail, want)
+	}
+	if rt, _ := x.s.Read().Router(x.router.ID); len(rt.FloatingSubnetIDs) != 2 {
+		t.Errorf("refused update stored %v", rt.FloatingSubnetIDs)
+	}
+	// The spare subnet holds only an operator's address: it may go.
+	if err := update(RulesCurrent, x.floating.ID); err != nil {
+		t.Fatalf("give up a floating subnet nobody's VMs or routers hold: %v", err)
+	}
+	// Before Rules7 the held one went too.
+	if err := update(Rules5); err != nil {
+		t.Fatalf("an update made under Rules5 replays as it applied: %v", err)
 	}
 }

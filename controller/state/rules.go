@@ -66,7 +66,8 @@ const (
 	// a floating subnet is one router's: a router may not add to its
 	// floating_subnet_ids a subnet another router lists
 	// (iaas_router_{create,update}_107; a subnet shared before stays
-	// updatable).
+	// updatable); a router does not give up a floating subnet while virtual
+	// routers or VMs (NAT) hold addresses in it (iaas_router_update_108).
 	Rules7 uint32 = 7
 	// RulesCurrent is the version the leader stamps.
 	RulesCurrent = Rules7
