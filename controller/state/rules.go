@@ -62,7 +62,7 @@ const (
 	// the region's row), and the record goes when the member stops holding
 	// it (the row leaves the public address or goes without it).
 	Rules5 uint32 = 5
-	// Rules7 (2026-11-24, twenty-fourth session; 6 is another change's):
+	// Rules7 (2026-11-24, twenty-third session; 6 is another change's):
 	// a floating subnet is one router's: a router may not add to its
 	// floating_subnet_ids a subnet another router lists
 	// (iaas_router_{create,update}_107; a subnet shared before stays
