@@ -107,8 +107,12 @@ func vmShape(fe wire.FieldErrors, prefix string, in *wire.VMInput) state.VMSpec 
 	names := map[string]bool{}
 	total := 0 // ≤ len × MaxStorageGB: the body's 1 MiB keeps it far from overflow
 	for i, st := range in.Storages {
-		if st.Name == nil || strings.TrimSpace(*st.Name) == "" || utf8.RuneCountInString(*st.Name) > 50 || st.GB == nil || *st.GB < 1 || *st.GB > wire.MaxStorageGB {
-			add("storages", 113, "storages[%d] needs a name (at most 50 characters) and gb from 1 to %d.", i, wire.MaxStorageGB)
+		if msg := nameFault(st.Name, 50); msg != "" {
+			add("storages", 113, "storages[%d].name: %s", i, msg)
+			continue
+		}
+		if st.GB == nil || *st.GB < 1 || *st.GB > wire.MaxStorageGB {
+			add("storages", 113, "storages[%d] needs gb from 1 to %d.", i, wire.MaxStorageGB)
 			continue
 		}
 		total += *st.GB
@@ -165,8 +169,8 @@ func vmShape(fe wire.FieldErrors, prefix string, in *wire.VMInput) state.VMSpec 
 	}
 	if in.Name == nil || strings.TrimSpace(*in.Name) == "" {
 		add("name", 126, "This field is required.")
-	} else if s.Name = strings.TrimSpace(*in.Name); utf8.RuneCountInString(s.Name) > 128 {
-		add("name", 127, "Ensure this field has no more than 128 characters.")
+	} else if s.Name = strings.TrimSpace(*in.Name); api.TextFault(s.Name, 128) != "" {
+		add("name", 127, "%s", api.TextFault(s.Name, 128))
 	}
 	if in.PublicKey != nil && strings.TrimSpace(*in.PublicKey) != "" {
 		if err := checkSSHKey(*in.PublicKey); err != nil {

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"net/url"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/regentcloud/regent/controller/api"
 	"github.com/regentcloud/regent/controller/api/query"
@@ -25,8 +24,8 @@ func nameField(fe wire.FieldErrors, q *api.Request, dst *string, v *string, part
 		return
 	}
 	n := strings.TrimSpace(*v)
-	if n == "" || utf8.RuneCountInString(n) > 50 {
-		fe.Add("name", q.Code(101), "name must be 1 to 50 characters.")
+	if msg := nameFault(&n, 50); msg != "" {
+		fe.Add("name", q.Code(101), "%s", msg)
 		return
 	}
 	*dst = n

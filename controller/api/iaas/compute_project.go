@@ -32,8 +32,8 @@ func projectShape(fe wire.FieldErrors, q *api.Request, prefix, service string, i
 	s := &state.ProjectSpec{MemberID: q.P.MemberID, GracePeriod: wire.ProjectDefaultGrace}
 	if in.Name == nil || strings.TrimSpace(*in.Name) == "" {
 		fe.Add(prefix+"name", c(101), "This field is required.")
-	} else if s.Name = strings.TrimSpace(*in.Name); utf8.RuneCountInString(s.Name) > 100 {
-		fe.Add(prefix+"name", c(102), "Ensure this field has no more than 100 characters.")
+	} else if s.Name = strings.TrimSpace(*in.Name); api.TextFault(s.Name, 100) != "" {
+		fe.Add(prefix+"name", c(102), "%s", api.TextFault(s.Name, 100))
 	}
 	if in.RegionID == nil {
 		fe.Add(prefix+"region_id", c(103), "This field is required.")
@@ -130,8 +130,8 @@ func registerProject(a *api.API) {
 			}
 			if in.Name != nil {
 				p.Name = strings.TrimSpace(*in.Name)
-				if p.Name == "" || utf8.RuneCountInString(p.Name) > 100 {
-					fe.Add("name", q.Code(102), "name must be 1 to 100 characters.")
+				if msg := nameFault(in.Name, 100); msg != "" {
+					fe.Add("name", q.Code(102), "%s", msg)
 				}
 			} else if !partial {
 				fe.Add("name", q.Code(101), "This field is required.")
@@ -227,8 +227,8 @@ func rulesShape(fe wire.FieldErrors, q *api.Request, in []wire.RuleInput) []wire
 			rule.Source, rule.Destination = strings.TrimSpace(*r.Source), strings.TrimSpace(*r.Destination)
 		}
 		if r.Description != nil {
-			if utf8.RuneCountInString(*r.Description) > 255 {
-				fe.Add(f+"description", q.Code(130), "description is at most 255 characters.")
+			if msg := api.TextFault(*r.Description, 255); msg != "" {
+				fe.Add(f+"description", q.Code(130), "%s", msg)
 			}
 			rule.Description = *r.Description
 		}
@@ -251,8 +251,8 @@ func subnetsShape(fe wire.FieldErrors, code func(int) string, in []wire.SubnetSp
 			fe.Add(f+"id", code(134), "Subnet %d is listed twice.", spec.ID)
 		}
 		seen[spec.ID] = true
-		if s.Name == nil || strings.TrimSpace(*s.Name) == "" || utf8.RuneCountInString(*s.Name) > 128 {
-			fe.Add(f+"name", code(110), "name is required, at most 128 characters.")
+		if msg := nameFault(s.Name, 128); msg != "" {
+			fe.Add(f+"name", code(110), "%s", msg)
 		} else {
 			spec.Name = strings.TrimSpace(*s.Name)
 		}
@@ -538,8 +538,8 @@ func registerVM(a *api.API, opts Options) {
 			}
 			if in.Name != nil {
 				n := strings.TrimSpace(*in.Name)
-				if n == "" || utf8.RuneCountInString(n) > 128 {
-					fe.Add("name", q.Code(127), "name must be 1 to 128 characters.")
+				if msg := nameFault(&n, 128); msg != "" {
+					fe.Add("name", q.Code(127), "%s", msg)
 				}
 				ch.Name = &n
 			}
@@ -578,7 +578,9 @@ func storageChanges(fe wire.FieldErrors, field, code string, in []wire.StorageIn
 		api.Set(&ss.GB, st.GB)
 		api.Set(&ss.Primary, st.Primary)
 		switch {
-		case ss.GB < 1 || ss.GB > wire.MaxStorageGB || (ss.ID == 0 && ss.Name == "") || utf8.RuneCountInString(ss.Name) > 50:
+		case api.TextFault(ss.Name, 50) != "":
+			fe.Add(field, code, "storages[%d].name: %s", i, api.TextFault(ss.Name, 50))
+		case ss.GB < 1 || ss.GB > wire.MaxStorageGB || (ss.ID == 0 && ss.Name == ""):
 			fe.Add(field, code, "storages[%d] needs gb from 1 to %d, and a name (at most 50 characters) when it has no id.", i, wire.MaxStorageGB)
 		case (ss.ID != 0 && ids[ss.ID]) || (ss.Name != "" && names[ss.Name]):
 			fe.Add(field, code, "storages[%d] names a storage listed before it.", i)
@@ -634,8 +636,8 @@ func registerStorage(a *api.API) {
 					fe.Add("vm_id", q.Code(103), "VM %d does not exist.", *in.VMID)
 				}
 			}
-			if in.Name == nil || strings.TrimSpace(*in.Name) == "" || utf8.RuneCountInString(*in.Name) > 50 {
-				fe.Add("name", q.Code(104), "name is required, at most 50 characters.")
+			if msg := nameFault(in.Name, 50); msg != "" {
+				fe.Add("name", q.Code(104), "%s", msg)
 			}
 			if in.GB == nil || *in.GB < 1 || *in.GB > wire.MaxStorageGB {
 				fe.Add("gb", q.Code(105), "gb must be an integer from 1 to %d.", wire.MaxStorageGB)

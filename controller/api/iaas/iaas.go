@@ -16,7 +16,6 @@ package iaas
 
 import (
 	"strings"
-	"unicode/utf8"
 
 	"github.com/regentcloud/regent/controller/api"
 	"github.com/regentcloud/regent/controller/auth"
@@ -67,15 +66,25 @@ func seesAll(q *api.Request) bool {
 
 func owns(q *api.Request, member uint64) bool { return seesAll(q) || member == q.P.MemberID }
 
-// text validates an optional string field (trimmed) against a maximum length.
+// text validates an optional string field (trimmed): at most max
+// characters of valid UTF-8 without control characters (api.TextFault).
 func text(fe wire.FieldErrors, q *api.Request, field string, v *string, max int, n int) {
 	if v == nil {
 		return
 	}
 	*v = strings.TrimSpace(*v)
-	if utf8.RuneCountInString(*v) > max {
-		fe.Add(field, q.Code(n), "Ensure this field has no more than %d characters.", max)
+	if msg := api.TextFault(*v, max); msg != "" {
+		fe.Add(field, q.Code(n), "%s", msg)
 	}
+}
+
+// nameFault is why a required name is refused, or "": absent or blank,
+// else api.TextFault of it trimmed.
+func nameFault(v *string, max int) string {
+	if v == nil || strings.TrimSpace(*v) == "" {
+		return "This field is required."
+	}
+	return api.TextFault(strings.TrimSpace(*v), max)
 }
 
 func required(fe wire.FieldErrors, q *api.Request, field string, present bool, n int) bool {

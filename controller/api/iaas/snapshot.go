@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/regentcloud/regent/controller/api"
 	"github.com/regentcloud/regent/controller/api/query"
@@ -38,8 +37,8 @@ func snapshotShape(q *api.Request, in *wire.SnapshotInput) (uint64, string, erro
 		}
 	}
 	name := ""
-	if in.Name == nil || strings.TrimSpace(*in.Name) == "" || utf8.RuneCountInString(*in.Name) > 128 {
-		fe.Add("name", q.Code(103), "name is required, at most 128 characters.")
+	if msg := nameFault(in.Name, 128); msg != "" {
+		fe.Add("name", q.Code(103), "%s", msg)
 	} else {
 		name = strings.TrimSpace(*in.Name)
 	}
@@ -66,9 +65,9 @@ func snapshotStateCommand(q *api.Request, holders AgentHolders, kind string, id,
 	var name *string
 	if in.Name != nil {
 		n := strings.TrimSpace(*in.Name)
-		if n == "" || utf8.RuneCountInString(n) > 128 {
+		if msg := nameFault(&n, 128); msg != "" {
 			fe := wire.FieldErrors{}
-			fe.Add("name", q.Code(103), "name must be 1 to 128 characters.")
+			fe.Add("name", q.Code(103), "%s", msg)
 			return nil, fe.Err()
 		}
 		name = &n

@@ -110,8 +110,8 @@ func vpnFields(fe wire.FieldErrors, q *api.Request, v *wire.VPN, in *wire.VPNInp
 		fe.Add("vpn_type", q.Code(104), "Dynamic secure connect VPNs are not offered; use site_to_site.")
 	}
 	if in.Description != nil {
-		if utf8.RuneCountInString(*in.Description) > 255 {
-			fe.Add("description", q.Code(105), "description is at most 255 characters.")
+		if msg := api.TextFault(*in.Description, 255); msg != "" {
+			fe.Add("description", q.Code(105), "%s", msg)
 		}
 		v.Description = *in.Description
 	}

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/regentcloud/regent/controller/api"
 	"github.com/regentcloud/regent/controller/auth"
@@ -33,8 +32,8 @@ func text(fe wire.FieldErrors, q *api.Request, field string, v *string, rule tex
 	switch {
 	case rule != optionalText && *v == "":
 		fe.Add(field, q.Code(n), "This field may not be blank.")
-	case utf8.RuneCountInString(*v) > max:
-		fe.Add(field, q.Code(n), "Ensure this field has no more than %d characters.", max)
+	case api.TextFault(*v, max) != "":
+		fe.Add(field, q.Code(n), "%s", api.TextFault(*v, max))
 	}
 }
 

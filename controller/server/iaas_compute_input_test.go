@@ -1,0 +1,90 @@
+package server_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/regentcloud/regent/controller/internal/apitest"
+)
+
+// TestComputeTextControlChars: a name or description with a control
+// character (C0, DEL, C1) is 400 with the field's usual code, on every
+// compute service that stores free text and on membership names, and
+// nothing is created.
+func TestComputeTextControlChars(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	vm := runningVM(f)
+	withVM := func(edit func(b map[string]any)) map[string]any {
+		b := vmBody(f.n.Unique("ctl"), x, 80, false)
+		b["project_id"] = x.project
+		edit(b)
+		return b
+	}
+	cloud := func(edit func(b map[string]any)) map[string]any {
+		b := cloudBody(f.n.Unique("ctl"), f.reg, x, 1)
+		edit(b)
+		return b
+	}
+	vpn := vpnBody(f)
+	vpn["description"] = "tunnel\r\nforged: line"
+	cases := []struct {
+		name, method, path string
+		body               map[string]any
+		token              string
+		code               string
+	}{
+		{"vm name escape", "POST", "/iaas/vm/", withVM(func(b map[string]any) { b["name"] = "web\x1b[31m" }), admin, "iaas_vm_create_127"},
+		{"vm name C1", "POST", "/iaas/vm/", withVM(func(b map[string]any) { b["name"] = "web\u0085x" }), admin, "iaas_vm_create_127"},
+		{"vm name NUL", "POST", "/iaas/vm/", withVM(func(b map[string]any) { b["name"] = "we\x00b" }), admin, "iaas_vm_create_127"},
+		{"vm storage name", "POST", "/iaas/vm/", withVM(func(b map[string]any) {
+			b["storages"] = []any{map[string]any{"name": "ro\not", "gb": 20, "primary": true}}
+		}), admin, "iaas_vm_create_113"},
+		{"vm rename", "PATCH", apitest.Path("/iaas/vm/", vm), map[string]any{"name": "a\tb"}, admin, "iaas_vm_update_127"},
+		{"project name", "POST", "/iaas/project/", map[string]any{"name": "p\x7f", "region_id": f.reg}, admin, "iaas_project_create_102"},
+		{"cloud subnet name", "POST", "/iaas/cloud/", cloud(func(b map[string]any) {
+			b["subnets"].([]any)[0].(map[string]any)["name"] = "a\nb"
+		}), admin, "iaas_cloud_create_110"},
+		{"firewall description", "PUT", apitest.Path("/iaas/cloud/", x.project), map[string]any{"firewall_rules": []any{
+			map[string]any{"allow": true, "source": "*", "destination": "10.0.0.0/24", "protocol": "icmp", "description": "x\x1b]0;pwned\x07"}}},
+			admin, "iaas_cloud_update_130"},
+		{"storage name", "POST", "/iaas/storage/", map[string]any{"vm_id": vm, "name": "da\x00ta", "gb": 10}, admin, "iaas_storage_create_104"},
+		{"snapshot name", "POST", "/iaas/snapshot/", map[string]any{"vm_id": vm, "name": "s\x08n"}, admin, "iaas_snapshot_create_103"},
+		{"vpn description", "POST", "/iaas/vpn/", vpn, admin, "iaas_vpn_create_105"},
+		{"member name", "POST", "/membership/member/", map[string]any{"name": "evil\x1b[2J"}, f.root, "membership_member_create_101"},
+	}
+	paths := []string{"/iaas/project/", "/iaas/vm/", "/iaas/storage/", "/iaas/snapshot/", "/iaas/vpn/", "/iaas/subnet/", "/membership/member/"}
+	count := func() map[string]float64 {
+		m := map[string]float64{}
+		for _, p := range paths {
+			m[p] = c.Do("GET", p, nil, f.root).Expect(200).Map()["_metadata"].(map[string]any)["total_records"].(float64)
+		}
+		return m
+	}
+	before := count()
+	rulesBefore := string(c.Do("GET", apitest.Path("/iaas/virtual_router/", x.vr), nil, admin).Expect(200).Body)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := c.For(t).Do(tc.method, tc.path, tc.body, tc.token).Expect(400)
+			if !strings.Contains(string(resp.Body), tc.code) || !strings.Contains(string(resp.Body), "control characters") {
+				t.Errorf("want %s naming control characters:\n%s", tc.code, resp.Body)
+			}
+		})
+	}
+	if after := count(); len(after) != len(before) || func() bool {
+		for k, v := range before {
+			if after[k] != v {
+				return true
+			}
+		}
+		return false
+	}() {
+		t.Errorf("bad names created objects: %v → %v", before, after)
+	}
+	if name := c.Do("GET", apitest.Path("/iaas/vm/", vm), nil, admin).Expect(200).Content()["name"].(string); strings.ContainsFunc(name, func(r rune) bool { return r < ' ' }) {
+		t.Errorf("the VM was renamed to %q", name)
+	}
+	if after := string(c.Do("GET", apitest.Path("/iaas/virtual_router/", x.vr), nil, admin).Expect(200).Body); after != rulesBefore {
+		t.Errorf("the router changed:\n%s\n%s", rulesBefore, after)
+	}
+}
