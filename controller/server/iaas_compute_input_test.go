@@ -88,3 +88,42 @@ func TestComputeTextControlChars(t *testing.T) {
 		t.Errorf("the router changed:\n%s\n%s", rulesBefore, after)
 	}
 }
+
+// TestComputeVMNameCase: VM names that differ only by case clash in a
+// project (the router lower-cases them into one DHCP host name): 400
+// iaas_vm_create_128 on /iaas/vm/ and in a cloud create, 400
+// iaas_vm_update_128 on a rename; nothing changes. Another project may
+// use the name.
+func TestComputeVMNameCase(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	name := f.n.Unique("Web")
+	b := vmBody(name, x, 90, false)
+	b["project_id"] = x.project
+	create(c, admin, "/iaas/vm/", b)
+	other := newVMBody(f)
+	otherID := create(c, admin, other.path, other.body)
+	before := c.Do("GET", "/iaas/vm/", nil, f.root).Expect(200).List().Metadata.TotalRecords
+
+	b = vmBody(strings.ToLower(name), x, 91, false)
+	b["project_id"] = x.project
+	if got := c.Do("POST", "/iaas/vm/", b, admin).Expect(400).FieldCode("name"); got != "iaas_vm_create_128" {
+		t.Errorf("%q beside %q: %q, want iaas_vm_create_128", strings.ToLower(name), name, got)
+	}
+	if got := c.Do("PATCH", apitest.Path("/iaas/vm/", otherID), map[string]any{"name": strings.ToUpper(name)}, admin).Expect(400).FieldCode("name"); got != "iaas_vm_update_128" {
+		t.Errorf("rename to %q beside %q: %q, want iaas_vm_update_128", strings.ToUpper(name), name, got)
+	}
+	body := cloudBody(f.n.Unique("case"), f.reg, x, 2)
+	body["vms"].([]any)[0].(map[string]any)["name"] = "Db"
+	body["vms"].([]any)[1].(map[string]any)["name"] = "DB"
+	if r := c.Do("POST", "/iaas/cloud/", body, admin).Expect(400); !strings.Contains(string(r.Body), "_create_128") {
+		t.Errorf("a cloud with Db and DB: %s", r.Body)
+	}
+	if after := c.Do("GET", "/iaas/vm/", nil, f.root).Expect(200).List().Metadata.TotalRecords; after != before {
+		t.Errorf("VMs %d → %d", before, after)
+	}
+	// the same name, in another case, in another project is fine
+	body = cloudBody(f.n.Unique("case"), f.reg, x, 1)
+	body["vms"].([]any)[0].(map[string]any)["name"] = strings.ToLower(name)
+	c.Do("POST", "/iaas/cloud/", body, admin).Expect(201)
+}

@@ -697,8 +697,8 @@ func (x *cloudCtx) createVM(s *VMSpec, service, method string) (*api.VM, error) 
 		}
 	}
 	for _, o := range t.VMsOfProject(x.p.ID) {
-		if o.State != api.StateClosed && o.Name == s.Name {
-			fe.Add("name", c(128), "A VM named %q already exists in the project.", s.Name)
+		if o.State != api.StateClosed && t.sameVMName(o.Name, s.Name) {
+			fe.Add("name", c(128), "A VM named %q already exists in the project (names are compared regardless of case).", o.Name)
 		}
 	}
 	var gateway *api.IPBlock
@@ -741,6 +741,16 @@ func (x *cloudCtx) createVM(s *VMSpec, service, method string) (*api.VM, error) 
 		}
 	}
 	return vm, t.vmHistory(vm, x.actor)
+}
+
+// sameVMName reports whether two VM names clash in a project: from Rules6
+// regardless of case (the router's DHCP host names and metadata are lower
+// case), before it byte for byte.
+func (t *Txn) sameVMName(a, b string) bool {
+	if t.since(Rules6) {
+		return strings.EqualFold(a, b)
+	}
+	return a == b
 }
 
 // addresses allocates the VM's private addresses in the project's subnets,
@@ -1092,8 +1102,8 @@ func (t *Txn) vmSpecChange(cur *api.VM, ch *VMChange, f api.PlacementFactors, a 
 	}
 	if vm.Name != cur.Name {
 		for _, o := range t.VMsOfProject(vm.ProjectID) {
-			if o.ID != vm.ID && o.State != api.StateClosed && o.Name == vm.Name {
-				return nil, fieldErr("name", c(128), "A VM named %q already exists in the project.", vm.Name)
+			if o.ID != vm.ID && o.State != api.StateClosed && t.sameVMName(o.Name, vm.Name) {
+				return nil, fieldErr("name", c(128), "A VM named %q already exists in the project (names are compared regardless of case).", o.Name)
 			}
 		}
 	}

@@ -1107,3 +1107,22 @@ func TestPTRThroughNAT(t *testing.T) {
 		t.Errorf("the PTR of %s outlived the address it was held through", pb.Address)
 	}
 }
+
+// TestVMNameCase: from Rules6 a VM's name is unique in its project
+// regardless of case (the router's DHCP host names are lower case), on
+// create and on a rename; a command made under Rules5 replays as it
+// applied, taking "web" beside "Web".
+func TestVMNameCase(t *testing.T) {
+	for _, rules := range []uint32{Rules5, RulesCurrent} {
+		x := newComputeFixture(t, [3]int{64, 1000, 16})
+		var err error
+		x.do(func(t *Txn) error {
+			t.Rules = rules
+			_, err = t.CloudCreate(x.cloud("p", x.vm("Web", "10.0.0.10", false), x.vm("web", "10.0.0.11", false)))
+			return err
+		})
+		if refused := err != nil; refused != (rules >= Rules6) {
+			t.Errorf("rules %d: Web and web in one project refused: %v (%v)", rules, refused, err)
+		}
+	}
+}

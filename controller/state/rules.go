@@ -62,7 +62,14 @@ const (
 	// the region's row), and the record goes when the member stops holding
 	// it (the row leaves the public address or goes without it).
 	Rules5 uint32 = 5
-	// Rules7 (2026-11-24, twenty-third session; 6 is another change's):
+	// Rules6 (2026-11-24, round two of the compute trial): a VM's name is
+	// unique in its project among the VMs that are not CLOSED regardless
+	// of case (iaas_vm_create_128, iaas_vm_update_128 and the cloud's):
+	// the router lower-cases names into DHCP host names and metadata, so
+	// "Web" and "web" got one host name. VMs that already share a name so
+	// keep it, and keep being updatable; only a new name is checked.
+	Rules6 uint32 = 6
+	// Rules7 (2026-11-24, twenty-third session):
 	// a floating subnet is one router's: a router may not add to its
 	// floating_subnet_ids a subnet another router lists
 	// (iaas_router_{create,update}_107; a subnet shared before stays
