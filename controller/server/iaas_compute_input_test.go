@@ -127,3 +127,49 @@ func TestComputeVMNameCase(t *testing.T) {
 	body["vms"].([]any)[0].(map[string]any)["name"] = strings.ToLower(name)
 	c.Do("POST", "/iaas/cloud/", body, admin).Expect(201)
 }
+
+// TestComputeVPNRemoteSubnetSpecial: a VPN route's remote_subnet that is
+// IPv6 (the agents carry IPv4 networks only) or overlaps 0.0.0.0/8,
+// 127.0.0.0/8, 169.254.0.0/16, 224.0.0.0/4 or 255.255.255.255 is 400
+// iaas_vpn_{create,update}_124 at routes[i].remote_subnet naming why;
+// nothing is created or changed.
+func TestComputeVPNRemoteSubnetSpecial(t *testing.T) {
+	_, f, _ := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	vpn := vpnOf(f)
+	path := apitest.Path("/iaas/vpn/", vpn)
+	was := string(c.Do("GET", path, nil, admin).Expect(200).Body)
+	before := c.Do("GET", "/iaas/vpn/", nil, f.root).Expect(200).List().Metadata.TotalRecords
+	for _, tc := range []struct{ remote, why string }{
+		{"127.0.0.0/8", "loopback"},
+		{"127.0.0.1/32", "loopback"},
+		{"224.0.0.0/4", "multicast"},
+		{"239.1.2.0/24", "multicast"},
+		{"0.0.0.0/8", "this network"},
+		{"169.254.169.254/32", "link-local"},
+		{"255.255.255.255/32", "limited broadcast"},
+		{"2001:db8::/32", "IPv4"},
+		{"::ffff:198.18.0.0/112", "IPv4"},
+	} {
+		t.Run(tc.remote, func(t *testing.T) {
+			b := vpnBody(f)
+			good := b["routes"].([]any)[0].(map[string]any)
+			route := map[string]any{"local_subnet_id": good["local_subnet_id"], "remote_subnet": tc.remote}
+			b["routes"] = []any{good, route}
+			r := c.For(t).Do("POST", "/iaas/vpn/", b, admin).Expect(400)
+			if !strings.Contains(string(r.Body), "iaas_vpn_create_124") || !strings.Contains(string(r.Body), tc.why) {
+				t.Errorf("create: want iaas_vpn_create_124 naming %q:\n%s", tc.why, r.Body)
+			}
+			r = c.For(t).Do("PATCH", path, map[string]any{"routes": []any{route}}, admin).Expect(400)
+			if !strings.Contains(string(r.Body), "iaas_vpn_update_124") || !strings.Contains(string(r.Body), tc.why) {
+				t.Errorf("update: want iaas_vpn_update_124 naming %q:\n%s", tc.why, r.Body)
+			}
+		})
+	}
+	if after := c.Do("GET", "/iaas/vpn/", nil, f.root).Expect(200).List().Metadata.TotalRecords; after != before {
+		t.Errorf("VPNs %d → %d", before, after)
+	}
+	if now := string(c.Do("GET", path, nil, admin).Expect(200).Body); now != was {
+		t.Errorf("the VPN changed:\n%s\n%s", was, now)
+	}
+}

@@ -172,14 +172,50 @@ func vpnFields(fe wire.FieldErrors, q *api.Request, v *wire.VPN, in *wire.VPNInp
 				fe.Add(fmt.Sprintf("routes[%d]", i), q.Code(124), "A route is {local_subnet_id, remote_subnet} with remote_subnet a CIDR.")
 				continue
 			}
+			if why := remoteSubnetFault(p.Masked()); why != "" {
+				fe.Add(fmt.Sprintf("routes[%d].remote_subnet", i), q.Code(124), "%s", why)
+				continue
+			}
 			v.Routes = append(v.Routes, wire.VPNRoute{LocalSubnetID: *r.LocalSubnetID, RemoteSubnet: p.Masked().String()})
 		}
 	}
 	if len(v.Routes) == 0 {
-		if _, bad := fe["routes[0]"]; !bad {
+		_, bad := fe["routes[0]"]
+		if _, remote := fe["routes[0].remote_subnet"]; !bad && !remote {
 			fe.Add("routes", q.Code(123), "At least one route is required.")
 		}
 	}
+}
+
+// notRemote are the IPv4 networks a VPN's remote network may not overlap:
+// the agent routes remote networks into the tunnel from the router's
+// namespace, where these are its own ("this network", loopback,
+// link-local with the metadata address 169.254.169.254) or are never
+// routed (multicast, the limited broadcast).
+var notRemote = []struct {
+	p   netip.Prefix
+	why string
+}{
+	{netip.MustParsePrefix("0.0.0.0/8"), "0.0.0.0/8 (\"this network\", RFC 1122)"},
+	{netip.MustParsePrefix("127.0.0.0/8"), "127.0.0.0/8 (loopback)"},
+	{netip.MustParsePrefix("169.254.0.0/16"), "169.254.0.0/16 (link-local, where the router serves metadata)"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "224.0.0.0/4 (multicast)"},
+	{netip.MustParsePrefix("255.255.255.255/32"), "255.255.255.255 (the limited broadcast)"},
+}
+
+// remoteSubnetFault says why a VPN route's remote network (masked) is
+// refused, or "": the agents' routers and strongSwan carry IPv4 networks
+// only, and none of notRemote.
+func remoteSubnetFault(p netip.Prefix) string {
+	if !p.Addr().Is4() {
+		return fmt.Sprintf("remote_subnet %s is not IPv4: a VPN carries IPv4 networks only.", p)
+	}
+	for _, n := range notRemote {
+		if p.Overlaps(n.p) {
+			return fmt.Sprintf("remote_subnet %s overlaps %s, which cannot be a remote network.", p, n.why)
+		}
+	}
+	return ""
 }
 
 func registerVPN(a *api.API) {
