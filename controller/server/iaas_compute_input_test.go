@@ -1,10 +1,12 @@
 package server_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/regentcloud/regent/controller/internal/apitest"
+	wire "github.com/regentcloud/regent/pkg/api"
 )
 
 // TestComputeTextControlChars: a name or description with a control
@@ -171,5 +173,67 @@ func TestComputeVPNRemoteSubnetSpecial(t *testing.T) {
 	}
 	if now := string(c.Do("GET", path, nil, admin).Expect(200).Body); now != was {
 		t.Errorf("the VPN changed:\n%s\n%s", was, now)
+	}
+}
+
+// TestComputeVMStorageLimit: a VM has at most wire.MaxVMStorages disks
+// (virtio-blk PCI devices on the guest's root bus): more is 400 naming the
+// limit on /iaas/vm/ and cloud create (iaas_vm_create_113), on a VM or
+// cloud update (iaas_vm_update_113) and on /iaas/storage/
+// (iaas_storage_create_108); nothing changes. Exactly the limit is fine.
+func TestComputeVMStorageLimit(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	limit := fmt.Sprint(wire.MaxVMStorages)
+	disks := func(n int, primary bool) []any {
+		var out []any
+		for i := 0; i < n; i++ {
+			out = append(out, map[string]any{"name": fmt.Sprintf("d%d", i), "gb": 1, "primary": primary && i == 0})
+		}
+		return out
+	}
+	vms := func() int { return c.Do("GET", "/iaas/vm/", nil, f.root).Expect(200).List().Metadata.TotalRecords }
+	storages := func() int {
+		return c.Do("GET", "/iaas/storage/", nil, f.root).Expect(200).List().Metadata.TotalRecords
+	}
+	beforeVMs, beforeDisks := vms(), storages()
+	b := vmBody(f.n.Unique("many"), x, 100, false)
+	b["project_id"], b["storages"] = x.project, disks(600, true)
+	r := c.Do("POST", "/iaas/vm/", b, admin).Expect(400)
+	if r.FieldCode("storages") != "iaas_vm_create_113" || !strings.Contains(r.Err().Errors["storages"].Detail, limit) {
+		t.Errorf("600 disks on /iaas/vm/:\n%s", r)
+	}
+	cloud := cloudBody(f.n.Unique("many"), f.reg, x, 1)
+	cloud["vms"].([]any)[0].(map[string]any)["storages"] = disks(wire.MaxVMStorages+1, true)
+	if r := c.Do("POST", "/iaas/cloud/", cloud, admin).Expect(400); !strings.Contains(string(r.Body), "iaas_vm_create_113") || !strings.Contains(string(r.Body), "at most "+limit) {
+		t.Errorf("%d disks in a cloud create:\n%s", wire.MaxVMStorages+1, r)
+	}
+	if a, b := vms(), storages(); a != beforeVMs || b != beforeDisks {
+		t.Errorf("VMs %v → %v, storages %v → %v", beforeVMs, a, beforeDisks, b)
+	}
+	// exactly the limit is a VM; it takes no further disk
+	b = vmBody(f.n.Unique("full"), x, 101, false)
+	b["project_id"], b["storages"] = x.project, disks(wire.MaxVMStorages, true)
+	vm := create(c, admin, "/iaas/vm/", b)
+	path := apitest.Path("/iaas/vm/", vm)
+	c.Do("PATCH", path, map[string]any{"state": 2, "expected_state": 1}, x.robotR).Expect(200)
+	c.Do("PATCH", path, map[string]any{"state": 4, "expected_state": 2}, x.robotR).Expect(200)
+	was := fmt.Sprint(c.Do("GET", path, nil, admin).Expect(200).Content())
+	beforeDisks = storages()
+	r = c.Do("POST", "/iaas/storage/", map[string]any{"vm_id": vm, "name": "one-more", "gb": 1}, admin).Expect(400)
+	if r.FieldCode("vm_id") != "iaas_storage_create_108" || !strings.Contains(r.Err().Errors["vm_id"].Detail, limit) {
+		t.Errorf("storage create on a full VM:\n%s", r)
+	}
+	more := []any{map[string]any{"name": "one-more", "gb": 1}}
+	r = c.Do("PATCH", path, map[string]any{"storages": more}, admin).Expect(400)
+	if r.FieldCode("storages") != "iaas_vm_update_113" || !strings.Contains(r.Err().Errors["storages"].Detail, limit) {
+		t.Errorf("VM update adding a disk to a full VM:\n%s", r)
+	}
+	r = c.Do("PATCH", apitest.Path("/iaas/cloud/", x.project), map[string]any{"vms": []any{map[string]any{"id": vm, "storages": more}}}, admin).Expect(400)
+	if r.FieldCode("vms[0].storages") != "iaas_vm_update_113" {
+		t.Errorf("cloud update adding a disk to a full VM:\n%s", r)
+	}
+	if now := fmt.Sprint(c.Do("GET", path, nil, admin).Expect(200).Content()); now != was || storages() != beforeDisks {
+		t.Errorf("the full VM changed:\n%s\n%s", was, now)
 	}
 }

@@ -1068,6 +1068,9 @@ func (t *Txn) vmSpecChange(cur *api.VM, ch *VMChange, f api.PlacementFactors, a 
 			grow = append(grow, &n)
 		}
 	}
+	if t.since(Rules6) && len(disks)+len(add) > api.MaxVMStorages {
+		return nil, fieldErr("storages", c(113), "A VM has at most %d storages; it has %d and %d would be added.", api.MaxVMStorages, len(disks), len(add))
+	}
 	if slices.ContainsFunc(add, func(s StorageSpec) bool { return s.Primary }) {
 		return nil, fieldErr("storages", c(122), "A VM has exactly one primary storage; added storages cannot be primary.")
 	}
@@ -1146,6 +1149,9 @@ func (t *Txn) StorageCreate(p *StorageCreatePayload) (*api.Storage, error) {
 		if d.Name == p.Storage.Name {
 			return nil, fieldErr("name", "iaas_storage_create_106", "VM %d has a storage named %q already (%d).", vm.ID, d.Name, d.ID)
 		}
+	}
+	if n := len(t.StoragesOfVM(vm.ID)); t.since(Rules6) && n >= api.MaxVMStorages {
+		return nil, fieldErr("vm_id", "iaas_storage_create_108", "VM %d has %d storages, the most a VM may have.", vm.ID, n)
 	}
 	if _, err := t.vmSpecChange(vm, &VMChange{ID: vm.ID, Storages: []StorageSpec{p.Storage}}, p.Placement, p.Actor, "storage", "create"); err != nil {
 		return nil, err

@@ -67,7 +67,10 @@ const (
 	// of case (iaas_vm_create_128, iaas_vm_update_128 and the cloud's):
 	// the router lower-cases names into DHCP host names and metadata, so
 	// "Web" and "web" got one host name. VMs that already share a name so
-	// keep it, and keep being updatable; only a new name is checked.
+	// keep it, and keep being updatable; only a new name is checked. A VM
+	// has at most api.MaxVMStorages disks: a spec change that would add
+	// more is refused (iaas_vm_update_113), as is a storage create on a VM
+	// that has them (iaas_storage_create_108).
 	Rules6 uint32 = 6
 	// Rules7 (2026-11-24, twenty-third session):
 	// a floating subnet is one router's: a router may not add to its

@@ -321,3 +321,13 @@ const (
 	MaxRAMGB     = 1 << 32 // a server's ram, a VM's ram (GB)
 	MaxStorageGB = 1 << 40 // a server's gb, one storage's gb, a VM's storages together (GB)
 )
+
+// MaxVMStorages is the most disks (storages) a VM may have (400 beyond, on
+// create, update and storage create). The agent attaches each disk as a
+// virtio-blk PCI device (agent/vm: targets vda, vdb, …), on the guest's
+// root bus, also while it runs (a hot attach, where libvirt adds no PCI
+// bridge): the default i440fx machine has 32 slots, three taken by the
+// host bridge, the PIIX3 (IDE for the seed CD, USB) and the balloon, and
+// one by each NIC (one per subnet of the VM's addresses). 16 disks leave
+// 13 slots for NICs and keep single-letter targets (vda–vdp).
+const MaxVMStorages = 16

@@ -103,6 +103,10 @@ func vmShape(fe wire.FieldErrors, prefix string, in *wire.VMInput) state.VMSpec 
 	if len(in.Storages) == 0 {
 		add("storages", 112, "At least one storage is required.")
 	}
+	if len(in.Storages) > wire.MaxVMStorages {
+		add("storages", 113, "A VM has at most %d storages; %d were sent.", wire.MaxVMStorages, len(in.Storages))
+		in.Storages = nil
+	}
 	primaries := 0
 	names := map[string]bool{}
 	total := 0 // ≤ len × MaxStorageGB: the body's 1 MiB keeps it far from overflow
