@@ -1126,3 +1126,28 @@ func TestVMNameCase(t *testing.T) {
 		}
 	}
 }
+
+// TestVMStorageLimit: from Rules6 a spec change that would give a VM more
+// than api.MaxVMStorages disks is refused (iaas_vm_update_113), as is a
+// storage create on a VM that has them; a command made under Rules5
+// replays as it applied.
+func TestVMStorageLimit(t *testing.T) {
+	for _, rules := range []uint32{Rules5, RulesCurrent} {
+		x, res := runningCloud(t)
+		vm := res.VMs[0]
+		var add []StorageSpec
+		for i := 0; i < api.MaxVMStorages; i++ { // with root: one too many
+			add = append(add, StorageSpec{Name: fmt.Sprintf("d%d", i), GB: 1})
+		}
+		err := x.do(func(t *Txn) error {
+			t.Rules = rules
+			_, err := t.VMUpdate(&VMUpdatePayload{Change: VMChange{ID: vm.ID, Storages: add}, Placement: api.DefaultPlacement}, 0)
+			return err
+		})
+		if refused := err != nil; refused != (rules >= Rules6) {
+			t.Errorf("rules %d: %d disks refused: %v (%v)", rules, api.MaxVMStorages+1, refused, err)
+		} else if refused && !strings.Contains(err.Error(), "iaas_vm_update_113") {
+			t.Errorf("rules %d: %v, want iaas_vm_update_113", rules, err)
+		}
+	}
+}
