@@ -237,3 +237,29 @@ func TestComputeVMStorageLimit(t *testing.T) {
 		t.Errorf("the full VM changed:\n%s\n%s", was, now)
 	}
 }
+
+// TestComputeVMGatewayHoldsAnAddress: a VM whose gateway_subnet holds
+// none of its ip_addresses (it would have no default route) is 400
+// iaas_vm_create_131 at gateway_subnet, on /iaas/vm/ and in a cloud
+// create, and nothing is created; with an address there it is a VM.
+func TestComputeVMGatewayHoldsAnAddress(t *testing.T) {
+	_, f, x := computeSetup(t)
+	c, admin := f.c.For(t), f.r.Token(apitest.MemberAdmin)
+	before := c.Do("GET", "/iaas/vm/", nil, f.root).Expect(200).List().Metadata.TotalRecords
+	b := vmBody(f.n.Unique("nogw"), x, 110, false)
+	b["project_id"], b["gateway_subnet"] = x.project, "10.0.1.1/24"
+	r := c.Do("POST", "/iaas/vm/", b, admin).Expect(400)
+	if r.FieldCode("gateway_subnet") != "iaas_vm_create_131" || !strings.Contains(r.Err().Errors["gateway_subnet"].Detail, "default route") {
+		t.Errorf("gateway subnet without an address of the VM:\n%s", r)
+	}
+	cloud := cloudBody(f.n.Unique("nogw"), f.reg, x, 2)
+	cloud["vms"].([]any)[1].(map[string]any)["gateway_subnet"] = "10.0.1.1/24"
+	if r := c.Do("POST", "/iaas/cloud/", cloud, admin).Expect(400); !strings.Contains(string(r.Body), "iaas_vm_create_131") {
+		t.Errorf("a cloud with such a VM:\n%s", r)
+	}
+	if after := c.Do("GET", "/iaas/vm/", nil, f.root).Expect(200).List().Metadata.TotalRecords; after != before {
+		t.Errorf("VMs %d → %d", before, after)
+	}
+	b["ip_addresses"] = []any{map[string]any{"address": "10.0.0.110"}, map[string]any{"address": "10.0.1.110"}}
+	c.Do("POST", "/iaas/vm/", b, admin).Expect(201)
+}

@@ -729,6 +729,16 @@ func (x *cloudCtx) createVM(s *VMSpec, service, method string) (*api.VM, error) 
 	if err := x.addresses(vm, s.IPAddresses, gateway, c); err != nil {
 		return nil, err
 	}
+	// From Rules6 the gateway subnet holds an address of the VM (checked
+	// once each address is known good, so that its own error comes
+	// first): the VM's default route is via its gateway, on the NIC of
+	// that address (the first there is the primary, facts §7.3).
+	if t.since(Rules6) && !slices.ContainsFunc(s.IPAddresses, func(ip IPSpec) bool {
+		a, err := netip.ParseAddr(ip.Address)
+		return err == nil && netip.MustParsePrefix(gateway.CIDR).Contains(a)
+	}) {
+		return nil, fieldErr("gateway_subnet", c(131), "gateway_subnet %s holds none of the VM's ip_addresses: the VM would have no default route.", s.GatewaySubnet)
+	}
 	for _, st := range s.Storages {
 		if err := insertNew(t, Storages, &api.Storage{VMID: vm.ID, ProjectID: vm.ProjectID, MemberID: vm.MemberID,
 			StorageTypeID: vm.StorageTypeID, Name: st.Name, GB: st.GB, Primary: st.Primary}); err != nil {

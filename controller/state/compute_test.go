@@ -75,8 +75,12 @@ func newComputeFixture(t testing.TB, servers ...[3]int) *computeFixture {
 }
 
 func (x *computeFixture) vm(name, ip string, nat bool) VMSpec {
+	gw := "10.0.0.1/24" // the subnet of ip: it holds an address of the VM (Rules6)
+	if strings.HasPrefix(ip, "10.0.1.") {
+		gw = "10.0.1.1/24"
+	}
 	return VMSpec{Name: name, ImageID: x.image.ID, StorageTypeID: x.st.ID, CPU: 2, RAM: 4, DNS: "1.1.1.1",
-		Storages: []StorageSpec{{Name: "root", GB: 20, Primary: true}}, GatewaySubnet: "10.0.0.1/24",
+		Storages: []StorageSpec{{Name: "root", GB: 20, Primary: true}}, GatewaySubnet: gw,
 		IPAddresses: []IPSpec{{Address: ip, NAT: nat}}, GUID: "guid-" + name}
 }
 
@@ -1148,6 +1152,27 @@ func TestVMStorageLimit(t *testing.T) {
 			t.Errorf("rules %d: %d disks refused: %v (%v)", rules, api.MaxVMStorages+1, refused, err)
 		} else if refused && !strings.Contains(err.Error(), "iaas_vm_update_113") {
 			t.Errorf("rules %d: %v, want iaas_vm_update_113", rules, err)
+		}
+	}
+}
+
+// TestVMGatewayHoldsAnAddress: from Rules6 a new VM whose gateway subnet
+// holds none of its addresses is refused (iaas_vm_create_131); a command
+// made under Rules5 replays as it applied.
+func TestVMGatewayHoldsAnAddress(t *testing.T) {
+	for _, rules := range []uint32{Rules5, RulesCurrent} {
+		x := newComputeFixture(t, [3]int{64, 1000, 16})
+		vm := x.vm("a", "10.0.0.10", false)
+		vm.GatewaySubnet = "10.0.1.1/24"
+		err := x.do(func(t *Txn) error {
+			t.Rules = rules
+			_, err := t.CloudCreate(x.cloud("p", vm))
+			return err
+		})
+		if refused := err != nil; refused != (rules >= Rules6) {
+			t.Errorf("rules %d: refused %v (%v)", rules, refused, err)
+		} else if refused && !strings.Contains(err.Error(), "iaas_vm_create_131") {
+			t.Errorf("rules %d: %v, want iaas_vm_create_131", rules, err)
 		}
 	}
 }

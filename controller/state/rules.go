@@ -70,7 +70,9 @@ const (
 	// keep it, and keep being updatable; only a new name is checked. A VM
 	// has at most api.MaxVMStorages disks: a spec change that would add
 	// more is refused (iaas_vm_update_113), as is a storage create on a VM
-	// that has them (iaas_storage_create_108).
+	// that has them (iaas_storage_create_108). A new VM's gateway_subnet
+	// holds one of its ip_addresses (iaas_vm_create_131): without one the
+	// VM has no default route.
 	Rules6 uint32 = 6
 	// Rules7 (2026-11-24, twenty-third session):
 	// a floating subnet is one router's: a router may not add to its
