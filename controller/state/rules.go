@@ -62,7 +62,7 @@ const (
 	// the region's row), and the record goes when the member stops holding
 	// it (the row leaves the public address or goes without it).
 	Rules5 uint32 = 5
-	// Rules6 (2026-11-24, round two of the compute trial): a VM's name is
+	// Rules6 (2026-11-24, twenty-third session): a VM's name is
 	// unique in its project among the VMs that are not CLOSED regardless
 	// of case (iaas_vm_create_128, iaas_vm_update_128 and the cloud's):
 	// the router lower-cases names into DHCP host names and metadata, so
