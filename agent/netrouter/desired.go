@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/netx"
 )
 
 // desired is a validated, parsed RouterSpec with every host name resolved.
@@ -419,7 +420,7 @@ func parsePorts(s string) (lo, hi uint16, err error) {
 // tag, client id, MAC or address ("set:", "tag:", "id:", colons, commas,
 // dots, brackets) is gone with the other characters.
 func dhcpHostname(name string) string {
-	out := dhcpLabel(name)
+	out := netx.HostLabel(name)
 	if out == "ignore" || out == "infinite" || dnsmasqLeaseTime.MatchString(out) {
 		return ""
 	}
@@ -427,27 +428,5 @@ func dhcpHostname(name string) string {
 }
 
 // dnsmasqLeaseTime is what dnsmasq reads as a lease time in a dhcp-host
-// field (after the lower-casing of dhcpLabel).
+// field (after the lower-casing of netx.HostLabel).
 var dnsmasqLeaseTime = regexp.MustCompile(`^[0-9]+[smhdw]?$`)
-
-// dhcpLabel is a VM name made a DNS label.
-func dhcpLabel(name string) string {
-	var b strings.Builder
-	hyphen := false
-	for _, r := range strings.ToLower(name) {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
-			if hyphen && b.Len() > 0 {
-				b.WriteByte('-')
-			}
-			hyphen = false
-			b.WriteRune(r)
-			continue
-		}
-		hyphen = true
-	}
-	out := b.String()
-	if len(out) > 63 {
-		out = strings.TrimRight(out[:63], "-")
-	}
-	return out
-}

@@ -698,7 +698,7 @@ func (x *cloudCtx) createVM(s *VMSpec, service, method string) (*api.VM, error) 
 	}
 	for _, o := range t.VMsOfProject(x.p.ID) {
 		if o.State != api.StateClosed && t.sameVMName(o.Name, s.Name) {
-			fe.Add("name", c(128), "A VM named %q already exists in the project (names are compared regardless of case).", o.Name)
+			fe.Add("name", c(128), "A VM named %q already exists in the project (names equal regardless of case, or giving one host name, clash).", o.Name)
 		}
 	}
 	var gateway *api.IPBlock
@@ -754,11 +754,13 @@ func (x *cloudCtx) createVM(s *VMSpec, service, method string) (*api.VM, error) 
 }
 
 // sameVMName reports whether two VM names clash in a project: from Rules6
-// regardless of case (the router's DHCP host names and metadata are lower
-// case), before it byte for byte.
+// when they are equal regardless of case or make one host name
+// (netx.HostLabel: "Web 1", "web_1" and "web-1" are all web-1 to the
+// router's DHCP server), before it byte for byte.
 func (t *Txn) sameVMName(a, b string) bool {
 	if t.since(Rules6) {
-		return strings.EqualFold(a, b)
+		l := netx.HostLabel(a)
+		return strings.EqualFold(a, b) || l != "" && l == netx.HostLabel(b)
 	}
 	return a == b
 }
@@ -1078,7 +1080,7 @@ func (t *Txn) vmSpecChange(cur *api.VM, ch *VMChange, f api.PlacementFactors, a 
 			grow = append(grow, &n)
 		}
 	}
-	if t.since(Rules6) && len(disks)+len(add) > api.MaxVMStorages {
+	if t.since(Rules6) && len(add) > 0 && len(disks)+len(add) > api.MaxVMStorages {
 		return nil, fieldErr("storages", c(113), "A VM has at most %d storages; it has %d and %d would be added.", api.MaxVMStorages, len(disks), len(add))
 	}
 	if slices.ContainsFunc(add, func(s StorageSpec) bool { return s.Primary }) {
@@ -1116,7 +1118,7 @@ func (t *Txn) vmSpecChange(cur *api.VM, ch *VMChange, f api.PlacementFactors, a 
 	if vm.Name != cur.Name {
 		for _, o := range t.VMsOfProject(vm.ProjectID) {
 			if o.ID != vm.ID && o.State != api.StateClosed && t.sameVMName(o.Name, vm.Name) {
-				return nil, fieldErr("name", c(128), "A VM named %q already exists in the project (names are compared regardless of case).", o.Name)
+				return nil, fieldErr("name", c(128), "A VM named %q already exists in the project (names equal regardless of case, or giving one host name, clash).", o.Name)
 			}
 		}
 	}

@@ -1129,6 +1129,15 @@ func TestVMNameCase(t *testing.T) {
 			t.Errorf("rules %d: Web and web in one project refused: %v (%v)", rules, refused, err)
 		}
 	}
+	// Names that make one DHCP host name clash too; two that make none
+	// (nothing of a-z, 0-9 left) do not.
+	for _, pair := range [][2]string{{"Web 1", "web_1"}, {"web-1", "web_1"}, {"ÄÖ", "Ü"}} {
+		x := newComputeFixture(t, [3]int{64, 1000, 16})
+		_, err := x.create(x.cloud("p", x.vm(pair[0], "10.0.0.10", false), x.vm(pair[1], "10.0.0.11", false)))
+		if clash := netx.HostLabel(pair[0]) != ""; (err != nil) != clash {
+			t.Errorf("%q and %q in one project: %v, want refused %v", pair[0], pair[1], err, clash)
+		}
+	}
 }
 
 // TestVMStorageLimit: from Rules6 a spec change that would give a VM more
@@ -1153,6 +1162,15 @@ func TestVMStorageLimit(t *testing.T) {
 		} else if refused && !strings.Contains(err.Error(), "iaas_vm_update_113") {
 			t.Errorf("rules %d: %v, want iaas_vm_update_113", rules, err)
 		}
+		if rules >= Rules6 {
+			continue
+		}
+		// A VM given more disks before Rules6 stays updatable: a change
+		// that adds none (a rename) is taken.
+		x.ok("a change that adds no disk to a VM over the limit", func(t *Txn) error {
+			_, err := t.VMUpdate(&VMUpdatePayload{Change: VMChange{ID: vm.ID, Name: ptr("renamed")}, Placement: api.DefaultPlacement}, 0)
+			return err
+		})
 	}
 }
 

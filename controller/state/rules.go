@@ -62,17 +62,18 @@ const (
 	// the region's row), and the record goes when the member stops holding
 	// it (the row leaves the public address or goes without it).
 	Rules5 uint32 = 5
-	// Rules6 (2026-11-24, twenty-third session): a VM's name is
-	// unique in its project among the VMs that are not CLOSED regardless
-	// of case (iaas_vm_create_128, iaas_vm_update_128 and the cloud's):
-	// the router lower-cases names into DHCP host names and metadata, so
-	// "Web" and "web" got one host name. VMs that already share a name so
-	// keep it, and keep being updatable; only a new name is checked. A VM
-	// has at most api.MaxVMStorages disks: a spec change that would add
-	// more is refused (iaas_vm_update_113), as is a storage create on a VM
-	// that has them (iaas_storage_create_108). A new VM's gateway_subnet
-	// holds one of its ip_addresses (iaas_vm_create_131): without one the
-	// VM has no default route.
+	// Rules6 (2026-11-24, twenty-third session): a VM's name is unique in
+	// its project among the VMs that are not CLOSED regardless of case and
+	// of what the router's DHCP host name drops (netx.HostLabel;
+	// iaas_vm_create_128, iaas_vm_update_128 and the cloud's): "Web" and
+	// "web", or "Web 1" and "web_1", got one host name. VMs that already
+	// share a name so keep it, and keep being updatable; only a new name is
+	// checked. A VM has at most api.MaxVMStorages disks: a spec change that
+	// adds disks beyond them is refused (iaas_vm_update_113; one that adds
+	// none is not), as is a storage create on a VM that has them
+	// (iaas_storage_create_108). A new VM's gateway_subnet holds one of its
+	// ip_addresses (iaas_vm_create_131): without one the VM has no default
+	// route.
 	Rules6 uint32 = 6
 	// Rules7 (2026-11-24, twenty-third session):
 	// a floating subnet is one router's: a router may not add to its
