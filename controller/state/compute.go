@@ -497,6 +497,11 @@ func (t *Txn) routerChecks(r, old *api.Router, method string) error {
 			if slices.Contains(r.FloatingSubnetIDs, id) {
 				continue
 			}
+			// Shared from before Rules7: the holders may be the other
+			// router's, which keeps the subnet (and its rows stay taken).
+			if _, shared := t.otherFloatingSubnetRouter(id, r.ID); shared {
+				continue
+			}
 			if n, holder := t.floatingHolders(id); n > 0 {
 				fe.Add("floating_subnet_ids", code("iaas", "router", method, 108),
 					"Subnet %d cannot leave the router: %d of its addresses are held by virtual routers and VMs (%s among them); close them first.", id, n, holder)

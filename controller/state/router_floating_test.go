@@ -123,6 +123,21 @@ func TestFloatingSubnetHeld(t *testing.T) {
 	if err := update(RulesCurrent, x.floating.ID); err != nil {
 		t.Fatalf("give up a floating subnet nobody's VMs or routers hold: %v", err)
 	}
+	// A router that shared the held subnet from before Rules7 may give it
+	// up: its holders are the first router's, which keeps it.
+	var second *api.Router
+	x.ok("second router sharing the subnet (Rules5)", func(t *Txn) (err error) {
+		t.Rules = Rules5
+		capacity := 10
+		second, err = t.RouterCreate(&api.Router{RegionID: x.region.ID, Capacity: &capacity, Enabled: true, FloatingSubnetIDs: []uint64{x.floating.ID}})
+		return err
+	})
+	x.ok("the second router gives the shared subnet up", func(t *Txn) error {
+		n := *second
+		n.FloatingSubnetIDs = nil
+		_, err := t.RouterUpdate(&n, 0)
+		return err
+	})
 	// Before Rules7 the held one went too.
 	if err := update(Rules5); err != nil {
 		t.Fatalf("an update made under Rules5 replays as it applied: %v", err)

@@ -80,7 +80,8 @@ const (
 	// floating_subnet_ids a subnet another router lists
 	// (iaas_router_{create,update}_107; a subnet shared before stays
 	// updatable); a router does not give up a floating subnet while virtual
-	// routers or VMs (NAT) hold addresses in it (iaas_router_update_108).
+	// routers or VMs (NAT) hold addresses in it (iaas_router_update_108),
+	// unless another router (sharing it from before) still lists it.
 	Rules7 uint32 = 7
 	// RulesCurrent is the version the leader stamps.
 	RulesCurrent = Rules7
