@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -440,6 +441,9 @@ func TestMelange_BadInputLongStrings(t *testing.T) {
 		{"POST", watch[1], "used_by_device", map[string]any{"ip_address": map[string]any{"interface_id": "vif-79", "used_by_device": long}}},
 		{"POST", net + "n79/interfaces", "id", map[string]any{"interface": map[string]any{"id": long}}},
 		{"POST", net + "n79/interfaces/" + long + "/ip_allocations", "vif", map[string]any{"network": map[string]any{}}},
+		// a number is read as its text: 1.000…01 is not 1
+		{"POST", melangeBlocks(e.r.MemberA), "network_id", map[string]any{"ip_block": map[string]any{"cidr": "10.82.0.0/24", "type": "private",
+			"network_id": json.Number("1." + strings.Repeat("0", 300) + "1")}}},
 	} {
 		wantFault(t, e.c.Do(c.method, c.path, c.body, tok), 400, "BadRequest", fmt.Sprintf("{'%s': ['%s should be at most 255 characters']}", c.field, c.field))
 	}

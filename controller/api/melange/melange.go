@@ -545,7 +545,13 @@ func (b body) str(field string) (v string, present bool, err error) {
 		}
 		return strings.TrimSpace(t), true, nil
 	case float64:
-		return strings.TrimSpace(string(raw)), true, nil
+		// The number's text as sent: 1.000…01 decodes as 1, so its
+		// length is checked as a string's.
+		v := strings.TrimSpace(string(raw))
+		if err := checkLen(field, v); err != nil {
+			return "", true, err
+		}
+		return v, true, nil
 	}
 	return "", true, invalid(field, field+" is invalid")
 }
