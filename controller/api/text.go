@@ -29,6 +29,18 @@ func TextFault(v string, max int) string {
 	return ""
 }
 
+// LinesFault is TextFault for text kept in lines (a project's note): tabs
+// and line ends (\t, \n, \r) are allowed, every other control character,
+// line separator and bidirectional control is refused as there.
+func LinesFault(v string, max int) string {
+	return TextFault(strings.Map(func(r rune) rune {
+		if r == '\t' || r == '\n' || r == '\r' {
+			return ' '
+		}
+		return r
+	}, v), max)
+}
+
 // lineOrBidi reports the format characters that act like control
 // characters where text is shown: U+2028 and U+2029 break lines, and the
 // bidirectional embeddings, overrides and isolates (U+202A–U+202E,

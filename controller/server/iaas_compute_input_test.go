@@ -44,6 +44,8 @@ func TestComputeTextControlChars(t *testing.T) {
 		}), admin, "iaas_vm_create_113"},
 		{"vm rename", "PATCH", apitest.Path("/iaas/vm/", vm), map[string]any{"name": "a\tb"}, admin, "iaas_vm_update_127"},
 		{"project name", "POST", "/iaas/project/", map[string]any{"name": "p\x7f", "region_id": f.reg}, admin, "iaas_project_create_102"},
+		{"project note escape", "POST", "/iaas/project/", map[string]any{"name": f.n.Unique("note"), "region_id": f.reg, "note": "ok\n\x1b[2Jforged"}, admin, "iaas_project_create_106"},
+		{"project note C1", "PATCH", apitest.Path("/iaas/project/", x.project), map[string]any{"note": "a\u009bb"}, admin, "iaas_project_update_106"},
 		{"cloud subnet name", "POST", "/iaas/cloud/", cloud(func(b map[string]any) {
 			b["subnets"].([]any)[0].(map[string]any)["name"] = "a\nb"
 		}), admin, "iaas_cloud_create_110"},
@@ -82,6 +84,11 @@ func TestComputeTextControlChars(t *testing.T) {
 		return false
 	}() {
 		t.Errorf("bad names created objects: %v → %v", before, after)
+	}
+	// A note keeps its lines and tabs.
+	note := "line one\n\tline two\r\n"
+	if got := c.Do("PATCH", apitest.Path("/iaas/project/", x.project), map[string]any{"note": note}, admin).Expect(200).Content()["note"]; got != note {
+		t.Errorf("note with lines and a tab: %q", got)
 	}
 	if name := c.Do("GET", apitest.Path("/iaas/vm/", vm), nil, admin).Expect(200).Content()["name"].(string); strings.ContainsFunc(name, func(r rune) bool { return r < ' ' }) {
 		t.Errorf("the VM was renamed to %q", name)

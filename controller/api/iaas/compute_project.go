@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/regentcloud/regent/controller/api"
 	"github.com/regentcloud/regent/controller/api/query"
@@ -60,11 +59,12 @@ func projectShape(fe wire.FieldErrors, q *api.Request, prefix, service string, i
 	return s
 }
 
-// noteBound refuses a project note over 10,000 characters, on create and
-// update alike.
+// noteBound refuses a project note over 10,000 characters or with a
+// control character other than tabs and line ends (api.LinesFault), on
+// create and update alike.
 func noteBound(fe wire.FieldErrors, prefix, code, note string) {
-	if utf8.RuneCountInString(note) > 10000 {
-		fe.Add(prefix+"note", code, "note is at most 10000 characters.")
+	if msg := api.LinesFault(note, 10000); msg != "" {
+		fe.Add(prefix+"note", code, "note: %s", msg)
 	}
 }
 
