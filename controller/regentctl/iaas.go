@@ -116,8 +116,7 @@ func iaasCommand(args []string, stdout io.Writer) (string, verb, []string, error
 	if len(args) == 0 {
 		return "", verb{}, nil, cli.UsageError("iaas needs a service: " + iaasNames())
 	}
-	switch args[0] {
-	case "help", "-h", "-help", "--help":
+	if isHelp(args[0]) {
 		fmt.Fprint(stdout, iaasHelp())
 		return "", verb{}, nil, cli.ErrHelp
 	}
@@ -134,23 +133,33 @@ func iaasCommand(args []string, stdout io.Writer) (string, verb, []string, error
 	if len(args) < 2 {
 		return "", verb{}, nil, cli.UsageError(fmt.Sprintf("iaas %s needs a command: %s", s.name, strings.Join(verbs, ", ")))
 	}
-	var v verb
-	switch args[1] {
-	case "list":
-		v = verb{synopsis: "[-search FIELD[__OP]=VALUE ...] [-columns A,B] [flags]", run: s.list}
-	case "get":
-		v = verb{synopsis: s.idSynopsis() + "[KEY=VALUE ...] [-columns A,B] [flags]", run: s.get}
-	case "create":
-		v = verb{synopsis: "[-d JSON | -f FILE] [KEY=VALUE | KEY:=JSON ...] [flags]", run: s.create}
-	case "update":
-		v = verb{synopsis: s.idSynopsis() + "[-d JSON | -f FILE] [KEY=VALUE | KEY:=JSON ...] [-put] [-if-match N] [flags]", run: s.update}
-	case "delete":
-		v = verb{synopsis: s.idSynopsis() + "[flags]", run: s.del}
+	if isHelp(args[1]) {
+		fmt.Fprint(stdout, commandsUsage("iaas "+s.name, verbs, func(v string) string { return s.verb(v).synopsis }))
+		return "", verb{}, nil, cli.ErrHelp
 	}
+	v := s.verb(args[1])
 	if !strings.Contains(" "+s.verbs+" ", " "+args[1]+" ") || v.run == nil {
 		return "", verb{}, nil, cli.UsageError(fmt.Sprintf("unknown command %q for iaas %s (%s)", args[1], s.name, strings.Join(verbs, ", ")))
 	}
 	return "iaas " + s.name + " " + args[1], v, args[2:], nil
+}
+
+// verb returns the command name of the service (a zero verb for a name
+// that is no command).
+func (s *iaasService) verb(name string) verb {
+	switch name {
+	case "list":
+		return verb{synopsis: "[-search FIELD[__OP]=VALUE ...] [-columns A,B] [flags]", run: s.list}
+	case "get":
+		return verb{synopsis: s.idSynopsis() + "[KEY=VALUE ...] [-columns A,B] [flags]", run: s.get}
+	case "create":
+		return verb{synopsis: "[-d JSON | -f FILE] [KEY=VALUE | KEY:=JSON ...] [flags]", run: s.create}
+	case "update":
+		return verb{synopsis: s.idSynopsis() + "[-d JSON | -f FILE] [KEY=VALUE | KEY:=JSON ...] [-put] [-if-match N] [flags]", run: s.update}
+	case "delete":
+		return verb{synopsis: s.idSynopsis() + "[flags]", run: s.del}
+	}
+	return verb{}
 }
 
 func (s *iaasService) idSynopsis() string {

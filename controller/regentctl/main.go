@@ -67,7 +67,9 @@ Global flags (also accepted after the command):
   -ca-cert F      PEM CA of the API's certificate for https ($REGENT_CACERT)
   -o FORMAT       table (default) or json
 
-Run 'regentctl <resource> <command> -h' for the flags of a command.
+Run 'regentctl <resource> -h' for the commands of a resource ('regentctl iaas
+SERVICE -h' for a service's) and 'regentctl <resource> <command> -h' for the
+flags of a command.
 `
 
 func main() {
@@ -164,7 +166,7 @@ func dispatch(ctx context.Context, conn *cli.Conn, args []string, stdin io.Reade
 		help = "regentctl iaas help"
 		name, v, rest, err = iaasCommand(rest[1:], stdout)
 	} else {
-		name, v, rest, err = resourceCommand(rest)
+		name, v, rest, err = resourceCommand(rest, stdout)
 	}
 	if err != nil {
 		return help, err
@@ -177,7 +179,7 @@ func dispatch(ctx context.Context, conn *cli.Conn, args []string, stdin io.Reade
 
 // resourceCommand finds the command of "RESOURCE VERB ARGS..." and returns
 // its name, the verb and the arguments after it.
-func resourceCommand(args []string) (string, verb, []string, error) {
+func resourceCommand(args []string, stdout io.Writer) (string, verb, []string, error) {
 	res, ok := resources[args[0]]
 	if !ok {
 		return "", verb{}, nil, cli.UsageError(fmt.Sprintf("unknown resource %q (member, user, token, region or iaas)", args[0]))
@@ -185,11 +187,39 @@ func resourceCommand(args []string) (string, verb, []string, error) {
 	if len(args) < 2 {
 		return "", verb{}, nil, cli.UsageError(fmt.Sprintf("%s needs a command: %s", args[0], strings.Join(res.verbs(), ", ")))
 	}
+	if isHelp(args[1]) {
+		fmt.Fprint(stdout, commandsUsage(args[0], res.verbs(), func(v string) string { return res[v].synopsis }))
+		return "", verb{}, nil, cli.ErrHelp
+	}
 	v, ok := res[args[1]]
 	if !ok {
 		return "", verb{}, nil, cli.UsageError(fmt.Sprintf("unknown command %q for %s (%s)", args[1], args[0], strings.Join(res.verbs(), ", ")))
 	}
 	return args[0] + " " + args[1], v, args[2:], nil
+}
+
+// isHelp reports whether arg, where a command is expected, asks for help.
+func isHelp(arg string) bool {
+	switch arg {
+	case "help", "-h", "-help", "--help":
+		return true
+	}
+	return false
+}
+
+// commandsUsage is the usage of "regentctl NAME -h" (NAME is a resource
+// such as "member", or "iaas SERVICE"): its commands with the synopsis of
+// each.
+func commandsUsage(name string, verbs []string, synopsis func(string) string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Usage: regentctl %s COMMAND [flags] [args]\n\nCommands:\n", name)
+	rows := make([][]string, len(verbs))
+	for i, v := range verbs {
+		rows[i] = []string{"  " + v, synopsis(v)}
+	}
+	cli.Table(&b, rows)
+	fmt.Fprintf(&b, "\nRun 'regentctl %s COMMAND -h' for the flags of a command.\n", name)
+	return b.String()
 }
 
 // verb is one command of a resource.

@@ -335,3 +335,30 @@ func TestRegentctlRootTokenFallback(t *testing.T) {
 		t.Fatalf("another cluster's root token: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 }
+
+// TestRegentctlCommandHelp: 'regentctl RESOURCE -h' (or help, --help) and
+// 'regentctl iaas SERVICE -h' list the commands with their arguments and
+// exit 0; they were an unknown command "-h", exit 2.
+func TestRegentctlCommandHelp(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"member", "-h"}, []string{"Usage: regentctl member COMMAND", "  create  -name NAME [-self-managed] [flags]", "  delete  ID [flags]", "'regentctl member COMMAND -h'"}},
+		{[]string{"token", "help"}, []string{"Usage: regentctl token COMMAND", "  create  [-name NAME] [-user ID]"}},
+		{[]string{"region", "--help"}, []string{"Usage: regentctl region COMMAND", "  update  ID"}},
+		{[]string{"iaas", "subnet", "-h"}, []string{"Usage: regentctl iaas subnet COMMAND", "  update  ID [-d JSON | -f FILE]", "  delete  ID [flags]"}},
+		{[]string{"iaas", "capacity", "help"}, []string{"  get  REGION_ID [KEY=VALUE ...]"}},
+	} {
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), tc.args, nil, &out, &errOut)
+		for _, w := range tc.want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("regentctl %q: no %q in\n%s", tc.args, w, out.String())
+			}
+		}
+		if code != 0 || errOut.Len() != 0 {
+			t.Errorf("regentctl %q: exit %d, stderr:\n%s", tc.args, code, errOut.String())
+		}
+	}
+}
