@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -360,5 +361,44 @@ func TestRegentctlCommandHelp(t *testing.T) {
 		if code != 0 || errOut.Len() != 0 {
 			t.Errorf("regentctl %q: exit %d, stderr:\n%s", tc.args, code, errOut.String())
 		}
+	}
+}
+
+// TestRegentctlTimeout: -timeout bounds a request to a controller that
+// accepts the connection and never answers (regentctl waited forever); the
+// error names the timeout. A negative one is a usage error.
+func TestRegentctlTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		var held []net.Conn // accepted and never answered
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	start := time.Now()
+	code := run(ctx, []string{"-addr", "http://" + ln.Addr().String(), "-token", "x", "-timeout", "300ms", "member", "list"}, nil, &out, &errOut)
+	if code != 1 || time.Since(start) > 5*time.Second || !strings.Contains(errOut.String(), "no answer within -timeout 300ms") {
+		t.Fatalf("exit %d after %s, stderr:\n%s", code, time.Since(start), errOut.String())
+	}
+	errOut.Reset()
+	if code := run(ctx, []string{"-addr", "http://" + ln.Addr().String(), "member", "list", "-timeout", "-1s"}, nil, &out, &errOut); code != 2 ||
+		!strings.Contains(errOut.String(), "-timeout must not be negative") {
+		t.Fatalf("-timeout -1s: exit %d, stderr:\n%s", code, errOut.String())
 	}
 }

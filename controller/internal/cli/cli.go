@@ -90,6 +90,10 @@ func (c *Conn) Describe(err error) error {
 		if errors.As(err, &dns) || errors.As(err, &op) && op.Op == "dial" {
 			return fmt.Errorf("%w\n  (is a controller running at that address? Point -addr or $%s at one)", err, client.EnvAddr)
 		}
+		var to interface{ Timeout() bool }
+		if c.Timeout > 0 && errors.As(err, &to) && to.Timeout() {
+			return fmt.Errorf("%w\n  (no answer within -timeout %s: the controller is slow or stuck, or the request waits longer by design, as a blocking get does)", err, c.Timeout)
+		}
 		return err
 	}
 	var b strings.Builder

@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/regentcloud/regent/pkg/client"
 )
@@ -29,6 +31,9 @@ type Conn struct {
 	Addr, Token, TokenFile, CACert string
 	// Output is the -o format: table or json.
 	Output string
+	// Timeout bounds each request, the answer's body included (-timeout);
+	// 0 waits as long as the answer takes.
+	Timeout time.Duration
 
 	// Stderr receives the note that says the token is the root token of
 	// ./data/root.token, used because none was given (os.Stderr when nil).
@@ -85,6 +90,7 @@ func (c *Conn) RegisterTransport(fs *flag.FlagSet) {
 func (c *Conn) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.CACert, "ca-cert", c.CACert, c.tool.CACertHelp+" ($"+client.EnvCACert+")")
 	fs.StringVar(&c.Output, "o", c.Output, "output `format`: table or json")
+	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "give up on a request that has not been answered in this `duration`, e.g. 30s (default: wait)")
 }
 
 // secret is a string flag whose value the usage text never shows.
@@ -100,6 +106,9 @@ func (s secret) Set(v string) error {
 func (c *Conn) Check() error {
 	if c.Output != "table" && c.Output != "json" {
 		return UsageError(fmt.Sprintf("-o must be table or json, not %q", c.Output))
+	}
+	if c.Timeout < 0 {
+		return UsageError(fmt.Sprintf("-timeout must not be negative, not %s", c.Timeout))
 	}
 	return nil
 }
@@ -128,6 +137,9 @@ func (c *Conn) Client() (*client.Client, error) {
 		fmt.Fprintf(w, "%s: using the root token in %s (no -token, -token-file or $%s)\n", c.tool.Name, fallbackTokenPath, client.EnvToken)
 	}
 	opts := []client.Option{client.WithUserAgent(c.tool.Name)}
+	if c.Timeout > 0 {
+		opts = append(opts, client.WithHTTPClient(&http.Client{Timeout: c.Timeout}))
+	}
 	if c.CACert != "" {
 		pem, err := os.ReadFile(c.CACert)
 		if err != nil {
