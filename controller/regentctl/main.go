@@ -86,6 +86,9 @@ var tool = cli.Tool{
 	Name:       "regentctl",
 	AddrHelp:   "API `URL`",
 	CACertHelp: "PEM `file` of the CA of the API's certificate",
+	// A leader election is over in seconds: a command run meanwhile
+	// succeeds a moment later instead of failing with 503.
+	Retry: 2,
 }
 
 // errNoResource: regentctl was run without a resource; the usage says

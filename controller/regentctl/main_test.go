@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -400,5 +403,28 @@ func TestRegentctlTimeout(t *testing.T) {
 	if code := run(ctx, []string{"-addr", "http://" + ln.Addr().String(), "member", "list", "-timeout", "-1s"}, nil, &out, &errOut); code != 2 ||
 		!strings.Contains(errOut.String(), "-timeout must not be negative") {
 		t.Fatalf("-timeout -1s: exit %d, stderr:\n%s", code, errOut.String())
+	}
+}
+
+// TestRegentctlRetriesNoLeader: a command answered 503 regent_cluster_001
+// (no leader yet: nothing done) is sent again after Retry-After and
+// succeeds once a leader answers; it failed at once.
+func TestRegentctlRetriesNoLeader(t *testing.T) {
+	var calls atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if calls.Add(1) == 1 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"detail": "No leader.", "error_code": "regent_cluster_001"}`)
+			return
+		}
+		io.WriteString(w, `{"content": {"id": 7, "name": "acme"}}`)
+	}))
+	defer ts.Close()
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"-addr", ts.URL, "-token", "x", "-o", "json", "member", "get", "7"}, nil, &out, &errOut); code != 0 ||
+		calls.Load() != 2 || !strings.Contains(out.String(), `"acme"`) {
+		t.Fatalf("exit %d after %d calls, stdout:\n%s\nstderr:\n%s", code, calls.Load(), out.String(), errOut.String())
 	}
 }

@@ -53,6 +53,7 @@ type Client struct {
 	hc     *http.Client
 	ua     string
 	header http.Header // sent with every request (WithHeader)
+	retry  int         // WithRetry
 }
 
 // Option configures a Client.
@@ -63,6 +64,7 @@ type options struct {
 	tls    *tls.Config
 	ua     string
 	header http.Header
+	retry  int
 }
 
 // WithHTTPClient makes the Client send its requests with hc. The default is
@@ -78,6 +80,17 @@ func WithTLSConfig(cfg *tls.Config) Option { return func(o *options) { o.tls = c
 
 // WithUserAgent sets the User-Agent header of every request.
 func WithUserAgent(ua string) Option { return func(o *options) { o.ua = ua } }
+
+// WithRetry makes the Client send a request again, up to n more times, when
+// the API answers that it did nothing and asks to be asked again: 503
+// regent_cluster_001 (no leader yet, or the write was not submitted) and
+// 429. Each retry waits the answer's Retry-After (1 s when it has none), or
+// less if ctx ends first, in which case the last answer's error is
+// returned. Other errors, 503 regent_cluster_002 (the outcome of a write
+// is unknown: read before retrying) among them, are returned at once. A
+// request with a streamed body (SnapshotRestore) is not retried. The
+// default is 0: every answer is returned as it came.
+func WithRetry(n int) Option { return func(o *options) { o.retry = max(n, 0) } }
 
 // WithHeader adds a header sent with every request (for an agent,
 // api.HeaderAgentID with its instance id). A later WithHeader of the same
@@ -133,7 +146,7 @@ func New(baseURL, token string, opts ...Option) *Client {
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
-	return &Client{base: strings.TrimRight(base, "/"), token: token, hc: hc, ua: o.ua, header: o.header.Clone()}
+	return &Client{base: strings.TrimRight(base, "/"), token: token, hc: hc, ua: o.ua, header: o.header.Clone(), retry: o.retry}
 }
 
 // BaseURL returns the API base URL the client sends requests to.
@@ -193,19 +206,52 @@ type request struct {
 
 // send performs r and returns the response of a 2xx status; any other
 // status is decoded into an *api.Error and the body is closed. The meta is
-// returned whenever a response arrived.
+// returned whenever a response arrived. Answers that ask to be asked again
+// are retried as WithRetry says.
 func (c *Client) send(ctx context.Context, r *request) (*http.Response, *Meta, error) {
-	u := c.base + r.path
-	if len(r.query) > 0 {
-		u += "?" + r.query.Encode()
-	}
-	body := r.raw
+	var encoded []byte
 	if r.body != nil {
 		b, err := json.Marshal(r.body)
 		if err != nil {
 			return nil, nil, fmt.Errorf("regent: encode %s %s: %w", r.method, r.path, err)
 		}
-		body = bytes.NewReader(b)
+		encoded = b
+	}
+	for attempt := 0; ; attempt++ {
+		resp, meta, err := c.sendOnce(ctx, r, encoded)
+		var e *api.Error
+		if attempt >= c.retry || r.raw != nil || !errors.As(err, &e) || !retryable(e) {
+			return resp, meta, err
+		}
+		wait := time.Second
+		if e.RetryAfter > 0 {
+			wait = time.Duration(e.RetryAfter) * time.Second
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return resp, meta, err
+		case <-t.C:
+		}
+	}
+}
+
+// retryable reports whether the API answered e having done nothing, and
+// asks to be asked again.
+func retryable(e *api.Error) bool {
+	return e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable && e.ErrorCode == api.CodeNoLeader
+}
+
+// sendOnce is one attempt of send; encoded is r.body as JSON.
+func (c *Client) sendOnce(ctx context.Context, r *request, encoded []byte) (*http.Response, *Meta, error) {
+	u := c.base + r.path
+	if len(r.query) > 0 {
+		u += "?" + r.query.Encode()
+	}
+	body := r.raw
+	if encoded != nil {
+		body = bytes.NewReader(encoded)
 	}
 	req, err := http.NewRequestWithContext(ctx, r.method, u, body)
 	if err != nil {

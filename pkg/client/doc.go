@@ -43,6 +43,12 @@
 //	body, _, err := client.Raw(ctx, c, http.MethodPatch, "/iaas/subnet/5/", nil,
 //		json.RawMessage(`{"name": "web"}`), &client.WriteOptions{IfMatch: 42})
 //
+// A request the API answers with 503 regent_cluster_001 (no leader: nothing
+// was done) or 429 fails with that *api.Error, whose RetryAfter says when
+// to ask again; WithRetry(n) makes the Client do so itself, up to n times:
+//
+//	c := client.New(addr, token, client.WithRetry(3))
+//
 // Every call returns a *Meta besides its result: X-Regent-Index as
 // LastIndex (chain it into QueryOptions.Index or ListOptions.Index), and the
 // stale-read headers. The cluster administration API is c.Operator(), and

@@ -29,6 +29,9 @@ type Tool struct {
 	// AddrHelp and CACertHelp are the help of -addr and -ca-cert; the
 	// environment variable each defaults to is appended.
 	AddrHelp, CACertHelp string
+	// Retry is the SDK's WithRetry: how many more times a request is sent
+	// when the API answers that it did nothing and asks again (no leader).
+	Retry int
 }
 
 // UsageError is a mistake on the command line: the program prints its usage

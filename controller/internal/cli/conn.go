@@ -136,7 +136,7 @@ func (c *Conn) Client() (*client.Client, error) {
 		}
 		fmt.Fprintf(w, "%s: using the root token in %s (no -token, -token-file or $%s)\n", c.tool.Name, fallbackTokenPath, client.EnvToken)
 	}
-	opts := []client.Option{client.WithUserAgent(c.tool.Name)}
+	opts := []client.Option{client.WithUserAgent(c.tool.Name), client.WithRetry(c.tool.Retry)}
 	if c.Timeout > 0 {
 		opts = append(opts, client.WithHTTPClient(&http.Client{Timeout: c.Timeout}))
 	}
