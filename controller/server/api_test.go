@@ -246,9 +246,85 @@ func TestOpenAPISchemasMatchWireTypes(t *testing.T) {
 	}
 }
 
+// TestOpenAPISchemasMatchSDKTypes: the SDK's types of the compute and DNS
+// services (pkg/api, what pkg/client's typed services send and decode)
+// have the properties of the document's schemas, no more and no fewer. The
+// SDK's update bodies lacked the VM's gpu, the virtual router's subnets and
+// a snapshot's name. ProjectUpdateInput's state is client.SetProjectState.
+func TestOpenAPISchemasMatchSDKTypes(t *testing.T) {
+	spec, err := apitest.LoadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	schemas := spec.Doc.Components.Schemas
+	for name, typ := range map[string]reflect.Type{
+		"Project": reflect.TypeFor[wire.ProjectView](), "VirtualRouter": reflect.TypeFor[wire.VRView](), "VM": reflect.TypeFor[wire.VMView](),
+		"Storage": reflect.TypeFor[wire.Storage](), "StorageType": reflect.TypeFor[wire.StorageType](), "Image": reflect.TypeFor[wire.Image](),
+		"RegionImage": reflect.TypeFor[wire.RegionImage](), "Server": reflect.TypeFor[wire.ServerView](), "Interface": reflect.TypeFor[wire.ServerInterface](),
+		"Router": reflect.TypeFor[wire.RouterView](), "VPN": reflect.TypeFor[wire.VPN](), "Snapshot": reflect.TypeFor[wire.Snapshot](),
+		"Backup": reflect.TypeFor[wire.Backup](), "Cloud": reflect.TypeFor[wire.CloudView](), "CapacityEntry": reflect.TypeFor[wire.CapacityEntry](),
+		"Metrics": reflect.TypeFor[wire.Metrics](), "VPNStatus": reflect.TypeFor[wire.VPNStatus](), "Domain": reflect.TypeFor[wire.Domain](),
+		"Record": reflect.TypeFor[wire.Record](), "ServerType": reflect.TypeFor[wire.ServerType](), "FirewallRule": reflect.TypeFor[wire.FirewallRule](),
+		"SubnetRef": reflect.TypeFor[wire.SubnetRef](), "VMIPAddress": reflect.TypeFor[wire.IPView](), "PublicIPRef": reflect.TypeFor[wire.PubRef](),
+		"VMHistory": reflect.TypeFor[wire.VMHistory](), "StateCount": reflect.TypeFor[wire.StateCount](), "ServerUsage": reflect.TypeFor[wire.ServerUsage](),
+		// Request bodies.
+		"ProjectInput": reflect.TypeFor[wire.ProjectInput](), "VMInput": reflect.TypeFor[wire.VMInput](), "StorageCreateInput": reflect.TypeFor[wire.StorageCreateInput](),
+		"ImageInput": reflect.TypeFor[wire.ImageInput](), "RegionImageInput": reflect.TypeFor[wire.RegionImageInput](), "ServerInput": reflect.TypeFor[wire.ServerInput](),
+		"InterfaceInput": reflect.TypeFor[wire.InterfaceInput](), "RouterInput": reflect.TypeFor[wire.RouterInput](), "VPNInput": reflect.TypeFor[wire.VPNInput](),
+		"VPNRouteInput": reflect.TypeFor[wire.RouteInput](), "SnapshotInput": reflect.TypeFor[wire.SnapshotInput](), "CloudInput": reflect.TypeFor[wire.CloudInput](),
+		"StorageTypeInput": reflect.TypeFor[wire.NameInput](), "FirewallRuleInput": reflect.TypeFor[wire.RuleInput](), "StorageInput": reflect.TypeFor[wire.StorageInput](),
+		"IPInput": reflect.TypeFor[wire.IPInput](), "SubnetSpecInput": reflect.TypeFor[wire.SubnetSpecInput](),
+	} {
+		checkProperties(t, schemas, name, typ, nil)
+	}
+	// The update bodies: one SDK type serves several services, each of
+	// which takes some of its fields (the API refuses the others).
+	state := []string{"state", "expected_state", "observed_generation", "error_code", "error_detail"}
+	checkProperties(t, schemas, "VMUpdateInput", reflect.TypeFor[wire.VMChangeInput](), append(state, "cpu", "ram", "gpu", "name", "dns", "storages"))
+	checkProperties(t, schemas, "VirtualRouterUpdateInput", reflect.TypeFor[wire.StateChangeInput](), append(state, "subnets"))
+	checkProperties(t, schemas, "SnapshotUpdateInput", reflect.TypeFor[wire.StateChangeInput](), append(state, "remove_subtree", "name"))
+}
+
+// checkProperties checks that the schema name and the type typ have the
+// same properties, or, with only, that the schema's are only and typ has
+// them all.
+func checkProperties(t *testing.T, schemas openapi3.Schemas, name string, typ reflect.Type, only []string) {
+	t.Helper()
+	if schemas[name] == nil {
+		t.Errorf("no schema %s", name)
+		return
+	}
+	props := schemas[name].Value.Properties
+	fields := jsonFields(typ)
+	for f := range props {
+		if _, ok := fields[f]; !ok {
+			t.Errorf("%s.%s: no such field in %s", name, f, typ)
+		}
+	}
+	if only != nil {
+		for _, f := range only {
+			if props[f] == nil {
+				t.Errorf("%s: no property %s", name, f)
+			}
+		}
+		if len(props) != len(only) {
+			t.Errorf("%s has %d properties, want %v", name, len(props), only)
+		}
+		return
+	}
+	for f := range fields {
+		if props[f] == nil {
+			t.Errorf("%s: %s.%s is not a property", name, typ, f)
+		}
+	}
+}
+
 // jsonFields maps the json names of a struct's fields (embedded structs
 // flattened) to whether they are omitempty.
 func jsonFields(t reflect.Type) map[string]bool {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
 	out := map[string]bool{}
 	for i := range t.NumField() {
 		f := t.Field(i)

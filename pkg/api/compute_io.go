@@ -283,9 +283,11 @@ type StorageCreateInput struct {
 	GB   *int    `json:"gb,omitempty"`
 }
 
-// StateChangeInput is the SDK form of a state change of a VM, virtual
-// router, snapshot or backup. Robots send ExpectedState (compare-and-swap)
-// and alone send ObservedGeneration, ErrorCode and ErrorDetail.
+// StateChangeInput is the SDK form of an update of a VM, virtual router,
+// snapshot or backup: a state change, where robots send ExpectedState
+// (compare-and-swap) and alone send ObservedGeneration, ErrorCode and
+// ErrorDetail; or what else the kind's update takes (the API refuses a
+// field of another kind).
 type StateChangeInput struct {
 	State              *int    `json:"state,omitempty"`
 	ExpectedState      *int    `json:"expected_state,omitempty"`
@@ -294,14 +296,20 @@ type StateChangeInput struct {
 	ErrorDetail        *string `json:"error_detail,omitempty"`
 	// RemoveSubtree is for snapshots only.
 	RemoveSubtree *bool `json:"remove_subtree,omitempty"`
+	// Name renames a snapshot or backup (with a state change or alone).
+	Name *string `json:"name,omitempty"`
+	// Subnets is a virtual router's whole list of subnets, as a cloud's
+	// (an existing one by ID; not with a state change).
+	Subnets *[]SubnetSpecInput `json:"subnets,omitempty"`
 }
 
 // VMChangeInput is the SDK form of a VM update: a state change or a spec
-// change (cpu, ram, name, dns, storages), not both.
+// change (cpu, ram, gpu, name, dns, storages), not both.
 type VMChangeInput struct {
 	StateChangeInput
 	CPU      *int           `json:"cpu,omitempty"`
 	RAM      *int           `json:"ram,omitempty"`
+	GPU      *int           `json:"gpu,omitempty"`
 	Name     *string        `json:"name,omitempty"`
 	DNS      *string        `json:"dns,omitempty"`
 	Storages []StorageInput `json:"storages,omitempty"`

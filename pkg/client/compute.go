@@ -26,7 +26,9 @@ const (
 	BackupPath        = "/iaas/backup/"
 )
 
-// Projects is the project service; reads carry the derived state.
+// Projects is the project service; reads carry the derived state. Its
+// Update changes the project's fields; SetProjectState deletes or restores
+// the project.
 func (c *Client) Projects() *Service[*api.ProjectView, api.ProjectInput] {
 	return NewService[*api.ProjectView, api.ProjectInput](c, ProjectPath)
 }
@@ -56,6 +58,13 @@ func (c *Client) VMCreate(ctx context.Context, in *api.VMInput) (*api.VMView, *M
 // read (a mismatch is a 409: see IsConflict).
 func (c *Client) SetVMState(ctx context.Context, id uint64, to int, expected *int) (*api.VMView, *Meta, error) {
 	return Update[*api.VMView](ctx, c, fmt.Sprintf("%s%d/", VMPath, id), &api.StateChangeInput{State: &to, ExpectedState: expected}, nil)
+}
+
+// SetProjectState asks for the state of everything of a project: StateScrub
+// (8) deletes its virtual router and VMs (they wait out the project's
+// grace_period in SCRUB_QUEUE), StateRunning (4) restores them meanwhile.
+func (c *Client) SetProjectState(ctx context.Context, id uint64, state int) (*api.ProjectView, *Meta, error) {
+	return Update[*api.ProjectView](ctx, c, fmt.Sprintf("%s%d/", ProjectPath, id), map[string]int{"state": state}, nil)
 }
 
 // Storages is the storage service (create adds a disk to a VM).

@@ -1,7 +1,10 @@
 package client_test
 
 import (
+	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/regentcloud/regent/pkg/api"
@@ -77,6 +80,23 @@ func TestComputeSDK(t *testing.T) {
 	mine, _, err := robot.VMs().List(ctx, &client.ListOptions{Search: map[string]string{"state": "2"}})
 	if err != nil || len(mine.Content) != 1 || mine.Content[0].ID != vm.ID {
 		t.Fatalf("robot's building VMs: %v %+v", err, mine)
+	}
+
+	// What the typed updates send beyond a state: a VM's gpu, a virtual
+	// router's subnets, a project's state (the SDK had no field for them).
+	_, _, err = c.VMs().Update(ctx, vm.ID, &api.VMChangeInput{GPU: new(1)}, nil)
+	if e := (*api.Error)(nil); !errors.As(err, &e) || e.Status != http.StatusBadRequest || !strings.Contains(err.Error(), "gpu") {
+		t.Fatalf("VM update gpu=1: %v, want a 400 naming gpu", err)
+	}
+	vr, _, err := c.VirtualRouters().Update(ctx, cloud.VirtualRouter.ID, &api.StateChangeInput{Subnets: &[]api.SubnetSpecInput{
+		{ID: &cloud.Subnets[0].ID, Name: new("a"), AddressRange: new("10.1.0.1/24")}, {Name: new("b"), AddressRange: new("10.1.1.1/24")}}}, nil)
+	if err != nil || len(vr.Subnets) != 2 {
+		t.Fatalf("virtual router subnets: %v %+v", err, vr)
+	}
+	// Its VM is BUILDING: the API takes the state and refuses it for that.
+	_, _, err = c.SetProjectState(ctx, cloud.Project.ID, api.StateScrub)
+	if e := (*api.Error)(nil); !errors.As(err, &e) || e.Errors["state"].ErrorCode != "iaas_project_update_109" {
+		t.Fatalf("project state 8 while building: %v, want state refused as not stable", err)
 	}
 }
 
