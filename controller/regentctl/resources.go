@@ -179,6 +179,12 @@ func listObjects[T any](c *cmd, args []string, name string, svc func(*client.Cli
 	if _, err := c.parse(args, 0); err != nil {
 		return err
 	}
+	if set := c.set(); set["limit"] && (limit < 1 || limit > client.MaxLimit) {
+		return cli.UsageError(fmt.Sprintf("-limit must be 1 to %d, not %d", client.MaxLimit, limit))
+	}
+	if page < 0 {
+		return cli.UsageError(fmt.Sprintf("-page counts from 0, not %d", page))
+	}
 	opts := &client.ListOptions{Limit: limit, Page: page, Order: order, Stale: stale}
 	var err error
 	if opts.Search, err = filters("search", search); err != nil {
