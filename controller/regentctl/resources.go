@@ -168,8 +168,9 @@ func listObjects[T any](c *cmd, args []string, name string, svc func(*client.Cli
 	var limit, page int
 	var order string
 	var all, stale bool
-	c.fs.Var(&search, "search", "keep objects matching `FIELD[__OP]=VALUE` (repeatable); OP is one of iexact, icontains,\n"+
-		"istartswith, iendswith, in, gt, gte, lt, lte, range, isnull")
+	c.fs.Var(&search, "search", "keep objects matching `FIELD[__OP]=VALUE` (repeatable); OP is exact (the default),\n"+
+		"iexact, icontains, istartswith, iendswith, in, gt, gte, lt, lte, range, isnull; contains\n"+
+		"and within on addresses and CIDRs; year, month, day, week_day, hour, minute on dates")
 	c.fs.Var(&exclude, "exclude", "drop objects matching `FIELD[__OP]=VALUE` (repeatable)")
 	c.fs.IntVar(&limit, "limit", 0, "page `size`, 1 to 100 (server default 50)")
 	c.fs.IntVar(&page, "page", 0, "page `number`, from 0")
