@@ -251,6 +251,7 @@ func TestOpenAPISchemasMatchWireTypes(t *testing.T) {
 // have the properties of the document's schemas, no more and no fewer. The
 // SDK's update bodies lacked the VM's gpu, the virtual router's subnets and
 // a snapshot's name. ProjectUpdateInput's state is client.SetProjectState.
+// The DNS bodies came with the SDK's Domains, Records and PTRRecords.
 func TestOpenAPISchemasMatchSDKTypes(t *testing.T) {
 	spec, err := apitest.LoadSpec()
 	if err != nil {
@@ -283,6 +284,21 @@ func TestOpenAPISchemasMatchSDKTypes(t *testing.T) {
 	checkProperties(t, schemas, "VMUpdateInput", reflect.TypeFor[wire.VMChangeInput](), append(state, "cpu", "ram", "gpu", "name", "dns", "storages"))
 	checkProperties(t, schemas, "VirtualRouterUpdateInput", reflect.TypeFor[wire.StateChangeInput](), append(state, "subnets"))
 	checkProperties(t, schemas, "SnapshotUpdateInput", reflect.TypeFor[wire.StateChangeInput](), append(state, "remove_subtree", "name"))
+	// DNS bodies, but for the alias time_to_live and the ignored georegion.
+	checkProperties(t, schemas, "DomainInput", reflect.TypeFor[wire.NameInput](), nil)
+	for name, typ := range map[string]reflect.Type{"RecordInput": reflect.TypeFor[wire.RecordInput](), "PTRRecordInput": reflect.TypeFor[wire.PTRRecordInput]()} {
+		fields := jsonFields(typ)
+		for f := range fields {
+			if schemas[name].Value.Properties[f] == nil {
+				t.Errorf("%s: %s.%s is not a property", name, typ, f)
+			}
+		}
+		for f := range schemas[name].Value.Properties {
+			if _, ok := fields[f]; !ok && f != "time_to_live" && f != "georegion" {
+				t.Errorf("%s.%s: no such field in %s", name, f, typ)
+			}
+		}
+	}
 }
 
 // checkProperties checks that the schema name and the type typ have the

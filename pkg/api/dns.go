@@ -42,3 +42,25 @@ type Record struct {
 	IPAddress       string `json:"ip_address,omitempty"`
 	Modified
 }
+
+// RecordInput is the SDK's body of a record create or update (PATCH sends
+// the fields set). Nil fields are left out: the API's defaults apply
+// (ttl RecordDefaultTTL, priority RecordDefaultPriority).
+type RecordInput struct {
+	DomainID        *uint64 `json:"domain_id,omitempty"`
+	Name            *string `json:"name,omitempty"`
+	Type            *string `json:"type,omitempty"`
+	Content         *string `json:"content,omitempty"`
+	TTL             *uint32 `json:"ttl,omitempty"`
+	Priority        *uint32 `json:"priority,omitempty"`
+	Failover        *bool   `json:"failover,omitempty"`
+	FailoverContent *string `json:"failover_content,omitempty"`
+}
+
+// PTRRecordInput is the SDK's body of a PTR record create or update: the
+// address, the name it points to and the TTL.
+type PTRRecordInput struct {
+	IPAddress *string `json:"ip_address,omitempty"`
+	Content   *string `json:"content,omitempty"`
+	TTL       *uint32 `json:"ttl,omitempty"`
+}

@@ -145,3 +145,35 @@ func TestServerHealthSDK(t *testing.T) {
 		t.Fatalf("router: %v %+v", err, r)
 	}
 }
+
+// TestDNSSDK: a domain and its records through the typed DNS services
+// (the SDK had none: a tenant wrote maps to /iaas/record/).
+func TestDNSSDK(t *testing.T) {
+	t.Parallel()
+	ctx, c := ctxT(t), root()
+	d, _, err := c.Domains().Create(ctx, &api.NameInput{Name: new(uniq("zone") + ".example")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := c.Records().Create(ctx, &api.RecordInput{DomainID: &d.ID, Name: new("www." + d.Name), Type: new("A"), Content: new("192.0.2.7")})
+	if err != nil || r.TTL != api.RecordDefaultTTL || r.DomainID != d.ID {
+		t.Fatalf("record create: %v %+v", err, r)
+	}
+	r, _, err = c.Records().Update(ctx, r.ID, &api.RecordInput{TTL: new(uint32(600))}, &client.WriteOptions{IfMatch: r.ModifiedIndex})
+	if err != nil || r.TTL != 600 || r.Content != "192.0.2.7" {
+		t.Fatalf("record update: %v %+v", err, r)
+	}
+	list, _, err := c.Records().List(ctx, &client.ListOptions{Search: map[string]string{"domain_id": fmt.Sprint(d.ID)}})
+	if err != nil || len(list.Content) != 1 || list.Content[0].Name != "www."+d.Name {
+		t.Fatalf("record list: %v %+v", err, list)
+	}
+	if _, _, err := c.Records().Create(ctx, &api.RecordInput{DomainID: &d.ID, Name: new("x." + d.Name), Type: new("A"), Content: new("nope")}); client.StatusCode(err) != http.StatusBadRequest {
+		t.Fatalf("a bad A record: %v, want a 400", err)
+	}
+	if _, err := c.Domains().Delete(ctx, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Records().Get(ctx, r.ID, nil); !client.IsNotFound(err) {
+		t.Fatalf("record of a deleted domain: %v, want 404", err)
+	}
+}

@@ -36,6 +36,16 @@
 //
 //	regions, _, err := client.ListAll[*api.Region](ctx, c, client.RegionPath, nil)
 //
+// The IPAM services (/iaas/asn/, allocation, subnet, ip_address and the
+// CIX lists) have no typed service: use the generic functions with a
+// struct of the fields you need (openapi.yaml names them) or a map:
+//
+//	type Address struct {
+//		ID      uint64 `json:"id"`
+//		Address string `json:"address"`
+//	}
+//	ip, _, err := client.Create[Address](ctx, c, "/iaas/ip_address/", map[string]any{"subnet_id": 5, "name": "gw"})
+//
 // Raw passes JSON through untyped, for any method and route: it sends the
 // body as given and returns the response body as it came (regentctl's iaas
 // commands are built on it and on List[json.RawMessage]):
