@@ -29,7 +29,13 @@ type Error struct {
 
 func (e *Error) Error() string {
 	if len(e.Errors) == 0 {
-		return fmt.Sprintf("%s: %s", e.ErrorCode, e.Detail)
+		switch {
+		case e.ErrorCode != "":
+			return fmt.Sprintf("%s: %s", e.ErrorCode, e.Detail)
+		case e.Status != 0: // not the API's answer (a proxy's): no code
+			return fmt.Sprintf("HTTP %d: %s", e.Status, e.Detail)
+		}
+		return e.Detail
 	}
 	keys := make([]string, 0, len(e.Errors))
 	for k := range e.Errors {

@@ -413,6 +413,10 @@ func TestErrors(t *testing.T) {
 	if e.Detail != "upstream connect error" || e.RetryAfter != 7 || e.ErrorCode != "" {
 		t.Fatalf("plain-text error: %+v", e)
 	}
+	// With no error code, Error() names the status (it began ": ").
+	if got := err.Error(); got != "HTTP 502: upstream connect error" {
+		t.Fatalf("plain-text error's Error() = %q", got)
+	}
 	// Something else at the address (a web server, a proxy's error page):
 	// its HTML page is not the error's detail, and a long text is cut.
 	page := "<!DOCTYPE HTML>\n<html>\n<head>\n<title>Error response</title>\n</head>\n<body>\n" +
