@@ -28,11 +28,13 @@ const usage = `Usage: regentctl [global flags] <resource> <command> [flags] [arg
 Resources and commands:
   member  list | get ID | create -name NAME [-self-managed] | update ID [-name NAME -self-managed=B]
           | delete ID
-  user    list | get ID | create -username NAME [-member ID -email E -first-name F -surname S -admin]
-          | update ID [same flags] | delete ID
+  user    list | get ID | create -username NAME [-member ID -email E -first-name F -surname S -admin
+          -global-active] | update ID [same flags but -member] | delete ID
   token   list | get ID | create [-name N -user ID -robot-region ID -server ID -expires TIME] | delete ID
   region  list | get ID | create -name NAME [-customers ID,ID] | update ID [-name N -customers ID,ID]
           | delete ID
+          update of a member, user or region takes -if-match N too: it applies only if the
+          object's modified_index is still N (else 409)
   iaas    SERVICE list | get ID | create [BODY] | update ID [BODY] | delete ID
           any CloudCIX /iaas/ service (asn, allocation, subnet, ip_address, domain, record,
           project, vm, ...); 'regentctl iaas help' lists them and what each accepts

@@ -356,6 +356,8 @@ func TestRegentctlCommandHelp(t *testing.T) {
 		{[]string{"region", "--help"}, []string{"Usage: regentctl region COMMAND", "  update  ID"}},
 		{[]string{"iaas", "subnet", "-h"}, []string{"Usage: regentctl iaas subnet COMMAND", "  update  ID [-d JSON | -f FILE]", "  delete  ID [flags]"}},
 		{[]string{"iaas", "capacity", "help"}, []string{"  get  REGION_ID [KEY=VALUE ...]"}},
+		// The overview names every flag of the commands (-global-active and -if-match were missing).
+		{[]string{"-h"}, []string{"-surname S -admin\n          -global-active]", "update of a member, user or region takes -if-match N"}},
 		// Every operator of the API's filters (exact, the CIDR and date ones were missing).
 		{[]string{"member", "list", "-h"}, []string{"OP is exact (the default),", "contains\n", "and within on addresses", "week_day"}},
 	} {
