@@ -102,6 +102,12 @@ func TestConn(t *testing.T) {
 		t.Fatalf("missing -token-file: %v", err)
 	}
 
+	os.WriteFile("empty", []byte(" \n"), 0o600)
+	c.TokenFile = "empty"
+	if _, err := c.Client(); err == nil || err.Error() != "token file: empty is empty" {
+		t.Fatalf("empty -token-file: %v", err)
+	}
+
 	c.TokenFile, c.CACert = "", "tok"
 	if _, err := c.Client(); err == nil || err.Error() != "CA certificate: tok holds no PEM certificates" {
 		t.Fatalf("bad -ca-cert: %v", err)

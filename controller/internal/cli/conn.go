@@ -168,7 +168,11 @@ func (c *Conn) resolveToken() (string, error) {
 	}
 	if c.TokenFile != "" {
 		t, err := readTokenFile(c.TokenFile)
-		if err == nil && t != "" {
+		if err == nil && t == "" {
+			// Sent as no token, the API's 401 said to give one.
+			return "", fmt.Errorf("token file: %s is empty", c.TokenFile)
+		}
+		if err == nil {
 			c.tokenFrom, c.tokenPath = fromFile, c.TokenFile
 		}
 		return t, err
