@@ -68,8 +68,9 @@ Global flags (also accepted after the command):
   -token-file F   file holding the API token
   -ca-cert F      PEM CA of the API's certificate for https ($REGENT_CACERT)
   -o FORMAT       table (default) or json
-  -timeout D      give up on a request not answered within D, e.g. 30s (default:
-                  wait as long as it takes; a blocking get waits up to its wait=)
+  -timeout D      give up on a request not done, its answer read in full, within D,
+                  e.g. 30s (default: wait as long as it takes; a blocking get waits
+                  up to its wait=)
 
 Run 'regentctl <resource> -h' for the commands of a resource ('regentctl iaas
 SERVICE -h' for a service's) and 'regentctl <resource> <command> -h' for the

@@ -406,6 +406,12 @@ func TestRegentctlTimeout(t *testing.T) {
 	if code != 1 || time.Since(start) > 5*time.Second || !strings.Contains(errOut.String(), "no answer within -timeout 300ms") {
 		t.Fatalf("exit %d after %s, stderr:\n%s", code, time.Since(start), errOut.String())
 	}
+	// The help says that the answer's body counts, as http.Client.Timeout
+	// does (a snapshot save is cut short by a -timeout shorter than it).
+	out.Reset()
+	if run(ctx, []string{"member", "list", "-h"}, nil, &out, &errOut); !strings.Contains(out.String(), "its answer read in full") {
+		t.Fatalf("-timeout's help:\n%s", out.String())
+	}
 	errOut.Reset()
 	if code := run(ctx, []string{"-addr", "http://" + ln.Addr().String(), "member", "list", "-timeout", "-1s"}, nil, &out, &errOut); code != 2 ||
 		!strings.Contains(errOut.String(), "-timeout must not be negative") {

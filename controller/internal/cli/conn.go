@@ -90,7 +90,8 @@ func (c *Conn) RegisterTransport(fs *flag.FlagSet) {
 func (c *Conn) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.CACert, "ca-cert", c.CACert, c.tool.CACertHelp+" ($"+client.EnvCACert+")")
 	fs.StringVar(&c.Output, "o", c.Output, "output `format`: table or json")
-	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "give up on a request that has not been answered in this `duration`, e.g. 30s (default: wait)")
+	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "give up on a request not done, its answer read in full, within this `duration`, e.g. 30s\n"+
+		"(default: wait; a snapshot save or a blocking get may need long)")
 }
 
 // secret is a string flag whose value the usage text never shows.
