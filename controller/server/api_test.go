@@ -251,7 +251,8 @@ func TestOpenAPISchemasMatchWireTypes(t *testing.T) {
 // have the properties of the document's schemas, no more and no fewer. The
 // SDK's update bodies lacked the VM's gpu, the virtual router's subnets and
 // a snapshot's name. ProjectUpdateInput's state is client.SetProjectState.
-// The DNS bodies came with the SDK's Domains, Records and PTRRecords.
+// The DNS bodies came with the SDK's Domains, Records and PTRRecords, the
+// IPAM types with ASNs, Allocations, Subnets and IPAddresses.
 func TestOpenAPISchemasMatchSDKTypes(t *testing.T) {
 	spec, err := apitest.LoadSpec()
 	if err != nil {
@@ -275,6 +276,10 @@ func TestOpenAPISchemasMatchSDKTypes(t *testing.T) {
 		"VPNRouteInput": reflect.TypeFor[wire.RouteInput](), "SnapshotInput": reflect.TypeFor[wire.SnapshotInput](), "CloudInput": reflect.TypeFor[wire.CloudInput](),
 		"StorageTypeInput": reflect.TypeFor[wire.NameInput](), "FirewallRuleInput": reflect.TypeFor[wire.RuleInput](), "StorageInput": reflect.TypeFor[wire.StorageInput](),
 		"IPInput": reflect.TypeFor[wire.IPInput](), "SubnetSpecInput": reflect.TypeFor[wire.SubnetSpecInput](),
+		// IPAM.
+		"ASN": reflect.TypeFor[wire.ASNView](), "ASNInput": reflect.TypeFor[wire.ASNInput](), "Allocation": reflect.TypeFor[wire.AllocationView](),
+		"AllocationInput": reflect.TypeFor[wire.AllocationInput](), "Subnet": reflect.TypeFor[wire.SubnetView](), "SubnetInput": reflect.TypeFor[wire.SubnetInput](),
+		"IPAddress": reflect.TypeFor[wire.IPAddressView](), "IPAddressInput": reflect.TypeFor[wire.IPAddressInput](),
 	} {
 		checkProperties(t, schemas, name, typ, nil)
 	}

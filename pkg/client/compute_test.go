@@ -177,3 +177,54 @@ func TestDNSSDK(t *testing.T) {
 		t.Fatalf("record of a deleted domain: %v, want 404", err)
 	}
 }
+
+// TestIPAMSDK: an ASN, an allocation, subnets and addresses through the
+// typed IPAM services (the SDK had none: a tenant wrote maps to
+// /iaas/subnet/ and decoded the answers into types of their own).
+func TestIPAMSDK(t *testing.T) {
+	t.Parallel()
+	ctx, c := ctxT(t), root()
+	n := seq.Add(1)
+	asn, _, err := c.ASNs().Create(ctx, &api.ASNInput{MemberID: new(uint64(1)), Number: new(uint64(4_100_000_000 + n))})
+	if err != nil || asn.IsPseudo || asn.Number != uint64(4_100_000_000+n) {
+		t.Fatalf("asn: %v %+v", err, asn)
+	}
+	block := fmt.Sprintf("100.%d.%d", 64+n/256%36, n%256)
+	alloc, _, err := c.Allocations().Create(ctx, &api.AllocationInput{ASNID: &asn.ID, AddressRange: new(block + ".0/24"), Type: new("public"), Name: new("pub")})
+	if err != nil || alloc.AddressRange != block+".0/24" || alloc.ASNID != asn.ID {
+		t.Fatalf("allocation: %v %+v", err, alloc)
+	}
+	var subnets []*api.SubnetView
+	for i, r := range []string{".1/26", ".65/26", ".129/26"} {
+		s, _, err := c.Subnets().Create(ctx, &api.SubnetInput{AllocationID: &alloc.ID, AddressRange: new(block + r), Name: new(fmt.Sprintf("web%d", i)), VLAN: new(uint32(100 + i))})
+		if err != nil || s.Gateway != block+r[:len(r)-3] || s.VLAN != uint32(100+i) {
+			t.Fatalf("subnet %s: %v %+v", r, err, s)
+		}
+		subnets = append(subnets, s)
+	}
+	// A subnet outside its allocation: a field error the caller can read.
+	_, _, err = c.Subnets().Create(ctx, &api.SubnetInput{AllocationID: &alloc.ID, AddressRange: new("192.0.2.1/26")})
+	if e := (*api.Error)(nil); !errors.As(err, &e) || e.Errors["address_range"].ErrorCode == "" {
+		t.Fatalf("subnet outside its allocation: %v, want a field error on address_range", err)
+	}
+	opts := &client.ListOptions{Search: map[string]string{"allocation_id": fmt.Sprint(alloc.ID), "name__istartswith": "web"}, Limit: 2, Order: "-vlan"}
+	page, _, err := c.Subnets().List(ctx, opts)
+	if err != nil || len(page.Content) != 2 || page.Metadata.TotalRecords != 3 || page.Content[0].VLAN != 102 {
+		t.Fatalf("subnet page: %v %+v", err, page)
+	}
+	all, _, err := c.Subnets().ListAll(ctx, opts)
+	if err != nil || len(all) != 3 {
+		t.Fatalf("every subnet: %v %d", err, len(all))
+	}
+	s, _, err := c.Subnets().Update(ctx, subnets[0].ID, &api.SubnetInput{Name: new("front")}, &client.WriteOptions{IfMatch: subnets[0].ModifiedIndex})
+	if err != nil || s.Name != "front" || s.AddressRange != block+".1/26" {
+		t.Fatalf("subnet update: %v %+v", err, s)
+	}
+	ip, _, err := c.IPAddresses().Create(ctx, &api.IPAddressInput{SubnetID: &s.ID, Name: new("gw")})
+	if err != nil || ip.Address != block+".2" || ip.Subnet == nil || ip.Subnet.ID != s.ID || ip.PublicIP != nil {
+		t.Fatalf("address: %v %+v", err, ip)
+	}
+	if _, err := c.IPAddresses().Delete(ctx, ip.ID); err != nil {
+		t.Fatal(err)
+	}
+}

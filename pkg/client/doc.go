@@ -36,15 +36,15 @@
 //
 //	regions, _, err := client.ListAll[*api.Region](ctx, c, client.RegionPath, nil)
 //
-// The IPAM services (/iaas/asn/, allocation, subnet, ip_address and the
-// CIX lists) have no typed service: use the generic functions with a
-// struct of the fields you need (openapi.yaml names them) or a map:
+// Routes with no typed service (the CIX lists, the utilities such as
+// /iaas/subnet_space/) take the generic functions with a struct of the
+// fields you need (openapi.yaml names them) or a map:
 //
-//	type Address struct {
-//		ID      uint64 `json:"id"`
-//		Address string `json:"address"`
+//	type Space struct {
+//		AddressRange string `json:"address_range"`
 //	}
-//	ip, _, err := client.Create[Address](ctx, c, "/iaas/ip_address/", map[string]any{"subnet_id": 5, "name": "gw"})
+//	free, _, err := client.List[Space](ctx, c, "/iaas/subnet_space/3/",
+//		&client.ListOptions{Search: map[string]string{"space_type": "free"}})
 //
 // Raw passes JSON through untyped, for any method and route: it sends the
 // body as given and returns the response body as it came (regentctl's iaas
