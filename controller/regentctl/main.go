@@ -122,6 +122,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			fmt.Fprintf(stderr, "Run '%s' for usage.\n", help)
 		}
 		return 2
+	case ctx.Err() != nil:
+		// Ctrl-C or SIGTERM: the shell's status of a command ended by
+		// SIGINT, not 1 and "context canceled" as if the API had failed.
+		fmt.Fprintln(stderr, "regentctl: interrupted")
+		return 130
 	}
 	fmt.Fprintf(stderr, "regentctl: %v\n", conn.Describe(err))
 	return 1

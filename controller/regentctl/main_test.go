@@ -412,6 +412,15 @@ func TestRegentctlTimeout(t *testing.T) {
 	if run(ctx, []string{"member", "list", "-h"}, nil, &out, &errOut); !strings.Contains(out.String(), "its answer read in full") {
 		t.Fatalf("-timeout's help:\n%s", out.String())
 	}
+	// Interrupted (Ctrl-C cancels run's context) while waiting: 130, as a
+	// shell reports a command ended by SIGINT, and one line saying so.
+	ictx, icancel := context.WithCancel(ctx)
+	time.AfterFunc(200*time.Millisecond, icancel)
+	errOut.Reset()
+	if code := run(ictx, []string{"-addr", "http://" + ln.Addr().String(), "-token", "x", "member", "list"}, nil, &out, &errOut); code != 130 ||
+		errOut.String() != "regentctl: interrupted\n" {
+		t.Fatalf("interrupted: exit %d, stderr:\n%s", code, errOut.String())
+	}
 	errOut.Reset()
 	if code := run(ctx, []string{"-addr", "http://" + ln.Addr().String(), "member", "list", "-timeout", "-1s"}, nil, &out, &errOut); code != 2 ||
 		!strings.Contains(errOut.String(), "-timeout must not be negative") {
