@@ -18,25 +18,10 @@ import (
 
 // AllocationInput is the body of allocation create and update. On update
 // address_range, asn_id and type may be sent only with their current value.
-type AllocationInput struct {
-	AddressRange *string `json:"address_range"`
-	ASNID        *uint64 `json:"asn_id"`
-	Name         *string `json:"name"`
-	Type         *string `json:"type"`
-}
+type AllocationInput = wire.AllocationInput
 
 // AllocationView is an allocation as the API shows it.
-type AllocationView struct {
-	wire.Meta
-	AddressRange string `json:"address_range"`
-	ASNID        uint64 `json:"asn_id"`
-	MemberID     uint64 `json:"member_id"`
-	AddressID    uint64 `json:"address_id"` // CloudCIX's name of the owner (the member)
-	Name         string `json:"name"`
-	Type         string `json:"type"`
-	SubnetsInUse int    `json:"subnets_in_use"`
-	wire.Modified
-}
+type AllocationView = wire.AllocationView
 
 func allocationView(r *state.ReadTxn, b *wire.IPBlock) any {
 	return &AllocationView{Meta: b.Meta, AddressRange: b.CIDR, ASNID: b.ASNID, MemberID: b.MemberID,

@@ -11,18 +11,10 @@ import (
 )
 
 // ASNInput is the body of ASN create and update.
-type ASNInput struct {
-	MemberID *uint64 `json:"member_id"`
-	Number   *uint64 `json:"number"`
-}
+type ASNInput = wire.ASNInput
 
 // ASNView is an ASN as the API shows it.
-type ASNView struct {
-	wire.Meta
-	MemberID uint64 `json:"member_id"`
-	Number   uint64 `json:"number"`
-	IsPseudo bool   `json:"is_pseudo"`
-}
+type ASNView = wire.ASNView
 
 func asnView(a *wire.ASN) any {
 	return &ASNView{Meta: a.Meta, MemberID: a.MemberID, Number: a.Number, IsPseudo: a.IsPseudo()}

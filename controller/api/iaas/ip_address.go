@@ -18,32 +18,12 @@ import (
 
 // IPAddressInput is the body of POST /iaas/ip_address/. Without address
 // the subnet's next free address is allocated.
-type IPAddressInput struct {
-	SubnetID   *uint64 `json:"subnet_id"`
-	Address    *string `json:"address"`
-	Name       *string `json:"name"`
-	MACAddress *string `json:"mac_address"`
-	VMID       *uint64 `json:"vm_id"`
-	PublicIPID *uint64 `json:"public_ip_id"`
-}
+type IPAddressInput = wire.IPAddressInput
 
 // IPAddressView is an IP address as the API shows it: with CloudCIX's
 // nested public_ip {id, address} (null when it has none) and subnet
 // {id, name, address_range, vlan, vxlan} besides their ids.
-type IPAddressView struct {
-	wire.Meta
-	Address    string          `json:"address"`
-	Version    int             `json:"version"`
-	SubnetID   uint64          `json:"subnet_id"`
-	MemberID   uint64          `json:"member_id"`
-	Name       string          `json:"name"`
-	MACAddress string          `json:"mac_address"`
-	VMID       uint64          `json:"vm_id"`
-	PublicIPID uint64          `json:"public_ip_id"`
-	PublicIP   *wire.PubRef    `json:"public_ip"`
-	Subnet     *wire.SubnetRef `json:"subnet"`
-	wire.Modified
-}
+type IPAddressView = wire.IPAddressView
 
 // ipAddressViews renders the addresses of one request: a list's addresses
 // come subnet by subnet, so the nested subnet of the last one is reused

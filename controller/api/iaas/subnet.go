@@ -21,35 +21,10 @@ import (
 // subnet of the same allocation. On update allocation_id and parent_id may
 // be sent only with their current value, and address_range may change its
 // gateway (host part) only.
-type SubnetInput struct {
-	AddressRange    *string `json:"address_range"`
-	AllocationID    *uint64 `json:"allocation_id"`
-	ParentID        *uint64 `json:"parent_id"`
-	Name            *string `json:"name"`
-	VLAN            *uint32 `json:"vlan"`
-	VXLAN           *uint32 `json:"vxlan"`
-	VirtualRouterID *uint64 `json:"virtual_router_id"`
-	RouterID        *uint64 `json:"router_id"`
-}
+type SubnetInput = wire.SubnetInput
 
 // SubnetView is a subnet as the API shows it.
-type SubnetView struct {
-	wire.Meta
-	AddressRange    string  `json:"address_range"`
-	Gateway         string  `json:"gateway"`
-	AllocationID    uint64  `json:"allocation_id"`
-	ParentID        *uint64 `json:"parent_id,omitempty"` // nil in an allocation (no parent subnet)
-	MemberID        uint64  `json:"member_id"`
-	AddressID       uint64  `json:"address_id"` // CloudCIX's name of the owner (the member)
-	Name            string  `json:"name"`
-	VLAN            uint32  `json:"vlan"`
-	VXLAN           uint32  `json:"vxlan"`
-	VirtualRouterID uint64  `json:"virtual_router_id"`
-	RouterID        uint64  `json:"router_id"`
-	IPsInUse        int     `json:"ips_in_use"`
-	SubnetsInUse    int     `json:"subnets_in_use"`
-	wire.Modified
-}
+type SubnetView = wire.SubnetView
 
 func netipPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 
