@@ -32,6 +32,8 @@ const (
 	DefaultUDPSize = 1232
 	// DefaultTCPIdleTimeout closes idle TCP connections.
 	DefaultTCPIdleTimeout = 10 * time.Second
+	// DefaultTCPConns bounds the TCP connections open at once.
+	DefaultTCPConns = 1000
 	// DefaultTSIGAlgorithm signs outgoing NOTIFY messages.
 	DefaultTSIGAlgorithm = mdns.HmacSHA256
 	// DefaultCacheEntries bounds the UDP packed-response cache.
@@ -84,6 +86,11 @@ type Config struct {
 	UDPSize int
 	// TCPIdleTimeout closes TCP connections idle that long. Default 10s.
 	TCPIdleTimeout time.Duration
+	// TCPConns is the most TCP connections open at once. At the bound the
+	// server accepts no more until one closes (new ones wait in the
+	// kernel's listen backlog), so clients of the DNS port cannot use up
+	// the process's file descriptors. Default DefaultTCPConns.
+	TCPConns int
 	// UDPSockets is the number of UDP sockets bound to Addr. Default 1:
 	// GOMAXPROCS read loops share it. More than one uses SO_REUSEPORT
 	// (Linux only), which lets any other process running as the same user
@@ -236,6 +243,11 @@ func (c Config) validate() (*settings, error) {
 	}
 	if s.TCPIdleTimeout <= 0 {
 		s.TCPIdleTimeout = DefaultTCPIdleTimeout
+	}
+	if s.TCPConns < 0 {
+		errs = append(errs, errors.New("dns: TCPConns must not be negative"))
+	} else if s.TCPConns == 0 {
+		s.TCPConns = DefaultTCPConns
 	}
 	if s.UDPSockets < 0 {
 		errs = append(errs, errors.New("dns: UDPSockets must not be negative"))

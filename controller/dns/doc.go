@@ -63,7 +63,10 @@
 // invalidates it, and it is bounded in size.
 //
 // TCP is served by miekg/dns's server with unlimited queries per connection
-// (MaxTCPQueries -1) and a 10 s idle timeout.
+// (MaxTCPQueries -1), a 10 s idle timeout, and at most Config.TCPConns
+// connections open at once (tcplimit.go): at the bound the listener stops
+// accepting until one closes, so clients of the DNS port cannot take every
+// file descriptor of the process (and with them the HTTP API and raft).
 //
 // # Lifecycle
 //

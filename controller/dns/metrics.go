@@ -33,6 +33,8 @@ type metrics struct {
 	notify    *prometheus.CounterVec
 	transfers *prometheus.CounterVec
 	answers   *prometheus.CounterVec
+	tcpConns  prometheus.Gauge
+	tcpWaits  prometheus.Counter
 
 	// common[i][rcode] caches queries children, filled on first use.
 	common [len(commonTypes)][numRcodes]atomic.Pointer[prometheus.Counter]
@@ -63,13 +65,21 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "regent_dns_transfer_answers_total",
 			Help: "Zone transfers served, by answer: full (the whole zone), incremental (IXFR differences from the journal) or current (IXFR from the current serial: its SOA alone).",
 		}, []string{"answer"}),
+		tcpConns: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "regent_dns_tcp_connections",
+			Help: "TCP connections open.",
+		}),
+		tcpWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "regent_dns_tcp_limit_reached_total",
+			Help: "Times the server stopped accepting TCP connections because the most it keeps open (TCPConns) were open.",
+		}),
 	}
 	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "regent_dns_request_duration_seconds",
 		Help:    "Time to answer a DNS request, by transport (UDP: handling only, without socket I/O).",
 		Buckets: []float64{5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 0.025, 0.1, 1},
 	}, []string{"proto"})
-	for _, c := range []prometheus.Collector{m.queries, m.zones, m.notify, m.transfers, m.answers, dur} {
+	for _, c := range []prometheus.Collector{m.queries, m.zones, m.notify, m.transfers, m.answers, m.tcpConns, m.tcpWaits, dur} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -124,6 +134,18 @@ func (m *metrics) observe(proto int, seconds float64) {
 func (m *metrics) setZones(n int) {
 	if m != nil {
 		m.zones.Set(float64(n))
+	}
+}
+
+func (m *metrics) tcpConn(delta float64) {
+	if m != nil {
+		m.tcpConns.Add(delta)
+	}
+}
+
+func (m *metrics) tcpLimited() {
+	if m != nil {
+		m.tcpWaits.Inc()
 	}
 }
 

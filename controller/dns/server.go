@@ -92,7 +92,7 @@ func (s *Server) Start(ctx context.Context) error {
 
 	started := make(chan struct{})
 	s.tcp = &mdns.Server{
-		Listener:          ln,
+		Listener:          newLimitListener(ln, s.cfg.TCPConns, s),
 		Net:               "tcp",
 		Handler:           tcpHandler{s},
 		MaxTCPQueries:     -1,
