@@ -66,7 +66,9 @@
 // (MaxTCPQueries -1), a 10 s idle timeout, and at most Config.TCPConns
 // connections open at once (tcplimit.go): at the bound the listener stops
 // accepting until one closes, so clients of the DNS port cannot take every
-// file descriptor of the process (and with them the HTTP API and raft).
+// file descriptor of the process (and with them the HTTP API and raft). After
+// a temporary accept error (EMFILE) it retries with a growing pause (5 ms to
+// 1 s) rather than at once as miekg/dns's server would.
 //
 // # Lifecycle
 //

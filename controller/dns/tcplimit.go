@@ -3,6 +3,7 @@ package dns
 import (
 	"net"
 	"sync"
+	"time"
 )
 
 // limitListener bounds the TCP connections open at once. Without a bound,
@@ -12,6 +13,10 @@ import (
 // At the bound Accept waits for a connection to close: new clients queue in
 // the kernel's listen backlog, as with NSD's tcp-count, and UDP is not
 // affected.
+//
+// It also backs off after a temporary Accept error (EMFILE, ENFILE): the
+// miekg/dns server retries those at once, in a loop that would take a
+// whole core for as long as the condition lasts.
 type limitListener struct {
 	net.Listener
 	sem       chan struct{}
@@ -36,13 +41,26 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return nil, net.ErrClosed
 		}
 	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		<-l.sem
-		return nil, err
+	backoff := 5 * time.Millisecond
+	for {
+		c, err := l.Listener.Accept()
+		if err == nil {
+			l.s.metrics.tcpConn(1)
+			return &limitConn{Conn: c, l: l}, nil
+		}
+		if te, ok := err.(interface{ Temporary() bool }); !ok || !te.Temporary() {
+			<-l.sem
+			return nil, err
+		}
+		l.s.log.Warn("tcp accept failed; retrying", "error", err, "retry_in", backoff)
+		select {
+		case <-l.done:
+			<-l.sem
+			return nil, net.ErrClosed
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
 	}
-	l.s.metrics.tcpConn(1)
-	return &limitConn{Conn: c, l: l}, nil
 }
 
 // Close stops Accept, also one waiting for a slot.
