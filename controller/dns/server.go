@@ -344,8 +344,7 @@ func (h tcpHandler) ServeDNS(w mdns.ResponseWriter, r *mdns.Msg) {
 	if !r.Response && r.Opcode == mdns.OpcodeQuery && len(r.Question) == 1 && optPlacement(r) {
 		if t := r.Question[0].Qtype; t == mdns.TypeAXFR || t == mdns.TypeIXFR {
 			if opt := r.IsEdns0(); opt == nil || opt.Version() == 0 {
-				s.transfer(w, r, zs, remote)
-				s.metrics.query(t, mdns.RcodeSuccess)
+				s.metrics.query(t, s.transfer(w, r, zs, remote))
 				return
 			}
 		}

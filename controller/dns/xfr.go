@@ -18,8 +18,9 @@ func serialGE(a, b uint32) bool { return a == b || int32(a-b) > 0 }
 // and, when TSIG keys are configured, only to requests validly signed by one
 // of them (and then signs every message). IXFR from a serial at or past ours
 // gets a single SOA; from a version in the zone's journal, the differences
-// since (RFC 1995 §4); from any other serial, a full AXFR-style answer.
-func (s *Server) transfer(w mdns.ResponseWriter, r *mdns.Msg, zs *zoneSet, remote netip.Addr) {
+// since (RFC 1995 §4); from any other serial, a full AXFR-style answer. It
+// returns the response code it answered with.
+func (s *Server) transfer(w mdns.ResponseWriter, r *mdns.Msg, zs *zoneSet, remote netip.Addr) int {
 	q := r.Question[0]
 	// RFC 6891 §7: a request with an OPT gets one in every response.
 	opt := r.IsEdns0()
@@ -28,27 +29,25 @@ func (s *Server) transfer(w mdns.ResponseWriter, r *mdns.Msg, zs *zoneSet, remot
 			m.SetEdns0(uint16(s.cfg.UDPSize), opt.Do())
 		}
 	}
-	fail := func(rcode int, why string) {
+	fail := func(rcode int, why string) int {
 		m := new(mdns.Msg)
 		m.SetRcode(r, rcode)
 		edns(m)
 		_ = w.WriteMsg(m)
 		s.metrics.transferred(resultRefused)
 		s.log.Info("zone transfer refused", "zone", q.Name, "remote", remote, "reason", why)
+		return rcode
 	}
 	z := zs.zones[strings.ToLower(q.Name)]
 	if z == nil {
-		fail(mdns.RcodeRefused, "not a zone of ours")
-		return
+		return fail(mdns.RcodeRefused, "not a zone of ours")
 	}
 	if !s.transferAllowed(remote, r) {
-		fail(mdns.RcodeRefused, "not allowed")
-		return
+		return fail(mdns.RcodeRefused, "not allowed")
 	}
 	t := r.IsTsig()
 	if t != nil && (s.cfg.tsigSecrets == nil || w.TsigStatus() != nil) {
-		fail(mdns.RcodeNotAuth, "bad TSIG")
-		return
+		return fail(mdns.RcodeNotAuth, "bad TSIG")
 	}
 	var chunks [][]mdns.RR
 	kind := answerFull
@@ -77,7 +76,7 @@ func (s *Server) transfer(w mdns.ResponseWriter, r *mdns.Msg, zs *zoneSet, remot
 		if err := w.WriteMsg(m); err != nil {
 			s.metrics.transferred(resultFailure)
 			s.log.Warn("zone transfer failed", "zone", z.name, "remote", remote, "error", err)
-			return
+			return mdns.RcodeSuccess
 		}
 		if i == 0 {
 			w.TsigTimersOnly(true)
@@ -87,6 +86,7 @@ func (s *Server) transfer(w mdns.ResponseWriter, r *mdns.Msg, zs *zoneSet, remot
 	s.metrics.transferred(resultSuccess)
 	s.metrics.answered(kind)
 	s.log.Info("zone transferred", "zone", z.name, "serial", z.serial, "type", mdns.TypeToString[q.Qtype], "answer", kind, "remote", remote, "messages", len(chunks))
+	return mdns.RcodeSuccess
 }
 
 // chunk splits the records of a transfer into messages of about xfrChunk

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	mdns "github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 const testKey = "xfr-key."
@@ -553,5 +554,35 @@ func TestTransferEDNS(t *testing.T) {
 	got, err := axfr(t, s2.Addr(), m, map[string]string{testKey: testSecret})
 	if err != nil || len(got) < 400 {
 		t.Fatalf("signed AXFR with EDNS: %d records, %v", len(got), err)
+	}
+}
+
+// TestTransferRcodeMetric: a refused zone transfer over TCP is counted in
+// regent_dns_queries_total with the REFUSED it was answered, not as
+// NOERROR, and an allowed one as NOERROR.
+func TestTransferRcodeMetric(t *testing.T) {
+	cfg := testConfig()
+	cfg.AllowTransfer = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+	cfg.Registerer = prometheus.NewRegistry()
+	s := startServer(t, cfg, newFakeSource(testZone(t, 1)))
+	m := new(mdns.Msg)
+	m.SetAxfr("example.test.")
+	if r := exchange(t, s.Addr(), "tcp", m); r.Rcode != mdns.RcodeRefused {
+		t.Fatalf("AXFR from a foreign network: %v", r)
+	}
+	m.SetAxfr("example.org.")
+	if r := exchange(t, s.Addr(), "tcp", m); r.Rcode != mdns.RcodeRefused {
+		t.Fatalf("AXFR of a zone not ours: %v", r)
+	}
+	refused := s.metrics.queries.WithLabelValues("AXFR", "REFUSED")
+	deadline := time.Now().Add(10 * time.Second)
+	for value(t, refused) < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := value(t, refused); got != 2 {
+		t.Errorf("queries_total{AXFR,REFUSED} = %v, want 2", got)
+	}
+	if got := value(t, s.metrics.queries.WithLabelValues("AXFR", "NOERROR")); got != 0 {
+		t.Errorf("queries_total{AXFR,NOERROR} = %v, want 0", got)
 	}
 }
