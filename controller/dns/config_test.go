@@ -186,3 +186,26 @@ func value(t *testing.T, c prometheus.Metric) float64 {
 	}
 	return m.GetGauge().GetValue()
 }
+
+// TestMetricsBADVERS: a query with EDNS version 1 is counted as BADVERS,
+// the rcode it gets (miekg/dns names rcode 16 BADSIG, its TSIG meaning).
+func TestMetricsBADVERS(t *testing.T) {
+	cfg := testConfig()
+	cfg.Registerer = prometheus.NewRegistry()
+	s := startServer(t, cfg, newFakeSource(testZone(t, 1)))
+	for _, network := range []string{"udp", "tcp"} {
+		m := new(mdns.Msg)
+		m.SetQuestion("host1.example.test.", mdns.TypeA)
+		m.SetEdns0(1232, false)
+		m.IsEdns0().SetVersion(1)
+		if r := exchange(t, s.Addr(), network, m); r.Rcode != mdns.RcodeBadVers {
+			t.Fatalf("%s: rcode %d, want BADVERS", network, r.Rcode)
+		}
+	}
+	if got := value(t, s.metrics.queries.WithLabelValues("A", "BADVERS")); got != 2 {
+		t.Errorf("queries_total{A,BADVERS} = %v, want 2", got)
+	}
+	if got := value(t, s.metrics.queries.WithLabelValues("A", "BADSIG")); got != 0 {
+		t.Errorf("queries_total{A,BADSIG} = %v, want 0", got)
+	}
+}

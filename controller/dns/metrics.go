@@ -182,7 +182,14 @@ func typeLabel(t uint16) string {
 	return "OTHER"
 }
 
+// rcodeLabel names an rcode. 16 is BADVERS: a server sends it for an EDNS
+// version it does not support (RFC 6891), while miekg/dns's table names it
+// BADSIG, its meaning in a TSIG record's error field (RFC 8945), which is
+// not a response code we answer.
 func rcodeLabel(r int) string {
+	if r == mdns.RcodeBadVers {
+		return "BADVERS"
+	}
 	if s, ok := mdns.RcodeToString[r]; ok {
 		return s
 	}
