@@ -29,6 +29,8 @@ type Server struct {
 	reloadMu sync.Mutex // serialises reloads
 
 	notifier *notifier
+	// refusedLog bounds the "zone transfer refused" lines.
+	refusedLog logLimit
 
 	mu       sync.Mutex
 	started  bool

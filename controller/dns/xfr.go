@@ -3,6 +3,7 @@ package dns
 import (
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	mdns "github.com/miekg/dns"
@@ -35,7 +36,9 @@ func (s *Server) transfer(w mdns.ResponseWriter, r *mdns.Msg, zs *zoneSet, remot
 		edns(m)
 		_ = w.WriteMsg(m)
 		s.metrics.transferred(resultRefused)
-		s.log.Info("zone transfer refused", "zone", q.Name, "remote", remote, "reason", why)
+		if n, ok := s.refusedLog.allow(time.Now()); ok {
+			s.log.Info("zone transfer refused", "zone", q.Name, "remote", remote, "reason", why, "also_refused", n)
+		}
 		return rcode
 	}
 	z := zs.zones[strings.ToLower(q.Name)]
@@ -87,6 +90,30 @@ func (s *Server) transfer(w mdns.ResponseWriter, r *mdns.Msg, zs *zoneSet, remot
 	s.metrics.answered(kind)
 	s.log.Info("zone transferred", "zone", z.name, "serial", z.serial, "type", mdns.TypeToString[q.Qtype], "answer", kind, "remote", remote, "messages", len(chunks))
 	return mdns.RcodeSuccess
+}
+
+// logLimit lets through at most one log line per second, and counts the
+// ones it holds back. A refused zone transfer is logged through one: any
+// host that reaches the port can pipeline thousands of AXFR requests per
+// second on one TCP connection, and a line for each would flood the log
+// (regent_dns_transfers_total{result="refused"} still counts every one).
+type logLimit struct {
+	mu   sync.Mutex
+	last time.Time
+	held int
+}
+
+// allow reports whether a line may be written at now and, if so, how many
+// were held back since the last one.
+func (l *logLimit) allow(now time.Time) (held int, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.last.IsZero() && now.Sub(l.last) < time.Second {
+		l.held++
+		return 0, false
+	}
+	held, l.held, l.last = l.held, 0, now
+	return held, true
 }
 
 // chunk splits the records of a transfer into messages of about xfrChunk

@@ -1,12 +1,14 @@
 package dns
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -584,5 +586,98 @@ func TestTransferRcodeMetric(t *testing.T) {
 	}
 	if got := value(t, s.metrics.queries.WithLabelValues("AXFR", "NOERROR")); got != 0 {
 		t.Errorf("queries_total{AXFR,NOERROR} = %v, want 0", got)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestRefusedTransferLogBounded: a host that may not transfer pipelines
+// 300 AXFR requests on one TCP connection. Each is refused and counted, but
+// the log gets at most one "zone transfer refused" line per second (it got
+// 300, about 32,000 a second from one connection), and the next line says
+// how many were left out.
+func TestRefusedTransferLogBounded(t *testing.T) {
+	var out syncBuffer
+	cfg := testConfig()
+	cfg.AllowTransfer = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+	cfg.Registerer = prometheus.NewRegistry()
+	cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Info})
+	s := startServer(t, cfg, newFakeSource(testZone(t, 1)))
+	c, err := mdns.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	const n = 300
+	for i := range n {
+		m := new(mdns.Msg)
+		m.SetAxfr("example.test.")
+		m.Id = uint16(i + 1)
+		if err := c.WriteMsg(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range n {
+		r, err := c.ReadMsg()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Rcode != mdns.RcodeRefused {
+			t.Fatalf("AXFR from a foreign network: %v", r)
+		}
+	}
+	refused := s.metrics.transfers.WithLabelValues(resultRefused)
+	deadline := time.Now().Add(10 * time.Second)
+	for value(t, refused) < n && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := value(t, refused); got != n {
+		t.Errorf("transfers_total{refused} = %v, want %d", got, n)
+	}
+	if got := strings.Count(out.String(), "zone transfer refused"); got < 1 || got > 2 {
+		t.Fatalf("%d log lines for %d refused transfers, want 1 or 2:\n%.2000s", got, n, out.String())
+	}
+	time.Sleep(1100 * time.Millisecond)
+	m := new(mdns.Msg)
+	m.SetAxfr("example.test.")
+	if err := c.WriteMsg(m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ReadMsg(); err != nil {
+		t.Fatal(err)
+	}
+	// Every refusal is either a line or counted in the next line's
+	// also_refused.
+	lines, total := 0, 0
+	for _, l := range strings.Split(out.String(), "\n") {
+		if !strings.Contains(l, "zone transfer refused") {
+			continue
+		}
+		lines++
+		var k int
+		if _, err := fmt.Sscanf(l[strings.Index(l, "also_refused="):], "also_refused=%d", &k); err != nil {
+			t.Fatalf("%s: %v", l, err)
+		}
+		total += k
+	}
+	if lines > 3 || lines+total != n+1 {
+		t.Errorf("%d lines saying %d more were refused, want at most 3 and %d in all:\n%s", lines, total, n+1, out.String())
 	}
 }
