@@ -209,3 +209,32 @@ func TestMetricsBADVERS(t *testing.T) {
 		t.Errorf("queries_total{A,BADSIG} = %v, want 0", got)
 	}
 }
+
+// TestTruncatedMetric: every UDP answer sent with TC is counted in
+// regent_dns_truncated_total, from the packed-response cache (a miss and a
+// hit) and from the full path (a query with an EDNS option); one that fits
+// is not.
+func TestTruncatedMetric(t *testing.T) {
+	cfg := testConfig()
+	cfg.Registerer = prometheus.NewRegistry()
+	s := startServer(t, cfg, newFakeSource(testZone(t, 1)))
+	for range 2 {
+		if r := ask(t, s.Addr(), "udp", "big.example.test.", mdns.TypeTXT); !r.Truncated {
+			t.Fatal("want TC over 512-byte UDP")
+		}
+	}
+	m := new(mdns.Msg)
+	m.SetQuestion("big.example.test.", mdns.TypeTXT)
+	m.SetEdns0(512, false)
+	m.IsEdns0().Option = []mdns.EDNS0{&mdns.EDNS0_LOCAL{Code: 65001, Data: []byte{1}}}
+	if r := exchange(t, s.Addr(), "udp", m); !r.Truncated {
+		t.Fatal("want TC with a 512-byte EDNS size")
+	}
+	m.IsEdns0().SetUDPSize(4096)
+	if r := exchange(t, s.Addr(), "udp", m); r.Truncated || len(r.Answer) != 15 {
+		t.Fatalf("within 1232 bytes: tc=%v answers=%d", r.Truncated, len(r.Answer))
+	}
+	if got := value(t, s.metrics.truncated); got != 3 {
+		t.Errorf("regent_dns_truncated_total = %v, want 3", got)
+	}
+}

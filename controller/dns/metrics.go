@@ -34,6 +34,7 @@ type metrics struct {
 	transfers *prometheus.CounterVec
 	answers   *prometheus.CounterVec
 	tcpConns  prometheus.Gauge
+	truncated prometheus.Counter
 	tcpWaits  prometheus.Counter
 
 	// common[i][rcode] caches queries children, filled on first use.
@@ -65,6 +66,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "regent_dns_transfer_answers_total",
 			Help: "Zone transfers served, by answer: full (the whole zone), incremental (IXFR differences from the journal) or current (IXFR from the current serial: its SOA alone).",
 		}, []string{"answer"}),
+		truncated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "regent_dns_truncated_total",
+			Help: "UDP answers sent truncated (TC set: the answer did not fit, the client should ask again over TCP).",
+		}),
 		tcpConns: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "regent_dns_tcp_connections",
 			Help: "TCP connections open.",
@@ -79,7 +84,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Help:    "Time to answer a DNS request, by transport (UDP: handling only, without socket I/O).",
 		Buckets: []float64{5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 0.025, 0.1, 1},
 	}, []string{"proto"})
-	for _, c := range []prometheus.Collector{m.queries, m.zones, m.notify, m.transfers, m.answers, m.tcpConns, m.tcpWaits, dur} {
+	for _, c := range []prometheus.Collector{m.queries, m.zones, m.notify, m.transfers, m.answers, m.tcpConns, m.tcpWaits, m.truncated, dur} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -134,6 +139,12 @@ func (m *metrics) observe(proto int, seconds float64) {
 func (m *metrics) setZones(n int) {
 	if m != nil {
 		m.zones.Set(float64(n))
+	}
+}
+
+func (m *metrics) truncatedReply() {
+	if m != nil {
+		m.truncated.Inc()
 	}
 }
 

@@ -101,6 +101,9 @@ func (s *Server) handleUDP(zs *zoneSet, req, out []byte, remote netip.AddrPort) 
 	copy(resp[12:12+qlen], req[12:12+qlen])
 	if e.counter != nil {
 		e.counter.Inc()
+		if resp[2]&0x02 != 0 {
+			s.metrics.truncatedReply()
+		}
 	}
 	return resp
 }
@@ -224,9 +227,15 @@ func (s *Server) slowUDP(zs *zoneSet, req, out []byte, remote netip.AddrPort) (r
 		if err != nil {
 			return nil
 		}
+		if m.Truncated {
+			s.metrics.truncatedReply()
+		}
 		return b
 	}
 	truncate(m, size)
+	if m.Truncated {
+		s.metrics.truncatedReply()
+	}
 	if m.Compress {
 		echoOwners(m) // compression makes them pointers to the question
 	}
