@@ -56,6 +56,10 @@ func (s *Server) respond(zs *zoneSet, req *mdns.Msg, ri reqInfo) *mdns.Msg {
 		m.Rcode = mdns.RcodeRefused
 		return finish()
 	default:
+		// SetReply copies RD and CD for QUERY alone; the reply to an
+		// opcode we do not implement keeps them too, as RFC 1035 §4.1.1
+		// has RD copied.
+		m.RecursionDesired, m.CheckingDisabled = req.RecursionDesired, req.CheckingDisabled
 		m.Rcode = mdns.RcodeNotImplemented
 		return finish()
 	}

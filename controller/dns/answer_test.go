@@ -231,7 +231,8 @@ func TestOpcodesAndFormat(t *testing.T) {
 	// Section counts (dns-facts §4.18): miekg/dns's DefaultMsgAcceptFunc
 	// refuses more than 1 answer, 1 authority or 2 additional records over
 	// TCP; UDP applies the same rules and both answer with the same bare
-	// header. An UPDATE is NOTIMP whatever its counts.
+	// header. An UPDATE is NOTIMP whatever its counts, the same header
+	// over both, with its zone section echoed.
 	a := rrs(t, "a.example.test. 300 IN A 192.0.2.1", "b.example.test. 300 IN A 192.0.2.2", "c.example.test. 300 IN A 192.0.2.3")
 	for _, c := range []struct {
 		an, ns, ar int
@@ -258,7 +259,10 @@ func TestOpcodesAndFormat(t *testing.T) {
 				if r.Rcode != want {
 					t.Errorf("%s %s: rcode %s, want %s", network, what, mdns.RcodeToString[r.Rcode], mdns.RcodeToString[want])
 				}
-				if want != mdns.RcodeSuccess && (r.Authoritative || len(r.Question)+len(r.Answer)+len(r.Ns)+len(r.Extra) != 0) {
+				if op == mdns.OpcodeUpdate && (r.Authoritative || len(r.Question) != 1 || len(r.Answer)+len(r.Ns)+len(r.Extra) != 0) {
+					t.Errorf("%s %s: want the zone section alone, got\n%v", network, what, r)
+				}
+				if want == mdns.RcodeFormatError && (r.Authoritative || len(r.Question)+len(r.Answer)+len(r.Ns)+len(r.Extra) != 0) {
 					t.Errorf("%s %s: want a bare header, got\n%v", network, what, r)
 				}
 				hdr[i] = r.MsgHdr

@@ -103,6 +103,7 @@ func (s *Server) Start(ctx context.Context) error {
 		WriteTimeout:      s.cfg.TCPIdleTimeout,
 		TsigSecret:        s.cfg.tsigSecrets,
 		DecorateWriter:    func(w mdns.Writer) mdns.Writer { return clearRAWriter{w} },
+		MsgAcceptFunc:     acceptMsg,
 		NotifyStartedFunc: func() { close(started) },
 	}
 	tcpDone := make(chan error, 1)
@@ -365,6 +366,18 @@ func (h tcpHandler) ServeDNS(w mdns.ResponseWriter, r *mdns.Msg) {
 	if err := w.WriteMsg(m); err != nil {
 		s.log.Debug("tcp write", "remote", remote, "error", err)
 	}
+}
+
+// acceptMsg is miekg/dns's DefaultMsgAcceptFunc (drop responses; FORMERR
+// from the header alone unless qdcount = 1, ancount ≤ 1, nscount ≤ 1 and
+// arcount ≤ 2), except that a request with an opcode other than QUERY and
+// NOTIFY is parsed and answered NOTIMP by respond, with an OPT record when
+// it has one (RFC 6891 §7), not from its header. UDP applies it too.
+func acceptMsg(dh mdns.Header) mdns.MsgAcceptAction {
+	if a := mdns.DefaultMsgAcceptFunc(dh); a != mdns.MsgRejectNotImplemented {
+		return a
+	}
+	return mdns.MsgAccept
 }
 
 func addrOf(a net.Addr) netip.Addr {

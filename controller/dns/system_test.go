@@ -57,6 +57,13 @@ func TestDig(t *testing.T) {
 		// RA=0 on every reply, also when the query sets it (+raflag).
 		{[]string{"+raflag", "+opcode=update", "example.test"}, []string{"status: NOTIMP", "flags: qr rd;"}},
 		{[]string{"+raflag", "+tcp", "+opcode=status", "example.test"}, []string{"status: NOTIMP", "flags: qr rd;"}},
+		// RFC 6891 §7: an OPT in the request gets one in the reply, also
+		// with NOTIMP (dig said "EDNS query returned status NOTIMP -
+		// retry with '+noedns'": it took the server for one without
+		// EDNS).
+		{[]string{"+opcode=update", "example.test"}, []string{"status: NOTIMP", "EDNS: version: 0, flags:; udp: 1232"}},
+		{[]string{"+tcp", "+opcode=update", "example.test"}, []string{"status: NOTIMP", "EDNS: version: 0, flags:; udp: 1232"}},
+		{[]string{"+opcode=3", "example.test"}, []string{"status: NOTIMP", "opcode: RESERVED3", "EDNS: version: 0"}},
 		{[]string{"+raflag", "example.test", "A"}, []string{"status: NOERROR", "flags: qr aa rd;"}},
 		// Meta types in the question.
 		{[]string{"+raflag", "example.test", "MAILA"}, []string{"status: NOTIMP", "flags: qr rd;"}},
@@ -67,6 +74,9 @@ func TestDig(t *testing.T) {
 	}
 	for _, tc := range cases {
 		out := runTool(t, dig, append(base, tc.args...)...)
+		if strings.Contains(out, "WARNING: EDNS query returned") {
+			t.Errorf("dig %v: the reply lacks the OPT of the request:\n%s", tc.args, out)
+		}
 		for _, w := range tc.want {
 			if !strings.Contains(out, w) {
 				t.Errorf("dig %v: missing %q in\n%s", tc.args, w, out)

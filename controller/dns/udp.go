@@ -159,11 +159,11 @@ func (s *Server) slowUDP(zs *zoneSet, req, out []byte, remote netip.AddrPort) (r
 	if len(req) < 12 || req[2]&0x80 != 0 {
 		return nil // too short to answer, or a response
 	}
-	// The checks miekg/dns's TCP server applies before unpacking, so that
-	// both transports answer alike: opcode other than QUERY/NOTIFY →
-	// NOTIMP; qdcount ≠ 1, ancount > 1, nscount > 1 or arcount > 2 →
-	// FORMERR.
-	switch mdns.DefaultMsgAcceptFunc(mdns.Header{
+	// The checks the TCP server applies before unpacking (acceptMsg), so
+	// that both transports answer alike: qdcount ≠ 1, ancount > 1,
+	// nscount > 1 or arcount > 2 → FORMERR, unless the opcode is one we
+	// do not implement (respond answers NOTIMP).
+	switch acceptMsg(mdns.Header{
 		Bits:    binary.BigEndian.Uint16(req[2:]),
 		Qdcount: binary.BigEndian.Uint16(req[4:]),
 		Ancount: binary.BigEndian.Uint16(req[6:]),
@@ -171,16 +171,14 @@ func (s *Server) slowUDP(zs *zoneSet, req, out []byte, remote netip.AddrPort) (r
 		Arcount: binary.BigEndian.Uint16(req[10:]),
 	}) {
 	case mdns.MsgAccept:
-	case mdns.MsgRejectNotImplemented:
-		return s.headerReply(req, out, mdns.RcodeNotImplemented)
 	case mdns.MsgReject:
-		return s.headerReply(req, out, mdns.RcodeFormatError)
+		return s.headerReply(req, out)
 	default:
 		return nil
 	}
 	r := new(mdns.Msg)
 	if err := r.Unpack(req); err != nil {
-		return s.headerReply(req, out, mdns.RcodeFormatError)
+		return s.headerReply(req, out)
 	}
 	ri := reqInfo{remote: remote.Addr()}
 	var secret string
@@ -355,20 +353,16 @@ func skipName(b []byte, off int) (int, bool) {
 	return 0, false
 }
 
-// headerReply answers a rejected or unparsable datagram from its header
-// alone, as miekg/dns's server does over TCP (with RA and AD cleared there
-// by clearRAWriter): the request's ID and TC, RD and CD bits, QR set, AA,
-// RA, AD and Z clear (we neither recurse nor validate: dns-facts §4.20),
-// opcode QUERY (kept for NOTIMP), the rcode, and empty sections.
-func (s *Server) headerReply(req, out []byte, rcode int) []byte {
-	s.metrics.query(0, rcode)
+// headerReply answers FORMERR to a rejected or unparsable datagram from
+// its header alone, as miekg/dns's server does over TCP (with RA and AD
+// cleared there by clearRAWriter): the request's ID and TC, RD and CD bits,
+// QR set, AA, RA, AD and Z clear (we neither recurse nor validate:
+// dns-facts §4.20), opcode QUERY, and empty sections.
+func (s *Server) headerReply(req, out []byte) []byte {
+	s.metrics.query(0, mdns.RcodeFormatError)
 	b := append(out[:0], req[:12]...)
-	op := req[2] & 0x78
-	if rcode != mdns.RcodeNotImplemented {
-		op = byte(mdns.OpcodeQuery) << 3
-	}
-	b[2] = 0x80 | op | req[2]&0x03   // QR, opcode, TC, RD
-	b[3] = req[3]&0x10 | byte(rcode) // CD, rcode
+	b[2] = 0x80 | byte(mdns.OpcodeQuery)<<3 | req[2]&0x03 // QR, opcode, TC, RD
+	b[3] = req[3]&0x10 | byte(mdns.RcodeFormatError)      // CD, rcode
 	clear(b[4:12])
 	return b
 }
