@@ -751,3 +751,41 @@ func TestTruncationOfAdditionalData(t *testing.T) {
 		t.Errorf("MX over TCP: tc=%v additional %d", r.Truncated, len(r.Extra))
 	}
 }
+
+// TestTCPAnswerTooBig: an RRset larger than a TCP message (400 TXT records
+// of 240 octets, which the API accepts) is answered over TCP with what
+// fits and TC, also when the query is TSIG-signed; it was not answered at
+// all (the response could not be packed) and the client timed out after
+// UDP had sent it to TCP.
+func TestTCPAnswerTooBig(t *testing.T) {
+	var lines []string
+	for i := range 400 {
+		lines = append(lines, fmt.Sprintf(`huge.example.test. 300 IN TXT "%s-%03d"`, strings.Repeat("y", 240), i))
+	}
+	cfg := testConfig()
+	cfg.TSIGKeys = map[string]string{testKey: testSecret}
+	s := startServer(t, cfg, newFakeSource(&Zone{Name: "example.test.", Serial: 1, RRs: rrs(t, lines...)}))
+	for _, signed := range []bool{false, true} {
+		m := new(mdns.Msg)
+		m.SetQuestion("HuGe.example.test.", mdns.TypeTXT)
+		m.SetEdns0(4096, false)
+		c := &mdns.Client{Net: "tcp", Timeout: 3 * time.Second}
+		if signed {
+			m.SetTsig(testKey, mdns.HmacSHA256, 300, time.Now().Unix())
+			c.TsigSecret = map[string]string{testKey: testSecret}
+		}
+		r, _, err := c.Exchange(m, s.Addr())
+		if err != nil {
+			t.Fatalf("signed=%v: %v", signed, err)
+		}
+		if r.Rcode != mdns.RcodeSuccess || !r.Truncated || len(r.Answer) < 200 || len(r.Answer) >= 400 || r.IsEdns0() == nil {
+			t.Errorf("signed=%v: rcode %d tc %v answers %d", signed, r.Rcode, r.Truncated, len(r.Answer))
+		}
+		if signed && r.IsTsig() == nil {
+			t.Error("the truncated answer to a signed query is not signed")
+		}
+		if r.Question[0].Name != "HuGe.example.test." || r.Answer[0].Header().Name != "HuGe.example.test." {
+			t.Errorf("signed=%v: spelling not echoed: %v %v", signed, r.Question, r.Answer[0].Header())
+		}
+	}
+}

@@ -63,7 +63,8 @@
 // builds from the request. The cache hangs off the zone snapshot, so a zone swap
 // invalidates it, and it is bounded in size.
 //
-// TCP is served by miekg/dns's server with unlimited queries per connection
+// TCP is served by miekg/dns's server (an answer larger than 65,535 octets
+// cut to fit, with TC: fitTCP) with unlimited queries per connection
 // (MaxTCPQueries -1), a 10 s idle timeout, and at most Config.TCPConns
 // connections open at once (tcplimit.go): at the bound the listener stops
 // accepting until one closes, so clients of the DNS port cannot take every

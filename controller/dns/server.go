@@ -361,10 +361,31 @@ func (h tcpHandler) ServeDNS(w mdns.ResponseWriter, r *mdns.Msg) {
 		qtype = r.Question[0].Qtype
 	}
 	s.metrics.query(qtype, m.Rcode)
+	fitTCP(m)
 	echoOwners(m) // compression makes them pointers to the question
 	m.Compress = true
 	if err := w.WriteMsg(m); err != nil {
 		s.log.Debug("tcp write", "remote", remote, "error", err)
+	}
+}
+
+// fitTCP cuts a response that does not fit in a TCP message (65,535
+// octets; an RRset that large can be built through the API) to what fits
+// and sets TC, as BIND does. Whole, it could not be packed: nothing was
+// sent and the client waited for its timeout, and asked again. A TSIG
+// record is set aside for the cut (miekg/dns does not truncate a message
+// that has one), with room kept for the MAC the writer adds.
+func fitTCP(m *mdns.Msg) {
+	size := mdns.MaxMsgSize
+	var sig mdns.RR
+	if n := len(m.Extra); n > 0 && m.Extra[n-1].Header().Rrtype == mdns.TypeTSIG {
+		sig = m.Extra[n-1]
+		m.Extra = m.Extra[:n-1]
+		size -= mdns.Len(sig) + 64 // an HMAC-SHA512 MAC
+	}
+	truncate(m, size)
+	if sig != nil {
+		m.Extra = append(m.Extra, sig)
 	}
 }
 
