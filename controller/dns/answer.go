@@ -49,13 +49,7 @@ func (s *Server) respond(zs *zoneSet, req *mdns.Msg, ri reqInfo) *mdns.Msg {
 		m.Rcode = mdns.RcodeBadVers
 		return finish()
 	}
-	switch req.Opcode {
-	case mdns.OpcodeQuery:
-	case mdns.OpcodeNotify:
-		// We are never a secondary: refuse like NSD does.
-		m.Rcode = mdns.RcodeRefused
-		return finish()
-	default:
+	if req.Opcode != mdns.OpcodeQuery && req.Opcode != mdns.OpcodeNotify {
 		// SetReply copies RD and CD for QUERY alone; the reply to an
 		// opcode we do not implement keeps them too, as RFC 1035 §4.1.1
 		// has RD copied.
@@ -64,7 +58,15 @@ func (s *Server) respond(zs *zoneSet, req *mdns.Msg, ri reqInfo) *mdns.Msg {
 		return finish()
 	}
 	if len(req.Question) != 1 {
+		// No question (dig +header-only) or several: which one would
+		// the reply answer? It echoes none.
+		m.Question = nil
 		m.Rcode = mdns.RcodeFormatError
+		return finish()
+	}
+	if req.Opcode == mdns.OpcodeNotify {
+		// We are never a secondary: refuse like NSD does.
+		m.Rcode = mdns.RcodeRefused
 		return finish()
 	}
 	if t := req.IsTsig(); t != nil {

@@ -217,8 +217,18 @@ func TestOpcodesAndFormat(t *testing.T) {
 			m = new(mdns.Msg)
 			m.Id = mdns.Id()
 			m.Question = qd
+			if r := exchange(t, s.Addr(), network, m); r.Rcode != mdns.RcodeFormatError || len(r.Question) != 0 {
+				t.Errorf("%s qdcount %d: rcode %s, question %v", network, len(qd), mdns.RcodeToString[r.Rcode], r.Question)
+			}
+			// With an OPT record, the FORMERR has one too (RFC 6891 §7).
+			m.SetEdns0(1232, false)
+			if r := exchange(t, s.Addr(), network, m); r.Rcode != mdns.RcodeFormatError || r.IsEdns0() == nil {
+				t.Errorf("%s qdcount %d with EDNS: rcode %s, OPT %v", network, len(qd), mdns.RcodeToString[r.Rcode], r.IsEdns0())
+			}
+			// A NOTIFY must have its question too.
+			m.Opcode = mdns.OpcodeNotify
 			if r := exchange(t, s.Addr(), network, m); r.Rcode != mdns.RcodeFormatError {
-				t.Errorf("%s qdcount %d: rcode %s", network, len(qd), mdns.RcodeToString[r.Rcode])
+				t.Errorf("%s NOTIFY qdcount %d: rcode %s", network, len(qd), mdns.RcodeToString[r.Rcode])
 			}
 		}
 		m = new(mdns.Msg)

@@ -52,13 +52,15 @@
 // query name (pointers to the question) follow. Everything else (misses,
 // TSIG, NOTIFY, EDNS options, malformed packets) goes through the full
 // miekg/dns path, which first applies the header checks the TCP server
-// does (acceptMsg: FORMERR, from the header alone, unless qdcount = 1,
-// ancount ≤ 1, nscount ≤ 1 and arcount ≤ 2, except for opcodes other than
-// QUERY/NOTIFY), so both transports answer alike. respond then answers
-// NOTIMP for opcodes other than QUERY/NOTIFY (with an OPT record when the
-// request has one, RFC 6891 §7), FORMERR for more than one OPT record (or
-// one outside the additional section, RFC 6891 §6.1.1) and for OPT, TKEY
-// or TSIG as the question type, NOTIMP for MAILA and MAILB. RA and AD are 0 on every reply: the header
+// does (acceptMsg: FORMERR, from the header alone, unless ancount ≤ 1,
+// nscount ≤ 1 and arcount ≤ 2, except for opcodes other than QUERY/NOTIFY),
+// so both transports answer alike. respond then answers FORMERR without
+// an OPT record for more than one OPT record (or one outside the
+// additional section, RFC 6891 §6.1.1); and, with an OPT record when the
+// request has one (RFC 6891 §7), NOTIMP for opcodes other than
+// QUERY/NOTIFY, FORMERR without a question when qdcount ≠ 1, FORMERR for
+// OPT, TKEY or TSIG as the question type, NOTIMP for MAILA and MAILB. RA
+// and AD are 0 on every reply: the header
 // replies clear them, and over TCP clearRAWriter does for the ones miekg/dns
 // builds from the request. The cache hangs off the zone snapshot, so a zone swap
 // invalidates it, and it is bounded in size.

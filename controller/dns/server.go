@@ -389,14 +389,22 @@ func fitTCP(m *mdns.Msg) {
 	}
 }
 
-// acceptMsg is miekg/dns's DefaultMsgAcceptFunc (drop responses; FORMERR
-// from the header alone unless qdcount = 1, ancount ≤ 1, nscount ≤ 1 and
-// arcount ≤ 2), except that a request with an opcode other than QUERY and
-// NOTIFY is parsed and answered NOTIMP by respond, with an OPT record when
-// it has one (RFC 6891 §7), not from its header. UDP applies it too.
+// acceptMsg decides from the header alone, before parsing, as miekg/dns's
+// DefaultMsgAcceptFunc does: a response is dropped, and more than one
+// answer or authority record or more than two additional records is FORMERR
+// (a bare header). Unlike DefaultMsgAcceptFunc it lets respond answer what
+// it can parse, with an OPT record when the request has one (RFC 6891 §7):
+// an opcode other than QUERY and NOTIFY (NOTIMP) and a question count other
+// than one (FORMERR). UDP applies it too.
 func acceptMsg(dh mdns.Header) mdns.MsgAcceptAction {
-	if a := mdns.DefaultMsgAcceptFunc(dh); a != mdns.MsgRejectNotImplemented {
-		return a
+	if dh.Bits&(1<<15) != 0 { // QR
+		return mdns.MsgIgnore
+	}
+	if op := int(dh.Bits>>11) & 0xf; op != mdns.OpcodeQuery && op != mdns.OpcodeNotify {
+		return mdns.MsgAccept
+	}
+	if dh.Ancount > 1 || dh.Nscount > 1 || dh.Arcount > 2 {
+		return mdns.MsgReject
 	}
 	return mdns.MsgAccept
 }

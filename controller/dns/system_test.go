@@ -64,6 +64,9 @@ func TestDig(t *testing.T) {
 		{[]string{"+opcode=update", "example.test"}, []string{"status: NOTIMP", "EDNS: version: 0, flags:; udp: 1232"}},
 		{[]string{"+tcp", "+opcode=update", "example.test"}, []string{"status: NOTIMP", "EDNS: version: 0, flags:; udp: 1232"}},
 		{[]string{"+opcode=3", "example.test"}, []string{"status: NOTIMP", "opcode: RESERVED3", "EDNS: version: 0"}},
+		// No question (a liveness probe): FORMERR, with the OPT too.
+		{[]string{"+header-only", "example.test"}, []string{"status: FORMERR", "QUERY: 0, ANSWER: 0", "EDNS: version: 0, flags:; udp: 1232"}},
+		{[]string{"+tcp", "+header-only", "example.test"}, []string{"status: FORMERR", "QUERY: 0, ANSWER: 0", "EDNS: version: 0, flags:; udp: 1232"}},
 		{[]string{"+raflag", "example.test", "A"}, []string{"status: NOERROR", "flags: qr aa rd;"}},
 		// Meta types in the question.
 		{[]string{"+raflag", "example.test", "MAILA"}, []string{"status: NOTIMP", "flags: qr rd;"}},

@@ -160,9 +160,9 @@ func (s *Server) slowUDP(zs *zoneSet, req, out []byte, remote netip.AddrPort) (r
 		return nil // too short to answer, or a response
 	}
 	// The checks the TCP server applies before unpacking (acceptMsg), so
-	// that both transports answer alike: qdcount ≠ 1, ancount > 1,
-	// nscount > 1 or arcount > 2 → FORMERR, unless the opcode is one we
-	// do not implement (respond answers NOTIMP).
+	// that both transports answer alike: ancount > 1, nscount > 1 or
+	// arcount > 2 → FORMERR, unless the opcode is one we do not implement
+	// (respond answers NOTIMP).
 	switch acceptMsg(mdns.Header{
 		Bits:    binary.BigEndian.Uint16(req[2:]),
 		Qdcount: binary.BigEndian.Uint16(req[4:]),
