@@ -11,6 +11,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -75,7 +76,10 @@ func listFlag(s string) []string {
 // parse reads the flags and the config file into a finished Config.
 func parse(args []string, stderr io.Writer) (daemon.Config, error) {
 	fs := flag.NewFlagSet("regent-agent", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// The usage goes out for -h alone: a mistaken flag is one line and a
+	// hint, not the error twice around eighty lines of usage in the journal.
+	var usage bytes.Buffer
+	fs.SetOutput(&usage)
 	configFile := fs.String("config", "", "HCL config file (see configs/agent.hcl)")
 	// Flags are applied after the file, in command-line order.
 	var set []func(*daemon.Config) error
@@ -149,7 +153,11 @@ func parse(args []string, stderr io.Writer) (daemon.Config, error) {
 
 	cfg := daemon.Defaults()
 	if err := fs.Parse(args); err != nil {
-		return cfg, err
+		if errors.Is(err, flag.ErrHelp) {
+			stderr.Write(usage.Bytes())
+			return cfg, err
+		}
+		return cfg, fmt.Errorf("%w\nRun 'regent-agent -h' for its usage.", err)
 	}
 	if *showVersion {
 		fmt.Println(api.VersionString("regent-agent"))

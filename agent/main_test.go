@@ -249,3 +249,21 @@ func TestHangup(t *testing.T) {
 		t.Errorf("log:\n%s", out.String())
 	}
 }
+
+// TestBadFlagIsOneLine: a mistaken flag is the error once and a hint to
+// -h (what the journal shows of a unit with a typo in ExecStart), not the
+// error printed twice around the whole usage; -h still prints the usage.
+func TestBadFlagIsOneLine(t *testing.T) {
+	for _, args := range [][]string{{"-bogus"}, {"-log-json=maybe"}, {"-roles"}} {
+		var out strings.Builder
+		err := run(args, &out)
+		if out.Len() != 0 || err == nil || exitCode(err) != 78 ||
+			!strings.HasSuffix(err.Error(), "\nRun 'regent-agent -h' for its usage.") || strings.Count(err.Error(), "\n") != 1 {
+			t.Errorf("%v: exit %d, error %q, printed %q", args, exitCode(err), err, out.String())
+		}
+	}
+	var out strings.Builder
+	if err := run([]string{"-h"}, &out); exitCode(err) != 0 || !strings.Contains(out.String(), "-token-file") {
+		t.Errorf("-h: %v, printed %q", err, out.String())
+	}
+}
