@@ -184,6 +184,22 @@ func TestLoadFileErrorsNameTheFile(t *testing.T) {
 	}
 }
 
+// TestLoadFileErrorsNameTheAttribute: a value of the wrong type names its
+// attribute (HCL names only the line and columns), and every mistake of
+// the file is reported, one a line, not the first and "and 1 other
+// diagnostic(s)".
+func TestLoadFileErrorsNameTheAttribute(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agent.hcl")
+	os.WriteFile(path, []byte("log_json = \"yes\"\nstorage = [\"/disks\"]\n"), 0o644)
+	c := Defaults()
+	err := LoadFile(path, &c)
+	lines := strings.Split(fmt.Sprint(err), "\n")
+	if err == nil || len(lines) != 2 || !strings.HasPrefix(lines[0], path+":1,13-16: log_json: Unsuitable value type;") ||
+		!strings.HasPrefix(lines[1], path+":2,11-12: storage: Unsuitable value type;") {
+		t.Errorf("wrong types: %v", err)
+	}
+}
+
 // TestTokenWhitespace: a token file's trailing newline, spaces or CRLF
 // are not part of the token; a token with a line break or space inside is
 // refused at start-up (it would fail every request as if the controllers
