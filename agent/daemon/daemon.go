@@ -482,6 +482,14 @@ func refusalHint(err error) string {
 	case http.StatusUnauthorized:
 		return "the token is not known to the controllers: put a current robot token in token_file (read again before each retry)"
 	case http.StatusForbidden:
+		var e *api.Error
+		if errors.As(err, &e) && strings.HasSuffix(e.ErrorCode, "_204") {
+			// A robot token of the region, but bound to a server, for
+			// the network role: the generic hint below would say the
+			// token is of the wrong kind.
+			return "the network role needs a robot token of the region that is bound to no server: " +
+				"put one in token_file (read again before each retry), or drop the network role"
+		}
 		return "the token must be a robot token bound to this server's region, not the root or a user token: " +
 			"put one in token_file (read again before each retry)"
 	}

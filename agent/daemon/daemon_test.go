@@ -392,6 +392,22 @@ func TestHealthzSaysWhyNotRegistered(t *testing.T) {
 	}
 }
 
+// TestRefusalHintFitsTheRefusal: a robot token of the region bound to a
+// server, refused for the network role (403 agent_register_204), is not
+// told it is a root or user token (the hint once contradicted the
+// controller's own message); the root's or a user's token is.
+func TestRefusalHintFitsTheRefusal(t *testing.T) {
+	bound := &api.Error{Status: http.StatusForbidden, ErrorCode: "agent_register_204",
+		Detail: "This robot token is bound to server 1: it acts for that server alone, not for a router (the network role needs a token of the region)."}
+	if h := refusalHint(bound); strings.Contains(h, "root") || !strings.Contains(h, "bound to no server") {
+		t.Errorf("bound token: hint %q", h)
+	}
+	user := &api.Error{Status: http.StatusForbidden, ErrorCode: "agent_agent_create_201", Detail: "You do not have permission to create agent objects."}
+	if h := refusalHint(user); !strings.Contains(h, "not the root or a user token") {
+		t.Errorf("user token: hint %q", h)
+	}
+}
+
 // TestAllControllersDown: with every controller unreachable the error
 // (what the log and /healthz show) says all were tried, and still counts
 // as "unavailable" (retried, not refused).
