@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/regentcloud/regent/agent/vm"
 	"github.com/regentcloud/regent/agent/vpn"
@@ -185,18 +186,24 @@ func TestLoadFileErrorsNameTheFile(t *testing.T) {
 }
 
 // TestLoadFileErrorsNameTheAttribute: a value of the wrong type names its
-// attribute (HCL names only the line and columns), and every mistake of
-// the file is reported, one a line, not the first and "and 1 other
-// diagnostic(s)".
+// attribute (HCL names only the line and columns), and the mistakes HCL
+// reports are listed one a line, not the first and "and 1 other
+// diagnostic(s)" (gohcl may stop at the first wrong type).
 func TestLoadFileErrorsNameTheAttribute(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "agent.hcl")
-	os.WriteFile(path, []byte("log_json = \"yes\"\nstorage = [\"/disks\"]\n"), 0o644)
-	c := Defaults()
-	err := LoadFile(path, &c)
-	lines := strings.Split(fmt.Sprint(err), "\n")
-	if err == nil || len(lines) != 2 || !strings.HasPrefix(lines[0], path+":1,13-16: log_json: Unsuitable value type;") ||
-		!strings.HasPrefix(lines[1], path+":2,11-12: storage: Unsuitable value type;") {
-		t.Errorf("wrong types: %v", err)
+	for _, tc := range []struct{ src, want string }{
+		{"roles = [\"network\"]\nlog_json = \"yes\"\n", ":2,13-16: log_json: Unsuitable value type;"},
+		{"storage = [\"/disks\"]\n", ":1,11-12: storage: Unsuitable value type;"},
+	} {
+		os.WriteFile(path, []byte(tc.src), 0o644)
+		c := Defaults()
+		if err := LoadFile(path, &c); err == nil || !strings.HasPrefix(err.Error(), path+tc.want) {
+			t.Errorf("%q: %v, want %s", tc.src, err, tc.want)
+		}
+	}
+	two := hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "a"}, {Severity: hcl.DiagWarning, Summary: "w"}, {Severity: hcl.DiagError, Summary: "b"}}
+	if err := diagsError(two); err == nil || err.Error() != two[0].Error()+"\n"+two[2].Error() {
+		t.Errorf("two errors and a warning: %q", err)
 	}
 }
 
