@@ -58,6 +58,11 @@ type machine struct {
 	// restore repeated would throw away what the VM did since). A claim
 	// clears it; a successful report moves it to finished.
 	acted map[uint64]finishedStep
+	// graceWait are the objects in SCRUB_QUEUE whose scrub the controller
+	// refused so far (the project's grace period, a week by default):
+	// said once at info level, then retried at debug level, not a
+	// warning a minute for the whole week.
+	graceWait map[uint64]bool
 }
 
 type finishedStep struct {
@@ -115,6 +120,7 @@ func (m *machine) run(ctx context.Context, o object, s steps, log hclog.Logger) 
 		err := m.set(ctx, o.id, client.StateReport{State: p.claim, Expected: from})
 		switch {
 		case err == nil:
+			m.waitingForGrace(o.id, false)
 			log.Info("claimed", "to", api.StateNames[p.claim])
 		case isAgentConflict(err):
 			return resultError, m.agentConflict(o.id, fmt.Sprintf("claim %d→%d", from, p.claim), err, log)
@@ -122,7 +128,10 @@ func (m *machine) run(ctx context.Context, o object, s steps, log hclog.Logger) 
 			log.Debug("claim lost: the state moved on; the next work fetch decides", "error", err)
 			return resultConflict, nil
 		case p.act == actScrub && gracePeriod(err):
-			return resultWaiting, errNotYet
+			if m.waitingForGrace(o.id, true) {
+				log.Info("scrub waits until the controller allows it (the project's grace_period, or VMs not CLOSED); kept quiesced, asked again with backoff")
+			}
+			return resultWaiting, reconcile.Waiting(errNotYet)
 		default:
 			return resultError, fmt.Errorf("claim %d→%d: %w", from, p.claim, err)
 		}
@@ -306,6 +315,25 @@ func (m *machine) setActed(id uint64, f *finishedStep) {
 	m.acted[id] = *f
 }
 
+// waitingForGrace records whether object id waits for the controller to
+// allow its scrub, and reports whether that wait just began.
+func (m *machine) waitingForGrace(id uint64, waiting bool) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !waiting {
+		delete(m.graceWait, id)
+		return false
+	}
+	if m.graceWait[id] {
+		return false
+	}
+	if m.graceWait == nil {
+		m.graceWait = map[uint64]bool{}
+	}
+	m.graceWait[id] = true
+	return true
+}
+
 // forget drops what is known of a removed object.
 func (m *machine) forget(id uint64) {
 	m.mu.Lock()
@@ -313,6 +341,7 @@ func (m *machine) forget(id uint64) {
 	delete(m.reported, id)
 	delete(m.finished, id)
 	delete(m.acted, id)
+	delete(m.graceWait, id)
 }
 
 // action is what a state asks of the host.

@@ -19,6 +19,7 @@ import (
 	"github.com/regentcloud/regent/agent/vpn"
 	"github.com/regentcloud/regent/pkg/api"
 	"github.com/regentcloud/regent/pkg/client"
+	"github.com/regentcloud/regent/pkg/systemtest"
 )
 
 // fakeBuilder records calls; errs makes a call fail.
@@ -319,6 +320,44 @@ func TestRouterScrubQueueWaitsForGrace(t *testing.T) {
 	}
 	if c.state(7) != api.StateClosed {
 		t.Errorf("state = %d", c.state(7))
+	}
+}
+
+// TestGracePeriodIsNotAFailure: a router in SCRUB_QUEUE waits out its
+// project's grace period (a week by default), retried with backoff. The
+// wait is said once at info level; it was logged as "apply failed" at
+// warn level at every retry, a line a minute per deleted project for the
+// whole week.
+func TestGracePeriodIsNotAFailure(t *testing.T) {
+	b := &fakeBuilder{built: map[uint64]bool{}, errs: map[string]error{}}
+	c := &fakeController{states: map[uint64]int{7: api.StateScrubQueue}}
+	c.refuse = &api.Error{Status: http.StatusBadRequest, Detail: "Invalid data.",
+		Errors: map[string]api.FieldError{"state": {ErrorCode: "iaas_virtual_router_update_114", Detail: "grace"}}}
+	var logs systemtest.Buffer
+	log := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})
+	h := newRouterHandler("", b, nil, c, NewMetrics(), log)
+	l := reconcile.New(context.Background(), reconcile.Config[api.RouterSpec]{Key: routerKey, Version: func(s api.RouterSpec) string { return specVersion(testKey, s) },
+		Handler: h, MinBackoff: 5 * time.Millisecond, MaxBackoff: 10 * time.Millisecond, Logger: log})
+	defer l.Stop()
+	l.Sync([]api.RouterSpec{{ID: 7, ProjectID: 3, State: api.StateScrubQueue}}, false)
+	for deadline := time.Now().Add(30 * time.Second); strings.Count(strings.Join(b.log(), "\n"), "quiesce 7") < 5; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("host calls: %q", b.log())
+		}
+	}
+	if n := strings.Count(logs.String(), "apply failed"); n > 0 {
+		t.Errorf("%d \"apply failed\" lines while the grace period runs, want none at info level:\n%s", n, logs.String())
+	}
+	if n := strings.Count(logs.String(), "scrub waits until the controller allows it"); n != 1 {
+		t.Errorf("the wait said %d times, want once:\n%s", n, logs.String())
+	}
+	c.mu.Lock()
+	c.refuse = nil
+	c.mu.Unlock()
+	for deadline := time.Now().Add(30 * time.Second); c.state(7) != api.StateClosed; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("state %s after the grace period, want CLOSED", api.StateNames[c.state(7)])
+		}
 	}
 }
 
