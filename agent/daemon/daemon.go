@@ -101,6 +101,10 @@ type Daemon struct {
 	versionKey []byte
 	// beatNow asks the heartbeat loop for early heartbeats (beatSoon).
 	beatNow chan struct{}
+	// fetchNow ends the work loop's wait after a failed fetch (wakeFetch):
+	// a heartbeat delivered again, or a hold begun or ended, need not
+	// wait out a backoff grown to max_retry.
+	fetchNow chan struct{}
 
 	// libvirtErr and fetchErr are what makes the agent "degraded" in its
 	// heartbeats (health): the last libvirt capacity read's and the last
@@ -170,7 +174,8 @@ func New(cfg Config, log hclog.Logger) (*Daemon, error) {
 		}
 	}
 	d := &Daemon{ca: ca, cfg: cfg, log: log, metrics: NewMetrics(), minRetry: time.Second, maxRetry: 30 * time.Second,
-		pruneEvery: imagePruneEvery, versionKey: make([]byte, 32), beatNow: make(chan struct{}, 1), born: time.Now()}
+		pruneEvery: imagePruneEvery, versionKey: make([]byte, 32), beatNow: make(chan struct{}, 1),
+		fetchNow: make(chan struct{}, 1), born: time.Now()}
 	if _, err := rand.Read(d.versionKey); err != nil {
 		return nil, fmt.Errorf("version key: %w", err)
 	}
@@ -689,6 +694,9 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 			if failing != "" {
 				failing = ""
 				d.log.Info("heartbeat delivered again")
+				// The controller is back: the work fetch need not wait
+				// out its backoff (up to max_retry) to learn it.
+				d.wakeFetch()
 			}
 			continue
 		}
@@ -939,11 +947,37 @@ func (d *Daemon) holdOver() {
 	}
 }
 
-// endFetch ends the work query under way, if any (fetchCancel).
+// endFetch ends the work query under way, if any (fetchCancel), or the
+// work loop's wait after a failed one (wakeFetch).
 func (d *Daemon) endFetch() {
 	if cancel := d.fetchCancel.Load(); cancel != nil {
 		(*cancel)()
 	}
+	d.wakeFetch()
+}
+
+// wakeFetch ends the work loop's wait after a failed fetch, now or (while
+// a fetch is under way) after that fetch if it fails: the next fetch goes
+// out at once, not at the end of the backoff.
+func (d *Daemon) wakeFetch() {
+	select {
+	case d.fetchNow <- struct{}{}:
+	default:
+	}
+}
+
+// fetchWait waits delay after a failed work fetch, or until wakeFetch;
+// false when ctx ended.
+func (d *Daemon) fetchWait(ctx context.Context, delay time.Duration) bool {
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-d.fetchNow:
+	}
+	return true
 }
 
 // heldElsewhere is the last refusal of a heartbeat or state report for
@@ -977,6 +1011,9 @@ func (d *Daemon) workLoop(ctx context.Context) {
 	// reregistered is set while the last fetch was refused for another
 	// agent instance and the registration that followed was taken.
 	reregistered := false
+	// failingSince is when the work fetches began to fail (zero while
+	// they succeed), for the line that says they work again.
+	var failingSince time.Time
 	for ctx.Err() == nil {
 		if time.Since(lastResync) >= resync {
 			// The next Sync applies every object again, rulesets
@@ -1044,6 +1081,9 @@ func (d *Daemon) workLoop(ctx context.Context) {
 		if err != nil {
 			d.metrics.fetchErrors.Inc()
 			d.fetchErr.Store(err.Error())
+			if failingSince.IsZero() {
+				failingSince = asked
+			}
 			delay := bo.next()
 			var bad *badWorkError
 			if errors.As(err, &bad) {
@@ -1104,12 +1144,21 @@ func (d *Daemon) workLoop(ctx context.Context) {
 				}
 			}
 			index = 0
-			sleep(ctx, delay)
+			d.fetchWait(ctx, delay)
 			continue
 		}
 		bo.reset()
 		reregistered = false
 		wasFailing, _ := d.fetchErr.Swap("").(string)
+		if !failingSince.IsZero() {
+			d.log.Info("work fetched again", "failing_for", time.Since(failingSince).Round(time.Millisecond))
+			failingSince = time.Time{}
+		}
+		// A wake-up meant for a wait after a failure that did not come.
+		select {
+		case <-d.fetchNow:
+		default:
+		}
 		d.metrics.lastFetch.SetToCurrentTime()
 		next := max(w.Index, meta.LastIndex)
 		if next < index {

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/regentcloud/regent/pkg/api"
 	"github.com/regentcloud/regent/pkg/client"
+	"github.com/regentcloud/regent/pkg/systemtest"
 )
 
 // identityAPI is a controller that records the agent ids of the calls it
@@ -1270,4 +1271,36 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestWorkFetchedAtOnceWhenTheControllerIsBack: after a controller outage
+// the work fetch goes out as soon as a heartbeat is delivered again, not
+// at the end of its backoff (which grows to max_retry, 30 s: the agent's
+// routers and VMs took no step meanwhile, although the controller
+// answered), and the log says the fetches work again.
+func TestWorkFetchedAtOnceWhenTheControllerIsBack(t *testing.T) {
+	srv := newIdentityAPI(t)
+	reg := `{"server_id":5,"router_id":0,"heartbeat_interval":1,"heartbeat_interval_ms":100}`
+	srv.registered.Store(&reg)
+	var logs systemtest.Buffer
+	d := newTestDaemon(t, &logs, func(c *Config) { c.Token = "t" }, srv.URL)
+	d.minRetry, d.maxRetry = 20*time.Second, 20*time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitUntil(t, "a work fetch", func() bool { return len(srv.calls("/v1/agent/work")) > 0 })
+	srv.setDown("/v1/agent/")
+	waitUntil(t, "a failed work fetch and heartbeat", func() bool {
+		return strings.Contains(logs.String(), "controller unreachable, retrying in 20s") &&
+			strings.Contains(logs.String(), "heartbeat failed (controller unreachable)")
+	})
+	fetches := len(srv.calls("/v1/agent/work"))
+	srv.setDown()
+	healed := time.Now()
+	waitUntil(t, "a work fetch after the outage", func() bool { return len(srv.calls("/v1/agent/work")) > fetches })
+	if took := time.Since(healed); took > 5*time.Second {
+		t.Errorf("the work was fetched %s after the controller came back, want within a heartbeat or two", took)
+	}
+	waitUntil(t, "the log saying so", func() bool { return strings.Contains(logs.String(), "work fetched again") })
 }
