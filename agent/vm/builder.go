@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/regentcloud/regent/agent/hostinfo"
 	"github.com/regentcloud/regent/agent/netrouter"
 	"github.com/regentcloud/regent/pkg/api"
 	"github.com/regentcloud/regent/pkg/atomicfile"
@@ -93,6 +94,9 @@ type Builder struct {
 	// untagged are the domains without a server tag already logged.
 	untaggedMu sync.Mutex
 	untagged   map[string]bool
+	// host reads the pools' file systems for Capacity (statfs bounded in
+	// time, a hung mount included).
+	host hostinfo.Reader
 }
 
 // SetServerID sets the server the agent is registered as. Domains defined

@@ -47,7 +47,16 @@ func (b *Builder) Capacity(ctx context.Context) (api.Capacity, error) {
 		if err != nil {
 			return c, lv(err, "pool %s", pool)
 		}
-		c.Storage = append(c.Storage, api.StorageCapacity{Type: t, TotalGB: pi.Capacity >> 30, FreeGB: pi.Available >> 30})
+		// libvirt's pool "available" is the file system's free blocks,
+		// those reserved for root (ext4's 5 %, or more) included, which
+		// QEMU (libvirt-qemu) cannot write: the free space reported is
+		// the lower of it and what statfs says unprivileged users may
+		// use, the figure the agent reports without libvirtd (hostinfo).
+		free := pi.Available >> 30
+		if hc, _ := b.host.Capacity(map[string]string{t: b.poolPath(t)}); len(hc.Storage) == 1 {
+			free = min(free, hc.Storage[0].FreeGB)
+		}
+		c.Storage = append(c.Storage, api.StorageCapacity{Type: t, TotalGB: pi.Capacity >> 30, FreeGB: free})
 	}
 	return c, nil
 }
