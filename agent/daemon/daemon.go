@@ -1011,8 +1011,10 @@ func (d *Daemon) workLoop(ctx context.Context) {
 	// reregistered is set while the last fetch was refused for another
 	// agent instance and the registration that followed was taken.
 	reregistered := false
-	// failingSince is when the work fetches began to fail (zero while
-	// they succeed), for the line that says they work again.
+	// failingSince is when the work fetches began to fail and wait out
+	// a backoff (zero while they succeed; a revoked token replaced from
+	// token_file is no such failure), for the line that says they work
+	// again.
 	var failingSince time.Time
 	for ctx.Err() == nil {
 		if time.Since(lastResync) >= resync {
@@ -1081,9 +1083,6 @@ func (d *Daemon) workLoop(ctx context.Context) {
 		if err != nil {
 			d.metrics.fetchErrors.Inc()
 			d.fetchErr.Store(err.Error())
-			if failingSince.IsZero() {
-				failingSince = asked
-			}
 			delay := bo.next()
 			var bad *badWorkError
 			if errors.As(err, &bad) {
@@ -1142,6 +1141,9 @@ func (d *Daemon) workLoop(ctx context.Context) {
 					// cluster?): register again.
 					d.register(ctx)
 				}
+			}
+			if failingSince.IsZero() {
+				failingSince = time.Now()
 			}
 			index = 0
 			d.fetchWait(ctx, delay)

@@ -425,6 +425,10 @@ func TestRotatedTokenIsReadAgain(t *testing.T) {
 	if strings.Contains(logs.String(), "work fetch refused") {
 		t.Errorf("the 401 was logged as a refusal to retry after backoff:\n%s", logs.String())
 	}
+	// Nor is it an outage that ended.
+	if strings.Contains(logs.String(), "work fetched again") {
+		t.Errorf("the token replaced was logged as fetches failing:\n%s", logs.String())
+	}
 }
 
 // recordingVMs is an ownedVMs that also records the VMs applied.
