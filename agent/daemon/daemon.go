@@ -312,6 +312,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if !d.register(ctx) {
 		return nil
 	}
+	d.checkRouterRecord(ctx)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -478,6 +479,40 @@ func (d *Daemon) register(ctx context.Context) bool {
 			return false
 		}
 	}
+}
+
+// checkRouterRecord warns when the router this (network role) agent
+// registered for takes no virtual routers: disabled, or a capacity of 0.
+// That is what a registration creates when no router record of the
+// token's region has this host's hostname or asset_tag (a typo in
+// hostname, a token of another region), and the agent would otherwise
+// look healthy while no work ever came. A read that fails is left: the
+// agent goes on either way.
+func (d *Daemon) checkRouterRecord(ctx context.Context) {
+	id := d.registration().RouterID
+	if !d.cfg.HasRole(api.RoleNetwork) || id == 0 {
+		return
+	}
+	var r api.Router
+	err := d.ctl.doIn(ctx, 10*time.Second, func(ctx context.Context, c *client.Client) (err error) {
+		r, _, err = client.Get[api.Router](ctx, c, fmt.Sprintf("/iaas/router/%d/", id), nil)
+		return err
+	})
+	if err != nil {
+		d.log.Debug("reading this host's router record", "router_id", id, "error", err)
+		return
+	}
+	if r.Enabled && (r.Capacity == nil || *r.Capacity > 0) {
+		return
+	}
+	capacity := "unlimited"
+	if r.Capacity != nil {
+		capacity = fmt.Sprint(*r.Capacity)
+	}
+	d.log.Warn(fmt.Sprintf("router %d, which this host registered as, takes no virtual routers (enabled %t, capacity %s): "+
+		"a registration creates it so when no router of the token's region has hostname or asset_tag %q; "+
+		"check hostname and the token's region, or set the record's enabled and capacity (docs/operations.md, Agents)",
+		id, r.Enabled, capacity, d.cfg.Hostname), "router_id", id, "region_id", r.RegionID)
 }
 
 // refusalHint says what to do about a refused registration, where the

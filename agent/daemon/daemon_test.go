@@ -1061,3 +1061,42 @@ func TestShortHeartbeatIntervalDelivers(t *testing.T) {
 		t.Errorf("%d heartbeats sent in 1 s at a 10 ms interval, the controller answering each in 30 ms; log:\n%s", beats.Load(), logs.String())
 	}
 }
+
+// TestDisabledRouterRecordIsWarned: a network agent whose registration
+// found no router record of the token's region with its hostname (a typo,
+// a token of another region) registers as a router the controller
+// creates disabled with capacity 0, and was healthy with nothing in its
+// log to say that no work would ever come. It now warns, naming the
+// router and the hostname; an enabled router with room says nothing.
+func TestDisabledRouterRecordIsWarned(t *testing.T) {
+	var record atomic.Pointer[string]
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method != http.MethodGet || r.URL.Path != "/iaas/router/2/" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprintf(w, `{"content":%s}`, *record.Load())
+	}))
+	defer srv.Close()
+	for _, tc := range []struct {
+		record string
+		warned bool
+	}{
+		{`{"id":2,"region_id":7,"enabled":false,"capacity":0,"asset_tag":"edge-1"}`, true},
+		{`{"id":2,"region_id":7,"enabled":true,"capacity":0}`, true},
+		{`{"id":2,"region_id":7,"enabled":true,"capacity":50}`, false},
+		{`{"id":2,"region_id":7,"enabled":true,"capacity":null}`, false},
+	} {
+		record.Store(&tc.record)
+		var logs systemtest.Buffer
+		d := newTestDaemon(t, &logs, func(c *Config) { c.Token, c.Roles, c.Hostname = "t", []string{"network"}, "edge-1" }, srv.URL)
+		d.reg = api.AgentRegistered{RouterID: 2}
+		d.checkRouterRecord(context.Background())
+		warned := strings.Contains(logs.String(), `router 2, which this host registered as, takes no virtual routers`) &&
+			strings.Contains(logs.String(), `asset_tag "edge-1"`)
+		if warned != tc.warned {
+			t.Errorf("%s: warned %t, want %t:\n%s", tc.record, warned, tc.warned, logs.String())
+		}
+	}
+}
