@@ -942,6 +942,9 @@ func (d *Daemon) heartbeatTaken(sent time.Time) {
 	// A deadline passed since the last check (none called it) is a
 	// silence too: the work fetched before it is not acted on.
 	d.silence()
+	if d.metrics != nil {
+		d.metrics.lastBeat.SetToCurrentTime()
+	}
 	at := sent.Sub(d.born)
 	d.heardMu.Lock()
 	d.beatTaken = max(d.beatTaken, at)

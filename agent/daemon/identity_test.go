@@ -1304,3 +1304,20 @@ func TestWorkFetchedAtOnceWhenTheControllerIsBack(t *testing.T) {
 	}
 	waitUntil(t, "the log saying so", func() bool { return strings.Contains(logs.String(), "work fetched again") })
 }
+
+// TestLastHeartbeatTimestamp: /metrics tells when the agent last reached
+// a controller (its last heartbeat or registration taken), which moves
+// every heartbeat interval; the work fetch's timestamp moves only when a
+// blocking query ends (up to work_wait, 5 minutes).
+func TestLastHeartbeatTimestamp(t *testing.T) {
+	srv := newIdentityAPI(t)
+	reg := `{"server_id":5,"router_id":0,"heartbeat_interval":1,"heartbeat_interval_ms":100}`
+	srv.registered.Store(&reg)
+	start := float64(time.Now().UnixNano()) / 1e9
+	d, _, stop := runOn(t, t.TempDir(), srv.URL)
+	defer stop()
+	waitUntil(t, "two heartbeats", func() bool { return len(srv.calls("/v1/agent/heartbeat")) > 1 })
+	if v := testutil.ToFloat64(d.metrics.lastBeat); v < start || v > float64(time.Now().Unix()+1) {
+		t.Errorf("regent_agent_last_heartbeat_timestamp_seconds = %v, want since %v", v, start)
+	}
+}

@@ -31,6 +31,7 @@ type Metrics struct {
 	reconciles  *prometheus.CounterVec
 	buildTime   *prometheus.HistogramVec
 	lastFetch   prometheus.Gauge
+	lastBeat    prometheus.Gauge
 	fetchErrors prometheus.Counter
 	registered  prometheus.Gauge
 
@@ -67,6 +68,8 @@ func NewMetrics() *Metrics {
 		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}, []string{"kind", "action"})
 	m.lastFetch = prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_agent_last_work_fetch_timestamp_seconds",
 		Help: "Unix time of the last successful work fetch."})
+	m.lastBeat = prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_agent_last_heartbeat_timestamp_seconds",
+		Help: "Unix time of the last heartbeat (or registration) a controller took: when the agent last reached one."})
 	m.fetchErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "regent_agent_work_fetch_errors_total",
 		Help: "Failed work fetches."})
 	m.registered = prometheus.NewGauge(prometheus.GaugeOpts{Name: "regent_agent_registered",
@@ -89,7 +92,7 @@ func NewMetrics() *Metrics {
 		return 0
 	})
 	m.Registry.MustRegister(restarts, m.cores, m.memory, m.diskTotal, m.diskFree, m.reconciles, m.buildTime,
-		m.lastFetch, m.fetchErrors, m.registered, m.vpnsFailed, m.degraded, m.metadataFromCache, m.imagesRemoved, m.imageBytesRemoved,
+		m.lastFetch, m.lastBeat, m.fetchErrors, m.registered, m.vpnsFailed, m.degraded, m.metadataFromCache, m.imagesRemoved, m.imageBytesRemoved,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{resultOK, resultError, resultConflict, resultInvalid, resultWaiting, resultRemoved} {
 		m.reconciles.WithLabelValues(api.KindVirtualRouter, r)
