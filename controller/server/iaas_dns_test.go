@@ -714,3 +714,50 @@ func TestDNS_NestedDomains(t *testing.T) {
 	create(c, tok, "/iaas/record/", rec("ns2.dev."+yy, "AAAA", "2001:db8::53"))
 	create(c, tok, "/iaas/record/", map[string]any{"domain_id": child, "name": "ftp.dev." + yy, "type": "A", "content": "192.0.2.21"})
 }
+
+// TestDNS_RRsetSizeAndCNAMELoops: a TXT record that would take its RRset
+// past what one DNS message carries is 400 iaas_record_create_123, and a
+// CNAME closing a loop 400 iaas_record_{create,update}_111 naming the
+// chain; nothing changes (state.Rules8).
+func TestDNS_RRsetSizeAndCNAMELoops(t *testing.T) {
+	n := apitest.Start(t, apitest.Options{})
+	c := n.Client(t)
+	f := newFixture(t, n)
+	x := dnsOf(f)
+	tok := f.r.Token(apitest.MemberUser)
+	rec := func(name, typ, content string) map[string]any {
+		return map[string]any{"domain_id": x.domain, "name": name + "." + x.domainName, "type": typ, "content": content}
+	}
+	// Long TXT records (3,980 characters, 3,996 octets of strings, near
+	// the most one may hold) take 4,008 octets each in an answer: 15 fit,
+	// the 16th does not.
+	text := func(i int) string { return fmt.Sprintf("%02d", i) + strings.Repeat("t", 3978) }
+	for i := range 15 {
+		c.Do("POST", "/iaas/record/", rec("big", "TXT", text(i)), tok).Expect(201)
+	}
+	before := dnsState(t, c, f.root)
+	r := c.Do("POST", "/iaas/record/", rec("big", "TXT", text(15)), tok).Expect(400)
+	if r.FieldCode("content") != "iaas_record_create_123" || !strings.Contains(string(r.Body), "16 TXT records at big."+x.domainName) {
+		t.Errorf("the 16th long TXT record: %s, want content:iaas_record_create_123 naming the RRset", r)
+	}
+	if after := dnsState(t, c, f.root); after != before {
+		t.Errorf("a refused record changed the state")
+	}
+
+	c.Do("POST", "/iaas/record/", rec("a", "CNAME", "b."+x.domainName), tok).Expect(201)
+	b := create(c, tok, "/iaas/record/", rec("b", "CNAME", "www.elsewhere.example"))
+	c.Do("POST", "/iaas/record/", rec("c", "CNAME", "a."+x.domainName), tok).Expect(201)
+	before = dnsState(t, c, f.root)
+	r = c.Do("PATCH", apitest.Path("/iaas/record/", b), map[string]any{"content": "C." + x.domainName + "."}, tok).Expect(400)
+	if r.FieldCode("content") != "iaas_record_update_111" || !strings.Contains(string(r.Body), "b."+x.domainName+" → c."+x.domainName+" → a."+x.domainName+" → b."+x.domainName) {
+		t.Errorf("an update closing a CNAME loop: %s, want content:iaas_record_update_111 naming the chain", r)
+	}
+	if after := dnsState(t, c, f.root); after != before {
+		t.Errorf("a refused update changed the state")
+	}
+	c.Do("POST", "/iaas/record/", rec("d", "CNAME", "d2."+x.domainName), tok).Expect(201)
+	r = c.Do("POST", "/iaas/record/", rec("d2", "CNAME", "d."+x.domainName), tok).Expect(400)
+	if r.FieldCode("content") != "iaas_record_create_111" {
+		t.Errorf("a create closing a CNAME loop: %s, want content:iaas_record_create_111", r)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/hashicorp/go-memdb"
+	mdns "github.com/miekg/dns"
+	"github.com/regentcloud/regent/controller/dns/rdata"
 	"github.com/regentcloud/regent/pkg/api"
 	"github.com/regentcloud/regent/pkg/netx"
 )
@@ -337,6 +339,7 @@ func (t *Txn) recordConflict(r *api.Record, self uint64, op string) error {
 	if err != nil {
 		return err
 	}
+	rrset := []*api.Record{r}
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		o := raw.(*api.Record)
 		if o.ID == self {
@@ -348,8 +351,84 @@ func (t *Txn) recordConflict(r *api.Record, self uint64, op string) error {
 		if o.Type == r.Type && t.sameContent(r.Type, o.Content, r.Content) && o.Priority == r.Priority {
 			return fieldErr("content", "iaas_record_"+op+"_119", "%s already has this %s record (id %d).", r.Name, r.Type, o.ID)
 		}
+		if o.Type == r.Type {
+			rrset = append(rrset, o)
+		}
+	}
+	if t.since(Rules8) {
+		if n := rrsetOctets(rrset); n > MaxRRsetOctets {
+			return fieldErr("content", "iaas_record_"+op+"_123", "The %d %s records at %s would take %d octets in an answer; one DNS message carries at most %d: remove some, or shorten them.", len(rrset), r.Type, r.Name, n, MaxRRsetOctets)
+		}
+		if loop := t.cnameLoop(r); loop != nil {
+			return fieldErr("content", "iaas_record_"+op+"_111", "This CNAME would close a loop: %s. Resolvers answer a loop with SERVFAIL.", strings.Join(loop, " → "))
+		}
 	}
 	return t.aliasTarget(r, op)
+}
+
+// MaxRRsetOctets is the most the records of one name and type (an RRset)
+// may take in an answer, header included: a DNS message carries at most
+// 65,535 octets, and the rest leaves room for the question, an OPT and a
+// TSIG record (Rules8).
+const MaxRRsetOctets = 64000
+
+// rrsetOctets is the size of an answer holding the records, owner names
+// compressed as the server sends them. Most RRsets are far below the
+// bound, which a cheap over-estimate shows without building the records.
+func rrsetOctets(recs []*api.Record) int {
+	bound := 12 + 256 // the header, the first owner name in full
+	for _, rec := range recs {
+		// A compressed owner (2), type, class, TTL and length (10), MX and
+		// SRV priority (2), then at most the content's text plus a length
+		// octet per 255 of it, or an AAAA's 16 octets, or a LOC's 16.
+		bound += 14 + max(len(rec.Content)+len(rec.Content)/255+2, 16)
+	}
+	if bound <= MaxRRsetOctets {
+		return bound
+	}
+	m := new(mdns.Msg)
+	m.Compress = true
+	for _, rec := range recs {
+		if rr, err := rdata.RR(rec.Name, rec.Type, rec.TTL, rec.Priority, rec.Content); err == nil {
+			m.Answer = append(m.Answer, rr) // (one that does not parse is not served)
+		}
+	}
+	return m.Len()
+}
+
+// cnameLoop returns the chain r, a CNAME, would close into a loop of its
+// domain's CNAMEs (r's name first and last), or nil. The server chases a
+// chain inside a zone for at most maxChase links, so longer ones are not
+// followed here either.
+func (t *Txn) cnameLoop(r *api.Record) []string {
+	if r.Type != "CNAME" {
+		return nil
+	}
+	const maxChase = 8
+	chain := []string{r.Name}
+	next := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(r.Content), "."))
+	for range maxChase {
+		chain = append(chain, next)
+		if next == strings.ToLower(r.Name) {
+			return chain
+		}
+		it, err := t.txn.Get(Records, "owner", r.DomainID, next)
+		if err != nil {
+			return nil
+		}
+		var c *api.Record
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			if o := raw.(*api.Record); o.Type == "CNAME" && o.ID != r.ID {
+				c = o
+				break
+			}
+		}
+		if c == nil {
+			return nil
+		}
+		next = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(c.Content), "."))
+	}
+	return nil
 }
 
 // sameContent reports whether two records of type typ say the same: their

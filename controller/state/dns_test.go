@@ -478,3 +478,102 @@ func BenchmarkCNAMECreateLargeZone(b *testing.B) {
 		}
 	}
 }
+
+// TestRRsetSizeAndCNAMELoops: from Rules8 a record that would take its
+// RRset past MaxRRsetOctets is refused (iaas_record_{create,update}_123),
+// and a CNAME that would close a loop of the domain's CNAMEs
+// (iaas_record_{create,update}_111, naming the chain); nothing is stored.
+// Commands made under Rules7 replay as they applied: both were stored.
+func TestRRsetSizeAndCNAMELoops(t *testing.T) {
+	f := newFixture(t)
+	f.bootstrap()
+	m := f.member("acme")
+	var d *api.Domain
+	f.ok("domain", func(t *Txn) (err error) {
+		d, err = t.DomainCreate(&api.Domain{MemberID: m.ID, Name: "big.example"})
+		return err
+	})
+	create := func(rules uint32, name, typ, content string) (*api.Record, error) {
+		var r *api.Record
+		err := f.do(func(t *Txn) (err error) {
+			t.Rules = rules
+			r, err = t.RecordCreate(&api.Record{DomainID: d.ID, Name: name, Type: typ, Content: content, TTL: 3600})
+			return err
+		})
+		return r, err
+	}
+	count := func() int { return len(f.s.Read().DomainRecords(d.ID)) }
+
+	// 250-character TXT records take 263 octets each in an answer (a
+	// compressed owner, type, class, TTL, length, one string): 243 fit,
+	// the 244th does not.
+	text := func(i int) string { return fmt.Sprintf("%03d", i) + strings.Repeat("t", 247) }
+	var last *api.Record
+	for i := range 243 {
+		r, err := create(RulesCurrent, "txt.big.example", "TXT", text(i))
+		if err != nil {
+			t.Fatalf("TXT record %d: %v", i, err)
+		}
+		last = r
+	}
+	n := count()
+	_, err := create(RulesCurrent, "txt.big.example", "TXT", text(243))
+	wantErr(t, "the 244th TXT record", err, 400, "content", "iaas_record_create_123")
+	if !strings.Contains(err.Error(), "244 TXT records at txt.big.example would take 64199 octets") {
+		t.Errorf("message %q: want the count, type and name", err)
+	}
+	if count() != n {
+		t.Errorf("a refused record was stored")
+	}
+	// Growing one record past the bound is refused too; another name is
+	// another RRset.
+	err = f.do(func(t *Txn) error {
+		u := *last
+		u.Content = strings.Repeat("u", 2000)
+		_, err := t.RecordUpdate(&u, last.ModifiedIndex)
+		return err
+	})
+	wantErr(t, "a TXT record grown", err, 400, "content", "iaas_record_update_123")
+	if _, err := create(RulesCurrent, "txt2.big.example", "TXT", text(243)); err != nil {
+		t.Errorf("another name: %v", err)
+	}
+	if _, err := create(Rules7, "txt.big.example", "TXT", text(243)); err != nil {
+		t.Errorf("the 244th TXT record under Rules7: %v, want it stored as it was", err)
+	}
+
+	// a → b → c → a.
+	if _, err := create(RulesCurrent, "a.big.example", "CNAME", "b.big.example"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := create(RulesCurrent, "b.big.example", "CNAME", "C.big.example."); err != nil {
+		t.Fatal(err)
+	}
+	n = count()
+	_, err = create(RulesCurrent, "c.big.example", "CNAME", "a.big.example")
+	wantErr(t, "the CNAME closing a loop", err, 400, "content", "iaas_record_create_111")
+	if want := "c.big.example → a.big.example → b.big.example → c.big.example"; !strings.Contains(err.Error(), want) {
+		t.Errorf("message %q: want the chain %q", err, want)
+	}
+	if count() != n {
+		t.Errorf("a refused CNAME was stored")
+	}
+	// An update closing it is refused as well; a chain that leaves the
+	// loop open is fine.
+	c, err := create(RulesCurrent, "c.big.example", "CNAME", "www.other.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = f.do(func(t *Txn) error {
+		u := *c
+		u.Content = "b.big.example"
+		_, err := t.RecordUpdate(&u, c.ModifiedIndex)
+		return err
+	})
+	wantErr(t, "an update closing a loop", err, 400, "content", "iaas_record_update_111")
+	if _, err := create(Rules7, "d.big.example", "CNAME", "e.big.example"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := create(Rules7, "e.big.example", "CNAME", "d.big.example"); err != nil {
+		t.Errorf("a loop under Rules7: %v, want it stored as it was", err)
+	}
+}

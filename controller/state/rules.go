@@ -83,8 +83,16 @@ const (
 	// routers or VMs (NAT) hold addresses in it (iaas_router_update_108),
 	// unless another router (sharing it from before) still lists it.
 	Rules7 uint32 = 7
+	// Rules8 (2026-11-25, twenty-fourth session): DNS records. The records
+	// of one name and type (an RRset) fit in one DNS message: a record that
+	// would take them past MaxRRsetOctets is refused
+	// (iaas_record_{create,update}_123; 300 long TXT records at one name
+	// made an answer no message could carry). A CNAME that would close a
+	// loop of the domain's CNAMEs (a → b → a) is refused
+	// (iaas_record_{create,update}_111; resolvers answer it with SERVFAIL).
+	Rules8 uint32 = 8
 	// RulesCurrent is the version the leader stamps.
-	RulesCurrent = Rules7
+	RulesCurrent = Rules8
 )
 
 // since reports whether the command being applied was made under rules v

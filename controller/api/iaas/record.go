@@ -59,8 +59,9 @@ func isRecordType(t string) bool {
 // domain (or an SRV record not at a _service._proto name), 110 content missing, 111 content invalid for the type, 112 ttl
 // too large, 113 ttl below 180, 115 priority out of range, 117
 // failover_content too long; 118 a CNAME at the apex (on type); state
-// adds 118 CNAME conflict, 119 duplicate and 122 a name inside a more
-// specific domain (Rules4). Update uses the same numbers, plus 106 when type would change.
+// adds 118 CNAME conflict, 119 duplicate, 122 a name inside a more
+// specific domain (Rules4), 123 an RRset past one DNS message and 111 a
+// CNAME loop (Rules8). Update uses the same numbers, plus 106 when type would change.
 func registerRecord(a *api.API) {
 	api.Register(a, api.Service[*wire.Record]{
 		App: App, Name: "record", Tables: []string{state.Records},
