@@ -8,11 +8,14 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsimple"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	mdns "github.com/miekg/dns"
 
 	"github.com/regentcloud/regent/controller/cluster"
@@ -259,7 +262,10 @@ func Defaults() Config {
 }
 
 // LoadFile reads an HCL config file over cfg: attributes present in the file
-// replace cfg's values.
+// replace cfg's values. A mistake is named by its place in the file
+// (path:line,column): every one the HCL decoder finds (an unknown attribute,
+// a value of the wrong type), each on a line of its own, and a duration
+// attribute whose value does not parse.
 func LoadFile(path string, cfg *Config) error {
 	src, err := os.ReadFile(path)
 	if err != nil {
@@ -267,10 +273,72 @@ func LoadFile(path string, cfg *Config) error {
 	}
 	fileCfg := *cfg
 	if err := hclsimple.Decode(path, src, nil, &fileCfg); err != nil {
+		var diags hcl.Diagnostics
+		if !errors.As(err, &diags) {
+			return err
+		}
+		f, _ := hclsyntax.ParseConfig(src, path, hcl.InitialPos)
+		body, _ := f.Body.(*hclsyntax.Body)
+		errs := make([]error, len(diags))
+		for i, d := range diags {
+			errs[i] = d
+			// "Unsuitable value type" names the value's place only:
+			// name its attribute too.
+			if name := attrAt(body, d.Subject); name != "" {
+				errs[i] = fmt.Errorf("%s: %s: %s; %s", d.Subject, name, d.Summary, d.Detail)
+			}
+		}
+		return errors.Join(errs...)
+	}
+	if err := fileDurations(path, src, &fileCfg); err != nil {
 		return err
 	}
 	*cfg = fileCfg
 	return nil
+}
+
+// attrAt is the name of the attribute of body, or of a block in it, whose
+// value holds r; "" if none does.
+func attrAt(body *hclsyntax.Body, r *hcl.Range) string {
+	if body == nil || r == nil {
+		return ""
+	}
+	for name, a := range body.Attributes {
+		if a.Expr.Range().ContainsOffset(r.Start.Byte) {
+			return name
+		}
+	}
+	for _, b := range body.Blocks {
+		if name := attrAt(b.Body, r); name != "" {
+			return b.Type + "." + name
+		}
+	}
+	return ""
+}
+
+// fileDurations checks the duration attributes the file at path (src) sets
+// in c, its decoded values, naming each that does not parse by its place in
+// the file. "" is the default, as on the command line.
+func fileDurations(path string, src []byte, c *Config) error {
+	f, diags := hclsyntax.ParseConfig(src, path, hcl.InitialPos)
+	body, ok := f.Body.(*hclsyntax.Body)
+	if diags.HasErrors() || !ok {
+		return nil // decoded already; not HCL native syntax (JSON)
+	}
+	var errs []error
+	v := reflect.ValueOf(c).Elem()
+	for i := range v.NumField() {
+		d, ok := v.Field(i).Interface().(Duration)
+		name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("hcl"), ",")
+		attr := body.Attributes[name]
+		if !ok || attr == nil || d == "" {
+			continue
+		}
+		if _, err := time.ParseDuration(string(d)); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %s %q is not a duration (e.g. 500ms, 5m)", attr.Expr.Range(), name, d))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // MinClusterTokenLen is the fewest bytes a cluster token may have.

@@ -521,3 +521,42 @@ func TestSecondControllerOnItsDataDir(t *testing.T) {
 		t.Errorf("the running node after the refused start: %v %v", resp, err)
 	}
 }
+
+// TestConfigFileMistakes: a mistake in the -config file is named by the
+// attribute and its file and line: an unknown attribute, a value of the
+// wrong type (in a block too), a duration that does not parse (a bare
+// number included, which HCL would take as the string "5"), and every one
+// of several mistakes, not only the first.
+func TestConfigFileMistakes(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		src  string
+		want []string
+	}{
+		{"node_id = \"x\"\nbogus_key = 1\n", []string{`x.hcl:2,1-10: Unsupported argument; An argument named "bogus_key"`}},
+		{"node_id = \"x\"\n\nheartbeat_timeout = \"5 secs\"\n", []string{`x.hcl:3,21-29: heartbeat_timeout "5 secs" is not a duration`}},
+		{"dead_server_cleanup = 5\n", []string{`x.hcl:1,23-24: dead_server_cleanup "5" is not a duration`}},
+		{"dns_nameservers = \"ns1.\"\n", []string{`x.hcl:1,20-24: dns_nameservers: Unsuitable value type`}},
+		{"placement {\n  ram_factor = \"a\"\n  foo = 1\n}\n", []string{`x.hcl:3,3-6: Unsupported argument; An argument named "foo"`,
+			`x.hcl:2,17-18: placement.ram_factor: Unsuitable value type`}},
+	} {
+		path := filepath.Join(dir, "x.hcl")
+		if err := os.WriteFile(path, []byte(tc.src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg := Defaults()
+		err := LoadFile(path, &cfg)
+		if err == nil {
+			t.Errorf("%q loaded", tc.src)
+			continue
+		}
+		for _, want := range tc.want {
+			if !strings.Contains(err.Error(), filepath.Join(dir, want)) {
+				t.Errorf("%q: %v\nwant %q", tc.src, err, want)
+			}
+		}
+		if strings.Contains(err.Error(), "other diagnostic") {
+			t.Errorf("%q: %v: a mistake left unnamed", tc.src, err)
+		}
+	}
+}
