@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/regentcloud/regent/controller/internal/apitest"
 	"github.com/regentcloud/regent/controller/server"
+	wire "github.com/regentcloud/regent/pkg/api"
 	"github.com/regentcloud/regent/pkg/systemtest"
 )
 
@@ -211,5 +213,21 @@ func TestJSONLogDurations(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no request line in the debug log:\n%s", logs.String())
+	}
+}
+
+// TestBuildInfo: the node's release is in its "controller started" log
+// line and in regent_build_info on /metrics, so that an operator sees
+// which node runs what during a rolling upgrade.
+func TestBuildInfo(t *testing.T) {
+	var logs systemtest.Buffer
+	n := apitest.Start(t, apitest.Options{LogLevel: "info", LogOutput: &logs})
+	m := string(n.Client(t).Do("GET", "/metrics", nil, "").Expect(200).Body)
+	want := fmt.Sprintf(`regent_build_info{goversion=%q,revision=%q,version=%q} 1`, runtime.Version(), wire.Revision(), wire.Version)
+	if !strings.Contains(m, want) {
+		t.Errorf("no %s on /metrics", want)
+	}
+	if !strings.Contains(logs.String(), "controller started: version="+wire.Version+" ") {
+		t.Errorf("the start line does not name the version:\n%s", logs.String())
 	}
 }

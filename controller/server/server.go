@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -89,7 +90,8 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 		JSONFormat: cfg.LogJSON, Output: logOut, IncludeLocation: false}))
 	s := &Server{cfg: cfg, given: cfg, log: log, out: out, registry: prometheus.NewRegistry(), fatal: make(chan error, 1)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfo())
 	if err := cluster.InstallMetrics(s.registry); err != nil {
 		log.Warn("raft metrics unavailable", "error", err)
 	}
@@ -299,7 +301,7 @@ func New(cfg Config, out io.Writer) (*Server, error) {
 				"Set cluster_token (-cluster-token or $" + EnvClusterToken + ") to the cluster's token, the same on every node")
 		}
 	}
-	log.Info("controller started", "node_id", cfg.NodeID, "http", s.httpURL, "raft", s.cluster.Addr(), "dns", s.DNSAddr(), "data_dir", cfg.DataDir)
+	log.Info("controller started", "version", wire.Version, "revision", wire.Revision(), "node_id", cfg.NodeID, "http", s.httpURL, "raft", s.cluster.Addr(), "dns", s.DNSAddr(), "data_dir", cfg.DataDir)
 	return s, nil
 }
 
@@ -804,4 +806,14 @@ func (c *Config) agentDownAfter() time.Duration {
 		return d
 	}
 	return 3 * c.agentHeartbeat()
+}
+
+// buildInfo is regent_build_info: 1, labelled with the release, revision
+// and Go version of this binary, so that a rolling upgrade shows which
+// node runs what (count by (version) (regent_build_info)).
+func buildInfo() prometheus.Collector {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regent_build_info",
+		Help: "Always 1; its labels are the controller's release, VCS revision and Go version."}, []string{"version", "revision", "goversion"})
+	g.WithLabelValues(wire.Version, wire.Revision(), runtime.Version()).Set(1)
+	return g
 }

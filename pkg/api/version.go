@@ -13,6 +13,16 @@ const Version = "0.1.0"
 // -version` print: the release, the VCS revision the binary was built from
 // (when the build recorded one) and the Go version.
 func VersionString(binary string) string {
+	if rev := Revision(); rev != "" {
+		return fmt.Sprintf("%s %s (%s, %s)", binary, Version, rev, runtime.Version())
+	}
+	return fmt.Sprintf("%s %s (%s)", binary, Version, runtime.Version())
+}
+
+// Revision is the VCS revision the binary was built from, its first 12
+// hex digits with "+dirty" for a modified work tree; "" when the build
+// recorded none.
+func Revision() string {
 	rev := ""
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		var modified bool
@@ -31,8 +41,5 @@ func VersionString(binary string) string {
 			rev += "+dirty"
 		}
 	}
-	if rev == "" {
-		return fmt.Sprintf("%s %s (%s)", binary, Version, runtime.Version())
-	}
-	return fmt.Sprintf("%s %s (%s, %s)", binary, Version, rev, runtime.Version())
+	return rev
 }
