@@ -359,7 +359,7 @@ func New(cfg Config, fsm raft.FSM) (*Cluster, error) {
 func raftConfig(cfg Config) (*raft.Config, error) {
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
-	rc.Logger = cfg.Logger.Named("raft")
+	rc.Logger = quietRepeats(cfg.Logger.Named("raft"))
 
 	var err error
 	if rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout, err = Timeouts(cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout); err != nil {
