@@ -34,12 +34,21 @@ type diskStore struct {
 
 	log hclog.Logger
 
-	mu    sync.Mutex
-	err   error     // the last write's error; nil once a write succeeds
-	since time.Time // when the writes started failing
+	mu         sync.Mutex
+	err        error     // the last failed write's error; nil once writes succeed again
+	since      time.Time // when the writes started failing
+	logFailing bool      // err is a log write's
 }
 
-func (d *diskStore) write(f func() error) error {
+// write does f, a write to the store: of the log (log entries, what commits
+// need) or not (raft's term and vote). Any write that fails marks the
+// store failing. One that succeeds ends that, except that a write of the
+// stable store does not end a log write's failure: a few bytes of term or
+// vote fit in pages bolt already has where log entries do not (a full
+// disk), and a node that cannot store entries would otherwise count as
+// writable again at every election (a single node whose disk is full steps
+// down and is elected again twice a second).
+func (d *diskStore) write(log bool, f func() error) error {
 	var err error
 	if d.fault != nil {
 		err = d.fault()
@@ -49,15 +58,21 @@ func (d *diskStore) write(f func() error) error {
 	}
 	d.mu.Lock()
 	prev, since := d.err, d.since
-	d.err = err
-	if err != nil && prev == nil {
-		d.since = time.Now()
+	switch {
+	case err != nil:
+		if prev == nil {
+			d.since = time.Now()
+		}
+		d.err, d.logFailing = err, d.logFailing || log
+	case log || !d.logFailing:
+		d.err, d.logFailing = nil, false
 	}
+	cleared := prev != nil && d.err == nil
 	d.mu.Unlock()
 	switch {
 	case err != nil && prev == nil:
 		d.log.Error("cannot write the raft store (raft.db): this node takes no part in commits until it can; a full disk? (/healthz is 503 meanwhile)", "error", err)
-	case err == nil && prev != nil:
+	case cleared:
 		d.log.Info("the raft store (raft.db) is writable again", "failed_for", time.Since(since).Round(time.Millisecond))
 	}
 	return err
@@ -72,11 +87,11 @@ func (d *diskStore) failing() (time.Time, error) {
 }
 
 func (d *diskStore) StoreLog(l *raft.Log) error {
-	return d.write(func() error { return d.BoltStore.StoreLog(l) })
+	return d.write(true, func() error { return d.BoltStore.StoreLog(l) })
 }
 
 func (d *diskStore) StoreLogs(ls []*raft.Log) error {
-	return d.write(func() error { return d.BoltStore.StoreLogs(ls) })
+	return d.write(true, func() error { return d.BoltStore.StoreLogs(ls) })
 }
 
 // DeleteRange removes log entries: raft compacts the head of the log
@@ -106,11 +121,11 @@ func (d *diskStore) DeleteRange(lo, hi uint64) error {
 			}
 		}
 	}
-	return d.write(func() error { return d.BoltStore.DeleteRange(lo, hi) })
+	return d.write(true, func() error { return d.BoltStore.DeleteRange(lo, hi) })
 }
 
 func (d *diskStore) Set(k, v []byte) error {
-	return d.write(func() error { return d.BoltStore.Set(k, v) })
+	return d.write(false, func() error { return d.BoltStore.Set(k, v) })
 }
 
 // keyCurrentTerm is the stable-store key of raft's current term (raft
@@ -118,7 +133,7 @@ func (d *diskStore) Set(k, v []byte) error {
 const keyCurrentTerm = "CurrentTerm"
 
 func (d *diskStore) SetUint64(k []byte, v uint64) error {
-	err := d.write(func() error { return d.BoltStore.SetUint64(k, v) })
+	err := d.write(false, func() error { return d.BoltStore.SetUint64(k, v) })
 	if err != nil && string(k) == keyCurrentTerm && d.termSaveFailed != nil {
 		d.termSaveFailed(err)
 	}

@@ -3,11 +3,16 @@ package cluster
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 )
 
 // diskFull makes a node's raft store writes fail with ENOSPC while it is
@@ -144,4 +149,60 @@ func fullDiskCluster(t *testing.T) ([]*node, map[string]*diskFull) {
 		c.storeFault = full[c.NodeID].fault
 	})
 	return nodes, full
+}
+
+// TestStoreFailingUntilLogWrites: once a log write has failed (a full
+// disk), the store counts as failing, since the first failure, until a
+// log write succeeds: a term or vote saved meanwhile (a few bytes bolt
+// finds room for) does not end it. Before, a single node whose disk was
+// full stepped down and was elected again twice a second, each time
+// logging "writable again" and resetting regent_raft_store_failing_seconds
+// and /healthz. A failed stable-store write alone is ended by one that
+// succeeds.
+func TestStoreFailingUntilLogWrites(t *testing.T) {
+	bs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(t.TempDir(), "raft.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bs.Close()
+	var full diskFull
+	d := &diskStore{BoltStore: bs, fault: full.fault, log: hclog.NewNullLogger()}
+	entry := []*raft.Log{{Index: 1, Term: 1, Data: []byte("x")}}
+
+	full.on.Store(true)
+	if err := d.StoreLogs(entry); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("StoreLogs on a full disk: %v", err)
+	}
+	since, err := d.failing()
+	if err == nil {
+		t.Fatal("not failing after a failed log write")
+	}
+	full.on.Store(false)
+	if err := d.SetUint64([]byte(keyCurrentTerm), 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Set([]byte("LastVoteCand"), []byte("n1")); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := d.failing(); err == nil || !s.Equal(since) {
+		t.Fatalf("after a term and a vote saved: failing since %v (%v), want since %v", s, err, since)
+	}
+	if err := d.StoreLogs(entry); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.failing(); err != nil {
+		t.Fatalf("still failing after a log write: %v", err)
+	}
+
+	full.on.Store(true)
+	if err := d.Set([]byte("LastVoteCand"), []byte("n2")); err == nil {
+		t.Fatal("Set on a full disk")
+	}
+	full.on.Store(false)
+	if err := d.Set([]byte("LastVoteCand"), []byte("n2")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.failing(); err != nil {
+		t.Fatalf("a failed vote save not ended by one that succeeded: %v", err)
+	}
 }
