@@ -151,7 +151,10 @@ func (m *httpMetrics) wrap(next http.Handler) http.Handler {
 			// The path, never the query: it may carry filter values but no
 			// secret, and the route keeps lines greppable.
 			switch {
-			case status >= 500:
+			// /healthz answers 503 by design (no leader, not a member,
+			// the store failing: each logged where it happens); a load
+			// balancer asks every few seconds.
+			case status >= 500 && route != "/healthz":
 				m.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "route", route, "status", status,
 					"took", took, "remote", r.RemoteAddr)
 			case m.log.IsDebug():

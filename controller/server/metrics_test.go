@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -229,5 +230,37 @@ func TestBuildInfo(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "controller started: version="+wire.Version+" ") {
 		t.Errorf("the start line does not name the version:\n%s", logs.String())
+	}
+}
+
+// TestHealthz503Quiet: a node's /healthz answering 503 (here: no leader,
+// it waits to be added to a cluster) is not a warning at every probe of a
+// load balancer; other 5xx answers are.
+func TestHealthz503Quiet(t *testing.T) {
+	var logs systemtest.Buffer
+	cfg := server.Defaults()
+	cfg.NodeID, cfg.DataDir, cfg.HTTPAddr, cfg.RaftAddr, cfg.DNSAddr = "lone", t.TempDir(), "127.0.0.1:0", "127.0.0.1:0", "off"
+	cfg.LogLevel, cfg.LogOutput = "info", &logs
+	s, err := server.New(cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+	})
+	for _, path := range []string{"/healthz", "/healthz", "/membership/member/"} {
+		resp, err := http.Get(strings.TrimSuffix(s.URL(), "/") + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 503 {
+			t.Fatalf("%s: %d, want 503", path, resp.StatusCode)
+		}
+	}
+	if out := logs.String(); strings.Contains(out, "route=/healthz") || !strings.Contains(out, `request failed: method=GET path=/membership/member/`) {
+		t.Errorf("want a warning for the 503 of /membership/member/ only:\n%s", out)
 	}
 }
