@@ -7,6 +7,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -38,6 +39,8 @@ type respWriter struct {
 	blocking bool
 	// forwarding: this node tried to send the request to the leader.
 	forwarding bool
+	// errorCode is the error_code of a 5xx answer's body, for the log.
+	errorCode string
 }
 
 func (w *respWriter) WriteHeader(code int) {
@@ -71,6 +74,14 @@ func (w *respWriter) Write(b []byte) (int, error) {
 	}
 	if w.swallow {
 		return len(b), nil
+	}
+	if w.status >= 500 && w.errorCode == "" {
+		var e struct {
+			ErrorCode string `json:"error_code"`
+		}
+		if json.Unmarshal(b, &e) == nil {
+			w.errorCode = e.ErrorCode
+		}
 	}
 	return w.ResponseWriter.Write(b)
 }
@@ -156,7 +167,7 @@ func (m *httpMetrics) wrap(next http.Handler) http.Handler {
 			// balancer asks every few seconds.
 			case status >= 500 && route != "/healthz":
 				m.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "route", route, "status", status,
-					"took", took, "remote", r.RemoteAddr)
+					"error_code", rw.errorCode, "took", took, "remote", r.RemoteAddr)
 			case m.log.IsDebug():
 				m.log.Debug("request", "method", r.Method, "path", r.URL.Path, "route", route, "status", status,
 					"took", took, "remote", r.RemoteAddr)

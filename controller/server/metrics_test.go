@@ -235,7 +235,8 @@ func TestBuildInfo(t *testing.T) {
 
 // TestHealthz503Quiet: a node's /healthz answering 503 (here: no leader,
 // it waits to be added to a cluster) is not a warning at every probe of a
-// load balancer; other 5xx answers are.
+// load balancer; other 5xx answers are, with the answer's error_code (which
+// tells "no leader" from "outcome unknown").
 func TestHealthz503Quiet(t *testing.T) {
 	var logs systemtest.Buffer
 	cfg := server.Defaults()
@@ -260,7 +261,7 @@ func TestHealthz503Quiet(t *testing.T) {
 			t.Fatalf("%s: %d, want 503", path, resp.StatusCode)
 		}
 	}
-	if out := logs.String(); strings.Contains(out, "route=/healthz") || !strings.Contains(out, `request failed: method=GET path=/membership/member/`) {
+	if out := logs.String(); strings.Contains(out, "route=/healthz") || !strings.Contains(out, `request failed: method=GET path=/membership/member/ route=forward-failed status=503 error_code=regent_cluster_001`) {
 		t.Errorf("want a warning for the 503 of /membership/member/ only:\n%s", out)
 	}
 }
