@@ -24,6 +24,8 @@ dns_notify         = ["192.0.2.53:53"]
 # One UDP socket per core (SO_REUSEPORT) answers ~15 % more queries a second; only when the
 # controller runs as a user of its own (deploy/regent-controller.service does).
 # dns_udp_sockets = 4
+# TCP connections open at once (default 1000); raise it with the process's file descriptor limit.
+# dns_tcp_conns = 1000
 
 # Forming the cluster (docs/operations.md): bootstrap = true on ctl1 only, for its first start
 # (it becomes a one-node cluster and creates the root user). On ctl2 and ctl3 delete the

@@ -179,6 +179,7 @@ func serverFlags() (fs *flag.FlagSet, flags *server.Config, configFile *string) 
 	fs.StringVar(&flags.DNSHostmaster, "dns-hostmaster", "", "SOA contact, e.g. hostmaster@example.net (default hostmaster.<zone>)")
 	fs.Var((*listFlag)(&flags.DNSAllowTransfer), "dns-allow-transfer", "comma-separated addresses or CIDRs allowed to AXFR/IXFR")
 	fs.Var((*listFlag)(&flags.DNSNotify), "dns-notify", "comma-separated secondaries (host:port) to NOTIFY on every change")
+	fs.IntVar(&flags.DNSTCPConns, "dns-tcp-conns", 0, "most TCP connections of the DNS server open at once (default 1000); beyond it new ones wait until one closes")
 	fs.IntVar(&flags.DNSUDPSockets, "dns-udp-sockets", 0, "UDP sockets of the DNS server: 1 (default) read by every core; more share the port with SO_REUSEPORT (faster; only when the controller runs as a user of its own)")
 	fs.StringVar(&flags.AdvertiseHTTP, "advertise-http", "", "base URL peers use to reach this node's API (default http(s)://<http-addr>; with -http-addr 0.0.0.0 or [::], the -raft-addr host with the HTTP port)")
 	fs.BoolVar(&flags.Bootstrap, "bootstrap", false, "bootstrap a new cluster with this node (ignored once raft state exists)")
@@ -369,6 +370,8 @@ func overlay(cfg, flags *server.Config, name string) {
 		cfg.DNSNotify = flags.DNSNotify
 	case "dns-udp-sockets":
 		cfg.DNSUDPSockets = flags.DNSUDPSockets
+	case "dns-tcp-conns":
+		cfg.DNSTCPConns = flags.DNSTCPConns
 	case "advertise-http":
 		cfg.AdvertiseHTTP = flags.AdvertiseHTTP
 	case "bootstrap":

@@ -120,6 +120,10 @@ type Config struct {
 	// ~15 % more queries a second on 2 cores, docs/benchmarks.md, but any
 	// process of the same user may then bind the port too).
 	DNSUDPSockets int `hcl:"dns_udp_sockets,optional"`
+	// DNSTCPConns is the most TCP connections the DNS server keeps open at
+	// once (0: dns.DefaultTCPConns, 1,000); at the bound it accepts no more
+	// until one closes.
+	DNSTCPConns int `hcl:"dns_tcp_conns,optional"`
 
 	// AgentHeartbeat is the heartbeat interval agents are told to use
 	// (default 10s); an agent silent for AgentDownAfter (default 3

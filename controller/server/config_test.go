@@ -42,6 +42,16 @@ func TestExampleConfigsLoad(t *testing.T) {
 	}
 }
 
+// TestDNSTCPConns: dns_tcp_conns reaches the DNS server's bound (0
+// keeps its default: dns.DefaultTCPConns).
+func TestDNSTCPConns(t *testing.T) {
+	cfg := Defaults()
+	cfg.DNSTCPConns = 64
+	if d, err := cfg.dnsConfig(hclog.NewNullLogger()); err != nil || d.TCPConns != 64 {
+		t.Errorf("dns_tcp_conns 64: TCPConns %d, %v", d.TCPConns, err)
+	}
+}
+
 // TestJoinNeedsClusterToken: a node that would join without the cluster
 // token is refused at start (the cluster would refuse it forever), and so
 // by Check; the settings alone (Finish) do not tell, since a restart on a

@@ -208,7 +208,7 @@ const defaultNameserver = "localhost."
 func (c *Config) dnsConfig(log hclog.Logger) (dns.Config, error) {
 	apex := c.apexConfig()
 	cfg := dns.Config{Addr: c.DNSAddr, NS: apex.ns, RName: apex.hostmaster, Notify: c.DNSNotify,
-		TSIGKeys: c.DNSTSIGKeys, UDPSockets: c.DNSUDPSockets, Logger: log.Named("dns")}
+		TSIGKeys: c.DNSTSIGKeys, UDPSockets: c.DNSUDPSockets, TCPConns: c.DNSTCPConns, Logger: log.Named("dns")}
 	if len(cfg.NS) == 0 {
 		cfg.NS = []string{defaultNameserver}
 	}
