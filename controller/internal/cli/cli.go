@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -117,7 +118,12 @@ func (c *Conn) Describe(err error) error {
 	}
 	switch e.ErrorCode {
 	case "":
-		if len(e.Errors) == 0 { // every answer of the API has a code
+		switch {
+		case len(e.Errors) != 0: // the API's field errors
+		case e.Status == http.StatusBadRequest && strings.Contains(e.Detail, "HTTP request to an HTTPS server"):
+			// Go's TLS server answers a plain request so.
+			fmt.Fprintf(&b, "\n  (the controller at -addr ($%s) speaks HTTPS: give its address as https://…, with -ca-cert or $%s if its certificate is not from a CA the system trusts)", client.EnvAddr, client.EnvCACert)
+		default: // every answer of the API has a code
 			fmt.Fprintf(&b, "\n  (this answer is not the Regent API's: it came from another server or a proxy at -addr ($%s))", client.EnvAddr)
 		}
 	case api.CodeAuthMissing:

@@ -141,6 +141,11 @@ func TestDescribe(t *testing.T) {
 		!strings.Contains(err.Error(), "not the Regent API's") || !strings.Contains(err.Error(), "-addr") {
 		t.Fatalf("no code: %q", err)
 	}
+	// Plain HTTP sent to a TLS listener: Go's server answers 400 so.
+	if err := Describe(&api.Error{Status: 400, Detail: "Client sent an HTTP request to an HTTPS server."}); !strings.Contains(err.Error(), "speaks HTTPS: give its address as https://") ||
+		!strings.Contains(err.Error(), "$REGENT_CACERT") || strings.Contains(err.Error(), "proxy") {
+		t.Fatalf("http to an https node: %q", err)
+	}
 	// A field error answer has no top-level code and is the API's.
 	if err := Describe(&api.Error{Status: 400, Detail: "Bad request.", Errors: map[string]api.FieldError{"a": {Detail: "A.", ErrorCode: "x_101"}}}); strings.Contains(err.Error(), "Regent API") {
 		t.Fatalf("field errors: %q", err)
