@@ -86,7 +86,8 @@ func WithUserAgent(ua string) Option { return func(o *options) { o.ua = ua } }
 // regent_cluster_001 (no leader yet, or the write was not submitted) and
 // 429. Each retry waits the answer's Retry-After (1 s when it has none), or
 // less if ctx ends first, in which case the last answer's error is
-// returned. Other errors, 503 regent_cluster_002 (the outcome of a write
+// returned. An answer asking for a wait longer than MaxRetryWait (a
+// proxy's rate limit) is returned at once, its RetryAfter set. Other errors, 503 regent_cluster_002 (the outcome of a write
 // is unknown: read before retrying) among them, are returned at once. A
 // request with a streamed body (SnapshotRestore) is not retried. The
 // default is 0: every answer is returned as it came.
@@ -227,6 +228,9 @@ func (c *Client) send(ctx context.Context, r *request) (*http.Response, *Meta, e
 		if e.RetryAfter > 0 {
 			wait = time.Duration(e.RetryAfter) * time.Second
 		}
+		if wait > MaxRetryWait {
+			return resp, meta, err
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -236,6 +240,11 @@ func (c *Client) send(ctx context.Context, r *request) (*http.Response, *Meta, e
 		}
 	}
 }
+
+// MaxRetryWait is the longest Retry-After WithRetry waits out. The API
+// asks for 1 s or 5 s; an answer asking for more (a proxy's 429 may say an
+// hour) is the caller's to decide on, not a pause to sit through silently.
+const MaxRetryWait = 30 * time.Second
 
 // retryable reports whether the API answered e having done nothing, and
 // asks to be asked again.

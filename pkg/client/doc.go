@@ -55,7 +55,8 @@
 //
 // A request the API answers with 503 regent_cluster_001 (no leader: nothing
 // was done) or 429 fails with that *api.Error, whose RetryAfter says when
-// to ask again; WithRetry(n) makes the Client do so itself, up to n times:
+// to ask again; WithRetry(n) makes the Client do so itself, up to n times
+// (not after a Retry-After over MaxRetryWait, 30 s):
 //
 //	c := client.New(addr, token, client.WithRetry(3))
 //

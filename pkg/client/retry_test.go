@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -75,4 +76,30 @@ func TestWithRetry(t *testing.T) {
 	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
 	try("context ends in the wait", retrying, short, api.CodeNoLeader, 5, 1, http.StatusServiceUnavailable)
+}
+
+// TestWithRetryLongRetryAfter: an answer whose Retry-After is longer than
+// MaxRetryWait (a proxy's 429 asking for an hour) is returned at once with
+// that Retry-After, for the caller to decide; WithRetry waited it out, and
+// regentctl (WithRetry(2)) sat silent for two hours.
+func TestWithRetryLongRetryAfter(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Retry-After", "3600")
+		http.Error(w, "rate limited", http.StatusTooManyRequests)
+	}))
+	defer ts.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, _, err := client.New(ts.URL, "t", client.WithRetry(2)).Members().List(ctx, nil)
+	var e *api.Error
+	if !errors.As(err, &e) || e.Status != http.StatusTooManyRequests || e.RetryAfter != 3600 {
+		t.Fatalf("err %v, want the 429 with its Retry-After", err)
+	}
+	if took := time.Since(start); took > 2*time.Second || calls.Load() != 1 {
+		t.Errorf("returned after %s and %d calls: a Retry-After of an hour was waited out", took, calls.Load())
+	}
 }
