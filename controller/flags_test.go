@@ -293,6 +293,32 @@ func TestRaftSnapshotFlags(t *testing.T) {
 	}
 }
 
+// TestDNSCountsNegative: a negative -dns-tcp-conns or -dns-udp-sockets is
+// a configuration error naming the flag and attribute (exit status 78,
+// which systemd does not restart), found before the data dir is touched.
+// It was the DNS server's "dns: TCPConns must not be negative", exit 1,
+// after raft had bootstrapped the data dir: Restart=on-failure started it
+// again and again.
+func TestDNSCountsNegative(t *testing.T) {
+	var ce configError
+	for _, bad := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-dns-tcp-conns", "-5"}, "-dns-tcp-conns (dns_tcp_conns) must not be negative, got -5"},
+		{[]string{"-dns-udp-sockets", "-1"}, "-dns-udp-sockets (dns_udp_sockets) must not be negative, got -1"},
+	} {
+		dir := t.TempDir()
+		args := append([]string{"-data-dir", dir, "-http-addr", "127.0.0.1:0", "-raft-addr", "127.0.0.1:0", "-dns-addr", "127.0.0.1:0", "-bootstrap"}, bad.args...)
+		if err := runServer(args); !errors.As(err, &ce) || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%q: %v, want a configuration error with %q", bad.args, err, bad.want)
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Errorf("%q: the data dir was written: %v", bad.args, entries)
+		}
+	}
+}
+
 // TestValidate: validate takes the server's flags and -config file and
 // checks what a start would: a good configuration says so; a raft key that
 // does not match its certificate, or an audit file in a directory that

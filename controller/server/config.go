@@ -426,6 +426,14 @@ func (c *Config) Finish() error {
 			errs = append(errs, fmt.Errorf("-%s (%s) must be at least 1, got %d", v.name, hclName(v.name), *v.n))
 		}
 	}
+	for _, v := range []struct {
+		name string
+		n    int
+	}{{"dns-tcp-conns", c.DNSTCPConns}, {"dns-udp-sockets", c.DNSUDPSockets}} {
+		if v.n < 0 {
+			errs = append(errs, fmt.Errorf("-%s (%s) must not be negative, got %d", v.name, hclName(v.name), v.n))
+		}
+	}
 	if c.RaftSnapshotInterval != "" {
 		if d, err := time.ParseDuration(string(c.RaftSnapshotInterval)); err != nil {
 			errs = append(errs, fmt.Errorf("-raft-snapshot-interval (raft_snapshot_interval) %q is not a duration", c.RaftSnapshotInterval))
