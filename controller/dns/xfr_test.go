@@ -1,20 +1,20 @@
 package dns
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	mdns "github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/regentcloud/regent/pkg/systemtest"
 )
 
 const testKey = "xfr-key."
@@ -589,31 +589,13 @@ func TestTransferRcodeMetric(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // TestRefusedTransferLogBounded: a host that may not transfer pipelines
 // 300 AXFR requests on one TCP connection. Each is refused and counted, but
 // the log gets at most one "zone transfer refused" line per second (it got
 // 300, about 32,000 a second from one connection), and the next line says
 // how many were left out.
 func TestRefusedTransferLogBounded(t *testing.T) {
-	var out syncBuffer
+	var out systemtest.Buffer
 	cfg := testConfig()
 	cfg.AllowTransfer = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
 	cfg.Registerer = prometheus.NewRegistry()
