@@ -382,10 +382,18 @@ func (g *joinGuard) giveBack() {
 	g.tokens = min(joinBurst, g.tokens+1)
 }
 
+// asUnavailable maps a cluster error of an operator request to 503:
+// regent_cluster_002 when a change may have been made (leadership lost
+// while committing, or not committed in time: look before retrying), else
+// regent_cluster_001 (nothing done; retry).
 func asUnavailable(err error) error {
 	var e *wire.Error
-	if errors.As(err, &e) {
+	switch {
+	case errors.As(err, &e):
 		return err
+	case errors.Is(err, cluster.ErrLeadershipLost), errors.Is(err, cluster.ErrCommitTimeout):
+		return &wire.Error{Status: http.StatusServiceUnavailable, ErrorCode: wire.CodeForwardFailed,
+			Detail: err.Error() + ": check the cluster (GET /v1/operator/members), then retry.", RetryAfter: 1}
 	}
 	return &wire.Error{Status: http.StatusServiceUnavailable, ErrorCode: wire.CodeNoLeader, Detail: err.Error(), RetryAfter: 1}
 }
