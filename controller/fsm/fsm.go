@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"reflect"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -190,10 +191,19 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 
 func (s *snapshot) Release() {}
 
+// decode reads a command's payload. A payload that decodes to a nil
+// pointer (JSON null where a handler takes a pointer) is an error: the
+// handlers dereference it, and a panic in Apply stops every node at the
+// same entry, again at every restart.
 func decode[T any](c *Command) (T, error) {
 	var v T
-	err := json.Unmarshal(c.Payload, &v)
-	return v, err
+	if err := json.Unmarshal(c.Payload, &v); err != nil {
+		return v, err
+	}
+	if rv := reflect.ValueOf(&v).Elem(); rv.Kind() == reflect.Pointer && rv.IsNil() {
+		return v, fmt.Errorf("fsm: command type %d: the payload is null", c.Type)
+	}
+	return v, nil
 }
 
 // create, update and del adapt the state's typed operations to handlers.
