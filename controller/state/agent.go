@@ -2,7 +2,6 @@ package state
 
 import (
 	"net/http"
-	"slices"
 	"sort"
 	"strings"
 
@@ -160,11 +159,8 @@ func (t *Txn) agentServer(p *AgentRegistration) (*api.Server, error) {
 			return nil, err
 		}
 	}
-	// By name, and interfaces of one name (the API does not refuse them)
-	// in the order reported: a stable sort, so that the ids they get do
-	// not depend on the sort algorithm of the Go release a node runs.
 	ifs := append([]api.AgentInterface(nil), a.Interfaces...)
-	slices.SortStableFunc(ifs, func(x, y api.AgentInterface) int { return strings.Compare(x.Name, y.Name) })
+	sort.Slice(ifs, func(i, j int) bool { return ifs[i].Name < ifs[j].Name })
 	for _, i := range ifs {
 		addr := ""
 		if len(i.Addresses) > 0 {
