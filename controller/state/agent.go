@@ -2,6 +2,7 @@ package state
 
 import (
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 
@@ -159,8 +160,15 @@ func (t *Txn) agentServer(p *AgentRegistration) (*api.Server, error) {
 			return nil, err
 		}
 	}
+	// By name; from Rules8 interfaces of one name (the API does not refuse
+	// them) in the order reported: a stable sort, so that the ids they get
+	// do not depend on the sort algorithm of the Go release a node runs.
 	ifs := append([]api.AgentInterface(nil), a.Interfaces...)
-	sort.Slice(ifs, func(i, j int) bool { return ifs[i].Name < ifs[j].Name })
+	if t.since(Rules8) {
+		slices.SortStableFunc(ifs, func(x, y api.AgentInterface) int { return strings.Compare(x.Name, y.Name) })
+	} else {
+		sort.Slice(ifs, func(i, j int) bool { return ifs[i].Name < ifs[j].Name })
+	}
 	for _, i := range ifs {
 		addr := ""
 		if len(i.Addresses) > 0 {

@@ -90,6 +90,9 @@ const (
 	// made an answer no message could carry). A CNAME that would close a
 	// loop of the domain's CNAMEs (a → b → a) is refused
 	// (iaas_record_{create,update}_111; resolvers answer it with SERVFAIL).
+	// An agent registration's interfaces of one name keep the order
+	// reported (a stable sort: the unstable one's order, and so the ids
+	// they got, was its algorithm's, which a Go release may change).
 	Rules8 uint32 = 8
 	// RulesCurrent is the version the leader stamps.
 	RulesCurrent = Rules8
