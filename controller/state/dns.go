@@ -356,7 +356,7 @@ func (t *Txn) recordConflict(r *api.Record, self uint64, op string) error {
 		}
 	}
 	if t.since(Rules8) {
-		if n := rrsetOctets(rrset); n > MaxRRsetOctets {
+		if n := rrsetOctets(rrset); n > MaxRRsetOctets && n > t.rrsetBefore(rrset, self) {
 			return fieldErr("content", "iaas_record_"+op+"_123", "The %d %s records at %s would take %d octets in an answer; one DNS message carries at most %d: remove some, or shorten them.", len(rrset), r.Type, r.Name, n, MaxRRsetOctets)
 		}
 		if loop := t.cnameLoop(r); loop != nil {
@@ -371,6 +371,18 @@ func (t *Txn) recordConflict(r *api.Record, self uint64, op string) error {
 // 65,535 octets, and the rest leaves room for the question, an OPT and a
 // TSIG record (Rules8).
 const MaxRRsetOctets = 64000
+
+// rrsetBefore is what the RRset of an update (rrset: the record as it
+// will be first, then the others) took before it, 0 for a create or a
+// record that changes its name (it joins this RRset): an RRset over the
+// bound from before Rules8 may still shrink, or keep its size.
+func (t *Txn) rrsetBefore(rrset []*api.Record, self uint64) int {
+	cur, ok := t.Record(self)
+	if self == 0 || !ok || !strings.EqualFold(cur.Name, rrset[0].Name) {
+		return 0
+	}
+	return rrsetOctets(append([]*api.Record{cur}, rrset[1:]...))
+}
 
 // rrsetOctets is the size of an answer holding the records, owner names
 // compressed as the server sends them. Most RRsets are far below the

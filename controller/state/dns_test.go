@@ -540,6 +540,24 @@ func TestRRsetSizeAndCNAMELoops(t *testing.T) {
 	if _, err := create(Rules7, "txt.big.example", "TXT", text(243)); err != nil {
 		t.Errorf("the 244th TXT record under Rules7: %v, want it stored as it was", err)
 	}
+	// That RRset, over the bound from before, stays updatable as long as
+	// an update does not grow it.
+	update := func(content string, ttl uint32) error {
+		return f.do(func(t *Txn) error {
+			cur, _ := t.Record(last.ID)
+			u := *cur
+			u.Content, u.TTL = content, ttl
+			_, err := t.RecordUpdate(&u, cur.ModifiedIndex)
+			return err
+		})
+	}
+	if err := update(last.Content, 7200); err != nil {
+		t.Errorf("a TTL change in an RRset over the bound from before: %v", err)
+	}
+	if err := update("short", 7200); err != nil {
+		t.Errorf("shrinking an RRset over the bound from before: %v", err)
+	}
+	wantErr(t, "growing an RRset over the bound from before", update(strings.Repeat("g", 300), 7200), 400, "content", "iaas_record_update_123")
 
 	// a → b → c → a.
 	if _, err := create(RulesCurrent, "a.big.example", "CNAME", "b.big.example"); err != nil {
