@@ -385,7 +385,9 @@ func (t *Txn) rrsetBefore(rrset []*api.Record, self uint64) int {
 }
 
 // rrsetOctets is the size of an answer holding the records, owner names
-// compressed as the server sends them. Most RRsets are far below the
+// compressed as the server sends them. It is miekg/dns's Msg.Len of
+// rdata.RR's records: an upgrade of either that changes a size changes
+// what Apply decides near the bound, and so needs a new rules version. Most RRsets are far below the
 // bound, which a cheap over-estimate shows without building the records.
 func rrsetOctets(recs []*api.Record) int {
 	bound := 12 + 256 // the header, the first owner name in full
