@@ -25,34 +25,6 @@ type computeGen struct {
 	servers                                            []uint64
 }
 
-func (g *computeGen) as(typ fsm.MessageType, actor fsm.Actor, payload any, expect uint64) fsm.Result {
-	g.t.Helper()
-	g.index++
-	g.now = g.now.Add(time.Duration(g.rng.IntN(3000)-500) * time.Millisecond)
-	cmd, err := fsm.NewCommand(typ, g.now, actor, payload)
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	cmd.Expect = expect
-	data, err := cmd.Encode()
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	l := &raft.Log{Index: g.index, Term: 1, Type: raft.LogCommand, Data: data}
-	g.log = append(g.log, l)
-	r, ok := g.scratch.Apply(l).(fsm.Result)
-	if !ok {
-		g.t.Fatalf("Apply did not return a Result")
-	}
-	g.types[typ]++
-	if r.Err != nil {
-		g.failed++
-	} else {
-		g.okay++
-	}
-	return r
-}
-
 func (g *computeGen) must(typ fsm.MessageType, payload any) any {
 	g.t.Helper()
 	r := g.emit(typ, payload, 0)
@@ -111,16 +83,16 @@ func (g *computeGen) step() {
 		for i := range g.rng.IntN(3) {
 			specs = append(specs, g.vmSpec(fmt.Sprintf("%s-%d", name, i), g.rng.IntN(2)))
 		}
-		g.as(fsm.CloudCreateType, root, &state.CloudSpec{
+		g.emitAs(fsm.CloudCreateType, root, &state.CloudSpec{
 			Project: &state.ProjectSpec{MemberID: g.member, RegionID: g.region, Name: name, GracePeriod: g.rng.IntN(3)},
 			Subnets: []state.SubnetSpec{{Name: "a", AddressRange: "10.0.0.1/24"}, {Name: "b", AddressRange: "10.0.1.1/24"}},
 			VMs:     specs, FirewallRules: &rules, Placement: api.DefaultPlacement, Actor: state.Actor{UserID: 1, MemberID: api.GlobalMemberID}}, 0)
 	case op < 14: // a bare project
-		g.as(fsm.ProjectCreateType, root, &state.ProjectSpec{MemberID: g.member, RegionID: g.region, Name: name, GracePeriod: 1}, 0)
+		g.emitAs(fsm.ProjectCreateType, root, &state.ProjectSpec{MemberID: g.member, RegionID: g.region, Name: name, GracePeriod: 1}, 0)
 	case op < 26: // a VM in a project
 		s := g.vmSpec(name, g.rng.IntN(2))
 		s.ProjectID = pick(g.gen, projects)
-		g.as(fsm.VMCreateType, root, &state.VMCreatePayload{VM: s, Placement: api.DefaultPlacement}, 0)
+		g.emitAs(fsm.VMCreateType, root, &state.VMCreatePayload{VM: s, Placement: api.DefaultPlacement}, 0)
 	case op < 34: // a spec change
 		id := pick(g.gen, vms)
 		ch := state.VMChange{ID: id}
@@ -140,9 +112,9 @@ func (g *computeGen) step() {
 		if vm, ok := find(vms, id); ok {
 			expect = g.expect(vm.ModifiedIndex)
 		}
-		g.as(fsm.VMUpdateType, root, &state.VMUpdatePayload{Change: ch, Placement: api.DefaultPlacement}, expect)
+		g.emitAs(fsm.VMUpdateType, root, &state.VMUpdatePayload{Change: ch, Placement: api.DefaultPlacement}, expect)
 	case op < 37:
-		g.as(fsm.StorageCreateType, root, &state.StorageCreatePayload{VMID: pick(g.gen, vms), Storage: state.StorageSpec{Name: "s" + name, GB: 5}, Placement: api.DefaultPlacement}, 0)
+		g.emitAs(fsm.StorageCreateType, root, &state.StorageCreatePayload{VMID: pick(g.gen, vms), Storage: state.StorageSpec{Name: "s" + name, GB: 5}, Placement: api.DefaultPlacement}, 0)
 	case op < 58: // a state change of a VM, virtual router, snapshot or backup, by the robot or a user
 		actor, kind := root, api.KindVM
 		if g.rng.IntN(2) == 0 {
@@ -187,11 +159,11 @@ func (g *computeGen) step() {
 		if actor.Robot && g.rng.IntN(8) > 0 {
 			ch.Expected = &cur // a robot reports from the state it read
 		}
-		g.as(fsm.StateChangeType, actor, ch, 0)
+		g.emitAs(fsm.StateChangeType, actor, ch, 0)
 	case op < 62:
-		g.as(fsm.SnapshotCreateType, root, &state.SnapshotCreatePayload{VMID: pick(g.gen, vms), Name: name}, 0)
+		g.emitAs(fsm.SnapshotCreateType, root, &state.SnapshotCreatePayload{VMID: pick(g.gen, vms), Name: name}, 0)
 	case op < 65:
-		g.as(fsm.BackupCreateType, root, &state.BackupCreatePayload{VMID: pick(g.gen, vms), Name: name, Repository: 1}, 0)
+		g.emitAs(fsm.BackupCreateType, root, &state.BackupCreatePayload{VMID: pick(g.gen, vms), Name: name, Repository: 1}, 0)
 	case op < 70: // a VPN
 		vrs := r.VirtualRouterList()
 		vr := pick(g.gen, vrs)
@@ -203,15 +175,15 @@ func (g *computeGen) step() {
 				}
 			}
 		}
-		g.as(fsm.VPNCreateType, root, &state.VPNPayload{VPN: api.VPN{VirtualRouterID: vr, Routes: routes}, PreSharedKey: "k" + name}, 0)
+		g.emitAs(fsm.VPNCreateType, root, &state.VPNPayload{VPN: api.VPN{VirtualRouterID: vr, Routes: routes}, PreSharedKey: "k" + name}, 0)
 	case op < 72:
-		g.as(fsm.VPNDeleteType, root, &state.VPNDeletePayload{ID: pick(g.gen, r.VPNList())}, 0)
+		g.emitAs(fsm.VPNDeleteType, root, &state.VPNDeletePayload{ID: pick(g.gen, r.VPNList())}, 0)
 	case op < 75: // an agent registers (the same host again, or another)
 		var ifs []api.AgentInterface
 		for i := range g.rng.IntN(16) {
 			ifs = append(ifs, api.AgentInterface{Name: fmt.Sprintf("eth%d", g.rng.IntN(4)), MAC: fmt.Sprintf("52:54:00:00:00:%02x", i), Up: true})
 		}
-		g.as(fsm.AgentRegisterType, robot, &state.AgentRegistration{RegionID: g.region, Agent: api.AgentRegistration{
+		g.emitAs(fsm.AgentRegisterType, robot, &state.AgentRegistration{RegionID: g.region, Agent: api.AgentRegistration{
 			Hostname: fmt.Sprintf("hv%d", g.rng.IntN(3)), Roles: []string{api.RoleHypervisor}, Version: "1", Interfaces: ifs,
 			Capacity: api.Capacity{CPUCores: 8 + g.rng.IntN(8), RAMMB: 65536, Storage: []api.StorageCapacity{{Type: "SSD", TotalGB: 900}}}}}, 0)
 	case op < 78:
@@ -221,7 +193,7 @@ func (g *computeGen) step() {
 				st.Servers[s] = []string{api.AgentUp, api.AgentDown}[g.rng.IntN(2)]
 			}
 		}
-		g.as(fsm.AgentStatusType, root, st, 0)
+		g.emitAs(fsm.AgentStatusType, root, st, 0)
 	case op < 80: // a floating subnet more or less
 		rt, ok := r.Router(g.router)
 		if !ok {
@@ -233,32 +205,32 @@ func (g *computeGen) step() {
 		} else {
 			n.FloatingSubnetIDs = []uint64{g.floating}
 		}
-		g.as(fsm.RouterUpdateType, root, &n, 0)
+		g.emitAs(fsm.RouterUpdateType, root, &n, 0)
 	case op < 86: // forward records
 		doms := r.DomainList()
 		typ := []string{"A", "CNAME", "TXT", "MX"}[g.rng.IntN(4)]
 		content := map[string]string{"A": "192.0.2.1", "CNAME": fmt.Sprintf("n%d.example.com", g.rng.IntN(12)), "TXT": "v=" + name, "MX": "mail.example.com"}[typ]
-		g.as(fsm.RecordCreateType, root, &api.Record{DomainID: pick(g.gen, doms), Name: name + ".example.com", Type: typ, Content: content, TTL: 300}, 0)
+		g.emitAs(fsm.RecordCreateType, root, &api.Record{DomainID: pick(g.gen, doms), Name: name + ".example.com", Type: typ, Content: content, TTL: 300}, 0)
 	case op < 88:
-		g.as(fsm.RecordDeleteType, root, &fsm.IDPayload{ID: pick(g.gen, r.RecordList())}, 0)
+		g.emitAs(fsm.RecordDeleteType, root, &fsm.IDPayload{ID: pick(g.gen, r.RecordList())}, 0)
 	case op < 92: // a PTR record of an address a VM holds
 		addrs := r.IPAddressList(g.floating)
 		if len(addrs) == 0 {
 			return
 		}
 		a := addrs[g.rng.IntN(len(addrs))]
-		g.as(fsm.PTRCreateType, root, &fsm.PTRPayload{Record: &api.Record{MemberID: api.GlobalMemberID, IPAddress: a.Address,
+		g.emitAs(fsm.PTRCreateType, root, &fsm.PTRPayload{Record: &api.Record{MemberID: api.GlobalMemberID, IPAddress: a.Address,
 			Name: reverse4(a.Address), Type: "PTR", Content: name + ".example.com", TTL: 300}, AnyOwner: true}, 0)
 	case op < 95:
-		g.as(fsm.IPAddressPurgeType, root, &fsm.IPPurgePayload{Cutoff: g.now.Add(-time.Duration(g.rng.IntN(5)) * time.Second)}, 0)
+		g.emitAs(fsm.IPAddressPurgeType, root, &fsm.IPPurgePayload{Cutoff: g.now.Add(-time.Duration(g.rng.IntN(5)) * time.Second)}, 0)
 	case op < 97:
-		g.as(fsm.ClosedVPNsPurgeType, root, struct{}{}, 0)
+		g.emitAs(fsm.ClosedVPNsPurgeType, root, struct{}{}, 0)
 	default:
 		p, ok := find(projects, pick(g.gen, projects))
 		if !ok {
 			return
 		}
-		g.as(fsm.StateChangeType, root, &state.StateChange{Kind: state.KindProject, ID: p.ID, To: api.StateScrub,
+		g.emitAs(fsm.StateChangeType, root, &state.StateChange{Kind: state.KindProject, ID: p.ID, To: api.StateScrub,
 			Actor: state.Actor{UserID: 1, MemberID: api.GlobalMemberID}}, 0)
 	}
 }

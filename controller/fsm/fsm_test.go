@@ -102,10 +102,15 @@ func (g *gen) raw(typ raft.LogType) {
 
 func (g *gen) emit(typ fsm.MessageType, payload any, expect uint64) fsm.Result {
 	g.t.Helper()
+	return g.emitAs(typ, fsm.Actor{TokenID: 1, UserID: 1, MemberID: api.GlobalMemberID}, payload, expect)
+}
+
+// emitAs is emit with the command made by actor.
+func (g *gen) emitAs(typ fsm.MessageType, actor fsm.Actor, payload any, expect uint64) fsm.Result {
+	g.t.Helper()
 	g.index++
 	// Leader clocks can step backwards: the FSM must not care.
 	g.now = g.now.Add(time.Duration(g.rng.IntN(3000)-500) * time.Millisecond)
-	actor := fsm.Actor{TokenID: 1, UserID: 1, MemberID: api.GlobalMemberID}
 	cmd, err := fsm.NewCommand(typ, g.now, actor, payload)
 	if err != nil {
 		g.t.Fatal(err)
