@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/regentcloud/regent/controller/fsm"
 	"github.com/regentcloud/regent/controller/state"
 	"github.com/regentcloud/regent/pkg/api"
@@ -269,22 +268,7 @@ func TestComputeDeterminism(t *testing.T) {
 
 			// Random raft batches.
 			b := newFSM()
-			bf := any(b).(raft.BatchingFSM)
-			rng := rand.New(rand.NewPCG(seed, 7))
-			var rb []string
-			for i := 0; i < len(g.log); {
-				n := min(len(g.log)-i, 1+rng.IntN(32))
-				batch := make([]*raft.Log, n)
-				for k, l := range g.log[i : i+n] {
-					c := *l
-					c.Data = bytes.Clone(l.Data)
-					batch[k] = &c
-				}
-				for _, v := range bf.ApplyBatch(batch) {
-					rb = append(rb, outcome(v))
-				}
-				i += n
-			}
+			rb := replayBatched(t, b, g.log, rand.New(rand.NewPCG(seed, 7)), 32)
 			for i := range ra {
 				if ra[i] != rb[i] {
 					t.Fatalf("entry %d: batched result differs:\n one   %s\n batch %s", i, ra[i], rb[i])

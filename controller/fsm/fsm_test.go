@@ -315,6 +315,36 @@ func replay(f *fsm.FSM, entries []*raft.Log) []string {
 	return out
 }
 
+// replayBatched applies entries to f as raft hands a BatchingFSM its log,
+// in batches of 1 to max entries (sizes from rng), and returns each entry's
+// outcome; a non-command entry must get a nil result (what Apply gives it).
+func replayBatched(t *testing.T, f *fsm.FSM, entries []*raft.Log, rng *rand.Rand, max int) []string {
+	t.Helper()
+	bf := any(f).(raft.BatchingFSM)
+	var got []string
+	for i := 0; i < len(entries); {
+		n := min(len(entries)-i, 1+rng.IntN(max))
+		batch := make([]*raft.Log, n)
+		for k, l := range entries[i : i+n] {
+			c := *l
+			c.Data = bytes.Clone(l.Data)
+			batch[k] = &c
+		}
+		rs := bf.ApplyBatch(batch)
+		if len(rs) != n {
+			t.Fatalf("ApplyBatch of %d entries returned %d results", n, len(rs))
+		}
+		for k, r := range rs {
+			if batch[k].Type != raft.LogCommand && r != nil {
+				t.Fatalf("entry %d (%v): result %v, want nil", i+k, batch[k].Type, r)
+			}
+			got = append(got, outcome(r))
+		}
+		i += n
+	}
+	return got
+}
+
 func TestDeterminism(t *testing.T) {
 	for _, seed := range []uint64{1, 2, 20260101} {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
@@ -400,33 +430,7 @@ func TestApplyBatchMatchesApply(t *testing.T) {
 		one := newFSM()
 		want := replay(one, g.log)
 		batched := newFSM()
-		bf := any(batched).(raft.BatchingFSM)
-		rng := rand.New(rand.NewPCG(seed, 99))
-		var got []string
-		for i := 0; i < len(g.log); {
-			n := min(len(g.log)-i, 1+rng.IntN(64))
-			batch := make([]*raft.Log, n)
-			for k, l := range g.log[i : i+n] {
-				c := *l
-				c.Data = bytes.Clone(l.Data)
-				batch[k] = &c
-			}
-			rs := bf.ApplyBatch(batch)
-			if len(rs) != n {
-				t.Fatalf("ApplyBatch of %d entries returned %d results", n, len(rs))
-			}
-			for k, r := range rs {
-				if batch[k].Type != raft.LogCommand {
-					if r != nil {
-						t.Fatalf("entry %d (%v): result %v, want nil", i+k, batch[k].Type, r)
-					}
-					got = append(got, outcome(one.Apply(batch[k]))) // nil renders like Apply's
-					continue
-				}
-				got = append(got, outcome(r))
-			}
-			i += n
-		}
+		got := replayBatched(t, batched, g.log, rand.New(rand.NewPCG(seed, 99)), 64)
 		for i := range want {
 			if want[i] != got[i] {
 				t.Fatalf("seed %d entry %d: ApplyBatch result differs from Apply:\n Apply      %s\n ApplyBatch %s", seed, i, want[i], got[i])
