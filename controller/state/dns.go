@@ -412,8 +412,10 @@ func rrsetOctets(recs []*api.Record) int {
 
 // cnameLoop returns the chain r, a CNAME, would close into a loop of its
 // domain's CNAMEs (r's name first and last), or nil. The server chases a
-// chain inside a zone for at most maxChase links, so longer ones are not
-// followed here either.
+// chain inside a zone for at most 8 links (controller/dns maxChase), so
+// longer ones are not followed here either. The bound is Rules8's own, not
+// the server's constant: a change of how far the server chases must not
+// change what an old entry decides on replay.
 func (t *Txn) cnameLoop(r *api.Record) []string {
 	if r.Type != "CNAME" {
 		return nil
