@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/regentcloud/regent/agent/vpn"
 	"github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/hcldiag"
 )
 
 // Config is the agent's configuration. Every field is an attribute of the
@@ -119,48 +120,14 @@ func LoadFile(path string, cfg *Config) error {
 	// the file as given (/etc/regent/agent.hcl:5,1-8: ...).
 	file, diags := hclsyntax.ParseConfig(src, path, hcl.InitialPos)
 	if diags.HasErrors() {
-		return diagsError(diags)
+		return hcldiag.Error(diags, nil)
 	}
 	fileCfg := *cfg
 	if diags := gohcl.DecodeBody(file.Body, nil, &fileCfg); diags.HasErrors() {
-		return diagsError(nameAttributes(diags, file.Body))
+		return hcldiag.Error(diags, file.Body)
 	}
 	*cfg = fileCfg
 	return nil
-}
-
-// diagsError is every error of diags, one a line (hcl.Diagnostics'
-// Error shows the first alone, "and 1 other diagnostic(s)").
-func diagsError(diags hcl.Diagnostics) error {
-	var errs []error
-	for _, d := range diags {
-		if d.Severity == hcl.DiagError {
-			errs = append(errs, d)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// nameAttributes starts the summary of each diagnostic about an
-// attribute's value with the attribute's name ("log_json: Unsuitable value
-// type; ..."): HCL names only the line and columns of the value.
-func nameAttributes(diags hcl.Diagnostics, body hcl.Body) hcl.Diagnostics {
-	b, ok := body.(*hclsyntax.Body)
-	if !ok {
-		return diags
-	}
-	for _, d := range diags {
-		if d.Subject == nil {
-			continue
-		}
-		for name, a := range b.Attributes {
-			if a.SrcRange.Overlaps(*d.Subject) && !strings.Contains(d.Summary+d.Detail, `"`+name+`"`) {
-				d.Summary = name + ": " + d.Summary
-				break
-			}
-		}
-	}
-	return diags
 }
 
 // HasRole reports whether the agent has role r.

@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/hcl/v2"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/regentcloud/regent/agent/vm"
 	"github.com/regentcloud/regent/agent/vpn"
@@ -200,10 +199,6 @@ func TestLoadFileErrorsNameTheAttribute(t *testing.T) {
 		if err := LoadFile(path, &c); err == nil || !strings.HasPrefix(err.Error(), path+tc.want) {
 			t.Errorf("%q: %v, want %s", tc.src, err, tc.want)
 		}
-	}
-	two := hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "a"}, {Severity: hcl.DiagWarning, Summary: "w"}, {Severity: hcl.DiagError, Summary: "b"}}
-	if err := diagsError(two); err == nil || err.Error() != two[0].Error()+"\n"+two[2].Error() {
-		t.Errorf("two errors and a warning: %q", err)
 	}
 }
 

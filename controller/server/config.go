@@ -20,6 +20,7 @@ import (
 
 	"github.com/regentcloud/regent/controller/cluster"
 	wire "github.com/regentcloud/regent/pkg/api"
+	"github.com/regentcloud/regent/pkg/hcldiag"
 )
 
 // EnvClusterToken names the environment variable that holds the cluster
@@ -282,42 +283,17 @@ func LoadFile(path string, cfg *Config) error {
 			return err
 		}
 		f, _ := hclsyntax.ParseConfig(src, path, hcl.InitialPos)
-		body, _ := f.Body.(*hclsyntax.Body)
-		errs := make([]error, len(diags))
-		for i, d := range diags {
-			errs[i] = d
-			// "Unsuitable value type" names the value's place only:
-			// name its attribute too.
-			if name := attrAt(body, d.Subject); name != "" {
-				errs[i] = fmt.Errorf("%s: %s: %s; %s", d.Subject, name, d.Summary, d.Detail)
-			}
+		var body hcl.Body
+		if f != nil {
+			body = f.Body
 		}
-		return errors.Join(errs...)
+		return hcldiag.Error(diags, body)
 	}
 	if err := fileDurations(path, src, &fileCfg); err != nil {
 		return err
 	}
 	*cfg = fileCfg
 	return nil
-}
-
-// attrAt is the name of the attribute of body, or of a block in it, whose
-// value holds r; "" if none does.
-func attrAt(body *hclsyntax.Body, r *hcl.Range) string {
-	if body == nil || r == nil {
-		return ""
-	}
-	for name, a := range body.Attributes {
-		if a.Expr.Range().ContainsOffset(r.Start.Byte) {
-			return name
-		}
-	}
-	for _, b := range body.Blocks {
-		if name := attrAt(b.Body, r); name != "" {
-			return b.Type + "." + name
-		}
-	}
-	return ""
 }
 
 // fileDurations checks the duration attributes the file at path (src) sets
